@@ -1,0 +1,16 @@
+/**
+ * @ccat/core: the domain, the ops-db, the ports and the API contract of the CCAT Data Center.
+ * A barrel of namespaces, one per module (STYLE §1).
+ */
+
+// --- shared vocabulary ---
+export * as Checksum from "./Checksum.js"
+export * as RelativePath from "./RelativePath.js"
+
+// --- domain and ops-db ---
+
+// --- storage ports ---
+
+// --- transfer ports ---
+
+// --- API contract ---

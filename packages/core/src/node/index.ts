@@ -1,0 +1,8 @@
+/**
+ * @ccat/core/node: the Node.js platform layer of core: the embedded PostgreSQL runtime, the
+ * ops-db connection layer, and Node stream helpers. Nothing else in core imports Node modules.
+ */
+
+// --- database runtime ---
+
+// --- streams and files ---

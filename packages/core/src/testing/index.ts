@@ -1,0 +1,10 @@
+/**
+ * @ccat/core/testing: the test kit. Conformance suites that every storage driver and transfer
+ * adapter runs (ours and integrators'), and helpers for tests on a real PostgreSQL.
+ */
+
+// --- database ---
+
+// --- storage conformance ---
+
+// --- transfer conformance ---

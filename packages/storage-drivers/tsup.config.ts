@@ -1,0 +1,12 @@
+import { defineConfig } from "tsup"
+
+export default defineConfig({
+  entry: ["src/index.ts"],
+  format: ["esm", "cjs"],
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  target: "node20",
+  tsconfig: "tsconfig.build.json",
+  external: [/^@ccat\//, "vitest", "@effect/vitest"]
+})

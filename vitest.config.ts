@@ -1,0 +1,32 @@
+import { fileURLToPath } from "node:url"
+import { defineConfig } from "vitest/config"
+
+const src = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.url))
+
+/**
+ * One vitest run for the whole monorepo. Workspace packages resolve to their sources so tests
+ * never run against a stale build. A single PostgreSQL serves every test file (globalSetup);
+ * each suite gets a fresh database of its own from the test kit.
+ */
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^@ccat\/core\/testing$/, replacement: src("core/src/testing/index.ts") },
+      { find: /^@ccat\/core\/node$/, replacement: src("core/src/node/index.ts") },
+      { find: /^@ccat\/core$/, replacement: src("core/src/index.ts") },
+      { find: /^@ccat\/storage-drivers$/, replacement: src("storage-drivers/src/index.ts") },
+      { find: /^@ccat\/transfer-bbcp$/, replacement: src("transfer-bbcp/src/index.ts") },
+      { find: /^@ccat\/transfer-rsync$/, replacement: src("transfer-rsync/src/index.ts") },
+      { find: /^@ccat\/client$/, replacement: src("client/src/index.ts") },
+      { find: /^@ccat\/server$/, replacement: src("server/src/index.ts") }
+    ]
+  },
+  test: {
+    include: ["packages/*/test/**/*.test.ts", "examples/**/*.test.ts"],
+    globalSetup: ["packages/core/test/globalSetup.ts"],
+    pool: "forks",
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
+    reporters: ["default"]
+  }
+})
