@@ -6,3 +6,4 @@
 // --- database runtime ---
 
 // --- streams and files ---
+export * as Hashing from "./Hashing.js"
