@@ -4,6 +4,8 @@
  */
 
 // --- database runtime ---
+export * as EmbeddedDatabase from "./EmbeddedDatabase.js"
+export * as OpsDb from "./OpsDb.js"
 
 // --- streams and files ---
 export * as Hashing from "./Hashing.js"

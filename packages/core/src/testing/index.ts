@@ -4,6 +4,7 @@
  */
 
 // --- database ---
+export * as TestDatabase from "./TestDatabase.js"
 
 // --- storage conformance ---
 

@@ -1,0 +1,16 @@
+/**
+ * The ops-db schema, as `@effect/sql` migrations. They ship inside the bundle as a record
+ * (`Migrator.fromRecord`) because a built package carries no migrations folder (STYLE §1).
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as Effect from "effect/Effect"
+
+/** Every migration, keyed `NNNN_name`, applied in order. */
+export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {}
+
+/** The table in which applied migrations are recorded. */
+export const table = "ccat_migrations"
+
+/** Applies the migrations not yet applied, in one transaction each; returns what it applied. */
+export const run = Migrator.make({})({ loader: Migrator.fromRecord(migrations), table })

