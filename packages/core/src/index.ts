@@ -8,6 +8,7 @@ export * as Checksum from "./Checksum.js"
 export * as RelativePath from "./RelativePath.js"
 
 // --- domain and ops-db ---
+export * as Topology from "./Topology.js"
 export * as Migrations from "./Migrations.js"
 
 // --- storage ports ---

@@ -1,0 +1,278 @@
+/**
+ * The topology an operator configures: sites, their data locations, the routes between sites,
+ * and the policies of packaging, bundling and archiving. It is the typed form of the
+ * configuration file; the ops-db's Site, DataLocation and Route rows are synchronised from it.
+ */
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+const units: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  PB: 1e15,
+  KIB: 1024,
+  MIB: 1024 ** 2,
+  GIB: 1024 ** 3,
+  TIB: 1024 ** 4,
+  PIB: 1024 ** 5
+}
+
+/** Parses "50 GB", "1.5TiB" or "1024" into bytes; undefined when it is not a size. */
+export const parseBytes = (text: string): number | undefined => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text)
+  if (m === null) return undefined
+  const unit = units[(m[2] || "B").toUpperCase()]
+  if (unit === undefined) return undefined
+  const bytes = Math.round(Number(m[1]) * unit)
+  return Number.isSafeInteger(bytes) ? bytes : undefined
+}
+
+/** A size in bytes, written as a whole number or as "50 GB" / "2 TiB". */
+export const ByteSize = Schema.Union(
+  Schema.NonNegativeInt,
+  Schema.transformOrFail(Schema.String, Schema.NonNegativeInt, {
+    strict: true,
+    decode: (text, _, ast) => {
+      const bytes = parseBytes(text)
+      return bytes === undefined
+        ? ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" is not a size; write bytes or e.g. "50 GB", "2 TiB"`))
+        : ParseResult.succeed(bytes)
+    },
+    encode: (bytes) => ParseResult.succeed(String(bytes))
+  })
+).annotations({ identifier: "ByteSize" })
+
+/** A duration written as milliseconds or as "7 days", "30 minutes", "10 seconds". */
+export const DurationText = Schema.Union(
+  Schema.NonNegativeInt,
+  Schema.transformOrFail(Schema.String, Schema.NonNegativeInt, {
+    strict: true,
+    decode: (text, _, ast) => {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*(millis|seconds|minutes|hours|days|weeks)\s*$/.exec(text)
+      const d = m === null ? Option.none() : Duration.decodeUnknown(`${m[1]} ${m[2]}`)
+      return Option.isNone(d)
+        ? ParseResult.fail(
+          new ParseResult.Type(ast, text, `"${text}" is not a duration; write e.g. "30 seconds", "6 hours", "7 days"`)
+        )
+        : ParseResult.succeed(Math.round(Duration.toMillis(d.value)))
+    },
+    encode: (ms) => ParseResult.succeed(`${ms} millis`)
+  })
+).annotations({ identifier: "Duration", description: "milliseconds" })
+
+/** A lower-case name usable in paths, queue names and URLs. */
+export const Slug = Schema.String.pipe(
+  Schema.pattern(/^[a-z][a-z0-9-]{0,62}$/, {
+    message: () => "a name must start with a letter and hold only a-z, 0-9 and -, at most 63 characters"
+  })
+)
+
+/** What a location is for in the lifecycle (the seed's location types). */
+export const LocationType = Schema.Literal("SOURCE", "BUFFER", "LONG_TERM_ARCHIVE", "PROCESSING")
+/** What a location is for in the lifecycle. */
+export type LocationType = typeof LocationType.Type
+
+/** How a location stores bytes. */
+export const StorageTechnology = Schema.Literal("disk", "s3", "tape")
+/** How a location stores bytes. */
+export type StorageTechnology = typeof StorageTechnology.Type
+
+/** Which transfer adapter a route uses. */
+export const AdapterName = Schema.Literal("local", "rsync", "bbcp")
+/** Which transfer adapter a route uses. */
+export type AdapterName = typeof AdapterName.Type
+
+/** When copies at a location may be deleted, beyond invariant 1 (archived and verified). */
+export class RetentionConfig extends Schema.Class<RetentionConfig>("RetentionConfig")({
+  /** Keep a copy at least this long after its package was archived. */
+  minAgeSinceArchived: Schema.optionalWith(DurationText, { default: () => 0 }),
+  /** Above this fill level (percent of capacity) deletion may happen before the minimum age. */
+  usageThresholdPercent: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100)), { default: () => 80 }),
+  /** Never delete here at all (for archives). */
+  keepForever: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}) {}
+
+/** Read, write and delete availability, switched off for maintenance or by circuit breakers. */
+export class Availability extends Schema.Class<Availability>("Availability")({
+  read: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  write: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  delete: Schema.optionalWith(Schema.Boolean, { default: () => true })
+}) {}
+
+/** One storage system at a site. */
+export class LocationConfig extends Schema.Class<LocationConfig>("LocationConfig")({
+  name: Slug,
+  type: LocationType,
+  technology: StorageTechnology,
+  /** The driver's own options (a disk root, an S3 bucket and endpoint, a tape library folder). */
+  driver: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) }),
+  /** Lower is used first among locations of the same type at a site. */
+  priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),
+  availability: Schema.optionalWith(Availability, { default: () => new Availability({}) }),
+  capacityBytes: Schema.optional(ByteSize),
+  retention: Schema.optionalWith(RetentionConfig, { default: () => new RetentionConfig({}) })
+}) {}
+
+/** A physical place with data center infrastructure. */
+export class SiteConfig extends Schema.Class<SiteConfig>("SiteConfig")({
+  name: Slug,
+  shortName: Schema.String.pipe(Schema.pattern(/^[A-Z0-9]{1,8}$/, { message: () => "a short name is 1 to 8 of A-Z, 0-9" })),
+  role: Schema.optionalWith(Schema.Literal("main", "secondary"), { default: () => "secondary" as const }),
+  locations: Schema.Array(LocationConfig)
+}) {}
+
+/** How bundles move from one site's buffer to another's. */
+export class RouteConfig extends Schema.Class<RouteConfig>("RouteConfig")({
+  from: Slug,
+  to: Slug,
+  /** Sites to relay through, in order (Chile → Cologne → Cornell). */
+  via: Schema.optionalWith(Schema.Array(Slug), { default: () => [] }),
+  adapter: AdapterName,
+  /** The adapter's own options (ssh host and user, bbcp streams, ...). */
+  options: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) }),
+  priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),
+  maxConcurrentTransfers: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 64)), { default: () => 2 }),
+  /** Bytes per second for all transfers of the route together; unlimited when omitted. */
+  bandwidthLimit: Schema.optional(ByteSize)
+}) {}
+
+/** Sizes and waits of packaging, bundling and archiving. */
+export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
+  /** Largest RawDataPackage; a single larger file gets a package of its own. */
+  maxPackageBytes: Schema.optionalWith(ByteSize, { default: () => 50e9 }),
+  /** Size a DataTransferPackage is filled up to before it is sent. */
+  bundleTargetBytes: Schema.optionalWith(ByteSize, { default: () => 500e9 }),
+  /** A partial bundle is sent after its oldest package waited this long. */
+  bundleMaxWait: Schema.optionalWith(DurationText, { default: () => 6 * 3600_000 }),
+  /** Verified copies required at LONG_TERM_ARCHIVE locations before anything is deleted. */
+  archiveCopies: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
+  /** How long staged data stays at a PROCESSING location. */
+  stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 })
+}) {}
+
+/** The whole topology. */
+export class Topology extends Schema.Class<Topology>("Topology")({
+  sites: Schema.Array(SiteConfig),
+  routes: Schema.optionalWith(Schema.Array(RouteConfig), { default: () => [] }),
+  policy: Schema.optionalWith(PolicyConfig, { default: () => new PolicyConfig({}) })
+}) {}
+
+/**
+ * Rules that span several fields, which a schema of one field cannot see. Each problem names
+ * the field it is about, as `sites[1].locations[0].name`.
+ */
+export const problems = (t: Topology): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  const siteNames = new Map<string, number>()
+  const locationNames = new Map<string, string>()
+  t.sites.forEach((site, i) => {
+    if (siteNames.has(site.name)) out.push(`sites[${i}].name: "${site.name}" is already the name of sites[${siteNames.get(site.name)}]`)
+    siteNames.set(site.name, i)
+    site.locations.forEach((loc, j) => {
+      const at = `sites[${i}].locations[${j}]`
+      if (locationNames.has(loc.name)) out.push(`${at}.name: "${loc.name}" is already the name of ${locationNames.get(loc.name)}`)
+      locationNames.set(loc.name, at)
+      if (loc.technology === "s3" && typeof loc.driver.bucket !== "string") {
+        out.push(`${at}.driver.bucket: an s3 location needs a bucket`)
+      }
+      if ((loc.technology === "disk" || loc.technology === "tape") && typeof loc.driver.root !== "string") {
+        out.push(`${at}.driver.root: a ${loc.technology} location needs a root folder`)
+      }
+      if (loc.type === "SOURCE" && loc.technology === "tape") out.push(`${at}.technology: a SOURCE location cannot be on tape`)
+    })
+  })
+  t.routes.forEach((route, i) => {
+    for (const [field, name] of [["from", route.from], ["to", route.to]] as const) {
+      if (!siteNames.has(name)) out.push(`routes[${i}].${field}: no site is named "${name}"`)
+    }
+    route.via.forEach((name, k) => {
+      if (!siteNames.has(name)) out.push(`routes[${i}].via[${k}]: no site is named "${name}"`)
+    })
+    if (route.from === route.to) out.push(`routes[${i}].to: a route must lead to another site than "${route.from}"`)
+    const hops = [route.from, ...route.via, route.to]
+    for (const name of hops) {
+      const site = t.sites.find((s) => s.name === name)
+      if (site && !site.locations.some((l) => l.type === "BUFFER")) {
+        out.push(`routes[${i}]: site "${name}" has no BUFFER location, and transfers go buffer to buffer`)
+      }
+    }
+  })
+  const archives = t.sites.flatMap((s) => s.locations).filter((l) => l.type === "LONG_TERM_ARCHIVE").length
+  if (archives > 0 && t.policy.archiveCopies > archives) {
+    out.push(`policy.archiveCopies: ${t.policy.archiveCopies} copies are required but only ${archives} LONG_TERM_ARCHIVE locations exist`)
+  }
+  return out
+}
+
+/** Why a configuration is not a valid topology: every problem, each naming its field. */
+export class TopologyError extends Schema.TaggedError<TopologyError>()("TopologyError", {
+  problems: Schema.Array(Schema.String)
+}) {
+  override get message(): string {
+    return `invalid configuration:\n${this.problems.map((p) => `  - ${p}`).join("\n")}`
+  }
+}
+
+const formatIssues = (error: ParseResult.ParseError): ReadonlyArray<string> =>
+  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => {
+    const path = issue.path
+      .map((k, i) => (typeof k === "number" ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`))
+      .join("")
+    return `${path || "(top level)"}: ${issue.message}`
+  })
+
+/** Decodes and checks a topology from parsed YAML or JSON. */
+export const decode = (input: unknown): Either.Either<Topology, TopologyError> => {
+  const result = Schema.decodeUnknownEither(Topology, { errors: "all", onExcessProperty: "error" })(input)
+  if (Either.isLeft(result)) return Either.left(new TopologyError({ problems: formatIssues(result.left) }))
+  const found = problems(result.right)
+  return found.length > 0 ? Either.left(new TopologyError({ problems: found })) : Either.right(result.right)
+}
+
+/**
+ * The embedded default: site `chile` (SOURCE, BUFFER) and site `cologne` (BUFFER,
+ * LONG_TERM_ARCHIVE, PROCESSING) on local folders under one data directory, joined by a local
+ * route, so the whole lifecycle runs on one machine with no configuration.
+ */
+export const demo = (dataDir: string): Topology => {
+  const folder = (name: string) => `${dataDir.replace(/\/+$/, "")}/locations/${name}`
+  const decoded = decode({
+    sites: [
+      {
+        name: "chile",
+        shortName: "CL",
+        role: "secondary",
+        locations: [
+          { name: "chile-source", type: "SOURCE", technology: "disk", driver: { root: folder("chile-source") } },
+          { name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: folder("chile-buffer") } }
+        ]
+      },
+      {
+        name: "cologne",
+        shortName: "COL",
+        role: "main",
+        locations: [
+          { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: folder("cologne-buffer") } },
+          {
+            name: "cologne-archive",
+            type: "LONG_TERM_ARCHIVE",
+            technology: "disk",
+            driver: { root: folder("cologne-archive") },
+            retention: { keepForever: true }
+          },
+          { name: "cologne-processing", type: "PROCESSING", technology: "disk", driver: { root: folder("cologne-processing") } }
+        ]
+      }
+    ],
+    routes: [{ from: "chile", to: "cologne", adapter: "local" }],
+    policy: { maxPackageBytes: "1 GB", bundleTargetBytes: "2 GB", bundleMaxWait: "30 seconds", stagingLifetime: "1 days" }
+  })
+  if (Either.isLeft(decoded)) throw new Error(`the demo topology is invalid: ${decoded.left.message}`)
+  return decoded.right
+}

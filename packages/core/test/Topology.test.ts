@@ -1,0 +1,100 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Either from "effect/Either"
+import { Topology } from "@ccat/core"
+
+const problemsOf = (input: unknown): ReadonlyArray<string> => {
+  const result = Topology.decode(input)
+  assert.isTrue(Either.isLeft(result), "the configuration should have been rejected")
+  return Either.isLeft(result) ? result.left.problems : []
+}
+
+const site = (name: string, shortName: string, locations: Array<unknown>) => ({ name, shortName, locations })
+const disk = (name: string, type: string) => ({ name, type, technology: "disk", driver: { root: `/data/${name}` } })
+
+describe("Topology", () => {
+  it("the demo topology has chile (SOURCE, BUFFER) and cologne (BUFFER, LONG_TERM_ARCHIVE, PROCESSING)", () => {
+    const t = Topology.demo("/var/lib/ccat")
+    const types = (name: string) => t.sites.find((s) => s.name === name)!.locations.map((l) => l.type)
+    assert.deepStrictEqual(types("chile"), ["SOURCE", "BUFFER"])
+    assert.deepStrictEqual(types("cologne"), ["BUFFER", "LONG_TERM_ARCHIVE", "PROCESSING"])
+    assert.strictEqual(t.sites[0].locations[0].driver.root, "/var/lib/ccat/locations/chile-source")
+    assert.strictEqual(t.routes[0].adapter, "local")
+    assert.strictEqual(t.policy.maxPackageBytes, 1e9)
+    assert.strictEqual(t.policy.bundleMaxWait, 30_000)
+  })
+
+  it("applies defaults: priority 0, all availability on, 50 GB packages", () => {
+    const result = Topology.decode({ sites: [site("chile", "CL", [disk("chile-buffer", "BUFFER")])] })
+    assert.isTrue(Either.isRight(result))
+    if (Either.isRight(result)) {
+      const loc = result.right.sites[0].locations[0]
+      assert.strictEqual(loc.priority, 0)
+      assert.isTrue(loc.availability.read && loc.availability.write && loc.availability.delete)
+      assert.strictEqual(result.right.policy.maxPackageBytes, 50e9)
+    }
+  })
+
+  it("parses sizes and durations written for people", () => {
+    assert.strictEqual(Topology.parseBytes("50 GB"), 50e9)
+    assert.strictEqual(Topology.parseBytes("2TiB"), 2 * 1024 ** 4)
+    assert.strictEqual(Topology.parseBytes("12"), 12)
+    assert.isUndefined(Topology.parseBytes("lots"))
+    assert.isUndefined(Topology.parseBytes("-5 GB"))
+  })
+
+  it("rejects an unknown location type, naming the field", () => {
+    const problems = problemsOf({ sites: [site("chile", "CL", [disk("chile-buffer", "BUFER")])] })
+    assert.isTrue(problems.some((p) => p.startsWith("sites[0].locations[0].type:")), problems.join("\n"))
+  })
+
+  it("rejects a missing field, a bad size and an unknown field, all at once", () => {
+    const problems = problemsOf({
+      sites: [
+        { name: "chile", locations: [{ ...disk("chile-buffer", "BUFFER"), capacityBytes: "lots" }] }
+      ],
+      colour: "blue"
+    })
+    assert.isTrue(problems.some((p) => p.startsWith("sites[0].shortName:")), problems.join("\n"))
+    assert.isTrue(problems.some((p) => p.startsWith("sites[0].locations[0].capacityBytes:") && p.includes("not a size")), problems.join("\n"))
+    assert.isTrue(problems.some((p) => p.startsWith("colour:")), problems.join("\n"))
+  })
+
+  it("rejects duplicate names, unknown route sites, and routes to a site without a buffer", () => {
+    const problems = problemsOf({
+      sites: [
+        site("chile", "CL", [disk("buf", "BUFFER"), disk("buf", "SOURCE")]),
+        site("chile", "CL2", [disk("arch", "LONG_TERM_ARCHIVE")])
+      ],
+      routes: [
+        { from: "chile", to: "cornell", adapter: "rsync" },
+        { from: "chile", to: "chile", adapter: "local" }
+      ]
+    })
+    const expect = [
+      'sites[0].locations[1].name: "buf" is already the name of sites[0].locations[0]',
+      'sites[1].name: "chile" is already the name of sites[0]',
+      'routes[0].to: no site is named "cornell"',
+      'routes[1].to: a route must lead to another site than "chile"'
+    ]
+    for (const e of expect) assert.include(problems, e)
+  })
+
+  it("rejects driver options a technology needs, and impossible archive copy counts", () => {
+    const problems = problemsOf({
+      sites: [site("cologne", "COL", [{ name: "archive", type: "LONG_TERM_ARCHIVE", technology: "s3" }])],
+      policy: { archiveCopies: 2 }
+    })
+    assert.include(problems, "sites[0].locations[0].driver.bucket: an s3 location needs a bucket")
+    assert.include(problems, "policy.archiveCopies: 2 copies are required but only 1 LONG_TERM_ARCHIVE locations exist")
+  })
+
+  it("rejects unsafe names and a bad adapter", () => {
+    const problems = problemsOf({
+      sites: [site("../etc", "CL", [disk("Buffer One", "BUFFER")])],
+      routes: [{ from: "chile", to: "cologne", adapter: "ftp" }]
+    })
+    assert.isTrue(problems.some((p) => p.startsWith("sites[0].name:")), problems.join("\n"))
+    assert.isTrue(problems.some((p) => p.startsWith("sites[0].locations[0].name:")), problems.join("\n"))
+    assert.isTrue(problems.some((p) => p.startsWith("routes[0].adapter:")), problems.join("\n"))
+  })
+})
