@@ -14,5 +14,8 @@ export * as Migrations from "./Migrations.js"
 // --- storage ports ---
 
 // --- transfer ports ---
+export * as TransferAdapter from "./TransferAdapter.js"
+export * as TransferEndpoint from "./TransferEndpoint.js"
+export * as TransferError from "./TransferError.js"
 
 // --- API contract ---

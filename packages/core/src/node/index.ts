@@ -8,4 +8,7 @@ export * as EmbeddedDatabase from "./EmbeddedDatabase.js"
 export * as OpsDb from "./OpsDb.js"
 
 // --- streams and files ---
+export * as LocalTransfer from "./LocalTransfer.js"
+export * as TransferHost from "./TransferHost.js"
+export * as TransferProcess from "./TransferProcess.js"
 export * as Hashing from "./Hashing.js"

@@ -9,3 +9,4 @@ export * as TestDatabase from "./TestDatabase.js"
 // --- storage conformance ---
 
 // --- transfer conformance ---
+export * as TransferAdapterSuite from "./TransferAdapterSuite.js"
