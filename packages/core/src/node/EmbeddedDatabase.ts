@@ -182,6 +182,8 @@ const startServer = async (options: Options): Promise<{ db: EmbeddedDatabase; ch
       cause
     })
   }
+  // Parents get the usual mode so that the postgres user can traverse them; the cluster 0700.
+  await fs.mkdir(path.dirname(dataDir), { recursive: true })
   await fs.mkdir(dataDir, { recursive: true, mode: 0o700 })
   if (osUser) {
     await fs.chown(dataDir, osUser.uid, osUser.gid)

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+/**
+ * `ccat`: the reference server's command line. `ccat serve` runs the API (and, with no
+ * configuration, the embedded default); `ccat migrate` applies migrations; `ccat config check`
+ * validates a configuration file without starting anything.
+ */
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Main from "./Main.js"
+import { load, type LoadOptions } from "./ServerConfig.js"
+import { version } from "./Version.js"
+
+const configOption = Options.file("config").pipe(
+  Options.withAlias("c"),
+  Options.withDescription("YAML or JSON configuration file (default: $CCAT_CONFIG, else the embedded demo topology)"),
+  Options.optional
+)
+const portOption = Options.integer("port").pipe(
+  Options.withAlias("p"),
+  Options.withDescription("port to listen on (default: $CCAT_PORT, the file's server.port, else 8080)"),
+  Options.optional
+)
+const dataDirOption = Options.directory("data-dir").pipe(
+  Options.withDescription("folder of local state (default: $CCAT_DATA_DIR, the file's dataDir, else ./.ccat)"),
+  Options.optional
+)
+const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
+
+const loadOptions = (o: { config: Option.Option<string>; port?: Option.Option<number>; dataDir: Option.Option<string> }): LoadOptions => ({
+  configFile: Option.getOrUndefined(o.config),
+  port: o.port === undefined ? undefined : Option.getOrUndefined(o.port),
+  dataDir: Option.getOrUndefined(o.dataDir)
+})
+
+const serve = Command.make("serve", { config: configOption, port: portOption, dataDir: dataDirOption }, (o) =>
+  Main.serve(loadOptions(o))
+).pipe(Command.withDescription("run the reference server until Ctrl-C or SIGTERM"))
+
+const migrate = Command.make("migrate", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
+  Effect.gen(function* () {
+    const applied = yield* Main.migrate(loadOptions(o))
+    if (o.json) return yield* Console.log(JSON.stringify({ applied: applied.map(([id, name]) => ({ id, name })) }))
+    yield* Console.log(applied.length === 0 ? "the ops-db is up to date" : applied.map(([id, name]) => `applied ${id}_${name}`).join("\n"))
+  })
+).pipe(Command.withDescription("apply pending ops-db migrations"))
+
+const check = Command.make("check", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
+  Effect.gen(function* () {
+    const config = yield* load(loadOptions(o))
+    const t = config.topology
+    if (o.json) return yield* Console.log(JSON.stringify({ valid: true, sites: t.sites.length, routes: t.routes.length }))
+    yield* Console.log(`${config.configFile ?? "embedded default"}: valid`)
+    for (const s of t.sites) {
+      yield* Console.log(`  site ${s.name} (${s.shortName}, ${s.role}): ${s.locations.map((l) => `${l.name} ${l.type}/${l.technology}`).join(", ")}`)
+    }
+    for (const r of t.routes) yield* Console.log(`  route ${[r.from, ...r.via, r.to].join(" -> ")} by ${r.adapter}`)
+  })
+).pipe(Command.withDescription("validate a configuration without starting anything"))
+
+const config = Command.make("config").pipe(
+  Command.withDescription("configuration commands"),
+  Command.withSubcommands([check])
+)
+
+const ccat = Command.make("ccat").pipe(
+  Command.withDescription("the CCAT Data Center reference server"),
+  Command.withSubcommands([serve, migrate, config])
+)
+
+const cli = Command.run(ccat, { name: "ccat", version })
+
+/** Errors end the process with a message and exit code 1, never a stack trace for bad input. */
+const fail = (message: string) =>
+  Effect.zipRight(Console.error(`ccat: ${message}`), Effect.sync(() => (process.exitCode = 1)))
+
+cli(process.argv).pipe(
+  Effect.catchTags({
+    ConfigLoadError: (e) => fail(e.message),
+    EmbeddedDatabaseError: (e) => fail(e.message),
+    SqlError: (e) => fail(`database: ${e.message}`),
+    MigrationError: (e) => fail(`migration: ${e.message}`),
+    ServeError: (e) => fail(`cannot listen: ${String(e.cause)}`)
+  }),
+  // @effect/cli has printed the usage problem already; exit 2 as command-line tools do.
+  Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => (process.exitCode = 2))),
+  Effect.provide(NodeContext.layer),
+  NodeRuntime.runMain
+)
+

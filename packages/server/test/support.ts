@@ -1,0 +1,80 @@
+/**
+ * Runs the real `ccat` command line in a child process, as an operator would, for tests of
+ * start, health and shutdown. Sources run through tsx so no build is needed.
+ */
+import { spawn, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+/** The repository's root folder. */
+export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url))
+
+/** A running `ccat` process and what it printed so far. */
+export interface Ccat {
+  readonly child: ChildProcess
+  readonly output: () => string
+  readonly exited: Promise<number | null>
+}
+
+/** Starts `ccat ARGS` from the repository root with extra environment variables. */
+export const ccat = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Ccat => {
+  const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/cli.ts", ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, DATABASE_URL: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let out = ""
+  child.stdout!.on("data", (c) => (out += c))
+  child.stderr!.on("data", (c) => (out += c))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  return { child, output: () => out, exited }
+}
+
+/** A free TCP port on loopback. */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once("error", reject)
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address()
+      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))))
+    })
+  })
+
+/** A temporary folder the postgres OS user can traverse (mode 0755); removed by the caller. */
+export const tempDir = async (prefix: string): Promise<string> => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix))
+  await fs.chmod(dir, 0o755)
+  return dir
+}
+
+/** Polls a URL until it answers 2xx or the deadline passes. */
+export const waitFor = async (url: string, ms: number, process?: Ccat): Promise<Response> => {
+  const deadline = Date.now() + ms
+  let last: unknown
+  while (Date.now() < deadline) {
+    if (process && process.child.exitCode !== null) throw new Error(`ccat exited early:\n${process.output()}`)
+    try {
+      const r = await fetch(url)
+      if (r.ok) return r
+      last = r.status
+    } catch (e) {
+      last = e
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`${url} did not answer within ${ms} ms (last: ${String(last)})${process ? `\n${process.output()}` : ""}`)
+}
+
+/** Whether a process id is alive. */
+export const alive = (pid: number): boolean => {
+  try {
+    globalThis.process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
