@@ -19,3 +19,5 @@ export * as TransferEndpoint from "./TransferEndpoint.js"
 export * as TransferError from "./TransferError.js"
 
 // --- API contract ---
+export * as Api from "./Api.js"
+export * as SystemApi from "./SystemApi.js"
