@@ -7,6 +7,7 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: "node20",
+  shims: true,
   tsconfig: "tsconfig.build.json",
   external: [/^@ccat\//, "vitest", "@effect/vitest"]
 })

@@ -219,13 +219,24 @@ export class TopologyError extends Schema.TaggedError<TopologyError>()("Topology
   }
 }
 
-const formatIssues = (error: ParseResult.ParseError): ReadonlyArray<string> =>
-  ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => {
+const formatIssues = (error: ParseResult.ParseError): ReadonlyArray<string> => {
+  // A union reports one issue per member ("Expected A", "Expected B", ...) at the same path;
+  // they are merged into one line naming every allowed value.
+  const byPath = new Map<string, Array<string>>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
     const path = issue.path
       .map((k, i) => (typeof k === "number" ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`))
-      .join("")
-    return `${path || "(top level)"}: ${issue.message}`
+      .join("") || "(top level)"
+    byPath.set(path, [...(byPath.get(path) ?? []), issue.message])
+  }
+  return [...byPath].map(([path, messages]) => {
+    const expected = messages.map((m) => /^Expected (.+), actual (.+)$/s.exec(m))
+    if (messages.length > 1 && expected.every((m) => m !== null)) {
+      return `${path}: expected ${expected.map((m) => m![1]).join(" | ")}, got ${expected[0]![2]}`
+    }
+    return `${path}: ${[...new Set(messages)].join("; ")}`
   })
+}
 
 /** Decodes and checks a topology from parsed YAML or JSON. */
 export const decode = (input: unknown): Either.Either<Topology, TopologyError> => {

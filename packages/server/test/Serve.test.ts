@@ -111,7 +111,7 @@ describe("ccat with a bad configuration", () => {
     const out = run.output()
     expect(out).toContain(`the configuration in ${file} is not valid`)
     expect(out).toContain("server.port: must be a port from 0 to 65535")
-    expect(out).toContain("sites[0].locations[0].type:")
+    expect(out).toContain('sites[0].locations[0].type: expected "SOURCE" | "BUFFER" | "LONG_TERM_ARCHIVE" | "PROCESSING", got "BUFER"')
     expect(out).not.toContain("    at ")
     await expect(fs.stat(path.join(dir, "data"))).rejects.toThrow()
   })

@@ -1,0 +1,5 @@
+/**
+ * @ccat/client: file observations, find data and have it staged, from Effect programs or
+ * plain JavaScript. Everything is derived from the API contract in @ccat/core.
+ */
+export * as CcatClient from "./CcatClient.js"
