@@ -1,0 +1,193 @@
+/**
+ * The distributed job engine: pg-boss, living in the ops-db's own PostgreSQL (DESIGN §5). Jobs
+ * are sent on the connection of the current SQL transaction, so a state change and the job it
+ * enables commit together, or neither does. Queues are per site (`chile.package`,
+ * `cologne.archive`): a worker takes only its own site's queues.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import PgBoss from "pg-boss"
+
+/** A failure of the job engine itself (not of a job's work). */
+export class JobQueueError extends Data.TaggedError("JobQueueError")<{
+  readonly operation: string
+  readonly queue?: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const c = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `job engine: ${this.operation}${this.queue ? ` on ${this.queue}` : ""} failed: ${c}`
+  }
+}
+
+/** A job as a worker receives it. */
+export interface Job<A> {
+  readonly id: string
+  readonly queue: string
+  readonly data: A
+}
+
+/** Options of a job when it is sent. */
+export interface SendOptions {
+  /** With a `stately` queue, at most one queued job per key: work found twice is queued once. */
+  readonly singletonKey?: string
+  /** Do not start before this many seconds have passed. */
+  readonly startAfterSeconds?: number
+  readonly priority?: number
+  readonly retryLimit?: number
+  readonly retryDelaySeconds?: number
+  readonly retryBackoff?: boolean
+  /** A job running longer than this is considered stuck and retried. */
+  readonly expireInSeconds?: number
+}
+
+/** Options of a queue, set when it is created. */
+export interface QueueOptions {
+  readonly retryLimit?: number
+  readonly retryDelaySeconds?: number
+  readonly retryBackoff?: boolean
+  readonly expireInSeconds?: number
+  /** Queue receiving jobs that used up their retries. */
+  readonly deadLetter?: string
+  /**
+   * pg-boss's queue policy. `stately` allows one queued and one active job per singleton key,
+   * which is what planners that re-derive work need: the same work is never queued twice.
+   */
+  readonly policy?: "standard" | "short" | "singleton" | "stately"
+}
+
+/** Options of a worker. */
+export interface WorkOptions {
+  /** How often an idle worker polls, in seconds (pg-boss minimum is 0.5). */
+  readonly pollingIntervalSeconds?: number
+  /** How many jobs one worker runs at the same time. */
+  readonly concurrency?: number
+}
+
+/** The job engine's operations. */
+export interface JobQueueService {
+  /** Makes a queue if it does not exist yet. */
+  readonly ensureQueue: (queue: string, options?: QueueOptions) => Effect.Effect<void, JobQueueError>
+  /**
+   * Sends a job on the current SQL transaction's connection when there is one: it becomes
+   * visible when the transaction commits and vanishes if it rolls back.
+   */
+  readonly send: (
+    queue: string,
+    data: object,
+    options?: SendOptions
+  ) => Effect.Effect<string | null, JobQueueError, SqlClient.SqlClient>
+  /**
+   * Runs `handler` for jobs of `queue` until the scope closes. A handler that fails fails the
+   * job, which pg-boss retries by the queue's policy.
+   */
+  readonly work: <A, E, R>(
+    queue: string,
+    handler: (job: Job<A>) => Effect.Effect<void, E, R>,
+    options?: WorkOptions
+  ) => Effect.Effect<void, JobQueueError, Scope.Scope | R>
+  /** Jobs waiting or running per state in a queue, for metrics and status. */
+  readonly queueSize: (queue: string) => Effect.Effect<number, JobQueueError>
+}
+
+/** Tag of the job engine. */
+export class JobQueue extends Context.Tag("@ccat/server/JobQueue")<JobQueue, JobQueueService>() {}
+
+/** The database schema pg-boss keeps its tables in, beside the ops-db's. */
+export const schema = "pgboss"
+
+/** pg-boss's `db` adapter: its SQL runs through our client, on whatever connection the runtime holds. */
+const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
+  const sql = Runtime.runSync(runtime)(SqlClient.SqlClient)
+  return {
+    executeSql: (text: string, values: Array<unknown>) =>
+      Runtime.runPromise(runtime)(
+        // pg-boss reads its own column names: no camelCase transform on its rows.
+        Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> }))
+      )
+  }
+}
+
+const attempt = <A>(operation: string, queue: string | undefined, f: () => Promise<A>) =>
+  Effect.tryPromise({ try: f, catch: (cause) => new JobQueueError({ operation, ...(queue ? { queue } : {}), cause }) })
+
+/** Starts pg-boss on the ops-db's SQL client and stops it (gracefully) when the layer is released. */
+export const layer: Layer.Layer<JobQueue, JobQueueError, SqlClient.SqlClient> = Layer.scoped(
+  JobQueue,
+  Effect.gen(function* () {
+    const runtime = yield* Effect.runtime<SqlClient.SqlClient>()
+    const boss = new PgBoss({ db: dbOf(runtime), schema, supervise: true, schedule: false })
+    boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
+    yield* Effect.acquireRelease(attempt("start", undefined, () => boss.start()), () =>
+      Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(Effect.ignore)
+    )
+    const created = new Set<string>()
+    const ensureQueue = (queue: string, options: QueueOptions = {}) =>
+      created.has(queue)
+        ? Effect.void
+        : attempt("createQueue", queue, async () => {
+          if ((await boss.getQueue(queue)) === null) {
+            await boss.createQueue(queue, {
+              name: queue,
+              ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
+              ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
+              ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
+              ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {}),
+              ...(options.deadLetter !== undefined ? { deadLetter: options.deadLetter } : {}),
+              ...(options.policy !== undefined ? { policy: options.policy } : {})
+            }).catch(async (e) => {
+              // Another process made it between our look and our create.
+              if ((await boss.getQueue(queue)) === null) throw e
+            })
+          }
+          created.add(queue)
+        })
+    const send: JobQueueService["send"] = (queue, data, options = {}) =>
+      Effect.gen(function* () {
+        const here = yield* Effect.runtime<SqlClient.SqlClient>()
+        return yield* attempt("send", queue, () =>
+          boss.send(queue, data, {
+            db: dbOf(here),
+            ...(options.singletonKey !== undefined ? { singletonKey: options.singletonKey } : {}),
+            ...(options.startAfterSeconds !== undefined ? { startAfter: options.startAfterSeconds } : {}),
+            ...(options.priority !== undefined ? { priority: options.priority } : {}),
+            ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
+            ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
+            ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
+            ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {})
+          })
+        )
+      }).pipe(Effect.withSpan("JobQueue.send", { attributes: { queue } }))
+    const work: JobQueueService["work"] = (queue, handler, options = {}) =>
+      Effect.gen(function* () {
+        const rt = yield* Effect.runtime<any>()
+        const run = (job: PgBoss.Job<any>) =>
+          handler({ id: job.id, queue, data: job.data }).pipe(
+            Effect.withSpan("JobQueue.job", { attributes: { queue, jobId: job.id } }),
+            Effect.tapErrorCause((cause) =>
+              Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning(`job ${job.id} on ${queue} failed`, cause)
+            )
+          )
+        const ids: Array<string> = []
+        for (let i = 0; i < Math.max(1, options.concurrency ?? 1); i++) {
+          const id = yield* attempt("work", queue, () =>
+            boss.work(queue, { batchSize: 1, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2 }, async ([job]) => {
+              await Runtime.runPromise(rt)(run(job!))
+            })
+          )
+          ids.push(id)
+        }
+        yield* Effect.addFinalizer(() =>
+          Effect.forEach(ids, (id) => Effect.promise(() => boss.offWork({ id })).pipe(Effect.ignore), { discard: true })
+        )
+      })
+    const queueSize = (queue: string) => attempt("getQueueSize", queue, () => boss.getQueueSize(queue))
+    return { ensureQueue, send, work, queueSize } satisfies JobQueueService
+  })
+)
