@@ -5,9 +5,12 @@
 import * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Effect from "effect/Effect"
+import init from "./internal/migrations/0001_init.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
-export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {}
+export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
+  "0001_init": init
+}
 
 /** The table in which applied migrations are recorded. */
 export const table = "ccat_migrations"

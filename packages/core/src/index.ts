@@ -10,6 +10,19 @@ export * as RelativePath from "./RelativePath.js"
 // --- domain and ops-db ---
 export * as Topology from "./Topology.js"
 export * as Migrations from "./Migrations.js"
+export * as Ids from "./Ids.js"
+export * as Fields from "./Fields.js"
+export * as Status from "./Status.js"
+export * as Observational from "./Observational.js"
+export * as RawData from "./RawData.js"
+export * as Storage from "./Storage.js"
+export * as Staging from "./Staging.js"
+export * as Accounts from "./Accounts.js"
+export * as EventLog from "./EventLog.js"
+export * as StateMachine from "./StateMachine.js"
+export * as ConstraintError from "./ConstraintError.js"
+export * as Repositories from "./Repositories.js"
+export * as Transitions from "./Transitions.js"
 
 // --- storage ports ---
 

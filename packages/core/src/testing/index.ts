@@ -5,6 +5,7 @@
 
 // --- database ---
 export * as TestDatabase from "./TestDatabase.js"
+export * as Fixtures from "./Fixtures.js"
 
 // --- storage conformance ---
 
