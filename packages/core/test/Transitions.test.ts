@@ -1,0 +1,235 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type { EntityKind } from "../src/EventLog.js"
+import * as Repositories from "../src/Repositories.js"
+import * as StateMachine from "../src/StateMachine.js"
+import * as Transitions from "../src/Transitions.js"
+import * as Fixtures from "../src/testing/Fixtures.js"
+import * as TestDatabase from "../src/testing/TestDatabase.js"
+
+/** One fresh row of every stateful entity, in its initial state. */
+const rows = Effect.gen(function* () {
+  const w = yield* Fixtures.world
+  const eou = yield* Fixtures.executedObsUnit(w)
+  const file = yield* Fixtures.rawDataFile(w, eou)
+  const pkg = yield* Fixtures.rawDataPackage(w, eou)
+  const bundle = yield* Fixtures.dataTransferPackage([pkg])
+  const attempt = yield* Fixtures.dataTransfer(w, bundle)
+  const copy = yield* Fixtures.physicalCopy(w.chileBuffer, pkg)
+  const staging = yield* Repositories.stagingRequests.insert({
+    accountId: w.scientist.id,
+    dataLocationId: w.processing.id,
+    expiresAt: null
+  })
+  const ids: { readonly [K in EntityKind]: Transitions.IdOf[K] } = {
+    RawDataFile: file.id,
+    RawDataPackage: pkg.id,
+    DataTransferPackage: bundle.id,
+    DataTransfer: attempt.id,
+    PhysicalCopy: copy.id,
+    StagingRequest: staging.id
+  }
+  return { ids, pkg }
+})
+
+/** A wall-clock pause: the row lock is held in real time, whatever the test clock says. */
+const pause = (ms: number) => Effect.promise(() => new Promise<void>((resolve) => setTimeout(resolve, ms)))
+
+const kinds = Object.keys(StateMachine.machines) as Array<EntityKind>
+
+describe("Transitions", () => {
+  it.layer(TestDatabase.layer)((it) => {
+    it.effect("every legal transition of every machine moves the row and writes exactly one event", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const { ids, pkg } = yield* rows
+        let walked = 0
+        for (const entity of kinds) {
+          const table = Transitions.tableOf(entity)
+          const column = entity === "RawDataFile" ? "state" : "status"
+          const id = ids[entity]
+          for (const [from, to] of StateMachine.transitions(entity)) {
+            // place the row in `from` directly (with what that state requires), then move it
+            yield* sql`update ${sql(table)} set ${sql(column)} = ${from} ${
+              entity === "RawDataFile" ? sql`, raw_data_package_id = ${pkg.id}` : sql.literal("")
+            } ${
+              entity === "RawDataPackage" || entity === "DataTransferPackage"
+                ? sql`, size_bytes = 1, checksum = ${Fixtures.checksum()}`
+                : sql.literal("")
+            } where id = ${id}`
+            const before = (yield* Repositories.eventLog.listBy("entityId", id)).length
+            const moved = yield* Transitions.transition({
+              entity,
+              id,
+              from,
+              to,
+              actor: "test",
+              details: { step: walked }
+            } as Transitions.TransitionInput<typeof entity>)
+            assert.strictEqual((moved as unknown as Record<string, unknown>)[column], to, `${entity} ${from} → ${to}`)
+            const events = yield* Repositories.eventLog.listBy("entityId", id)
+            assert.strictEqual(events.length, before + 1, `one event for ${entity} ${from} → ${to}`)
+            const last = events[events.length - 1]
+            assert.deepStrictEqual(
+              [last.entityKind, last.fromState, last.toState, last.actor, last.details],
+              [entity, from, to, "test", { step: walked }]
+            )
+            walked++
+          }
+        }
+        assert.isAtLeast(walked, 40)
+      })
+    )
+
+    it.effect("every illegal transition is refused, leaves the row alone and writes no event", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const { ids, pkg } = yield* rows
+        let refused = 0
+        for (const entity of kinds) {
+          const table = Transitions.tableOf(entity)
+          const column = entity === "RawDataFile" ? "state" : "status"
+          const id = ids[entity]
+          const states = StateMachine.states(entity)
+          for (const from of states) {
+            yield* sql`update ${sql(table)} set ${sql(column)} = ${from} ${
+              entity === "RawDataFile" ? sql`, raw_data_package_id = ${pkg.id}` : sql.literal("")
+            } ${
+              entity === "RawDataPackage" || entity === "DataTransferPackage"
+                ? sql`, size_bytes = 1, checksum = ${Fixtures.checksum()}`
+                : sql.literal("")
+            } where id = ${id}`
+            for (const to of [...states, "no_such_state"]) {
+              if (StateMachine.canTransition(entity, from, to)) continue
+              const error = yield* Effect.flip(
+                Transitions.transition({ entity, id, from, to } as Transitions.TransitionInput<typeof entity>)
+              )
+              assert.strictEqual(error._tag, "TransitionError")
+              assert.strictEqual((error as Transitions.TransitionError).reason, "IllegalTransition")
+              assert.include(error.message, `cannot move from ${from} to ${to}`)
+              refused++
+            }
+            const [row] = yield* sql<{ state: string }>`select ${sql(column)}::text as state from ${sql(table)} where id = ${id}`
+            assert.strictEqual(row.state, from)
+          }
+          assert.lengthOf(yield* Repositories.eventLog.listBy("entityId", id), 0, `${entity}: no event for refusals`)
+        }
+        assert.isAtLeast(refused, 100)
+      })
+    )
+
+    it.effect("a row that moved on is a StateConflict, a missing row NotFound; neither writes an event", () =>
+      Effect.gen(function* () {
+        const { ids } = yield* rows
+        const id = ids.RawDataPackage
+        yield* Transitions.transition({ entity: "RawDataPackage", id, from: "pending", to: "scheduled" })
+        const conflict = yield* Effect.flip(
+          Transitions.transition({ entity: "RawDataPackage", id, from: "pending", to: "failed" })
+        )
+        assert.strictEqual(conflict._tag, "TransitionError")
+        if (conflict._tag !== "TransitionError") return
+        assert.strictEqual(conflict.reason, "StateConflict")
+        assert.strictEqual(conflict.actual, "scheduled")
+        assert.match(conflict.message, /is scheduled, not pending/)
+
+        const missing = yield* Effect.flip(
+          Transitions.transition({ entity: "StagingRequest", id: Fixtures.uuid(), from: "pending", to: "scheduled" })
+        )
+        assert.strictEqual(missing._tag === "TransitionError" && missing.reason, "NotFound")
+        assert.lengthOf(yield* Repositories.eventLog.listBy("entityId", id), 1)
+      })
+    )
+
+    it.effect("a transition sets the outcome columns with the state, and rolls back with its transaction", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const { ids } = yield* rows
+        const id = ids.DataTransfer
+        const finishedAt = new Date("2026-05-02T10:00:00Z")
+        yield* Transitions.transition({ entity: "DataTransfer", id, from: "pending", to: "scheduled" })
+        yield* Transitions.transition({ entity: "DataTransfer", id, from: "scheduled", to: "in_progress", set: { startedAt: new Date("2026-05-02T09:00:00Z") } })
+        const done = yield* Transitions.transition({
+          entity: "DataTransfer",
+          id,
+          from: "in_progress",
+          to: "completed",
+          set: { bytesTransferred: 3_600_000_000, durationMs: 3_600_000, throughputBytesPerSecond: 1e6, finishedAt }
+        })
+        assert.strictEqual(done.bytesTransferred, 3_600_000_000)
+        assert.strictEqual(done.throughputBytesPerSecond, 1e6)
+        assert.strictEqual(done.finishedAt?.epochMillis, finishedAt.getTime())
+
+        const pkgId = ids.RawDataPackage
+        const rolledBack = yield* Effect.either(
+          sql.withTransaction(
+            Effect.zipRight(
+              Transitions.transition({ entity: "RawDataPackage", id: pkgId, from: "pending", to: "scheduled" }),
+              Effect.fail("the job could not be enqueued" as const)
+            )
+          )
+        )
+        assert.isTrue(Either.isLeft(rolledBack))
+        const pkg = yield* Repositories.rawDataPackages.findById(pkgId)
+        assert.strictEqual(pkg._tag === "Some" && pkg.value.status, "pending")
+        assert.lengthOf(yield* Repositories.eventLog.listBy("entityId", pkgId), 0)
+      })
+    )
+
+    it.effect("two concurrent transitions of the same row: exactly one wins", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        for (let round = 0; round < 10; round++) {
+          const { ids } = yield* rows
+          const id = ids.RawDataPackage
+          const results = yield* Effect.all(
+            [
+              Effect.either(Transitions.transition({ entity: "RawDataPackage", id, from: "pending", to: "scheduled", actor: "a" })),
+              Effect.either(Transitions.transition({ entity: "RawDataPackage", id, from: "pending", to: "failed", actor: "b" }))
+            ],
+            { concurrency: "unbounded" }
+          )
+          const winners = results.filter(Either.isRight)
+          const losers = results.filter(Either.isLeft).map((r) => r.left)
+          assert.lengthOf(winners, 1, `round ${round}: exactly one wins`)
+          assert.lengthOf(losers, 1)
+          assert.strictEqual(losers[0]._tag === "TransitionError" && losers[0].reason, "StateConflict")
+          const events = yield* Repositories.eventLog.listBy("entityId", id)
+          assert.lengthOf(events, 1, "only the winner is in the event log")
+          assert.strictEqual(events[0].toState, winners[0].right.status)
+        }
+
+        // Deterministic interleaving: A holds the row lock in an open transaction while B tries.
+        const { ids } = yield* rows
+        const id = ids.StagingRequest
+        const [a, b] = yield* Effect.all(
+          [
+            Effect.either(
+              sql.withTransaction(
+                Effect.zipLeft(
+                  Transitions.transition({ entity: "StagingRequest", id, from: "pending", to: "scheduled" }),
+                  pause(300)
+                )
+              )
+            ),
+            Effect.either(
+              Effect.zipRight(
+                pause(100),
+                Transitions.transition({ entity: "StagingRequest", id, from: "pending", to: "failed" })
+              )
+            )
+          ],
+          { concurrency: "unbounded" }
+        )
+        assert.isTrue(Either.isRight(a), "A, first to lock the row, wins")
+        assert.isTrue(Either.isLeft(b))
+        if (Either.isLeft(b)) {
+          assert.strictEqual(b.left._tag === "TransitionError" && b.left.reason, "StateConflict")
+          assert.strictEqual(b.left._tag === "TransitionError" && b.left.actual, "scheduled", "B waited for A's commit")
+        }
+        assert.lengthOf(yield* Repositories.eventLog.listBy("entityId", id), 1)
+      })
+    )
+  })
+})
