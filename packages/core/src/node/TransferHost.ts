@@ -39,12 +39,12 @@ export const classifySsh = (stderr: string): { readonly reason: TransferError.Re
   const find = (re: RegExp) => lines.find((l) => re.test(l))
   const auth = find(/Permission denied \(|Host key verification failed|Too many authentication failures/)
   if (auth !== undefined) return { reason: "AuthenticationFailed", line: auth }
+  const missing = find(/command not found|: No such file or directory$/)
+  if (missing !== undefined && /^(bash|sh|zsh|ksh|dash)(: line \d+)?:/.test(missing)) return { reason: "ToolMissing", line: missing }
   const conn = find(
     /Could not resolve hostname|Connection refused|Connection timed out|No route to host|Network is unreachable|Connection reset|Connection closed by|Broken pipe|Timeout, server .* not responding|kex_exchange_identification|connection unexpectedly closed/
   )
   if (conn !== undefined) return { reason: "Connection", line: conn }
-  const missing = find(/command not found|: No such file or directory$/)
-  if (missing !== undefined && /^(bash|sh|zsh|ksh|dash)(: line \d+)?:/.test(missing)) return { reason: "ToolMissing", line: missing }
   return undefined
 }
 

@@ -51,6 +51,16 @@ export const signalGroup = (pid: number, signal: NodeJS.Signals): void => {
   }
 }
 
+/** True while any process of the group is alive. */
+export const groupAlive = (pid: number): boolean => {
+  try {
+    process.kill(-pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 const lineSplitter = (emit: (line: string) => void) => {
   let rest = ""
   return {
@@ -109,9 +119,15 @@ export const run = (spec: Spec): Effect.Effect<Outcome, SpawnError> =>
       if (pid === undefined) return done(Effect.void)
       signalGroup(pid, "SIGTERM")
       const timer = setTimeout(() => signalGroup(pid, "SIGKILL"), spec.graceMs ?? 3000)
+      const deadline = Date.now() + (spec.graceMs ?? 3000)
+      // the parent may exit before its helpers have finished their own cleanup (rsync's
+      // receiver moving a partial file aside): wait for the whole group, then kill stragglers
       const finish = () => {
+        if (groupAlive(pid) && Date.now() < deadline) {
+          setTimeout(finish, 25)
+          return
+        }
         clearTimeout(timer)
-        // helpers that ignored SIGTERM must not outlive the call either
         signalGroup(pid, "SIGKILL")
         done(Effect.void)
       }
