@@ -3,3 +3,5 @@
  * plain JavaScript. Everything is derived from the API contract in @ccat/core.
  */
 export * as CcatClient from "./CcatClient.js"
+export * as Outbox from "./Outbox.js"
+export * as RetryPolicy from "./RetryPolicy.js"
