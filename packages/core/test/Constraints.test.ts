@@ -174,6 +174,30 @@ describe("the ops-db refuses invalid rows", () => {
         assert.strictEqual(dangling.reason, "ForeignKeyViolation")
 
         assert.lengthOf(yield* Repositories.rawDataFiles.listBy("executedObsUnitId", eou.id), 1, "stored once")
+
+        // the filing path: the same file again is the stored row; a different one is refused
+        const again = yield* Repositories.rawDataFiles.insertIdempotent(insert)
+        assert.deepStrictEqual(again, file)
+        // jsonb reorders keys ({"zenith": .., "az": ..} comes back as {"az": .., "zenith": ..})
+        const second = { ...eouInsert, id: Fixtures.uuid<typeof eou.id>(), conditions: { zenithDeg: 40, azDeg: 180, pwvMm: 0.5 } }
+        const stored = yield* Repositories.executedObsUnits.insertIdempotent(second)
+        assert.deepStrictEqual(yield* Repositories.executedObsUnits.insertIdempotent(second), stored)
+        const changed = constraintError(
+          yield* Effect.flip(Repositories.rawDataFiles.insertIdempotent({ ...insert, sizeBytes: insert.sizeBytes + 1 }))
+        )
+        assert.strictEqual(changed.reason, "UniqueViolation")
+        assert.match(changed.message, /a different row was already stored with id/)
+        const otherId = constraintError(
+          yield* Effect.flip(Repositories.rawDataFiles.insertIdempotent({ ...insert, id: Fixtures.uuid() }))
+        )
+        assert.match(otherId.message, /another row already holds a unique key/)
+        const newFile = yield* Repositories.rawDataFiles.insertIdempotent({
+          ...insert,
+          id: Fixtures.uuid(),
+          relativePath: "scan/second.fits" as typeof insert.relativePath
+        })
+        assert.strictEqual(newFile.state, "filed")
+        assert.lengthOf(yield* Repositories.rawDataFiles.listBy("executedObsUnitId", eou.id), 2)
       })
     )
 

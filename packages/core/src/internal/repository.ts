@@ -20,6 +20,15 @@ export interface Repository<S extends Model.AnyNoContext> {
   readonly insert: (
     value: S["insert"]["Type"]
   ) => Effect.Effect<S["Type"], ConstraintError.ConstraintError | SqlError, SqlClient.SqlClient>
+  /**
+   * Inserts a row whose id the caller made (an instrument filing an observation or a file), or,
+   * when a row with that id already exists, returns it if it holds the same values: filing twice
+   * stores once. A different row under the same id or the same other unique key is a
+   * `ConstraintError` with reason UniqueViolation (DESIGN §4.6).
+   */
+  readonly insertIdempotent: (
+    value: S["insert"]["Type"]
+  ) => Effect.Effect<S["Type"], ConstraintError.ConstraintError | SqlError, SqlClient.SqlClient>
   /** The row with this id, if any. */
   readonly findById: (
     id: S["Type"] extends { readonly id: infer I } ? I : never
@@ -53,6 +62,30 @@ export const make = <S extends Model.AnyNoContext>(
       return yield* Effect.orDie(decodeRow(rows[0]))
     }).pipe(Effect.withSpan(`${span}.insert`))
 
+  const insertIdempotent: Repository<S>["insertIdempotent"] = (value) =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const row = yield* Effect.orDie(encodeInsert(value))
+      const inserted = yield* ConstraintError.refine(
+        sql`insert into ${sql(table)} ${sql.insert(row)} on conflict do nothing returning *`
+      )
+      if (inserted.length > 0) return yield* Effect.orDie(decodeRow(inserted[0]))
+      const existing = yield* sql`select * from ${sql(table)} where id = ${row.id as string}`
+      if (existing.length > 0) {
+        const stored = yield* Effect.orDie(decodeRow(existing[0]))
+        const storedRow = yield* Effect.orDie(encodeInsert(stored))
+        if (canonical(storedRow) === canonical(row)) return stored
+      }
+      return yield* new ConstraintError.ConstraintError({
+        reason: "UniqueViolation",
+        table,
+        detail:
+          existing.length > 0
+            ? `a different row was already stored with id ${String(row.id)}`
+            : `another row already holds a unique key of this one (id ${String(row.id)})`
+      })
+    }).pipe(Effect.withSpan(`${span}.insertIdempotent`))
+
   const findById: Repository<S>["findById"] = (id) =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
@@ -65,7 +98,9 @@ export const make = <S extends Model.AnyNoContext>(
   const listBy: Repository<S>["listBy"] = (column, value) =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
-      const rows = yield* sql`select * from ${sql(table)} where ${sql(column)} = ${value as string} ${order(sql)}`
+      const field = model.fields[column] as Schema.Schema<unknown, unknown> | undefined
+      const encoded = field === undefined ? value : yield* Effect.orDie(Schema.encodeUnknown(field)(value))
+      const rows = yield* sql`select * from ${sql(table)} where ${sql(column)} = ${encoded as string} ${order(sql)}`
       return yield* Effect.orDie(decodeRows(rows))
     }).pipe(Effect.withSpan(`${span}.listBy`))
 
@@ -75,5 +110,13 @@ export const make = <S extends Model.AnyNoContext>(
     return yield* Effect.orDie(decodeRows(rows))
   }).pipe(Effect.withSpan(`${span}.list`))
 
-  return { table, insert, findById, listBy, list }
+  return { table, insert, insertIdempotent, findById, listBy, list }
 }
+
+/** JSON with sorted keys, so jsonb's own key order does not make equal rows look different. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Date)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v
+  )
