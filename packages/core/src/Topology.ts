@@ -122,7 +122,8 @@ export class LocationConfig extends Schema.Class<LocationConfig>("LocationConfig
 /** A physical place with data center infrastructure. */
 export class SiteConfig extends Schema.Class<SiteConfig>("SiteConfig")({
   name: Slug,
-  shortName: Schema.String.pipe(Schema.pattern(/^[A-Z0-9]{1,8}$/, { message: () => "a short name is 1 to 8 of A-Z, 0-9" })),
+  /** A short lower-case tag (`cl`, `col`), as the ops-db keeps it. */
+  shortName: Slug,
   role: Schema.optionalWith(Schema.Literal("main", "secondary"), { default: () => "secondary" as const }),
   locations: Schema.Array(LocationConfig)
 }) {}
@@ -194,6 +195,7 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
     route.via.forEach((name, k) => {
       if (!siteNames.has(name)) out.push(`routes[${i}].via[${k}]: no site is named "${name}"`)
     })
+    if (route.via.length > 1) out.push(`routes[${i}].via: a route relays through at most one site; chain routes for longer paths`)
     if (route.from === route.to) out.push(`routes[${i}].to: a route must lead to another site than "${route.from}"`)
     const hops = [route.from, ...route.via, route.to]
     for (const name of hops) {
@@ -257,7 +259,7 @@ export const demo = (dataDir: string): Topology => {
     sites: [
       {
         name: "chile",
-        shortName: "CL",
+        shortName: "cl",
         role: "secondary",
         locations: [
           { name: "chile-source", type: "SOURCE", technology: "disk", driver: { root: folder("chile-source") } },
@@ -266,7 +268,7 @@ export const demo = (dataDir: string): Topology => {
       },
       {
         name: "cologne",
-        shortName: "COL",
+        shortName: "col",
         role: "main",
         locations: [
           { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: folder("cologne-buffer") } },

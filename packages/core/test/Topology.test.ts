@@ -24,7 +24,7 @@ describe("Topology", () => {
   })
 
   it("applies defaults: priority 0, all availability on, 50 GB packages", () => {
-    const result = Topology.decode({ sites: [site("chile", "CL", [disk("chile-buffer", "BUFFER")])] })
+    const result = Topology.decode({ sites: [site("chile", "cl", [disk("chile-buffer", "BUFFER")])] })
     assert.isTrue(Either.isRight(result))
     if (Either.isRight(result)) {
       const loc = result.right.sites[0].locations[0]
@@ -43,7 +43,7 @@ describe("Topology", () => {
   })
 
   it("rejects an unknown location type, naming the field", () => {
-    const problems = problemsOf({ sites: [site("chile", "CL", [disk("chile-buffer", "BUFER")])] })
+    const problems = problemsOf({ sites: [site("chile", "cl", [disk("chile-buffer", "BUFER")])] })
     assert.isTrue(problems.some((p) => p.startsWith("sites[0].locations[0].type:")), problems.join("\n"))
   })
 
@@ -62,8 +62,8 @@ describe("Topology", () => {
   it("rejects duplicate names, unknown route sites, and routes to a site without a buffer", () => {
     const problems = problemsOf({
       sites: [
-        site("chile", "CL", [disk("buf", "BUFFER"), disk("buf", "SOURCE")]),
-        site("chile", "CL2", [disk("arch", "LONG_TERM_ARCHIVE")])
+        site("chile", "cl", [disk("buf", "BUFFER"), disk("buf", "SOURCE")]),
+        site("chile", "cl2", [disk("arch", "LONG_TERM_ARCHIVE")])
       ],
       routes: [
         { from: "chile", to: "cornell", adapter: "rsync" },
@@ -81,7 +81,7 @@ describe("Topology", () => {
 
   it("rejects driver options a technology needs, and impossible archive copy counts", () => {
     const problems = problemsOf({
-      sites: [site("cologne", "COL", [{ name: "archive", type: "LONG_TERM_ARCHIVE", technology: "s3" }])],
+      sites: [site("cologne", "col", [{ name: "archive", type: "LONG_TERM_ARCHIVE", technology: "s3" }])],
       policy: { archiveCopies: 2 }
     })
     assert.include(problems, "sites[0].locations[0].driver.bucket: an s3 location needs a bucket")
@@ -90,7 +90,7 @@ describe("Topology", () => {
 
   it("rejects unsafe names and a bad adapter", () => {
     const problems = problemsOf({
-      sites: [site("../etc", "CL", [disk("Buffer One", "BUFFER")])],
+      sites: [site("../etc", "cl", [disk("Buffer One", "BUFFER")])],
       routes: [{ from: "chile", to: "cologne", adapter: "ftp" }]
     })
     assert.isTrue(problems.some((p) => p.startsWith("sites[0].name:")), problems.join("\n"))

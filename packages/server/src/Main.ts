@@ -8,6 +8,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as HttpServerLive from "./HttpServer.js"
+import * as TopologySync from "./TopologySync.js"
 import { load, ServerConfig, type LoadOptions, type ServerConfigShape } from "./ServerConfig.js"
 import { version } from "./Version.js"
 
@@ -17,6 +18,17 @@ export const configLayer = (options: LoadOptions) => Layer.effect(ServerConfig, 
 /** The ops-db for a configuration: `DATABASE_URL` or the embedded PostgreSQL under the data folder. */
 export const opsDbLayer = (config: ServerConfigShape, migrate = true) =>
   OpsDb.layer({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate })
+
+/** Writes the configured topology into the ops-db and says what it found. */
+const syncTopology = Effect.gen(function* () {
+  const config = yield* ServerConfig
+  const report = yield* TopologySync.sync(config.topology)
+  if (report.unconfiguredLocations.length > 0) {
+    yield* Effect.logWarning(
+      `locations in the ops-db that the configuration no longer names (kept, they may hold copies): ${report.unconfiguredLocations.join(", ")}`
+    )
+  }
+})
 
 /** Says where the server listens once it does. */
 const announce = Effect.gen(function* () {
@@ -35,6 +47,7 @@ export const serve = (options: LoadOptions) =>
     const config = yield* load(options)
     const app = Layer.mergeAll(Layer.effectDiscard(announce), HttpServerLive.layer).pipe(
       Layer.provideMerge(HttpServerLive.listen),
+      Layer.provideMerge(Layer.effectDiscard(syncTopology)),
       Layer.provideMerge(opsDbLayer(config)),
       Layer.provideMerge(Layer.succeed(ServerConfig, config))
     )

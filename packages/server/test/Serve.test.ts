@@ -96,7 +96,7 @@ describe("ccat with a bad configuration", () => {
         "  port: 99999",
         "sites:",
         "  - name: chile",
-        "    shortName: CL",
+        "    shortName: cl",
         "    locations:",
         "      - name: chile-buffer",
         "        type: BUFER",
@@ -134,8 +134,8 @@ describe("ccat with a bad configuration", () => {
       file,
       JSON.stringify({
         sites: [
-          { name: "chile", shortName: "CL", locations: [{ name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: "/b" } }] },
-          { name: "cologne", shortName: "COL", role: "main", locations: [{ name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/c" } }] }
+          { name: "chile", shortName: "cl", locations: [{ name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: "/b" } }] },
+          { name: "cologne", shortName: "col", role: "main", locations: [{ name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/c" } }] }
         ],
         routes: [{ from: "chile", to: "cologne", adapter: "rsync", options: { host: "cologne.example.org" } }]
       })

@@ -1,0 +1,83 @@
+/**
+ * Brings the ops-db's Site, DataLocation, Route and RetentionPolicy rows in line with the
+ * configured topology at start, so that filings, planners and the UI all read one truth.
+ *
+ * Availability flags are operator state: the file's values apply when a location is first
+ * created; afterwards operators change them through the API, and a restart keeps their choice.
+ * Nothing is deleted: a location dropped from the file may still hold copies, so it is kept and
+ * reported.
+ */
+import type { Topology } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+
+/** What a synchronisation changed, for the start-up log. */
+export interface SyncReport {
+  readonly sites: number
+  readonly locations: number
+  readonly routes: number
+  /** Locations in the ops-db that the configuration no longer names. */
+  readonly unconfiguredLocations: ReadonlyArray<string>
+}
+
+/** Upserts the topology in one transaction; returns what it found. */
+export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology.Topology) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.withTransaction(
+    Effect.gen(function* () {
+      // One synchroniser at a time across processes (a server and workers starting together).
+      yield* sql`select pg_advisory_xact_lock(hashtext('ccat.topology-sync'))`
+      const siteIds = new Map<string, string>()
+      for (const site of topology.sites) {
+        const rows = yield* sql<{ id: string }>`
+          insert into site (name, short_name, role) values (${site.name}, ${site.shortName}, ${site.role})
+          on conflict (name) do update set short_name = excluded.short_name, role = excluded.role
+          returning id`
+        siteIds.set(site.name, rows[0].id)
+      }
+      const configured = new Set<string>()
+      for (const site of topology.sites) {
+        for (const loc of site.locations) {
+          configured.add(loc.name)
+          const rows = yield* sql<{ id: string }>`
+            insert into data_location (site_id, name, type, technology, driver_config, priority, readable, writable, deletable, capacity_bytes)
+            values (${siteIds.get(site.name)!}, ${loc.name}, ${loc.type}, ${loc.technology}, ${JSON.stringify(loc.driver)}::jsonb,
+                    ${loc.priority}, ${loc.availability.read}, ${loc.availability.write}, ${loc.availability.delete}, ${loc.capacityBytes ?? null})
+            on conflict (name) do update set
+              site_id = excluded.site_id, type = excluded.type, technology = excluded.technology,
+              driver_config = excluded.driver_config, priority = excluded.priority,
+              capacity_bytes = excluded.capacity_bytes, updated_at = now()
+            returning id`
+          const locationId = rows[0].id
+          if (loc.retention.keepForever) {
+            yield* sql`delete from retention_policy where data_location_id = ${locationId}`
+          } else {
+            const threshold = loc.retention.usageThresholdPercent > 0 ? loc.retention.usageThresholdPercent / 100 : null
+            yield* sql`
+              insert into retention_policy (data_location_id, min_age_seconds, disk_usage_threshold, required_archive_copies)
+              values (${locationId}, ${Math.floor(loc.retention.minAgeSinceArchived / 1000)}, ${threshold}, ${topology.policy.archiveCopies})
+              on conflict (data_location_id) do update set
+                min_age_seconds = excluded.min_age_seconds, disk_usage_threshold = excluded.disk_usage_threshold,
+                required_archive_copies = excluded.required_archive_copies, updated_at = now()`
+          }
+        }
+      }
+      for (const route of topology.routes) {
+        const via = route.via[0] === undefined ? null : siteIds.get(route.via[0])!
+        yield* sql`
+          insert into route (from_site_id, to_site_id, via_site_id, adapter, options, priority)
+          values (${siteIds.get(route.from)!}, ${siteIds.get(route.to)!}, ${via}, ${route.adapter}, ${JSON.stringify(route.options)}::jsonb, ${route.priority})
+          on conflict (from_site_id, to_site_id, via_site_id, adapter) do update set
+            options = excluded.options, priority = excluded.priority`
+      }
+      const all = yield* sql<{ name: string }>`select name from data_location order by name`
+      const report: SyncReport = {
+        sites: topology.sites.length,
+        locations: configured.size,
+        routes: topology.routes.length,
+        unconfiguredLocations: all.map((r) => r.name).filter((n) => !configured.has(n))
+      }
+      return report
+    })
+  )
+})
