@@ -12,6 +12,7 @@ import * as RawData from "./RawData.js"
 import * as Staging from "./Staging.js"
 import * as Storage from "./Storage.js"
 
+/** The shape of every repository here, for code that takes one as a parameter. */
 export type { Repository }
 
 /** Observatories. */
