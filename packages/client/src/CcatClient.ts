@@ -3,6 +3,7 @@
  * route or fetch call is written by hand, so the client cannot drift from the server.
  */
 import { Api } from "@ccat/core"
+import type * as HttpApi from "@effect/platform/HttpApi"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpApiClient from "@effect/platform/HttpApiClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -11,6 +12,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as RetryPolicy from "./RetryPolicy.js"
 
 /** Where the server is and how to authenticate. */
 export interface Options {
@@ -18,26 +20,42 @@ export interface Options {
   readonly baseUrl: string
   /** A bearer API token, as `ccat token create` printed it. */
   readonly token?: Redacted.Redacted<string> | string | undefined
+  /**
+   * Retries of transient failures (network, timeouts, 408, 429, 5xx) for requests that are
+   * safe to repeat; on by default, `false` turns them off (the outbox does its own).
+   */
+  readonly retry?: RetryPolicy.Options | false | undefined
+  /** An escape hatch: adjust the `HttpClient` under the contract (proxies, tracing headers, tests). */
+  readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 }
 
+type Groups = typeof Api.Api extends HttpApi.HttpApi<infer _Id, infer G, infer _E, infer _R> ? G : never
+type ApiError = typeof Api.Api extends HttpApi.HttpApi<infer _Id, infer _G, infer E, infer _R> ? E : never
+
+/** The derived client: one method per endpoint of the contract, grouped as the contract groups them. */
+export type Client = HttpApiClient.Client<Groups, ApiError, never>
+
 /** Builds the client on the `HttpClient` in context, adding the bearer token to every request. */
-export const make = (options: Options) =>
+export const make = (options: Options): Effect.Effect<Client, never, HttpClient.HttpClient> =>
   HttpApiClient.make(Api.Api, {
     baseUrl: options.baseUrl,
-    transformClient: (client) =>
-      options.token === undefined
+    transformClient: (client) => {
+      const authed = options.token === undefined
         ? client
         : HttpClient.mapRequest(
           client,
           HttpClientRequest.bearerToken(typeof options.token === "string" ? options.token : Redacted.value(options.token))
         )
+      const retried = options.retry === false ? authed : RetryPolicy.withRetries(options.retry)(authed)
+      return options.transformClient === undefined ? retried : options.transformClient(retried)
+    }
   })
 
 /** The client as a service, for Effect programs that take it from context. */
-export class CcatClient extends Context.Tag("@ccat/client/CcatClient")<
-  CcatClient,
-  Effect.Effect.Success<ReturnType<typeof make>>
->() {}
+export class CcatClient extends Context.Tag("@ccat/client/CcatClient")<CcatClient, Service>() {}
+
+/** The client as the tag holds it (an interface, so declaration files can name it). */
+export interface Service extends Client {}
 
 /** The client on the platform's fetch. */
 export const layer = (options: Options): Layer.Layer<CcatClient> =>

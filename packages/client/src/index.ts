@@ -5,3 +5,7 @@
 export * as CcatClient from "./CcatClient.js"
 export * as Outbox from "./Outbox.js"
 export * as RetryPolicy from "./RetryPolicy.js"
+export * as FilingOutbox from "./FilingOutbox.js"
+export * as PromiseClient from "./PromiseClient.js"
+/** The Promise client's entry point, at the top level for plain JavaScript. */
+export { createClient } from "./PromiseClient.js"
