@@ -25,6 +25,9 @@ export * as Repositories from "./Repositories.js"
 export * as Transitions from "./Transitions.js"
 
 // --- storage ports ---
+export * as StorageDriver from "./StorageDriver.js"
+export * as StorageError from "./StorageError.js"
+export * as StorageHasher from "./StorageHasher.js"
 
 // --- transfer ports ---
 export * as TransferAdapter from "./TransferAdapter.js"

@@ -8,6 +8,7 @@ export * as TestDatabase from "./TestDatabase.js"
 export * as Fixtures from "./Fixtures.js"
 
 // --- storage conformance ---
+export * as StorageDriverSuite from "./StorageDriverSuite.js"
 
 // --- transfer conformance ---
 export * as TransferAdapterSuite from "./TransferAdapterSuite.js"
