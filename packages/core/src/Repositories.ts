@@ -1,7 +1,7 @@
 /**
  * Insert and read every ops-db entity, typed and decoded. Rows of stateful entities are created
- * here in their machine's initial state and only move on through `Transitions.transition`; there
- * is deliberately no generic update. All of them need a `SqlClient` and run inside the caller's
+ * here in their machine's initial state, with a creation event in the event log, and only move on
+ * through `Transitions.transition`; there is deliberately no generic update. All of them need a `SqlClient` and run inside the caller's
  * transaction when there is one.
  */
 import * as Accounts from "./Accounts.js"
@@ -31,31 +31,44 @@ export const obsUnits = make(Observational.ObsUnit, "obs_unit")
 export const executedObsUnits = make(Observational.ExecutedObsUnit, "executed_obs_unit", { orderBy: "startAt" })
 
 /** Filed raw data files. */
-export const rawDataFiles = make(RawData.RawDataFile, "raw_data_file", { orderBy: "filedAt" })
+export const rawDataFiles = make(RawData.RawDataFile, "raw_data_file", {
+  orderBy: "filedAt",
+  events: { kind: "RawDataFile", column: "state" }
+})
 /** Raw data packages. */
-export const rawDataPackages = make(RawData.RawDataPackage, "raw_data_package")
+export const rawDataPackages = make(RawData.RawDataPackage, "raw_data_package", {
+  events: { kind: "RawDataPackage", column: "status" }
+})
 /** Data transfer packages (bundles). */
-export const dataTransferPackages = make(RawData.DataTransferPackage, "data_transfer_package")
+export const dataTransferPackages = make(RawData.DataTransferPackage, "data_transfer_package", {
+  events: { kind: "DataTransferPackage", column: "status" }
+})
 /** Which raw data packages a bundle holds. */
 export const dataTransferPackageMembers = make(RawData.DataTransferPackageMember, "data_transfer_package_member", {
   orderBy: "rawDataPackageId"
 })
 /** Transfer attempts. */
-export const dataTransfers = make(RawData.DataTransfer, "data_transfer")
+export const dataTransfers = make(RawData.DataTransfer, "data_transfer", {
+  events: { kind: "DataTransfer", column: "status" }
+})
 
 /** Sites. */
 export const sites = make(Storage.Site, "site")
 /** Data locations. */
 export const dataLocations = make(Storage.DataLocation, "data_location")
 /** Physical copies. */
-export const physicalCopies = make(Storage.PhysicalCopy, "physical_copy")
+export const physicalCopies = make(Storage.PhysicalCopy, "physical_copy", {
+  events: { kind: "PhysicalCopy", column: "status" }
+})
 /** Routes between sites. */
 export const routes = make(Storage.Route, "route")
 /** Retention policies, one per location at most. */
 export const retentionPolicies = make(Storage.RetentionPolicy, "retention_policy")
 
 /** Staging requests. */
-export const stagingRequests = make(Staging.StagingRequest, "staging_request")
+export const stagingRequests = make(Staging.StagingRequest, "staging_request", {
+  events: { kind: "StagingRequest", column: "status" }
+})
 /** What staging requests ask for. */
 export const stagingRequestItems = make(Staging.StagingRequestItem, "staging_request_item", { orderBy: "id" })
 

@@ -198,6 +198,12 @@ describe("the ops-db refuses invalid rows", () => {
         })
         assert.strictEqual(newFile.state, "filed")
         assert.lengthOf(yield* Repositories.rawDataFiles.listBy("executedObsUnitId", eou.id), 2)
+        const fileEvents = yield* Repositories.eventLog.listBy("entityId", file.id)
+        assert.deepStrictEqual(
+          fileEvents.map((e) => [e.entityKind, e.fromState, e.toState]),
+          [["RawDataFile", null, "filed"]],
+          "one creation event, none for the refused or repeated filings"
+        )
       })
     )
 
@@ -232,7 +238,7 @@ describe("the ops-db refuses invalid rows", () => {
         assert.strictEqual(yield* refusedWith(sql`delete from event_log`), "55000", "delete")
         assert.strictEqual(yield* refusedWith(sql`truncate event_log`), "55000", "truncate")
         const events = yield* Repositories.eventLog.listBy("entityId", pkg.id)
-        assert.deepStrictEqual(events.map((e) => e.toState), ["scheduled"])
+        assert.deepStrictEqual(events.map((e) => e.toState), ["pending", "scheduled"])
       })
     )
   })

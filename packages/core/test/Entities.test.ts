@@ -54,6 +54,12 @@ describe("ops-db entities", () => {
         yield* roundTrip(Repositories.rawDataPackages, pkg)
         assert.strictEqual(pkg.status, "pending")
         assert.strictEqual(Status.journey(pkg.status), "WAITING")
+        const [created] = yield* Repositories.eventLog.listBy("entityId", pkg.id)
+        assert.deepStrictEqual(
+          [created.entityKind, created.fromState, created.toState, created.actor],
+          ["RawDataPackage", null, "pending", "system"],
+          "creating a stateful row records its creation event"
+        )
 
         const bundle = yield* Fixtures.dataTransferPackage([pkg])
         yield* roundTrip(Repositories.dataTransferPackages, bundle)

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as ConstraintError from "../ConstraintError.js"
+import type { EntityKind } from "../EventLog.js"
 
 /** Small typed access to one table. */
 export interface Repository<S extends Model.AnyNoContext> {
@@ -42,23 +43,57 @@ export interface Repository<S extends Model.AnyNoContext> {
   readonly list: Effect.Effect<ReadonlyArray<S["Type"]>, SqlError, SqlClient.SqlClient>
 }
 
-/** A repository for `Model` stored in `table`, its rows ordered by `orderBy` when listed. */
-export const make = <S extends Model.AnyNoContext>(
-  model: S,
-  table: string,
-  options: { readonly orderBy?: string } = {}
-): Repository<S> => {
+/** How a repository is made. */
+export interface Options {
+  /** The column rows are listed by (default `createdAt` when the model has one). */
+  readonly orderBy?: string
+  /**
+   * For a stateful entity: its kind and state column, so that creating a row also appends its
+   * creation event (`from_state` null) in the same transaction, and the log covers a row's whole life.
+   */
+  readonly events?: { readonly kind: EntityKind; readonly column: string }
+}
+
+/** A repository for `Model` stored in `table`. */
+export const make = <S extends Model.AnyNoContext>(model: S, table: string, options: Options = {}): Repository<S> => {
   const encodeInsert = Schema.encode(model.insert as Schema.Schema<unknown, Record<string, unknown>>)
   const decodeRow = Schema.decodeUnknown(model as unknown as Schema.Schema<S["Type"], unknown>)
   const decodeRows = Schema.decodeUnknown(Schema.Array(model as unknown as Schema.Schema<S["Type"], unknown>))
   const span = `Repository.${table}`
   const orderBy = options.orderBy ?? ("createdAt" in model.fields ? "createdAt" : undefined)
 
+  const events = options.events
+  /** Runs an insert; for a stateful entity, in a transaction with the creation events of its rows. */
+  const withCreationEvents = (
+    sql: SqlClient.SqlClient,
+    statement: Effect.Effect<ReadonlyArray<Record<string, unknown>>, SqlError>
+  ) =>
+    events === undefined
+      ? statement
+      : sql.withTransaction(
+          Effect.tap(statement, (rows) =>
+            rows.length === 0
+              ? Effect.void
+              : sql`insert into event_log ${sql.insert(
+                  rows.map((r) => ({
+                    entityKind: events.kind,
+                    entityId: r.id,
+                    fromState: null,
+                    toState: r[events.column],
+                    actor: "system",
+                    details: "{}"
+                  }))
+                )}`
+          )
+        )
+
   const insert: Repository<S>["insert"] = (value) =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const row = yield* Effect.orDie(encodeInsert(value))
-      const rows = yield* ConstraintError.refine(sql`insert into ${sql(table)} ${sql.insert(row).returning("*")}`)
+      const rows = yield* ConstraintError.refine(
+        withCreationEvents(sql, sql<Record<string, unknown>>`insert into ${sql(table)} ${sql.insert(row).returning("*")}`)
+      )
       return yield* Effect.orDie(decodeRow(rows[0]))
     }).pipe(Effect.withSpan(`${span}.insert`))
 
@@ -67,7 +102,10 @@ export const make = <S extends Model.AnyNoContext>(
       const sql = yield* SqlClient.SqlClient
       const row = yield* Effect.orDie(encodeInsert(value))
       const inserted = yield* ConstraintError.refine(
-        sql`insert into ${sql(table)} ${sql.insert(row)} on conflict do nothing returning *`
+        withCreationEvents(
+          sql,
+          sql<Record<string, unknown>>`insert into ${sql(table)} ${sql.insert(row)} on conflict do nothing returning *`
+        )
       )
       if (inserted.length > 0) return yield* Effect.orDie(decodeRow(inserted[0]))
       const existing = yield* sql`select * from ${sql(table)} where id = ${row.id as string}`
