@@ -1,6 +1,7 @@
 /**
  * The reference server's HTTP side: the API contract implemented by its groups, the OpenAPI
- * document at `/api/v1/openapi.json`, served by Node's HTTP server.
+ * document at `/api/v1/openapi.json` and a readable page of it at `/api/v1/docs`, served by
+ * Node's HTTP server with a limit on request bodies.
  */
 import { Api } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
@@ -9,11 +10,31 @@ import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
+import { AuthenticationLive } from "./auth/Authentication.js"
+import { limitBodies } from "./http/BodyLimit.js"
+import { pending } from "./http/Pending.js"
 import { SystemHttpLive } from "./http/SystemHttp.js"
 import { ServerConfig } from "./ServerConfig.js"
 
+/** The largest request body accepted, in bytes: ample for a batch of 10,000 files. */
+export const maxBodyBytes = 8 * 1024 * 1024
+
 /** Every group of the API, implemented. */
-export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(Layer.provide(SystemHttpLive))
+export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(
+  Layer.provide([
+    SystemHttpLive,
+    pending("observations"),
+    pending("files"),
+    pending("packages"),
+    pending("transfers"),
+    pending("locations"),
+    pending("staging"),
+    pending("operations"),
+    pending("tokens"),
+    pending("admin")
+  ]),
+  Layer.provide(AuthenticationLive)
+)
 
 /** Node's HTTP server listening on the configured host and port. */
 export const listen = Layer.unwrapEffect(
@@ -21,7 +42,11 @@ export const listen = Layer.unwrapEffect(
 )
 
 /** The API and its OpenAPI document, served on whatever `HttpServer` is provided. */
-export const layer = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
-  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
-  Layer.provide(ApiLive)
-)
+export const layerWith = (options: { readonly maxBodyBytes: number }) =>
+  HttpApiBuilder.serve((app) => HttpMiddleware.logger(limitBodies(options.maxBodyBytes)(app))).pipe(
+    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
+    Layer.provide(ApiLive)
+  )
+
+/** The API with the default body limit. */
+export const layer = layerWith({ maxBodyBytes })

@@ -1,0 +1,70 @@
+/**
+ * Administration of the catalog filing refers to (observatory, telescopes, instruments and
+ * their modules, observing programs and their planned ObsUnits) and of accounts and their
+ * grants. Registered once per instrument or program, by an admin, so that filing can check
+ * every reference it gets.
+ */
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Schema from "effect/Schema"
+import { Account, Role } from "./Accounts.js"
+import { Conflict, NotFound, Unprocessable } from "./ApiErrors.js"
+import { allow, Authentication } from "./ApiSecurity.js"
+import { DisplayName, JsonObject } from "./Fields.js"
+import * as Ids from "./Ids.js"
+import { Instrument, InstrumentModule, Observatory, ObservingProgram, ObsUnit, Telescope } from "./Observational.js"
+
+const admin = ["admin"] as const
+const everyone = ["instrument", "scientist", "operator", "admin"] as const
+
+/** A new observatory. */
+export const CreateObservatory = Schema.Struct({ name: DisplayName, description: Schema.optional(Schema.String) })
+/** A new telescope of an observatory. */
+export const CreateTelescope = Schema.Struct({ observatoryId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+/** A new instrument on a telescope. */
+export const CreateInstrument = Schema.Struct({ telescopeId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+/** A new module of an instrument. */
+export const CreateInstrumentModule = Schema.Struct({ instrumentId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+/** A new observing program. */
+export const CreateObservingProgram = Schema.Struct({ name: DisplayName, title: Schema.optional(Schema.String) })
+/** A new planned observation. */
+export const CreateObsUnit = Schema.Struct({
+  observingProgramId: Schema.UUID,
+  instrumentId: Schema.UUID,
+  name: DisplayName,
+  target: Schema.optional(Schema.String),
+  plannedDurationSeconds: Schema.optional(Schema.NonNegative),
+  configuration: Schema.optional(JsonObject)
+})
+/** A new account. */
+export const CreateAccount = Schema.Struct({
+  name: Schema.String.pipe(Schema.filter((s) => Ids.shortNameProblem(s) ?? true)),
+  displayName: DisplayName,
+  role: Role,
+  email: Schema.optional(Schema.String.pipe(Schema.pattern(/^[^@\s]+@[^@\s]+$/)))
+})
+/** A grant: an instrument account may file for an instrument, a scientist read a program. */
+export const Grant = Schema.Struct({
+  account: Schema.String,
+  instrumentId: Schema.optional(Schema.UUID),
+  programId: Schema.optional(Schema.UUID)
+})
+
+/** The catalog, accounts and grants. */
+export class AdminApi extends HttpApiGroup.make("admin")
+  .add(HttpApiEndpoint.post("createObservatory", "/observatories").setPayload(CreateObservatory).addSuccess(Observatory.json, { status: 201 }).addError(Conflict).pipe(allow(admin, "Register an observatory.")))
+  .add(HttpApiEndpoint.post("createTelescope", "/telescopes").setPayload(CreateTelescope).addSuccess(Telescope.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register a telescope.")))
+  .add(HttpApiEndpoint.post("createInstrument", "/instruments").setPayload(CreateInstrument).addSuccess(Instrument.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an instrument.")))
+  .add(HttpApiEndpoint.post("createInstrumentModule", "/instrument-modules").setPayload(CreateInstrumentModule).addSuccess(InstrumentModule.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register a module of an instrument.")))
+  .add(HttpApiEndpoint.post("createObservingProgram", "/programs").setPayload(CreateObservingProgram).addSuccess(ObservingProgram.json, { status: 201 }).addError(Conflict).pipe(allow(admin, "Register an observing program.")))
+  .add(HttpApiEndpoint.post("createObsUnit", "/obs-units").setPayload(CreateObsUnit).addSuccess(ObsUnit.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Plan an observation (ObsUnit) of a program with an instrument.")))
+  .add(HttpApiEndpoint.get("listInstruments", "/instruments").addSuccess(Schema.Array(Instrument.json)).pipe(allow(everyone, "Every instrument.")))
+  .add(HttpApiEndpoint.get("listInstrumentModules", "/instrument-modules").setUrlParams(Schema.Struct({ instrumentId: Schema.optional(Ids.InstrumentId) })).addSuccess(Schema.Array(InstrumentModule.json)).pipe(allow(everyone, "Instrument modules, optionally of one instrument.")))
+  .add(HttpApiEndpoint.get("listObsUnits", "/obs-units").setUrlParams(Schema.Struct({ instrumentId: Schema.optional(Ids.InstrumentId), programId: Schema.optional(Ids.ObservingProgramId) })).addSuccess(Schema.Array(ObsUnit.json)).pipe(allow(everyone, "Planned observations, by instrument or program; each caller sees those it may file for or read.")))
+  .add(HttpApiEndpoint.post("createAccount", "/accounts").setPayload(CreateAccount).addSuccess(Account.json, { status: 201 }).addError(Conflict).pipe(allow(admin, "Create an account with one role.")))
+  .add(HttpApiEndpoint.get("listAccounts", "/accounts").addSuccess(Schema.Array(Account.json)).pipe(allow(admin, "Every account.")))
+  .add(HttpApiEndpoint.post("grant", "/grants").setPayload(Grant).addSuccess(Schema.Struct({ account: Schema.String, instrumentId: Schema.NullOr(Ids.InstrumentId), programId: Schema.NullOr(Ids.ObservingProgramId) })).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Let an instrument account file for an instrument, or a scientist read a program. Granting twice is a no-op.")))
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "The catalog filing refers to, accounts and grants.")
+{}

@@ -1,0 +1,48 @@
+/**
+ * Operator actions on the lifecycle: retrying something that failed for good. A retry is a
+ * checked transition (failed → pending, recorded in the event log) or, for a transfer attempt,
+ * whose failed state is final, a new attempt linked to the failed one.
+ */
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Schema from "effect/Schema"
+import { Conflict, NotFound } from "./ApiErrors.js"
+import { allow, Authentication } from "./ApiSecurity.js"
+
+/** What can be retried. */
+export const RetryableEntity = Schema.Literal("RawDataPackage", "DataTransferPackage", "DataTransfer", "StagingRequest")
+/** What can be retried. */
+export type RetryableEntity = typeof RetryableEntity.Type
+
+/** A retry of one failed item. */
+export const Retry = Schema.Struct({
+  entity: RetryableEntity,
+  id: Schema.UUID,
+  /** Why; recorded in the event log. */
+  reason: Schema.optional(Schema.String.pipe(Schema.maxLength(500)))
+}).annotations({ identifier: "Retry" })
+
+/** What the retry did. */
+export const Retried = Schema.Struct({
+  entity: RetryableEntity,
+  id: Schema.UUID,
+  from: Schema.String,
+  to: Schema.String,
+  /** For a DataTransfer: the new attempt's id. */
+  newAttemptId: Schema.optional(Schema.UUID)
+}).annotations({ identifier: "Retried" })
+
+/** Operator actions. */
+export class OperationsApi extends HttpApiGroup.make("operations")
+  .add(
+    HttpApiEndpoint.post("retry", "/retries")
+      .setPayload(Retry)
+      .addSuccess(Retried)
+      .addError(NotFound)
+      .addError(Conflict)
+      .pipe(allow(["operator", "admin"], "Retry a failed package, bundle or staging request (failed → pending), or a failed transfer attempt (a new attempt). Anything not failed is a 409."))
+  )
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Operator actions.")
+{}

@@ -1,0 +1,63 @@
+/**
+ * Staging: a scientist asks for archived observations or packages to be made available at a
+ * PROCESSING location, then follows the request until it is completed (or failed, with why).
+ */
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Schema from "effect/Schema"
+import { NotFound, Unprocessable } from "./ApiErrors.js"
+import { Page, PageParams } from "./ApiPage.js"
+import { allow, Authentication } from "./ApiSecurity.js"
+import * as Ids from "./Ids.js"
+import { LocationName } from "./ObservationsApi.js"
+import { StagingRequest, StagingRequestItem } from "./Staging.js"
+import { Status } from "./Status.js"
+
+/** What to stage and where. At least one observation or package. */
+export const CreateStagingRequest = Schema.Struct({
+  /** The short name of a PROCESSING location. */
+  location: LocationName,
+  observationIds: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.maxItems(10_000))),
+  packageIds: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.maxItems(10_000))),
+  /** When the staged copies may be cleaned up; the server's default when absent. */
+  expiresAt: Schema.optional(Schema.Date)
+}).annotations({ identifier: "CreateStagingRequest" })
+
+/** A staging request and what it asks for. */
+export const StagingRequestView = Schema.Struct({
+  ...StagingRequest.json.fields,
+  items: Schema.Array(StagingRequestItem.json)
+}).annotations({ identifier: "StagingRequestView" })
+
+/** Filters of the staging-request list. */
+export const StagingFilter = Schema.Struct({
+  status: Schema.optional(Status),
+  ...PageParams
+})
+
+/** Creating and following StagingRequests. */
+export class StagingApi extends HttpApiGroup.make("staging")
+  .add(
+    HttpApiEndpoint.post("create", "/staging-requests")
+      .setPayload(CreateStagingRequest)
+      .addSuccess(StagingRequestView, { status: 201 })
+      .addError(Unprocessable)
+      .pipe(allow(["scientist", "admin"], "Ask for observations or packages to be staged at a PROCESSING location; scientists only for their programs."))
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/staging-requests")
+      .setUrlParams(StagingFilter)
+      .addSuccess(Page(StagingRequestView))
+      .pipe(allow(["scientist", "operator", "admin"], "Staging requests in creation order; a scientist sees its own."))
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/staging-requests/:id")
+      .setPath(Schema.Struct({ id: Ids.StagingRequestId }))
+      .addSuccess(StagingRequestView)
+      .addError(NotFound)
+      .pipe(allow(["scientist", "operator", "admin"], "One staging request with its items and status."))
+  )
+  .middleware(Authentication)
+  .annotate(OpenApi.Description, "Staging archived data for processing.")
+{}
