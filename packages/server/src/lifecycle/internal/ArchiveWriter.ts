@@ -1,0 +1,187 @@
+/**
+ * The one streaming pass that writes an archive: manifest first, then each member's bytes
+ * verified against its recorded size and checksum as they flow into the tar. Everything is a
+ * pull-based Effect Stream, so the destination's pace reaches back to the source and memory
+ * stays at a few chunks whatever the archive's size.
+ */
+import { Checksum, StorageError } from "@ccat/core"
+import * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import * as PackageManifest from "../PackageManifest.js"
+import * as TarFormat from "./TarFormat.js"
+
+/** Why one member cannot go into an archive. */
+export type FaultKind = "Corrupt" | "Missing"
+
+/** A member whose bytes at the source disagree with the record, or which is gone. */
+export class MemberFault extends Data.TaggedError("MemberFault")<{
+  readonly index: number
+  readonly kind: FaultKind
+  readonly detail: string
+  readonly actualSize?: number | undefined
+  readonly actualChecksum?: Checksum.Checksum | undefined
+}> {}
+
+/** A missing source object is reported as a NotFound StorageError (the port's rule). */
+export const isMissing = (e: unknown): boolean => StorageError.isStorageError(e) && e.reason === "NotFound"
+
+/**
+ * The member's bytes, hashed and counted as they pass. More bytes than recorded fail at once
+ * (the tar header already promised the recorded size); fewer, or another checksum, fail when the
+ * source ends, before the archive can be completed.
+ */
+export const verifiedBody = <E>(index: number, member: PackageManifest.Member, body: Stream.Stream<Uint8Array, E>): Stream.Stream<Uint8Array, E | MemberFault> =>
+  Stream.suspend(() => {
+    const { algorithm } = Checksum.parse(member.checksum)
+    const hash = createHash(Checksum.nodeHashName[algorithm])
+    let bytes = 0
+    const fault = (kind: FaultKind, detail: string, actualChecksum?: Checksum.Checksum) =>
+      new MemberFault({ index, kind, detail, actualSize: bytes, actualChecksum })
+    return body.pipe(
+      Stream.catchAll((e): Stream.Stream<Uint8Array, E | MemberFault> =>
+        isMissing(e) ? Stream.fail(fault("Missing", "not found at the source")) : Stream.fail(e)
+      ),
+      Stream.mapChunksEffect((chunk) => {
+        for (const part of chunk) {
+          bytes += part.length
+          if (bytes > member.sizeBytes) {
+            return Effect.fail(fault("Corrupt", `more than the recorded ${member.sizeBytes} bytes`))
+          }
+          hash.update(part)
+        }
+        return Effect.succeed(chunk)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        if (bytes !== member.sizeBytes) {
+          return Stream.fail(fault("Corrupt", `${bytes} bytes, recorded ${member.sizeBytes}`))
+        }
+        const actual = Checksum.make(algorithm, hash.digest("hex"))
+        return actual === member.checksum
+          ? Stream.empty
+          : Stream.fail(fault("Corrupt", `checksum ${actual}, recorded ${member.checksum}`, actual))
+      }))
+    )
+  })
+
+/** Reads a member without writing it anywhere: how the faults after the first one are found. */
+export const checkMember = <E>(index: number, member: PackageManifest.Member, body: Stream.Stream<Uint8Array, E>): Effect.Effect<Option.Option<MemberFault>, E> =>
+  verifiedBody(index, member, body).pipe(
+    Stream.runDrain,
+    Effect.as(Option.none<MemberFault>()),
+    Effect.catchIf((e): e is MemberFault => e instanceof MemberFault, (f) => Effect.succeed(Option.some(f)))
+  )
+
+const smallPart = 256 * 1024
+const batchBytes = 1024 * 1024
+
+/**
+ * Gathers small pieces (headers, padding, small files) into 1 MiB buffers so the destination
+ * writes large blocks; large pieces pass through without a copy.
+ */
+export const coalesce = <E>(self: Stream.Stream<Uint8Array, E>): Stream.Stream<Uint8Array, E> =>
+  Stream.suspend(() => {
+    let acc: Uint8Array | undefined
+    let used = 0
+    const flush = (out: Array<Uint8Array>) => {
+      if (acc !== undefined && used > 0) out.push(acc.subarray(0, used))
+      acc = undefined
+      used = 0
+    }
+    return self.pipe(
+      Stream.mapChunks((chunk) => {
+        const out: Array<Uint8Array> = []
+        for (const part of chunk) {
+          if (part.length >= smallPart) {
+            flush(out)
+            out.push(part)
+            continue
+          }
+          if (acc !== undefined && used + part.length > acc.length) flush(out)
+          if (acc === undefined) acc = new Uint8Array(batchBytes)
+          acc.set(part, used)
+          used += part.length
+        }
+        return Chunk.unsafeFromArray(out)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        const out: Array<Uint8Array> = []
+        flush(out)
+        return Stream.fromIterable(out)
+      }))
+    )
+  })
+
+/** How the archive's members are read and stamped. */
+export interface ArchiveInput<E> {
+  readonly manifest: PackageManifest.Manifest
+  /** The bytes of member `index` at the source. */
+  readonly body: (index: number, member: PackageManifest.Member) => Stream.Stream<Uint8Array, E>
+  /** Modification time of every entry, in seconds since the epoch; fixed so retries are byte-identical. */
+  readonly mtime: number
+}
+
+const parentDirectories = (path: string): Array<string> => {
+  const parts = path.split("/")
+  const out: Array<string> = []
+  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("/"))
+  return out
+}
+
+const memberHeaders = (member: PackageManifest.Member, seen: Set<string>, mtime: number): Array<Uint8Array> => {
+  const headers: Array<Uint8Array> = []
+  for (const dir of parentDirectories(member.relativePath)) {
+    if (seen.has(dir)) continue
+    seen.add(dir)
+    headers.push(TarFormat.encodeHeader({ name: dir, type: "directory", size: 0, mode: 0o755, mtime }))
+  }
+  headers.push(TarFormat.encodeHeader({ name: member.relativePath, type: "file", size: member.sizeBytes, mode: 0o644, mtime }))
+  return headers
+}
+
+const manifestEntry = (manifest: PackageManifest.Manifest, mtime: number): Array<Uint8Array> => {
+  const bytes = PackageManifest.encode(manifest)
+  return [
+    TarFormat.encodeHeader({ name: PackageManifest.manifestName, type: "file", size: bytes.length, mode: 0o444, mtime }),
+    bytes,
+    TarFormat.padding(bytes.length)
+  ]
+}
+
+/** The exact size of the archive `archive` writes, known before a byte is read (a size hint). */
+export const archiveSize = (manifest: PackageManifest.Manifest): number => {
+  const seen = new Set<string>()
+  let size = TarFormat.blockSize * 2
+  for (const part of manifestEntry(manifest, 0)) size += part.length
+  for (const member of PackageManifest.members(manifest)) {
+    for (const h of memberHeaders(member, seen, 0)) size += h.length
+    size += member.sizeBytes + TarFormat.padding(member.sizeBytes).length
+  }
+  return size
+}
+
+/**
+ * The archive's bytes: the manifest entry, then for each member its parent directories (once
+ * each, so extraction keeps the structure and modes), header, verified bytes and padding; then
+ * the end-of-archive blocks. A pure function of the manifest, the member bytes and `mtime`.
+ */
+export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E | MemberFault> => {
+  const list = PackageManifest.members(input.manifest)
+  const mtime = input.mtime
+  const seen = new Set<string>()
+  const entries = Stream.fromIterable(list.map((member, index) => ({ member, index }))).pipe(
+    Stream.flatMap(({ index, member }) =>
+      Stream.fromIterable(memberHeaders(member, seen, mtime)).pipe(
+        Stream.concat(verifiedBody(index, member, Stream.suspend(() => input.body(index, member)))),
+        Stream.concat(Stream.suspend(() => Stream.make(TarFormat.padding(member.sizeBytes))))
+      )
+    )
+  )
+  return coalesce(Stream.fromIterable(manifestEntry(input.manifest, mtime)).pipe(
+    Stream.concat(entries),
+    Stream.concat(Stream.suspend(() => Stream.make(TarFormat.trailer())))
+  ))
+}
