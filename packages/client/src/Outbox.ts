@@ -336,7 +336,9 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
               yield* write("write dead letter", () => RecordLog.append(deadFile, [json(letter)]))
               return yield* ack(p, { t: "dead", id: p.entry.id })
             }
-            yield* Effect.annotateLogs(Effect.logWarning(`delivery failed, will retry: ${judgement.reason}`), { key: p.entry.key ?? p.entry.id, attempts })
+            // An outage means many attempts: warn on the first and every tenth, the rest at debug level.
+            const log = attempts === 1 || attempts % 10 === 0 ? Effect.logWarning : Effect.logDebug
+            yield* Effect.annotateLogs(log(`delivery failed (${judgement.verdict}), will retry: ${judgement.reason}`), { key: p.entry.key ?? p.entry.id, attempts })
             const woken = yield* Ref.get(wakeRef)
             yield* Effect.raceFirst(Effect.ignore(driver.next(error)), Deferred.await(woken))
           }

@@ -1,0 +1,60 @@
+/**
+ * Real processes for the outbox tests: the reference server (`ccat serve`, through the server's
+ * own test helpers) and client processes running `fixtures/outboxClient.ts`.
+ */
+import { spawn } from "node:child_process"
+import * as path from "node:path"
+import { ccat, repoRoot, waitFor, type Ccat } from "../../server/test/support.js"
+
+export { freePort, tempDir } from "../../server/test/support.js"
+
+/** A running child and what it printed. */
+export type Proc = Ccat
+
+/** Starts a client process of the fixture with the given environment. */
+export const clientProcess = (env: Record<string, string>): Proc => {
+  const child = spawn(process.execPath, ["--import", "tsx", "packages/client/test/fixtures/outboxClient.ts"], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let out = ""
+  child.stdout!.on("data", (c) => (out += c))
+  child.stderr!.on("data", (c) => (out += c))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  return { child, output: () => out, exited }
+}
+
+/** Waits until a process printed something matching `pattern`. */
+export const waitOutput = async (proc: Proc, pattern: RegExp, ms = 30_000): Promise<RegExpMatchArray> => {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const match = proc.output().match(pattern)
+    if (match) return match
+    if (Date.now() > deadline || proc.child.exitCode !== null) {
+      throw new Error(`no ${pattern} within ${ms} ms (exit ${proc.child.exitCode}):\n${proc.output()}`)
+    }
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** Starts the reference server on a port and data folder and waits until it answers. */
+export const startServer = async (port: number, dataDir: string): Promise<Proc> => {
+  const server = ccat(["serve", "--port", String(port), "--data-dir", path.join(dataDir, "data")])
+  await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)
+  return server
+}
+
+/** Stops the server as an operator would (Ctrl-C). */
+export const stopServer = async (server: Proc): Promise<void> => {
+  server.child.kill("SIGINT")
+  await server.exited
+}
+
+/** The outbox entries the server received, in the order it answered them (from its request log). */
+export const receivedIds = (server: Proc): Array<string> =>
+  [...server.output().matchAll(/http\.url: \/api\/v1\/health\?outboxItem=([0-9a-f-]{36})/g)].map((m) => m[1]!)
+
+/** The `queued N ID` lines a client process printed, as ids in order of N. */
+export const queuedIds = (proc: Proc): Array<string> =>
+  [...proc.output().matchAll(/^queued (\d+) ([0-9a-f-]{36})$/gm)].sort((a, b) => Number(a[1]) - Number(b[1])).map((m) => m[2]!)
