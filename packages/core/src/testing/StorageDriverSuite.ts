@@ -12,13 +12,15 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Option from "effect/Option"
 import type * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Checksum from "../Checksum.js"
 import { StorageDriver } from "../StorageDriver.js"
 import { StorageError } from "../StorageError.js"
 import { runtimeHasher } from "../StorageHasher.js"
+import { bodyOf, bytesOf, digestOf } from "./StorageTestBodies.js"
+
+export { bodyOf, bytesOf, digestOf }
 
 /** How to run the suite against one driver. */
 export interface Options<E> {
@@ -49,55 +51,6 @@ export const defaultLargeBytes = (): number => {
 }
 
 const hasher = runtimeHasher!
-
-/** A random-looking, reproducible body of `size` bytes in 1 MiB chunks, generated as it streams. */
-export const bodyOf = (size: number, seed = 1): Stream.Stream<Uint8Array> => {
-  const block = new Uint8Array(MiB)
-  let x = (seed * 2654435761) >>> 0 || 1
-  for (let i = 0; i < block.length; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    block[i] = x & 0xff
-  }
-  return Stream.unfoldChunk(0, (offset): Option.Option<readonly [Chunk.Chunk<Uint8Array>, number]> => {
-    if (offset >= size) return Option.none()
-    const n = Math.min(MiB, size - offset)
-    const chunk = new Uint8Array(n)
-    chunk.set(block.subarray(0, n))
-    // stamp the offset so a duplicated or reordered chunk changes the checksum
-    const view = new DataView(chunk.buffer)
-    if (n >= 8) view.setFloat64(0, offset + seed)
-    return Option.some([Chunk.of<Uint8Array>(chunk), offset + n] as const)
-  })
-}
-
-/** The sha256 and size of everything a stream emits, without holding it. */
-export const digestOf = <E>(stream: Stream.Stream<Uint8Array, E>) =>
-  Effect.suspend(() => {
-    const h = hasher("sha256")
-    let size = 0
-    return Stream.runForEachChunk(stream, (chunk) =>
-      Effect.sync(() =>
-        Chunk.forEach(chunk, (c) => {
-          h.update(c)
-          size += c.length
-        })
-      )).pipe(Effect.map(() => ({ checksum: Checksum.make("sha256", h.digest()), size })))
-  })
-
-/** Collects a small stream into one buffer. */
-export const bytesOf = <E>(stream: Stream.Stream<Uint8Array, E>) =>
-  Stream.runCollect(stream).pipe(Effect.map((chunks) => {
-    const all = Chunk.toReadonlyArray(chunks)
-    const out = new Uint8Array(all.reduce((n, c) => n + c.length, 0))
-    let at = 0
-    for (const c of all) {
-      out.set(c, at)
-      at += c.length
-    }
-    return out
-  }))
 
 const text = (s: string): Stream.Stream<Uint8Array> => Stream.make(new TextEncoder().encode(s))
 const decode = (u: Uint8Array) => new TextDecoder().decode(u)
@@ -252,7 +205,7 @@ export const run = <E>(options: Options<E>): void => {
             return
           }
           const names = Array.from({ length: listKeys }, (_, i) => `${key("many")}/f${String(i).padStart(5, "0")}`)
-          yield* Effect.forEach(names, (k) => d.put(k, text(k)), { concurrency: 16, discard: true })
+          yield* Effect.forEach(names, (k) => d.put(k, text(k), { overwrite: true }), { concurrency: 32, discard: true })
           yield* d.put(key("many-but-not-under-prefix"), text("x"))
           const first = yield* d.list({ prefix: `${key("many")}/` })
           assert.strictEqual(first.items.length, Math.min(1000, listKeys))

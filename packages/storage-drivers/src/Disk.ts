@@ -1,0 +1,306 @@
+/**
+ * The disk driver: a DataLocation on a local or mounted filesystem (SOURCE and BUFFER disks,
+ * PROCESSING scratch). A write goes to a hidden temporary file beside its final name, is
+ * fsynced, and becomes visible by `rename` (overwrite) or `link` (create only, which fails
+ * atomically when the name exists), then the directory is fsynced. No key can reach outside
+ * the root: keys are checked relative paths, and a symlink that resolves outside is refused.
+ */
+import { type RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { randomBytes } from "node:crypto"
+import { constants as fsConstants } from "node:fs"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { errnoError, fromReadable } from "./internal/streams.js"
+
+/** Where the location lives and how carefully it writes. */
+export interface Options {
+  /** The location's root folder; created if missing. */
+  readonly root: string
+  /** Driver name in errors and spans. Default "disk". */
+  readonly name?: string | undefined
+  /** fsync files and directories before a write counts as done. Default true (turn off only for scratch). */
+  readonly fsync?: boolean | undefined
+  /** Retry policy of the lifted service. */
+  readonly retry?: StorageDriver.RetryPolicy | undefined
+}
+
+/** Temporary files carry this prefix; listing hides them and keys may not use it. */
+export const temporaryPrefix = ".ccat-tmp-"
+
+const MiB = 1024 * 1024
+
+/** The disk primitives, for integrators who wrap or extend them before lifting. */
+export const makeMinimal = Effect.fn("Disk.makeMinimal")(function*(options: Options) {
+  const name = options.name ?? "disk"
+  const sync = options.fsync ?? true
+  const fail = (method: string, reason: StorageError.StorageErrorReason, description: string, key?: string) =>
+    new StorageError.StorageError({ reason, driver: name, method, key, description })
+  const io = <A>(method: string, key: string | undefined, f: () => Promise<A>) =>
+    Effect.tryPromise({ try: f, catch: (cause) => errnoError(name, method, key, cause) })
+
+  yield* io("open", undefined, () => fs.mkdir(options.root, { recursive: true }))
+  const root = yield* io("open", undefined, () => fs.realpath(options.root))
+  const inside = (p: string) => p === root || p.startsWith(root + path.sep)
+
+  /**
+   * The absolute path of a key, after checking every existing component: a symlink may point
+   * anywhere inside the root, never outside. `create` makes missing parent folders.
+   */
+  const resolve = (method: string, key: RelativePath.RelativePath, create: boolean) =>
+    Effect.gen(function*() {
+      const parts = key.split("/")
+      const base = parts[parts.length - 1]!
+      if (base.startsWith(temporaryPrefix)) return yield* fail(method, "PermissionDenied", "reserved name", key)
+      let dir = root
+      for (const part of parts.slice(0, -1)) {
+        const next = path.join(dir, part)
+        const st = yield* Effect.promise(() => fs.lstat(next).catch(() => undefined))
+        if (st === undefined) {
+          if (!create) return yield* fail(method, "NotFound", "no such object", key)
+          yield* io(method, key, () => fs.mkdir(next).catch((e) => e?.code === "EEXIST" ? undefined : Promise.reject(e)))
+          dir = next
+          continue
+        }
+        if (st.isSymbolicLink()) {
+          const real = yield* io(method, key, () => fs.realpath(next))
+          if (!inside(real)) return yield* fail(method, "PermissionDenied", "a symlink leads outside the location", key)
+          dir = real
+          continue
+        }
+        if (!st.isDirectory()) {
+          return yield* fail(method, create ? "AlreadyExists" : "NotFound", `${parts.slice(0, -1).join("/")} is not a folder`, key)
+        }
+        dir = next
+      }
+      const file = path.join(dir, base)
+      const st = yield* Effect.promise(() => fs.lstat(file).catch(() => undefined))
+      if (st?.isSymbolicLink()) {
+        const real = yield* Effect.promise(() => fs.realpath(file).catch(() => undefined))
+        if (real === undefined || !inside(real)) {
+          return yield* fail(method, "PermissionDenied", "a symlink leads outside the location", key)
+        }
+      }
+      return { dir, file, base }
+    })
+
+  const syncDir = (dir: string) =>
+    sync
+      ? Effect.promise(async () => {
+        const h = await fs.open(dir, "r")
+        try {
+          await h.sync()
+        } finally {
+          await h.close()
+        }
+      }).pipe(Effect.ignore)
+      : Effect.void
+
+  /** Makes a written temporary file visible under its final name, atomically. */
+  const commit = (method: string, key: string, tmp: string, file: string, dir: string, overwrite: boolean) =>
+    Effect.gen(function*() {
+      if (overwrite) {
+        yield* io(method, key, () => fs.rename(tmp, file))
+      } else {
+        yield* io(method, key, () => fs.link(tmp, file))
+        yield* Effect.promise(() => fs.unlink(tmp).catch(() => undefined))
+      }
+      yield* syncDir(dir)
+    })
+
+  const tempName = (dir: string, base: string) =>
+    path.join(dir, `${temporaryPrefix}${base.slice(0, 64)}-${randomBytes(6).toString("hex")}`)
+
+  const infoOf = (key: RelativePath.RelativePath, st: { size: number; mtime: Date }): StorageDriver.ObjectInfo => ({
+    key,
+    size: st.size,
+    modifiedAt: st.mtime
+  })
+
+  const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
+    Effect.gen(function*() {
+      const { dir, file, base } = yield* resolve("put", key, true)
+      if (!opts.overwrite) {
+        const exists = yield* Effect.promise(() => fs.lstat(file).then(() => true, () => false))
+        if (exists) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
+      }
+      const tmp = tempName(dir, base)
+      let committed = false
+      const write = Effect.acquireUseRelease(
+        io("put", key, () => fs.open(tmp, "wx", 0o644)),
+        (handle) =>
+          Stream.runForEachChunk(body, (chunk) => {
+            const buffers = Array.from(chunk)
+            return buffers.length === 0 ? Effect.void : io("put", key, () => handle.writev(buffers))
+          }).pipe(Effect.zipRight(sync ? io("put", key, () => handle.sync()) : Effect.void)),
+        (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+      )
+      return yield* write.pipe(
+        Effect.zipRight(io("put", key, () => fs.stat(tmp))),
+        Effect.tap(() =>
+          commit("put", key, tmp, file, dir, opts.overwrite).pipe(Effect.tap(() => {
+            committed = true
+          }))
+        ),
+        Effect.map((st) => infoOf(key, st)),
+        Effect.ensuring(Effect.suspend(() =>
+          committed ? Effect.void : Effect.promise(() => fs.unlink(tmp).catch(() => undefined))
+        ))
+      )
+    })
+
+  const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
+    Stream.unwrap(Effect.gen(function*() {
+      const { file } = yield* resolve("get", key, false)
+      const handle = yield* io("get", key, () => fs.open(file, "r"))
+      const st = yield* io("get", key, () => handle.stat()).pipe(Effect.tapError(() => Effect.promise(() => handle.close())))
+      if (!st.isFile()) {
+        yield* Effect.promise(() => handle.close())
+        return yield* fail("get", "NotFound", "not a file", key)
+      }
+      const start = range?.start ?? 0
+      const end = Math.min(range?.end ?? st.size, st.size)
+      if (start >= end) {
+        yield* Effect.promise(() => handle.close())
+        return Stream.empty
+      }
+      return fromReadable(
+        Effect.sync(() => handle.createReadStream({ start, end: end - 1, highWaterMark: MiB, autoClose: true })),
+        (cause) => errnoError(name, "get", key, cause)
+      )
+    }))
+
+  const stat = (key: RelativePath.RelativePath) =>
+    Effect.gen(function*() {
+      const { file } = yield* resolve("stat", key, false)
+      const st = yield* io("stat", key, () => fs.stat(file))
+      if (!st.isFile()) return yield* fail("stat", "NotFound", "not a file", key)
+      return infoOf(key, st)
+    })
+
+  const remove = (key: RelativePath.RelativePath) =>
+    Effect.gen(function*() {
+      const found = yield* resolve("delete", key, false).pipe(
+        Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(undefined))
+      )
+      if (found === undefined) return
+      yield* io("delete", key, () =>
+        fs.unlink(found.file).catch((e) => (e?.code === "ENOENT" || e?.code === "EISDIR") ? undefined : Promise.reject(e)))
+      yield* syncDir(found.dir)
+      // tidy up folders the object leaves empty (best effort, never above the root)
+      let dir = found.dir
+      while (dir !== root && inside(dir)) {
+        const ok = yield* Effect.promise(() => fs.rmdir(dir).then(() => true, () => false))
+        if (!ok) break
+        dir = path.dirname(dir)
+      }
+    })
+
+  const list = ({ prefix, cursor, limit }: { prefix: string; cursor: string | undefined; limit: number }) =>
+    Effect.gen(function*() {
+      const items: Array<StorageDriver.ObjectInfo> = []
+      let more = false
+      const relevant = (dirKey: string) => {
+        const p = dirKey + "/"
+        if (!(p.startsWith(prefix) || prefix.startsWith(p))) return false
+        return cursor === undefined || !(p < cursor && !cursor.startsWith(p))
+      }
+      const walk = (dirAbs: string, dirKey: string): Effect.Effect<void, StorageError.StorageError> =>
+        Effect.gen(function*() {
+          const entries = yield* Effect.promise(() =>
+            fs.readdir(dirAbs, { withFileTypes: true }).catch(() => [] as Array<import("node:fs").Dirent>)
+          )
+          const sorted = entries
+            .filter((e) => (e.isFile() || e.isDirectory()) && !e.name.startsWith(temporaryPrefix))
+            .map((e) => ({ e, sortKey: e.name + (e.isDirectory() ? "/" : "") }))
+            .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0))
+          for (const { e } of sorted) {
+            if (more) return
+            const k = dirKey === "" ? e.name : `${dirKey}/${e.name}`
+            if (e.isDirectory()) {
+              if (relevant(k)) yield* walk(path.join(dirAbs, e.name), k)
+              continue
+            }
+            if (!k.startsWith(prefix) || (cursor !== undefined && k <= cursor)) continue
+            if (items.length === limit) {
+              more = true
+              return
+            }
+            const st = yield* Effect.promise(() => fs.stat(path.join(dirAbs, e.name)).catch(() => undefined))
+            if (st !== undefined) items.push(infoOf(k as RelativePath.RelativePath, st))
+          }
+        })
+      yield* walk(root, "")
+      return { items, cursor: more ? items[items.length - 1]!.key : undefined }
+    })
+
+  const copy = (from: RelativePath.RelativePath, to: RelativePath.RelativePath, opts: { readonly overwrite: boolean }) =>
+    Effect.gen(function*() {
+      const src = yield* resolve("copy", from, false)
+      const dst = yield* resolve("copy", to, true)
+      if (!opts.overwrite) {
+        const exists = yield* Effect.promise(() => fs.lstat(dst.file).then(() => true, () => false))
+        if (exists) return yield* fail("copy", "AlreadyExists", "an object exists under this key", to)
+      }
+      const tmp = tempName(dst.dir, dst.base)
+      let committed = false
+      return yield* io("copy", from, () => fs.copyFile(src.file, tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL)).pipe(
+        Effect.zipRight(sync ? io("copy", to, async () => {
+          const h = await fs.open(tmp, "r+")
+          try {
+            await h.sync()
+          } finally {
+            await h.close()
+          }
+        }) : Effect.void),
+        Effect.zipRight(io("copy", to, () => fs.stat(tmp))),
+        Effect.tap(() => commit("copy", to, tmp, dst.file, dst.dir, opts.overwrite).pipe(Effect.tap(() => {
+          committed = true
+        }))),
+        Effect.map((st) => infoOf(to, st)),
+        Effect.ensuring(Effect.suspend(() =>
+          committed ? Effect.void : Effect.promise(() => fs.unlink(tmp).catch(() => undefined))
+        ))
+      )
+    })
+
+  const space = () =>
+    io("space", undefined, () => fs.statfs(root)).pipe(Effect.map((s) => ({
+      freeBytes: s.bavail * s.bsize,
+      totalBytes: s.blocks * s.bsize
+    })))
+
+  const minimal: StorageDriver.Minimal = {
+    name,
+    capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nativeCopy: true },
+    put,
+    get,
+    stat,
+    delete: remove,
+    list,
+    copy,
+    space
+  }
+  return minimal
+})
+
+/** The full disk storage service on a folder. */
+export const make = (options: Options): Effect.Effect<StorageDriver.Service, StorageError.StorageError> =>
+  Effect.map(makeMinimal(options), (minimal) => StorageDriver.make(minimal, { retry: options.retry }))
+
+/** A layer providing the generic StorageDriver port backed by a folder. */
+export const layer = (options: Options): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError> =>
+  Layer.effect(StorageDriver.StorageDriver, make(options))
+
+/** Reads the options from configuration: `root` (required) and `fsync` (default true). */
+export const config: Config.Config<Options> = Config.all({
+  root: Config.string("root"),
+  fsync: Config.withDefault(Config.boolean("fsync"), true)
+})
+
+/** Like `layer`, with the options read from configuration (e.g. `Config.nested(config, "disk")`). */
+export const layerConfig = (options: Config.Config<Options> = config) =>
+  Layer.effect(StorageDriver.StorageDriver, Effect.flatMap(options, make))

@@ -1,0 +1,462 @@
+/**
+ * The S3 driver, on @aws-sdk/client-s3, for AWS and S3-compatible servers (Ceph radosgw, MinIO).
+ *
+ * - A body up to one part is buffered (bounded by `partSize`) and sent with one PutObject; a
+ *   larger one becomes a multipart upload whose parts go up `concurrency` at a time, so memory
+ *   stays at about (concurrency + 2) × partSize whatever the object's size. The upload is
+ *   completed only after the body ended and its checksum matched; any failure or interruption
+ *   aborts it, so a partial object is never visible.
+ * - Integrity: every request carries Content-MD5 (radosgw and AWS reject a mismatch with
+ *   BadDigest), and our own checksum is kept with the object (metadata `ccat-checksum` when it
+ *   is known up front or the object is one part, an object tag otherwise), since a multipart
+ *   ETag is not an MD5 of the object and radosgw stores none of the SDK's flexible checksums.
+ * - Path-style addressing by default when an endpoint is given, as non-AWS servers need.
+ * - An `S3Client` can be injected for anything these options do not cover.
+ */
+import { Checksum, type RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  GetObjectTaggingCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  PutObjectTaggingCommand,
+  S3Client,
+  type S3ClientConfig,
+  UploadPartCommand
+} from "@aws-sdk/client-s3"
+import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import type { Readable } from "node:stream"
+import { fromReadable } from "./internal/streams.js"
+
+/** Where the bucket is and how uploads are cut. */
+export interface Options {
+  readonly bucket: string
+  /** Prepended to every key, so several locations can share a bucket (`"chile-buffer/"`). */
+  readonly prefix?: string | undefined
+  /** An S3Client configured by the caller; when given, endpoint/region/credentials are ignored. */
+  readonly client?: S3Client | undefined
+  readonly endpoint?: string | undefined
+  readonly region?: string | undefined
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string } | undefined
+  /** Path-style URLs (`endpoint/bucket/key`). Default: true when an endpoint is given. */
+  readonly forcePathStyle?: boolean | undefined
+  /** Multipart part size in bytes (min 5 MiB). Default 16 MiB; raised for huge objects to stay under 10,000 parts. */
+  readonly partSize?: number | undefined
+  /** Parts uploaded at once. Default 4. */
+  readonly concurrency?: number | undefined
+  /** Send Content-MD5 with every upload request so the server checks each part. Default true. */
+  readonly contentMd5?: boolean | undefined
+  /** Create the bucket if it does not exist. Default false. */
+  readonly createBucket?: boolean | undefined
+  /** Driver name in errors and spans. Default "s3". */
+  readonly name?: string | undefined
+  readonly retry?: StorageDriver.RetryPolicy | undefined
+}
+
+const MiB = 1024 * 1024
+const metadataKey = "ccat-checksum"
+const maxParts = 10_000
+const maxCopyBytes = 5 * 1024 * MiB
+
+interface Part {
+  readonly number: number
+  readonly bytes: Buffer
+  readonly last: boolean
+}
+
+/**
+ * Cuts a byte stream into parts of exactly `partSize` (the last may be shorter), knowing for
+ * each part whether it is the last, so a one-part body can skip the multipart protocol.
+ */
+const partsOf = <E>(body: Stream.Stream<Uint8Array, E>, partSize: number): Stream.Stream<Part, E> =>
+  Stream.suspend(() => {
+    let current: Buffer | undefined
+    let filled = 0
+    let pending: Buffer | undefined
+    let index = 0
+    return body.pipe(
+      Stream.mapChunks((chunk) => {
+        const out: Array<Part> = []
+        for (const u8 of chunk) {
+          let off = 0
+          while (off < u8.length) {
+            if (pending !== undefined) {
+              out.push({ number: ++index, bytes: pending, last: false })
+              pending = undefined
+            }
+            if (current === undefined) {
+              current = Buffer.allocUnsafe(partSize)
+              filled = 0
+            }
+            const n = Math.min(partSize - filled, u8.length - off)
+            current.set(u8.subarray(off, off + n), filled)
+            filled += n
+            off += n
+            if (filled === partSize) {
+              pending = current
+              current = undefined
+            }
+          }
+        }
+        return Chunk.unsafeFromArray(out)
+      }),
+      Stream.concat(Stream.suspend(() => {
+        const out: Array<Part> = []
+        if (current !== undefined && filled > 0) {
+          if (pending !== undefined) out.push({ number: ++index, bytes: pending, last: false })
+          out.push({ number: ++index, bytes: current.subarray(0, filled), last: true })
+        } else if (pending !== undefined) {
+          out.push({ number: ++index, bytes: pending, last: true })
+        } else if (index === 0) {
+          out.push({ number: 1, bytes: Buffer.alloc(0), last: true })
+        }
+        return Stream.fromIterable(out)
+      }))
+    )
+  })
+
+/** The storage reason for an S3 SDK failure. */
+export const reasonOf = (cause: unknown): StorageError.StorageErrorReason => {
+  const e = cause as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } } | null
+  const code = e?.name ?? e?.Code ?? ""
+  const status = e?.$metadata?.httpStatusCode ?? 0
+  if (["NoSuchKey", "NotFound", "NoSuchBucket", "NoSuchUpload"].includes(code) || status === 404) return "NotFound"
+  if (["PreconditionFailed", "ConditionalRequestConflict"].includes(code) || status === 412) return "AlreadyExists"
+  if (["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidPart"].includes(code)) return "Corrupt"
+  if (["NotImplemented", "EntityTooLarge"].includes(code) || status === 501) return "Unsupported"
+  if (["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"].includes(code) || status === 403) {
+    return "PermissionDenied"
+  }
+  if (status >= 400 && status < 500 && !["RequestTimeout", "SlowDown", "TooManyRequests"].includes(code) && status !== 429) {
+    return "PermissionDenied"
+  }
+  return "Unavailable"
+}
+
+/** The S3 primitives over a client the caller owns. */
+export const makeMinimal = (client: S3Client, options: Options): StorageDriver.Minimal => {
+  const name = options.name ?? "s3"
+  const bucket = options.bucket
+  const prefix = options.prefix ?? ""
+  const concurrency = Math.max(1, options.concurrency ?? 4)
+  const basePartSize = Math.max(5 * MiB, options.partSize ?? 16 * MiB)
+  const md5 = options.contentMd5 ?? true
+  const objectKey = (key: string) => prefix + key
+  const fail = (method: string, reason: StorageError.StorageErrorReason, description: string, key?: string) =>
+    new StorageError.StorageError({ reason, driver: name, method, key, description })
+  const send = <A>(method: string, key: string | undefined, f: (signal: AbortSignal) => Promise<A>) =>
+    Effect.tryPromise({
+      try: f,
+      catch: (cause) =>
+        new StorageError.StorageError({
+          reason: reasonOf(cause),
+          driver: name,
+          method,
+          key,
+          description: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
+          cause
+        })
+    })
+  const contentMd5 = (bytes: Uint8Array) => md5 ? createHash("md5").update(bytes).digest("base64") : undefined
+  const validChecksum = (value: string | undefined) =>
+    value !== undefined && Checksum.problem(value) === undefined ? value as Checksum.Checksum : undefined
+
+  const head = (method: string, key: string) =>
+    send(method, key, (abortSignal) => client.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal }))
+
+  const exists = (method: string, key: string) =>
+    head(method, key).pipe(
+      Effect.as(true),
+      Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(false))
+    )
+
+  const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
+    Effect.gen(function*() {
+      if (!opts.overwrite && (yield* exists("put", key))) {
+        return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
+      }
+      const partSize = opts.sizeHint === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(opts.sizeHint / (maxParts - 100)))
+      const ifNoneMatch = opts.overwrite ? undefined : "*"
+      const known = opts.checksum
+      let uploadId: string | undefined
+      let single: Buffer | undefined
+      let total = 0
+      const etags: Array<{ PartNumber: number; ETag: string }> = []
+      const createUpload = yield* Effect.cached(
+        send("put", key, (abortSignal) =>
+          client.send(
+            new CreateMultipartUploadCommand({
+              Bucket: bucket,
+              Key: objectKey(key),
+              Metadata: known === undefined ? undefined : { [metadataKey]: known }
+            }),
+            { abortSignal }
+          )).pipe(Effect.flatMap((r) => {
+            uploadId = r.UploadId
+            return uploadId === undefined ? Effect.fail(fail("put", "Unavailable", "no UploadId", key)) : Effect.succeed(uploadId)
+          }))
+      )
+      const uploadPart = (part: Part) =>
+        Effect.gen(function*() {
+          total += part.bytes.length
+          if (part.number === 1 && part.last) {
+            single = part.bytes
+            return
+          }
+          const id = yield* createUpload
+          const res = yield* send("put", key, (abortSignal) =>
+            client.send(
+              new UploadPartCommand({
+                Bucket: bucket,
+                Key: objectKey(key),
+                UploadId: id,
+                PartNumber: part.number,
+                Body: part.bytes,
+                ContentLength: part.bytes.length,
+                ContentMD5: contentMd5(part.bytes)
+              }),
+              { abortSignal }
+            ))
+          etags.push({ PartNumber: part.number, ETag: res.ETag ?? "" })
+        })
+      const upload = Effect.gen(function*() {
+        yield* partsOf(body, partSize).pipe(Stream.mapEffect(uploadPart, { concurrency }), Stream.runDrain)
+        // the body ended and (the lifted service checked) its checksum matched
+        const digest = known ?? opts.digest()
+        if (single !== undefined) {
+          const bytes = single
+          yield* send("put", key, (abortSignal) =>
+            client.send(
+              new PutObjectCommand({
+                Bucket: bucket,
+                Key: objectKey(key),
+                Body: bytes,
+                ContentLength: bytes.length,
+                ContentMD5: contentMd5(bytes),
+                Metadata: digest === undefined ? undefined : { [metadataKey]: digest },
+                IfNoneMatch: ifNoneMatch
+              }),
+              { abortSignal }
+            ))
+          return
+        }
+        const id = yield* createUpload
+        etags.sort((a, b) => a.PartNumber - b.PartNumber)
+        yield* send("put", key, (abortSignal) =>
+          client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: bucket,
+              Key: objectKey(key),
+              UploadId: id,
+              MultipartUpload: { Parts: etags },
+              IfNoneMatch: ifNoneMatch
+            }),
+            { abortSignal }
+          ))
+        uploadId = undefined
+        if (known === undefined && digest !== undefined) {
+          // metadata is fixed when a multipart upload starts; a tag can still be set now
+          yield* send("put", key, (abortSignal) =>
+            client.send(
+              new PutObjectTaggingCommand({
+                Bucket: bucket,
+                Key: objectKey(key),
+                Tagging: { TagSet: [{ Key: metadataKey, Value: digest }] }
+              }),
+              { abortSignal }
+            )).pipe(Effect.ignore)
+        }
+      })
+      yield* upload.pipe(Effect.onExit(() =>
+        uploadId === undefined ? Effect.void : send("put", key, () =>
+          client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId: uploadId }))).pipe(
+            Effect.ignore
+          )
+      ))
+      return { key, size: total, checksum: known ?? opts.digest() } satisfies StorageDriver.ObjectInfo
+    })
+
+  const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
+    Stream.unwrap(
+      send("get", key, (abortSignal) =>
+        client.send(
+          new GetObjectCommand({
+            Bucket: bucket,
+            Key: objectKey(key),
+            Range: range === undefined ? undefined : `bytes=${range.start}-${range.end === undefined ? "" : range.end - 1}`
+          }),
+          { abortSignal }
+        )).pipe(
+          Effect.map((res) =>
+            fromReadable(
+              Effect.sync(() => res.Body as Readable),
+              (cause) =>
+                new StorageError.StorageError({ reason: "Unavailable", driver: name, method: "get", key, cause, description: String(cause) })
+            )
+          ),
+          Effect.catchIf(
+            (e) => range !== undefined && ((e.cause as { name?: string })?.name === "InvalidRange" || (e.cause as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 416),
+            () => Effect.succeed(Stream.empty)
+          )
+        )
+    )
+
+  const stat = (key: RelativePath.RelativePath) =>
+    Effect.gen(function*() {
+      const res = yield* head("stat", key)
+      let checksum = validChecksum(res.Metadata?.[metadataKey])
+      if (checksum === undefined && (res.ETag ?? "").includes("-")) {
+        const tags = yield* send("stat", key, (abortSignal) =>
+          client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal })).pipe(
+            Effect.option
+          )
+        if (tags._tag === "Some") checksum = validChecksum(tags.value.TagSet?.find((t) => t.Key === metadataKey)?.Value)
+      }
+      return { key, size: res.ContentLength ?? 0, checksum, modifiedAt: res.LastModified } satisfies StorageDriver.ObjectInfo
+    })
+
+  const remove = (key: RelativePath.RelativePath) =>
+    send("delete", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal })).pipe(
+      Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void),
+      Effect.asVoid
+    )
+
+  const list = ({ prefix: p, cursor, limit }: { prefix: string; cursor: string | undefined; limit: number }) =>
+    send("list", undefined, (abortSignal) =>
+      client.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: objectKey(p),
+          StartAfter: cursor === undefined ? undefined : objectKey(cursor),
+          MaxKeys: limit
+        }),
+        { abortSignal }
+      )).pipe(Effect.map((res) => {
+        const items = (res.Contents ?? []).map((o): StorageDriver.ObjectInfo => ({
+          key: (o.Key ?? "").slice(prefix.length) as RelativePath.RelativePath,
+          size: o.Size ?? 0,
+          modifiedAt: o.LastModified
+        }))
+        return { items, cursor: res.IsTruncated === true && items.length > 0 ? items[items.length - 1]!.key : undefined }
+      }))
+
+  const copy = (from: RelativePath.RelativePath, to: RelativePath.RelativePath, opts: { readonly overwrite: boolean }) =>
+    Effect.gen(function*() {
+      const source = yield* head("copy", from)
+      if ((source.ContentLength ?? 0) > maxCopyBytes) {
+        return yield* fail("copy", "Unsupported", "CopyObject is limited to 5 GiB", from)
+      }
+      if (!opts.overwrite && (yield* exists("copy", to))) return yield* fail("copy", "AlreadyExists", "an object exists under this key", to)
+      const copySource = `${bucket}/${objectKey(from).split("/").map(encodeURIComponent).join("/")}`
+      yield* send("copy", to, (abortSignal) =>
+        client.send(
+          new CopyObjectCommand({ Bucket: bucket, Key: objectKey(to), CopySource: copySource, MetadataDirective: "COPY" }),
+          { abortSignal }
+        ))
+      return yield* stat(to)
+    })
+
+  return {
+    name,
+    capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nativeCopy: true },
+    put,
+    get,
+    stat,
+    delete: remove,
+    list,
+    copy
+  }
+}
+
+/** A client for the options: path-style for custom endpoints, no SDK retries (the lifted service retries). */
+export const makeClient = (options: Options): S3Client => {
+  const config: S3ClientConfig = {
+    region: options.region ?? "us-east-1",
+    endpoint: options.endpoint,
+    forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+    credentials: options.credentials,
+    maxAttempts: 1,
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED"
+  }
+  return new S3Client(config)
+}
+
+/**
+ * The full S3 storage service. A client made here is destroyed when the scope closes; an
+ * injected one belongs to the caller. With `createBucket` the bucket is created if missing.
+ */
+export const make = Effect.fn("S3.make")(function*(options: Options) {
+  const client = options.client ?? (yield* Effect.acquireRelease(
+    Effect.sync(() => makeClient(options)),
+    (c) => Effect.sync(() => c.destroy())
+  ))
+  const minimal = makeMinimal(client, options)
+  if (options.createBucket === true) {
+    const send = <A>(f: () => Promise<A>) =>
+      Effect.tryPromise({
+        try: f,
+        catch: (cause) =>
+          new StorageError.StorageError({ reason: reasonOf(cause), driver: minimal.name, method: "open", cause, description: String(cause) })
+      })
+    const found = yield* send(() => client.send(new HeadBucketCommand({ Bucket: options.bucket }))).pipe(
+      Effect.as(true),
+      Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(false))
+    )
+    if (!found) {
+      yield* send(() => client.send(new CreateBucketCommand({ Bucket: options.bucket }))).pipe(
+        Effect.catchIf((e) => e.reason === "AlreadyExists" || String(e.cause).includes("BucketAlready"), () => Effect.void)
+      )
+    }
+  }
+  return StorageDriver.make(minimal, { retry: options.retry })
+})
+
+/** A layer providing the generic StorageDriver port backed by a bucket. */
+export const layer = (options: Options): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError> =>
+  Layer.scoped(StorageDriver.StorageDriver, make(options))
+
+/**
+ * Options from configuration: `bucket`, `prefix`, `endpoint`, `region`, `accessKeyId`,
+ * `secretAccessKey` (redacted), `partSize`, `concurrency`, `createBucket`.
+ */
+export const config: Config.Config<Options> = Config.all({
+  bucket: Config.string("bucket"),
+  prefix: Config.withDefault(Config.string("prefix"), ""),
+  endpoint: Config.option(Config.string("endpoint")),
+  region: Config.withDefault(Config.string("region"), "us-east-1"),
+  accessKeyId: Config.option(Config.string("accessKeyId")),
+  secretAccessKey: Config.option(Config.redacted("secretAccessKey")),
+  partSize: Config.withDefault(Config.integer("partSize"), 16 * MiB),
+  concurrency: Config.withDefault(Config.integer("concurrency"), 4),
+  createBucket: Config.withDefault(Config.boolean("createBucket"), false)
+}).pipe(Config.map((c): Options => ({
+  bucket: c.bucket,
+  prefix: c.prefix,
+  endpoint: c.endpoint._tag === "Some" ? c.endpoint.value : undefined,
+  region: c.region,
+  credentials: c.accessKeyId._tag === "Some" && c.secretAccessKey._tag === "Some"
+    ? { accessKeyId: c.accessKeyId.value, secretAccessKey: Redacted.value(c.secretAccessKey.value) }
+    : undefined,
+  partSize: c.partSize,
+  concurrency: c.concurrency,
+  createBucket: c.createBucket
+})))
+
+/** Like `layer`, with the options read from configuration. */
+export const layerConfig = (options: Config.Config<Options> = config) =>
+  Layer.scoped(StorageDriver.StorageDriver, Effect.flatMap(options, make))

@@ -1,0 +1,143 @@
+/**
+ * The S3 driver against a real S3-compatible server: a throwaway Ceph radosgw started by this
+ * file (scripts/radosgw.ts) and stopped at its end. The server that ran is printed.
+ */
+import { StorageDriver } from "@ccat/core"
+import { StorageDriverSuite } from "@ccat/core/testing"
+import { S3 } from "@ccat/storage-drivers"
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  S3Client,
+  UploadPartCommand
+} from "@aws-sdk/client-s3"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import { afterAll, beforeAll } from "vitest"
+import * as Radosgw from "../../../scripts/radosgw.js"
+
+const MiB = 1024 * 1024
+const largeBytes = Number(process.env.CCAT_S3_LARGE_BYTES ?? 256 * MiB)
+let server: Radosgw.Radosgw | undefined
+
+beforeAll(async () => {
+  if (!Radosgw.isInstalled()) throw new Error("radosgw is not installed: apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd")
+  const started = Date.now()
+  server = await Radosgw.start()
+  console.log(`[s3 tests] S3 server: ${server.server} at ${server.endpoint}, started in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+}, 180_000)
+
+afterAll(async () => {
+  if (server !== undefined) await Radosgw.stop(server.dir)
+}, 60_000)
+
+const options = (extra: Partial<S3.Options> = {}): S3.Options => ({
+  bucket: "ccat-tests",
+  endpoint: server!.endpoint,
+  region: server!.region,
+  credentials: { accessKeyId: server!.accessKeyId, secretAccessKey: server!.secretAccessKey },
+  createBucket: true,
+  partSize: 8 * MiB,
+  ...extra
+})
+
+StorageDriverSuite.run({
+  name: `s3 (radosgw; large object ${largeBytes} bytes)`,
+  layer: Layer.suspend(() => S3.layer(options({ prefix: "suite/" }))),
+  largeBytes
+})
+
+const reason = <A>(e: Effect.Effect<A, { readonly reason: string }>) =>
+  Effect.match(e, { onFailure: (err) => err.reason, onSuccess: () => "success" })
+
+const rawClient = () =>
+  new S3Client({
+    endpoint: server!.endpoint,
+    region: server!.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: server!.accessKeyId, secretAccessKey: server!.secretAccessKey }
+  })
+
+describe("S3 on radosgw", () => {
+  it.scopedLive("keeps our checksum with single-part and multipart objects", () =>
+    Effect.gen(function*() {
+      const d = yield* S3.make(options({ prefix: "checksums/", partSize: 5 * MiB }))
+      const small = yield* d.put("one-part.bin", StorageDriverSuite.bodyOf(MiB, 1))
+      assert.strictEqual((yield* d.stat("one-part.bin")).checksum, small.checksum)
+      // multipart, checksum unknown up front: kept as an object tag
+      const big = yield* d.put("multi.bin", StorageDriverSuite.bodyOf(12 * MiB + 5, 2))
+      assert.strictEqual((yield* d.stat("multi.bin")).checksum, big.checksum)
+      // multipart, checksum known up front: kept as metadata from the start
+      const again = yield* d.put("multi-known.bin", StorageDriverSuite.bodyOf(12 * MiB + 5, 2), { checksum: big.checksum })
+      const client = rawClient()
+      const head = yield* Effect.promise(() => client.send(new HeadObjectCommand({ Bucket: "ccat-tests", Key: "checksums/multi-known.bin" })))
+      client.destroy()
+      assert.strictEqual(head.Metadata?.["ccat-checksum"], again.checksum)
+      assert.match(head.ETag ?? "", /-3"$/, "a 3-part upload's ETag is not an MD5")
+    }))
+
+  it.scopedLive("maps a part the server rejects (bad Content-MD5) to Corrupt", () =>
+    Effect.gen(function*() {
+      const client = rawClient()
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      const d = yield* S3.make(options({ client, prefix: "digest/" }))
+      yield* d.put("seed.txt", Stream.make(new TextEncoder().encode("x")))
+      const created = yield* Effect.promise(() =>
+        client.send(new CreateMultipartUploadCommand({ Bucket: "ccat-tests", Key: "digest/bad" }))
+      )
+      const body = Buffer.alloc(5 * MiB, 1)
+      const wrong = createHash("md5").update("something else").digest("base64")
+      const result = yield* Effect.tryPromise({
+        try: () =>
+          client.send(new UploadPartCommand({
+            Bucket: "ccat-tests",
+            Key: "digest/bad",
+            UploadId: created.UploadId,
+            PartNumber: 1,
+            Body: body,
+            ContentMD5: wrong
+          })),
+        catch: (e) => S3.reasonOf(e)
+      }).pipe(Effect.flip)
+      assert.strictEqual(result, "Corrupt")
+      yield* Effect.promise(() =>
+        client.send(new AbortMultipartUploadCommand({ Bucket: "ccat-tests", Key: "digest/bad", UploadId: created.UploadId }))
+      )
+    }))
+
+  it.scopedLive("aborts the multipart upload of an interrupted write", () =>
+    Effect.gen(function*() {
+      const d = yield* S3.make(options({ prefix: "aborted/", partSize: 5 * MiB }))
+      let sent = 0
+      const body = Stream.concat(StorageDriverSuite.bodyOf(16 * MiB, 3), Stream.never as Stream.Stream<Uint8Array>).pipe(
+        Stream.tap((c) => Effect.sync(() => {
+          sent += c.length
+        }))
+      )
+      const fiber = yield* Effect.fork(d.put("killed.bin", body))
+      while (sent < 16 * MiB) yield* Effect.sleep("20 millis")
+      yield* Effect.sleep("500 millis")
+      yield* Fiber.interrupt(fiber)
+      const client = rawClient()
+      const uploads = yield* Effect.promise(() => client.send(new ListMultipartUploadsCommand({ Bucket: "ccat-tests", Prefix: "aborted/" })))
+      client.destroy()
+      assert.deepStrictEqual(uploads.Uploads ?? [], [])
+      assert.strictEqual(yield* reason(d.stat("killed.bin")), "NotFound")
+    }))
+
+  it.scopedLive("reports an unreachable server as Unavailable", () =>
+    Effect.gen(function*() {
+      const d = yield* S3.make({
+        ...options({ createBucket: false }),
+        endpoint: "http://127.0.0.1:9",
+        retry: { ...StorageDriver.defaultRetryPolicy, times: 1, base: "10 millis" }
+      })
+      assert.strictEqual(yield* reason(d.stat("anything")), "Unavailable")
+    }))
+})
