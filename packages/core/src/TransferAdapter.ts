@@ -275,7 +275,11 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
     return Effect.void
   }
 
-  const verifyNow = Effect.fn("TransferAdapter.verify")(function* (request: Request, copied?: Copied) {
+  /** Removes the destination files that failed verification, so no bad copy stays behind. */
+  const removeBad = (request: Request, bad: ReadonlyArray<string>) =>
+    Effect.forEach(bad, (k) => minimal.remove(sub(request.destination, k), "file"), { discard: true, concurrency: 4 }).pipe(Effect.ignore)
+
+  const verifyNow = Effect.fn("TransferAdapter.verify")(function* (request: Request, copied: Copied | undefined, cleanup: boolean) {
     const algorithm = request.algorithm ?? Checksum.defaultAlgorithm
     const expected = expectedManifest(request)
     const sourceManifest = (): Effect.Effect<Manifest, TransferError.TransferError> =>
@@ -293,6 +297,8 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
     )
     const bad = expected !== undefined ? compareExpected(reference, destination) : compare(reference, destination)
     if (bad.length === 0) return destination
+    if (cleanup) yield* removeBad(request, bad)
+    const list = `${bad.slice(0, 5).join(", ")}${bad.length > 5 ? ` and ${bad.length - 5} more` : ""}`
     if (expected !== undefined) {
       const actualSource = yield* sourceManifest()
       const sourceBad = compareExpected(expected, actualSource)
@@ -300,11 +306,7 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
         return yield* fail("SourceCorrupt", `the source differs from the expected checksums: ${sourceBad.slice(0, 5).join(", ")}`)
       }
     }
-    return yield* Effect.fail(
-      TransferError.make(minimal.name, "ChecksumMismatch", `destination differs from source: ${bad.slice(0, 5).join(", ")}${bad.length > 5 ? ` and ${bad.length - 5} more` : ""}`, {
-        cause: bad
-      })
-    )
+    return yield* fail("ChecksumMismatch", `destination differs from source: ${list}`)
   })
 
   const run = (request: Request, call: CallOptions, emit: (e: Event) => Effect.Effect<void>) =>
@@ -331,13 +333,7 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
               )
             if (!verify) return { copied, manifest: undefined }
             yield* emit({ _tag: "Verifying", attempt: current })
-            const manifest = yield* verifyNow(request, copied).pipe(
-              Effect.tapError((e) =>
-                e.reason === "ChecksumMismatch" && Array.isArray(e.cause)
-                  ? Effect.forEach(e.cause as Array<string>, (k) => minimal.remove(sub(request.destination, k), "file"), { discard: true }).pipe(Effect.ignore)
-                  : Effect.void
-              )
-            )
+            const manifest = yield* verifyNow(request, copied, true)
             return { copied, manifest }
           })
         )
@@ -402,7 +398,7 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
     capabilities: minimal.capabilities,
     stream,
     transfer: (request, call = {}) => run(request, call, () => Effect.void),
-    verify: (request) => check(request).pipe(Effect.zipRight(verifyNow(request)))
+    verify: (request) => check(request).pipe(Effect.zipRight(verifyNow(request, undefined, false)))
   }
 }
 

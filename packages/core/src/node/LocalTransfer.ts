@@ -55,6 +55,27 @@ const copyOne = async (src: string, dst: string, algorithm: Checksum.Algorithm, 
   return { size: hasher.bytes, checksum: hasher.checksum() }
 }
 
+/**
+ * Runs an abortable promise; on interruption aborts it and waits until it settled, so the
+ * temporary file its failure path removes is gone before the interruption completes.
+ */
+const untilSettled = <A>(options: { readonly try: (signal: AbortSignal) => Promise<A>; readonly catch: (e: unknown) => TransferError.TransferError }) =>
+  Effect.async<A, TransferError.TransferError>((resume) => {
+    const controller = new AbortController()
+    const promise = options.try(controller.signal)
+    promise.then(
+      (a) => resume(Effect.succeed(a)),
+      (e) => resume(Effect.fail(options.catch(e)))
+    )
+    return Effect.promise(() => {
+      controller.abort()
+      return promise.then(
+        () => undefined,
+        () => undefined
+      )
+    })
+  })
+
 /** Errors of a local copy: anything failing on the read side is the source's. */
 const classify = (cause: unknown, readingSource: boolean): TransferError.TransferError => {
   const reason = TransferHost.reasonOfErrno(cause, readingSource ? "source" : "destination")
@@ -81,7 +102,7 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
       catch: (e) => classify(e, true)
     })
     const one = (rel: string) =>
-      Effect.tryPromise({
+      untilSettled({
         try: async (signal) => {
           const src = rel === "." ? request.source.path : path.join(request.source.path, rel)
           const dst = rel === "." ? request.destination.path : path.join(request.destination.path, rel)

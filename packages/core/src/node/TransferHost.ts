@@ -78,6 +78,7 @@ export const remote = (adapter: string, endpoint: TransferEndpoint.Ssh, script: 
     Effect.mapError((e) => TransferError.make(adapter, e.missing ? "ToolMissing" : "Unknown", e.message, { cause: e })),
     Effect.flatMap((o) => {
       if (o.exitCode === 0) return Effect.succeed(o.stdout)
+      if (o.exitCode === 4) return Effect.fail(TransferError.make(adapter, "InvalidRequest", `${TransferEndpoint_format(endpoint)}: not the kind of entry the request names (file or directory)`, { exitCode: 4 }))
       if (o.exitCode === 3) return Effect.fail(TransferError.make(adapter, "SourceNotFound", `${TransferEndpoint_format(endpoint)}: no such file or directory`, { exitCode: 3 }))
       const ssh = classifySsh(o.stderr)
       if (ssh !== undefined) return Effect.fail(TransferError.make(adapter, ssh.reason, ssh.line, { exitCode: o.exitCode ?? undefined }))
@@ -116,21 +117,24 @@ export const walk = async (root: string): Promise<Array<{ readonly rel: string; 
 export const size = (adapter: string, endpoint: TransferEndpoint.Endpoint, kind: TransferAdapter.Kind, ssh = "ssh") =>
   (endpoint._tag === "Local"
     ? Effect.tryPromise({ try: () => walk(endpoint.path), catch: (e) => errnoError(adapter, e, "source") }).pipe(
+        Effect.filterOrFail(
+          (files) => (files.length === 1 && files[0]!.rel === ".") === (kind === "file"),
+          () => TransferError.make(adapter, "InvalidRequest", `${endpoint.path} is not a ${kind}`)
+        ),
         Effect.map((files) => ({ bytes: files.reduce((n, f) => n + f.size, 0), files: files.length }))
       )
-    : remote(adapter, endpoint, `test -e ${q(endpoint.path)} || exit 3; find ${q(endpoint.path)} -type f -printf '%s\\n'`, ssh).pipe(
+    : remote(
+        adapter,
+        endpoint,
+        `test -e ${q(endpoint.path)} || exit 3; test ${kind === "directory" ? "-d" : "-f"} ${q(endpoint.path)} || exit 4; find ${q(endpoint.path)} -type f -printf '%s\\n'`,
+        ssh
+      ).pipe(
         Effect.map((out) => {
           const sizes = out.split("\n").filter((l) => l !== "").map(Number)
           return { bytes: sizes.reduce((n, s) => n + s, 0), files: sizes.length }
         })
       )
-  ).pipe(
-    Effect.filterOrFail(
-      (s) => kind === "directory" || s.files === 1,
-      () => TransferError.make(adapter, "InvalidRequest", `${endpoint.path} is a directory, but the request says file`)
-    ),
-    Effect.withSpan("TransferHost.size", { attributes: { path: endpoint.path } })
-  )
+  ).pipe(Effect.withSpan("TransferHost.size", { attributes: { path: endpoint.path } }))
 
 const hashLocal = (file: string, algorithm: Checksum.Algorithm) =>
   new Promise<Checksum.Checksum>((resolve, reject) => {

@@ -239,6 +239,8 @@ export const run = (name: string, setup: () => Promise<Harness>): void => {
         const e = failure(exit)
         assert.strictEqual(e.reason, "SourceCorrupt")
         assert.strictEqual(e.retryable, false)
+        const left = yield* Effect.promise(() => fs.access(path.join(d, "dst.bin")).then(() => true, () => false))
+        assert.isFalse(left, "the copy of a corrupt source is removed")
       }))
 
     it.live("meets a source that vanishes mid-transfer", () =>
