@@ -4,3 +4,6 @@
  */
 export * as Disk from "./Disk.js"
 export * as S3 from "./S3.js"
+export * as Tape from "./Tape.js"
+export * as TapeLibrary from "./TapeLibrary.js"
+export * as VirtualTapeLibrary from "./VirtualTapeLibrary.js"
