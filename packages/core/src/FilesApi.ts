@@ -6,7 +6,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { NotFound } from "./ApiErrors.js"
+import { NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
@@ -27,6 +27,7 @@ export class FilesApi extends HttpApiGroup.make("files")
     HttpApiEndpoint.get("list", "/files")
       .setUrlParams(FileFilter)
       .addSuccess(Page(RawDataFile.json))
+      .addError(Unprocessable)
       .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataFiles in filing order, filtered by observation, module, package or state."))
   )
   .add(

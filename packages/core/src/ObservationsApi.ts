@@ -11,7 +11,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
 import * as Checksum from "./Checksum.js"
 import { DisplayName, JsonObject } from "./Fields.js"
-import { Conflict, NotFound, Unprocessable } from "./ApiErrors.js"
+import { Conflict, Forbidden, NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
@@ -126,6 +126,7 @@ export class ObservationsApi extends HttpApiGroup.make("observations")
       .addSuccess(FiledObservation)
       .addError(Conflict)
       .addError(Unprocessable)
+      .addError(Forbidden)
       .pipe(allow(["instrument", "admin"], "File an ExecutedObsUnit with none, some or all of its RawDataFiles, all or nothing. Idempotent: the same ids and values answer with the stored record; other values under a stored id are a 409 naming the fields."))
   )
   .add(
@@ -136,6 +137,7 @@ export class ObservationsApi extends HttpApiGroup.make("observations")
       .addError(NotFound)
       .addError(Conflict)
       .addError(Unprocessable)
+      .addError(Forbidden)
       .pipe(allow(["instrument", "admin"], "Add RawDataFiles to an open observation, all or nothing. Idempotent per file id."))
   )
   .add(
@@ -146,12 +148,14 @@ export class ObservationsApi extends HttpApiGroup.make("observations")
       .addError(NotFound)
       .addError(Conflict)
       .addError(Unprocessable)
+      .addError(Forbidden)
       .pipe(allow(["instrument", "admin"], "Close an observation: its end time, final status and quality. Idempotent: closing again the same way answers with the stored record."))
   )
   .add(
     HttpApiEndpoint.get("list", "/observations")
       .setUrlParams(ObservationFilter)
       .addSuccess(Page(ExecutedObsUnit.json))
+      .addError(Unprocessable)
       .pipe(allow(["instrument", "scientist", "operator", "admin"], "Observations in order of start time, filtered; scientists see their programs', instruments their instruments'."))
   )
   .add(

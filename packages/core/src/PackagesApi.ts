@@ -6,7 +6,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { NotFound } from "./ApiErrors.js"
+import { NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
@@ -36,6 +36,7 @@ export class PackagesApi extends HttpApiGroup.make("packages")
     HttpApiEndpoint.get("list", "/packages")
       .setUrlParams(PackageFilter)
       .addSuccess(Page(PackageView))
+      .addError(Unprocessable)
       .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataPackages in creation order, filtered by observation, module, status or journey."))
   )
   .add(

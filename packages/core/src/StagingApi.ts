@@ -49,6 +49,7 @@ export class StagingApi extends HttpApiGroup.make("staging")
     HttpApiEndpoint.get("list", "/staging-requests")
       .setUrlParams(StagingFilter)
       .addSuccess(Page(StagingRequestView))
+      .addError(Unprocessable)
       .pipe(allow(["scientist", "operator", "admin"], "Staging requests in creation order; a scientist sees its own."))
   )
   .add(

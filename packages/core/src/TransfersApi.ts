@@ -7,7 +7,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { NotFound } from "./ApiErrors.js"
+import { NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
@@ -44,6 +44,7 @@ export class TransfersApi extends HttpApiGroup.make("transfers")
     HttpApiEndpoint.get("listBundles", "/bundles")
       .setUrlParams(BundleFilter)
       .addSuccess(Page(BundleView))
+      .addError(Unprocessable)
       .pipe(allow(roles, "DataTransferPackages (bundles) in creation order, with their member packages."))
   )
   .add(
@@ -57,6 +58,7 @@ export class TransfersApi extends HttpApiGroup.make("transfers")
     HttpApiEndpoint.get("listAttempts", "/transfers")
       .setUrlParams(AttemptFilter)
       .addSuccess(Page(DataTransfer.json))
+      .addError(Unprocessable)
       .pipe(allow(roles, "DataTransfer attempts in creation order, filtered by bundle, package, location (either end) or status."))
   )
   .add(

@@ -11,8 +11,16 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { AuthenticationLive } from "./auth/Authentication.js"
-import { limitBodies } from "./http/BodyLimit.js"
-import { pending } from "./http/Pending.js"
+import * as BodyLimit from "./http/BodyLimit.js"
+import { AdminHttpLive } from "./http/AdminHttp.js"
+import { FilesHttpLive } from "./http/FilesHttp.js"
+import { LocationsHttpLive } from "./http/LocationsHttp.js"
+import { ObservationsHttpLive } from "./http/ObservationsHttp.js"
+import { OperationsHttpLive } from "./http/OperationsHttp.js"
+import { PackagesHttpLive } from "./http/PackagesHttp.js"
+import { StagingHttpLive } from "./http/StagingHttp.js"
+import { TokensHttpLive } from "./http/TokensHttp.js"
+import { TransfersHttpLive } from "./http/TransfersHttp.js"
 import { SystemHttpLive } from "./http/SystemHttp.js"
 import { ServerConfig } from "./ServerConfig.js"
 
@@ -23,15 +31,15 @@ export const maxBodyBytes = 8 * 1024 * 1024
 export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(
   Layer.provide([
     SystemHttpLive,
-    pending("observations"),
-    pending("files"),
-    pending("packages"),
-    pending("transfers"),
-    pending("locations"),
-    pending("staging"),
-    pending("operations"),
-    pending("tokens"),
-    pending("admin")
+    ObservationsHttpLive,
+    FilesHttpLive,
+    PackagesHttpLive,
+    TransfersHttpLive,
+    LocationsHttpLive,
+    StagingHttpLive,
+    OperationsHttpLive,
+    TokensHttpLive,
+    AdminHttpLive
   ]),
   Layer.provide(AuthenticationLive)
 )
@@ -43,8 +51,9 @@ export const listen = Layer.unwrapEffect(
 
 /** The API and its OpenAPI document, served on whatever `HttpServer` is provided. */
 export const layerWith = (options: { readonly maxBodyBytes: number }) =>
-  HttpApiBuilder.serve((app) => HttpMiddleware.logger(limitBodies(options.maxBodyBytes)(app))).pipe(
+  HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
+    Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)
   )
 

@@ -1,0 +1,48 @@
+/**
+ * The observations group: filing (see `Filing`), and reading observations within the caller's
+ * scope (see `Access`).
+ */
+import { Api, ApiSecurity, Observational } from "@ccat/core"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Access from "./Access.js"
+import * as Filing from "./Filing.js"
+import { page } from "./Paging.js"
+import { decoder } from "./Rows.js"
+
+const decode = decoder(Observational.ExecutedObsUnit)
+
+/** The observations group's handlers. */
+export const ObservationsHttpLive = HttpApiBuilder.group(Api.Api, "observations", (handlers) =>
+  handlers
+    .handle("file", ({ payload }) => Effect.flatMap(ApiSecurity.CurrentAccount, (p) => Filing.fileObservation(p, payload)))
+    .handle("addFiles", ({ path, payload }) => Effect.flatMap(ApiSecurity.CurrentAccount, (p) => Filing.addFiles(p, path.id, payload)))
+    .handle("close", ({ path, payload }) => Effect.flatMap(ApiSecurity.CurrentAccount, (p) => Filing.closeObservation(p, path.id, payload)))
+    .handle("list", ({ urlParams: q }) =>
+      Effect.gen(function* () {
+        const p = yield* ApiSecurity.CurrentAccount
+        const sql = yield* SqlClient.SqlClient
+        const where: Array<Fragment> = [sql`t.obs_unit_id in (select o.id from obs_unit o where ${Access.obsUnitScope(sql, p)})`]
+        if (q.obsUnitId !== undefined) where.push(sql`t.obs_unit_id = ${q.obsUnitId}`)
+        if (q.programId !== undefined) where.push(sql`t.obs_unit_id in (select id from obs_unit where observing_program_id = ${q.programId})`)
+        if (q.instrumentId !== undefined) where.push(sql`t.obs_unit_id in (select id from obs_unit where instrument_id = ${q.instrumentId})`)
+        if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
+        if (q.quality !== undefined) where.push(sql`t.quality = ${q.quality}`)
+        if (q.startFrom !== undefined) where.push(sql`t.start_at >= ${DateTime.toDate(q.startFrom)}`)
+        if (q.startTo !== undefined) where.push(sql`t.start_at < ${DateTime.toDate(q.startTo)}`)
+        return yield* page({ table: "executed_obs_unit", orderBy: "start_at", where, limit: q.limit, cursor: q.cursor, decode })
+      })
+    )
+    .handle("get", ({ path }) =>
+      Effect.gen(function* () {
+        const p = yield* ApiSecurity.CurrentAccount
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql`select t.* from executed_obs_unit t where t.id = ${path.id} and ${Access.observationScope(sql, p, sql`t.id`)}`.pipe(Effect.orDie)
+        if (rows.length === 0) return yield* Access.notFound("ExecutedObsUnit", path.id)
+        return (yield* decode(rows))[0]
+      })
+    )
+)
