@@ -59,7 +59,7 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
         .stream({ source: TransferEndpoint.local(path.join(d, "src.bin")), destination: TransferEndpoint.local(path.join(d, "dst.bin")), kind: "file" })
         .pipe(Stream.runCollect, Effect.fork)
       // two retries: the first waits 0.5-1 s, the second 1-2 s; the clock is moved, not slept
-      for (let i = 0; i < 40 && count.n < 3; i++) {
+      for (let i = 0; i < 400 && count.n < 3; i++) {
         yield* Effect.promise(() => new Promise((r) => setTimeout(r, 25)))
         yield* TestClock.adjust("500 millis")
       }
@@ -89,7 +89,7 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       const fiber = yield* adapter
         .transfer({ source: TransferEndpoint.local(path.join(d, "src.bin")), destination: TransferEndpoint.local(path.join(d, "dst.bin")), kind: "file" })
         .pipe(Effect.exit, Effect.fork)
-      for (let i = 0; i < 40 && count.n < 3; i++) {
+      for (let i = 0; i < 400 && count.n < 3; i++) {
         yield* Effect.promise(() => new Promise((r) => setTimeout(r, 25)))
         yield* TestClock.adjust("1 second")
       }
@@ -99,6 +99,31 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       // the bad copy is not left under the final name
       const left = yield* Effect.promise(() => fs.readdir(d))
       assert.deepStrictEqual(left, ["src.bin"])
+    }))
+
+  it.live("verify() re-checks a destination later, and reports damage without removing anything", () =>
+    Effect.gen(function* () {
+      const d = yield* Effect.promise(scratch)
+      yield* Effect.promise(() => TransferAdapterSuite.writeTree(path.join(d, "src"), 20))
+      const adapter = LocalTransfer.make()
+      const request: TransferAdapter.Request = {
+        source: TransferEndpoint.local(path.join(d, "src")),
+        destination: TransferEndpoint.local(path.join(d, "dst")),
+        kind: "directory"
+      }
+      const result = yield* adapter.transfer(request)
+      const manifest = yield* adapter.verify(request)
+      assert.deepStrictEqual(manifest, result.manifest)
+      const victim = Object.keys(manifest).find((k) => manifest[k]!.size > 0)!
+      yield* Effect.promise(() => fs.appendFile(path.join(d, "dst", victim), "x"))
+      const exit = yield* adapter.verify(request).pipe(Effect.exit)
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+        assert.strictEqual(exit.cause.error.reason, "ChecksumMismatch")
+        assert.include(exit.cause.error.detail, victim)
+      }
+      yield* Effect.promise(() => fs.access(path.join(d, "dst", victim)))
+      yield* Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
     }))
 
   it("backoff grows exponentially, is jittered, and never exceeds the cap", () => {
