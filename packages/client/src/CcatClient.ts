@@ -10,6 +10,8 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import { globalValue } from "effect/GlobalValue"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as RetryPolicy from "./RetryPolicy.js"
@@ -29,6 +31,20 @@ export interface Options {
   readonly transformClient?: ((client: HttpClient.HttpClient) => HttpClient.HttpClient) | undefined
 }
 
+/**
+ * The `Idempotency-Key` sent with the calls of a region. It marks a POST as safe to repeat (the
+ * filing endpoints are idempotent by the instrument's UUIDs), so transient failures of it are
+ * retried, and lets the server's logs tell a redelivery from a new call.
+ */
+export const currentIdempotencyKey = globalValue(
+  Symbol.for("@ccat/client/CcatClient/currentIdempotencyKey"),
+  () => FiberRef.unsafeMake<string | undefined>(undefined)
+)
+
+/** Runs calls under an idempotency key (see `currentIdempotencyKey`). */
+export const idempotent = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.locally(self, currentIdempotencyKey, key)
+
 type Groups = typeof Api.Api extends HttpApi.HttpApi<infer _Id, infer G, infer _E, infer _R> ? G : never
 type ApiError = typeof Api.Api extends HttpApi.HttpApi<infer _Id, infer _G, infer E, infer _R> ? E : never
 
@@ -46,7 +62,10 @@ export const make = (options: Options): Effect.Effect<Client, never, HttpClient.
           client,
           HttpClientRequest.bearerToken(typeof options.token === "string" ? options.token : Redacted.value(options.token))
         )
-      const retried = options.retry === false ? authed : RetryPolicy.withRetries(options.retry)(authed)
+      const keyed = HttpClient.mapRequestEffect(authed, (request) =>
+        Effect.map(FiberRef.get(currentIdempotencyKey), (key) =>
+          key === undefined ? request : HttpClientRequest.setHeader(request, "idempotency-key", key)))
+      const retried = options.retry === false ? keyed : RetryPolicy.withRetries(options.retry)(keyed)
       return options.transformClient === undefined ? retried : options.transformClient(retried)
     }
   })

@@ -4,12 +4,10 @@
  * own encoded form, and replayed through the derived client when the server can take it.
  * Calls to different endpoints share one queue, so an observation is filed before its files.
  */
-import { Api } from "@ccat/core"
+import { Api, type Ids, type ObservationsApi } from "@ccat/core"
 import type * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -57,6 +55,23 @@ export interface FilingOutbox {
     request: Request<G, E>,
     options?: { readonly key?: string | undefined }
   ) => Effect.Effect<Outbox.Entry, Outbox.OutboxError | ParseResult.ParseError>
+  /** Queues the filing of an observation (with none, some or all of its files); keyed by its id. */
+  readonly fileObservation: (
+    observation: ObservationsApi.FileObservation,
+    options?: { readonly key?: string | undefined }
+  ) => Effect.Effect<Outbox.Entry, Outbox.OutboxError | ParseResult.ParseError>
+  /** Queues files added to an observation filed before (the queue keeps them after it). */
+  readonly addFiles: (
+    id: string,
+    files: typeof ObservationsApi.AddFiles.Type,
+    options?: { readonly key?: string | undefined }
+  ) => Effect.Effect<Outbox.Entry, Outbox.OutboxError | ParseResult.ParseError>
+  /** Queues the closing of an observation: its end time, final status and quality. */
+  readonly closeObservation: (
+    id: string,
+    close: typeof ObservationsApi.CloseObservation.Type,
+    options?: { readonly key?: string | undefined }
+  ) => Effect.Effect<Outbox.Entry, Outbox.OutboxError | ParseResult.ParseError>
   /** Status, pending count, dead letters, flush and wake of the underlying outbox. */
   readonly outbox: Outbox.Outbox<StoredCall>
 }
@@ -101,21 +116,10 @@ export const decodeCall = (call: StoredCall): Effect.Effect<Record<string, unkno
     return decoded
   })
 
-/** The outbox entry being delivered, sent as `Idempotency-Key` so server logs can tell a redelivery. */
-const currentEntry = FiberRef.unsafeMake<string | undefined>(undefined)
-
 /** Opens the filing outbox on the `HttpClient` in context and starts delivering. */
 export const make = (options: Options): Effect.Effect<FilingOutbox, Outbox.OutboxError, Scope.Scope | HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const client = yield* CcatClient.make({
-      ...options.client,
-      retry: false,
-      transformClient: (http) => {
-        const keyed = HttpClient.mapRequestEffect(http, (request) =>
-          Effect.map(FiberRef.get(currentEntry), (id) => id === undefined ? request : HttpClientRequest.setHeader(request, "idempotency-key", id)))
-        return options.client.transformClient === undefined ? keyed : options.client.transformClient(keyed)
-      }
-    })
+    const client = yield* CcatClient.make({ ...options.client, retry: false })
     const outbox = yield* Outbox.make({
       directory: options.directory,
       schema: StoredCall,
@@ -128,12 +132,20 @@ export const make = (options: Options): Effect.Effect<FilingOutbox, Outbox.Outbo
             const method = (client as unknown as Record<string, Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>>)[call.group]?.[call.endpoint]
             return method === undefined ? Effect.dieMessage(`no endpoint ${call.group}.${call.endpoint}`) : method(request)
           }),
-          Effect.locally(currentEntry, entry.id)
+          // The entry's id marks a redelivery in the server's logs.
+          CcatClient.idempotent(entry.id)
         )
     })
+    const file: FilingOutbox["file"] = (group, endpoint, request, o) =>
+      Effect.flatMap(encodeCall(group, endpoint, request), (call) => outbox.enqueue(call, o))
     return {
       outbox,
-      file: (group, endpoint, request, o) => Effect.flatMap(encodeCall(group, endpoint, request), (call) => outbox.enqueue(call, o))
+      file,
+      fileObservation: (observation, o) => file("observations", "file", { payload: observation }, { key: o?.key ?? observation.id }),
+      addFiles: (id, files, o) =>
+        file("observations", "addFiles", { path: { id: id as Ids.ExecutedObsUnitId }, payload: files }, { key: o?.key ?? `${id}/files` }),
+      closeObservation: (id, close, o) =>
+        file("observations", "close", { path: { id: id as Ids.ExecutedObsUnitId }, payload: close }, { key: o?.key ?? `${id}/close` })
     }
   })
 

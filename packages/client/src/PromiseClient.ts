@@ -3,6 +3,7 @@
  * token, outboxDir })`, then plain Promises. Failures reject with the contract's own typed
  * errors (each an `Error` with a `_tag`), not with an Effect wrapper.
  */
+import type { Ids, ObservationsApi } from "@ccat/core"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -80,9 +81,33 @@ export interface Ccat {
     request: FilingOutbox.Request<G, E>,
     options?: { readonly key?: string | undefined }
   ) => Promise<Filed<unknown>>
+  /**
+   * Files an ExecutedObsUnit with none, some or all of its RawDataFiles (ids are the instrument's
+   * UUIDs, so repeating it is safe). With an outbox it resolves once the filing is on disk and
+   * is delivered in order; without one it is sent at once, retrying transient failures.
+   */
+  readonly fileObservation: (
+    observation: ObservationsApi.FileObservation,
+    options?: { readonly key?: string | undefined }
+  ) => Promise<Filed<Answer<CcatClient.Client["observations"]["file"]>>>
+  /** Adds files to an observation filed before; through the outbox they stay behind it. */
+  readonly addFiles: (
+    observationId: string,
+    files: typeof ObservationsApi.AddFiles.Type,
+    options?: { readonly key?: string | undefined }
+  ) => Promise<Filed<Answer<CcatClient.Client["observations"]["addFiles"]>>>
+  /** Closes an observation: its end time, final status and quality. */
+  readonly closeObservation: (
+    observationId: string,
+    close: typeof ObservationsApi.CloseObservation.Type,
+    options?: { readonly key?: string | undefined }
+  ) => Promise<Filed<Answer<CcatClient.Client["observations"]["close"]>>>
   /** Stops delivering, releases the outbox's lock and frees the client; queued filings stay on disk. */
   readonly close: () => Promise<void>
 }
+
+const queued = (entry: Outbox.Entry) => ({ delivery: "queued" as const, entry })
+const sent = <A>(result: A) => ({ delivery: "sent" as const, result })
 
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
   Effect.runPromiseExit(effect).then((exit) => {
@@ -137,6 +162,24 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
           : run(Effect.map(
             (client as unknown as Record<string, Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>>)[group]![endpoint]!(request),
             (result) => ({ delivery: "sent" as const, result })
+          )),
+      fileObservation: (observation, o) =>
+        filing !== undefined
+          ? run(Effect.map(filing.fileObservation(observation, o), queued))
+          : run(Effect.map(CcatClient.idempotent(observation.id)(client.observations.file({ payload: observation })), sent)),
+      addFiles: (id, files, o) =>
+        filing !== undefined
+          ? run(Effect.map(filing.addFiles(id, files, o), queued))
+          : run(Effect.map(
+            CcatClient.idempotent(`${id}/files`)(client.observations.addFiles({ path: { id: id as Ids.ExecutedObsUnitId }, payload: files })),
+            sent
+          )),
+      closeObservation: (id, close, o) =>
+        filing !== undefined
+          ? run(Effect.map(filing.closeObservation(id, close, o), queued))
+          : run(Effect.map(
+            CcatClient.idempotent(`${id}/close`)(client.observations.close({ path: { id: id as Ids.ExecutedObsUnitId }, payload: close })),
+            sent
           )),
       outbox,
       close: () => (closed ??= Effect.runPromise(Scope.close(scope, Exit.void)))
