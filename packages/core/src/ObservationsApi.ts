@@ -112,9 +112,9 @@ export const ObservationFilter = Schema.Struct({
   status: Schema.optional(Status),
   quality: Schema.optional(Quality),
   /** Only observations that started at or after this instant. */
-  startFrom: Schema.optional(Schema.DateTimeUtc),
+  startFrom: Schema.optional(Schema.Date),
   /** Only observations that started before this instant. */
-  startTo: Schema.optional(Schema.DateTimeUtc),
+  startTo: Schema.optional(Schema.Date),
   ...PageParams
 })
 

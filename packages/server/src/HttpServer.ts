@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import { createServer } from "node:http"
 import { AuthenticationLive } from "./auth/Authentication.js"
 import * as BodyLimit from "./http/BodyLimit.js"
+import * as DocsPage from "./http/DocsPage.js"
 import { AdminHttpLive } from "./http/AdminHttp.js"
 import { FilesHttpLive } from "./http/FilesHttp.js"
 import { LocationsHttpLive } from "./http/LocationsHttp.js"
@@ -53,6 +54,7 @@ export const listen = Layer.unwrapEffect(
 export const layerWith = (options: { readonly maxBodyBytes: number }) =>
   HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
+    Layer.provide(DocsPage.layer),
     Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)
   )

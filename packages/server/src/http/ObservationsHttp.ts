@@ -6,7 +6,6 @@ import { Api, ApiSecurity, Observational } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Access from "./Access.js"
 import * as Filing from "./Filing.js"
@@ -31,8 +30,8 @@ export const ObservationsHttpLive = HttpApiBuilder.group(Api.Api, "observations"
         if (q.instrumentId !== undefined) where.push(sql`t.obs_unit_id in (select id from obs_unit where instrument_id = ${q.instrumentId})`)
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
         if (q.quality !== undefined) where.push(sql`t.quality = ${q.quality}`)
-        if (q.startFrom !== undefined) where.push(sql`t.start_at >= ${DateTime.toDate(q.startFrom)}`)
-        if (q.startTo !== undefined) where.push(sql`t.start_at < ${DateTime.toDate(q.startTo)}`)
+        if (q.startFrom !== undefined) where.push(sql`t.start_at >= ${q.startFrom}`)
+        if (q.startTo !== undefined) where.push(sql`t.start_at < ${q.startTo}`)
         return yield* page({ table: "executed_obs_unit", orderBy: "start_at", where, limit: q.limit, cursor: q.cursor, decode })
       })
     )

@@ -1,0 +1,236 @@
+/**
+ * Every endpoint of the contract called through the derived client against the real server:
+ * reads with filters and cursor pagination, locations and availability, physical copies,
+ * bundles and transfer attempts, staging, retries (checked transitions with their events),
+ * tokens and the catalog. The last test checks that each endpoint of the contract was called.
+ */
+import { Api, Transitions } from "@ccat/core"
+import { Fixtures } from "@ccat/core/testing"
+import { it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { randomUUID } from "node:crypto"
+import { expect } from "vitest"
+import * as Harness from "./ApiHarness.js"
+
+const called = new Set<string>()
+const mark = (...names: Array<string>) => names.forEach((n) => called.add(n))
+
+it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
+  it.effect("observations and files: list with filters and cursor pages, get", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const instrument = yield* Harness.client(yield* Harness.tokenFor({ role: "instrument", instrumentIds: [world.instrument.id] }))
+      const ids: Array<string> = []
+      for (let i = 0; i < 5; i++) {
+        const id = randomUUID()
+        ids.push(id)
+        yield* instrument.observations.file({
+          payload: {
+            id, obsUnitId: world.obsUnit.id, startAt: new Date(Date.UTC(2026, 4, 1, i)), endAt: new Date(Date.UTC(2026, 4, 1, i, 30)),
+            quality: i === 0 ? "good" : "unassessed", sourceLocation: world.source.name,
+            files: Array.from({ length: 3 }, (_, j) => ({ id: randomUUID(), module: "280GHz", relativePath: `o${i}/f${j}.fits`, sizeBytes: j, checksum: Fixtures.checksum() }))
+          }
+        })
+      }
+      const open = randomUUID()
+      yield* instrument.observations.file({ payload: { id: open, obsUnitId: world.obsUnit.id, startAt: new Date(Date.UTC(2026, 4, 2)) } })
+      const added = yield* instrument.observations.addFiles({
+        path: { id: open as any },
+        payload: { sourceLocation: world.source.name, files: [{ id: randomUUID(), module: "350GHz", relativePath: "open/a.fits", sizeBytes: 5, checksum: Fixtures.checksum() }] }
+      })
+      expect(added.files[0].instrumentModuleId).toBe(world.modules[1].id)
+      const closed = yield* instrument.observations.close({ path: { id: open as any }, payload: { endAt: new Date(Date.UTC(2026, 4, 2, 1)), status: "failed", quality: "bad" } })
+      expect([closed.status, closed.quality]).toEqual(["failed", "bad"])
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const seen: Array<string> = []
+      let cursor: string | undefined
+      do {
+        const page = yield* operator.observations.list({ urlParams: { programId: world.program.id, limit: 2, ...(cursor ? { cursor } : {}) } })
+        expect(page.items.length).toBeLessThanOrEqual(2)
+        seen.push(...page.items.map((o) => o.id))
+        cursor = page.nextCursor ?? undefined
+      } while (cursor !== undefined)
+      expect(seen).toEqual([...ids, open])
+      expect((yield* operator.observations.list({ urlParams: { quality: "good", instrumentId: world.instrument.id } })).items.map((o) => o.id)).toEqual([ids[0]])
+      expect((yield* operator.observations.list({ urlParams: { status: "failed", obsUnitId: world.obsUnit.id } })).items.map((o) => o.id)).toEqual([open])
+      expect((yield* operator.observations.list({ urlParams: { obsUnitId: world.obsUnit.id, status: "completed", startFrom: new Date(Date.UTC(2026, 4, 1, 3)) } })).items).toHaveLength(2)
+      expect((yield* operator.observations.get({ path: { id: ids[2] as any } })).id).toBe(ids[2])
+
+      const files: Array<string> = []
+      cursor = undefined
+      do {
+        const filePage: { items: ReadonlyArray<{ id: string; executedObsUnitId: string }>; nextCursor: string | null } =
+          yield* operator.files.list({ urlParams: { limit: 4, state: "filed", ...(cursor ? { cursor } : {}) } })
+        files.push(...filePage.items.filter((f) => ids.includes(f.executedObsUnitId)).map((f) => f.id))
+        cursor = filePage.nextCursor ?? undefined
+      } while (cursor !== undefined)
+      expect(new Set(files).size).toBe(15)
+      const ofOne = yield* operator.files.list({ urlParams: { observationId: ids[1] as any, moduleId: world.modules[0].id } })
+      // Files filed in one request share their filing time; the id orders them among themselves.
+      expect(ofOne.items.map((f) => f.relativePath).sort()).toEqual(["o1/f0.fits", "o1/f1.fits", "o1/f2.fits"])
+      expect((yield* operator.files.get({ path: { id: ofOne.items[0].id } })).relativePath).toBe(ofOne.items[0].relativePath)
+      const bad = yield* Effect.either(operator.files.list({ urlParams: { cursor: "garbage" } }))
+      expect(Either.isLeft(bad) && bad.left._tag === "Unprocessable" && bad.left.field).toBe("cursor")
+      mark("observations.file", "observations.addFiles", "observations.close", "observations.list", "observations.get", "files.list", "files.get")
+    })
+  )
+
+  it.effect("packages with their journey, bundles, transfer attempts and physical copies; retries", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
+      const pkg = yield* Fixtures.rawDataPackage(world, eou).pipe(Effect.orDie)
+      const bundle = yield* Fixtures.dataTransferPackage([pkg]).pipe(Effect.orDie)
+      const attempt = yield* Fixtures.dataTransfer(world, bundle).pipe(Effect.orDie)
+      const copy = yield* Fixtures.physicalCopy(world.chileBuffer, pkg).pipe(Effect.orDie)
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const scientist = yield* Harness.client(yield* Harness.tokenFor({ role: "scientist", programIds: [world.program.id] }))
+
+      const listed = yield* scientist.packages.list({ urlParams: { observationId: eou.id, journey: "WAITING" } })
+      expect(listed.items.map((p) => [p.id, p.journey])).toEqual([[pkg.id, "WAITING"]])
+      expect((yield* scientist.packages.list({ urlParams: { observationId: eou.id, journey: "FAILED" } })).items).toEqual([])
+      expect((yield* scientist.packages.get({ path: { id: pkg.id } })).status).toBe("pending")
+      expect((yield* operator.transfers.listBundles({ urlParams: { packageId: pkg.id } })).items.map((b) => b.packageIds)).toEqual([[pkg.id]])
+      expect((yield* operator.transfers.getBundle({ path: { id: bundle.id } })).packageIds).toEqual([pkg.id])
+      expect((yield* operator.transfers.listAttempts({ urlParams: { bundleId: bundle.id, locationId: world.cologneBuffer.id } })).items.map((a) => a.id)).toEqual([attempt.id])
+      expect((yield* operator.transfers.getAttempt({ path: { id: attempt.id } })).adapter).toBe("bbcp")
+      expect((yield* operator.locations.listCopies({ urlParams: { packageId: pkg.id, status: "PRESENT" } })).items.map((c) => c.id)).toEqual([copy.id])
+
+      // Retry: refused while not failed, then failed → pending through Transitions, with its event.
+      const early = yield* Effect.either(operator.operations.retry({ payload: { entity: "RawDataPackage", id: pkg.id } }))
+      expect(Either.isLeft(early) && early.left._tag === "Conflict" && early.left.reason).toBe("StateConflict")
+      yield* Transitions.transition({ entity: "RawDataPackage", id: pkg.id, from: "pending", to: "failed", set: { errorMessage: "disk full" } }).pipe(Effect.orDie)
+      expect((yield* operator.packages.get({ path: { id: pkg.id } })).journey).toBe("FAILED")
+      const retried = yield* operator.operations.retry({ payload: { entity: "RawDataPackage", id: pkg.id, reason: "disk replaced" } })
+      expect([retried.from, retried.to]).toEqual(["failed", "pending"])
+      const after = yield* operator.packages.get({ path: { id: pkg.id } })
+      expect([after.status, after.errorMessage]).toEqual(["pending", null])
+      const sql = yield* SqlClient.SqlClient
+      const events = yield* sql<{ fromState: string; toState: string; actor: string }>`select from_state, to_state, actor from event_log where entity_id = ${pkg.id} order by id`.pipe(Effect.orDie)
+      expect(events.at(-1)).toMatchObject({ fromState: "failed", toState: "pending" })
+      expect(events.at(-1)!.actor).toMatch(/^operator-/)
+
+      // A failed transfer attempt is final: its retry is a new attempt linked to it, once.
+      yield* Transitions.transition({ entity: "DataTransfer", id: attempt.id, from: "pending", to: "failed" }).pipe(Effect.orDie)
+      const again = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: attempt.id } })
+      const next = yield* operator.transfers.getAttempt({ path: { id: again.newAttemptId as any } })
+      expect([next.attempt, next.previousAttemptId, next.status]).toEqual([2, attempt.id, "pending"])
+      const twice = yield* Effect.either(operator.operations.retry({ payload: { entity: "DataTransfer", id: attempt.id } }))
+      expect(Either.isLeft(twice) && twice.left._tag).toBe("Conflict")
+      const missing = yield* Effect.either(operator.operations.retry({ payload: { entity: "StagingRequest", id: randomUUID() } }))
+      expect(Either.isLeft(missing) && missing.left._tag).toBe("NotFound")
+      mark("packages.list", "packages.get", "transfers.listBundles", "transfers.getBundle", "transfers.listAttempts", "transfers.getAttempt", "locations.listCopies", "operations.retry")
+    })
+  )
+
+  it.effect("sites and locations, availability flags; staging requests created and followed", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const scientist = yield* Harness.client(yield* Harness.tokenFor({ role: "scientist", programIds: [world.program.id] }))
+      expect((yield* scientist.locations.listSites()).map((s) => s.id)).toEqual(expect.arrayContaining([world.chile.id, world.cologne.id]))
+      const locations = yield* scientist.locations.list({ urlParams: { siteId: world.cologne.id } })
+      expect(locations.map((l) => l.type)).toEqual(expect.arrayContaining(["BUFFER", "LONG_TERM_ARCHIVE", "PROCESSING"]))
+      expect(locations.every((l) => !("driverConfig" in l))).toBe(true)
+      expect((yield* scientist.locations.list({ urlParams: { type: "SOURCE", siteId: world.chile.id } })).map((l) => l.id)).toEqual([world.source.id])
+      expect((yield* scientist.locations.get({ path: { id: world.archive.id } })).name).toBe(world.archive.name)
+      const paused = yield* operator.locations.setAvailability({ path: { id: world.chileBuffer.id }, payload: { writable: false, reason: "disk swap" } })
+      expect([paused.readable, paused.writable, paused.deletable]).toEqual([true, false, true])
+      const resumed = yield* operator.locations.setAvailability({ path: { id: world.chileBuffer.id }, payload: { writable: true, deletable: false } })
+      expect([resumed.writable, resumed.deletable]).toEqual([true, false])
+      const nothing = yield* Effect.either(operator.locations.setAvailability({ path: { id: world.chileBuffer.id }, payload: {} }))
+      expect(Either.isLeft(nothing) && nothing.left._tag).toBe("Unprocessable")
+
+      const before = yield* Harness.counts()
+      const wrongType = yield* Effect.either(scientist.staging.create({ payload: { location: world.archive.name, observationIds: [eou.id] } }))
+      expect(Either.isLeft(wrongType) && wrongType.left._tag === "Unprocessable" && wrongType.left.reason).toBe("WrongLocationType")
+      const unknown = yield* Effect.either(scientist.staging.create({ payload: { location: world.processing.name, observationIds: [randomUUID()] } }))
+      expect(Either.isLeft(unknown) && unknown.left._tag === "Unprocessable" && unknown.left.field).toBe("observationIds[0]")
+      const empty = yield* Effect.either(scientist.staging.create({ payload: { location: world.processing.name } }))
+      expect(Either.isLeft(empty) && empty.left._tag).toBe("Unprocessable")
+      expect(yield* Harness.counts()).toEqual(before)
+      const request = yield* scientist.staging.create({ payload: { location: world.processing.name, observationIds: [eou.id] } })
+      expect([request.status, request.items.map((i) => i.executedObsUnitId)]).toEqual(["pending", [eou.id]])
+      expect((yield* scientist.staging.get({ path: { id: request.id } })).id).toBe(request.id)
+      expect((yield* scientist.staging.list({ urlParams: { status: "pending" } })).items.map((r) => r.id)).toEqual([request.id])
+      expect((yield* operator.staging.list({ urlParams: {} })).items.map((r) => r.id)).toContain(request.id)
+      mark("locations.listSites", "locations.list", "locations.get", "locations.setAvailability", "staging.create", "staging.get", "staging.list")
+    })
+  )
+
+  it.effect("the catalog, accounts, grants and tokens, administered through the API", () =>
+    Effect.gen(function* () {
+      const admin = yield* Harness.client(yield* Harness.tokenFor({ role: "admin" }))
+      const observatory = yield* admin.admin.createObservatory({ payload: { name: `Obs ${randomUUID()}` } })
+      const telescope = yield* admin.admin.createTelescope({ payload: { observatoryId: observatory.id, name: "FYST" } })
+      const instrument = yield* admin.admin.createInstrument({ payload: { telescopeId: telescope.id, name: "CHAI" } })
+      const module = yield* admin.admin.createInstrumentModule({ payload: { instrumentId: instrument.id, name: "LFA" } })
+      const program = yield* admin.admin.createObservingProgram({ payload: { name: `prog-${randomUUID()}` } })
+      const obsUnit = yield* admin.admin.createObsUnit({ payload: { observingProgramId: program.id, instrumentId: instrument.id, name: "scan", target: "Orion" } })
+      const taken = yield* Effect.either(admin.admin.createInstrument({ payload: { telescopeId: telescope.id, name: "CHAI" } }))
+      expect(Either.isLeft(taken) && taken.left._tag === "Conflict" && taken.left.reason).toBe("AlreadyExists")
+      const orphan = yield* Effect.either(admin.admin.createTelescope({ payload: { observatoryId: randomUUID(), name: "X" } }))
+      expect(Either.isLeft(orphan) && orphan.left._tag === "Unprocessable" && orphan.left.field).toBe("observatoryId")
+      expect((yield* admin.admin.listInstruments()).map((i) => i.id)).toContain(instrument.id)
+      expect((yield* admin.admin.listInstrumentModules({ urlParams: { instrumentId: instrument.id } })).map((m) => m.id)).toEqual([module.id])
+
+      const name = `chai-${Fixtures.suffix()}`
+      yield* admin.admin.createAccount({ payload: { name, displayName: "CHAI computer", role: "instrument" } })
+      expect((yield* admin.admin.listAccounts()).map((a) => a.name)).toContain(name)
+      yield* admin.admin.grant({ payload: { account: name, instrumentId: instrument.id } })
+      yield* admin.admin.grant({ payload: { account: name, instrumentId: instrument.id } })
+      const wrongGrant = yield* Effect.either(admin.admin.grant({ payload: { account: name, programId: program.id } }))
+      expect(Either.isLeft(wrongGrant) && wrongGrant.left._tag).toBe("Unprocessable")
+      const created = yield* admin.tokens.create({ payload: { account: name, label: "CHAI DAQ" } })
+      expect(created.token).toMatch(/^ccat_[A-Za-z0-9]+_[A-Za-z0-9]+$/)
+      expect(created.info.account).toBe(name)
+
+      const chai = yield* Harness.client(created.token)
+      const me = yield* chai.tokens.whoami()
+      expect([me.account, me.role, me.instrumentIds]).toEqual([name, "instrument", [instrument.id]])
+      expect((yield* chai.admin.listObsUnits({ urlParams: {} })).map((u) => u.id)).toEqual([obsUnit.id])
+      const listed = yield* admin.tokens.list({ urlParams: { account: name } })
+      expect(listed.map((t) => [t.id, t.label, t.revokedAt])).toEqual([[created.info.id, "CHAI DAQ", null]])
+      expect(JSON.stringify(listed)).not.toContain(created.token.split("_")[2])
+      const revoked = yield* admin.tokens.revoke({ path: { id: created.info.id } })
+      expect(revoked.revokedAt).not.toBeNull()
+      const refused = yield* Effect.either(chai.tokens.whoami())
+      expect(Either.isLeft(refused) && refused.left._tag === "Unauthorized" && refused.left.reason).toBe("Revoked")
+      const noAccount = yield* Effect.either(admin.tokens.create({ payload: { account: "nobody-here" } }))
+      expect(Either.isLeft(noAccount) && noAccount.left._tag).toBe("Unprocessable")
+      const noToken = yield* Effect.either(admin.tokens.revoke({ path: { id: randomUUID() as any } }))
+      expect(Either.isLeft(noToken) && noToken.left._tag).toBe("NotFound")
+      mark("admin.createObservatory", "admin.createTelescope", "admin.createInstrument", "admin.createInstrumentModule", "admin.createObservingProgram",
+        "admin.createObsUnit", "admin.listInstruments", "admin.listInstrumentModules", "admin.listObsUnits", "admin.createAccount", "admin.listAccounts",
+        "admin.grant", "tokens.create", "tokens.whoami", "tokens.list", "tokens.revoke")
+    })
+  )
+
+  it.effect("health, readiness, the OpenAPI document and the docs page", () =>
+    Effect.gen(function* () {
+      const client = yield* Harness.client()
+      expect((yield* client.system.health()).status).toBe("ok")
+      expect((yield* client.system.ready()).ready).toBe(true)
+      const openapi = yield* Harness.raw("GET", "/api/v1/openapi.json")
+      expect(openapi.status).toBe(200)
+      expect(Object.keys(openapi.json.paths)).toEqual(expect.arrayContaining(["/api/v1/observations", "/api/v1/observations/{id}/files", "/api/v1/tokens"]))
+      expect(openapi.json.paths["/api/v1/observations"].post.description).toContain("Roles: instrument, admin.")
+      const docs = yield* Harness.raw("GET", "/api/v1/docs")
+      expect(docs.status).toBe(200)
+      expect(docs.json).toContain("<h1>CCAT Data Center API</h1>")
+      expect(docs.json).toContain("/api/v1/observations/{id}/close")
+      expect(docs.json).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/)
+      mark("system.health", "system.ready")
+    })
+  )
+
+  it.effect("each endpoint of the contract was called above", () =>
+    Effect.sync(() => {
+      const all = Object.values(Api.Api.groups).flatMap((g) => Object.keys(g.endpoints).map((e) => `${g.identifier}.${e}`))
+      expect(all.filter((e) => !called.has(e))).toEqual([])
+    })
+  )
+})
