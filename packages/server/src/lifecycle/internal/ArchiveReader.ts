@@ -131,7 +131,8 @@ export const make = <E>(stream: Stream.Stream<Uint8Array, E>): Effect.Effect<Arc
         if (!Number.isSafeInteger(size) || size < 0) return yield* new MalformedArchive({ detail: `invalid size ${overrides.size}` })
         bodyLeft = size
         padLeft = TarFormat.padding(size).length
-        const name = (overrides.path ?? header.name).replace(/\/+$/, "")
+        // `tar -C DIR .` writes names as `./a/b`; the manifest's are `a/b`.
+        const name = (overrides.path ?? header.name).replace(/^(\.\/)+/, "").replace(/\/+$/, "")
         return Option.some({ name, type: TarFormat.entryType(header.typeflag), size })
       }
     })

@@ -1,0 +1,185 @@
+/**
+ * Benchmark: our Packager (disk → disk: read, verify every file's SHA-256, write the tar, SHA-256
+ * of the tar) against GNU tar piped into a hash, on the same data in the same run.
+ *
+ *   npx tsx bench/packaging.ts                       # 2 GiB, 3 rounds
+ *   BENCH_BYTES=536870912 BENCH_ROUNDS=1 npx tsx bench/packaging.ts
+ *   BENCH_DIR=/some/disk npx tsx bench/packaging.ts  # where the data and packages go
+ *
+ * The data: ~40% in 256 MiB files, ~30% in 4-16 MiB files, ~30% in 8-256 KiB files, in nested
+ * directories, read once to warm the page cache. Each round runs, in rotating order:
+ *   tar|sha256sum      tar -cf - -C DIR . | sha256sum           (the issue's baseline; coreutils has no SHA-NI here)
+ *   tar|openssl        tar -cf - -C DIR . | openssl dgst -sha256 (the fairer baseline: SHA-NI like Node)
+ *   tar|tee|openssl    tar -cf - -C DIR . | tee OUT | openssl dgst -sha256 (also writes the tar, like us)
+ *   packager           Packager.pack disk → disk (every file verified against its filed checksum too)
+ * and prints median throughputs, our ratio to each baseline, and the packager's RSS growth.
+ */
+import type { Checksum, Ids, RelativePath } from "@ccat/core"
+import * as Effect from "effect/Effect"
+import { spawn } from "node:child_process"
+import { createHash, randomBytes, randomUUID } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Packager from "../packages/server/src/lifecycle/Packager.js"
+import * as DiskLocation from "../packages/server/test/lifecycle/DiskLocation.js"
+
+const bytes = Number(process.env.BENCH_BYTES ?? 2 * 1024 ** 3)
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+const baseDir = process.env.BENCH_DIR ?? os.tmpdir()
+
+/** Runs a shell pipeline; resolves with the CPU seconds (user + system) of all its processes. */
+const shell = (command: string) =>
+  new Promise<number>((resolve, reject) => {
+    const p = spawn("/usr/bin/time", ["-f", "%U %S", "bash", "-o", "pipefail", "-c", command], { stdio: ["ignore", "ignore", "pipe"] })
+    let err = ""
+    p.stderr.on("data", (c) => (err += c))
+    p.on("error", reject)
+    p.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`${command} exited ${code}: ${err}`))
+      const [user, system] = err.trim().split("\n").at(-1)!.split(" ").map(Number)
+      resolve(user + system)
+    })
+  })
+
+/** Wall seconds and CPU seconds of one run. */
+const timed = async (f: () => Promise<number>) => {
+  const t = process.hrtime.bigint()
+  const cpu = await f()
+  return { wall: Number(process.hrtime.bigint() - t) / 1e9, cpu }
+}
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+const block = randomBytes(4 * 1024 * 1024)
+
+/** Writes an incompressible file and returns it as filed (size and SHA-256). */
+const writeFile = async (root: string, rel: string, size: number): Promise<Packager.FileToPackage> => {
+  await fs.mkdir(path.dirname(path.join(root, rel)), { recursive: true })
+  const hash = createHash("sha256")
+  const fh = await fs.open(path.join(root, rel), "w")
+  try {
+    for (let off = 0, i = 0; off < size; off += block.length, i++) {
+      block.writeUInt32LE(i, 0)
+      block.writeUInt32LE(Math.floor(Math.random() * 0xffffffff), 4)
+      const part = block.subarray(0, Math.min(block.length, size - off))
+      hash.update(part)
+      await fh.write(part)
+    }
+  } finally {
+    await fh.close()
+  }
+  return {
+    id: randomUUID() as Ids.RawDataFileId,
+    relativePath: rel as RelativePath.RelativePath,
+    sizeBytes: size,
+    checksum: `sha256:${hash.digest("hex")}` as Checksum.Checksum
+  }
+}
+
+/** The mixed data set: large, medium and small files in nested directories. */
+const makeData = async (root: string) => {
+  const files: Array<Packager.FileToPackage> = []
+  let left = bytes
+  const add = async (rel: string, size: number) => {
+    size = Math.min(size, left)
+    if (size <= 0) return
+    files.push(await writeFile(root, rel, size))
+    left -= size
+  }
+  for (let i = 0; left > 0 && i < Math.floor((bytes * 0.4) / (256 * 1024 ** 2)); i++) await add(`large/scan-${i}.fits`, 256 * 1024 ** 2)
+  for (let i = 0, budget = bytes * 0.3; budget > 0 && left > 0; i++) {
+    const size = (4 + (i % 13)) * 1024 ** 2
+    await add(`medium/${i % 7}/chunk-${i}.dat`, size)
+    budget -= size
+  }
+  for (let i = 0; left > 0; i++) await add(`small/${i % 31}/${i % 5}/part-${i}.dat`, (8 + (i * 37) % 249) * 1024)
+  return files
+}
+
+const main = async () => {
+  const root = await fs.mkdtemp(path.join(baseDir, "ccat-bench-packaging-"))
+  const data = path.join(root, "data")
+  const out = path.join(root, "out")
+  await fs.mkdir(out)
+  try {
+    console.log(`writing ${(bytes / 1024 ** 3).toFixed(2)} GiB of test data under ${data} ...`)
+    const files = Packager.plan(
+      (await makeData(data)).map((f) => ({ ...f, executedObsUnitId: randomUUID() as Ids.ExecutedObsUnitId, instrumentModuleId: randomUUID() as Ids.InstrumentModuleId })),
+      { maxPackageBytes: Number.MAX_SAFE_INTEGER }
+    ).flatMap((p) => p.files)
+    console.log(`${files.length} files; warming the page cache`)
+    await shell(`tar -cf - -C ${data} . > /dev/null`)
+    await shell(`tar -cf - -C ${data} . > /dev/null`)
+
+    const source = DiskLocation.make(data)
+    const destination = DiskLocation.make(out)
+    let rssGrowth = 0
+    const packager = async () => {
+      await fs.rm(path.join(out, "p.tar"), { force: true })
+      const cpu = process.cpuUsage()
+      const before = process.memoryUsage.rss()
+      let peak = before
+      const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
+      try {
+        await Effect.runPromise(Packager.pack({
+          packageId: randomUUID() as Ids.RawDataPackageId,
+          executedObsUnitId: randomUUID() as Ids.ExecutedObsUnitId,
+          instrumentModuleId: randomUUID() as Ids.InstrumentModuleId,
+          files,
+          source,
+          destination,
+          key: "p.tar"
+        }))
+      } finally {
+        clearInterval(timer)
+      }
+      rssGrowth = Math.max(rssGrowth, peak - before)
+      const used = process.cpuUsage(cpu)
+      return (used.user + used.system) / 1e6
+    }
+    const runs: Record<string, { readonly command: string; readonly run: () => Promise<number>; times: Array<number>; cpu: Array<number> }> = {
+      "tar|sha256sum": { command: `tar -cf - -C DIR . | sha256sum`, run: () => shell(`tar -cf - -C ${data} . | sha256sum`), times: [], cpu: [] },
+      "tar|openssl": { command: `tar -cf - -C DIR . | openssl dgst -sha256`, run: () => shell(`tar -cf - -C ${data} . | openssl dgst -sha256`), times: [], cpu: [] },
+      "tar|tee|openssl": {
+        command: `tar -cf - -C DIR . | tee OUT.tar | openssl dgst -sha256`,
+        run: () => shell(`rm -f ${out}/t.tar; tar -cf - -C ${data} . | tee ${out}/t.tar | openssl dgst -sha256`),
+        times: [],
+        cpu: []
+      },
+      packager: { command: "Packager.pack (disk → disk, every file verified)", run: packager, times: [], cpu: [] }
+    }
+    const names = Object.keys(runs)
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[(i + r) % names.length]
+        const t = await timed(runs[name].run)
+        runs[name].times.push(t.wall)
+        runs[name].cpu.push(t.cpu)
+        console.log(`round ${r + 1} ${name.padEnd(16)} ${t.wall.toFixed(2)} s  ${(bytes / t.wall / 1e9).toFixed(2)} GB/s  cpu ${t.cpu.toFixed(2)} s`)
+      }
+    }
+    const gbps = (name: string) => bytes / median(runs[name].times) / 1e9
+    console.log(`\n${(bytes / 1024 ** 3).toFixed(2)} GiB, ${files.length} files, median of ${rounds} rounds, ${os.cpus().length} cores, Node ${process.version}`)
+    const cpuPerGiB = (name: string) => median(runs[name].cpu) / (bytes / 1024 ** 3)
+    for (const name of names) {
+      console.log(`${name.padEnd(16)} ${gbps(name).toFixed(2)} GB/s  ${cpuPerGiB(name).toFixed(2)} cpu-s/GiB   ${runs[name].command}`)
+    }
+    for (const name of names.filter((n) => n !== "packager")) {
+      console.log(`packager / ${name.padEnd(16)} throughput ${(100 * gbps("packager") / gbps(name)).toFixed(0)}%, cpu per byte ${(100 * cpuPerGiB("packager") / cpuPerGiB(name)).toFixed(0)}%`)
+    }
+    console.log(`packager RSS growth (peak) ${(rssGrowth / 1024 ** 2).toFixed(0)} MiB; process max RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)
+    const load = os.loadavg()
+    console.log(`load average during the run: ${load.map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores (other work on the machine slows every line alike)`)
+  } finally {
+    await fs.rm(root, { recursive: true, force: true })
+  }
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
