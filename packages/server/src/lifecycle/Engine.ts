@@ -1,0 +1,58 @@
+/**
+ * Runs the lifecycle at a site: a worker for each stage's queue at that site, and the stages'
+ * planners on a schedule. `ccat worker --site NAME` runs one site (many such processes may run,
+ * on many machines, sharing the load through pg-boss); `ccat serve` on the embedded default runs
+ * every site in one process.
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import { JobQueue } from "../engine/JobQueue.js"
+import { queueName, type Stage } from "./Stage.js"
+
+/** How often planners look for work and workers poll. */
+export interface EngineOptions {
+  /** Pause between two planning rounds (default 5 s). */
+  readonly plannerInterval?: Duration.DurationInput
+  /** How often an idle worker polls its queue (default 1 s). */
+  readonly pollingIntervalSeconds?: number
+}
+
+/** Runs every stage's planner once at the site; returns jobs enqueued per stage. */
+export const planOnce = <R>(site: string, stages: ReadonlyArray<Stage<R>>) =>
+  Effect.forEach(stages, (stage) =>
+    stage.plan(site).pipe(
+      Effect.map((n) => [stage.name, n] as const),
+      Effect.catchAllCause((cause) =>
+        Effect.as(Effect.logWarning(`planner ${queueName(site, stage.name)} failed; it runs again next round`, cause), [stage.name, 0] as const)
+      ),
+      Effect.withSpan("Engine.plan", { attributes: { site, stage: stage.name } })
+    )
+  ).pipe(Effect.map((pairs) => Object.fromEntries(pairs) as Record<string, number>))
+
+/**
+ * Starts the site's workers and planners; they run until the scope closes. Planning rounds run
+ * in the background, each after the previous one finished, so they never pile up.
+ */
+export const runSite = <R>(
+  site: string,
+  stages: ReadonlyArray<Stage<R>>,
+  options: EngineOptions = {}
+): Effect.Effect<void, unknown, R | JobQueue | Scope.Scope> =>
+  Effect.gen(function* () {
+    const jobs = yield* JobQueue
+    for (const stage of stages) {
+      const queue = queueName(site, stage.name)
+      yield* jobs.ensureQueue(queue, stage.queue)
+      yield* jobs.work(queue, (job) => stage.work(site, job.data), {
+        concurrency: stage.concurrency ?? 1,
+        pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1
+      })
+    }
+    yield* planOnce(site, stages).pipe(
+      Effect.repeat(Schedule.spaced(options.plannerInterval ?? Duration.seconds(5))),
+      Effect.forkScoped
+    )
+    yield* Effect.logInfo(`lifecycle workers running at site ${site}: ${stages.map((s) => s.name).join(", ")}`)
+  }).pipe(Effect.withSpan("Engine.runSite", { attributes: { site } }))

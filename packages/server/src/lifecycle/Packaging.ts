@@ -1,0 +1,258 @@
+/**
+ * Stage 1 of the seed, packaging: filed RawDataFiles at a site's SOURCE locations become tar
+ * RawDataPackages in the site's BUFFER. The planner groups the files of closed observations by
+ * ExecutedObsUnit and InstrumentModule and claims them for a package row in one transaction
+ * with the job; the worker streams the tar into the first BUFFER that is available and has room,
+ * verifying every file against its filed size and checksum on the way. A file that does not
+ * match is marked corrupt (or missing) and reported, never packaged.
+ */
+import { Ids, Repositories, Topology, Transitions } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Context from "effect/Context"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+import { JobQueue } from "../engine/JobQueue.js"
+import * as Packager from "./Packager.js"
+import * as Sites from "./Sites.js"
+import { queueName, type Stage } from "./Stage.js"
+import { Storages } from "./Storages.js"
+
+/** The sizes and waits the lifecycle runs with (the configuration's `policy`). */
+export class LifecyclePolicy extends Context.Tag("@ccat/server/LifecyclePolicy")<LifecyclePolicy, Topology.PolicyConfig>() {}
+
+/** The stage's name and queue suffix. */
+export const name = "package"
+
+const Job = Schema.Struct({ packageId: Ids.RawDataPackageId })
+
+interface FileRow {
+  readonly id: Ids.RawDataFileId
+  readonly executedObsUnitId: Ids.ExecutedObsUnitId
+  readonly instrumentModuleId: Ids.InstrumentModuleId
+  readonly relativePath: Packager.FileToPackage["relativePath"]
+  readonly sizeBytes: number
+  readonly checksum: Packager.FileToPackage["checksum"]
+  readonly sourceLocationId: string
+}
+
+/** Files of an observation are packaged once it is closed (it has an end, or a final status). */
+const readyFiles = (site: string, limit: number) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<FileRow>`
+      select f.id, f.executed_obs_unit_id, f.instrument_module_id, f.relative_path, f.size_bytes, f.checksum,
+             f.source_location_id
+      from raw_data_file f
+      join data_location l on l.id = f.source_location_id
+      join site s on s.id = l.site_id
+      join executed_obs_unit e on e.id = f.executed_obs_unit_id
+      where s.name = ${site} and f.state = 'filed' and f.raw_data_package_id is null
+        and (e.end_at is not null or e.status in ('completed', 'failed'))
+      order by f.executed_obs_unit_id, f.instrument_module_id, f.relative_path
+      limit ${limit}`
+  )
+
+/** Claims the planned files for a new package and enqueues its job, all in one transaction. */
+const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager.FileToPlan>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const { id } = yield* Repositories.rawDataPackages.insert({
+          executedObsUnitId: planned.executedObsUnitId,
+          instrumentModuleId: planned.instrumentModuleId,
+          // The plan's name is a digest of the files: a re-plan of the same files gets the same path.
+          relativePath: `${planned.executedObsUnitId}/${planned.instrumentModuleId}/${planned.name}-${randomUUID().slice(0, 8)}.tar`,
+          sizeBytes: null,
+          checksum: null,
+          status: "pending"
+        } as never)
+        const ids = planned.files.map((f) => f.id)
+        const claimed = yield* sql`
+          update raw_data_file set raw_data_package_id = ${id}, updated_at = now()
+          where id in ${sql.in(ids)} and state = 'filed' and raw_data_package_id is null
+          returning id`
+        // Another planner claimed some of them meanwhile: leave it all to that one.
+        if (claimed.length !== ids.length) return yield* Effect.fail("lost-race" as const)
+        yield* Transitions.transition({ entity: "RawDataPackage", id, from: "pending", to: "scheduled", actor: `planner:${site}` })
+        yield* jobs.send(queueName(site, name), { packageId: id }, { singletonKey: id })
+        return 1
+      })
+    ).pipe(Effect.catchIf((e) => e === "lost-race", () => Effect.succeed(0)))
+  })
+
+/** Finds files ready to package at the site and claims them for packages. */
+export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
+  const policy = yield* LifecyclePolicy
+  const sql = yield* SqlClient.SqlClient
+  const jobs = yield* JobQueue
+  const files = yield* readyFiles(site, 20_000)
+  let enqueued = 0
+  const bySource = new Map<string, Array<FileRow>>()
+  for (const f of files) bySource.set(f.sourceLocationId, [...(bySource.get(f.sourceLocationId) ?? []), f])
+  for (const group of bySource.values()) {
+    for (const planned of Packager.plan(group, { maxPackageBytes: policy.maxPackageBytes })) {
+      enqueued += yield* claim(site, planned)
+    }
+  }
+  // Re-derive jobs a lost queue would have dropped: packages claimed but not written for a while.
+  const stale = yield* sql<{ id: Ids.RawDataPackageId }>`
+    select p.id from raw_data_package p
+    where p.status in ('scheduled', 'in_progress') and p.updated_at < now() - interval '10 minutes'
+      and not exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED')
+      and exists (select 1 from raw_data_file f join data_location l on l.id = f.source_location_id
+                  join site s on s.id = l.site_id where f.raw_data_package_id = p.id and s.name = ${site})`
+  for (const p of stale) {
+    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
+    if (sent !== null) enqueued++
+  }
+  return enqueued
+})
+
+/** Picks the BUFFERs to try, in priority order, that are writable and have room for `bytes`. */
+const buffersWithRoom = (site: string, bytes: number) =>
+  Effect.gen(function* () {
+    const storages = yield* Storages
+    const out: Array<Sites.Location> = []
+    for (const loc of yield* Sites.locationsOf(site, "BUFFER")) {
+      if (!loc.writable) continue
+      if (loc.capacityBytes !== null && (yield* Sites.usedBytes(loc.id)) + bytes > loc.capacityBytes) continue
+      const storage = yield* storages.of(loc)
+      const space = yield* storage.space().pipe(Effect.option)
+      if (space._tag === "Some" && space.value.freeBytes < bytes) continue
+      out.push(loc)
+    }
+    return out
+  })
+
+/** Records the written package: its copy in the buffer, its size and checksum, its files packaged. */
+const commit = (site: string, packageId: Ids.RawDataPackageId, buffer: Sites.Location, written: Packager.Written, files: ReadonlyArray<FileRow>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const updated = yield* sql`
+          update raw_data_package set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
+          where id = ${packageId} and status = 'in_progress' returning id`
+        if (updated.length === 0) return yield* Effect.dieMessage(`package ${packageId} left in_progress while it was written`)
+        yield* Repositories.physicalCopies.insert({
+          rawDataFileId: null,
+          rawDataPackageId: packageId,
+          dataTransferPackageId: null,
+          dataLocationId: buffer.id,
+          path: written.key,
+          sizeBytes: written.sizeBytes,
+          checksum: written.checksum,
+          status: "PRESENT",
+          verifiedAt: yield* DateTime.now
+        } as never)
+        for (const f of files) {
+          yield* Transitions.transition({ entity: "RawDataFile", id: f.id, from: "filed", to: "packaged", actor: `worker:${site}` })
+          // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.
+          yield* sql`
+            insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+            values (${f.id}, ${f.sourceLocationId}, ${f.relativePath}, ${f.sizeBytes}, ${f.checksum}, 'PRESENT', now())
+            on conflict do nothing`
+        }
+      })
+    )
+  })
+
+/** Marks the faulty files, detaches them, and either retries the package with the rest or fails it. */
+const reportFaults = (site: string, packageId: Ids.RawDataPackageId, error: Packager.PackagingError, remaining: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    yield* sql.withTransaction(
+      Effect.gen(function* () {
+        for (const m of error.members) {
+          yield* Transitions.transition({
+            entity: "RawDataFile",
+            id: m.id as Ids.RawDataFileId,
+            from: "filed",
+            to: m.problem === "Corrupt" ? "corrupt" : "missing",
+            actor: `worker:${site}`,
+            details: { packageId, detail: m.detail ?? null, expectedChecksum: m.expectedChecksum, actualChecksum: m.actualChecksum ?? null },
+            set: { rawDataPackageId: null }
+          })
+        }
+        if (remaining === 0) {
+          yield* Transitions.transition({
+            entity: "RawDataPackage", id: packageId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+            set: { errorMessage: error.message }
+          })
+        } else {
+          yield* Transitions.transition({
+            entity: "RawDataPackage", id: packageId, from: "in_progress", to: "scheduled", actor: `worker:${site}`,
+            details: { retry: "without faulty files", faulty: error.members.map((m) => m.id) }
+          })
+          yield* jobs.send(queueName(site, name), { packageId }, { singletonKey: `${packageId}:${Date.now()}` })
+        }
+      })
+    )
+    yield* Effect.logError(`package ${packageId}: ${error.message}`).pipe(
+      Effect.annotateLogs({ packageId, faulty: error.members.map((m) => `${m.id} ${m.relativePath} ${m.problem}`).join("; ") })
+    )
+  })
+
+/** Writes one package into the first BUFFER that takes it. */
+export const work = Effect.fn("Packaging.work")(function* (site: string, data: unknown) {
+  const { packageId } = yield* Schema.decodeUnknown(Job)(data)
+  const sql = yield* SqlClient.SqlClient
+  const storages = yield* Storages
+  const rows = yield* sql<{ status: string; relativePath: string; hasCopy: boolean }>`
+    select status::text as status, relative_path,
+      exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED') as has_copy
+    from raw_data_package p where id = ${packageId}`
+  if (rows.length === 0) return yield* Effect.logWarning(`package ${packageId} does not exist; job dropped`)
+  const pkg = rows[0]
+  // Written already (a retry after the commit), or ended: nothing to do.
+  if (pkg.hasCopy || pkg.status === "completed" || pkg.status === "failed" || pkg.status === "pending") return
+  if (pkg.status === "scheduled") {
+    yield* Transitions.transition({ entity: "RawDataPackage", id: packageId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+  }
+  const files = yield* sql<FileRow>`
+    select id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id
+    from raw_data_file where raw_data_package_id = ${packageId} and state = 'filed' order by relative_path, id`
+  if (files.length === 0) return yield* Effect.dieMessage(`package ${packageId} has no files to package`)
+  const source = yield* storages.of(yield* Sites.location(files[0].sourceLocationId))
+  const estimate = files.reduce((n, f) => n + f.sizeBytes + 1536, 10 * 1024 * 1024)
+  const buffers = yield* buffersWithRoom(site, estimate)
+  if (buffers.length === 0) {
+    return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with ${estimate} bytes free; the package waits`))
+  }
+  let lastError: unknown
+  for (const buffer of buffers) {
+    const destination = yield* storages.of(buffer)
+    const result = yield* Packager.pack({
+      packageId,
+      executedObsUnitId: files[0].executedObsUnitId,
+      instrumentModuleId: files[0].instrumentModuleId,
+      files,
+      source,
+      destination,
+      key: pkg.relativePath,
+      overwrite: true
+    }).pipe(Effect.either)
+    if (result._tag === "Right") return yield* commit(site, packageId, buffer, result.right, files)
+    const error = result.left
+    if (error instanceof Packager.PackagingError && (error.reason === "Corrupt" || error.reason === "Missing")) {
+      return yield* reportFaults(site, packageId, error, files.length - error.members.length)
+    }
+    // The buffer failed (unavailable, full): fail over to the next one.
+    lastError = error
+    yield* Effect.logWarning(`package ${packageId}: buffer ${buffer.name} failed, trying the next`, error)
+  }
+  return yield* Effect.fail(lastError)
+})
+
+/** The packaging stage. */
+export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecyclePolicy> = {
+  name,
+  plan,
+  work,
+  queue: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 6 * 3600 },
+  concurrency: 1
+}

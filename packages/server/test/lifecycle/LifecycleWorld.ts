@@ -1,0 +1,121 @@
+/**
+ * A real lifecycle world for tests: a fresh ops-db with the demo topology on temporary folders,
+ * the job engine, storages, an observatory to file against, and real files written at the
+ * SOURCE location and filed the way an instrument files them.
+ */
+import { Checksum, Ids, Repositories, Topology } from "@ccat/core"
+import { TestDatabase } from "@ccat/core/testing"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { createHash, randomBytes, randomUUID } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as JobQueue from "../../src/engine/JobQueue.js"
+import { LifecyclePolicy } from "../../src/lifecycle/Packaging.js"
+import * as Storages from "../../src/lifecycle/Storages.js"
+import * as TopologySync from "../../src/TopologySync.js"
+
+/** The demo topology rooted in a temporary folder, with small packages for tests. */
+export const topologyIn = (dir: string, policy: Record<string, unknown> = {}): Topology.Topology => {
+  const demo = Topology.demo(dir)
+  const decoded = Topology.decode({
+    sites: demo.sites.map((s) => ({
+      name: s.name,
+      shortName: s.shortName,
+      role: s.role,
+      locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, priority: l.priority, retention: l.retention }))
+    })),
+    routes: demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
+    policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds", ...policy }
+  })
+  if (decoded._tag === "Left") throw new Error(decoded.left.message)
+  return decoded.right
+}
+
+/** A temporary folder, removed with the scope. */
+export const tempDir = Effect.acquireRelease(
+  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-lifecycle-"))),
+  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+)
+
+/** Database, job engine and storages for lifecycle tests; the topology comes per test. */
+export const layer = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(TestDatabase.layer))
+
+/** The policy of a topology, as the stages read it. */
+export const policyLayer = (t: Topology.Topology) => Layer.succeed(LifecyclePolicy, t.policy)
+
+/** Observational rows to file against. */
+export const observatory = Effect.gen(function* () {
+  const s = randomBytes(3).toString("hex")
+  const observatory = yield* Repositories.observatories.insert({ name: `CCAT ${s}`, description: "" })
+  const telescope = yield* Repositories.telescopes.insert({ observatoryId: observatory.id, name: "FYST", description: "" })
+  const instrument = yield* Repositories.instruments.insert({ telescopeId: telescope.id, name: `Prime-Cam ${s}`, description: "" })
+  const m1 = yield* Repositories.instrumentModules.insert({ instrumentId: instrument.id, name: "280GHz", description: "" })
+  const m2 = yield* Repositories.instrumentModules.insert({ instrumentId: instrument.id, name: "350GHz", description: "" })
+  const program = yield* Repositories.observingPrograms.insert({ name: `deep-field-${s}`, title: "Deep field" })
+  const obsUnit = yield* Repositories.obsUnits.insert({
+    observingProgramId: program.id, instrumentId: instrument.id, name: "deep56", target: "Deep56",
+    plannedDurationSeconds: 3600, configuration: {}
+  })
+  return { instrument, modules: [m1, m2] as const, program, obsUnit }
+})
+
+/** A file an instrument wrote: its row and where its bytes are. */
+export interface WrittenFile {
+  readonly id: Ids.RawDataFileId
+  readonly relativePath: string
+  readonly absolutePath: string
+  readonly checksum: Checksum.Checksum
+  readonly sizeBytes: number
+}
+
+/** Writes files at the SOURCE root and files them under a closed observation. */
+export const fileObservation = (
+  topology: Topology.Topology,
+  obs: Effect.Effect.Success<typeof observatory>,
+  files: ReadonlyArray<{ readonly path: string; readonly bytes: number; readonly module?: 0 | 1 }>
+) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const sourceConfig = topology.sites[0].locations.find((l) => l.type === "SOURCE")!
+    const root = sourceConfig.driver.root as string
+    const [source] = yield* sql<{ id: string }>`select id from data_location where name = ${sourceConfig.name}`
+    const eou = yield* Repositories.executedObsUnits.insert({
+      id: randomUUID() as Ids.ExecutedObsUnitId,
+      obsUnitId: obs.obsUnit.id,
+      startAt: DateTime.unsafeMake("2026-05-01T03:00:00Z"),
+      endAt: DateTime.unsafeMake("2026-05-01T04:00:00Z"),
+      status: "completed",
+      conditions: {},
+      quality: "unassessed",
+      metadata: {}
+    })
+    const written: Array<WrittenFile> = []
+    for (const f of files) {
+      const relativePath = `${eou.id}/${f.path}`
+      const absolutePath = path.join(root, relativePath)
+      const bytes = randomBytes(f.bytes)
+      yield* Effect.promise(async () => {
+        await fs.mkdir(path.dirname(absolutePath), { recursive: true })
+        await fs.writeFile(absolutePath, bytes)
+      })
+      const checksum = Checksum.make("sha256", createHash("sha256").update(bytes).digest("hex"))
+      const row = yield* Repositories.rawDataFiles.insert({
+        id: randomUUID() as Ids.RawDataFileId,
+        executedObsUnitId: eou.id,
+        instrumentModuleId: obs.modules[f.module ?? 0].id,
+        relativePath: relativePath as never,
+        sizeBytes: f.bytes,
+        checksum,
+        sourceLocationId: source.id as Ids.DataLocationId
+      })
+      written.push({ id: row.id, relativePath, absolutePath, checksum, sizeBytes: f.bytes })
+    }
+    return { eou, files: written }
+  })
+
+/** Writes the topology into the ops-db. */
+export const syncTopology = (t: Topology.Topology) => TopologySync.sync(t)
