@@ -2,7 +2,7 @@
 /**
  * `ccat`: the reference server's command line. `ccat serve` runs the API (and, with no
  * configuration, the embedded default); `ccat migrate` applies migrations; `ccat config check`
- * validates a configuration file without starting anything.
+ * validates a configuration file without starting anything; `ccat token` hands out API tokens.
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -12,6 +12,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { token } from "./auth/TokenCommands.js"
 import * as Main from "./Main.js"
 import { load, type LoadOptions } from "./ServerConfig.js"
 import { version } from "./Version.js"
@@ -70,7 +71,7 @@ const config = Command.make("config").pipe(
 
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
-  Command.withSubcommands([serve, migrate, config])
+  Command.withSubcommands([serve, migrate, config, token])
 )
 
 const cli = Command.run(ccat, { name: "ccat", version })
@@ -85,7 +86,9 @@ cli(process.argv).pipe(
     EmbeddedDatabaseError: (e) => fail(e.message),
     SqlError: (e) => fail(`database: ${e.message}`),
     MigrationError: (e) => fail(`migration: ${e.message}`),
-    ServeError: (e) => fail(`cannot listen: ${String(e.cause)}`)
+    ServeError: (e) => fail(`cannot listen: ${String(e.cause)}`),
+    AccountError: (e) => fail(e.message),
+    ConstraintError: (e) => fail(e.message)
   }),
   // @effect/cli has printed the usage problem already; exit 2 as command-line tools do.
   Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => (process.exitCode = 2))),
