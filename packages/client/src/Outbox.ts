@@ -19,6 +19,7 @@
  *   `corrupt-*.bin` file and reported.
  */
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -35,6 +36,7 @@ import { randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as LockFile from "./internal/LockFile.js"
+import * as OutboxLog from "./internal/OutboxLog.js"
 import * as RecordLog from "./internal/RecordLog.js"
 import * as RetryPolicy from "./RetryPolicy.js"
 
@@ -132,13 +134,9 @@ export interface Outbox<A> {
   readonly wake: Effect.Effect<void>
 }
 
-interface Pending {
-  readonly entry: Entry
-  readonly stored: unknown
-}
-
 interface State {
-  readonly pending: ReadonlyArray<Pending>
+  /** Oldest first; the head is the one being delivered. */
+  readonly pending: Chunk.Chunk<OutboxLog.StoredItem>
   readonly inFlight?: { readonly entry: Entry; readonly attempts: number } | undefined
   readonly delivered: number
   readonly deadLetters: number
@@ -146,28 +144,11 @@ interface State {
   readonly lockLost: boolean
 }
 
-type LogRecord =
-  | { readonly t: "item"; readonly id: string; readonly key?: string | undefined; readonly at: string; readonly item: unknown }
-  | { readonly t: "done"; readonly id: string }
-  | { readonly t: "dead"; readonly id: string }
-
-const json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value), "utf8")
-
-const parse = (payload: Buffer): unknown => {
-  try {
-    return JSON.parse(payload.toString("utf8"))
-  } catch {
-    return undefined
-  }
-}
-
 /** Opens the outbox in a folder: locks it, recovers it, and starts delivering if `deliver` is given. */
 export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<Outbox<A>, OutboxError, Scope.Scope | R> =>
   Effect.gen(function*() {
     const directory = path.resolve(options.directory)
-    const logFile = path.join(directory, "outbox.log")
-    const deadFile = path.join(directory, "dead-letters.log")
-    const lockFile = path.join(directory, "outbox.lock")
+    const { dead: deadFile, lock: lockFile, log: logFile } = OutboxLog.files(directory)
     const io = <T>(what: string, f: () => Promise<T>) =>
       Effect.tryPromise({ try: f, catch: (e) => new OutboxError({ reason: "Io", directory, detail: `${what}: ${String(e)}` }) })
     const judge = options.judge ?? RetryPolicy.judge
@@ -180,59 +161,27 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
     const owner = yield* acquireLock(directory, lockFile, options.waitForLock)
     yield* Effect.addFinalizer(() => Effect.promise(() => LockFile.release(lockFile, owner).catch(() => undefined)))
 
-    // Recovery: finish what a crash interrupted, drop a torn tail, set damage aside.
-    yield* io("remove leftover", () => fs.rm(`${logFile}.tmp`, { force: true }))
-    const dead = yield* io("read dead letters", () => RecordLog.read(deadFile))
-    if (dead.scan.validEnd < dead.size) yield* io("truncate dead letters", () => RecordLog.truncate(deadFile, dead.scan.validEnd))
-    const deadIds = new Set(dead.scan.records.map((r) => (parse(r) as { id?: string } | undefined)?.id))
-    const log = yield* io("read log", () => RecordLog.read(logFile))
-    const tornBytes = log.size - log.scan.validEnd
-    if (tornBytes > 0) yield* io("truncate torn tail", () => RecordLog.truncate(logFile, log.scan.validEnd))
-    let corruptRanges = log.scan.corrupt.length
-    if (corruptRanges > 0) {
-      const buf = yield* io("read damage", () => fs.readFile(logFile))
-      const aside = path.join(directory, `corrupt-${Date.now()}.bin`)
-      yield* io("set damage aside", () => RecordLog.replace(aside, log.scan.corrupt.map(([s, e]) => buf.subarray(s, e))))
-    }
-    const byId = new Map<string, Pending>()
-    let acked = 0
-    for (const payload of log.scan.records) {
-      const record = parse(payload) as LogRecord | undefined
-      if (record === undefined || typeof record.id !== "string") {
-        corruptRanges++
-        continue
-      }
-      if (record.t === "item") byId.set(record.id, { entry: { id: record.id, key: record.key, enqueuedAt: record.at }, stored: record.item })
-      else if (record.t === "done" || record.t === "dead") {
-        byId.delete(record.id)
-        acked++
-      }
-    }
-    // Dead-lettered but the marker never reached the log: finish it rather than redeliver.
-    const halfDead = [...byId.keys()].filter((id) => deadIds.has(id))
-    if (halfDead.length > 0) {
-      yield* io("finish dead letters", () => RecordLog.append(logFile, halfDead.map((id) => json({ t: "dead", id }))))
-      for (const id of halfDead) byId.delete(id)
-    }
-
+    const recovered = yield* io("recover", () => OutboxLog.recover(directory))
     const state = yield* SubscriptionRef.make<State>({
-      pending: [...byId.values()],
+      pending: Chunk.fromIterable(recovered.pending),
       delivered: 0,
-      deadLetters: dead.scan.records.length,
+      deadLetters: recovered.deadLetters,
       lockLost: false
     })
     const mutex = yield* Effect.makeSemaphore(1)
     const closed = yield* Ref.make(false)
-    const ackedRef = yield* Ref.make(acked + (corruptRanges > 0 ? compactAfter : 0))
-    const write = <T>(what: string, f: () => Promise<T>) => mutex.withPermits(1)(Effect.uninterruptible(io(what, f)))
+    const acknowledged = yield* Ref.make(recovered.acknowledged)
+    // Every change of the log happens under the mutex and cannot be interrupted halfway, and the
+    // in-memory queue changes with it, so log order is queue order and a compaction never misses
+    // an item appended while it ran.
+    const locked = <T>(effect: Effect.Effect<T, OutboxError>) => mutex.withPermits(1)(Effect.uninterruptible(effect))
 
-    const compactIfWorth = Effect.gen(function*() {
-      const [n, s] = [yield* Ref.get(ackedRef), yield* SubscriptionRef.get(state)]
-      if (n < compactAfter || n < s.pending.length) return
-      yield* write("compact", () =>
-        RecordLog.replace(logFile, s.pending.map((p) => json({ t: "item", id: p.entry.id, key: p.entry.key, at: p.entry.enqueuedAt, item: p.stored }))))
-      yield* Ref.set(ackedRef, 0)
-    })
+    const compactIfWorth = locked(Effect.gen(function*() {
+      const [n, s] = [yield* Ref.get(acknowledged), yield* SubscriptionRef.get(state)]
+      if (n < compactAfter || n < Chunk.size(s.pending)) return
+      yield* io("compact", () => OutboxLog.compact(logFile, s.pending))
+      yield* Ref.set(acknowledged, 0)
+    }))
     yield* compactIfWorth
 
     const encode = Schema.encode(options.schema)
@@ -243,20 +192,18 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
           return yield* new OutboxError({ reason: "Locked", directory, detail: "another process took the lock over" })
         }
         const now = new Date(yield* Clock.currentTimeMillis).toISOString()
-        const pending: Array<Pending> = []
+        const pending: Array<OutboxLog.StoredItem> = []
         for (const { item, key } of items) {
           const stored = yield* encode(item).pipe(
             Effect.mapError((e) => new OutboxError({ reason: "Encode", directory, detail: e.message }))
           )
           pending.push({ entry: { id: randomUUID(), key, enqueuedAt: now }, stored })
         }
-        // The state changes inside the same permit as the write, so log order is queue order.
-        yield* mutex.withPermits(1)(Effect.uninterruptible(
-          io("append", () =>
-            RecordLog.append(logFile, pending.map((p) => json({ t: "item", id: p.entry.id, key: p.entry.key, at: now, item: p.stored })))).pipe(
-              Effect.zipRight(SubscriptionRef.update(state, (s) => ({ ...s, pending: [...s.pending, ...pending] })))
-            )
-        ))
+        yield* locked(
+          io("append", () => RecordLog.append(logFile, pending.map(OutboxLog.itemRecord))).pipe(
+            Effect.zipRight(SubscriptionRef.update(state, (s) => ({ ...s, pending: Chunk.appendAll(s.pending, Chunk.unsafeFromArray(pending)) })))
+          )
+        )
         return pending.map((p) => p.entry)
       })
 
@@ -270,20 +217,31 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
       directory,
       enqueue: (item, o) => Effect.map(enqueueAll([{ item, key: o?.key }]), (entries) => entries[0]!),
       enqueueAll,
-      pending: Effect.map(SubscriptionRef.get(state), (s) => s.pending.length),
+      pending: Effect.map(SubscriptionRef.get(state), (s) => Chunk.size(s.pending)),
       status: Effect.map(SubscriptionRef.get(state), (s) => ({
         directory,
-        pending: s.pending.length,
+        pending: Chunk.size(s.pending),
         inFlight: s.inFlight,
         delivered: s.delivered,
         deadLetters: s.deadLetters,
         lastError: s.lastError,
-        recovered: { tornBytes, corruptRanges },
+        recovered: { tornBytes: recovered.tornBytes, corruptRanges: recovered.corruptRanges },
         lockLost: s.lockLost
       })),
-      deadLetters: readDeadLetters(deadFile, options.schema, io),
+      deadLetters: Effect.map(io("read dead letters", () => OutboxLog.readDeadLetters(deadFile)), (records) =>
+        records.map((r) => ({
+          id: r.id,
+          key: r.key,
+          enqueuedAt: r.at,
+          deadAt: r.deadAt,
+          status: r.status,
+          reason: r.reason,
+          attempts: r.attempts,
+          item: Option.getOrUndefined(Schema.decodeUnknownOption(options.schema)(r.item)),
+          stored: r.item
+        }))),
       flush: (timeout) => {
-        const empty = state.changes.pipe(Stream.filter((s) => s.pending.length === 0), Stream.runHead, Effect.as(true))
+        const empty = state.changes.pipe(Stream.filter((s) => Chunk.isEmpty(s.pending)), Stream.runHead, Effect.as(true))
         return timeout === undefined ? empty : Effect.map(Effect.timeoutOption(empty, timeout), Option.getOrElse(() => false))
       },
       wake
@@ -292,20 +250,21 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
 
     if (options.deliver !== undefined) {
       const deliver = options.deliver
-      const ack = (p: Pending, record: LogRecord) =>
-        mutex.withPermits(1)(Effect.uninterruptible(
-          io("acknowledge", () => RecordLog.append(logFile, [json(record)])).pipe(
+      // Only the head is ever delivered, so acknowledging it drops the head of the queue.
+      const ack = (p: OutboxLog.StoredItem, record: OutboxLog.LogRecord) =>
+        locked(
+          io("acknowledge", () => RecordLog.append(logFile, [OutboxLog.json(record)])).pipe(
             Effect.zipRight(SubscriptionRef.update(state, (s) => ({
               ...s,
-              pending: s.pending.filter((q) => q.entry.id !== p.entry.id),
+              pending: Chunk.drop(s.pending, 1),
               inFlight: undefined,
               delivered: s.delivered + (record.t === "done" ? 1 : 0),
               deadLetters: s.deadLetters + (record.t === "dead" ? 1 : 0)
             })))
           )
-        )).pipe(Effect.zipRight(Ref.update(ackedRef, (n) => n + 1)), Effect.zipRight(compactIfWorth))
+        ).pipe(Effect.zipRight(Ref.update(acknowledged, (n) => n + 1)), Effect.zipRight(compactIfWorth))
 
-      const attemptOnce = (p: Pending) =>
+      const attemptOnce = (p: OutboxLog.StoredItem) =>
         Schema.decodeUnknown(options.schema)(p.stored).pipe(
           Effect.flatMap((item) => deliver(item, p.entry)),
           Effect.timeoutFail({
@@ -315,7 +274,7 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
           Effect.exit
         )
 
-      const deliverOne = (p: Pending) =>
+      const deliverOne = (p: OutboxLog.StoredItem) =>
         Effect.gen(function*() {
           const driver = yield* Schedule.driver(RetryPolicy.schedule(options.retry))
           for (let attempts = 1;; attempts++) {
@@ -333,7 +292,7 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
             yield* SubscriptionRef.update(state, (s) => ({ ...s, lastError: { at, key: p.entry.key, ...judgement } }))
             if (judgement.verdict === "Permanent") {
               const letter = { id: p.entry.id, key: p.entry.key, at: p.entry.enqueuedAt, deadAt: at, status: judgement.status, reason: judgement.reason, attempts, item: p.stored }
-              yield* write("write dead letter", () => RecordLog.append(deadFile, [json(letter)]))
+              yield* locked(io("write dead letter", () => RecordLog.append(deadFile, [OutboxLog.json(letter)])))
               return yield* ack(p, { t: "dead", id: p.entry.id })
             }
             // An outage means many attempts: warn on the first and every tenth, the rest at debug level.
@@ -344,11 +303,11 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
           }
         })
 
-      const waitForWork = state.changes.pipe(Stream.filter((s) => s.pending.length > 0), Stream.runHead, Effect.map(() => undefined))
+      const waitForWork = state.changes.pipe(Stream.filter((s) => Chunk.isNonEmpty(s.pending)), Stream.runHead, Effect.map(() => undefined))
       const loop = Effect.forever(Effect.gen(function*() {
         yield* waitForWork
-        const head = (yield* SubscriptionRef.get(state)).pending[0]
-        if (head !== undefined) yield* deliverOne(head)
+        const head = Chunk.head((yield* SubscriptionRef.get(state)).pending)
+        if (Option.isSome(head)) yield* deliverOne(head.value)
       }))
       yield* Effect.forkScoped(Effect.withSpan(loop, "Outbox.deliver"))
     }
@@ -375,28 +334,3 @@ const acquireLock = (directory: string, lockFile: string, waitFor: Duration.Dura
       yield* Effect.sleep("100 millis")
     }
   })
-
-const readDeadLetters = <A, I>(
-  file: string,
-  schema: Schema.Schema<A, I, never>,
-  io: <T>(what: string, f: () => Promise<T>) => Effect.Effect<T, OutboxError>
-): Effect.Effect<ReadonlyArray<DeadLetter<A>>, OutboxError> =>
-  Effect.map(io("read dead letters", () => RecordLog.read(file)), ({ scan }) =>
-    scan.records.flatMap((payload) => {
-      const r = parse(payload) as
-        | { id: string; key?: string; at: string; deadAt: string; status?: number; reason: string; attempts: number; item: unknown }
-        | undefined
-      if (r === undefined) return []
-      const item = Schema.decodeUnknownOption(schema)(r.item)
-      return [{
-        id: r.id,
-        key: r.key,
-        enqueuedAt: r.at,
-        deadAt: r.deadAt,
-        status: r.status,
-        reason: r.reason,
-        attempts: r.attempts,
-        item: Option.getOrUndefined(item),
-        stored: r.item
-      }]
-    }))

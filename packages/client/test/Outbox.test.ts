@@ -193,4 +193,32 @@ describe("Outbox", () => {
       const lock = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(dir, "outbox.lock"), "utf8")))
       assert.strictEqual(lock.pid, process.pid)
     }))
+
+  it.scoped("takes over a lock file a crash left empty, but not one being written right now", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const lock = path.join(dir, "outbox.lock")
+      yield* Effect.promise(() => fs.writeFile(lock, ""))
+      assert.strictEqual((yield* Effect.flip(Outbox.make({ directory: dir, schema: Item }))).reason, "Locked")
+      const old = new Date(Date.now() - 60_000)
+      yield* Effect.promise(() => fs.utimes(lock, old, old))
+      yield* Outbox.make({ directory: dir, schema: Item })
+    }))
+
+  it.scoped("does not redeliver an item whose dead letter was written just before a crash", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const entry = yield* Effect.scoped(Effect.gen(function*() {
+        const outbox = yield* Outbox.make({ directory: dir, schema: Item })
+        return yield* outbox.enqueue(item(1), { key: "obs-1" })
+      }))
+      // the crash: the dead letter is on disk, the log's "dead" marker is not
+      const letter = { id: entry.id, key: "obs-1", at: entry.enqueuedAt, deadAt: entry.enqueuedAt, status: 409, reason: "conflict", attempts: 1, item: { n: 1, at: item(1).at.toISOString() } }
+      yield* Effect.promise(() => RecordLog.append(path.join(dir, "dead-letters.log"), [Buffer.from(JSON.stringify(letter))]))
+      const seen: Array<number> = []
+      const outbox = yield* Outbox.make({ directory: dir, schema: Item, deliver: (i: Item) => Effect.sync(() => seen.push(i.n)) })
+      assert.strictEqual(yield* outbox.pending, 0)
+      assert.deepStrictEqual((yield* outbox.deadLetters).map((d) => d.key), ["obs-1"])
+      assert.deepStrictEqual(seen, [])
+    }))
 })

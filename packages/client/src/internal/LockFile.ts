@@ -44,19 +44,27 @@ const alive = (pid: number): boolean => {
 /** Whether the owner is certainly gone; an owner on another host is never assumed gone. */
 export const isStale = (file: string, owner: Owner): boolean => {
   if (owner.host !== os.hostname()) return false
+  if (owner.nonce.startsWith("unreadable-")) return owner.pid === 0
+  if (!Number.isInteger(owner.pid) || owner.pid <= 0) return true
   if (owner.pid === process.pid) return !heldHere.has(file)
   if (!alive(owner.pid)) return true
   const now = startTicks(owner.pid)
   return owner.startTicks !== undefined && now !== undefined && now !== owner.startTicks
 }
 
+/** How long an unreadable lock file may be in the making before it counts as left by a crash. */
+const unreadableGraceMs = 5_000
+
 const readOwner = async (file: string): Promise<Owner | undefined> => {
   try {
     return JSON.parse(await fs.readFile(file, "utf8")) as Owner
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined
-    // A lock file cut short by a crash while it was written: its owner died.
-    return { pid: -1, host: os.hostname(), nonce: "", acquiredAt: "" }
+    // Empty or cut short: either its owner is writing it right now, or it died doing so.
+    const stat = await fs.stat(file).catch(() => undefined)
+    if (stat === undefined) return undefined
+    const dying = Date.now() - stat.mtimeMs > unreadableGraceMs
+    return { pid: dying ? 0 : process.pid, host: os.hostname(), nonce: `unreadable-${stat.mtimeMs}`, acquiredAt: stat.mtime.toISOString() }
   }
 }
 
