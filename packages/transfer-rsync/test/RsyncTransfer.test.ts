@@ -22,6 +22,9 @@ TransferAdapterSuite.run("rsync over ssh", async () => {
     source: (p) => TransferEndpoint.local(p),
     destination: (p) => sshEndpoint(sshd, p),
     slowBandwidth,
+    // 1 GiB by default keeps the whole run under 4 minutes on a busy 2-core machine;
+    // CCAT_TRANSFER_LARGE_BYTES=2147483648 (or more) makes it the multi-GB case (2 GiB: about 30 s)
+    largeBytes: TransferAdapterSuite.largeBytesFromEnv(1024 * 1024 * 1024),
     teardown: sshd.stop
   }
 })
