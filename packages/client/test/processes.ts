@@ -54,7 +54,3 @@ export const stopServer = async (server: Proc): Promise<void> => {
 /** The outbox entries the server received, in the order it answered them (from its request log). */
 export const receivedIds = (server: Proc): Array<string> =>
   [...server.output().matchAll(/http\.url: \/api\/v1\/health\?outboxItem=([0-9a-f-]{36})/g)].map((m) => m[1]!)
-
-/** The `queued N ID` lines a client process printed, as ids in order of N. */
-export const queuedIds = (proc: Proc): Array<string> =>
-  [...proc.output().matchAll(/^queued (\d+) ([0-9a-f-]{36})$/gm)].sort((a, b) => Number(a[1]) - Number(b[1])).map((m) => m[2]!)

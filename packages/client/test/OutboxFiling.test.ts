@@ -1,0 +1,156 @@
+/**
+ * The outbox on the real filing endpoints: the reference server (`ccat serve`) on a fresh,
+ * migrated ops-db, an instrument token, and client processes that are killed and restarted.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Migrations } from "@ccat/core"
+import { OpsDb } from "@ccat/core/node"
+import { Fixtures, TestDatabase } from "@ccat/core/testing"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
+import * as fs from "node:fs/promises"
+import { randomBytes, randomUUID } from "node:crypto"
+import * as path from "node:path"
+import * as Tokens from "../../server/src/auth/Tokens.js"
+import { ccat as ccatCli, waitFor } from "../../server/test/support.js"
+import { createClient } from "../src/index.js"
+import { clientProcess, freePort, type Proc, stopServer, tempDir, waitOutput } from "./processes.js"
+
+let scope: Scope.CloseableScope
+let sql: <A>(effect: Effect.Effect<A, unknown, SqlClient.SqlClient>) => Promise<A>
+let databaseUrl: string
+let world: Fixtures.World
+let token: string
+let dir: string
+const procs: Array<Proc> = []
+
+beforeAll(async () => {
+  scope = Effect.runSync(Scope.make())
+  const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
+  databaseUrl = Redacted.value(db.url)
+  const layer = PgClient.layer(OpsDb.clientConfig(db.url))
+  const runtime = await Effect.runPromise(Scope.extend(Layer.toRuntime(layer), scope))
+  sql = (effect) => Effect.runPromise(Effect.provide(effect, runtime))
+  await sql(Migrations.run)
+  world = await sql(Fixtures.world)
+  token = await sql(Effect.gen(function*() {
+    const account = yield* Tokens.ensureAccount({ name: `chai-${Fixtures.suffix()}`, role: "instrument" })
+    yield* Tokens.grantInstrument(account.id, world.instrument.id)
+    return (yield* Tokens.issue({ accountId: account.id })).token
+  }))
+  dir = await tempDir("ccat-client-filing-")
+}, 120_000)
+
+afterAll(async () => {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL")
+  await Promise.all(procs.map((p) => p.exited))
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  await fs.rm(dir, { recursive: true, force: true })
+})
+
+const track = (p: Proc) => (procs.push(p), p)
+
+const startServer = async (port: number) => {
+  const server = track(ccatCli(["serve", "--port", String(port), "--data-dir", path.join(dir, "data")], { DATABASE_URL: databaseUrl }))
+  await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)
+  return server
+}
+
+/** The observations of this test's ObsUnit, in the order the server stored them. */
+const storedObservations = () =>
+  sql(Effect.gen(function*() {
+    const q = yield* SqlClient.SqlClient
+    return yield* q<{ id: string; files: number }>`
+      select e.id, (select count(*)::int from raw_data_file f where f.executed_obs_unit_id = e.id) as files
+      from executed_obs_unit e where e.obs_unit_id = ${world.obsUnit.id} order by e.created_at, e.start_at`
+  }))
+
+const posts = (server: Proc, suffix: string) =>
+  [...server.output().matchAll(/http\.method: POST\s+http\.url: (\/api\/v1\/observations[^\s?]*)/g)].filter((m) => m[1]!.endsWith(suffix)).length
+
+describe("the outbox on the real filing endpoints", () => {
+  it("files 100 observations with the server stopped, survives a killed client, and the ops-db gets each once, in order", async () => {
+    const port = await freePort()
+    const env = {
+      OUTBOX_DIR: path.join(dir, "outbox-100"),
+      BASE_URL: `http://127.0.0.1:${port}`,
+      TOKEN: token,
+      OBS_UNIT_ID: world.obsUnit.id,
+      SOURCE: world.source.name
+    }
+    const first = track(clientProcess({ ...env, COUNT: "100" }))
+    await waitOutput(first, /^filed$/m, 60_000)
+    first.child.kill("SIGKILL")
+    await first.exited
+    const filed = [...first.output().matchAll(/^observation (\d+) (\S+)$/gm)].map((m) => m[2]!)
+    expect(filed).toHaveLength(100)
+    expect(await storedObservations()).toEqual([])
+
+    const second = track(clientProcess({ ...env, FLUSH: "1" }))
+    await waitOutput(second, /^open pending=200$/m)
+    const server = await startServer(port)
+    try {
+      expect(await second.exited).toBe(0)
+      const [, status] = await waitOutput(second, /^drained (.*)$/m)
+      expect(JSON.parse(status!)).toMatchObject({ pending: 0, delivered: 200, deadLetters: 0 })
+      const stored = await storedObservations()
+      expect(stored.map((o) => o.id)).toEqual(filed)
+      expect(stored.every((o) => o.files === 1)).toBe(true)
+      // each arrived once: one filing and one addition per observation reached the server
+      expect(posts(server, "/observations")).toBe(100)
+      expect(posts(server, "/files")).toBe(100)
+    } finally {
+      await stopServer(server)
+    }
+  })
+
+  it("moves a conflicting re-file to the dead letters with the server's reason, and delivers what follows", async () => {
+    const port = await freePort()
+    const server = await startServer(port)
+    const ccat = await createClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      token,
+      outboxDir: path.join(dir, "outbox-conflict")
+    })
+    try {
+      const observation = { id: randomUUID(), obsUnitId: world.obsUnit.id, startAt: new Date("2026-11-26T03:00:00Z") }
+      const next = { id: randomUUID(), obsUnitId: world.obsUnit.id, startAt: new Date("2026-11-26T04:00:00Z") }
+      await ccat.fileObservation(observation)
+      await ccat.fileObservation(observation) // a repeat: idempotent, answered with the stored record
+      await ccat.fileObservation({ ...observation, startAt: new Date("2026-11-26T03:00:01Z") }, { key: "the conflicting one" })
+      await ccat.addFiles(observation.id, {
+        sourceLocation: world.source.name,
+        files: [{ id: randomUUID(), module: "280GHz", relativePath: "late/det0000.fits", sizeBytes: 1, checksum: `sha256:${randomBytes(32).toString("hex")}` }]
+      })
+      await ccat.fileObservation(next)
+      expect(await ccat.outbox.flush(30_000)).toBe(true)
+
+      const dead = await ccat.outbox.deadLetters()
+      expect(dead).toHaveLength(1)
+      expect(dead[0]).toMatchObject({ key: "the conflicting one", status: 409 })
+      expect(dead[0]!.reason).toContain("startAt")
+      expect(dead[0]!.item).toMatchObject({ group: "observations", endpoint: "file" })
+      const status = await ccat.outbox.status()
+      expect(status).toMatchObject({ pending: 0, delivered: 4, deadLetters: 1 })
+      const stored = await storedObservations()
+      expect(stored.filter((o) => o.id === observation.id)).toEqual([{ id: observation.id, files: 1 }])
+      expect(stored.some((o) => o.id === next.id)).toBe(true)
+
+      // without an outbox the same conflict is a rejected Promise with the contract's error
+      const direct = await createClient({ baseUrl: `http://127.0.0.1:${port}`, token })
+      const error = await direct.fileObservation({ ...observation, startAt: new Date("2026-11-26T03:00:02Z") }).then(() => undefined, (e) => e)
+      expect(error).toMatchObject({ _tag: "Conflict", reason: "DifferentContent", fields: ["startAt"] })
+      const again = await direct.fileObservation(observation)
+      expect(again.delivery === "sent" && again.result.observation.id).toBe(observation.id)
+      await direct.close()
+    } finally {
+      await ccat.close()
+      await stopServer(server)
+    }
+  })
+})
