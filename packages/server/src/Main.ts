@@ -1,13 +1,19 @@
 /**
  * How the server's pieces are put together for each command: the configuration, the ops-db
- * (embedded or external, migrated), and the HTTP server.
+ * (embedded or external, migrated), the HTTP server, and the lifecycle workers.
  */
 import { Migrations } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as HttpServerLive from "./HttpServer.js"
+import * as JobQueue from "./engine/JobQueue.js"
+import * as Engine from "./lifecycle/Engine.js"
+import { LifecyclePolicy } from "./lifecycle/Packaging.js"
+import * as Stages from "./lifecycle/Stages.js"
+import * as Storages from "./lifecycle/Storages.js"
 import * as TopologySync from "./TopologySync.js"
 import { load, ServerConfig, type LoadOptions, type ServerConfigShape } from "./ServerConfig.js"
 import { version } from "./Version.js"
@@ -41,12 +47,57 @@ const announce = Effect.gen(function* () {
   )
 })
 
+/** The services the lifecycle stages run on: the job engine, the storages, the policy. */
+export const lifecycleLayer = (config: ServerConfigShape) =>
+  Layer.mergeAll(JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, config.topology.policy))
+
+/** Runs every stage's workers and planners for the given sites, until the layer is released. */
+export const workersLayer = (sites: ReadonlyArray<string>) =>
+  Layer.scopedDiscard(Effect.forEach(sites, (site) => Engine.runSite(site, Stages.all), { discard: true }))
+
+/** Which sites' workers `ccat serve` runs in its own process. */
+export type ServeWorkers = "all" | "none" | ReadonlyArray<string>
+
+/** Why a command names a site the configuration does not have. */
+export class UnknownSite extends Data.TaggedError("UnknownSite")<{ readonly site: string; readonly known: ReadonlyArray<string> }> {
+  override get message(): string {
+    return `no site is named "${this.site}" in the configuration; its sites are ${this.known.join(", ")}`
+  }
+}
+
+const sitesToRun = (config: ServerConfigShape, workers: ServeWorkers | undefined) =>
+  Effect.gen(function* () {
+    const known = config.topology.sites.map((s) => s.name)
+    // The embedded default runs everything in one process; against real infrastructure each
+    // site's workers run where its disks are (`ccat worker --site`), unless told otherwise.
+    const chosen = workers ?? (config.databaseUrl === undefined ? "all" : "none")
+    const sites = chosen === "all" ? known : chosen === "none" ? [] : chosen
+    for (const site of sites) if (!known.includes(site)) return yield* new UnknownSite({ site, known })
+    return sites
+  })
+
 /** The whole reference server: runs until interrupted (Ctrl-C, SIGTERM), then stops cleanly. */
-export const serve = (options: LoadOptions) =>
+export const serve = (options: LoadOptions & { readonly workers?: ServeWorkers | undefined }) =>
   Effect.gen(function* () {
     const config = yield* load(options)
-    const app = Layer.mergeAll(Layer.effectDiscard(announce), HttpServerLive.layer).pipe(
+    const sites = yield* sitesToRun(config, options.workers)
+    const app = Layer.mergeAll(Layer.effectDiscard(announce), HttpServerLive.layer, workersLayer(sites)).pipe(
       Layer.provideMerge(HttpServerLive.listen),
+      Layer.provideMerge(lifecycleLayer(config)),
+      Layer.provideMerge(Layer.effectDiscard(syncTopology)),
+      Layer.provideMerge(opsDbLayer(config)),
+      Layer.provideMerge(Layer.succeed(ServerConfig, config))
+    )
+    return yield* Layer.launch(app)
+  })
+
+/** One site's lifecycle workers, without the API: `ccat worker --site NAME`. */
+export const worker = (options: LoadOptions & { readonly site: string }) =>
+  Effect.gen(function* () {
+    const config = yield* load(options)
+    const sites = yield* sitesToRun(config, [options.site])
+    const app = workersLayer(sites).pipe(
+      Layer.provideMerge(lifecycleLayer(config)),
       Layer.provideMerge(Layer.effectDiscard(syncTopology)),
       Layer.provideMerge(opsDbLayer(config)),
       Layer.provideMerge(Layer.succeed(ServerConfig, config))

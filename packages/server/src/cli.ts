@@ -39,9 +39,32 @@ const loadOptions = (o: { config: Option.Option<string>; port?: Option.Option<nu
   dataDir: Option.getOrUndefined(o.dataDir)
 })
 
-const serve = Command.make("serve", { config: configOption, port: portOption, dataDir: dataDirOption }, (o) =>
-  Main.serve(loadOptions(o))
-).pipe(Command.withDescription("run the reference server until Ctrl-C or SIGTERM"))
+const workersOption = Options.text("workers").pipe(
+  Options.withDescription(
+    "which sites' lifecycle workers run in this process: all, none, or a comma-separated list " +
+      "(default: all on the embedded default, none with DATABASE_URL)"
+  ),
+  Options.optional
+)
+
+const serve = Command.make(
+  "serve",
+  { config: configOption, port: portOption, dataDir: dataDirOption, workers: workersOption },
+  (o) =>
+    Main.serve({
+      ...loadOptions(o),
+      workers: Option.match(o.workers, {
+        onNone: () => undefined,
+        onSome: (w) => (w === "all" || w === "none" ? w : w.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+      })
+    })
+).pipe(Command.withDescription("run the reference server (API and lifecycle workers) until Ctrl-C or SIGTERM"))
+
+const siteOption = Options.text("site").pipe(Options.withDescription("the site whose queues this worker takes"))
+
+const worker = Command.make("worker", { config: configOption, dataDir: dataDirOption, site: siteOption }, (o) =>
+  Main.worker({ ...loadOptions(o), site: o.site })
+).pipe(Command.withDescription("run one site's lifecycle workers (packaging, transfer, archive, ...) until Ctrl-C"))
 
 const migrate = Command.make("migrate", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
   Effect.gen(function* () {
@@ -71,7 +94,7 @@ const config = Command.make("config").pipe(
 
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
-  Command.withSubcommands([serve, migrate, config, token])
+  Command.withSubcommands([serve, worker, migrate, config, token])
 )
 
 const cli = Command.run(ccat, { name: "ccat", version })
@@ -83,6 +106,8 @@ const fail = (message: string) =>
 cli(process.argv).pipe(
   Effect.catchTags({
     ConfigLoadError: (e) => fail(e.message),
+    UnknownSite: (e) => fail(e.message),
+    JobQueueError: (e) => fail(e.message),
     EmbeddedDatabaseError: (e) => fail(e.message),
     SqlError: (e) => fail(`database: ${e.message}`),
     MigrationError: (e) => fail(`migration: ${e.message}`),

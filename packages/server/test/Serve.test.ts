@@ -84,6 +84,30 @@ describe("ccat serve with DATABASE_URL", () => {
   })
 })
 
+describe("ccat worker", () => {
+  it("refuses a site the configuration does not have", async () => {
+    const dir = await tempDir("ccat-worker-")
+    dirs.push(dir)
+    const run = ccat(["worker", "--site", "atacama", "--data-dir", path.join(dir, "data")])
+    expect(await run.exited).toBe(1)
+    expect(run.output()).toContain('no site is named "atacama" in the configuration; its sites are chile, cologne')
+  })
+
+  it("runs one site's lifecycle workers until SIGTERM", async () => {
+    const dir = await tempDir("ccat-worker-")
+    dirs.push(dir)
+    const run = ccat(["worker", "--site", "chile", "--data-dir", path.join(dir, "data")])
+    const deadline = Date.now() + 60_000
+    while (!run.output().includes("lifecycle workers running at site chile") && Date.now() < deadline) {
+      if (run.child.exitCode !== null) break
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    expect(run.output()).toContain("lifecycle workers running at site chile")
+    run.child.kill("SIGTERM")
+    expect(await run.exited).toBe(0)
+  })
+})
+
 describe("ccat with a bad configuration", () => {
   it("refuses to start, naming each broken field, and starts nothing", async () => {
     const dir = await tempDir("ccat-config-")

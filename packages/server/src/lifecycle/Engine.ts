@@ -8,7 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { JobQueue } from "../engine/JobQueue.js"
+import { JobQueue, type JobQueueError } from "../engine/JobQueue.js"
 import { queueName, type Stage } from "./Stage.js"
 
 /** How often planners look for work and workers poll. */
@@ -39,7 +39,7 @@ export const runSite = <R>(
   site: string,
   stages: ReadonlyArray<Stage<R>>,
   options: EngineOptions = {}
-): Effect.Effect<void, unknown, R | JobQueue | Scope.Scope> =>
+): Effect.Effect<void, JobQueueError, R | JobQueue | Scope.Scope> =>
   Effect.gen(function* () {
     const jobs = yield* JobQueue
     for (const stage of stages) {

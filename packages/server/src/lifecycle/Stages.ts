@@ -1,0 +1,12 @@
+/**
+ * Every lifecycle stage, in the order data flows through them. A worker process runs all of
+ * them for its site; a stage with nothing to do at a site (no SOURCE, no archive) finds no work.
+ */
+import * as Packaging from "./Packaging.js"
+import type { Stage } from "./Stage.js"
+
+/** The stages a site's workers run. */
+export const all = [Packaging.stage] as const satisfies ReadonlyArray<Stage<any>>
+
+/** What the stages need from their environment. */
+export type Requirements = (typeof all)[number] extends Stage<infer R> ? R : never
