@@ -5,6 +5,7 @@
  *   npx tsx bench/packaging.ts                       # 2 GiB, 3 rounds
  *   BENCH_BYTES=536870912 BENCH_ROUNDS=1 npx tsx bench/packaging.ts
  *   BENCH_DIR=/some/disk npx tsx bench/packaging.ts  # where the data and packages go
+ *   BENCH_MIX=large npx tsx bench/packaging.ts       # 256 MiB files only
  *
  * The data: ~40% in 256 MiB files, ~30% in 4-16 MiB files, ~30% in 8-256 KiB files, in nested
  * directories, read once to warm the page cache. Each round runs, in rotating order:
@@ -27,6 +28,8 @@ import * as DiskLocation from "../packages/server/test/lifecycle/DiskLocation.js
 const bytes = Number(process.env.BENCH_BYTES ?? 2 * 1024 ** 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const baseDir = process.env.BENCH_DIR ?? os.tmpdir()
+/** `mixed` (default) or `large` (256 MiB files only: isolates the byte path from per-file costs). */
+const mix = process.env.BENCH_MIX ?? "mixed"
 
 /** Runs a shell pipeline; resolves with the CPU seconds (user + system) of all its processes. */
 const shell = (command: string) =>
@@ -89,6 +92,10 @@ const makeData = async (root: string) => {
     if (size <= 0) return
     files.push(await writeFile(root, rel, size))
     left -= size
+  }
+  if (mix === "large") {
+    for (let i = 0; left > 0; i++) await add(`large/scan-${i}.fits`, 256 * 1024 ** 2)
+    return files
   }
   for (let i = 0; left > 0 && i < Math.floor((bytes * 0.4) / (256 * 1024 ** 2)); i++) await add(`large/scan-${i}.fits`, 256 * 1024 ** 2)
   for (let i = 0, budget = bytes * 0.3; budget > 0 && left > 0; i++) {
@@ -163,7 +170,7 @@ const main = async () => {
       }
     }
     const gbps = (name: string) => bytes / median(runs[name].times) / 1e9
-    console.log(`\n${(bytes / 1024 ** 3).toFixed(2)} GiB, ${files.length} files, median of ${rounds} rounds, ${os.cpus().length} cores, Node ${process.version}`)
+    console.log(`\n${(bytes / 1024 ** 3).toFixed(2)} GiB (${mix}), ${files.length} files, median of ${rounds} rounds, ${os.cpus().length} cores, Node ${process.version}`)
     const cpuPerGiB = (name: string) => median(runs[name].cpu) / (bytes / 1024 ** 3)
     for (const name of names) {
       console.log(`${name.padEnd(16)} ${gbps(name).toFixed(2)} GB/s  ${cpuPerGiB(name).toFixed(2)} cpu-s/GiB   ${runs[name].command}`)

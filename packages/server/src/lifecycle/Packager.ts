@@ -21,6 +21,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import * as ArchiveWriter from "./internal/ArchiveWriter.js"
+import * as HashOffload from "./internal/HashOffload.js"
 import * as PackageManifest from "./PackageManifest.js"
 
 /**
@@ -134,6 +135,9 @@ export interface BundleOptions<E> extends WriteOptions<E> {
   readonly packages: ReadonlyArray<PackageToBundle>
 }
 
+/** Archives at least this large verify their members on a worker thread. */
+const offloadBytes = 64 * 1024 * 1024
+
 const isFault = (e: unknown): e is ArchiveWriter.MemberFault => e instanceof ArchiveWriter.MemberFault
 
 const faultyMember = (member: PackageManifest.Member, fault: ArchiveWriter.MemberFault) =>
@@ -160,12 +164,19 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
     return yield* new PackagingError({ reason: "Invalid", archiveId, key: options.key, members: [], description: invalid })
   }
   const body = (index: number) => read(options.source, sourceKeys[index])
-  const bytes = ArchiveWriter.archive({ manifest, body, mtime: Math.floor((options.mtime?.getTime() ?? 0) / 1000) })
-  const info = yield* options.destination.put(options.key, bytes, {
-    overwrite: options.overwrite ?? false,
-    algorithm: options.algorithm ?? Checksum.defaultAlgorithm,
-    sizeHint: ArchiveWriter.archiveSize(manifest)
-  }).pipe(Effect.catchIf(isFault, (first) =>
+  const sizeHint = ArchiveWriter.archiveSize(manifest)
+  const write = Effect.scoped(Effect.gen(function*() {
+    // Large archives hash their members on a second core (see HashOffload); a worker's start-up
+    // is not worth it for small ones.
+    const hasher = sizeHint >= offloadBytes ? yield* HashOffload.make : undefined
+    const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
+    return yield* options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, mtime, hasher }), {
+      overwrite: options.overwrite ?? false,
+      algorithm: options.algorithm ?? Checksum.defaultAlgorithm,
+      sizeHint
+    })
+  }))
+  const info = yield* write.pipe(Effect.catchIf(isFault, (first) =>
     Effect.gen(function*() {
       const faults = [faultyMember(list[first.index], first)]
       if (options.findAllFaults ?? true) {

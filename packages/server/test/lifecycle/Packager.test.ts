@@ -115,6 +115,20 @@ describe("Packager and Unpacker", () => {
       assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(env.dirs.buffer, { recursive: true })), ["pkg"])
     }))
 
+  it.effect("in a package large enough to verify files on a worker thread, a flipped byte is still Corrupt and named", () =>
+    Effect.gen(function*() {
+      const env = yield* setup("corrupt-large")
+      const files = yield* Effect.promise(() => fileAll(env.dirs.source, [{ path: "big/a.fits", size: 40 * 1024 * 1024 }, { path: "big/b.fits", size: 30 * 1024 * 1024 + 7 }]))
+      const good = yield* packOne(files, env, "good.tar")
+      assert.strictEqual(good.checksum, yield* Effect.promise(() => sha256File(path.join(env.dirs.buffer, "good.tar"))))
+      const p = path.join(env.dirs.source, files[1].relativePath)
+      const fh = yield* Effect.promise(() => fs.open(p, "r+"))
+      yield* Effect.promise(() => fh.write(Buffer.from([files[1].bytes[12345678] ^ 0x01]), 0, 1, 12345678).finally(() => fh.close()))
+      const error = yield* Effect.flip(packOne(files, env))
+      assert.deepStrictEqual(error._tag === "PackagingError" ? error.corruptIds : [], [files[1].id])
+      assert.isFalse(yield* env.buffer.exists("pkg/p.tar"))
+    }))
+
   it.effect("a file with more or fewer bytes than filed is Corrupt", () =>
     Effect.gen(function*() {
       const env = yield* setup("size")

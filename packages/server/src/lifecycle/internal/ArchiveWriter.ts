@@ -10,7 +10,8 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { createHash } from "node:crypto"
+import { createHash, type Hash } from "node:crypto"
+import * as HashOffload from "./HashOffload.js"
 import * as PackageManifest from "../PackageManifest.js"
 import * as TarFormat from "./TarFormat.js"
 
@@ -34,38 +35,54 @@ export const isMissing = (e: unknown): boolean => StorageError.isStorageError(e)
  * (the tar header already promised the recorded size); fewer, or another checksum, fail when the
  * source ends, before the archive can be completed.
  */
-export const verifiedBody = <E>(index: number, member: PackageManifest.Member, body: Stream.Stream<Uint8Array, E>): Stream.Stream<Uint8Array, E | MemberFault> =>
+export const verifiedBody = <E>(
+  index: number,
+  member: PackageManifest.Member,
+  body: Stream.Stream<Uint8Array, E>,
+  hasher?: HashOffload.MemberHasher
+): Stream.Stream<Uint8Array, E | MemberFault> =>
   Stream.suspend(() => {
     const { algorithm } = Checksum.parse(member.checksum)
-    const hash = createHash(Checksum.nodeHashName[algorithm])
+    const h = hasher ?? localHasher()
     let bytes = 0
     const fault = (kind: FaultKind, detail: string, actualChecksum?: Checksum.Checksum) =>
       new MemberFault({ index, kind, detail, actualSize: bytes, actualChecksum })
-    return body.pipe(
+    return Stream.fromEffect(h.begin(Checksum.nodeHashName[algorithm])).pipe(
+      Stream.drain,
+      Stream.concat(body),
       Stream.catchAll((e): Stream.Stream<Uint8Array, E | MemberFault> =>
         isMissing(e) ? Stream.fail(fault("Missing", "not found at the source")) : Stream.fail(e)
       ),
-      Stream.mapChunksEffect((chunk) => {
-        for (const part of chunk) {
-          bytes += part.length
-          if (bytes > member.sizeBytes) {
-            return Effect.fail(fault("Corrupt", `more than the recorded ${member.sizeBytes} bytes`))
-          }
-          hash.update(part)
-        }
-        return Effect.succeed(chunk)
-      }),
-      Stream.concat(Stream.suspend(() => {
+      Stream.mapChunksEffect((chunk) =>
+        Effect.suspend(() => {
+          for (const part of chunk) bytes += part.length
+          if (bytes > member.sizeBytes) return Effect.fail(fault("Corrupt", `more than the recorded ${member.sizeBytes} bytes`))
+          return Effect.as(Effect.forEach(chunk, h.update, { discard: true }), chunk)
+        })
+      ),
+      Stream.concat(Stream.unwrap(Effect.suspend(() => {
         if (bytes !== member.sizeBytes) {
-          return Stream.fail(fault("Corrupt", `${bytes} bytes, recorded ${member.sizeBytes}`))
+          return Effect.succeed(Stream.fail(fault("Corrupt", `${bytes} bytes, recorded ${member.sizeBytes}`)))
         }
-        const actual = Checksum.make(algorithm, hash.digest("hex"))
-        return actual === member.checksum
-          ? Stream.empty
-          : Stream.fail(fault("Corrupt", `checksum ${actual}, recorded ${member.checksum}`, actual))
-      }))
+        return Effect.map(h.digest, (hex) => {
+          const actual = Checksum.make(algorithm, hex)
+          return actual === member.checksum
+            ? Stream.empty
+            : Stream.fail(fault("Corrupt", `checksum ${actual}, recorded ${member.checksum}`, actual))
+        })
+      })))
     )
   })
+
+/** Hashing on this thread, for small archives and for the scan after a fault. */
+const localHasher = (): HashOffload.MemberHasher => {
+  let hash: Hash | undefined
+  return {
+    begin: (algorithm) => Effect.sync(() => void (hash = createHash(algorithm))),
+    update: (part) => Effect.sync(() => void hash!.update(part)),
+    digest: Effect.sync(() => hash!.digest("hex"))
+  }
+}
 
 /** Reads a member without writing it anywhere: how the faults after the first one are found. */
 export const checkMember = <E>(index: number, member: PackageManifest.Member, body: Stream.Stream<Uint8Array, E>): Effect.Effect<Option.Option<MemberFault>, E> =>
@@ -122,6 +139,8 @@ export interface ArchiveInput<E> {
   readonly body: (index: number, member: PackageManifest.Member) => Stream.Stream<Uint8Array, E>
   /** Modification time of every entry, in seconds since the epoch; fixed so retries are byte-identical. */
   readonly mtime: number
+  /** Where member checksums are computed; default this thread. */
+  readonly hasher?: HashOffload.MemberHasher | undefined
 }
 
 const parentDirectories = (path: string): Array<string> => {
@@ -175,7 +194,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
   const entries = Stream.fromIterable(list.map((member, index) => ({ member, index }))).pipe(
     Stream.flatMap(({ index, member }) =>
       Stream.fromIterable(memberHeaders(member, seen, mtime)).pipe(
-        Stream.concat(verifiedBody(index, member, Stream.suspend(() => input.body(index, member)))),
+        Stream.concat(verifiedBody(index, member, Stream.suspend(() => input.body(index, member)), input.hasher)),
         Stream.concat(Stream.suspend(() => Stream.make(TarFormat.padding(member.sizeBytes))))
       )
     )
