@@ -14,12 +14,18 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as Engine from "../../src/lifecycle/Engine.js"
 import { LifecyclePolicy } from "../../src/lifecycle/Packaging.js"
+import type { Stage } from "../../src/lifecycle/Stage.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
 import * as TopologySync from "../../src/TopologySync.js"
 
-/** The demo topology rooted in a temporary folder, with small packages for tests. */
-export const topologyIn = (dir: string, policy: Record<string, unknown> = {}): Topology.Topology => {
+/** The demo topology rooted in a temporary folder, with small packages for tests; `routes` replaces the demo's. */
+export const topologyIn = (
+  dir: string,
+  policy: Record<string, unknown> = {},
+  routes?: ReadonlyArray<Record<string, unknown>>
+): Topology.Topology => {
   const demo = Topology.demo(dir)
   const decoded = Topology.decode({
     sites: demo.sites.map((s) => ({
@@ -28,7 +34,7 @@ export const topologyIn = (dir: string, policy: Record<string, unknown> = {}): T
       role: s.role,
       locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, priority: l.priority, retention: l.retention }))
     })),
-    routes: demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
+    routes: routes ?? demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
     policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds", ...policy }
   })
   if (decoded._tag === "Left") throw new Error(decoded.left.message)
@@ -119,3 +125,25 @@ export const fileObservation = (
 
 /** Writes the topology into the ops-db. */
 export const syncTopology = (t: Topology.Topology) => TopologySync.sync(t)
+
+/**
+ * Runs the given sites' stages (each entry one `runSite`, so a site listed twice has two racing
+ * workers) until `done` holds, polling the ops-db; fails after `timeoutMs`.
+ */
+export const runUntil = <E, R, RS>(
+  sites: ReadonlyArray<readonly [string, ReadonlyArray<Stage<RS>>]>,
+  done: Effect.Effect<boolean, E, R>,
+  timeoutMs = 60_000
+): Effect.Effect<void, unknown, R | RS | JobQueue.JobQueue> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      for (const [site, stages] of sites) {
+        yield* Engine.runSite(site, stages, { plannerInterval: "300 millis", pollingIntervalSeconds: 0.5 })
+      }
+      const deadline = Date.now() + timeoutMs
+      while (!(yield* done)) {
+        if (Date.now() > deadline) return yield* Effect.dieMessage("the lifecycle did not get there in time")
+        yield* Effect.sleep("150 millis")
+      }
+    })
+  )

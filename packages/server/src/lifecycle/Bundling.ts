@@ -1,0 +1,284 @@
+/**
+ * Stage 2 of issue 6, bundling: RawDataPackages waiting in a site's BUFFER for a route towards a
+ * LONG_TERM_ARCHIVE site become DataTransferPackages (a tar of package tars). The planner fills
+ * bundles oldest package first up to `bundleTargetBytes` and flushes a partial one once its
+ * oldest package waited `bundleMaxWait`, claiming the packages and enqueuing the job in one
+ * transaction under a per-site lock, so two planners never bundle a package twice. The worker
+ * writes the bundle into the same BUFFER (each member verified against its recorded checksum),
+ * records its PhysicalCopy and enqueues the transfer, together.
+ */
+import { Ids, Repositories, type StorageDriver, Transitions } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+import { JobQueue } from "../engine/JobQueue.js"
+import * as Packager from "./Packager.js"
+import { LifecyclePolicy } from "./Packaging.js"
+import * as Routes from "./Routes.js"
+import * as Sites from "./Sites.js"
+import { queueName, type Stage } from "./Stage.js"
+import { Storages } from "./Storages.js"
+
+/** The stage's name and queue suffix. */
+export const name = "bundle"
+
+/** The stage whose job the bundle enables (Transfer.name; a literal to keep the modules acyclic). */
+const transferQueue = "transfer"
+
+const Job = Schema.Struct({ bundleId: Ids.DataTransferPackageId })
+
+interface Waiting {
+  readonly id: Ids.RawDataPackageId
+  readonly sizeBytes: number
+  readonly locationId: string
+  readonly waitedMs: number
+}
+
+/**
+ * Packages waiting at a site: written (in_progress, with size and checksum), PRESENT in one of
+ * its BUFFERs, in no bundle that is open or failed, and not sent from this site before (a bundle
+ * that left from here holds them). At a relay the packages arrived in a completed bundle sent from
+ * the previous site, so they wait here again for the next hop.
+ */
+const waiting = (site: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<Waiting>`
+      select p.id, p.size_bytes, c.data_location_id as location_id,
+             (extract(epoch from (now() - c.created_at)) * 1000)::float8 as waited_ms
+      from raw_data_package p
+      join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
+      join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+      join site s on s.id = l.site_id
+      where s.name = ${site} and p.status = 'in_progress' and p.size_bytes is not null and p.checksum is not null
+        and not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
+        and not exists (
+          select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
+          where m.raw_data_package_id = p.id
+            and (d.status <> 'completed' or exists (
+              select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
+              where t.data_transfer_package_id = d.id and fl.site_id = s.id)))
+      order by c.created_at, p.id`
+  )
+
+/** One bundle the plan asks for: packages of one buffer, oldest first. */
+export interface PlannedBundle {
+  readonly locationId: string
+  readonly packages: ReadonlyArray<Ids.RawDataPackageId>
+  readonly sizeBytes: number
+}
+
+/**
+ * Fills bundles per buffer in waiting order up to `targetBytes` (a larger package goes alone).
+ * Full bundles go now; the last, partial one only once its oldest package waited `maxWaitMs`.
+ */
+export const planBundles = (packages: ReadonlyArray<Waiting>, targetBytes: number, maxWaitMs: number): ReadonlyArray<PlannedBundle> => {
+  const out: Array<PlannedBundle> = []
+  const byLocation = new Map<string, Array<Waiting>>()
+  for (const p of packages) byLocation.set(p.locationId, [...(byLocation.get(p.locationId) ?? []), p])
+  for (const [locationId, list] of byLocation) {
+    let current: Array<Waiting> = []
+    let bytes = 0
+    const close = () => {
+      out.push({ locationId, packages: current.map((p) => p.id), sizeBytes: bytes })
+      current = []
+      bytes = 0
+    }
+    for (const p of list) {
+      if (current.length > 0 && bytes + p.sizeBytes > targetBytes) close()
+      current.push(p)
+      bytes += p.sizeBytes
+      if (bytes >= targetBytes) close()
+    }
+    if (current.length > 0 && Math.max(...current.map((p) => p.waitedMs)) >= maxWaitMs) close()
+  }
+  return out
+}
+
+/** Plans and claims the site's bundles in one transaction under the site's bundling lock. */
+export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
+  const policy = yield* LifecyclePolicy
+  const sql = yield* SqlClient.SqlClient
+  const jobs = yield* JobQueue
+  if ((yield* Routes.leaving(site)).length === 0) return 0
+  const claimed = yield* sql.withTransaction(
+    Effect.gen(function* () {
+      yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
+      const bundles = planBundles(yield* waiting(site), policy.bundleTargetBytes, policy.bundleMaxWait)
+      for (const b of bundles) {
+        const dtp = yield* Repositories.dataTransferPackages.insert({
+          relativePath: `bundles/${site}/${randomUUID()}.tar`,
+          sizeBytes: null,
+          checksum: null
+        } as never)
+        for (const p of b.packages) {
+          yield* Repositories.dataTransferPackageMembers.insert({ dataTransferPackageId: dtp.id, rawDataPackageId: p })
+        }
+        yield* Transitions.transition({
+          entity: "DataTransferPackage", id: dtp.id, from: "pending", to: "scheduled", actor: `planner:${site}`,
+          details: { packages: b.packages.length, bytes: b.sizeBytes }
+        })
+        yield* jobs.send(queueName(site, name), { bundleId: dtp.id }, { singletonKey: dtp.id })
+      }
+      return bundles.length
+    })
+  )
+  // Re-derive jobs a lost queue would have dropped: bundles claimed here but not written for a while.
+  const stale = yield* sql<{ id: Ids.DataTransferPackageId }>`
+    select d.id from data_transfer_package d
+    where d.status in ('scheduled', 'in_progress') and d.updated_at < now() - interval '10 minutes'
+      and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id)
+      and d.relative_path like ${`bundles/${site}/%`}`
+  let resent = 0
+  for (const d of stale) if ((yield* jobs.send(queueName(site, name), { bundleId: d.id }, { singletonKey: d.id })) !== null) resent++
+  return claimed + resent
+})
+
+interface Member {
+  readonly id: Ids.RawDataPackageId
+  readonly relativePath: Packager.PackageToBundle["relativePath"]
+  readonly sizeBytes: number
+  readonly checksum: Packager.PackageToBundle["checksum"]
+  readonly path: string
+  readonly locationId: string
+}
+
+/** The bundle's members with their copies in the site's buffers, in archive order. */
+const members = (site: string, bundleId: Ids.DataTransferPackageId) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<Member>`
+      select p.id, p.relative_path, p.size_bytes, p.checksum, c.path, c.data_location_id as location_id
+      from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
+      join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
+      join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+      join site s on s.id = l.site_id and s.name = ${site}
+      where m.data_transfer_package_id = ${bundleId}
+      order by p.relative_path, p.id`
+  )
+
+/** Records the written bundle and enqueues its transfer, in one transaction. */
+const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites.Location, written: Packager.Written) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const updated = yield* sql`
+          update data_transfer_package set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
+          where id = ${bundleId} and status = 'in_progress' returning id`
+        if (updated.length === 0) return yield* Effect.dieMessage(`bundle ${bundleId} left in_progress while it was written`)
+        yield* Repositories.physicalCopies.insert({
+          rawDataFileId: null,
+          rawDataPackageId: null,
+          dataTransferPackageId: bundleId,
+          dataLocationId: buffer.id,
+          path: written.key,
+          sizeBytes: written.sizeBytes,
+          checksum: written.checksum,
+          status: "PRESENT",
+          verifiedAt: yield* DateTime.now
+        } as never)
+        yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
+      })
+    )
+  })
+
+/**
+ * A member whose buffer copy no longer matches its record: the package is marked failed with
+ * the reason (an operator repairs it), dropped from the bundle, and the rest is bundled again.
+ */
+const dropFaulty = (site: string, bundleId: Ids.DataTransferPackageId, error: Packager.PackagingError, remaining: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    yield* sql.withTransaction(
+      Effect.gen(function* () {
+        for (const m of error.members) {
+          const id = m.id as Ids.RawDataPackageId
+          yield* sql`delete from data_transfer_package_member where data_transfer_package_id = ${bundleId} and raw_data_package_id = ${id}`
+          yield* Transitions.transition({
+            entity: "RawDataPackage", id, from: "in_progress", to: "failed", actor: `worker:${site}`,
+            details: { bundleId, problem: m.problem, detail: m.detail }, set: { errorMessage: `buffer copy ${m.problem}: ${m.detail}` }
+          })
+        }
+        if (remaining === 0) {
+          yield* Transitions.transition({
+            entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+            set: { errorMessage: error.message }
+          })
+        } else {
+          yield* Transitions.transition({
+            entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "scheduled", actor: `worker:${site}`,
+            details: { retry: "without faulty packages", faulty: error.members.map((m) => m.id) }
+          })
+          yield* jobs.send(queueName(site, name), { bundleId }, { singletonKey: `${bundleId}:${Date.now()}` })
+        }
+      })
+    )
+    yield* Effect.logError(`bundle ${bundleId}: ${error.message}`)
+  })
+
+/** Writes one bundle into the buffer that holds its first member (or another with room). */
+export const work = Effect.fn("Bundling.work")(function* (site: string, data: unknown) {
+  const { bundleId } = yield* Schema.decodeUnknown(Job)(data)
+  const sql = yield* SqlClient.SqlClient
+  const jobs = yield* JobQueue
+  const storages = yield* Storages
+  const rows = yield* sql<{ status: string; relativePath: string; hasCopy: boolean }>`
+    select status::text as status, relative_path,
+      exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id) as has_copy
+    from data_transfer_package d where id = ${bundleId}`
+  if (rows.length === 0) return yield* Effect.logWarning(`bundle ${bundleId} does not exist; job dropped`)
+  const dtp = rows[0]
+  if (dtp.hasCopy) {
+    // Written already (a retry after the commit): make sure its transfer is queued.
+    if (dtp.status === "in_progress") yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
+    return
+  }
+  if (dtp.status !== "scheduled" && dtp.status !== "in_progress") return
+  if (dtp.status === "scheduled") {
+    yield* Transitions.transition({ entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+  }
+  const list = yield* members(site, bundleId)
+  if (list.length === 0) return yield* Effect.dieMessage(`bundle ${bundleId} has no member in a buffer at ${site}`)
+  const sources = new Map<string, StorageDriver.Service>()
+  for (const m of list) if (!sources.has(m.locationId)) sources.set(m.locationId, yield* storages.of(yield* Sites.location(m.locationId)))
+  const first = yield* Sites.location(list[0].locationId)
+  const estimate = list.reduce((n, m) => n + m.sizeBytes + 1536, 1024 * 1024)
+  const candidates = [first, ...(yield* Sites.locationsOf(site, "BUFFER")).filter((l) => l.id !== first.id)].filter((l) => l.writable)
+  let lastError: unknown = new Error(`no BUFFER at ${site} is writable for bundle ${bundleId}`)
+  for (const buffer of candidates) {
+    if (buffer.capacityBytes !== null && (yield* Sites.usedBytes(buffer.id)) + estimate > buffer.capacityBytes) continue
+    const destination = yield* storages.of(buffer)
+    const result = yield* Packager.bundle({
+      bundleId,
+      packages: list.map((m) => ({ ...m, sourceKey: `${m.locationId}/${m.path}` })),
+      // A member is read from whichever buffer holds it: its key is "<location id>/<path>".
+      source: (key: string) => {
+        const slash = key.indexOf("/")
+        return Packager.read(sources.get(key.slice(0, slash))!, key.slice(slash + 1))
+      },
+      destination,
+      key: dtp.relativePath,
+      overwrite: true
+    }).pipe(Effect.either)
+    if (result._tag === "Right") return yield* commit(site, bundleId, buffer, result.right)
+    const error = result.left
+    if (error instanceof Packager.PackagingError && (error.reason === "Corrupt" || error.reason === "Missing")) {
+      return yield* dropFaulty(site, bundleId, error, list.length - error.members.length)
+    }
+    lastError = error
+    yield* Effect.logWarning(`bundle ${bundleId}: buffer ${buffer.name} failed, trying the next`, error)
+  }
+  return yield* Effect.fail(lastError)
+})
+
+/** The bundling stage. */
+export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecyclePolicy> = {
+  name,
+  plan,
+  work,
+  queue: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 12 * 3600 },
+  concurrency: 1
+}

@@ -1,0 +1,159 @@
+/**
+ * How bundles leave a site (issue 6, item 3): the routes that lead from a site towards a site
+ * with LONG_TERM_ARCHIVE locations, their limits, and a circuit breaker per route and per
+ * destination location. The breaker keeps no state of its own: it is derived from the ops-db's
+ * DataTransfer rows, so every worker on every machine sees the same circuit, and a restart
+ * forgets nothing.
+ */
+import { Topology } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+
+/** Retries and breaker settings of transfers; every field has a production default. */
+export interface TransferPolicyConfig {
+  /** Failed attempts of one bundle before it ends FAILED (while its route is otherwise healthy). */
+  readonly maxAttempts: number
+  /** First retry delay, doubled per failed attempt, jittered to 50-100 %. */
+  readonly backoffBaseMs: number
+  /** Cap of the retry delay. */
+  readonly backoffCapMs: number
+  /** Consecutive failed attempts on a route or towards a location that open its circuit. */
+  readonly breakerThreshold: number
+  /** How long an open circuit waits before it lets one probe through. */
+  readonly breakerCoolDownMs: number
+  /** Deliveries of one bundle found corrupt at arrival before it ends FAILED. */
+  readonly maxDeliveries: number
+}
+
+/** The defaults: ride out hours of link outage with few probes, no retry storms. */
+export const defaultTransferPolicy: TransferPolicyConfig = {
+  maxAttempts: 8,
+  backoffBaseMs: 10_000,
+  backoffCapMs: 15 * 60_000,
+  breakerThreshold: 3,
+  breakerCoolDownMs: 5 * 60_000,
+  maxDeliveries: 3
+}
+
+/** Optional override of the transfer policy (tests shorten the waits); defaults apply without it. */
+export class TransferPolicy extends Context.Tag("@ccat/server/TransferPolicy")<TransferPolicy, Partial<TransferPolicyConfig>>() {}
+
+/** The policy in force: the provided overrides on top of the defaults. */
+export const transferPolicy = Effect.map(Effect.serviceOption(TransferPolicy), (o) => ({
+  ...defaultTransferPolicy,
+  ...Option.getOrElse(o, () => ({}))
+}))
+
+/**
+ * The configured routes, for the limits the ops-db's route table does not hold
+ * (maxConcurrentTransfers, bandwidthLimit). Optional: without it the limits come from the
+ * route's options (`maxConcurrentTransfers`, `bandwidthLimit`) or their defaults.
+ */
+export class ConfiguredRoutes extends Context.Tag("@ccat/server/ConfiguredRoutes")<ConfiguredRoutes, ReadonlyArray<Topology.RouteConfig>>() {}
+
+/** A route as a transfer from `site` uses it. */
+export interface Route {
+  readonly id: string
+  readonly fromSite: string
+  readonly toSite: string
+  readonly viaSite: string | null
+  /** Where a bundle sent from the current site goes next: the relay, or the end of the route. */
+  readonly nextHop: string
+  readonly adapter: string
+  readonly options: Readonly<Record<string, unknown>>
+  readonly priority: number
+  readonly maxConcurrentTransfers: number
+  /** Bytes per second for one transfer; undefined when unlimited. */
+  readonly bandwidthLimit: number | undefined
+}
+
+interface RouteRow {
+  readonly id: string
+  readonly fromSite: string
+  readonly toSite: string
+  readonly viaSite: string | null
+  readonly adapter: string
+  readonly options: Record<string, unknown>
+  readonly priority: number
+}
+
+const bytesOf = (value: unknown): number | undefined =>
+  typeof value === "number" && value > 0 ? value : typeof value === "string" ? Topology.parseBytes(value) : undefined
+
+/**
+ * Routes that take bundles out of `site` towards an archive, lowest priority first: routes that
+ * start here (next hop: the relay, else the end), and relayed routes whose relay is here (next
+ * hop: the end). Routes towards sites without a LONG_TERM_ARCHIVE location are not for bundles.
+ */
+export const leaving = Effect.fn("Routes.leaving")(function* (site: string) {
+  const sql = yield* SqlClient.SqlClient
+  const configured = Option.getOrElse(yield* Effect.serviceOption(ConfiguredRoutes), () => [] as ReadonlyArray<Topology.RouteConfig>)
+  const rows = yield* sql<RouteRow>`
+    select r.id, f.name as from_site, t.name as to_site, v.name as via_site, r.adapter, r.options, r.priority
+    from route r join site f on f.id = r.from_site_id join site t on t.id = r.to_site_id
+    left join site v on v.id = r.via_site_id
+    where (f.name = ${site} or v.name = ${site})
+      and exists (select 1 from data_location a where a.site_id = r.to_site_id and a.type = 'LONG_TERM_ARCHIVE')
+    order by r.priority, r.id`
+  return rows.map((r): Route => {
+    const config = configured.find((c) => c.from === r.fromSite && c.to === r.toSite && c.adapter === r.adapter && (c.via[0] ?? null) === r.viaSite)
+    const max = config?.maxConcurrentTransfers ?? (typeof r.options.maxConcurrentTransfers === "number" ? r.options.maxConcurrentTransfers : 2)
+    return {
+      ...r,
+      nextHop: r.fromSite === site && r.viaSite !== null ? r.viaSite : r.toSite,
+      maxConcurrentTransfers: Math.max(1, max),
+      bandwidthLimit: config?.bandwidthLimit ?? bytesOf(r.options.bandwidthLimit)
+    }
+  })
+})
+
+/** Whether work may go through a route or towards a location now. */
+export type Circuit =
+  | { readonly state: "closed" }
+  /** One probe may go: the cool-down after the last failure has passed. */
+  | { readonly state: "half-open" }
+  | { readonly state: "open"; readonly retryInMs: number; readonly reason: string }
+
+/**
+ * The circuit of a route (`route_id`) or destination location (`to_location_id`), from its
+ * last attempts: closed unless the last `breakerThreshold` finished attempts all failed; then
+ * open for the cool-down after the last failure, then half-open (one probe) unless a probe is
+ * already running. Call it inside the transaction that inserts the attempt, under the route's
+ * lock, so two workers never both probe.
+ */
+export const circuit = Effect.fn("Routes.circuit")(function* (
+  on: { readonly routeId: string } | { readonly toLocationId: string },
+  policy: TransferPolicyConfig
+) {
+  const sql = yield* SqlClient.SqlClient
+  const where = "routeId" in on ? sql`route_id = ${on.routeId}` : sql`to_location_id = ${on.toLocationId}`
+  const last = yield* sql<{ status: string; sinceMs: number; errorMessage: string | null }>`
+    select status::text as status, (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms, error_message
+    from data_transfer where ${where} and status in ('completed', 'failed') and finished_at is not null
+    order by finished_at desc, created_at desc limit ${policy.breakerThreshold}`
+  if (last.length < policy.breakerThreshold || last.some((r) => r.status !== "failed")) return { state: "closed" } as Circuit
+  const reason = `${policy.breakerThreshold} consecutive failures, the last: ${last[0].errorMessage ?? "unknown"}`
+  const remaining = policy.breakerCoolDownMs - last[0].sinceMs
+  if (remaining > 0) return { state: "open", retryInMs: Math.ceil(remaining), reason } as Circuit
+  const probing = yield* sql<{ n: number }>`
+    select count(*)::int as n from data_transfer where ${where} and status in ('scheduled', 'in_progress')`
+  return probing[0].n > 0
+    ? ({ state: "open", retryInMs: Math.min(policy.breakerCoolDownMs, 5_000), reason: `${reason}; a probe is running` } as Circuit)
+    : ({ state: "half-open" } as Circuit)
+})
+
+/** Transfers running on a route now, for its concurrency limit. */
+export const running = (routeId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ n: number }>`select count(*)::int as n from data_transfer where route_id = ${routeId} and status in ('scheduled', 'in_progress')`
+  ).pipe(Effect.map((rows) => rows[0].n))
+
+/** Serialises attempt creation on a route for the rest of the transaction (limit and probe checks). */
+export const lockRoute = (routeId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select pg_advisory_xact_lock(hashtext(${`ccat.route:${routeId}`}))`)
+
+/** The delay before attempt `failures + 1`: exponential from the base, jittered, capped. */
+export const backoffMs = (policy: TransferPolicyConfig, failures: number, unit = Math.random()): number =>
+  Math.round(Math.min(policy.backoffCapMs, policy.backoffBaseMs * Math.pow(2, Math.max(0, failures - 1))) * (0.5 + unit / 2))
