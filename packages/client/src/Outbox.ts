@@ -185,8 +185,8 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
     yield* compactIfWorth
 
     const encode = Schema.encode(options.schema)
-    const enqueueAll = (items: ReadonlyArray<{ readonly item: A; readonly key?: string | undefined }>) =>
-      Effect.gen(function*() {
+    const enqueueAll = Effect.fn("Outbox.enqueue")(
+      function*(items: ReadonlyArray<{ readonly item: A; readonly key?: string | undefined }>) {
         if (yield* Ref.get(closed)) return yield* new OutboxError({ reason: "Closed", directory, detail: "the outbox was closed" })
         if ((yield* SubscriptionRef.get(state)).lockLost) {
           return yield* new OutboxError({ reason: "Locked", directory, detail: "another process took the lock over" })
@@ -205,7 +205,8 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
           )
         )
         return pending.map((p) => p.entry)
-      })
+      }
+    )
 
     const wakeRef = yield* Ref.make(yield* Deferred.make<void>())
     const wake = Effect.gen(function*() {
@@ -274,8 +275,8 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
           Effect.exit
         )
 
-      const deliverOne = (p: OutboxLog.StoredItem) =>
-        Effect.gen(function*() {
+      const deliverOne = Effect.fn("Outbox.deliverOne")(
+        function*(p: OutboxLog.StoredItem) {
           const driver = yield* Schedule.driver(RetryPolicy.schedule(options.retry))
           for (let attempts = 1;; attempts++) {
             if (!(yield* Effect.promise(() => LockFile.stillHeld(lockFile, owner)))) {
@@ -301,13 +302,22 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
             const woken = yield* Ref.get(wakeRef)
             yield* Effect.raceFirst(Effect.ignore(driver.next(error)), Deferred.await(woken))
           }
-        })
+        }
+      )
 
       const waitForWork = state.changes.pipe(Stream.filter((s) => Chunk.isNonEmpty(s.pending)), Stream.runHead, Effect.map(() => undefined))
       const loop = Effect.forever(Effect.gen(function*() {
         yield* waitForWork
         const head = Chunk.head((yield* SubscriptionRef.get(state)).pending)
-        if (Option.isSome(head)) yield* deliverOne(head.value)
+        if (Option.isNone(head)) return
+        // The outbox's own files failed (a full disk): the item stays queued, try again shortly.
+        yield* deliverOne(head.value).pipe(Effect.catchTag("OutboxError", (e) =>
+          Effect.gen(function*() {
+            const at = new Date(yield* Clock.currentTimeMillis).toISOString()
+            yield* SubscriptionRef.update(state, (s) => ({ ...s, inFlight: undefined, lastError: { at, key: head.value.entry.key, verdict: "Transient" as const, reason: e.message } }))
+            yield* Effect.logError(e.message)
+            yield* Effect.sleep("1 second")
+          })))
       }))
       yield* Effect.forkScoped(Effect.withSpan(loop, "Outbox.deliver"))
     }
