@@ -1,0 +1,202 @@
+/**
+ * Stage 5 of issue 6, archiving: RawDataPackages that arrived in the BUFFER of a site with
+ * LONG_TERM_ARCHIVE locations are copied to those archives until they have the policy's
+ * `archiveCopies` PRESENT, verified archive copies, spread over distinct archives in priority
+ * order, and then marked completed (ARCHIVED). Every copy is streamed buffer → archive through
+ * the archive's atomic `put` with the package's checksum, then verified at the archive (read back
+ * where the technology is online), and recorded in the same transaction that completes the
+ * package once the required number is reached. An unreachable archive makes the job fail and
+ * retry with backoff; a non-writable one gets no work until it is writable again.
+ */
+import { ConstraintError, Ids, Repositories, Transitions } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { JobQueue } from "../engine/JobQueue.js"
+import { LifecyclePolicy } from "./Packaging.js"
+import * as Retention from "./Retention.js"
+import * as Sites from "./Sites.js"
+import { queueName, type Stage } from "./Stage.js"
+import { Storages } from "./Storages.js"
+
+/** The stage's name and queue suffix. */
+export const name = "archive"
+
+const Job = Schema.Struct({ packageId: Ids.RawDataPackageId })
+
+interface PackageRow {
+  readonly id: Ids.RawDataPackageId
+  readonly status: string
+  readonly relativePath: string
+  readonly sizeBytes: number
+  readonly checksum: string
+}
+
+/** Packages in the site's BUFFER that lack archive copies, or have them but are not yet completed. */
+const waiting = (site: string, copies: number) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from raw_data_package p
+      where p.status in ('in_progress', 'completed') and p.checksum is not null
+        and exists (
+          select 1 from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+          where c.raw_data_package_id = p.id and s.name = ${site} and l.type = 'BUFFER' and l.readable
+            and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)
+        and (p.status = 'in_progress' or (
+          select count(*) from physical_copy ac join data_location al on al.id = ac.data_location_id
+          where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+            and ac.verified_at is not null and ac.checksum = p.checksum) < ${copies})
+      order by p.updated_at
+      limit 1000`
+  )
+
+/** Enqueues a job per package waiting for its archive copies at the site. */
+export const plan = Effect.fn("Archiving.plan")(function* (site: string) {
+  const archives = yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")
+  // No archive here, or none writable (maintenance, circuit open): the packages wait in the buffer.
+  if (!archives.some((a) => a.writable)) return 0
+  const policy = yield* LifecyclePolicy
+  const jobs = yield* JobQueue
+  let enqueued = 0
+  for (const p of yield* waiting(site, policy.archiveCopies)) {
+    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
+    if (sent !== null) enqueued++
+  }
+  return enqueued
+})
+
+/** Archives of the site that can take the package: writable, without a copy of it, with room. */
+const archivesWithRoom = (site: string, packageId: string, bytes: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    const holding = new Set(
+      (yield* sql<{ locationId: string }>`
+        select data_location_id as location_id from physical_copy where raw_data_package_id = ${packageId} and status <> 'DELETED'`
+      ).map((r) => r.locationId)
+    )
+    const out: Array<Sites.Location> = []
+    for (const loc of yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")) {
+      if (!loc.writable || holding.has(loc.id)) continue
+      if (loc.capacityBytes !== null && Number(yield* Sites.usedBytes(loc.id)) + bytes > loc.capacityBytes) continue
+      const space = yield* Effect.flatMap(storages.of(loc), (s) => s.space()).pipe(Effect.option)
+      if (space._tag === "Some" && space.value.freeBytes < bytes) continue
+      out.push(loc)
+    }
+    return out
+  })
+
+/**
+ * Streams the package from the buffer into one archive and verifies it there. A retry after a
+ * crash between the write and its record finds the object already stored with our checksum and
+ * does not write it again.
+ */
+const copyTo = (pkg: PackageRow, source: { readonly location: Sites.Location; readonly path: string }, archive: Sites.Location) =>
+  Effect.gen(function* () {
+    const storages = yield* Storages
+    const from = yield* storages.of(source.location)
+    const to = yield* storages.of(archive)
+    const checksum = pkg.checksum as never
+    const stored = yield* to.stat(pkg.relativePath).pipe(Effect.option)
+    const already = stored._tag === "Some" && stored.value.size === pkg.sizeBytes && stored.value.checksum === pkg.checksum
+    if (!already) {
+      yield* to.put(pkg.relativePath, from.get(source.path), { checksum, overwrite: true, sizeHint: pkg.sizeBytes })
+    }
+    if (to.capabilities.nearline) {
+      // Reading a tape back would be a recall of what was just written; the put verified the
+      // stream it wrote and the catalog must agree on size and checksum.
+      const info = yield* to.stat(pkg.relativePath)
+      if (info.size !== pkg.sizeBytes || (info.checksum !== undefined && info.checksum !== pkg.checksum)) {
+        return yield* Effect.fail(new Error(`archive ${archive.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${pkg.relativePath}`))
+      }
+    } else {
+      yield* to.verify(pkg.relativePath, checksum)
+    }
+  })
+
+/** Records one verified archive copy and, when it is the last one needed, the package completed. */
+const record = (site: string, pkg: PackageRow, archive: Sites.Location, required: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.withTransaction(
+      Effect.gen(function* () {
+        yield* Repositories.physicalCopies.insert({
+          rawDataFileId: null,
+          rawDataPackageId: pkg.id,
+          dataTransferPackageId: null,
+          dataLocationId: archive.id,
+          path: pkg.relativePath,
+          sizeBytes: pkg.sizeBytes,
+          checksum: pkg.checksum,
+          status: "PRESENT",
+          verifiedAt: yield* DateTime.now
+        } as never).pipe(
+          // Recorded already by an earlier attempt that crashed after its commit.
+          Effect.catchIf((e) => e instanceof ConstraintError.ConstraintError && e.reason === "UniqueViolation", () => Effect.void)
+        )
+        yield* completeIfArchived(site, pkg.id, required)
+      })
+    )
+  })
+
+/** Moves the package to completed (ARCHIVED) once it has the required verified archive copies. */
+const completeIfArchived = (site: string, packageId: Ids.RawDataPackageId, required: number) =>
+  Effect.gen(function* () {
+    const copies = yield* Retention.verifiedArchiveCopies(packageId)
+    if (copies.length < required) return false
+    yield* Transitions.transition({
+      entity: "RawDataPackage", id: packageId, from: "in_progress", to: "completed", actor: `worker:${site}`,
+      details: { archiveCopies: copies.map((c) => c.id) }
+    }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
+    return true
+  })
+
+/** Copies one package to as many archives as it still needs. */
+export const work = Effect.fn("Archiving.work")(function* (site: string, data: unknown) {
+  const { packageId } = yield* Schema.decodeUnknown(Job)(data)
+  const sql = yield* SqlClient.SqlClient
+  const policy = yield* LifecyclePolicy
+  const rows = yield* sql<PackageRow>`
+    select id, status::text as status, relative_path, size_bytes, checksum from raw_data_package
+    where id = ${packageId} and checksum is not null`
+  if (rows.length === 0 || rows[0].status === "failed") return
+  const pkg = { ...rows[0], sizeBytes: Number(rows[0].sizeBytes) }
+  const have = (yield* Retention.verifiedArchiveCopies(packageId)).length
+  if (have >= policy.archiveCopies) {
+    if (pkg.status === "in_progress") yield* sql.withTransaction(completeIfArchived(site, packageId, policy.archiveCopies))
+    return
+  }
+  const sources = yield* sql<{ locationId: string; path: string }>`
+    select c.data_location_id as location_id, c.path from physical_copy c
+    join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+    where c.raw_data_package_id = ${packageId} and s.name = ${site} and l.type = 'BUFFER' and l.readable
+      and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = ${pkg.checksum}
+    order by l.priority, l.name limit 1`
+  if (sources.length === 0) return yield* Effect.logWarning(`package ${packageId} has no verified copy in a buffer at ${site}; job dropped`)
+  const source = { location: yield* Sites.location(sources[0].locationId), path: sources[0].path }
+  const archives = yield* archivesWithRoom(site, packageId, pkg.sizeBytes)
+  let needed = policy.archiveCopies - have
+  let lastError: unknown = new Error(`no LONG_TERM_ARCHIVE at ${site} is writable with room for package ${packageId}; it waits`)
+  for (const archive of archives) {
+    if (needed <= 0) break
+    const result = yield* copyTo(pkg, source, archive).pipe(Effect.either)
+    if (result._tag === "Left") {
+      lastError = result.left
+      yield* Effect.logWarning(`package ${packageId}: archive ${archive.name} failed, trying the next`, result.left)
+      continue
+    }
+    yield* record(site, pkg, archive, policy.archiveCopies)
+    needed--
+  }
+  if (needed > 0) return yield* Effect.fail(lastError)
+})
+
+/** The archiving stage. */
+export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecyclePolicy> = {
+  name,
+  plan,
+  work,
+  queue: { policy: "stately", retryLimit: 8, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 6 * 3600 },
+  concurrency: 2
+}

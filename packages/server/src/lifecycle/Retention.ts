@@ -1,0 +1,161 @@
+/**
+ * When a copy may be deleted (DESIGN §4 invariant 1), as queries on the ops-db, so the cleanup
+ * planner and the cleanup worker's re-check inside its transaction apply one and the same rule:
+ *
+ * - the copy is at a SOURCE, BUFFER or PROCESSING location that has a retention row and is
+ *   deletable (a location without a retention row, every archive, is never cleaned up);
+ * - every package it holds (a file's package, the package itself, a bundle's members) has the
+ *   location's `required_archive_copies` PRESENT, checksum-verified LONG_TERM_ARCHIVE copies;
+ * - the retention policy allows it: the package was archived at least `min_age_seconds` ago
+ *   (archived = the moment its required-th verified archive copy was verified), or the location
+ *   is filled to its `disk_usage_threshold`;
+ * - it is not the source of an open transfer, nor (at a BUFFER) held by an open bundle;
+ * - at a PROCESSING location, no open or unexpired StagingRequest there still covers it.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Sites from "./Sites.js"
+import { Storages } from "./Storages.js"
+
+/** A copy cleanup may delete, as the eligibility query returns it. */
+export interface Deletable {
+  readonly id: string
+  readonly status: string
+  readonly path: string
+  readonly locationId: string
+  readonly locationType: Sites.Location["type"]
+}
+
+/** Which copies to look at: at a site, or one copy (the worker's re-check), in some statuses. */
+export interface Scope {
+  readonly site?: string | undefined
+  readonly copyId?: string | undefined
+  readonly statuses: ReadonlyArray<string>
+  /** Locations filled to their threshold: there the minimum age does not hold copies back. */
+  readonly overThreshold: ReadonlyArray<string>
+  readonly limit?: number | undefined
+}
+
+/** The one eligibility rule, parameterised by scope ($1 site, $2 copy, $3 statuses, $4 full locations, $5 limit). */
+const eligibleSql = `
+with cand as (
+  select c.id, c.status::text as status, c.path, c.data_location_id, l.type::text as location_type,
+         c.raw_data_file_id, c.raw_data_package_id, c.data_transfer_package_id,
+         r.min_age_seconds, r.required_archive_copies
+  from physical_copy c
+  join data_location l on l.id = c.data_location_id
+  join site s on s.id = l.site_id
+  join retention_policy r on r.data_location_id = l.id
+  where l.type in ('SOURCE', 'BUFFER', 'PROCESSING') and l.deletable
+    and c.status::text = any($3::text[])
+    and ($1::text is null or s.name = $1::text)
+    and ($2::uuid is null or c.id = $2::uuid)
+),
+held as (
+  select cand.id as copy_id, f.raw_data_package_id as package_id
+  from cand join raw_data_file f on f.id = cand.raw_data_file_id
+  union all
+  select cand.id, cand.raw_data_package_id from cand where cand.raw_data_package_id is not null
+  union all
+  select cand.id, m.raw_data_package_id
+  from cand join data_transfer_package_member m on m.data_transfer_package_id = cand.data_transfer_package_id
+),
+archived as (
+  select h.copy_id, (
+    select ac.verified_at from physical_copy ac
+    join data_location al on al.id = ac.data_location_id
+    join raw_data_package p on p.id = ac.raw_data_package_id
+    where ac.raw_data_package_id = h.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+      and ac.verified_at is not null and ac.checksum = p.checksum
+    order by ac.verified_at offset (cand.required_archive_copies - 1) limit 1
+  ) as archived_at
+  from held h join cand on cand.id = h.copy_id
+),
+per_copy as (
+  select copy_id, max(archived_at) as archived_at, bool_and(archived_at is not null) as all_archived
+  from archived group by copy_id
+)
+select cand.id, cand.status, cand.path, cand.data_location_id as location_id, cand.location_type
+from cand join per_copy a on a.copy_id = cand.id
+where a.all_archived
+  and (a.archived_at <= now() - make_interval(secs => cand.min_age_seconds) or cand.data_location_id = any($4::uuid[]))
+  and not exists (
+    select 1 from data_transfer t
+    where t.status in ('pending', 'scheduled', 'in_progress') and t.from_location_id = cand.data_location_id
+      and (t.raw_data_package_id = cand.raw_data_package_id
+        or t.data_transfer_package_id = cand.data_transfer_package_id
+        or t.data_transfer_package_id in (
+          select m.data_transfer_package_id from data_transfer_package_member m where m.raw_data_package_id = cand.raw_data_package_id)))
+  and not (cand.location_type = 'BUFFER' and exists (
+    select 1 from data_transfer_package b
+    where b.status in ('pending', 'scheduled', 'in_progress')
+      and (b.id = cand.data_transfer_package_id or exists (
+        select 1 from data_transfer_package_member m where m.data_transfer_package_id = b.id and m.raw_data_package_id = cand.raw_data_package_id))))
+  and not (cand.location_type = 'PROCESSING' and exists (
+    select 1 from raw_data_file f
+    join staging_request_item i on i.raw_data_package_id = f.raw_data_package_id or i.executed_obs_unit_id = f.executed_obs_unit_id
+    join staging_request sr on sr.id = i.staging_request_id
+    where f.id = cand.raw_data_file_id and sr.data_location_id = cand.data_location_id
+      and (sr.status in ('pending', 'scheduled', 'in_progress')
+        or (sr.status = 'completed' and (sr.expires_at is null or sr.expires_at > now())))))
+order by a.archived_at, cand.id
+limit $5`
+
+/** Copies in scope that may be deleted now. */
+export const eligible = Effect.fn("Retention.eligible")(function* (scope: Scope) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.unsafe<Deletable>(eligibleSql, [
+    scope.site ?? null,
+    scope.copyId ?? null,
+    scope.statuses as Array<string>,
+    scope.overThreshold as Array<string>,
+    scope.limit ?? 1000
+  ])
+})
+
+/**
+ * How full a location is, as a fraction: from its configured capacity and the bytes its live
+ * copies hold when it has one, else from the driver's `space()`; undefined when neither tells.
+ */
+export const usage = Effect.fn("Retention.usage")(function* (location: Sites.Location) {
+  if (location.capacityBytes !== null && location.capacityBytes > 0) {
+    return Number(yield* Sites.usedBytes(location.id)) / location.capacityBytes
+  }
+  const storages = yield* Storages
+  const space = yield* Effect.flatMap(storages.of(location), (s) => s.space()).pipe(Effect.option)
+  if (space._tag === "None" || space.value.totalBytes <= 0) return undefined
+  return (space.value.totalBytes - space.value.freeBytes) / space.value.totalBytes
+})
+
+/** The locations (of a site, or one location) filled to their retention policy's threshold. */
+export const overThreshold = Effect.fn("Retention.overThreshold")(function* (where: { readonly site?: string; readonly locationId?: string }) {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ id: string; threshold: number }>`
+    select l.id, r.disk_usage_threshold as threshold
+    from data_location l join site s on s.id = l.site_id join retention_policy r on r.data_location_id = l.id
+    where r.disk_usage_threshold is not null
+      and (${where.site ?? null}::text is null or s.name = ${where.site ?? null})
+      and (${where.locationId ?? null}::uuid is null or l.id = ${where.locationId ?? null})`
+  const out: Array<string> = []
+  for (const row of rows) {
+    const used = yield* usage(yield* Sites.location(row.id))
+    if (used !== undefined && used >= row.threshold) out.push(row.id)
+  }
+  return out
+})
+
+/**
+ * PRESENT, checksum-verified LONG_TERM_ARCHIVE copies of a package: what archiving counts up to
+ * `archiveCopies` and what invariant 1 counts before anything is deleted.
+ */
+export const verifiedArchiveCopies = Effect.fn("Retention.verifiedArchiveCopies")(function* (packageId: string) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql<{ id: string; locationId: string; path: string }>`
+    select c.id, c.data_location_id as location_id, c.path
+    from physical_copy c
+    join data_location l on l.id = c.data_location_id
+    join raw_data_package p on p.id = c.raw_data_package_id
+    where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT'
+      and c.verified_at is not null and c.checksum = p.checksum
+    order by l.priority, l.name`
+})
