@@ -135,9 +135,6 @@ export interface BundleOptions<E> extends WriteOptions<E> {
   readonly packages: ReadonlyArray<PackageToBundle>
 }
 
-/** Archives at least this large verify their members on a worker thread. */
-const offloadBytes = 64 * 1024 * 1024
-
 const isFault = (e: unknown): e is ArchiveWriter.MemberFault => e instanceof ArchiveWriter.MemberFault
 
 const faultyMember = (member: PackageManifest.Member, fault: ArchiveWriter.MemberFault) =>
@@ -166,9 +163,9 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
   const body = (index: number) => read(options.source, sourceKeys[index])
   const sizeHint = ArchiveWriter.archiveSize(manifest)
   const write = Effect.scoped(Effect.gen(function*() {
-    // Large archives hash their members on a second core (see HashOffload); a worker's start-up
-    // is not worth it for small ones.
-    const hasher = sizeHint >= offloadBytes ? yield* HashOffload.make : undefined
+    // Large members are hashed on a second core (see HashOffload); a worker's start-up is not
+    // worth it for archives of small files.
+    const hasher = ArchiveWriter.worthOffloading(manifest) ? yield* HashOffload.make : undefined
     const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
     return yield* options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, mtime, hasher }), {
       overwrite: options.overwrite ?? false,

@@ -28,13 +28,14 @@ const specs = [
   { path: "a/b/block.bin", size: 1024 }
 ]
 
+/** Real SOURCE, BUFFER and PROCESSING folders for one test, removed when it ends. */
 const setup = (name: string) =>
-  Effect.promise(async () => {
+  Effect.acquireRelease(Effect.promise(async () => {
     const root = await tempDir(name)
     const dirs = { source: path.join(root, "source"), buffer: path.join(root, "buffer"), processing: path.join(root, "processing") }
     for (const d of Object.values(dirs)) await fs.mkdir(d)
     return { root, ...dirs, source: DiskLocation.make(dirs.source), buffer: DiskLocation.make(dirs.buffer), processing: DiskLocation.make(dirs.processing), dirs }
-  })
+  }), (env) => Effect.promise(() => fs.rm(env.root, { recursive: true, force: true })))
 
 const packOne = (files: ReadonlyArray<Packager.FileToPlan>, locations: { source: Packager.Source<never>; buffer: DiskLocationService }, key = "pkg/p.tar") =>
   Packager.pack({
@@ -49,7 +50,7 @@ const packOne = (files: ReadonlyArray<Packager.FileToPlan>, locations: { source:
 type DiskLocationService = ReturnType<typeof DiskLocation.make>
 
 describe("Packager and Unpacker", () => {
-  it.effect("round trip: GNU tar lists and extracts the package identically, and the unpacker verifies every file", () =>
+  it.scoped("round trip: GNU tar lists and extracts the package identically, and the unpacker verifies every file", () =>
     Effect.gen(function*() {
       const env = yield* setup("roundtrip")
       const files = yield* Effect.promise(() => fileAll(env.dirs.source, specs))
@@ -85,7 +86,7 @@ describe("Packager and Unpacker", () => {
       }
     }))
 
-  it.effect("the bytes are deterministic: packing the same files again gives the same checksum", () =>
+  it.scoped("the bytes are deterministic: packing the same files again gives the same checksum", () =>
     Effect.gen(function*() {
       const env = yield* setup("determinism")
       const files = yield* Effect.promise(() => fileAll(env.dirs.source, specs.slice(0, 3)))
@@ -95,7 +96,7 @@ describe("Packager and Unpacker", () => {
       assert.strictEqual(one.checksum, two.checksum)
     }))
 
-  it.effect("a flipped byte at the source fails Corrupt naming every bad file, and nothing is left in the buffer", () =>
+  it.scoped("a flipped byte at the source fails Corrupt naming every bad file, and nothing is left in the buffer", () =>
     Effect.gen(function*() {
       const env = yield* setup("corrupt")
       const files = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, specs)))[0].files
@@ -115,7 +116,7 @@ describe("Packager and Unpacker", () => {
       assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(env.dirs.buffer, { recursive: true })), ["pkg"])
     }))
 
-  it.effect("in a package large enough to verify files on a worker thread, a flipped byte is still Corrupt and named", () =>
+  it.scoped("in a package large enough to verify files on a worker thread, a flipped byte is still Corrupt and named", () =>
     Effect.gen(function*() {
       const env = yield* setup("corrupt-large")
       const files = yield* Effect.promise(() => fileAll(env.dirs.source, [{ path: "big/a.fits", size: 40 * 1024 * 1024 }, { path: "big/b.fits", size: 30 * 1024 * 1024 + 7 }]))
@@ -129,7 +130,7 @@ describe("Packager and Unpacker", () => {
       assert.isFalse(yield* env.buffer.exists("pkg/p.tar"))
     }))
 
-  it.effect("a file with more or fewer bytes than filed is Corrupt", () =>
+  it.scoped("a file with more or fewer bytes than filed is Corrupt", () =>
     Effect.gen(function*() {
       const env = yield* setup("size")
       const files = yield* Effect.promise(() => fileAll(env.dirs.source, [{ path: "x/longer.dat", size: 100 }, { path: "x/shorter.dat", size: 100 }]))
@@ -142,7 +143,7 @@ describe("Packager and Unpacker", () => {
       assert.strictEqual(error.members.find((m) => m.id === files[1].id)?.actualSize, 50)
     }))
 
-  it.effect("a file deleted from SOURCE fails Missing naming it", () =>
+  it.scoped("a file deleted from SOURCE fails Missing naming it", () =>
     Effect.gen(function*() {
       const env = yield* setup("missing")
       const files = yield* Effect.promise(() => fileAll(env.dirs.source, specs.slice(0, 3)))
@@ -155,7 +156,7 @@ describe("Packager and Unpacker", () => {
       assert.isFalse(yield* env.buffer.exists("pkg/p.tar"))
     }))
 
-  it.effect("unsafe, duplicate and reserved paths are refused before anything is read", () =>
+  it.scoped("unsafe, duplicate and reserved paths are refused before anything is read", () =>
     Effect.gen(function*() {
       const env = yield* setup("invalid")
       const [f] = yield* Effect.promise(() => fileAll(env.dirs.source, [{ path: "a.dat", size: 1 }]))
@@ -166,7 +167,7 @@ describe("Packager and Unpacker", () => {
       for (const e of [e1, e2, e3]) assert.strictEqual(e._tag === "PackagingError" ? e.reason : e._tag, "Invalid")
     }))
 
-  it.effect("an interrupted pack leaves nothing under the final name, nor a temporary file", () =>
+  it.scoped("an interrupted pack leaves nothing under the final name, nor a temporary file", () =>
     Effect.gen(function*() {
       const env = yield* setup("interrupt")
       const files = yield* Effect.promise(() => fileAll(env.dirs.source, [{ path: "big.dat", size: 8 * 1024 * 1024 }]))
@@ -185,7 +186,7 @@ describe("Packager and Unpacker", () => {
       assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(pkgDir)), [])
     }))
 
-  it.effect("a corrupt member inside a package fails the unpack Corrupt naming it, and leaves nothing staged", () =>
+  it.scoped("a corrupt member inside a package fails the unpack Corrupt naming it, and leaves nothing staged", () =>
     Effect.gen(function*() {
       const env = yield* setup("badtar")
       const files = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, specs)))[0].files
@@ -206,7 +207,7 @@ describe("Packager and Unpacker", () => {
       assert.strictEqual(notOurs._tag === "UnpackError" ? notOurs.reason : notOurs._tag, "Malformed")
     }))
 
-  it.effect("the unpacker reads what GNU tar writes in pax format (manifest first)", () =>
+  it.scoped("the unpacker reads what GNU tar writes in pax format (manifest first)", () =>
     Effect.gen(function*() {
       const env = yield* setup("gnu")
       const files = yield* Effect.promise(() => fileAll(env.dirs.source, specs.filter((s) => s.size > 0)))
@@ -225,7 +226,7 @@ describe("Packager and Unpacker", () => {
       for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(env.dirs.processing, f.relativePath))), f.checksum)
     }))
 
-  it.effect("a bundle of packages is written, split back into byte-identical packages, and a corrupt package is refused", () =>
+  it.scoped("a bundle of packages is written, split back into byte-identical packages, and a corrupt package is refused", () =>
     Effect.gen(function*() {
       const env = yield* setup("bundle")
       const planned = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, specs)), { maxPackageBytes: 2 * 1024 * 1024 })

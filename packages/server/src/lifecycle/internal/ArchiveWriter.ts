@@ -132,6 +132,16 @@ export const coalesce = <E>(self: Stream.Stream<Uint8Array, E>): Stream.Stream<U
     )
   })
 
+/**
+ * Members at least this large are hashed by `hasher`; smaller ones on this thread, since a
+ * worker's digest costs a message round trip per member, more than hashing a few MiB here.
+ */
+const offloadMemberBytes = 8 * 1024 * 1024
+
+/** Whether an archive has enough large-member bytes (64 MiB) to be worth a hashing worker. */
+export const worthOffloading = (manifest: PackageManifest.Manifest): boolean =>
+  PackageManifest.members(manifest).reduce((n, m) => m.sizeBytes >= offloadMemberBytes ? n + m.sizeBytes : n, 0) >= 64 * 1024 * 1024
+
 /** How the archive's members are read and stamped. */
 export interface ArchiveInput<E> {
   readonly manifest: PackageManifest.Manifest
@@ -139,7 +149,7 @@ export interface ArchiveInput<E> {
   readonly body: (index: number, member: PackageManifest.Member) => Stream.Stream<Uint8Array, E>
   /** Modification time of every entry, in seconds since the epoch; fixed so retries are byte-identical. */
   readonly mtime: number
-  /** Where member checksums are computed; default this thread. */
+  /** Where the checksums of large members are computed; default this thread. */
   readonly hasher?: HashOffload.MemberHasher | undefined
 }
 
@@ -194,7 +204,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
   const entries = Stream.fromIterable(list.map((member, index) => ({ member, index }))).pipe(
     Stream.flatMap(({ index, member }) =>
       Stream.fromIterable(memberHeaders(member, seen, mtime)).pipe(
-        Stream.concat(verifiedBody(index, member, Stream.suspend(() => input.body(index, member)), input.hasher)),
+        Stream.concat(verifiedBody(index, member, Stream.suspend(() => input.body(index, member)), member.sizeBytes >= offloadMemberBytes ? input.hasher : undefined)),
         Stream.concat(Stream.suspend(() => Stream.make(TarFormat.padding(member.sizeBytes))))
       )
     )

@@ -26,12 +26,13 @@ export const trailer = (): Uint8Array => new Uint8Array(blockSize * 2)
 /** What a member is: a regular file or a directory (the only kinds we write or extract). */
 export type EntryType = "file" | "directory"
 
-/** One member header, as written or as read. */
+/** One member header as written. */
 export interface Header {
   readonly name: string
-  readonly type: EntryType | "other"
+  readonly type: EntryType
   readonly size: number
   readonly mode: number
+  /** Seconds since the epoch. */
   readonly mtime: number
 }
 
@@ -82,7 +83,7 @@ const paxRecord = (key: string, value: string): string => {
  * ustar's 100-byte field or not plain ASCII, or the size exceeds 8 GiB - 1; then the ustar
  * header, whose fields are truncated placeholders that the pax records override.
  */
-export const encodeHeader = (header: { readonly name: string; readonly type: EntryType; readonly size: number; readonly mode: number; readonly mtime: number }): Uint8Array => {
+export const encodeHeader = (header: Header): Uint8Array => {
   const name = header.type === "directory" && !header.name.endsWith("/") ? `${header.name}/` : header.name
   const records: Array<string> = []
   if (encoder.encode(name).length > 100 || !isAscii(name)) records.push(paxRecord("path", name))
