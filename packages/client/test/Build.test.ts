@@ -4,7 +4,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { promisify } from "node:util"
 import { repoRoot } from "../../server/test/support.js"
-import { freePort, type Proc, startServer, stopServer, tempDir } from "./processes.js"
+import { freePort, freshDatabase, type Proc, startServer, stopServer, tempDir } from "./processes.js"
 
 const exec = promisify(execFile)
 /** Whether a package's dist is missing or older than any of its sources. */
@@ -19,6 +19,7 @@ const stale = async (pkg: string): Promise<boolean> => {
 let server: Proc
 let port: number
 let dir: string
+let database: Awaited<ReturnType<typeof freshDatabase>>
 
 beforeAll(async () => {
   dir = await tempDir("ccat-client-build-")
@@ -28,12 +29,14 @@ beforeAll(async () => {
     if (await stale(path.join(repoRoot, "packages/core"))) await exec("npm", ["run", "build", "-w", "@ccat/core"], { cwd: repoRoot })
     await exec("npm", ["run", "build", "-w", "@ccat/client"], { cwd: repoRoot })
   }
-  ;[server] = await Promise.all([startServer(port, dir), build()])
+  database = await freshDatabase()
+  ;[server] = await Promise.all([startServer(port, dir, database.url), build()])
 }, 180_000)
 
 afterAll(async () => {
   if (server) await stopServer(server)
   await fs.rm(dir, { recursive: true, force: true })
+  await database?.drop()
 })
 
 describe("the built package from plain JavaScript", () => {

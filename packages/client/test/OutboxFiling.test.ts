@@ -17,9 +17,8 @@ import * as fs from "node:fs/promises"
 import { randomBytes, randomUUID } from "node:crypto"
 import * as path from "node:path"
 import * as Tokens from "../../server/src/auth/Tokens.js"
-import { ccat as ccatCli, waitFor } from "../../server/test/support.js"
 import { createClient } from "../src/index.js"
-import { clientProcess, freePort, type Proc, stopServer, tempDir, waitOutput } from "./processes.js"
+import { clientProcess, freePort, type Proc, startServer, stopServer, tempDir, waitOutput } from "./processes.js"
 
 let scope: Scope.CloseableScope
 let sql: <A>(effect: Effect.Effect<A, unknown, SqlClient.SqlClient>) => Promise<A>
@@ -55,11 +54,7 @@ afterAll(async () => {
 
 const track = (p: Proc) => (procs.push(p), p)
 
-const startServer = async (port: number) => {
-  const server = track(ccatCli(["serve", "--port", String(port), "--data-dir", path.join(dir, "data")], { DATABASE_URL: databaseUrl }))
-  await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)
-  return server
-}
+const serve = async (port: number) => track(await startServer(port, dir, databaseUrl))
 
 /** The observations of this test's ObsUnit, in the order the server stored them. */
 const storedObservations = () =>
@@ -93,7 +88,7 @@ describe("the outbox on the real filing endpoints", () => {
 
     const second = track(clientProcess({ ...env, FLUSH: "1" }))
     await waitOutput(second, /^open pending=200$/m)
-    const server = await startServer(port)
+    const server = await serve(port)
     try {
       expect(await second.exited).toBe(0)
       const [, status] = await waitOutput(second, /^drained (.*)$/m)
@@ -111,7 +106,7 @@ describe("the outbox on the real filing endpoints", () => {
 
   it("moves a conflicting re-file to the dead letters with the server's reason, and delivers what follows", async () => {
     const port = await freePort()
-    const server = await startServer(port)
+    const server = await serve(port)
     const ccat = await createClient({
       baseUrl: `http://127.0.0.1:${port}`,
       token,

@@ -9,6 +9,7 @@ import { createClient, Outbox } from "../src/index.js"
 import {
   clientProcess,
   freePort,
+  freshDatabase,
   type Proc,
   receivedIds,
   startServer,
@@ -20,14 +21,17 @@ import {
 const dirs: Array<string> = []
 const procs: Array<Proc> = []
 let serverDir: string
+let database: Awaited<ReturnType<typeof freshDatabase>>
 beforeAll(async () => {
   serverDir = await tempDir("ccat-client-server-")
   dirs.push(serverDir)
+  database = await freshDatabase()
 })
 afterAll(async () => {
   for (const p of procs) if (p.child.exitCode === null) p.child.kill("SIGKILL")
   await Promise.all(procs.map((p) => p.exited))
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true })
+  await database?.drop()
 })
 
 const track = (p: Proc) => (procs.push(p), p)
@@ -46,7 +50,7 @@ const tagDeliveries = HttpClient.mapRequest((request: HttpClientRequest.HttpClie
 describe("the filing outbox against the real server", () => {
   it("delivers in order, holds filings while the server is stopped, and delivers them when it is back", async () => {
     const port = await freePort()
-    let server = track(await startServer(port, serverDir))
+    let server = track(await startServer(port, serverDir, database.url))
     const ccat = await createClient({
       baseUrl: `http://127.0.0.1:${port}`,
       outboxDir: await outboxDir(),
@@ -76,7 +80,7 @@ describe("the filing outbox against the real server", () => {
       expect(waiting.inFlight?.attempts).toBeGreaterThan(1)
       expect(waiting.lastError?.verdict).toBe("Transient")
 
-      server = track(await startServer(port, serverDir))
+      server = track(await startServer(port, serverDir, database.url))
       expect(await ccat.outbox.flush(30_000)).toBe(true)
       expect(receivedIds(server)).toEqual(second)
       expect((await ccat.outbox.status()).delivered).toBe(15)

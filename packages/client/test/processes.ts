@@ -2,6 +2,11 @@
  * Real processes for the outbox tests: the reference server (`ccat serve`, through the server's
  * own test helpers) and client processes running `fixtures/outboxClient.ts`.
  */
+import { TestDatabase } from "@ccat/core/testing"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
 import * as path from "node:path"
 import { ccat, repoRoot, waitFor, type Ccat } from "../../server/test/support.js"
@@ -38,9 +43,19 @@ export const waitOutput = async (proc: Proc, pattern: RegExp, ms = 30_000): Prom
   }
 }
 
-/** Starts the reference server on a port and data folder and waits until it answers. */
-export const startServer = async (port: number, dataDir: string): Promise<Proc> => {
-  const server = ccat(["serve", "--port", String(port), "--data-dir", path.join(dataDir, "data")])
+/**
+ * A fresh database on the test run's PostgreSQL, for a server to migrate and use: starting and
+ * stopping `ccat serve` on it is much quicker than on an embedded cluster of its own.
+ */
+export const freshDatabase = async (): Promise<{ readonly url: string; readonly drop: () => Promise<void> }> => {
+  const scope = Effect.runSync(Scope.make())
+  const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
+  return { url: Redacted.value(db.url), drop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+/** Starts the reference server on a port, data folder and database, and waits until it answers. */
+export const startServer = async (port: number, dataDir: string, databaseUrl: string): Promise<Proc> => {
+  const server = ccat(["serve", "--port", String(port), "--data-dir", path.join(dataDir, "data")], { DATABASE_URL: databaseUrl })
   await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)
   return server
 }
