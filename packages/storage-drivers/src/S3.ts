@@ -60,6 +60,13 @@ export interface Options {
   readonly concurrency?: number | undefined
   /** Send Content-MD5 with every upload request so the server checks each part. Default true. */
   readonly contentMd5?: boolean | undefined
+  /**
+   * Keep our checksum as an object tag when a multipart upload began without it (metadata is
+   * fixed when an upload starts). Default true. Turn off for servers without object tagging:
+   * some emulators treat `PUT ?tagging` as a PutObject and would overwrite the object (the driver
+   * detects that and fails with Corrupt, but the object is gone by then).
+   */
+  readonly tagChecksums?: boolean | undefined
   /** Create the bucket if it does not exist. Default false. */
   readonly createBucket?: boolean | undefined
   /** Driver name in errors and spans. Default "s3". */
@@ -155,6 +162,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
   const concurrency = Math.max(1, options.concurrency ?? 4)
   const basePartSize = Math.max(5 * MiB, options.partSize ?? 16 * MiB)
   const md5 = options.contentMd5 ?? true
+  const tagChecksums = options.tagChecksums ?? true
   const objectKey = (key: string) => prefix + key
   const fail = (method: string, reason: StorageError.StorageErrorReason, description: string, key?: string) =>
     new StorageError.StorageError({ reason, driver: name, method, key, description })
@@ -268,7 +276,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
             { abortSignal }
           ))
         uploadId = undefined
-        if (known === undefined && digest !== undefined) {
+        if (known === undefined && digest !== undefined && tagChecksums) {
           // metadata is fixed when a multipart upload starts; a tag can still be set now
           yield* send("put", key, (abortSignal) =>
             client.send(
@@ -279,6 +287,10 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
               }),
               { abortSignal }
             )).pipe(Effect.ignore)
+          const after = yield* head("put", key)
+          if (after.ContentLength !== total) {
+            return yield* fail("put", "Corrupt", "the server replaced the object when tagged: it lacks object tagging; set tagChecksums: false", key)
+          }
         }
       })
       yield* upload.pipe(Effect.onExit(() =>
