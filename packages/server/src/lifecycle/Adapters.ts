@@ -59,7 +59,8 @@ export const adapterOf = (route: Routes.Route) =>
 const joinPath = (root: string, key: string) => `${root.replace(/\/+$/, "")}/${key}`
 
 /**
- * The endpoints of moving `key` from the source buffer's root to the destination buffer's root.
+ * The endpoints of moving a bundle from `sourceKey` under the source buffer's root to
+ * `destinationKey` under the destination buffer's root.
  * With a `host` in the route's options the destination is reached over ssh (push from the
  * sending site) at `destinationRoot` (default: the destination location's own root); otherwise
  * both ends are paths on this machine.
@@ -67,11 +68,12 @@ const joinPath = (root: string, key: string) => `${root.replace(/\/+$/, "")}/${k
 export const endpoints = (
   route: Routes.Route,
   sourceRoot: string,
+  sourceKey: string,
   destinationRoot: string,
   key: string
 ): { readonly source: TransferEndpoint.Endpoint; readonly destination: TransferEndpoint.Endpoint } => {
   const o = route.options
-  const source = TransferEndpoint.local(joinPath(sourceRoot, key), route.fromSite)
+  const source = TransferEndpoint.local(joinPath(sourceRoot, sourceKey), route.fromSite)
   const host = str(o.host)
   if (host === undefined) return { source, destination: TransferEndpoint.local(joinPath(destinationRoot, key), route.nextHop) }
   const sshOptions = Array.isArray(o.sshOptions) ? o.sshOptions.filter((x): x is string => typeof x === "string") : undefined

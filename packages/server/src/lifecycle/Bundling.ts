@@ -162,6 +162,7 @@ const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
+    yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
     yield* sql.withTransaction(
       Effect.gen(function* () {
         const updated = yield* sql`
@@ -233,6 +234,7 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   const dtp = rows[0]
   if (dtp.hasCopy) {
     // Written already (a retry after the commit): make sure its transfer is queued.
+    if (dtp.status === "in_progress") yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
     if (dtp.status === "in_progress") yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
     return
   }
@@ -279,6 +281,6 @@ export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecycleP
   name,
   plan,
   work,
-  queue: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 12 * 3600 },
+  queue: Routes.queues.bundle,
   concurrency: 1
 }

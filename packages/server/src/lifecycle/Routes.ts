@@ -7,6 +7,7 @@
  */
 import { Topology } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { QueueOptions } from "../engine/JobQueue.js"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -157,3 +158,14 @@ export const lockRoute = (routeId: string) =>
 /** The delay before attempt `failures + 1`: exponential from the base, jittered, capped. */
 export const backoffMs = (policy: TransferPolicyConfig, failures: number, unit = Math.random()): number =>
   Math.round(Math.min(policy.backoffCapMs, policy.backoffBaseMs * Math.pow(2, Math.max(0, failures - 1))) * (0.5 + unit / 2))
+
+/**
+ * Queue options of the stages that hand bundles to each other (bundle → transfer → arrive, and
+ * arrive → transfer for a corrupt delivery), so whichever sends first creates the queue alike:
+ * pg-boss drops a job sent to a queue that does not exist yet.
+ */
+export const queues: Readonly<Record<"bundle" | "transfer" | "arrive", QueueOptions>> = {
+  bundle: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 12 * 3600 },
+  transfer: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 23 * 3600 },
+  arrive: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 12 * 3600 }
+}

@@ -1,0 +1,308 @@
+/**
+ * Stage 3 of issue 6, transfer: a bundle ready in a site's BUFFER moves to the next hop's BUFFER
+ * along the best route whose circuit is not open, with the route's adapter. Every attempt is a
+ * DataTransfer row (attempt n linked to n-1) holding its bytes, duration, throughput and, when
+ * it failed, the reason and whether a retry can help. A success records the bundle's copy at the
+ * destination and enqueues its arrival there in one transaction; a retryable failure is tried
+ * again after a jittered, capped exponential backoff; a permanent one, or one bundle failing too
+ * often on a working route, ends the bundle FAILED with its reason. While a circuit is open or a
+ * route is at its concurrency limit the job waits without creating attempt rows.
+ */
+import { type Checksum, Ids, Repositories, type TransferAdapter, TransferError, Transitions } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { JobQueue } from "../engine/JobQueue.js"
+import * as Adapters from "./Adapters.js"
+import * as Routes from "./Routes.js"
+import * as Sites from "./Sites.js"
+import { queueName, type Stage } from "./Stage.js"
+import { Storages } from "./Storages.js"
+
+/** The stage's name and queue suffix. */
+export const name = "transfer"
+
+/** The stage the delivery enables at the next hop (Arrival.name; a literal keeps modules acyclic). */
+const arrivalQueue = "arrive"
+
+const Job = Schema.Struct({ bundleId: Ids.DataTransferPackageId })
+
+interface Bundle {
+  readonly id: Ids.DataTransferPackageId
+  readonly status: string
+  readonly relativePath: string
+  readonly sizeBytes: number | null
+  readonly checksum: Checksum.Checksum | null
+}
+
+interface Attempt {
+  readonly id: Ids.DataTransferId
+  readonly attempt: number
+  readonly status: "pending" | "scheduled" | "in_progress" | "completed" | "failed"
+  readonly sinceMs: number | null
+}
+
+/** Re-sends this bundle's transfer job after a wait; the job then starts over from the ops-db. */
+const later = (site: string, bundleId: string, ms: number, why: string) =>
+  Effect.gen(function* () {
+    const jobs = yield* JobQueue
+    yield* jobs.send(queueName(site, name), { bundleId }, { singletonKey: bundleId, startAfterSeconds: Math.max(1, Math.ceil(ms / 1000)) })
+    yield* Effect.logInfo(`bundle ${bundleId} waits ${Math.ceil(ms / 1000)} s: ${why}`)
+  })
+
+/** A stable jitter per attempt, so every look at the same failure computes the same delay. */
+const jitterOf = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 8), 16) / 0xffffffff
+
+const attemptsOf = (bundleId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<Attempt>`
+      select id, attempt, status::text as status,
+        (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms
+      from data_transfer where data_transfer_package_id = ${bundleId} order by attempt desc`
+  )
+
+/** Consecutive failed attempts at the head of the history (since the last delivery). */
+const consecutiveFailures = (attempts: ReadonlyArray<Attempt>) => {
+  let n = 0
+  for (const a of attempts) {
+    if (a.status !== "failed") break
+    n++
+  }
+  return n
+}
+
+/** Picks the first route whose circuit lets work through and a destination BUFFER for it. */
+const choose = (site: string, bytes: number, policy: Routes.TransferPolicyConfig) =>
+  Effect.gen(function* () {
+    const storages = yield* Storages
+    let waitMs = 30_000
+    const reasons: Array<string> = []
+    for (const route of yield* Routes.leaving(site)) {
+      const c = yield* Routes.circuit({ routeId: route.id }, policy)
+      if (c.state === "open") {
+        waitMs = Math.min(waitMs, c.retryInMs)
+        reasons.push(`route ${route.fromSite}→${route.toSite} (${route.adapter}) open: ${c.reason}`)
+        continue
+      }
+      for (const loc of yield* Sites.locationsOf(route.nextHop, "BUFFER")) {
+        if (!loc.writable) continue
+        if (loc.capacityBytes !== null && (yield* Sites.usedBytes(loc.id)) + bytes > loc.capacityBytes) continue
+        const lc = yield* Routes.circuit({ toLocationId: loc.id }, policy)
+        if (lc.state === "open") {
+          waitMs = Math.min(waitMs, lc.retryInMs)
+          reasons.push(`location ${loc.name} open: ${lc.reason}`)
+          continue
+        }
+        if (storages.rootOf(loc) === undefined) continue
+        return { route, destination: loc, waitMs, why: "" }
+      }
+      reasons.push(`no writable BUFFER with room at ${route.nextHop}`)
+    }
+    return { route: undefined, destination: undefined, waitMs, why: reasons.join("; ") || `no route leaves ${site} towards an archive` }
+  })
+
+/**
+ * Creates the next attempt row in one transaction under the route's lock, after checking again
+ * that neither circuit is open (one probe at a time) and the route is below its limit; returns
+ * the attempt, or how long to wait.
+ */
+const startAttempt = (
+  site: string,
+  bundle: Bundle,
+  route: Routes.Route,
+  from: string,
+  to: Sites.Location,
+  previous: Attempt | undefined,
+  policy: Routes.TransferPolicyConfig
+) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        yield* Routes.lockRoute(route.id)
+        for (const on of [{ routeId: route.id }, { toLocationId: to.id }]) {
+          const c = yield* Routes.circuit(on, policy)
+          if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
+        }
+        const n = yield* Routes.running(route.id)
+        if (n >= route.maxConcurrentTransfers) return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
+        const open = yield* sql<{ n: number }>`
+          select count(*)::int as n from data_transfer
+          where data_transfer_package_id = ${bundle.id} and status in ('pending', 'scheduled', 'in_progress')`
+        if (open[0].n > 0) return { wait: 5_000, why: "another worker is moving it" } as const
+        const row = yield* Repositories.dataTransfers.insert({
+          dataTransferPackageId: bundle.id,
+          rawDataPackageId: null,
+          routeId: route.id as Ids.RouteId,
+          fromLocationId: from as Ids.DataLocationId,
+          toLocationId: to.id as Ids.DataLocationId,
+          previousAttemptId: previous?.id ?? null,
+          attempt: (previous?.attempt ?? 0) + 1,
+          adapter: route.adapter
+        } as never)
+        const actor = `worker:${site}`
+        yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "pending", to: "scheduled", actor })
+        yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "scheduled", to: "in_progress", actor, set: { startedAt: new Date() } })
+        return { attempt: row } as const
+      })
+    )
+  )
+
+/** The delivery: attempt completed, the bundle's copy at the destination, arrival enqueued. */
+const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, route: Routes.Route, to: Sites.Location, result: TransferAdapter.Result) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    yield* jobs.ensureQueue(queueName(route.nextHop, arrivalQueue), Routes.queues.arrive)
+    yield* sql.withTransaction(
+      Effect.gen(function* () {
+        yield* Transitions.transition({
+          entity: "DataTransfer", id: attemptId, from: "in_progress", to: "completed", actor: `worker:${site}`,
+          set: {
+            bytesTransferred: result.bytes,
+            durationMs: Math.round(result.durationMs),
+            throughputBytesPerSecond: result.throughput,
+            finishedAt: new Date()
+          }
+        })
+        yield* Repositories.physicalCopies.insert({
+          rawDataFileId: null,
+          rawDataPackageId: null,
+          dataTransferPackageId: bundle.id,
+          dataLocationId: to.id,
+          path: bundle.relativePath,
+          sizeBytes: result.bytes,
+          checksum: result.checksum ?? bundle.checksum!,
+          status: "PRESENT",
+          // The adapter compared our checksum at the destination; arrival checks it again before unpacking.
+          verifiedAt: result.verified ? DateTime.unsafeNow() : null
+        } as never)
+        yield* jobs.send(queueName(route.nextHop, arrivalQueue), { bundleId: bundle.id }, { singletonKey: bundle.id })
+      })
+    )
+    yield* Effect.logInfo(`bundle ${bundle.id} delivered to ${to.name}: ${result.bytes} bytes in ${Math.round(result.durationMs)} ms`)
+  })
+
+/** Records a failed attempt, then retries after a backoff, waits for the circuit, or fails the bundle. */
+const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, attemptNo: number, route: Routes.Route, e: TransferError.TransferError, startedMs: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const policy = yield* Routes.transferPolicy
+    const outcome = yield* sql.withTransaction(
+      Effect.gen(function* () {
+        yield* Transitions.transition({
+          entity: "DataTransfer", id: attemptId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+          set: {
+            errorReason: e.reason, errorMessage: e.message, retryable: e.retryable,
+            durationMs: Math.max(0, Date.now() - startedMs), finishedAt: new Date()
+          }
+        })
+        const failures = consecutiveFailures(yield* attemptsOf(bundle.id))
+        const c = yield* Routes.circuit({ routeId: route.id }, policy)
+        // While the route's circuit is open the failure is the route's, not this bundle's.
+        const exhausted = failures >= policy.maxAttempts && c.state !== "open"
+        if (!e.retryable || exhausted) {
+          const why = e.retryable ? `${failures} attempts failed, the last: ${e.message}` : `attempt ${attemptNo} failed permanently: ${e.message}`
+          yield* Transitions.transition({
+            entity: "DataTransferPackage", id: bundle.id, from: "in_progress", to: "failed", actor: `worker:${site}`,
+            set: { errorMessage: why }
+          })
+          return { failedWith: why }
+        }
+        const wait = Math.max(Routes.backoffMs(policy, failures, jitterOf(attemptId)), c.state === "open" ? c.retryInMs : 0)
+        yield* later(site, bundle.id, wait, `attempt ${attemptNo} failed (${e.reason}, retryable)${c.state === "open" ? `; ${c.reason}` : ""}`)
+        return { failedWith: undefined }
+      })
+    )
+    if (outcome.failedWith !== undefined) yield* Effect.logError(`bundle ${bundle.id} FAILED: ${outcome.failedWith}`)
+  })
+
+/** Moves one bundle one hop, or decides when to try again. */
+export const work = Effect.fn("Transfer.work")(function* (site: string, data: unknown) {
+  const { bundleId } = yield* Schema.decodeUnknown(Job)(data)
+  const sql = yield* SqlClient.SqlClient
+  const storages = yield* Storages
+  const policy = yield* Routes.transferPolicy
+  const rows = yield* sql<Bundle>`
+    select id, status::text as status, relative_path, size_bytes, checksum from data_transfer_package where id = ${bundleId}`
+  const bundle = rows[0]
+  if (bundle === undefined || bundle.status !== "in_progress" || bundle.checksum === null || bundle.sizeBytes === null) return
+  const copies = yield* sql<{ locationId: string; path: string; here: boolean }>`
+    select c.data_location_id as location_id, c.path, (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here
+    from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+    where c.data_transfer_package_id = ${bundleId} and c.status <> 'DELETED'`
+  const source = copies.find((c) => c.here)
+  if (source === undefined) return yield* Effect.logWarning(`bundle ${bundleId} has no copy in a buffer at ${site}; job dropped`)
+  // A copy beyond this site means the bundle was delivered; its arrival job came with it.
+  if (copies.some((c) => !c.here)) return
+  let attempts = yield* attemptsOf(bundleId)
+  const stuck = attempts.find((a) => a.status === "pending" || a.status === "scheduled" || a.status === "in_progress")
+  if (stuck !== undefined) {
+    // pg-boss runs one job per bundle at a time: an open attempt is a dead worker's.
+    yield* Transitions.transition({
+      entity: "DataTransfer", id: stuck.id, from: stuck.status as "in_progress", to: "failed", actor: `worker:${site}`,
+      set: { errorReason: "Interrupted", errorMessage: "the worker stopped during the attempt", retryable: true, finishedAt: new Date() }
+    })
+    attempts = yield* attemptsOf(bundleId)
+  }
+  const previous = attempts[0]
+  const failures = consecutiveFailures(attempts)
+  if (previous !== undefined && previous.status === "failed") {
+    const remaining = Routes.backoffMs(policy, failures, jitterOf(previous.id)) - (previous.sinceMs ?? 0)
+    if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${previous.attempt}`)
+  }
+  const chosen = yield* choose(site, bundle.sizeBytes, policy)
+  if (chosen.route === undefined) return yield* later(site, bundleId, chosen.waitMs, chosen.why)
+  const { route, destination } = chosen
+  const sourceRoot = storages.rootOf(yield* Sites.location(source.locationId))
+  const destinationRoot = storages.rootOf(destination)
+  const started = yield* startAttempt(site, bundle, route, source.locationId, destination, previous, policy)
+  if (started.attempt === undefined) return yield* later(site, bundleId, started.wait, started.why)
+  const attempt = started.attempt
+  const startedMs = Date.now()
+  const run = Effect.gen(function* () {
+    const adapter = yield* Adapters.adapterOf(route)
+    if (sourceRoot === undefined || destinationRoot === undefined) {
+      return yield* Effect.fail(TransferError.make(route.adapter, "Unsupported", "bundles move between BUFFERs with a local folder (disk) only"))
+    }
+    return yield* adapter.transfer({
+      ...Adapters.endpoints(route, sourceRoot, source.path, destinationRoot, bundle.relativePath),
+      kind: "file",
+      expected: bundle.checksum!,
+      ...(route.bandwidthLimit !== undefined && adapter.capabilities.bandwidthLimit ? { bandwidthLimit: route.bandwidthLimit } : {})
+    })
+  })
+  const result = yield* Effect.either(run)
+  if (result._tag === "Right") return yield* delivered(site, bundle, attempt.id, route, destination, result.right)
+  return yield* failed(site, bundle, attempt.id, attempt.attempt, route, result.left, startedMs)
+})
+
+/**
+ * Re-derives lost transfer jobs: bundles in a buffer here, delivered nowhere else, with no
+ * attempt touched for two minutes (a wait re-sends its own job; this catches a lost queue).
+ */
+export const plan = Effect.fn("Transfer.plan")(function* (site: string) {
+  const sql = yield* SqlClient.SqlClient
+  const jobs = yield* JobQueue
+  const ready = yield* sql<{ id: string }>`
+    select d.id from data_transfer_package d
+    join physical_copy c on c.data_transfer_package_id = d.id and c.status = 'PRESENT'
+    join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+    join site s on s.id = l.site_id and s.name = ${site}
+    where d.status = 'in_progress' and d.checksum is not null and c.created_at < now() - interval '2 minutes'
+      and not exists (select 1 from physical_copy o join data_location ol on ol.id = o.data_location_id
+                      where o.data_transfer_package_id = d.id and o.status <> 'DELETED' and ol.site_id <> s.id)
+      and not exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id and t.updated_at > now() - interval '2 minutes')`
+  let sent = 0
+  for (const r of ready) if ((yield* jobs.send(queueName(site, name), { bundleId: r.id }, { singletonKey: r.id })) !== null) sent++
+  return sent
+})
+
+/** The transfer stage. */
+export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages> = {
+  name,
+  plan,
+  work,
+  queue: Routes.queues.transfer,
+  concurrency: 4
+}
