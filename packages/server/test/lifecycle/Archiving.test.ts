@@ -96,7 +96,7 @@ describe("Archiving", () => {
       const root = path.join(dir, "locations", "cologne-archive")
       yield* Effect.acquireRelease(
         Effect.sync(() => execFileSync("chattr", ["+i", root])),
-        () => Effect.sync(() => execFileSync("chattr", ["-i", root]))
+        () => Effect.ignore(Effect.try(() => execFileSync("chattr", ["-i", root])))
       )
       yield* runSitesFor(stages, 2500).pipe(Effect.provide(policyLayer(topology)))
       assert.strictEqual(yield* packageStatus(second.packageId), "in_progress")

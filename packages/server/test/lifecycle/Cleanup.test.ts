@@ -1,0 +1,150 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as Cleanup from "../../src/lifecycle/Cleanup.js"
+import { arrivedPackage, editLocations, runSitesFor, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
+import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
+
+/** SOURCE and buffers kept for `minAge` after archiving, with no usage threshold. */
+const topologyKeeping = (dir: string, minAge: string) =>
+  topologyFrom(dir, (raw) =>
+    editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: minAge, usageThresholdPercent: 0 } })))
+
+/** Every copy of the package and its files, by location, with its status. */
+const copiesOf = (packageId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ id: string; location: string; path: string; status: string }>`
+      select c.id, l.name as location, c.path, c.status::text as status
+      from physical_copy c join data_location l on l.id = c.data_location_id
+      left join raw_data_file f on f.id = c.raw_data_file_id
+      where c.raw_data_package_id = ${packageId} or f.raw_data_package_id = ${packageId}
+      order by l.name, c.path`
+  )
+
+const statusesAt = (packageId: string, location: string) =>
+  Effect.map(copiesOf(packageId), (rows) => rows.filter((r) => r.location === location).map((r) => r.status))
+
+const exists = (file: string) => Effect.promise(() => fs.stat(file).then(() => true, () => false))
+
+const bothSites = [["chile", [Cleanup.stage]], ["cologne", [Cleanup.stage]]] as const
+
+describe("Cleanup", () => {
+  it.scopedLive("deletes SOURCE and BUFFER copies only once archived, verified, old enough and not a transfer source", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyKeeping(dir, "0 seconds")
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const obs = yield* observatory
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 8_000 }, { path: "sub/b.fits", bytes: 4_000 }])
+      const nothingDeleted = Effect.gen(function* () {
+        yield* runSitesFor(bothSites, 1200)
+        const copies = yield* copiesOf(pkg.packageId)
+        assert.isTrue(copies.every((c) => c.status === "PRESENT"), JSON.stringify(copies))
+        for (const f of pkg.files) assert.isTrue(yield* exists(f.absolutePath))
+      })
+      // Not archived yet: nothing goes.
+      yield* nothingDeleted
+      // Archived, but younger than the minimum age.
+      yield* sql`update retention_policy set min_age_seconds = 3600`
+      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")).pipe(
+        Effect.provide(policyLayer(topology))
+      )
+      yield* nothingDeleted
+      // Old enough, but the archive copy is not verified (its verification was withdrawn).
+      yield* sql`update retention_policy set min_age_seconds = 0`
+      yield* sql`update physical_copy set verified_at = null where raw_data_package_id = ${pkg.packageId}
+        and data_location_id = (select id from data_location where name = 'cologne-archive')`
+      yield* nothingDeleted
+      // Verified again; the cologne buffer copy is the source of a pending transfer: it stays, the rest goes.
+      yield* sql`update physical_copy set verified_at = now() where raw_data_package_id = ${pkg.packageId}
+        and data_location_id = (select id from data_location where name = 'cologne-archive')`
+      const [transfer] = yield* sql<{ id: string }>`
+        insert into data_transfer (raw_data_package_id, from_location_id, to_location_id, adapter, status)
+        values (${pkg.packageId}, (select id from data_location where name = 'cologne-buffer'),
+                (select id from data_location where name = 'chile-buffer'), 'local', 'pending') returning id`
+      const gone = (location: string) => Effect.map(statusesAt(pkg.packageId, location), (s) => s.length > 0 && s.every((x) => x === "DELETED"))
+      yield* runSitesUntil(bothSites, Effect.zipWith(gone("chile-source"), gone("chile-buffer"), (a, b) => a && b))
+      for (const f of pkg.files) assert.isFalse(yield* exists(f.absolutePath))
+      assert.isFalse(yield* exists(path.join(dir, "locations", "chile-buffer", pkg.relativePath)))
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-buffer"), ["PRESENT"])
+      assert.isTrue(yield* exists(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
+      // The transfer ends: now the cologne buffer copy goes too; the archive copy never does.
+      yield* sql`update data_transfer set status = 'failed' where id = ${transfer.id}`
+      yield* runSitesUntil(bothSites, gone("cologne-buffer"))
+      assert.isFalse(yield* exists(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-archive"), ["PRESENT"])
+      assert.isTrue(yield* exists(path.join(dir, "locations", "cologne-archive", pkg.relativePath)))
+      // Every deletion went the documented way, through the event log.
+      const [source] = (yield* copiesOf(pkg.packageId)).filter((c) => c.location === "chile-source")
+      const path_ = yield* sql<{ toState: string }>`
+        select to_state from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${source.id} order by id`
+      assert.deepStrictEqual(path_.map((e) => e.toState), ["DELETION_POSSIBLE", "DELETION_SCHEDULED", "DELETION_IN_PROGRESS", "DELETED"])
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("retries a failed deletion until it succeeds, and counts a file already gone as deleted", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyKeeping(dir, "0 seconds")
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const obs = yield* observatory
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 5_000 }], ["chile-buffer"])
+      // Archive it by hand as the archive stage would, so that cleanup alone runs below.
+      yield* sql`update retention_policy set min_age_seconds = 3600`
+      const archive = path.join(dir, "locations", "cologne-archive", pkg.relativePath)
+      yield* Effect.promise(async () => {
+        await fs.mkdir(path.dirname(archive), { recursive: true })
+        await fs.copyFile(path.join(dir, "locations", "chile-buffer", pkg.relativePath), archive)
+      })
+      yield* sql`
+        insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+        values (${pkg.packageId}, (select id from data_location where name = 'cologne-archive'), ${pkg.relativePath},
+                ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())`
+      // The buffer copy vanished behind our back; the SOURCE folder refuses deletions for a while.
+      yield* Effect.promise(() => fs.rm(path.join(dir, "locations", "chile-buffer", pkg.relativePath)))
+      const folder = path.dirname(pkg.files[0].absolutePath)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => execFileSync("chattr", ["+i", folder])),
+        () => Effect.ignore(Effect.try(() => execFileSync("chattr", ["-i", folder])))
+      )
+      yield* sql`update retention_policy set min_age_seconds = 0`
+      yield* runSitesUntil(
+        [["chile", [Cleanup.stage]]],
+        Effect.zipWith(statusesAt(pkg.packageId, "chile-source"), statusesAt(pkg.packageId, "chile-buffer"), (s, b) => s[0] === "DELETION_FAILED" && b[0] === "DELETED")
+      )
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "chile-buffer"), ["DELETED"])
+      assert.isTrue(yield* exists(pkg.files[0].absolutePath))
+      yield* Effect.sync(() => execFileSync("chattr", ["-i", folder]))
+      yield* runSitesUntil([["chile", [Cleanup.stage]]], Effect.map(statusesAt(pkg.packageId, "chile-source"), (s) => s[0] === "DELETED"))
+      assert.isFalse(yield* exists(pkg.files[0].absolutePath))
+      const [source] = (yield* copiesOf(pkg.packageId)).filter((c) => c.location === "chile-source")
+      const events = yield* sql<{ toState: string }>`
+        select to_state from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${source.id} order by id`
+      assert.include(events.map((e) => e.toState), "DELETION_FAILED")
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("a location filled to its usage threshold is cleaned before the minimum age", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyFrom(dir, (raw) =>
+        editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "1 hours", usageThresholdPercent: 95 } })))
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const obs = yield* observatory
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 5_000 }])
+      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")).pipe(
+        Effect.provide(policyLayer(topology))
+      )
+      // The cologne buffer is configured with room for little more than this package.
+      yield* sql`update data_location set capacity_bytes = ${pkg.sizeBytes} where name = 'cologne-buffer'`
+      yield* runSitesUntil(bothSites, Effect.map(statusesAt(pkg.packageId, "cologne-buffer"), (s) => s[0] === "DELETED"))
+      // Elsewhere the disk is not 95% full: the minimum age holds.
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "chile-buffer"), ["PRESENT"])
+      assert.isTrue((yield* statusesAt(pkg.packageId, "chile-source")).every((s) => s === "PRESENT"))
+    }).pipe(Effect.provide(layer)), 120_000)
+})
