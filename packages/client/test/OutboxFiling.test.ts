@@ -148,4 +148,41 @@ describe("the outbox on the real filing endpoints", () => {
       await stopServer(server)
     }
   })
+
+  it("a client killed in the middle of delivering redelivers at most the filing in flight, and the ops-db has each once", async () => {
+    const port = await freePort()
+    const server = await serve(port)
+    const env = {
+      OUTBOX_DIR: path.join(dir, "outbox-midway"),
+      BASE_URL: `http://127.0.0.1:${port}`,
+      TOKEN: token,
+      OBS_UNIT_ID: world.obsUnit.id,
+      SOURCE: world.source.name
+    }
+    const sentSoFar = () => posts(server, "/observations") + posts(server, "/files")
+    try {
+      const first = track(clientProcess({ ...env, COUNT: "50" }))
+      await waitOutput(first, /^filed$/m, 60_000)
+      const deadline = Date.now() + 60_000
+      while (sentSoFar() < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+      first.child.kill("SIGKILL")
+      await first.exited
+      const atKill = sentSoFar()
+      expect(atKill).toBeLessThan(100) // it really was killed midway
+      const filed = [...first.output().matchAll(/^observation (\d+) (\S+)$/gm)].map((m) => m[2]!)
+      expect(filed).toHaveLength(50)
+
+      const second = track(clientProcess({ ...env, FLUSH: "1" }))
+      expect(await second.exited).toBe(0)
+      const ours = new Set(filed)
+      const stored = (await storedObservations()).filter((o) => ours.has(o.id))
+      expect(stored.map((o) => o.id)).toEqual(filed)
+      expect(stored.every((o) => o.files === 1)).toBe(true)
+      // 100 filings; a request the killed process had in flight may have been sent again, idempotently
+      expect(sentSoFar()).toBeGreaterThanOrEqual(100)
+      expect(sentSoFar()).toBeLessThanOrEqual(101)
+    } finally {
+      await stopServer(server)
+    }
+  })
 })
