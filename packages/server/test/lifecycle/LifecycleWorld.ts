@@ -5,6 +5,7 @@
  */
 import { Checksum, Ids, Repositories, Topology } from "@ccat/core"
 import { TestDatabase } from "@ccat/core/testing"
+import { assert } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -19,6 +20,7 @@ import { LifecyclePolicy } from "../../src/lifecycle/Packaging.js"
 import type { Stage } from "../../src/lifecycle/Stage.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
 import * as TopologySync from "../../src/TopologySync.js"
+import { gnuTar, sha256File } from "./support.js"
 
 /** The demo topology rooted in a temporary folder, with small packages for tests; `routes` replaces the demo's. */
 export const topologyIn = (
@@ -147,3 +149,29 @@ export const runUntil = <E, R, RS>(
       }
     })
   )
+
+/** Every package of the ops-db PRESENT and verified in cologne-buffer, every bundle completed. */
+export const allArrived = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ packages: number; arrived: number; open: number }>`
+    select (select count(*)::int from raw_data_package where size_bytes is not null) as packages,
+      (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id
+       where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT' and c.verified_at is not null) as arrived,
+      (select count(*)::int from data_transfer_package where status <> 'completed') as open`
+).pipe(Effect.map(([r]) => r.packages > 0 && r.arrived === r.packages && r.open === 0))
+
+/** Unpacks every package tar in cologne-buffer with GNU tar and checks each file against what was filed. */
+export const assertByteIdentical = (dir: string, files: ReadonlyArray<{ readonly relativePath: string; readonly checksum: string }>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const copies = yield* sql<{ path: string; checksum: string }>`
+      select c.path, c.checksum from physical_copy c join data_location l on l.id = c.data_location_id
+      where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
+    const root = path.join(dir, "locations", "cologne-buffer")
+    const out = path.join(dir, "unpacked")
+    yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
+    for (const c of copies) {
+      assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(root, c.path))), c.checksum)
+      yield* Effect.promise(() => gnuTar(["-xf", path.join(root, c.path), "-C", out]))
+    }
+    for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
+  })

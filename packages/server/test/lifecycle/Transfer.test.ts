@@ -1,46 +1,25 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Arrival from "../../src/lifecycle/Arrival.js"
 import * as Bundling from "../../src/lifecycle/Bundling.js"
+import * as Engine from "../../src/lifecycle/Engine.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
+import * as Routes from "../../src/lifecycle/Routes.js"
 import * as Transfer from "../../src/lifecycle/Transfer.js"
-import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
-import { gnuTar, sha256File } from "./support.js"
+import {
+  allArrived, assertByteIdentical, fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn
+} from "./LifecycleWorld.js"
+import * as Sshd from "../../../../scripts/sshd.js"
 
 /** Chile packages, bundles and sends; Cologne verifies and unpacks. */
-export const demoSites = [
+const demoSites = [
   ["chile", [Packaging.stage, Bundling.stage, Transfer.stage]],
   ["cologne", [Arrival.stage]]
 ] as const
-
-/** Every package of the ops-db PRESENT and verified in cologne-buffer, every bundle completed. */
-export const allArrived = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ packages: number; arrived: number; open: number }>`
-    select (select count(*)::int from raw_data_package where size_bytes is not null) as packages,
-      (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id
-       where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT' and c.verified_at is not null) as arrived,
-      (select count(*)::int from data_transfer_package where status <> 'completed') as open`
-).pipe(Effect.map(([r]) => r.packages > 0 && r.arrived === r.packages && r.open === 0))
-
-/** Unpacks every package tar in cologne-buffer with GNU tar and checks each file against what was filed. */
-export const assertByteIdentical = (dir: string, files: ReadonlyArray<{ readonly relativePath: string; readonly checksum: string }>) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const copies = yield* sql<{ path: string; checksum: string }>`
-      select c.path, c.checksum from physical_copy c join data_location l on l.id = c.data_location_id
-      where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
-    const root = path.join(dir, "locations", "cologne-buffer")
-    const out = path.join(dir, "unpacked")
-    yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
-    for (const c of copies) {
-      assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(root, c.path))), c.checksum)
-      yield* Effect.promise(() => gnuTar(["-xf", path.join(root, c.path), "-C", out]))
-    }
-    for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
-  })
 
 describe("Transfer", () => {
   it.scopedLive("the demo route chile → cologne by the local adapter: filed → packaged → bundled → transferred → arrived, byte-identical", () =>
@@ -77,4 +56,64 @@ describe("Transfer", () => {
       const left = yield* Effect.promise(() => fs.readdir(path.join(dir, "locations", "cologne-buffer", "bundles", "chile")).catch(() => []))
       assert.deepStrictEqual(left, [])
     }).pipe(Effect.provide(layer)), 150_000)
+
+  it.scopedLive("a route whose host is unreachable opens its circuit: work waits without burning attempts, and resumes when the host returns", () =>
+    Effect.gen(function* () {
+      const sshd = yield* Effect.acquireRelease(Effect.promise(() => Sshd.start()), (s) => Effect.promise(() => s.stop()))
+      const dir = yield* tempDir
+      const options = { host: sshd.host, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions, ioTimeoutSeconds: 20 }
+      // Port 1 on loopback refuses connections: rsync fails with a retryable Connection error.
+      const topology = topologyIn(dir, {}, [{ from: "chile", to: "cologne", adapter: "rsync", options: { ...options, port: 1 } }])
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      const { files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 200_000 }, { path: "b.fits", bytes: 3000, module: 1 }])
+      const sql = yield* SqlClient.SqlClient
+      const attempts = sql<{ attempt: number; status: string; errorReason: string | null; retryable: boolean | null; previousAttemptId: string | null; id: string }>`
+        select id, attempt, status::text as status, error_reason, retryable, previous_attempt_id from data_transfer order by attempt`
+      const policy = Layer.succeed(Routes.TransferPolicy, { breakerThreshold: 2, breakerCoolDownMs: 6_000, backoffBaseMs: 200, backoffCapMs: 1_000, maxAttempts: 3 })
+      const env = Layer.merge(policyLayer(topology), policy)
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          for (const [site, stages] of demoSites) yield* Engine.runSite(site, stages, { plannerInterval: "300 millis", pollingIntervalSeconds: 0.5 })
+          while ((yield* attempts).filter((x) => x.status === "failed").length < 2) yield* Effect.sleep("150 millis")
+          // Open: during the cool-down no attempt is made, however often the job and the planners look.
+          const before = (yield* attempts).length
+          yield* Effect.sleep("3 seconds")
+          assert.strictEqual((yield* attempts).length, before)
+        })
+      ).pipe(Effect.provide(env))
+      const failed = yield* attempts
+      assert.isTrue(failed.every((a) => a.status === "failed" && a.errorReason === "Connection" && a.retryable === true))
+      // The host comes back: the next probe succeeds and the bundle arrives.
+      yield* sql`update route set options = ${JSON.stringify({ ...options, port: sshd.port })}::jsonb`
+      yield* runUntil(demoSites, allArrived, 90_000).pipe(Effect.provide(env))
+      yield* assertByteIdentical(dir, files)
+      const all = yield* attempts
+      assert.strictEqual(all.at(-1)!.status, "completed")
+      assert.isTrue(all.slice(1).every((a, i) => a.previousAttemptId === all[i].id))
+      const dtp = yield* sql<{ status: string }>`select status::text as status from data_transfer_package`
+      assert.isTrue(dtp.every((d) => d.status === "completed"))
+    }).pipe(Effect.provide(layer)), 180_000)
+
+  it.scopedLive("a bundle whose source copy no longer matches its checksum ends FAILED at once, not retried", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyIn(dir)
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 50_000 }])
+      const sql = yield* SqlClient.SqlClient
+      const copy = sql<{ path: string }>`
+        select c.path from physical_copy c where c.data_transfer_package_id is not null and c.status = 'PRESENT'`
+      yield* runUntil([["chile", [Packaging.stage, Bundling.stage]]], Effect.map(copy, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+      const file = path.join(dir, "locations", "chile-buffer", (yield* copy)[0].path)
+      const bytes = yield* Effect.promise(() => fs.readFile(file))
+      bytes[bytes.length - 2000] ^= 0x01
+      yield* Effect.promise(() => fs.writeFile(file, bytes))
+      const dtp = sql<{ status: string; errorMessage: string | null }>`select status::text as status, error_message from data_transfer_package`
+      yield* runUntil(demoSites, Effect.map(dtp, (d) => d[0].status === "failed")).pipe(Effect.provide(policyLayer(topology)))
+      assert.include((yield* dtp)[0].errorMessage ?? "", "SourceCorrupt")
+      const rows = yield* sql<{ status: string; retryable: boolean }>`select status::text as status, retryable from data_transfer`
+      assert.deepStrictEqual(rows.map((r) => [r.status, r.retryable]), [["failed", false]])
+    }).pipe(Effect.provide(layer)), 120_000)
 })
