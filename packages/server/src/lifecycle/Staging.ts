@@ -1,0 +1,289 @@
+/**
+ * Stage 6 of issue 6, staging: a StagingRequest (made through the API) is served at the site of
+ * its PROCESSING location. The planner claims pending requests with their job; the worker finds
+ * an archive copy of every package the request names (directly or through a whole
+ * ExecutedObsUnit), recalls them in one batch per nearline archive, unpacks each into the
+ * PROCESSING location under `<executedObsUnitId>/<relativePath>` (stable paths, shared between
+ * requests) verifying every file against the manifest and the filed checksum, records each file
+ * as a STAGED verified copy, and completes the request with `expires_at = now + stagingLifetime`.
+ * A file already staged there is reused: the new request keeps it alive (cleanup deletes a staged
+ * copy only when no open or unexpired request covers it), so its expiry is extended by the new one.
+ */
+import { Ids, Transitions } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as path from "node:path"
+import { JobQueue } from "../engine/JobQueue.js"
+import { LifecyclePolicy } from "./Packaging.js"
+import * as Sites from "./Sites.js"
+import { queueName, type Stage } from "./Stage.js"
+import { Storages } from "./Storages.js"
+import * as Unpacker from "./Unpacker.js"
+
+/** The stage's name and queue suffix. */
+export const name = "staging"
+
+const Job = Schema.Struct({ requestId: Ids.StagingRequestId })
+
+interface PackageRow {
+  readonly id: string
+  readonly status: string
+  readonly explicit: boolean
+  readonly relativePath: string
+  readonly sizeBytes: number
+  readonly checksum: string
+  readonly executedObsUnitId: string
+}
+
+interface FileRow {
+  readonly id: string
+  readonly rawDataPackageId: string
+  readonly relativePath: string
+  readonly checksum: string
+}
+
+/** Where a staged file is: its key at the PROCESSING location, stable across requests. */
+export const stagedKey = (executedObsUnitId: string, relativePath: string): string => `${executedObsUnitId}/${relativePath}`
+
+/** Claims the site's pending requests with their jobs, and re-sends jobs a lost queue dropped. */
+export const plan = Effect.fn("Staging.plan")(function* (site: string) {
+  const sql = yield* SqlClient.SqlClient
+  const jobs = yield* JobQueue
+  const queue = queueName(site, name)
+  const pending = yield* sql<{ id: Ids.StagingRequestId }>`
+    select r.id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
+    where s.name = ${site} and r.status = 'pending' order by r.created_at limit 200`
+  let enqueued = 0
+  for (const r of pending) {
+    enqueued += yield* sql.withTransaction(
+      Effect.gen(function* () {
+        yield* Transitions.transition({ entity: "StagingRequest", id: r.id, from: "pending", to: "scheduled", actor: `planner:${site}` })
+        yield* jobs.send(queue, { requestId: r.id }, { singletonKey: r.id })
+        return 1
+      })
+    ).pipe(Effect.catchIf((e) => e instanceof Transitions.TransitionError && e.reason === "StateConflict", () => Effect.succeed(0)))
+  }
+  const stale = yield* sql<{ id: string }>`
+    select r.id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
+    where s.name = ${site} and r.status in ('scheduled', 'in_progress') and r.updated_at < now() - interval '10 minutes'`
+  for (const r of stale) if ((yield* jobs.send(queue, { requestId: r.id }, { singletonKey: r.id })) !== null) enqueued++
+  return enqueued
+})
+
+/** The packages a request covers: those it names, and the archived ones of the observations it names. */
+const packagesOf = (requestId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<PackageRow>`
+      select p.id, p.status::text as status, bool_or(i.raw_data_package_id is not null) as explicit, p.relative_path,
+             p.size_bytes, p.checksum, p.executed_obs_unit_id
+      from staging_request_item i
+      join raw_data_package p on p.id = i.raw_data_package_id or (i.raw_data_package_id is null and p.executed_obs_unit_id = i.executed_obs_unit_id)
+      where i.staging_request_id = ${requestId}
+      group by p.id order by p.relative_path`
+  )
+
+/** Verified archive copies of a package, online ones first, then by priority. */
+const archiveCopiesOf = (packageId: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    const rows = yield* sql<{ locationId: string; path: string }>`
+      select c.data_location_id as location_id, c.path from physical_copy c
+      join data_location l on l.id = c.data_location_id join raw_data_package p on p.id = c.raw_data_package_id
+      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and l.readable and c.status = 'PRESENT'
+        and c.verified_at is not null and c.checksum = p.checksum
+      order by l.priority, l.name`
+    const out = []
+    for (const r of rows) {
+      const location = yield* Sites.location(r.locationId)
+      const storage = yield* storages.of(location)
+      out.push({ location, storage, path: r.path })
+    }
+    return out.sort((a, b) => Number(a.storage.capabilities.nearline) - Number(b.storage.capabilities.nearline))
+  })
+
+type ArchiveCopy = Effect.Effect.Success<ReturnType<typeof archiveCopiesOf>>[number]
+
+/** Fails the request with a reason the API shows. */
+const failRequest = (site: string, requestId: Ids.StagingRequestId, message: string) =>
+  Transitions.transition({ entity: "StagingRequest", id: requestId, from: "in_progress", to: "failed", actor: `worker:${site}`, set: { errorMessage: message } }).pipe(
+    Effect.zipRight(Effect.logWarning(`staging request ${requestId} failed: ${message}`))
+  )
+
+/**
+ * Takes back staged copies of the request's files that cleanup was about to delete, with the
+ * copies locked; returns the keys staged already. A copy being deleted right now makes the
+ * request wait for it (the job fails and is retried).
+ */
+const claimStaged = (site: string, locationId: string, files: ReadonlyArray<FileRow>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    if (files.length === 0) return new Map<string, string>()
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const rows = yield* sql<{ id: Ids.PhysicalCopyId; status: string; rawDataFileId: string; path: string }>`
+          select id, status::text as status, raw_data_file_id, path from physical_copy
+          where data_location_id = ${locationId} and raw_data_file_id in ${sql.in(files.map((f) => f.id))} and status <> 'DELETED'
+          for update`
+        const staged = new Map<string, string>()
+        for (const row of rows) {
+          if (row.status === "DELETION_POSSIBLE" || row.status === "DELETION_SCHEDULED") {
+            yield* Transitions.transition({
+              entity: "PhysicalCopy", id: row.id, from: row.status, to: "STAGED", actor: `worker:${site}`,
+              details: { reason: "needed by a staging request" }
+            })
+          } else if (row.status !== "STAGED") {
+            return yield* Effect.fail(new Error(`staged copy ${row.path} is ${row.status}; the request waits for cleanup to finish with it`))
+          }
+          staged.set(row.rawDataFileId, row.path)
+        }
+        return staged
+      })
+    )
+  })
+
+/** Unpacks one package from the first archive copy that works into the PROCESSING location. */
+const unpackPackage = (
+  pkg: PackageRow,
+  files: ReadonlyArray<FileRow>,
+  copies: ReadonlyArray<ArchiveCopy>,
+  processing: Sites.Location,
+  stagedKeys: ReadonlySet<string>
+) =>
+  Effect.gen(function* () {
+    const destination = yield* Effect.flatMap(Storages, (s) => s.of(processing))
+    // A failed unpack removes what it wrote, but never a file another request staged before.
+    const guarded = { ...destination, delete: (key: string) => (stagedKeys.has(key) ? Effect.void : destination.delete(key)) }
+    let lastError: unknown
+    for (const copy of copies) {
+      const result = yield* Unpacker.unpackFrom(copy.storage, copy.path, {
+        destination: guarded,
+        prefix: `${pkg.executedObsUnitId}/`,
+        checksum: pkg.checksum as never,
+        sizeBytes: Number(pkg.sizeBytes),
+        overwrite: true
+      }).pipe(Effect.either)
+      if (result._tag === "Left") {
+        lastError = result.left
+        yield* Effect.logWarning(`package ${pkg.id}: unpacking from ${copy.location.name} failed, trying the next copy`, result.left)
+        continue
+      }
+      const filed = new Map(files.map((f) => [f.id, f]))
+      for (const m of result.right.members) {
+        if (filed.get(m.id)?.checksum !== m.checksum) {
+          return yield* Effect.dieMessage(`package ${pkg.id}: member ${m.relativePath} does not match its filed checksum`)
+        }
+      }
+      return result.right.members
+    }
+    return yield* Effect.fail(lastError)
+  })
+
+/** Serves one staging request. */
+export const work = Effect.fn("Staging.work")(function* (site: string, data: unknown) {
+  const { requestId } = yield* Schema.decodeUnknown(Job)(data)
+  const sql = yield* SqlClient.SqlClient
+  const policy = yield* LifecyclePolicy
+  const actor = `worker:${site}`
+  const [request] = yield* sql<{ status: string; dataLocationId: string }>`
+    select status::text as status, data_location_id from staging_request where id = ${requestId}`
+  if (request === undefined || !["scheduled", "in_progress"].includes(request.status)) return
+  if (request.status === "scheduled") {
+    yield* Transitions.transition({ entity: "StagingRequest", id: requestId, from: "scheduled", to: "in_progress", actor })
+  }
+  const processing = yield* Sites.location(request.dataLocationId)
+  const packages = (yield* packagesOf(requestId)).filter((p) => p.status !== "failed" || p.explicit)
+  const failed = packages.filter((p) => p.status === "failed")
+  if (failed.length > 0) return yield* failRequest(site, requestId, `packages failed and cannot be staged: ${failed.map((p) => p.id).join(", ")}`)
+  if (packages.length === 0) return yield* failRequest(site, requestId, "the request names no package")
+  const files = yield* sql<FileRow>`
+    select id, raw_data_package_id, relative_path, checksum from raw_data_file
+    where raw_data_package_id in ${sql.in(packages.map((p) => p.id))} and state = 'packaged' order by relative_path`
+  const copies = new Map<string, ReadonlyArray<ArchiveCopy>>()
+  for (const p of packages) {
+    const found = yield* archiveCopiesOf(p.id)
+    if (found.length === 0) return yield* Effect.fail(new Error(`package ${p.id} has no verified archive copy yet; the request waits`))
+    copies.set(p.id, found)
+  }
+  const staged = yield* claimStaged(site, processing.id, files)
+  const needed = packages.filter((p) => files.some((f) => f.rawDataPackageId === p.id && !staged.has(f.id)))
+  // Tape: one recall per archive for everything this request needs from it, before reading.
+  const recalls = new Map<string, { storage: ArchiveCopy["storage"]; keys: Array<string> }>()
+  for (const p of needed) {
+    const first = copies.get(p.id)![0]
+    if (!first.storage.capabilities.nearline) continue
+    const entry = recalls.get(first.location.id) ?? { storage: first.storage, keys: [] }
+    entry.keys.push(first.path)
+    recalls.set(first.location.id, entry)
+  }
+  for (const { keys, storage } of recalls.values()) yield* storage.recall(keys)
+  const written: Array<Unpacker.UnpackedMember> = []
+  const stagedKeys = new Set(staged.values())
+  for (const p of needed) {
+    const members = yield* unpackPackage(p, files.filter((f) => f.rawDataPackageId === p.id), copies.get(p.id)!, processing, stagedKeys)
+    written.push(...members)
+  }
+  const expiresAt = new Date(Date.now() + policy.stagingLifetime)
+  yield* sql.withTransaction(
+    Effect.gen(function* () {
+      for (const m of written) {
+        const inserted = yield* sql`
+          insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+          values (${m.id}, ${processing.id}, ${m.key}, ${m.sizeBytes}, ${m.checksum}, 'STAGED', now())
+          on conflict do nothing returning id`
+        if (inserted.length === 0) {
+          yield* sql`update physical_copy set verified_at = now(), updated_at = now()
+            where data_location_id = ${processing.id} and raw_data_file_id = ${m.id} and status = 'STAGED'`
+        }
+      }
+      yield* Transitions.transition({
+        entity: "StagingRequest", id: requestId, from: "in_progress", to: "completed", actor,
+        set: { expiresAt },
+        details: { files: files.length, unpacked: written.length, reused: files.length - written.length }
+      })
+    })
+  )
+})
+
+/** A staged file of a request, where the scientist finds it. */
+export interface StagedFile {
+  readonly rawDataFileId: string
+  readonly relativePath: string
+  /** Absolute local path: the PROCESSING location's root joined with the copy's path. */
+  readonly path: string
+  readonly sizeBytes: number
+  readonly checksum: string
+}
+
+/** The files staged for a request at its PROCESSING location (what is STAGED there now). */
+export const stagedFiles = Effect.fn("Staging.stagedFiles")(function* (requestId: string) {
+  const sql = yield* SqlClient.SqlClient
+  const storages = yield* Storages
+  const [request] = yield* sql<{ dataLocationId: string }>`select data_location_id from staging_request where id = ${requestId}`
+  if (request === undefined) return []
+  const location = yield* Sites.location(request.dataLocationId)
+  const root = storages.rootOf(location)
+  if (root === undefined) return yield* Effect.dieMessage(`location ${location.name} has no local folder to hand out`)
+  const rows = yield* sql<{ rawDataFileId: string; relativePath: string; path: string; sizeBytes: number; checksum: string }>`
+    select distinct f.id as raw_data_file_id, f.relative_path, c.path, c.size_bytes, c.checksum
+    from staging_request_item i
+    join raw_data_file f on f.raw_data_package_id = i.raw_data_package_id
+      or (i.raw_data_package_id is null and f.executed_obs_unit_id = i.executed_obs_unit_id)
+    join physical_copy c on c.raw_data_file_id = f.id and c.data_location_id = ${location.id} and c.status = 'STAGED'
+    where i.staging_request_id = ${requestId}
+    order by c.path`
+  return rows.map((r): StagedFile => ({ ...r, sizeBytes: Number(r.sizeBytes), path: path.join(root, r.path) }))
+})
+
+/** Absolute local paths of a request's staged files, for the API and the client to hand out. */
+export const stagedPaths = (requestId: string) => Effect.map(stagedFiles(requestId), (files) => files.map((f) => f.path))
+
+/** The staging stage. */
+export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecyclePolicy> = {
+  name,
+  plan,
+  work,
+  queue: { policy: "stately", retryLimit: 10, retryDelaySeconds: 15, retryBackoff: true, expireInSeconds: 12 * 3600 },
+  concurrency: 1
+}
