@@ -32,16 +32,17 @@ export interface Options {
 }
 
 /**
- * The `Idempotency-Key` sent with the calls of a region. It marks a POST as safe to repeat (the
- * filing endpoints are idempotent by the instrument's UUIDs), so transient failures of it are
- * retried, and lets the server's logs tell a redelivery from a new call.
+ * The `Idempotency-Key` sent with the calls of a region: one key per logical request, reused by
+ * its retries. It marks a POST as safe to repeat (the filing endpoints are idempotent by the
+ * instrument's UUIDs), so transient failures of it are retried, and lets the server's logs tell
+ * a redelivery from a new call.
  */
 export const currentIdempotencyKey = globalValue(
   Symbol.for("@ccat/client/CcatClient/currentIdempotencyKey"),
   () => FiberRef.unsafeMake<string | undefined>(undefined)
 )
 
-/** Runs calls under an idempotency key (see `currentIdempotencyKey`). */
+/** Runs a call under an idempotency key (see `currentIdempotencyKey`); use a fresh key per request. */
 export const idempotent = (key: string) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.locally(self, currentIdempotencyKey, key)
 

@@ -11,6 +11,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
 import * as CcatClient from "./CcatClient.js"
 import * as FilingOutbox from "./FilingOutbox.js"
 import type * as Outbox from "./Outbox.js"
@@ -166,19 +167,19 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
       fileObservation: (observation, o) =>
         filing !== undefined
           ? run(Effect.map(filing.fileObservation(observation, o), queued))
-          : run(Effect.map(CcatClient.idempotent(observation.id)(client.observations.file({ payload: observation })), sent)),
+          : run(Effect.map(CcatClient.idempotent(randomUUID())(client.observations.file({ payload: observation })), sent)),
       addFiles: (id, files, o) =>
         filing !== undefined
           ? run(Effect.map(filing.addFiles(id, files, o), queued))
           : run(Effect.map(
-            CcatClient.idempotent(`${id}/files`)(client.observations.addFiles({ path: { id: id as Ids.ExecutedObsUnitId }, payload: files })),
+            CcatClient.idempotent(randomUUID())(client.observations.addFiles({ path: { id: id as Ids.ExecutedObsUnitId }, payload: files })),
             sent
           )),
       closeObservation: (id, close, o) =>
         filing !== undefined
           ? run(Effect.map(filing.closeObservation(id, close, o), queued))
           : run(Effect.map(
-            CcatClient.idempotent(`${id}/close`)(client.observations.close({ path: { id: id as Ids.ExecutedObsUnitId }, payload: close })),
+            CcatClient.idempotent(randomUUID())(client.observations.close({ path: { id: id as Ids.ExecutedObsUnitId }, payload: close })),
             sent
           )),
       outbox,
