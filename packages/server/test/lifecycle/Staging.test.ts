@@ -116,11 +116,16 @@ describe("Staging", () => {
         // The package is on tape only now; staging recalls it.
         const before = (yield* tape.catalog)[pkg.relativePath]
         assert.isDefined(before)
+        const readsBefore = (yield* library.events).filter((e) => e._tag === "Read").length
         const req = yield* request({ rawDataPackageId: pkg.packageId })
         yield* runSitesUntil([["cologne", [Staging.stage]]], Effect.map(requestRow(req), (r) => r.status === "completed")).pipe(
           Effect.provide(policyLayer(topology))
         )
         yield* assertStaged(yield* Staging.stagedPaths(req), pkg, path.join(dir, "locations", "cologne-processing"))
+        // The package came off tape: the library read its tape file.
+        const reads = (yield* library.events).filter((e) => e._tag === "Read")
+        assert.isAbove(reads.length, readsBefore)
+        assert.isTrue(reads.slice(readsBefore).some((e) => e.volume === before!.volume && e.fileNumber === before!.fileNumber))
       }).pipe(Effect.provideService(Storages.Storages, storages))
     }).pipe(Effect.provide(layer)), 120_000)
 })
