@@ -1,0 +1,228 @@
+/**
+ * Storage driver benchmark: streaming write and read throughput of one large object through the
+ * disk and S3 drivers, and the process's peak memory, beside the same copy done in the same run
+ * by `cp` (disk) and by a plain SDK upload (`@aws-sdk/lib-storage` Upload, S3).
+ *
+ *   npx tsx bench/storage.ts                      # 2 GiB, disk and S3 (starts a throwaway radosgw)
+ *   CCAT_BENCH_BYTES=268435456 npx tsx bench/storage.ts disk
+ *
+ * Targets (issue 4): peak memory independent of object size; throughput at least 80% of the
+ * baseline. Memory is shown for a small object too, so its independence from size is visible.
+ */
+import { S3Client, GetObjectCommand } from "@aws-sdk/client-s3"
+import { Upload } from "@aws-sdk/lib-storage"
+import { Disk, S3 } from "@ccat/storage-drivers"
+import type { StorageDriver } from "@ccat/core"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import type { Readable } from "node:stream"
+import { pipeline } from "node:stream/promises"
+import * as Radosgw from "../scripts/radosgw.js"
+import { bodyOf } from "../packages/core/src/testing/StorageTestBodies.js"
+
+const MiB = 1024 * 1024
+const size = Number(process.env.CCAT_BENCH_BYTES ?? 2 * 1024 * MiB)
+const small = 64 * MiB
+const which = process.argv[2] ?? "all"
+const rounds = Math.max(1, Number(process.env.CCAT_BENCH_RUNS ?? 3))
+
+interface Row {
+  readonly what: string
+  readonly bytes: number
+  readonly seconds: number
+  readonly peakRssMiB: number | undefined
+}
+const rows: Array<Row> = []
+
+interface Phase {
+  readonly what: string
+  readonly bytes: number
+  readonly run: () => Promise<unknown>
+  /** Whether the work runs in this process (a child process's memory is not ours). */
+  readonly ownMemory: boolean
+}
+
+/** Times one run of a phase, sampling this process's resident memory every 10 ms. */
+const once = async (p: Phase) => {
+  let peak = process.memoryUsage.rss()
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss())
+  }, 10)
+  const started = process.hrtime.bigint()
+  await p.run()
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  clearInterval(timer)
+  return { seconds, peak: Math.max(peak, process.memoryUsage.rss()) }
+}
+
+/**
+ * Runs the phases in interleaved rounds (baseline and ours alternate, so a busy machine slows
+ * both alike) and keeps each phase's best time and highest memory.
+ */
+const measure = async (phases: ReadonlyArray<Phase>) => {
+  const best = new Map<string, { seconds: number; peak: number }>()
+  for (let round = 1; round <= rounds; round++) {
+    for (const p of phases) {
+      const r = await once(p)
+      const prev = best.get(p.what)
+      best.set(p.what, { seconds: Math.min(prev?.seconds ?? Infinity, r.seconds), peak: Math.max(prev?.peak ?? 0, r.peak) })
+      process.stdout.write(`  round ${round}: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s\n`)
+    }
+  }
+  for (const p of phases) {
+    const b = best.get(p.what)!
+    const row = { what: p.what, bytes: p.bytes, seconds: b.seconds, peakRssMiB: p.ownMemory ? b.peak / MiB : undefined }
+    rows.push(row)
+  }
+}
+
+const report = (prefix: string) => {
+  console.log(`\n  best of ${rounds} runs:`)
+  for (const row of rows.filter((r) => r.what.startsWith(prefix))) {
+    console.log(`  ${row.what.padEnd(44)} ${(row.bytes / row.seconds / 1e6).toFixed(0).padStart(6)} MB/s  ${row.seconds.toFixed(2).padStart(7)} s` +
+      (row.peakRssMiB === undefined ? "" : `  peak RSS ${row.peakRssMiB.toFixed(0)} MiB`))
+  }
+}
+
+const sh = (cmd: string, args: ReadonlyArray<string>) =>
+  new Promise<void>((resolve, reject) => {
+    const p = spawn(cmd, [...args], { stdio: ["ignore", "ignore", "inherit"] })
+    p.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}`))))
+  })
+
+const drain = (readable: Readable) =>
+  new Promise<void>((resolve, reject) => {
+    readable.on("data", () => undefined)
+    readable.on("end", resolve)
+    readable.on("error", reject)
+  })
+
+const fileStream = (file: string): Stream.Stream<Uint8Array, Error> =>
+  Stream.fromAsyncIterable(fs.createReadStream(file, { highWaterMark: MiB }) as AsyncIterable<Uint8Array>, (e) => e as Error)
+
+const run = <A, E>(e: Effect.Effect<A, E>) => Effect.runPromise(e)
+
+const ratio = (ours: string, baseline: string) => {
+  const a = rows.find((r) => r.what === ours)
+  const b = rows.find((r) => r.what === baseline)
+  if (a === undefined || b === undefined) return
+  console.log(`  ratio ${ours} / ${baseline}: ${(b.seconds / a.seconds * 100).toFixed(0)}% of baseline throughput`)
+}
+
+const makeSource = async (dir: string, bytes: number, name: string) => {
+  const file = path.join(dir, name)
+  const out = fs.createWriteStream(file)
+  await run(Stream.runForEach(bodyOf(bytes, 42), (chunk) =>
+    Effect.async<void>((resume) => {
+      out.write(chunk, () => resume(Effect.void))
+    })))
+  await new Promise<void>((r) => out.end(r))
+  return file
+}
+
+const benchDisk = async (work: string, source: string, smallSource: string) => {
+  console.log(`\ndisk: ${size} bytes, source ${source} (in the page cache), target on the same filesystem`)
+  const driver = await run(Disk.make({ root: path.join(work, "disk") }))
+  const own = (what: string, bytes: number, f: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true })
+  const child = (what: string, script: string): Phase => ({ what, bytes: size, run: () => sh("sh", ["-c", script]), ownMemory: false })
+  const cpTarget = path.join(work, "cp.bin")
+  await measure([
+    child("disk write: cp", `cp '${source}' '${cpTarget}'`),
+    child("disk write: cp + sync (same durability)", `cp '${source}' '${cpTarget}.2' && sync '${cpTarget}.2'`),
+    own("disk write: node stream pipeline (reference)", size, () =>
+      pipeline(fs.createReadStream(source, { highWaterMark: MiB }), fs.createWriteStream(`${cpTarget}.3`))),
+    own("disk write: Disk.put (fsync, sha256)", size, () => run(driver.put("big.bin", fileStream(source), { overwrite: true }))),
+    child("disk read: cat > /dev/null", `cat '${cpTarget}' > /dev/null`),
+    own("disk read: node read stream (reference)", size, () => drain(fs.createReadStream(cpTarget, { highWaterMark: MiB }))),
+    own("disk read: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin")))),
+    own(`disk write: Disk.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })))
+  ])
+  report("disk")
+  ratio("disk write: Disk.put (fsync, sha256)", "disk write: cp")
+  ratio("disk write: Disk.put (fsync, sha256)", "disk write: cp + sync (same durability)")
+  ratio("disk write: Disk.put (fsync, sha256)", "disk write: node stream pipeline (reference)")
+  ratio("disk read: Disk.get", "disk read: cat > /dev/null")
+  ratio("disk read: Disk.get", "disk read: node read stream (reference)")
+  for (const f of ["cp.bin", "cp.bin.2", "cp.bin.3"]) fs.rmSync(path.join(work, f), { force: true })
+  await run(driver.delete("big.bin"))
+}
+
+const benchS3 = async (source: string, smallSource: string) => {
+  let gw: Radosgw.Radosgw | undefined
+  const endpoint = process.env.CCAT_S3_ENDPOINT
+  const creds = endpoint === undefined
+    ? undefined
+    : { accessKeyId: process.env.CCAT_S3_ACCESS_KEY_ID ?? "", secretAccessKey: process.env.CCAT_S3_SECRET_ACCESS_KEY ?? "" }
+  if (endpoint === undefined) {
+    process.stdout.write("\nstarting a throwaway radosgw ... ")
+    gw = await Radosgw.start({ memoryBytes: 4 * size + 2 * 1024 * MiB })
+    console.log(`${gw.server} at ${gw.endpoint}`)
+  }
+  try {
+    const target = {
+      endpoint: endpoint ?? gw!.endpoint,
+      region: "us-east-1",
+      credentials: creds ?? { accessKeyId: gw!.accessKeyId, secretAccessKey: gw!.secretAccessKey }
+    }
+    console.log(`s3: ${size} bytes to ${target.endpoint}, 16 MiB parts, 4 in parallel on both sides`)
+    const client = new S3Client({ ...target, forcePathStyle: true })
+    const options: S3.Options = { ...target, bucket: "ccat-bench", createBucket: true, partSize: 16 * MiB, concurrency: 4 }
+    await run(Effect.scoped(Effect.gen(function*() {
+      const driver: StorageDriver.Service = yield* S3.make(options)
+      const fast: StorageDriver.Service = yield* S3.make({ ...options, contentMd5: false })
+      yield* Effect.promise(async () => {
+        const own = (what: string, bytes: number, f: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true })
+        await measure([
+          own("s3 write: SDK Upload (lib-storage)", size, () =>
+            new Upload({
+              client,
+              params: { Bucket: "ccat-bench", Key: "sdk.bin", Body: fs.createReadStream(source) },
+              queueSize: 4,
+              partSize: 16 * MiB
+            }).done()),
+          own("s3 write: S3.put (sha256 + Content-MD5)", size, () => run(driver.put("ours.bin", fileStream(source), { overwrite: true }))),
+          own("s3 write: S3.put (sha256, no Content-MD5)", size, () =>
+            run(fast.put("ours-fast.bin", fileStream(source), { overwrite: true }))),
+          own("s3 read: SDK GetObject", size, async () => {
+            const res = await client.send(new GetObjectCommand({ Bucket: "ccat-bench", Key: "sdk.bin" }))
+            await drain(res.Body as Readable)
+          }),
+          own("s3 read: S3.get", size, () => run(Stream.runDrain(driver.get("ours.bin")))),
+          own(`s3 write: S3.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })))
+        ])
+        report("s3")
+        for (const k of ["ours.bin", "ours-fast.bin", "small.bin"]) await run(driver.delete(k))
+      })
+    })))
+    client.destroy()
+    ratio("s3 write: S3.put (sha256 + Content-MD5)", "s3 write: SDK Upload (lib-storage)")
+    ratio("s3 write: S3.put (sha256, no Content-MD5)", "s3 write: SDK Upload (lib-storage)")
+    ratio("s3 read: S3.get", "s3 read: SDK GetObject")
+  } finally {
+    if (gw !== undefined) await Radosgw.stop(gw.dir)
+  }
+}
+
+const main = async () => {
+  console.log(`bench/storage.ts: ${size} bytes (CCAT_BENCH_BYTES), node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+  console.log(`command: ${process.env.CCAT_BENCH_BYTES === undefined ? "" : `CCAT_BENCH_BYTES=${size} `}npx tsx bench/storage.ts ${process.argv.slice(2).join(" ")}`.trimEnd())
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-bench-storage-"))
+  try {
+    const source = await makeSource(work, size, "source.bin")
+    const smallSource = await makeSource(work, small, "small-source.bin")
+    if (which === "all" || which === "disk") await benchDisk(work, source, smallSource)
+    if (which === "all" || which === "s3") await benchS3(source, smallSource)
+    console.log(`\nprocess peak RSS over the whole run: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
