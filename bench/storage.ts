@@ -63,7 +63,7 @@ const once = async (p: Phase) => {
  * Runs the phases in interleaved rounds (baseline and ours alternate, so a busy machine slows
  * both alike) and keeps each phase's best time and highest memory.
  */
-const measure = async (phases: ReadonlyArray<Phase>) => {
+const measure = async (phases: ReadonlyArray<Phase>, afterRound: () => Promise<unknown> = async () => undefined) => {
   const best = new Map<string, { seconds: number; peak: number }>()
   for (let round = 1; round <= rounds; round++) {
     for (const p of phases) {
@@ -72,6 +72,7 @@ const measure = async (phases: ReadonlyArray<Phase>) => {
       best.set(p.what, { seconds: Math.min(prev?.seconds ?? Infinity, r.seconds), peak: Math.max(prev?.peak ?? 0, r.peak) })
       process.stdout.write(`  round ${round}: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s\n`)
     }
+    await afterRound()
   }
   for (const p of phases) {
     const b = best.get(p.what)!
@@ -160,6 +161,7 @@ const benchS3 = async (source: string, smallSource: string) => {
   if (endpoint === undefined) {
     process.stdout.write("\nstarting a throwaway radosgw ... ")
     gw = await Radosgw.start({ memoryBytes: 4 * size + 2 * 1024 * MiB })
+    // everything the OSD holds is in this machine's memory: keep at most three objects at once
     console.log(`${gw.server} at ${gw.endpoint}`)
   }
   try {
@@ -193,7 +195,9 @@ const benchS3 = async (source: string, smallSource: string) => {
           }),
           own("s3 read: S3.get", size, () => run(Stream.runDrain(driver.get("ours.bin")))),
           own(`s3 write: S3.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })))
-        ])
+        ], () =>
+          // free the memory-backed OSD between rounds
+          run(Effect.forEach(["sdk.bin", "ours.bin", "ours-fast.bin", "small.bin"], (k) => driver.delete(k))))
         report("s3")
         for (const k of ["ours.bin", "ours-fast.bin", "small.bin"]) await run(driver.delete(k))
       })

@@ -106,6 +106,11 @@ rgw data = ${dir}/rgw
 rgw dns name = 127.0.0.1
 rgw thread pool size = 64
 rgw max chunk size = 4194304
+# overwritten and deleted objects go to garbage collection; reclaim them within seconds, not
+# hours, or a memory-backed OSD grows with every overwrite
+rgw gc obj min wait = 1
+rgw gc processor period = 5
+rgw gc processor max time = 5
 `
 
 const waitForHttp = async (url: string, deadline: number, dir: string): Promise<void> => {
