@@ -73,8 +73,15 @@ describe("Cleanup", () => {
       assert.isFalse(yield* exists(path.join(dir, "locations", "chile-buffer", pkg.relativePath)))
       assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-buffer"), ["PRESENT"])
       assert.isTrue(yield* exists(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
-      // The transfer ends: now the cologne buffer copy goes too; the archive copy never does.
+      // The transfer ends, but an open bundle still holds the package: the buffer copy stays.
       yield* sql`update data_transfer set status = 'failed' where id = ${transfer.id}`
+      const [bundle] = yield* sql<{ id: string }>`
+        insert into data_transfer_package (relative_path) values (${`bundles/${pkg.packageId}.tar`}) returning id`
+      yield* sql`insert into data_transfer_package_member (data_transfer_package_id, raw_data_package_id) values (${bundle.id}, ${pkg.packageId})`
+      yield* runSitesFor(bothSites, 1200)
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-buffer"), ["PRESENT"])
+      // The bundle is done with: now the cologne buffer copy goes too; the archive copy never does.
+      yield* sql`update data_transfer_package set status = 'failed' where id = ${bundle.id}`
       yield* runSitesUntil(bothSites, gone("cologne-buffer"))
       assert.isFalse(yield* exists(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
       assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-archive"), ["PRESENT"])
