@@ -60,6 +60,18 @@ it.layer(Harness.layer({ maxBodyBytes: 1024 * 1024 }), { timeout: 60_000 })("fil
     })
   )
 
+  it.effect("the same filing sent twice at once (a client retrying a slow request) is stored once and both get the stored record", () =>
+    Effect.gen(function* () {
+      const { client, world } = yield* setup
+      const before = yield* Harness.counts()
+      const request = observation(world, 200)
+      const [a, b] = yield* Effect.all([client.observations.file({ payload: request }), client.observations.file({ payload: request })], { concurrency: 2 })
+      expect(a.files.map((f) => f.filedAt)).toEqual(b.files.map((f) => f.filedAt))
+      const after = yield* Harness.counts()
+      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([1, 200, 200])
+    })
+  )
+
   it.effect("a re-file with different content is a 409 naming the fields, and changes nothing", () =>
     Effect.gen(function* () {
       const { client, world } = yield* setup
