@@ -6,6 +6,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
+import { JobQueue } from "../../src/engine/JobQueue.js"
 import { arrivedPackage, editLocations, runSitesFor, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
@@ -153,5 +154,36 @@ describe("Cleanup", () => {
       // Elsewhere the disk is not 95% full: the minimum age holds.
       assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "chile-buffer"), ["PRESENT"])
       assert.isTrue((yield* statusesAt(pkg.packageId, "chile-source")).every((s) => s === "PRESENT"))
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("the worker calls a scheduled deletion off when the copy became a transfer source meanwhile", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyKeeping(dir, "0 seconds")
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const jobs = yield* JobQueue
+      const obs = yield* observatory
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 5_000 }])
+      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")).pipe(
+        Effect.provide(policyLayer(topology))
+      )
+      // The planner schedules the cologne buffer copy (no worker runs yet).
+      yield* jobs.ensureQueue("cologne.cleanup", Cleanup.stage.queue)
+      assert.strictEqual(yield* Cleanup.plan("cologne"), 1)
+      const [copy] = (yield* copiesOf(pkg.packageId)).filter((c) => c.location === "cologne-buffer")
+      assert.strictEqual(copy.status, "DELETION_SCHEDULED")
+      // Before the worker gets to it, a transfer picks the copy as its source.
+      yield* sql`
+        insert into data_transfer (raw_data_package_id, from_location_id, to_location_id, adapter, status)
+        values (${pkg.packageId}, (select id from data_location where name = 'cologne-buffer'),
+                (select id from data_location where name = 'chile-buffer'), 'local', 'pending')`
+      yield* Cleanup.work("cologne", { copyId: copy.id })
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-buffer"), ["PRESENT"])
+      assert.isTrue(yield* exists(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
+      const [event] = yield* sql<{ toState: string; details: { reason: string } }>`
+        select to_state, details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copy.id} order by id desc limit 1`
+      assert.strictEqual(event.toState, "PRESENT")
+      assert.strictEqual(event.details.reason, "no longer eligible for deletion")
     }).pipe(Effect.provide(layer)), 120_000)
 })
