@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -65,6 +66,7 @@ describe("Outbox", () => {
         directory: dir,
         schema: Item,
         retry: { base: "1 second", cap: "4 seconds" },
+        attemptTimeout: "1 day",
         deliver: () =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             attempts.push(now)
@@ -75,15 +77,18 @@ describe("Outbox", () => {
       yield* until(Effect.sync(() => attempts.length === 1), "the first attempt")
       while (attempts.length < 6) {
         const before = attempts.length
-        yield* TestClock.adjust("100 millis")
-        // let the woken fiber do its real I/O before the clock moves again
-        yield* until(Effect.map(outbox.status, (s) => s.inFlight?.attempts === attempts.length || attempts.length > before), "a step")
-        yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+        // Move the clock exactly to the backoff's wake-up, once the outbox is really asleep
+        // (between attempts it does real file I/O, which takes real time).
+        const now = yield* Clock.currentTimeMillis
+        const backoff = Effect.map(TestClock.sleeps(), Chunk.filter((at) => at > now && at < now + 60_000))
+        yield* until(Effect.map(backoff, Chunk.isNonEmpty), "the outbox to back off")
+        yield* TestClock.setTime(Chunk.unsafeHead(yield* backoff))
+        yield* until(Effect.sync(() => attempts.length > before), "the next attempt")
       }
       const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!)
       const ceilings = [1000, 2000, 4000, 4000, 4000]
       gaps.forEach((gap, i) => {
-        assert.isAtMost(gap, ceilings[i]! + 100, `gap ${i}`)
+        assert.isAtMost(gap, ceilings[i]!, `gap ${i}`)
         assert.isAtLeast(gap, ceilings[i]! / 2, `gap ${i}`)
       })
       assert.isTrue(yield* outbox.flush("5 seconds"))
