@@ -8,8 +8,10 @@ import { Checksum, StorageError } from "@ccat/core"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -145,6 +147,22 @@ const offloadMemberBytes = 8 * 1024 * 1024
 export const worthOffloading = (manifest: PackageManifest.Manifest): boolean =>
   PackageManifest.members(manifest).reduce((n, m) => m.sizeBytes >= offloadMemberBytes ? n + m.sizeBytes : n, 0) >= 64 * 1024 * 1024
 
+/** Files up to this size are read ahead, whole, while earlier members are written. */
+const readAheadBytes = 1024 * 1024
+/** How many members ahead are read: bounds read-ahead memory at 16 MiB whatever the archive's size. */
+const readAheadFiles = 16
+
+/**
+ * A small member's bytes, read ahead. At most `limit + 1` bytes are kept: one more than recorded
+ * is enough for verification to call it Corrupt, however large the file has become.
+ */
+const collectAtMost = <E>(body: Stream.Stream<Uint8Array, E>, limit: number): Effect.Effect<Array<Uint8Array>, E> =>
+  Stream.runFoldWhile(body, { parts: [] as Array<Uint8Array>, bytes: 0 }, (acc) => acc.bytes <= limit, (acc, part) => {
+    acc.parts.push(part)
+    acc.bytes += part.length
+    return acc
+  }).pipe(Effect.map((acc) => acc.parts))
+
 /** How the archive's members are read and stamped. */
 export interface ArchiveInput<E> {
   readonly manifest: PackageManifest.Manifest
@@ -223,11 +241,36 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
     const end = Effect.fail(Option.none())
     const fail = (e: E | MemberFault) => Effect.fail(Option.some(e))
 
+    // Small members are read ahead, a few at a time: with many small files, each file's
+    // open/read/close latency, not bandwidth or CPU, is what limits the pass.
+    const ahead = new Map<number, Fiber.RuntimeFiber<Either.Either<Array<Uint8Array>, E>>>()
+    const readAhead = Effect.gen(function*() {
+      for (let i = next; i < list.length && i < next + readAheadFiles; i++) {
+        if (ahead.has(i) || list[i].sizeBytes > readAheadBytes) continue
+        const body = Stream.suspend(() => input.body(i, list[i]))
+        ahead.set(i, yield* Effect.forkIn(Effect.either(collectAtMost(body, list[i].sizeBytes)), scope))
+      }
+    })
+
     const open = (index: number) =>
       Effect.gen(function*() {
         const member = list[index]
         const memberScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-        const pull = yield* Scope.extend(Stream.toPull(Stream.suspend(() => input.body(index, member))), memberScope)
+        const early = ahead.get(index)
+        ahead.delete(index)
+        yield* readAhead
+        let pull: Pull
+        if (early !== undefined) {
+          const read = yield* Fiber.join(early)
+          let done = false
+          pull = Effect.suspend(() => {
+            if (done) return Effect.fail(Option.none())
+            done = true
+            return Either.isLeft(read) ? Effect.fail(Option.some(read.left)) : Effect.succeed(Chunk.unsafeFromArray(read.right))
+          })
+        } else {
+          pull = yield* Scope.extend(Stream.toPull(Stream.suspend(() => input.body(index, member))), memberScope)
+        }
         const hasher = member.sizeBytes >= offloadMemberBytes && input.hasher !== undefined ? input.hasher : localHasher()
         yield* hasher.begin(Checksum.nodeHashName[Checksum.parse(member.checksum).algorithm])
         current = { index, member, pull, scope: memberScope, hasher, bytes: 0 }
