@@ -121,7 +121,8 @@ export type Circuit =
  * The circuit of a route (`route_id`) or destination location (`to_location_id`), from its
  * last attempts: closed unless the last `breakerThreshold` finished attempts all failed; then
  * open for the cool-down after the last failure, then half-open (one probe) unless a probe is
- * already running. Call it inside the transaction that inserts the attempt, under the route's
+ * already running. Attempts cut short by a stopping worker (`Interrupted`) say nothing of the
+ * route and are not counted. Call it inside the transaction that inserts the attempt, under the route's
  * lock, so two workers never both probe.
  */
 export const circuit = Effect.fn("Routes.circuit")(function* (
@@ -133,6 +134,7 @@ export const circuit = Effect.fn("Routes.circuit")(function* (
   const last = yield* sql<{ status: string; sinceMs: number; errorMessage: string | null }>`
     select status::text as status, (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms, error_message
     from data_transfer where ${where} and status in ('completed', 'failed') and finished_at is not null
+      and coalesce(error_reason, '') <> 'Interrupted'
     order by finished_at desc, created_at desc limit ${policy.breakerThreshold}`
   if (last.length < policy.breakerThreshold || last.some((r) => r.status !== "failed")) return { state: "closed" } as Circuit
   const reason = `${policy.breakerThreshold} consecutive failures, the last: ${last[0].errorMessage ?? "unknown"}`

@@ -272,7 +272,15 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
       ...(route.bandwidthLimit !== undefined && adapter.capabilities.bandwidthLimit ? { bandwidthLimit: route.bandwidthLimit } : {})
     })
   })
-  const result = yield* Effect.either(run)
+  // A worker stopping mid-transfer closes its attempt, so the next run need not wait for pg-boss's expiry.
+  const result = yield* Effect.either(run).pipe(
+    Effect.onInterrupt(() =>
+      Transitions.transition({
+        entity: "DataTransfer", id: attempt.id, from: "in_progress", to: "failed", actor: `worker:${site}`,
+        set: { errorReason: "Interrupted", errorMessage: "the worker stopped during the attempt", retryable: true, finishedAt: new Date() }
+      }).pipe(Effect.ignore)
+    )
+  )
   if (result._tag === "Right") return yield* delivered(site, bundle, attempt.id, route, destination, result.right)
   return yield* failed(site, bundle, attempt.id, attempt.attempt, route, result.left, startedMs)
 })

@@ -1,10 +1,12 @@
-import { Topology } from "@ccat/core"
+import { type Ids, Repositories, Topology, Transitions } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Arrival from "../../src/lifecycle/Arrival.js"
 import * as Bundling from "../../src/lifecycle/Bundling.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
+import * as Routes from "../../src/lifecycle/Routes.js"
 import * as Transfer from "../../src/lifecycle/Transfer.js"
 import { allArrived, fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
 
@@ -81,4 +83,36 @@ describe("Transfer along routes", () => {
         where a.started_at < b.finished_at and b.started_at < a.finished_at`
       assert.strictEqual(overlapping[0].n, 0)
     }).pipe(Effect.provide(layer)), 150_000)
+
+  it.scopedLive("an attempt left open by a killed worker is closed as Interrupted and the bundle goes on as attempt 2", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyIn(dir)
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }])
+      const sql = yield* SqlClient.SqlClient
+      const bundle = sql<{ id: Ids.DataTransferPackageId; locationId: Ids.DataLocationId }>`
+        select c.data_transfer_package_id as id, c.data_location_id as location_id from physical_copy c
+        where c.data_transfer_package_id is not null and c.status = 'PRESENT'`
+      yield* runUntil([["chile", [Packaging.stage, Bundling.stage]]], Effect.map(bundle, (b) => b.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+      // What a worker killed mid-copy leaves behind: attempt 1 in_progress, nobody running it.
+      const [b] = yield* bundle
+      const [route] = yield* sql<{ id: Ids.RouteId }>`select id from route`
+      const [to] = yield* sql<{ id: Ids.DataLocationId }>`select id from data_location where name = 'cologne-buffer'`
+      const open = yield* Repositories.dataTransfers.insert({
+        dataTransferPackageId: b.id, rawDataPackageId: null, routeId: route.id, fromLocationId: b.locationId, toLocationId: to.id,
+        previousAttemptId: null, attempt: 1, adapter: "local"
+      } as never)
+      yield* Transitions.transition({ entity: "DataTransfer", id: open.id, from: "pending", to: "scheduled" })
+      yield* Transitions.transition({ entity: "DataTransfer", id: open.id, from: "scheduled", to: "in_progress", set: { startedAt: new Date() } })
+      const sites = [["chile", [Packaging.stage, Bundling.stage, Transfer.stage]], ["cologne", [Arrival.stage]]] as const
+      yield* runUntil(sites, allArrived).pipe(
+        Effect.provide(Layer.merge(policyLayer(topology), Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 500 })))
+      )
+      const attempts = yield* sql<{ id: string; attempt: number; status: string; errorReason: string | null; previousAttemptId: string | null }>`
+        select id, attempt, status::text as status, error_reason, previous_attempt_id from data_transfer order by attempt`
+      assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "Interrupted"], [2, "completed", null]])
+      assert.strictEqual(attempts[1].previousAttemptId, attempts[0].id)
+    }).pipe(Effect.provide(layer)), 120_000)
 })
