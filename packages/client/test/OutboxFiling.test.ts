@@ -104,7 +104,7 @@ describe("the outbox on the real filing endpoints", () => {
     }
   })
 
-  it("moves a conflicting re-file to the dead letters with the server's reason, and delivers what follows", async () => {
+  it("moves a conflicting re-file to the dead letters with the server's reason and delivers what follows; a refused token holds the queue", async () => {
     const port = await freePort()
     const server = await serve(port)
     const ccat = await createClient({
@@ -143,6 +143,20 @@ describe("the outbox on the real filing endpoints", () => {
       const again = await direct.fileObservation(observation)
       expect(again.delivery === "sent" && again.result.observation.id).toBe(observation.id)
       await direct.close()
+
+      // a token the server refuses holds the queue (nothing is dead-lettered) until it is fixed
+      const unauthorized = await createClient({
+        baseUrl: `http://127.0.0.1:${port}`,
+        token: "ccat_not-a-real-token",
+        outboxDir: path.join(dir, "outbox-bad-token"),
+        outboxRetry: { base: "50 millis", cap: "200 millis" }
+      })
+      await unauthorized.fileObservation({ id: randomUUID(), obsUnitId: world.obsUnit.id, startAt: new Date("2026-11-26T05:00:00Z") })
+      expect(await unauthorized.outbox.flush(1500)).toBe(false)
+      const held = await unauthorized.outbox.status()
+      expect(held).toMatchObject({ pending: 1, deadLetters: 0, lastError: { verdict: "Unauthorized", status: 401 } })
+      expect(held.inFlight?.attempts).toBeGreaterThan(1)
+      await unauthorized.close()
     } finally {
       await ccat.close()
       await stopServer(server)
