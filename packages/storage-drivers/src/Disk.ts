@@ -7,6 +7,7 @@
  */
 import { type RelativePath, StorageDriver, StorageError } from "@ccat/core"
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -34,7 +35,9 @@ export const temporaryPrefix = ".ccat-tmp-"
 const MiB = 1024 * 1024
 
 /** The disk primitives, for integrators who wrap or extend them before lifting. */
-export const makeMinimal = Effect.fn("Disk.makeMinimal")(function*(options: Options) {
+export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Minimal, StorageError.StorageError> = Effect.fn(
+  "Disk.makeMinimal"
+)(function*(options: Options) {
   const name = options.name ?? "disk"
   const sync = options.fsync ?? true
   const fail = (method: string, reason: StorageError.StorageErrorReason, description: string, key?: string) =>
@@ -302,5 +305,7 @@ export const config: Config.Config<Options> = Config.all({
 })
 
 /** Like `layer`, with the options read from configuration (e.g. `Config.nested(config, "disk")`). */
-export const layerConfig = (options: Config.Config<Options> = config) =>
+export const layerConfig = (
+  options: Config.Config<Options> = config
+): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ConfigError.ConfigError> =>
   Layer.effect(StorageDriver.StorageDriver, Effect.flatMap(options, make))

@@ -34,9 +34,11 @@ import {
 } from "@aws-sdk/client-s3"
 import * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import type { Readable } from "node:stream"
@@ -412,7 +414,9 @@ export const makeClient = (options: Options): S3Client => {
  * The full S3 storage service. A client made here is destroyed when the scope closes; an
  * injected one belongs to the caller. With `createBucket` the bucket is created if missing.
  */
-export const make = Effect.fn("S3.make")(function*(options: Options) {
+export const make: (options: Options) => Effect.Effect<StorageDriver.Service, StorageError.StorageError, Scope.Scope> = Effect.fn(
+  "S3.make"
+)(function*(options: Options) {
   const client = options.client ?? (yield* Effect.acquireRelease(
     Effect.sync(() => makeClient(options)),
     (c) => Effect.sync(() => c.destroy())
@@ -470,5 +474,7 @@ export const config: Config.Config<Options> = Config.all({
 })))
 
 /** Like `layer`, with the options read from configuration. */
-export const layerConfig = (options: Config.Config<Options> = config) =>
+export const layerConfig = (
+  options: Config.Config<Options> = config
+): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ConfigError.ConfigError> =>
   Layer.scoped(StorageDriver.StorageDriver, Effect.flatMap(options, make))

@@ -37,7 +37,9 @@ interface Mark {
 const MiB = 1024 * 1024
 
 /** Builds the library, creating its folder. */
-export const make = Effect.fn("VirtualTapeLibrary.make")(function*(options: Options) {
+export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError.StorageError> = Effect.fn(
+  "VirtualTapeLibrary.make"
+)(function*(options: Options) {
   const name = "virtual-tape"
   const io = <A>(method: string, f: () => Promise<A>) =>
     Effect.tryPromise({ try: f, catch: (cause) => errnoError(name, method, undefined, cause) })

@@ -35,7 +35,7 @@ export const reasonOfErrno = (cause: unknown): StorageError.StorageErrorReason =
 }
 
 /** Builds a StorageError for a failed Node call. */
-export const errnoError = (driver: string, method: string, key: string | undefined, cause: unknown) =>
+export const errnoError = (driver: string, method: string, key: string | undefined, cause: unknown): StorageError.StorageError =>
   new StorageError.StorageError({
     reason: reasonOfErrno(cause),
     driver,
