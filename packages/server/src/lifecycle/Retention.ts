@@ -27,7 +27,7 @@ export interface Deletable {
 }
 
 /** Which copies to look at: at a site, or one copy (the worker's re-check), in some statuses. */
-export interface Scope {
+export interface Selection {
   readonly site?: string | undefined
   readonly copyId?: string | undefined
   readonly statuses: ReadonlyArray<string>
@@ -102,7 +102,7 @@ order by a.archived_at, cand.id
 limit $5`
 
 /** Copies in scope that may be deleted now. */
-export const eligible = Effect.fn("Retention.eligible")(function* (scope: Scope) {
+export const eligible = Effect.fn("Retention.eligible")(function* (scope: Selection) {
   const sql = yield* SqlClient.SqlClient
   return yield* sql.unsafe<Deletable>(eligibleSql, [
     scope.site ?? null,

@@ -11,6 +11,7 @@
  */
 import { Ids, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
@@ -143,6 +144,9 @@ const claimStaged = (site: string, locationId: string, files: ReadonlyArray<File
     )
   })
 
+/** A package whose manifest disagrees with the filed files: staging it cannot give the scientist the filed bytes. */
+class FiledMismatch extends Data.TaggedError("FiledMismatch")<{ readonly message: string }> {}
+
 /** Unpacks one package from the first archive copy that works into the PROCESSING location. */
 const unpackPackage = (
   pkg: PackageRow,
@@ -172,7 +176,7 @@ const unpackPackage = (
       const filed = new Map(files.map((f) => [f.id, f]))
       for (const m of result.right.members) {
         if (filed.get(m.id)?.checksum !== m.checksum) {
-          return yield* Effect.dieMessage(`package ${pkg.id}: member ${m.relativePath} does not match its filed checksum`)
+          return yield* new FiledMismatch({ message: `package ${pkg.id}: member ${m.relativePath} has ${m.checksum}, filed ${filed.get(m.id)?.checksum ?? "nothing"}` })
         }
       }
       return result.right.members
@@ -221,7 +225,10 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
   const written: Array<Unpacker.UnpackedMember> = []
   const stagedKeys = new Set(staged.values())
   for (const p of needed) {
-    const members = yield* unpackPackage(p, files.filter((f) => f.rawDataPackageId === p.id), copies.get(p.id)!, processing, stagedKeys)
+    const members = yield* unpackPackage(p, files.filter((f) => f.rawDataPackageId === p.id), copies.get(p.id)!, processing, stagedKeys).pipe(
+      Effect.catchIf((e): e is FiledMismatch => e instanceof FiledMismatch, (e) => Effect.as(failRequest(site, requestId, e.message), undefined))
+    )
+    if (members === undefined) return
     written.push(...members)
   }
   const expiresAt = new Date(Date.now() + policy.stagingLifetime)
