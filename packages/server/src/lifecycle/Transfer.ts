@@ -183,6 +183,15 @@ const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, 
     yield* Effect.logInfo(`bundle ${bundle.id} delivered to ${to.name}: ${result.bytes} bytes in ${Math.round(result.durationMs)} ms`)
   })
 
+/**
+ * Permanent failures of the way rather than of the bundle: a refused login or write, a missing
+ * tool, a full disk at the destination. They do not clear by retrying at once, but an operator
+ * fixes them for every bundle; so the bundle waits (and the breaker pauses the route or location)
+ * instead of ending FAILED. The attempt still records the adapter's own `retryable`.
+ */
+const ofTheWay = (e: TransferError.TransferError) =>
+  e.reason === "PermissionDenied" || e.reason === "AuthenticationFailed" || e.reason === "ToolMissing" || e.reason === "DestinationFull"
+
 /** Records a failed attempt, then retries after a backoff, waits for the circuit, or fails the bundle. */
 const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, attemptNo: number, route: Routes.Route, e: TransferError.TransferError, startedMs: number) =>
   Effect.gen(function* () {
@@ -201,7 +210,7 @@ const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, att
         const c = yield* Routes.circuit({ routeId: route.id }, policy)
         // While the route's circuit is open the failure is the route's, not this bundle's.
         const exhausted = failures >= policy.maxAttempts && c.state !== "open"
-        if (!e.retryable || exhausted) {
+        if ((!e.retryable && !ofTheWay(e)) || exhausted) {
           const why = e.retryable ? `${failures} attempts failed, the last: ${e.message}` : `attempt ${attemptNo} failed permanently: ${e.message}`
           yield* Transitions.transition({
             entity: "DataTransferPackage", id: bundle.id, from: "in_progress", to: "failed", actor: `worker:${site}`,
@@ -210,7 +219,7 @@ const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, att
           return { failedWith: why }
         }
         const wait = Math.max(Routes.backoffMs(policy, failures, jitterOf(attemptId)), c.state === "open" ? c.retryInMs : 0)
-        yield* later(site, bundle.id, wait, `attempt ${attemptNo} failed (${e.reason}, retryable)${c.state === "open" ? `; ${c.reason}` : ""}`)
+        yield* later(site, bundle.id, wait, `attempt ${attemptNo} failed (${e.reason}${e.retryable ? ", retryable" : ", waits for the way to be fixed"})${c.state === "open" ? `; ${c.reason}` : ""}`)
         return { failedWith: undefined }
       })
     )

@@ -95,6 +95,31 @@ describe("Transfer", () => {
       assert.isTrue(dtp.every((d) => d.status === "completed"))
     }).pipe(Effect.provide(layer)), 180_000)
 
+  it.scopedLive("a destination that refuses us (a key it does not authorise) pauses the route; the bundle waits, not FAILED, and goes once fixed", () =>
+    Effect.gen(function* () {
+      const sshd = yield* Effect.acquireRelease(Effect.promise(() => Sshd.start()), (s) => Effect.promise(() => s.stop()))
+      const dir = yield* tempDir
+      const options = { host: sshd.host, port: sshd.port, user: sshd.user, sshOptions: sshd.sshOptions, ioTimeoutSeconds: 20 }
+      const topology = topologyIn(dir, {}, [{ from: "chile", to: "cologne", adapter: "rsync", options: { ...options, identityFile: `${sshd.dir}/host_ed25519` } }])
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      const { files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 20_000 }])
+      const sql = yield* SqlClient.SqlClient
+      const failedAttempts = sql<{ errorReason: string; retryable: boolean }>`
+        select error_reason, retryable from data_transfer where status = 'failed'`
+      const env = Layer.merge(
+        policyLayer(topology),
+        Layer.succeed(Routes.TransferPolicy, { breakerThreshold: 2, breakerCoolDownMs: 3_000, backoffBaseMs: 200, backoffCapMs: 500, maxAttempts: 3 })
+      )
+      yield* runUntil(demoSites, Effect.map(failedAttempts, (a) => a.length >= 2)).pipe(Effect.provide(env))
+      assert.isTrue((yield* failedAttempts).every((a) => a.errorReason === "AuthenticationFailed" && a.retryable === false))
+      const [bundle] = yield* sql<{ status: string }>`select status::text as status from data_transfer_package`
+      assert.strictEqual(bundle.status, "in_progress")
+      yield* sql`update route set options = ${JSON.stringify({ ...options, identityFile: sshd.identityFile })}::jsonb`
+      yield* runUntil(demoSites, allArrived, 90_000).pipe(Effect.provide(env))
+      yield* assertByteIdentical(dir, files)
+    }).pipe(Effect.provide(layer)), 180_000)
+
   it.scopedLive("a bundle whose source copy no longer matches its checksum ends FAILED at once, not retried", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
