@@ -105,4 +105,31 @@ describe("Archiving", () => {
       yield* runSitesUntil(stages, Effect.map(packageStatus(second.packageId), (s) => s === "completed")).pipe(Effect.provide(policyLayer(topology)))
       assert.strictEqual((yield* archiveCopies(second.packageId))[0].status, "PRESENT")
     }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("a retry after a crash between the write and its record records the stored object once", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyFrom(dir)
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 12_000 }])
+      // A worker wrote the archive object and died before its transaction.
+      const archived = path.join(dir, "locations", "cologne-archive", pkg.relativePath)
+      yield* Effect.promise(async () => {
+        await fs.mkdir(path.dirname(archived), { recursive: true })
+        await fs.copyFile(path.join(dir, "locations", "cologne-buffer", pkg.relativePath), archived)
+      })
+      // The job runs again, and once more (a duplicate delivery): one copy, one completion.
+      yield* Archiving.work("cologne", { packageId: pkg.packageId }).pipe(Effect.provide(policyLayer(topology)))
+      yield* Archiving.work("cologne", { packageId: pkg.packageId }).pipe(Effect.provide(policyLayer(topology)))
+      const copies = yield* archiveCopies(pkg.packageId)
+      assert.deepStrictEqual(copies.map((c) => [c.location, c.status]), [["cologne-archive", "PRESENT"]])
+      assert.strictEqual(yield* packageStatus(pkg.packageId), "completed")
+      const sql = yield* SqlClient.SqlClient
+      const completions = yield* sql<{ n: number }>`
+        select count(*)::int as n from event_log where entity_kind = 'RawDataPackage' and entity_id = ${pkg.packageId} and to_state = 'completed'`
+      assert.strictEqual(completions[0].n, 1)
+      const buffered = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
+      assert.isTrue(buffered.equals(yield* Effect.promise(() => fs.readFile(archived))))
+    }).pipe(Effect.provide(layer)), 120_000)
 })

@@ -1,3 +1,4 @@
+import { Transitions } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -185,5 +186,29 @@ describe("Cleanup", () => {
         select to_state, details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copy.id} order by id desc limit 1`
       assert.strictEqual(event.toState, "PRESENT")
       assert.strictEqual(event.details.reason, "no longer eligible for deletion")
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("a worker that died mid-deletion finishes the deletion when its job runs again", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyKeeping(dir, "0 seconds")
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 5_000 }], ["chile-buffer", "cologne-buffer"])
+      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")).pipe(
+        Effect.provide(policyLayer(topology))
+      )
+      const jobs = yield* JobQueue
+      yield* jobs.ensureQueue("chile.cleanup", Cleanup.stage.queue)
+      yield* Cleanup.plan("chile")
+      const [copy] = (yield* copiesOf(pkg.packageId)).filter((c) => c.location === "chile-buffer")
+      // It had moved the copy to DELETION_IN_PROGRESS when it died.
+      yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id as never, from: "DELETION_SCHEDULED", to: "DELETION_IN_PROGRESS" })
+      yield* Cleanup.work("chile", { copyId: copy.id })
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "chile-buffer"), ["DELETED"])
+      assert.isFalse(yield* exists(path.join(dir, "locations", "chile-buffer", pkg.relativePath)))
+      // A duplicate delivery of the job changes nothing.
+      yield* Cleanup.work("chile", { copyId: copy.id })
+      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "chile-buffer"), ["DELETED"])
     }).pipe(Effect.provide(layer)), 120_000)
 })
