@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process"
 import * as path from "node:path"
 import * as Bundling from "../../src/lifecycle/Bundling.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
+import * as fs from "node:fs/promises"
 import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
 
 const stages = [Packaging.stage, Bundling.stage]
@@ -95,5 +96,30 @@ describe("Bundling", () => {
       assert.isTrue(all.every((b) => b.copies === 1 && b.members >= 1 && b.members <= 2))
       const members = yield* sql<{ n: number }>`select count(*)::int as n from data_transfer_package_member`
       assert.strictEqual(members[0].n, 10)
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("a package whose buffer copy no longer matches is marked failed and left out; the rest is bundled", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyIn(dir)
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }, { path: "b.fits", bytes: 30_000, module: 1 }])
+      yield* runUntil([["chile", [Packaging.stage]]], packagesWritten(2)).pipe(Effect.provide(policyLayer(topology)))
+      const sql = yield* SqlClient.SqlClient
+      const [victim] = yield* sql<{ id: string; path: string }>`
+        select p.id, c.path from raw_data_package p join physical_copy c on c.raw_data_package_id = p.id order by p.id limit 1`
+      const file = path.join(dir, "locations", "chile-buffer", victim.path)
+      const bytes = yield* Effect.promise(() => fs.readFile(file))
+      bytes[bytes.length - 1500] ^= 0x20
+      yield* Effect.promise(() => fs.writeFile(file, bytes))
+      const settled = Effect.map(bundles, (b) => b.length === 1 && b[0].copies === 1)
+      yield* runUntil([["chile", stages]], settled).pipe(Effect.provide(policyLayer(topology)))
+      const [bundle] = yield* bundles
+      assert.strictEqual(bundle.members, 1)
+      const [pkg] = yield* sql<{ status: string; errorMessage: string }>`
+        select status::text as status, error_message from raw_data_package where id = ${victim.id}`
+      assert.strictEqual(pkg.status, "failed")
+      assert.include(pkg.errorMessage, "Corrupt")
     }).pipe(Effect.provide(layer)), 120_000)
 })
