@@ -18,7 +18,7 @@ import { randomBytes, randomUUID } from "node:crypto"
 import * as path from "node:path"
 import * as Tokens from "../../server/src/auth/Tokens.js"
 import { createClient } from "../src/index.js"
-import { clientProcess, freePort, type Proc, startServer, stopServer, tempDir, waitOutput } from "./processes.js"
+import { clientProcess, eventually, freePort, type Proc, startServer, stopServer, tempDir, waitOutput } from "./processes.js"
 
 let scope: Scope.CloseableScope
 let sql: <A>(effect: Effect.Effect<A, unknown, SqlClient.SqlClient>) => Promise<A>
@@ -97,6 +97,8 @@ describe("the outbox on the real filing endpoints", () => {
       expect(stored.map((o) => o.id)).toEqual(filed)
       expect(stored.every((o) => o.files === 1)).toBe(true)
       // each arrived once: one filing and one addition per observation reached the server
+      await eventually(() => posts(server, "/observations") + posts(server, "/files") >= 200)
+      await new Promise((r) => setTimeout(r, 300))
       expect(posts(server, "/observations")).toBe(100)
       expect(posts(server, "/files")).toBe(100)
     } finally {
@@ -193,6 +195,8 @@ describe("the outbox on the real filing endpoints", () => {
       expect(stored.map((o) => o.id)).toEqual(filed)
       expect(stored.every((o) => o.files === 1)).toBe(true)
       // 100 filings; a request the killed process had in flight may have been sent again, idempotently
+      await eventually(() => sentSoFar() >= 100)
+      await new Promise((r) => setTimeout(r, 300))
       expect(sentSoFar()).toBeGreaterThanOrEqual(100)
       expect(sentSoFar()).toBeLessThanOrEqual(101)
     } finally {

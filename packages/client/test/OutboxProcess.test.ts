@@ -8,6 +8,7 @@ import * as path from "node:path"
 import { createClient, Outbox } from "../src/index.js"
 import {
   clientProcess,
+  eventually,
   freePort,
   freshDatabase,
   type Proc,
@@ -65,6 +66,7 @@ describe("the filing outbox against the real server", () => {
         if (filed.delivery === "queued") first.push(filed.entry.id)
       }
       expect(await ccat.outbox.flush(20_000)).toBe(true)
+      await eventually(() => receivedIds(server).length >= first.length)
       expect(receivedIds(server)).toEqual(first)
 
       await stopServer(server)
@@ -82,6 +84,7 @@ describe("the filing outbox against the real server", () => {
 
       server = track(await startServer(port, serverDir, database.url))
       expect(await ccat.outbox.flush(30_000)).toBe(true)
+      await eventually(() => receivedIds(server).length >= second.length)
       expect(receivedIds(server)).toEqual(second)
       expect((await ccat.outbox.status()).delivered).toBe(15)
     } finally {

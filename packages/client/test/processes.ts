@@ -69,3 +69,12 @@ export const stopServer = async (server: Proc): Promise<void> => {
 /** The outbox entries the server received, in the order it answered them (from its request log). */
 export const receivedIds = (server: Proc): Array<string> =>
   [...server.output().matchAll(/http\.url: \/api\/v1\/health\?outboxItem=([0-9a-f-]{36})/g)].map((m) => m[1]!)
+
+/**
+ * Waits until `check` holds: a server logs a request just after answering it, and its output
+ * reaches us through a pipe, so the last line may trail the client's confirmation a little.
+ */
+export const eventually = async (check: () => boolean, ms = 10_000): Promise<void> => {
+  const deadline = Date.now() + ms
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+}
