@@ -10,7 +10,7 @@ import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import * as Staging from "../../src/lifecycle/Staging.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
-import { arrivedPackage, editLocations, locationNamed, runSitesFor, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
+import { arrivedPackage, editLocations, locationNamed, quickRetries, runSitesFor, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 import { sha256File } from "./support.js"
 
@@ -68,7 +68,8 @@ describe("Staging", () => {
       const sql = yield* SqlClient.SqlClient
       const obs = yield* observatory
       const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 30_000 }, { path: "det/deep/b.fits", bytes: 7_000 }, { path: "hk.dat", bytes: 100 }])
-      const cologne = [["cologne", [Archiving.stage, Staging.stage]]] as const
+      // The request comes before the package is archived: it waits (its job retried) and then completes.
+      const cologne = [["cologne", [Archiving.stage, quickRetries(Staging.stage)]]] as const
       const first = yield* request({ rawDataPackageId: pkg.packageId })
       yield* runSitesUntil(cologne, Effect.map(requestRow(first), (r) => r.status === "completed")).pipe(Effect.provide(policyLayer(topology)))
       const row = yield* requestRow(first)
