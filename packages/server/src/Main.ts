@@ -12,6 +12,7 @@ import * as HttpServerLive from "./HttpServer.js"
 import * as JobQueue from "./engine/JobQueue.js"
 import * as Engine from "./lifecycle/Engine.js"
 import { LifecyclePolicy } from "./lifecycle/Packaging.js"
+import * as Routes from "./lifecycle/Routes.js"
 import * as Stages from "./lifecycle/Stages.js"
 import * as Storages from "./lifecycle/Storages.js"
 import * as TopologySync from "./TopologySync.js"
@@ -49,7 +50,13 @@ const announce = Effect.gen(function* () {
 
 /** The services the lifecycle stages run on: the job engine, the storages, the policy. */
 export const lifecycleLayer = (config: ServerConfigShape) =>
-  Layer.mergeAll(JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, config.topology.policy))
+  Layer.mergeAll(
+    JobQueue.layer,
+    Storages.layer(),
+    Layer.succeed(LifecyclePolicy, config.topology.policy),
+    // Route limits (concurrency, bandwidth) come from the configuration, not the ops-db.
+    Layer.succeed(Routes.ConfiguredRoutes, config.topology.routes)
+  )
 
 /** Runs every stage's workers and planners for the given sites, until the layer is released. */
 export const workersLayer = (sites: ReadonlyArray<string>) =>
