@@ -2,11 +2,25 @@
  * Every lifecycle stage, in the order data flows through them. A worker process runs all of
  * them for its site; a stage with nothing to do at a site (no SOURCE, no archive) finds no work.
  */
+import * as Archiving from "./Archiving.js"
+import * as Arrival from "./Arrival.js"
+import * as Bundling from "./Bundling.js"
+import * as Cleanup from "./Cleanup.js"
 import * as Packaging from "./Packaging.js"
 import type { Stage } from "./Stage.js"
+import * as Staging from "./Staging.js"
+import * as Transfer from "./Transfer.js"
 
 /** The stages a site's workers run. */
-export const all = [Packaging.stage] as const satisfies ReadonlyArray<Stage<any>>
+export const all = [
+  Packaging.stage,
+  Bundling.stage,
+  Transfer.stage,
+  Arrival.stage,
+  Archiving.stage,
+  Staging.stage,
+  Cleanup.stage
+] as const satisfies ReadonlyArray<Stage<any>>
 
 /** What the stages need from their environment. */
 export type Requirements = (typeof all)[number] extends Stage<infer R> ? R : never
