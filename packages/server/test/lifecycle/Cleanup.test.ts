@@ -24,6 +24,7 @@ const copiesOf = (packageId: string) =>
       from physical_copy c join data_location l on l.id = c.data_location_id
       left join raw_data_file f on f.id = c.raw_data_file_id
       where c.raw_data_package_id = ${packageId} or f.raw_data_package_id = ${packageId}
+        or c.data_transfer_package_id in (select data_transfer_package_id from data_transfer_package_member where raw_data_package_id = ${packageId})
       order by l.name, c.path`
   )
 
@@ -43,6 +44,19 @@ describe("Cleanup", () => {
       const sql = yield* SqlClient.SqlClient
       const obs = yield* observatory
       const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 8_000 }, { path: "sub/b.fits", bytes: 4_000 }])
+      // The bundle that carried the package to Cologne is still in the Chile buffer (delivered, so completed).
+      const bundleKey = `bundles/${pkg.packageId}-sent.tar`
+      yield* Effect.promise(async () => {
+        await fs.mkdir(path.join(dir, "locations", "chile-buffer", "bundles"), { recursive: true })
+        await fs.copyFile(path.join(dir, "locations", "chile-buffer", pkg.relativePath), path.join(dir, "locations", "chile-buffer", bundleKey))
+      })
+      const [sent] = yield* sql<{ id: string }>`
+        insert into data_transfer_package (relative_path, size_bytes, checksum, status)
+        values (${bundleKey}, ${pkg.sizeBytes}, ${pkg.checksum}, 'completed') returning id`
+      yield* sql`insert into data_transfer_package_member (data_transfer_package_id, raw_data_package_id) values (${sent.id}, ${pkg.packageId})`
+      yield* sql`
+        insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+        values (${sent.id}, (select id from data_location where name = 'chile-buffer'), ${bundleKey}, ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())`
       const nothingDeleted = Effect.gen(function* () {
         yield* runSitesFor(bothSites, 1200)
         const copies = yield* copiesOf(pkg.packageId)
@@ -73,6 +87,7 @@ describe("Cleanup", () => {
       yield* runSitesUntil(bothSites, Effect.zipWith(gone("chile-source"), gone("chile-buffer"), (a, b) => a && b))
       for (const f of pkg.files) assert.isFalse(yield* exists(f.absolutePath))
       assert.isFalse(yield* exists(path.join(dir, "locations", "chile-buffer", pkg.relativePath)))
+      assert.isFalse(yield* exists(path.join(dir, "locations", "chile-buffer", bundleKey)))
       assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-buffer"), ["PRESENT"])
       assert.isTrue(yield* exists(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
       // The transfer ends, but an open bundle still holds the package: the buffer copy stays.
