@@ -29,6 +29,8 @@ export interface ClientOptions {
   readonly outboxDir?: string | undefined
   /** Backoff of outbox deliveries (the outbox never gives up on transient failures). */
   readonly outboxRetry?: RetryPolicy.Options | undefined
+  /** One delivery attempt longer than this (milliseconds, default 30 000) is retried; raise it for big batches. */
+  readonly outboxAttemptTimeoutMs?: number | undefined
   /** How long to wait for another process holding the outbox (milliseconds, default 0: fail at once). */
   readonly outboxLockWaitMs?: number | undefined
   /** An escape hatch: adjust the `HttpClient` under the contract. */
@@ -136,6 +138,7 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
       directory: options.outboxDir,
       client: clientOptions,
       retry: options.outboxRetry,
+      attemptTimeout: options.outboxAttemptTimeoutMs === undefined ? undefined : `${options.outboxAttemptTimeoutMs} millis`,
       waitForLock: options.outboxLockWaitMs === undefined ? undefined : `${options.outboxLockWaitMs} millis`
     }))
     const api = Object.fromEntries(Object.entries(client).map(([group, methods]) => [
