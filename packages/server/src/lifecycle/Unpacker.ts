@@ -19,7 +19,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { createHash, type Hash } from "node:crypto"
+import * as HashOffload from "./internal/HashOffload.js"
 import * as ArchiveReader from "./internal/ArchiveReader.js"
 import * as PackageManifest from "./PackageManifest.js"
 
@@ -81,6 +81,9 @@ export interface UnpackOptions {
   readonly overwrite?: boolean | undefined
 }
 
+/** Archives at least this large (or of unknown size) are hashed on a worker thread. */
+const offloadBytes = 64 * 1024 * 1024
+
 const isPutCorrupt = (e: unknown): e is StorageError.StorageError =>
   StorageError.isStorageError(e) && e.reason === "Corrupt" && e.method === "put"
 
@@ -93,19 +96,21 @@ const malformed = (description: string, archiveId?: string) =>
  */
 export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stream<Uint8Array, E>, options: UnpackOptions) {
   const prefix = options.prefix ?? ""
-  let hash: Hash | undefined
   let archiveBytes = 0
   const expected = options.checksum
-  if (expected !== undefined) hash = createHash(Checksum.nodeHashName[Checksum.parse(expected).algorithm])
-  const counted = tar.pipe(Stream.mapChunks((chunk) => {
-    for (const part of chunk) {
-      archiveBytes += part.length
-      hash?.update(part)
-    }
-    return chunk
-  }))
   const written: Array<UnpackedMember> = []
   const run = Effect.scoped(Effect.gen(function*() {
+    // The archive's hash runs on a worker for large archives, beside the members' hashes in put.
+    const hasher = expected === undefined
+      ? undefined
+      : options.sizeBytes === undefined || options.sizeBytes >= offloadBytes
+      ? yield* HashOffload.make
+      : HashOffload.local()
+    if (hasher !== undefined && expected !== undefined) yield* hasher.begin(Checksum.nodeHashName[Checksum.parse(expected).algorithm])
+    const counted = tar.pipe(Stream.mapChunksEffect((chunk) => {
+      for (const part of chunk) archiveBytes += part.length
+      return hasher === undefined ? Effect.succeed(chunk) : Effect.as(Effect.forEach(chunk, hasher.update, { discard: true }), chunk)
+    }))
     const reader = yield* ArchiveReader.make(counted)
     const first = yield* reader.next
     if (Option.isNone(first) || first.value.name !== PackageManifest.manifestName || first.value.type !== "file") {
@@ -153,8 +158,8 @@ export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stre
     }
     yield* reader.drain
     let checksum: Checksum.Checksum | undefined
-    if (expected !== undefined && hash !== undefined) {
-      checksum = Checksum.make(Checksum.parse(expected).algorithm, hash.digest("hex"))
+    if (expected !== undefined && hasher !== undefined) {
+      checksum = Checksum.make(Checksum.parse(expected).algorithm, yield* hasher.digest)
       if (checksum !== expected) {
         return yield* new UnpackError({ reason: "Corrupt", archiveId, members: [], description: `archive checksum ${checksum}, recorded ${expected}` })
       }

@@ -15,7 +15,6 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { createHash, type Hash } from "node:crypto"
 import * as HashOffload from "./HashOffload.js"
 import * as PackageManifest from "../PackageManifest.js"
 import * as TarFormat from "./TarFormat.js"
@@ -48,7 +47,7 @@ export const verifiedBody = <E>(
 ): Stream.Stream<Uint8Array, E | MemberFault> =>
   Stream.suspend(() => {
     const { algorithm } = Checksum.parse(member.checksum)
-    const h = hasher ?? localHasher()
+    const h = hasher ?? HashOffload.local()
     let bytes = 0
     const fault = (kind: FaultKind, detail: string, actualChecksum?: Checksum.Checksum) =>
       new MemberFault({ index, kind, detail, actualSize: bytes, actualChecksum })
@@ -78,16 +77,6 @@ export const verifiedBody = <E>(
       })))
     )
   })
-
-/** Hashing on this thread, for small archives and for the scan after a fault. */
-const localHasher = (): HashOffload.MemberHasher => {
-  let hash: Hash | undefined
-  return {
-    begin: (algorithm) => Effect.sync(() => void (hash = createHash(algorithm))),
-    update: (part) => Effect.sync(() => void hash!.update(part)),
-    digest: Effect.sync(() => hash!.digest("hex"))
-  }
-}
 
 /** Reads a member without writing it anywhere: how the faults after the first one are found. */
 export const checkMember = <E>(index: number, member: PackageManifest.Member, body: Stream.Stream<Uint8Array, E>): Effect.Effect<Option.Option<MemberFault>, E> =>
@@ -271,7 +260,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
         } else {
           pull = yield* Scope.extend(Stream.toPull(Stream.suspend(() => input.body(index, member))), memberScope)
         }
-        const hasher = member.sizeBytes >= offloadMemberBytes && input.hasher !== undefined ? input.hasher : localHasher()
+        const hasher = member.sizeBytes >= offloadMemberBytes && input.hasher !== undefined ? input.hasher : HashOffload.local()
         yield* hasher.begin(Checksum.nodeHashName[Checksum.parse(member.checksum).algorithm])
         current = { index, member, pull, scope: memberScope, hasher, bytes: 0 }
         return Chunk.unsafeFromArray(memberHeaders(member, seen, mtime))

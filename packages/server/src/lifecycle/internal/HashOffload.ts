@@ -8,6 +8,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { createHash, type Hash } from "node:crypto"
 import { Worker } from "node:worker_threads"
 
 /** A running hash of one member at a time. */
@@ -17,6 +18,16 @@ export interface MemberHasher {
   readonly update: (part: Uint8Array) => Effect.Effect<void>
   /** The hex digest of everything since `begin`. */
   readonly digest: Effect.Effect<string>
+}
+
+/** Hashing on the calling thread: for small members and archives, where a worker is not worth it. */
+export const local = (): MemberHasher => {
+  let hash: Hash | undefined
+  return {
+    begin: (algorithm) => Effect.sync(() => void (hash = createHash(algorithm))),
+    update: (part) => Effect.sync(() => void hash!.update(part)),
+    digest: Effect.sync(() => hash!.digest("hex"))
+  }
 }
 
 const slotSize = 1024 * 1024
