@@ -23,6 +23,7 @@ import { StagingHttpLive } from "./http/StagingHttp.js"
 import { TokensHttpLive } from "./http/TokensHttp.js"
 import { TransfersHttpLive } from "./http/TransfersHttp.js"
 import { SystemHttpLive } from "./http/SystemHttp.js"
+import * as MetricsHttp from "./observability/MetricsHttp.js"
 import { ServerConfig } from "./ServerConfig.js"
 
 /** The largest request body accepted, in bytes: ample for a batch of 10,000 files. */
@@ -55,6 +56,7 @@ export const layerWith = (options: { readonly maxBodyBytes: number }) =>
   HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
     Layer.provide(DocsPage.layer),
+    Layer.provide(MetricsHttp.layer),
     Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)
   )
