@@ -4,7 +4,7 @@
  * the JSON logger writes every log annotation (`Effect.annotateLogs({ packageId })`) and the
  * open spans (`Effect.fn("Transfer.run")`) of the line. On a terminal people read them, so the
  * default there is the pretty logger. `CCAT_LOG_FORMAT` (json, logfmt, pretty) overrides the
- * choice and `CCAT_LOG_LEVEL` (Debug, Info, Warning, Error) sets the minimum level.
+ * choice and `CCAT_LOG_LEVEL` (debug, info, warn, error) sets the minimum level.
  */
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"

@@ -7,7 +7,10 @@ import { Fixtures } from "@ccat/core/testing"
 import { assert, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as MetricsHttp from "../../src/observability/MetricsHttp.js"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
 import * as Harness from "../ApiHarness.js"
+import { repoRoot } from "../support.js"
 import { parsePrometheus, valueOf } from "./Formats.js"
 
 const get = (path: string, token?: string) =>
@@ -40,6 +43,16 @@ it.layer(Harness.layer(), { timeout: 60_000 })("GET /metrics", (it) => {
       assert.isAtLeast(valueOf(e, "ccat_http_requests_total", { method: "GET", route: "other", status: "404" }) ?? 0, 1)
       // No raw path ever becomes a label value.
       assert.isFalse(e.samples.some((s) => s.labels.route?.includes("/no/such") || /[0-9a-f]{8}-/.test(s.labels.route ?? "")))
+      // The dashboard queries only series the server exports, and docs/metrics.md describes every one.
+      const families = new Set(e.types.keys())
+      const dashboard = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(repoRoot, "docs/grafana-dashboard.json"), "utf8")))
+      const exprs: Array<string> = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr))
+      assert.isAbove(exprs.length, 20)
+      for (const name of exprs.flatMap((x) => x.match(/ccat_[a-z_]+/g) ?? [])) {
+        assert.isTrue(families.has(name) || families.has(name.replace(/_(bucket|sum|count)$/, "")), `the dashboard queries ${name}, which is not exported`)
+      }
+      const doc = yield* Effect.promise(() => fs.readFile(path.join(repoRoot, "docs/metrics.md"), "utf8"))
+      for (const name of [...families].filter((n) => n.startsWith("ccat_"))) assert.include(doc, `\`${name}\``, `docs/metrics.md does not describe ${name}`)
       // A second scrape counts the first.
       const again = parsePrometheus((yield* get("/metrics")).text)
       assert.isAtLeast(valueOf(again, "ccat_http_requests_total", { method: "GET", route: MetricsHttp.path, status: "200" }) ?? 0, 1)
