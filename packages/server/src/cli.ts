@@ -13,6 +13,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { token } from "./auth/TokenCommands.js"
+import * as Demo from "./Demo.js"
 import * as Main from "./Main.js"
 import { load, type LoadOptions } from "./ServerConfig.js"
 import { version } from "./Version.js"
@@ -92,9 +93,32 @@ const config = Command.make("config").pipe(
   Command.withSubcommands([check])
 )
 
+const demo = Command.make(
+  "demo",
+  {
+    config: configOption,
+    port: portOption,
+    dataDir: dataDirOption,
+    observations: Options.integer("observations").pipe(Options.withDefault(6), Options.withDescription("observations to file")),
+    smallFiles: Options.integer("small-files").pipe(Options.withDefault(60), Options.withDescription("small files per observation (1-64 KiB)")),
+    largeFiles: Options.integer("large-files").pipe(Options.withDefault(3), Options.withDescription("large files in all")),
+    largeMb: Options.integer("large-mb").pipe(Options.withDefault(64), Options.withDescription("MB per large file")),
+    keepRunning: Options.boolean("keep-running").pipe(Options.withDescription("keep serving after the demo"))
+  },
+  (o) =>
+    Demo.demo({
+      ...loadOptions(o),
+      observations: o.observations,
+      smallFiles: o.smallFiles,
+      largeFiles: o.largeFiles,
+      largeBytes: o.largeMb * 1_000_000,
+      keepRunning: o.keepRunning
+    })
+).pipe(Command.withDescription("file synthetic observations and watch them flow to the archive, staged and cleaned"))
+
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
-  Command.withSubcommands([serve, worker, migrate, config, token])
+  Command.withSubcommands([serve, worker, demo, migrate, config, token])
 )
 
 const cli = Command.run(ccat, { name: "ccat", version })
@@ -108,6 +132,7 @@ cli(process.argv).pipe(
     ConfigLoadError: (e) => fail(e.message),
     UnknownSite: (e) => fail(e.message),
     JobQueueError: (e) => fail(e.message),
+    DemoError: (e) => fail(e.message),
     EmbeddedDatabaseError: (e) => fail(e.message),
     SqlError: (e) => fail(`database: ${e.message}`),
     MigrationError: (e) => fail(`migration: ${e.message}`),
