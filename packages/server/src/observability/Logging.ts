@@ -9,6 +9,8 @@
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as HashSet from "effect/HashSet"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
@@ -19,10 +21,24 @@ export type LogFormat = "json" | "logfmt" | "pretty"
 /** The default format: pretty on a terminal, JSON lines otherwise (a service manager, a container). */
 export const defaultFormat = (): LogFormat => (process.stdout.isTTY ? "pretty" : "json")
 
-/** The logger of a format, replacing Effect's default one. */
+const loggerOf = (format: LogFormat): Logger.Logger<unknown, void> =>
+  format === "json"
+    ? Logger.withConsoleLog(Logger.jsonLogger)
+    : format === "logfmt"
+    ? Logger.withConsoleLog(Logger.logfmtLogger)
+    : Logger.prettyLoggerDefault
+
+/**
+ * The logger of a format as the only one writing lines (the platform's `runMain` adds its pretty
+ * logger, which would print every line twice); the tracer's logger, which records log lines as
+ * span events, is kept.
+ */
 export const layer = (format: LogFormat, level: LogLevel.LogLevel = LogLevel.Info): Layer.Layer<never> =>
   Layer.merge(
-    format === "json" ? Logger.json : format === "logfmt" ? Logger.logFmt : Logger.pretty,
+    Layer.scopedDiscard(
+      Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
+        HashSet.add(HashSet.filter(loggers, (l) => l === Logger.tracerLogger), loggerOf(format)))
+    ),
     Logger.minimumLogLevel(level)
   )
 

@@ -7,6 +7,7 @@
 import { Api } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -95,7 +96,10 @@ export const routeLayer = HttpApiBuilder.Router.use((router) =>
     const collector = Option.isSome(provided) ? provided.value : yield* Metrics.make()
     yield* router.get(
       path,
-      Effect.map(collector.prometheus, (text) => HttpServerResponse.text(text, { contentType: prometheusContentType }))
+      // A scrape every few seconds would otherwise fill the log with "Sent HTTP response" lines.
+      HttpMiddleware.withLoggerDisabled(
+        Effect.map(collector.prometheus, (text) => HttpServerResponse.text(text, { contentType: prometheusContentType }))
+      )
     )
   })
 )

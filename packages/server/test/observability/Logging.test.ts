@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Logging from "../../src/observability/Logging.js"
 
@@ -31,6 +32,15 @@ describe("Logging", () => {
       assert.strictEqual(entry.logLevel, "INFO")
       assert.deepStrictEqual(entry.annotations, { bundleId: "b-1", site: "chile" })
       assert.property(entry.spans, "Transfer.run")
+    }))
+
+  it.effect("replaces a logger installed before it (runMain's pretty one), so no line is written twice", () =>
+    Effect.gen(function* () {
+      const lines = yield* capture(
+        Effect.logInfo("once").pipe(Effect.provide(Logging.layer("json")), Effect.provide(Logger.pretty))
+      )
+      assert.strictEqual(lines.length, 1)
+      assert.strictEqual(JSON.parse(lines[0]!).message, "once")
     }))
 
   it.effect("the format and level come from CCAT_LOG_FORMAT and CCAT_LOG_LEVEL", () =>
