@@ -135,7 +135,8 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       const write = Effect.acquireUseRelease(
         io("put", key, () => fs.open(tmp, "wx", 0o644)),
         (handle) =>
-          Stream.runForEachChunk(body, (chunk) => {
+          // a few chunks of read-ahead, so reading and hashing overlap the write syscalls
+          Stream.runForEachChunk(Stream.buffer(body, { capacity: 8 }), (chunk) => {
             const buffers = Array.from(chunk)
             return buffers.length === 0 ? Effect.void : io("put", key, () => handle.writev(buffers))
           }).pipe(Effect.zipRight(sync ? io("put", key, () => handle.sync()) : Effect.void)),
