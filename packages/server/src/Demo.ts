@@ -12,12 +12,14 @@ import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Staging from "./lifecycle/Staging.js"
 import * as HttpServerLive from "./HttpServer.js"
 import * as Main from "./Main.js"
+import * as Logging from "./observability/Logging.js"
 import { load, ServerConfig, type LoadOptions } from "./ServerConfig.js"
 import * as TopologySync from "./TopologySync.js"
 
@@ -273,5 +275,6 @@ export const demo = (options: DemoOptions) =>
         }
       })
     )
-  })
+    // The screen is for the demo's progress: only warnings and errors of the workers show.
+  }).pipe(Effect.provide(Logging.layer("pretty", LogLevel.Warning)))
 

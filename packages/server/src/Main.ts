@@ -15,6 +15,9 @@ import { LifecyclePolicy } from "./lifecycle/Packaging.js"
 import * as Routes from "./lifecycle/Routes.js"
 import * as Stages from "./lifecycle/Stages.js"
 import * as Storages from "./lifecycle/Storages.js"
+import * as InfluxPush from "./observability/InfluxPush.js"
+import * as Logging from "./observability/Logging.js"
+import * as Metrics from "./observability/Metrics.js"
 import * as TopologySync from "./TopologySync.js"
 import { load, ServerConfig, type LoadOptions, type ServerConfigShape } from "./ServerConfig.js"
 import { version } from "./Version.js"
@@ -88,15 +91,18 @@ export const serve = (options: LoadOptions & { readonly workers?: ServeWorkers |
   Effect.gen(function* () {
     const config = yield* load(options)
     const sites = yield* sitesToRun(config, options.workers)
-    const app = Layer.mergeAll(Layer.effectDiscard(announce), HttpServerLive.layer, workersLayer(sites)).pipe(
+    // Only `serve` pushes to InfluxDB: the ops-db series are the same in every process, so
+    // pushes from workers too would double what a dashboard sums.
+    const app = Layer.mergeAll(Layer.effectDiscard(announce), HttpServerLive.layer, workersLayer(sites), InfluxPush.layerConfig).pipe(
       Layer.provideMerge(HttpServerLive.listen),
+      Layer.provideMerge(Metrics.layer()),
       Layer.provideMerge(lifecycleLayer(config)),
       Layer.provideMerge(Layer.effectDiscard(syncTopology)),
       Layer.provideMerge(opsDbLayer(config)),
       Layer.provideMerge(Layer.succeed(ServerConfig, config))
     )
     return yield* Layer.launch(app)
-  })
+  }).pipe(Effect.provide(Logging.layerConfig))
 
 /** One site's lifecycle workers, without the API: `ccat worker --site NAME`. */
 export const worker = (options: LoadOptions & { readonly site: string }) =>
@@ -110,7 +116,7 @@ export const worker = (options: LoadOptions & { readonly site: string }) =>
       Layer.provideMerge(Layer.succeed(ServerConfig, config))
     )
     return yield* Layer.launch(app)
-  })
+  }).pipe(Effect.provide(Logging.layerConfig))
 
 /** Applies pending migrations; returns the ones it applied, as `[id, name]`. */
 export const migrate = (options: LoadOptions) =>

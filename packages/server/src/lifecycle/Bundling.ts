@@ -9,11 +9,11 @@
  */
 import { Ids, Repositories, type StorageDriver, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { JobQueue } from "../engine/JobQueue.js"
+import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as Packager from "./Packager.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as Routes from "./Routes.js"
@@ -165,21 +165,7 @@ const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites
     yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
     yield* sql.withTransaction(
       Effect.gen(function* () {
-        const updated = yield* sql`
-          update data_transfer_package set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
-          where id = ${bundleId} and status = 'in_progress' returning id`
-        if (updated.length === 0) return yield* Effect.dieMessage(`bundle ${bundleId} left in_progress while it was written`)
-        yield* Repositories.physicalCopies.insert({
-          rawDataFileId: null,
-          rawDataPackageId: null,
-          dataTransferPackageId: bundleId,
-          dataLocationId: buffer.id,
-          path: written.key,
-          sizeBytes: written.sizeBytes,
-          checksum: written.checksum,
-          status: "PRESENT",
-          verifiedAt: yield* DateTime.now
-        } as never)
+        yield* ArchiveRecord.record({ kind: "DataTransferPackage", id: bundleId }, buffer, written)
         yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
       })
     )

@@ -9,11 +9,11 @@
 import { Ids, Repositories, Topology, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { JobQueue } from "../engine/JobQueue.js"
+import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as Packager from "./Packager.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -133,21 +133,7 @@ const commit = (site: string, packageId: Ids.RawDataPackageId, buffer: Sites.Loc
     const sql = yield* SqlClient.SqlClient
     yield* sql.withTransaction(
       Effect.gen(function* () {
-        const updated = yield* sql`
-          update raw_data_package set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
-          where id = ${packageId} and status = 'in_progress' returning id`
-        if (updated.length === 0) return yield* Effect.dieMessage(`package ${packageId} left in_progress while it was written`)
-        yield* Repositories.physicalCopies.insert({
-          rawDataFileId: null,
-          rawDataPackageId: packageId,
-          dataTransferPackageId: null,
-          dataLocationId: buffer.id,
-          path: written.key,
-          sizeBytes: written.sizeBytes,
-          checksum: written.checksum,
-          status: "PRESENT",
-          verifiedAt: yield* DateTime.now
-        } as never)
+        yield* ArchiveRecord.record({ kind: "RawDataPackage", id: packageId }, buffer, written)
         for (const f of files) {
           yield* Transitions.transition({ entity: "RawDataFile", id: f.id, from: "filed", to: "packaged", actor: `worker:${site}` })
           // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.

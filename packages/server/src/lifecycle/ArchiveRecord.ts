@@ -1,0 +1,39 @@
+/**
+ * Recording an archive (a RawDataPackage tar or a DataTransferPackage bundle) that a worker has
+ * just written into a buffer: its size and checksum on its row, which must still be
+ * in_progress, and its verified PhysicalCopy at the buffer. Callers run it inside the
+ * transaction that also enqueues what comes next.
+ */
+import { Repositories } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import type * as Packager from "./Packager.js"
+import type * as Sites from "./Sites.js"
+
+/** Which archive was written. */
+export type Subject =
+  | { readonly kind: "RawDataPackage"; readonly id: string }
+  | { readonly kind: "DataTransferPackage"; readonly id: string }
+
+/** Records the written archive; dies if its row left in_progress meanwhile (a bug, not a race). */
+export const record = (subject: Subject, buffer: Sites.Location, written: Packager.Written) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const table = subject.kind === "RawDataPackage" ? "raw_data_package" : "data_transfer_package"
+    const updated = yield* sql`
+      update ${sql(table)} set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
+      where id = ${subject.id} and status = 'in_progress' returning id`
+    if (updated.length === 0) return yield* Effect.dieMessage(`${subject.kind} ${subject.id} left in_progress while it was written`)
+    yield* Repositories.physicalCopies.insert({
+      rawDataFileId: null,
+      rawDataPackageId: subject.kind === "RawDataPackage" ? subject.id : null,
+      dataTransferPackageId: subject.kind === "DataTransferPackage" ? subject.id : null,
+      dataLocationId: buffer.id,
+      path: written.key,
+      sizeBytes: written.sizeBytes,
+      checksum: written.checksum,
+      status: "PRESENT",
+      verifiedAt: yield* DateTime.now
+    } as never)
+  })
