@@ -55,7 +55,11 @@ export const freshDatabase = async (): Promise<{ readonly url: string; readonly 
 
 /** Starts the reference server on a port, data folder and database, and waits until it answers. */
 export const startServer = async (port: number, dataDir: string, databaseUrl: string): Promise<Proc> => {
-  const server = ccat(["serve", "--port", String(port), "--data-dir", path.join(dataDir, "data")], { DATABASE_URL: databaseUrl })
+  // The tests read the server's request log, in its human-readable form.
+  const server = ccat(["serve", "--port", String(port), "--data-dir", path.join(dataDir, "data")], {
+    DATABASE_URL: databaseUrl,
+    CCAT_LOG_FORMAT: "pretty"
+  })
   await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)
   return server
 }
