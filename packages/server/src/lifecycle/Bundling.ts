@@ -14,6 +14,7 @@ import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { JobQueue } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
+import * as BufferWrite from "./BufferWrite.js"
 import * as Packager from "./Packager.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as Routes from "./Routes.js"
@@ -220,8 +221,10 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   const dtp = rows[0]
   if (dtp.hasCopy) {
     // Written already (a retry after the commit): make sure its transfer is queued.
-    if (dtp.status === "in_progress") yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
-    if (dtp.status === "in_progress") yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
+    if (dtp.status === "in_progress") {
+      yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
+      yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
+    }
     return
   }
   if (dtp.status !== "scheduled" && dtp.status !== "in_progress") return
@@ -234,32 +237,29 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   for (const m of list) if (!sources.has(m.locationId)) sources.set(m.locationId, yield* storages.of(yield* Sites.location(m.locationId)))
   const first = yield* Sites.location(list[0].locationId)
   const estimate = list.reduce((n, m) => n + m.sizeBytes + 1536, 1024 * 1024)
-  const candidates = [first, ...(yield* Sites.locationsOf(site, "BUFFER")).filter((l) => l.id !== first.id)].filter((l) => l.writable)
-  let lastError: unknown = new Error(`no BUFFER at ${site} is writable for bundle ${bundleId}`)
-  for (const buffer of candidates) {
-    if (buffer.capacityBytes !== null && (yield* Sites.usedBytes(buffer.id)) + estimate > buffer.capacityBytes) continue
-    const destination = yield* storages.of(buffer)
-    const result = yield* Packager.bundle({
-      bundleId,
-      packages: list.map((m) => ({ ...m, sourceKey: `${m.locationId}/${m.path}` })),
-      // A member is read from whichever buffer holds it: its key is "<location id>/<path>".
-      source: (key: string) => {
-        const slash = key.indexOf("/")
-        return Packager.read(sources.get(key.slice(0, slash))!, key.slice(slash + 1))
-      },
-      destination,
-      key: dtp.relativePath,
-      overwrite: true
-    }).pipe(Effect.either)
-    if (result._tag === "Right") return yield* commit(site, bundleId, buffer, result.right)
-    const error = result.left
-    if (error instanceof Packager.PackagingError && (error.reason === "Corrupt" || error.reason === "Missing")) {
-      return yield* dropFaulty(site, bundleId, error, list.length - error.members.length)
+  return yield* BufferWrite.toFirst(
+    `bundle ${bundleId}`,
+    yield* BufferWrite.withRoom(site, estimate, first),
+    (buffer) =>
+      Effect.flatMap(storages.of(buffer), (destination) =>
+        Packager.bundle({
+          bundleId,
+          packages: list.map((m) => ({ ...m, sourceKey: `${m.locationId}/${m.path}` })),
+          // A member is read from whichever buffer holds it: its key is "<location id>/<path>".
+          source: (key: string) => {
+            const slash = key.indexOf("/")
+            return Packager.read(sources.get(key.slice(0, slash))!, key.slice(slash + 1))
+          },
+          destination,
+          key: dtp.relativePath,
+          overwrite: true
+        })
+      ),
+    {
+      written: (buffer, written) => commit(site, bundleId, buffer, written),
+      faulty: (error) => dropFaulty(site, bundleId, error, list.length - error.members.length)
     }
-    lastError = error
-    yield* Effect.logWarning(`bundle ${bundleId}: buffer ${buffer.name} failed, trying the next`, error)
-  }
-  return yield* Effect.fail(lastError)
+  )
 })
 
 /** The bundling stage. */

@@ -14,6 +14,7 @@ import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { JobQueue } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
+import * as BufferWrite from "./BufferWrite.js"
 import * as Packager from "./Packager.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -111,22 +112,6 @@ export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
   return enqueued
 })
 
-/** Picks the BUFFERs to try, in priority order, that are writable and have room for `bytes`. */
-const buffersWithRoom = (site: string, bytes: number) =>
-  Effect.gen(function* () {
-    const storages = yield* Storages
-    const out: Array<Sites.Location> = []
-    for (const loc of yield* Sites.locationsOf(site, "BUFFER")) {
-      if (!loc.writable) continue
-      if (loc.capacityBytes !== null && (yield* Sites.usedBytes(loc.id)) + bytes > loc.capacityBytes) continue
-      const storage = yield* storages.of(loc)
-      const space = yield* storage.space().pipe(Effect.option)
-      if (space._tag === "Some" && space.value.freeBytes < bytes) continue
-      out.push(loc)
-    }
-    return out
-  })
-
 /** Records the written package: its copy in the buffer, its size and checksum, its files packaged. */
 const commit = (site: string, packageId: Ids.RawDataPackageId, buffer: Sites.Location, written: Packager.Written, files: ReadonlyArray<FileRow>) =>
   Effect.gen(function* () {
@@ -205,33 +190,28 @@ export const work = Effect.fn("Packaging.work")(function* (site: string, data: u
   if (files.length === 0) return yield* Effect.dieMessage(`package ${packageId} has no files to package`)
   const source = yield* storages.of(yield* Sites.location(files[0].sourceLocationId))
   const estimate = files.reduce((n, f) => n + f.sizeBytes + 1536, 10 * 1024 * 1024)
-  const buffers = yield* buffersWithRoom(site, estimate)
-  if (buffers.length === 0) {
-    return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with ${estimate} bytes free; the package waits`))
-  }
-  let lastError: unknown
-  for (const buffer of buffers) {
-    const destination = yield* storages.of(buffer)
-    const result = yield* Packager.pack({
-      packageId,
-      executedObsUnitId: files[0].executedObsUnitId,
-      instrumentModuleId: files[0].instrumentModuleId,
-      files,
-      source,
-      destination,
-      key: pkg.relativePath,
-      overwrite: true
-    }).pipe(Effect.either)
-    if (result._tag === "Right") return yield* commit(site, packageId, buffer, result.right, files)
-    const error = result.left
-    if (error instanceof Packager.PackagingError && (error.reason === "Corrupt" || error.reason === "Missing")) {
-      return yield* reportFaults(site, packageId, error, files.length - error.members.length)
+  const buffers = yield* BufferWrite.withRoom(site, estimate)
+  return yield* BufferWrite.toFirst(
+    `package ${packageId}`,
+    buffers,
+    (buffer) =>
+      Effect.flatMap(storages.of(buffer), (destination) =>
+        Packager.pack({
+          packageId,
+          executedObsUnitId: files[0].executedObsUnitId,
+          instrumentModuleId: files[0].instrumentModuleId,
+          files,
+          source,
+          destination,
+          key: pkg.relativePath,
+          overwrite: true
+        })
+      ),
+    {
+      written: (buffer, written) => commit(site, packageId, buffer, written, files),
+      faulty: (error) => reportFaults(site, packageId, error, files.length - error.members.length)
     }
-    // The buffer failed (unavailable, full): fail over to the next one.
-    lastError = error
-    yield* Effect.logWarning(`package ${packageId}: buffer ${buffer.name} failed, trying the next`, error)
-  }
-  return yield* Effect.fail(lastError)
+  )
 })
 
 /** The packaging stage. */

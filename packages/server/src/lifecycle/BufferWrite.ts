@@ -1,0 +1,58 @@
+/**
+ * Writing an archive (a package or a bundle) into a site's BUFFER: the candidates in priority
+ * order that are writable and have room, and a failover loop that tries them in turn. A member
+ * whose bytes are wrong is the data's fault, not the buffer's: it ends the loop at once and goes
+ * to the caller; any other failure moves on to the next buffer.
+ */
+import * as Effect from "effect/Effect"
+import * as Packager from "./Packager.js"
+import * as Sites from "./Sites.js"
+import { Storages } from "./Storages.js"
+
+/**
+ * The site's writable BUFFERs with room for `bytes` (by the location's capacity and, where the
+ * driver can tell, its free space), lower priority first; `preferred` is tried before the rest.
+ */
+export const withRoom = (site: string, bytes: number, preferred?: Sites.Location) =>
+  Effect.gen(function* () {
+    const storages = yield* Storages
+    const all = yield* Sites.locationsOf(site, "BUFFER")
+    const ordered = preferred === undefined ? all : [preferred, ...all.filter((l) => l.id !== preferred.id)]
+    const out: Array<Sites.Location> = []
+    for (const loc of ordered) {
+      if (!loc.writable) continue
+      if (loc.capacityBytes !== null && (yield* Sites.usedBytes(loc.id)) + bytes > loc.capacityBytes) continue
+      const space = yield* (yield* storages.of(loc)).space().pipe(Effect.option)
+      if (space._tag === "Some" && space.value.freeBytes < bytes) continue
+      out.push(loc)
+    }
+    return out
+  })
+
+/** What to do with the first buffer that took the archive, or with faulty members. */
+export interface Handlers<A, B, E1, R1, E2, R2> {
+  readonly written: (buffer: Sites.Location, written: Packager.Written) => Effect.Effect<A, E1, R1>
+  readonly faulty: (error: Packager.PackagingError) => Effect.Effect<B, E2, R2>
+}
+
+/** Writes into the first of `buffers` that takes the archive; fails with the last buffer's error. */
+export const toFirst = <E, R, A, B, E1, R1, E2, R2>(
+  label: string,
+  buffers: ReadonlyArray<Sites.Location>,
+  write: (buffer: Sites.Location) => Effect.Effect<Packager.Written, E, R>,
+  handlers: Handlers<A, B, E1, R1, E2, R2>
+) =>
+  Effect.gen(function* () {
+    let lastError: unknown = new Error(`${label}: no BUFFER is writable with room for it; it waits`)
+    for (const buffer of buffers) {
+      const result = yield* Effect.either(write(buffer))
+      if (result._tag === "Right") return yield* handlers.written(buffer, result.right)
+      const error = result.left
+      if (error instanceof Packager.PackagingError && (error.reason === "Corrupt" || error.reason === "Missing")) {
+        return yield* handlers.faulty(error)
+      }
+      lastError = error
+      yield* Effect.logWarning(`${label}: buffer ${buffer.name} failed, trying the next`, error)
+    }
+    return yield* Effect.fail(lastError)
+  })
