@@ -20,12 +20,21 @@ export const EntityKind = Schema.Literal(
 export type EntityKind = typeof EntityKind.Type
 
 /**
+ * Every kind of entity the event log records: the ones with a state machine, and
+ * ExecutedObsUnit, whose closing (end time, final status, quality) is recorded since migration
+ * 0002 although filing, not a state machine, decides its status.
+ */
+export const LoggedEntityKind = Schema.Literal(...EntityKind.literals, "ExecutedObsUnit")
+/** A kind of entity the event log records. */
+export type LoggedEntityKind = typeof LoggedEntityKind.Type
+
+/**
  * One state change: which entity, from which state to which, when, by whom, and free details
  * (a transfer's error, a job id). `fromState` is null for an entity's creation event.
  */
 export class EventLogEntry extends Model.Class<EventLogEntry>("EventLogEntry")({
   id: Model.Generated(Ids.EventId),
-  entityKind: EntityKind,
+  entityKind: LoggedEntityKind,
   entityId: Schema.UUID,
   fromState: Schema.NullOr(Schema.String),
   toState: Schema.String,

@@ -6,10 +6,14 @@ import * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Effect from "effect/Effect"
 import init from "./internal/migrations/0001_init.js"
+import executedObsUnitEvents from "./internal/migrations/0002_executed_obs_unit_events.js"
+import retentionDeleteConcurrency from "./internal/migrations/0003_retention_delete_concurrency.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
-  "0001_init": init
+  "0001_init": init,
+  "0002_executed_obs_unit_events": executedObsUnitEvents,
+  "0003_retention_delete_concurrency": retentionDeleteConcurrency
 }
 
 /** The table in which applied migrations are recorded. */

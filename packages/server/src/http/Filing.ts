@@ -241,6 +241,11 @@ export const closeObservation = Effect.fn("Filing.closeObservation")(function* (
         update executed_obs_unit
         set end_at = ${req.endAt}, status = ${req.status}, quality = coalesce(${req.quality ?? null}::observation_quality, quality), updated_at = now()
         where id = ${id} returning *`
+      // The close is part of the observation's audited history (migration 0002); a repeat returned above and writes none.
+      yield* sql`insert into event_log ${sql.insert({
+        entityKind: "ExecutedObsUnit", entityId: id, fromState: s.status, toState: req.status, actor: p.name,
+        details: JSON.stringify({ action: "close", endAt: req.endAt.toISOString(), ...(req.quality !== undefined ? { quality: req.quality } : {}) })
+      })}`
       return yield* Effect.orDie(decodeObservation(rows[0]))
     })
   ).pipe(Effect.catchTag("SqlError", Effect.die))

@@ -1,0 +1,108 @@
+/**
+ * Migrations 0002 and 0003 on a database that already holds data at 0001 (the upgrade an
+ * operator runs), and the event-log row that closing an observation writes since 0002: one per
+ * close, none for an idempotent repeat or a refused re-close.
+ */
+import { EventLog, Migrations } from "@ccat/core"
+import { Fixtures, TestDatabase } from "@ccat/core/testing"
+import { assert, it } from "@effect/vitest"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+import * as Harness from "./ApiHarness.js"
+
+/** The migrator as a release that shipped only 0001 would run it. */
+const runOnly = (names: ReadonlyArray<string>) =>
+  Migrator.make({})({
+    loader: Migrator.fromRecord(Object.fromEntries(names.map((n) => [n, Migrations.migrations[n]!]))),
+    table: Migrations.table
+  })
+
+it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0001", (it) => {
+  it.effect("keeps every row, adds ExecutedObsUnit to the event log and a delete concurrency to each retention policy", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const first = yield* runOnly(["0001_init"])
+      assert.deepStrictEqual(first.map(([, name]) => name), ["init"])
+      // A 0001 database in use: a site, a buffer with its retention policy, and an event.
+      const [site] = yield* sql<{ id: string }>`insert into site (name, short_name, role) values ('chile', 'cl', 'secondary') returning id`
+      const [location] = yield* sql<{ id: string }>`
+        insert into data_location (site_id, name, type, technology, driver_config, priority)
+        values (${site.id}, 'chile-buffer', 'BUFFER', 'disk', '{"root":"/b"}', 0) returning id`
+      yield* sql`insert into retention_policy (data_location_id, min_age_seconds, disk_usage_threshold, required_archive_copies)
+        values (${location.id}, 3600, 0.85, 2)`
+      const entity = randomUUID()
+      yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state, actor) values ('PhysicalCopy', ${entity}, null, 'PRESENT', 'upgrade-test')`
+      // Before the upgrade the kind does not exist.
+      const early = yield* Effect.either(sql`insert into event_log (entity_kind, entity_id, to_state) values ('ExecutedObsUnit', ${randomUUID()}, 'completed')`)
+      assert.isTrue(Either.isLeft(early))
+
+      const applied = yield* Migrations.run
+      assert.deepStrictEqual(applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`), ["0002_executed_obs_unit_events", "0003_retention_delete_concurrency"])
+      assert.deepStrictEqual(yield* Migrations.run, [])
+
+      const [policy] = yield* sql<{ minAgeSeconds: string; diskUsageThreshold: number; requiredArchiveCopies: number; deleteConcurrency: number }>`
+        select min_age_seconds, disk_usage_threshold, required_archive_copies, delete_concurrency from retention_policy where data_location_id = ${location.id}`
+      assert.deepStrictEqual({ ...policy, minAgeSeconds: Number(policy.minAgeSeconds) }, { minAgeSeconds: 3600, diskUsageThreshold: 0.85, requiredArchiveCopies: 2, deleteConcurrency: 4 })
+      const old = yield* sql<{ actor: string; toState: string }>`select actor, to_state from event_log where entity_id = ${entity}`
+      assert.deepStrictEqual(old, [{ actor: "upgrade-test", toState: "PRESENT" }])
+      const closedId = randomUUID()
+      yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state) values ('ExecutedObsUnit', ${closedId}, 'in_progress', 'completed')`
+      const [kinds] = yield* sql<{ kinds: Array<string> }>`select enum_range(null::entity_kind)::text[] as kinds`
+      assert.deepStrictEqual(kinds.kinds, ["RawDataFile", "RawDataPackage", "DataTransferPackage", "DataTransfer", "PhysicalCopy", "StagingRequest", "ExecutedObsUnit"])
+      // The new column refuses what the configuration would refuse, and the log stays append-only.
+      const zero = yield* Effect.either(sql`update retention_policy set delete_concurrency = 0`)
+      assert.isTrue(Either.isLeft(zero))
+      const rewrite = yield* Effect.either(sql`update event_log set to_state = 'failed' where entity_id = ${closedId}`)
+      assert.isTrue(Either.isLeft(rewrite))
+    })
+  )
+})
+
+const observation = (world: Fixtures.World) => ({
+  id: randomUUID(),
+  obsUnitId: world.obsUnit.id,
+  startAt: new Date("2026-05-01T03:00:00Z"),
+  sourceLocation: world.source.name,
+  files: []
+})
+
+/** The event-log rows of an observation. */
+const eventsOf = (id: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ entityKind: string; fromState: string | null; toState: string; actor: string; details: Record<string, unknown> }>`
+      select entity_kind, from_state, to_state, actor, details from event_log where entity_id = ${id} order by id`
+  ).pipe(Effect.orDie)
+
+it.layer(Harness.layer(), { timeout: 60_000 })("closing an observation", (it) => {
+  it.effect("writes one ExecutedObsUnit event with the close, none for a repeat or a refused re-close", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const name = `telescope-${Fixtures.suffix()}`
+      const token = yield* Harness.tokenFor({ role: "instrument", name, instrumentIds: [world.instrument.id] })
+      const client = yield* Harness.client(token)
+      const request = observation(world)
+      yield* client.observations.file({ payload: request })
+      assert.deepStrictEqual(yield* eventsOf(request.id), [])
+      const endAt = new Date("2026-05-01T04:00:00Z")
+      yield* client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "completed", quality: "good" } })
+      const events = yield* eventsOf(request.id)
+      assert.deepStrictEqual(events, [{
+        entityKind: "ExecutedObsUnit", fromState: "in_progress", toState: "completed", actor: name,
+        details: { action: "close", endAt: endAt.toISOString(), quality: "good" }
+      }])
+      // An idempotent repeat answers with the stored record and writes nothing.
+      yield* client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "completed" } })
+      const refused = yield* Effect.either(client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "failed" } }))
+      assert.isTrue(Either.isLeft(refused) && refused.left._tag === "Conflict")
+      assert.deepStrictEqual(yield* eventsOf(request.id), events)
+      // The history endpoint's model decodes the row.
+      const [row] = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select * from event_log where entity_id = ${request.id}`).pipe(Effect.orDie)
+      const decoded = yield* Schema.decodeUnknown(EventLog.EventLogEntry)(row).pipe(Effect.orDie)
+      assert.strictEqual(decoded.entityKind, "ExecutedObsUnit")
+    })
+  )
+})
