@@ -14,6 +14,7 @@ import { ObservationsApi } from "./ObservationsApi.js"
 import { OperationsApi } from "./OperationsApi.js"
 import { PackagesApi } from "./PackagesApi.js"
 import { StagingApi } from "./StagingApi.js"
+import { StatusApi } from "./StatusApi.js"
 import { SystemApi } from "./SystemApi.js"
 import { TokensApi } from "./TokensApi.js"
 import { TransfersApi } from "./TransfersApi.js"
@@ -28,6 +29,7 @@ export class Api extends HttpApi.make("ccat")
   .add(LocationsApi)
   .add(StagingApi)
   .add(OperationsApi)
+  .add(StatusApi)
   .add(TokensApi)
   .add(AdminApi)
   // Any request may be refused before it reaches an endpoint: a body that is not JSON or too big.

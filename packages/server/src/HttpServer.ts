@@ -13,6 +13,7 @@ import { createServer } from "node:http"
 import { AuthenticationLive } from "./auth/Authentication.js"
 import * as BodyLimit from "./http/BodyLimit.js"
 import * as DocsPage from "./http/DocsPage.js"
+import * as WebUi from "./http/WebUi.js"
 import { AdminHttpLive } from "./http/AdminHttp.js"
 import { FilesHttpLive } from "./http/FilesHttp.js"
 import { LocationsHttpLive } from "./http/LocationsHttp.js"
@@ -20,6 +21,7 @@ import { ObservationsHttpLive } from "./http/ObservationsHttp.js"
 import { OperationsHttpLive } from "./http/OperationsHttp.js"
 import { PackagesHttpLive } from "./http/PackagesHttp.js"
 import { StagingHttpLive } from "./http/StagingHttp.js"
+import { StatusHttpLive } from "./http/StatusHttp.js"
 import { TokensHttpLive } from "./http/TokensHttp.js"
 import { TransfersHttpLive } from "./http/TransfersHttp.js"
 import { SystemHttpLive } from "./http/SystemHttp.js"
@@ -40,6 +42,7 @@ export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(
     LocationsHttpLive,
     StagingHttpLive,
     OperationsHttpLive,
+    StatusHttpLive,
     TokensHttpLive,
     AdminHttpLive
   ]),
@@ -56,6 +59,7 @@ export const layerWith = (options: { readonly maxBodyBytes: number }) =>
   HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
     Layer.provide(DocsPage.layer),
+    Layer.provide(WebUi.layer),
     Layer.provide(MetricsHttp.layer),
     Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)

@@ -227,6 +227,20 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
     })
   )
 
+  it.effect("status snapshot and an item's events (StatusApi.test.ts covers them in depth)", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
+      const pkg = yield* Fixtures.rawDataPackage(world, eou).pipe(Effect.orDie)
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const status = yield* operator.status.get({ urlParams: {} })
+      expect(status.scope).toBe("full")
+      expect(status.locations.map((l) => l.id)).toEqual(expect.arrayContaining([world.source.id, world.archive.id]))
+      expect((yield* operator.status.events({ urlParams: { entity: "RawDataPackage", id: pkg.id } })).items.map((e) => e.toState)).toEqual(["pending"])
+      mark("status.get", "status.events")
+    })
+  )
+
   it.effect("each endpoint of the contract was called above", () =>
     Effect.sync(() => {
       const all = Object.values(Api.Api.groups).flatMap((g) => Object.keys(g.endpoints).map((e) => `${g.identifier}.${e}`))
