@@ -154,7 +154,11 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
   /** Verified copies required at LONG_TERM_ARCHIVE locations before anything is deleted. */
   archiveCopies: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
   /** How long staged data stays at a PROCESSING location. */
-  stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 })
+  stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 }),
+  /** How often a worker process renews the leases of the jobs it runs (crash safety, docs/lifecycle.md). */
+  jobHeartbeat: Schema.optionalWith(DurationText, { default: () => 10_000 }),
+  /** A job whose lease was not renewed this long belongs to a dead worker and runs again elsewhere. */
+  jobLeaseTimeout: Schema.optionalWith(DurationText, { default: () => 60_000 })
 }) {}
 
 /** The whole topology. */
@@ -208,6 +212,11 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
   const archives = t.sites.flatMap((s) => s.locations).filter((l) => l.type === "LONG_TERM_ARCHIVE").length
   if (archives > 0 && t.policy.archiveCopies > archives) {
     out.push(`policy.archiveCopies: ${t.policy.archiveCopies} copies are required but only ${archives} LONG_TERM_ARCHIVE locations exist`)
+  }
+  if (t.policy.jobHeartbeat <= 0) out.push(`policy.jobHeartbeat: must be longer than zero`)
+  else if (t.policy.jobLeaseTimeout < 3 * t.policy.jobHeartbeat) {
+    // A live worker that misses a heartbeat or two (a stall, a busy database) must keep its jobs.
+    out.push(`policy.jobLeaseTimeout: must be at least three times policy.jobHeartbeat (${t.policy.jobHeartbeat} ms)`)
   }
   return out
 }

@@ -54,7 +54,10 @@ const announce = Effect.gen(function* () {
 /** The services the lifecycle stages run on: the job engine, the storages, the policy. */
 export const lifecycleLayer = (config: ServerConfigShape) =>
   Layer.mergeAll(
-    JobQueue.layer,
+    JobQueue.layerWith({
+      heartbeatInterval: config.topology.policy.jobHeartbeat,
+      leaseTimeout: config.topology.policy.jobLeaseTimeout
+    }),
     Storages.layer(),
     Layer.succeed(LifecyclePolicy, config.topology.policy),
     // Route limits (concurrency, bandwidth) come from the configuration, not the ops-db.

@@ -8,11 +8,17 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
-import type * as Scope from "effect/Scope"
+import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
+import * as os from "node:os"
 import PgBoss from "pg-boss"
+import * as Leases from "./Leases.js"
 
 /** A failure of the job engine itself (not of a job's work). */
 export class JobQueueError extends Data.TaggedError("JobQueueError")<{
@@ -117,15 +123,71 @@ const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
 const attempt = <A>(operation: string, queue: string | undefined, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: (cause) => new JobQueueError({ operation, ...(queue ? { queue } : {}), cause }) })
 
+/**
+ * How quickly the jobs of a worker that died run again. Every process renews the leases of the
+ * jobs it runs each `heartbeatInterval`; a job whose lease was not renewed for `leaseTimeout` is
+ * taken back by any live process (DESIGN §4.4). The timeout must comfortably exceed the longest
+ * stall of a live process (a full GC, a saturated database), or a live job would run twice;
+ * every job is idempotent, so that is slow, never wrong.
+ */
+export interface LeaseOptions {
+  /** How often a process renews its leases and looks for dead ones (default 10 s). */
+  readonly heartbeatInterval?: Duration.DurationInput
+  /** A lease not renewed for this long belongs to a dead worker (default 60 s). */
+  readonly leaseTimeout?: Duration.DurationInput
+}
+
+/** Why lease options cannot be used: the timeout must leave room for missed heartbeats. */
+export class LeaseOptionsError extends Data.TaggedError("LeaseOptionsError")<{
+  readonly heartbeatMillis: number
+  readonly leaseTimeoutMillis: number
+}> {
+  override get message(): string {
+    return `job engine: the lease timeout (${this.leaseTimeoutMillis} ms) must be at least three heartbeat intervals ` +
+      `(${this.heartbeatMillis} ms each), so that a live worker that misses one heartbeat keeps its jobs`
+  }
+}
+
 /** Starts pg-boss on the ops-db's SQL client and stops it (gracefully) when the layer is released. */
-export const layer: Layer.Layer<JobQueue, JobQueueError, SqlClient.SqlClient> = Layer.scoped(
+export const layerWith = (
+  options: LeaseOptions = {}
+): Layer.Layer<JobQueue, JobQueueError | LeaseOptionsError, SqlClient.SqlClient> => Layer.scoped(
   JobQueue,
   Effect.gen(function* () {
+    const heartbeatMillis = Duration.toMillis(options.heartbeatInterval ?? Duration.seconds(10))
+    const leaseTimeoutMillis = Duration.toMillis(options.leaseTimeout ?? Duration.seconds(60))
+    if (!(heartbeatMillis > 0) || leaseTimeoutMillis < 3 * heartbeatMillis) {
+      return yield* new LeaseOptionsError({ heartbeatMillis, leaseTimeoutMillis })
+    }
     const runtime = yield* Effect.runtime<SqlClient.SqlClient>()
+    // Closed after pg-boss stopped (finalizers run in reverse order): leases are renewed while
+    // a graceful stop lets running jobs finish.
+    const heartbeatScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const boss = new PgBoss({ db: dbOf(runtime), schema, supervise: true, schedule: false })
     boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
     yield* Effect.acquireRelease(attempt("start", undefined, () => boss.start()), () =>
       Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(Effect.ignore)
+    )
+    const sqlClient = yield* SqlClient.SqlClient
+    const worker = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
+    const engineFailure = (operation: string) => (cause: unknown) => new JobQueueError({ operation, cause })
+    yield* Effect.mapError(Leases.ensureTable, engineFailure("create the lease table"))
+    const timeoutSeconds = leaseTimeoutMillis / 1000
+    yield* Effect.gen(function* () {
+      yield* Leases.heartbeat(worker)
+      const reclaimed = yield* Leases.reap(timeoutSeconds)
+      for (const job of reclaimed) {
+        yield* Effect.logWarning(
+          `job ${job.id} on ${job.queue}: its worker ${job.worker ?? "(died before leasing it)"} stopped heartbeating; ` +
+            (job.outcome === "retry" ? "it runs again now" : "marked failed (retries used up, or an equal job already waits)")
+        )
+      }
+      yield* Leases.sweep(timeoutSeconds)
+    }).pipe(
+      Effect.catchAllCause((cause) => Effect.logWarning("job engine: heartbeat failed; trying again", cause)),
+      Effect.repeat(Schedule.spaced(Duration.millis(heartbeatMillis))),
+      Effect.ensuring(Effect.ignore(Leases.releaseAll(worker))),
+      Effect.forkIn(heartbeatScope)
     )
     const created = new Set<string>()
     const ensureQueue = (queue: string, options: QueueOptions = {}) =>
@@ -167,8 +229,14 @@ export const layer: Layer.Layer<JobQueue, JobQueueError, SqlClient.SqlClient> = 
     const work: JobQueueService["work"] = (queue, handler, options = {}) =>
       Effect.gen(function* () {
         const rt = yield* Effect.runtime<any>()
+        // The lease is taken before the work and dropped after it; a worker killed in between
+        // leaves it to expire, and any live process then runs the job again.
         const run = (job: PgBoss.Job<any>) =>
-          handler({ id: job.id, queue, data: job.data }).pipe(
+          Effect.acquireUseRelease(
+            Effect.provideService(Leases.take(worker, job.id, queue), SqlClient.SqlClient, sqlClient),
+            () => handler({ id: job.id, queue, data: job.data }),
+            () => Effect.ignore(Effect.provideService(Leases.release(worker, job.id), SqlClient.SqlClient, sqlClient))
+          ).pipe(
             Effect.withSpan("JobQueue.job", { attributes: { queue, jobId: job.id } }),
             Effect.tapErrorCause((cause) =>
               Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning(`job ${job.id} on ${queue} failed`, cause)
@@ -191,3 +259,6 @@ export const layer: Layer.Layer<JobQueue, JobQueueError, SqlClient.SqlClient> = 
     return { ensureQueue, send, work, queueSize } satisfies JobQueueService
   })
 )
+
+/** The job engine with the default leases (heartbeat 10 s, timeout 60 s). */
+export const layer: Layer.Layer<JobQueue, JobQueueError | LeaseOptionsError, SqlClient.SqlClient> = layerWith()
