@@ -139,7 +139,11 @@ export interface Minimal {
   ) => Effect.Effect<ObjectInfo, StorageError>
   /** Free space, where the backend can tell. */
   readonly space?: () => Effect.Effect<Space, StorageError>
-  /** Required when `capabilities.presign`. */
+  /**
+   * Required when `capabilities.presign`: a URL that lets its holder GET (or PUT) the object
+   * without credentials until `expiresIn` has passed. GET of a missing object fails NotFound; an
+   * expiry the backend cannot sign fails PermissionDenied. A PUT URL bypasses our checksum.
+   */
   readonly presign?: (
     key: RelativePath.RelativePath,
     options: { readonly method: "GET" | "PUT"; readonly expiresIn: Duration.Duration }
@@ -174,7 +178,7 @@ export interface Service {
   readonly verify: (key: string, expected: Checksum.Checksum) => Effect.Effect<ObjectInfo, StorageError>
   /** Free and total bytes; Unsupported where the backend cannot tell. */
   readonly space: () => Effect.Effect<Space, StorageError>
-  /** A time-limited URL; Unsupported without `capabilities.presign`. */
+  /** A time-limited URL (default GET, 1 hour) for clients without credentials; Unsupported without `capabilities.presign`. */
   readonly presign: (
     key: string,
     options?: { readonly method?: "GET" | "PUT"; readonly expiresIn?: Duration.DurationInput }

@@ -11,6 +11,8 @@
  *   is known up front or the object is one part, an object tag otherwise), since a multipart
  *   ETag is not an MD5 of the object and radosgw stores none of the SDK's flexible checksums.
  * - Path-style addressing by default when an endpoint is given, as non-AWS servers need.
+ * - `presign` hands out SigV4 query-signed GET and PUT URLs (at most 7 days, S3's limit), signed
+ *   at the Effect clock's time so the expiry follows the same clock as the rest of the system.
  * - An `S3Client` can be injected for anything these options do not cover.
  */
 import { Checksum, type RelativePath, StorageDriver, StorageError } from "@ccat/core"
@@ -32,9 +34,12 @@ import {
   type S3ClientConfig,
   UploadPartCommand
 } from "@aws-sdk/client-s3"
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -80,6 +85,8 @@ const MiB = 1024 * 1024
 const metadataKey = "ccat-checksum"
 const maxParts = 10_000
 const maxCopyBytes = 5 * 1024 * MiB
+/** SigV4 query signatures are valid for at most 7 days (AWS and radosgw refuse longer). */
+export const maxPresignSeconds = 7 * 24 * 60 * 60
 
 interface Part {
   readonly number: number
@@ -384,15 +391,33 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
       return yield* stat(to)
     })
 
+  // Signing is offline, so a GET URL for a missing object would only fail when fetched, far from
+  // the caller: check the object first and fail with NotFound here. A PUT URL is one PutObject,
+  // atomic on the server, but it bypasses our checksum and may replace an existing object.
+  const presign = (key: RelativePath.RelativePath, opts: { readonly method: "GET" | "PUT"; readonly expiresIn: Duration.Duration }) =>
+    Effect.gen(function*() {
+      const seconds = Math.ceil(Duration.toMillis(opts.expiresIn) / 1000)
+      if (!(seconds >= 1 && seconds <= maxPresignSeconds)) {
+        return yield* fail("presign", "PermissionDenied", `expiresIn must be from 1 second to 7 days, got ${Duration.format(opts.expiresIn)}`, key)
+      }
+      if (opts.method === "GET") yield* head("presign", key)
+      const signingDate = new Date(yield* Clock.currentTimeMillis)
+      const command = opts.method === "GET"
+        ? new GetObjectCommand({ Bucket: bucket, Key: objectKey(key) })
+        : new PutObjectCommand({ Bucket: bucket, Key: objectKey(key) })
+      return yield* send("presign", key, () => getSignedUrl(client, command, { expiresIn: seconds, signingDate }))
+    })
+
   return {
     name,
-    capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nativeCopy: true },
+    capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nativeCopy: true, presign: true },
     put,
     get,
     stat,
     delete: remove,
     list,
-    copy
+    copy,
+    presign
   }
 }
 
