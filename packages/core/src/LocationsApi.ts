@@ -54,6 +54,8 @@ export const CopyFilter = Schema.Struct({
   fileId: Schema.optional(Ids.RawDataFileId),
   packageId: Schema.optional(Ids.RawDataPackageId),
   bundleId: Schema.optional(Ids.DataTransferPackageId),
+  /** Copies of an observation's files, of its packages, and of the bundles holding them. */
+  observationId: Schema.optional(Ids.ExecutedObsUnitId),
   status: Schema.optional(PhysicalCopyStatus),
   ...PageParams
 })
@@ -94,7 +96,7 @@ export class LocationsApi extends HttpApiGroup.make("locations")
       .setUrlParams(CopyFilter)
       .addSuccess(Page(PhysicalCopy.json))
       .addError(Unprocessable)
-      .pipe(allow(["operator", "admin"], "PhysicalCopies in creation order, filtered by location, file, package, bundle or status."))
+      .pipe(allow(["operator", "admin"], "PhysicalCopies in creation order, filtered by location, file, package, bundle, observation or status."))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Sites, data locations, availability and physical copies.")

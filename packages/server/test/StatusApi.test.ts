@@ -89,6 +89,11 @@ it.layer(Harness.layer(), { timeout: 60_000 })("status", (it) => {
       expect(few.failed.map((f) => f.id)).toEqual([broken.id, files[3].id])
       expect(few.failedTotals.DataTransfer).toBe(3)
 
+      // The copies of one observation: its files', its packages' and its bundles' (none of another).
+      const ofObservation = yield* operator.locations.listCopies({ urlParams: { observationId: eou.id } })
+      expect(ofObservation.items.map((c) => c.rawDataPackageId).sort()).toEqual([waiting.id, arrived.id].sort())
+      expect((yield* operator.locations.listCopies({ urlParams: { observationId: randomUUID() as any } })).items).toEqual([])
+
       // Locations: fill against capacity, and the breaker towards Cologne's buffer.
       const chileBuffer = s.locations.find((l) => l.id === world.chileBuffer.id)!
       expect(chileBuffer).toMatchObject({ siteId: world.chile.id, siteName: world.chile.name, type: "BUFFER", presentCopies: 1, presentBytes: 4096, usedBytes: 4096, capacityBytes: 10000 })

@@ -71,6 +71,12 @@ export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (han
         if (q.fileId !== undefined) where.push(sql`t.raw_data_file_id = ${q.fileId}`)
         if (q.packageId !== undefined) where.push(sql`t.raw_data_package_id = ${q.packageId}`)
         if (q.bundleId !== undefined) where.push(sql`t.data_transfer_package_id = ${q.bundleId}`)
+        if (q.observationId !== undefined) {
+          where.push(sql`(t.raw_data_file_id in (select id from raw_data_file where executed_obs_unit_id = ${q.observationId})
+            or t.raw_data_package_id in (select id from raw_data_package where executed_obs_unit_id = ${q.observationId})
+            or t.data_transfer_package_id in (select m.data_transfer_package_id from data_transfer_package_member m
+              join raw_data_package p on p.id = m.raw_data_package_id where p.executed_obs_unit_id = ${q.observationId}))`)
+        }
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
         return yield* page({ table: "physical_copy", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode: decodeCopies })
       })
