@@ -95,7 +95,12 @@ export class RetentionConfig extends Schema.Class<RetentionConfig>("RetentionCon
   /** Above this fill level (percent of capacity) deletion may happen before the minimum age. */
   usageThresholdPercent: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100)), { default: () => 80 }),
   /** Never delete here at all (for archives). */
-  keepForever: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  keepForever: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /**
+   * Deletions cleanup runs at once at this location: many for a local disk or an object store,
+   * few for a tape library or a slow network mount.
+   */
+  deleteConcurrency: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 256)), { default: () => 4 })
 }) {}
 
 /** Read, write and delete availability, switched off for maintenance or by circuit breakers. */

@@ -54,11 +54,13 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
           } else {
             const threshold = loc.retention.usageThresholdPercent > 0 ? loc.retention.usageThresholdPercent / 100 : null
             yield* sql`
-              insert into retention_policy (data_location_id, min_age_seconds, disk_usage_threshold, required_archive_copies)
-              values (${locationId}, ${Math.floor(loc.retention.minAgeSinceArchived / 1000)}, ${threshold}, ${topology.policy.archiveCopies})
+              insert into retention_policy (data_location_id, min_age_seconds, disk_usage_threshold, required_archive_copies, delete_concurrency)
+              values (${locationId}, ${Math.floor(loc.retention.minAgeSinceArchived / 1000)}, ${threshold}, ${topology.policy.archiveCopies},
+                      ${loc.retention.deleteConcurrency})
               on conflict (data_location_id) do update set
                 min_age_seconds = excluded.min_age_seconds, disk_usage_threshold = excluded.disk_usage_threshold,
-                required_archive_copies = excluded.required_archive_copies, updated_at = now()`
+                required_archive_copies = excluded.required_archive_copies, delete_concurrency = excluded.delete_concurrency,
+                updated_at = now()`
           }
         }
       }

@@ -90,9 +90,10 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       return { dir, file, base }
     })
 
+  // tryPromise, not promise: a folder a concurrent delete just tidied away must not be a defect
   const syncDir = (dir: string) =>
     sync
-      ? Effect.promise(async () => {
+      ? Effect.tryPromise(async () => {
         const h = await fs.open(dir, "r")
         try {
           await h.sync()

@@ -2,15 +2,17 @@
  * Stage 7 of issue 6, cleanup: SOURCE file copies, BUFFER package and bundle copies and
  * PROCESSING staged copies are deleted exactly when invariant 1 and the location's retention
  * policy allow it (the rules are `Retention.eligible`). The planner moves an eligible copy
- * PRESENT/STAGED → DELETION_POSSIBLE → DELETION_SCHEDULED and enqueues its job in the same
- * transaction; the worker locks the copy, re-checks the rule inside its transaction (a copy that
- * became a transfer source, is needed by a staging request, or whose archive copies lost their
+ * PRESENT/STAGED → DELETION_POSSIBLE → DELETION_SCHEDULED and sends one job per location with
+ * scheduled copies. That job deletes them, up to the location's `delete_concurrency` at once:
+ * for each copy it locks the copy, re-checks the rule inside its transaction (a copy that became
+ * a transfer source, is needed by a staging request, or whose archive copies lost their
  * verification is called off, back to PRESENT or STAGED), moves it to DELETION_IN_PROGRESS,
  * deletes it (a file already gone counts as deleted) and records DELETED, or DELETION_FAILED,
  * which the planner schedules again after a capped exponential wait.
  */
-import { Ids, Transitions } from "@ccat/core"
+import { Ids, type StorageDriver, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue } from "../engine/JobQueue.js"
@@ -22,24 +24,33 @@ import { Storages } from "./Storages.js"
 /** The stage's name and queue suffix. */
 export const name = "cleanup"
 
-const Job = Schema.Struct({ copyId: Ids.PhysicalCopyId })
+/**
+ * A cleanup job: every scheduled copy at one location (what the planner sends), or one copy (what
+ * releases before concurrent cleanup sent; such jobs may still sit in a queue after an upgrade).
+ */
+const Job = Schema.Union(Schema.Struct({ locationId: Ids.DataLocationId }), Schema.Struct({ copyId: Ids.PhysicalCopyId }))
 
-/** Copies a planning round schedules at most, so one round stays short. */
+/** Copies a planning round schedules at most, and a location job takes per round, so one round stays short. */
 const batch = 500
 
 /** First wait before a failed deletion is tried again; it doubles per failure up to an hour. */
 const retryBaseSeconds = 2
 
+/** A deletion scheduled or in progress for this long lost its worker: its job is sent again. */
+const staleMinutes = 10
+
+/** The singleton key of a location's cleanup job: one queued (and one running) per location. */
+const locationKey = (locationId: string) => `location:${locationId}`
+
 /** The state a called-off copy goes back to: STAGED at a PROCESSING location, PRESENT elsewhere. */
 const keptState = (locationType: string) => (locationType === "PROCESSING" ? "STAGED" as const : "PRESENT" as const)
 
-const isConflict = (e: unknown) => e instanceof Transitions.TransitionError && e.reason === "StateConflict"
+const isConflict = (e: unknown): e is Transitions.TransitionError => e instanceof Transitions.TransitionError && e.reason === "StateConflict"
 
-/** Moves one eligible copy to DELETION_SCHEDULED and enqueues its job, in one transaction. */
+/** Moves one eligible copy to DELETION_SCHEDULED, in one transaction; its location's job is sent after. */
 const schedule = (site: string, copy: Retention.Deletable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const jobs = yield* JobQueue
     const id = copy.id as Ids.PhysicalCopyId
     const actor = `planner:${site}`
     return yield* sql.withTransaction(
@@ -49,10 +60,8 @@ const schedule = (site: string, copy: Retention.Deletable) =>
         }
         const from = copy.status === "DELETION_FAILED" ? "DELETION_FAILED" as const : "DELETION_POSSIBLE" as const
         yield* Transitions.transition({ entity: "PhysicalCopy", id, from, to: "DELETION_SCHEDULED", actor })
-        yield* jobs.send(queueName(site, name), { copyId: id }, { singletonKey: id })
-        return 1
       })
-    ).pipe(Effect.catchIf(isConflict, () => Effect.succeed(0)))
+    ).pipe(Effect.catchIf(isConflict, () => Effect.void))
   })
 
 /** Failed deletions whose wait is over: 2 s after the first failure, doubling, at most an hour. */
@@ -69,8 +78,9 @@ const failedDue = (site: string) =>
   )
 
 /**
- * Schedules the deletion of every eligible copy at the site, retries failed deletions whose
- * wait is over, and re-sends jobs a lost queue would have dropped.
+ * Schedules the deletion of every eligible copy at the site and retries failed deletions whose
+ * wait is over; then sends one job per location that has scheduled copies (or deletions a dead
+ * worker left in progress), which also re-derives jobs a lost queue dropped. Returns the jobs sent.
  */
 export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
@@ -82,38 +92,46 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
     overThreshold,
     limit: batch
   })
-  let enqueued = 0
-  for (const copy of eligible) enqueued += yield* schedule(site, copy)
+  for (const copy of eligible) yield* schedule(site, copy)
   // A failed deletion is retried whatever the rule says now: the worker re-checks it.
   for (const copy of yield* failedDue(site)) {
-    enqueued += yield* schedule(site, { ...copy, status: "DELETION_FAILED", locationType: copy.locationType as Retention.Deletable["locationType"] })
+    yield* schedule(site, { ...copy, status: "DELETION_FAILED", locationType: copy.locationType as Retention.Deletable["locationType"] })
   }
-  const stale = yield* sql<{ id: string }>`
-    select c.id from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-    where s.name = ${site} and c.status in ('DELETION_SCHEDULED', 'DELETION_IN_PROGRESS')
-      and c.updated_at < now() - interval '10 minutes'
-    limit ${batch}`
-  for (const copy of stale) {
-    const sent = yield* jobs.send(queueName(site, name), { copyId: copy.id }, { singletonKey: copy.id })
-    if (sent !== null) enqueued++
+  const locations = yield* sql<{ id: string }>`
+    select distinct c.data_location_id as id
+    from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+    where s.name = ${site} and (c.status = 'DELETION_SCHEDULED'
+      or (c.status = 'DELETION_IN_PROGRESS' and c.updated_at < now() - make_interval(mins => ${staleMinutes})))`
+  let sent = 0
+  for (const location of locations) {
+    if ((yield* jobs.send(queueName(site, name), { locationId: location.id }, { singletonKey: locationKey(location.id) })) !== null) sent++
   }
-  return enqueued
+  return sent
 })
+
+/**
+ * When a deletion found in progress may go ahead: `always` for a job naming the copy (a retry
+ * after a crash: it was checked before), `stale` for a location's job, which must not take over
+ * a deletion another worker is running right now.
+ */
+type Resume = "always" | "stale"
 
 /**
  * Decides, inside one transaction with the copy locked, whether the deletion goes ahead: only a
  * scheduled copy that is still eligible moves to DELETION_IN_PROGRESS; one that is not is called
- * off. A copy already in progress (a retry after a crash) goes ahead: it was checked before.
+ * off. A copy already in progress goes ahead as `resume` allows.
  */
-const decide = (site: string, copyId: Ids.PhysicalCopyId, locationType: string, overThreshold: ReadonlyArray<string>) =>
+const decide = (site: string, copyId: Ids.PhysicalCopyId, locationType: string, overThreshold: ReadonlyArray<string>, resume: Resume) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const actor = `worker:${site}`
     return yield* sql.withTransaction(
       Effect.gen(function* () {
-        const [row] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copyId} for update`
+        const [row] = yield* sql<{ status: string; stale: boolean }>`
+          select status::text as status, updated_at < now() - make_interval(mins => ${staleMinutes}) as stale
+          from physical_copy where id = ${copyId} for update`
         if (row === undefined) return false
-        if (row.status === "DELETION_IN_PROGRESS") return true
+        if (row.status === "DELETION_IN_PROGRESS") return resume === "always" || row.stale
         if (row.status !== "DELETION_SCHEDULED") return false
         const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_SCHEDULED"], overThreshold, limit: 1 })
         if (still.length === 0) {
@@ -129,30 +147,101 @@ const decide = (site: string, copyId: Ids.PhysicalCopyId, locationType: string, 
     )
   })
 
-/** Deletes one scheduled copy if the rule still allows it. */
-export const work = Effect.fn("Cleanup.work")(function* (site: string, data: unknown) {
-  const { copyId } = yield* Schema.decodeUnknown(Job)(data)
-  const sql = yield* SqlClient.SqlClient
-  const storages = yield* Storages
-  const [copy] = yield* sql<{ path: string; locationId: string; locationType: string }>`
-    select c.path, c.data_location_id as location_id, l.type::text as location_type
-    from physical_copy c join data_location l on l.id = c.data_location_id where c.id = ${copyId}`
-  if (copy === undefined) return yield* Effect.logWarning(`physical copy ${copyId} does not exist; job dropped`)
-  const overThreshold = yield* Retention.overThreshold({ locationId: copy.locationId })
-  if (!(yield* decide(site, copyId, copy.locationType, overThreshold))) return
-  const location = yield* Sites.location(copy.locationId)
-  // Delete is idempotent: an object already gone counts as deleted.
-  const deleted = yield* Effect.flatMap(storages.of(location), (storage) => storage.delete(copy.path)).pipe(Effect.either)
-  const actor = `worker:${site}`
-  if (deleted._tag === "Right") {
-    yield* Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "DELETED", actor })
-    return
-  }
-  yield* Transitions.transition({
-    entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "DELETION_FAILED", actor,
-    details: { error: deleted.left.message }
+/**
+ * Where a copy is deleted, and how its re-check judges the fill threshold: `age` lets only the
+ * minimum age make a copy eligible (a decision deletions running beside it cannot change, so such
+ * copies may go in parallel); `fill` also counts the location's fill, measured afresh.
+ */
+interface Target {
+  readonly location: Sites.Location
+  readonly storage: StorageDriver.Service
+  readonly rule: "age" | "fill"
+}
+
+/** Deletes one scheduled copy if the rule still allows it, and records the outcome. */
+const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target, resume: Resume) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const [copy] = yield* sql<{ path: string }>`select path from physical_copy where id = ${copyId}`
+    if (copy === undefined) return yield* Effect.logWarning(`physical copy ${copyId} does not exist; nothing to delete`)
+    const overThreshold = target.rule === "age" ? [] : yield* Retention.overThreshold({ locationId: target.location.id })
+    if (!(yield* decide(site, copyId, target.location.type, overThreshold, resume))) return
+    // Delete is idempotent: an object already gone counts as deleted. Whatever else happens (a
+    // driver's defect too) is recorded, so the copy never waits in DELETION_IN_PROGRESS for nothing.
+    const deleted = yield* target.storage.delete(copy.path).pipe(Effect.sandbox, Effect.either)
+    const actor = `worker:${site}`
+    // Two workers may finish the same crashed deletion; the second finds it done, which is no error.
+    const finish = (to: "DELETED" | "DELETION_FAILED", details?: { readonly error: string }) =>
+      Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to, actor, ...(details ? { details } : {}) }).pipe(
+        Effect.asVoid,
+        Effect.catchIf(isConflict, (e) => Effect.logDebug(`copy ${copyId} is ${e.actual ?? "elsewhere"}: another worker finished its deletion`))
+      )
+    if (deleted._tag === "Right") return yield* finish("DELETED")
+    const error = Cause.squash(deleted.left)
+    yield* finish("DELETION_FAILED", { error: error instanceof Error ? error.message : String(error) })
+    yield* Effect.logWarning(`deleting ${copy.path} at ${target.location.name} failed; the planner retries it`, deleted.left)
+  }).pipe(Effect.withSpan("Cleanup.deleteCopy", { attributes: { copyId } }))
+
+/** A location, its storage and its deletion concurrency (1 where no retention row says). */
+const targetOf = (locationId: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    const location = yield* Sites.location(locationId)
+    const storage = yield* storages.of(location)
+    const [policy] = yield* sql<{ deleteConcurrency: number }>`
+      select delete_concurrency from retention_policy where data_location_id = ${locationId}`
+    return { location, storage, concurrency: policy?.deleteConcurrency ?? 1 }
   })
-  yield* Effect.logWarning(`deleting ${copy.path} at ${location.name} failed; the planner retries it`, deleted.left)
+
+/**
+ * Deletes the location's scheduled copies, `delete_concurrency` at a time, round after round
+ * until none is left. Copies the minimum age allows are decided and deleted in parallel; the
+ * others depend on how full the location is, which each deletion changes, so they go one at a
+ * time with the fill measured afresh. Every copy keeps its own locked re-check and its own
+ * transitions. A copy that failed unexpectedly stays scheduled and the job fails at the end, so
+ * the engine retries it; the other copies are not held up.
+ */
+const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, locationId: Ids.DataLocationId) {
+  const sql = yield* SqlClient.SqlClient
+  const { concurrency, location, storage } = yield* targetOf(locationId)
+  const seen = new Set<string>()
+  const failures: Array<unknown> = []
+  const run = (rows: ReadonlyArray<{ readonly id: Ids.PhysicalCopyId }>, rule: Target["rule"], n: number) =>
+    Effect.forEach(rows, (r) =>
+      deleteCopy(site, r.id, { location, storage, rule }, "stale").pipe(
+        Effect.catchAllCause((cause) => Effect.sync(() => failures.push(cause)))
+      ), { concurrency: n, discard: true })
+  while (true) {
+    const rows = yield* sql<{ id: Ids.PhysicalCopyId; status: string }>`
+      select id, status::text as status from physical_copy
+      where data_location_id = ${locationId} and not (id = any(${[...seen]}::uuid[]))
+        and (status = 'DELETION_SCHEDULED' or (status = 'DELETION_IN_PROGRESS' and updated_at < now() - make_interval(mins => ${staleMinutes})))
+      order by updated_at, id limit ${batch}`
+    if (rows.length === 0) break
+    for (const r of rows) seen.add(r.id)
+    const byAge = new Set(
+      (yield* Retention.eligible({ copyIds: rows.map((r) => r.id), statuses: ["DELETION_SCHEDULED"], overThreshold: [], limit: rows.length })).map((c) => c.id)
+    )
+    const parallel = rows.filter((r) => r.status === "DELETION_IN_PROGRESS" || byAge.has(r.id))
+    yield* run(parallel, "age", concurrency)
+    yield* run(rows.filter((r) => !parallel.includes(r)), "fill", 1)
+  }
+  if (failures.length > 0) {
+    yield* Effect.logWarning(`cleanup at ${location.name}: ${failures.length} deletions failed unexpectedly`, failures[0])
+    return yield* Effect.fail(new Error(`${failures.length} of ${seen.size} deletions at ${location.name} failed unexpectedly; the job is retried`))
+  }
+})
+
+/** Runs a cleanup job: every scheduled copy of a location, or one named copy. */
+export const work = Effect.fn("Cleanup.work")(function* (site: string, data: unknown) {
+  const job = yield* Schema.decodeUnknown(Job)(data)
+  if ("locationId" in job) return yield* workLocation(site, job.locationId)
+  const sql = yield* SqlClient.SqlClient
+  const [copy] = yield* sql<{ locationId: string }>`select data_location_id as location_id from physical_copy where id = ${job.copyId}`
+  if (copy === undefined) return yield* Effect.logWarning(`physical copy ${job.copyId} does not exist; job dropped`)
+  const { location, storage } = yield* targetOf(copy.locationId)
+  yield* deleteCopy(site, job.copyId, { location, storage, rule: "fill" }, "always")
 })
 
 /** The cleanup stage. */
