@@ -13,6 +13,7 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue } from "../engine/JobQueue.js"
+import * as Bundling from "./Bundling.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -80,6 +81,10 @@ const finishDeletion = (site: string, bundleId: Ids.DataTransferPackageId, copy:
       join data_location fl on fl.id = t.from_location_id join site s on s.id = fl.site_id
       join data_location tl on tl.id = t.to_location_id join site ts on ts.id = tl.site_id
       where t.data_transfer_package_id = ${bundleId} and t.status = 'completed' and ts.name = ${site}
+        -- deliveries before an operator's retry of the failed bundle are answered already
+        and t.created_at > coalesce((
+          select max(e.at) from event_log e where e.entity_kind = 'DataTransferPackage' and e.entity_id = ${bundleId}
+            and e.from_state = 'failed' and e.to_state = 'pending'), '-infinity')
       order by t.attempt desc limit 1`
     const origin = deliveries[0]?.origin
     if (resend && origin !== undefined) yield* jobs.ensureQueue(queueName(origin, transferQueue), Routes.queues.transfer)
@@ -89,10 +94,7 @@ const finishDeletion = (site: string, bundleId: Ids.DataTransferPackageId, copy:
         if (!resend || origin === undefined) return
         const n = deliveries[0].n
         if (n >= policy.maxDeliveries) {
-          yield* Transitions.transition({
-            entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "failed", actor: `worker:${site}`,
-            set: { errorMessage: `arrived corrupt at ${site} ${n} times; the last: ${reason ?? "checksum mismatch"}` }
-          })
+          yield* Bundling.fail(site, bundleId, `arrived corrupt at ${site} ${n} times; the last: ${reason ?? "checksum mismatch"}`)
           yield* Effect.logError(`bundle ${bundleId} FAILED: arrived corrupt at ${site} ${n} times`)
         } else {
           yield* jobs.send(queueName(origin, transferQueue), { bundleId }, { singletonKey: bundleId })

@@ -6,6 +6,10 @@
  * transaction under a per-site lock, so two planners never bundle a package twice. The worker
  * writes the bundle into the same BUFFER (each member verified against its recorded checksum),
  * records its PhysicalCopy and enqueues the transfer, together.
+ *
+ * A bundle that ends FAILED takes its member packages with it (their journey shows FAILED and
+ * the bundle's reason, not TRANSFERRING forever); when an operator retries the bundle (failed →
+ * pending), the planner brings the members back and sends the bundle again.
  */
 import { Ids, Repositories, type StorageDriver, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -97,12 +101,86 @@ export const planBundles = (packages: ReadonlyArray<Waiting>, targetBytes: numbe
   return out
 }
 
+/**
+ * Ends a bundle FAILED with its reason, and with it every member package still on its way, in
+ * the caller's transaction: the packages cannot get anywhere while their bundle is failed, so
+ * their journey says FAILED and why. Returns the packages it failed.
+ */
+export const fail = (site: string, bundleId: Ids.DataTransferPackageId, why: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* Transitions.transition({
+      entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+      set: { errorMessage: why }
+    })
+    const members = yield* sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
+      where m.data_transfer_package_id = ${bundleId} and p.status = 'in_progress'
+      order by p.id
+      for update of p`
+    for (const m of members) {
+      yield* Transitions.transition({
+        entity: "RawDataPackage", id: m.id, from: "in_progress", to: "failed", actor: `worker:${site}`,
+        details: { bundleId }, set: { errorMessage: `its bundle ${bundleId} failed: ${why}` }
+      })
+    }
+    return members.map((m) => m.id)
+  })
+
+/**
+ * Bundles of this site an operator retried (failed → pending): the members the bundle's failure
+ * failed come back (failed → pending → scheduled → in_progress, each step in the event log) and
+ * the bundle is scheduled again, in one transaction; its job then sends it again (or writes it,
+ * if it was never written).
+ */
+const retried = (site: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    const bundles = yield* sql<{ id: Ids.DataTransferPackageId }>`
+      select d.id from data_transfer_package d
+      where d.status = 'pending' and d.relative_path like ${`bundles/${site}/%`}
+        and exists (select 1 from data_transfer_package_member m where m.data_transfer_package_id = d.id)`
+    let n = 0
+    for (const b of bundles) {
+      const taken = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          const actor = `planner:${site}`
+          const members = yield* sql<{ id: Ids.RawDataPackageId }>`
+            select p.id from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
+            where m.data_transfer_package_id = ${b.id} and p.status = 'failed'
+              and exists (select 1 from event_log e where e.entity_kind = 'RawDataPackage' and e.entity_id = p.id
+                          and e.to_state = 'failed' and e.details->>'bundleId' = ${b.id})
+            order by p.id
+            for update of p`
+          for (const m of members) {
+            const details = { bundleId: b.id, retry: "bundle retried" }
+            yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "failed", to: "pending", actor, details, set: { errorMessage: null } })
+            yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "pending", to: "scheduled", actor, details })
+            yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "scheduled", to: "in_progress", actor, details })
+          }
+          yield* Transitions.transition({
+            entity: "DataTransferPackage", id: b.id, from: "pending", to: "scheduled", actor, details: { retry: true, packages: members.length }
+          })
+          yield* jobs.send(queueName(site, name), { bundleId: b.id }, { singletonKey: b.id })
+          return true
+        })
+      ).pipe(
+        // Another planner took it first.
+        Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.succeed(false))
+      )
+      if (taken) n++
+    }
+    return n
+  })
+
 /** Plans and claims the site's bundles in one transaction under the site's bundling lock. */
 export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   const policy = yield* LifecyclePolicy
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
   if ((yield* Routes.leaving(site)).length === 0) return 0
+  const again = yield* retried(site)
   const claimed = yield* sql.withTransaction(
     Effect.gen(function* () {
       yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
@@ -133,7 +211,7 @@ export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
       and d.relative_path like ${`bundles/${site}/%`}`
   let resent = 0
   for (const d of stale) if ((yield* jobs.send(queueName(site, name), { bundleId: d.id }, { singletonKey: d.id })) !== null) resent++
-  return claimed + resent
+  return again + claimed + resent
 })
 
 interface Member {
@@ -191,10 +269,7 @@ const dropFaulty = (site: string, bundleId: Ids.DataTransferPackageId, error: Pa
           })
         }
         if (remaining === 0) {
-          yield* Transitions.transition({
-            entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "failed", actor: `worker:${site}`,
-            set: { errorMessage: error.message }
-          })
+          yield* fail(site, bundleId, error.message)
         } else {
           yield* Transitions.transition({
             entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "scheduled", actor: `worker:${site}`,
@@ -220,8 +295,11 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   if (rows.length === 0) return yield* Effect.logWarning(`bundle ${bundleId} does not exist; job dropped`)
   const dtp = rows[0]
   if (dtp.hasCopy) {
-    // Written already (a retry after the commit): make sure its transfer is queued.
-    if (dtp.status === "in_progress") {
+    // Written already (a retry after the commit, or an operator's retry of the bundle): make sure its transfer is queued.
+    if (dtp.status === "scheduled") {
+      yield* Transitions.transition({ entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+    }
+    if (dtp.status === "scheduled" || dtp.status === "in_progress") {
       yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
       yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
     }

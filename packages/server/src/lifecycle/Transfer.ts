@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
+import * as Bundling from "./Bundling.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -41,6 +42,8 @@ interface Attempt {
   readonly attempt: number
   readonly status: "pending" | "scheduled" | "in_progress" | "completed" | "failed"
   readonly sinceMs: number | null
+  /** Made before an operator last retried the failed bundle: its failure is already answered. */
+  readonly beforeRetry: boolean
 }
 
 /** Re-sends this bundle's transfer job after a wait; the job then starts over from the ops-db. */
@@ -58,15 +61,18 @@ const attemptsOf = (bundleId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql<Attempt>`
       select id, attempt, status::text as status,
-        (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms
+        (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms,
+        created_at <= coalesce((
+          select max(e.at) from event_log e where e.entity_kind = 'DataTransferPackage' and e.entity_id = ${bundleId}
+            and e.from_state = 'failed' and e.to_state = 'pending'), '-infinity') as before_retry
       from data_transfer where data_transfer_package_id = ${bundleId} order by attempt desc`
   )
 
-/** Consecutive failed attempts at the head of the history (since the last delivery). */
+/** Consecutive failed attempts at the head of the history (since the last delivery or operator retry). */
 const consecutiveFailures = (attempts: ReadonlyArray<Attempt>) => {
   let n = 0
   for (const a of attempts) {
-    if (a.status !== "failed") break
+    if (a.status !== "failed" || a.beforeRetry) break
     n++
   }
   return n
@@ -105,13 +111,18 @@ const choose = (site: string, bytes: number, policy: Routes.TransferPolicyConfig
 /**
  * Creates the next attempt row in one transaction under the route's lock, after checking again
  * that neither circuit is open (one probe at a time) and the route is below its limit; returns
- * the attempt, or how long to wait.
+ * the attempt, or how long to wait, or why the bundle cannot be sent from this copy at all.
+ *
+ * The source copy is locked `for share` and must still be PRESENT: cleanup decides a deletion
+ * with the copy locked `for update` and calls it off when an open attempt reads the copy, so
+ * either the deletion was decided first (and no attempt starts from a copy being deleted) or the
+ * attempt commits first (and cleanup sees it).
  */
 const startAttempt = (
   site: string,
   bundle: Bundle,
   route: Routes.Route,
-  from: string,
+  source: { readonly id: string; readonly locationId: string },
   to: Sites.Location,
   previous: Attempt | undefined,
   policy: Routes.TransferPolicyConfig
@@ -120,6 +131,8 @@ const startAttempt = (
     sql.withTransaction(
       Effect.gen(function* () {
         yield* Routes.lockRoute(route.id)
+        const [copy] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${source.id} for share`
+        if (copy?.status !== "PRESENT") return { gone: `its copy at ${site} is ${copy?.status ?? "gone"}` } as const
         for (const on of [{ routeId: route.id }, { toLocationId: to.id }]) {
           const c = yield* Routes.circuit(on, policy)
           if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
@@ -134,7 +147,7 @@ const startAttempt = (
           dataTransferPackageId: bundle.id,
           rawDataPackageId: null,
           routeId: route.id as Ids.RouteId,
-          fromLocationId: from as Ids.DataLocationId,
+          fromLocationId: source.locationId as Ids.DataLocationId,
           toLocationId: to.id as Ids.DataLocationId,
           previousAttemptId: previous?.id ?? null,
           attempt: (previous?.attempt ?? 0) + 1,
@@ -212,10 +225,7 @@ const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, att
         const exhausted = failures >= policy.maxAttempts && c.state !== "open"
         if ((!e.retryable && !ofTheWay(e)) || exhausted) {
           const why = e.retryable ? `${failures} attempts failed, the last: ${e.message}` : `attempt ${attemptNo} failed permanently: ${e.message}`
-          yield* Transitions.transition({
-            entity: "DataTransferPackage", id: bundle.id, from: "in_progress", to: "failed", actor: `worker:${site}`,
-            set: { errorMessage: why }
-          })
+          yield* Bundling.fail(site, bundle.id, why)
           return { failedWith: why }
         }
         const wait = Math.max(Routes.backoffMs(policy, failures, jitterOf(attemptId)), c.state === "open" ? c.retryInMs : 0)
@@ -236,8 +246,8 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
     select id, status::text as status, relative_path, size_bytes, checksum from data_transfer_package where id = ${bundleId}`
   const bundle = rows[0]
   if (bundle === undefined || bundle.status !== "in_progress" || bundle.checksum === null || bundle.sizeBytes === null) return
-  const copies = yield* sql<{ locationId: string; path: string; here: boolean }>`
-    select c.data_location_id as location_id, c.path, (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here
+  const copies = yield* sql<{ id: string; locationId: string; path: string; here: boolean }>`
+    select c.id, c.data_location_id as location_id, c.path, (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here
     from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
     where c.data_transfer_package_id = ${bundleId} and c.status <> 'DELETED'`
   const source = copies.find((c) => c.here)
@@ -256,7 +266,7 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   }
   const previous = attempts[0]
   const failures = consecutiveFailures(attempts)
-  if (previous !== undefined && previous.status === "failed") {
+  if (previous !== undefined && previous.status === "failed" && !previous.beforeRetry) {
     const remaining = Routes.backoffMs(policy, failures, jitterOf(previous.id)) - (previous.sinceMs ?? 0)
     if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${previous.attempt}`)
   }
@@ -265,7 +275,8 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const { route, destination } = chosen
   const sourceRoot = storages.rootOf(yield* Sites.location(source.locationId))
   const destinationRoot = storages.rootOf(destination)
-  const started = yield* startAttempt(site, bundle, route, source.locationId, destination, previous, policy)
+  const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy)
+  if ("gone" in started) return yield* Effect.logWarning(`bundle ${bundleId} is not sent: ${started.gone}; job dropped`)
   if (started.attempt === undefined) return yield* later(site, bundleId, started.wait, started.why)
   const attempt = started.attempt
   const startedMs = Date.now()

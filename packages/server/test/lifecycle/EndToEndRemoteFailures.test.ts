@@ -1,0 +1,172 @@
+/**
+ * Failures of the transfer stage on the remote topology (rsync over a real sshd, two radosgw
+ * archives), as an operator meets them through the API: a bundle that ends FAILED takes its
+ * packages' journey to FAILED with its reason, and the operator's retry of the bundle brings
+ * them back to ARCHIVED; a transfer never starts from a copy cleanup is deleting.
+ */
+import { Ids, Transitions } from "@ccat/core"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as Arrival from "../../src/lifecycle/Arrival.js"
+import * as Bundling from "../../src/lifecycle/Bundling.js"
+import * as Packaging from "../../src/lifecycle/Packaging.js"
+import * as Routes from "../../src/lifecycle/Routes.js"
+import * as Stages from "../../src/lifecycle/Stages.js"
+import * as Storages from "../../src/lifecycle/Storages.js"
+import * as Transfer from "../../src/lifecycle/Transfer.js"
+import * as Harness from "../ApiHarness.js"
+import { freshBuckets, remoteTopology, type Services, startServices, stopServices } from "./EndToEndRemoteWorld.js"
+import { fileObservation, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
+
+/** The lifecycle world plus the real HTTP API on the same fresh ops-db, for the operator's view. */
+const layer = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
+
+const quickRetries = Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 300, backoffCapMs: 1_000, breakerCoolDownMs: 2_000, maxAttempts: 6 })
+
+/** The bundle's copy in chile-buffer, once bundling wrote it. */
+const bundleCopy = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ id: Ids.PhysicalCopyId; bundleId: Ids.DataTransferPackageId; path: string }>`
+    select c.id, c.data_transfer_package_id as bundle_id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
+    where l.name = 'chile-buffer' and c.data_transfer_package_id is not null and c.status = 'PRESENT'`
+)
+
+/** Files two packages (two modules) and runs Chile until both are written and bundled together. */
+const oneBundleOfTwoPackages = (dir: string, services: Services) =>
+  Effect.gen(function* () {
+    const topology = remoteTopology(dir, services, freshBuckets())
+    yield* syncTopology(topology)
+    const sql = yield* SqlClient.SqlClient
+    const obs = yield* observatory
+    const filed = yield* fileObservation(topology, obs, [{ path: "det/a.fits", bytes: 200_000 }, { path: "hk/h.dat", bytes: 4_000, module: 1 }])
+    const written = Effect.map(
+      sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'in_progress' and checksum is not null`,
+      (r) => r[0].n === 2
+    )
+    // Packaging first, bundling after: both packages wait when the bundle is planned, so they share it.
+    yield* runUntil([["chile", [Packaging.stage]]], written).pipe(Effect.provide(policyLayer(topology)))
+    yield* runUntil([["chile", [Bundling.stage]]], Effect.map(bundleCopy, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+    const [copy] = yield* bundleCopy
+    const members = yield* sql<{ id: Ids.RawDataPackageId }>`
+      select raw_data_package_id as id from data_transfer_package_member where data_transfer_package_id = ${copy.bundleId}`
+    assert.strictEqual(members.length, 2)
+    return { topology, filed, copy, file: path.join(dir, "locations", "chile-buffer", copy.path), members: members.map((m) => m.id) }
+  })
+
+let services: Services | undefined
+beforeAll(async () => {
+  services = await startServices()
+}, 240_000)
+afterAll(() => stopServices(services), 120_000)
+
+describe("transfer failures over rsync into S3, as the operator sees them", () => {
+  it.scopedLive("a FAILED bundle shows its packages FAILED with its reason; the operator's retry of the bundle brings them to ARCHIVED", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const sql = yield* SqlClient.SqlClient
+      const { copy, file, members, topology } = yield* oneBundleOfTwoPackages(dir, services!)
+      const env = Layer.merge(policyLayer(topology), quickRetries)
+      // The bundle in chile-buffer rots: the transfer finds the source differs from its checksum, a permanent failure.
+      const original = yield* Effect.promise(() => fs.readFile(file))
+      const rotten = Buffer.from(original)
+      rotten[rotten.length - 3000] ^= 0x01
+      yield* Effect.promise(() => fs.writeFile(file, rotten))
+      const bundle = sql<{ status: string; errorMessage: string | null }>`
+        select status::text as status, error_message from data_transfer_package where id = ${copy.bundleId}`
+      yield* runUntil([["chile", [Transfer.stage]], ["cologne", [Arrival.stage]]], Effect.map(bundle, (b) => b[0].status === "failed")).pipe(
+        Effect.provide(env)
+      )
+      const why = (yield* bundle)[0].errorMessage ?? ""
+      assert.include(why, "SourceCorrupt")
+
+      // Through the API: every package of the bundle is FAILED, saying it was its bundle and why.
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      for (const id of members) {
+        const view = yield* operator.packages.get({ path: { id } })
+        assert.strictEqual(view.journey, "FAILED")
+        assert.strictEqual(view.status, "failed")
+        assert.include(view.errorMessage ?? "", copy.bundleId)
+        assert.include(view.errorMessage ?? "", "SourceCorrupt")
+      }
+      assert.strictEqual((yield* operator.packages.list({ urlParams: { journey: "TRANSFERRING" } })).items.length, 0)
+
+      // The operator restores the bundle's bytes and retries the bundle.
+      yield* Effect.promise(() => fs.writeFile(file, original))
+      const retried = yield* operator.operations.retry({ payload: { entity: "DataTransferPackage", id: copy.bundleId, reason: "buffer disk repaired" } })
+      assert.strictEqual(retried.to, "pending")
+      yield* runUntil(
+        [["chile", Stages.all], ["cologne", Stages.all]],
+        Effect.map(sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`, (r) => r[0].n === 2),
+        180_000
+      ).pipe(Effect.provide(env))
+      for (const id of members) {
+        const view = yield* operator.packages.get({ path: { id } })
+        assert.strictEqual(view.journey, "ARCHIVED")
+        assert.isNull(view.errorMessage)
+      }
+      // Each package's way back is in the event log: failed with the bundle, then back on its way, then ARCHIVED.
+      for (const id of members) {
+        const steps = yield* sql<{ fromState: string | null; toState: string }>`
+          select from_state, to_state from event_log where entity_kind = 'RawDataPackage' and entity_id = ${id} order by id`
+        const path = steps.map((s) => `${s.fromState}→${s.toState}`)
+        const failedAt = path.indexOf("in_progress→failed")
+        assert.isAtLeast(failedAt, 0)
+        assert.deepStrictEqual(path.slice(failedAt), [
+          "in_progress→failed", "failed→pending", "pending→scheduled", "scheduled→in_progress", "in_progress→completed"
+        ])
+      }
+      const attempts = yield* sql<{ attempt: number; status: string; errorReason: string | null }>`
+        select attempt, status::text as status, error_reason from data_transfer where data_transfer_package_id = ${copy.bundleId} order by attempt`
+      assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "SourceCorrupt"], [2, "completed", null]])
+      assert.strictEqual((yield* bundle)[0].status, "completed")
+    }).pipe(Effect.provide(layer)),
+    300_000
+  )
+
+  it.scopedLive("a transfer does not start from a copy cleanup is deleting: it waits on the copy's lock, then sees the deletion and sends nothing", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const sql = yield* SqlClient.SqlClient
+      const { copy, file, topology } = yield* oneBundleOfTwoPackages(dir, services!)
+      const attempts = Effect.map(sql<{ n: number }>`select count(*)::int as n from data_transfer`, (r) => r[0].n)
+      const locked = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      // Cleanup's side, as its worker decides a deletion: the copy locked for update in one
+      // transaction, PRESENT → DELETION_SCHEDULED → DELETION_IN_PROGRESS, the bytes removed.
+      const cleanup = yield* sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql`select id from physical_copy where id = ${copy.id} for update`
+          yield* Deferred.succeed(locked, undefined)
+          yield* Deferred.await(release)
+          const actor = "worker:chile"
+          yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id, from: "PRESENT", to: "DELETION_SCHEDULED", actor })
+          yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id, from: "DELETION_SCHEDULED", to: "DELETION_IN_PROGRESS", actor })
+          yield* Effect.promise(() => fs.rm(file))
+        })
+      ).pipe(Effect.fork)
+      yield* Deferred.await(locked)
+      // The transfer job read the copy as PRESENT before cleanup decided; it must not start an attempt meanwhile.
+      const transfer = yield* Transfer.work("chile", { bundleId: copy.bundleId }).pipe(
+        Effect.provide(Layer.merge(policyLayer(topology), quickRetries)),
+        Effect.fork
+      )
+      yield* Effect.sleep("2 seconds")
+      assert.strictEqual(yield* attempts, 0, "no attempt starts while cleanup holds the copy")
+      assert.isNull(transfer.unsafePoll(), "the transfer waits for the copy's lock")
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(cleanup)
+      yield* Fiber.join(transfer)
+      // It saw the deletion: no attempt from a vanishing source, and the bundle is not failed for it.
+      assert.strictEqual(yield* attempts, 0)
+      const [bundle] = yield* sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${copy.bundleId}`
+      assert.strictEqual(bundle.status, "in_progress")
+    }).pipe(Effect.provide(layer)),
+    180_000
+  )
+})
