@@ -5,7 +5,7 @@
  * cleaned, every staged file byte-identical to what the instrument filed; a byte flipped in
  * transit is caught, the bundle sent again, and the bad bytes never reach an archive.
  */
-import { Ids, Repositories, TransferAdapter } from "@ccat/core"
+import { Ids, Repositories, Topology, TransferAdapter } from "@ccat/core"
 import { RsyncTransfer } from "@ccat/transfer-rsync"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -13,12 +13,14 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import { parse as parseYaml } from "yaml"
 import * as Adapters from "../../src/lifecycle/Adapters.js"
 import * as Routes from "../../src/lifecycle/Routes.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Staging from "../../src/lifecycle/Staging.js"
+import * as Storages from "../../src/lifecycle/Storages.js"
 import {
-  download, freshBuckets, remoteTopology, type Services, startServices, stopServices, storedChecksum
+  download, freshBuckets, remoteTopology, rsyncOptions, type Services, startServices, stopServices, storedChecksum
 } from "./EndToEndRemoteWorld.js"
 import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
 import { gnuTar, sha256File } from "./support.js"
@@ -228,5 +230,51 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
       }
     }).pipe(Effect.provide(layer)),
     300_000
+  )
+
+  it.scoped("the operator guide's example (docs/lifecycle.md) is a valid topology with the fields this test runs with, and its S3 archives open", () =>
+    Effect.gen(function* () {
+      const doc = yield* Effect.promise(() => fs.readFile(new URL("../../../../docs/lifecycle.md", import.meta.url), "utf8"))
+      const section = doc.slice(doc.indexOf("## Running with rsync over ssh and S3 archives"))
+      const block = /```yaml\n([\s\S]*?)```/.exec(section)
+      assert.isNotNull(block, "the section has a yaml example")
+      const decoded = Topology.decode(parseYaml(block![1]))
+      assert.strictEqual(decoded._tag, "Right", decoded._tag === "Left" ? decoded.left.message : "")
+      if (decoded._tag === "Left") return
+      const topology = decoded.right
+      const tested = remoteTopology("/tmp", services!, freshBuckets())
+      const [route] = topology.routes
+      assert.strictEqual(route.adapter, "rsync")
+      assert.deepStrictEqual(Object.keys(route.options).sort(), Object.keys(rsyncOptions(services!)).sort())
+      assert.strictEqual(topology.policy.archiveCopies, tested.policy.archiveCopies)
+      const archives = topology.sites.flatMap((site) => site.locations).filter((l) => l.type === "LONG_TERM_ARCHIVE")
+      const testedArchive = tested.sites.flatMap((site) => site.locations).find((l) => l.type === "LONG_TERM_ARCHIVE")!
+      assert.strictEqual(archives.length, 2)
+      // The test's own driver options, less createBucket (an operator creates buckets with their own tools).
+      const testedKeys = Object.keys(testedArchive.driver).filter((k) => k !== "createBucket").sort()
+      for (const a of archives) {
+        assert.strictEqual(a.technology, "s3")
+        assert.deepStrictEqual(Object.keys(a.driver).sort(), testedKeys)
+      }
+      // The storages open the example's archives once the named variables hold credentials, and
+      // refuse a secret written into the driver options, which the ops-db would store.
+      const env = archives[0].driver as Record<string, string>
+      process.env[env.accessKeyIdEnv] = "AKIAEXAMPLE"
+      process.env[env.secretAccessKeyEnv] = "example-secret"
+      const storages = yield* Storages.make()
+      for (const a of archives) {
+        const storage = yield* storages.of({ id: a.name, name: a.name, technology: a.technology, driverConfig: a.driver })
+        assert.strictEqual(storage.name, `s3:${a.name}`)
+      }
+      const refused = yield* storages
+        .of({ id: "leaky", name: "leaky", technology: "s3", driverConfig: { bucket: "b", accessKeyId: "AKIA", secretAccessKey: "s" } })
+        .pipe(Effect.flip)
+      assert.strictEqual(refused.reason, "Unsupported")
+      assert.include(refused.message, "would store a secret in the ops-db")
+      const unset = yield* storages
+        .of({ id: "unset", name: "unset", technology: "s3", driverConfig: { bucket: "b", accessKeyIdEnv: "CCAT_UNSET_ID", secretAccessKeyEnv: "CCAT_UNSET_SECRET" } })
+        .pipe(Effect.flip)
+      assert.include(unset.message, "CCAT_UNSET_ID and CCAT_UNSET_SECRET must hold the S3 credentials")
+    })
   )
 })
