@@ -15,7 +15,8 @@ import { randomBytes } from "node:crypto"
 import { constants as fsConstants } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { errnoError, fromReadable } from "./internal/streams.js"
+import * as FileIo from "./internal/FileIo.js"
+import { errnoError } from "./internal/streams.js"
 
 /** Where the location lives and how carefully it writes. */
 export interface Options {
@@ -32,7 +33,6 @@ export interface Options {
 /** Temporary files carry this prefix; listing hides them and keys may not use it. */
 export const temporaryPrefix = ".ccat-tmp-"
 
-const MiB = 1024 * 1024
 
 /** The disk primitives, for integrators who wrap or extend them before lifting. */
 export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Minimal, StorageError.StorageError> = Effect.fn(
@@ -49,15 +49,15 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   const root = yield* io("open", undefined, () => fs.realpath(options.root))
   const inside = (p: string) => p === root || p.startsWith(root + path.sep)
 
+  const notAFolder = (method: string, key: string, create: boolean, parts: ReadonlyArray<string>) =>
+    fail(method, create ? "AlreadyExists" : "NotFound", `${parts.slice(0, -1).join("/")} is not a folder`, key)
+
   /**
-   * The absolute path of a key, after checking every existing component: a symlink may point
-   * anywhere inside the root, never outside. `create` makes missing parent folders.
+   * Walks the key's folders one `lstat` at a time, making missing ones: the slow path of
+   * `resolve`, taken only when a folder of the key does not exist yet.
    */
-  const resolve = (method: string, key: RelativePath.RelativePath, create: boolean) =>
+  const walk = (method: string, key: RelativePath.RelativePath, parts: ReadonlyArray<string>, create: boolean) =>
     Effect.gen(function*() {
-      const parts = key.split("/")
-      const base = parts[parts.length - 1]!
-      if (base.startsWith(temporaryPrefix)) return yield* fail(method, "PermissionDenied", "reserved name", key)
       let dir = root
       for (const part of parts.slice(0, -1)) {
         const next = path.join(dir, part)
@@ -74,20 +74,48 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
           dir = real
           continue
         }
-        if (!st.isDirectory()) {
-          return yield* fail(method, create ? "AlreadyExists" : "NotFound", `${parts.slice(0, -1).join("/")} is not a folder`, key)
-        }
+        if (!st.isDirectory()) return yield* notAFolder(method, key, create, parts)
         dir = next
       }
+      return dir
+    })
+
+  /**
+   * The absolute path of a key. Its folder is resolved with one `realpath` (a symlink may point
+   * anywhere inside the root, never outside) and the object itself with one `lstat`, so a read
+   * of a deep key costs two calls rather than one per folder; `create` makes missing folders.
+   */
+  const resolve = (method: string, key: RelativePath.RelativePath, create: boolean) =>
+    Effect.gen(function*() {
+      const parts = key.split("/")
+      const base = parts[parts.length - 1]!
+      if (base.startsWith(temporaryPrefix)) return yield* fail(method, "PermissionDenied", "reserved name", key)
+      let dir = root
+      if (parts.length > 1) {
+        const real = yield* Effect.promise(() =>
+          fs.realpath(path.join(root, ...parts.slice(0, -1))).catch((e: unknown) => ({ error: e }))
+        )
+        if (typeof real !== "string") {
+          const code = (real.error as { code?: unknown } | null)?.code
+          if (code !== "ENOENT" && code !== "ENOTDIR") return yield* errnoError(name, method, key, real.error)
+          dir = yield* walk(method, key, parts, create)
+        } else if (!inside(real)) {
+          return yield* fail(method, "PermissionDenied", "a symlink leads outside the location", key)
+        } else {
+          dir = real
+        }
+      }
       const file = path.join(dir, base)
-      const st = yield* Effect.promise(() => fs.lstat(file).catch(() => undefined))
-      if (st?.isSymbolicLink()) {
+      const st = yield* Effect.promise(() => fs.lstat(file).then((s) => s, (e: { code?: string }) => e?.code ?? "EIO"))
+      // the folder is a file: realpath succeeded on it, the lstat below it says so
+      if (st === "ENOTDIR") return yield* notAFolder(method, key, create, parts)
+      if (typeof st !== "string" && st.isSymbolicLink()) {
         const real = yield* Effect.promise(() => fs.realpath(file).catch(() => undefined))
         if (real === undefined || !inside(real)) {
           return yield* fail(method, "PermissionDenied", "a symlink leads outside the location", key)
         }
       }
-      return { dir, file, base }
+      return { dir, file, base, exists: typeof st !== "string" }
     })
 
   // tryPromise, not promise: a folder a concurrent delete just tidied away must not be a defect
@@ -126,25 +154,22 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
 
   const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
     Effect.gen(function*() {
-      const { dir, file, base } = yield* resolve("put", key, true)
-      if (!opts.overwrite) {
-        const exists = yield* Effect.promise(() => fs.lstat(file).then(() => true, () => false))
-        if (exists) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
-      }
+      const { dir, file, base, exists } = yield* resolve("put", key, true)
+      if (!opts.overwrite && exists) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
       const tmp = tempName(dir, base)
       let committed = false
+      const onError = (cause: unknown) => errnoError(name, "put", key, cause)
       const write = Effect.acquireUseRelease(
-        io("put", key, () => fs.open(tmp, "wx", 0o644)),
-        (handle) =>
-          // a few chunks of read-ahead, so reading and hashing overlap the write syscalls
-          Stream.runForEachChunk(Stream.buffer(body, { capacity: 8 }), (chunk) => {
-            const buffers = Array.from(chunk)
-            return buffers.length === 0 ? Effect.void : io("put", key, () => handle.writev(buffers))
-          }).pipe(Effect.zipRight(sync ? io("put", key, () => handle.sync()) : Effect.void)),
-        (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+        io("put", key, () => FileIo.openFd(tmp, "wx", 0o644)),
+        (fd) =>
+          FileIo.writeBody(fd, body, { durable: sync, onError }).pipe(
+            // one fsync for the whole object, after the last write
+            Effect.zipRight(sync ? io("put", key, () => FileIo.fsync(fd)) : Effect.void),
+            Effect.zipRight(io("put", key, () => FileIo.fstat(fd)))
+          ),
+        FileIo.closeFd
       )
       return yield* write.pipe(
-        Effect.zipRight(io("put", key, () => fs.stat(tmp))),
         Effect.tap(() =>
           commit("put", key, tmp, file, dir, opts.overwrite).pipe(Effect.tap(() => {
             committed = true
@@ -158,24 +183,15 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     })
 
   const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
-    Stream.unwrap(Effect.gen(function*() {
+    Stream.unwrapScoped(Effect.gen(function*() {
       const { file } = yield* resolve("get", key, false)
-      const handle = yield* io("get", key, () => fs.open(file, "r"))
-      const st = yield* io("get", key, () => handle.stat()).pipe(Effect.tapError(() => Effect.promise(() => handle.close())))
-      if (!st.isFile()) {
-        yield* Effect.promise(() => handle.close())
-        return yield* fail("get", "NotFound", "not a file", key)
-      }
+      const fd = yield* Effect.acquireRelease(io("get", key, () => FileIo.openFd(file, "r")), FileIo.closeFd)
+      const st = yield* io("get", key, () => FileIo.fstat(fd))
+      if (!st.isFile()) return yield* fail("get", "NotFound", "not a file", key)
       const start = range?.start ?? 0
       const end = Math.min(range?.end ?? st.size, st.size)
-      if (start >= end) {
-        yield* Effect.promise(() => handle.close())
-        return Stream.empty
-      }
-      return fromReadable(
-        Effect.sync(() => handle.createReadStream({ start, end: end - 1, highWaterMark: MiB, autoClose: true })),
-        (cause) => errnoError(name, "get", key, cause)
-      )
+      if (start >= end) return Stream.empty
+      return FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))
     }))
 
   const stat = (key: RelativePath.RelativePath) =>
@@ -246,10 +262,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     Effect.gen(function*() {
       const src = yield* resolve("copy", from, false)
       const dst = yield* resolve("copy", to, true)
-      if (!opts.overwrite) {
-        const exists = yield* Effect.promise(() => fs.lstat(dst.file).then(() => true, () => false))
-        if (exists) return yield* fail("copy", "AlreadyExists", "an object exists under this key", to)
-      }
+      if (!opts.overwrite && dst.exists) return yield* fail("copy", "AlreadyExists", "an object exists under this key", to)
       const tmp = tempName(dst.dir, dst.base)
       let committed = false
       return yield* io("copy", from, () => fs.copyFile(src.file, tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL)).pipe(

@@ -1,0 +1,165 @@
+/**
+ * The disk driver's byte paths, written against Node's callback file API on a raw descriptor.
+ * Profiles of the first version (FileHandle.writev per chunk behind `Stream.buffer`, and a read
+ * stream per object) put most of a large write's time in per-chunk promise and queue machinery
+ * and most of a small read's in stream set-up; these loops keep Effect at the edges and do the
+ * per-chunk work in plain code.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import { fromReadable } from "./streams.js"
+
+const MiB = 1024 * 1024
+
+/**
+ * Bytes gathered before one `writev`: few syscalls per GiB, and while one batch is written by
+ * the thread pool the next is read and hashed on this thread. Memory: two batches at most.
+ */
+export const writeBatchBytes = 2 * MiB
+
+/** Objects up to this size are read with one `read` into one buffer, instead of a loop. */
+export const wholeReadBytes = 4 * MiB
+
+/** Size of each buffer a large read fills (Node's read stream allocates a fresh one per read). */
+export const readChunkBytes = MiB
+
+const writevAll = (fd: number, parts: ReadonlyArray<Uint8Array>, position: number, total: number): Promise<void> =>
+  new Promise((resolve, reject) => {
+    fs.writev(fd, parts as Array<Uint8Array>, position, (error, written) => {
+      if (error !== null) return reject(error)
+      // libuv loops over partial writes itself; a short count here means the device refused
+      if (written !== total) return reject(Object.assign(new Error(`short write: ${written} of ${total} bytes`), { code: "EIO" }))
+      resolve()
+    })
+  })
+
+/**
+ * With `durable`, written data is handed to the device every this many bytes while writing goes
+ * on (an `fdatasync` running beside the writes), so the fsync that ends the write flushes only
+ * the tail instead of the whole object. The kernel would otherwise hold a 2 GiB object in dirty
+ * pages (background writeback starts at 10% of memory) and the final fsync would take as long
+ * as the device needs for all of it.
+ */
+export const syncEveryBytes = 128 * MiB
+
+const fdatasync = (fd: number): Promise<void> =>
+  new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error !== null ? reject(error) : resolve())))
+
+/** What `writeBody` is asked to do beside writing. */
+export interface WriteOptions<F> {
+  /** Flush to the device while writing (see `syncEveryBytes`); the caller still fsyncs at the end. */
+  readonly durable: boolean
+  /** The error a failed write or flush becomes. */
+  readonly onError: (cause: unknown) => F
+}
+
+/**
+ * Writes the whole body to `fd` from offset 0 and returns the byte count. One batch is in
+ * flight while the next is gathered, so reading and hashing the body (on this thread) overlap
+ * the copy into the page cache (on the thread pool). A failed write fails the effect with
+ * `onError(cause)`; the body's own failure passes through. Either way no write or flush is left
+ * running when the effect ends, so the caller may close and unlink the file at once.
+ */
+export const writeBody = <E, F>(fd: number, body: Stream.Stream<Uint8Array, E>, options: WriteOptions<F>): Effect.Effect<number, E | F> =>
+  Effect.suspend(() => {
+    let batch: Array<Uint8Array> = []
+    let batchBytes = 0
+    let position = 0
+    let inFlight: Promise<void> | undefined
+    let flushing: Promise<void> | undefined
+    let flushedUpTo = 0
+    const wait = (pending: Promise<void> | undefined) =>
+      pending === undefined ? Effect.void : Effect.tryPromise({ try: () => pending, catch: options.onError })
+    const settle = Effect.suspend(() => {
+      const pending = inFlight
+      inFlight = undefined
+      return wait(pending)
+    })
+    const settleFlush = Effect.suspend(() => {
+      const pending = flushing
+      flushing = undefined
+      return wait(pending)
+    })
+    // a rejection is observed by the next settle; until then it must not count as unhandled
+    const started = (p: Promise<void>) => {
+      p.catch(() => undefined)
+      return p
+    }
+    const write = Effect.suspend(() => {
+      if (batchBytes === 0) return Effect.void
+      const parts = batch
+      const bytes = batchBytes
+      const at = position
+      batch = []
+      batchBytes = 0
+      position += bytes
+      return Effect.zipRight(settle, Effect.suspend(() => {
+        inFlight = started(writevAll(fd, parts, at, bytes))
+        // everything before this batch is in the page cache: start its trip to the device
+        if (!options.durable || at - flushedUpTo < syncEveryBytes) return Effect.void
+        return Effect.zipRight(settleFlush, Effect.sync(() => {
+          flushedUpTo = at
+          flushing = started(fdatasync(fd))
+        }))
+      }))
+    })
+    return Stream.runForEachChunk(body, (chunk) => {
+      for (const part of chunk) {
+        if (part.length === 0) continue
+        batch.push(part)
+        batchBytes += part.length
+      }
+      return batchBytes >= writeBatchBytes ? write : Effect.void
+    }).pipe(
+      Effect.zipRight(write),
+      Effect.zipRight(settle),
+      Effect.zipRight(settleFlush),
+      Effect.as(position),
+      // the body failed or the fiber was interrupted with a write running: wait for it, so the
+      // descriptor is not closed (and maybe reused) under a thread-pool write
+      Effect.onExit(() =>
+        Effect.promise(() => Promise.all([inFlight?.catch(() => undefined), flushing?.catch(() => undefined)]))
+      )
+    )
+  })
+
+/**
+ * Bytes `start` to `end` of an open file (the caller owns the descriptor and closes it when the
+ * stream ends). A range up to `wholeReadBytes` is one read into one buffer: with many small
+ * objects, set-up per object is what costs. A larger range goes through Node's own read stream,
+ * which in measurements here kept V8's external-memory accounting calm (a hand-written read loop
+ * over fresh buffers set off a full collection every few dozen MiB) and reads at page-cache
+ * speed. A file that shrinks while read ends early (the caller's size check reports it); one that
+ * grows is read only to `end`.
+ */
+export const readRange = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> => {
+  if (end - start > wholeReadBytes) {
+    return fromReadable(
+      Effect.sync(() => fs.createReadStream("", { fd, start, end: end - 1, highWaterMark: readChunkBytes, autoClose: false })),
+      onError
+    )
+  }
+  return Stream.fromEffect(Effect.async<Uint8Array, F>((resume) => {
+    const buffer = Buffer.allocUnsafe(end - start)
+    fs.read(fd, buffer, 0, buffer.length, start, (error, n) => {
+      if (error !== null) resume(Effect.fail(onError(error)))
+      else resume(Effect.succeed(n === buffer.length ? buffer : buffer.subarray(0, n)))
+    })
+  })).pipe(Stream.filter((b) => b.length > 0))
+}
+
+/** Opens a file with the callback API (a raw descriptor, no FileHandle to track). */
+export const openFd = (file: string, flags: string, mode?: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.open(file, flags, mode, (error, fd) => (error !== null ? reject(error) : resolve(fd))))
+
+/** Closes a descriptor; a failed close of a read-only descriptor changes nothing, so it is ignored. */
+export const closeFd = (fd: number): Effect.Effect<void> => Effect.async<void>((resume) => fs.close(fd, () => resume(Effect.void)))
+
+/** `fstat` of an open descriptor. */
+export const fstat = (fd: number): Promise<fs.Stats> =>
+  new Promise((resolve, reject) => fs.fstat(fd, (error, st) => (error !== null ? reject(error) : resolve(st))))
+
+/** `fsync` of an open descriptor. */
+export const fsync = (fd: number): Promise<void> =>
+  new Promise((resolve, reject) => fs.fsync(fd, (error) => (error !== null ? reject(error) : resolve())))
