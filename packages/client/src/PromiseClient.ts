@@ -16,6 +16,7 @@ import * as CcatClient from "./CcatClient.js"
 import * as FilingOutbox from "./FilingOutbox.js"
 import type * as Outbox from "./Outbox.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
+import * as Staging from "./Staging.js"
 
 /** Where the server is, how to authenticate, and where the outbox lives if there is one. */
 export interface ClientOptions {
@@ -105,8 +106,27 @@ export interface Ccat {
     close: typeof ObservationsApi.CloseObservation.Type,
     options?: { readonly key?: string | undefined }
   ) => Promise<Filed<Answer<CcatClient.Client["observations"]["close"]>>>
+  /**
+   * Waits for a staging request (made with `api.staging.create`) to complete, polling with
+   * backoff, and resolves with its files and their absolute local paths. Rejects with a
+   * `StagingError` (`reason` `Failed` with the server's reason, or `TimedOut`) or the contract's
+   * `NotFound`.
+   */
+  readonly waitForStaging: (requestId: string, options?: WaitForStagingOptions) => Promise<Staging.Staged>
   /** Stops delivering, releases the outbox's lock and frees the client; queued filings stay on disk. */
   readonly close: () => Promise<void>
+}
+
+/** How `waitForStaging` waits, in milliseconds for plain JavaScript. */
+export interface WaitForStagingOptions {
+  /** Called after every poll with the request's status. */
+  readonly onProgress?: ((progress: Staging.Progress) => void) | undefined
+  /** Reject with `StagingError` `TimedOut` after this many milliseconds (default: no limit). */
+  readonly timeoutMs?: number | undefined
+  /** The first pause between polls (default 1000); each next one is 1.5 times longer. */
+  readonly pollBaseMs?: number | undefined
+  /** The longest pause between polls (default 30 000). */
+  readonly pollCapMs?: number | undefined
 }
 
 const queued = (entry: Outbox.Entry) => ({ delivery: "queued" as const, entry })
@@ -185,6 +205,13 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
             CcatClient.idempotent(randomUUID())(client.observations.close({ path: { id: id as Ids.ExecutedObsUnitId }, payload: close })),
             sent
           )),
+      waitForStaging: (requestId, o = {}) =>
+        run(Staging.waitForStaging(requestId, {
+          onProgress: o.onProgress,
+          timeout: o.timeoutMs === undefined ? undefined : `${o.timeoutMs} millis`,
+          pollBase: o.pollBaseMs === undefined ? undefined : `${o.pollBaseMs} millis`,
+          pollCap: o.pollCapMs === undefined ? undefined : `${o.pollCapMs} millis`
+        }).pipe(Effect.provideService(CcatClient.CcatClient, client))),
       outbox,
       close: () => (closed ??= Effect.runPromise(Scope.close(scope, Exit.void)))
     }

@@ -8,9 +8,11 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
 import { NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
+import { Checksum } from "./Checksum.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
 import { LocationName } from "./ObservationsApi.js"
+import { RelativePath } from "./RelativePath.js"
 import { StagingRequest, StagingRequestItem } from "./Staging.js"
 import { Status } from "./Status.js"
 
@@ -29,6 +31,42 @@ export const StagingRequestView = Schema.Struct({
   ...StagingRequest.json.fields,
   items: Schema.Array(StagingRequestItem.json)
 }).annotations({ identifier: "StagingRequestView" })
+
+/**
+ * One file a completed request staged, where the scientist finds it. The file stays there at
+ * least until the request's expiry (a later request for the same data extends its life).
+ */
+export const StagedFile = Schema.Struct({
+  rawDataFileId: Ids.RawDataFileId,
+  executedObsUnitId: Ids.ExecutedObsUnitId,
+  /** The path the instrument filed it under, inside its observation. */
+  relativePath: RelativePath,
+  /** Its key at the PROCESSING location: `<executedObsUnitId>/<relativePath>`. */
+  key: Schema.String,
+  /** The absolute local path on the PROCESSING location's host, for a disk location; null elsewhere (use `key`). */
+  localPath: Schema.NullOr(Schema.String),
+  sizeBytes: Schema.Number.pipe(Schema.nonNegative()),
+  checksum: Checksum
+}).annotations({ identifier: "StagedFile" })
+/** One staged file. */
+export type StagedFile = typeof StagedFile.Type
+
+/**
+ * A page of a request's staged files, with the request's state: the files are listed once it is
+ * `completed`; before that (or when it `failed`) the page is empty and `errorMessage` says why.
+ */
+export const StagedFilesPage = Schema.Struct({
+  ...Page(StagedFile).fields,
+  requestId: Ids.StagingRequestId,
+  status: Status,
+  /** The PROCESSING location's short name. */
+  location: Schema.String,
+  /** Until when the files are kept for this request at least. */
+  expiresAt: Schema.NullOr(Schema.DateTimeUtc),
+  errorMessage: Schema.NullOr(Schema.String)
+}).annotations({ identifier: "StagedFilesPage" })
+/** A page of staged files. */
+export type StagedFilesPage = typeof StagedFilesPage.Type
 
 /** Filters of the staging-request list. */
 export const StagingFilter = Schema.Struct({
@@ -58,6 +96,15 @@ export class StagingApi extends HttpApiGroup.make("staging")
       .addSuccess(StagingRequestView)
       .addError(NotFound)
       .pipe(allow(["scientist", "operator", "admin"], "One staging request with its items and status."))
+  )
+  .add(
+    HttpApiEndpoint.get("files", "/staging-requests/:id/files")
+      .setPath(Schema.Struct({ id: Ids.StagingRequestId }))
+      .setUrlParams(Schema.Struct(PageParams))
+      .addSuccess(StagedFilesPage)
+      .addError(NotFound)
+      .addError(Unprocessable)
+      .pipe(allow(["scientist", "operator", "admin"], "The files a completed request staged, in key order, cursor-paged: each file's relative path, its absolute local path at the PROCESSING location (disk locations), size and checksum, and the request's expiry. Empty until the request is completed."))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Staging archived data for processing.")

@@ -3,11 +3,13 @@
  * PROCESSING location; the request and its items are created in one transaction (with the
  * request's creation event) and the staging workers take it from there.
  */
-import { Api, ApiErrors, ApiSecurity, Staging } from "@ccat/core"
+import { Api, ApiErrors, ApiPage, ApiSecurity, Staging, StagingApi as StagingApiModule } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as path from "node:path"
 import * as Access from "./Access.js"
 import { page } from "./Paging.js"
 import { decoder } from "./Rows.js"
@@ -49,6 +51,76 @@ const checkVisible = (p: ApiSecurity.Principal, field: string, ids: ReadonlyArra
         return yield* new ApiErrors.Forbidden({ reason: "Program", message: `${field}[${i}]: ${id} belongs to an observing program the account ${p.name} may not access` })
       }
     }
+  })
+
+/** A position in a request's staged files: the last key given out and its copy's id. */
+const FilesCursor = Schema.Tuple(Schema.String, Schema.UUID)
+
+const decodeFilesCursor = (cursor: string) =>
+  Effect.try(() => JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown).pipe(
+    Effect.flatMap(Schema.decodeUnknown(FilesCursor)),
+    Effect.mapError(() => unprocessable("Invalid", "cursor", "the cursor is not one this server gave out; start again without it"))
+  )
+
+/**
+ * Where a disk location's files are on its host; other technologies have no local path. The same
+ * rule as `Storages.rootOf`, kept here so the API does not need the storage drivers.
+ */
+const localRoot = (technology: string, driverConfig: unknown): string | undefined => {
+  const root = (driverConfig as { readonly root?: unknown } | null)?.root
+  return technology === "disk" && typeof root === "string" ? root : undefined
+}
+
+/**
+ * One page of the files a request staged: the STAGED copies at its PROCESSING location of the
+ * files its items cover, in key order (a keyset cursor, so a page is stable while cleanup runs).
+ */
+const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor: string | undefined) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const mine = Access.seesEverything(p) ? sql`true` : sql`r.account_id = ${p.accountId}`
+    const [request] = yield* sql<{ status: string; expiresAt: Date | null; errorMessage: string | null; locationId: string; location: string; technology: string; driverConfig: unknown }>`
+      select r.status::text as status, r.expires_at, r.error_message, l.id as location_id, l.name as location, l.technology::text as technology, l.driver_config
+      from staging_request r join data_location l on l.id = r.data_location_id
+      where r.id = ${id} and ${mine}`.pipe(Effect.orDie)
+    if (request === undefined) return yield* Access.notFound("StagingRequest", id)
+    const after = cursor === undefined ? undefined : yield* decodeFilesCursor(cursor)
+    const rows = request.status !== "completed" ? [] : yield* sql<{
+      copyId: string; rawDataFileId: string; executedObsUnitId: string; relativePath: string; key: string; sizeBytes: string | number; checksum: string
+    }>`
+      select c.id as copy_id, f.id as raw_data_file_id, f.executed_obs_unit_id, f.relative_path, c.path as key, c.size_bytes, c.checksum
+      from physical_copy c join raw_data_file f on f.id = c.raw_data_file_id
+      where c.data_location_id = ${request.locationId} and c.status = 'STAGED'
+        and exists (
+          select 1 from staging_request_item i
+          where i.staging_request_id = ${id}
+            and (i.raw_data_package_id = f.raw_data_package_id or (i.raw_data_package_id is null and i.executed_obs_unit_id = f.executed_obs_unit_id)))
+        and ${after === undefined ? sql`true` : sql`(c.path, c.id) > (${after[0]}, ${after[1]}::uuid)`}
+      order by c.path, c.id
+      limit ${limit + 1}`.pipe(Effect.orDie)
+    const more = rows.length > limit
+    const kept = more ? rows.slice(0, limit) : rows
+    const root = localRoot(request.technology, request.driverConfig)
+    const items = kept.map((r) => ({
+      rawDataFileId: r.rawDataFileId,
+      executedObsUnitId: r.executedObsUnitId,
+      relativePath: r.relativePath,
+      key: r.key,
+      localPath: root === undefined ? null : path.join(root, r.key),
+      sizeBytes: Number(r.sizeBytes),
+      checksum: r.checksum
+    }))
+    const last = kept[kept.length - 1]
+    const answer = {
+      items,
+      nextCursor: more && last !== undefined ? Buffer.from(JSON.stringify([last.key, last.copyId])).toString("base64url") : null,
+      requestId: id,
+      status: request.status,
+      location: request.location,
+      expiresAt: request.expiresAt === null ? null : request.expiresAt.toISOString(),
+      errorMessage: request.errorMessage
+    }
+    return yield* Schema.decodeUnknown(StagingApiModule.StagedFilesPage)(answer).pipe(Effect.orDie)
   })
 
 /** The staging group's handlers. */
@@ -107,5 +179,8 @@ export const StagingHttpLive = HttpApiBuilder.group(Api.Api, "staging", (handler
         if (rows.length === 0) return yield* Access.notFound("StagingRequest", path.id)
         return (yield* withItems(rows))[0]
       })
+    )
+    .handle("files", ({ path: p, urlParams: q }) =>
+      Effect.flatMap(ApiSecurity.CurrentAccount, (account) => stagedFiles(account, p.id, q.limit ?? ApiPage.defaultLimit, q.cursor))
     )
 )
