@@ -13,6 +13,7 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { token } from "./auth/TokenCommands.js"
+import { db } from "./cli/DbCommand.js"
 import * as Demo from "./Demo.js"
 import * as Main from "./Main.js"
 import { load, type LoadOptions } from "./ServerConfig.js"
@@ -118,7 +119,7 @@ const demo = Command.make(
 
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
-  Command.withSubcommands([serve, worker, demo, migrate, config, token])
+  Command.withSubcommands([serve, worker, demo, migrate, config, token, db])
 )
 
 const cli = Command.run(ccat, { name: "ccat", version })
