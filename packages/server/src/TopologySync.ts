@@ -66,9 +66,16 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
       }
       for (const route of topology.routes) {
         const via = route.via[0] === undefined ? null : siteIds.get(route.via[0])!
+        // The route's limits are kept with its options, so every worker and the API read the
+        // configured values from the ops-db (Routes.leaving falls back to them).
+        const options = {
+          ...route.options,
+          maxConcurrentTransfers: route.maxConcurrentTransfers,
+          ...(route.bandwidthLimit === undefined ? {} : { bandwidthLimit: route.bandwidthLimit })
+        }
         yield* sql`
           insert into route (from_site_id, to_site_id, via_site_id, adapter, options, priority)
-          values (${siteIds.get(route.from)!}, ${siteIds.get(route.to)!}, ${via}, ${route.adapter}, ${JSON.stringify(route.options)}::jsonb, ${route.priority})
+          values (${siteIds.get(route.from)!}, ${siteIds.get(route.to)!}, ${via}, ${route.adapter}, ${JSON.stringify(options)}::jsonb, ${route.priority})
           on conflict (from_site_id, to_site_id, via_site_id, adapter) do update set
             options = excluded.options, priority = excluded.priority`
       }

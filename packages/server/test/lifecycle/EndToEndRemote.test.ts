@@ -64,6 +64,10 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
       const topology = remoteTopology(dir, services!, buckets, { stagingLifetime: "3 seconds" })
       yield* syncTopology(topology)
       const sql = yield* SqlClient.SqlClient
+      // The route row carries the configured limit, so workers (and the API) read it from the ops-db.
+      const [routeRow] = yield* sql<{ options: Record<string, unknown> }>`select options from route`
+      assert.strictEqual(routeRow.options.maxConcurrentTransfers, 3)
+      assert.strictEqual((yield* Routes.leaving("chile"))[0].maxConcurrentTransfers, 3)
       const obs = yield* observatory
       const first = yield* fileObservation(topology, obs, [
         { path: "det/a.fits", bytes: 400_000 },
