@@ -45,6 +45,17 @@ const mostAtOnce = (copyIds: ReadonlyArray<string>) =>
 const exists = (file: string) => Effect.promise(() => fs.stat(file).then(() => true, () => false))
 
 describe("Cleanup, concurrent", () => {
+  it("retention.deleteConcurrency out of range is refused, naming the field; absent it is 4", () => {
+    for (const bad of [0, 257, 1.5, "many"]) {
+      assert.throws(
+        () => topologyFrom("/tmp/ccat-config-check", (raw) => editLocations(raw, (l) => (l.type === "SOURCE" ? { ...l, retention: { deleteConcurrency: bad } } : l))),
+        /sites\[0\]\.locations\[0\]\.retention\.deleteConcurrency/
+      )
+    }
+    const topology = topologyFrom("/tmp/ccat-config-check")
+    assert.strictEqual(topology.sites[0].locations[0].retention.deleteConcurrency, 4)
+  })
+
   it.scopedLive("racing deleters delete exactly the eligible copies, each once, and never the last verified copy or a transfer source", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
