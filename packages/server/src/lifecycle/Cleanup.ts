@@ -47,7 +47,11 @@ const keptState = (locationType: string) => (locationType === "PROCESSING" ? "ST
 
 const isConflict = (e: unknown): e is Transitions.TransitionError => e instanceof Transitions.TransitionError && e.reason === "StateConflict"
 
-/** Moves one eligible copy to DELETION_SCHEDULED, in one transaction; its location's job is sent after. */
+/**
+ * Moves one eligible copy to DELETION_SCHEDULED (a savepoint of the caller's transaction, so a
+ * copy that moved on meanwhile is skipped without undoing the others); its location's job is
+ * sent after.
+ */
 const schedule = (site: string, copy: Retention.Deletable) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -63,6 +67,15 @@ const schedule = (site: string, copy: Retention.Deletable) =>
       })
     ).pipe(Effect.catchIf(isConflict, () => Effect.void))
   })
+
+/** Copies scheduled per planner transaction: one commit for many, short enough not to hold locks long. */
+const scheduleChunk = 100
+
+/** Schedules copies, `scheduleChunk` per transaction. */
+const scheduleAll = (site: string, copies: ReadonlyArray<Retention.Deletable>) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.forEach(Array.from({ length: Math.ceil(copies.length / scheduleChunk) }, (_, i) => copies.slice(i * scheduleChunk, (i + 1) * scheduleChunk)),
+      (chunk) => sql.withTransaction(Effect.forEach(chunk, (copy) => schedule(site, copy), { discard: true })), { discard: true }))
 
 /** Failed deletions whose wait is over: 2 s after the first failure, doubling, at most an hour. */
 const failedDue = (site: string) =>
@@ -92,11 +105,11 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
     overThreshold,
     limit: batch
   })
-  for (const copy of eligible) yield* schedule(site, copy)
+  yield* scheduleAll(site, eligible)
   // A failed deletion is retried whatever the rule says now: the worker re-checks it.
-  for (const copy of yield* failedDue(site)) {
-    yield* schedule(site, { ...copy, status: "DELETION_FAILED", locationType: copy.locationType as Retention.Deletable["locationType"] })
-  }
+  yield* scheduleAll(site, (yield* failedDue(site)).map((copy) => ({
+    ...copy, status: "DELETION_FAILED", locationType: copy.locationType as Retention.Deletable["locationType"]
+  })))
   const locations = yield* sql<{ id: string }>`
     select distinct c.data_location_id as id
     from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
@@ -110,9 +123,9 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
 })
 
 /**
- * When a deletion found in progress may go ahead: `always` for a job naming the copy (a retry
- * after a crash: it was checked before), `stale` for a location's job, which must not take over
- * a deletion another worker is running right now.
+ * When a deletion found in progress may go ahead: `always` for a retry after a crash (it was
+ * checked before; a location's job is a singleton, so what it finds in progress was cut off);
+ * `stale` only once it was left alone for 10 minutes, for a job that may race a live deleter.
  */
 type Resume = "always" | "stale"
 
@@ -207,16 +220,19 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
   const { concurrency, location, storage } = yield* targetOf(locationId)
   const seen = new Set<string>()
   const failures: Array<unknown> = []
+  // A location's job is a singleton (stately queue, one key per location): while it runs, no
+  // other location job deletes here, so a deletion it finds in progress was cut off by a dead
+  // worker (its job ran again once its lease timed out) and is finished now, not 10 minutes later.
   const run = (rows: ReadonlyArray<{ readonly id: Ids.PhysicalCopyId }>, rule: Target["rule"], n: number) =>
     Effect.forEach(rows, (r) =>
-      deleteCopy(site, r.id, { location, storage, rule }, "stale").pipe(
+      deleteCopy(site, r.id, { location, storage, rule }, "always").pipe(
         Effect.catchAllCause((cause) => Effect.sync(() => failures.push(cause)))
       ), { concurrency: n, discard: true })
   while (true) {
     const rows = yield* sql<{ id: Ids.PhysicalCopyId; status: string }>`
       select id, status::text as status from physical_copy
       where data_location_id = ${locationId} and not (id = any(${[...seen]}::uuid[]))
-        and (status = 'DELETION_SCHEDULED' or (status = 'DELETION_IN_PROGRESS' and updated_at < now() - make_interval(mins => ${staleMinutes})))
+        and status in ('DELETION_SCHEDULED', 'DELETION_IN_PROGRESS')
       order by updated_at, id limit ${batch}`
     if (rows.length === 0) break
     for (const r of rows) seen.add(r.id)
