@@ -128,15 +128,33 @@ export const fail = (site: string, bundleId: Ids.DataTransferPackageId, why: str
   })
 
 /**
- * Bundles of this site an operator retried (failed → pending): the members the bundle's failure
- * failed come back (failed → pending → scheduled → in_progress, each step in the event log) and
- * the bundle is scheduled again, in one transaction; its job then sends it again (or writes it,
- * if it was never written).
+ * Bundles of this site an operator retried (failed → pending), directly or by retrying one of
+ * the packages the bundle's failure failed (a package cannot move without its bundle, so that
+ * retries the bundle): the members the failure failed come back (failed → pending → scheduled →
+ * in_progress, each step in the event log) and the bundle is scheduled again, in one
+ * transaction; its job then sends it again (or writes it, if it was never written).
  */
 const retried = (site: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
+    const failedBy = (bundleId: string) => sql`
+      exists (select 1 from event_log e where e.entity_kind = 'RawDataPackage' and e.entity_id = p.id
+              and e.to_state = 'failed' and e.details->>'bundleId' = ${bundleId})`
+    const viaPackage = yield* sql<{ id: Ids.DataTransferPackageId; packageId: Ids.RawDataPackageId }>`
+      select distinct on (d.id) d.id, p.id as package_id from data_transfer_package d
+      join data_transfer_package_member m on m.data_transfer_package_id = d.id
+      join raw_data_package p on p.id = m.raw_data_package_id
+      where d.status = 'failed' and d.relative_path like ${`bundles/${site}/%`} and p.status = 'pending'
+        and exists (select 1 from event_log e where e.entity_kind = 'RawDataPackage' and e.entity_id = p.id
+                    and e.to_state = 'failed' and e.details->>'bundleId' = d.id::text)
+      order by d.id, p.id`
+    for (const b of viaPackage) {
+      yield* Transitions.transition({
+        entity: "DataTransferPackage", id: b.id, from: "failed", to: "pending", actor: `planner:${site}`,
+        details: { retry: true, retriedPackage: b.packageId }, set: { errorMessage: null }
+      }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
+    }
     const bundles = yield* sql<{ id: Ids.DataTransferPackageId }>`
       select d.id from data_transfer_package d
       where d.status = 'pending' and d.relative_path like ${`bundles/${site}/%`}
@@ -146,16 +164,17 @@ const retried = (site: string) =>
       const taken = yield* sql.withTransaction(
         Effect.gen(function* () {
           const actor = `planner:${site}`
-          const members = yield* sql<{ id: Ids.RawDataPackageId }>`
-            select p.id from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
-            where m.data_transfer_package_id = ${b.id} and p.status = 'failed'
-              and exists (select 1 from event_log e where e.entity_kind = 'RawDataPackage' and e.entity_id = p.id
-                          and e.to_state = 'failed' and e.details->>'bundleId' = ${b.id})
+          // Failed by this bundle: still failed, or pending when the operator retried the package itself.
+          const members = yield* sql<{ id: Ids.RawDataPackageId; status: "failed" | "pending" }>`
+            select p.id, p.status::text as status from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
+            where m.data_transfer_package_id = ${b.id} and p.status in ('failed', 'pending') and ${failedBy(b.id)}
             order by p.id
             for update of p`
           for (const m of members) {
             const details = { bundleId: b.id, retry: "bundle retried" }
-            yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "failed", to: "pending", actor, details, set: { errorMessage: null } })
+            if (m.status === "failed") {
+              yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "failed", to: "pending", actor, details, set: { errorMessage: null } })
+            }
             yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "pending", to: "scheduled", actor, details })
             yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "scheduled", to: "in_progress", actor, details })
           }

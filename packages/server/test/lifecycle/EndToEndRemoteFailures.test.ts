@@ -59,6 +59,71 @@ const oneBundleOfTwoPackages = (dir: string, services: Services) =>
     return { topology, filed, copy, file: path.join(dir, "locations", "chile-buffer", copy.path), members: members.map((m) => m.id) }
   })
 
+/**
+ * Two packages bundled together whose bundle ends FAILED (its tar in chile-buffer rotted, a
+ * permanent SourceCorrupt), checked through the API: both packages FAILED with the bundle's
+ * reason. The operator has restored the tar's bytes when this returns.
+ */
+const failedBundle = Effect.gen(function* () {
+  const dir = yield* tempDir
+  const sql = yield* SqlClient.SqlClient
+  const { copy, file, members, topology } = yield* oneBundleOfTwoPackages(dir, services!)
+  const env = Layer.merge(policyLayer(topology), quickRetries)
+  const original = yield* Effect.promise(() => fs.readFile(file))
+  const rotten = Buffer.from(original)
+  rotten[rotten.length - 3000] ^= 0x01
+  yield* Effect.promise(() => fs.writeFile(file, rotten))
+  const bundle = sql<{ status: string; errorMessage: string | null }>`
+    select status::text as status, error_message from data_transfer_package where id = ${copy.bundleId}`
+  yield* runUntil([["chile", [Transfer.stage]], ["cologne", [Arrival.stage]]], Effect.map(bundle, (b) => b[0].status === "failed")).pipe(
+    Effect.provide(env)
+  )
+  assert.include((yield* bundle)[0].errorMessage ?? "", "SourceCorrupt")
+  // Through the API: every package of the bundle is FAILED, saying it was its bundle and why.
+  const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+  for (const id of members) {
+    const view = yield* operator.packages.get({ path: { id } })
+    assert.strictEqual(view.journey, "FAILED")
+    assert.strictEqual(view.status, "failed")
+    assert.include(view.errorMessage ?? "", copy.bundleId)
+    assert.include(view.errorMessage ?? "", "SourceCorrupt")
+  }
+  assert.strictEqual((yield* operator.packages.list({ urlParams: { journey: "TRANSFERRING" } })).items.length, 0)
+  // The operator repairs the buffer: the tar holds its recorded bytes again.
+  yield* Effect.promise(() => fs.writeFile(file, original))
+  return { copy, members, env, operator, bundle }
+})
+
+/** After the operator's retry: both packages ARCHIVED, their way back in the event log, attempt 2 delivered. */
+const backToArchived = (failed: Effect.Effect.Success<typeof failedBundle>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const { copy, members, env, operator, bundle } = failed
+    yield* runUntil(
+      [["chile", Stages.all], ["cologne", Stages.all]],
+      Effect.map(sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`, (r) => r[0].n === 2),
+      180_000
+    ).pipe(Effect.provide(env))
+    for (const id of members) {
+      const view = yield* operator.packages.get({ path: { id } })
+      assert.strictEqual(view.journey, "ARCHIVED")
+      assert.isNull(view.errorMessage)
+      // Failed with the bundle, back on its way (one step an operator's own retry), then ARCHIVED.
+      const steps = yield* sql<{ fromState: string | null; toState: string }>`
+        select from_state, to_state from event_log where entity_kind = 'RawDataPackage' and entity_id = ${id} order by id`
+      const way = steps.map((s) => `${s.fromState}→${s.toState}`)
+      const failedAt = way.indexOf("in_progress→failed")
+      assert.isAtLeast(failedAt, 0)
+      assert.deepStrictEqual(way.slice(failedAt), [
+        "in_progress→failed", "failed→pending", "pending→scheduled", "scheduled→in_progress", "in_progress→completed"
+      ])
+    }
+    const attempts = yield* sql<{ attempt: number; status: string; errorReason: string | null }>`
+      select attempt, status::text as status, error_reason from data_transfer where data_transfer_package_id = ${copy.bundleId} order by attempt`
+    assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "SourceCorrupt"], [2, "completed", null]])
+    assert.strictEqual((yield* bundle)[0].status, "completed")
+  })
+
 let services: Services | undefined
 beforeAll(async () => {
   services = await startServices()
@@ -68,63 +133,26 @@ afterAll(() => stopServices(services), 120_000)
 describe("transfer failures over rsync into S3, as the operator sees them", () => {
   it.scopedLive("a FAILED bundle shows its packages FAILED with its reason; the operator's retry of the bundle brings them to ARCHIVED", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
-      const sql = yield* SqlClient.SqlClient
-      const { copy, file, members, topology } = yield* oneBundleOfTwoPackages(dir, services!)
-      const env = Layer.merge(policyLayer(topology), quickRetries)
-      // The bundle in chile-buffer rots: the transfer finds the source differs from its checksum, a permanent failure.
-      const original = yield* Effect.promise(() => fs.readFile(file))
-      const rotten = Buffer.from(original)
-      rotten[rotten.length - 3000] ^= 0x01
-      yield* Effect.promise(() => fs.writeFile(file, rotten))
-      const bundle = sql<{ status: string; errorMessage: string | null }>`
-        select status::text as status, error_message from data_transfer_package where id = ${copy.bundleId}`
-      yield* runUntil([["chile", [Transfer.stage]], ["cologne", [Arrival.stage]]], Effect.map(bundle, (b) => b[0].status === "failed")).pipe(
-        Effect.provide(env)
-      )
-      const why = (yield* bundle)[0].errorMessage ?? ""
-      assert.include(why, "SourceCorrupt")
-
-      // Through the API: every package of the bundle is FAILED, saying it was its bundle and why.
-      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
-      for (const id of members) {
-        const view = yield* operator.packages.get({ path: { id } })
-        assert.strictEqual(view.journey, "FAILED")
-        assert.strictEqual(view.status, "failed")
-        assert.include(view.errorMessage ?? "", copy.bundleId)
-        assert.include(view.errorMessage ?? "", "SourceCorrupt")
-      }
-      assert.strictEqual((yield* operator.packages.list({ urlParams: { journey: "TRANSFERRING" } })).items.length, 0)
-
-      // The operator restores the bundle's bytes and retries the bundle.
-      yield* Effect.promise(() => fs.writeFile(file, original))
-      const retried = yield* operator.operations.retry({ payload: { entity: "DataTransferPackage", id: copy.bundleId, reason: "buffer disk repaired" } })
+      const failed = yield* failedBundle
+      const retried = yield* failed.operator.operations.retry({
+        payload: { entity: "DataTransferPackage", id: failed.copy.bundleId, reason: "buffer disk repaired" }
+      })
       assert.strictEqual(retried.to, "pending")
-      yield* runUntil(
-        [["chile", Stages.all], ["cologne", Stages.all]],
-        Effect.map(sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`, (r) => r[0].n === 2),
-        180_000
-      ).pipe(Effect.provide(env))
-      for (const id of members) {
-        const view = yield* operator.packages.get({ path: { id } })
-        assert.strictEqual(view.journey, "ARCHIVED")
-        assert.isNull(view.errorMessage)
-      }
-      // Each package's way back is in the event log: failed with the bundle, then back on its way, then ARCHIVED.
-      for (const id of members) {
-        const steps = yield* sql<{ fromState: string | null; toState: string }>`
-          select from_state, to_state from event_log where entity_kind = 'RawDataPackage' and entity_id = ${id} order by id`
-        const path = steps.map((s) => `${s.fromState}→${s.toState}`)
-        const failedAt = path.indexOf("in_progress→failed")
-        assert.isAtLeast(failedAt, 0)
-        assert.deepStrictEqual(path.slice(failedAt), [
-          "in_progress→failed", "failed→pending", "pending→scheduled", "scheduled→in_progress", "in_progress→completed"
-        ])
-      }
-      const attempts = yield* sql<{ attempt: number; status: string; errorReason: string | null }>`
-        select attempt, status::text as status, error_reason from data_transfer where data_transfer_package_id = ${copy.bundleId} order by attempt`
-      assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "SourceCorrupt"], [2, "completed", null]])
-      assert.strictEqual((yield* bundle)[0].status, "completed")
+      yield* backToArchived(failed)
+    }).pipe(Effect.provide(layer)),
+    300_000
+  )
+
+  it.scopedLive("retrying one package of a FAILED bundle retries its bundle: every package it failed comes back and reaches ARCHIVED", () =>
+    Effect.gen(function* () {
+      const failed = yield* failedBundle
+      yield* failed.operator.operations.retry({ payload: { entity: "RawDataPackage", id: failed.members[0], reason: "buffer disk repaired" } })
+      yield* backToArchived(failed)
+      const sql = yield* SqlClient.SqlClient
+      const [retry] = yield* sql<{ details: { retriedPackage?: string } }>`
+        select details from event_log where entity_kind = 'DataTransferPackage' and entity_id = ${failed.copy.bundleId}
+          and from_state = 'failed' and to_state = 'pending'`
+      assert.strictEqual(retry.details.retriedPackage, failed.members[0])
     }).pipe(Effect.provide(layer)),
     300_000
   )
