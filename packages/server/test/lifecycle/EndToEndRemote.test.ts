@@ -104,7 +104,7 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
       }
       assert.deepStrictEqual(new Set(archived.map((a) => a.bucket)), new Set([buckets.a, buckets.b]))
 
-      // A scientist stages the first observation from the S3 archives: every file has the instrument's checksum.
+      // A scientist stages both observations from the S3 archives: every file has the instrument's checksum.
       const account = yield* Repositories.accounts.insert({
         name: "sci-remote" as never, displayName: "Scientist" as never, email: null, role: "scientist", active: true
       })
@@ -112,15 +112,17 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
       const req = yield* Repositories.stagingRequests.insert({
         accountId: account.id, dataLocationId: processing.id as Ids.DataLocationId, status: "pending", expiresAt: null, errorMessage: null
       } as never)
-      yield* Repositories.stagingRequestItems.insert({ stagingRequestId: req.id, rawDataPackageId: null, executedObsUnitId: first.eou.id })
+      for (const eou of [first.eou, second.eou]) {
+        yield* Repositories.stagingRequestItems.insert({ stagingRequestId: req.id, rawDataPackageId: null, executedObsUnitId: eou.id })
+      }
       const requestDone = Effect.map(
         sql<{ status: string }>`select status::text as status from staging_request where id = ${req.id}`,
         (r) => r[0].status === "completed"
       )
       yield* runUntil(everySite, requestDone, 90_000).pipe(Effect.provide(env))
       const paths = yield* Staging.stagedPaths(req.id)
-      assert.strictEqual(paths.length, first.files.length)
-      for (const f of first.files) {
+      assert.strictEqual(paths.length, filed.length)
+      for (const f of filed) {
         const staged = paths.find((p) => p.endsWith(f.relativePath))
         assert.isDefined(staged, `${f.relativePath} is staged`)
         assert.strictEqual(yield* Effect.promise(() => sha256File(staged!)), f.checksum, `${f.relativePath} staged byte-identical`)
