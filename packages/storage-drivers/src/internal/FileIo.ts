@@ -13,10 +13,12 @@ import { fromReadable } from "./streams.js"
 const MiB = 1024 * 1024
 
 /**
- * Bytes gathered before one `writev`: few syscalls per GiB, and while one batch is written by
- * the thread pool the next is read and hashed on this thread. Memory: two batches at most.
+ * Bytes gathered before one `writev`; one write is in flight while the next is read and hashed
+ * on this thread. Small pieces are gathered up to this size; a piece of this size or more is
+ * written as it arrives, while it is still in the CPU's cache: measured on a 2 GiB file, 1 MiB
+ * batches wrote in 2.7 s with 1.6 s of system time, 2 and 8 MiB batches in 11-13 s with 5 s.
  */
-export const writeBatchBytes = 2 * MiB
+export const writeBatchBytes = MiB
 
 /** Objects up to this size are read with one `read` into one buffer, instead of a loop. */
 export const wholeReadBytes = 4 * MiB

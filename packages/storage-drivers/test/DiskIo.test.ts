@@ -1,0 +1,112 @@
+/**
+ * The disk driver's byte paths at their thresholds: objects read with one `read` and through
+ * the read stream, ranges on both sides of the limit, writes spanning several 8 MiB batches and
+ * interim flushes, and key resolution when a folder of the key is a file or a symlink. Real
+ * files on the real filesystem; the expected bytes are compared with what Node reads itself.
+ */
+import { Disk } from "@ccat/storage-drivers"
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterAll } from "vitest"
+import * as FileIo from "../src/internal/FileIo.js"
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-disk-io-"))
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
+
+const MiB = 1024 * 1024
+
+const collect = <E>(s: Stream.Stream<Uint8Array, E>) =>
+  Effect.map(Stream.runCollect(s), (chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
+
+const reason = <A>(e: Effect.Effect<A, { readonly reason: string }>) =>
+  Effect.match(e, { onFailure: (err) => err.reason, onSuccess: () => "success" })
+
+/** A body in uneven pieces (1 byte to 3 MiB), so batches never line up with the pieces. */
+const uneven = (bytes: Buffer): Stream.Stream<Uint8Array> => {
+  const parts: Array<Uint8Array> = []
+  let offset = 0
+  for (let i = 0; offset < bytes.length; i++) {
+    const size = [1, 4096, 3 * MiB, 777_777, 65_536][i % 5]
+    parts.push(bytes.subarray(offset, offset + size))
+    offset += size
+  }
+  return Stream.fromIterable(parts)
+}
+
+describe("Disk byte paths", () => {
+  it.live("reads objects on both sides of the one-read limit, whole and in ranges", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "reads") })
+      for (const size of [1, FileIo.wholeReadBytes, FileIo.wholeReadBytes + 1, 3 * FileIo.wholeReadBytes + 12_345]) {
+        const bytes = randomBytes(size)
+        const key = `r/${size}.bin`
+        yield* d.put(key, Stream.make(bytes))
+        assert.isTrue((yield* collect(d.get(key))).equals(bytes), `whole object of ${size} bytes`)
+        const ranges = [
+          { start: 0, end: 1 },
+          { start: size - 1 },
+          { start: Math.floor(size / 3), end: Math.min(size, Math.floor(size / 3) + FileIo.wholeReadBytes + 7) },
+          { start: 1, end: size * 2 }
+        ]
+        for (const range of ranges) {
+          const got = yield* collect(d.get(key, { range }))
+          assert.isTrue(got.equals(bytes.subarray(range.start, range.end)), `range ${range.start}-${range.end} of ${size}`)
+        }
+      }
+    }))
+
+  it.live("writes a body of uneven pieces across several batches and interim flushes, byte for byte", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "writes") })
+      const size = FileIo.syncEveryBytes + 2 * FileIo.writeBatchBytes + 5
+      const bytes = randomBytes(size)
+      const info = yield* d.put("w/big.bin", uneven(bytes))
+      assert.strictEqual(info.size, size)
+      assert.strictEqual(info.checksum, `sha256:${createHash("sha256").update(bytes).digest("hex")}`)
+      assert.isTrue(fs.readFileSync(path.join(root, "writes", "w", "big.bin")).equals(bytes))
+      assert.deepStrictEqual(fs.readdirSync(path.join(root, "writes", "w")), ["big.bin"])
+    }))
+
+  it.live("a body failing after several batches leaves nothing, not even a temporary file", () =>
+    Effect.gen(function*() {
+      const loc = path.join(root, "failing")
+      const d = yield* Disk.make({ root: loc })
+      const body = Stream.concat(uneven(randomBytes(3 * FileIo.writeBatchBytes)), Stream.fail("source gone" as const))
+      const exit = yield* Effect.either(d.put("f/x.bin", body))
+      assert.isTrue(exit._tag === "Left" && exit.left === "source gone")
+      assert.deepStrictEqual(fs.readdirSync(path.join(loc, "f")), [])
+    }))
+
+  it.live("a folder of the key that is a file: put fails AlreadyExists, get and stat NotFound", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "notafolder") })
+      yield* d.put("a/file", Stream.make(new Uint8Array([1])))
+      assert.strictEqual(yield* reason(d.put("a/file/under", Stream.make(new Uint8Array([2])))), "AlreadyExists")
+      assert.strictEqual(yield* reason(d.stat("a/file/under")), "NotFound")
+      assert.strictEqual(yield* reason(Stream.runDrain(d.get("a/file/under"))), "NotFound")
+      assert.strictEqual(yield* reason(d.stat("missing/deep/key")), "NotFound")
+      // creating a deep key whose folders do not exist yet takes the slow path, then the fast one
+      yield* d.put("new/deep/folder/k", Stream.make(new Uint8Array([3])))
+      yield* d.put("new/deep/folder/k2", Stream.make(new Uint8Array([4])))
+      assert.deepStrictEqual([...(yield* collect(d.get("new/deep/folder/k2")))], [4])
+    }))
+
+  it.live("a deleted symlink is the link, never its target", () =>
+    Effect.gen(function*() {
+      const loc = path.join(root, "links")
+      const d = yield* Disk.make({ root: loc })
+      yield* d.put("real/target.bin", Stream.make(new Uint8Array([7])))
+      fs.mkdirSync(path.join(loc, "l"))
+      fs.symlinkSync(path.join(loc, "real", "target.bin"), path.join(loc, "l", "link.bin"))
+      assert.deepStrictEqual([...(yield* collect(d.get("l/link.bin")))], [7])
+      yield* d.delete("l/link.bin")
+      assert.isFalse(fs.existsSync(path.join(loc, "l", "link.bin")))
+      assert.isTrue(fs.existsSync(path.join(loc, "real", "target.bin")))
+    }))
+})
