@@ -16,7 +16,6 @@ import * as LogLevel from "effect/LogLevel"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import * as Staging from "./lifecycle/Staging.js"
 import * as HttpServerLive from "./HttpServer.js"
 import * as Main from "./Main.js"
 import * as Logging from "./observability/Logging.js"
@@ -230,13 +229,11 @@ const run = (options: DemoOptions) =>
       sci.api.staging.create({ payload: { location: processing.name, observationIds: [observations[0].id] } } as never)
     ) as Effect.Effect<{ id: string }>
     yield* Console.log(`demo: staging request ${request.id} for observation ${observations[0].id} at ${processing.name}`)
-    while (true) {
-      const r = (yield* Effect.promise(() => sci.api.staging.get({ path: { id: request.id } } as never))) as { status: string; errorMessage: string | null }
-      if (r.status === "completed") break
-      if (r.status === "failed") return yield* Effect.fail(new DemoError({ reason: `staging failed: ${r.errorMessage}` }))
-      yield* Effect.sleep("1 second")
-    }
-    const paths = yield* Staging.stagedPaths(request.id)
+    // What a pipeline does: wait for the request through the client and take the local paths it answers.
+    const { paths } = yield* Effect.tryPromise({
+      try: () => sci.waitForStaging(request.id, { pollCapMs: 2_000 }),
+      catch: (e) => new DemoError({ reason: `staging failed: ${e instanceof Error ? e.message : String(e)}` })
+    })
     yield* Console.log(`demo: STAGED ${paths.length} files, e.g.\n${paths.slice(0, 3).map((p) => `  ${p}`).join("\n")}`)
     yield* Effect.promise(() => sci.close())
 
