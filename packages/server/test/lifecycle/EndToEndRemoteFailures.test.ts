@@ -184,9 +184,20 @@ describe("transfer failures over rsync into S3, as the operator sees them", () =
         Effect.provide(Layer.merge(policyLayer(topology), quickRetries)),
         Effect.fork
       )
-      yield* Effect.sleep("2 seconds")
+      // The transfer's session waits on the copy's row lock (PostgreSQL says so), with no attempt made.
+      const waiting = Effect.map(
+        sql<{ n: number }>`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock' and query like '%from physical_copy where id = $1 for share%'`,
+        (r) => r[0].n === 1
+      )
+      const deadline = Date.now() + 30_000
+      while (!(yield* waiting)) {
+        assert.isNull(transfer.unsafePoll(), "the transfer did not finish while cleanup holds the copy")
+        assert.isBelow(Date.now(), deadline, "the transfer waits on the copy's lock")
+        yield* Effect.sleep("50 millis")
+      }
       assert.strictEqual(yield* attempts, 0, "no attempt starts while cleanup holds the copy")
-      assert.isNull(transfer.unsafePoll(), "the transfer waits for the copy's lock")
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(cleanup)
       yield* Fiber.join(transfer)
