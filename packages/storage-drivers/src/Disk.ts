@@ -185,13 +185,20 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
     Stream.unwrapScoped(Effect.gen(function*() {
       const { file } = yield* resolve("get", key, false)
-      const fd = yield* Effect.acquireRelease(io("get", key, () => FileIo.openFd(file, "r")), FileIo.closeFd)
+      // closed when the stream ends, unless a read stream took it over (it closes it then)
+      let adopted = false
+      const fd = yield* Effect.acquireRelease(
+        io("get", key, () => FileIo.openFd(file, "r")),
+        (fd) => adopted ? Effect.void : FileIo.closeFd(fd)
+      )
       const st = yield* io("get", key, () => FileIo.fstat(fd))
       if (!st.isFile()) return yield* fail("get", "NotFound", "not a file", key)
       const start = range?.start ?? 0
       const end = Math.min(range?.end ?? st.size, st.size)
       if (start >= end) return Stream.empty
-      return FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))
+      return FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause), () => {
+        adopted = true
+      })
     }))
 
   const stat = (key: RelativePath.RelativePath) =>

@@ -127,18 +127,30 @@ export const writeBody = <E, F>(fd: number, body: Stream.Stream<Uint8Array, E>, 
   })
 
 /**
- * Bytes `start` to `end` of an open file (the caller owns the descriptor and closes it when the
- * stream ends). A range up to `wholeReadBytes` is one read into one buffer: with many small
- * objects, set-up per object is what costs. A larger range goes through Node's own read stream,
- * which in measurements here kept V8's external-memory accounting calm (a hand-written read loop
- * over fresh buffers set off a full collection every few dozen MiB) and reads at page-cache
- * speed. A file that shrinks while read ends early (the caller's size check reports it); one that
- * grows is read only to `end`.
+ * Bytes `start` to `end` of an open file. A range up to `wholeReadBytes` is one read into one
+ * buffer: with many small objects, set-up per object is what costs; the caller still owns the
+ * descriptor and closes it when the stream ends. A larger range goes through Node's own read
+ * stream, which in measurements here kept V8's external-memory accounting calm (a hand-written
+ * read loop over fresh buffers set off a full collection every few dozen MiB); that stream takes
+ * over the descriptor and closes it itself, and `adopted` is called at that moment (inside the
+ * stream's uninterruptible acquire), so the caller knows not to close it too: a second close
+ * could hit a number the process has since reused. A file that shrinks while read ends early
+ * (the caller's size check reports it); one that grows is read only to `end`.
  */
-export const readRange = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> => {
+export const readRange = <F>(
+  fd: number,
+  start: number,
+  end: number,
+  onError: (cause: unknown) => F,
+  adopted: () => void
+): Stream.Stream<Uint8Array, F> => {
   if (end - start > wholeReadBytes) {
     return fromReadable(
-      Effect.sync(() => fs.createReadStream("", { fd, start, end: end - 1, highWaterMark: readChunkBytes, autoClose: false })),
+      Effect.sync(() => {
+        const readable = fs.createReadStream("", { fd, start, end: end - 1, highWaterMark: readChunkBytes, autoClose: true })
+        adopted()
+        return readable
+      }),
       onError
     )
   }
