@@ -128,6 +128,29 @@ export const fail = (site: string, bundleId: Ids.DataTransferPackageId, why: str
   })
 
 /**
+ * Packages still on their way in a bundle of this site that is FAILED: rows from before bundles
+ * failed their packages with them (`fail` leaves none behind). Each gets the bundle's failure,
+ * so its journey says FAILED and why, and a retry of the bundle brings it back like the others.
+ */
+const settleFailed = (site: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const stranded = yield* sql<{ id: Ids.RawDataPackageId; bundleId: Ids.DataTransferPackageId; why: string | null }>`
+      select p.id, d.id as bundle_id, d.error_message as why from data_transfer_package d
+      join data_transfer_package_member m on m.data_transfer_package_id = d.id
+      join raw_data_package p on p.id = m.raw_data_package_id
+      where d.status = 'failed' and d.relative_path like ${`bundles/${site}/%`} and p.status = 'in_progress'
+      order by p.id`
+    for (const p of stranded) {
+      yield* Transitions.transition({
+        entity: "RawDataPackage", id: p.id, from: "in_progress", to: "failed", actor: `planner:${site}`,
+        details: { bundleId: p.bundleId }, set: { errorMessage: `its bundle ${p.bundleId} failed: ${p.why ?? "no reason recorded"}` }
+      }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
+    }
+    return stranded.length
+  })
+
+/**
  * Bundles of this site an operator retried (failed → pending), directly or by retrying one of
  * the packages the bundle's failure failed (a package cannot move without its bundle, so that
  * retries the bundle): the members the failure failed come back (failed → pending → scheduled →
@@ -199,6 +222,7 @@ export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
   if ((yield* Routes.leaving(site)).length === 0) return 0
+  yield* settleFailed(site)
   const again = yield* retried(site)
   const claimed = yield* sql.withTransaction(
     Effect.gen(function* () {

@@ -208,4 +208,28 @@ describe("transfer failures over rsync into S3, as the operator sees them", () =
     }).pipe(Effect.provide(layer)),
     180_000
   )
+
+  it.scopedLive("packages left TRANSFERRING in a bundle that failed before this release are failed with its reason by the bundling planner", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const sql = yield* SqlClient.SqlClient
+      const { copy, members, topology } = yield* oneBundleOfTwoPackages(dir, services!)
+      // What an older release left behind: the bundle failed, its packages still in_progress.
+      yield* Transitions.transition({
+        entity: "DataTransferPackage", id: copy.bundleId, from: "in_progress", to: "failed", actor: "worker:chile",
+        set: { errorMessage: "3 attempts failed, the last: connection reset" }
+      })
+      yield* runUntil(
+        [["chile", [Bundling.stage]]],
+        Effect.map(sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'failed'`, (r) => r[0].n === 2)
+      ).pipe(Effect.provide(policyLayer(topology)))
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      for (const id of members) {
+        const view = yield* operator.packages.get({ path: { id } })
+        assert.strictEqual(view.journey, "FAILED")
+        assert.strictEqual(view.errorMessage, `its bundle ${copy.bundleId} failed: 3 attempts failed, the last: connection reset`)
+      }
+    }).pipe(Effect.provide(layer)),
+    180_000
+  )
 })
