@@ -13,6 +13,7 @@ import { createServer } from "node:http"
 import { AuthenticationLive } from "./auth/Authentication.js"
 import * as BodyLimit from "./http/BodyLimit.js"
 import * as DocsPage from "./http/DocsPage.js"
+import * as WebUi from "./http/WebUi.js"
 import { AdminHttpLive } from "./http/AdminHttp.js"
 import { FilesHttpLive } from "./http/FilesHttp.js"
 import { LocationsHttpLive } from "./http/LocationsHttp.js"
@@ -58,6 +59,7 @@ export const layerWith = (options: { readonly maxBodyBytes: number }) =>
   HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
     Layer.provide(DocsPage.layer),
+    Layer.provide(WebUi.layer),
     Layer.provide(MetricsHttp.layer),
     Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)

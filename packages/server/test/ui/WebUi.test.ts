@@ -1,0 +1,361 @@
+/**
+ * The web UI in a real browser (Debian's chromium through playwright-core) against a real
+ * `ccat demo` whose data flows through every stage while the tests look at it: signing in with
+ * tokens of each role, every page, a scientist's staging request followed to completion, an
+ * operator's retry of a package that really failed, a scientist kept from another program's
+ * observations, and the static file serving (types, validators, no path traversal).
+ * Screenshots of the main pages go to `test-artifacts/ui/`.
+ */
+import * as fs from "node:fs/promises"
+import * as http from "node:http"
+import * as path from "node:path"
+import { chromium, type Browser, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as WebUi from "../../src/http/WebUi.js"
+import { repoRoot } from "../support.js"
+import { markup, start, until, type UiWorld } from "./UiWorld.js"
+
+const artifacts = path.join(repoRoot, "test-artifacts", "ui")
+let world: UiWorld
+let browser: Browser
+
+beforeAll(async () => {
+  await fs.mkdir(artifacts, { recursive: true })
+  const [w, b] = await Promise.all([
+    start({ observations: 6 }),
+    chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] })
+  ])
+  world = w
+  browser = b
+}, 180_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await world?.stop()
+}, 60_000)
+
+/** A fresh tab (its own sessionStorage) signed in with `token`; API errors in the console fail nothing, page errors do. */
+const signedIn = async (token: string): Promise<Page> => {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } })
+  const page = await context.newPage()
+  const errors: Array<string> = []
+  page.on("pageerror", (e) => errors.push(e.message))
+  ;(page as any).__errors = errors
+  await page.goto(`${world.base}/`)
+  await page.getByLabel("API token").fill(token)
+  await page.getByRole("button", { name: "Sign in" }).click()
+  await page.locator("#signed-in-as").waitFor()
+  return page
+}
+
+/** Script errors the page raised (an uncaught exception is a bug even if the page looks right). */
+const pageErrors = (page: Page): Array<string> => (page as any).__errors
+
+const shot = (page: Page, name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true })
+
+/** A GET with the path sent exactly as written (fetch would normalise `..` away). */
+const raw = (route: string, headers: Record<string, string> = {}) =>
+  new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+    const url = new URL(world.base)
+    const req = http.request({ host: url.hostname, port: url.port, path: route, method: "GET", headers }, (res) => {
+      let body = ""
+      res.setEncoding("utf8")
+      res.on("data", (c) => (body += c))
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+    })
+    req.on("error", reject)
+    req.end()
+  })
+
+describe("web UI files", () => {
+  it("serves the UI with content types, validators and security headers; / redirects to it", async () => {
+    const root = await raw("/")
+    expect(root.status).toBe(302)
+    expect(root.headers.location).toBe("/ui/")
+    expect((await raw("/ui")).headers.location).toBe("/ui/")
+    const index = await raw("/ui/")
+    expect(index.status).toBe(200)
+    expect(index.headers["content-type"]).toBe("text/html; charset=utf-8")
+    expect(index.body).toContain('<script type="module" src="js/main.js">')
+    expect(index.headers["cache-control"]).toBe("no-cache")
+    expect(index.headers["content-security-policy"]).toContain("script-src 'self'")
+    expect(index.headers["x-content-type-options"]).toBe("nosniff")
+    const etag = index.headers.etag!
+    expect(etag).toMatch(/^"[\w-]+"$/)
+    const again = await raw("/ui/", { "if-none-match": etag })
+    expect(again.status).toBe(304)
+    expect(again.body).toBe("")
+    expect((await raw("/ui/app.css")).headers["content-type"]).toBe("text/css; charset=utf-8")
+    expect((await raw("/ui/js/main.js")).headers["content-type"]).toBe("text/javascript; charset=utf-8")
+    expect((await raw("/ui/js/pages/observations.js?v=1")).status).toBe(200)
+    expect((await raw("/ui/no-such-page.js")).status).toBe(404)
+  })
+
+  it("answers 404 to every path that tries to leave the UI folder, plain or encoded", async () => {
+    const attempts = [
+      "/ui/../package.json",
+      "/ui/../../package.json",
+      "/ui/%2e%2e/package.json",
+      "/ui/%2E%2E/%2E%2E/package.json",
+      "/ui/%2e%2e%2fpackage.json",
+      "/ui/js/..%2f..%2fsrc%2fcli.ts",
+      "/ui/..%5c..%5cpackage.json",
+      "/ui/./index.html",
+      "/ui//etc/passwd",
+      "/ui/%2fetc%2fpasswd",
+      "/ui/index.html%00.js",
+      "/ui/%zz"
+    ]
+    for (const route of attempts) {
+      const r = await raw(route)
+      expect(r.status, route).toBe(404)
+      expect(r.body, route).not.toContain("@ccat/server")
+      expect(r.body, route).not.toContain("root:")
+    }
+  })
+
+  it("resolves only plain relative paths to loaded assets", () => {
+    const asset: WebUi.Asset = { body: new Uint8Array(), contentType: "text/html; charset=utf-8", etag: '"x"' }
+    const assets = new Map([["index.html", asset], ["js/main.js", asset]])
+    expect(WebUi.resolve(assets, "/ui/")).toBe(asset)
+    expect(WebUi.resolve(assets, "/ui/js/main.js?x=1")).toBe(asset)
+    expect(WebUi.resolve(assets, "/ui/js%2Fmain.js")).toBe(asset)
+    for (const bad of ["/ui/js/../index.html", "/ui/%2e%2e/x", "/ui/js\\main.js", "/ui/js//main.js", "/ui/%E0%A4%A", "/other/index.html"]) {
+      expect(WebUi.resolve(assets, bad), bad).toBeUndefined()
+    }
+  })
+})
+
+describe("web UI in chromium", () => {
+  it("refuses a wrong token with the API's reason, then shows who is signed in and the role's pages", async () => {
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    await page.goto(`${world.base}/`)
+    await expect(page.getByRole("heading", { name: "Sign in" }).isVisible()).resolves.toBe(true)
+    await shot(page, "signin")
+    await page.getByLabel("API token").fill("ccat_nottherightoneatall_0000000000000000000000000000")
+    await page.getByRole("button", { name: "Sign in" }).click()
+    const alert = page.getByRole("alert")
+    await alert.waitFor()
+    expect(await alert.textContent()).toMatch(/Sign-in failed.*(token|Token)/s)
+    await page.getByLabel("API token").fill(world.tokens.operator)
+    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.locator("#signed-in-as").waitFor()
+    expect(await page.locator("#signed-in-as").textContent()).toBe("Signed in as ui-operator (operator)")
+    expect(await page.evaluate("sessionStorage.getItem('ccat.token')")).toBe(world.tokens.operator)
+    expect(await page.getByRole("link", { name: "Failures" }).isVisible()).toBe(true)
+    await page.getByRole("button", { name: "Sign out" }).click()
+    await page.getByRole("heading", { name: "Sign in" }).waitFor()
+    expect(await page.evaluate("sessionStorage.getItem('ccat.token')")).toBeNull()
+    await context.close()
+  })
+
+  it("shows the live pipeline: waiting, moving and failed per stage, refreshed", async () => {
+    const page = await signedIn(world.tokens.admin)
+    await page.locator("[data-stage=waitingToPackage] [data-figure=waiting]").waitFor()
+    expect(await page.locator("ol.stages > li").count()).toBe(6)
+    // The damaged observation's package is counted failed, in the archiving stage and as a journey.
+    await until("the FAILED journey figure", 15_000, async () =>
+      Number(await page.locator("[data-journey=FAILED] .value").textContent()) >= 1 ? true : undefined)
+    const first = await page.locator(".refresh").textContent()
+    await until("a refreshed snapshot", 10_000, async () => ((await page.locator(".refresh").textContent()) !== first ? true : undefined))
+    await shot(page, "pipeline")
+    expect(pageErrors(page)).toEqual([])
+    await page.context().close()
+  })
+
+  it("lists observations with filters and pages; one observation shows its files, packages and every copy", async () => {
+    const page = await signedIn(world.tokens.admin)
+    await page.getByRole("link", { name: "Observations" }).click()
+    const rows = page.locator("main table tbody tr")
+    await rows.first().waitFor()
+    expect(await rows.count()).toBe(7)
+    // Filter by the hidden program: its one observation.
+    await page.locator("#filter-program").selectOption(world.hiddenProgramId)
+    await page.getByRole("button", { name: "Filter" }).click()
+    await until("the program filter", 10_000, async () => ((await rows.count()) === 1 ? true : undefined))
+    expect(await rows.first().textContent()).toContain(world.hiddenObservationId.slice(0, 8))
+    // Five per page: the demo's six observations and the hidden one make two pages.
+    await page.getByRole("link", { name: "Clear" }).click()
+    await page.locator("#filter-limit").selectOption("5")
+    await page.getByRole("button", { name: "Filter" }).click()
+    await until("a page of five", 10_000, async () => ((await rows.count()) === 5 ? true : undefined))
+    await page.getByRole("link", { name: "Next →" }).click()
+    await until("the second page", 10_000, async () => ((await rows.count()) === 2 ? true : undefined))
+    await page.getByRole("link", { name: "← Previous" }).click()
+    await until("back on the first page", 10_000, async () => ((await rows.count()) === 5 ? true : undefined))
+    // A time range that ends before anything started: nothing matches.
+    await page.goto(`${world.base}/ui/#/observations?to=2020-01-01T00:00`)
+    await page.getByText("No observations match.").waitFor()
+    // State filter: the demo's observations are completed.
+    await page.goto(`${world.base}/ui/#/observations?status=failed`)
+    await page.getByText("No observations match.").waitFor()
+
+    // One of the demo's observations, once archived: files, packages, copies with location and site.
+    const archived = await until("an archived demo observation", 60_000, async () => {
+      const packages = await world.api(world.tokens.admin, "GET", "/packages?journey=ARCHIVED&limit=1")
+      return packages.items[0]?.executedObsUnitId as string | undefined
+    })
+    await page.goto(`${world.base}/ui/#/observations/${archived}`)
+    await page.getByRole("heading", { name: "Where every copy is" }).waitFor()
+    const files = await world.api(world.tokens.admin, "GET", `/files?observationId=${archived}&limit=1000`)
+    await page.locator("table", { hasText: "Files of this observation" }).waitFor()
+    expect(await page.locator("table", { hasText: "Files of this observation" }).locator("tbody tr").count()).toBe(files.items.length)
+    const copies = page.locator("table", { hasText: "Physical copies" })
+    // Cleanup removed the buffer copies once archived: what is left is the archive's, at Cologne.
+    const archiveRow = copies.locator("tbody tr", { hasText: "cologne-archive" }).first()
+    expect(await archiveRow.textContent()).toMatch(/LONG_TERM_ARCHIVE.*cologne.*PRESENT/s)
+    expect(await page.locator("table", { hasText: "Packages of this observation" }).textContent()).toContain("ARCHIVED")
+    await shot(page, "observation")
+
+    // API data is text: the hidden observation's metadata holds markup, shown as characters.
+    await page.goto(`${world.base}/ui/#/observations/${world.hiddenObservationId}`)
+    await page.getByRole("heading", { name: "What the telescope did" }).waitFor()
+    expect(await page.locator("main").textContent()).toContain(markup.slice(0, 20))
+    expect(await page.locator("#injected").count()).toBe(0)
+    expect(await page.title()).not.toBe("owned")
+    expect(pageErrors(page)).toEqual([])
+    await page.context().close()
+  })
+
+  it("shows packages with their history, bundles with their attempts, and throughput charts", async () => {
+    const page = await signedIn(world.tokens.operator)
+    await page.getByRole("link", { name: "Packages" }).click()
+    await page.locator("#filter-journey").selectOption("ARCHIVED")
+    await page.getByRole("button", { name: "Filter" }).click()
+    const first = page.locator("main table tbody tr a").first()
+    await first.waitFor()
+    await first.click()
+    await page.getByRole("heading", { name: "History" }).waitFor()
+    const history = page.locator("table", { hasText: "History (event log)" })
+    await history.waitFor()
+    expect(await history.textContent()).toContain("completed")
+    expect(await page.locator("table", { hasText: "DataTransfer attempts" }).textContent()).toContain("completed")
+    await shot(page, "package")
+
+    await page.getByRole("link", { name: "Transfers" }).click()
+    const bundle = page.locator("main table tbody tr a").first()
+    await bundle.waitFor()
+    await bundle.click()
+    await page.getByRole("heading", { name: "Attempts" }).waitFor()
+    const attempts = page.locator("table", { hasText: "DataTransfer attempts" })
+    expect(await attempts.locator("tbody tr").count()).toBeGreaterThanOrEqual(1)
+    expect(await attempts.textContent()).toMatch(/chile-buffer.*cologne-buffer/s)
+    await shot(page, "bundle")
+
+    await page.getByRole("link", { name: "Throughput" }).click()
+    await page.locator("svg.chart").first().waitFor()
+    const done = await world.api(world.tokens.operator, "GET", "/transfers?status=completed&limit=1000")
+    expect(await page.locator("svg.chart rect.bar").count()).toBeGreaterThanOrEqual(1)
+    expect(await page.locator("svg.chart circle.dot").count()).toBe(done.items.filter((t: any) => t.throughputBytesPerSecond !== null).length)
+    await shot(page, "throughput")
+    expect(pageErrors(page)).toEqual([])
+    await page.context().close()
+  })
+
+  it("shows sites with fill and health; an operator takes a location out of service and back", async () => {
+    const page = await signedIn(world.tokens.operator)
+    await page.getByRole("link", { name: "Sites" }).click()
+    await page.locator("section[data-site] table").first().waitFor()
+    // Every location has a capacity in this world: one fill meter each, the archive's above zero.
+    expect(await page.locator("meter").count()).toBe(5)
+    const archiveFill = Number(await page.locator('meter[aria-label="cologne-archive fill"]').getAttribute("value"))
+    expect(archiveFill).toBeGreaterThan(0)
+    expect(archiveFill).toBeLessThan(1)
+    expect(await page.locator("main").textContent()).toContain("healthy")
+    expect(await page.locator("table", { hasText: "Routes between sites" }).textContent()).toMatch(/Chile.*Cologne|chile.*cologne/s)
+    await shot(page, "sites")
+    const locations = (await world.api(world.tokens.operator, "GET", "/locations")) as Array<any>
+    const processing = locations.find((l) => l.type === "PROCESSING")
+    await page.getByLabel(`Why disable ${processing.name}`).fill("disk replacement")
+    await page.locator(`button[data-location="${processing.name}"]`).click()
+    await page.getByText(`${processing.name} disabled.`).waitFor()
+    const off = await world.api(world.tokens.operator, "GET", `/locations/${processing.id}`)
+    expect([off.readable, off.writable, off.deletable]).toEqual([false, false, false])
+    await page.locator(`button[data-location="${processing.name}"]`, { hasText: "Enable" }).click()
+    await page.getByText(`${processing.name} enabled.`).waitFor()
+    const on = await world.api(world.tokens.operator, "GET", `/locations/${processing.id}`)
+    expect([on.readable, on.writable, on.deletable]).toEqual([true, true, true])
+    expect(pageErrors(page)).toEqual([])
+    await page.context().close()
+  })
+
+  it("lets an operator retry a package that really failed; a scientist gets no retry and the API refuses one", async () => {
+    const scientist = await signedIn(world.tokens.scientist)
+    expect(await scientist.getByRole("link", { name: "Failures" }).isVisible()).toBe(false)
+    await scientist.goto(`${world.base}/ui/#/failures`)
+    await scientist.getByText("Not for your role").waitFor()
+    const refused = await scientist.evaluate(async ([token, id]) => {
+      const r = await fetch("/api/v1/retries", {
+        method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ entity: "RawDataPackage", id })
+      })
+      return r.status
+    }, [world.tokens.scientist, world.failedPackageId])
+    expect(refused).toBe(403)
+    await scientist.context().close()
+
+    const page = await signedIn(world.tokens.operator)
+    await page.getByRole("link", { name: "Failures" }).click()
+    const row = page.locator("tr", { has: page.locator(`button[data-retry="${world.failedPackageId}"]`) })
+    await row.waitFor()
+    // The reason the packager recorded: the bytes at the SOURCE did not match the filed checksum.
+    expect(await row.locator(".reason").textContent()).toMatch(/checksum|corrupt|size/i)
+    await shot(page, "failures")
+    await row.getByRole("button", { name: /Retry/ }).click()
+    await page.getByText("Retried: failed → pending").waitFor()
+    const after = await world.api(world.tokens.operator, "GET", `/packages/${world.failedPackageId}`)
+    expect(after.status).not.toBe("failed")
+    const events = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
+    expect(events.items.some((e: any) => e.fromState === "failed" && e.toState === "pending" && e.actor.includes("ui-operator"))).toBe(true)
+    expect(pageErrors(page)).toEqual([])
+    await page.context().close()
+  })
+
+  it("shows a scientist only the granted program's observations, and follows their staging request to completion", async () => {
+    const page = await signedIn(world.tokens.scientist)
+    expect(await page.locator("#signed-in-as").textContent()).toBe("Signed in as ui-scientist (scientist)")
+    await page.getByRole("link", { name: "Observations" }).click()
+    const rows = page.locator("main table tbody tr")
+    await rows.first().waitFor()
+    expect(await rows.count()).toBe(6)
+    expect(await page.locator("main table").textContent()).not.toContain(world.hiddenObservationId.slice(0, 8))
+    // Not even by address.
+    await page.goto(`${world.base}/ui/#/observations/${world.hiddenObservationId}`)
+    await page.getByRole("alert").waitFor()
+    expect(await page.getByRole("alert").textContent()).toMatch(/Not found/)
+    expect(await page.locator("main").textContent()).not.toContain(markup.slice(0, 20))
+
+    // Stage an archived observation of the demo's program from its page.
+    const observation = await until("an observation whose packages are all archived", 90_000, async () => {
+      const obs = await world.api(world.tokens.scientist, "GET", "/observations?limit=100")
+      for (const o of obs.items.reverse()) {
+        const p = await world.api(world.tokens.scientist, "GET", `/packages?observationId=${o.id}`)
+        if (p.items.length > 0 && p.items.every((x: any) => x.journey === "ARCHIVED")) return o.id as string
+      }
+      return undefined
+    })
+    await page.goto(`${world.base}/ui/#/observations/${observation}`)
+    await page.getByText("Copy locations are shown to operators and admins.").first().waitFor()
+    await page.locator("#stage-this").click()
+    await page.getByRole("heading", { name: "Request staging" }).waitFor()
+    expect(await page.locator("#stage-observations").inputValue()).toBe(observation)
+    // A malformed id is refused before anything is sent.
+    await page.locator("#stage-observations").fill("not-an-id")
+    await page.getByRole("button", { name: "Request staging" }).click()
+    expect(await page.getByRole("alert").textContent()).toContain("Not an observation id: not-an-id")
+    await page.locator("#stage-observations").fill(observation)
+    await page.getByRole("button", { name: "Request staging" }).click()
+    await page.waitForURL(/#\/staging\/[0-9a-f-]{36}$/)
+    await until("the staging request to complete", 90_000, async () => {
+      const text = await page.locator("#staging-status").textContent()
+      if (text === "failed") throw new Error("staging failed")
+      return text === "completed" ? true : undefined
+    })
+    await shot(page, "staging")
+    const requests = await world.api(world.tokens.scientist, "GET", "/staging-requests")
+    expect(requests.items.some((r: any) => r.status === "completed" && r.items.some((i: any) => i.executedObsUnitId === observation))).toBe(true)
+    expect(pageErrors(page)).toEqual([])
+    await page.context().close()
+  })
+})
