@@ -3,6 +3,9 @@
  * `ccat`: the reference server's command line. `ccat serve` runs the API (and, with no
  * configuration, the embedded default); `ccat migrate` applies migrations; `ccat config check`
  * validates a configuration file without starting anything; `ccat token` hands out API tokens.
+ * The operator commands (`status`, `observations`, `packages`, `bundles`, `copies`, `retry`,
+ * `location`, `staging`; modules in `cli/`) talk to a running server over HTTP with
+ * `@ccat/client`; their exit codes are documented in `cli/Remote.ts` and docs/cli.md.
  */
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -13,6 +16,15 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { token } from "./auth/TokenCommands.js"
+import * as Bundles from "./cli/Bundles.js"
+import * as Copies from "./cli/Copies.js"
+import * as Location from "./cli/Location.js"
+import * as Observations from "./cli/Observations.js"
+import * as Packages from "./cli/Packages.js"
+import * as Remote from "./cli/Remote.js"
+import * as Retry from "./cli/Retry.js"
+import * as Staging from "./cli/Staging.js"
+import * as Status from "./cli/Status.js"
 import { db } from "./cli/DbCommand.js"
 import * as Demo from "./Demo.js"
 import * as Main from "./Main.js"
@@ -119,7 +131,10 @@ const demo = Command.make(
 
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
-  Command.withSubcommands([serve, worker, demo, migrate, config, token, db])
+  Command.withSubcommands([
+    serve, worker, demo, migrate, config, token, db,
+    Status.command, Observations.command, Packages.command, Bundles.command, Copies.command, Retry.command, Location.command, Staging.command
+  ])
 )
 
 const cli = Command.run(ccat, { name: "ccat", version })
@@ -135,11 +150,13 @@ cli(process.argv).pipe(
     JobQueueError: (e) => fail(e.message),
     DemoError: (e) => fail(e.message),
     EmbeddedDatabaseError: (e) => fail(e.message),
-    SqlError: (e) => fail(`database: ${e.message}`),
+    // PostgreSQL's own words (a deadlock, a lock timeout, a lost connection) are what an operator acts on.
+    SqlError: (e) => fail(`database: ${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`),
     MigrationError: (e) => fail(`migration: ${e.message}`),
     ServeError: (e) => fail(`cannot listen: ${String(e.cause)}`),
     AccountError: (e) => fail(e.message),
-    ConstraintError: (e) => fail(e.message)
+    ConstraintError: (e) => fail(e.message),
+    CliError: Remote.report
   }),
   // @effect/cli has printed the usage problem already; exit 2 as command-line tools do.
   Effect.catchIf(ValidationError.isValidationError, () => Effect.sync(() => (process.exitCode = 2))),
