@@ -7,14 +7,17 @@
  * Screenshots of the main pages go to `test-artifacts/ui/`.
  */
 import * as fs from "node:fs/promises"
+import { execFile } from "node:child_process"
 import * as http from "node:http"
 import * as path from "node:path"
+import { promisify } from "node:util"
 import { chromium, type Browser, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as WebUi from "../../src/http/WebUi.js"
 import { repoRoot } from "../support.js"
 import { markup, start, until, type UiWorld } from "./UiWorld.js"
 
+const run = promisify(execFile)
 const artifacts = path.join(repoRoot, "test-artifacts", "ui")
 let world: UiWorld
 let browser: Browser
@@ -114,6 +117,13 @@ describe("web UI files", () => {
     }
   })
 
+  it("is in the published package: npm pack holds ui/ beside dist/", async () => {
+    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--workspace", "@ccat/server"], { cwd: repoRoot })
+    const files = (JSON.parse(stdout)[0].files as Array<{ path: string }>).map((f) => f.path)
+    for (const f of ["ui/index.html", "ui/app.css", "ui/js/main.js", "ui/js/pages/observations.js"]) expect(files).toContain(f)
+    expect(files.filter((f) => f.startsWith("test/"))).toEqual([])
+  })
+
   it("resolves only plain relative paths to loaded assets", () => {
     const asset: WebUi.Asset = { body: new Uint8Array(), contentType: "text/html; charset=utf-8", etag: '"x"' }
     const assets = new Map([["index.html", asset], ["js/main.js", asset]])
@@ -180,6 +190,7 @@ describe("web UI in chromium", () => {
     await page.locator("#filter-limit").selectOption("5")
     await page.getByRole("button", { name: "Filter" }).click()
     await until("a page of five", 10_000, async () => ((await rows.count()) === 5 ? true : undefined))
+    await shot(page, "observations")
     await page.getByRole("link", { name: "Next →" }).click()
     await until("the second page", 10_000, async () => ((await rows.count()) === 2 ? true : undefined))
     await page.getByRole("link", { name: "← Previous" }).click()
@@ -340,6 +351,13 @@ describe("web UI in chromium", () => {
     await page.locator("#stage-this").click()
     await page.getByRole("heading", { name: "Request staging" }).waitFor()
     expect(await page.locator("#stage-observations").inputValue()).toBe(observation)
+    // An observation of a program the scientist may not read: the API refuses, nothing is created.
+    const before = (await world.api(world.tokens.admin, "GET", "/staging-requests")).items.length
+    await page.locator("#stage-observations").fill(world.hiddenObservationId)
+    await page.getByRole("button", { name: "Request staging" }).click()
+    await page.getByRole("alert").waitFor()
+    expect(await page.getByRole("alert").textContent()).toMatch(/The request was refused/)
+    expect((await world.api(world.tokens.admin, "GET", "/staging-requests")).items.length).toBe(before)
     // A malformed id is refused before anything is sent.
     await page.locator("#stage-observations").fill("not-an-id")
     await page.getByRole("button", { name: "Request staging" }).click()

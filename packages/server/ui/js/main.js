@@ -55,6 +55,7 @@ let generation = 0
 let timers = []
 
 const main = /** @type {HTMLElement} */ (document.getElementById("main"))
+const notices = /** @type {HTMLElement} */ (document.getElementById("notices"))
 
 /** Who is signed in, from the token in this tab; null when there is none or it is refused. */
 const whoAmI = async () => {
@@ -101,6 +102,7 @@ const route = async () => {
   const mine = ++generation
   for (const t of timers) clearInterval(t)
   timers = []
+  replace(notices)
   const hash = location.hash.replace(/^#/, "") || "/"
   const [pathname, search] = hash.split("?")
   const query = new URLSearchParams(search ?? "")
@@ -144,7 +146,14 @@ const route = async () => {
     every: (ms, task) => {
       if (mine !== generation) return
       timers.push(window.setInterval(() => {
-        if (mine === generation) void Promise.resolve(task()).catch(() => undefined)
+        if (mine !== generation) return
+        // A refresh that fails leaves the last figures on screen, so say they are stale and why.
+        Promise.resolve(task()).then(
+          () => replace(notices),
+          (e) => {
+            if (mine === generation) replace(notices, errorBox(e, "Refreshing failed; the figures below may be stale"))
+          }
+        )
       }, ms))
     },
     current: () => mine === generation,
@@ -161,7 +170,12 @@ const route = async () => {
   }
 }
 
-window.addEventListener("hashchange", () => void route())
+window.addEventListener("hashchange", () => {
+  // A screen reader follows the new page from its start, as after a page load.
+  void route().then(() => {
+    if (!main.contains(document.activeElement)) main.focus({ preventScroll: true })
+  })
+})
 window.addEventListener("ccat:unauthorized", (event) => {
   const detail = /** @type {CustomEvent} */ (event).detail
   if (session !== null) signOut(`The server refused your token: ${detail instanceof Error ? detail.message : "sign in again"}.`)
