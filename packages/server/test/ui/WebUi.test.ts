@@ -375,5 +375,15 @@ describe("web UI in chromium", () => {
     expect(requests.items.some((r: any) => r.status === "completed" && r.items.some((i: any) => i.executedObsUnitId === observation))).toBe(true)
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
+
+    // An operator sees where the staged files are now: STAGED copies at the PROCESSING location.
+    const operator = await signedIn(world.tokens.operator)
+    await operator.goto(`${world.base}/ui/#/observations/${observation}`)
+    const staged = operator.locator("table", { hasText: "Physical copies" }).locator("tbody tr", { hasText: "STAGED" })
+    await staged.first().waitFor()
+    const files = await world.api(world.tokens.operator, "GET", `/files?observationId=${observation}&limit=1000`)
+    expect(await staged.count()).toBe(files.items.length)
+    expect(await staged.first().textContent()).toMatch(/file .*cologne-processing.*PROCESSING.*cologne/s)
+    await operator.context().close()
   })
 })

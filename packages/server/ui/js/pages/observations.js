@@ -12,6 +12,9 @@ import { errorBox, lookups, nameOf, pager } from "../view.js"
 
 const statuses = ["pending", "scheduled", "in_progress", "completed", "failed"]
 
+/** Above this many files, an observation's page does not ask for each file's copies. */
+const maxFileCopyLookups = 300
+
 /**
  * `<input type="datetime-local">` holds a wall-clock time without zone; the UI treats it as UTC,
  * like every time it shows.
@@ -141,7 +144,13 @@ export const one = async (ctx) => {
       { header: "Error", cell: (p) => p.errorMessage ?? "" }
     ], packages, "Not packaged yet."),
     h("h2", { id: "copies" }, "Where every copy is"),
-    await copiesSection(ctx.session, packages.map((p) => ({ packageId: p.id })), locations, sites),
+    // Files have copies of their own (at the SOURCE until cleanup, STAGED at PROCESSING); asked
+    // per file, so only for observations of a few hundred files.
+    await copiesSection(ctx.session, [
+      ...packages.map((p) => ({ packageId: p.id })),
+      ...(files.length <= maxFileCopyLookups ? files.map((f) => ({ fileId: f.id })) : [])
+    ], locations, sites, new Map(files.map((f) => [f.id, f.relativePath]))),
+    files.length > maxFileCopyLookups ? h("p", { class: "muted" }, `Copies of single files are not listed for more than ${maxFileCopyLookups} files.`) : null,
     h("h2", { id: "files" }, "Files"),
     table(`Files of this observation (${files.length})`, [
       { header: "Path", cell: (f) => h("span", { class: "mono" }, f.relativePath) },

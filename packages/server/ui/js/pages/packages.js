@@ -15,16 +15,22 @@ const journeys = ["WAITING", "TRANSFERRING", "ARCHIVED", "FAILED"]
  * Where every copy of some packages or bundles is: location, site, status, verified. Copies are
  * an operator's view in the API; other roles get a sentence instead of a refusal.
  * @param {import("../main.js").Session} session
- * @param {Array<{ packageId?: string, bundleId?: string }>} subjects
+ * @param {Array<{ packageId?: string, bundleId?: string, fileId?: string }>} subjects
  * @param {any[]} locations
  * @param {any[]} sites
+ * @param {Map<string, string>} [filePaths] file id → relative path, to name file copies
  */
-export const copiesSection = async (session, subjects, locations, sites) => {
+export const copiesSection = async (session, subjects, locations, sites, filePaths = new Map()) => {
   if (session.role !== "operator" && session.role !== "admin") {
     return h("p", { class: "muted" }, "Copy locations are shown to operators and admins.")
   }
   try {
-    const lists = await Promise.all(subjects.map((s) => Api.all("/copies", s, 1000)))
+    /** @type {any[][]} */
+    const lists = []
+    // Eight requests at a time: an observation's page may ask for a few hundred files' copies.
+    for (let i = 0; i < subjects.length; i += 8) {
+      lists.push(...(await Promise.all(subjects.slice(i, i + 8).map((s) => Api.all("/copies", s, 1000)))))
+    }
     // DELETED copies are history (cleanup removed them once the archive held the data): counted, not listed.
     const copies = lists.flat().filter((c) => c.status !== "DELETED")
     const deleted = lists.flat().length - copies.length
@@ -32,7 +38,7 @@ export const copiesSection = async (session, subjects, locations, sites) => {
     return h("div", null, table("Physical copies", [
       { header: "Of", cell: (c) => c.rawDataPackageId ? link(`#/packages/${c.rawDataPackageId}`, h("span", { class: "mono" }, `package ${F.short(c.rawDataPackageId)}`))
         : c.dataTransferPackageId ? link(`#/bundles/${c.dataTransferPackageId}`, h("span", { class: "mono" }, `bundle ${F.short(c.dataTransferPackageId)}`))
-        : h("span", { class: "mono" }, `file ${F.short(c.rawDataFileId)}`) },
+        : h("span", { class: "mono", title: c.rawDataFileId }, `file ${filePaths.get(c.rawDataFileId)?.split("/").at(-1) ?? F.short(c.rawDataFileId)}`) },
       { header: "Location", cell: (c) => nameOf(locations, c.dataLocationId) },
       { header: "Type", cell: (c) => locations.find((l) => l.id === c.dataLocationId)?.type ?? "-" },
       { header: "Site", cell: (c) => site(c.dataLocationId) },
