@@ -326,7 +326,11 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
       // Retry only while nothing was emitted, or when the driver can resume from an offset.
       const resumable = Schedule.whileInput(schedule, () => emitted === 0 || caps.rangeRead)
       return Stream.retry(attempt, resumable)
-    })).pipe(Stream.withSpan("StorageDriver.get", { attributes: { driver: name, key } }))
+    })).pipe(
+      // one span per object read; without a captured stack trace, which costs more than the
+      // rest of the span when a package reads thousands of small files
+      Stream.withSpan("StorageDriver.get", { attributes: { driver: name, key }, captureStackTrace: false })
+    )
 
   const stat = Effect.fn("StorageDriver.stat")(function*(key: string) {
     const k = yield* validKey("stat", key)

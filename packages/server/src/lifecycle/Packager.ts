@@ -200,15 +200,25 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
  * order) with their directories, each verified against its filed size and checksum.
  */
 export const pack = Effect.fn("Packager.pack")(function*<E = never>(options: PackOptions<E>) {
+  const invalid = firstProblem([
+    PackageManifest.idProblem("package id", options.packageId),
+    PackageManifest.idProblem("ExecutedObsUnit id", options.executedObsUnitId),
+    PackageManifest.idProblem("InstrumentModule id", options.instrumentModuleId)
+  ], options.files)
+  if (invalid !== undefined) {
+    return yield* new PackagingError({ reason: "Invalid", archiveId: String(options.packageId), key: options.key, members: [], description: invalid })
+  }
+  // checked above by the schema's rules; the schema's own checks per member cost more than the rest of a small file's trip
+  const trusted = { disableValidation: true }
   const manifest = new PackageManifest.PackageManifest({
     version: PackageManifest.formatVersion,
     packageId: options.packageId,
     executedObsUnitId: options.executedObsUnitId,
     instrumentModuleId: options.instrumentModuleId,
     files: options.files.map((f) =>
-      new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum })
+      new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum }, trusted)
     )
-  })
+  }, trusted)
   return yield* writeArchive(manifest, options.files.map((f) => f.sourceKey ?? f.relativePath), options)
 })
 
@@ -217,15 +227,30 @@ export const pack = Effect.fn("Packager.pack")(function*<E = never>(options: Pac
  * buffer, each verified against its recorded size and checksum on the way in.
  */
 export const bundle = Effect.fn("Packager.bundle")(function*<E = never>(options: BundleOptions<E>) {
+  const invalid = firstProblem([PackageManifest.idProblem("bundle id", options.bundleId)], options.packages)
+  if (invalid !== undefined) {
+    return yield* new PackagingError({ reason: "Invalid", archiveId: String(options.bundleId), key: options.key, members: [], description: invalid })
+  }
+  const trusted = { disableValidation: true }
   const manifest = new PackageManifest.BundleManifest({
     version: PackageManifest.formatVersion,
     bundleId: options.bundleId,
     packages: options.packages.map((p) =>
-      new PackageManifest.BundledPackage({ id: p.id, relativePath: p.relativePath, sizeBytes: p.sizeBytes, checksum: p.checksum })
+      new PackageManifest.BundledPackage({ id: p.id, relativePath: p.relativePath, sizeBytes: p.sizeBytes, checksum: p.checksum }, trusted)
     )
-  })
+  }, trusted)
   return yield* writeArchive(manifest, options.packages.map((p) => p.sourceKey ?? p.relativePath), options)
 })
+
+/** The first broken rule among the archive's ids and its members' records. */
+const firstProblem = (ids: ReadonlyArray<string | undefined>, records: ReadonlyArray<PackageManifest.Member>): string | undefined => {
+  for (const problem of ids) if (problem !== undefined) return problem
+  for (const record of records) {
+    const problem = PackageManifest.recordProblem(record)
+    if (problem !== undefined) return problem
+  }
+  return undefined
+}
 
 /** A filed file as planning sees it: a RawDataFile row fits as is. */
 export interface FileToPlan extends FileToPackage {

@@ -4,7 +4,8 @@
  * destination's `put` does on this thread); SHA-256 runs at about 1.9 GB/s per core, so doing
  * both on one thread caps packaging below what `tar | openssl` reaches with two processes.
  * The bytes are copied into a fixed ring of shared slots (a memcpy, no allocation) and hashed
- * there by a worker, so memory stays bounded and the second core does the second hash.
+ * there by a worker, so memory stays bounded and the second core does the second hash; the two
+ * threads hand slots over through shared counters (`Atomics`), not messages.
  */
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -33,74 +34,162 @@ export const local = (): MemberHasher => {
 const slotSize = 1024 * 1024
 const slots = 16
 
+/** The algorithms a worker can be asked for, by index (a command carries a number, not a name). */
+const algorithms = ["sha256", "sha1", "sha512", "md5", "blake2b512"] as const
+
+// Control words in a shared Int32Array. The producer (this thread) owns HEAD and the commands it
+// has not yet published; the worker owns TAIL and the digest area. A command occupies one slot
+// of the ring whether or not it carries bytes, so one counter orders everything.
+const HEAD = 0
+const TAIL = 1
+const STOP = 2
+const DIGEST_LENGTH = 3
+const commandBase = 4 // per slot: kind, length or algorithm
+const digestBase = commandBase + 2 * slots // up to 128 hex characters, one per word
+const controlWords = digestBase + 128
+
+/** `Atomics.waitAsync` (Node 16+; its type is in lib es2024, newer than this project's lib). */
+const waitAsync = (Atomics as unknown as {
+  readonly waitAsync: (
+    array: Int32Array,
+    index: number,
+    value: number,
+    timeout: number
+  ) => { readonly async: false; readonly value: string } | { readonly async: true; readonly value: Promise<string> }
+}).waitAsync
+
+const BEGIN = 1
+const UPDATE = 2
+const DIGEST = 3
+
+/**
+ * The worker: waits on HEAD with `Atomics.wait` (blocking is what a worker is for), runs each
+ * published command in order and advances TAIL, waking this thread. No message per chunk: a
+ * `postMessage` round trip per MiB cost about as much as hashing the MiB under load here.
+ */
 const workerSource = `
-const { parentPort, workerData } = require("node:worker_threads")
+const { workerData } = require("node:worker_threads")
 const { createHash } = require("node:crypto")
-const bytes = new Uint8Array(workerData.buffer)
-const slotSize = workerData.slotSize
+const bytes = new Uint8Array(workerData.data)
+const control = new Int32Array(workerData.control)
+const { slotSize, slots, algorithms, HEAD, TAIL, STOP, DIGEST_LENGTH, commandBase, digestBase, BEGIN, UPDATE, DIGEST } = workerData
 let hash
-parentPort.on("message", (m) => {
-  if (m.t === 0) hash = createHash(m.algorithm)
-  else if (m.t === 1) {
-    hash.update(bytes.subarray(m.slot * slotSize, m.slot * slotSize + m.length))
-    parentPort.postMessage({ t: 1, slot: m.slot })
-  } else if (m.t === 2) parentPort.postMessage({ t: 2, hex: hash.digest("hex") })
-})
+let tail = 0
+for (;;) {
+  while (Atomics.load(control, HEAD) === tail) {
+    if (Atomics.load(control, STOP) === 1) process.exit(0)
+    Atomics.wait(control, HEAD, tail, 1000)
+  }
+  const slot = tail % slots
+  const kind = control[commandBase + 2 * slot]
+  const arg = control[commandBase + 2 * slot + 1]
+  if (kind === BEGIN) hash = createHash(algorithms[arg])
+  else if (kind === UPDATE) hash.update(bytes.subarray(slot * slotSize, slot * slotSize + arg))
+  else if (kind === DIGEST) {
+    const hex = hash.digest("hex")
+    for (let i = 0; i < hex.length; i++) control[digestBase + i] = hex.charCodeAt(i)
+    control[DIGEST_LENGTH] = hex.length
+  }
+  tail++
+  Atomics.store(control, TAIL, tail)
+  Atomics.notify(control, TAIL)
+}
 `
 
 /** A worker-thread hasher for the scope's lifetime (one member at a time, in order). */
 export const make: Effect.Effect<MemberHasher, never, Scope.Scope> = Effect.map(
   Effect.acquireRelease(
     Effect.sync(() => {
-      const buffer = new SharedArrayBuffer(slotSize * slots)
-      const worker = new Worker(workerSource, { eval: true, workerData: { buffer, slotSize } })
-      return { buffer, worker }
-    }),
-    ({ worker }) => Effect.promise(() => worker.terminate())
-  ),
-  ({ buffer, worker }): MemberHasher => {
-    const bytes = new Uint8Array(buffer)
-    const free: Array<number> = Array.from({ length: slots }, (_, i) => i)
-    let slotWaiter: ((slot: number) => void) | undefined
-    let digestWaiter: ((hex: string) => void) | undefined
-    let failure: unknown
-    worker.on("message", (m: { t: number; slot: number; hex: string }) => {
-      if (m.t === 1) {
-        const wake = slotWaiter
-        slotWaiter = undefined
-        if (wake !== undefined) wake(m.slot)
-        else free.push(m.slot)
-      } else if (m.t === 2) {
-        const wake = digestWaiter
-        digestWaiter = undefined
-        wake?.(m.hex)
-      }
-    })
-    worker.on("error", (e) => (failure = e))
-    const acquire = Effect.suspend((): Effect.Effect<number> => {
-      if (failure !== undefined) return Effect.die(failure)
-      const slot = free.pop()
-      return slot !== undefined ? Effect.succeed(slot) : Effect.async<number>((resume) => {
-        slotWaiter = (s) => resume(Effect.succeed(s))
-      })
-    })
-    const update = (part: Uint8Array): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        for (let offset = 0; offset < part.length; offset += slotSize) {
-          const piece = part.subarray(offset, Math.min(part.length, offset + slotSize))
-          const slot = yield* acquire
-          bytes.set(piece, slot * slotSize)
-          worker.postMessage({ t: 1, slot, length: piece.length })
+      const data = new SharedArrayBuffer(slotSize * slots)
+      const control = new SharedArrayBuffer(controlWords * 4)
+      const worker = new Worker(workerSource, {
+        eval: true,
+        workerData: {
+          data,
+          control,
+          slotSize,
+          slots,
+          algorithms,
+          HEAD,
+          TAIL,
+          STOP,
+          DIGEST_LENGTH,
+          commandBase,
+          digestBase,
+          BEGIN,
+          UPDATE,
+          DIGEST
         }
       })
+      return { data, control: new Int32Array(control), worker }
+    }),
+    ({ control, worker }) =>
+      Effect.promise(() => {
+        Atomics.store(control, STOP, 1)
+        Atomics.notify(control, HEAD)
+        return worker.terminate()
+      })
+  ),
+  ({ control, data, worker }): MemberHasher => {
+    const bytes = new Uint8Array(data)
+    let head = 0
+    let failure: unknown
+    worker.on("error", (e) => (failure = e))
+    worker.on("exit", (code) => {
+      if (Atomics.load(control, STOP) !== 1) failure ??= new Error(`hashing worker exited with code ${code}`)
+    })
+    /** Resolves once the worker's TAIL reached `target`; checks for a dead worker every second. */
+    const tailReached = (target: number): Effect.Effect<void> =>
+      Effect.suspend(function loop(): Effect.Effect<void> {
+        if (failure !== undefined) return Effect.die(failure)
+        const tail = Atomics.load(control, TAIL)
+        if (tail >= target) return Effect.void
+        const waiting = waitAsync(control, TAIL, tail, 1000)
+        return waiting.async ? Effect.flatMap(Effect.promise(() => waiting.value), () => Effect.suspend(loop)) : Effect.suspend(loop)
+      })
+    /** Publishes one command in the next slot, first waiting for the slot to be free. */
+    const publish = (kind: number, arg: number, piece?: Uint8Array) =>
+      Effect.zipRight(
+        Effect.suspend(() => tailReached(head - slots + 1)),
+        Effect.sync(() => {
+          const slot = head % slots
+          if (piece !== undefined) bytes.set(piece, slot * slotSize)
+          control[commandBase + 2 * slot] = kind
+          control[commandBase + 2 * slot + 1] = arg
+          head++
+          Atomics.store(control, HEAD, head)
+          Atomics.notify(control, HEAD)
+        })
+      )
+    const update = (part: Uint8Array): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (part.length <= slotSize) return publish(UPDATE, part.length, part)
+        return Effect.forEach(
+          Array.from({ length: Math.ceil(part.length / slotSize) }, (_, i) => part.subarray(i * slotSize, Math.min(part.length, (i + 1) * slotSize))),
+          (piece) => publish(UPDATE, piece.length, piece),
+          { discard: true }
+        )
+      })
     return {
-      begin: (algorithm) => Effect.sync(() => worker.postMessage({ t: 0, algorithm })),
+      begin: (algorithm) =>
+        Effect.suspend(() => {
+          const index = algorithms.indexOf(algorithm as typeof algorithms[number])
+          return index < 0 ? Effect.dieMessage(`the hashing worker has no ${algorithm}`) : publish(BEGIN, index)
+        }),
       update,
       digest: Effect.suspend(() =>
-        failure !== undefined ? Effect.die(failure) : Effect.async<string>((resume) => {
-          digestWaiter = (hex) => resume(Effect.succeed(hex))
-          worker.postMessage({ t: 2 })
-        })
+        Effect.zipRight(
+          publish(DIGEST, 0),
+          Effect.zipRight(
+            Effect.suspend(() => tailReached(head)),
+            Effect.sync(() => {
+              const length = control[DIGEST_LENGTH]
+              let hex = ""
+              for (let i = 0; i < length; i++) hex += String.fromCharCode(control[digestBase + i])
+              return hex
+            })
+          )
+        )
       )
     }
   }
