@@ -10,6 +10,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
@@ -115,8 +116,14 @@ const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
     executeSql: (text: string, values: Array<unknown>) =>
       Runtime.runPromise(runtime)(
         // pg-boss reads its own column names: no camelCase transform on its rows.
-        Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> }))
-      )
+        Effect.either(Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> })))
+      ).then((result) => {
+        if (Either.isRight(result)) return result.right
+        // pg-boss tells a harmless race (processes starting together create its schema or a
+        // queue at once) from a failure by PostgreSQL's own message, so it gets the driver's error.
+        const cause = result.left.cause
+        throw cause instanceof Error ? cause : result.left
+      })
   }
 }
 
@@ -209,7 +216,12 @@ export const layerWith = (
             })
           }
           created.add(queue)
-        })
+        }).pipe(
+          // Creating a queue attaches a partition to pg-boss's job table; processes starting
+          // together (a site's workers restarted at once) can deadlock there, and PostgreSQL
+          // rolls one back. Its next try finds the queue or creates it.
+          Effect.retry(Schedule.intersect(Schedule.jittered(Schedule.exponential("100 millis")), Schedule.recurs(8)))
+        )
     const send: JobQueueService["send"] = (queue, data, options = {}) =>
       Effect.gen(function* () {
         const here = yield* Effect.runtime<SqlClient.SqlClient>()
