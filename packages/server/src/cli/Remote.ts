@@ -82,6 +82,7 @@ const malformed = new Set(["BadRequest", "Unprocessable", "HttpApiDecodeError", 
 
 /** Turns whatever a call failed with into a CliError with its exit code and a readable message. */
 const toCliError = (r: Remote) => (error: unknown): CliError => {
+  if (error instanceof CliError) return error
   const tag = Predicate.hasProperty(error, "_tag") && typeof error._tag === "string" ? error._tag : "Error"
   const message = Predicate.hasProperty(error, "message") && typeof error.message === "string" ? error.message : String(error)
   if (tag === "RequestError") {

@@ -34,19 +34,29 @@ export interface CliWorld {
   readonly db: <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Promise<A>
   /** Runs `ccat ARGS` with `--url` set through CCAT_URL and the given token (none when undefined). */
   readonly run: (args: ReadonlyArray<string>, token?: string, env?: Record<string, string>) => Promise<Run>
+  /** Starts `ccat ARGS` like `run`, for commands that wait while the test changes something. */
+  readonly spawn: (args: ReadonlyArray<string>, token?: string) => Running
   readonly close: () => Promise<void>
 }
 
-/** Runs `ccat` to its end, stdout and stderr apart. */
-export const runCcat = async (args: ReadonlyArray<string>, env: Record<string, string>): Promise<Run> => {
+/** A `ccat` run in progress: what it printed so far, and its end. */
+export interface Running {
+  readonly stderr: () => string
+  readonly done: Promise<Run>
+}
+
+/** Starts `ccat`, keeping stdout and stderr apart. */
+export const spawnCcat = (args: ReadonlyArray<string>, env: Record<string, string>): Running => {
   const p: Ccat = ccat(args, env)
   let stdout = ""
   let stderr = ""
   p.child.stdout!.on("data", (c) => (stdout += c))
   p.child.stderr!.on("data", (c) => (stderr += c))
-  const code = await p.exited
-  return { code, stdout, stderr }
+  return { stderr: () => stderr, done: p.exited.then((code) => ({ code, stdout, stderr })) }
 }
+
+/** Runs `ccat` to its end, stdout and stderr apart. */
+export const runCcat = (args: ReadonlyArray<string>, env: Record<string, string>): Promise<Run> => spawnCcat(args, env).done
 
 /**
  * Waits for the server to answer ready. Each look has its own timeout (a server that accepts
@@ -92,6 +102,7 @@ export const start = async (): Promise<CliWorld> => {
     db: onDb,
     // The commands need no database: DATABASE_URL is cleared so they could not cheat by reading it.
     run: (args, t, extra = {}) => runCcat(args, { CCAT_URL: url, ...(t === undefined ? {} : { CCAT_TOKEN: t }), ...extra }),
+    spawn: (args, t) => spawnCcat(args, { CCAT_URL: url, ...(t === undefined ? {} : { CCAT_TOKEN: t }) }),
     close: async () => {
       server.child.kill("SIGINT")
       await server.exited

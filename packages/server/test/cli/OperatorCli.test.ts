@@ -206,3 +206,61 @@ describe("ccat operator commands", () => {
     expect(JSON.parse(badJson.stderr).error.kind).toBe("NotFound")
   })
 })
+
+describe("ccat staging", () => {
+  it("request, show, wait with progress lines until the staging worker's completion, then the local paths", async () => {
+    const processing = w.world.processing
+    const created = await w.run(["staging", "request", "--location", processing.name, "--observation", observations[0], "--json"], w.tokens.scientist)
+    const request = json(created)
+    expect([request.status, request.items.map((i: any) => i.executedObsUnitId)]).toEqual(["pending", [observations[0]]])
+    const [shown, early, none, wrongType, notMine] = await Promise.all([
+      w.run(["staging", "show", request.id], w.tokens.scientist),
+      w.run(["staging", "wait", request.id, "--timeout", "1"], w.tokens.scientist),
+      w.run(["staging", "request", "--location", processing.name], w.tokens.scientist),
+      w.run(["staging", "request", "--location", w.world.archive.name, "--observation", observations[0]], w.tokens.scientist),
+      w.run(["staging", "show", randomUUID()], w.tokens.scientist)
+    ])
+    expect(shown.code, shown.stderr).toBe(0)
+    expect(shown.stdout).toContain(`staging request ${request.id}  pending`)
+    expect(shown.stdout).toContain(`location ${processing.name}`)
+    expect(shown.stdout).toContain(`observation ${observations[0]}`)
+    expect([early.code, early.stderr]).toEqual([1, expect.stringContaining("is still pending")])
+    expect([none.code, none.stderr]).toEqual([2, expect.stringContaining("at least one --observation or --package")])
+    expect(wrongType.code).toBe(2)
+    expect(notMine.code).toBe(3)
+
+    // Wait while the staging worker's outcome is recorded: STAGED copies of the observation's
+    // files at the PROCESSING location under <observation>/<path>, then the request completed.
+    const waiting = w.spawn(["staging", "wait", request.id, "--interval", "1"], w.tokens.scientist)
+    const deadline = Date.now() + 60_000
+    while (!waiting.stderr().includes("pending") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200))
+    expect(waiting.stderr()).toContain(`${request.id} pending`)
+    await w.db(Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ id: string; relativePath: string; sizeBytes: number; checksum: string }>`
+        select id, relative_path, size_bytes, checksum from raw_data_file where executed_obs_unit_id = ${observations[0]}`
+      for (const [from, to] of [["pending", "scheduled"], ["scheduled", "in_progress"]] as const) {
+        yield* Transitions.transition({ entity: "StagingRequest", id: request.id, from, to, actor: "worker:cologne" })
+      }
+      for (const f of rows) {
+        yield* sql`insert into physical_copy ${sql.insert({
+          rawDataFileId: f.id, dataLocationId: processing.id, path: `${observations[0]}/${f.relativePath}`, sizeBytes: f.sizeBytes,
+          checksum: f.checksum, status: "STAGED", verifiedAt: new Date()
+        })}`
+      }
+      yield* Transitions.transition({ entity: "StagingRequest", id: request.id, from: "in_progress", to: "completed", actor: "worker:cologne", set: { expiresAt: new Date(Date.now() + 86_400_000) as any } })
+    }))
+    const done = await waiting.done
+    expect(done.code, done.stderr).toBe(0)
+    expect(done.stderr).toContain(`${request.id} completed`)
+    const root = (processing.driverConfig as { root: string }).root
+    expect(done.stdout.trim().split("\n").slice(1).sort()).toEqual(["f0", "f1", "f2"].map((f) => `${root}/${observations[0]}/scan0/${f}.fits`))
+    const [again, shownDone] = await Promise.all([
+      w.run(["staging", "wait", request.id, "--json"], w.tokens.scientist),
+      w.run(["staging", "show", request.id, "--json"], w.tokens.scientist)
+    ])
+    expect(json(again).paths.sort()).toEqual(["f0", "f1", "f2"].map((f) => `${root}/${observations[0]}/scan0/${f}.fits`))
+    expect(json(shownDone)).toMatchObject({ request: { id: request.id, status: "completed" }, location: processing.name })
+    expect(json(shownDone).files).toHaveLength(3)
+  })
+})
