@@ -67,6 +67,18 @@ export interface Staged {
   readonly paths: ReadonlyArray<string>
 }
 
+/** What a call of the derived client can fail with. */
+type CallError<F> = F extends (...args: Array<any>) => Effect.Effect<infer _A, infer E, infer _R> ? E : never
+
+/**
+ * What waiting can fail with: `StagingError`, or what the two calls it makes can fail with (the
+ * contract's `NotFound`, `Unauthorized`, ..., a transport or decoding error).
+ */
+export type WaitError =
+  | StagingError
+  | CallError<CcatClient.Client["staging"]["get"]>
+  | CallError<CcatClient.Client["staging"]["files"]>
+
 /** Every page of a completed request's files. */
 const allFiles = (client: CcatClient.Client, id: Ids.StagingRequestId, pageSize: number) =>
   Effect.gen(function* () {
@@ -87,7 +99,7 @@ const allFiles = (client: CcatClient.Client, id: Ids.StagingRequestId, pageSize:
  * `failed` (fails with `StagingError` `Failed` and the server's reason); `timeout` bounds the
  * wait. An unknown request, or one the token may not see, is the contract's `NotFound`.
  */
-export const waitForStaging = (requestId: string, options: WaitOptions = {}) =>
+export const waitForStaging = (requestId: string, options: WaitOptions = {}): Effect.Effect<Staged, WaitError, CcatClient.CcatClient> =>
   Effect.gen(function* () {
     const client = yield* CcatClient.CcatClient
     const id = requestId as Ids.StagingRequestId

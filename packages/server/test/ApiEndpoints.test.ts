@@ -157,7 +157,10 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
       expect((yield* scientist.staging.get({ path: { id: request.id } })).id).toBe(request.id)
       expect((yield* scientist.staging.list({ urlParams: { status: "pending" } })).items.map((r) => r.id)).toEqual([request.id])
       expect((yield* operator.staging.list({ urlParams: {} })).items.map((r) => r.id)).toContain(request.id)
-      mark("locations.listSites", "locations.list", "locations.get", "locations.setAvailability", "staging.create", "staging.get", "staging.list")
+      // Not staged yet: no files, and the page says why (StagingFiles.test.ts follows one to completion).
+      const files = yield* scientist.staging.files({ path: { id: request.id }, urlParams: {} })
+      expect([files.status, files.items, files.nextCursor]).toEqual(["pending", [], null])
+      mark("locations.listSites", "locations.list", "locations.get", "locations.setAvailability", "staging.create", "staging.get", "staging.list", "staging.files")
     })
   )
 
