@@ -81,8 +81,9 @@ const finishDeletion = (site: string, bundleId: Ids.DataTransferPackageId, copy:
       join data_location fl on fl.id = t.from_location_id join site s on s.id = fl.site_id
       join data_location tl on tl.id = t.to_location_id join site ts on ts.id = tl.site_id
       where t.data_transfer_package_id = ${bundleId} and t.status = 'completed' and ts.name = ${site}
-        -- deliveries before an operator's retry of the failed bundle are answered already
-        and t.created_at > coalesce((
+        -- deliveries before an operator's retry of the failed bundle are answered already (an
+        -- attempt the retry made has the retry's timestamp, and counts)
+        and t.created_at >= coalesce((
           select max(e.at) from event_log e where e.entity_kind = 'DataTransferPackage' and e.entity_id = ${bundleId}
             and e.from_state = 'failed' and e.to_state = 'pending'), '-infinity')
       order by t.attempt desc limit 1`

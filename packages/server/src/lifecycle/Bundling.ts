@@ -216,6 +216,40 @@ const retried = (site: string) =>
     return n
   })
 
+/**
+ * Packages of this site an operator retried after bundling found their own buffer copy faulty
+ * (failed → pending; they are in no bundle any more): back on their way (pending → scheduled →
+ * in_progress, each step in the event log), so they wait for a bundle again, and writing that
+ * bundle checks the copy again (one still bad fails the package again with what was found).
+ * Packages of a failed bundle are not taken here: they come back with their bundle (`retried`).
+ */
+const revived = (site: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from raw_data_package p
+      where p.status = 'pending' and p.size_bytes is not null and p.checksum is not null
+        and exists (select 1 from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+                    join site s on s.id = l.site_id
+                    where c.raw_data_package_id = p.id and c.status = 'PRESENT' and s.name = ${site})
+        and not exists (select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
+                        where m.raw_data_package_id = p.id and d.status = 'failed')
+      order by p.id`
+    let n = 0
+    for (const p of rows) {
+      const actor = `planner:${site}`
+      const details = { retry: "back to bundling" }
+      n += yield* sql.withTransaction(
+        Effect.gen(function* () {
+          yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "pending", to: "scheduled", actor, details })
+          yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "scheduled", to: "in_progress", actor, details })
+          return 1
+        })
+      ).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.succeed(0)))
+    }
+    return n
+  })
+
 /** Plans and claims the site's bundles in one transaction under the site's bundling lock. */
 export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   const policy = yield* LifecyclePolicy
@@ -224,6 +258,7 @@ export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   if ((yield* Routes.leaving(site)).length === 0) return 0
   yield* settleFailed(site)
   const again = yield* retried(site)
+  yield* revived(site)
   const claimed = yield* sql.withTransaction(
     Effect.gen(function* () {
       yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`

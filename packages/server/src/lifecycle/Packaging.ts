@@ -84,13 +84,42 @@ const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager
     ).pipe(Effect.catchIf((e) => e === "lost-race", () => Effect.succeed(0)))
   })
 
+/**
+ * Packages an operator retried (failed → pending) that were never written: the retry attached
+ * their files again (ones found corrupt or missing come back to be checked again), so each is
+ * scheduled with its job, in one transaction, and written like a new one.
+ */
+const retried = (site: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    const rows = yield* sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from raw_data_package p
+      where p.status = 'pending'
+        and not exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED')
+        and exists (select 1 from raw_data_file f join data_location l on l.id = f.source_location_id join site s on s.id = l.site_id
+                    where f.raw_data_package_id = p.id and f.state = 'filed' and s.name = ${site})
+      order by p.updated_at`
+    let n = 0
+    for (const p of rows) {
+      n += yield* sql.withTransaction(
+        Effect.gen(function* () {
+          yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "pending", to: "scheduled", actor: `planner:${site}`, details: { retry: true } })
+          yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
+          return 1
+        })
+      ).pipe(Effect.catchIf((e) => e instanceof Transitions.TransitionError && e.reason === "StateConflict", () => Effect.succeed(0)))
+    }
+    return n
+  })
+
 /** Finds files ready to package at the site and claims them for packages. */
 export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
   const policy = yield* LifecyclePolicy
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
+  let enqueued = yield* retried(site)
   const files = yield* readyFiles(site, 20_000)
-  let enqueued = 0
   const bySource = new Map<string, Array<FileRow>>()
   for (const f of files) bySource.set(f.sourceLocationId, [...(bySource.get(f.sourceLocationId) ?? []), f])
   for (const group of bySource.values()) {

@@ -42,7 +42,10 @@ interface Attempt {
   readonly attempt: number
   readonly status: "pending" | "scheduled" | "in_progress" | "completed" | "failed"
   readonly sinceMs: number | null
-  /** Made before an operator last retried the failed bundle: its failure is already answered. */
+  /**
+   * Made before an operator last retried the failed bundle: its failure is already answered. An
+   * attempt the retry itself made (same transaction, same timestamp) is not before it.
+   */
   readonly beforeRetry: boolean
 }
 
@@ -62,7 +65,7 @@ const attemptsOf = (bundleId: string) =>
     sql<Attempt>`
       select id, attempt, status::text as status,
         (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms,
-        created_at <= coalesce((
+        created_at < coalesce((
           select max(e.at) from event_log e where e.entity_kind = 'DataTransferPackage' and e.entity_id = ${bundleId}
             and e.from_state = 'failed' and e.to_state = 'pending'), '-infinity') as before_retry
       from data_transfer where data_transfer_package_id = ${bundleId} order by attempt desc`
@@ -111,7 +114,9 @@ const choose = (site: string, bytes: number, policy: Routes.TransferPolicyConfig
 /**
  * Creates the next attempt row in one transaction under the route's lock, after checking again
  * that neither circuit is open (one probe at a time) and the route is below its limit; returns
- * the attempt, or how long to wait, or why the bundle cannot be sent from this copy at all.
+ * the attempt, or how long to wait, or why the bundle cannot be sent from this copy at all. An
+ * operator's retry made the attempt already (`pending`, linked to the one it retries): that row
+ * is taken up instead, with the route and destination chosen now.
  *
  * The source copy is locked `for share` and must still be PRESENT: cleanup decides a deletion
  * with the copy locked `for update` and calls it off when an open attempt reads the copy, so
@@ -125,14 +130,25 @@ const startAttempt = (
   source: { readonly id: string; readonly locationId: string },
   to: Sites.Location,
   previous: Attempt | undefined,
-  policy: Routes.TransferPolicyConfig
+  policy: Routes.TransferPolicyConfig,
+  retry: Attempt | undefined
 ) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql.withTransaction(
       Effect.gen(function* () {
         yield* Routes.lockRoute(route.id)
         const [copy] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${source.id} for share`
-        if (copy?.status !== "PRESENT") return { gone: `its copy at ${site} is ${copy?.status ?? "gone"}` } as const
+        if (copy?.status !== "PRESENT") {
+          const gone = `its copy at ${site} is ${copy?.status ?? "gone"}`
+          // The operator's attempt cannot run from here: it ends failed rather than pending for ever.
+          if (retry !== undefined) {
+            yield* Transitions.transition({
+              entity: "DataTransfer", id: retry.id, from: "pending", to: "failed", actor: `worker:${site}`,
+              set: { errorReason: "SourceMissing", errorMessage: `the bundle cannot be sent: ${gone}`, retryable: false, finishedAt: new Date() }
+            })
+          }
+          return { gone } as const
+        }
         for (const on of [{ routeId: route.id }, { toLocationId: to.id }]) {
           const c = yield* Routes.circuit(on, policy)
           if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
@@ -141,8 +157,20 @@ const startAttempt = (
         if (n >= route.maxConcurrentTransfers) return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
         const open = yield* sql<{ n: number }>`
           select count(*)::int as n from data_transfer
-          where data_transfer_package_id = ${bundle.id} and status in ('pending', 'scheduled', 'in_progress')`
+          where data_transfer_package_id = ${bundle.id} and status in ('pending', 'scheduled', 'in_progress')
+            and id <> ${retry?.id ?? "00000000-0000-0000-0000-000000000000"}`
         if (open[0].n > 0) return { wait: 5_000, why: "another worker is moving it" } as const
+        const actor = `worker:${site}`
+        if (retry !== undefined) {
+          const taken = yield* sql<{ id: Ids.DataTransferId; attempt: number }>`
+            update data_transfer set route_id = ${route.id}, from_location_id = ${source.locationId}, to_location_id = ${to.id},
+              adapter = ${route.adapter}, updated_at = now()
+            where id = ${retry.id} and status = 'pending' returning id, attempt`
+          if (taken.length === 0) return { wait: 1_000, why: "the operator's retry attempt moved on meanwhile" } as const
+          yield* Transitions.transition({ entity: "DataTransfer", id: retry.id, from: "pending", to: "scheduled", actor, details: { retry: "operator's attempt taken up" } })
+          yield* Transitions.transition({ entity: "DataTransfer", id: retry.id, from: "scheduled", to: "in_progress", actor, set: { startedAt: new Date() } })
+          return { attempt: taken[0] } as const
+        }
         const row = yield* Repositories.dataTransfers.insert({
           dataTransferPackageId: bundle.id,
           rawDataPackageId: null,
@@ -153,7 +181,6 @@ const startAttempt = (
           attempt: (previous?.attempt ?? 0) + 1,
           adapter: route.adapter
         } as never)
-        const actor = `worker:${site}`
         yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "pending", to: "scheduled", actor })
         yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "scheduled", to: "in_progress", actor, set: { startedAt: new Date() } })
         return { attempt: row } as const
@@ -255,7 +282,9 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   // A copy beyond this site means the bundle was delivered; its arrival job came with it.
   if (copies.some((c) => !c.here)) return
   let attempts = yield* attemptsOf(bundleId)
-  const stuck = attempts.find((a) => a.status === "pending" || a.status === "scheduled" || a.status === "in_progress")
+  // A pending attempt is an operator's retry (a worker's own attempts are in progress from the
+  // start): it is taken up below, without waiting out the backoff.
+  const stuck = attempts.find((a) => a.status === "scheduled" || a.status === "in_progress")
   if (stuck !== undefined) {
     // pg-boss runs one job per bundle at a time: an open attempt is a dead worker's.
     yield* Transitions.transition({
@@ -264,9 +293,10 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
     })
     attempts = yield* attemptsOf(bundleId)
   }
+  const retry = attempts.find((a) => a.status === "pending")
   const previous = attempts[0]
   const failures = consecutiveFailures(attempts)
-  if (previous !== undefined && previous.status === "failed" && !previous.beforeRetry) {
+  if (retry === undefined && previous !== undefined && previous.status === "failed" && !previous.beforeRetry) {
     const remaining = Routes.backoffMs(policy, failures, jitterOf(previous.id)) - (previous.sinceMs ?? 0)
     if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${previous.attempt}`)
   }
@@ -275,7 +305,7 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const { route, destination } = chosen
   const sourceRoot = storages.rootOf(yield* Sites.location(source.locationId))
   const destinationRoot = storages.rootOf(destination)
-  const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy)
+  const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy, retry)
   if ("gone" in started) return yield* Effect.logWarning(`bundle ${bundleId} is not sent: ${started.gone}; job dropped`)
   if (started.attempt === undefined) return yield* later(site, bundleId, started.wait, started.why)
   const attempt = started.attempt

@@ -1,0 +1,150 @@
+/**
+ * An operator's retry of a failed transfer attempt, through the real HTTP API, after real faults
+ * on the demo route (the local adapter between real disks): the new attempt the retry answers is
+ * the one the transfer worker takes up and completes, whether the bundle had ended FAILED (it
+ * comes back with its packages) or was still on its way (waiting out a fault of the way).
+ */
+import { ApiErrors } from "@ccat/core"
+import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as Bundling from "../../src/lifecycle/Bundling.js"
+import * as Packaging from "../../src/lifecycle/Packaging.js"
+import * as Routes from "../../src/lifecycle/Routes.js"
+import * as Stages from "../../src/lifecycle/Stages.js"
+import * as Storages from "../../src/lifecycle/Storages.js"
+import * as Harness from "../ApiHarness.js"
+import { fileObservation, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
+
+/** The lifecycle world plus the real HTTP API on the same fresh ops-db. */
+const layer = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
+
+const everySite = [["chile", Stages.all], ["cologne", Stages.all]] as const
+
+interface AttemptRow {
+  readonly id: string
+  readonly attempt: number
+  readonly status: string
+  readonly errorReason: string | null
+  readonly previousAttemptId: string | null
+}
+
+const attempts = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<AttemptRow>`select id, attempt, status::text as status, error_reason, previous_attempt_id from data_transfer order by attempt, created_at`
+)
+
+const archivedPackages = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`
+).pipe(Effect.map((r) => r[0].n))
+
+/** Files two packages (two modules) and runs Chile until both are written and bundled together. */
+const oneBundleOfTwoPackages = (dir: string) =>
+  Effect.gen(function* () {
+    const topology = topologyIn(dir)
+    yield* syncTopology(topology)
+    const sql = yield* SqlClient.SqlClient
+    const obs = yield* observatory
+    yield* fileObservation(topology, obs, [{ path: "det/a.fits", bytes: 60_000 }, { path: "hk/h.dat", bytes: 4_000, module: 1 }])
+    const written = Effect.map(
+      sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'in_progress' and checksum is not null`,
+      (r) => r[0].n === 2
+    )
+    const bundleCopy = sql<{ bundleId: string; path: string }>`
+      select c.data_transfer_package_id as bundle_id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
+      where l.name = 'chile-buffer' and c.data_transfer_package_id is not null and c.status = 'PRESENT'`
+    // Packaging first, bundling after: both packages wait when the bundle is planned, so they share it.
+    yield* runUntil([["chile", [Packaging.stage]]], written).pipe(Effect.provide(policyLayer(topology)))
+    yield* runUntil([["chile", [Bundling.stage]]], Effect.map(bundleCopy, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+    const [copy] = yield* bundleCopy
+    return { topology, bundleId: copy.bundleId, file: path.join(dir, "locations", "chile-buffer", copy.path) }
+  })
+
+describe("retrying failed transfer attempts", () => {
+  it.scopedLive(
+    "an attempt that failed for good (the bundle's tar rotted in the buffer) ended the bundle and its packages FAILED; once the tar is repaired, retrying the attempt brings them back, the new attempt delivers, both packages ARCHIVED",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const sql = yield* SqlClient.SqlClient
+        const { bundleId, file, topology } = yield* oneBundleOfTwoPackages(dir)
+        const env = policyLayer(topology)
+        const original = yield* Effect.promise(() => fs.readFile(file))
+        const rotten = Buffer.from(original)
+        rotten[rotten.length - 2000] ^= 0x01
+        yield* Effect.promise(() => fs.writeFile(file, rotten))
+        const bundle = sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${bundleId}`
+        yield* runUntil(everySite, Effect.map(bundle, (b) => b[0].status === "failed")).pipe(Effect.provide(env))
+        const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+        const listed = yield* operator.transfers.listAttempts({ urlParams: { bundleId: bundleId as never } })
+        assert.deepStrictEqual(listed.items.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "SourceCorrupt"]])
+        const failedPackages = yield* operator.packages.list({ urlParams: { journey: "FAILED" } })
+        assert.strictEqual(failedPackages.items.length, 2)
+
+        yield* Effect.promise(() => fs.writeFile(file, original))
+        const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: listed.items[0].id, reason: "buffer repaired" } })
+        assert.isString(retried.newAttemptId)
+        // The bundle came back with the attempt, so its bundling planner brings its packages back.
+        assert.strictEqual((yield* bundle)[0].status, "pending")
+        yield* runUntil(everySite, Effect.map(archivedPackages, (n) => n === 2), 120_000).pipe(Effect.provide(env))
+        const all = yield* attempts
+        assert.deepStrictEqual(all.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "SourceCorrupt"], [2, "completed", null]])
+        // The attempt the retry answered is the one that delivered, linked to the one it retried.
+        assert.strictEqual(all[1].id, retried.newAttemptId)
+        assert.strictEqual(all[1].previousAttemptId, listed.items[0].id)
+        assert.strictEqual((yield* bundle)[0].status, "completed")
+        for (const p of (yield* operator.packages.list({ urlParams: {} })).items) assert.strictEqual(p.journey, "ARCHIVED")
+
+        // Retried once is enough: the same attempt again, or the delivered one, is refused and changes nothing.
+        const before = yield* Harness.counts(["event_log", "data_transfer", "data_transfer_package"])
+        for (const id of [listed.items[0].id, all[1].id]) {
+          const again = yield* Effect.either(operator.operations.retry({ payload: { entity: "DataTransfer", id } }))
+          assert.isTrue(Either.isLeft(again) && again.left instanceof ApiErrors.Conflict)
+        }
+        assert.deepStrictEqual(yield* Harness.counts(["event_log", "data_transfer", "data_transfer_package"]), before)
+      }).pipe(Effect.provide(layer)),
+    240_000
+  )
+
+  it.scopedLive(
+    "an attempt that failed while the bundle waits out a fault of the way (the destination buffer refuses writes): retrying it once the buffer is fixed makes that new attempt the one that delivers",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const sql = yield* SqlClient.SqlClient
+        const { bundleId, topology } = yield* oneBundleOfTwoPackages(dir)
+        // A few seconds between tries, and no breaker in the way: the bundle's next try is the operator's attempt.
+        const env = Layer.merge(
+          policyLayer(topology),
+          Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 4_000, backoffCapMs: 4_000, breakerThreshold: 10, maxAttempts: 8 })
+        )
+        const root = path.join(dir, "locations", "cologne-buffer")
+        yield* Effect.promise(() => fs.mkdir(root, { recursive: true }))
+        yield* Effect.acquireRelease(
+          Effect.sync(() => execFileSync("chattr", ["+i", root])),
+          () => Effect.ignore(Effect.try(() => execFileSync("chattr", ["-i", root])))
+        )
+        yield* runUntil(everySite, Effect.map(attempts, (a) => a.some((x) => x.status === "failed"))).pipe(Effect.provide(env))
+        const [first] = yield* attempts
+        assert.strictEqual(first.status, "failed")
+        const bundle = sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${bundleId}`
+        assert.strictEqual((yield* bundle)[0].status, "in_progress", "a fault of the way leaves the bundle on its way")
+
+        yield* Effect.sync(() => execFileSync("chattr", ["-i", root]))
+        const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+        const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: first.id, reason: "buffer fixed" } })
+        // Taken up at the bundle's next try (when its backoff ends): not closed as a dead worker's, not doubled.
+        yield* runUntil(everySite, Effect.map(archivedPackages, (n) => n === 2), 120_000).pipe(Effect.provide(env))
+        const all = yield* attempts
+        assert.deepStrictEqual(all.map((a) => [a.attempt, a.status]), [[1, "failed"], [2, "completed"]])
+        assert.strictEqual(all[1].id, retried.newAttemptId)
+        assert.strictEqual(all[1].previousAttemptId, first.id)
+      }).pipe(Effect.provide(layer)),
+    240_000
+  )
+})
