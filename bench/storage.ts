@@ -37,6 +37,13 @@ interface Row {
   readonly peakRssMiB: number | undefined
 }
 const rows: Array<Row> = []
+/** Every round's seconds per phase, in round order, for per-round ratios. */
+const perRound = new Map<string, Array<number>>()
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
 
 interface Phase {
   readonly what: string
@@ -71,6 +78,7 @@ const measure = async (phases: ReadonlyArray<Phase>, afterRound: () => Promise<u
       // for an earlier writer's writeback
       await sh("sync", [])
       const r = await once(p)
+      perRound.set(p.what, [...(perRound.get(p.what) ?? []), r.seconds])
       const prev = best.get(p.what)
       best.set(p.what, { seconds: Math.min(prev?.seconds ?? Infinity, r.seconds), peak: Math.max(prev?.peak ?? 0, r.peak) })
       process.stdout.write(`  round ${round}: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s\n`)
@@ -114,7 +122,11 @@ const ratio = (ours: string, baseline: string) => {
   const a = rows.find((r) => r.what === ours)
   const b = rows.find((r) => r.what === baseline)
   if (a === undefined || b === undefined) return
-  console.log(`  ratio ${ours} / ${baseline}: ${(b.seconds / a.seconds * 100).toFixed(0)}% of baseline throughput`)
+  // each round's baseline time over the same round's time of ours (run back to back, so load
+  // from other processes hits both), then the median; the best-of ratio beside it
+  const ratios = (perRound.get(baseline) ?? []).map((t, i) => t / perRound.get(ours)![i])
+  console.log(`  ratio ${ours} / ${baseline}: median ${(median(ratios) * 100).toFixed(0)}% of baseline throughput ` +
+    `(rounds ${ratios.map((r) => `${(r * 100).toFixed(0)}%`).join(" ")}; best of each ${(b.seconds / a.seconds * 100).toFixed(0)}%)`)
 }
 
 const makeSource = async (dir: string, bytes: number, name: string) => {
@@ -224,6 +236,7 @@ const main = async () => {
     if (which === "all" || which === "disk") await benchDisk(work, source, smallSource)
     if (which === "all" || which === "s3") await benchS3(source, smallSource)
     console.log(`\nprocess peak RSS over the whole run: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)
+    console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores`)
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
   }
