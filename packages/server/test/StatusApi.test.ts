@@ -158,6 +158,9 @@ it.layer(Harness.layer(), { timeout: 60_000 })("status", (it) => {
       const other = yield* Fixtures.world.pipe(Effect.orDie)
       const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
       const pkg = yield* Fixtures.rawDataPackage(world, eou).pipe(Effect.orDie)
+      // A package holds its files (a retry of one with nothing to package again is refused).
+      const file = yield* Fixtures.rawDataFile(world, eou).pipe(Effect.orDie)
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`update raw_data_file set raw_data_package_id = ${pkg.id} where id = ${file.id}`).pipe(Effect.orDie)
       const steps = [["pending", "scheduled"], ["scheduled", "in_progress"], ["in_progress", "failed"]] as const
       for (const [from, to] of steps) {
         yield* Transitions.transition({ entity: "RawDataPackage", id: pkg.id, from, to, actor: "worker:chile", details: to === "failed" ? { error: "tar: short write" } : {} }).pipe(Effect.orDie)
