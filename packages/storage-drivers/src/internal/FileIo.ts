@@ -156,10 +156,15 @@ export const readRange = <F>(
   }
   return Stream.fromEffect(Effect.async<Uint8Array, F>((resume) => {
     const buffer = Buffer.allocUnsafe(end - start)
+    let finished: () => void = () => undefined
+    const done = new Promise<void>((resolve) => (finished = resolve))
     fs.read(fd, buffer, 0, buffer.length, start, (error, n) => {
+      finished()
       if (error !== null) resume(Effect.fail(onError(error)))
       else resume(Effect.succeed(n === buffer.length ? buffer : buffer.subarray(0, n)))
     })
+    // interrupted: wait for the read, so the caller's close cannot race a read on the thread pool
+    return Effect.promise(() => done)
   })).pipe(Stream.filter((b) => b.length > 0))
 }
 
