@@ -151,6 +151,57 @@ const settleFailed = (site: string) =>
   })
 
 /**
+ * A retried bundle whose last attempt found its own tar bad (`SourceCorrupt`, `SourceMissing`):
+ * sending the same tar again cannot help, so it is written again from its packages (verified
+ * against their records on the way) under a new name. Its tar here moves to
+ * DELETION_IN_PROGRESS, saying why, and the bundle's job deletes it before writing; the new name
+ * keeps the new tar clear of anything still deleting the old one. Returns the reason, if any.
+ */
+const setAsideBadTar = (site: string, bundleId: Ids.DataTransferPackageId) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const [last] = yield* sql<{ errorReason: string | null }>`
+      select error_reason from data_transfer where data_transfer_package_id = ${bundleId} and status in ('completed', 'failed')
+      order by attempt desc, created_at desc limit 1`
+    const reason = last?.errorReason
+    if (reason !== "SourceCorrupt" && reason !== "SourceMissing") return undefined
+    const copies = yield* sql<{ id: Ids.PhysicalCopyId }>`
+      select c.id from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+      where c.data_transfer_package_id = ${bundleId} and c.status = 'PRESENT' and s.name = ${site}
+      for update of c`
+    const actor = `planner:${site}`
+    const details = { reason: `written again: the last attempt found it ${reason}` }
+    for (const c of copies) {
+      yield* Transitions.transition({ entity: "PhysicalCopy", id: c.id, from: "PRESENT", to: "DELETION_SCHEDULED", actor, details })
+      yield* Transitions.transition({ entity: "PhysicalCopy", id: c.id, from: "DELETION_SCHEDULED", to: "DELETION_IN_PROGRESS", actor, details })
+    }
+    yield* sql`
+      update data_transfer_package set relative_path = ${`bundles/${site}/${randomUUID()}.tar`}, size_bytes = null, checksum = null, updated_at = now()
+      where id = ${bundleId}`
+    return reason
+  })
+
+/**
+ * Deletes the tars of this bundle a retry set aside as bad (`setAsideBadTar`) before the bundle
+ * is written again; a deletion someone else finished meanwhile counts as done.
+ */
+const deleteSetAside = (site: string, bundleId: Ids.DataTransferPackageId) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    const rows = yield* sql<{ id: Ids.PhysicalCopyId; path: string; locationId: string }>`
+      select c.id, c.path, c.data_location_id as location_id from physical_copy c
+      join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+      where c.data_transfer_package_id = ${bundleId} and c.status = 'DELETION_IN_PROGRESS' and s.name = ${site}`
+    for (const r of rows) {
+      yield* (yield* storages.of(yield* Sites.location(r.locationId))).delete(r.path)
+      yield* Transitions.transition({ entity: "PhysicalCopy", id: r.id, from: "DELETION_IN_PROGRESS", to: "DELETED", actor: `worker:${site}` }).pipe(
+        Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void)
+      )
+    }
+  })
+
+/**
  * Bundles of this site an operator retried (failed → pending), directly or by retrying one of
  * the packages the bundle's failure failed (a package cannot move without its bundle, so that
  * retries the bundle): the members the failure failed come back (failed → pending → scheduled →
@@ -201,8 +252,10 @@ const retried = (site: string) =>
             yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "pending", to: "scheduled", actor, details })
             yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "scheduled", to: "in_progress", actor, details })
           }
+          const rewritten = yield* setAsideBadTar(site, b.id)
           yield* Transitions.transition({
-            entity: "DataTransferPackage", id: b.id, from: "pending", to: "scheduled", actor, details: { retry: true, packages: members.length }
+            entity: "DataTransferPackage", id: b.id, from: "pending", to: "scheduled", actor,
+            details: { retry: true, packages: members.length, ...(rewritten === undefined ? {} : { rewritten }) }
           })
           yield* jobs.send(queueName(site, name), { bundleId: b.id }, { singletonKey: b.id })
           return true
@@ -285,7 +338,7 @@ export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   const stale = yield* sql<{ id: Ids.DataTransferPackageId }>`
     select d.id from data_transfer_package d
     where d.status in ('scheduled', 'in_progress') and d.updated_at < now() - interval '10 minutes'
-      and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id)
+      and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
       and d.relative_path like ${`bundles/${site}/%`}`
   let resent = 0
   for (const d of stale) if ((yield* jobs.send(queueName(site, name), { bundleId: d.id }, { singletonKey: d.id })) !== null) resent++
@@ -368,7 +421,7 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   const storages = yield* Storages
   const rows = yield* sql<{ status: string; relativePath: string; hasCopy: boolean }>`
     select status::text as status, relative_path,
-      exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id) as has_copy
+      exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED')) as has_copy
     from data_transfer_package d where id = ${bundleId}`
   if (rows.length === 0) return yield* Effect.logWarning(`bundle ${bundleId} does not exist; job dropped`)
   const dtp = rows[0]
@@ -387,6 +440,7 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   if (dtp.status === "scheduled") {
     yield* Transitions.transition({ entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
   }
+  yield* deleteSetAside(site, bundleId)
   const list = yield* members(site, bundleId)
   if (list.length === 0) return yield* Effect.dieMessage(`bundle ${bundleId} has no member in a buffer at ${site}`)
   const sources = new Map<string, StorageDriver.Service>()

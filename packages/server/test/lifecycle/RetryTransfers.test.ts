@@ -67,7 +67,7 @@ const oneBundleOfTwoPackages = (dir: string) =>
 
 describe("retrying failed transfer attempts", () => {
   it.scopedLive(
-    "an attempt that failed for good (the bundle's tar rotted in the buffer) ended the bundle and its packages FAILED; once the tar is repaired, retrying the attempt brings them back, the new attempt delivers, both packages ARCHIVED",
+    "an attempt that failed for good (the bundle's tar rotted in the buffer) ended the bundle and its packages FAILED; retrying the attempt brings them back, the bundle is written again from its packages (the rotten tar deleted), the new attempt delivers it, both packages ARCHIVED",
     () =>
       Effect.gen(function* () {
         const dir = yield* tempDir
@@ -86,7 +86,7 @@ describe("retrying failed transfer attempts", () => {
         const failedPackages = yield* operator.packages.list({ urlParams: { journey: "FAILED" } })
         assert.strictEqual(failedPackages.items.length, 2)
 
-        yield* Effect.promise(() => fs.writeFile(file, original))
+        // Nobody repairs the tar: sending it again could not help, so the retry writes the bundle again.
         const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: listed.items[0].id, reason: "buffer repaired" } })
         assert.isString(retried.newAttemptId)
         // The bundle came back with the attempt, so its bundling planner brings its packages back.
@@ -98,6 +98,16 @@ describe("retrying failed transfer attempts", () => {
         assert.strictEqual(all[1].id, retried.newAttemptId)
         assert.strictEqual(all[1].previousAttemptId, listed.items[0].id)
         assert.strictEqual((yield* bundle)[0].status, "completed")
+        // The rotten tar is gone, its copy DELETED saying why; the bundle went under a new name.
+        assert.isFalse(yield* Effect.promise(() => fs.access(file).then(() => true, () => false)))
+        const copies = yield* sql<{ path: string; status: string; why: string | null }>`
+          select c.path, c.status::text as status,
+            (select e.details->>'reason' from event_log e where e.entity_id = c.id and e.to_state = 'DELETION_IN_PROGRESS' limit 1) as why
+          from physical_copy c join data_location l on l.id = c.data_location_id
+          where c.data_transfer_package_id = ${bundleId} and l.name = 'chile-buffer' order by c.created_at`
+        assert.strictEqual(copies[0].path, path.relative(path.join(dir, "locations", "chile-buffer"), file))
+        assert.deepStrictEqual([copies[0].status, copies[0].why], ["DELETED", "written again: the last attempt found it SourceCorrupt"])
+        assert.notStrictEqual(copies[1].path, copies[0].path)
         for (const p of (yield* operator.packages.list({ urlParams: {} })).items) assert.strictEqual(p.journey, "ARCHIVED")
 
         // Retried once is enough: the same attempt again, or the delivered one, is refused and changes nothing.
