@@ -26,6 +26,8 @@ export interface UiWorld {
   readonly hiddenProgramId: string
   readonly hiddenObservationId: string
   readonly failedPackageId: string
+  /** Writes the bytes the instrument filed back over the damaged file, as an operator would. */
+  readonly repairDamagedFile: () => Promise<void>
   /** Calls the API with a token; throws on a non-2xx answer, with the body. */
   readonly api: (token: string, method: string, route: string, body?: unknown) => Promise<any>
   readonly stop: () => Promise<void>
@@ -156,7 +158,8 @@ export const start = async (options: { readonly observations: number }): Promise
     })
     return {
       base, demo, tokens: { admin, operator, scientist }, demoProgramId, hiddenProgramId: hidden.id,
-      hiddenObservationId, failedPackageId, api, stop
+      hiddenObservationId, failedPackageId, api, stop,
+      repairDamagedFile: () => fs.writeFile(path.join(dataDir, "locations", "chile-source", relativePath), filed)
     }
   } catch (e) {
     await stop()

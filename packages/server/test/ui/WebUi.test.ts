@@ -291,7 +291,7 @@ describe("web UI in chromium", () => {
     await page.context().close()
   })
 
-  it("lets an operator retry a package that really failed; a scientist gets no retry and the API refuses one", async () => {
+  it("lets an operator retry a package that really failed, archived once its file is repaired; a scientist gets no retry and the API refuses one", async () => {
     const scientist = await signedIn(world.tokens.scientist)
     expect(await scientist.getByRole("link", { name: "Failures" }).isVisible()).toBe(false)
     await scientist.goto(`${world.base}/ui/#/failures`)
@@ -313,12 +313,22 @@ describe("web UI in chromium", () => {
     // The reason the packager recorded: the bytes at the SOURCE did not match the filed checksum.
     expect(await row.locator(".reason").textContent()).toMatch(/checksum|corrupt|size/i)
     await shot(page, "failures")
+    // The operator restores the file from the instrument's copy, then retries: the package is
+    // packaged again, checked, moved and archived.
+    await world.repairDamagedFile()
     await row.getByRole("button", { name: /Retry/ }).click()
     await page.getByText("Retried: failed → pending").waitFor()
-    const after = await world.api(world.tokens.operator, "GET", `/packages/${world.failedPackageId}`)
-    expect(after.status).not.toBe("failed")
     const events = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
     expect(events.items.some((e: any) => e.fromState === "failed" && e.toState === "pending" && e.actor.includes("ui-operator"))).toBe(true)
+    await until("the retried package to be archived", 60_000, async () => {
+      const p = await world.api(world.tokens.operator, "GET", `/packages/${world.failedPackageId}`)
+      if (p.journey === "ARCHIVED") return true
+      const history = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
+      if (history.items.slice(events.items.length).some((e: any) => e.toState === "failed")) throw new Error(`the retried package failed again: ${p.errorMessage}`)
+      return undefined
+    })
+    // The package's row leaves the failures (the refresh runs every 5 s).
+    await page.locator(`button[data-retry="${world.failedPackageId}"]`).waitFor({ state: "detached", timeout: 15_000 })
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
   })
@@ -326,6 +336,9 @@ describe("web UI in chromium", () => {
   it("shows a scientist only the granted program's observations, and follows their staging request to completion", async () => {
     const page = await signedIn(world.tokens.scientist)
     expect(await page.locator("#signed-in-as").textContent()).toBe("Signed in as ui-scientist (scientist)")
+    // The pipeline's counts are for everyone; the failures behind them are not.
+    await page.locator("[data-journey=ARCHIVED] .value").waitFor()
+    expect(await page.getByRole("link", { name: /failed item/ }).count()).toBe(0)
     await page.getByRole("link", { name: "Observations" }).click()
     const rows = page.locator("main table tbody tr")
     await rows.first().waitFor()

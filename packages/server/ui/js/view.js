@@ -35,6 +35,8 @@ export const errorBox = (e, doing) => {
  */
 export const act = async (button, status, action) => {
   button.disabled = true
+  // Pages that refresh themselves leave a table alone while one of its actions is answered.
+  button.setAttribute("aria-busy", "true")
   try {
     const done = await action()
     replace(status, h("div", { class: "notice", role: "status" }, done))
@@ -43,6 +45,8 @@ export const act = async (button, status, action) => {
     replace(status, errorBox(e))
     button.disabled = false
     return false
+  } finally {
+    button.removeAttribute("aria-busy")
   }
 }
 
@@ -116,10 +120,11 @@ export const nameOf = (rows, id, field = "name") => {
  * @param {"RawDataPackage" | "DataTransferPackage" | "DataTransfer" | "StagingRequest"} entity
  * @param {string} id
  * @param {() => void} [after] called once the retry was accepted
+ * @param {HTMLElement} [outcome] where to say what happened (beside the button when absent)
  */
-export const retryButton = (session, entity, id, after) => {
+export const retryButton = (session, entity, id, after, outcome) => {
   if (session.role !== "operator" && session.role !== "admin") return null
-  const status = h("span", { "aria-live": "polite" })
+  const status = outcome ?? h("span", { "aria-live": "polite" })
   const button = /** @type {HTMLButtonElement} */ (h("button", {
     type: "button",
     class: "secondary",
@@ -132,5 +137,5 @@ export const retryButton = (session, entity, id, after) => {
         return `Retried: ${r.from} → ${r.to}${r.newAttemptId ? ` (new attempt ${String(r.newAttemptId).slice(0, 8)})` : ""}`
       })
   }, "Retry"))
-  return h("span", { class: "actions" }, button, status)
+  return h("span", { class: "actions" }, button, outcome === undefined ? status : null)
 }

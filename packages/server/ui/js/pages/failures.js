@@ -20,11 +20,12 @@ const retryable = new Set(["RawDataPackage", "DataTransferPackage", "DataTransfe
 
 /** @param {import("../main.js").Context} ctx */
 export const render = async (ctx) => {
-  const body = h("div", { "aria-live": "polite" })
-  replace(ctx.main, h("h1", null, "Failures"), body)
+  const body = h("div")
+  // Outside the refreshed table, so the outcome of a retry stays on screen.
+  const outcome = h("div", { "aria-live": "polite" })
+  replace(ctx.main, h("h1", null, "Failures"), outcome, body)
   const load = async () => {
-    // Keep the table while an operator's retry is being answered.
-    if (body.querySelector("button:disabled") !== null) return
+    if (body.querySelector("button[aria-busy]") !== null) return
     const s = await Api.get("/status", { failedLimit: 200 })
     if (!ctx.current()) return
     const totals = Object.entries(s.failedTotals).filter(([, n]) => Number(n) > 0)
@@ -39,7 +40,7 @@ export const render = async (ctx) => {
         { header: "State", cell: (f) => badge(f.state) },
         { header: "Reason", cell: (f) => h("span", { class: "reason" }, f.errorMessage ?? "(no reason recorded)") },
         { header: "Since", cell: (f) => F.time(f.updatedAt) },
-        { header: "Action", cell: (f) => (retryable.has(f.entity) && f.state === "failed" ? retryButton(ctx.session, f.entity, f.id, () => void load()) : "") }
+        { header: "Action", cell: (f) => (retryable.has(f.entity) && f.state === "failed" ? retryButton(ctx.session, f.entity, f.id, () => void load(), outcome) : "") }
       ], s.failed, "Nothing has failed."))
   }
   try {

@@ -99,7 +99,8 @@ export const one = async (ctx) => {
   const id = ctx.params[0]
   const { locations } = await lookups()
   const body = h("div", { "aria-live": "polite" })
-  replace(ctx.main, h("h1", null, "Staging request ", h("span", { class: "mono" }, id)), body)
+  const outcome = h("div", { "aria-live": "polite" })
+  replace(ctx.main, h("h1", null, "Staging request ", h("span", { class: "mono" }, id)), outcome, body)
   const load = async () => {
     const r = await Api.get(`/staging-requests/${encodeURIComponent(id)}`)
     if (!ctx.current()) return
@@ -114,7 +115,7 @@ export const one = async (ctx) => {
         ["Error", r.errorMessage ?? "-"]
       ]),
       done ? null : h("p", { class: "refresh" }, "Refreshing every 2 seconds until it is done."),
-      r.status === "failed" ? retryButton(ctx.session, "StagingRequest", r.id, () => void load()) : null),
+      r.status === "failed" ? retryButton(ctx.session, "StagingRequest", r.id, () => void load(), outcome) : null),
       h("h2", null, "What it asks for"),
       table("Items", [
         { header: "Observation", cell: (i) => (i.executedObsUnitId ? link(`#/observations/${i.executedObsUnitId}`, h("span", { class: "mono" }, i.executedObsUnitId)) : "-") },
