@@ -39,6 +39,13 @@ const retryBaseSeconds = 2
 /** A deletion scheduled or in progress for this long lost its worker: its job is sent again. */
 const staleMinutes = 10
 
+/**
+ * A location job starts no new round after this long and leaves the rest to the next job the
+ * planner sends, so a job stays far inside the queue's expiry (an expired job would be run again
+ * beside the one still working).
+ */
+const jobBudgetMillis = 10 * 60_000
+
 /** The singleton key of a location's cleanup job: one queued (and one running) per location. */
 const locationKey = (locationId: string) => `location:${locationId}`
 
@@ -209,7 +216,7 @@ const targetOf = (locationId: string) =>
 
 /**
  * Deletes the location's scheduled copies, `delete_concurrency` at a time, round after round
- * until none is left. Copies the minimum age allows are decided and deleted in parallel; the
+ * until none is left (or the job's time budget is spent: the planner sends the next job). Copies the minimum age allows are decided and deleted in parallel; the
  * others depend on how full the location is, which each deletion changes, so they go one at a
  * time with the fill measured afresh. Every copy keeps its own locked re-check and its own
  * transitions. A copy that failed unexpectedly stays scheduled and the job fails at the end, so
@@ -220,6 +227,7 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
   const { concurrency, location, storage } = yield* targetOf(locationId)
   const seen = new Set<string>()
   const failures: Array<unknown> = []
+  const started = yield* Effect.clockWith((c) => c.currentTimeMillis)
   // A location's job is a singleton (stately queue, one key per location): while it runs, no
   // other location job deletes here, so a deletion it finds in progress was cut off by a dead
   // worker (its job ran again once its lease timed out) and is finished now, not 10 minutes later.
@@ -228,7 +236,7 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
       deleteCopy(site, r.id, { location, storage, rule }, "always").pipe(
         Effect.catchAllCause((cause) => Effect.sync(() => failures.push(cause)))
       ), { concurrency: n, discard: true })
-  while (true) {
+  while ((yield* Effect.clockWith((c) => c.currentTimeMillis)) - started < jobBudgetMillis) {
     const rows = yield* sql<{ id: Ids.PhysicalCopyId; status: string }>`
       select id, status::text as status from physical_copy
       where data_location_id = ${locationId} and not (id = any(${[...seen]}::uuid[]))

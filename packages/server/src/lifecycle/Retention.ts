@@ -26,10 +26,9 @@ export interface Deletable {
   readonly locationType: Sites.Location["type"]
 }
 
-/** Which copies to look at: at a site, at a location, or one copy (the worker's re-check), in some statuses. */
+/** Which copies to look at: at a site, or given copies (the worker's re-check), in some statuses. */
 export interface Selection {
   readonly site?: string | undefined
-  readonly locationId?: string | undefined
   readonly copyId?: string | undefined
   /** Several copies at once (a location job's round). */
   readonly copyIds?: ReadonlyArray<string> | undefined
@@ -39,7 +38,7 @@ export interface Selection {
   readonly limit?: number | undefined
 }
 
-/** The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full locations, $5 limit, $6 location). */
+/** The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full locations, $5 limit). */
 const eligibleSql = `
 with cand as (
   select c.id, c.status::text as status, c.path, c.data_location_id, l.type::text as location_type,
@@ -53,7 +52,6 @@ with cand as (
     and c.status::text = any($3::text[])
     and ($1::text is null or s.name = $1::text)
     and ($2::uuid[] is null or c.id = any($2::uuid[]))
-    and ($6::uuid is null or c.data_location_id = $6::uuid)
 ),
 held as (
   select cand.id as copy_id, f.raw_data_package_id as package_id
@@ -113,8 +111,7 @@ export const eligible = Effect.fn("Retention.eligible")(function* (scope: Select
     scope.copyId !== undefined ? [scope.copyId] : scope.copyIds !== undefined ? [...scope.copyIds] : null,
     scope.statuses as Array<string>,
     scope.overThreshold as Array<string>,
-    scope.limit ?? 1000,
-    scope.locationId ?? null
+    scope.limit ?? 1000
   ])
 })
 
