@@ -149,4 +149,37 @@ describe("Cleanup, concurrent", () => {
       assert.isAbove(eight, 1)
       assert.isAtMost(eight, 8)
     }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("copies allowed only by the fill threshold go one at a time: concurrency never deletes past the threshold", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      // Kept an hour after archiving everywhere; the cologne buffer may go sooner once 95% full.
+      const topology = topologyFrom(dir, (raw) =>
+        editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : {
+          ...l,
+          retention: { minAgeSinceArchived: "1 hours", usageThresholdPercent: l.name === "cologne-buffer" ? 95 : 0, deleteConcurrency: 8 }
+        })))
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const obs = yield* observatory
+      const packages: Array<ArrivedPackage> = []
+      for (let i = 0; i < 4; i++) packages.push(yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 3_000 }], ["cologne-buffer"]))
+      for (const p of packages) yield* archive(p)
+      // Full: its capacity is exactly what the four packages hold; deleting one brings it to 75%.
+      const used = packages.reduce((n, p) => n + p.sizeBytes, 0)
+      yield* sql`update data_location set capacity_bytes = ${used} where name = 'cologne-buffer'`
+      const statuses = Effect.flatMap(Effect.forEach(packages, copiesOf), (all) =>
+        Effect.succeed(all.flat().filter((c) => c.location === "cologne-buffer").map((c) => c.status)))
+      // The planner sees the buffer full and schedules all four; the job decides them one by one.
+      const [location] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-buffer'`
+      yield* Cleanup.plan("cologne")
+      assert.deepStrictEqual(yield* statuses, ["DELETION_SCHEDULED", "DELETION_SCHEDULED", "DELETION_SCHEDULED", "DELETION_SCHEDULED"])
+      yield* Cleanup.work("cologne", { locationId: location.id })
+      const after = yield* statuses
+      assert.strictEqual(after.filter((s) => s === "DELETED").length, 1, JSON.stringify(after))
+      assert.strictEqual(after.filter((s) => s === "PRESENT").length, 3, JSON.stringify(after))
+      // Under the threshold now: the next rounds schedule nothing more.
+      yield* Cleanup.plan("cologne")
+      assert.strictEqual((yield* statuses).filter((s) => s === "PRESENT").length, 3)
+    }).pipe(Effect.provide(layer)), 120_000)
 })
