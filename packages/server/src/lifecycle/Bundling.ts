@@ -303,6 +303,28 @@ const revived = (site: string) =>
     return n
   })
 
+/**
+ * Bundles of this site pending with no packages: an earlier release accepted an operator's retry
+ * of a bundle whose every package had been taken out as faulty, and nothing can send it. Each is
+ * closed for good (pending → failed) saying so, instead of waiting for ever; the API now refuses
+ * such a retry.
+ */
+const closeEmpty = (site: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const empty = yield* sql<{ id: Ids.DataTransferPackageId }>`
+      select d.id from data_transfer_package d
+      where d.status = 'pending' and d.relative_path like ${`bundles/${site}/%`}
+        and not exists (select 1 from data_transfer_package_member m where m.data_transfer_package_id = d.id)`
+    for (const d of empty) {
+      yield* Transitions.transition({
+        entity: "DataTransferPackage", id: d.id, from: "pending", to: "failed", actor: `planner:${site}`,
+        set: { errorMessage: "no packages left to send: every package in it was found faulty when it was bundled; retry those packages" }
+      }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
+    }
+    return empty.length
+  })
+
 /** Plans and claims the site's bundles in one transaction under the site's bundling lock. */
 export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   const policy = yield* LifecyclePolicy
@@ -312,6 +334,7 @@ export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   yield* settleFailed(site)
   const again = yield* retried(site)
   yield* revived(site)
+  yield* closeEmpty(site)
   const claimed = yield* sql.withTransaction(
     Effect.gen(function* () {
       yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`

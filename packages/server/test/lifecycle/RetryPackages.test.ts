@@ -5,7 +5,7 @@
  * before the repair fails it again with what was found rather than leaving it pending, and a
  * retry that cannot help is refused with a 409 that says why and changes nothing.
  */
-import { ApiErrors } from "@ccat/core"
+import { ApiErrors, Transitions } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -169,6 +169,12 @@ describe("retrying failed packages, bundles and staging requests", () => {
         assert.include(refused, "no packages left")
         assert.deepStrictEqual(yield* Harness.counts(["event_log", "data_transfer_package", "data_transfer", "raw_data_package"]), before)
         assert.strictEqual((yield* statusOf("data_transfer_package", bundle.id)).status, "failed")
+        // An earlier release accepted that retry (failed → pending, nothing else): the bundling planner closes such a bundle for good, saying why.
+        yield* Transitions.transition({ entity: "DataTransferPackage", id: bundle.id as never, from: "failed", to: "pending", actor: "operator-before-upgrade" })
+        yield* runUntil([["chile", [Bundling.stage]]], Effect.map(statusOf("data_transfer_package", bundle.id), (b) => b.status === "failed")).pipe(
+          Effect.provide(env)
+        )
+        assert.include((yield* statusOf("data_transfer_package", bundle.id)).errorMessage ?? "", "no packages left")
 
         // Retried while the tar is still missing: bundled again, found missing again, FAILED again.
         yield* operator.operations.retry({ payload: { entity: "RawDataPackage", id: pkg.id } })
