@@ -376,8 +376,12 @@ describe("web UI in chromium", () => {
     await page.getByRole("button", { name: "Request staging" }).click()
     expect(await page.getByRole("alert").textContent()).toContain("Not an observation id: not-an-id")
     await page.locator("#stage-observations").fill(observation)
+    // Kept for an hour (UTC), past the demo's short default, so the staged copies are still there below.
+    const keepUntil = new Date(Date.now() + 3_600_000).toISOString().slice(0, 16)
+    await page.locator("#stage-expires").fill(keepUntil)
     await page.getByRole("button", { name: "Request staging" }).click()
     await page.waitForURL(/#\/staging\/[0-9a-f-]{36}$/)
+    await page.getByText(`${keepUntil.replace("T", " ")}:00 UTC`).waitFor()
     await until("the staging request to complete", 90_000, async () => {
       const text = await page.locator("#staging-status").textContent()
       if (text === "failed") throw new Error("staging failed")
