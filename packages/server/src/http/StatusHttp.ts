@@ -48,29 +48,19 @@ const counts = Effect.gen(function* () {
 
 const stages = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  // Each condition is the one its stage's planner picks work by (lifecycle/*.ts), counted.
-  const [row] = yield* sql<Record<string, number>>`
-    select
-      (select count(*) from raw_data_file where state = 'filed' and raw_data_package_id is null)::int as package_n,
-      (select coalesce(sum(size_bytes), 0) from raw_data_file where state = 'filed' and raw_data_package_id is null)::float8 as package_b,
-      (select count(*) from (${waitingAtBuffer(sql, false)}) w)::int as bundle_n,
-      (select coalesce(sum(w.size_bytes), 0) from (${waitingAtBuffer(sql, false)}) w)::float8 as bundle_b,
-      (select count(*) from data_transfer_package where status in ('pending', 'scheduled', 'in_progress'))::int as transfer_n,
-      (select coalesce(sum(size_bytes), 0) from data_transfer_package where status in ('pending', 'scheduled', 'in_progress'))::float8 as transfer_b,
-      (select count(*) from (${waitingAtBuffer(sql, true)}) w)::int as archive_n,
-      (select coalesce(sum(w.size_bytes), 0) from (${waitingAtBuffer(sql, true)}) w)::float8 as archive_b,
-      (select count(*) from physical_copy where status = 'STAGED')::int as staged_n,
-      (select coalesce(sum(size_bytes), 0) from physical_copy where status = 'STAGED')::float8 as staged_b,
-      (select count(*) from physical_copy where status in ${sql.in(deleting)})::int as delete_n,
-      (select coalesce(sum(size_bytes), 0) from physical_copy where status in ${sql.in(deleting)})::float8 as delete_b`
-  const load = (k: string): StatusApi.StageLoad => ({ count: row[`${k}N`], bytes: row[`${k}B`] })
+  // Each condition is the one its stage's planner picks work by (lifecycle/*.ts); one pass each.
+  const load = (rows: Fragment) =>
+    Effect.map(
+      sql<{ n: number; b: number }>`select count(*)::int as n, coalesce(sum(w.size_bytes), 0)::float8 as b from (${rows}) w`,
+      ([r]): StatusApi.StageLoad => ({ count: r.n, bytes: r.b })
+    )
   return {
-    waitingToPackage: load("package"),
-    waitingToBundle: load("bundle"),
-    inTransfer: load("transfer"),
-    waitingToArchive: load("archive"),
-    staged: load("staged"),
-    waitingToDelete: load("delete")
+    waitingToPackage: yield* load(sql`select size_bytes from raw_data_file where state = 'filed' and raw_data_package_id is null`),
+    waitingToBundle: yield* load(waitingAtBuffer(sql, false)),
+    inTransfer: yield* load(sql`select size_bytes from data_transfer_package where status in ('pending', 'scheduled', 'in_progress')`),
+    waitingToArchive: yield* load(waitingAtBuffer(sql, true)),
+    staged: yield* load(sql`select size_bytes from physical_copy where status = 'STAGED'`),
+    waitingToDelete: yield* load(sql`select size_bytes from physical_copy where status in ${sql.in(deleting)}`)
   } satisfies StatusApi.Stages
 })
 
@@ -99,22 +89,24 @@ const failed = (limit: number) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // A failed transfer attempt that was followed by another is history, not something to act on.
+    // Files and copies keep no error column: their reason is read from the event log below, for
+    // the listed rows only.
     const all = sql`
-      select 'RawDataFile' as entity, f.id, f.state::text as state, f.updated_at,
-             (select coalesce(e.details->>'error', e.details->>'detail', e.details->>'reason') from event_log e
-              where e.entity_kind = 'RawDataFile' and e.entity_id = f.id order by e.id desc limit 1) as error_message
-      from raw_data_file f where f.state in ('corrupt', 'missing')
+      select 'RawDataFile' as entity, id, state::text as state, updated_at, null::text as error_message
+      from raw_data_file where state in ('corrupt', 'missing')
       union all select 'RawDataPackage', id, status::text, updated_at, error_message from raw_data_package where status = 'failed'
       union all select 'DataTransferPackage', id, status::text, updated_at, error_message from data_transfer_package where status = 'failed'
       union all select 'DataTransfer', t.id, t.status::text, t.updated_at, t.error_message from data_transfer t
         where t.status = 'failed' and not exists (select 1 from data_transfer n where n.previous_attempt_id = t.id)
       union all select 'StagingRequest', id, status::text, updated_at, error_message from staging_request where status = 'failed'
-      union all select 'PhysicalCopy', c.id, c.status::text, c.updated_at,
-             (select coalesce(e.details->>'error', e.details->>'reason') from event_log e
-              where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id order by e.id desc limit 1)
-      from physical_copy c where c.status = 'DELETION_FAILED'`
+      union all select 'PhysicalCopy', id, status::text, updated_at, null from physical_copy where status = 'DELETION_FAILED'`
     const rows = yield* sql<{ entity: string; id: string; state: string; updatedAt: Date; errorMessage: string | null }>`
-      select * from (${all}) a order by a.updated_at desc, a.id limit ${limit}`
+      select a.entity, a.id, a.state, a.updated_at,
+             coalesce(a.error_message, (
+               select coalesce(e.details->>'error', e.details->>'detail', e.details->>'reason') from event_log e
+               where e.entity_kind = a.entity::entity_kind and e.entity_id = a.id order by e.id desc limit 1)) as error_message
+      from (select * from (${all}) u order by u.updated_at desc, u.id limit ${limit}) a
+      order by a.updated_at desc, a.id`
     const totals = yield* sql<{ entity: string; n: number }>`select a.entity, count(*)::int as n from (${all}) a group by a.entity`
     const failedTotals = zeros(EventLog.EntityKind.literals)
     for (const t of totals) failedTotals[t.entity as EventLog.EntityKind] = t.n
