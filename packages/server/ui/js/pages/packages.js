@@ -46,7 +46,7 @@ export const copiesSection = async (session, subjects, locations, sites, filePat
       { header: "Size", numeric: true, cell: (c) => F.bytes(c.sizeBytes) },
       { header: "Verified", cell: (c) => F.time(c.verifiedAt) },
       { header: "Path", cell: (c) => h("span", { class: "mono" }, c.path) }
-    ], copies, "No copies yet."),
+    ], copies, deleted > 0 ? "No live copies." : "No copies yet."),
     deleted === 0 ? null : h("p", { class: "muted" }, `${F.count(deleted)} earlier cop${deleted === 1 ? "y" : "ies"} deleted by cleanup once archived.`))
   } catch (e) {
     return errorBox(e, "Loading copies")
