@@ -47,6 +47,8 @@ interface Attempt {
    * attempt the retry itself made (same transaction, same timestamp) is not before it.
    */
   readonly beforeRetry: boolean
+  /** Cut short by a worker that stopped or died: says nothing of the way or the bundle. */
+  readonly interrupted: boolean
 }
 
 /** Re-sends this bundle's transfer job after a wait; the job then starts over from the ops-db. */
@@ -65,16 +67,22 @@ const attemptsOf = (bundleId: string) =>
     sql<Attempt>`
       select id, attempt, status::text as status,
         (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms,
+        coalesce(error_reason, '') = 'Interrupted' as interrupted,
         created_at < coalesce((
           select max(e.at) from event_log e where e.entity_kind = 'DataTransferPackage' and e.entity_id = ${bundleId}
             and e.from_state = 'failed' and e.to_state = 'pending'), '-infinity') as before_retry
       from data_transfer where data_transfer_package_id = ${bundleId} order by attempt desc`
   )
 
-/** Consecutive failed attempts at the head of the history (since the last delivery or operator retry). */
+/**
+ * Consecutive failed attempts at the head of the history (since the last delivery or operator
+ * retry). Interrupted attempts are skipped, as the circuit breaker skips them: workers killed
+ * mid-copy must not back a bundle off, nor fail it after `maxAttempts` deaths.
+ */
 const consecutiveFailures = (attempts: ReadonlyArray<Attempt>) => {
   let n = 0
   for (const a of attempts) {
+    if (a.interrupted && !a.beforeRetry) continue
     if (a.status !== "failed" || a.beforeRetry) break
     n++
   }
@@ -296,9 +304,11 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const retry = attempts.find((a) => a.status === "pending")
   const previous = attempts[0]
   const failures = consecutiveFailures(attempts)
-  if (retry === undefined && previous !== undefined && previous.status === "failed" && !previous.beforeRetry) {
-    const remaining = Routes.backoffMs(policy, failures, jitterOf(previous.id)) - (previous.sinceMs ?? 0)
-    if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${previous.attempt}`)
+  // The backoff runs from the last real failure; an interruption after it neither restarts nor extends it.
+  const judged = attempts.find((a) => !a.interrupted)
+  if (retry === undefined && judged !== undefined && judged.status === "failed" && !judged.beforeRetry) {
+    const remaining = Routes.backoffMs(policy, failures, jitterOf(judged.id)) - (judged.sinceMs ?? 0)
+    if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${judged.attempt}`)
   }
   const chosen = yield* choose(site, bundle.sizeBytes, policy)
   if (chosen.route === undefined) return yield* later(site, bundleId, chosen.waitMs, chosen.why)
