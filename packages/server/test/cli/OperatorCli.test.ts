@@ -47,6 +47,8 @@ beforeAll(async () => {
     yield* sql`update raw_data_package set size_bytes = 4096, checksum = ${Fixtures.checksum()} where id = ${ok.id}`
     yield* Fixtures.physicalCopy(w.world.chileBuffer, ok)
     const bad = yield* Fixtures.rawDataPackage(w.world, eou)
+    // It had claimed a file of the observation, as the packaging planner does, and failed before writing.
+    yield* sql`update raw_data_file set raw_data_package_id = ${bad.id} where id = ${files[0]}`
     yield* Transitions.transition({ entity: "RawDataPackage", id: bad.id, from: "pending", to: "failed", actor: "worker:chile", set: { errorMessage: "no BUFFER with room at chile" } })
     const b = yield* Fixtures.dataTransferPackage([ok])
     const first = yield* Fixtures.dataTransfer(w.world, b)
@@ -75,7 +77,7 @@ describe("ccat operator commands", () => {
       w.run(["status"], w.tokens.scientist)
     ])
     expect(human.code, human.stderr).toBe(0)
-    expect(human.stdout).toMatch(/waiting to package\s+6 files\s+12.0 kB/)
+    expect(human.stdout).toMatch(/waiting to package\s+5 files\s+11.0 kB/)
     // The written package is in a (pending) bundle already: in transfer, no longer waiting to be bundled.
     expect(human.stdout).toMatch(/waiting to bundle\s+0 packages/)
     expect(human.stdout).toMatch(/in transfer\s+1 bundles/)
@@ -262,5 +264,20 @@ describe("ccat staging", () => {
     expect(json(again).paths.sort()).toEqual(["f0", "f1", "f2"].map((f) => `${root}/${observations[0]}/scan0/${f}.fits`))
     expect(json(shownDone)).toMatchObject({ request: { id: request.id, status: "completed" }, location: processing.name })
     expect(json(shownDone).files).toHaveLength(3)
+  })
+
+  it("a failed request: wait exits 1 with the server's reason; an operator retries it", async () => {
+    const created = json(await w.run(["staging", "request", "--location", w.world.processing.name, "--observation", observations[1], "--json"], w.tokens.scientist))
+    await w.db(Transitions.transition({ entity: "StagingRequest", id: created.id, from: "pending", to: "failed", actor: "worker:cologne", set: { errorMessage: "package not archived yet" } }))
+    const [waited, human] = await Promise.all([
+      w.run(["staging", "wait", created.id, "--json"], w.tokens.scientist),
+      w.run(["staging", "wait", created.id], w.tokens.scientist)
+    ])
+    expect(waited.code).toBe(1)
+    expect(waited.stdout).toBe("")
+    expect(JSON.parse(waited.stderr.trim().split("\n").at(-1)!).error).toMatchObject({ kind: "StagingFailed", exitCode: 1, message: expect.stringContaining("package not archived yet") })
+    expect([human.code, human.stderr]).toEqual([1, expect.stringContaining(`staging request ${created.id} failed: package not archived yet`)])
+    const retried = await w.run(["retry", "StagingRequest", created.id, "--reason", "archived now"], w.tokens.operator)
+    expect(retried.stdout.trim()).toBe(`StagingRequest ${created.id}: failed -> pending`)
   })
 })
