@@ -6,6 +6,7 @@
  * retry that cannot help is refused with a 409 that says why and changes nothing.
  */
 import { ApiErrors, Transitions } from "@ccat/core"
+import { Fixtures } from "@ccat/core/testing"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -200,4 +201,20 @@ describe("retrying failed packages, bundles and staging requests", () => {
       }).pipe(Effect.provide(layer)),
     240_000
   )
+
+  it.scopedLive("a package with nothing to work from (no file of its own, no copy) is refused with why, and nothing changes", () =>
+    Effect.gen(function* () {
+      // Not reachable through the lifecycle any more (every package is claimed with its files);
+      // earlier releases' rows, or a repair by hand, can leave one.
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
+      const pkg = yield* Fixtures.rawDataPackage(world, eou).pipe(Effect.orDie)
+      yield* Transitions.transition({ entity: "RawDataPackage", id: pkg.id, from: "pending", to: "failed", set: { errorMessage: "lost by hand" } })
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const before = yield* Harness.counts(["event_log", "raw_data_package", "raw_data_file"])
+      const refused = yield* conflict(operator.operations.retry({ payload: { entity: "RawDataPackage", id: pkg.id } }))
+      assert.include(refused, "holds no file to package again")
+      assert.deepStrictEqual(yield* Harness.counts(["event_log", "raw_data_package", "raw_data_file"]), before)
+      assert.strictEqual((yield* statusOf("raw_data_package", pkg.id)).status, "failed")
+    }).pipe(Effect.provide(layer)))
 })
