@@ -54,6 +54,12 @@ const signedIn = async (token: string): Promise<Page> => {
 /** Script errors the page raised (an uncaught exception is a bug even if the page looks right). */
 const pageErrors = (page: Page): Array<string> => (page as any).__errors
 
+/** Form controls with no accessible name (no label, no aria-label, a button without text): each is a bug. */
+const unlabelled = (page: Page) =>
+  page.evaluate(`[...document.querySelectorAll("input, select, textarea, button")]
+    .filter((c) => !((c.labels && c.labels.length > 0) || c.getAttribute("aria-label") || (c.tagName === "BUTTON" && c.textContent.trim() !== "")))
+    .map((c) => c.outerHTML)`) as Promise<Array<string>>
+
 const shot = (page: Page, name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true })
 
 /** A GET with the path sent exactly as written (fetch would normalise `..` away). */
@@ -143,6 +149,7 @@ describe("web UI in chromium", () => {
     await page.goto(`${world.base}/`)
     await expect(page.getByRole("heading", { name: "Sign in" }).isVisible()).resolves.toBe(true)
     await shot(page, "signin")
+    expect(await unlabelled(page)).toEqual([])
     await page.getByLabel("API token").fill("ccat_nottherightoneatall_0000000000000000000000000000")
     await page.getByRole("button", { name: "Sign in" }).click()
     const alert = page.getByRole("alert")
@@ -191,6 +198,7 @@ describe("web UI in chromium", () => {
     await page.getByRole("button", { name: "Filter" }).click()
     await until("a page of five", 10_000, async () => ((await rows.count()) === 5 ? true : undefined))
     await shot(page, "observations")
+    expect(await unlabelled(page)).toEqual([])
     await page.getByRole("link", { name: "Next →" }).click()
     await until("the second page", 10_000, async () => ((await rows.count()) === 2 ? true : undefined))
     await page.getByRole("link", { name: "← Previous" }).click()
@@ -276,6 +284,7 @@ describe("web UI in chromium", () => {
     expect(await page.locator("main").textContent()).toContain("healthy")
     expect(await page.locator("table", { hasText: "Routes between sites" }).textContent()).toMatch(/Chile.*Cologne|chile.*cologne/s)
     await shot(page, "sites")
+    expect(await unlabelled(page)).toEqual([])
     const locations = (await world.api(world.tokens.operator, "GET", "/locations")) as Array<any>
     const processing = locations.find((l) => l.type === "PROCESSING")
     await page.getByLabel(`Why disable ${processing.name}`).fill("disk replacement")
@@ -364,6 +373,7 @@ describe("web UI in chromium", () => {
     await page.locator("#stage-this").click()
     await page.getByRole("heading", { name: "Request staging" }).waitFor()
     expect(await page.locator("#stage-observations").inputValue()).toBe(observation)
+    expect(await unlabelled(page)).toEqual([])
     // An observation of a program the scientist may not read: the API refuses, nothing is created.
     const before = (await world.api(world.tokens.admin, "GET", "/staging-requests")).items.length
     await page.locator("#stage-observations").fill(world.hiddenObservationId)
