@@ -73,9 +73,10 @@ export const heartbeat = (worker: string) =>
  * lease and started that long ago: their worker died between fetching and leasing). Each goes
  * back to `retry` to start at once, without pg-boss's backoff: a dead worker is not the job's
  * fault. The death still counts as an attempt, so a job that kills every worker that runs it
- * ends `failed` after its retry limit rather than taking the site down forever. A stately
- * queue holds one waiting retry per key: when an equal job already waits, this one is `failed`
- * (the waiting one does the work). Locked rows are skipped, so concurrent reapers never clash.
+ * ends `failed` after its retry limit rather than taking the site down forever. On a stately
+ * queue, when an equal job (same key) already waits, this one is `failed` and the waiting one
+ * does the work: two waiting copies of one key would make pg-boss's fetch of the second fail
+ * while the first runs. Locked rows are skipped, so concurrent reapers never clash.
  */
 export const reap = (timeoutSeconds: number) =>
   Effect.gen(function* () {
@@ -85,7 +86,7 @@ export const reap = (timeoutSeconds: number) =>
         const stale = yield* sql.unsafe<{ id: string; queue: string; worker: string | null; retry: boolean }>(
           `select j.id::text as id, j.name as queue, l.worker,
              j.retry_count < j.retry_limit and not exists (
-               select 1 from pgboss.job o where o.name = j.name and o.state = 'retry' and o.policy = 'stately'
+               select 1 from pgboss.job o where o.name = j.name and o.state in ('created', 'retry') and o.policy = 'stately'
                  and coalesce(o.singleton_key, '') = coalesce(j.singleton_key, '') and o.id <> j.id
              ) as retry
            from pgboss.job j left join ${table} l on l.job_id = j.id

@@ -213,7 +213,13 @@ export const openJobs = Effect.flatMap(SqlClient.SqlClient, (sql) =>
     where state in ('created', 'retry', 'active') group by name, state order by name, state`
 )
 
-/** Every regular file under a folder, relative, with temporary names (`.ccat-tmp-*`) apart. */
+/**
+ * Names writers use before a file is complete: the disk driver's `.ccat-tmp-*` and the local
+ * transfer's `.<name>.ccat-<hex>.part`. A file under such a name is never read as data.
+ */
+const temporaryName = /^\.ccat-tmp-|^\..+\.ccat-[0-9a-f]+\.part$/
+
+/** Every regular file under a folder, relative, with temporary names apart. */
 export const filesUnder = async (root: string): Promise<{ readonly files: Array<string>; readonly temporary: Array<string> }> => {
   const files: Array<string> = []
   const temporary: Array<string> = []
@@ -221,7 +227,7 @@ export const filesUnder = async (root: string): Promise<{ readonly files: Array<
   for (const e of entries) {
     if (!e.isFile()) continue
     const rel = path.relative(root, path.join(e.parentPath, e.name))
-    if (e.name.startsWith(".ccat-tmp-")) temporary.push(rel)
+    if (temporaryName.test(e.name)) temporary.push(rel)
     else files.push(rel)
   }
   return { files: files.sort(), temporary: temporary.sort() }
