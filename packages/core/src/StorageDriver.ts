@@ -123,6 +123,12 @@ export interface Minimal {
   readonly get: (key: RelativePath.RelativePath, range: ByteRange | undefined) => Stream.Stream<Uint8Array, StorageError>
   /** Size and metadata. Missing: NotFound. */
   readonly stat: (key: RelativePath.RelativePath) => Effect.Effect<ObjectInfo, StorageError>
+  /**
+   * Optional: a small object's bytes in one call, without a stream (see `Service.readAtMost`):
+   * the whole object if it has at most `limit` bytes, else its first `limit + 1`. Missing:
+   * NotFound. Without it, the lifted service derives it from `get`.
+   */
+  readonly readAtMost?: (key: RelativePath.RelativePath, limit: number) => Effect.Effect<Uint8Array, StorageError>
   /** Removes the object; a missing object is success. */
   readonly delete: (key: RelativePath.RelativePath) => Effect.Effect<void, StorageError>
   /** Required when `capabilities.list`. */
@@ -162,6 +168,14 @@ export interface Service {
   readonly get: (key: string, options?: { readonly range?: ByteRange | undefined }) => Stream.Stream<Uint8Array, StorageError>
   /** Size and metadata; NotFound when missing. */
   readonly stat: (key: string) => Effect.Effect<ObjectInfo, StorageError>
+  /**
+   * A small object's bytes as one array: the whole object if it has at most `limit` bytes,
+   * else its first `limit + 1` (enough to tell it is larger than expected). For callers that
+   * read thousands of small objects (packaging), where a stream per object costs more than the
+   * read; drivers that can do it in one call say so with `Minimal.readAtMost`. Missing:
+   * NotFound; transient failures are retried.
+   */
+  readonly readAtMost: (key: string, limit: number) => Effect.Effect<Uint8Array, StorageError>
   /** Whether the key holds an object. */
   readonly exists: (key: string) => Effect.Effect<boolean, StorageError>
   /** Idempotent delete. */
@@ -337,6 +351,35 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
     return yield* retrying(driver.stat(k))
   })
 
+  const readAtMost = Effect.fn("StorageDriver.readAtMost", { captureStackTrace: false })(function*(key: string, limit: number) {
+    const k = yield* validKey("readAtMost", key)
+    if (!Number.isSafeInteger(limit) || limit < 0) {
+      return yield* fail("readAtMost", "PermissionDenied", `limit must be a non-negative integer, got ${limit}`, key)
+    }
+    if (driver.readAtMost !== undefined) return yield* retrying(driver.readAtMost(k, limit))
+    const parts: Array<Uint8Array> = []
+    let bytes = 0
+    yield* get(key, caps.rangeRead ? { range: { start: 0, end: limit + 1 } } : {}).pipe(
+      Stream.takeWhile(() => bytes <= limit),
+      Stream.runForEach((part) =>
+        Effect.sync(() => {
+          parts.push(part)
+          bytes += part.length
+        })
+      )
+    )
+    if (parts.length === 1) return parts[0].length <= limit + 1 ? parts[0] : parts[0].subarray(0, limit + 1)
+    const out = new Uint8Array(Math.min(bytes, limit + 1))
+    let at = 0
+    for (const part of parts) {
+      const piece = part.subarray(0, out.length - at)
+      out.set(piece, at)
+      at += piece.length
+      if (at === out.length) break
+    }
+    return out
+  })
+
   const exists = Effect.fn("StorageDriver.exists")(function*(key: string) {
     return yield* stat(key).pipe(
       Effect.as(true),
@@ -448,6 +491,7 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
     put,
     get,
     stat,
+    readAtMost,
     exists,
     delete: remove,
     list,

@@ -225,6 +225,11 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       })
     }))
 
+  const readAtMost = (key: RelativePath.RelativePath, limit: number) =>
+    Effect.flatMap(existing("readAtMost", key), (file) =>
+      Effect.flatMap(io("readAtMost", key, () => FileIo.readAtMost(file, limit)), (bytes) =>
+        bytes === "notAFile" ? fail("readAtMost", "NotFound", "not a file", key) : Effect.succeed(bytes)))
+
   const stat = (key: RelativePath.RelativePath) =>
     Effect.gen(function*() {
       const file = yield* existing("stat", key)
@@ -328,6 +333,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     put,
     get,
     stat,
+    readAtMost,
     delete: remove,
     list,
     copy,

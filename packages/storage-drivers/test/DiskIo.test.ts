@@ -4,6 +4,7 @@
  * interim flushes, and key resolution when a folder of the key is a file or a symlink. Real
  * files on the real filesystem; the expected bytes are compared with what Node reads itself.
  */
+import { StorageDriver } from "@ccat/core"
 import { Disk } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
@@ -108,5 +109,33 @@ describe("Disk byte paths", () => {
       yield* d.delete("l/link.bin")
       assert.isFalse(fs.existsSync(path.join(loc, "l", "link.bin")))
       assert.isTrue(fs.existsSync(path.join(loc, "real", "target.bin")))
+    }))
+
+  it.live("readAtMost gives a small object whole and a larger one's first limit + 1 bytes, natively and derived", () =>
+    Effect.gen(function*() {
+      const loc = path.join(root, "atmost")
+      const native = yield* Disk.make({ root: loc })
+      // the same location through the lifted service's derivation from get
+      const minimal = yield* Disk.makeMinimal({ root: loc })
+      const derived = StorageDriver.make({ ...minimal, readAtMost: undefined })
+      const bytes = randomBytes(3 * MiB + 5)
+      yield* native.put("m/obj.bin", Stream.make(bytes))
+      yield* native.put("m/empty.bin", Stream.empty)
+      for (const d of [native, derived]) {
+        for (const limit of [0, 1, 1000, bytes.length - 1, bytes.length, bytes.length + 10]) {
+          const got = Buffer.from(yield* d.readAtMost("m/obj.bin", limit))
+          assert.isTrue(got.equals(bytes.subarray(0, Math.min(bytes.length, limit + 1))), `limit ${limit}`)
+        }
+        assert.strictEqual((yield* d.readAtMost("m/empty.bin", 10)).length, 0)
+        assert.strictEqual(yield* reason(d.readAtMost("m/missing.bin", 10)), "NotFound")
+        assert.strictEqual(yield* reason(d.readAtMost("m", 10)), "NotFound")
+        assert.strictEqual(yield* reason(d.readAtMost("../outside", 10)), "PermissionDenied")
+        assert.strictEqual(yield* reason(d.readAtMost("m/obj.bin", -1)), "PermissionDenied")
+      }
+      const outside = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-atmost-outside-"))
+      fs.writeFileSync(path.join(outside, "secret"), "secret")
+      fs.symlinkSync(path.join(outside, "secret"), path.join(loc, "m", "leak"))
+      assert.strictEqual(yield* reason(native.readAtMost("m/leak", 10)), "PermissionDenied")
+      fs.rmSync(outside, { recursive: true, force: true })
     }))
 })

@@ -161,13 +161,18 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
     return yield* new PackagingError({ reason: "Invalid", archiveId, key: options.key, members: [], description: invalid })
   }
   const body = (index: number) => read(options.source, sourceKeys[index])
+  // a storage service reads a small member in one call, without a stream per file
+  const source = options.source
+  const whole = typeof source === "function"
+    ? undefined
+    : (index: number, _member: PackageManifest.Member, limit: number) => source.readAtMost(sourceKeys[index], limit)
   const sizeHint = ArchiveWriter.archiveSize(manifest)
   const write = Effect.scoped(Effect.gen(function*() {
     // Large members are hashed on a second core (see HashOffload); a worker's start-up is not
     // worth it for archives of small files.
     const hasher = ArchiveWriter.worthOffloading(manifest) ? yield* HashOffload.make : undefined
     const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
-    return yield* options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, mtime, hasher }), {
+    return yield* options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, mtime, hasher }), {
       overwrite: options.overwrite ?? false,
       algorithm: options.algorithm ?? Checksum.defaultAlgorithm,
       sizeHint

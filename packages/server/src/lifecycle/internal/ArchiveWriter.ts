@@ -159,6 +159,11 @@ export interface ArchiveInput<E> {
   readonly body: (index: number, member: PackageManifest.Member) => Stream.Stream<Uint8Array, E>
   /** Modification time of every entry, in seconds since the epoch; fixed so retries are byte-identical. */
   readonly mtime: number
+  /**
+   * A small member's bytes in one call (at most `limit + 1` of them), where the source can do
+   * that cheaper than a stream; read-ahead uses it instead of `body`.
+   */
+  readonly whole?: ((index: number, member: PackageManifest.Member, limit: number) => Effect.Effect<Uint8Array, E>) | undefined
   /** Where the checksums of large members are computed; default this thread. */
   readonly hasher?: HashOffload.MemberHasher | undefined
 }
@@ -236,8 +241,11 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
     const readAhead = Effect.gen(function*() {
       for (let i = next; i < list.length && i < next + readAheadFiles; i++) {
         if (ahead.has(i) || list[i].sizeBytes > readAheadBytes) continue
-        const body = Stream.suspend(() => input.body(i, list[i]))
-        ahead.set(i, yield* Effect.forkIn(Effect.either(collectAtMost(body, list[i].sizeBytes)), scope))
+        const whole = input.whole
+        const read = whole !== undefined
+          ? Effect.map(Effect.suspend(() => whole(i, list[i], list[i].sizeBytes)), (bytes) => bytes.length === 0 ? [] : [bytes])
+          : collectAtMost(Stream.suspend(() => input.body(i, list[i])), list[i].sizeBytes)
+        ahead.set(i, yield* Effect.forkIn(Effect.either(read), scope))
       }
     })
 
