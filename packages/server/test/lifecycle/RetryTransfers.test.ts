@@ -14,11 +14,13 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as Arrival from "../../src/lifecycle/Arrival.js"
 import * as Bundling from "../../src/lifecycle/Bundling.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import * as Routes from "../../src/lifecycle/Routes.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
+import * as Transfer from "../../src/lifecycle/Transfer.js"
 import * as Harness from "../ApiHarness.js"
 import { fileObservation, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
 
@@ -154,6 +156,41 @@ describe("retrying failed transfer attempts", () => {
         assert.deepStrictEqual(all.map((a) => [a.attempt, a.status]), [[1, "failed"], [2, "completed"]])
         assert.strictEqual(all[1].id, retried.newAttemptId)
         assert.strictEqual(all[1].previousAttemptId, first.id)
+      }).pipe(Effect.provide(layer)),
+    240_000
+  )
+
+  it.scopedLive(
+    "a bundle that arrived corrupt once too often ended FAILED at arrival with its packages; the operator's retry of the bundle sends it again and both packages reach ARCHIVED",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const sql = yield* SqlClient.SqlClient
+        const { bundleId, topology } = yield* oneBundleOfTwoPackages(dir)
+        // One corrupt arrival is one too many.
+        const env = Layer.merge(policyLayer(topology), Layer.succeed(Routes.TransferPolicy, { maxDeliveries: 1 }))
+        const delivered = sql<{ path: string }>`
+          select c.path from physical_copy c join data_location l on l.id = c.data_location_id
+          where l.name = 'cologne-buffer' and c.data_transfer_package_id = ${bundleId} and c.status = 'PRESENT'`
+        yield* runUntil([["chile", [Transfer.stage]]], Effect.map(delivered, (d) => d.length === 1)).pipe(Effect.provide(env))
+        // A bad disk at Cologne flips a byte of the delivered tar before it is unpacked.
+        const file = path.join(dir, "locations", "cologne-buffer", (yield* delivered)[0].path)
+        const bytes = yield* Effect.promise(() => fs.readFile(file))
+        bytes[Math.floor(bytes.length / 2)] ^= 0xff
+        yield* Effect.promise(() => fs.writeFile(file, bytes))
+        const bundle = sql<{ status: string; errorMessage: string | null }>`
+          select status::text as status, error_message from data_transfer_package where id = ${bundleId}`
+        yield* runUntil([["cologne", [Arrival.stage]]], Effect.map(bundle, (b) => b[0].status === "failed")).pipe(Effect.provide(env))
+        assert.include((yield* bundle)[0].errorMessage ?? "", "arrived corrupt at cologne 1 times")
+        const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+        assert.strictEqual((yield* operator.packages.list({ urlParams: { journey: "FAILED" } })).items.length, 2)
+
+        const retried = yield* operator.operations.retry({ payload: { entity: "DataTransferPackage", id: bundleId, reason: "cologne disk replaced" } })
+        assert.deepStrictEqual([retried.from, retried.to], ["failed", "pending"])
+        yield* runUntil(everySite, Effect.map(archivedPackages, (n) => n === 2), 120_000).pipe(Effect.provide(env))
+        assert.deepStrictEqual((yield* attempts).map((a) => [a.attempt, a.status]), [[1, "completed"], [2, "completed"]])
+        assert.strictEqual((yield* bundle)[0].status, "completed")
+        for (const p of (yield* operator.packages.list({ urlParams: {} })).items) assert.strictEqual(p.journey, "ARCHIVED")
       }).pipe(Effect.provide(layer)),
     240_000
   )
