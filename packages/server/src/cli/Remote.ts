@@ -14,9 +14,12 @@
 import { CcatClient } from "@ccat/client"
 import * as Options from "@effect/cli/Options"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
@@ -102,19 +105,42 @@ const toCliError = (r: Remote) => (error: unknown): CliError => {
 }
 
 /**
+ * How long one call (with its retries) may take before the command gives up on the server:
+ * `$CCAT_REQUEST_TIMEOUT` seconds, 60 by default.
+ */
+export const requestTimeout = Config.integer("CCAT_REQUEST_TIMEOUT").pipe(
+  Config.validate({ message: "must be a whole number of seconds, at least 1", validation: (n) => n >= 1 }),
+  Config.withDefault(60),
+  Config.map(Duration.seconds)
+)
+
+/**
  * Runs calls of the derived client against the server. Safe calls are retried twice on
- * transient failures (a restarting server), no longer: a person is waiting at the prompt.
+ * transient failures (a restarting server), no longer: a person is waiting at the prompt. A
+ * server that accepts the connection but never answers fails the call after `requestTimeout`
+ * (exit 1) instead of hanging the command.
  */
 export const withClient = <A, E>(r: Remote, f: (client: CcatClient.Client) => Effect.Effect<A, E>): Effect.Effect<A, CliError> =>
-  CcatClient.make({
-    baseUrl: r.url.replace(/\/+$/, ""),
-    token: Option.getOrUndefined(r.token),
-    retry: { times: 2, base: "200 millis" }
-  }).pipe(
-    Effect.flatMap(f),
-    Effect.provide(FetchHttpClient.layer),
-    Effect.mapError(toCliError(r))
-  )
+  Effect.gen(function* () {
+    const timeout = yield* requestTimeout.pipe(
+      Effect.mapError((e) => usage(r.json, `CCAT_REQUEST_TIMEOUT ${String(e).replace(/^.*?: /, "")}`))
+    )
+    return yield* CcatClient.make({
+      baseUrl: r.url.replace(/\/+$/, ""),
+      token: Option.getOrUndefined(r.token),
+      retry: { times: 2, base: "200 millis" },
+      transformClient: (client) =>
+        HttpClient.transform(client, (response, request) =>
+          Effect.timeoutFail(response, {
+            duration: timeout,
+            onTimeout: () => new HttpClientError.RequestError({ request, reason: "Transport", description: `no answer within ${Duration.format(timeout)}` })
+          }))
+    }).pipe(
+      Effect.flatMap(f),
+      Effect.provide(FetchHttpClient.layer),
+      Effect.mapError(toCliError(r))
+    )
+  })
 
 /** Prints a value as JSON in the contract's own encoding (ISO dates, plain ids). */
 export const printJson = <A, I>(schema: Schema.Schema<A, I>, value: A) =>

@@ -11,6 +11,7 @@ import { Fixtures } from "@ccat/core/testing"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
+import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as CliWorld from "./CliWorld.js"
 
@@ -192,14 +193,25 @@ describe("ccat operator commands", () => {
     expect(await flags()).toEqual([{ readable: true, writable: true, deletable: true }])
   })
 
-  it("no token, a bad token, an unreachable server, an unknown id", async () => {
-    const [none, bad, down, unknown, badJson] = await Promise.all([
+  it("no token, a bad token, an unreachable server, a server that never answers, an unknown id", async () => {
+    // A server that accepts connections and never answers: the command gives up, it does not hang.
+    const sockets: Array<net.Socket> = []
+    const silent = net.createServer((socket) => void sockets.push(socket))
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))
+    const silentUrl = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`
+    const [none, bad, down, unknown, badJson, hung, badTimeout] = await Promise.all([
       w.run(["status"]),
       w.run(["packages", "list"], "ccat_XXXXXXXX_" + "0".repeat(40)),
       w.run(["status", "--url", "http://127.0.0.1:9"], w.tokens.operator),
       w.run(["packages", "show", randomUUID()], w.tokens.operator),
-      w.run(["observations", "show", randomUUID(), "--json"], w.tokens.operator)
+      w.run(["observations", "show", randomUUID(), "--json"], w.tokens.operator),
+      w.run(["status", "--url", silentUrl], w.tokens.operator, { CCAT_REQUEST_TIMEOUT: "2" }),
+      w.run(["status"], w.tokens.operator, { CCAT_REQUEST_TIMEOUT: "0" })
     ])
+    for (const s of sockets) s.destroy()
+    silent.close()
+    expect([hung.code, hung.stderr]).toEqual([1, expect.stringContaining("no answer within 2s")])
+    expect([badTimeout.code, badTimeout.stderr]).toEqual([2, expect.stringContaining("CCAT_REQUEST_TIMEOUT")])
     expect([none.code, none.stderr]).toEqual([3, expect.stringContaining("pass --token or set CCAT_TOKEN")])
     expect(bad.code).toBe(3)
     expect([down.code, down.stderr]).toEqual([1, expect.stringContaining("cannot reach the server at http://127.0.0.1:9")])
