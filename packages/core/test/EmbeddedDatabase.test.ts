@@ -1,9 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Effect from "effect/Effect"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { EmbeddedDatabase, OpsDb } from "@ccat/core/node"
 import { TestDatabase } from "@ccat/core/testing"
 
@@ -53,6 +55,63 @@ describe("EmbeddedDatabase", () => {
         })
       )
       assert.strictEqual(value, 42)
+    })
+  )
+
+  it.scoped("a second process on the same folder uses the running server and leaves it running", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const options = { dataDir: path.join(dir, "data") }
+      const first = yield* EmbeddedDatabase.start(options)
+      assert.strictEqual(first.owner, process.pid)
+      const query = (url: typeof first.adminUrl) =>
+        Effect.gen(function* () {
+          const sql = yield* PgClient.PgClient
+          const rows = yield* sql<{ n: number }>`select 7 as n`
+          return rows[0].n
+        }).pipe(Effect.provide(PgClient.layer({ url })), Effect.scoped)
+      const second = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const db = yield* EmbeddedDatabase.start(options)
+          assert.strictEqual(yield* query(db.adminUrl), 7)
+          return db
+        })
+      )
+      assert.strictEqual(second.port, first.port, "the same server, not a second one on the folder")
+      assert.strictEqual(second.pid, first.pid)
+      assert.isTrue(alive(first.pid), "the owner's server outlives the second user's scope")
+      assert.strictEqual(yield* query(first.adminUrl), 7)
+    })
+  )
+
+  it.scoped("a folder whose owner was killed hard is taken over: its orphaned server is stopped first", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const dataDir = path.join(dir, "data")
+      const source = fileURLToPath(new URL("../src/node/EmbeddedDatabase.ts", import.meta.url))
+      // A real process that starts the server and is then SIGKILLed, as a crashed `ccat serve`.
+      const script = `const m = await import(${JSON.stringify(source)}); const { db } = await m.startUnscoped({ dataDir: ${JSON.stringify(dataDir)} }); console.log("PID " + db.pid); setInterval(() => {}, 1000)`
+      const orphan = yield* Effect.promise(
+        () =>
+          new Promise<number>((resolve, reject) => {
+            const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] })
+            let out = ""
+            child.stdout!.on("data", (c) => {
+              out += c
+              const m = /PID (\d+)/.exec(out)
+              if (m) {
+                child.kill("SIGKILL")
+                resolve(Number(m[1]))
+              }
+            })
+            child.once("exit", (code) => (/PID/.test(out) ? undefined : reject(new Error(`the child exited with ${code}: ${out}`))))
+          })
+      )
+      assert.isTrue(alive(orphan), "SIGKILL of the owner leaves its postmaster running")
+      const db = yield* EmbeddedDatabase.start({ dataDir })
+      assert.strictEqual(db.owner, process.pid)
+      assert.isFalse(alive(orphan), "the orphan was stopped before the folder's new server started")
+      assert.notStrictEqual(db.pid, orphan)
     })
   )
 

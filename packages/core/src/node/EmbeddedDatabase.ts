@@ -18,7 +18,7 @@ import * as path from "node:path"
 
 /** Why the embedded PostgreSQL could not be started or stopped. */
 export class EmbeddedDatabaseError extends Data.TaggedError("EmbeddedDatabaseError")<{
-  readonly reason: "BinariesMissing" | "Permission" | "InitFailed" | "StartFailed" | "StopFailed"
+  readonly reason: "BinariesMissing" | "Permission" | "InitFailed" | "StartFailed" | "StopFailed" | "InUse"
   readonly detail: string
   readonly cause?: unknown
 }> {
@@ -47,10 +47,17 @@ export interface EmbeddedDatabase {
   readonly dataDir: string
   /** The OS process id of the postmaster. */
   readonly pid: number
+  /**
+   * The process that started this server and will stop it: ours, or another `ccat` process
+   * already running on the same data folder (a `ccat token create` beside a `ccat serve`), whose
+   * server we use and leave running.
+   */
+  readonly owner: number
 }
 
 const superuser = "postgres"
 const passwordFileName = "ccat-superuser-password"
+const ownerFileName = "ccat-owner.json"
 
 const run = (file: string, args: ReadonlyArray<string>): Promise<{ stdout: string; stderr: string }> =>
   new Promise((resolve, reject) =>
@@ -168,7 +175,75 @@ const stopChild = async (child: ChildProcess): Promise<void> => {
   await waitForExit(child, 5_000)
 }
 
-const startServer = async (options: Options): Promise<{ db: EmbeddedDatabase; child: ChildProcess }> => {
+/** Who runs the server of a data folder: kept beside it, so a second process finds the first. */
+interface OwnerRecord {
+  readonly pid: number
+  /** The owner's start time in clock ticks since boot: a recycled pid is not the owner. */
+  readonly startTicks: string
+  /** The postmaster's port, once it accepts connections; null while it starts. */
+  readonly port: number | null
+  readonly postmasterPid: number | null
+}
+
+const startTicksOf = async (pid: number): Promise<string | undefined> => {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined)
+  // Field 22 (starttime); the command name in field 2 may hold spaces, so count after its ")".
+  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
+}
+
+const ownerAlive = async (owner: OwnerRecord): Promise<boolean> =>
+  pidAlive(owner.pid) && (await startTicksOf(owner.pid)) === owner.startTicks
+
+const readOwner = (file: string): Promise<OwnerRecord | undefined> =>
+  fs.readFile(file, "utf8").then(
+    (text) => {
+      try {
+        return JSON.parse(text) as OwnerRecord
+      } catch {
+        // A process killed while writing it left half a record: nobody owns the folder.
+        return undefined
+      }
+    },
+    () => undefined
+  )
+
+const writeOwner = (file: string, record: OwnerRecord): Promise<void> =>
+  fs.writeFile(`${file}.${process.pid}.tmp`, JSON.stringify(record), { mode: 0o600 }).then(() =>
+    fs.rename(`${file}.${process.pid}.tmp`, file)
+  )
+
+/**
+ * Claims the data folder for this process, or finds the live process that holds it. The claim
+ * is an exclusive create, so of two processes starting at once exactly one starts PostgreSQL;
+ * a claim left by a dead process (SIGKILL, power cut) is taken over.
+ */
+const claim = async (file: string): Promise<{ readonly ours: true } | { readonly ours: false; readonly owner: OwnerRecord }> => {
+  const startTicks = (await startTicksOf(process.pid)) ?? "unknown"
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    try {
+      const handle = await fs.open(file, "wx", 0o600)
+      await handle.writeFile(JSON.stringify({ pid: process.pid, startTicks, port: null, postmasterPid: null } satisfies OwnerRecord))
+      await handle.close()
+      return { ours: true }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e
+    }
+    const owner = await readOwner(file)
+    if (owner !== undefined && (await ownerAlive(owner))) {
+      if (owner.port !== null) return { ours: false, owner }
+      // The owner is still starting its server: wait for the port rather than start a second.
+      if (Date.now() > deadline) {
+        throw new EmbeddedDatabaseError({ reason: "InUse", detail: `process ${owner.pid} holds ${file} but its PostgreSQL did not start within 60 s` })
+      }
+      await new Promise((r) => setTimeout(r, 200))
+      continue
+    }
+    await fs.rm(file, { force: true })
+  }
+}
+
+const startServer = async (options: Options): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
   const dataDir = path.resolve(options.dataDir)
   const root = isRoot()
   const osUser = root ? await ensureOsUser() : undefined
@@ -196,6 +271,44 @@ const startServer = async (options: Options): Promise<{ db: EmbeddedDatabase; ch
     }
   }
   const passwordFile = path.join(dataDir, "..", `${path.basename(dataDir)}.${passwordFileName}`)
+  const ownerFile = path.join(dataDir, "..", `${path.basename(dataDir)}.${ownerFileName}`)
+  const claimed = await claim(ownerFile)
+  if (!claimed.ours) return useOwners(claimed.owner, passwordFile, dataDir)
+  try {
+    return await startOwned(options, dataDir, bin, osUser, passwordFile, ownerFile)
+  } catch (e) {
+    await fs.rm(ownerFile, { force: true })
+    throw e
+  }
+}
+
+/** Uses the server another live process started on the folder, and leaves it running. */
+const useOwners = async (owner: OwnerRecord, passwordFile: string, dataDir: string): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
+  const password = (await fs.readFile(passwordFile, "utf8").catch(() => undefined))?.trim()
+  if (password === undefined || owner.port === null || owner.postmasterPid === null || !pidAlive(owner.postmasterPid)) {
+    throw new EmbeddedDatabaseError({
+      reason: "InUse",
+      detail: `process ${owner.pid} holds the data folder ${dataDir}, but its PostgreSQL is not running; stop that process and try again`
+    })
+  }
+  const port = owner.port
+  const urlFor = (database: string) =>
+    Redacted.make(`postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`)
+  return {
+    db: { adminUrl: urlFor("postgres"), urlFor, port, dataDir, pid: owner.postmasterPid, owner: owner.pid },
+    stop: () => Promise.resolve()
+  }
+}
+
+/** Initialises (first time) and starts the folder's server, as its owner. */
+const startOwned = async (
+  options: Options,
+  dataDir: string,
+  bin: string,
+  osUser: { uid: number; gid: number; name: string } | undefined,
+  passwordFile: string,
+  ownerFile: string
+): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
   const initialised = await fs.stat(path.join(dataDir, "PG_VERSION")).then(() => true, () => false)
   if (!initialised) {
     const password = randomBytes(24).toString("hex")
@@ -266,12 +379,22 @@ const startServer = async (options: Options): Promise<{ db: EmbeddedDatabase; ch
   })
   const urlFor = (database: string) =>
     Redacted.make(`postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`)
-  return { db: { adminUrl: urlFor("postgres"), urlFor, port, dataDir, pid: child.pid! }, child }
+  await writeOwner(ownerFile, { pid: process.pid, startTicks: (await startTicksOf(process.pid)) ?? "unknown", port, postmasterPid: child.pid! })
+  return {
+    db: { adminUrl: urlFor("postgres"), urlFor, port, dataDir, pid: child.pid!, owner: process.pid },
+    stop: async () => {
+      await stopChild(child)
+      // Only once PostgreSQL is down may another process take the folder over.
+      await fs.rm(ownerFile, { force: true })
+    }
+  }
 }
 
 /**
  * Starts PostgreSQL in `options.dataDir` (initialising it on first use) and stops it when the
- * scope closes.
+ * scope closes. When another live process already runs the folder's server (a `ccat token
+ * create` beside a running `ccat serve`), that server is used and left running: stopping it, as
+ * if it had been left behind by a crash, would pull the database from under the other process.
  */
 export const start = (options: Options): Effect.Effect<EmbeddedDatabase, EmbeddedDatabaseError, Scope.Scope> =>
   Effect.acquireRelease(
@@ -282,7 +405,7 @@ export const start = (options: Options): Effect.Effect<EmbeddedDatabase, Embedde
           ? cause
           : new EmbeddedDatabaseError({ reason: "StartFailed", detail: String(cause), cause })
     }),
-    ({ child }) => Effect.promise(() => stopChild(child)).pipe(Effect.timeout(Duration.seconds(45)), Effect.ignore)
+    ({ stop }) => Effect.promise(stop).pipe(Effect.timeout(Duration.seconds(45)), Effect.ignore)
   ).pipe(
     Effect.map(({ db }) => db),
     Effect.withSpan("EmbeddedDatabase.start", { attributes: { dataDir: options.dataDir } })
@@ -293,6 +416,5 @@ export const start = (options: Options): Effect.Effect<EmbeddedDatabase, Embedde
  * function stops it.
  */
 export const startUnscoped = async (options: Options): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
-  const { db, child } = await startServer(options)
-  return { db, stop: () => stopChild(child) }
+  return startServer(options)
 }
