@@ -180,7 +180,12 @@ const retryAttempt = (id: string, actor: string, details: Details) =>
       previousAttemptId: old.id,
       attempt: old.attempt + 1,
       adapter: old.adapter
-    }).pipe(Effect.catchTag("ConstraintError", Effect.die))
+    }).pipe(
+      // A worker linked its own next attempt to this one meanwhile (previous_attempt_id is unique).
+      Effect.catchTag("ConstraintError", () =>
+        Effect.fail(cannotHelp("DataTransfer", id, `a worker started the attempt after ${id} meanwhile: the bundle is being sent; retry that attempt if it fails`))
+      )
+    )
     yield* Effect.logInfo(`transfer attempt ${old.id} retried by ${actor} as attempt ${next.attempt} (${next.id})`)
     return next.id
   })
