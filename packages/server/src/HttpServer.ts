@@ -9,7 +9,7 @@ import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { AuthenticationLive } from "./auth/Authentication.js"
 import * as BodyLimit from "./http/BodyLimit.js"
 import * as DocsPage from "./http/DocsPage.js"
@@ -49,9 +49,26 @@ export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(
   Layer.provide(AuthenticationLive)
 )
 
+/**
+ * A Node HTTP server that answers 503 (with Retry-After) to requests no application handles
+ * yet. The port opens before the API's handler is attached, and Node drops a request that finds
+ * no `request` listener, leaving its client waiting forever; starting (and stopping) servers
+ * answer at once instead, which clients and load balancers retry.
+ */
+export const createAnsweringServer = (): Server => {
+  const server = createServer()
+  const early = (_req: IncomingMessage, res: ServerResponse) => {
+    if (server.listenerCount("request") > 1) return
+    res.writeHead(503, { "content-type": "application/json", "retry-after": "1", connection: "close" })
+    res.end(JSON.stringify({ _tag: "NotReady", reason: "the server is starting or stopping; retry shortly" }))
+  }
+  server.on("request", early)
+  return server
+}
+
 /** Node's HTTP server listening on the configured host and port. */
 export const listen = Layer.unwrapEffect(
-  Effect.map(ServerConfig, (config) => NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
+  Effect.map(ServerConfig, (config) => NodeHttpServer.layer(createAnsweringServer, { host: config.host, port: config.port }))
 )
 
 /** The API and its OpenAPI document, served on whatever `HttpServer` is provided. */

@@ -58,7 +58,8 @@ export const waitFor = async (url: string, ms: number, process?: Ccat): Promise<
   while (Date.now() < deadline) {
     if (process && process.child.exitCode !== null) throw new Error(`ccat exited early:\n${process.output()}`)
     try {
-      const r = await fetch(url)
+      // Bounded per request too: a request the server never answers must not outlast the deadline.
+      const r = await fetch(url, { signal: AbortSignal.timeout(Math.max(1, Math.min(5_000, deadline - Date.now()))) })
       if (r.ok) return r
       last = r.status
     } catch (e) {
