@@ -18,6 +18,7 @@
  * change alone. Variables a block exports are seen by the blocks after it.
  */
 import { TestDatabase } from "@ccat/core/testing"
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
@@ -28,7 +29,7 @@ import * as path from "node:path"
 import pg from "pg"
 import * as Radosgw from "../../../scripts/radosgw.js"
 import * as Sshd from "../../../scripts/sshd.js"
-import { freePort, repoRoot, tempDir, waitFor } from "./support.js"
+import { freePort, repoRoot, tempDir } from "./support.js"
 
 const guidePath = path.join(repoRoot, "docs", "operator-guide.md")
 
@@ -141,7 +142,8 @@ interface Background {
 
 const startBlock = (work: string, step: string, body: string): Background => {
   // its own process group, so stopping it stops ccat and node beneath bash
-  const child = spawn("bash", ["-c", `${script(work, `exec ${body.trim()}`, false)}`], {
+  // not `exec`: that would skip the `ccat` function for a `ccat` on the PATH (an installed build)
+  const child = spawn("bash", ["-c", script(work, body, false)], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" },
     detached: true
   })
@@ -206,6 +208,8 @@ beforeAll(async () => {
     CCAT_URL: `http://127.0.0.1:${port}`,
     CCAT_LOG_FORMAT: "pretty",
     BACKUP_DIR: path.join(work, "backups"),
+    // production waits hours for a bundle to fill; the test's observation should not
+    BUNDLE_MAX_WAIT: "3 seconds",
     S3_ENDPOINT: s3.endpoint,
     S3_BUCKET: `ccat-guide-${randomBytes(4).toString("hex")}`,
     CCAT_S3_ACCESS_KEY_ID: s3.accessKeyId,
@@ -261,10 +265,7 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
   "migrate-again": (r) => assert.match(r.stdout, /the ops-db is up to date/),
   "admin-token": async () => assert.match((await stateVar("CCAT_ADMIN_TOKEN")) ?? "", /^\S{20,}$/),
   "operator-token": async () => assert.match((await stateVar("CCAT_TOKEN")) ?? "", /^\S{20,}$/),
-  serve: async () => {
-    const b = running.find((x) => x.step === "serve")!
-    await waitFor(`${services!.env.CCAT_URL}/api/v1/ready`, 60_000, { child: b.child, output: b.output, exited: Promise.resolve(null) })
-  },
+  serve: () => waitReady("serve"),
   "worker-chile": async () => waitForLog("worker-chile", /lifecycle workers running at site chile/),
   "worker-cologne": async () => waitForLog("worker-cologne", /lifecycle workers running at site cologne/),
   health: (r) => {
@@ -279,6 +280,43 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
     assert.include(instruments.body, "Prime-Cam")
   },
   "instrument-token": async () => assert.match((await stateVar("PRIMECAM_TOKEN")) ?? "", /^\S{20,}$/),
+  "smoke-file": (r) => assert.match(r.stdout, /^completed\nsmoke\/[0-9a-f-]{36}\/test\.dat$/m),
+  "smoke-archived": async (r) => {
+    assert.match(r.stdout, /packages of [0-9a-f-]{36}: ARCHIVED$/m)
+    // the archive copy is in the bucket, under the configured prefix
+    const s = services!
+    const client = new S3Client({
+      endpoint: s.s3.endpoint,
+      region: s.s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: s.s3.accessKeyId, secretAccessKey: s.s3.secretAccessKey }
+    })
+    try {
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: s.env.S3_BUCKET, Prefix: "raw/" }))
+      assert.isAtLeast(listed.KeyCount ?? 0, 1, "the package is in the S3 archive")
+    } finally {
+      client.destroy()
+    }
+  },
+  "smoke-show": (r) => {
+    assert.match(r.stdout, /ARCHIVED/)
+    assert.match(r.stdout, /cologne-archive/)
+  },
+  status: (r) => {
+    assert.match(r.stdout, /CCAT Data Center status at /)
+    assert.match(r.stdout, /chile-buffer/)
+    assert.match(r.stdout, /chile -> cologne/)
+  },
+  "location-disable": (r) => assert.match(r.stdout, /^chile-buffer: read yes, write NO, delete yes$/m),
+  "location-enable": (r) => assert.match(r.stdout, /^chile-buffer: read yes, write yes, delete yes$/m),
+  "drill-file": (r) => assert.match(r.stdout, /^completed$/m),
+  "drill-failed": async (r) => {
+    assert.match((await stateVar("DRILL_PACKAGE")) ?? "", /^[0-9a-f-]{36}$/)
+    assert.match(r.stdout, /RawDataPackage\s+[0-9a-f-]{36}\s+failed/)
+    assert.match(r.stdout, /FAILED/)
+  },
+  "drill-retry": (r) => assert.match(r.stdout, /^RawDataPackage [0-9a-f-]{36}: failed -> pending$/m),
+  "drill-archived": (r) => assert.match(r.stdout, /packages of [0-9a-f-]{36}: ARCHIVED$/m),
   "scientist-token": (r) => assert.match(r.stdout, /token \S+ for sci-jdoe \(scientist\)/),
   backup: async (r) => {
     assert.match(r.stdout, /backed up \d+ rows of \d+ tables at migration \d+_\w+ to .*\.ccat-backup/)
@@ -293,8 +331,7 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
     assert.match(r.stdout, /the ops-db is up to date/)
   },
   "serve-restored": async () => {
-    const b = running.find((x) => x.step === "serve-restored")!
-    await waitFor(`${services!.env.CCAT_URL}/api/v1/ready`, 60_000, { child: b.child, output: b.output, exited: Promise.resolve(null) })
+    await waitReady("serve-restored")
     // the tokens of the old database work on the restored one, and its rows are there
     const instruments = await getJson("/api/v1/instruments", await stateVar("CCAT_TOKEN"))
     assert.strictEqual(instruments.status, 200, instruments.body)
@@ -303,9 +340,30 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
   }
 }
 
+/** Polls /api/v1/ready until the server of a background step answers, saying why it did not. */
+const waitReady = async (step: string) => {
+  const b = running.find((x) => x.step === step)!
+  const url = `${services!.env.CCAT_URL}/api/v1/ready`
+  const deadline = Date.now() + 240_000
+  let last = ""
+  for (;;) {
+    if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(10_000) })
+      if (r.ok) return
+      last = `HTTP ${r.status}: ${await r.text()}`
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause
+      last = `${String(e)} (${cause?.code ?? ""} ${cause?.message ?? ""})`
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within 240 s (last: ${last}):\n${b.output()}`)
+    await new Promise((r) => setTimeout(r, 500))
+  }
+}
+
 const waitForLog = async (step: string, pattern: RegExp) => {
   const b = running.find((x) => x.step === step)!
-  const deadline = Date.now() + 60_000
+  const deadline = Date.now() + 240_000
   while (!pattern.test(b.output())) {
     if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
     if (Date.now() > deadline) throw new Error(`${step} did not log ${pattern}:\n${b.output()}`)
@@ -346,12 +404,14 @@ describe("the operator guide", () => {
           continue
         }
         const ran = await runBlock(s.work, block.body)
-        assert.strictEqual(ran.code, block.exit, `${where} exited ${ran.code}:\n${ran.stdout}\n${ran.stderr}`)
+        // what the servers and workers said, for a failure's message
+        const logs = () => running.map((b) => `--- ${b.step} (last lines)\n${b.output().split("\n").slice(-40).join("\n")}`).join("\n")
+        assert.strictEqual(ran.code, block.exit, `${where} exited ${ran.code}:\n${ran.stdout}\n${ran.stderr}\n${logs()}`)
         if (ran.code === 0) await fs.rename(`${statePath(s.work)}.next`, statePath(s.work))
         try {
           await checks[block.step]!(ran)
         } catch (e) {
-          throw new Error(`${where}: ${(e as Error).message}\n--- stdout\n${ran.stdout}\n--- stderr\n${ran.stderr}`)
+          throw new Error(`${where}: ${(e as Error).message}\n--- stdout\n${ran.stdout}\n--- stderr\n${ran.stderr}\n${logs()}`)
         }
       }
     }), 900_000)
