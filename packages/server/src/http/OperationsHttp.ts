@@ -69,8 +69,9 @@ const retryPackage = (id: string, actor: string, details: Details) =>
     if (bundleId !== undefined && last?.details.problem === undefined) {
       // Its bundle failed and took it along: retrying it retries the bundle (Bundling.retried).
       const [bundle] = yield* sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${bundleId}`
-      if (bundle?.status === "failed") return yield* toPending("RawDataPackage", id, actor, { ...details, bundleId })
-      return yield* cannotHelp("RawDataPackage", id, `package ${id} failed with its bundle ${bundleId}, which is ${bundle?.status ?? "gone"} now: nothing would send the package again; retry the bundle's current state through its attempts instead`)
+      // A pending bundle (retried already) brings it back too.
+      if (bundle?.status === "failed" || bundle?.status === "pending") return yield* toPending("RawDataPackage", id, actor, { ...details, bundleId })
+      return yield* cannotHelp("RawDataPackage", id, `package ${id} failed with its bundle ${bundleId}, which went on without it (it is ${bundle?.status ?? "gone"}): nothing would send the package again`)
     }
     // Written and still in a buffer of a site that sends towards an archive: it waits for a
     // bundle again, and bundling checks the copy again (a copy still bad fails it again).
