@@ -11,8 +11,10 @@ import { Fixtures } from "@ccat/core/testing"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
+import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { repoRoot } from "../support.js"
 import * as CliWorld from "./CliWorld.js"
 
 let w: CliWorld.CliWorld
@@ -276,6 +278,19 @@ describe("ccat staging", () => {
     expect(json(again).paths.sort()).toEqual(["f0", "f1", "f2"].map((f) => `${root}/${observations[0]}/scan0/${f}.fits`))
     expect(json(shownDone)).toMatchObject({ request: { id: request.id, status: "completed" }, location: processing.name })
     expect(json(shownDone).files).toHaveLength(3)
+    // On a terminal (a pseudo-terminal from util-linux `script`) the wait draws a progress bar.
+    const tty = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const command = `${process.execPath} --import tsx packages/server/src/cli.ts staging wait ${request.id}`
+      const child = spawn("script", ["-qec", command, "/dev/null"], {
+        cwd: repoRoot, env: { ...process.env, DATABASE_URL: "", CCAT_URL: w.url, CCAT_TOKEN: w.tokens.scientist }, stdio: ["ignore", "pipe", "pipe"]
+      })
+      let out = ""
+      child.stdout.on("data", (c) => (out += c))
+      child.once("exit", (code) => resolve({ code, out }))
+    })
+    expect(tty.code, tty.out).toBe(0)
+    expect(tty.out).toContain(`\r[${"#".repeat(30)}] completed`)
+    expect(tty.out).toContain(`${root}/${observations[0]}/scan0/f0.fits`)
   })
 
   it("a failed request: wait exits 1 with the server's reason; an operator retries it", async () => {
