@@ -262,6 +262,10 @@ export async function* read(file: string): AsyncGenerator<Event, void, undefined
     if (code === "Z_BUF_ERROR") throw new BackupError({ reason: "Truncated", detail: `${file} ends in the middle of its compressed data`, cause })
     if (code === "ENOENT" || code === "EACCES" || code === "EISDIR") throw new BackupError({ reason: "Failed", detail: `cannot read ${file}: ${code}`, cause })
     throw corrupt(`${file} is damaged: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+  } finally {
+    // a consumer that stopped early (or a failure) must not leave the file open
+    source.destroy()
+    gunzip.destroy()
   }
   if (pending.length > 0 || trailer === undefined) {
     throw new BackupError({ reason: "Truncated", detail: `${file} ends after ${lineNo} lines, before its trailer` })

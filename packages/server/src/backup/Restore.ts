@@ -19,7 +19,7 @@ import { pipeline } from "node:stream/promises"
 import type pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { connect, errorText, ident, migrationOf, tablesOf } from "./Backup.js"
-import { BackupError, type Header, read, type Trailer } from "./BackupFile.js"
+import { BackupError, type Event, type Header, read, type Trailer } from "./BackupFile.js"
 
 /** What a verified backup holds. */
 export interface Verified {
@@ -79,39 +79,49 @@ const migrateTo = (url: string, mark: Header["migration"]) =>
     )
   })
 
-const load = async (client: pg.Client, file: string, verified: Verified) => {
+/** Loads every table section of the file with COPY FROM, in file order, on the caller's transaction. */
+const copyTables = async (client: pg.Client, file: string, events: AsyncIterator<Event>) => {
   const shapes = new Map((await tablesOf(client)).map((t) => [t.name, t]))
+  // The rows of one table, pulled from the shared reader until its `\.`.
+  async function* rowsOfTable(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const next = await events.next()
+      if (next.done === true) throw new BackupError({ reason: "Truncated", detail: `${file} ended inside a table` })
+      const e = next.value
+      if (e._tag === "Rows") yield e.bytes
+      else if (e._tag === "TableEnd") return
+      else throw new BackupError({ reason: "Corrupt", detail: `${file}: ${e._tag} inside a table` })
+    }
+  }
+  for (;;) {
+    const next = await events.next()
+    if (next.done === true) return
+    const e = next.value
+    if (e._tag !== "TableStart") continue
+    const shape = shapes.get(e.table.name)
+    const columns = e.table.columns
+    if (shape === undefined || columns.some((c) => !shape.columns.includes(c))) {
+      throw new BackupError({
+        reason: "Unsupported",
+        detail: `table ${e.table.name} of the backup (columns ${columns.join(", ")}) does not fit the migrated schema (${shape === undefined ? "no such table" : shape.columns.join(", ")})`
+      })
+    }
+    await pipeline(
+      Readable.from(rowsOfTable()),
+      client.query(copyFrom(`copy ${ident(e.table.name)} (${columns.map(ident).join(", ")}) from stdin`))
+    )
+  }
+}
+
+const load = async (client: pg.Client, file: string, verified: Verified) => {
   await client.query("begin")
   try {
     const events = read(file)[Symbol.asyncIterator]()
-    // The rows of one table, pulled from the shared reader until its `\.`.
-    async function* rowsOfTable(): AsyncGenerator<Buffer> {
-      for (;;) {
-        const next = await events.next()
-        if (next.done === true) throw new BackupError({ reason: "Truncated", detail: `${file} ended inside a table` })
-        const e = next.value
-        if (e._tag === "Rows") yield e.bytes
-        else if (e._tag === "TableEnd") return
-        else throw new BackupError({ reason: "Corrupt", detail: `${file}: ${e._tag} inside a table` })
-      }
-    }
-    for (;;) {
-      const next = await events.next()
-      if (next.done === true) break
-      const e = next.value
-      if (e._tag !== "TableStart") continue
-      const shape = shapes.get(e.table.name)
-      const columns = e.table.columns
-      if (shape === undefined || columns.some((c) => !shape.columns.includes(c))) {
-        throw new BackupError({
-          reason: "Unsupported",
-          detail: `table ${e.table.name} of the backup (columns ${columns.join(", ")}) does not fit the migrated schema (${shape === undefined ? "no such table" : shape.columns.join(", ")})`
-        })
-      }
-      await pipeline(
-        Readable.from(rowsOfTable()),
-        client.query(copyFrom(`copy ${ident(e.table.name)} (${columns.map(ident).join(", ")}) from stdin`))
-      )
+    try {
+      await copyTables(client, file, events)
+    } finally {
+      // closes the file when a COPY failed part-way
+      await events.return?.(undefined)
     }
     for (const t of verified.tables) {
       const r = await client.query<{ n: string }>(`select count(*) as n from ${ident(t.name)}`)
