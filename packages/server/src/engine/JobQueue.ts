@@ -155,6 +155,25 @@ export class LeaseOptionsError extends Data.TaggedError("LeaseOptionsError")<{
   }
 }
 
+/**
+ * Runs `start` while holding a session advisory lock on a connection of its own, so that processes
+ * starting together (a site's workers restarted at once, a fresh deployment) install or migrate
+ * pg-boss's schema one after the other. Racing installs are not harmless here: pg-boss sends its
+ * install as one `BEGIN; ...; COMMIT` text, and the loser's error would leave a pooled connection
+ * inside an aborted transaction, failing whatever runs on it next.
+ */
+const oneStartAtATime = <A, E, R>(sql: SqlClient.SqlClient, start: Effect.Effect<A, E, R>) =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const connection = yield* sql.reserve
+      yield* Effect.acquireRelease(
+        connection.execute("select pg_advisory_lock(hashtext('ccat.job-engine.start'))", [], undefined),
+        () => Effect.ignore(connection.execute("select pg_advisory_unlock(hashtext('ccat.job-engine.start'))", [], undefined))
+      )
+      return yield* start
+    })
+  ).pipe(Effect.mapError((e) => (e instanceof JobQueueError ? e : new JobQueueError({ operation: "start", cause: e }))))
+
 /** Starts pg-boss on the ops-db's SQL client and stops it (gracefully) when the layer is released. */
 export const layerWith = (
   options: LeaseOptions = {}
@@ -172,10 +191,10 @@ export const layerWith = (
     const heartbeatScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const boss = new PgBoss({ db: dbOf(runtime), schema, supervise: true, schedule: false })
     boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
-    yield* Effect.acquireRelease(attempt("start", undefined, () => boss.start()), () =>
+    const sqlClient = yield* SqlClient.SqlClient
+    yield* Effect.acquireRelease(oneStartAtATime(sqlClient, attempt("start", undefined, () => boss.start())), () =>
       Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(Effect.ignore)
     )
-    const sqlClient = yield* SqlClient.SqlClient
     const worker = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
     const engineFailure = (operation: string) => (cause: unknown) => new JobQueueError({ operation, cause })
     yield* Effect.mapError(Leases.ensureTable, engineFailure("create the lease table"))
