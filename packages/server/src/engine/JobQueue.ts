@@ -5,6 +5,7 @@
  * `cologne.archive`): a worker takes only its own site's queues.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -108,6 +109,15 @@ export class JobQueue extends Context.Tag("@ccat/server/JobQueue")<JobQueue, Job
 
 /** The database schema pg-boss keeps its tables in, beside the ops-db's. */
 export const schema = "pgboss"
+
+/**
+ * A SQL condition, for planners' queries: the queue holds no job at all (in any state) whose
+ * singleton key is `key`. Work claimed in the ops-db with no job anywhere was not lost by a
+ * slow or dead worker (leases bring those back) but by the queue itself: an ops-db restored from
+ * a backup, whose pg-boss tables are not in it, or a wiped queue. It can be re-derived at once.
+ */
+export const noJobOf = (sql: SqlClient.SqlClient, queue: string, key: Statement.Fragment): Statement.Fragment =>
+  sql`not exists (select 1 from ${sql(schema)}.job j where j.name = ${queue} and j.singleton_key = (${key})::text)`
 
 /** pg-boss's `db` adapter: its SQL runs through our client, on whatever connection the runtime holds. */
 const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {

@@ -12,7 +12,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { JobQueue } from "../engine/JobQueue.js"
+import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Bundling from "./Bundling.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
@@ -163,7 +163,7 @@ export const work = Effect.fn("Arrival.work")(function* (site: string, data: unk
   yield* finishDeletion(site, bundleId, { ...copy, status: "DELETION_IN_PROGRESS" }, error.message)
 })
 
-/** Re-derives lost arrival jobs: deliveries here untouched for two minutes. */
+/** Re-derives lost arrival jobs: deliveries here untouched for two minutes, or with no job at all. */
 export const plan = Effect.fn("Arrival.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
@@ -172,7 +172,8 @@ export const plan = Effect.fn("Arrival.plan")(function* (site: string) {
     join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
     join site s on s.id = l.site_id and s.name = ${site}
     join data_transfer_package d on d.id = c.data_transfer_package_id
-    where c.status in ('PRESENT', 'DELETION_IN_PROGRESS') and c.updated_at < now() - interval '2 minutes'
+    where c.status in ('PRESENT', 'DELETION_IN_PROGRESS')
+      and (c.updated_at < now() - interval '2 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
       and (d.status = 'in_progress' or c.status = 'DELETION_IN_PROGRESS')
       and exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id
                   and t.to_location_id = c.data_location_id and t.status = 'completed')`

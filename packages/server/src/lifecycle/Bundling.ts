@@ -16,7 +16,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
-import { JobQueue } from "../engine/JobQueue.js"
+import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as BufferWrite from "./BufferWrite.js"
 import * as Packager from "./Packager.js"
@@ -357,10 +357,12 @@ export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
       return bundles.length
     })
   )
-  // Re-derive jobs a lost queue would have dropped: bundles claimed here but not written for a while.
+  // Re-derive jobs a lost queue would have dropped: bundles claimed here but not written for a while,
+  // or at once when the queue holds no job of theirs at all (a restored ops-db, a wiped queue).
   const stale = yield* sql<{ id: Ids.DataTransferPackageId }>`
     select d.id from data_transfer_package d
-    where d.status in ('scheduled', 'in_progress') and d.updated_at < now() - interval '10 minutes'
+    where d.status in ('scheduled', 'in_progress')
+      and (d.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
       and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
       and d.relative_path like ${`bundles/${site}/%`}`
   let resent = 0

@@ -12,7 +12,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
-import { JobQueue } from "../engine/JobQueue.js"
+import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as BufferWrite from "./BufferWrite.js"
 import * as Packager from "./Packager.js"
@@ -127,10 +127,12 @@ export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
       enqueued += yield* claim(site, planned)
     }
   }
-  // Re-derive jobs a lost queue would have dropped: packages claimed but not written for a while.
+  // Re-derive jobs a lost queue would have dropped: packages claimed but not written for a while,
+  // or at once when the queue holds no job of theirs at all (a restored ops-db, a wiped queue).
   const stale = yield* sql<{ id: Ids.RawDataPackageId }>`
     select p.id from raw_data_package p
-    where p.status in ('scheduled', 'in_progress') and p.updated_at < now() - interval '10 minutes'
+    where p.status in ('scheduled', 'in_progress')
+      and (p.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`p.id`)})
       and not exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED')
       and exists (select 1 from raw_data_file f join data_location l on l.id = f.source_location_id
                   join site s on s.id = l.site_id where f.raw_data_package_id = p.id and s.name = ${site})`

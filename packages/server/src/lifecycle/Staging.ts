@@ -15,7 +15,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
-import { JobQueue } from "../engine/JobQueue.js"
+import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -67,7 +67,8 @@ export const plan = Effect.fn("Staging.plan")(function* (site: string) {
   }
   const stale = yield* sql<{ id: string }>`
     select r.id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
-    where s.name = ${site} and r.status in ('scheduled', 'in_progress') and r.updated_at < now() - interval '10 minutes'`
+    where s.name = ${site} and r.status in ('scheduled', 'in_progress')
+      and (r.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queue, sql`r.id`)})`
   for (const r of stale) if ((yield* jobs.send(queue, { requestId: r.id }, { singletonKey: r.id })) !== null) enqueued++
   return enqueued
 })

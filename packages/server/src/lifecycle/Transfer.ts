@@ -13,7 +13,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { JobQueue } from "../engine/JobQueue.js"
+import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
 import * as Bundling from "./Bundling.js"
 import * as Routes from "./Routes.js"
@@ -357,10 +357,12 @@ export const plan = Effect.fn("Transfer.plan")(function* (site: string) {
     join physical_copy c on c.data_transfer_package_id = d.id and c.status = 'PRESENT'
     join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
     join site s on s.id = l.site_id and s.name = ${site}
-    where d.status = 'in_progress' and d.checksum is not null and c.created_at < now() - interval '2 minutes'
+    where d.status = 'in_progress' and d.checksum is not null
       and not exists (select 1 from physical_copy o join data_location ol on ol.id = o.data_location_id
                       where o.data_transfer_package_id = d.id and o.status <> 'DELETED' and ol.site_id <> s.id)
-      and not exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id and t.updated_at > now() - interval '2 minutes')`
+      and ((c.created_at < now() - interval '2 minutes'
+            and not exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id and t.updated_at > now() - interval '2 minutes'))
+           or ${noJobOf(sql, queueName(site, name), sql`d.id`)})`
   let sent = 0
   for (const r of ready) if ((yield* jobs.send(queueName(site, name), { bundleId: r.id }, { singletonKey: r.id })) !== null) sent++
   return sent
