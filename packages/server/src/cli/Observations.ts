@@ -73,7 +73,7 @@ const Shown = Schema.Struct({
 
 const show = Command.make(
   "show",
-  { ...Remote.options, id: Args.text({ name: "id" }).pipe(Args.withDescription("the observation's id")), limit: Remote.limitOption.pipe(Options.withDefault(1000)) },
+  { ...Remote.options, id: Args.text({ name: "id" }).pipe(Args.withDescription("the observation's id")), limit: Options.integer("limit").pipe(Options.withDefault(1000), Options.withDescription("print at most this many files, packages and copies each (default 1000)")) },
   (o) =>
     Effect.gen(function* () {
       const id = (yield* Remote.requireUuid(o.json, "the observation id", o.id)) as Observational.ExecutedObsUnit["id"]
