@@ -21,7 +21,7 @@ import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as Checksum from "./Checksum.js"
 import * as RelativePath from "./RelativePath.js"
-import { type HasherFactory, runtimeHasher } from "./StorageHasher.js"
+import { type Hasher, type HasherFactory, runtimeHasher } from "./StorageHasher.js"
 import { isRetryable, StorageError } from "./StorageError.js"
 
 /** What a driver can do, declared up front so callers plan instead of discovering by failure. */
@@ -235,6 +235,13 @@ export interface MakeOptions {
   readonly hasher?: HasherFactory | undefined
 }
 
+/** Waits while a hasher that works off this thread asks for it (see `Hasher.ready`). */
+const hasherReady = (h: Hasher, final: boolean): Effect.Effect<void> =>
+  h.ready === undefined ? Effect.void : Effect.suspend(() => {
+    const waiting = h.ready!(final)
+    return waiting === undefined ? Effect.void : Effect.promise(() => waiting)
+  })
+
 /** All capabilities off: spread it and switch on what a driver has. */
 export const noCapabilities: Capabilities = { rangeRead: false, list: false, nativeCopy: false, nearline: false, presign: false }
 
@@ -288,19 +295,19 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
       digest = undefined
       bytes = 0
       return body.pipe(
-        Stream.mapChunks((chunk) => {
+        Stream.mapChunksEffect((chunk) => {
           for (const part of chunk) {
             h.update(part)
             bytes += part.length
           }
-          return chunk
+          return Effect.as(hasherReady(h, false), chunk)
         }),
-        Stream.concat(Stream.suspend(() => {
+        Stream.concat(Stream.unwrap(Effect.map(hasherReady(h, true), () => {
           digest = Checksum.make(algorithm, h.digest())
           return expected !== undefined && digest !== expected
             ? Stream.fail(fail("put", "Corrupt", `checksum mismatch: expected ${expected}, got ${digest}`, key))
             : Stream.empty
-        }))
+        })))
       )
     })
     const info = yield* driver.put(k, measured, {
@@ -425,7 +432,8 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
       Effect.suspend(() => {
         const h = makeHasher(algorithm)
         return get(key).pipe(
-          Stream.runForEachChunk((chunk) => Effect.sync(() => Chunk.forEach(chunk, (part) => h.update(part)))),
+          Stream.runForEachChunk((chunk) => Effect.zipRight(Effect.sync(() => Chunk.forEach(chunk, (part) => h.update(part))), hasherReady(h, false))),
+          Effect.zipRight(hasherReady(h, true)),
           Effect.map(() => Checksum.make(algorithm, h.digest()))
         )
       }))

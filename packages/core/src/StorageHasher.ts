@@ -11,6 +11,15 @@ import * as Checksum from "./Checksum.js"
 export interface Hasher {
   readonly update: (chunk: Uint8Array) => void
   readonly digest: () => string
+  /**
+   * Present on hashers that hash off the calling thread (a worker fed through a bounded buffer),
+   * so that hashing overlaps the caller's writes instead of taking turns with them. Callers ask
+   * it before the next `update` (`final` false: is there room for more bytes?) and before
+   * `digest` (`final` true: is everything hashed?) and wait for the promise it returns;
+   * undefined means go ahead at once. A caller that skips it stays correct: `update` and
+   * `digest` then block the thread until the worker has caught up.
+   */
+  readonly ready?: ((final: boolean) => Promise<void> | undefined) | undefined
 }
 
 /** Makes a fresh hasher for an algorithm. */

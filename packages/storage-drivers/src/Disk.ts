@@ -16,6 +16,7 @@ import { constants as fsConstants } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as FileIo from "./internal/FileIo.js"
+import * as HashWorker from "./internal/HashWorker.js"
 import { errnoError } from "./internal/streams.js"
 
 /** Where the location lives and how carefully it writes. */
@@ -342,9 +343,13 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   return minimal
 })
 
-/** The full disk storage service on a folder. */
+/**
+ * The full disk storage service on a folder. A put's checksum is computed on a worker thread
+ * (see `internal/HashWorker.ts`), so hashing overlaps the writes instead of taking turns with
+ * them on this thread.
+ */
 export const make = (options: Options): Effect.Effect<StorageDriver.Service, StorageError.StorageError> =>
-  Effect.map(makeMinimal(options), (minimal) => StorageDriver.make(minimal, { retry: options.retry }))
+  Effect.map(makeMinimal(options), (minimal) => StorageDriver.make(minimal, { retry: options.retry, hasher: HashWorker.factory }))
 
 /** A layer providing the generic StorageDriver port backed by a folder. */
 export const layer = (options: Options): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError> =>
