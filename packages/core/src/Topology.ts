@@ -140,8 +140,21 @@ export class RouteConfig extends Schema.Class<RouteConfig>("RouteConfig")({
   /** Sites to relay through, in order (Chile → Cologne → Cornell). */
   via: Schema.optionalWith(Schema.Array(Slug), { default: () => [] }),
   adapter: AdapterName,
-  /** The adapter's own options (ssh host and user, bbcp streams, ...). */
-  options: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) }),
+  /**
+   * The adapter's own options (ssh host and user, bbcp streams, ...). The route's limits are not
+   * among them: they are fields of the route, and one setting in two places would let one
+   * silently override the other.
+   */
+  options: Schema.optionalWith(
+    Schema.Record({ key: Schema.String, value: Schema.Unknown }).pipe(
+      Schema.filter((o) =>
+        ["maxConcurrentTransfers", "bandwidthLimit"].some((k) => k in o)
+          ? "maxConcurrentTransfers and bandwidthLimit are fields of the route itself, not adapter options"
+          : undefined
+      )
+    ),
+    { default: () => ({}) }
+  ),
   priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),
   maxConcurrentTransfers: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 64)), { default: () => 2 }),
   /** Bytes per second for all transfers of the route together; unlimited when omitted. */

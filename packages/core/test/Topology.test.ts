@@ -59,6 +59,14 @@ describe("Topology", () => {
     assert.isTrue(problems.some((p) => p.startsWith("colour:")), problems.join("\n"))
   })
 
+  it("rejects a route limit written among the adapter's options, where it would be overridden", () => {
+    const problems = problemsOf({
+      sites: [site("chile", "cl", [disk("chile-buffer", "BUFFER")]), site("cologne", "col", [disk("cologne-buffer", "BUFFER")])],
+      routes: [{ from: "chile", to: "cologne", adapter: "local", options: { maxConcurrentTransfers: 1 } }]
+    })
+    assert.isTrue(problems.some((p) => p.startsWith("routes[0].options:") && p.includes("fields of the route itself")), problems.join("\n"))
+  })
+
   it("rejects duplicate names, unknown route sites, and routes to a site without a buffer", () => {
     const problems = problemsOf({
       sites: [

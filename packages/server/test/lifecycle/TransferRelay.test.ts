@@ -62,7 +62,7 @@ describe("Transfer along routes", () => {
     Effect.gen(function* () {
       const dir = yield* tempDir
       const topology = topologyIn(dir, { bundleTargetBytes: "500 kB", bundleMaxWait: "1 seconds" }, [
-        { from: "chile", to: "cologne", adapter: "local", options: { maxConcurrentTransfers: 1 } }
+        { from: "chile", to: "cologne", adapter: "local", maxConcurrentTransfers: 1 }
       ])
       yield* syncTopology(topology)
       const obs = yield* observatory
