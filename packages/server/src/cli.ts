@@ -156,6 +156,8 @@ cli(process.argv).pipe(
     ServeError: (e) => fail(`cannot listen: ${String(e.cause)}`),
     AccountError: (e) => fail(e.message),
     ConstraintError: (e) => fail(e.message),
+    // A published package without its ui/ folder: say which folder, not a stack trace.
+    WebUiError: (e) => fail(e.message),
     CliError: Remote.report
   }),
   // @effect/cli has printed the usage problem already; exit 2 as command-line tools do.
