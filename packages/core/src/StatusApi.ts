@@ -14,7 +14,7 @@ import * as Schema from "effect/Schema"
 import { NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
 import { allow, Authentication } from "./ApiSecurity.js"
-import { EntityKind, EventLogEntry } from "./EventLog.js"
+import { EntityKind, EventLogEntry, LoggedEntityKind } from "./EventLog.js"
 import * as Ids from "./Ids.js"
 import { RawDataFileState } from "./RawData.js"
 import { PackageJourney, Status } from "./Status.js"
@@ -193,7 +193,8 @@ export const StatusParams = Schema.Struct({
 
 /** Which item's history to read. */
 export const EventFilter = Schema.Struct({
-  entity: EntityKind,
+  /** Any kind the log records, observations (their close) included. */
+  entity: LoggedEntityKind,
   id: Schema.UUID,
   ...PageParams
 })

@@ -94,6 +94,13 @@ it.layer(Harness.layer(), { timeout: 60_000 })("closing an observation", (it) =>
         entityKind: "ExecutedObsUnit", fromState: "in_progress", toState: "completed", actor: name,
         details: { action: "close", endAt: endAt.toISOString(), quality: "good" }
       }])
+      // The close is part of the observation's history the API shows, within the caller's programs.
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const history = yield* operator.status.events({ urlParams: { entity: "ExecutedObsUnit", id: request.id } })
+      assert.deepStrictEqual(history.items.map((e) => [e.fromState, e.toState, e.actor]), [["in_progress", "completed", name]])
+      const stranger = yield* Harness.client(yield* Harness.tokenFor({ role: "scientist", programIds: [(yield* Fixtures.world.pipe(Effect.orDie)).program.id] }))
+      const hidden = yield* Effect.either(stranger.status.events({ urlParams: { entity: "ExecutedObsUnit", id: request.id } }))
+      assert.isTrue(Either.isLeft(hidden) && hidden.left._tag === "NotFound")
       // An idempotent repeat answers with the stored record and writes nothing.
       yield* client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "completed" } })
       const refused = yield* Effect.either(client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "failed" } }))

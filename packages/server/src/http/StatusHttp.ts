@@ -241,8 +241,10 @@ const snapshot = (p: ApiSecurity.Principal, failedLimit: number) =>
  * Where each entity kind's rows live, and the condition under which a non-operator may see one
  * (`null`: operators and admins only, as the transfers and copies groups are).
  */
-const eventScope = (sql: SqlClient.SqlClient, p: ApiSecurity.Principal, entity: EventLog.EntityKind): { table: string; visible: Fragment | null } => {
+const eventScope = (sql: SqlClient.SqlClient, p: ApiSecurity.Principal, entity: EventLog.LoggedEntityKind): { table: string; visible: Fragment | null } => {
   switch (entity) {
+    case "ExecutedObsUnit":
+      return { table: "executed_obs_unit", visible: Access.observationScope(sql, p, sql`t.id`) }
     case "RawDataFile":
       return { table: "raw_data_file", visible: Access.observationScope(sql, p, sql`t.executed_obs_unit_id`) }
     case "RawDataPackage":
