@@ -15,7 +15,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { JobQueue } from "../engine/JobQueue.js"
+import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Retention from "./Retention.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -36,7 +36,7 @@ const batch = 500
 /** First wait before a failed deletion is tried again; it doubles per failure up to an hour. */
 const retryBaseSeconds = 2
 
-/** A deletion scheduled or in progress for this long lost its worker: its job is sent again. */
+/** A deletion in progress this long, or with no job at all, lost its worker: its job is sent again. */
 const staleMinutes = 10
 
 /**
@@ -121,7 +121,8 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
     select distinct c.data_location_id as id
     from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
     where s.name = ${site} and (c.status = 'DELETION_SCHEDULED'
-      or (c.status = 'DELETION_IN_PROGRESS' and c.updated_at < now() - make_interval(mins => ${staleMinutes})))`
+      or (c.status = 'DELETION_IN_PROGRESS' and (c.updated_at < now() - make_interval(mins => ${staleMinutes})
+          or ${noJobOf(sql, queueName(site, name), sql`${"location:"} || c.data_location_id::text`)})))`
   let sent = 0
   for (const location of locations) {
     if ((yield* jobs.send(queueName(site, name), { locationId: location.id }, { singletonKey: locationKey(location.id) })) !== null) sent++
@@ -130,28 +131,20 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
 })
 
 /**
- * When a deletion found in progress may go ahead: `always` for a retry after a crash (it was
- * checked before; a location's job is a singleton, so what it finds in progress was cut off);
- * `stale` only once it was left alone for 10 minutes, for a job that may race a live deleter.
- */
-type Resume = "always" | "stale"
-
-/**
  * Decides, inside one transaction with the copy locked, whether the deletion goes ahead: only a
  * scheduled copy that is still eligible moves to DELETION_IN_PROGRESS; one that is not is called
- * off. A copy already in progress goes ahead as `resume` allows.
+ * off. A copy already in progress goes ahead: it was checked before it moved there, and a
+ * location's job is a singleton, so a deletion it finds in progress was cut off by a dead worker.
  */
-const decide = (site: string, copyId: Ids.PhysicalCopyId, locationType: string, overThreshold: ReadonlyArray<string>, resume: Resume) =>
+const decide = (site: string, copyId: Ids.PhysicalCopyId, locationType: string, overThreshold: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const actor = `worker:${site}`
     return yield* sql.withTransaction(
       Effect.gen(function* () {
-        const [row] = yield* sql<{ status: string; stale: boolean }>`
-          select status::text as status, updated_at < now() - make_interval(mins => ${staleMinutes}) as stale
-          from physical_copy where id = ${copyId} for update`
+        const [row] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copyId} for update`
         if (row === undefined) return false
-        if (row.status === "DELETION_IN_PROGRESS") return resume === "always" || row.stale
+        if (row.status === "DELETION_IN_PROGRESS") return true
         if (row.status !== "DELETION_SCHEDULED") return false
         const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_SCHEDULED"], overThreshold, limit: 1 })
         if (still.length === 0) {
@@ -179,13 +172,13 @@ interface Target {
 }
 
 /** Deletes one scheduled copy if the rule still allows it, and records the outcome. */
-const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target, resume: Resume) =>
+const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const [copy] = yield* sql<{ path: string }>`select path from physical_copy where id = ${copyId}`
     if (copy === undefined) return yield* Effect.logWarning(`physical copy ${copyId} does not exist; nothing to delete`)
     const overThreshold = target.rule === "age" ? [] : yield* Retention.overThreshold({ locationId: target.location.id })
-    if (!(yield* decide(site, copyId, target.location.type, overThreshold, resume))) return
+    if (!(yield* decide(site, copyId, target.location.type, overThreshold))) return
     // Delete is idempotent: an object already gone counts as deleted. Whatever else happens (a
     // driver's defect too) is recorded, so the copy never waits in DELETION_IN_PROGRESS for nothing.
     const deleted = yield* target.storage.delete(copy.path).pipe(Effect.sandbox, Effect.either)
@@ -233,7 +226,7 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
   // worker (its job ran again once its lease timed out) and is finished now, not 10 minutes later.
   const run = (rows: ReadonlyArray<{ readonly id: Ids.PhysicalCopyId }>, rule: Target["rule"], n: number) =>
     Effect.forEach(rows, (r) =>
-      deleteCopy(site, r.id, { location, storage, rule }, "always").pipe(
+      deleteCopy(site, r.id, { location, storage, rule }).pipe(
         Effect.catchAllCause((cause) => Effect.sync(() => failures.push(cause)))
       ), { concurrency: n, discard: true })
   while ((yield* Effect.clockWith((c) => c.currentTimeMillis)) - started < jobBudgetMillis) {
@@ -265,7 +258,7 @@ export const work = Effect.fn("Cleanup.work")(function* (site: string, data: unk
   const [copy] = yield* sql<{ locationId: string }>`select data_location_id as location_id from physical_copy where id = ${job.copyId}`
   if (copy === undefined) return yield* Effect.logWarning(`physical copy ${job.copyId} does not exist; job dropped`)
   const { location, storage } = yield* targetOf(copy.locationId)
-  yield* deleteCopy(site, job.copyId, { location, storage, rule: "fill" }, "always")
+  yield* deleteCopy(site, job.copyId, { location, storage, rule: "fill" })
 })
 
 /** The cleanup stage. */
