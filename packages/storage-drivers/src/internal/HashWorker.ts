@@ -230,7 +230,8 @@ export const factory: StorageHasher.HasherFactory = (algorithm) => {
   const hasher: StorageHasher.Hasher = {
     update: (chunk) => {
       if (digestAt !== undefined) throw new Error("update after digest")
-      lastSlots = Math.max(1, Math.ceil(chunk.length / slotBytes))
+      // at most the whole ring: a chunk larger than that is copied in as slots come free anyway
+      lastSlots = Math.min(slots, Math.max(1, Math.ceil(chunk.length / slotBytes)))
       for (let at = 0; at < chunk.length; at += slotBytes) {
         const piece = chunk.subarray(at, Math.min(chunk.length, at + slotBytes))
         publishBlocking(p, UPDATE, lane, piece.length, piece)
