@@ -13,11 +13,13 @@ export interface Hasher {
   readonly digest: () => string
   /**
    * Present on hashers that hash off the calling thread (a worker fed through a bounded buffer),
-   * so that hashing overlaps the caller's writes instead of taking turns with them. Callers ask
-   * it before the next `update` (`final` false: is there room for more bytes?) and before
-   * `digest` (`final` true: is everything hashed?) and wait for the promise it returns;
+   * so that hashing overlaps the caller's writes instead of taking turns with them. Callers may
+   * ask it before the next `update` (`final` false: is there room for more bytes?) and should
+   * before `digest` (`final` true: is everything hashed?), and wait for the promise it returns;
    * undefined means go ahead at once. A caller that skips it stays correct: `update` and
-   * `digest` then block the thread until the worker has caught up.
+   * `digest` then block the thread until the worker has caught up. The lifted service's `put`
+   * asks only before `digest` (an effect per chunk cost more in garbage collection than a rare
+   * short block in `update`); `checksum` and `verify` ask before each update too.
    */
   readonly ready?: ((final: boolean) => Promise<void> | undefined) | undefined
 }
