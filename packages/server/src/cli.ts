@@ -28,30 +28,10 @@ import * as Status from "./cli/Status.js"
 import { db } from "./cli/DbCommand.js"
 import * as Demo from "./Demo.js"
 import * as Main from "./Main.js"
-import { load, type LoadOptions } from "./ServerConfig.js"
+import { load } from "./ServerConfig.js"
+import { configOption, dataDirOption, jsonOption, loadOptions, portOption } from "./cli/CommonOptions.js"
 import { version } from "./Version.js"
 
-const configOption = Options.file("config").pipe(
-  Options.withAlias("c"),
-  Options.withDescription("YAML or JSON configuration file (default: $CCAT_CONFIG, else the embedded demo topology)"),
-  Options.optional
-)
-const portOption = Options.integer("port").pipe(
-  Options.withAlias("p"),
-  Options.withDescription("port to listen on (default: $CCAT_PORT, the file's server.port, else 8080)"),
-  Options.optional
-)
-const dataDirOption = Options.directory("data-dir").pipe(
-  Options.withDescription("folder of local state (default: $CCAT_DATA_DIR, the file's dataDir, else ./.ccat)"),
-  Options.optional
-)
-const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
-
-const loadOptions = (o: { config: Option.Option<string>; port?: Option.Option<number>; dataDir: Option.Option<string> }): LoadOptions => ({
-  configFile: Option.getOrUndefined(o.config),
-  port: o.port === undefined ? undefined : Option.getOrUndefined(o.port),
-  dataDir: Option.getOrUndefined(o.dataDir)
-})
 
 const workersOption = Options.text("workers").pipe(
   Options.withDescription(

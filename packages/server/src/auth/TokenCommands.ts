@@ -13,24 +13,10 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Main from "../Main.js"
-import { load, type LoadOptions } from "../ServerConfig.js"
+import { load } from "../ServerConfig.js"
+import { configOption, dataDirOption, jsonOption, loadOptions } from "../cli/CommonOptions.js"
 import * as Tokens from "./Tokens.js"
 
-const configOption = Options.file("config").pipe(
-  Options.withAlias("c"),
-  Options.withDescription("YAML or JSON configuration file (default: $CCAT_CONFIG, else the embedded demo topology)"),
-  Options.optional
-)
-const dataDirOption = Options.directory("data-dir").pipe(
-  Options.withDescription("folder of local state (default: $CCAT_DATA_DIR, the file's dataDir, else ./.ccat)"),
-  Options.optional
-)
-const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
-
-const loadOptions = (o: { config: Option.Option<string>; dataDir: Option.Option<string> }): LoadOptions => ({
-  configFile: Option.getOrUndefined(o.config),
-  dataDir: Option.getOrUndefined(o.dataDir)
-})
 
 /** Runs an effect on the configured ops-db (migrated, like `serve` would). */
 const withOpsDb = <A, E>(o: { config: Option.Option<string>; dataDir: Option.Option<string> }, effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>

@@ -16,23 +16,9 @@ import pg from "pg"
 import * as Backup from "../backup/Backup.js"
 import { BackupError } from "../backup/BackupFile.js"
 import * as Restore from "../backup/Restore.js"
-import { load, type LoadOptions } from "../ServerConfig.js"
+import { load } from "../ServerConfig.js"
+import { configOption, dataDirOption, jsonOption, loadOptions } from "./CommonOptions.js"
 
-const configOption = Options.file("config").pipe(
-  Options.withAlias("c"),
-  Options.withDescription("YAML or JSON configuration file (default: $CCAT_CONFIG, else the embedded demo topology)"),
-  Options.optional
-)
-const dataDirOption = Options.directory("data-dir").pipe(
-  Options.withDescription("folder of local state (default: $CCAT_DATA_DIR, the file's dataDir, else ./.ccat)"),
-  Options.optional
-)
-const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
-
-const loadOptions = (o: { config: Option.Option<string>; dataDir: Option.Option<string> }): LoadOptions => ({
-  configFile: Option.getOrUndefined(o.config),
-  dataDir: Option.getOrUndefined(o.dataDir)
-})
 
 /**
  * The URL of the ops-db the configuration names. The embedded one is started for the command
