@@ -27,6 +27,24 @@ const niceMax = (max) => {
 }
 
 /**
+ * The chart's frame: the titled SVG, four grid lines labelled with values up to `max`, and the
+ * two axes; both charts draw on it.
+ * @param {{ title: string, width: number, height: number, left: number, top: number, plotW: number, plotH: number, max: number, format: (v: number) => string }} f
+ */
+const frame = ({ title, width, height, left, top, plotW, plotH, max, format }) => {
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title })
+  svg.appendChild(s("title", {}, title))
+  for (let i = 0; i <= 4; i++) {
+    const y = top + plotH - (plotH * i) / 4
+    svg.appendChild(s("line", { x1: left, x2: left + plotW, y1: y, y2: y, class: "grid-line" }))
+    svg.appendChild(s("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, format((max * i) / 4)))
+  }
+  svg.appendChild(s("line", { x1: left, x2: left, y1: top, y2: top + plotH, class: "axis" }))
+  svg.appendChild(s("line", { x1: left, x2: left + plotW, y1: top + plotH, y2: top + plotH, class: "axis" }))
+  return svg
+}
+
+/**
  * A bar chart of values over labelled buckets (time on the x axis), with a title for screen
  * readers and a tooltip per bar.
  * @param {{ title: string, bars: Array<{ label: string, value: number, failed?: boolean, tip: string }>, format: (v: number) => string }} options
@@ -40,15 +58,7 @@ export const bars = ({ title, bars, format }) => {
   const plotW = width - left - 10
   const plotH = height - top - bottom
   const max = niceMax(Math.max(0, ...bars.map((b) => b.value)))
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title })
-  svg.appendChild(s("title", {}, title))
-  for (let i = 0; i <= 4; i++) {
-    const y = top + plotH - (plotH * i) / 4
-    svg.appendChild(s("line", { x1: left, x2: left + plotW, y1: y, y2: y, class: "grid-line" }))
-    svg.appendChild(s("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, format((max * i) / 4)))
-  }
-  svg.appendChild(s("line", { x1: left, x2: left, y1: top, y2: top + plotH, class: "axis" }))
-  svg.appendChild(s("line", { x1: left, x2: left + plotW, y1: top + plotH, y2: top + plotH, class: "axis" }))
+  const svg = frame({ title, width, height, left, top, plotW, plotH, max, format })
   const step = bars.length === 0 ? plotW : plotW / bars.length
   const labelEvery = Math.max(1, Math.ceil(bars.length / 8))
   bars.forEach((b, i) => {
@@ -81,15 +91,7 @@ export const scatter = ({ title, points, format, formatTime }) => {
   const t0 = Math.min(...points.map((p) => p.t))
   const t1 = Math.max(...points.map((p) => p.t))
   const span = t1 - t0 || 1
-  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": title })
-  svg.appendChild(s("title", {}, title))
-  for (let i = 0; i <= 4; i++) {
-    const y = top + plotH - (plotH * i) / 4
-    svg.appendChild(s("line", { x1: left, x2: left + plotW, y1: y, y2: y, class: "grid-line" }))
-    svg.appendChild(s("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, format((max * i) / 4)))
-  }
-  svg.appendChild(s("line", { x1: left, x2: left, y1: top, y2: top + plotH, class: "axis" }))
-  svg.appendChild(s("line", { x1: left, x2: left + plotW, y1: top + plotH, y2: top + plotH, class: "axis" }))
+  const svg = frame({ title, width, height, left, top, plotW, plotH, max, format })
   if (points.length === 0) {
     svg.appendChild(s("text", { x: left + plotW / 2, y: top + plotH / 2, "text-anchor": "middle" }, "no data yet"))
     return svg
