@@ -12,7 +12,6 @@ import * as HttpServerLive from "./HttpServer.js"
 import * as JobQueue from "./engine/JobQueue.js"
 import * as Engine from "./lifecycle/Engine.js"
 import { LifecyclePolicy } from "./lifecycle/Packaging.js"
-import * as Routes from "./lifecycle/Routes.js"
 import * as Stages from "./lifecycle/Stages.js"
 import * as Storages from "./lifecycle/Storages.js"
 import * as InfluxPush from "./observability/InfluxPush.js"
@@ -59,9 +58,7 @@ export const lifecycleLayer = (config: ServerConfigShape) =>
       leaseTimeout: config.topology.policy.jobLeaseTimeout
     }),
     Storages.layer(),
-    Layer.succeed(LifecyclePolicy, config.topology.policy),
-    // Route limits (concurrency, bandwidth) come from the configuration, not the ops-db.
-    Layer.succeed(Routes.ConfiguredRoutes, config.topology.routes)
+    Layer.succeed(LifecyclePolicy, config.topology.policy)
   )
 
 /** Runs every stage's workers and planners for the given sites, until the layer is released. */

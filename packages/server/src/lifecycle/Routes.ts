@@ -47,13 +47,6 @@ export const transferPolicy = Effect.map(Effect.serviceOption(TransferPolicy), (
   ...Option.getOrElse(o, () => ({}))
 }))
 
-/**
- * The configured routes, for the limits the ops-db's route table does not hold
- * (maxConcurrentTransfers, bandwidthLimit). Optional: without it the limits come from the
- * route's options (`maxConcurrentTransfers`, `bandwidthLimit`) or their defaults.
- */
-export class ConfiguredRoutes extends Context.Tag("@ccat/server/ConfiguredRoutes")<ConfiguredRoutes, ReadonlyArray<Topology.RouteConfig>>() {}
-
 /** A route as a transfer from `site` uses it. */
 export interface Route {
   readonly id: string
@@ -90,7 +83,6 @@ const bytesOf = (value: unknown): number | undefined =>
  */
 export const leaving = Effect.fn("Routes.leaving")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
-  const configured = Option.getOrElse(yield* Effect.serviceOption(ConfiguredRoutes), () => [] as ReadonlyArray<Topology.RouteConfig>)
   const rows = yield* sql<RouteRow>`
     select r.id, f.name as from_site, t.name as to_site, v.name as via_site, r.adapter, r.options, r.priority
     from route r join site f on f.id = r.from_site_id join site t on t.id = r.to_site_id
@@ -99,13 +91,13 @@ export const leaving = Effect.fn("Routes.leaving")(function* (site: string) {
       and exists (select 1 from data_location a where a.site_id = r.to_site_id and a.type = 'LONG_TERM_ARCHIVE')
     order by r.priority, r.id`
   return rows.map((r): Route => {
-    const config = configured.find((c) => c.from === r.fromSite && c.to === r.toSite && c.adapter === r.adapter && (c.via[0] ?? null) === r.viaSite)
-    const max = config?.maxConcurrentTransfers ?? (typeof r.options.maxConcurrentTransfers === "number" ? r.options.maxConcurrentTransfers : 2)
+    // The topology sync writes the configured limits into the row's options at every start.
+    const max = typeof r.options.maxConcurrentTransfers === "number" ? r.options.maxConcurrentTransfers : 2
     return {
       ...r,
       nextHop: r.fromSite === site && r.viaSite !== null ? r.viaSite : r.toSite,
       maxConcurrentTransfers: Math.max(1, max),
-      bandwidthLimit: config?.bandwidthLimit ?? bytesOf(r.options.bandwidthLimit)
+      bandwidthLimit: bytesOf(r.options.bandwidthLimit)
     }
   })
 })
