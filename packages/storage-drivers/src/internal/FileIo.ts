@@ -54,6 +54,8 @@ export interface WriteOptions<F> {
   readonly durable: boolean
   /** The error a failed write or flush becomes. */
   readonly onError: (cause: unknown) => F
+  /** The file's path, for a second, direct-I/O descriptor on it; none writes through the page cache. */
+  readonly directPath?: string | undefined
 }
 
 /**
