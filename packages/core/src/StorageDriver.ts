@@ -10,9 +10,11 @@
  *   key; with `overwrite: false` (the default) an existing key fails with AlreadyExists;
  * - `get` and `stat` of a missing object fail with NotFound; `delete` of one succeeds;
  * - an operation the driver does not declare in its capabilities fails with Unsupported;
- * - a checksum mismatch fails with Corrupt and leaves nothing under the key.
+ * - a checksum mismatch fails with Corrupt and leaves nothing under the key;
+ * - `sweepTemporary` removes only the driver's own temporary names, never a committed object.
  */
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -36,6 +38,11 @@ export interface Capabilities {
   readonly nearline: boolean
   /** `presign` hands out time-limited URLs. */
   readonly presign: boolean
+  /**
+   * `sweepTemporary` removes what killed writers left under temporary names. Drivers whose writes
+   * leave nothing behind when cut off (or whose backend expires it) leave it off.
+   */
+  readonly sweepTemporary: boolean
 }
 
 /** What a location knows about one stored object. */
@@ -88,6 +95,26 @@ export interface Space {
   readonly freeBytes: number
   readonly totalBytes: number
 }
+
+/** What a sweep of temporary files did. */
+export interface Swept {
+  /** Temporary files removed. */
+  readonly files: number
+  /** Their bytes. */
+  readonly bytes: number
+  /** Old enough temporary files that could not be removed (each logged); the next sweep tries again. */
+  readonly failed: number
+}
+
+/**
+ * The youngest temporary files a sweep may remove. A live write moves its temporary file's
+ * modification time with every write, so only a write whose body stalled this long can lose its
+ * file to a sweep, and it then fails instead of committing (see `Minimal.sweepTemporary`).
+ */
+export const minimumSweepAge: Duration.Duration = Duration.hours(1)
+
+/** The age `sweepTemporary` removes temporary files at when the caller does not say. */
+export const defaultSweepAge: Duration.Duration = Duration.hours(24)
 
 /** What the lifted service hands a driver's `put` besides the key and the body. */
 export interface MinimalPutOptions {
@@ -156,6 +183,17 @@ export interface Minimal {
   ) => Effect.Effect<string, StorageError>
   /** Nearline drivers: bring objects online in one batch, ordered to mount each volume once. */
   readonly recall?: (keys: ReadonlyArray<RelativePath.RelativePath>) => Effect.Effect<void, StorageError>
+  /**
+   * Required when `capabilities.sweepTemporary`: removes the driver's own temporary files (what
+   * writers killed mid-write left) last modified before `before`, anywhere in the location, and
+   * reports what it removed. It walks the location without holding every name in memory and
+   * removes a bounded number of files at once. It must never remove a committed object: keys
+   * that look like the driver's temporary names are refused by every other method. A write whose
+   * temporary file it removed must fail rather than commit (the file is gone, or its commit finds
+   * nothing to make visible). A file it cannot remove is counted in `failed`, not an error; a
+   * location it cannot walk at all fails.
+   */
+  readonly sweepTemporary?: (options: { readonly before: Date }) => Effect.Effect<Swept, StorageError>
 }
 
 /** The full storage service every location is used through. Keys are relative paths. */
@@ -199,6 +237,13 @@ export interface Service {
   ) => Effect.Effect<string, StorageError>
   /** Brings objects online before they are read; a no-op for online storage. */
   readonly recall: (keys: ReadonlyArray<string>) => Effect.Effect<void, StorageError>
+  /**
+   * Removes temporary files killed writers left that were last modified more than `olderThan`
+   * ago (default `defaultSweepAge`, at least `minimumSweepAge`: a shorter age fails with
+   * PermissionDenied and removes nothing); Unsupported without `capabilities.sweepTemporary`.
+   * Idempotent; committed objects are never touched.
+   */
+  readonly sweepTemporary: (options?: { readonly olderThan?: Duration.DurationInput | undefined }) => Effect.Effect<Swept, StorageError>
 }
 
 /** The port's tag: services and workers ask for "the storage of this location" by it. */
@@ -243,7 +288,14 @@ const hasherReady = (h: Hasher, final: boolean): Effect.Effect<void> =>
   })
 
 /** All capabilities off: spread it and switch on what a driver has. */
-export const noCapabilities: Capabilities = { rangeRead: false, list: false, nativeCopy: false, nearline: false, presign: false }
+export const noCapabilities: Capabilities = {
+  rangeRead: false,
+  list: false,
+  nativeCopy: false,
+  nearline: false,
+  presign: false,
+  sweepTemporary: false
+}
 
 /** The page size limit of `list`, the same as S3's. */
 export const maxListLimit = 1000
@@ -259,6 +311,9 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
   const caps = driver.capabilities
   if (caps.list && driver.list === undefined) throw new Error(`driver ${name} declares list but has no list()`)
   if (caps.presign && driver.presign === undefined) throw new Error(`driver ${name} declares presign but has no presign()`)
+  if (caps.sweepTemporary && driver.sweepTemporary === undefined) {
+    throw new Error(`driver ${name} declares sweepTemporary but has no sweepTemporary()`)
+  }
   const schedule = retrySchedule(options.retry ?? defaultRetryPolicy)
   const hasher = options.hasher ?? runtimeHasher
   const fail = (method: string, reason: StorageError["reason"], description: string, key?: string) =>
@@ -497,6 +552,26 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
     yield* retrying(driver.recall(valid))
   })
 
+  const sweepTemporary = Effect.fn("StorageDriver.sweepTemporary")(function*(
+    sweepOptions: { readonly olderThan?: Duration.DurationInput | undefined } = {}
+  ) {
+    if (!caps.sweepTemporary || driver.sweepTemporary === undefined) {
+      return yield* fail("sweepTemporary", "Unsupported", "this driver cannot sweep temporary files")
+    }
+    const age = Duration.decodeUnknown(sweepOptions.olderThan ?? defaultSweepAge)
+    if (Option.isNone(age) || !Duration.isFinite(age.value) || Duration.lessThan(age.value, minimumSweepAge)) {
+      return yield* fail(
+        "sweepTemporary",
+        "PermissionDenied",
+        `olderThan must be a finite duration of at least ${Duration.format(minimumSweepAge)}, got ${String(sweepOptions.olderThan)}: ` +
+          "a younger temporary file may belong to a write still running"
+      )
+    }
+    const now = yield* Clock.currentTimeMillis
+    const sweep = driver.sweepTemporary
+    return yield* retrying(Effect.suspend(() => sweep({ before: new Date(now - Duration.toMillis(age.value)) })))
+  })
+
   return {
     name,
     capabilities: caps,
@@ -513,6 +588,7 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
     verify,
     space,
     presign,
-    recall
+    recall,
+    sweepTemporary
   }
 }

@@ -28,6 +28,7 @@ export * as Transitions from "./Transitions.js"
 export * as StorageDriver from "./StorageDriver.js"
 export * as StorageError from "./StorageError.js"
 export * as StorageHasher from "./StorageHasher.js"
+export * as TemporaryNames from "./TemporaryNames.js"
 
 // --- transfer ports ---
 export * as TransferAdapter from "./TransferAdapter.js"

@@ -4,8 +4,9 @@
  * fsynced, and becomes visible by `rename` (overwrite) or `link` (create only, which fails
  * atomically when the name exists), then the directory is fsynced. No key can reach outside
  * the root: keys are checked relative paths, and a symlink that resolves outside is refused.
+ * Temporary files a killed writer left are removed by `sweepTemporary` once they are old.
  */
-import { type RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import { type RelativePath, StorageDriver, StorageError, TemporaryNames } from "@ccat/core"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
@@ -38,7 +39,36 @@ export interface Options {
 }
 
 /** Temporary files carry this prefix; listing hides them and keys may not use it. */
-export const temporaryPrefix = ".ccat-tmp-"
+export const temporaryPrefix = TemporaryNames.diskPrefix
+
+/** Stale temporary files a sweep examines and removes at once: enough to hide each call's latency. */
+const sweepConcurrency = 8
+
+/**
+ * Every regular file under `dir` whose name is one of our writers' temporary names, depth first.
+ * One directory handle per level is open at a time and entries are read in small batches, so a
+ * location with millions of files is walked without its names in memory. Symlinks are not
+ * followed (a sweep must never reach outside the root); a folder that vanishes meanwhile (a
+ * delete tidying up) is skipped.
+ */
+async function* temporaryFiles(dir: string): AsyncGenerator<string> {
+  let handle: import("node:fs").Dir
+  try {
+    handle = await fs.opendir(dir, { bufferSize: 64 })
+  } catch (e) {
+    if ((e as { code?: unknown } | null)?.code === "ENOENT" || (e as { code?: unknown } | null)?.code === "ENOTDIR") return
+    throw e
+  }
+  for await (const entry of handle) {
+    const file = path.join(dir, entry.name)
+    // some filesystems do not tell an entry's type while listing: ask for it then
+    const known = entry.isFile() || entry.isDirectory() || entry.isSymbolicLink()
+    const st = known ? entry : await fs.lstat(file).catch(() => undefined)
+    if (st === undefined) continue
+    if (st.isDirectory()) yield* temporaryFiles(file)
+    else if (st.isFile() && TemporaryNames.isTemporary(entry.name)) yield file
+  }
+}
 
 
 /** The disk primitives, for integrators who wrap or extend them before lifting. */
@@ -56,6 +86,8 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   yield* io("open", undefined, () => fs.mkdir(options.root, { recursive: true }))
   const root = yield* io("open", undefined, () => fs.realpath(options.root))
   const inside = (p: string) => p === root || p.startsWith(root + path.sep)
+
+  const reservedName = "reserved name: writers use it for files still being written, which sweeps remove"
 
   const notAFolder = (method: string, key: string, create: boolean, parts: ReadonlyArray<string>) =>
     fail(method, create ? "AlreadyExists" : "NotFound", `${parts.slice(0, -1).join("/")} is not a folder`, key)
@@ -97,7 +129,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     Effect.gen(function*() {
       const parts = key.split("/")
       const base = parts[parts.length - 1]!
-      if (base.startsWith(temporaryPrefix)) return yield* fail(method, "PermissionDenied", "reserved name", key)
+      if (TemporaryNames.isTemporary(base)) return yield* fail(method, "PermissionDenied", reservedName, key)
       let dir = root
       if (parts.length > 1) {
         const real = yield* Effect.promise(() =>
@@ -135,7 +167,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   const existing = (method: string, key: RelativePath.RelativePath) =>
     Effect.gen(function*() {
       const base = key.slice(key.lastIndexOf("/") + 1)
-      if (base.startsWith(temporaryPrefix)) return yield* fail(method, "PermissionDenied", "reserved name", key)
+      if (TemporaryNames.isTemporary(base)) return yield* fail(method, "PermissionDenied", reservedName, key)
       const real = yield* Effect.promise(() => fs.realpath(path.join(root, key)).catch((e: unknown) => ({ error: e })))
       if (typeof real !== "string") {
         const code = (real.error as { code?: unknown } | null)?.code
@@ -163,20 +195,28 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       }).pipe(Effect.ignore)
       : Effect.void
 
-  /** Makes a written temporary file visible under its final name, atomically. */
+  /**
+   * Makes a written temporary file visible under its final name, atomically. A temporary file
+   * that is gone by now was swept (its write stalled past the sweep's age) or removed by someone
+   * else: nothing is made visible, and the write fails as transient, so its caller writes again.
+   */
   const commit = (method: string, key: string, tmp: string, file: string, dir: string, overwrite: boolean) =>
     Effect.gen(function*() {
+      const vanished = (cause: unknown) =>
+        (cause as { code?: unknown } | null)?.code === "ENOENT"
+          ? fail(method, "Unavailable", "the temporary file was removed while the write ran (swept as stale); nothing was stored", key)
+          : errnoError(name, method, key, cause)
+      const step = (f: () => Promise<void>) => Effect.tryPromise({ try: f, catch: vanished })
       if (overwrite) {
-        yield* io(method, key, () => fs.rename(tmp, file))
+        yield* step(() => fs.rename(tmp, file))
       } else {
-        yield* io(method, key, () => fs.link(tmp, file))
+        yield* step(() => fs.link(tmp, file))
         yield* Effect.promise(() => fs.unlink(tmp).catch(() => undefined))
       }
       yield* syncDir(dir)
     })
 
-  const tempName = (dir: string, base: string) =>
-    path.join(dir, `${temporaryPrefix}${base.slice(0, 64)}-${randomBytes(6).toString("hex")}`)
+  const tempName = (dir: string, base: string) => path.join(dir, TemporaryNames.disk(base, randomBytes(6).toString("hex")))
 
   const infoOf = (key: RelativePath.RelativePath, st: { size: number; mtime: Date }): StorageDriver.ObjectInfo => ({
     key,
@@ -279,7 +319,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
             fs.readdir(dirAbs, { withFileTypes: true }).catch(() => [] as Array<import("node:fs").Dirent>)
           )
           const sorted = entries
-            .filter((e) => (e.isFile() || e.isDirectory()) && !e.name.startsWith(temporaryPrefix))
+            .filter((e) => (e.isFile() || e.isDirectory()) && !TemporaryNames.isTemporary(e.name))
             .map((e) => ({ e, sortKey: e.name + (e.isDirectory() ? "/" : "") }))
             .sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0))
           for (const { e } of sorted) {
@@ -335,9 +375,41 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       totalBytes: s.blocks * s.bsize
     })))
 
+  /**
+   * Removes one temporary file if it was last modified before the cutoff. Its size and age are
+   * read just before the unlink: a live write moves the modification time with every write, so
+   * only a file no writer touched since the cutoff goes.
+   */
+  const none: StorageDriver.Swept = { files: 0, bytes: 0, failed: 0 }
+  const sweepOne = (file: string, cutoff: number) =>
+    Effect.tryPromise(async (): Promise<StorageDriver.Swept> => {
+      const st = await fs.lstat(file).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e)))
+      if (st === undefined || !st.isFile() || st.mtimeMs >= cutoff) return none
+      // a file that vanished since (its write committed or failed) was not removed by the sweep
+      const removed = await fs.unlink(file).then(() => true, (e) => (e?.code === "ENOENT" ? false : Promise.reject(e)))
+      return removed ? { files: 1, bytes: st.size, failed: 0 } : none
+    }).pipe(
+      Effect.catchAll((error) =>
+        Effect.as(
+          Effect.logWarning(`${name}: cannot remove the stale temporary file ${path.relative(root, file)}; the next sweep tries again`, error.error),
+          { files: 0, bytes: 0, failed: 1 }
+        )
+      )
+    )
+
+  const sweepTemporary = ({ before }: { readonly before: Date }) =>
+    Stream.fromAsyncIterable(temporaryFiles(root), (cause) => errnoError(name, "sweepTemporary", undefined, cause)).pipe(
+      Stream.mapEffect((file) => sweepOne(file, before.getTime()), { concurrency: sweepConcurrency }),
+      Stream.runFold({ files: 0, bytes: 0, failed: 0 } as StorageDriver.Swept, (sum, one) => ({
+        files: sum.files + one.files,
+        bytes: sum.bytes + one.bytes,
+        failed: sum.failed + one.failed
+      }))
+    )
+
   const minimal: StorageDriver.Minimal = {
     name,
-    capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nativeCopy: true },
+    capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nativeCopy: true, sweepTemporary: true },
     put,
     get,
     stat,
@@ -345,7 +417,8 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     delete: remove,
     list,
     copy,
-    space
+    space,
+    sweepTemporary
   }
   return minimal
 })

@@ -62,6 +62,6 @@ describe("Disk", () => {
   it.live("declares what it can do", () =>
     Effect.gen(function*() {
       const d = yield* StorageDriver.StorageDriver
-      assert.deepStrictEqual(d.capabilities, { rangeRead: true, list: true, nativeCopy: true, nearline: false, presign: false })
+      assert.deepStrictEqual(d.capabilities, { rangeRead: true, list: true, nativeCopy: true, nearline: false, presign: false, sweepTemporary: true })
     }).pipe(Effect.provide(Disk.layer({ root: path.join(root, "caps") }))))
 })

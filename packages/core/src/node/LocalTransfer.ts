@@ -3,7 +3,8 @@
  * locations that share a host). It streams each file through a hash, so the source's checksum
  * comes from the same pass that copies it (DESIGN §9), writes under a temporary name in the
  * destination directory, fsyncs, and renames: a crash never leaves partial data under a final
- * name (DESIGN §4.3). It does not resume: a copy on one machine restarts faster than it verifies
+ * name (DESIGN §4.3); what a killed copy leaves under its temporary name is removed by the disk
+ * driver's `sweepTemporary` once old. It does not resume: a copy on one machine restarts faster than it verifies
  * a partial file.
  */
 import * as Effect from "effect/Effect"
@@ -15,6 +16,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { pipeline } from "node:stream/promises"
 import * as Checksum from "../Checksum.js"
+import * as TemporaryNames from "../TemporaryNames.js"
 import * as TransferAdapter from "../TransferAdapter.js"
 import * as TransferError from "../TransferError.js"
 import { HashingStream } from "./Hashing.js"
@@ -36,7 +38,8 @@ export interface Options extends TransferAdapter.Options {
 const copyOne = async (src: string, dst: string, algorithm: Checksum.Algorithm, fsync: boolean, hasher: HashingStream, signal: AbortSignal) => {
   const dir = path.dirname(dst)
   await fs.mkdir(dir, { recursive: true })
-  const tmp = path.join(dir, `.${path.basename(dst)}.ccat-${randomBytes(6).toString("hex")}.part`)
+  // a name the disk driver's sweep recognises: a copy killed here leaves nothing for good
+  const tmp = path.join(dir, TemporaryNames.part(path.basename(dst), randomBytes(6).toString("hex")))
   try {
     await pipeline(createReadStream(src, { highWaterMark: 1024 * 1024, signal }), hasher, createWriteStream(tmp, { flags: "wx", mode: 0o644 }), { signal })
     if (fsync) {

@@ -9,13 +9,14 @@
  */
 import { assert, describe, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Checksum from "../Checksum.js"
-import { StorageDriver } from "../StorageDriver.js"
+import { minimumSweepAge, StorageDriver } from "../StorageDriver.js"
 import { StorageError } from "../StorageError.js"
 import { runtimeHasher } from "../StorageHasher.js"
 import { bodyOf, bytesOf, digestOf } from "./StorageTestBodies.js"
@@ -86,7 +87,7 @@ export const run = <E>(options: Options<E>): void => {
           const d = yield* driver
           assert.isString(d.name)
           assert.isAbove(d.name.length, 0)
-          for (const c of ["rangeRead", "list", "nativeCopy", "nearline", "presign"] as const) {
+          for (const c of ["rangeRead", "list", "nativeCopy", "nearline", "presign", "sweepTemporary"] as const) {
             assert.isBoolean(d.capabilities[c], c)
           }
         }))
@@ -295,6 +296,37 @@ export const run = <E>(options: Options<E>): void => {
           assert.strictEqual((yield* digestOf(d.get(key("copy/target.bin")))).checksum, put.checksum)
           assert.strictEqual(yield* reasonOf(d.copy(src, key("copy/target.bin"))), "AlreadyExists")
           yield* d.copy(src, key("copy/target.bin"), { overwrite: true })
+        }), timeout)
+
+      it.effect("sweeps temporary files without touching committed objects or a write in progress, or refuses with Unsupported", () =>
+        Effect.gen(function*() {
+          const d = yield* driver
+          if (!d.capabilities.sweepTemporary) {
+            assert.strictEqual(yield* reasonOf(d.sweepTemporary()), "Unsupported")
+            return
+          }
+          // names that look a little like temporary ones but are ordinary keys
+          const keys = ["sweep/ccat-tmp-a", "sweep/a.part", "sweep/.hidden", "sweep/deep/er/b.ccat-0a.part.txt"].map(key)
+          const stored = yield* Effect.forEach(keys, (k, i) => d.put(k, bodyOf(1000 + i, i)))
+          // a write in progress while the sweep runs: its temporary file is fresh, so it survives
+          const gate = yield* Deferred.make<void>()
+          const writing = yield* Effect.fork(d.put(key("sweep/while-writing.bin"), Stream.concat(
+            bodyOf(64 * 1024, 5),
+            Stream.unwrap(Effect.as(Deferred.await(gate), bodyOf(64 * 1024, 6)))
+          )))
+          yield* Effect.sleep("200 millis")
+          const swept = yield* d.sweepTemporary({ olderThan: minimumSweepAge })
+          for (const n of [swept.files, swept.bytes, swept.failed]) assert.isTrue(Number.isSafeInteger(n) && n >= 0, `${n}`)
+          yield* Deferred.succeed(gate, undefined)
+          const written = yield* Fiber.join(writing)
+          assert.strictEqual(written.size, 128 * 1024)
+          for (const [i, k] of keys.entries()) {
+            assert.strictEqual((yield* digestOf(d.get(k))).checksum, stored[i]!.checksum, k)
+          }
+          // too young an age could take a live write's file: refused, nothing removed
+          assert.strictEqual(yield* reasonOf(d.sweepTemporary({ olderThan: "59 minutes" })), "PermissionDenied")
+          assert.strictEqual(yield* reasonOf(d.sweepTemporary({ olderThan: -1 })), "PermissionDenied")
+          assert.isTrue(yield* d.exists(key("sweep/while-writing.bin")))
         }), timeout)
 
       it.effect("refuses unsafe keys and undeclared operations", () =>
