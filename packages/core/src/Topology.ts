@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import { minimumSweepAge } from "./StorageDriver.js"
 
 const units: Record<string, number> = {
   B: 1,
@@ -176,7 +177,12 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
   /** How often a worker process renews the leases of the jobs it runs (crash safety, docs/lifecycle.md). */
   jobHeartbeat: Schema.optionalWith(DurationText, { default: () => 10_000 }),
   /** A job whose lease was not renewed this long belongs to a dead worker and runs again elsewhere. */
-  jobLeaseTimeout: Schema.optionalWith(DurationText, { default: () => 60_000 })
+  jobLeaseTimeout: Schema.optionalWith(DurationText, { default: () => 60_000 }),
+  /**
+   * Temporary files killed writers left at a site's locations are removed once untouched this
+   * long (at least an hour: a live write touches its file with every write).
+   */
+  sweepTemporaryAfter: Schema.optionalWith(DurationText, { default: () => 24 * 3600_000 })
 }) {}
 
 /** The whole topology. */
@@ -235,6 +241,10 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
   else if (t.policy.jobLeaseTimeout < 3 * t.policy.jobHeartbeat) {
     // A live worker that misses a heartbeat or two (a stall, a busy database) must keep its jobs.
     out.push(`policy.jobLeaseTimeout: must be at least three times policy.jobHeartbeat (${t.policy.jobHeartbeat} ms)`)
+  }
+  if (t.policy.sweepTemporaryAfter < Duration.toMillis(minimumSweepAge)) {
+    // younger temporary files may belong to a write still running (a slow link's put)
+    out.push(`policy.sweepTemporaryAfter: must be at least 1 hour, so a write still running keeps its temporary file`)
   }
   return out
 }

@@ -9,6 +9,7 @@ import * as Cleanup from "./Cleanup.js"
 import * as Packaging from "./Packaging.js"
 import type { Stage } from "./Stage.js"
 import * as Staging from "./Staging.js"
+import * as Sweep from "./Sweep.js"
 import * as Transfer from "./Transfer.js"
 
 /** The stages a site's workers run. */
@@ -19,7 +20,8 @@ export const all = [
   Arrival.stage,
   Archiving.stage,
   Staging.stage,
-  Cleanup.stage
+  Cleanup.stage,
+  Sweep.stage
 ] as const satisfies ReadonlyArray<Stage<any>>
 
 /** What the stages need from their environment. */

@@ -1,0 +1,106 @@
+/**
+ * The sweep stage (issue 6): a site's workers remove what killed writers left under temporary
+ * names at the site's disk locations, once old enough, and nothing else: not a fresh temporary
+ * file (a write may own it), not a committed file, not another site's, not at a location whose
+ * deletions are switched off. Files are made old with `utimes`; the hourly rhythm is checked by
+ * dating the last job back, not by waiting.
+ */
+import { TemporaryNames, Topology } from "@ccat/core"
+import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as Sweep from "../../src/lifecycle/Sweep.js"
+import { layer, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
+
+const hours = (n: number) => n * 3600_000
+
+/** Writes a file at a location and dates it `ageMs` back. */
+const place = (root: string, rel: string, bytes: number, ageMs: number) =>
+  Effect.promise(async () => {
+    const file = path.join(root, rel)
+    await fs.mkdir(path.dirname(file), { recursive: true })
+    await fs.writeFile(file, Buffer.alloc(bytes, 1))
+    const when = new Date(Date.now() - ageMs)
+    await fs.utimes(file, when, when)
+  })
+
+const exists = (root: string, rel: string) => Effect.promise(() => fs.stat(path.join(root, rel)).then(() => true, () => false))
+
+const swept = (site: string, location: string) =>
+  Effect.all([
+    Metric.value(Metric.taggedWithLabels(Sweep.filesSwept, [MetricLabel.make("site", site), MetricLabel.make("location", location)])),
+    Metric.value(Metric.taggedWithLabels(Sweep.bytesSwept, [MetricLabel.make("site", site), MetricLabel.make("location", location)]))
+  ]).pipe(Effect.map(([files, bytes]) => ({ files: files.count, bytes: bytes.count })))
+
+describe("Sweep", () => {
+  it.scopedLive("a site's workers remove old temporary files at its locations, and only those", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyIn(dir)
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const root = (name: string) => path.join(dir, "locations", name)
+      const oldDisk = `obs-1/${TemporaryNames.disk("a.fits", "0123456789ab")}`
+      const oldPart = `bundles/${TemporaryNames.part("b.tar", "abcdef012345")}`
+      const fresh = `obs-1/${TemporaryNames.disk("a.fits", "ba9876543210")}`
+      // chile-source: two old leftovers (to go), a fresh one and an old filed file (to stay)
+      yield* place(root("chile-source"), oldDisk, 3000, hours(30))
+      yield* place(root("chile-source"), oldPart, 5000, hours(48))
+      yield* place(root("chile-source"), fresh, 10, hours(1))
+      yield* place(root("chile-source"), "obs-1/a.fits", 700, hours(500))
+      // chile-buffer: an old leftover where an operator switched deletions off (stays)
+      yield* place(root("chile-buffer"), oldDisk, 11, hours(30))
+      yield* sql`update data_location set deletable = false where name = 'chile-buffer'`
+      // another site's leftover: only cologne's workers sweep there
+      yield* place(root("cologne-buffer"), oldDisk, 13, hours(30))
+
+      yield* runUntil(
+        [["chile", [Sweep.stage]]],
+        Effect.map(Effect.all([exists(root("chile-source"), oldDisk), exists(root("chile-source"), oldPart)]), ([a, b]) => !a && !b),
+        30_000
+      ).pipe(Effect.provide(policyLayer(topology)))
+
+      assert.isTrue(yield* exists(root("chile-source"), fresh), "a fresh temporary file stays")
+      assert.isTrue(yield* exists(root("chile-source"), "obs-1/a.fits"), "a filed file stays")
+      assert.isTrue(yield* exists(root("chile-buffer"), oldDisk), "deletions switched off: nothing swept")
+      assert.isTrue(yield* exists(root("cologne-buffer"), oldDisk), "another site's location is not swept")
+      assert.deepStrictEqual(yield* swept("chile", "chile-source"), { files: 2, bytes: 8000 })
+      assert.deepStrictEqual(yield* swept("chile", "chile-buffer"), { files: 0, bytes: 0 })
+      // nothing about the files reaches the ops-db but the job itself
+      assert.strictEqual((yield* sql<{ n: number }>`select count(*)::int as n from event_log`)[0]!.n, 0)
+
+      // one sweep per location per hour: none is due now; once the last is an hour old, it is again
+      const queue = "chile.sweep"
+      const jobsOf = Effect.map(
+        sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = ${queue}`,
+        (rows) => rows[0]!.n
+      )
+      const before = yield* jobsOf
+      assert.strictEqual(yield* Sweep.plan("chile"), 0)
+      assert.strictEqual(yield* jobsOf, before)
+      yield* sql`update pgboss.job set created_on = created_on - interval '61 minutes' where name = ${queue}`
+      assert.strictEqual(yield* Sweep.plan("chile"), 1, "chile-source is due again (chile-buffer's deletions are off)")
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.effect("policy.sweepTemporaryAfter defaults to 24 hours and refuses less than an hour", () =>
+    Effect.sync(() => {
+      assert.strictEqual(topologyIn("/tmp/x").policy.sweepTemporaryAfter, hours(24))
+      const demo = Topology.demo("/tmp/x")
+      const decode = (sweepTemporaryAfter: string) =>
+        Topology.decode({
+          sites: demo.sites.map((s) => ({ name: s.name, shortName: s.shortName, locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver })) })),
+          policy: { sweepTemporaryAfter }
+        })
+      const short = decode("30 minutes")
+      assert.isTrue(Either.isLeft(short))
+      if (Either.isLeft(short)) assert.deepStrictEqual(short.left.problems, ["policy.sweepTemporaryAfter: must be at least 1 hour, so a write still running keeps its temporary file"])
+      const long = decode("3 days")
+      assert.isTrue(Either.isRight(long))
+      if (Either.isRight(long)) assert.strictEqual(long.right.policy.sweepTemporaryAfter, hours(72))
+    }))
+})
