@@ -7,6 +7,7 @@
  */
 import { Ids, Migrations, Repositories } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
+import { Disk } from "@ccat/storage-drivers"
 import { TestDatabase } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -300,14 +301,21 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
         )
 
         // Disks: nothing under a final name but the archive copies the ops-db records; what
-        // killed writers left under temporary names is reported.
+        // killed writers left under temporary names is reported, and a sweep with no age (every
+        // writer is idle now) recognises and removes every one of those files.
         const temporary: Array<string> = []
         for (const site of topology.sites) {
           for (const loc of site.locations) {
-            const on = yield* Effect.promise(() => filesUnder(loc.driver.root as string))
+            const root = loc.driver.root as string
+            const on = yield* Effect.promise(() => filesUnder(root))
             temporary.push(...on.temporary.map((t) => `${loc.name}/${t}`))
             const recorded = archiveCopies.filter((c) => c.location === loc.name).map((c) => c.path).sort()
             assert.deepStrictEqual(on.files, loc.type === "LONG_TERM_ARCHIVE" ? recorded : [], `${loc.name} holds exactly what the ops-db records`)
+            const disk = yield* Disk.makeMinimal({ root })
+            const swept = yield* disk.sweepTemporary!({ before: new Date(Date.now() + 60_000) })
+            assert.deepStrictEqual({ files: swept.files, failed: swept.failed }, { files: on.temporary.length, failed: 0 }, `${loc.name}: the sweep took every leftover`)
+            const after = yield* Effect.promise(() => filesUnder(root))
+            assert.deepStrictEqual(after, { files: on.files, temporary: [] }, `${loc.name}: no leftover after the sweep, every object kept`)
           }
         }
         console.log(`chaos seed ${seed}: ${packages.length} packages, ${filed.length} files; ${elapsed()}; ` +
