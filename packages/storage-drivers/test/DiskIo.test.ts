@@ -9,7 +9,9 @@ import { Disk } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
+import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -72,6 +74,75 @@ describe("Disk byte paths", () => {
       assert.strictEqual(info.checksum, `sha256:${createHash("sha256").update(bytes).digest("hex")}`)
       assert.isTrue(fs.readFileSync(path.join(root, "writes", "w", "big.bin")).equals(bytes))
       assert.deepStrictEqual(fs.readdirSync(path.join(root, "writes", "w")), ["big.bin"])
+    }))
+
+  it.live("writes objects on both sides of the direct-I/O start and past a full ring, byte for byte", () =>
+    Effect.gen(function*() {
+      const loc = path.join(root, "direct")
+      const d = yield* Disk.make({ root: loc })
+      const start = FileIo.directAfterBytes
+      const sizes = [start - 1, start, start + 1, start + MiB, start + MiB + 4095, start + 9 * MiB + 4097, 3 * start + 12_345]
+      for (const size of sizes) {
+        const bytes = randomBytes(size)
+        const sha = `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+        // uneven pieces, and the whole object as one piece larger than the ring
+        for (const [how, body] of [["uneven", uneven(bytes)], ["one piece", Stream.make(bytes)]] as const) {
+          const info = yield* d.put(`d/${size}.bin`, body, { overwrite: true })
+          assert.strictEqual(info.size, size, `${how} ${size}`)
+          assert.strictEqual(info.checksum, sha, `${how} ${size}`)
+          assert.isTrue(fs.readFileSync(path.join(loc, "d", `${size}.bin`)).equals(bytes), `${how} ${size} bytes on disk`)
+        }
+      }
+      assert.deepStrictEqual(fs.readdirSync(path.join(loc, "d")).sort(), sizes.map((s) => `${s}.bin`).sort())
+    }))
+
+  it.live("a large durable write bypasses the page cache past the direct-I/O start; a scratch write does not", () =>
+    Effect.gen(function*() {
+      // fincore (util-linux) counts the file's pages in the page cache: a durable write leaves
+      // only the page-cache head (and tail) there, a write without fsync leaves all of it
+      const resident = (file: string) => Number(execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", file], { encoding: "utf8" }).trim())
+      const size = 64 * MiB + 5
+      const durable = yield* Disk.make({ root: path.join(root, "cache-durable") })
+      const scratch = yield* Disk.make({ root: path.join(root, "cache-scratch"), fsync: false })
+      const pagedOnly = yield* Disk.make({ root: path.join(root, "cache-paged"), directIo: false })
+      yield* durable.put("big.bin", uneven(randomBytes(size)))
+      yield* scratch.put("big.bin", uneven(randomBytes(size)))
+      yield* pagedOnly.put("big.bin", uneven(randomBytes(size)))
+      const direct = resident(path.join(root, "cache-durable", "big.bin"))
+      assert.isAtMost(direct, FileIo.directAfterBytes + MiB, `durable: ${direct} bytes in the page cache`)
+      // the kernel may already have dropped some pages of the others, but not most of them
+      assert.isAbove(resident(path.join(root, "cache-scratch", "big.bin")), size / 2)
+      assert.isAbove(resident(path.join(root, "cache-paged", "big.bin")), size / 2)
+    }))
+
+  it.live("puts at once beyond the direct-I/O rings all land whole (the rest go through the page cache)", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "many") })
+      const objects = Array.from({ length: 20 }, (_, i) => randomBytes(FileIo.directAfterBytes + (i + 1) * MiB + i))
+      const infos = yield* Effect.forEach(objects, (bytes, i) => d.put(`m/${i}.bin`, uneven(bytes)), { concurrency: "unbounded" })
+      for (const [i, bytes] of objects.entries()) {
+        assert.strictEqual(infos[i].checksum, `sha256:${createHash("sha256").update(bytes).digest("hex")}`)
+        assert.isTrue(fs.readFileSync(path.join(root, "many", "m", `${i}.bin`)).equals(bytes), `object ${i}`)
+      }
+    }))
+
+  it.live("a body failing or interrupted during direct writes leaves nothing, and the next put still works", () =>
+    Effect.gen(function*() {
+      const loc = path.join(root, "failing-direct")
+      const d = yield* Disk.make({ root: loc })
+      const body = Stream.concat(uneven(randomBytes(FileIo.directAfterBytes + 13 * MiB + 7)), Stream.fail("source gone" as const))
+      const exit = yield* Effect.either(d.put("f/x.bin", body))
+      assert.isTrue(exit._tag === "Left" && exit.left === "source gone")
+      assert.deepStrictEqual(fs.readdirSync(path.join(loc, "f")), [])
+      // a body that never ends, interrupted once direct writes are running
+      const endless = Stream.repeatEffect(Effect.sync(() => randomBytes(MiB)))
+      const fiber = yield* Effect.fork(d.put("f/y.bin", endless))
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 300)))
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(fs.readdirSync(path.join(loc, "f")), [])
+      const bytes = randomBytes(FileIo.directAfterBytes + 3 * MiB)
+      yield* d.put("f/z.bin", Stream.make(bytes))
+      assert.isTrue(fs.readFileSync(path.join(loc, "f", "z.bin")).equals(bytes))
     }))
 
   it.live("a body failing after several batches leaves nothing, not even a temporary file", () =>

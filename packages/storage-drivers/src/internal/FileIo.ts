@@ -5,20 +5,14 @@
  * and most of a small read's in stream set-up; these loops keep Effect at the edges and do the
  * per-chunk work in plain code.
  */
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
+import * as BodyWriter from "./BodyWriter.js"
 import { fromReadable } from "./streams.js"
 
 const MiB = 1024 * 1024
-
-/**
- * Bytes gathered before one `writev`; one write is in flight while the next is read and hashed
- * on this thread. Small pieces are gathered up to this size; a piece of this size or more is
- * written as it arrives, while it is still in the CPU's cache: measured on a 2 GiB file, 1 MiB
- * batches wrote in 2.7 s with 1.6 s of system time, 2 and 8 MiB batches in 11-13 s with 5 s.
- */
-export const writeBatchBytes = MiB
 
 /** Objects up to this size are read with one `read` into one buffer, instead of a loop. */
 export const wholeReadBytes = 4 * MiB
@@ -26,105 +20,32 @@ export const wholeReadBytes = 4 * MiB
 /** Size of each buffer a large read fills (Node's read stream allocates a fresh one per read). */
 export const readChunkBytes = MiB
 
-const writevAll = (fd: number, parts: ReadonlyArray<Uint8Array>, position: number, total: number): Promise<void> =>
-  new Promise((resolve, reject) => {
-    fs.writev(fd, parts as Array<Uint8Array>, position, (error, written) => {
-      if (error !== null) return reject(error)
-      // libuv loops over partial writes itself; a short count here means the device refused
-      if (written !== total) return reject(Object.assign(new Error(`short write: ${written} of ${total} bytes`), { code: "EIO" }))
-      resolve()
-    })
-  })
-
-/**
- * With `durable`, written data is handed to the device every this many bytes while writing goes
- * on (an `fdatasync` running beside the writes), so the fsync that ends the write flushes only
- * the tail instead of the whole object. The kernel would otherwise hold a 2 GiB object in dirty
- * pages (background writeback starts at 10% of memory) and the final fsync would take as long
- * as the device needs for all of it.
- */
-export const syncEveryBytes = 128 * MiB
-
-const fdatasync = (fd: number): Promise<void> =>
-  new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error !== null ? reject(error) : resolve())))
+export { directAfterBytes, syncEveryBytes, writeBatchBytes } from "./BodyWriter.js"
 
 /** What `writeBody` is asked to do beside writing. */
-export interface WriteOptions<F> {
-  /** Flush to the device while writing (see `syncEveryBytes`); the caller still fsyncs at the end. */
-  readonly durable: boolean
+export interface WriteOptions<F> extends BodyWriter.Options {
   /** The error a failed write or flush becomes. */
   readonly onError: (cause: unknown) => F
-  /** The file's path, for a second, direct-I/O descriptor on it; none writes through the page cache. */
-  readonly directPath?: string | undefined
 }
 
 /**
- * Writes the whole body to `fd` from offset 0 and returns the byte count. One batch is in
- * flight while the next is gathered, so reading and hashing the body (on this thread) overlap
- * the copy into the page cache (on the thread pool). A failed write fails the effect with
+ * Writes the whole body to `fd` from offset 0 and returns the byte count (see `BodyWriter` for
+ * the page cache and direct paths). Reading the body, and hashing it in the lifted service,
+ * overlap the writes on the thread pool. A failed write fails the effect with
  * `onError(cause)`; the body's own failure passes through. Either way no write or flush is left
  * running when the effect ends, so the caller may close and unlink the file at once.
  */
 export const writeBody = <E, F>(fd: number, body: Stream.Stream<Uint8Array, E>, options: WriteOptions<F>): Effect.Effect<number, E | F> =>
   Effect.suspend(() => {
-    let batch: Array<Uint8Array> = []
-    let batchBytes = 0
-    let position = 0
-    let inFlight: Promise<void> | undefined
-    let flushing: Promise<void> | undefined
-    let flushedUpTo = 0
-    const wait = (pending: Promise<void> | undefined) =>
-      pending === undefined ? Effect.void : Effect.tryPromise({ try: () => pending, catch: options.onError })
-    const settle = Effect.suspend(() => {
-      const pending = inFlight
-      inFlight = undefined
-      return wait(pending)
-    })
-    const settleFlush = Effect.suspend(() => {
-      const pending = flushing
-      flushing = undefined
-      return wait(pending)
-    })
-    // a rejection is observed by the next settle; until then it must not count as unhandled
-    const started = (p: Promise<void>) => {
-      p.catch(() => undefined)
-      return p
-    }
-    const write = Effect.suspend(() => {
-      if (batchBytes === 0) return Effect.void
-      const parts = batch
-      const bytes = batchBytes
-      const at = position
-      batch = []
-      batchBytes = 0
-      position += bytes
-      return Effect.zipRight(settle, Effect.suspend(() => {
-        inFlight = started(writevAll(fd, parts, at, bytes))
-        // everything before this batch is in the page cache: start its trip to the device
-        if (!options.durable || at - flushedUpTo < syncEveryBytes) return Effect.void
-        return Effect.zipRight(settleFlush, Effect.sync(() => {
-          flushedUpTo = at
-          flushing = started(fdatasync(fd))
-        }))
-      }))
-    })
+    const writer = new BodyWriter.BodyWriter(fd, options)
     return Stream.runForEachChunk(body, (chunk) => {
-      for (const part of chunk) {
-        if (part.length === 0) continue
-        batch.push(part)
-        batchBytes += part.length
-      }
-      return batchBytes >= writeBatchBytes ? write : Effect.void
+      const wait = writer.accept(Chunk.toReadonlyArray(chunk))
+      return wait === undefined ? Effect.void : Effect.tryPromise({ try: () => wait, catch: options.onError })
     }).pipe(
-      Effect.zipRight(write),
-      Effect.zipRight(settle),
-      Effect.zipRight(settleFlush),
-      Effect.as(position),
+      Effect.zipRight(Effect.tryPromise({ try: () => writer.finish(), catch: options.onError })),
       // the body failed or the fiber was interrupted with a write running: wait for it, so the
       // descriptor is not closed (and maybe reused) under a thread-pool write
-      Effect.onExit(() =>
-        Effect.promise(() => Promise.all([inFlight?.catch(() => undefined), flushing?.catch(() => undefined)]))
-      )
+      Effect.onExit(() => Effect.promise(() => writer.settled()))
     )
   })
 
