@@ -44,20 +44,27 @@ export const temporaryPrefix = TemporaryNames.diskPrefix
 /** Stale temporary files a sweep examines and removes at once: enough to hide each call's latency. */
 const sweepConcurrency = 8
 
+/** What the walk of a sweep finds: a temporary file, or a folder below the root it cannot read. */
+type Found = { readonly file: string } | { readonly unreadable: string; readonly error: unknown }
+
 /**
  * Every regular file under `dir` whose name is one of our writers' temporary names, depth first.
  * One directory handle per level is open at a time and entries are read in small batches, so a
  * location with millions of files is walked without its names in memory. Symlinks are not
  * followed (a sweep must never reach outside the root); a folder that vanishes meanwhile (a
- * delete tidying up) is skipped.
+ * delete tidying up) is skipped; a folder below the root that cannot be read is reported and
+ * skipped, so one bad folder does not stop every sweep. The root itself must be readable.
  */
-async function* temporaryFiles(dir: string): AsyncGenerator<string> {
+async function* temporaryFiles(dir: string, isRoot = true): AsyncGenerator<Found> {
   let handle: import("node:fs").Dir
   try {
     handle = await fs.opendir(dir, { bufferSize: 64 })
   } catch (e) {
-    if ((e as { code?: unknown } | null)?.code === "ENOENT" || (e as { code?: unknown } | null)?.code === "ENOTDIR") return
-    throw e
+    const code = (e as { code?: unknown } | null)?.code
+    if (code === "ENOENT" || code === "ENOTDIR") return
+    if (isRoot) throw e
+    yield { unreadable: dir, error: e }
+    return
   }
   for await (const entry of handle) {
     const file = path.join(dir, entry.name)
@@ -65,8 +72,8 @@ async function* temporaryFiles(dir: string): AsyncGenerator<string> {
     const known = entry.isFile() || entry.isDirectory() || entry.isSymbolicLink()
     const st = known ? entry : await fs.lstat(file).catch(() => undefined)
     if (st === undefined) continue
-    if (st.isDirectory()) yield* temporaryFiles(file)
-    else if (st.isFile() && TemporaryNames.isTemporary(entry.name)) yield file
+    if (st.isDirectory()) yield* temporaryFiles(file, false)
+    else if (st.isFile() && TemporaryNames.isTemporary(entry.name)) yield { file }
   }
 }
 
@@ -375,12 +382,12 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       totalBytes: s.blocks * s.bsize
     })))
 
+  const none: StorageDriver.Swept = { files: 0, bytes: 0, failed: 0 }
   /**
    * Removes one temporary file if it was last modified before the cutoff. Its size and age are
    * read just before the unlink: a live write moves the modification time with every write, so
    * only a file no writer touched since the cutoff goes.
    */
-  const none: StorageDriver.Swept = { files: 0, bytes: 0, failed: 0 }
   const sweepOne = (file: string, cutoff: number) =>
     Effect.tryPromise(async (): Promise<StorageDriver.Swept> => {
       const st = await fs.lstat(file).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e)))
@@ -398,8 +405,15 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     )
 
   const sweepTemporary = ({ before }: { readonly before: Date }) =>
-    Stream.fromAsyncIterable(temporaryFiles(root), (cause) => errnoError(name, "sweepTemporary", undefined, cause)).pipe(
-      Stream.mapEffect((file) => sweepOne(file, before.getTime()), { concurrency: sweepConcurrency }),
+    // a fresh walk each time the effect runs (a retry walks again from the root)
+    Stream.suspend(() => Stream.fromAsyncIterable(temporaryFiles(root), (cause) => errnoError(name, "sweepTemporary", undefined, cause))).pipe(
+      Stream.mapEffect((found) =>
+        "file" in found
+          ? sweepOne(found.file, before.getTime())
+          : Effect.as(
+            Effect.logWarning(`${name}: cannot read ${path.relative(root, found.unreadable)} to sweep it; the next sweep tries again`, found.error),
+            { files: 0, bytes: 0, failed: 1 }
+          ), { concurrency: sweepConcurrency }),
       Stream.runFold({ files: 0, bytes: 0, failed: 0 } as StorageDriver.Swept, (sum, one) => ({
         files: sum.files + one.files,
         bytes: sum.bytes + one.bytes,
