@@ -53,8 +53,8 @@ export const bytesSwept = Metric.counter("ccat_temporary_file_bytes_swept_total"
 })
 
 /**
- * Sends a sweep job for each location of the site whose deletions are switched on and that has
- * had no sweep job within the last `interval` (queued, running or finished: pg-boss keeps
+ * Sends a sweep job for each location of the site whose deletions are switched on, whose driver
+ * can sweep, and that has had no sweep job within the last `interval` (queued, running or finished: pg-boss keeps
  * finished jobs for 12 hours before archiving them, far longer than the interval). Several
  * planners of one site may decide at once; the queue's singleton key keeps one job per location.
  */
@@ -70,9 +70,13 @@ export const plan = Effect.fn("Sweep.plan")(function* (site: string) {
         and (j.state::text in ('created', 'retry', 'active')
           or j.created_on > now() - make_interval(secs => ${Duration.toSeconds(interval)})))
     order by l.name`
+  const storages = yield* Storages
   let sent = 0
-  for (const location of due) {
-    if ((yield* jobs.send(queue, { locationId: location.id }, { singletonKey: locationKey(location.id) })) !== null) sent++
+  for (const { id } of due) {
+    // a location whose driver keeps no temporary files (or cannot be built: its stages say why) gets no job
+    const storage = yield* Effect.option(storages.of(yield* Sites.location(id)))
+    if (storage._tag === "None" || !storage.value.capabilities.sweepTemporary) continue
+    if ((yield* jobs.send(queue, { locationId: id }, { singletonKey: locationKey(id) })) !== null) sent++
   }
   return sent
 })

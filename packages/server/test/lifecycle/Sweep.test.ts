@@ -19,6 +19,30 @@ import { layer, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from 
 
 const hours = (n: number) => n * 3600_000
 
+/**
+ * The topology with an S3 archive at chile as well, whose driver keeps no temporary files: it
+ * gets no sweep job. Its endpoint answers nothing; building the driver touches no network.
+ */
+const withS3Archive = (t: Topology.Topology) => {
+  const decoded = Topology.decode({
+    sites: t.sites.map((s) => ({
+      name: s.name,
+      shortName: s.shortName,
+      role: s.role,
+      locations: [
+        ...s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, retention: l.retention })),
+        ...(s.name === "chile"
+          ? [{ name: "chile-s3", type: "LONG_TERM_ARCHIVE", technology: "s3", driver: { bucket: "b", endpoint: "http://127.0.0.1:9", region: "us-east-1" } }]
+          : [])
+      ]
+    })),
+    routes: t.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
+    policy: Topology.PolicyConfig.make(t.policy)
+  })
+  if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
+  return decoded.right
+}
+
 /** Writes a file at a location and dates it `ageMs` back. */
 const place = (root: string, rel: string, bytes: number, ageMs: number) =>
   Effect.promise(async () => {
@@ -41,7 +65,7 @@ describe("Sweep", () => {
   it.scopedLive("a site's workers remove old temporary files at its locations, and only those", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
-      const topology = topologyIn(dir)
+      const topology = withS3Archive(topologyIn(dir))
       yield* syncTopology(topology)
       const sql = yield* SqlClient.SqlClient
       const root = (name: string) => path.join(dir, "locations", name)
@@ -84,7 +108,10 @@ describe("Sweep", () => {
       assert.strictEqual(yield* Sweep.plan("chile"), 0)
       assert.strictEqual(yield* jobsOf, before)
       yield* sql`update pgboss.job set created_on = created_on - interval '61 minutes' where name = ${queue}`
-      assert.strictEqual(yield* Sweep.plan("chile"), 1, "chile-source is due again (chile-buffer's deletions are off)")
+      assert.strictEqual(yield* Sweep.plan("chile"), 1, "chile-source is due again (chile-buffer's deletions are off, chile-s3 keeps no temporary files)")
+      const keys = yield* sql<{ key: string }>`select distinct singleton_key as key from pgboss.job where name = ${queue}`
+      const [source] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`
+      assert.deepStrictEqual(keys.map((k) => k.key), [`location:${source!.id}`])
     }).pipe(Effect.provide(layer)), 120_000)
 
   it.effect("policy.sweepTemporaryAfter defaults to 24 hours and refuses less than an hour", () =>
