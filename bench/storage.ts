@@ -23,6 +23,10 @@ import type { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import * as Radosgw from "../scripts/radosgw.js"
 import { bodyOf } from "../packages/core/src/testing/StorageTestBodies.js"
+import { GcTuning } from "@ccat/core/node"
+
+// the same V8 setting the `ccat` command starts with (see GcTuning): measure the driver as the server runs it
+GcTuning.tuneForStreaming()
 
 const MiB = 1024 * 1024
 const size = Number(process.env.CCAT_BENCH_BYTES ?? 2 * 1024 * MiB)
@@ -51,6 +55,8 @@ interface Phase {
   readonly run: () => Promise<unknown>
   /** Whether the work runs in this process (a child process's memory is not ours). */
   readonly ownMemory: boolean
+  /** Untimed preparation right before the run (warming or dropping a file's pages). */
+  readonly before?: (() => Promise<unknown>) | undefined
 }
 
 /** Times one run of a phase, sampling this process's resident memory every 10 ms. */
@@ -77,6 +83,7 @@ const measure = async (phases: ReadonlyArray<Phase>, afterRound: () => Promise<u
       // start every phase with no dirty pages left by the one before, or a later writer pays
       // for an earlier writer's writeback
       await sh("sync", [])
+      await p.before?.()
       const r = await once(p)
       perRound.set(p.what, [...(perRound.get(p.what) ?? []), r.seconds])
       const prev = best.get(p.what)
@@ -140,30 +147,48 @@ const makeSource = async (dir: string, bytes: number, name: string) => {
   return file
 }
 
+/**
+ * Reads a file to nowhere, so its pages are in the page cache. Needed before every phase, not
+ * once: this machine's kernel runs DAMON proactive reclaim (a `pageout` scheme for pages idle
+ * for 60 s), so a file warmed at the start is partly on the device again minutes later, and a
+ * phase would measure the device instead of the copy.
+ */
+const warm = (file: string) => sh("sh", ["-c", `cat '${file}' > /dev/null`])
+
+/** Drops a file's pages from the page cache (posix_fadvise DONTNEED through GNU dd; no root needed). */
+const dropCache = (file: string) => sh("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"])
+
 const benchDisk = async (work: string, source: string, smallSource: string) => {
-  console.log(`\ndisk: ${size} bytes, source ${source} (in the page cache), target on the same filesystem`)
+  console.log(`\ndisk: ${size} bytes, source ${source} (warmed into the page cache before each write), target on the same filesystem`)
   const driver = await run(Disk.make({ root: path.join(work, "disk") }))
-  const own = (what: string, bytes: number, f: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true })
-  const child = (what: string, script: string): Phase => ({ what, bytes: size, run: () => sh("sh", ["-c", script]), ownMemory: false })
+  const object = path.join(work, "disk", "big.bin")
+  const own = (what: string, bytes: number, f: () => Promise<unknown>, before?: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true, before })
+  const child = (what: string, script: string, before?: () => Promise<unknown>): Phase => ({ what, bytes: size, run: () => sh("sh", ["-c", script]), ownMemory: false, before })
   const cpTarget = path.join(work, "cp.bin")
+  const hotSource = () => warm(source)
   await measure([
-    child("disk write: cp", `cp '${source}' '${cpTarget}'`),
-    child("disk write: cp + sync (same durability)", `cp '${source}' '${cpTarget}.2' && sync '${cpTarget}.2'`),
+    child("disk write: cp", `cp '${source}' '${cpTarget}'`, hotSource),
+    child("disk write: cp + sync (same durability)", `cp '${source}' '${cpTarget}.2' && sync '${cpTarget}.2'`, hotSource),
+    child("disk write: dd bs=1M conv=fsync (streamed)", `dd if='${source}' of='${cpTarget}.4' bs=1M conv=fsync status=none`, hotSource),
     own("disk write: node stream pipeline (reference)", size, () =>
-      pipeline(fs.createReadStream(source, { highWaterMark: MiB }), fs.createWriteStream(`${cpTarget}.3`))),
-    own("disk write: Disk.put (fsync, sha256)", size, () => run(driver.put("big.bin", fileStream(source), { overwrite: true }))),
-    child("disk read: cat > /dev/null", `cat '${cpTarget}' > /dev/null`),
-    own("disk read: node read stream (reference)", size, () => drain(fs.createReadStream(cpTarget, { highWaterMark: MiB }))),
-    own("disk read: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin")))),
-    own(`disk write: Disk.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })))
+      pipeline(fs.createReadStream(source, { highWaterMark: MiB }), fs.createWriteStream(`${cpTarget}.3`)), hotSource),
+    own("disk write: Disk.put (fsync, sha256)", size, () => run(driver.put("big.bin", fileStream(source), { overwrite: true })), hotSource),
+    child("disk read: cat > /dev/null", `cat '${object}' > /dev/null`, () => warm(object)),
+    own("disk read: node read stream (reference)", size, () => drain(fs.createReadStream(object, { highWaterMark: MiB })), () => warm(object)),
+    own("disk read: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => warm(object)),
+    child("disk read from the device: cat > /dev/null", `cat '${object}' > /dev/null`, () => dropCache(object)),
+    own("disk read from the device: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => dropCache(object)),
+    own(`disk write: Disk.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })), () => warm(smallSource))
   ])
   report("disk")
   ratio("disk write: Disk.put (fsync, sha256)", "disk write: cp")
   ratio("disk write: Disk.put (fsync, sha256)", "disk write: cp + sync (same durability)")
+  ratio("disk write: Disk.put (fsync, sha256)", "disk write: dd bs=1M conv=fsync (streamed)")
   ratio("disk write: Disk.put (fsync, sha256)", "disk write: node stream pipeline (reference)")
   ratio("disk read: Disk.get", "disk read: cat > /dev/null")
   ratio("disk read: Disk.get", "disk read: node read stream (reference)")
-  for (const f of ["cp.bin", "cp.bin.2", "cp.bin.3"]) fs.rmSync(path.join(work, f), { force: true })
+  ratio("disk read from the device: Disk.get", "disk read from the device: cat > /dev/null")
+  for (const f of ["cp.bin", "cp.bin.2", "cp.bin.3", "cp.bin.4"]) fs.rmSync(path.join(work, f), { force: true })
   await run(driver.delete("big.bin"))
 }
 
@@ -192,7 +217,7 @@ const benchS3 = async (source: string, smallSource: string) => {
       const driver: StorageDriver.Service = yield* S3.make(options)
       const fast: StorageDriver.Service = yield* S3.make({ ...options, contentMd5: false })
       yield* Effect.promise(async () => {
-        const own = (what: string, bytes: number, f: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true })
+        const own = (what: string, bytes: number, f: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true, before: () => warm(source) })
         await measure([
           own("s3 write: SDK Upload (lib-storage)", size, () =>
             new Upload({
@@ -227,7 +252,7 @@ const benchS3 = async (source: string, smallSource: string) => {
 }
 
 const main = async () => {
-  console.log(`bench/storage.ts: ${size} bytes (CCAT_BENCH_BYTES), node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+  console.log(`bench/storage.ts: ${size} bytes (CCAT_BENCH_BYTES), node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}, V8 ${GcTuning.streamingFlag} (as ccat runs)`)
   console.log(`command: ${process.env.CCAT_BENCH_BYTES === undefined ? "" : `CCAT_BENCH_BYTES=${size} `}npx tsx bench/storage.ts ${process.argv.slice(2).join(" ")}`.trimEnd())
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-bench-storage-"))
   try {

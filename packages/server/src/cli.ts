@@ -7,6 +7,8 @@
  * `location`, `staging`; modules in `cli/`) talk to a running server over HTTP with
  * `@ccat/client`; their exit codes are documented in `cli/Remote.ts` and docs/cli.md.
  */
+// first: tunes V8 for streaming large objects before anything else is evaluated
+import "./StreamingTuning.js"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"

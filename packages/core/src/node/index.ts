@@ -12,3 +12,6 @@ export * as LocalTransfer from "./LocalTransfer.js"
 export * as TransferHost from "./TransferHost.js"
 export * as TransferProcess from "./TransferProcess.js"
 export * as Hashing from "./Hashing.js"
+
+// --- process tuning ---
+export * as GcTuning from "./GcTuning.js"
