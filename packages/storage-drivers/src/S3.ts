@@ -45,7 +45,8 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { createHash } from "node:crypto"
+import * as DigestPool from "./internal/DigestPool.js"
+import * as HashWorker from "./internal/HashWorker.js"
 import type { Readable } from "node:stream"
 import { fromReadable } from "./internal/streams.js"
 
@@ -188,7 +189,17 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
           cause
         })
     })
-  const contentMd5 = (bytes: Uint8Array) => md5 ? createHash("md5").update(bytes).digest("base64") : undefined
+  /**
+   * The bytes to send and their Content-MD5 (none when switched off). MD5 runs on a worker
+   * (`DigestPool`) and hands the bytes back: send the returned ones.
+   */
+  const withContentMd5 = (method: string, key: string, bytes: Uint8Array): Effect.Effect<DigestPool.Digested | { readonly digest: undefined; readonly bytes: Uint8Array }, StorageError.StorageError> =>
+    md5
+      ? Effect.tryPromise({
+        try: () => DigestPool.digest("md5", bytes),
+        catch: (cause) => new StorageError.StorageError({ reason: "Unavailable", driver: name, method, key, description: `Content-MD5: ${String(cause)}`, cause })
+      })
+      : Effect.succeed({ digest: undefined, bytes })
   const validChecksum = (value: string | undefined) =>
     value !== undefined && Checksum.problem(value) === undefined ? value as Checksum.Checksum : undefined
 
@@ -235,6 +246,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
             return
           }
           const id = yield* createUpload
+          const { bytes, digest: partMd5 } = yield* withContentMd5("put", key, part.bytes)
           const res = yield* send("put", key, (abortSignal) =>
             client.send(
               new UploadPartCommand({
@@ -242,9 +254,9 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
                 Key: objectKey(key),
                 UploadId: id,
                 PartNumber: part.number,
-                Body: part.bytes,
-                ContentLength: part.bytes.length,
-                ContentMD5: contentMd5(part.bytes)
+                Body: bytes,
+                ContentLength: bytes.length,
+                ContentMD5: partMd5
               }),
               { abortSignal }
             ))
@@ -255,7 +267,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
         // the body ended and (the lifted service checked) its checksum matched
         const digest = known ?? opts.digest()
         if (single !== undefined) {
-          const bytes = single
+          const { bytes, digest: objectMd5 } = yield* withContentMd5("put", key, single)
           yield* send("put", key, (abortSignal) =>
             client.send(
               new PutObjectCommand({
@@ -263,7 +275,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
                 Key: objectKey(key),
                 Body: bytes,
                 ContentLength: bytes.length,
-                ContentMD5: contentMd5(bytes),
+                ContentMD5: objectMd5,
                 Metadata: digest === undefined ? undefined : { [metadataKey]: digest },
                 IfNoneMatch: ifNoneMatch
               }),
@@ -464,7 +476,8 @@ export const make: (options: Options) => Effect.Effect<StorageDriver.Service, St
       )
     }
   }
-  return StorageDriver.make(minimal, { retry: options.retry })
+  // the object's SHA-256 on the shared hashing worker, beside the parts' MD5 on the digest pool
+  return StorageDriver.make(minimal, { retry: options.retry, hasher: HashWorker.factory })
 })
 
 /** A layer providing the generic StorageDriver port backed by a bucket. */

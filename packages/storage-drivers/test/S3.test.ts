@@ -102,6 +102,35 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
       assert.match(head.ETag ?? "", /-3"$/, "a 3-part upload's ETag is not an MD5")
     }))
 
+  it.scopedLive("every request that carries bytes carries their Content-MD5, computed off the main thread", () =>
+    Effect.gen(function*() {
+      const client = rawClient()
+      yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
+      // what went over the wire: each request's Content-MD5 header beside the MD5 of its body
+      const seen: Array<{ readonly sent: string | undefined; readonly actual: string }> = []
+      client.middlewareStack.add((next) => async (args) => {
+        const request = args.request as { headers?: Record<string, string>; body?: unknown }
+        if (request.body instanceof Uint8Array && request.body.length > 0) {
+          seen.push({ sent: request.headers?.["content-md5"], actual: createHash("md5").update(request.body).digest("base64") })
+        }
+        return next(args)
+      }, { step: "finalizeRequest", name: "recordContentMd5" })
+      const d = yield* S3.make(options({ client, prefix: "md5/", partSize: 5 * MiB }))
+      const big = yield* d.put("parts.bin", StorageDriverSuite.bodyOf(17 * MiB + 3, 4))
+      const one = yield* d.put("one.bin", StorageDriverSuite.bodyOf(3 * MiB, 5))
+      // 4 parts (three of 5 MiB, moved to a digest worker and back, and the 2 MiB rest) and one PutObject
+      assert.strictEqual(seen.length, 5)
+      for (const r of seen) assert.strictEqual(r.sent, r.actual)
+      assert.strictEqual(big.checksum, yield* d.checksum("parts.bin"))
+      assert.strictEqual(one.checksum, yield* d.checksum("one.bin"))
+      // switched off, no request carries one
+      seen.length = 0
+      const plain = yield* S3.make(options({ client, prefix: "md5/", partSize: 5 * MiB, contentMd5: false }))
+      yield* plain.put("plain.bin", StorageDriverSuite.bodyOf(11 * MiB, 6))
+      assert.strictEqual(seen.length, 3)
+      for (const r of seen) assert.isUndefined(r.sent)
+    }))
+
   it.scopedLive("maps a part the server rejects (bad Content-MD5) to Corrupt", () =>
     Effect.gen(function*() {
       const client = rawClient()
