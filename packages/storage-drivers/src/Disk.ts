@@ -264,20 +264,14 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
     Stream.unwrapScoped(Effect.gen(function*() {
       const file = yield* existing("get", key)
-      // closed when the stream ends, unless a read stream took it over (it closes it then)
-      let adopted = false
-      const fd = yield* Effect.acquireRelease(
-        io("get", key, () => FileIo.openFd(file, "r")),
-        (fd) => adopted ? Effect.void : FileIo.closeFd(fd)
-      )
+      // closed when the stream ends (its reads have all ended by then)
+      const fd = yield* Effect.acquireRelease(io("get", key, () => FileIo.openFd(file, "r")), FileIo.closeFd)
       const st = yield* io("get", key, () => FileIo.fstat(fd))
       if (!st.isFile()) return yield* fail("get", "NotFound", "not a file", key)
       const start = range?.start ?? 0
       const end = Math.min(range?.end ?? st.size, st.size)
       if (start >= end) return Stream.empty
-      return FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause), () => {
-        adopted = true
-      })
+      return FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))
     }))
 
   const readAtMost = (key: RelativePath.RelativePath, limit: number) =>

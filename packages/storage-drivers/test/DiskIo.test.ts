@@ -64,6 +64,45 @@ describe("Disk byte paths", () => {
       }
     }))
 
+  it.live("a large read stopped early or interrupted leaves no descriptor open and no read running", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "early") })
+      const bytes = randomBytes(20 * MiB + 3)
+      yield* d.put("e/big.bin", Stream.make(bytes))
+      const openFds = () => fs.readdirSync("/proc/self/fd").length
+      const before = openFds()
+      // the first chunk only: the reads ahead of it are waited for, then the descriptor closes
+      const first = yield* collect(d.get("e/big.bin").pipe(Stream.take(1)))
+      assert.isTrue(first.equals(bytes.subarray(0, first.length)))
+      assert.strictEqual(openFds(), before)
+      const fiber = yield* Effect.fork(Stream.runDrain(d.get("e/big.bin").pipe(Stream.tap(() => Effect.never))))
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(openFds(), before)
+      // and the whole object still reads back whole, from every offset class
+      assert.isTrue((yield* collect(d.get("e/big.bin"))).equals(bytes))
+      const range = { start: FileIo.readChunkBytes - 1, end: 3 * FileIo.readChunkBytes * FileIo.readAheadChunks + 5 }
+      assert.isTrue((yield* collect(d.get("e/big.bin", { range }))).equals(bytes.subarray(range.start, range.end)))
+    }))
+
+  it.live("a file that shrinks while it is read ends early instead of reading past its new end", () =>
+    Effect.gen(function*() {
+      const loc = path.join(root, "shrink")
+      const minimal = yield* Disk.makeMinimal({ root: loc })
+      const d = yield* Disk.make({ root: loc })
+      yield* d.put("s/f.bin", Stream.make(randomBytes(24 * MiB)))
+      let seen = 0
+      const read = yield* collect(minimal.get("s/f.bin" as never, undefined).pipe(Stream.tap((c) =>
+        Effect.sync(() => {
+          seen += c.length
+          // after the first chunk, cut the file to 5 MiB + 1
+          if (seen === c.length) fs.truncateSync(path.join(loc, "s", "f.bin"), 5 * MiB + 1)
+        })
+      )))
+      assert.isAtMost(read.length, 5 * MiB + 1 + FileIo.readAheadChunks * FileIo.readChunkBytes)
+      assert.isBelow(read.length, 24 * MiB)
+    }))
+
   it.live("writes a body of uneven pieces across several batches and interim flushes, byte for byte", () =>
     Effect.gen(function*() {
       const d = yield* Disk.make({ root: path.join(root, "writes") })

@@ -7,17 +7,17 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as BodyWriter from "./BodyWriter.js"
-import { fromReadable } from "./streams.js"
 
 const MiB = 1024 * 1024
 
 /** Objects up to this size are read with one `read` into one buffer, instead of a loop. */
 export const wholeReadBytes = 4 * MiB
 
-/** Size of each buffer a large read fills (Node's read stream allocates a fresh one per read). */
+/** Size of each buffer a large read fills (a fresh one per read: the consumer may keep it). */
 export const readChunkBytes = MiB
 
 export { directAfterBytes, syncEveryBytes, writeBatchBytes } from "./BodyWriter.js"
@@ -51,32 +51,14 @@ export const writeBody = <E, F>(fd: number, body: Stream.Stream<Uint8Array, E>, 
 
 /**
  * Bytes `start` to `end` of an open file. A range up to `wholeReadBytes` is one read into one
- * buffer: with many small objects, set-up per object is what costs; the caller still owns the
- * descriptor and closes it when the stream ends. A larger range goes through Node's own read
- * stream, which in measurements here kept V8's external-memory accounting calm (a hand-written
- * read loop over fresh buffers set off a full collection every few dozen MiB); that stream takes
- * over the descriptor and closes it itself, and `adopted` is called at that moment (inside the
- * stream's uninterruptible acquire), so the caller knows not to close it too: a second close
- * could hit a number the process has since reused. A file that shrinks while read ends early
- * (the caller's size check reports it); one that grows is read only to `end`.
+ * buffer: with many small objects, set-up per object is what costs. A larger range is read in
+ * `readChunkBytes` reads, `readAheadChunks` of them running at once (see `readLoop`). The
+ * caller owns the descriptor and closes it after the stream ended; no read is running then. A
+ * file that shrinks while read ends early (the caller's size check reports it); one that grows
+ * is read only to `end`.
  */
-export const readRange = <F>(
-  fd: number,
-  start: number,
-  end: number,
-  onError: (cause: unknown) => F,
-  adopted: () => void
-): Stream.Stream<Uint8Array, F> => {
-  if (end - start > wholeReadBytes) {
-    return fromReadable(
-      Effect.sync(() => {
-        const readable = fs.createReadStream("", { fd, start, end: end - 1, highWaterMark: readChunkBytes, autoClose: true })
-        adopted()
-        return readable
-      }),
-      onError
-    )
-  }
+export const readRange = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> => {
+  if (end - start > wholeReadBytes) return readLoop(fd, start, end, onError)
   return Stream.fromEffect(Effect.async<Uint8Array, F>((resume) => {
     const buffer = Buffer.allocUnsafe(end - start)
     let finished: () => void = () => undefined
@@ -90,6 +72,56 @@ export const readRange = <F>(
     return Effect.promise(() => done)
   })).pipe(Stream.filter((b) => b.length > 0))
 }
+
+/**
+ * Reads running at once in a large read. Measured on a 2 GiB file here (four runs each, against
+ * `cat` of the same file): Node's read stream (one read at a time) reached 24-39% of `cat` from
+ * the page cache and 70-116% from the device; three 1 MiB reads at once 52-56% and 84-94%; 4 MiB
+ * reads, which glibc serves from fresh zeroed pages each time, 14-15% and 43-63%.
+ */
+export const readAheadChunks = 3
+
+type ReadResult = Uint8Array | { readonly error: unknown }
+
+/**
+ * Bytes `start` to `end` of an open file in `readChunkBytes` reads, `readAheadChunks` of them
+ * running at once, so the device and the thread pool work while the consumer does. Each chunk is a fresh
+ * buffer the consumer may keep. No read is left running when the stream ends.
+ */
+const readLoop = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> =>
+  Stream.suspend(() => {
+    let position = start
+    const ahead: Array<Promise<ReadResult>> = []
+    const fill = () => {
+      while (ahead.length < readAheadChunks && position < end) {
+        const at = position
+        const length = Math.min(readChunkBytes, end - at)
+        position += length
+        ahead.push(new Promise((resolve) => {
+          const buffer = Buffer.allocUnsafeSlow(length)
+          fs.read(fd, buffer, 0, length, at, (error, n) => {
+            if (error !== null) return resolve({ error })
+            resolve(n === length ? buffer : buffer.subarray(0, n))
+          })
+        }))
+      }
+    }
+    let ended = false
+    return Stream.repeatEffectOption(Effect.suspend(() => {
+      if (ended) return Effect.fail(Option.none())
+      fill()
+      const current = ahead.shift()
+      if (current === undefined) return Effect.fail(Option.none())
+      return Effect.flatMap(Effect.promise(() => current), (got) => {
+        if ("error" in got) return Effect.fail(Option.some(onError(got.error)))
+        // a short read: the file shrank, this is its end
+        if (got.length < readChunkBytes && position < end) ended = true
+        if (got.length === 0) return Effect.fail(Option.none())
+        fill()
+        return Effect.succeed(got)
+      })
+    })).pipe(Stream.ensuring(Effect.promise(() => Promise.all(ahead))))
+  })
 
 /** Opens a file with the callback API (a raw descriptor, no FileHandle to track). */
 export const openFd = (file: string, flags: string, mode?: number): Promise<number> =>
