@@ -329,6 +329,37 @@ export const run = <E>(options: Options<E>): void => {
           assert.isTrue(yield* d.exists(key("sweep/while-writing.bin")))
         }), timeout)
 
+      it.effect("presigns GET and PUT URLs that work without credentials, or refuses with Unsupported", () =>
+        Effect.gen(function*() {
+          const d = yield* driver
+          if (!d.capabilities.presign) {
+            assert.strictEqual(yield* reasonOf(d.presign(key("presign/x"))), "Unsupported")
+            return
+          }
+          // a plain HTTP client, no credentials: what a scientist's browser or a batch job has
+          const fetch = (globalThis as unknown as {
+            readonly fetch: (url: string, init?: { readonly method?: string; readonly body?: Uint8Array }) => Promise<{
+              readonly status: number
+              readonly arrayBuffer: () => Promise<ArrayBuffer>
+            }>
+          }).fetch
+          const stored = yield* d.put(key("presign/obj.bin"), bodyOf(MiB + 3, 31))
+          const url = yield* d.presign(key("presign/obj.bin"), { expiresIn: "10 minutes" })
+          const got = yield* Effect.promise(async () => {
+            const res = await fetch(url)
+            return { status: res.status, bytes: new Uint8Array(await res.arrayBuffer()) }
+          })
+          assert.strictEqual(got.status, 200)
+          assert.strictEqual((yield* digestOf(Stream.make(got.bytes))).checksum, stored.checksum)
+          assert.strictEqual(yield* reasonOf(d.presign(key("presign/missing.bin"))), "NotFound")
+          const upload = yield* d.presign(key("presign/uploaded.bin"), { method: "PUT", expiresIn: "1 minute" })
+          const body = new TextEncoder().encode("through a presigned PUT")
+          const sent = yield* Effect.promise(() => fetch(upload, { method: "PUT", body }))
+          assert.strictEqual(sent.status, 200)
+          assert.strictEqual(decode(yield* bytesOf(d.get(key("presign/uploaded.bin")))), "through a presigned PUT")
+          assert.strictEqual(yield* reasonOf(d.presign("../escape")), "PermissionDenied")
+        }), timeout)
+
       it.effect("refuses unsafe keys and undeclared operations", () =>
         Effect.gen(function*() {
           const d = yield* driver
