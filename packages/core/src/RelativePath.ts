@@ -4,6 +4,7 @@
  * escape the directory it is meant for.
  */
 import * as Schema from "effect/Schema"
+import * as TemporaryNames from "./TemporaryNames.js"
 
 /** The longest relative path accepted, in UTF-8 bytes (PATH_MAX on Linux is 4096). */
 export const maxBytes = 1024
@@ -18,6 +19,10 @@ export const problem = (path: string): string | undefined => {
   const parts = path.split("/")
   if (parts.some((p) => p === "..")) return "a path must not contain a .. segment"
   if (parts.some((p) => p === "" || p === ".")) return "a path must not contain empty or . segments"
+  // a file under such a name could be taken for a killed writer's leftover and swept
+  if (parts.some(TemporaryNames.isTemporary)) {
+    return `a path must not use a name reserved for temporary files (${TemporaryNames.diskPrefix}… or .NAME.ccat-HEX.part)`
+  }
   return undefined
 }
 

@@ -138,6 +138,8 @@ it.layer(Harness.layer({ maxBodyBytes: 1024 * 1024 }), { timeout: 60_000 })("fil
         ["absolute path", { ...good, files: [{ ...file0, relativePath: "/etc/passwd" }] }, 400, "relative, not absolute"],
         ["dot-dot path", { ...good, files: [{ ...file0, relativePath: "scan/../../x" }] }, 400, ".. segment"],
         ["NUL in path", { ...good, files: [{ ...file0, relativePath: "scan/a\u0000b" }] }, 400, "NUL"],
+        ["disk temporary name", { ...good, files: [{ ...file0, relativePath: "scan/.ccat-tmp-a.fits-0123456789ab" }] }, 400, "reserved for temporary files"],
+        ["transfer temporary name", { ...good, files: [{ ...file0, relativePath: ".scan.ccat-0a1b2c.part/a.fits" }] }, 400, "reserved for temporary files"],
         ["overlong path", { ...good, files: [{ ...file0, relativePath: "a/".repeat(600) + "b" }] }, 400, "at most 1024 bytes"],
         ["negative size", { ...good, files: [{ ...file0, sizeBytes: -1 }] }, 400, "must not be negative"],
         ["fractional size", { ...good, files: [{ ...file0, sizeBytes: 1.5 }] }, 400, "whole number"],

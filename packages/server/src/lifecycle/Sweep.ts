@@ -4,9 +4,12 @@
  * retry reuses, so a long-running site would slowly fill its disks with them. Once an
  * `interval` per location, a job at the site asks the location's storage to remove its
  * temporary files untouched for `policy.sweepTemporaryAfter` (24 hours unless configured; a live
- * write touches its file with every write). Every location of the site whose driver can sweep
- * is swept, archives too: a killed archiver leaves the same leftovers, and a sweep never touches
- * a committed object. A location whose deletions an operator switched off is left alone.
+ * write touches its file with every write). Every BUFFER, LONG_TERM_ARCHIVE and PROCESSING
+ * location of the site whose driver can sweep is swept, archives too: a killed archiver leaves
+ * the same leftovers, and a sweep never touches a committed object. SOURCE locations are never
+ * swept: nothing of ours writes there, and what is there is the instruments' raw data, perhaps
+ * not yet archived, which no name pattern may ever put at risk. A location whose deletions an
+ * operator switched off is left alone.
  *
  * The outcome is logged and counted (`ccat_temporary_files_swept_total`,
  * `ccat_temporary_file_bytes_swept_total`), never written to the ops-db: these files are not
@@ -64,7 +67,7 @@ export const plan = Effect.fn("Sweep.plan")(function* (site: string) {
   const queue = queueName(site, name)
   const due = yield* sql<{ id: string }>`
     select l.id from data_location l join site s on s.id = l.site_id
-    where s.name = ${site} and l.deletable and not exists (
+    where s.name = ${site} and l.deletable and l.type <> 'SOURCE' and not exists (
       select 1 from ${sql(jobSchema)}.job j
       where j.name = ${queue} and j.singleton_key = ${"location:"} || l.id::text
         and (j.state::text in ('created', 'retry', 'active')
@@ -88,6 +91,7 @@ export const work = Effect.fn("Sweep.work")(function* (site: string, data: unkno
   const storages = yield* Storages
   const location = yield* Sites.location(job.locationId)
   if (!location.deletable) return yield* Effect.logDebug(`sweep at ${location.name}: deletions are switched off; nothing swept`)
+  if (location.type === "SOURCE") return yield* Effect.logWarning(`sweep at ${location.name}: a SOURCE location holds the instruments' raw data and is never swept`)
   const storage = yield* storages.of(location)
   if (!storage.capabilities.sweepTemporary) return yield* Effect.logDebug(`sweep at ${location.name}: its driver keeps no temporary files`)
   const swept = yield* storage.sweepTemporary({ olderThan: Duration.millis(policy.sweepTemporaryAfter) })

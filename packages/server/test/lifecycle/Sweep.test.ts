@@ -2,7 +2,7 @@
  * The sweep stage (issue 6): a site's workers remove what killed writers left under temporary
  * names at the site's disk locations, once old enough, and nothing else: not a fresh temporary
  * file (a write may own it), not a committed file, not another site's, not at a location whose
- * deletions are switched off. Files are made old with `utimes`; the hourly rhythm is checked by
+ * deletions are switched off, and nothing at all at a SOURCE location, whatever its names. Files are made old with `utimes`; the hourly rhythm is checked by
  * dating the last job back, not by waiting.
  */
 import { TemporaryNames, Topology } from "@ccat/core"
@@ -20,10 +20,11 @@ import { layer, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from 
 const hours = (n: number) => n * 3600_000
 
 /**
- * The topology with an S3 archive at chile as well, whose driver keeps no temporary files: it
- * gets no sweep job. Its endpoint answers nothing; building the driver touches no network.
+ * The topology with two more locations at chile: an S3 archive, whose driver keeps no temporary
+ * files (it gets no sweep job; its endpoint answers nothing, building the driver touches no
+ * network), and a PROCESSING disk whose deletions the test switches off.
  */
-const withS3Archive = (t: Topology.Topology) => {
+const withExtraLocations = (t: Topology.Topology, dir: string) => {
   const decoded = Topology.decode({
     sites: t.sites.map((s) => ({
       name: s.name,
@@ -32,7 +33,10 @@ const withS3Archive = (t: Topology.Topology) => {
       locations: [
         ...s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, retention: l.retention })),
         ...(s.name === "chile"
-          ? [{ name: "chile-s3", type: "LONG_TERM_ARCHIVE", technology: "s3", driver: { bucket: "b", endpoint: "http://127.0.0.1:9", region: "us-east-1" } }]
+          ? [
+            { name: "chile-s3", type: "LONG_TERM_ARCHIVE", technology: "s3", driver: { bucket: "b", endpoint: "http://127.0.0.1:9", region: "us-east-1" } },
+            { name: "chile-scratch", type: "PROCESSING", technology: "disk", driver: { root: path.join(dir, "locations", "chile-scratch") } }
+          ]
           : [])
       ]
     })),
@@ -65,36 +69,46 @@ describe("Sweep", () => {
   it.scopedLive("a site's workers remove old temporary files at its locations, and only those", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
-      const topology = withS3Archive(topologyIn(dir))
+      const topology = withExtraLocations(topologyIn(dir), dir)
       yield* syncTopology(topology)
       const sql = yield* SqlClient.SqlClient
       const root = (name: string) => path.join(dir, "locations", name)
       const oldDisk = `obs-1/${TemporaryNames.disk("a.fits", "0123456789ab")}`
       const oldPart = `bundles/${TemporaryNames.part("b.tar", "abcdef012345")}`
       const fresh = `obs-1/${TemporaryNames.disk("a.fits", "ba9876543210")}`
-      // chile-source: two old leftovers (to go), a fresh one and an old filed file (to stay)
-      yield* place(root("chile-source"), oldDisk, 3000, hours(30))
-      yield* place(root("chile-source"), oldPart, 5000, hours(48))
-      yield* place(root("chile-source"), fresh, 10, hours(1))
-      yield* place(root("chile-source"), "obs-1/a.fits", 700, hours(500))
-      // chile-buffer: an old leftover where an operator switched deletions off (stays)
-      yield* place(root("chile-buffer"), oldDisk, 11, hours(30))
-      yield* sql`update data_location set deletable = false where name = 'chile-buffer'`
+      // chile-buffer: two old leftovers (to go), a fresh one and an old committed file (to stay)
+      yield* place(root("chile-buffer"), oldDisk, 3000, hours(30))
+      yield* place(root("chile-buffer"), oldPart, 5000, hours(48))
+      yield* place(root("chile-buffer"), fresh, 10, hours(1))
+      yield* place(root("chile-buffer"), "obs-1/a.tar", 700, hours(500))
+      // chile-source: the instruments' raw data; names like leftovers, however old, stay
+      yield* place(root("chile-source"), oldDisk, 17, hours(300))
+      yield* place(root("chile-source"), oldPart, 19, hours(300))
+      // chile-scratch: an old leftover where an operator switched deletions off (stays)
+      yield* place(root("chile-scratch"), oldDisk, 11, hours(30))
+      yield* sql`update data_location set deletable = false where name = 'chile-scratch'`
       // another site's leftover: only cologne's workers sweep there
       yield* place(root("cologne-buffer"), oldDisk, 13, hours(30))
 
       yield* runUntil(
         [["chile", [Sweep.stage]]],
-        Effect.map(Effect.all([exists(root("chile-source"), oldDisk), exists(root("chile-source"), oldPart)]), ([a, b]) => !a && !b),
+        Effect.map(Effect.all([exists(root("chile-buffer"), oldDisk), exists(root("chile-buffer"), oldPart)]), ([a, b]) => !a && !b),
         30_000
       ).pipe(Effect.provide(policyLayer(topology)))
 
-      assert.isTrue(yield* exists(root("chile-source"), fresh), "a fresh temporary file stays")
-      assert.isTrue(yield* exists(root("chile-source"), "obs-1/a.fits"), "a filed file stays")
-      assert.isTrue(yield* exists(root("chile-buffer"), oldDisk), "deletions switched off: nothing swept")
+      assert.isTrue(yield* exists(root("chile-buffer"), fresh), "a fresh temporary file stays")
+      assert.isTrue(yield* exists(root("chile-buffer"), "obs-1/a.tar"), "a committed file stays")
+      assert.isTrue(yield* exists(root("chile-source"), oldDisk), "SOURCE is never swept")
+      assert.isTrue(yield* exists(root("chile-source"), oldPart), "SOURCE is never swept")
+      assert.isTrue(yield* exists(root("chile-scratch"), oldDisk), "deletions switched off: nothing swept")
       assert.isTrue(yield* exists(root("cologne-buffer"), oldDisk), "another site's location is not swept")
-      assert.deepStrictEqual(yield* swept("chile", "chile-source"), { files: 2, bytes: 8000 })
-      assert.deepStrictEqual(yield* swept("chile", "chile-buffer"), { files: 0, bytes: 0 })
+      assert.deepStrictEqual(yield* swept("chile", "chile-buffer"), { files: 2, bytes: 8000 })
+      assert.deepStrictEqual(yield* swept("chile", "chile-source"), { files: 0, bytes: 0 })
+      assert.deepStrictEqual(yield* swept("chile", "chile-scratch"), { files: 0, bytes: 0 })
+      // a sweep job for SOURCE (sent by an older planner, or by hand) sweeps nothing either
+      const [source] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`
+      yield* Sweep.work("chile", { locationId: source!.id }).pipe(Effect.provide(policyLayer(topology)))
+      assert.isTrue(yield* exists(root("chile-source"), oldDisk), "SOURCE is never swept")
       // nothing about the files reaches the ops-db but the job itself
       assert.strictEqual((yield* sql<{ n: number }>`select count(*)::int as n from event_log`)[0]!.n, 0)
 
@@ -108,10 +122,10 @@ describe("Sweep", () => {
       assert.strictEqual(yield* Sweep.plan("chile"), 0)
       assert.strictEqual(yield* jobsOf, before)
       yield* sql`update pgboss.job set created_on = created_on - interval '61 minutes' where name = ${queue}`
-      assert.strictEqual(yield* Sweep.plan("chile"), 1, "chile-source is due again (chile-buffer's deletions are off, chile-s3 keeps no temporary files)")
+      assert.strictEqual(yield* Sweep.plan("chile"), 1, "chile-buffer is due again (never SOURCE; chile-scratch's deletions are off; chile-s3 keeps no temporary files)")
       const keys = yield* sql<{ key: string }>`select distinct singleton_key as key from pgboss.job where name = ${queue}`
-      const [source] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`
-      assert.deepStrictEqual(keys.map((k) => k.key), [`location:${source!.id}`])
+      const [buffer] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-buffer'`
+      assert.deepStrictEqual(keys.map((k) => k.key), [`location:${buffer!.id}`])
     }).pipe(Effect.provide(layer)), 120_000)
 
   it.effect("policy.sweepTemporaryAfter defaults to 24 hours and refuses less than an hour", () =>
