@@ -95,7 +95,12 @@ export const parseMtStatus = (text: string): MtStatus => {
 const defaultRun = (command: string, args: ReadonlyArray<string>) =>
   new Promise<string>((resolve, reject) =>
     execFile(command, [...args], { timeout: 30 * 60_000 }, (err, stdout, stderr) =>
-      err === null ? resolve(stdout) : reject(new Error(`${command} ${args.join(" ")}: ${stderr || err.message}`))
+      err === null
+        ? resolve(stdout)
+        // a missing program is a setup problem, not the library's: say so rather than "spawn ENOENT"
+        : reject(new Error(err.code === "ENOENT"
+          ? `${command} cannot be run: it is not installed or not on the PATH`
+          : `${command} ${args.join(" ")}: ${stderr || err.message}`))
     )
   )
 
