@@ -33,6 +33,8 @@ const size = Number(process.env.CCAT_BENCH_BYTES ?? 2 * 1024 * MiB)
 const small = 64 * MiB
 const which = process.argv[2] ?? "all"
 const rounds = Math.max(1, Number(process.env.CCAT_BENCH_RUNS ?? 3))
+/** An uncounted warm-up round first; `CCAT_BENCH_WARMUP=0` leaves it out. */
+const warmUp = process.env.CCAT_BENCH_WARMUP !== "0"
 
 interface Row {
   readonly what: string
@@ -78,13 +80,19 @@ const once = async (p: Phase) => {
  */
 const measure = async (phases: ReadonlyArray<Phase>, afterRound: () => Promise<unknown> = async () => undefined) => {
   const best = new Map<string, { seconds: number; peak: number }>()
-  for (let round = 1; round <= rounds; round++) {
+  // round 0 warms up every phase alike (JIT, the hashing worker's start, first allocations) and
+  // is not counted: a server does this once, not per object
+  for (let round = warmUp ? 0 : 1; round <= rounds; round++) {
     for (const p of phases) {
       // start every phase with no dirty pages left by the one before, or a later writer pays
       // for an earlier writer's writeback
       await sh("sync", [])
       await p.before?.()
       const r = await once(p)
+      if (round === 0) {
+        process.stdout.write(`  warm-up: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s (not counted)\n`)
+        continue
+      }
       perRound.set(p.what, [...(perRound.get(p.what) ?? []), r.seconds])
       const prev = best.get(p.what)
       best.set(p.what, { seconds: Math.min(prev?.seconds ?? Infinity, r.seconds), peak: Math.max(prev?.peak ?? 0, r.peak) })
