@@ -119,6 +119,31 @@ export const schema = "pgboss"
 export const noJobOf = (sql: SqlClient.SqlClient, queue: string, key: Statement.Fragment): Statement.Fragment =>
   sql`not exists (select 1 from ${sql(schema)}.job j where j.name = ${queue} and j.singleton_key = (${key})::text)`
 
+/**
+ * Makes the queued job of `queue` with singleton key `singletonKey`, if one waits for a later
+ * start (a backoff, a circuit's probe), start now; on the current SQL transaction's connection.
+ * Returns how many jobs it moved (0 or 1). Needs only the database, not a running pg-boss, so the
+ * API can call it (`ccat serve --workers none` runs no pg-boss); with no job table yet (no worker
+ * ever started) there is nothing to move. pg-boss has no call for this: its job table is written
+ * directly, as the leases do, which is why pg-boss is pinned to one release.
+ */
+export const expedite = (queue: string, singletonKey: string): Effect.Effect<number, JobQueueError, SqlClient.SqlClient> =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.flatMap(sql<{ present: boolean }>`select to_regclass(${`${schema}.job`}) is not null as present`, ([row]) =>
+      row?.present !== true
+        ? Effect.succeed(0)
+        : Effect.map(
+          sql<{ id: string }>`
+            update ${sql(schema)}.job set start_after = now()
+            where name = ${queue} and singleton_key = ${singletonKey} and state in ('created', 'retry') and start_after > now()
+            returning id`,
+          (rows) => rows.length
+        ))
+  ).pipe(
+    Effect.mapError((cause) => new JobQueueError({ operation: "expedite", queue, cause })),
+    Effect.withSpan("JobQueue.expedite", { attributes: { queue } })
+  )
+
 /** pg-boss's `db` adapter: its SQL runs through our client, on whatever connection the runtime holds. */
 const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
   const sql = Runtime.runSync(runtime)(SqlClient.SqlClient)

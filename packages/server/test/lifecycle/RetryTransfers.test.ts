@@ -124,16 +124,16 @@ describe("retrying failed transfer attempts", () => {
   )
 
   it.scopedLive(
-    "an attempt that failed while the bundle waits out a fault of the way (the destination buffer refuses writes): retrying it once the buffer is fixed makes that new attempt the one that delivers",
+    "an attempt that failed while the bundle waits out a fault of the way (the destination buffer refuses writes): retrying it once the buffer is fixed makes that new attempt the one that delivers, at once, not when the hour of backoff ends",
     () =>
       Effect.gen(function* () {
         const dir = yield* tempDir
         const sql = yield* SqlClient.SqlClient
         const { bundleId, topology } = yield* oneBundleOfTwoPackages(dir)
-        // A few seconds between tries, and no breaker in the way: the bundle's next try is the operator's attempt.
+        // An hour between tries, and no breaker in the way: the bundle's next try is the operator's attempt.
         const env = Layer.merge(
           policyLayer(topology),
-          Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 4_000, backoffCapMs: 4_000, breakerThreshold: 10, maxAttempts: 8 })
+          Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 3_600_000, backoffCapMs: 3_600_000, breakerThreshold: 10, maxAttempts: 8 })
         )
         const root = path.join(dir, "locations", "cologne-buffer")
         yield* Effect.promise(() => fs.mkdir(root, { recursive: true }))
@@ -150,8 +150,13 @@ describe("retrying failed transfer attempts", () => {
         yield* Effect.sync(() => execFileSync("chattr", ["-i", root]))
         const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
         const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: first.id, reason: "buffer fixed" } })
-        // Taken up at the bundle's next try (when its backoff ends): not closed as a dead worker's, not doubled.
-        yield* runUntil(everySite, Effect.map(archivedPackages, (n) => n === 2), 120_000).pipe(Effect.provide(env))
+        // The bundle's next try, queued for when the hour ends, starts now and takes up the
+        // operator's attempt: not closed as a dead worker's, not doubled.
+        const waiting = yield* sql<{ n: number }>`
+          select count(*)::int as n from pgboss.job where name = 'chile.transfer' and singleton_key = ${bundleId}
+            and state in ('created', 'retry') and start_after > now()`
+        assert.strictEqual(waiting[0].n, 0, "no try of the bundle waits for the backoff any more")
+        yield* runUntil(everySite, Effect.map(archivedPackages, (n) => n === 2), 90_000).pipe(Effect.provide(env))
         const all = yield* attempts
         assert.deepStrictEqual(all.map((a) => [a.attempt, a.status]), [[1, "failed"], [2, "completed"]])
         assert.strictEqual(all[1].id, retried.newAttemptId)
