@@ -133,9 +133,13 @@ export const expedite = (queue: string, singletonKey: string): Effect.Effect<num
       row?.present !== true
         ? Effect.succeed(0)
         : Effect.map(
+          // skip locked: a job a worker is fetching right now starts anyway, and a retry never waits on it
           sql<{ id: string }>`
             update ${sql(schema)}.job set start_after = now()
-            where name = ${queue} and singleton_key = ${singletonKey} and state in ('created', 'retry') and start_after > now()
+            where id in (
+              select id from ${sql(schema)}.job
+              where name = ${queue} and singleton_key = ${singletonKey} and state in ('created', 'retry') and start_after > now()
+              for update skip locked)
             returning id`,
           (rows) => rows.length
         ))

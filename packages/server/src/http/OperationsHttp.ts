@@ -196,7 +196,8 @@ const retryAttempt = (id: string, actor: string, details: Details) =>
       const [from] = yield* sql<{ site: string }>`
         select s.name as site from data_location l join site s on s.id = l.site_id where l.id = ${old.fromLocationId}`
       if (from !== undefined) {
-        const moved = yield* JobQueue.expedite(Stage.queueName(from.site, Transfer.name), bundleId).pipe(
+        // in a savepoint: a failed statement would otherwise abort the retry's whole transaction
+        const moved = yield* sql.withTransaction(JobQueue.expedite(Stage.queueName(from.site, Transfer.name), bundleId)).pipe(
           Effect.catchAll((e) => Effect.as(Effect.logWarning(`retry of attempt ${old.id}: its bundle's next try could not be moved forward; it runs when its backoff ends`, e), 0))
         )
         if (moved > 0) yield* Effect.logInfo(`bundle ${bundleId}: its next try, waiting for its backoff, starts now`)

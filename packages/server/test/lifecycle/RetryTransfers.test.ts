@@ -152,6 +152,7 @@ describe("retrying failed transfer attempts", () => {
         const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: first.id, reason: "buffer fixed" } })
         // The bundle's next try, queued for when the hour ends, starts now and takes up the
         // operator's attempt: not closed as a dead worker's, not doubled.
+        // (the hour of backoff is the proof: without the move, the run below would time out)
         const waiting = yield* sql<{ n: number }>`
           select count(*)::int as n from pgboss.job where name = 'chile.transfer' and singleton_key = ${bundleId}
             and state in ('created', 'retry') and start_after > now()`
@@ -161,6 +162,43 @@ describe("retrying failed transfer attempts", () => {
         assert.deepStrictEqual(all.map((a) => [a.attempt, a.status]), [[1, "failed"], [2, "completed"]])
         assert.strictEqual(all[1].id, retried.newAttemptId)
         assert.strictEqual(all[1].previousAttemptId, first.id)
+      }).pipe(Effect.provide(layer)),
+    240_000
+  )
+
+  it.scopedLive(
+    "a retry whose moving forward of the bundle's next try fails still answers its new attempt: the try runs when its backoff ends",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const sql = yield* SqlClient.SqlClient
+        const { bundleId, topology } = yield* oneBundleOfTwoPackages(dir)
+        const env = Layer.merge(
+          policyLayer(topology),
+          Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 3_600_000, backoffCapMs: 3_600_000, breakerThreshold: 10, maxAttempts: 8 })
+        )
+        const root = path.join(dir, "locations", "cologne-buffer")
+        yield* Effect.promise(() => fs.mkdir(root, { recursive: true }))
+        yield* Effect.acquireRelease(
+          Effect.sync(() => execFileSync("chattr", ["+i", root])),
+          () => Effect.ignore(Effect.try(() => execFileSync("chattr", ["-i", root])))
+        )
+        yield* runUntil(everySite, Effect.map(attempts, (a) => a.some((x) => x.status === "failed"))).pipe(Effect.provide(env))
+        const [first] = yield* attempts
+        // the job table refuses every update (a stand-in for a lock timeout or a missing grant)
+        yield* sql`create function pgboss.ccat_test_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`
+        yield* sql`create trigger ccat_test_refuse before update on pgboss.job for each row execute function pgboss.ccat_test_refuse()`
+        const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+        const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: first.id, reason: "buffer fixed" } })
+        yield* sql`drop trigger ccat_test_refuse on pgboss.job`
+        assert.isString(retried.newAttemptId)
+        const all = yield* attempts
+        assert.deepStrictEqual(all.map((a) => [a.attempt, a.status]), [[1, "failed"], [2, "pending"]])
+        assert.strictEqual(all[1].id, retried.newAttemptId)
+        const waiting = yield* sql<{ n: number }>`
+          select count(*)::int as n from pgboss.job where name = 'chile.transfer' and singleton_key = ${bundleId}
+            and state in ('created', 'retry') and start_after > now()`
+        assert.strictEqual(waiting[0].n, 1, "the bundle's next try still waits for its backoff")
       }).pipe(Effect.provide(layer)),
     240_000
   )
