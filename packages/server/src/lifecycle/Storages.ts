@@ -1,17 +1,22 @@
 /**
  * The storage of each DataLocation, made from its technology and driver options as the ops-db
  * records them. Workers ask "the storage of location X" and get the lifted StorageDriver
- * service; disk and s3 are built in, integrators register drivers for other technologies.
- * A driver that holds resources (an S3 client's sockets) keeps them until the scope of the
- * storages closes.
+ * service; disk, s3 and tape are built in, integrators register drivers for other technologies.
+ * A driver that holds resources (an S3 client's sockets, a tape driver's recall workers) keeps
+ * them until the scope of the storages closes.
  */
-import { StorageDriver, StorageError } from "@ccat/core"
-import { Disk, S3 } from "@ccat/storage-drivers"
+import { StorageDriver, StorageError, Topology } from "@ccat/core"
+import { Disk, MtxTapeLibrary, S3, Tape, type TapeLibrary, VirtualTapeLibrary } from "@ccat/storage-drivers"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as path from "node:path"
 
 /** What a driver factory gets: the location's name and its driver options from the configuration. */
 export interface LocationSpec {
@@ -87,6 +92,68 @@ export const s3Factory: DriverFactory = (spec) =>
     })
   })
 
+/**
+ * The library's failures name the location too: a site may run several libraries, and
+ * "mtx-tape.volumes: Unavailable" alone does not say which one an operator must look at.
+ * Failures of the bytes being appended (the cache read) keep their own driver's name.
+ */
+const naming = (library: TapeLibrary.TapeLibrary, location: string): TapeLibrary.TapeLibrary => {
+  const rename = <E>(e: E): E =>
+    StorageError.isStorageError(e) && e.driver === library.name
+      ? new StorageError.StorageError({
+        reason: e.reason,
+        driver: `${library.name}:${location}`,
+        method: e.method,
+        key: e.key,
+        description: e.description,
+        cause: e.cause
+      }) as E
+      : e
+  return {
+    ...library,
+    volumes: Effect.mapError(library.volumes, rename),
+    mount: (drive, volume) => Effect.mapError(library.mount(drive, volume), rename),
+    seek: (drive, fileNumber) => Effect.mapError(library.seek(drive, fileNumber), rename),
+    append: (drive, afterFile, body) => Effect.mapError(library.append(drive, afterFile, body), rename),
+    read: (drive) => Stream.mapError(library.read(drive), rename)
+  }
+}
+
+/**
+ * The tape driver (nearline) from `driver` options, decoded by the same rules `ccat config check`
+ * applies (`Topology.decodeTapeDriver`): `library: virtual` keeps its volumes as files under
+ * `<root>/library`, `library: mtx` drives a real changer and drives through `mtx` and `mt`. The
+ * catalog and the disk cache live under `root`. One driver per location per process: two
+ * catalogs over one root would each forget the other's writes, which is why `make` builds each
+ * location's storage once. The recall workers stop when the storages' scope closes; the mtx
+ * backend holds no device between operations, so cartridges stay where they are.
+ */
+export const tapeFactory: DriverFactory = (spec) =>
+  Effect.gen(function* () {
+    const decoded = Topology.decodeTapeDriver(spec.driverConfig)
+    if (Either.isLeft(decoded)) return yield* invalid(spec, decoded.left.map((p) => `driver.${p}`).join("; "))
+    const o = decoded.right
+    const library = o.library === "virtual"
+      ? yield* VirtualTapeLibrary.make({
+        root: path.join(o.root, "library"),
+        volumes: o.volumes,
+        capacityBytes: o.volumeBytes,
+        drives: o.drives,
+        mountLatency: Duration.millis(o.mountLatency),
+        seekLatency: Duration.millis(o.seekLatency)
+      })
+      : MtxTapeLibrary.make({
+        changer: o.changer,
+        drives: o.drives,
+        labels: o.labels,
+        capacityBytes: o.volumeBytes,
+        blockSize: o.blockSize,
+        mt: o.mt,
+        mtx: o.mtx
+      })
+    return yield* Tape.make({ root: o.root, library: naming(library, spec.name), keepOnline: o.keepOnline, name: `tape:${spec.name}` })
+  })
+
 /** The storages of locations, cached per location. */
 export interface StoragesService {
   /** The storage of a location. */
@@ -99,24 +166,36 @@ export interface StoragesService {
 export class Storages extends Context.Tag("@ccat/server/Storages")<Storages, StoragesService>() {}
 
 /**
- * Storages with the given factories per technology (disk and s3 are built in); what the drivers
- * acquire is released with the calling scope.
+ * Storages with the given factories per technology (disk, s3 and tape are built in); what the
+ * drivers acquire is released with the calling scope. Each location's storage is built once even
+ * when many jobs ask for it at the same instant (they wait for the one build); a build that
+ * failed is forgotten, so the next request tries again.
  */
 export const make = (factories: Readonly<Record<string, DriverFactory>> = {}) =>
   Effect.gen(function* () {
-    const all: Record<string, DriverFactory> = { disk: diskFactory, s3: s3Factory, ...factories }
+    const all: Record<string, DriverFactory> = { disk: diskFactory, s3: s3Factory, tape: tapeFactory, ...factories }
     const scope = yield* Effect.scope
-    const cache = yield* Ref.make(new Map<string, StorageDriver.Service>())
+    const cache = new Map<string, Deferred.Deferred<StorageDriver.Service, StorageError.StorageError>>()
     const of = (spec: LocationSpec) =>
       Effect.gen(function* () {
         const key = `${spec.id}:${JSON.stringify(spec.driverConfig)}`
-        const cached = (yield* Ref.get(cache)).get(key)
-        if (cached) return cached
         const factory = all[spec.technology]
         if (factory === undefined) return yield* invalid(spec, `no driver is registered for technology ${spec.technology}`)
-        const service = yield* Scope.extend(factory(spec), scope)
-        yield* Ref.update(cache, (m) => new Map(m).set(key, service))
-        return service
+        const fresh = yield* Deferred.make<StorageDriver.Service, StorageError.StorageError>()
+        // look up and claim in one step: no other fiber runs between the two
+        const [building, mine] = yield* Effect.sync(() => {
+          const existing = cache.get(key)
+          if (existing !== undefined) return [existing, false] as const
+          cache.set(key, fresh)
+          return [fresh, true] as const
+        })
+        if (mine) {
+          yield* Scope.extend(factory(spec), scope).pipe(
+            Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => cache.delete(key))),
+            Effect.intoDeferred(fresh)
+          )
+        }
+        return yield* Deferred.await(building)
       })
     const rootOf = (spec: LocationSpec) =>
       spec.technology === "disk" && typeof spec.driverConfig.root === "string" ? spec.driverConfig.root : undefined

@@ -109,7 +109,7 @@ describe("Staging", () => {
       const tape = yield* Tape.make({ root: path.join(dir, "locations", "cologne-archive"), library, keepOnline: false })
       const storages = yield* Storages.make({ tape: () => Effect.succeed(tape) })
       yield* Effect.gen(function* () {
-        const topology = topologyFrom(dir, (raw) => editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? { ...l, technology: "tape" } : l)))
+        const topology = topologyFrom(dir, (raw) => editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? { ...l, technology: "tape", driver: { ...(l.driver as object), library: "virtual" } } : l)))
         yield* syncTopology(topology)
         const obs = yield* observatory
         const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 20_000 }, { path: "b/c.fits", bytes: 5_000 }])
