@@ -21,6 +21,7 @@ import * as path from "node:path"
 import { activeJobs, chaosConfig, cliBundle, decodeConfig, filesUnder, openJobs, prng, SiteWorker } from "./ChaosWorld.js"
 import { fileObservation, observatory, syncTopology, tempDir, type WrittenFile } from "./LifecycleWorld.js"
 import { gnuTar, sha256File } from "./support.js"
+import { catalogOf, checksumOnTape } from "./TapeWorld.js"
 
 const started = Date.now()
 const elapsed = () => `[${((Date.now() - started) / 1000).toFixed(1)} s]`
@@ -247,8 +248,9 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
         )
         const packages = yield* sql<{ id: string; checksum: string; sizeBytes: number }>`
           select id, checksum, size_bytes from raw_data_package`
-        const archiveCopies = yield* sql<{ packageId: string; location: string; path: string; checksum: string; root: string }>`
-          select c.raw_data_package_id as package_id, l.name as location, c.path, c.checksum, l.driver_config->>'root' as root
+        const archiveCopies = yield* sql<{ packageId: string; location: string; technology: string; path: string; checksum: string; root: string }>`
+          select c.raw_data_package_id as package_id, l.name as location, l.technology::text as technology, c.path, c.checksum,
+                 l.driver_config->>'root' as root
           from physical_copy c join data_location l on l.id = c.data_location_id
           where l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT' and c.verified_at is not null`
         const unpacked = path.join(dir, "unpacked")
@@ -258,9 +260,12 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
           assert.deepStrictEqual(copies.map((c) => c.location).sort(), ["cologne-archive", "cologne-archive-2"], `package ${p.id}: two archive copies`)
           for (const c of copies) {
             assert.strictEqual(c.checksum, p.checksum)
-            assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(c.root, c.path))), p.checksum, `${c.location}/${c.path} verifies`)
+            // on tape: the bytes of the tape file the catalog names, read from the volume itself
+            const stored = c.technology === "tape" ? checksumOnTape(c.root, c.path) : sha256File(path.join(c.root, c.path))
+            assert.strictEqual(yield* Effect.promise(() => stored), p.checksum, `${c.location}/${c.path} verifies`)
           }
-          const tar = path.join(copies[0]!.root, copies[0]!.path)
+          const onDisk = copies.find((c) => c.technology === "disk")!
+          const tar = path.join(onDisk.root, onDisk.path)
           for (const member of (yield* Effect.promise(() => gnuTar(["-tf", tar]))).split("\n").filter((m) => m !== "" && !m.endsWith("/"))) {
             seen.set(member, (seen.get(member) ?? 0) + 1)
           }
@@ -307,6 +312,15 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
         for (const site of topology.sites) {
           for (const loc of site.locations) {
             const root = loc.driver.root as string
+            if (loc.technology === "tape") {
+              // The catalog holds exactly the recorded copies (verified on the volumes above). A write
+              // killed before its catalog entry leaves dead space on a volume and possibly its cache
+              // file; the tape driver has no sweep for those yet (docs/storage-drivers.md).
+              const keys = Object.keys(yield* Effect.promise(() => catalogOf(root))).sort()
+              const recorded = archiveCopies.filter((c) => c.location === loc.name).map((c) => c.path).sort()
+              assert.deepStrictEqual(keys, recorded, `${loc.name}: the tape catalog holds exactly what the ops-db records`)
+              continue
+            }
             const on = yield* Effect.promise(() => filesUnder(root))
             temporary.push(...on.temporary.map((t) => `${loc.name}/${t}`))
             const recorded = archiveCopies.filter((c) => c.location === loc.name).map((c) => c.path).sort()

@@ -84,7 +84,9 @@ export const prng = (seed: number) => {
 /**
  * Chile (SOURCE, BUFFER) sends to Cologne (BUFFER, two LONG_TERM_ARCHIVEs, PROCESSING) over a
  * local route; two verified archive copies are required, copies go as soon as that holds, and
- * jobs of a dead worker come back after 3 s.
+ * jobs of a dead worker come back after 3 s. The second archive is a tape library (virtual: its
+ * cartridges are files, with mount and seek delays), built by the workers from the file as an
+ * operator's would be, so kills also cut tape writes between the cache, the volume and the catalog.
  */
 export const chaosConfig = (dir: string) => {
   const root = (name: string) => ({ root: path.join(dir, "locations", name) })
@@ -103,8 +105,12 @@ export const chaosConfig = (dir: string) => {
           { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: root("cologne-buffer") },
           { name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: root("cologne-archive"), retention: keep },
           {
-            name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
-            driver: root("cologne-archive-2"), retention: keep
+            name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "tape", priority: 1,
+            driver: {
+              ...root("cologne-archive-2"), library: "virtual", volumes: 4, volumeBytes: "48 MB", drives: 1,
+              mountLatency: "20 millis", seekLatency: "2 millis", keepOnline: false
+            },
+            retention: { ...keep, deleteConcurrency: 1 }
           },
           { name: "cologne-processing", type: "PROCESSING", technology: "disk", driver: root("cologne-processing") }
         ]
