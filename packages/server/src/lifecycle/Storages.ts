@@ -92,23 +92,26 @@ export const s3Factory: DriverFactory = (spec) =>
     })
   })
 
+/** A failure of the named tape library, renamed to say which location's library it is. */
+const libraryError = (libraryName: string, location: string) => <E>(e: E): E =>
+  StorageError.isStorageError(e) && e.driver === libraryName
+    ? new StorageError.StorageError({
+      reason: e.reason,
+      driver: `${libraryName}:${location}`,
+      method: e.method,
+      key: e.key,
+      description: e.description,
+      cause: e.cause
+    }) as E
+    : e
+
 /**
  * The library's failures name the location too: a site may run several libraries, and
  * "mtx-tape.volumes: Unavailable" alone does not say which one an operator must look at.
  * Failures of the bytes being appended (the cache read) keep their own driver's name.
  */
 const naming = (library: TapeLibrary.TapeLibrary, location: string): TapeLibrary.TapeLibrary => {
-  const rename = <E>(e: E): E =>
-    StorageError.isStorageError(e) && e.driver === library.name
-      ? new StorageError.StorageError({
-        reason: e.reason,
-        driver: `${library.name}:${location}`,
-        method: e.method,
-        key: e.key,
-        description: e.description,
-        cause: e.cause
-      }) as E
-      : e
+  const rename = libraryError(library.name, location)
   return {
     ...library,
     volumes: Effect.mapError(library.volumes, rename),
@@ -141,7 +144,7 @@ export const tapeFactory: DriverFactory = (spec) =>
         drives: o.drives,
         mountLatency: Duration.millis(o.mountLatency),
         seekLatency: Duration.millis(o.seekLatency)
-      })
+      }).pipe(Effect.mapError(libraryError("virtual-tape", spec.name)))
       : MtxTapeLibrary.make({
         changer: o.changer,
         drives: o.drives,

@@ -74,6 +74,11 @@ describe("Storages: tape from driver options", () => {
       assert.include(error.message, "cologne-tape: ")
       assert.include(error.message, "driver.seekLatency:")
       assert.include(error.message, "driver.volumes:")
+      // a library folder the server cannot create: the error names the location's library
+      const blocked = path.join(dir, "blocked")
+      yield* Effect.promise(() => fs.writeFile(blocked, "a file where the tape root should be"))
+      const unwritable = yield* Effect.flip(storages.of(tapeAt(blocked, { library: "virtual" })))
+      assert.strictEqual(unwritable.driver, "virtual-tape:cologne-tape")
       const noLibrary = yield* Effect.flip(storages.of(tapeAt(root, {})))
       assert.include(noLibrary.message, `cologne-tape: driver.library: must be "virtual"`)
       assert.isFalse(yield* Effect.promise(() => exists(root)))
