@@ -241,7 +241,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       const write = Effect.acquireUseRelease(
         io("put", key, () => FileIo.openFd(tmp, "wx", 0o644)),
         (fd) =>
-          FileIo.writeBody(fd, body, { durable: sync, onError, directPath: direct ? tmp : undefined }).pipe(
+          FileIo.writeBody(fd, body, { durable: sync, onError, direct }).pipe(
             // one fsync for the whole object, after the last write
             Effect.zipRight(sync ? io("put", key, () => FileIo.fsync(fd)) : Effect.void),
             Effect.zipRight(io("put", key, () => FileIo.fstat(fd)))

@@ -17,6 +17,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
+import * as BodyWriter from "../src/internal/BodyWriter.js"
 import * as FileIo from "../src/internal/FileIo.js"
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-disk-io-"))
@@ -90,7 +91,8 @@ describe("Disk byte paths", () => {
       const loc = path.join(root, "shrink")
       const minimal = yield* Disk.makeMinimal({ root: loc })
       const d = yield* Disk.make({ root: loc })
-      yield* d.put("s/f.bin", Stream.make(randomBytes(24 * MiB)))
+      const original = randomBytes(24 * MiB)
+      yield* d.put("s/f.bin", Stream.make(original))
       let seen = 0
       const read = yield* collect(minimal.get("s/f.bin" as never, undefined).pipe(Stream.tap((c) =>
         Effect.sync(() => {
@@ -101,6 +103,9 @@ describe("Disk byte paths", () => {
       )))
       assert.isAtMost(read.length, 5 * MiB + 1 + FileIo.readAheadChunks * FileIo.readChunkBytes)
       assert.isBelow(read.length, 24 * MiB)
+      // what was read is the file's start, with no gap: reads issued before the cut still hold
+      // the old bytes, and the reads after it stop at the new end
+      assert.isTrue(read.equals(original.subarray(0, read.length)), "a prefix of the original, no byte skipped")
     }))
 
   it.live("writes a body of uneven pieces across several batches and interim flushes, byte for byte", () =>
@@ -121,6 +126,7 @@ describe("Disk byte paths", () => {
       const d = yield* Disk.make({ root: loc })
       const start = FileIo.directAfterBytes
       const sizes = [start - 1, start, start + 1, start + MiB, start + MiB + 4095, start + 9 * MiB + 4097, 3 * start + 12_345]
+      const before = { ...BodyWriter.directStats }
       for (const size of sizes) {
         const bytes = randomBytes(size)
         const sha = `sha256:${createHash("sha256").update(bytes).digest("hex")}`
@@ -133,6 +139,11 @@ describe("Disk byte paths", () => {
         }
       }
       assert.deepStrictEqual(fs.readdirSync(path.join(loc, "d")).sort(), sizes.map((s) => `${s}.bin`).sort())
+      // the bytes above went through the direct path (whole 1 MiB blocks past the start), not
+      // the page cache fallback: each object's blocks past directAfterBytes, twice (two bodies)
+      const blocks = sizes.reduce((n, size) => n + Math.max(0, Math.floor((size - start) / BodyWriter.directSlotBytes)), 0)
+      assert.strictEqual(BodyWriter.directStats.blocksWritten - before.blocksWritten, 2 * blocks)
+      assert.strictEqual(BodyWriter.directStats.refused, before.refused)
     }))
 
   it.live("a large durable write bypasses the page cache past the direct-I/O start; a scratch write does not", () =>

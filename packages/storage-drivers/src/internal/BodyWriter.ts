@@ -57,6 +57,16 @@ const WasmMemory = (globalThis as unknown as {
   readonly WebAssembly: { readonly Memory: new(descriptor: { readonly initial: number }) => { readonly buffer: ArrayBuffer } }
 }).WebAssembly.Memory
 
+/**
+ * What the direct path did in this process, for tests and diagnosis: 1 MiB blocks written
+ * directly, and objects that wanted direct I/O and got the page cache instead (no free ring, a
+ * ring that could not be reserved, a descriptor `O_DIRECT` was refused for, or EINVAL from a
+ * direct write). Each ring is a WebAssembly memory, for which V8 reserves about 10 GiB of
+ * virtual address space (not memory): under a low `ulimit -v` rings cannot be made and every
+ * write takes the page cache.
+ */
+export const directStats = { blocksWritten: 0, refused: 0 }
+
 const keptFree: Array<Uint8Array> = []
 let ringsInUse = 0
 
@@ -109,9 +119,14 @@ const writeAll = (fd: number, bytes: Uint8Array, position: number): Promise<void
 const fdatasync = (fd: number): Promise<void> =>
   new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error !== null ? reject(error) : resolve())))
 
-const openDirect = (file: string): Promise<number> =>
+/**
+ * A second, direct-I/O descriptor on the file `fd` is open on, through `/proc/self/fd`: the very
+ * same file whatever happened to its name meanwhile (renamed, swept, replaced), so direct writes
+ * can never land in another file. Without `/proc` the open fails and the page cache is used.
+ */
+const openDirect = (fd: number): Promise<number> =>
   new Promise((resolve, reject) =>
-    fs.open(file, fs.constants.O_WRONLY | fs.constants.O_DIRECT, (error, fd) => (error !== null ? reject(error) : resolve(fd)))
+    fs.open(`/proc/self/fd/${fd}`, fs.constants.O_WRONLY | fs.constants.O_DIRECT, (error, direct) => (error !== null ? reject(error) : resolve(direct)))
   )
 
 const isEinval = (e: unknown) => (e as { code?: unknown } | null)?.code === "EINVAL"
@@ -120,8 +135,8 @@ const isEinval = (e: unknown) => (e as { code?: unknown } | null)?.code === "EIN
 export interface Options {
   /** Flush to the device while writing (see `syncEveryBytes`) and use direct I/O past `directAfterBytes`. */
   readonly durable: boolean
-  /** The file's path, for the direct-I/O descriptor; none writes everything through the page cache. */
-  readonly directPath?: string | undefined
+  /** Write past `directAfterBytes` with direct I/O (with `durable` only); default false. */
+  readonly direct?: boolean | undefined
 }
 
 /**
@@ -159,7 +174,7 @@ export class BodyWriter {
   constructor(private readonly fd: number, private readonly options: Options) {}
 
   private get wantsDirect() {
-    return this.options.durable && this.options.directPath !== undefined && !this.directRefused
+    return this.options.durable && this.options.direct === true && !this.directRefused
   }
 
   /** Tracks a running operation: its failure is kept for the next call, never unhandled. */
@@ -217,17 +232,19 @@ export class BodyWriter {
     const ring = takeRing()
     if (ring === undefined) {
       this.directRefused = true
+      directStats.refused++
       return Promise.resolve()
     }
     this.mode = "opening"
     this.ring = ring
-    const opened = openDirect(this.options.directPath!).then(
+    const opened = openDirect(this.fd).then(
       (fd) => {
         this.directFd = fd
         this.mode = "direct"
       },
       () => {
         this.directRefused = true
+        directStats.refused++
         this.mode = "buffered"
         this.ring = undefined
         giveRing(ring)
@@ -242,10 +259,13 @@ export class BodyWriter {
   private writeSlot(slot: number, length: number, at: number): Promise<void> {
     const bytes = this.ring!.subarray(slot * directSlotBytes, slot * directSlotBytes + length)
     if (this.directRefused || this.directFd === undefined || length !== directSlotBytes) return writeAll(this.fd, bytes, at)
-    return writeAll(this.directFd, bytes, at).catch((e) => {
+    return writeAll(this.directFd, bytes, at).then(() => {
+      directStats.blocksWritten++
+    }, (e) => {
       if (!isEinval(e)) throw e
       // the device wants another alignment than this one: the rest goes through the page cache
       this.directRefused = true
+      directStats.refused++
       return writeAll(this.fd, bytes, at)
     })
   }

@@ -5,9 +5,11 @@
  * (no copy), digested there and transferred back with its digest, so the caller sends the very
  * same bytes afterwards; parts being digested at once go to different workers.
  *
- * The workers start on first use, are unref'd (ref'd only while a digest is awaited, so a
- * process can always exit), and a pool that cannot start or has lost a worker digests on the
- * calling thread instead: slower, never wrong.
+ * The workers start on first use and are unref'd (ref'd only while a digest is awaited, so a
+ * process can always exit). A pool that cannot start digests on the calling thread instead:
+ * slower, never wrong. A worker that dies takes the buffers it holds with it: their digests
+ * fail (the S3 put fails Unavailable and is retried by its caller), and the next digest starts
+ * a new worker.
  */
 import { createHash } from "node:crypto"
 import { Worker } from "node:worker_threads"
@@ -79,12 +81,14 @@ const inline = (algorithm: string, bytes: Uint8Array): Digested => ({
 })
 
 /**
- * The base64 digest of `bytes`, and the bytes. A buffer of at least `offloadBytes` whose
- * memory is its own (not a slice of Node's shared pool) is moved to a worker and back: the
- * caller must use the returned `bytes` and not `bytes` it passed, which is detached meanwhile.
+ * The base64 digest of `bytes`, and the bytes. A view of at least `offloadBytes` that covers its
+ * whole ArrayBuffer (so no other live view can share that memory) is moved to a worker and back:
+ * the caller must use the returned `bytes`, not the view it passed, which is detached meanwhile.
+ * Any other view is digested on the calling thread and returned as it is.
  */
 export const digest = (algorithm: string, bytes: Uint8Array): Promise<Digested> => {
-  if (bytes.length < offloadBytes || bytes.buffer instanceof SharedArrayBuffer || bytes.buffer.byteLength > 2 * bytes.length) {
+  const whole = !(bytes.buffer instanceof SharedArrayBuffer) && bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length
+  if (bytes.length < offloadBytes || !whole) {
     return Promise.resolve(inline(algorithm, bytes))
   }
   if (members === undefined || members.some((m) => m.failure !== undefined)) {

@@ -85,42 +85,57 @@ type ReadResult = Uint8Array | { readonly error: unknown }
 
 /**
  * Bytes `start` to `end` of an open file in `readChunkBytes` reads, `readAheadChunks` of them
- * running at once, so the device and the thread pool work while the consumer does. Each chunk is a fresh
- * buffer the consumer may keep. No read is left running when the stream ends.
+ * running at once, so the device and the thread pool work while the consumer does. Each chunk is
+ * a fresh buffer the consumer may keep. A short read is followed by a read of the rest of its
+ * range, so no byte is ever skipped; a read at the end of the file (it shrank) ends the stream.
+ * Every read issued has ended when the stream ends, however it ends (done, failed, interrupted
+ * while a read runs), so the caller may close the descriptor then.
  */
 const readLoop = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> =>
   Stream.suspend(() => {
     let position = start
-    const ahead: Array<Promise<ReadResult>> = []
+    const queue: Array<{ readonly at: number; readonly length: number; readonly result: Promise<ReadResult> }> = []
+    const running = new Set<Promise<ReadResult>>()
+    const issue = (at: number, length: number) => {
+      const result = new Promise<ReadResult>((resolve) => {
+        const buffer = Buffer.allocUnsafeSlow(length)
+        fs.read(fd, buffer, 0, length, at, (error, n) => {
+          running.delete(result)
+          if (error !== null) resolve({ error })
+          else resolve(n === length ? buffer : buffer.subarray(0, n))
+        })
+      })
+      running.add(result)
+      return { at, length, result }
+    }
     const fill = () => {
-      while (ahead.length < readAheadChunks && position < end) {
+      while (queue.length < readAheadChunks && position < end) {
         const at = position
         const length = Math.min(readChunkBytes, end - at)
         position += length
-        ahead.push(new Promise((resolve) => {
-          const buffer = Buffer.allocUnsafeSlow(length)
-          fs.read(fd, buffer, 0, length, at, (error, n) => {
-            if (error !== null) return resolve({ error })
-            resolve(n === length ? buffer : buffer.subarray(0, n))
-          })
-        }))
+        queue.push(issue(at, length))
       }
     }
     let ended = false
     return Stream.repeatEffectOption(Effect.suspend(() => {
       if (ended) return Effect.fail(Option.none())
       fill()
-      const current = ahead.shift()
+      const current = queue.shift()
       if (current === undefined) return Effect.fail(Option.none())
-      return Effect.flatMap(Effect.promise(() => current), (got) => {
+      return Effect.flatMap(Effect.promise(() => current.result), (got) => {
         if ("error" in got) return Effect.fail(Option.some(onError(got.error)))
-        // a short read: the file shrank, this is its end
-        if (got.length < readChunkBytes && position < end) ended = true
-        if (got.length === 0) return Effect.fail(Option.none())
+        if (got.length === 0) {
+          ended = true
+          return Effect.fail(Option.none())
+        }
+        // short of its range: the rest of the range is read next, before anything after it
+        if (got.length < current.length) queue.unshift(issue(current.at + got.length, current.length - got.length))
         fill()
         return Effect.succeed(got)
       })
-    })).pipe(Stream.ensuring(Effect.promise(() => Promise.all(ahead))))
+    })).pipe(Stream.ensuring(Effect.promise(async () => {
+      while (running.size > 0) await Promise.all([...running])
+    })))
   })
 
 /** Opens a file with the callback API (a raw descriptor, no FileHandle to track). */
