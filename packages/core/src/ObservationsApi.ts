@@ -24,11 +24,15 @@ import { Status } from "./Status.js"
 export const maxFilesPerRequest = 10_000
 
 /**
- * A safe relative path as a plain string (the checks of `RelativePath`, without the brand, so
- * plain JavaScript and TypeScript callers pass string literals).
+ * A safe relative path for a file being filed, as a plain string (the checks of
+ * `RelativePath.problemOfNew`, without the brand, so plain JavaScript and TypeScript callers
+ * pass string literals).
  */
 export const PathInput = Schema.String.pipe(
-  Schema.filter((s) => RelativePath.problem(s) ?? true, { identifier: "RelativePath", description: "relative path: not absolute, no .. or empty segments, no NUL, at most 1024 bytes" })
+  Schema.filter((s) => RelativePath.problemOfNew(s) ?? true, {
+    identifier: "RelativePath",
+    description: "relative path: not absolute, no .. or empty segments, no NUL, at most 1024 bytes, no segment named like a temporary file"
+  })
 )
 
 /** A checksum `algorithm:hex` as a plain string (the checks of `Checksum`, without the brand). */

@@ -19,8 +19,19 @@ export const problem = (path: string): string | undefined => {
   const parts = path.split("/")
   if (parts.some((p) => p === "..")) return "a path must not contain a .. segment"
   if (parts.some((p) => p === "" || p === ".")) return "a path must not contain empty or . segments"
-  // a file under such a name could be taken for a killed writer's leftover and swept
-  if (parts.some(TemporaryNames.isTemporary)) {
+  return undefined
+}
+
+/**
+ * Why a path cannot be given to a new file, or undefined: `problem`, and no segment named like
+ * a writer's temporary file (see `TemporaryNames`), which could be taken for a killed writer's
+ * leftover. Checked where paths come in (filing), not where stored paths are read: a file filed
+ * under such a name before this rule must stay readable and unpackable.
+ */
+export const problemOfNew = (path: string): string | undefined => {
+  const found = problem(path)
+  if (found !== undefined) return found
+  if (path.split("/").some(TemporaryNames.isTemporary)) {
     return `a path must not use a name reserved for temporary files (${TemporaryNames.diskPrefix}… or .NAME.ccat-HEX.part)`
   }
   return undefined
