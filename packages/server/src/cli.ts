@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-allocation-site-pretenuring
 /**
  * `ccat`: the reference server's command line. `ccat serve` runs the API (and, with no
  * configuration, the embedded default); `ccat migrate` applies migrations; `ccat config check`
@@ -7,7 +7,8 @@
  * `location`, `staging`; modules in `cli/`) talk to a running server over HTTP with
  * `@ccat/client`; their exit codes are documented in `cli/Remote.ts` and docs/cli.md.
  */
-// first: tunes V8 for streaming large objects before anything else is evaluated
+// first: tunes V8 for streaming large objects before the command's work starts (the built
+// command also carries the flag on its `#!` line, so Node starts with it; this covers `tsx`)
 import "./StreamingTuning.js"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"

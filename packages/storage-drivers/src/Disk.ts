@@ -33,7 +33,7 @@ export interface Options {
   /**
    * Write the bulk of large objects with direct I/O (`O_DIRECT`), past the page cache. Default
    * true; a filesystem that refuses direct I/O is written through the page cache as before.
-   * See `FileIo.writeBody` for why and the measurements.
+   * See `internal/BodyWriter.ts` for why and the measurements.
    */
   readonly directIo?: boolean | undefined
 }

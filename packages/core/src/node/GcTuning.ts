@@ -12,8 +12,11 @@
  * first decisions fall), which is why disk and packaging throughput varied 2-5x between runs.
  *
  * Pretenuring only moves allocations between generations: turning it off changes no result.
- * The `ccat` command sets it first thing, before its modules are evaluated; a process that
- * embeds the SDK can do the same by calling this first, or start Node with the flag itself.
+ * The built `ccat` command starts Node with the flag (its `#!` line) and also sets it first
+ * thing at run time (for `tsx`). Node warns that changing V8 flags after start-up may behave
+ * unpredictably; this flag is read afresh at each collection and only switches a heuristic off,
+ * but starting Node with `--no-allocation-site-pretenuring` is the safer way for a process that
+ * embeds the SDK, and calling this first thing is the fallback.
  */
 import * as v8 from "node:v8"
 
