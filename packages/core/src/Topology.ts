@@ -277,6 +277,40 @@ export class Topology extends Schema.Class<Topology>("Topology")({
   policy: Schema.optionalWith(PolicyConfig, { default: () => new PolicyConfig({}) })
 }) {}
 
+/** A root folder as written, without trailing, doubled or `.` separators, for comparing roots. */
+const normalRoot = (root: string): string => {
+  const absolute = root.startsWith("/")
+  const parts = root.split("/").filter((p) => p !== "" && p !== ".")
+  return (absolute ? "/" : "") + parts.join("/")
+}
+
+/**
+ * Locations whose root folders are the same or one inside another. Each location's storage
+ * owns its whole folder: the sweep of temporary files walks all of it, `list` and cleanup see
+ * everything under it, so a BUFFER root around a SOURCE root would put the instruments' raw
+ * files at the mercy of another location's housekeeping. Roots are compared as written.
+ */
+const nestedRoots = (t: Topology): Array<string> => {
+  const roots: Array<{ readonly name: string; readonly root: string }> = []
+  for (const site of t.sites) {
+    for (const loc of site.locations) {
+      if ((loc.technology === "disk" || loc.technology === "tape") && typeof loc.driver.root === "string") {
+        roots.push({ name: loc.name, root: normalRoot(loc.driver.root) })
+      }
+    }
+  }
+  const out: Array<string> = []
+  for (const [i, a] of roots.entries()) {
+    for (const b of roots.slice(i + 1)) {
+      const inside = (x: string, y: string) => x === y || x.startsWith(y === "/" ? "/" : `${y}/`)
+      if (a.root === b.root) out.push(`locations ${a.name} and ${b.name}: both have the root folder ${a.root}; each location needs a folder of its own`)
+      else if (inside(a.root, b.root)) out.push(`location ${a.name}: its root folder ${a.root} is inside ${b.name}'s (${b.root}); each location needs a folder of its own, not one inside another's`)
+      else if (inside(b.root, a.root)) out.push(`location ${b.name}: its root folder ${b.root} is inside ${a.name}'s (${a.root}); each location needs a folder of its own, not one inside another's`)
+    }
+  }
+  return out
+}
+
 /**
  * Rules that span several fields, which a schema of one field cannot see. Each problem names
  * the field it is about, as `sites[1].locations[0].name`.
@@ -306,12 +340,16 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
           for (const p of tape.left) if (!(noRoot && p.startsWith("root:"))) out.push(`${at}.driver.${p}`)
         }
       }
+      if (loc.technology === "disk" && "directIo" in loc.driver && typeof loc.driver.directIo !== "boolean") {
+        out.push(`${at}.driver.directIo: must be true or false (default true: large durable writes go past the page cache)`)
+      }
       if (loc.technology === "tape" && loc.type !== "LONG_TERM_ARCHIVE") {
         // tape is nearline and its driver has no folder the transfer adapters or staging can use
         out.push(`${at}.technology: a ${loc.type} location cannot be on tape; tape is for LONG_TERM_ARCHIVE locations`)
       }
     })
   })
+  out.push(...nestedRoots(t))
   t.routes.forEach((route, i) => {
     for (const [field, name] of [["from", route.from], ["to", route.to]] as const) {
       if (!siteNames.has(name)) out.push(`routes[${i}].${field}: no site is named "${name}"`)

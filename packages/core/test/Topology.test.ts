@@ -96,6 +96,28 @@ describe("Topology", () => {
     assert.include(problems, "policy.archiveCopies: 2 copies are required but only 1 LONG_TERM_ARCHIVE locations exist")
   })
 
+  it("rejects locations whose root folders are the same or one inside another, and a directIo that is not a boolean", () => {
+    const at = (name: string, type: string, root: string, extra: Record<string, unknown> = {}) =>
+      ({ name, type, technology: "disk", driver: { root, ...extra } })
+    const problems = problemsOf({
+      sites: [
+        site("chile", "cl", [at("chile-source", "SOURCE", "/data/raw"), at("chile-buffer", "BUFFER", "/data/")]),
+        site("cologne", "col", [
+          at("cologne-buffer", "BUFFER", "/srv/buffer", { directIo: "no" }),
+          at("cologne-processing", "PROCESSING", "/srv//buffer/./")
+        ])
+      ]
+    })
+    assert.include(problems, "location chile-source: its root folder /data/raw is inside chile-buffer's (/data); each location needs a folder of its own, not one inside another's")
+    assert.include(problems, "locations cologne-buffer and cologne-processing: both have the root folder /srv/buffer; each location needs a folder of its own")
+    assert.include(problems, "sites[1].locations[0].driver.directIo: must be true or false (default true: large durable writes go past the page cache)")
+    // siblings that share a prefix of their names are fine
+    const fine = Topology.decode({
+      sites: [site("chile", "cl", [at("chile-source", "SOURCE", "/data/raw"), at("chile-buffer", "BUFFER", "/data/raw2", { directIo: false })])]
+    })
+    assert.isTrue(Either.isRight(fine))
+  })
+
   it("rejects unsafe names and a bad adapter", () => {
     const problems = problemsOf({
       sites: [site("../etc", "cl", [disk("Buffer One", "BUFFER")])],

@@ -35,10 +35,15 @@ export type DriverFactory = (spec: LocationSpec) => Effect.Effect<StorageDriver.
 const invalid = (spec: LocationSpec, description: string) =>
   new StorageError.StorageError({ reason: "Unsupported", driver: spec.technology, method: "make", description: `${spec.name}: ${description}` })
 
-/** The disk driver, rooted at `driver.root`. */
+/** The disk driver, rooted at `driver.root`; `driver.directIo: false` keeps large writes in the page cache. */
 export const diskFactory: DriverFactory = (spec) =>
   typeof spec.driverConfig.root === "string"
-    ? Disk.make({ root: spec.driverConfig.root, name: `disk:${spec.name}` })
+    ? Disk.make({
+      root: spec.driverConfig.root,
+      name: `disk:${spec.name}`,
+      // true unless the location says otherwise (Topology refuses anything but a boolean)
+      directIo: typeof spec.driverConfig.directIo === "boolean" ? spec.driverConfig.directIo : undefined
+    })
     : Effect.fail(invalid(spec, "a disk location needs driver.root"))
 
 const text = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined)
