@@ -351,6 +351,10 @@ export const run = <E>(options: Options<E>): void => {
           })
           assert.strictEqual(got.status, 200)
           assert.strictEqual((yield* digestOf(Stream.make(got.bytes))).checksum, stored.checksum)
+          // a GET URL reads: it cannot replace the object
+          const misused = yield* Effect.promise(() => fetch(url, { method: "PUT", body: new TextEncoder().encode("overwritten") }))
+          assert.isFalse(misused.status >= 200 && misused.status < 300, `a PUT with a GET URL answered ${misused.status}`)
+          assert.strictEqual((yield* digestOf(d.get(key("presign/obj.bin")))).checksum, stored.checksum)
           assert.strictEqual(yield* reasonOf(d.presign(key("presign/missing.bin"))), "NotFound")
           const upload = yield* d.presign(key("presign/uploaded.bin"), { method: "PUT", expiresIn: "1 minute" })
           const body = new TextEncoder().encode("through a presigned PUT")

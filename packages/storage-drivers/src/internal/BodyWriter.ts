@@ -94,26 +94,33 @@ const giveRing = (ring: Uint8Array) => {
   if (keptFree.length < keptRings) keptFree.push(ring)
 }
 
-/** Why a write stopped short (libuv retries partial writes itself, so this means the device refused). */
+/** Why a write stopped short when writing the rest gave no error either (the device refused). */
 const shortWrite = (written: number, total: number) =>
   Object.assign(new Error(`short write: ${written} of ${total} bytes`), { code: "EIO" })
 
-const writevAll = (fd: number, parts: ReadonlyArray<Uint8Array>, position: number, total: number): Promise<void> =>
-  new Promise((resolve, reject) => {
-    fs.writev(fd, parts as Array<Uint8Array>, position, (error, written) => {
-      if (error !== null) return reject(error)
-      if (written !== total) return reject(shortWrite(written, total))
-      resolve()
-    })
-  })
+const writeOnce = (fd: number, bytes: Uint8Array, position: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.write(fd, bytes, 0, bytes.length, position, (error, written) => (error !== null ? reject(error) : resolve(written))))
 
-const writeAll = (fd: number, bytes: Uint8Array, position: number): Promise<void> =>
-  new Promise((resolve, reject) => {
-    fs.write(fd, bytes, 0, bytes.length, position, (error, written) => {
-      if (error !== null) return reject(error)
-      if (written !== bytes.length) return reject(shortWrite(written, bytes.length))
-      resolve()
-    })
+/**
+ * Writes all of `bytes` at `position`. libuv loops over partial writes itself but drops the
+ * error of the write that stopped it, so after a short count the rest is written once more:
+ * that write fails with the real reason (ENOSPC, EDQUOT, EIO), which then reaches the operator.
+ */
+const writeAll = async (fd: number, bytes: Uint8Array, position: number): Promise<void> => {
+  const written = await writeOnce(fd, bytes, position)
+  if (written === bytes.length) return
+  const rest = await writeOnce(fd, bytes.subarray(written), position + written)
+  if (written + rest !== bytes.length) throw shortWrite(written + rest, bytes.length)
+}
+
+const writevAll = (fd: number, parts: ReadonlyArray<Uint8Array>, position: number, total: number): Promise<void> =>
+  new Promise<number>((resolve, reject) => {
+    fs.writev(fd, parts as Array<Uint8Array>, position, (error, written) => (error !== null ? reject(error) : resolve(written)))
+  }).then(async (written) => {
+    if (written === total) return
+    // the rest, as one buffer, through `writeAll`: its failure carries the real reason
+    const rest = Buffer.concat(parts as Array<Uint8Array>).subarray(written)
+    await writeAll(fd, rest, position + written)
   })
 
 const fdatasync = (fd: number): Promise<void> =>
