@@ -22,8 +22,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as JobQueue from "../engine/JobQueue.js"
-import * as Stage from "../lifecycle/Stage.js"
+import * as Sites from "../lifecycle/Sites.js"
 import * as Transfer from "../lifecycle/Transfer.js"
 import * as Access from "./Access.js"
 
@@ -193,15 +192,12 @@ const retryAttempt = (id: string, actor: string, details: Details) =>
     // A bundle still on its way has its next try queued for when its backoff ends: the operator
     // fixed what failed, so that try starts now and takes up this attempt.
     if (bundle?.status !== "failed") {
-      const [from] = yield* sql<{ site: string }>`
-        select s.name as site from data_location l join site s on s.id = l.site_id where l.id = ${old.fromLocationId}`
-      if (from !== undefined) {
-        // in a savepoint: a failed statement would otherwise abort the retry's whole transaction
-        const moved = yield* sql.withTransaction(JobQueue.expedite(Stage.queueName(from.site, Transfer.name), bundleId)).pipe(
-          Effect.catchAll((e) => Effect.as(Effect.logWarning(`retry of attempt ${old.id}: its bundle's next try could not be moved forward; it runs when its backoff ends`, e), 0))
-        )
-        if (moved > 0) yield* Effect.logInfo(`bundle ${bundleId}: its next try, waiting for its backoff, starts now`)
-      }
+      const from = yield* Sites.location(old.fromLocationId)
+      // in a savepoint: a failed statement would otherwise abort the retry's whole transaction
+      const moved = yield* sql.withTransaction(Transfer.tryNow(from.siteName, bundleId)).pipe(
+        Effect.catchAll((e) => Effect.as(Effect.logWarning(`retry of attempt ${old.id}: its bundle's next try could not be moved forward; it runs when its backoff ends`, e), 0))
+      )
+      if (moved > 0) yield* Effect.logInfo(`bundle ${bundleId}: its next try, waiting for its backoff, starts now`)
     }
     yield* Effect.logInfo(`transfer attempt ${old.id} retried by ${actor} as attempt ${next.attempt} (${next.id})`)
     return next.id

@@ -13,7 +13,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { JobQueue, noJobOf } from "../engine/JobQueue.js"
+import { expedite, JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
 import * as Bundling from "./Bundling.js"
 import * as Routes from "./Routes.js"
@@ -52,6 +52,12 @@ interface Attempt {
 }
 
 /** Re-sends this bundle's transfer job after a wait; the job then starts over from the ops-db. */
+/**
+ * Moves a bundle's next try, queued at `site` for when its backoff ends, to now (an operator
+ * fixed what failed); 0 when no try waits. The queue and singleton key are `later`'s.
+ */
+export const tryNow = (site: string, bundleId: string) => expedite(queueName(site, name), bundleId)
+
 const later = (site: string, bundleId: string, ms: number, why: string) =>
   Effect.gen(function* () {
     const jobs = yield* JobQueue

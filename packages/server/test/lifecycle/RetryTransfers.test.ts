@@ -67,6 +67,29 @@ const oneBundleOfTwoPackages = (dir: string) =>
     return { topology, bundleId: copy.bundleId, file: path.join(dir, "locations", "chile-buffer", copy.path) }
   })
 
+/**
+ * One bundle whose first attempt failed because the destination buffer refuses writes (made
+ * immutable until the scope closes), now waiting an hour before its next try; no breaker in the
+ * way, so the bundle's next try is the operator's attempt.
+ */
+const failedInBackoff = (dir: string) =>
+  Effect.gen(function* () {
+    const { bundleId, topology } = yield* oneBundleOfTwoPackages(dir)
+    const env = Layer.merge(
+      policyLayer(topology),
+      Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 3_600_000, backoffCapMs: 3_600_000, breakerThreshold: 10, maxAttempts: 8 })
+    )
+    const root = path.join(dir, "locations", "cologne-buffer")
+    yield* Effect.promise(() => fs.mkdir(root, { recursive: true }))
+    yield* Effect.acquireRelease(
+      Effect.sync(() => execFileSync("chattr", ["+i", root])),
+      () => Effect.ignore(Effect.try(() => execFileSync("chattr", ["-i", root])))
+    )
+    yield* runUntil(everySite, Effect.map(attempts, (a) => a.some((x) => x.status === "failed"))).pipe(Effect.provide(env))
+    const [first] = yield* attempts
+    return { bundleId, env, root, first }
+  })
+
 describe("retrying failed transfer attempts", () => {
   it.scopedLive(
     "an attempt that failed for good (the bundle's tar rotted in the buffer) ended the bundle and its packages FAILED; retrying the attempt brings them back, the bundle is written again from its packages (the rotten tar deleted), the new attempt delivers it, both packages ARCHIVED",
@@ -129,20 +152,7 @@ describe("retrying failed transfer attempts", () => {
       Effect.gen(function* () {
         const dir = yield* tempDir
         const sql = yield* SqlClient.SqlClient
-        const { bundleId, topology } = yield* oneBundleOfTwoPackages(dir)
-        // An hour between tries, and no breaker in the way: the bundle's next try is the operator's attempt.
-        const env = Layer.merge(
-          policyLayer(topology),
-          Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 3_600_000, backoffCapMs: 3_600_000, breakerThreshold: 10, maxAttempts: 8 })
-        )
-        const root = path.join(dir, "locations", "cologne-buffer")
-        yield* Effect.promise(() => fs.mkdir(root, { recursive: true }))
-        yield* Effect.acquireRelease(
-          Effect.sync(() => execFileSync("chattr", ["+i", root])),
-          () => Effect.ignore(Effect.try(() => execFileSync("chattr", ["-i", root])))
-        )
-        yield* runUntil(everySite, Effect.map(attempts, (a) => a.some((x) => x.status === "failed"))).pipe(Effect.provide(env))
-        const [first] = yield* attempts
+        const { bundleId, env, root, first } = yield* failedInBackoff(dir)
         assert.strictEqual(first.status, "failed")
         const bundle = sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${bundleId}`
         assert.strictEqual((yield* bundle)[0].status, "in_progress", "a fault of the way leaves the bundle on its way")
@@ -172,19 +182,7 @@ describe("retrying failed transfer attempts", () => {
       Effect.gen(function* () {
         const dir = yield* tempDir
         const sql = yield* SqlClient.SqlClient
-        const { bundleId, topology } = yield* oneBundleOfTwoPackages(dir)
-        const env = Layer.merge(
-          policyLayer(topology),
-          Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 3_600_000, backoffCapMs: 3_600_000, breakerThreshold: 10, maxAttempts: 8 })
-        )
-        const root = path.join(dir, "locations", "cologne-buffer")
-        yield* Effect.promise(() => fs.mkdir(root, { recursive: true }))
-        yield* Effect.acquireRelease(
-          Effect.sync(() => execFileSync("chattr", ["+i", root])),
-          () => Effect.ignore(Effect.try(() => execFileSync("chattr", ["-i", root])))
-        )
-        yield* runUntil(everySite, Effect.map(attempts, (a) => a.some((x) => x.status === "failed"))).pipe(Effect.provide(env))
-        const [first] = yield* attempts
+        const { bundleId, first } = yield* failedInBackoff(dir)
         // the job table refuses every update (a stand-in for a lock timeout or a missing grant)
         yield* sql`create function pgboss.ccat_test_refuse() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`
         yield* sql`create trigger ccat_test_refuse before update on pgboss.job for each row execute function pgboss.ccat_test_refuse()`

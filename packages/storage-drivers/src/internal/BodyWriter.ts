@@ -165,8 +165,8 @@ export class BodyWriter {
   private inFlight: Promise<void> | undefined
   private flushing: Promise<void> | undefined
   private flushedUpTo = 0
-  // direct path: `mode` moves from buffered to opening (the descriptor) to direct, or stays
-  private mode: "buffered" | "opening" | "direct" = "buffered"
+  // direct path: `direct` once the descriptor is open and the ring taken
+  private direct = false
   private directFd: number | undefined
   private directRefused = false
   private ring: Uint8Array | undefined
@@ -242,17 +242,15 @@ export class BodyWriter {
       directStats.refused++
       return Promise.resolve()
     }
-    this.mode = "opening"
     this.ring = ring
     const opened = openDirect(this.fd).then(
       (fd) => {
         this.directFd = fd
-        this.mode = "direct"
+        this.direct = true
       },
       () => {
         this.directRefused = true
         directStats.refused++
-        this.mode = "buffered"
         this.ring = undefined
         giveRing(ring)
       }
@@ -300,7 +298,7 @@ export class BodyWriter {
     for (let i = index; i < parts.length; i++, offset = 0) {
       let part = offset > 0 ? parts[i].subarray(offset) : parts[i]
       while (part.length > 0) {
-        if (this.mode === "direct") {
+        if (this.direct) {
           const n = Math.min(directSlotBytes - this.used, part.length)
           this.ring!.set(n === part.length ? part : part.subarray(0, n), this.slot * directSlotBytes + this.used)
           this.used += n
@@ -342,7 +340,7 @@ export class BodyWriter {
   async finish(): Promise<number> {
     const failed = this.failed()
     if (failed !== undefined) return failed
-    if (this.mode === "direct" && this.used > 0) {
+    if (this.direct && this.used > 0) {
       // the last partial slot: through the page cache (a direct write needs whole blocks)
       this.slotWrites.push(this.track(this.writeSlot(this.slot, this.used, this.position - this.used)))
       this.used = 0
