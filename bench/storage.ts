@@ -8,6 +8,12 @@
  *
  * Targets (issue 4): peak memory independent of object size; throughput at least 80% of the
  * baseline. Memory is shown for a small object too, so its independence from size is visible.
+ *
+ * Each phase that runs in Node runs in a fresh process of its own by default (started before
+ * the clock starts, with its first-use warm-up done): in one long-lived process, a phase that
+ * streams fresh buffers can leave V8 collecting continuously for the phases after it (see
+ * bench/README.md), so a phase would measure its neighbours. `CCAT_BENCH_PROCESS=shared` runs
+ * every phase in this one process instead, to show that effect.
  */
 import { S3Client, GetObjectCommand } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
@@ -24,6 +30,8 @@ import { pipeline } from "node:stream/promises"
 import * as Radosgw from "../scripts/radosgw.js"
 import { bodyOf } from "../packages/core/src/testing/StorageTestBodies.js"
 import { GcTuning } from "@ccat/core/node"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 
 // the same V8 setting the `ccat` command starts with (see GcTuning): measure the driver as the server runs it
 GcTuning.tuneForStreaming()
@@ -35,6 +43,10 @@ const which = process.argv[2] ?? "all"
 const rounds = Math.max(1, Number(process.env.CCAT_BENCH_RUNS ?? 3))
 /** An uncounted warm-up round first; `CCAT_BENCH_WARMUP=0` leaves it out. */
 const warmUp = process.env.CCAT_BENCH_WARMUP !== "0"
+/** Where the phases that run in Node run: each in a fresh process (default), or all in this one. */
+const processMode = process.env.CCAT_BENCH_PROCESS === "shared" ? "shared" : "fresh"
+/** Set in a child started to run one phase: the phase's name. */
+const childPhase = process.argv[2] === "--phase" ? process.argv[3] : undefined
 
 interface Row {
   readonly what: string
@@ -55,30 +67,91 @@ interface Phase {
   readonly what: string
   readonly bytes: number
   readonly run: () => Promise<unknown>
-  /** Whether the work runs in this process (a child process's memory is not ours). */
+  /** Whether the work runs in Node (ours or Node's own), not in a command like `cp`. */
   readonly ownMemory: boolean
   /** Untimed preparation right before the run (warming or dropping a file's pages). */
   readonly before?: (() => Promise<unknown>) | undefined
+  /**
+   * Untimed first use in the process that runs the phase (starting hashing workers, compiling):
+   * what a server does once, not per object. Round 0 does it in shared mode.
+   */
+  readonly warm?: (() => Promise<unknown>) | undefined
 }
 
+/** What one timed run of a phase measured. */
+interface Measured {
+  readonly seconds: number
+  readonly peak: number
+  readonly cost: { readonly user: number; readonly system: number; readonly minorFaults: number }
+}
+
+/** What a child needs to rebuild the phases: the files and, for S3, the server. */
+interface BenchContext {
+  readonly work: string
+  readonly source: string
+  readonly smallSource: string
+  readonly s3?: { readonly endpoint: string; readonly region: string; readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } } | undefined
+}
+
+const resultMarker = "CCAT_BENCH_PHASE_RESULT "
+
+/**
+ * Runs one phase in a fresh Node process (this script with `--phase`, the same flags and
+ * loader): the child rebuilds the phases, warms the one asked for, times it and prints what it
+ * measured. Its start-up is not timed.
+ */
+const inChild = (what: string, context: BenchContext): Promise<Measured> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], "--phase", what], {
+      env: { ...process.env, CCAT_BENCH_CONTEXT: JSON.stringify(context) },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let out = ""
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()))
+    child.on("exit", (code) => {
+      const line = out.split("\n").find((l) => l.startsWith(resultMarker))
+      if (code !== 0 || line === undefined) reject(new Error(`phase ${what} in a child exited ${code}: ${out}`))
+      else resolve(JSON.parse(line.slice(resultMarker.length)) as Measured)
+    })
+  })
+
 /** Times one run of a phase, sampling this process's resident memory every 10 ms. */
-const once = async (p: Phase) => {
+const once = async (p: Phase): Promise<Measured> => {
   let peak = process.memoryUsage.rss()
   const timer = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage.rss())
   }, 10)
+  const usage = process.resourceUsage()
   const started = process.hrtime.bigint()
   await p.run()
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   clearInterval(timer)
-  return { seconds, peak: Math.max(peak, process.memoryUsage.rss()) }
+  const after = process.resourceUsage()
+  // this process's CPU and first touches of fresh pages during the run: the signature of a slow
+  // round (a child's are not ours, so they show only for phases that run here)
+  const cost = {
+    user: (after.userCPUTime - usage.userCPUTime) / 1e6,
+    system: (after.systemCPUTime - usage.systemCPUTime) / 1e6,
+    minorFaults: after.minorPageFault - usage.minorPageFault
+  }
+  return { seconds, peak: Math.max(peak, process.memoryUsage.rss()), cost }
 }
+
+/** The untimed preparation of a phase, then one timed run. */
+const prepareAndTime = async (p: Phase) => {
+  await p.before?.()
+  return once(p)
+}
+
+/** A phase's CPU and page faults in this process, shown for phases whose work runs here. */
+const costOf = (p: Phase, c: { user: number; system: number; minorFaults: number }) =>
+  p.ownMemory ? ` (user ${c.user.toFixed(2)} s, sys ${c.system.toFixed(2)} s, ${c.minorFaults} minor faults)` : ""
 
 /**
  * Runs the phases in interleaved rounds (baseline and ours alternate, so a busy machine slows
  * both alike) and keeps each phase's best time and highest memory.
  */
-const measure = async (phases: ReadonlyArray<Phase>, afterRound: () => Promise<unknown> = async () => undefined) => {
+const measure = async (phases: ReadonlyArray<Phase>, context: BenchContext, afterRound: () => Promise<unknown> = async () => undefined) => {
   const best = new Map<string, { seconds: number; peak: number }>()
   // round 0 warms up every phase alike (JIT, the hashing worker's start, first allocations) and
   // is not counted: a server does this once, not per object
@@ -87,16 +160,15 @@ const measure = async (phases: ReadonlyArray<Phase>, afterRound: () => Promise<u
       // start every phase with no dirty pages left by the one before, or a later writer pays
       // for an earlier writer's writeback
       await sh("sync", [])
-      await p.before?.()
-      const r = await once(p)
+      const r = processMode === "fresh" && p.ownMemory ? await inChild(p.what, context) : await prepareAndTime(p)
       if (round === 0) {
-        process.stdout.write(`  warm-up: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s (not counted)\n`)
+        process.stdout.write(`  warm-up: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s${costOf(p, r.cost)} (not counted)\n`)
         continue
       }
       perRound.set(p.what, [...(perRound.get(p.what) ?? []), r.seconds])
       const prev = best.get(p.what)
       best.set(p.what, { seconds: Math.min(prev?.seconds ?? Infinity, r.seconds), peak: Math.max(prev?.peak ?? 0, r.peak) })
-      process.stdout.write(`  round ${round}: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s\n`)
+      process.stdout.write(`  round ${round}: ${p.what}: ${(p.bytes / r.seconds / 1e6).toFixed(0)} MB/s${costOf(p, r.cost)}\n`)
     }
     await afterRound()
   }
@@ -166,28 +238,52 @@ const warm = (file: string) => sh("sh", ["-c", `cat '${file}' > /dev/null`])
 /** Drops a file's pages from the page cache (posix_fadvise DONTNEED through GNU dd; no root needed). */
 const dropCache = (file: string) => sh("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"])
 
-const benchDisk = async (work: string, source: string, smallSource: string) => {
-  console.log(`\ndisk: ${size} bytes, source ${source} (warmed into the page cache before each write), target on the same filesystem`)
+/** The disk phases, with a driver on `work/disk` made in this process. */
+const diskPhases = async (context: BenchContext) => {
+  const { work, source, smallSource } = context
   const driver = await run(Disk.make({ root: path.join(work, "disk") }))
   const object = path.join(work, "disk", "big.bin")
-  const own = (what: string, bytes: number, f: () => Promise<unknown>, before?: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true, before })
+  const own = (what: string, bytes: number, f: () => Promise<unknown>, before?: () => Promise<unknown>, warmUp?: () => Promise<unknown>): Phase => ({
+    what,
+    bytes,
+    run: f,
+    ownMemory: true,
+    before,
+    warm: warmUp
+  })
   const child = (what: string, script: string, before?: () => Promise<unknown>): Phase => ({ what, bytes: size, run: () => sh("sh", ["-c", script]), ownMemory: false, before })
   const cpTarget = path.join(work, "cp.bin")
   const hotSource = () => warm(source)
-  await measure([
+  // a first put starts the hashing worker and reserves a direct-I/O ring
+  const firstPut = () => run(driver.put("warm-up.bin", fileStream(smallSource), { overwrite: true }))
+  // the small source, stored once, read the same way the timed read will be
+  const stored = () => run(driver.put("warm-up.bin", fileStream(smallSource), { overwrite: true }))
+  const firstRead = () => stored().then(() => run(Stream.runDrain(driver.get("warm-up.bin"))))
+  const firstReadEach = () => stored().then(() => run(driver.readEach("warm-up.bin", () => Effect.void)))
+  const phases: ReadonlyArray<Phase> = [
     child("disk write: cp", `cp '${source}' '${cpTarget}'`, hotSource),
     child("disk write: cp + sync (same durability)", `cp '${source}' '${cpTarget}.2' && sync '${cpTarget}.2'`, hotSource),
     child("disk write: dd bs=1M conv=fsync (streamed)", `dd if='${source}' of='${cpTarget}.4' bs=1M conv=fsync status=none`, hotSource),
     own("disk write: node stream pipeline (reference)", size, () =>
       pipeline(fs.createReadStream(source, { highWaterMark: MiB }), fs.createWriteStream(`${cpTarget}.3`)), hotSource),
-    own("disk write: Disk.put (fsync, sha256)", size, () => run(driver.put("big.bin", fileStream(source), { overwrite: true })), hotSource),
+    own("disk write: Disk.put (fsync, sha256)", size, () => run(driver.put("big.bin", fileStream(source), { overwrite: true })), hotSource, firstPut),
     child("disk read: cat > /dev/null", `cat '${object}' > /dev/null`, () => warm(object)),
     own("disk read: node read stream (reference)", size, () => drain(fs.createReadStream(object, { highWaterMark: MiB })), () => warm(object)),
-    own("disk read: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => warm(object)),
+    own("disk read: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => warm(object), firstRead),
+    own("disk read: Disk.readEach (reused buffers)", size, () => run(driver.readEach("big.bin", () => Effect.void)), () => warm(object), firstReadEach),
     child("disk read from the device: cat > /dev/null", `cat '${object}' > /dev/null`, () => dropCache(object)),
-    own("disk read from the device: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => dropCache(object)),
-    own(`disk write: Disk.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })), () => warm(smallSource))
-  ])
+    own("disk read from the device: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => dropCache(object), firstRead),
+    own("disk read from the device: Disk.readEach", size, () => run(driver.readEach("big.bin", () => Effect.void)), () => dropCache(object), firstReadEach),
+    own(`disk write: Disk.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })), () => warm(smallSource), firstPut)
+  ]
+  return { driver, phases }
+}
+
+const benchDisk = async (context: BenchContext) => {
+  const { work, source } = context
+  console.log(`\ndisk: ${size} bytes, source ${source} (warmed into the page cache before each write), target on the same filesystem`)
+  const { driver, phases } = await diskPhases(context)
+  await measure(phases, context)
   report("disk")
   ratio("disk write: Disk.put (fsync, sha256)", "disk write: cp")
   ratio("disk write: Disk.put (fsync, sha256)", "disk write: cp + sync (same durability)")
@@ -195,12 +291,56 @@ const benchDisk = async (work: string, source: string, smallSource: string) => {
   ratio("disk write: Disk.put (fsync, sha256)", "disk write: node stream pipeline (reference)")
   ratio("disk read: Disk.get", "disk read: cat > /dev/null")
   ratio("disk read: Disk.get", "disk read: node read stream (reference)")
+  ratio("disk read: Disk.readEach (reused buffers)", "disk read: cat > /dev/null")
   ratio("disk read from the device: Disk.get", "disk read from the device: cat > /dev/null")
+  ratio("disk read from the device: Disk.readEach", "disk read from the device: cat > /dev/null")
   for (const f of ["cp.bin", "cp.bin.2", "cp.bin.3", "cp.bin.4"]) fs.rmSync(path.join(work, f), { force: true })
-  await run(driver.delete("big.bin"))
+  for (const k of ["big.bin", "small.bin", "warm-up.bin"]) await run(driver.delete(k))
 }
 
-const benchS3 = async (source: string, smallSource: string) => {
+/** The S3 phases, with drivers and an SDK client made in this process; `close` releases them. */
+const s3Phases = async (context: BenchContext) => {
+  const { source, smallSource } = context
+  const target = context.s3!
+  const client = new S3Client({ ...target, forcePathStyle: true })
+  const options: S3.Options = { ...target, bucket: "ccat-bench", createBucket: true, partSize: 16 * MiB, concurrency: 4 }
+  const scope = await run(Scope.make())
+  const driver: StorageDriver.Service = await run(Scope.extend(S3.make(options), scope))
+  const fast: StorageDriver.Service = await run(Scope.extend(S3.make({ ...options, contentMd5: false }), scope))
+  const firstPut = (d: StorageDriver.Service) => () => run(d.put("warm-up.bin", fileStream(smallSource), { overwrite: true }))
+  const own = (what: string, bytes: number, f: () => Promise<unknown>, warmUp?: () => Promise<unknown>): Phase => ({
+    what,
+    bytes,
+    run: f,
+    ownMemory: true,
+    before: () => warm(source),
+    warm: warmUp
+  })
+  const phases: ReadonlyArray<Phase> = [
+    own("s3 write: SDK Upload (lib-storage)", size, () =>
+      new Upload({
+        client,
+        params: { Bucket: "ccat-bench", Key: "sdk.bin", Body: fs.createReadStream(source) },
+        queueSize: 4,
+        partSize: 16 * MiB
+      }).done()),
+    own("s3 write: S3.put (sha256 + Content-MD5)", size, () => run(driver.put("ours.bin", fileStream(source), { overwrite: true })), firstPut(driver)),
+    own("s3 write: S3.put (sha256, no Content-MD5)", size, () => run(fast.put("ours-fast.bin", fileStream(source), { overwrite: true })), firstPut(fast)),
+    own("s3 read: SDK GetObject", size, async () => {
+      const res = await client.send(new GetObjectCommand({ Bucket: "ccat-bench", Key: "sdk.bin" }))
+      await drain(res.Body as Readable)
+    }),
+    own("s3 read: S3.get", size, () => run(Stream.runDrain(driver.get("ours.bin")))),
+    own(`s3 write: S3.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })), firstPut(driver))
+  ]
+  const close = async () => {
+    client.destroy()
+    await run(Scope.close(scope, Exit.void))
+  }
+  return { driver, phases, close }
+}
+
+const benchS3 = async (context: BenchContext) => {
   let gw: Radosgw.Radosgw | undefined
   const endpoint = process.env.CCAT_S3_ENDPOINT
   const creds = endpoint === undefined
@@ -213,44 +353,20 @@ const benchS3 = async (source: string, smallSource: string) => {
     console.log(`${gw.server} at ${gw.endpoint}`)
   }
   try {
-    const target = {
+    const s3 = {
       endpoint: endpoint ?? gw!.endpoint,
       region: "us-east-1",
       credentials: creds ?? { accessKeyId: gw!.accessKeyId, secretAccessKey: gw!.secretAccessKey }
     }
-    console.log(`s3: ${size} bytes to ${target.endpoint}, 16 MiB parts, 4 in parallel on both sides`)
-    const client = new S3Client({ ...target, forcePathStyle: true })
-    const options: S3.Options = { ...target, bucket: "ccat-bench", createBucket: true, partSize: 16 * MiB, concurrency: 4 }
-    await run(Effect.scoped(Effect.gen(function*() {
-      const driver: StorageDriver.Service = yield* S3.make(options)
-      const fast: StorageDriver.Service = yield* S3.make({ ...options, contentMd5: false })
-      yield* Effect.promise(async () => {
-        const own = (what: string, bytes: number, f: () => Promise<unknown>): Phase => ({ what, bytes, run: f, ownMemory: true, before: () => warm(source) })
-        await measure([
-          own("s3 write: SDK Upload (lib-storage)", size, () =>
-            new Upload({
-              client,
-              params: { Bucket: "ccat-bench", Key: "sdk.bin", Body: fs.createReadStream(source) },
-              queueSize: 4,
-              partSize: 16 * MiB
-            }).done()),
-          own("s3 write: S3.put (sha256 + Content-MD5)", size, () => run(driver.put("ours.bin", fileStream(source), { overwrite: true }))),
-          own("s3 write: S3.put (sha256, no Content-MD5)", size, () =>
-            run(fast.put("ours-fast.bin", fileStream(source), { overwrite: true }))),
-          own("s3 read: SDK GetObject", size, async () => {
-            const res = await client.send(new GetObjectCommand({ Bucket: "ccat-bench", Key: "sdk.bin" }))
-            await drain(res.Body as Readable)
-          }),
-          own("s3 read: S3.get", size, () => run(Stream.runDrain(driver.get("ours.bin")))),
-          own(`s3 write: S3.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })))
-        ], () =>
-          // free the memory-backed OSD between rounds
-          run(Effect.forEach(["sdk.bin", "ours.bin", "ours-fast.bin", "small.bin"], (k) => driver.delete(k))))
-        report("s3")
-        for (const k of ["ours.bin", "ours-fast.bin", "small.bin"]) await run(driver.delete(k))
-      })
-    })))
-    client.destroy()
+    console.log(`s3: ${size} bytes to ${s3.endpoint}, 16 MiB parts, 4 in parallel on both sides`)
+    const withS3 = { ...context, s3 }
+    const { driver, phases, close } = await s3Phases(withS3)
+    const objects = ["sdk.bin", "ours.bin", "ours-fast.bin", "small.bin", "warm-up.bin"]
+    // free the memory-backed OSD between rounds
+    await measure(phases, withS3, () => run(Effect.forEach(objects, (k) => driver.delete(k))))
+    report("s3")
+    await run(Effect.forEach(objects, (k) => driver.delete(k)))
+    await close()
     ratio("s3 write: S3.put (sha256 + Content-MD5)", "s3 write: SDK Upload (lib-storage)")
     ratio("s3 write: S3.put (sha256, no Content-MD5)", "s3 write: SDK Upload (lib-storage)")
     ratio("s3 read: S3.get", "s3 read: SDK GetObject")
@@ -259,15 +375,33 @@ const benchS3 = async (source: string, smallSource: string) => {
   }
 }
 
+/** In a child started by `inChild`: rebuilds the phases, runs the one asked for, prints what it measured. */
+const runChildPhase = async (what: string) => {
+  const context = JSON.parse(process.env.CCAT_BENCH_CONTEXT ?? "{}") as BenchContext
+  const built = what.startsWith("s3 ") ? await s3Phases(context) : { ...(await diskPhases(context)), close: async () => undefined }
+  const phase = built.phases.find((p) => p.what === what)
+  if (phase === undefined) throw new Error(`no phase named ${what}`)
+  await phase.warm?.()
+  await sh("sync", [])
+  const measured = await prepareAndTime(phase)
+  await built.close()
+  process.stdout.write(`${resultMarker}${JSON.stringify(measured)}\n`)
+}
+
 const main = async () => {
+  if (childPhase !== undefined) return runChildPhase(childPhase)
   console.log(`bench/storage.ts: ${size} bytes (CCAT_BENCH_BYTES), node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}, V8 ${GcTuning.streamingFlag} (as ccat runs)`)
+  console.log(processMode === "fresh"
+    ? "each phase that runs in Node runs in a fresh process of its own (CCAT_BENCH_PROCESS=shared: all in this one)"
+    : "every phase runs in this one long-lived process (CCAT_BENCH_PROCESS=shared)")
   console.log(`command: ${process.env.CCAT_BENCH_BYTES === undefined ? "" : `CCAT_BENCH_BYTES=${size} `}npx tsx bench/storage.ts ${process.argv.slice(2).join(" ")}`.trimEnd())
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-bench-storage-"))
   try {
     const source = await makeSource(work, size, "source.bin")
     const smallSource = await makeSource(work, small, "small-source.bin")
-    if (which === "all" || which === "disk") await benchDisk(work, source, smallSource)
-    if (which === "all" || which === "s3") await benchS3(source, smallSource)
+    const context: BenchContext = { work, source, smallSource }
+    if (which === "all" || which === "disk") await benchDisk(context)
+    if (which === "all" || which === "s3") await benchS3(context)
     console.log(`\nprocess peak RSS over the whole run: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)
     console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores`)
   } finally {

@@ -9,6 +9,7 @@ import * as Checksum from "./Checksum.js"
 
 /** A running hash: feed it bytes, then read the hex digest once. */
 export interface Hasher {
+  /** Feeds bytes; done with them when it returns (the caller may reuse the buffer). */
   readonly update: (chunk: Uint8Array) => void
   readonly digest: () => string
   /**

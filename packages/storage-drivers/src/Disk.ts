@@ -274,6 +274,24 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       return FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))
     }))
 
+  const readEach = <E>(
+    key: RelativePath.RelativePath,
+    range: StorageDriver.ByteRange | undefined,
+    consume: (part: Uint8Array) => Effect.Effect<void, E>
+  ) =>
+    Effect.flatMap(existing("readEach", key), (file) =>
+      Effect.acquireUseRelease(
+        io("readEach", key, () => FileIo.openFd(file, "r")),
+        (fd) =>
+          Effect.flatMap(io("readEach", key, () => FileIo.fstat(fd)), (st) => {
+            if (!st.isFile()) return fail("readEach", "NotFound", "not a file", key)
+            const end = Math.min(range?.end ?? st.size, st.size)
+            return FileIo.readEach(fd, range?.start ?? 0, end, consume, (cause) => errnoError(name, "readEach", key, cause))
+          }),
+        // every read has ended when readEach ends, so the descriptor can close at once
+        FileIo.closeFd
+      ))
+
   const readAtMost = (key: RelativePath.RelativePath, limit: number) =>
     Effect.flatMap(existing("readAtMost", key), (file) =>
       Effect.flatMap(io("readAtMost", key, () => FileIo.readAtMost(file, limit)), (bytes) =>
@@ -421,6 +439,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     put,
     get,
     stat,
+    readEach,
     readAtMost,
     delete: remove,
     list,

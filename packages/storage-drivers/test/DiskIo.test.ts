@@ -108,6 +108,68 @@ describe("Disk byte paths", () => {
       assert.isTrue(read.equals(original.subarray(0, read.length)), "a prefix of the original, no byte skipped")
     }))
 
+  it.live("readEach reads whole objects and ranges of every size class byte for byte into reused buffers", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "each") })
+      const chunk = FileIo.readChunkBytes
+      for (const size of [1, chunk - 1, chunk, chunk + 1, (FileIo.readAheadChunks + 3) * chunk + 12_345]) {
+        const bytes = randomBytes(size)
+        const key = `e/${size}.bin`
+        yield* d.put(key, Stream.make(bytes))
+        const read = (range?: StorageDriver.ByteRange) =>
+          Effect.gen(function*() {
+            const parts: Array<Buffer> = []
+            const buffers = new Set<ArrayBufferLike>()
+            const n = yield* d.readEach(key, (part) =>
+              Effect.sync(() => {
+                parts.push(Buffer.from(part))
+                buffers.add(part.buffer)
+              }), { range })
+            const got = Buffer.concat(parts)
+            assert.strictEqual(n, got.length)
+            return { got, buffers: buffers.size, parts: parts.length }
+          })
+        const whole = yield* read()
+        assert.isTrue(whole.got.equals(bytes), `whole object of ${size} bytes`)
+        // a few buffers serve any number of parts: nothing is allocated per part
+        assert.isAtMost(whole.buffers, FileIo.readAheadChunks + 2)
+        if (whole.parts > FileIo.readAheadChunks + 2) assert.isBelow(whole.buffers, whole.parts)
+        for (const range of [{ start: 0, end: 1 }, { start: size - 1 }, { start: Math.floor(size / 3), end: size * 2 }]) {
+          const got = (yield* read(range)).got
+          assert.isTrue(got.equals(bytes.subarray(range.start, range.end)), `range ${range.start}-${range.end} of ${size}`)
+        }
+      }
+    }))
+
+  it.live("readEach stopped by its consumer or interrupted leaves no descriptor open and no read running; a shrinking file ends early", () =>
+    Effect.gen(function*() {
+      const loc = path.join(root, "each-stop")
+      const d = yield* Disk.make({ root: loc })
+      const bytes = randomBytes(20 * MiB + 3)
+      yield* d.put("s/big.bin", Stream.make(bytes))
+      const openFds = () => fs.readdirSync("/proc/self/fd").length
+      const before = openFds()
+      const stopped = yield* Effect.flip(d.readEach("s/big.bin", () => Effect.fail("enough")))
+      assert.strictEqual(stopped, "enough")
+      assert.strictEqual(openFds(), before)
+      const fiber = yield* Effect.fork(d.readEach("s/big.bin", () => Effect.never))
+      yield* Effect.promise(() => new Promise((r) => setTimeout(r, 50)))
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(openFds(), before)
+      // cut the file after the first part: what is read is a prefix of the original, no byte
+      // skipped, and no read goes past the new end
+      const parts: Array<Buffer> = []
+      const n = yield* d.readEach("s/big.bin", (part) =>
+        Effect.sync(() => {
+          if (parts.length === 0) fs.truncateSync(path.join(loc, "s", "big.bin"), 5 * MiB + 1)
+          parts.push(Buffer.from(part))
+        }))
+      const read = Buffer.concat(parts)
+      assert.strictEqual(n, read.length)
+      assert.isAtMost(read.length, 5 * MiB + 1 + (FileIo.readAheadChunks + 1) * FileIo.readChunkBytes)
+      assert.isTrue(read.equals(bytes.subarray(0, read.length)), "a prefix of the original, no byte skipped")
+    }))
+
   it.live("writes a body of uneven pieces across several batches and interim flushes, byte for byte", () =>
     Effect.gen(function*() {
       const d = yield* Disk.make({ root: path.join(root, "writes") })

@@ -12,6 +12,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -110,6 +111,51 @@ describe("StorageDriver.make", () => {
       const got = yield* Fiber.join(fiber)
       assert.strictEqual(got.checksum, expected.checksum)
       assert.deepStrictEqual(ranges, [0, 2 * 1024 * 1024])
+    }))
+
+  it.effect("resumes an interrupted readEach after the last part consumed; a consumer's own failure is not retried", () =>
+    Effect.gen(function*() {
+      const disk = yield* Disk.makeMinimal({ root: path.join(root, "resume-each") })
+      const body = StorageDriverSuite.bodyOf(5 * 1024 * 1024 + 3, 5)
+      const expected = yield* StorageDriverSuite.digestOf(body)
+      let broke = false
+      const ranges: Array<number> = []
+      const d = StorageDriver.make({
+        ...disk,
+        readEach: (key, range, consume) => {
+          ranges.push(range?.start ?? 0)
+          if (broke) return disk.readEach!(key, range, consume)
+          broke = true
+          // the read breaks down after two parts were consumed
+          let parts = 0
+          return disk.readEach!(key, range, (part) =>
+            parts++ < 2 ? consume(part) : Effect.fail(unavailable("readEach"))
+          )
+        }
+      }, { retry: policy })
+      yield* d.put("big.bin", body)
+      const h = createHash("sha256")
+      let consumed = 0
+      const fiber = yield* Effect.fork(d.readEach("big.bin", (part) =>
+        Effect.sync(() => {
+          h.update(part)
+          consumed += part.length
+        })))
+      // real file I/O runs between the virtual clock's steps
+      while (Option.isNone(yield* Fiber.poll(fiber))) {
+        yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
+        yield* TestClock.adjust("500 millis")
+      }
+      assert.strictEqual(yield* Fiber.join(fiber), 5 * 1024 * 1024 + 3)
+      assert.strictEqual(consumed, 5 * 1024 * 1024 + 3)
+      assert.strictEqual(`sha256:${h.digest("hex")}`, expected.checksum)
+      assert.deepStrictEqual(ranges, [0, 2 * 1024 * 1024])
+
+      // a consumer failing with an Unavailable of its own (a write elsewhere) is not a driver outage
+      ranges.length = 0
+      const failure = yield* Effect.flip(d.readEach("big.bin", () => Effect.fail(unavailable("consumer"))))
+      assert.strictEqual(failure.method, "consumer")
+      assert.deepStrictEqual(ranges, [0])
     }))
 
   it.effect("refuses a driver whose capabilities promise what it lacks", () =>

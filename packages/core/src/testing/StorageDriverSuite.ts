@@ -137,6 +137,8 @@ export const run = <E>(options: Options<E>): void => {
           const back = yield* digestOf(d.get(key("large.bin")).pipe(sample))
           assert.strictEqual(back.size, large)
           assert.strictEqual(back.checksum, expected.checksum)
+          // verify reads with readEach, so its buffers are exercised at size too
+          yield* d.verify(key("large.bin"), expected.checksum)
           const grown = peak - before
           if (options.boundedMemory !== false && large >= 512 * MiB) {
             assert.isBelow(grown, 512 * MiB, `resident memory grew by ${Math.round(grown / MiB)} MiB`)
@@ -157,6 +159,56 @@ export const run = <E>(options: Options<E>): void => {
           assert.strictEqual(decode(yield* bytesOf(d.get(key("range.txt"), { range: { start: 14, end: 99 } }))), "ef")
           assert.strictEqual(decode(yield* bytesOf(d.get(key("range.txt"), { range: { start: 16 } }))), "")
           assert.strictEqual(decode(yield* bytesOf(d.get(key("range.txt"), { range: { start: 3, end: 3 } }))), "")
+        }), timeout)
+
+      it.effect("reads part by part with readEach: in order, each part intact until its consumer ends", () =>
+        Effect.gen(function*() {
+          const d = yield* driver
+          // past several read buffers and not a multiple of any, so parts of every kind occur
+          const size = 5 * MiB + 12_345
+          const expected = yield* digestOf(bodyOf(size, 11))
+          yield* d.put(key("each.bin"), bodyOf(size, 11))
+          const h = hasher("sha256")
+          let parts = 0
+          // the consumer waits before it hashes (long enough for a read on the thread pool to
+          // land): a driver that refilled a buffer before the part's consumer ended would hash
+          // other bytes and fail the checksum
+          const read = yield* d.readEach(key("each.bin"), (part) =>
+            Effect.zipRight(Effect.sleep("10 millis"), Effect.sync(() => {
+              parts++
+              h.update(part)
+            })))
+          assert.strictEqual(read, size)
+          assert.isAbove(parts, 0)
+          assert.strictEqual(Checksum.make("sha256", h.digest()), expected.checksum)
+
+          yield* d.put(key("each.txt"), text("0123456789abcdef"))
+          const collect = (range?: { start: number; end?: number }) =>
+            Effect.gen(function*() {
+              const got: Array<string> = []
+              const n = yield* d.readEach(key("each.txt"), (part) => Effect.sync(() => void got.push(decode(part.slice()))), { range })
+              assert.strictEqual(n, got.join("").length)
+              return got.join("")
+            })
+          assert.strictEqual(yield* collect(), "0123456789abcdef")
+          if (d.capabilities.rangeRead) {
+            assert.strictEqual(yield* collect({ start: 2, end: 5 }), "234")
+            assert.strictEqual(yield* collect({ start: 14, end: 99 }), "ef")
+            assert.strictEqual(yield* collect({ start: 3, end: 3 }), "")
+          } else {
+            assert.strictEqual(yield* reasonOf(collect({ start: 2, end: 5 })), "Unsupported")
+          }
+          assert.strictEqual(yield* reasonOf(d.readEach(key("no/such/object"), () => Effect.void)), "NotFound")
+          // the consumer's own failure ends the read with that failure, untouched and not retried
+          let calls = 0
+          const refused = yield* Effect.flip(d.readEach(key("each.bin"), () =>
+            Effect.suspend(() => {
+              calls++
+              return Effect.fail("consumer refused" as const)
+            })))
+          assert.strictEqual(refused, "consumer refused")
+          assert.strictEqual(calls, 1)
+          yield* d.delete(key("each.bin"))
         }), timeout)
 
       it.effect("reports a missing object as NotFound, and deleting it succeeds", () =>

@@ -138,6 +138,81 @@ const readLoop = <F>(fd: number, start: number, end: number, onError: (cause: un
     })))
   })
 
+type Filled = number | { readonly error: unknown }
+
+/**
+ * Bytes `start` to `end` of an open file, read into `readAheadChunks + 2` buffers of
+ * `readChunkBytes` that are reused: `consume` gets each filled part in order, and a buffer is
+ * filled again only after its part's `consume` ended. Returns the bytes read. No buffer is
+ * allocated per part, so a read of any size gives the garbage collector nothing to do (a
+ * stream's fresh buffer per chunk does: see `StorageDriver.Service.readEach`). As in `readLoop`,
+ * `readAheadChunks` reads run while the consumer works, a short read is followed by a read of
+ * the rest of its range, a read at a shrunk file's end ends early, and every read issued has
+ * ended when the effect ends, however it ends.
+ */
+export const readEach = <E, F>(
+  fd: number,
+  start: number,
+  end: number,
+  consume: (part: Uint8Array) => Effect.Effect<void, E>,
+  onError: (cause: unknown) => F
+): Effect.Effect<number, E | F> =>
+  Effect.suspend(() => {
+    if (start >= end) return Effect.succeed(0)
+    const slotBytes = Math.min(readChunkBytes, end - start)
+    // the reads ahead, the part being consumed, and one spare for a short read's remainder
+    const free: Array<Buffer> = Array.from({ length: readAheadChunks + 2 }, () => Buffer.allocUnsafeSlow(slotBytes))
+    let position = start
+    const queue: Array<{ readonly at: number; readonly length: number; readonly buffer: Buffer; readonly result: Promise<Filled> }> = []
+    const running = new Set<Promise<Filled>>()
+    const issue = (at: number, length: number, buffer: Buffer) => {
+      const result = new Promise<Filled>((resolve) => {
+        fs.read(fd, buffer, 0, length, at, (error, n) => {
+          running.delete(result)
+          resolve(error !== null ? { error } : n)
+        })
+      })
+      running.add(result)
+      return { at, length, buffer, result }
+    }
+    const fill = () => {
+      while (queue.length < readAheadChunks && position < end && free.length > 1) {
+        const at = position
+        const length = Math.min(slotBytes, end - at)
+        position += length
+        queue.push(issue(at, length, free.pop()!))
+      }
+    }
+    let bytes = 0
+    let more = true
+    const step: Effect.Effect<boolean, E | F> = Effect.suspend(() => {
+      fill()
+      const current = queue.shift()
+      if (current === undefined) return Effect.succeed(false)
+      return Effect.flatMap(Effect.promise(() => current.result), (got): Effect.Effect<boolean, E | F> => {
+        if (typeof got !== "number") return Effect.fail(onError(got.error))
+        if (got === 0) {
+          // the file shrank: stop issuing; what is queued reads past its end and drains
+          free.push(current.buffer)
+          position = end
+          return Effect.succeed(queue.length > 0)
+        }
+        // short of its range: the rest is read next, before anything after it
+        if (got < current.length) queue.unshift(issue(current.at + got, current.length - got, free.pop()!))
+        fill()
+        bytes += got
+        return Effect.as(Effect.ensuring(consume(current.buffer.subarray(0, got)), Effect.sync(() => free.push(current.buffer))), true)
+      })
+    })
+    return Effect.whileLoop({ while: () => more, body: () => step, step: (next) => (more = next) }).pipe(
+      Effect.zipRight(Effect.sync(() => bytes)),
+      // failed or interrupted with reads running: wait for them, so the caller may close the descriptor
+      Effect.ensuring(Effect.promise(async () => {
+        while (running.size > 0) await Promise.all([...running])
+      }))
+    )
+  })
+
 /** Opens a file with the callback API (a raw descriptor, no FileHandle to track). */
 export const openFd = (file: string, flags: string, mode?: number): Promise<number> =>
   new Promise((resolve, reject) => fs.open(file, flags, mode, (error, fd) => (error !== null ? reject(error) : resolve(fd))))
