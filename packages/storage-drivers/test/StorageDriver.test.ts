@@ -122,13 +122,13 @@ describe("StorageDriver.make", () => {
       const ranges: Array<number> = []
       const d = StorageDriver.make({
         ...disk,
-        readEach: (key, range, consume) => {
+        readEach: <E>(key: Parameters<typeof disk.stat>[0], range: StorageDriver.ByteRange | undefined, consume: (part: Uint8Array) => Effect.Effect<void, E>) => {
           ranges.push(range?.start ?? 0)
           if (broke) return disk.readEach!(key, range, consume)
           broke = true
           // the read breaks down after two parts were consumed
           let parts = 0
-          return disk.readEach!(key, range, (part) =>
+          return disk.readEach!<E | StorageError.StorageError>(key, range, (part) =>
             parts++ < 2 ? consume(part) : Effect.fail(unavailable("readEach"))
           )
         }

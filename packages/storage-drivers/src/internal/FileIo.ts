@@ -7,7 +7,6 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as BodyWriter from "./BodyWriter.js"
@@ -81,8 +80,6 @@ export const readRange = <F>(fd: number, start: number, end: number, onError: (c
  */
 export const readAheadChunks = 3
 
-type ReadResult = Uint8Array | { readonly error: unknown }
-
 /**
  * Bytes `start` to `end` of an open file in `readChunkBytes` reads, `readAheadChunks` of them
  * running at once, so the device and the thread pool work while the consumer does. Each chunk is
@@ -90,53 +87,60 @@ type ReadResult = Uint8Array | { readonly error: unknown }
  * range, so no byte is ever skipped; a read at the end of the file (it shrank) ends the stream.
  * Every read issued has ended when the stream ends, however it ends (done, failed, interrupted
  * while a read runs), so the caller may close the descriptor then.
+ *
+ * The loop is an async generator under `Stream.fromAsyncIterable`, not an Effect pulled per
+ * chunk: measured on a 2 GiB read from the page cache, the same loop pulled through
+ * `Stream.repeatEffectOption`, `unfoldEffect` or `repeatEffectChunkOption` ran at 1.0-1.9 GB/s
+ * with 1.5-3 s of CPU (V8 collecting continuously: 35 full collections), and as a generator at
+ * 4.4-6.7 GB/s with 0.1-0.2 s, like Node's own read stream.
  */
 const readLoop = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> =>
-  Stream.suspend(() => {
-    let position = start
-    const queue: Array<{ readonly at: number; readonly length: number; readonly result: Promise<ReadResult> }> = []
-    const running = new Set<Promise<ReadResult>>()
-    const issue = (at: number, length: number) => {
-      const result = new Promise<ReadResult>((resolve) => {
-        const buffer = Buffer.allocUnsafeSlow(length)
-        fs.read(fd, buffer, 0, length, at, (error, n) => {
-          running.delete(result)
-          if (error !== null) resolve({ error })
-          else resolve(n === length ? buffer : buffer.subarray(0, n))
-        })
+  Stream.suspend(() => Stream.fromAsyncIterable(readChunks(fd, start, end), onError))
+
+async function* readChunks(fd: number, start: number, end: number): AsyncGenerator<Uint8Array> {
+  let position = start
+  const queue: Array<{ readonly at: number; readonly length: number; readonly result: Promise<Uint8Array> }> = []
+  const running = new Set<Promise<unknown>>()
+  const issue = (at: number, length: number) => {
+    const buffer = Buffer.allocUnsafeSlow(length)
+    const result = new Promise<Uint8Array>((resolve, reject) => {
+      fs.read(fd, buffer, 0, length, at, (error, n) => {
+        if (error !== null) reject(error)
+        else resolve(n === length ? buffer : buffer.subarray(0, n))
       })
-      running.add(result)
-      return { at, length, result }
+    })
+    // observed here, so a read whose result is never asked for (the stream ended) is no unhandled rejection
+    const settled = result.then(() => undefined, () => undefined)
+    running.add(settled)
+    void settled.then(() => running.delete(settled))
+    return { at, length, result }
+  }
+  const fill = () => {
+    while (queue.length < readAheadChunks && position < end) {
+      const at = position
+      const length = Math.min(readChunkBytes, end - at)
+      position += length
+      queue.push(issue(at, length))
     }
-    const fill = () => {
-      while (queue.length < readAheadChunks && position < end) {
-        const at = position
-        const length = Math.min(readChunkBytes, end - at)
-        position += length
-        queue.push(issue(at, length))
-      }
-    }
-    let ended = false
-    return Stream.repeatEffectOption(Effect.suspend(() => {
-      if (ended) return Effect.fail(Option.none())
+  }
+  try {
+    for (;;) {
       fill()
       const current = queue.shift()
-      if (current === undefined) return Effect.fail(Option.none())
-      return Effect.flatMap(Effect.promise(() => current.result), (got) => {
-        if ("error" in got) return Effect.fail(Option.some(onError(got.error)))
-        if (got.length === 0) {
-          ended = true
-          return Effect.fail(Option.none())
-        }
-        // short of its range: the rest of the range is read next, before anything after it
-        if (got.length < current.length) queue.unshift(issue(current.at + got.length, current.length - got.length))
-        fill()
-        return Effect.succeed(got)
-      })
-    })).pipe(Stream.ensuring(Effect.promise(async () => {
-      while (running.size > 0) await Promise.all([...running])
-    })))
-  })
+      if (current === undefined) return
+      const got = await current.result
+      // the file shrank: stop at its end
+      if (got.length === 0) return
+      // short of its range: the rest of the range is read next, before anything after it
+      if (got.length < current.length) queue.unshift(issue(current.at + got.length, current.length - got.length))
+      fill()
+      yield got
+    }
+  } finally {
+    // done, failed or stopped by the consumer: no read may outlive the stream
+    while (running.size > 0) await Promise.all([...running])
+  }
+}
 
 type Filled = number | { readonly error: unknown }
 
