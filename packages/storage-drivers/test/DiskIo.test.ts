@@ -9,7 +9,9 @@ import { Disk } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Deferred from "effect/Deferred"
 import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
@@ -225,6 +227,31 @@ describe("Disk byte paths", () => {
       // the kernel may already have dropped some pages of the others, but not most of them
       assert.isAbove(resident(path.join(root, "cache-scratch", "big.bin")), size / 2)
       assert.isAbove(resident(path.join(root, "cache-paged", "big.bin")), size / 2)
+    }))
+
+  it.live("a put finding every direct-I/O ring taken goes through the page cache, whole, and is counted by reason", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "rings") })
+      const refusedNoRing = Metric.tagged(BodyWriter.directRefusals, "reason", "no free ring")
+      const before = (yield* Metric.value(refusedNoRing)).count
+      const gate = yield* Deferred.make<void>()
+      // 17 puts past the direct-I/O start at once, each holding its ring until the gate opens
+      const objects = Array.from({ length: 17 }, (_, i) => randomBytes(FileIo.directAfterBytes + 2 * MiB + i))
+      const fibers = yield* Effect.forEach(objects, (bytes, i) =>
+        Effect.fork(d.put(`g/${i}.bin`, Stream.concat(
+          Stream.make(bytes.subarray(0, FileIo.directAfterBytes + MiB)),
+          Stream.unwrap(Effect.as(Deferred.await(gate), Stream.make(bytes.subarray(FileIo.directAfterBytes + MiB))))
+        ))))
+      for (let waited = 0; (yield* Metric.value(refusedNoRing)).count === before && waited < 10_000; waited += 20) {
+        yield* Effect.promise(() => new Promise((r) => setTimeout(r, 20)))
+      }
+      yield* Deferred.succeed(gate, undefined)
+      const infos = yield* Effect.forEach(fibers, Fiber.join)
+      assert.strictEqual((yield* Metric.value(refusedNoRing)).count - before, 1)
+      for (const [i, bytes] of objects.entries()) {
+        assert.strictEqual(infos[i].checksum, `sha256:${createHash("sha256").update(bytes).digest("hex")}`)
+        assert.isTrue(fs.readFileSync(path.join(root, "rings", "g", `${i}.bin`)).equals(bytes), `object ${i}`)
+      }
     }))
 
   it.live("puts at once beyond the direct-I/O rings all land whole (the rest go through the page cache)", () =>

@@ -407,6 +407,18 @@ export const run = <E>(options: Options<E>): void => {
           const misused = yield* Effect.promise(() => fetch(url, { method: "PUT", body: new TextEncoder().encode("overwritten") }))
           assert.isFalse(misused.status >= 200 && misused.status < 300, `a PUT with a GET URL answered ${misused.status}`)
           assert.strictEqual((yield* digestOf(d.get(key("presign/obj.bin")))).checksum, stored.checksum)
+          // a URL is for its key only: the same URL naming another object does not read it (a
+          // URL that does not name its key, an opaque token, cannot be renamed this way)
+          yield* d.put(key("presign/other.bin"), text("another object, not shared"))
+          if (url.includes("obj.bin")) {
+            const renamed = url.split("obj.bin").join("other.bin")
+            const other = yield* Effect.promise(async () => {
+              const res = await fetch(renamed)
+              return { status: res.status, text: decode(new Uint8Array(await res.arrayBuffer())) }
+            })
+            assert.isFalse(other.status >= 200 && other.status < 300, `a URL renamed to another key answered ${other.status}`)
+            assert.notInclude(other.text, "another object, not shared")
+          }
           assert.strictEqual(yield* reasonOf(d.presign(key("presign/missing.bin"))), "NotFound")
           const upload = yield* d.presign(key("presign/uploaded.bin"), { method: "PUT", expiresIn: "1 minute" })
           const body = new TextEncoder().encode("through a presigned PUT")

@@ -16,6 +16,8 @@
  * Everything here is plain code over promises: the caller (`FileIo.writeBody`) keeps Effect at
  * the edges, because per-chunk Effect machinery cost more than the copying in profiles.
  */
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as fs from "node:fs"
 
 const MiB = 1024 * 1024
@@ -67,6 +69,23 @@ const WasmMemory = (globalThis as unknown as {
  */
 export const directStats = { blocksWritten: 0, refused: 0 }
 
+/** Why a write that wanted direct I/O took the page cache. */
+export type Refusal = "no free ring" | "ring not reserved" | "open refused" | "EINVAL"
+
+/** The same figures for operators (`/metrics`): direct blocks written, in this process. */
+export const directBlocks = Metric.counter("ccat_disk_direct_io_blocks_total", {
+  description: "1 MiB blocks the disk drivers of this process wrote with direct I/O (O_DIRECT).",
+  incremental: true
+})
+
+/** Writes that wanted direct I/O and went through the page cache instead, by reason. */
+export const directRefusals = Metric.counter("ccat_disk_direct_io_refusals_total", {
+  description: "Disk writes that wanted direct I/O and went through the page cache, by reason: no free ring " +
+    "(more large writes at once than rings), ring not reserved (address space), open refused (the filesystem " +
+    "refuses O_DIRECT), EINVAL (the device wants another alignment).",
+  incremental: true
+})
+
 const keptFree: Array<Uint8Array> = []
 let ringsInUse = 0
 
@@ -75,14 +94,14 @@ let ringsInUse = 0
  * logical block; Node has no aligned allocation, but WebAssembly memory is reserved in whole
  * pages by V8's page allocator, so its start is page-aligned.
  */
-const takeRing = (): Uint8Array | undefined => {
-  if (ringsInUse >= maxRings) return undefined
+const takeRing = (): Uint8Array | { readonly refused: Refusal; readonly cause?: unknown } => {
+  if (ringsInUse >= maxRings) return { refused: "no free ring" }
   let ring = keptFree.pop()
   if (ring === undefined) {
     try {
       ring = new Uint8Array(new WasmMemory({ initial: (directSlots * directSlotBytes) / 65536 }).buffer)
-    } catch {
-      return undefined
+    } catch (cause) {
+      return { refused: "ring not reserved", cause }
     }
   }
   ringsInUse++
@@ -177,6 +196,8 @@ export class BodyWriter {
   private readonly pending = new Set<Promise<unknown>>()
   /** Set by `settled`: a continuation of an abandoned `accept` must start no new write. */
   private closing = false
+  /** Why this write took the page cache where it wanted direct I/O, if it did (for the caller to log). */
+  refusal: { readonly reason: Refusal; readonly cause?: unknown } | undefined
 
   constructor(private readonly fd: number, private readonly options: Options) {}
 
@@ -235,11 +256,17 @@ export class BodyWriter {
    * descriptor. A filesystem that refuses `O_DIRECT` (EINVAL), any other failure to open, or no
    * free ring, keeps the page cache for the rest: it is always correct, only slower.
    */
+  private refuse(reason: Refusal, cause?: unknown) {
+    this.directRefused = true
+    directStats.refused++
+    directRefusals.unsafeUpdate(1, [MetricLabel.make("reason", reason)])
+    this.refusal ??= { reason, cause }
+  }
+
   private startDirect(): Promise<void> {
     const ring = takeRing()
-    if (ring === undefined) {
-      this.directRefused = true
-      directStats.refused++
+    if (!(ring instanceof Uint8Array)) {
+      this.refuse(ring.refused, ring.cause)
       return Promise.resolve()
     }
     this.ring = ring
@@ -248,9 +275,8 @@ export class BodyWriter {
         this.directFd = fd
         this.direct = true
       },
-      () => {
-        this.directRefused = true
-        directStats.refused++
+      (cause) => {
+        this.refuse("open refused", cause)
         this.ring = undefined
         giveRing(ring)
       }
@@ -266,11 +292,11 @@ export class BodyWriter {
     if (this.directRefused || this.directFd === undefined || length !== directSlotBytes) return writeAll(this.fd, bytes, at)
     return writeAll(this.directFd, bytes, at).then(() => {
       directStats.blocksWritten++
+      directBlocks.unsafeUpdate(1, [])
     }, (e) => {
       if (!isEinval(e)) throw e
       // the device wants another alignment than this one: the rest goes through the page cache
-      this.directRefused = true
-      directStats.refused++
+      if (!this.directRefused) this.refuse("EINVAL", e)
       return writeAll(this.fd, bytes, at)
     })
   }

@@ -44,9 +44,27 @@ export const writeBody = <E, F>(fd: number, body: Stream.Stream<Uint8Array, E>, 
       Effect.zipRight(Effect.tryPromise({ try: () => writer.finish(), catch: options.onError })),
       // the body failed or the fiber was interrupted with a write running: wait for it, so the
       // descriptor is not closed (and maybe reused) under a thread-pool write
-      Effect.onExit(() => Effect.promise(() => writer.settled()))
+      Effect.onExit(() => Effect.zipRight(Effect.promise(() => writer.settled()), logRefusal(writer.refusal)))
     )
   })
+
+/** Reasons already logged in this process: each is logged once, then only counted. */
+const refusalsLogged = new Set<BodyWriter.Refusal>()
+
+/**
+ * Tells the operator, once per reason and process, that writes wanting direct I/O go through
+ * the page cache: correct, but with the kernel's copy and writeback on the CPU (see
+ * `BodyWriter`). The metric `ccat_disk_direct_io_refusals_total` counts every one.
+ */
+const logRefusal = (refusal: BodyWriter.BodyWriter["refusal"]): Effect.Effect<void> => {
+  if (refusal === undefined || refusalsLogged.has(refusal.reason)) return Effect.void
+  refusalsLogged.add(refusal.reason)
+  const detail = refusal.cause instanceof Error ? `: ${refusal.cause.message}` : ""
+  return Effect.logWarning(
+    `disk: a write that wanted direct I/O went through the page cache (${refusal.reason}${detail}); ` +
+      "it is stored all the same. Later writes for this reason are only counted in ccat_disk_direct_io_refusals_total."
+  )
+}
 
 /**
  * Bytes `start` to `end` of an open file. A range up to `wholeReadBytes` is one read into one
