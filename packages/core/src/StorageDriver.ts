@@ -234,11 +234,12 @@ export interface Service {
    *
    * Why beside `get`: a stream must hand out a fresh buffer per chunk (its consumer may keep
    * it). In a long-lived Node process, V8 counts those buffers as external memory, and at
-   * gigabytes per second that count sets off one full collection after another (measured in
-   * bench/storage.ts: a 2 GiB read from the page cache at 1-2 GB/s with 2-3 s of CPU, against
-   * 7 GB/s and 0.1 s with buffers reused). Drivers that cannot reuse buffers need not: without
-   * `Minimal.readEach` this runs over `get`. Transient failures are retried, resuming after the
-   * last part consumed where the driver reads ranges; the consumer's own failures are not.
+   * gigabytes per second that count can set off one full collection after another (measured
+   * with bench/storage.ts: Node's own read stream then read 2 GiB from the page cache at
+   * 1.1-1.5 GB/s with 2-2.8 s of CPU, the disk driver's `readEach` at 8-16 GB/s with under
+   * 0.2 s). Drivers that cannot reuse buffers need not: without `Minimal.readEach` this runs
+   * over `get`. Transient failures are retried, resuming after the last part consumed where the
+   * driver reads ranges; the consumer's own failures are not.
    */
   readonly readEach: <E>(
     key: string,

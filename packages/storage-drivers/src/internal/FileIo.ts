@@ -109,8 +109,8 @@ export const readAheadChunks = 3
  * The loop is an async generator under `Stream.fromAsyncIterable`, not an Effect pulled per
  * chunk: measured on a 2 GiB read from the page cache, the same loop pulled through
  * `Stream.repeatEffectOption`, `unfoldEffect` or `repeatEffectChunkOption` ran at 1.0-1.9 GB/s
- * with 1.5-3 s of CPU (V8 collecting continuously: 35 full collections), and as a generator at
- * 4.4-6.7 GB/s with 0.1-0.2 s, like Node's own read stream.
+ * with 1.5-3 s of CPU (V8 collecting continuously: 35 full collections) in a fresh process,
+ * and as a generator at 3.5-5.7 GB/s with 0.1-0.3 s, like Node's own read stream.
  */
 const readLoop = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> =>
   Stream.suspend(() => Stream.fromAsyncIterable(readChunks(fd, start, end), onError))
