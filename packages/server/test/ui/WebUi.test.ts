@@ -60,6 +60,13 @@ const unlabelled = (page: Page) =>
     .filter((c) => !((c.labels && c.labels.length > 0) || c.getAttribute("aria-label") || (c.tagName === "BUTTON" && c.textContent.trim() !== "")))
     .map((c) => c.outerHTML)`) as Promise<Array<string>>
 
+/**
+ * The table in `main` with this caption: right after a click, `main` may still hold the page
+ * being replaced, whose tables a bare "main table" would also find.
+ */
+const tableCaptioned = (page: Page, caption: string) =>
+  page.locator("main table", { has: page.locator("caption", { hasText: caption }) })
+
 const shot = (page: Page, name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true })
 
 /** A GET with the path sent exactly as written (fetch would normalise `..` away). */
@@ -184,7 +191,8 @@ describe("web UI in chromium", () => {
   it("lists observations with filters and pages; one observation shows its files, packages and every copy", async () => {
     const page = await signedIn(world.tokens.admin)
     await page.getByRole("link", { name: "Observations" }).click()
-    const rows = page.locator("main table tbody tr")
+    // by its caption, not the pipeline's tables the page replaces
+    const rows = tableCaptioned(page, "Observations, in order of start time").locator("tbody tr")
     await rows.first().waitFor()
     expect(await rows.count()).toBe(7)
     // Filter by the hidden program: its one observation.
@@ -253,7 +261,7 @@ describe("web UI in chromium", () => {
     await shot(page, "package")
 
     await page.getByRole("link", { name: "Transfers" }).click()
-    const bundle = page.locator("main table tbody tr a").first()
+    const bundle = tableCaptioned(page, "DataTransferPackages, in creation order").locator("tbody tr a").first()
     await bundle.waitFor()
     await bundle.click()
     await page.getByRole("heading", { name: "Attempts" }).waitFor()
@@ -349,10 +357,13 @@ describe("web UI in chromium", () => {
     await page.locator("[data-journey=ARCHIVED] .value").waitFor()
     expect(await page.getByRole("link", { name: /failed item/ }).count()).toBe(0)
     await page.getByRole("link", { name: "Observations" }).click()
-    const rows = page.locator("main table tbody tr")
+    // the observations table by its caption: until the page replaces the pipeline, "main table"
+    // also finds the pipeline's counts tables (a run in CI counted their rows, then none)
+    const listed = tableCaptioned(page, "Observations, in order of start time")
+    const rows = listed.locator("tbody tr")
     await rows.first().waitFor()
     expect(await rows.count()).toBe(6)
-    expect(await page.locator("main table").textContent()).not.toContain(world.hiddenObservationId.slice(0, 8))
+    expect(await listed.textContent()).not.toContain(world.hiddenObservationId.slice(0, 8))
     // Not even by address.
     await page.goto(`${world.base}/ui/#/observations/${world.hiddenObservationId}`)
     await page.getByRole("alert").waitFor()
