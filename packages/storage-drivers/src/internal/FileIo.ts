@@ -115,62 +115,111 @@ export const readAheadChunks = 3
 const readLoop = <F>(fd: number, start: number, end: number, onError: (cause: unknown) => F): Stream.Stream<Uint8Array, F> =>
   Stream.suspend(() => Stream.fromAsyncIterable(readChunks(fd, start, end), onError))
 
-async function* readChunks(fd: number, start: number, end: number): AsyncGenerator<Uint8Array> {
-  let position = start
-  const queue: Array<{ readonly at: number; readonly length: number; readonly result: Promise<Uint8Array> }> = []
-  const running = new Set<Promise<unknown>>()
-  const issue = (at: number, length: number) => {
-    const buffer = Buffer.allocUnsafeSlow(length)
-    const result = new Promise<Uint8Array>((resolve, reject) => {
-      fs.read(fd, buffer, 0, length, at, (error, n) => {
-        if (error !== null) reject(error)
-        else resolve(n === length ? buffer : buffer.subarray(0, n))
-      })
+/** One read issued by `ReadAhead`: its range, its buffer, and the byte count it resolves with. */
+interface Issued {
+  readonly at: number
+  readonly length: number
+  readonly buffer: Buffer
+  readonly result: Promise<number>
+}
+
+/**
+ * The reads of bytes `start` to `end` of an open file, in order, `readAheadChunks` of them
+ * running ahead of their consumer: what a large `get` and `readEach` share. Buffers come from
+ * `take` (fresh ones, or a free one of a few reused; undefined: none free now). A short read is
+ * followed by a read of the rest of its range before anything after it, so no byte is ever
+ * skipped; after a read at the file's end (it shrank) no more are issued. `settled` waits for
+ * every read issued, however the reader ended, so the caller may close the descriptor then.
+ */
+class ReadAhead {
+  private position: number
+  private readonly queue: Array<Issued> = []
+  private readonly running = new Set<Promise<unknown>>()
+
+  constructor(
+    private readonly fd: number,
+    start: number,
+    private readonly end: number,
+    private readonly take: (length: number, rest: boolean) => Buffer | undefined
+  ) {
+    this.position = start
+  }
+
+  private issue(at: number, length: number, buffer: Buffer): Issued {
+    const result = new Promise<number>((resolve, reject) => {
+      fs.read(this.fd, buffer, 0, length, at, (error, n) => (error !== null ? reject(error) : resolve(n)))
     })
-    // observed here, so a read whose result is never asked for (the stream ended) is no unhandled rejection
+    // observed here, so a read whose result is never asked for (the reader ended) is no unhandled rejection
     const settled = result.then(() => undefined, () => undefined)
-    running.add(settled)
-    void settled.then(() => running.delete(settled))
-    return { at, length, result }
+    this.running.add(settled)
+    void settled.then(() => this.running.delete(settled))
+    return { at, length, buffer, result }
   }
-  const fill = () => {
-    while (queue.length < readAheadChunks && position < end) {
-      const at = position
-      const length = Math.min(readChunkBytes, end - at)
-      position += length
-      queue.push(issue(at, length))
+
+  /** Issues reads until `readAheadChunks` run, the range is covered or no buffer is free. */
+  fill(): void {
+    while (this.queue.length < readAheadChunks && this.position < this.end) {
+      const length = Math.min(readChunkBytes, this.end - this.position)
+      const buffer = this.take(length, false)
+      if (buffer === undefined) return
+      this.queue.push(this.issue(this.position, length, buffer))
+      this.position += length
     }
   }
-  try {
-    for (;;) {
-      fill()
-      const current = queue.shift()
-      if (current === undefined) return
-      const got = await current.result
-      // the file shrank: stop at its end
-      if (got.length === 0) return
-      // short of its range: the rest of the range is read next, before anything after it
-      if (got.length < current.length) queue.unshift(issue(current.at + got.length, current.length - got.length))
-      fill()
-      yield got
+
+  /** The next read in order (fills first), or undefined when the range is done. */
+  next(): Issued | undefined {
+    this.fill()
+    return this.queue.shift()
+  }
+
+  /**
+   * What `read` gave: a short count queues the rest of its range first; 0 (the file shrank)
+   * stops issuing. Returns whether bytes came.
+   */
+  landed(read: Issued, got: number): boolean {
+    if (got === 0) {
+      this.position = this.end
+      return false
     }
-  } finally {
-    // done, failed or stopped by the consumer: no read may outlive the stream
-    while (running.size > 0) await Promise.all([...running])
+    if (got < read.length) this.queue.unshift(this.issue(read.at + got, read.length - got, this.take(read.length - got, true)!))
+    this.fill()
+    return true
+  }
+
+  /** Reads still queued (a shrunk file's, reading past its end). */
+  get pending(): number {
+    return this.queue.length
+  }
+
+  /** Waits for every read issued. */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running])
   }
 }
 
-type Filled = number | { readonly error: unknown }
+async function* readChunks(fd: number, start: number, end: number): AsyncGenerator<Uint8Array> {
+  const reads = new ReadAhead(fd, start, end, (length) => Buffer.allocUnsafeSlow(length))
+  try {
+    for (let current = reads.next(); current !== undefined; current = reads.next()) {
+      const got = await current.result
+      if (!reads.landed(current, got)) return
+      yield got === current.length ? current.buffer : current.buffer.subarray(0, got)
+    }
+  } finally {
+    // done, failed or stopped by the consumer: no read may outlive the stream
+    await reads.settled()
+  }
+}
 
 /**
  * Bytes `start` to `end` of an open file, read into `readAheadChunks + 2` buffers of
  * `readChunkBytes` that are reused: `consume` gets each filled part in order, and a buffer is
  * filled again only after its part's `consume` ended. Returns the bytes read. No buffer is
  * allocated per part, so a read of any size gives the garbage collector nothing to do (a
- * stream's fresh buffer per chunk does: see `StorageDriver.Service.readEach`). As in `readLoop`,
- * `readAheadChunks` reads run while the consumer works, a short read is followed by a read of
- * the rest of its range, a read at a shrunk file's end ends early, and every read issued has
- * ended when the effect ends, however it ends.
+ * stream's fresh buffer per chunk does: see `StorageDriver.Service.readEach`). Reads run ahead
+ * of the consumer as for a large `get` (`ReadAhead`), and every read issued has ended when the
+ * effect ends, however it ends.
  */
 export const readEach = <E, F>(
   fd: number,
@@ -182,56 +231,30 @@ export const readEach = <E, F>(
   Effect.suspend(() => {
     if (start >= end) return Effect.succeed(0)
     const slotBytes = Math.min(readChunkBytes, end - start)
-    // the reads ahead, the part being consumed, and one spare for a short read's remainder
+    // the reads ahead, the part being consumed, and one spare kept for a short read's rest
     const free: Array<Buffer> = Array.from({ length: readAheadChunks + 2 }, () => Buffer.allocUnsafeSlow(slotBytes))
-    let position = start
-    const queue: Array<{ readonly at: number; readonly length: number; readonly buffer: Buffer; readonly result: Promise<Filled> }> = []
-    const running = new Set<Promise<Filled>>()
-    const issue = (at: number, length: number, buffer: Buffer) => {
-      const result = new Promise<Filled>((resolve) => {
-        fs.read(fd, buffer, 0, length, at, (error, n) => {
-          running.delete(result)
-          resolve(error !== null ? { error } : n)
-        })
-      })
-      running.add(result)
-      return { at, length, buffer, result }
-    }
-    const fill = () => {
-      while (queue.length < readAheadChunks && position < end && free.length > 1) {
-        const at = position
-        const length = Math.min(slotBytes, end - at)
-        position += length
-        queue.push(issue(at, length, free.pop()!))
-      }
-    }
+    const reads = new ReadAhead(fd, start, end, (_, rest) => (rest || free.length > 1 ? free.pop() : undefined))
     let bytes = 0
     let more = true
     const step: Effect.Effect<boolean, E | F> = Effect.suspend(() => {
-      fill()
-      const current = queue.shift()
+      const current = reads.next()
       if (current === undefined) return Effect.succeed(false)
-      return Effect.flatMap(Effect.promise(() => current.result), (got): Effect.Effect<boolean, E | F> => {
-        if (typeof got !== "number") return Effect.fail(onError(got.error))
-        if (got === 0) {
-          // the file shrank: stop issuing; what is queued reads past its end and drains
+      const outcome = current.result.then((got) => ({ got }), (error: unknown) => ({ error }))
+      return Effect.flatMap(Effect.promise(() => outcome), (r): Effect.Effect<boolean, E | F> => {
+        if ("error" in r) return Effect.fail(onError(r.error))
+        if (!reads.landed(current, r.got)) {
+          // the file shrank: what is still queued reads past its end and drains
           free.push(current.buffer)
-          position = end
-          return Effect.succeed(queue.length > 0)
+          return Effect.succeed(reads.pending > 0)
         }
-        // short of its range: the rest is read next, before anything after it
-        if (got < current.length) queue.unshift(issue(current.at + got, current.length - got, free.pop()!))
-        fill()
-        bytes += got
-        return Effect.as(Effect.ensuring(consume(current.buffer.subarray(0, got)), Effect.sync(() => free.push(current.buffer))), true)
+        bytes += r.got
+        return Effect.as(Effect.ensuring(consume(current.buffer.subarray(0, r.got)), Effect.sync(() => free.push(current.buffer))), true)
       })
     })
     return Effect.whileLoop({ while: () => more, body: () => step, step: (next) => (more = next) }).pipe(
       Effect.zipRight(Effect.sync(() => bytes)),
       // failed or interrupted with reads running: wait for them, so the caller may close the descriptor
-      Effect.ensuring(Effect.promise(async () => {
-        while (running.size > 0) await Promise.all([...running])
-      }))
+      Effect.ensuring(Effect.promise(() => reads.settled()))
     )
   })
 
