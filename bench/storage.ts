@@ -238,19 +238,30 @@ const warm = (file: string) => sh("cat", [file])
 /** Drops a file's pages from the page cache (posix_fadvise DONTNEED through GNU dd; no root needed). */
 const dropCache = (file: string) => sh("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"])
 
+/** A phase whose work runs in Node (ours or Node's own): its memory is measured. */
+const inNode = (what: string, bytes: number, f: () => Promise<unknown>, before?: () => Promise<unknown>, warmUp?: () => Promise<unknown>): Phase => ({
+  what,
+  bytes,
+  run: f,
+  ownMemory: true,
+  before,
+  warm: warmUp
+})
+
+/**
+ * Four puts of the small source under a scratch key, before a timed put in its process: they
+ * start the hashing worker (and a disk driver's direct-I/O ring) and let V8 optimise the path.
+ */
+const firstPuts = (d: StorageDriver.Service, smallSource: string) => async () => {
+  for (let i = 0; i < 4; i++) await run(d.put("warm-up.bin", fileStream(smallSource), { overwrite: true }))
+}
+
 /** The disk phases, with a driver on `work/disk` made in this process. */
 const diskPhases = async (context: BenchContext) => {
   const { work, source, smallSource } = context
   const driver = await run(Disk.make({ root: path.join(work, "disk") }))
   const object = path.join(work, "disk", "big.bin")
-  const own = (what: string, bytes: number, f: () => Promise<unknown>, before?: () => Promise<unknown>, warmUp?: () => Promise<unknown>): Phase => ({
-    what,
-    bytes,
-    run: f,
-    ownMemory: true,
-    before,
-    warm: warmUp
-  })
+  const own = inNode
   // commands as argument lists, never through a shell: a path may hold any character
   const child = (what: string, commands: ReadonlyArray<readonly [string, ...Array<string>]>, before?: () => Promise<unknown>): Phase => ({
     what,
@@ -263,10 +274,7 @@ const diskPhases = async (context: BenchContext) => {
   })
   const cpTarget = path.join(work, "cp.bin")
   const hotSource = () => warm(source)
-  // a first put starts the hashing worker and reserves a direct-I/O ring
-  const firstPut = async () => {
-    for (let i = 0; i < 4; i++) await run(driver.put("warm-up.bin", fileStream(smallSource), { overwrite: true }))
-  }
+  const firstPut = firstPuts(driver, smallSource)
   // the small source, stored once, read the same way the timed read will be
   const stored = () => run(driver.put("warm-up.bin", fileStream(smallSource), { overwrite: true }))
   // sixteen reads of it (1 GiB): enough for V8 to optimise the read path, as a server's is
@@ -324,17 +332,9 @@ const s3Phases = async (context: BenchContext) => {
   const scope = await run(Scope.make())
   const driver: StorageDriver.Service = await run(Scope.extend(S3.make(options), scope))
   const fast: StorageDriver.Service = await run(Scope.extend(S3.make({ ...options, contentMd5: false }), scope))
-  const firstPut = (d: StorageDriver.Service) => async () => {
-    for (let i = 0; i < 4; i++) await run(d.put("warm-up.bin", fileStream(smallSource), { overwrite: true }))
-  }
-  const own = (what: string, bytes: number, f: () => Promise<unknown>, warmUp?: () => Promise<unknown>): Phase => ({
-    what,
-    bytes,
-    run: f,
-    ownMemory: true,
-    before: () => warm(source),
-    warm: warmUp
-  })
+  const firstPut = (d: StorageDriver.Service) => firstPuts(d, smallSource)
+  const own = (what: string, bytes: number, f: () => Promise<unknown>, warmUp?: () => Promise<unknown>): Phase =>
+    inNode(what, bytes, f, () => warm(source), warmUp)
   const phases: ReadonlyArray<Phase> = [
     own("s3 write: SDK Upload (lib-storage)", size, () =>
       new Upload({

@@ -430,6 +430,12 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
     return Effect.succeed(range.end === range.start ? "empty" : range)
   }
 
+  /** The range a read asks for again after `done` bytes of `range` arrived (the whole object first). */
+  const resumedRange = (range: ByteRange | undefined, done: number): ByteRange | undefined =>
+    range === undefined && done === 0 ? undefined : { start: (range?.start ?? 0) + done, end: range?.end }
+  /** Retries a read only while nothing arrived, or when the driver can resume from an offset. */
+  const resumable = (done: () => number) => Schedule.whileInput(schedule, () => done() === 0 || caps.rangeRead)
+
   const get = (key: string, getOptions: { readonly range?: ByteRange | undefined } = {}) =>
     Stream.unwrap(Effect.gen(function*() {
       const k = yield* validKey("get", key)
@@ -437,17 +443,13 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
       if (checked === "empty") return Stream.empty
       const range = checked
       let emitted = 0
-      const attempt = Stream.suspend(() => {
-        const start = (range?.start ?? 0) + emitted
-        const r = range === undefined && emitted === 0 ? undefined : { start, end: range?.end }
-        return driver.get(k, r).pipe(Stream.mapChunks((chunk) => {
+      const attempt = Stream.suspend(() =>
+        driver.get(k, resumedRange(range, emitted)).pipe(Stream.mapChunks((chunk) => {
           for (const part of chunk) emitted += part.length
           return chunk
         }))
-      })
-      // Retry only while nothing was emitted, or when the driver can resume from an offset.
-      const resumable = Schedule.whileInput(schedule, () => emitted === 0 || caps.rangeRead)
-      return Stream.retry(attempt, resumable)
+      )
+      return Stream.retry(attempt, resumable(() => emitted))
     })).pipe(
       // one span per object read; without a captured stack trace, which costs more than the
       // rest of the span when a package reads thousands of small files
@@ -474,18 +476,16 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
       }
       // the consumer's failures are set aside as a result, so only the driver's own are retried
       let consumed = 0
-      const attempt = Effect.suspend(() => {
-        const start = (range?.start ?? 0) + consumed
-        const r = range === undefined && consumed === 0 ? undefined : { start, end: range?.end }
-        return native(k, r, (part) =>
+      const attempt = Effect.suspend(() =>
+        native(k, resumedRange(range, consumed), (part) =>
           Effect.mapError(Effect.tap(consume(part), () => {
             consumed += part.length
           }), (error) => new ConsumerFailed(error)))
-      }).pipe(
+      ).pipe(
         Effect.as(undefined),
         Effect.catchIf((e): e is ConsumerFailed<E> => e instanceof ConsumerFailed, (e) => Effect.succeed(e))
       )
-      const failed = yield* Effect.retry(attempt, Schedule.whileInput(schedule, () => consumed === 0 || caps.rangeRead))
+      const failed = yield* Effect.retry(attempt, resumable(() => consumed))
       if (failed !== undefined) return yield* Effect.fail(failed.error)
       return consumed
     }).pipe(Effect.withSpan("StorageDriver.readEach", { attributes: { driver: name, key }, captureStackTrace: false }))

@@ -299,13 +299,18 @@ const nestedRoots = (t: Topology): Array<string> => {
       }
     }
   }
+  const below = (x: string, y: string) => x.startsWith(y === "/" ? "/" : `${y}/`)
   const out: Array<string> = []
   for (const [i, a] of roots.entries()) {
     for (const b of roots.slice(i + 1)) {
-      const inside = (x: string, y: string) => x === y || x.startsWith(y === "/" ? "/" : `${y}/`)
-      if (a.root === b.root) out.push(`locations ${a.name} and ${b.name}: both have the root folder ${a.root}; each location needs a folder of its own`)
-      else if (inside(a.root, b.root)) out.push(`location ${a.name}: its root folder ${a.root} is inside ${b.name}'s (${b.root}); each location needs a folder of its own, not one inside another's`)
-      else if (inside(b.root, a.root)) out.push(`location ${b.name}: its root folder ${b.root} is inside ${a.name}'s (${a.root}); each location needs a folder of its own, not one inside another's`)
+      if (a.root === b.root) {
+        out.push(`locations ${a.name} and ${b.name}: both have the root folder ${a.root}; each location needs a folder of its own`)
+        continue
+      }
+      const [inner, outer] = below(a.root, b.root) ? [a, b] : below(b.root, a.root) ? [b, a] : []
+      if (inner !== undefined && outer !== undefined) {
+        out.push(`location ${inner.name}: its root folder ${inner.root} is inside ${outer.name}'s (${outer.root}); each location needs a folder of its own, not one inside another's`)
+      }
     }
   }
   return out

@@ -261,36 +261,30 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
       )
     })
 
+  /**
+   * The object's file open for reading, in the scope (closed when it ends: every read issued has
+   * ended by then), and the byte range to read, clipped to its size.
+   */
+  const openRange = (method: string, key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
+    Effect.gen(function*() {
+      const file = yield* existing(method, key)
+      const fd = yield* Effect.acquireRelease(io(method, key, () => FileIo.openFd(file, "r")), FileIo.closeFd)
+      const st = yield* io(method, key, () => FileIo.fstat(fd))
+      if (!st.isFile()) return yield* fail(method, "NotFound", "not a file", key)
+      return { fd, start: range?.start ?? 0, end: Math.min(range?.end ?? st.size, st.size) }
+    })
+
   const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
-    Stream.unwrapScoped(Effect.gen(function*() {
-      const file = yield* existing("get", key)
-      // closed when the stream ends (its reads have all ended by then)
-      const fd = yield* Effect.acquireRelease(io("get", key, () => FileIo.openFd(file, "r")), FileIo.closeFd)
-      const st = yield* io("get", key, () => FileIo.fstat(fd))
-      if (!st.isFile()) return yield* fail("get", "NotFound", "not a file", key)
-      const start = range?.start ?? 0
-      const end = Math.min(range?.end ?? st.size, st.size)
-      if (start >= end) return Stream.empty
-      return FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))
-    }))
+    Stream.unwrapScoped(Effect.map(openRange("get", key, range), ({ end, fd, start }) =>
+      start >= end ? Stream.empty : FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))))
 
   const readEach = <E>(
     key: RelativePath.RelativePath,
     range: StorageDriver.ByteRange | undefined,
     consume: (part: Uint8Array) => Effect.Effect<void, E>
   ) =>
-    Effect.flatMap(existing("readEach", key), (file) =>
-      Effect.acquireUseRelease(
-        io("readEach", key, () => FileIo.openFd(file, "r")),
-        (fd) =>
-          Effect.flatMap(io("readEach", key, () => FileIo.fstat(fd)), (st) => {
-            if (!st.isFile()) return fail("readEach", "NotFound", "not a file", key)
-            const end = Math.min(range?.end ?? st.size, st.size)
-            return FileIo.readEach(fd, range?.start ?? 0, end, consume, (cause) => errnoError(name, "readEach", key, cause))
-          }),
-        // every read has ended when readEach ends, so the descriptor can close at once
-        FileIo.closeFd
-      ))
+    Effect.scoped(Effect.flatMap(openRange("readEach", key, range), ({ end, fd, start }) =>
+      FileIo.readEach(fd, start, end, consume, (cause) => errnoError(name, "readEach", key, cause))))
 
   const readAtMost = (key: RelativePath.RelativePath, limit: number) =>
     Effect.flatMap(existing("readAtMost", key), (file) =>
