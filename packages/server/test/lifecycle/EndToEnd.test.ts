@@ -1,4 +1,3 @@
-import { Ids, Repositories } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -6,7 +5,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Staging from "../../src/lifecycle/Staging.js"
-import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
+import { fileObservation, layer, observatory, policyLayer, requestStaging, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
 import { sha256File } from "./support.js"
 
 const count = (query: string) =>
@@ -49,21 +48,8 @@ describe("the whole lifecycle on the demo topology", () => {
       }
 
       // A scientist stages the first observation; every staged file has the instrument's checksum.
-      const account = yield* Repositories.accounts.insert({
-        name: "sci-e2e" as never, displayName: "Scientist" as never, email: null, role: "scientist", active: true
-      })
-      const [processing] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-processing'`
-      const req = yield* Repositories.stagingRequests.insert({
-        accountId: account.id, dataLocationId: processing.id as Ids.DataLocationId, status: "pending", expiresAt: null, errorMessage: null
-      } as never)
-      yield* Repositories.stagingRequestItems.insert({
-        stagingRequestId: req.id, rawDataPackageId: null, executedObsUnitId: first.eou.id
-      })
-      const requestDone = Effect.map(
-        sql<{ status: string }>`select status::text as status from staging_request where id = ${req.id}`,
-        (r) => r[0].status === "completed"
-      )
-      yield* runUntil(everySite, requestDone, 60_000).pipe(Effect.provide(policyLayer(topology)))
+      const req = yield* requestStaging("sci-e2e", [first.eou.id])
+      yield* runUntil(everySite, req.completed, 60_000).pipe(Effect.provide(policyLayer(topology)))
       const paths = yield* Staging.stagedPaths(req.id)
       assert.strictEqual(paths.length, first.files.length)
       for (const f of first.files) {

@@ -5,7 +5,7 @@
  * cleaned, every staged file byte-identical to what the instrument filed; a byte flipped in
  * transit is caught, the bundle sent again, and the bad bytes never reach an archive.
  */
-import { Ids, Repositories, Topology, TransferAdapter } from "@ccat/core"
+import { Topology, TransferAdapter } from "@ccat/core"
 import { RsyncTransfer } from "@ccat/transfer-rsync"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -22,7 +22,7 @@ import * as Storages from "../../src/lifecycle/Storages.js"
 import {
   download, freshBuckets, remoteTopology, rsyncOptions, type Services, startServices, stopServices, storedChecksum
 } from "./EndToEndRemoteWorld.js"
-import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
+import { fileObservation, layer, observatory, policyLayer, requestStaging, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
 import { gnuTar, sha256File } from "./support.js"
 
 const count = (query: string) =>
@@ -105,21 +105,8 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
       assert.deepStrictEqual(new Set(archived.map((a) => a.bucket)), new Set([buckets.a, buckets.b]))
 
       // A scientist stages both observations from the S3 archives: every file has the instrument's checksum.
-      const account = yield* Repositories.accounts.insert({
-        name: "sci-remote" as never, displayName: "Scientist" as never, email: null, role: "scientist", active: true
-      })
-      const [processing] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-processing'`
-      const req = yield* Repositories.stagingRequests.insert({
-        accountId: account.id, dataLocationId: processing.id as Ids.DataLocationId, status: "pending", expiresAt: null, errorMessage: null
-      } as never)
-      for (const eou of [first.eou, second.eou]) {
-        yield* Repositories.stagingRequestItems.insert({ stagingRequestId: req.id, rawDataPackageId: null, executedObsUnitId: eou.id })
-      }
-      const requestDone = Effect.map(
-        sql<{ status: string }>`select status::text as status from staging_request where id = ${req.id}`,
-        (r) => r[0].status === "completed"
-      )
-      yield* runUntil(everySite, requestDone, 90_000).pipe(Effect.provide(env))
+      const req = yield* requestStaging("sci-remote", [first.eou.id, second.eou.id])
+      yield* runUntil(everySite, req.completed, 90_000).pipe(Effect.provide(env))
       const paths = yield* Staging.stagedPaths(req.id)
       assert.strictEqual(paths.length, filed.length)
       for (const f of filed) {

@@ -175,3 +175,27 @@ export const assertByteIdentical = (dir: string, files: ReadonlyArray<{ readonly
     }
     for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
   })
+
+/**
+ * A scientist's staging request for whole observations into `cologne-processing`, as the API
+ * would store it: the request's id, and an effect that is true once it completed (for `runUntil`).
+ */
+export const requestStaging = (scientist: string, observations: ReadonlyArray<Ids.ExecutedObsUnitId>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const account = yield* Repositories.accounts.insert({
+      name: scientist as never, displayName: "Scientist" as never, email: null, role: "scientist", active: true
+    })
+    const [processing] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-processing'`
+    const req = yield* Repositories.stagingRequests.insert({
+      accountId: account.id, dataLocationId: processing.id as Ids.DataLocationId, status: "pending", expiresAt: null, errorMessage: null
+    } as never)
+    for (const eou of observations) {
+      yield* Repositories.stagingRequestItems.insert({ stagingRequestId: req.id, rawDataPackageId: null, executedObsUnitId: eou })
+    }
+    const completed = Effect.map(
+      sql<{ status: string }>`select status::text as status from staging_request where id = ${req.id}`,
+      ([r]) => r.status === "completed"
+    )
+    return { id: req.id, completed }
+  })

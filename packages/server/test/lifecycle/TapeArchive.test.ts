@@ -6,7 +6,6 @@
  * lifecycle runs: filed files are packaged, moved, archived on tape and verified there; a
  * staging request then recalls them from tape and stages every file with its filed checksum.
  */
-import { Ids, Repositories } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -15,7 +14,7 @@ import * as path from "node:path"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Staging from "../../src/lifecycle/Staging.js"
 import * as ServerConfig from "../../src/ServerConfig.js"
-import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
+import { fileObservation, layer, observatory, policyLayer, requestStaging, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
 import { sha256File } from "./support.js"
 import { catalogOf, checksumOnTape, fileNamesIn } from "./TapeWorld.js"
 
@@ -106,19 +105,8 @@ describe("a tape archive from the configuration file", () => {
       assert.deepStrictEqual(yield* Effect.promise(() => fileNamesIn(path.join(tapeRoot, "cache"))), [])
 
       // A scientist stages the first observation.
-      const account = yield* Repositories.accounts.insert({
-        name: "sci-tape" as never, displayName: "Scientist" as never, email: null, role: "scientist", active: true
-      })
-      const [processing] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-processing'`
-      const req = yield* Repositories.stagingRequests.insert({
-        accountId: account.id, dataLocationId: processing.id as Ids.DataLocationId, status: "pending", expiresAt: null, errorMessage: null
-      } as never)
-      yield* Repositories.stagingRequestItems.insert({ stagingRequestId: req.id, rawDataPackageId: null, executedObsUnitId: first.eou.id })
-      const staged = Effect.map(
-        sql<{ status: string }>`select status::text as status from staging_request where id = ${req.id}`,
-        ([r]) => r.status === "completed"
-      )
-      yield* runUntil(everySite, staged, 120_000).pipe(Effect.provide(policyLayer(topology)))
+      const req = yield* requestStaging("sci-tape", [first.eou.id])
+      yield* runUntil(everySite, req.completed, 120_000).pipe(Effect.provide(policyLayer(topology)))
       const paths = yield* Staging.stagedPaths(req.id)
       assert.strictEqual(paths.length, first.files.length)
       for (const f of first.files) {
