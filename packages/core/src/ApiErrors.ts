@@ -51,14 +51,15 @@ export class NotFound extends Schema.TaggedError<NotFound>()(
 /**
  * The request disagrees with what is stored: 409. `DifferentContent` is a re-file of an id with
  * other values (`fields` names each one that differs); `DuplicatePath` another file id at the
- * same path of the observation; `Closed` new files for a closed observation; `StateConflict` an
+ * same path of the observation; `PathHeld` a SOURCE path still held by a file of another
+ * observation (one owner per SOURCE path); `Closed` new files for a closed observation; `StateConflict` an
  * action the row's current state does not allow (retrying something that has not failed);
  * `AlreadyExists` a name that is taken.
  */
 export class Conflict extends Schema.TaggedError<Conflict>()(
   "Conflict",
   {
-    reason: Schema.Literal("DifferentContent", "DuplicatePath", "Closed", "StateConflict", "AlreadyExists"),
+    reason: Schema.Literal("DifferentContent", "DuplicatePath", "PathHeld", "Closed", "StateConflict", "AlreadyExists"),
     entity: Schema.String,
     id: Schema.String,
     /** The fields whose stored value differs from the request's (DifferentContent). */

@@ -8,12 +8,16 @@ import type * as Effect from "effect/Effect"
 import init from "./internal/migrations/0001_init.js"
 import executedObsUnitEvents from "./internal/migrations/0002_executed_obs_unit_events.js"
 import retentionDeleteConcurrency from "./internal/migrations/0003_retention_delete_concurrency.js"
+import copyIntegrity from "./internal/migrations/0004_copy_integrity.js"
+import sourcePathOwner from "./internal/migrations/0005_source_path_owner.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
   "0001_init": init,
   "0002_executed_obs_unit_events": executedObsUnitEvents,
-  "0003_retention_delete_concurrency": retentionDeleteConcurrency
+  "0003_retention_delete_concurrency": retentionDeleteConcurrency,
+  "0004_copy_integrity": copyIntegrity,
+  "0005_source_path_owner": sourcePathOwner
 }
 
 /** The table in which applied migrations are recorded. */

@@ -79,17 +79,23 @@ export const rawDataFile: Machine<RawDataFileState> = {
  * path through DELETION_POSSIBLE (retention allows it) and DELETION_SCHEDULED (a job exists) to
  * DELETION_IN_PROGRESS and then DELETED or DELETION_FAILED; until deletion starts it can be
  * called off (back to PRESENT or STAGED), which keeps invariant 1 enforceable when a copy
- * becomes the source of a new transfer. DELETED is final: a new copy is a new row.
+ * becomes the source of a new transfer. Whoever finds a copy's bytes wrong or gone records it as
+ * CORRUPT or MISSING, from any state in which the copy was still counted (and from
+ * DELETION_IN_PROGRESS, when the bytes about to be deleted are not the ones recorded). A CORRUPT
+ * or MISSING copy goes back to PRESENT or STAGED only when re-read and found good, and to DELETED
+ * once repair has replaced it or removed the bad object. DELETED is final: a new copy is a new row.
  */
 export const physicalCopy: Machine<PhysicalCopyStatus> = {
   initial: ["PRESENT", "STAGED"],
   next: {
-    PRESENT: ["DELETION_POSSIBLE", "DELETION_SCHEDULED"],
-    STAGED: ["DELETION_POSSIBLE", "DELETION_SCHEDULED"],
-    DELETION_POSSIBLE: ["DELETION_SCHEDULED", "PRESENT", "STAGED"],
-    DELETION_SCHEDULED: ["DELETION_IN_PROGRESS", "PRESENT", "STAGED"],
-    DELETION_IN_PROGRESS: ["DELETED", "DELETION_FAILED"],
-    DELETION_FAILED: ["DELETION_SCHEDULED", "PRESENT"],
+    PRESENT: ["DELETION_POSSIBLE", "DELETION_SCHEDULED", "CORRUPT", "MISSING"],
+    STAGED: ["DELETION_POSSIBLE", "DELETION_SCHEDULED", "CORRUPT", "MISSING"],
+    DELETION_POSSIBLE: ["DELETION_SCHEDULED", "PRESENT", "STAGED", "CORRUPT", "MISSING"],
+    DELETION_SCHEDULED: ["DELETION_IN_PROGRESS", "PRESENT", "STAGED", "CORRUPT", "MISSING"],
+    DELETION_IN_PROGRESS: ["DELETED", "DELETION_FAILED", "CORRUPT"],
+    DELETION_FAILED: ["DELETION_SCHEDULED", "PRESENT", "CORRUPT", "MISSING"],
+    CORRUPT: ["PRESENT", "STAGED", "MISSING", "DELETED"],
+    MISSING: ["PRESENT", "STAGED", "CORRUPT", "DELETED"],
     DELETED: []
   }
 }

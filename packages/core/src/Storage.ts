@@ -24,7 +24,11 @@ export const StorageTechnology = Schema.Literal("disk", "s3", "tape")
 /** The storage technology behind a location. */
 export type StorageTechnology = typeof StorageTechnology.Type
 
-/** The status of a PhysicalCopy, as in the CCAT ops-db. */
+/**
+ * The status of a PhysicalCopy, as in the CCAT ops-db, plus CORRUPT (its bytes were found to
+ * differ from its checksum, or to have changed since they were recorded) and MISSING (the object
+ * is gone): such a copy no longer counts as a good copy anywhere.
+ */
 export const PhysicalCopyStatus = Schema.Literal(
   "PRESENT",
   "STAGED",
@@ -32,7 +36,9 @@ export const PhysicalCopyStatus = Schema.Literal(
   "DELETION_IN_PROGRESS",
   "DELETION_POSSIBLE",
   "DELETED",
-  "DELETION_FAILED"
+  "DELETION_FAILED",
+  "CORRUPT",
+  "MISSING"
 )
 /** The status of a PhysicalCopy. */
 export type PhysicalCopyStatus = typeof PhysicalCopyStatus.Type

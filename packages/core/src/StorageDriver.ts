@@ -54,6 +54,13 @@ export interface ObjectInfo {
   readonly modifiedAt?: Date | undefined
   /** For nearline drivers: false while the object sits only on offline media. */
   readonly online?: boolean | undefined
+  /**
+   * From `stat`, where the driver can tell: an opaque token that changes whenever the object is
+   * replaced or written again (a disk's device, inode, size and times; an S3 ETag). Recorded
+   * when the platform reads or writes an object, so cleanup can refuse to delete bytes that
+   * changed since. Equal tokens from one driver mean the same unchanged object.
+   */
+  readonly identity?: string | undefined
 }
 
 /** Bytes `start` (inclusive) to `end` (exclusive, default: the end of the object). */

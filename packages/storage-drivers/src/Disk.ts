@@ -294,9 +294,16 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   const stat = (key: RelativePath.RelativePath) =>
     Effect.gen(function*() {
       const file = yield* existing("stat", key)
-      const st = yield* io("stat", key, () => fs.stat(file))
+      const st = yield* io("stat", key, () => fs.stat(file, { bigint: true }))
       if (!st.isFile()) return yield* fail("stat", "NotFound", "not a file", key)
-      return infoOf(key, st)
+      // The change time moves on every write, rename or chmod and cannot be set back by a
+      // program, so with the inode it tells a file written again in place from the one recorded.
+      return {
+        key,
+        size: Number(st.size),
+        modifiedAt: st.mtime,
+        identity: `disk:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+      } satisfies StorageDriver.ObjectInfo
     })
 
   const remove = (key: RelativePath.RelativePath) =>

@@ -359,7 +359,12 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
           )
         if (tags._tag === "Some") checksum = validChecksum(tags.value.TagSet?.find((t) => t.Key === metadataKey)?.Value)
       }
-      return { key, size: res.ContentLength ?? 0, checksum, modifiedAt: res.LastModified } satisfies StorageDriver.ObjectInfo
+      // An ETag alone may repeat when the same bytes are written again; the version id, where
+      // the bucket keeps versions, and the modification time tell the writes apart.
+      const identity = res.ETag === undefined
+        ? undefined
+        : `s3:${res.ETag}:${res.VersionId ?? ""}:${res.LastModified?.getTime() ?? ""}`
+      return { key, size: res.ContentLength ?? 0, checksum, modifiedAt: res.LastModified, identity } satisfies StorageDriver.ObjectInfo
     })
 
   const remove = (key: RelativePath.RelativePath) =>

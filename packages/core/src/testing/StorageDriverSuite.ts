@@ -230,10 +230,18 @@ export const run = <E>(options: Options<E>): void => {
           yield* d.put(k, text("first"))
           assert.strictEqual(yield* reasonOf(d.put(k, text("second, longer"))), "AlreadyExists")
           assert.strictEqual(decode(yield* bytesOf(d.get(k))), "first")
+          const before = (yield* d.stat(k)).identity
           const info = yield* d.put(k, text("third"), { overwrite: true })
           assert.strictEqual(info.size, 5)
           assert.strictEqual(decode(yield* bytesOf(d.get(k))), "third")
           assert.isTrue(yield* d.exists(k))
+          // An identity, where a driver gives one, is stable while the object is unchanged and
+          // changes when it is written again: cleanup relies on it to never delete other bytes.
+          const after = (yield* d.stat(k)).identity
+          if (before !== undefined || after !== undefined) {
+            assert.notStrictEqual(after, before, "stat's identity did not change when the object was overwritten")
+            assert.strictEqual((yield* d.stat(k)).identity, after, "stat's identity changed while the object did not")
+          }
         }), timeout)
 
       it.effect("deletes idempotently", () =>

@@ -5,12 +5,19 @@
  * inserted in bulk with `on conflict do nothing`; whatever was already there is compared with
  * the request, so a repeat is answered with the stored rows and a different re-file is a 409
  * naming the fields. New files get their creation event in the same transaction.
+ *
+ * Two rules protect what the packager and cleanup do later. A name the packager cannot write
+ * (the manifest's, or a path that is also another file's folder anywhere in the observation) is
+ * refused with 422 before anything is written. A path at a SOURCE location has one owner: the
+ * file filed for it until its SOURCE copy is deleted; another observation's file on that path is
+ * refused with 409 naming the holder (a partial unique index enforces it against races).
  */
 import { ApiErrors, type ApiSecurity, type Ids, type ObservationsApi, Observational, RawData } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import { manifestName } from "../lifecycle/PackageManifest.js"
 
 const decodeObservation = Schema.decodeUnknown(Observational.ExecutedObsUnit)
 const decodeFiles = Schema.decodeUnknown(Schema.Array(RawData.RawDataFile))
@@ -61,6 +68,89 @@ const lockObservation = (id: string) =>
     return { row: yield* Effect.orDie(decodeObservation(rows[0])), instrumentId: rows[0].instrumentId } satisfies ObservationRow
   })
 
+interface NewFile {
+  readonly id: string
+  readonly relativePath: string
+}
+
+/** Every folder of a path: `a/b/c` has `a` and `a/b`. */
+const foldersOf = (p: string): Array<string> => {
+  const parts = p.split("/")
+  return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join("/"))
+}
+
+/**
+ * Refuses names the packager could not write into the observation's packages: the manifest's
+ * reserved name, and a path that is also a folder of another file of the observation (in this
+ * request or filed before); one would clobber the other when the packages are unpacked.
+ */
+const refuseUnpackable = (eouId: string, rows: ReadonlyArray<NewFile>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const index = new Map(rows.map((r, i) => [r.relativePath, i]))
+    const folders = new Map<string, number>()
+    for (const [i, r] of rows.entries()) {
+      if (r.relativePath === manifestName) {
+        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${manifestName} is reserved for the package manifest; file it under another name`)
+      }
+      for (const folder of foldersOf(r.relativePath)) if (!folders.has(folder)) folders.set(folder, i)
+    }
+    for (const [folder, i] of folders) {
+      const j = index.get(folder)
+      if (j !== undefined) {
+        return yield* unprocessable("Invalid", `files[${j}].relativePath`, `${folder} is also the folder of files[${i}] (${rows[i].relativePath}); a path cannot be both a file and a folder`)
+      }
+    }
+    // Filed files that are a folder of a new path (an index lookup), or have a new path as a folder.
+    if (folders.size > 0) {
+      const [file] = yield* sql<{ relativePath: string }>`
+        select relative_path from raw_data_file
+        where executed_obs_unit_id = ${eouId} and relative_path = any(${[...folders.keys()]}::text[]) limit 1`
+      if (file !== undefined) {
+        const i = folders.get(file.relativePath)!
+        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${rows[i].relativePath} would be inside ${file.relativePath}, which the observation already has as a file`)
+      }
+    }
+    const [inside] = yield* sql<{ relativePath: string; folder: string }>`
+      select f.relative_path, a.folder from raw_data_file f
+      cross join lateral (
+        select array_to_string((string_to_array(f.relative_path, '/'))[1:k], '/') as folder
+        from generate_series(1, array_length(string_to_array(f.relative_path, '/'), 1) - 1) k) a
+      where f.executed_obs_unit_id = ${eouId} and position('/' in f.relative_path) > 0
+        and a.folder = any(${[...index.keys()]}::text[])
+      limit 1`
+    if (inside !== undefined) {
+      const i = index.get(inside.folder)!
+      return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${inside.folder} is already a folder of the observation (it holds ${inside.relativePath}); a path cannot be both a file and a folder`)
+    }
+  })
+
+/**
+ * Refuses SOURCE paths held by a file of another observation: a path belongs to the file filed
+ * for it until that file's SOURCE copy is deleted (after its package is archived), so cleanup
+ * can never delete the bytes of a newer filing. A file re-filed with its own id is no conflict.
+ */
+const refuseHeldPaths = (locationId: string, locationName: string, eouId: string, rows: ReadonlyArray<NewFile>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    for (let i = 0; i < rows.length; i += chunkSize) {
+      const chunk = rows.slice(i, i + chunkSize)
+      const [held] = yield* sql<{ id: string; relativePath: string; executedObsUnitId: string; state: string }>`
+        select f.id, f.relative_path, f.executed_obs_unit_id, f.state::text as state from raw_data_file f
+        where f.source_location_id = ${locationId} and f.source_released_at is null
+          and f.relative_path = any(${chunk.map((r) => r.relativePath)}::text[])
+          and f.executed_obs_unit_id <> ${eouId}
+          and not (f.id = any(${chunk.map((r) => r.id)}::uuid[]))
+        limit 1`
+      if (held !== undefined) {
+        const index = i + chunk.findIndex((r) => r.relativePath === held.relativePath)
+        return yield* conflict("PathHeld", "RawDataFile", rows[index].id, ["relativePath"],
+          `files[${index}]: ${held.relativePath} at ${locationName} still holds file ${held.id} of observation ${held.executedObsUnitId} (${held.state}), ` +
+            `which is not yet deleted there; a SOURCE path takes a new file only after its previous file is archived and cleaned up: write it under a new path`)
+      }
+    }
+  })
+
 /** Files (or re-files) the given files of an observation; returns them as stored, in request order. */
 const fileFiles = (
   p: ApiSecurity.Principal,
@@ -97,6 +187,8 @@ const fileFiles = (
       paths.set(f.relativePath, i)
       rows.push({ id: f.id, executedObsUnitId: eouId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum, sourceLocationId: location.id })
     }
+    yield* refuseUnpackable(eouId, rows)
+    yield* refuseHeldPaths(location.id, sourceLocation, eouId, rows)
     const inserted: Array<Record<string, unknown>> = []
     for (let i = 0; i < rows.length; i += chunkSize) {
       const chunk = rows.slice(i, i + chunkSize)
@@ -111,7 +203,9 @@ const fileFiles = (
         const s = stored.get(r.id)
         const i = ids.get(r.id)!
         if (s === undefined) {
+          // Filed meanwhile by a concurrent request: the same observation's path, or a SOURCE path another file holds.
           const holder = yield* sql<{ id: string }>`select id from raw_data_file where executed_obs_unit_id = ${eouId} and relative_path = ${r.relativePath}`
+          if (holder.length === 0) yield* refuseHeldPaths(location.id, sourceLocation, eouId, [r])
           return yield* conflict("DuplicatePath", "RawDataFile", r.id, ["relativePath"],
             `files[${i}]: ${r.relativePath} of observation ${eouId} was already filed as file ${holder[0]?.id ?? "(another id)"}, not ${r.id}`)
         }

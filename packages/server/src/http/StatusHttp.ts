@@ -99,7 +99,7 @@ const failed = (limit: number) =>
       union all select 'DataTransfer', t.id, t.status::text, t.updated_at, t.error_message from data_transfer t
         where t.status = 'failed' and not exists (select 1 from data_transfer n where n.previous_attempt_id = t.id)
       union all select 'StagingRequest', id, status::text, updated_at, error_message from staging_request where status = 'failed'
-      union all select 'PhysicalCopy', id, status::text, updated_at, null from physical_copy where status = 'DELETION_FAILED'`
+      union all select 'PhysicalCopy', id, status::text, updated_at, null from physical_copy where status in ('DELETION_FAILED', 'CORRUPT', 'MISSING')`
     const rows = yield* sql<{ entity: string; id: string; state: string; updatedAt: Date; errorMessage: string | null }>`
       select a.entity, a.id, a.state, a.updated_at,
              coalesce(a.error_message, (

@@ -16,8 +16,11 @@ export type Subject =
   | { readonly kind: "RawDataPackage"; readonly id: string }
   | { readonly kind: "DataTransferPackage"; readonly id: string }
 
-/** Records the written archive; dies if its row left in_progress meanwhile (a bug, not a race). */
-export const record = (subject: Subject, buffer: Sites.Location, written: Packager.Written) =>
+/**
+ * Records the written archive; dies if its row left in_progress meanwhile (a bug, not a race).
+ * `identity` is what the buffer's driver said identifies the written object, where it tells one.
+ */
+export const record = (subject: Subject, buffer: Sites.Location, written: Packager.Written, identity: string | null = null) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const table = subject.kind === "RawDataPackage" ? "raw_data_package" : "data_transfer_package"
@@ -25,7 +28,7 @@ export const record = (subject: Subject, buffer: Sites.Location, written: Packag
       update ${sql(table)} set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
       where id = ${subject.id} and status = 'in_progress' returning id`
     if (updated.length === 0) return yield* Effect.dieMessage(`${subject.kind} ${subject.id} left in_progress while it was written`)
-    yield* Repositories.physicalCopies.insert({
+    const copy = yield* Repositories.physicalCopies.insert({
       rawDataFileId: null,
       rawDataPackageId: subject.kind === "RawDataPackage" ? subject.id : null,
       dataTransferPackageId: subject.kind === "DataTransferPackage" ? subject.id : null,
@@ -36,4 +39,5 @@ export const record = (subject: Subject, buffer: Sites.Location, written: Packag
       status: "PRESENT",
       verifiedAt: yield* DateTime.now
     } as never)
+    if (identity !== null) yield* sql`update physical_copy set identity = ${identity} where id = ${copy.id}`
   })

@@ -1,8 +1,9 @@
 /**
  * Writing an archive (a package or a bundle) into a site's BUFFER: the candidates in priority
  * order that are writable and have room, and a failover loop that tries them in turn. A member
- * whose bytes are wrong is the data's fault, not the buffer's: it ends the loop at once and goes
- * to the caller; any other failure moves on to the next buffer.
+ * whose bytes are wrong, or a member list the packager cannot write at all (a reserved name, a
+ * path that is also a folder), is the data's fault, not the buffer's: it ends the loop at once
+ * and goes to the caller, which records it; any other failure moves on to the next buffer.
  */
 import * as Effect from "effect/Effect"
 import * as Packager from "./Packager.js"
@@ -29,18 +30,20 @@ export const withRoom = (site: string, bytes: number, preferred?: Sites.Location
     return out
   })
 
-/** What to do with the first buffer that took the archive, or with faulty members. */
-export interface Handlers<A, B, E1, R1, E2, R2> {
+/** What to do with the first buffer that took the archive, with faulty members, or with an archive that can never be written. */
+export interface Handlers<A, B, C, E1, R1, E2, R2, E3, R3> {
   readonly written: (buffer: Sites.Location, written: Packager.Written) => Effect.Effect<A, E1, R1>
   readonly faulty: (error: Packager.PackagingError) => Effect.Effect<B, E2, R2>
+  /** The member list cannot be archived by any buffer: retrying would fail the same way forever. */
+  readonly invalid: (error: Packager.PackagingError) => Effect.Effect<C, E3, R3>
 }
 
 /** Writes into the first of `buffers` that takes the archive; fails with the last buffer's error. */
-export const toFirst = <E, R, A, B, E1, R1, E2, R2>(
+export const toFirst = <E, R, A, B, C, E1, R1, E2, R2, E3, R3>(
   label: string,
   buffers: ReadonlyArray<Sites.Location>,
   write: (buffer: Sites.Location) => Effect.Effect<Packager.Written, E, R>,
-  handlers: Handlers<A, B, E1, R1, E2, R2>
+  handlers: Handlers<A, B, C, E1, R1, E2, R2, E3, R3>
 ) =>
   Effect.gen(function* () {
     let lastError: unknown = new Error(`${label}: no BUFFER is writable with room for it; it waits`)
@@ -51,6 +54,7 @@ export const toFirst = <E, R, A, B, E1, R1, E2, R2>(
       if (error instanceof Packager.PackagingError && (error.reason === "Corrupt" || error.reason === "Missing")) {
         return yield* handlers.faulty(error)
       }
+      if (error instanceof Packager.PackagingError && error.reason === "Invalid") return yield* handlers.invalid(error)
       lastError = error
       yield* Effect.logWarning(`${label}: buffer ${buffer.name} failed, trying the next`, error)
     }

@@ -492,7 +492,11 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
       ),
     {
       written: (buffer, written) => commit(site, bundleId, buffer, written),
-      faulty: (error) => dropFaulty(site, bundleId, error, list.length - error.members.length)
+      faulty: (error) => dropFaulty(site, bundleId, error, list.length - error.members.length),
+      invalid: (error) =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(fail(site, bundleId, error.message))).pipe(
+          Effect.zipRight(Effect.logError(`bundle ${bundleId} cannot be written: ${error.message}`))
+        )
     }
   )
 })

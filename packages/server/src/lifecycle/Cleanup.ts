@@ -171,21 +171,79 @@ interface Target {
   readonly rule: "age" | "fill"
 }
 
+/** A copy as cleanup reads it before deleting: where, what was recorded, and whose SOURCE path it holds. */
+interface CopyRow {
+  readonly path: string
+  readonly sizeBytes: number
+  readonly identity: string | null
+  /** The RawDataFile whose SOURCE path this copy is, if it is one. */
+  readonly sourceFileId: string | null
+}
+
+/**
+ * Why the object under the copy's path is not the one recorded, or undefined when it is (or is
+ * gone, which deleting treats as done). Its size must match, and its identity too where both
+ * the record and the driver have one: an instrument that wrote new bytes to a packaged path,
+ * or anyone who replaced a buffer's package, must never lose them to cleanup.
+ */
+const changedSince = (storage: StorageDriver.Service, copy: CopyRow) =>
+  storage.stat(copy.path).pipe(
+    Effect.map((info) =>
+      Number(info.size) !== Number(copy.sizeBytes)
+        ? `it holds ${info.size} bytes, not the ${copy.sizeBytes} recorded`
+        : copy.identity !== null && info.identity !== undefined && info.identity !== copy.identity
+        ? `it was written again since it was recorded (identity ${info.identity}, recorded ${copy.identity})`
+        : undefined
+    ),
+    Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(undefined))
+  )
+
 /** Deletes one scheduled copy if the rule still allows it, and records the outcome. */
 const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const [copy] = yield* sql<{ path: string }>`select path from physical_copy where id = ${copyId}`
+    const [copy] = yield* sql<CopyRow>`
+      select c.path, c.size_bytes, c.identity, f.id as source_file_id from physical_copy c
+      left join raw_data_file f on f.id = c.raw_data_file_id and f.source_location_id = c.data_location_id
+      where c.id = ${copyId}`
     if (copy === undefined) return yield* Effect.logWarning(`physical copy ${copyId} does not exist; nothing to delete`)
     const overThreshold = target.rule === "age" ? [] : yield* Retention.overThreshold({ locationId: target.location.id })
     if (!(yield* decide(site, copyId, target.location.type, overThreshold))) return
+    if (target.location.type !== "PROCESSING") {
+      const changed = yield* changedSince(target.storage, copy).pipe(Effect.either)
+      const why = changed._tag === "Left" ? undefined : changed.right
+      if (why !== undefined) {
+        yield* Transitions.transition({
+          entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "CORRUPT", actor: `worker:${site}`,
+          details: { reason: "changed since recorded", detail: why }
+        })
+        return yield* Effect.logError(`not deleting ${copy.path} at ${target.location.name}: ${why}; the copy is marked CORRUPT and kept for an operator`)
+      }
+      // A stat that failed otherwise is the location's problem: the deletion fails and is retried.
+      if (changed._tag === "Left") {
+        yield* Transitions.transition({
+          entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "DELETION_FAILED", actor: `worker:${site}`,
+          details: { error: `could not check the object before deleting it: ${changed.left.message}` }
+        })
+        return yield* Effect.logWarning(`checking ${copy.path} at ${target.location.name} before deleting it failed; the planner retries it`, changed.left)
+      }
+    }
     // Delete is idempotent: an object already gone counts as deleted. Whatever else happens (a
     // driver's defect too) is recorded, so the copy never waits in DELETION_IN_PROGRESS for nothing.
     const deleted = yield* target.storage.delete(copy.path).pipe(Effect.sandbox, Effect.either)
     const actor = `worker:${site}`
     // Two workers may finish the same crashed deletion; the second finds it done, which is no error.
+    // A SOURCE file's path is released with its deletion, in the same transaction: from then on
+    // the instrument may file new bytes under it.
     const finish = (to: "DELETED" | "DELETION_FAILED", details?: { readonly error: string }) =>
-      Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to, actor, ...(details ? { details } : {}) }).pipe(
+      sql.withTransaction(
+        Effect.gen(function* () {
+          yield* Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to, actor, ...(details ? { details } : {}) })
+          if (to === "DELETED" && copy.sourceFileId !== null) {
+            yield* sql`update raw_data_file set source_released_at = now() where id = ${copy.sourceFileId} and source_released_at is null`
+          }
+        })
+      ).pipe(
         Effect.asVoid,
         Effect.catchIf(isConflict, (e) => Effect.logDebug(`copy ${copyId} is ${e.actual ?? "elsewhere"}: another worker finished its deletion`))
       )

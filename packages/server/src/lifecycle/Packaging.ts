@@ -6,7 +6,7 @@
  * verifying every file against its filed size and checksum on the way. A file that does not
  * match is marked corrupt (or missing) and reported, never packaged.
  */
-import { Ids, Repositories, Topology, Transitions } from "@ccat/core"
+import { Ids, Repositories, type StorageDriver, Topology, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -143,24 +143,54 @@ export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
   return enqueued
 })
 
-/** Records the written package: its copy in the buffer, its size and checksum, its files packaged. */
-const commit = (site: string, packageId: Ids.RawDataPackageId, buffer: Sites.Location, written: Packager.Written, files: ReadonlyArray<FileRow>) =>
+/**
+ * Records the written package: its copy in the buffer, its size and checksum, its files packaged.
+ * Each SOURCE file's copy keeps the identity its file had when it was read, and the buffer copy
+ * the identity of what was written, so cleanup never deletes bytes that changed since.
+ */
+const commit = (
+  site: string,
+  packageId: Ids.RawDataPackageId,
+  buffer: Sites.Location,
+  written: Packager.Written,
+  files: ReadonlyArray<FileRow>,
+  identities: ReadonlyMap<string, string>
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    const bufferIdentity = yield* Effect.flatMap(storages.of(buffer), (s) => s.stat(written.key)).pipe(
+      Effect.map((info) => info.identity ?? null),
+      Effect.orElseSucceed(() => null)
+    )
     yield* sql.withTransaction(
       Effect.gen(function* () {
-        yield* ArchiveRecord.record({ kind: "RawDataPackage", id: packageId }, buffer, written)
+        yield* ArchiveRecord.record({ kind: "RawDataPackage", id: packageId }, buffer, written, bufferIdentity)
         for (const f of files) {
           yield* Transitions.transition({ entity: "RawDataFile", id: f.id, from: "filed", to: "packaged", actor: `worker:${site}` })
           // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.
           yield* sql`
-            insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
-            values (${f.id}, ${f.sourceLocationId}, ${f.relativePath}, ${f.sizeBytes}, ${f.checksum}, 'PRESENT', now())
+            insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
+            values (${f.id}, ${f.sourceLocationId}, ${f.relativePath}, ${f.sizeBytes}, ${f.checksum}, 'PRESENT', now(), ${identities.get(f.id) ?? null})
             on conflict do nothing`
         }
       })
     )
   })
+
+/**
+ * The identity of each SOURCE file before it is read (where the driver tells one). A file
+ * rewritten after this but before it is read fails its checksum; one rewritten after it is read
+ * no longer has this identity, so cleanup keeps it.
+ */
+const identitiesOf = (source: StorageDriver.Service, files: ReadonlyArray<FileRow>) =>
+  Effect.forEach(files, (f) =>
+    source.stat(f.relativePath).pipe(
+      Effect.map((info) => [f.id, info.identity] as const),
+      Effect.orElseSucceed(() => [f.id, undefined] as const)
+    ), { concurrency: 16 }).pipe(
+      Effect.map((pairs) => new Map(pairs.filter((p): p is readonly [Ids.RawDataFileId, string] => p[1] !== undefined)))
+    )
 
 /** Marks the faulty files, detaches them, and either retries the package with the rest or fails it. */
 const reportFaults = (site: string, packageId: Ids.RawDataPackageId, error: Packager.PackagingError, remaining: number) =>
@@ -199,6 +229,18 @@ const reportFaults = (site: string, packageId: Ids.RawDataPackageId, error: Pack
     )
   })
 
+/**
+ * Fails a package the packager can never write (its files' names cannot go into one tar), with
+ * the reason, so it shows FAILED and an operator can retry it once the files are re-filed; it is
+ * never re-planned on its own.
+ */
+const failInvalid = (site: string, packageId: Ids.RawDataPackageId, error: Packager.PackagingError) =>
+  Transitions.transition({
+    entity: "RawDataPackage", id: packageId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+    details: { reason: "Invalid", detail: error.description ?? null },
+    set: { errorMessage: error.message }
+  }).pipe(Effect.zipRight(Effect.logError(`package ${packageId} cannot be written: ${error.message}`)))
+
 /** Writes one package into the first BUFFER that takes it. */
 export const work = Effect.fn("Packaging.work")(function* (site: string, data: unknown) {
   const { packageId } = yield* Schema.decodeUnknown(Job)(data)
@@ -220,6 +262,7 @@ export const work = Effect.fn("Packaging.work")(function* (site: string, data: u
     from raw_data_file where raw_data_package_id = ${packageId} and state = 'filed' order by relative_path, id`
   if (files.length === 0) return yield* Effect.dieMessage(`package ${packageId} has no files to package`)
   const source = yield* storages.of(yield* Sites.location(files[0].sourceLocationId))
+  const identities = yield* identitiesOf(source, files)
   const estimate = files.reduce((n, f) => n + f.sizeBytes + 1536, 10 * 1024 * 1024)
   const buffers = yield* BufferWrite.withRoom(site, estimate)
   return yield* BufferWrite.toFirst(
@@ -239,8 +282,9 @@ export const work = Effect.fn("Packaging.work")(function* (site: string, data: u
         })
       ),
     {
-      written: (buffer, written) => commit(site, packageId, buffer, written, files),
-      faulty: (error) => reportFaults(site, packageId, error, files.length - error.members.length)
+      written: (buffer, written) => commit(site, packageId, buffer, written, files, identities),
+      faulty: (error) => reportFaults(site, packageId, error, files.length - error.members.length),
+      invalid: (error) => failInvalid(site, packageId, error)
     }
   )
 })

@@ -26,7 +26,7 @@ const entities = [
   { key: "bundles", title: "Bundles", failedKey: "DataTransferPackage", failed: ["failed"] },
   { key: "transfers", title: "Transfer attempts", failedKey: "DataTransfer", failed: ["failed"] },
   { key: "stagingRequests", title: "Staging requests", failedKey: "StagingRequest", failed: ["failed"] },
-  { key: "copies", title: "Physical copies", failedKey: "PhysicalCopy", failed: ["DELETION_FAILED"] }
+  { key: "copies", title: "Physical copies", failedKey: "PhysicalCopy", failed: ["DELETION_FAILED", "CORRUPT", "MISSING"] }
 ]
 
 /**
