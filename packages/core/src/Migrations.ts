@@ -10,6 +10,7 @@ import executedObsUnitEvents from "./internal/migrations/0002_executed_obs_unit_
 import retentionDeleteConcurrency from "./internal/migrations/0003_retention_delete_concurrency.js"
 import copyIntegrity from "./internal/migrations/0004_copy_integrity.js"
 import sourcePathOwner from "./internal/migrations/0005_source_path_owner.js"
+import inventory from "./internal/migrations/0006_inventory.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -17,7 +18,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0002_executed_obs_unit_events": executedObsUnitEvents,
   "0003_retention_delete_concurrency": retentionDeleteConcurrency,
   "0004_copy_integrity": copyIntegrity,
-  "0005_source_path_owner": sourcePathOwner
+  "0005_source_path_owner": sourcePathOwner,
+  "0006_inventory": inventory
 }
 
 /** The table in which applied migrations are recorded. */
