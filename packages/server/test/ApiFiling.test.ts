@@ -5,6 +5,7 @@
  */
 import { it } from "@effect/vitest"
 import { Fixtures } from "@ccat/core/testing"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { randomBytes, randomUUID } from "node:crypto"
@@ -152,6 +153,8 @@ it.layer(Harness.layer({ maxBodyBytes: 1024 * 1024 }), { timeout: 60_000 })("fil
         ["unknown module", { ...good, files: [{ ...file0, module: "999GHz" }] }, 422, "no module named 999GHz"],
         ["same path twice", { ...good, files: [file0, { ...good.files[1], relativePath: file0.relativePath }] }, 422, "appears twice"],
         ["end before start", { ...good, endAt: "2026-05-01T02:00:00Z" }, 422, "before it starts"],
+        ["the manifest's name", { ...good, files: [{ ...file0, relativePath: "MANIFEST.ccat.json" }] }, 422, "reserved for the package manifest"],
+        ["a path that is another's folder", { ...good, files: [file0, { ...good.files[1], relativePath: `${file0.relativePath}/inner.fits` }] }, 422, "both a file and a folder"],
         ["files without a location", { ...good, sourceLocation: undefined }, 422, "sourceLocation"]
       ]
       const before = yield* Harness.counts()
@@ -171,6 +174,70 @@ it.layer(Harness.layer({ maxBodyBytes: 1024 * 1024 }), { timeout: 60_000 })("fil
       expect(partial.status).toBe(422)
       expect(partial.json.field).toBe("files[13].module")
       expect(yield* Harness.counts()).toEqual(before)
+    })
+  )
+
+  it.effect("refuses a path that would be a file and a folder of one observation, whatever request filed the first, across modules", () =>
+    Effect.gen(function* () {
+      const { client, token, world } = yield* setup
+      const request = observation(world, 0)
+      const spec = (relativePath: string, module = "280GHz") => ({ id: randomUUID(), module, relativePath, sizeBytes: 1, checksum: sha() })
+      yield* client.observations.file({ payload: { ...request, files: [spec("x/a"), spec("y/b/c.fits")] } })
+      const before = yield* Harness.counts()
+      const add = (files: ReadonlyArray<ReturnType<typeof spec>>) =>
+        Harness.raw("POST", `/api/v1/observations/${request.id}/files`, { token, body: JSON.stringify({ sourceLocation: world.source.name, files }) })
+      for (const [name, files, field, text] of [
+        ["inside a filed file", [spec("ok/1.fits"), spec("x/a/b", "350GHz")], "files[1].relativePath", "x/a, which the observation already has as a file"],
+        ["a filed folder", [spec("y/b")], "files[0].relativePath", "y/b is already a folder of the observation"],
+        ["a filed folder's parent", [spec("y")], "files[0].relativePath", "already a folder"],
+        ["the manifest", [spec("MANIFEST.ccat.json")], "files[0].relativePath", "reserved"]
+      ] as const) {
+        const r = yield* add(files)
+        expect([name, r.status, r.json.field]).toEqual([name, 422, field])
+        expect([name, r.json.message]).toEqual([name, expect.stringContaining(text)])
+      }
+      // Deeper names beside a file, and a manifest's name below the top, are fine.
+      const fine = yield* add([spec("x/ab"), spec("y/b/d.fits"), spec("sub/MANIFEST.ccat.json")])
+      expect(fine.status).toBe(200)
+      expect((yield* Harness.counts()).raw_data_file - before.raw_data_file).toBe(3)
+    })
+  )
+
+  it.effect("a SOURCE path still held by another observation's file is a 409 naming the holder; once released, it takes a new file", () =>
+    Effect.gen(function* () {
+      const { client, token, world } = yield* setup
+      const sql = yield* SqlClient.SqlClient
+      const first = observation(world, 2)
+      yield* client.observations.file({ payload: first })
+      const holder = first.files[1]
+      const before = yield* Harness.counts()
+      const second = observation(world, 3)
+      const r = yield* Harness.raw("POST", "/api/v1/observations", { token, body: JSON.stringify(second) })
+      expect(r.status).toBe(409)
+      expect(r.json.reason).toBe("PathHeld")
+      expect(r.json.message).toContain(first.files[0].id)
+      expect(yield* Harness.counts()).toEqual(before)
+      // Another SOURCE location's same path is another path.
+      const elsewhere = yield* Fixtures.world.pipe(Effect.orDie)
+      const there = yield* Harness.raw("POST", "/api/v1/observations", {
+        token: yield* Harness.tokenFor({ role: "instrument", instrumentIds: [elsewhere.instrument.id] }),
+        body: JSON.stringify({ ...observation(elsewhere, 1), files: [{ ...observation(elsewhere, 1).files[0], relativePath: holder.relativePath }] })
+      })
+      expect(there.status).toBe(200)
+      // A repeat of the holder's own filing is still a repeat, not a conflict.
+      expect((yield* client.observations.file({ payload: first })).files).toHaveLength(2)
+      // The holder's SOURCE copy is deleted (cleanup releases the path in the same transaction): the path takes a new file.
+      yield* sql`update raw_data_file set source_released_at = now() where id = ${holder.id}`
+      const reuse = observation(world, 0)
+      const reused = yield* client.observations.file({ payload: { ...reuse, files: [{ ...second.files[0], relativePath: holder.relativePath }] } })
+      expect(reused.files[0].relativePath).toBe(holder.relativePath)
+      // Two filings of one free path at once: one wins, the other is refused.
+      const free = `race/${randomUUID()}.fits`
+      const racers = [observation(world, 0), observation(world, 0)].map((o) => ({ ...o, files: [{ ...second.files[1], id: randomUUID(), relativePath: free }] }))
+      const results = yield* Effect.all(racers.map((o) => Effect.either(client.observations.file({ payload: o }))), { concurrency: 2 })
+      expect(results.filter(Either.isRight)).toHaveLength(1)
+      const lost = results.find(Either.isLeft)!
+      expect(Either.isLeft(lost) && lost.left._tag === "Conflict" && lost.left.reason).toBe("PathHeld")
     })
   )
 

@@ -1,5 +1,5 @@
 /**
- * Migrations 0002 and 0003 on a database that already holds data at 0001 (the upgrade an
+ * Migrations 0002 onwards on a database that already holds data at 0001 (the upgrade an
  * operator runs), and the event-log row that closing an observation writes since 0002: one per
  * close, none for an idempotent repeat or a refused re-close.
  */
@@ -41,7 +41,7 @@ it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0001", (it)
       assert.isTrue(Either.isLeft(early))
 
       const applied = yield* Migrations.run
-      assert.deepStrictEqual(applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`), ["0002_executed_obs_unit_events", "0003_retention_delete_concurrency"])
+      assert.deepStrictEqual(applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`), Object.keys(Migrations.migrations).slice(1))
       assert.deepStrictEqual(yield* Migrations.run, [])
 
       const [policy] = yield* sql<{ minAgeSeconds: string; diskUsageThreshold: number; requiredArchiveCopies: number; deleteConcurrency: number }>`
@@ -58,6 +58,51 @@ it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0001", (it)
       assert.isTrue(Either.isLeft(zero))
       const rewrite = yield* Effect.either(sql`update event_log set to_state = 'failed' where entity_id = ${closedId}`)
       assert.isTrue(Either.isLeft(rewrite))
+    })
+  )
+})
+
+it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0003", (it) => {
+  it.effect("gives each SOURCE path one owner: deleted copies release their paths, older duplicates are released with an event", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* runOnly(["0001_init", "0002_executed_obs_unit_events", "0003_retention_delete_concurrency"])
+      const [site] = yield* sql<{ id: string }>`insert into site (name, short_name, role) values ('chile', 'cl', 'secondary') returning id`
+      const [source] = yield* sql<{ id: string }>`
+        insert into data_location (site_id, name, type, technology, driver_config, priority)
+        values (${site.id}, 'chile-source', 'SOURCE', 'disk', '{"root":"/s"}', 0) returning id`
+      const [obs] = yield* sql<{ id: string }>`insert into observatory (name) values ('CCAT') returning id`
+      const [tel] = yield* sql<{ id: string }>`insert into telescope (observatory_id, name) values (${obs.id}, 'FYST') returning id`
+      const [ins] = yield* sql<{ id: string }>`insert into instrument (telescope_id, name) values (${tel.id}, 'Prime-Cam') returning id`
+      const [mod] = yield* sql<{ id: string }>`insert into instrument_module (instrument_id, name) values (${ins.id}, '280GHz') returning id`
+      const [prog] = yield* sql<{ id: string }>`insert into observing_program (name) values ('deep') returning id`
+      const [unit] = yield* sql<{ id: string }>`insert into obs_unit (observing_program_id, instrument_id, name) values (${prog.id}, ${ins.id}, 'd56') returning id`
+      const fileAt = (relativePath: string, filedAt: string) =>
+        Effect.gen(function* () {
+          const [eou] = yield* sql<{ id: string }>`insert into executed_obs_unit (id, obs_unit_id, start_at, status) values (${randomUUID()}, ${unit.id}, now(), 'completed') returning id`
+          const [f] = yield* sql<{ id: string }>`
+            insert into raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id, filed_at)
+            values (${randomUUID()}, ${eou.id}, ${mod.id}, ${relativePath}, 1, ${"sha256:" + "0".repeat(64)}, ${source.id}, ${filedAt}) returning id`
+          return f.id
+        })
+      // p1: filed twice, the first one's SOURCE copy already deleted; p2: filed twice, both live.
+      const deletedOne = yield* fileAt("p1", "2026-01-01T00:00:00Z")
+      yield* sql`insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status)
+        values (${deletedOne}, ${source.id}, 'p1', 1, ${"sha256:" + "0".repeat(64)}, 'DELETED')`
+      const newOnP1 = yield* fileAt("p1", "2026-02-01T00:00:00Z")
+      const older = yield* fileAt("p2", "2026-01-01T00:00:00Z")
+      const newer = yield* fileAt("p2", "2026-02-01T00:00:00Z")
+      yield* Migrations.run
+      const released = yield* sql<{ id: string }>`select id from raw_data_file where source_released_at is not null order by id`
+      assert.deepStrictEqual(released.map((r) => r.id), [deletedOne, older].sort())
+      const [event] = yield* sql<{ details: { heldBy: string } }>`select details from event_log where entity_id = ${older}`
+      assert.strictEqual(event.details.heldBy, newer)
+      assert.strictEqual((yield* sql`select 1 from event_log where entity_id = ${newOnP1}`).length, 0)
+      // From now on a third live file on p2 is refused by the database itself.
+      const third = yield* Effect.either(fileAt("p2", "2026-03-01T00:00:00Z"))
+      assert.isTrue(Either.isLeft(third))
+      // The new statuses exist once the run committed.
+      yield* sql`update physical_copy set status = 'CORRUPT' where raw_data_file_id = ${deletedOne}`
     })
   )
 })

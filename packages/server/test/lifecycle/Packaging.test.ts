@@ -99,6 +99,35 @@ describe("Packaging", () => {
       }).pipe(Effect.provide(layer))
     , 120_000)
 
+    it.scopedLive("a package whose names cannot go into one tar (filed before filing refused them) fails with its reason and is not re-planned", () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyIn(dir)
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        const obs = yield* observatory
+        const { eou, files } = yield* fileObservation(topology, obs, [{ path: "x/a", bytes: 5000 }])
+        // A row filing refuses today: a path inside another file of the observation.
+        yield* sql`
+          insert into raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id)
+          select gen_random_uuid(), executed_obs_unit_id, instrument_module_id, relative_path || '/b', size_bytes, checksum, source_location_id
+          from raw_data_file where id = ${files[0].id}`
+        const packages = sql<{ id: string; status: string; errorMessage: string | null }>`
+          select id, status::text as status, error_message from raw_data_package where executed_obs_unit_id = ${eou.id}`
+        yield* runUntil(Effect.map(packages, (r) => r.length === 1 && r[0].status === "failed")).pipe(Effect.provide(policyLayer(topology)))
+        const [failed] = yield* packages
+        assert.include(failed.errorMessage ?? "", "also a directory of another member")
+        // More planning rounds leave it failed, with no new package and no copy: an operator decides.
+        yield* runUntil(Effect.succeed(false), 1_500).pipe(Effect.provide(policyLayer(topology)), Effect.exit)
+        assert.deepStrictEqual((yield* packages).map((p) => p.status), ["failed"])
+        const copies = yield* sql`select 1 from physical_copy c where c.raw_data_package_id = ${failed.id}`
+        assert.strictEqual(copies.length, 0)
+        const events = yield* sql<{ toState: string }>`
+          select to_state from event_log where entity_kind = 'RawDataPackage' and entity_id = ${failed.id} order by id`
+        assert.deepStrictEqual(events.map((e) => e.toState), ["pending", "scheduled", "in_progress", "failed"])
+      }).pipe(Effect.provide(layer))
+    , 120_000)
+
     it.scopedLive("fails over to the next buffer when the first is not writable", () =>
       Effect.gen(function* () {
         const dir = yield* tempDir
