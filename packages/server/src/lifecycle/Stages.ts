@@ -4,9 +4,12 @@
  */
 import * as Archiving from "./Archiving.js"
 import * as Arrival from "./Arrival.js"
+import * as Audit from "./Audit.js"
 import * as Bundling from "./Bundling.js"
 import * as Cleanup from "./Cleanup.js"
+import * as Inventory from "./Inventory.js"
 import * as Packaging from "./Packaging.js"
+import * as Repair from "./Repair.js"
 import type { Stage } from "./Stage.js"
 import * as Staging from "./Staging.js"
 import * as Sweep from "./Sweep.js"
@@ -20,8 +23,11 @@ export const all = [
   Arrival.stage,
   Archiving.stage,
   Staging.stage,
+  Repair.stage,
   Cleanup.stage,
-  Sweep.stage
+  Sweep.stage,
+  Audit.stage,
+  Inventory.stage
 ] as const satisfies ReadonlyArray<Stage<any>>
 
 /** What the stages need from their environment. */

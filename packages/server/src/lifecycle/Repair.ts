@@ -1,0 +1,354 @@
+/**
+ * Repair (DESIGN §4 invariant 8): an archive copy found CORRUPT or MISSING (CopyFindings) is
+ * copied again from a good copy of the same package at the same site (another archive, or a
+ * buffer copy still PRESENT and verified), verified where it was written, and recorded: in one
+ * transaction the bad row goes to DELETED (event `{ action: "repaired", replacement, source }`)
+ * and the new row is inserted PRESENT with its `verifiedAt`, in that order, since a location
+ * holds one live copy of a package and one live row per path.
+ *
+ * The new copy goes to the bad copy's location under the same key when that location is
+ * writable and has room, written by the driver's atomic, verified `put` over the bad object: a
+ * disk location renames a complete temporary file over it, S3 replaces the object whole, a tape
+ * appends a new tape file and moves the catalog entry to it (nothing is overwritten in place;
+ * the old tape file is space reclaimed when the volume is repacked). Until that commit the bad
+ * object stays where it was, so a killed repair leaves either the bad object or the good one,
+ * never a part. Objects are not quarantined: the finding's event keeps what was seen, and a
+ * quarantined object would hold archive space and appear as dark data for ever. When the bad
+ * copy's location cannot take the copy (not writable, full), another archive of the site that
+ * holds no copy of the package does, and the bad object is deleted where deletions are allowed
+ * (else left for the inventory to report).
+ *
+ * A kill at any instant converges: before the put the bad object is untouched; after it and
+ * before the record, the retry finds the object already stored with the package's checksum,
+ * verifies it and records it.
+ */
+import { Ids, StorageError, Transitions } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+import { expedite, JobQueue } from "../engine/JobQueue.js"
+import * as CopyFindings from "./CopyFindings.js"
+import * as Sites from "./Sites.js"
+import { queueName, type Stage } from "./Stage.js"
+import { Storages } from "./Storages.js"
+
+/** The stage's name and queue suffix. */
+export const name = "repair"
+
+const Job = Schema.Struct({ packageId: Ids.RawDataPackageId })
+
+/** Repair attempts that failed (a job that failed and is retried), per site. */
+export const failures = Metric.counter("ccat_repair_failures_total", {
+  description: "Repair jobs this process ran that failed (and are retried with backoff), per site.",
+  incremental: true
+})
+
+interface PackageRow {
+  readonly id: Ids.RawDataPackageId
+  readonly status: string
+  readonly relativePath: string
+  readonly sizeBytes: number
+  readonly checksum: string
+}
+
+/** A CORRUPT or MISSING archive copy. */
+export interface BadCopy {
+  readonly id: string
+  readonly status: "CORRUPT" | "MISSING"
+  readonly locationId: string
+  readonly location: string
+  readonly site: string
+  readonly path: string
+  readonly sizeBytes: number
+}
+
+/** A good copy to repair from: PRESENT, verified, with the package's checksum, at a readable archive or buffer. */
+export interface GoodCopy {
+  readonly id: string
+  readonly locationId: string
+  readonly location: string
+  readonly site: string
+  readonly path: string
+}
+
+/** The CORRUPT or MISSING archive copies of a package, at one site or everywhere. */
+export const badCopies = (packageId: string, site?: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<BadCopy>`
+      select c.id, c.status::text as status, c.data_location_id as location_id, l.name as location, s.name as site, c.path,
+             c.size_bytes::float8 as size_bytes
+      from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status in ('CORRUPT', 'MISSING')
+        and (${site ?? null}::text is null or s.name = ${site ?? null})
+      order by s.name, l.priority, l.name`
+  )
+
+/** Good copies of a package at a site to repair from: archives before buffers, by priority. */
+export const goodSources = (packageId: string, site: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<GoodCopy>`
+      select c.id, c.data_location_id as location_id, l.name as location, s.name as site, c.path
+      from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+      join raw_data_package p on p.id = c.raw_data_package_id
+      where c.raw_data_package_id = ${packageId} and s.name = ${site} and l.type in ('LONG_TERM_ARCHIVE', 'BUFFER') and l.readable
+        and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum
+      order by l.type = 'BUFFER', l.priority, l.name`
+  )
+
+/** Packages with a bad archive copy at the site, a good copy there to repair from and a writable archive. */
+const needing = (site: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ id: Ids.RawDataPackageId }>`
+      select distinct p.id from raw_data_package p
+      join physical_copy b on b.raw_data_package_id = p.id and b.status in ('CORRUPT', 'MISSING')
+      join data_location bl on bl.id = b.data_location_id and bl.type = 'LONG_TERM_ARCHIVE'
+      join site s on s.id = bl.site_id
+      where s.name = ${site} and p.checksum is not null and p.status <> 'failed'
+        and exists (select 1 from data_location w where w.site_id = bl.site_id and w.type = 'LONG_TERM_ARCHIVE' and w.writable)
+        and exists (
+          select 1 from physical_copy g join data_location gl on gl.id = g.data_location_id
+          where g.raw_data_package_id = p.id and gl.site_id = bl.site_id and gl.type in ('LONG_TERM_ARCHIVE', 'BUFFER') and gl.readable
+            and g.status = 'PRESENT' and g.verified_at is not null and g.checksum = p.checksum)
+      limit 1000`
+  )
+
+/** Enqueues a repair job per package that needs and can get one at the site. */
+export const plan = Effect.fn("Repair.plan")(function* (site: string) {
+  const jobs = yield* JobQueue
+  let enqueued = 0
+  for (const p of yield* needing(site)) {
+    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
+    if (sent !== null) enqueued++
+  }
+  return enqueued
+})
+
+/**
+ * Makes the repair of a package at a site start now: sends its job when a job engine runs in
+ * this process, and moves a job waiting for its backoff forward. Returns whether a job was sent
+ * or moved; without either the site's planner sends it within its next round.
+ */
+export const startNow = (site: string, packageId: string) =>
+  Effect.gen(function* () {
+    const jobs = yield* Effect.serviceOption(JobQueue)
+    if (jobs._tag === "Some") {
+      const sent = yield* jobs.value.send(queueName(site, name), { packageId }, { singletonKey: packageId })
+      if (sent !== null) return true
+    }
+    return (yield* expedite(queueName(site, name), packageId)) > 0
+  })
+
+/** Where a bad copy's replacement goes: its own location if it can take it, else another archive of the site. */
+const targetFor = (site: string, pkg: PackageRow, bad: BadCopy) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    const holding = new Set(
+      (yield* sql<{ locationId: string }>`
+        select data_location_id as location_id from physical_copy where raw_data_package_id = ${pkg.id} and status <> 'DELETED'`
+      ).map((r) => r.locationId)
+    )
+    const roomIn = (loc: Sites.Location, freed: number) =>
+      Effect.gen(function* () {
+        if (!loc.writable) return false
+        if (loc.capacityBytes !== null && Number(yield* Sites.usedBytes(loc.id)) - freed + pkg.sizeBytes > loc.capacityBytes) return false
+        // The put writes a whole temporary object before it replaces the bad one.
+        const space = yield* Effect.flatMap(storages.of(loc), (s) => s.space()).pipe(Effect.option)
+        return !(space._tag === "Some" && space.value.freeBytes < pkg.sizeBytes)
+      })
+    const own = yield* Sites.location(bad.locationId)
+    if (yield* roomIn(own, bad.sizeBytes)) return own
+    for (const loc of yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")) {
+      if (loc.id === own.id || holding.has(loc.id)) continue
+      if (yield* roomIn(loc, 0)) return loc
+    }
+    return undefined
+  })
+
+/**
+ * Writes the package from `source` to `target` under its key and verifies it there. An object
+ * already stored with the package's size and checksum (a retry after a kill) is not written again.
+ * A source found bad while it is read is recorded as such (CopyFindings) and the failure returned.
+ */
+const copyTo = (site: string, pkg: PackageRow, source: GoodCopy, target: Sites.Location) =>
+  Effect.gen(function* () {
+    const storages = yield* Storages
+    const from = yield* storages.of(yield* Sites.location(source.locationId))
+    const to = yield* storages.of(target)
+    const checksum = pkg.checksum as never
+    const stored = yield* to.stat(pkg.relativePath).pipe(Effect.option)
+    const already = stored._tag === "Some" && stored.value.size === pkg.sizeBytes && stored.value.checksum === pkg.checksum
+    if (!already) {
+      if (from.capabilities.nearline) yield* from.recall([source.path])
+      yield* to.put(pkg.relativePath, from.get(source.path), { checksum, overwrite: true, sizeHint: pkg.sizeBytes }).pipe(
+        Effect.tapError((e) => StorageError.isStorageError(e) ? judgeSource(site, pkg, source, e) : Effect.void)
+      )
+    }
+    if (to.capabilities.nearline) {
+      // Reading a tape back would be a recall of what was just written; the put verified the
+      // stream it wrote and the catalog must agree on size and checksum.
+      const info = yield* to.stat(pkg.relativePath)
+      if (info.size !== pkg.sizeBytes || (info.checksum !== undefined && info.checksum !== pkg.checksum)) {
+        return yield* Effect.fail(new Error(`archive ${target.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${pkg.relativePath}`))
+      }
+    } else {
+      yield* to.verify(pkg.relativePath, checksum)
+    }
+  })
+
+/** After a failed copy: a source that is gone, or whose bytes are wrong, is recorded so. */
+const judgeSource = (site: string, pkg: PackageRow, source: GoodCopy, e: StorageError.StorageError) =>
+  Effect.gen(function* () {
+    if (e.reason !== "NotFound" && e.reason !== "Corrupt") return
+    const storages = yield* Storages
+    const from = yield* storages.of(yield* Sites.location(source.locationId))
+    const seen = yield* from.verify(source.path, pkg.checksum as never).pipe(Effect.either)
+    if (seen._tag === "Right" || !StorageError.isStorageError(seen.left)) return
+    const finding = seen.left.reason === "NotFound" ? "MISSING" : seen.left.reason === "Corrupt" ? "CORRUPT" : undefined
+    if (finding === undefined) return
+    yield* CopyFindings.mark(source.id, finding, {
+      actor: `worker:${site}`, by: "repair", detail: `read as the source of a repair of package ${pkg.id}: ${seen.left.message}`,
+      expectedChecksum: pkg.checksum
+    })
+  }).pipe(Effect.ignore)
+
+/**
+ * Records the repair in one transaction: the bad row (still CORRUPT or MISSING, locked) goes to
+ * DELETED naming its replacement, then the replacement is inserted PRESENT and verified. A bad
+ * row that moved on meanwhile (an audit found it good again) is left alone; a replacement at
+ * another location is recorded anyway, being a good copy.
+ */
+const record = (site: string, pkg: PackageRow, bad: BadCopy, source: GoodCopy, target: Sites.Location, removed: boolean) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const replacement = randomUUID()
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const [row] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${bad.id} for update`
+        const stillBad = row !== undefined && (row.status === "CORRUPT" || row.status === "MISSING")
+        if (!stillBad && target.id === bad.locationId) return false
+        if (stillBad) {
+          yield* Transitions.transition({
+            entity: "PhysicalCopy", id: bad.id as Ids.PhysicalCopyId, from: row.status as "CORRUPT", to: "DELETED", actor: `worker:${site}`,
+            details: {
+              action: "repaired", replacement, source: source.location,
+              ...(target.id === bad.locationId ? {} : { repairedAt: target.name, badObjectRemoved: removed })
+            }
+          })
+        }
+        const inserted = yield* sql`
+          insert into physical_copy (id, raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+          values (${replacement}, ${pkg.id}, ${target.id}, ${pkg.relativePath}, ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())
+          on conflict do nothing returning id`
+        // Another live row took the place meanwhile (archiving chose the same archive): the
+        // transaction rolls back and the retry chooses again.
+        if (inserted.length === 0 && stillBad) return yield* Effect.fail(new Error(`package ${pkg.id} got a live copy at ${target.name} while its copy ${bad.id} was repaired there; trying again`))
+        return true
+      })
+    )
+  })
+
+/** Replaces one bad copy from the first source that works. */
+const repairOne = (site: string, pkg: PackageRow, bad: BadCopy, sources: ReadonlyArray<GoodCopy>) =>
+  Effect.gen(function* () {
+    const target = yield* targetFor(site, pkg, bad)
+    if (target === undefined) {
+      return yield* Effect.fail(new Error(`no LONG_TERM_ARCHIVE at ${site} is writable with room for the repair of package ${pkg.id} (copy ${bad.id} at ${bad.location})`))
+    }
+    let lastError: unknown = new Error(`package ${pkg.id} has no good copy at ${site} to repair copy ${bad.id} from`)
+    for (const source of sources) {
+      const copied = yield* copyTo(site, pkg, source, target).pipe(Effect.either)
+      if (copied._tag === "Left") {
+        lastError = copied.left
+        yield* Effect.logWarning(`package ${pkg.id}: repair from ${source.location} to ${target.name} failed, trying the next source`, copied.left)
+        continue
+      }
+      let removed = target.id === bad.locationId
+      if (!removed) removed = yield* removeBadObject(bad)
+      const recorded = yield* record(site, pkg, bad, source, target, removed)
+      if (recorded) yield* Effect.logInfo(`package ${pkg.id}: ${bad.status} copy ${bad.id} at ${bad.location} repaired from ${source.location} at ${target.name}`)
+      return
+    }
+    return yield* Effect.fail(lastError)
+  })
+
+/** Deletes a bad object left at a location that did not take its replacement, where deletions are allowed. */
+const removeBadObject = (bad: BadCopy) =>
+  Effect.gen(function* () {
+    const loc = yield* Sites.location(bad.locationId)
+    if (!loc.deletable) return false
+    const storage = yield* Effect.flatMap(Storages, (s) => s.of(loc))
+    return yield* storage.delete(bad.path).pipe(
+      Effect.as(true),
+      Effect.catchAll((e) => Effect.as(Effect.logWarning(`bad object ${bad.path} at ${bad.location} could not be removed; the inventory reports it`, e), false))
+    )
+  })
+
+/** Repairs every bad archive copy of one package at the site. */
+export const work = Effect.fn("Repair.work")(function* (site: string, data: unknown) {
+  const { packageId } = yield* Schema.decodeUnknown(Job)(data)
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<PackageRow>`
+    select id, status::text as status, relative_path, size_bytes, checksum from raw_data_package
+    where id = ${packageId} and checksum is not null`
+  if (rows.length === 0 || rows[0].status === "failed") return
+  const pkg = { ...rows[0], sizeBytes: Number(rows[0].sizeBytes) }
+  const bad = yield* badCopies(packageId, site)
+  if (bad.length === 0) return
+  const sources = yield* goodSources(packageId, site)
+  if (sources.length === 0) {
+    return yield* Effect.logWarning(`package ${packageId} has ${bad.length} bad archive copies at ${site} and no good copy there to repair them from`)
+  }
+  let lastError: unknown
+  for (const b of bad) {
+    const result = yield* repairOne(site, pkg, { ...b, sizeBytes: Number(b.sizeBytes) }, sources).pipe(Effect.either)
+    if (result._tag === "Left") lastError = result.left
+  }
+  if (lastError !== undefined) return yield* Effect.fail(lastError)
+}, (effect, site) => Effect.tapError(effect, () => Metric.increment(Metric.tagged(failures, "site", site))))
+
+/** Packages below their copy target, with their good and bad archive copy counts. */
+export interface BelowTarget {
+  readonly id: Ids.RawDataPackageId
+  readonly status: string
+  readonly goodCopies: number
+  readonly badCopies: number
+}
+
+const belowTargetSql = `
+  select p.id, p.status::text as status,
+    count(c.id) filter (where c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)::int as good_copies,
+    count(c.id) filter (where c.status in ('CORRUPT', 'MISSING'))::int as bad_copies
+  from raw_data_package p
+  left join physical_copy c on c.raw_data_package_id = p.id
+    and c.data_location_id in (select id from data_location where type = 'LONG_TERM_ARCHIVE')
+  where p.status = 'completed'
+  group by p.id
+  having count(c.id) filter (where c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum) < $1`
+
+/**
+ * Archived (completed) packages with fewer good archive copies than `required` (the policy's
+ * `archiveCopies`): a package stays ARCHIVED when a copy goes bad, and this is where it shows.
+ */
+export const belowTarget = Effect.fn("Repair.belowTarget")(function* (required: number, limit = 1000) {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql.unsafe<BelowTarget>(`${belowTargetSql} order by p.id limit $2`, [required, limit])
+})
+
+/** How many archived packages are below their copy target. */
+export const belowTargetCount = Effect.fn("Repair.belowTargetCount")(function* (required: number) {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql.unsafe<{ n: number }>(`select count(*)::int as n from (${belowTargetSql}) x`, [required])
+  return row.n
+})
+
+/** The repair stage. */
+export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages> = {
+  name,
+  plan,
+  work,
+  queue: { policy: "stately", retryLimit: 8, retryDelaySeconds: 30, retryBackoff: true, expireInSeconds: 6 * 3600 },
+  concurrency: 1
+}
