@@ -9,6 +9,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { AdminApi } from "./AdminApi.js"
 import { BadRequest, PayloadTooLarge } from "./ApiErrors.js"
 import { FilesApi } from "./FilesApi.js"
+import { IntegrityApi } from "./IntegrityApi.js"
 import { LocationsApi } from "./LocationsApi.js"
 import { ObservationsApi } from "./ObservationsApi.js"
 import { OperationsApi } from "./OperationsApi.js"
@@ -30,6 +31,7 @@ export class Api extends HttpApi.make("ccat")
   .add(StagingApi)
   .add(OperationsApi)
   .add(StatusApi)
+  .add(IntegrityApi)
   .add(TokensApi)
   .add(AdminApi)
   // Any request may be refused before it reaches an endpoint: a body that is not JSON or too big.

@@ -16,6 +16,7 @@ import * as DocsPage from "./http/DocsPage.js"
 import * as WebUi from "./http/WebUi.js"
 import { AdminHttpLive } from "./http/AdminHttp.js"
 import { FilesHttpLive } from "./http/FilesHttp.js"
+import { IntegrityHttpLive } from "./http/IntegrityHttp.js"
 import { LocationsHttpLive } from "./http/LocationsHttp.js"
 import { ObservationsHttpLive } from "./http/ObservationsHttp.js"
 import { OperationsHttpLive } from "./http/OperationsHttp.js"
@@ -43,6 +44,7 @@ export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(
     StagingHttpLive,
     OperationsHttpLive,
     StatusHttpLive,
+    IntegrityHttpLive,
     TokensHttpLive,
     AdminHttpLive
   ]),
