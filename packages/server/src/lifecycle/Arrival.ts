@@ -3,17 +3,19 @@
  * checking its checksum and size and every RawDataPackage in it against its recorded checksum
  * while the packages are written beside it (Unpacker), then each package gets a PRESENT,
  * verified PhysicalCopy in that buffer, the bundle is completed and its tar there deleted. A
- * corrupt delivery is deleted (its copy DELETED, no bad package left behind) and sent again from
- * the site it came from, as a new attempt; a bundle that arrives corrupt too often ends FAILED
- * with its reason.
+ * corrupt delivery is recorded as found (its copy CORRUPT, or MISSING when its tar is gone), then
+ * deleted (its copy DELETED, no bad package left behind) and sent again from the site it came
+ * from, as a new attempt; a bundle that arrives corrupt too often ends FAILED with its reason.
  */
-import { type Checksum, Ids, Repositories, Transitions } from "@ccat/core"
+import { type Checksum, Ids, Repositories, StorageError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Bundling from "./Bundling.js"
+import * as CopyCheck from "./CopyCheck.js"
+import * as CopyFindings from "./CopyFindings.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -36,7 +38,8 @@ interface Bundle {
 
 interface Delivered {
   readonly id: Ids.PhysicalCopyId
-  readonly status: "PRESENT" | "DELETION_IN_PROGRESS"
+  /** CORRUPT or MISSING: found bad while unpacking, its removal not finished yet. */
+  readonly status: "PRESENT" | "DELETION_IN_PROGRESS" | "CORRUPT" | "MISSING"
   readonly path: string
   readonly locationId: string
 }
@@ -48,7 +51,7 @@ const deliveredCopy = (site: string, bundleId: string) =>
       select c.id, c.status::text as status, c.path, c.data_location_id as location_id
       from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
       join site s on s.id = l.site_id and s.name = ${site}
-      where c.data_transfer_package_id = ${bundleId} and c.status in ('PRESENT', 'DELETION_IN_PROGRESS')
+      where c.data_transfer_package_id = ${bundleId} and c.status in ('PRESENT', 'DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING')
         and exists (select 1 from data_transfer t where t.data_transfer_package_id = c.data_transfer_package_id
                     and t.to_location_id = c.data_location_id and t.status = 'completed')
       limit 1`
@@ -91,7 +94,10 @@ const finishDeletion = (site: string, bundleId: Ids.DataTransferPackageId, copy:
     if (resend && origin !== undefined) yield* jobs.ensureQueue(queueName(origin, transferQueue), Routes.queues.transfer)
     yield* sql.withTransaction(
       Effect.gen(function* () {
-        yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id, from: "DELETION_IN_PROGRESS", to: "DELETED", actor: `worker:${site}` })
+        yield* Transitions.transition({
+          entity: "PhysicalCopy", id: copy.id, from: copy.status === "PRESENT" ? "DELETION_IN_PROGRESS" : copy.status, to: "DELETED", actor: `worker:${site}`,
+          ...(copy.status === "CORRUPT" || copy.status === "MISSING" ? { details: { reason: copy.status === "CORRUPT" ? "corrupt" : "missing" } } : {})
+        })
         if (!resend || origin === undefined) return
         const n = deliveries[0].n
         if (n >= policy.maxDeliveries) {
@@ -147,7 +153,7 @@ export const work = Effect.fn("Arrival.work")(function* (site: string, data: unk
   const copy = yield* deliveredCopy(site, bundleId)
   if (bundle === undefined || copy === undefined) return
   // A crash between the decision and the removal: finish what was decided.
-  if (copy.status === "DELETION_IN_PROGRESS") return yield* finishDeletion(site, bundleId, copy, undefined)
+  if (copy.status !== "PRESENT") return yield* finishDeletion(site, bundleId, copy, undefined)
   if (bundle.status !== "in_progress" || bundle.checksum === null || bundle.sizeBytes === null) return
   const storage = yield* storages.of(yield* Sites.location(copy.locationId))
   const result = yield* Unpacker.unpackFrom(storage, copy.path, {
@@ -158,9 +164,19 @@ export const work = Effect.fn("Arrival.work")(function* (site: string, data: unk
   }).pipe(Effect.either)
   if (result._tag === "Right") return yield* unpacked(site, bundleId, copy, result.right)
   const error = result.left
-  if (!(error instanceof Unpacker.UnpackError)) return yield* Effect.fail(error)
-  yield* sql.withTransaction(startDeletion(site, copy.id, { reason: "corrupt", message: error.message }))
-  yield* finishDeletion(site, bundleId, { ...copy, status: "DELETION_IN_PROGRESS" }, error.message)
+  const found = { actor: `worker:${site}`, by: "unpack" }
+  if (error instanceof Unpacker.UnpackError) {
+    // The delivered tar's own bytes disagree with the bundle's record: that is the finding.
+    yield* CopyFindings.mark(copy.id, "CORRUPT", { ...found, detail: error.message, expectedChecksum: bundle.checksum })
+    return yield* finishDeletion(site, bundleId, { ...copy, status: "CORRUPT" }, error.message)
+  }
+  // Gone since its delivery (removed behind the platform's back): recorded, and sent again.
+  const gone = StorageError.isStorageError(error) && error.reason === "NotFound"
+    ? yield* CopyCheck.confirm(storage, copy.path, bundle.checksum)
+    : undefined
+  if (gone?.finding !== "MISSING") return yield* Effect.fail(error)
+  yield* CopyFindings.mark(copy.id, "MISSING", { ...found, detail: gone.detail })
+  yield* finishDeletion(site, bundleId, { ...copy, status: "MISSING" }, gone.detail)
 })
 
 /** Re-derives lost arrival jobs: deliveries here untouched for two minutes, or with no job at all. */
@@ -172,9 +188,9 @@ export const plan = Effect.fn("Arrival.plan")(function* (site: string) {
     join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
     join site s on s.id = l.site_id and s.name = ${site}
     join data_transfer_package d on d.id = c.data_transfer_package_id
-    where c.status in ('PRESENT', 'DELETION_IN_PROGRESS')
+    where c.status in ('PRESENT', 'DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING')
       and (c.updated_at < now() - interval '2 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
-      and (d.status = 'in_progress' or c.status = 'DELETION_IN_PROGRESS')
+      and (d.status = 'in_progress' or c.status in ('DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING'))
       and exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id
                   and t.to_location_id = c.data_location_id and t.status = 'completed')`
   let sent = 0

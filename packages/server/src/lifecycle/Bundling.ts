@@ -19,6 +19,7 @@ import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as BufferWrite from "./BufferWrite.js"
+import * as CopyFindings from "./CopyFindings.js"
 import * as Packager from "./Packager.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as Routes from "./Routes.js"
@@ -407,8 +408,9 @@ const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites
   })
 
 /**
- * A member whose buffer copy no longer matches its record: the package is marked failed with
- * the reason (an operator repairs it), dropped from the bundle, and the rest is bundled again.
+ * A member whose buffer copy no longer matches its record: that copy is recorded CORRUPT or
+ * MISSING (it counts nowhere from now on), the package is marked failed with the reason (an
+ * operator repairs it), dropped from the bundle, and the rest is bundled again.
  */
 const dropFaulty = (site: string, bundleId: Ids.DataTransferPackageId, error: Packager.PackagingError, remaining: number) =>
   Effect.gen(function* () {
@@ -418,6 +420,16 @@ const dropFaulty = (site: string, bundleId: Ids.DataTransferPackageId, error: Pa
       Effect.gen(function* () {
         for (const m of error.members) {
           const id = m.id as Ids.RawDataPackageId
+          // The copy the bundle read: the package's one PRESENT copy in a buffer of this site.
+          const read = yield* sql<{ id: string }>`
+            select c.id from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+            join site s on s.id = l.site_id and s.name = ${site}
+            where c.raw_data_package_id = ${id} and c.status = 'PRESENT'`
+          if (read.length === 1) {
+            yield* CopyFindings.mark(read[0].id, m.problem === "Corrupt" ? "CORRUPT" : "MISSING", {
+              actor: `worker:${site}`, by: "bundling", detail: m.detail, expectedChecksum: m.expectedChecksum, actualChecksum: m.actualChecksum
+            })
+          }
           yield* sql`delete from data_transfer_package_member where data_transfer_package_id = ${bundleId} and raw_data_package_id = ${id}`
           yield* Transitions.transition({
             entity: "RawDataPackage", id, from: "in_progress", to: "failed", actor: `worker:${site}`,

@@ -8,8 +8,14 @@
  * as a STAGED verified copy, and completes the request with `expires_at = now + stagingLifetime`.
  * A file already staged there is reused: the new request keeps it alive (cleanup deletes a staged
  * copy only when no open or unexpired request covers it), so its expiry is extended by the new one.
+ *
+ * An archive copy that cannot be read back as recorded (wrong bytes, or gone) is confirmed by a
+ * re-read and marked CORRUPT or MISSING (CopyCheck), and the next good copy is read instead. A
+ * package left with no good archive copy, only bad ones, fails the request at once with a reason
+ * naming each bad copy, and the package's `errorMessage` says it too; a read that failed for
+ * another reason (an unreachable archive) is retried as before.
  */
-import { Ids, Transitions } from "@ccat/core"
+import { type Checksum, Ids, StorageError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -17,6 +23,7 @@ import * as Schema from "effect/Schema"
 import * as path from "node:path"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
+import * as CopyCheck from "./CopyCheck.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
 import { Storages } from "./Storages.js"
@@ -90,8 +97,8 @@ const archiveCopiesOf = (packageId: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const storages = yield* Storages
-    const rows = yield* sql<{ locationId: string; path: string }>`
-      select c.data_location_id as location_id, c.path from physical_copy c
+    const rows = yield* sql<{ id: string; locationId: string; path: string }>`
+      select c.id, c.data_location_id as location_id, c.path from physical_copy c
       join data_location l on l.id = c.data_location_id join raw_data_package p on p.id = c.raw_data_package_id
       where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and l.readable and c.status = 'PRESENT'
         and c.verified_at is not null and c.checksum = p.checksum
@@ -100,12 +107,45 @@ const archiveCopiesOf = (packageId: string) =>
     for (const r of rows) {
       const location = yield* Sites.location(r.locationId)
       const storage = yield* storages.of(location)
-      out.push({ location, storage, path: r.path })
+      out.push({ id: r.id, location, storage, path: r.path })
     }
     return out.sort((a, b) => Number(a.storage.capabilities.nearline) - Number(b.storage.capabilities.nearline))
   })
 
 type ArchiveCopy = Effect.Effect.Success<ReturnType<typeof archiveCopiesOf>>[number]
+
+/**
+ * Why a package has no good archive copy, when it has bad ones: each CORRUPT or MISSING archive
+ * copy with what its finder saw; undefined when it has none (it is not archived yet).
+ */
+const noGoodCopyReason = (packageId: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const bad = yield* sql<{ location: string; status: string; detail: string | null }>`
+      select l.name as location, c.status::text as status,
+        (select e.details->>'detail' from event_log e where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id
+         order by e.id desc limit 1) as detail
+      from physical_copy c join data_location l on l.id = c.data_location_id
+      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status in ('CORRUPT', 'MISSING')
+      order by l.priority, l.name`
+    if (bad.length === 0) return undefined
+    const each = bad.map((b) => `copy at ${b.location} ${b.status}${b.detail === null ? "" : ` (${b.detail})`}`)
+    return `package ${packageId} has no good archive copy left: ${each.join("; ")}`
+  })
+
+/** A package whose every archive copy was found bad: the request cannot be served. */
+class NoGoodCopy extends Data.TaggedError("NoGoodCopy")<{ readonly packageId: string; readonly message: string }> {}
+
+/** Fails the request, and notes on the package why it cannot be staged (its copies show the findings). */
+const failNoGoodCopy = (site: string, requestId: Ids.StagingRequestId, e: NoGoodCopy) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.withTransaction(
+      Effect.zipRight(
+        sql`update raw_data_package set error_message = ${e.message}, updated_at = now() where id = ${e.packageId}`,
+        failRequest(site, requestId, e.message)
+      )
+    )
+  )
 
 /** Fails the request with a reason the API shows. */
 const failRequest = (site: string, requestId: Ids.StagingRequestId, message: string) =>
@@ -148,8 +188,14 @@ const claimStaged = (site: string, locationId: string, files: ReadonlyArray<File
 /** A package whose manifest disagrees with the filed files: staging it cannot give the scientist the filed bytes. */
 class FiledMismatch extends Data.TaggedError("FiledMismatch")<{ readonly message: string }> {}
 
-/** Unpacks one package from the first archive copy that works into the PROCESSING location. */
+/**
+ * Unpacks one package from the first archive copy that works into the PROCESSING location. A
+ * copy that fails for good (not a transient storage failure) is re-read and, when its bytes are
+ * shown wrong or gone, marked; when every copy was marked and no good one appeared meanwhile the
+ * package fails with NoGoodCopy, else with the last error (the job is retried).
+ */
 const unpackPackage = (
+  site: string,
   pkg: PackageRow,
   files: ReadonlyArray<FileRow>,
   copies: ReadonlyArray<ArchiveCopy>,
@@ -161,6 +207,7 @@ const unpackPackage = (
     // A failed unpack removes what it wrote, but never a file another request staged before.
     const guarded = { ...destination, delete: (key: string) => (stagedKeys.has(key) ? Effect.void : destination.delete(key)) }
     let lastError: unknown
+    let marked = 0
     for (const copy of copies) {
       const result = yield* Unpacker.unpackFrom(copy.storage, copy.path, {
         destination: guarded,
@@ -172,6 +219,9 @@ const unpackPackage = (
       if (result._tag === "Left") {
         lastError = result.left
         yield* Effect.logWarning(`package ${pkg.id}: unpacking from ${copy.location.name} failed, trying the next copy`, result.left)
+        if (StorageError.isRetryable(result.left)) continue
+        const found = yield* CopyCheck.confirmAndMark(copy.id, copy.storage, copy.path, pkg.checksum as Checksum.Checksum, { actor: `worker:${site}`, by: "staging" })
+        if (found !== undefined) marked++
         continue
       }
       const filed = new Map(files.map((f) => [f.id, f]))
@@ -181,6 +231,10 @@ const unpackPackage = (
         }
       }
       return result.right.members
+    }
+    if (marked === copies.length && (yield* archiveCopiesOf(pkg.id)).length === 0) {
+      const reason = yield* noGoodCopyReason(pkg.id)
+      if (reason !== undefined) return yield* new NoGoodCopy({ packageId: pkg.id, message: reason })
     }
     return yield* Effect.fail(lastError)
   })
@@ -208,7 +262,11 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
   const copies = new Map<string, ReadonlyArray<ArchiveCopy>>()
   for (const p of packages) {
     const found = yield* archiveCopiesOf(p.id)
-    if (found.length === 0) return yield* Effect.fail(new Error(`package ${p.id} has no verified archive copy yet; the request waits`))
+    if (found.length === 0) {
+      const bad = yield* noGoodCopyReason(p.id)
+      if (bad !== undefined) return yield* failNoGoodCopy(site, requestId, new NoGoodCopy({ packageId: p.id, message: bad }))
+      return yield* Effect.fail(new Error(`package ${p.id} has no verified archive copy yet; the request waits`))
+    }
     copies.set(p.id, found)
   }
   const staged = yield* claimStaged(site, processing.id, files)
@@ -222,12 +280,17 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
     entry.keys.push(first.path)
     recalls.set(first.location.id, entry)
   }
-  for (const { keys, storage } of recalls.values()) yield* storage.recall(keys)
+  // A batch that fails (a copy that no longer matches its catalog entry) is not fatal: each read
+  // below recalls its own object again, and tells which copy is bad.
+  for (const { keys, storage } of recalls.values()) {
+    yield* storage.recall(keys).pipe(Effect.catchAll((e) => Effect.logWarning("batch recall failed; each package is read on its own", e)))
+  }
   const written: Array<Unpacker.UnpackedMember> = []
   const stagedKeys = new Set(staged.values())
   for (const p of needed) {
-    const members = yield* unpackPackage(p, files.filter((f) => f.rawDataPackageId === p.id), copies.get(p.id)!, processing, stagedKeys).pipe(
-      Effect.catchIf((e): e is FiledMismatch => e instanceof FiledMismatch, (e) => Effect.as(failRequest(site, requestId, e.message), undefined))
+    const members = yield* unpackPackage(site, p, files.filter((f) => f.rawDataPackageId === p.id), copies.get(p.id)!, processing, stagedKeys).pipe(
+      Effect.catchIf((e): e is FiledMismatch => e instanceof FiledMismatch, (e) => Effect.as(failRequest(site, requestId, e.message), undefined)),
+      Effect.catchIf((e): e is NoGoodCopy => e instanceof NoGoodCopy, (e) => Effect.as(failNoGoodCopy(site, requestId, e), undefined))
     )
     if (members === undefined) return
     written.push(...members)

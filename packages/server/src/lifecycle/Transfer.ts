@@ -6,7 +6,9 @@
  * destination and enqueues its arrival there in one transaction; a retryable failure is tried
  * again after a jittered, capped exponential backoff; a permanent one, or one bundle failing too
  * often on a working route, ends the bundle FAILED with its reason. While a circuit is open or a
- * route is at its concurrency limit the job waits without creating attempt rows.
+ * route is at its concurrency limit the job waits without creating attempt rows. An attempt
+ * whose adapter blames the source (gone, or differing from the bundle's checksum) has the source
+ * copy re-read here, and only when that re-read shows it bad is the copy marked (CopyCheck).
  */
 import { type Checksum, Ids, Repositories, type TransferAdapter, TransferError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -16,6 +18,7 @@ import * as Schema from "effect/Schema"
 import { expedite, JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
 import * as Bundling from "./Bundling.js"
+import * as CopyCheck from "./CopyCheck.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -246,6 +249,13 @@ const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, 
 const ofTheWay = (e: TransferError.TransferError) =>
   e.reason === "PermissionDenied" || e.reason === "AuthenticationFailed" || e.reason === "ToolMissing" || e.reason === "DestinationFull"
 
+/**
+ * Failures the adapter puts on the source's bytes: worth a re-read of the source copy. A
+ * mismatch at the destination (ChecksumMismatch) says nothing about the source.
+ */
+const blamesSource = (e: TransferError.TransferError) =>
+  e.reason === "SourceCorrupt" || e.reason === "SourceNotFound" || e.reason === "SourceVanished"
+
 /** Records a failed attempt, then retries after a backoff, waits for the circuit, or fails the bundle. */
 const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, attemptNo: number, route: Routes.Route, e: TransferError.TransferError, startedMs: number) =>
   Effect.gen(function* () {
@@ -348,6 +358,10 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
     )
   )
   if (result._tag === "Right") return yield* delivered(site, bundle, attempt.id, route, destination, result.right)
+  if (blamesSource(result.left)) {
+    const storage = yield* storages.of(yield* Sites.location(source.locationId))
+    yield* CopyCheck.confirmAndMark(source.id, storage, source.path, bundle.checksum, { actor: `worker:${site}`, by: "transfer" })
+  }
   return yield* failed(site, bundle, attempt.id, attempt.attempt, route, result.left, startedMs)
 })
 
