@@ -6,7 +6,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { NotFound, Unprocessable } from "./ApiErrors.js"
+import { Conflict, NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
@@ -30,6 +30,32 @@ export const PackageFilter = Schema.Struct({
   ...PageParams
 })
 
+/** A CORRUPT or MISSING archive copy that a repair replaces. */
+export const BadArchiveCopy = Schema.Struct({
+  id: Schema.UUID,
+  status: Schema.Literal("CORRUPT", "MISSING"),
+  site: Schema.String,
+  location: Schema.String,
+  path: Schema.String
+}).annotations({ identifier: "BadArchiveCopy" })
+
+/** What an operator's repair request started, per site holding bad copies. */
+export const RepairRequested = Schema.Struct({
+  packageId: Ids.RawDataPackageId,
+  badCopies: Schema.Array(BadArchiveCopy),
+  sites: Schema.Array(Schema.Struct({
+    site: Schema.String,
+    /** Good copies at the site the repair reads from, in the order it tries them (location names). */
+    sources: Schema.Array(Schema.String),
+    /** Whether a repair job was sent or moved forward now; else the site's repair planner sends it within seconds. */
+    startedNow: Schema.Boolean
+  })),
+  /** Sites whose bad copies have no good copy at that site to repair from; they stay as they are. */
+  withoutSource: Schema.Array(Schema.String)
+}).annotations({ identifier: "RepairRequested" })
+/** What an operator's repair request started. */
+export type RepairRequested = typeof RepairRequested.Type
+
 /** Reading RawDataPackages. */
 export class PackagesApi extends HttpApiGroup.make("packages")
   .add(
@@ -45,6 +71,15 @@ export class PackagesApi extends HttpApiGroup.make("packages")
       .addSuccess(PackageView)
       .addError(NotFound)
       .pipe(allow(["instrument", "scientist", "operator", "admin"], "One RawDataPackage and its journey."))
+  )
+  .add(
+    HttpApiEndpoint.post("repair", "/packages/:id/repair")
+      .setPath(Schema.Struct({ id: Ids.RawDataPackageId }))
+      .addSuccess(RepairRequested, { status: 202 })
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(Unprocessable)
+      .pipe(allow(["operator", "admin"], "Repair the package's CORRUPT or MISSING archive copies now, from a good copy at the same site. 409 when it has no bad archive copy, 422 when no site holding one has a good copy to repair from."))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "RawDataPackages and their journey to the archive.")

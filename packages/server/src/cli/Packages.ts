@@ -1,7 +1,7 @@
 /**
- * `ccat packages list | show`: RawDataPackages with their journey (WAITING, TRANSFERRING,
- * ARCHIVED, FAILED), and one package with where its copies are, the bundles that carried it
- * and its history.
+ * `ccat packages list | show | repair`: RawDataPackages with their journey (WAITING, TRANSFERRING,
+ * ARCHIVED, FAILED), one package with where its copies are, the bundles that carried it
+ * and its history, and an operator's repair of its bad archive copies.
  */
 import { EventLog, PackagesApi, Status, TransfersApi } from "@ccat/core"
 import * as Args from "@effect/cli/Args"
@@ -97,8 +97,25 @@ const show = Command.make(
     })
 ).pipe(Command.withDescription("one package: its journey, copies, the bundles that carried it and its history"))
 
+const repair = Command.make(
+  "repair",
+  { ...Remote.options, id: Args.text({ name: "id" }).pipe(Args.withDescription("the package's id")) },
+  (o) =>
+    Effect.gen(function* () {
+      const id = (yield* Remote.requireUuid(o.json, "the package id", o.id)) as PackageId
+      const requested = yield* Remote.withClient(o, (c) => c.packages.repair({ path: { id } }))
+      if (o.json) return yield* Remote.printJson(PackagesApi.RepairRequested, requested)
+      yield* Console.log(`package ${requested.packageId}: ${requested.badCopies.length} bad archive ${requested.badCopies.length === 1 ? "copy" : "copies"}`)
+      yield* Console.log(Output.table(["COPY", "STATUS", "SITE", "LOCATION", "PATH"], requested.badCopies.map((b) => [b.id, b.status, b.site, b.location, b.path])))
+      for (const s of requested.sites) {
+        yield* Console.log(`repair at ${s.site} from ${s.sources.join(", ")}: ${s.startedNow ? "started now" : "its planner starts it within seconds"}`)
+      }
+      for (const site of requested.withoutSource) yield* Console.log(`no good copy at ${site} to repair from: its bad copies stay as they are`)
+    })
+).pipe(Command.withDescription("repair a package's CORRUPT or MISSING archive copies now from a good copy at the same site (operators and admins)"))
+
 /** `ccat packages ...`. */
 export const command = Command.make("packages").pipe(
   Command.withDescription("RawDataPackages on a running server"),
-  Command.withSubcommands([list, show])
+  Command.withSubcommands([list, show, repair])
 )

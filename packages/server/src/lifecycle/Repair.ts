@@ -28,7 +28,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
-import { expedite, JobQueue } from "../engine/JobQueue.js"
+import { expedite, JobQueue, type QueueOptions } from "../engine/JobQueue.js"
 import * as CopyFindings from "./CopyFindings.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -114,6 +114,8 @@ const needing = (site: string) =>
       limit 1000`
   )
 
+const queueOptions: QueueOptions = { policy: "stately", retryLimit: 8, retryDelaySeconds: 30, retryBackoff: true, expireInSeconds: 6 * 3600 }
+
 /** Enqueues a repair job per package that needs and can get one at the site. */
 export const plan = Effect.fn("Repair.plan")(function* (site: string) {
   const jobs = yield* JobQueue
@@ -134,6 +136,8 @@ export const startNow = (site: string, packageId: string) =>
   Effect.gen(function* () {
     const jobs = yield* Effect.serviceOption(JobQueue)
     if (jobs._tag === "Some") {
+      // The API process may run no worker of the site, so the queue may not exist yet.
+      yield* jobs.value.ensureQueue(queueName(site, name), queueOptions)
       const sent = yield* jobs.value.send(queueName(site, name), { packageId }, { singletonKey: packageId })
       if (sent !== null) return true
     }
@@ -349,6 +353,6 @@ export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages> = {
   name,
   plan,
   work,
-  queue: { policy: "stately", retryLimit: 8, retryDelaySeconds: 30, retryBackoff: true, expireInSeconds: 6 * 3600 },
+  queue: queueOptions,
   concurrency: 1
 }
