@@ -1,0 +1,304 @@
+import { Api, Topology } from "@ccat/core"
+import { OpsDb } from "@ccat/core/node"
+import { TestDatabase } from "@ccat/core/testing"
+import { assert, describe, it } from "@effect/vitest"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { createServer } from "node:http"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as HttpServerLive from "../../src/HttpServer.js"
+import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
+import * as Repair from "../../src/lifecycle/Repair.js"
+import * as Storages from "../../src/lifecycle/Storages.js"
+import { ServerConfig } from "../../src/ServerConfig.js"
+import { tokenFor } from "../ApiHarness.js"
+import { addLocation, arrivedPackage, runSitesFor, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
+import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
+
+/** Two disk archives at cologne and a policy of two archive copies. */
+const twoArchives = (dir: string) =>
+  topologyFrom(dir, (raw) => ({
+    ...addLocation(raw, "cologne", {
+      name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
+      driver: { root: path.join(dir, "locations", "cologne-archive-2") }, retention: { keepForever: true }
+    }),
+    policy: { ...raw.policy, archiveCopies: 2 }
+  }))
+
+interface CopyRow {
+  readonly id: string
+  readonly location: string
+  readonly path: string
+  readonly status: string
+  readonly verifiedAt: Date | null
+}
+
+const archiveCopies = (packageId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<CopyRow>`
+      select c.id, l.name as location, c.path, c.status::text as status, c.verified_at
+      from physical_copy c join data_location l on l.id = c.data_location_id
+      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' order by l.name, c.created_at`
+  )
+
+const live = (rows: ReadonlyArray<CopyRow>) => rows.filter((c) => c.status !== "DELETED")
+
+const packageStatus = (packageId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string }>`select status::text as status from raw_data_package where id = ${packageId}`).pipe(
+    Effect.map((rows) => rows[0].status)
+  )
+
+const objectAt = (dir: string, location: string, key: string) => path.join(dir, "locations", location, key)
+
+/**
+ * A package archived at both cologne archives, its buffer copy cleaned up (deleted as cleanup
+ * would), so the only good copies left are the archive copies.
+ */
+const archivedTwice = (dir: string, topology: Topology.Topology) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* syncTopology(topology)
+    const obs = yield* observatory
+    const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 50_000 }, { path: "hk.dat", bytes: 700 }])
+    yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(packageStatus(pkg.packageId), (s) => s === "completed")).pipe(
+      Effect.provide(policyLayer(topology))
+    )
+    yield* sql`update physical_copy set status = 'DELETED' where raw_data_package_id = ${pkg.packageId}
+      and data_location_id in (select id from data_location where type = 'BUFFER')`
+    for (const b of ["chile-buffer", "cologne-buffer"]) yield* Effect.promise(() => fs.rm(objectAt(dir, b, pkg.relativePath), { force: true }))
+    return pkg
+  })
+
+/** Flips one byte in the middle of a file at rest. */
+const flipByte = (file: string) =>
+  Effect.promise(async () => {
+    const bytes = await fs.readFile(file)
+    const at = Math.floor(bytes.length / 2)
+    bytes[at] = bytes[at] ^ 0xff
+    await fs.writeFile(file, bytes)
+  })
+
+/** Records a finding the way an audit would. */
+const markAs = (pkg: ArrivedPackage, location: string, finding: CopyFindings.Finding) =>
+  Effect.gen(function* () {
+    const copy = (yield* archiveCopies(pkg.packageId)).find((c) => c.location === location && c.status === "PRESENT")!
+    assert.isTrue(yield* CopyFindings.mark(copy.id, finding, { actor: "test:audit", by: "audit", detail: `${finding} at rest`, expectedChecksum: pkg.checksum }))
+    return copy.id
+  })
+
+const noBadCopies = (packageId: string) => Effect.map(archiveCopies(packageId), (rows) => rows.every((c) => c.status === "PRESENT" || c.status === "DELETED"))
+
+const repairedEvent = (copyId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ fromState: string; toState: string; details: Record<string, unknown> }>`
+      select from_state, to_state, details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copyId} and to_state = 'DELETED'`
+  )
+
+/** The repaired package has two live, verified copies whose bytes are the package's. */
+const assertBackToTarget = (dir: string, pkg: ArrivedPackage, badId: string, badLocation: string, source: string) =>
+  Effect.gen(function* () {
+    const rows = yield* archiveCopies(pkg.packageId)
+    const alive = live(rows)
+    assert.deepStrictEqual(alive.map((c) => c.location), ["cologne-archive", "cologne-archive-2"])
+    assert.isTrue(alive.every((c) => c.status === "PRESENT" && c.verifiedAt !== null))
+    assert.strictEqual(rows.find((c) => c.id === badId)!.status, "DELETED")
+    const replacement = alive.find((c) => c.location === badLocation)!
+    const [event] = yield* repairedEvent(badId)
+    assert.deepStrictEqual(event.details, { action: "repaired", replacement: replacement.id, source })
+    const a = yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive", pkg.relativePath)))
+    const b = yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-2", pkg.relativePath)))
+    assert.isTrue(a.equals(b))
+    assert.strictEqual(a.length, pkg.sizeBytes)
+    assert.strictEqual(yield* packageStatus(pkg.packageId), "completed")
+    assert.deepStrictEqual(yield* Repair.belowTarget(2), [])
+  })
+
+const cologne = [["cologne", [Repair.stage]]] as const
+
+describe("Repair", () => {
+  it.scopedLive("rewrites a copy found CORRUPT after a byte flipped at rest from the other archive, and records it", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = twoArchives(dir)
+      const pkg = yield* archivedTwice(dir, topology)
+      yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
+      const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+      // Still ARCHIVED, but shown below its target of two good copies.
+      assert.strictEqual(yield* packageStatus(pkg.packageId), "completed")
+      assert.deepStrictEqual(yield* Repair.belowTarget(2), [{ id: pkg.packageId, status: "completed", goodCopies: 1, badCopies: 1 }])
+      assert.strictEqual(yield* Repair.belowTargetCount(2), 1)
+      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+      yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
+      // Nothing left to plan.
+      assert.strictEqual(yield* Repair.plan("cologne"), 0)
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("rewrites an object deleted behind the platform's back (MISSING)", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = twoArchives(dir)
+      const pkg = yield* archivedTwice(dir, topology)
+      yield* Effect.promise(() => fs.rm(objectAt(dir, "cologne-archive-2", pkg.relativePath)))
+      const badId = yield* markAs(pkg, "cologne-archive-2", "MISSING")
+      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+      yield* assertBackToTarget(dir, pkg, badId, "cologne-archive-2", "cologne-archive")
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("with no good copy left, does nothing harmful and the package shows below its target", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = twoArchives(dir)
+      const pkg = yield* archivedTwice(dir, topology)
+      for (const location of ["cologne-archive", "cologne-archive-2"]) {
+        yield* flipByte(objectAt(dir, location, pkg.relativePath))
+        yield* markAs(pkg, location, "CORRUPT")
+      }
+      const before = yield* archiveCopies(pkg.packageId)
+      const bytesBefore = yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive", pkg.relativePath)))
+      assert.strictEqual(yield* Repair.plan("cologne"), 0)
+      // A job sent anyway (an operator's, a stale one) finds no source and changes nothing.
+      yield* Repair.work("cologne", { packageId: pkg.packageId })
+      yield* runSitesFor(cologne, 1500)
+      assert.deepStrictEqual(yield* archiveCopies(pkg.packageId), before)
+      assert.isTrue((yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive", pkg.relativePath)))).equals(bytesBefore))
+      assert.strictEqual(yield* packageStatus(pkg.packageId), "completed")
+      assert.deepStrictEqual(yield* Repair.belowTarget(2), [{ id: pkg.packageId, status: "completed", goodCopies: 0, badCopies: 2 }])
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("converges after a kill between the write and the record, and a job run twice repairs once", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = twoArchives(dir)
+      const pkg = yield* archivedTwice(dir, topology)
+      const bad = objectAt(dir, "cologne-archive", pkg.relativePath)
+      yield* flipByte(bad)
+      const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+      // What a repair killed after its put leaves: the good bytes in place, the row still CORRUPT.
+      yield* Effect.promise(() => fs.copyFile(objectAt(dir, "cologne-archive-2", pkg.relativePath), bad))
+      assert.strictEqual((yield* archiveCopies(pkg.packageId)).find((c) => c.id === badId)!.status, "CORRUPT")
+      yield* Repair.work("cologne", { packageId: pkg.packageId })
+      yield* Repair.work("cologne", { packageId: pkg.packageId })
+      yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
+      assert.strictEqual((yield* archiveCopies(pkg.packageId)).length, 3)
+      // Two repairs of the same package racing: one records, the other finds nothing left to do.
+      yield* flipByte(objectAt(dir, "cologne-archive-2", pkg.relativePath))
+      const second = yield* markAs(pkg, "cologne-archive-2", "CORRUPT")
+      yield* Effect.all([Repair.work("cologne", { packageId: pkg.packageId }), Repair.work("cologne", { packageId: pkg.packageId })], { concurrency: 2 }).pipe(
+        Effect.either
+      )
+      yield* Repair.work("cologne", { packageId: pkg.packageId })
+      yield* assertBackToTarget(dir, pkg, second, "cologne-archive-2", "cologne-archive")
+      assert.strictEqual((yield* archiveCopies(pkg.packageId)).length, 4)
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("repairs into another archive of the site when the bad copy's archive is not writable", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyFrom(dir, (raw) => ({
+        ...addLocation(addLocation(raw, "cologne", {
+          name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
+          driver: { root: path.join(dir, "locations", "cologne-archive-2") }, retention: { keepForever: true }
+        }), "cologne", {
+          name: "cologne-archive-3", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 2,
+          driver: { root: path.join(dir, "locations", "cologne-archive-3") }, retention: { keepForever: true }
+        }),
+        policy: { ...raw.policy, archiveCopies: 2 }
+      }))
+      const pkg = yield* archivedTwice(dir, topology)
+      const sql = yield* SqlClient.SqlClient
+      yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
+      const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+      yield* sql`update data_location set writable = false where name = 'cologne-archive'`
+      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+      const alive = live(yield* archiveCopies(pkg.packageId))
+      assert.deepStrictEqual(alive.map((c) => c.location), ["cologne-archive-2", "cologne-archive-3"])
+      const [event] = yield* repairedEvent(badId)
+      assert.deepStrictEqual(event.details, {
+        action: "repaired", replacement: alive[1].id, source: "cologne-archive-2", repairedAt: "cologne-archive-3", badObjectRemoved: true
+      })
+      // cologne-archive is still deletable: the bad object is gone from it.
+      assert.isFalse(yield* Effect.promise(() => fs.access(objectAt(dir, "cologne-archive", pkg.relativePath)).then(() => true, () => false)))
+      const good = yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-2", pkg.relativePath)))
+      assert.isTrue(good.equals(yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-3", pkg.relativePath)))))
+    }).pipe(Effect.provide(layer)), 120_000)
+})
+
+/** The real HTTP server on the lifecycle world's database, with a job engine in its process as `ccat serve` has. */
+const apiLayer = (dir: string) =>
+  Layer.provideMerge(
+    Layer.effect(BaseUrl, HttpServer.addressFormattedWith((a) => Effect.succeed(a))),
+    HttpServerLive.layer.pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })))
+  ).pipe(
+    Layer.provideMerge(Layer.succeed(ServerConfig, {
+      configFile: undefined, host: "127.0.0.1", port: 0, dataDir: dir, databaseUrl: undefined, topology: Topology.demo(dir)
+    })),
+    Layer.provideMerge(Layer.succeed(OpsDb.OpsDb, { kind: "external", target: "test" })),
+    Layer.provideMerge(Layer.mergeAll(JobQueue.layer, Storages.layer())),
+    Layer.provideMerge(TestDatabase.layer),
+    Layer.provideMerge(FetchHttpClient.layer)
+  )
+
+class BaseUrl extends Context.Tag("test/RepairBaseUrl")<BaseUrl, string>() {}
+
+const clientWith = (token: string) =>
+  Effect.flatMap(BaseUrl, (baseUrl) =>
+    HttpApiClient.make(Api.Api, { baseUrl, transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
+  )
+
+describe("Repair through the API", () => {
+  it.scopedLive("an operator starts a repair now; 409 with nothing to repair, 422 with no good source, 403 for a scientist", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = twoArchives(dir)
+      const pkg = yield* archivedTwice(dir, topology)
+      const operator = yield* clientWith(yield* tokenFor({ role: "operator" }))
+      const scientist = yield* clientWith(yield* tokenFor({ role: "scientist" }))
+      const nothing = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
+      assert.strictEqual(nothing._tag, "Conflict")
+      assert.match(nothing.message, /nothing to repair/)
+      const unknown = yield* operator.packages.repair({ path: { id: "00000000-0000-4000-8000-000000000000" as never } }).pipe(Effect.flip)
+      assert.strictEqual(unknown._tag, "NotFound")
+
+      yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
+      const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+      const forbidden = yield* scientist.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
+      assert.strictEqual(forbidden._tag, "Forbidden")
+      const requested = yield* operator.packages.repair({ path: { id: pkg.packageId } })
+      assert.deepStrictEqual(requested.badCopies.map((b) => [b.id, b.status, b.location]), [[badId, "CORRUPT", "cologne-archive"]])
+      assert.deepStrictEqual(requested.sites, [{ site: "cologne", sources: ["cologne-archive-2"], startedNow: true }])
+      // The job sent by the API is there; a worker (no planner) takes it up.
+      const sql = yield* SqlClient.SqlClient
+      const [job] = yield* sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = 'cologne.repair' and singleton_key = ${pkg.packageId}`
+      assert.strictEqual(job.n, 1)
+      const jobs = yield* JobQueue.JobQueue
+      yield* Effect.scoped(Effect.gen(function* () {
+        yield* jobs.work("cologne.repair", (j) => Repair.work("cologne", j.data), { pollingIntervalSeconds: 0.5 })
+        const deadline = Date.now() + 30_000
+        while (!(yield* noBadCopies(pkg.packageId))) {
+          if (Date.now() > deadline) return yield* Effect.dieMessage("the repair job did not run in time")
+          yield* Effect.sleep("100 millis")
+        }
+      }))
+      yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
+
+      // Both copies bad: nothing to repair from.
+      for (const location of ["cologne-archive", "cologne-archive-2"]) {
+        yield* flipByte(objectAt(dir, location, pkg.relativePath))
+        yield* markAs(pkg, location, "CORRUPT")
+      }
+      const noSource = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
+      assert.strictEqual(noSource._tag, "Unprocessable")
+      assert.match(noSource.message, /no good copy/)
+    }).pipe(Effect.provide(apiLayer("/tmp/ccat-repair-api-test"))), 120_000)
+})
