@@ -23,7 +23,7 @@ const lag = (l: IntegrityApi.LocationIntegrity): string => {
 export const render = (r: IntegrityApi.IntegrityReport): string => {
   const t = r.totals
   const out: Array<string> = [
-    `CCAT Data Center integrity at ${Output.instant(r.at)} (audit cycle ${r.auditCycleDays} days, ${r.copyTarget} good archive copies per package)`,
+    `CCAT Data Center integrity at ${Output.instant(r.at)} (audit cycle ${r.auditCycleDays} days, ${r.copyTarget} good archive ${r.copyTarget === 1 ? "copy" : "copies"} per package)`,
     "",
     `Totals: ${t.copies} copies, ${t.audited} audited within the cycle, ${t.unverifiedCopies} never verified, ` +
       `${t.corrupt} corrupt, ${t.missing} missing, ${t.dark} dark, ${t.repaired} repaired; ${t.packagesBelowTarget} packages below target`

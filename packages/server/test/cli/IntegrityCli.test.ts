@@ -27,7 +27,7 @@ describe("ccat integrity", () => {
       w.run(["integrity", "--packages", "5000"], w.tokens.operator)
     ])
     expect(human.code, human.stderr).toBe(0)
-    expect(human.stdout).toContain("audit cycle 90 days, 1 good archive copies per package")
+    expect(human.stdout).toContain("audit cycle 90 days, 1 good archive copy per package")
     expect(human.stdout).toContain("Totals: 8 copies, 5 audited within the cycle, 1 never verified, 1 corrupt, 1 missing, 1 dark, 1 repaired; 1 packages below target")
     // COPIES AUDITED LAST-AUDIT LAG CORRUPT MISSING DARK REPAIRED LAST-INVENTORY
     const instant = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"

@@ -8,6 +8,7 @@ import * as Api from "./api.js"
 import { h, replace } from "./dom.js"
 import * as Bundles from "./pages/bundles.js"
 import * as Failures from "./pages/failures.js"
+import * as Integrity from "./pages/integrity.js"
 import * as Observations from "./pages/observations.js"
 import * as Packages from "./pages/packages.js"
 import * as Pipeline from "./pages/pipeline.js"
@@ -44,7 +45,8 @@ const routes = [
   { path: /^\/sites$/, title: "Sites", render: Sites.render },
   { path: /^\/staging$/, title: "Staging", roles: ["scientist", "operator", "admin"], render: Staging.list },
   { path: /^\/staging\/([\w-]+)$/, title: "Staging request", roles: ["scientist", "operator", "admin"], render: Staging.one },
-  { path: /^\/failures$/, title: "Failures", roles: ["operator", "admin"], render: Failures.render }
+  { path: /^\/failures$/, title: "Failures", roles: ["operator", "admin"], render: Failures.render },
+  { path: /^\/integrity$/, title: "Integrity", render: Integrity.render }
 ]
 
 /** @type {Session | null} */
