@@ -196,6 +196,33 @@ export class Availability extends Schema.Class<Availability>("Availability")({
   delete: Schema.optionalWith(Schema.Boolean, { default: () => true })
 }) {}
 
+/**
+ * Fixity audits and inventory reconciliation (docs/integrity-audit.md): how fast copies at rest
+ * are re-read and how often each must be. `bytesPerSecond: 0` switches audits off, and
+ * `inventoryEveryHours: 0` the inventory, at the locations it applies to.
+ */
+export class AuditConfig extends Schema.Class<AuditConfig>("AuditConfig")({
+  /** Bytes per second an audit may read at one location, all its copies together. */
+  bytesPerSecond: Schema.optionalWith(ByteSize, { default: () => 100e6 }),
+  /** A copy is due for a new audit once its last verification is this many days old. */
+  cycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), { default: () => 90 }),
+  /** The same for nearline (tape) locations, where a read costs a mount and a recall. */
+  tapeCycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), { default: () => 365 }),
+  /** Hours between two inventory passes over a location's storage. */
+  inventoryEveryHours: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative({ message: () => "must be zero (off) or more hours" })), { default: () => 24 })
+}) {}
+
+/** The longest an audit job may run; a budget must read the largest package within it. */
+export const auditJobHours = 12
+
+/** A location's own audit settings; what it leaves out comes from `policy.audit`. */
+export class LocationAuditConfig extends Schema.Class<LocationAuditConfig>("LocationAuditConfig")({
+  bytesPerSecond: Schema.optional(ByteSize),
+  cycleDays: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" }))),
+  tapeCycleDays: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" }))),
+  inventoryEveryHours: Schema.optional(Schema.Number.pipe(Schema.nonNegative({ message: () => "must be zero (off) or more hours" })))
+}) {}
+
 /** One storage system at a site. */
 export class LocationConfig extends Schema.Class<LocationConfig>("LocationConfig")({
   name: Slug,
@@ -207,7 +234,9 @@ export class LocationConfig extends Schema.Class<LocationConfig>("LocationConfig
   priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),
   availability: Schema.optionalWith(Availability, { default: () => new Availability({}) }),
   capacityBytes: Schema.optional(ByteSize),
-  retention: Schema.optionalWith(RetentionConfig, { default: () => new RetentionConfig({}) })
+  retention: Schema.optionalWith(RetentionConfig, { default: () => new RetentionConfig({}) }),
+  /** Overrides of `policy.audit` for this location. */
+  audit: Schema.optional(LocationAuditConfig)
 }) {}
 
 /** A physical place with data center infrastructure. */
@@ -267,7 +296,9 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
    * Temporary files killed writers left at a site's locations are removed once untouched this
    * long (at least an hour: a live write touches its file with every write).
    */
-  sweepTemporaryAfter: Schema.optionalWith(DurationText, { default: () => 24 * 3600_000 })
+  sweepTemporaryAfter: Schema.optionalWith(DurationText, { default: () => 24 * 3600_000 }),
+  /** Fixity audits and inventory of copies at rest, for every location unless it overrides them. */
+  audit: Schema.optionalWith(AuditConfig, { default: () => new AuditConfig({}) })
 }) {}
 
 /** The whole topology. */
@@ -381,6 +412,15 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
     // A live worker that misses a heartbeat or two (a stall, a busy database) must keep its jobs.
     out.push(`policy.jobLeaseTimeout: must be at least three times policy.jobHeartbeat (${t.policy.jobHeartbeat} ms)`)
   }
+  const slowAudit = (bytesPerSecond: number | undefined) =>
+    bytesPerSecond !== undefined && bytesPerSecond > 0 && bytesPerSecond * auditJobHours * 3600 < t.policy.maxPackageBytes
+  const slowAuditWhy = `too small to read a package of policy.maxPackageBytes (${t.policy.maxPackageBytes} bytes) within one ${auditJobHours}-hour audit job; 0 switches audits off`
+  if (slowAudit(t.policy.audit.bytesPerSecond)) out.push(`policy.audit.bytesPerSecond: ${slowAuditWhy}`)
+  t.sites.forEach((site, i) =>
+    site.locations.forEach((loc, j) => {
+      if (slowAudit(loc.audit?.bytesPerSecond)) out.push(`sites[${i}].locations[${j}].audit.bytesPerSecond: ${slowAuditWhy}`)
+    })
+  )
   if (t.policy.sweepTemporaryAfter < Duration.toMillis(minimumSweepAge)) {
     // younger temporary files may belong to a write still running (a slow link's put)
     out.push(`policy.sweepTemporaryAfter: must be at least 1 hour, so a write still running keeps its temporary file`)

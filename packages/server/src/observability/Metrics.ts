@@ -15,6 +15,8 @@ import * as Metric from "effect/Metric"
 import * as Exposition from "./Exposition.js"
 import * as OpsDbFigures from "./internal/OpsDbFigures.js"
 import * as Registry from "./internal/Registry.js"
+import * as RepairFigures from "./internal/RepairFigures.js"
+import { LifecyclePolicy } from "../lifecycle/Packaging.js"
 
 export type { Family, Sample } from "./Exposition.js"
 
@@ -39,9 +41,10 @@ export interface Options {
   readonly timeout?: Duration.DurationInput
 }
 
-const opsDbFamilies = Effect.fn("Metrics.opsDbFamilies")(function* (timeout: Duration.DurationInput) {
+const opsDbFamilies = Effect.fn("Metrics.opsDbFamilies")(function* (timeout: Duration.DurationInput, archiveCopies: number | undefined) {
   const start = Date.now()
-  const result = yield* OpsDbFigures.collect.pipe(Effect.timeout(timeout), Effect.either)
+  const figures = Effect.zipWith(OpsDbFigures.collect, RepairFigures.collect(archiveCopies), (a, b) => [...a, ...b])
+  const result = yield* figures.pipe(Effect.timeout(timeout), Effect.either)
   const up = result._tag === "Right" ? 1 : 0
   if (result._tag === "Left") yield* Effect.logWarning("metrics: the ops-db figures could not be read", result.left)
   const self: Array<Exposition.Family> = [
@@ -58,8 +61,11 @@ export const make = (options: Options = {}) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const timeout = options.timeout ?? Duration.seconds(10)
+    // The copy target is the lifecycle policy's, where this process has one (`ccat serve` does).
+    const policy = yield* Effect.serviceOption(LifecyclePolicy)
+    const archiveCopies = policy._tag === "Some" ? policy.value.archiveCopies : undefined
     const fromDb = yield* Effect.cachedWithTTL(
-      opsDbFamilies(timeout).pipe(Effect.provideService(SqlClient.SqlClient, sql)),
+      opsDbFamilies(timeout, archiveCopies).pipe(Effect.provideService(SqlClient.SqlClient, sql)),
       options.cacheFor ?? Duration.seconds(5)
     )
     const collect = Effect.gen(function* () {

@@ -21,6 +21,7 @@ import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
 import * as Repair from "../../src/lifecycle/Repair.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
+import * as Metrics from "../../src/observability/Metrics.js"
 import { ServerConfig } from "../../src/ServerConfig.js"
 import { tokenFor } from "../ApiHarness.js"
 import { addLocation, arrivedPackage, runSitesFor, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
@@ -126,6 +127,15 @@ const assertBackToTarget = (dir: string, pkg: ArrivedPackage, badId: string, bad
 
 const cologne = [["cologne", [Repair.stage]]] as const
 
+/** A sample's value in the collected metrics, as a scraper would read it. */
+const metric = (topology: Topology.Topology, name: string, labels: Readonly<Record<string, string>> = {}) =>
+  Effect.gen(function* () {
+    const collector = yield* Metrics.make({ cacheFor: 0 }).pipe(Effect.provide(policyLayer(topology)))
+    const families = yield* collector.collect
+    const samples = families.find((f) => f.name === name)?.samples ?? []
+    return samples.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value
+  })
+
 describe("Repair", () => {
   it.scopedLive("rewrites a copy found CORRUPT after a byte flipped at rest from the other archive, and records it", () =>
     Effect.gen(function* () {
@@ -138,8 +148,13 @@ describe("Repair", () => {
       assert.strictEqual(yield* packageStatus(pkg.packageId), "completed")
       assert.deepStrictEqual(yield* Repair.belowTarget(2), [{ id: pkg.packageId, status: "completed", goodCopies: 1, badCopies: 1 }])
       assert.strictEqual(yield* Repair.belowTargetCount(2), 1)
+      assert.strictEqual(yield* metric(topology, "ccat_packages_below_copy_target"), 1)
+      assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive" }), 0)
       yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
       yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
+      assert.strictEqual(yield* metric(topology, "ccat_packages_below_copy_target"), 0)
+      assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive" }), 1)
+      assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive-2" }), 0)
       // Nothing left to plan.
       assert.strictEqual(yield* Repair.plan("cologne"), 0)
     }).pipe(Effect.provide(layer)), 120_000)
@@ -219,7 +234,14 @@ describe("Repair", () => {
       const sql = yield* SqlClient.SqlClient
       yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
       const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
-      yield* sql`update data_location set writable = false where name = 'cologne-archive'`
+      // No archive can take the copy: the job fails (and is retried), counted, nothing changes.
+      yield* sql`update data_location set writable = false where name in ('cologne-archive', 'cologne-archive-3')`
+      const failedBefore = (yield* metric(topology, "ccat_repair_failures_total", { site: "cologne" })) ?? 0
+      const refused = yield* Repair.work("cologne", { packageId: pkg.packageId }).pipe(Effect.flip)
+      assert.match(String(refused), /no LONG_TERM_ARCHIVE at cologne is writable with room/)
+      assert.strictEqual(yield* metric(topology, "ccat_repair_failures_total", { site: "cologne" }), failedBefore + 1)
+      assert.strictEqual((yield* archiveCopies(pkg.packageId)).find((c) => c.id === badId)!.status, "CORRUPT")
+      yield* sql`update data_location set writable = true where name = 'cologne-archive-3'`
       yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
       const alive = live(yield* archiveCopies(pkg.packageId))
       assert.deepStrictEqual(alive.map((c) => c.location), ["cologne-archive-2", "cologne-archive-3"])
