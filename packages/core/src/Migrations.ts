@@ -11,6 +11,7 @@ import retentionDeleteConcurrency from "./internal/migrations/0003_retention_del
 import copyIntegrity from "./internal/migrations/0004_copy_integrity.js"
 import sourcePathOwner from "./internal/migrations/0005_source_path_owner.js"
 import inventory from "./internal/migrations/0006_inventory.js"
+import audit from "./internal/migrations/0007_audit.js"
 import integrityIndexes from "./internal/migrations/0008_integrity_indexes.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
@@ -21,6 +22,7 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0004_copy_integrity": copyIntegrity,
   "0005_source_path_owner": sourcePathOwner,
   "0006_inventory": inventory,
+  "0007_audit": audit,
   "0008_integrity_indexes": integrityIndexes
 }
 

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as HttpServerLive from "./HttpServer.js"
 import * as JobQueue from "./engine/JobQueue.js"
+import * as Audit from "./lifecycle/Audit.js"
 import * as Engine from "./lifecycle/Engine.js"
 import { LifecyclePolicy } from "./lifecycle/Packaging.js"
 import * as Stages from "./lifecycle/Stages.js"
@@ -58,7 +59,8 @@ export const lifecycleLayer = (config: ServerConfigShape) =>
       leaseTimeout: config.topology.policy.jobLeaseTimeout
     }),
     Storages.layer(),
-    Layer.succeed(LifecyclePolicy, config.topology.policy)
+    Layer.succeed(LifecyclePolicy, config.topology.policy),
+    Layer.succeed(Audit.LocationAudits, Audit.locationAuditsOf(config.topology))
   )
 
 /** Runs every stage's workers and planners for the given sites, until the layer is released. */
