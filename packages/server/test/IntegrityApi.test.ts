@@ -2,7 +2,8 @@
  * The integrity group against the real server on a real ops-db, with a policy requiring two
  * archive copies: every figure of two archives (copies, audited, last audit, lag, never-verified
  * copies, corrupt, missing, dark, repaired, last inventory), the packages below target with
- * their bad copies, the limit, what scientists and instrument accounts see, and who is refused.
+ * their bad copies, the limit, the same figures as gauges on /metrics, what scientists and
+ * instrument accounts see, and who is refused.
  */
 import { Topology } from "@ccat/core"
 import { Fixtures } from "@ccat/core/testing"
@@ -63,6 +64,20 @@ it.layer(Harness.layer().pipe(Layer.provide(policy)), { timeout: 60_000 })("inte
       expect([one.packagesBelowTarget.total, one.packagesBelowTarget.items.map((p) => p.id)]).toEqual([2, [byId[0].id]])
       const admin = yield* Harness.client(yield* Harness.tokenFor({ role: "admin" }))
       expect((yield* admin.integrity.get({ urlParams: {} })).totals).toEqual(r.totals)
+
+      // The same figures as gauges on /metrics, per location.
+      const metrics = yield* Harness.raw("GET", "/metrics")
+      const sample = (name: string, location: string) => {
+        const line = String(metrics.json).split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(`location="${location}"`))
+        return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1))
+      }
+      expect([
+        sample("ccat_location_corrupt_copies", rows.archive.name), sample("ccat_location_missing_copies", rows.archive.name),
+        sample("ccat_location_dark_objects", rows.archive.name), sample("ccat_location_unverified_copies", rows.secondArchive.name),
+        sample("ccat_location_corrupt_copies", world.source.name)
+      ]).toEqual([1, 1, 1, 1, 0])
+      expect(sample("ccat_location_audit_lag_seconds", rows.secondArchive.name)! / 86400).toBeCloseTo(100, 2)
+      expect(sample("ccat_location_audit_lag_seconds", world.source.name)).toBeUndefined()
 
       // Scientists and instrument accounts: the totals, no locations, no package ids.
       for (const role of ["scientist", "instrument"] as const) {

@@ -7,6 +7,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type { Family, Sample } from "../Exposition.js"
+import * as IntegrityFamilies from "./IntegrityFamilies.js"
 
 type Labels = Readonly<Record<string, string>>
 
@@ -201,6 +202,7 @@ export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, Sq
       [...routeTotals.values()].filter((t) => t.ms > 0).map((t) => ({ labels: t.labels, value: t.bytes / (t.ms / 1000) }))),
     gauge("ccat_transfer_last_throughput_bytes_per_second", "Throughput of the latest completed attempt per hop.", lastRows.map((r) => ({ labels: hopLabels(r), value: num(r.tp) }))),
     gauge("ccat_transfer_last_completed_timestamp_seconds", "When the latest attempt per hop completed (Unix time).", lastRows.map((r) => ({ labels: hopLabels(r), value: num(r.at) }))),
+    ...(yield* IntegrityFamilies.collect),
     gauge("ccat_queue_jobs", "pg-boss jobs per queue and state (created and retry are waiting, active are running).", queueRows.map((r) => ({ labels: { queue: r.queue, state: r.state }, value: num(r.n) }))),
     ...histograms
   ]
