@@ -8,7 +8,9 @@
  * often on a working route, ends the bundle FAILED with its reason. While a circuit is open or a
  * route is at its concurrency limit the job waits without creating attempt rows. An attempt
  * whose adapter blames the source (gone, or differing from the bundle's checksum) has the source
- * copy re-read here, and only when that re-read shows it bad is the copy marked (CopyCheck).
+ * copy re-read here, and only when that re-read shows it bad is the copy marked (CopyCheck); the
+ * bad tar is then removed (its copy DELETED) and the bundle fails, so an operator's retry writes
+ * it again from its packages.
  */
 import { type Checksum, Ids, Repositories, type TransferAdapter, TransferError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -19,6 +21,7 @@ import { expedite, JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
 import * as Bundling from "./Bundling.js"
 import * as CopyCheck from "./CopyCheck.js"
+import * as CopyFindings from "./CopyFindings.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -99,12 +102,12 @@ const consecutiveFailures = (attempts: ReadonlyArray<Attempt>) => {
 }
 
 /** Picks the first route whose circuit lets work through and a destination BUFFER for it. */
-const choose = (site: string, bytes: number, policy: Routes.TransferPolicyConfig) =>
+const choose = (site: string, bundleId: string, bytes: number, policy: Routes.TransferPolicyConfig) =>
   Effect.gen(function* () {
     const storages = yield* Storages
     let waitMs = 30_000
     const reasons: Array<string> = []
-    for (const route of yield* Routes.leaving(site)) {
+    for (const route of yield* Routes.leaving(site, bundleId)) {
       const c = yield* Routes.circuit({ routeId: route.id }, policy)
       if (c.state === "open") {
         waitMs = Math.min(waitMs, c.retryInMs)
@@ -256,6 +259,19 @@ const ofTheWay = (e: TransferError.TransferError) =>
 const blamesSource = (e: TransferError.TransferError) =>
   e.reason === "SourceCorrupt" || e.reason === "SourceNotFound" || e.reason === "SourceVanished"
 
+/**
+ * Records a bundle tar found bad at its source, and removed, as DELETED: sending it again cannot
+ * help, and without a live copy an operator's retry writes the bundle again from its packages. A
+ * copy someone else moved on meanwhile is left to them.
+ */
+const removedBadSource = (site: string, copyId: string, finding: CopyFindings.Finding) =>
+  Effect.gen(function* () {
+    yield* Transitions.transition({
+      entity: "PhysicalCopy", id: copyId as Ids.PhysicalCopyId, from: finding, to: "DELETED", actor: `worker:${site}`,
+      details: { reason: `found ${finding} at the source of a transfer; the bundle is written again on retry` }
+    }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
+  })
+
 /** Records a failed attempt, then retries after a backoff, waits for the circuit, or fails the bundle. */
 const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, attemptNo: number, route: Routes.Route, e: TransferError.TransferError, startedMs: number) =>
   Effect.gen(function* () {
@@ -326,7 +342,7 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
     const remaining = Routes.backoffMs(policy, failures, jitterOf(judged.id)) - (judged.sinceMs ?? 0)
     if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${judged.attempt}`)
   }
-  const chosen = yield* choose(site, bundle.sizeBytes, policy)
+  const chosen = yield* choose(site, bundle.id, bundle.sizeBytes, policy)
   if (chosen.route === undefined) return yield* later(site, bundleId, chosen.waitMs, chosen.why)
   const { route, destination } = chosen
   const sourceRoot = storages.rootOf(yield* Sites.location(source.locationId))
@@ -360,7 +376,19 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   if (result._tag === "Right") return yield* delivered(site, bundle, attempt.id, route, destination, result.right)
   if (blamesSource(result.left)) {
     const storage = yield* storages.of(yield* Sites.location(source.locationId))
-    yield* CopyCheck.confirmAndMark(source.id, storage, source.path, bundle.checksum, { actor: `worker:${site}`, by: "transfer" })
+    const found = yield* CopyCheck.confirm(storage, source.path, bundle.checksum)
+    if (found !== undefined) {
+      // The bad tar goes first: a crash before the record leaves a PRESENT copy with no bytes,
+      // which the next attempt finds MISSING. Finding, removal and the failed bundle are one commit.
+      yield* storage.delete(source.path)
+      const e = result.left
+      const permanent = TransferError.make(e.adapter, e.reason, e.detail, { retryable: false, ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}) })
+      return yield* sql.withTransaction(Effect.gen(function* () {
+        yield* CopyFindings.mark(source.id, found.finding, { actor: `worker:${site}`, by: "transfer", ...found })
+        yield* removedBadSource(site, source.id, found.finding)
+        yield* failed(site, bundle, attempt.id, attempt.attempt, route, permanent, startedMs)
+      }))
+    }
   }
   return yield* failed(site, bundle, attempt.id, attempt.attempt, route, result.left, startedMs)
 })

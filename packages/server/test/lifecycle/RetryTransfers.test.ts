@@ -123,15 +123,15 @@ describe("retrying failed transfer attempts", () => {
         assert.strictEqual(all[1].id, retried.newAttemptId)
         assert.strictEqual(all[1].previousAttemptId, listed.items[0].id)
         assert.strictEqual((yield* bundle)[0].status, "completed")
-        // The rotten tar is gone, its copy DELETED saying why; the bundle went under a new name.
+        // The rotten tar is gone, its copy found CORRUPT by the transfer and DELETED; the bundle went under a new name.
         assert.isFalse(yield* Effect.promise(() => fs.access(file).then(() => true, () => false)))
         const copies = yield* sql<{ path: string; status: string; why: string | null }>`
           select c.path, c.status::text as status,
-            (select e.details->>'reason' from event_log e where e.entity_id = c.id and e.to_state = 'DELETION_IN_PROGRESS' limit 1) as why
+            (select e.details->>'by' from event_log e where e.entity_id = c.id and e.to_state = 'CORRUPT' limit 1) as why
           from physical_copy c join data_location l on l.id = c.data_location_id
           where c.data_transfer_package_id = ${bundleId} and l.name = 'chile-buffer' order by c.created_at`
         assert.strictEqual(copies[0].path, path.relative(path.join(dir, "locations", "chile-buffer"), file))
-        assert.deepStrictEqual([copies[0].status, copies[0].why], ["DELETED", "written again: the last attempt found it SourceCorrupt"])
+        assert.deepStrictEqual([copies[0].status, copies[0].why], ["DELETED", "transfer"])
         assert.notStrictEqual(copies[1].path, copies[0].path)
         for (const p of (yield* operator.packages.list({ urlParams: {} })).items) assert.strictEqual(p.journey, "ARCHIVED")
 
