@@ -286,6 +286,11 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
   bundleMaxWait: Schema.optionalWith(DurationText, { default: () => 6 * 3600_000 }),
   /** Verified copies required at LONG_TERM_ARCHIVE locations before anything is deleted. */
   archiveCopies: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
+  /**
+   * Distinct sites those copies must be at (geographic redundancy). A package archived at one
+   * site moves on along the routes to the next archive site until both counts are met.
+   */
+  archiveSites: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
   /** How long staged data stays at a PROCESSING location. */
   stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 }),
   /** How often a worker process renews the leases of the jobs it runs (crash safety, docs/lifecycle.md). */
@@ -342,6 +347,46 @@ const nestedRoots = (t: Topology): Array<string> => {
       if (inner !== undefined && outer !== undefined) {
         out.push(`location ${inner.name}: its root folder ${inner.root} is inside ${outer.name}'s (${outer.root}); each location needs a folder of its own, not one inside another's`)
       }
+    }
+  }
+  return out
+}
+
+/**
+ * Archive targets the routes can never meet. Bundles leave a site only along routes towards a
+ * site with a LONG_TERM_ARCHIVE, and a package archived at one site moves on to the next archive
+ * site while it lacks copies or sites; so the archive sites a package filed at a SOURCE site can
+ * reach are those its routes lead to, transitively. If they hold fewer archive locations than
+ * `archiveCopies`, or are fewer than `archiveSites`, its packages would wait for ever.
+ */
+const unreachableArchiveTargets = (t: Topology): Array<string> => {
+  const archivesAt = new Map(t.sites.map((s) => [s.name, s.locations.filter((l) => l.type === "LONG_TERM_ARCHIVE").length]))
+  const onward = new Map<string, Set<string>>()
+  for (const r of t.routes) {
+    if ((archivesAt.get(r.to) ?? 0) === 0) continue
+    for (const from of [r.from, ...r.via]) onward.set(from, (onward.get(from) ?? new Set()).add(r.to))
+  }
+  const out: Array<string> = []
+  for (const site of t.sites) {
+    if (!site.locations.some((l) => l.type === "SOURCE")) continue
+    const reached = new Set<string>((archivesAt.get(site.name) ?? 0) > 0 ? [site.name] : [])
+    const queue = [site.name]
+    while (queue.length > 0) {
+      for (const next of onward.get(queue.shift()!) ?? []) {
+        if (!reached.has(next)) {
+          reached.add(next)
+          queue.push(next)
+        }
+      }
+    }
+    const locations = [...reached].reduce((n, name) => n + (archivesAt.get(name) ?? 0), 0)
+    const names = [...reached].join(", ") || "none"
+    if (reached.size === 0) {
+      out.push(`routes: packages filed at site "${site.name}" can reach no site with a LONG_TERM_ARCHIVE location; add a route from it`)
+    } else if (locations < t.policy.archiveCopies) {
+      out.push(`policy.archiveCopies: packages filed at site "${site.name}" can reach ${locations} LONG_TERM_ARCHIVE locations along the routes (at ${names}), fewer than the ${t.policy.archiveCopies} copies required`)
+    } else if (reached.size < t.policy.archiveSites) {
+      out.push(`policy.archiveSites: packages filed at site "${site.name}" can reach archives at ${reached.size} sites along the routes (${names}), fewer than the ${t.policy.archiveSites} required; add a route onwards from an archive site`)
     }
   }
   return out
@@ -406,6 +451,11 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
   const archives = t.sites.flatMap((s) => s.locations).filter((l) => l.type === "LONG_TERM_ARCHIVE").length
   if (archives > 0 && t.policy.archiveCopies > archives) {
     out.push(`policy.archiveCopies: ${t.policy.archiveCopies} copies are required but only ${archives} LONG_TERM_ARCHIVE locations exist`)
+  } else if (archives > 0) {
+    out.push(...unreachableArchiveTargets(t))
+  }
+  if (t.policy.archiveSites > t.policy.archiveCopies) {
+    out.push(`policy.archiveSites: copies at ${t.policy.archiveSites} sites need at least as many copies, but policy.archiveCopies is ${t.policy.archiveCopies}`)
   }
   if (t.policy.jobHeartbeat <= 0) out.push(`policy.jobHeartbeat: must be longer than zero`)
   else if (t.policy.jobLeaseTimeout < 3 * t.policy.jobHeartbeat) {

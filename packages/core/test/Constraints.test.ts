@@ -169,7 +169,9 @@ describe("the ops-db refuses invalid rows", () => {
         assert.strictEqual(refiled.reason, "UniqueViolation")
 
         const dangling = constraintError(
-          yield* Effect.flip(Repositories.rawDataFiles.insert({ ...insert, id: Fixtures.uuid(), executedObsUnitId: Fixtures.uuid() }))
+          yield* Effect.flip(Repositories.rawDataFiles.insert({
+            ...insert, id: Fixtures.uuid(), executedObsUnitId: Fixtures.uuid(), relativePath: "scan/dangling.fits" as typeof insert.relativePath
+          }))
         )
         assert.strictEqual(dangling.reason, "ForeignKeyViolation")
 

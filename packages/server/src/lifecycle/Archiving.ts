@@ -33,21 +33,38 @@ interface PackageRow {
   readonly checksum: string
 }
 
-/** Packages in the site's BUFFER that lack archive copies, or have them but are not yet completed. */
-const waiting = (site: string, copies: number) =>
+/**
+ * Packages in the site's BUFFER that an archive here still lacks (the package is short of copies
+ * or sites, and an archive of this site holds no live copy of it), or that have every copy they
+ * need and are not yet completed.
+ */
+const waiting = (site: string, copies: number, sites: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql<{ id: Ids.RawDataPackageId }>`
-      select p.id from raw_data_package p
-      where p.status in ('in_progress', 'completed') and p.checksum is not null
-        and exists (
-          select 1 from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-          where c.raw_data_package_id = p.id and s.name = ${site} and l.type = 'BUFFER' and l.readable
-            and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)
-        and (p.status = 'in_progress' or (
-          select count(*) from physical_copy ac join data_location al on al.id = ac.data_location_id
-          where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
-            and ac.verified_at is not null and ac.checksum = p.checksum) < ${copies})
-      order by p.updated_at
+      with candidate as (
+        select p.id, p.status, p.updated_at,
+          (select count(*) from physical_copy ac join data_location al on al.id = ac.data_location_id
+           where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+             and ac.verified_at is not null and ac.checksum = p.checksum) as good,
+          (select count(distinct al.site_id) from physical_copy ac join data_location al on al.id = ac.data_location_id
+           where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+             and ac.verified_at is not null and ac.checksum = p.checksum) as good_sites,
+          exists (
+            select 1 from data_location al join site s on s.id = al.site_id
+            where s.name = ${site} and al.type = 'LONG_TERM_ARCHIVE'
+              and not exists (select 1 from physical_copy ac where ac.raw_data_package_id = p.id
+                              and ac.data_location_id = al.id and ac.status <> 'DELETED')) as archive_here_lacks_it
+        from raw_data_package p
+        where p.status in ('in_progress', 'completed') and p.checksum is not null
+          and exists (
+            select 1 from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+            where c.raw_data_package_id = p.id and s.name = ${site} and l.type = 'BUFFER' and l.readable
+              and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)
+      )
+      select id from candidate
+      where ((good < ${copies} or good_sites < ${sites}) and archive_here_lacks_it)
+         or (status = 'in_progress' and good >= ${copies} and good_sites >= ${sites})
+      order by updated_at
       limit 1000`
   )
 
@@ -59,7 +76,7 @@ export const plan = Effect.fn("Archiving.plan")(function* (site: string) {
   const policy = yield* LifecyclePolicy
   const jobs = yield* JobQueue
   let enqueued = 0
-  for (const p of yield* waiting(site, policy.archiveCopies)) {
+  for (const p of yield* waiting(site, policy.archiveCopies, policy.archiveSites)) {
     const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
     if (sent !== null) enqueued++
   }
@@ -116,7 +133,7 @@ const copyTo = (pkg: PackageRow, source: { readonly location: Sites.Location; re
   })
 
 /** Records one verified archive copy and, when it is the last one needed, the package completed. */
-const record = (site: string, pkg: PackageRow, archive: Sites.Location, required: number) =>
+const record = (site: string, pkg: PackageRow, archive: Sites.Location, target: Target) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql.withTransaction(
@@ -135,16 +152,26 @@ const record = (site: string, pkg: PackageRow, archive: Sites.Location, required
           // Recorded already by an earlier attempt that crashed after its commit.
           Effect.catchIf((e) => e instanceof ConstraintError.ConstraintError && e.reason === "UniqueViolation", () => Effect.void)
         )
-        yield* completeIfArchived(site, pkg.id, required)
+        yield* completeIfArchived(site, pkg.id, target)
       })
     )
   })
 
-/** Moves the package to completed (ARCHIVED) once it has the required verified archive copies. */
-const completeIfArchived = (site: string, packageId: Ids.RawDataPackageId, required: number) =>
+/** What the policy asks of a package's archive copies: how many, at how many distinct sites. */
+interface Target {
+  readonly copies: number
+  readonly sites: number
+}
+
+/** Whether good copies meet the target. */
+const meets = (copies: ReadonlyArray<{ readonly siteId: string }>, target: Target) =>
+  copies.length >= target.copies && new Set(copies.map((c) => c.siteId)).size >= target.sites
+
+/** Moves the package to completed (ARCHIVED) once it has the required verified archive copies at the required sites. */
+const completeIfArchived = (site: string, packageId: Ids.RawDataPackageId, target: Target) =>
   Effect.gen(function* () {
     const copies = yield* Retention.verifiedArchiveCopies(packageId)
-    if (copies.length < required) return false
+    if (!meets(copies, target)) return false
     yield* Transitions.transition({
       entity: "RawDataPackage", id: packageId, from: "in_progress", to: "completed", actor: `worker:${site}`,
       details: { archiveCopies: copies.map((c) => c.id) }
@@ -162,9 +189,11 @@ export const work = Effect.fn("Archiving.work")(function* (site: string, data: u
     where id = ${packageId} and checksum is not null`
   if (rows.length === 0 || rows[0].status === "failed") return
   const pkg = { ...rows[0], sizeBytes: Number(rows[0].sizeBytes) }
-  const have = (yield* Retention.verifiedArchiveCopies(packageId)).length
-  if (have >= policy.archiveCopies) {
-    if (pkg.status === "in_progress") yield* sql.withTransaction(completeIfArchived(site, packageId, policy.archiveCopies))
+  const target: Target = { copies: policy.archiveCopies, sites: policy.archiveSites }
+  const good = yield* Retention.verifiedArchiveCopies(packageId)
+  const have = good.length
+  if (meets(good, target)) {
+    if (pkg.status === "in_progress") yield* sql.withTransaction(completeIfArchived(site, packageId, target))
     return
   }
   const sources = yield* sql<{ locationId: string; path: string }>`
@@ -176,7 +205,18 @@ export const work = Effect.fn("Archiving.work")(function* (site: string, data: u
   if (sources.length === 0) return yield* Effect.logWarning(`package ${packageId} has no verified copy in a buffer at ${site}; job dropped`)
   const source = { location: yield* Sites.location(sources[0].locationId), path: sources[0].path }
   const archives = yield* archivesWithRoom(site, packageId, pkg.sizeBytes)
-  let needed = policy.archiveCopies - have
+  // A site holds at most one copy per archive location; copies still missing after this site's,
+  // and sites still missing, are made further on: bundling sends the package along the routes.
+  const goodSites = new Set(good.map((c) => c.siteId)).size
+  const newSite = good.every((c) => c.siteName !== site) && goodSites < policy.archiveSites
+  const holding = yield* sql<{ n: number }>`
+    select count(distinct c.data_location_id)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
+    join site s on s.id = l.site_id
+    where c.raw_data_package_id = ${packageId} and c.status <> 'DELETED' and l.type = 'LONG_TERM_ARCHIVE' and s.name = ${site}`
+  const lacking = (yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")).length - holding[0].n
+  const toWrite = Math.min(lacking, Math.max(policy.archiveCopies - have, newSite ? 1 : 0))
+  const movesOn = have + toWrite < policy.archiveCopies || goodSites + (newSite && toWrite > 0 ? 1 : 0) < policy.archiveSites
+  let needed = toWrite
   let lastError: unknown = new Error(`no LONG_TERM_ARCHIVE at ${site} is writable with room for package ${packageId}; it waits`)
   for (const archive of archives) {
     if (needed <= 0) break
@@ -186,10 +226,11 @@ export const work = Effect.fn("Archiving.work")(function* (site: string, data: u
       yield* Effect.logWarning(`package ${packageId}: archive ${archive.name} failed, trying the next`, result.left)
       continue
     }
-    yield* record(site, pkg, archive, policy.archiveCopies)
+    yield* record(site, pkg, archive, target)
     needed--
   }
   if (needed > 0) return yield* Effect.fail(lastError)
+  if (movesOn) yield* Effect.logInfo(`package ${packageId} archived at ${site}; it moves on to archives at other sites (${policy.archiveCopies} copies at ${policy.archiveSites} sites)`)
 })
 
 /** The archiving stage. */

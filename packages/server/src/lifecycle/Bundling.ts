@@ -46,9 +46,11 @@ interface Waiting {
  * Packages waiting at a site: written (in_progress, with size and checksum), PRESENT in one of
  * its BUFFERs, in no bundle that is open or failed, and not sent from this site before (a bundle
  * that left from here holds them). At a relay the packages arrived in a completed bundle sent from
- * the previous site, so they wait here again for the next hop.
+ * the previous site, so they wait here again for the next hop. At a site with archives, a package
+ * waits once it is archived here but still lacks copies or sites (`archiveCopies`,
+ * `archiveSites`): it moves on to the next archive site.
  */
-const waiting = (site: string) =>
+const waiting = (site: string, target: { readonly copies: number; readonly sites: number }) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql<Waiting>`
       select p.id, p.size_bytes, c.data_location_id as location_id,
@@ -58,7 +60,14 @@ const waiting = (site: string) =>
       join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
       join site s on s.id = l.site_id
       where s.name = ${site} and p.status = 'in_progress' and p.size_bytes is not null and p.checksum is not null
-        and not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
+        and (not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
+          or exists (
+            select 1 from (
+              select count(*) as good, count(distinct al.site_id) as sites, bool_or(al.site_id = s.id) as here
+              from physical_copy ac join data_location al on al.id = ac.data_location_id
+              where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+                and ac.verified_at is not null and ac.checksum = p.checksum) g
+            where g.here and (g.good < ${target.copies} or g.sites < ${target.sites})))
         and not exists (
           select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
           where m.raw_data_package_id = p.id
@@ -339,7 +348,7 @@ export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
   const claimed = yield* sql.withTransaction(
     Effect.gen(function* () {
       yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
-      const bundles = planBundles(yield* waiting(site), policy.bundleTargetBytes, policy.bundleMaxWait)
+      const bundles = planBundles(yield* waiting(site, { copies: policy.archiveCopies, sites: policy.archiveSites }), policy.bundleTargetBytes, policy.bundleMaxWait)
       for (const b of bundles) {
         const dtp = yield* Repositories.dataTransferPackages.insert({
           relativePath: `bundles/${site}/${randomUUID()}.tar`,

@@ -5,7 +5,8 @@
  * - the copy is at a SOURCE, BUFFER or PROCESSING location that has a retention row and is
  *   deletable (a location without a retention row, every archive, is never cleaned up);
  * - every package it holds (a file's package, the package itself, a bundle's members) has the
- *   location's `required_archive_copies` PRESENT, checksum-verified LONG_TERM_ARCHIVE copies;
+ *   location's `required_archive_copies` PRESENT, checksum-verified LONG_TERM_ARCHIVE copies,
+ *   at the policy's `archiveSites` distinct sites (one where no policy is given);
  * - the retention policy allows it: the package was archived at least `min_age_seconds` ago
  *   (archived = the moment its required-th verified archive copy was verified), or the location
  *   is filled to its `disk_usage_threshold`;
@@ -14,6 +15,8 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { LifecyclePolicy } from "./Packaging.js"
 import * as Sites from "./Sites.js"
 import { Storages } from "./Storages.js"
 
@@ -38,7 +41,7 @@ export interface Selection {
   readonly limit?: number | undefined
 }
 
-/** The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full locations, $5 limit). */
+/** The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full locations, $5 limit, $6 archive sites). */
 const eligibleSql = `
 with cand as (
   select c.id, c.status::text as status, c.path, c.data_location_id, l.type::text as location_type,
@@ -70,11 +73,17 @@ archived as (
     where ac.raw_data_package_id = h.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
       and ac.verified_at is not null and ac.checksum = p.checksum
     order by ac.verified_at offset (cand.required_archive_copies - 1) limit 1
-  ) as archived_at
+  ) as archived_at, (
+    select count(distinct al.site_id) from physical_copy ac
+    join data_location al on al.id = ac.data_location_id
+    join raw_data_package p on p.id = ac.raw_data_package_id
+    where ac.raw_data_package_id = h.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+      and ac.verified_at is not null and ac.checksum = p.checksum
+  ) as archive_sites
   from held h join cand on cand.id = h.copy_id
 ),
 per_copy as (
-  select copy_id, max(archived_at) as archived_at, bool_and(archived_at is not null) as all_archived
+  select copy_id, max(archived_at) as archived_at, bool_and(archived_at is not null and archive_sites >= $6) as all_archived
   from archived group by copy_id
 )
 select cand.id, cand.status, cand.path, cand.data_location_id as location_id, cand.location_type
@@ -111,7 +120,8 @@ export const eligible = Effect.fn("Retention.eligible")(function* (scope: Select
     scope.copyId !== undefined ? [scope.copyId] : scope.copyIds !== undefined ? [...scope.copyIds] : null,
     scope.statuses as Array<string>,
     scope.overThreshold as Array<string>,
-    scope.limit ?? 1000
+    scope.limit ?? 1000,
+    (yield* Effect.serviceOption(LifecyclePolicy)).pipe(Option.map((p) => p.archiveSites), Option.getOrElse(() => 1))
   ])
 })
 
@@ -152,10 +162,11 @@ export const overThreshold = Effect.fn("Retention.overThreshold")(function* (whe
  */
 export const verifiedArchiveCopies = Effect.fn("Retention.verifiedArchiveCopies")(function* (packageId: string) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql<{ id: string; locationId: string; path: string }>`
-    select c.id, c.data_location_id as location_id, c.path
+  return yield* sql<{ id: string; locationId: string; path: string; siteId: string; siteName: string }>`
+    select c.id, c.data_location_id as location_id, c.path, l.site_id, s.name as site_name
     from physical_copy c
     join data_location l on l.id = c.data_location_id
+    join site s on s.id = l.site_id
     join raw_data_package p on p.id = c.raw_data_package_id
     where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT'
       and c.verified_at is not null and c.checksum = p.checksum

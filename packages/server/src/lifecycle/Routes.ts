@@ -79,9 +79,11 @@ const bytesOf = (value: unknown): number | undefined =>
 /**
  * Routes that take bundles out of `site` towards an archive, lowest priority first: routes that
  * start here (next hop: the relay, else the end), and relayed routes whose relay is here (next
- * hop: the end). Routes towards sites without a LONG_TERM_ARCHIVE location are not for bundles.
+ * hop: the end). Routes towards sites without a LONG_TERM_ARCHIVE location are not for bundles,
+ * nor, for a given bundle, routes towards a site whose archives already hold a good copy of every
+ * package in it (a package moving on to a second archive site never goes back to the first).
  */
-export const leaving = Effect.fn("Routes.leaving")(function* (site: string) {
+export const leaving = Effect.fn("Routes.leaving")(function* (site: string, bundleId?: string) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<RouteRow>`
     select r.id, f.name as from_site, t.name as to_site, v.name as via_site, r.adapter, r.options, r.priority
@@ -89,6 +91,13 @@ export const leaving = Effect.fn("Routes.leaving")(function* (site: string) {
     left join site v on v.id = r.via_site_id
     where (f.name = ${site} or v.name = ${site})
       and exists (select 1 from data_location a where a.site_id = r.to_site_id and a.type = 'LONG_TERM_ARCHIVE')
+      and (${bundleId ?? null}::uuid is null or exists (
+        select 1 from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
+        where m.data_transfer_package_id = ${bundleId ?? null}::uuid
+          and not exists (
+            select 1 from physical_copy ac join data_location al on al.id = ac.data_location_id
+            where ac.raw_data_package_id = p.id and al.site_id = r.to_site_id and al.type = 'LONG_TERM_ARCHIVE'
+              and ac.status = 'PRESENT' and ac.verified_at is not null and ac.checksum = p.checksum)))
     order by r.priority, r.id`
   return rows.map((r): Route => {
     // The topology sync writes the configured limits into the row's options at every start.
