@@ -160,6 +160,15 @@ describe("Audit", () => {
     assert.include(problems, "sites[0].locations[0].audit.bytesPerSecond")
     assert.include(problems, "policy.audit.inventoryEveryHours")
     assert.include(problems, "policy.audit.budget")
+    // a budget that cannot read the largest package within one audit job is refused, naming the field
+    const slow = Topology.decode({
+      sites: [{ name: "x", shortName: "x", locations: [{ name: "a", type: "BUFFER", technology: "disk", driver: { root: "/a" }, audit: { bytesPerSecond: "1 KB" } }] }],
+      policy: { maxPackageBytes: "50 GB", audit: { bytesPerSecond: "100 KB" } }
+    })
+    assert.isTrue(slow._tag === "Left")
+    const slowProblems = slow._tag === "Left" ? slow.left.problems.join("\n") : ""
+    assert.include(slowProblems, "policy.audit.bytesPerSecond: too small to read a package")
+    assert.include(slowProblems, "sites[0].locations[0].audit.bytesPerSecond: too small")
     const settings = Audit.settingsOf(t.policy.audit, new Topology.LocationAuditConfig({ cycleDays: 7 }))
     assert.deepStrictEqual(settings, { bytesPerSecond: 100e6, cycleDays: 7, tapeCycleDays: 365, inventoryEveryHours: 24 })
   })
