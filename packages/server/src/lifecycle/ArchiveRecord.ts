@@ -10,6 +10,18 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as Packager from "./Packager.js"
 import type * as Sites from "./Sites.js"
+import { Storages } from "./Storages.js"
+
+/**
+ * What the buffer's driver says identifies the object just written (null where it tells none, or
+ * cannot be asked now): recorded with the copy so cleanup never deletes an object replaced since.
+ */
+export const identityOf = (buffer: Sites.Location, key: string) =>
+  Effect.flatMap(Storages, (storages) => storages.of(buffer)).pipe(
+    Effect.flatMap((storage) => storage.stat(key)),
+    Effect.map((info) => info.identity ?? null),
+    Effect.orElseSucceed(() => null)
+  )
 
 /** Which archive was written. */
 export type Subject =

@@ -408,9 +408,10 @@ const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
     yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
+    const identity = yield* ArchiveRecord.identityOf(buffer, written.key)
     yield* sql.withTransaction(
       Effect.gen(function* () {
-        yield* ArchiveRecord.record({ kind: "DataTransferPackage", id: bundleId }, buffer, written)
+        yield* ArchiveRecord.record({ kind: "DataTransferPackage", id: bundleId }, buffer, written, identity)
         yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
       })
     )

@@ -158,11 +158,7 @@ const commit = (
 ) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const storages = yield* Storages
-    const bufferIdentity = yield* Effect.flatMap(storages.of(buffer), (s) => s.stat(written.key)).pipe(
-      Effect.map((info) => info.identity ?? null),
-      Effect.orElseSucceed(() => null)
-    )
+    const bufferIdentity = yield* ArchiveRecord.identityOf(buffer, written.key)
     yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* ArchiveRecord.record({ kind: "RawDataPackage", id: packageId }, buffer, written, bufferIdentity)
