@@ -24,7 +24,7 @@ import * as Storages from "../../src/lifecycle/Storages.js"
 import * as Metrics from "../../src/observability/Metrics.js"
 import { ServerConfig } from "../../src/ServerConfig.js"
 import { tokenFor } from "../ApiHarness.js"
-import { addLocation, arrivedPackage, runSitesFor, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
+import { addLocation, arrivedPackage, locationNamed, runSitesFor, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
 /** Two disk archives at cologne and a policy of two archive copies. */
@@ -253,6 +253,42 @@ describe("Repair", () => {
       assert.isFalse(yield* Effect.promise(() => fs.access(objectAt(dir, "cologne-archive", pkg.relativePath)).then(() => true, () => false)))
       const good = yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-2", pkg.relativePath)))
       assert.isTrue(good.equals(yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-3", pkg.relativePath)))))
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("repairs a disk archive copy from a tape archive (recalled), and a tape copy onto tape (a new tape file)", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyFrom(dir, (raw) => ({
+        ...addLocation(raw, "cologne", {
+          name: "cologne-tape", type: "LONG_TERM_ARCHIVE", technology: "tape", priority: 1,
+          driver: {
+            root: path.join(dir, "locations", "cologne-tape"), library: "virtual", volumes: 2, volumeBytes: "2 MB", drives: 1,
+            mountLatency: "20 millis", seekLatency: "5 millis", keepOnline: false
+          },
+          retention: { keepForever: true }
+        }),
+        policy: { ...raw.policy, archiveCopies: 2 }
+      }))
+      const pkg = yield* archivedTwice(dir, topology)
+      assert.deepStrictEqual(live(yield* archiveCopies(pkg.packageId)).map((c) => c.location), ["cologne-archive", "cologne-tape"])
+      const onDisk = objectAt(dir, "cologne-archive", pkg.relativePath)
+      const original = yield* Effect.promise(() => fs.readFile(onDisk))
+      yield* flipByte(onDisk)
+      const diskBad = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+      assert.isTrue((yield* Effect.promise(() => fs.readFile(onDisk))).equals(original))
+      assert.strictEqual((yield* repairedEvent(diskBad))[0].details.source, "cologne-tape")
+      // The tape copy found missing (as an inventory would): written again on tape from disk.
+      const tapeBad = yield* markAs(pkg, "cologne-tape", "MISSING")
+      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+      assert.strictEqual((yield* repairedEvent(tapeBad))[0].details.source, "cologne-archive")
+      const alive = live(yield* archiveCopies(pkg.packageId))
+      assert.deepStrictEqual(alive.map((c) => [c.location, c.status]), [["cologne-archive", "PRESENT"], ["cologne-tape", "PRESENT"]])
+      const storages = yield* Storages.Storages
+      const tape = yield* storages.of(yield* locationNamed("cologne-tape"))
+      yield* tape.recall([pkg.relativePath])
+      assert.strictEqual((yield* tape.verify(pkg.relativePath, pkg.checksum)).size, pkg.sizeBytes)
+      assert.deepStrictEqual(yield* Repair.belowTarget(2), [])
     }).pipe(Effect.provide(layer)), 120_000)
 })
 
