@@ -177,7 +177,11 @@ export interface Minimal {
   ) => Effect.Effect<number, StorageError | E>
   /** Removes the object; a missing object is success. */
   readonly delete: (key: RelativePath.RelativePath) => Effect.Effect<void, StorageError>
-  /** Required when `capabilities.list`. */
+  /**
+   * Required when `capabilities.list`. Keys come in ascending order (by code point, as S3 lists
+   * them), which the conformance suite checks: an inventory pass tells from a page's first and
+   * last key which recorded objects that page should have shown.
+   */
   readonly list?: (options: {
     readonly prefix: string
     readonly cursor: string | undefined
@@ -257,7 +261,7 @@ export interface Service {
   readonly exists: (key: string) => Effect.Effect<boolean, StorageError>
   /** Idempotent delete. */
   readonly delete: (key: string) => Effect.Effect<void, StorageError>
-  /** One page of keys; Unsupported without `capabilities.list`. */
+  /** One page of keys in ascending order; Unsupported without `capabilities.list`. */
   readonly list: (options?: ListOptions) => Effect.Effect<ListPage, StorageError>
   /** Every key under a prefix, paging as it goes. */
   readonly listAll: (options?: { readonly prefix?: string | undefined }) => Stream.Stream<ObjectInfo, StorageError>
