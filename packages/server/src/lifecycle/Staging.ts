@@ -267,6 +267,9 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
       if (bad !== undefined) return yield* failNoGoodCopy(site, requestId, new NoGoodCopy({ packageId: p.id, message: bad }))
       return yield* Effect.fail(new Error(`package ${p.id} has no verified archive copy yet; the request waits`))
     }
+    // A good copy again (repaired): the package's note of having none no longer holds.
+    yield* sql`update raw_data_package set error_message = null, updated_at = now()
+      where id = ${p.id} and status = 'completed' and error_message like ${`package ${p.id} has no good archive copy left:%`}`
     copies.set(p.id, found)
   }
   const staged = yield* claimStaged(site, processing.id, files)

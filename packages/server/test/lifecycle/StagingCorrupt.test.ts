@@ -162,6 +162,16 @@ describe("Staging from a bad archive copy", () => {
       const again = yield* request(pkg.packageId)
       yield* stage(topology, again)
       assert.deepStrictEqual(yield* requestRow(again), { status: "failed", errorMessage: row.errorMessage })
+      // Repaired (the archived bytes put back from the buffer, the copy found good again): staging
+      // serves the package and its note goes.
+      yield* Effect.promise(() =>
+        fs.copyFile(path.join(dir, "locations", "cologne-buffer", pkg.relativePath), path.join(dir, "locations", copy.location, copy.path)))
+      assert.isTrue(yield* CopyFindings.restore(copy.id, "PRESENT", { actor: "test", by: "repair", detail: "written again" }))
+      const repaired = yield* request(pkg.packageId)
+      yield* stage(topology, repaired)
+      assert.strictEqual((yield* requestRow(repaired)).status, "completed")
+      yield* assertStaged(dir, repaired, pkg)
+      assert.isNull((yield* packageRow(pkg.packageId)).errorMessage)
     }).pipe(Effect.provide(layer)), 150_000)
 
   it.scopedLive("an archived object deleted behind the platform's back becomes MISSING; staging reads the other copy, then fails once both are gone", () =>
