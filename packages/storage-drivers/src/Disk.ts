@@ -233,30 +233,39 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
 
   const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
     Effect.gen(function*() {
-      const { dir, file, base, exists } = yield* resolve("put", key, true)
-      if (!opts.overwrite && exists) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
-      const tmp = tempName(dir, base)
       let committed = false
+      let tmp: string | undefined
       const onError = (cause: unknown) => errnoError(name, "put", key, cause)
+      // a delete of another object (in this process or another) tidies away folders it leaves
+      // empty, possibly between our making a folder and creating the file in it: then again
+      const opened = Effect.gen(function*() {
+        const where = yield* resolve("put", key, true)
+        if (!opts.overwrite && where.exists) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
+        const temp = tempName(where.dir, where.base)
+        const fd = yield* io("put", key, () => FileIo.openFd(temp, "wx", 0o644))
+        tmp = temp
+        return { ...where, tmp: temp, fd }
+      }).pipe(Effect.retry({ times: 5, while: (e) => e.reason === "NotFound" }))
       const write = Effect.acquireUseRelease(
-        io("put", key, () => FileIo.openFd(tmp, "wx", 0o644)),
-        (fd) =>
-          FileIo.writeBody(fd, body, { durable: sync, onError, direct }).pipe(
+        opened,
+        (at) =>
+          FileIo.writeBody(at.fd, body, { durable: sync, onError, direct }).pipe(
             // one fsync for the whole object, after the last write
-            Effect.zipRight(sync ? io("put", key, () => FileIo.fsync(fd)) : Effect.void),
-            Effect.zipRight(io("put", key, () => FileIo.fstat(fd)))
+            Effect.zipRight(sync ? io("put", key, () => FileIo.fsync(at.fd)) : Effect.void),
+            Effect.zipRight(io("put", key, () => FileIo.fstat(at.fd))),
+            Effect.map((st) => ({ at, st }))
           ),
-        FileIo.closeFd
+        (at) => FileIo.closeFd(at.fd)
       )
       return yield* write.pipe(
-        Effect.tap(() =>
-          commit("put", key, tmp, file, dir, opts.overwrite).pipe(Effect.tap(() => {
+        Effect.tap(({ at }) =>
+          commit("put", key, at.tmp, at.file, at.dir, opts.overwrite).pipe(Effect.tap(() => {
             committed = true
           }))
         ),
-        Effect.map((st) => infoOf(key, st)),
+        Effect.map(({ st }) => infoOf(key, st)),
         Effect.ensuring(Effect.suspend(() =>
-          committed ? Effect.void : Effect.promise(() => fs.unlink(tmp).catch(() => undefined))
+          committed || tmp === undefined ? Effect.void : Effect.promise(() => fs.unlink(tmp!).catch(() => undefined))
         ))
       )
     })

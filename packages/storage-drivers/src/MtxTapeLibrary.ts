@@ -11,6 +11,10 @@
  * - writing to the device and closing it writes a file mark; reading returns the blocks of one
  *   tape file and then a zero-length read at the file mark.
  *
+ * Several processes may drive one library: the tape driver gives each drive to one process at a
+ * time (its drive locks), and `mount` asks the changer what is loaded rather than trusting what
+ * this process loaded last, since another process may have swapped the cartridge since.
+ *
  * Commands and device I/O can be swapped (`run`, `device`) to reach a library through a wrapper
  * (sudo, ssh) or a simulator; the tests drive this backend through the tape driver that way.
  */

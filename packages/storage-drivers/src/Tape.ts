@@ -5,6 +5,12 @@
  * that, so an object is visible only once it is on tape. A read of an object that is no longer
  * in the cache is a recall: it waits for a drive, a mount and positioning. Pending recalls are
  * grouped by volume and read in file order, so a batch mounts each volume once.
+ *
+ * Several processes (workers of one site) may open the same root and library. They share the
+ * catalog file and take cross-process locks under `<root>/locks`: `write` while choosing where to
+ * append, appending and committing; `drive-<n>` while using drive n; `catalog` for each change.
+ * Every decision (where the next tape file goes, whether a key exists) reads the catalog that is
+ * committed now, never a copy from when the process started.
  */
 import { type Checksum, type RelativePath, StorageDriver, StorageError } from "@ccat/core"
 import * as Deferred from "effect/Deferred"
@@ -14,10 +20,9 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Disk from "./Disk.js"
-import { errnoError } from "./internal/streams.js"
+import * as TapeCatalog from "./internal/TapeCatalog.js"
 import type { TapeLibrary } from "./TapeLibrary.js"
 
 /** Where the catalog and cache live and which library holds the volumes. */
@@ -42,17 +47,12 @@ export interface CatalogEntry {
   readonly writtenAt: string
 }
 
-interface CatalogFile {
-  readonly objects: Record<string, CatalogEntry>
-  readonly volumes: Record<string, { files: number; usedBytes: number }>
-}
-
 /** The tape service: the storage port plus what only tape has. */
 export interface Service extends StorageDriver.Service {
   /** Drops cache copies; the objects stay on tape and the next read recalls them. */
   readonly evict: (keys: ReadonlyArray<string>) => Effect.Effect<void, StorageError.StorageError>
-  /** Where each object is on tape. */
-  readonly catalog: Effect.Effect<Readonly<Record<string, CatalogEntry>>>
+  /** Where each object is on tape, as committed by any process sharing the root. */
+  readonly catalog: Effect.Effect<Readonly<Record<string, CatalogEntry>>, StorageError.StorageError>
 }
 
 interface Recall {
@@ -69,29 +69,8 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
     const keepOnline = options.keepOnline ?? true
     const fail = (method: string, reason: StorageError.StorageErrorReason, description: string, key?: string) =>
       new StorageError.StorageError({ reason, driver: name, method, key, description })
-    const io = <A>(method: string, f: () => Promise<A>) =>
-      Effect.tryPromise({ try: f, catch: (cause) => errnoError(name, method, undefined, cause) })
     const cache = yield* Disk.makeMinimal({ root: path.join(options.root, "cache"), name: `${name}-cache` })
-    const catalogPath = path.join(options.root, "catalog.json")
-    const initial = yield* io("open", () =>
-      fs.readFile(catalogPath, "utf8").then((s) => JSON.parse(s) as CatalogFile, (e) =>
-        e?.code === "ENOENT" ? { objects: {}, volumes: {} } : Promise.reject(e)))
-    const objects = new Map(Object.entries(initial.objects))
-    const usage = new Map(Object.entries(initial.volumes))
-    const catalogLock = yield* Effect.makeSemaphore(1)
-    const writeLock = yield* Effect.makeSemaphore(1)
-    const persist = io("catalog", async () => {
-      const file: CatalogFile = { objects: Object.fromEntries(objects), volumes: Object.fromEntries(usage) }
-      const tmp = `${catalogPath}.${randomBytes(4).toString("hex")}.tmp`
-      const handle = await fs.open(tmp, "w")
-      try {
-        await handle.writeFile(JSON.stringify(file))
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      await fs.rename(tmp, catalogPath)
-    })
+    const catalog = yield* TapeCatalog.make(options.root, name)
     const verifyingCache = StorageDriver.make(cache)
     const cacheKey = (id: string) => `objects/${id.slice(0, 2)}/${id}` as RelativePath.RelativePath
     const online = (entry: CatalogEntry) =>
@@ -101,15 +80,23 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
     const mounted: Array<string | undefined> = Array.from({ length: library.drives }, () => undefined)
     const busy: Array<boolean> = Array.from({ length: library.drives }, () => false)
     const drivePermits = yield* Effect.makeSemaphore(library.drives)
+    // a free drive of this process may still be in use by another one: take its lock first
+    const claimDrive = (volume: string | undefined): Effect.Effect<number, StorageError.StorageError, Scope.Scope> =>
+      Effect.gen(function*() {
+        for (let wait = 2;; wait = Math.min(100, wait * 1.5)) {
+          const free = busy.flatMap((b, i) => b ? [] : [i])
+          const order = [...free.filter((i) => volume !== undefined && mounted[i] === volume), ...free.filter((i) => volume === undefined || mounted[i] !== volume)]
+          for (const drive of order) {
+            if (busy[drive] || !(yield* catalog.tryLock(`drive-${drive}`))) continue
+            busy[drive] = true
+            yield* Effect.addFinalizer(() => Effect.sync(() => { busy[drive] = false }))
+            return drive
+          }
+          yield* Effect.sleep(wait)
+        }
+      })
     const withDrive = <A, E>(volume: string | undefined, use: (drive: number) => Effect.Effect<A, E>) =>
-      drivePermits.withPermits(1)(Effect.suspend(() => {
-        let drive = busy.findIndex((b, i) => !b && volume !== undefined && mounted[i] === volume)
-        if (drive < 0) drive = busy.findIndex((b) => !b)
-        busy[drive] = true
-        return use(drive).pipe(Effect.ensuring(Effect.sync(() => {
-          busy[drive] = false
-        })))
-      }))
+      drivePermits.withPermits(1)(Effect.scoped(Effect.flatMap(claimDrive(volume), use)))
     const mount = (drive: number, volume: string) =>
       library.mount(drive, volume).pipe(Effect.tap(() =>
         Effect.sync(() => {
@@ -174,57 +161,60 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       })
 
     const entryOf = (method: string, key: string) =>
-      Effect.suspend(() => {
-        const entry = objects.get(key)
+      Effect.flatMap(catalog.read, (c) => {
+        const entry = c.objects[key]
         return entry === undefined ? Effect.fail(fail(method, "NotFound", "no such object", key)) : Effect.succeed(entry)
       })
 
-    /** Writes a cached object onto the first volume with room, as the next tape file. */
-    const migrate = (key: string, cacheId: string, size: number) =>
-      writeLock.withPermits(1)(Effect.gen(function*() {
+    /**
+     * Writes a cached object onto the first volume with room, as the next tape file, and commits
+     * the volume's usage and the object's entry together. The write lock spans all three, so no
+     * other process appends to the volume between reading its usage and committing it; a writer
+     * killed before the commit leaves an uncommitted tape file, which the next append overwrites.
+     */
+    const migrate = (key: string, cacheId: string, size: number, checksum: Checksum.Checksum | undefined, overwrite: boolean) =>
+      catalog.withLock("write")(Effect.gen(function*() {
         const volumes = yield* library.volumes
-        const target = volumes.find((v) => (usage.get(v.label)?.usedBytes ?? 0) + size <= v.capacityBytes)
+        const usage = (yield* catalog.read).volumes
+        const target = volumes.find((v) => (usage[v.label]?.usedBytes ?? 0) + size <= v.capacityBytes)
         if (target === undefined) return yield* fail("put", "Unavailable", `no volume has ${size} bytes free`, key)
-        const files = usage.get(target.label)?.files ?? 0
+        const files = usage[target.label]?.files ?? 0
         const written = yield* withDrive(target.label, (drive) =>
           Effect.gen(function*() {
             yield* mount(drive, target.label)
             return yield* library.append(drive, files, cache.get(cacheKey(cacheId), undefined))
           }))
-        yield* catalogLock.withPermits(1)(Effect.gen(function*() {
-          const used = usage.get(target.label)?.usedBytes ?? 0
-          usage.set(target.label, { files: written.fileNumber + 1, usedBytes: used + written.bytes })
-          yield* persist
-        }))
-        return { volume: target.label, fileNumber: written.fileNumber }
+        const entry: CatalogEntry = {
+          volume: target.label,
+          fileNumber: written.fileNumber,
+          size,
+          checksum,
+          cacheId,
+          writtenAt: new Date().toISOString()
+        }
+        const outcome = yield* catalog.update("put", (c) => {
+          const used = c.volumes[target.label]?.usedBytes ?? 0
+          c.volumes[target.label] = { files: written.fileNumber + 1, usedBytes: used + written.bytes }
+          const before = c.objects[key]
+          if (!overwrite && before !== undefined) return { committed: false, before } as const
+          c.objects[key] = entry
+          return { committed: true, before } as const
+        })
+        if (!outcome.committed) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
+        return { entry, previous: outcome.before }
       }))
 
     const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
       Effect.gen(function*() {
-        if (!opts.overwrite && objects.has(key)) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
+        if (!opts.overwrite && (yield* catalog.read).objects[key] !== undefined) {
+          return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
+        }
         const cacheId = randomBytes(12).toString("hex")
         let committed = false
         return yield* Effect.gen(function*() {
           const cached = yield* cache.put(cacheKey(cacheId), body, { ...opts, overwrite: true })
-          const where = yield* migrate(key, cacheId, cached.size)
-          const entry: CatalogEntry = {
-            volume: where.volume,
-            fileNumber: where.fileNumber,
-            size: cached.size,
-            checksum: opts.digest(),
-            cacheId,
-            writtenAt: new Date().toISOString()
-          }
-          const previous = yield* catalogLock.withPermits(1)(Effect.gen(function*() {
-            const before = objects.get(key)
-            if (!opts.overwrite && before !== undefined) {
-              return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
-            }
-            objects.set(key, entry)
-            yield* persist
-            committed = true
-            return before
-          }))
+          const { entry, previous } = yield* migrate(key, cacheId, cached.size, opts.digest(), opts.overwrite)
+          committed = true
           if (previous !== undefined) yield* Effect.ignore(cache.delete(cacheKey(previous.cacheId)))
           if (!keepOnline) yield* Effect.ignore(cache.delete(cacheKey(cacheId)))
           return { key, size: entry.size, checksum: entry.checksum, modifiedAt: new Date(entry.writtenAt), online: keepOnline }
@@ -251,21 +241,22 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       })
 
     const remove = (key: RelativePath.RelativePath) =>
-      catalogLock.withPermits(1)(Effect.gen(function*() {
-        const entry = objects.get(key)
-        if (entry === undefined) return
-        objects.delete(key)
-        yield* persist
+      Effect.gen(function*() {
+        const entry = yield* catalog.update("delete", (c) => {
+          const entry = c.objects[key]
+          delete c.objects[key]
+          return entry
+        })
         // the bytes stay on tape as dead space until the volume is repacked
-        yield* Effect.ignore(cache.delete(cacheKey(entry.cacheId)))
-      }))
+        if (entry !== undefined) yield* Effect.ignore(cache.delete(cacheKey(entry.cacheId)))
+      })
 
     const list = ({ prefix, cursor, limit }: { prefix: string; cursor: string | undefined; limit: number }) =>
-      Effect.sync(() => {
-        const keys = [...objects.keys()].filter((k) => k.startsWith(prefix) && (cursor === undefined || k > cursor)).sort()
+      Effect.map(catalog.read, ({ objects }) => {
+        const keys = Object.keys(objects).filter((k) => k.startsWith(prefix) && (cursor === undefined || k > cursor)).sort()
         const page = keys.slice(0, limit)
         const items = page.map((k): StorageDriver.ObjectInfo => {
-          const e = objects.get(k)!
+          const e = objects[k]!
           return { key: k as RelativePath.RelativePath, size: e.size, checksum: e.checksum, modifiedAt: new Date(e.writtenAt) }
         })
         return { items, cursor: keys.length > limit ? page[page.length - 1] : undefined }
@@ -290,7 +281,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
     const evict = (keys: ReadonlyArray<string>) =>
       Effect.forEach(keys, (k) =>
         Effect.flatMap(entryOf("evict", k), (entry) => cache.delete(cacheKey(entry.cacheId))), { discard: true })
-    const tape: Service = { ...service, evict, catalog: Effect.sync(() => Object.fromEntries(objects)) }
+    const tape: Service = { ...service, evict, catalog: Effect.map(catalog.read, (c) => ({ ...c.objects })) }
     return tape
   })
 

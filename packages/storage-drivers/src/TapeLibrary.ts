@@ -34,8 +34,9 @@ export interface TapeLibrary {
   /** Positions the mounted volume at the start of tape file `fileNumber` (0-based). */
   readonly seek: (drive: number, fileNumber: number) => Effect.Effect<void, StorageError.StorageError>
   /**
-   * Appends the body as one tape file after the last complete file. A failed or interrupted
-   * append leaves no complete file: the next append starts where this one did.
+   * Appends the body as tape file `afterFile`, dropping whatever follows it on the volume. A
+   * failed, interrupted or killed append leaves no file the catalog names: the driver commits a
+   * file only after the append returned, and passes the next append the committed count.
    */
   readonly append: <E>(
     drive: number,

@@ -4,11 +4,16 @@
  * each tape file) beside it (`<label>.marks.json`). Mounting and seeking cost configurable
  * time, drives are limited, and volumes have capacities, so the tape driver's scheduling is
  * exercised as it would be on a real library.
+ *
+ * Which volume each drive holds is kept per process: several processes sharing the folder see
+ * the same volumes and file marks, and the tape driver's drive locks keep them off each other's
+ * drives, but each one simulates its own mounts.
  */
 import { StorageError } from "@ccat/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { errnoError, fromReadable } from "./internal/streams.js"
@@ -35,6 +40,25 @@ interface Mark {
 }
 
 const MiB = 1024 * 1024
+
+/** Writes a file by temporary file, fsync, rename and fsync of the folder. */
+const replaceFile = async (file: string, text: string) => {
+  const tmp = `${file}.${randomBytes(6).toString("hex")}.tmp`
+  const handle = await fs.open(tmp, "wx")
+  try {
+    await handle.writeFile(text)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await fs.rename(tmp, file)
+  const dir = await fs.open(path.dirname(file), "r")
+  try {
+    await dir.sync()
+  } finally {
+    await dir.close()
+  }
+}
 
 /** Builds the library, creating its folder. */
 export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError.StorageError> = Effect.fn(
@@ -118,10 +142,9 @@ export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError
             })).pipe(Effect.zipRight(io("append", () => handle.sync()))),
         (handle) => Effect.promise(() => handle.close().catch(() => undefined))
       )
-      // the file mark: written only after the data is on the volume
-      const next = [...marks, { offset, size }]
-      const tmp = `${marksFile(label)}.tmp`
-      yield* io("append", () => fs.writeFile(tmp, JSON.stringify(next)).then(() => fs.rename(tmp, marksFile(label))))
+      // the file mark: written only after the data is on the volume, and replaced whole, so a
+      // process killed here leaves either the old marks or the new ones
+      yield* io("append", () => replaceFile(marksFile(label), JSON.stringify([...marks, { offset, size }])))
       position[drive] = afterFile + 1
       events.push({ _tag: "Append", drive, volume: label, fileNumber: afterFile })
       return { fileNumber: afterFile, bytes: size }
