@@ -11,8 +11,10 @@
  * - gone (and still gone when asked again): MISSING, found by `audit`;
  * - the storage unavailable: the job fails and is retried; nothing is recorded of the copy.
  *
- * Only PRESENT and STAGED copies are audited. A CORRUPT or MISSING copy is repair's to replace:
- * re-reading it every cycle would spend the budget on bytes known bad.
+ * Only PRESENT copies at SOURCE, BUFFER and LONG_TERM_ARCHIVE locations are audited. A CORRUPT or
+ * MISSING copy is repair's to replace: re-reading it every cycle would spend the budget on bytes
+ * known bad. PROCESSING locations are the scientists' working space: their STAGED copies live
+ * days, not cycles, and are staged again from the archive on demand.
  *
  * One job per location at a time (a singleton key); a job reads about `jobSeconds` of budget
  * and ends, so it stays short, and the planner sends the next while copies are due. A job killed
@@ -66,6 +68,9 @@ export const settingsAt = (locationName: string) =>
     const own = (yield* LocationAudits).get(locationName)
     return settingsOf(policy.audit, own)
   })
+
+/** Whether audits read a location's copies: readable, and not a scientists' PROCESSING space. */
+const audited = (location: Sites.Location) => location.readable && location.type !== "PROCESSING"
 
 /** The cycle in seconds at a location: nearline storage has its own, longer one. */
 const cycleSeconds = (settings: ReturnType<typeof settingsOf>, nearline: boolean) =>
@@ -164,7 +169,7 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
   const location = yield* Sites.location(locationId)
   const settings = yield* settingsAt(location.name)
   const empty: Report = { location: location.name, copies: 0, good: 0, corrupt: 0, missing: 0, bytes: 0, elapsedMillis: 0, bytesPerSecond: settings.bytesPerSecond }
-  if (!location.readable || settings.bytesPerSecond <= 0) return empty
+  if (!audited(location) || settings.bytesPerSecond <= 0) return empty
   const storage = yield* Effect.flatMap(Storages, (s) => s.of(location))
   const nearline = storage.capabilities.nearline
   const budget = settings.bytesPerSecond * (options.jobSeconds ?? 60)
@@ -231,7 +236,7 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
 })
 
 /**
- * Sends an audit job for each readable location of the site that has copies due and no audit
+ * Sends an audit job for each audited location of the site that has copies due and no audit
  * job queued or running (a singleton key per location keeps one, however many planners run).
  */
 export const plan = Effect.fn("Audit.plan")(function* (site: string) {
@@ -241,7 +246,7 @@ export const plan = Effect.fn("Audit.plan")(function* (site: string) {
   const queue = queueName(site, name)
   const idle = yield* sql<{ id: string }>`
     select l.id from data_location l join site s on s.id = l.site_id
-    where s.name = ${site} and l.readable and not exists (
+    where s.name = ${site} and l.readable and l.type <> 'PROCESSING' and not exists (
       select 1 from ${sql(jobSchema)}.job j
       where j.name = ${queue} and j.singleton_key = ${"location:"} || l.id::text and j.state::text in ('created', 'retry', 'active'))
     order by l.name`

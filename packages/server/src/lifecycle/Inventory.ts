@@ -1,16 +1,18 @@
 /**
  * Inventory reconciliation: a location's storage compared with the ops-db, page by page, so a
  * pass over a million objects holds one page in memory and costs one set-based query per page.
- * Once every `policy.audit.inventoryEveryHours` per location with a listing driver, a pass:
+ * Once every `policy.audit.inventoryEveryHours` per SOURCE, BUFFER and LONG_TERM_ARCHIVE location
+ * with a listing driver (PROCESSING locations are the scientists' working space, where files come
+ * and go by hand; staged copies are staged again from the archive on demand), a pass:
  *
  * - lists the storage in key order through the port (`list` with a cursor, `pageSize` keys);
  * - dark objects: listed keys no live PhysicalCopy accounts for, written before the pass began
  *   (a write that just committed its object may not have recorded its copy yet), are recorded in
  *   `dark_object` and reported, never deleted (at BUFFER and LONG_TERM_ARCHIVE locations only:
- *   SOURCE holds the instruments' files before they are filed, PROCESSING the scientists' own);
+ *   SOURCE holds the instruments' files before they are filed);
  *   writers' temporary names stay the sweep's and are skipped; a dark object a later pass no
  *   longer finds, or finds accounted for, is resolved;
- * - missing copies: PRESENT or STAGED copies recorded before the pass began whose key falls in
+ * - missing copies: PRESENT copies recorded before the pass began whose key falls in
  *   the page's key range but was not listed are asked for once more (`stat`), and only if still
  *   gone marked MISSING (found by `inventory`) for repair to replace.
  *
@@ -99,7 +101,7 @@ const judgePage = (site: string, location: Sites.Location, storage: StorageDrive
         where c.data_location_id = ${location.id} and c.path::text = k.key and c.status <> 'DELETED')`
     const unlisted = yield* sql<{ id: string; path: string }>`
       select id, path from physical_copy
-      where data_location_id = ${location.id} and status in ('PRESENT', 'STAGED') and created_at < ${pass.passStartedAt}
+      where data_location_id = ${location.id} and status = 'PRESENT' and created_at < ${pass.passStartedAt}
         and (${low}::text is null or (path::text collate "C") > (${low}::text collate "C"))
         and (${final} or (path::text collate "C") <= (${high}::text collate "C"))
         and not (path::text = any(${keys}::text[]))`
@@ -151,7 +153,7 @@ const judgePage = (site: string, location: Sites.Location, storage: StorageDrive
 export const inventoryLocation = Effect.fn("Inventory.inventoryLocation")(function* (site: string, locationId: string, options: InventoryOptions = {}) {
   const location = yield* Sites.location(locationId)
   const tally = { location: location.name, pages: 0, objects: 0, dark: 0, missing: 0, completed: false }
-  if (!location.readable) return tally as Report
+  if (!location.readable || location.type === "PROCESSING") return tally as Report
   const storage = yield* Effect.flatMap(Storages, (s) => s.of(location))
   if (!storage.capabilities.list) return tally as Report
   const pageSize = options.pageSize ?? 1000
@@ -181,7 +183,7 @@ export const inventoryLocation = Effect.fn("Inventory.inventoryLocation")(functi
 })
 
 /**
- * Per readable location of the site whose storage lists keys: opens a pass when the last one
+ * Per readable SOURCE, BUFFER or LONG_TERM_ARCHIVE location of the site whose storage lists keys: opens a pass when the last one
  * completed `inventoryEveryHours` ago (or never ran), in the transaction that sends its job, and
  * re-sends the job of an open pass that has none queued or running.
  */
@@ -192,7 +194,7 @@ export const plan = Effect.fn("Inventory.plan")(function* (site: string) {
   const queue = queueName(site, name)
   const idle = yield* sql<{ id: string; name: string }>`
     select l.id, l.name from data_location l join site s on s.id = l.site_id
-    where s.name = ${site} and l.readable and not exists (
+    where s.name = ${site} and l.readable and l.type <> 'PROCESSING' and not exists (
       select 1 from ${sql(jobSchema)}.job j
       where j.name = ${queue} and j.singleton_key = ${"location:"} || l.id::text and j.state::text in ('created', 'retry', 'active'))
     order by l.name`
