@@ -19,8 +19,9 @@
  * (else left for the inventory to report).
  *
  * A kill at any instant converges: before the put the bad object is untouched; after it and
- * before the record, the retry finds the object already stored with the package's checksum,
- * verifies it and records it.
+ * before the record, the copy is still bad, so the retry writes it again (in place, where a
+ * stored checksum proves nothing about the bytes) or verifies what it finds (at another archive)
+ * and records it.
  */
 import { Ids, StorageError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -172,34 +173,40 @@ const targetFor = (site: string, pkg: PackageRow, bad: BadCopy) =>
   })
 
 /**
- * Writes the package from `source` to `target` under its key and verifies it there. An object
- * already stored with the package's size and checksum (a retry after a kill) is not written again.
+ * Writes the package from `source` to `key` at `target` and verifies it there. At another archive
+ * an object already stored with the package's size and checksum (a retry after a kill) is only
+ * verified; at the bad copy's own place the object is always written again, since a stored
+ * checksum (an S3 tag, a tape catalog entry) says what was written, not what the bytes are now.
  * A source found bad while it is read is recorded as such (CopyFindings) and the failure returned.
  */
-const copyTo = (site: string, pkg: PackageRow, source: GoodCopy, target: Sites.Location) =>
+const copyTo = (site: string, pkg: PackageRow, source: GoodCopy, target: Sites.Location, key: string, inPlace: boolean) =>
   Effect.gen(function* () {
     const storages = yield* Storages
     const from = yield* storages.of(yield* Sites.location(source.locationId))
     const to = yield* storages.of(target)
     const checksum = pkg.checksum as never
-    const stored = yield* to.stat(pkg.relativePath).pipe(Effect.option)
-    const already = stored._tag === "Some" && stored.value.size === pkg.sizeBytes && stored.value.checksum === pkg.checksum
-    if (!already) {
+    const write = Effect.gen(function* () {
       if (from.capabilities.nearline) yield* from.recall([source.path])
-      yield* to.put(pkg.relativePath, from.get(source.path), { checksum, overwrite: true, sizeHint: pkg.sizeBytes }).pipe(
+      yield* to.put(key, from.get(source.path), { checksum, overwrite: true, sizeHint: pkg.sizeBytes }).pipe(
         Effect.tapError((e) => StorageError.isStorageError(e) ? judgeSource(site, pkg, source, e) : Effect.void)
       )
-    }
-    if (to.capabilities.nearline) {
+    })
+    const verify = to.capabilities.nearline
       // Reading a tape back would be a recall of what was just written; the put verified the
       // stream it wrote and the catalog must agree on size and checksum.
-      const info = yield* to.stat(pkg.relativePath)
-      if (info.size !== pkg.sizeBytes || (info.checksum !== undefined && info.checksum !== pkg.checksum)) {
-        return yield* Effect.fail(new Error(`archive ${target.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${pkg.relativePath}`))
-      }
-    } else {
-      yield* to.verify(pkg.relativePath, checksum)
+      ? Effect.flatMap(to.stat(key), (info) =>
+        info.size !== pkg.sizeBytes || (info.checksum !== undefined && info.checksum !== pkg.checksum)
+          ? Effect.fail(new Error(`archive ${target.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${key}`))
+          : Effect.void)
+      : Effect.asVoid(to.verify(key, checksum))
+    const stored = inPlace ? undefined : yield* to.stat(key).pipe(Effect.option, Effect.map((o) => o._tag === "Some" ? o.value : undefined))
+    const already = stored !== undefined && stored.size === pkg.sizeBytes && stored.checksum === pkg.checksum
+    if (!already) {
+      yield* write
+      return yield* verify
     }
+    // What an earlier attempt wrote: verified, else written again.
+    yield* verify.pipe(Effect.catchAll(() => Effect.zipRight(write, verify)))
   })
 
 /** After a failed copy: a source that is gone, or whose bytes are wrong, is recorded so. */
@@ -221,30 +228,31 @@ const judgeSource = (site: string, pkg: PackageRow, source: GoodCopy, e: Storage
 /**
  * Records the repair in one transaction: the bad row (still CORRUPT or MISSING, locked) goes to
  * DELETED naming its replacement, then the replacement is inserted PRESENT and verified. A bad
- * row that moved on meanwhile (an audit found it good again) is left alone; a replacement at
- * another location is recorded anyway, being a good copy.
+ * copy replaced at another archive has its object deleted while its row is locked, so an audit
+ * cannot find it good again in between; a crash after that delete leaves the row bad, and the
+ * retry records it. A bad row that moved on meanwhile (an audit found it good again) is left
+ * alone; a replacement at another archive is recorded anyway, being a good copy.
  */
-const record = (site: string, pkg: PackageRow, bad: BadCopy, source: GoodCopy, target: Sites.Location, removed: boolean) =>
+const record = (site: string, pkg: PackageRow, bad: BadCopy, source: GoodCopy, target: Sites.Location, key: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const replacement = randomUUID()
+    const inPlace = target.id === bad.locationId
     return yield* sql.withTransaction(
       Effect.gen(function* () {
         const [row] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${bad.id} for update`
         const stillBad = row !== undefined && (row.status === "CORRUPT" || row.status === "MISSING")
-        if (!stillBad && target.id === bad.locationId) return false
+        if (!stillBad && inPlace) return false
         if (stillBad) {
+          const removed = inPlace || (yield* removeBadObject(bad))
           yield* Transitions.transition({
             entity: "PhysicalCopy", id: bad.id as Ids.PhysicalCopyId, from: row.status as "CORRUPT", to: "DELETED", actor: `worker:${site}`,
-            details: {
-              action: "repaired", replacement, source: source.location,
-              ...(target.id === bad.locationId ? {} : { repairedAt: target.name, badObjectRemoved: removed })
-            }
+            details: { action: "repaired", replacement, source: source.location, ...(inPlace ? {} : { repairedAt: target.name, badObjectRemoved: removed }) }
           })
         }
         const inserted = yield* sql`
           insert into physical_copy (id, raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
-          values (${replacement}, ${pkg.id}, ${target.id}, ${pkg.relativePath}, ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())
+          values (${replacement}, ${pkg.id}, ${target.id}, ${key}, ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())
           on conflict do nothing returning id`
         // Another live row took the place meanwhile (archiving chose the same archive): the
         // transaction rolls back and the retry chooses again.
@@ -261,17 +269,18 @@ const repairOne = (site: string, pkg: PackageRow, bad: BadCopy, sources: Readonl
     if (target === undefined) {
       return yield* Effect.fail(new Error(`no LONG_TERM_ARCHIVE at ${site} is writable with room for the repair of package ${pkg.id} (copy ${bad.id} at ${bad.location})`))
     }
+    const inPlace = target.id === bad.locationId
+    // In place the new object replaces the bad one under its own key.
+    const key = inPlace ? bad.path : pkg.relativePath
     let lastError: unknown = new Error(`package ${pkg.id} has no good copy at ${site} to repair copy ${bad.id} from`)
     for (const source of sources) {
-      const copied = yield* copyTo(site, pkg, source, target).pipe(Effect.either)
+      const copied = yield* copyTo(site, pkg, source, target, key, inPlace).pipe(Effect.either)
       if (copied._tag === "Left") {
         lastError = copied.left
         yield* Effect.logWarning(`package ${pkg.id}: repair from ${source.location} to ${target.name} failed, trying the next source`, copied.left)
         continue
       }
-      let removed = target.id === bad.locationId
-      if (!removed) removed = yield* removeBadObject(bad)
-      const recorded = yield* record(site, pkg, bad, source, target, removed)
+      const recorded = yield* record(site, pkg, bad, source, target, key)
       if (recorded) yield* Effect.logInfo(`package ${pkg.id}: ${bad.status} copy ${bad.id} at ${bad.location} repaired from ${source.location} at ${target.name}`)
       return
     }

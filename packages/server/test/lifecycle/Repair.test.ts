@@ -255,7 +255,7 @@ describe("Repair", () => {
       assert.isTrue(good.equals(yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-3", pkg.relativePath)))))
     }).pipe(Effect.provide(layer)), 120_000)
 
-  it.scopedLive("repairs a disk archive copy from a tape archive (recalled), and a tape copy onto tape (a new tape file)", () =>
+  it.scopedLive("repairs a disk archive copy from a tape archive (recalled), and a tape copy on tape (a new tape file, never trusting the catalog)", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
       const topology = topologyFrom(dir, (raw) => ({
@@ -278,9 +278,18 @@ describe("Repair", () => {
       yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
       assert.isTrue((yield* Effect.promise(() => fs.readFile(onDisk))).equals(original))
       assert.strictEqual((yield* repairedEvent(diskBad))[0].details.source, "cologne-tape")
-      // The tape copy found missing (as an inventory would): written again on tape from disk.
-      const tapeBad = yield* markAs(pkg, "cologne-tape", "MISSING")
+      // The tape copy found bad: written again on tape (its catalog's checksum is not taken for the bytes).
+      const onTape = Effect.promise(async () => {
+        const library = path.join(dir, "locations", "cologne-tape", "library")
+        const vols = (await fs.readdir(library)).filter((f) => f.endsWith(".vol"))
+        let total = 0
+        for (const v of vols) total += (await fs.stat(path.join(library, v))).size
+        return total
+      })
+      const tapeBefore = yield* onTape
+      const tapeBad = yield* markAs(pkg, "cologne-tape", "CORRUPT")
       yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+      assert.isAtLeast(yield* onTape, tapeBefore + pkg.sizeBytes)
       assert.strictEqual((yield* repairedEvent(tapeBad))[0].details.source, "cologne-archive")
       const alive = live(yield* archiveCopies(pkg.packageId))
       assert.deepStrictEqual(alive.map((c) => [c.location, c.status]), [["cologne-archive", "PRESENT"], ["cologne-tape", "PRESENT"]])
