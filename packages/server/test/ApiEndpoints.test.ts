@@ -244,6 +244,17 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
     })
   )
 
+  it.effect("integrity view (IntegrityApi.test.ts covers it in depth)", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const integrity = yield* operator.integrity.get({ urlParams: { belowTargetLimit: 10 } })
+      expect(integrity.scope).toBe("full")
+      expect(integrity.locations.map((l) => l.id)).toEqual(expect.arrayContaining([world.source.id, world.archive.id]))
+      mark("integrity.get")
+    })
+  )
+
   it.effect("each endpoint of the contract was called above", () =>
     Effect.sync(() => {
       const all = Object.values(Api.Api.groups).flatMap((g) => Object.keys(g.endpoints).map((e) => `${g.identifier}.${e}`))
