@@ -16,14 +16,17 @@ import { counter, gauge } from "./OpsDbFigures.js"
 export const collect = (required: number | undefined): Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    // From the repaired events (a partial index holds only them), then onto every archive, zero or not.
     const repaired = yield* sql<{ site: string; location: string; ltype: string; tech: string; n: number }>`
-      select s.name as site, l.name as location, l.type::text as ltype, l.technology::text as tech, count(e.id)::float8 as n
+      select s.name as site, l.name as location, l.type::text as ltype, l.technology::text as tech, coalesce(r.n, 0)::float8 as n
       from data_location l join site s on s.id = l.site_id
-      left join physical_copy c on c.data_location_id = l.id and c.status = 'DELETED'
-      left join event_log e on e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETED'
-        and e.details->>'action' = 'repaired'
+      left join (
+        select c.data_location_id, count(*) as n
+        from event_log e join physical_copy c on c.id = e.entity_id
+        where e.entity_kind = 'PhysicalCopy' and e.to_state = 'DELETED' and (e.details->>'action') = 'repaired'
+        group by c.data_location_id) r on r.data_location_id = l.id
       where l.type = 'LONG_TERM_ARCHIVE'
-      group by 1, 2, 3, 4 order by 1, 2`
+      order by 1, 2`
     const families: Array<Family> = [
       counter("ccat_copies_repaired_total", "Archive copies found CORRUPT or MISSING and replaced by a verified copy, per location of the bad copy.",
         repaired.map((r) => ({ labels: { site: r.site, location: r.location, type: r.ltype, technology: r.tech }, value: Number(r.n) })))
