@@ -76,10 +76,11 @@ const retryPackage = (id: string, actor: string, details: Details) =>
       return yield* cannotHelp("RawDataPackage", id, `package ${id} failed with its bundle ${bundleId}, which went on without it (it is ${bundle?.status ?? "gone"}): nothing would send the package again`)
     }
     // Written and still in a buffer of a site that sends towards an archive: it waits for a
-    // bundle again, and bundling checks the copy again (a copy still bad fails it again).
+    // bundle again, and bundling checks the copy again (a copy still bad fails it again), also
+    // one bundling had found corrupt or missing (an operator may have put it back).
     const buffered = yield* sql<{ n: number }>`
       select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
-      where c.raw_data_package_id = ${id} and c.status = 'PRESENT' and l.type = 'BUFFER'
+      where c.raw_data_package_id = ${id} and c.status in ('PRESENT', 'CORRUPT', 'MISSING') and l.type = 'BUFFER'
         and not exists (select 1 from data_location a where a.site_id = l.site_id and a.type = 'LONG_TERM_ARCHIVE')`
     if (buffered[0].n > 0) return yield* toPending("RawDataPackage", id, actor, details)
     const written = yield* sql<{ n: number }>`

@@ -281,10 +281,12 @@ const retried = (site: string) =>
 
 /**
  * Packages of this site an operator retried after bundling found their own buffer copy faulty
- * (failed → pending; they are in no bundle any more): back on their way (pending → scheduled →
- * in_progress, each step in the event log), so they wait for a bundle again, and writing that
- * bundle checks the copy again (one still bad fails the package again with what was found).
- * Packages of a failed bundle are not taken here: they come back with their bundle (`retried`).
+ * (failed → pending; they are in no bundle any more): the copy bundling marked CORRUPT or
+ * MISSING is given back unverified (`CopyFindings.recheck`), and the package goes back on its
+ * way (pending → scheduled → in_progress, each step in the event log), so it waits for a bundle
+ * again, and writing that bundle checks the copy again (one still bad fails the package again
+ * with what was found). Packages of a failed bundle are not taken here: they come back with
+ * their bundle (`retried`).
  */
 const revived = (site: string) =>
   Effect.gen(function* () {
@@ -294,7 +296,7 @@ const revived = (site: string) =>
       where p.status = 'pending' and p.size_bytes is not null and p.checksum is not null
         and exists (select 1 from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
                     join site s on s.id = l.site_id
-                    where c.raw_data_package_id = p.id and c.status = 'PRESENT' and s.name = ${site})
+                    where c.raw_data_package_id = p.id and c.status in ('PRESENT', 'CORRUPT', 'MISSING') and s.name = ${site})
         and not exists (select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
                         where m.raw_data_package_id = p.id and d.status = 'failed')
       order by p.id`
@@ -304,6 +306,13 @@ const revived = (site: string) =>
       const details = { retry: "back to bundling" }
       n += yield* sql.withTransaction(
         Effect.gen(function* () {
+          const bad = yield* sql<{ id: string }>`
+            select c.id from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+            join site s on s.id = l.site_id
+            where c.raw_data_package_id = ${p.id} and c.status in ('CORRUPT', 'MISSING') and s.name = ${site}`
+          for (const c of bad) {
+            yield* CopyFindings.recheck(c.id, { actor, by: "retry", detail: "an operator retried the package: bundling checks this copy again" })
+          }
           yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "pending", to: "scheduled", actor, details })
           yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "scheduled", to: "in_progress", actor, details })
           return 1

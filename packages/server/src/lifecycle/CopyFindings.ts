@@ -86,3 +86,30 @@ export const restore = (copyId: string, to: "PRESENT" | "STAGED", found: Omit<Fo
       })
     )
   })
+
+/**
+ * Gives a CORRUPT or MISSING copy back to PRESENT without a verification (`verifiedAt` null) on
+ * an operator's retry, so its next reader checks it again: bundling verifies every member it
+ * reads, and one still bad is marked again with what was found. Nothing that counts verified
+ * copies (retention, archiving, staging) counts it until then. Returns whether it moved.
+ */
+export const recheck = (copyId: string, found: Omit<Found, "expectedChecksum" | "actualChecksum">) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const [row] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copyId} for update`
+        if (row === undefined || (row.status !== "CORRUPT" && row.status !== "MISSING")) return false
+        yield* Transitions.transition({
+          entity: "PhysicalCopy",
+          id: copyId as Ids.PhysicalCopyId,
+          from: row.status,
+          to: "PRESENT",
+          actor: found.actor,
+          details: { by: found.by, detail: found.detail },
+          set: { verifiedAt: null }
+        })
+        return true
+      })
+    )
+  })
