@@ -252,6 +252,12 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
       expect(integrity.scope).toBe("full")
       expect(integrity.locations.map((l) => l.id)).toEqual(expect.arrayContaining([world.source.id, world.archive.id]))
       mark("integrity.get")
+      // A package with no bad archive copy has nothing to repair (Repair.test.ts covers repairs).
+      const eou = yield* Fixtures.executedObsUnit(world)
+      const pkg = yield* Fixtures.rawDataPackage(world, eou)
+      const nothing = yield* Effect.either(operator.packages.repair({ path: { id: pkg.id } }))
+      expect(Either.isLeft(nothing) && nothing.left._tag).toBe("Conflict")
+      mark("packages.repair")
     })
   )
 

@@ -8,8 +8,9 @@
  *   location's `required_archive_copies` PRESENT, checksum-verified LONG_TERM_ARCHIVE copies,
  *   at the policy's `archiveSites` distinct sites (one where no policy is given);
  * - the retention policy allows it: the package was archived at least `min_age_seconds` ago
- *   (archived = the moment its required-th verified archive copy was verified), or the location
- *   is filled to its `disk_usage_threshold`;
+ *   (archived = the moment its required-th verified archive copy was recorded, verified as it
+ *   was written; an audit re-verifying a copy later does not move it), or the location is filled
+ *   to its `disk_usage_threshold`;
  * - it is not the source of an open transfer, nor (at a BUFFER) held by an open bundle;
  * - at a PROCESSING location, no open or unexpired StagingRequest there still covers it.
  */
@@ -67,12 +68,12 @@ held as (
 ),
 archived as (
   select h.copy_id, (
-    select ac.verified_at from physical_copy ac
+    select ac.created_at from physical_copy ac
     join data_location al on al.id = ac.data_location_id
     join raw_data_package p on p.id = ac.raw_data_package_id
     where ac.raw_data_package_id = h.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
       and ac.verified_at is not null and ac.checksum = p.checksum
-    order by ac.verified_at offset (cand.required_archive_copies - 1) limit 1
+    order by ac.created_at offset (cand.required_archive_copies - 1) limit 1
   ) as archived_at, (
     select count(distinct al.site_id) from physical_copy ac
     join data_location al on al.id = ac.data_location_id
