@@ -197,7 +197,7 @@ export class Availability extends Schema.Class<Availability>("Availability")({
 }) {}
 
 /**
- * Fixity audits and inventory reconciliation (docs/integrity-audit.md): how fast copies at rest
+ * Fixity audits and inventory reconciliation (docs/integrity.md): how fast copies at rest
  * are re-read and how often each must be. `bytesPerSecond: 0` switches audits off, and
  * `inventoryEveryHours: 0` the inventory, at the locations it applies to.
  */
