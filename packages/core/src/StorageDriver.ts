@@ -207,6 +207,12 @@ export interface Minimal {
   /** Nearline drivers: bring objects online in one batch, ordered to mount each volume once. */
   readonly recall?: (keys: ReadonlyArray<RelativePath.RelativePath>) => Effect.Effect<void, StorageError>
   /**
+   * Nearline drivers: drop the online copies of objects (a disk cache in front of tape), so the
+   * next read recalls them from the medium itself; the objects stay stored. A missing object, or
+   * one not online, is success. What a fixity audit uses to read the medium, not a cache.
+   */
+  readonly release?: (keys: ReadonlyArray<RelativePath.RelativePath>) => Effect.Effect<void, StorageError>
+  /**
    * Required when `capabilities.sweepTemporary`: removes the driver's own temporary files (what
    * writers killed mid-write left) last modified before `before`, anywhere in the location, and
    * reports what it removed. It walks the location without holding every name in memory and
@@ -280,6 +286,11 @@ export interface Service {
   ) => Effect.Effect<string, StorageError>
   /** Brings objects online before they are read; a no-op for online storage. */
   readonly recall: (keys: ReadonlyArray<string>) => Effect.Effect<void, StorageError>
+  /**
+   * Takes objects offline again, keeping them stored, so the next read comes from the medium;
+   * a no-op for online storage (nothing is kept in front of it), and for missing objects.
+   */
+  readonly release: (keys: ReadonlyArray<string>) => Effect.Effect<void, StorageError>
   /**
    * Removes temporary files killed writers left that were last modified more than `olderThan`
    * ago (default `defaultSweepAge`, at least `minimumSweepAge`: a shorter age fails with
@@ -641,6 +652,12 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
     yield* retrying(driver.recall(valid))
   })
 
+  const release = Effect.fn("StorageDriver.release")(function*(keys: ReadonlyArray<string>) {
+    const valid = yield* Effect.forEach(keys, (k) => validKey("release", k))
+    if (driver.release === undefined || valid.length === 0) return
+    yield* retrying(driver.release(valid))
+  })
+
   const sweepTemporary = Effect.fn("StorageDriver.sweepTemporary")(function*(
     sweepOptions: { readonly olderThan?: Duration.DurationInput | undefined } = {}
   ) {
@@ -679,6 +696,7 @@ export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
     space,
     presign,
     recall,
+    release,
     sweepTemporary
   }
 }

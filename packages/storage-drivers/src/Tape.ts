@@ -267,6 +267,12 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
         Effect.flatMap(recallEntries)
       )
 
+    const evict = (keys: ReadonlyArray<string>) =>
+      Effect.forEach(keys, (k) =>
+        Effect.flatMap(entryOf("evict", k), (entry) => cache.delete(cacheKey(entry.cacheId))), { discard: true })
+    // the port's release: as evict, but a key with no catalog entry has nothing online to drop
+    const release = (keys: ReadonlyArray<RelativePath.RelativePath>) =>
+      Effect.forEach(keys, (k) => evict([k]).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void)), { discard: true })
     const minimal: StorageDriver.Minimal = {
       name,
       capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nearline: true },
@@ -275,12 +281,10 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       stat,
       delete: remove,
       list,
-      recall
+      recall,
+      release
     }
     const service = StorageDriver.make(minimal, { retry: options.retry })
-    const evict = (keys: ReadonlyArray<string>) =>
-      Effect.forEach(keys, (k) =>
-        Effect.flatMap(entryOf("evict", k), (entry) => cache.delete(cacheKey(entry.cacheId))), { discard: true })
     const tape: Service = { ...service, evict, catalog: Effect.map(catalog.read, (c) => ({ ...c.objects })) }
     return tape
   })

@@ -244,6 +244,19 @@ export const run = <E>(options: Options<E>): void => {
           }
         }), timeout)
 
+      it.effect("recalls and releases: an object released is still stored, reads back intact, and a nearline one is offline", () =>
+        Effect.gen(function*() {
+          const d = yield* driver
+          const k = key("release/kept.txt")
+          yield* d.put(k, text("kept on the medium"))
+          yield* d.recall([k])
+          yield* d.release([k, key("release/never-written.txt")])
+          const info = yield* d.stat(k)
+          assert.strictEqual(info.size, 18)
+          if (d.capabilities.nearline) assert.strictEqual(info.online, false, "a released nearline object is offline until recalled")
+          assert.strictEqual(decode(yield* bytesOf(d.get(k))), "kept on the medium")
+        }), timeout)
+
       it.effect("deletes idempotently", () =>
         Effect.gen(function*() {
           const d = yield* driver

@@ -182,8 +182,18 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
     planned += Number(c.sizeBytes)
   }
   if (copies.length === 0) return empty
-  // tape: one recall for the whole batch, which the driver orders by volume and position
+  // tape: what a cache in front of the medium holds is dropped first, so the audit reads the
+  // medium itself; one recall for the whole batch, which the driver orders by volume and
+  // position; copies that were offline are taken offline again afterwards
+  const offline: Array<string> = []
   if (nearline) {
+    for (const c of copies) {
+      const info = yield* Effect.option(storage.stat(c.path))
+      if (info._tag === "Some" && info.value.online === false) offline.push(c.path)
+    }
+    yield* storage.release(copies.map((c) => c.path)).pipe(
+      Effect.catchAll((e) => Effect.logWarning(`audit at ${location.name}: could not take the copies offline before reading them`, e))
+    )
     const recalled = yield* Effect.either(storage.recall(copies.map((c) => c.path)))
     if (recalled._tag === "Left") yield* Effect.logWarning(`audit at ${location.name}: the batch recall failed; each copy is read on its own`, recalled.left)
   }
@@ -192,6 +202,7 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
   const tally = { copies: 0, good: 0, corrupt: 0, missing: 0, bytes: 0 }
   const labels = [site, location.name] as const
   const finish = Effect.gen(function* () {
+    if (offline.length > 0) yield* Effect.ignore(storage.release(offline))
     yield* recordAudit(location.id, tally)
     yield* AuditMetrics.add(AuditMetrics.bytesAudited, pacer.taken(), ...labels)
   })
