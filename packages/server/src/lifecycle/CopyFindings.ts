@@ -63,10 +63,11 @@ export const mark = (copyId: string, finding: Finding, found: Found) =>
   }).pipe(Effect.withSpan("CopyFindings.mark", { attributes: { copyId, finding } }))
 
 /**
- * Puts a CORRUPT or MISSING copy back to PRESENT (or STAGED at a PROCESSING location) once its
- * bytes were read again and matched its checksum; records `verifiedAt`. Returns whether it moved.
+ * Moves a CORRUPT or MISSING copy back to a counted state, with the copy locked; `verifiedAt` is
+ * what the move records (now, when its bytes were just read and matched; null, when its next
+ * reader is to check them). Returns whether it moved.
  */
-export const restore = (copyId: string, to: "PRESENT" | "STAGED", found: Omit<Found, "expectedChecksum" | "actualChecksum">) =>
+const giveBack = (copyId: string, to: "PRESENT" | "STAGED", verifiedAt: Date | null, found: Omit<Found, "expectedChecksum" | "actualChecksum">) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     return yield* sql.withTransaction(
@@ -80,12 +81,19 @@ export const restore = (copyId: string, to: "PRESENT" | "STAGED", found: Omit<Fo
           to,
           actor: found.actor,
           details: { by: found.by, detail: found.detail },
-          set: { verifiedAt: new Date() }
+          set: { verifiedAt }
         })
         return true
       })
     )
   })
+
+/**
+ * Puts a CORRUPT or MISSING copy back to PRESENT (or STAGED at a PROCESSING location) once its
+ * bytes were read again and matched its checksum; records `verifiedAt`. Returns whether it moved.
+ */
+export const restore = (copyId: string, to: "PRESENT" | "STAGED", found: Omit<Found, "expectedChecksum" | "actualChecksum">) =>
+  Effect.suspend(() => giveBack(copyId, to, new Date(), found))
 
 /**
  * Gives a CORRUPT or MISSING copy back to PRESENT without a verification (`verifiedAt` null) on
@@ -94,22 +102,4 @@ export const restore = (copyId: string, to: "PRESENT" | "STAGED", found: Omit<Fo
  * copies (retention, archiving, staging) counts it until then. Returns whether it moved.
  */
 export const recheck = (copyId: string, found: Omit<Found, "expectedChecksum" | "actualChecksum">) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    return yield* sql.withTransaction(
-      Effect.gen(function* () {
-        const [row] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copyId} for update`
-        if (row === undefined || (row.status !== "CORRUPT" && row.status !== "MISSING")) return false
-        yield* Transitions.transition({
-          entity: "PhysicalCopy",
-          id: copyId as Ids.PhysicalCopyId,
-          from: row.status,
-          to: "PRESENT",
-          actor: found.actor,
-          details: { by: found.by, detail: found.detail },
-          set: { verifiedAt: null }
-        })
-        return true
-      })
-    )
-  })
+  giveBack(copyId, "PRESENT", null, found)

@@ -5,37 +5,20 @@
  * object deleted from the bucket becomes MISSING through the inventory and an object planted
  * there is recorded as dark and left in place.
  */
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomBytes } from "node:crypto"
-import * as Radosgw from "../../../../scripts/radosgw.js"
 import * as Audit from "../../src/lifecycle/Audit.js"
 import * as Inventory from "../../src/lifecycle/Inventory.js"
 import { editLocations, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
 import { archivedPackages, copyAt, findingEvents, statusOf, verifiedDaysAgo } from "./AuditWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
+import { clientOf, radosgw, rotInBucket } from "./S3World.js"
 
 const credentialEnv = { accessKeyIdEnv: "CCAT_TEST_AUDIT_S3_KEY_ID", secretAccessKeyEnv: "CCAT_TEST_AUDIT_S3_SECRET" } as const
 const prefix = "raw/"
-
-const radosgw = Effect.acquireRelease(
-  Effect.promise(async () => {
-    if (!Radosgw.isInstalled()) throw new Error("radosgw is not installed: apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd (see .ci/run)")
-    const s3 = await Radosgw.start({ memoryBytes: 1024 ** 3 })
-    process.env[credentialEnv.accessKeyIdEnv] = s3.accessKeyId
-    process.env[credentialEnv.secretAccessKeyEnv] = s3.secretAccessKey
-    return s3
-  }),
-  (s3) => Effect.promise(() => Radosgw.stop(s3.dir))
-)
-
-const clientOf = (s3: Radosgw.Radosgw) =>
-  Effect.acquireRelease(
-    Effect.sync(() => new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } })),
-    (c) => Effect.sync(() => c.destroy())
-  )
 
 const inventoryDone = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql<{ done: boolean }>`
@@ -46,7 +29,7 @@ const inventoryDone = Effect.flatMap(SqlClient.SqlClient, (sql) =>
 describe("Audit and inventory on S3", () => {
   it.scopedLive("a byte flipped in a bucket is found by one audit cycle; a deleted object becomes MISSING, a planted one dark and kept", () =>
     Effect.gen(function* () {
-      const s3 = yield* radosgw
+      const s3 = yield* radosgw(credentialEnv)
       const client = yield* clientOf(s3)
       const dir = yield* tempDir
       const bucket = `ccat-audit-${randomBytes(4).toString("hex")}`
@@ -64,11 +47,7 @@ describe("Audit and inventory on S3", () => {
         const badCopy = yield* copyAt("cologne-archive", bad.packageId)
         const goodCopy = yield* copyAt("cologne-archive", good.packageId)
         // one byte flipped; the object keeps the checksum stored with it, now a lie
-        const key = `${prefix}${badCopy.path}`
-        const head = yield* Effect.promise(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })))
-        const bytes = yield* Effect.promise(async () => (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray())
-        bytes[Math.floor(bytes.length / 2)] ^= 0xff
-        yield* Effect.promise(() => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, Metadata: head.Metadata })))
+        yield* rotInBucket(client, bucket, `${prefix}${badCopy.path}`)
         yield* verifiedDaysAgo(badCopy.id, 45)
         yield* verifiedDaysAgo(goodCopy.id, 40)
         yield* runSitesUntil([["cologne", [Audit.stage]]], Effect.map(statusOf(badCopy.id), (s) => s === "CORRUPT"))

@@ -1,9 +1,12 @@
 /**
- * Issue 6: workers SIGKILLed at random instants of every stage, restarted each time, many times
- * over, converge: every file archived in the required number of verified copies, staged
- * byte-identical, cleaned up, with no duplicate package, no lost file and no copy deleted before
- * its package was archived. The kill schedule comes from a seeded PRNG; the seed is printed and
- * `CCAT_CHAOS_SEED=<seed>` replays it (the instants still depend on the machine's speed).
+ * Workers SIGKILLed at random instants of every stage, restarted each time, many times over,
+ * converge: every file archived in the required number of verified copies, staged byte-identical,
+ * cleaned up, with no duplicate package, no lost file and no copy deleted before its package was
+ * archived. Cologne runs two worker processes sharing a disk and a tape archive; audits re-read
+ * copies at rest all along, and bytes flipped at rest in an archived package (on disk and on tape)
+ * are found by an audit and repaired from the other archive, under fire too. The kill schedule
+ * comes from a seeded PRNG; the seed is printed and `CCAT_CHAOS_SEED=<seed>` replays it (the
+ * instants still depend on the machine's speed).
  */
 import { Ids, Migrations, Repositories } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
@@ -21,6 +24,7 @@ import * as path from "node:path"
 import { activeJobs, chaosConfig, cliBundle, decodeConfig, filesUnder, openJobs, prng, SiteWorker } from "./ChaosWorld.js"
 import { fileObservation, observatory, syncTopology, tempDir, type WrittenFile } from "./LifecycleWorld.js"
 import { gnuTar, sha256File } from "./support.js"
+import { flipByte, flipByteOnTape } from "./AuditWorld.js"
 import { catalogOf, checksumOnTape } from "./TapeWorld.js"
 
 const started = Date.now()
@@ -33,7 +37,8 @@ const minKills = 16
 /** The stages the monkey aims at, and the site whose worker runs each here. */
 const targets = [
   ["chile", "package"], ["chile", "bundle"], ["chile", "transfer"], ["chile", "cleanup"],
-  ["cologne", "arrive"], ["cologne", "archive"], ["cologne", "staging"], ["cologne", "cleanup"]
+  ["cologne", "arrive"], ["cologne", "archive"], ["cologne", "staging"], ["cologne", "cleanup"],
+  ["cologne", "audit"], ["cologne", "repair"]
 ] as const
 
 const count = (query: string) =>
@@ -79,14 +84,15 @@ interface Kill {
 
 /**
  * The monkey: for each kill, aims at a stage of a shuffled rotation (one with work now, if any), waits (up to 4 s)
- * until one of its jobs runs, lets it run a random 0–60 ms more and SIGKILLs the site's worker;
- * when the stage has no work then, it kills at a random instant anyway. The worker is restarted
- * at once, in the background, while the monkey aims at the other site. It stops after `kills`
- * kills, or once `calm()` says so and it made `minKills`.
+ * until one of its jobs runs, lets it run a random 0–60 ms more and SIGKILLs one of the site's
+ * worker processes (picked at random: either may be running the job); when the stage has no work
+ * then, it kills at a random instant anyway. The worker is restarted at once, in the background,
+ * while the monkey aims elsewhere. It stops after `kills` kills, or once `calm()` says so and it
+ * made `minKills`.
  */
-const monkey = (rng: ReturnType<typeof prng>, workers: Record<string, SiteWorker>, calm: () => boolean) =>
+const monkey = (rng: ReturnType<typeof prng>, workers: Record<string, ReadonlyArray<SiteWorker>>, calm: () => boolean) =>
   Effect.gen(function* () {
-    const ready: Record<string, Promise<void>> = { chile: Promise.resolve(), cologne: Promise.resolve() }
+    const ready = new Map<SiteWorker, Promise<void>>(Object.values(workers).flat().map((w) => [w, Promise.resolve()]))
     const done: Array<Kill> = []
     let rotation: Array<(typeof targets)[number]> = []
     while (done.length < kills && !(calm() && done.length >= minKills)) {
@@ -95,7 +101,8 @@ const monkey = (rng: ReturnType<typeof prng>, workers: Record<string, SiteWorker
       const busy = new Set((yield* openJobs).map((j) => j.queue))
       const pick = Math.max(0, rotation.findIndex(([site, stage]) => busy.has(`${site}.${stage}`)))
       const [site, stage] = rotation.splice(pick, 1)[0]!
-      yield* Effect.promise(() => ready[site]!)
+      const victim = workers[site]![rng.int(0, workers[site]!.length - 1)]!
+      yield* Effect.promise(() => ready.get(victim)!)
       const queue = `${site}.${stage}`
       const deadline = Date.now() + 4_000
       let seen = false
@@ -105,15 +112,16 @@ const monkey = (rng: ReturnType<typeof prng>, workers: Record<string, SiteWorker
       }
       yield* Effect.sleep(seen ? rng.int(0, 60) : rng.int(0, 800))
       const active = (yield* activeJobs).filter((j) => j.queue.startsWith(`${site}.`)).map((j) => `${j.queue}×${j.n}`)
-      yield* Effect.promise(() => workers[site]!.kill())
+      yield* Effect.promise(() => victim.kill())
       const hit = active.some((a) => a.startsWith(`${queue}×`))
       done.push({ site, aim: queue, hit, active })
       console.log(`${elapsed()} kill ${done.length}: ${queue}${hit ? "" : " (not running)"}; running ${active.join(", ") || "nothing"}`)
-      ready[site] = workers[site]!.start()
-      // A failed start surfaces when the monkey next waits for this site, not as an unhandled rejection.
-      ready[site]!.catch(() => undefined)
+      const restarted = victim.start()
+      ready.set(victim, restarted)
+      // A failed start surfaces when the monkey next waits for this worker, not as an unhandled rejection.
+      restarted.catch(() => undefined)
     }
-    yield* Effect.promise(() => Promise.all(Object.values(ready)))
+    yield* Effect.promise(() => Promise.all(ready.values()))
     return done
   })
 
@@ -166,11 +174,10 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
         const waves = 6
         yield* wave(0)
 
-        const workers = {
-          chile: new SiteWorker("chile", cli.file, configFile, Redacted.value(url)),
-          cologne: new SiteWorker("cologne", cli.file, configFile, Redacted.value(url))
-        }
-        const all = Object.values(workers)
+        // Two processes at Cologne share its disk and tape archives, as a site with more than one worker host would.
+        const worker = (site: string) => new SiteWorker(site, cli.file, configFile, Redacted.value(url))
+        const workers = { chile: [worker("chile")], cologne: [worker("cologne"), worker("cologne")] }
+        const all = Object.values(workers).flat()
         yield* Effect.acquireRelease(
           Effect.promise(() => Promise.all(all.map((w) => w.start()))),
           () => Effect.promise(() => Promise.all(all.map((w) => w.stop())))
@@ -189,6 +196,34 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
           return packaged === filed.length && open === 0
         })
         yield* until("every file packaged and every package ARCHIVED", archived, all, 170_000)
+
+        // Phase 1b: bytes rot at rest in two archived packages, one on disk, one on tape. An audit
+        // finds each (the copies are made due at once), repair writes it again from the other
+        // archive, and the monkey goes on killing, audits and repairs included.
+        const [diskVictim, tapeVictim] = yield* sql<{ id: string; diskPath: string; root: string; tapeCopy: string; diskCopy: string }>`
+          select p.id, d.path as disk_path, l.driver_config->>'root' as root, t.id as tape_copy, d.id as disk_copy
+          from raw_data_package p
+          join physical_copy d on d.raw_data_package_id = p.id and d.status = 'PRESENT'
+          join data_location l on l.id = d.data_location_id and l.name = 'cologne-archive'
+          join physical_copy t on t.raw_data_package_id = p.id and t.status = 'PRESENT'
+            and t.data_location_id = (select id from data_location where name = 'cologne-archive-2')
+          order by p.size_bytes desc limit 2`
+        const tapeOriginal = yield* Effect.promise(() => fs.readFile(path.join(tapeVictim!.root, tapeVictim!.diskPath)))
+        yield* flipByte(path.join(diskVictim!.root, diskVictim!.diskPath))
+        const tapeRoot = topology.sites[1]!.locations.find((l) => l.name === "cologne-archive-2")!.driver.root as string
+        yield* flipByteOnTape(path.join(tapeRoot, "library"), tapeOriginal)
+        const rotten = [diskVictim!.diskCopy, tapeVictim!.tapeCopy]
+        yield* sql`update physical_copy set verified_at = now() - interval '1 day' where id in ${sql.in(rotten)}`
+        const repairedAll = Effect.map(
+          sql<{ n: number }>`
+            select count(*)::int as n from event_log where entity_kind = 'PhysicalCopy' and entity_id in ${sql.in(rotten)}
+              and to_state = 'DELETED' and details->>'action' = 'repaired'`,
+          (r) => r[0]!.n === rotten.length
+        )
+        yield* until("the rotten archive copies found by an audit and repaired", repairedAll, all, 120_000)
+        const found = yield* sql<{ by: string }>`
+          select details->>'by' as by from event_log where entity_kind = 'PhysicalCopy' and entity_id in ${sql.in(rotten)} and to_state = 'CORRUPT'`
+        assert.isTrue(found.length >= rotten.length && found.every((f) => f.by === "audit" || f.by === "staging"), JSON.stringify(found))
 
         // Phase 2: a scientist stages three observations (both instruments, two big files) while
         // the monkey goes on; every staged file has the instrument's checksum.
@@ -298,10 +333,13 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
               select 1 from physical_copy beside where beside.data_location_id = c.data_location_id
                 and beside.raw_data_package_id = held.pkg and beside.verified_at is not null and beside.created_at <= d.at))`
         assert.deepStrictEqual(early, [], "no copy was deleted before its packages were archived")
+        // An archive copy leaves PRESENT only when it was found bad and repair replaced it.
         assert.strictEqual(
           yield* count(`
             select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
-            where l.type = 'LONG_TERM_ARCHIVE' and c.status <> 'PRESENT'`),
+            where l.type = 'LONG_TERM_ARCHIVE' and c.status <> 'PRESENT' and not (c.status = 'DELETED' and exists (
+              select 1 from event_log e where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id
+                and e.to_state = 'DELETED' and e.details->>'action' = 'repaired'))`),
           0
         )
 
@@ -336,6 +374,6 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
           `temporary files left by killed writers: ${temporary.length}${temporary.length > 0 ? ` (${temporary.join(", ")})` : ""}`)
       }).pipe(Effect.provide(db))
     }),
-    330_000
+    480_000
   )
 })

@@ -124,7 +124,9 @@ export const chaosConfig = (dir: string) => {
       archiveCopies: 2,
       stagingLifetime: "10 seconds",
       jobHeartbeat: "500 millis",
-      jobLeaseTimeout: "3 seconds"
+      jobLeaseTimeout: "3 seconds",
+      // audits all along: every copy is due again about a minute after it was verified
+      audit: { bytesPerSecond: "40 MB", cycleDays: 0.0008, tapeCycleDays: 0.0008, inventoryEveryHours: 0 }
     }
   }
 }

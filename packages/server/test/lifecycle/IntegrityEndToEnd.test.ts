@@ -6,35 +6,24 @@
  * byte-identical to what was filed. With every copy of a package rotten, staging fails at once with
  * the reason, and the package shows it.
  */
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import * as Radosgw from "../../../../scripts/radosgw.js"
+import type * as Radosgw from "../../../../scripts/radosgw.js"
 import * as Audit from "../../src/lifecycle/Audit.js"
 import * as Repair from "../../src/lifecycle/Repair.js"
 import * as Staging from "../../src/lifecycle/Staging.js"
 import { addLocation, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
 import { archivedPackages, findingEvents, flipByte, flipByteOnTape, verifiedDaysAgo } from "./AuditWorld.js"
 import { layer, observatory, policyLayer, requestStaging, syncTopology, tempDir } from "./LifecycleWorld.js"
+import { clientOf, radosgw, rotInBucket } from "./S3World.js"
 import { sha256File } from "./support.js"
 
 const credentialEnv = { accessKeyIdEnv: "CCAT_TEST_INTEGRITY_S3_KEY_ID", secretAccessKeyEnv: "CCAT_TEST_INTEGRITY_S3_SECRET" } as const
 const prefix = "raw/"
-
-const radosgw = Effect.acquireRelease(
-  Effect.promise(async () => {
-    if (!Radosgw.isInstalled()) throw new Error("radosgw is not installed: apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd (see .ci/run)")
-    const s3 = await Radosgw.start({ memoryBytes: 1024 ** 3 })
-    process.env[credentialEnv.accessKeyIdEnv] = s3.accessKeyId
-    process.env[credentialEnv.secretAccessKeyEnv] = s3.secretAccessKey
-    return s3
-  }),
-  (s3) => Effect.promise(() => Radosgw.stop(s3.dir))
-)
 
 /** Cologne's archives: the demo's disk archive, an S3 bucket and a virtual tape library; a copy on each. */
 const threeArchives = (dir: string, s3: Radosgw.Radosgw, bucket: string) =>
@@ -79,11 +68,8 @@ const allGood = (packages: number) =>
 describe("integrity at rest on disk, S3 and tape: audit, repair, staging", () => {
   it.scopedLive("a byte flipped in each technology is found by one audit cycle, repaired from a good copy, and staged byte-identical; with no good copy left staging fails with the reason", () =>
     Effect.gen(function* () {
-      const s3 = yield* radosgw
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() => new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } })),
-        (c) => Effect.sync(() => c.destroy())
-      )
+      const s3 = yield* radosgw(credentialEnv)
+      const client = yield* clientOf(s3)
       const dir = yield* tempDir
       const bucket = `ccat-integrity-${randomBytes(4).toString("hex")}`
       const topology = threeArchives(dir, s3, bucket)
@@ -105,11 +91,7 @@ describe("integrity at rest on disk, S3 and tape: audit, repair, staging", () =>
         const inBucket = copyOf(before, pkgs[1].packageId, "cologne-archive-s3")
         const onTape = copyOf(before, pkgs[2].packageId, "cologne-archive-tape")
         yield* flipByte(path.join(dir, "locations", "cologne-archive", onDisk.path))
-        const key = `${prefix}${inBucket.path}`
-        const head = yield* Effect.promise(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })))
-        const bytes = yield* Effect.promise(async () => (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray())
-        bytes[Math.floor(bytes.length / 2)] ^= 0xff
-        yield* Effect.promise(() => client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: bytes, Metadata: head.Metadata })))
+        yield* rotInBucket(client, bucket, `${prefix}${inBucket.path}`)
         yield* flipByteOnTape(path.join(dir, "locations", "cologne-archive-tape", "library"), originals.get(pkgs[2].packageId)!)
         // One cycle later every copy is due.
         for (const c of before) yield* verifiedDaysAgo(c.id, 31)
@@ -146,11 +128,7 @@ describe("integrity at rest on disk, S3 and tape: audit, repair, staging", () =>
         const firstCopies = now.filter((c) => c.packageId === pkgs[0].packageId && c.status === "PRESENT")
         assert.strictEqual(firstCopies.length, 3)
         yield* flipByte(path.join(dir, "locations", "cologne-archive", copyOf(now, pkgs[0].packageId, "cologne-archive").path))
-        const k0 = `${prefix}${copyOf(now, pkgs[0].packageId, "cologne-archive-s3").path}`
-        const h0 = yield* Effect.promise(() => client.send(new HeadObjectCommand({ Bucket: bucket, Key: k0 })))
-        const b0 = yield* Effect.promise(async () => (await client.send(new GetObjectCommand({ Bucket: bucket, Key: k0 }))).Body!.transformToByteArray())
-        b0[Math.floor(b0.length / 3)] ^= 0xff
-        yield* Effect.promise(() => client.send(new PutObjectCommand({ Bucket: bucket, Key: k0, Body: b0, Metadata: h0.Metadata })))
+        yield* rotInBucket(client, bucket, `${prefix}${copyOf(now, pkgs[0].packageId, "cologne-archive-s3").path}`, 1 / 3)
         yield* flipByteOnTape(path.join(dir, "locations", "cologne-archive-tape", "library"), originals.get(pkgs[0].packageId)!)
         for (const c of firstCopies) yield* verifiedDaysAgo(c.id, 31)
         yield* sql`update physical_copy set status = 'DELETED' where status = 'STAGED'`
