@@ -1,7 +1,8 @@
 /**
- * Operator actions on the lifecycle: retrying something that failed for good. A retry is a
- * checked transition (failed → pending, recorded in the event log) or, for a transfer attempt,
- * whose failed state is final, a new attempt linked to the failed one.
+ * Operator actions on the lifecycle: retrying something that failed for good, and releasing a
+ * SOURCE path whose file changed after packaging. A retry is a checked transition (failed →
+ * pending, recorded in the event log) or, for a transfer attempt, whose failed state is final, a
+ * new attempt linked to the failed one.
  */
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
@@ -33,6 +34,20 @@ export const Retried = Schema.Struct({
   newAttemptId: Schema.optional(Schema.UUID)
 }).annotations({ identifier: "Retried" })
 
+/** Why an operator gives up a SOURCE copy found changed or gone. */
+export const ReleaseSourcePath = Schema.Struct({
+  /** Recorded in the event log: what was done with the bytes now at the path. */
+  reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500))
+}).annotations({ identifier: "ReleaseSourcePath" })
+
+/** A SOURCE copy given up and its path released. */
+export const ReleasedSourcePath = Schema.Struct({
+  copyId: Schema.UUID,
+  rawDataFileId: Schema.UUID,
+  location: Schema.String,
+  path: Schema.String
+}).annotations({ identifier: "ReleasedSourcePath" })
+
 /** Operator actions. */
 export class OperationsApi extends HttpApiGroup.make("operations")
   .add(
@@ -42,6 +57,15 @@ export class OperationsApi extends HttpApiGroup.make("operations")
       .addError(NotFound)
       .addError(Conflict)
       .pipe(allow(["operator", "admin"], "Retry a failed package, bundle or staging request (failed → pending), or a failed transfer attempt (a new attempt). Anything not failed is a 409."))
+  )
+  .add(
+    HttpApiEndpoint.post("releaseSourcePath", "/copies/:id/release")
+      .setPath(Schema.Struct({ id: Schema.UUID }))
+      .setPayload(ReleaseSourcePath)
+      .addSuccess(ReleasedSourcePath)
+      .addError(NotFound)
+      .addError(Conflict)
+      .pipe(allow(["operator", "admin"], "Give up a file's SOURCE copy that cleanup found changed (CORRUPT) or gone (MISSING): it becomes DELETED with the bytes at its path left as they are, and the path takes a new filing. Only once the file's package is ARCHIVED; anything else is a 409."))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Operator actions.")

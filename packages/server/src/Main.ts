@@ -5,9 +5,11 @@
 import { Migrations } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import * as HttpServer from "@effect/platform/HttpServer"
+import type * as SqlError from "@effect/sql/SqlError"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as HttpServerLive from "./HttpServer.js"
 import * as JobQueue from "./engine/JobQueue.js"
 import * as Audit from "./lifecycle/Audit.js"
@@ -29,10 +31,22 @@ export const configLayer = (options: LoadOptions) => Layer.effect(ServerConfig, 
 export const opsDbLayer = (config: ServerConfigShape, migrate = true) =>
   OpsDb.layer({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate })
 
-/** Writes the configured topology into the ops-db and says what it found. */
+/** PostgreSQL aborted the transaction to break a deadlock or a serialization conflict: trying again is the remedy. */
+const transientSql = (e: SqlError.SqlError) => {
+  const code = (e.cause as { code?: string } | undefined)?.code
+  return code === "40P01" || code === "40001"
+}
+
+/**
+ * Writes the configured topology into the ops-db and says what it found. Processes starting
+ * while others work may be chosen by PostgreSQL to break a deadlock; the sync is tried again
+ * rather than the process dying at start.
+ */
 const syncTopology = Effect.gen(function* () {
   const config = yield* ServerConfig
-  const report = yield* TopologySync.sync(config.topology)
+  const report = yield* TopologySync.sync(config.topology).pipe(
+    Effect.retry({ while: transientSql, schedule: Schedule.intersect(Schedule.jittered(Schedule.exponential("100 millis")), Schedule.recurs(8)) })
+  )
   if (report.unconfiguredLocations.length > 0) {
     yield* Effect.logWarning(
       `locations in the ops-db that the configuration no longer names (kept, they may hold copies): ${report.unconfiguredLocations.join(", ")}`

@@ -29,26 +29,39 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
       yield* sql`select pg_advisory_xact_lock(hashtext('ccat.topology-sync'))`
       const siteIds = new Map<string, string>()
       for (const site of topology.sites) {
-        const rows = yield* sql<{ id: string }>`
+        const inserted = yield* sql<{ id: string }>`
           insert into site (name, short_name, role) values (${site.name}, ${site.shortName}, ${site.role})
-          on conflict (name) do update set short_name = excluded.short_name, role = excluded.role
-          returning id`
-        siteIds.set(site.name, rows[0].id)
+          on conflict (name) do nothing returning id`
+        if (inserted.length === 0) {
+          yield* sql`update site set short_name = ${site.shortName}, role = ${site.role}
+            where name = ${site.name} and (short_name::text, role::text) is distinct from (${site.shortName}::text, ${site.role}::text)`
+        }
+        siteIds.set(site.name, inserted[0]?.id ?? (yield* sql<{ id: string }>`select id from site where name = ${site.name}`)[0].id)
       }
       const configured = new Set<string>()
       for (const site of topology.sites) {
         for (const loc of site.locations) {
           configured.add(loc.name)
-          const rows = yield* sql<{ id: string }>`
+          // An upsert naming key columns (site, type) would lock the row FOR UPDATE even when
+          // nothing changes, which waits on every worker transaction holding a foreign-key lock
+          // on it and can deadlock with them; a plain update of changed rows only locks what changes.
+          const inserted = yield* sql<{ id: string }>`
             insert into data_location (site_id, name, type, technology, driver_config, priority, readable, writable, deletable, capacity_bytes)
             values (${siteIds.get(site.name)!}, ${loc.name}, ${loc.type}, ${loc.technology}, ${JSON.stringify(loc.driver)}::jsonb,
                     ${loc.priority}, ${loc.availability.read}, ${loc.availability.write}, ${loc.availability.delete}, ${loc.capacityBytes ?? null})
-            on conflict (name) do update set
-              site_id = excluded.site_id, type = excluded.type, technology = excluded.technology,
-              driver_config = excluded.driver_config, priority = excluded.priority,
-              capacity_bytes = excluded.capacity_bytes, updated_at = now()
+            on conflict (name) do nothing
             returning id`
-          const locationId = rows[0].id
+          if (inserted.length === 0) {
+            yield* sql`
+              update data_location set
+                site_id = ${siteIds.get(site.name)!}, type = ${loc.type}, technology = ${loc.technology},
+                driver_config = ${JSON.stringify(loc.driver)}::jsonb, priority = ${loc.priority},
+                capacity_bytes = ${loc.capacityBytes ?? null}, updated_at = now()
+              where name = ${loc.name}
+                and (site_id, type::text, technology::text, driver_config, priority, capacity_bytes) is distinct from
+                    (${siteIds.get(site.name)!}::uuid, ${loc.type}::text, ${loc.technology}::text, ${JSON.stringify(loc.driver)}::jsonb, ${loc.priority}::int, ${loc.capacityBytes ?? null}::bigint)`
+          }
+          const locationId = inserted[0]?.id ?? (yield* sql<{ id: string }>`select id from data_location where name = ${loc.name}`)[0].id
           if (loc.retention.keepForever) {
             yield* sql`delete from retention_policy where data_location_id = ${locationId}`
           } else {

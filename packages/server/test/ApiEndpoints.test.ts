@@ -258,6 +258,13 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
       const nothing = yield* Effect.either(operator.packages.repair({ path: { id: pkg.id } }))
       expect(Either.isLeft(nothing) && nothing.left._tag).toBe("Conflict")
       mark("packages.repair")
+      // Only a SOURCE copy found changed or gone is released by hand (SourcePathOwner.test.ts releases one).
+      const copy = yield* Fixtures.physicalCopy(world.archive, pkg)
+      const notSource = yield* Effect.either(operator.operations.releaseSourcePath({ path: { id: copy.id }, payload: { reason: "test" } }))
+      expect(Either.isLeft(notSource) && notSource.left._tag === "Conflict" && notSource.left.message).toContain("not a file's copy at its SOURCE location")
+      const missing = yield* Effect.either(operator.operations.releaseSourcePath({ path: { id: randomUUID() }, payload: { reason: "test" } }))
+      expect(Either.isLeft(missing) && missing.left._tag).toBe("NotFound")
+      mark("operations.releaseSourcePath")
     })
   )
 

@@ -1,10 +1,12 @@
 /**
  * `ccat copies list`: PhysicalCopies by location, package, observation or status ("what is still
  * waiting for deletion at the Chile buffer"), with the helpers the `show` commands share to say
- * where every copy of something is.
+ * where every copy of something is; `ccat copies release`: an operator gives up a SOURCE copy
+ * found changed, so its path can be filed again.
  */
 import type { CcatClient } from "@ccat/client"
-import { type LocationsApi, Storage } from "@ccat/core"
+import { type LocationsApi, OperationsApi, Storage } from "@ccat/core"
+import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Console from "effect/Console"
@@ -85,8 +87,25 @@ const list = Command.make(
     })
 ).pipe(Command.withDescription("list PhysicalCopies in creation order, filtered by location, package, observation or status"))
 
+const release = Command.make(
+  "release",
+  {
+    ...Remote.options,
+    id: Args.text({ name: "copy-id" }).pipe(Args.withDescription("the SOURCE copy found changed (CORRUPT) or gone (MISSING)")),
+    reason: Options.text("reason").pipe(Options.withDescription("what was done with the bytes now at the path; recorded in the event log"))
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const id = yield* Remote.requireUuid(o.json, "the copy id", o.id)
+      if (o.reason.length === 0 || o.reason.length > 500) return yield* Remote.usage(o.json, "--reason must be 1 to 500 characters")
+      const released = yield* Remote.withClient(o, (c) => c.operations.releaseSourcePath({ path: { id }, payload: { reason: o.reason } }))
+      if (o.json) return yield* Remote.printJson(OperationsApi.ReleasedSourcePath, released)
+      yield* Console.log(`${released.location}/${released.path}: copy ${released.copyId} of file ${released.rawDataFileId} given up, the bytes left as they are; the path takes a new filing`)
+    })
+).pipe(Command.withDescription("give up a SOURCE copy cleanup found changed or gone, once its package is ARCHIVED, so its path can be filed again (operators and admins)"))
+
 /** `ccat copies ...`. */
 export const command = Command.make("copies").pipe(
   Command.withDescription("physical copies on a running server"),
-  Command.withSubcommands([list])
+  Command.withSubcommands([list, release])
 )

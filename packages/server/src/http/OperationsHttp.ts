@@ -23,6 +23,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Sites from "../lifecycle/Sites.js"
+import * as SourcePaths from "../lifecycle/SourcePaths.js"
 import * as Transfer from "../lifecycle/Transfer.js"
 import * as Access from "./Access.js"
 
@@ -229,6 +230,20 @@ export const OperationsHttpLive = HttpApiBuilder.group(Api.Api, "operations", (h
           }
         })
       ).pipe(Effect.catchTag("SqlError", Effect.die))
+    })
+  ).handle("releaseSourcePath", ({ path, payload }) =>
+    Effect.gen(function* () {
+      const p = yield* ApiSecurity.CurrentAccount
+      return yield* SourcePaths.release(path.id, p.name, payload.reason).pipe(
+        Effect.catchTag("ReleaseRefused", (e): Effect.Effect<never, ApiErrors.NotFound | ApiErrors.Conflict> =>
+          Effect.fail(
+            e.reason === "NotFound"
+              ? Access.notFound("PhysicalCopy", path.id)
+              : new ApiErrors.Conflict({ reason: "StateConflict", entity: "PhysicalCopy", id: path.id, fields: ["status"], message: e.message })
+          )),
+        Effect.catchTag("SqlError", Effect.die),
+        Effect.catchTag("TransitionError", Effect.die)
+      )
     })
   )
 )

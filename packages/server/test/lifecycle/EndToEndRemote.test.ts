@@ -193,10 +193,12 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
         [[1, "failed", "ChecksumMismatch"], [2, "completed", null], [3, "completed", null]]
       )
       assert.isTrue(attempts[0].retryable)
-      // The second delivery was found corrupt at arrival: its copy deleted for that reason, nothing unpacked from it.
-      const corrupt = yield* sql<{ details: Record<string, unknown> }>`
-        select details from event_log where entity_kind = 'PhysicalCopy' and to_state = 'DELETION_SCHEDULED' and details->>'reason' = 'corrupt'`
+      // The second delivery was found corrupt at arrival: its copy recorded CORRUPT by the unpack and deleted, nothing unpacked from it.
+      const corrupt = yield* sql<{ id: string }>`
+        select entity_id as id from event_log where entity_kind = 'PhysicalCopy' and to_state = 'CORRUPT' and details->>'by' = 'unpack'`
       assert.strictEqual(corrupt.length, 1)
+      const [after] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${corrupt[0].id}`
+      assert.strictEqual(after.status, "DELETED")
       const [bundle] = yield* sql<{ status: string }>`select status::text as status from data_transfer_package`
       assert.strictEqual(bundle.status, "completed")
       // Only the good bytes were archived: every archive object has the package's checksum, read back from radosgw.

@@ -2,8 +2,8 @@
  * One owner per SOURCE path, through the real filing code and the real lifecycle: an instrument
  * that reuses a path for a new observation while the old file still holds it is refused and loses
  * nothing; bytes written under a packaged path behind the platform's back are never deleted by
- * cleanup (the copy is marked CORRUPT and kept); once a file's SOURCE copy is deleted after
- * archiving, its path takes a new filing.
+ * cleanup (the copy is marked CORRUPT and kept) until an operator releases the path; once a
+ * file's SOURCE copy is deleted after archiving, its path takes a new filing.
  */
 import { type ApiSecurity, Checksum, type Ids } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
@@ -13,6 +13,7 @@ import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Filing from "../../src/http/Filing.js"
+import * as SourcePaths from "../../src/lifecycle/SourcePaths.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import { editLocations, topologyFrom } from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
@@ -104,6 +105,20 @@ describe("one owner per SOURCE path", () => {
       // The changed path is still A's (its copy was not deleted): B is still refused.
       const still = yield* Effect.flip(file(obs, sourceConfig.name, reused, bSum, bBytes.length, false))
       assert.strictEqual((still as { reason?: string }).reason, "PathHeld")
+      // The operator releases it (A is ARCHIVED): the copy is given up, the bytes stay, B may be filed.
+      const [sourceCopy] = yield* sql<{ id: string }>`select id from physical_copy where raw_data_file_id = ${aFile} and status = 'CORRUPT'`
+      const [keptCopy] = yield* sql<{ id: string }>`select id from physical_copy where raw_data_file_id = ${keptFile}`
+      const notThis = yield* Effect.flip(SourcePaths.release(keptCopy.id, "operator", "not changed"))
+      assert.include(notThis.message, "is DELETED: only a SOURCE copy found changed or gone")
+      const released = yield* SourcePaths.release(sourceCopy.id, "operator", "the new bytes are observation B's; filed again below")
+      assert.strictEqual(released.path, reused)
+      const onDiskAfter = yield* Effect.promise(() => fs.readFile(path.join(root, reused)))
+      assert.isTrue(Buffer.compare(onDiskAfter, bBytes) === 0, "releasing leaves the bytes where they are")
+      const b = yield* file(obs, sourceConfig.name, reused, bSum, bBytes.length, true)
+      assert.strictEqual(b.files[0].relativePath, reused)
+      const [gone] = yield* sql<{ details: { action: string; bytesKept: boolean }; actor: string }>`
+        select details, actor from event_log where entity_id = ${sourceCopy.id} and to_state = 'DELETED'`
+      assert.deepStrictEqual([gone.details.action, gone.details.bytesKept, gone.actor], ["source path released", true, "operator"])
 
       // The released path takes a new filing, and its new file is packaged like any other.
       const nBytes = randomBytes(30_000)

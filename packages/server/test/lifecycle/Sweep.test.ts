@@ -135,6 +135,7 @@ describe("Sweep", () => {
       const decode = (sweepTemporaryAfter: string) =>
         Topology.decode({
           sites: demo.sites.map((s) => ({ name: s.name, shortName: s.shortName, locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver })) })),
+          routes: demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
           policy: { sweepTemporaryAfter }
         })
       const short = decode("30 minutes")
