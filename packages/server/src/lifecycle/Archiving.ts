@@ -214,7 +214,9 @@ export const work = Effect.fn("Archiving.work")(function* (site: string, data: u
     join site s on s.id = l.site_id
     where c.raw_data_package_id = ${packageId} and c.status <> 'DELETED' and l.type = 'LONG_TERM_ARCHIVE' and s.name = ${site}`
   const lacking = (yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")).length - holding[0].n
-  const toWrite = Math.min(lacking, Math.max(policy.archiveCopies - have, newSite ? 1 : 0))
+  // copies kept back for the sites still to come, one each, so the total stays at the target
+  const sitesAfter = Math.max(0, policy.archiveSites - goodSites - (newSite ? 1 : 0))
+  const toWrite = Math.min(lacking, Math.max(policy.archiveCopies - have - sitesAfter, newSite ? 1 : 0))
   const movesOn = have + toWrite < policy.archiveCopies || goodSites + (newSite && toWrite > 0 ? 1 : 0) < policy.archiveSites
   let needed = toWrite
   let lastError: unknown = new Error(`no LONG_TERM_ARCHIVE at ${site} is writable with room for package ${packageId}; it waits`)

@@ -118,9 +118,18 @@ const unpacked = (site: string, bundleId: Ids.DataTransferPackageId, copy: Deliv
     yield* sql.withTransaction(
       Effect.gen(function* () {
         for (const m of result.members) {
-          const live = yield* sql`
-            select 1 from physical_copy where raw_data_package_id = ${m.id} and data_location_id = ${copy.locationId} and status <> 'DELETED'`
-          if (live.length > 0) continue
+          const live = yield* sql<{ id: string; status: string }>`
+            select id, status::text as status from physical_copy
+            where raw_data_package_id = ${m.id} and data_location_id = ${copy.locationId} and status <> 'DELETED'
+            for update`
+          if (live.some((r) => r.status !== "CORRUPT" && r.status !== "MISSING")) continue
+          // A copy here found bad before: the delivery just wrote good bytes over it, so it is replaced.
+          for (const r of live) {
+            yield* Transitions.transition({
+              entity: "PhysicalCopy", id: r.id as Ids.PhysicalCopyId, from: r.status as "CORRUPT", to: "DELETED", actor: `worker:${site}`,
+              details: { action: "replaced", by: "unpack", bundleId }
+            })
+          }
           yield* Repositories.physicalCopies.insert({
             rawDataFileId: null,
             rawDataPackageId: m.id as Ids.RawDataPackageId,

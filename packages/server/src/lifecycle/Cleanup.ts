@@ -175,6 +175,7 @@ interface Target {
 interface CopyRow {
   readonly path: string
   readonly sizeBytes: number
+  readonly checksum: string
   readonly identity: string | null
   /** The RawDataFile whose SOURCE path this copy is, if it is one. */
   readonly sourceFileId: string | null
@@ -182,28 +183,33 @@ interface CopyRow {
 
 /**
  * Why the object under the copy's path is not the one recorded, or undefined when it is (or is
- * gone, which deleting treats as done). Its size must match, and its identity too where both
- * the record and the driver have one: an instrument that wrote new bytes to a packaged path,
- * or anyone who replaced a buffer's package, must never lose them to cleanup.
+ * gone, which deleting treats as done): an instrument that wrote new bytes to a packaged path, or
+ * anyone who replaced a buffer's package, must never lose them to cleanup. Its size must match.
+ * An unchanged identity (where the record and the driver both have one) proves the rest at the
+ * cost of a stat; otherwise (no identity recorded, or one that moved without the bytes changing:
+ * a remount, a chmod) the object is read whole against the recorded checksum, and only the
+ * recorded bytes are deleted. A read that cannot tell fails, so the deletion is retried.
  */
 const changedSince = (storage: StorageDriver.Service, copy: CopyRow) =>
-  storage.stat(copy.path).pipe(
-    Effect.map((info) =>
-      Number(info.size) !== Number(copy.sizeBytes)
-        ? `it holds ${info.size} bytes, not the ${copy.sizeBytes} recorded`
-        : copy.identity !== null && info.identity !== undefined && info.identity !== copy.identity
-        ? `it was written again since it was recorded (identity ${info.identity}, recorded ${copy.identity})`
-        : undefined
-    ),
-    Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(undefined))
-  )
+  Effect.gen(function* () {
+    const info = yield* storage.stat(copy.path)
+    if (Number(info.size) !== Number(copy.sizeBytes)) return `it holds ${info.size} bytes, not the ${copy.sizeBytes} recorded`
+    if (copy.identity !== null && info.identity !== undefined && info.identity === copy.identity) return undefined
+    const moved = copy.identity !== null && info.identity !== undefined
+      ? `identity ${info.identity}, recorded ${copy.identity}`
+      : "no identity to compare"
+    return yield* storage.verify(copy.path, copy.checksum as never).pipe(
+      Effect.as(undefined),
+      Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed(`it was written again since it was recorded (${moved}): ${e.description ?? e.message}`))
+    )
+  }).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(undefined)))
 
 /** Deletes one scheduled copy if the rule still allows it, and records the outcome. */
 const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const [copy] = yield* sql<CopyRow>`
-      select c.path, c.size_bytes, c.identity, f.id as source_file_id from physical_copy c
+      select c.path, c.size_bytes, c.checksum, c.identity, f.id as source_file_id from physical_copy c
       left join raw_data_file f on f.id = c.raw_data_file_id and f.source_location_id = c.data_location_id
       where c.id = ${copyId}`
     if (copy === undefined) return yield* Effect.logWarning(`physical copy ${copyId} does not exist; nothing to delete`)
@@ -227,6 +233,16 @@ const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
         })
         return yield* Effect.logWarning(`checking ${copy.path} at ${target.location.name} before deleting it failed; the planner retries it`, changed.left)
       }
+    }
+    // The rule again, right before the bytes go: an archive copy found bad since the decision
+    // (or a deletion resumed after a crash, long after it) must not let the last good bytes go.
+    const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_IN_PROGRESS"], overThreshold, limit: 1 })
+    if (still.length === 0) {
+      yield* Transitions.transition({
+        entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "DELETION_FAILED", actor: `worker:${site}`,
+        details: { error: "no longer eligible when about to be deleted (an archive copy it relied on is no longer good, or it is needed again); the planner looks again" }
+      })
+      return yield* Effect.logWarning(`not deleting ${copy.path} at ${target.location.name}: it is no longer eligible; the planner looks at it again`)
     }
     // Delete is idempotent: an object already gone counts as deleted. Whatever else happens (a
     // driver's defect too) is recorded, so the copy never waits in DELETION_IN_PROGRESS for nothing.
