@@ -148,11 +148,29 @@ export const expedite = (queue: string, singletonKey: string): Effect.Effect<num
     Effect.withSpan("JobQueue.expedite", { attributes: { queue } })
   )
 
-/** pg-boss's `db` adapter: its SQL runs through our client, on whatever connection the runtime holds. */
+/**
+ * pg-boss's `db` adapter: its SQL runs through our client, on whatever connection the runtime
+ * holds. It counts the statements in flight: pg-boss completes or fails a job without awaiting
+ * it, after its worker loop moved on, so a stop must wait for those before the pool closes.
+ */
 const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
   const sql = Runtime.runSync(runtime)(SqlClient.SqlClient)
+  const inFlight = new Set<Promise<unknown>>()
+  const track = <A>(p: Promise<A>): Promise<A> => {
+    inFlight.add(p)
+    const done = () => void inFlight.delete(p)
+    p.then(done, done)
+    return p
+  }
   return {
-    executeSql: (text: string, values: Array<unknown>) =>
+    /** Resolves once no statement is in flight, or after `ms`. */
+    settled: async (ms: number) => {
+      const deadline = Date.now() + ms
+      while (inFlight.size > 0 && Date.now() < deadline) {
+        await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())))])
+      }
+    },
+    executeSql: (text: string, values: Array<unknown>) => track(
       Runtime.runPromise(runtime)(
         // pg-boss reads its own column names: no camelCase transform on its rows.
         Effect.either(Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> })))
@@ -162,7 +180,7 @@ const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
         // queue at once) from a failure by PostgreSQL's own message, so it gets the driver's error.
         const cause = result.left.cause
         throw cause instanceof Error ? cause : result.left
-      })
+      }))
   }
 }
 
@@ -228,11 +246,16 @@ export const layerWith = (
     // Closed after pg-boss stopped (finalizers run in reverse order): leases are renewed while
     // a graceful stop lets running jobs finish.
     const heartbeatScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
-    const boss = new PgBoss({ db: dbOf(runtime), schema, supervise: true, schedule: false })
+    const db = dbOf(runtime)
+    const boss = new PgBoss({ db, schema, supervise: true, schedule: false })
     boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
     const sqlClient = yield* SqlClient.SqlClient
     yield* Effect.acquireRelease(oneStartAtATime(sqlClient, attempt("start", undefined, () => boss.start())), () =>
-      Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(Effect.ignore)
+      Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(
+        Effect.ignore,
+        // a job's completion pg-boss sent without awaiting it must reach the database before the pool closes
+        Effect.zipRight(Effect.promise(() => db.settled(10_000)))
+      )
     )
     const worker = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
     const engineFailure = (operation: string) => (cause: unknown) => new JobQueueError({ operation, cause })
