@@ -25,7 +25,8 @@ export const name = "archive"
 
 const Job = Schema.Struct({ packageId: Ids.RawDataPackageId })
 
-interface PackageRow {
+/** A package as archiving and repair read it: what is copied, and the checksum every copy must have. */
+export interface PackageRow {
   readonly id: Ids.RawDataPackageId
   readonly status: string
   readonly relativePath: string

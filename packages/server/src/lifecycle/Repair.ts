@@ -30,6 +30,7 @@ import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { expedite, JobQueue, type QueueOptions } from "../engine/JobQueue.js"
+import type { PackageRow } from "./Archiving.js"
 import * as CopyFindings from "./CopyFindings.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -45,14 +46,6 @@ export const failures = Metric.counter("ccat_repair_failures_total", {
   description: "Repair jobs this process ran that failed (and are retried with backoff), per site.",
   incremental: true
 })
-
-interface PackageRow {
-  readonly id: Ids.RawDataPackageId
-  readonly status: string
-  readonly relativePath: string
-  readonly sizeBytes: number
-  readonly checksum: string
-}
 
 /** A CORRUPT or MISSING archive copy. */
 export interface BadCopy {
