@@ -17,7 +17,7 @@ const run = promisify(execFile)
 
 /** A running sshd and how to reach it. */
 export interface Sshd {
-  readonly host: "127.0.0.1"
+  readonly host: string
   readonly port: number
   readonly user: string
   /** The private key authorised to log in. */
@@ -40,9 +40,9 @@ const freePort = () =>
     })
   })
 
-const accepts = (port: number) =>
+const accepts = (port: number, host = "127.0.0.1") =>
   new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port })
+    const s = net.connect({ host, port })
     s.once("connect", () => {
       s.destroy()
       resolve(true)
@@ -58,8 +58,22 @@ export const sshdBinary = async (): Promise<string> => {
   throw new Error("sshd not found: install openssh-server (apt-get install -y --no-install-recommends openssh-server rsync)")
 }
 
-/** Starts a throwaway sshd on 127.0.0.1 and waits until it accepts connections. */
-export const start = async (): Promise<Sshd> => {
+/** Where and how sshd starts; without them it listens on a free port of 127.0.0.1. */
+export interface StartOptions {
+  /** The address sshd listens on (default 127.0.0.1). */
+  readonly listenAddress?: string
+  /** A fixed port (default: a free loopback port; in a fresh network namespace any port is free). */
+  readonly port?: number
+  /** Words put before sshd's command line, e.g. `["ip", "netns", "exec", NAME]` to start it in a namespace. */
+  readonly wrap?: ReadonlyArray<string>
+  /** Whether sshd accepts connections yet, for an sshd this process cannot reach (default: a connect). */
+  readonly accepts?: (port: number) => Promise<boolean>
+}
+
+/** Starts a throwaway sshd (on 127.0.0.1 unless told otherwise) and waits until it accepts connections. */
+export const start = async (options: StartOptions = {}): Promise<Sshd> => {
+  const listenAddress = options.listenAddress ?? "127.0.0.1"
+  const probe = options.accepts ?? ((p: number) => accepts(p, listenAddress))
   const sshd = await sshdBinary()
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-sshd-"))
   await fs.mkdir("/run/sshd", { recursive: true }).catch(() => undefined)
@@ -72,13 +86,13 @@ export const start = async (): Promise<Sshd> => {
   let child: ChildProcess | undefined
   let port = 0
   for (let tries = 0; tries < 5 && child === undefined; tries++) {
-    port = await freePort()
+    port = options.port ?? (await freePort())
     const config = path.join(dir, "sshd_config")
     await fs.writeFile(
       config,
       [
         `Port ${port}`,
-        "ListenAddress 127.0.0.1",
+        `ListenAddress ${listenAddress}`,
         `HostKey ${hostKey}`,
         `PidFile ${path.join(dir, "sshd.pid")}`,
         `AuthorizedKeysFile ${path.join(dir, "authorized_keys")}`,
@@ -96,13 +110,14 @@ export const start = async (): Promise<Sshd> => {
         ""
       ].join("\n")
     )
-    const proc = spawn(sshd, ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] })
+    const [command, ...wrapArgs] = [...(options.wrap ?? []), sshd]
+    const proc = spawn(command!, [...wrapArgs, "-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] })
     let stderr = ""
     proc.stderr?.on("data", (c) => (stderr += String(c)))
     const deadline = Date.now() + 5000
     let up = false
     while (Date.now() < deadline && proc.exitCode === null) {
-      if (await accepts(port)) {
+      if (await probe(port)) {
         up = true
         break
       }
@@ -116,7 +131,7 @@ export const start = async (): Promise<Sshd> => {
   }
   const proc = child!
   return {
-    host: "127.0.0.1",
+    host: listenAddress,
     port,
     user,
     identityFile: clientKey,
