@@ -1,6 +1,7 @@
 /**
- * Operator actions on the lifecycle: retrying something that failed for good, and releasing a
- * SOURCE path whose file changed after packaging. A retry is a checked transition (failed →
+ * Operator actions on the lifecycle: retrying something that failed for good, releasing a
+ * SOURCE path whose file changed after packaging, and settling a file packaging found corrupt or
+ * missing (filed again once its bytes are back, or given up as lost). A retry is a checked transition (failed →
  * pending, recorded in the event log) or, for a transfer attempt, whose failed state is final, a
  * new attempt linked to the failed one.
  */
@@ -48,6 +49,28 @@ export const ReleasedSourcePath = Schema.Struct({
   path: Schema.String
 }).annotations({ identifier: "ReleasedSourcePath" })
 
+/** Why an operator files a file packaging found corrupt or missing again. */
+export const RecheckFile = Schema.Struct({
+  /** Recorded in the event log: what was done to put the bytes back. */
+  reason: Schema.optional(Schema.String.pipe(Schema.maxLength(500)))
+}).annotations({ identifier: "RecheckFile" })
+
+/** An operator's statement that a file packaging found corrupt or missing is lost for good. */
+export const GiveUpFile = Schema.Struct({
+  /** Recorded in the event log: why the filed bytes cannot come back. */
+  reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500)),
+  /** Must be `true`: the caller says in so many words that the file's filed bytes are lost. */
+  lost: Schema.Literal(true)
+}).annotations({ identifier: "GiveUpFile" })
+
+/** What an action on a faulty file did. */
+export const FaultyFileAction = Schema.Struct({
+  rawDataFileId: Schema.UUID,
+  relativePath: Schema.String,
+  /** `filed` after a recheck; still `corrupt` or `missing` after giving up. */
+  state: Schema.String
+}).annotations({ identifier: "FaultyFileAction" })
+
 /** Operator actions. */
 export class OperationsApi extends HttpApiGroup.make("operations")
   .add(
@@ -66,6 +89,24 @@ export class OperationsApi extends HttpApiGroup.make("operations")
       .addError(NotFound)
       .addError(Conflict)
       .pipe(allow(["operator", "admin"], "Give up a file's SOURCE copy that cleanup found changed (CORRUPT) or gone (MISSING): it becomes DELETED with the bytes at its path left as they are, and the path takes a new filing. Only once the file's package is ARCHIVED; anything else is a 409."))
+  )
+  .add(
+    HttpApiEndpoint.post("recheckFile", "/files/:id/recheck")
+      .setPath(Schema.Struct({ id: Schema.UUID }))
+      .setPayload(RecheckFile)
+      .addSuccess(FaultyFileAction)
+      .addError(NotFound)
+      .addError(Conflict)
+      .pipe(allow(["operator", "admin"], "File again a file packaging found corrupt or missing (its bytes were put back at its SOURCE path): packaging reads it once more against its filed checksum. Anything else is a 409."))
+  )
+  .add(
+    HttpApiEndpoint.post("giveUpFile", "/files/:id/give-up")
+      .setPath(Schema.Struct({ id: Schema.UUID }))
+      .setPayload(GiveUpFile)
+      .addSuccess(FaultyFileAction)
+      .addError(NotFound)
+      .addError(Conflict)
+      .pipe(allow(["operator", "admin"], "Record a file packaging found corrupt or missing as lost for good (`lost: true`): it keeps its state, the event names who and why, and its SOURCE path takes a new filing; the bytes there are left as they are. Anything else is a 409."))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Operator actions.")

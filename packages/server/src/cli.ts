@@ -3,7 +3,7 @@
  * `ccat`: the reference server's command line. `ccat serve` runs the API (and, with no
  * configuration, the embedded default); `ccat migrate` applies migrations; `ccat config check`
  * validates a configuration file without starting anything; `ccat token` hands out API tokens.
- * The operator commands (`status`, `integrity`, `observations`, `packages`, `bundles`, `copies`, `retry`,
+ * The operator commands (`status`, `integrity`, `observations`, `packages`, `bundles`, `copies`, `files`, `retry`,
  * `location`, `staging`; modules in `cli/`) talk to a running server over HTTP with
  * `@ccat/client`; their exit codes are documented in `cli/Remote.ts` and docs/cli.md.
  */
@@ -21,6 +21,7 @@ import * as Option from "effect/Option"
 import { token } from "./auth/TokenCommands.js"
 import * as Bundles from "./cli/Bundles.js"
 import * as Copies from "./cli/Copies.js"
+import * as Files from "./cli/Files.js"
 import * as Integrity from "./cli/Integrity.js"
 import * as Location from "./cli/Location.js"
 import * as Observations from "./cli/Observations.js"
@@ -117,7 +118,7 @@ const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
   Command.withSubcommands([
     serve, worker, demo, migrate, config, token, db,
-    Status.command, Integrity.command, Observations.command, Packages.command, Bundles.command, Copies.command, Retry.command, Location.command, Staging.command
+    Status.command, Integrity.command, Observations.command, Packages.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command
   ])
 )
 

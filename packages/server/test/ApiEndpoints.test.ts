@@ -265,6 +265,13 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
       const missing = yield* Effect.either(operator.operations.releaseSourcePath({ path: { id: randomUUID() }, payload: { reason: "test" } }))
       expect(Either.isLeft(missing) && missing.left._tag).toBe("NotFound")
       mark("operations.releaseSourcePath")
+      // Only a file packaging found corrupt or missing is rechecked or given up (FaultyFiles.test.ts settles some).
+      const filed = yield* Fixtures.rawDataFile(world, eou)
+      const notFaulty = yield* Effect.either(operator.operations.recheckFile({ path: { id: filed.id }, payload: {} }))
+      expect(Either.isLeft(notFaulty) && notFaulty.left._tag === "Conflict" && notFaulty.left.message).toContain("only a file packaging found corrupt or missing")
+      const unknown = yield* Effect.either(operator.operations.giveUpFile({ path: { id: randomUUID() }, payload: { reason: "test", lost: true } }))
+      expect(Either.isLeft(unknown) && unknown.left._tag).toBe("NotFound")
+      mark("operations.recheckFile", "operations.giveUpFile")
     })
   )
 

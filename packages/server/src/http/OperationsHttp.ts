@@ -19,10 +19,12 @@
  */
 import { Api, ApiErrors, ApiSecurity, type Ids, Repositories, Transitions } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Sites from "../lifecycle/Sites.js"
+import * as FaultyFiles from "../lifecycle/FaultyFiles.js"
 import * as SourcePaths from "../lifecycle/SourcePaths.js"
 import * as Transfer from "../lifecycle/Transfer.js"
 import * as Access from "./Access.js"
@@ -245,5 +247,22 @@ export const OperationsHttpLive = HttpApiBuilder.group(Api.Api, "operations", (h
         Effect.catchTag("TransitionError", Effect.die)
       )
     })
+  ).handle("recheckFile", ({ path, payload }) =>
+    Effect.flatMap(ApiSecurity.CurrentAccount, (p) => settled(path.id, FaultyFiles.recheck(path.id, p.name, payload.reason)))
+  ).handle("giveUpFile", ({ path, payload }) =>
+    Effect.flatMap(ApiSecurity.CurrentAccount, (p) => settled(path.id, FaultyFiles.giveUp(path.id, p.name, payload.reason)))
   )
 )
+
+/** An action on a faulty file, its refusals as the API's errors. */
+const settled = <A, R>(id: string, action: Effect.Effect<A, FaultyFiles.FaultyFileRefused | SqlError | Transitions.TransitionError, R>) =>
+  action.pipe(
+    Effect.catchTag("FaultyFileRefused", (e): Effect.Effect<never, ApiErrors.NotFound | ApiErrors.Conflict> =>
+      Effect.fail(
+        e.reason === "NotFound"
+          ? Access.notFound("RawDataFile", id)
+          : new ApiErrors.Conflict({ reason: "StateConflict", entity: "RawDataFile", id, fields: ["state"], message: e.message })
+      )),
+    Effect.catchTag("SqlError", Effect.die),
+    Effect.catchTag("TransitionError", Effect.die)
+  )

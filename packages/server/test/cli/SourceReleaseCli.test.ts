@@ -61,3 +61,33 @@ describe("ccat copies release", () => {
     expect(row[0]!.released).toBe(true)
   }, 120_000)
 })
+
+describe("ccat files recheck and give-up", () => {
+  it("files a corrupt file again, gives a missing one up with --lost only, and refuses anything else with the reason", async () => {
+    const [corrupt, missing] = await w.db(Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const eou = yield* Fixtures.executedObsUnit(w.world)
+      const faulty = (state: string) =>
+        Effect.flatMap(Fixtures.rawDataFile(w.world, eou), (file) =>
+          Effect.as(sql`update raw_data_file set state = ${state}::raw_data_file_state where id = ${file.id}`, file.id))
+      return [yield* faulty("corrupt"), yield* faulty("missing")] as const
+    }))
+    const scientist = await w.run(["files", "recheck", corrupt], w.tokens.scientist)
+    expect(scientist.code).toBe(3)
+    const rechecked = await w.run(["files", "recheck", corrupt, "--reason", "rewritten from the spool", "--json"], w.tokens.operator)
+    expect(rechecked.code, rechecked.stderr).toBe(0)
+    expect(JSON.parse(rechecked.stdout)).toMatchObject({ rawDataFileId: corrupt, state: "filed" })
+    const again = await w.run(["files", "recheck", corrupt], w.tokens.operator)
+    expect([again.code, again.stderr]).toEqual([3, expect.stringContaining("is filed")])
+    const withoutLost = await w.run(["files", "give-up", missing, "--reason", "disk failed"], w.tokens.operator)
+    expect([withoutLost.code, withoutLost.stderr]).toEqual([2, expect.stringContaining("--lost")])
+    const givenUp = await w.run(["files", "give-up", missing, "--reason", "disk failed", "--lost"], w.tokens.operator)
+    expect([givenUp.code, givenUp.stdout]).toEqual([0, expect.stringContaining("recorded as lost (missing)")])
+    const twice = await w.run(["files", "give-up", missing, "--reason", "disk failed", "--lost"], w.tokens.operator)
+    expect([twice.code, twice.stderr]).toEqual([3, expect.stringContaining("given up already")])
+    const rows = await w.db(Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql<{ id: string; state: string; released: boolean }>`
+        select id, state::text as state, source_released_at is not null as released from raw_data_file where id in (${corrupt}, ${missing})`))
+    expect(Object.fromEntries(rows.map((r) => [r.id, [r.state, r.released]]))).toEqual({ [corrupt]: ["filed", false], [missing]: ["missing", true] })
+  }, 120_000)
+})
