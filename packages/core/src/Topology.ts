@@ -487,7 +487,11 @@ export class TopologyError extends Schema.TaggedError<TopologyError>()("Topology
   }
 }
 
-const formatIssues = (error: ParseResult.ParseError): ReadonlyArray<string> => {
+/**
+ * A decoding error as one line per field, `path: problem`, the form every configuration problem
+ * takes (adapters' and drivers' option schemas use it too, so their problems read the same).
+ */
+export const formatIssues = (error: ParseResult.ParseError): ReadonlyArray<string> => {
   // A union reports one issue per member ("Expected A", "Expected B", ...) at the same path;
   // they are merged into one line naming every allowed value.
   const byPath = new Map<string, Array<string>>()

@@ -33,15 +33,17 @@ export interface Options {
   readonly checksum?: { readonly algorithm: ChecksumAlgorithm; readonly mode: ChecksumMode }
   /** `-s n`: parallel network streams (1 to 64). */
   readonly streams?: number
-  /** `-w size`: TCP window, e.g. `4M` or a byte count. */
+  /** `-w size`: TCP window, e.g. `4M` or a byte count (8 KiB to 1 GiB). */
   readonly window?: string | number
+  /** `-B size`: block size of reads and writes, e.g. `1M` or a byte count (1 KiB to 1 GiB; default the window). */
+  readonly blockSize?: string | number
   /** `-z`: the target connects back to the source (for firewalls that only let one side listen). */
   readonly reverse?: boolean
   /** `-Z first[:last]`: data ports to use. */
   readonly ports?: { readonly first: number; readonly last?: number }
   /** `-t sec`: give up after this many seconds. */
   readonly timeLimitSeconds?: number
-  /** `-x rate`: cap the rate, e.g. `10m` or bytes per second. */
+  /** `-x rate`: cap the rate, e.g. `10m` or bytes per second (1 KiB/s to 1 GiB/s). */
   readonly rateLimit?: string | number
   /** `-P sec`: progress every `sec` seconds. Use 2 or more: `-P 1` floods (fixture 45). */
   readonly progressSeconds?: number
@@ -99,6 +101,22 @@ const checksumArg = (c: NonNullable<Options["checksum"]>): string => {
   }
 }
 
+/** The largest size bbcp's option parser takes (it reads sizes into an int, 2^30 at most). */
+export const maxSize = 2 ** 30
+
+const sizeUnits: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }
+
+/**
+ * A size as bbcp reads it (`-w`, `-B`, `-x`): a byte count with an optional k, m or g suffix
+ * (1024-based), within bbcp's own limits, so bbcp never stops on an option it refuses.
+ */
+const sizeArg = (what: string, value: string | number, min: number): string => {
+  const m = /^(\d+)([kKmMgG]?)$/.exec(String(value))
+  const bytes = m === null ? Number.NaN : Number(m[1]) * sizeUnits[m[2]!.toLowerCase()]!
+  if (!(bytes >= min && bytes <= maxSize)) invalid(`bbcp takes a ${what} of ${min} bytes to 1g, got ${value}`)
+  return String(value)
+}
+
 const program = (cmd: string, flag: string): string => {
   if (/['"\\]/.test(cmd)) invalid(`bbcp splits ${flag} on spaces and does no quoting: remove quotes from ${cmd}`)
   return cmd.trim().split(/\s+/).join(" ")
@@ -127,11 +145,12 @@ export const args = (options: Options, sources: ReadonlyArray<FileSpec>, target:
   if (options.errorCheck === true) out.push("-e")
   if (c !== undefined) out.push("-E", checksumArg(c))
   if (options.streams !== undefined) out.push("-s", String(options.streams))
-  if (options.window !== undefined) out.push("-w", String(options.window))
+  if (options.window !== undefined) out.push("-w", sizeArg("window", options.window, 8192))
+  if (options.blockSize !== undefined) out.push("-B", sizeArg("block size", options.blockSize, 1024))
   if (options.reverse === true) out.push("-z")
   if (options.ports !== undefined) out.push("-Z", options.ports.last === undefined ? port(options.ports.first) : `${port(options.ports.first)}:${port(options.ports.last)}`)
   if (options.timeLimitSeconds !== undefined) out.push("-t", String(options.timeLimitSeconds))
-  if (options.rateLimit !== undefined) out.push("-x", String(options.rateLimit))
+  if (options.rateLimit !== undefined) out.push("-x", sizeArg("rate", options.rateLimit, 1024))
   if (options.progressSeconds !== undefined) out.push("-P", String(options.progressSeconds))
   if (options.verbose === true) out.push("-v")
   if (options.veryVerbose === true) out.push("-V")

@@ -140,17 +140,51 @@ export interface Failure {
   readonly detail: string
 }
 
+/** What the caller knows of the run, which bbcp's words alone cannot tell. */
+export interface Situation {
+  /**
+   * The source paths (on their host), known to have existed when the run began: a "No such file
+   * or directory" naming one of them, or a path below one, means the source vanished mid-run.
+   */
+  readonly sources?: ReadonlyArray<string>
+}
+
+const noSuchFile = /^No such file or directory \S.* (\/\S*)$/
+
+const below = (p: string, roots: ReadonlyArray<string>) =>
+  roots.some((r) => {
+    const root = r.replace(/\/+$/, "")
+    return p === root || p.startsWith(`${root}/`)
+  })
+
+/** The reason bbcp's error text names (bbcp prints strerror before what it was doing), if any. */
+const reasonOfText = (line: string | undefined): TransferError.Reason | undefined => {
+  if (line === undefined) return undefined
+  if (/^(?:Permission denied|Read-only file system|Operation not permitted) /.test(line)) return "PermissionDenied"
+  if (/^(?:No space left on device|Disk quota exceeded) /.test(line)) return "DestinationFull"
+  if (/^(?:Connection reset by peer|Connection timed out|Connection refused|No route to host|Network is unreachable) /.test(line)) return "Connection"
+  return undefined
+}
+
 /**
  * Classifies a run that did not exit 0. bbcp mostly exits with the errno of what failed (2
- * ENOENT, 22 EINVAL, 28 ENOSPC, 30 EROFS); 128 is its time limit, 172 a checksum mismatch
- * (`-EILSEQ & 0xff`), 255 an ssh or remote-start failure or a bad option letter, and 143 (or a
- * signal) a killed run.
+ * ENOENT, 22 EINVAL, 28 ENOSPC, 30 EROFS); 172 is a checksum mismatch (`-EILSEQ & 0xff`), 255 an
+ * ssh or remote-start failure or a bad option letter, and 143 (or a signal) a killed run. 128
+ * only says that one of its threads failed (its time limit among other things), so the words
+ * decide it. A source path named missing, when `situation` says the sources existed, is a
+ * source that vanished mid-run, whatever the exit code (2, or 128 when a network thread saw it).
  */
-export const classify = (exitCode: number | null, signal: string | null, stderr: string): Failure => {
+export const classify = (exitCode: number | null, signal: string | null, stderr: string, situation: Situation = {}): Failure => {
   const report = parse(stderr)
   const first = report.errors[0]
   const detail = [...report.foreign, ...report.errors].slice(0, 3).join(" / ") || `bbcp exited with ${exitCode ?? signal}`
   if (exitCode === null || exitCode === 143 || exitCode === 130 || exitCode === 137) return { reason: "Interrupted", detail: `bbcp ended by ${signal ?? `exit ${exitCode}`}` }
+  const sources = situation.sources ?? []
+  const vanished = report.errors.find((e) => {
+    const m = noSuchFile.exec(e)
+    return m !== null && below(m[1]!, sources)
+  })
+  if (vanished !== undefined) return { reason: "SourceVanished", detail: `the source vanished during the copy: ${vanished}` }
   if (exitCode === 255) {
     const ssh = TransferHost.classifySsh(report.foreign.join("\n"))
     if (ssh !== undefined) return { reason: ssh.reason, detail }
@@ -159,7 +193,7 @@ export const classify = (exitCode: number | null, signal: string | null, stderr:
     return { reason: "Unknown", detail }
   }
   if (/target checksum .* does not match/.test(first ?? "") || exitCode === 172) return { reason: "ChecksumMismatch", detail }
-  if (/^Time limit exceeded/.test(first ?? "") || exitCode === 128) return { reason: "Timeout", detail }
+  if (/^Time limit exceeded/.test(first ?? "")) return { reason: "Timeout", detail }
   if (/^Invalid /.test(first ?? "") || /mutually exclusive/.test(first ?? "")) return { reason: "InvalidRequest", detail }
   switch (exitCode) {
     case 2:
@@ -183,7 +217,10 @@ export const classify = (exitCode: number | null, signal: string | null, stderr:
     case 111:
     case 113:
       return { reason: "Connection", detail }
+    case 128:
+      // a thread failed without saying why in words we know: the partial copy stays for a retry
+      return { reason: reasonOfText(first) ?? "Partial", detail }
     default:
-      return { reason: "Unknown", detail }
+      return { reason: reasonOfText(first) ?? "Unknown", detail }
   }
 }

@@ -3,11 +3,15 @@
  * Cologne, 200-500 ms round trip). bbcp is not packaged for Debian, so the binary comes from
  * PATH or a configured path, and a missing one fails with a clear ToolMissing error.
  *
- * bbcp writes a resumed (`-a`) file under its target name with mode 0200 until complete, which
- * would break "no partial data under a final name" (DESIGN §4.3); so the adapter copies to a
- * hidden temporary name next to the destination and renames it once bbcp succeeded. `-a` and
- * `-k` are given on every attempt, since a resume needs them on the interrupted run too. Stopping
- * signals bbcp's whole process group: its agents outlive a killed parent (fixture 23).
+ * bbcp writes a resumed (`-a`) file under its target name with mode 0200 until complete, and
+ * leaves its append signatures in the checkpoint folder it is given; either would break "no
+ * partial data under a final name" (DESIGN §4.3) or leave extra entries beside the destination.
+ * So each transfer owns one folder beside its destination, `.ccat-partial/<name>.bbcp/`, holding
+ * the incomplete copy (`part`) and the signatures (`ckp`); after bbcp succeeded the copy is
+ * renamed into place and the folder removed. `.ccat-partial` is the resume folder rsync uses
+ * too, which the sweep and the inventory leave alone. `-a` and `-k` are given on every attempt,
+ * since a resume needs them on the interrupted run too. Stopping signals bbcp's whole process
+ * group: its agents outlive a killed parent (fixture 23).
  */
 import { TransferAdapter, TransferError } from "@ccat/core"
 import type { TransferEndpoint } from "@ccat/core"
@@ -15,6 +19,7 @@ import { TransferHost, TransferProcess } from "@ccat/core/node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as BbcpCommand from "./BbcpCommand.js"
@@ -31,10 +36,20 @@ export interface Options extends TransferAdapter.Options {
   readonly remoteBbcp?: string
   /** The ssh binary used to start the remote bbcp (default `ssh`). */
   readonly ssh?: string
-  /** Tuning passed through: streams (`-s`), window (`-w`), transmission md5 (`-e`), ports (`-Z`), reverse (`-z`). */
-  readonly tuning?: Pick<BbcpCommand.Options, "streams" | "window" | "errorCheck" | "ports" | "reverse">
+  /** How bbcp uses the link; every field is passed to every attempt. */
+  readonly tuning?: Tuning
   /** Seconds between progress lines (default 2: `-P 1` floods, fixture 45). */
   readonly progressSeconds?: number
+}
+
+/**
+ * bbcp's tuning: parallel streams (`-s`), TCP window (`-w`), block size (`-B`), a checksum of
+ * every block checked in flight (`-E alg`, or `-e` for md5), data ports (`-Z`) and reverse
+ * connection (`-z`). The in-flight checksum catches transmission errors early; our SHA-256 of the
+ * destination is checked after every copy whatever it is.
+ */
+export interface Tuning extends Pick<BbcpCommand.Options, "streams" | "window" | "blockSize" | "errorCheck" | "ports" | "reverse"> {
+  readonly checksum?: BbcpCommand.ChecksumAlgorithm
 }
 
 const missing = (binary: string) =>
@@ -60,12 +75,26 @@ export const findBinary = (binary = "bbcp"): Effect.Effect<string, TransferError
 const specOf = (endpoint: TransferEndpoint.Endpoint, p: string): BbcpCommand.FileSpec =>
   endpoint._tag === "Local" ? { path: p } : { path: p, host: endpoint.host, ...(endpoint.user === undefined ? {} : { user: endpoint.user }) }
 
-/** Where an attempt writes before the rename, and where bbcp keeps its append signatures. */
+/** The resume folder beside a destination, shared with rsync's `--partial-dir`. */
+export const partialDir = ".ccat-partial"
+
+/** A file name short enough for NAME_MAX once `.bbcp` is added, still telling whose it is. */
+const stagingName = (base: string): string =>
+  base.length <= 200 ? `${base}.bbcp` : `${base.slice(0, 64)}-${createHash("sha256").update(base).digest("hex").slice(0, 16)}.bbcp`
+
+/**
+ * Where one transfer stages: `root` is the folder it owns (removed after success), `temp` the
+ * incomplete copy bbcp writes, `checkpoints` bbcp's append signatures (`-a`).
+ */
 export const stagingOf = (destination: string) => {
   const dir = path.posix.dirname(destination)
-  const base = path.posix.basename(destination)
-  return { dir, temp: `${dir}/.${base}.ccat-part`, checkpoints: `${dir}/.ccat-bbcp` }
+  const partial = `${dir}/${partialDir}`
+  const root = `${partial}/${stagingName(path.posix.basename(destination))}`
+  return { dir, partial, root, temp: `${root}/part`, checkpoints: `${root}/ckp` }
 }
+
+/** bbcp refuses a rate below 1 KiB/s or above 1 GiB/s: a limit is kept within, never above what was asked unless below 1 KiB/s. */
+const rateOf = (bytesPerSecond: number): number => Math.min(BbcpCommand.maxSize, Math.max(1024, Math.round(bytesPerSecond)))
 
 /** The typed options and specs of one attempt (exported so the command can be logged and tested). */
 export const plan = (request: TransferAdapter.Request, options: Options = {}) => {
@@ -74,11 +103,13 @@ export const plan = (request: TransferAdapter.Request, options: Options = {}) =>
   const remote = (e: TransferEndpoint.Endpoint) => (e._tag === "Ssh" ? BbcpCommand.sshProgram(e, options.remoteBbcp ?? "bbcp", options.ssh) : undefined)
   const source = remote(request.source)
   const target = remote(request.destination)
+  const { checksum, ...tuning } = options.tuning ?? {}
   const typed: BbcpCommand.Options = {
-    ...options.tuning,
+    ...tuning,
+    ...(checksum === undefined ? {} : { checksum: { algorithm: checksum, mode: { _tag: "Compute" } } }),
     ...(resume ? { append: { checkpointDir: staging.checkpoints }, keep: true } : { force: true }),
     ...(request.kind === "directory" ? { recursive: true } : {}),
-    ...(request.bandwidthLimit === undefined ? {} : { rateLimit: Math.round(request.bandwidthLimit) }),
+    ...(request.bandwidthLimit === undefined ? {} : { rateLimit: rateOf(request.bandwidthLimit) }),
     progressSeconds: options.progressSeconds ?? 2,
     verbose: true,
     ...(source === undefined ? {} : { sourceProgram: source }),
@@ -91,10 +122,24 @@ export const plan = (request: TransferAdapter.Request, options: Options = {}) =>
 
 const q = TransferProcess.shellQuote
 
-/** Moves the staged copy to its final name: a rename for a file, per-file renames for a tree. */
-const publishScript = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>): string => {
+/**
+ * Creates the staging folder. Another transfer into the same folder removes `.ccat-partial` when
+ * it finds it empty, which can fall between `mkdir -p` making it and making what is inside: the
+ * second try then succeeds.
+ */
+const prepareScript = (dirs: ReadonlyArray<string>): string => {
+  const words = dirs.map(q).join(" ")
+  return `mkdir -p -- ${words} 2>/dev/null || mkdir -p -- ${words}`
+}
+
+/**
+ * Moves the staged copy to its final name (a rename for a file, per-file renames for a tree),
+ * then removes the transfer's staging folder, and `.ccat-partial` if no other transfer uses it.
+ */
+export const publishScript = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>): string => {
   const d = request.destination.path
-  if (request.kind === "file") return `mv -f -- ${q(staging.temp)} ${q(d)}`
+  const tidy = [`rm -rf -- ${q(staging.root)}`, `rmdir -- ${q(staging.partial)} 2>/dev/null || true`]
+  if (request.kind === "file") return ["set -e", `mv -f -- ${q(staging.temp)} ${q(d)}`, ...tidy].join("; ")
   const s = `${staging.temp}/${path.posix.basename(request.source.path)}`
   return [
     "set -e",
@@ -103,7 +148,7 @@ const publishScript = (request: TransferAdapter.Request, staging: ReturnType<typ
     `find . -type d -exec mkdir -p -- ${q(d)}/{} \\;`,
     `find . -type f -exec mv -f -- {} ${q(d)}/{} \\;`,
     "cd /",
-    `rm -rf -- ${q(staging.temp)}`
+    ...tidy
   ].join("; ")
 }
 
@@ -134,8 +179,10 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
       try: () => BbcpCommand.args(p.typed, p.sources, p.target),
       catch: (e) => TransferError.make(name, "InvalidRequest", e instanceof Error ? e.message : String(e))
     })
-    yield* TransferHost.mkdirp(name, request.destination, request.kind === "directory" ? p.staging.temp : p.staging.dir, options.ssh)
-    if (p.typed.append !== undefined) yield* TransferHost.mkdirp(name, request.destination, p.staging.checkpoints, options.ssh)
+    const folders = [request.kind === "directory" ? p.staging.temp : p.staging.root, ...(p.typed.append === undefined ? [] : [p.staging.checkpoints])]
+    yield* request.destination._tag === "Ssh"
+      ? onHost(request.destination, prepareScript(folders), options.ssh)
+      : Effect.forEach(folders, (f) => TransferHost.mkdirp(name, request.destination, f), { discard: true })
     const runtime = yield* Effect.runtime<never>()
     const started = Date.now()
     let done = 0
@@ -157,7 +204,8 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
       }
     }).pipe(Effect.mapError((e) => (e.missing ? missing(binary) : TransferError.make(name, "Unknown", e.message, { cause: e }))))
     if (outcome.exitCode !== 0) {
-      const f = BbcpOutput.classify(outcome.exitCode, outcome.signal, outcome.stderr)
+      // the core measured the source before this attempt: a source path missing now vanished
+      const f = BbcpOutput.classify(outcome.exitCode, outcome.signal, outcome.stderr, { sources: [request.source.path] })
       return yield* Effect.fail(
         TransferError.make(name, f.reason, f.detail, {
           ...(f.retryable === undefined ? {} : { retryable: f.retryable }),

@@ -195,6 +195,15 @@ describe("BbcpCommand: the builder reproduces every recorded command line", () =
     assert.isTrue(t.options.targetProgram!.endsWith("%I -l %U %H /opt/bbcp/bin/bbcp"))
   })
 
+  it("keeps sizes within what bbcp takes (-w 8 KiB to 1g, -B 1 KiB to 1g, -x 1 KiB to 1g), in bytes or with k/m/g", () => {
+    const argv = BbcpCommand.args({ window: "4M", blockSize: 1048576, rateLimit: "10m" }, [{ path: "/a" }], { path: "/b" })
+    assert.deepStrictEqual(argv.slice(0, 6), ["-w", "4M", "-B", "1048576", "-x", "10m"])
+    assert.throws(() => BbcpCommand.args({ window: 4096 }, [{ path: "/a" }], { path: "/b" }), /window of 8192 bytes to 1g, got 4096/)
+    assert.throws(() => BbcpCommand.args({ blockSize: "2g" }, [{ path: "/a" }], { path: "/b" }), /block size/)
+    assert.throws(() => BbcpCommand.args({ rateLimit: 2 ** 31 }, [{ path: "/a" }], { path: "/b" }), /rate/)
+    assert.throws(() => BbcpCommand.args({ window: "8 MiB" }, [{ path: "/a" }], { path: "/b" }), /window/)
+  })
+
   it("guards the traps: -a never swallows a spec, -a with -E = refused, -r with -E value refused, quotes in -T refused", () => {
     const argv = BbcpCommand.args({ append: {} }, [{ path: "/src/f" }], { path: "/dst/", host: "h" })
     assert.deepStrictEqual(argv, ["-a", "--", "/src/f", "h:/dst/"])
@@ -335,6 +344,29 @@ describe("BbcpOutput: the parser reads every recorded stderr", () => {
     assert.deepStrictEqual(r.progress.map((p) => p.percent), [23, 43, 63, 83])
     assert.closeTo(r.progress[1]!.rate, 9.9 * 1024 * 1024, 1)
     assert.closeTo(r.progress[1]!.average, 10.0 * 1024 * 1024, 1)
+  })
+
+  it("a source path named missing, once the source was known to exist, is SourceVanished whether bbcp exits 2 or 128", () => {
+    // what the real 14.04.14.00.1 printed when a tree's source was removed mid-copy (local, and over ssh)
+    const stderr = "bbcp: Copying 160 files in 3 directories.\nbbcp: No such file or directory opening /data/src/tree/d1/f37\n"
+    for (const exit of [2, 128]) {
+      const f = BbcpOutput.classify(exit, null, stderr, { sources: ["/data/src/tree"] })
+      assert.strictEqual(f.reason, "SourceVanished", f.detail)
+      assert.strictEqual(TransferError.retryableByDefault[f.reason], false)
+    }
+    // a sibling whose name starts like the source is not below it
+    assert.notStrictEqual(BbcpOutput.classify(2, null, stderr, { sources: ["/data/src/tre"] }).reason, "SourceVanished")
+    // 43: the path named is the target's, so the source did not vanish
+    assert.strictEqual(BbcpOutput.classify(byId("43").exit, null, byId("43").stderr, { sources: ["/data/src/file200m.bin"] }).reason, "InvalidRequest")
+  })
+
+  it("exit 128 is a failed thread: Timeout only when bbcp says its time limit passed, else what its words name", () => {
+    assert.strictEqual(BbcpOutput.classify(128, null, byId("44").stderr).reason, "Timeout")
+    assert.strictEqual(BbcpOutput.classify(128, null, "bbcp: Connection reset by peer reading from stream\n").reason, "Connection")
+    assert.strictEqual(BbcpOutput.classify(128, null, "bbcp: No space left on device writing /d/x\n").reason, "DestinationFull")
+    const bare = BbcpOutput.classify(128, null, "")
+    assert.strictEqual(bare.reason, "Partial")
+    assert.isTrue(TransferError.retryableByDefault[bare.reason])
   })
 
   it("rates are 1024-based whatever the label; B/s has no prefix", () => {

@@ -63,7 +63,7 @@ describe("bbcp adapter without a bbcp binary", () => {
       yield* Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
     }))
 
-  it("plans a resumable push: temporary name, -a checkpoint dir and -k on every attempt, -P 2, the ssh program for the target", () => {
+  it("plans a resumable push: copy and -a checkpoints in the transfer's own staging folder, -k on every attempt, -P 2, the ssh program for the target", () => {
     const request: TransferAdapter.Request = {
       source: TransferEndpoint.local("/buffer/chile/pkg-0001.tar"),
       destination: TransferEndpoint.ssh({ host: "cologne.example", user: "ccat", port: 2222, identityFile: "/keys/id", path: "/buffer/cologne/pkg-0001.tar" }),
@@ -72,9 +72,9 @@ describe("bbcp adapter without a bbcp binary", () => {
     }
     const p = BbcpTransfer.plan(request, { tuning: { streams: 8, window: "8M" }, remoteBbcp: "/opt/bbcp/bin/bbcp" })
     const argv = BbcpCommand.args(p.typed, p.sources, p.target)
-    assert.deepStrictEqual(argv.slice(0, 13), ["-a", "/buffer/cologne/.ccat-bbcp", "-k", "-s", "8", "-w", "8M", "-x", "50000000", "-P", "2", "-v", "-T"])
+    assert.deepStrictEqual(argv.slice(0, 13), ["-a", "/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/ckp", "-k", "-s", "8", "-w", "8M", "-x", "50000000", "-P", "2", "-v", "-T"])
     assert.strictEqual(argv[13], "ssh -x -a -p 2222 -i /keys/id -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 %I -l %U %H /opt/bbcp/bin/bbcp")
-    assert.deepStrictEqual(argv.slice(-2), ["/buffer/chile/pkg-0001.tar", "ccat@cologne.example:/buffer/cologne/.pkg-0001.tar.ccat-part"])
+    assert.deepStrictEqual(argv.slice(-2), ["/buffer/chile/pkg-0001.tar", "ccat@cologne.example:/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/part"])
   })
 
   it("plans a tree pull with -r into a staging directory, and a non-resumable copy with -f", () => {
@@ -90,7 +90,7 @@ describe("bbcp adapter without a bbcp binary", () => {
     const argv = BbcpCommand.args(p.typed, p.sources, p.target)
     assert.includeMembers(argv, ["-r", "-f", "-S"])
     assert.notInclude(argv, "-a")
-    assert.deepStrictEqual(argv.slice(-2), ["chile.example:/data/obs/0042", "/archive/obs/.0042.ccat-part/"])
+    assert.deepStrictEqual(argv.slice(-2), ["chile.example:/data/obs/0042", "/archive/obs/.ccat-partial/0042.bbcp/part/"])
   })
 
   it.live("stopping signals the whole process group: a helper that outlives its parent is stopped too (fixture 23)", () =>

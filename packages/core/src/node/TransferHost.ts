@@ -199,9 +199,30 @@ export const remove = (adapter: string, endpoint: TransferEndpoint.Endpoint, ssh
     : remote(adapter, endpoint, `rm -rf -- ${q(endpoint.path)}`, ssh).pipe(Effect.asVoid)
   ).pipe(Effect.withSpan("TransferHost.remove", { attributes: { path: endpoint.path } }))
 
+/**
+ * Creates a local directory and its parents. Node's recursive mkdir reports ENOENT when the file
+ * system is read-only or the parent is not writable, which would read as a bad request; on any
+ * failure the folders are made again one by one, so the error is the real one (EROFS, EACCES).
+ */
+const mkdirLocal = async (dir: string): Promise<void> => {
+  try {
+    await fs.mkdir(dir, { recursive: true })
+  } catch (first) {
+    const chain: Array<string> = []
+    for (let d = path.resolve(dir); chain[0] !== d; d = path.dirname(d)) chain.unshift(d)
+    for (const d of chain) {
+      await fs.mkdir(d).catch((e: { code?: string }) => {
+        if (e.code !== "EEXIST") throw e
+      })
+    }
+    const made = await fs.stat(dir).then((s) => s.isDirectory(), () => false)
+    if (!made) throw first
+  }
+}
+
 /** Creates a directory and its parents at an endpoint. */
 export const mkdirp = (adapter: string, endpoint: TransferEndpoint.Endpoint, dir: string, ssh = "ssh") =>
   (endpoint._tag === "Local"
-    ? Effect.tryPromise({ try: () => fs.mkdir(dir, { recursive: true }), catch: (e) => errnoError(adapter, e, "destination") })
+    ? Effect.tryPromise({ try: () => mkdirLocal(dir), catch: (e) => errnoError(adapter, e, "destination") })
     : remote(adapter, endpoint, `mkdir -p -- ${q(dir)}`, ssh)
   ).pipe(Effect.asVoid, Effect.withSpan("TransferHost.mkdirp", { attributes: { path: dir } }))
