@@ -76,13 +76,29 @@ static void on_signal(int sig) {
   if (sig == SIGHUP) reload = 1; else stop = 1;
 }
 
-/* The packet's length on the wire: the IPv4/IPv6 header says it (also for GSO super-packets). */
+/*
+ * The bytes the packet takes on an Ethernet wire: its IP length plus a 14-byte frame header, and
+ * for a GSO super-packet (up to 64 KiB handed over whole) the headers of every segment it stands
+ * for, so a 1 Gbit/s bottleneck lets through what a real one would (about 119.5 MB/s of TCP payload).
+ */
 static uint32_t wire_length(struct nfq_data *nfad) {
   unsigned char *p;
   int n = nfq_get_payload(nfad, &p);
-  if (n >= 20 && (p[0] >> 4) == 4) { uint32_t l = (uint32_t)p[2] << 8 | p[3]; return l > 0 ? l : (uint32_t)n; }
-  if (n >= 40 && (p[0] >> 4) == 6) return 40 + ((uint32_t)p[4] << 8 | p[5]);
-  return n > 0 ? (uint32_t)n : 1500;
+  uint32_t len, hdr;
+  if (n >= 20 && (p[0] >> 4) == 4) {
+    len = (uint32_t)p[2] << 8 | p[3];
+    hdr = (uint32_t)(p[0] & 0xf) * 4;
+    if (len == 0) len = (uint32_t)n;
+    if (p[9] == 6 && n >= (int)hdr + 13) hdr += (uint32_t)(p[hdr + 12] >> 4) * 4; /* TCP */
+  } else if (n >= 40 && (p[0] >> 4) == 6) {
+    len = 40 + ((uint32_t)p[4] << 8 | p[5]);
+    hdr = 40;
+  } else {
+    return (n > 0 ? (uint32_t)n : 1500) + 14;
+  }
+  if (len <= 1500 || hdr >= 1500 || len <= hdr) return len + 14;
+  uint32_t mss = 1500 - hdr, segments = (len - hdr + mss - 1) / mss;
+  return len + (segments - 1) * hdr + segments * 14;
 }
 
 static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_data *nfad, void *data) {
@@ -161,8 +177,9 @@ int main(int argc, char **argv) {
     d->ring = calloc(RING, sizeof *d->ring);
     d->qh = nfq_create_queue(h, d->num, on_packet, d);
     if (d->ring == NULL || d->qh == NULL) { fprintf(stderr, "nfq-delay: cannot bind queue %u (another listener?)\n", d->num); return 1; }
-    /* 64 bytes hold the IP header; GSO packets come whole, so one verdict covers up to 64 KiB */
-    if (nfq_set_mode(d->qh, NFQNL_COPY_PACKET, 64) < 0) { perror("nfq-delay: nfq_set_mode"); return 1; }
+    /* 128 bytes hold the IP and TCP headers; GSO packets come whole, so one verdict covers up to
+       64 KiB and the router costs a few percent of a core at 1 Gbit/s instead of half of one */
+    if (nfq_set_mode(d->qh, NFQNL_COPY_PACKET, 128) < 0) { perror("nfq-delay: nfq_set_mode"); return 1; }
     nfq_set_queue_maxlen(d->qh, RING);
     nfq_set_queue_flags(d->qh, NFQA_CFG_F_GSO, NFQA_CFG_F_GSO);
   }

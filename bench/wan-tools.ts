@@ -1,0 +1,183 @@
+/**
+ * The runners of the WAN transfer benchmark (`bench/wan-transfer.ts`): the bundle on disk, the
+ * bytes a destination holds, capped processes started in one of the link's namespaces, iperf3,
+ * an rsync daemon reachable only from chile, and bbcp. Each runner returns what it moved and how
+ * long it took; a run that hits the cap is stopped and counted by the bytes that arrived.
+ */
+import { spawn } from "node:child_process"
+import { randomFillSync } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import type * as WanWorld from "../packages/server/test/wan/WanWorld.js"
+
+/** How one run went. */
+export interface Run {
+  readonly bytes: number
+  readonly seconds: number
+  /** Stopped at the cap: `bytes` is what had arrived by then. */
+  readonly capped: boolean
+  readonly ok: boolean
+  readonly detail?: string
+}
+
+/** MB/s (10^6 bytes) of a run. */
+export const mbps = (r: Run): number => r.bytes / 1e6 / Math.max(r.seconds, 1e-3)
+
+/** Writes `files` files of random data adding up to `bytes` under `dir`. */
+export const writeBundle = async (dir: string, bytes: number, files: number): Promise<void> => {
+  await fs.mkdir(dir, { recursive: true })
+  const chunk = Buffer.alloc(4 * 1024 * 1024)
+  const per = Math.floor(bytes / files)
+  for (let i = 0; i < files; i++) {
+    const size = i === files - 1 ? bytes - per * (files - 1) : per
+    const fh = await fs.open(path.join(dir, `obs-${String(i).padStart(3, "0")}.bin`), "w")
+    try {
+      for (let written = 0; written < size; ) {
+        const n = Math.min(chunk.length, size - written)
+        randomFillSync(chunk, 0, n)
+        await fh.write(chunk, 0, n)
+        written += n
+      }
+    } finally {
+      await fh.close()
+    }
+  }
+}
+
+/** Bytes of all regular files under `dir` (partial files included); 0 when it does not exist. */
+export const dirBytes = async (dir: string): Promise<number> => {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])
+  let total = 0
+  for (const e of entries) {
+    if (!e.isFile()) continue
+    const st = await fs.stat(path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).catch(() => undefined)
+    total += st?.size ?? 0
+  }
+  return total
+}
+
+/** CPU seconds a process has used so far (user + system), 0 when it is gone. */
+export const cpuSeconds = async (pid: number): Promise<number> => {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / 100
+}
+
+/**
+ * Runs argv in a namespace, printing the destination's progress every 10 s, and kills its
+ * process group at the cap. The destination's bytes at the end are what the run moved.
+ */
+export const capped = async (
+  world: WanWorld.WanWorld,
+  host: WanWorld.HostName,
+  argv: ReadonlyArray<string>,
+  destination: string,
+  capSeconds: number,
+  label: string
+): Promise<Run> => {
+  const started = Date.now()
+  const child = spawn("ip", ["netns", "exec", `${world.id}-${host}`, ...argv], { detached: true, stdio: ["ignore", "pipe", "pipe"] })
+  let output = ""
+  child.stdout.on("data", (c) => (output = (output + String(c)).slice(-4000)))
+  child.stderr.on("data", (c) => (output = (output + String(c)).slice(-4000)))
+  let timedOut = false
+  const ticker = setInterval(() => {
+    void dirBytes(destination).then((b) => {
+      const s = (Date.now() - started) / 1000
+      console.log(`    ${label}: ${(b / 1e6).toFixed(0)} MB after ${s.toFixed(0)} s (${(b / 1e6 / s).toFixed(1)} MB/s)`)
+    })
+  }, 10_000)
+  const cap = setTimeout(() => {
+    timedOut = true
+    try {
+      process.kill(-child.pid!, "SIGKILL")
+    } catch {
+      child.kill("SIGKILL")
+    }
+  }, capSeconds * 1000)
+  const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)))
+  clearInterval(ticker)
+  clearTimeout(cap)
+  const seconds = (Date.now() - started) / 1000
+  const bytes = await dirBytes(destination)
+  const ok = code === 0 && !timedOut
+  return { bytes, seconds, capped: timedOut, ok, ...(ok ? {} : { detail: timedOut ? `stopped at the ${capSeconds} s cap` : output.trim().split("\n").slice(-3).join(" / ") }) }
+}
+
+/** Starts a long-running server in a namespace; it dies with the namespace at the latest. */
+export const serve = (world: WanWorld.WanWorld, host: WanWorld.HostName, argv: ReadonlyArray<string>) => {
+  const child = spawn("ip", ["netns", "exec", `${world.id}-${host}`, ...argv], { stdio: ["ignore", "ignore", "pipe"] })
+  let stderr = ""
+  child.stderr.on("data", (c) => (stderr = (stderr + String(c)).slice(-2000)))
+  return {
+    stop: () => {
+      if (child.exitCode === null) child.kill("SIGTERM")
+    },
+    stderr: () => stderr,
+    exited: () => child.exitCode !== null
+  }
+}
+
+/** Waits (at most `boundMs`) until something listens on `port` in cologne. */
+export const waitListening = async (world: WanWorld.WanWorld, port: number, boundMs = 10_000): Promise<void> => {
+  const deadline = Date.now() + boundMs
+  for (let round = 0; round < 1000 && Date.now() < deadline; round++) {
+    const out = await new Promise<string>((resolve) => {
+      const c = spawn("ip", ["netns", "exec", world.cologne.netns, "ss", "-Hltn", `sport = :${port}`])
+      let s = ""
+      c.stdout.on("data", (d) => (s += String(d)))
+      c.once("close", () => resolve(s))
+    })
+    if (out.trim() !== "") return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`nothing listens on ${world.cologne.address}:${port} after ${boundMs} ms`)
+}
+
+/** iperf3 from chile to cologne with `streams` parallel streams: payload MB/s after the ramp-up. */
+export const iperf3 = async (world: WanWorld.WanWorld, streams: number, seconds: number): Promise<number | string> => {
+  const omit = 3
+  const out = await new Promise<string>((resolve) => {
+    const c = spawn("ip", ["netns", "exec", world.chile.netns, "iperf3", "-c", world.cologne.address, "-P", String(streams), "-t", String(seconds), "-O", String(omit), "-J"])
+    let s = ""
+    c.stdout.on("data", (d) => (s += String(d)))
+    c.once("close", () => resolve(s))
+  })
+  try {
+    const json = JSON.parse(out) as { end?: { sum_received?: { bits_per_second?: number } }; error?: string }
+    const bps = json.end?.sum_received?.bits_per_second
+    return bps === undefined ? `iperf3: ${json.error ?? "no result"}` : bps / 8 / 1e6
+  } catch {
+    return `iperf3 printed no JSON: ${out.slice(0, 200)}`
+  }
+}
+
+/** An rsync daemon in cologne serving `root` as module `bench`, to chile's address only. */
+export const rsyncDaemon = async (world: WanWorld.WanWorld, dir: string, root: string) => {
+  const config = path.join(dir, "rsyncd.conf")
+  await fs.writeFile(
+    config,
+    [
+      `pid file = ${path.join(dir, "rsyncd.pid")}`,
+      "use chroot = false",
+      `log file = ${path.join(dir, "rsyncd.log")}`,
+      "[bench]",
+      `  path = ${root}`,
+      "  read only = false",
+      "  uid = root",
+      "  gid = root",
+      `  hosts allow = ${world.chile.address}`,
+      "  hosts deny = *",
+      ""
+    ].join("\n")
+  )
+  const server = serve(world, "cologne", ["rsync", "--daemon", "--no-detach", `--config=${config}`, `--address=${world.cologne.address}`, "--port=873"])
+  await waitListening(world, 873)
+  return server
+}
+
+/** The `-T` program bbcp runs to start itself in cologne over the link's sshd. */
+export const bbcpTarget = (world: WanWorld.WanWorld, bbcp: string): string => {
+  const s = world.sshd!
+  return ["ssh", "-x", "-a", "-p", String(s.port), "-i", s.identityFile, ...["BatchMode=yes", ...s.sshOptions].flatMap((o) => ["-o", o]), "%I", "-l", "%U", "%H", bbcp].join(" ")
+}
