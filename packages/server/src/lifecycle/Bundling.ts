@@ -19,6 +19,7 @@ import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as BufferWrite from "./BufferWrite.js"
+import * as CopyCheck from "./CopyCheck.js"
 import * as CopyFindings from "./CopyFindings.js"
 import * as Packager from "./Packager.js"
 import { LifecyclePolicy } from "./Packaging.js"
@@ -427,46 +428,81 @@ const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites
   })
 
 /**
- * A member whose buffer copy no longer matches its record: that copy is recorded CORRUPT or
- * MISSING (it counts nowhere from now on), the package is marked failed with the reason (an
- * operator repairs it), dropped from the bundle, and the rest is bundled again.
+ * Bundling read a member whose bytes disagreed with its record (or were gone), and nothing the
+ * re-read showed was wrong with the copy itself: the bundle's write fails and its job is tried
+ * again later, with every member kept.
  */
-const dropFaulty = (site: string, bundleId: Ids.DataTransferPackageId, error: Packager.PackagingError, remaining: number) =>
+export class UnconfirmedRead extends Schema.TaggedError<UnconfirmedRead>()("UnconfirmedRead", {
+  bundleId: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `bundle ${this.bundleId}: a member read badly but its buffer copy re-read good or could not be re-read (${this.detail}); the bundle is written again later`
+  }
+}
+
+/**
+ * Members whose read failed are read once more through their copy's own storage (CopyCheck): one
+ * read may fail for reasons that are not the copy's. A copy the re-read shows bad is recorded
+ * CORRUPT or MISSING (it counts nowhere from now on), its package marked failed with the reason
+ * (an operator repairs it) and dropped from the bundle, and the rest is bundled again. When no
+ * member is shown bad, nothing is marked and the bundle's job fails, to be tried again.
+ */
+const dropFaulty = (
+  site: string,
+  bundleId: Ids.DataTransferPackageId,
+  error: Packager.PackagingError,
+  list: ReadonlyArray<Member>,
+  sources: ReadonlyMap<string, StorageDriver.Service>
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
+    const shown = yield* Effect.forEach(error.members, (m) => {
+      const member = list.find((x) => x.id === m.id)
+      if (member === undefined) return Effect.succeed(undefined)
+      return CopyCheck.confirm(sources.get(member.locationId)!, member.path, member.checksum).pipe(
+        Effect.map((found) => (found === undefined ? undefined : { id: member.id, found }))
+      )
+    })
+    const bad = shown.filter((b): b is NonNullable<typeof b> => b !== undefined)
+    const cleared = error.members.filter((m) => !bad.some((b) => b.id === m.id))
+    if (cleared.length > 0) {
+      yield* Effect.logWarning(`bundle ${bundleId}: ${cleared.map((m) => `${m.relativePath} ${m.problem}`).join("; ")} on the bundle's read, but the copy re-read good or could not be re-read: not marked`)
+    }
+    if (bad.length === 0) return yield* new UnconfirmedRead({ bundleId, detail: error.message })
     yield* sql.withTransaction(
       Effect.gen(function* () {
-        for (const m of error.members) {
-          const id = m.id as Ids.RawDataPackageId
+        for (const { found, id } of bad) {
+          const problem = found.finding === "CORRUPT" ? "Corrupt" : "Missing"
           // The copy the bundle read: the package's one PRESENT copy in a buffer of this site.
           const read = yield* sql<{ id: string }>`
             select c.id from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
             join site s on s.id = l.site_id and s.name = ${site}
             where c.raw_data_package_id = ${id} and c.status = 'PRESENT'`
           if (read.length === 1) {
-            yield* CopyFindings.mark(read[0].id, m.problem === "Corrupt" ? "CORRUPT" : "MISSING", {
-              actor: `worker:${site}`, by: "bundling", detail: m.detail, expectedChecksum: m.expectedChecksum, actualChecksum: m.actualChecksum
+            yield* CopyFindings.mark(read[0].id, found.finding, {
+              actor: `worker:${site}`, by: "bundling", detail: found.detail, expectedChecksum: found.expectedChecksum, actualChecksum: found.actualChecksum
             })
           }
           yield* sql`delete from data_transfer_package_member where data_transfer_package_id = ${bundleId} and raw_data_package_id = ${id}`
           yield* Transitions.transition({
             entity: "RawDataPackage", id, from: "in_progress", to: "failed", actor: `worker:${site}`,
-            details: { bundleId, problem: m.problem, detail: m.detail }, set: { errorMessage: `buffer copy ${m.problem}: ${m.detail}` }
+            details: { bundleId, problem, detail: found.detail }, set: { errorMessage: `buffer copy ${problem}: ${found.detail}` }
           })
         }
-        if (remaining === 0) {
+        if (bad.length === list.length) {
           yield* fail(site, bundleId, error.message)
         } else {
           yield* Transitions.transition({
             entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "scheduled", actor: `worker:${site}`,
-            details: { retry: "without faulty packages", faulty: error.members.map((m) => m.id) }
+            details: { retry: "without faulty packages", faulty: bad.map((b) => b.id) }
           })
           yield* jobs.send(queueName(site, name), { bundleId }, { singletonKey: `${bundleId}:${Date.now()}` })
         }
       })
     )
-    yield* Effect.logError(`bundle ${bundleId}: ${error.message}`)
+    yield* Effect.logError(`bundle ${bundleId}: ${bad.map((b) => b.found.detail).join("; ")}`)
   })
 
 /** Writes one bundle into the buffer that holds its first member (or another with room). */
@@ -523,7 +559,7 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
       ),
     {
       written: (buffer, written) => commit(site, bundleId, buffer, written),
-      faulty: (error) => dropFaulty(site, bundleId, error, list.length - error.members.length),
+      faulty: (error) => dropFaulty(site, bundleId, error, list, sources),
       invalid: (error) =>
         Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(fail(site, bundleId, error.message))).pipe(
           Effect.zipRight(Effect.logError(`bundle ${bundleId} cannot be written: ${error.message}`))

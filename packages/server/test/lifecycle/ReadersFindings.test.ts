@@ -7,6 +7,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { TestDatabase } from "@ccat/core/testing"
+import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as Storages from "../../src/lifecycle/Storages.js"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Arrival from "../../src/lifecycle/Arrival.js"
@@ -44,6 +49,28 @@ const flipMiddle = (file: string) =>
     await fs.writeFile(file, bytes)
   })
 
+/** Keys whose next read through a disk location's storage hands out one flipped byte, once. */
+const flaky = new Set<string>()
+
+/** Disk storages whose `get` of a key in `flaky` flips a byte of the first chunk, once per key. */
+const flakyDisk: Storages.DriverFactory = (spec) =>
+  Effect.map(Storages.diskFactory(spec), (storage) => ({
+    ...storage,
+    get: (key: string, options?: Parameters<typeof storage.get>[1]) => {
+      if (!flaky.delete(key)) return storage.get(key, options)
+      let first = true
+      return Stream.map(storage.get(key, options), (chunk) => {
+        if (!first) return chunk
+        first = false
+        const bad = Uint8Array.from(chunk)
+        bad[Math.floor(bad.length / 2)] ^= 0xff
+        return bad
+      })
+    }
+  }))
+
+const flakyLayer = Layer.mergeAll(JobQueue.layer, Storages.layer({ disk: flakyDisk })).pipe(Layer.provideMerge(TestDatabase.layer))
+
 describe("Readers record what they find", () => {
   it.scopedLive("bundling: a package's buffer copy that no longer matches becomes CORRUPT (by bundling), the package FAILED", () =>
     Effect.gen(function* () {
@@ -63,6 +90,31 @@ describe("Readers record what they find", () => {
       assert.strictEqual(after.status, "CORRUPT")
       assert.deepStrictEqual(yield* foundBy(victim.id, "CORRUPT"), ["bundling"])
     }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("bundling: a package read badly once whose copy re-reads good is not marked; the bundle is written again and sent whole", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyIn(dir)
+      yield* syncTopology(topology)
+      const obs = yield* observatory
+      const { files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }, { path: "b.fits", bytes: 30_000, module: 1 }])
+      const written = Effect.map(copiesAt("chile-buffer", "package"), (cs) => cs.length === 2)
+      yield* runUntil([["chile", [Packaging.stage]]], written).pipe(Effect.provide(policyLayer(topology)))
+      const [victim] = yield* copiesAt("chile-buffer", "package")
+      // The buffer's disk hands bundling wrong bytes on its first read of the package (a flaky
+      // controller, a bad cable): the bytes at rest stay good, as every later read shows.
+      flaky.add(victim.path)
+      yield* runUntil(demoSites, allArrived, 90_000).pipe(Effect.provide(policyLayer(topology)))
+      assert.isFalse(flaky.has(victim.path), "the flaky read happened")
+      const after = (yield* copiesAt("chile-buffer", "package")).find((c) => c.id === victim.id)!
+      assert.notInclude(["CORRUPT", "MISSING"], after.status)
+      assert.deepStrictEqual(yield* foundBy(victim.id, "CORRUPT"), [])
+      const sql = yield* SqlClient.SqlClient
+      const [failures] = yield* sql<{ n: number }>`
+        select count(*)::int as n from event_log where entity_kind = 'RawDataPackage' and entity_id = ${victim.ownerId} and to_state = 'failed'`
+      assert.strictEqual(failures!.n, 0, "the package was never failed")
+      yield* assertByteIdentical(dir, files)
+    }).pipe(Effect.provide(flakyLayer)), 120_000)
 
   it.scopedLive("transfer: a bundle tar rotted at its source is re-read, found CORRUPT (by transfer) and removed; the bundle FAILED", () =>
     Effect.gen(function* () {
