@@ -22,6 +22,7 @@ import * as BufferWrite from "./BufferWrite.js"
 import * as CopyCheck from "./CopyCheck.js"
 import * as CopyFindings from "./CopyFindings.js"
 import * as Packager from "./Packager.js"
+import * as RepairForward from "./RepairForward.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
@@ -49,7 +50,9 @@ interface Waiting {
  * that left from here holds them). At a relay the packages arrived in a completed bundle sent from
  * the previous site, so they wait here again for the next hop. At a site with archives, a package
  * waits once it is archived here but still lacks copies or sites (`archiveCopies`,
- * `archiveSites`): it moves on to the next archive site.
+ * `archiveSites`): it moves on to the next archive site. An ARCHIVED package waits here when
+ * another site reachable from here has nothing left to repair its bad copies from
+ * (RepairForward), once per finding.
  */
 const waiting = (site: string, target: { readonly copies: number; readonly sites: number }) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -60,21 +63,25 @@ const waiting = (site: string, target: { readonly copies: number; readonly sites
       join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
       join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
       join site s on s.id = l.site_id
-      where s.name = ${site} and p.status = 'in_progress' and p.size_bytes is not null and p.checksum is not null
-        and (not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
-          or exists (
-            select 1 from (
-              select count(*) as good, count(distinct al.site_id) as sites, bool_or(al.site_id = s.id) as here
-              from physical_copy ac join data_location al on al.id = ac.data_location_id
-              where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
-                and ac.verified_at is not null and ac.checksum = p.checksum) g
-            where g.here and (g.good < ${target.copies} or g.sites < ${target.sites})))
-        and not exists (
-          select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
-          where m.raw_data_package_id = p.id
-            and (d.status <> 'completed' or exists (
-              select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
-              where t.data_transfer_package_id = d.id and fl.site_id = s.id)))
+      where s.name = ${site} and p.size_bytes is not null and p.checksum is not null
+        and ((p.status = 'in_progress'
+          and (not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
+            or exists (
+              select 1 from (
+                select count(*) as good, count(distinct al.site_id) as sites, bool_or(al.site_id = s.id) as here
+                from physical_copy ac join data_location al on al.id = ac.data_location_id
+                where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+                  and ac.verified_at is not null and ac.checksum = p.checksum) g
+              where g.here and (g.good < ${target.copies} or g.sites < ${target.sites})))
+          and not exists (
+            select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
+            where m.raw_data_package_id = p.id
+              and (d.status <> 'completed' or exists (
+                select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
+                where t.data_transfer_package_id = d.id and fl.site_id = s.id))))
+        or (p.status = 'completed' and c.verified_at is not null and c.checksum = p.checksum
+          and ${RepairForward.neededFrom(sql, sql`p`, sql`s.id`)}
+          and not ${RepairForward.forwardedFrom(sql, sql`p`, sql`s.id`)}))
       order by c.created_at, p.id`
   )
 
@@ -486,6 +493,9 @@ const dropFaulty = (
             })
           }
           yield* sql`delete from data_transfer_package_member where data_transfer_package_id = ${bundleId} and raw_data_package_id = ${id}`
+          // An ARCHIVED package sent on for a repair elsewhere stays ARCHIVED: only this copy was bad.
+          const [pkg] = yield* sql<{ status: string }>`select status::text as status from raw_data_package where id = ${id}`
+          if (pkg?.status !== "in_progress") continue
           yield* Transitions.transition({
             entity: "RawDataPackage", id, from: "in_progress", to: "failed", actor: `worker:${site}`,
             details: { bundleId, problem, detail: found.detail }, set: { errorMessage: `buffer copy ${problem}: ${found.detail}` }

@@ -1,7 +1,8 @@
 /**
  * Repair (DESIGN §4 invariant 8): an archive copy found CORRUPT or MISSING (CopyFindings) is
  * copied again from a good copy of the same package at the same site (another archive, or a
- * buffer copy still PRESENT and verified), verified where it was written, and recorded: in one
+ * buffer copy still PRESENT and verified; a site with none is sent the package by a site that has
+ * one, see RepairForward), verified where it was written, and recorded: in one
  * transaction the bad row goes to DELETED (event `{ action: "repaired", replacement, source }`)
  * and the new row is inserted PRESENT with its `verifiedAt`, in that order, since a location
  * holds one live copy of a package and one live row per path.
@@ -32,6 +33,7 @@ import { randomUUID } from "node:crypto"
 import { expedite, JobQueue, type QueueOptions } from "../engine/JobQueue.js"
 import type { PackageRow } from "./Archiving.js"
 import * as CopyFindings from "./CopyFindings.js"
+import * as RepairForward from "./RepairForward.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
 import { Storages } from "./Storages.js"
@@ -39,7 +41,7 @@ import { Storages } from "./Storages.js"
 /** The stage's name and queue suffix. */
 export const name = "repair"
 
-const Job = Schema.Struct({ packageId: Ids.RawDataPackageId })
+const Job = Schema.Union(Schema.Struct({ packageId: Ids.RawDataPackageId }), RepairForward.Job)
 
 /** Repair attempts that failed (a job that failed and is retried), per site. */
 export const failures = Metric.counter("ccat_repair_failures_total", {
@@ -116,6 +118,11 @@ export const plan = Effect.fn("Repair.plan")(function* (site: string) {
   let enqueued = 0
   for (const p of yield* needing(site)) {
     const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
+    if (sent !== null) enqueued++
+  }
+  // Packages another site has nothing left to repair from: sent on from here (RepairForward).
+  for (const p of yield* RepairForward.toBuffer(site)) {
+    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id, forward: true }, { singletonKey: `${p.id}:forward` })
     if (sent !== null) enqueued++
   }
   return enqueued
@@ -294,7 +301,9 @@ const removeBadObject = (bad: BadCopy) =>
 
 /** Repairs every bad archive copy of one package at the site. */
 export const work = Effect.fn("Repair.work")(function* (site: string, data: unknown) {
-  const { packageId } = yield* Schema.decodeUnknown(Job)(data)
+  const job = yield* Schema.decodeUnknown(Job)(data)
+  const { packageId } = job
+  if ("forward" in job) return yield* RepairForward.work(site, packageId)
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<PackageRow>`
     select id, status::text as status, relative_path, size_bytes, checksum from raw_data_package

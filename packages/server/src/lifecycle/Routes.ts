@@ -97,7 +97,12 @@ export const leaving = Effect.fn("Routes.leaving")(function* (site: string, bund
           and not exists (
             select 1 from physical_copy ac join data_location al on al.id = ac.data_location_id
             where ac.raw_data_package_id = p.id and al.site_id = r.to_site_id and al.type = 'LONG_TERM_ARCHIVE'
-              and ac.status = 'PRESENT' and ac.verified_at is not null and ac.checksum = p.checksum)))
+              and ac.status = 'PRESENT' and ac.verified_at is not null and ac.checksum = p.checksum)
+          -- an ARCHIVED package travels only to a site whose copies of it went bad (RepairForward)
+          and (p.status <> 'completed' or exists (
+            select 1 from physical_copy bc join data_location bl on bl.id = bc.data_location_id
+            where bc.raw_data_package_id = p.id and bl.site_id = r.to_site_id and bl.type = 'LONG_TERM_ARCHIVE'
+              and bc.status in ('CORRUPT', 'MISSING')))))
     order by r.priority, r.id`
   return rows.map((r): Route => {
     // The topology sync writes the configured limits into the row's options at every start.

@@ -1,0 +1,126 @@
+/**
+ * Repair from another site. Repair replaces a bad archive copy from a good copy at the same site;
+ * a site whose every copy of a package went bad has nothing to repair from, and the good copies
+ * are elsewhere. Such a site is sent the package again along the routes, as it was the first time:
+ * a site that holds a good copy and has a route to it puts the package in one of its BUFFERs (from
+ * its archive, when no buffer copy is left), bundling sends it, arrival unpacks it into a buffer of
+ * the site that needs it, and that site's repair then finds a good copy there and repairs as usual.
+ *
+ * One forward per finding: once a bundle holding the package has left a site after the bad copy
+ * was found, that site does not send it again for the same finding; the forwarded copy arriving
+ * ends the need, since the site then holds a good (buffer) copy.
+ */
+import { Ids } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as ArchiveRecord from "./ArchiveRecord.js"
+import * as BufferWrite from "./BufferWrite.js"
+import type { PackageRow } from "./Archiving.js"
+import * as Sites from "./Sites.js"
+import { Storages } from "./Storages.js"
+
+/**
+ * SQL: the package `pkg` (a `raw_data_package` row alias) has a CORRUPT or MISSING archive copy at
+ * a site other than `here` (a `site.id` expression) that holds no good copy of it at all (archive
+ * or buffer), has a writable archive, and is the destination of a route leaving from or through
+ * `here`.
+ */
+export const neededFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
+  exists (
+    select 1 from physical_copy b join data_location bl on bl.id = b.data_location_id
+    where b.raw_data_package_id = ${pkg}.id and bl.type = 'LONG_TERM_ARCHIVE' and b.status in ('CORRUPT', 'MISSING')
+      and bl.site_id <> ${here}
+      and exists (select 1 from data_location w where w.site_id = bl.site_id and w.type = 'LONG_TERM_ARCHIVE' and w.writable)
+      and not exists (
+        select 1 from physical_copy g join data_location gl on gl.id = g.data_location_id
+        where g.raw_data_package_id = ${pkg}.id and gl.site_id = bl.site_id and gl.type in ('LONG_TERM_ARCHIVE', 'BUFFER')
+          and g.status = 'PRESENT' and g.verified_at is not null and g.checksum = ${pkg}.checksum)
+      and exists (select 1 from route r where r.to_site_id = bl.site_id and (r.from_site_id = ${here} or r.via_site_id = ${here})))`
+
+/**
+ * SQL: a bundle holding `pkg` is on its way from the site `here`, or left it after the package's
+ * latest bad archive copy was found (so this finding was answered already), or failed (an
+ * operator retries it).
+ */
+export const forwardedFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
+  exists (
+    select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
+    where m.raw_data_package_id = ${pkg}.id
+      and (d.status <> 'completed' or (
+        exists (select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
+                where t.data_transfer_package_id = d.id and fl.site_id = ${here})
+        and d.updated_at > (
+          select max(b.updated_at) from physical_copy b join data_location bl on bl.id = b.data_location_id
+          where b.raw_data_package_id = ${pkg}.id and bl.type = 'LONG_TERM_ARCHIVE' and b.status in ('CORRUPT', 'MISSING')))))`
+
+/** The repair queue's job that brings a package from the site's archive into its buffer, to be sent on. */
+export const Job = Schema.Struct({ packageId: Ids.RawDataPackageId, forward: Schema.Literal(true) })
+
+/**
+ * ARCHIVED packages another site needs from here that have a good archive copy here but no good
+ * copy in a buffer here, and no bundle on its way or sent for this finding.
+ */
+export const toBuffer = (site: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from raw_data_package p, site s
+      where s.name = ${site} and p.status = 'completed' and p.checksum is not null
+        and ${neededFrom(sql, sql`p`, sql`s.id`)}
+        and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
+        and exists (
+          select 1 from physical_copy a join data_location al on al.id = a.data_location_id
+          where a.raw_data_package_id = p.id and al.site_id = s.id and al.type = 'LONG_TERM_ARCHIVE' and al.readable
+            and a.status = 'PRESENT' and a.verified_at is not null and a.checksum = p.checksum)
+        and not exists (
+          select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
+          where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type = 'BUFFER' and c.status <> 'DELETED')
+      limit 1000`
+  )
+
+/**
+ * Copies an ARCHIVED package from a good archive copy of the site into the first of its BUFFERs
+ * with room, verified there, and records the buffer copy: bundling then sends it to the site that
+ * needs it. A job for a package no longer needed, or already in a buffer here, does nothing.
+ */
+export const work = (site: string, packageId: Ids.RawDataPackageId) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    if (!(yield* toBuffer(site)).some((p) => p.id === packageId)) return
+    const [pkg] = yield* sql<PackageRow>`
+      select id, status::text as status, relative_path, size_bytes, checksum from raw_data_package where id = ${packageId}`
+    const sizeBytes = Number(pkg.sizeBytes)
+    const sources = yield* sql<{ locationId: string; path: string; location: string }>`
+      select c.data_location_id as location_id, c.path, l.name as location from physical_copy c
+      join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+      where c.raw_data_package_id = ${packageId} and s.name = ${site} and l.type = 'LONG_TERM_ARCHIVE' and l.readable
+        and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = ${pkg.checksum}
+      order by l.technology = 'tape', l.priority, l.name`
+    const buffers = yield* BufferWrite.withRoom(site, sizeBytes)
+    if (buffers.length === 0) return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with room to send package ${packageId} on for a repair`))
+    let lastError: unknown
+    for (const source of sources) {
+      const from = yield* storages.of(yield* Sites.location(source.locationId))
+      const buffer = buffers[0]
+      const to = yield* storages.of(buffer)
+      const copied = yield* Effect.gen(function* () {
+        if (from.capabilities.nearline) yield* from.recall([source.path])
+        yield* to.put(pkg.relativePath, from.get(source.path), { checksum: pkg.checksum as never, overwrite: true, sizeHint: sizeBytes })
+        return yield* to.verify(pkg.relativePath, pkg.checksum as never)
+      }).pipe(Effect.either)
+      if (copied._tag === "Left") {
+        lastError = copied.left
+        yield* Effect.logWarning(`package ${packageId}: copying from ${source.location} into ${buffer.name} to send it on failed`, copied.left)
+        // A source whose bytes are wrong is the audit's to find and mark: the next one is tried.
+        continue
+      }
+      const identity = yield* ArchiveRecord.identityOf(buffer, pkg.relativePath)
+      yield* sql`
+        insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
+        values (${packageId}, ${buffer.id}, ${pkg.relativePath}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})`
+      return yield* Effect.logInfo(`package ${packageId}: copied from ${source.location} into ${buffer.name}, to be sent to the site whose copies went bad`)
+    }
+    return yield* Effect.fail(lastError ?? new Error(`package ${packageId} has no good archive copy at ${site} to send on`))
+  })

@@ -1,0 +1,100 @@
+/**
+ * Repair from another site, on the real lifecycle: Chile → Cologne → Cornell with an archive copy
+ * at each of the last two, every buffer cleaned up. Bytes rot in Cornell's only copy; Cornell has
+ * nothing left to repair from, so Cologne takes the package out of its archive into its buffer
+ * and sends it along the route again; Cornell's repair then writes its copy anew from the copy
+ * that arrived, the package stays ARCHIVED throughout, and the buffers are cleaned up again.
+ * Cologne's own copy rotting instead would need a route from Cornell, which there is not: nothing
+ * is sent.
+ */
+import { Topology } from "@ccat/core"
+import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as path from "node:path"
+import * as RepairForward from "../../src/lifecycle/RepairForward.js"
+import * as Stages from "../../src/lifecycle/Stages.js"
+import { copyAt, findingEvents, flipByte, verifiedDaysAgo } from "./AuditWorld.js"
+import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
+import { sha256File } from "./support.js"
+
+const gone = { minAgeSinceArchived: "0 seconds" }
+const disk = (dir: string, name: string, type: string, retention?: Record<string, unknown>) => ({
+  name, type, technology: "disk", driver: { root: `${dir}/locations/${name}` }, ...(retention ? { retention } : {})
+})
+
+const raw = (dir: string) => ({
+  sites: [
+    { name: "chile", shortName: "cl", locations: [disk(dir, "chile-source", "SOURCE", gone), disk(dir, "chile-buffer", "BUFFER", gone)] },
+    { name: "cologne", shortName: "col", locations: [disk(dir, "cologne-buffer", "BUFFER", gone), disk(dir, "cologne-archive", "LONG_TERM_ARCHIVE", { keepForever: true })] },
+    { name: "cornell", shortName: "cor", locations: [disk(dir, "cornell-buffer", "BUFFER", gone), disk(dir, "cornell-archive", "LONG_TERM_ARCHIVE", { keepForever: true })] }
+  ],
+  routes: [{ from: "chile", to: "cologne", adapter: "local" }, { from: "cologne", to: "cornell", adapter: "local" }],
+  policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds", archiveCopies: 2, archiveSites: 2, audit: { cycleDays: 30 } }
+})
+
+describe("repair from another site", () => {
+  it.scopedLive("a site whose only copy rotted gets the package again along the route and repairs it; the package stays ARCHIVED", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const decoded = Topology.decode(raw(dir))
+      if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
+      const topology = decoded.right
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const obs = yield* observatory
+      const { eou } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 300_000 }])
+      const everySite = [["chile", Stages.all], ["cologne", Stages.all], ["cornell", Stages.all]] as const
+      const live = (type: string) =>
+        Effect.map(
+          sql<{ n: number }>`
+            select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
+            where l.type::text = ${type} and c.status <> 'DELETED'`,
+          (r) => r[0]!.n
+        )
+      const packageRow = Effect.map(
+        sql<{ id: string; status: string; checksum: string }>`select id, status::text as status, checksum from raw_data_package where executed_obs_unit_id = ${eou.id}`,
+        (rows) => rows[0]
+      )
+      // Archived at both sites, every SOURCE and BUFFER copy cleaned up: each site holds only its archive copy.
+      const settled = Effect.all([packageRow, live("SOURCE"), live("BUFFER")]).pipe(
+        Effect.map(([p, source, buffer]) => p?.status === "completed" && source === 0 && buffer === 0)
+      )
+      yield* runUntil(everySite, settled, 180_000).pipe(Effect.provide(policyLayer(topology)))
+      const pkg = (yield* packageRow)!
+      const cornell = (yield* copyAt("cornell-archive", pkg.id))!
+      const cologne = (yield* copyAt("cologne-archive", pkg.id))!
+
+      // Cologne's copy rotting could not be sent back: no route leaves Cornell.
+      yield* sql`update physical_copy set status = 'CORRUPT' where id = ${cologne.id}`
+      assert.deepStrictEqual(yield* RepairForward.toBuffer("cornell"), [])
+      yield* sql`update physical_copy set status = 'PRESENT' where id = ${cologne.id}`
+
+      // A byte rots in Cornell's copy; its audit finds it.
+      const cornellFile = path.join(dir, "locations", "cornell-archive", cornell.path)
+      yield* flipByte(cornellFile)
+      yield* verifiedDaysAgo(cornell.id, 31)
+      const repaired = Effect.map(findingEvents(cornell.id, "DELETED"), (events) => events.length > 0)
+      const cleanAgain = Effect.map(Effect.all([live("BUFFER"), repaired]), ([buffer, done]) => done && buffer === 0)
+      yield* runUntil(everySite, cleanAgain, 180_000).pipe(Effect.provide(policyLayer(topology)))
+
+      const [found] = yield* findingEvents(cornell.id, "CORRUPT")
+      assert.strictEqual(found?.details.by, "audit")
+      const [repair] = yield* sql<{ details: { action: string; source: string } }>`
+        select details from event_log where entity_id = ${cornell.id} and to_state = 'DELETED'`
+      assert.deepStrictEqual([repair!.details.action, repair!.details.source], ["repaired", "cornell-buffer"])
+      const now = (yield* copyAt("cornell-archive", pkg.id))!
+      assert.strictEqual(now.status, "PRESENT")
+      assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(dir, "locations", "cornell-archive", now.path))), pkg.checksum)
+      // It travelled once, from Cologne's archive through its buffer, and the package never left ARCHIVED.
+      const sent = yield* sql<{ site: string }>`
+        select s.name as site from data_transfer t join data_location fl on fl.id = t.from_location_id join site s on s.id = fl.site_id
+        join data_transfer_package_member m on m.data_transfer_package_id = t.data_transfer_package_id
+        where m.raw_data_package_id = ${pkg.id} and t.status = 'completed' order by t.created_at`
+      assert.deepStrictEqual(sent.map((s) => s.site), ["chile", "cologne", "cologne"])
+      const [left] = yield* sql<{ n: number }>`
+        select count(*)::int as n from event_log where entity_kind = 'RawDataPackage' and entity_id = ${pkg.id} and from_state = 'completed'`
+      assert.strictEqual(left!.n, 0)
+      assert.strictEqual((yield* copyAt("cologne-archive", pkg.id))!.status, "PRESENT")
+    }).pipe(Effect.provide(layer)), { timeout: 300_000 })
+})
