@@ -14,6 +14,7 @@ import * as Redacted from "effect/Redacted"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as YAML from "yaml"
+import * as Adapters from "./lifecycle/Adapters.js"
 
 /** The resolved configuration the server runs with. */
 export interface ServerConfigShape {
@@ -120,6 +121,8 @@ export const load = (options: LoadOptions = {}): Effect.Effect<ServerConfigShape
       const decoded = Topology.decode(rest)
       if (Either.isLeft(decoded)) problems.push(...decoded.left.problems)
       else topology = decoded.right
+      // each adapter's options, by the rules its worker builds it with
+      topology?.routes.forEach((r, i) => problems.push(...Adapters.optionProblems(r.adapter, r.options).map((p) => `routes[${i}].options.${p}`)))
     }
     if (problems.length > 0 || topology === undefined) return yield* new ConfigLoadError({ file: configFile, problems })
     const fileDatabaseUrl = isRecord(database) && typeof database.url === "string" ? Redacted.make(database.url) : undefined

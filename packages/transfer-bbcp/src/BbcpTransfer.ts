@@ -170,7 +170,6 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
   manifest: (endpoint, kind, algorithm) => TransferHost.manifest(name, endpoint, kind, algorithm, options.ssh),
   remove: (endpoint) => TransferHost.remove(name, endpoint, options.ssh),
   copy: Effect.fn("BbcpTransfer.copy")(function* (request, report) {
-    const binary = yield* findBinary(options.bbcp)
     const p = yield* Effect.try({
       try: () => plan(request, options),
       catch: (e) => TransferError.make(name, "InvalidRequest", e instanceof Error ? e.message : String(e))
@@ -179,6 +178,9 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
       try: () => BbcpCommand.args(p.typed, p.sources, p.target),
       catch: (e) => TransferError.make(name, "InvalidRequest", e instanceof Error ? e.message : String(e))
     })
+    // the exact command, for an operator comparing a route's tuning with what ran
+    yield* Effect.logDebug("bbcp command").pipe(Effect.annotateLogs("command", BbcpCommand.toShell([options.bbcp ?? "bbcp", ...argv])))
+    const binary = yield* findBinary(options.bbcp)
     const folders = [request.kind === "directory" ? p.staging.temp : p.staging.root, ...(p.typed.append === undefined ? [] : [p.staging.checkpoints])]
     yield* request.destination._tag === "Ssh"
       ? onHost(request.destination, prepareScript(folders), options.ssh)

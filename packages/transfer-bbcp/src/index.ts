@@ -4,4 +4,5 @@
  */
 export * as BbcpCommand from "./BbcpCommand.js"
 export * as BbcpOutput from "./BbcpOutput.js"
+export * as BbcpRouteOptions from "./BbcpRouteOptions.js"
 export * as BbcpTransfer from "./BbcpTransfer.js"

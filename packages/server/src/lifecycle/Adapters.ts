@@ -5,14 +5,16 @@
  * adapters here never retry by themselves; they verify the destination against the bundle's
  * recorded checksum.
  */
-import { TransferAdapter, TransferEndpoint, TransferError } from "@ccat/core"
+import { Topology, TransferAdapter, TransferEndpoint, TransferError } from "@ccat/core"
 import { LocalTransfer } from "@ccat/core/node"
-import { BbcpTransfer } from "@ccat/transfer-bbcp"
+import { BbcpRouteOptions, BbcpTransfer } from "@ccat/transfer-bbcp"
 import { RsyncTransfer } from "@ccat/transfer-rsync"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type * as Routes from "./Routes.js"
 
 /** Builds an adapter from a route's options. */
@@ -20,6 +22,39 @@ export type AdapterFactory = (options: Readonly<Record<string, unknown>>) => Tra
 
 const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined)
 const num = (v: unknown): number | undefined => (typeof v === "number" ? v : undefined)
+
+/**
+ * The route options that say how to reach the next hop's buffer over ssh (see `endpoints`),
+ * shared by every adapter that pushes over ssh.
+ */
+export const EndpointOptions = Schema.Struct({
+  host: Schema.optionalWith(Schema.String.pipe(Schema.filter((h) => /^[^\s/]+$/.test(h) || "must be a host name or address")), { exact: true }),
+  user: Schema.optionalWith(Schema.String.pipe(Schema.filter((u) => /^[^\s@:]+$/.test(u) || "must be a user name")), { exact: true }),
+  port: Schema.optionalWith(Schema.Int.pipe(Schema.filter((p) => (p >= 1 && p <= 65535) || `must be a port from 1 to 65535, got ${p}`)), { exact: true }),
+  identityFile: Schema.optionalWith(Schema.String.pipe(Schema.filter((f) => f.startsWith("/") || "must be an absolute path")), { exact: true }),
+  sshOptions: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
+  destinationRoot: Schema.optionalWith(Schema.String.pipe(Schema.filter((f) => f.startsWith("/") || "must be an absolute path")), { exact: true })
+})
+
+/** A bbcp route's options: how to reach the far host, and bbcp's own (owned by the adapter's package). */
+export const BbcpOptions = Schema.extend(EndpointOptions, BbcpRouteOptions.RouteOptions)
+
+/** The route's limits, which the topology sync keeps in the row's options beside the adapter's. */
+const routeLimits = new Set(["maxConcurrentTransfers", "bandwidthLimit"])
+
+const withoutLimits = (options: Readonly<Record<string, unknown>>) => Object.fromEntries(Object.entries(options).filter(([k]) => !routeLimits.has(k)))
+
+const decodeBbcp = (options: Readonly<Record<string, unknown>>) =>
+  Either.mapLeft(Schema.decodeUnknownEither(BbcpOptions, { errors: "all", onExcessProperty: "error" })(withoutLimits(options)), Topology.formatIssues)
+
+/**
+ * What is wrong with a route's options for a built-in adapter, one line per field (`streams:
+ * bbcp takes 1 to 64 streams, got 0`); empty when nothing is. The configuration check at start
+ * and the worker building the adapter use the same rules. bbcp's options are checked strictly
+ * (a misspelt key is refused); rsync's and local's are read loosely.
+ */
+export const optionProblems = (adapter: string, options: Readonly<Record<string, unknown>>): ReadonlyArray<string> =>
+  adapter === "bbcp" ? Either.match(decodeBbcp(options), { onLeft: (p) => p, onRight: () => [] }) : []
 
 /** The built-in adapters, each without retries of its own (the stage records every attempt). */
 export const builtIn: Readonly<Record<string, AdapterFactory>> = {
@@ -31,12 +66,11 @@ export const builtIn: Readonly<Record<string, AdapterFactory>> = {
       ...(str(o.remoteRsync) === undefined ? {} : { remoteRsync: str(o.remoteRsync)! }),
       ...(o.compress === true ? { compress: true } : {})
     }),
-  bbcp: (o) =>
-    BbcpTransfer.make({
-      retry: TransferAdapter.noRetry,
-      ...(str(o.bbcp) === undefined ? {} : { bbcp: str(o.bbcp)! }),
-      ...(str(o.remoteBbcp) === undefined ? {} : { remoteBbcp: str(o.remoteBbcp)! })
-    })
+  bbcp: (o) => {
+    const decoded = decodeBbcp(o)
+    if (Either.isLeft(decoded)) throw new Error(`bbcp options: ${decoded.left.join("; ")}`)
+    return BbcpTransfer.make({ retry: TransferAdapter.noRetry, ...BbcpRouteOptions.toOptions(decoded.right) })
+  }
 }
 
 /** Adapters by name; integrators add their own. Optional: the built-in ones apply without it. */
@@ -53,7 +87,15 @@ export const adapterOf = (route: Routes.Route) =>
     if (factory === undefined) {
       return yield* Effect.fail(TransferError.make(route.adapter, "Unsupported", `no transfer adapter named ${route.adapter} is registered`))
     }
-    return factory(route.options)
+    // the start refused such options; a row written by another version of the configuration may still hold them
+    const problems = factory === builtIn[route.adapter] ? optionProblems(route.adapter, route.options) : []
+    if (problems.length > 0) {
+      return yield* Effect.fail(TransferError.make(route.adapter, "InvalidRequest", `the route's options are not valid: ${problems.join("; ")}`))
+    }
+    return yield* Effect.try({
+      try: () => factory(route.options),
+      catch: (e) => TransferError.make(route.adapter, "InvalidRequest", `the route's adapter cannot be built: ${e instanceof Error ? e.message : String(e)}`)
+    })
   })
 
 const joinPath = (root: string, key: string) => `${root.replace(/\/+$/, "")}/${key}`
