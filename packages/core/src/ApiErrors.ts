@@ -8,10 +8,14 @@
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as Schema from "effect/Schema"
 
-/** The request is not a valid request at all (malformed JSON, unreadable body): 400. */
+/**
+ * The request is not a valid request at all: 400. `MalformedJson` and `UnreadableBody` for the
+ * body; `IdempotencyKey` for an `Idempotency-Key` header that is empty, too long or of other
+ * characters than the server accepts.
+ */
 export class BadRequest extends Schema.TaggedError<BadRequest>()(
   "BadRequest",
-  { reason: Schema.Literal("MalformedJson", "UnreadableBody"), message: Schema.String },
+  { reason: Schema.Literal("MalformedJson", "UnreadableBody", "IdempotencyKey"), message: Schema.String },
   HttpApiSchema.annotations({ status: 400, description: "The body could not be read as JSON." })
 ) {}
 
@@ -80,12 +84,13 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
  * The request is well-formed but cannot be applied: 422. `UnknownReference` names a field whose
  * id or name does not exist; `WrongLocationType` a location of the wrong type (files are filed at
  * SOURCE, staging goes to PROCESSING); `OutOfRange` a value the domain refuses (an end before the
- * start); `Invalid` anything else, with the field.
+ * start); `IdempotencyKeyReused` an `Idempotency-Key` the caller already sent with another request
+ * (field `Idempotency-Key`); `Invalid` anything else, with the field.
  */
 export class Unprocessable extends Schema.TaggedError<Unprocessable>()(
   "Unprocessable",
   {
-    reason: Schema.Literal("UnknownReference", "WrongLocationType", "OutOfRange", "Invalid"),
+    reason: Schema.Literal("UnknownReference", "WrongLocationType", "OutOfRange", "IdempotencyKeyReused", "Invalid"),
     field: Schema.String,
     message: Schema.String
   },

@@ -13,6 +13,7 @@ import sourcePathOwner from "./internal/migrations/0005_source_path_owner.js"
 import inventory from "./internal/migrations/0006_inventory.js"
 import audit from "./internal/migrations/0007_audit.js"
 import integrityIndexes from "./internal/migrations/0008_integrity_indexes.js"
+import idempotencyKeys from "./internal/migrations/0009_idempotency_keys.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -23,7 +24,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0005_source_path_owner": sourcePathOwner,
   "0006_inventory": inventory,
   "0007_audit": audit,
-  "0008_integrity_indexes": integrityIndexes
+  "0008_integrity_indexes": integrityIndexes,
+  "0009_idempotency_keys": idempotencyKeys
 }
 
 /** The table in which applied migrations are recorded. */

@@ -12,6 +12,8 @@ import * as Layer from "effect/Layer"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { AuthenticationLive } from "./auth/Authentication.js"
 import * as BodyLimit from "./http/BodyLimit.js"
+import * as Idempotency from "./http/Idempotency.js"
+import * as IdempotencyLive from "./http/IdempotencyLive.js"
 import * as DocsPage from "./http/DocsPage.js"
 import * as WebUi from "./http/WebUi.js"
 import { AdminHttpLive } from "./http/AdminHttp.js"
@@ -73,9 +75,19 @@ export const listen = Layer.unwrapEffect(
   Effect.map(ServerConfig, (config) => NodeHttpServer.layer(createAnsweringServer, { host: config.host, port: config.port }))
 )
 
-/** The API and its OpenAPI document, served on whatever `HttpServer` is provided. */
+/**
+ * The API and its OpenAPI document, served on whatever `HttpServer` is provided, with
+ * `Idempotency-Key` honoured on every POST (records kept for `CCAT_IDEMPOTENCY_RETENTION`).
+ */
 export const layerWith = (options: { readonly maxBodyBytes: number }) =>
-  HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+  Layer.unwrapEffect(Effect.map(IdempotencyLive.config, (idempotency) =>
+    Layer.merge(
+      serveWith(options, IdempotencyLive.middleware({ maxBodyBytes: options.maxBodyBytes, retention: idempotency.retention })),
+      Layer.scopedDiscard(Idempotency.purgeEvery(IdempotencyLive.table, idempotency.purgeEvery))
+    )))
+
+const serveWith = (options: { readonly maxBodyBytes: number }, idempotency: ReturnType<typeof IdempotencyLive.middleware>) =>
+  HttpApiBuilder.serve((app) => HttpMiddleware.logger(idempotency(app))).pipe(
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/api/v1/openapi.json" })),
     Layer.provide(DocsPage.layer),
     Layer.provide(WebUi.layer),
