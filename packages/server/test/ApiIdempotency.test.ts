@@ -5,7 +5,7 @@
  * a claim left by a killed process is taken over after its lease, and a waiting retry gets the
  * first request's answer.
  */
-import { it } from "@effect/vitest"
+import { layer } from "@effect/vitest"
 import { Fixtures } from "@ccat/core/testing"
 import { CcatClient } from "@ccat/client"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -54,7 +54,7 @@ const post = (path: string, token: string, body: unknown, key?: string) =>
 const keyRows = (key: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ state: string; statusCode: number | null; scope: string }>`select state, status_code, scope from idempotency_key where key = ${key}`).pipe(Effect.orDie)
 
-it.layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempotency keys", (it) => {
+layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempotency keys", (it) => {
   it.effect("a retry with the same key gets the recorded answer without running again; another request under the key is a 422 that changes nothing", () =>
     Effect.gen(function* () {
       const { world, token } = yield* setup
