@@ -87,10 +87,12 @@ describe("WAN kit", () => {
           }),
           15_000
         )
-        console.log(`[wan] loss ${p}: ${dropped} of ${n} probes dropped, ${arrived} arrived`)
-        assert.strictEqual(dropped + arrived, n)
-        assert.isAtLeast(dropped / n, p - 0.1)
-        assert.isAtMost(dropped / n, p + 0.1)
+        // the drop rule also sees the last packets of the earlier tests' closing connections
+        assert.isAtMost(dropped + arrived, n + 5)
+        const lost = n - arrived
+        console.log(`[wan] loss ${p}: ${lost} of ${n} probes lost (${dropped} packets dropped at the router), ${arrived} arrived`)
+        assert.isAtLeast(lost / n, p - 0.1)
+        assert.isAtMost(lost / n, p + 0.1)
         yield* world.setLoss(0)
         assert.deepStrictEqual(yield* counters(world, "router", "WAN_LOSS"), [])
       }))
