@@ -10,7 +10,9 @@
  *
  * Targets: audit throughput at least 90% of openssl's; achieved bytes per second within 10% of
  * the budget. Both read the files from the page cache (one untimed read first), so the figures
- * compare hashing and the audit's own work, not the device.
+ * compare hashing and the audit's own work, not the device. Beside the wall times it prints the
+ * CPU seconds each used (openssl's from `times`, the audit's from this process: every thread, the
+ * ops-db's server not counted), which other sessions' load on the same cores moves much less.
  */
 import { Topology } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
@@ -86,8 +88,26 @@ const archiveCopies = (dir: string, world: Fixtures.World) =>
 const ageCopies = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql`update physical_copy set verified_at = now() - interval '400 days' where status = 'PRESENT'`)
 
+/**
+ * `openssl dgst -sha256` over the files, run by `sh`, whose `times` then prints the CPU seconds
+ * its children used (user, system): the CPU openssl spent, which other load changes much less
+ * than the wall time.
+ */
 const openssl = (files: ReadonlyArray<string>) =>
-  Effect.promise(() => promisify(execFile)("openssl", ["dgst", "-sha256", ...files], { maxBuffer: 64 * MiB }))
+  Effect.map(
+    Effect.promise(() => promisify(execFile)("sh", ["-c", 'openssl dgst -sha256 "$@" >/dev/null && times', "sh", ...files], { maxBuffer: MiB })),
+    ({ stdout }) => {
+      const children = stdout.trim().split("\n").at(-1) ?? ""
+      const [user, system] = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]))
+      return (user ?? NaN) + (system ?? NaN)
+    }
+  )
+
+/** CPU seconds this process used (every thread) since `from`. */
+const cpuSince = (from: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(from)
+  return (used.user + used.system) / 1e6
+}
 
 /** One audit job over every copy, with the given budget (one job's worth covers them all). */
 const auditAll = (archiveId: string, bytesPerSecond: number) =>
@@ -110,23 +130,32 @@ const program = (dir: string) =>
     yield* openssl(files)
     yield* auditAll(archiveId, unlimited)
     const ratios: Array<number> = []
+    const cpuRatios: Array<number> = []
     const times = { openssl: [] as Array<number>, audit: [] as Array<number> }
+    const cpus = { openssl: [] as Array<number>, audit: [] as Array<number> }
     for (let r = 0; r < rounds; r++) {
       yield* ageCopies
       const order = r % 2 === 0 ? (["openssl", "audit"] as const) : (["audit", "openssl"] as const)
       const round: Record<string, number> = {}
+      const cpu: Record<string, number> = {}
       for (const variant of order) {
         const start = process.hrtime.bigint()
-        if (variant === "openssl") yield* openssl(files)
+        if (variant === "openssl") cpu.openssl = yield* openssl(files)
         else {
+          const from = process.cpuUsage()
           const report = yield* auditAll(archiveId, unlimited)
+          cpu.audit = cpuSince(from)
           if (report.good !== objects) throw new Error(`the audit found ${report.good} good copies of ${objects}`)
         }
         round[variant] = seconds(start)
         times[variant].push(round[variant])
+        cpus[variant].push(cpu[variant])
       }
       ratios.push(round.openssl / round.audit)
-      console.log(`round ${r + 1}: openssl ${round.openssl.toFixed(2)} s (${rate(total, round.openssl)}), audit ${round.audit.toFixed(2)} s (${rate(total, round.audit)}), audit/openssl throughput ${(round.openssl / round.audit).toFixed(3)}`)
+      cpuRatios.push(cpu.openssl / cpu.audit)
+      console.log(`round ${r + 1}: openssl ${round.openssl.toFixed(2)} s (${rate(total, round.openssl)}, ${cpu.openssl.toFixed(2)} s CPU), ` +
+        `audit ${round.audit.toFixed(2)} s (${rate(total, round.audit)}, ${cpu.audit.toFixed(2)} s CPU), ` +
+        `audit/openssl throughput ${(round.openssl / round.audit).toFixed(3)}, per CPU second ${(cpu.openssl / cpu.audit).toFixed(3)}`)
     }
     // the budget: one paced job over every copy
     yield* ageCopies
@@ -135,11 +164,11 @@ const program = (dir: string) =>
     const wall = seconds(start)
     const achieved = paced.bytes / (paced.elapsedMillis / 1000)
     console.log("")
-    console.log("| variant | median time | throughput |")
-    console.log("|---|---|---|")
-    console.log(`| openssl dgst -sha256 | ${median(times.openssl).toFixed(2)} s | ${rate(total, median(times.openssl))} |`)
-    console.log(`| audit (unlimited budget) | ${median(times.audit).toFixed(2)} s | ${rate(total, median(times.audit))} |`)
-    console.log(`| **audit / openssl (median of per-round ratios)** | | **${median(ratios).toFixed(3)}** |`)
+    console.log("| variant | median time | throughput | median CPU |")
+    console.log("|---|---|---|---|")
+    console.log(`| openssl dgst -sha256 | ${median(times.openssl).toFixed(2)} s | ${rate(total, median(times.openssl))} | ${median(cpus.openssl).toFixed(2)} s |`)
+    console.log(`| audit (unlimited budget) | ${median(times.audit).toFixed(2)} s | ${rate(total, median(times.audit))} | ${median(cpus.audit).toFixed(2)} s |`)
+    console.log(`| **audit / openssl (median of per-round ratios)** | | **${median(ratios).toFixed(3)}** | ${median(cpuRatios).toFixed(3)} |`)
     console.log("")
     console.log(`budget ${rate(budget, 1)}: the job read ${paced.bytes} bytes of ${paced.copies} copies in ${(paced.elapsedMillis / 1000).toFixed(2)} s by its own clock ` +
       `(${wall.toFixed(2)} s wall): ${rate(achieved, 1)}, ${((achieved / budget - 1) * 100).toFixed(1)}% from the budget`)

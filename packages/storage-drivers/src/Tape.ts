@@ -228,6 +228,19 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
         return cache.get(cacheKey(entry.cacheId), range)
       }))
 
+    // recalled first like `get`, then read from the cache into the disk driver's reused buffers
+    // (audits and `verify` read this way: no fresh buffer per part for the collector)
+    const readEach = <E>(
+      key: RelativePath.RelativePath,
+      range: StorageDriver.ByteRange | undefined,
+      consume: (part: Uint8Array) => Effect.Effect<void, E>
+    ) =>
+      Effect.gen(function*() {
+        const entry = yield* entryOf("readEach", key)
+        yield* recallEntries([{ key, entry }])
+        return yield* cache.readEach!(cacheKey(entry.cacheId), range, consume)
+      })
+
     const stat = (key: RelativePath.RelativePath) =>
       Effect.gen(function*() {
         const entry = yield* entryOf("stat", key)
@@ -278,6 +291,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nearline: true },
       put,
       get,
+      readEach,
       stat,
       delete: remove,
       list,

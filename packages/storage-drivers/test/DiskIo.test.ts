@@ -143,6 +143,67 @@ describe("Disk byte paths", () => {
       }
     }))
 
+  it.live("readEach calls one after another reuse the same slots; calls at once never share one; the spares stay bounded", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "slots") })
+      const chunk = FileIo.readChunkBytes
+      // sizes that leave stale bytes of a larger object in a reused slot past a smaller one's end
+      const objects = [1, chunk - 1, 3 * chunk + 5, 7 * chunk + 12_345, 2].map((size, i) => ({ key: `s/${i}.bin`, bytes: randomBytes(size) }))
+      for (const o of objects) yield* d.put(o.key, Stream.make(o.bytes))
+      const read = (key: string, pause: boolean) =>
+        Effect.gen(function*() {
+          const parts: Array<Buffer> = []
+          const buffers = new Set<ArrayBufferLike>()
+          yield* d.readEach(key, (part) =>
+            // a pause before taking the bytes lets another read's thread-pool reads land meanwhile
+            Effect.zipRight(pause ? Effect.sleep("2 millis") : Effect.void, Effect.sync(() => {
+              parts.push(Buffer.from(part))
+              buffers.add(part.buffer)
+            })))
+          return { got: Buffer.concat(parts), buffers }
+        })
+      // one after another: byte for byte, and no slot beyond what the first calls allocated
+      const seen = new Set<ArrayBufferLike>()
+      for (let round = 0; round < 3; round++) {
+        for (const o of objects) {
+          const r = yield* read(o.key, false)
+          assert.isTrue(r.got.equals(o.bytes), `${o.key}, round ${round}`)
+          if (round > 0) for (const b of r.buffers) assert.isTrue(seen.has(b), "a slot of an earlier call")
+          for (const b of r.buffers) seen.add(b)
+        }
+      }
+      assert.isAtMost(seen.size, FileIo.spareSlotsKept)
+      // at once, each pausing: every read sees only its own bytes, and no two hold the same slot
+      const results = yield* Effect.forEach([...objects, ...objects], (o) => read(o.key, true), { concurrency: "unbounded" })
+      results.forEach((r, i) => assert.isTrue(r.got.equals(objects[i % objects.length]!.bytes), `concurrent read ${i}`))
+      const big = results.filter((_, i) => objects[i % objects.length]!.bytes.length > chunk)
+      for (let i = 0; i < big.length; i++) {
+        for (let j = i + 1; j < big.length; j++) {
+          for (const b of big[i]!.buffers) assert.isFalse(big[j]!.buffers.has(b), "two reads at once shared a slot")
+        }
+      }
+      assert.isAtMost(FileIo.spareSlotCount(), FileIo.spareSlotsKept)
+    }))
+
+  it.live("readEach interrupted with reads running gives its slots back once they ended, to the next read", () =>
+    Effect.gen(function*() {
+      const d = yield* Disk.make({ root: path.join(root, "slots-stop") })
+      const bytes = randomBytes(12 * MiB)
+      yield* d.put("s/big.bin", Stream.make(bytes))
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(d.readEach("s/big.bin", () => Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)))
+      yield* Deferred.await(started)
+      const during = FileIo.spareSlotCount()
+      // the interruption ends once the reads it left running have landed, and gives every slot back
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(FileIo.spareSlotCount(), Math.min(during + FileIo.readEachSlots, FileIo.spareSlotsKept))
+      // the next read gets them again, and reads its own bytes into them
+      const parts: Array<Buffer> = []
+      yield* d.readEach("s/big.bin", (part) => Effect.sync(() => void parts.push(Buffer.from(part))))
+      assert.isTrue(Buffer.concat(parts).equals(bytes))
+      assert.isAtMost(FileIo.spareSlotCount(), FileIo.spareSlotsKept)
+    }))
+
   it.live("readEach stopped by its consumer or interrupted leaves no descriptor open and no read running; a shrinking file ends early", () =>
     Effect.gen(function*() {
       const loc = path.join(root, "each-stop")

@@ -211,6 +211,38 @@ export const run = <E>(options: Options<E>): void => {
           yield* d.delete(key("each.bin"))
         }), timeout)
 
+      it.effect("readEach of many objects, one after another and at once, gives each only its own bytes", () =>
+        Effect.gen(function*() {
+          const d = yield* driver
+          // a driver may keep its buffers from one read for the next (an audit reads thousands of
+          // objects in a row): a smaller object after a larger one must not see the larger's bytes
+          const sizes = [3 * MiB + 17, 1, MiB - 1, 2 * MiB, 5]
+          const objects = sizes.map((size, i) => ({ name: key(`many/${i}.bin`), size, seed: 40 + i }))
+          const expected = new Map<string, Checksum.Checksum>()
+          for (const o of objects) {
+            yield* d.put(o.name, bodyOf(o.size, o.seed))
+            expected.set(o.name, (yield* digestOf(bodyOf(o.size, o.seed))).checksum)
+          }
+          const digest = (name: string, pause: boolean) =>
+            Effect.suspend(() => {
+              const h = hasher("sha256")
+              return d.readEach(name, (part) =>
+                Effect.zipRight(pause ? Effect.sleep("1 millis") : Effect.void, Effect.sync(() => h.update(part)))).pipe(
+                  Effect.map((n) => ({ n, checksum: Checksum.make("sha256", h.digest()) }))
+                )
+            })
+          for (const round of [1, 2]) {
+            for (const o of objects) {
+              const got = yield* digest(o.name, false)
+              assert.strictEqual(got.n, o.size, `${o.name}, round ${round}`)
+              assert.strictEqual(got.checksum, expected.get(o.name), `${o.name}, round ${round}`)
+            }
+          }
+          const together = yield* Effect.forEach(objects, (o) => digest(o.name, true), { concurrency: "unbounded" })
+          together.forEach((got, i) => assert.strictEqual(got.checksum, expected.get(objects[i]!.name), `${objects[i]!.name} at once`))
+          for (const o of objects) yield* d.delete(o.name)
+        }), timeout)
+
       it.effect("reports a missing object as NotFound, and deleting it succeeds", () =>
         Effect.gen(function*() {
           const d = yield* driver
