@@ -41,7 +41,7 @@ import { Storages } from "./Storages.js"
 /** The stage's name and queue suffix. */
 export const name = "repair"
 
-const Job = Schema.Union(Schema.Struct({ packageId: Ids.RawDataPackageId }), RepairForward.Job)
+const Job = Schema.Union(Schema.Struct({ packageId: Ids.RawDataPackageId }), RepairForward.Job, RepairForward.RepackJob)
 
 /** Repair attempts that failed (a job that failed and is retried), per site. */
 export const failures = Metric.counter("ccat_repair_failures_total", {
@@ -120,9 +120,14 @@ export const plan = Effect.fn("Repair.plan")(function* (site: string) {
     const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
     if (sent !== null) enqueued++
   }
-  // Packages another site has nothing left to repair from: sent on from here (RepairForward).
+  // Packages another site has nothing left to repair from: sent on from here, from an archive
+  // copy or written again from the files at SOURCE (RepairForward).
   for (const p of yield* RepairForward.toBuffer(site)) {
     const sent = yield* jobs.send(queueName(site, name), { packageId: p.id, forward: true }, { singletonKey: `${p.id}:forward` })
+    if (sent !== null) enqueued++
+  }
+  for (const p of yield* RepairForward.toRepack(site)) {
+    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id, repack: true }, { singletonKey: `${p.id}:repack` })
     if (sent !== null) enqueued++
   }
   return enqueued
@@ -304,6 +309,7 @@ export const work = Effect.fn("Repair.work")(function* (site: string, data: unkn
   const job = yield* Schema.decodeUnknown(Job)(data)
   const { packageId } = job
   if ("forward" in job) return yield* RepairForward.work(site, packageId)
+  if ("repack" in job) return yield* RepairForward.repack(site, packageId)
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<PackageRow>`
     select id, status::text as status, relative_path, size_bytes, checksum from raw_data_package

@@ -6,6 +6,13 @@
  * its archive, when no buffer copy is left), bundling sends it, arrival unpacks it into a buffer of
  * the site that needs it, and that site's repair then finds a good copy there and repairs as usual.
  *
+ * When no site that a route leads from holds a good copy, but the site where the package was
+ * written still has all its files at SOURCE (nothing deletes them while the package lacks good
+ * copies), that site writes the package again from them: the packager is deterministic (members
+ * in their order, a fixed mtime), so the same files give the same bytes, and the result is kept
+ * only when its checksum is the one recorded; a file that no longer matches its filed checksum is
+ * recorded CORRUPT or MISSING at SOURCE, and nothing is sent.
+ *
  * One forward per finding: once a bundle holding the package has left a site after the bad copy
  * was found, that site does not send it again for the same finding; the forwarded copy arriving
  * ends the need, since the site then holds a good (buffer) copy.
@@ -16,8 +23,10 @@ import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as ArchiveRecord from "./ArchiveRecord.js"
-import * as BufferWrite from "./BufferWrite.js"
 import type { PackageRow } from "./Archiving.js"
+import * as BufferWrite from "./BufferWrite.js"
+import * as CopyFindings from "./CopyFindings.js"
+import * as Packager from "./Packager.js"
 import * as Sites from "./Sites.js"
 import { Storages } from "./Storages.js"
 
@@ -57,6 +66,9 @@ export const forwardedFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fra
 
 /** The repair queue's job that brings a package from the site's archive into its buffer, to be sent on. */
 export const Job = Schema.Struct({ packageId: Ids.RawDataPackageId, forward: Schema.Literal(true) })
+
+/** The repair queue's job that writes a package again from its files at SOURCE, to be sent on. */
+export const RepackJob = Schema.Struct({ packageId: Ids.RawDataPackageId, repack: Schema.Literal(true) })
 
 /**
  * ARCHIVED packages another site needs from here that have a good archive copy here but no good
@@ -123,4 +135,94 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
       return yield* Effect.logInfo(`package ${packageId}: copied from ${source.location} into ${buffer.name}, to be sent to the site whose copies went bad`)
     }
     return yield* Effect.fail(lastError ?? new Error(`package ${packageId} has no good archive copy at ${site} to send on`))
+  })
+
+/**
+ * ARCHIVED packages another site needs from here that have no good copy here at all (archive or
+ * buffer) and no bundle on its way or sent for this finding, but every file still PRESENT at a
+ * readable SOURCE location here.
+ */
+export const toRepack = (site: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from raw_data_package p, site s
+      where s.name = ${site} and p.status = 'completed' and p.checksum is not null
+        and ${neededFrom(sql, sql`p`, sql`s.id`)}
+        and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
+        and not exists (
+          select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
+          where c.raw_data_package_id = p.id and cl.site_id = s.id
+            and (cl.type = 'BUFFER' and c.status <> 'DELETED'
+              or cl.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum))
+        and exists (select 1 from raw_data_file f where f.raw_data_package_id = p.id)
+        and not exists (
+          select 1 from raw_data_file f
+          where f.raw_data_package_id = p.id and not exists (
+            select 1 from physical_copy sc join data_location sl on sl.id = sc.data_location_id
+            where sc.raw_data_file_id = f.id and sc.data_location_id = f.source_location_id and sc.status = 'PRESENT'
+              and sl.site_id = s.id and sl.readable))
+      limit 1000`
+  )
+
+interface FileRow {
+  readonly id: Ids.RawDataFileId
+  readonly relativePath: Packager.FileToPackage["relativePath"]
+  readonly sizeBytes: number
+  readonly checksum: Packager.FileToPackage["checksum"]
+  readonly sourceLocationId: string
+  readonly sourceCopyId: string
+}
+
+/**
+ * Writes an ARCHIVED package again from its files at SOURCE into a buffer of the site, as
+ * packaging wrote it, and records the buffer copy only when the result has the recorded checksum.
+ * A file found changed or gone is recorded so at SOURCE; a result that differs anyway is removed.
+ */
+export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    if (!(yield* toRepack(site)).some((p) => p.id === packageId)) return
+    const [pkg] = yield* sql<PackageRow & { executedObsUnitId: Ids.ExecutedObsUnitId; instrumentModuleId: Ids.InstrumentModuleId }>`
+      select id, status::text as status, relative_path, size_bytes, checksum, executed_obs_unit_id, instrument_module_id
+      from raw_data_package where id = ${packageId}`
+    const files = yield* sql<FileRow>`
+      select f.id, f.relative_path, f.size_bytes, f.checksum, f.source_location_id, c.id as source_copy_id
+      from raw_data_file f join physical_copy c on c.raw_data_file_id = f.id and c.data_location_id = f.source_location_id and c.status = 'PRESENT'
+      where f.raw_data_package_id = ${packageId} order by f.relative_path, f.id`
+    const sizeBytes = Number(pkg.sizeBytes)
+    const source = yield* storages.of(yield* Sites.location(files[0].sourceLocationId))
+    const buffers = yield* BufferWrite.withRoom(site, sizeBytes)
+    if (buffers.length === 0) return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with room to write package ${packageId} again`))
+    const buffer = buffers[0]
+    const destination = yield* storages.of(buffer)
+    const written = yield* Packager.pack({
+      packageId, executedObsUnitId: pkg.executedObsUnitId, instrumentModuleId: pkg.instrumentModuleId,
+      files, source, destination, key: pkg.relativePath, overwrite: true
+    }).pipe(
+      Effect.catchIf((e): e is Packager.PackagingError => e instanceof Packager.PackagingError && e.reason !== "Invalid", (e) =>
+        Effect.gen(function* () {
+          for (const m of e.members) {
+            const file = files.find((f) => f.id === m.id)
+            if (file === undefined) continue
+            yield* CopyFindings.mark(file.sourceCopyId, m.problem === "Corrupt" ? "CORRUPT" : "MISSING", {
+              actor: `worker:${site}`, by: "repair", detail: `read to write package ${packageId} again: ${m.detail}`,
+              expectedChecksum: m.expectedChecksum, actualChecksum: m.actualChecksum
+            })
+          }
+          return yield* Effect.logError(`package ${packageId} cannot be written again from SOURCE: ${e.message}`).pipe(Effect.as(undefined))
+        }))
+    )
+    if (written === undefined) return
+    if (written.checksum !== pkg.checksum || written.sizeBytes !== sizeBytes) {
+      yield* destination.delete(written.key).pipe(Effect.ignore)
+      return yield* Effect.logError(
+        `package ${packageId} written again from SOURCE came out ${written.sizeBytes} bytes ${written.checksum}, not the recorded ${sizeBytes} bytes ${pkg.checksum}: removed, nothing sent`
+      )
+    }
+    const identity = yield* ArchiveRecord.identityOf(buffer, written.key)
+    yield* sql`
+      insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
+      values (${packageId}, ${buffer.id}, ${written.key}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})`
+    yield* Effect.logInfo(`package ${packageId}: written again from its files at SOURCE into ${buffer.name} with its recorded checksum, to be sent to the site whose copies went bad`)
   })

@@ -5,7 +5,9 @@
  * and sends it along the route again; Cornell's repair then writes its copy anew from the copy
  * that arrived, the package stays ARCHIVED throughout, and the buffers are cleaned up again.
  * Cologne's own copy rotting instead would need a route from Cornell, which there is not: nothing
- * is sent.
+ * is sent. With no good copy left anywhere but the files still at Chile's SOURCE, Chile writes the
+ * package again from them, byte-identical to the recorded one, and sends it; a file changed at
+ * SOURCE since is recorded CORRUPT there instead, and nothing is sent.
  */
 import { Topology } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
@@ -96,5 +98,76 @@ describe("repair from another site", () => {
         select count(*)::int as n from event_log where entity_kind = 'RawDataPackage' and entity_id = ${pkg.id} and from_state = 'completed'`
       assert.strictEqual(left!.n, 0)
       assert.strictEqual((yield* copyAt("cologne-archive", pkg.id))!.status, "PRESENT")
+    }).pipe(Effect.provide(layer)), { timeout: 300_000 })
+
+  it.scopedLive("with no good copy left anywhere, the package is written again from its files at SOURCE, identical, and repaired; a changed file is recorded, not sent", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      // SOURCE keeps its files 30 days after archiving, the buffers are emptied, one archive copy in Cologne.
+      const base = raw(dir)
+      const decoded = Topology.decode({
+        sites: [
+          { ...base.sites[0], locations: [disk(dir, "chile-source", "SOURCE", { minAgeSinceArchived: "30 days" }), disk(dir, "chile-buffer", "BUFFER", gone)] },
+          base.sites[1]
+        ],
+        routes: [base.routes[0]],
+        policy: { ...base.policy, archiveCopies: 1, archiveSites: 1 }
+      })
+      if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
+      const topology = decoded.right
+      yield* syncTopology(topology)
+      const sql = yield* SqlClient.SqlClient
+      const obs = yield* observatory
+      const kept = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 200_000 }, { path: "b.fits", bytes: 50_000 }])
+      const changed = yield* fileObservation(topology, obs, [{ path: "c.fits", bytes: 100_000 }])
+      const sites = [["chile", Stages.all], ["cologne", Stages.all]] as const
+      const packageOf = (eou: string) =>
+        Effect.map(sql<{ id: string; status: string; checksum: string }>`
+          select id, status::text as status, checksum from raw_data_package where executed_obs_unit_id = ${eou}`, (rows) => rows[0])
+      const buffers = Effect.map(
+        sql<{ n: number }>`select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id where l.type = 'BUFFER' and c.status <> 'DELETED'`,
+        (r) => r[0]!.n
+      )
+      const settled = Effect.map(Effect.all([packageOf(kept.eou.id), packageOf(changed.eou.id), buffers]), ([a, b, n]) =>
+        a?.status === "completed" && b?.status === "completed" && n === 0)
+      yield* runUntil(sites, settled, 180_000).pipe(Effect.provide(policyLayer(topology)))
+      const a = (yield* packageOf(kept.eou.id))!
+      const b = (yield* packageOf(changed.eou.id))!
+
+      // Both archive copies rot; one of the second observation's files is rewritten at SOURCE.
+      const copyA = (yield* copyAt("cologne-archive", a.id))!
+      const copyB = (yield* copyAt("cologne-archive", b.id))!
+      yield* flipByte(path.join(dir, "locations", "cologne-archive", copyA.path))
+      yield* flipByte(path.join(dir, "locations", "cologne-archive", copyB.path))
+      const cFile = changed.files[0]!
+      yield* flipByte(path.join(dir, "locations", "chile-source", cFile.relativePath))
+      yield* verifiedDaysAgo(copyA.id, 31)
+      yield* verifiedDaysAgo(copyB.id, 31)
+
+      const sourceCopyOf = (fileId: string) =>
+        Effect.map(sql<{ id: string; status: string }>`select id, status::text as status from physical_copy where raw_data_file_id = ${fileId}`, (r) => r[0]!)
+      const done = Effect.map(
+        Effect.all([findingEvents(copyA.id, "DELETED"), sourceCopyOf(cFile.id), buffers]),
+        ([repairedA, c, n]) => repairedA.length > 0 && c.status === "CORRUPT" && n === 0
+      )
+      yield* runUntil(sites, done, 180_000).pipe(Effect.provide(policyLayer(topology)))
+
+      const [repair] = yield* sql<{ details: { action: string; source: string } }>`
+        select details from event_log where entity_id = ${copyA.id} and to_state = 'DELETED'`
+      assert.deepStrictEqual([repair!.details.action, repair!.details.source], ["repaired", "cologne-buffer"])
+      const now = (yield* copyAt("cologne-archive", a.id))!
+      assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(dir, "locations", "cologne-archive", now.path))), a.checksum)
+      const sent = yield* sql<{ n: number }>`
+        select count(*)::int as n from data_transfer t join data_transfer_package_member m on m.data_transfer_package_id = t.data_transfer_package_id
+        where m.raw_data_package_id = ${a.id} and t.status = 'completed'`
+      assert.strictEqual(sent[0]!.n, 2, "sent once when archived, once more for the repair")
+      // The changed file is recorded at SOURCE; its package was not written again nor sent, and still shows its bad copy.
+      const [cFinding] = yield* findingEvents((yield* sourceCopyOf(cFile.id)).id, "CORRUPT")
+      assert.strictEqual(cFinding?.details.by, "repair")
+      const sentB = yield* sql<{ n: number }>`
+        select count(*)::int as n from data_transfer_package_member where raw_data_package_id = ${b.id}`
+      assert.strictEqual(sentB[0]!.n, 1)
+      assert.strictEqual((yield* copyAt("cologne-archive", b.id))!.status, "CORRUPT")
+      assert.strictEqual((yield* packageOf(changed.eou.id))!.status, "completed")
     }).pipe(Effect.provide(layer)), { timeout: 300_000 })
 })
