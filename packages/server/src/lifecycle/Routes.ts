@@ -59,9 +59,21 @@ export interface Route {
   readonly options: Readonly<Record<string, unknown>>
   readonly priority: number
   readonly maxConcurrentTransfers: number
-  /** Bytes per second for one transfer; undefined when unlimited. */
+  /** Bytes per second for all transfers of the route together; undefined when unlimited. */
   readonly bandwidthLimit: number | undefined
 }
+
+/**
+ * The rate cap of one transfer: the route's limit shared evenly by the transfers it may run at
+ * once. A tool's cap is fixed when it starts (rsync `--bwlimit`, bbcp `-x`) and transfers of a
+ * bundle last hours, so a larger share to a transfer that starts alone would hold while others
+ * start beside it, and the route would exceed its limit for hours. With even shares it never
+ * does; a lone transfer gets `1/maxConcurrentTransfers` of the limit, which suffices while data
+ * comes slower than that, and once it comes faster bundles wait, the route runs its full count
+ * of transfers, and together they use the whole limit.
+ */
+export const transferShare = (route: Pick<Route, "bandwidthLimit" | "maxConcurrentTransfers">): number | undefined =>
+  route.bandwidthLimit === undefined ? undefined : route.bandwidthLimit / Math.max(1, route.maxConcurrentTransfers)
 
 interface RouteRow {
   readonly id: string

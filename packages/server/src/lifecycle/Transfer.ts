@@ -361,7 +361,7 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
       ...Adapters.endpoints(route, sourceRoot, source.path, destinationRoot, bundle.relativePath),
       kind: "file",
       expected: bundle.checksum!,
-      ...(route.bandwidthLimit !== undefined && adapter.capabilities.bandwidthLimit ? { bandwidthLimit: route.bandwidthLimit } : {})
+      ...(route.bandwidthLimit !== undefined && adapter.capabilities.bandwidthLimit ? { bandwidthLimit: Routes.transferShare(route)! } : {})
     })
   })
   // A worker stopping mid-transfer closes its attempt, so the next run need not wait for pg-boss's expiry.
