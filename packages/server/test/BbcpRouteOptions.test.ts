@@ -16,7 +16,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { afterAll } from "vitest"
 import * as Adapters from "../src/lifecycle/Adapters.js"
-import type * as Routes from "../src/lifecycle/Routes.js"
+import * as Routes from "../src/lifecycle/Routes.js"
 import * as ServerConfig from "../src/ServerConfig.js"
 import { ccat, tempDir } from "./support.js"
 
@@ -120,7 +120,7 @@ describe("a bbcp route's options", () => {
     assert.deepStrictEqual(await fs.readdir(dir), ["ccat.yaml"])
   })
 
-  it("the options a configuration accepts reach bbcp's command line, with the route's limit as -x", async () => {
+  it("the options a configuration accepts reach bbcp's command line, with the route's limit shared as -x", async () => {
     const { file, dir } = await writeConfig(`{ bbcp: /nonexistent/bin/bbcp, ${tuned.slice(1)}`)
     const config = await Effect.runPromise(ServerConfig.load({ configFile: file }))
     const route = routeOf(config)
@@ -132,7 +132,7 @@ describe("a bbcp route's options", () => {
           a.transfer({
             ...Adapters.endpoints(route, path.join(dir, "chile-buffer"), "b.tar", path.join(dir, "cologne-buffer"), "b.tar"),
             kind: "file",
-            bandwidthLimit: route.bandwidthLimit!
+            bandwidthLimit: Routes.transferShare(route)!
           })
         )
       )
@@ -150,7 +150,8 @@ describe("a bbcp route's options", () => {
     assert.strictEqual(flag("-E"), "a32")
     assert.strictEqual(flag("-Z"), "5031:5040")
     assert.strictEqual(flag("-P"), "5")
-    assert.strictEqual(flag("-x"), "40000000")
+    // the route's 40 MB/s shared by its 2 transfers, as the transfer stage asks
+    assert.strictEqual(flag("-x"), "20000000")
   })
 
   it("a route row holding options the start would refuse fails its transfer InvalidRequest, not retryable, naming them", async () => {

@@ -135,7 +135,8 @@ if (bbcpOnPath._tag === "Some") {
           assert.strictEqual(flag("-s"), "4")
           assert.strictEqual(flag("-w"), String(4 * 1024 * 1024))
           assert.strictEqual(flag("-E"), "a32")
-          assert.strictEqual(flag("-x"), "200000000")
+          // the route's 200 MB/s shared by its 2 transfers
+          assert.strictEqual(flag("-x"), "100000000")
           assert.include(c, `-p ${sshd!.port}`)
           assert.match(words[words.length - 1]!, new RegExp(`^${sshd!.user}@${sshd!.host}:.*/\\.ccat-partial/.+\\.bbcp/part$`))
         }
