@@ -5,6 +5,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Repair from "../lifecycle/Repair.js"
+import * as RepairForward from "../lifecycle/RepairForward.js"
 import * as Access from "./Access.js"
 import { page } from "./Paging.js"
 import { decoder } from "./Rows.js"
@@ -18,7 +19,8 @@ const statusesOf = (journey: Status.PackageJourney) => Status.statuses.filter((s
 
 /**
  * An operator's repair: 409 when the package has no CORRUPT or MISSING archive copy, 422 when no
- * site holding one has a good copy there to repair from; else each such site's repair starts now.
+ * site holding one has a good copy there to repair from and no site will send it one; else each
+ * such site's repair starts now, and the sites that send the package on are named.
  * The package row is locked so two requests at once do not both check against a half-done repair.
  */
 const requestRepair = (id: string, actor: string) =>
@@ -47,10 +49,19 @@ const requestRepair = (id: string, actor: string) =>
         started.push({ site, sources: sources.map((s) => s.location), startedNow })
       }
     }
+    // Sites with nothing to repair from here are sent the package by a site that has it (RepairForward).
+    const senders = withoutSource.length === 0 ? [] : yield* RepairForward.senders(id)
+    for (const sender of senders) {
+      // From a buffer copy bundling sends it within its next round; otherwise a repair job prepares it first.
+      const startedNow = sender.from === "buffer" ? false : yield* sql.withTransaction(
+        Repair.startNow(sender.site, id, sender.from === "archive" ? "forward" : "repack")
+      ).pipe(Effect.catchAll(() => Effect.succeed(false)))
+      started.push({ site: sender.site, sources: [`sent on from its ${sender.from === "source" ? "files at SOURCE" : sender.from}`], startedNow })
+    }
     if (started.length === 0) {
       return yield* new ApiErrors.Unprocessable({
         reason: "Invalid", field: "id",
-        message: `package ${id} has bad archive copies at ${sites.join(", ")} but no good copy (PRESENT, verified, with the package's checksum) at ${sites.length === 1 ? "that site" : "those sites"} to repair them from`
+        message: `package ${id} has bad archive copies at ${sites.join(", ")} but no good copy (PRESENT, verified, with the package's checksum) at ${sites.length === 1 ? "that site" : "those sites"} to repair them from, and no site a route leads from has one or all its files at SOURCE`
       })
     }
     yield* Effect.logInfo(`repair of package ${id} requested by ${actor} at ${started.map((s) => s.site).join(", ")}`)

@@ -134,20 +134,23 @@ export const plan = Effect.fn("Repair.plan")(function* (site: string) {
 })
 
 /**
- * Makes the repair of a package at a site start now: sends its job when a job engine runs in
- * this process, and moves a job waiting for its backoff forward. Returns whether a job was sent
+ * Makes the repair of a package at a site start now (or, with `sendOn`, its sending on to a site
+ * in need: from the site's archive, or written again from SOURCE): sends its job when a job engine
+ * runs in this process, and moves a job waiting for its backoff forward. Returns whether a job was sent
  * or moved; without either the site's planner sends it within its next round.
  */
-export const startNow = (site: string, packageId: string) =>
+export const startNow = (site: string, packageId: string, sendOn?: "forward" | "repack") =>
   Effect.gen(function* () {
     const jobs = yield* Effect.serviceOption(JobQueue)
+    const key = sendOn === undefined ? packageId : `${packageId}:${sendOn}`
     if (jobs._tag === "Some") {
       // The API process may run no worker of the site, so the queue may not exist yet.
       yield* jobs.value.ensureQueue(queueName(site, name), queueOptions)
-      const sent = yield* jobs.value.send(queueName(site, name), { packageId }, { singletonKey: packageId })
+      const job = sendOn === undefined ? { packageId } : { packageId, [sendOn]: true }
+      const sent = yield* jobs.value.send(queueName(site, name), job, { singletonKey: key })
       if (sent !== null) return true
     }
-    return (yield* expedite(queueName(site, name), packageId)) > 0
+    return (yield* expedite(queueName(site, name), key)) > 0
   })
 
 /** Where a bad copy's replacement goes: its own location if it can take it, else another archive of the site. */

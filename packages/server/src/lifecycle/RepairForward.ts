@@ -137,6 +137,16 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
     return yield* Effect.fail(lastError ?? new Error(`package ${packageId} has no good archive copy at ${site} to send on`))
   })
 
+/** SQL: every file of `pkg` is PRESENT at a readable SOURCE location of the site `here`. */
+const allAtSource = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
+  (exists (select 1 from raw_data_file f where f.raw_data_package_id = ${pkg}.id)
+    and not exists (
+      select 1 from raw_data_file f
+      where f.raw_data_package_id = ${pkg}.id and not exists (
+        select 1 from physical_copy sc join data_location sl on sl.id = sc.data_location_id
+        where sc.raw_data_file_id = f.id and sc.data_location_id = f.source_location_id and sc.status = 'PRESENT'
+          and sl.site_id = ${here} and sl.readable)))`
+
 /**
  * ARCHIVED packages another site needs from here that have no good copy here at all (archive or
  * buffer) and no bundle on its way or sent for this finding, but every file still PRESENT at a
@@ -154,13 +164,7 @@ export const toRepack = (site: string) =>
           where c.raw_data_package_id = p.id and cl.site_id = s.id
             and (cl.type = 'BUFFER' and c.status <> 'DELETED'
               or cl.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum))
-        and exists (select 1 from raw_data_file f where f.raw_data_package_id = p.id)
-        and not exists (
-          select 1 from raw_data_file f
-          where f.raw_data_package_id = p.id and not exists (
-            select 1 from physical_copy sc join data_location sl on sl.id = sc.data_location_id
-            where sc.raw_data_file_id = f.id and sc.data_location_id = f.source_location_id and sc.status = 'PRESENT'
-              and sl.site_id = s.id and sl.readable))
+        and ${allAtSource(sql, sql`p`, sql`s.id`)}
       limit 1000`
   )
 
@@ -226,3 +230,39 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
       values (${packageId}, ${buffer.id}, ${written.key}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})`
     yield* Effect.logInfo(`package ${packageId}: written again from its files at SOURCE into ${buffer.name} with its recorded checksum, to be sent to the site whose copies went bad`)
   })
+
+/** A site that will send a package to a site in need, and what from. */
+export interface Sender {
+  readonly site: string
+  readonly from: "buffer" | "archive" | "source"
+}
+
+/**
+ * The sites that will send the package on to a site that needs it (this module's rule): from a
+ * good buffer copy (bundling sends it), an archive copy (repair brings it into a buffer first) or
+ * its files at SOURCE (repair writes it again first).
+ */
+export const senders = (packageId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<Sender>`
+      select s.name as site,
+        case when exists (
+               select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
+               where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type = 'BUFFER'
+                 and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum) then 'buffer'
+             when exists (
+               select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
+               where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type = 'LONG_TERM_ARCHIVE' and cl.readable
+                 and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum) then 'archive'
+             else 'source' end as from
+      from raw_data_package p, site s
+      where p.id = ${packageId} and p.status = 'completed' and p.checksum is not null
+        and ${neededFrom(sql, sql`p`, sql`s.id`)}
+        and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
+        and (exists (
+              select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
+              where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type in ('BUFFER', 'LONG_TERM_ARCHIVE')
+                and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)
+          or ${allAtSource(sql, sql`p`, sql`s.id`)})
+      order by s.name`
+  )

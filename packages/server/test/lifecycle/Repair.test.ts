@@ -359,11 +359,21 @@ describe("Repair through the API", () => {
       }))
       yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
 
-      // Both copies bad: nothing to repair from.
+      // Both copies bad: nothing to repair from at Cologne, but Chile still has the files at SOURCE
+      // and writes the package again from them (RepairForward.test.ts follows that through).
       for (const location of ["cologne-archive", "cologne-archive-2"]) {
         yield* flipByte(objectAt(dir, location, pkg.relativePath))
         yield* markAs(pkg, location, "CORRUPT")
       }
+      const fromSource = yield* operator.packages.repair({ path: { id: pkg.packageId } })
+      assert.deepStrictEqual(fromSource.withoutSource, ["cologne"])
+      assert.deepStrictEqual(fromSource.sites.map((s) => [s.site, s.sources]), [["chile", ["sent on from its files at SOURCE"]]])
+      const [repack] = yield* sql<{ n: number }>`
+        select count(*)::int as n from pgboss.job where name = 'chile.repair' and singleton_key = ${`${pkg.packageId}:repack`}`
+      assert.strictEqual(repack.n, 1)
+      // The files gone at SOURCE too: nothing anywhere to repair from.
+      yield* sql`
+        update physical_copy set status = 'MISSING' where raw_data_file_id in (select id from raw_data_file where raw_data_package_id = ${pkg.packageId})`
       const noSource = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
       assert.strictEqual(noSource._tag, "Unprocessable")
       assert.match(noSource.message, /no good copy/)

@@ -70,7 +70,12 @@ describe("repair from another site", () => {
       // Cologne's copy rotting could not be sent back: no route leaves Cornell.
       yield* sql`update physical_copy set status = 'CORRUPT' where id = ${cologne.id}`
       assert.deepStrictEqual(yield* RepairForward.toBuffer("cornell"), [])
+      assert.deepStrictEqual(yield* RepairForward.senders(pkg.id), [])
       yield* sql`update physical_copy set status = 'PRESENT' where id = ${cologne.id}`
+      // Cornell's would be sent from Cologne's archive (what an operator's repair request names).
+      yield* sql`update physical_copy set status = 'CORRUPT' where id = ${cornell.id}`
+      assert.deepStrictEqual(yield* RepairForward.senders(pkg.id), [{ site: "cologne", from: "archive" }])
+      yield* sql`update physical_copy set status = 'PRESENT' where id = ${cornell.id}`
 
       // A byte rots in Cornell's copy; its audit finds it.
       const cornellFile = path.join(dir, "locations", "cornell-archive", cornell.path)
