@@ -108,9 +108,14 @@ const repair = Command.make(
       yield* Console.log(`package ${requested.packageId}: ${requested.badCopies.length} bad archive ${requested.badCopies.length === 1 ? "copy" : "copies"}`)
       yield* Console.log(Output.table(["COPY", "STATUS", "SITE", "LOCATION", "PATH"], requested.badCopies.map((b) => [b.id, b.status, b.site, b.location, b.path])))
       for (const s of requested.sites) {
-        yield* Console.log(`repair at ${s.site} from ${s.sources.join(", ")}: ${s.startedNow ? "started now" : "its planner starts it within seconds"}`)
+        const sendsOn = s.sources.length === 1 && s.sources[0]!.startsWith("sent on from")
+        yield* Console.log(
+          sendsOn
+            ? `${s.site} ${s.sources[0]} to the site in need: ${s.startedNow ? "started now" : "its planners take it up within seconds"}`
+            : `repair at ${s.site} from ${s.sources.join(", ")}: ${s.startedNow ? "started now" : "its planner starts it within seconds"}`
+        )
       }
-      for (const site of requested.withoutSource) yield* Console.log(`no good copy at ${site} to repair from: its bad copies stay as they are`)
+      for (const site of requested.withoutSource) yield* Console.log(`no good copy at ${site} to repair from: it is repaired once a copy sent on arrives, if any site above sends one`)
     })
 ).pipe(Command.withDescription("repair a package's CORRUPT or MISSING archive copies now from a good copy at the same site (operators and admins)"))
 
