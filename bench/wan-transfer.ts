@@ -77,8 +77,7 @@ interface Row {
   readonly results: Record<string, Tools.Run>
 }
 
-const bench = async (world: WanWorld.WanWorld, signal: AbortSignal): Promise<void> => {
-  const work = await fs.mkdtemp(path.join(process.env["CCAT_WAN_DIR"] ?? os.tmpdir(), "ccat-wan-bench-"))
+const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal): Promise<void> => {
   const servers: Array<{ stop: () => void }> = []
   try {
     const source = path.join(work, "bundle")
@@ -169,7 +168,6 @@ const bench = async (world: WanWorld.WanWorld, signal: AbortSignal): Promise<voi
     summary(rows)
   } finally {
     for (const s of servers) s.stop()
-    await fs.rm(work, { recursive: true, force: true })
   }
 }
 
@@ -199,8 +197,13 @@ if (process.getuid?.() !== 0) fail("needs root (network namespaces, iptables, tc
 NodeRuntime.runMain(
   Effect.scoped(
     Effect.gen(function* () {
+      // the bundle's folder goes when the run ends or is interrupted (Ctrl-C), after the link
+      const work = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(process.env["CCAT_WAN_DIR"] ?? os.tmpdir(), "ccat-wan-bench-"))),
+        (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+      )
       const world = yield* WanWorld.make({ delayMs, rateMbit })
-      yield* Effect.promise((signal) => bench(world, signal))
+      yield* Effect.promise((signal) => bench(world, work, signal))
     })
   )
 )

@@ -4,10 +4,10 @@
 #   chile (wan0 10.220.1.2) <-veth-> router (chile0 10.220.1.1 | cologne0 10.220.2.1) <-veth-> cologne (wan0 10.220.2.2)
 #
 # Three network namespaces named ID-chile, ID-router, ID-cologne, so runs with different ids
-# never collide. The router forwards through iptables: a partition chain, a loss chain, then
-# NFQUEUE to nfq-delay (our C helper, built here from source), which holds each packet the
-# one-way delay and can emulate a rate bottleneck; tbf on the router's egress is the other rate
-# limit. Needs root, iproute2, iptables, make and a C compiler with libnetfilter-queue-dev.
+# never collide. The router forwards through iptables: NFQUEUE to nfq-delay (our C helper,
+# built here from source), which holds each packet the one-way delay and can emulate a rate
+# bottleneck, then a partition chain and a loss chain; tbf on the router's egress is the other
+# rate limit. Needs root, iproute2, iptables, make and a C compiler with libnetfilter-queue-dev.
 #
 # Commands (every one is idempotent; ID is 2-12 lowercase letters and digits, starting with a letter):
 #   up ID [--delay-ms 110] [--rate-mbit 1000] [--buffer-ms 100] [--loss P] [--cc bbr|cubic|reno|default]
@@ -203,13 +203,16 @@ cmd_up() {
       in_ns "$n" sysctl -qw net.ipv4.tcp_rmem="4096 131072 268435456" net.ipv4.tcp_wmem="4096 16384 268435456"
     done
     pick_iptables "$(ns router)" > "$(state)/iptables"
+    # The delay comes first (mangle runs before filter in FORWARD): the kernel cuts a GSO
+    # super-packet into wire-sized segments to queue it, and each segment then meets the loss
+    # rule on its own, so a loss share is per packet on the wire, as on a real link.
+    # No --queue-bypass: if the helper dies the link goes dark rather than silently losing its delay.
+    ipt -t mangle -A FORWARD -i chile0 -j NFQUEUE --queue-num 0
+    ipt -t mangle -A FORWARD -i cologne0 -j NFQUEUE --queue-num 1
     ipt -N WAN_PART
     ipt -N WAN_LOSS
     ipt -A FORWARD -j WAN_PART
     ipt -A FORWARD -j WAN_LOSS
-    # no --queue-bypass: if the helper dies the link goes dark rather than silently losing its delay
-    ipt -A FORWARD -i chile0 -j NFQUEUE --queue-num 0
-    ipt -A FORWARD -i cologne0 -j NFQUEUE --queue-num 1
     printf 'delay_ms=%s\nrate_mbit=%s\nbuffer_ms=%s\n' "$delay" "$([ "$rate" = off ] && echo 0 || echo "$rate")" "$buffer" > "$(state)/params"
     ip netns exec "$(ns router)" setsid "$helper" --params "$(state)/params" --ready "$(state)/ready.tmp" --queue 0 --queue 1 \
       </dev/null >>"$(state)/helper.log" 2>&1 &
@@ -232,6 +235,7 @@ cmd_status() {
   healthy || { echo "wan: $id is not up"; return 1; }
   echo "id $id, helper pid $(helper_pid), $(cat "$(state)/iptables"), cc $(cat "$(state)/cc"), loss $(cat "$(state)/loss")"
   echo "params: $(tr '\n' ' ' < "$(state)/params")"
+  ipt -t mangle -S FORWARD
   ipt -S
   ipt -L WAN_LOSS -v -n -x
   in_ns router tc qdisc show
