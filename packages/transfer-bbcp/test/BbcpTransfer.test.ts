@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -34,6 +35,46 @@ if (bbcpOnPath._tag === "Some") {
     slowBandwidth: 8 * 1024 * 1024,
     largeBytes: Math.min(64 * 1024 * 1024, TransferAdapterSuite.largeBytesFromEnv())
   }))
+  describe("bbcp's staging folder with the real bbcp", () => {
+    const adapter = BbcpTransfer.make({ bbcp: binary, retry: TransferAdapter.noRetry })
+    it.live("a file and a tree copied at once into one folder leave it holding them and nothing else", () =>
+      Effect.gen(function* () {
+        const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bbcp-stage-")))
+        yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "src", "f.bin"), 6 * 1024 * 1024))
+        yield* Effect.promise(() => TransferAdapterSuite.writeTree(path.join(dir, "src", "tree"), 40))
+        const out = path.join(dir, "out")
+        yield* Effect.all(
+          [
+            adapter.transfer({ source: TransferEndpoint.local(path.join(dir, "src", "f.bin")), destination: TransferEndpoint.local(path.join(out, "f.bin")), kind: "file" }),
+            adapter.transfer({ source: TransferEndpoint.local(path.join(dir, "src", "tree")), destination: TransferEndpoint.local(path.join(out, "tree")), kind: "directory" })
+          ],
+          { concurrency: 2 }
+        )
+        assert.deepStrictEqual((yield* Effect.promise(() => fs.readdir(out))).sort(), ["f.bin", "tree"])
+        yield* Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+      }), 60_000)
+
+    it.live("an interrupted copy keeps its part and checkpoints under .ccat-partial; the next attempt resumes from them and removes them", () =>
+      Effect.gen(function* () {
+        const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bbcp-resume-")))
+        const bytes = 32 * 1024 * 1024
+        const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "src.bin"), bytes))
+        const request: TransferAdapter.Request = { source: TransferEndpoint.local(path.join(dir, "src.bin")), destination: TransferEndpoint.local(path.join(dir, "out", "dst.bin")), kind: "file" }
+        const staging = BbcpTransfer.stagingOf(request.destination.path)
+        yield* adapter.stream({ ...request, bandwidthLimit: 8 * 1024 * 1024 }).pipe(
+          Stream.takeUntil((e) => e._tag === "Progress" && e.bytes >= bytes / 4),
+          Stream.runDrain
+        )
+        assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "out"))), [BbcpTransfer.partialDir])
+        assert.isAbove((yield* Effect.promise(() => fs.stat(staging.temp))).size, 0)
+        assert.isNotEmpty(yield* Effect.promise(() => fs.readdir(staging.checkpoints)))
+        const result = yield* adapter.transfer(request)
+        assert.strictEqual(result.checksum, sum)
+        assert.isAbove(result.resumedBytes, 0)
+        assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "out"))), ["dst.bin"])
+        yield* Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+      }), 60_000)
+  })
 } else {
   console.log("[bbcp] conformance suite: NOT RUN (no bbcp binary on PATH)")
   describe("TransferAdapter conformance: bbcp", () => {
