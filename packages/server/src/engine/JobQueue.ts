@@ -20,6 +20,7 @@ import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import PgBoss from "pg-boss"
+import * as JobRecords from "./JobRecords.js"
 import * as Leases from "./Leases.js"
 
 /** A failure of the job engine itself (not of a job's work). */
@@ -249,6 +250,7 @@ export const layerWith = (
     const db = dbOf(runtime)
     const boss = new PgBoss({ db, schema, supervise: true, schedule: false })
     boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
+    yield* JobRecords.handledWith(runtime)
     const sqlClient = yield* SqlClient.SqlClient
     yield* Effect.acquireRelease(oneStartAtATime(sqlClient, attempt("start", undefined, () => boss.start())), () =>
       Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(
@@ -352,6 +354,9 @@ export const layerWith = (
     return { ensureQueue, send, work, queueSize } satisfies JobQueueService
   })
 )
+
+/** Finished jobs whose completion or failure this process could not record (see JobRecords). */
+export const recordFailures = JobRecords.failures
 
 /** The job engine with the default leases (heartbeat 10 s, timeout 60 s). */
 export const layer: Layer.Layer<JobQueue, JobQueueError | LeaseOptionsError, SqlClient.SqlClient> = layerWith()

@@ -12,6 +12,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
 import { spawn } from "node:child_process"
 import * as JobQueue from "../../src/engine/JobQueue.js"
@@ -65,6 +66,45 @@ describe("job leases", () => {
         assert.deepStrictEqual(row, { state: "completed", retryCount: 1 })
         const leases = yield* sql<{ n: number }>`select count(*)::int as n from pgboss.ccat_job_lease`
         assert.strictEqual(leases[0]!.n, 0, "no lease outlives its job")
+      }).pipe(Effect.provide(JobQueue.layerWith(lease).pipe(Layer.provideMerge(db))))
+    }),
+    180_000
+  )
+
+  it.scopedLive("a finished job whose completion cannot be recorded (its table away at that instant) leaves the process running and runs again", () =>
+    Effect.gen(function* () {
+      const { url } = yield* TestDatabase.freshDatabase
+      const db = PgClient.layer(OpsDb.clientConfig(url))
+      const queue = "test.record"
+      yield* Effect.gen(function* () {
+        const jobs = yield* JobQueue.JobQueue
+        const sql = yield* SqlClient.SqlClient
+        yield* jobs.ensureQueue(queue, { policy: "stately", retryLimit: 3, retryDelaySeconds: 60, expireInSeconds: 3600 })
+        const id = yield* jobs.send(queue, { v: 1 }, { singletonKey: "one" })
+        const failuresBefore = (yield* Metric.value(JobQueue.recordFailures)).count
+        let runs = 0
+        const again = yield* Deferred.make<string>()
+        yield* jobs.work<{ v: number }, never, never>(queue, (job) =>
+          Effect.gen(function* () {
+            runs++
+            // The first run ends as the database loses the job table: pg-boss cannot record it.
+            if (runs === 1) yield* Effect.orDie(sql`alter table pgboss.job rename to job_away`)
+            else yield* Deferred.succeed(again, job.id)
+          }), { pollingIntervalSeconds: 0.5 })
+        const deadline = Date.now() + 30_000
+        while ((yield* Metric.value(JobQueue.recordFailures)).count === failuresBefore) {
+          if (Date.now() > deadline) return yield* Effect.dieMessage(`the completion was never attempted (runs: ${runs})`)
+          yield* Effect.sleep("50 millis")
+        }
+        yield* sql`alter table pgboss.job_away rename to job`
+        assert.strictEqual(yield* Deferred.await(again).pipe(Effect.timeout("60 seconds")), id, "the same job ran again")
+        const done = Effect.map(sql<{ state: string }>`select state::text as state from pgboss.job where id = ${id}`, (r) => r[0]?.state)
+        const until = Date.now() + 30_000
+        while ((yield* done) !== "completed") {
+          if (Date.now() > until) return yield* Effect.dieMessage(`the job is ${yield* done}, not completed`)
+          yield* Effect.sleep("100 millis")
+        }
+        assert.strictEqual(runs, 2)
       }).pipe(Effect.provide(JobQueue.layerWith(lease).pipe(Layer.provideMerge(db))))
     }),
     180_000
