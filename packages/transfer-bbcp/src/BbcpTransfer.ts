@@ -136,7 +136,7 @@ const prepareScript = (dirs: ReadonlyArray<string>): string => {
  * Moves the staged copy to its final name (a rename for a file, per-file renames for a tree),
  * then removes the transfer's staging folder, and `.ccat-partial` if no other transfer uses it.
  */
-export const publishScript = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>): string => {
+const publishScript = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>): string => {
   const d = request.destination.path
   const tidy = [`rm -rf -- ${q(staging.root)}`, `rmdir -- ${q(staging.partial)} 2>/dev/null || true`]
   if (request.kind === "file") return ["set -e", `mv -f -- ${q(staging.temp)} ${q(d)}`, ...tidy].join("; ")

@@ -1,9 +1,10 @@
 /**
- * The transfer adapter of a route (issue 6, item 3): the route's adapter name (`local`, `rsync`,
- * `bbcp`) becomes a TransferAdapter service, and the two buffers' locations plus the route's
- * options become the request's endpoints. The stage retries with its own attempt rows, so the
- * adapters here never retry by themselves; they verify the destination against the bundle's
- * recorded checksum.
+ * The transfer adapter of a route: the route's adapter name (`local`, `rsync`, `bbcp`) becomes a
+ * TransferAdapter service, and the two buffers' locations plus the route's options become the
+ * request's endpoints. bbcp's options are decoded by the schema its package owns, extended with
+ * the ssh endpoint options, by the same rules at start (`optionProblems`) and here, so what the
+ * start accepted reaches bbcp. The stage retries with its own attempt rows, so the adapters here
+ * never retry by themselves; they verify the destination against the bundle's recorded checksum.
  */
 import { Topology, TransferAdapter, TransferEndpoint, TransferError } from "@ccat/core"
 import { LocalTransfer } from "@ccat/core/node"
