@@ -156,7 +156,8 @@ const failRequest = (site: string, requestId: Ids.StagingRequestId, message: str
 /**
  * Takes back staged copies of the request's files that cleanup was about to delete, with the
  * copies locked; returns the keys staged already. A copy being deleted right now makes the
- * request wait for it (the job fails and is retried).
+ * request wait for it (the job fails and is retried); one found CORRUPT or MISSING is staged
+ * again, and its row replaced when the request completes.
  */
 const claimStaged = (site: string, locationId: string, files: ReadonlyArray<FileRow>) =>
   Effect.gen(function* () {
@@ -175,6 +176,9 @@ const claimStaged = (site: string, locationId: string, files: ReadonlyArray<File
               entity: "PhysicalCopy", id: row.id, from: row.status, to: "STAGED", actor: `worker:${site}`,
               details: { reason: "needed by a staging request" }
             })
+          } else if (row.status === "CORRUPT" || row.status === "MISSING") {
+            // Found bad or gone here: staged again from the archive, and the row replaced below.
+            continue
           } else if (row.status !== "STAGED") {
             return yield* Effect.fail(new Error(`staged copy ${row.path} is ${row.status}; the request waits for cleanup to finish with it`))
           }
@@ -302,6 +306,17 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
   yield* sql.withTransaction(
     Effect.gen(function* () {
       for (const m of written) {
+        // A staged copy found bad or gone before: the unpack just wrote good bytes over it.
+        const bad = yield* sql<{ id: Ids.PhysicalCopyId; status: "CORRUPT" | "MISSING" }>`
+          select id, status::text as status from physical_copy
+          where data_location_id = ${processing.id} and raw_data_file_id = ${m.id} and status in ('CORRUPT', 'MISSING')
+          for update`
+        for (const b of bad) {
+          yield* Transitions.transition({
+            entity: "PhysicalCopy", id: b.id, from: b.status, to: "DELETED", actor,
+            details: { action: "replaced", by: "staging", requestId }
+          })
+        }
         const inserted = yield* sql`
           insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
           values (${m.id}, ${processing.id}, ${m.key}, ${m.sizeBytes}, ${m.checksum}, 'STAGED', now())

@@ -88,10 +88,25 @@ describe("Staging", () => {
         select details from event_log where entity_kind = 'StagingRequest' and entity_id = ${second} and to_state = 'completed'`
       assert.strictEqual(done.details.reused, 3)
       yield* assertStaged(yield* Staging.stagedPaths(second), pkg, processingRoot)
+      // A staged file deleted by hand and recorded MISSING (as an inventory pass records it): the
+      // next request stages it again from the archive and the MISSING row is replaced, not waited on.
+      const gone = path.join(processingRoot, Staging.stagedKey(pkg.eou.id, pkg.files[0]!.relativePath))
+      yield* Effect.promise(() => fs.rm(gone))
+      const [goneCopy] = yield* sql<{ id: string }>`
+        update physical_copy set status = 'MISSING' where raw_data_file_id = ${pkg.files[0]!.id}
+          and data_location_id = (select id from data_location where name = 'cologne-processing') returning id`
+      const third = yield* request({ rawDataPackageId: pkg.packageId })
+      yield* runSitesUntil(cologne, Effect.map(requestRow(third), (r) => r.status === "completed")).pipe(Effect.provide(policyLayer(topology)))
+      yield* assertStaged(yield* Staging.stagedPaths(third), pkg, processingRoot)
+      const [replaced] = yield* sql<{ status: string; details: { action: string; by: string } }>`
+        select c.status::text as status, e.details from physical_copy c join event_log e on e.entity_id = c.id and e.to_state = 'DELETED'
+        where c.id = ${goneCopy!.id}`
+      assert.deepStrictEqual([replaced!.status, replaced!.details.action, replaced!.details.by], ["DELETED", "replaced", "staging"])
+      yield* sql`update staging_request set expires_at = now() - interval '1 second' where id = ${third}`
       // The first request expires; the second still needs the files: cleanup keeps them.
       yield* sql`update staging_request set expires_at = now() - interval '1 second' where id = ${first}`
       yield* runSitesFor([["cologne", [Cleanup.stage]]], 1500)
-      assert.isTrue((yield* stagedCopies).every((c) => c.status === "STAGED"))
+      assert.isTrue((yield* stagedCopies).every((c) => c.status === "STAGED" || c.id === goneCopy!.id))
       // Both expired: the staged copies are deleted; the archive copy stays.
       yield* sql`update staging_request set expires_at = now() - interval '1 second' where id = ${second}`
       yield* runSitesUntil([["cologne", [Cleanup.stage]]], Effect.map(stagedCopies, (cs) => cs.every((c) => c.status === "DELETED")))
