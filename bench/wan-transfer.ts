@@ -129,7 +129,7 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
             const started = Date.now()
             row.iperf[n] = await Tools.iperf3(world, n, iperfSeconds)
             const cpu = ((await Tools.cpuSeconds(helperPid)) - cpu0) / ((Date.now() - started) / 1000)
-            console.log(`  iperf3 -P ${n}: ${fmt(row.iperf[n])} MB/s; delay helper ${(cpu * 100).toFixed(0)}% of a core`)
+            console.log(`  iperf3 -P ${n}: ${fmt(row.iperf[n])}${typeof row.iperf[n] === "number" ? " MB/s" : ""}; delay helper ${(cpu * 100).toFixed(0)}% of a core`)
           }
         }
         const dst = path.join(destRoot, "run")
@@ -188,7 +188,7 @@ const summary = (rows: ReadonlyArray<Row>) => {
     const ip = best === undefined ? undefined : r.iperf[best[0]]
     const vsRsync = best !== undefined && rs !== undefined ? (Tools.mbps(best[1]) / Tools.mbps(rs)).toFixed(2) : "-"
     const vsIperf = best !== undefined && typeof ip === "number" ? `${(Tools.mbps(best[1]) / ip).toFixed(2)} (s=${best[0]})` : "-"
-    const iperfCells = variants.has("iperf3") ? streams.map((n) => fmt(r.iperf[n])) : []
+    const iperfCells = variants.has("iperf3") ? streams.map((n) => (typeof r.iperf[n] === "string" ? "failed" : fmt(r.iperf[n]))) : []
     console.log(`| ${[`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf].join(" | ")} |`)
   }
 }
