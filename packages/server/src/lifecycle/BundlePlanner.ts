@@ -1,0 +1,146 @@
+/**
+ * The bundling planner: which RawDataPackages wait at a site's BUFFER for a route on, and how
+ * they are cut into DataTransferPackages. Bundles fill oldest package first up to
+ * `bundleTargetBytes`; a partial one goes once its oldest package waited `bundleMaxWait`. The
+ * packages are claimed and the bundle's job enqueued in one transaction under a per-site lock, so
+ * two planners never bundle a package twice, and jobs a lost queue dropped are derived again
+ * from the ops-db.
+ */
+import { Ids, Repositories, Transitions } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import { randomUUID } from "node:crypto"
+import { JobQueue, noJobOf } from "../engine/JobQueue.js"
+import { LifecyclePolicy } from "./Packaging.js"
+import * as RepairForward from "./RepairForward.js"
+import { queueName } from "./Stage.js"
+
+/** The stage's name and queue suffix. */
+export const name = "bundle"
+
+interface Waiting {
+  readonly id: Ids.RawDataPackageId
+  readonly sizeBytes: number
+  readonly locationId: string
+  readonly waitedMs: number
+}
+
+/**
+ * Packages waiting at a site: written (in_progress, with size and checksum), PRESENT in one of
+ * its BUFFERs, in no bundle that is open or failed, and not sent from this site before (a bundle
+ * that left from here holds them). At a relay the packages arrived in a completed bundle sent from
+ * the previous site, so they wait here again for the next hop. At a site with archives, a package
+ * waits once it is archived here but still lacks copies or sites (`archiveCopies`,
+ * `archiveSites`): it moves on to the next archive site. An ARCHIVED package waits here when
+ * another site reachable from here has nothing left to repair its bad copies from
+ * (RepairForward), once per finding.
+ */
+const waiting = (site: string, target: { readonly copies: number; readonly sites: number }) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<Waiting>`
+      select p.id, p.size_bytes, c.data_location_id as location_id,
+             (extract(epoch from (now() - c.created_at)) * 1000)::float8 as waited_ms
+      from raw_data_package p
+      join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
+      join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+      join site s on s.id = l.site_id
+      where s.name = ${site} and p.size_bytes is not null and p.checksum is not null
+        and ((p.status = 'in_progress'
+          and (not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
+            or exists (
+              select 1 from (
+                select count(*) as good, count(distinct al.site_id) as sites, bool_or(al.site_id = s.id) as here
+                from physical_copy ac join data_location al on al.id = ac.data_location_id
+                where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+                  and ac.verified_at is not null and ac.checksum = p.checksum) g
+              where g.here and (g.good < ${target.copies} or g.sites < ${target.sites})))
+          and not exists (
+            select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
+            where m.raw_data_package_id = p.id
+              and (d.status <> 'completed' or exists (
+                select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
+                where t.data_transfer_package_id = d.id and fl.site_id = s.id))))
+        or (p.status = 'completed' and c.verified_at is not null and c.checksum = p.checksum
+          and ${RepairForward.neededFrom(sql, sql`p`, sql`s.id`)}
+          and not ${RepairForward.forwardedFrom(sql, sql`p`, sql`s.id`)}))
+      order by c.created_at, p.id`
+  )
+
+/** One bundle the plan asks for: packages of one buffer, oldest first. */
+export interface PlannedBundle {
+  readonly locationId: string
+  readonly packages: ReadonlyArray<Ids.RawDataPackageId>
+  readonly sizeBytes: number
+}
+
+/**
+ * Fills bundles per buffer in waiting order up to `targetBytes` (a larger package goes alone).
+ * Full bundles go now; the last, partial one only once its oldest package waited `maxWaitMs`.
+ */
+export const planBundles = (packages: ReadonlyArray<Waiting>, targetBytes: number, maxWaitMs: number): ReadonlyArray<PlannedBundle> => {
+  const out: Array<PlannedBundle> = []
+  const byLocation = new Map<string, Array<Waiting>>()
+  for (const p of packages) byLocation.set(p.locationId, [...(byLocation.get(p.locationId) ?? []), p])
+  for (const [locationId, list] of byLocation) {
+    let current: Array<Waiting> = []
+    let bytes = 0
+    const close = () => {
+      out.push({ locationId, packages: current.map((p) => p.id), sizeBytes: bytes })
+      current = []
+      bytes = 0
+    }
+    for (const p of list) {
+      if (current.length > 0 && bytes + p.sizeBytes > targetBytes) close()
+      current.push(p)
+      bytes += p.sizeBytes
+      if (bytes >= targetBytes) close()
+    }
+    if (current.length > 0 && Math.max(...current.map((p) => p.waitedMs)) >= maxWaitMs) close()
+  }
+  return out
+}
+
+/**
+ * Claims the site's bundles in one transaction under the site's bundling lock (each bundle's
+ * packages, its scheduling and its job together), then enqueues again the jobs of bundles claimed
+ * here that a lost queue dropped. Returns how many jobs it enqueued.
+ */
+export const claim = (site: string) =>
+  Effect.gen(function* () {
+    const policy = yield* LifecyclePolicy
+    const sql = yield* SqlClient.SqlClient
+    const jobs = yield* JobQueue
+    const claimed = yield* sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
+        const bundles = planBundles(yield* waiting(site, { copies: policy.archiveCopies, sites: policy.archiveSites }), policy.bundleTargetBytes, policy.bundleMaxWait)
+        for (const b of bundles) {
+          const dtp = yield* Repositories.dataTransferPackages.insert({
+            relativePath: `bundles/${site}/${randomUUID()}.tar`,
+            sizeBytes: null,
+            checksum: null
+          } as never)
+          for (const p of b.packages) {
+            yield* Repositories.dataTransferPackageMembers.insert({ dataTransferPackageId: dtp.id, rawDataPackageId: p })
+          }
+          yield* Transitions.transition({
+            entity: "DataTransferPackage", id: dtp.id, from: "pending", to: "scheduled", actor: `planner:${site}`,
+            details: { packages: b.packages.length, bytes: b.sizeBytes }
+          })
+          yield* jobs.send(queueName(site, name), { bundleId: dtp.id }, { singletonKey: dtp.id })
+        }
+        return bundles.length
+      })
+    )
+    // Re-derive jobs a lost queue would have dropped: bundles claimed here but not written for a while,
+    // or at once when the queue holds no job of theirs at all (a restored ops-db, a wiped queue).
+    const stale = yield* sql<{ id: Ids.DataTransferPackageId }>`
+      select d.id from data_transfer_package d
+      where d.status in ('scheduled', 'in_progress')
+        and (d.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
+        and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
+        and d.relative_path like ${`bundles/${site}/%`}`
+    let resent = 0
+    for (const d of stale) if ((yield* jobs.send(queueName(site, name), { bundleId: d.id }, { singletonKey: d.id })) !== null) resent++
+    return claimed + resent
+  })
