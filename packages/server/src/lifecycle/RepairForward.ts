@@ -64,6 +64,32 @@ export const forwardedFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fra
           select max(b.updated_at) from physical_copy b join data_location bl on bl.id = b.data_location_id
           where b.raw_data_package_id = ${pkg}.id and bl.type = 'LONG_TERM_ARCHIVE' and b.status in ('CORRUPT', 'MISSING')))))`
 
+/** SQL: `pkg` has a good copy (PRESENT, verified, with its checksum) at a readable location of `type` of the site `here`. */
+const goodAt = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment, type: "BUFFER" | "LONG_TERM_ARCHIVE") => sql`
+  exists (
+    select 1 from physical_copy g join data_location gl on gl.id = g.data_location_id
+    where g.raw_data_package_id = ${pkg}.id and gl.site_id = ${here} and gl.type = ${type} and gl.readable
+      and g.status = 'PRESENT' and g.verified_at is not null and g.checksum = ${pkg}.checksum)`
+
+/** SQL: `pkg` has a live copy in a BUFFER of the site `here` (a good one, or one a reader is still settling). */
+const inBufferAt = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
+  exists (
+    select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
+    where c.raw_data_package_id = ${pkg}.id and cl.site_id = ${here} and cl.type = 'BUFFER' and c.status <> 'DELETED')`
+
+/** The ARCHIVED packages `site` is to send on for this finding and that match `also` (on `p`, the package, and `s`, the site). */
+const candidates = (site: string, also: (sql: SqlClient.SqlClient) => Fragment, packageId?: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from raw_data_package p, site s
+      where s.name = ${site} and p.status = 'completed' and p.checksum is not null
+        and (${packageId ?? null}::uuid is null or p.id = ${packageId ?? null}::uuid)
+        and ${neededFrom(sql, sql`p`, sql`s.id`)}
+        and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
+        and ${also(sql)}
+      limit 1000`
+  )
+
 /** The repair queue's job that brings a package from the site's archive into its buffer, to be sent on. */
 export const Job = Schema.Struct({ packageId: Ids.RawDataPackageId, forward: Schema.Literal(true) })
 
@@ -74,22 +100,8 @@ export const RepackJob = Schema.Struct({ packageId: Ids.RawDataPackageId, repack
  * ARCHIVED packages another site needs from here that have a good archive copy here but no good
  * copy in a buffer here, and no bundle on its way or sent for this finding.
  */
-export const toBuffer = (site: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ id: Ids.RawDataPackageId }>`
-      select p.id from raw_data_package p, site s
-      where s.name = ${site} and p.status = 'completed' and p.checksum is not null
-        and ${neededFrom(sql, sql`p`, sql`s.id`)}
-        and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
-        and exists (
-          select 1 from physical_copy a join data_location al on al.id = a.data_location_id
-          where a.raw_data_package_id = p.id and al.site_id = s.id and al.type = 'LONG_TERM_ARCHIVE' and al.readable
-            and a.status = 'PRESENT' and a.verified_at is not null and a.checksum = p.checksum)
-        and not exists (
-          select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
-          where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type = 'BUFFER' and c.status <> 'DELETED')
-      limit 1000`
-  )
+export const toBuffer = (site: string, packageId?: string) =>
+  candidates(site, (sql) => sql`${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")} and not ${inBufferAt(sql, sql`p`, sql`s.id`)}`, packageId)
 
 /**
  * Copies an ARCHIVED package from a good archive copy of the site into the first of its BUFFERs
@@ -100,7 +112,7 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const storages = yield* Storages
-    if (!(yield* toBuffer(site)).some((p) => p.id === packageId)) return
+    if ((yield* toBuffer(site, packageId)).length === 0) return
     const [pkg] = yield* sql<PackageRow>`
       select id, status::text as status, relative_path, size_bytes, checksum from raw_data_package where id = ${packageId}`
     const sizeBytes = Number(pkg.sizeBytes)
@@ -152,21 +164,10 @@ const allAtSource = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) =>
  * buffer) and no bundle on its way or sent for this finding, but every file still PRESENT at a
  * readable SOURCE location here.
  */
-export const toRepack = (site: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ id: Ids.RawDataPackageId }>`
-      select p.id from raw_data_package p, site s
-      where s.name = ${site} and p.status = 'completed' and p.checksum is not null
-        and ${neededFrom(sql, sql`p`, sql`s.id`)}
-        and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
-        and not exists (
-          select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
-          where c.raw_data_package_id = p.id and cl.site_id = s.id
-            and (cl.type = 'BUFFER' and c.status <> 'DELETED'
-              or cl.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum))
-        and ${allAtSource(sql, sql`p`, sql`s.id`)}
-      limit 1000`
-  )
+export const toRepack = (site: string, packageId?: string) =>
+  candidates(site, (sql) => sql`
+    not ${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")} and not ${inBufferAt(sql, sql`p`, sql`s.id`)}
+    and ${allAtSource(sql, sql`p`, sql`s.id`)}`, packageId)
 
 interface FileRow {
   readonly id: Ids.RawDataFileId
@@ -186,7 +187,7 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const storages = yield* Storages
-    if (!(yield* toRepack(site)).some((p) => p.id === packageId)) return
+    if ((yield* toRepack(site, packageId)).length === 0) return
     const [pkg] = yield* sql<PackageRow & { executedObsUnitId: Ids.ExecutedObsUnitId; instrumentModuleId: Ids.InstrumentModuleId }>`
       select id, status::text as status, relative_path, size_bytes, checksum, executed_obs_unit_id, instrument_module_id
       from raw_data_package where id = ${packageId}`
@@ -246,23 +247,14 @@ export const senders = (packageId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql<Sender>`
       select s.name as site,
-        case when exists (
-               select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
-               where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type = 'BUFFER'
-                 and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum) then 'buffer'
-             when exists (
-               select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
-               where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type = 'LONG_TERM_ARCHIVE' and cl.readable
-                 and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum) then 'archive'
+        case when ${goodAt(sql, sql`p`, sql`s.id`, "BUFFER")} then 'buffer'
+             when ${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")} then 'archive'
              else 'source' end as from
       from raw_data_package p, site s
       where p.id = ${packageId} and p.status = 'completed' and p.checksum is not null
         and ${neededFrom(sql, sql`p`, sql`s.id`)}
         and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
-        and (exists (
-              select 1 from physical_copy c join data_location cl on cl.id = c.data_location_id
-              where c.raw_data_package_id = p.id and cl.site_id = s.id and cl.type in ('BUFFER', 'LONG_TERM_ARCHIVE')
-                and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)
+        and (${goodAt(sql, sql`p`, sql`s.id`, "BUFFER")} or ${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")}
           or ${allAtSource(sql, sql`p`, sql`s.id`)})
       order by s.name`
   )
