@@ -29,6 +29,7 @@ import { TokensHttpLive } from "./http/TokensHttp.js"
 import { TransfersHttpLive } from "./http/TransfersHttp.js"
 import { SystemHttpLive } from "./http/SystemHttp.js"
 import * as MetricsHttp from "./observability/MetricsHttp.js"
+import * as RelayReference from "./relay/Reference.js"
 import { ServerConfig } from "./ServerConfig.js"
 
 /** The largest request body accepted, in bytes: ample for a batch of 10,000 files. */
@@ -92,6 +93,7 @@ const serveWith = (options: { readonly maxBodyBytes: number }, idempotency: Retu
     Layer.provide(DocsPage.layer),
     Layer.provide(WebUi.layer),
     Layer.provide(MetricsHttp.layer),
+    Layer.provide(RelayReference.routeLayer),
     Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)
   )

@@ -26,6 +26,7 @@ import * as Integrity from "./cli/Integrity.js"
 import * as Location from "./cli/Location.js"
 import * as Observations from "./cli/Observations.js"
 import * as Packages from "./cli/Packages.js"
+import * as RelayCommand from "./cli/RelayCommand.js"
 import * as Remote from "./cli/Remote.js"
 import * as Retry from "./cli/Retry.js"
 import * as Staging from "./cli/Staging.js"
@@ -117,7 +118,7 @@ const demo = Command.make(
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
   Command.withSubcommands([
-    serve, worker, demo, migrate, config, token, db,
+    serve, worker, demo, migrate, config, token, db, RelayCommand.command,
     Status.command, Integrity.command, Observations.command, Packages.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command
   ])
 )
@@ -134,6 +135,7 @@ cli(process.argv).pipe(
     UnknownSite: (e) => fail(e.message),
     JobQueueError: (e) => fail(e.message),
     DemoError: (e) => fail(e.message),
+    RelayError: (e) => fail(e.message),
     EmbeddedDatabaseError: (e) => fail(e.message),
     // PostgreSQL's own words (a deadlock, a lock timeout, a lost connection) are what an operator acts on.
     SqlError: (e) => fail(`database: ${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`),
