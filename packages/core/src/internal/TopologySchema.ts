@@ -1,0 +1,337 @@
+/**
+ * The schemas of the topology an operator configures: sizes and durations as people write them,
+ * sites and their data locations, tape driver options, routes, and the policies of packaging,
+ * bundling, archiving and audits. Each schema checks its own fields; rules that span several
+ * fields are in `TopologyChecks`. Public through `Topology`.
+ */
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+
+const units: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  PB: 1e15,
+  KIB: 1024,
+  MIB: 1024 ** 2,
+  GIB: 1024 ** 3,
+  TIB: 1024 ** 4,
+  PIB: 1024 ** 5
+}
+
+/** Parses "50 GB", "1.5TiB" or "1024" into bytes; undefined when it is not a size. */
+export const parseBytes = (text: string): number | undefined => {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(text)
+  if (m === null) return undefined
+  const unit = units[(m[2] || "B").toUpperCase()]
+  if (unit === undefined) return undefined
+  const bytes = Math.round(Number(m[1]) * unit)
+  return Number.isSafeInteger(bytes) ? bytes : undefined
+}
+
+/** A size in bytes, written as a whole number or as "50 GB" / "2 TiB". */
+export const ByteSize = Schema.Union(
+  Schema.NonNegativeInt,
+  Schema.transformOrFail(Schema.String, Schema.NonNegativeInt, {
+    strict: true,
+    decode: (text, _, ast) => {
+      const bytes = parseBytes(text)
+      return bytes === undefined
+        ? ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" is not a size; write bytes or e.g. "50 GB", "2 TiB"`))
+        : ParseResult.succeed(bytes)
+    },
+    encode: (bytes) => ParseResult.succeed(String(bytes))
+  })
+).annotations({ identifier: "ByteSize" })
+
+/** A duration written as milliseconds or as "7 days", "30 minutes", "10 seconds". */
+export const DurationText = Schema.Union(
+  Schema.NonNegativeInt,
+  Schema.transformOrFail(Schema.String, Schema.NonNegativeInt, {
+    strict: true,
+    decode: (text, _, ast) => {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*(millis|seconds|minutes|hours|days|weeks)\s*$/.exec(text)
+      const d = m === null ? Option.none() : Duration.decodeUnknown(`${m[1]} ${m[2]}`)
+      return Option.isNone(d)
+        ? ParseResult.fail(
+          new ParseResult.Type(ast, text, `"${text}" is not a duration; write e.g. "30 seconds", "6 hours", "7 days"`)
+        )
+        : ParseResult.succeed(Math.round(Duration.toMillis(d.value)))
+    },
+    encode: (ms) => ParseResult.succeed(`${ms} millis`)
+  })
+).annotations({ identifier: "Duration", description: "milliseconds" })
+
+/** A lower-case name usable in paths, queue names and URLs. */
+export const Slug = Schema.String.pipe(
+  Schema.pattern(/^[a-z][a-z0-9-]{0,62}$/, {
+    message: () => "a name must start with a letter and hold only a-z, 0-9 and -, at most 63 characters"
+  })
+)
+
+/** What a location is for in the lifecycle (the seed's location types). */
+export const LocationType = Schema.Literal("SOURCE", "BUFFER", "LONG_TERM_ARCHIVE", "PROCESSING")
+/** What a location is for in the lifecycle. */
+export type LocationType = typeof LocationType.Type
+
+/** How a location stores bytes. */
+export const StorageTechnology = Schema.Literal("disk", "s3", "tape")
+/** How a location stores bytes. */
+export type StorageTechnology = typeof StorageTechnology.Type
+
+/** Which transfer adapter a route uses. */
+export const AdapterName = Schema.Literal("local", "rsync", "bbcp")
+/** Which transfer adapter a route uses. */
+export type AdapterName = typeof AdapterName.Type
+
+/** When copies at a location may be deleted, beyond invariant 1 (archived and verified). */
+export class RetentionConfig extends Schema.Class<RetentionConfig>("RetentionConfig")({
+  /** Keep a copy at least this long after its package was archived. */
+  minAgeSinceArchived: Schema.optionalWith(DurationText, { default: () => 0 }),
+  /** Above this fill level (percent of capacity) deletion may happen before the minimum age. */
+  usageThresholdPercent: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 100)), { default: () => 80 }),
+  /** Never delete here at all (for archives). */
+  keepForever: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /**
+   * Deletions cleanup runs at once at this location: many for a local disk or an object store,
+   * few for a tape library or a slow network mount.
+   */
+  deleteConcurrency: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 256)), { default: () => 4 })
+}) {}
+
+/** A folder or device path in driver options. */
+const PathText = Schema.String.pipe(Schema.minLength(1, { message: () => "must be a path, not empty" }))
+
+/** A size in driver options that must hold something. */
+const PositiveByteSize = ByteSize.pipe(Schema.filter((n) => n > 0 || "must be more than zero bytes"))
+
+/**
+ * Options of a tape location whose volumes are files in a folder (`<root>/library`): a library
+ * for tests and demonstrations that has the mechanics of a real one (few drives, mount and seek
+ * times, volumes that fill up), so recalls are scheduled as they would be.
+ */
+export const VirtualTapeDriver = Schema.Struct({
+  /** Folder of the catalog, the disk cache and the library's volume files. */
+  root: PathText,
+  library: Schema.Literal("virtual"),
+  /** Cartridges, labelled CCAT000, CCAT001, ... */
+  volumes: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10_000)), { default: () => 4 }),
+  /** Capacity of each cartridge. */
+  volumeBytes: Schema.optionalWith(PositiveByteSize, { default: () => 1024 ** 3 }),
+  drives: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 64)), { default: () => 1 }),
+  /** Time to load a cartridge into a drive. */
+  mountLatency: Schema.optionalWith(DurationText, { default: () => 0 }),
+  /** Time to move over one tape file while positioning. */
+  seekLatency: Schema.optionalWith(DurationText, { default: () => 0 }),
+  /** Keep written and recalled objects in the disk cache; false makes every read a recall. */
+  keepOnline: Schema.optionalWith(Schema.Boolean, { default: () => true })
+})
+/** Options of a tape location on a virtual library, decoded. */
+export type VirtualTapeDriver = typeof VirtualTapeDriver.Type
+
+/** Options of a tape location on a real changer and drives, driven by `mtx` and `mt` (mt-st). */
+export const MtxTapeDriver = Schema.Struct({
+  /** Folder of the catalog and the disk cache. */
+  root: PathText,
+  library: Schema.Literal("mtx"),
+  /** The changer's SCSI generic device, e.g. `/dev/sg3`. */
+  changer: PathText,
+  /** Non-rewinding drive devices in data-transfer-element order, e.g. `[/dev/nst0, /dev/nst1]`. */
+  drives: Schema.Array(PathText).pipe(
+    Schema.minItems(1, { message: () => "list at least one drive device" }),
+    Schema.filter((ds) => new Set(ds).size === ds.length || "a drive device is listed twice")
+  ),
+  /** Only these cartridges are used (others may belong to other systems); all when omitted. */
+  labels: Schema.optional(
+    Schema.Array(Schema.String.pipe(Schema.pattern(/^\S+$/, { message: () => "a label is a barcode without spaces" }))).pipe(
+      Schema.minItems(1, { message: () => "list at least one label, or leave labels out to use every cartridge" })
+    )
+  ),
+  /** Native capacity of each cartridge; 12 TB (LTO-8) when omitted. */
+  volumeBytes: Schema.optional(PositiveByteSize),
+  /** Block size of device writes and reads; 256 KiB when omitted. */
+  blockSize: Schema.optional(
+    ByteSize.pipe(Schema.filter((n) => (n >= 512 && n <= 16 * 1024 ** 2) || "must be from 512 bytes to 16 MiB"))
+  ),
+  /** The `mt` and `mtx` programs, when they are not on the PATH under those names. */
+  mt: Schema.optional(PathText),
+  mtx: Schema.optional(PathText),
+  /** Keep written and recalled objects in the disk cache; false makes every read a recall. */
+  keepOnline: Schema.optionalWith(Schema.Boolean, { default: () => true })
+})
+/** Options of a tape location on a real library, decoded. */
+export type MtxTapeDriver = typeof MtxTapeDriver.Type
+
+/** Options of a tape location, by `library`. */
+export type TapeDriver = VirtualTapeDriver | MtxTapeDriver
+
+/**
+ * Decodes a tape location's driver options. The same rules serve `ccat config check` (through
+ * `problems`) and the server building the driver from what the ops-db holds, so an option the
+ * check accepted is never refused at runtime. Each problem names its option, as `seekLatency: ...`.
+ */
+export const decodeTapeDriver = (driver: Readonly<Record<string, unknown>>): Either.Either<TapeDriver, ReadonlyArray<string>> => {
+  const strict = { errors: "all", onExcessProperty: "error" } as const
+  const result: Either.Either<TapeDriver, ParseResult.ParseError> | undefined = driver.library === "virtual"
+    ? Schema.decodeUnknownEither(VirtualTapeDriver, strict)(driver)
+    : driver.library === "mtx"
+    ? Schema.decodeUnknownEither(MtxTapeDriver, strict)(driver)
+    : undefined
+  if (result === undefined) {
+    const got = driver.library === undefined ? "nothing" : JSON.stringify(driver.library)
+    return Either.left([`library: must be "virtual" (volumes as files in a folder) or "mtx" (a real changer and drives), got ${got}`])
+  }
+  return Either.mapLeft(result, formatIssues)
+}
+
+/** Read, write and delete availability, switched off for maintenance or by circuit breakers. */
+export class Availability extends Schema.Class<Availability>("Availability")({
+  read: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  write: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  delete: Schema.optionalWith(Schema.Boolean, { default: () => true })
+}) {}
+
+/**
+ * Fixity audits and inventory reconciliation (docs/integrity.md): how fast copies at rest
+ * are re-read and how often each must be. `bytesPerSecond: 0` switches audits off, and
+ * `inventoryEveryHours: 0` the inventory, at the locations it applies to.
+ */
+export class AuditConfig extends Schema.Class<AuditConfig>("AuditConfig")({
+  /** Bytes per second an audit may read at one location, all its copies together. */
+  bytesPerSecond: Schema.optionalWith(ByteSize, { default: () => 100e6 }),
+  /** A copy is due for a new audit once its last verification is this many days old. */
+  cycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), { default: () => 90 }),
+  /** The same for nearline (tape) locations, where a read costs a mount and a recall. */
+  tapeCycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), { default: () => 365 }),
+  /** Hours between two inventory passes over a location's storage. */
+  inventoryEveryHours: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative({ message: () => "must be zero (off) or more hours" })), { default: () => 24 })
+}) {}
+
+/** The longest an audit job may run; a budget must read the largest package within it. */
+export const auditJobHours = 12
+
+/** A location's own audit settings; what it leaves out comes from `policy.audit`. */
+export class LocationAuditConfig extends Schema.Class<LocationAuditConfig>("LocationAuditConfig")({
+  bytesPerSecond: Schema.optional(ByteSize),
+  cycleDays: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" }))),
+  tapeCycleDays: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" }))),
+  inventoryEveryHours: Schema.optional(Schema.Number.pipe(Schema.nonNegative({ message: () => "must be zero (off) or more hours" })))
+}) {}
+
+/** One storage system at a site. */
+export class LocationConfig extends Schema.Class<LocationConfig>("LocationConfig")({
+  name: Slug,
+  type: LocationType,
+  technology: StorageTechnology,
+  /** The driver's own options (a disk root, an S3 bucket and endpoint, a tape library folder). */
+  driver: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) }),
+  /** Lower is used first among locations of the same type at a site. */
+  priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),
+  availability: Schema.optionalWith(Availability, { default: () => new Availability({}) }),
+  capacityBytes: Schema.optional(ByteSize),
+  retention: Schema.optionalWith(RetentionConfig, { default: () => new RetentionConfig({}) }),
+  /** Overrides of `policy.audit` for this location. */
+  audit: Schema.optional(LocationAuditConfig)
+}) {}
+
+/** A physical place with data center infrastructure. */
+export class SiteConfig extends Schema.Class<SiteConfig>("SiteConfig")({
+  name: Slug,
+  /** A short lower-case tag (`cl`, `col`), as the ops-db keeps it. */
+  shortName: Slug,
+  role: Schema.optionalWith(Schema.Literal("main", "secondary"), { default: () => "secondary" as const }),
+  locations: Schema.Array(LocationConfig)
+}) {}
+
+/** How bundles move from one site's buffer to another's. */
+export class RouteConfig extends Schema.Class<RouteConfig>("RouteConfig")({
+  from: Slug,
+  to: Slug,
+  /** Sites to relay through, in order (Chile → Cologne → Cornell). */
+  via: Schema.optionalWith(Schema.Array(Slug), { default: () => [] }),
+  adapter: AdapterName,
+  /**
+   * The adapter's own options (ssh host and user, bbcp streams, ...). The route's limits are not
+   * among them: they are fields of the route, and one setting in two places would let one
+   * silently override the other.
+   */
+  options: Schema.optionalWith(
+    Schema.Record({ key: Schema.String, value: Schema.Unknown }).pipe(
+      Schema.filter((o) =>
+        ["maxConcurrentTransfers", "bandwidthLimit"].some((k) => k in o)
+          ? "maxConcurrentTransfers and bandwidthLimit are fields of the route itself, not adapter options"
+          : undefined
+      )
+    ),
+    { default: () => ({}) }
+  ),
+  priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),
+  maxConcurrentTransfers: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 64)), { default: () => 2 }),
+  /** Bytes per second for all transfers of the route together; unlimited when omitted. */
+  bandwidthLimit: Schema.optional(ByteSize)
+}) {}
+
+/** Sizes and waits of packaging, bundling and archiving. */
+export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
+  /** Largest RawDataPackage; a single larger file gets a package of its own. */
+  maxPackageBytes: Schema.optionalWith(ByteSize, { default: () => 50e9 }),
+  /** Size a DataTransferPackage is filled up to before it is sent. */
+  bundleTargetBytes: Schema.optionalWith(ByteSize, { default: () => 500e9 }),
+  /** A partial bundle is sent after its oldest package waited this long. */
+  bundleMaxWait: Schema.optionalWith(DurationText, { default: () => 6 * 3600_000 }),
+  /** Verified copies required at LONG_TERM_ARCHIVE locations before anything is deleted. */
+  archiveCopies: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
+  /**
+   * Distinct sites those copies must be at (geographic redundancy). A package archived at one
+   * site moves on along the routes to the next archive site until both counts are met.
+   */
+  archiveSites: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
+  /** How long staged data stays at a PROCESSING location. */
+  stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 }),
+  /** How often a worker process renews the leases of the jobs it runs (crash safety, docs/lifecycle.md). */
+  jobHeartbeat: Schema.optionalWith(DurationText, { default: () => 10_000 }),
+  /** A job whose lease was not renewed this long belongs to a dead worker and runs again elsewhere. */
+  jobLeaseTimeout: Schema.optionalWith(DurationText, { default: () => 60_000 }),
+  /**
+   * Temporary files killed writers left at a site's locations are removed once untouched this
+   * long (at least an hour: a live write touches its file with every write).
+   */
+  sweepTemporaryAfter: Schema.optionalWith(DurationText, { default: () => 24 * 3600_000 }),
+  /** Fixity audits and inventory of copies at rest, for every location unless it overrides them. */
+  audit: Schema.optionalWith(AuditConfig, { default: () => new AuditConfig({}) })
+}) {}
+
+/** The whole topology. */
+export class Topology extends Schema.Class<Topology>("Topology")({
+  sites: Schema.Array(SiteConfig),
+  routes: Schema.optionalWith(Schema.Array(RouteConfig), { default: () => [] }),
+  policy: Schema.optionalWith(PolicyConfig, { default: () => new PolicyConfig({}) })
+}) {}
+
+/**
+ * A decoding error as one line per field, `path: problem`, the form every configuration problem
+ * takes (adapters' and drivers' option schemas use it too, so their problems read the same).
+ */
+export const formatIssues = (error: ParseResult.ParseError): ReadonlyArray<string> => {
+  // A union reports one issue per member ("Expected A", "Expected B", ...) at the same path;
+  // they are merged into one line naming every allowed value.
+  const byPath = new Map<string, Array<string>>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const path = issue.path
+      .map((k, i) => (typeof k === "number" ? `[${k}]` : i === 0 ? String(k) : `.${String(k)}`))
+      .join("") || "(top level)"
+    byPath.set(path, [...(byPath.get(path) ?? []), issue.message])
+  }
+  return [...byPath].map(([path, messages]) => {
+    const expected = messages.map((m) => /^Expected (.+), actual (.+)$/s.exec(m))
+    if (messages.length > 1 && expected.every((m) => m !== null)) {
+      return `${path}: expected ${expected.map((m) => m![1]).join(" | ")}, got ${expected[0]![2]}`
+    }
+    return `${path}: ${[...new Set(messages)].join("; ")}`
+  })
+}
