@@ -6,7 +6,8 @@
  * checksum the copy was recorded with. The reading is paced to the location's
  * `bytesPerSecond`, so an audit never crowds out the work the location is there for.
  *
- * - good: `verified_at` becomes now (the copy is known good again, as of this read);
+ * - good: `verified_at` becomes now (the copy is known good again, as of this read), recorded
+ *   in one update for up to 100 copies or a second's reads, and when the job ends;
  * - bytes differ (read twice, so one bad read never condemns a copy): CORRUPT, found by `audit`;
  * - gone (and still gone when asked again): MISSING, found by `audit`;
  * - the storage unavailable: the job fails and is retried; nothing is recorded of the copy.
@@ -22,6 +23,7 @@
  */
 import { Checksum, Ids, StorageError, type StorageDriver, Topology } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -137,11 +139,27 @@ const readCopy = (storage: StorageDriver.Service, copy: DueCopy, pacer: Pacer.Pa
 const matches = (copy: DueCopy, outcome: Outcome) =>
   outcome._tag === "Read" && outcome.checksum === copy.checksum && outcome.size === Number(copy.sizeBytes)
 
-/** Records a good read: the copy verified now, if it is still what was read. */
-const recordGood = (copy: DueCopy) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`update physical_copy set verified_at = now(), updated_at = now()
-        where id = ${copy.id} and status = ${copy.status} and checksum = ${copy.checksum}`)
+/**
+ * Good reads recorded in one ops-db update: at most this many, written with the first good read
+ * `goodFlushMillis` or more after the last update, and when the job ends, however it ends. One
+ * update per copy cost a round trip per copy to a database on the same machine: measured with
+ * bench/audit.ts on 512 copies of 2 MiB under load, leaving the updates out took the audit from
+ * 5-6.5 s to 2.5-4 s.
+ */
+const goodPerUpdate = 100
+
+/** Milliseconds after an update from which the next good read is written at once (see `goodPerUpdate`). */
+const goodFlushMillis = 1000
+
+/** Records good reads: each copy verified now, if it is still what was read. */
+const recordGood = (copies: ReadonlyArray<DueCopy>) =>
+  copies.length === 0
+    ? Effect.void
+    : Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`update physical_copy p set verified_at = now(), updated_at = now()
+          from unnest(${copies.map((c) => c.id)}::uuid[], ${copies.map((c) => c.status)}::text[], ${copies.map((c) => c.checksum as string)}::text[])
+            as v(id, status, checksum)
+          where p.id = v.id and p.status::text = v.status and p.checksum::text = v.checksum`.pipe(Effect.asVoid))
 
 /** Adds a job's figures to the location's audit record. */
 const recordAudit = (locationId: string, r: { copies: number; bytes: number; corrupt: number; missing: number }) =>
@@ -201,7 +219,13 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
   const actor = `worker:${site}`
   const tally = { copies: 0, good: 0, corrupt: 0, missing: 0, bytes: 0 }
   const labels = [site, location.name] as const
+  // good reads wait here for one update of many; what a failed or interrupted job read good is
+  // still recorded on the way out (best effort: copies not recorded stay due and are read again)
+  const verified: Array<DueCopy> = []
+  let flushedAt = yield* Clock.currentTimeMillis
+  const flush = Effect.suspend(() => recordGood(verified.splice(0)))
   const finish = Effect.gen(function* () {
+    yield* Effect.ignore(flush)
     if (offline.length > 0) yield* Effect.ignore(storage.release(offline))
     yield* recordAudit(location.id, tally)
     yield* AuditMetrics.add(AuditMetrics.bytesAudited, pacer.taken(), ...labels)
@@ -213,9 +237,14 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
       if (!matches(copy, outcome)) outcome = yield* readCopy(storage, copy, pacer)
       tally.copies++
       if (matches(copy, outcome)) {
-        yield* recordGood(copy)
+        verified.push(copy)
         tally.good++
         yield* AuditMetrics.add(AuditMetrics.copiesAudited, 1, ...labels, { outcome: "good" })
+        const now = yield* Clock.currentTimeMillis
+        if (verified.length >= goodPerUpdate || now - flushedAt >= goodFlushMillis) {
+          yield* flush
+          flushedAt = now
+        }
         continue
       }
       if (outcome._tag === "NotFound") {
@@ -238,6 +267,7 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
       if (moved) tally.corrupt++
       yield* AuditMetrics.add(AuditMetrics.copiesAudited, 1, ...labels, { outcome: "corrupt" })
     }
+    yield* flush
   }).pipe(Effect.ensuring(Effect.ignore(finish)))
   const report: Report = { location: location.name, ...tally, bytes: pacer.taken(), elapsedMillis: yield* pacer.elapsedMillis, bytesPerSecond: settings.bytesPerSecond }
   const what = `audit at ${location.name}: ${report.copies} copies (${report.bytes} bytes in ${report.elapsedMillis} ms): ` +

@@ -8,6 +8,7 @@ import { Topology } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Schedule from "effect/Schedule"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -83,6 +84,40 @@ describe("Audit", () => {
         // paced: no more than the budget over the time it took, give or take the last part read
         const largest = Math.max(...pkgs.map((p) => p.sizeBytes))
         assert.isAtMost(report.bytes, (400_000 * report.elapsedMillis) / 1000 + largest)
+      }).pipe(Effect.provide(policyLayer(topology)))
+    }).pipe(Effect.provide(layer)), 120_000)
+
+  it.scopedLive("a job interrupted while reading still records the copies it had read good; the copy cut short stays due", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const topology = topologyFrom(dir, (raw) => ({
+        ...editLocations(raw, (l) => (l.name === "cologne-archive" ? { ...l, audit: { bytesPerSecond: "200 KB" } } : l)),
+        policy: { ...raw.policy, audit: {} }
+      }))
+      yield* syncTopology(topology)
+      yield* Effect.gen(function* () {
+        // the small copy is read first (oldest) in about 50 ms, the large one takes about 2 s
+        const [small, large] = yield* archivedPackages(topology, yield* observatory, [10_000, 400_000])
+        const smallCopy = yield* copyAt("cologne-archive", small.packageId)
+        const largeCopy = yield* copyAt("cologne-archive", large.packageId)
+        yield* verifiedDaysAgo(smallCopy.id, 100)
+        yield* verifiedDaysAgo(largeCopy.id, 95)
+        const archive = yield* locationNamed("cologne-archive")
+        const job = yield* Effect.fork(Audit.auditLocation("cologne", archive.id).pipe(
+          Effect.provideService(Audit.LocationAudits, Audit.locationAuditsOf(topology))
+        ))
+        // the large copy's file open: the small one was read (copies are read in turn)
+        const largeFile = yield* Effect.promise(() => fs.realpath(path.join(archiveRoot(dir), largeCopy.path)))
+        const opened = Effect.promise(async () => {
+          for (const fd of await fs.readdir("/proc/self/fd")) {
+            if ((await fs.readlink(`/proc/self/fd/${fd}`).catch(() => "")) === largeFile) return true
+          }
+          return false
+        })
+        yield* opened.pipe(Effect.repeat({ until: (open) => open, schedule: Schedule.spaced("5 millis") }), Effect.timeout("20 seconds"))
+        yield* Fiber.interrupt(job)
+        assert.isAbove((yield* copyAt("cologne-archive", small.packageId)).verifiedAt!.getTime(), Date.now() - 60_000)
+        assert.isBelow((yield* copyAt("cologne-archive", large.packageId)).verifiedAt!.getTime(), Date.now() - 90 * 86_400_000)
       }).pipe(Effect.provide(policyLayer(topology)))
     }).pipe(Effect.provide(layer)), 120_000)
 
