@@ -80,7 +80,9 @@ export const run = (options: RunOptions) =>
       mainUrl, token: Redacted.value(c.token), requestTimeout: c.requestTimeout, maxBackoff: c.maxBackoff, syncInterval: c.syncInterval
     }
     const dataDir = path.resolve(options.dataDir ?? c.dataDir)
-    const store = OpsDb.layer({ databaseUrl: Option.getOrUndefined(c.databaseUrl), dataDir, migrate: false, database: "ccat_relay" })
+    // An empty CCAT_RELAY_DATABASE_URL means "none", as shells and unit files often leave it.
+    const databaseUrl = Option.getOrUndefined(Option.filter(c.databaseUrl, (u) => Redacted.value(u).trim() !== ""))
+    const store = OpsDb.layer({ databaseUrl, dataDir, migrate: false, database: "ccat_relay" })
     const port = options.port ?? c.port
     const app = Layer.scopedDiscard(
       Effect.gen(function* () {
@@ -94,12 +96,19 @@ export const run = (options: RunOptions) =>
           Layer.provide(Layer.succeed(RelayHttp.RelayState, { mainUrl, sync }))
         )
         yield* Layer.buildWithScope(http, yield* Effect.scope)
-        yield* Effect.forkScoped(Forwarder.forwardLoop(forwarding))
+        // A store that fails under the forwarder (a lost connection) must not stop forwarding for good.
+        yield* Effect.forkScoped(
+          Forwarder.forwardLoop(forwarding).pipe(
+            Effect.catchAllDefect((defect) => Effect.fail(defect)),
+            Effect.tapErrorCause((cause) => Effect.logError("forwarding stopped; starting it again after a backoff", cause)),
+            Effect.retry(RetryPolicy.schedule({ cap: c.maxBackoff }))
+          )
+        )
         yield* Effect.forkScoped(Effect.delay(Forwarder.syncLoop(forwarding, current, sync), initial.pulledAt === undefined ? Duration.zero : c.syncInterval))
         yield* Idempotency.purgeEvery(RelayStore.idempotencyTable, Duration.minutes(10))
         const backlog = yield* RelayStore.backlog
         yield* Effect.logInfo(
-          `${readyLine} ${c.host}:${port} (relay ${version}); main: ${mainUrl}; store: ${c.databaseUrl._tag === "Some" ? "CCAT_RELAY_DATABASE_URL" : dataDir}; ` +
+          `${readyLine} ${c.host}:${port} (relay ${version}); main: ${mainUrl}; store: ${databaseUrl !== undefined ? "CCAT_RELAY_DATABASE_URL" : `embedded PostgreSQL in ${dataDir}`}; ` +
             `backlog: ${backlog.pending} pending, ${backlog.refused} refused`
         )
       })

@@ -149,6 +149,15 @@ layer(relayWorld, { timeout: 600_000, excludeTestServices: true })("relay", (it)
         expect(metrics).toMatch(/ccat_relay_refused_filings [1-9]/)
         expect(metrics).toContain("ccat_relay_backlog_filings 0")
 
+        // An instrument's retry to the relay under the same key is answered from the record and queued once.
+        const queued = yield* relayBacklog
+        const retried = observation(world, 1)
+        const key = randomUUID()
+        const first = yield* CcatClient.idempotent(key)(client.observations.file({ payload: retried as any }))
+        const second = yield* CcatClient.idempotent(key)(client.observations.file({ payload: retried as any }))
+        expect(second).toEqual(first)
+        yield* waitFor("the retried filing to be forwarded once", 30_000, Effect.map(relayBacklog, (b) => b.pending === undefined && b.forwarded === (queued.forwarded ?? 0) + 1))
+
         // Checked against the reference data at once: an unknown module is a 422 and nothing is stored.
         const stored = yield* relayBacklog
         const bad = observation(world, 1)
@@ -159,6 +168,23 @@ layer(relayWorld, { timeout: 600_000, excludeTestServices: true })("relay", (it)
         const unknownBody = yield* promise(() => unknownPath.text())
         expect([unknownPath.status, unknownBody]).toEqual([404, expect.stringContaining("ask the main")])
       }))
+    })
+  )
+
+  it.effect("with no database given, the relay keeps its store in an embedded PostgreSQL under its data folder", () =>
+    Effect.gen(function* () {
+      const { w, world, instrumentToken, relayToken } = yield* setup
+      yield* promise(() => w.main.start())
+      const dataDir = `${w.dir}/relay-embedded`
+      yield* withRelay({ CCAT_RELAY_TOKEN: relayToken, CCAT_RELAY_DATABASE_URL: "", CCAT_DATA_DIR: dataDir }, (relay) =>
+        Effect.gen(function* () {
+          yield* promise(() => relay.start())
+          expect(relay.output).toContain(dataDir)
+          yield* relayKnows(instrumentToken)
+          const request = observation(world, 2)
+          yield* fileAtRelay(yield* relayClient(instrumentToken), request)
+          yield* waitFor("the filing to reach the main", 30_000, Effect.map(mainCounts([request.id]), (c) => c.observations === 1 && c.files === 2))
+        }))
     })
   )
 

@@ -140,7 +140,12 @@ export const layer = Layer.unwrapScoped(
   Effect.gen(function* () {
     const cli = yield* serveBundle
     const dir = yield* Effect.acquireRelease(
-      Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-relay-"))),
+      // Traversable by the OS user the embedded PostgreSQL runs as (tests run as root).
+      Effect.promise(async () => {
+        const d = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-relay-"))
+        await fs.chmod(d, 0o755)
+        return d
+      }),
       (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
     )
     const main = yield* TestDatabase.freshDatabase
