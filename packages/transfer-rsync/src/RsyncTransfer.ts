@@ -37,6 +37,8 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
   copy: Effect.fn("RsyncTransfer.copy")(function* (request, report) {
     const runtime = yield* Effect.runtime<never>()
     const [binary, ...argv] = command(request, options)
+    // What exactly runs, for an operator checking a route's options (at debug level).
+    yield* Effect.logDebug("rsync command").pipe(Effect.annotateLogs("command", [binary, ...argv].join(" ")))
     const started = Date.now()
     let last = -1
     const outcome = yield* TransferProcess.run({

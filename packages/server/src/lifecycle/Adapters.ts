@@ -1,15 +1,15 @@
 /**
  * The transfer adapter of a route: the route's adapter name (`local`, `rsync`, `bbcp`) becomes a
  * TransferAdapter service, and the two buffers' locations plus the route's options become the
- * request's endpoints. bbcp's options are decoded by the schema its package owns, extended with
- * the ssh endpoint options, by the same rules at start (`optionProblems`) and here, so what the
- * start accepted reaches bbcp. The stage retries with its own attempt rows, so the adapters here
+ * request's endpoints. bbcp's and rsync's options are decoded by the schema each one's package
+ * owns, extended with the ssh endpoint options, by the same rules at start (`optionProblems`) and
+ * here, so what the start accepted reaches the tool; a local route takes none. The stage retries with its own attempt rows, so the adapters here
  * never retry by themselves; they verify the destination against the bundle's recorded checksum.
  */
 import { Topology, TransferAdapter, TransferEndpoint, TransferError } from "@ccat/core"
 import { LocalTransfer } from "@ccat/core/node"
 import { BbcpRouteOptions, BbcpTransfer } from "@ccat/transfer-bbcp"
-import { RsyncTransfer } from "@ccat/transfer-rsync"
+import { RsyncRouteOptions, RsyncTransfer } from "@ccat/transfer-rsync"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -40,33 +40,52 @@ export const EndpointOptions = Schema.Struct({
 /** A bbcp route's options: how to reach the far host, and bbcp's own (owned by the adapter's package). */
 export const BbcpOptions = Schema.extend(EndpointOptions, BbcpRouteOptions.RouteOptions)
 
+/** An rsync route's options: how to reach the far host, and rsync's own (owned by the adapter's package). */
+export const RsyncOptions = Schema.extend(EndpointOptions, RsyncRouteOptions.RouteOptions)
+
+
 /** The route's limits, which the topology sync keeps in the row's options beside the adapter's. */
 const routeLimits = new Set(["maxConcurrentTransfers", "bandwidthLimit"])
 
 const withoutLimits = (options: Readonly<Record<string, unknown>>) => Object.fromEntries(Object.entries(options).filter(([k]) => !routeLimits.has(k)))
 
-const decodeBbcp = (options: Readonly<Record<string, unknown>>) =>
-  Either.mapLeft(Schema.decodeUnknownEither(BbcpOptions, { errors: "all", onExcessProperty: "error" })(withoutLimits(options)), Topology.formatIssues)
+/** Decodes a route's options strictly (a misspelt key is refused), each problem one line naming its field. */
+const decodeWith = <A, I>(schema: Schema.Schema<A, I>) => (options: Readonly<Record<string, unknown>>) =>
+  Either.mapLeft(Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(withoutLimits(options)), Topology.formatIssues)
+
+const decodeBbcp = decodeWith(BbcpOptions)
+const decodeRsync = decodeWith(RsyncOptions)
+
+/** The option schema of each built-in adapter. */
+const decoders: Readonly<Record<string, (options: Readonly<Record<string, unknown>>) => Either.Either<unknown, ReadonlyArray<string>>>> = {
+  bbcp: decodeBbcp,
+  rsync: decodeRsync,
+  // none: both buffers are folders of this machine (an empty Struct would let any key through)
+  local: (options) => {
+    const keys = Object.keys(withoutLimits(options))
+    return keys.length === 0 ? Either.right({}) : Either.left(keys.map((k) => `${k}: is unexpected: a local route takes no options`))
+  }
+}
 
 /**
  * What is wrong with a route's options for a built-in adapter, one line per field (`streams:
  * bbcp takes 1 to 64 streams, got 0`); empty when nothing is. The configuration check at start
- * and the worker building the adapter use the same rules. bbcp's options are checked strictly
- * (a misspelt key is refused); rsync's and local's are read loosely.
+ * and the worker building the adapter use the same rules, strictly: a misspelt key is refused.
+ * An integrator's adapter checks its own options when it is built.
  */
-export const optionProblems = (adapter: string, options: Readonly<Record<string, unknown>>): ReadonlyArray<string> =>
-  adapter === "bbcp" ? Either.match(decodeBbcp(options), { onLeft: (p) => p, onRight: () => [] }) : []
+export const optionProblems = (adapter: string, options: Readonly<Record<string, unknown>>): ReadonlyArray<string> => {
+  const decode = decoders[adapter]
+  return decode === undefined ? [] : Either.match(decode(options), { onLeft: (p) => p, onRight: () => [] })
+}
 
 /** The built-in adapters, each without retries of its own (the stage records every attempt). */
 export const builtIn: Readonly<Record<string, AdapterFactory>> = {
   local: () => LocalTransfer.make({ retry: TransferAdapter.noRetry }),
-  rsync: (o) =>
-    RsyncTransfer.make({
-      retry: TransferAdapter.noRetry,
-      ...(num(o.ioTimeoutSeconds) === undefined ? {} : { ioTimeoutSeconds: num(o.ioTimeoutSeconds)! }),
-      ...(str(o.remoteRsync) === undefined ? {} : { remoteRsync: str(o.remoteRsync)! }),
-      ...(o.compress === true ? { compress: true } : {})
-    }),
+  rsync: (o) => {
+    const decoded = decodeRsync(o)
+    if (Either.isLeft(decoded)) throw new Error(`rsync options: ${decoded.left.join("; ")}`)
+    return RsyncTransfer.make({ retry: TransferAdapter.noRetry, ...RsyncRouteOptions.toOptions(decoded.right) })
+  },
   bbcp: (o) => {
     const decoded = decodeBbcp(o)
     if (Either.isLeft(decoded)) throw new Error(`bbcp options: ${decoded.left.join("; ")}`)
