@@ -33,9 +33,9 @@ export interface Options {
 
 /**
  * The `Idempotency-Key` sent with the calls of a region: one key per logical request, reused by
- * its retries. It marks a POST as safe to repeat (the filing endpoints are idempotent by the
- * instrument's UUIDs), so transient failures of it are retried, and lets the server's logs tell
- * a redelivery from a new call.
+ * its retries. It marks a POST as safe to repeat, so transient failures of it are retried: the
+ * server records the first answer under the key and replays it to a retry without running the
+ * request again (and refuses the key reused for another request).
  */
 export const currentIdempotencyKey = globalValue(
   Symbol.for("@ccat/client/CcatClient/currentIdempotencyKey"),
