@@ -150,7 +150,6 @@ describe("Chile's workers and a partition of the link to the ops-db", () => {
         const packaged = count(`select count(*)::int as n from raw_data_file where state = 'packaged'`)
         yield* until("chile packaging under way", Effect.map(packaged, (n) => n > 0), workers, 60_000, diagnose)
         const atCut = yield* packaged
-        assert.isBelow(atCut, filed.length + 1)
 
         yield* world.partition()
         const cutAt = Date.now()
@@ -209,7 +208,7 @@ describe("Chile's workers and a partition of the link to the ops-db", () => {
         seen.delete(PackageManifest.manifestName)
         assert.strictEqual(seen.size, filed.length, "no file archived that was not filed (besides each package's manifest)")
         console.log(`${elapsed()} converged: ${packages} packages, ${filed.length} files; chile worker pid ${chile.pid} still running`)
-        console.log(`chile worker log lines about the database while cut: ${healedOutput.split("\n").filter((l) => /WARN|ERROR/.test(l)).length}`)
+        console.log(`warnings and errors the chile worker logged: ${healedOutput.split("\n").filter((l) => /WARN|ERROR/.test(l)).length}`)
       }).pipe(Effect.provide(db))
     }),
     Number(process.env["CCAT_WAN_TEST_TIMEOUT"] ?? 175_000)

@@ -1,0 +1,163 @@
+/**
+ * The Chile-side pipeline (packaging, bundling, sending) with the ops-db 220 ms away against the
+ * same on loopback. A real `ccat worker --site chile` runs once in the root namespace (the ops-db
+ * on loopback) and once inside the chile namespace of an emulated link (`wan/`), reaching the
+ * same PostgreSQL through relays in cologne (`packages/server/test/wan/PgOverWan.ts`); a cologne
+ * worker on loopback unpacks in both runs. Each run files the same observations and is timed from
+ * both workers running to every package verified in cologne-buffer. The data path is the local
+ * route in both runs: what differs is only the distance to the ops-db. Run as root, by hand:
+ *
+ *   npx tsx bench/chile-wan.ts
+ *   CCAT_BENCH_OBS=4 CCAT_BENCH_FILES=3 npx tsx bench/chile-wan.ts
+ *
+ * Environment (defaults in brackets): CCAT_BENCH_OBS [6] observations of CCAT_BENCH_FILES [4]
+ * files of CCAT_BENCH_BYTES [200000] bytes each, CCAT_BENCH_CAP_SECONDS [600] per run.
+ */
+import { Checksum, Ids, Migrations, Repositories, Topology } from "@ccat/core"
+import { EmbeddedDatabase, OpsDb } from "@ccat/core/node"
+import { NodeRuntime } from "@effect/platform-node"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { createHash, randomBytes, randomUUID } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as TopologySync from "../packages/server/src/TopologySync.js"
+import { cliBundle } from "../packages/server/test/lifecycle/ChaosWorld.js"
+import * as PgOverWan from "../packages/server/test/wan/PgOverWan.js"
+import * as WanWorker from "../packages/server/test/wan/WanWorker.js"
+import * as WanWorld from "../packages/server/test/wan/WanWorld.js"
+
+const num = (name: string, fallback: number, min: number, max: number): number => {
+  const raw = process.env[name]
+  const v = raw === undefined || raw === "" ? fallback : Number(raw)
+  if (!(Number.isInteger(v) && v >= min && v <= max)) {
+    console.error(`chile-wan: ${name} must be an integer from ${min} to ${max}, got ${raw}`)
+    process.exit(2)
+  }
+  return v
+}
+const observations = num("CCAT_BENCH_OBS", 6, 1, 1000)
+const filesPerObs = num("CCAT_BENCH_FILES", 4, 1, 1000)
+const fileBytes = num("CCAT_BENCH_BYTES", 200_000, 1, 1024 ** 3)
+const capSeconds = num("CCAT_BENCH_CAP_SECONDS", 600, 10, 86_400)
+
+/** Chile (SOURCE, BUFFER) → Cologne (BUFFER, archive) over the local route; default leases. */
+const config = (dir: string) => {
+  const root = (name: string) => ({ root: path.join(dir, "locations", name) })
+  return {
+    dataDir: path.join(dir, "data"),
+    sites: [
+      { name: "chile", shortName: "cl", role: "secondary", locations: [
+        { name: "chile-source", type: "SOURCE", technology: "disk", driver: root("chile-source") },
+        { name: "chile-buffer", type: "BUFFER", technology: "disk", driver: root("chile-buffer") }
+      ] },
+      { name: "cologne", shortName: "col", role: "main", locations: [
+        { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: root("cologne-buffer") },
+        { name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: root("cologne-archive"), retention: { keepForever: true } }
+      ] }
+    ],
+    routes: [{ from: "chile", to: "cologne", adapter: "local" }],
+    policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "3 MB", bundleMaxWait: "1 seconds", archiveCopies: 1, audit: { inventoryEveryHours: 0 } }
+  }
+}
+
+/** Writes the observations' files at chile-source and files them, closed, as an instrument would. */
+const fileAll = (source: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const s = randomBytes(3).toString("hex")
+    const observatory = yield* Repositories.observatories.insert({ name: `CCAT ${s}`, description: "" })
+    const telescope = yield* Repositories.telescopes.insert({ observatoryId: observatory.id, name: "FYST", description: "" })
+    const instrument = yield* Repositories.instruments.insert({ telescopeId: telescope.id, name: `Prime-Cam ${s}`, description: "" })
+    const module = yield* Repositories.instrumentModules.insert({ instrumentId: instrument.id, name: "280GHz", description: "" })
+    const program = yield* Repositories.observingPrograms.insert({ name: `bench-${s}`, title: "Bench" })
+    const obsUnit = yield* Repositories.obsUnits.insert({
+      observingProgramId: program.id, instrumentId: instrument.id, name: "deep56", target: "Deep56", plannedDurationSeconds: 3600, configuration: {}
+    })
+    const [location] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`
+    for (let o = 0; o < observations; o++) {
+      const eou = yield* Repositories.executedObsUnits.insert({
+        id: randomUUID() as Ids.ExecutedObsUnitId, obsUnitId: obsUnit.id,
+        startAt: DateTime.unsafeMake("2026-05-01T03:00:00Z"), endAt: DateTime.unsafeMake("2026-05-01T04:00:00Z"),
+        status: "completed", conditions: {}, quality: "unassessed", metadata: {}
+      })
+      for (let f = 0; f < filesPerObs; f++) {
+        const relativePath = `${eou.id}/scan-${f}.fits`
+        const bytes = randomBytes(fileBytes)
+        yield* Effect.promise(() => fs.mkdir(path.join(source, eou.id), { recursive: true }).then(() => fs.writeFile(path.join(source, relativePath), bytes)))
+        yield* Repositories.rawDataFiles.insert({
+          id: randomUUID() as Ids.RawDataFileId, executedObsUnitId: eou.id, instrumentModuleId: module.id,
+          relativePath: relativePath as never, sizeBytes: fileBytes,
+          checksum: Checksum.make("sha256", createHash("sha256").update(bytes).digest("hex")),
+          sourceLocationId: location!.id as Ids.DataLocationId
+        })
+      }
+    }
+  })
+
+/** Every file packaged and every package verified in cologne-buffer. */
+const arrived = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ files: number; packaged: number; packages: number; arrived: number }>`
+    select (select count(*)::int from raw_data_file) as files,
+      (select count(*)::int from raw_data_file where state = 'packaged') as packaged,
+      (select count(*)::int from raw_data_package) as packages,
+      (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id
+       where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.verified_at is not null) as arrived`
+).pipe(Effect.map(([r]) => r!.files > 0 && r!.packaged === r!.files && r!.packages > 0 && r!.arrived >= r!.packages))
+
+/** One run: a fresh database, the files, both workers; seconds from the workers running to every package arrived. */
+const run = (mode: "loopback" | "wan", root: string, cli: string, pg: EmbeddedDatabase.EmbeddedDatabase, relay: PgOverWan.PgOverWan, world: WanWorld.WanWorld) =>
+  Effect.scoped(Effect.gen(function* () {
+    const dir = path.join(root, mode)
+    const name = `bench_chile_${mode}_${randomBytes(3).toString("hex")}`
+    yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`create database ${name}`)).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
+    const url = pg.urlFor(name)
+    const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
+    return yield* Effect.gen(function* () {
+      const c = config(dir)
+      const configFile = path.join(dir, "ccat.json")
+      yield* Effect.promise(() => fs.mkdir(dir, { recursive: true }).then(() => fs.writeFile(configFile, JSON.stringify(c))))
+      const { dataDir: _, ...topology } = c
+      const decoded = Topology.decode(topology)
+      if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
+      yield* TopologySync.sync(decoded.right)
+      yield* fileAll(path.join(dir, "locations", "chile-source"))
+      const chileUrl = mode === "wan" ? relay.urlFromChile(url) : url
+      yield* Effect.all([
+        WanWorker.start({ site: "chile", cli, configFile, databaseUrl: Redacted.value(chileUrl), ...(mode === "wan" ? { netns: world.chile.netns } : {}) }),
+        WanWorker.start({ site: "cologne", cli, configFile, databaseUrl: Redacted.value(url) })
+      ], { concurrency: 2 })
+      const t0 = Date.now()
+      while (!(yield* arrived)) {
+        if (Date.now() - t0 > capSeconds * 1000) return yield* Effect.dieMessage(`${mode}: not every package arrived within ${capSeconds} s`)
+        yield* Effect.sleep("200 millis")
+      }
+      return (Date.now() - t0) / 1000
+    }).pipe(Effect.provide(db))
+  }))
+
+const main = Effect.gen(function* () {
+  const root = yield* Effect.acquireRelease(
+    // PostgreSQL runs as the `postgres` user when we are root: it must be able to enter the folder.
+    Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bench-chile-wan-")).then(async (d) => (await fs.chmod(d, 0o711), d))),
+    (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
+  )
+  const [cli, pg, world] = yield* Effect.all([cliBundle, EmbeddedDatabase.start({ dataDir: path.join(root, "pg") }), WanWorld.make({ sshd: false })], { concurrency: 3 })
+  const relay = yield* PgOverWan.make(world, pg.adminUrl)
+  const rtt = yield* world.connectMs(PgOverWan.port, 5_000)
+  const megabytes = (observations * filesPerObs * fileBytes) / 1e6
+  console.log(`chile-wan: ${observations} observations × ${filesPerObs} files × ${fileBytes} bytes (${megabytes.toFixed(1)} MB); link connect ${rtt?.toFixed(0) ?? "-"} ms`)
+  const seconds: Record<string, number> = {}
+  for (const mode of ["loopback", "wan"] as const) {
+    seconds[mode] = yield* run(mode, root, cli.file, pg, relay, world)
+    console.log(`${mode.padEnd(8)} ${seconds[mode]!.toFixed(1)} s  ${(observations * filesPerObs / seconds[mode]!).toFixed(2)} files/s  ${(megabytes / seconds[mode]!).toFixed(2)} MB/s`)
+  }
+  console.log(`wan / loopback time: ${(seconds["wan"]! / seconds["loopback"]!).toFixed(2)} (throughput on the link ${(100 * seconds["loopback"]! / seconds["wan"]!).toFixed(0)}% of loopback's)`)
+})
+
+NodeRuntime.runMain(Effect.scoped(main))
