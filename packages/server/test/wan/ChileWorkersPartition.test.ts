@@ -128,7 +128,7 @@ describe("Chile's workers and a partition of the link to the ops-db", () => {
             fileObservation(topology, instrument, Array.from({ length: n }, (_, k) => ({ path: `m${k % 2}/scan-${k}.fits`, bytes, module: (k % 2) as 0 | 1 }))),
             ({ files }) => void filed.push(...files)
           )
-        for (let i = 0; i < 3; i++) yield* fileOne(3, 200_000 + i * 50_000)
+        for (let i = 0; i < 2; i++) yield* fileOne(3, 250_000 + i * 50_000)
 
         const [chile, cologne] = yield* Effect.all([
           WanWorker.start({ site: "chile", cli: cli.file, configFile, databaseUrl: Redacted.value(relay.urlFromChile(url)), netns: world.chile.netns }),
@@ -155,7 +155,7 @@ describe("Chile's workers and a partition of the link to the ops-db", () => {
         const cutAt = Date.now()
         console.log(`${elapsed()} partitioned with ${atCut}/${filed.length} files packaged; chile jobs open: ${JSON.stringify(yield* Effect.orDie(openJobs))}`)
         // New observations arrive while Chile cannot reach the ops-db; only the chile worker can package them.
-        yield* fileOne(3, 150_000)
+        yield* fileOne(2, 150_000)
         const duringCut = yield* packaged
         // The link stays cut for the whole period; the worker must stay up all along.
         while (Date.now() - cutAt < partitionMs) {
