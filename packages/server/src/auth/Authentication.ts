@@ -13,10 +13,28 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { timingSafeEqual } from "node:crypto"
 
-/** `METHOD /path/:param` → the roles the contract declares for that endpoint. */
-export const roleTable = (): ReadonlyMap<string, ReadonlyArray<Accounts.Role>> => {
+/**
+ * The principal, if the route being served allows its role (by `roles`, from `roleTable`); else
+ * Forbidden naming the roles the route is for. The main and the relay check roles by this one rule.
+ */
+export const authorizeRoute = (roles: ReadonlyMap<string, ReadonlyArray<Accounts.Role>>, principal: ApiSecurity.Principal) =>
+  Effect.gen(function* () {
+    const { route } = yield* HttpRouter.RouteContext
+    const allowed = roles.get(`${route.method} ${route.path}`) ?? []
+    if (!allowed.includes(principal.role)) {
+      return yield* new ApiErrors.Forbidden({
+        reason: "Role",
+        allowedRoles: allowed,
+        message: `${route.method} ${route.path} is for ${allowed.join(", ") || "nobody"}; the account ${principal.name} is ${principal.role}`
+      })
+    }
+    return principal
+  })
+
+/** `METHOD /path/:param` → the roles a contract (the main's by default) declares for that endpoint. */
+export const roleTable = (api: { readonly groups: Readonly<Record<string, { readonly endpoints: object }>> } = Api.Api): ReadonlyMap<string, ReadonlyArray<Accounts.Role>> => {
   const table = new Map<string, ReadonlyArray<Accounts.Role>>()
-  for (const group of Object.values(Api.Api.groups)) {
+  for (const group of Object.values(api.groups)) {
     for (const endpoint of Object.values(group.endpoints) as Array<HttpApiEndpoint.HttpApiEndpoint.AnyWithProps>) {
       const roles = ApiSecurity.rolesOf(endpoint)
       if (roles !== undefined) table.set(`${endpoint.method} ${endpoint.path}`, roles)
@@ -88,16 +106,7 @@ export const AuthenticationLive = Layer.effect(
       bearer: (token) =>
         Effect.gen(function* () {
           const principal = yield* authenticate(Redacted.value(token)).pipe(Effect.provideService(SqlClient.SqlClient, sql))
-          const { route } = yield* HttpRouter.RouteContext
-          const allowed = roles.get(`${route.method} ${route.path}`) ?? []
-          if (!allowed.includes(principal.role)) {
-            return yield* new ApiErrors.Forbidden({
-              reason: "Role",
-              allowedRoles: allowed,
-              message: `${route.method} ${route.path} is for ${allowed.join(", ") || "nobody"}; the account ${principal.name} is ${principal.role}`
-            })
-          }
-          return principal
+          return yield* authorizeRoute(roles, principal)
         })
     })
   })

@@ -84,23 +84,70 @@ const foldersOf = (p: string): Array<string> => {
  * reserved name, and a path that is also a folder of another file of the observation (in this
  * request or filed before); one would clobber the other when the packages are unpacked.
  */
-const refuseUnpackable = (eouId: string, rows: ReadonlyArray<NewFile>) =>
+/**
+ * The folders of the request's paths, each with the first file under it; fails with the first name
+ * the packager cannot write within the request itself (the manifest's name, a path that is also
+ * another file's folder). The main and the relay check requests by this one rule.
+ */
+export const requestFolders = (paths: ReadonlyArray<string>) =>
   Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const index = new Map(rows.map((r, i) => [r.relativePath, i]))
+    const index = new Map(paths.map((p, i) => [p, i]))
     const folders = new Map<string, number>()
-    for (const [i, r] of rows.entries()) {
-      if (r.relativePath === manifestName) {
+    for (const [i, p] of paths.entries()) {
+      if (p === manifestName) {
         return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${manifestName} is reserved for the package manifest; file it under another name`)
       }
-      for (const folder of foldersOf(r.relativePath)) if (!folders.has(folder)) folders.set(folder, i)
+      for (const folder of foldersOf(p)) if (!folders.has(folder)) folders.set(folder, i)
     }
     for (const [folder, i] of folders) {
       const j = index.get(folder)
       if (j !== undefined) {
-        return yield* unprocessable("Invalid", `files[${j}].relativePath`, `${folder} is also the folder of files[${i}] (${rows[i].relativePath}); a path cannot be both a file and a folder`)
+        return yield* unprocessable("Invalid", `files[${j}].relativePath`, `${folder} is also the folder of files[${i}] (${paths[i]}); a path cannot be both a file and a folder`)
       }
     }
+    return folders
+  })
+
+/**
+ * The request's files checked against their SOURCE location (undefined: none by that name) and
+ * the observation's instrument's modules by name: each file with its module's id, or the first
+ * problem, named by its field. The main and the relay check requests by this one rule.
+ */
+export const checkFileSpecs = (
+  sourceLocation: string,
+  location: { readonly type: string } | undefined,
+  modules: ReadonlyMap<string, string>,
+  files: ReadonlyArray<ObservationsApi.FileSpec>
+) =>
+  Effect.gen(function* () {
+    if (location === undefined) return yield* unprocessable("UnknownReference", "sourceLocation", `there is no data location named ${sourceLocation}`)
+    if (location.type !== "SOURCE") {
+      return yield* unprocessable("WrongLocationType", "sourceLocation", `${sourceLocation} is a ${location.type} location; files are filed at a SOURCE location`)
+    }
+    const ids = new Map<string, number>()
+    const paths = new Map<string, number>()
+    const checked: Array<{ readonly spec: ObservationsApi.FileSpec; readonly moduleId: string }> = []
+    for (const [i, f] of files.entries()) {
+      const moduleId = modules.get(f.module)
+      if (moduleId === undefined) {
+        return yield* unprocessable("UnknownReference", `files[${i}].module`, `the observation's instrument has no module named ${f.module} (it has ${[...modules.keys()].join(", ") || "none"})`)
+      }
+      if (ids.has(f.id)) return yield* unprocessable("Invalid", `files[${i}].id`, `file id ${f.id} appears twice in the request (also files[${ids.get(f.id)}])`)
+      if (paths.has(f.relativePath)) {
+        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${f.relativePath} appears twice in the request (also files[${paths.get(f.relativePath)}])`)
+      }
+      ids.set(f.id, i)
+      paths.set(f.relativePath, i)
+      checked.push({ spec: f, moduleId })
+    }
+    return checked
+  })
+
+const refuseUnpackable = (eouId: string, rows: ReadonlyArray<NewFile>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const folders = yield* requestFolders(rows.map((r) => r.relativePath))
+    const index = new Map(rows.map((r, i) => [r.relativePath, i]))
     // Filed files that are a folder of a new path (an index lookup), or have a new path as a folder.
     if (folders.size > 0) {
       const [file] = yield* sql<{ relativePath: string }>`
@@ -164,29 +211,14 @@ const fileFiles = (
     const eouId = observation.row.id
     const locations = yield* sql<{ id: string; type: string }>`select id, type from data_location where name = ${sourceLocation}`
     const location = locations[0]
-    if (location === undefined) return yield* unprocessable("UnknownReference", "sourceLocation", `there is no data location named ${sourceLocation}`)
-    if (location.type !== "SOURCE") {
-      return yield* unprocessable("WrongLocationType", "sourceLocation", `${sourceLocation} is a ${location.type} location; files are filed at a SOURCE location`)
-    }
-    const modules = new Map(
+    const modules = location?.type !== "SOURCE" ? new Map<string, string>() : new Map(
       (yield* sql<{ id: string; name: string }>`select id, name from instrument_module where instrument_id = ${observation.instrumentId}`).map((m) => [m.name, m.id])
     )
-    const ids = new Map<string, number>()
-    const paths = new Map<string, number>()
-    const rows = []
-    for (const [i, f] of files.entries()) {
-      const moduleId = modules.get(f.module)
-      if (moduleId === undefined) {
-        return yield* unprocessable("UnknownReference", `files[${i}].module`, `the observation's instrument has no module named ${f.module} (it has ${[...modules.keys()].join(", ") || "none"})`)
-      }
-      if (ids.has(f.id)) return yield* unprocessable("Invalid", `files[${i}].id`, `file id ${f.id} appears twice in the request (also files[${ids.get(f.id)}])`)
-      if (paths.has(f.relativePath)) {
-        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${f.relativePath} appears twice in the request (also files[${paths.get(f.relativePath)}])`)
-      }
-      ids.set(f.id, i)
-      paths.set(f.relativePath, i)
-      rows.push({ id: f.id, executedObsUnitId: eouId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum, sourceLocationId: location.id })
-    }
+    const checked = yield* checkFileSpecs(sourceLocation, location, modules, files)
+    const ids = new Map(files.map((f, i) => [f.id, i]))
+    const rows = checked.map(({ moduleId, spec: f }) => ({
+      id: f.id, executedObsUnitId: eouId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum, sourceLocationId: location.id
+    }))
     yield* refuseUnpackable(eouId, rows)
     yield* refuseHeldPaths(location.id, sourceLocation, eouId, rows)
     const inserted: Array<Record<string, unknown>> = []

@@ -5,8 +5,6 @@
  * working here once the relay has synced (within its sync interval while the link is up).
  */
 import { Accounts, ApiErrors, ApiSecurity, type Ids } from "@ccat/core"
-import type * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
-import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -14,6 +12,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import { timingSafeEqual } from "node:crypto"
+import { authorizeRoute, roleTable } from "../auth/Authentication.js"
 import type { Reference } from "./Reference.js"
 import { RelayApi } from "./RelayApi.js"
 
@@ -59,37 +58,17 @@ export const accountScope = (reference: Ref.Ref<Reference>, authorization: strin
     return Option.map(principal, (p) => `account:${p.accountId}`)
   })
 
-const roleTable = (): ReadonlyMap<string, ReadonlyArray<Accounts.Role>> => {
-  const table = new Map<string, ReadonlyArray<Accounts.Role>>()
-  for (const group of Object.values(RelayApi.groups)) {
-    for (const endpoint of Object.values(group.endpoints) as Array<HttpApiEndpoint.HttpApiEndpoint.AnyWithProps>) {
-      const roles = ApiSecurity.rolesOf(endpoint)
-      if (roles !== undefined) table.set(`${endpoint.method} ${endpoint.path}`, roles)
-    }
-  }
-  return table
-}
-
 /** The `Authentication` middleware of the relay, offline. */
 export const layer = Layer.effect(
   ApiSecurity.Authentication,
   Effect.gen(function* () {
     const reference = yield* CurrentReference
-    const roles = roleTable()
+    const roles = roleTable(RelayApi)
     return ApiSecurity.Authentication.of({
       bearer: (token) =>
         Effect.gen(function* () {
           const principal = yield* authenticateOffline(yield* Ref.get(reference), Redacted.value(token))
-          const { route } = yield* HttpRouter.RouteContext
-          const allowed = roles.get(`${route.method} ${route.path}`) ?? []
-          if (!allowed.includes(principal.role)) {
-            return yield* new ApiErrors.Forbidden({
-              reason: "Role",
-              allowedRoles: allowed,
-              message: `${route.method} ${route.path} is for ${allowed.join(", ") || "nobody"}; the account ${principal.name} is ${principal.role}`
-            })
-          }
-          return principal
+          return yield* authorizeRoute(roles, principal)
         })
     })
   })

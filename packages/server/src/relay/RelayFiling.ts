@@ -16,8 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
-import { authorizeInstrument } from "../http/Filing.js"
-import { manifestName } from "../lifecycle/PackageManifest.js"
+import { authorizeInstrument, checkFileSpecs, requestFolders } from "../http/Filing.js"
 import { CurrentReference } from "./RelayAuth.js"
 import type { Reference } from "./Reference.js"
 import { RelayApi } from "./RelayApi.js"
@@ -36,37 +35,13 @@ const encodeClose = Schema.encodeSync(ObservationsApi.CloseObservation)
 const checkFiles = (reference: Reference, instrumentId: string, observationId: string, sourceLocation: string, files: ReadonlyArray<ObservationsApi.FileSpec>, now: string) =>
   Effect.gen(function* () {
     const location = reference.locations.find((l) => l.name === sourceLocation)
-    if (location === undefined) return yield* unprocessable("UnknownReference", "sourceLocation", `there is no data location named ${sourceLocation}`)
-    if (location.type !== "SOURCE") {
-      return yield* unprocessable("WrongLocationType", "sourceLocation", `${sourceLocation} is a ${location.type} location; files are filed at a SOURCE location`)
-    }
     const modules = new Map(reference.modules.filter((m) => m.instrumentId === instrumentId).map((m) => [m.name, m.id]))
-    const ids = new Map<string, number>()
-    const paths = new Map<string, number>()
-    const rows = []
-    for (const [i, f] of files.entries()) {
-      const moduleId = modules.get(f.module)
-      if (moduleId === undefined) {
-        return yield* unprocessable("UnknownReference", `files[${i}].module`, `the observation's instrument has no module named ${f.module} (it has ${[...modules.keys()].join(", ") || "none"})`)
-      }
-      if (ids.has(f.id)) return yield* unprocessable("Invalid", `files[${i}].id`, `file id ${f.id} appears twice in the request (also files[${ids.get(f.id)}])`)
-      if (paths.has(f.relativePath)) return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${f.relativePath} appears twice in the request (also files[${paths.get(f.relativePath)}])`)
-      if (f.relativePath === manifestName) return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${manifestName} is reserved for the package manifest; file it under another name`)
-      ids.set(f.id, i)
-      paths.set(f.relativePath, i)
-      rows.push({
-        id: f.id, executedObsUnitId: observationId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes,
-        checksum: f.checksum, sourceLocationId: location.id, rawDataPackageId: null, state: "filed", filedAt: now, updatedAt: now
-      })
-    }
-    for (const [p, i] of paths) {
-      const parts = p.split("/")
-      for (let k = 1; k < parts.length; k++) {
-        const folder = parts.slice(0, k).join("/")
-        const j = paths.get(folder)
-        if (j !== undefined) return yield* unprocessable("Invalid", `files[${j}].relativePath`, `${folder} is also the folder of files[${i}] (${p}); a path cannot be both a file and a folder`)
-      }
-    }
+    const checked = yield* checkFileSpecs(sourceLocation, location, modules, files)
+    yield* requestFolders(files.map((f) => f.relativePath))
+    const rows = checked.map(({ moduleId, spec: f }) => ({
+      id: f.id, executedObsUnitId: observationId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes,
+      checksum: f.checksum, sourceLocationId: location!.id, rawDataPackageId: null, state: "filed", filedAt: now, updatedAt: now
+    }))
     return decodeFiles(rows)
   })
 
