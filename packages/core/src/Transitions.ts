@@ -166,9 +166,9 @@ export interface TransitionInput<K extends EntityKind> {
 }
 
 /**
- * Moves one row from `from` to `to` and appends the event, in one transaction (a savepoint when
- * the caller already has one, so a transition can commit together with the job it enables).
- * Returns the row as it is after the move.
+ * Moves one row from `from` to `to` and appends the event, in one statement (the update and the
+ * event's insert together, so the move is atomic inside or outside a caller's transaction and
+ * costs one round trip to the ops-db). Returns the row as it is after the move.
  */
 export const transition = <K extends EntityKind>(
   input: TransitionInput<K>
@@ -186,28 +186,75 @@ export const transition = <K extends EntityKind>(
       }
     }
     const sql = yield* SqlClient.SqlClient
-    return yield* sql.withTransaction(
-      Effect.gen(function* () {
-        const extra = Object.keys(set).length === 0 ? sql.literal("") : sql`, ${sql.update(set)}`
-        const rows = yield* sql`
-          update ${sql(target.table)}
-          set ${sql(target.column)} = ${to}, updated_at = now() ${extra}
-          where id = ${id} and ${sql(target.column)} = ${from}
-          returning *`
-        if (rows.length === 0) {
-          const found = yield* sql<{ state: string }>`
-            select ${sql(target.column)}::text as state from ${sql(target.table)} where id = ${id}`
-          return yield* found.length === 0 ? refuse("NotFound") : refuse("StateConflict", found[0].state)
-        }
-        yield* sql`insert into event_log ${sql.insert({
-          entityKind: entity,
-          entityId: id,
-          fromState: from,
-          toState: to,
-          actor: input.actor ?? "system",
-          details: JSON.stringify(input.details ?? {})
-        })}`
-        return (yield* Effect.orDie(Schema.decodeUnknown(target.model)(rows[0]))) as EntityOf[K]
-      })
-    )
+    const extra = Object.keys(set).length === 0 ? sql.literal("") : sql`, ${sql.update(set)}`
+    const rows = yield* sql`
+      with moved as (
+        update ${sql(target.table)}
+        set ${sql(target.column)} = ${to}, updated_at = now() ${extra}
+        where id = ${id} and ${sql(target.column)} = ${from}
+        returning *),
+      logged as (
+        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
+        select ${entity}::entity_kind, moved.id, ${from}::text, ${to}::text, ${input.actor ?? "system"}, ${JSON.stringify(input.details ?? {})}::jsonb
+        from moved)
+      select * from moved`
+    if (rows.length === 0) {
+      const found = yield* sql<{ state: string }>`
+        select ${sql(target.column)}::text as state from ${sql(target.table)} where id = ${id}`
+      return yield* found.length === 0 ? refuse("NotFound") : refuse("StateConflict", found[0].state)
+    }
+    return (yield* Effect.orDie(Schema.decodeUnknown(target.model)(rows[0]))) as EntityOf[K]
   }).pipe(Effect.withSpan("Transitions.transition", { attributes: { entity: input.entity, from: input.from, to: input.to } }))
+
+/** What to move, many rows of one entity at once, all from one state to another. */
+export interface TransitionAllInput<K extends EntityKind> {
+  readonly entity: K
+  readonly ids: ReadonlyArray<IdOf[K]>
+  readonly from: StateMachine.StateOf[K]
+  readonly to: StateMachine.StateOf[K]
+  readonly actor?: string
+  /** The same details for every row's event. */
+  readonly details?: JsonObject
+}
+
+/**
+ * Moves every row of `ids` from `from` to `to`, with an event each, in one statement (one round
+ * trip whatever the number of rows). All or nothing: when any row is missing or moved on
+ * meanwhile, nothing moves and the refusal names the first such row, as `transition` would.
+ */
+export const transitionAll = <K extends EntityKind>(
+  input: TransitionAllInput<K>
+): Effect.Effect<void, TransitionError | SqlError, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const { entity, from, ids, to } = input
+    if (ids.length === 0) return
+    const refuse = (reason: Reason, id: string, actual?: string) =>
+      new TransitionError({ reason, entity, id, from, to, ...(actual !== undefined ? { actual } : {}) })
+    if (!StateMachine.canTransition(entity, from, to)) return yield* refuse("IllegalTransition", ids[0]!)
+    const target = targets[entity]
+    const sql = yield* SqlClient.SqlClient
+    const wanted = [...new Set(ids as ReadonlyArray<string>)]
+    // Every row is locked and checked first; the move applies only when all are where expected,
+    // so a partial move never commits.
+    const rows = yield* sql<{ id: string; state: string | null; moved: boolean }>`
+      with wanted as (select unnest(${wanted}::uuid[]) as id),
+      current as (
+        select t.id, ${sql(target.column)}::text as state from ${sql(target.table)} t
+        where t.id in (select id from wanted) for update of t),
+      ready as (
+        select count(*) = ${wanted.length} as ok from current where state = ${from}::text),
+      moved as (
+        update ${sql(target.table)} t set ${sql(target.column)} = ${to}, updated_at = now()
+        from ready where ready.ok and t.id in (select id from wanted) and t.${sql(target.column)} = ${from}
+        returning t.id),
+      logged as (
+        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
+        select ${entity}::entity_kind, moved.id, ${from}::text, ${to}::text, ${input.actor ?? "system"}, ${JSON.stringify(input.details ?? {})}::jsonb
+        from moved)
+      select w.id::text as id, c.state, exists (select 1 from moved m where m.id = w.id) as moved
+      from wanted w left join current c on c.id = w.id`
+    const bad = rows.find((r) => !r.moved)
+    if (bad === undefined) return
+    const stray = rows.find((r) => r.state === null) ?? rows.find((r) => r.state !== from) ?? bad
+    return yield* stray.state === null ? refuse("NotFound", stray.id) : refuse("StateConflict", stray.id, stray.state)
+  }).pipe(Effect.withSpan("Transitions.transitionAll", { attributes: { entity: input.entity, from: input.from, to: input.to, rows: input.ids.length } }))

@@ -237,5 +237,39 @@ describe("Transitions", () => {
         assert.lengthOf((yield* Repositories.eventLog.listBy("entityId", id)).filter((e) => e.fromState !== null), 1)
       })
     )
+
+    it.effect("transitionAll moves every row with an event each, or none when one moved on or is missing", () =>
+      Effect.gen(function* () {
+        const w = yield* Fixtures.world
+        const eou = yield* Fixtures.executedObsUnit(w)
+        const files = yield* Effect.forEach([1, 2, 3], () => Fixtures.rawDataFile(w, eou))
+        const ids = files.map((f) => f.id)
+        const stateOf = (id: string) => Effect.map(Repositories.rawDataFiles.findById(id as never), (r) => r._tag === "Some" ? r.value.state : "gone")
+        const moves = (id: string) => Effect.map(Repositories.eventLog.listBy("entityId", id), (es) => es.filter((e) => e.fromState !== null).length)
+
+        // one of them moved on meanwhile: nothing moves, the refusal names it
+        yield* Transitions.transition({ entity: "RawDataFile", id: ids[1]!, from: "filed", to: "corrupt" })
+        const conflict = yield* Effect.flip(Transitions.transitionAll({ entity: "RawDataFile", ids, from: "filed", to: "missing" }))
+        assert.strictEqual(conflict._tag === "TransitionError" && conflict.reason, "StateConflict")
+        assert.strictEqual(conflict._tag === "TransitionError" && conflict.id, ids[1])
+        assert.deepStrictEqual(yield* Effect.forEach(ids, stateOf), ["filed", "corrupt", "filed"])
+        assert.deepStrictEqual(yield* Effect.forEach(ids, moves), [0, 1, 0])
+
+        // a missing row: NotFound, nothing moves
+        const others = [ids[0]!, ids[2]!]
+        const missing = yield* Effect.flip(Transitions.transitionAll({ entity: "RawDataFile", ids: [...others, Fixtures.uuid() as never], from: "filed", to: "missing" }))
+        assert.strictEqual(missing._tag === "TransitionError" && missing.reason, "NotFound")
+        assert.deepStrictEqual(yield* Effect.forEach(others, stateOf), ["filed", "filed"])
+
+        // all where expected: all move, one event each, in one statement
+        yield* Transitions.transitionAll({ entity: "RawDataFile", ids: others, from: "filed", to: "missing", actor: "worker:test" })
+        assert.deepStrictEqual(yield* Effect.forEach(others, stateOf), ["missing", "missing"])
+        const events = yield* Repositories.eventLog.listBy("entityId", ids[0]!)
+        assert.deepStrictEqual(events.filter((e) => e.fromState !== null).map((e) => [e.fromState, e.toState, e.actor]), [["filed", "missing", "worker:test"]])
+
+        const illegal = yield* Effect.flip(Transitions.transitionAll({ entity: "RawDataFile", ids: others, from: "missing", to: "packaged" }))
+        assert.strictEqual(illegal._tag === "TransitionError" && illegal.reason, "IllegalTransition")
+      })
+    )
   })
 })
