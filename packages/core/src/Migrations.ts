@@ -14,6 +14,7 @@ import inventory from "./internal/migrations/0006_inventory.js"
 import audit from "./internal/migrations/0007_audit.js"
 import integrityIndexes from "./internal/migrations/0008_integrity_indexes.js"
 import idempotencyKeys from "./internal/migrations/0009_idempotency_keys.js"
+import eventOnBehalfOf from "./internal/migrations/0010_event_on_behalf_of.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -25,7 +26,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0006_inventory": inventory,
   "0007_audit": audit,
   "0008_integrity_indexes": integrityIndexes,
-  "0009_idempotency_keys": idempotencyKeys
+  "0009_idempotency_keys": idempotencyKeys,
+  "0010_event_on_behalf_of": eventOnBehalfOf
 }
 
 /** The table in which applied migrations are recorded. */
