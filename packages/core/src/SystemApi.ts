@@ -49,13 +49,17 @@ export class RouteSummary extends Schema.Class<RouteSummary>("RouteSummary")({
   adapter: AdapterName
 }) {}
 
-/** The answer of the health endpoint. */
+/**
+ * The answer of the health endpoint. The database and the topology tell an attacker where to go
+ * next, so they are given only to a caller whose bearer token is an operator's or an admin's;
+ * anyone else (a load balancer, a dashboard tile) gets the status, version and start time.
+ */
 export class Health extends Schema.Class<Health>("Health")({
   status: Schema.Literal("ok", "degraded"),
   version: Schema.String,
   startedAt: Schema.DateTimeUtc,
-  database: DatabaseHealth,
-  topology: Schema.Struct({ sites: Schema.Array(SiteSummary), routes: Schema.Array(RouteSummary) })
+  database: Schema.optional(DatabaseHealth),
+  topology: Schema.optional(Schema.Struct({ sites: Schema.Array(SiteSummary), routes: Schema.Array(RouteSummary) }))
 }) {}
 
 /** The server is up but cannot serve (its database is unreachable). */
@@ -69,7 +73,7 @@ export class NotReady extends Schema.TaggedError<NotReady>()(
   }
 }
 
-/** Liveness, health (database and topology) and readiness. */
+/** Liveness, health (database and topology for operators) and readiness. */
 export class SystemApi extends HttpApiGroup.make("system")
   .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health))
   .add(HttpApiEndpoint.get("ready", "/ready").addSuccess(Schema.Struct({ ready: Schema.Literal(true) })).addError(NotReady))

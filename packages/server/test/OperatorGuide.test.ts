@@ -269,6 +269,9 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
   "worker-chile": async () => waitForLog("worker-chile", /lifecycle workers running at site chile/),
   "worker-cologne": async () => waitForLog("worker-cologne", /lifecycle workers running at site cologne/),
   health: (r) => {
+    const [anonymous, operator] = r.stdout.trim().split("\n")
+    assert.notMatch(anonymous!, /"database"/, "anonymous callers are not told where the database is")
+    assert.match(operator!, /"database":\{"kind":"(embedded|external)"/)
     assert.match(r.stdout, /"status"/)
     assert.match(r.stdout, /\{"ready":true\}/)
     const series = Number(r.stdout.trim().split("\n").at(-1))

@@ -7,18 +7,40 @@ import * as Redacted from "effect/Redacted"
 import { alive, ccat, freePort, tempDir, waitFor } from "./support.js"
 
 const dirs: Array<string> = []
+
+/** Creates an operator's token with `ccat token create` against the server's ops-db. */
+const operatorToken = async (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<string> => {
+  const create = ccat(["token", "create", "--account", "health-operator", "--role", "operator", "--json", ...args], env)
+  expect(await create.exited, create.output()).toBe(0)
+  return JSON.parse(create.output().trim().split("\n").filter((l) => l.startsWith("{")).at(-1)!).token
+}
+
+/** The health answer as the holder of `token` sees it. */
+const healthAs = async (port: number, token?: string): Promise<any> =>
+  (await fetch(`http://127.0.0.1:${port}/api/v1/health`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } })).json()
 afterAll(async () => {
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true })
 })
 
 describe("ccat serve on the embedded default", () => {
-  it("answers health with its database and topology, and stops cleanly on Ctrl-C leaving no PostgreSQL", async () => {
+  it("answers health with its database and topology to an operator only, and stops cleanly on Ctrl-C leaving no PostgreSQL", async () => {
     const dir = await tempDir("ccat-serve-")
     dirs.push(dir)
     const port = await freePort()
     const server = ccat(["serve", "--port", String(port), "--data-dir", path.join(dir, "data")])
     const response = await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)
-    const health = (await response.json()) as any
+    const anonymous = (await response.json()) as any
+    expect(anonymous.status).toBe("ok")
+    expect(anonymous.version).toBeTypeOf("string")
+    // Where the database is and what runs where is not for anyone who asks.
+    expect(anonymous.database).toBeUndefined()
+    expect(anonymous.topology).toBeUndefined()
+    expect((await healthAs(port, "ccat_nosuch_tokensecretthatisnotknown")).database).toBeUndefined()
+    const instrument = ccat(["token", "create", "--account", "health-daq", "--role", "scientist", "--json", "--data-dir", path.join(dir, "data")])
+    expect(await instrument.exited, instrument.output()).toBe(0)
+    const scientistToken = JSON.parse(instrument.output().trim().split("\n").filter((l) => l.startsWith("{")).at(-1)!).token
+    expect((await healthAs(port, scientistToken)).database).toBeUndefined()
+    const health = await healthAs(port, await operatorToken(["--data-dir", path.join(dir, "data")]))
     expect(health.status).toBe("ok")
     expect(health.database.kind).toBe("embedded")
     expect(health.database.reachable).toBe(true)
@@ -48,7 +70,7 @@ describe("ccat serve on the embedded default", () => {
       const port = await freePort()
       const server = ccat(["serve", "--port", String(port)], { CCAT_DATA_DIR: path.join(dir, "data") })
       const health = (await (await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)).json()) as any
-      expect(health.database.reachable).toBe(true)
+      expect(health.status).toBe("ok")
       server.child.kill("SIGTERM")
       expect(await server.exited).toBe(0)
     }
@@ -67,8 +89,9 @@ describe("ccat serve with DATABASE_URL", () => {
           const server = ccat(["serve", "--port", String(port), "--data-dir", path.join(dir, "data")], {
             DATABASE_URL: Redacted.value(db.url)
           })
+          yield* Effect.promise(() => waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server))
           const health = yield* Effect.promise(async () =>
-            (await (await waitFor(`http://127.0.0.1:${port}/api/v1/health`, 60_000, server)).json()) as any
+            healthAs(port, await operatorToken(["--data-dir", path.join(dir, "data")], { DATABASE_URL: Redacted.value(db.url) }))
           )
           expect(health.database.kind).toBe("external")
           expect(health.database.target).toContain(`/${db.name}`)

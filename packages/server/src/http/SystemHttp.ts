@@ -1,16 +1,20 @@
 /**
- * Health and readiness: what an operator or a load balancer asks first. Health reports the
- * database (embedded or external, reachable or not) and the topology; readiness fails with 503
- * while the database does not answer.
+ * Health and readiness: what an operator or a load balancer asks first. Health reports whether
+ * the database answers to anyone, and where it is, its version and the topology to operators and
+ * admins only (a bearer token is checked when one is sent; a missing or bad one gets the summary,
+ * never an error, so load balancers keep working); readiness fails with 503 while the database
+ * does not answer, naming no host.
  */
 import { Api, SystemApi } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { authenticate } from "../auth/Authentication.js"
 import { ServerConfig } from "../ServerConfig.js"
 import { version } from "../Version.js"
 
@@ -40,6 +44,15 @@ const probe = Effect.gen(function* () {
     migrations: result.right.migrations.map((m) => m.name)
   })
 })
+
+/** Whether the request carries the token of an operator or an admin; any failure means no. */
+const callerIsOperator = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const header = request.headers["authorization"]
+  if (header === undefined || !/^bearer /i.test(header)) return false
+  const principal = yield* authenticate(header.slice(7).trim())
+  return principal.role === "operator" || principal.role === "admin"
+}).pipe(Effect.orElseSucceed(() => false))
 
 /** The system group's handlers. */
 export const SystemHttpLive = Layer.unwrapEffect(
@@ -72,15 +85,22 @@ export const SystemHttpLive = Layer.unwrapEffect(
     return HttpApiBuilder.group(Api.Api, "system", (handlers) =>
       handlers
         .handle("health", () =>
-          Effect.map(probe, (database) =>
-            new SystemApi.Health({ status: database.reachable ? "ok" : "degraded", version, startedAt, database, topology })
-          )
+          Effect.gen(function* () {
+            const database = yield* probe
+            const status = database.reachable ? "ok" as const : "degraded" as const
+            return (yield* callerIsOperator)
+              ? new SystemApi.Health({ status, version, startedAt, database, topology })
+              : new SystemApi.Health({ status, version, startedAt })
+          })
         )
         .handle("ready", () =>
           Effect.flatMap(probe, (database) =>
             database.reachable
               ? Effect.succeed({ ready: true as const })
-              : Effect.fail(new SystemApi.NotReady({ reason: `database ${database.target} unreachable: ${database.error}` }))
+              : Effect.logWarning("not ready: the ops-db does not answer").pipe(
+                Effect.annotateLogs({ database: database.target, error: database.error }),
+                Effect.zipRight(Effect.fail(new SystemApi.NotReady({ reason: "the ops-db does not answer; GET /api/v1/health with an operator's token tells which and why" })))
+              )
           )
         )
     )
