@@ -84,7 +84,10 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
         const options = {
           ...route.options,
           maxConcurrentTransfers: route.maxConcurrentTransfers,
-          ...(route.bandwidthLimit === undefined ? {} : { bandwidthLimit: route.bandwidthLimit })
+          ...(route.bandwidthLimit === undefined ? {} : { bandwidthLimit: route.bandwidthLimit }),
+          // what sizes the bundles sent along the route (BundlePlanner)
+          ...(route.measuredBandwidth === undefined ? {} : { measuredBandwidth: route.measuredBandwidth }),
+          ...(route.bundleTransferTime === undefined ? {} : { bundleTransferTime: route.bundleTransferTime })
         }
         yield* sql`
           insert into route (from_site_id, to_site_id, via_site_id, adapter, options, priority)

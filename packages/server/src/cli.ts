@@ -29,6 +29,7 @@ import * as Packages from "./cli/Packages.js"
 import * as RelayCommand from "./cli/RelayCommand.js"
 import * as Remote from "./cli/Remote.js"
 import * as Retry from "./cli/Retry.js"
+import * as RouteBench from "./cli/RouteBench.js"
 import * as Staging from "./cli/Staging.js"
 import * as Status from "./cli/Status.js"
 import { db } from "./cli/DbCommand.js"
@@ -119,7 +120,8 @@ const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
   Command.withSubcommands([
     serve, worker, demo, migrate, config, token, db, RelayCommand.command,
-    Status.command, Integrity.command, Observations.command, Packages.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command
+    Status.command, Integrity.command, Observations.command, Packages.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command,
+    RouteBench.routeCommand
   ])
 )
 
@@ -136,6 +138,7 @@ cli(process.argv).pipe(
     JobQueueError: (e) => fail(e.message),
     DemoError: (e) => fail(e.message),
     RelayError: (e) => fail(e.message),
+    RouteBenchError: (e) => fail(e.message),
     EmbeddedDatabaseError: (e) => fail(e.message),
     // PostgreSQL's own words (a deadlock, a lock timeout, a lost connection) are what an operator acts on.
     SqlError: (e) => fail(`database: ${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`),

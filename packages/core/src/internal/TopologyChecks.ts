@@ -50,6 +50,44 @@ const nestedRoots = (t: Topology): Array<string> => {
 }
 
 /**
+ * Driver options that hold a secret. Driver options are stored in the ops-db (and its backups)
+ * and shown by the API, so a configuration naming one is refused before anything is written;
+ * credentials are named by environment variables instead (`accessKeyIdEnv`, `secretAccessKeyEnv`).
+ */
+export const secretDriverOptions: ReadonlyArray<string> = ["accessKeyId", "secretAccessKey", "sessionToken", "credentials", "password", "secret"]
+
+/**
+ * S3 locations that would see each other's objects: the same bucket on the same server, where
+ * one's key prefix begins the other's (the driver puts `prefix + key`, so "arch" lists
+ * "archive/..." too). One object would count as a copy at both, and cleanup at one would delete
+ * the other's copy.
+ */
+const overlappingBuckets = (t: Topology): Array<string> => {
+  const text = (v: unknown) => (typeof v === "string" ? v : undefined)
+  const stores: Array<{ readonly name: string; readonly server: string; readonly bucket: string; readonly prefix: string }> = []
+  for (const site of t.sites) {
+    for (const loc of site.locations) {
+      const bucket = text(loc.driver.bucket)
+      if (loc.technology !== "s3" || bucket === undefined) continue
+      const server = (text(loc.driver.endpoint) ?? "the AWS default endpoint").toLowerCase().replace(/\/+$/, "")
+      stores.push({ name: loc.name, server, bucket, prefix: text(loc.driver.prefix) ?? "" })
+    }
+  }
+  const out: Array<string> = []
+  for (const [i, a] of stores.entries()) {
+    for (const b of stores.slice(i + 1)) {
+      if (a.server !== b.server || a.bucket !== b.bucket) continue
+      if (!a.prefix.startsWith(b.prefix) && !b.prefix.startsWith(a.prefix)) continue
+      const shown = (x: typeof a) => (x.prefix === "" ? "the whole bucket" : `prefix "${x.prefix}"`)
+      out.push(
+        `locations ${a.name} and ${b.name}: both keep objects in bucket ${a.bucket} on ${a.server} (${shown(a)}, ${shown(b)}), so each would see the other's objects; give each location a prefix that does not begin the other's`
+      )
+    }
+  }
+  return out
+}
+
+/**
  * Archive targets the routes can never meet. Bundles leave a site only along routes towards a
  * site with a LONG_TERM_ARCHIVE, and a package archived at one site moves on to the next archive
  * site while it lacks copies or sites; so the archive sites a package filed at a SOURCE site can
@@ -104,6 +142,9 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
       const at = `sites[${i}].locations[${j}]`
       if (locationNames.has(loc.name)) out.push(`${at}.name: "${loc.name}" is already the name of ${locationNames.get(loc.name)}`)
       locationNames.set(loc.name, at)
+      for (const key of secretDriverOptions.filter((k) => k in loc.driver)) {
+        out.push(`${at}.driver.${key}: would store a secret in the ops-db, where driver options are kept and shown; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`)
+      }
       if (loc.technology === "s3" && typeof loc.driver.bucket !== "string") {
         out.push(`${at}.driver.bucket: an s3 location needs a bucket`)
       }
@@ -128,6 +169,7 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
     })
   })
   out.push(...nestedRoots(t))
+  out.push(...overlappingBuckets(t))
   t.routes.forEach((route, i) => {
     for (const [field, name] of [["from", route.from], ["to", route.to]] as const) {
       if (!siteNames.has(name)) out.push(`routes[${i}].${field}: no site is named "${name}"`)
@@ -153,6 +195,9 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
   }
   if (t.policy.archiveSites > t.policy.archiveCopies) {
     out.push(`policy.archiveSites: copies at ${t.policy.archiveSites} sites need at least as many copies, but policy.archiveCopies is ${t.policy.archiveCopies}`)
+  }
+  if (t.policy.bundleMinBytes > t.policy.bundleMaxBytes) {
+    out.push(`policy.bundleMinBytes: ${t.policy.bundleMinBytes} bytes is more than policy.bundleMaxBytes (${t.policy.bundleMaxBytes} bytes)`)
   }
   if (t.policy.jobHeartbeat <= 0) out.push(`policy.jobHeartbeat: must be longer than zero`)
   else if (t.policy.jobLeaseTimeout < 3 * t.policy.jobHeartbeat) {

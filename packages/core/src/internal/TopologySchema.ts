@@ -248,6 +248,9 @@ export class SiteConfig extends Schema.Class<SiteConfig>("SiteConfig")({
   locations: Schema.Array(LocationConfig)
 }) {}
 
+/** Keys that are fields of a route, never adapter options (a setting in two places would let one override the other). */
+export const routeFields: ReadonlyArray<string> = ["maxConcurrentTransfers", "bandwidthLimit", "measuredBandwidth", "bundleTransferTime"]
+
 /** How bundles move from one site's buffer to another's. */
 export class RouteConfig extends Schema.Class<RouteConfig>("RouteConfig")({
   from: Slug,
@@ -262,18 +265,28 @@ export class RouteConfig extends Schema.Class<RouteConfig>("RouteConfig")({
    */
   options: Schema.optionalWith(
     Schema.Record({ key: Schema.String, value: Schema.Unknown }).pipe(
-      Schema.filter((o) =>
-        ["maxConcurrentTransfers", "bandwidthLimit"].some((k) => k in o)
-          ? "maxConcurrentTransfers and bandwidthLimit are fields of the route itself, not adapter options"
-          : undefined
-      )
+      Schema.filter((o) => {
+        const misplaced = routeFields.filter((k) => k in o)
+        return misplaced.length > 0 ? `${misplaced.join(", ")}: fields of the route itself, not adapter options` : undefined
+      })
     ),
     { default: () => ({}) }
   ),
   priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),
   maxConcurrentTransfers: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 64)), { default: () => 2 }),
   /** Bytes per second for all transfers of the route together; unlimited when omitted. */
-  bandwidthLimit: Schema.optional(ByteSize)
+  bandwidthLimit: Schema.optional(ByteSize),
+  /**
+   * Bytes per second one transfer of the route reached when measured (`ccat route bench
+   * --write` records it). With `bundleTransferTime` it sizes the bundles sent along the route.
+   */
+  measuredBandwidth: Schema.optional(ByteSize.pipe(Schema.filter((n) => n > 0 || "must be more than zero bytes per second"))),
+  /**
+   * How long sending one bundle along the route may take. With `measuredBandwidth` the bundle
+   * size target at the sending site is the bytes one transfer moves in that time, within
+   * `policy.bundleMinBytes` and `policy.bundleMaxBytes`; without both, `policy.bundleTargetBytes`.
+   */
+  bundleTransferTime: Schema.optional(DurationText.pipe(Schema.filter((n) => n > 0 || "must be longer than zero")))
 }) {}
 
 /** Sizes and waits of packaging, bundling and archiving. */
@@ -282,6 +295,10 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
   maxPackageBytes: Schema.optionalWith(ByteSize, { default: () => 50e9 }),
   /** Size a DataTransferPackage is filled up to before it is sent. */
   bundleTargetBytes: Schema.optionalWith(ByteSize, { default: () => 500e9 }),
+  /** Smallest bundle size target a route's measured bandwidth gives (`bundleTransferTime` on a route). */
+  bundleMinBytes: Schema.optionalWith(ByteSize, { default: () => 1e9 }),
+  /** Largest bundle size target a route's measured bandwidth gives. */
+  bundleMaxBytes: Schema.optionalWith(ByteSize, { default: () => 2e12 }),
   /** A partial bundle is sent after its oldest package waited this long. */
   bundleMaxWait: Schema.optionalWith(DurationText, { default: () => 6 * 3600_000 }),
   /** Verified copies required at LONG_TERM_ARCHIVE locations before anything is deleted. */

@@ -44,8 +44,8 @@ export const BbcpOptions = Schema.extend(EndpointOptions, BbcpRouteOptions.Route
 export const RsyncOptions = Schema.extend(EndpointOptions, RsyncRouteOptions.RouteOptions)
 
 
-/** The route's limits, which the topology sync keeps in the row's options beside the adapter's. */
-const routeLimits = new Set(["maxConcurrentTransfers", "bandwidthLimit"])
+/** The route's own fields (limits, measured bandwidth), which the topology sync keeps in the row's options beside the adapter's. */
+const routeLimits = new Set(Topology.routeFields)
 
 const withoutLimits = (options: Readonly<Record<string, unknown>>) => Object.fromEntries(Object.entries(options).filter(([k]) => !routeLimits.has(k)))
 

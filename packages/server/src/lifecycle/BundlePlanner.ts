@@ -1,7 +1,9 @@
 /**
  * The bundling planner: which RawDataPackages wait at a site's BUFFER for a route on, and how
- * they are cut into DataTransferPackages. Bundles fill oldest package first up to
- * `bundleTargetBytes`; a partial one goes once its oldest package waited `bundleMaxWait`. The
+ * they are cut into DataTransferPackages. Bundles fill oldest package first up to the site's
+ * size target (`targetBytes`: `bundleTargetBytes`, or what the first route out moves in its
+ * `bundleTransferTime` at its measured bandwidth); a partial one goes once its oldest package
+ * waited `bundleMaxWait`. The
  * packages are claimed and the bundle's job enqueued in one transaction under a per-site lock, so
  * two planners never bundle a package twice, and jobs a lost queue dropped are derived again
  * from the ops-db.
@@ -13,6 +15,7 @@ import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as RepairForward from "./RepairForward.js"
+import * as Routes from "./Routes.js"
 import { queueName } from "./Stage.js"
 
 /** The stage's name and queue suffix. */
@@ -66,6 +69,41 @@ const waiting = (site: string, target: { readonly copies: number; readonly sites
       order by c.created_at, p.id`
   )
 
+/** What sizes a site's bundles: the policy's figures and the route its bundles leave on first. */
+export interface SizeInputs {
+  readonly bundleTargetBytes: number
+  readonly bundleMinBytes: number
+  readonly bundleMaxBytes: number
+}
+
+/**
+ * The size target of bundles sent along `route`: the bytes one of its transfers moves in the
+ * route's `bundleTransferTime` at its `measuredBandwidth` (no faster than its share of the route's
+ * `bandwidthLimit`), within `bundleMinBytes` and `bundleMaxBytes`. Without both figures on the
+ * route (or without a route) it is `bundleTargetBytes`, as it always was.
+ */
+export const targetBytesFor = (
+  policy: SizeInputs,
+  route: Pick<Routes.Route, "options" | "bandwidthLimit" | "maxConcurrentTransfers"> | undefined
+): number => {
+  const measured = route === undefined ? undefined : Routes.bytesOf(route.options.measuredBandwidth)
+  const seconds = route === undefined ? undefined : millisOf(route.options.bundleTransferTime)
+  if (route === undefined || measured === undefined || seconds === undefined) return policy.bundleTargetBytes
+  const share = Routes.transferShare(route)
+  const rate = share === undefined ? measured : Math.min(measured, share)
+  const bytes = Math.round((rate * seconds) / 1000)
+  return Math.min(policy.bundleMaxBytes, Math.max(policy.bundleMinBytes, bytes))
+}
+
+const millisOf = (value: unknown): number | undefined => (typeof value === "number" && value > 0 ? value : undefined)
+
+/**
+ * The size target of bundles at `site`: bundles are cut before a route is chosen, so they are
+ * sized for the route they leave on when all is well, the first by priority (`targetBytesFor`).
+ */
+export const targetBytes = (site: string, policy: SizeInputs) =>
+  Effect.map(Routes.leaving(site), (routes) => targetBytesFor(policy, routes[0]))
+
 /** One bundle the plan asks for: packages of one buffer, oldest first. */
 export interface PlannedBundle {
   readonly locationId: string
@@ -110,10 +148,11 @@ export const claim = (site: string) =>
     const policy = yield* LifecyclePolicy
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
+    const target = yield* targetBytes(site, policy)
     const claimed = yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
-        const bundles = planBundles(yield* waiting(site, { copies: policy.archiveCopies, sites: policy.archiveSites }), policy.bundleTargetBytes, policy.bundleMaxWait)
+        const bundles = planBundles(yield* waiting(site, { copies: policy.archiveCopies, sites: policy.archiveSites }), target, policy.bundleMaxWait)
         for (const b of bundles) {
           const dtp = yield* Repositories.dataTransferPackages.insert({
             relativePath: `bundles/${site}/${randomUUID()}.tar`,

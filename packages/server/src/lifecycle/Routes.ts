@@ -85,7 +85,8 @@ interface RouteRow {
   readonly priority: number
 }
 
-const bytesOf = (value: unknown): number | undefined =>
+/** Bytes from a figure the topology sync wrote (a number) or an older row's text ("100 MB"); undefined when neither. */
+export const bytesOf = (value: unknown): number | undefined =>
   typeof value === "number" && value > 0 ? value : typeof value === "string" ? Topology.parseBytes(value) : undefined
 
 /**
