@@ -21,7 +21,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import * as ArchiveWriter from "./internal/ArchiveWriter.js"
-import * as HashOffload from "./internal/HashOffload.js"
+import * as MemberVerifier from "./internal/MemberVerifier.js"
 import * as PackageManifest from "./PackageManifest.js"
 
 /**
@@ -168,11 +168,12 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
     : (index: number, _member: PackageManifest.Member, limit: number) => source.readAtMost(sourceKeys[index], limit)
   const sizeHint = ArchiveWriter.archiveSize(manifest)
   const write = Effect.scoped(Effect.gen(function*() {
-    // Large members are hashed on a second core (see HashOffload); a worker's start-up is not
-    // worth it for archives of small files.
-    const hasher = ArchiveWriter.worthOffloading(manifest) ? yield* HashOffload.make : undefined
+    // Members are checked on a worker thread (see MemberVerifier), while this thread reads and
+    // writes and the destination hashes the tar on another; a worker's start-up is not worth it
+    // for small archives.
+    const verifier = ArchiveWriter.worthOffloading(manifest) ? yield* MemberVerifier.make : undefined
     const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
-    return yield* options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, mtime, hasher }), {
+    return yield* options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, mtime, verifier }), {
       overwrite: options.overwrite ?? false,
       algorithm: options.algorithm ?? Checksum.defaultAlgorithm,
       sizeHint

@@ -5,18 +5,20 @@
  * stays at a few chunks whatever the archive's size.
  */
 import { Checksum, StorageError } from "@ccat/core"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as ArchiveOutput from "./ArchiveOutput.js"
 import * as HashOffload from "./HashOffload.js"
+import * as MemberVerifier from "./MemberVerifier.js"
 import * as PackageManifest from "../PackageManifest.js"
+import * as SmallReads from "./SmallReads.js"
 import * as TarFormat from "./TarFormat.js"
 
 /** Why one member cannot go into an archive. */
@@ -86,60 +88,16 @@ export const checkMember = <E>(index: number, member: PackageManifest.Member, bo
     Effect.catchIf((e): e is MemberFault => e instanceof MemberFault, (f) => Effect.succeed(Option.some(f)))
   )
 
-const smallPart = 256 * 1024
-const batchBytes = 1024 * 1024
-
-/**
- * Gathers small pieces (headers, padding, small files) into 1 MiB buffers so the destination
- * writes large blocks; large pieces pass through without a copy.
- */
-export const coalesce = <E>(self: Stream.Stream<Uint8Array, E>): Stream.Stream<Uint8Array, E> =>
-  Stream.suspend(() => {
-    let acc: Uint8Array | undefined
-    let used = 0
-    const flush = (out: Array<Uint8Array>) => {
-      if (acc !== undefined && used > 0) out.push(acc.subarray(0, used))
-      acc = undefined
-      used = 0
-    }
-    return self.pipe(
-      Stream.mapChunks((chunk) => {
-        const out: Array<Uint8Array> = []
-        for (const part of chunk) {
-          if (part.length >= smallPart) {
-            flush(out)
-            out.push(part)
-            continue
-          }
-          if (acc !== undefined && used + part.length > acc.length) flush(out)
-          if (acc === undefined) acc = new Uint8Array(batchBytes)
-          acc.set(part, used)
-          used += part.length
-        }
-        return Chunk.unsafeFromArray(out)
-      }),
-      Stream.concat(Stream.suspend(() => {
-        const out: Array<Uint8Array> = []
-        flush(out)
-        return Stream.fromIterable(out)
-      }))
-    )
-  })
-
-/**
- * Members at least this large are hashed by `hasher`; smaller ones on this thread, since a
- * worker's digest costs a message round trip per member, more than hashing a few MiB here.
- */
-const offloadMemberBytes = 8 * 1024 * 1024
-
-/** Whether an archive has enough large-member bytes (64 MiB) to be worth a hashing worker. */
+/** Whether an archive is large enough (64 MiB of members) for a verifying worker's start-up to pay off. */
 export const worthOffloading = (manifest: PackageManifest.Manifest): boolean =>
-  PackageManifest.members(manifest).reduce((n, m) => m.sizeBytes >= offloadMemberBytes ? n + m.sizeBytes : n, 0) >= 64 * 1024 * 1024
+  PackageManifest.members(manifest).reduce((n, m) => n + m.sizeBytes, 0) >= 64 * 1024 * 1024
 
 /** Files up to this size are read ahead, whole, while earlier members are written. */
-const readAheadBytes = 1024 * 1024
+const readAheadBytes = MemberVerifier.slotBytes
 /** How many members ahead are read: bounds read-ahead memory at 16 MiB whatever the archive's size. */
 const readAheadFiles = 16
+/** Reads of small members running at once. */
+const readers = 8
 
 /**
  * A small member's bytes, read ahead. At most `limit + 1` bytes are kept: one more than recorded
@@ -164,8 +122,8 @@ export interface ArchiveInput<E> {
    * that cheaper than a stream; read-ahead uses it instead of `body`.
    */
   readonly whole?: ((index: number, member: PackageManifest.Member, limit: number) => Effect.Effect<Uint8Array, E>) | undefined
-  /** Where the checksums of large members are computed; default this thread. */
-  readonly hasher?: HashOffload.MemberHasher | undefined
+  /** Where members' checksums are compared with their records; default this thread. */
+  readonly verifier?: MemberVerifier.Verifier | undefined
 }
 
 const parentDirectories = (path: string): Array<string> => {
@@ -207,120 +165,174 @@ export const archiveSize = (manifest: PackageManifest.Manifest): number => {
   return size
 }
 
+const waitFor = (p: Promise<void> | undefined): Effect.Effect<void> => p === undefined ? Effect.void : Effect.promise(() => p)
+
 /**
  * The archive's bytes: the manifest entry, then for each member its parent directories (once
  * each, so extraction keeps the structure and modes), header, verified bytes and padding; then
  * the end-of-archive blocks. A pure function of the manifest, the member bytes and `mtime`.
  *
- * One pull loop rather than a stream combinator per member: per-member combinators cost about
- * half a millisecond of CPU each, which dominated packages of many small files.
+ * One pull loop in plain code: each step writes as many small members as have been read into
+ * the output (a size check, a copy, the checksum handed to the verifier), and effects run only
+ * to wait (for a read, for the verifier's room) or to stream a large member. Per-member
+ * effects, fibers and stream combinators cost about a millisecond of CPU per file, which
+ * dominated packages of many small files. A checksum the verifier finds wrong fails the
+ * archive at the next step, and always before its end.
  */
 export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E | MemberFault> =>
-  coalesce(Stream.unwrapScoped(Effect.map(Effect.scope, (scope) => {
+  Stream.unwrapScoped(Effect.gen(function*() {
     const list = PackageManifest.members(input.manifest)
     const mtime = input.mtime
+    const verifier = input.verifier ?? MemberVerifier.local()
+    const scope = yield* Effect.scope
+    const whole = input.whole
+    const reads = yield* SmallReads.start<E>({
+      count: list.length,
+      isSmall: (i) => list[i].sizeBytes <= readAheadBytes,
+      read: (i) =>
+        whole !== undefined
+          ? Effect.map(Effect.suspend(() => whole(i, list[i], list[i].sizeBytes)), (bytes) => [bytes])
+          : collectAtMost(Stream.suspend(() => input.body(i, list[i])), list[i].sizeBytes),
+      window: readAheadFiles,
+      readers
+    })
+    const out = new ArchiveOutput.ArchiveOutput()
+    for (const part of manifestEntry(input.manifest, mtime)) out.copy(part)
     const seen = new Set<string>()
-    type Pull = Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E>>
     let next = 0
-    let started = false
     let finished = false
-    let current: {
+    interface Large {
       readonly index: number
       readonly member: PackageManifest.Member
-      readonly pull: Pull
+      readonly pull: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E>>
       readonly scope: Scope.CloseableScope
-      readonly hasher: HashOffload.MemberHasher
       bytes: number
-    } | undefined
-    const end = Effect.fail(Option.none())
-    const fail = (e: E | MemberFault) => Effect.fail(Option.some(e))
+    }
+    let current: Large | undefined
+    type Step = Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E | MemberFault>>
+    const fail = (e: E | MemberFault): Step => Effect.fail(Option.some(e))
 
-    // Small members are read ahead, a few at a time: with many small files, each file's
-    // open/read/close latency, not bandwidth or CPU, is what limits the pass.
-    const ahead = new Map<number, Fiber.RuntimeFiber<Either.Either<Array<Uint8Array>, E>>>()
-    const readAhead = Effect.gen(function*() {
-      for (let i = next; i < list.length && i < next + readAheadFiles; i++) {
-        if (ahead.has(i) || list[i].sizeBytes > readAheadBytes) continue
-        const whole = input.whole
-        const read = whole !== undefined
-          ? Effect.map(Effect.suspend(() => whole(i, list[i], list[i].sizeBytes)), (bytes) => bytes.length === 0 ? [] : [bytes])
-          : collectAtMost(Stream.suspend(() => input.body(i, list[i])), list[i].sizeBytes)
-        ahead.set(i, yield* Effect.forkIn(Effect.either(read), scope))
-      }
-    })
+    const mismatchFault = (m: MemberVerifier.Mismatch) =>
+      new MemberFault({
+        index: m.index,
+        kind: "Corrupt",
+        detail: `checksum ${m.actual}, recorded ${list[m.index].checksum}`,
+        actualSize: list[m.index].sizeBytes,
+        actualChecksum: m.actual
+      })
+    // a fault found here at one member: an earlier member may have failed its checksum in the
+    // verifier meanwhile, and is named first
+    const faultAt = (fault: MemberFault): Step =>
+      Effect.flatMap(waitFor(verifier.drained()), () => {
+        const m = verifier.mismatch()
+        return fail(m !== undefined && m.index < fault.index ? mismatchFault(m) : fault)
+      })
+    const sizeFault = (index: number, bytes: number) =>
+      faultAt(
+        new MemberFault({
+          index,
+          kind: "Corrupt",
+          detail: bytes > list[index].sizeBytes ? `more than the recorded ${list[index].sizeBytes} bytes` : `${bytes} bytes, recorded ${list[index].sizeBytes}`,
+          actualSize: bytes
+        })
+      )
+    const sourceFailure = (index: number, e: E): Step =>
+      isMissing(e) ? faultAt(new MemberFault({ index, kind: "Missing", detail: "not found at the source" })) : fail(e)
+    const memberDone = () => {
+      next++
+      reads.advance(next)
+    }
 
-    const open = (index: number) =>
+    const openLarge = (index: number): Step =>
       Effect.gen(function*() {
         const member = list[index]
         const memberScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
-        const early = ahead.get(index)
-        ahead.delete(index)
-        yield* readAhead
-        let pull: Pull
-        if (early !== undefined) {
-          const read = yield* Fiber.join(early)
-          let done = false
-          pull = Effect.suspend(() => {
-            if (done) return Effect.fail(Option.none())
-            done = true
-            return Either.isLeft(read) ? Effect.fail(Option.some(read.left)) : Effect.succeed(Chunk.unsafeFromArray(read.right))
-          })
-        } else {
-          pull = yield* Scope.extend(Stream.toPull(Stream.suspend(() => input.body(index, member))), memberScope)
+        const pull = yield* Scope.extend(Stream.toPull(Stream.suspend(() => input.body(index, member))), memberScope)
+        yield* waitFor(verifier.room())
+        verifier.begin(index, member.checksum)
+        for (const h of memberHeaders(member, seen, mtime)) out.copy(h)
+        current = { index, member, pull, scope: memberScope, bytes: 0 }
+        return yield* step
+      })
+
+    // hands parts to the verifier (waiting for room as it needs) and to the output
+    const feed = (parts: ReadonlyArray<Uint8Array>, from: number): Promise<void> | undefined => {
+      for (let i = from; i < parts.length; i++) {
+        out.pass(parts[i])
+        const wait = verifier.update(parts[i])
+        if (wait !== undefined) return wait.then(() => feed(parts, i + 1))
+      }
+      return undefined
+    }
+
+    const readLarge = (m: Large): Step =>
+      Effect.matchEffect(m.pull, {
+        onFailure: (e): Step => {
+          current = undefined
+          return Effect.zipRight(
+            Scope.close(m.scope, Exit.void),
+            Option.isNone(e) ? closeLarge(m) : sourceFailure(m.index, e.value)
+          )
+        },
+        onSuccess: (chunk): Step => {
+          for (const part of chunk) m.bytes += part.length
+          if (m.bytes > m.member.sizeBytes) return sizeFault(m.index, m.bytes)
+          return Effect.zipRight(waitFor(feed(Chunk.toReadonlyArray(chunk), 0)), step)
         }
-        const hasher = member.sizeBytes >= offloadMemberBytes && input.hasher !== undefined ? input.hasher : HashOffload.local()
-        yield* hasher.begin(Checksum.nodeHashName[Checksum.parse(member.checksum).algorithm])
-        current = { index, member, pull, scope: memberScope, hasher, bytes: 0 }
-        return Chunk.unsafeFromArray(memberHeaders(member, seen, mtime))
       })
 
-    // The member's source ended: check what it gave against the record, then pad.
-    const close = (m: NonNullable<typeof current>) =>
-      Effect.gen(function*() {
-        current = undefined
-        yield* Scope.close(m.scope, Exit.void)
-        const fault = (detail: string, actualChecksum?: Checksum.Checksum) =>
-          new MemberFault({ index: m.index, kind: "Corrupt", detail, actualSize: m.bytes, actualChecksum })
-        if (m.bytes !== m.member.sizeBytes) return yield* fail(fault(`${m.bytes} bytes, recorded ${m.member.sizeBytes}`))
-        const { algorithm } = Checksum.parse(m.member.checksum)
-        const actual = Checksum.make(algorithm, yield* m.hasher.digest)
-        if (actual !== m.member.checksum) return yield* fail(fault(`checksum ${actual}, recorded ${m.member.checksum}`, actual))
-        return Chunk.of(TarFormat.padding(m.member.sizeBytes))
-      })
-
-    const read = (m: NonNullable<typeof current>): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E | MemberFault>> =>
-      m.pull.pipe(
-        Effect.matchEffect({
-          onFailure: (e) => {
-            if (Option.isNone(e)) return close(m)
-            current = undefined
-            return Effect.zipRight(
-              Scope.close(m.scope, Exit.void),
-              isMissing(e.value)
-                ? fail(new MemberFault({ index: m.index, kind: "Missing", detail: "not found at the source" }))
-                : fail(e.value)
-            )
-          },
-          onSuccess: (chunk) => {
-            for (const part of chunk) m.bytes += part.length
-            if (m.bytes > m.member.sizeBytes) {
-              return fail(new MemberFault({ index: m.index, kind: "Corrupt", detail: `more than the recorded ${m.member.sizeBytes} bytes`, actualSize: m.bytes }))
-            }
-            return Effect.as(Effect.forEach(chunk, m.hasher.update, { discard: true }), chunk)
-          }
+    // the member's source ended: its size is checked here, its checksum by the verifier
+    const closeLarge = (m: Large): Step => {
+      if (m.bytes !== m.member.sizeBytes) return sizeFault(m.index, m.bytes)
+      return Effect.zipRight(
+        waitFor(verifier.room()),
+        Effect.suspend(() => {
+          verifier.end()
+          out.zeros(TarFormat.padding(m.member.sizeBytes).length)
+          memberDone()
+          return step
         })
       )
+    }
 
-    const step = Effect.suspend((): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E | MemberFault>> => {
-      if (!started) {
-        started = true
-        return Effect.succeed(Chunk.unsafeFromArray(manifestEntry(input.manifest, mtime)))
-      }
-      if (current !== undefined) return read(current)
-      if (next < list.length) return open(next++)
-      if (finished) return end
+    const end = Effect.flatMap(waitFor(verifier.drained()), (): Step => {
+      const m = verifier.mismatch()
+      if (m !== undefined) return fail(mismatchFault(m))
       finished = true
-      return Effect.succeed(Chunk.of(TarFormat.trailer()))
+      out.zeros(TarFormat.blockSize * 2)
+      out.flush()
+      return Effect.succeed(Chunk.unsafeFromArray(out.take()))
+    })
+
+    const step: Step = Effect.suspend((): Step => {
+      for (;;) {
+        const m = verifier.mismatch()
+        if (m !== undefined) return fail(mismatchFault(m))
+        if (out.hasReady) return Effect.succeed(Chunk.unsafeFromArray(out.take()))
+        if (current !== undefined) return readLarge(current)
+        if (finished) return Effect.fail(Option.none())
+        if (next === list.length) return end
+        const index = next
+        const member = list[index]
+        if (member.sizeBytes > readAheadBytes) return openLarge(index)
+        const room = verifier.room()
+        if (room !== undefined) return Effect.zipRight(waitFor(room), step)
+        const read = reads.take(index)
+        if (read === undefined) return Effect.zipRight(reads.ended(index), step)
+        if (read._tag === "Failure") {
+          const failure = Cause.failureOption(read.cause)
+          return Option.isSome(failure) ? sourceFailure(index, failure.value) : Effect.failCause(Cause.map(read.cause, Option.some))
+        }
+        const parts = read.value
+        let bytes = 0
+        for (const part of parts) bytes += part.length
+        if (bytes !== member.sizeBytes) return sizeFault(index, bytes)
+        verifier.whole(index, member.checksum, parts)
+        for (const h of memberHeaders(member, seen, mtime)) out.copy(h)
+        for (const part of parts) out.copy(part)
+        out.zeros(TarFormat.padding(member.sizeBytes).length)
+        memberDone()
+      }
     })
     return Stream.repeatEffectChunkOption(step)
-  })))
+  }))
