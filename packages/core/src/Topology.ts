@@ -9,5 +9,5 @@
  * module, so no import cycle forms.
  */
 export * from "./internal/TopologySchema.js"
-export { decode, problems, TopologyError } from "./internal/TopologyChecks.js"
+export { decode, problems, secretDriverOptions, TopologyError } from "./internal/TopologyChecks.js"
 export { demo } from "./internal/TopologyDemo.js"

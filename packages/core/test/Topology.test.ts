@@ -96,6 +96,57 @@ describe("Topology", () => {
     assert.include(problems, "policy.archiveCopies: 2 copies are required but only 1 LONG_TERM_ARCHIVE locations exist")
   })
 
+  it("rejects S3 locations that would see each other's objects: one bucket on one server, one prefix beginning the other", () => {
+    const s3 = (name: string, type: string, driver: Record<string, unknown>) => ({ name, type, technology: "s3", driver })
+    const problems = problemsOf({
+      sites: [
+        site("chile", "cl", [{ name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: "/data/buffer" } }]),
+        site("cologne", "col", [
+          s3("archive-a", "LONG_TERM_ARCHIVE", { bucket: "ccat", prefix: "arch", endpoint: "http://s3.example:7480/" }),
+          s3("archive-b", "LONG_TERM_ARCHIVE", { bucket: "ccat", prefix: "archive/", endpoint: "HTTP://S3.example:7480" }),
+          s3("processing", "PROCESSING", { bucket: "ccat", endpoint: "http://s3.example:7480" }),
+          s3("elsewhere", "BUFFER", { bucket: "ccat", prefix: "archive/", endpoint: "http://other.example:7480" })
+        ])
+      ]
+    })
+    const overlaps = problems.filter((p) => p.includes("would see the other's objects"))
+    assert.deepStrictEqual(overlaps, [
+      `locations archive-a and archive-b: both keep objects in bucket ccat on http://s3.example:7480 (prefix "arch", prefix "archive/"), so each would see the other's objects; give each location a prefix that does not begin the other's`,
+      `locations archive-a and processing: both keep objects in bucket ccat on http://s3.example:7480 (prefix "arch", the whole bucket), so each would see the other's objects; give each location a prefix that does not begin the other's`,
+      `locations archive-b and processing: both keep objects in bucket ccat on http://s3.example:7480 (prefix "archive/", the whole bucket), so each would see the other's objects; give each location a prefix that does not begin the other's`
+    ])
+    // disjoint prefixes in one bucket are fine
+    const fine = Topology.decode({
+      sites: [
+        site("cologne", "col", [
+          { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/data/buffer" } },
+          s3("archive-a", "LONG_TERM_ARCHIVE", { bucket: "ccat", prefix: "archive/" }),
+          s3("processing", "PROCESSING", { bucket: "ccat", prefix: "processing/" })
+        ])
+      ]
+    })
+    assert.isTrue(Either.isRight(fine))
+  })
+
+  it("refuses a secret in any location's driver options when the configuration is decoded, before anything can store it", () => {
+    const problems = problemsOf({
+      sites: [
+        site("cologne", "col", [
+          { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/data/buffer", password: "hunter2" } },
+          { name: "archive", type: "LONG_TERM_ARCHIVE", technology: "s3", driver: { bucket: "b", accessKeyId: "AKIA", secretAccessKey: "s" } }
+        ])
+      ]
+    })
+    const secrets = problems.filter((p) => p.includes("would store a secret"))
+    assert.deepStrictEqual(secrets.map((p) => p.split(":")[0]), [
+      "sites[0].locations[0].driver.password",
+      "sites[0].locations[1].driver.accessKeyId",
+      "sites[0].locations[1].driver.secretAccessKey"
+    ])
+    // no problem repeats the secret itself
+    assert.isFalse(problems.some((p) => p.includes("hunter2") || p.includes("AKIA")))
+  })
+
   it("rejects locations whose root folders are the same or one inside another, and a directIo that is not a boolean", () => {
     const at = (name: string, type: string, root: string, extra: Record<string, unknown> = {}) =>
       ({ name, type, technology: "disk", driver: { root, ...extra } })

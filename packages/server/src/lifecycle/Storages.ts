@@ -49,9 +49,6 @@ export const diskFactory: DriverFactory = (spec) =>
 const text = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined)
 const int = (v: unknown): number | undefined => (typeof v === "number" && Number.isInteger(v) && v > 0 ? v : undefined)
 
-/** Driver options that would put a secret into the ops-db (driver options are stored there and shown). */
-const secretKeys = ["accessKeyId", "secretAccessKey", "sessionToken", "credentials"]
-
 /**
  * The S3 driver for `driver.bucket` (optional `prefix`, `endpoint`, `region`, `forcePathStyle`,
  * `partSize`, `concurrency`, `createBucket`, `tagChecksums`). Credentials are never driver
@@ -64,7 +61,7 @@ export const s3Factory: DriverFactory = (spec) =>
     const d = spec.driverConfig
     const bucket = text(d.bucket)
     if (bucket === undefined) return yield* invalid(spec, "an s3 location needs driver.bucket")
-    const secret = secretKeys.find((k) => k in d)
+    const secret = Topology.secretDriverOptions.find((k) => k in d)
     if (secret !== undefined) {
       return yield* invalid(spec, `driver.${secret} would store a secret in the ops-db; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`)
     }
