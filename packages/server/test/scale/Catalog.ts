@@ -1,0 +1,219 @@
+/**
+ * A realistic synthetic ops-db for scale tests and benchmarks: a decade of observations on the
+ * demo topology (Chile files and buffers, Cologne buffers, archives and stages), their files,
+ * packages, bundles, transfer attempts, PhysicalCopies at every status and location, staging
+ * requests and the event log, loaded through `COPY` with every constraint, index and trigger of
+ * the schema in force. Most of it is history (ARCHIVED, deleted at the buffers); a fixed live
+ * tail sits at every stage (`CatalogPlan`). Deterministic: the same options give the same rows.
+ *
+ *   Catalog.load({ files: 1_000_000 })   // in an Effect with the ops-db's PgClient
+ */
+import { Topology } from "@ccat/core"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import pg from "pg"
+import * as TopologySync from "../../src/TopologySync.js"
+import * as Plan from "./CatalogPlan.js"
+import * as Rows from "./CatalogRows.js"
+import { copyRows, type Value } from "./CopyIn.js"
+import { packageBytes } from "./CatalogState.js"
+
+/** What to load. */
+export interface Options extends Plan.PlanOptions {
+  /**
+   * Every file's events too (filing, packaging, deletion of its SOURCE copy: three per file), as
+   * a real ops-db holds them. Default true; false keeps only packages', bundles' and transfers'
+   * events, which loads in about half the time.
+   */
+  readonly fileEvents?: boolean
+  /** Called after each table with its rows and seconds. */
+  readonly onTable?: (table: string, rows: number, seconds: number) => void
+}
+
+/** What was loaded. */
+export interface Loaded {
+  readonly plan: Plan.Plan
+  readonly refs: Rows.Refs
+  /** Rows per table, in load order. */
+  readonly tables: ReadonlyArray<{ readonly table: string; readonly rows: number; readonly seconds: number }>
+  readonly rows: number
+  readonly seconds: number
+  /** Whether row triggers fired during the load (false: superuser load, keys proved afterwards). */
+  readonly triggers: boolean
+}
+
+const fixedId = (seed: number, kind: number, i: number) => Plan.uuid(seed, 200 + kind, i)
+
+/** Observatory, instruments, modules, programs, obs units and accounts: a few rows each. */
+const hierarchy = (client: pg.Client, seed: number) =>
+  Effect.promise(async () => {
+    const q = (text: string, values: ReadonlyArray<unknown>) => client.query(text, values as Array<unknown>)
+    const observatory = fixedId(seed, 0, 0)
+    const telescope = fixedId(seed, 1, 0)
+    await q(`insert into observatory (id, name) values ($1, $2)`, [observatory, `CCAT scale ${seed}`])
+    await q(`insert into telescope (id, observatory_id, name) values ($1, $2, 'FYST')`, [telescope, observatory])
+    const moduleIds: Array<string> = []
+    const obsUnitIds: Array<Array<string>> = []
+    const programs = 20
+    for (let p = 0; p < programs; p++) {
+      await q(`insert into observing_program (id, name, title) values ($1, $2, $3)`, [fixedId(seed, 2, p), `scale-program-${seed}-${p}`, `Survey ${p}`])
+    }
+    for (const [k, instrument] of Plan.instruments.entries()) {
+      const instrumentId = fixedId(seed, 3, k)
+      await q(`insert into instrument (id, telescope_id, name) values ($1, $2, $3)`, [instrumentId, telescope, instrument.name])
+      for (const m of instrument.modules) {
+        const id = fixedId(seed, 4, moduleIds.length)
+        await q(`insert into instrument_module (id, instrument_id, name) values ($1, $2, $3)`, [id, instrumentId, m])
+        moduleIds.push(id)
+      }
+      const units: Array<string> = []
+      for (let u = 0; u < 100; u++) {
+        const id = fixedId(seed, 5, k * 100 + u)
+        await q(`insert into obs_unit (id, observing_program_id, instrument_id, name, target, planned_duration_seconds) values ($1, $2, $3, $4, $5, 600)`,
+          [id, fixedId(seed, 2, u % programs), instrumentId, `${instrument.name}-field-${u}`, `field-${u}`])
+        units.push(id)
+      }
+      obsUnitIds.push(units)
+    }
+    const scientistId = fixedId(seed, 6, 0)
+    await q(`insert into account (id, name, display_name, role) values ($1, $2, 'Scale scientist', 'scientist')`, [scientistId, `scale-sci-${seed}`])
+    return { moduleIds, obsUnitIds, scientistId }
+  })
+
+const connect = (config: PgClient.PgClientConfig) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new pg.Client(
+        config.url !== undefined
+          ? { connectionString: Redacted.value(config.url) }
+          : { host: config.host, port: config.port, database: config.database, user: config.username, password: config.password && Redacted.value(config.password) }
+      )
+      client.on("error", () => undefined)
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.promise(() => client.end())
+  )
+
+/**
+ * Proves every foreign key of the loaded tables with one anti-join each (what the per-row
+ * checks would have done, set-based): fails with the constraint's name when a row has no parent.
+ */
+const verifyForeignKeys = (client: pg.Client, tables: ReadonlyArray<string>) =>
+  Effect.promise(async () => {
+    const fks = await client.query<{ name: string; child: string; parent: string; cols: Array<string>; refs: Array<string> }>(
+      `select k.conname as name, c.relname as child, p.relname as parent,
+         array(select a.attname::text from unnest(k.conkey) with ordinality u(n, i) join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.i) as cols,
+         array(select a.attname::text from unnest(k.confkey) with ordinality u(n, i) join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.i) as refs
+       from pg_constraint k join pg_class c on c.oid = k.conrelid join pg_class p on p.oid = k.confrelid
+       where k.contype = 'f' and c.relname = any($1)`,
+      [tables as Array<string>]
+    )
+    for (const fk of fks.rows) {
+      const notNull = fk.cols.map((c) => `x.${c} is not null`).join(" and ")
+      const match = fk.cols.map((c, i) => `y.${fk.refs[i]} = x.${c}`).join(" and ")
+      const r = await client.query<{ n: string }>(
+        `select count(*) as n from ${fk.child} x where ${notNull} and not exists (select 1 from ${fk.parent} y where ${match})`
+      )
+      if (Number(r.rows[0]!.n) > 0) throw new Error(`the catalog broke foreign key ${fk.name}: ${r.rows[0]!.n} rows of ${fk.child} have no parent`)
+    }
+    return fks.rows.length
+  })
+
+/** Whether this session may switch off triggers (`session_replication_role`, superusers only). */
+const canSkipTriggers = (client: pg.Client) =>
+  Effect.promise(async () => (await client.query<{ ok: boolean }>(`select rolsuper as ok from pg_roles where rolname = current_user`)).rows[0]?.ok === true)
+
+/**
+ * Loads the catalog into the current ops-db (migrated, and without a catalog of the same seed):
+ * the demo topology, then every table through `COPY` in one transaction, then `analyze`.
+ * The event log, which no key refers to, streams at the same time on a second connection.
+ * As a superuser the load runs with row triggers off (`session_replication_role = replica`:
+ * foreign keys are then proved set-based, one anti-join per key, and trigger-kept derived
+ * tables rebuilt by `ops_count_rebuild()`), which is what makes it a matter of seconds per
+ * million rows; any other role loads with every trigger firing, slower but the same rows.
+ */
+export const load = (options: Options) =>
+  Effect.gen(function* () {
+    const started = performance.now()
+    const sql = yield* PgClient.PgClient
+    const plan = Plan.make(options)
+    yield* TopologySync.sync(Topology.demo("/var/tmp/ccat-scale"))
+    const locs = yield* sql<{ name: string; id: string }>`select name, id from data_location`
+    const loc = (name: string) => {
+      const l = locs.find((x) => x.name === name)
+      if (l === undefined) throw new Error(`the demo topology has no location ${name}`)
+      return l.id
+    }
+    const [route] = yield* sql<{ id: string; adapter: string }>`
+      select r.id, r.adapter from route r join site f on f.id = r.from_site_id join site t on t.id = r.to_site_id
+      where f.name = 'chile' and t.name = 'cologne'`
+    const client = yield* connect(sql.config)
+    const eventsClient = yield* connect(sql.config)
+    const tables: Array<{ table: string; rows: number; seconds: number }> = []
+    const skipTriggers = yield* canSkipTriggers(client)
+    yield* Effect.promise(() => client.query("begin"))
+    if (skipTriggers) yield* Effect.promise(() => client.query("set local session_replication_role = replica"))
+    const h = yield* hierarchy(client, plan.seed)
+    const refs: Rows.Refs = {
+      locations: { chileSource: loc("chile-source"), chileBuffer: loc("chile-buffer"), cologneBuffer: loc("cologne-buffer"), cologneArchive: loc("cologne-archive"), processing: loc("cologne-processing") },
+      routeId: route!.id,
+      adapter: route!.adapter,
+      ...h
+    }
+    const bytes = packageBytes(plan)
+    const copy = (on: pg.Client, table: string, columns: ReadonlyArray<string>, rows: Iterable<ReadonlyArray<Value>>) =>
+      Effect.promise(async () => {
+        const t0 = performance.now()
+        const n = await copyRows(on, table, columns, rows)
+        const seconds = (performance.now() - t0) / 1000
+        tables.push({ table, rows: n, seconds })
+        options.onTable?.(table, n, seconds)
+      })
+    const events = Effect.gen(function* () {
+      yield* Effect.promise(() => eventsClient.query("begin"))
+      if (skipTriggers) yield* Effect.promise(() => eventsClient.query("set local session_replication_role = replica"))
+      yield* copy(eventsClient, "event_log", Rows.eventColumns, Rows.eventRows(plan, options.fileEvents ?? true))
+    })
+    const rest = Effect.gen(function* () {
+      yield* copy(client, "executed_obs_unit", Rows.eouColumns, Rows.eouRows(plan, refs))
+      yield* copy(client, "raw_data_package", Rows.packageColumns, Rows.packageRows(plan, refs, bytes))
+      yield* copy(client, "raw_data_file", Rows.fileColumns, Rows.fileRows(plan, refs))
+      yield* copy(client, "data_transfer_package", Rows.bundleColumns, Rows.bundleRows(plan, bytes))
+      yield* copy(client, "data_transfer_package_member", Rows.memberColumns, Rows.memberRows(plan))
+      yield* copy(client, "data_transfer", Rows.transferColumns, Rows.transferRows(plan, refs, bytes))
+      yield* copy(client, "physical_copy", Rows.copyColumns, Rows.copyRows(plan, refs, bytes))
+      yield* copy(client, "staging_request", Rows.stagingColumns, Rows.stagingRows(plan, refs))
+      yield* copy(client, "staging_request_item", Rows.stagingItemColumns, Rows.stagingItemRows(plan))
+    })
+    yield* Effect.all([rest, events], { concurrency: 2, discard: true })
+    if (skipTriggers) {
+      const t0 = performance.now()
+      const keys = yield* verifyForeignKeys(client, tables.map((t) => t.table))
+      tables.push({ table: `(${keys} foreign keys proved)`, rows: 0, seconds: (performance.now() - t0) / 1000 })
+      yield* Effect.promise(() => client.query("set local session_replication_role = origin"))
+    }
+    yield* Effect.promise(() => eventsClient.query("commit"))
+    if (skipTriggers) {
+      const t0 = performance.now()
+      const rebuilt = yield* Effect.promise(async () => {
+        const fn = await client.query<{ ok: boolean }>(`select to_regproc('ops_count_rebuild') is not null as ok`)
+        if (fn.rows[0]?.ok === true) await client.query(`select ops_count_rebuild()`)
+        return fn.rows[0]?.ok === true
+      })
+      if (rebuilt) tables.push({ table: "(counters rebuilt)", rows: 0, seconds: (performance.now() - t0) / 1000 })
+    }
+    yield* Effect.promise(() => client.query("commit"))
+    const t0 = performance.now()
+    yield* Effect.promise(() => client.query("analyze"))
+    tables.push({ table: "(analyze)", rows: 0, seconds: (performance.now() - t0) / 1000 })
+    return {
+      plan,
+      refs,
+      tables,
+      rows: tables.reduce((a, t) => a + t.rows, 0),
+      seconds: (performance.now() - started) / 1000,
+      triggers: !skipTriggers
+    } satisfies Loaded
+  }).pipe(Effect.scoped, Effect.withSpan("Catalog.load"))
