@@ -6,11 +6,17 @@
  * request is a 422 naming the key and changes nothing. Keys are scoped to the caller, so two
  * callers never see each other's answers.
  *
- * A request claims its key with one insert (`running`, with a lease); a concurrent request with
- * the same key waits for the first one's answer and replays it, so the two never both run; a
- * claim left by a killed process is taken over once its lease has passed. Answers that a retry
- * should run again are not recorded: server errors (5xx), 401, 403, 408 and 429. The key is
- * released then, as it is when the request fails or is interrupted.
+ * A keyed request runs in ONE transaction with its record: the claim of the key, everything the
+ * request writes, and its recorded answer commit together or not at all, before the answer is
+ * sent. So a process killed
+ * after the commit has recorded what it did (a retry is answered from the record, never run
+ * twice), and one killed before it has done nothing (a retry runs afresh, with no lease to wait
+ * out). A concurrent request with the same key waits on the first one's uncommitted claim (at
+ * most `wait`, then a 503 with Retry-After) and replays its answer. A committed `running` claim
+ * (left by a process that claimed outside the request's transaction) is waited on the same way
+ * and taken over once its lease has passed. Answers that a retry should run again are not
+ * recorded: server errors (5xx), 401, 403, 408 and 429; the claim is dropped in the same
+ * transaction then.
  *
  * It wraps the whole HTTP app (outside the contract's routing), because it must see the final
  * response, errors encoded, to record it; the caller is resolved by a function the server passes
@@ -22,9 +28,9 @@ import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { createHash, randomUUID } from "node:crypto"
@@ -50,9 +56,26 @@ export interface Options {
   readonly wait: Duration.DurationInput
   /** The largest body it reads to hash, in bytes (the API's body limit). */
   readonly maxBodyBytes: number
-  /** The caller's scope (e.g. `account:<id>`), or none when the request has no valid credentials (it then runs unkeyed and is refused by the API). */
-  readonly scopeOf: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Option.Option<string>, never, SqlClient.SqlClient>
+  /** The caller, or none when the request has no valid credentials (it then runs unkeyed and is refused by the API). */
+  readonly scopeOf: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Option.Option<Caller>, never, SqlClient.SqlClient>
 }
+
+/** Who sent a keyed request, as the middleware needs it. */
+export interface Caller {
+  /** The records' namespace for this caller (e.g. `account:<id>`). */
+  readonly scope: string
+  /** Runs first in the request's transaction, before the app (e.g. to mark what the request writes as relayed). */
+  readonly begin?: Effect.Effect<void, never, SqlClient.SqlClient> | undefined
+}
+
+/** The first request's uncommitted claim held the key longer than the middleware waits. */
+class KeyBusy extends Data.TaggedError("KeyBusy")<{}> {}
+
+/** The key is held by a committed claim or answer: the attempt's savepoint is rolled back. */
+class NotClaimed extends Data.TaggedError("NotClaimed")<{}> {}
+
+/** PostgreSQL's `lock_not_available`, raised when `lock_timeout` passes. */
+const isLockTimeout = (e: { readonly cause?: unknown }) => (e.cause as { code?: unknown } | undefined)?.code === "55P03"
 
 const keyedMethods = new Set(["POST", "PUT", "PATCH", "DELETE"])
 
@@ -119,21 +142,22 @@ export const middleware = (options: Options) => {
       if (presented === undefined || !keyedMethods.has(request.method)) return yield* app
       const problem = keyProblem(presented)
       if (problem !== undefined) return badKey(problem)
-      const scope = yield* options.scopeOf(request)
-      if (Option.isNone(scope)) return yield* app
+      const caller = yield* options.scopeOf(request)
+      if (Option.isNone(caller)) return yield* app
+      const scope = caller.value.scope
       const length = Number(request.headers["content-length"] ?? "0")
       if (Number.isFinite(length) && length > options.maxBodyBytes) return yield* app
       // The body is read once and cached by the request, so the API reads the same text; an
       // unreadable body is left for the API to refuse (its answer is not recorded).
       const body = yield* request.text.pipe(HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes)), Effect.option)
       if (Option.isNone(body)) return yield* app
-      const hash = createHash("sha256").update(`${request.method}\n${request.url}\n${scope.value}\n`).update(body.value).digest("hex")
+      const hash = createHash("sha256").update(`${request.method}\n${request.url}\n${scope}\n`).update(body.value).digest("hex")
       const sql = yield* SqlClient.SqlClient
       const table = sql(options.table)
       const claim = randomUUID()
       const tryClaim = sql<{ claim: string }>`
         insert into ${table} (scope, key, request_sha256, method, path, state, claim, lease_until, expires_at)
-        values (${scope.value}, ${presented}, ${hash}, ${request.method}, ${request.url}, 'running', ${claim},
+        values (${scope}, ${presented}, ${hash}, ${request.method}, ${request.url}, 'running', ${claim},
                 now() + ${leaseMs} * interval '1 millisecond', now() + ${retentionMs} * interval '1 millisecond')
         on conflict (scope, key) do update set
           request_sha256 = excluded.request_sha256, method = excluded.method, path = excluded.path, state = 'running',
@@ -141,41 +165,64 @@ export const middleware = (options: Options) => {
           created_at = now(), completed_at = null, expires_at = excluded.expires_at
         where ${table}.expires_at <= now()
            or (${table}.state = 'running' and ${table}.lease_until <= now() and ${table}.request_sha256 = excluded.request_sha256)
-        returning claim`
+        returning claim`.pipe(Effect.mapError((e) => (isLockTimeout(e) ? new KeyBusy() : e)))
       const read = sql<Row>`
         select request_sha256, method, path, state, status_code, content_type, body from ${table}
-        where scope = ${scope.value} and key = ${presented} and expires_at > now()`
+        where scope = ${scope} and key = ${presented} and expires_at > now()`
+      // In a savepoint: an insert that meets a committed row locks it even when it does not take
+      // it over, and waiting with that lock would keep its owner from recording its answer.
+      const claimOnce = sql.withTransaction(
+        Effect.flatMap(tryClaim, (rows) => (rows.length > 0 ? Effect.succeed(true) : Effect.fail(new NotClaimed())))
+      ).pipe(Effect.catchIf((e): e is NotClaimed => e instanceof NotClaimed, () => Effect.succeed(false)))
       const deadline = Date.now() + waitMs
-      // Claim the key, or answer from (or wait for) the request that holds it.
-      while (true) {
-        const claimed = yield* tryClaim
-        if (claimed.length > 0) break
-        const [row] = yield* read
-        if (row === undefined) {
-          // Released or expired in between: claim it again, within the same bound.
+      const run = Effect.gen(function* () {
+        // Waiting on another request's uncommitted claim is bounded by the same wait; the app's own locks are not.
+        const [{ previous }] = yield* sql<{ previous: string }>`select current_setting('lock_timeout') as previous`
+        yield* sql`select set_config('lock_timeout', ${`${Math.max(1, waitMs)}ms`}, true)`
+        // Claim the key, or answer from (or wait for) the request that holds it.
+        while (true) {
+          if (yield* claimOnce) break
+          const [row] = yield* read
+          if (row === undefined) {
+            // Released or expired in between: claim it again, within the same bound.
+            if (Date.now() >= deadline) return busy(presented)
+            continue
+          }
+          if (row.requestSha256 !== hash) return reused(presented, row.method, row.path)
+          if (row.state === "done") return replay(row)
           if (Date.now() >= deadline) return busy(presented)
-          continue
+          yield* Effect.sleep(Duration.millis(50))
         }
-        if (row.requestSha256 !== hash) return reused(presented, row.method, row.path)
-        if (row.state === "done") return replay(row)
-        if (Date.now() >= deadline) return busy(presented)
-        yield* Effect.sleep(Duration.millis(50))
-      }
-      const release = sql`delete from ${table} where scope = ${scope.value} and key = ${presented} and claim = ${claim}`.pipe(Effect.ignore)
-      return yield* app.pipe(
-        Effect.onExit((exit) => {
-          if (Exit.isFailure(exit)) return release
-          const response = exit.value
-          const b = response.body
-          if (!recordable(response.status) || (b._tag !== "Uint8Array" && b._tag !== "Empty")) return release
-          const bytes = b._tag === "Uint8Array" ? b.body : new Uint8Array()
-          const contentType = b._tag === "Uint8Array" ? b.contentType : null
-          return sql`
-            update ${table} set state = 'done', status_code = ${response.status}, content_type = ${contentType},
-              body = ${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)}, completed_at = now(), lease_until = null
-            where scope = ${scope.value} and key = ${presented} and claim = ${claim}`.pipe(Effect.ignore)
-        })
-      )
+        yield* sql`select set_config('lock_timeout', ${previous}, true)`
+        if (caller.value.begin !== undefined) yield* caller.value.begin
+        // The server sends the answer as soon as the app has it, before this transaction would
+        // end; so the record is written and the transaction committed just before it leaves (the
+        // transaction goes on empty until the app returns). Once only: a failed commit turns the
+        // answer into a 500, which comes back through here and leaves as it is.
+        let committed = false
+        const recordThenCommit = (_request: HttpServerRequest.HttpServerRequest, response: HttpServerResponse.HttpServerResponse) =>
+          Effect.gen(function* () {
+            if (committed) return response
+            committed = true
+            const b = response.body
+            if (!recordable(response.status) || (b._tag !== "Uint8Array" && b._tag !== "Empty")) {
+              yield* sql`delete from ${table} where scope = ${scope} and key = ${presented} and claim = ${claim}`
+            } else {
+              const bytes = b._tag === "Uint8Array" ? b.body : new Uint8Array()
+              const contentType = b._tag === "Uint8Array" ? b.contentType : null
+              yield* sql`
+                update ${table} set state = 'done', status_code = ${response.status}, content_type = ${contentType},
+                  body = ${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)}, completed_at = now(), lease_until = null
+                where scope = ${scope} and key = ${presented} and claim = ${claim}`
+            }
+            yield* sql.unsafe("commit").unprepared
+            yield* sql.unsafe("begin").unprepared
+            return response
+          }).pipe(Effect.orDie)
+        return yield* HttpApp.withPreResponseHandler(app, recordThenCommit)
+      })
+      // A failure or an interruption rolls the claim back with whatever the request wrote.
+      return yield* sql.withTransaction(run).pipe(Effect.catchIf((e): e is KeyBusy => e instanceof KeyBusy, () => Effect.succeed(busy(presented))))
     }).pipe(Effect.catchTag("SqlError", (e) => Effect.die(e)))
 }
 

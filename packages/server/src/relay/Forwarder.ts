@@ -11,19 +11,31 @@
  * - anything that may pass (no link, the main restarting, 5xx, 429, the relay's own token
  *   refused with 401 or a role 403): the same filing is tried again after a capped, jittered
  *   exponential backoff (`RetryPolicy.schedule` of `@ccat/client`), reset by the next success.
+ *
+ * Connections: a request that gets no answer within `requestTimeout` is abandoned, and every
+ * attempt after a failure goes out on a fresh connection pool (the old one destroyed), with a
+ * connect that gives up after `connectTimeout`. After a long partition TCP's retransmission
+ * backoff on an old socket (or on a SYN sent while the link was down) can reach two minutes
+ * between tries; a fresh connection's first SYN goes out at once, so forwarding resumes within
+ * about one backoff of the link's return. Each filing names the instrument's account it is
+ * forwarded for (`CCAT-On-Behalf-Of`), which the main writes into the filing's events.
  */
 import { ApiErrors } from "@ccat/core"
 import { CcatClient, RetryPolicy } from "@ccat/client"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as Undici from "@effect/platform-node/Undici"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Data from "effect/Data"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { ObservationsApi, type Ids } from "@ccat/core"
+import { onBehalfOfHeader } from "../http/IdempotencyLive.js"
 import { path as referencePath, Reference } from "./Reference.js"
 import * as RelayStore from "./RelayStore.js"
 
@@ -33,11 +45,37 @@ export interface Options {
   readonly token: string
   /** How long one forwarding request may take before it counts as lost. */
   readonly requestTimeout: Duration.DurationInput
+  /** How long a TCP connect to the main may take before the attempt counts as failed. */
+  readonly connectTimeout: Duration.DurationInput
   /** The longest wait between attempts while the main cannot be reached. */
   readonly maxBackoff: Duration.DurationInput
   /** How often the reference data and token hashes are pulled. */
   readonly syncInterval: Duration.DurationInput
 }
+
+/** A connection pool of its own: connects bounded by `connectTimeout`, idle sockets dropped after 4 s. */
+const makePool = (options: Options) =>
+  new Undici.Agent({ connect: { timeout: Duration.toMillis(options.connectTimeout) }, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 4_000 })
+
+/** Destroys a pool and every socket in it, without waiting on a dead peer. */
+const destroyPool = (pool: Undici.Agent) => Effect.promise(() => pool.destroy().catch(() => undefined))
+
+/** Runs `use` with an HTTP client on a fresh pool, destroyed afterwards (one reference pull). */
+export const withFreshConnection = <A, E, R>(options: Options, use: (http: HttpClient.HttpClient) => Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(Effect.sync(() => makePool(options)), (pool) => use(NodeHttpClient.makeUndici(pool)), destroyPool)
+
+/** The instrument's account a request is forwarded for, set around each send. */
+const forwardedFor = FiberRef.unsafeMake<string | undefined>(undefined)
+
+/** The derived client on a pool, naming the account each filing is forwarded for. */
+const clientOn = (options: Options, pool: Undici.Agent) =>
+  CcatClient.make({
+    baseUrl: options.mainUrl,
+    token: options.token,
+    retry: false,
+    transformClient: HttpClient.mapRequestEffect((request) =>
+      Effect.map(FiberRef.get(forwardedFor), (name) => (name === undefined ? request : HttpClientRequest.setHeader(request, onBehalfOfHeader, name))))
+  }).pipe(Effect.provideService(HttpClient.HttpClient, NodeHttpClient.makeUndici(pool)))
 
 /** Sends one stored filing through the derived client, under its own key. */
 const send = (client: CcatClient.Client, filing: RelayStore.Filing) => {
@@ -48,7 +86,7 @@ const send = (client: CcatClient.Client, filing: RelayStore.Filing) => {
       : filing.kind === "addFiles"
       ? Effect.flatMap(Schema.decodeUnknown(ObservationsApi.AddFiles)(filing.payload), (payload) => Effect.asVoid(client.observations.addFiles({ path: { id }, payload })))
       : Effect.flatMap(Schema.decodeUnknown(ObservationsApi.CloseObservation)(filing.payload), (payload) => Effect.asVoid(client.observations.close({ path: { id }, payload })))
-  return CcatClient.idempotent(filing.id)(call)
+  return Effect.locally(CcatClient.idempotent(filing.id)(call), forwardedFor, filing.accountName)
 }
 
 /** The main's refusal in words an operator acts on: its error's tag, reason and message. */
@@ -71,7 +109,9 @@ const verdictOf = (error: unknown): RetryPolicy.Judgement => {
 /** Forwards the backlog for as long as the scope lives. */
 export const forwardLoop = (options: Options) =>
   Effect.gen(function* () {
-    const client = yield* CcatClient.make({ baseUrl: options.mainUrl, token: options.token, retry: false })
+    let pool = makePool(options)
+    yield* Effect.addFinalizer(() => destroyPool(pool))
+    let client = yield* clientOn(options, pool)
     const backoff = yield* Schedule.driver(RetryPolicy.schedule({ cap: options.maxBackoff }))
     while (true) {
       const next = yield* RelayStore.nextPending
@@ -93,10 +133,14 @@ export const forwardLoop = (options: Options) =>
         continue
       }
       yield* RelayStore.markAttemptFailed(next.seq, judgement.reason)
-      yield* Effect.logInfo(`forwarding filing ${next.id} failed (${judgement.reason}); trying again after a backoff`)
+      yield* Effect.logInfo(`forwarding filing ${next.id} failed (${judgement.reason}); trying again after a backoff, on a fresh connection`)
+      // Never wait on a socket that may have died with the link: the next try connects anew.
+      yield* destroyPool(pool)
+      pool = makePool(options)
+      client = yield* clientOn(options, pool)
       yield* backoff.next(undefined).pipe(Effect.ignore)
     }
-  }).pipe(Effect.catchTag("SqlError", (e) => Effect.die(e)))
+  }).pipe(Effect.scoped, Effect.catchTag("SqlError", (e) => Effect.die(e)))
 
 /** A failure with its underlying cause (a transport error's socket error), for logs and status. */
 export const describe = (e: unknown): string => {
@@ -114,10 +158,9 @@ export interface SyncState {
   readonly lastError: string | undefined
 }
 
-/** Pulls the reference data once: saved, then made current. */
+/** Pulls the reference data once, on a fresh connection: saved, then made current. */
 export const pullOnce = (options: Options, current: Ref.Ref<Reference> | undefined) =>
-  Effect.gen(function* () {
-    const http = yield* HttpClient.HttpClient
+  withFreshConnection(options, (http) => Effect.gen(function* () {
     const response = yield* http.execute(HttpClientRequest.get(`${options.mainUrl}${referencePath}`).pipe(HttpClientRequest.bearerToken(options.token)))
     if (response.status !== 200) {
       const text = yield* response.text
@@ -127,7 +170,7 @@ export const pullOnce = (options: Options, current: Ref.Ref<Reference> | undefin
     yield* RelayStore.saveReference(reference)
     if (current !== undefined) yield* Ref.set(current, reference)
     return reference
-  }).pipe(Effect.scoped, Effect.timeout(options.requestTimeout))
+  }).pipe(Effect.scoped, Effect.timeout(options.requestTimeout)))
 
 /** Pulls the reference data every sync interval; a failed pull keeps the last data and is reported. */
 export const syncLoop = (options: Options, current: Ref.Ref<Reference>, state: Ref.Ref<SyncState>) =>

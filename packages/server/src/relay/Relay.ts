@@ -7,7 +7,6 @@
  * forwarding where it stopped.
  */
 import { OpsDb } from "@ccat/core/node"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Config from "effect/Config"
 import * as Data from "effect/Data"
@@ -49,6 +48,7 @@ export const config = Config.all({
   syncInterval: Config.duration("CCAT_RELAY_SYNC_INTERVAL").pipe(Config.withDefault(Duration.seconds(60))),
   maxBackoff: Config.duration("CCAT_RELAY_MAX_BACKOFF").pipe(Config.withDefault(Duration.seconds(30))),
   requestTimeout: Config.duration("CCAT_RELAY_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60))),
+  connectTimeout: Config.duration("CCAT_RELAY_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
   retention: Config.duration("CCAT_IDEMPOTENCY_RETENTION").pipe(Config.withDefault(Duration.days(7)))
 })
 
@@ -77,7 +77,7 @@ export const run = (options: RunOptions) =>
     if (mainUrl === undefined) return yield* new RelayError({ message: "the relay needs the main's URL: --main URL or CCAT_RELAY_MAIN_URL" })
     if (!/^https?:\/\/[^/]+/.test(mainUrl)) return yield* new RelayError({ message: `the main's URL must be http(s)://host[:port], not ${mainUrl}` })
     const forwarding: Forwarder.Options = {
-      mainUrl, token: Redacted.value(c.token), requestTimeout: c.requestTimeout, maxBackoff: c.maxBackoff, syncInterval: c.syncInterval
+      mainUrl, token: Redacted.value(c.token), requestTimeout: c.requestTimeout, connectTimeout: c.connectTimeout, maxBackoff: c.maxBackoff, syncInterval: c.syncInterval
     }
     const dataDir = path.resolve(options.dataDir ?? c.dataDir)
     // An empty CCAT_RELAY_DATABASE_URL means "none", as shells and unit files often leave it.
@@ -112,6 +112,6 @@ export const run = (options: RunOptions) =>
             `backlog: ${backlog.pending} pending, ${backlog.refused} refused`
         )
       })
-    ).pipe(Layer.provide(store), Layer.provide(FetchHttpClient.layer))
+    ).pipe(Layer.provide(store))
     return yield* Layer.launch(app)
   }).pipe(Effect.provide(Logging.layerConfig))

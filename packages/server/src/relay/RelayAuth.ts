@@ -53,9 +53,9 @@ export const authenticateOffline = (reference: Reference, token: string) =>
 export const accountScope = (reference: Ref.Ref<Reference>, authorization: string | undefined) =>
   Effect.gen(function* () {
     const auth = authorization ?? ""
-    if (!auth.toLowerCase().startsWith("bearer ")) return Option.none<string>()
+    if (!auth.toLowerCase().startsWith("bearer ")) return Option.none<{ readonly scope: string }>()
     const principal = yield* authenticateOffline(yield* Ref.get(reference), auth.slice(7).trim()).pipe(Effect.option)
-    return Option.map(principal, (p) => `account:${p.accountId}`)
+    return Option.map(principal, (p) => ({ scope: `account:${p.accountId}` }))
   })
 
 /** The `Authentication` middleware of the relay, offline. */

@@ -91,13 +91,25 @@ export interface Filing {
   readonly refusedReason: string | null
 }
 
-/** Records an accepted filing; it is durable when this returns. */
+/** A transaction-level advisory lock that numbers accepted filings one at a time. */
+const acceptLock = 7_242_001_391_456_313_817n
+
+/**
+ * Records an accepted filing; it is durable once its transaction commits. Accepts are numbered
+ * one at a time (an advisory lock held to the end of the transaction), so filings become visible
+ * in `seq` order and the forwarder never passes one still being committed.
+ */
 export const accept = (filing: { readonly id: string; readonly kind: Kind; readonly observationId: string; readonly instrumentId: string; readonly accountName: string; readonly payload: unknown }) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ seq: string; acceptedAt: Date }>`
-      insert into relay.filing (id, kind, observation_id, instrument_id, account_name, payload)
-      values (${filing.id}, ${filing.kind}, ${filing.observationId}, ${filing.instrumentId}, ${filing.accountName}, ${JSON.stringify(filing.payload)}::jsonb)
-      returning seq, accepted_at`
+    sql.withTransaction(
+      Effect.zipRight(
+        sql`select pg_advisory_xact_lock(${String(acceptLock)}::bigint)`,
+        sql<{ seq: string; acceptedAt: Date }>`
+          insert into relay.filing (id, kind, observation_id, instrument_id, account_name, payload)
+          values (${filing.id}, ${filing.kind}, ${filing.observationId}, ${filing.instrumentId}, ${filing.accountName}, ${JSON.stringify(filing.payload)}::jsonb)
+          returning seq, accepted_at`
+      )
+    )
   ).pipe(Effect.map((rows) => rows[0]))
 
 /** The instrument of an observation filed through this relay, if it was. */

@@ -42,13 +42,16 @@ export class CcatProcess {
     private readonly cli: string,
     private readonly args: ReadonlyArray<string>,
     private readonly env: Record<string, string>,
-    private readonly readyText: string
+    private readonly readyText: string,
+    /** A command the process runs under (`ip netns exec NS`, which execs it, so SIGKILL reaches `ccat` itself). */
+    private readonly wrap: ReadonlyArray<string> = []
   ) {}
 
   /** Starts a new life (unless one runs) and waits (at most 60 s) for its ready line. */
   async start(): Promise<void> {
     if (this.current !== undefined && this.current.child.exitCode === null) return
-    const child = spawn(process.execPath, [this.cli, ...this.args], {
+    const argv = [...this.wrap, process.execPath, this.cli, ...this.args]
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: repoRoot,
       env: { ...process.env, ...this.env, CCAT_LOG_FORMAT: "pretty" },
       stdio: ["ignore", "pipe", "pipe"]
@@ -107,8 +110,8 @@ export interface RelayWorld {
   readonly mainDatabaseUrl: string
   readonly relayDatabaseUrl: string
   readonly main: CcatProcess
-  /** A relay process with extra environment (its token is set by `relayWith`). */
-  readonly relayWith: (env: Record<string, string>) => CcatProcess
+  /** A relay process with extra environment (its token is set by `relayWith`), forwarding to the main or to `mainUrl`. */
+  readonly relayWith: (env: Record<string, string>, options?: { readonly mainUrl?: string }) => CcatProcess
 }
 
 /** The world as a service. */
@@ -122,7 +125,7 @@ export class RelayDb extends Context.Tag("test/RelayDb")<RelayDb, SqlClient.SqlC
  * (`../ui/` of the bundle, a link to `packages/server/ui`), still under the repository's
  * `node_modules/.cache` so the native packages left outside resolve.
  */
-const serveBundle = Effect.gen(function* () {
+export const serveBundle = Effect.gen(function* () {
   const bundle = yield* cliBundle
   return yield* Effect.acquireRelease(
     Effect.promise(async () => {
@@ -166,8 +169,8 @@ export const layer = Layer.unwrapScoped(
       mainDatabaseUrl: Redacted.value(main.url),
       relayDatabaseUrl: Redacted.value(relay.url),
       main: mainProcess,
-      relayWith: (env) => {
-        const p = new CcatProcess("relay", cli.file, ["relay", "--main", mainUrl, "--port", String(relayPort)], {
+      relayWith: (env, options = {}) => {
+        const p = new CcatProcess("relay", cli.file, ["relay", "--main", options.mainUrl ?? mainUrl, "--port", String(relayPort)], {
           CCAT_RELAY_DATABASE_URL: Redacted.value(relay.url), CCAT_RELAY_SYNC_INTERVAL: "1 second", CCAT_RELAY_MAX_BACKOFF: "1 second",
           CCAT_RELAY_REQUEST_TIMEOUT: "10 seconds", ...env
         }, "CCAT relay listening on")
