@@ -37,8 +37,12 @@ const durationOf = (text: string, option: string) =>
     onRight: (ms) => (ms > 0 ? Effect.succeed(ms) : usage(`${option}: must be longer than zero`))
   })
 
-/** A figure written into the configuration: MB/s to one decimal (bytes below 1 MB/s). */
-const bytesText = (n: number) => (n >= 1e6 ? `${(Math.round(n / 1e5) / 10).toString()} MB` : String(Math.max(1, Math.round(n))))
+/** A figure written into the configuration: MB to three significant digits (bytes below 1 MB). */
+export const bytesText = (n: number): string => {
+  if (n < 1e6) return String(Math.max(1, Math.round(n)))
+  const mb = n / 1e6
+  return `${Number(mb.toFixed(mb >= 100 ? 0 : mb >= 10 ? 1 : 2))} MB`
+}
 
 /** A window as the configuration writes it. */
 const windowText = (w: unknown) => (typeof w === "number" ? (w % 1024 ** 2 === 0 ? `${w / 1024 ** 2} MiB` : String(w)) : w)
@@ -144,7 +148,10 @@ const command = Command.make(
         ...Object.entries(changes.options).map(([k, v]) => (v === undefined ? `options.${k} removed` : `options.${k}: ${String(v)}`))
       ].join(", ")
       yield* Console.log(o.write ? `written to routes[${target.index}] in ${config.configFile}: ${settings}` : `to keep them, run again with --write, or set in routes[${target.index}]: ${settings}`)
-    })
+    }).pipe(
+      // the probes' folders are gone by now (their finalizers ran inside)
+      Effect.onInterrupt(() => Console.error("ccat: route bench interrupted: nothing is written, and the probes are removed at both ends"))
+    )
 ).pipe(Command.withDescription("measure a configured route with probe transfers and recommend its settings and bundle size (--write records them)"))
 
 /** `ccat route ...`. */
