@@ -6,6 +6,8 @@
  *   BENCH_BYTES=536870912 BENCH_ROUNDS=1 npx tsx bench/packaging.ts
  *   BENCH_DIR=/some/disk npx tsx bench/packaging.ts  # where the data and packages go
  *   BENCH_MIX=large npx tsx bench/packaging.ts       # 256 MiB files only
+ *   BENCH_COMPARE=/tmp/old npx tsx bench/packaging.ts # also another checkout's packager (e.g. a
+ *                                                      # `git worktree` of an older commit), interleaved
  *
  * The data: ~40% in 256 MiB files, ~30% in 4-16 MiB files, ~30% in 8-256 KiB files, in nested
  * directories, read once to warm the page cache. Each round runs, in rotating order:
@@ -36,6 +38,12 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const baseDir = process.env.BENCH_DIR ?? os.tmpdir()
 /** `mixed` (default) or `large` (256 MiB files only: isolates the byte path from per-file costs). */
 const mix = process.env.BENCH_MIX ?? "mixed"
+/**
+ * Another checkout of this repository whose packager runs as one more variant in the same rounds
+ * (its `packages/server/src`, with this checkout's installed packages): a before/after figure
+ * under the same load, whatever the machine is doing meanwhile.
+ */
+const compare = process.env.BENCH_COMPARE
 
 /** Runs a shell pipeline; resolves with the CPU seconds (user + system) of all its processes. */
 const shell = (command: string, cwd?: string) =>
@@ -133,14 +141,14 @@ const main = async () => {
     const source = await Effect.runPromise(Disk.make({ root: data, name: "source" }))
     const destination = await Effect.runPromise(Disk.make({ root: out, name: "buffer" }))
     let rssGrowth = 0
-    const packager = async () => {
+    const packager = (pack: typeof Packager.pack, measureRss: boolean) => async () => {
       await fs.rm(path.join(out, "p.tar"), { force: true })
       const cpu = process.cpuUsage()
       const before = process.memoryUsage.rss()
       let peak = before
       const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20)
       try {
-        await Effect.runPromise(Packager.pack({
+        await Effect.runPromise(pack({
           packageId: randomUUID() as Ids.RawDataPackageId,
           executedObsUnitId: randomUUID() as Ids.ExecutedObsUnitId,
           instrumentModuleId: randomUUID() as Ids.InstrumentModuleId,
@@ -152,7 +160,7 @@ const main = async () => {
       } finally {
         clearInterval(timer)
       }
-      rssGrowth = Math.max(rssGrowth, peak - before)
+      if (measureRss) rssGrowth = Math.max(rssGrowth, peak - before)
       const used = process.cpuUsage(cpu)
       return (used.user + used.system) / 1e6
     }
@@ -166,7 +174,11 @@ const main = async () => {
         times: [],
         cpu: []
       },
-      packager: { command: "Packager.pack (disk → disk, every file verified)", run: packager, times: [], cpu: [] }
+      packager: { command: "Packager.pack (disk → disk, every file verified)", run: packager(Packager.pack, true), times: [], cpu: [] }
+    }
+    if (compare !== undefined) {
+      const other = (await import(path.resolve(compare, "packages/server/src/lifecycle/Packager.ts"))) as typeof Packager
+      runs["packager@compare"] = { command: `Packager.pack of ${compare}`, run: packager(other.pack, false), times: [], cpu: [] }
     }
     const names = Object.keys(runs)
     for (let r = 0; r < rounds; r++) {
