@@ -50,8 +50,12 @@ const windowText = (w: unknown) => (typeof w === "number" ? (w % 1024 ** 2 === 0
 /** What `--write` sets for a recommended setting. */
 export const changesFor = (target: RouteTarget.RouteTarget, chosen: RouteProbe.Measured, perTransfer: number, transferTime: string): RouteChanges => {
   const s = chosen.setting
-  const options: Record<string, unknown> = target.config.adapter === "bbcp" ? { streams: s.options.streams, window: windowText(s.options.window ?? target.config.options.window) } : {}
-  if (target.config.adapter === "bbcp" && "window" in s.options && s.options.window === undefined) options.window = undefined
+  const options: Record<string, unknown> = {}
+  if (target.config.adapter === "bbcp") {
+    options.streams = s.options.streams
+    // only a window the probes changed is written (undefined: bbcp's default, the key removed)
+    if ("window" in s.options && s.options.window !== target.config.options.window) options.window = windowText(s.options.window)
+  }
   return {
     fields: {
       ...(target.config.adapter === "rsync" ? { maxConcurrentTransfers: s.atOnce } : {}),
