@@ -29,8 +29,8 @@ export const config = Config.all({
 /** The header in which a relay names the account it forwards a request for (as Node lower-cases it). */
 export const onBehalfOfHeader = "ccat-on-behalf-of"
 
-/** What an account name in the header may be: printable, without control characters, 1 to 200 characters. */
-const onBehalfOfPattern = /^[\x21-\x7e]{1,200}$/
+/** What an account name in the header may be: printable ASCII without spaces, 1 to 200 characters (a header carries no more). */
+export const onBehalfOfPattern = /^[\x21-\x7e]{1,200}$/
 
 /** Marks the request's transaction so its events name the account it was relayed for (migration 0010). */
 const markRelayed = (name: string) =>

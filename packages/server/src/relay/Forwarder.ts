@@ -35,7 +35,7 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { ObservationsApi, type Ids } from "@ccat/core"
-import { onBehalfOfHeader } from "../http/IdempotencyLive.js"
+import { onBehalfOfHeader, onBehalfOfPattern } from "../http/IdempotencyLive.js"
 import { path as referencePath, Reference } from "./Reference.js"
 import * as RelayStore from "./RelayStore.js"
 
@@ -67,14 +67,14 @@ export const withFreshConnection = <A, E, R>(options: Options, use: (http: HttpC
 /** The instrument's account a request is forwarded for, set around each send. */
 const forwardedFor = FiberRef.unsafeMake<string | undefined>(undefined)
 
-/** The derived client on a pool, naming the account each filing is forwarded for. */
+/** The derived client on a pool, naming the account each filing is forwarded for (a name no header can carry is left out, never a reason to stop forwarding). */
 const clientOn = (options: Options, pool: Undici.Agent) =>
   CcatClient.make({
     baseUrl: options.mainUrl,
     token: options.token,
     retry: false,
     transformClient: HttpClient.mapRequestEffect((request) =>
-      Effect.map(FiberRef.get(forwardedFor), (name) => (name === undefined ? request : HttpClientRequest.setHeader(request, onBehalfOfHeader, name))))
+      Effect.map(FiberRef.get(forwardedFor), (name) => (name === undefined || !onBehalfOfPattern.test(name) ? request : HttpClientRequest.setHeader(request, onBehalfOfHeader, name))))
   }).pipe(Effect.provideService(HttpClient.HttpClient, NodeHttpClient.makeUndici(pool)))
 
 /** Sends one stored filing through the derived client, under its own key. */
