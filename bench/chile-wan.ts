@@ -45,6 +45,27 @@ const observations = num("CCAT_BENCH_OBS", 6, 1, 1000)
 const filesPerObs = num("CCAT_BENCH_FILES", 4, 1, 1000)
 const fileBytes = num("CCAT_BENCH_BYTES", 200_000, 1, 1024 ** 3)
 const capSeconds = num("CCAT_BENCH_CAP_SECONDS", 600, 10, 86_400)
+/** With CCAT_BENCH_SQL=1, PostgreSQL logs every statement and the run counts the chile worker's. */
+const countSql = process.env["CCAT_BENCH_SQL"] === "1"
+
+/** Statements each application ran, from PostgreSQL's log (`log_statement = all`). */
+const statements = new Map<string, Map<string, number>>()
+let continued: string | undefined
+const onLog = (line: string) => {
+  // a statement that starts with a line break goes on in the log's next line
+  const m = /^([^|]*)\|.*LOG:\s+(?:statement|execute [^:]*):\s*(.*)$/.exec(line)
+  const waiting = continued
+  continued = undefined
+  if (m === null && (waiting === undefined || line.trim() === "")) return
+  const app = m === null ? waiting! : m[1]!
+  const text = (m === null ? line : m[2]!).replace(/\s+/g, " ").trim()
+  if (text === "") return void (continued = app)
+  const kind = /^(begin|commit|rollback|savepoint|release|select pg_advisory|listen|notify)/i.exec(text)?.[1]?.toLowerCase() ??
+    text.slice(0, 60)
+  const byKind = statements.get(app) ?? new Map<string, number>()
+  byKind.set(kind, (byKind.get(kind) ?? 0) + 1)
+  statements.set(app, byKind)
+}
 
 /** Chile (SOURCE, BUFFER) → Cologne (BUFFER, archive) over the local route; default leases. */
 const config = (dir: string) => {
@@ -110,6 +131,28 @@ const arrived = Effect.flatMap(SqlClient.SqlClient, (sql) =>
        where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.verified_at is not null) as arrived`
 ).pipe(Effect.map(([r]) => r!.files > 0 && r!.packaged === r!.files && r!.packages > 0 && r!.arrived >= r!.packages))
 
+/** The URL with an `application_name`, so the log tells the workers' statements apart. */
+const withApp = (url: Redacted.Redacted<string>, app: string) => {
+  const u = new URL(Redacted.value(url))
+  u.searchParams.set("application_name", app)
+  return Redacted.make(u.toString())
+}
+
+/** Prints the chile worker's statements per finished chile job, and the most frequent ones. */
+const report = (mode: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // the log reaches us a little after the statements ran
+    yield* Effect.sleep("1 second")
+    const jobs = yield* sql<{ queue: string; n: number }>`
+      select name as queue, count(*)::int as n from pgboss.job where name like 'chile.%' and state = 'completed' group by name order by name`
+    const total = jobs.reduce((n, j) => n + j.n, 0)
+    const chile = statements.get("chile-worker") ?? new Map<string, number>()
+    const all = [...chile.values()].reduce((a, b) => a + b, 0)
+    console.log(`${mode}: chile worker ran ${all} statements for ${total} jobs (${jobs.map((j) => `${j.queue} ${j.n}`).join(", ")})`)
+    for (const [kind, n] of [...chile.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${String(n).padStart(6)}  ${kind}`)
+  })
+
 /** One run: a fresh database, the files, both workers; seconds from the workers running to every package arrived. */
 const run = (mode: "loopback" | "wan", root: string, cli: string, pg: EmbeddedDatabase.EmbeddedDatabase, relay: PgOverWan.PgOverWan, world: WanWorld.WanWorld) =>
   Effect.scoped(Effect.gen(function* () {
@@ -117,6 +160,10 @@ const run = (mode: "loopback" | "wan", root: string, cli: string, pg: EmbeddedDa
     const name = `bench_chile_${mode}_${randomBytes(3).toString("hex")}`
     yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`create database ${name}`)).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
     const url = pg.urlFor(name)
+    if (countSql) {
+      statements.clear()
+      yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`alter database ${name} set log_statement = 'all'`)).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
+    }
     const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
     return yield* Effect.gen(function* () {
       const c = config(dir)
@@ -127,17 +174,19 @@ const run = (mode: "loopback" | "wan", root: string, cli: string, pg: EmbeddedDa
       if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
       yield* TopologySync.sync(decoded.right)
       yield* fileAll(path.join(dir, "locations", "chile-source"))
-      const chileUrl = mode === "wan" ? relay.urlFromChile(url) : url
+      const chileUrl = withApp(mode === "wan" ? relay.urlFromChile(url) : url, "chile-worker")
       yield* Effect.all([
         WanWorker.start({ site: "chile", cli, configFile, databaseUrl: Redacted.value(chileUrl), ...(mode === "wan" ? { netns: world.chile.netns } : {}) }),
-        WanWorker.start({ site: "cologne", cli, configFile, databaseUrl: Redacted.value(url) })
+        WanWorker.start({ site: "cologne", cli, configFile, databaseUrl: Redacted.value(withApp(url, "cologne-worker")) })
       ], { concurrency: 2 })
       const t0 = Date.now()
       while (!(yield* arrived)) {
         if (Date.now() - t0 > capSeconds * 1000) return yield* Effect.dieMessage(`${mode}: not every package arrived within ${capSeconds} s`)
         yield* Effect.sleep("200 millis")
       }
-      return (Date.now() - t0) / 1000
+      const seconds = (Date.now() - t0) / 1000
+      if (countSql) yield* report(mode)
+      return seconds
     }).pipe(Effect.provide(db))
   }))
 
@@ -147,8 +196,13 @@ const main = Effect.gen(function* () {
     Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bench-chile-wan-")).then(async (d) => (await fs.chmod(d, 0o711), d))),
     (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
   )
-  const [cli, pg, world] = yield* Effect.all([cliBundle, EmbeddedDatabase.start({ dataDir: path.join(root, "pg") }), WanWorld.make({ sshd: false })], { concurrency: 3 })
+  const [cli, pg, world] = yield* Effect.all([cliBundle, EmbeddedDatabase.start({ dataDir: path.join(root, "pg"), ...(countSql ? { onLog } : {}) }), WanWorld.make({ sshd: false })], { concurrency: 3 })
   const relay = yield* PgOverWan.make(world, pg.adminUrl)
+  if (countSql) {
+    yield* Effect.flatMap(PgClient.PgClient, (sql) =>
+      Effect.zipRight(sql.unsafe(`alter system set log_line_prefix = '%a|'`), sql.unsafe(`select pg_reload_conf()`))
+    ).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
+  }
   const rtt = yield* world.connectMs(PgOverWan.port, 5_000)
   const megabytes = (observations * filesPerObs * fileBytes) / 1e6
   console.log(`chile-wan: ${observations} observations × ${filesPerObs} files × ${fileBytes} bytes (${megabytes.toFixed(1)} MB); link connect ${rtt?.toFixed(0) ?? "-"} ms`)

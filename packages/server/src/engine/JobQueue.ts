@@ -4,9 +4,9 @@
  * enables commit together, or neither does. Queues are per site (`chile.package`,
  * `cologne.archive`): a worker takes only its own site's queues.
  */
+import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -14,14 +14,19 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
+import pg from "pg"
 import PgBoss from "pg-boss"
 import * as JobRecords from "./JobRecords.js"
+import * as JobStatements from "./JobStatements.js"
 import * as Leases from "./Leases.js"
+import * as Wakeups from "./Wakeups.js"
+import * as WorkerLoop from "./WorkerLoop.js"
 
 /** A failure of the job engine itself (not of a job's work). */
 export class JobQueueError extends Data.TaggedError("JobQueueError")<{
@@ -202,6 +207,39 @@ export interface LeaseOptions {
   readonly leaseTimeout?: Duration.DurationInput
 }
 
+/** The job engine's options: its leases, and how idle workers are woken. */
+export interface JobEngineOptions extends LeaseOptions {
+  /** The wake-up connection's watch; `false` leaves idle workers to their poll alone. */
+  readonly wakeups?: Wakeups.WakeupOptions | false
+}
+
+/** The `application_name` of the connection that listens for ready jobs. */
+export const wakeupsApplication = "ccat job wake-ups"
+
+/**
+ * The wake-ups of a process: a listening connection of its own, made like the ops-db client's
+ * (a client that is not PostgreSQL's, or none asked for, leaves workers to their poll).
+ */
+const wakeupsOf = (options: JobEngineOptions) =>
+  Effect.gen(function* () {
+    const client = yield* Effect.serviceOption(PgClient.PgClient)
+    if (options.wakeups === false || client._tag === "None") return Wakeups.none
+    const c = client.value.config
+    return yield* Wakeups.make(JobStatements.readyChannel, () =>
+      new pg.Client({
+        ...(c.url !== undefined ? { connectionString: Redacted.value(c.url) } : {}),
+        ...(c.host !== undefined ? { host: c.host } : {}),
+        ...(c.port !== undefined ? { port: c.port } : {}),
+        ...(c.database !== undefined ? { database: c.database } : {}),
+        ...(c.username !== undefined ? { user: c.username } : {}),
+        ...(c.password !== undefined ? { password: Redacted.value(c.password) } : {}),
+        ...(c.ssl !== undefined ? { ssl: c.ssl } : {}),
+        // named so an operator sees it in pg_stat_activity (a URL's own application_name wins)
+        application_name: wakeupsApplication,
+        keepAlive: true
+      }), options.wakeups ?? {})
+  })
+
 /** Why lease options cannot be used: the timeout must leave room for missed heartbeats. */
 export class LeaseOptionsError extends Data.TaggedError("LeaseOptionsError")<{
   readonly heartbeatMillis: number
@@ -234,7 +272,7 @@ const oneStartAtATime = <A, E, R>(sql: SqlClient.SqlClient, start: Effect.Effect
 
 /** Starts pg-boss on the ops-db's SQL client and stops it (gracefully) when the layer is released. */
 export const layerWith = (
-  options: LeaseOptions = {}
+  options: JobEngineOptions = {}
 ): Layer.Layer<JobQueue, JobQueueError | LeaseOptionsError, SqlClient.SqlClient> => Layer.scoped(
   JobQueue,
   Effect.gen(function* () {
@@ -262,9 +300,14 @@ export const layerWith = (
     const worker = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
     const engineFailure = (operation: string) => (cause: unknown) => new JobQueueError({ operation, cause })
     yield* Effect.mapError(Leases.ensureTable, engineFailure("create the lease table"))
+    yield* Effect.mapError(oneStartAtATime(sqlClient, JobStatements.ensureReadyTrigger), engineFailure("create the ready trigger"))
+    const wakeups = yield* wakeupsOf(options)
+    // The jobs this process runs now: the heartbeat renews their leases and no others, so the
+    // lease of a job whose end could not be recorded lapses and the job runs again.
+    const running = new Set<string>()
     const timeoutSeconds = leaseTimeoutMillis / 1000
     yield* Effect.gen(function* () {
-      yield* Leases.heartbeat(worker)
+      yield* Leases.heartbeat(worker, [...running])
       const reclaimed = yield* Leases.reap(timeoutSeconds)
       for (const job of reclaimed) {
         yield* Effect.logWarning(
@@ -322,34 +365,20 @@ export const layerWith = (
         )
       }).pipe(Effect.withSpan("JobQueue.send", { attributes: { queue } }))
     const work: JobQueueService["work"] = (queue, handler, options = {}) =>
-      Effect.gen(function* () {
-        const rt = yield* Effect.runtime<any>()
-        // The lease is taken before the work and dropped after it; a worker killed in between
-        // leaves it to expire, and any live process then runs the job again.
-        const run = (job: PgBoss.Job<any>) =>
-          Effect.acquireUseRelease(
-            Effect.provideService(Leases.take(worker, job.id, queue), SqlClient.SqlClient, sqlClient),
-            () => handler({ id: job.id, queue, data: job.data }),
-            () => Effect.ignore(Effect.provideService(Leases.release(worker, job.id), SqlClient.SqlClient, sqlClient))
-          ).pipe(
-            Effect.withSpan("JobQueue.job", { attributes: { queue, jobId: job.id } }),
-            Effect.tapErrorCause((cause) =>
-              Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning(`job ${job.id} on ${queue} failed`, cause)
-            )
-          )
-        const ids: Array<string> = []
-        for (let i = 0; i < Math.max(1, options.concurrency ?? 1); i++) {
-          const id = yield* attempt("work", queue, () =>
-            boss.work(queue, { batchSize: 1, pollingIntervalSeconds: options.pollingIntervalSeconds ?? 2 }, async ([job]) => {
-              await Runtime.runPromise(rt)(run(job!))
-            })
-          )
-          ids.push(id)
-        }
-        yield* Effect.addFinalizer(() =>
-          Effect.forEach(ids, (id) => Effect.promise(() => boss.offWork({ id })).pipe(Effect.ignore), { discard: true })
-        )
-      })
+      WorkerLoop.start({
+        queue,
+        worker,
+        concurrency: Math.max(1, options.concurrency ?? 1),
+        pollMillis: Math.max(50, (options.pollingIntervalSeconds ?? 2) * 1000),
+        running,
+        wakeups,
+        sql: sqlClient,
+        fail: (id, error) =>
+          attempt("fail", queue, () => boss.fail(queue, id, { message: error instanceof Error ? error.message : String(error) })).pipe(
+            Effect.zipRight(Effect.provideService(Leases.release(worker, id), SqlClient.SqlClient, sqlClient))
+          ),
+        stopGraceMillis: 20_000
+      }, (job) => handler({ id: job.id, queue, data: job.data as any }))
     const queueSize = (queue: string) => attempt("getQueueSize", queue, () => boss.getQueueSize(queue))
     return { ensureQueue, send, work, queueSize } satisfies JobQueueService
   })

@@ -62,10 +62,15 @@ export const releaseAll = (worker: string) =>
     Effect.asVoid
   )
 
-/** Says `worker` is alive: every job it holds stays its own for another lease timeout. */
-export const heartbeat = (worker: string) =>
+/**
+ * Says `worker` is alive and still runs `jobIds`: their leases stay its own for another lease
+ * timeout. Its other leases (a job whose end could not be recorded) are left to lapse.
+ */
+export const heartbeat = (worker: string, jobIds: ReadonlyArray<string>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe(`update ${table} set heartbeat_at = now() where worker = $1`, [worker])
+    jobIds.length === 0
+      ? Effect.void
+      : sql.unsafe(`update ${table} set heartbeat_at = now() where worker = $1 and job_id = any($2::uuid[])`, [worker, jobIds])
   ).pipe(Effect.asVoid, Effect.withSpan("Leases.heartbeat"))
 
 /**

@@ -6,6 +6,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { JobQueue, type JobQueueError } from "../engine/JobQueue.js"
@@ -40,8 +41,24 @@ export const planOnce = <R>(site: string, stages: ReadonlyArray<Stage<R>>) =>
   ).pipe(Effect.map((pairs) => Object.fromEntries(pairs) as Record<string, number>))
 
 /**
+ * A planner run on demand: a request while it runs makes it run once more after, so work a job
+ * finished during a planning pass is never missed, and requests never pile up.
+ */
+const onDemand = <R>(site: string, stage: Stage<R>) =>
+  Effect.gen(function* () {
+    const requests = yield* Queue.sliding<void>(1)
+    yield* Queue.take(requests).pipe(
+      Effect.zipRight(planOnce(site, [stage])),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    return () => void Queue.unsafeOffer(requests, undefined)
+  })
+
+/**
  * Starts the site's workers and planners; they run until the scope closes. Planning rounds run
- * in the background, each after the previous one finished, so they never pile up.
+ * in the background, each after the previous one finished, so they never pile up; a stage's
+ * finished job also runs at once the planners of the stages that name it in `after`.
  */
 export const runSite = <R>(
   site: string,
@@ -50,10 +67,20 @@ export const runSite = <R>(
 ): Effect.Effect<void, JobQueueError, R | JobQueue | Scope.Scope> =>
   Effect.gen(function* () {
     const jobs = yield* JobQueue
+    const followers = new Map<string, Array<() => void>>()
+    for (const stage of stages) {
+      if (stage.after === undefined || stage.after.length === 0) continue
+      const plan = yield* onDemand(site, stage)
+      for (const before of stage.after) followers.set(before, [...(followers.get(before) ?? []), plan])
+    }
     for (const stage of stages) {
       const queue = queueName(site, stage.name)
+      const next = followers.get(stage.name) ?? []
       yield* jobs.ensureQueue(queue, stage.queue)
-      yield* jobs.work(queue, (job) => stage.work(site, job.data), {
+      yield* jobs.work(queue, (job) =>
+        next.length === 0
+          ? stage.work(site, job.data)
+          : Effect.tap(stage.work(site, job.data), () => Effect.sync(() => next.forEach((plan) => plan()))), {
         concurrency: stage.concurrency ?? 1,
         pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1
       })

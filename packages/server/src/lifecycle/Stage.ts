@@ -22,6 +22,12 @@ export interface Stage<R = never> {
   readonly queue?: QueueOptions
   /** Jobs of this stage one worker process runs at once. */
   readonly concurrency?: number
+  /**
+   * Stages whose finished jobs can make work for this one's planner (packaging's finished job
+   * is a package waiting for a bundle): such a job, finished at the site, runs this planner at
+   * once instead of at the next planning round.
+   */
+  readonly after?: ReadonlyArray<string>
 }
 
 /** The queue of a stage at a site. */

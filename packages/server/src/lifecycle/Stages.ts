@@ -15,16 +15,20 @@ import * as Staging from "./Staging.js"
 import * as Sweep from "./Sweep.js"
 import * as Transfer from "./Transfer.js"
 
-/** The stages a site's workers run. */
+/**
+ * The stages a site's workers run. `after` links a stage's planner to the stages whose finished
+ * jobs make its work: a written package waits for a bundle, an arrived one for a bundle to the
+ * next hop and for its archive copy, an archived one for the cleanup of its buffer copies.
+ */
 export const all = [
   Packaging.stage,
-  Bundling.stage,
+  { ...Bundling.stage, after: [Packaging.name, Arrival.name] },
   Transfer.stage,
   Arrival.stage,
-  Archiving.stage,
+  { ...Archiving.stage, after: [Arrival.name] },
   Staging.stage,
   Repair.stage,
-  Cleanup.stage,
+  { ...Cleanup.stage, after: [Archiving.name] },
   Sweep.stage,
   Audit.stage,
   Inventory.stage
