@@ -15,6 +15,7 @@ import audit from "./internal/migrations/0007_audit.js"
 import integrityIndexes from "./internal/migrations/0008_integrity_indexes.js"
 import idempotencyKeys from "./internal/migrations/0009_idempotency_keys.js"
 import eventOnBehalfOf from "./internal/migrations/0010_event_on_behalf_of.js"
+import stateCounts from "./internal/migrations/0012_state_counts.js"
 import listIndexes from "./internal/migrations/0013_list_indexes.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
@@ -29,6 +30,7 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0008_integrity_indexes": integrityIndexes,
   "0009_idempotency_keys": idempotencyKeys,
   "0010_event_on_behalf_of": eventOnBehalfOf,
+  "0012_state_counts": stateCounts,
   "0013_list_indexes": listIndexes
 }
 

@@ -61,7 +61,13 @@ export const connect = (url: string) =>
 export const errorText = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
 /**
- * The ops-db's tables (the connection's current schema, without the migrations table), ordered
+ * Tables the ops-db's triggers derive from the others (the maintained counts): never backed up,
+ * since restoring the rows they count rebuilds them, and restoring them too would count twice.
+ */
+const derivedTables = ["ops_count", "ops_histogram"]
+
+/**
+ * The ops-db's tables (the connection's current schema, without the migrations table and the derived ones), ordered
  * so that a table comes after every table it references: restoring in this order satisfies the
  * foreign keys. A reference cycle cannot be ordered and is reported.
  */
@@ -72,10 +78,10 @@ export const tablesOf = async (client: pg.Client): Promise<ReadonlyArray<TableSh
      from pg_class c
      join pg_namespace n on n.oid = c.relnamespace and n.nspname = current_schema()
      join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
-     where c.relkind = 'r' and c.relname <> $1
+     where c.relkind = 'r' and c.relname <> $1 and c.relname <> all($2)
      group by c.relname
      order by c.relname`,
-    [Migrations.table]
+    [Migrations.table, derivedTables]
   )
   const refs = await client.query<{ child: string; parent: string }>(
     `select distinct c.relname as child, p.relname as parent

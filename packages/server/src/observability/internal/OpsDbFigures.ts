@@ -1,7 +1,11 @@
 /**
- * The ops-db figures behind the metrics: a handful of aggregate queries, each one pass over a
- * table (or over an open-work partial index), run at collection time. Every state of an enum is
- * reported, with zero when no row is in it, so a series never vanishes when its last row moves.
+ * The ops-db figures behind the metrics, read at collection time. Counts, bytes and the two
+ * histograms over history (time to archive, transfer attempt durations) come from the
+ * maintained counts (`ops_count`, `ops_histogram`: exact, kept by the ops-db's triggers in each
+ * writer's transaction), so a scrape costs the same at a thousand files as at a hundred million;
+ * the rest reads live rows through partial indexes (ages of open work, the latest completed
+ * attempt per hop). Every state of an enum is reported, with zero when no row is in it, so a
+ * series never vanishes when its last row moves.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
@@ -27,14 +31,14 @@ export const counter = (name: string, help: string, rows: ReadonlyArray<{ labels
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v))
 
-/** Bucket bounds in seconds for durations of minutes to days. */
+/** Bucket bounds in seconds for durations of minutes to days (those of migration 0012 for archive times). */
 const longBounds = [60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400]
-/** Bucket bounds in seconds for one transfer attempt. */
+/** Bucket bounds in seconds for one transfer attempt (those of migration 0012). */
 const transferBounds = [1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400]
 
 /**
- * A histogram from a subquery yielding key columns and `v` (seconds): one pass, the rows crossed
- * with the bounds, cumulative counts per `le` as Prometheus wants them.
+ * A histogram from a subquery yielding key columns and `v` (seconds): one pass over live rows,
+ * crossed with the bounds, cumulative counts per `le` as Prometheus wants them.
  */
 const histogram = (
   sql: SqlClient.SqlClient,
@@ -54,38 +58,71 @@ const histogram = (
        group by ${keys.length > 0 ? `${keyList}, ` : ""}b.le
        order by ${keys.length > 0 ? `${keyList}, ` : ""}b.le`
     )
-    const samples: Array<Sample> = []
-    for (const r of rows) {
-      const labels = Object.fromEntries(keys.map((k) => [labelOf[k] ?? k, String(r[k] ?? "")]))
-      const le = num(r.le)
-      samples.push({ name: `${name}_bucket`, labels: { ...labels, le: le === Infinity ? "+Inf" : String(le) }, value: num(r.n) })
-      if (le === Infinity) {
-        samples.push({ name: `${name}_sum`, labels, value: num(r.total) }, { name: `${name}_count`, labels, value: num(r.n) })
-      }
+    return histogramFamily(name, help, keys, rows)
+  })
+
+/** The samples of a histogram from rows of keys, `le`, cumulative `n` and (at +Inf) `total`. */
+const histogramFamily = (name: string, help: string, keys: ReadonlyArray<string>, rows: ReadonlyArray<Record<string, unknown>>): Family => {
+  const samples: Array<Sample> = []
+  for (const r of rows) {
+    const labels = Object.fromEntries(keys.map((k) => [labelOf[k] ?? k, String(r[k] ?? "")]))
+    const le = num(r.le)
+    samples.push({ name: `${name}_bucket`, labels: { ...labels, le: le === Infinity ? "+Inf" : String(le) }, value: num(r.n) })
+    if (le === Infinity) {
+      samples.push({ name: `${name}_sum`, labels, value: num(r.total) }, { name: `${name}_count`, labels, value: num(r.n) })
     }
-    return { name, help, type: "histogram", samples } satisfies Family
+  }
+  return { name, help, type: "histogram", samples }
+}
+
+/**
+ * A histogram kept in `ops_histogram` (buckets as the migration's triggers fill them, each row
+ * holding the samples of one bucket): cumulated over `bounds`, keyed by the hop's sites and the
+ * adapter where the histogram has them. The bounds must be the migration's.
+ */
+const maintainedHistogram = (sql: SqlClient.SqlClient, name: string, help: string, stored: string, perHop: boolean, bounds: ReadonlyArray<number>) =>
+  Effect.gen(function* () {
+    const keys = perHop ? ["src", "dst", "adapter"] : []
+    const keySelect = perHop ? "fs.name as src, ts.name as dst, h.kind as adapter," : ""
+    const keyJoin = perHop
+      ? `join data_location fl on fl.id = h.location_id join site fs on fs.id = fl.site_id
+         join data_location tl on tl.id = h.to_location_id join site ts on ts.id = tl.site_id`
+      : ""
+    const rows = yield* sql.unsafe<Record<string, unknown>>(
+      `select ${keySelect} b.le as le,
+         coalesce(sum(h.n) filter (where h.le <= b.le), 0)::float8 as n,
+         coalesce(sum(h.total) filter (where b.le = 'Infinity'), 0)::float8 as total
+       from ops_histogram h ${keyJoin}
+       cross join unnest(array[${[...bounds, "'Infinity'"].join(",")}]::float8[]) b(le)
+       where h.name = $1
+       group by ${perHop ? "1, 2, 3, " : ""}b.le
+       having sum(h.n) <> 0
+       order by ${perHop ? "1, 2, 3, " : ""}b.le`,
+      [stored]
+    )
+    return histogramFamily(name, help, keys, rows)
   })
 
 // SQL column names of histogram keys that are keywords in SQL, as their label names.
 const labelOf: Record<string, string> = { src: "from", dst: "to" }
 
-/** Counts and bytes per state of a table's enum column, every state present. */
-const perState = (sql: SqlClient.SqlClient, table: string, column: string, enumType: string, bytes: boolean) =>
+/** Counts and bytes per state of an entity, every state of its enum present, from the maintained counts. */
+const perState = (sql: SqlClient.SqlClient, entity: string, enumType: string) =>
   sql.unsafe<{ state: string; n: number; bytes: number }>(
-    `select s.state::text as state, count(t.${column})::float8 as n,
-       ${bytes ? "coalesce(sum(t.size_bytes), 0)" : "0"}::float8 as bytes
+    `select s.state::text as state, coalesce(sum(c.n), 0)::float8 as n, coalesce(sum(c.bytes), 0)::float8 as bytes
      from unnest(enum_range(null::${enumType})) as s(state)
-     left join ${table} t on t.${column} = s.state
-     group by s.state order by s.state`
+     left join ops_count c on c.entity = $1::entity_kind and c.state = s.state::text
+     group by s.state order by s.state`,
+    [entity]
   )
 
 const copies = (sql: SqlClient.SqlClient) =>
   sql<{ site: string; location: string; ltype: string; tech: string; kind: string; status: string; n: number; bytes: number }>`
     select s.name as site, l.name as location, l.type::text as ltype, l.technology::text as tech,
-      case when c.raw_data_file_id is not null then 'file' when c.raw_data_package_id is not null then 'package' else 'bundle' end as kind,
-      c.status::text as status, count(*)::float8 as n, coalesce(sum(c.size_bytes), 0)::float8 as bytes
-    from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-    group by 1, 2, 3, 4, 5, 6 order by 1, 2, 5, 6`
+      c.kind, c.state as status, sum(c.n)::float8 as n, sum(c.bytes)::float8 as bytes
+    from ops_count c join data_location l on l.id = c.location_id join site s on s.id = l.site_id
+    where c.entity = 'PhysicalCopy'
+    group by 1, 2, 3, 4, 5, 6 having sum(c.n) <> 0 order by 1, 2, 5, 6`
 
 const locations = (sql: SqlClient.SqlClient) =>
   sql<{ site: string; location: string; ltype: string; tech: string; capacity: number | null; readable: boolean; writable: boolean; deletable: boolean }>`
@@ -95,31 +132,39 @@ const locations = (sql: SqlClient.SqlClient) =>
 
 // A transfer's hop is named by the sites of its two locations: where the bytes really went.
 const hop = `
-  from data_transfer t
-  join data_location fl on fl.id = t.from_location_id join site fs on fs.id = fl.site_id
-  join data_location tl on tl.id = t.to_location_id join site ts on ts.id = tl.site_id`
+  join data_location fl on fl.id = c.location_id join site fs on fs.id = fl.site_id
+  join data_location tl on tl.id = c.to_location_id join site ts on ts.id = tl.site_id`
 
 const transfers = (sql: SqlClient.SqlClient) =>
   sql.unsafe<{ src: string; dst: string; adapter: string; status: string; n: number; bytes: number; ms: number; retries: number }>(
-    `select fs.name as src, ts.name as dst, t.adapter::text as adapter, t.status::text as status, count(*)::float8 as n,
-       coalesce(sum(t.bytes_transferred) filter (where t.status = 'completed'), 0)::float8 as bytes,
-       coalesce(sum(t.duration_ms) filter (where t.status = 'completed'), 0)::float8 as ms,
-       (count(*) filter (where t.attempt > 1))::float8 as retries
-     ${hop} group by 1, 2, 3, 4 order by 1, 2, 3, 4`
+    `select fs.name as src, ts.name as dst, c.kind as adapter, c.state as status, sum(c.n)::float8 as n,
+       sum(c.bytes)::float8 as bytes, sum(c.ms)::float8 as ms, sum(c.retries)::float8 as retries
+     from ops_count c ${hop} where c.entity = 'DataTransfer'
+     group by 1, 2, 3, 4 having sum(c.n) <> 0 order by 1, 2, 3, 4`
   )
 
 const failures = (sql: SqlClient.SqlClient) =>
   sql.unsafe<{ src: string; dst: string; adapter: string; reason: string; n: number }>(
-    `select fs.name as src, ts.name as dst, t.adapter::text as adapter, coalesce(t.error_reason, 'unknown') as reason, count(*)::float8 as n
-     ${hop} where t.status = 'failed' group by 1, 2, 3, 4 order by 1, 2, 3, 4`
+    `select fs.name as src, ts.name as dst, c.kind as adapter, c.reason, sum(c.n)::float8 as n
+     from ops_count c ${hop} where c.entity = 'DataTransfer' and c.state = 'failed'
+     group by 1, 2, 3, 4 having sum(c.n) <> 0 order by 1, 2, 3, 4`
   )
 
+// The latest completed attempt of each location pair and adapter that has completed ones (the
+// counts name them), one descent of a partial index each; the latest per hop of sites wins.
 const lastThroughput = (sql: SqlClient.SqlClient) =>
   sql.unsafe<{ src: string; dst: string; adapter: string; tp: number; at: number }>(
-    `select distinct on (fs.name, ts.name, t.adapter) fs.name as src, ts.name as dst, t.adapter::text as adapter,
+    `select distinct on (fs.name, ts.name, c.kind) fs.name as src, ts.name as dst, c.kind as adapter,
        t.throughput_bytes_per_second::float8 as tp, extract(epoch from t.finished_at)::float8 as at
-     ${hop} where t.status = 'completed' and t.throughput_bytes_per_second is not null and t.finished_at is not null
-     order by fs.name, ts.name, t.adapter, t.finished_at desc`
+     from (select location_id, to_location_id, kind from ops_count
+           where entity = 'DataTransfer' and state = 'completed' group by 1, 2, 3 having sum(n) > 0) c
+     ${hop}
+     cross join lateral (
+       select d.throughput_bytes_per_second, d.finished_at from data_transfer d
+       where d.from_location_id = c.location_id and d.to_location_id = c.to_location_id and d.adapter = c.kind
+         and d.status = 'completed' and d.throughput_bytes_per_second is not null and d.finished_at is not null
+       order by d.finished_at desc limit 1) t
+     order by fs.name, ts.name, c.kind, t.finished_at desc`
   )
 
 const queues = (sql: SqlClient.SqlClient) =>
@@ -137,10 +182,10 @@ const queues = (sql: SqlClient.SqlClient) =>
 export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const [files, packages, bundles, staging, copyRows, locationRows, transferRows, failureRows, lastRows, queueRows] = yield* Effect.all([
-    perState(sql, "raw_data_file", "state", "raw_data_file_state", true),
-    perState(sql, "raw_data_package", "status", "operation_status", true),
-    perState(sql, "data_transfer_package", "status", "operation_status", true),
-    perState(sql, "staging_request", "status", "operation_status", false),
+    perState(sql, "RawDataFile", "raw_data_file_state"),
+    perState(sql, "RawDataPackage", "operation_status"),
+    perState(sql, "DataTransferPackage", "operation_status"),
+    perState(sql, "StagingRequest", "operation_status"),
     copies(sql),
     locations(sql),
     transfers(sql),
@@ -151,12 +196,10 @@ export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, Sq
   const openAge = (table: string) =>
     `select status::text as status, extract(epoch from now() - created_at)::float8 as v from ${table} where status <> 'completed' and status <> 'failed'`
   const histograms = yield* Effect.all([
-    histogram(sql, "ccat_transfer_duration_seconds", "Duration of completed transfer attempts, per hop (sending site, receiving site) and adapter.",
-      ["src", "dst", "adapter"],
-      `select fs.name as src, ts.name as dst, t.adapter::text as adapter, t.duration_ms / 1000.0 as v ${hop} where t.status = 'completed' and t.duration_ms is not null`,
-      transferBounds),
-    histogram(sql, "ccat_package_archive_duration_seconds", "Time from a RawDataPackage's creation to ARCHIVED (completed), over every archived package.",
-      [], `select extract(epoch from updated_at - created_at)::float8 as v from raw_data_package where status = 'completed'`, longBounds),
+    maintainedHistogram(sql, "ccat_transfer_duration_seconds", "Duration of completed transfer attempts, per hop (sending site, receiving site) and adapter.",
+      "transfer_duration", true, transferBounds),
+    maintainedHistogram(sql, "ccat_package_archive_duration_seconds", "Time from a RawDataPackage's creation to ARCHIVED (completed), over every archived package.",
+      "package_archive", false, longBounds),
     histogram(sql, "ccat_open_package_age_seconds", "Age of RawDataPackages not yet archived nor failed, per status: how long work has waited.",
       ["status"], openAge("raw_data_package"), longBounds),
     histogram(sql, "ccat_open_bundle_age_seconds", "Age of DataTransferPackages (bundles) not yet completed nor failed, per status.",
