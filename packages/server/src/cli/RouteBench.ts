@@ -29,7 +29,7 @@ export const tolerance = 0.05
 /** The acceptable time to send one bundle when neither the option nor the route says one. */
 export const defaultTransferTime = "1 hours"
 
-const usage = (detail: string) => Effect.fail(new RouteTarget.RouteBenchError({ reason: "UnknownRoute", detail }))
+const usage = (detail: string) => Effect.fail(new RouteTarget.RouteBenchError({ reason: "BadInput", detail }))
 
 const durationOf = (text: string, option: string) =>
   Either.match(Schema.decodeUnknownEither(Topology.DurationText)(text), {
@@ -77,6 +77,7 @@ const command = Command.make(
       Options.optional,
       Options.withDescription(`how long sending one bundle may take (default: the route's bundleTransferTime, else ${defaultTransferTime})`)
     ),
+    rounds: Options.integer("rounds").pipe(Options.withDefault(2), Options.withDescription("times each setting is probed, 1 to 5; the fastest round counts")),
     probeTimeout: Options.text("probe-timeout").pipe(Options.withDefault("10 minutes"), Options.withDescription("longest one probe transfer may take before its setting counts as failed")),
     write: Options.boolean("write").pipe(Options.withDescription("write the recommended settings and the measured bandwidth into the route's configuration"))
   },
@@ -84,6 +85,7 @@ const command = Command.make(
     Effect.gen(function* () {
       const probeBytes = Topology.parseBytes(o.probeSize)
       if (probeBytes === undefined || probeBytes < 1e6 || probeBytes > 100e9) return yield* usage(`--probe-size: "${o.probeSize}" must be a size from 1 MB to 100 GB`)
+      if (o.rounds < 1 || o.rounds > 5) return yield* usage(`--rounds: must be 1 to 5, got ${o.rounds}`)
       const limitMs = yield* durationOf(o.probeTimeout, "--probe-timeout")
       const given = Option.getOrUndefined(o.transferTime)
       const transferMs = given === undefined ? undefined : yield* durationOf(given, "--transfer-time")
@@ -94,6 +96,7 @@ const command = Command.make(
       const measured = yield* RouteProbe.probe(target, {
         probeBytes,
         limitSeconds: limitMs / 1000,
+        rounds: o.rounds,
         onProgress: (line) => Console.error(line)
       })
       const chosen = RouteProbe.recommend(measured, tolerance)
@@ -121,6 +124,7 @@ const command = Command.make(
           index: target.index,
           adapter: target.config.adapter,
           probeBytes,
+          rounds: o.rounds,
           settings: measured.map((m) => ({ label: m.setting.label, options: m.setting.options, atOnce: m.setting.atOnce, setupSeconds: m.setupSeconds, seconds: m.seconds, wholeRate: m.wholeRate, rate: m.rate, tooSmall: m.tooSmall, ...(m.error === undefined ? {} : { error: m.error }) })),
           recommended: chosen.setting.label,
           best: top.setting.label,
@@ -134,7 +138,7 @@ const command = Command.make(
       }
       const where = (e: { location: string; root: string }) => `${e.location} ${e.root}`
       yield* Console.log(`route ${target.name} (routes[${target.index}], ${target.config.adapter}): ${where(target.source)} -> ${where(target.destination)}`)
-      yield* Console.log(`probes of ${Output.bytes(RouteProbe.smallProbeBytes)} and ${Output.bytes(probeBytes)} of random data per transfer; * = recommended\n`)
+      yield* Console.log(`probes of ${Output.bytes(RouteProbe.smallProbeBytes)} and ${Output.bytes(probeBytes)} of random data per transfer, the fastest of ${o.rounds} round${o.rounds === 1 ? "" : "s"}; * = recommended\n`)
       yield* Console.log(Output.table(
         ["SETTING", "SETUP", "WHOLE", "FLOWING", ""],
         measured.map((m) => [

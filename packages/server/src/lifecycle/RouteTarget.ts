@@ -17,7 +17,7 @@ import type * as Routes from "./Routes.js"
 
 /** Why a route cannot be measured, or why measuring it failed. */
 export class RouteBenchError extends Data.TaggedError("RouteBenchError")<{
-  readonly reason: "UnknownRoute" | "Unreachable" | "Unsupported" | "ProbeFailed" | "WriteFailed"
+  readonly reason: "BadInput" | "UnknownRoute" | "Unreachable" | "Unsupported" | "ProbeFailed" | "WriteFailed"
   readonly detail: string
 }> {
   override get message(): string {

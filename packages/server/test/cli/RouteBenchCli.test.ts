@@ -125,7 +125,7 @@ const checkWritten = async (file: string, before: string, report: Report, change
 describe("ccat route bench", () => {
   it("rsync over ssh: a table of 1, 2 and 4 transfers at once, a recommendation among them, --write keeps the file's rest, no probe left", async () => {
     const w = await world("rsync", sshOptions())
-    const shown = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB"], {})
+    const shown = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--rounds", "1"], {})
     assert.strictEqual(shown.code, 0, shown.stderr)
     const rows = shown.stdout.split("\n").filter((l) => /^\s+(\* )?\d at once\s/.test(l))
     assert.deepStrictEqual(rows.map((l) => /(\d) at once/.exec(l)![1]), ["1", "2", "4"])
@@ -137,7 +137,7 @@ describe("ccat route bench", () => {
     assert.strictEqual(await fs.readFile(w.file, "utf8"), w.text, "without --write the file is not touched")
     assert.deepStrictEqual(await inBuffers(w.dir), [])
 
-    const written = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--transfer-time", "20 minutes", "--write", "--json"], {})
+    const written = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--rounds", "1", "--transfer-time", "20 minutes", "--write", "--json"], {})
     assert.strictEqual(written.code, 0, written.stderr)
     const report = JSON.parse(written.stdout) as Report
     const labels = report.settings.map((s) => s.label)
@@ -166,14 +166,16 @@ describe("ccat route bench", () => {
       runCcat(["route", "bench", "chile->nowhere", "--config", known.file, "--write"], {}),
       runCcat(["route", "bench", "7", "--config", known.file], {}),
       runCcat(["route", "bench", "chile->cologne", "--config", known.file, "--probe-size", "lots", "--write"], {}),
+      runCcat(["route", "bench", "chile->cologne", "--config", known.file, "--rounds", "9", "--write"], {}),
       runCcat(["route", "bench", "chile->cologne", "--config", unreachable.file, "--write"], {}),
       runCcat(["route", "bench", "chile->cologne", "--config", missingFolder.file, "--write"], {})
     ])
-    const [unknownRoute, badIndex, badSize, noSsh, noFolder] = runs
+    const [unknownRoute, badIndex, badSize, badRounds, noSsh, noFolder] = runs
     for (const r of runs) assert.strictEqual(r.code, 1, r.stdout + r.stderr)
     assert.match(unknownRoute!.stderr, /ccat: no route chile -> nowhere is configured; the configured routes are 0: chile -> cologne \(rsync\); 1: cologne -> chile \(local\)/)
     assert.match(badIndex!.stderr, /there is no route 7/)
     assert.match(badSize!.stderr, /--probe-size: "lots" must be a size/)
+    assert.match(badRounds!.stderr, /--rounds: must be 1 to 5, got 9/)
     assert.match(noSsh!.stderr, /route chile -> cologne: the destination buffer cologne-buffer's folder .* cannot be reached: .*(refused|Connection)/i)
     assert.match(noFolder!.stderr, /the destination buffer cologne-buffer's folder .*\/nonexistent\/cologne-buffer is not a writable folder/)
     for (const w of [known, unreachable, missingFolder]) {
@@ -202,7 +204,7 @@ if (bbcpOnPath._tag === "Some") {
   describe("ccat route bench over bbcp", () => {
     it("1, 4, 8 and 16 streams, then windows at the best count; --write sets streams and window", async () => {
       const w = await world("bbcp", { ...sshOptions(), bbcp: binary, remoteBbcp: binary, checksum: "a32" })
-      const r = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "4 MB", "--write", "--json"], {})
+      const r = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "4 MB", "--rounds", "1", "--write", "--json"], {})
       assert.strictEqual(r.code, 0, r.stderr)
       const report = JSON.parse(r.stdout) as Report
       const labels = report.settings.map((s) => s.label)
