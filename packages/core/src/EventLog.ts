@@ -20,11 +20,11 @@ export const EntityKind = Schema.Literal(
 export type EntityKind = typeof EntityKind.Type
 
 /**
- * Every kind of entity the event log records: the ones with a state machine, and
- * ExecutedObsUnit, whose closing (end time, final status, quality) is recorded since migration
- * 0002 although filing, not a state machine, decides its status.
+ * Every kind of entity the event log records: the ones with a state machine; ExecutedObsUnit,
+ * whose closing (end time, final status, quality) is recorded although filing, not a state
+ * machine, decides its status; and the access changes (`accessEvents`): accounts and tokens.
  */
-export const LoggedEntityKind = Schema.Literal(...EntityKind.literals, "ExecutedObsUnit")
+export const LoggedEntityKind = Schema.Literal(...EntityKind.literals, "ExecutedObsUnit", "Account", "ApiToken")
 /** A kind of entity the event log records. */
 export type LoggedEntityKind = typeof LoggedEntityKind.Type
 
@@ -42,3 +42,13 @@ export class EventLogEntry extends Model.Class<EventLogEntry>("EventLogEntry")({
   actor: DisplayName,
   details: JsonObject
 }) {}
+
+/**
+ * What the log records of access, as `to_state`: an account created or enabled (`active`),
+ * disabled, given a grant or losing one (the grant in the details); a token issued (`active`)
+ * or revoked.
+ */
+export const accessEvents = {
+  Account: ["active", "disabled", "granted", "grant-revoked"],
+  ApiToken: ["active", "revoked"]
+} as const

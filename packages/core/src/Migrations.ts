@@ -17,6 +17,7 @@ import idempotencyKeys from "./internal/migrations/0009_idempotency_keys.js"
 import eventOnBehalfOf from "./internal/migrations/0010_event_on_behalf_of.js"
 import stateCounts from "./internal/migrations/0012_state_counts.js"
 import listIndexes from "./internal/migrations/0013_list_indexes.js"
+import accessEvents from "./internal/migrations/0015_access_events.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -31,7 +32,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0009_idempotency_keys": idempotencyKeys,
   "0010_event_on_behalf_of": eventOnBehalfOf,
   "0012_state_counts": stateCounts,
-  "0013_list_indexes": listIndexes
+  "0013_list_indexes": listIndexes,
+  "0015_access_events": accessEvents
 }
 
 /** The table in which applied migrations are recorded. */
