@@ -53,18 +53,21 @@ with cand as (
   join site s on s.id = l.site_id
   join retention_policy r on r.data_location_id = l.id
   where l.type in ('SOURCE', 'BUFFER', 'PROCESSING') and l.deletable
-    and c.status::text = any($3::text[])
+    and c.status = any($3::physical_copy_status[])
     and ($1::text is null or s.name = $1::text)
     and ($2::uuid[] is null or c.id = any($2::uuid[]))
 ),
+-- Each candidate's packages are looked up per candidate (by key), never joined as sets: the
+-- candidates are the live copies, a few thousand, while files and members are the whole history.
 held as (
-  select cand.id as copy_id, f.raw_data_package_id as package_id
-  from cand join raw_data_file f on f.id = cand.raw_data_file_id
+  select cand.id as copy_id, (select f.raw_data_package_id from raw_data_file f where f.id = cand.raw_data_file_id) as package_id
+  from cand where cand.raw_data_file_id is not null
   union all
   select cand.id, cand.raw_data_package_id from cand where cand.raw_data_package_id is not null
   union all
-  select cand.id, m.raw_data_package_id
-  from cand join data_transfer_package_member m on m.data_transfer_package_id = cand.data_transfer_package_id
+  select cand.id, unnest(array(
+    select m.raw_data_package_id from data_transfer_package_member m where m.data_transfer_package_id = cand.data_transfer_package_id))
+  from cand where cand.data_transfer_package_id is not null
 ),
 archived as (
   select h.copy_id, (
