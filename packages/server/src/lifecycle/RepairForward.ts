@@ -84,6 +84,8 @@ const candidates = (site: string, also: (sql: SqlClient.SqlClient) => Fragment, 
       select p.id from raw_data_package p, site s
       where s.name = ${site} and p.status = 'completed' and p.checksum is not null
         and (${packageId ?? null}::uuid is null or p.id = ${packageId ?? null}::uuid)
+        -- the few packages with a bad copy somewhere, by their own index, rather than every archived one
+        and p.id in (select b.raw_data_package_id from physical_copy b where b.status in ('CORRUPT', 'MISSING') and b.raw_data_package_id is not null)
         and ${neededFrom(sql, sql`p`, sql`s.id`)}
         and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
         and ${also(sql)}
