@@ -43,11 +43,13 @@ const waiting = (site: string, target: { readonly copies: number; readonly sites
     sql<Waiting>`
       select p.id, p.size_bytes, c.data_location_id as location_id,
              (extract(epoch from (now() - c.created_at)) * 1000)::float8 as waited_ms
-      from raw_data_package p
-      join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
+      from physical_copy c
       join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
       join site s on s.id = l.site_id
-      where s.name = ${site} and p.size_bytes is not null and p.checksum is not null
+      -- each copy's package by its key (the lateral limit keeps it a lookup): the site's buffers
+      -- hold a few hundred packages, the packages table every one ever made
+      cross join lateral (select * from raw_data_package p where p.id = c.raw_data_package_id limit 1) p
+      where s.name = ${site} and c.status = 'PRESENT' and p.size_bytes is not null and p.checksum is not null
         and ((p.status = 'in_progress'
           and (not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
             or exists (
