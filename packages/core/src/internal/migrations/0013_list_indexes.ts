@@ -13,7 +13,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 
-/** The statements, exported so the operator's guide can print the concurrent form of each. */
+/** The statements, in order (docs/scaling.md gives the concurrent form of each index). */
 export const indexes: ReadonlyArray<string> = [
   // observations: page order, and the ones still open
   "create index if not exists executed_obs_unit_page on executed_obs_unit (start_at, id)",
@@ -35,6 +35,11 @@ export const indexes: ReadonlyArray<string> = [
   "create index if not exists physical_copy_unsettled_page on physical_copy (created_at, id) where status not in ('PRESENT', 'DELETED')",
   "create index if not exists physical_copy_file on physical_copy (raw_data_file_id) where raw_data_file_id is not null",
   "create index if not exists physical_copy_bundle on physical_copy (data_transfer_package_id) where data_transfer_package_id is not null",
+  // the packages with a bad copy, where repair's planners start
+  "create index if not exists physical_copy_bad_package on physical_copy (raw_data_package_id) where status in ('CORRUPT', 'MISSING')",
+  // how many copies each location holds in each status, together: the two are far from
+  // independent (most PRESENT copies are in the archive, most buffer copies are DELETED)
+  "create statistics if not exists physical_copy_location_status (mcv) on data_location_id, status from physical_copy",
   // staging requests: page order, all of them and one account's
   "create index if not exists staging_request_page on staging_request (created_at, id)",
   "create index if not exists staging_request_account_page on staging_request (account_id, created_at, id)"
