@@ -72,10 +72,15 @@ export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (han
         if (q.packageId !== undefined) where.push(sql`t.raw_data_package_id = ${q.packageId}`)
         if (q.bundleId !== undefined) where.push(sql`t.data_transfer_package_id = ${q.bundleId}`)
         if (q.observationId !== undefined) {
-          where.push(sql`(t.raw_data_file_id in (select id from raw_data_file where executed_obs_unit_id = ${q.observationId})
-            or t.raw_data_package_id in (select id from raw_data_package where executed_obs_unit_id = ${q.observationId})
-            or t.data_transfer_package_id in (select m.data_transfer_package_id from data_transfer_package_member m
-              join raw_data_package p on p.id = m.raw_data_package_id where p.executed_obs_unit_id = ${q.observationId}))`)
+          // The observation's copies found from its files, packages and bundles by their own indexes
+          // (one set of ids), so the page reads those copies and not the copies table in page order.
+          where.push(sql`t.id in (
+            select c.id from raw_data_file f join physical_copy c on c.raw_data_file_id = f.id where f.executed_obs_unit_id = ${q.observationId}
+            union all
+            select c.id from raw_data_package p join physical_copy c on c.raw_data_package_id = p.id where p.executed_obs_unit_id = ${q.observationId}
+            union all
+            select c.id from raw_data_package p join data_transfer_package_member m on m.raw_data_package_id = p.id
+              join physical_copy c on c.data_transfer_package_id = m.data_transfer_package_id where p.executed_obs_unit_id = ${q.observationId})`)
         }
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
         return yield* page({ table: "physical_copy", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode: decodeCopies })

@@ -84,7 +84,8 @@ export const PackagesHttpLive = HttpApiBuilder.group(Api.Api, "packages", (handl
         if (q.observationId !== undefined) where.push(sql`t.executed_obs_unit_id = ${q.observationId}`)
         if (q.moduleId !== undefined) where.push(sql`t.instrument_module_id = ${q.moduleId}`)
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
-        if (q.journey !== undefined) where.push(sql`t.status::text in ${sql.in(statusesOf(q.journey))}`)
+        // Compared as the enum, not as text, so the live packages' partial index answers WAITING and FAILED.
+        if (q.journey !== undefined) where.push(sql`t.status in ${sql.in(statusesOf(q.journey))}`)
         return yield* page({ table: "raw_data_package", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode })
       })
     )
