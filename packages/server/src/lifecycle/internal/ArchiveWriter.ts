@@ -135,7 +135,10 @@ const parentDirectories = (path: string): Array<string> => {
 
 const memberHeaders = (member: PackageManifest.Member, seen: Set<string>, mtime: number): Array<Uint8Array> => {
   const headers: Array<Uint8Array> = []
-  for (const dir of parentDirectories(member.relativePath)) {
+  // a folder is seen only with all the folders above it: most members' folder was seen already
+  const slash = member.relativePath.lastIndexOf("/")
+  const known = slash < 0 || seen.has(member.relativePath.slice(0, slash))
+  for (const dir of known ? [] : parentDirectories(member.relativePath)) {
     if (seen.has(dir)) continue
     seen.add(dir)
     headers.push(TarFormat.encodeHeader({ name: dir, type: "directory", size: 0, mode: 0o755, mtime }))
