@@ -8,10 +8,9 @@
  *
  * A keyed request runs in ONE transaction with its record: the claim of the key, everything the
  * request writes, and its recorded answer commit together or not at all, before the answer is
- * sent. So a process killed
- * after the commit has recorded what it did (a retry is answered from the record, never run
- * twice), and one killed before it has done nothing (a retry runs afresh, with no lease to wait
- * out). A concurrent request with the same key waits on the first one's uncommitted claim (at
+ * sent. So a process killed after the commit has recorded what it did (a retry is answered from
+ * the record, never run twice), and one killed before it has done nothing (a retry runs afresh,
+ * with no lease to wait out). A concurrent request with the same key waits on the first one's uncommitted claim (at
  * most `wait`, then a 503 with Retry-After) and replays its answer. A committed `running` claim
  * (left by a process that claimed outside the request's transaction) is waited on the same way
  * and taken over once its lease has passed. Answers that a retry should run again are not
