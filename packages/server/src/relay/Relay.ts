@@ -37,6 +37,13 @@ export interface RunOptions {
   readonly dataDir?: string | undefined
 }
 
+/** A duration setting that must be above zero (zero would mean "never wait" or "no limit", neither of which works). */
+const positive = (name: string, fallback: Duration.Duration) =>
+  Config.duration(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: `${name} must be a duration above zero, e.g. "10 seconds"`, validation: (d) => Duration.greaterThan(d, Duration.zero) })
+  )
+
 /** The relay's configuration from the environment (see docs/relay.md). */
 export const config = Config.all({
   mainUrl: Config.option(Config.nonEmptyString("CCAT_RELAY_MAIN_URL")),
@@ -45,10 +52,10 @@ export const config = Config.all({
   port: Config.integer("CCAT_RELAY_PORT").pipe(Config.withDefault(8081)),
   dataDir: Config.string("CCAT_DATA_DIR").pipe(Config.withDefault(".ccat-relay")),
   databaseUrl: Config.option(Config.redacted("CCAT_RELAY_DATABASE_URL")),
-  syncInterval: Config.duration("CCAT_RELAY_SYNC_INTERVAL").pipe(Config.withDefault(Duration.seconds(60))),
-  maxBackoff: Config.duration("CCAT_RELAY_MAX_BACKOFF").pipe(Config.withDefault(Duration.seconds(30))),
-  requestTimeout: Config.duration("CCAT_RELAY_REQUEST_TIMEOUT").pipe(Config.withDefault(Duration.seconds(60))),
-  connectTimeout: Config.duration("CCAT_RELAY_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
+  syncInterval: positive("CCAT_RELAY_SYNC_INTERVAL", Duration.seconds(60)),
+  maxBackoff: positive("CCAT_RELAY_MAX_BACKOFF", Duration.seconds(30)),
+  requestTimeout: positive("CCAT_RELAY_REQUEST_TIMEOUT", Duration.seconds(60)),
+  connectTimeout: positive("CCAT_RELAY_CONNECT_TIMEOUT", Duration.seconds(10)),
   retention: Config.duration("CCAT_IDEMPOTENCY_RETENTION").pipe(Config.withDefault(Duration.days(7)))
 })
 
