@@ -4,9 +4,7 @@
  * in_progress, and its verified PhysicalCopy at the buffer. Callers run it inside the
  * transaction that also enqueues what comes next.
  */
-import { Repositories } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import type * as Packager from "./Packager.js"
 import type * as Sites from "./Sites.js"
@@ -36,20 +34,21 @@ export const record = (subject: Subject, buffer: Sites.Location, written: Packag
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const table = subject.kind === "RawDataPackage" ? "raw_data_package" : "data_transfer_package"
-    const updated = yield* sql`
-      update ${sql(table)} set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
-      where id = ${subject.id} and status = 'in_progress' returning id`
-    if (updated.length === 0) return yield* Effect.dieMessage(`${subject.kind} ${subject.id} left in_progress while it was written`)
-    const copy = yield* Repositories.physicalCopies.insert({
-      rawDataFileId: null,
-      rawDataPackageId: subject.kind === "RawDataPackage" ? subject.id : null,
-      dataTransferPackageId: subject.kind === "DataTransferPackage" ? subject.id : null,
-      dataLocationId: buffer.id,
-      path: written.key,
-      sizeBytes: written.sizeBytes,
-      checksum: written.checksum,
-      status: "PRESENT",
-      verifiedAt: yield* DateTime.now
-    } as never)
-    if (identity !== null) yield* sql`update physical_copy set identity = ${identity} where id = ${copy.id}`
+    // One statement (one round trip): the outcome on the row, the copy and its creation event.
+    const copies = yield* sql<{ id: string }>`
+      with updated as (
+        update ${sql(table)} set size_bytes = ${written.sizeBytes}, checksum = ${written.checksum}, updated_at = now()
+        where id = ${subject.id} and status = 'in_progress' returning id),
+      copy as (
+        insert into physical_copy (raw_data_package_id, data_transfer_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
+        select ${subject.kind === "RawDataPackage" ? subject.id : null}::uuid, ${subject.kind === "DataTransferPackage" ? subject.id : null}::uuid,
+          ${buffer.id}::uuid, ${written.key}::text, ${written.sizeBytes}::bigint, ${written.checksum}::text,
+          'PRESENT'::physical_copy_status, now(), ${identity}::text
+        from updated
+        returning id, status),
+      created as (
+        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
+        select 'PhysicalCopy'::entity_kind, id, null::text, status::text, 'system', '{}'::jsonb from copy)
+      select id from copy`
+    if (copies.length === 0) return yield* Effect.dieMessage(`${subject.kind} ${subject.id} left in_progress while it was written`)
   })

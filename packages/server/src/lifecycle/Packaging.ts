@@ -122,11 +122,11 @@ export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
   const files = yield* readyFiles(site, 20_000)
   const bySource = new Map<string, Array<FileRow>>()
   for (const f of files) bySource.set(f.sourceLocationId, [...(bySource.get(f.sourceLocationId) ?? []), f])
-  for (const group of bySource.values()) {
-    for (const planned of Packager.plan(group, { maxPackageBytes: policy.maxPackageBytes })) {
-      enqueued += yield* claim(site, planned)
-    }
-  }
+  // Claims are independent transactions (a lost race gives one up alone): a few at once keep a
+  // round short when every statement crosses a long link to the ops-db.
+  const planned = [...bySource.values()].flatMap((group) => Packager.plan(group, { maxPackageBytes: policy.maxPackageBytes }))
+  const claimed = yield* Effect.forEach(planned, (p) => claim(site, p), { concurrency: 4 })
+  enqueued += claimed.reduce((a, b) => a + b, 0)
   // Re-derive jobs a lost queue would have dropped: packages claimed but not written for a while,
   // or at once when the queue holds no job of theirs at all (a restored ops-db, a wiped queue).
   const stale = yield* sql<{ id: Ids.RawDataPackageId }>`
@@ -159,17 +159,19 @@ const commit = (
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const bufferIdentity = yield* ArchiveRecord.identityOf(buffer, written.key)
+    // Three statements whatever the number of files: a site far from the ops-db pays each one.
     yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* ArchiveRecord.record({ kind: "RawDataPackage", id: packageId }, buffer, written, bufferIdentity)
-        for (const f of files) {
-          yield* Transitions.transition({ entity: "RawDataFile", id: f.id, from: "filed", to: "packaged", actor: `worker:${site}` })
-          // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.
-          yield* sql`
+        yield* Transitions.transitionAll({ entity: "RawDataFile", ids: files.map((f) => f.id), from: "filed", to: "packaged", actor: `worker:${site}` })
+        // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.
+        yield* sql`
             insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
-            values (${f.id}, ${f.sourceLocationId}, ${f.relativePath}, ${f.sizeBytes}, ${f.checksum}, 'PRESENT', now(), ${identities.get(f.id) ?? null})
+            select f.id, f.location, f.path, f.size, f.checksum, 'PRESENT'::physical_copy_status, now(), f.identity
+            from unnest(${files.map((f) => f.id)}::uuid[], ${files.map((f) => f.sourceLocationId)}::uuid[], ${files.map((f) => f.relativePath)}::text[],
+                        ${files.map((f) => f.sizeBytes)}::bigint[], ${files.map((f) => f.checksum)}::text[], ${files.map((f) => identities.get(f.id) ?? null)}::text[])
+              as f(id, location, path, size, checksum, identity)
             on conflict do nothing`
-        }
       })
     )
   })
@@ -291,5 +293,5 @@ export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecycleP
   plan,
   work,
   queue: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 6 * 3600 },
-  concurrency: 1
+  concurrency: 2
 }
