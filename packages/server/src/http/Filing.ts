@@ -1,10 +1,14 @@
 /**
  * Filing on the ops-db: an observation and its files in one transaction, all or nothing.
- * References are checked first (the ObsUnit, the instrument's grant, the SOURCE location, the
- * modules) so a bad request fails with the field to fix, before anything is written. Files are
- * inserted in bulk with `on conflict do nothing`; whatever was already there is compared with
- * the request, so a repeat is answered with the stored rows and a different re-file is a 409
- * naming the fields. New files get their creation event in the same transaction.
+ *
+ * The common case (a new observation with new files, or new files for an open one) is one
+ * set-based statement (`FilingBulk`): ten thousand files are one round trip, their creation
+ * events included. Anything else is rolled back and filed by the careful path here, which checks
+ * step by step so a bad request fails with the field to fix: references first (the ObsUnit, the
+ * instrument's grant, the SOURCE location, the modules), then the names, then the inserts with
+ * `on conflict do nothing`; whatever was already there is compared with the request, so a repeat
+ * is answered with the stored rows and a different re-file is a 409 naming the fields. Both
+ * paths answer the same, and every refused request leaves the database as it was.
  *
  * Two rules protect what the packager and cleanup do later. A name the packager cannot write
  * (the manifest's, or a path that is also another file's folder anywhere in the observation) is
@@ -12,43 +16,28 @@
  * file filed for it until its SOURCE copy is deleted; another observation's file on that path is
  * refused with 409 naming the holder (a partial unique index enforces it against races).
  */
-import { ApiErrors, type ApiSecurity, type Ids, type ObservationsApi, Observational, RawData } from "@ccat/core"
+import { ApiErrors, type ApiSecurity, type ObservationsApi, Observational } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { manifestName } from "../lifecycle/PackageManifest.js"
+import type { StoredFile } from "./FilingAnswer.js"
+import * as FilingBulk from "./FilingBulk.js"
+import { authorizeInstrument, checkFileSpecs, conflict, observationDifferences, requestFolders, sameInstant, unprocessable } from "./FilingRules.js"
+
+export { authorizeInstrument, checkFileSpecs, requestFolders } from "./FilingRules.js"
 
 const decodeObservation = Schema.decodeUnknown(Observational.ExecutedObsUnit)
-const decodeFiles = Schema.decodeUnknown(Schema.Array(RawData.RawDataFile))
 
-/** Rows per insert statement: PostgreSQL takes at most 65,535 parameters in one. */
+/** Rows per statement where a statement takes one parameter per row (PostgreSQL takes at most 65,535). */
 const chunkSize = 5_000
 
-const unprocessable = (reason: ApiErrors.Unprocessable["reason"], field: string, message: string) =>
-  new ApiErrors.Unprocessable({ reason, field, message })
-
-const conflict = (reason: ApiErrors.Conflict["reason"], entity: string, id: string, fields: ReadonlyArray<string>, message: string) =>
-  new ApiErrors.Conflict({ reason, entity, id, fields, message })
-
-/** JSON with sorted keys, so two equal objects compare equal whatever their key order. */
-const canonical = (value: unknown): string =>
-  JSON.stringify(value, (_k, v: unknown) =>
-    v !== null && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v
-  )
-
-const sameInstant = (a: DateTime.Utc | null, b: Date | null | undefined) =>
-  a === null || b === null || b === undefined ? a === null && (b === null || b === undefined) : DateTime.toEpochMillis(a) === b.getTime()
-
-/** Refuses an instrument account that files for an instrument it was not granted. */
-export const authorizeInstrument = (p: ApiSecurity.Principal, instrumentId: string) =>
-  p.role === "admin" || p.instrumentIds.includes(instrumentId as Ids.InstrumentId)
-    ? Effect.void
-    : Effect.fail(
-        new ApiErrors.Forbidden({ reason: "Instrument", message: `the account ${p.name} may not file for instrument ${instrumentId}; an admin grants it with \`ccat token create --instrument\`` })
-      )
+/** An observation as filed, with the files of the request as stored, in request order. */
+export interface Filed {
+  readonly observation: Observational.ExecutedObsUnit
+  readonly files: ReadonlyArray<StoredFile>
+}
 
 interface ObservationRow {
   readonly row: Observational.ExecutedObsUnit
@@ -73,76 +62,6 @@ interface NewFile {
   readonly relativePath: string
 }
 
-/** Every folder of a path: `a/b/c` has `a` and `a/b`. */
-const foldersOf = (p: string): Array<string> => {
-  const parts = p.split("/")
-  return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join("/"))
-}
-
-/**
- * Refuses names the packager could not write into the observation's packages: the manifest's
- * reserved name, and a path that is also a folder of another file of the observation (in this
- * request or filed before); one would clobber the other when the packages are unpacked.
- */
-/**
- * The folders of the request's paths, each with the first file under it; fails with the first name
- * the packager cannot write within the request itself (the manifest's name, a path that is also
- * another file's folder). The main and the relay check requests by this one rule.
- */
-export const requestFolders = (paths: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const index = new Map(paths.map((p, i) => [p, i]))
-    const folders = new Map<string, number>()
-    for (const [i, p] of paths.entries()) {
-      if (p === manifestName) {
-        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${manifestName} is reserved for the package manifest; file it under another name`)
-      }
-      for (const folder of foldersOf(p)) if (!folders.has(folder)) folders.set(folder, i)
-    }
-    for (const [folder, i] of folders) {
-      const j = index.get(folder)
-      if (j !== undefined) {
-        return yield* unprocessable("Invalid", `files[${j}].relativePath`, `${folder} is also the folder of files[${i}] (${paths[i]}); a path cannot be both a file and a folder`)
-      }
-    }
-    return folders
-  })
-
-/**
- * The request's files checked against their SOURCE location (undefined: none by that name) and
- * the observation's instrument's modules by name: each file with its module's id, or the first
- * problem, named by its field. The main and the relay check requests by this one rule.
- */
-export const checkFileSpecs = (
-  sourceLocation: string,
-  location: { readonly type: string } | undefined,
-  modules: ReadonlyMap<string, string>,
-  files: ReadonlyArray<ObservationsApi.FileSpec>
-) =>
-  Effect.gen(function* () {
-    if (location === undefined) return yield* unprocessable("UnknownReference", "sourceLocation", `there is no data location named ${sourceLocation}`)
-    if (location.type !== "SOURCE") {
-      return yield* unprocessable("WrongLocationType", "sourceLocation", `${sourceLocation} is a ${location.type} location; files are filed at a SOURCE location`)
-    }
-    const ids = new Map<string, number>()
-    const paths = new Map<string, number>()
-    const checked: Array<{ readonly spec: ObservationsApi.FileSpec; readonly moduleId: string }> = []
-    for (const [i, f] of files.entries()) {
-      const moduleId = modules.get(f.module)
-      if (moduleId === undefined) {
-        return yield* unprocessable("UnknownReference", `files[${i}].module`, `the observation's instrument has no module named ${f.module} (it has ${[...modules.keys()].join(", ") || "none"})`)
-      }
-      if (ids.has(f.id)) return yield* unprocessable("Invalid", `files[${i}].id`, `file id ${f.id} appears twice in the request (also files[${ids.get(f.id)}])`)
-      if (paths.has(f.relativePath)) {
-        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${f.relativePath} appears twice in the request (also files[${paths.get(f.relativePath)}])`)
-      }
-      ids.set(f.id, i)
-      paths.set(f.relativePath, i)
-      checked.push({ spec: f, moduleId })
-    }
-    return checked
-  })
-
 const refuseUnpackable = (eouId: string, rows: ReadonlyArray<NewFile>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -158,17 +77,22 @@ const refuseUnpackable = (eouId: string, rows: ReadonlyArray<NewFile>) =>
         return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${rows[i].relativePath} would be inside ${file.relativePath}, which the observation already has as a file`)
       }
     }
-    const [inside] = yield* sql<{ relativePath: string; folder: string }>`
-      select f.relative_path, a.folder from raw_data_file f
+    // Folders of filed files that are new paths: a set intersection, so it is hashed, never a scan per pair.
+    const [inside] = yield* sql<{ folder: string }>`
+      select a.folder from raw_data_file f
       cross join lateral (
         select array_to_string((string_to_array(f.relative_path, '/'))[1:k], '/') as folder
         from generate_series(1, array_length(string_to_array(f.relative_path, '/'), 1) - 1) k) a
       where f.executed_obs_unit_id = ${eouId} and position('/' in f.relative_path) > 0
-        and a.folder = any(${[...index.keys()]}::text[])
+      intersect
+      select unnest(${[...index.keys()]}::text[])
       limit 1`
     if (inside !== undefined) {
+      const [holder] = yield* sql<{ relativePath: string }>`
+        select relative_path from raw_data_file
+        where executed_obs_unit_id = ${eouId} and left(relative_path, ${inside.folder.length + 1}) = ${inside.folder + "/"} limit 1`
       const i = index.get(inside.folder)!
-      return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${inside.folder} is already a folder of the observation (it holds ${inside.relativePath}); a path cannot be both a file and a folder`)
+      return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${inside.folder} is already a folder of the observation (it holds ${holder?.relativePath ?? "files"}); a path cannot be both a file and a folder`)
     }
   })
 
@@ -221,16 +145,27 @@ const fileFiles = (
     }))
     yield* refuseUnpackable(eouId, rows)
     yield* refuseHeldPaths(location.id, sourceLocation, eouId, rows)
-    const inserted: Array<Record<string, unknown>> = []
-    for (let i = 0; i < rows.length; i += chunkSize) {
-      const chunk = rows.slice(i, i + chunkSize)
-      inserted.push(...(yield* sql<Record<string, unknown>>`insert into raw_data_file ${sql.insert(chunk)} on conflict do nothing returning *`))
-    }
-    const byId = new Map<string, Record<string, unknown>>(inserted.map((r) => [r.id as string, r]))
+    // One statement for the files and their events, whatever their number.
+    const inserted = yield* sql<StoredFile>`
+      with ins as (
+        insert into raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id)
+        select t.id, ${eouId}::uuid, t.module_id, t.relative_path, t.size_bytes, t.checksum, ${location.id}::uuid
+        from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.instrumentModuleId)}::uuid[], ${rows.map((r) => r.relativePath)}::text[],
+                    ${rows.map((r) => r.sizeBytes)}::int8[], ${rows.map((r) => r.checksum)}::text[]) with ordinality as t(id, module_id, relative_path, size_bytes, checksum, n)
+        order by t.n
+        on conflict do nothing
+        returning *
+      ),
+      events as (
+        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
+        select 'RawDataFile', id, null, state::text, ${p.name}::text, '{}' from ins
+      )
+      select * from ins`
+    const byId = new Map<string, StoredFile>(inserted.map((r) => [r.id, r]))
     const rest = rows.filter((r) => !byId.has(r.id))
     if (rest.length > 0) {
-      const existing = yield* sql<Record<string, unknown>>`select * from raw_data_file where id in ${sql.in(rest.map((r) => r.id))}`
-      const stored = new Map(existing.map((r) => [r.id as string, r]))
+      const existing = yield* sql<StoredFile>`select * from raw_data_file where id = any(${rest.map((r) => r.id)}::uuid[])`
+      const stored = new Map(existing.map((r) => [r.id, r]))
       for (const r of rest) {
         const s = stored.get(r.id)
         const i = ids.get(r.id)!
@@ -260,77 +195,126 @@ const fileFiles = (
       return yield* conflict("Closed", "ExecutedObsUnit", eouId, [],
         `observation ${eouId} is closed (it ended at ${DateTime.formatIso(observation.row.endAt!)}); it takes no new files`)
     }
-    for (let i = 0; i < inserted.length; i += chunkSize) {
-      yield* sql`insert into event_log ${sql.insert(inserted.slice(i, i + chunkSize).map((r) => ({
-        entityKind: "RawDataFile", entityId: r.id, fromState: null, toState: r.state, actor: p.name, details: "{}"
-      })))}`
-    }
-    return yield* Effect.orDie(decodeFiles(rows.map((r) => byId.get(r.id)!)))
+    return rows.map((r) => byId.get(r.id)!)
   })
+
+/** The bulk path found something it leaves to the careful path; its transaction is rolled back. */
+class Fallback {
+  readonly _tag = "Fallback"
+}
+
+const fallback = Effect.fail(new Fallback())
+
+/** The files of a bulk filing as stored: each new, filed at the transaction's instant. */
+const storedFiles = (eouId: string, locationId: string, modules: ReadonlyMap<string, string>, files: ReadonlyArray<ObservationsApi.FileSpec>, at: Date): Array<StoredFile> =>
+  files.map((f) => ({
+    id: f.id, executedObsUnitId: eouId, instrumentModuleId: modules.get(f.module)!, relativePath: f.relativePath, sizeBytes: f.sizeBytes,
+    checksum: f.checksum, sourceLocationId: locationId, rawDataPackageId: null, state: "filed", filedAt: at, updatedAt: at
+  }))
+
+/**
+ * Files by the bulk path when it is the common case: `None` when the careful path must decide
+ * (its transaction is then rolled back, so nothing of it stays).
+ */
+const bulk = (
+  p: ApiSecurity.Principal,
+  observationId: string,
+  create: FilingBulk.NewObservation | undefined,
+  repeatOf: ObservationsApi.FileObservation | undefined,
+  sourceLocation: string | undefined,
+  files: ReadonlyArray<ObservationsApi.FileSpec>
+): Effect.Effect<Option.Option<Filed>, never, SqlClient.SqlClient> =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    if (files.length > 0 && sourceLocation === undefined) return Option.none()
+    const folders = yield* Effect.option(requestFolders(files.map((f) => f.relativePath)))
+    if (Option.isNone(folders)) return Option.none()
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const outcome = yield* FilingBulk.file({ principal: p, observationId, create, sourceLocation, files, folders: [...folders.value.keys()] })
+        if (outcome.observation === undefined || outcome.instrumentId === undefined) return yield* fallback
+        const observation = yield* Effect.orDie(decodeObservation(outcome.observation))
+        if (!outcome.created) {
+          if (repeatOf !== undefined && observationDifferences(observation, repeatOf).length > 0) return yield* fallback
+          yield* authorizeInstrument(p, outcome.instrumentId)
+        }
+        if (files.length === 0) return Option.some<Filed>({ observation, files: [] })
+        const location = outcome.location
+        yield* checkFileSpecs(sourceLocation!, location, outcome.modules, files)
+        if (location === undefined || outcome.unpackable || outcome.inserted !== files.length || outcome.filedAt === undefined) return yield* fallback
+        return Option.some<Filed>({ observation, files: storedFiles(observation.id, location.id, outcome.modules, files, outcome.filedAt) })
+      })
+      // Whatever went wrong (a refusal, a conflict, a deadlock with a concurrent filing), the careful path runs it again and says why.
+    ).pipe(Effect.catchAll(() => Effect.succeedNone))
+  })
+
+/** Files an observation with its files by the careful path, or answers with what is stored when it is a repeat. */
+const fileCarefully = (p: ApiSecurity.Principal, req: ObservationsApi.FileObservation) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql.withTransaction(
+      Effect.gen(function* () {
+        const units = yield* sql<{ instrumentId: string }>`select instrument_id from obs_unit where id = ${req.obsUnitId}`
+        if (units.length === 0) return yield* unprocessable("UnknownReference", "obsUnitId", `there is no ObsUnit ${req.obsUnitId}; an admin plans it first`)
+        const instrumentId = units[0].instrumentId
+        yield* authorizeInstrument(p, instrumentId)
+        const endAt = req.endAt ?? null
+        if (endAt !== null && endAt.getTime() < req.startAt.getTime()) {
+          return yield* unprocessable("OutOfRange", "endAt", `the observation ends (${endAt.toISOString()}) before it starts (${req.startAt.toISOString()})`)
+        }
+        const files = req.files ?? []
+        if (files.length > 0 && req.sourceLocation === undefined) {
+          return yield* unprocessable("Invalid", "sourceLocation", "files are filed at a SOURCE location: name it in sourceLocation")
+        }
+        const inserted = yield* sql<Record<string, unknown>>`
+          insert into executed_obs_unit ${sql.insert(newObservation(req))}
+          on conflict (id) do nothing returning *`
+        let observation: ObservationRow
+        let closed = false
+        if (inserted.length > 0) {
+          observation = { row: yield* Effect.orDie(decodeObservation(inserted[0])), instrumentId }
+        } else {
+          // The insert saw the row, so it exists: not finding it now would be a defect.
+          observation = yield* lockObservation(req.id).pipe(Effect.catchTag("NotFound", (e) => Effect.die(e)))
+          const fields = observationDifferences(observation.row, req)
+          if (fields.length > 0) {
+            return yield* conflict("DifferentContent", "ExecutedObsUnit", req.id, fields,
+              `observation ${req.id} was already filed with a different ${fields.join(", ")}; to end it, use close`)
+          }
+          yield* authorizeInstrument(p, observation.instrumentId)
+          closed = observation.row.endAt !== null
+        }
+        const stored = files.length === 0 ? [] : yield* fileFiles(p, observation, req.sourceLocation!, files, closed)
+        return { observation: observation.row, files: stored } satisfies Filed
+      })
+    ).pipe(Effect.catchTag("SqlError", Effect.die)))
+
+/** The observation's row as the request states it, defaults filled in. */
+const newObservation = (req: ObservationsApi.FileObservation) => {
+  const endAt = req.endAt ?? null
+  return {
+    id: req.id,
+    obsUnitId: req.obsUnitId,
+    startAt: req.startAt,
+    endAt,
+    status: req.status ?? (endAt === null ? "in_progress" : "completed"),
+    conditions: JSON.stringify(req.conditions ?? {}),
+    quality: req.quality ?? "unassessed",
+    metadata: JSON.stringify(req.metadata ?? {})
+  } satisfies FilingBulk.NewObservation
+}
 
 /** Files an observation with its files, or answers with what is stored when it is a repeat. */
 export const fileObservation = Effect.fn("Filing.fileObservation")(function* (p: ApiSecurity.Principal, req: ObservationsApi.FileObservation) {
-  const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(
-    Effect.gen(function* () {
-      const units = yield* sql<{ instrumentId: string }>`select instrument_id from obs_unit where id = ${req.obsUnitId}`
-      if (units.length === 0) return yield* unprocessable("UnknownReference", "obsUnitId", `there is no ObsUnit ${req.obsUnitId}; an admin plans it first`)
-      const instrumentId = units[0].instrumentId
-      yield* authorizeInstrument(p, instrumentId)
-      const endAt = req.endAt ?? null
-      if (endAt !== null && endAt.getTime() < req.startAt.getTime()) {
-        return yield* unprocessable("OutOfRange", "endAt", `the observation ends (${endAt.toISOString()}) before it starts (${req.startAt.toISOString()})`)
-      }
-      const files = req.files ?? []
-      if (files.length > 0 && req.sourceLocation === undefined) {
-        return yield* unprocessable("Invalid", "sourceLocation", "files are filed at a SOURCE location: name it in sourceLocation")
-      }
-      const status = req.status ?? (endAt === null ? "in_progress" : "completed")
-      const inserted = yield* sql<Record<string, unknown>>`
-        insert into executed_obs_unit ${sql.insert({
-          id: req.id,
-          obsUnitId: req.obsUnitId,
-          startAt: req.startAt,
-          endAt,
-          status,
-          conditions: JSON.stringify(req.conditions ?? {}),
-          quality: req.quality ?? "unassessed",
-          metadata: JSON.stringify(req.metadata ?? {})
-        })}
-        on conflict (id) do nothing returning *`
-      let observation: ObservationRow
-      let closed = false
-      if (inserted.length > 0) {
-        observation = { row: yield* Effect.orDie(decodeObservation(inserted[0])), instrumentId }
-      } else {
-        // The insert saw the row, so it exists: not finding it now would be a defect.
-        observation = yield* lockObservation(req.id).pipe(Effect.catchTag("NotFound", (e) => Effect.die(e)))
-        const s = observation.row
-        // Fields the request leaves out are not compared: a repeat may state less, never other.
-        const fields = [
-          s.obsUnitId !== req.obsUnitId ? "obsUnitId" : undefined,
-          !sameInstant(s.startAt, req.startAt) ? "startAt" : undefined,
-          req.endAt != null && !sameInstant(s.endAt, req.endAt) ? "endAt" : undefined,
-          req.status !== undefined && s.status !== req.status ? "status" : undefined,
-          req.quality !== undefined && s.quality !== req.quality ? "quality" : undefined,
-          req.conditions !== undefined && canonical(s.conditions) !== canonical(req.conditions) ? "conditions" : undefined,
-          req.metadata !== undefined && canonical(s.metadata) !== canonical(req.metadata) ? "metadata" : undefined
-        ].filter((x): x is string => x !== undefined)
-        if (fields.length > 0) {
-          return yield* conflict("DifferentContent", "ExecutedObsUnit", req.id, fields,
-            `observation ${req.id} was already filed with a different ${fields.join(", ")}; to end it, use close`)
-        }
-        yield* authorizeInstrument(p, observation.instrumentId)
-        closed = s.endAt !== null
-      }
-      const stored = files.length === 0 ? [] : yield* fileFiles(p, observation, req.sourceLocation!, files, closed)
-      return { observation: observation.row, files: stored }
-    })
-  ).pipe(Effect.catchTag("SqlError", Effect.die))
+  const endAt = req.endAt ?? null
+  const plain = endAt === null || endAt.getTime() >= req.startAt.getTime()
+  const filed = plain ? yield* bulk(p, req.id, newObservation(req), req, req.sourceLocation, req.files ?? []) : Option.none<Filed>()
+  return Option.isSome(filed) ? filed.value : yield* fileCarefully(p, req)
 })
 
 /** Adds files to an open observation (a repeat of files already filed is answered as stored). */
 export const addFiles = Effect.fn("Filing.addFiles")(function* (p: ApiSecurity.Principal, id: string, req: typeof ObservationsApi.AddFiles.Type) {
+  const filed = yield* bulk(p, id, undefined, undefined, req.sourceLocation, req.files)
+  if (Option.isSome(filed)) return { files: filed.value.files }
   const sql = yield* SqlClient.SqlClient
   return yield* sql.withTransaction(
     Effect.gen(function* () {

@@ -4,11 +4,14 @@
  */
 import { Api, ApiSecurity, Observational } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiError from "@effect/platform/HttpApiError"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Access from "./Access.js"
 import * as Filing from "./Filing.js"
+import * as FilingAnswer from "./FilingAnswer.js"
+import * as FilingInput from "./FilingInput.js"
 import { page } from "./Paging.js"
 import { decoder } from "./Rows.js"
 
@@ -17,8 +20,23 @@ const decode = decoder(Observational.ExecutedObsUnit)
 /** The observations group's handlers. */
 export const ObservationsHttpLive = HttpApiBuilder.group(Api.Api, "observations", (handlers) =>
   handlers
-    .handle("file", ({ payload }) => Effect.flatMap(ApiSecurity.CurrentAccount, (p) => Filing.fileObservation(p, payload)))
-    .handle("addFiles", ({ path, payload }) => Effect.flatMap(ApiSecurity.CurrentAccount, (p) => Filing.addFiles(p, path.id, payload)))
+    // Filing reads and answers its bodies itself: see `FilingInput` and `FilingAnswer`.
+    .handleRaw("file", () =>
+      Effect.gen(function* () {
+        const p = yield* ApiSecurity.CurrentAccount
+        const payload = yield* Effect.flatMap(FilingInput.body, FilingInput.fileObservation).pipe(Effect.catchTag("ParseError", HttpApiError.HttpApiDecodeError.refailParseError))
+        const filed = yield* Filing.fileObservation(p, payload)
+        return yield* FilingAnswer.filedObservation(filed.observation, filed.files)
+      })
+    )
+    .handleRaw("addFiles", ({ path }) =>
+      Effect.gen(function* () {
+        const p = yield* ApiSecurity.CurrentAccount
+        const payload = yield* Effect.flatMap(FilingInput.body, FilingInput.addFiles).pipe(Effect.catchTag("ParseError", HttpApiError.HttpApiDecodeError.refailParseError))
+        const filed = yield* Filing.addFiles(p, path.id, payload)
+        return FilingAnswer.filedFiles(filed.files)
+      })
+    )
     .handle("close", ({ path, payload }) => Effect.flatMap(ApiSecurity.CurrentAccount, (p) => Filing.closeObservation(p, path.id, payload)))
     .handle("list", ({ urlParams: q }) =>
       Effect.gen(function* () {
