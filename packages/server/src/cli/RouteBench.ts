@@ -48,7 +48,7 @@ export const bytesText = (n: number): string => {
 const windowText = (w: unknown) => (typeof w === "number" ? (w % 1024 ** 2 === 0 ? `${w / 1024 ** 2} MiB` : String(w)) : w)
 
 /** What `--write` sets for a recommended setting. */
-export const changesFor = (target: RouteTarget.RouteTarget, chosen: RouteProbe.Measured, perTransfer: number, transferTime: string): RouteChanges => {
+export const changesFor = (target: RouteTarget.RouteTarget, chosen: RouteProbe.Measured, perTransfer: number, transferTime: string | undefined): RouteChanges => {
   const s = chosen.setting
   const options: Record<string, unknown> = {}
   if (target.config.adapter === "bbcp") {
@@ -60,7 +60,8 @@ export const changesFor = (target: RouteTarget.RouteTarget, chosen: RouteProbe.M
     fields: {
       ...(target.config.adapter === "rsync" ? { maxConcurrentTransfers: s.atOnce } : {}),
       measuredBandwidth: bytesText(perTransfer),
-      bundleTransferTime: transferTime
+      // the route's own time stays as written unless another was asked for
+      ...(transferTime === undefined ? {} : { bundleTransferTime: transferTime })
     },
     options
   }
@@ -105,7 +106,7 @@ const command = Command.make(
         const why = measured.map((m) => `${m.setting.label}: ${m.error}`).join("; ")
         return yield* Effect.fail(new RouteTarget.RouteBenchError({ reason: "ProbeFailed", detail: `route ${target.name}: every probe failed, nothing is written: ${why}` }))
       }
-      const transferText = given ?? (target.config.bundleTransferTime === undefined ? defaultTransferTime : `${target.config.bundleTransferTime / 1000} seconds`)
+      const transferText = given ?? (target.config.bundleTransferTime === undefined ? defaultTransferTime : undefined)
       const timeMs = transferMs ?? target.config.bundleTransferTime ?? 3_600_000
       const perTransfer = chosen.rate / chosen.setting.atOnce
       const changes = changesFor(target, chosen, perTransfer, transferText)

@@ -3,7 +3,7 @@
  * (`ccat route bench`): for bbcp, 1, 4, 8 and 16 streams, then a couple of windows at the best
  * stream count; for rsync, 1, 2 and 4 transfers at once; for a local route, one copy. Each
  * setting sends a small probe (what a transfer costs before data flows: ssh, the agents, the
- * first round trips) and a large one (the rate once data flows).
+ * first round trips) and a large one (the rate once data flows, past TCP's ramp-up).
  *
  * Probes are files of random data under a folder named `.ccat-tmp-route-bench-<hex>` in the
  * source buffer, sent to the same name in the destination buffer. Storage drivers refuse keys of
@@ -15,6 +15,7 @@ import { TemporaryNames, Topology, TransferAdapter } from "@ccat/core"
 import { TransferHost } from "@ccat/core/node"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Stream from "effect/Stream"
 import { randomBytes, randomFillSync } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
@@ -179,22 +180,26 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
           // the route's limit shared as a worker shares it: by the transfers the route runs at once
           const concurrent = adapterName === "rsync" ? setting.atOnce : target.route.maxConcurrentTransfers
           const share = Routes.transferShare({ ...target.route, maxConcurrentTransfers: concurrent })
+          const samples: Array<Sample> = []
           const started = Date.now()
           yield* Effect.forEach(
             keys,
-            (key) =>
+            (key, i) =>
               adapter
-                .transfer(
+                .stream(
                   { ...endpointsOf(target, file(label), key), kind: "file", ...(share === undefined || !adapter.capabilities.bandwidthLimit ? {} : { bandwidthLimit: share }) },
                   { verify: false, retry: TransferAdapter.noRetry }
                 )
-                .pipe(Effect.mapError((e) => e.message)),
+                .pipe(
+                  Stream.runForEach((e) => (e._tag === "Progress" ? Effect.sync(() => samples.push({ transfer: i, ms: Date.now(), bytes: e.bytes })) : Effect.void)),
+                  Effect.mapError((e) => e.message)
+                ),
             { concurrency: "unbounded", discard: true }
           ).pipe(Effect.timeoutFail({ duration: `${options.limitSeconds} seconds`, onTimeout: () => `no completion within ${options.limitSeconds} s` }))
           const seconds = (Date.now() - started) / 1000
           // each run's copies go at once, so the destination never holds more than one setting's probes
           yield* Effect.forEach(keys, (key) => TransferHost.remove(adapterName, endpointsOf(target, file(label), key).destination).pipe(Effect.ignore), { discard: true })
-          return seconds
+          return { seconds, steady: steadyRate(samples, options.probeBytes * setting.atOnce) }
         })
       const measure = (setting: Setting) =>
         Effect.gen(function* () {
@@ -206,7 +211,7 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
               fastest = { setting, setupSeconds: 0, seconds: 0, wholeRate: 0, rate: 0, tooSmall: false, error: outcome.left }
               break
             }
-            const r = figures(setting, outcome.right[0], outcome.right[1], options.probeBytes)
+            const r = figures(setting, outcome.right[0].seconds, outcome.right[1].seconds, options.probeBytes, outcome.right[1].steady)
             if (fastest === undefined || r.rate > fastest.rate) fastest = r
           }
           const m: Measured = fastest!
@@ -227,16 +232,44 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
     })
   )
 
+/** A progress report of one of a setting's transfers: its bytes so far, and when. */
+export interface Sample {
+  readonly transfer: number
+  readonly ms: number
+  readonly bytes: number
+}
+
 /**
- * The figures of one setting from its two probes: the rate once data flows is the large probe's
- * extra bytes over its extra time; when the large probe took hardly longer than the small one
- * (under a quarter of its time is data) that difference is noise, and the whole rate stands.
+ * The rate of all transfers together once past their ramp-up, from their progress reports: from
+ * the first report at which a quarter of the bytes had gone to the last report. TCP's slow start
+ * takes seconds on a long link, and more streams get through it sooner, so a rate over the whole
+ * probe would favour many streams where a bundle of hundreds of GB flows at the steady rate.
+ * Undefined when the reports span less than a second (a probe too small, or a tool that reports
+ * rarely).
  */
-export const figures = (setting: Setting, smallSeconds: number, largeSeconds: number, probeBytes: number): Measured => {
+export const steadyRate = (samples: ReadonlyArray<Sample>, totalBytes: number): number | undefined => {
+  const current = new Map<number, number>()
+  const series = [...samples].sort((a, b) => a.ms - b.ms).map((x) => {
+    current.set(x.transfer, x.bytes)
+    return { ms: x.ms, bytes: [...current.values()].reduce((n, b) => n + b, 0) }
+  })
+  const from = series.find((x) => x.bytes >= totalBytes / 4)
+  const to = series[series.length - 1]
+  if (from === undefined || to === undefined || to.ms - from.ms < 1000 || to.bytes <= from.bytes) return undefined
+  return ((to.bytes - from.bytes) * 1000) / (to.ms - from.ms)
+}
+
+/**
+ * The figures of one setting from its two probes. The rate is the large probe's steady rate when
+ * its progress reports give one; else its extra bytes over its extra time beside the small probe;
+ * when it took hardly longer than the small one (under a quarter of its time is data) that
+ * difference is noise, and the whole rate stands.
+ */
+export const figures = (setting: Setting, smallSeconds: number, largeSeconds: number, probeBytes: number, steady?: number): Measured => {
   const bytes = probeBytes * setting.atOnce
   const wholeRate = bytes / Math.max(largeSeconds, 1e-3)
   const flowing = largeSeconds - smallSeconds
-  const tooSmall = flowing < 0.25 * largeSeconds
-  const rate = tooSmall ? wholeRate : ((probeBytes - smallProbeBytes) * setting.atOnce) / flowing
+  const tooSmall = steady === undefined && flowing < 0.25 * largeSeconds
+  const rate = steady ?? (tooSmall ? wholeRate : ((probeBytes - smallProbeBytes) * setting.atOnce) / flowing)
   return { setting, setupSeconds: smallSeconds, seconds: largeSeconds, wholeRate, rate, tooSmall }
 }

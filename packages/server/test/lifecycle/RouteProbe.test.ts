@@ -87,6 +87,28 @@ describe("route bench rules", () => {
     assert.strictEqual(small.rate, small.wholeRate)
   })
 
+  it("the steady rate is taken from the progress reports past the first quarter of the bytes, all transfers together", () => {
+    // two transfers of 100 MB: slow while ramping up, then 10 MB/s each
+    const samples = [0, 1, 2, 3, 4, 5, 6].flatMap((s) =>
+      [0, 1].map((transfer) => ({ transfer, ms: 10_000 + s * 1000, bytes: s < 2 ? s * 2e6 : 4e6 + (s - 2) * 10e6 }))
+    )
+    assert.strictEqual(RouteProbe.steadyRate(samples, 100e6), 20e6)
+    // reports spanning under a second say nothing
+    assert.isUndefined(RouteProbe.steadyRate([{ transfer: 0, ms: 0, bytes: 50e6 }, { transfer: 0, ms: 500, bytes: 90e6 }], 100e6))
+    assert.isUndefined(RouteProbe.steadyRate([], 100e6))
+    const s = { label: "1 stream", options: {}, atOnce: 1, cost: 100 }
+    assert.strictEqual(RouteProbe.figures(s, 5, 6, 1e6, 30e6).rate, 30e6)
+    assert.isFalse(RouteProbe.figures(s, 5, 6, 1e6, 30e6).tooSmall)
+  })
+
+  it("--write keeps the route's own bundleTransferTime unless another was asked for", () => {
+    const t = topology([{ from: "chile", to: "cologne", adapter: "rsync", bundleTransferTime: "10 minutes", measuredBandwidth: "1 MB" }])
+    const target = Either.getOrThrow(RouteTarget.resolve(t, "0"))
+    const m = { ...measured("2 at once", 40e6, 200), setting: { label: "2 at once", options: {}, atOnce: 2, cost: 200 } }
+    assert.deepStrictEqual(RouteBench.changesFor(target, m, 20e6, undefined), { fields: { maxConcurrentTransfers: 2, measuredBandwidth: "20 MB" }, options: {} })
+    assert.deepStrictEqual(RouteBench.changesFor(target, m, 20e6, "2 hours").fields, { maxConcurrentTransfers: 2, measuredBandwidth: "20 MB", bundleTransferTime: "2 hours" })
+  })
+
   it("--write: YAML keeps comments and every other key; JSON keeps its content; a removed window is removed", () => {
     const yaml = `# the site's topology
 routes:
