@@ -51,6 +51,36 @@ export const Grant = Schema.Struct({
   programId: Schema.optional(Schema.UUID)
 })
 
+/** A grant to take back: the account and exactly one of an instrument or a program. */
+export const RevokeGrant = Schema.Struct({
+  account: Schema.String,
+  instrumentId: Schema.optional(Schema.UUID),
+  programId: Schema.optional(Schema.UUID)
+})
+
+/** An account switched off (its tokens are refused at once, and at relays within their sync delay) or on again. */
+export const UpdateAccount = Schema.Struct({ active: Schema.Boolean })
+
+/** An instrument or program named in an access listing. */
+export const Named = Schema.Struct({ id: Schema.UUID, name: Schema.String }).annotations({ identifier: "Named" })
+
+/** Who can do what: an account, its role, whether it is on, its grants and its usable tokens. */
+export const AccountAccess = Schema.Struct({
+  account: Schema.String,
+  displayName: Schema.String,
+  role: Role,
+  active: Schema.Boolean,
+  /** Instruments the account may file for (instrument accounts). */
+  instruments: Schema.Array(Named),
+  /** Programs whose data the account may read and stage (scientists). */
+  programs: Schema.Array(Named),
+  /** Tokens neither revoked nor expired. */
+  usableTokens: Schema.Int,
+  /** The soonest a usable token expires, if any does. */
+  nextExpiry: Schema.NullOr(Schema.DateTimeUtc),
+  lastUsedAt: Schema.NullOr(Schema.DateTimeUtc)
+}).annotations({ identifier: "AccountAccess" })
+
 /** The catalog, accounts and grants. */
 export class AdminApi extends HttpApiGroup.make("admin")
   .add(HttpApiEndpoint.post("createObservatory", "/observatories").setPayload(CreateObservatory).addSuccess(Observatory.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an observatory.")))
@@ -65,6 +95,9 @@ export class AdminApi extends HttpApiGroup.make("admin")
   .add(HttpApiEndpoint.post("createAccount", "/accounts").setPayload(CreateAccount).addSuccess(Account.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Create an account with one role.")))
   .add(HttpApiEndpoint.get("listAccounts", "/accounts").addSuccess(Schema.Array(Account.json)).pipe(allow(admin, "Every account.")))
   .add(HttpApiEndpoint.post("grant", "/grants").setPayload(Grant).addSuccess(Schema.Struct({ account: Schema.String, instrumentId: Schema.NullOr(Ids.InstrumentId), programId: Schema.NullOr(Ids.ObservingProgramId) })).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Let an instrument account file for an instrument, or a scientist read a program. Granting twice is a no-op.")))
+  .add(HttpApiEndpoint.del("revokeGrant", "/grants").setUrlParams(RevokeGrant).addSuccess(Schema.Struct({ account: Schema.String, instrumentId: Schema.NullOr(Ids.InstrumentId), programId: Schema.NullOr(Ids.ObservingProgramId), revoked: Schema.Boolean })).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Take a grant back; the account's tokens lose it at once (at relays within their sync delay). `revoked` is false when there was no such grant.")))
+  .add(HttpApiEndpoint.patch("updateAccount", "/accounts/:name").setPath(Schema.Struct({ name: Schema.String })).setPayload(UpdateAccount).addSuccess(Account.json).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Disable an account (every token of it is refused from then on) or enable it again. The last active admin cannot be disabled.")))
+  .add(HttpApiEndpoint.get("listAccess", "/access").addSuccess(Schema.Array(AccountAccess)).pipe(allow(admin, "Who can do what: every account with its role, state, grants and usable tokens.")))
   .middleware(Authentication)
   .annotate(OpenApi.Description, "The catalog filing refers to, accounts and grants.")
 {}

@@ -33,7 +33,10 @@ export const CreateToken = Schema.Struct({
   /** The account's name. */
   account: Schema.String,
   label: Schema.optional(Schema.String.pipe(Schema.maxLength(200))),
-  expiresAt: Schema.optional(Schema.Date)
+  /** When the token stops working; by default after the server's `policy.tokenLifetime`. */
+  expiresAt: Schema.optional(Schema.Date),
+  /** A token that never expires (a service's, such as a relay's): only when asked for by name. */
+  neverExpires: Schema.optional(Schema.Boolean)
 }).annotations({ identifier: "CreateToken" })
 
 /** A new token: `token` is the only time the secret is shown. */

@@ -2,7 +2,8 @@
 /**
  * `ccat`: the reference server's command line. `ccat serve` runs the API (and, with no
  * configuration, the embedded default); `ccat migrate` applies migrations; `ccat config check`
- * validates a configuration file without starting anything; `ccat token` hands out API tokens.
+ * validates a configuration file without starting anything; `ccat token` hands out API tokens
+ * and `ccat account` takes access back.
  * The operator commands (`status`, `integrity`, `observations`, `packages`, `bundles`, `copies`, `files`, `retry`,
  * `location`, `staging`; modules in `cli/`) talk to a running server over HTTP with
  * `@ccat/client`; their exit codes are documented in `cli/Remote.ts` and docs/cli.md.
@@ -18,6 +19,7 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import { account } from "./auth/AccountCommands.js"
 import { token } from "./auth/TokenCommands.js"
 import * as Bundles from "./cli/Bundles.js"
 import * as Copies from "./cli/Copies.js"
@@ -119,7 +121,7 @@ const demo = Command.make(
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
   Command.withSubcommands([
-    serve, worker, demo, migrate, config, token, db, RelayCommand.command,
+    serve, worker, demo, migrate, config, token, account, db, RelayCommand.command,
     Status.command, Integrity.command, Observations.command, Packages.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command,
     RouteBench.routeCommand
   ])

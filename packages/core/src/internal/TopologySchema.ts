@@ -308,6 +308,8 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
    * site moves on along the routes to the next archive site until both counts are met.
    */
   archiveSites: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
+  /** How long an API token works when it is created without an expiry of its own. */
+  tokenLifetime: Schema.optionalWith(DurationText.pipe(Schema.filter((ms) => ms > 0 || "must be longer than zero; a service token that must never expire is created with --never-expires")), { default: () => 365 * 24 * 3600_000 }),
   /** How long staged data stays at a PROCESSING location. */
   stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 }),
   /** How often a worker process renews the leases of the jobs it runs (crash safety, docs/lifecycle.md). */

@@ -19,7 +19,7 @@ import * as Tokens from "./Tokens.js"
 
 
 /** Runs an effect on the configured ops-db (migrated, like `serve` would). */
-const withOpsDb = <A, E>(o: { config: Option.Option<string>; dataDir: Option.Option<string> }, effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+export const withOpsDb = <A, E>(o: { config: Option.Option<string>; dataDir: Option.Option<string> }, effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
   Effect.gen(function* () {
     const config = yield* load(loadOptions(o))
     return yield* effect.pipe(Effect.provide(Main.opsDbLayer(config)))
@@ -38,11 +38,17 @@ const create = Command.make(
     instrument: Options.text("instrument").pipe(Options.repeated, Options.withDescription("instrument (id or name) an instrument account may file for; repeatable")),
     program: Options.text("program").pipe(Options.repeated, Options.withDescription("observing program (id or name) a scientist may read and stage; repeatable")),
     label: Options.text("label").pipe(Options.withDescription("what the token is for (shown in token list)"), Options.optional),
-    expiresInDays: Options.integer("expires-in-days").pipe(Options.withDescription("the token stops working after this many days"), Options.optional)
+    expiresInDays: Options.integer("expires-in-days").pipe(Options.withDescription("the token stops working after this many days (default: the configuration's policy.tokenLifetime, one year unless set)"), Options.optional),
+    neverExpires: Options.boolean("never-expires").pipe(Options.withDescription("a token that never expires, for a service such as a relay; revoke it when it is no longer needed"))
   },
   (o) =>
     withOpsDb(o, Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
+      const days = Option.getOrUndefined(o.expiresInDays)
+      if (days !== undefined && o.neverExpires) return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "--expires-in-days and --never-expires exclude each other" })
+      if (days !== undefined && days <= 0) return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "--expires-in-days must be at least 1" })
+      const { topology } = yield* load(loadOptions(o))
+      const expiresAt = o.neverExpires ? undefined : days !== undefined ? new Date(Date.now() + days * 86_400_000) : Tokens.defaultExpiry(topology.policy.tokenLifetime)
       if (o.instrument.length > 0 && o.role !== "instrument") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--instrument is for --role instrument" })
       if (o.program.length > 0 && o.role !== "scientist") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--program is for --role scientist" })
       return yield* sql.withTransaction(Effect.gen(function* () {
@@ -51,14 +57,9 @@ const create = Command.make(
         const programs = yield* Effect.forEach(o.program, Tokens.resolveProgram)
         yield* Effect.forEach(instruments, (i) => Tokens.grantInstrument(account.id, i), { discard: true })
         yield* Effect.forEach(programs, (p) => Tokens.grantProgram(account.id, p), { discard: true })
-        const days = Option.getOrUndefined(o.expiresInDays)
-        const { info, token } = yield* Tokens.issue({
-          accountId: account.id,
-          label: Option.getOrUndefined(o.label),
-          expiresAt: days === undefined ? undefined : new Date(Date.now() + days * 86_400_000)
-        })
-        if (o.json) return yield* Console.log(JSON.stringify({ token, id: info.id, prefix: info.prefix, account: info.account, role: info.role, instruments, programs }))
-        yield* Console.log(`token ${info.prefix} for ${info.account} (${info.role})${instruments.length > 0 ? `, instruments ${instruments.join(", ")}` : ""}${programs.length > 0 ? `, programs ${programs.join(", ")}` : ""}:`)
+        const { info, token } = yield* Tokens.issue({ accountId: account.id, label: Option.getOrUndefined(o.label), expiresAt })
+        if (o.json) return yield* Console.log(JSON.stringify({ token, id: info.id, prefix: info.prefix, account: info.account, role: info.role, instruments, programs, expiresAt: info.expiresAt === null ? null : iso(info.expiresAt) }))
+        yield* Console.log(`token ${info.prefix} for ${info.account} (${info.role})${instruments.length > 0 ? `, instruments ${instruments.join(", ")}` : ""}${programs.length > 0 ? `, programs ${programs.join(", ")}` : ""}, ${info.expiresAt === null ? "never expires" : `expires ${iso(info.expiresAt)}`}:`)
         yield* Console.log(token)
         yield* Console.log("it is shown this once: store it now (the server keeps only its hash)")
       }))

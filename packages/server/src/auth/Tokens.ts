@@ -1,7 +1,9 @@
 /**
  * Accounts, grants and API tokens on the ops-db, shared by the `tokens`/`admin` endpoints and
- * the `ccat token` commands so both hand out and revoke tokens the same way. A token's secret
- * exists only in the value returned by `issue`; the database keeps its prefix and SHA-256.
+ * the `ccat token` / `ccat account` commands so both hand out and take back access the same way.
+ * A token's secret exists only in the value returned by `issue`; the database keeps its prefix
+ * and SHA-256. Every change is an event in the log (`AccessEvents`), written with the change; run
+ * these inside a transaction when several must hold together.
  */
 import { Accounts, ConstraintError, Ids, Repositories, TokensApi } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -9,10 +11,11 @@ import * as Data from "effect/Data"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as AccessEvents from "./AccessEvents.js"
 
 /** Why an account or grant could not be set up as asked (for the CLI and the handlers to word). */
 export class AccountError extends Data.TaggedError("AccountError")<{
-  readonly reason: "UnknownAccount" | "RoleMismatch" | "InvalidName" | "UnknownInstrument" | "UnknownProgram" | "AmbiguousName" | "GrantNotForRole"
+  readonly reason: "UnknownAccount" | "RoleMismatch" | "InvalidName" | "UnknownInstrument" | "UnknownProgram" | "AmbiguousName" | "GrantNotForRole" | "LastAdmin" | "InvalidOption"
   readonly message: string
 }> {}
 
@@ -60,6 +63,8 @@ export const ensureAccount = Effect.fn("Tokens.ensureAccount")(function* (input:
   readonly name: string
   readonly role: Accounts.Role
   readonly displayName?: string | undefined
+  /** Who asks, for the event log (default: the local command's user). */
+  readonly actor?: string | undefined
 }) {
   if (Ids.shortNameProblem(input.name) !== undefined) {
     return yield* new AccountError({ reason: "InvalidName", message: `account name ${JSON.stringify(input.name)}: ${Ids.shortNameProblem(input.name)}` })
@@ -74,14 +79,20 @@ export const ensureAccount = Effect.fn("Tokens.ensureAccount")(function* (input:
     }
     return existing.value
   }
-  return yield* Repositories.accounts.insert({
+  const created = yield* Repositories.accounts.insert({
     name: Ids.ShortName.make(input.name),
     displayName: input.displayName ?? input.name,
     email: null,
     role: input.role,
     active: true
   })
+  yield* accountCreated(created, input.actor ?? AccessEvents.cliActor())
+  return created
 })
+
+/** Records a new account in the event log. */
+export const accountCreated = (account: Accounts.Account, actor: string) =>
+  AccessEvents.record({ kind: "Account", id: account.id, from: null, to: "active", actor, details: { name: account.name, role: account.role } })
 
 /** Finds an instrument by id or by name (names are unique per telescope, so a name must be unambiguous). */
 export const resolveInstrument = Effect.fn("Tokens.resolveInstrument")(function* (ref: string) {
@@ -100,23 +111,98 @@ export const resolveProgram = Effect.fn("Tokens.resolveProgram")(function* (ref:
   return rows[0].id as Ids.ObservingProgramId
 })
 
-/** Lets an account file for an instrument; granting twice is a no-op. */
-export const grantInstrument = (accountId: Ids.AccountId, instrumentId: Ids.InstrumentId) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`insert into instrument_access (account_id, instrument_id) values (${accountId}, ${instrumentId}) on conflict do nothing`
-  ).pipe(Effect.asVoid)
+/** Lets an account file for an instrument; granting twice is a no-op (and logged once). */
+export const grantInstrument = (accountId: Ids.AccountId, instrumentId: Ids.InstrumentId, actor: string = AccessEvents.cliActor()) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const added = yield* sql`insert into instrument_access (account_id, instrument_id) values (${accountId}, ${instrumentId}) on conflict do nothing returning account_id`
+    if (added.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { instrumentId } })
+  })
 
-/** Lets an account read and stage a program's data; granting twice is a no-op. */
-export const grantProgram = (accountId: Ids.AccountId, programId: Ids.ObservingProgramId) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`insert into program_access (account_id, observing_program_id) values (${accountId}, ${programId}) on conflict do nothing`
-  ).pipe(Effect.asVoid)
+/** Lets an account read and stage a program's data; granting twice is a no-op (and logged once). */
+export const grantProgram = (accountId: Ids.AccountId, programId: Ids.ObservingProgramId, actor: string = AccessEvents.cliActor()) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const added = yield* sql`insert into program_access (account_id, observing_program_id) values (${accountId}, ${programId}) on conflict do nothing returning account_id`
+    if (added.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { programId } })
+  })
+
+/** Takes a grant back; whether there was one to take. */
+export const revokeGrant = (
+  accountId: Ids.AccountId,
+  grant: { readonly instrumentId: Ids.InstrumentId } | { readonly programId: Ids.ObservingProgramId },
+  actor: string = AccessEvents.cliActor()
+) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const removed = "instrumentId" in grant
+      ? yield* sql`delete from instrument_access where account_id = ${accountId} and instrument_id = ${grant.instrumentId} returning account_id`
+      : yield* sql`delete from program_access where account_id = ${accountId} and observing_program_id = ${grant.programId} returning account_id`
+    if (removed.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "grant-revoked", actor, details: { ...grant } })
+    return removed.length > 0
+  })
+
+/**
+ * Switches an account off (every token of it is refused from the next request on) or on again.
+ * The last active admin stays on: with none, nobody could switch anyone back through the API.
+ * Switching to the state the account is in changes and logs nothing.
+ */
+export const setActive = Effect.fn("Tokens.setActive")(function* (name: string, active: boolean, actor: string = AccessEvents.cliActor()) {
+  const sql = yield* SqlClient.SqlClient
+  const found = yield* findAccount(name)
+  if (Option.isNone(found)) return yield* new AccountError({ reason: "UnknownAccount", message: `there is no account ${name}` })
+  const account = found.value
+  if (account.active === active) return account
+  if (!active && account.role === "admin") {
+    // the row lock on every active admin makes two admins disabling each other at once wait in turn
+    const admins = yield* sql<{ id: string }>`select id from account where role = 'admin' and active for update`
+    if (admins.every((a) => a.id === account.id)) {
+      return yield* new AccountError({ reason: "LastAdmin", message: `${name} is the last active admin; enable or create another admin first` })
+    }
+  }
+  yield* sql`update account set active = ${active} where id = ${account.id}`
+  yield* AccessEvents.record({ kind: "Account", id: account.id, from: account.active ? "active" : "disabled", to: active ? "active" : "disabled", actor })
+  return { ...account, active }
+})
+
+/** The row of `listAccess`: an account with its grants (named) and token figures. */
+export interface AccessRow {
+  readonly account: string
+  readonly displayName: string
+  readonly role: Accounts.Role
+  readonly active: boolean
+  readonly instruments: ReadonlyArray<{ readonly id: string; readonly name: string }>
+  readonly programs: ReadonlyArray<{ readonly id: string; readonly name: string }>
+  readonly usableTokens: number
+  readonly nextExpiry: Date | null
+  readonly lastUsedAt: Date | null
+}
+
+/** Who can do what: every account, by name, with its grants and usable tokens, in one query. */
+export const listAccess = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  return yield* sql<AccessRow>`
+    select a.name as account, a.display_name, a.role::text as role, a.active,
+      coalesce((select json_agg(json_build_object('id', i.id, 'name', i.name) order by i.name)
+        from instrument_access g join instrument i on i.id = g.instrument_id where g.account_id = a.id), '[]') as instruments,
+      coalesce((select json_agg(json_build_object('id', p.id, 'name', p.name) order by p.name)
+        from program_access g join observing_program p on p.id = g.observing_program_id where g.account_id = a.id), '[]') as programs,
+      (select count(*)::int from api_token t where t.account_id = a.id and t.revoked_at is null and (t.expires_at is null or t.expires_at > now())) as usable_tokens,
+      (select min(t.expires_at) from api_token t where t.account_id = a.id and t.revoked_at is null and t.expires_at > now()) as next_expiry,
+      (select max(t.last_used_at) from api_token t where t.account_id = a.id) as last_used_at
+    from account a order by a.name`
+})
+
+/** When a token created now without an expiry of its own stops working (`policy.tokenLifetime`). */
+export const defaultExpiry = (lifetimeMillis: number): Date => new Date(Date.now() + lifetimeMillis)
 
 /** Issues a new token for an account: the secret is in `token`, here and nowhere else. */
 export const issue = Effect.fn("Tokens.issue")(function* (input: {
   readonly accountId: Ids.AccountId
   readonly label?: string | undefined
+  /** When it stops working; none is a token that never expires (the commands default to `policy.tokenLifetime`). */
   readonly expiresAt?: Date | undefined
+  readonly actor?: string | undefined
 }) {
   const generated = yield* Accounts.generateToken
   const row = yield* Repositories.apiTokens.insert({
@@ -130,6 +216,10 @@ export const issue = Effect.fn("Tokens.issue")(function* (input: {
   }).pipe(Effect.catchTag("ConstraintError", (e: ConstraintError.ConstraintError) => Effect.die(e)))
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<TokenRow>`${selectTokens(sql)} where t.id = ${row.id}`
+  yield* AccessEvents.record({
+    kind: "ApiToken", id: row.id, from: null, to: "active", actor: input.actor ?? AccessEvents.cliActor(),
+    details: { account: rows[0].account, prefix: generated.prefix, label: input.label ?? "", expiresAt: input.expiresAt?.toISOString() ?? null }
+  })
   return { token: generated.token, info: toView(rows[0]) }
 })
 
@@ -141,12 +231,15 @@ export const list = Effect.fn("Tokens.list")(function* (account?: string) {
 })
 
 /** Revokes a token by id or prefix; a revoked token stays revoked at its first revocation time. */
-export const revoke = Effect.fn("Tokens.revoke")(function* (idOrPrefix: string) {
+export const revoke = Effect.fn("Tokens.revoke")(function* (idOrPrefix: string, actor: string = AccessEvents.cliActor()) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ id: string }>`
-    update api_token set revoked_at = coalesce(revoked_at, now())
-    where id::text = ${idOrPrefix} or prefix = ${idOrPrefix} returning id`
+  // the old value tells a first revocation (logged) from a repeated one (a no-op)
+  const rows = yield* sql<{ id: string; wasRevoked: boolean }>`
+    update api_token t set revoked_at = coalesce(t.revoked_at, now())
+    from api_token old where old.id = t.id and (t.id::text = ${idOrPrefix} or t.prefix = ${idOrPrefix})
+    returning t.id, old.revoked_at is not null as was_revoked`
   if (rows.length === 0) return Option.none<TokensApi.TokenView>()
+  if (!rows[0].wasRevoked) yield* AccessEvents.record({ kind: "ApiToken", id: rows[0].id, from: "active", to: "revoked", actor })
   const found = yield* sql<TokenRow>`${selectTokens(sql)} where t.id = ${rows[0].id}`
   return Option.some(toView(found[0]))
 })

@@ -7,6 +7,7 @@ import { Api, ApiErrors, ApiSecurity, type ConstraintError, Ids, Observational, 
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
+import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Tokens from "../auth/Tokens.js"
@@ -90,8 +91,16 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
       })
     )
     .handle("createAccount", ({ payload }) =>
-      Repositories.accounts.insert({ name: Ids.ShortName.make(payload.name), displayName: payload.displayName, email: payload.email ?? null, role: payload.role, active: true }).pipe(
-        Effect.catchTag("ConstraintError", refused("Account", payload.name, "name")), Effect.catchTag("SqlError", (e) => Effect.die(e)))
+      Effect.gen(function* () {
+        const p = yield* ApiSecurity.CurrentAccount
+        const sql = yield* SqlClient.SqlClient
+        return yield* sql.withTransaction(
+          Effect.tap(
+            Repositories.accounts.insert({ name: Ids.ShortName.make(payload.name), displayName: payload.displayName, email: payload.email ?? null, role: payload.role, active: true }),
+            (account) => Tokens.accountCreated(account, p.name)
+          )
+        ).pipe(Effect.catchTag("ConstraintError", refused("Account", payload.name, "name")), Effect.catchTag("SqlError", (e) => Effect.die(e)))
+      })
     )
     .handle("listAccounts", () => Repositories.accounts.list.pipe(Effect.orDie))
     .handle("grant", ({ payload }) =>
@@ -108,13 +117,13 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
           if ((yield* sql`select 1 from instrument where id = ${payload.instrumentId}`.pipe(Effect.orDie)).length === 0) {
             return yield* new ApiErrors.Unprocessable({ reason: "UnknownReference", field: "instrumentId", message: `there is no instrument ${payload.instrumentId}` })
           }
-          yield* Tokens.grantInstrument(account.id, payload.instrumentId as Ids.InstrumentId).pipe(Effect.orDie)
+          yield* sql.withTransaction(Tokens.grantInstrument(account.id, payload.instrumentId as Ids.InstrumentId, (yield* ApiSecurity.CurrentAccount).name)).pipe(Effect.orDie)
         } else {
           if (account.role !== "scientist") return yield* new ApiErrors.Unprocessable({ reason: "Invalid", field: "programId", message: `${account.name} is ${account.role}; program grants are for scientist accounts` })
           if ((yield* sql`select 1 from observing_program where id = ${payload.programId!}`.pipe(Effect.orDie)).length === 0) {
             return yield* new ApiErrors.Unprocessable({ reason: "UnknownReference", field: "programId", message: `there is no observing program ${payload.programId}` })
           }
-          yield* Tokens.grantProgram(account.id, payload.programId as Ids.ObservingProgramId).pipe(Effect.orDie)
+          yield* sql.withTransaction(Tokens.grantProgram(account.id, payload.programId as Ids.ObservingProgramId, (yield* ApiSecurity.CurrentAccount).name)).pipe(Effect.orDie)
         }
         return {
           account: account.name,
@@ -122,5 +131,50 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
           programId: (payload.programId ?? null) as Ids.ObservingProgramId | null
         }
       })
+    )
+    .handle("revokeGrant", ({ urlParams: q }) =>
+      Effect.gen(function* () {
+        const found = yield* Tokens.findAccount(q.account).pipe(Effect.orDie)
+        if (Option.isNone(found)) return yield* Access.notFound("Account", q.account)
+        if ((q.instrumentId === undefined) === (q.programId === undefined)) {
+          return yield* new ApiErrors.Unprocessable({ reason: "Invalid", field: "instrumentId", message: "name exactly one of instrumentId or programId" })
+        }
+        const p = yield* ApiSecurity.CurrentAccount
+        const sql = yield* SqlClient.SqlClient
+        const grant = q.instrumentId !== undefined ? { instrumentId: q.instrumentId as Ids.InstrumentId } : { programId: q.programId as Ids.ObservingProgramId }
+        const revoked = yield* sql.withTransaction(Tokens.revokeGrant(found.value.id, grant, p.name)).pipe(Effect.orDie)
+        yield* Effect.logInfo(`grant ${JSON.stringify(grant)} of ${q.account} ${revoked ? "taken back" : "was not there"} (by ${p.name})`)
+        return {
+          account: found.value.name,
+          instrumentId: (q.instrumentId ?? null) as Ids.InstrumentId | null,
+          programId: (q.programId ?? null) as Ids.ObservingProgramId | null,
+          revoked
+        }
+      })
+    )
+    .handle("updateAccount", ({ path, payload }) =>
+      Effect.gen(function* () {
+        const p = yield* ApiSecurity.CurrentAccount
+        const sql = yield* SqlClient.SqlClient
+        const updated = yield* sql.withTransaction(Tokens.setActive(path.name, payload.active, p.name)).pipe(
+          Effect.catchTag("SqlError", (e) => Effect.die(e)),
+          Effect.catchTag("AccountError", (e): Effect.Effect<never, ApiErrors.NotFound | ApiErrors.Unprocessable> =>
+            e.reason === "UnknownAccount"
+              ? Access.notFound("Account", path.name)
+              : new ApiErrors.Unprocessable({ reason: "Invalid", field: "active", message: e.message })
+          )
+        )
+        yield* Effect.logInfo(`account ${path.name} ${payload.active ? "enabled" : "disabled"} by ${p.name}`)
+        return updated
+      })
+    )
+    .handle("listAccess", () =>
+      Effect.map(Tokens.listAccess.pipe(Effect.orDie), (rows) =>
+        rows.map((r) => ({
+          ...r,
+          nextExpiry: r.nextExpiry === null ? null : DateTime.unsafeFromDate(r.nextExpiry),
+          lastUsedAt: r.lastUsedAt === null ? null : DateTime.unsafeFromDate(r.lastUsedAt)
+        }))
+      )
     )
 )
