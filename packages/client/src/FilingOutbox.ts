@@ -13,6 +13,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as CcatClient from "./CcatClient.js"
+import * as FilingBatches from "./FilingBatches.js"
 import * as Outbox from "./Outbox.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
 
@@ -55,7 +56,11 @@ export interface FilingOutbox {
     request: Request<G, E>,
     options?: { readonly key?: string | undefined }
   ) => Effect.Effect<Outbox.Entry, Outbox.OutboxError | ParseResult.ParseError>
-  /** Queues the filing of an observation (with none, some or all of its files); keyed by its id. */
+  /**
+   * Queues the filing of an observation (with none, some or all of its files); keyed by its id.
+   * One with more files than a request takes is queued as its batches (see `FilingBatches`),
+   * all at once and in order; the entry answered is the first.
+   */
   readonly fileObservation: (
     observation: ObservationsApi.FileObservation,
     options?: { readonly key?: string | undefined }
@@ -141,7 +146,17 @@ export const make = (options: Options): Effect.Effect<FilingOutbox, Outbox.Outbo
     return {
       outbox,
       file,
-      fileObservation: (observation, o) => file("observations", "file", { payload: observation }, { key: o?.key ?? observation.id }),
+      fileObservation: (observation, o) => {
+        const key = o?.key ?? observation.id
+        const all = FilingBatches.steps(observation)
+        if (all.length === 1) return file("observations", "file", { payload: observation }, { key })
+        // Larger than one request: its batches and its close are queued together, in order.
+        return Effect.forEach(all, (s) =>
+          s.endpoint === "file"
+            ? Effect.map(encodeCall("observations", "file", { payload: s.payload }), (item) => ({ item, key }))
+            : Effect.map(encodeCall("observations", s.endpoint, { path: { id: s.id }, payload: s.payload }), (item) => ({ item, key: `${key}/${s.endpoint === "close" ? "close" : "files"}` }))
+        ).pipe(Effect.flatMap(outbox.enqueueAll), Effect.map((entries) => entries[0]!))
+      },
       addFiles: (id, files, o) =>
         file("observations", "addFiles", { path: { id: id as Ids.ExecutedObsUnitId }, payload: files }, { key: o?.key ?? `${id}/files` }),
       closeObservation: (id, close, o) =>

@@ -13,6 +13,7 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as CcatClient from "./CcatClient.js"
+import * as FilingBatches from "./FilingBatches.js"
 import * as FilingOutbox from "./FilingOutbox.js"
 import type * as Outbox from "./Outbox.js"
 import type * as RetryPolicy from "./RetryPolicy.js"
@@ -88,7 +89,8 @@ export interface Ccat {
   /**
    * Files an ExecutedObsUnit with none, some or all of its RawDataFiles (ids are the instrument's
    * UUIDs, so repeating it is safe). With an outbox it resolves once the filing is on disk and
-   * is delivered in order; without one it is sent at once, retrying transient failures.
+   * is delivered in order; without one it is sent at once, retrying transient failures. Any
+   * number of files: more than a request takes go in batches (see `FilingBatches`).
    */
   readonly fileObservation: (
     observation: ObservationsApi.FileObservation,
@@ -190,7 +192,7 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
       fileObservation: (observation, o) =>
         filing !== undefined
           ? run(Effect.map(filing.fileObservation(observation, o), queued))
-          : run(Effect.map(CcatClient.idempotent(randomUUID())(client.observations.file({ payload: observation })), sent)),
+          : run(Effect.map(FilingBatches.fileObservation(client, observation), sent)),
       addFiles: (id, files, o) =>
         filing !== undefined
           ? run(Effect.map(filing.addFiles(id, files, o), queued))

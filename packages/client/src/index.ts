@@ -10,6 +10,8 @@ export * as Outbox from "./Outbox.js"
 export * as RetryPolicy from "./RetryPolicy.js"
 /** Calls of the contract (filings) made durable through the outbox. */
 export * as FilingOutbox from "./FilingOutbox.js"
+/** Observations of any size: batches of files, several requests in flight. */
+export * as FilingBatches from "./FilingBatches.js"
 /** Waiting for a staging request and getting the staged files' local paths. */
 export * as Staging from "./Staging.js"
 /** The Promise client for code that does not use Effect. */

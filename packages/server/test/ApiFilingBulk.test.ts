@@ -9,6 +9,7 @@ import { type ApiSecurity, type Ids, Observational, ObservationsApi, RawData } f
 import { Fixtures } from "@ccat/core/testing"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -18,6 +19,7 @@ import * as Tracer from "effect/Tracer"
 import { randomBytes, randomUUID } from "node:crypto"
 import { expect } from "vitest"
 import * as Filing from "../src/http/Filing.js"
+import { CcatClient, FilingBatches } from "@ccat/client"
 import * as Harness from "./ApiHarness.js"
 
 const sha = () => `sha256:${randomBytes(32).toString("hex")}`
@@ -154,5 +156,28 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       expect(leftovers[0].n).toBe(0)
       // The real clock: it waits, bounded, for the filing to block on the concurrent insert.
     }).pipe(Effect.withClock(Clock.make()))
+  )
+
+  it.effect("@ccat/client files an observation larger than a request in batches, additions in flight at once, then closes it; repeating it changes nothing", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const token = yield* Harness.tokenFor({ role: "instrument", instrumentIds: [world.instrument.id] })
+      const client = yield* CcatClient.make({ baseUrl: yield* Harness.BaseUrl, token })
+      const request = { ...observation(world, 12_000), status: "failed" as const, quality: "bad" as const }
+      const steps = FilingBatches.steps(request, { batchSize: 5_000 })
+      expect(steps.map((s) => s.endpoint)).toEqual(["file", "addFiles", "addFiles", "close"])
+      expect(FilingBatches.steps(observation(world, 10))).toHaveLength(1)
+      const before = yield* Harness.counts()
+      const filed = yield* FilingBatches.fileObservation(client, request, { batchSize: 5_000, concurrency: 2 })
+      expect(filed.files.map((f) => f.id)).toEqual(request.files.map((f) => f.id))
+      expect([filed.observation.status, filed.observation.quality, filed.observation.endAt === null ? null : DateTime.formatIso(filed.observation.endAt)]).toEqual(["failed", "bad", request.endAt.toISOString()])
+      const after = yield* Harness.counts()
+      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file]).toEqual([1, 12_000])
+      // 12,000 creation events and the close's.
+      expect(after.event_log - before.event_log).toBe(12_001)
+      const again = yield* FilingBatches.fileObservation(client, request, { batchSize: 5_000, concurrency: 2 })
+      expect(again.files.map((f) => f.filedAt)).toEqual(filed.files.map((f) => f.filedAt))
+      expect(yield* Harness.counts()).toEqual(after)
+    }).pipe(Effect.orDie)
   )
 })
