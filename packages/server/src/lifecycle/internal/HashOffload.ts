@@ -1,8 +1,8 @@
 /**
- * File checksums computed on a worker thread. A package is hashed twice in its one pass (each
- * file against its filed checksum, and the whole tar for the package checksum, which the
- * destination's `put` does on this thread); SHA-256 runs at about 1.9 GB/s per core, so doing
- * both on one thread caps packaging below what `tar | openssl` reaches with two processes.
+ * A running hash on a worker thread, one stream at a time: the unpacker hashes a whole archive
+ * with it beside its members' hashes in `put` (the packager checks members with
+ * `MemberVerifier`, which needs no digest back per member). SHA-256 runs at about 1.9 GB/s per
+ * core, so doing both on one thread caps the pass below what two processes reach.
  * The bytes are copied into a fixed ring of shared slots (a memcpy, no allocation) and hashed
  * there by a worker, so memory stays bounded and the second core does the second hash; the two
  * threads hand slots over through shared counters (`Atomics`), not messages.
