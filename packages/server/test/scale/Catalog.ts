@@ -127,12 +127,12 @@ const canSkipTriggers = (client: pg.Client) =>
 
 /**
  * Loads the catalog into the current ops-db (migrated, and without a catalog of the same seed):
- * the demo topology, then every table through `COPY` in one transaction, then `analyze`.
- * The event log, which no key refers to, streams at the same time on a second connection.
- * As a superuser the load runs with row triggers off (`session_replication_role = replica`:
- * foreign keys are then proved set-based, one anti-join per key, and trigger-kept derived
- * tables rebuilt by `ops_count_rebuild()`), which is what makes it a matter of seconds per
- * million rows; any other role loads with every trigger firing, slower but the same rows.
+ * the demo topology, then every table through `COPY`, then `analyze`. As a superuser the load
+ * runs with row triggers off (`session_replication_role = replica`) on four connections at
+ * once (the small tables, the files, the copies, the events), then proves every foreign key
+ * set-based (one anti-join per key) and rebuilds the trigger-kept counts
+ * (`ops_count_rebuild()`); any other role loads in one transaction, parents first, with every
+ * trigger firing: slower, the same rows.
  */
 export const load = (options: Options) =>
   Effect.gen(function* () {
@@ -150,11 +150,8 @@ export const load = (options: Options) =>
       select r.id, r.adapter from route r join site f on f.id = r.from_site_id join site t on t.id = r.to_site_id
       where f.name = 'chile' and t.name = 'cologne'`
     const client = yield* connect(sql.config)
-    const eventsClient = yield* connect(sql.config)
     const tables: Array<{ table: string; rows: number; seconds: number }> = []
     const skipTriggers = yield* canSkipTriggers(client)
-    yield* Effect.promise(() => client.query("begin"))
-    if (skipTriggers) yield* Effect.promise(() => client.query("set local session_replication_role = replica"))
     const h = yield* hierarchy(client, plan.seed)
     const refs: Rows.Refs = {
       locations: { chileSource: loc("chile-source"), chileBuffer: loc("chile-buffer"), cologneBuffer: loc("cologne-buffer"), cologneArchive: loc("cologne-archive"), processing: loc("cologne-processing") },
@@ -171,40 +168,48 @@ export const load = (options: Options) =>
         tables.push({ table, rows: n, seconds })
         options.onTable?.(table, n, seconds)
       })
-    const events = Effect.gen(function* () {
-      yield* Effect.promise(() => eventsClient.query("begin"))
-      if (skipTriggers) yield* Effect.promise(() => eventsClient.query("set local session_replication_role = replica"))
-      yield* copy(eventsClient, "event_log", Rows.eventColumns, Rows.eventRows(plan, options.fileEvents ?? true))
-    })
-    const rest = Effect.gen(function* () {
-      yield* copy(client, "executed_obs_unit", Rows.eouColumns, Rows.eouRows(plan, refs))
-      yield* copy(client, "raw_data_package", Rows.packageColumns, Rows.packageRows(plan, refs, bytes))
-      yield* copy(client, "raw_data_file", Rows.fileColumns, Rows.fileRows(plan, refs))
-      yield* copy(client, "data_transfer_package", Rows.bundleColumns, Rows.bundleRows(plan, bytes))
-      yield* copy(client, "data_transfer_package_member", Rows.memberColumns, Rows.memberRows(plan))
-      yield* copy(client, "data_transfer", Rows.transferColumns, Rows.transferRows(plan, refs, bytes))
-      yield* copy(client, "physical_copy", Rows.copyColumns, Rows.copyRows(plan, refs, bytes))
-      yield* copy(client, "staging_request", Rows.stagingColumns, Rows.stagingRows(plan, refs))
-      yield* copy(client, "staging_request_item", Rows.stagingItemColumns, Rows.stagingItemRows(plan))
-    })
-    yield* Effect.all([rest, events], { concurrency: 2, discard: true })
+    // Streams of tables, each in key order; with triggers on they run one after another in one
+    // transaction (parents first), with triggers off each stream has its own connection.
+    const streams: ReadonlyArray<ReadonlyArray<(on: pg.Client) => Effect.Effect<void>>> = [
+      [
+        (on) => copy(on, "executed_obs_unit", Rows.eouColumns, Rows.eouRows(plan, refs)),
+        (on) => copy(on, "raw_data_package", Rows.packageColumns, Rows.packageRows(plan, refs, bytes)),
+        (on) => copy(on, "data_transfer_package", Rows.bundleColumns, Rows.bundleRows(plan, bytes)),
+        (on) => copy(on, "data_transfer_package_member", Rows.memberColumns, Rows.memberRows(plan)),
+        (on) => copy(on, "data_transfer", Rows.transferColumns, Rows.transferRows(plan, refs, bytes)),
+        (on) => copy(on, "staging_request", Rows.stagingColumns, Rows.stagingRows(plan, refs)),
+        (on) => copy(on, "staging_request_item", Rows.stagingItemColumns, Rows.stagingItemRows(plan))
+      ],
+      [(on) => copy(on, "raw_data_file", Rows.fileColumns, Rows.fileRows(plan, refs))],
+      [(on) => copy(on, "physical_copy", Rows.copyColumns, Rows.copyRows(plan, refs, bytes))],
+      [(on) => copy(on, "event_log", Rows.eventColumns, Rows.eventRows(plan, options.fileEvents ?? true))]
+    ]
     if (skipTriggers) {
-      const t0 = performance.now()
+      yield* Effect.forEach(streams, (stream) =>
+        Effect.gen(function* () {
+          const on = yield* connect(sql.config)
+          yield* Effect.promise(() => on.query("begin"))
+          yield* Effect.promise(() => on.query("set local session_replication_role = replica"))
+          for (const step of stream) yield* step(on)
+          yield* Effect.promise(() => on.query("commit"))
+        }).pipe(Effect.scoped), { concurrency: "unbounded", discard: true })
+      let t0 = performance.now()
       const keys = yield* verifyForeignKeys(client, tables.map((t) => t.table))
       tables.push({ table: `(${keys} foreign keys proved)`, rows: 0, seconds: (performance.now() - t0) / 1000 })
-      yield* Effect.promise(() => client.query("set local session_replication_role = origin"))
-    }
-    yield* Effect.promise(() => eventsClient.query("commit"))
-    if (skipTriggers) {
-      const t0 = performance.now()
+      t0 = performance.now()
       const rebuilt = yield* Effect.promise(async () => {
         const fn = await client.query<{ ok: boolean }>(`select to_regproc('ops_count_rebuild') is not null as ok`)
         if (fn.rows[0]?.ok === true) await client.query(`select ops_count_rebuild()`)
         return fn.rows[0]?.ok === true
       })
       if (rebuilt) tables.push({ table: "(counters rebuilt)", rows: 0, seconds: (performance.now() - t0) / 1000 })
+    } else {
+      yield* Effect.promise(() => client.query("begin"))
+      for (const stream of [streams[0]!.slice(0, 2), streams[1]!, streams[0]!.slice(2), streams[2]!, streams[3]!]) {
+        for (const step of stream) yield* step(client)
+      }
+      yield* Effect.promise(() => client.query("commit"))
     }
-    yield* Effect.promise(() => client.query("commit"))
     const t0 = performance.now()
     yield* Effect.promise(() => client.query("analyze"))
     tables.push({ table: "(analyze)", rows: 0, seconds: (performance.now() - t0) / 1000 })
