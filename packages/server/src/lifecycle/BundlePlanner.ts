@@ -15,6 +15,7 @@ import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as RepairForward from "./RepairForward.js"
+import * as Sites from "./Sites.js"
 import * as Routes from "./Routes.js"
 import { queueName } from "./Stage.js"
 
@@ -39,8 +40,13 @@ interface Waiting {
  * (RepairForward), once per finding.
  */
 const waiting = (site: string, target: { readonly copies: number; readonly sites: number }) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Waiting>`
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    // The buffers' ids as values: PostgreSQL then knows from its statistics how few live copies
+    // a buffer holds among the catalog's copies, and reads them by the location's index.
+    const buffers = (yield* Sites.locationsOf(site, "BUFFER")).map((l) => l.id)
+    if (buffers.length === 0) return []
+    return yield* sql<Waiting>`
       select p.id, p.size_bytes, c.data_location_id as location_id,
              (extract(epoch from (now() - c.created_at)) * 1000)::float8 as waited_ms
       from physical_copy c
@@ -49,7 +55,8 @@ const waiting = (site: string, target: { readonly copies: number; readonly sites
       -- each copy's package by its key (the lateral limit keeps it a lookup): the site's buffers
       -- hold a few hundred packages, the packages table every one ever made
       cross join lateral (select * from raw_data_package p where p.id = c.raw_data_package_id limit 1) p
-      where s.name = ${site} and c.status = 'PRESENT' and p.size_bytes is not null and p.checksum is not null
+      where s.name = ${site} and c.data_location_id in ${sql.in(buffers)} and c.status = 'PRESENT'
+        and p.size_bytes is not null and p.checksum is not null
         and ((p.status = 'in_progress'
           and (not exists (select 1 from data_location a where a.site_id = s.id and a.type = 'LONG_TERM_ARCHIVE')
             or exists (
@@ -69,7 +76,7 @@ const waiting = (site: string, target: { readonly copies: number; readonly sites
           and ${RepairForward.neededFrom(sql, sql`p`, sql`s.id`)}
           and not ${RepairForward.forwardedFrom(sql, sql`p`, sql`s.id`)}))
       order by c.created_at, p.id`
-  )
+  })
 
 /** What sizes a site's bundles: the policy's figures and the route its bundles leave on first. */
 export interface SizeInputs {
