@@ -8,6 +8,7 @@
  */
 import * as fs from "node:fs/promises"
 import { execFile } from "node:child_process"
+import { randomUUID } from "node:crypto"
 import * as http from "node:http"
 import * as path from "node:path"
 import { promisify } from "node:util"
@@ -422,6 +423,42 @@ describe("web UI in chromium", () => {
     const files = await world.api(world.tokens.operator, "GET", `/files?observationId=${observation}&limit=1000`)
     expect(await staged.count()).toBe(files.items.length)
     expect(await staged.first().textContent()).toMatch(/file .*cologne-processing.*PROCESSING.*cologne/s)
+    await operator.context().close()
+  })
+
+  it("lets an admin see who can do what, take a grant back and disable and enable an account; others do not get the page", async () => {
+    const name = `ui-sci-${randomUUID().slice(0, 8)}`
+    await world.api(world.tokens.admin, "POST", "/accounts", { name, displayName: "UI access test", role: "scientist" })
+    await world.api(world.tokens.admin, "POST", "/grants", { account: name, programId: world.demoProgramId })
+    const token = (await world.api(world.tokens.admin, "POST", "/tokens", { account: name, label: "access page test" })).token as string
+    const page = await signedIn(world.tokens.admin)
+    await page.getByRole("link", { name: "Access" }).click()
+    const row = tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: name })
+    await row.waitFor()
+    expect(await row.textContent()).toMatch(/scientist.*active.*reads /s)
+    await shot(page, "access")
+    expect(await unlabelled(page)).toEqual([])
+
+    await row.getByRole("button", { name: new RegExp(`Revoke ${name}'s grant`) }).click()
+    await page.getByText(`${name} no longer reads`).waitFor()
+    expect((await world.api(token, "GET", "/tokens/current")).programIds).toEqual([])
+
+    await page.getByRole("button", { name: `Disable account ${name}` }).click()
+    await page.getByText(`${name} is disabled: its tokens are refused.`).waitFor()
+    const refused = await fetch(`${world.base}/api/v1/tokens/current`, { headers: { authorization: `Bearer ${token}` } })
+    expect([refused.status, ((await refused.json()) as any).reason]).toEqual([401, "AccountDisabled"])
+    await page.getByRole("button", { name: `Enable account ${name}` }).click()
+    await page.getByText(`${name} is enabled again.`).waitFor()
+    expect((await world.api(token, "GET", "/tokens/current")).account).toBe(name)
+    // the signed-in admin cannot switch itself off from here
+    expect(await tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: "ui-admin" }).getByRole("button").count()).toBe(0)
+    expect(pageErrors(page)).toEqual([])
+    await page.context().close()
+
+    const operator = await signedIn(world.tokens.operator)
+    expect(await operator.getByRole("link", { name: "Access" }).isVisible()).toBe(false)
+    await operator.goto(`${world.base}/ui/#/access`)
+    await operator.getByText("This page is for admin accounts").waitFor()
     await operator.context().close()
   })
 })

@@ -6,6 +6,7 @@
  */
 import * as Api from "./api.js"
 import { h, replace } from "./dom.js"
+import * as Access from "./pages/access.js"
 import * as Bundles from "./pages/bundles.js"
 import * as Failures from "./pages/failures.js"
 import * as Integrity from "./pages/integrity.js"
@@ -46,7 +47,8 @@ const routes = [
   { path: /^\/staging$/, title: "Staging", roles: ["scientist", "operator", "admin"], render: Staging.list },
   { path: /^\/staging\/([\w-]+)$/, title: "Staging request", roles: ["scientist", "operator", "admin"], render: Staging.one },
   { path: /^\/failures$/, title: "Failures", roles: ["operator", "admin"], render: Failures.render },
-  { path: /^\/integrity$/, title: "Integrity", render: Integrity.render }
+  { path: /^\/integrity$/, title: "Integrity", render: Integrity.render },
+  { path: /^\/access$/, title: "Access", roles: ["admin"], render: Access.render }
 ]
 
 /** @type {Session | null} */
