@@ -65,6 +65,18 @@ const withApp = (url: Redacted.Redacted<string>, app: string) => {
   return Redacted.make(u.toString())
 }
 
+/** Prints, per queue, how many jobs ran, how long each waited to be taken and how long it ran (means). */
+const jobTimes = (mode: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ queue: string; n: number; waited: number; ran: number }>`
+      select name as queue, count(*)::int as n,
+        avg(extract(epoch from started_on - created_on))::float8 as waited, avg(extract(epoch from completed_on - started_on))::float8 as ran
+      from pgboss.job where state = 'completed' and name not like '%.sweep' and name not like '%.audit' and name not like '%.inventory'
+      group by name order by name`
+    console.log(`${mode}: jobs ${rows.map((r) => `${r.queue} ${r.n} × ${r.ran.toFixed(2)} s (taken after ${r.waited.toFixed(2)} s)`).join(", ")}`)
+  })
+
 /** Prints the chile worker's statements per finished chile job, and the most frequent ones. */
 const report = (mode: string) =>
   Effect.gen(function* () {
@@ -112,6 +124,7 @@ const run = (mode: "loopback" | "wan", root: string, cli: string, pg: EmbeddedDa
         yield* Effect.sleep("200 millis")
       }
       const seconds = (Date.now() - t0) / 1000
+      yield* jobTimes(mode)
       if (countSql) yield* report(mode)
       return seconds
     }).pipe(Effect.provide(db))

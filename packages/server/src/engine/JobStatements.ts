@@ -97,21 +97,29 @@ export const complete = (queue: string, worker: string, ids: ReadonlyArray<strin
  * queue's name on `readyChannel` when its transaction commits, so idle workers take it at once
  * instead of at their next poll. PostgreSQL folds equal notifications of one transaction into
  * one, so a planner enqueuing a hundred jobs of a queue wakes its workers once. A job starting
- * later (a backoff, a wait) is found by the workers' poll.
+ * later (a backoff, a wait) is found by the workers' poll. The trigger is made once: creating a
+ * trigger locks the job table against every writer, and a process that did so at each start
+ * would stall every worker behind any long transaction that touched a job.
  */
-export const ensureReadyTrigger = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql.withTransaction(
-    Effect.gen(function* () {
-      yield* sql.unsafe(`select pg_advisory_xact_lock(hashtext('pgboss.ccat_job_ready'))`)
-      yield* sql.unsafe(`create or replace function pgboss.ccat_job_ready() returns trigger language plpgsql as $$
-        begin
-          perform pg_notify('${readyChannel}', new.name);
-          return null;
-        end $$`)
-      yield* sql.unsafe(`create or replace trigger ccat_job_ready
-        after insert or update of state, start_after on pgboss.job
-        for each row when (new.state in ('created', 'retry') and new.start_after <= now())
-        execute function pgboss.ccat_job_ready()`)
-    })
+export const ensureReadyTrigger = Effect.flatMap(SqlClient.SqlClient, (sql) => {
+  const present = Effect.map(
+    sql.unsafe<{ n: number }>(`select count(*)::int as n from pg_trigger where tgname = 'ccat_job_ready' and tgrelid = 'pgboss.job'::regclass`),
+    (rows) => (rows[0]?.n ?? 0) > 0
   )
-).pipe(Effect.withSpan("JobStatements.ensureReadyTrigger"))
+  return Effect.flatMap(present, (there) =>
+    there ? Effect.void : sql.withTransaction(
+      Effect.gen(function* () {
+        yield* sql.unsafe(`select pg_advisory_xact_lock(hashtext('pgboss.ccat_job_ready'))`)
+        if (yield* present) return
+        yield* sql.unsafe(`create or replace function pgboss.ccat_job_ready() returns trigger language plpgsql as $$
+          begin
+            perform pg_notify('${readyChannel}', new.name);
+            return null;
+          end $$`)
+        yield* sql.unsafe(`create trigger ccat_job_ready
+          after insert or update of state, start_after on pgboss.job
+          for each row when (new.state in ('created', 'retry') and new.start_after <= now())
+          execute function pgboss.ccat_job_ready()`)
+      })
+    ))
+}).pipe(Effect.withSpan("JobStatements.ensureReadyTrigger"))

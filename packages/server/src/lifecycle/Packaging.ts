@@ -244,25 +244,36 @@ export const work = Effect.fn("Packaging.work")(function* (site: string, data: u
   const { packageId } = yield* Schema.decodeUnknown(Job)(data)
   const sql = yield* SqlClient.SqlClient
   const storages = yield* Storages
-  const rows = yield* sql<{ status: string; relativePath: string; hasCopy: boolean }>`
-    select status::text as status, relative_path,
-      exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED') as has_copy
-    from raw_data_package p where id = ${packageId}`
+  // Reads that do not depend on each other go out together: each is a round trip to the ops-db.
+  const [rows, files] = yield* Effect.all([
+    sql<{ status: string; relativePath: string; hasCopy: boolean }>`
+      select status::text as status, relative_path,
+        exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED') as has_copy
+      from raw_data_package p where id = ${packageId}`,
+    sql<FileRow>`
+      select id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id
+      from raw_data_file where raw_data_package_id = ${packageId} and state = 'filed' order by relative_path, id`
+  ], { concurrency: 2 })
   if (rows.length === 0) return yield* Effect.logWarning(`package ${packageId} does not exist; job dropped`)
   const pkg = rows[0]
   // Written already (a retry after the commit), or ended: nothing to do.
   if (pkg.hasCopy || pkg.status === "completed" || pkg.status === "failed" || pkg.status === "pending") return
-  if (pkg.status === "scheduled") {
-    yield* Transitions.transition({ entity: "RawDataPackage", id: packageId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+  if (files.length === 0) {
+    if (pkg.status === "scheduled") {
+      yield* Transitions.transition({ entity: "RawDataPackage", id: packageId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+    }
+    return yield* Effect.dieMessage(`package ${packageId} has no files to package`)
   }
-  const files = yield* sql<FileRow>`
-    select id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id
-    from raw_data_file where raw_data_package_id = ${packageId} and state = 'filed' order by relative_path, id`
-  if (files.length === 0) return yield* Effect.dieMessage(`package ${packageId} has no files to package`)
-  const source = yield* storages.of(yield* Sites.location(files[0].sourceLocationId))
-  const identities = yield* identitiesOf(source, files)
   const estimate = files.reduce((n, f) => n + f.sizeBytes + 1536, 10 * 1024 * 1024)
-  const buffers = yield* BufferWrite.withRoom(site, estimate)
+  const [, sourceLocation, buffers] = yield* Effect.all([
+    pkg.status === "scheduled"
+      ? Transitions.transition({ entity: "RawDataPackage", id: packageId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+      : Effect.void,
+    Sites.location(files[0].sourceLocationId),
+    BufferWrite.withRoom(site, estimate)
+  ], { concurrency: 3 })
+  const source = yield* storages.of(sourceLocation)
+  const identities = yield* identitiesOf(source, files)
   return yield* BufferWrite.toFirst(
     `package ${packageId}`,
     buffers,
