@@ -141,7 +141,8 @@ const fileFiles = (
     const checked = yield* checkFileSpecs(sourceLocation, location, modules, files)
     const ids = new Map(files.map((f, i) => [f.id, i]))
     const rows = checked.map(({ moduleId, spec: f }) => ({
-      id: f.id, executedObsUnitId: eouId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum, sourceLocationId: location.id
+      // As the database returns a uuid: lower-case, whatever case the request used.
+    id: f.id.toLowerCase(), executedObsUnitId: eouId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum, sourceLocationId: location.id
     }))
     yield* refuseUnpackable(eouId, rows)
     yield* refuseHeldPaths(location.id, sourceLocation, eouId, rows)
@@ -208,7 +209,8 @@ const fallback = Effect.fail(new Fallback())
 /** The files of a bulk filing as stored: each new, filed at the transaction's instant. */
 const storedFiles = (eouId: string, locationId: string, modules: ReadonlyMap<string, string>, files: ReadonlyArray<ObservationsApi.FileSpec>, at: Date): Array<StoredFile> =>
   files.map((f) => ({
-    id: f.id, executedObsUnitId: eouId, instrumentModuleId: modules.get(f.module)!, relativePath: f.relativePath, sizeBytes: f.sizeBytes,
+    // As the database returns a uuid: lower-case, whatever case the request used.
+    id: f.id.toLowerCase(), executedObsUnitId: eouId, instrumentModuleId: modules.get(f.module)!, relativePath: f.relativePath, sizeBytes: f.sizeBytes,
     checksum: f.checksum, sourceLocationId: locationId, rawDataPackageId: null, state: "filed", filedAt: at, updatedAt: at
   }))
 

@@ -27,25 +27,27 @@ export interface StoredFile {
 
 const encodeObservation = Schema.encode(Observational.ExecutedObsUnit.json)
 
-/** The files as the contract's JSON array, in the given order. */
+/**
+ * The files as the contract's JSON array, in the given order. Ids, checksums, states and
+ * timestamps cannot need escaping (the database's types and the contract's rules say so); paths
+ * are escaped by `JSON.stringify`. The same instant is formatted once.
+ */
 export const filesJson = (files: ReadonlyArray<StoredFile>): string => {
+  const instants = new Map<number, string>()
+  const iso = (d: Date) => {
+    const t = d.getTime()
+    let s = instants.get(t)
+    if (s === undefined) instants.set(t, (s = d.toISOString()))
+    return s
+  }
   const parts = new Array<string>(files.length)
   for (let i = 0; i < files.length; i++) {
     const f = files[i]
     // Key order and formats are those of `RawDataFile.json`'s encoding.
-    parts[i] = JSON.stringify({
-      id: f.id,
-      executedObsUnitId: f.executedObsUnitId,
-      instrumentModuleId: f.instrumentModuleId,
-      relativePath: f.relativePath,
-      sizeBytes: f.sizeBytes,
-      checksum: f.checksum,
-      sourceLocationId: f.sourceLocationId,
-      rawDataPackageId: f.rawDataPackageId,
-      state: f.state,
-      filedAt: f.filedAt.toISOString(),
-      updatedAt: f.updatedAt.toISOString()
-    })
+    parts[i] = `{"id":"${f.id}","executedObsUnitId":"${f.executedObsUnitId}","instrumentModuleId":"${f.instrumentModuleId}",` +
+      `"relativePath":${JSON.stringify(f.relativePath)},"sizeBytes":${f.sizeBytes},"checksum":"${f.checksum}","sourceLocationId":"${f.sourceLocationId}",` +
+      `"rawDataPackageId":${f.rawDataPackageId === null ? "null" : `"${f.rawDataPackageId}"`},"state":"${f.state}",` +
+      `"filedAt":"${iso(f.filedAt)}","updatedAt":"${iso(f.updatedAt)}"}`
   }
   return `[${parts.join(",")}]`
 }

@@ -15,6 +15,16 @@ import * as Schema from "effect/Schema"
 
 const uuid = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/
 
+/**
+ * Paths plainly within the rules: ASCII segments of letters, digits and `._+=,@~-` that do not
+ * start with a dot (so no `.`, `..`, or temporary name), joined by single slashes. Any other path
+ * is judged by `RelativePath.problemOfNew` itself.
+ */
+const plainPath = /^[A-Za-z0-9_+=,@~-][A-Za-z0-9._+=,@~-]*(?:\/[A-Za-z0-9_+=,@~-][A-Za-z0-9._+=,@~-]*)*$/
+
+/** The commonest checksum, plainly within `Checksum.problem`'s rule; others are judged by the rule. */
+const plainChecksum = /^sha256:[0-9a-f]{64}$/
+
 const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /** The files as the Schema would decode them, or undefined when any of them needs the Schema's verdict. */
@@ -27,9 +37,10 @@ export const quickFiles = (input: unknown): ReadonlyArray<ObservationsApi.FileSp
     const { checksum, id, module, relativePath, sizeBytes } = f
     if (typeof id !== "string" || !uuid.test(id)) return undefined
     if (typeof module !== "string" || module.length === 0 || module.length > 200) return undefined
-    if (typeof relativePath !== "string" || RelativePath.problemOfNew(relativePath) !== undefined) return undefined
+    if (typeof relativePath !== "string") return undefined
+    if (!(relativePath.length <= RelativePath.maxBytes && plainPath.test(relativePath)) && RelativePath.problemOfNew(relativePath) !== undefined) return undefined
     if (typeof sizeBytes !== "number" || !Number.isSafeInteger(sizeBytes) || sizeBytes < 0) return undefined
-    if (typeof checksum !== "string" || Checksum.problem(checksum) !== undefined) return undefined
+    if (typeof checksum !== "string" || (!plainChecksum.test(checksum) && Checksum.problem(checksum) !== undefined)) return undefined
     out[i] = { id, module, relativePath, sizeBytes, checksum }
   }
   return out
