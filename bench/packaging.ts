@@ -6,6 +6,7 @@
  *   BENCH_BYTES=536870912 BENCH_ROUNDS=1 npx tsx bench/packaging.ts
  *   BENCH_DIR=/some/disk npx tsx bench/packaging.ts  # where the data and packages go
  *   BENCH_MIX=large npx tsx bench/packaging.ts       # 256 MiB files only
+ *   BENCH_MIX=small npx tsx bench/packaging.ts       # 8-256 KiB files only
  *   BENCH_COMPARE=/tmp/old npx tsx bench/packaging.ts # also another checkout's packager (e.g. a
  *                                                      # `git worktree` of an older commit), interleaved
  *
@@ -36,7 +37,10 @@ GcTuning.tuneForStreaming()
 const bytes = Number(process.env.BENCH_BYTES ?? 2 * 1024 ** 3)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const baseDir = process.env.BENCH_DIR ?? os.tmpdir()
-/** `mixed` (default) or `large` (256 MiB files only: isolates the byte path from per-file costs). */
+/**
+ * `mixed` (default), `large` (256 MiB files only: isolates the byte path from per-file costs) or
+ * `small` (8-256 KiB files only: the cost per file).
+ */
 const mix = process.env.BENCH_MIX ?? "mixed"
 /**
  * Another checkout of this repository whose packager runs as one more variant in the same rounds
@@ -109,6 +113,10 @@ const makeData = async (root: string) => {
   }
   if (mix === "large") {
     for (let i = 0; left > 0; i++) await add(`large/scan-${i}.fits`, 256 * 1024 ** 2)
+    return files
+  }
+  if (mix === "small") {
+    for (let i = 0; left > 0; i++) await add(`small/${i % 31}/${i % 5}/part-${i}.dat`, (8 + (i * 37) % 249) * 1024)
     return files
   }
   for (let i = 0; left > 0 && i < Math.floor((bytes * 0.4) / (256 * 1024 ** 2)); i++) await add(`large/scan-${i}.fits`, 256 * 1024 ** 2)
