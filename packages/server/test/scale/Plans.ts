@@ -30,6 +30,8 @@ export interface PlanSummary {
   readonly sql: string
   readonly scans: ReadonlyArray<Scan>
   readonly touched: number
+  /** The executor's own time, for reading (never for asserting). */
+  readonly ms: number
 }
 
 /** Runs `effect`, recording every statement it sends. */
@@ -72,7 +74,7 @@ export const explain = (recorded: ReadonlyArray<Recorded>) =>
       const plan = (typeof raw === "string" ? JSON.parse(raw) : raw)[0].Plan as Node
       const scans: Array<Scan> = []
       scansOf(plan, scans)
-      out.push({ sql: r.sql.replace(/\s+/g, " ").slice(0, 160), scans, touched: scans.reduce((a, s) => a + s.touched, 0) })
+      out.push({ sql: r.sql.replace(/\s+/g, " ").slice(0, 160), scans, touched: scans.reduce((a, s) => a + s.touched, 0), ms: Number(plan["Actual Total Time"] ?? 0) })
     }
     return out
   })

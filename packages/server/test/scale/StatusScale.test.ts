@@ -37,6 +37,14 @@ const exact = (table: string, column: string) =>
     sql.unsafe<{ state: string; n: number }>(`select ${column}::text as state, count(*)::int as n from ${table} group by 1`)
   ).pipe(Effect.map((rows) => Object.fromEntries(rows.map((r) => [r.state, r.n]))))
 
+/** With `CCAT_SCALE_PRINT=1`, each statement's rows touched and executor time, slowest first (to read, not to assert). */
+const print = (title: string, plans: ReadonlyArray<Plans.PlanSummary>) =>
+  Effect.sync(() => {
+    if (process.env.CCAT_SCALE_PRINT !== "1") return
+    console.log(`${title}: ${plans.length} statements`)
+    for (const p of [...plans].sort((a, b) => b.ms - a.ms)) console.log(`  ${p.ms.toFixed(1).padStart(8)} ms ${String(p.touched).padStart(8)} rows  ${p.sql}`)
+  })
+
 const nonZero = (r: Readonly<Record<string, number>>) => Object.fromEntries(Object.entries(r).filter(([, n]) => n !== 0))
 
 it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, (it) => {
@@ -63,6 +71,7 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
       assert.isAbove(s.failed.length, 0)
 
       const plans = yield* Plans.explain(recorded)
+      yield* print("status", plans)
       assert.isAbove(plans.length, 8)
       assert.deepStrictEqual(Plans.breaches(plans, Plans.bigTables, maxTouched), [])
     }))
@@ -87,6 +96,7 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
       assert.isAbove(family("ccat_transfer_last_throughput_bytes_per_second").samples.length, 0)
 
       const plans = yield* Plans.explain(recorded)
+      yield* print("metrics", plans)
       assert.isAbove(plans.length, 8)
       assert.deepStrictEqual(Plans.breaches(plans, Plans.bigTables, maxTouched), [])
     }))

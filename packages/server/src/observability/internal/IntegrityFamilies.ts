@@ -1,15 +1,16 @@
 /**
  * The integrity gauges of the metrics, per location: copies found CORRUPT or MISSING, dark
- * objects not yet resolved, the audit lag and the copies never verified. Read with the same
- * queries as the integrity view (`lifecycle/IntegrityFigures.ts`), so a dashboard and
- * `GET /integrity` never disagree; none of these depends on the audit cycle, which this process
- * may not know. Every location is reported, with 0 when it has nothing to report, except the lag
- * of a location without a verified PRESENT or STAGED copy (no sample rather than a made-up one).
+ * objects not yet resolved, the audit lag and the copies never verified. The same definitions
+ * as the integrity view (`lifecycle/IntegrityFigures.ts`), so a dashboard and `GET /integrity`
+ * never agree less than exactly, but only the index ranges these figures need: the view also
+ * counts every live copy of a location, which grows with the archive, and none of these does.
+ * None depends on the audit cycle, which this process may not know. Every location is
+ * reported, with 0 when it has nothing to report, except the lag of a location without a
+ * verified PRESENT or STAGED copy (no sample rather than a made-up one).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
-import * as IntegrityFigures from "../../lifecycle/IntegrityFigures.js"
 import type { Family } from "../Exposition.js"
 
 const family = (name: string, help: string, samples: ReadonlyArray<{ labels: Readonly<Record<string, string>>; value: number }>): Family => ({
@@ -22,8 +23,24 @@ const family = (name: string, help: string, samples: ReadonlyArray<{ labels: Rea
 /** The integrity families, from the ops-db now. */
 export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, SqlClient.SqlClient> = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  const [{ now }] = yield* sql<{ now: Date }>`select now() as now`
-  const rows = yield* IntegrityFigures.locations(now, undefined)
+  // Each subquery stays in one location's range of an index (physical_copy_integrity,
+  // dark_object_live): a descent for the oldest verification, ranges of the bad and the unverified.
+  const rows = yield* sql<{
+    siteName: string; name: string; type: string; technology: string
+    auditLagSeconds: number | null; unverifiedCopies: number; corrupt: number; missing: number; dark: number
+  }>`
+    select s.name as site_name, l.name, l.type::text as type, l.technology::text as technology,
+      (select case when o.v is null then null else greatest(0, extract(epoch from now() - o.v)) end from (select least(
+        (select min(c.verified_at) from physical_copy c where c.data_location_id = l.id and c.status = 'PRESENT' and c.status <> 'DELETED'),
+        (select min(c.verified_at) from physical_copy c where c.data_location_id = l.id and c.status = 'STAGED' and c.status <> 'DELETED')) as v) o)::float8
+        as audit_lag_seconds,
+      (select count(*) from physical_copy c where c.data_location_id = l.id and c.status in ('PRESENT', 'STAGED')
+        and c.status <> 'DELETED' and c.verified_at is null)::int as unverified_copies,
+      (select count(*) from physical_copy c where c.data_location_id = l.id and c.status = 'CORRUPT' and c.status <> 'DELETED')::int as corrupt,
+      (select count(*) from physical_copy c where c.data_location_id = l.id and c.status = 'MISSING' and c.status <> 'DELETED')::int as missing,
+      (select count(*) from dark_object d where d.data_location_id = l.id and d.resolved_at is null)::int as dark
+    from data_location l join site s on s.id = l.site_id
+    order by s.name, l.priority, l.name`
   const labels = (l: (typeof rows)[number]) => ({ site: l.siteName, location: l.name, type: l.type, technology: l.technology })
   return [
     family("ccat_location_corrupt_copies", "Copies at a location in status CORRUPT: their bytes were read and did not match the checksum.",
