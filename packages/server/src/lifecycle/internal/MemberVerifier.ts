@@ -1,9 +1,9 @@
 /**
  * Members' checksums checked against their records, on a worker thread or on this one. A
  * package is hashed twice in its one pass (each file against its filed checksum, and the whole
- * tar in the destination's `put`, on the storage drivers' hashing worker). With the files'
- * hashes on this thread too, this thread did the SHA-256 of every byte on top of reading and
- * writing, and was the one busy core of the two while the other waited.
+ * tar in the destination's `put`, on the storage drivers' hashing worker). Were the files'
+ * hashes on this thread, it would do the SHA-256 of every byte on top of reading and writing,
+ * the one busy core of two while the other waits.
  *
  * The worker needs no answer per member: each command carries the expected digest, the worker
  * compares, and records only the first mismatch (members arrive in archive order, so it is the
