@@ -55,4 +55,31 @@ describe("FilingOutbox", () => {
       assert.strictEqual(badId._tag, "ParseError")
       assert.strictEqual(yield* filing.outbox.pending, 0)
     }).pipe(Effect.provide(FetchHttpClient.layer)))
+
+  it.scoped("queues an observation larger than a request as its batches and its close, in order, keyed by the observation", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const files = Array.from({ length: 10_001 }, (_, i) => ({
+        ...observation.files[0]!, id: `b1b1b1b1-1f7e-4b8e-9a57-${String(i).padStart(12, "0")}`, relativePath: `raw/scan-${i}.fits`
+      }))
+      const big = { ...observation, endAt: new Date("2026-11-26T02:00:00Z"), quality: "good" as const, files }
+      yield* Effect.scoped(Effect.gen(function*() {
+        const filing = yield* FilingOutbox.make({ directory: dir, client: { baseUrl: "http://127.0.0.1:9" }, retry: { base: "1 hour" } })
+        const first = yield* filing.fileObservation(big)
+        assert.strictEqual(first.key, big.id)
+        assert.strictEqual(yield* filing.outbox.pending, 3)
+      })).pipe(Effect.provide(FetchHttpClient.layer))
+      const stored = yield* Effect.scoped(Effect.gen(function*() {
+        const seen: Array<FilingOutbox.StoredCall> = []
+        const outbox = yield* Outbox.make({ directory: dir, schema: FilingOutbox.StoredCall, deliver: (c: FilingOutbox.StoredCall) => Effect.sync(() => seen.push(c)) })
+        yield* outbox.flush()
+        return seen
+      }))
+      assert.deepStrictEqual(stored.map((c) => c.endpoint), ["file", "addFiles", "close"])
+      const opened = (yield* FilingOutbox.decodeCall(stored[0]!)).payload as { endAt?: unknown; files: Array<unknown> }
+      assert.strictEqual(opened.endAt, undefined)
+      assert.strictEqual(opened.files.length, 10_000)
+      assert.strictEqual(((yield* FilingOutbox.decodeCall(stored[1]!)).payload as { files: Array<unknown> }).files.length, 1)
+      assert.deepStrictEqual((yield* FilingOutbox.decodeCall(stored[2]!)).payload, { endAt: big.endAt, status: "completed", quality: "good" })
+    }))
 })
