@@ -102,7 +102,9 @@ const main = Effect.gen(function* () {
     const dup = twice.filesTwice + twice.copiesTwice + twice.jobsTwice === 0
       ? "no duplicate"
       : `DUPLICATES: ${twice.filesTwice} files packaged twice, ${twice.copiesTwice} packages arrived twice, ${twice.jobsTwice} jobs run again`
-    console.log(`${String(n).padStart(2)} worker(s) per site  ${seconds.toFixed(1).padStart(6)} s  ${(files / seconds).toFixed(2).padStart(7)} files/s  ${(megabytes / seconds).toFixed(2)} MB/s  ${dup}`)
+    // the machine's load says how much of a slowdown is other processes' (a 2-core machine shared)
+    const load = os.loadavg()[0]!.toFixed(1)
+    console.log(`${String(n).padStart(2)} worker(s) per site  ${seconds.toFixed(1).padStart(6)} s  ${(files / seconds).toFixed(2).padStart(7)} files/s  ${(megabytes / seconds).toFixed(2)} MB/s  ${dup}  (load ${load})`)
   }
   const base = rows[0]!
   console.log(`throughput against ${base.n} worker(s): ${rows.map((r) => `${r.n}: ${(base.seconds / r.seconds).toFixed(2)}x`).join(", ")}`)
