@@ -17,7 +17,8 @@
  *   tar|tee|openssl    tar -cf - DIR | tee OUT | openssl dgst -sha256 (also writes the tar, like us)
  *   packager           Packager.pack disk → disk through the disk driver (every file verified
  *                      against its filed checksum, the package fsynced before it is linked)
- * and prints median throughputs, our ratio to each baseline (median of per-round ratios), CPU
+ * (an untimed `sync` before each, so no run pays for the previous one's writeback; the two
+ * packagers take turns at going first) and prints median throughputs, our ratio to each baseline (median of per-round ratios), CPU
  * per byte, the packager's RSS growth and the load average.
  */
 import type { Checksum, Ids, RelativePath } from "@ccat/core"
@@ -190,8 +191,14 @@ const main = async () => {
     }
     const names = Object.keys(runs)
     for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < names.length; i++) {
-        const name = names[(i + r) % names.length]
+      const order = names.map((_, i) => names[(i + r) % names.length])
+      // the two packagers sit side by side in the rotation: take turns at going first
+      const [a, b] = [order.indexOf("packager"), order.indexOf("packager@compare")]
+      if (b >= 0 && r % 2 === 1) [order[a], order[b]] = [order[b], order[a]]
+      for (const name of order) {
+        // untimed: the previous run's writes (tee's tar is not fsynced) reach the disk now, not
+        // during the next run
+        await shell("sync")
         const t = await timed(runs[name].run)
         runs[name].times.push(t.wall)
         runs[name].cpu.push(t.cpu)
