@@ -27,7 +27,11 @@ beforeAll(async () => {
   knownHosts = path.join(sshd.dir, "known_hosts")
   await fs.writeFile(knownHosts, `[${sshd.host}]:${sshd.port} ${hostKey}\n`)
 }, 60_000)
-afterAll(() => sshd?.stop(), 60_000)
+const folders: Array<string> = []
+afterAll(async () => {
+  await Promise.all(folders.map((d) => fs.rm(d, { recursive: true, force: true })))
+  await sshd?.stop()
+}, 60_000)
 
 /** A configuration as an operator keeps it: comments, flow mappings, a second route left alone. */
 const configText = (dir: string, adapter: string, options: Record<string, unknown>, buffer = path.join(dir, "cologne-buffer")) => `# CCAT topology of the test (comments must survive --write)
@@ -70,6 +74,7 @@ const sshOptions = () => ({
 /** A fresh folder with the buffers and a configuration file. */
 const world = async (adapter: string, options: Record<string, unknown>, buffer?: string) => {
   const dir = await tempDir("ccat-route-bench-")
+  folders.push(dir)
   for (const d of ["chile-source", "chile-buffer", "cologne-buffer", "cologne-archive"]) await fs.mkdir(path.join(dir, d))
   const file = path.join(dir, "ccat.yaml")
   await fs.writeFile(file, configText(dir, adapter, options, buffer))
