@@ -4,7 +4,7 @@
  */
 import * as Migrator from "@effect/sql/Migrator"
 import type * as SqlClient from "@effect/sql/SqlClient"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import init from "./internal/migrations/0001_init.js"
 import executedObsUnitEvents from "./internal/migrations/0002_executed_obs_unit_events.js"
 import retentionDeleteConcurrency from "./internal/migrations/0003_retention_delete_concurrency.js"
@@ -39,5 +39,20 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
 /** The table in which applied migrations are recorded. */
 export const table = "ccat_migrations"
 
-/** Applies the migrations not yet applied, in one transaction each; returns what it applied. */
-export const run = Migrator.make({})({ loader: Migrator.fromRecord(migrations), table })
+const names = Object.keys(migrations).sort()
+
+/**
+ * Applies the migrations not yet applied, each in a transaction of its own, oldest first;
+ * returns what it applied. One transaction per migration (the migrator would put all pending
+ * ones in one) lets a later migration use an enum value an earlier one added, which PostgreSQL
+ * refuses inside the transaction that added it; a failing migration still changes nothing of its
+ * own, and the ones before it stay applied.
+ */
+export const run = Effect.gen(function* () {
+  const applied: Array<readonly [id: number, name: string]> = []
+  for (let upTo = 1; upTo <= names.length; upTo++) {
+    const loader = Migrator.fromRecord(Object.fromEntries(names.slice(0, upTo).map((name) => [name, migrations[name]!])))
+    applied.push(...(yield* Migrator.make({})({ loader, table })))
+  }
+  return applied as ReadonlyArray<readonly [id: number, name: string]>
+})

@@ -52,7 +52,7 @@ it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0001", (it)
       const closedId = randomUUID()
       yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state) values ('ExecutedObsUnit', ${closedId}, 'in_progress', 'completed')`
       const [kinds] = yield* sql<{ kinds: Array<string> }>`select enum_range(null::entity_kind)::text[] as kinds`
-      assert.deepStrictEqual(kinds.kinds, ["RawDataFile", "RawDataPackage", "DataTransferPackage", "DataTransfer", "PhysicalCopy", "StagingRequest", "ExecutedObsUnit"])
+      assert.deepStrictEqual(kinds.kinds, ["RawDataFile", "RawDataPackage", "DataTransferPackage", "DataTransfer", "PhysicalCopy", "StagingRequest", "ExecutedObsUnit", "Account", "ApiToken"])
       // The new column refuses what the configuration would refuse, and the log stays append-only.
       const zero = yield* Effect.either(sql`update retention_policy set delete_concurrency = 0`)
       assert.isTrue(Either.isLeft(zero))
