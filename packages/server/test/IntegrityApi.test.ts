@@ -90,10 +90,11 @@ it.layer(Harness.layer().pipe(Layer.provide(policy)), { timeout: 60_000 })("inte
 
   it.effect("refuses a missing or bad token and an out-of-range limit, changing nothing", () =>
     Effect.gen(function* () {
+      // the token first: issuing one is an event of its own
+      const token = yield* Harness.tokenFor({ role: "operator" })
       const before = yield* Harness.counts(["event_log", "physical_copy", "dark_object"])
       expect((yield* Harness.raw("GET", "/api/v1/integrity")).status).toBe(401)
       expect((yield* Harness.raw("GET", "/api/v1/integrity", { token: "ccat_notatokenatall_000000000000000000000000000000" })).status).toBe(401)
-      const token = yield* Harness.tokenFor({ role: "operator" })
       for (const limit of ["-1", "1001", "ten"]) {
         const refused = yield* Harness.raw("GET", `/api/v1/integrity?belowTargetLimit=${limit}`, { token })
         expect(refused.status).toBe(400)

@@ -128,23 +128,29 @@ it.layer(Harness.layer(), { timeout: 60_000 })("status", (it) => {
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const world = yield* Fixtures.world.pipe(Effect.orDie)
+      // tokens first: issuing one is an event of its own
+      const tokens = {
+        scientist: [yield* Harness.tokenFor({ role: "scientist", programIds: [world.program.id] }), yield* Harness.tokenFor({ role: "scientist" })],
+        instrument: [yield* Harness.tokenFor({ role: "instrument", instrumentIds: [world.instrument.id] }), yield* Harness.tokenFor({ role: "instrument" })]
+      }
+      const operator = yield* Harness.tokenFor({ role: "operator" })
       const before = yield* Harness.counts(["event_log", "raw_data_file", "data_transfer", "physical_copy"])
       for (const role of ["scientist", "instrument"] as const) {
-        const c = yield* Harness.client(yield* Harness.tokenFor({ role, programIds: [world.program.id], instrumentIds: [world.instrument.id] }))
+        const c = yield* Harness.client(tokens[role][0]!)
         const s = yield* c.status.get({ urlParams: {} })
         expect(s.scope).toBe("counts")
         expect([s.failed, s.locations, s.routes]).toEqual([[], [], []])
         expect(Object.values(s.failedTotals).every((n) => n === 0)).toBe(true)
         expect(s.counts.files.corrupt).toBeGreaterThan(0)
         // The raw JSON names no id, path or error text of anything.
-        const raw = yield* Harness.raw("GET", "/api/v1/status", { token: yield* Harness.tokenFor({ role }) })
+        const raw = yield* Harness.raw("GET", "/api/v1/status", { token: tokens[role][1]! })
         expect(raw.status).toBe(200)
         expect(JSON.stringify(raw.json)).not.toMatch(/[0-9a-f]{8}-[0-9a-f]{4}-/)
         expect(JSON.stringify(raw.json)).not.toContain("refused")
       }
       const none = yield* Harness.raw("GET", "/api/v1/status")
       expect([none.status, none.json._tag, none.json.reason]).toEqual([401, "Unauthorized", "MissingToken"])
-      const bad = yield* Harness.raw("GET", "/api/v1/status?failedLimit=5000", { token: yield* Harness.tokenFor({ role: "operator" }) })
+      const bad = yield* Harness.raw("GET", "/api/v1/status?failedLimit=5000", { token: operator })
       expect(bad.status).toBe(400)
       expect(yield* Harness.counts(["event_log", "raw_data_file", "data_transfer", "physical_copy"])).toEqual(before)
       const [{ n }] = yield* sql<{ n: number }>`select count(*)::int as n from event_log`.pipe(Effect.orDie)
