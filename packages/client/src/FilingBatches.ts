@@ -58,12 +58,22 @@ export const steps = (observation: ObservationsApi.FileObservation, options?: Op
   return out
 }
 
+/** What a filing answers: the observation as stored, and every file as stored. */
+type Filed = typeof ObservationsApi.FiledObservation.Type
+
+/** What one of the client's observation calls may fail with. */
+type CallError<K extends "file" | "addFiles" | "close"> = Effect.Effect.Error<ReturnType<CcatClient.Client["observations"][K]>>
+
 /**
  * Files an observation of any number of files through the client (see the module's comment);
  * answers as one filing would: the observation as stored at the end, and every file as stored,
  * in the request's order.
  */
-export const fileObservation = (client: CcatClient.Client, observation: ObservationsApi.FileObservation, options?: Options) =>
+export const fileObservation = (
+  client: CcatClient.Client,
+  observation: ObservationsApi.FileObservation,
+  options?: Options
+): Effect.Effect<Filed, CallError<"file"> | CallError<"addFiles"> | CallError<"close">> =>
   Effect.gen(function* () {
     const all = steps(observation, options)
     const keyed = <A, E, R>(call: Effect.Effect<A, E, R>) => CcatClient.idempotent(randomUUID())(call)
