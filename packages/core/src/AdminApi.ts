@@ -14,20 +14,21 @@ import { allow, Authentication } from "./ApiSecurity.js"
 import { DisplayName, JsonObject } from "./Fields.js"
 import * as Ids from "./Ids.js"
 import { Instrument, InstrumentModule, Observatory, ObservingProgram, ObsUnit, Telescope } from "./Observational.js"
+import { strict } from "./ApiPayload.js"
 
 const admin = ["admin"] as const
 const everyone = ["instrument", "scientist", "operator", "admin"] as const
 
 /** A new observatory. */
-export const CreateObservatory = Schema.Struct({ name: DisplayName, description: Schema.optional(Schema.String) })
+export const CreateObservatory = Schema.Struct({ name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
 /** A new telescope of an observatory. */
-export const CreateTelescope = Schema.Struct({ observatoryId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+export const CreateTelescope = Schema.Struct({ observatoryId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
 /** A new instrument on a telescope. */
-export const CreateInstrument = Schema.Struct({ telescopeId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+export const CreateInstrument = Schema.Struct({ telescopeId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
 /** A new module of an instrument. */
-export const CreateInstrumentModule = Schema.Struct({ instrumentId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+export const CreateInstrumentModule = Schema.Struct({ instrumentId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
 /** A new observing program. */
-export const CreateObservingProgram = Schema.Struct({ name: DisplayName, title: Schema.optional(Schema.String) })
+export const CreateObservingProgram = Schema.Struct({ name: DisplayName, title: Schema.optional(Schema.String) }).annotations(strict)
 /** A new planned observation. */
 export const CreateObsUnit = Schema.Struct({
   observingProgramId: Schema.UUID,
@@ -36,20 +37,20 @@ export const CreateObsUnit = Schema.Struct({
   target: Schema.optional(Schema.String),
   plannedDurationSeconds: Schema.optional(Schema.NonNegative),
   configuration: Schema.optional(JsonObject)
-})
+}).annotations(strict)
 /** A new account. */
 export const CreateAccount = Schema.Struct({
   name: Schema.String.pipe(Schema.filter((s) => Ids.shortNameProblem(s) ?? true)),
   displayName: DisplayName,
   role: Role,
   email: Schema.optional(Schema.String.pipe(Schema.pattern(/^[^@\s]+@[^@\s]+$/)))
-})
+}).annotations(strict)
 /** A grant: an instrument account may file for an instrument, a scientist read a program. */
 export const Grant = Schema.Struct({
   account: Schema.String,
   instrumentId: Schema.optional(Schema.UUID),
   programId: Schema.optional(Schema.UUID)
-})
+}).annotations(strict)
 
 /** A grant to take back: the account and exactly one of an instrument or a program. */
 export const RevokeGrant = Schema.Struct({
@@ -59,7 +60,7 @@ export const RevokeGrant = Schema.Struct({
 })
 
 /** An account switched off (its tokens are refused at once, and at relays within their sync delay) or on again. */
-export const UpdateAccount = Schema.Struct({ active: Schema.Boolean })
+export const UpdateAccount = Schema.Struct({ active: Schema.Boolean }).annotations(strict)
 
 /** An instrument or program named in an access listing. */
 export const Named = Schema.Struct({ id: Schema.UUID, name: Schema.String }).annotations({ identifier: "Named" })

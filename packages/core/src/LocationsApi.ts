@@ -11,6 +11,7 @@ import { Page, PageParams } from "./ApiPage.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
 import { DataLocation, LocationType, PhysicalCopy, PhysicalCopyStatus, Site } from "./Storage.js"
+import { strict } from "./ApiPayload.js"
 
 /**
  * A location as the API shows it: everything but the driver configuration, which may hold
@@ -40,7 +41,7 @@ export const Availability = Schema.Struct({
   deletable: Schema.optional(Schema.Boolean),
   /** Why (maintenance, a failing disk); recorded in the server log with the operator's name. */
   reason: Schema.optional(Schema.String.pipe(Schema.maxLength(500)))
-}).annotations({ identifier: "Availability" })
+}).annotations({ ...strict, identifier: "Availability" })
 
 /** Filters of the location list. */
 export const LocationFilter = Schema.Struct({

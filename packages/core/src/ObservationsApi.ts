@@ -19,6 +19,7 @@ import { ExecutedObsUnit, Quality } from "./Observational.js"
 import { RawDataFile } from "./RawData.js"
 import * as RelativePath from "./RelativePath.js"
 import { Status } from "./Status.js"
+import { strict } from "./ApiPayload.js"
 
 /** The most files one request may file; larger observations add files in several requests. */
 export const maxFilesPerRequest = 10_000
@@ -80,7 +81,7 @@ export const FileObservation = Schema.Struct({
   /** The short name of the SOURCE location the files are at (required when there are files). */
   sourceLocation: Schema.optional(LocationName),
   files: Schema.optional(Files)
-}).annotations({ identifier: "FileObservation" })
+}).annotations({ ...strict, identifier: "FileObservation" })
 /** An observation to file. */
 export type FileObservation = typeof FileObservation.Type
 
@@ -88,14 +89,14 @@ export type FileObservation = typeof FileObservation.Type
 export const AddFiles = Schema.Struct({
   sourceLocation: LocationName,
   files: Files.pipe(Schema.minItems(1))
-}).annotations({ identifier: "AddFiles" })
+}).annotations({ ...strict, identifier: "AddFiles" })
 
 /** How an observation ended. */
 export const CloseObservation = Schema.Struct({
   endAt: Schema.Date,
   status: Schema.Literal("completed", "failed"),
   quality: Schema.optional(Quality)
-}).annotations({ identifier: "CloseObservation" })
+}).annotations({ ...strict, identifier: "CloseObservation" })
 
 /** An observation as stored, with the files filed in the request (all of them when filed at once). */
 export const FiledObservation = Schema.Struct({

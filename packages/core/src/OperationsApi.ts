@@ -11,6 +11,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
 import { Conflict, NotFound } from "./ApiErrors.js"
 import { allow, Authentication } from "./ApiSecurity.js"
+import { strict } from "./ApiPayload.js"
 
 /** What can be retried. */
 export const RetryableEntity = Schema.Literal("RawDataPackage", "DataTransferPackage", "DataTransfer", "StagingRequest")
@@ -23,7 +24,7 @@ export const Retry = Schema.Struct({
   id: Schema.UUID,
   /** Why; recorded in the event log. */
   reason: Schema.optional(Schema.String.pipe(Schema.maxLength(500)))
-}).annotations({ identifier: "Retry" })
+}).annotations({ ...strict, identifier: "Retry" })
 
 /** What the retry did. */
 export const Retried = Schema.Struct({
@@ -39,7 +40,7 @@ export const Retried = Schema.Struct({
 export const ReleaseSourcePath = Schema.Struct({
   /** Recorded in the event log: what was done with the bytes now at the path. */
   reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500))
-}).annotations({ identifier: "ReleaseSourcePath" })
+}).annotations({ ...strict, identifier: "ReleaseSourcePath" })
 
 /** A SOURCE copy given up and its path released. */
 export const ReleasedSourcePath = Schema.Struct({
@@ -53,7 +54,7 @@ export const ReleasedSourcePath = Schema.Struct({
 export const RecheckFile = Schema.Struct({
   /** Recorded in the event log: what was done to put the bytes back. */
   reason: Schema.optional(Schema.String.pipe(Schema.maxLength(500)))
-}).annotations({ identifier: "RecheckFile" })
+}).annotations({ ...strict, identifier: "RecheckFile" })
 
 /** An operator's statement that a file packaging found corrupt or missing is lost for good. */
 export const GiveUpFile = Schema.Struct({
@@ -61,7 +62,7 @@ export const GiveUpFile = Schema.Struct({
   reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(500)),
   /** Must be `true`: the caller says in so many words that the file's filed bytes are lost. */
   lost: Schema.Literal(true)
-}).annotations({ identifier: "GiveUpFile" })
+}).annotations({ ...strict, identifier: "GiveUpFile" })
 
 /** What an action on a faulty file did. */
 export const FaultyFileAction = Schema.Struct({

@@ -15,6 +15,7 @@ import { LocationName } from "./ObservationsApi.js"
 import { RelativePath } from "./RelativePath.js"
 import { StagingRequest, StagingRequestItem } from "./Staging.js"
 import { Status } from "./Status.js"
+import { strict } from "./ApiPayload.js"
 
 /** What to stage and where. At least one observation or package. */
 export const CreateStagingRequest = Schema.Struct({
@@ -24,7 +25,7 @@ export const CreateStagingRequest = Schema.Struct({
   packageIds: Schema.optional(Schema.Array(Schema.UUID).pipe(Schema.maxItems(10_000))),
   /** When the staged copies may be cleaned up; the server's default when absent. */
   expiresAt: Schema.optional(Schema.Date)
-}).annotations({ identifier: "CreateStagingRequest" })
+}).annotations({ ...strict, identifier: "CreateStagingRequest" })
 
 /** A staging request and what it asks for. */
 export const StagingRequestView = Schema.Struct({

@@ -11,6 +11,7 @@ import { Role } from "./Accounts.js"
 import { NotFound, Unprocessable } from "./ApiErrors.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import * as Ids from "./Ids.js"
+import { strict } from "./ApiPayload.js"
 
 /** A token as listed: never its secret or hash. */
 export const TokenView = Schema.Struct({
@@ -37,7 +38,7 @@ export const CreateToken = Schema.Struct({
   expiresAt: Schema.optional(Schema.Date),
   /** A token that never expires (a service's, such as a relay's): only when asked for by name. */
   neverExpires: Schema.optional(Schema.Boolean)
-}).annotations({ identifier: "CreateToken" })
+}).annotations({ ...strict, identifier: "CreateToken" })
 
 /** A new token: `token` is the only time the secret is shown. */
 export const CreatedToken = Schema.Struct({

@@ -206,6 +206,12 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
       expect(Either.isLeft(noAccount) && noAccount.left._tag).toBe("Unprocessable")
       const noToken = yield* Effect.either(admin.tokens.revoke({ path: { id: randomUUID() as any } }))
       expect(Either.isLeft(noToken) && noToken.left._tag).toBe("NotFound")
+      // taking access back (AccessRevocation.test.ts covers it in depth)
+      const access = yield* admin.admin.listAccess()
+      expect(access.find((a) => a.account === name)?.instruments.map((i) => i.id)).toEqual([instrument.id])
+      expect((yield* admin.admin.revokeGrant({ urlParams: { account: name, instrumentId: instrument.id } })).revoked).toBe(true)
+      expect((yield* admin.admin.updateAccount({ path: { name }, payload: { active: false } })).active).toBe(false)
+      mark("admin.listAccess", "admin.revokeGrant", "admin.updateAccount")
       mark("admin.createObservatory", "admin.createTelescope", "admin.createInstrument", "admin.createInstrumentModule", "admin.createObservingProgram",
         "admin.createObsUnit", "admin.listInstruments", "admin.listInstrumentModules", "admin.listObsUnits", "admin.createAccount", "admin.listAccounts",
         "admin.grant", "tokens.create", "tokens.whoami", "tokens.list", "tokens.revoke")

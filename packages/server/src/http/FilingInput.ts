@@ -7,7 +7,7 @@
  * its issues naming the field. The header fields of a request (the observation) are always
  * decoded by the Schema: they are few.
  */
-import { Checksum, ObservationsApi, RelativePath } from "@ccat/core"
+import { ApiPayload, Checksum, ObservationsApi, RelativePath } from "@ccat/core"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
@@ -33,7 +33,8 @@ export const quickFiles = (input: unknown): ReadonlyArray<ObservationsApi.FileSp
   const out = new Array<ObservationsApi.FileSpec>(input.length)
   for (let i = 0; i < input.length; i++) {
     const f: unknown = input[i]
-    if (!isRecord(f)) return undefined
+    // exactly the five fields a file has: anything else is the Schema's to refuse by name
+    if (!isRecord(f) || Object.keys(f).length !== 5) return undefined
     const { checksum, id, module, relativePath, sizeBytes } = f
     if (typeof id !== "string" || !uuid.test(id)) return undefined
     if (typeof module !== "string" || module.length === 0 || module.length > 200) return undefined
@@ -46,7 +47,8 @@ export const quickFiles = (input: unknown): ReadonlyArray<ObservationsApi.FileSp
   return out
 }
 
-const ObservationHeader = ObservationsApi.FileObservation.pipe(Schema.omit("files"))
+// omit makes a new struct: the contract's strictness is given to it again
+const ObservationHeader = ObservationsApi.FileObservation.pipe(Schema.omit("files")).annotations(ApiPayload.strict)
 const decodeHeader = Schema.decodeUnknown(ObservationHeader)
 const decodeObservation = Schema.decodeUnknown(ObservationsApi.FileObservation)
 const decodeSource = Schema.decodeUnknown(ObservationsApi.LocationName)
@@ -71,7 +73,8 @@ export const fileObservation = (input: unknown): Effect.Effect<ObservationsApi.F
     if (!isRecord(input)) return yield* decodeObservation(input)
     const files = input.files === undefined ? undefined : quickFiles(input.files)
     if (input.files !== undefined && files === undefined) return yield* decodeObservation(input)
-    const header = yield* decodeHeader(input).pipe(Effect.option)
+    const { files: _files, ...rest } = input
+    const header = yield* decodeHeader(rest).pipe(Effect.option)
     if (header._tag === "None") return yield* decodeObservation(input)
     return files === undefined ? header.value : { ...header.value, files }
   })
@@ -79,7 +82,7 @@ export const fileObservation = (input: unknown): Effect.Effect<ObservationsApi.F
 /** A `POST /observations/{id}/files` body decoded; fails with the contract's ParseError. */
 export const addFiles = (input: unknown): Effect.Effect<typeof ObservationsApi.AddFiles.Type, ParseResult.ParseError> =>
   Effect.gen(function* () {
-    if (!isRecord(input)) return yield* decodeAddFiles(input)
+    if (!isRecord(input) || Object.keys(input).some((k) => k !== "files" && k !== "sourceLocation")) return yield* decodeAddFiles(input)
     const files = quickFiles(input.files)
     const source = yield* decodeSource(input.sourceLocation).pipe(Effect.option)
     if (files === undefined || files.length === 0 || source._tag === "None") return yield* decodeAddFiles(input)
