@@ -7,7 +7,6 @@
  */
 import { Migrations, Topology } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
-import { TestDatabase } from "@ccat/core/testing"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
@@ -25,7 +24,7 @@ import * as Storages from "../../src/lifecycle/Storages.js"
 import * as HttpServerLive from "../../src/HttpServer.js"
 import { ServerConfig } from "../../src/ServerConfig.js"
 import * as Harness from "../ApiHarness.js"
-import * as Catalog from "./Catalog.js"
+import * as CatalogDatabase from "./CatalogDatabase.js"
 import * as ListsExplain from "./ListsExplain.js"
 
 const files = Number(process.env.CCAT_SCALE_FILES ?? 1_000_000)
@@ -77,7 +76,7 @@ const topology = Topology.demo("/var/tmp/ccat-scale")
  */
 const existing = process.env.CCAT_SCALE_DATABASE_URL
 const database = existing === undefined
-  ? Layer.tap(TestDatabase.layer, (ctx) => Effect.asVoid(Catalog.load({ files, fileEvents: false })).pipe(Effect.provide(ctx)))
+  ? CatalogDatabase.layer({ files, fileEvents: false })
   : Layer.tap(PgClient.layer(OpsDb.clientConfig(Redacted.make(existing))), (ctx) => Effect.provide(Migrations.run, ctx)).pipe(Layer.orDie)
 
 /** The API server on that ops-db (as `ApiHarness` builds it), its statements recorded, and what the planners need. */

@@ -6,16 +6,14 @@
  * 19,000 files); and their figures equal exact counts of the rows. No timing is asserted.
  * `CCAT_SCALE_FILES` changes the size (default 10^6).
  */
-import { TestDatabase } from "@ccat/core/testing"
 import { assert, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import type { ApiSecurity, Ids } from "@ccat/core"
 import { snapshot } from "../../src/http/StatusSnapshot.js"
 import * as OpsDbFigures from "../../src/observability/internal/OpsDbFigures.js"
 import * as IntegrityFamilies from "../../src/observability/internal/IntegrityFamilies.js"
-import * as Catalog from "./Catalog.js"
+import * as CatalogDatabase from "./CatalogDatabase.js"
 import * as Plans from "./Plans.js"
 
 const files = Number(process.env.CCAT_SCALE_FILES ?? 1_000_000)
@@ -24,12 +22,8 @@ const maxTouched = 60_000
 
 const admin: ApiSecurity.Principal = { accountId: "00000000-0000-4000-8000-000000000000" as Ids.AccountId, name: "ops", role: "admin", instrumentIds: [], programIds: [] }
 
-const catalog = Layer.tap(TestDatabase.layer, (ctx) =>
-  Catalog.load({ files, fileEvents: false }).pipe(
-    Effect.tap((l) => Effect.logInfo(`catalog: ${l.rows} rows in ${l.seconds.toFixed(1)} s`)),
-    Effect.provide(ctx)
-  )
-)
+// a copy of the run's catalog template: the other scale suites share its one load
+const catalog = CatalogDatabase.layer({ files, fileEvents: false })
 
 /** Exact counts per state, straight from the rows (a full pass: the reference, run once). */
 const exact = (table: string, column: string) =>
