@@ -31,7 +31,7 @@ const patch = () => {
   const Manager = createRequire(import.meta.url)("pg-boss/src/manager.js") as { prototype: Record<string, unknown> }
   for (const method of ["complete", "fail"] as const) {
     const original = Manager.prototype[method] as (...args: Array<unknown>) => Promise<unknown>
-    Manager.prototype[method] = function (this: unknown, ...args: Array<unknown>) {
+    const patchedMethod = function (this: unknown, ...args: Array<unknown>) {
       const recorded = original.apply(this, args)
       recorded.catch((error: unknown) => {
         for (const report of listeners) report(method, error)
@@ -39,6 +39,10 @@ const patch = () => {
       })
       return recorded
     }
+    // pg-boss publishes its manager's methods on each instance under their names: keep the name,
+    // or an instance made after the patch has no `complete` or `fail`
+    Object.defineProperty(patchedMethod, "name", { value: method })
+    Manager.prototype[method] = patchedMethod
   }
 }
 

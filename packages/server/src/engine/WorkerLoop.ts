@@ -16,6 +16,7 @@ import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as JobRecords from "./JobRecords.js"
 import * as JobStatements from "./JobStatements.js"
+import * as Leases from "./Leases.js"
 import type { Wakeups } from "./Wakeups.js"
 
 /** What a queue's worker needs from its process's job engine. */
@@ -89,8 +90,18 @@ export const start = <E, R>(
         )
       )
 
-    const run = (job: JobStatements.Taken) =>
-      handler({ id: job.id, data: job.data }).pipe(
+    const run = (job: JobStatements.Taken) => {
+      let settled = false
+      // The slot and the lease's renewal end with the job however it ends, interrupted too:
+      // a lease renewed for a job nobody runs would keep it, and its key, blocked for ever.
+      const settle = () => {
+        if (settled) return
+        settled = true
+        ctx.running.delete(job.id)
+        active--
+        wake()
+      }
+      return handler({ id: job.id, data: job.data }).pipe(
         Effect.timeoutFail({
           duration: Duration.seconds(job.expireSeconds > 0 ? job.expireSeconds : 15 * 60),
           onTimeout: () => new Error(`job ran longer than its expiry (${job.expireSeconds} s)`)
@@ -98,9 +109,7 @@ export const start = <E, R>(
         Effect.withSpan("JobQueue.job", { attributes: { queue, jobId: job.id } }),
         Effect.exit,
         Effect.flatMap((exit) => {
-          ctx.running.delete(job.id)
-          active--
-          wake()
+          settle()
           if (exit._tag === "Success") return record(job.id, "done")
           if (Cause.isInterruptedOnly(exit.cause)) return Effect.void
           return Effect.zipRight(
@@ -108,20 +117,26 @@ export const start = <E, R>(
             record(job.id, { error: Cause.squash(exit.cause) })
           )
         }),
-        // a slot freed by a finished job lets the loop take the next one while this one is recorded
+        // Cut off by a stop: the job stays active without a lease, and any live process takes it back.
+        Effect.onInterrupt(() => Effect.ignore(withSql(Leases.release(ctx.worker, job.id)))),
         Effect.ensuring(Effect.sync(() => {
+          settle()
           inFlight--
           wake()
         }))
       )
+    }
 
+    let loopEnded = false
     const loop = Effect.gen(function* () {
       while (!stopping) {
         // wake-ups that came before this fetch are answered by it; later ones fetch again
         yield* Queue.takeAll(signal)
         const free = ctx.concurrency - active
         if (free > 0) {
+          // Not cut off mid-statement: jobs it took are active and leased to us, so they must run.
           const taken = yield* withSql(JobStatements.take(queue, ctx.worker, free)).pipe(
+            Effect.uninterruptible,
             Effect.catchAllCause((cause) => {
               if (Date.now() - lastFetchWarning > 60_000) {
                 lastFetchWarning = Date.now()
@@ -142,7 +157,7 @@ export const start = <E, R>(
         // Slots left free after a fetch mean the queue is empty for now; all slots busy wait for one.
         yield* Effect.raceFirst(Queue.take(signal), wallClock(ctx.pollMillis))
       }
-    })
+    }).pipe(Effect.ensuring(Effect.sync(() => void (loopEnded = true))))
     yield* Effect.forkScoped(loop)
     // Runs before the scope interrupts the loop and the jobs: no new job is taken, running ones get a grace period.
     yield* Effect.addFinalizer(() =>
@@ -150,7 +165,8 @@ export const start = <E, R>(
         stopping = true
         wake()
         const deadline = Date.now() + ctx.stopGraceMillis
-        while (inFlight > 0 && Date.now() < deadline) yield* wallClock(20)
+        // the loop ends after the fetch it may be in, whose jobs then run like the others
+        while ((!loopEnded || inFlight > 0) && Date.now() < deadline) yield* wallClock(20)
       })
     )
   })
