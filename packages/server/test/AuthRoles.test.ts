@@ -88,6 +88,11 @@ it.layer(Harness.layer(), { timeout: 60_000 })("authentication and roles", (it) 
       const before = yield* Harness.counts()
       const file = yield* Effect.either(client.observations.file({ payload: { id: randomUUID(), obsUnitId: theirs.obsUnit.id, startAt: new Date() } }))
       expect(Either.isLeft(file) && file.left._tag === "Forbidden" && file.left.reason).toBe("Instrument")
+      // Their observation's id under my own ObsUnit: refused for the stored observation's
+      // instrument before anything is compared, so no differing field tells what they filed.
+      const probe = yield* Effect.either(client.observations.file({ payload: { id: theirObservation.id, obsUnitId: mine.obsUnit.id, startAt: new Date() } }))
+      expect(Either.isLeft(probe) && probe.left._tag === "Forbidden" && probe.left.reason).toBe("Instrument")
+      expect(JSON.stringify(Either.isLeft(probe) ? probe.left : {})).not.toMatch(/startAt|obsUnitId|fields/)
       const files = [{ id: randomUUID(), module: "280GHz", relativePath: "x.fits", sizeBytes: 1, checksum: Fixtures.checksum() }]
       const add = yield* Effect.either(client.observations.addFiles({ path: { id: theirObservation.id }, payload: { sourceLocation: theirs.source.name, files } }))
       expect(Either.isLeft(add) && add.left._tag === "Forbidden" && add.left.reason).toBe("Instrument")

@@ -277,12 +277,14 @@ const fileCarefully = (p: ApiSecurity.Principal, req: ObservationsApi.FileObserv
         } else {
           // The insert saw the row, so it exists: not finding it now would be a defect.
           observation = yield* lockObservation(req.id).pipe(Effect.catchTag("NotFound", (e) => Effect.die(e)))
+          // The caller's right to the stored observation first: which fields differ would tell
+          // another instrument's account what was filed under that id.
+          yield* authorizeInstrument(p, observation.instrumentId)
           const fields = observationDifferences(observation.row, req)
           if (fields.length > 0) {
             return yield* conflict("DifferentContent", "ExecutedObsUnit", req.id, fields,
               `observation ${req.id} was already filed with a different ${fields.join(", ")}; to end it, use close`)
           }
-          yield* authorizeInstrument(p, observation.instrumentId)
           closed = observation.row.endAt !== null
         }
         const stored = files.length === 0 ? [] : yield* fileFiles(p, observation, req.sourceLocation!, files, closed)
