@@ -117,7 +117,9 @@ layer(relayWorld, { timeout: 600_000, excludeTestServices: true })("relay", (it)
         const mainOrder = yield* sql<{ key: string }>`select key from idempotency_key where key = any(${relayOrder.map((r) => r.id)}::text[]) order by created_at, key`
         expect(mainOrder.map((r) => r.key)).toEqual(relayOrder.map((r) => r.id))
       }))
-    })
+    }),
+    // five process starts one after another (two of the main, three of the relay): minutes on a loaded machine
+    420_000
   )
 
   it.effect("a filing the main refuses is kept and shown with the main's reason and does not hold back the next; bad input is refused at once", () =>
