@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { createHash, type Hash } from "node:crypto"
 import { Worker } from "node:worker_threads"
+import { waitAsync } from "./WaitAsync.js"
 
 /** A running hash of one member at a time. */
 export interface MemberHasher {
@@ -47,16 +48,6 @@ const DIGEST_LENGTH = 3
 const commandBase = 4 // per slot: kind, length or algorithm
 const digestBase = commandBase + 2 * slots // up to 128 hex characters, one per word
 const controlWords = digestBase + 128
-
-/** `Atomics.waitAsync` (Node 16+; its type is in lib es2024, newer than this project's lib). */
-const waitAsync = (Atomics as unknown as {
-  readonly waitAsync: (
-    array: Int32Array,
-    index: number,
-    value: number,
-    timeout: number
-  ) => { readonly async: false; readonly value: string } | { readonly async: true; readonly value: Promise<string> }
-}).waitAsync
 
 const BEGIN = 1
 const UPDATE = 2

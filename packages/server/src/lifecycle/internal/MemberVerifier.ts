@@ -18,6 +18,7 @@ import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { createHash, type Hash } from "node:crypto"
 import { Worker } from "node:worker_threads"
+import { waitAsync } from "./WaitAsync.js"
 
 /** The first member whose bytes hashed to something other than its record. */
 export interface Mismatch {
@@ -161,16 +162,6 @@ for (;;) {
   Atomics.notify(control, TAIL)
 }
 `
-
-/** `Atomics.waitAsync` (Node 16+; its type is in lib es2024, newer than this project's lib). */
-const waitAsync = (Atomics as unknown as {
-  readonly waitAsync: (
-    array: Int32Array,
-    index: number,
-    value: number,
-    timeout: number
-  ) => { readonly async: false; readonly value: string } | { readonly async: true; readonly value: Promise<string> }
-}).waitAsync
 
 /** A worker-thread verifier for the scope's lifetime. */
 export const make: Effect.Effect<Verifier, never, Scope.Scope> = Effect.map(
