@@ -18,6 +18,7 @@ import eventOnBehalfOf from "./internal/migrations/0010_event_on_behalf_of.js"
 import stateCounts from "./internal/migrations/0012_state_counts.js"
 import listIndexes from "./internal/migrations/0013_list_indexes.js"
 import accessEvents from "./internal/migrations/0015_access_events.js"
+import topologyEvents from "./internal/migrations/0017_topology_events.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -33,7 +34,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0010_event_on_behalf_of": eventOnBehalfOf,
   "0012_state_counts": stateCounts,
   "0013_list_indexes": listIndexes,
-  "0015_access_events": accessEvents
+  "0015_access_events": accessEvents,
+  "0017_topology_events": topologyEvents
 }
 
 /** The table in which applied migrations are recorded. */
