@@ -18,6 +18,8 @@ import eventOnBehalfOf from "./internal/migrations/0010_event_on_behalf_of.js"
 import stateCounts from "./internal/migrations/0012_state_counts.js"
 import listIndexes from "./internal/migrations/0013_list_indexes.js"
 import accessEvents from "./internal/migrations/0015_access_events.js"
+import openTechnologies from "./internal/migrations/0021_open_technologies.js"
+import alertIncidents from "./internal/migrations/0016_alert_incidents.js"
 import topologyEvents from "./internal/migrations/0017_topology_events.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
@@ -35,6 +37,7 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0012_state_counts": stateCounts,
   "0013_list_indexes": listIndexes,
   "0015_access_events": accessEvents,
+  "0016_alert_incidents": alertIncidents,
   "0017_topology_events": topologyEvents
 }
 
