@@ -18,9 +18,9 @@ import eventOnBehalfOf from "./internal/migrations/0010_event_on_behalf_of.js"
 import stateCounts from "./internal/migrations/0012_state_counts.js"
 import listIndexes from "./internal/migrations/0013_list_indexes.js"
 import accessEvents from "./internal/migrations/0015_access_events.js"
-import openTechnologies from "./internal/migrations/0021_open_technologies.js"
 import alertIncidents from "./internal/migrations/0016_alert_incidents.js"
 import topologyEvents from "./internal/migrations/0017_topology_events.js"
+import openTechnologies from "./internal/migrations/0021_open_technologies.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -38,7 +38,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0013_list_indexes": listIndexes,
   "0015_access_events": accessEvents,
   "0016_alert_incidents": alertIncidents,
-  "0017_topology_events": topologyEvents
+  "0017_topology_events": topologyEvents,
+  "0021_open_technologies": openTechnologies
 }
 
 /** The table in which applied migrations are recorded. */
