@@ -1,0 +1,142 @@
+/**
+ * The previous release of this repository, built where the upgrade test can run it: the last
+ * `vX.Y.Z` tag reachable from HEAD (docs/development.md, "Releases"), its sources taken with
+ * `git archive` into a folder outside the repository, its dependencies linked from this
+ * checkout's `node_modules` when its lockfile asks for nothing this checkout lacks (else
+ * installed with `npm ci --prefer-offline`), and its packages built with tsup (JavaScript only:
+ * declarations are for integrators, not for running). The folder is keyed by the tag's commit and
+ * this checkout's lockfile, so a second run reuses it.
+ */
+import { execFileSync } from "node:child_process"
+import { createHash, randomBytes } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { repoRoot } from "../support.js"
+
+/** A built previous release. */
+export interface PreviousRelease {
+  readonly tag: string
+  readonly commit: string
+  /** The folder holding its sources, `node_modules` and builds. */
+  readonly root: string
+  /** Its `ccat` command, built. */
+  readonly cli: string
+  /** How its dependencies were provided: linked from this checkout or installed. */
+  readonly dependencies: "linked" | "installed"
+  /** Whether this call built it (false: an earlier run's build was reused). */
+  readonly built: boolean
+}
+
+const git = (args: ReadonlyArray<string>): string => execFileSync("git", args, { cwd: repoRoot, encoding: "utf8" }).trim()
+
+const tagPattern = "v[0-9]*"
+
+/**
+ * The last release tag before the checked-out code: `git describe` from HEAD, or from the
+ * commit before it when HEAD is itself that release (a release is upgraded from the one before).
+ */
+export const lastTag = (): { readonly tag: string; readonly commit: string } => {
+  const describe = (rev: string) => {
+    try {
+      return git(["describe", "--tags", "--abbrev=0", "--match", tagPattern, rev])
+    } catch {
+      return undefined
+    }
+  }
+  const head = git(["rev-parse", "HEAD"])
+  let tag = describe("HEAD")
+  if (tag !== undefined && git(["rev-parse", `${tag}^{commit}`]) === head) tag = describe("HEAD^")
+  if (tag === undefined) {
+    throw new Error(
+      `no release tag (${tagPattern}) is reachable from HEAD in ${repoRoot}; a shallow clone or one made without tags ` +
+        "lacks them: run `git fetch --tags --unshallow` (docs/development.md, Releases)"
+    )
+  }
+  return { tag, commit: git(["rev-parse", `${tag}^{commit}`]) }
+}
+
+type Lock = { readonly packages: Record<string, { readonly version?: string; readonly integrity?: string; readonly link?: boolean }> }
+
+/** Whether every installed package the old lockfile names is installed here at the same path and version. */
+const lockIsSubset = (old: Lock, current: Lock): boolean =>
+  Object.entries(old.packages).every(([key, entry]) => {
+    if (key === "" || entry.link === true || !key.includes("node_modules/")) return true
+    const here = current.packages[key]
+    return here !== undefined && here.version === entry.version && here.integrity === entry.integrity
+  })
+
+/**
+ * Gives the old tree this checkout's dependencies through one symlink per package, except the
+ * workspace's own (`@ccat/*`), which must be the old tree's packages, not this checkout's.
+ */
+const linkDependencies = (root: string) => {
+  const here = path.join(repoRoot, "node_modules")
+  const there = path.join(root, "node_modules")
+  fs.mkdirSync(there)
+  for (const name of fs.readdirSync(here)) {
+    if (name === "@ccat" || name === ".cache" || name === ".package-lock.json") continue
+    fs.symlinkSync(path.join(here, name), path.join(there, name))
+  }
+  fs.mkdirSync(path.join(there, "@ccat"))
+  const rootPackage = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { workspaces: ReadonlyArray<string> }
+  for (const workspace of rootPackage.workspaces) {
+    const name = (JSON.parse(fs.readFileSync(path.join(root, workspace, "package.json"), "utf8")) as { name: string }).name
+    // relative, so the folder can be renamed once built
+    const link = path.join(there, name)
+    fs.symlinkSync(path.relative(path.dirname(link), path.join(root, workspace)), link)
+  }
+}
+
+/** Builds each workspace package that builds with tsup: core first, the server last. */
+const build = (root: string) => {
+  const rootPackage = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { workspaces: ReadonlyArray<string> }
+  const rank = (w: string) => (w.endsWith("/core") ? 0 : w.endsWith("/server") ? 2 : 1)
+  const tsup = path.join(root, "node_modules", ".bin", "tsup")
+  for (const workspace of [...rootPackage.workspaces].sort((a, b) => rank(a) - rank(b))) {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, workspace, "package.json"), "utf8")) as { scripts?: { build?: string } }
+    if (pkg.scripts?.build !== "tsup") continue
+    execFileSync(tsup, ["--no-dts", "--format", "esm"], { cwd: path.join(root, workspace), stdio: "pipe", timeout: 300_000 })
+  }
+}
+
+/** Materialises and builds the previous release, or finds an earlier run's build of it. */
+export const previousRelease = (): PreviousRelease => {
+  const { tag, commit } = lastTag()
+  const lockDigest = createHash("sha256").update(repoRoot).update(fs.readFileSync(path.join(repoRoot, "package-lock.json"))).digest("hex")
+  const root = path.join(os.tmpdir(), `ccat-release-${commit.slice(0, 12)}-${lockDigest.slice(0, 8)}`)
+  const cli = path.join(root, "packages", "server", "dist", "cli.js")
+  const readyFile = path.join(root, ".ccat-release.json")
+  if (fs.existsSync(readyFile)) {
+    const ready = JSON.parse(fs.readFileSync(readyFile, "utf8")) as { dependencies: "linked" | "installed" }
+    return { tag, commit, root, cli, dependencies: ready.dependencies, built: false }
+  }
+  // Built beside its final name and renamed at the end, so a run cut short leaves nothing that looks ready.
+  const work = `${root}.part-${randomBytes(4).toString("hex")}`
+  fs.mkdirSync(work, { recursive: true })
+  try {
+    const archive = path.join(work, ".source.tar")
+    git(["archive", "--format=tar", "-o", archive, commit])
+    execFileSync("tar", ["-xf", archive, "-C", work])
+    fs.rmSync(archive)
+    const oldLock = JSON.parse(fs.readFileSync(path.join(work, "package-lock.json"), "utf8")) as Lock
+    const currentLock = JSON.parse(fs.readFileSync(path.join(repoRoot, "package-lock.json"), "utf8")) as Lock
+    const dependencies = lockIsSubset(oldLock, currentLock) ? "linked" : "installed"
+    if (dependencies === "linked") linkDependencies(work)
+    else execFileSync("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: work, stdio: "pipe", timeout: 600_000 })
+    build(work)
+    if (!fs.existsSync(path.join(work, "packages", "server", "dist", "cli.js"))) throw new Error(`${tag} built no packages/server/dist/cli.js`)
+    fs.writeFileSync(path.join(work, ".ccat-release.json"), JSON.stringify({ tag, commit, dependencies }))
+    try {
+      fs.renameSync(work, root)
+    } catch (e) {
+      // Another run finished the same build first: use that one.
+      if (!fs.existsSync(readyFile)) throw e
+      fs.rmSync(work, { recursive: true, force: true })
+    }
+    return { tag, commit, root, cli, dependencies, built: true }
+  } catch (e) {
+    fs.rmSync(work, { recursive: true, force: true })
+    throw e
+  }
+}
