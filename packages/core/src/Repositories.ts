@@ -6,14 +6,14 @@
  */
 import * as Accounts from "./Accounts.js"
 import * as EventLog from "./EventLog.js"
-import { make, type Repository } from "./internal/repository.js"
+import { type CreationEvent, make, type Repository } from "./internal/repository.js"
 import * as Observational from "./Observational.js"
 import * as RawData from "./RawData.js"
 import * as Staging from "./Staging.js"
 import * as Storage from "./Storage.js"
 
 /** The shape of every repository here, for code that takes one as a parameter. */
-export type { Repository }
+export type { CreationEvent, Repository }
 
 /** Observatories. */
 export const observatories = make(Observational.Observatory, "observatory")
@@ -27,8 +27,11 @@ export const instrumentModules = make(Observational.InstrumentModule, "instrumen
 export const observingPrograms = make(Observational.ObservingProgram, "observing_program")
 /** Planned observations. */
 export const obsUnits = make(Observational.ObsUnit, "obs_unit")
-/** Executed observations (filing inserts them with the instrument's id). */
-export const executedObsUnits = make(Observational.ExecutedObsUnit, "executed_obs_unit", { orderBy: "startAt" })
+/** Executed observations (filing inserts them with the instrument's id), with their filing event. */
+export const executedObsUnits = make(Observational.ExecutedObsUnit, "executed_obs_unit", {
+  orderBy: "startAt",
+  events: { kind: "ExecutedObsUnit", column: "status" }
+})
 
 /** Filed raw data files. */
 export const rawDataFiles = make(RawData.RawDataFile, "raw_data_file", {
@@ -72,7 +75,7 @@ export const stagingRequests = make(Staging.StagingRequest, "staging_request", {
 /** What staging requests ask for. */
 export const stagingRequestItems = make(Staging.StagingRequestItem, "staging_request_item", { orderBy: "id" })
 
-/** Accounts. */
+/** Accounts (their creation event is `AccessEvents`', with the account's name and role). */
 export const accounts = make(Accounts.Account, "account")
 /** API tokens (hashed). */
 export const apiTokens = make(Accounts.ApiToken, "api_token")
@@ -81,5 +84,5 @@ export const programAccess = make(Accounts.ProgramAccess, "program_access", { or
 /** Instrument access grants. */
 export const instrumentAccess = make(Accounts.InstrumentAccess, "instrument_access", { orderBy: "grantedAt" })
 
-/** The event log, oldest first. Append through `Transitions`; the database refuses changes. */
+/** The event log, oldest first. Append through `EventLog.append` or `Transitions`; the database refuses changes. */
 export const eventLog = make(EventLog.EventLogEntry, "event_log", { orderBy: "id" })

@@ -9,6 +9,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type { Checksum } from "./Checksum.js"
+import * as EventLog from "./EventLog.js"
 import { EntityKind } from "./EventLog.js"
 import type { JsonObject } from "./Fields.js"
 import type * as Ids from "./Ids.js"
@@ -193,10 +194,7 @@ export const transition = <K extends EntityKind>(
         set ${sql(target.column)} = ${to}, updated_at = now() ${extra}
         where id = ${id} and ${sql(target.column)} = ${from}
         returning *),
-      logged as (
-        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-        select ${entity}::entity_kind, moved.id, ${from}::text, ${to}::text, ${input.actor ?? "system"}, ${JSON.stringify(input.details ?? {})}::jsonb
-        from moved)
+      logged as (${EventLog.appendFrom(sql, { kind: entity, rows: "moved", from, to, actor: input.actor, details: input.details })})
       select * from moved`
     if (rows.length === 0) {
       const found = yield* sql<{ state: string }>`
@@ -247,10 +245,7 @@ export const transitionAll = <K extends EntityKind>(
         update ${sql(target.table)} t set ${sql(target.column)} = ${to}, updated_at = now()
         from ready where ready.ok and t.id in (select id from wanted) and t.${sql(target.column)} = ${from}
         returning t.id),
-      logged as (
-        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-        select ${entity}::entity_kind, moved.id, ${from}::text, ${to}::text, ${input.actor ?? "system"}, ${JSON.stringify(input.details ?? {})}::jsonb
-        from moved)
+      logged as (${EventLog.appendFrom(sql, { kind: entity, rows: "moved", from, to, actor: input.actor, details: input.details })})
       select w.id::text as id, c.state, exists (select 1 from moved m where m.id = w.id) as moved
       from wanted w left join current c on c.id = w.id`
     const bad = rows.find((r) => !r.moved)

@@ -11,15 +11,19 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as ConstraintError from "../ConstraintError.js"
-import type { EntityKind } from "../EventLog.js"
+import * as EventLog from "../EventLog.js"
 
 /** Small typed access to one table. */
 export interface Repository<S extends Model.AnyNoContext> {
   /** The table's name. */
   readonly table: string
-  /** Inserts a row and returns it as stored (with the database's defaults). */
+  /**
+   * Inserts a row and returns it as stored (with the database's defaults); for a logged entity,
+   * with its creation event naming `event`'s actor and details, in one transaction.
+   */
   readonly insert: (
-    value: S["insert"]["Type"]
+    value: S["insert"]["Type"],
+    event?: CreationEvent
   ) => Effect.Effect<S["Type"], ConstraintError.ConstraintError | SqlError, SqlClient.SqlClient>
   /**
    * Inserts a row whose id the caller made (an instrument filing an observation or a file), or,
@@ -28,7 +32,8 @@ export interface Repository<S extends Model.AnyNoContext> {
    * `ConstraintError` with reason UniqueViolation (DESIGN §4.6).
    */
   readonly insertIdempotent: (
-    value: S["insert"]["Type"]
+    value: S["insert"]["Type"],
+    event?: CreationEvent
   ) => Effect.Effect<S["Type"], ConstraintError.ConstraintError | SqlError, SqlClient.SqlClient>
   /** The row with this id, if any. */
   readonly findById: (
@@ -51,7 +56,13 @@ export interface Options {
    * For a stateful entity: its kind and state column, so that creating a row also appends its
    * creation event (`from_state` null) in the same transaction, and the log covers a row's whole life.
    */
-  readonly events?: { readonly kind: EntityKind; readonly column: string }
+  readonly events?: { readonly kind: EventLog.LoggedEntityKind; readonly column: string }
+}
+
+/** Who created a row and why, for its creation event (`system` and no details when unsaid). */
+export interface CreationEvent {
+  readonly actor?: string | undefined
+  readonly details?: Readonly<Record<string, unknown>> | undefined
 }
 
 /** A repository for `Model` stored in `table`. */
@@ -66,7 +77,8 @@ export const make = <S extends Model.AnyNoContext>(model: S, table: string, opti
   /** Runs an insert; for a stateful entity, in a transaction with the creation events of its rows. */
   const withCreationEvents = (
     sql: SqlClient.SqlClient,
-    statement: Effect.Effect<ReadonlyArray<Record<string, unknown>>, SqlError>
+    statement: Effect.Effect<ReadonlyArray<Record<string, unknown>>, SqlError>,
+    event: CreationEvent | undefined
   ) =>
     events === undefined
       ? statement
@@ -74,37 +86,36 @@ export const make = <S extends Model.AnyNoContext>(model: S, table: string, opti
           Effect.tap(statement, (rows) =>
             rows.length === 0
               ? Effect.void
-              : sql`insert into event_log ${sql.insert(
-                  rows.map((r) => ({
-                    entityKind: events.kind,
-                    entityId: r.id,
-                    fromState: null,
-                    toState: r[events.column],
-                    actor: "system",
-                    details: "{}"
-                  }))
-                )}`
+              : EventLog.append(rows.map((r) => ({
+                  kind: events.kind,
+                  id: r.id as string,
+                  from: null,
+                  to: String(r[events.column]),
+                  actor: event?.actor,
+                  details: event?.details
+                })))
           )
         )
 
-  const insert: Repository<S>["insert"] = (value) =>
+  const insert: Repository<S>["insert"] = (value, event) =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const row = yield* Effect.orDie(encodeInsert(value))
       const rows = yield* ConstraintError.refine(
-        withCreationEvents(sql, sql<Record<string, unknown>>`insert into ${sql(table)} ${sql.insert(row).returning("*")}`)
+        withCreationEvents(sql, sql<Record<string, unknown>>`insert into ${sql(table)} ${sql.insert(row).returning("*")}`, event)
       )
       return yield* Effect.orDie(decodeRow(rows[0]))
     }).pipe(Effect.withSpan(`${span}.insert`))
 
-  const insertIdempotent: Repository<S>["insertIdempotent"] = (value) =>
+  const insertIdempotent: Repository<S>["insertIdempotent"] = (value, event) =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const row = yield* Effect.orDie(encodeInsert(value))
       const inserted = yield* ConstraintError.refine(
         withCreationEvents(
           sql,
-          sql<Record<string, unknown>>`insert into ${sql(table)} ${sql.insert(row)} on conflict do nothing returning *`
+          sql<Record<string, unknown>>`insert into ${sql(table)} ${sql.insert(row)} on conflict do nothing returning *`,
+          event
         )
       )
       if (inserted.length > 0) return yield* Effect.orDie(decodeRow(inserted[0]))
