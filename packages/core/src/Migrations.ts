@@ -20,6 +20,7 @@ import listIndexes from "./internal/migrations/0013_list_indexes.js"
 import accessEvents from "./internal/migrations/0015_access_events.js"
 import alertIncidents from "./internal/migrations/0016_alert_incidents.js"
 import topologyEvents from "./internal/migrations/0017_topology_events.js"
+import historyPartitions from "./internal/migrations/0018_history_partitions.js"
 import observationalHierarchy from "./internal/migrations/0019_observational_hierarchy.js"
 import obscore from "./internal/migrations/0020_obscore.js"
 import openTechnologies from "./internal/migrations/0021_open_technologies.js"
@@ -41,6 +42,7 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0015_access_events": accessEvents,
   "0016_alert_incidents": alertIncidents,
   "0017_topology_events": topologyEvents,
+  "0018_history_partitions": historyPartitions,
   "0019_observational_hierarchy": observationalHierarchy,
   "0020_obscore": obscore,
   "0021_open_technologies": openTechnologies

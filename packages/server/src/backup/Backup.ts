@@ -67,7 +67,8 @@ export const errorText = (cause: unknown): string => cause instanceof Error ? ca
 const derivedTables = ["ops_count", "ops_histogram"]
 
 /**
- * The ops-db's tables (the connection's current schema, without the migrations table and the derived ones), ordered
+ * The ops-db's tables (the connection's current schema, without the migrations table and the
+ * derived ones; a partitioned table is one table, its partitions never named), ordered
  * so that a table comes after every table it references: restoring in this order satisfies the
  * foreign keys. A reference cycle cannot be ordered and is reported.
  */
@@ -78,7 +79,7 @@ export const tablesOf = async (client: pg.Client): Promise<ReadonlyArray<TableSh
      from pg_class c
      join pg_namespace n on n.oid = c.relnamespace and n.nspname = current_schema()
      join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''
-     where c.relkind = 'r' and c.relname <> $1 and c.relname <> all($2)
+     where c.relkind in ('r', 'p') and not c.relispartition and c.relname <> $1 and c.relname <> all($2)
      group by c.relname
      order by c.relname`,
     [Migrations.table, derivedTables]
@@ -152,7 +153,8 @@ const snapshot = async (client: pg.Client, file: string, temp: string): Promise<
       for (const t of tables) {
         await line(`TABLE ${JSON.stringify({ name: t.name, columns: t.columns })}`)
         const tally = new Tally()
-        const copy = client.query(copyTo(`copy ${ident(t.name)} (${t.columns.map(ident).join(", ")}) to stdout`))
+        // the query form, since COPY reads no partitioned table (the event log) by its name
+        const copy = client.query(copyTo(`copy (select ${t.columns.map(ident).join(", ")} from ${ident(t.name)}) to stdout`))
         for await (const chunk of copy as AsyncIterable<Buffer>) {
           tally.add(chunk)
           await writeTo(gzip, whole, chunk)

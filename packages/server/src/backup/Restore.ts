@@ -134,7 +134,7 @@ const load = async (client: pg.Client, file: string, verified: Verified) => {
       `select c.relname as tab, a.attname as col, pg_get_serial_sequence(quote_ident(c.relname), a.attname) as seq
        from pg_class c join pg_namespace n on n.oid = c.relnamespace and n.nspname = current_schema()
        join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
-       where c.relkind = 'r' and pg_get_serial_sequence(quote_ident(c.relname), a.attname) is not null`
+       where c.relkind in ('r', 'p') and not c.relispartition and pg_get_serial_sequence(quote_ident(c.relname), a.attname) is not null`
     )
     for (const s of sequences.rows) {
       await client.query(

@@ -1,0 +1,237 @@
+/**
+ * History tables that stay small to query (docs/adr/history-tables.md).
+ *
+ * `event_log` becomes a table partitioned by month of `at` (UTC), converted in place: every row,
+ * index and trigger it had is carried over (read from the catalog, so whatever earlier
+ * migrations added comes along), the identity goes on from the last id, and the primary key
+ * becomes `(id, at)`, since a partitioned table's keys must hold its partition key (nothing
+ * references an event, and no statement relies on `id` alone being unique: ids still come from
+ * one sequence). A default partition catches a row no month partition holds (a clock far off);
+ * `history_partitions_ensure` creates the months ahead and moves such rows into their month.
+ * A TRUNCATE trigger is not inherited by partitions, so each partition gets its own: the log
+ * stays append-only, and only `history_retire_events` takes whole months away.
+ *
+ * `data_transfer` stays one table: attempts are a thousandth of the files, looked up by id, and
+ * chained by a unique, self-referencing `previous_attempt_id` that no partitioned table can keep.
+ * `history_retire_transfers` deletes the finished attempts of completed bundles and packages
+ * instead, whole chains at a time.
+ *
+ * What retirement takes away keeps counting: the maintained counts and histograms of the deleted
+ * attempts, and the `repaired` events of the dropped months (`ccat_copies_repaired_total`), are
+ * kept in `*_retired` tables that backups hold and restores count again.
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+
+/** Bounds of the transfer-duration histogram, as migration 0012 has them. */
+const transferBounds = "array[1, 10, 60, 300, 900, 3600, 14400, 43200, 86400]::float8[]"
+
+const functions = String.raw`
+-- The partition of event_log holding the month that starts at m (UTC), by its conventional name.
+create function history_partition_name(m timestamptz) returns text language sql immutable as $$
+  select 'event_log_' || to_char(m at time zone 'UTC', '"y"YYYY"m"MM')
+$$;
+
+-- The UTC month after the one that starts at m.
+create function history_next_month(m timestamptz) returns timestamptz language sql immutable as $$
+  select ((m at time zone 'UTC') + interval '1 month') at time zone 'UTC'
+$$;
+
+-- Creates the month partitions of event_log from the month of from_at (or of the oldest row the
+-- default partition holds, if older) to months_ahead months after the current one, moving rows
+-- the default partition caught into their month. Returns how many partitions it created.
+create function history_partitions_ensure(from_at timestamptz, months_ahead integer) returns integer language plpgsql as $$
+declare
+  oldest timestamptz;
+  m timestamptz;
+  last timestamptz := history_next_month(date_trunc('month', now(), 'UTC'));
+  name text;
+  created integer := 0;
+  caught boolean;
+begin
+  if months_ahead < 0 or months_ahead > 120 then
+    raise exception 'months_ahead must be between 0 and 120, not %', months_ahead using errcode = 'invalid_parameter_value';
+  end if;
+  for i in 1..months_ahead loop last := history_next_month(last); end loop;
+  select min(at) into oldest from event_log_default;
+  m := date_trunc('month', least(coalesce(from_at, now()), coalesce(oldest, now()), now()), 'UTC');
+  while m < last loop
+    name := history_partition_name(m);
+    if to_regclass(quote_ident(name)) is null then
+      select exists (select 1 from event_log_default where at >= m and at < history_next_month(m)) into caught;
+      if caught then
+        -- A month the default partition holds rows of cannot be attached beside it: take the
+        -- default out, create the month, move its rows, and put the default back.
+        alter table event_log detach partition event_log_default;
+        execute format('create table %I partition of event_log for values from (%L) to (%L)', name, m, history_next_month(m));
+        insert into event_log overriding system value select * from event_log_default where at >= m and at < history_next_month(m);
+        delete from event_log_default where at >= m and at < history_next_month(m);
+        alter table event_log attach partition event_log_default default;
+      else
+        execute format('create table %I partition of event_log for values from (%L) to (%L)', name, m, history_next_month(m));
+      end if;
+      execute format('create trigger event_log_no_truncate before truncate on %I for each statement execute function event_log_append_only()', name);
+      created := created + 1;
+    end if;
+    m := history_next_month(m);
+  end loop;
+  return created;
+end
+$$;
+
+-- Drops the month partitions of event_log that end at or before cutoff, after adding their
+-- repaired events to the retired counts. Returns the names of the dropped partitions.
+create function history_retire_events(cutoff timestamptz) returns setof text language plpgsql as $$
+declare
+  p record;
+  starts timestamptz;
+begin
+  for p in
+    select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = 'event_log'::regclass and c.relname ~ '^event_log_y[0-9]{4}m[0-9]{2}$'
+    order by c.relname
+  loop
+    starts := make_timestamptz(substr(p.name, 12, 4)::int, substr(p.name, 17, 2)::int, 1, 0, 0, 0, 'UTC');
+    continue when history_next_month(starts) > cutoff;
+    execute format($q$
+      insert into event_log_retired_repaired (data_location_id, month, n)
+      select c.data_location_id, %L::timestamptz, count(*)
+      from %I e join physical_copy c on c.id = e.entity_id
+      where e.entity_kind = 'PhysicalCopy' and e.to_state = 'DELETED' and (e.details->>'action') = 'repaired'
+      group by c.data_location_id$q$, starts, p.name);
+    execute format('drop table %I', p.name);
+    return next p.name;
+  end loop;
+end
+$$;
+
+-- Deletes the attempts of up to lim completed bundles and packages whose attempts all finished
+-- before cutoff, whole chains at a time; their counts move to the retired counts, so every
+-- total keeps counting them. Returns how many attempts it deleted.
+create function history_retire_transfers(cutoff timestamptz, lim integer) returns integer language plpgsql as $$
+declare
+  deleted integer;
+begin
+  create temporary table history_retiring on commit drop as
+  with candidates as (
+    select distinct d.data_transfer_package_id as bundle_id, d.raw_data_package_id as package_id
+    from (select data_transfer_package_id, raw_data_package_id from data_transfer
+          where created_at < cutoff order by created_at, id limit lim) d
+  )
+  select c.bundle_id, c.package_id from candidates c
+  where (c.bundle_id is null or exists (select 1 from data_transfer_package b where b.id = c.bundle_id and b.status = 'completed'))
+    and (c.package_id is null or exists (select 1 from raw_data_package p where p.id = c.package_id and p.status = 'completed'))
+    and not exists (
+      select 1 from data_transfer d
+      where (d.data_transfer_package_id = c.bundle_id or d.raw_data_package_id = c.package_id)
+        and (d.status not in ('completed', 'failed') or coalesce(d.finished_at, d.updated_at) >= cutoff));
+  create temporary table history_retired_rows on commit drop as
+  with gone as (
+    delete from data_transfer d
+    where d.data_transfer_package_id in (select bundle_id from history_retiring where bundle_id is not null)
+       or d.raw_data_package_id in (select package_id from history_retiring where package_id is not null)
+    returning d.*)
+  select * from gone;
+  get diagnostics deleted = row_count;
+  insert into ops_count_retired (entity, state, location_id, to_location_id, kind, reason, n, bytes, ms, retries)
+  select 'DataTransfer', r.status::text, r.from_location_id, r.to_location_id, r.adapter::text,
+         case when r.status::text = 'failed' then coalesce(r.error_reason, 'unknown') else '' end,
+         count(*), sum(case when r.status::text = 'completed' then r.bytes_transferred else 0 end),
+         sum(case when r.status::text = 'completed' then coalesce(r.duration_ms, 0) else 0 end), sum((r.attempt > 1)::int)
+  from history_retired_rows r group by 2, 3, 4, 5, 6;
+  insert into ops_histogram_retired (name, location_id, to_location_id, kind, le, n, total)
+  select 'transfer_duration', r.from_location_id, r.to_location_id, r.adapter::text, ops_bucket(r.duration_ms / 1000.0, ${transferBounds}),
+         count(*), sum(r.duration_ms / 1000.0)
+  from history_retired_rows r where r.status::text = 'completed' and r.duration_ms is not null
+  group by 2, 3, 4, 5;
+  drop table history_retiring;
+  drop table history_retired_rows;
+  return deleted;
+end
+$$;
+`
+
+const retired = String.raw`
+-- What retirement took away, still counted: rows added here are added to the maintained counts
+-- too (a restore's COPY included), so the delete's negative deltas are made good.
+create table ops_count_retired (like ops_count including defaults);
+create table ops_histogram_retired (like ops_histogram including defaults);
+create table event_log_retired_repaired (
+  data_location_id uuid not null references data_location (id),
+  month timestamptz not null,
+  n bigint not null check (n >= 0)
+);
+
+create function ops_count_retired_added() returns trigger language plpgsql as $$
+begin
+  if tg_table_name = 'ops_count_retired' then
+    insert into ops_count select * from new_rows;
+  else
+    insert into ops_histogram select * from new_rows;
+  end if;
+  return null;
+end
+$$;
+create trigger ops_count_retired_added after insert on ops_count_retired
+  referencing new table as new_rows for each statement execute function ops_count_retired_added();
+create trigger ops_histogram_retired_added after insert on ops_histogram_retired
+  referencing new table as new_rows for each statement execute function ops_count_retired_added();
+
+-- A recount from the rows adds what retirement took away.
+alter function ops_count_rebuild() rename to ops_count_recount;
+create function ops_count_rebuild() returns void language plpgsql as $$
+begin
+  perform ops_count_recount();
+  insert into ops_count select * from ops_count_retired;
+  insert into ops_histogram select * from ops_histogram_retired;
+end
+$$;
+`
+
+const convert = String.raw`
+do $$
+declare
+  index_defs text[];
+  trigger_defs text[];
+  d text;
+  last_id bigint;
+begin
+  lock table event_log in access exclusive mode;
+  -- Every index but the key, and every trigger, as the catalog has them now.
+  select coalesce(array_agg(pg_get_indexdef(i.indexrelid) order by i.indexrelid), '{}') into index_defs
+  from pg_index i where i.indrelid = 'event_log'::regclass and not i.indisprimary;
+  select coalesce(array_agg(pg_get_triggerdef(t.oid) order by t.oid), '{}') into trigger_defs
+  from pg_trigger t where t.tgrelid = 'event_log'::regclass and not t.tgisinternal;
+  for d in select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid
+           where i.indrelid = 'event_log'::regclass and not i.indisprimary loop
+    execute format('drop index %I', d);
+  end loop;
+  alter table event_log rename to event_log_unpartitioned;
+  alter table event_log_unpartitioned rename constraint event_log_pkey to event_log_unpartitioned_pkey;
+
+  create table event_log (like event_log_unpartitioned including defaults including constraints including identity
+    including generated including statistics including comments) partition by range (at);
+  alter table event_log add constraint event_log_pkey primary key (id, at);
+  create table event_log_default partition of event_log default;
+  create trigger event_log_no_truncate before truncate on event_log_default for each statement execute function event_log_append_only();
+  perform history_partitions_ensure((select min(at) from event_log_unpartitioned), 3);
+
+  insert into event_log overriding system value select * from event_log_unpartitioned;
+  select max(id) into last_id from event_log_unpartitioned;
+  perform setval(pg_get_serial_sequence('event_log', 'id'), coalesce(last_id, 0) + 1, false);
+
+  foreach d in array index_defs loop execute d; end loop;
+  foreach d in array trigger_defs loop execute d; end loop;
+  drop table event_log_unpartitioned;
+  if pg_get_serial_sequence('event_log', 'id') <> 'event_log_id_seq' and to_regclass('event_log_id_seq') is null then
+    execute format('alter sequence %s rename to event_log_id_seq', pg_get_serial_sequence('event_log', 'id'));
+  end if;
+end
+$$;
+analyze event_log;
+`
+
+/** Partitions the event log by month, and adds history maintenance and retirement. */
+export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql.unsafe([retired, functions, convert].join("\n")).raw
+).pipe(Effect.asVoid)
