@@ -6,7 +6,8 @@ const src = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.
 /**
  * One vitest run for the whole monorepo. Workspace packages resolve to their sources so tests
  * never run against a stale build. A single PostgreSQL serves every test file (globalSetup);
- * each suite gets a fresh database of its own from the test kit.
+ * each suite gets a fresh database of its own from the test kit. The `ccat` command is bundled
+ * from the sources once per run (the server's globalSetup) for the tests that start it.
  */
 export default defineConfig({
   resolve: {
@@ -22,7 +23,7 @@ export default defineConfig({
   },
   test: {
     include: ["packages/*/test/**/*.test.ts", "examples/**/*.test.ts"],
-    globalSetup: ["packages/core/test/globalSetup.ts"],
+    globalSetup: ["packages/core/test/globalSetup.ts", "packages/server/test/globalSetup.ts"],
     pool: "forks",
     // Most suites wait on real processes, disks and PostgreSQL rather than on the CPU, so three
     // at a time on a 2-core machine finish sooner without starving each other.

@@ -1,7 +1,7 @@
 /**
  * docs/operator-guide.md, run as an operator would run it: its marked shell blocks, in order, in
  * bash, against a real PostgreSQL (a fresh database on the test cluster), a real radosgw, a real
- * sshd for the rsync route and the real `ccat` command (sources through tsx; `ccat` is a shell
+ * sshd for the rsync route and the real `ccat` command (bundled from the sources; `ccat` is a shell
  * function). A block that drifts from the CLI (a renamed command, a flag that no longer exists, an
  * output that changed) fails here.
  *
@@ -29,7 +29,7 @@ import * as path from "node:path"
 import pg from "pg"
 import * as Radosgw from "../../../scripts/radosgw.js"
 import * as Sshd from "../../../scripts/sshd.js"
-import { freePort, repoRoot, tempDir } from "./support.js"
+import { ccatArgs, freePort, repoRoot, tempDir } from "./support.js"
 
 const guidePath = path.join(repoRoot, "docs", "operator-guide.md")
 
@@ -115,8 +115,9 @@ const statePath = (work: string) => path.join(work, "guide-state.sh")
 const script = (work: string, body: string, keepState: boolean) =>
   [
     "set -euo pipefail",
-    // the repository's tsconfig maps @ccat/* to sources, as in the tests, whatever the folder
-    `ccat() { TSX_TSCONFIG_PATH="${path.join(repoRoot, "tsconfig.json")}" node --import "${path.join(repoRoot, "node_modules", "tsx", "dist", "esm", "index.mjs")}" "${path.join(repoRoot, "packages", "server", "src", "cli.ts")}" "$@"; }`,
+    // the command bundled from the sources for this run; through tsx, the repository's tsconfig
+    // maps @ccat/* to sources whatever the folder
+    `ccat() { TSX_TSCONFIG_PATH="${path.join(repoRoot, "tsconfig.json")}" node ${ccatArgs([]).map((a) => `"${a}"`).join(" ")} "$@"; }`,
     `source "${statePath(work)}"`,
     `cd "${work}"`,
     body,

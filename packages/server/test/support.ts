@@ -1,6 +1,7 @@
 /**
  * Runs the real `ccat` command line in a child process, as an operator would, for tests of
- * start, health and shutdown. Sources run through tsx so no build is needed.
+ * start, health and shutdown: the command bundled from the sources for this run (globalSetup.ts),
+ * or the sources through tsx when a file runs without that setup.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -8,6 +9,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { testCliErrorVariable, testCliVariable } from "./globalSetup.js"
 
 /** The repository's root folder. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url))
@@ -19,9 +21,18 @@ export interface Ccat {
   readonly exited: Promise<number | null>
 }
 
+/** Node's arguments that run `ccat ARGS`. */
+export const ccatArgs = (args: ReadonlyArray<string>): Array<string> => {
+  const failed = process.env[testCliErrorVariable]
+  if (failed !== undefined) throw new Error(failed)
+  const bundled = process.env[testCliVariable]
+  if (bundled !== undefined) return [bundled, ...args]
+  return ["--import", path.join(repoRoot, "node_modules/tsx/dist/esm/index.mjs"), path.join(repoRoot, "packages/server/src/cli.ts"), ...args]
+}
+
 /** Starts `ccat ARGS` from the repository root with extra environment variables. */
 export const ccat = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Ccat => {
-  const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/cli.ts", ...args], {
+  const child = spawn(process.execPath, ccatArgs(args), {
     cwd: repoRoot,
     env: { ...process.env, DATABASE_URL: "", ...env },
     stdio: ["ignore", "pipe", "pipe"]

