@@ -16,7 +16,12 @@ import * as Exposition from "./Exposition.js"
 import * as OpsDbFigures from "./internal/OpsDbFigures.js"
 import * as Registry from "./internal/Registry.js"
 import * as RepairFigures from "./internal/RepairFigures.js"
+import * as AlertFigures from "./internal/AlertFigures.js"
+import * as CircuitFigures from "./internal/CircuitFigures.js"
+import type { Topology } from "@ccat/core"
+import { LocationAudits } from "../lifecycle/Audit.js"
 import { LifecyclePolicy } from "../lifecycle/Packaging.js"
+import * as Routes from "../lifecycle/Routes.js"
 
 export type { Family, Sample } from "./Exposition.js"
 
@@ -41,9 +46,24 @@ export interface Options {
   readonly timeout?: Duration.DurationInput
 }
 
-const opsDbFamilies = Effect.fn("Metrics.opsDbFamilies")(function* (timeout: Duration.DurationInput, archiveCopies: number | undefined) {
+/** The configuration the collector's thresholds come from, where this process has it. */
+interface Settings {
+  readonly policy: Topology.PolicyConfig | undefined
+  readonly audits: ReadonlyMap<string, Topology.LocationAuditConfig>
+  readonly breakerThreshold: number
+}
+
+const opsDbFamilies = Effect.fn("Metrics.opsDbFamilies")(function* (timeout: Duration.DurationInput, settings: Settings) {
   const start = Date.now()
-  const figures = Effect.zipWith(OpsDbFigures.collect, RepairFigures.collect(archiveCopies), (a, b) => [...a, ...b])
+  const figures = Effect.map(
+    Effect.all([
+      OpsDbFigures.collect,
+      RepairFigures.collect(settings.policy?.archiveCopies),
+      CircuitFigures.collect(settings.breakerThreshold),
+      AlertFigures.collect(settings.policy, settings.audits)
+    ]),
+    (parts) => parts.flat()
+  )
   const result = yield* figures.pipe(Effect.timeout(timeout), Effect.either)
   const up = result._tag === "Right" ? 1 : 0
   if (result._tag === "Left") yield* Effect.logWarning("metrics: the ops-db figures could not be read", result.left)
@@ -61,11 +81,16 @@ export const make = (options: Options = {}) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const timeout = options.timeout ?? Duration.seconds(10)
-    // The copy target is the lifecycle policy's, where this process has one (`ccat serve` does).
+    // The copy target, audit cycles and stage waits are the lifecycle policy's, where this
+    // process has one (`ccat serve` does); the breaker's threshold is the transfer policy's.
     const policy = yield* Effect.serviceOption(LifecyclePolicy)
-    const archiveCopies = policy._tag === "Some" ? policy.value.archiveCopies : undefined
+    const settings: Settings = {
+      policy: policy._tag === "Some" ? policy.value : undefined,
+      audits: yield* LocationAudits,
+      breakerThreshold: (yield* Routes.transferPolicy).breakerThreshold
+    }
     const fromDb = yield* Effect.cachedWithTTL(
-      opsDbFamilies(timeout, archiveCopies).pipe(Effect.provideService(SqlClient.SqlClient, sql)),
+      opsDbFamilies(timeout, settings).pipe(Effect.provideService(SqlClient.SqlClient, sql)),
       options.cacheFor ?? Duration.seconds(5)
     )
     const collect = Effect.gen(function* () {
