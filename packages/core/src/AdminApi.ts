@@ -15,6 +15,8 @@ import { DisplayName, JsonObject } from "./Fields.js"
 import * as Ids from "./Ids.js"
 import { Instrument, InstrumentModule, Observatory, ObservingProgram, ObsUnit, Telescope } from "./Observational.js"
 import { strict } from "./ApiPayload.js"
+import { ModuleScience, ObsUnitLinks } from "./CatalogApi.js"
+import { ProprietaryPeriodDays } from "./Observational.js"
 
 const admin = ["admin"] as const
 const everyone = ["instrument", "scientist", "operator", "admin"] as const
@@ -25,10 +27,14 @@ export const CreateObservatory = Schema.Struct({ name: DisplayName, description:
 export const CreateTelescope = Schema.Struct({ observatoryId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
 /** A new instrument on a telescope. */
 export const CreateInstrument = Schema.Struct({ telescopeId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
-/** A new module of an instrument. */
-export const CreateInstrumentModule = Schema.Struct({ instrumentId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
-/** A new observing program. */
-export const CreateObservingProgram = Schema.Struct({ name: DisplayName, title: Schema.optional(Schema.String) }).annotations(strict)
+/** A new module of an instrument, with its band and ObsCore facts when they are known. */
+export const CreateInstrumentModule = Schema.Struct({ instrumentId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String), ...ModuleScience }).annotations(strict)
+/** A new observing program; without a proprietary period its data is never public. */
+export const CreateObservingProgram = Schema.Struct({
+  name: DisplayName,
+  title: Schema.optional(Schema.String),
+  proprietaryPeriodDays: Schema.optional(Schema.NullOr(ProprietaryPeriodDays))
+}).annotations(strict)
 /** A new planned observation. */
 export const CreateObsUnit = Schema.Struct({
   observingProgramId: Schema.UUID,
@@ -36,7 +42,9 @@ export const CreateObsUnit = Schema.Struct({
   name: DisplayName,
   target: Schema.optional(Schema.String),
   plannedDurationSeconds: Schema.optional(Schema.NonNegative),
-  configuration: Schema.optional(JsonObject)
+  configuration: Schema.optional(JsonObject),
+  /** The Source observed, its sub-program (of the same program) and observing mode. */
+  ...ObsUnitLinks
 }).annotations(strict)
 /** A new account. */
 export const CreateAccount = Schema.Struct({

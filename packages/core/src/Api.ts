@@ -8,6 +8,7 @@ import * as HttpApi from "@effect/platform/HttpApi"
 import * as OpenApi from "@effect/platform/OpenApi"
 import { AdminApi } from "./AdminApi.js"
 import { BadRequest, PayloadTooLarge } from "./ApiErrors.js"
+import { CatalogApi } from "./CatalogApi.js"
 import { FilesApi } from "./FilesApi.js"
 import { IntegrityApi } from "./IntegrityApi.js"
 import { LocationsApi } from "./LocationsApi.js"
@@ -34,6 +35,7 @@ export class Api extends HttpApi.make("ccat")
   .add(IntegrityApi)
   .add(TokensApi)
   .add(AdminApi)
+  .add(CatalogApi)
   // Any request may be refused before it reaches an endpoint: a body that is not JSON or too big.
   .addError(BadRequest)
   .addError(PayloadTooLarge)

@@ -34,6 +34,21 @@ export const ObsUnitId = Schema.UUID.pipe(Schema.brand("ObsUnitId"))
 /** Identifies an ObsUnit. */
 export type ObsUnitId = typeof ObsUnitId.Type
 
+/** Identifies a SubObservingProgram (a part of an ObservingProgram). */
+export const SubObservingProgramId = Schema.UUID.pipe(Schema.brand("SubObservingProgramId"))
+/** Identifies a SubObservingProgram. */
+export type SubObservingProgramId = typeof SubObservingProgramId.Type
+
+/** Identifies a Source: an astronomical target with ICRS coordinates, or a solar-system body. */
+export const SourceId = Schema.UUID.pipe(Schema.brand("SourceId"))
+/** Identifies a Source. */
+export type SourceId = typeof SourceId.Type
+
+/** Identifies an ObservingMode (how the telescope observes: raster, on-the-fly, pointing). */
+export const ObservingModeId = Schema.UUID.pipe(Schema.brand("ObservingModeId"))
+/** Identifies an ObservingMode. */
+export type ObservingModeId = typeof ObservingModeId.Type
+
 /** Identifies an ExecutedObsUnit; made by the instrument, so re-filing it is idempotent. */
 export const ExecutedObsUnitId = Schema.UUID.pipe(Schema.brand("ExecutedObsUnitId"))
 /** Identifies an ExecutedObsUnit. */

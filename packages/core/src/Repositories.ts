@@ -27,6 +27,12 @@ export const instrumentModules = make(Observational.InstrumentModule, "instrumen
 export const observingPrograms = make(Observational.ObservingProgram, "observing_program")
 /** Planned observations. */
 export const obsUnits = make(Observational.ObsUnit, "obs_unit")
+/** Parts of observing programs. */
+export const subObservingPrograms = make(Observational.SubObservingProgram, "sub_observing_program")
+/** Sources: what ObsUnits observe. */
+export const sources = make(Observational.Source, "source")
+/** Observing modes. */
+export const observingModes = make(Observational.ObservingMode, "observing_mode")
 /** Executed observations (filing inserts them with the instrument's id), with their filing event. */
 export const executedObsUnits = make(Observational.ExecutedObsUnit, "executed_obs_unit", {
   orderBy: "startAt",

@@ -23,6 +23,7 @@ export * as StateMachine from "./StateMachine.js"
 export * as ConstraintError from "./ConstraintError.js"
 export * as Repositories from "./Repositories.js"
 export * as Transitions from "./Transitions.js"
+export * as ObsCore from "./ObsCore.js"
 
 // --- storage ports ---
 export * as StorageDriver from "./StorageDriver.js"
@@ -53,3 +54,4 @@ export * as StatusApi from "./StatusApi.js"
 export * as IntegrityApi from "./IntegrityApi.js"
 export * as TokensApi from "./TokensApi.js"
 export * as AdminApi from "./AdminApi.js"
+export * as CatalogApi from "./CatalogApi.js"

@@ -17,6 +17,7 @@ import * as IdempotencyLive from "./http/IdempotencyLive.js"
 import * as DocsPage from "./http/DocsPage.js"
 import * as WebUi from "./http/WebUi.js"
 import { AdminHttpLive } from "./http/AdminHttp.js"
+import { CatalogHttpLive } from "./http/CatalogHttp.js"
 import { FilesHttpLive } from "./http/FilesHttp.js"
 import { IntegrityHttpLive } from "./http/IntegrityHttp.js"
 import { LocationsHttpLive } from "./http/LocationsHttp.js"
@@ -49,7 +50,8 @@ export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(
     StatusHttpLive,
     IntegrityHttpLive,
     TokensHttpLive,
-    AdminHttpLive
+    AdminHttpLive,
+    CatalogHttpLive
   ]),
   Layer.provide(AuthenticationLive)
 )

@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Tokens from "../auth/Tokens.js"
 import * as Access from "./Access.js"
+import * as CatalogRules from "./CatalogRules.js"
 import { decoder } from "./Rows.js"
 
 /** Maps a refused insert to the API's errors: taken names are 409, missing parents 422 on `parent`. */
@@ -44,11 +45,16 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
         Effect.catchTag("ConstraintError", refused("Instrument", payload.name, "telescopeId")), Effect.catchTag("SqlError", (e) => Effect.die(e)))
     )
     .handle("createInstrumentModule", ({ payload }) =>
-      Repositories.instrumentModules.insert({ instrumentId: payload.instrumentId as Ids.InstrumentId, name: payload.name, description: payload.description ?? "" }).pipe(
+      Repositories.instrumentModules.insert({
+        instrumentId: payload.instrumentId as Ids.InstrumentId,
+        name: payload.name,
+        description: payload.description ?? "",
+        ...CatalogRules.moduleColumns(payload)
+      }).pipe(
         Effect.catchTag("ConstraintError", refused("InstrumentModule", payload.name, "instrumentId")), Effect.catchTag("SqlError", (e) => Effect.die(e)))
     )
     .handle("createObservingProgram", ({ payload }) =>
-      Repositories.observingPrograms.insert({ name: payload.name, title: payload.title ?? "" }).pipe(
+      Repositories.observingPrograms.insert({ name: payload.name, title: payload.title ?? "", proprietaryPeriodDays: payload.proprietaryPeriodDays ?? null }).pipe(
         Effect.catchTag("ConstraintError", refused("ObservingProgram", payload.name, "name")), Effect.catchTag("SqlError", (e) => Effect.die(e)))
     )
     .handle("createObsUnit", ({ payload }) =>
@@ -61,13 +67,18 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
         ]).pipe(Effect.orDie)
         if (program.length === 0) return yield* new ApiErrors.Unprocessable({ reason: "UnknownReference", field: "observingProgramId", message: `there is no observing program ${payload.observingProgramId}` })
         if (instrument.length === 0) return yield* new ApiErrors.Unprocessable({ reason: "UnknownReference", field: "instrumentId", message: `there is no instrument ${payload.instrumentId}` })
+        const { sourceName } = yield* CatalogRules.checkLinks(payload.observingProgramId, payload)
         return yield* Repositories.obsUnits.insert({
           observingProgramId: payload.observingProgramId as Ids.ObservingProgramId,
           instrumentId: payload.instrumentId as Ids.InstrumentId,
           name: payload.name,
-          target: payload.target ?? "",
+          // Without a target of its own, a unit that names a Source is about that Source.
+          target: payload.target ?? sourceName ?? "",
           plannedDurationSeconds: payload.plannedDurationSeconds ?? null,
-          configuration: payload.configuration ?? {}
+          configuration: payload.configuration ?? {},
+          sourceId: (payload.sourceId ?? null) as Ids.SourceId | null,
+          subObservingProgramId: (payload.subObservingProgramId ?? null) as Ids.SubObservingProgramId | null,
+          observingModeId: (payload.observingModeId ?? null) as Ids.ObservingModeId | null
         }).pipe(Effect.catchTag("ConstraintError", refused("ObsUnit", payload.name, "observingProgramId")), Effect.catchTag("SqlError", (e) => Effect.die(e)))
       })
     )
