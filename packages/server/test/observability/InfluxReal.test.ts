@@ -1,0 +1,293 @@
+/**
+ * The Influx push against a real InfluxDB 1.x (Debian's influxd, authentication on): the
+ * in-process server's pusher writes while the lifecycle files, packages, transfers and archives
+ * an observation; InfluxQL then reads back every series and field, every field is a float (one
+ * type across pushes), and every query of `docs/grafana-dashboard-influx.json` finds data.
+ * Faults are the real server's own answers: wrong credentials, a token 1.x cannot read, a
+ * missing database, a field of another type, a frozen and a dead server.
+ */
+import { Ids, Repositories, Topology, Transitions } from "@ccat/core"
+import { assert, layer as withLayer } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as InfluxPush from "../../src/observability/InfluxPush.js"
+import * as Metrics from "../../src/observability/Metrics.js"
+import * as Stages from "../../src/lifecycle/Stages.js"
+import * as Harness from "../ApiHarness.js"
+import * as World from "../lifecycle/LifecycleWorld.js"
+import { repoRoot } from "../support.js"
+import * as RealInflux from "./RealInflux.js"
+
+// A host tag with a space, a comma and an equals sign: each must be escaped to survive.
+const host = "ccat test, rack=2"
+const dashboardFile = path.join(repoRoot, "docs/grafana-dashboard-influx.json")
+
+/** The demo topology with a capacity at the archive, so the fill panel has a figure. */
+const topologyWithCapacity = (dir: string) => {
+  const demo = World.topologyIn(dir)
+  const decoded = Topology.decode({
+    sites: demo.sites.map((s) => ({
+      name: s.name, shortName: s.shortName, role: s.role,
+      locations: s.locations.map((l) => ({
+        name: l.name, type: l.type, technology: l.technology, driver: l.driver, priority: l.priority, retention: l.retention,
+        ...(l.name === "cologne-archive" ? { capacityBytes: "1 GB" } : {})
+      }))
+    })),
+    routes: demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
+    policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds" }
+  })
+  if (decoded._tag === "Left") throw new Error(decoded.left.message)
+  return decoded.right
+}
+
+const waitFor = <E, R>(what: string, done: Effect.Effect<boolean, E, R>, ms = 30_000) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + ms
+    while (!(yield* done)) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`${what} did not happen within ${ms} ms`)
+      yield* Effect.sleep("200 millis")
+    }
+  })
+
+const query = (q: string, as?: RealInflux.User) =>
+  Effect.flatMap(RealInflux.RealInflux, (influx) => Effect.promise(() => influx.query(q, as)))
+
+/** The latest `value` of a measurement under some tags, or undefined. */
+const lastValue = (measurement: string, where = "") =>
+  Effect.map(
+    query(`SELECT last("value") FROM "${measurement}" WHERE "host" = '${host.replace(/'/g, "\\'")}'${where ? ` AND ${where}` : ""}`),
+    (series) => series[0]?.values[0]?.[1] as number | undefined
+  )
+
+/** Points of `ccat_ops_db_up` written since `sinceMs`: one per push. */
+const pushesSince = (sinceMs: number) =>
+  Effect.map(query(`SELECT count("value") FROM "ccat_ops_db_up" WHERE time > ${sinceMs}ms`), (s) => Number(s[0]?.values[0]?.[1] ?? 0))
+
+const escapeRegex = (s: string) => s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&")
+
+/** A dashboard query as Grafana would send it for the given range. */
+const substitute = (q: string, fromMs: number, toMs: number) =>
+  q.replaceAll("$timeFilter", `time >= ${fromMs}ms and time <= ${toMs}ms`).replaceAll("$__interval", "1s").replaceAll("$host", escapeRegex(host))
+
+const pusherUrl = (influx: RealInflux.Server, query = `db=${influx.database}&rp=${influx.retentionPolicy}&precision=ms`) =>
+  `${influx.base}/write?${query}`
+
+withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { timeout: 150_000, excludeTestServices: true })("InfluxDB for real", (it) => {
+  it.scoped("the lifecycle's series reach InfluxDB and every dashboard query finds data", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const influx = yield* RealInflux.RealInflux
+      const dir = yield* World.tempDir
+      const topology = topologyWithCapacity(dir)
+      yield* World.syncTopology(topology)
+      const startedMs = Date.now()
+      yield* Layer.build(
+        InfluxPush.layer({
+          url: pusherUrl(influx), username: influx.writer.name, password: Redacted.make(influx.writer.password),
+          interval: "300 millis", timeout: "5 seconds", maxBackoff: "1 second", tags: { host }
+        }).pipe(Layer.provide(Metrics.layer({ cacheFor: "100 millis" })))
+      )
+      yield* waitFor("a first push", Effect.map(pushesSince(startedMs - 1000), (n) => n >= 1))
+
+      // The lifecycle: an observation filed, packaged, moved from Chile to Cologne and archived.
+      const obs = yield* World.observatory
+      const { files } = yield* World.fileObservation(topology, obs, [
+        { path: "det/a.fits", bytes: 400_000 },
+        { path: "det/b.fits", bytes: 700_000 },
+        { path: "hk/h.dat", bytes: 2000, module: 1 }
+      ])
+      const archived = Effect.map(
+        sql<{ open: number; done: number }>`
+          select count(*) filter (where status <> 'completed')::int as open, count(*) filter (where status = 'completed')::int as done
+          from raw_data_package`,
+        ([r]) => r!.open === 0 && r!.done > 0
+      )
+      yield* World.runUntil([["chile", Stages.all], ["cologne", Stages.all]], archived, 90_000).pipe(Effect.provide(World.policyLayer(topology)))
+      const [{ packages }] = yield* sql<{ packages: number }>`select count(*)::int as packages from raw_data_package`
+
+      // With the workers stopped: a failed attempt and its retry on the hop, one in flight, an operator pausing deletions.
+      const [pkg] = yield* sql<{ id: string; sizeBytes: number }>`select id, size_bytes from raw_data_package order by size_bytes desc limit 1`
+      const loc = (name: string) => Effect.map(sql<{ id: string }>`select id from data_location where name = ${name}`, (r) => r[0]!.id as Ids.DataLocationId)
+      const [from, to] = yield* Effect.all([loc("chile-buffer"), loc("cologne-buffer")])
+      const insert = (n: number, previous: Ids.DataTransferId | null) =>
+        Repositories.dataTransfers.insert({
+          dataTransferPackageId: null, rawDataPackageId: pkg!.id as Ids.RawDataPackageId, routeId: null,
+          fromLocationId: from, toLocationId: to, previousAttemptId: previous, attempt: n, adapter: "local" as never
+        } as never)
+      const step = (id: Ids.DataTransferId, from: string, to: string, set?: Record<string, unknown>) =>
+        Transitions.transition({ entity: "DataTransfer", id, from, to, ...(set ? { set } : {}) } as never)
+      const failed = yield* insert(1, null)
+      yield* step(failed.id, "pending", "scheduled")
+      yield* step(failed.id, "scheduled", "in_progress", { startedAt: new Date() })
+      yield* step(failed.id, "in_progress", "failed", { errorReason: "Timeout", errorMessage: "no answer", retryable: true, finishedAt: new Date() })
+      const retry = yield* insert(2, failed.id)
+      yield* step(retry.id, "pending", "scheduled")
+      yield* step(retry.id, "scheduled", "in_progress", { startedAt: new Date(Date.now() - 2000) })
+      yield* step(retry.id, "in_progress", "completed", {
+        bytesTransferred: pkg!.sizeBytes, durationMs: 2000, throughputBytesPerSecond: pkg!.sizeBytes / 2, finishedAt: new Date()
+      })
+      // One more attempt, scheduled and left in flight (no worker runs now to take it).
+      const inFlight = yield* insert(1, null)
+      yield* step(inFlight.id, "pending", "scheduled")
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const archive = yield* loc("cologne-archive")
+      yield* operator.locations.setAvailability({ path: { id: archive }, payload: { deletable: false, reason: "influx test" } }).pipe(Effect.orDie)
+      yield* operator.locations.list({ urlParams: {} }).pipe(Effect.orDie)
+
+      // InfluxDB has caught up with the ops-db, then a few more pushes for the rates.
+      yield* waitFor("the end of the run in InfluxDB", Effect.gen(function* () {
+        const completed = yield* lastValue("ccat_raw_data_packages", `"status" = 'completed'`)
+        const failures = yield* lastValue("ccat_transfer_failures_total", `"reason" = 'Timeout'`)
+        const paused = yield* lastValue("ccat_location_available", `"location" = 'cologne-archive' AND "operation" = 'delete'`)
+        const scheduled = yield* lastValue("ccat_transfer_attempts", `"from" = 'chile' AND "status" = 'scheduled'`)
+        return completed === packages && failures === 1 && paused === 0 && scheduled === 1
+      }))
+      const caughtUp = Date.now()
+      yield* waitFor("four more pushes", Effect.map(pushesSince(caughtUp), (n) => n >= 4))
+      const toMs = Date.now() + 1000
+
+      // The figures read back as the ops-db has them, at timestamps of now (precision=ms honoured).
+      assert.strictEqual(yield* lastValue("ccat_raw_data_files", `"state" = 'packaged'`), files.length)
+      assert.strictEqual(yield* lastValue("ccat_raw_data_files", `"state" = 'filed'`), 0)
+      assert.strictEqual(yield* lastValue("ccat_ops_db_up"), 1)
+      assert.strictEqual(yield* lastValue("ccat_transfer_retries_total", `"from" = 'chile' AND "to" = 'cologne'`), 1)
+      assert.strictEqual(yield* lastValue("ccat_location_capacity_bytes", `"location" = 'cologne-archive'`), 1e9)
+      const latest = yield* query(`SELECT last("value") FROM "ccat_ops_db_up"`)
+      assert.isBelow(Math.abs(Number(latest[0]!.values[0]![0]) - Date.now()), 60_000)
+      const hosts = yield* query(`SHOW TAG VALUES FROM "ccat_ops_db_up" WITH KEY = "host"`)
+      assert.deepStrictEqual(hosts[0]!.values.map((v) => v[1]), [host])
+      const duration = yield* query(`SELECT last("count"), last("sum"), last("le_10"), last("le_+Inf") FROM "ccat_transfer_duration_seconds" WHERE "from" = 'chile' GROUP BY "adapter"`)
+      assert.isAtLeast(duration.length, 1)
+      for (const s of duration) assert.strictEqual(s.values[0]![1], s.values[0]![4])
+
+      // Every field is a float, so no push can ever conflict with an earlier one.
+      const fieldKeys = yield* query("SHOW FIELD KEYS")
+      const fields = new Map(fieldKeys.map((s) => [s.name, new Map(s.values.map((v) => [v[0] as string, v[1] as string]))]))
+      assert.isAbove(fields.size, 30)
+      for (const [measurement, keys] of fields) for (const [key, type] of keys) assert.strictEqual(type, "float", `${measurement}.${key} is ${type}`)
+
+      // The dashboard: the same rows and panels as the Prometheus one, and every query finds data.
+      const dashboard = JSON.parse(yield* Effect.promise(() => fs.readFile(dashboardFile, "utf8")))
+      const prometheus = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(repoRoot, "docs/grafana-dashboard.json"), "utf8")))
+      const rows = (d: any) => d.panels.filter((p: any) => p.type === "row").map((p: any) => p.title)
+      assert.deepStrictEqual(rows(dashboard), rows(prometheus))
+      assert.strictEqual(dashboard.panels.length, prometheus.panels.length)
+      const variable = dashboard.templating.list.find((v: any) => v.name === "host")
+      const hostValues = yield* query(variable.query, influx.reader)
+      assert.include(hostValues[0]!.values.map((v) => v[1]), host)
+      const panels: Array<any> = dashboard.panels.filter((p: any) => p.type !== "row")
+      assert.isAtLeast(panels.flatMap((p) => p.targets).length, 30)
+      const failures: Array<string> = []
+      for (const panel of panels) {
+        const answers: Array<ReadonlyArray<RealInflux.Series>> = []
+        for (const target of panel.targets) {
+          const q = substitute(target.query, startedMs - 60_000, toMs)
+          const series = yield* Effect.promise(() => influx.query(q, influx.reader).catch((e: Error) => [e.message] as never))
+          if (!Array.isArray(series) || typeof series[0] === "string") {
+            failures.push(`"${panel.title}" ${target.refId}: ${String(series)}`)
+            continue
+          }
+          answers.push(series)
+          const values = series.flatMap((s) => s.values.flatMap((v) => v.slice(1))).filter((v) => typeof v === "number")
+          if (values.length === 0) failures.push(`"${panel.title}" ${target.refId} found no data: ${q}`)
+          // Every measurement and field the query names was written.
+          const measurements = [...target.query.matchAll(/FROM "([a-z_]+)"/g)].map((m) => m[1]!)
+          for (const m of measurements) if (!fields.has(m)) failures.push(`"${panel.title}" reads ${m}, which was never written`)
+          for (const [, field] of target.query.matchAll(/\("(value|sum|count|le_[0-9.]+|le_\+Inf)"\)/g)) {
+            if (!fields.get(measurements[0]!)?.has(field!)) failures.push(`"${panel.title}" reads ${measurements[0]}.${field}, never written`)
+          }
+        }
+        // A panel Grafana joins by a tag (fill = used / capacity) has rows to join.
+        const join = (panel.transformations ?? []).find((t: any) => t.id === "joinByField")?.options.byField
+        if (join !== undefined) {
+          const keys = answers.map((series) => new Set(series.map((s) => s.tags?.[join])))
+          const common = [...keys[0]!].filter((k) => keys.every((set) => set.has(k)))
+          if (common.length === 0) failures.push(`"${panel.title}": its queries have no ${join} in common`)
+        }
+      }
+      assert.deepStrictEqual(failures, [])
+    }))
+
+  it.scoped("faults are told plainly and never block the server", () =>
+    Effect.gen(function* () {
+      const influx = yield* RealInflux.RealInflux
+      const pushOnce = (options: Partial<InfluxPush.Options> & { url: string }) =>
+        Effect.either(InfluxPush.pushOnce({ timeout: "5 seconds", tags: { host }, ...options }).pipe(Effect.provide(FetchHttpClient.layer)))
+      const writer = { username: influx.writer.name, password: Redacted.make(influx.writer.password) }
+      const failure = (r: Either.Either<InfluxPush.Delivery, InfluxPush.InfluxPushError | InfluxPush.InfluxConfigError>) => {
+        assert.isTrue(Either.isLeft(r), "the push should have failed")
+        return (r as Either.Left<InfluxPush.InfluxPushError, never>).left
+      }
+
+      const wrong = failure(yield* pushOnce({ url: pusherUrl(influx), username: influx.writer.name, password: Redacted.make("wrong") }))
+      assert.strictEqual(wrong.reason, "Unauthorized")
+      assert.include(wrong.message, "authorization failed")
+      assert.notInclude(wrong.message, "wrong")
+      // InfluxDB before 1.8 reads no token: the message names the settings that would work.
+      const token = failure(yield* pushOnce({ url: pusherUrl(influx), token: Redacted.make(`${influx.writer.name}:${influx.writer.password}`) }))
+      assert.strictEqual(token.reason, "Unauthorized")
+      assert.include(token.message, "CCAT_INFLUX_USERNAME")
+      const readOnly = failure(yield* pushOnce({ url: pusherUrl(influx), username: influx.reader.name, password: Redacted.make(influx.reader.password) }))
+      assert.strictEqual(readOnly.reason, "Unauthorized")
+      const missing = failure(yield* pushOnce({ url: pusherUrl(influx, "db=nosuchdb"), ...writer }))
+      assert.strictEqual(missing.reason, "NotFound")
+      assert.include(missing.message, 'database not found: "nosuchdb"')
+      const noDb = failure(yield* pushOnce({ url: pusherUrl(influx, ""), ...writer }))
+      assert.strictEqual(noDb.reason, "Rejected")
+      assert.include(noDb.message, "database is required")
+      const badPrecision = failure(yield* pushOnce({ url: pusherUrl(influx, "db=ccat&precision=us"), ...writer }))
+      assert.strictEqual(badPrecision._tag, "InfluxConfigError")
+
+      // A database where ccat_ops_db_up was once written as an integer: that line is dropped, the rest is written.
+      yield* query(`CREATE DATABASE "legacy"`)
+      yield* query(`GRANT WRITE ON "legacy" TO "${influx.writer.name}"`)
+      yield* Effect.promise(() =>
+        fetch(`${influx.base}/write?db=legacy`, {
+          method: "POST", body: "ccat_ops_db_up,host=old value=1i\n",
+          headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
+        }))
+      const partial = yield* pushOnce({ url: pusherUrl(influx, "db=legacy&precision=s"), ...writer })
+      assert.isTrue(Either.isRight(partial))
+      const delivered = (partial as Either.Right<never, InfluxPush.Delivery>).right
+      assert.include(delivered.partial ?? "", "field type conflict")
+      assert.isAbove(delivered.lines, 10)
+      const legacy = yield* Effect.promise(() =>
+        fetch(`${influx.base}/query?db=legacy&epoch=s&q=${encodeURIComponent(`SELECT last("value") FROM "ccat_raw_data_files"`)}`, {
+          headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
+        }).then((r) => r.json() as Promise<any>))
+      const written = legacy.results[0].series[0].values[0]
+      assert.isBelow(Math.abs(written[0] - Date.now() / 1000), 60)
+
+      // A frozen InfluxDB: pushes time out, the running pusher backs off, the server keeps answering.
+      const since = Date.now()
+      yield* Layer.build(
+        InfluxPush.layer({ url: pusherUrl(influx), ...writer, interval: "200 millis", timeout: "1 second", maxBackoff: "1 second", tags: { host } })
+      )
+      yield* waitFor("a push before the freeze", Effect.map(pushesSince(since), (n) => n >= 1))
+      influx.process.kill("SIGSTOP")
+      const frozen = yield* Effect.ensuring(
+        Effect.gen(function* () {
+          const timedOut = failure(yield* pushOnce({ url: pusherUrl(influx), ...writer, timeout: "500 millis" }))
+          const asked = Date.now()
+          const health = yield* Harness.raw("GET", "/api/v1/health")
+          return { timedOut, health, healthMs: Date.now() - asked }
+        }),
+        Effect.sync(() => influx.process.kill("SIGCONT"))
+      )
+      assert.strictEqual(frozen.timedOut.reason, "Timeout")
+      assert.strictEqual(frozen.health.status, 200)
+      assert.isBelow(frozen.healthMs, 5000)
+      const thawed = Date.now()
+      yield* waitFor("a push after the thaw", Effect.map(pushesSince(thawed), (n) => n >= 1), 20_000)
+
+      // A dead InfluxDB: nothing listens on its port.
+      const dead = failure(yield* pushOnce({ url: "http://127.0.0.1:9/write?db=ccat", ...writer }))
+      assert.strictEqual(dead.reason, "Transport")
+    }))
+})
