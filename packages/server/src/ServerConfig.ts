@@ -14,7 +14,8 @@ import * as Redacted from "effect/Redacted"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as YAML from "yaml"
-import * as Adapters from "./lifecycle/Adapters.js"
+import * as NotifierConfig from "./alerts/NotifierConfig.js"
+import * as Plugins from "./Plugins.js"
 
 /** The resolved configuration the server runs with. */
 export interface ServerConfigShape {
@@ -27,6 +28,8 @@ export interface ServerConfigShape {
   /** A real PostgreSQL; undefined means the embedded one. */
   readonly databaseUrl: Redacted.Redacted<string> | undefined
   readonly topology: Topology.Topology
+  /** The built-in notifier's sinks and thresholds (`notifications:`); absent, no notifier runs. */
+  readonly notifications?: NotifierConfig.NotifierConfig | undefined
 }
 
 /** The server's configuration, as a service. */
@@ -44,7 +47,7 @@ export class ConfigLoadError extends Data.TaggedError("ConfigLoadError")<{
 }
 
 /** Top-level keys of the file that are not part of the topology. */
-const serverKeys = ["server", "dataDir", "database"] as const
+const serverKeys = ["server", "dataDir", "database", "notifications"] as const
 
 const parseFile = (file: string, text: string): Either.Either<unknown, ConfigLoadError> => {
   try {
@@ -72,6 +75,8 @@ export interface LoadOptions {
   readonly configFile?: string | undefined
   readonly port?: number | undefined
   readonly dataDir?: string | undefined
+  /** The drivers and adapters the topology is checked against (default: the built-in ones). */
+  readonly registries?: Topology.Registries | undefined
 }
 
 /**
@@ -118,11 +123,16 @@ export const load = (options: LoadOptions = {}): Effect.Effect<ServerConfigShape
       topology = Topology.demo(dataDir)
     } else {
       const rest = Object.fromEntries(Object.entries(fileValue).filter(([k]) => !(serverKeys as ReadonlyArray<string>).includes(k)))
-      const decoded = Topology.decode(rest)
+      // technologies, adapters and their options, by the registries the workers build them with
+      const decoded = Topology.decode(rest, options.registries ?? Plugins.builtIn)
       if (Either.isLeft(decoded)) problems.push(...decoded.left.problems)
       else topology = decoded.right
-      // each adapter's options, by the rules its worker builds it with
-      topology?.routes.forEach((r, i) => problems.push(...Adapters.optionProblems(r.adapter, r.options).map((p) => `routes[${i}].options.${p}`)))
+    }
+    let notifications: NotifierConfig.NotifierConfig | undefined
+    if (fileValue.notifications !== undefined) {
+      const decoded = yield* NotifierConfig.decode(fileValue.notifications, base)
+      if (Either.isLeft(decoded)) problems.push(...decoded.left)
+      else notifications = decoded.right
     }
     if (problems.length > 0 || topology === undefined) return yield* new ConfigLoadError({ file: configFile, problems })
     const fileDatabaseUrl = isRecord(database) && typeof database.url === "string" ? Redacted.make(database.url) : undefined
@@ -133,6 +143,7 @@ export const load = (options: LoadOptions = {}): Effect.Effect<ServerConfigShape
       dataDir,
       // An empty DATABASE_URL means "none", as shells and CI files often leave it.
       databaseUrl: Option.getOrUndefined(Option.filter(env.databaseUrl, (u) => Redacted.value(u).trim() !== "")) ?? fileDatabaseUrl,
-      topology
+      topology,
+      notifications
     }
   })

@@ -1,0 +1,153 @@
+/**
+ * The real peers the notifier's tests deliver to: Debian's `prometheus-alertmanager` (with a
+ * webhook receiver, so what Alertmanager itself notifies can be counted too), Debian's aiosmtpd
+ * storing each message in a Maildir, and a plain HTTP listener that records webhook bodies and
+ * can be started late on a port chosen early (a sink that is down, then back).
+ */
+import * as Effect from "effect/Effect"
+import { spawn, type ChildProcess } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as http from "node:http"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { freePort } from "../support.js"
+
+/** Waits for `check` with a bound; never a fixed sleep. */
+export const eventually = <A>(what: string, check: () => Promise<A | undefined>, ms = 15_000) =>
+  Effect.promise(async () => {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const a = await check()
+      if (a !== undefined) return a
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })
+
+/** Repeats `check` until it holds, with a bound; never a fixed sleep and then an assertion. */
+export const until = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 15_000): Effect.Effect<void, E, R> =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + ms
+    while (!(yield* check)) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
+      yield* Effect.sleep("100 millis")
+    }
+  })
+
+const scratch = Effect.acquireRelease(
+  Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-alerts-"))),
+  (dir) => Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+)
+
+/** A child process, stopped (by its own pid) with the scope. */
+const child = (command: string, args: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const c = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] })
+      let out = ""
+      c.stdout!.on("data", (d) => (out += d))
+      c.stderr!.on("data", (d) => (out += d))
+      return { c, output: () => out }
+    }),
+    ({ c }) =>
+      Effect.promise(() => {
+        if (c.exitCode !== null) return Promise.resolve()
+        const gone = new Promise<void>((r) => c.once("exit", () => r()))
+        c.kill("SIGTERM")
+        return gone
+      })
+  )
+
+const alive = (c: ChildProcess, output: () => string) => {
+  if (c.exitCode !== null) throw new Error(`peer exited early:\n${output()}`)
+}
+
+/** An HTTP listener recording JSON bodies; `start` may come after its port is handed out. */
+export const recorder = (port?: number) =>
+  Effect.gen(function* () {
+    const chosen = port ?? (yield* Effect.promise(freePort))
+    const bodies: Array<any> = []
+    let server: http.Server | undefined
+    const start = Effect.promise(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          server = http.createServer((req, res) => {
+            let text = ""
+            req.on("data", (d) => (text += d))
+            req.on("end", () => {
+              bodies.push({ headers: req.headers, body: JSON.parse(text) })
+              res.writeHead(200).end("ok")
+            })
+          })
+          server.once("error", reject)
+          server.listen(chosen, "127.0.0.1", () => resolve())
+        })
+    )
+    yield* Effect.addFinalizer(() => Effect.promise(() => new Promise<void>((r) => (server === undefined ? r() : server.close(() => r())))))
+    return { url: `http://127.0.0.1:${chosen}/hook`, port: chosen, bodies, start }
+  })
+
+/** A real Alertmanager that notifies `receiverUrl` (firing and resolved, without waiting to group). */
+export const alertmanager = (receiverUrl: string) =>
+  Effect.gen(function* () {
+    const dir = yield* scratch
+    const port = yield* Effect.promise(freePort)
+    yield* Effect.promise(() =>
+      fs.writeFile(
+        path.join(dir, "alertmanager.yml"),
+        [
+          "route:",
+          "  receiver: hook",
+          "  group_by: ['...']",
+          "  group_wait: 0s",
+          "  group_interval: 1s",
+          "  repeat_interval: 24h",
+          "receivers:",
+          "  - name: hook",
+          "    webhook_configs:",
+          `      - url: ${receiverUrl}`,
+          "        send_resolved: true",
+          ""
+        ].join("\n")
+      )
+    )
+    const p = yield* child("prometheus-alertmanager", [
+      `--config.file=${path.join(dir, "alertmanager.yml")}`,
+      `--storage.path=${path.join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--cluster.listen-address="
+    ])
+    const url = `http://127.0.0.1:${port}`
+    yield* eventually("alertmanager to be ready", async () => {
+      alive(p.c, p.output)
+      return fetch(`${url}/-/ready`).then((r) => (r.ok ? true : undefined), () => undefined)
+    })
+    /** The alerts Alertmanager holds as active now. */
+    const alerts = Effect.promise(() => fetch(`${url}/api/v2/alerts`).then((r) => r.json() as Promise<Array<any>>))
+    return { url, alerts }
+  })
+
+/** A real SMTP peer (aiosmtpd) storing every message it accepts in a Maildir. */
+export const smtp = Effect.gen(function* () {
+  const dir = yield* scratch
+  const port = yield* Effect.promise(freePort)
+  const maildir = path.join(dir, "mail")
+  const p = yield* child("/usr/bin/python3", ["-m", "aiosmtpd", "-n", "-l", `127.0.0.1:${port}`, "-c", "aiosmtpd.handlers.Mailbox", maildir])
+  yield* eventually("the SMTP peer to accept connections", async () => {
+    alive(p.c, p.output)
+    return new Promise<true | undefined>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.end()
+        resolve(true)
+      })
+      s.once("error", () => resolve(undefined))
+    })
+  })
+  /** Every message stored so far, as raw text. */
+  const messages = Effect.promise(async () => {
+    const names = await fs.readdir(path.join(maildir, "new")).catch(() => [] as Array<string>)
+    return Promise.all(names.sort().map((n) => fs.readFile(path.join(maildir, "new", n), "utf8")))
+  })
+  return { port, messages }
+})
