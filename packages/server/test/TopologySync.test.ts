@@ -38,7 +38,8 @@ describe("TopologySync", () => {
         const sql = yield* SqlClient.SqlClient
         const demo = Topology.demo("/srv/ccat")
         const first = yield* TopologySync.sync(demo)
-        assert.deepStrictEqual(first, { sites: 2, locations: 5, routes: 1, unconfiguredLocations: [] })
+        assert.deepStrictEqual({ ...first, changes: 0 }, { sites: 2, locations: 5, routes: 1, unconfiguredLocations: [], changes: 0 })
+        assert.isAbove(first.changes, 8, "every site, location and route created is an event")
         const snapshot = () =>
           Effect.all([
             sql`select id, name, short_name, role from site order by name`,
@@ -47,8 +48,12 @@ describe("TopologySync", () => {
             sql`select data_location_id, min_age_seconds from retention_policy order by data_location_id`
           ])
         const before = yield* snapshot()
-        yield* TopologySync.sync(demo)
+        const [{ n: logged }] = yield* sql<{ n: number }>`select count(*)::int as n from event_log`
+        const again = yield* TopologySync.sync(demo)
         assert.deepStrictEqual(yield* snapshot(), before)
+        assert.strictEqual(again.changes, 0)
+        const [{ n: after }] = yield* sql<{ n: number }>`select count(*)::int as n from event_log`
+        assert.strictEqual(after, logged, "a sync that changes nothing logs nothing")
         const types = yield* sql<{ name: string; type: string }>`select name, type from data_location order by name`
         assert.deepStrictEqual(
           types.map((r) => `${r.name}:${r.type}`),
@@ -83,6 +88,50 @@ describe("TopologySync", () => {
           const dropped = yield* TopologySync.sync(onlyChile.right)
           assert.includeMembers([...dropped.unconfiguredLocations], ["chile-source", "cornell-buffer"])
         }
+      })
+    )
+
+    it.effect("records what a sync creates and changes, a driver's options only as changed", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        // Names of its own: the sites of the tests above are in this database already.
+        const topology = (driverRoot: string, capacityBytes: number | undefined, priority: number) => {
+          const decoded = Topology.decode({
+            sites: [
+              { name: "audit-a", shortName: "aa", locations: [
+                { name: "audit-a-source", type: "SOURCE", technology: "disk", driver: { root: "/srv/aa/source" } },
+                { name: "audit-a-buffer", type: "BUFFER", technology: "disk", driver: { root: driverRoot }, ...(capacityBytes === undefined ? {} : { capacityBytes }) }
+              ] },
+              { name: "audit-b", shortName: "ab", locations: [
+                { name: "audit-b-buffer", type: "BUFFER", technology: "disk", driver: { root: "/srv/ab/buffer" } },
+                { name: "audit-b-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: { root: "/srv/ab/archive" } }
+              ] }
+            ],
+            routes: [{ from: "audit-a", to: "audit-b", adapter: "local", priority }]
+          })
+          if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
+          return decoded.right
+        }
+        yield* TopologySync.sync(topology("/srv/aa/buffer", undefined, 0), "config:test")
+        const created = yield* sql<{ kind: string; fromState: string | null; toState: string }>`
+          select entity_kind::text as kind, from_state, to_state from event_log
+          where actor = 'config:test' and details->>'action' = 'created' order by id`
+        assert.deepStrictEqual(created.map((e) => `${e.kind}:${e.fromState}:${e.toState}`), [
+          "Site:null:configured", "Site:null:configured",
+          "DataLocation:null:read+write+delete", "DataLocation:null:read+write+delete",
+          "DataLocation:null:read+write+delete", "DataLocation:null:read+write+delete",
+          "Route:null:configured"
+        ])
+        const report = yield* TopologySync.sync(topology("/srv/aa/elsewhere-secret", 10 ** 12, 5), "config:test2")
+        const changed = yield* sql<{ kind: string; fromState: string; toState: string; details: Record<string, unknown> }>`
+          select e.entity_kind::text as kind, e.from_state, e.to_state, e.details from event_log e
+          where e.actor = 'config:test2' order by e.id`
+        assert.strictEqual(report.changes, changed.length)
+        assert.deepStrictEqual(changed.map((e) => `${e.kind}:${e.details.action}`), ["DataLocation:changed", "Route:changed"])
+        assert.deepStrictEqual(changed[0].details.changed, ["driver", "capacity"])
+        assert.strictEqual(changed[0].fromState, changed[0].toState, "a configuration change leaves the availability as it was")
+        assert.notInclude(JSON.stringify(changed), "elsewhere-secret", "driver options are not copied into the log")
+        assert.strictEqual(changed[1].details.priority, 5)
       })
     )
   })

@@ -4,9 +4,7 @@
  * transaction that makes the change, so the log never shows a change that did not happen nor
  * misses one that did.
  */
-import type { EventLog } from "@ccat/core"
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as Effect from "effect/Effect"
+import { EventLog } from "@ccat/core"
 import * as os from "node:os"
 
 /** One access event: `to` is one of `EventLog.accessEvents[kind]`. */
@@ -17,17 +15,7 @@ export const record = <K extends keyof typeof EventLog.accessEvents>(input: {
   readonly to: (typeof EventLog.accessEvents)[K][number]
   readonly actor: string
   readonly details?: Record<string, unknown>
-}) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`insert into event_log ${sql.insert({
-      entityKind: input.kind,
-      entityId: input.id,
-      fromState: input.from,
-      toState: input.to,
-      actor: input.actor,
-      details: JSON.stringify(input.details ?? {})
-    })}`
-  ).pipe(Effect.asVoid)
+}) => EventLog.append(input)
 
 /** Who ran a local `ccat` command, as events name them: the operating-system user at this host. */
 export const cliActor = (): string => {

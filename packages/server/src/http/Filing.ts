@@ -16,7 +16,7 @@
  * file filed for it until its SOURCE copy is deleted; another observation's file on that path is
  * refused with 409 naming the holder (a partial unique index enforces it against races).
  */
-import { ApiErrors, type ApiSecurity, type ObservationsApi, Observational } from "@ccat/core"
+import { ApiErrors, type ApiSecurity, EventLog, type ObservationsApi, Observational } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -157,10 +157,7 @@ const fileFiles = (
         on conflict do nothing
         returning *
       ),
-      events as (
-        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-        select 'RawDataFile', id, null, state::text, ${p.name}::text, '{}' from ins
-      )
+      events as (${EventLog.appendFrom(sql, { kind: "RawDataFile", rows: "ins", from: null, to: { column: "state" }, actor: p.name })})
       select * from ins`
     const byId = new Map<string, StoredFile>(inserted.map((r) => [r.id, r]))
     const rest = rows.filter((r) => !byId.has(r.id))
@@ -274,6 +271,7 @@ const fileCarefully = (p: ApiSecurity.Principal, req: ObservationsApi.FileObserv
         let closed = false
         if (inserted.length > 0) {
           observation = { row: yield* Effect.orDie(decodeObservation(inserted[0])), instrumentId }
+          yield* EventLog.append(filedEvent(observation.row.id, observation.row.status, p.name))
         } else {
           // The insert saw the row, so it exists: not finding it now would be a defect.
           observation = yield* lockObservation(req.id).pipe(Effect.catchTag("NotFound", (e) => Effect.die(e)))
@@ -291,6 +289,11 @@ const fileCarefully = (p: ApiSecurity.Principal, req: ObservationsApi.FileObserv
         return { observation: observation.row, files: stored } satisfies Filed
       })
     ).pipe(Effect.catchTag("SqlError", Effect.die)))
+
+/** The creation event of a filed observation (its status as filed; a close is an event of its own). */
+export const filedEvent = (id: string, status: string, actor: string): EventLog.NewEvent => ({
+  kind: "ExecutedObsUnit", id, from: null, to: status, actor, details: { action: "filed" }
+})
 
 /** The observation's row as the request states it, defaults filled in. */
 const newObservation = (req: ObservationsApi.FileObservation) => {
@@ -356,10 +359,10 @@ export const closeObservation = Effect.fn("Filing.closeObservation")(function* (
         set end_at = ${req.endAt}, status = ${req.status}, quality = coalesce(${req.quality ?? null}::observation_quality, quality), updated_at = now()
         where id = ${id} returning *`
       // The close is part of the observation's audited history (migration 0002); a repeat returned above and writes none.
-      yield* sql`insert into event_log ${sql.insert({
-        entityKind: "ExecutedObsUnit", entityId: id, fromState: s.status, toState: req.status, actor: p.name,
-        details: JSON.stringify({ action: "close", endAt: req.endAt.toISOString(), ...(req.quality !== undefined ? { quality: req.quality } : {}) })
-      })}`
+      yield* EventLog.append({
+        kind: "ExecutedObsUnit", id, from: s.status, to: req.status, actor: p.name,
+        details: { action: "close", endAt: req.endAt.toISOString(), ...(req.quality !== undefined ? { quality: req.quality } : {}) }
+      })
       return yield* Effect.orDie(decodeObservation(rows[0]))
     })
   ).pipe(Effect.catchTag("SqlError", Effect.die))

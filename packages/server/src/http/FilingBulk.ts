@@ -1,7 +1,7 @@
 /**
  * The common case of filing in one set-based statement: the observation (inserted, or the stored
- * one locked against a concurrent close), all its new files from arrays (`unnest`), their
- * creation events, and what the checks need (the stored observation, the location, the
+ * one locked against a concurrent close), all its new files from arrays (`unnest`), the creation
+ * events of both, and what the checks need (the stored observation, the location, the
  * instrument's modules, whether an earlier file of the observation clashes with a new path, how
  * many files went in). Ten thousand files are one round trip, not a statement per file.
  *
@@ -11,7 +11,7 @@
  * repeat, a conflict, an unknown module, a held path) is rolled back and filed again by the
  * careful path of `Filing`, which answers repeats and names every problem as before.
  */
-import type { ApiSecurity, ObservationsApi } from "@ccat/core"
+import { type ApiSecurity, EventLog, type ObservationsApi } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 
@@ -98,6 +98,7 @@ export const file = (input: {
     const [row] = yield* sql<Row>`
       with
       new_obs as (${created}),
+      new_obs_event as (${EventLog.appendFrom(sql, { kind: "ExecutedObsUnit", rows: "new_obs", from: null, to: { column: "status" }, actor: p.name, details: { action: "filed" } })}),
       old_obs as (select e.* from executed_obs_unit e where e.id = ${input.observationId}::uuid for update),
       target as (
         select o.*, u.instrument_id, exists (select 1 from new_obs) as created
@@ -122,10 +123,7 @@ export const file = (input: {
         on conflict do nothing
         returning id, filed_at
       ),
-      events as (
-        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-        select 'RawDataFile', id, null, 'filed', ${p.name}::text, '{}' from ins
-      )
+      events as (${EventLog.appendFrom(sql, { kind: "RawDataFile", rows: "ins", from: null, to: "filed", actor: p.name })})
       select t.*,
         (select id from loc) as location_id, (select type from loc) as location_type,
         (select json_object_agg(name, id) from mods) as modules,

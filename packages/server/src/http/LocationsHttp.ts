@@ -2,7 +2,7 @@
  * The locations group: sites, locations (without their driver configuration), physical copies,
  * and the operator's availability switches.
  */
-import { Api, ApiErrors, ApiSecurity, Storage } from "@ccat/core"
+import { Api, ApiErrors, ApiSecurity, EventLog, Storage } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
@@ -47,13 +47,29 @@ export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (han
         if (payload.readable === undefined && payload.writable === undefined && payload.deletable === undefined) {
           return yield* new ApiErrors.Unprocessable({ reason: "Invalid", field: "readable", message: "say which of readable, writable, deletable to change" })
         }
-        const rows = yield* sql`
-          update data_location set
-            readable = coalesce(${payload.readable ?? null}::boolean, readable),
-            writable = coalesce(${payload.writable ?? null}::boolean, writable),
-            deletable = coalesce(${payload.deletable ?? null}::boolean, deletable),
-            updated_at = now()
-          where id = ${path.id} returning *`.pipe(Effect.orDie)
+        // The switch and its event in one transaction; the old values (locked) tell a change from a repeat.
+        const rows = yield* sql.withTransaction(
+          Effect.gen(function* () {
+            const before = yield* sql<EventLog.Availability>`
+              select readable, writable, deletable from data_location where id = ${path.id} for update`
+            if (before.length === 0) return []
+            const after = yield* sql<Record<string, unknown> & EventLog.Availability>`
+              update data_location set
+                readable = coalesce(${payload.readable ?? null}::boolean, readable),
+                writable = coalesce(${payload.writable ?? null}::boolean, writable),
+                deletable = coalesce(${payload.deletable ?? null}::boolean, deletable),
+                updated_at = now()
+              where id = ${path.id} returning *`
+            const from = EventLog.availability(before[0]), to = EventLog.availability(after[0])
+            if (from !== to) {
+              yield* EventLog.append({
+                kind: "DataLocation", id: path.id, from, to, actor: p.name,
+                details: { action: "availability", ...(payload.reason === undefined ? {} : { reason: payload.reason }) }
+              })
+            }
+            return after
+          })
+        ).pipe(Effect.orDie)
         if (rows.length === 0) return yield* Access.notFound("DataLocation", path.id)
         const [location] = yield* decodeLocations(rows)
         yield* Effect.logInfo(

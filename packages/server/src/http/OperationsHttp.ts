@@ -187,7 +187,7 @@ const retryAttempt = (id: string, actor: string, details: Details) =>
       previousAttemptId: old.id,
       attempt: old.attempt + 1,
       adapter: old.adapter
-    }).pipe(
+    }, { actor, details: { ...details, retriedAttempt: old.id } }).pipe(
       // A worker linked its own next attempt to this one meanwhile (previous_attempt_id is unique).
       Effect.catchTag("ConstraintError", () =>
         Effect.fail(cannotHelp("DataTransfer", id, `a worker started the attempt after ${id} meanwhile: the bundle is being sent; retry that attempt if it fails`))

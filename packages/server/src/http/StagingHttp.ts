@@ -3,7 +3,7 @@
  * PROCESSING location; the request and its items are created in one transaction (with the
  * request's creation event) and the staging workers take it from there.
  */
-import { Api, ApiErrors, ApiPage, ApiSecurity, Staging, StagingApi as StagingApiModule } from "@ccat/core"
+import { Api, ApiErrors, ApiPage, ApiSecurity, EventLog, Staging, StagingApi as StagingApiModule } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
@@ -153,7 +153,7 @@ export const StagingHttpLive = HttpApiBuilder.group(Api.Api, "staging", (handler
               ...observationIds.map((o) => ({ stagingRequestId: id, executedObsUnitId: o, rawDataPackageId: null })),
               ...packageIds.map((k) => ({ stagingRequestId: id, executedObsUnitId: null, rawDataPackageId: k }))
             ])}`
-            yield* sql`insert into event_log ${sql.insert({ entityKind: "StagingRequest", entityId: id, fromState: null, toState: created[0].status, actor: p.name, details: "{}" })}`
+            yield* EventLog.append({ kind: "StagingRequest", id, from: null, to: created[0].status, actor: p.name })
             return created
           })
         ).pipe(Effect.orDie)

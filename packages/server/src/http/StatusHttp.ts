@@ -10,6 +10,7 @@ import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Access from "./Access.js"
+import * as EventHistory from "./EventHistory.js"
 import { decoder } from "./Rows.js"
 import { snapshot } from "./StatusSnapshot.js"
 
@@ -37,6 +38,12 @@ const eventScope = (sql: SqlClient.SqlClient, p: ApiSecurity.Principal, entity: 
       return { table: "account", visible: null }
     case "ApiToken":
       return { table: "api_token", visible: null }
+    case "Site":
+      return { table: "site", visible: null }
+    case "DataLocation":
+      return { table: "data_location", visible: null }
+    case "Route":
+      return { table: "route", visible: null }
   }
 }
 
@@ -49,7 +56,8 @@ const events = (p: ApiSecurity.Principal, q: typeof StatusApi.EventFilter.Type) 
     const sql = yield* SqlClient.SqlClient
     const scope = eventScope(sql, p, q.entity)
     const visible = Access.seesEverything(p) ? sql`true` : scope.visible ?? sql`false`
-    const found = yield* sql`select 1 from ${sql(scope.table)} t where t.id = ${q.id} and ${visible}`.pipe(Effect.orDie)
+    const found = yield* sql<{ born: Date }>`
+      select t.${sql(EventHistory.bornColumn(scope.table))} as born from ${sql(scope.table)} t where t.id = ${q.id} and ${visible}`.pipe(Effect.orDie)
     if (found.length === 0) return yield* Access.notFound(q.entity, q.id)
     let after = 0
     if (q.cursor !== undefined) {
@@ -59,9 +67,7 @@ const events = (p: ApiSecurity.Principal, q: typeof StatusApi.EventFilter.Type) 
       after = decoded[0]
     }
     const limit = q.limit ?? ApiPage.defaultLimit
-    const rows = yield* sql<{ id: number }>`
-      select * from event_log where entity_kind = ${q.entity} and entity_id = ${q.id} and id > ${after}
-      order by id limit ${limit + 1}`.pipe(Effect.orDie)
+    const rows = yield* EventHistory.page(sql, { entity: q.entity, id: q.id, born: found[0]!.born, after, limit }).pipe(Effect.orDie)
     const kept = rows.slice(0, limit)
     const items = yield* decodeEvents(kept)
     const last = kept[kept.length - 1]

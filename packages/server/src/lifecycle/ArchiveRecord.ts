@@ -4,6 +4,7 @@
  * in_progress, and its verified PhysicalCopy at the buffer. Callers run it inside the
  * transaction that also enqueues what comes next.
  */
+import { EventLog } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import type * as Packager from "./Packager.js"
@@ -46,9 +47,7 @@ export const record = (subject: Subject, buffer: Sites.Location, written: Packag
           'PRESENT'::physical_copy_status, now(), ${identity}::text
         from updated
         returning id, status),
-      created as (
-        insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-        select 'PhysicalCopy'::entity_kind, id, null::text, status::text, 'system', '{}'::jsonb from copy)
+      created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" } })})
       select id from copy`
     if (copies.length === 0) return yield* Effect.dieMessage(`${subject.kind} ${subject.id} left in_progress while it was written`)
   })

@@ -154,7 +154,7 @@ const record = (site: string, pkg: PackageRow, archive: Sites.Location, target: 
           checksum: pkg.checksum,
           status: "PRESENT",
           verifiedAt: yield* DateTime.now
-        } as never).pipe(
+        } as never, { actor: `worker:${site}`, details: { action: "archived" } }).pipe(
           // Recorded already by an earlier attempt that crashed after its commit.
           Effect.catchIf((e) => e instanceof ConstraintError.ConstraintError && e.reason === "UniqueViolation", () => Effect.void)
         )

@@ -140,7 +140,7 @@ const unpacked = (site: string, bundleId: Ids.DataTransferPackageId, copy: Deliv
             checksum: m.checksum,
             status: "PRESENT",
             verifiedAt: DateTime.unsafeNow()
-          } as never)
+          } as never, { actor: `worker:${site}`, details: { action: "unpacked", bundleId } })
         }
         yield* Transitions.transition({
           entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "completed", actor: `worker:${site}`,

@@ -167,7 +167,7 @@ export const claim = (site: string) =>
             relativePath: `bundles/${site}/${randomUUID()}.tar`,
             sizeBytes: null,
             checksum: null
-          } as never)
+          } as never, { actor: `planner:${site}` })
           for (const p of b.packages) {
             yield* Repositories.dataTransferPackageMembers.insert({ dataTransferPackageId: dtp.id, rawDataPackageId: p })
           }

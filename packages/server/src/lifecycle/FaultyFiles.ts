@@ -8,7 +8,7 @@
  * `giveUp`s the file: it stays corrupt or missing in the catalog, as the record of the loss, and
  * its path is released for new filings. Neither touches the bytes at the path.
  */
-import { type Ids, Transitions } from "@ccat/core"
+import { EventLog, type Ids, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -99,14 +99,10 @@ export const giveUp = Effect.fn("FaultyFiles.giveUp")(function* (fileId: string,
     Effect.gen(function* () {
       const row = yield* lockFaulty(fileId, "given up")
       yield* sql`update raw_data_file set source_released_at = now(), updated_at = now() where id = ${fileId}`
-      yield* sql`insert into event_log ${sql.insert({
-        entityKind: "RawDataFile",
-        entityId: fileId,
-        fromState: row.state,
-        toState: row.state,
-        actor,
-        details: JSON.stringify({ action: "given up as lost", reason, sourcePathReleased: `${row.location}/${row.relativePath}`, bytesKept: true })
-      })}`
+      yield* EventLog.append({
+        kind: "RawDataFile", id: fileId, from: row.state, to: row.state, actor,
+        details: { action: "given up as lost", reason, sourcePathReleased: `${row.location}/${row.relativePath}`, bytesKept: true }
+      })
       yield* Effect.logWarning(`file ${fileId} given up as lost by ${actor} (${reason}); its path ${row.location}/${row.relativePath} takes a new filing`)
       return { rawDataFileId: fileId, relativePath: row.relativePath, state: row.state } satisfies FaultyFileAction
     })

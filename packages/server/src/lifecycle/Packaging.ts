@@ -6,7 +6,7 @@
  * verifying every file against its filed size and checksum on the way. A file that does not
  * match is marked corrupt (or missing) and reported, never packaged.
  */
-import { Ids, Repositories, type StorageDriver, Topology, Transitions } from "@ccat/core"
+import { EventLog, Ids, Repositories, type StorageDriver, Topology, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -69,7 +69,7 @@ const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager
           sizeBytes: null,
           checksum: null,
           status: "pending"
-        } as never)
+        } as never, { actor: `planner:${site}` })
         const ids = planned.files.map((f) => f.id)
         const claimed = yield* sql`
           update raw_data_file set raw_data_package_id = ${id}, updated_at = now()
@@ -166,12 +166,16 @@ const commit = (
         yield* Transitions.transitionAll({ entity: "RawDataFile", ids: files.map((f) => f.id), from: "filed", to: "packaged", actor: `worker:${site}` })
         // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.
         yield* sql`
+          with copy as (
             insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
             select f.id, f.location, f.path, f.size, f.checksum, 'PRESENT'::physical_copy_status, now(), f.identity
             from unnest(${files.map((f) => f.id)}::uuid[], ${files.map((f) => f.sourceLocationId)}::uuid[], ${files.map((f) => f.relativePath)}::text[],
                         ${files.map((f) => f.sizeBytes)}::bigint[], ${files.map((f) => f.checksum)}::text[], ${files.map((f) => identities.get(f.id) ?? null)}::text[])
               as f(id, location, path, size, checksum, identity)
-            on conflict do nothing`
+            on conflict do nothing
+            returning id, status),
+          created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "source file packaged", packageId } })})
+          select count(*) from copy`
       })
     )
   })

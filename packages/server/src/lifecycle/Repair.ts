@@ -24,7 +24,7 @@
  * stored checksum proves nothing about the bytes) or verifies what it finds (at another archive)
  * and records it.
  */
-import { Ids, StorageError, Transitions } from "@ccat/core"
+import { EventLog, Ids, StorageError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -259,9 +259,12 @@ const record = (site: string, pkg: PackageRow, bad: BadCopy, source: GoodCopy, t
           })
         }
         const inserted = yield* sql`
-          insert into physical_copy (id, raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
-          values (${replacement}, ${pkg.id}, ${target.id}, ${key}, ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())
-          on conflict do nothing returning id`
+          with copy as (
+            insert into physical_copy (id, raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+            values (${replacement}, ${pkg.id}, ${target.id}, ${key}, ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())
+            on conflict do nothing returning id, status),
+          created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "repair", replaces: bad.id, source: source.location } })})
+          select id from copy`
         // Another live row took the place meanwhile (archiving chose the same archive): the
         // transaction rolls back and the retry chooses again.
         if (inserted.length === 0 && stillBad) return yield* Effect.fail(new Error(`package ${pkg.id} got a live copy at ${target.name} while its copy ${bad.id} was repaired there; trying again`))

@@ -17,7 +17,7 @@
  * was found, that site does not send it again for the same finding; the forwarded copy arriving
  * ends the need, since the site then holds a good (buffer) copy.
  */
-import { Ids } from "@ccat/core"
+import { EventLog, Ids } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
@@ -144,8 +144,12 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
       }
       const identity = yield* ArchiveRecord.identityOf(buffer, pkg.relativePath)
       yield* sql`
-        insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
-        values (${packageId}, ${buffer.id}, ${pkg.relativePath}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})`
+        with copy as (
+          insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
+          values (${packageId}, ${buffer.id}, ${pkg.relativePath}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})
+          returning id, status),
+        created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "copied to send on", from: source.location } })})
+        select id from copy`
       return yield* Effect.logInfo(`package ${packageId}: copied from ${source.location} into ${buffer.name}, to be sent to the site whose copies went bad`)
     }
     return yield* Effect.fail(lastError ?? new Error(`package ${packageId} has no good archive copy at ${site} to send on`))
@@ -229,8 +233,12 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
     }
     const identity = yield* ArchiveRecord.identityOf(buffer, written.key)
     yield* sql`
-      insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
-      values (${packageId}, ${buffer.id}, ${written.key}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})`
+      with copy as (
+        insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
+        values (${packageId}, ${buffer.id}, ${written.key}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})
+        returning id, status),
+      created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "written again from SOURCE to send on" } })})
+      select id from copy`
     yield* Effect.logInfo(`package ${packageId}: written again from its files at SOURCE into ${buffer.name} with its recorded checksum, to be sent to the site whose copies went bad`)
   })
 

@@ -15,7 +15,7 @@
  * naming each bad copy, and the package's `errorMessage` says it too; a read that failed for
  * another reason (an unreachable archive) is retried as before.
  */
-import { type Checksum, Ids, StorageError, Transitions } from "@ccat/core"
+import { type Checksum, EventLog, Ids, StorageError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -318,9 +318,12 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
           })
         }
         const inserted = yield* sql`
-          insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
-          values (${m.id}, ${processing.id}, ${m.key}, ${m.sizeBytes}, ${m.checksum}, 'STAGED', now())
-          on conflict do nothing returning id`
+          with copy as (
+            insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+            values (${m.id}, ${processing.id}, ${m.key}, ${m.sizeBytes}, ${m.checksum}, 'STAGED', now())
+            on conflict do nothing returning id, status),
+          created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor, details: { action: "staged", requestId } })})
+          select id from copy`
         if (inserted.length === 0) {
           yield* sql`update physical_copy set verified_at = now(), updated_at = now()
             where data_location_id = ${processing.id} and raw_data_file_id = ${m.id} and status = 'STAGED'`

@@ -193,7 +193,7 @@ export const startAttempt = (
           previousAttemptId: previous?.id ?? null,
           attempt: (previous?.attempt ?? 0) + 1,
           adapter: route.adapter
-        } as never)
+        } as never, { actor })
         yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "pending", to: "scheduled", actor })
         yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "scheduled", to: "in_progress", actor, set: { startedAt: new Date() } })
         return { attempt: row } as const
@@ -229,7 +229,7 @@ export const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTrans
           status: "PRESENT",
           // The adapter compared our checksum at the destination; arrival checks it again before unpacking.
           verifiedAt: result.verified ? DateTime.unsafeNow() : null
-        } as never)
+        } as never, { actor: `worker:${site}`, details: { action: "delivered", bundleId: bundle.id, attemptId } })
         yield* jobs.send(queueName(route.nextHop, arrivalQueue), { bundleId: bundle.id }, { singletonKey: bundle.id })
       })
     )
