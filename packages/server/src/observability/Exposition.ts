@@ -80,8 +80,18 @@ export const prometheus = (families: ReadonlyArray<Family>): string => {
 
 const escapeMeasurement = (s: string) => s.replace(/\\/g, "\\\\").replace(/[, ]/g, (c) => `\\${c}`)
 const escapeKey = (s: string) => s.replace(/\\/g, "\\\\").replace(/[,= ]/g, (c) => `\\${c}`)
-// A tag value may not hold a newline and may not end in a backslash (it would escape the separator).
-const escapeTagValue = (s: string) => escapeKey(s.replace(/[\r\n]+/g, " ")).replace(/\\+$/, "")
+// InfluxDB unescapes only `\,`, `\=` and `\ ` in a tag value and keeps any other backslash as it
+// is (`\\` stays two), so a backslash is written bare; one right before those characters or at
+// the end would escape the wrong thing and cannot be written, so it is left out. No newlines.
+const escapeTagValue = (s: string) =>
+  s.replace(/[\r\n]+/g, " ").replace(/\\+(?=[,= ]|$)/g, "").replace(/[,= ]/g, (c) => `\\${c}`)
+
+// InfluxDB refuses these tag keys (1.x `time`; 2.x also its own columns), dropping the point.
+const reservedTagKeys = new Set(["time", "_field", "_measurement"])
+const tagKey = (label: string) => {
+  const k = sanitizeLabel(label)
+  return reservedTagKeys.has(k) ? `${k}_` : k
+}
 
 /** The suffix a histogram or summary sample adds to its family's name, as an Influx field name. */
 const fieldOf = (family: Family, sample: Sample): string => {
@@ -99,6 +109,7 @@ const fieldOf = (family: Family, sample: Sample): string => {
  * gauge or counter has the field `value`; a histogram's buckets become fields `le_<bound>` with
  * `sum` and `count` on one line per label set. Values are floats; NaN and infinities are not
  * representable and are left out. `tags` are added to every line (a sample's own label wins).
+ * A label InfluxDB reserves as a tag key (`time`, `_field`, `_measurement`) gets a `_` suffix.
  */
 export const lineProtocol = (
   families: ReadonlyArray<Family>,
@@ -113,7 +124,7 @@ export const lineProtocol = (
       const tagText = Object.entries({ ...tags, ...s.labels })
         .filter(([k, v]) => v !== "" && k !== "le" && !(f.type === "summary" && k === "quantile"))
         .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([k, v]) => `,${escapeKey(sanitizeLabel(k))}=${escapeTagValue(v)}`)
+        .map(([k, v]) => `,${escapeKey(tagKey(k))}=${escapeTagValue(v)}`)
         .filter((t) => !t.endsWith("="))
         .join("")
       const key = `${escapeMeasurement(sanitizeName(f.name))}${tagText}`

@@ -16,6 +16,7 @@ import * as Redacted from "effect/Redacted"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import * as Exposition from "../../src/observability/Exposition.js"
 import * as InfluxPush from "../../src/observability/InfluxPush.js"
 import * as Metrics from "../../src/observability/Metrics.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
@@ -188,9 +189,10 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
         const answers: Array<ReadonlyArray<RealInflux.Series>> = []
         for (const target of panel.targets) {
           const q = substitute(target.query, startedMs - 60_000, toMs)
-          const series = yield* Effect.promise(() => influx.query(q, influx.reader).catch((e: Error) => [e.message] as never))
-          if (!Array.isArray(series) || typeof series[0] === "string") {
-            failures.push(`"${panel.title}" ${target.refId}: ${String(series)}`)
+          const series = yield* Effect.promise((): Promise<ReadonlyArray<RealInflux.Series> | string> =>
+            influx.query(q, influx.reader).catch((e: Error) => e.message))
+          if (typeof series === "string") {
+            failures.push(`"${panel.title}" ${target.refId}: ${series}`)
             continue
           }
           answers.push(series)
@@ -243,6 +245,30 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
       assert.include(noDb.message, "database is required")
       const badPrecision = failure(yield* pushOnce({ url: pusherUrl(influx, "db=ccat&precision=us"), ...writer }))
       assert.strictEqual(badPrecision._tag, "InfluxConfigError")
+
+      // Escapes and values the real parser must take: odd tag values, a reserved tag key, extreme floats.
+      const odd: Array<Exposition.Family> = [{
+        name: "ccat_test_escaping", help: "", type: "gauge",
+        samples: [
+          { name: "ccat_test_escaping", labels: { time: "t", path: 'a "quoted" \\ value\nnext', odd: "x, y=z", trailing: "ends in \\", dir: "C:\\data\\\\raw" }, value: 5e21 },
+          { name: "ccat_test_escaping", labels: { path: "tiny" }, value: 5e-324 },
+          { name: "ccat_test_escaping", labels: { path: "negative" }, value: -0.25 }
+        ]
+      }]
+      const oddWrite = yield* Effect.promise(() =>
+        fetch(pusherUrl(influx), {
+          method: "POST", body: Exposition.lineProtocol(odd, BigInt(Date.now()), { host }),
+          headers: { authorization: `Basic ${Buffer.from(`${influx.writer.name}:${influx.writer.password}`).toString("base64")}` }
+        }).then(async (r) => ({ status: r.status, text: await r.text() })))
+      assert.deepStrictEqual(oddWrite, { status: 204, text: "" })
+      const readBack = yield* query(`SELECT * FROM "ccat_test_escaping" GROUP BY *`)
+      const byPath = new Map(readBack.map((s) => [s.tags!.path, { tags: s.tags, value: s.values[0]![s.columns.indexOf("value")] }]))
+      // A backslash is kept as written, except one before a space, comma or equals sign or at the end, which line protocol cannot carry.
+      assert.deepStrictEqual(byPath.get('a "quoted"  value next'), {
+        tags: { host, dir: "C:\\data\\\\raw", odd: "x, y=z", path: 'a "quoted"  value next', time_: "t", trailing: "ends in " }, value: 5e21
+      })
+      assert.strictEqual(byPath.get("tiny")?.value, 5e-324)
+      assert.strictEqual(byPath.get("negative")?.value, -0.25)
 
       // A database where ccat_ops_db_up was once written as an integer: that line is dropped, the rest is written.
       yield* query(`CREATE DATABASE "legacy"`)

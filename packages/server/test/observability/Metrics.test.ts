@@ -46,7 +46,8 @@ describe("Metrics", () => {
     const lines = parseLines(Exposition.lineProtocol(families, 1n, { host: "a b" }))
     // NaN and infinities cannot be written in line protocol; the empty tag is left out.
     assert.strictEqual(lines.length, 1)
-    assert.deepStrictEqual(lines[0]!.tags, { host: "a b", path: 'a "quoted" \\ value next', bad_name: "x, y=z" })
+    // The backslash before a space cannot be carried by line protocol (InfluxDB keeps `\\` as two), so it is left out.
+    assert.deepStrictEqual(lines[0]!.tags, { host: "a b", path: 'a "quoted"  value next', bad_name: "x, y=z" })
     assert.deepStrictEqual(lines[0]!.fields, { value: 1.5 })
   })
 
