@@ -16,6 +16,7 @@ import { strict } from "./ApiPayload.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import { DisplayName } from "./Fields.js"
 import * as Ids from "./Ids.js"
+import { Publisher } from "./ObsCore.js"
 import {
   DataproductType,
   Declination,
@@ -125,6 +126,13 @@ export const SourceFilter = Schema.Struct({
   ...PageParams
 })
 
+/** Changes to ObsCore's publisher settings. */
+export const UpdatePublisher = Schema.Struct({
+  authority: Schema.optional(Publisher.fields.authority),
+  baseUrl: Schema.optional(Schema.String),
+  collection: Schema.optional(Publisher.fields.collection)
+}).annotations({ ...strict, identifier: "UpdatePublisher" })
+
 const sourcePath = Schema.Struct({ id: Ids.SourceId })
 const modePath = Schema.Struct({ id: Ids.ObservingModeId })
 const subProgramPath = Schema.Struct({ id: Ids.SubObservingProgramId })
@@ -150,6 +158,8 @@ export class CatalogApi extends HttpApiGroup.make("catalog")
   .add(HttpApiEndpoint.patch("updateInstrumentModule", "/instrument-modules/:id").setPath(modulePath).setPayload(UpdateInstrumentModule).addSuccess(InstrumentModule.json).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Record a module's band (wavelengths in metres or frequencies in Hz), resolving power, product type, raw calibration level, polarization states, field of view and resolution.")))
   .add(HttpApiEndpoint.get("getObsUnit", "/obs-units/:id").setPath(obsUnitPath).addSuccess(ObsUnit.json).addError(NotFound).pipe(allow(everyone, "One planned observation the caller may see.")))
   .add(HttpApiEndpoint.patch("updateObsUnit", "/obs-units/:id").setPath(obsUnitPath).setPayload(UpdateObsUnit).addSuccess(ObsUnit.json).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Link a planned observation to its Source, sub-program (of the same program) and observing mode; null unlinks. The free-text target stays.")))
+  .add(HttpApiEndpoint.get("getPublisher", "/obscore/publisher").addSuccess(Publisher).pipe(allow(everyone, "ObsCore's publisher settings: the IVOA authority of obs_publisher_did, the public base URL of access_url, the collection name.")))
+  .add(HttpApiEndpoint.patch("updatePublisher", "/obscore/publisher").setPayload(UpdatePublisher).addSuccess(Publisher).addError(Unprocessable).pipe(allow(admin, "Change ObsCore's publisher settings (the server also takes them from CCAT_PUBLIC_URL, CCAT_IVOA_AUTHORITY and CCAT_OBS_COLLECTION at start). The base URL loses trailing slashes.")))
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Sources, observing modes, sub-programs, proprietary periods and module bands: the science side of the observational hierarchy.")
 {}

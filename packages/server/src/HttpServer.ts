@@ -30,6 +30,7 @@ import { TokensHttpLive } from "./http/TokensHttp.js"
 import { TransfersHttpLive } from "./http/TransfersHttp.js"
 import { SystemHttpLive } from "./http/SystemHttp.js"
 import * as MetricsHttp from "./observability/MetricsHttp.js"
+import * as ObsCorePublisher from "./ObsCorePublisher.js"
 import * as RelayReference from "./relay/Reference.js"
 import { ServerConfig } from "./ServerConfig.js"
 
@@ -80,14 +81,15 @@ export const listen = Layer.unwrapEffect(
 
 /**
  * The API and its OpenAPI document, served on whatever `HttpServer` is provided, with
- * `Idempotency-Key` honoured on every POST (records kept for `CCAT_IDEMPOTENCY_RETENTION`).
+ * `Idempotency-Key` honoured on every POST (records kept for `CCAT_IDEMPOTENCY_RETENTION`) and
+ * ObsCore's publisher settings taken from the environment before the first request.
  */
 export const layerWith = (options: { readonly maxBodyBytes: number }) =>
   Layer.unwrapEffect(Effect.map(IdempotencyLive.config, (idempotency) =>
     Layer.merge(
       serveWith(options, IdempotencyLive.middleware({ maxBodyBytes: options.maxBodyBytes, retention: idempotency.retention })),
       Layer.scopedDiscard(Idempotency.purgeEvery(IdempotencyLive.table, idempotency.purgeEvery))
-    )))
+    ).pipe(Layer.provideMerge(Layer.effectDiscard(ObsCorePublisher.fromEnvironment)))))
 
 const serveWith = (options: { readonly maxBodyBytes: number }, idempotency: ReturnType<typeof IdempotencyLive.middleware>) =>
   HttpApiBuilder.serve((app) => HttpMiddleware.logger(idempotency(app))).pipe(

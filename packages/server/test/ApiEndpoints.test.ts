@@ -218,6 +218,36 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
     })
   )
 
+  it.effect("the science catalog: sources, modes, programs, sub-programs, module bands, ObsUnit links, ObsCore's publisher", () =>
+    Effect.gen(function* () {
+      // Catalog.test.ts and ObsCoreView.test.ts cover these in depth.
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const admin = yield* Harness.client(yield* Harness.tokenFor({ role: "admin" }))
+      const s = Fixtures.suffix()
+      const source = yield* admin.catalog.createSource({ payload: { name: `M87 ${s}`, raDeg: 187.7059, decDeg: 12.3911 } })
+      expect((yield* admin.catalog.getSource({ path: { id: source.id } })).decDeg).toBe(12.3911)
+      expect((yield* admin.catalog.listSources({ urlParams: { name: `m87 ${s}` } })).items).toHaveLength(1)
+      const mode = yield* admin.catalog.createObservingMode({ payload: { name: `pointing-${s}` } })
+      expect((yield* admin.catalog.getObservingMode({ path: { id: mode.id } })).id).toBe(mode.id)
+      expect((yield* admin.catalog.listObservingModes()).map((m) => m.id)).toContain(mode.id)
+      expect((yield* admin.catalog.listPrograms()).map((p) => p.id)).toContain(world.program.id)
+      expect((yield* admin.catalog.updateProgram({ path: { id: world.program.id }, payload: { proprietaryPeriodDays: 365 } })).proprietaryPeriodDays).toBe(365)
+      expect((yield* admin.catalog.getProgram({ path: { id: world.program.id } })).proprietaryPeriodDays).toBe(365)
+      const sub = yield* admin.catalog.createSubProgram({ payload: { observingProgramId: world.program.id, name: "wide" } })
+      expect((yield* admin.catalog.getSubProgram({ path: { id: sub.id } })).name).toBe("wide")
+      expect((yield* admin.catalog.listSubPrograms({ urlParams: { programId: world.program.id } })).map((p) => p.id)).toEqual([sub.id])
+      expect((yield* admin.catalog.updateInstrumentModule({ path: { id: world.modules[0].id }, payload: { band: { minHz: 250e9, maxHz: 310e9 } } })).emMin).toBeCloseTo(0.000967, 6)
+      expect((yield* admin.catalog.getInstrumentModule({ path: { id: world.modules[0].id } })).emMax).toBeCloseTo(0.0011992, 6)
+      const linked = yield* admin.catalog.updateObsUnit({ path: { id: world.obsUnit.id }, payload: { sourceId: source.id, observingModeId: mode.id, subObservingProgramId: sub.id } })
+      expect((yield* admin.catalog.getObsUnit({ path: { id: linked.id } })).sourceId).toBe(source.id)
+      const publisher = yield* admin.catalog.updatePublisher({ payload: { collection: "CCAT" } })
+      expect(yield* admin.catalog.getPublisher()).toEqual(publisher)
+      mark("catalog.createSource", "catalog.getSource", "catalog.listSources", "catalog.createObservingMode", "catalog.getObservingMode", "catalog.listObservingModes",
+        "catalog.listPrograms", "catalog.updateProgram", "catalog.getProgram", "catalog.createSubProgram", "catalog.getSubProgram", "catalog.listSubPrograms",
+        "catalog.updateInstrumentModule", "catalog.getInstrumentModule", "catalog.updateObsUnit", "catalog.getObsUnit", "catalog.updatePublisher", "catalog.getPublisher")
+    })
+  )
+
   it.effect("health, readiness, the OpenAPI document and the docs page", () =>
     Effect.gen(function* () {
       const client = yield* Harness.client()

@@ -9,6 +9,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
+import * as ObsCorePublisher from "../ObsCorePublisher.js"
 import * as Access from "./Access.js"
 import * as Rules from "./CatalogRules.js"
 import { page } from "./Paging.js"
@@ -167,6 +168,16 @@ export const CatalogHttpLive = HttpApiBuilder.group(Api.Api, "catalog", (handler
             Effect.catchTag("SqlError", Rules.refusedChange("ObsUnit"))
           )
         return yield* one("ObsUnit", path.id, decodeObsUnit)(rows)
+      })
+    )
+    .handle("getPublisher", () => ObsCorePublisher.read)
+    .handle("updatePublisher", ({ payload }) =>
+      Effect.gen(function* () {
+        const stored = yield* ObsCorePublisher.write(payload).pipe(
+          Effect.catchTag("PublisherError", (e) => new ApiErrors.Unprocessable({ reason: "Invalid", field: e.setting, message: e.message }))
+        )
+        yield* Effect.logInfo(`ObsCore publisher set to ${JSON.stringify(stored)} by ${(yield* ApiSecurity.CurrentAccount).name}`)
+        return stored
       })
     )
 )
