@@ -52,7 +52,13 @@ it.layer(Harness.layer({ maxBodyBytes: 1024 * 1024 }), { timeout: 60_000 })("fil
       const after = yield* Harness.counts()
       expect(after.executed_obs_unit - before.executed_obs_unit).toBe(1)
       expect(after.raw_data_file - before.raw_data_file).toBe(50)
-      expect(after.event_log - before.event_log).toBe(50)
+      // the observation's filing and each file's
+      expect(after.event_log - before.event_log).toBe(51)
+      const sql = yield* SqlClient.SqlClient
+      const [filedEvent] = yield* sql<{ fromState: string | null; toState: string; actor: string }>`
+        select from_state, to_state, actor from event_log where entity_kind = 'ExecutedObsUnit' and entity_id = ${request.id}`.pipe(Effect.orDie)
+      expect(filedEvent).toMatchObject({ fromState: null, toState: "in_progress" })
+      expect(filedEvent.actor).not.toBe("system")
 
       const again = yield* client.observations.file({ payload: request })
       expect(again.observation.createdAt).toEqual(filed.observation.createdAt)
@@ -69,7 +75,7 @@ it.layer(Harness.layer({ maxBodyBytes: 1024 * 1024 }), { timeout: 60_000 })("fil
       const [a, b] = yield* Effect.all([client.observations.file({ payload: request }), client.observations.file({ payload: request })], { concurrency: 2 })
       expect(a.files.map((f) => f.filedAt)).toEqual(b.files.map((f) => f.filedAt))
       const after = yield* Harness.counts()
-      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([1, 200, 200])
+      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([1, 200, 201])
     })
   )
 
