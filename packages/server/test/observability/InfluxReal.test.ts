@@ -9,6 +9,7 @@
 import { Ids, Repositories, Topology, Transitions } from "@ccat/core"
 import { assert, layer as withLayer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -245,6 +246,23 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
       assert.include(noDb.message, "database is required")
       const badPrecision = failure(yield* pushOnce({ url: pusherUrl(influx, "db=ccat&precision=us"), ...writer }))
       assert.strictEqual(badPrecision._tag, "InfluxConfigError")
+
+      // Settings that cannot work are refused when the environment is read, before anything starts.
+      const fromEnv = (env: Record<string, string>) =>
+        Effect.either(Effect.withConfigProvider(InfluxPush.config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
+      for (const [env, says] of [
+        [{ CCAT_INFLUX_URL: "influx:8086/write" }, "is not an http or https URL"],
+        [{ CCAT_INFLUX_URL: "not a url" }, "is not a URL"],
+        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat&precision=us` }, "precision=us"],
+        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_TOKEN: "t", CCAT_INFLUX_USERNAME: "u", CCAT_INFLUX_PASSWORD: "p" }, "not both"],
+        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_USERNAME: "u" }, "needs a password"],
+        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_INTERVAL_SECONDS: "0" }, "at least 1"]
+      ] as const) {
+        const read = yield* fromEnv(env)
+        assert.isTrue(Either.isLeft(read) && String(read.left).includes(says), `${JSON.stringify(env)}: ${String(Either.isLeft(read) ? read.left : "accepted")}`)
+      }
+      const unset = yield* fromEnv({})
+      assert.isTrue(Either.isRight(unset) && unset.right._tag === "None")
 
       // Escapes and values the real parser must take: odd tag values, a reserved tag key, extreme floats.
       const odd: Array<Exposition.Family> = [{
