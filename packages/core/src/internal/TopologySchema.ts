@@ -289,6 +289,25 @@ export class RouteConfig extends Schema.Class<RouteConfig>("RouteConfig")({
   bundleTransferTime: Schema.optional(DurationText.pipe(Schema.filter((n) => n > 0 || "must be longer than zero")))
 }) {}
 
+/** How long a history is kept: "forever", or a duration of at least 30 days. */
+export const HistoryRetention = Schema.Union(
+  Schema.Literal("forever"),
+  DurationText.pipe(Schema.filter((ms) => ms >= 30 * 24 * 3600_000 || "must be at least 30 days, or \"forever\""))
+).annotations({ identifier: "HistoryRetention" })
+
+/**
+ * How long the ops-db keeps its history (docs/ops-db.md): the event log, partitioned by month,
+ * loses a whole month once all of it is older than `events`; finished transfer attempts of
+ * completed bundles and packages are deleted once older than `transferAttempts`. Totals that
+ * count them (transfers, repairs) keep counting what was taken away.
+ */
+export class HistoryConfig extends Schema.Class<HistoryConfig>("HistoryConfig")({
+  events: Schema.optionalWith(HistoryRetention, { default: () => "forever" as const }),
+  transferAttempts: Schema.optionalWith(HistoryRetention, { default: () => "forever" as const }),
+  /** Months of the event log partitioned ahead of the current one. */
+  monthsAhead: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 24)), { default: () => 3 })
+}) {}
+
 /** Sizes and waits of packaging, bundling and archiving. */
 export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
   /** Largest RawDataPackage; a single larger file gets a package of its own. */
@@ -322,7 +341,9 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
    */
   sweepTemporaryAfter: Schema.optionalWith(DurationText, { default: () => 24 * 3600_000 }),
   /** Fixity audits and inventory of copies at rest, for every location unless it overrides them. */
-  audit: Schema.optionalWith(AuditConfig, { default: () => new AuditConfig({}) })
+  audit: Schema.optionalWith(AuditConfig, { default: () => new AuditConfig({}) }),
+  /** How long events and finished transfer attempts are kept (default: forever). */
+  history: Schema.optionalWith(HistoryConfig, { default: () => new HistoryConfig({}) })
 }) {}
 
 /** The whole topology. */

@@ -7,6 +7,7 @@ import * as Arrival from "./Arrival.js"
 import * as Audit from "./Audit.js"
 import * as Bundling from "./Bundling.js"
 import * as Cleanup from "./Cleanup.js"
+import * as History from "./History.js"
 import * as Inventory from "./Inventory.js"
 import * as Packaging from "./Packaging.js"
 import * as Repair from "./Repair.js"
@@ -31,7 +32,8 @@ export const all = [
   { ...Cleanup.stage, after: [Archiving.name] },
   Sweep.stage,
   Audit.stage,
-  Inventory.stage
+  Inventory.stage,
+  History.stage
 ] as const satisfies ReadonlyArray<Stage<any>>
 
 /** What the stages need from their environment. */

@@ -38,8 +38,10 @@ create function history_next_month(m timestamptz) returns timestamptz language s
 $$;
 
 -- Creates the month partitions of event_log from the month of from_at (or of the oldest row the
--- default partition holds, if older) to months_ahead months after the current one, moving rows
--- the default partition caught into their month. Returns how many partitions it created.
+-- default partition holds, if older) to months_ahead months after the current one, and moves
+-- the rows the default partition caught into their months (rows beyond the last month stay).
+-- A month cannot be created beside a default partition holding rows of it, so the default is
+-- taken out while they move: once, however many months it held. Returns the partitions created.
 create function history_partitions_ensure(from_at timestamptz, months_ahead integer) returns integer language plpgsql as $$
 declare
   oldest timestamptz;
@@ -47,34 +49,30 @@ declare
   last timestamptz := history_next_month(date_trunc('month', now(), 'UTC'));
   name text;
   created integer := 0;
-  caught boolean;
+  moving boolean;
 begin
-  if months_ahead < 0 or months_ahead > 120 then
+  if months_ahead is null or months_ahead < 0 or months_ahead > 120 then
     raise exception 'months_ahead must be between 0 and 120, not %', months_ahead using errcode = 'invalid_parameter_value';
   end if;
   for i in 1..months_ahead loop last := history_next_month(last); end loop;
-  select min(at) into oldest from event_log_default;
+  select min(at) into oldest from event_log_default where at < last;
+  moving := oldest is not null;
+  if moving then alter table event_log detach partition event_log_default; end if;
   m := date_trunc('month', least(coalesce(from_at, now()), coalesce(oldest, now()), now()), 'UTC');
   while m < last loop
     name := history_partition_name(m);
     if to_regclass(quote_ident(name)) is null then
-      select exists (select 1 from event_log_default where at >= m and at < history_next_month(m)) into caught;
-      if caught then
-        -- A month the default partition holds rows of cannot be attached beside it: take the
-        -- default out, create the month, move its rows, and put the default back.
-        alter table event_log detach partition event_log_default;
-        execute format('create table %I partition of event_log for values from (%L) to (%L)', name, m, history_next_month(m));
-        insert into event_log overriding system value select * from event_log_default where at >= m and at < history_next_month(m);
-        delete from event_log_default where at >= m and at < history_next_month(m);
-        alter table event_log attach partition event_log_default default;
-      else
-        execute format('create table %I partition of event_log for values from (%L) to (%L)', name, m, history_next_month(m));
-      end if;
+      execute format('create table %I partition of event_log for values from (%L) to (%L)', name, m, history_next_month(m));
       execute format('create trigger event_log_no_truncate before truncate on %I for each statement execute function event_log_append_only()', name);
       created := created + 1;
     end if;
     m := history_next_month(m);
   end loop;
+  if moving then
+    insert into event_log overriding system value select * from event_log_default where at < last;
+    delete from event_log_default where at < last;
+    alter table event_log attach partition event_log_default default;
+  end if;
   return created;
 end
 $$;

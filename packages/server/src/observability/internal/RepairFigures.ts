@@ -1,9 +1,9 @@
 /**
  * The repair figures of the metrics, from the ops-db like the others: copies repaired (the
- * `repaired` events of PhysicalCopies, which the event log never deletes, so a counter) and
- * ARCHIVED packages below the policy's archive copy target now (a gauge). The target is the
- * running configuration's; a process that has none (no lifecycle policy) reports no gauge
- * rather than one measured against a guess.
+ * `repaired` events of PhysicalCopies, and those of months the history retention dropped, so a
+ * counter) and ARCHIVED packages below the policy's archive copy target now (a gauge). The
+ * target is the running configuration's; a process that has none (no lifecycle policy) reports
+ * no gauge rather than one measured against a guess.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
@@ -21,10 +21,15 @@ export const collect = (required: number | undefined): Effect.Effect<ReadonlyArr
       select s.name as site, l.name as location, l.type::text as ltype, l.technology::text as tech, coalesce(r.n, 0)::float8 as n
       from data_location l join site s on s.id = l.site_id
       left join (
-        select c.data_location_id, count(*) as n
-        from event_log e join physical_copy c on c.id = e.entity_id
-        where e.entity_kind = 'PhysicalCopy' and e.to_state = 'DELETED' and (e.details->>'action') = 'repaired'
-        group by c.data_location_id) r on r.data_location_id = l.id
+        select t.data_location_id, sum(t.n) as n from (
+          select c.data_location_id, count(*) as n
+          from event_log e join physical_copy c on c.id = e.entity_id
+          where e.entity_kind = 'PhysicalCopy' and e.to_state = 'DELETED' and (e.details->>'action') = 'repaired'
+          group by c.data_location_id
+          union all
+          -- the repairs of event log months the history retention dropped
+          select data_location_id, n from event_log_retired_repaired) t
+        group by t.data_location_id) r on r.data_location_id = l.id
       where l.type = 'LONG_TERM_ARCHIVE'
       order by 1, 2`
     const families: Array<Family> = [

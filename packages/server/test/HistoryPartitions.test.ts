@@ -1,0 +1,258 @@
+/**
+ * The history tables (migration 0018 and the history job): an ops-db at 0017 holding events over
+ * many months and finished transfer attempts is upgraded with every row, index, trigger and
+ * count kept; the job creates months ahead and moves rows the default partition caught; the
+ * retention drops only whole months and only finished chains of completed bundles, and every
+ * total that counts them keeps counting; an item's history reads only the months it lived in.
+ * One database for the file, the tests in order.
+ */
+import { Migrations, Topology } from "@ccat/core"
+import { TestDatabase } from "@ccat/core/testing"
+import { assert, it } from "@effect/vitest"
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import { randomUUID } from "node:crypto"
+import * as EventHistory from "../src/http/EventHistory.js"
+import * as History from "../src/lifecycle/History.js"
+import * as RepairFigures from "../src/observability/internal/RepairFigures.js"
+
+const before18 = Object.keys(Migrations.migrations).filter((n) => n < "0018")
+
+const runOnly = (names: ReadonlyArray<string>) =>
+  Migrator.make({})({
+    loader: Migrator.fromRecord(Object.fromEntries(names.map((n) => [n, Migrations.migrations[n]!]))),
+    table: Migrations.table
+  })
+
+const sha = `sha256:${"a".repeat(64)}`
+
+/** Ids of the rows the tests look at again. */
+interface World {
+  readonly buffers: readonly [string, string]
+  readonly bundles: { readonly done: string; readonly doneToo: string; readonly live: string; readonly recent: string }
+  readonly item: string
+}
+
+const seed = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const [chile] = yield* sql<{ id: string }>`insert into site (name, short_name, role) values ('chile', 'cl', 'secondary') returning id`
+  const [cologne] = yield* sql<{ id: string }>`insert into site (name, short_name, role) values ('cologne', 'col', 'main') returning id`
+  const location = (site: string, name: string, type: string) =>
+    Effect.map(sql<{ id: string }>`insert into data_location (site_id, name, type, technology) values (${site}, ${name}, ${type}::location_type, 'disk') returning id`, (r) => r[0]!.id)
+  const from = yield* location(chile!.id, "chile-buffer", "BUFFER")
+  const to = yield* location(cologne!.id, "cologne-buffer", "BUFFER")
+  const archive = yield* location(cologne!.id, "cologne-archive", "LONG_TERM_ARCHIVE")
+  const bundle = (name: string, status: string) =>
+    Effect.map(sql<{ id: string }>`
+      insert into data_transfer_package (relative_path, size_bytes, checksum, status) values (${`bundles/chile/${name}.tar`}, 10, ${sha}, ${status}::operation_status) returning id`,
+    (r) => r[0]!.id)
+  const bundles = { done: yield* bundle("done", "completed"), doneToo: yield* bundle("done-too", "completed"), live: yield* bundle("live", "in_progress"), recent: yield* bundle("recent", "completed") }
+  const attempt = (bundleId: string, n: number, status: string, at: string | null, previous: string | null, ms: number) =>
+    Effect.map(sql<{ id: string }>`
+      insert into data_transfer (data_transfer_package_id, from_location_id, to_location_id, previous_attempt_id, attempt, adapter, status,
+        bytes_transferred, duration_ms, error_reason, started_at, finished_at, created_at)
+      values (${bundleId}, ${from}, ${to}, ${previous}, ${n}, 'rsync', ${status}::operation_status, ${status === "completed" ? 10 : 0},
+        ${status === "completed" ? ms : null}, ${status === "failed" ? "Timeout" : null},
+        coalesce(${at}::timestamptz, now()), ${status === "completed" || status === "failed" ? at : null}::timestamptz, coalesce(${at}::timestamptz, now()))
+      returning id`, (r) => r[0]!.id)
+  const failed = yield* attempt(bundles.done, 1, "failed", "2024-02-10T10:00:00Z", null, 0)
+  yield* attempt(bundles.done, 2, "completed", "2024-02-11T10:00:00Z", failed, 4000)
+  yield* attempt(bundles.doneToo, 1, "completed", "2024-03-05T10:00:00Z", null, 70_000)
+  const liveFailed = yield* attempt(bundles.live, 1, "failed", "2024-03-07T10:00:00Z", null, 0)
+  yield* attempt(bundles.live, 2, "in_progress", null, liveFailed, 0)
+  yield* attempt(bundles.recent, 1, "completed", new Date().toISOString(), null, 2000)
+  // Two archive copies that repair replaced: one in 2024, one now.
+  const copy = (path: string) =>
+    Effect.map(sql<{ id: string }>`
+      insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status)
+      values (${bundles.done}, ${archive}, ${path}, 10, ${sha}, 'DELETED') returning id`, (r) => r[0]!.id)
+  for (const [path, at] of [["a/old", "2024-04-02T00:00:00Z"], ["a/new", new Date().toISOString()]] as const) {
+    const id = yield* copy(path)
+    yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state, at, details)
+      values ('PhysicalCopy', ${id}, 'CORRUPT', 'DELETED', ${at}::timestamptz, '{"action":"repaired"}')`
+  }
+  // A year of events, one every five days, and an item with events in March 2024 and now.
+  yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state, at, actor, details)
+    select 'RawDataFile', gen_random_uuid(), 'filed', 'packaged', timestamptz '2024-01-01' + make_interval(days => g, secs => g), 'history-test',
+      jsonb_build_object('n', g)
+    from generate_series(0, 365, 5) g`
+  const item = randomUUID()
+  yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state, at) values
+    ('DataTransferPackage', ${item}, null, 'pending', '2024-03-01T00:00:00Z'), ('DataTransferPackage', ${item}, 'pending', 'completed', now())`
+  return { buffers: [from, to], bundles, item } satisfies World
+})
+
+/** The event log as text, row by row in id order: what must not change. */
+const eventRows = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(sql<{ t: string }>`select coalesce(string_agg(e::text, E'\n' order by id), '') as t from (
+    select id, entity_kind, entity_id, from_state, to_state, at, actor, details from event_log) e`, (r) => r[0]!.t))
+
+/** The maintained counts and histogram of transfer attempts, summed per key. */
+const transferCounts = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(sql<{ t: string }>`select coalesce(string_agg(k, E'\n' order by k), '') as t from (
+      select format('%s %s %s %s %s %s %s', state, kind, reason, sum(n), sum(bytes), sum(ms), sum(retries)) as k
+      from ops_count where entity = 'DataTransfer' group by state, kind, reason having sum(n) <> 0
+      union all
+      select format('h %s %s %s', le, sum(n), sum(total)) from ops_histogram where name = 'transfer_duration' group by le having sum(n) <> 0) x`,
+  (r) => r[0]!.t))
+
+const repairedTotal = Effect.map(RepairFigures.collect(undefined), (families) =>
+  families.find((f) => f.name === "ccat_copies_repaired_total")!.samples.reduce((n, s) => n + s.value, 0))
+
+const partitions = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(sql<{ name: string }>`
+    select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = 'event_log'::regclass order by 1`, (r) => r.map((x) => x.name)))
+
+const monthName = (d: Date) => `event_log_y${d.getUTCFullYear()}m${String(d.getUTCMonth() + 1).padStart(2, "0")}`
+const monthsFrom = (d: Date, n: number) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + n, 1))
+
+it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) => {
+  let world: World
+  let before: { events: string; counts: string; repaired: number }
+
+  it.effect("an ops-db at 0017 keeps every event, index, trigger and count through the partitioning", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* runOnly(before18)
+      world = yield* seed
+      // the metrics' count as a release before 0018 makes it
+      const [repaired] = yield* sql<{ n: number }>`select count(*)::int as n from event_log e join physical_copy c on c.id = e.entity_id
+        where e.entity_kind = 'PhysicalCopy' and e.to_state = 'DELETED' and (e.details->>'action') = 'repaired'`
+      before = { events: yield* eventRows, counts: yield* transferCounts, repaired: repaired!.n }
+      assert.strictEqual(before.repaired, 2)
+
+      yield* Migrations.run
+      const [kind] = yield* sql<{ kind: string }>`select relkind::text as kind from pg_class where oid = 'event_log'::regclass`
+      assert.strictEqual(kind!.kind, "p")
+      assert.strictEqual(yield* eventRows, before.events)
+      assert.strictEqual(yield* transferCounts, before.counts)
+      assert.strictEqual(yield* repairedTotal, 2)
+      const names = yield* partitions
+      assert.include(names, "event_log_default")
+      for (let m = new Date(Date.UTC(2024, 0, 1)); m <= monthsFrom(new Date(), 3); m = monthsFrom(m, 1)) assert.include(names, monthName(m))
+      const [caught] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default`
+      assert.strictEqual(caught!.n, 0)
+      const indexes = yield* sql<{ name: string }>`select indexname as name from pg_indexes where tablename = 'event_log' order by 1`
+      assert.deepStrictEqual(indexes.map((i) => i.name), ["event_log_entity", "event_log_pkey", "event_log_repaired_copy"])
+      // Still append-only, through the table and through a partition; ids go on; relayed events still name their account.
+      for (const statement of [
+        sql`update event_log set to_state = 'x'`, sql`delete from event_log`, sql`truncate event_log`,
+        sql.unsafe(`truncate ${monthName(new Date())}`), sql.unsafe(`delete from ${monthName(new Date(Date.UTC(2024, 2, 1)))}`)
+      ]) {
+        const refused = yield* Effect.either(statement)
+        assert.isTrue(Either.isLeft(refused))
+        assert.match(String(Either.isLeft(refused) ? refused.left.cause : ""), /append-only/)
+      }
+      const [max] = yield* sql<{ id: string }>`select max(id)::text as id from event_log`
+      const [added] = yield* sql.withTransaction(Effect.zipRight(
+        sql`select set_config('ccat.on_behalf_of', 'telescope-1', true)`,
+        sql<{ id: string; by: string }>`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', ${randomUUID()}, 'filed')
+          returning id::text, details->>'onBehalfOf' as by`))
+      assert.isTrue(BigInt(added!.id) > BigInt(max!.id))
+      assert.strictEqual(added!.by, "telescope-1")
+      before = { ...before, events: yield* eventRows }
+    }))
+
+  it.effect("the history job creates months ahead and moves what the default partition caught", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`insert into event_log (entity_kind, entity_id, to_state, at) values
+        ('RawDataFile', ${randomUUID()}, 'filed', '2019-05-10T00:00:00Z'), ('RawDataFile', ${randomUUID()}, 'filed', now() + interval '5 years')`
+      const [inDefault] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default`
+      assert.strictEqual(inDefault!.n, 2)
+      const events = yield* eventRows
+      const kept = yield* History.keep(new Topology.HistoryConfig({ monthsAhead: 6 }))
+      // May 2019 to December 2023 (months stay contiguous back to the oldest row), and months 4 to 6 ahead
+      assert.deepStrictEqual(kept, { partitionsCreated: 56 + 3, monthsDropped: [], attemptsDeleted: 0 })
+      const names = yield* partitions
+      assert.include(names, "event_log_y2019m05")
+      assert.include(names, monthName(monthsFrom(new Date(), 6)))
+      assert.notInclude(names, monthName(monthsFrom(new Date(), 7)))
+      const [moved] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_y2019m05`
+      assert.strictEqual(moved!.n, 1)
+      const [stays] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default`
+      assert.strictEqual(stays!.n, 1)
+      assert.strictEqual(yield* eventRows, events)
+      // the rows moved are still guarded, and a second run has nothing to do
+      assert.isTrue(Either.isLeft(yield* Effect.either(sql`delete from event_log_y2019m05`)))
+      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ monthsAhead: 6 })), { partitionsCreated: 0, monthsDropped: [], attemptsDeleted: 0 })
+    }))
+
+  it.effect("retention takes only whole months and finished chains of completed bundles, and totals keep counting them", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      // The default keeps everything.
+      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({})), { partitionsCreated: 0, monthsDropped: [], attemptsDeleted: 0 })
+      const counts = yield* transferCounts
+      const now = new Date()
+      const retention = 400 * 24 * 3600_000
+      const cutoff = new Date(now.getTime() - retention)
+      const firstKept = new Date(Date.UTC(cutoff.getUTCFullYear(), cutoff.getUTCMonth(), 1))
+      const [expected] = yield* sql<{ n: number }>`select count(*)::int as n from event_log where at >= ${firstKept}`
+      const kept = yield* History.keep(new Topology.HistoryConfig({ events: retention, transferAttempts: retention }), now)
+      assert.include(kept.monthsDropped, "event_log_y2019m05")
+      assert.include(kept.monthsDropped, "event_log_y2024m12")
+      assert.notInclude(kept.monthsDropped, monthName(firstKept))
+      assert.strictEqual(kept.attemptsDeleted, 3)
+      const [left] = yield* sql<{ n: number; oldest: Date }>`select count(*)::int as n, min(at) as oldest from event_log`
+      assert.strictEqual(left!.n, expected!.n)
+      assert.isTrue(new Date(left!.oldest).getTime() >= firstKept.getTime())
+      // the item's recent event is there, its 2024 one went with its month
+      const item = yield* sql<{ toState: string }>`select to_state from event_log where entity_id = ${world.item}`
+      assert.deepStrictEqual(item.map((e) => e.toState), ["completed"])
+      const attempts = yield* sql<{ bundle: string; status: string }>`
+        select data_transfer_package_id as bundle, status::text as status from data_transfer`
+      assert.sameMembers(attempts.map((a) => `${a.bundle}:${a.status}`), [
+        `${world.bundles.live}:failed`, `${world.bundles.live}:in_progress`, `${world.bundles.recent}:completed`
+      ])
+      // Counters count what retention took away: repairs, transfers, bytes, durations; a recount too.
+      assert.strictEqual(yield* repairedTotal, 2)
+      assert.strictEqual(yield* transferCounts, counts)
+      yield* sql`select ops_count_rebuild()`
+      assert.strictEqual(yield* transferCounts, counts)
+      // A second run finds nothing more.
+      const again = yield* History.keep(new Topology.HistoryConfig({ events: retention, transferAttempts: retention }), now)
+      assert.deepStrictEqual(again, { partitionsCreated: 0, monthsDropped: [], attemptsDeleted: 0 })
+    }))
+
+  it.effect("a retention shorter than 30 days, or not a duration, is refused", () =>
+    Effect.gen(function* () {
+      const decode = Schema.decodeUnknownEither(Topology.HistoryConfig)
+      assert.isTrue(Either.isRight(decode({ events: "forever", transferAttempts: "400 days" })))
+      for (const bad of [{ events: "10 days" }, { events: "never" }, { transferAttempts: -1 }, { monthsAhead: 0 }]) {
+        assert.isTrue(Either.isLeft(decode(bad)), JSON.stringify(bad))
+      }
+    }))
+
+  it.effect("an item's history reads only the months since it was created", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const scanned = (born: Date) =>
+        Effect.gen(function* () {
+          const [text, params] = EventHistory.page(sql, { entity: "DataTransferPackage", id: world.item, born, after: 0, limit: 100 }).compile()
+          const [plan] = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(`explain (analyze, format json) ${text}`, params as Array<unknown>)
+          const names = new Set<string>()
+          const walk = (node: unknown): void => {
+            if (node === null || typeof node !== "object") return
+            const n = node as Record<string, unknown>
+            if (typeof n["Relation Name"] === "string") names.add(n["Relation Name"])
+            for (const v of Object.values(n)) if (typeof v === "object") walk(v)
+          }
+          walk(plan!["QUERY PLAN"])
+          return [...names].sort()
+        })
+      const all = (yield* partitions).length
+      const lastMonth = monthsFrom(new Date(), -1)
+      const recent = yield* scanned(new Date(lastMonth.getTime() + 2 * 24 * 3600_000))
+      // last month, this month, the six months ahead and the default; never the years before
+      assert.isAtMost(recent.length, 9)
+      assert.isBelow(recent.length, all)
+      for (const name of recent) assert.isTrue(name === "event_log_default" || name >= monthName(lastMonth), name)
+      const everything = yield* scanned(new Date("2000-01-01T00:00:00Z"))
+      assert.strictEqual(everything.length, all)
+    }))
+})
