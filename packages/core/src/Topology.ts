@@ -5,9 +5,11 @@
  *
  * This module is the public face; the parts live in internal modules, each holding one thing:
  * the schemas (`TopologySchema`), decoding with the cross-field checks (`TopologyChecks`) and the
- * demo topology (`TopologyDemo`). They depend on each other in that order and never on this
+ * demo topology (`TopologyDemo`). A location's driver options and a route's adapter options are
+ * decoded by the registered driver's and adapter's own schemas (`StorageDriverRegistry`,
+ * `TransferAdapterRegistry`) when `decode` is given the registries. They depend on each other in that order and never on this
  * module, so no import cycle forms.
  */
 export * from "./internal/TopologySchema.js"
-export { decode, problems, secretDriverOptions, TopologyError } from "./internal/TopologyChecks.js"
+export { decode, problems, type Registries, secretDriverOptions, TopologyError } from "./internal/TopologyChecks.js"
 export { demo } from "./internal/TopologyDemo.js"

@@ -27,12 +27,14 @@ export * as ObsCore from "./ObsCore.js"
 
 // --- storage ports ---
 export * as StorageDriver from "./StorageDriver.js"
+export * as StorageDriverRegistry from "./StorageDriverRegistry.js"
 export * as StorageError from "./StorageError.js"
 export * as StorageHasher from "./StorageHasher.js"
 export * as TemporaryNames from "./TemporaryNames.js"
 
 // --- transfer ports ---
 export * as TransferAdapter from "./TransferAdapter.js"
+export * as TransferAdapterRegistry from "./TransferAdapterRegistry.js"
 export * as TransferEndpoint from "./TransferEndpoint.js"
 export * as TransferError from "./TransferError.js"
 

@@ -1,9 +1,40 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { Topology } from "@ccat/core"
+import * as Schema from "effect/Schema"
+import { StorageDriverRegistry, StorageError, Topology, TransferAdapterRegistry } from "@ccat/core"
+
+/** Drivers and an adapter of this test's own, with the shapes of the real ones' options, to check the registries' rules in core. */
+const unbuilt = () => Effect.fail(new StorageError.StorageError({ reason: "Unsupported", driver: "test", method: "make" }))
+const registries: Topology.Registries = {
+  drivers: Either.getOrThrow(StorageDriverRegistry.make([
+    StorageDriverRegistry.define({
+      technology: "disk",
+      options: Schema.Struct({ root: Schema.propertySignature(Schema.String).annotations({ missingMessage: () => "a disk location needs a root folder" }), directIo: Schema.optional(Schema.Boolean) }),
+      make: unbuilt,
+      root: (o) => o.root,
+      pathAccess: true
+    }),
+    StorageDriverRegistry.define({
+      technology: "s3",
+      options: Schema.Struct({ bucket: Schema.propertySignature(Schema.String).annotations({ missingMessage: () => "an s3 location needs a bucket" }), prefix: Schema.optional(Schema.String), endpoint: Schema.optional(Schema.String) }),
+      make: unbuilt
+    }),
+    StorageDriverRegistry.define({
+      technology: "tape",
+      options: Schema.Struct({ root: Schema.String }),
+      make: unbuilt,
+      root: (o) => o.root,
+      locationTypes: ["LONG_TERM_ARCHIVE"]
+    })
+  ])),
+  adapters: Either.getOrThrow(TransferAdapterRegistry.make([
+    TransferAdapterRegistry.define({ name: "local", options: Schema.Record({ key: Schema.String, value: Schema.Never }), make: () => { throw new Error("not built in this test") } })
+  ]))
+}
 
 const problemsOf = (input: unknown): ReadonlyArray<string> => {
-  const result = Topology.decode(input)
+  const result = Topology.decode(input, registries)
   assert.isTrue(Either.isLeft(result), "the configuration should have been rejected")
   return Either.isLeft(result) ? result.left.problems : []
 }
@@ -161,21 +192,42 @@ describe("Topology", () => {
     })
     assert.include(problems, "location chile-source: its root folder /data/raw is inside chile-buffer's (/data); each location needs a folder of its own, not one inside another's")
     assert.include(problems, "locations cologne-buffer and cologne-processing: both have the root folder /srv/buffer; each location needs a folder of its own")
-    assert.include(problems, "sites[1].locations[0].driver.directIo: must be true or false (default true: large durable writes go past the page cache)")
+    assert.isTrue(problems.some((p) => p.startsWith("sites[1].locations[0].driver.directIo:")), problems.join("\n"))
     // siblings that share a prefix of their names are fine
     const fine = Topology.decode({
       sites: [site("chile", "cl", [at("chile-source", "SOURCE", "/data/raw"), at("chile-buffer", "BUFFER", "/data/raw2", { directIo: false })])]
-    })
+    }, registries)
     assert.isTrue(Either.isRight(fine))
   })
 
   it("rejects unsafe names and a bad adapter", () => {
     const problems = problemsOf({
       sites: [site("../etc", "cl", [disk("Buffer One", "BUFFER")])],
-      routes: [{ from: "chile", to: "cologne", adapter: "ftp" }]
+      routes: [{ from: "chile", to: "cologne", adapter: "FTP!" }]
     })
     assert.isTrue(problems.some((p) => p.startsWith("sites[0].name:")), problems.join("\n"))
     assert.isTrue(problems.some((p) => p.startsWith("sites[0].locations[0].name:")), problems.join("\n"))
     assert.isTrue(problems.some((p) => p.startsWith("routes[0].adapter:")), problems.join("\n"))
+    const unregistered = problemsOf({ sites: [site("chile", "cl", [disk("chile-buffer", "BUFFER")]), site("cologne", "col", [disk("cologne-buffer", "BUFFER")])], routes: [{ from: "chile", to: "cologne", adapter: "ftp" }] })
+    assert.include(unregistered, `routes[0].adapter: no transfer adapter is registered as "ftp"; registered: local`)
+  })
+
+  it("checks technologies, adapters and their options against the registries, naming each field", () => {
+    const input = {
+      sites: [site("cologne", "col", [
+        { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/data/buffer", directio: false } },
+        { name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "memory" },
+        { name: "cologne-tape", type: "PROCESSING", technology: "tape", driver: { root: "/data/tape" } }
+      ])],
+      routes: [{ from: "cologne", to: "cologne", adapter: "local", options: { host: "x" } }]
+    }
+    const problems = problemsOf(input)
+    assert.include(problems, "sites[0].locations[0].driver.directio: is unexpected, expected: \"root\" | \"directIo\"")
+    assert.include(problems, `sites[0].locations[1].technology: no storage driver is registered for "memory"; registered: disk, s3, tape`)
+    assert.include(problems, "sites[0].locations[2].technology: a PROCESSING location cannot be on tape; tape serves LONG_TERM_ARCHIVE locations")
+    assert.isTrue(problems.some((p) => p.startsWith("routes[0].options.host:")), problems.join("\n"))
+    // without registries, core checks what it can know: any technology and adapter name is accepted
+    const open = Topology.decode({ sites: [site("cologne", "col", [{ name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "memory" }])] })
+    assert.isTrue(Either.isRight(open))
   })
 })

@@ -18,6 +18,7 @@ import * as Engine from "./lifecycle/Engine.js"
 import { LifecyclePolicy } from "./lifecycle/Packaging.js"
 import * as Stages from "./lifecycle/Stages.js"
 import * as Storages from "./lifecycle/Storages.js"
+import * as Plugins from "./Plugins.js"
 import * as InfluxPush from "./observability/InfluxPush.js"
 import * as Logging from "./observability/Logging.js"
 import * as Metrics from "./observability/Metrics.js"
@@ -66,17 +67,20 @@ const announce = Effect.gen(function* () {
   )
 })
 
-/** The services the lifecycle stages run on: the job engine, the storages, the policy. */
-export const lifecycleLayer = (config: ServerConfigShape) =>
+/**
+ * The services the lifecycle stages run on: the job engine, the storages and transfer adapters
+ * (built by the registries' drivers and adapters, default the built-in ones), the policy.
+ */
+export const lifecycleLayer = (config: ServerConfigShape, registries: Plugins.Registries = Plugins.builtIn) =>
   Layer.mergeAll(
     JobQueue.layerWith({
       heartbeatInterval: config.topology.policy.jobHeartbeat,
       leaseTimeout: config.topology.policy.jobLeaseTimeout
     }),
-    Storages.layer(),
+    Storages.layerFromRegistry,
     Layer.succeed(LifecyclePolicy, config.topology.policy),
     Layer.succeed(Audit.LocationAudits, Audit.locationAuditsOf(config.topology))
-  )
+  ).pipe(Layer.provideMerge(Plugins.layer(registries)))
 
 /** Runs every stage's workers and planners for the given sites, until the layer is released. */
 export const workersLayer = (sites: ReadonlyArray<string>) =>
@@ -103,31 +107,58 @@ const sitesToRun = (config: ServerConfigShape, workers: ServeWorkers | undefined
     return sites
   })
 
-/** The whole reference server: runs until interrupted (Ctrl-C, SIGTERM), then stops cleanly. */
-export const serve = (options: LoadOptions & { readonly workers?: ServeWorkers | undefined }) =>
-  Effect.gen(function* () {
-    const config = yield* load(options)
-    const sites = yield* sitesToRun(config, options.workers)
+/**
+ * What a server is built from beyond its configuration: which sites' workers run in the process,
+ * and the storage drivers and transfer adapters added to the built-in ones (an integrator's).
+ */
+export interface ServeOptions extends LoadOptions, Plugins.Plugins {
+  readonly workers?: ServeWorkers | undefined
+}
+
+/** The registries of the built-in drivers and adapters plus the plugins', or why they cannot be registered. */
+export const registriesOf = (plugins: Plugins.Plugins) => Effect.suspend(() => Plugins.registries(plugins))
+
+/**
+ * The whole reference server for a loaded configuration, as a layer: the ops-db (migrated, the
+ * topology synchronised), the API listening, the chosen sites' workers, built with `registries`
+ * (which the configuration must have been loaded with). Its context holds the HTTP server, so an
+ * embedding program or a test can ask where it listens.
+ */
+export const serverLayer = (config: ServerConfigShape, workers: ServeWorkers | undefined, registries: Plugins.Registries = Plugins.builtIn) =>
+  Layer.unwrapEffect(Effect.gen(function* () {
+    const sites = yield* sitesToRun(config, workers)
     // Only `serve` pushes to InfluxDB: the ops-db series are the same in every process, so
     // pushes from workers too would double what a dashboard sums.
     const app = Layer.mergeAll(Layer.effectDiscard(announce), HttpServerLive.layer, workersLayer(sites), InfluxPush.layerConfig, Notifier.layerOf(config.notifications)).pipe(
       Layer.provideMerge(HttpServerLive.listen),
       Layer.provideMerge(Metrics.layer()),
-      Layer.provideMerge(lifecycleLayer(config)),
+      Layer.provideMerge(lifecycleLayer(config, registries)),
       Layer.provideMerge(Layer.effectDiscard(syncTopology)),
       Layer.provideMerge(opsDbLayer(config)),
       Layer.provideMerge(Layer.succeed(ServerConfig, config))
     )
-    return yield* Layer.launch(app)
+    return app
+  }))
+
+/**
+ * The whole reference server: runs until interrupted (Ctrl-C, SIGTERM), then stops cleanly. An
+ * integrator's server passes its drivers and adapters here (see examples/custom-server).
+ */
+export const serve = (options: ServeOptions) =>
+  Effect.gen(function* () {
+    const registries = yield* registriesOf(options)
+    const config = yield* load({ ...options, registries })
+    return yield* Layer.launch(serverLayer(config, options.workers, registries))
   }).pipe(Effect.provide(Logging.layerConfig))
 
 /** One site's lifecycle workers, without the API: `ccat worker --site NAME`. */
-export const worker = (options: LoadOptions & { readonly site: string }) =>
+export const worker = (options: LoadOptions & Plugins.Plugins & { readonly site: string }) =>
   Effect.gen(function* () {
-    const config = yield* load(options)
+    const registries = yield* registriesOf(options)
+    const config = yield* load({ ...options, registries })
     const sites = yield* sitesToRun(config, [options.site])
     const app = workersLayer(sites).pipe(
-      Layer.provideMerge(lifecycleLayer(config)),
+      Layer.provideMerge(lifecycleLayer(config, registries)),
       Layer.provideMerge(Layer.effectDiscard(syncTopology)),
       Layer.provideMerge(opsDbLayer(config)),
       Layer.provideMerge(Layer.succeed(ServerConfig, config))

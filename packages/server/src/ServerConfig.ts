@@ -15,7 +15,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as YAML from "yaml"
 import * as NotifierConfig from "./alerts/NotifierConfig.js"
-import * as Adapters from "./lifecycle/Adapters.js"
+import * as Plugins from "./Plugins.js"
 
 /** The resolved configuration the server runs with. */
 export interface ServerConfigShape {
@@ -75,6 +75,8 @@ export interface LoadOptions {
   readonly configFile?: string | undefined
   readonly port?: number | undefined
   readonly dataDir?: string | undefined
+  /** The drivers and adapters the topology is checked against (default: the built-in ones). */
+  readonly registries?: Topology.Registries | undefined
 }
 
 /**
@@ -121,11 +123,10 @@ export const load = (options: LoadOptions = {}): Effect.Effect<ServerConfigShape
       topology = Topology.demo(dataDir)
     } else {
       const rest = Object.fromEntries(Object.entries(fileValue).filter(([k]) => !(serverKeys as ReadonlyArray<string>).includes(k)))
-      const decoded = Topology.decode(rest)
+      // technologies, adapters and their options, by the registries the workers build them with
+      const decoded = Topology.decode(rest, options.registries ?? Plugins.builtIn)
       if (Either.isLeft(decoded)) problems.push(...decoded.left.problems)
       else topology = decoded.right
-      // each adapter's options, by the rules its worker builds it with
-      topology?.routes.forEach((r, i) => problems.push(...Adapters.optionProblems(r.adapter, r.options).map((p) => `routes[${i}].options.${p}`)))
     }
     let notifications: NotifierConfig.NotifierConfig | undefined
     if (fileValue.notifications !== undefined) {

@@ -7,8 +7,6 @@
  * Temporary files a killed writer left are removed by `sweepTemporary` once they are old.
  */
 import { type RelativePath, StorageDriver, StorageError, TemporaryNames } from "@ccat/core"
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -471,15 +469,3 @@ export const make = (options: Options): Effect.Effect<StorageDriver.Service, Sto
 /** A layer providing the generic StorageDriver port backed by a folder. */
 export const layer = (options: Options): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError> =>
   Layer.effect(StorageDriver.StorageDriver, make(options))
-
-/** Reads the options from configuration: `root` (required) and `fsync` (default true). */
-export const config: Config.Config<Options> = Config.all({
-  root: Config.string("root"),
-  fsync: Config.withDefault(Config.boolean("fsync"), true)
-})
-
-/** Like `layer`, with the options read from configuration (e.g. `Config.nested(config, "disk")`). */
-export const layerConfig = (
-  options: Config.Config<Options> = config
-): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ConfigError.ConfigError> =>
-  Layer.effect(StorageDriver.StorageDriver, Effect.flatMap(options, make))

@@ -37,12 +37,9 @@ import {
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as DigestPool from "./internal/DigestPool.js"
@@ -488,36 +485,3 @@ export const make: (options: Options) => Effect.Effect<StorageDriver.Service, St
 /** A layer providing the generic StorageDriver port backed by a bucket. */
 export const layer = (options: Options): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError> =>
   Layer.scoped(StorageDriver.StorageDriver, make(options))
-
-/**
- * Options from configuration: `bucket`, `prefix`, `endpoint`, `region`, `accessKeyId`,
- * `secretAccessKey` (redacted), `partSize`, `concurrency`, `createBucket`.
- */
-export const config: Config.Config<Options> = Config.all({
-  bucket: Config.string("bucket"),
-  prefix: Config.withDefault(Config.string("prefix"), ""),
-  endpoint: Config.option(Config.string("endpoint")),
-  region: Config.withDefault(Config.string("region"), "us-east-1"),
-  accessKeyId: Config.option(Config.string("accessKeyId")),
-  secretAccessKey: Config.option(Config.redacted("secretAccessKey")),
-  partSize: Config.withDefault(Config.integer("partSize"), 16 * MiB),
-  concurrency: Config.withDefault(Config.integer("concurrency"), 4),
-  createBucket: Config.withDefault(Config.boolean("createBucket"), false)
-}).pipe(Config.map((c): Options => ({
-  bucket: c.bucket,
-  prefix: c.prefix,
-  endpoint: c.endpoint._tag === "Some" ? c.endpoint.value : undefined,
-  region: c.region,
-  credentials: c.accessKeyId._tag === "Some" && c.secretAccessKey._tag === "Some"
-    ? { accessKeyId: c.accessKeyId.value, secretAccessKey: Redacted.value(c.secretAccessKey.value) }
-    : undefined,
-  partSize: c.partSize,
-  concurrency: c.concurrency,
-  createBucket: c.createBucket
-})))
-
-/** Like `layer`, with the options read from configuration. */
-export const layerConfig = (
-  options: Config.Config<Options> = config
-): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ConfigError.ConfigError> =>
-  Layer.scoped(StorageDriver.StorageDriver, Effect.flatMap(options, make))

@@ -1,6 +1,16 @@
+/**
+ * A tape location's options, decoded by the tape driver's own schema as the server's start and its
+ * workers decode them: defaults filled in, sizes and durations as people write them, and every
+ * problem named by its option.
+ */
+import { StorageDriverRegistry, Topology } from "@ccat/core"
+import { Drivers, TapeLocation } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as Either from "effect/Either"
-import { Topology } from "@ccat/core"
+import * as Schema from "effect/Schema"
+
+const drivers = Either.getOrThrow(StorageDriverRegistry.make(Drivers.builtIn))
+const decodeTape = (driver: unknown) => Schema.decodeUnknownSync(TapeLocation.Options, { onExcessProperty: "error" })(driver)
 
 /** A topology with one archive site whose LONG_TERM_ARCHIVE is on tape with the given driver options. */
 const withTape = (driver: Record<string, unknown>, type = "LONG_TERM_ARCHIVE") => ({
@@ -15,7 +25,7 @@ const withTape = (driver: Record<string, unknown>, type = "LONG_TERM_ARCHIVE") =
 })
 
 const problemsOf = (input: unknown): ReadonlyArray<string> => {
-  const result = Topology.decode(input)
+  const result = Topology.decode(input, { drivers })
   assert.isTrue(Either.isLeft(result), "the configuration should have been rejected")
   return Either.isLeft(result) ? result.left.problems : []
 }
@@ -27,24 +37,24 @@ describe("Topology: tape locations", () => {
     const result = Topology.decode(withTape({
       root: "/data/tape", library: "virtual", volumes: 3, volumeBytes: "64 MiB", drives: 2,
       mountLatency: "2 seconds", seekLatency: 15
-    }))
+    }), { drivers })
     assert.isTrue(Either.isRight(result), Either.isLeft(result) ? result.left.message : "")
     const driver = Either.getOrThrow(result).sites[0].locations[1].driver
-    const tape = Either.getOrThrow(Topology.decodeTapeDriver(driver))
+    const tape = decodeTape(driver)
     assert.deepStrictEqual(tape, {
       root: "/data/tape", library: "virtual", volumes: 3, volumeBytes: 64 * 1024 ** 2, drives: 2,
       mountLatency: 2000, seekLatency: 15, keepOnline: true
     })
-    assert.deepStrictEqual(Either.getOrThrow(Topology.decodeTapeDriver({ root: "/t", library: "virtual" })), {
+    assert.deepStrictEqual(decodeTape({ root: "/t", library: "virtual" }), {
       root: "/t", library: "virtual", volumes: 4, volumeBytes: 1024 ** 3, drives: 1, mountLatency: 0, seekLatency: 0, keepOnline: true
     })
   })
 
   it("accepts an mtx library with its devices, labels and block size", () => {
-    const tape = Either.getOrThrow(Topology.decodeTapeDriver({
+    const tape = decodeTape({
       root: "/data/tape", library: "mtx", changer: "/dev/sg3", drives: ["/dev/nst0", "/dev/nst1"],
       labels: ["CCAT01L8", "CCAT02L8"], volumeBytes: "12 TB", blockSize: "256 KiB", mtx: "/usr/sbin/mtx", keepOnline: false
-    }))
+    })
     assert.deepStrictEqual(tape, {
       root: "/data/tape", library: "mtx", changer: "/dev/sg3", drives: ["/dev/nst0", "/dev/nst1"],
       labels: ["CCAT01L8", "CCAT02L8"], volumeBytes: 12e12, blockSize: 256 * 1024, mtx: "/usr/sbin/mtx", keepOnline: false
@@ -98,7 +108,7 @@ describe("Topology: tape locations", () => {
     for (const type of ["SOURCE", "BUFFER", "PROCESSING"]) {
       const problems = problemsOf(withTape({ root: "/data/tape", library: "virtual" }, type))
       assert.deepStrictEqual(problems, [
-        `sites[0].locations[1].technology: a ${type} location cannot be on tape; tape is for LONG_TERM_ARCHIVE locations`
+        `sites[0].locations[1].technology: a ${type} location cannot be on tape; tape serves LONG_TERM_ARCHIVE locations`
       ])
     }
   })

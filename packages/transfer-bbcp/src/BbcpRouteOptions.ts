@@ -6,14 +6,15 @@
  *
  * Sizes are written as everywhere in the configuration (`8 MiB`, `4 MB`, or bytes), and are kept
  * within what bbcp's own parser takes, so bbcp never stops on a value the check let through. The
- * route's other options (how to reach the far host) are not bbcp's: a server extends this schema
- * with them and decodes the whole strictly, so a misspelt key is refused too.
+ * route's other options (how to reach the far host) are not bbcp's: the registration (`adapter`)
+ * extends this schema with core's ssh route options and the whole is decoded strictly, so a
+ * misspelt key is refused too.
  */
-import { Topology } from "@ccat/core"
+import { Topology, TransferAdapter, TransferAdapterRegistry, TransferEndpoint } from "@ccat/core"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as BbcpCommand from "./BbcpCommand.js"
-import type * as BbcpTransfer from "./BbcpTransfer.js"
+import * as BbcpTransfer from "./BbcpTransfer.js"
 
 const mib = (n: number) => (n >= 1024 ** 2 ? `${n / 1024 ** 2} MiB` : `${n / 1024} KiB`)
 
@@ -89,4 +90,16 @@ export const toOptions = (o: RouteOptions): Pick<BbcpTransfer.Options, "bbcp" | 
     ...(o.ports === undefined ? {} : { ports: o.ports }),
     ...(o.reverse === undefined ? {} : { reverse: o.reverse })
   }
+})
+
+/** A route's whole options for bbcp: how to reach the far host over ssh, and bbcp's own. */
+export const Options = Schema.extend(TransferEndpoint.SshRouteOptions, RouteOptions)
+/** A route's whole options for bbcp, decoded. */
+export type Options = typeof Options.Type
+
+/** The bbcp adapter, registered as `bbcp`; it never retries by itself (the lifecycle records each attempt). */
+export const adapter = TransferAdapterRegistry.define({
+  name: "bbcp",
+  options: Options,
+  make: (o) => BbcpTransfer.make({ retry: TransferAdapter.noRetry, ...toOptions(o) })
 })

@@ -3,11 +3,12 @@
  * serves both the configuration check (at start, and `ccat config check`) and the worker that
  * builds the adapter for a transfer, so an option is refused at start, named, or reaches rsync's
  * command line; never dropped in silence. How to reach the far host (host, user, port, ...) is not
- * rsync's: a server extends this schema with those and decodes the whole strictly, so a misspelt
- * key is refused too.
+ * rsync's: the registration (`adapter`) extends this schema with core's ssh route options and the
+ * whole is decoded strictly, so a misspelt key is refused too.
  */
+import { TransferAdapter, TransferAdapterRegistry, TransferEndpoint } from "@ccat/core"
 import * as Schema from "effect/Schema"
-import type * as RsyncTransfer from "./RsyncTransfer.js"
+import * as RsyncTransfer from "./RsyncTransfer.js"
 
 /** rsync on the far host: a path or a name on its PATH; rsync passes it to the remote shell, so no spaces or quotes. */
 const Program = Schema.String.pipe(
@@ -35,4 +36,16 @@ export const toOptions = (o: RouteOptions): Pick<RsyncTransfer.Options, "ioTimeo
   ...(o.ioTimeoutSeconds === undefined ? {} : { ioTimeoutSeconds: o.ioTimeoutSeconds }),
   ...(o.remoteRsync === undefined ? {} : { remoteRsync: o.remoteRsync }),
   ...(o.compress === undefined ? {} : { compress: o.compress })
+})
+
+/** A route's whole options for rsync: how to reach the far host over ssh, and rsync's own. */
+export const Options = Schema.extend(TransferEndpoint.SshRouteOptions, RouteOptions)
+/** A route's whole options for rsync, decoded. */
+export type Options = typeof Options.Type
+
+/** The rsync adapter, registered as `rsync`; it never retries by itself (the lifecycle records each attempt). */
+export const adapter = TransferAdapterRegistry.define({
+  name: "rsync",
+  options: Options,
+  make: (o) => RsyncTransfer.make({ retry: TransferAdapter.noRetry, ...toOptions(o) })
 })

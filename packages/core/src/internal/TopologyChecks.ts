@@ -8,7 +8,18 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { minimumSweepAge } from "../StorageDriver.js"
-import { auditJobHours, decodeTapeDriver, formatIssues, Topology } from "./TopologySchema.js"
+import * as StorageDriverRegistry from "../StorageDriverRegistry.js"
+import * as TransferAdapterRegistry from "../TransferAdapterRegistry.js"
+import { auditJobHours, formatIssues, Topology } from "./TopologySchema.js"
+
+/**
+ * The drivers and adapters a configuration is checked against. Without them only the topology's
+ * own rules are checked (what core can know); the server always passes the ones it runs with.
+ */
+export interface Registries {
+  readonly drivers?: StorageDriverRegistry.Registry | undefined
+  readonly adapters?: TransferAdapterRegistry.Registry | undefined
+}
 
 /** A root folder as written, without trailing, doubled or `.` separators, for comparing roots. */
 const normalRoot = (root: string): string => {
@@ -21,17 +32,18 @@ const normalRoot = (root: string): string => {
  * Locations whose root folders are the same or one inside another. Each location's storage
  * owns its whole folder: the sweep of temporary files walks all of it, `list` and cleanup see
  * everything under it, so a BUFFER root around a SOURCE root would put the instruments' raw
- * files at the mercy of another location's housekeeping. Roots are compared as written.
+ * files at the mercy of another location's housekeeping. Roots are compared as written; a
+ * location's root is what its driver says (`Driver.root`), or its `driver.root` option when no
+ * registry is given.
  */
-const nestedRoots = (t: Topology): Array<string> => {
+const nestedRoots = (t: Topology, rootOf: (siteIndex: number, locationIndex: number) => string | undefined): Array<string> => {
   const roots: Array<{ readonly name: string; readonly root: string }> = []
-  for (const site of t.sites) {
-    for (const loc of site.locations) {
-      if ((loc.technology === "disk" || loc.technology === "tape") && typeof loc.driver.root === "string") {
-        roots.push({ name: loc.name, root: normalRoot(loc.driver.root) })
-      }
-    }
-  }
+  t.sites.forEach((site, i) =>
+    site.locations.forEach((loc, j) => {
+      const root = rootOf(i, j)
+      if (root !== undefined) roots.push({ name: loc.name, root: normalRoot(root) })
+    })
+  )
   const below = (x: string, y: string) => x.startsWith(y === "/" ? "/" : `${y}/`)
   const out: Array<string> = []
   for (const [i, a] of roots.entries()) {
@@ -128,11 +140,13 @@ const unreachableArchiveTargets = (t: Topology): Array<string> => {
 }
 
 /**
- * Rules that span several fields, which a schema of one field cannot see. Each problem names
- * the field it is about, as `sites[1].locations[0].name`.
+ * Rules that span several fields, which a schema of one field cannot see, and each location's
+ * and route's options decoded by its registered driver or adapter. Each problem names the field
+ * it is about, as `sites[1].locations[0].name` or `routes[0].options.streams`.
  */
-export const problems = (t: Topology): ReadonlyArray<string> => {
+export const problems = (t: Topology, registries: Registries = {}): ReadonlyArray<string> => {
   const out: Array<string> = []
+  const roots = new Map<string, string>()
   const siteNames = new Map<string, number>()
   const locationNames = new Map<string, string>()
   t.sites.forEach((site, i) => {
@@ -145,32 +159,34 @@ export const problems = (t: Topology): ReadonlyArray<string> => {
       for (const key of secretDriverOptions.filter((k) => k in loc.driver)) {
         out.push(`${at}.driver.${key}: would store a secret in the ops-db, where driver options are kept and shown; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`)
       }
-      if (loc.technology === "s3" && typeof loc.driver.bucket !== "string") {
-        out.push(`${at}.driver.bucket: an s3 location needs a bucket`)
+      if (registries.drivers === undefined) {
+        if (typeof loc.driver.root === "string") roots.set(`${i}/${j}`, loc.driver.root)
+        return
       }
-      const noRoot = typeof loc.driver.root !== "string"
-      if ((loc.technology === "disk" || loc.technology === "tape") && noRoot) {
-        out.push(`${at}.driver.root: a ${loc.technology} location needs a root folder`)
+      // a secret was named just above; the driver's schema would only call it unexpected
+      const options = Object.fromEntries(Object.entries(loc.driver).filter(([k]) => !secretDriverOptions.includes(k)))
+      const decoded = StorageDriverRegistry.decode(registries.drivers, loc.technology, options)
+      if (Either.isLeft(decoded)) {
+        out.push(...decoded.left.map((p) => `${at}.${p}`))
+        // the folders are still compared, so every problem is named at once
+        if (typeof loc.driver.root === "string") roots.set(`${i}/${j}`, loc.driver.root)
+        return
       }
-      if (loc.technology === "tape") {
-        const tape = decodeTapeDriver(loc.driver)
-        if (Either.isLeft(tape)) {
-          // a missing root was named just above, in the words every location uses
-          for (const p of tape.left) if (!(noRoot && p.startsWith("root:"))) out.push(`${at}.driver.${p}`)
-        }
-      }
-      if (loc.technology === "disk" && "directIo" in loc.driver && typeof loc.driver.directIo !== "boolean") {
-        out.push(`${at}.driver.directIo: must be true or false (default true: large durable writes go past the page cache)`)
-      }
-      if (loc.technology === "tape" && loc.type !== "LONG_TERM_ARCHIVE") {
-        // tape is nearline and its driver has no folder the transfer adapters or staging can use
-        out.push(`${at}.technology: a ${loc.type} location cannot be on tape; tape is for LONG_TERM_ARCHIVE locations`)
+      const { driver } = decoded.right
+      const root = driver.root?.(decoded.right.options)
+      if (root !== undefined) roots.set(`${i}/${j}`, root)
+      if (driver.locationTypes !== undefined && !driver.locationTypes.includes(loc.type)) {
+        out.push(`${at}.technology: a ${loc.type} location cannot be on ${loc.technology}; ${loc.technology} serves ${driver.locationTypes.join(", ")} locations`)
       }
     })
   })
-  out.push(...nestedRoots(t))
+  out.push(...nestedRoots(t, (i, j) => roots.get(`${i}/${j}`)))
   out.push(...overlappingBuckets(t))
   t.routes.forEach((route, i) => {
+    if (registries.adapters !== undefined) {
+      const decoded = TransferAdapterRegistry.decode(registries.adapters, route.adapter, route.options)
+      if (Either.isLeft(decoded)) out.push(...decoded.left.map((p) => `routes[${i}].${p}`))
+    }
     for (const [field, name] of [["from", route.from], ["to", route.to]] as const) {
       if (!siteNames.has(name)) out.push(`routes[${i}].${field}: no site is named "${name}"`)
     }
@@ -229,10 +245,13 @@ export class TopologyError extends Schema.TaggedError<TopologyError>()("Topology
   }
 }
 
-/** Decodes and checks a topology from parsed YAML or JSON. */
-export const decode = (input: unknown): Either.Either<Topology, TopologyError> => {
+/**
+ * Decodes and checks a topology from parsed YAML or JSON; with registries, every location's
+ * technology and every route's adapter must be registered and their options must decode.
+ */
+export const decode = (input: unknown, registries: Registries = {}): Either.Either<Topology, TopologyError> => {
   const result = Schema.decodeUnknownEither(Topology, { errors: "all", onExcessProperty: "error" })(input)
   if (Either.isLeft(result)) return Either.left(new TopologyError({ problems: formatIssues(result.left) }))
-  const found = problems(result.right)
+  const found = problems(result.right, registries)
   return found.length > 0 ? Either.left(new TopologyError({ problems: found })) : Either.right(result.right)
 }

@@ -1,11 +1,11 @@
 /**
  * The schemas of the topology an operator configures: sizes and durations as people write them,
- * sites and their data locations, tape driver options, routes, and the policies of packaging,
- * bundling, archiving and audits. Each schema checks its own fields; rules that span several
- * fields are in `TopologyChecks`. Public through `Topology`.
+ * sites and their data locations, routes, and the policies of packaging, bundling, archiving and
+ * audits. Each schema checks its own fields; a location's driver options and a route's adapter
+ * options are the registered driver's and adapter's own schemas' to check, and rules that span
+ * several fields are in `TopologyChecks`. Public through `Topology`.
  */
 import * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -79,13 +79,19 @@ export const LocationType = Schema.Literal("SOURCE", "BUFFER", "LONG_TERM_ARCHIV
 /** What a location is for in the lifecycle. */
 export type LocationType = typeof LocationType.Type
 
-/** How a location stores bytes. */
-export const StorageTechnology = Schema.Literal("disk", "s3", "tape")
+/**
+ * How a location stores bytes: the name of a registered storage driver (`disk`, `s3`, `tape`, or
+ * an integrator's). Whether a driver is registered under it is checked against the registry.
+ */
+export const StorageTechnology = Slug.annotations({ identifier: "StorageTechnology" })
 /** How a location stores bytes. */
 export type StorageTechnology = typeof StorageTechnology.Type
 
-/** Which transfer adapter a route uses. */
-export const AdapterName = Schema.Literal("local", "rsync", "bbcp")
+/**
+ * Which transfer adapter a route uses: the name of a registered adapter (`local`, `rsync`,
+ * `bbcp`, or an integrator's), checked against the registry.
+ */
+export const AdapterName = Slug.annotations({ identifier: "AdapterName" })
 /** Which transfer adapter a route uses. */
 export type AdapterName = typeof AdapterName.Type
 
@@ -103,91 +109,6 @@ export class RetentionConfig extends Schema.Class<RetentionConfig>("RetentionCon
    */
   deleteConcurrency: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 256)), { default: () => 4 })
 }) {}
-
-/** A folder or device path in driver options. */
-const PathText = Schema.String.pipe(Schema.minLength(1, { message: () => "must be a path, not empty" }))
-
-/** A size in driver options that must hold something. */
-const PositiveByteSize = ByteSize.pipe(Schema.filter((n) => n > 0 || "must be more than zero bytes"))
-
-/**
- * Options of a tape location whose volumes are files in a folder (`<root>/library`): a library
- * for tests and demonstrations that has the mechanics of a real one (few drives, mount and seek
- * times, volumes that fill up), so recalls are scheduled as they would be.
- */
-export const VirtualTapeDriver = Schema.Struct({
-  /** Folder of the catalog, the disk cache and the library's volume files. */
-  root: PathText,
-  library: Schema.Literal("virtual"),
-  /** Cartridges, labelled CCAT000, CCAT001, ... */
-  volumes: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10_000)), { default: () => 4 }),
-  /** Capacity of each cartridge. */
-  volumeBytes: Schema.optionalWith(PositiveByteSize, { default: () => 1024 ** 3 }),
-  drives: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 64)), { default: () => 1 }),
-  /** Time to load a cartridge into a drive. */
-  mountLatency: Schema.optionalWith(DurationText, { default: () => 0 }),
-  /** Time to move over one tape file while positioning. */
-  seekLatency: Schema.optionalWith(DurationText, { default: () => 0 }),
-  /** Keep written and recalled objects in the disk cache; false makes every read a recall. */
-  keepOnline: Schema.optionalWith(Schema.Boolean, { default: () => true })
-})
-/** Options of a tape location on a virtual library, decoded. */
-export type VirtualTapeDriver = typeof VirtualTapeDriver.Type
-
-/** Options of a tape location on a real changer and drives, driven by `mtx` and `mt` (mt-st). */
-export const MtxTapeDriver = Schema.Struct({
-  /** Folder of the catalog and the disk cache. */
-  root: PathText,
-  library: Schema.Literal("mtx"),
-  /** The changer's SCSI generic device, e.g. `/dev/sg3`. */
-  changer: PathText,
-  /** Non-rewinding drive devices in data-transfer-element order, e.g. `[/dev/nst0, /dev/nst1]`. */
-  drives: Schema.Array(PathText).pipe(
-    Schema.minItems(1, { message: () => "list at least one drive device" }),
-    Schema.filter((ds) => new Set(ds).size === ds.length || "a drive device is listed twice")
-  ),
-  /** Only these cartridges are used (others may belong to other systems); all when omitted. */
-  labels: Schema.optional(
-    Schema.Array(Schema.String.pipe(Schema.pattern(/^\S+$/, { message: () => "a label is a barcode without spaces" }))).pipe(
-      Schema.minItems(1, { message: () => "list at least one label, or leave labels out to use every cartridge" })
-    )
-  ),
-  /** Native capacity of each cartridge; 12 TB (LTO-8) when omitted. */
-  volumeBytes: Schema.optional(PositiveByteSize),
-  /** Block size of device writes and reads; 256 KiB when omitted. */
-  blockSize: Schema.optional(
-    ByteSize.pipe(Schema.filter((n) => (n >= 512 && n <= 16 * 1024 ** 2) || "must be from 512 bytes to 16 MiB"))
-  ),
-  /** The `mt` and `mtx` programs, when they are not on the PATH under those names. */
-  mt: Schema.optional(PathText),
-  mtx: Schema.optional(PathText),
-  /** Keep written and recalled objects in the disk cache; false makes every read a recall. */
-  keepOnline: Schema.optionalWith(Schema.Boolean, { default: () => true })
-})
-/** Options of a tape location on a real library, decoded. */
-export type MtxTapeDriver = typeof MtxTapeDriver.Type
-
-/** Options of a tape location, by `library`. */
-export type TapeDriver = VirtualTapeDriver | MtxTapeDriver
-
-/**
- * Decodes a tape location's driver options. The same rules serve `ccat config check` (through
- * `problems`) and the server building the driver from what the ops-db holds, so an option the
- * check accepted is never refused at runtime. Each problem names its option, as `seekLatency: ...`.
- */
-export const decodeTapeDriver = (driver: Readonly<Record<string, unknown>>): Either.Either<TapeDriver, ReadonlyArray<string>> => {
-  const strict = { errors: "all", onExcessProperty: "error" } as const
-  const result: Either.Either<TapeDriver, ParseResult.ParseError> | undefined = driver.library === "virtual"
-    ? Schema.decodeUnknownEither(VirtualTapeDriver, strict)(driver)
-    : driver.library === "mtx"
-    ? Schema.decodeUnknownEither(MtxTapeDriver, strict)(driver)
-    : undefined
-  if (result === undefined) {
-    const got = driver.library === undefined ? "nothing" : JSON.stringify(driver.library)
-    return Either.left([`library: must be "virtual" (volumes as files in a folder) or "mtx" (a real changer and drives), got ${got}`])
-  }
-  return Either.mapLeft(result, formatIssues)
-}
 
 /** Read, write and delete availability, switched off for maintenance or by circuit breakers. */
 export class Availability extends Schema.Class<Availability>("Availability")({
@@ -228,7 +149,7 @@ export class LocationConfig extends Schema.Class<LocationConfig>("LocationConfig
   name: Slug,
   type: LocationType,
   technology: StorageTechnology,
-  /** The driver's own options (a disk root, an S3 bucket and endpoint, a tape library folder). */
+  /** The driver's own options (a disk root, an S3 bucket and endpoint, a tape library folder), decoded by the driver's schema. */
   driver: Schema.optionalWith(Schema.Record({ key: Schema.String, value: Schema.Unknown }), { default: () => ({}) }),
   /** Lower is used first among locations of the same type at a site. */
   priority: Schema.optionalWith(Schema.Int, { default: () => 0 }),

@@ -10,6 +10,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
 import { createReadStream, createWriteStream } from "node:fs"
 import * as fs from "node:fs/promises"
@@ -18,6 +19,7 @@ import { pipeline } from "node:stream/promises"
 import * as Checksum from "../Checksum.js"
 import * as TemporaryNames from "../TemporaryNames.js"
 import * as TransferAdapter from "../TransferAdapter.js"
+import * as TransferAdapterRegistry from "../TransferAdapterRegistry.js"
 import * as TransferError from "../TransferError.js"
 import { HashingStream } from "./Hashing.js"
 import * as TransferHost from "./TransferHost.js"
@@ -142,3 +144,19 @@ export const make = (options: Options = {}): TransferAdapter.Service => Transfer
 /** Provides the generic TransferAdapter tag with the local adapter. */
 export const layer = (options: Options = {}): Layer.Layer<TransferAdapter.TransferAdapter> =>
   Layer.succeed(TransferAdapter.TransferAdapter, make(options))
+
+/**
+ * A local route's options: none, since both buffers are folders of this machine. Any key is
+ * refused by name (an empty Struct would let any key through).
+ */
+export const RouteOptions = Schema.Record({
+  key: Schema.String,
+  value: Schema.Never.annotations({ message: () => "is unexpected: a local route takes no options" })
+})
+
+/** The local adapter, registered as `local`; it never retries by itself (the lifecycle records each attempt). */
+export const adapter = TransferAdapterRegistry.define({
+  name,
+  options: RouteOptions,
+  make: () => make({ retry: TransferAdapter.noRetry })
+})

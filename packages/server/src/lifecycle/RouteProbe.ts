@@ -11,7 +11,7 @@
  * inventory ignores them and the sweep removes any that a killed bench left. Both folders are
  * removed when the probe ends, however it ends (Ctrl-C included).
  */
-import { TemporaryNames, Topology, TransferAdapter } from "@ccat/core"
+import { TemporaryNames, Topology, TransferAdapter, TransferAdapterRegistry } from "@ccat/core"
 import { TransferHost } from "@ccat/core/node"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -172,7 +172,10 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
       const send = (setting: Setting, label: "small" | "large") =>
         Effect.gen(function* () {
           const adapter = yield* Effect.try({
-            try: () => Adapters.builtIn[adapterName]!(optionsWith(target, setting)),
+            try: () => Either.getOrThrowWith(
+              TransferAdapterRegistry.build(Adapters.builtInRegistry, adapterName, optionsWith(target, setting)),
+              (problems) => new Error(problems.join("; "))
+            ),
             catch: (e) => (e instanceof Error ? e.message : String(e))
           })
           run++

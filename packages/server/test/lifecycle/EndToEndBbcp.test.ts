@@ -8,10 +8,12 @@
  * bbcp is not packaged for Debian: without a binary on PATH this file prints NOT RUN and its one
  * test asserts that the binary is indeed absent, so it cannot pass silently where it should run.
  */
+import { TransferAdapterRegistry } from "@ccat/core"
 import { BbcpTransfer } from "@ccat/transfer-bbcp"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -88,7 +90,7 @@ if (bbcpOnPath._tag === "Some") {
         }
         const topology = topologyIn(dir, {}, [{ from: "chile", to: "cologne", adapter: "bbcp", options, maxConcurrentTransfers: 2, bandwidthLimit: "200 MB" }])
         // the start's check accepts the route's options as written
-        assert.deepStrictEqual(Adapters.optionProblems("bbcp", topology.routes[0]!.options), [])
+        assert.isTrue(Either.isRight(TransferAdapterRegistry.decode(Adapters.builtInRegistry, "bbcp", topology.routes[0]!.options)))
         yield* syncTopology(topology)
         const sql = yield* SqlClient.SqlClient
         const obs = yield* observatory

@@ -6,7 +6,7 @@
  * transit is caught, the bundle sent again, and the bad bytes never reach an archive.
  */
 import { Topology, TransferAdapter } from "@ccat/core"
-import { RsyncTransfer } from "@ccat/transfer-rsync"
+import { RsyncRouteOptions, RsyncTransfer } from "@ccat/transfer-rsync"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -161,7 +161,7 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
           await fs.writeFile(file, bytes)
         })
       const destinationPath = (request: TransferAdapter.Request) => request.destination.path
-      const faulty: Adapters.AdapterFactory = () => {
+      const faulty = (): TransferAdapter.Service => {
         const real = RsyncTransfer.minimal()
         const service = TransferAdapter.make(
           {
@@ -183,7 +183,7 @@ describe("the whole lifecycle over rsync on real ssh into a real S3 archive", ()
             )
         }
       }
-      const env = Layer.mergeAll(policyLayer(topology), quickRetries, Adapters.layer({ rsync: faulty }))
+      const env = Layer.mergeAll(policyLayer(topology), quickRetries, Adapters.layerWith([{ ...RsyncRouteOptions.adapter, make: faulty }]))
       yield* runUntil(everySite, allArchived, 180_000).pipe(Effect.provide(env))
 
       const attempts = yield* sql<{ attempt: number; status: string; errorReason: string | null; retryable: boolean | null }>`

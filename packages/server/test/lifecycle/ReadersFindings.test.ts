@@ -9,7 +9,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import { StorageDriverRegistry } from "@ccat/core"
 import { TestDatabase } from "@ccat/core/testing"
+import { DiskLocation, Drivers } from "@ccat/storage-drivers"
 import * as JobQueue from "../../src/engine/JobQueue.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
 import * as fs from "node:fs/promises"
@@ -53,8 +55,9 @@ const flipMiddle = (file: string) =>
 const flaky = new Set<string>()
 
 /** Disk storages whose `get` of a key in `flaky` flips a byte of the first chunk, once per key. */
-const flakyDisk: Storages.DriverFactory = (spec) =>
-  Effect.map(Storages.diskFactory(spec), (storage) => ({
+const flakyDisk = StorageDriverRegistry.define({
+  ...DiskLocation.driver,
+  make: (options, location) => Effect.map(DiskLocation.driver.make(options, location), (storage) => ({
     ...storage,
     get: (key: string, options?: Parameters<typeof storage.get>[1]) => {
       if (!flaky.delete(key)) return storage.get(key, options)
@@ -68,8 +71,9 @@ const flakyDisk: Storages.DriverFactory = (spec) =>
       })
     }
   }))
+})
 
-const flakyLayer = Layer.mergeAll(JobQueue.layer, Storages.layer({ disk: flakyDisk })).pipe(Layer.provideMerge(TestDatabase.layer))
+const flakyLayer = Layer.mergeAll(JobQueue.layer, Storages.layer([...Drivers.builtIn, flakyDisk])).pipe(Layer.provideMerge(TestDatabase.layer))
 
 describe("Readers record what they find", () => {
   it.scopedLive("bundling: a package's buffer copy that no longer matches becomes CORRUPT (by bundling), the package FAILED", () =>

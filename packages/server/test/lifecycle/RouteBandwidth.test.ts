@@ -5,6 +5,7 @@
  * adapter is wrapped only to note what each transfer was asked and when it ran.
  */
 import type { TransferAdapter } from "@ccat/core"
+import { RsyncRouteOptions } from "@ccat/transfer-rsync"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -42,8 +43,8 @@ describe("a route's bandwidth limit", () => {
       for (const name of ["a", "b", "c"]) filed.push(...(yield* fileObservation(topology, obs, [{ path: `scan/${name}.raw`, bytes: 6_000_000 }])).files)
 
       const calls: Array<{ limit: number | undefined; start: number; end: number }> = []
-      const noting: Adapters.AdapterFactory = (options) => {
-        const real = Adapters.builtIn.rsync!(options)
+      const noting = (options: RsyncRouteOptions.Options): TransferAdapter.Service => {
+        const real = RsyncRouteOptions.adapter.make(options)
         return {
           ...real,
           transfer: (request: TransferAdapter.Request, call?: TransferAdapter.CallOptions) =>
@@ -54,7 +55,7 @@ describe("a route's bandwidth limit", () => {
             })
         }
       }
-      yield* runUntil(sites, allArrived, 120_000).pipe(Effect.provide(Layer.merge(policyLayer(topology), Adapters.layer({ rsync: noting }))))
+      yield* runUntil(sites, allArrived, 120_000).pipe(Effect.provide(Layer.merge(policyLayer(topology), Adapters.layerWith([{ ...RsyncRouteOptions.adapter, make: noting }]))))
       yield* assertByteIdentical(dir, filed)
 
       assert.isAtLeast(calls.length, 3)

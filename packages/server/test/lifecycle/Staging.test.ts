@@ -1,5 +1,5 @@
 import { Ids, Repositories } from "@ccat/core"
-import { Tape, VirtualTapeLibrary } from "@ccat/storage-drivers"
+import { Drivers, Tape, TapeLocation, VirtualTapeLibrary } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -122,7 +122,7 @@ describe("Staging", () => {
       const dir = yield* tempDir
       const library = yield* VirtualTapeLibrary.make({ root: path.join(dir, "library"), volumes: 2, capacityBytes: 64 * 1024 * 1024 })
       const tape = yield* Tape.make({ root: path.join(dir, "locations", "cologne-archive"), library, keepOnline: false })
-      const storages = yield* Storages.make({ tape: () => Effect.succeed(tape) })
+      const storages = yield* Storages.make([...Drivers.builtIn, { ...TapeLocation.driver, make: () => Effect.succeed(tape) }])
       yield* Effect.gen(function* () {
         const topology = topologyFrom(dir, (raw) => editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? { ...l, technology: "tape", driver: { ...(l.driver as object), library: "virtual" } } : l)))
         yield* syncTopology(topology)
