@@ -35,11 +35,14 @@ import * as RouteBench from "./cli/RouteBench.js"
 import * as Staging from "./cli/Staging.js"
 import * as Status from "./cli/Status.js"
 import { db } from "./cli/DbCommand.js"
-import * as Demo from "./Demo.js"
-import * as Main from "./Main.js"
-import { load } from "./ServerConfig.js"
 import { configOption, dataDirOption, jsonOption, loadOptions, portOption } from "./cli/CommonOptions.js"
 import { version } from "./Version.js"
+
+// The server, the lifecycle and the drivers load only for the commands that run them: an
+// operator command that talks to a server over HTTP never pays for their import.
+const Main = Effect.promise(() => import("./Main.js"))
+const Demo = Effect.promise(() => import("./Demo.js"))
+const ServerConfig = Effect.promise(() => import("./ServerConfig.js"))
 
 
 const workersOption = Options.text("workers").pipe(
@@ -54,24 +57,25 @@ const serve = Command.make(
   "serve",
   { config: configOption, port: portOption, dataDir: dataDirOption, workers: workersOption },
   (o) =>
-    Main.serve({
-      ...loadOptions(o),
-      workers: Option.match(o.workers, {
-        onNone: () => undefined,
-        onSome: (w) => (w === "all" || w === "none" ? w : w.split(",").map((s) => s.trim()).filter((s) => s !== ""))
-      })
-    })
+    Effect.flatMap(Main, (Main) =>
+      Main.serve({
+        ...loadOptions(o),
+        workers: Option.match(o.workers, {
+          onNone: () => undefined,
+          onSome: (w) => (w === "all" || w === "none" ? w : w.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+        })
+      }))
 ).pipe(Command.withDescription("run the reference server (API and lifecycle workers) until Ctrl-C or SIGTERM"))
 
 const siteOption = Options.text("site").pipe(Options.withDescription("the site whose queues this worker takes"))
 
 const worker = Command.make("worker", { config: configOption, dataDir: dataDirOption, site: siteOption }, (o) =>
-  Main.worker({ ...loadOptions(o), site: o.site })
+  Effect.flatMap(Main, (Main) => Main.worker({ ...loadOptions(o), site: o.site }))
 ).pipe(Command.withDescription("run one site's lifecycle workers (packaging, transfer, archive, ...) until Ctrl-C"))
 
 const migrate = Command.make("migrate", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
   Effect.gen(function* () {
-    const applied = yield* Main.migrate(loadOptions(o))
+    const applied = yield* Effect.flatMap(Main, (Main) => Main.migrate(loadOptions(o)))
     if (o.json) return yield* Console.log(JSON.stringify({ applied: applied.map(([id, name]) => ({ id, name })) }))
     yield* Console.log(applied.length === 0 ? "the ops-db is up to date" : applied.map(([id, name]) => `applied ${id}_${name}`).join("\n"))
   })
@@ -79,7 +83,7 @@ const migrate = Command.make("migrate", { config: configOption, dataDir: dataDir
 
 const check = Command.make("check", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
   Effect.gen(function* () {
-    const config = yield* load(loadOptions(o))
+    const config = yield* Effect.flatMap(ServerConfig, (c) => c.load(loadOptions(o)))
     const t = config.topology
     if (o.json) return yield* Console.log(JSON.stringify({ valid: true, sites: t.sites.length, routes: t.routes.length }))
     yield* Console.log(`${config.configFile ?? "embedded default"}: valid`)
@@ -108,14 +112,14 @@ const demo = Command.make(
     keepRunning: Options.boolean("keep-running").pipe(Options.withDescription("keep serving after the demo"))
   },
   (o) =>
-    Demo.demo({
+    Effect.flatMap(Demo, (Demo) => Demo.demo({
       ...loadOptions(o),
       observations: o.observations,
       smallFiles: o.smallFiles,
       largeFiles: o.largeFiles,
       largeBytes: o.largeMb * 1_000_000,
       keepRunning: o.keepRunning
-    })
+    }))
 ).pipe(Command.withDescription("file synthetic observations and watch them flow to the archive, staged and cleaned"))
 
 const ccat = Command.make("ccat").pipe(

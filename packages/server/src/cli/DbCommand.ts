@@ -3,7 +3,6 @@
  * `pg_dump` of the server's version at hand (the embedded PostgreSQL ships none). The database
  * is the one `serve` would use: `DATABASE_URL`, else the embedded one under the data folder.
  */
-import { EmbeddedDatabase } from "@ccat/core/node"
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
@@ -12,11 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as path from "node:path"
-import pg from "pg"
-import * as Backup from "../backup/Backup.js"
-import { BackupError } from "../backup/BackupFile.js"
-import * as Restore from "../backup/Restore.js"
-import { load } from "../ServerConfig.js"
+import type { Verified } from "../backup/Restore.js"
 import { configOption, dataDirOption, jsonOption, loadOptions } from "./CommonOptions.js"
 
 
@@ -27,6 +22,9 @@ import { configOption, dataDirOption, jsonOption, loadOptions } from "./CommonOp
  */
 const databaseUrl = (o: { config: Option.Option<string>; dataDir: Option.Option<string> }) =>
   Effect.gen(function*() {
+    const [{ load }, { EmbeddedDatabase }, { default: pg }, Backup, { BackupError }] = yield* Effect.promise(() =>
+      Promise.all([import("../ServerConfig.js"), import("@ccat/core/node"), import("pg"), import("../backup/Backup.js"), import("../backup/BackupFile.js")])
+    )
     const config = yield* load(loadOptions(o))
     if (config.databaseUrl !== undefined) return Redacted.value(config.databaseUrl)
     const db = yield* EmbeddedDatabase.start({ dataDir: path.join(config.dataDir, "postgres") })
@@ -48,6 +46,10 @@ const databaseUrl = (o: { config: Option.Option<string>; dataDir: Option.Option<
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 
+// What the commands run loads when one runs: `ccat`'s other commands never import it.
+const Backups = Effect.promise(() => import("../backup/Backup.js"))
+const Restores = Effect.promise(() => import("../backup/Restore.js"))
+
 const backup = Command.make(
   "backup",
   {
@@ -59,7 +61,7 @@ const backup = Command.make(
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const url = yield* databaseUrl(o)
-      const s = yield* Backup.backup(url, o.out)
+      const s = yield* Effect.flatMap(Backups, (b) => b.backup(url, o.out))
       if (o.json) return yield* Console.log(JSON.stringify(s))
       yield* Console.log(`backed up ${s.rows} rows of ${s.tables.length} tables at migration ${s.migration.id}_${s.migration.name} to ${s.file} (${mib(s.fileBytes)}, sha256 ${s.sha256})`)
     }))
@@ -67,7 +69,7 @@ const backup = Command.make(
 
 const fileArg = Args.file({ name: "file", exists: "yes" }).pipe(Args.withDescription("a file written by ccat db backup"))
 
-const report = (v: Restore.Verified, verb: string) =>
+const report = (v: Verified, verb: string) =>
   Console.log(
     `${verb} ${v.trailer.rows} rows of ${v.tables.length} tables, migration ${v.header.migration.id}_${v.header.migration.name}, ` +
       `taken ${v.header.createdAt} by ccat ${v.header.ccat}`
@@ -75,7 +77,7 @@ const report = (v: Restore.Verified, verb: string) =>
 
 const verify = Command.make("verify", { file: fileArg, json: jsonOption }, (o) =>
   Effect.gen(function*() {
-    const v = yield* Restore.verify(o.file)
+    const v = yield* Effect.flatMap(Restores, (r) => r.verify(o.file))
     if (o.json) return yield* Console.log(JSON.stringify({ valid: true, ...v }))
     yield* report(v, "valid:")
   })).pipe(Command.withDescription("check a backup's counts and checksums without touching any database"))
@@ -86,7 +88,7 @@ const restore = Command.make(
   (o) =>
     Effect.scoped(Effect.gen(function*() {
       const url = yield* databaseUrl(o)
-      const v = yield* Restore.restore(url, o.file)
+      const v = yield* Effect.flatMap(Restores, (r) => r.restore(url, o.file))
       if (o.json) return yield* Console.log(JSON.stringify({ restored: true, ...v }))
       yield* report(v, "restored")
       yield* Console.log("next: ccat migrate (if this ccat is newer), then start the server and workers; planners enqueue the pending work again")

@@ -17,7 +17,6 @@ import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Relay from "../relay/Relay.js"
 import { RelayApi, RelayStatus } from "../relay/RelayApi.js"
 import * as Output from "./Output.js"
 import { CliError } from "./Remote.js"
@@ -33,7 +32,9 @@ const dataDirOption = Options.text("data-dir").pipe(
 )
 
 const run = Command.make("relay", { main: mainOption, port: portOption, dataDir: dataDirOption }, (o) =>
-  Relay.run({ mainUrl: Option.getOrUndefined(o.main), port: Option.getOrUndefined(o.port), dataDir: Option.getOrUndefined(o.dataDir) })
+  // the relay (its server, store and forwarder) loads only when it runs, not for `relay status`
+  Effect.flatMap(Effect.promise(() => import("../relay/Relay.js")), (Relay) =>
+    Relay.run({ mainUrl: Option.getOrUndefined(o.main), port: Option.getOrUndefined(o.port), dataDir: Option.getOrUndefined(o.dataDir) }))
 )
 
 /** The status as people read it. */
