@@ -8,6 +8,7 @@ import * as Api from "./api.js"
 import { h, replace } from "./dom.js"
 import * as Access from "./pages/access.js"
 import * as Bundles from "./pages/bundles.js"
+import * as Catalog from "./pages/catalog.js"
 import * as Failures from "./pages/failures.js"
 import * as Integrity from "./pages/integrity.js"
 import * as Observations from "./pages/observations.js"
@@ -44,6 +45,7 @@ const routes = [
   { path: /^\/bundles\/([\w-]+)$/, title: "Transfer bundle", roles: ["operator", "admin"], render: Bundles.one },
   { path: /^\/throughput$/, title: "Throughput", roles: ["operator", "admin"], render: Throughput.render },
   { path: /^\/sites$/, title: "Sites", render: Sites.render },
+  { path: /^\/catalog$/, title: "Catalog", render: Catalog.render },
   { path: /^\/staging$/, title: "Staging", roles: ["scientist", "operator", "admin"], render: Staging.list },
   { path: /^\/staging\/([\w-]+)$/, title: "Staging request", roles: ["scientist", "operator", "admin"], render: Staging.one },
   { path: /^\/failures$/, title: "Failures", roles: ["operator", "admin"], render: Failures.render },

@@ -115,6 +115,15 @@ export const one = async (ctx) => {
   ])
   if (!ctx.current()) return
   const modules = await Api.get("/instrument-modules", unit ? { instrumentId: unit.instrumentId } : {})
+  // What was observed and how: the unit's Source, mode and sub-program, when it names them. The
+  // unit is read afresh, since an admin may have linked it after the lookups were loaded.
+  const links = await Api.get(`/obs-units/${o.obsUnitId}`).catch(() => unit)
+  const [source, mode, subProgram] = await Promise.all([
+    links?.sourceId ? Api.get(`/sources/${links.sourceId}`).catch(() => null) : null,
+    links?.observingModeId ? Api.get(`/observing-modes/${links.observingModeId}`).catch(() => null) : null,
+    links?.subObservingProgramId ? Api.get(`/sub-programs/${links.subObservingProgramId}`).catch(() => null) : null
+  ])
+  if (!ctx.current()) return
   const totalBytes = files.reduce((n, f) => n + f.sizeBytes, 0)
   const staging = ctx.session.role === "scientist" || ctx.session.role === "admin"
     ? h("p", null, h("a", { href: `#/staging?observation=${o.id}`, id: "stage-this" }, "Request staging of this observation…"))
@@ -127,6 +136,11 @@ export const one = async (ctx) => {
         ["Planned as", unit ? `${unit.name} (target ${unit.target})` : o.obsUnitId],
         ["Instrument", nameOf(instruments, unit?.instrumentId)],
         ["Program", h("span", { class: "mono" }, unit?.observingProgramId ?? "-")],
+        ["Sub-program", subProgram?.name ?? "-"],
+        ["Source", source === null ? "-" : source.raDeg === null
+          ? `${source.name} (solar system)`
+          : `${source.name} (RA ${source.raDeg.toFixed(5)}°, Dec ${source.decDeg.toFixed(5)}°, ICRS)`],
+        ["Observing mode", mode?.name ?? "-"],
         ["Start", F.time(o.startAt)],
         ["End", F.time(o.endAt)],
         ["State", badge(o.status)],
