@@ -46,6 +46,7 @@ create table observing_mode (
 );
 create unique index observing_mode_name on observing_mode (lower(name));
 
+-- ccat:compatible the new key holds only rows whose new sub_observing_program_id is set, which the previous release never writes
 alter table obs_unit
   add column sub_observing_program_id uuid,
   add column source_id uuid references source (id),
