@@ -1,8 +1,9 @@
 /**
  * The incidents and their deliveries in the ops-db (migration 0016). An evaluation turns what
  * the conditions find into incidents in one statement per condition: a thing found with no open
- * incident opens one, an open incident whose thing is no longer found is resolved, and each
- * change queues one delivery per sink, all in the same transaction. A sender claims one sink at
+ * incident opens one, an open incident whose thing is no longer found is resolved; an incident
+ * held for its `for` queues one delivery per sink, its resolution one per sink it went to, all
+ * in the same transaction. A sender claims one sink at
  * a time by locking its row (`skip locked`: a second process takes another sink or none), takes
  * what is due for it, sends it as one message and records the outcome before it lets go, so no
  * delivery is sent twice by two processes, and one that failed waits for its backoff and is
@@ -42,10 +43,17 @@ export interface Evaluation {
 const evaluationLock = 4_715_022_016
 
 /**
- * Opens and resolves incidents from what every condition finds now, queuing a delivery per sink
- * for each change. Runs in one transaction; a process that finds another evaluating skips.
+ * Opens and resolves incidents from what every condition finds now, in one transaction; a
+ * process that finds another evaluating leaves it to that one. An incident is told (a firing
+ * delivery queued for every sink) once its condition has held for its `for`, as a Prometheus
+ * rule's `for:`; an incident resolved before that is never told, and a resolution goes to the
+ * sinks its incident went to.
  */
-export const evaluate = (thresholds: Conditions.Thresholds, sinks: ReadonlyArray<string>) =>
+export const evaluate = (
+  conditions: ReadonlyArray<readonly [Catalogue.AlertName, Conditions.Query]>,
+  holdFor: Readonly<Record<string, number>>,
+  sinks: ReadonlyArray<string>
+) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql.withTransaction(
       Effect.gen(function* () {
@@ -54,28 +62,34 @@ export const evaluate = (thresholds: Conditions.Thresholds, sinks: ReadonlyArray
         yield* sql`insert into alert_sink (name) select unnest(${sinks}::text[]) on conflict do nothing`
         const opened: Array<{ alertname: string; key: string }> = []
         const resolved: Array<{ alertname: string; key: string }> = []
-        for (const [name, query] of Conditions.queries) {
-          const severity = Catalogue.byName(name).severity
+        for (const [name, query] of conditions) {
           const changes = yield* sql<{ change: "opened" | "resolved"; key: string }>`
-            with firing as (${query(sql, thresholds)}),
+            with firing as (${query(sql)}),
             opened as (
               insert into alert_incident (alertname, key, severity, labels, summary, description, started_at)
-              select ${name}, f.key, ${severity}, f.labels, f.summary, f.description, f.started_at from firing f
+              select ${name}, f.key, f.severity, f.labels, f.summary, f.description, coalesce(f.started_at, now()) from firing f
               where not exists (select 1 from alert_incident i where i.key = f.key and i.resolved_at is null)
               on conflict (key) where resolved_at is null do nothing
-              returning id, key),
+              returning key),
             resolved as (
               update alert_incident i set resolved_at = greatest(now(), i.opened_at)
               where i.alertname = ${name} and i.resolved_at is null and not exists (select 1 from firing f where f.key = i.key)
               returning id, key),
             queued as (
               insert into alert_delivery (incident_id, sink, kind)
-              select o.id, s.sink, 'firing' from opened o cross join unnest(${sinks}::text[]) s(sink)
-              union all
-              select r.id, s.sink, 'resolved' from resolved r cross join unnest(${sinks}::text[]) s(sink))
+              select r.id, d.sink, 'resolved' from resolved r join alert_delivery d on d.incident_id = r.id and d.kind = 'firing')
             select 'opened' as change, key from opened union all select 'resolved', key from resolved`
           for (const c of changes) (c.change === "opened" ? opened : resolved).push({ alertname: name, key: c.key })
         }
+        // Open incidents held long enough and not yet told: the open ones by name, few by nature.
+        yield* sql`
+          insert into alert_delivery (incident_id, sink, kind)
+          select i.id, s.sink, 'firing'
+          from alert_incident i cross join unnest(${sinks}::text[]) s(sink)
+          where i.resolved_at is null
+            and i.started_at <= now() - make_interval(secs => coalesce((${JSON.stringify(holdFor)}::jsonb ->> i.alertname)::float8, 0) / 1000)
+            and not exists (select 1 from alert_delivery d where d.incident_id = i.id and d.kind = 'firing')
+          on conflict do nothing`
         return { opened, resolved, ran: true } satisfies Evaluation
       })
     )

@@ -12,7 +12,11 @@ import type * as SqlError from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
+import * as Option from "effect/Option"
+import { LocationAudits } from "../lifecycle/Audit.js"
+import { LifecyclePolicy } from "../lifecycle/Packaging.js"
 import * as Routes from "../lifecycle/Routes.js"
+import * as Conditions from "./Conditions.js"
 import * as Incidents from "./Incidents.js"
 import type { NotifierConfig } from "./NotifierConfig.js"
 import * as Sinks from "./Sinks.js"
@@ -61,8 +65,19 @@ export const make = (config: NotifierConfig) =>
     })
 
     const pass: Effect.Effect<Pass, SqlError.SqlError, SqlClient.SqlClient> = Effect.gen(function* () {
-      const policy = yield* Routes.transferPolicy
-      const evaluation = yield* Incidents.evaluate({ conditions: config.conditions, breakerThreshold: policy.breakerThreshold }, names)
+      const lifecycle = yield* Effect.serviceOption(LifecyclePolicy)
+      const settings: Conditions.Settings = {
+        conditions: config.conditions,
+        policy: Option.getOrUndefined(lifecycle),
+        audits: yield* LocationAudits,
+        breakerThreshold: (yield* Routes.transferPolicy).breakerThreshold
+      }
+      const findings = yield* Conditions.figureFindings(settings)
+      const queries = [
+        ...Conditions.itemQueries,
+        ...[...findings].map(([name, f]) => [name, Conditions.findingsQuery(name, f)] as const)
+      ]
+      const evaluation = yield* Incidents.evaluate(queries, config.conditions.for, names)
       for (const o of evaluation.opened) yield* Effect.logWarning(`incident opened: ${o.alertname} ${o.key}`)
       for (const r of evaluation.resolved) yield* Effect.logInfo(`incident resolved: ${r.alertname} ${r.key}`)
       const rounds = yield* Effect.forEach(sinks, deliverTo, { concurrency: "unbounded" })

@@ -70,23 +70,39 @@ const EmailSink = Schema.Struct({
   password: Schema.optional(SecretRef),
   from: Email,
   to: Schema.Array(Email).pipe(Schema.minItems(1, { message: () => "list at least one recipient" }))
-}).pipe(Schema.filter((s) => (s.username === undefined) === (s.password === undefined) || "username and password go together"))
+})
 
 const Sink = Schema.Union(AlertmanagerSink, WebhookSink, EmailSink)
 
+/** How long a condition must hold before it is told (the shipped rules' `for:`), per alert name. */
+const HoldFor = Schema.Struct({
+  CcatPackageFailed: Schema.optionalWith(Duration, { default: () => 10 * 60_000 }),
+  CcatBundleFailed: Schema.optionalWith(Duration, { default: () => 10 * 60_000 }),
+  CcatStagingRequestFailed: Schema.optionalWith(Duration, { default: () => 10 * 60_000 }),
+  CcatCircuitOpen: Schema.optionalWith(Duration, { default: () => 5 * 60_000 }),
+  CcatLocationFull: Schema.optionalWith(Duration, { default: () => 30 * 60_000 }),
+  CcatStageBacklogOld: Schema.optionalWith(Duration, { default: () => 15 * 60_000 }),
+  CcatAuditFindings: Schema.optionalWith(Duration, { default: () => 3600_000 })
+})
+
+/** A stage's allowed wait, overriding the one the policy gives (docs/alerts.md). */
 const StageMaxWait = Schema.Struct({
-  packaging: Schema.optionalWith(PositiveDuration, { default: () => 6 * 3600_000 }),
-  archiving: Schema.optionalWith(PositiveDuration, { default: () => 2 * 24 * 3600_000 }),
-  transfer: Schema.optionalWith(PositiveDuration, { default: () => 24 * 3600_000 }),
-  staging: Schema.optionalWith(PositiveDuration, { default: () => 6 * 3600_000 })
+  package: Schema.optional(PositiveDuration),
+  bundle: Schema.optional(PositiveDuration),
+  transfer: Schema.optional(PositiveDuration),
+  archive: Schema.optional(PositiveDuration),
+  staging: Schema.optional(PositiveDuration)
 })
 
 const Thresholds = Schema.Struct({
+  for: Schema.optionalWith(HoldFor, { default: () => Schema.decodeSync(HoldFor)({}) }),
+  /** A circuit alerts once it has been open this long (and then held for its `for`). */
   circuitOpenFor: Schema.optionalWith(Duration, { default: () => 3600_000 }),
-  locationFullPercent: Schema.optionalWith(Schema.Number.pipe(Schema.between(1, 100, { message: () => "must be a percentage from 1 to 100" })), { default: () => 90 }),
-  /** CORRUPT or MISSING copies, and dark objects, alert once the oldest finding is this old (repair's time to act). */
-  findingsFor: Schema.optionalWith(Duration, { default: () => 3600_000 }),
-  stageMaxWait: Schema.optionalWith(StageMaxWait, { default: () => Schema.decodeSync(StageMaxWait)({}) })
+  /** One fill threshold for every location; without it, each location's retention threshold (as the rule). */
+  locationFullPercent: Schema.optional(Schema.Number.pipe(Schema.between(1, 100, { message: () => "must be a percentage from 1 to 100" }))),
+  stageMaxWait: Schema.optionalWith(StageMaxWait, { default: () => ({}) }),
+  /** How far past its audit cycle a location's oldest verification may be. */
+  auditLagGrace: Schema.optionalWith(Duration, { default: () => 24 * 3600_000 })
 })
 
 const Section = Schema.Struct({
@@ -168,6 +184,7 @@ export const decode = (raw: unknown, baseDir: string, env: NodeJS.ProcessEnv = p
         if (Either.isLeft(token)) problems.push(token.left)
         else sinks.push({ ...s, bearerToken: token.right })
       } else if (s.type === "email") {
+        if ((s.username === undefined) !== (s.password === undefined)) problems.push(prefix(`sinks[${i}]: username and password go together`))
         const password = s.password === undefined ? Either.right(undefined) : yield* readSecret(s.password, prefix(`sinks[${i}].password`), baseDir, env)
         if (Either.isLeft(password)) problems.push(password.left)
         else sinks.push({ ...s, password: password.right })

@@ -45,6 +45,7 @@ describe("the built-in notifier", () => {
         const raw = {
           interval: "1 seconds",
           retry: { initial: "200 millis", max: "1 seconds" },
+          conditions: { for: { CcatPackageFailed: 0 } },
           sinks: [
             { name: "am", type: "alertmanager", url: am.url },
             { name: "hook", type: "webhook", url: hook.url },
@@ -135,6 +136,7 @@ describe("the built-in notifier", () => {
         const notifier = yield* notifierOf({
           interval: "1 seconds",
           retry: { initial: "200 millis", max: "400 millis" },
+          conditions: { for: { CcatPackageFailed: 0 } },
           sinks: [{ name: "late-hook", type: "webhook", url: hook.url, rateLimit: { messages: 1, per: "3 seconds" } }]
         })
         const world = yield* Fixtures.world.pipe(Effect.orDie)
@@ -181,4 +183,17 @@ describe("the built-in notifier", () => {
       }).pipe(Effect.provide(TestDatabase.layer)),
     60_000
   )
+
+  it.scopedLive("the loop `ccat serve` runs evaluates and delivers on its own, every interval", () =>
+    // Scoped inside the database's layer, so the loop stops before the database goes.
+    Effect.scoped(Effect.gen(function* () {
+      const hook = yield* Peers.recorder()
+      yield* hook.start
+      const config = yield* configOf({ interval: "200 millis", conditions: { for: { CcatBundleFailed: 0 } }, sinks: [{ name: "loop-hook", type: "webhook", url: hook.url }] })
+      yield* Layer.build(Notifier.layer(config))
+      const bundle = yield* Fixtures.dataTransferPackage([]).pipe(Effect.orDie)
+      yield* Transitions.transition({ entity: "DataTransferPackage", id: bundle.id, from: "pending", to: "failed", set: { errorMessage: "no route" } })
+      yield* Peers.until("the loop to tell the webhook", Effect.sync(() => hook.bodies.length > 0))
+      assert.deepStrictEqual(webhookItems(hook.bodies).map((n) => [n.status, n.alertname, n.labels.id]), [["firing", "CcatBundleFailed", bundle.id]])
+    })).pipe(Effect.provide(TestDatabase.layer)), 30_000)
 })
