@@ -1,9 +1,9 @@
 /**
  * The history tables (migration 0018 and the history job): an ops-db at 0017 holding events over
- * many months and finished transfer attempts is upgraded with every row, index, trigger and
- * count kept; the job creates months ahead and moves rows the default partition caught; the
- * retention drops only whole months and only finished chains of completed bundles, and every
- * total that counts them keeps counting; an item's history reads only the months it lived in.
+ * several years and finished transfer attempts is upgraded with every row, index, trigger and
+ * count kept; the job creates years ahead and moves rows the default partition caught; the
+ * retention drops only whole years and only finished chains of completed bundles, and every
+ * total that counts them keeps counting; an item's history reads only the years it lived in.
  * One database for the file, the tests in order.
  */
 import { Migrations, Topology } from "@ccat/core"
@@ -107,8 +107,8 @@ const partitions = Effect.flatMap(SqlClient.SqlClient, (sql) =>
     select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
     where i.inhparent = 'event_log'::regclass order by 1`, (r) => r.map((x) => x.name)))
 
-const monthName = (d: Date) => `event_log_y${d.getUTCFullYear()}m${String(d.getUTCMonth() + 1).padStart(2, "0")}`
-const monthsFrom = (d: Date, n: number) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + n, 1))
+const yearName = (y: number) => `event_log_y${y}`
+const thisYear = () => new Date().getUTCFullYear()
 
 it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) => {
   let world: World
@@ -133,7 +133,8 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       assert.strictEqual(yield* repairedTotal, 2)
       const names = yield* partitions
       assert.include(names, "event_log_default")
-      for (let m = new Date(Date.UTC(2024, 0, 1)); m <= monthsFrom(new Date(), 3); m = monthsFrom(m, 1)) assert.include(names, monthName(m))
+      for (let y = 2024; y <= thisYear() + 1; y++) assert.include(names, yearName(y))
+      assert.notInclude(names, yearName(thisYear() + 2))
       const [caught] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default`
       assert.strictEqual(caught!.n, 0)
       const indexes = yield* sql<{ name: string }>`select indexname as name from pg_indexes where tablename = 'event_log' order by 1`
@@ -141,7 +142,7 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       // Still append-only, through the table and through a partition; ids go on; relayed events still name their account.
       for (const statement of [
         sql`update event_log set to_state = 'x'`, sql`delete from event_log`, sql`truncate event_log`,
-        sql.unsafe(`truncate ${monthName(new Date())}`), sql.unsafe(`delete from ${monthName(new Date(Date.UTC(2024, 2, 1)))}`)
+        sql.unsafe(`truncate ${yearName(thisYear())}`), sql.unsafe(`delete from ${yearName(2024)}`)
       ]) {
         const refused = yield* Effect.either(statement)
         assert.isTrue(Either.isLeft(refused))
@@ -157,7 +158,7 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       before = { ...before, events: yield* eventRows }
     }))
 
-  it.effect("the history job creates months ahead and moves what the default partition caught", () =>
+  it.effect("the history job creates years ahead and moves what the default partition caught", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       yield* sql`insert into event_log (entity_kind, entity_id, to_state, at) values
@@ -165,43 +166,43 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       const [inDefault] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default`
       assert.strictEqual(inDefault!.n, 2)
       const events = yield* eventRows
-      const kept = yield* History.keep(new Topology.HistoryConfig({ monthsAhead: 6 }))
-      // May 2019 to December 2023 (months stay contiguous back to the oldest row), and months 4 to 6 ahead
-      assert.deepStrictEqual(kept, { partitionsCreated: 56 + 3, monthsDropped: [], attemptsDeleted: 0 })
+      const kept = yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 3 }))
+      // 2019 to 2023 (years stay contiguous back to the oldest row), and years 2 and 3 ahead
+      assert.deepStrictEqual(kept, { partitionsCreated: 5 + 2, yearsDropped: [], attemptsDeleted: 0 })
       const names = yield* partitions
-      assert.include(names, "event_log_y2019m05")
-      assert.include(names, monthName(monthsFrom(new Date(), 6)))
-      assert.notInclude(names, monthName(monthsFrom(new Date(), 7)))
-      const [moved] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_y2019m05`
+      assert.include(names, "event_log_y2019")
+      assert.include(names, yearName(thisYear() + 3))
+      assert.notInclude(names, yearName(thisYear() + 4))
+      const [moved] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_y2019`
       assert.strictEqual(moved!.n, 1)
       const [stays] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default`
       assert.strictEqual(stays!.n, 1)
       assert.strictEqual(yield* eventRows, events)
       // the rows moved are still guarded, and a second run has nothing to do
-      assert.isTrue(Either.isLeft(yield* Effect.either(sql`delete from event_log_y2019m05`)))
-      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ monthsAhead: 6 })), { partitionsCreated: 0, monthsDropped: [], attemptsDeleted: 0 })
+      assert.isTrue(Either.isLeft(yield* Effect.either(sql`delete from event_log_y2019`)))
+      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 3 })), { partitionsCreated: 0, yearsDropped: [], attemptsDeleted: 0 })
     }))
 
-  it.effect("retention takes only whole months and finished chains of completed bundles, and totals keep counting them", () =>
+  it.effect("retention takes only whole years and finished chains of completed bundles, and totals keep counting them", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       // The default keeps everything.
-      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({})), { partitionsCreated: 0, monthsDropped: [], attemptsDeleted: 0 })
+      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 3 })), { partitionsCreated: 0, yearsDropped: [], attemptsDeleted: 0 })
       const counts = yield* transferCounts
       const now = new Date()
       const retention = 400 * 24 * 3600_000
       const cutoff = new Date(now.getTime() - retention)
-      const firstKept = new Date(Date.UTC(cutoff.getUTCFullYear(), cutoff.getUTCMonth(), 1))
+      const firstKept = new Date(Date.UTC(cutoff.getUTCFullYear(), 0, 1))
       const [expected] = yield* sql<{ n: number }>`select count(*)::int as n from event_log where at >= ${firstKept}`
-      const kept = yield* History.keep(new Topology.HistoryConfig({ events: retention, transferAttempts: retention }), now)
-      assert.include(kept.monthsDropped, "event_log_y2019m05")
-      assert.include(kept.monthsDropped, "event_log_y2024m12")
-      assert.notInclude(kept.monthsDropped, monthName(firstKept))
+      const kept = yield* History.keep(new Topology.HistoryConfig({ events: retention, transferAttempts: retention, yearsAhead: 3 }), now)
+      assert.include(kept.yearsDropped, "event_log_y2019")
+      assert.include(kept.yearsDropped, "event_log_y2024")
+      assert.notInclude(kept.yearsDropped, yearName(firstKept.getUTCFullYear()))
       assert.strictEqual(kept.attemptsDeleted, 3)
       const [left] = yield* sql<{ n: number; oldest: Date }>`select count(*)::int as n, min(at) as oldest from event_log`
       assert.strictEqual(left!.n, expected!.n)
       assert.isTrue(new Date(left!.oldest).getTime() >= firstKept.getTime())
-      // the item's recent event is there, its 2024 one went with its month
+      // the item's recent event is there, its 2024 one went with its year
       const item = yield* sql<{ toState: string }>`select to_state from event_log where entity_id = ${world.item}`
       assert.deepStrictEqual(item.map((e) => e.toState), ["completed"])
       const attempts = yield* sql<{ bundle: string; status: string }>`
@@ -215,20 +216,20 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       yield* sql`select ops_count_rebuild()`
       assert.strictEqual(yield* transferCounts, counts)
       // A second run finds nothing more.
-      const again = yield* History.keep(new Topology.HistoryConfig({ events: retention, transferAttempts: retention }), now)
-      assert.deepStrictEqual(again, { partitionsCreated: 0, monthsDropped: [], attemptsDeleted: 0 })
+      const again = yield* History.keep(new Topology.HistoryConfig({ events: retention, transferAttempts: retention, yearsAhead: 3 }), now)
+      assert.deepStrictEqual(again, { partitionsCreated: 0, yearsDropped: [], attemptsDeleted: 0 })
     }))
 
   it.effect("a retention shorter than 30 days, or not a duration, is refused", () =>
     Effect.gen(function* () {
       const decode = Schema.decodeUnknownEither(Topology.HistoryConfig)
       assert.isTrue(Either.isRight(decode({ events: "forever", transferAttempts: "400 days" })))
-      for (const bad of [{ events: "10 days" }, { events: "never" }, { transferAttempts: -1 }, { monthsAhead: 0 }]) {
+      for (const bad of [{ events: "10 days" }, { events: "never" }, { transferAttempts: -1 }, { yearsAhead: 0 }, { yearsAhead: 11 }]) {
         assert.isTrue(Either.isLeft(decode(bad)), JSON.stringify(bad))
       }
     }))
 
-  it.effect("an item's history reads only the months since it was created", () =>
+  it.effect("an item's history reads only the years since it was created", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const scanned = (born: Date) =>
@@ -246,12 +247,12 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
           return [...names].sort()
         })
       const all = (yield* partitions).length
-      const lastMonth = monthsFrom(new Date(), -1)
-      const recent = yield* scanned(new Date(lastMonth.getTime() + 2 * 24 * 3600_000))
-      // last month, this month, the six months ahead and the default; never the years before
-      assert.isAtMost(recent.length, 9)
+      const born = new Date(Date.now() - 30 * 24 * 3600_000)
+      const recent = yield* scanned(born)
+      // the year it was born in (and the one before, if born in its first day), the years ahead and the default; never the years before
+      assert.isAtMost(recent.length, 6)
       assert.isBelow(recent.length, all)
-      for (const name of recent) assert.isTrue(name === "event_log_default" || name >= monthName(lastMonth), name)
+      for (const name of recent) assert.isTrue(name === "event_log_default" || name >= yearName(born.getUTCFullYear() - 1), name)
       const everything = yield* scanned(new Date("2000-01-01T00:00:00Z"))
       assert.strictEqual(everything.length, all)
     }))

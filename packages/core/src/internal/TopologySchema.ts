@@ -217,16 +217,18 @@ export const HistoryRetention = Schema.Union(
 ).annotations({ identifier: "HistoryRetention" })
 
 /**
- * How long the ops-db keeps its history (docs/ops-db.md): the event log, partitioned by month,
- * loses a whole month once all of it is older than `events`; finished transfer attempts of
+ * How long the ops-db keeps its history (docs/ops-db.md): the event log, partitioned by year,
+ * loses a whole year once all of it is older than `events`; finished transfer attempts of
  * completed bundles and packages are deleted once older than `transferAttempts`. Totals that
  * count them (transfers, repairs) keep counting what was taken away.
  */
 export class HistoryConfig extends Schema.Class<HistoryConfig>("HistoryConfig")({
+  /** How long events are kept (whole years go, once all of a year is older). */
   events: Schema.optionalWith(HistoryRetention, { default: () => "forever" as const }),
+  /** How long finished transfer attempts of completed bundles and packages are kept. */
   transferAttempts: Schema.optionalWith(HistoryRetention, { default: () => "forever" as const }),
-  /** Months of the event log partitioned ahead of the current one. */
-  monthsAhead: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 24)), { default: () => 3 })
+  /** Years of the event log partitioned ahead of the current one. */
+  yearsAhead: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10)), { default: () => 1 })
 }) {}
 
 /** Sizes and waits of packaging, bundling and archiving. */

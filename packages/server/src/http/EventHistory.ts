@@ -1,8 +1,9 @@
 /**
- * The statement that reads one page of an item's events. The event log is partitioned by month
+ * The statement that reads one page of an item's events. The event log is partitioned by year
  * (migration 0018), and an item's events are never older than the item itself: bounding `at`
- * below by the item's creation (less a day, for clocks) lets PostgreSQL skip every month before
- * it, so an item's history reads the months it lived in, not the decade the log holds.
+ * below by the item's creation (less a day, for clocks) lets PostgreSQL skip every year before
+ * it, so an item's history reads the years it lived in, not the decade the log holds. The bound
+ * is a value, not an expression, so the planner prunes before it plans.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 
@@ -25,5 +26,5 @@ export const page = (sql: SqlClient.SqlClient, q: PageOf) =>
   sql<{ id: number }>`
     select * from event_log
     where entity_kind = ${q.entity} and entity_id = ${q.id} and id > ${q.after}
-      and at >= ${q.born}::timestamptz - interval '1 day'
+      and at >= ${new Date(new Date(q.born).getTime() - 86_400_000)}
     order by id limit ${q.limit + 1}`

@@ -1,8 +1,8 @@
 /**
  * Keeping the ops-db's history small to query (docs/ops-db.md, "History"): once an `interval`,
- * a job creates the event log's month partitions ahead (`policy.history.monthsAhead`), moves any
- * events the default partition caught into their months, and applies the configured retention:
- * months of events older than `policy.history.events` are dropped whole, and the finished
+ * a job creates the event log's year partitions ahead (`policy.history.yearsAhead`), moves any
+ * events the default partition caught into their years, and applies the configured retention:
+ * years of events older than `policy.history.events` are dropped whole, and the finished
  * transfer attempts of completed bundles and packages older than
  * `policy.history.transferAttempts` are deleted, a batch per transaction. Both default to
  * "forever", in which case nothing is ever taken away.
@@ -24,7 +24,7 @@ import { queueName, type Stage } from "./Stage.js"
 /** The stage's name and queue suffix. */
 export const name = "history"
 
-/** How often the history is kept: far more often than a month turns, so partitions are always ahead. */
+/** How often the history is kept: far more often than a year turns, so partitions are always ahead. */
 export const interval = Duration.hours(1)
 
 /** The longest a statement of the job waits for a lock before the job gives up and retries. */
@@ -36,7 +36,7 @@ export const transferBatch = 1000
 /** What one run did. */
 export interface Kept {
   readonly partitionsCreated: number
-  readonly monthsDropped: ReadonlyArray<string>
+  readonly yearsDropped: ReadonlyArray<string>
   readonly attemptsDeleted: number
 }
 
@@ -70,7 +70,7 @@ export const keep = Effect.fn("History.keep")(function* (history: Topology.Histo
     yield* sql`select set_config('lock_timeout', ${lockTimeout}, true)`
     const [lock] = yield* sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtext('ccat.history')) as ok`
     if (lock?.ok !== true) return undefined
-    const [made] = yield* sql<{ n: number }>`select history_partitions_ensure(null::timestamptz, ${history.monthsAhead}::int) as n`
+    const [made] = yield* sql<{ n: number }>`select history_partitions_ensure(null::timestamptz, ${history.yearsAhead}::int) as n`
     const before = cutoff(history.events, now)
     const dropped = before === undefined
       ? []
@@ -79,7 +79,7 @@ export const keep = Effect.fn("History.keep")(function* (history: Topology.Histo
   }))
   if (partitions === undefined) {
     yield* Effect.logDebug("history: another process is keeping it; nothing done")
-    return { partitionsCreated: 0, monthsDropped: [], attemptsDeleted: 0 } satisfies Kept
+    return { partitionsCreated: 0, yearsDropped: [], attemptsDeleted: 0 } satisfies Kept
   }
   let attemptsDeleted = 0
   const before = cutoff(history.transferAttempts, now)
@@ -93,17 +93,17 @@ export const keep = Effect.fn("History.keep")(function* (history: Topology.Histo
       if ((batch?.n ?? 0) === 0) break
     }
   }
-  return { partitionsCreated: partitions.created, monthsDropped: partitions.dropped, attemptsDeleted } satisfies Kept
+  return { partitionsCreated: partitions.created, yearsDropped: partitions.dropped, attemptsDeleted } satisfies Kept
 })
 
 /** Keeps the history as the running configuration's policy says, and says what it did. */
 export const work = Effect.fn("History.work")(function* (_site: string, _data: unknown) {
   const policy = yield* LifecyclePolicy
   const kept = yield* keep(policy.history)
-  const what = `history: ${kept.partitionsCreated} event log months created ahead, ` +
-    `${kept.monthsDropped.length} months of events dropped${kept.monthsDropped.length > 0 ? ` (${kept.monthsDropped.join(", ")})` : ""}, ` +
+  const what = `history: ${kept.partitionsCreated} event log years created ahead, ` +
+    `${kept.yearsDropped.length} years of events dropped${kept.yearsDropped.length > 0 ? ` (${kept.yearsDropped.join(", ")})` : ""}, ` +
     `${kept.attemptsDeleted} finished transfer attempts deleted`
-  if (kept.monthsDropped.length > 0 || kept.attemptsDeleted > 0 || kept.partitionsCreated > 0) yield* Effect.logInfo(what)
+  if (kept.yearsDropped.length > 0 || kept.attemptsDeleted > 0 || kept.partitionsCreated > 0) yield* Effect.logInfo(what)
   else yield* Effect.logDebug(what)
 })
 

@@ -160,6 +160,12 @@ export const load = (options: Options) =>
       ...h
     }
     const bytes = packageBytes(plan)
+    // The event log's years (migration 0018) over the decade the catalog spans, so COPY puts
+    // each event straight into its year rather than into the default partition.
+    yield* Effect.promise(async () => {
+      const fn = await client.query<{ ok: boolean }>(`select to_regproc('history_partitions_ensure') is not null as ok`)
+      if (fn.rows[0]?.ok === true) await client.query(`select history_partitions_ensure($1::timestamptz, 1)`, [new Date(Plan.eouStart(plan, 0))])
+    })
     const copy = (on: pg.Client, table: string, columns: ReadonlyArray<string>, rows: Iterable<ReadonlyArray<Value>>) =>
       Effect.promise(async () => {
         const t0 = performance.now()
