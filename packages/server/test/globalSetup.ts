@@ -22,7 +22,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   const server = fileURLToPath(new URL("..", import.meta.url))
   const outDir = await fs.mkdtemp(path.join(server, ".test-cli-"))
   try {
-    await build({ ...cliBundle(outDir, true), config: false, sourcemap: false, silent: true })
+    await build({ ...cliBundle(outDir, true), config: false, sourcemap: false, silent: true, metafile: true })
     process.env[testCliVariable] = path.join(outDir, "cli.js")
   } catch (error) {
     process.env[testCliErrorVariable] = `the ccat command did not bundle from the sources: ${error instanceof Error ? error.message : String(error)}`
