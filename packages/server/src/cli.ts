@@ -1,8 +1,7 @@
 #!/usr/bin/env -S node --no-allocation-site-pretenuring
 /**
  * `ccat`: the reference server's command line. `ccat serve` runs the API (and, with no
- * configuration, the embedded default); `ccat migrate` applies migrations (`--check`: says what
- * it would do); `ccat config check`
+ * configuration, the embedded default); `ccat migrate` applies migrations; `ccat config check`
  * validates a configuration file without starting anything; `ccat token` hands out API tokens
  * and `ccat account` takes access back.
  * The operator commands (`status`, `integrity`, `observations`, `packages`, `bundles`, `copies`, `files`, `events`, `retry`,
@@ -45,7 +44,6 @@ import { version } from "./Version.js"
 const Main = Effect.promise(() => import("./Main.js"))
 const Demo = Effect.promise(() => import("./Demo.js"))
 const ServerConfig = Effect.promise(() => import("./ServerConfig.js"))
-const MigrateCheck = Effect.promise(() => import("./cli/MigrateCheck.js"))
 
 
 const workersOption = Options.text("workers").pipe(
@@ -76,13 +74,8 @@ const worker = Command.make("worker", { config: configOption, dataDir: dataDirOp
   Effect.flatMap(Main, (Main) => Main.worker({ ...loadOptions(o), site: o.site }))
 ).pipe(Command.withDescription("run one site's lifecycle workers (packaging, transfer, archive, ...) until Ctrl-C"))
 
-const migrate = Command.make("migrate", {
-  config: configOption, dataDir: dataDirOption, json: jsonOption,
-  check: Options.boolean("check").pipe(Options.withDescription("say what would be applied (expand or contract, statements, locks) and change nothing")),
-  sql: Options.boolean("sql").pipe(Options.withDescription("with --check: print each statement's SQL"))
-}, (o) =>
+const migrate = Command.make("migrate", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
   Effect.gen(function* () {
-    if (o.check) return yield* Effect.flatMap(MigrateCheck, (m) => m.run({ ...loadOptions(o), json: o.json, sql: o.sql }))
     const applied = yield* Effect.flatMap(Main, (Main) => Main.migrate(loadOptions(o)))
     if (o.json) return yield* Console.log(JSON.stringify({ applied: applied.map(([id, name]) => ({ id, name })) }))
     yield* Console.log(applied.length === 0 ? "the ops-db is up to date" : applied.map(([id, name]) => `applied ${id}_${name}`).join("\n"))
@@ -157,7 +150,6 @@ cli(process.argv).pipe(
     // PostgreSQL's own words (a deadlock, a lock timeout, a lost connection) are what an operator acts on.
     SqlError: (e) => fail(`database: ${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`),
     MigrationError: (e) => fail(`migration: ${e.message}`),
-    MigrationPlanError: (e) => fail(e.message),
     ServeError: (e) => fail(`cannot listen: ${String(e.cause)}`),
     AccountError: (e) => fail(e.message),
     ConstraintError: (e) => fail(e.message),

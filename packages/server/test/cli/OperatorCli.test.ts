@@ -193,6 +193,24 @@ describe("ccat operator commands", () => {
     const on = await w.run(["location", "enable", loc.name, "--reason", "disk replaced"], w.tokens.operator)
     expect(on.stdout.trim()).toBe(`${loc.name}: read yes, write yes, delete yes`)
     expect(await flags()).toEqual([{ readable: true, writable: true, deletable: true }])
+    // Every switch is in the location's history, with who and why; refused ones are not.
+    const [history, table, badKind, noKind] = await Promise.all([
+      w.run(["events", "--entity", `location:${loc.name}`, "--json"], w.tokens.operator),
+      w.run(["events", "--entity", `DataLocation:${loc.id}`], w.tokens.operator),
+      w.run(["events", "--entity", `nonsense:${loc.id}`], w.tokens.operator),
+      w.run(["events", "--entity", loc.name], w.tokens.operator)
+    ])
+    expect(history.code, history.stderr).toBe(0)
+    expect(json(history).events.map((e: any) => [e.fromState, e.toState, e.details.reason])).toEqual([
+      ["read+write+delete", "read+delete", "disk swap"],
+      ["read+delete", "unavailable", "out of service"],
+      ["unavailable", "read+write+delete", "disk replaced"]
+    ])
+    expect(json(history).events.every((e: any) => e.actor.startsWith("operator"))).toBe(true)
+    expect(table.stdout).toContain(`DataLocation ${loc.id}: 3 events, oldest first`)
+    expect(table.stdout).toContain("disk replaced")
+    expect([badKind.code, badKind.stderr]).toEqual([2, expect.stringContaining(`unknown kind "nonsense"`)])
+    expect([noKind.code, noKind.stderr]).toEqual([2, expect.stringContaining("--entity must be KIND:ID")])
   })
 
   it("no token, a bad token, an unreachable server, a server that never answers, an unknown id", async () => {
