@@ -18,7 +18,8 @@ export default defineConfig({
       { find: /^@ccat\/storage-drivers$/, replacement: src("storage-drivers/src/index.ts") },
       { find: /^@ccat\/transfer-bbcp$/, replacement: src("transfer-bbcp/src/index.ts") },
       { find: /^@ccat\/transfer-rsync$/, replacement: src("transfer-rsync/src/index.ts") },
-      { find: /^@ccat\/client$/, replacement: src("client/src/index.ts") }
+      { find: /^@ccat\/client$/, replacement: src("client/src/index.ts") },
+      { find: /^@ccat\/server$/, replacement: src("server/src/index.ts") }
     ]
   },
   test: {

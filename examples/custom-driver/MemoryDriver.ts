@@ -5,15 +5,18 @@
  * 1. implement the five primitives of `StorageDriver.Minimal` (put, get, stat, delete, list);
  * 2. declare capabilities truthfully;
  * 3. lift it with `StorageDriver.make` and provide it as a layer;
- * 4. run `StorageDriverSuite.run` against the layer (see memory-driver.test.ts).
+ * 4. run `StorageDriverSuite.run` against the layer (see memory-driver.test.ts);
+ * 5. register it by a technology name with the Schema of its options (`driver` below), so a
+ *    server can serve locations with it (see examples/custom-server).
  *
  * Real drivers stream to their backend; this one holds each object's chunks in memory, which is
  * fine for tests and caches, not for archives.
  */
-import { type RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import { type RelativePath, StorageDriver, StorageDriverRegistry, StorageError } from "@ccat/core"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 
 interface StoredObject {
@@ -109,3 +112,24 @@ export const make = (name?: string): StorageDriver.Service => StorageDriver.make
 /** Provides the generic StorageDriver port, so workers use this driver like any other. */
 export const layer = (name?: string): Layer.Layer<StorageDriver.StorageDriver> =>
   Layer.sync(StorageDriver.StorageDriver, () => make(name))
+
+/**
+ * What a location on this driver may say under `driver:`. The schema is the one source of truth:
+ * the server's start decodes a configuration with it (a misspelt option is refused, named) and
+ * builds the storage from what it decoded.
+ */
+export const Options = Schema.Struct({
+  /** The driver's name in errors and spans (default `memory:<location>`). */
+  label: Schema.optionalWith(Schema.String.pipe(Schema.minLength(1)), { exact: true })
+})
+
+/**
+ * The registration: locations with `technology: memory` are served by this driver. A server
+ * builds each location's storage once per process, so a location keeps its objects while the
+ * server runs (and loses them when it stops: an example, not an archive).
+ */
+export const driver = StorageDriverRegistry.define({
+  technology: "memory",
+  options: Options,
+  make: (options, location) => Effect.sync(() => make(options.label ?? `memory:${location.name}`))
+})
