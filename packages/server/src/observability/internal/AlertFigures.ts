@@ -48,43 +48,43 @@ export const allowedWaitSeconds = (policy: Topology.PolicyConfig | undefined): R
  * when the oldest arrived (the bundling planner times `bundleMaxWait` from it too).
  */
 const oldestAtBuffer = (archiveSite: boolean) => `
-  (select min(c.created_at) from raw_data_package p
-   join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
-   join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
-   where p.status = 'in_progress'
-     and ${archiveSite ? "" : "not"} exists (select 1 from data_location a where a.site_id = l.site_id and a.type = 'LONG_TERM_ARCHIVE')
-     ${archiveSite ? "" : `and not exists (
-       select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
-       where m.raw_data_package_id = p.id
-         and (d.status <> 'completed' or exists (
-           select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
-           where t.data_transfer_package_id = d.id and fl.site_id = l.site_id)))`})`
-
-const age = (since: string) => `coalesce(greatest(0, extract(epoch from now() - ${since})), 0)::float8`
+  select min(c.created_at) from raw_data_package p
+  join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
+  join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+  where p.status = 'in_progress'
+    and ${archiveSite ? "" : "not"} exists (select 1 from data_location a where a.site_id = l.site_id and a.type = 'LONG_TERM_ARCHIVE')
+    ${archiveSite ? "" : `and not exists (
+      select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
+      where m.raw_data_package_id = p.id
+        and (d.status <> 'completed' or exists (
+          select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
+          where t.data_transfer_package_id = d.id and fl.site_id = l.site_id)))`}`
 
 /**
- * The oldest waiting work per stage, in seconds (0 when none waits): files of a closed
- * observation not yet claimed by a package (since they were filed or the observation closed,
- * whichever came later: files of an open observation wait for it by design), packages waiting
- * to be bundled or archived (since they arrived in the buffer), bundles on their way and open
- * staging requests (since their last change of state, so a retried one starts again).
+ * When the oldest waiting work at each stage started waiting: files of a closed observation not
+ * yet claimed by a package (since they were filed or the observation closed, whichever came
+ * later: files of an open observation wait for it by design), packages waiting to be bundled or
+ * archived (since they arrived in the buffer), bundles on their way and open staging requests
+ * (since their last change of state, so a retried one starts again). One statement per stage,
+ * each over the live rows of its own partial index.
  */
-const oldest = (sql: SqlClient.SqlClient) =>
-  sql.unsafe<Record<StageName, number>>(`select
-    ${age(`(select min(greatest(f.filed_at, coalesce(e.end_at, e.updated_at))) from raw_data_file f
+const since: Readonly<Record<StageName, string>> = {
+  package: `select min(greatest(f.filed_at, coalesce(e.end_at, e.updated_at))) from raw_data_file f
             join executed_obs_unit e on e.id = f.executed_obs_unit_id
             where f.state = 'filed' and f.raw_data_package_id is null
-              and (e.end_at is not null or e.status in ('completed', 'failed')))`)} as package,
-    ${age(oldestAtBuffer(false))} as bundle,
-    ${age(`(select min(updated_at) from data_transfer_package where status in ('pending', 'scheduled', 'in_progress'))`)} as transfer,
-    ${age(oldestAtBuffer(true))} as archive,
-    ${age(`(select min(updated_at) from staging_request where status in ('pending', 'scheduled', 'in_progress'))`)} as staging`)
-
-/** The audit settings the collector knows: the policy's and each location's own, by name. */
-export interface AuditSettings {
-  readonly policy: Topology.AuditConfig
-  readonly locations: ReadonlyMap<string, Topology.LocationAuditConfig>
+              and (e.end_at is not null or e.status in ('completed', 'failed'))`,
+  bundle: oldestAtBuffer(false),
+  transfer: `select min(updated_at) from data_transfer_package where status in ('pending', 'scheduled', 'in_progress')`,
+  archive: oldestAtBuffer(true),
+  staging: `select min(updated_at) from staging_request where status in ('pending', 'scheduled', 'in_progress')`
 }
+
+/** How long the oldest work at a stage has waited, in seconds; 0 when none waits. */
+const waitedAt = (sql: SqlClient.SqlClient, stage: StageName) =>
+  Effect.map(
+    sql.unsafe<{ v: number }>(`select coalesce(greatest(0, extract(epoch from now() - (${since[stage]}))), 0)::float8 as v`),
+    ([row]) => ({ labels: { stage }, value: Number(row?.v ?? 0) })
+  )
 
 /**
  * The threshold families. `policy` is the running configuration's, where the process has one;
@@ -107,7 +107,7 @@ export const collect = (
       from data_location l join site s on s.id = l.site_id
       left join retention_policy r on r.data_location_id = l.id
       order by 1, 2`
-    const [waited] = yield* oldest(sql)
+    const waited = yield* Effect.forEach(stages, (stage) => waitedAt(sql, stage))
     const labels = (l: (typeof locations)[number]) => ({ site: l.site, location: l.location, type: l.ltype, technology: l.tech })
     const sized = locations.filter((l) => l.capacity !== null && Number(l.capacity) > 0)
     const allowed = allowedWaitSeconds(policy)
@@ -117,7 +117,7 @@ export const collect = (
       gauge("ccat_location_fill_threshold_ratio", `The fill above which a location's retention deletes early (its usageThresholdPercent), ${defaultFillThreshold} where it has none; alert when the fill stays above it.`,
         sized.map((l) => ({ labels: labels(l), value: l.threshold === null ? defaultFillThreshold : Number(l.threshold) }))),
       gauge("ccat_stage_oldest_waiting_seconds", "How long the oldest work waiting at a lifecycle stage has waited, 0 when none waits.",
-        stages.map((stage) => ({ labels: { stage }, value: Number(waited?.[stage] ?? 0) }))),
+        waited),
       gauge("ccat_stage_max_wait_seconds", "How long work may wait at a lifecycle stage before it counts as stuck (from the policy).",
         stages.map((stage) => ({ labels: { stage }, value: allowed[stage] })))
     ]
