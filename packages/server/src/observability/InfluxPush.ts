@@ -102,6 +102,15 @@ export const backoff = (interval: Duration.Duration, max: Duration.Duration, fai
 const targetOf = (options: Options) =>
   Either.mapLeft(InfluxWrite.target(options.url, options), (detail) => new InfluxConfigError({ detail }))
 
+// The client's own message names the full URL, query and its credentials included: say what
+// failed from the cause (ECONNREFUSED, a DNS failure) and never repeat the query.
+const transportDetail = (e: { readonly reason: string; readonly cause?: unknown; readonly message: string }, target: InfluxWrite.Target) => {
+  const cause = e.cause as { message?: string; code?: string; cause?: { code?: string; message?: string } } | undefined
+  const inner = cause?.cause?.code ?? cause?.code ?? cause?.cause?.message ?? cause?.message
+  const text = inner === undefined ? `${e.reason} error` : `${e.reason} error: ${inner}`
+  return text.replaceAll(target.url, target.shown)
+}
+
 /** A push function on one collector and client: collects, renders, sends, reads the answer. */
 const pusher = (options: Options, target: InfluxWrite.Target) =>
   Effect.gen(function* () {
@@ -123,8 +132,8 @@ const pusher = (options: Options, target: InfluxWrite.Target) =>
         Effect.scoped,
         Effect.timeoutFail({ duration: timeout, onTimeout: () => new InfluxPushError({ reason: "Timeout", url }) }),
         Effect.catchTags({
-          RequestError: (e) => Effect.fail(new InfluxPushError({ reason: "Transport", url, detail: e.message })),
-          ResponseError: (e) => Effect.fail(new InfluxPushError({ reason: "Transport", url, detail: e.message }))
+          RequestError: (e) => Effect.fail(new InfluxPushError({ reason: "Transport", url, detail: transportDetail(e, target) })),
+          ResponseError: (e) => Effect.fail(new InfluxPushError({ reason: "Transport", url, detail: transportDetail(e, target) }))
         })
       )
       if (answer.status >= 200 && answer.status < 300) return delivery

@@ -330,8 +330,11 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
       const thawed = Date.now()
       yield* waitFor("a push after the thaw", Effect.map(pushesSince(thawed), (n) => n >= 1), 20_000)
 
-      // A dead InfluxDB: nothing listens on its port.
-      const dead = failure(yield* pushOnce({ url: "http://127.0.0.1:9/write?db=ccat", ...writer }))
+      // A dead InfluxDB: nothing listens on its port; credentials in a 1.x URL's query are never repeated.
+      const port = yield* Effect.promise(RealInflux.freePort)
+      const dead = failure(yield* pushOnce({ url: `http://127.0.0.1:${port}/write?db=ccat&u=me&p=hunter2` }))
       assert.strictEqual(dead.reason, "Transport")
+      assert.include(dead.message, "ECONNREFUSED")
+      assert.notInclude(dead.message, "hunter2")
     }))
 })

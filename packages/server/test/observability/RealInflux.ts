@@ -44,7 +44,8 @@ export interface Server {
 /** The server as a service, so one file shares it. */
 export class RealInflux extends Context.Tag("test/RealInflux")<RealInflux, Server>() {}
 
-const freePort = () =>
+/** A loopback port nothing listens on now. */
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const s = createServer()
     s.once("error", reject)
