@@ -40,6 +40,10 @@ create function ivoa.mjd(t timestamptz) returns double precision language sql im
   select extract(epoch from t)::double precision / 86400.0 + 40587.0
 $$;
 
+-- ObsCore's obs_id is text and its times MJD: these let a query by either use an index.
+create index executed_obs_unit_obs_id on executed_obs_unit ((id::text));
+create index executed_obs_unit_mjd on executed_obs_unit (ivoa.mjd(start_at));
+
 create view ivoa.obscore as
 select
   m.dataproduct_type::text                                        as dataproduct_type,
