@@ -13,6 +13,9 @@ import type { ApiSecurity, Ids } from "@ccat/core"
 import { snapshot } from "../../src/http/StatusSnapshot.js"
 import * as OpsDbFigures from "../../src/observability/internal/OpsDbFigures.js"
 import * as IntegrityFamilies from "../../src/observability/internal/IntegrityFamilies.js"
+import * as AlertFigures from "../../src/observability/internal/AlertFigures.js"
+import * as CircuitFigures from "../../src/observability/internal/CircuitFigures.js"
+import { Topology } from "@ccat/core"
 import * as CatalogDatabase from "./CatalogDatabase.js"
 import * as Plans from "./Plans.js"
 
@@ -73,7 +76,10 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
   it.effect("the metrics' ops-db figures are exact, and their statements read live rows and counts only", () =>
     Effect.gen(function* () {
       const { value: families, recorded } = yield* Plans.record(
-        Effect.zipWith(OpsDbFigures.collect, IntegrityFamilies.collect, (a, b) => [...a, ...b])
+        Effect.map(
+          Effect.all([OpsDbFigures.collect, IntegrityFamilies.collect, CircuitFigures.collect(3), AlertFigures.collect(Topology.PolicyConfig.make({}), new Map())]),
+          (parts) => parts.flat()
+        )
       )
       const family = (name: string) => families.find((f) => f.name === name)!
       const byLabel = (name: string, label: string) =>
@@ -88,6 +94,10 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
       const durations = family("ccat_transfer_duration_seconds").samples.filter((x) => x.name === "ccat_transfer_duration_seconds_count")
       assert.strictEqual(durations.reduce((a, x) => a + x.value, 0), attempts.n)
       assert.isAbove(family("ccat_transfer_last_throughput_bytes_per_second").samples.length, 0)
+      // The alert rules' figures: every stage timed, every location with a capacity filled.
+      assert.strictEqual(family("ccat_stage_oldest_waiting_seconds").samples.length, AlertFigures.stages.length)
+      assert.isAbove(family("ccat_stage_oldest_waiting_seconds").samples.find((x) => x.labels.stage === "package")?.value ?? 0, 0)
+      assert.isAbove(family("ccat_location_circuit_open_seconds").samples.length, 0)
 
       const plans = yield* Plans.explain(recorded)
       yield* print("metrics", plans)
