@@ -234,6 +234,8 @@ describe("web UI in chromium", () => {
     const archiveRow = copies.locator("tbody tr", { hasText: "cologne-archive" }).first()
     expect(await archiveRow.textContent()).toMatch(/LONG_TERM_ARCHIVE.*cologne.*PRESENT/s)
     expect(await page.locator("table", { hasText: "Packages of this observation" }).textContent()).toContain("ARCHIVED")
+    // Its history: filed by the instrument's account (and closed), oldest first.
+    expect(await tableCaptioned(page, "History (event log)").locator("tbody tr").first().textContent()).toMatch(/created.*filed/s)
     await shot(page, "observation")
 
     // API data is text: the hidden observation's metadata holds markup, shown as characters.
@@ -305,6 +307,17 @@ describe("web UI in chromium", () => {
     await page.getByText(`${processing.name} enabled.`).waitFor()
     const on = await world.api(world.tokens.operator, "GET", `/locations/${processing.id}`)
     expect([on.readable, on.writable, on.deletable]).toEqual([true, true, true])
+    // The location's page holds both switches in its history, with who and why.
+    await page.getByRole("link", { name: processing.name }).click()
+    await page.getByRole("heading", { name: "History" }).waitFor()
+    const history = tableCaptioned(page, "History (event log)")
+    await history.locator("tbody tr", { hasText: "disk replacement" }).waitFor()
+    const rows = (await history.locator("tbody tr").allInnerTexts()).map((r) => r.replace(/\s+/g, " "))
+    expect(rows.slice(-2)).toEqual([
+      expect.stringMatching(/read\+write\+delete unavailable \S*operator.*disk replacement/),
+      expect.stringMatching(/unavailable read\+write\+delete \S*operator/)
+    ])
+    expect(await unlabelled(page)).toEqual([])
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
   })

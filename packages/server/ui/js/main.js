@@ -11,6 +11,7 @@ import * as Bundles from "./pages/bundles.js"
 import * as Catalog from "./pages/catalog.js"
 import * as Failures from "./pages/failures.js"
 import * as Integrity from "./pages/integrity.js"
+import * as Location from "./pages/location.js"
 import * as Observations from "./pages/observations.js"
 import * as Packages from "./pages/packages.js"
 import * as Pipeline from "./pages/pipeline.js"
@@ -45,6 +46,7 @@ const routes = [
   { path: /^\/bundles\/([\w-]+)$/, title: "Transfer bundle", roles: ["operator", "admin"], render: Bundles.one },
   { path: /^\/throughput$/, title: "Throughput", roles: ["operator", "admin"], render: Throughput.render },
   { path: /^\/sites$/, title: "Sites", render: Sites.render },
+  { path: /^\/locations\/([\w-]+)$/, title: "Location", roles: ["operator", "admin"], render: Location.one },
   { path: /^\/catalog$/, title: "Catalog", render: Catalog.render },
   { path: /^\/staging$/, title: "Staging", roles: ["scientist", "operator", "admin"], render: Staging.list },
   { path: /^\/staging\/([\w-]+)$/, title: "Staging request", roles: ["scientist", "operator", "admin"], render: Staging.one },

@@ -7,7 +7,7 @@
 import * as Api from "../api.js"
 import { badge, facts, h, link, replace, table } from "../dom.js"
 import * as F from "../format.js"
-import { copiesSection } from "./packages.js"
+import { copiesSection, history } from "./packages.js"
 import { errorBox, lookups, nameOf, pager } from "../view.js"
 
 const statuses = ["pending", "scheduled", "in_progress", "completed", "failed"]
@@ -173,5 +173,7 @@ export const one = async (ctx) => {
       { header: "State", cell: (f) => badge(f.state) },
       { header: "Package", cell: (f) => (f.rawDataPackageId ? link(`#/packages/${f.rawDataPackageId}`, h("span", { class: "mono" }, F.short(f.rawDataPackageId))) : "-") },
       { header: "Checksum", cell: (f) => h("span", { class: "mono", title: f.checksum }, `${String(f.checksum).slice(0, 19)}…`) }
-    ], files, "No files filed yet."))
+    ], files, "No files filed yet."),
+    h("h2", { id: "history" }, "History"),
+    await history("ExecutedObsUnit", id))
 }

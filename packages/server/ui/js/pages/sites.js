@@ -2,10 +2,11 @@
 /**
  * Sites and their data locations with fill level and health (the transfer circuit breaker and
  * the last failure), routes with their throughput, and the operator's switch that takes a
- * location out of service for maintenance and back (`PATCH /locations/:id/availability`).
+ * location out of service for maintenance and back (`PATCH /locations/:id/availability`), each
+ * recorded in the location's history (`#/locations/<id>`).
  */
 import * as Api from "../api.js"
-import { badge, h, replace, table } from "../dom.js"
+import { badge, h, link, replace, table } from "../dom.js"
 import * as F from "../format.js"
 import { act, errorBox, lookups } from "../view.js"
 
@@ -73,7 +74,8 @@ export const render = async (ctx) => {
     const sections = sites.map((site) => {
       const rows = full ? s.locations.filter((/** @type {any} */ l) => l.siteId === site.id) : locations.filter((l) => l.siteId === site.id)
       const columns = [
-        { header: "Location", cell: (/** @type {any} */ l) => h("strong", null, l.name) },
+        // An operator's way to a location's history (its switches, its configuration changes).
+        { header: "Location", cell: (/** @type {any} */ l) => (operator ? link(`#/locations/${l.id}`, h("strong", null, l.name)) : h("strong", null, l.name)) },
         { header: "Type", cell: (/** @type {any} */ l) => l.type },
         { header: "Storage", cell: (/** @type {any} */ l) => l.technology },
         { header: "Read / write / delete", cell: (/** @type {any} */ l) => [l.readable ? "on" : "off", l.writable ? "on" : "off", l.deletable ? "on" : "off"].join(" / ") }
