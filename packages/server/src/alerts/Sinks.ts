@@ -88,19 +88,21 @@ export const emailMessage = (notifications: ReadonlyArray<Notification>) => {
 const post = (sink: string, url: string, body: unknown, timeoutMs: number, bearer: Redacted.Redacted<string> | undefined) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient
+    // Errors name the origin only: a webhook's path or query is often its secret (chat services put the token there).
+    const shown = new URL(url).origin
     let request = HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson(body))
     if (bearer !== undefined) request = HttpClientRequest.bearerToken(request, Redacted.value(bearer))
     const answer = yield* client.execute(request).pipe(
       Effect.flatMap((response) => Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) => ({ status: response.status, text }))),
       Effect.scoped,
-      Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new SinkError({ sink, reason: "Timeout", detail: `${url} did not answer within ${timeoutMs} ms` }) }),
+      Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new SinkError({ sink, reason: "Timeout", detail: `${shown} did not answer within ${timeoutMs} ms` }) }),
       Effect.catchTags({
-        RequestError: (e) => Effect.fail(new SinkError({ sink, reason: "Transport", detail: `${url}: ${e.message}` })),
-        ResponseError: (e) => Effect.fail(new SinkError({ sink, reason: "Transport", detail: `${url}: ${e.message}` }))
+        RequestError: (e) => Effect.fail(new SinkError({ sink, reason: "Transport", detail: `${shown}: ${e.reason}${e.cause instanceof Error ? ` (${e.cause.message})` : ""}` })),
+        ResponseError: (e) => Effect.fail(new SinkError({ sink, reason: "Transport", detail: `${shown}: ${e.reason}` }))
       })
     )
     if (answer.status < 200 || answer.status >= 300) {
-      return yield* new SinkError({ sink, reason: "Refused", detail: `${url} answered ${answer.status}: ${answer.text.slice(0, 300)}` })
+      return yield* new SinkError({ sink, reason: "Refused", detail: `${shown} answered ${answer.status}: ${answer.text.slice(0, 300)}` })
     }
   })
 
@@ -109,7 +111,9 @@ export const make = (config: SinkConfig, client: HttpClient.HttpClient): Sink =>
   const provide = Effect.provideService(HttpClient.HttpClient, client)
   switch (config.type) {
     case "alertmanager": {
-      const url = `${config.url.replace(/\/+$/, "")}/api/v2/alerts`
+      // The base URL, as Alertmanager's own configuration names it; the API path is added unless given.
+      const base = config.url.replace(/\/+$/, "")
+      const url = base.endsWith("/api/v2/alerts") ? base : `${base}/api/v2/alerts`
       return { name: config.name, send: (ns) => provide(post(config.name, url, alertmanagerBody(ns, new Date()), config.timeout, undefined)) }
     }
     case "webhook":
