@@ -129,7 +129,7 @@ const program = Effect.gen(function* () {
   const t1 = performance.now()
   const kept = yield* History.keep(new Topology.HistoryConfig({ events: 5 * 365 * 24 * 3600_000 }))
   const [{ left }] = yield* sql<{ left: number }>`select count(*)::float8 as left from event_log`
-  console.log(`\nretention of 5 years: ${kept.monthsDropped.length} months dropped, ${(events - left).toLocaleString("en-US")} events, in ${((performance.now() - t1) / 1000).toFixed(2)} s`)
+  console.log(`\nretention of 5 years: ${kept.yearsDropped.length} years dropped, ${(events - left).toLocaleString("en-US")} events, in ${((performance.now() - t1) / 1000).toFixed(2)} s`)
 })
 
 const main = Effect.gen(function* () {
