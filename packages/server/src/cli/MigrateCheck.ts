@@ -7,14 +7,24 @@
 import { OpsDb } from "@ccat/core/node"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as Main from "../Main.js"
-import { load, type LoadOptions } from "../ServerConfig.js"
+import { ConfigLoadError, load, type LoadOptions } from "../ServerConfig.js"
 import * as MigrationPlan from "../upgrade/MigrationPlan.js"
 import type { Lock } from "../upgrade/MigrationRules.js"
 
 const rows = (n: number | undefined) => (n === undefined ? "not there yet" : `~${n.toLocaleString("en-US")} rows`)
 
 const lockText = (lock: Lock, tableRows: Readonly<Record<string, number>>) => `${lock.mode} on ${lock.on} (${rows(tableRows[lock.on])})`
+
+const isPostgresUrl = (url: string) => {
+  try {
+    const u = new URL(url)
+    return (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.hostname !== ""
+  } catch {
+    return false
+  }
+}
 
 /** The plan as people read it. */
 export const render = (plan: MigrationPlan.Plan, target: string, withSql: boolean): string => {
@@ -82,6 +92,13 @@ export const json = (plan: MigrationPlan.Plan, target: string) => ({
 export const run = (options: LoadOptions & { readonly json: boolean; readonly sql: boolean }) =>
   Effect.gen(function* () {
     const config = yield* load(options)
+    // Said before connecting: a driver's own words for a malformed URL ("ENOTFOUND base") name no setting.
+    if (config.databaseUrl !== undefined && !isPostgresUrl(Redacted.value(config.databaseUrl))) {
+      return yield* new ConfigLoadError({
+        file: config.configFile,
+        problems: ["DATABASE_URL (or database.url): is not a PostgreSQL URL; write postgres://USER:PASSWORD@HOST:PORT/DATABASE"]
+      })
+    }
     yield* Effect.gen(function* () {
       const db = yield* OpsDb.OpsDb
       const target = `${db.kind} ${db.target}`
