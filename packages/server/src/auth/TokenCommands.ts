@@ -13,17 +13,25 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { configOption, dataDirOption, jsonOption, loadOptions } from "../cli/CommonOptions.js"
+import type { ServerConfigShape } from "../ServerConfig.js"
 import * as Tokens from "./Tokens.js"
 
 
-/** Runs an effect on the configured ops-db (migrated, like `serve` would). */
-export const withOpsDb = <A, E>(o: { config: Option.Option<string>; dataDir: Option.Option<string> }, effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+/** Runs an effect, made from the loaded configuration, on the configured ops-db (migrated, like `serve` would). */
+export const withConfigAndOpsDb = <A, E>(
+  o: { config: Option.Option<string>; dataDir: Option.Option<string> },
+  effect: (config: ServerConfigShape) => Effect.Effect<A, E, SqlClient.SqlClient>
+) =>
   Effect.gen(function* () {
     // loaded when a command runs, so that the commands that need no database never import it
-    const [Main, ServerConfig] = yield* Effect.promise(() => Promise.all([import("../Main.js"), import("../ServerConfig.js")]))
-    const config = yield* ServerConfig.load(loadOptions(o))
-    return yield* effect.pipe(Effect.provide(Main.opsDbLayer(config)))
+    const [Main, Config] = yield* Effect.promise(() => Promise.all([import("../Main.js"), import("../ServerConfig.js")]))
+    const config = yield* Config.load(loadOptions(o))
+    return yield* effect(config).pipe(Effect.provide(Main.opsDbLayer(config)))
   })
+
+/** Runs an effect on the configured ops-db (migrated, like `serve` would). */
+export const withOpsDb = <A, E>(o: { config: Option.Option<string>; dataDir: Option.Option<string> }, effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+  withConfigAndOpsDb(o, () => effect)
 
 const iso = (d: DateTime.Utc | null) => (d === null ? "-" : DateTime.formatIso(d))
 
@@ -42,12 +50,11 @@ const create = Command.make(
     neverExpires: Options.boolean("never-expires").pipe(Options.withDescription("a token that never expires, for a service such as a relay; revoke it when it is no longer needed"))
   },
   (o) =>
-    withOpsDb(o, Effect.gen(function* () {
+    withConfigAndOpsDb(o, ({ topology }) => Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const days = Option.getOrUndefined(o.expiresInDays)
       if (days !== undefined && o.neverExpires) return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "--expires-in-days and --never-expires exclude each other" })
       if (days !== undefined && days <= 0) return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "--expires-in-days must be at least 1" })
-      const { topology } = yield* Effect.flatMap(Effect.promise(() => import("../ServerConfig.js")), (c) => c.load(loadOptions(o)))
       const expiresAt = o.neverExpires ? undefined : days !== undefined ? new Date(Date.now() + days * 86_400_000) : Tokens.defaultExpiry(topology.policy.tokenLifetime)
       if (o.instrument.length > 0 && o.role !== "instrument") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--instrument is for --role instrument" })
       if (o.program.length > 0 && o.role !== "scientist") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--program is for --role scientist" })
