@@ -120,9 +120,16 @@ const start = Effect.acquireRelease(
     const log = path.join(dir, "influxd.log")
     const out = await fs.open(log, "w")
     const child = spawn("influxd", ["run", "-config", path.join(dir, "influxdb.conf")], { stdio: ["ignore", out.fd, out.fd] })
+    const spawnError = new Promise<never>((_, reject) =>
+      child.once("error", (e) => reject(new Error(`influxd could not be started (${e.message}): install Debian's influxdb, as .ci/run does`))))
+    // Handled here too, so a failure to spawn is never an unhandled rejection before the race below.
+    spawnError.catch(() => undefined)
     await out.close()
     const base = `http://127.0.0.1:${http}`
-    await waitForPing(base, child, log, 30_000)
+    await Promise.race([waitForPing(base, child, log, 30_000), spawnError]).catch(async (e) => {
+      await fs.rm(dir, { recursive: true, force: true })
+      throw e
+    })
     const admin = { name: "admin", password: "admin secret" }
     const writer = { name: "ccat_writer", password: "writer secret" }
     const reader = { name: "grafana", password: "reader secret" }
