@@ -13,9 +13,11 @@ import { Fixtures, TestDatabase } from "@ccat/core/testing"
 import { it } from "@effect/vitest"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import { expect } from "vitest"
+import * as ObsCorePublisher from "../src/ObsCorePublisher.js"
 import * as Harness from "./ApiHarness.js"
 
 /** Marks a package ARCHIVED with its size, and its files packaged into it. */
@@ -157,6 +159,17 @@ it.layer(Harness.layer(), { timeout: 90_000 })("ivoa.obscore", (it) => {
       expect(yield* scientist.catalog.getPublisher()).toEqual(before)
       const refused = yield* Effect.either(scientist.catalog.updatePublisher({ payload: { collection: "mine" } }))
       expect(refused._tag === "Left" && refused.left._tag).toBe("Forbidden")
+
+      // At start, from the environment: a bad value stops the start, naming it, and writes nothing.
+      const fromEnv = (vars: Record<string, string>) =>
+        ObsCorePublisher.fromEnvironment.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars)))), Effect.either)
+      const badEnv = yield* fromEnv({ CCAT_PUBLIC_URL: "https://ccat.example.org/", CCAT_IVOA_AUTHORITY: "ccat" })
+      expect(badEnv._tag === "Left" && badEnv.left.message).toBe("ObsCore publisher: authority must be an IVOA authority like ivo://ccat.example.org/archive (letters, digits, . _ ~ -)")
+      expect(yield* scientist.catalog.getPublisher()).toEqual(before)
+      expect((yield* fromEnv({}))._tag).toBe("Right")
+      expect(yield* scientist.catalog.getPublisher()).toEqual(before)
+      yield* fromEnv({ CCAT_PUBLIC_URL: "https://ccat.example.org/dc//", CCAT_OBS_COLLECTION: "CCAT raw" })
+      expect(yield* scientist.catalog.getPublisher()).toEqual({ ...before, baseUrl: "https://ccat.example.org/dc", collection: "CCAT raw" })
     })
   )
 })
