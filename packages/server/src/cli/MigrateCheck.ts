@@ -15,7 +15,9 @@ import type { Lock } from "../upgrade/MigrationRules.js"
 
 const rows = (n: number | undefined) => (n === undefined ? "not there yet" : `~${n.toLocaleString("en-US")} rows`)
 
-const lockText = (lock: Lock, tableRows: Readonly<Record<string, number>>) => `${lock.mode} on ${lock.on} (${rows(tableRows[lock.on])})`
+// an index or a type has no rows to count: only a table's size says how long a lock may be held
+const lockText = (lock: Lock, tableRows: Readonly<Record<string, number>>) =>
+  lock.on.includes(" ") ? `${lock.mode} on ${lock.on}` : `${lock.mode} on ${lock.on} (${rows(tableRows[lock.on])})`
 
 const isPostgresUrl = (url: string) => {
   try {
