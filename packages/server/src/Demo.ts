@@ -16,6 +16,7 @@ import * as LogLevel from "effect/LogLevel"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import * as AccessEvents from "./auth/AccessEvents.js"
 import * as HttpServerLive from "./HttpServer.js"
 import * as Main from "./Main.js"
 import * as Logging from "./observability/Logging.js"
@@ -79,11 +80,16 @@ const setUp = Effect.gen(function* () {
     name: Ids.ShortName.make(`demo-sci-${s}`), displayName: "Demo scientist", email: null, role: "scientist", active: true
   })
   yield* Repositories.programAccess.insert({ accountId: scientist.id, observingProgramId: program.id })
+  // The demo's access is on record like any other: who set it up, and when.
+  yield* AccessEvents.record({ kind: "Account", id: team.id, from: null, to: "active", actor: "demo", details: { name: team.name, role: team.role } })
+  yield* AccessEvents.record({ kind: "Account", id: scientist.id, from: null, to: "active", actor: "demo", details: { name: scientist.name, role: scientist.role } })
+  yield* AccessEvents.record({ kind: "Account", id: scientist.id, from: null, to: "granted", actor: "demo", details: { programId: program.id } })
   const made: Array<{ name: string; modules: ReadonlyArray<string>; obsUnitId: string }> = []
   for (const i of instruments) {
     const instrument = yield* Repositories.instruments.insert({ telescopeId: telescope.id, name: `${i.name} ${s}`, description: "" })
     for (const m of i.modules) yield* Repositories.instrumentModules.insert({ instrumentId: instrument.id, name: m, description: "" })
     yield* Repositories.instrumentAccess.insert({ accountId: team.id, instrumentId: instrument.id })
+    yield* AccessEvents.record({ kind: "Account", id: team.id, from: null, to: "granted", actor: "demo", details: { instrumentId: instrument.id } })
     const obsUnit = yield* Repositories.obsUnits.insert({
       observingProgramId: program.id, instrumentId: instrument.id, name: `${i.name}-deep56`, target: "Deep56",
       plannedDurationSeconds: 600, configuration: {}
@@ -93,9 +99,10 @@ const setUp = Effect.gen(function* () {
   const token = (accountId: Ids.AccountId, label: string) =>
     Effect.gen(function* () {
       const t = yield* Accounts.generateToken
-      yield* Repositories.apiTokens.insert({
+      const row = yield* Repositories.apiTokens.insert({
         accountId, label, prefix: t.prefix, secretSha256: t.secretSha256, expiresAt: null, revokedAt: null, lastUsedAt: null
       } as never)
+      yield* AccessEvents.record({ kind: "ApiToken", id: row.id, from: null, to: "active", actor: "demo", details: { prefix: t.prefix, label } })
       return t.token
     })
   return {
@@ -211,7 +218,8 @@ const run = (options: DemoOptions) =>
       return yield* Effect.fail(new DemoError({ reason: "the demo needs a disk SOURCE location and a PROCESSING location (the embedded default has both)" }))
     }
     const baseUrl = `http://127.0.0.1:${config.port}`
-    const setup = yield* setUp
+    // the demo's rows and their events together, as every writer does
+    const setup = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(setUp))
     yield* Console.log(`demo: filing ${options.observations} observations of ${setup.instruments.map((i) => i.name).join(" and ")} through @ccat/client at ${baseUrl}`)
     const started = Date.now()
     const filed = yield* fileAll(options, baseUrl, config.dataDir, sourceRoot, setup)

@@ -2,8 +2,8 @@
  * Accounts, grants and API tokens on the ops-db, shared by the `tokens`/`admin` endpoints and
  * the `ccat token` / `ccat account` commands so both hand out and take back access the same way.
  * A token's secret exists only in the value returned by `issue`; the database keeps its prefix
- * and SHA-256. Every change is an event in the log (`AccessEvents`), written with the change; run
- * these inside a transaction when several must hold together.
+ * and SHA-256. Every change is an event in the log (`AccessEvents`), written in one transaction
+ * with the change; run these inside a transaction of your own when several must hold together.
  */
 import { Accounts, ConstraintError, Ids, Repositories, TokensApi } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -12,6 +12,13 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as AccessEvents from "./AccessEvents.js"
+
+/**
+ * Runs a change and its event in one transaction (a savepoint inside a caller's), so neither
+ * commits without the other whoever calls.
+ */
+const atomically = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(effect))
 
 /** Why an account or grant could not be set up as asked (for the CLI and the handlers to word). */
 export class AccountError extends Data.TaggedError("AccountError")<{
@@ -79,15 +86,16 @@ export const ensureAccount = Effect.fn("Tokens.ensureAccount")(function* (input:
     }
     return existing.value
   }
-  const created = yield* Repositories.accounts.insert({
-    name: Ids.ShortName.make(input.name),
-    displayName: input.displayName ?? input.name,
-    email: null,
-    role: input.role,
-    active: true
-  })
-  yield* accountCreated(created, input.actor ?? AccessEvents.cliActor())
-  return created
+  return yield* atomically(Effect.tap(
+    Repositories.accounts.insert({
+      name: Ids.ShortName.make(input.name),
+      displayName: input.displayName ?? input.name,
+      email: null,
+      role: input.role,
+      active: true
+    }),
+    (created) => accountCreated(created, input.actor ?? AccessEvents.cliActor())
+  ))
 })
 
 /** Records a new account in the event log. */
@@ -113,19 +121,19 @@ export const resolveProgram = Effect.fn("Tokens.resolveProgram")(function* (ref:
 
 /** Lets an account file for an instrument; granting twice is a no-op (and logged once). */
 export const grantInstrument = (accountId: Ids.AccountId, instrumentId: Ids.InstrumentId, actor: string = AccessEvents.cliActor()) =>
-  Effect.gen(function* () {
+  atomically(Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const added = yield* sql`insert into instrument_access (account_id, instrument_id) values (${accountId}, ${instrumentId}) on conflict do nothing returning account_id`
     if (added.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { instrumentId } })
-  })
+  }))
 
 /** Lets an account read and stage a program's data; granting twice is a no-op (and logged once). */
 export const grantProgram = (accountId: Ids.AccountId, programId: Ids.ObservingProgramId, actor: string = AccessEvents.cliActor()) =>
-  Effect.gen(function* () {
+  atomically(Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const added = yield* sql`insert into program_access (account_id, observing_program_id) values (${accountId}, ${programId}) on conflict do nothing returning account_id`
     if (added.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { programId } })
-  })
+  }))
 
 /** Takes a grant back; whether there was one to take. */
 export const revokeGrant = (
@@ -133,14 +141,14 @@ export const revokeGrant = (
   grant: { readonly instrumentId: Ids.InstrumentId } | { readonly programId: Ids.ObservingProgramId },
   actor: string = AccessEvents.cliActor()
 ) =>
-  Effect.gen(function* () {
+  atomically(Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const removed = "instrumentId" in grant
       ? yield* sql`delete from instrument_access where account_id = ${accountId} and instrument_id = ${grant.instrumentId} returning account_id`
       : yield* sql`delete from program_access where account_id = ${accountId} and observing_program_id = ${grant.programId} returning account_id`
     if (removed.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "grant-revoked", actor, details: { ...grant } })
     return removed.length > 0
-  })
+  }))
 
 /**
  * Switches an account off (every token of it is refused from the next request on) or on again.
@@ -163,7 +171,7 @@ export const setActive = Effect.fn("Tokens.setActive")(function* (name: string, 
   yield* sql`update account set active = ${active} where id = ${account.id}`
   yield* AccessEvents.record({ kind: "Account", id: account.id, from: account.active ? "active" : "disabled", to: active ? "active" : "disabled", actor })
   return { ...account, active }
-})
+}, atomically)
 
 /** The row of `listAccess`: an account with its grants (named) and token figures. */
 export interface AccessRow {
@@ -221,7 +229,7 @@ export const issue = Effect.fn("Tokens.issue")(function* (input: {
     details: { account: rows[0].account, prefix: generated.prefix, label: input.label ?? "", expiresAt: input.expiresAt?.toISOString() ?? null }
   })
   return { token: generated.token, info: toView(rows[0]) }
-})
+}, atomically)
 
 /** Every token, or one account's, oldest first; never a secret. */
 export const list = Effect.fn("Tokens.list")(function* (account?: string) {
@@ -242,4 +250,4 @@ export const revoke = Effect.fn("Tokens.revoke")(function* (idOrPrefix: string, 
   if (!rows[0].wasRevoked) yield* AccessEvents.record({ kind: "ApiToken", id: rows[0].id, from: "active", to: "revoked", actor })
   const found = yield* sql<TokenRow>`${selectTokens(sql)} where t.id = ${rows[0].id}`
   return Option.some(toView(found[0]))
-})
+}, atomically)
