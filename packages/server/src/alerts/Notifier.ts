@@ -22,7 +22,7 @@ import type { NotifierConfig } from "./NotifierConfig.js"
 import * as Sinks from "./Sinks.js"
 
 /** The most notifications one message carries; a larger backlog goes out in several. */
-export const batchSize = 100
+export const batchSize = 500
 
 /** The most messages one round sends to a sink before the next evaluation (a backlog drains over rounds). */
 const roundsPerSink = 10

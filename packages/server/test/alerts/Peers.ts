@@ -48,11 +48,13 @@ const child = (command: string, args: ReadonlyArray<string>) =>
       let out = ""
       c.stdout!.on("data", (d) => (out += d))
       c.stderr!.on("data", (d) => (out += d))
+      // A peer that is not installed says so (.ci/run installs it) instead of crashing the worker.
+      c.on("error", (e) => (out += `\n${command} cannot be started (is its Debian package installed? see .ci/run): ${e.message}`))
       return { c, output: () => out }
     }),
     ({ c }) =>
       Effect.promise(() => {
-        if (c.exitCode !== null) return Promise.resolve()
+        if (c.exitCode !== null || c.pid === undefined) return Promise.resolve()
         const gone = new Promise<void>((r) => c.once("exit", () => r()))
         c.kill("SIGTERM")
         return gone
@@ -60,7 +62,7 @@ const child = (command: string, args: ReadonlyArray<string>) =>
   )
 
 const alive = (c: ChildProcess, output: () => string) => {
-  if (c.exitCode !== null) throw new Error(`peer exited early:\n${output()}`)
+  if (c.exitCode !== null || c.pid === undefined) throw new Error(`peer exited early:\n${output()}`)
 }
 
 /** An HTTP listener recording JSON bodies; `start` may come after its port is handed out. */
