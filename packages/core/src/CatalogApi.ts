@@ -38,9 +38,17 @@ import {
 const admin = ["admin"] as const
 const everyone = ["instrument", "scientist", "operator", "admin"] as const
 
+/**
+ * A Source's name: a display name without spaces at either end, so that "Orion KL " typed in a
+ * hurry is refused rather than stored beside "Orion KL".
+ */
+export const SourceName = DisplayName.pipe(
+  Schema.filter((s) => s.trim() === s || "a source name must not start or end with spaces")
+).annotations({ identifier: "SourceName" })
+
 /** A new Source: ICRS coordinates in degrees, both or neither; neither only for a solar-system body. */
 export const CreateSource = Schema.Struct({
-  name: DisplayName,
+  name: SourceName,
   raDeg: Schema.optional(RightAscension),
   decDeg: Schema.optional(Declination),
   /** A solar-system body (a planet, a comet): its position moves, so it may have no coordinates. */
@@ -129,7 +137,7 @@ export const SourceFilter = Schema.Struct({
 /** Changes to ObsCore's publisher settings. */
 export const UpdatePublisher = Schema.Struct({
   authority: Schema.optional(Publisher.fields.authority),
-  baseUrl: Schema.optional(Schema.String),
+  baseUrl: Schema.optional(Schema.String.pipe(Schema.maxLength(2000))),
   collection: Schema.optional(Publisher.fields.collection)
 }).annotations({ ...strict, identifier: "UpdatePublisher" })
 

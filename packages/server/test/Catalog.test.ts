@@ -56,9 +56,11 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
         bad({ name: "nowhere" }),
         bad({ name: "string ra", raDeg: "10", decDeg: 0 }),
         bad({ name: "extra", raDeg: 1, decDeg: 1, epoch: "J2000" }),
-        bad({ name: "", raDeg: 1, decDeg: 1 })
+        bad({ name: "", raDeg: 1, decDeg: 1 }),
+        bad({ name: `Orion KL ${suffix} `, raDeg: 1, decDeg: 1 })
       ]))
-      expect(refusals.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400, 400, 400])
+      expect(refusals.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400, 400, 400, 400])
+      expect(refusals[8].text).toContain("must not start or end with spaces")
       expect(refusals[0].text).toContain("ra must be from 0 up to (not including) 360 degrees")
       expect(refusals[2].text).toContain("dec must be from -90 to 90 degrees")
       expect(refusals[3].text).toContain("give both raDeg and decDeg, or neither")
