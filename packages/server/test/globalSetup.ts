@@ -16,18 +16,30 @@ export const testCliVariable = "CCAT_TEST_CLI"
 /** Set instead when the sources did not bundle: the tests that start `ccat` fail with it, the others run. */
 export const testCliErrorVariable = "CCAT_TEST_CLI_ERROR"
 
-export default async function setup(): Promise<() => Promise<void>> {
-  // beside package.json and ui/, which the command finds relative to its own file; one folder
-  // per run, since several runs may share the working tree
+/**
+ * Bundles the command from the sources into a new folder beside package.json and ui/, which the
+ * command finds relative to its own file (one folder per build: several runs may share the
+ * working tree). The caller removes `outDir`.
+ */
+export const bundleFromSources = async (): Promise<{ readonly file: string; readonly outDir: string }> => {
   const server = fileURLToPath(new URL("..", import.meta.url))
   const outDir = await fs.mkdtemp(path.join(server, ".test-cli-"))
   try {
     await build({ ...cliBundle(outDir, true), config: false, sourcemap: false, silent: true, metafile: true })
-    process.env[testCliVariable] = path.join(outDir, "cli.js")
+  } catch (error) {
+    await fs.rm(outDir, { recursive: true, force: true })
+    throw error
+  }
+  return { file: path.join(outDir, "cli.js"), outDir }
+}
+
+export default async function setup(): Promise<() => Promise<void>> {
+  try {
+    const { file, outDir } = await bundleFromSources()
+    process.env[testCliVariable] = file
+    return () => fs.rm(outDir, { recursive: true, force: true })
   } catch (error) {
     process.env[testCliErrorVariable] = `the ccat command did not bundle from the sources: ${error instanceof Error ? error.message : String(error)}`
-  }
-  return async () => {
-    await fs.rm(outDir, { recursive: true, force: true })
+    return async () => {}
   }
 }

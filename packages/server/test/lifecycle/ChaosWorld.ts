@@ -9,20 +9,22 @@ import * as Effect from "effect/Effect"
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { testCliErrorVariable, testCliVariable } from "../globalSetup.js"
+import { bundleFromSources, testCliErrorVariable, testCliVariable } from "../globalSetup.js"
 import { repoRoot } from "../support.js"
 
 /**
- * The `ccat` command bundled from the sources for this run (the server's globalSetup), as the
- * published command is bundled. A worker restarted from it starts in a fraction of a second of
- * CPU instead of the seconds tsx needs to load hundreds of modules, so a test can kill and
- * restart it dozens of times.
+ * The `ccat` command bundled from the sources, as the published command is bundled: the one this
+ * test run built (the server's globalSetup), or, outside vitest (the benchmarks), one built here
+ * and removed with the scope. A worker restarted from it starts in a fraction of a second of CPU
+ * instead of the seconds tsx needs to load hundreds of modules, so a test can kill and restart it
+ * dozens of times.
  */
 export const cliBundle = Effect.suspend(() => {
   const file = process.env[testCliVariable]
-  return file === undefined
-    ? Effect.dieMessage(process.env[testCliErrorVariable] ?? `${testCliVariable} is not set: run the tests through vitest, whose globalSetup bundles the command`)
-    : Effect.succeed({ file, outDir: path.dirname(file) })
+  const failed = process.env[testCliErrorVariable]
+  if (failed !== undefined) return Effect.dieMessage(failed)
+  if (file !== undefined) return Effect.succeed({ file, outDir: path.dirname(file) })
+  return Effect.acquireRelease(Effect.promise(bundleFromSources), ({ outDir }) => Effect.promise(() => fs.rm(outDir, { recursive: true, force: true })))
 })
 
 /** One life of a worker process and what it printed. */
