@@ -8,13 +8,21 @@
  */
 import { Migrations, Topology } from "@ccat/core"
 import { TestDatabase } from "@ccat/core/testing"
+import { OpsDb } from "@ccat/core/node"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, it } from "@effect/vitest"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Backup from "../src/backup/Backup.js"
+import * as Restore from "../src/backup/Restore.js"
 import * as EventHistory from "../src/http/EventHistory.js"
 import * as History from "../src/lifecycle/History.js"
 import * as RepairFigures from "../src/observability/internal/RepairFigures.js"
@@ -256,4 +264,36 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       const everything = yield* scanned(new Date("2000-01-01T00:00:00Z"))
       assert.strictEqual(everything.length, all)
     }))
+
+  it.effect("a backup holds the log as one table; a restore keeps every event and count, and the job puts old years back", () =>
+    Effect.gen(function* () {
+      const source = yield* Effect.map(PgClient.PgClient, (sql) => Redacted.value(sql.config.url!))
+      const dir = yield* Effect.acquireRelease(Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-history-"))),
+        (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true })))
+      // an event of last year, which a freshly migrated database has no partition for
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`insert into event_log (entity_kind, entity_id, to_state, at)
+        values ('RawDataFile', ${randomUUID()}, 'filed', make_timestamptz(extract(year from now())::int - 1, 6, 1, 0, 0, 0, 'UTC'))`)
+      const file = path.join(dir, "ops-db.ccat-backup")
+      const summary = yield* Backup.backup(source, file)
+      assert.isFalse(summary.tables.some((t) => /^event_log_(y|default)/.test(t.name)), "partitions are never named in a backup")
+      const wanted = { events: yield* eventRows, counts: yield* transferCounts, repaired: yield* repairedTotal }
+      const target = yield* Effect.map(TestDatabase.freshDatabase, (db) => db.url)
+      yield* Restore.restore(Redacted.value(target), file)
+      yield* Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        assert.strictEqual(yield* eventRows, wanted.events)
+        assert.strictEqual(yield* transferCounts, wanted.counts)
+        assert.strictEqual(yield* repairedTotal, wanted.repaired)
+        // the years before the fresh database's first wait in the default partition, until the job moves them
+        const [caught] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default where at < now()`
+        assert.isAbove(caught!.n, 0)
+        yield* History.keep(new Topology.HistoryConfig({}))
+        const [left] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default where at < now()`
+        assert.strictEqual(left!.n, 0)
+        assert.strictEqual(yield* eventRows, wanted.events)
+        const [max] = yield* sql<{ id: string }>`select max(id)::text as id from event_log`
+        const [added] = yield* sql<{ id: string }>`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', ${randomUUID()}, 'filed') returning id::text`
+        assert.isTrue(BigInt(added!.id) > BigInt(max!.id), "ids go on after the restored ones")
+      }).pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(target))))
+    }).pipe(Effect.scoped))
 })
