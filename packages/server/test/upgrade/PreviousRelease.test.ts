@@ -19,6 +19,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import * as Main from "../../src/Main.js"
+import * as MigrationPlan from "../../src/upgrade/MigrationPlan.js"
 import { freePort, tempDir, waitFor, type Ccat } from "../support.js"
 import { previousRelease } from "./PreviousRelease.js"
 
@@ -135,6 +136,8 @@ describe("an upgrade from the previous release", () => {
     const started = Date.now()
     const release = previousRelease()
     const builtIn = Date.now() - started
+    const phases: Array<string> = []
+    const phase = (what: string) => phases.push(`${what} at ${((Date.now() - started) / 1000).toFixed(1)} s`)
     await Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
@@ -163,14 +166,21 @@ describe("an upgrade from the previous release", () => {
             const { obsUnitId, token } = yield* setUp
             const first = yield* fileObservation(baseUrl, token, obsUnitId, sourceRoot, 3)
 
+            // What `ccat migrate --check` says of this upgrade: nothing that needs the old release stopped.
+            const plan = yield* MigrationPlan.plan
+            expect(plan.pending.filter((m) => m.step === "contract").map((m) => `${m.id}_${m.name}`)).toEqual([])
             // This release's migrations, applied while the old workers hold and take jobs.
+            phase("old release serving, first observation filed")
             const applied = yield* Migrations.run
+            expect(applied.map(([id]) => id)).toEqual(plan.pending.map((m) => m.id))
+            phase(`${applied.length} migrations applied`)
             const all = yield* sql<{ name: string }>`select name from ccat_migrations`
             expect(all.length).toBe(oldApplied + applied.length)
             expect(all.length).toBe(Object.keys(Migrations.migrations).length)
 
             const second = yield* fileObservation(baseUrl, token, obsUnitId, sourceRoot, 2)
             yield* archived([first, second], 5, 60_000)
+            phase("archived by the old workers on the new schema")
 
             // This release's workers join (as `ccat worker --site` would start them), beside the old ones.
             const provider = ConfigProvider.fromMap(new Map([["DATABASE_URL", Redacted.value(db.url)], ["CCAT_LOG_LEVEL", "error"]]))
@@ -180,6 +190,7 @@ describe("an upgrade from the previous release", () => {
             const third = yield* fileObservation(baseUrl, token, obsUnitId, sourceRoot, 2)
             const fourth = yield* fileObservation(baseUrl, token, obsUnitId, sourceRoot, 2)
             yield* archived([first, second, third, fourth], 9, 60_000)
+            phase("archived by old and new workers together")
           }).pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(db.url))))
 
           old.child.kill("SIGTERM")
@@ -187,8 +198,9 @@ describe("an upgrade from the previous release", () => {
           expect(code, old.output()).toBe(0)
           // The old release never met a schema it could not read or write.
           expect(old.output()).not.toMatch(/does not exist|violates|level=ERROR/)
+          phase("old release stopped")
           console.log(`upgrade from ${release.tag} (${release.commit.slice(0, 12)}, dependencies ${release.dependencies}): ` +
-            `${release.built ? "built" : "reused"} in ${builtIn} ms, whole test ${Date.now() - started} ms`)
+            `${release.built ? "built" : "reused"} in ${builtIn} ms; ${phases.join("; ")}`)
         })
       )
     )
