@@ -56,6 +56,13 @@ describe("Packaging", () => {
           select count(*)::int as n from physical_copy c join raw_data_file f on f.id = c.raw_data_file_id
           where f.executed_obs_unit_id = ${eou.id} and c.status = 'PRESENT' and c.verified_at is not null`
         assert.strictEqual(sourceCopies[0].n, files.length)
+        // Each SOURCE copy's creation is an event, by the packaging worker, naming its package.
+        const created = yield* sql<{ actor: string; packageId: string | null }>`
+          select e.actor, e.details->>'packageId' as package_id from event_log e
+          join physical_copy c on c.id = e.entity_id join raw_data_file f on f.id = c.raw_data_file_id
+          where f.executed_obs_unit_id = ${eou.id} and e.entity_kind = 'PhysicalCopy' and e.from_state is null and e.to_state = 'PRESENT'`
+        assert.strictEqual(created.length, files.length)
+        assert.isTrue(created.every((e) => e.actor === "worker:chile" && packages.some((p) => p.id === e.packageId)))
         // A second planning round finds nothing new.
         const again = yield* Engine.planOnce("chile", [Packaging.stage]).pipe(Effect.provide(policyLayer(topology)))
         assert.strictEqual(again.package, 0)
