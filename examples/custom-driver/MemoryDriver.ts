@@ -128,7 +128,7 @@ export const Options = Schema.Struct({
  * builds each location's storage once per process, so a location keeps its objects while the
  * server runs (and loses them when it stops: an example, not an archive).
  */
-export const driver = StorageDriverRegistry.define({
+export const driver: StorageDriverRegistry.Driver = StorageDriverRegistry.define({
   technology: "memory",
   options: Options,
   make: (options, location) => Effect.sync(() => make(options.label ?? `memory:${location.name}`))

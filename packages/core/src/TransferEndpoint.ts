@@ -83,5 +83,3 @@ export const SshRouteOptions = Schema.Struct({
   /** Where the next hop's buffer is on the far host, when it differs from its location's root. */
   destinationRoot: Schema.optionalWith(Schema.String.pipe(Schema.filter((f) => f.startsWith("/") || "must be an absolute path")), { exact: true })
 })
-/** How a route reaches the next hop over ssh, decoded. */
-export type SshRouteOptions = typeof SshRouteOptions.Type

@@ -3,9 +3,10 @@
  * the schema of those options (the one the start checks and the worker builds from) and the
  * registration the server finds it by.
  */
-import { StorageDriver, StorageDriverRegistry } from "@ccat/core"
+import { StorageDriver, StorageDriverRegistry, type StorageError } from "@ccat/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Disk from "./Disk.js"
 
@@ -34,7 +35,7 @@ export const toOptions = (o: Options, name: string): Disk.Options => ({
 })
 
 /** The disk driver, registered as technology `disk`: its objects are plain files under `root`. */
-export const driver = StorageDriverRegistry.define({
+export const driver: StorageDriverRegistry.Driver = StorageDriverRegistry.define({
   technology: "disk",
   options: Options,
   make: (o, location) => Disk.make(toOptions(o, `disk:${location.name}`)),
@@ -43,5 +44,5 @@ export const driver = StorageDriverRegistry.define({
 })
 
 /** A disk storage from options written as a location's (a YAML or JSON value), decoded by `Options`. */
-export const layer = (input: unknown) =>
+export const layer = (input: unknown): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ParseResult.ParseError> =>
   Layer.effect(StorageDriver.StorageDriver, Effect.flatMap(Schema.decodeUnknown(Options, { onExcessProperty: "error" })(input), (o) => Disk.make(toOptions(o, "disk"))))

@@ -7,6 +7,7 @@
 import { StorageDriver, StorageDriverRegistry, StorageError, Topology } from "@ccat/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as S3 from "./S3.js"
 
@@ -84,14 +85,14 @@ export const toOptions = (o: Options, name: string): Effect.Effect<S3.Options, S
   })
 
 /** The S3 driver, registered as technology `s3`. */
-export const driver = StorageDriverRegistry.define({
+export const driver: StorageDriverRegistry.Driver = StorageDriverRegistry.define({
   technology: "s3",
   options: Options,
   make: (o, location) => Effect.flatMap(toOptions(o, `s3:${location.name}`), S3.make)
 })
 
 /** An S3 storage from options written as a location's (a YAML or JSON value), decoded by `Options`. */
-export const layer = (input: unknown) =>
+export const layer = (input: unknown): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ParseResult.ParseError> =>
   Layer.scoped(
     StorageDriver.StorageDriver,
     Schema.decodeUnknown(Options, { onExcessProperty: "error" })(input).pipe(Effect.flatMap((o) => toOptions(o, "s3")), Effect.flatMap(S3.make))

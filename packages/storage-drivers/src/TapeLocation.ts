@@ -11,6 +11,7 @@ import { StorageDriverRegistry, StorageError, Topology } from "@ccat/core"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as path from "node:path"
 import * as MtxTapeLibrary from "./MtxTapeLibrary.js"
@@ -132,7 +133,7 @@ const naming = (library: TapeLibrary.TapeLibrary, location: string): TapeLibrary
 }
 
 /** The tape storage of a location from its decoded options. */
-export const make = (o: Options, location: string) =>
+export const make = (o: Options, location: string): Effect.Effect<Tape.Service, StorageError.StorageError, Scope.Scope> =>
   Effect.gen(function* () {
     const library = o.library === "virtual"
       ? yield* VirtualTapeLibrary.make({
@@ -160,7 +161,7 @@ export const make = (o: Options, location: string) =>
  * locations; its folder holds the catalog and cache, not files by key, so no adapter or staging
  * reads it by path.
  */
-export const driver = StorageDriverRegistry.define({
+export const driver: StorageDriverRegistry.Driver = StorageDriverRegistry.define({
   technology: "tape",
   options: Options,
   make: (o, location) => make(o, location.name),

@@ -98,7 +98,7 @@ export const Options = Schema.extend(TransferEndpoint.SshRouteOptions, RouteOpti
 export type Options = typeof Options.Type
 
 /** The bbcp adapter, registered as `bbcp`; it never retries by itself (the lifecycle records each attempt). */
-export const adapter = TransferAdapterRegistry.define({
+export const adapter: TransferAdapterRegistry.Adapter = TransferAdapterRegistry.define({
   name: "bbcp",
   options: Options,
   make: (o) => BbcpTransfer.make({ retry: TransferAdapter.noRetry, ...toOptions(o) })

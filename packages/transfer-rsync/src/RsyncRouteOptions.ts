@@ -44,7 +44,7 @@ export const Options = Schema.extend(TransferEndpoint.SshRouteOptions, RouteOpti
 export type Options = typeof Options.Type
 
 /** The rsync adapter, registered as `rsync`; it never retries by itself (the lifecycle records each attempt). */
-export const adapter = TransferAdapterRegistry.define({
+export const adapter: TransferAdapterRegistry.Adapter = TransferAdapterRegistry.define({
   name: "rsync",
   options: Options,
   make: (o) => RsyncTransfer.make({ retry: TransferAdapter.noRetry, ...toOptions(o) })

@@ -155,7 +155,7 @@ export const RouteOptions = Schema.Record({
 })
 
 /** The local adapter, registered as `local`; it never retries by itself (the lifecycle records each attempt). */
-export const adapter = TransferAdapterRegistry.define({
+export const adapter: TransferAdapterRegistry.Adapter = TransferAdapterRegistry.define({
   name,
   options: RouteOptions,
   make: () => make({ retry: TransferAdapter.noRetry })

@@ -77,7 +77,7 @@ export const endpoints = (
   key: string
 ): { readonly source: TransferEndpoint.Endpoint; readonly destination: TransferEndpoint.Endpoint } => {
   const source = TransferEndpoint.local(joinPath(sourceRoot, sourceKey), route.fromSite)
-  const o = Option.getOrElse(sshOptionsOf(route.options), () => ({}) as TransferEndpoint.SshRouteOptions)
+  const o = Option.getOrElse(sshOptionsOf(route.options), () => ({}) as typeof TransferEndpoint.SshRouteOptions.Type)
   if (o.host === undefined) return { source, destination: TransferEndpoint.local(joinPath(destinationRoot, key), route.nextHop) }
   return {
     source,
