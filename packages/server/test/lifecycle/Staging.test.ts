@@ -78,6 +78,11 @@ describe("Staging", () => {
       const copies = yield* stagedCopies
       assert.strictEqual(copies.length, 3)
       assert.isTrue(copies.every((c) => c.status === "STAGED" && c.verifiedAt !== null))
+      // Each staged copy's creation is an event naming the request that staged it.
+      const created = yield* sql<{ requestId: string }>`
+        select details->>'requestId' as request_id from event_log
+        where entity_kind = 'PhysicalCopy' and entity_id in ${sql.in(copies.map((c) => c.id))} and from_state is null and to_state = 'STAGED'`
+      assert.deepStrictEqual(created.map((e) => e.requestId), copies.map(() => first))
       const processingRoot = path.join(dir, "locations", "cologne-processing")
       yield* assertStaged(yield* Staging.stagedPaths(first), pkg, processingRoot)
       // A second request for the whole observation reuses the staged files: same copies, nothing unpacked.
