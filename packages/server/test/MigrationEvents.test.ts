@@ -52,7 +52,7 @@ it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0001", (it)
       const closedId = randomUUID()
       yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state) values ('ExecutedObsUnit', ${closedId}, 'in_progress', 'completed')`
       const [kinds] = yield* sql<{ kinds: Array<string> }>`select enum_range(null::entity_kind)::text[] as kinds`
-      assert.deepStrictEqual(kinds.kinds, ["RawDataFile", "RawDataPackage", "DataTransferPackage", "DataTransfer", "PhysicalCopy", "StagingRequest", "ExecutedObsUnit", "Account", "ApiToken"])
+      assert.deepStrictEqual(kinds.kinds, ["RawDataFile", "RawDataPackage", "DataTransferPackage", "DataTransfer", "PhysicalCopy", "StagingRequest", "ExecutedObsUnit", "Account", "ApiToken", "AlertIncident", "Site", "DataLocation", "Route"])
       // The new column refuses what the configuration would refuse, and the log stays append-only.
       const zero = yield* Effect.either(sql`update retention_policy set delete_concurrency = 0`)
       assert.isTrue(Either.isLeft(zero))
@@ -123,7 +123,7 @@ const eventsOf = (id: string) =>
   ).pipe(Effect.orDie)
 
 it.layer(Harness.layer(), { timeout: 60_000 })("closing an observation", (it) => {
-  it.effect("writes one ExecutedObsUnit event with the close, none for a repeat or a refused re-close", () =>
+  it.effect("writes one ExecutedObsUnit event with the close after the filing's, none for a repeat or a refused re-close", () =>
     Effect.gen(function* () {
       const world = yield* Fixtures.world.pipe(Effect.orDie)
       const name = `telescope-${Fixtures.suffix()}`
@@ -131,18 +131,19 @@ it.layer(Harness.layer(), { timeout: 60_000 })("closing an observation", (it) =>
       const client = yield* Harness.client(token)
       const request = observation(world)
       yield* client.observations.file({ payload: request })
-      assert.deepStrictEqual(yield* eventsOf(request.id), [])
+      const filed = { entityKind: "ExecutedObsUnit", fromState: null, toState: "in_progress", actor: name, details: { action: "filed" } }
+      assert.deepStrictEqual(yield* eventsOf(request.id), [filed])
       const endAt = new Date("2026-05-01T04:00:00Z")
       yield* client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "completed", quality: "good" } })
       const events = yield* eventsOf(request.id)
-      assert.deepStrictEqual(events, [{
+      assert.deepStrictEqual(events, [filed, {
         entityKind: "ExecutedObsUnit", fromState: "in_progress", toState: "completed", actor: name,
         details: { action: "close", endAt: endAt.toISOString(), quality: "good" }
       }])
       // The close is part of the observation's history the API shows, within the caller's programs.
       const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
       const history = yield* operator.status.events({ urlParams: { entity: "ExecutedObsUnit", id: request.id } })
-      assert.deepStrictEqual(history.items.map((e) => [e.fromState, e.toState, e.actor]), [["in_progress", "completed", name]])
+      assert.deepStrictEqual(history.items.map((e) => [e.fromState, e.toState, e.actor]), [[null, "in_progress", name], ["in_progress", "completed", name]])
       const stranger = yield* Harness.client(yield* Harness.tokenFor({ role: "scientist", programIds: [(yield* Fixtures.world.pipe(Effect.orDie)).program.id] }))
       const hidden = yield* Effect.either(stranger.status.events({ urlParams: { entity: "ExecutedObsUnit", id: request.id } }))
       assert.isTrue(Either.isLeft(hidden) && hidden.left._tag === "NotFound")
