@@ -28,8 +28,8 @@ export type EntityKind = typeof EntityKind.Type
  * Every kind of entity the event log records: the ones with a state machine; ExecutedObsUnit,
  * whose filing and closing (end time, final status, quality) are recorded although filing, not a
  * state machine, decides its status; the access changes (`accessEvents`): accounts and tokens;
- * and the topology (`configurationEvents`): sites, locations (their availability switches too)
- * and routes.
+ * the topology (`configurationEvents`): sites, locations (their availability switches too)
+ * and routes; and the built-in notifier's incidents, opened and resolved.
  */
 export const LoggedEntityKind = Schema.Literal(
   ...EntityKind.literals,
@@ -38,7 +38,8 @@ export const LoggedEntityKind = Schema.Literal(
   "ApiToken",
   "Site",
   "DataLocation",
-  "Route"
+  "Route",
+  "AlertIncident"
 )
 /** A kind of entity the event log records. */
 export type LoggedEntityKind = typeof LoggedEntityKind.Type
@@ -126,6 +127,9 @@ export const append = (events: NewEvent | ReadonlyArray<NewEvent>): Effect.Effec
         ${list.map((e) => e.actor ?? "system")}::text[], ${list.map((e) => JSON.stringify(e.details ?? {}))}::text[]::jsonb[])`
   }).pipe(Effect.withSpan("EventLog.append"))
 
+const isColumn = (value: unknown): value is { readonly column: string } =>
+  typeof value === "object" && value !== null && Object.keys(value).length === 1 && typeof (value as { column?: unknown }).column === "string"
+
 /** A state in `RowEvents`: a value, null (a creation), or a column of the changed rows. */
 export type StateOfRow = string | null | { readonly column: string }
 
@@ -137,8 +141,8 @@ export interface RowEvents {
   readonly from: StateOfRow
   readonly to: Exclude<StateOfRow, null>
   readonly actor?: string | undefined
-  /** The same details for every row's event. */
-  readonly details?: Readonly<Record<string, unknown>> | undefined
+  /** The same details for every row's event, or a jsonb column of the changed rows with each one's own. */
+  readonly details?: Readonly<Record<string, unknown>> | { readonly column: string } | undefined
 }
 
 /**
@@ -150,8 +154,9 @@ export interface RowEvents {
 export const appendFrom = (sql: SqlClient.SqlClient, e: RowEvents): Fragment => {
   const state = (s: StateOfRow): Fragment =>
     s === null ? sql`null::text` : typeof s === "string" ? sql`${s}::text` : sql`r.${sql(s.column)}::text`
+  const details = isColumn(e.details) ? sql`r.${sql(e.details.column)}::jsonb` : sql`${JSON.stringify(e.details ?? {})}::jsonb`
   return sql`
     insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-    select ${e.kind}::entity_kind, r.id, ${state(e.from)}, ${state(e.to)}, ${e.actor ?? "system"}::text, ${JSON.stringify(e.details ?? {})}::jsonb
+    select ${e.kind}::entity_kind, r.id, ${state(e.from)}, ${state(e.to)}, ${e.actor ?? "system"}::text, ${details}
     from ${sql(e.rows)} r`
 }

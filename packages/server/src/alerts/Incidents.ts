@@ -2,8 +2,8 @@
  * The incidents and their deliveries in the ops-db (migration 0016). An evaluation turns what
  * the conditions find into incidents in one statement per condition: a thing found with no open
  * incident opens one, an open incident whose thing is no longer found is resolved; an incident
- * held for its `for` queues one delivery per sink, its resolution one per sink it went to, all
- * in the same transaction. A sender claims one sink at
+ * held for its `for` queues one delivery per sink, its resolution one per sink it went to; each
+ * opening and resolution is an event of the event log (`AlertIncident`); all in one transaction. A sender claims one sink at
  * a time by locking its row (`skip locked`: a second process takes another sink or none), takes
  * what is due for it, sends it as one message and records the outcome before it lets go, so no
  * delivery is sent twice by two processes, and one that failed waits for its backoff and is
@@ -70,14 +70,20 @@ export const evaluate = (
               select ${name}, f.key, f.severity, f.labels, f.summary, f.description, coalesce(f.started_at, now()) from firing f
               where not exists (select 1 from alert_incident i where i.key = f.key and i.resolved_at is null)
               on conflict (key) where resolved_at is null do nothing
-              returning key),
+              returning id, key, labels, severity, summary),
             resolved as (
               update alert_incident i set resolved_at = greatest(now(), i.opened_at)
               where i.alertname = ${name} and i.resolved_at is null and not exists (select 1 from firing f where f.key = i.key)
-              returning id, key),
+              returning id, key, labels, severity, summary),
             queued as (
               insert into alert_delivery (incident_id, sink, kind)
-              select r.id, d.sink, 'resolved' from resolved r join alert_delivery d on d.incident_id = r.id and d.kind = 'firing')
+              select r.id, d.sink, 'resolved' from resolved r join alert_delivery d on d.incident_id = r.id and d.kind = 'firing'),
+            logged as (
+              insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
+              select 'AlertIncident', c.id, c.from_state, c.to_state, 'notifier',
+                jsonb_build_object('alertname', ${name}::text, 'severity', c.severity, 'labels', c.labels, 'summary', c.summary)
+              from (select id, null::text as from_state, 'open' as to_state, labels, severity, summary from opened
+                    union all select id, 'open', 'resolved', labels, severity, summary from resolved) c)
             select 'opened' as change, key from opened union all select 'resolved', key from resolved`
           for (const c of changes) (c.change === "opened" ? opened : resolved).push({ alertname: name, key: c.key })
         }

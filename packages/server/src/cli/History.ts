@@ -42,7 +42,8 @@ export const kindWords: Readonly<Record<string, EventLog.LoggedEntityKind>> = {
   token: "ApiToken",
   site: "Site",
   location: "DataLocation",
-  route: "Route"
+  route: "Route",
+  incident: "AlertIncident"
 }
 
 /** The kind a word names, by its short word or its own name, whatever the case. */

@@ -7,8 +7,9 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 
-/** The column holding when a row of `table` was created (files say when they were filed). */
-export const bornColumn = (table: string): string => table === "raw_data_file" ? "filed_at" : "created_at"
+/** The column holding when a row of `table` was created (files say when they were filed, incidents when they opened). */
+export const bornColumn = (table: string): string =>
+  table === "raw_data_file" ? "filed_at" : table === "alert_incident" ? "opened_at" : "created_at"
 
 /** What a page asks for. */
 export interface PageOf {

@@ -44,6 +44,8 @@ const eventScope = (sql: SqlClient.SqlClient, p: ApiSecurity.Principal, entity: 
       return { table: "data_location", visible: null }
     case "Route":
       return { table: "route", visible: null }
+    case "AlertIncident":
+      return { table: "alert_incident", visible: null }
   }
 }
 

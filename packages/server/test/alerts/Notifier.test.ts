@@ -118,6 +118,12 @@ describe("the built-in notifier", () => {
         assert.strictEqual((yield* mail.messages).length, 2)
         const told = amReceiver.bodies.flatMap((b) => (b.body.alerts as Array<any>).filter((a) => a.labels.id === pkgId).map((a) => a.status))
         assert.deepStrictEqual(told, ["firing", "resolved"])
+        // The incident's history is in the event log: opened, then resolved, by the notifier, once each.
+        const [{ id: incidentId }] = yield* sql<{ id: string }>`select id from alert_incident where labels->>'id' = ${pkgId}`
+        const events = yield* operator.status.events({ urlParams: { entity: "AlertIncident", id: incidentId } })
+        assert.deepStrictEqual(events.items.map((e) => [e.fromState, e.toState, e.actor, e.details.alertname]), [
+          [null, "open", "notifier", "CcatPackageFailed"], ["open", "resolved", "notifier", "CcatPackageFailed"]
+        ])
         const deliveries = yield* sql<{ sink: string; kind: string; attempts: number }>`
           select sink, kind, attempts from alert_delivery where delivered_at is not null order by sink, kind`
         assert.deepStrictEqual(deliveries.map((d) => `${d.sink}:${d.kind}:${d.attempts}`), [

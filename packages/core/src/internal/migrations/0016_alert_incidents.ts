@@ -6,12 +6,15 @@
  * each sink must be told (the incident, then its resolution) and whether it was: a sender claims
  * rows under a row lock, so a restart or a second process never sends one twice, and a sink that
  * is down keeps its rows until it answers. `alert_sink` is each sink's rate-limit window, locked
- * by the one process delivering to that sink at a time.
+ * by the one process delivering to that sink at a time. Incidents join the event log as
+ * `AlertIncident` (opened, resolved); the enum value is usable once this migration commits.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 
 const ddl = String.raw`
+alter type entity_kind add value if not exists 'AlertIncident';
+
 create table alert_incident (
   id uuid primary key default gen_random_uuid(),
   alertname text not null check (alertname ~ '^Ccat[A-Za-z]+$'),
@@ -50,5 +53,5 @@ create table alert_sink (
 );
 `
 
-/** Adds the notifier's incidents, deliveries and per-sink rate-limit windows. */
+/** Adds the notifier's incidents, deliveries and per-sink rate-limit windows, and incidents to the event log's kinds. */
 export default Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(ddl).raw).pipe(Effect.asVoid)
