@@ -127,9 +127,6 @@ export const append = (events: NewEvent | ReadonlyArray<NewEvent>): Effect.Effec
         ${list.map((e) => e.actor ?? "system")}::text[], ${list.map((e) => JSON.stringify(e.details ?? {}))}::text[]::jsonb[])`
   }).pipe(Effect.withSpan("EventLog.append"))
 
-const isColumn = (value: unknown): value is { readonly column: string } =>
-  typeof value === "object" && value !== null && Object.keys(value).length === 1 && typeof (value as { column?: unknown }).column === "string"
-
 /** A state in `RowEvents`: a value, null (a creation), or a column of the changed rows. */
 export type StateOfRow = string | null | { readonly column: string }
 
@@ -141,8 +138,8 @@ export interface RowEvents {
   readonly from: StateOfRow
   readonly to: Exclude<StateOfRow, null>
   readonly actor?: string | undefined
-  /** The same details for every row's event, or a jsonb column of the changed rows with each one's own. */
-  readonly details?: Readonly<Record<string, unknown>> | { readonly column: string } | undefined
+  /** The same details for every row's event. */
+  readonly details?: Readonly<Record<string, unknown>> | undefined
 }
 
 /**
@@ -154,9 +151,8 @@ export interface RowEvents {
 export const appendFrom = (sql: SqlClient.SqlClient, e: RowEvents): Fragment => {
   const state = (s: StateOfRow): Fragment =>
     s === null ? sql`null::text` : typeof s === "string" ? sql`${s}::text` : sql`r.${sql(s.column)}::text`
-  const details = isColumn(e.details) ? sql`r.${sql(e.details.column)}::jsonb` : sql`${JSON.stringify(e.details ?? {})}::jsonb`
   return sql`
     insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-    select ${e.kind}::entity_kind, r.id, ${state(e.from)}, ${state(e.to)}, ${e.actor ?? "system"}::text, ${details}
+    select ${e.kind}::entity_kind, r.id, ${state(e.from)}, ${state(e.to)}, ${e.actor ?? "system"}::text, ${JSON.stringify(e.details ?? {})}::jsonb
     from ${sql(e.rows)} r`
 }
