@@ -24,6 +24,7 @@ import historyPartitions from "./internal/migrations/0018_history_partitions.js"
 import observationalHierarchy from "./internal/migrations/0019_observational_hierarchy.js"
 import obscore from "./internal/migrations/0020_obscore.js"
 import openTechnologies from "./internal/migrations/0021_open_technologies.js"
+import memberOffsets from "./internal/migrations/0023_member_offsets.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -45,7 +46,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0018_history_partitions": historyPartitions,
   "0019_observational_hierarchy": observationalHierarchy,
   "0020_obscore": obscore,
-  "0021_open_technologies": openTechnologies
+  "0021_open_technologies": openTechnologies,
+  "0023_member_offsets": memberOffsets
 }
 
 /** The table in which applied migrations are recorded. */
