@@ -13,7 +13,9 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, it } from "@effect/vitest"
 import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
@@ -228,12 +230,39 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       assert.deepStrictEqual(again, { partitionsCreated: 0, yearsDropped: [], attemptsDeleted: 0 })
     }))
 
-  it.effect("a retention shorter than 30 days, or not a duration, is refused", () =>
+  it.effect("a reader holding the log makes the job give up within its lock timeout, change nothing, and succeed once it is gone", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const holding = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const reader = yield* Effect.fork(sql.withTransaction(Effect.gen(function* () {
+        yield* sql`select count(*) from event_log`
+        yield* Deferred.succeed(holding, undefined)
+        yield* Deferred.await(release)
+      })))
+      yield* Deferred.await(holding)
+      const names = yield* partitions
+      const started = Date.now()
+      const blocked = yield* Effect.either(History.keep(new Topology.HistoryConfig({ yearsAhead: 5 })))
+      assert.isTrue(Either.isLeft(blocked))
+      assert.match(String(Either.isLeft(blocked) ? blocked.left.cause : ""), /lock timeout/)
+      assert.isBelow(Date.now() - started, 30_000)
+      assert.deepStrictEqual(yield* partitions, names)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(reader)
+      assert.strictEqual((yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 5 }))).partitionsCreated, 2)
+    }))
+
+  it.effect("a retention shorter than 30 days, or not a duration, is refused naming the field", () =>
     Effect.gen(function* () {
       const decode = Schema.decodeUnknownEither(Topology.HistoryConfig)
-      assert.isTrue(Either.isRight(decode({ events: "forever", transferAttempts: "400 days" })))
-      for (const bad of [{ events: "10 days" }, { events: "never" }, { transferAttempts: -1 }, { yearsAhead: 0 }, { yearsAhead: 11 }]) {
-        assert.isTrue(Either.isLeft(decode(bad)), JSON.stringify(bad))
+      assert.deepStrictEqual(Either.getOrThrow(decode({ events: "forever", transferAttempts: "400 days" })).transferAttempts, 400 * 24 * 3600_000)
+      assert.deepStrictEqual(Either.getOrThrow(decode({ events: "7 years" })).events, 7 * 365 * 24 * 3600_000)
+      for (const bad of [{ events: "10 days" }, { events: "never" }, { events: "29 days" }, { transferAttempts: -1 }, { yearsAhead: 0 }, { yearsAhead: 11 }]) {
+        const refused = decode(bad)
+        assert.isTrue(Either.isLeft(refused), JSON.stringify(bad))
+        if ("yearsAhead" in bad || "transferAttempts" in bad) continue
+        assert.match(Topology.formatIssues(Either.flip(refused).pipe(Either.getOrThrow)).join("\n"), /history|events: .*at least 30 days/)
       }
     }))
 
@@ -257,8 +286,8 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       const all = (yield* partitions).length
       const born = new Date(Date.now() - 30 * 24 * 3600_000)
       const recent = yield* scanned(born)
-      // the year it was born in (and the one before, if born in its first day), the years ahead and the default; never the years before
-      assert.isAtMost(recent.length, 6)
+      // the year it was born in (and the one before, if born in its first month), the five years ahead and the default; never the years before
+      assert.isAtMost(recent.length, 8)
       assert.isBelow(recent.length, all)
       for (const name of recent) assert.isTrue(name === "event_log_default" || name >= yearName(born.getUTCFullYear() - 1), name)
       const everything = yield* scanned(new Date("2000-01-01T00:00:00Z"))

@@ -6,6 +6,7 @@
  * several fields are in `TopologyChecks`. Public through `Topology`.
  */
 import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -210,10 +211,29 @@ export class RouteConfig extends Schema.Class<RouteConfig>("RouteConfig")({
   bundleTransferTime: Schema.optional(DurationText.pipe(Schema.filter((n) => n > 0 || "must be longer than zero")))
 }) {}
 
-/** How long a history is kept: "forever", or a duration of at least 30 days. */
-export const HistoryRetention = Schema.Union(
-  Schema.Literal("forever"),
-  DurationText.pipe(Schema.filter((ms) => ms >= 30 * 24 * 3600_000 || "must be at least 30 days, or \"forever\""))
+const dayMs = 24 * 3600_000
+
+/**
+ * How long a history is kept: "forever", or a duration of at least 30 days, in milliseconds or
+ * written as "400 days", "52 weeks" or "7 years" (a year is 365 days).
+ */
+export const HistoryRetention = Schema.transformOrFail(
+  Schema.Union(Schema.String, Schema.Number),
+  Schema.Union(Schema.Literal("forever"), Schema.NonNegativeInt),
+  {
+    strict: true,
+    decode: (input, _, ast) => {
+      if (input === "forever") return ParseResult.succeed("forever" as const)
+      const years = typeof input === "string" ? /^\s*(\d+(?:\.\d+)?)\s*years?\s*$/.exec(input) : null
+      const ms = years !== null
+        ? Math.round(Number(years[1]) * 365 * dayMs)
+        : Option.getOrUndefined(Either.getRight(Schema.decodeUnknownEither(DurationText)(input)))
+      return ms !== undefined && ms >= 30 * dayMs
+        ? ParseResult.succeed(ms)
+        : ParseResult.fail(new ParseResult.Type(ast, input, `${JSON.stringify(input)}: must be "forever" or a duration of at least 30 days, e.g. "400 days", "7 years"`))
+    },
+    encode: (kept) => ParseResult.succeed(kept)
+  }
 ).annotations({ identifier: "HistoryRetention" })
 
 /**
