@@ -11,6 +11,7 @@ import { Migrations } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
@@ -94,7 +95,10 @@ export const appliedMigrations: Effect.Effect<ReadonlyArray<MigrationName>, SqlE
 
 /** Judges one migration of this release by its recorded statements and any review of it. */
 export const judgeMigration = (key: string) =>
-  statementsOf(Migrations.migrations[key]!).pipe(Effect.mapError((cause) => new MigrationPlanError({ migration: key, cause })), Effect.map((statements): PlannedMigration => {
+  statementsOf(Migrations.migrations[key]!).pipe(
+    // a migration that reads a row and uses it throws on the empty answer: say which one, not a stack
+    Effect.catchAllCause((cause) => Effect.fail(new MigrationPlanError({ migration: key, cause: Cause.squash(cause) }))),
+    Effect.map((statements): PlannedMigration => {
     const d = digest(statements)
     const review = reviewed.get(key)
     const judged = judge(statements, review?.digest === d ? review : undefined)
