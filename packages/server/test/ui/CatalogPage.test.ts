@@ -2,7 +2,9 @@
  * The web UI's Catalog page and the observation page's Source, in a real browser (Debian's
  * chromium through playwright-core) against the in-process server: an admin registers a Source,
  * a position out of range is refused with the API's reason and registers nothing, and an
- * observation of an ObsUnit linked to the Source shows its coordinates. A screenshot goes to
+ * observation of an ObsUnit linked to the Source shows its coordinates; the admin sets a
+ * program's proprietary period (a negative one is refused, naming the rule) and a module's band in
+ * GHz. A screenshot goes to
  * `test-artifacts/ui/catalog.png`.
  */
 import { Fixtures } from "@ccat/core/testing"
@@ -79,10 +81,26 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: catalog", (it) => {
         await sourceRow(page, name).waitFor({ timeout: 15_000 })
         // The rest of the catalog: the program with its period, the modules with their bands.
         await page.locator("main table", { has: page.locator("caption", { hasText: "Instrument modules" }) }).locator("tbody tr", { hasText: "280GHz" }).waitFor({ timeout: 15_000 })
+        // An admin makes the program's data public 30 days after each observation, and gives the module its band.
+        const periodForm = page.getByRole("form", { name: `Proprietary period of ${w.program.name}` })
+        await periodForm.getByLabel("days (empty: never public)").fill("-3")
+        await periodForm.getByRole("button", { name: "Save" }).click()
+        await periodForm.getByRole("alert").filter({ hasText: "a proprietary period is 0 to 36500 whole days" }).waitFor({ timeout: 15_000 })
+        await periodForm.getByLabel("days (empty: never public)").fill("30")
+        await periodForm.getByRole("button", { name: "Save" }).click()
+        await periodForm.getByRole("status").filter({ hasText: "30 days after each observation" }).waitFor({ timeout: 15_000 })
+        await page.locator(`[data-period="${w.program.id}"]`, { hasText: "30 days after each observation" }).waitFor({ timeout: 5_000 })
+        const bandForm = page.getByRole("form", { name: "Band of 280GHz" })
+        await bandForm.getByLabel("from GHz").fill("250")
+        await bandForm.getByLabel("to GHz").fill("310")
+        await bandForm.getByRole("button", { name: "Save" }).click()
+        await bandForm.getByRole("status").filter({ hasText: "0.9671–1.199 mm (250.0–310.0 GHz)" }).waitFor({ timeout: 15_000 })
         await page.screenshot({ path: path.join(repoRoot, "test-artifacts", "ui", "catalog.png"), fullPage: true })
         return text
       })
       expect(facts).toBe(`${name} (RA 83.80867°, Dec -5.37264°, ICRS)`)
+      expect((yield* admin.catalog.getProgram({ path: { id: w.program.id } })).proprietaryPeriodDays).toBe(30)
+      expect((yield* admin.catalog.getInstrumentModule({ path: { id: w.modules[0].id } })).emMin).toBeCloseTo(299_792_458 / 310e9, 12)
       expect(errors).toEqual([])
     })
   )

@@ -68,6 +68,34 @@ const sourceForm = (after) => {
   return h("section", { class: "card", "aria-labelledby": "new-source" }, h("h2", { id: "new-source" }, "Register a source"), form, outcome)
 }
 
+/**
+ * A one-row form of an admin's change: its fields, a Save button, and what the API said beside
+ * it. `submit` gets the form's values and answers the sentence to show.
+ * @param {string} label what the form changes, for screen readers
+ * @param {Array<{ name: string, label: string, value: string }>} fields
+ * @param {(values: Record<string, string>) => Promise<string>} submit
+ */
+const inlineForm = (label, fields, submit) => {
+  const outcome = h("span", { "aria-live": "polite" })
+  const button = /** @type {HTMLButtonElement} */ (h("button", { type: "submit", class: "secondary" }, "Save"))
+  const form = /** @type {HTMLFormElement} */ (h("form", {
+    class: "inline", "aria-label": label,
+    onsubmit: (/** @type {SubmitEvent} */ event) => {
+      event.preventDefault()
+      const data = new FormData(form)
+      const values = Object.fromEntries(fields.map((f) => [f.name, String(data.get(f.name) ?? "").trim()]))
+      void act(button, outcome, () => submit(values)).then((ok) => { if (ok) button.disabled = false })
+    }
+  }, fields.map((f) => h("label", null, f.label, " ", h("input", { name: f.name, value: f.value, size: 8, inputmode: "decimal" }))), button, outcome))
+  return form
+}
+
+/**
+ * A number from a form field, or null when it is empty.
+ * @param {string} text
+ */
+const numberOrNull = (text) => (text === "" ? null : Number(text))
+
 /** @param {import("../main.js").Context} ctx */
 export const render = async (ctx) => {
   const { query } = ctx
@@ -103,6 +131,12 @@ export const render = async (ctx) => {
     ctx.session.role === "admin" ? sourceForm(() => void loadSources()) : null,
     h("h2", { id: "sources" }, "Sources"), search, sources, rest)
   await loadSources()
+  const admin = ctx.session.role === "admin"
+  /** Shows a saved value in its cell, without reloading the tables (and losing what the API said). */
+  const shown = (/** @type {string} */ selector, /** @type {string} */ text) => {
+    const cell = rest.querySelector(selector)
+    if (cell !== null) cell.textContent = text
+  }
   try {
     const [programs, subPrograms, modes, { instruments }] = await Promise.all([
       Api.get("/programs"), Api.get("/sub-programs"), Api.get("/observing-modes"), lookups()
@@ -114,8 +148,15 @@ export const render = async (ctx) => {
       table("Observing programs", [
         { header: "Program", cell: (p) => h("span", { title: p.id }, p.name) },
         { header: "Title", cell: (p) => p.title || "-" },
-        { header: "Data public", cell: (p) => period(p.proprietaryPeriodDays) },
-        { header: "Sub-programs", cell: (p) => subPrograms.filter((/** @type {any} */ s) => s.observingProgramId === p.id).map((/** @type {any} */ s) => s.name).join(", ") || "-" }
+        { header: "Data public", cell: (p) => h("span", { "data-period": p.id }, period(p.proprietaryPeriodDays)) },
+        { header: "Sub-programs", cell: (p) => subPrograms.filter((/** @type {any} */ s) => s.observingProgramId === p.id).map((/** @type {any} */ s) => s.name).join(", ") || "-" },
+        ...(admin ? [{ header: "Change", cell: (/** @type {any} */ p) => inlineForm(`Proprietary period of ${p.name}`,
+          [{ name: "days", label: "days (empty: never public)", value: p.proprietaryPeriodDays === null ? "" : String(p.proprietaryPeriodDays) }],
+          async (v) => {
+            const changed = await Api.patch(`/programs/${p.id}`, { proprietaryPeriodDays: numberOrNull(v.days) })
+            shown(`[data-period="${p.id}"]`, period(changed.proprietaryPeriodDays))
+            return `${changed.name}: ${period(changed.proprietaryPeriodDays)}.`
+          }) }] : [])
       ], programs, "No programs visible to you."),
       h("h2", { id: "modes" }, "Observing modes"),
       table("Observing modes", [
@@ -126,11 +167,25 @@ export const render = async (ctx) => {
       table("Instrument modules", [
         { header: "Instrument", cell: (m) => nameOf(instruments, m.instrumentId) },
         { header: "Module", cell: (m) => m.name },
-        { header: "Band", cell: (m) => band(m.emMin, m.emMax) },
+        { header: "Band", cell: (m) => h("span", { "data-band": m.id }, band(m.emMin, m.emMax)) },
         { header: "Product", cell: (m) => m.dataproductType ?? "-" },
         { header: "Polarization", cell: (m) => m.polStates ?? "-" },
         { header: "Field of view", numeric: true, cell: (m) => (m.fovDeg === null ? "-" : `${m.fovDeg}°`) },
-        { header: "Resolution", numeric: true, cell: (m) => (m.resolutionArcsec === null ? "-" : `${m.resolutionArcsec}″`) }
+        { header: "Resolution", numeric: true, cell: (m) => (m.resolutionArcsec === null ? "-" : `${m.resolutionArcsec}″`) },
+        ...(admin ? [{ header: "Change band", cell: (/** @type {any} */ m) => inlineForm(`Band of ${m.name}`,
+          [
+            { name: "minGHz", label: "from GHz", value: m.emMax === null ? "" : (299_792_458 / m.emMax / 1e9).toFixed(3) },
+            { name: "maxGHz", label: "to GHz", value: m.emMin === null ? "" : (299_792_458 / m.emMin / 1e9).toFixed(3) }
+          ],
+          async (v) => {
+            const min = numberOrNull(v.minGHz)
+            const max = numberOrNull(v.maxGHz)
+            const changed = await Api.patch(`/instrument-modules/${m.id}`, {
+              band: min === null && max === null ? null : { minHz: (min ?? NaN) * 1e9, maxHz: (max ?? NaN) * 1e9 }
+            })
+            shown(`[data-band="${m.id}"]`, band(changed.emMin, changed.emMax))
+            return `${changed.name}: ${band(changed.emMin, changed.emMax)}.`
+          }) }] : [])
       ], modules, "No instrument modules."))
   } catch (e) {
     replace(rest, errorBox(e, "Loading the catalog"))
