@@ -6,7 +6,7 @@
  * A driver that holds resources (an S3 client's sockets, a tape driver's recall workers) keeps
  * them until the scope of the storages closes.
  */
-import { StorageDriver, StorageDriverRegistry, StorageError } from "@ccat/core"
+import { StorageDriver, StorageDriverRegistry, StorageError, Topology } from "@ccat/core"
 import { Drivers } from "@ccat/storage-drivers"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -53,6 +53,11 @@ export const fromRegistry = (registry: StorageDriverRegistry.Registry) =>
       lookup: (key: Key) =>
         Effect.gen(function* () {
           const spec: LocationSpec = { id: key.id, name: key.name, technology: key.technology, driverConfig: JSON.parse(key.options) }
+          // the start refuses these; a row written by another version of the configuration may still hold one
+          const secret = Topology.secretDriverOptions.find((k) => k in spec.driverConfig)
+          if (secret !== undefined) {
+            return yield* unusable(spec, `driver.${secret} would store a secret in the ops-db; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`)
+          }
           const decoded = StorageDriverRegistry.decode(registry, spec.technology, spec.driverConfig)
           if (Either.isLeft(decoded)) return yield* unusable(spec, decoded.left.join("; "))
           return yield* decoded.right.driver.make(decoded.right.options, { id: spec.id, name: spec.name })
