@@ -1,6 +1,7 @@
 /**
  * The reference server's HTTP side: the API contract implemented by its groups, the OpenAPI
- * document at `/api/v1/openapi.json` and a readable page of it at `/api/v1/docs`, served by
+ * document at `/api/v1/openapi.json` and a readable page of it at `/api/v1/docs`, the IVOA TAP
+ * service at `/tap`, served by
  * Node's HTTP server with a limit on request bodies.
  */
 import { Api } from "@ccat/core"
@@ -33,6 +34,7 @@ import * as MetricsHttp from "./observability/MetricsHttp.js"
 import * as ObsCorePublisher from "./ObsCorePublisher.js"
 import * as RelayReference from "./relay/Reference.js"
 import { ServerConfig } from "./ServerConfig.js"
+import * as TapHttp from "./tap/TapHttp.js"
 
 /** The largest request body accepted, in bytes: ample for a batch of 10,000 files. */
 export const maxBodyBytes = 8 * 1024 * 1024
@@ -98,6 +100,7 @@ const serveWith = (options: { readonly maxBodyBytes: number }, idempotency: Retu
     Layer.provide(WebUi.layer),
     Layer.provide(MetricsHttp.layer),
     Layer.provide(RelayReference.routeLayer),
+    Layer.provide(TapHttp.layer),
     Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)
   )

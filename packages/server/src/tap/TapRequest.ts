@@ -1,0 +1,77 @@
+/**
+ * What every TAP request needs before its own work: its parameters (the query string, and for
+ * a POST the form body, names regardless of case as DALI says), its caller (anonymous without a
+ * token; a token that is presented must be valid), the service's base URL as the client reached
+ * it, and the answers in TAP's shapes (an error is a VOTable error document).
+ */
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import { authenticate } from "../auth/Authentication.js"
+import { AdqlError } from "./Adql.js"
+import type { Caller } from "./TapQuery.js"
+import * as Votable from "./Votable.js"
+
+/** The path the service is mounted at. */
+export const basePath = "/tap"
+
+/** A request the service refuses before running anything, with its HTTP status. */
+export interface Refusal {
+  readonly status: number
+  readonly message: string
+}
+
+/** The request's parameters, names in lower case; the body's win over the query string's. */
+export const params = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const out = new Map<string, string>()
+  for (const [k, v] of new URL(request.url, "http://service").searchParams) out.set(k.toLowerCase(), v)
+  if (request.method !== "POST") return out
+  const body = yield* request.arrayBuffer.pipe(Effect.mapError(() => new AdqlError({ message: "the request body could not be read" })))
+  if (body.byteLength === 0) return out
+  const type = request.headers["content-type"] ?? "application/x-www-form-urlencoded"
+  const form = yield* Effect.tryPromise({
+    try: () => new Response(body, { headers: { "content-type": type } }).formData(),
+    catch: () => new AdqlError({ message: "send the parameters as application/x-www-form-urlencoded or multipart/form-data" })
+  })
+  for (const [k, v] of form) {
+    if (typeof v !== "string") return yield* new AdqlError({ message: `UPLOAD is not supported: the parameter ${k} is a file` })
+    out.set(k.toLowerCase(), v)
+  }
+  return out
+})
+
+/** The caller: anonymous without an Authorization header, else the account its bearer token names. */
+export const caller = Effect.gen(function* () {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const header = request.headers.authorization
+  if (header === undefined || header.trim() === "") return { kind: "anonymous" } as Caller
+  const token = header.toLowerCase().startsWith("bearer ") ? header.slice(7).trim() : ""
+  const principal = yield* authenticate(token).pipe(
+    Effect.mapError((e) => ({ status: 401, message: `${e.message} (or send no Authorization header to query public data)` }) satisfies Refusal)
+  )
+  return { kind: "account", principal } as Caller
+})
+
+/** The service's base URL as the client reached it (honouring X-Forwarded-Proto and -Host from a proxy). */
+export const baseUrl = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+  const proto = (request.headers["x-forwarded-proto"] ?? "http").split(",")[0]!.trim()
+  const host = (request.headers["x-forwarded-host"] ?? request.headers.host ?? "localhost").split(",")[0]!.trim()
+  return `${/^https?$/.test(proto) ? proto : "http"}://${host}${basePath}`
+})
+
+/** An XML document. */
+export const xml = (body: string, status = 200) => HttpServerResponse.text(body, { status, contentType: "text/xml; charset=utf-8" })
+
+/** A VOTable error document with its status: 400 for the query's fault, 500 for the service's. */
+export const errorDocument = (e: AdqlError | Refusal) => {
+  const status = "status" in e ? e.status : e.fault === "service" ? 500 : 400
+  return HttpServerResponse.text(Votable.error(e.message), {
+    status,
+    contentType: `${Votable.contentType}; charset=utf-8`,
+    ...(status === 401 ? { headers: { "www-authenticate": "Bearer" } } : {})
+  })
+}
+
+/** A 303 to a URL, as UWS answers a POST. */
+export const seeOther = (location: string) => HttpServerResponse.empty({ status: 303, headers: { location } })

@@ -1,0 +1,113 @@
+/**
+ * The tables a TAP query may name, with their columns, all generated from `ObsCore.columns`:
+ * `ivoa.obscore` (its published columns only; the hidden `ccat_*` ones are for the access rule
+ * and never reachable from ADQL) and the five TAP 1.1 `TAP_SCHEMA` tables, which describe the
+ * service itself. TAP_SCHEMA is not stored: its rows are made here and read by the translator
+ * as a VALUES list of bind parameters, so it cannot drift from what `/tables` publishes.
+ */
+import { ObsCore } from "@ccat/core"
+
+/** One column of a queryable table. */
+export type Column = Pick<ObsCore.Column, "name" | "sqlType" | "datatype" | "arraysize" | "xtype" | "unit" | "ucd" | "utype" | "description" | "principal" | "indexed" | "std">
+
+/** A table ADQL may name. */
+export interface Table {
+  readonly schema: string
+  /** The qualified name, as TAP_SCHEMA and `/tables` publish it. */
+  readonly name: string
+  readonly description: string
+  readonly utype?: string
+  readonly type: "table" | "view"
+  readonly columns: ReadonlyArray<Column>
+  /** Whether rows are limited to what the caller may see (the access rule's columns). */
+  readonly restricted: boolean
+}
+
+const meta = (name: string, sqlType: "text" | "integer", description: string): Column => ({
+  name,
+  sqlType: sqlType === "text" ? "text" : "bigint",
+  datatype: sqlType === "text" ? "char" : "int",
+  ...(sqlType === "text" ? { arraysize: "*" as const } : {}),
+  description,
+  principal: true,
+  indexed: false,
+  std: true
+})
+
+/** The ObsCore table, as published. */
+export const obscore: Table = {
+  schema: ObsCore.schemaName,
+  name: ObsCore.tableName,
+  description: ObsCore.tableDescription,
+  utype: ObsCore.tableUtype,
+  type: "view",
+  columns: ObsCore.publishedColumns,
+  restricted: true
+}
+
+const tapSchemaTables: ReadonlyArray<Table> = [
+  {
+    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.schemas", type: "table", restricted: false, description: "The schemas of this service.",
+    columns: [meta("schema_name", "text", "schema name"), meta("utype", "text", "schema utype"), meta("description", "text", "what the schema holds"), meta("schema_index", "integer", "order of the schema")]
+  },
+  {
+    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.tables", type: "table", restricted: false, description: "The tables of this service.",
+    columns: [meta("schema_name", "text", "the table's schema"), meta("table_name", "text", "qualified table name"), meta("table_type", "text", "table or view"),
+      meta("utype", "text", "table utype"), meta("description", "text", "what the table holds"), meta("table_index", "integer", "order of the table")]
+  },
+  {
+    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.columns", type: "table", restricted: false, description: "The columns of this service's tables.",
+    columns: [meta("table_name", "text", "qualified name of the column's table"), meta("column_name", "text", "column name"), meta("utype", "text", "column utype"),
+      meta("ucd", "text", "column UCD"), meta("unit", "text", "column unit"), meta("description", "text", "what the column holds"),
+      meta("datatype", "text", "VOTable datatype"), meta("arraysize", "text", "VOTable arraysize"), meta("xtype", "text", "DALI extended type"),
+      meta("size", "integer", "deprecated: fixed length"), meta("principal", "integer", "1: shown by default"), meta("indexed", "integer", "1: indexed"),
+      meta("std", "integer", "1: defined by a standard"), meta("column_index", "integer", "order of the column")]
+  },
+  {
+    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.keys", type: "table", restricted: false, description: "Foreign keys between tables (none here).",
+    columns: [meta("key_id", "text", "key id"), meta("from_table", "text", "table holding the key"), meta("target_table", "text", "table the key refers to"),
+      meta("description", "text", "what the key means"), meta("utype", "text", "key utype")]
+  },
+  {
+    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.key_columns", type: "table", restricted: false, description: "The columns of the foreign keys (none here).",
+    columns: [meta("key_id", "text", "key id"), meta("from_column", "text", "column in the key's table"), meta("target_column", "text", "column in the target table")]
+  }
+]
+
+/** Every table a query may name, ObsCore first. */
+export const tables: ReadonlyArray<Table> = [obscore, ...tapSchemaTables]
+
+/** The schemas, in publishing order. */
+export const schemas: ReadonlyArray<{ readonly name: string; readonly description: string; readonly utype?: string }> = [
+  { name: ObsCore.schemaName, description: "IVOA data models: the ObsCore table of the archive's data." },
+  { name: "TAP_SCHEMA", description: "Metadata of this TAP service (TAP 1.1)." }
+]
+
+type Value = string | number | null
+
+/** The rows of a TAP_SCHEMA table, in its column order. */
+export const rowsOf = (table: Table): ReadonlyArray<ReadonlyArray<Value>> => {
+  switch (table.name) {
+    case "TAP_SCHEMA.schemas":
+      return schemas.map((s, i) => [s.name, s.utype ?? null, s.description, i])
+    case "TAP_SCHEMA.tables":
+      return tables.map((t, i) => [t.schema, t.name, t.type, t.utype ?? null, t.description, i])
+    case "TAP_SCHEMA.columns":
+      return tables.flatMap((t) => t.columns.map((c, i) => [t.name, c.name, c.utype ?? null, c.ucd ?? null, c.unit ?? null, c.description,
+        c.datatype, c.arraysize ?? null, c.xtype ?? null, null, c.principal ? 1 : 0, c.indexed ? 1 : 0, c.std ? 1 : 0, i]))
+    default:
+      return []
+  }
+}
+
+/** The table an ADQL name means (regular names match regardless of case), if any. */
+export const resolve = (parts: ReadonlyArray<{ readonly name: string; readonly delimited: boolean }>): Table | undefined => {
+  const matches = (written: { readonly name: string; readonly delimited: boolean }, actual: string) =>
+    written.delimited ? written.name === actual : written.name === actual.toLowerCase()
+  return tables.find((t) => {
+    const [schema, name] = t.name.split(".") as [string, string]
+    if (parts.length === 2) return matches(parts[0]!, schema) && matches(parts[1]!, name)
+    // An unqualified `obscore` is unambiguous; TAP_SCHEMA's names need their schema.
+    return parts.length === 1 && t === obscore && matches(parts[0]!, name)
+  })
+}
