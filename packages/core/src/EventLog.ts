@@ -140,6 +140,8 @@ export interface RowEvents {
   readonly actor?: string | undefined
   /** The same details for every row's event. */
   readonly details?: Readonly<Record<string, unknown>> | undefined
+  /** A jsonb column of the changed rows with each row's own details, merged over `details`. */
+  readonly detailsColumn?: string | undefined
 }
 
 /**
@@ -151,8 +153,10 @@ export interface RowEvents {
 export const appendFrom = (sql: SqlClient.SqlClient, e: RowEvents): Fragment => {
   const state = (s: StateOfRow): Fragment =>
     s === null ? sql`null::text` : typeof s === "string" ? sql`${s}::text` : sql`r.${sql(s.column)}::text`
+  const shared = sql`${JSON.stringify(e.details ?? {})}::jsonb`
+  const details = e.detailsColumn === undefined ? shared : sql`${shared} || r.${sql(e.detailsColumn)}::jsonb`
   return sql`
     insert into event_log (entity_kind, entity_id, from_state, to_state, actor, details)
-    select ${e.kind}::entity_kind, r.id, ${state(e.from)}, ${state(e.to)}, ${e.actor ?? "system"}::text, ${JSON.stringify(e.details ?? {})}::jsonb
+    select ${e.kind}::entity_kind, r.id, ${state(e.from)}, ${state(e.to)}, ${e.actor ?? "system"}::text, ${details}
     from ${sql(e.rows)} r`
 }
