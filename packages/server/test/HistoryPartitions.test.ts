@@ -124,10 +124,13 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
   let world: World
   let before: { events: string; counts: string; repaired: number }
 
-  it.effect("an ops-db at 0017 keeps every event, index, trigger and count through the partitioning", () =>
+  it.effect("an ops-db at 0017 keeps every event, index, trigger, grant and count through the partitioning", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       yield* runOnly(before18)
+      // a reporting role an operator gave the log to
+      yield* sql.unsafe(`do $$ begin if not exists (select from pg_roles where rolname = 'ccat_history_reader') then create role ccat_history_reader; end if; end $$`)
+      yield* sql`grant select on event_log to ccat_history_reader`
       world = yield* seed
       // the metrics' count as a release before 0018 makes it
       const [repaired] = yield* sql<{ n: number }>`select count(*)::int as n from event_log e join physical_copy c on c.id = e.entity_id
@@ -147,6 +150,8 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       assert.notInclude(names, yearName(thisYear() + 2))
       const [caught] = yield* sql<{ n: number }>`select count(*)::int as n from event_log_default`
       assert.strictEqual(caught!.n, 0)
+      const [granted] = yield* sql<{ ok: boolean }>`select has_table_privilege('ccat_history_reader', 'event_log', 'select') as ok`
+      assert.isTrue(granted!.ok)
       const indexes = yield* sql<{ name: string }>`select indexname as name from pg_indexes where tablename = 'event_log' order by 1`
       assert.deepStrictEqual(indexes.map((i) => i.name), ["event_log_entity", "event_log_pkey", "event_log_repaired_copy"])
       // Still append-only, through the table and through a partition; ids go on; relayed events still name their account.

@@ -2,7 +2,7 @@
  * History tables that stay small to query (docs/adr/history-tables.md).
  *
  * `event_log` becomes a table partitioned by year of `at` (UTC), converted in place: every row,
- * index and trigger it had is carried over (read from the catalog, so whatever earlier
+ * index, trigger and grant it had is carried over (read from the catalog, so whatever earlier
  * migrations added comes along), the identity goes on from the last id, and the primary key
  * becomes `(id, at)`, since a partitioned table's keys must hold its partition key (nothing
  * references an event, and no statement relies on `id` alone being unique: ids still come from
@@ -193,6 +193,7 @@ do $$
 declare
   index_defs text[];
   trigger_defs text[];
+  grants text[];
   d text;
   last_id bigint;
 begin
@@ -202,6 +203,11 @@ begin
   from pg_index i where i.indrelid = 'event_log'::regclass and not i.indisprimary;
   select coalesce(array_agg(pg_get_triggerdef(t.oid) order by t.oid), '{}') into trigger_defs
   from pg_trigger t where t.tgrelid = 'event_log'::regclass and not t.tgisinternal;
+  -- Privileges an operator granted on the log (a reporting role's SELECT) go to the new table.
+  select coalesce(array_agg(format('grant %s on event_log to %s', a.privilege_type,
+           case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end)), '{}') into grants
+  from pg_class c cross join lateral aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee
+  where c.oid = 'event_log'::regclass;
   for d in select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid
            where i.indrelid = 'event_log'::regclass and not i.indisprimary loop
     execute format('drop index %I', d);
@@ -222,6 +228,7 @@ begin
 
   foreach d in array index_defs loop execute d; end loop;
   foreach d in array trigger_defs loop execute d; end loop;
+  foreach d in array grants loop execute d; end loop;
   drop table event_log_unpartitioned;
   if pg_get_serial_sequence('event_log', 'id') <> 'event_log_id_seq' and to_regclass('event_log_id_seq') is null then
     execute format('alter sequence %s rename to event_log_id_seq', pg_get_serial_sequence('event_log', 'id'));
