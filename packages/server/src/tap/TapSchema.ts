@@ -64,15 +64,38 @@ const tapSchemaTables: ReadonlyArray<Table> = [
       meta("std", "integer", "1: defined by a standard"), meta("column_index", "integer", "order of the column")]
   },
   {
-    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.keys", type: "table", restricted: false, description: "Foreign keys between tables (none here).",
+    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.keys", type: "table", restricted: false, description: "Foreign keys between tables.",
     columns: [meta("key_id", "text", "key id"), meta("from_table", "text", "table holding the key"), meta("target_table", "text", "table the key refers to"),
       meta("description", "text", "what the key means"), meta("utype", "text", "key utype")]
   },
   {
-    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.key_columns", type: "table", restricted: false, description: "The columns of the foreign keys (none here).",
+    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.key_columns", type: "table", restricted: false, description: "The columns of the foreign keys.",
     columns: [meta("key_id", "text", "key id"), meta("from_column", "text", "column in the key's table"), meta("target_column", "text", "column in the target table")]
   }
 ]
+
+/** A foreign key between two tables, as TAP_SCHEMA.keys and `/tables` publish it. */
+export interface ForeignKey {
+  readonly id: string
+  readonly from: string
+  readonly target: string
+  readonly columns: ReadonlyArray<readonly [from: string, target: string]>
+}
+
+/** TAP 1.1's keys between the TAP_SCHEMA tables (ivoa.obscore has none). */
+export const keys: ReadonlyArray<ForeignKey> = [
+  { id: "tables_schema", from: "TAP_SCHEMA.tables", target: "TAP_SCHEMA.schemas", columns: [["schema_name", "schema_name"]] },
+  { id: "columns_table", from: "TAP_SCHEMA.columns", target: "TAP_SCHEMA.tables", columns: [["table_name", "table_name"]] },
+  { id: "keys_from", from: "TAP_SCHEMA.keys", target: "TAP_SCHEMA.tables", columns: [["from_table", "table_name"]] },
+  { id: "keys_target", from: "TAP_SCHEMA.keys", target: "TAP_SCHEMA.tables", columns: [["target_table", "table_name"]] },
+  { id: "key_columns_key", from: "TAP_SCHEMA.key_columns", target: "TAP_SCHEMA.keys", columns: [["key_id", "key_id"]] }
+]
+
+// Column names ADQL reserves are published delimited, as clients must write them.
+const reserved = new Set(["size"])
+
+/** A column's name as ADQL writes it: delimited when the name is a reserved word. */
+export const adqlName = (name: string): string => (reserved.has(name) ? `"${name}"` : name)
 
 /** Every table a query may name, ObsCore first. */
 export const tables: ReadonlyArray<Table> = [obscore, ...tapSchemaTables]
@@ -93,8 +116,12 @@ export const rowsOf = (table: Table): ReadonlyArray<ReadonlyArray<Value>> => {
     case "TAP_SCHEMA.tables":
       return tables.map((t, i) => [t.schema, t.name, t.type, t.utype ?? null, t.description, i])
     case "TAP_SCHEMA.columns":
-      return tables.flatMap((t) => t.columns.map((c, i) => [t.name, c.name, c.utype ?? null, c.ucd ?? null, c.unit ?? null, c.description,
+      return tables.flatMap((t) => t.columns.map((c, i) => [t.name, adqlName(c.name), c.utype ?? null, c.ucd ?? null, c.unit ?? null, c.description,
         c.datatype, c.arraysize ?? null, c.xtype ?? null, null, c.principal ? 1 : 0, c.indexed ? 1 : 0, c.std ? 1 : 0, i]))
+    case "TAP_SCHEMA.keys":
+      return keys.map((k) => [k.id, k.from, k.target, null, null])
+    case "TAP_SCHEMA.key_columns":
+      return keys.flatMap((k) => k.columns.map(([from, target]) => [k.id, from, target]))
     default:
       return []
   }

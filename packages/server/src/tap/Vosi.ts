@@ -85,15 +85,20 @@ export const tableset = (): string => {
       if (table.utype !== undefined) t.ele("utype").txt(table.utype)
       for (const c of table.columns) {
         const col = t.ele("column")
-        col.ele("name").txt(c.name)
+        col.ele("name").txt(TapSchema.adqlName(c.name))
         col.ele("description").txt(c.description)
         if (c.unit !== undefined) col.ele("unit").txt(c.unit)
         if (c.ucd !== undefined) col.ele("ucd").txt(c.ucd)
         if (c.utype !== undefined) col.ele("utype").txt(c.utype)
-        if (c.xtype !== undefined) col.ele("xtype").txt(c.xtype)
+        // VODataService 1.1 (what validators hold) has no xtype element; TAP_SCHEMA.columns carries it.
         col.ele("dataType", { "xsi:type": "vs:VOTableType", ...(c.arraysize === undefined ? {} : { arraysize: c.arraysize }) }).txt(c.datatype)
         if (c.indexed) col.ele("flag").txt("indexed")
         if (c.std) col.ele("flag").txt("std")
+      }
+      for (const key of TapSchema.keys.filter((k) => k.from === table.name)) {
+        const fk = t.ele("foreignKey")
+        fk.ele("targetTable").txt(key.target)
+        for (const [from, target] of key.columns) fk.ele("fkColumn").ele("fromColumn").txt(from).up().ele("targetColumn").txt(target)
       }
     }
   }
