@@ -113,15 +113,20 @@ declare
   deleted integer;
 begin
   create temporary table history_retiring on commit drop as
+  -- The oldest finished attempts of completed bundles and packages: those of bundles still
+  -- moving or failed never fill a batch, however many there are.
   with candidates as (
     select distinct d.data_transfer_package_id as bundle_id, d.raw_data_package_id as package_id
-    from (select data_transfer_package_id, raw_data_package_id from data_transfer
-          where created_at < cutoff order by created_at, id limit lim) d
+    from (select t.data_transfer_package_id, t.raw_data_package_id from data_transfer t
+          where t.created_at < cutoff and t.status in ('completed', 'failed')
+            and (t.data_transfer_package_id is null
+                 or exists (select 1 from data_transfer_package b where b.id = t.data_transfer_package_id and b.status = 'completed'))
+            and (t.raw_data_package_id is null
+                 or exists (select 1 from raw_data_package p where p.id = t.raw_data_package_id and p.status = 'completed'))
+          order by t.created_at, t.id limit lim) d
   )
   select c.bundle_id, c.package_id from candidates c
-  where (c.bundle_id is null or exists (select 1 from data_transfer_package b where b.id = c.bundle_id and b.status = 'completed'))
-    and (c.package_id is null or exists (select 1 from raw_data_package p where p.id = c.package_id and p.status = 'completed'))
-    and not exists (
+  where not exists (
       select 1 from data_transfer d
       where (d.data_transfer_package_id = c.bundle_id or d.raw_data_package_id = c.package_id)
         and (d.status not in ('completed', 'failed') or coalesce(d.finished_at, d.updated_at) >= cutoff));
