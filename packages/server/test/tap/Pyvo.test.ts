@@ -1,0 +1,52 @@
+/**
+ * pyvo (Debian's `python3-pyvo`), as an astronomer runs it, against the live `/tap` of an
+ * in-process server holding archived data: `find_observations.py` finds observations by a cone
+ * around a Source (sync), by a time range (async, UWS) and by an instrument, anonymously and
+ * with a scientist's token, and sees only what each may see.
+ */
+import { it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import { execFile } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { expect } from "vitest"
+import * as Harness from "../ApiHarness.js"
+import * as TapWorld from "./TapWorld.js"
+
+const script = fileURLToPath(new URL("./find_observations.py", import.meta.url))
+
+interface Found {
+  readonly cone: Array<string>
+  readonly cone_target: Array<string>
+  readonly time: Array<string>
+  readonly instrument: Array<string>
+  readonly columns: Array<string>
+}
+
+const find = (url: string, seeded: TapWorld.Seeded, token?: string) =>
+  Effect.async<Found, Error>((resume) => {
+    const args = [script, url, String(seeded.ra), String(seeded.dec), seeded.start, seeded.end, seeded.instrument, ...(token === undefined ? [] : [token])]
+    // Debian's python, where python3-pyvo lives (a developer's PATH may put another first).
+    const child = execFile("/usr/bin/python3", args, { timeout: 60_000 }, (error, stdout, stderr) =>
+      resume(error === null ? Effect.sync(() => JSON.parse(stdout) as Found) : Effect.fail(new Error(`${error.message}\n${stderr}`))))
+    return Effect.sync(() => child.kill())
+  })
+
+it.layer(Harness.layer(), { timeout: 120_000 })("pyvo", (it) => {
+  it.effect("finds observations by a cone around a Source, by time range and by instrument", () =>
+    Effect.gen(function* () {
+      const world = yield* TapWorld.seed
+      const url = `${yield* Harness.BaseUrl}/tap`
+      const open = yield* find(url, world.open)
+      expect(open.cone).toEqual([world.open.observationId, world.open.observationId])
+      expect(open.cone_target).toEqual([world.open.source, world.open.source])
+      expect(open.time).toEqual([world.open.observationId, world.open.observationId])
+      expect(open.instrument).toEqual([world.open.observationId, world.open.observationId])
+      expect(open.columns).toContain("s_ra")
+      expect(open.columns.filter((c) => c.startsWith("ccat_"))).toEqual([])
+      // The embargoed program: nothing anonymously, everything with its scientist's token.
+      expect(yield* find(url, world.embargoed)).toMatchObject({ cone: [], time: [], instrument: [] })
+      const token = yield* Harness.tokenFor({ role: "scientist", programIds: [world.embargoed.world.program.id] })
+      const granted = yield* find(url, world.embargoed, token)
+      expect([granted.cone, granted.time, granted.instrument].map((ids) => [...new Set(ids)])).toEqual([[world.embargoed.observationId], [world.embargoed.observationId], [world.embargoed.observationId]])
+    }).pipe(Effect.orDie))
+})
