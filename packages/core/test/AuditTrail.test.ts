@@ -8,6 +8,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as EventLog from "../src/EventLog.js"
 import type { EntityKind } from "../src/EventLog.js"
 import * as Repositories from "../src/Repositories.js"
 import * as StateMachine from "../src/StateMachine.js"
@@ -124,6 +125,27 @@ describe("audit trail", () => {
           assert.strictEqual(n, 0, `every ${kind} has its creation event`)
         }
       }), 60_000)
+
+    it.effect("the one writer: many events in one statement, and a statement's own rows with shared and per-row details", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const w = yield* Fixtures.world
+        const eou = yield* Fixtures.executedObsUnit(w)
+        const packages = [yield* Fixtures.rawDataPackage(w, eou), yield* Fixtures.rawDataPackage(w, eou)]
+        const ids = packages.map((p) => p.id)
+        yield* EventLog.append(ids.map((id, i) => ({ kind: "RawDataPackage" as const, id, from: "pending", to: "pending", actor: "audit-walk", details: { i } })))
+        yield* sql`
+          with noted as (select id, status, jsonb_build_object('path', relative_path) as own from raw_data_package where id in ${sql.in(ids)}),
+          logged as (${EventLog.appendFrom(sql, { kind: "RawDataPackage", rows: "noted", from: { column: "status" }, to: { column: "status" }, actor: "audit-walk", details: { shared: true }, detailsColumn: "own" })})
+          select 1`
+        for (const [i, p] of packages.entries()) {
+          const events = yield* sql<{ actor: string; details: Record<string, unknown> }>`
+            select actor, details from event_log where entity_id = ${p.id} and actor = 'audit-walk' order by id`
+          assert.deepStrictEqual(events.map((e) => e.details), [{ i }, { shared: true, path: p.relativePath }])
+        }
+        // An empty batch is no statement and no event.
+        yield* EventLog.append([])
+      }))
 
     it.effect("a change and its event commit together: a rolled-back move leaves neither", () =>
       Effect.gen(function* () {
