@@ -3,8 +3,8 @@
  * `vX.Y.Z` tag reachable from HEAD (docs/development.md, "Releases"), its sources taken with
  * `git archive` into a folder outside the repository, its dependencies linked from this
  * checkout's `node_modules` when its lockfile asks for nothing this checkout lacks (else
- * installed with `npm ci --prefer-offline`), and its packages built with tsup (JavaScript only:
- * declarations are for integrators, not for running). The folder is keyed by the tag's commit and
+ * installed with `npm ci --prefer-offline`), and its packages built by their build scripts
+ * without declarations (they are for integrators, not for running). The folder is keyed by the tag's commit and
  * this checkout's lockfile, so a second run reuses it.
  */
 import { execFileSync } from "node:child_process"
@@ -88,15 +88,28 @@ const linkDependencies = (root: string) => {
   }
 }
 
-/** Builds each workspace package that builds with tsup: core first, the server last. */
+/**
+ * Builds each workspace package by its own build script, core first and the server last, with
+ * `--no-dts` added to each tsup step (declarations are most of a build's time and nothing here
+ * reads them); any other step runs as written.
+ */
 const build = (root: string) => {
   const rootPackage = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { workspaces: ReadonlyArray<string> }
   const rank = (w: string) => (w.endsWith("/core") ? 0 : w.endsWith("/server") ? 2 : 1)
-  const tsup = path.join(root, "node_modules", ".bin", "tsup")
+  const bin = path.join(root, "node_modules", ".bin")
   for (const workspace of [...rootPackage.workspaces].sort((a, b) => rank(a) - rank(b))) {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, workspace, "package.json"), "utf8")) as { scripts?: { build?: string } }
-    if (pkg.scripts?.build !== "tsup") continue
-    execFileSync(tsup, ["--no-dts", "--format", "esm"], { cwd: path.join(root, workspace), stdio: "pipe", timeout: 300_000 })
+    const script = pkg.scripts?.build
+    if (script === undefined) continue
+    for (const step of script.split("&&").map((s) => s.trim())) {
+      const command = /^tsup(\s|$)/.test(step) ? `${step} --no-dts` : step
+      execFileSync("sh", ["-c", command], {
+        cwd: path.join(root, workspace),
+        env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ""}` },
+        stdio: "pipe",
+        timeout: 300_000
+      })
+    }
   }
 }
 
