@@ -14,6 +14,18 @@ import * as Harness from "../ApiHarness.js"
 import * as Tap from "./TapClient.js"
 import * as TapWorld from "./TapWorld.js"
 
+const phaseOf = (xml: string) => /<uws:phase>(\w+)<\/uws:phase>/.exec(xml)?.[1]
+
+// Reads a job with UWS blocking until it has left the active phases (a bounded number of tries).
+const settled = (jobPath: string, token?: string) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 20; i++) {
+      const job = yield* Tap.request(`${jobPath}?WAIT=5`, token === undefined ? {} : { token })
+      if (!["PENDING", "QUEUED", "EXECUTING"].includes(phaseOf(job.text) ?? "")) return job
+    }
+    throw new Error(`job ${jobPath} did not finish`)
+  })
+
 const ids = (csv: string) => csv.trim().split("\r\n").slice(1).map((line) => line.split(",")[0])
 
 it.layer(Harness.layer(), { timeout: 120_000 })("TAP service", (it) => {
@@ -146,5 +158,52 @@ it.layer(Harness.layer(), { timeout: 120_000 })("TAP service", (it) => {
       expect(maxrec.status).toBe(400)
       expect(yield* Harness.counts(["account", "api_token", "executed_obs_unit", "observing_program"])).toEqual(before)
       expect((yield* sql<{ n: number }>`select count(*)::int as n from ivoa.obscore`)[0]!.n).toBe(6)
+    }).pipe(Effect.orDie))
+
+  it.effect("runs asynchronous jobs (UWS): run at once or later, results, errors, abort, timeouts, owners", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const created = yield* Tap.request("/tap/async", { form: { LANG: "ADQL", QUERY: "SELECT obs_id FROM ivoa.obscore ORDER BY obs_id", PHASE: "RUN" } })
+      expect(created.status).toBe(303)
+      const job = new URL(created.location!).pathname
+      const done = yield* settled(job)
+      expect(phaseOf(done.text)).toBe("COMPLETED")
+      expect(done.text).toContain(`${job}/results/result`)
+      expect(Tap.rows((yield* Tap.request(`${job}/results/result`)).text)).toEqual([[world.open.observationId], [world.open.observationId]])
+
+      // PENDING until told to run; only its owner reaches it.
+      const pending = yield* Tap.request("/tap/async", { token: tokens.operator, form: { LANG: "ADQL", QUERY: "SELECT COUNT(*) FROM ivoa.obscore", RESPONSEFORMAT: "csv" } })
+      const mine = new URL(pending.location!).pathname
+      expect((yield* Tap.request(`${mine}/phase`, { token: tokens.operator })).text).toBe("PENDING")
+      expect((yield* Tap.request(mine, { token: tokens.stranger })).status).toBe(404)
+      expect((yield* Tap.request(mine)).status).toBe(404)
+      expect((yield* Tap.request("/tap/async", { token: tokens.operator })).text).toContain(mine.split("/").pop()!)
+      expect((yield* Tap.request("/tap/async", { token: tokens.stranger })).text).not.toContain(mine.split("/").pop()!)
+      expect((yield* Tap.request(`${mine}/phase`, { token: tokens.operator, form: { PHASE: "RUN" } })).status).toBe(303)
+      expect(phaseOf((yield* settled(mine, tokens.operator)).text)).toBe("COMPLETED")
+      expect((yield* Tap.request(`${mine}/results/result`, { token: tokens.operator })).text).toBe("count\r\n6\r\n")
+
+      // A bad query ends in ERROR with its error document.
+      const bad = yield* Tap.request("/tap/async", { form: { LANG: "ADQL", QUERY: "SELECT secret FROM ivoa.obscore", PHASE: "RUN" } })
+      const failed = new URL(bad.location!).pathname
+      expect(phaseOf((yield* settled(failed)).text)).toBe("ERROR")
+      expect(Tap.errorMessage((yield* Tap.request(`${failed}/error`)).text)).toMatch(/no column secret/)
+
+      // While ivoa.obscore is locked: a job aborts on request, and one past its execution duration is cancelled.
+      yield* sql.withTransaction(Effect.gen(function* () {
+        yield* sql`lock table executed_obs_unit in access exclusive mode`
+        const stuck = new URL((yield* Tap.request("/tap/async", { form: { LANG: "ADQL", QUERY: "SELECT obs_id FROM ivoa.obscore", PHASE: "RUN" } })).location!).pathname
+        expect((yield* Tap.request(`${stuck}/phase`, { form: { PHASE: "ABORT" } })).status).toBe(303)
+        expect((yield* Tap.request(`${stuck}/phase`)).text).toBe("ABORTED")
+        const slow = new URL((yield* Tap.request("/tap/async", { form: { LANG: "ADQL", QUERY: "SELECT obs_id FROM ivoa.obscore" } })).location!).pathname
+        expect((yield* Tap.request(`${slow}/executionduration`, { form: { EXECUTIONDURATION: "1" } })).status).toBe(303)
+        yield* Tap.request(`${slow}/phase`, { form: { PHASE: "RUN" } })
+        expect(phaseOf((yield* settled(slow)).text)).toBe("ERROR")
+        expect(Tap.errorMessage((yield* Tap.request(`${slow}/error`)).text)).toMatch(/ran longer than 1 s/)
+      }))
+
+      // Deleted jobs are gone.
+      expect((yield* Tap.request(job, { method: "DELETE" })).status).toBe(303)
+      expect((yield* Tap.request(job)).status).toBe(404)
     }).pipe(Effect.orDie))
 })
