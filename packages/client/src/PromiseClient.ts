@@ -13,6 +13,7 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as CcatClient from "./CcatClient.js"
+import * as FileDownload from "./FileDownload.js"
 import * as FilingBatches from "./FilingBatches.js"
 import * as FilingOutbox from "./FilingOutbox.js"
 import type * as Outbox from "./Outbox.js"
@@ -115,6 +116,11 @@ export interface Ccat {
    * `NotFound`.
    */
   readonly waitForStaging: (requestId: string, options?: WaitForStagingOptions) => Promise<Staging.Staged>
+  /**
+   * Streams one raw file straight from the archive to `destination`, verified against its filed
+   * checksum (no staging); rejects with a `DownloadError` and leaves nothing at the path.
+   */
+  readonly downloadFile: (fileId: string, destination: string) => Promise<FileDownload.Downloaded>
   /** Stops delivering, releases the outbox's lock and frees the client; queued filings stay on disk. */
   readonly close: () => Promise<void>
 }
@@ -214,6 +220,8 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
           pollBase: o.pollBaseMs === undefined ? undefined : `${o.pollBaseMs} millis`,
           pollCap: o.pollCapMs === undefined ? undefined : `${o.pollCapMs} millis`
         }).pipe(Effect.provideService(CcatClient.CcatClient, client))),
+      downloadFile: (fileId, destination) =>
+        run(FileDownload.downloadFile(clientOptions, fileId, destination).pipe(Effect.provide(FetchHttpClient.layer))),
       outbox,
       close: () => (closed ??= Effect.runPromise(Scope.close(scope, Exit.void)))
     }

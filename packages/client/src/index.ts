@@ -12,6 +12,8 @@ export * as RetryPolicy from "./RetryPolicy.js"
 export * as FilingOutbox from "./FilingOutbox.js"
 /** Observations of any size: batches of files, several requests in flight. */
 export * as FilingBatches from "./FilingBatches.js"
+/** One raw file straight from the archive, streamed to a path and verified. */
+export * as FileDownload from "./FileDownload.js"
 /** Waiting for a staging request and getting the staged files' local paths. */
 export * as Staging from "./Staging.js"
 /** The Promise client for code that does not use Effect. */

@@ -33,6 +33,7 @@ import { SystemHttpLive } from "./http/SystemHttp.js"
 import * as MetricsHttp from "./observability/MetricsHttp.js"
 import * as ObsCorePublisher from "./ObsCorePublisher.js"
 import * as RelayReference from "./relay/Reference.js"
+import * as ScienceHttp from "./science/ScienceHttp.js"
 import { ServerConfig } from "./ServerConfig.js"
 import * as TapHttp from "./tap/TapHttp.js"
 
@@ -100,6 +101,7 @@ const serveWith = (options: { readonly maxBodyBytes: number }, idempotency: Retu
     Layer.provide(WebUi.layer),
     Layer.provide(MetricsHttp.layer),
     Layer.provide(RelayReference.routeLayer),
+    Layer.provide(ScienceHttp.layer),
     Layer.provide(TapHttp.layer),
     Layer.provide(BodyLimit.layer(options.maxBodyBytes)),
     Layer.provide(ApiLive)

@@ -15,6 +15,7 @@ import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as BufferWrite from "./BufferWrite.js"
+import * as MemberOffsets from "./MemberOffsets.js"
 import * as Packager from "./Packager.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -159,10 +160,12 @@ const commit = (
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const bufferIdentity = yield* ArchiveRecord.identityOf(buffer, written.key)
-    // Three statements whatever the number of files: a site far from the ops-db pays each one.
+    // Four statements whatever the number of files: a site far from the ops-db pays each one.
     yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* ArchiveRecord.record({ kind: "RawDataPackage", id: packageId }, buffer, written, bufferIdentity)
+        // where each file sits in the tar, so one file can later be read from any copy by range
+        yield* MemberOffsets.record(written.manifest)
         yield* Transitions.transitionAll({ entity: "RawDataFile", ids: files.map((f) => f.id), from: "filed", to: "packaged", actor: `worker:${site}` })
         // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.
         yield* sql`

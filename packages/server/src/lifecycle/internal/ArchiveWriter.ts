@@ -168,6 +168,34 @@ export const archiveSize = (manifest: PackageManifest.Manifest): number => {
   return size
 }
 
+/** Where one member sits in the archive `archive` writes: its own header and its first data byte. */
+export interface MemberOffset {
+  /** The member's own header (a pax header first where it has one), after any folder headers. */
+  readonly headerOffset: number
+  /** Its first data byte; the data runs for the member's recorded size. */
+  readonly dataOffset: number
+}
+
+/**
+ * Each member's offsets in the archive, in manifest order, computed the way `archive` writes:
+ * the layout is a pure function of the manifest, so the offsets are known without the bytes.
+ */
+export const memberOffsets = (manifest: PackageManifest.Manifest): Array<MemberOffset> => {
+  const seen = new Set<string>()
+  let at = 0
+  for (const part of manifestEntry(manifest, 0)) at += part.length
+  const out: Array<MemberOffset> = []
+  for (const member of PackageManifest.members(manifest)) {
+    const headers = memberHeaders(member, seen, 0)
+    for (let i = 0; i < headers.length - 1; i++) at += headers[i].length
+    const headerOffset = at
+    at += headers[headers.length - 1].length
+    out.push({ headerOffset, dataOffset: at })
+    at += member.sizeBytes + TarFormat.padding(member.sizeBytes).length
+  }
+  return out
+}
+
 const waitFor = (p: Promise<void> | undefined): Effect.Effect<void> => p === undefined ? Effect.void : Effect.promise(() => p)
 
 /**

@@ -1,0 +1,242 @@
+/**
+ * One raw file of an archived package, read straight from a copy of the package: a ranged read
+ * of the tar at the file's recorded offsets (an S3 range GET, a disk seek), checked against the
+ * file's filed size and checksum as it streams, without staging anything. Copies on nearline
+ * media (tape) are not read here: a recall takes minutes to hours and belongs to staging.
+ *
+ * The read starts at the file's own tar header, so a wrong offset is caught before a byte is
+ * sent. The file's last bytes are held back until its checksum is known: a mismatch fails the
+ * stream instead of completing it, so a caller never receives a complete wrong file; the copy
+ * is then read once more whole through its own storage (the rule for readers that are not an
+ * audit, docs/integrity.md) and recorded CORRUPT or MISSING if it fails that too.
+ */
+import { Checksum, type Ids, StorageError, type StorageDriver } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import * as CopyFindings from "../lifecycle/CopyFindings.js"
+import * as TarFormat from "../lifecycle/internal/TarFormat.js"
+import * as MemberOffsets from "../lifecycle/MemberOffsets.js"
+import * as Sites from "../lifecycle/Sites.js"
+import { Storages } from "../lifecycle/Storages.js"
+import * as ScienceAccess from "./ScienceAccess.js"
+
+/** Why a file's bytes cannot be served; each reason has its HTTP status. */
+export type Reason = "NotFound" | "NotPackaged" | "NeedsStaging" | "Unavailable"
+
+/** A file that cannot be served, and why. */
+export class ContentError extends Data.TaggedError("ContentError")<{ readonly reason: Reason; readonly message: string }> {}
+
+/** The read of a file's bytes failed part-way (its checksum, its size, or the storage). */
+export class ContentFailure extends Data.TaggedError("ContentFailure")<{ readonly message: string }> {}
+
+/** The HTTP status of each reason. */
+export const statusOf: Record<Reason, number> = { NotFound: 404, NotPackaged: 409, NeedsStaging: 409, Unavailable: 503 }
+
+/** A readable file as recorded at filing. */
+export interface FileRecord {
+  readonly id: Ids.RawDataFileId
+  readonly relativePath: string
+  readonly sizeBytes: number
+  readonly checksum: Checksum.Checksum
+  readonly packageId: Ids.RawDataPackageId | null
+  readonly observationId: Ids.ExecutedObsUnitId
+}
+
+/** A file ready to stream: its record, where it is read from, and its verified bytes. */
+export interface Opened {
+  readonly file: FileRecord
+  readonly location: string
+  readonly body: Stream.Stream<Uint8Array, ContentFailure>
+}
+
+/** The file if the caller may read it. */
+export const find = (who: ScienceAccess.Caller, fileId: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ id: Ids.RawDataFileId; relativePath: string; sizeBytes: string; checksum: Checksum.Checksum; packageId: Ids.RawDataPackageId | null; observationId: Ids.ExecutedObsUnitId }>`
+      select f.id, f.relative_path, f.size_bytes, f.checksum, f.raw_data_package_id as package_id, f.executed_obs_unit_id as observation_id
+      from raw_data_file f
+      where f.id = ${fileId} and ${ScienceAccess.observationReadable(sql, who, sql`f.executed_obs_unit_id`)}`.pipe(Effect.orDie)
+    const row = rows[0]
+    return row === undefined ? undefined : ({ ...row, sizeBytes: Number(row.sizeBytes) } satisfies FileRecord)
+  })
+
+interface CopyRow {
+  readonly id: string
+  readonly path: string
+  readonly checksum: Checksum.Checksum
+  readonly locationId: string
+}
+
+// copies already being re-read after a failed file: one re-read per copy at a time
+const rereading = new Set<string>()
+
+/**
+ * Reads the whole copy once more through its own storage after one of its files failed: CORRUPT
+ * or MISSING is recorded only if the copy fails too (one bad read may be the way's fault). A copy
+ * that reads good means the offsets were wrong: they are dropped, to be read again from the
+ * manifest next time.
+ */
+const recheck = (copy: CopyRow, storage: StorageDriver.Service, file: FileRecord, detail: string) =>
+  Effect.gen(function* () {
+    const found = { actor: "server", by: "single-file read", detail: `${detail}; the whole copy read again` }
+    const outcome = yield* storage.verify(copy.path, copy.checksum).pipe(Effect.either)
+    if (outcome._tag === "Right") {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`delete from raw_data_package_member where raw_data_package_id = ${file.packageId} and raw_data_file_id = ${file.id}`
+      return yield* Effect.logError(`file ${file.id} failed its checksum in copy ${copy.id}, which verifies whole: its offsets are dropped (${detail})`)
+    }
+    const e = outcome.left
+    if (e.reason === "Corrupt") yield* CopyFindings.mark(copy.id, "CORRUPT", { ...found, expectedChecksum: copy.checksum })
+    else if (e.reason === "NotFound") yield* CopyFindings.mark(copy.id, "MISSING", found)
+    else yield* Effect.logWarning(`copy ${copy.id} could not be read again after file ${file.id} failed: ${e.message}`)
+  }).pipe(
+    Effect.catchAllCause((cause) => Effect.logError("re-reading a copy after a failed single-file read", cause)),
+    Effect.ensuring(Effect.sync(() => rereading.delete(copy.id))),
+    Effect.withSpan("FileContent.recheck", { attributes: { copyId: copy.id, fileId: file.id } })
+  )
+
+/** Why the block before a member's data is not that member's header, or undefined. */
+const headerProblem = (block: Uint8Array, file: FileRecord): string | undefined => {
+  const header = TarFormat.decodeHeader(block)
+  if (typeof header === "string") return `no tar header before the file's data: ${header}`
+  if (TarFormat.entryType(header.typeflag) !== "file") return "the tar header before the file's data is not a file's"
+  // a size beyond ustar's octal field is carried in a pax record, the header holding 0
+  if (header.size !== file.sizeBytes && !(header.size === 0 && file.sizeBytes > 0o77777777777)) {
+    return `the tar header says ${header.size} bytes, the file has ${file.sizeBytes}`
+  }
+  return undefined
+}
+
+/**
+ * The member's bytes from `range` (its header block, then its data): the header checked, the
+ * data hashed and counted, the last part held back until the checksum is known.
+ */
+const verifiedBytes = (raw: Stream.Stream<Uint8Array, StorageError.StorageError>, file: FileRecord, onMismatch: (detail: string) => Effect.Effect<void>) =>
+  Stream.suspend(() => {
+    const { algorithm } = Checksum.parse(file.checksum)
+    const hash = createHash(Checksum.nodeHashName[algorithm])
+    const head = new Uint8Array(TarFormat.blockSize)
+    let headAt = 0
+    let bytes = 0
+    let held: Uint8Array | undefined
+    const failed = (detail: string): Effect.Effect<never, ContentFailure> =>
+      Effect.zipRight(onMismatch(detail), Effect.fail(new ContentFailure({ message: `file ${file.id}: ${detail}` })))
+    return raw.pipe(
+      Stream.mapError((e) => new ContentFailure({ message: `reading file ${file.id}: ${e.message}` })),
+      Stream.mapChunksEffect((chunk): Effect.Effect<Chunk.Chunk<Uint8Array>, ContentFailure> => {
+        const out: Array<Uint8Array> = []
+        for (let part of chunk) {
+          if (headAt < head.length) {
+            const n = Math.min(head.length - headAt, part.length)
+            head.set(part.subarray(0, n), headAt)
+            headAt += n
+            part = part.subarray(n)
+            if (headAt === head.length) {
+              const problem = headerProblem(head, file)
+              if (problem !== undefined) return failed(problem)
+            }
+            if (part.length === 0) continue
+          }
+          bytes += part.length
+          if (bytes > file.sizeBytes) return failed(`more than the filed ${file.sizeBytes} bytes`)
+          hash.update(part)
+          if (held !== undefined) out.push(held)
+          held = part
+        }
+        return Effect.succeed(Chunk.unsafeFromArray(out))
+      }),
+      Stream.concat(Stream.unwrap(Effect.suspend(() => {
+        if (headAt < head.length) return failed("the copy ends before the file's tar header")
+        if (bytes !== file.sizeBytes) return failed(`${bytes} bytes, filed ${file.sizeBytes}`)
+        const actual = Checksum.make(algorithm, hash.digest("hex"))
+        if (actual !== file.checksum) return failed(`checksum ${actual}, filed ${file.checksum}`)
+        return Effect.succeed(held === undefined ? Stream.empty : Stream.make(held))
+      })))
+    )
+  })
+
+/**
+ * Opens a file for reading from the first online copy of its package that reads ranges (archive
+ * copies first, by priority). The offsets are the recorded ones, or read once from the copy's
+ * manifest. Fails NotFound when the caller may not read the file, NotPackaged before it is in a
+ * package, NeedsStaging when the only copies are on nearline media, Unavailable when no copy
+ * can be read now.
+ */
+export const open = Effect.fn("FileContent.open")(function* (who: ScienceAccess.Caller, fileId: string) {
+  const file = yield* find(who, fileId)
+  if (file === undefined) return yield* new ContentError({ reason: "NotFound", message: `RawDataFile ${fileId} does not exist or is not visible to this caller` })
+  const packageId = file.packageId
+  if (packageId === null) {
+    return yield* new ContentError({ reason: "NotPackaged", message: `RawDataFile ${fileId} is not in a package yet; it can be read once it is archived` })
+  }
+  const sql = yield* SqlClient.SqlClient
+  const storages = yield* Storages
+  const copies = yield* sql<CopyRow>`
+    select c.id, c.path, c.checksum, c.data_location_id as location_id
+    from physical_copy c join data_location l on l.id = c.data_location_id
+    where c.raw_data_package_id = ${packageId} and c.status = 'PRESENT' and l.readable and c.checksum is not null
+    order by (l.type = 'LONG_TERM_ARCHIVE') desc, l.priority, l.name`.pipe(Effect.orDie)
+  let nearline = 0
+  const problems: Array<string> = []
+  for (const copy of copies) {
+    const location = yield* Sites.location(copy.locationId).pipe(Effect.orDie)
+    const storage = yield* storages.of(location).pipe(Effect.option)
+    if (storage._tag === "None") {
+      problems.push(`${location.name}: its storage cannot be built`)
+      continue
+    }
+    const s = storage.value
+    if (s.capabilities.nearline) {
+      nearline++
+      continue
+    }
+    if (!s.capabilities.rangeRead) {
+      problems.push(`${location.name}: its driver does not read byte ranges`)
+      continue
+    }
+    // a copy whose object is gone is skipped before anything is sent (and found by the inventory)
+    const present = yield* s.stat(copy.path).pipe(Effect.either)
+    if (present._tag === "Left") {
+      problems.push(`${location.name}: ${present.left.message}`)
+      continue
+    }
+    const recorded = yield* MemberOffsets.of(packageId, file.id).pipe(Effect.orDie)
+    const offsets = recorded ?? (yield* MemberOffsets.fillFromArchive(packageId, s, copy.path).pipe(
+      Effect.zipRight(MemberOffsets.of(packageId, file.id)),
+      Effect.catchAll((e) => Effect.as(Effect.sync(() => problems.push(`${location.name}: ${e.message}`)), undefined))
+    ))
+    if (offsets === undefined) {
+      if (recorded === undefined && problems.length === 0) problems.push(`${location.name}: the package's manifest does not list the file`)
+      continue
+    }
+    if (offsets.sizeBytes !== file.sizeBytes) {
+      problems.push(`${location.name}: the recorded member has ${offsets.sizeBytes} bytes, the file ${file.sizeBytes}`)
+      continue
+    }
+    const raw = s.get(copy.path, { range: { start: offsets.dataOffset - TarFormat.blockSize, end: offsets.dataOffset + file.sizeBytes } })
+    const onMismatch = (detail: string) =>
+      Effect.suspend(() => {
+        if (rereading.has(copy.id)) return Effect.void
+        rereading.add(copy.id)
+        return Effect.asVoid(Effect.forkDaemon(Effect.provideService(recheck(copy, s, file, detail), SqlClient.SqlClient, sql)))
+      })
+    const body = verifiedBytes(raw, file, (detail) =>
+      Effect.zipRight(Effect.logError(`file ${file.id} read from copy ${copy.id} at ${location.name}: ${detail}`), onMismatch(detail)))
+    return { file, location: location.name, body } satisfies Opened
+  }
+  if (nearline > 0 && problems.length === 0) {
+    return yield* new ContentError({
+      reason: "NeedsStaging",
+      message: `RawDataFile ${fileId}: its package's only readable copies are on nearline media (tape); stage the observation (POST /api/v1/staging) to read it`
+    })
+  }
+  return yield* new ContentError({
+    reason: "Unavailable",
+    message: `RawDataFile ${fileId}: no copy of its package can be read now${problems.length > 0 ? ` (${problems.join("; ")})` : ""}`
+  })
+})

@@ -1,0 +1,235 @@
+/**
+ * One raw file straight from an S3 archive, on a real radosgw and a real PostgreSQL: an
+ * observation is archived, every other copy of its package (the buffers, the SOURCE files) is
+ * deleted, and a file is read byte-identical through the API and `@ccat/client` with no staging
+ * request; the caller's access rules hold; DataLink lists the links ObsCore points at; and an
+ * archive object rotted at rest fails the read (nothing complete and wrong is served) and the
+ * copy is found CORRUPT.
+ */
+import { ObsCore } from "@ccat/core"
+import { FileDownload, createClient } from "@ccat/client"
+import { assert, describe, layer } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { afterAll, beforeAll } from "vitest"
+import * as Radosgw from "../../../../scripts/radosgw.js"
+import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as ObsCorePublisher from "../../src/ObsCorePublisher.js"
+import { Storages } from "../../src/lifecycle/Storages.js"
+import * as Sites from "../../src/lifecycle/Sites.js"
+import { tokenFor } from "../ApiHarness.js"
+import { arrivedPackage, editLocations, runSitesUntil, topologyFrom, type ArrivedPackage } from "../lifecycle/ArchiveWorld.js"
+import { credentialEnv } from "../lifecycle/EndToEndRemoteWorld.js"
+import { observatory, policyLayer, syncTopology } from "../lifecycle/LifecycleWorld.js"
+import { clientOf, rotInBucket } from "../lifecycle/S3World.js"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import { BaseUrl, get, layer as scienceLayer, votableRows } from "./ScienceWorld.js"
+
+let s3: Radosgw.Radosgw | undefined
+beforeAll(async () => {
+  if (!Radosgw.isInstalled()) throw new Error("radosgw is not installed (see .ci/run)")
+  s3 = await Radosgw.start({ memoryBytes: 1024 ** 3 })
+  process.env[credentialEnv.accessKeyIdEnv] = s3.accessKeyId
+  process.env[credentialEnv.secretAccessKeyEnv] = s3.secretAccessKey
+}, 240_000)
+afterAll(async () => {
+  if (s3 !== undefined) await Radosgw.stop(s3.dir)
+}, 120_000)
+
+const dir = path.join(tmpdir(), `ccat-science-${randomBytes(4).toString("hex")}`)
+afterAll(() => fs.rm(dir, { recursive: true, force: true }))
+const bucket = `ccat-science-${randomBytes(4).toString("hex")}`
+const prefix = "raw/"
+
+interface World {
+  readonly pkg: ArrivedPackage
+  readonly bytes: ReadonlyMap<string, Buffer>
+  readonly programId: string
+  readonly scientist: string
+  readonly stranger: string
+  readonly did: string
+}
+let world: World | undefined
+
+const staged = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`select count(*)::int as n from staging_request`).pipe(Effect.map(([r]) => r!.n))
+
+describe("One raw file straight from the S3 archive", () => {
+  layer(scienceLayer(dir), { timeout: "4 minutes", excludeTestServices: true })((it) => {
+    it.effect("an archived package whose only copy is on S3 serves one file byte-identical, through the API and the client, with no staging", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const storages = yield* Storages
+        const base = yield* BaseUrl
+        const topology = topologyFrom(dir, (raw) =>
+          editLocations(raw, (l) =>
+            l.type === "LONG_TERM_ARCHIVE"
+              ? { ...l, technology: "s3", driver: { bucket, prefix, endpoint: s3!.endpoint, region: s3!.region, createBucket: true, ...credentialEnv } }
+              : l))
+        yield* syncTopology(topology)
+        yield* ObsCorePublisher.write({ baseUrl: base })
+        const obs = yield* observatory
+        // a long, a non-ASCII (pax headers) and a nested name, a file of an exact block and an empty one
+        const pkg = yield* arrivedPackage(topology, obs, [
+          { path: "det/a.fits", bytes: 300_000 },
+          { path: `det/${"long-".repeat(30)}ü.fits`, bytes: 70_001 },
+          { path: "hk/block.dat", bytes: 512 },
+          { path: "hk/empty.dat", bytes: 0 }
+        ])
+        const bytes = new Map<string, Buffer>()
+        for (const f of pkg.files) bytes.set(f.id, yield* Effect.promise(() => fs.readFile(f.absolutePath)))
+        const archived = Effect.map(sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`, ([p]) => p!.status === "completed")
+        yield* runSitesUntil([["cologne", [Archiving.stage]]], archived, 60_000).pipe(Effect.provide(policyLayer(topology)))
+
+        // every copy but the archive's goes: the buffers' tars and the files at SOURCE
+        const others = yield* sql<{ id: string; path: string; locationId: string }>`
+          select c.id, c.path, c.data_location_id as location_id from physical_copy c join data_location l on l.id = c.data_location_id
+          where (c.raw_data_package_id = ${pkg.packageId} or c.raw_data_file_id in ${sql.in(pkg.files.map((f) => f.id))})
+            and l.type <> 'LONG_TERM_ARCHIVE'`
+        for (const c of others) yield* (yield* storages.of(yield* Sites.location(c.locationId))).delete(c.path)
+        yield* sql`update physical_copy set status = 'DELETED' where id in ${sql.in(others.map((c) => c.id))}`
+        const live = yield* sql<{ location: string }>`
+          select l.name as location from physical_copy c join data_location l on l.id = c.data_location_id
+          where c.raw_data_package_id = ${pkg.packageId} and c.status <> 'DELETED'`
+        assert.deepStrictEqual(live.map((r) => r.location), ["cologne-archive"])
+        // written before offsets were recorded: none yet, so the first read takes them from the manifest
+        const [before] = yield* sql<{ n: number }>`select count(*)::int as n from raw_data_package_member where raw_data_package_id = ${pkg.packageId}`
+        assert.strictEqual(before!.n, 0)
+
+        const scientist = yield* tokenFor({ role: "scientist", programIds: [obs.program.id] })
+        const stranger = yield* tokenFor({ role: "scientist", programIds: [] })
+        for (const f of pkg.files) {
+          const got = yield* get(`${base}/api/v1/files/${f.id}/content`, scientist)
+          assert.strictEqual(got.status, 200, got.body.toString())
+          assert.isUndefined(got.cut)
+          assert.isTrue(got.body.equals(bytes.get(f.id)!), f.relativePath)
+          assert.strictEqual(got.headers.get("x-ccat-checksum"), f.checksum)
+          assert.strictEqual(got.headers.get("x-ccat-read-from"), "cologne-archive")
+        }
+        const [after] = yield* sql<{ n: number }>`select count(*)::int as n from raw_data_package_member where raw_data_package_id = ${pkg.packageId}`
+        assert.strictEqual(after!.n, pkg.files.length)
+
+        // the client: streamed to a path, verified; the Promise client too
+        const out = path.join(dir, "downloads")
+        yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
+        const first = pkg.files[1]!
+        const done = yield* FileDownload.downloadFile({ baseUrl: base, token: scientist }, first.id, path.join(out, "long.fits")).pipe(Effect.provide(FetchHttpClient.layer))
+        assert.strictEqual(done.checksum, first.checksum)
+        assert.isTrue((yield* Effect.promise(() => fs.readFile(path.join(out, "long.fits")))).equals(bytes.get(first.id)!))
+        const ccat = yield* Effect.promise(() => createClient({ baseUrl: base, token: scientist }))
+        const viaPromise = yield* Effect.promise(() => ccat.downloadFile(pkg.files[0]!.id, path.join(out, "a.fits")))
+        yield* Effect.promise(() => ccat.close())
+        assert.strictEqual(viaPromise.sizeBytes, 300_000)
+        assert.isTrue((yield* Effect.promise(() => fs.readFile(path.join(out, "a.fits")))).equals(bytes.get(pkg.files[0]!.id)!))
+        assert.strictEqual(yield* staged, 0)
+        assert.deepStrictEqual((yield* Effect.promise(() => fs.readdir(out))).sort(), ["a.fits", "long.fits"])
+
+        world = {
+          pkg, bytes, programId: obs.program.id, scientist, stranger,
+          did: ObsCore.publisherDid("ivo://ccat.invalid/archive", pkg.eou.id, obs.modules[0].id)
+        }
+      }), 120_000)
+
+    it.effect("another program's scientist and anonymous callers are refused proprietary data; anonymous reads it once public", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const file = w.pkg.files[0]!
+        const url = `${base}/api/v1/files/${file.id}/content`
+        yield* sql`update observing_program set proprietary_period_days = 365 where id = ${w.programId}`
+        for (const token of [w.stranger, undefined]) {
+          const refused = yield* get(url, token)
+          assert.strictEqual(refused.status, 404)
+          assert.notInclude(refused.body.toString(), "fits")
+        }
+        assert.strictEqual((yield* get(url, "ccat_bogus_token")).status, 401)
+        assert.strictEqual((yield* get(`${base}/api/v1/files/not-a-uuid/content`)).status, 400)
+        const failed = yield* FileDownload.downloadFile({ baseUrl: base }, file.id, path.join(dir, "refused.fits")).pipe(Effect.provide(FetchHttpClient.layer), Effect.flip)
+        assert.strictEqual(failed.reason, "NotFound")
+        assert.isFalse(yield* Effect.promise(() => fs.access(path.join(dir, "refused.fits")).then(() => true, () => false)))
+        // the observation ended 2026-05-01: a 30-day period is over, so anyone may read it
+        yield* sql`update observing_program set proprietary_period_days = 30 where id = ${w.programId}`
+        const open = yield* get(url)
+        assert.strictEqual(open.status, 200)
+        assert.isTrue(open.body.equals(w.bytes.get(file.id)!))
+        yield* sql`update observing_program set proprietary_period_days = null where id = ${w.programId}`
+        assert.strictEqual((yield* get(url)).status, 404)
+      }), 60_000)
+
+    it.effect("DataLink lists each file's #this, the package and staging, for ObsCore's access_url and per file", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const [row] = yield* sql<{ accessUrl: string; obsPublisherDid: string }>`
+          select access_url, obs_publisher_did from ivoa.obscore where obs_id = ${w.pkg.eou.id}`
+        assert.strictEqual(row!.obsPublisherDid, w.did)
+        const answer = yield* get(row!.accessUrl, w.scientist)
+        assert.strictEqual(answer.status, 200)
+        assert.include(answer.headers.get("content-type")!, "application/x-votable+xml;content=datalink")
+        const rows = votableRows(answer.body.toString())
+        assert.isTrue(rows.every((r) => r.ID === w.did))
+        const these = rows.filter((r) => r.semantics === "#this")
+        assert.deepStrictEqual(
+          these.map((r) => r.access_url).sort(),
+          w.pkg.files.map((f) => `${base}/api/v1/files/${f.id}/content`).sort()
+        )
+        assert.deepStrictEqual(these.map((r) => Number(r.content_length)).sort((a, b) => a - b), [0, 512, 70_001, 300_000])
+        assert.deepStrictEqual(rows.filter((r) => r.semantics === "#package").map((r) => r.access_url), [`${base}/api/v1/packages/${w.pkg.packageId}`])
+        const staging = rows.find((r) => r.semantics === "#auxiliary")!
+        assert.strictEqual(staging.access_url, `${base}/api/v1/staging-requests`)
+        assert.strictEqual(staging.link_authorized, "T")
+        // following #this gives the file
+        const followed = yield* get(these.find((r) => r.content_length === "300000")!.access_url!, w.scientist)
+        assert.isTrue(followed.body.equals(w.bytes.get(w.pkg.files[0]!.id)!))
+
+        // per file, several IDs at once; an unknown one and one not visible get an error row each
+        const file = w.pkg.files[1]!
+        const other = "00000000-0000-4000-8000-000000000000"
+        const perFile = votableRows((yield* get(`${base}/api/v1/datalink?ID=${file.id}&ID=${other}&ID=nonsense`, w.scientist)).body.toString())
+        assert.deepStrictEqual(perFile.filter((r) => r.ID === file.id).map((r) => r.semantics), ["#this", "#package", "#auxiliary"])
+        assert.include(perFile.find((r) => r.ID === other)!.error_message, "NotFoundFault")
+        assert.include(perFile.find((r) => r.ID === "nonsense")!.error_message, "UsageFault")
+        const hidden = votableRows((yield* get(`${base}/api/v1/datalink?ID=${encodeURIComponent(w.did)}`, w.stranger)).body.toString())
+        assert.strictEqual(hidden.length, 1)
+        assert.include(hidden[0]!.error_message, "NotFoundFault")
+        assert.strictEqual((yield* get(`${base}/api/v1/datalink`)).status, 400)
+        assert.strictEqual((yield* get(`${base}/api/v1/datalink?ID=${file.id}&RESPONSEFORMAT=json`)).status, 400)
+      }), 60_000)
+
+    it.effect("an archive object rotted inside a file fails that file's read and the copy is found CORRUPT", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const [copy] = yield* sql<{ id: string; path: string }>`
+          select c.id, c.path from physical_copy c where c.raw_data_package_id = ${w.pkg.packageId} and c.status = 'PRESENT'`
+        const client = yield* clientOf(s3!)
+        // the large file takes most of the tar: its middle is in it
+        yield* rotInBucket(client, bucket, `${prefix}${copy!.path}`, 0.3)
+        const file = w.pkg.files[0]!
+        const failed = yield* FileDownload.downloadFile({ baseUrl: base, token: w.scientist }, file.id, path.join(dir, "rotten.fits")).pipe(
+          Effect.provide(FetchHttpClient.layer),
+          Effect.flip
+        )
+        assert.strictEqual(failed.reason, "Corrupt")
+        assert.isFalse(yield* Effect.promise(() => fs.access(path.join(dir, "rotten.fits")).then(() => true, () => false)))
+        // the whole copy is read again, fails too, and is recorded CORRUPT (found by this read)
+        const status = () => Effect.map(sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy!.id}`, ([r]) => r!.status)
+        const deadline = Date.now() + 30_000
+        while ((yield* status()) !== "CORRUPT" && Date.now() < deadline) yield* Effect.sleep("100 millis")
+        assert.strictEqual(yield* status(), "CORRUPT")
+        const [event] = yield* sql<{ details: { by: string } }>`
+          select details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copy!.id} and to_state = 'CORRUPT'`
+        assert.strictEqual(event!.details.by, "single-file read")
+        // with no good copy left, the file is not served at all
+        const after = yield* get(`${base}/api/v1/files/${file.id}/content`, w.scientist)
+        assert.strictEqual(after.status, 503)
+        assert.strictEqual(yield* staged, 0)
+      }).pipe(Effect.scoped), 60_000)
+  })
+})
