@@ -109,6 +109,27 @@ describe("the migration plan", () => {
     })))
 })
 
+describe("taking a migration's statements", () => {
+  it("records each statement as sent, with its parameters, answers every query with no rows, and sends nothing", () =>
+    run(Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const before = yield* schemaShape
+      const migration = Effect.gen(function* () {
+        const rows = yield* sql<{ n: number }>`select count(*)::int as n from pg_class where relname = ${"recorded_probe"}`
+        yield* sql.unsafe(`create table recorded_probe (id int); create index recorded_probe_id on recorded_probe (id)`).raw
+        if (rows.length === 0) yield* sql`insert into recorded_probe (id) values (${7})`
+      })
+      const statements = yield* MigrationPlan.statementsOf(migration)
+      expect(statements).toEqual([
+        `select count(*)::int as n from pg_class where relname = $1\n-- parameters: ["recorded_probe"]`,
+        "create table recorded_probe (id int)",
+        "create index recorded_probe_id on recorded_probe (id)",
+        `insert into recorded_probe (id) values ($1)\n-- parameters: [7]`
+      ])
+      expect(yield* schemaShape).toEqual(before)
+    })))
+})
+
 describe("the expand/contract rules on this release's migrations", () => {
   it("every migration added since the last release tag is expand-only or declares its contract steps", () =>
     run(Effect.gen(function* () {
