@@ -193,7 +193,7 @@ export const StatusParams = Schema.Struct({
 
 /** Which item's history to read. */
 export const EventFilter = Schema.Struct({
-  /** Any kind the log records, observations (their close) included. */
+  /** Any kind the log records: the stateful entities, observations, accounts, tokens, sites, locations, routes. */
   entity: LoggedEntityKind,
   id: Schema.UUID,
   ...PageParams
@@ -218,7 +218,7 @@ export class StatusApi extends HttpApiGroup.make("status")
       .addError(Unprocessable)
       .pipe(allow(
         ["instrument", "scientist", "operator", "admin"],
-        "The event-log history of one item, oldest first: every state change with its actor and details (errors, attempts). Files and packages of the caller's programs or instruments, a scientist's own staging requests; bundles, transfer attempts and copies for operators."
+        "The event-log history of one item, oldest first: every state, access or configuration change with its actor and details (errors, attempts, reasons). Observations, files and packages of the caller's programs or instruments, a scientist's own staging requests; bundles, transfer attempts, copies, sites, locations (their availability switches), routes, accounts and tokens for operators."
       ))
   )
   .middleware(Authentication)

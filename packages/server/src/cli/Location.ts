@@ -1,8 +1,8 @@
 /**
  * `ccat location enable | disable`: the operator's maintenance switches. Disabling writes to a
  * buffer before swapping a disk makes the lifecycle send new packages elsewhere; disabling
- * deletions holds cleanup while a copy is checked. The reason is recorded in the server's log
- * with the operator's account name. Locations are named by their short name or id.
+ * deletions holds cleanup while a copy is checked. The reason is recorded in the event log
+ * with the operator's account name (`ccat events --entity location:NAME`). Locations are named by their short name or id.
  */
 import type { CcatClient } from "@ccat/client"
 import { LocationsApi } from "@ccat/core"
@@ -37,7 +37,7 @@ const switchOptions = {
   read: Options.boolean("read").pipe(Options.withDescription("reads from the location")),
   write: Options.boolean("write").pipe(Options.withDescription("writes to the location")),
   delete: Options.boolean("delete").pipe(Options.withDescription("deletions at the location (cleanup)")),
-  reason: Options.text("reason").pipe(Options.withDescription("why (maintenance, a failing disk); recorded in the server's log"))
+  reason: Options.text("reason").pipe(Options.withDescription("why (maintenance, a failing disk); recorded in the event log"))
 }
 
 const flip = (enable: boolean) => (o: Remote.Remote & { location: string; read: boolean; write: boolean; delete: boolean; reason: string }) =>
