@@ -45,10 +45,18 @@ export const layer = (dir: string) => {
   )
 }
 
-/** A GET with an optional token, answering the status, headers and the body's bytes (or the error that cut it). */
+/**
+ * A GET with an optional token, answering the status, headers and the body's bytes, or the error
+ * that cut the response (status 0 when it was cut before its head arrived).
+ */
 export const get = (url: string, token?: string) =>
   Effect.promise(async () => {
-    const response = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+    let response: Response
+    try {
+      response = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+    } catch (e) {
+      return { status: 0, headers: new Headers(), body: Buffer.alloc(0), cut: String(e) }
+    }
     try {
       const body = Buffer.from(await response.arrayBuffer())
       return { status: response.status, headers: response.headers, body, cut: undefined as string | undefined }
