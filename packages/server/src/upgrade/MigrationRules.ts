@@ -111,10 +111,13 @@ const judgeAlterTable = (table: string, actions: string, created: Created): Omit
     } else if (/^validate constraint /.test(a)) {
       summaries.push(a)
       notes.push("VALIDATE CONSTRAINT reads the whole table, with writes going on")
+    } else if (/^(set|reset) \(/.test(a)) {
+      summaries.push(a.split(" ")[0]!.concat(" storage parameters"))
     } else if (/^(drop|rename)\b/.test(a)) {
       summaries.push(a.split(" ").slice(0, 4).join(" "))
       strongest("ACCESS EXCLUSIVE")
-      contract.push(`${a.split(" ")[0]!.toUpperCase()} removes or renames what the previous release may use`)
+      // what this migration made, no release has used yet
+      if (!own) contract.push(`${a.split(" ")[0]!.toUpperCase()} removes or renames what the previous release may use`)
     } else {
       summaries.push(a.split(" ").slice(0, 4).join(" "))
       strongest("ACCESS EXCLUSIVE")
@@ -181,6 +184,7 @@ const judgeText = (s: string, created: Created): Omit<Judged, "sql" | "marker"> 
   }
   if ((m = /^drop (table|index|type|view|materialized view|function|procedure|trigger|schema|domain|sequence|column|constraint|extension|policy|rule)\b (?:concurrently )?(?:if exists )?("?[a-z0-9_.]+"?)(?: on ("?[a-z0-9_.]+"?))?/.exec(s)) !== null) {
     const on = m[3] !== undefined ? tableOf(m[3]) : m[1] === "table" ? tableOf(m[2]!) : `${m[1]} ${name(m[2]!)}`
+    if (m[1] === "table" && created.tables.has(on)) return expand(`drop table ${on}`, [], ["a table this migration made"])
     return contract(`drop ${m[1]} ${name(m[2]!)}`, "DROP removes what the previous release may use", [{ on, mode: "ACCESS EXCLUSIVE" }])
   }
   if ((m = /^create (?:or replace )?(?:constraint )?trigger ("?[a-z0-9_]+"?) .*? on ("?[a-z0-9_.]+"?)/.exec(s)) !== null) {

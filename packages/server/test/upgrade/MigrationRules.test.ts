@@ -47,8 +47,12 @@ describe("the expand/contract rules", () => {
       alter table obs_unit add column source_id uuid, add constraint obs_unit_source_fk foreign key (source_id) references source (id);
       create table fresh (id int);
       create unique index fresh_id on fresh (id);
-      alter table fresh alter column id set not null`))
-    expect(judged.map((j) => j.step)).toEqual(["expand", "expand", "expand", "expand"])
+      alter table fresh alter column id set not null;
+      alter table fresh rename column id to key;
+      alter table physical_copy set (fillfactor = 90);
+      create table scratch (x int);
+      drop table scratch`))
+    expect(judged.map((j) => j.step)).toEqual(["expand", "expand", "expand", "expand", "expand", "expand", "expand", "expand"])
     // a new table's locks wait for nobody: none is reported
     expect(judged[2]!.locks).toEqual([])
   })
