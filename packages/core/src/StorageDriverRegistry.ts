@@ -111,3 +111,14 @@ export const decode = (
     onRight: (decoded) => Either.right({ driver, options: decoded })
   })
 }
+
+/**
+ * The folder on this machine where a location's objects are plain files at their keys (its
+ * driver declares `pathAccess`), for transfer adapters and staging that work by path; undefined
+ * for any other location, or options that do not decode.
+ */
+export const localRoot = (registry: Registry, technology: string, options: unknown): string | undefined => {
+  const decoded = decode(registry, technology, options)
+  if (Either.isLeft(decoded) || decoded.right.driver.pathAccess !== true) return undefined
+  return decoded.right.driver.root?.(decoded.right.options)
+}

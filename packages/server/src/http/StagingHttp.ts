@@ -3,11 +3,12 @@
  * PROCESSING location; the request and its items are created in one transaction (with the
  * request's creation event) and the staging workers take it from there.
  */
-import { Api, ApiErrors, ApiPage, ApiSecurity, EventLog, Staging, StagingApi as StagingApiModule } from "@ccat/core"
+import { Api, ApiErrors, ApiPage, ApiSecurity, EventLog, Staging, StagingApi as StagingApiModule, StorageDriverRegistry } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
 import * as Access from "./Access.js"
@@ -63,13 +64,16 @@ const decodeFilesCursor = (cursor: string) =>
   )
 
 /**
- * Where a disk location's files are on its host; other technologies have no local path. The same
- * rule as `Storages.rootOf`, kept here so the API does not need the storage drivers.
+ * Where a location's files are on its host, by the rule of the drivers the server runs with
+ * (`Storages.rootOf`): only a driver whose objects are plain files at their keys has one. Without
+ * a registry in the context (the API alone), a disk location's root.
  */
-const localRoot = (technology: string, driverConfig: unknown): string | undefined => {
-  const root = (driverConfig as { readonly root?: unknown } | null)?.root
-  return technology === "disk" && typeof root === "string" ? root : undefined
-}
+const localRoot = (technology: string, driverConfig: unknown) =>
+  Effect.map(Effect.serviceOption(StorageDriverRegistry.StorageDriverRegistry), (registry) => {
+    if (Option.isSome(registry)) return StorageDriverRegistry.localRoot(registry.value, technology, driverConfig)
+    const root = (driverConfig as { readonly root?: unknown } | null)?.root
+    return technology === "disk" && typeof root === "string" ? root : undefined
+  })
 
 /**
  * One page of the files a request staged: the STAGED copies at its PROCESSING location of the
@@ -100,7 +104,7 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
       limit ${limit + 1}`.pipe(Effect.orDie)
     const more = rows.length > limit
     const kept = more ? rows.slice(0, limit) : rows
-    const root = localRoot(request.technology, request.driverConfig)
+    const root = yield* localRoot(request.technology, request.driverConfig)
     const items = kept.map((r) => ({
       rawDataFileId: r.rawDataFileId,
       executedObsUnitId: r.executedObsUnitId,

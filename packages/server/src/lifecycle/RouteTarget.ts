@@ -5,13 +5,14 @@
  * probe is written, both ends are checked: the source folder here, the destination folder here
  * or over the route's ssh, and the adapter's binary.
  */
-import { Topology, TransferEndpoint } from "@ccat/core"
+import { StorageDriverRegistry, Topology, TransferEndpoint } from "@ccat/core"
 import { TransferHost, TransferProcess } from "@ccat/core/node"
 import { BbcpTransfer } from "@ccat/transfer-bbcp"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as fs from "node:fs/promises"
+import * as Plugins from "../Plugins.js"
 import * as Adapters from "./Adapters.js"
 import type * as Routes from "./Routes.js"
 
@@ -54,14 +55,17 @@ export const routeView = (r: Topology.RouteConfig, index: number): Routes.Route 
   bandwidthLimit: r.bandwidthLimit
 })
 
-/** The first disk BUFFER at a site by priority (writable ones first when `writable`). */
+/** The first BUFFER at a site with a folder of files by key (a disk), by priority (writable ones first when `writable`). */
 const bufferAt = (t: Topology.Topology, site: string, writable: boolean) => {
   const buffers = (t.sites.find((s) => s.name === site)?.locations ?? [])
-    .filter((l) => l.type === "BUFFER" && l.technology === "disk" && typeof l.driver.root === "string")
-    .filter((l) => !writable || l.availability.write)
+    .filter((l) => l.type === "BUFFER" && (!writable || l.availability.write))
+    .flatMap((l) => {
+      const root = StorageDriverRegistry.localRoot(Plugins.builtIn.drivers, l.technology, l.driver)
+      return root === undefined ? [] : [{ location: l.name, root, priority: l.priority }]
+    })
     .sort((a, b) => a.priority - b.priority)
   const first = buffers[0]
-  return first === undefined ? undefined : { location: first.name, root: first.driver.root as string }
+  return first === undefined ? undefined : { location: first.location, root: first.root }
 }
 
 /**

@@ -69,10 +69,7 @@ export const fromRegistry = (registry: StorageDriverRegistry.Registry) =>
       const key = new Key({ id: spec.id, name: spec.name, technology: spec.technology, options: JSON.stringify(spec.driverConfig) })
       return Effect.scoped(RcMap.get(built, key)).pipe(Effect.tapError(() => RcMap.invalidate(built, key)))
     }
-    const rootOf = (spec: LocationSpec) => {
-      const decoded = StorageDriverRegistry.decode(registry, spec.technology, spec.driverConfig)
-      return Either.isRight(decoded) && decoded.right.driver.pathAccess === true ? decoded.right.driver.root?.(decoded.right.options) : undefined
-    }
+    const rootOf = (spec: LocationSpec) => StorageDriverRegistry.localRoot(registry, spec.technology, spec.driverConfig)
     return { of, rootOf } satisfies StoragesService
   })
 
