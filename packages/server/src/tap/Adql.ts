@@ -12,8 +12,8 @@ import { grammar } from "./AdqlGrammar.js"
 /** A query the service refuses: bad syntax, an unknown name, an unsupported form, a bad parameter. */
 export class AdqlError extends Data.TaggedError("AdqlError")<{
   readonly message: string
-  /** `service` when the fault is the service's (the database unreachable), not the query's. */
-  readonly fault?: "service"
+  /** `service` when the fault is the service's (the database unreachable), `busy` when it is full; else the query's. */
+  readonly fault?: "service" | "busy"
 }> {}
 
 /** A name as written: regular names are folded to lower case, delimited ones kept exactly. */

@@ -63,13 +63,13 @@ export const baseUrl = Effect.map(HttpServerRequest.HttpServerRequest, (request)
 /** An XML document. */
 export const xml = (body: string, status = 200) => HttpServerResponse.text(body, { status, contentType: "text/xml; charset=utf-8" })
 
-/** A VOTable error document with its status: 400 for the query's fault, 500 for the service's. */
+/** A VOTable error document with its status: 400 for the query's fault, 500 for the service's, 503 when it is full. */
 export const errorDocument = (e: AdqlError | Refusal) => {
-  const status = "status" in e ? e.status : e.fault === "service" ? 500 : 400
+  const status = "status" in e ? e.status : e.fault === "service" ? 500 : e.fault === "busy" ? 503 : 400
   return HttpServerResponse.text(Votable.error(e.message), {
     status,
     contentType: `${Votable.contentType}; charset=utf-8`,
-    ...(status === 401 ? { headers: { "www-authenticate": "Bearer" } } : {})
+    ...(status === 401 ? { headers: { "www-authenticate": "Bearer" } } : status === 503 ? { headers: { "retry-after": "30" } } : {})
   })
 }
 

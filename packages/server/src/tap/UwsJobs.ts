@@ -1,7 +1,7 @@
 /**
  * Asynchronous TAP queries as UWS 1.1 jobs, kept in this server's memory with clear bounds: at
- * most `maxJobs` jobs and `maxResultBytes` of results at once (the oldest finished jobs are
- * destroyed to make room; a new job is refused when every kept job is still active), each job
+ * most `maxJobs` jobs and `maxResultBytes` of results at once (finished jobs, then pending ones,
+ * oldest first, are destroyed to make room; a new job is refused when every kept job is running), each job
  * destroyed at its destruction time (checked whenever the store is used), at most `concurrency` running at a time. A restart loses
  * the jobs; a client sees a 404 and submits again. A job belongs to the account that made it;
  * anonymous jobs are reachable only by their unguessable id.
@@ -21,7 +21,10 @@ export type Phase = "PENDING" | "QUEUED" | "EXECUTING" | "COMPLETED" | "ERROR" |
 /** One job. Mutable fields change only through this module. */
 export interface Job {
   readonly id: string
+  /** The owning account's name, as UWS shows it. */
   readonly owner: string | null
+  /** The owning account, which alone reaches the job; null for an anonymous job. */
+  readonly ownerId: string | null
   readonly caller: TapQuery.Caller
   readonly created: Date
   phase: Phase
@@ -68,12 +71,13 @@ export const make = (limits: UwsLimits, tap: TapQuery.TapLimits) =>
       const now = yield* Clock.currentTimeMillis
       for (const job of [...jobs.values()]) if (job.destruction.getTime() <= now) yield* destroy(job)
     })
-    // Oldest finished first, until there is room for one more job and the results fit.
+    // Finished jobs first, then pending ones, oldest first, until one more job fits and the results do.
     const makeRoom = Effect.gen(function* () {
       yield* sweep
-      const byAge = [...jobs.values()].filter((j) => !active(j.phase)).sort((a, b) => a.created.getTime() - b.created.getTime())
+      const byAge = [...jobs.values()].filter((j) => !active(j.phase))
+        .sort((a, b) => Number(a.phase === "PENDING") - Number(b.phase === "PENDING") || a.created.getTime() - b.created.getTime())
       while ((jobs.size >= limits.maxJobs || resultBytes() > limits.maxResultBytes) && byAge.length > 0) yield* destroy(byAge.shift()!)
-      if (jobs.size >= limits.maxJobs) return yield* new AdqlError({ message: `the service holds ${limits.maxJobs} active jobs already: try again when some have finished`, fault: "service" })
+      if (jobs.size >= limits.maxJobs) return yield* new AdqlError({ message: `the service holds ${limits.maxJobs} active jobs already: try again when some have finished`, fault: "busy" })
     })
 
     const create = (caller: TapQuery.Caller, params: Map<string, string>) =>
@@ -83,6 +87,7 @@ export const make = (limits: UwsLimits, tap: TapQuery.TapLimits) =>
         const job: Job = {
           id: randomUUID(),
           owner: caller.kind === "account" ? caller.principal.name : null,
+          ownerId: caller.kind === "account" ? caller.principal.accountId : null,
           caller,
           created: now,
           phase: "PENDING",
@@ -150,13 +155,13 @@ export const make = (limits: UwsLimits, tap: TapQuery.TapLimits) =>
       Effect.map(sweep, () => {
         const job = jobs.get(id)
         if (job === undefined) return undefined
-        const owner = caller.kind === "account" ? caller.principal.name : null
-        return job.owner === null || job.owner === owner ? job : undefined
+        const owner = caller.kind === "account" ? caller.principal.accountId : null
+        return job.ownerId === null || job.ownerId === owner ? job : undefined
       })
 
     /** The caller's jobs (none for anonymous callers: their jobs are not listed to anyone). */
     const list = (caller: TapQuery.Caller) =>
-      Effect.map(sweep, () => caller.kind === "anonymous" ? [] : [...jobs.values()].filter((j) => j.owner === caller.principal.name))
+      Effect.map(sweep, () => caller.kind === "anonymous" ? [] : [...jobs.values()].filter((j) => j.ownerId === caller.principal.accountId))
 
     /** Waits up to `seconds` while the job is active (UWS 1.1 blocking). */
     const wait = (job: Job, seconds: number) =>
