@@ -12,6 +12,7 @@ import { EventLog, type Topology } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as os from "node:os"
+import * as Sites from "./lifecycle/Sites.js"
 
 /** What a synchronisation changed, for the start-up log. */
 export interface SyncReport {
@@ -171,5 +172,8 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
       }
       return report
     })
+  ).pipe(
+    // What this process holds of the locations' storages is read again after a sync.
+    Effect.ensuring(Effect.sync(Sites.forgetStorages))
   )
 })

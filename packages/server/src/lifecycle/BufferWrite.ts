@@ -18,7 +18,8 @@ export const withRoom = (site: string, bytes: number, preferred?: Sites.Location
   Effect.gen(function* () {
     const storages = yield* Storages
     const all = yield* Sites.locationsOf(site, "BUFFER")
-    const ordered = preferred === undefined ? all : [preferred, ...all.filter((l) => l.id !== preferred.id)]
+    // the preferred location's switches as read now, not as the caller may have held them
+    const ordered = preferred === undefined ? all : [all.find((l) => l.id === preferred.id) ?? preferred, ...all.filter((l) => l.id !== preferred.id)]
     const out: Array<Sites.Location> = []
     for (const loc of ordered) {
       if (!loc.writable) continue

@@ -8,7 +8,7 @@
  * two planners never bundle a package twice, and jobs a lost queue dropped are derived again
  * from the ops-db.
  */
-import { Ids, Repositories, Transitions } from "@ccat/core"
+import { EventLog, Ids } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
@@ -39,12 +39,11 @@ interface Waiting {
  * another site reachable from here has nothing left to repair its bad copies from
  * (RepairForward), once per finding.
  */
-const waiting = (site: string, target: { readonly copies: number; readonly sites: number }) =>
+const waiting = (site: string, buffers: ReadonlyArray<string>, target: { readonly copies: number; readonly sites: number }) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     // The buffers' ids as values: PostgreSQL then knows from its statistics how few live copies
     // a buffer holds among the catalog's copies, and reads them by the location's index.
-    const buffers = (yield* Sites.locationsOf(site, "BUFFER")).map((l) => l.id)
     if (buffers.length === 0) return []
     return yield* sql<Waiting>`
       select p.id, p.size_bytes, c.data_location_id as location_id,
@@ -148,46 +147,71 @@ export const planBundles = (packages: ReadonlyArray<Waiting>, targetBytes: numbe
 }
 
 /**
+ * Creates one planned bundle, scheduled, with its members and its two events (created, then
+ * scheduled with its packages and bytes), in one statement.
+ */
+const create = (site: string, b: PlannedBundle) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql<{ id: Ids.DataTransferPackageId }>`
+      with bundle as (
+        insert into data_transfer_package (relative_path, status) values (${`bundles/${site}/${randomUUID()}.tar`}, 'scheduled') returning id),
+      members as (
+        insert into data_transfer_package_member (data_transfer_package_id, raw_data_package_id)
+        select b.id, p.id from bundle b, unnest(${b.packages}::uuid[]) as p(id) returning 1),
+      steps as (
+        select b.id, s.from_state, s.to_state, s.details from bundle b
+        cross join (values (1, null::text, 'pending', '{}'::jsonb), (2, 'pending', 'scheduled', ${JSON.stringify({ packages: b.packages.length, bytes: b.sizeBytes })}::jsonb))
+          as s(n, from_state, to_state, details)
+        order by s.n),
+      logged as (${EventLog.appendFrom(sql, {
+        kind: "DataTransferPackage", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor: `planner:${site}`,
+        detailsColumn: "details"
+      })})
+      select id from bundle`
+    return row!.id
+  })
+
+/**
  * Claims the site's bundles in one transaction under the site's bundling lock (each bundle's
  * packages, its scheduling and its job together), then enqueues again the jobs of bundles claimed
- * here that a lost queue dropped. Returns how many jobs it enqueued.
+ * here that a lost queue dropped. Returns how many jobs it enqueued. The waiting packages are
+ * looked at first without the lock: a round with nothing to bundle opens no transaction, and its
+ * reads go out together (each a round trip from a site far from the ops-db).
  */
-export const claim = (site: string) =>
+export const claim = (site: string, routes?: ReadonlyArray<Routes.Route>) =>
   Effect.gen(function* () {
     const policy = yield* LifecyclePolicy
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
-    const target = yield* targetBytes(site, policy)
-    const claimed = yield* sql.withTransaction(
+    const [target, buffers] = yield* Effect.all([
+      routes === undefined ? targetBytes(site, policy) : Effect.succeed(targetBytesFor(policy, routes[0])),
+      Effect.map(Sites.locationsOf(site, "BUFFER"), (ls) => ls.map((l) => l.id))
+    ], { concurrency: 2 })
+    const archive = { copies: policy.archiveCopies, sites: policy.archiveSites }
+    // Re-derive jobs a lost queue would have dropped: bundles claimed here but not written for a while,
+    // or at once when the queue holds no job of theirs at all (a restored ops-db, a wiped queue).
+    const [looked, stale] = yield* Effect.all([
+      waiting(site, buffers, archive),
+      sql<{ id: Ids.DataTransferPackageId }>`
+        select d.id from data_transfer_package d
+        where d.status in ('scheduled', 'in_progress')
+          and (d.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
+          and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
+          and d.relative_path like ${`bundles/${site}/%`}`
+    ], { concurrency: 2 })
+    const claimed = planBundles(looked, target, policy.bundleMaxWait).length === 0 ? 0 : yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
-        const bundles = planBundles(yield* waiting(site, { copies: policy.archiveCopies, sites: policy.archiveSites }), target, policy.bundleMaxWait)
+        // Under the lock, read again: another planner may have claimed them meanwhile.
+        const bundles = planBundles(yield* waiting(site, buffers, archive), target, policy.bundleMaxWait)
         for (const b of bundles) {
-          const dtp = yield* Repositories.dataTransferPackages.insert({
-            relativePath: `bundles/${site}/${randomUUID()}.tar`,
-            sizeBytes: null,
-            checksum: null
-          } as never, { actor: `planner:${site}` })
-          for (const p of b.packages) {
-            yield* Repositories.dataTransferPackageMembers.insert({ dataTransferPackageId: dtp.id, rawDataPackageId: p })
-          }
-          yield* Transitions.transition({
-            entity: "DataTransferPackage", id: dtp.id, from: "pending", to: "scheduled", actor: `planner:${site}`,
-            details: { packages: b.packages.length, bytes: b.sizeBytes }
-          })
-          yield* jobs.send(queueName(site, name), { bundleId: dtp.id }, { singletonKey: dtp.id })
+          const id = yield* create(site, b)
+          yield* jobs.send(queueName(site, name), { bundleId: id }, { singletonKey: id })
         }
         return bundles.length
       })
     )
-    // Re-derive jobs a lost queue would have dropped: bundles claimed here but not written for a while,
-    // or at once when the queue holds no job of theirs at all (a restored ops-db, a wiped queue).
-    const stale = yield* sql<{ id: Ids.DataTransferPackageId }>`
-      select d.id from data_transfer_package d
-      where d.status in ('scheduled', 'in_progress')
-        and (d.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
-        and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
-        and d.relative_path like ${`bundles/${site}/%`}`
     let resent = 0
     for (const d of stale) if ((yield* jobs.send(queueName(site, name), { bundleId: d.id }, { singletonKey: d.id })) !== null) resent++
     return claimed + resent

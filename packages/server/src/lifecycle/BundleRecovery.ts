@@ -18,6 +18,50 @@ import * as Sites from "./Sites.js"
 import { queueName } from "./Stage.js"
 import { Storages } from "./Storages.js"
 
+/** Which of the recoveries below have anything to do at a site. */
+export interface Needed {
+  readonly settleFailed: boolean
+  readonly retried: boolean
+  readonly revived: boolean
+  readonly closeEmpty: boolean
+}
+
+/**
+ * Whether each recovery has work at the site, in one statement (the same conditions as each
+ * one's own query, which then runs only when it has work): most rounds have none, and a planner
+ * far from the ops-db pays every statement as a round trip.
+ */
+export const needed = (site: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const mine = `bundles/${site}/%`
+    const [row] = yield* sql<Needed>`
+      select
+        exists (select 1 from data_transfer_package d
+                join data_transfer_package_member m on m.data_transfer_package_id = d.id
+                join raw_data_package p on p.id = m.raw_data_package_id
+                where d.status = 'failed' and d.relative_path like ${mine} and p.status = 'in_progress') as settle_failed,
+        exists (select 1 from data_transfer_package d
+                join data_transfer_package_member m on m.data_transfer_package_id = d.id
+                join raw_data_package p on p.id = m.raw_data_package_id
+                where d.relative_path like ${mine}
+                  and ((d.status = 'failed' and p.status = 'pending'
+                        and exists (select 1 from event_log e where e.entity_kind = 'RawDataPackage' and e.entity_id = p.id
+                                    and e.to_state = 'failed' and e.details->>'bundleId' = d.id::text))
+                       or d.status = 'pending')) as retried,
+        exists (select 1 from raw_data_package p
+                where p.status = 'pending' and p.size_bytes is not null and p.checksum is not null
+                  and exists (select 1 from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
+                              join site s on s.id = l.site_id
+                              where c.raw_data_package_id = p.id and c.status in ('PRESENT', 'CORRUPT', 'MISSING') and s.name = ${site})
+                  and not exists (select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
+                                  where m.raw_data_package_id = p.id and d.status = 'failed')) as revived,
+        exists (select 1 from data_transfer_package d
+                where d.status = 'pending' and d.relative_path like ${mine}
+                  and not exists (select 1 from data_transfer_package_member m where m.data_transfer_package_id = d.id)) as close_empty`
+    return row!
+  })
+
 /**
  * Ends a bundle FAILED with its reason, and with it every member package still on its way, in
  * the caller's transaction: the packages cannot get anywhere while their bundle is failed, so

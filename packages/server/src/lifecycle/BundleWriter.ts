@@ -169,15 +169,18 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
     return
   }
   if (dtp.status !== "scheduled" && dtp.status !== "in_progress") return
-  if (dtp.status === "scheduled") {
-    yield* Transitions.transition({ entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
-  }
-  yield* deleteSetAside(site, bundleId)
-  const list = yield* members(site, bundleId)
+  // Independent steps go out together: each is a round trip from a site far from the ops-db.
+  const [, , list] = yield* Effect.all([
+    dtp.status === "scheduled"
+      ? Transitions.transition({ entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+      : Effect.void,
+    deleteSetAside(site, bundleId),
+    members(site, bundleId)
+  ], { concurrency: 3 })
   if (list.length === 0) return yield* Effect.dieMessage(`bundle ${bundleId} has no member in a buffer at ${site}`)
   const sources = new Map<string, StorageDriver.Service>()
-  for (const m of list) if (!sources.has(m.locationId)) sources.set(m.locationId, yield* storages.of(yield* Sites.location(m.locationId)))
-  const first = yield* Sites.location(list[0].locationId)
+  for (const m of list) if (!sources.has(m.locationId)) sources.set(m.locationId, yield* storages.of(yield* Sites.storageOf(m.locationId)))
+  const first = yield* Sites.storageOf(list[0].locationId)
   const estimate = list.reduce((n, m) => n + m.sizeBytes + 1536, 1024 * 1024)
   return yield* BufferWrite.toFirst(
     `bundle ${bundleId}`,

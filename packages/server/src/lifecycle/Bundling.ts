@@ -24,15 +24,17 @@ export { UnconfirmedRead, work } from "./BundleWriter.js"
 
 /**
  * Plans the site's bundles: first brings back or closes the bundles and packages that went wrong
- * (`BundleRecovery`), then claims new bundles (`BundlePlanner.claim`). Returns the jobs enqueued.
+ * (`BundleRecovery`, only the recoveries that have work), then claims new bundles
+ * (`BundlePlanner.claim`). Returns the jobs enqueued.
  */
 export const plan = Effect.fn("Bundling.plan")(function* (site: string) {
-  if ((yield* Routes.leaving(site)).length === 0) return 0
-  yield* BundleRecovery.settleFailed(site)
-  const again = yield* BundleRecovery.retried(site)
-  yield* BundleRecovery.revived(site)
-  yield* BundleRecovery.closeEmpty(site)
-  return again + (yield* BundlePlanner.claim(site))
+  const [routes, needed] = yield* Effect.all([Routes.leaving(site), BundleRecovery.needed(site)], { concurrency: 2 })
+  if (routes.length === 0) return 0
+  if (needed.settleFailed) yield* BundleRecovery.settleFailed(site)
+  const again = needed.retried ? yield* BundleRecovery.retried(site) : 0
+  if (needed.revived) yield* BundleRecovery.revived(site)
+  if (needed.closeEmpty) yield* BundleRecovery.closeEmpty(site)
+  return again + (yield* BundlePlanner.claim(site, routes))
 })
 
 /** The bundling stage. */

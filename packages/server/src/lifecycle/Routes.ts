@@ -7,6 +7,7 @@
  */
 import { Topology } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
 import type { QueueOptions } from "../engine/JobQueue.js"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -148,22 +149,59 @@ export const circuit = Effect.fn("Routes.circuit")(function* (
   on: { readonly routeId: string } | { readonly toLocationId: string },
   policy: TransferPolicyConfig
 ) {
+  const [found] = yield* circuits("routeId" in on ? { routes: [on.routeId] } : { locations: [on.toLocationId] }, policy)
+  return found!.circuit
+})
+
+/** What the circuit of one route or location is judged from: its last finished attempts, newest first, and the probes running. */
+export interface CircuitFacts {
+  readonly last: ReadonlyArray<{ readonly status: string; readonly sinceMs: number; readonly errorMessage: string | null }>
+  readonly probing: number
+}
+
+/** The circuit `circuit` describes, from its facts. */
+export const circuitOf = (facts: CircuitFacts, policy: TransferPolicyConfig): Circuit => {
+  const { last } = facts
+  if (last.length < policy.breakerThreshold || last.some((r) => r.status !== "failed")) return { state: "closed" }
+  const reason = `${policy.breakerThreshold} consecutive failures, the last: ${last[0]!.errorMessage ?? "unknown"}`
+  const remaining = policy.breakerCoolDownMs - last[0]!.sinceMs
+  if (remaining > 0) return { state: "open", retryInMs: Math.ceil(remaining), reason }
+  return facts.probing > 0
+    ? { state: "open", retryInMs: Math.min(policy.breakerCoolDownMs, 5_000), reason: `${reason}; a probe is running` }
+    : { state: "half-open" }
+}
+
+/**
+ * The SQL of one circuit's facts as two columns, `last` (json) and `probing`, for the route or
+ * location whose id is `id` (an SQL expression): a part of a larger statement, so a worker far
+ * from the ops-db learns every circuit it needs in one round trip.
+ */
+export const circuitFactsSql = (sql: SqlClient.SqlClient, column: "route_id" | "to_location_id", id: Fragment, policy: TransferPolicyConfig) => sql`
+  (select coalesce(json_agg(json_build_object('status', f.status::text, 'sinceMs', (extract(epoch from (now() - f.finished_at)) * 1000)::float8,
+      'errorMessage', f.error_message) order by f.finished_at desc, f.created_at desc), '[]'::json)
+   from (select status, finished_at, created_at, error_message from data_transfer
+         where ${sql(column)} = ${id} and status in ('completed', 'failed') and finished_at is not null
+           and coalesce(error_reason, '') <> 'Interrupted'
+         order by finished_at desc, created_at desc limit ${policy.breakerThreshold}) f) as last,
+  (select count(*)::int from data_transfer where ${sql(column)} = ${id} and status in ('scheduled', 'in_progress')) as probing`
+
+/** The circuits of many routes and locations in one statement, routes first, each in the order asked. */
+export const circuits = Effect.fn("Routes.circuits")(function* (
+  on: { readonly routes?: ReadonlyArray<string>; readonly locations?: ReadonlyArray<string> },
+  policy: TransferPolicyConfig
+) {
   const sql = yield* SqlClient.SqlClient
-  const where = "routeId" in on ? sql`route_id = ${on.routeId}` : sql`to_location_id = ${on.toLocationId}`
-  const last = yield* sql<{ status: string; sinceMs: number; errorMessage: string | null }>`
-    select status::text as status, (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms, error_message
-    from data_transfer where ${where} and status in ('completed', 'failed') and finished_at is not null
-      and coalesce(error_reason, '') <> 'Interrupted'
-    order by finished_at desc, created_at desc limit ${policy.breakerThreshold}`
-  if (last.length < policy.breakerThreshold || last.some((r) => r.status !== "failed")) return { state: "closed" } as Circuit
-  const reason = `${policy.breakerThreshold} consecutive failures, the last: ${last[0].errorMessage ?? "unknown"}`
-  const remaining = policy.breakerCoolDownMs - last[0].sinceMs
-  if (remaining > 0) return { state: "open", retryInMs: Math.ceil(remaining), reason } as Circuit
-  const probing = yield* sql<{ n: number }>`
-    select count(*)::int as n from data_transfer where ${where} and status in ('scheduled', 'in_progress')`
-  return probing[0].n > 0
-    ? ({ state: "open", retryInMs: Math.min(policy.breakerCoolDownMs, 5_000), reason: `${reason}; a probe is running` } as Circuit)
-    : ({ state: "half-open" } as Circuit)
+  const routes = on.routes ?? []
+  const locations = on.locations ?? []
+  if (routes.length + locations.length === 0) return []
+  const rows = yield* sql<{ kind: "route" | "location"; id: string; n: number; last: CircuitFacts["last"]; probing: number }>`
+    select 'route' as kind, k.id::text as id, k.n, ${circuitFactsSql(sql, "route_id", sql`k.id`, policy)}
+    from unnest(${routes}::uuid[]) with ordinality as k(id, n)
+    union all
+    select 'location' as kind, k.id::text as id, k.n, ${circuitFactsSql(sql, "to_location_id", sql`k.id`, policy)}
+    from unnest(${locations}::uuid[]) with ordinality as k(id, n)
+    order by kind desc, n`
+  return rows.map((r) => ({ kind: r.kind, id: r.id, circuit: circuitOf(r, policy) }))
 })
 
 /** Transfers running on a route now, for its concurrency limit. */

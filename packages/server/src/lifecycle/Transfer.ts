@@ -63,19 +63,25 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const sql = yield* SqlClient.SqlClient
   const storages = yield* Storages
   const policy = yield* Routes.transferPolicy
-  const rows = yield* sql<Bundle>`
-    select id, status::text as status, relative_path, size_bytes, checksum from data_transfer_package where id = ${bundleId}`
+  // The reads that do not depend on each other go out together: from a site far from the ops-db
+  // each is a round trip. The source copy's location comes with it (no lookup of its own).
+  const [rows, copies, initial, routes] = yield* Effect.all([
+    sql<Bundle>`select id, status::text as status, relative_path, size_bytes, checksum from data_transfer_package where id = ${bundleId}`,
+    sql<{ id: string; locationId: string; path: string; here: boolean; location: Sites.Location }>`
+      select c.id, c.data_location_id as location_id, c.path, (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here,
+        ${Sites.locationJson(sql)} as location
+      from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+      where c.data_transfer_package_id = ${bundleId} and c.status <> 'DELETED'`,
+    attemptsOf(bundleId),
+    Routes.leaving(site, bundleId)
+  ], { concurrency: 4 })
   const bundle = rows[0]
   if (bundle === undefined || bundle.status !== "in_progress" || bundle.checksum === null || bundle.sizeBytes === null) return
-  const copies = yield* sql<{ id: string; locationId: string; path: string; here: boolean }>`
-    select c.id, c.data_location_id as location_id, c.path, (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here
-    from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-    where c.data_transfer_package_id = ${bundleId} and c.status <> 'DELETED'`
   const source = copies.find((c) => c.here)
   if (source === undefined) return yield* Effect.logWarning(`bundle ${bundleId} has no copy in a buffer at ${site}; job dropped`)
   // A copy beyond this site means the bundle was delivered; its arrival job came with it.
   if (copies.some((c) => !c.here)) return
-  let attempts = yield* attemptsOf(bundleId)
+  let attempts = initial
   // A pending attempt is an operator's retry (a worker's own attempts are in progress from the
   // start): it is taken up below, without waiting out the backoff.
   const stuck = attempts.find((a) => a.status === "scheduled" || a.status === "in_progress")
@@ -96,10 +102,10 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
     const remaining = Routes.backoffMs(policy, failures, jitterOf(judged.id)) - (judged.sinceMs ?? 0)
     if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${judged.attempt}`)
   }
-  const chosen = yield* choose(site, bundle.id, bundle.sizeBytes, policy)
+  const chosen = yield* choose(site, routes, bundle.sizeBytes, policy)
   if (chosen.route === undefined) return yield* later(site, bundleId, chosen.waitMs, chosen.why)
   const { route, destination } = chosen
-  const sourceRoot = storages.rootOf(yield* Sites.location(source.locationId))
+  const sourceRoot = storages.rootOf(source.location)
   const destinationRoot = storages.rootOf(destination)
   const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy, retry)
   if ("gone" in started) return yield* Effect.logWarning(`bundle ${bundleId} is not sent: ${started.gone}; job dropped`)
@@ -129,7 +135,7 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   )
   if (result._tag === "Right") return yield* delivered(site, bundle, attempt.id, route, destination, result.right)
   if (blamesSource(result.left)) {
-    const storage = yield* storages.of(yield* Sites.location(source.locationId))
+    const storage = yield* storages.of(source.location)
     const found = yield* CopyCheck.confirm(storage, source.path, bundle.checksum)
     if (found !== undefined) {
       // The bad tar goes first: a crash before the record leaves a PRESENT copy with no bytes,

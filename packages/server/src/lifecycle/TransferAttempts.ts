@@ -8,9 +8,8 @@
  * after a jittered, capped exponential backoff; a permanent one, or one bundle failing too often
  * on a working route, ends the bundle FAILED with its reason.
  */
-import { type Checksum, Ids, Repositories, type TransferAdapter, type TransferError, Transitions } from "@ccat/core"
+import { type Checksum, EventLog, Ids, type TransferAdapter, type TransferError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import { expedite, JobQueue } from "../engine/JobQueue.js"
 import * as Bundling from "./Bundling.js"
@@ -94,23 +93,38 @@ export const consecutiveFailures = (attempts: ReadonlyArray<Attempt>) => {
   return n
 }
 
-/** Picks the first route whose circuit lets work through and a destination BUFFER for it. */
-export const choose = (site: string, bundleId: string, bytes: number, policy: Routes.TransferPolicyConfig) =>
+/**
+ * Picks the first route whose circuit lets work through and a destination BUFFER for it. Every
+ * circuit, every next hop's buffers and their fill are read in two rounds of statements that go
+ * out together, whatever the number of routes: each round trip counts from a site far away.
+ */
+export const choose = (site: string, routes: ReadonlyArray<Routes.Route>, bytes: number, policy: Routes.TransferPolicyConfig) =>
   Effect.gen(function* () {
     const storages = yield* Storages
     let waitMs = 30_000
     const reasons: Array<string> = []
-    for (const route of yield* Routes.leaving(site, bundleId)) {
-      const c = yield* Routes.circuit({ routeId: route.id }, policy)
+    const hops = [...new Set(routes.map((r) => r.nextHop))]
+    const [routeCircuits, buffers] = yield* Effect.all([
+      Routes.circuits({ routes: routes.map((r) => r.id) }, policy),
+      Effect.forEach(hops, (hop) => Sites.locationsOf(hop, "BUFFER"), { concurrency: "unbounded" })
+    ], { concurrency: 2 })
+    const buffersOf = new Map(hops.map((hop, i) => [hop, buffers[i]!.filter((l) => l.writable)]))
+    const candidates = [...new Map([...buffersOf.values()].flat().map((l) => [l.id, l])).values()]
+    const [locationCircuits, used] = yield* Effect.all([
+      Routes.circuits({ locations: candidates.map((l) => l.id) }, policy),
+      Effect.forEach(candidates, (l) => (l.capacityBytes === null ? Effect.succeed(0) : Sites.usedBytes(l.id)), { concurrency: "unbounded" })
+    ], { concurrency: 2 })
+    for (const [i, route] of routes.entries()) {
+      const c = routeCircuits[i]!.circuit
       if (c.state === "open") {
         waitMs = Math.min(waitMs, c.retryInMs)
         reasons.push(`route ${route.fromSite}→${route.toSite} (${route.adapter}) open: ${c.reason}`)
         continue
       }
-      for (const loc of yield* Sites.locationsOf(route.nextHop, "BUFFER")) {
-        if (!loc.writable) continue
-        if (loc.capacityBytes !== null && (yield* Sites.usedBytes(loc.id)) + bytes > loc.capacityBytes) continue
-        const lc = yield* Routes.circuit({ toLocationId: loc.id }, policy)
+      for (const loc of buffersOf.get(route.nextHop) ?? []) {
+        const j = candidates.findIndex((l) => l.id === loc.id)
+        if (loc.capacityBytes !== null && used[j]! + bytes > loc.capacityBytes) continue
+        const lc = locationCircuits[j]!.circuit
         if (lc.state === "open") {
           waitMs = Math.min(waitMs, lc.retryInMs)
           reasons.push(`location ${loc.name} open: ${lc.reason}`)
@@ -150,9 +164,26 @@ export const startAttempt = (
     sql.withTransaction(
       Effect.gen(function* () {
         yield* Routes.lockRoute(route.id)
-        const [copy] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${source.id} for share`
-        if (copy?.status !== "PRESENT") {
-          const gone = `its copy at ${site} is ${copy?.status ?? "gone"}`
+        // Every check in one statement, after the lock: the copy (locked for share), both
+        // circuits, the route's running transfers and the bundle's open attempts.
+        const [checks] = yield* sql<{
+          copy: string | null
+          routeLast: Routes.CircuitFacts["last"]; routeProbing: number
+          toLast: Routes.CircuitFacts["last"]; toProbing: number
+          running: number; open: number
+        }>`
+          with copy as (select status::text as status from physical_copy where id = ${source.id} for share),
+          route_circuit as (select ${Routes.circuitFactsSql(sql, "route_id", sql`${route.id}::uuid`, policy)}),
+          to_circuit as (select ${Routes.circuitFactsSql(sql, "to_location_id", sql`${to.id}::uuid`, policy)})
+          select (select status from copy) as copy,
+            rc.last as route_last, rc.probing as route_probing, tc.last as to_last, tc.probing as to_probing,
+            (select count(*)::int from data_transfer where route_id = ${route.id} and status in ('scheduled', 'in_progress')) as running,
+            (select count(*)::int from data_transfer
+             where data_transfer_package_id = ${bundle.id} and status in ('pending', 'scheduled', 'in_progress')
+               and id <> ${retry?.id ?? "00000000-0000-0000-0000-000000000000"}) as open
+          from route_circuit rc, to_circuit tc`
+        if (checks.copy !== "PRESENT") {
+          const gone = `its copy at ${site} is ${checks.copy ?? "gone"}`
           // The operator's attempt cannot run from here: it ends failed rather than pending for ever.
           if (retry !== undefined) {
             yield* Transitions.transition({
@@ -162,17 +193,12 @@ export const startAttempt = (
           }
           return { gone } as const
         }
-        for (const on of [{ routeId: route.id }, { toLocationId: to.id }]) {
-          const c = yield* Routes.circuit(on, policy)
+        for (const facts of [{ last: checks.routeLast, probing: checks.routeProbing }, { last: checks.toLast, probing: checks.toProbing }]) {
+          const c = Routes.circuitOf(facts, policy)
           if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
         }
-        const n = yield* Routes.running(route.id)
-        if (n >= route.maxConcurrentTransfers) return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
-        const open = yield* sql<{ n: number }>`
-          select count(*)::int as n from data_transfer
-          where data_transfer_package_id = ${bundle.id} and status in ('pending', 'scheduled', 'in_progress')
-            and id <> ${retry?.id ?? "00000000-0000-0000-0000-000000000000"}`
-        if (open[0].n > 0) return { wait: 5_000, why: "another worker is moving it" } as const
+        if (checks.running >= route.maxConcurrentTransfers) return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
+        if (checks.open > 0) return { wait: 5_000, why: "another worker is moving it" } as const
         const actor = `worker:${site}`
         if (retry !== undefined) {
           const taken = yield* sql<{ id: Ids.DataTransferId; attempt: number }>`
@@ -184,18 +210,19 @@ export const startAttempt = (
           yield* Transitions.transition({ entity: "DataTransfer", id: retry.id, from: "scheduled", to: "in_progress", actor, set: { startedAt: new Date() } })
           return { attempt: taken[0] } as const
         }
-        const row = yield* Repositories.dataTransfers.insert({
-          dataTransferPackageId: bundle.id,
-          rawDataPackageId: null,
-          routeId: route.id as Ids.RouteId,
-          fromLocationId: source.locationId as Ids.DataLocationId,
-          toLocationId: to.id as Ids.DataLocationId,
-          previousAttemptId: previous?.id ?? null,
-          attempt: (previous?.attempt ?? 0) + 1,
-          adapter: route.adapter
-        } as never, { actor })
-        yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "pending", to: "scheduled", actor })
-        yield* Transitions.transition({ entity: "DataTransfer", id: row.id, from: "scheduled", to: "in_progress", actor, set: { startedAt: new Date() } })
+        // The attempt is created, scheduled and started in one statement, with an event for each step.
+        const [row] = yield* sql<{ id: Ids.DataTransferId; attempt: number }>`
+          with attempt as (
+            insert into data_transfer (data_transfer_package_id, route_id, from_location_id, to_location_id, previous_attempt_id, attempt, adapter, status, started_at)
+            values (${bundle.id}, ${route.id}, ${source.locationId}, ${to.id}, ${previous?.id ?? null}, ${(previous?.attempt ?? 0) + 1}, ${route.adapter},
+                    'in_progress', now())
+            returning id, attempt),
+          steps as (
+            select a.id, s.from_state, s.to_state from attempt a
+            cross join (values (1, null::text, 'pending'), (2, 'pending', 'scheduled'), (3, 'scheduled', 'in_progress')) as s(n, from_state, to_state)
+            order by s.n),
+          logged as (${EventLog.appendFrom(sql, { kind: "DataTransfer", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor })})
+          select id, attempt from attempt`
         return { attempt: row } as const
       })
     )
@@ -209,27 +236,34 @@ export const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTrans
     yield* jobs.ensureQueue(queueName(route.nextHop, arrivalQueue), Routes.queues.arrive)
     yield* sql.withTransaction(
       Effect.gen(function* () {
-        yield* Transitions.transition({
-          entity: "DataTransfer", id: attemptId, from: "in_progress", to: "completed", actor: `worker:${site}`,
-          set: {
-            bytesTransferred: result.bytes,
-            durationMs: Math.round(result.durationMs),
-            throughputBytesPerSecond: result.throughput,
-            finishedAt: new Date()
-          }
-        })
-        yield* Repositories.physicalCopies.insert({
-          rawDataFileId: null,
-          rawDataPackageId: null,
-          dataTransferPackageId: bundle.id,
-          dataLocationId: to.id,
-          path: bundle.relativePath,
-          sizeBytes: result.bytes,
-          checksum: result.checksum ?? bundle.checksum!,
-          status: "PRESENT",
-          // The adapter compared our checksum at the destination; arrival checks it again before unpacking.
-          verifiedAt: result.verified ? DateTime.unsafeNow() : null
-        } as never, { actor: `worker:${site}`, details: { action: "delivered", bundleId: bundle.id, attemptId } })
+        const actor = `worker:${site}`
+        // The attempt completed and the bundle's copy at the destination, each with its event, in
+        // one statement. The adapter compared our checksum at the destination (verified); arrival
+        // checks it again before unpacking.
+        const done = yield* sql<{ id: string }>`
+          with moved as (
+            update data_transfer set status = 'completed', updated_at = now(), bytes_transferred = ${result.bytes},
+              duration_ms = ${Math.round(result.durationMs)}, throughput_bytes_per_second = ${result.throughput}, finished_at = now()
+            where id = ${attemptId} and status = 'in_progress'
+            returning id),
+          completed as (${EventLog.appendFrom(sql, { kind: "DataTransfer", rows: "moved", from: "in_progress", to: "completed", actor })}),
+          copy as (
+            insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+            select ${bundle.id}::uuid, ${to.id}::uuid, ${bundle.relativePath}::text, ${result.bytes}::bigint, ${result.checksum ?? bundle.checksum!}::text,
+                   'PRESENT'::physical_copy_status, ${result.verified ? sql`now()` : sql`null::timestamptz`}
+            from moved
+            returning id, status),
+          created as (${EventLog.appendFrom(sql, {
+            kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor, details: { action: "delivered", bundleId: bundle.id, attemptId }
+          })})
+          select id from moved`
+        if (done.length === 0) {
+          const [found] = yield* sql<{ status: string }>`select status::text as status from data_transfer where id = ${attemptId}`
+          return yield* new Transitions.TransitionError({
+            reason: found === undefined ? "NotFound" : "StateConflict", entity: "DataTransfer", id: attemptId, from: "in_progress", to: "completed",
+            ...(found === undefined ? {} : { actual: found.status })
+          })
+        }
         yield* jobs.send(queueName(route.nextHop, arrivalQueue), { bundleId: bundle.id }, { singletonKey: bundle.id })
       })
     )
