@@ -79,15 +79,16 @@ const worker = Command.make("worker", { config: configOption, dataDir: dataDirOp
 const migrate = Command.make("migrate", {
   config: configOption, dataDir: dataDirOption, json: jsonOption,
   check: Options.boolean("check").pipe(Options.withDescription("say what would be applied (expand or contract, statements, locks) and change nothing")),
-  sql: Options.boolean("sql").pipe(Options.withDescription("with --check: print each statement's SQL"))
+  sql: Options.boolean("sql").pipe(Options.withDescription("--check, printing each statement's SQL (never applies anything)"))
 }, (o) =>
   Effect.gen(function* () {
-    if (o.check) return yield* Effect.flatMap(MigrateCheck, (m) => m.run({ ...loadOptions(o), json: o.json, sql: o.sql }))
+    // --sql alone means a look, not an upgrade: a read-only flag never leads to a write
+    if (o.check || o.sql) return yield* Effect.flatMap(MigrateCheck, (m) => m.run({ ...loadOptions(o), json: o.json, sql: o.sql }))
     const applied = yield* Effect.flatMap(Main, (Main) => Main.migrate(loadOptions(o)))
     if (o.json) return yield* Console.log(JSON.stringify({ applied: applied.map(([id, name]) => ({ id, name })) }))
     yield* Console.log(applied.length === 0 ? "the ops-db is up to date" : applied.map(([id, name]) => `applied ${id}_${name}`).join("\n"))
   })
-).pipe(Command.withDescription("apply pending ops-db migrations"))
+).pipe(Command.withDescription("apply pending ops-db migrations (--check: say what would be applied, expand or contract, and change nothing)"))
 
 const check = Command.make("check", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
   Effect.gen(function* () {
