@@ -121,29 +121,34 @@ const retried = (site: string) =>
     return n
   })
 
-/** Finds files ready to package at the site and claims them for packages. */
+/**
+ * Finds files ready to package at the site and claims them for packages. Its reads and claims
+ * that do not depend on each other go out together: from a site far from the ops-db each
+ * statement is a round trip.
+ */
 export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
   const policy = yield* LifecyclePolicy
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
-  let enqueued = yield* retried(site)
-  const files = yield* readyFiles(site, 20_000)
+  const [again, files] = yield* Effect.all([retried(site), readyFiles(site, 20_000)], { concurrency: 2 })
   const bySource = new Map<string, Array<FileRow>>()
   for (const f of files) bySource.set(f.sourceLocationId, [...(bySource.get(f.sourceLocationId) ?? []), f])
-  // Claims are independent transactions (a lost race gives one up alone): a few at once keep a
-  // round short when every statement crosses a long link to the ops-db.
+  // Claims are independent transactions (a lost race gives one up alone), so a few run at once.
+  // Beside them, jobs a lost queue would have dropped are derived again: packages claimed but not
+  // written for a while, or at once when the queue holds no job of theirs at all (a restored
+  // ops-db, a wiped queue). A package claimed now commits with its job, so it is never among them.
   const planned = [...bySource.values()].flatMap((group) => Packager.plan(group, { maxPackageBytes: policy.maxPackageBytes }))
-  const claimed = yield* Effect.forEach(planned, (p) => claim(site, p), { concurrency: 4 })
-  enqueued += claimed.reduce((a, b) => a + b, 0)
-  // Re-derive jobs a lost queue would have dropped: packages claimed but not written for a while,
-  // or at once when the queue holds no job of theirs at all (a restored ops-db, a wiped queue).
-  const stale = yield* sql<{ id: Ids.RawDataPackageId }>`
-    select p.id from raw_data_package p
-    where p.status in ('scheduled', 'in_progress')
-      and (p.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`p.id`)})
-      and not exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED')
-      and exists (select 1 from raw_data_file f join data_location l on l.id = f.source_location_id
-                  join site s on s.id = l.site_id where f.raw_data_package_id = p.id and s.name = ${site})`
+  const [claimed, stale] = yield* Effect.all([
+    Effect.forEach(planned, (p) => claim(site, p), { concurrency: 4 }),
+    sql<{ id: Ids.RawDataPackageId }>`
+      select p.id from raw_data_package p
+      where p.status in ('scheduled', 'in_progress')
+        and (p.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`p.id`)})
+        and not exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED')
+        and exists (select 1 from raw_data_file f join data_location l on l.id = f.source_location_id
+                    join site s on s.id = l.site_id where f.raw_data_package_id = p.id and s.name = ${site})`
+  ], { concurrency: 2 })
+  let enqueued = again + claimed.reduce((a, b) => a + b, 0)
   for (const p of stale) {
     const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
     if (sent !== null) enqueued++
