@@ -15,6 +15,8 @@ export interface Sql {
   readonly kind: Kind
   /** Whether an aggregate function is inside. */
   readonly aggregate: boolean
+  /** A geometry's coordinates: a POINT's ra and dec, a CIRCLE's ra, dec and radius, a CONTAINS's point then circle. */
+  readonly parts?: ReadonlyArray<string>
 }
 
 /** How a function is translated: its arity, argument kinds and result. */

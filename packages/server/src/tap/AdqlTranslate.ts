@@ -122,12 +122,12 @@ class Translator {
       if (e.args.length !== 2) fail("CONTAINS takes two geometries: CONTAINS(POINT(...), CIRCLE(...))")
       const [point, circle] = e.args.map((a) => this.expr(a, false)) as [Sql, Sql]
       if (point.kind !== "point" || circle.kind !== "circle") fail("this service supports CONTAINS(POINT(...), CIRCLE(...)): a position in a circle")
-      return { sql: `${point.sql}|${circle.sql}`, kind: "contains", aggregate: false, func: "contains" }
+      return { sql: "", kind: "contains", aggregate: false, func: "contains", parts: [...point.parts!, ...circle.parts!] }
     }
     if (name === "DISTANCE") {
       const args = e.args.map(inner)
       if (args.length === 2 && args.every((a) => a.kind === "point")) {
-        const [a, b] = args.map((p) => p.sql.split("|")) as [Array<string>, Array<string>]
+        const [a, b] = args.map((p) => p.parts!) as [ReadonlyArray<string>, ReadonlyArray<string>]
         return { sql: distanceSql(a[0]!, a[1]!, b[0]!, b[1]!), kind: "num", aggregate: false, func: "distance" }
       }
       if (args.length === 4) {
@@ -167,7 +167,7 @@ class Translator {
     }
   }
 
-  // A POINT is carried as "ra|dec", a CIRCLE as "ra|dec|r": only CONTAINS and DISTANCE take them.
+  // A POINT or CIRCLE is carried as its coordinates, not as SQL: only CONTAINS and DISTANCE take them.
   geometry(e: Extract<Expr, { type: "func" }>): Sql & { readonly func: string } {
     const arity = e.name === "POINT" ? 2 : 3
     let args = e.args
@@ -178,13 +178,11 @@ class Translator {
     }
     if (args.length !== arity) fail(e.name === "POINT" ? "POINT takes ('ICRS', ra, dec) in degrees" : "CIRCLE takes ('ICRS', ra, dec, radius) in degrees")
     const parts = args.map((a) => this.need(this.expr(a, false), "num", `${e.name}'s coordinates are numbers (degrees)`).sql)
-    return { sql: parts.join("|"), kind: e.name === "POINT" ? "point" : "circle", aggregate: false, func: e.name.toLowerCase() }
+    return { sql: "", parts, kind: e.name === "POINT" ? "point" : "circle", aggregate: false, func: e.name.toLowerCase() }
   }
 
   contains(s: Sql): string {
-    const [pointSql, circleSql] = [s.sql.split("|").slice(0, 2), s.sql.split("|").slice(2)]
-    const [ra, dec] = pointSql as [string, string]
-    const [cra, cdec, r] = circleSql as [string, string, string]
+    const [ra, dec, cra, cdec, r] = s.parts as [string, string, string, string, string]
     // The declination band is implied by the distance and cheap to test first.
     return `((${dec}) between (${cdec}) - (${r}) and (${cdec}) + (${r}) and ${distanceSql(ra, dec, cra, cdec)} <= (${r}))`
   }
