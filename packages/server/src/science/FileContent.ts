@@ -88,7 +88,7 @@ const recheck = (copy: CopyRow, storage: StorageDriver.Service, file: FileRecord
     if (outcome._tag === "Right") {
       const sql = yield* SqlClient.SqlClient
       yield* sql`delete from raw_data_package_member where raw_data_package_id = ${file.packageId} and raw_data_file_id = ${file.id}`
-      return yield* Effect.logError(`file ${file.id} failed its checksum in copy ${copy.id}, which verifies whole: its offsets are dropped (${detail})`)
+      return yield* Effect.logError(`file ${file.id} failed its check in copy ${copy.id}, which verifies whole: its offsets are dropped (${detail})`)
     }
     const e = outcome.left
     if (e.reason === "Corrupt") yield* CopyFindings.mark(copy.id, "CORRUPT", { ...found, expectedChecksum: copy.checksum })

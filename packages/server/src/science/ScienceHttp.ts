@@ -90,7 +90,8 @@ export const layer = HttpApiBuilder.Router.use((router) =>
         headers: {
           "content-disposition": attachment(file.relativePath),
           "x-ccat-checksum": file.checksum,
-          "x-ccat-read-from": opened.right.location,
+          // which location served it is for accounts (operators debugging a read), not for anyone
+          ...(who.right.kind === "account" ? { "x-ccat-read-from": opened.right.location } : {}),
           etag: `"${file.checksum}"`,
           "accept-ranges": "none",
           "cache-control": "private, no-store"

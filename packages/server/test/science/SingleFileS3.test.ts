@@ -155,6 +155,7 @@ describe("One raw file straight from the S3 archive", () => {
         yield* sql`update observing_program set proprietary_period_days = 30 where id = ${w.programId}`
         const open = yield* get(url)
         assert.strictEqual(open.status, 200)
+        assert.isNull(open.headers.get("x-ccat-read-from"))
         assert.isTrue(open.body.equals(w.bytes.get(file.id)!))
         yield* sql`update observing_program set proprietary_period_days = null where id = ${w.programId}`
         assert.strictEqual((yield* get(url)).status, 404)
@@ -198,6 +199,15 @@ describe("One raw file straight from the S3 archive", () => {
         assert.strictEqual(hidden.length, 1)
         assert.include(hidden[0]!.error_message, "NotFoundFault")
         assert.strictEqual((yield* get(`${base}/api/v1/datalink`)).status, 400)
+        // POST, as a form, as DALI allows
+        const posted = yield* Effect.promise(() =>
+          fetch(`${base}/api/v1/datalink`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${w.scientist}`, "content-type": "application/x-www-form-urlencoded" },
+            body: new URLSearchParams({ ID: file.id }).toString()
+          }).then(async (r) => ({ status: r.status, text: await r.text() })))
+        assert.strictEqual(posted.status, 200)
+        assert.deepStrictEqual(votableRows(posted.text).map((r) => r.semantics), ["#this", "#package", "#auxiliary"])
         assert.strictEqual((yield* get(`${base}/api/v1/datalink?ID=${file.id}&RESPONSEFORMAT=json`)).status, 400)
       }), 60_000)
 
