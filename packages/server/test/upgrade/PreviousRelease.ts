@@ -113,6 +113,23 @@ const build = (root: string) => {
   }
 }
 
+/**
+ * Removes builds of the same release made for an earlier lockfile of this checkout, once they
+ * are an hour old: every dependency change leaves one behind, and none is used again.
+ */
+const pruneSiblings = (root: string) => {
+  const prefix = path.basename(root).replace(/-[0-9a-f]{8}$/, "-")
+  for (const entry of fs.readdirSync(path.dirname(root))) {
+    const other = path.join(path.dirname(root), entry)
+    if (other === root || !entry.startsWith(prefix) || !/^[0-9a-f]{8}$/.test(entry.slice(prefix.length))) continue
+    try {
+      if (Date.now() - fs.statSync(path.join(other, ".ccat-release.json")).mtimeMs > 3600_000) fs.rmSync(other, { recursive: true, force: true })
+    } catch {
+      // not a finished build (or already gone): leave it
+    }
+  }
+}
+
 /** Materialises and builds the previous release, or finds an earlier run's build of it. */
 export const previousRelease = (): PreviousRelease => {
   const { tag, commit } = lastTag()
@@ -147,6 +164,7 @@ export const previousRelease = (): PreviousRelease => {
       if (!fs.existsSync(readyFile)) throw e
       fs.rmSync(work, { recursive: true, force: true })
     }
+    pruneSiblings(root)
     return { tag, commit, root, cli, dependencies, built: true }
   } catch (e) {
     fs.rmSync(work, { recursive: true, force: true })
