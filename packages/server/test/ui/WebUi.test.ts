@@ -464,7 +464,14 @@ describe("web UI in chromium", () => {
     await page.getByText(`${name} is enabled again.`).waitFor()
     expect((await world.api(token, "GET", "/tokens/current")).account).toBe(name)
     // the signed-in admin cannot switch itself off from here
-    expect(await tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: "ui-admin" }).getByRole("button").count()).toBe(0)
+    expect(await tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: "ui-admin" }).getByRole("button", { name: /Disable|Enable/ }).count()).toBe(0)
+    // The account's history: every change above, oldest first, each by the admin who made it.
+    await row.getByRole("button", { name: `History of ${name}` }).click()
+    await page.getByRole("heading", { name: `History of ${name}` }).waitFor()
+    const steps = await tableCaptioned(page, "History (event log)").locator("tbody tr").allInnerTexts()
+    expect(steps.map((r) => r.split("\t").slice(1, 3).map((c) => c.trim()))).toEqual([
+      ["created", "active"], ["-", "granted"], ["-", "grant-revoked"], ["active", "disabled"], ["disabled", "active"]
+    ])
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
 

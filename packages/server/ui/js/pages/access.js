@@ -2,21 +2,36 @@
 /**
  * Who can do what, for admins: every account with its role, state, grants and usable tokens
  * (`GET /access`). An admin disables or enables an account (`PATCH /accounts/{name}`) and takes a
- * grant back (`DELETE /grants`) from here; each change is logged with the admin's name.
+ * grant back (`DELETE /grants`) from here; each change is logged with the admin's name, and an
+ * account's History shows that log (created, grants given and taken back, disabled, enabled).
  */
 import * as Api from "../api.js"
 import { badge, h, replace, table } from "../dom.js"
 import * as F from "../format.js"
 import { act, errorBox } from "../view.js"
+import { history } from "./packages.js"
 
 /** @param {import("../main.js").Context} ctx */
 export const render = async (ctx) => {
   const body = h("div")
   // Outside the refreshed table, so an action's outcome stays on screen.
   const outcome = h("div", { "aria-live": "polite" })
+  // An account's history, below the refreshed table so a refresh does not close it.
+  const shown = h("section", { "aria-live": "polite" })
   replace(ctx.main, h("h1", null, "Access"),
     h("p", null, "Who can do what. Disabling an account refuses all its tokens from their next request; taking a grant back applies at once (at telescope relays within their sync interval)."),
-    outcome, body)
+    outcome, body, shown)
+
+  /** @param {string} name an account's name */
+  const showHistory = async (name) => {
+    try {
+      const account = (await Api.get("/accounts")).find((/** @type {any} */ x) => x.name === name)
+      if (account === undefined) return replace(shown, h("p", { class: "muted" }, `${name} is gone.`))
+      replace(shown, h("h2", { id: "account-history" }, `History of ${name}`), await history("Account", account.id))
+    } catch (e) {
+      replace(shown, errorBox(e, "Loading the history"))
+    }
+  }
 
   /**
    * A button that runs one change and reloads the table.
@@ -62,6 +77,10 @@ export const render = async (ctx) => {
       { header: "Usable tokens", cell: (a) => F.count(a.usableTokens) },
       { header: "Next expiry", cell: (a) => (a.usableTokens > 0 && a.nextExpiry === null ? "never" : F.time(a.nextExpiry)) },
       { header: "Last used", cell: (a) => F.time(a.lastUsedAt) },
+      {
+        header: "History",
+        cell: (a) => h("button", { type: "button", class: "secondary", "aria-label": `History of ${a.account}`, onclick: () => void showHistory(a.account) }, "History")
+      },
       {
         header: "Action",
         cell: (a) => a.account === ctx.session.account

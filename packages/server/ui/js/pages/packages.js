@@ -63,7 +63,8 @@ export const history = async (entity, id) => {
     const events = await Api.all("/events", { entity, id }, 2000)
     return table("History (event log), oldest first", [
       { header: "When", cell: (e) => F.time(e.at) },
-      { header: "From", cell: (e) => (e.fromState === null ? "created" : badge(e.fromState)) },
+      // null is the item's creation when it comes first; later (a grant given) it is no state at all
+      { header: "From", cell: (e) => (e.fromState === null ? (e === events[0] ? "created" : "-") : badge(e.fromState)) },
       { header: "To", cell: (e) => badge(e.toState) },
       { header: "By", cell: (e) => e.actor },
       { header: "Details", cell: (e) => (Object.keys(e.details ?? {}).length > 0 ? h("code", null, JSON.stringify(e.details)) : "") }
