@@ -3,7 +3,8 @@
  * PostgreSQL, the disk driver): the packager records every file's offsets with the package, so
  * nothing is read to find them; and offsets that are wrong fail the read at the file's tar header
  * before any of its bytes are sent, are dropped once the whole copy reads good, and the next read
- * takes them from the manifest and succeeds.
+ * takes them from the manifest and succeeds. A package whose only copy is on tape is not read
+ * here: the answer says to stage it.
  */
 import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -15,7 +16,10 @@ import * as path from "node:path"
 import { afterAll } from "vitest"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import { tokenFor } from "../ApiHarness.js"
-import { runSitesUntil, topologyFrom } from "../lifecycle/ArchiveWorld.js"
+import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as Sites from "../../src/lifecycle/Sites.js"
+import { Storages } from "../../src/lifecycle/Storages.js"
+import { arrivedPackage, editLocations, runSitesUntil, topologyFrom } from "../lifecycle/ArchiveWorld.js"
 import { fileObservation, observatory, policyLayer, syncTopology } from "../lifecycle/LifecycleWorld.js"
 import { BaseUrl, get, layer as scienceLayer } from "./ScienceWorld.js"
 
@@ -70,6 +74,33 @@ describe("One raw file from a package on disk", () => {
         assert.strictEqual(again.status, 200)
         assert.isTrue(again.body.equals(yield* Effect.promise(() => fs.readFile(victim.absolutePath))))
         assert.strictEqual(yield* rows(), 1)
+      }), 90_000)
+
+    it.effect("a package whose only copy is on tape answers 409 NeedsStaging, and no staging request is made for it", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const storages = yield* Storages
+        const base = yield* BaseUrl
+        const topology = topologyFrom(dir, (raw) =>
+          editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? { ...l, technology: "tape", driver: { ...(l.driver as object), library: "virtual" } } : l)))
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/t.fits", bytes: 5_000 }])
+        const archived = Effect.map(sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`, ([p]) => p!.status === "completed")
+        yield* runSitesUntil([["cologne", [Archiving.stage]]], archived, 60_000).pipe(Effect.provide(policyLayer(topology)))
+        const others = yield* sql<{ id: string; path: string; locationId: string }>`
+          select c.id, c.path, c.data_location_id as location_id from physical_copy c join data_location l on l.id = c.data_location_id
+          where c.raw_data_package_id = ${pkg.packageId} and l.type <> 'LONG_TERM_ARCHIVE'`
+        for (const c of others) yield* (yield* storages.of(yield* Sites.location(c.locationId))).delete(c.path)
+        yield* sql`update physical_copy set status = 'DELETED' where id in ${sql.in(others.map((c) => c.id))}`
+        const operator = yield* tokenFor({ role: "operator" })
+        const answer = yield* get(`${base}/api/v1/files/${pkg.files[0]!.id}/content`, operator)
+        assert.strictEqual(answer.status, 409)
+        const body = JSON.parse(answer.body.toString())
+        assert.strictEqual(body._tag, "NeedsStaging")
+        assert.include(body.message, "staging")
+        const [requests] = yield* sql<{ n: number }>`select count(*)::int as n from staging_request`
+        assert.strictEqual(requests!.n, 0)
       }), 90_000)
   })
 })
