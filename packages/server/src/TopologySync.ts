@@ -155,8 +155,13 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
             options = excluded.options, priority = excluded.priority
           where (route.options, route.priority) is distinct from (excluded.options, excluded.priority)
           returning id, (xmax = 0) as created`
-        // Adapter options (hosts, limits) are what an operator reads to tell why a route behaves as it does.
-        const details = { from: route.from, to: route.to, via: route.via[0] ?? null, adapter: route.adapter, priority: route.priority, options }
+        // The limits an operator reads to tell why a route behaves as it does; an adapter's own
+        // options only by name, as a driver's, since they may name credentials.
+        const { maxConcurrentTransfers, bandwidthLimit, measuredBandwidth, bundleTransferTime } = options as Record<string, unknown>
+        const details = {
+          from: route.from, to: route.to, via: route.via[0] ?? null, adapter: route.adapter, priority: route.priority,
+          limits: { maxConcurrentTransfers, bandwidthLimit, measuredBandwidth, bundleTransferTime }, adapterOptions: Object.keys(route.options).sort()
+        }
         for (const w of written) {
           events.push({ kind: "Route", id: w.id, from: w.created ? null : "configured", to: "configured", actor, details: { action: w.created ? "created" : "changed", ...details } })
         }

@@ -107,7 +107,7 @@ describe("TopologySync", () => {
                 { name: "audit-b-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: { root: "/srv/ab/archive" } }
               ] }
             ],
-            routes: [{ from: "audit-a", to: "audit-b", adapter: "local", priority }]
+            routes: [{ from: "audit-a", to: "audit-b", adapter: "rsync", priority, options: { host: "audit-b.example.org", password: `route-secret-${priority}` } }]
           })
           if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
           return decoded.right
@@ -132,6 +132,9 @@ describe("TopologySync", () => {
         assert.strictEqual(changed[0].fromState, changed[0].toState, "a configuration change leaves the availability as it was")
         assert.notInclude(JSON.stringify(changed), "elsewhere-secret", "driver options are not copied into the log")
         assert.strictEqual(changed[1].details.priority, 5)
+        assert.deepStrictEqual(changed[1].details.adapterOptions, ["host", "password"])
+        const all = yield* sql<{ details: unknown }>`select details from event_log where actor like 'config:test%'`
+        assert.notInclude(JSON.stringify(all), "route-secret", "adapter options are not copied into the log")
       })
     )
   })
