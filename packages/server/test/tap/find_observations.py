@@ -1,8 +1,9 @@
 """How an astronomer finds CCAT observations with pyvo, run by Pyvo.test.ts against a live server.
 
-Usage: find_observations.py TAP_URL RA DEC START_ISO END_ISO INSTRUMENT [TOKEN]
-Prints one JSON object: the obs_ids found by a cone around the Source (sync), by a time range
-(async), by an instrument, and the columns of the service's ivoa.obscore as pyvo read them.
+Usage: find_observations.py TAP_URL CASES_JSON
+CASES_JSON is a list of {"ra", "dec", "start", "end", "instrument", "token" (optional)}. For each
+case it prints the obs_ids found by a cone around the Source (sync), by a time range (async), by
+an instrument, and the columns of the service's ivoa.obscore as pyvo read them: one JSON list.
 """
 import json
 import sys
@@ -11,40 +12,42 @@ import pyvo
 import requests
 from astropy.time import Time
 
-url, ra, dec, start, end, instrument = sys.argv[1:7]
-token = sys.argv[7] if len(sys.argv) > 7 else None
 
-session = requests.Session()
-if token:
-    session.headers["Authorization"] = f"Bearer {token}"
-service = pyvo.dal.TAPService(url, session=session)
+def find(url, ra, dec, start, end, instrument, token=None):
+    session = requests.Session()
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    service = pyvo.dal.TAPService(url, session=session)
 
-# A cone of 0.1 degree around the Source, nearest first.
-cone = service.search(
-    f"""SELECT obs_id, target_name, s_ra, s_dec, access_url,
-           DISTANCE(POINT('ICRS', s_ra, s_dec), POINT('ICRS', {ra}, {dec})) AS dist
-        FROM ivoa.obscore
-        WHERE 1 = CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', {ra}, {dec}, 0.1))
-        ORDER BY dist"""
-)
+    # A cone of 0.1 degree around the Source, nearest first.
+    cone = service.search(
+        f"""SELECT obs_id, target_name, s_ra, s_dec, access_url,
+               DISTANCE(POINT('ICRS', s_ra, s_dec), POINT('ICRS', {ra}, {dec})) AS dist
+            FROM ivoa.obscore
+            WHERE 1 = CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', {ra}, {dec}, 0.1))
+            ORDER BY dist"""
+    )
 
-# Observations overlapping a time range (ObsCore's times are MJD), as an asynchronous job.
-t0, t1 = Time(start).mjd, Time(end).mjd
-during = service.run_async(
-    f"SELECT obs_id, t_min, t_max FROM ivoa.obscore WHERE t_min <= {t1} AND t_max >= {t0} ORDER BY t_min"
-)
+    # Observations overlapping a time range (ObsCore's times are MJD), as an asynchronous job.
+    t0, t1 = Time(start).mjd, Time(end).mjd
+    during = service.run_async(
+        f"SELECT obs_id, t_min, t_max FROM ivoa.obscore WHERE t_min <= {t1} AND t_max >= {t0} ORDER BY t_min"
+    )
 
-# Everything one instrument observed, with MAXREC.
-by_instrument = service.search(
-    f"SELECT obs_id, instrument_name, em_min, em_max FROM ivoa.obscore WHERE instrument_name = '{instrument}'",
-    maxrec=100,
-)
+    # Everything one instrument observed, with MAXREC.
+    by_instrument = service.search(
+        f"SELECT obs_id, instrument_name, em_min, em_max FROM ivoa.obscore WHERE instrument_name = '{instrument}'",
+        maxrec=100,
+    )
 
-tables = service.tables
-print(json.dumps({
-    "cone": [str(r["obs_id"]) for r in cone],
-    "cone_target": [str(r["target_name"]) for r in cone],
-    "time": [str(r["obs_id"]) for r in during],
-    "instrument": [str(r["obs_id"]) for r in by_instrument],
-    "columns": [c.name for c in tables["ivoa.obscore"].columns],
-}))
+    return {
+        "cone": [str(r["obs_id"]) for r in cone],
+        "cone_target": [str(r["target_name"]) for r in cone],
+        "time": [str(r["obs_id"]) for r in during],
+        "instrument": [str(r["obs_id"]) for r in by_instrument],
+        "columns": [c.name for c in service.tables["ivoa.obscore"].columns],
+    }
+
+
+url, cases = sys.argv[1], json.loads(sys.argv[2])
+print(json.dumps([find(url, **case) for case in cases]))
