@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import { randomBytes } from "node:crypto"
-import { createReadStream, createWriteStream } from "node:fs"
+import { createReadStream } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { pipeline } from "node:stream/promises"
@@ -37,13 +37,30 @@ export interface Options extends TransferAdapter.Options {
   readonly progressIntervalMs?: number
 }
 
+/**
+ * Makes the destination's folder and creates the temporary file in it. A delete at the same
+ * destination (the disk driver's, once an object is gone) removes the folders it leaves empty, so
+ * the folder can vanish between the two steps, or while it is made: that is made again, a few
+ * times, before any byte is read. The file, once created, keeps its folder.
+ */
+const createTemporary = async (dir: string, tmp: string) => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await fs.mkdir(dir, { recursive: true })
+      return await fs.open(tmp, "wx", 0o644)
+    } catch (e) {
+      if (attempt >= 5 || (e as { code?: string }).code !== "ENOENT") throw e
+    }
+  }
+}
+
 const copyOne = async (src: string, dst: string, algorithm: Checksum.Algorithm, fsync: boolean, hasher: HashingStream, signal: AbortSignal) => {
   const dir = path.dirname(dst)
-  await fs.mkdir(dir, { recursive: true })
   // a name the disk driver's sweep recognises: a copy killed here leaves nothing for good
   const tmp = path.join(dir, TemporaryNames.part(path.basename(dst), randomBytes(6).toString("hex")))
+  const created = await createTemporary(dir, tmp)
   try {
-    await pipeline(createReadStream(src, { highWaterMark: 1024 * 1024, signal }), hasher, createWriteStream(tmp, { flags: "wx", mode: 0o644 }), { signal })
+    await pipeline(createReadStream(src, { highWaterMark: 1024 * 1024, signal }), hasher, created.createWriteStream(), { signal })
     if (fsync) {
       const handle = await fs.open(tmp, "r+")
       try {
@@ -54,6 +71,8 @@ const copyOne = async (src: string, dst: string, algorithm: Checksum.Algorithm, 
     }
     await fs.rename(tmp, dst)
   } catch (e) {
+    // the stream closes the file when it ends or fails; this covers one that never started
+    await created.close().catch(() => undefined)
     await fs.rm(tmp, { force: true })
     throw e
   }
