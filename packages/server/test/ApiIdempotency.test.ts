@@ -97,7 +97,7 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       expect(answers.filter((a) => !a.replayed)).toHaveLength(1)
       expect(new Set(answers.map((a) => a.text)).size).toBe(1)
       const after = yield* Harness.counts()
-      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([1, 500, 500])
+      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([1, 500, 501])
     })
   )
 
