@@ -10,6 +10,7 @@ import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import { version } from "../Version.js"
 import { AdqlError } from "./Adql.js"
 import * as TapQuery from "./TapQuery.js"
 import * as TapRequest from "./TapRequest.js"
@@ -30,7 +31,9 @@ export const layerWith = (options: { readonly limits?: TapQuery.TapLimits; reado
       const sql = yield* SqlClient.SqlClient
       const limits = options.limits ?? (yield* TapQuery.limitsConfig.pipe(Effect.orDie))
       const jobs = yield* UwsJobs.make(options.uws ?? UwsJobs.defaultLimits, limits).pipe(Effect.provideService(SqlClient.SqlClient, sql))
-      const provided = <A, E>(effect: Effect.Effect<A, E, any>) => effect.pipe(Effect.provideService(SqlClient.SqlClient, sql)) as Effect.Effect<A, E, never>
+      // Every answer names the service (validators and operators' logs look for it) and gets the ops-db.
+      const provided = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>) =>
+        effect.pipe(Effect.map(HttpServerResponse.setHeader("server", `ccat-dc/${version} TAP`)), Effect.provideService(SqlClient.SqlClient, sql)) as Effect.Effect<HttpServerResponse.HttpServerResponse, E, never>
 
       const sync = Effect.gen(function* () {
         const caller = yield* TapRequest.caller
@@ -47,14 +50,14 @@ export const layerWith = (options: { readonly limits?: TapQuery.TapLimits; reado
       const availability = Effect.gen(function* () {
         const up = yield* sql`select 1`.pipe(Effect.timeout("5 seconds"), Effect.isSuccess)
         return TapRequest.xml(Vosi.availability(up, up ? "the service accepts queries" : "the ops-db does not answer; queries fail until it does"))
-      })
+      }).pipe(provided)
 
-      yield* router.get(TapRequest.basePath, Effect.map(TapRequest.baseUrl, (base) => HttpServerResponse.html(landing(base))))
+      yield* router.get(TapRequest.basePath, Effect.map(TapRequest.baseUrl, (base) => HttpServerResponse.html(landing(base))).pipe(provided))
       yield* router.get(`${TapRequest.basePath}/sync`, sync)
       yield* router.post(`${TapRequest.basePath}/sync`, sync)
       yield* router.get(`${TapRequest.basePath}/availability`, availability)
-      yield* router.get(`${TapRequest.basePath}/capabilities`, Effect.map(TapRequest.baseUrl, (base) => TapRequest.xml(Vosi.capabilities(base, limits, jobs.limits.retention))))
-      yield* router.get(`${TapRequest.basePath}/tables`, Effect.succeed(TapRequest.xml(Vosi.tableset())))
+      yield* router.get(`${TapRequest.basePath}/capabilities`, Effect.map(TapRequest.baseUrl, (base) => TapRequest.xml(Vosi.capabilities(base, limits, jobs.limits.retention))).pipe(provided))
+      yield* router.get(`${TapRequest.basePath}/tables`, Effect.sync(() => TapRequest.xml(Vosi.tableset())).pipe(provided))
       yield* UwsHttp.routes(router as unknown as HttpRouter.HttpRouter.Service<never, never>, jobs, provided)
     })
   )

@@ -22,7 +22,7 @@ const text = (body: string) => HttpServerResponse.text(body, { contentType: "tex
 const missing = (id: string) => HttpServerResponse.text(`no job ${id} (it may have been destroyed, or belong to another account)\n`, { status: 404 })
 const badRequest = (message: string) => HttpServerResponse.text(`${message}\n`, { status: 400 })
 
-type Provide = <A, E>(effect: Effect.Effect<A, E, any>) => Effect.Effect<A, E, never>
+type Provide = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, never>
 
 /** Registers the async routes on the router. */
 export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs: UwsJobs.UwsJobs, provided: Provide) =>
