@@ -107,7 +107,7 @@ describe("Cleanup", () => {
       const [source] = (yield* copiesOf(pkg.packageId)).filter((c) => c.location === "chile-source")
       const path_ = yield* sql<{ toState: string }>`
         select to_state from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${source.id} order by id`
-      assert.deepStrictEqual(path_.map((e) => e.toState), ["PRESENT", "DELETION_POSSIBLE", "DELETION_SCHEDULED", "DELETION_IN_PROGRESS", "DELETED"])
+      assert.deepStrictEqual(path_.map((e) => e.toState), ["DELETION_POSSIBLE", "DELETION_SCHEDULED", "DELETION_IN_PROGRESS", "DELETED"])
     }).pipe(Effect.provide(layer)), 120_000)
 
   it.scopedLive("retries a failed deletion until it succeeds, and counts a file already gone as deleted", () =>
