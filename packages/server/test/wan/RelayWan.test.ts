@@ -181,17 +181,18 @@ describe("the relay across the emulated link", () => {
         const observations = [...new Set(acknowledged.map((a) => a.observationId))]
         const closed = new Set(acknowledged.filter((a) => a.kind === "close").map((a) => a.observationId))
         const added = new Set(acknowledged.filter((a) => a.kind === "addFiles").map((a) => a.observationId))
-        const [counts] = yield* sql<{ observations: number; closed: number; files: number; fileEvents: number; closeEvents: number; relayed: number }>`
+        const [counts] = yield* sql<{ observations: number; closed: number; files: number; fileEvents: number; filedEvents: number; closeEvents: number; relayed: number }>`
           select (select count(*)::int from executed_obs_unit where id = any(${observations}::uuid[])) as observations,
             (select count(*)::int from executed_obs_unit where id = any(${observations}::uuid[]) and end_at is not null) as closed,
             (select count(*)::int from raw_data_file where executed_obs_unit_id = any(${observations}::uuid[])) as files,
             (select count(*)::int from event_log e join raw_data_file f on f.id = e.entity_id
               where f.executed_obs_unit_id = any(${observations}::uuid[]) and e.from_state is null) as file_events,
-            (select count(*)::int from event_log where entity_kind = 'ExecutedObsUnit' and entity_id = any(${observations}::uuid[])) as close_events,
+            (select count(*)::int from event_log where entity_kind = 'ExecutedObsUnit' and entity_id = any(${observations}::uuid[]) and from_state is null) as filed_events,
+            (select count(*)::int from event_log where entity_kind = 'ExecutedObsUnit' and entity_id = any(${observations}::uuid[]) and from_state is not null) as close_events,
             (select count(*)::int from event_log e join raw_data_file f on f.id = e.entity_id
               where f.executed_obs_unit_id = any(${observations}::uuid[]) and e.actor = ${relayName} and e.details->>'onBehalfOf' like 'instrument-%') as relayed`
         const files = observations.length * 2 + added.size
-        assert.deepStrictEqual(counts, { observations: observations.length, closed: closed.size, files, fileEvents: files, closeEvents: closed.size, relayed: files })
+        assert.deepStrictEqual(counts, { observations: observations.length, closed: closed.size, files, fileEvents: files, filedEvents: observations.length, closeEvents: closed.size, relayed: files })
         console.log(`${elapsed()} ${relayRows.length} filings (${observations.length} observations, ${files} files) arrived once and in order`)
 
         // A token revoked at the main stops working at the relay within the sync interval.
