@@ -23,14 +23,17 @@ export type Caller =
 /** A presented token that is not valid. */
 export class InvalidToken extends Data.TaggedError("InvalidToken")<{ readonly message: string }> {}
 
-/** The caller: anonymous without an Authorization header, else the account its bearer token names. */
+/**
+ * The caller: anonymous without an Authorization header, else the account its bearer token names
+ * (the science endpoints and TAP alike).
+ */
 export const caller = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const header = request.headers.authorization
   if (header === undefined || header.trim() === "") return { kind: "anonymous" } as Caller
   const token = header.toLowerCase().startsWith("bearer ") ? header.slice(7).trim() : ""
   const principal = yield* authenticate(token).pipe(
-    Effect.mapError((e) => new InvalidToken({ message: `${e.message} (or send no Authorization header to read public data)` }))
+    Effect.mapError((e) => new InvalidToken({ message: `${e.message} (or send no Authorization header for public data only)` }))
   )
   return { kind: "account", principal } as Caller
 })

@@ -4,12 +4,12 @@
  * statement timeout, and the rows written as VOTable or CSV. Every refusal is an `AdqlError` with
  * a message for the astronomer; a database failure is reported without the SQL.
  */
-import type { ApiSecurity } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as ScienceAccess from "../science/ScienceAccess.js"
 import { AdqlError, parse } from "./Adql.js"
 import { type Access, translate } from "./AdqlTranslate.js"
 import * as Votable from "./Votable.js"
@@ -35,7 +35,7 @@ export const limitsConfig: Config.Config<TapLimits> = Config.all({
 })
 
 /** Who asks: no token, or an authenticated account. */
-export type Caller = { readonly kind: "anonymous" } | { readonly kind: "account"; readonly principal: ApiSecurity.Principal }
+export type Caller = ScienceAccess.Caller
 
 /** Which ObsCore rows a caller sees: public ones, plus its programs (scientists) or instruments; operators and admins all. */
 export const accessOf = (caller: Caller): Access => {

@@ -7,9 +7,8 @@
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
-import { authenticate } from "../auth/Authentication.js"
+import * as ScienceAccess from "../science/ScienceAccess.js"
 import { AdqlError } from "./Adql.js"
-import type { Caller } from "./TapQuery.js"
 import * as Votable from "./Votable.js"
 
 /** The path the service is mounted at. */
@@ -41,17 +40,10 @@ export const params = Effect.gen(function* () {
   return out
 })
 
-/** The caller: anonymous without an Authorization header, else the account its bearer token names. */
-export const caller = Effect.gen(function* () {
-  const request = yield* HttpServerRequest.HttpServerRequest
-  const header = request.headers.authorization
-  if (header === undefined || header.trim() === "") return { kind: "anonymous" } as Caller
-  const token = header.toLowerCase().startsWith("bearer ") ? header.slice(7).trim() : ""
-  const principal = yield* authenticate(token).pipe(
-    Effect.mapError((e) => ({ status: 401, message: `${e.message} (or send no Authorization header to query public data)` }) satisfies Refusal)
-  )
-  return { kind: "account", principal } as Caller
-})
+/** The caller, as the science endpoints resolve it; a bad token is TAP's 401. */
+export const caller = ScienceAccess.caller.pipe(
+  Effect.mapError((e) => ({ status: 401, message: e.message }) satisfies Refusal)
+)
 
 /** The service's base URL as the client reached it (honouring X-Forwarded-Proto and -Host from a proxy). */
 export const baseUrl = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
