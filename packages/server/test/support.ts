@@ -30,19 +30,19 @@ export const ccatArgs = (args: ReadonlyArray<string>): Array<string> => {
   return ["--import", path.join(repoRoot, "node_modules/tsx/dist/esm/index.mjs"), path.join(repoRoot, "packages/server/src/cli.ts"), ...args]
 }
 
-/** Starts `ccat ARGS` from the repository root with extra environment variables. */
-export const ccat = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Ccat => {
-  const child = spawn(process.execPath, ccatArgs(args), {
-    cwd: repoRoot,
-    env: { ...process.env, DATABASE_URL: "", ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+/** Starts `node ARGV` in `cwd` with `env`, keeping what it prints (stdout and stderr together). */
+export const startNode = (argv: ReadonlyArray<string>, cwd: string, env: NodeJS.ProcessEnv): Ccat => {
+  const child = spawn(process.execPath, argv, { cwd, env, stdio: ["ignore", "pipe", "pipe"] })
   let out = ""
   child.stdout!.on("data", (c) => (out += c))
   child.stderr!.on("data", (c) => (out += c))
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
   return { child, output: () => out, exited }
 }
+
+/** Starts `ccat ARGS` from the repository root with extra environment variables. */
+export const ccat = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Ccat =>
+  startNode(ccatArgs(args), repoRoot, { ...process.env, DATABASE_URL: "", ...env })
 
 /** A free TCP port on loopback. */
 export const freePort = (): Promise<number> =>

@@ -13,14 +13,13 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { spawn } from "node:child_process"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import * as Main from "../../src/Main.js"
 import * as MigrationPlan from "../../src/upgrade/MigrationPlan.js"
-import { freePort, tempDir, waitFor, type Ccat } from "../support.js"
+import { freePort, startNode, tempDir, waitFor, type Ccat } from "../support.js"
 import { previousRelease } from "./PreviousRelease.js"
 
 const dirs: Array<string> = []
@@ -59,18 +58,8 @@ const configFile = async (dir: string): Promise<string> => {
 }
 
 /** Starts the previous release's `ccat ARGS` as its operators would: `node dist/cli.js`. */
-const oldCcat = (cli: string, args: ReadonlyArray<string>, env: Record<string, string>): Ccat => {
-  const child = spawn(process.execPath, [cli, ...args], {
-    cwd: path.dirname(cli),
-    env: { ...process.env, CCAT_LOG_FORMAT: "logfmt", ...env },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  let out = ""
-  child.stdout!.on("data", (c) => (out += c))
-  child.stderr!.on("data", (c) => (out += c))
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-  return { child, output: () => out, exited }
-}
+const oldCcat = (cli: string, args: ReadonlyArray<string>, env: Record<string, string>): Ccat =>
+  startNode([cli, ...args], path.dirname(cli), { ...process.env, CCAT_LOG_FORMAT: "logfmt", ...env })
 
 /**
  * An instrument, its planned observation and an instrument account with a token, in SQL the
