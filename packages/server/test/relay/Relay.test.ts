@@ -107,7 +107,17 @@ layer(relayWorld, { timeout: 600_000, excludeTestServices: true })("relay", (it)
         yield* waitFor("forwarding to begin", 60_000, Effect.map(relayBacklog, (b) => (b.forwarded ?? 0) > 0))
         yield* promise(() => relay.kill())
         yield* promise(() => relay.start())
-        yield* waitFor("the backlog to drain", 120_000, Effect.map(relayBacklog, (b) => b.pending === undefined && b.forwarded === 22))
+        // a stall here is shown with what each side holds: the relay's rows, the main's sessions
+        yield* waitFor("the backlog to drain", 120_000, Effect.map(relayBacklog, (b) => b.pending === undefined && b.forwarded === 22)).pipe(
+          Effect.tapError(() => Effect.gen(function* () {
+            const rows = yield* Effect.flatMap(RelayDb, (sql) => sql`select seq, kind, state, attempts, last_error from relay.filing order by seq`)
+            const main = yield* SqlClient.SqlClient
+            const sessions = yield* main`
+              select pid, state, wait_event_type, wait_event, left(query, 200) as query, now() - xact_start as in_transaction
+              from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`
+            console.log(`relay filings: ${JSON.stringify(rows)}\nmain sessions: ${JSON.stringify(sessions)}\n${relay.tail()}\n${w.main.tail()}`)
+          }).pipe(Effect.ignore))
+        )
 
         const files = requests.reduce((n, r) => n + r.files.length, 0) + extra.length
         expect(yield* mainCounts(ids)).toEqual({ observations: 20, files, events: files, closed: 1 })
