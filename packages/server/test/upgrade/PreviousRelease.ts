@@ -1,6 +1,6 @@
 /**
  * The previous release of this repository, built where the upgrade test can run it: the last
- * `vX.Y.Z` tag reachable from HEAD (docs/development.md, "Releases"), its sources taken with
+ * release before HEAD, tagged or recorded in `releases.json` (docs/development.md, "Releases"), its sources taken with
  * `git archive` into a folder outside the repository, its dependencies linked from this
  * checkout's `node_modules` when its lockfile asks for nothing this checkout lacks (else
  * installed with `npm ci --prefer-offline`), and its packages built by their build scripts
@@ -32,28 +32,51 @@ const git = (args: ReadonlyArray<string>): string => execFileSync("git", args, {
 
 const tagPattern = "v[0-9]*"
 
+/** The releases recorded in `releases.json`, oldest first: what a clone made without tags still has. */
+const recorded = (): ReadonlyArray<{ readonly tag: string; readonly commit: string }> =>
+  (JSON.parse(fs.readFileSync(path.join(repoRoot, "releases.json"), "utf8")) as { releases: ReadonlyArray<{ tag: string; commit: string }> }).releases
+
+const isAncestor = (ancestor: string, of: string): boolean => {
+  try {
+    execFileSync("git", ["merge-base", "--is-ancestor", ancestor, of], { cwd: repoRoot, stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+}
+
 /**
- * The last release tag before the checked-out code: `git describe` from HEAD, or from the
- * commit before it when HEAD is itself that release (a release is upgraded from the one before).
+ * The last release before the checked-out code (a release is upgraded from the one before, so
+ * HEAD itself does not count): the newest of the `vX.Y.Z` tags and the releases recorded in
+ * `releases.json` that are ancestors of HEAD. A tag and its record must name the same commit.
  */
 export const lastTag = (): { readonly tag: string; readonly commit: string } => {
-  const describe = (rev: string) => {
-    try {
-      return git(["describe", "--tags", "--abbrev=0", "--match", tagPattern, rev])
-    } catch {
-      return undefined
-    }
-  }
   const head = git(["rev-parse", "HEAD"])
-  let tag = describe("HEAD")
-  if (tag !== undefined && git(["rev-parse", `${tag}^{commit}`]) === head) tag = describe("HEAD^")
-  if (tag === undefined) {
+  const candidates = new Map<string, string>()
+  for (const r of recorded()) candidates.set(r.commit, r.tag)
+  let tags: ReadonlyArray<string> = []
+  try {
+    tags = git(["tag", "--list", tagPattern, "--merged", "HEAD"]).split("\n").filter((t) => t !== "")
+  } catch {
+    // no tags fetched: the record alone
+  }
+  for (const tag of tags) {
+    const commit = git(["rev-parse", `${tag}^{commit}`])
+    const record = recorded().find((r) => r.tag === tag)
+    if (record !== undefined && record.commit !== commit) {
+      throw new Error(`release ${tag} is tagged on ${commit} but releases.json records ${record.commit}; tags are never moved`)
+    }
+    candidates.set(commit, tag)
+  }
+  const before = [...candidates].filter(([commit]) => commit !== head && isAncestor(commit, head))
+  const newest = before.find(([commit]) => before.every(([other]) => other === commit || isAncestor(other, commit)))
+  if (newest === undefined) {
     throw new Error(
-      `no release tag (${tagPattern}) is reachable from HEAD in ${repoRoot}; a shallow clone or one made without tags ` +
-        "lacks them: run `git fetch --tags --unshallow` (docs/development.md, Releases)"
+      `no release (a ${tagPattern} tag or an entry of releases.json) is an ancestor of HEAD in ${repoRoot}; ` +
+        "a shallow clone lacks their commits: run `git fetch --tags --unshallow` (docs/development.md, Releases)"
     )
   }
-  return { tag, commit: git(["rev-parse", `${tag}^{commit}`]) }
+  return { tag: newest[1], commit: newest[0] }
 }
 
 type Lock = { readonly packages: Record<string, { readonly version?: string; readonly integrity?: string; readonly link?: boolean }> }
