@@ -71,6 +71,13 @@ const lastValue = (measurement: string, where = "") =>
 const pushesSince = (sinceMs: number) =>
   Effect.map(query(`SELECT count("value") FROM "ccat_ops_db_up" WHERE time > ${sinceMs}ms`), (s) => Number(s[0]?.values[0]?.[1] ?? 0))
 
+/** The lifecycle's transfer durations from Chile, as last pushed. */
+const transferDurations = query(`SELECT last("count") FROM "ccat_transfer_duration_seconds" WHERE "from" = 'chile'`)
+
+/** The start of the 1 s interval after the newest point of the given series. */
+const nextInterval = (series: ReadonlyArray<RealInflux.Series>) =>
+  (Math.floor(Math.max(...series.map((s) => Number(s.values[0]![0]))) / 1000) + 1) * 1000
+
 const escapeRegex = (s: string) => s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&")
 
 /** A dashboard query as Grafana would send it for the given range. */
@@ -114,6 +121,12 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
       yield* World.runUntil([["chile", Stages.all], ["cologne", Stages.all]], archived, 90_000).pipe(Effect.provide(World.policyLayer(topology)))
       const [{ packages }] = yield* sql<{ packages: number }>`select count(*)::int as packages from raw_data_package`
 
+      // The lifecycle's transfers are in InfluxDB, and the retry below completes in a later 1 s
+      // interval, so the dashboard's per-interval mean attempt duration has a difference to show.
+      yield* waitFor("the lifecycle's transfer durations in InfluxDB", Effect.map(transferDurations, (s) => s.length > 0))
+      const transfersPushed = yield* transferDurations
+      yield* waitFor("the next 1 s interval", Effect.sync(() => Date.now() >= nextInterval(transfersPushed)))
+
       // With the workers stopped: a failed attempt and its retry on the hop, one in flight, an operator pausing deletions.
       const [pkg] = yield* sql<{ id: string; sizeBytes: number }>`select id, size_bytes from raw_data_package order by size_bytes desc limit 1`
       const loc = (name: string) => Effect.map(sql<{ id: string }>`select id from data_location where name = ${name}`, (r) => r[0]!.id as Ids.DataLocationId)
@@ -151,7 +164,12 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
         const scheduled = yield* lastValue("ccat_transfer_attempts", `"from" = 'chile' AND "status" = 'scheduled'`)
         return completed === packages && failures === 1 && paused === 0 && scheduled === 1
       }))
-      // A route asked again after a push, so its latency has an interval with requests in it.
+      // A route asked again in a later 1 s interval than its first request's push, so the
+      // dashboard's per-interval difference of its latency has a point to start from.
+      const firstListed = yield* query(
+        `SELECT last("count") FROM "ccat_http_request_duration_seconds" WHERE "method" = 'GET' AND "route" = '/api/v1/locations'`
+      )
+      yield* waitFor("the next 1 s interval", Effect.sync(() => Date.now() >= nextInterval(firstListed)))
       yield* operator.locations.list({ urlParams: {} }).pipe(Effect.orDie)
       const caughtUp = Date.now()
       yield* waitFor("four more pushes", Effect.map(pushesSince(caughtUp), (n) => n >= 4))
@@ -201,7 +219,13 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
           }
           answers.push(series)
           const values = series.flatMap((s) => s.values.flatMap((v) => v.slice(1))).filter((v) => typeof v === "number")
-          if (values.length === 0) failures.push(`"${panel.title}" ${target.refId} found no data: ${q}`)
+          if (values.length === 0) {
+            // What was written to the measurement, so a failure says whether the data or the query is wrong.
+            const measurement = /FROM "([a-z_]+)"/.exec(target.query)?.[1]
+            const written = measurement === undefined ? [] : yield* Effect.promise(() =>
+              influx.query(`SELECT * FROM "${measurement}" WHERE time >= ${startedMs - 60_000}ms`, influx.reader).catch(() => []))
+            failures.push(`"${panel.title}" ${target.refId} found no data: ${q}\n  written: ${JSON.stringify(written).slice(0, 4000)}`)
+          }
           // Every measurement and field the query names was written.
           const measurements = [...target.query.matchAll(/FROM "([a-z_]+)"/g)].map((m) => m[1]!)
           for (const m of measurements) if (!fields.has(m)) failures.push(`"${panel.title}" reads ${m}, which was never written`)

@@ -100,7 +100,10 @@ const maintainedHistogram = (sql: SqlClient.SqlClient, name: string, help: strin
        order by ${perHop ? "1, 2, 3, " : ""}b.le`,
       [stored]
     )
-    return histogramFamily(name, help, keys, rows)
+    // A histogram without labels is exposed at zero before its first sample, as client libraries
+    // do: a rate or a difference over it then has a point to start from.
+    const filled = !perHop && rows.length === 0 ? [...bounds, Infinity].map((le) => ({ le, n: 0, total: 0 })) : rows
+    return histogramFamily(name, help, keys, filled)
   })
 
 // SQL column names of histogram keys that are keywords in SQL, as their label names.
