@@ -25,6 +25,7 @@ import observationalHierarchy from "./internal/migrations/0019_observational_hie
 import obscore from "./internal/migrations/0020_obscore.js"
 import openTechnologies from "./internal/migrations/0021_open_technologies.js"
 import memberOffsets from "./internal/migrations/0023_member_offsets.js"
+import dataProducts from "./internal/migrations/0024_data_products.js"
 import stagingRelease from "./internal/migrations/0025_staging_release.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
@@ -49,6 +50,7 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0020_obscore": obscore,
   "0021_open_technologies": openTechnologies,
   "0023_member_offsets": memberOffsets,
+  "0024_data_products": dataProducts,
   "0025_staging_release": stagingRelease
 }
 

@@ -6,10 +6,13 @@
  * for its access rules (which program a row belongs to, when it becomes public) and must not
  * publish them.
  *
- * One row is one observation (ExecutedObsUnit) and one instrument module whose raw data is
+ * A raw row is one observation (ExecutedObsUnit) and one instrument module whose raw data is
  * archived: the observation completed, every package of the module ARCHIVED, no file left
- * unpackaged. `access_url` is a DataLink links URL (`/api/v1/datalink?ID=<obs_publisher_did>`)
- * under the publisher's base URL, which the server sets from its `publicUrl`.
+ * unpackaged. A product row (migration 0024) is one DataProduct a pipeline filed, at its
+ * calib_level (2 or 3), once every package of it is ARCHIVED; its `obs_publisher_did` is
+ * `<authority>?product/<product id>`. `access_url` is a DataLink links URL
+ * (`/api/v1/datalink?ID=<obs_publisher_did>`) under the publisher's base URL, which the server
+ * sets from its `publicUrl`.
  */
 import * as Schema from "effect/Schema"
 
@@ -27,7 +30,7 @@ export const tableUtype = "ivo://ivoa.net/std/ObsCore#table-1.1"
 
 /** The table's description, as published. */
 export const tableDescription =
-  "Raw data of CCAT observations in the archive (IVOA ObsCore 1.1): one row per observation and instrument module whose packages are all ARCHIVED."
+  "CCAT data in the archive (IVOA ObsCore 1.1): one row per observation and instrument module whose raw packages are all ARCHIVED, and one per processed data product whose packages are all ARCHIVED."
 
 /** How a column is stored in the view. */
 export type SqlType = "text" | "smallint" | "bigint" | "double precision" | "uuid" | "timestamptz"
@@ -70,10 +73,10 @@ const hidden = (spec: Spec): Column => ({ principal: false, indexed: false, ...s
 /** Every column of `ivoa.obscore`, in the view's order. */
 export const columns: ReadonlyArray<Column> = [
   std({ name: "dataproduct_type", ...text, ucd: "meta.code.class", utype: "obscore:ObsDataset.dataProductType", description: "Data product type (image, cube, spectrum, sed, timeseries, visibility, event, measurements), as recorded for the instrument module; null when not recorded.", principal: true }),
-  std({ name: "calib_level", sqlType: "smallint", datatype: "short", ucd: "meta.code;obs.calib", utype: "obscore:ObsDataset.calibLevel", description: "Calibration level: 0 raw data that needs the instrument's own tools, 1 raw data in a standard format.", principal: true }),
+  std({ name: "calib_level", sqlType: "smallint", datatype: "short", ucd: "meta.code;obs.calib", utype: "obscore:ObsDataset.calibLevel", description: "Calibration level: 0 raw data that needs the instrument's own tools, 1 raw data in a standard format, 2 calibrated science-ready products, 3 enhanced products (maps and catalogues made from several observations or products).", principal: true }),
   std({ name: "obs_collection", ...text, ucd: "meta.id", utype: "obscore:DataID.Collection", description: "Name of the data collection.", principal: true }),
-  std({ name: "obs_id", ...text, ucd: "meta.id", utype: "obscore:DataID.observationID", description: "Observation id: the ExecutedObsUnit's UUID, shared by the rows of its modules.", principal: true, indexed: true }),
-  std({ name: "obs_publisher_did", ...text, ucd: "meta.ref.ivoid", utype: "obscore:Curation.PublisherDID", description: "IVOA dataset identifier given by the publisher: <authority>?<observation id>/<module id>.", principal: true }),
+  std({ name: "obs_id", ...text, ucd: "meta.id", utype: "obscore:DataID.observationID", description: "Observation id: the ExecutedObsUnit's UUID, shared by the rows of its modules and by products made from it alone; a product of several observations has its own id.", principal: true, indexed: true }),
+  std({ name: "obs_publisher_did", ...text, ucd: "meta.ref.ivoid", utype: "obscore:Curation.PublisherDID", description: "IVOA dataset identifier given by the publisher: <authority>?<observation id>/<module id> for raw data, <authority>?product/<product id> for a processed product.", principal: true }),
   std({ name: "access_url", ...text, ucd: "meta.ref.url", utype: "obscore:Access.Reference", description: "DataLink URL listing the data of this observation and module (packages, files, staging).", principal: true }),
   std({ name: "access_format", ...text, ucd: "meta.code.mime", utype: "obscore:Access.Format", description: "Content type of access_url: a DataLink links response.", principal: true }),
   std({ name: "access_estsize", ...long, unit: "kbyte", ucd: "phys.size;meta.file", utype: "obscore:Access.Size", description: "Size of the archived raw data packages of this observation and module.", principal: true }),
@@ -102,15 +105,16 @@ export const columns: ReadonlyArray<Column> = [
   hidden({ name: "ccat_program_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id", description: "The observing program whose access rules hold for the row." }),
   hidden({ name: "ccat_public_from", sqlType: "timestamptz", datatype: "char", arraysize: "*", xtype: "timestamp", ucd: "time.release", description: "End of the program's proprietary period for this observation (its end plus the period); null: never public." }),
   hidden({ name: "ccat_instrument_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id;instr", description: "The instrument (instrument accounts see their instruments' rows)." }),
-  hidden({ name: "ccat_observation_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id", description: "The ExecutedObsUnit." }),
+  hidden({ name: "ccat_observation_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id", description: "The ExecutedObsUnit (of a product: the input observation that ended last, whose access rules the product follows)." }),
   hidden({ name: "ccat_instrument_module_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id;instr", description: "The InstrumentModule." }),
   hidden({ name: "ccat_instrument_module", ...text, ucd: "meta.id;instr", description: "The InstrumentModule's name." }),
   hidden({ name: "ccat_obs_unit_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id", description: "The planned observation (ObsUnit)." }),
   hidden({ name: "ccat_sub_program_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id", description: "The ObsUnit's sub-program, if any." }),
   hidden({ name: "ccat_source_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id;src", description: "The Source, if the ObsUnit names one." }),
   hidden({ name: "ccat_observing_mode", ...text, ucd: "instr.setup", description: "The ObsUnit's observing mode, if any." }),
-  hidden({ name: "ccat_quality", ...text, ucd: "meta.code.qual", description: "The observation's assessed quality (unassessed, good, questionable, bad)." }),
-  hidden({ name: "ccat_packages", ...long, ucd: "meta.number", description: "Number of archived raw data packages." })
+  hidden({ name: "ccat_quality", ...text, ucd: "meta.code.qual", description: "The observation's assessed quality (unassessed, good, questionable, bad); null for a product." }),
+  hidden({ name: "ccat_packages", ...long, ucd: "meta.number", description: "Number of archived packages (raw data, or the product's)." }),
+  hidden({ name: "ccat_data_product_id", sqlType: "uuid", datatype: "char", arraysize: "*", ucd: "meta.id", description: "The DataProduct of a product row; null for raw data." })
 ]
 
 /** The columns a TAP service publishes (ObsCore's), in order. */
@@ -141,6 +145,9 @@ export type Publisher = typeof Publisher.Type
 /** The `obs_publisher_did` of an observation's module, as the view makes it. */
 export const publisherDid = (authority: string, observationId: string, moduleId: string): string =>
   `${authority}?${observationId}/${moduleId}`
+
+/** The `obs_publisher_did` of a processed data product, as the view makes it. */
+export const productDid = (authority: string, productId: string): string => `${authority}?product/${productId}`
 
 /** The DataLink URL of a dataset, as the view's `access_url` makes it. */
 export const datalinkUrl = (baseUrl: string, did: string): string =>
