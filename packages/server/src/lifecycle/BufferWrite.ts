@@ -15,9 +15,15 @@ import { Storages } from "./Storages.js"
  * driver can tell, its free space), lower priority first; `preferred` is tried before the rest.
  */
 export const withRoom = (site: string, bytes: number, preferred?: Sites.Location) =>
+  Effect.flatMap(Sites.locationsOf(site, "BUFFER"), (all) => withRoomAmong(all, bytes, preferred))
+
+/**
+ * `withRoom` among the site's BUFFERs as just read (`Sites.locationsOf(site, "BUFFER")`), for a
+ * job that reads them beside its other reads, before it knows how many bytes it will write.
+ */
+export const withRoomAmong = (all: ReadonlyArray<Sites.Location>, bytes: number, preferred?: Sites.Location) =>
   Effect.gen(function* () {
     const storages = yield* Storages
-    const all = yield* Sites.locationsOf(site, "BUFFER")
     // the preferred location's switches as read now, not as the caller may have held them
     const ordered = preferred === undefined ? all : [all.find((l) => l.id === preferred.id) ?? preferred, ...all.filter((l) => l.id !== preferred.id)]
     const out: Array<Sites.Location> = []

@@ -21,17 +21,28 @@ export interface Offsets {
   readonly sizeBytes: number
 }
 
+/** The offsets of every file a package's manifest lists, as one array per column (for `unnest`). */
+export const columns = (manifest: PackageManifest.Manifest) => {
+  if (manifest._tag !== "RawDataPackage") return { fileIds: [], headerOffsets: [], dataOffsets: [], sizes: [] }
+  const offsets = ArchiveWriter.memberOffsets(manifest)
+  return {
+    fileIds: manifest.files.map((f) => f.id as string),
+    headerOffsets: offsets.map((o) => o.headerOffset),
+    dataOffsets: offsets.map((o) => o.dataOffset),
+    sizes: manifest.files.map((f) => f.sizeBytes)
+  }
+}
+
 /** Records the offsets of every file a package's manifest lists (idempotent). */
 export const record = (manifest: PackageManifest.Manifest) =>
   Effect.gen(function* () {
     if (manifest._tag !== "RawDataPackage") return
     const sql = yield* SqlClient.SqlClient
-    const offsets = ArchiveWriter.memberOffsets(manifest)
+    const c = columns(manifest)
     yield* sql`
       insert into raw_data_package_member (raw_data_package_id, raw_data_file_id, header_offset, data_offset, size_bytes)
       select ${manifest.packageId}::uuid, m.file, m.header, m.data, m.size
-      from unnest(${manifest.files.map((f) => f.id)}::uuid[], ${offsets.map((o) => o.headerOffset)}::bigint[],
-                  ${offsets.map((o) => o.dataOffset)}::bigint[], ${manifest.files.map((f) => f.sizeBytes)}::bigint[])
+      from unnest(${c.fileIds}::uuid[], ${c.headerOffsets}::bigint[], ${c.dataOffsets}::bigint[], ${c.sizes}::bigint[])
         as m(file, header, data, size)
       where exists (select 1 from raw_data_file f where f.id = m.file)
       on conflict do nothing`

@@ -15,7 +15,7 @@ import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as BufferWrite from "./BufferWrite.js"
-import * as MemberOffsets from "./MemberOffsets.js"
+import * as PackageJob from "./PackageJob.js"
 import * as Packager from "./Packager.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -29,22 +29,14 @@ export const name = "package"
 
 const Job = Schema.Struct({ packageId: Ids.RawDataPackageId })
 
-interface FileRow {
-  readonly id: Ids.RawDataFileId
-  readonly executedObsUnitId: Ids.ExecutedObsUnitId
-  readonly instrumentModuleId: Ids.InstrumentModuleId
-  readonly relativePath: Packager.FileToPackage["relativePath"]
-  readonly sizeBytes: number
-  readonly checksum: Packager.FileToPackage["checksum"]
-  readonly sourceLocationId: string
-}
+type FileRow = PackageJob.FileRow
 
 /** Files of an observation are packaged once it is closed (it has an end, or a final status). */
 const readyFiles = (site: string, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<FileRow>`
+    sql<FileRow & { readonly dataProductId: string | null }>`
       select f.id, f.executed_obs_unit_id, f.instrument_module_id, f.relative_path, f.size_bytes, f.checksum,
-             f.source_location_id
+             f.source_location_id, f.data_product_id
       from raw_data_file f
       join data_location l on l.id = f.source_location_id
       join site s on s.id = l.site_id
@@ -68,11 +60,13 @@ const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager
       Effect.gen(function* () {
         const ids = planned.files.map((f) => f.id)
         // The plan's name is a digest of the files: a re-plan of the same files gets the same path.
-        const relativePath = `${planned.executedObsUnitId}/${planned.instrumentModuleId}/${planned.name}-${randomUUID().slice(0, 8)}.tar`
+        // A processed product's package is kept under the product, apart from raw data.
+        const folder = planned.dataProductId == null ? `${planned.executedObsUnitId}/${planned.instrumentModuleId}` : `products/${planned.dataProductId}`
+        const relativePath = `${folder}/${planned.name}-${randomUUID().slice(0, 8)}.tar`
         const [row] = yield* sql<{ id: Ids.RawDataPackageId; claimed: number }>`
           with pkg as (
-            insert into raw_data_package (executed_obs_unit_id, instrument_module_id, relative_path, status)
-            values (${planned.executedObsUnitId}, ${planned.instrumentModuleId}, ${relativePath}, 'scheduled')
+            insert into raw_data_package (executed_obs_unit_id, instrument_module_id, relative_path, status, data_product_id)
+            values (${planned.executedObsUnitId}, ${planned.instrumentModuleId}, ${relativePath}, 'scheduled', ${planned.dataProductId ?? null})
             returning id),
           steps as (
             select p.id, s.from_state, s.to_state from pkg p
@@ -157,9 +151,9 @@ export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
 })
 
 /**
- * Records the written package: its copy in the buffer, its size and checksum, its files packaged.
- * Each SOURCE file's copy keeps the identity its file had when it was read, and the buffer copy
- * the identity of what was written, so cleanup never deletes bytes that changed since.
+ * Records the written package (`PackageJob.commit`, one statement). Each SOURCE file's copy
+ * keeps the identity its file had when it was read, and the buffer copy the identity of what was
+ * written, so cleanup never deletes bytes that changed since.
  */
 const commit = (
   site: string,
@@ -169,31 +163,8 @@ const commit = (
   files: ReadonlyArray<FileRow>,
   identities: ReadonlyMap<string, string>
 ) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const bufferIdentity = yield* ArchiveRecord.identityOf(buffer, written.key)
-    // Four statements whatever the number of files: a site far from the ops-db pays each one.
-    yield* sql.withTransaction(
-      Effect.gen(function* () {
-        yield* ArchiveRecord.record({ kind: "RawDataPackage", id: packageId }, buffer, written, bufferIdentity)
-        // where each file sits in the tar, so one file can later be read from any copy by range
-        yield* MemberOffsets.record(written.manifest)
-        yield* Transitions.transitionAll({ entity: "RawDataFile", ids: files.map((f) => f.id), from: "filed", to: "packaged", actor: `worker:${site}` })
-        // The SOURCE file is a copy too: cleanup deletes it once the archive holds its package.
-        yield* sql`
-          with copy as (
-            insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
-            select f.id, f.location, f.path, f.size, f.checksum, 'PRESENT'::physical_copy_status, now(), f.identity
-            from unnest(${files.map((f) => f.id)}::uuid[], ${files.map((f) => f.sourceLocationId)}::uuid[], ${files.map((f) => f.relativePath)}::text[],
-                        ${files.map((f) => f.sizeBytes)}::bigint[], ${files.map((f) => f.checksum)}::text[], ${files.map((f) => identities.get(f.id) ?? null)}::text[])
-              as f(id, location, path, size, checksum, identity)
-            on conflict do nothing
-            returning id, status),
-          created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "source file packaged", packageId } })})
-          select count(*) from copy`
-      })
-    )
-  })
+  Effect.flatMap(ArchiveRecord.identityOf(buffer, written.key), (bufferIdentity) =>
+    PackageJob.commit(site, packageId, buffer, written, bufferIdentity, files, identities))
 
 /**
  * The identity of each SOURCE file before it is read (where the driver tells one). A file
@@ -261,36 +232,18 @@ const failInvalid = (site: string, packageId: Ids.RawDataPackageId, error: Packa
 /** Writes one package into the first BUFFER that takes it. */
 export const work = Effect.fn("Packaging.work")(function* (site: string, data: unknown) {
   const { packageId } = yield* Schema.decodeUnknown(Job)(data)
-  const sql = yield* SqlClient.SqlClient
   const storages = yield* Storages
-  // Reads that do not depend on each other go out together: each is a round trip to the ops-db.
-  const [rows, files] = yield* Effect.all([
-    sql<{ status: string; relativePath: string; hasCopy: boolean }>`
-      select status::text as status, relative_path,
-        exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.status <> 'DELETED') as has_copy
-      from raw_data_package p where id = ${packageId}`,
-    sql<FileRow>`
-      select id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id
-      from raw_data_file where raw_data_package_id = ${packageId} and state = 'filed' order by relative_path, id`
-  ], { concurrency: 2 })
-  if (rows.length === 0) return yield* Effect.logWarning(`package ${packageId} does not exist; job dropped`)
-  const pkg = rows[0]
+  // One round trip to start: the package, its files and their location read and the package
+  // moved to in_progress in one statement, the site's buffers read beside it.
+  const [pkg, buffersHere] = yield* Effect.all([PackageJob.start(site, packageId), Sites.locationsOf(site, "BUFFER")], { concurrency: 2 })
+  if (pkg === undefined) return yield* Effect.logWarning(`package ${packageId} does not exist; job dropped`)
   // Written already (a retry after the commit), or ended: nothing to do.
   if (pkg.hasCopy || pkg.status === "completed" || pkg.status === "failed" || pkg.status === "pending") return
-  if (files.length === 0) {
-    if (pkg.status === "scheduled") {
-      yield* Transitions.transition({ entity: "RawDataPackage", id: packageId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
-    }
-    return yield* Effect.dieMessage(`package ${packageId} has no files to package`)
-  }
+  const files = pkg.files
+  if (files.length === 0 || pkg.source === null) return yield* Effect.dieMessage(`package ${packageId} has no files to package`)
   const estimate = files.reduce((n, f) => n + f.sizeBytes + 1536, 10 * 1024 * 1024)
-  const [, sourceLocation, buffers] = yield* Effect.all([
-    pkg.status === "scheduled"
-      ? Transitions.transition({ entity: "RawDataPackage", id: packageId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
-      : Effect.void,
-    Sites.storageOf(files[0].sourceLocationId),
-    BufferWrite.withRoom(site, estimate)
-  ], { concurrency: 3 })
+  const buffers = yield* BufferWrite.withRoomAmong(buffersHere, estimate)
+  const sourceLocation = pkg.source
   const source = yield* storages.of(sourceLocation)
   const identities = yield* identitiesOf(source, files)
   return yield* BufferWrite.toFirst(

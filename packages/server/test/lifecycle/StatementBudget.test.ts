@@ -77,7 +77,7 @@ describe("Chile-side statement budgets", () => {
       const [claimed] = yield* run("the packaging planner", 7, Packaging.plan("chile"))
       assert.strictEqual(claimed, 1)
       const [pkg] = yield* sql<{ id: string }>`select id from raw_data_package`
-      yield* run("a packaging job", 11, Packaging.work("chile", { packageId: pkg!.id }))
+      yield* run("a packaging job", 3, Packaging.work("chile", { packageId: pkg!.id }))
 
       // Bundling: the planner's round (recoveries probed in one statement), then the bundle's job.
       const [bundled] = yield* run("the bundling planner", 11, Bundling.plan("chile"))
