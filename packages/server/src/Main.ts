@@ -2,14 +2,15 @@
  * How the server's pieces are put together for each command: the configuration, the ops-db
  * (embedded or external, migrated), the HTTP server, and the lifecycle workers.
  */
-import { Migrations } from "@ccat/core"
+import { Backoff } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import * as HttpServer from "@effect/platform/HttpServer"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
+import type * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schedule from "effect/Schedule"
 import * as Notifier from "./alerts/Notifier.js"
 import * as HttpServerLive from "./HttpServer.js"
 import * as JobQueue from "./engine/JobQueue.js"
@@ -24,14 +25,21 @@ import * as Logging from "./observability/Logging.js"
 import * as Metrics from "./observability/Metrics.js"
 import * as TopologySync from "./TopologySync.js"
 import { load, ServerConfig, type LoadOptions, type ServerConfigShape } from "./ServerConfig.js"
+import * as ContractGuard from "./upgrade/ContractGuard.js"
 import { version } from "./Version.js"
 
 /** The configuration as a layer. */
 export const configLayer = (options: LoadOptions) => Layer.effect(ServerConfig, load(options))
 
-/** The ops-db for a configuration: `DATABASE_URL` or the embedded PostgreSQL under the data folder. */
-export const opsDbLayer = (config: ServerConfigShape, migrate = true) =>
-  OpsDb.layer({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate })
+/**
+ * The ops-db for a configuration: `DATABASE_URL` or the embedded PostgreSQL under the data folder.
+ * Migrated at start, but never by a contract step: those wait for `ccat migrate
+ * --previous-release-stopped`, and the start fails saying so (ContractGuard).
+ */
+export const opsDbLayer = (config: ServerConfigShape, migrate = true) => {
+  const db = OpsDb.layer({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false })
+  return migrate ? Layer.tap(db, (ctx: Context.Context<SqlClient.SqlClient>) => ContractGuard.migrate({ caller: "start", previousReleaseStopped: false }).pipe(Effect.provide(ctx))) : db
+}
 
 /** PostgreSQL aborted the transaction to break a deadlock or a serialization conflict: trying again is the remedy. */
 const transientSql = (e: SqlError.SqlError) => {
@@ -47,7 +55,7 @@ const transientSql = (e: SqlError.SqlError) => {
 const syncTopology = Effect.gen(function* () {
   const config = yield* ServerConfig
   const report = yield* TopologySync.sync(config.topology).pipe(
-    Effect.retry({ while: transientSql, schedule: Schedule.intersect(Schedule.jittered(Schedule.exponential("100 millis")), Schedule.recurs(8)) })
+    Effect.retry({ while: transientSql, schedule: Backoff.schedule({ base: "100 millis", jitter: Backoff.around, times: 8 }) })
   )
   if (report.unconfiguredLocations.length > 0) {
     yield* Effect.logWarning(
@@ -166,9 +174,15 @@ export const worker = (options: LoadOptions & Plugins.Plugins & { readonly site:
     return yield* Layer.launch(app)
   }).pipe(Effect.provide(Logging.layerConfig))
 
-/** Applies pending migrations; returns the ones it applied, as `[id, name]`. */
-export const migrate = (options: LoadOptions) =>
+/**
+ * Applies pending migrations; returns the ones it applied, as `[id, name]`. A contract step is
+ * refused, with nothing applied, unless `previousReleaseStopped` says no process of the previous
+ * release runs any more.
+ */
+export const migrate = (options: LoadOptions & { readonly previousReleaseStopped?: boolean | undefined }) =>
   Effect.gen(function* () {
     const config = yield* load(options)
-    return yield* Migrations.run.pipe(Effect.provide(opsDbLayer(config, false)))
+    return yield* ContractGuard.migrate({ caller: "migrate", previousReleaseStopped: options.previousReleaseStopped === true }).pipe(
+      Effect.provide(opsDbLayer(config, false))
+    )
   })

@@ -79,16 +79,19 @@ const worker = Command.make("worker", { config: configOption, dataDir: dataDirOp
 const migrate = Command.make("migrate", {
   config: configOption, dataDir: dataDirOption, json: jsonOption,
   check: Options.boolean("check").pipe(Options.withDescription("say what would be applied (expand or contract, statements, locks) and change nothing")),
-  sql: Options.boolean("sql").pipe(Options.withDescription("--check, printing each statement's SQL (never applies anything)"))
+  sql: Options.boolean("sql").pipe(Options.withDescription("--check, printing each statement's SQL (never applies anything)")),
+  previousReleaseStopped: Options.boolean("previous-release-stopped").pipe(
+    Options.withDescription("confirm that no process of the previous release runs any more, so contract steps (drops, renames) may be applied; without it they are refused")
+  )
 }, (o) =>
   Effect.gen(function* () {
     // --sql alone means a look, not an upgrade: a read-only flag never leads to a write
     if (o.check || o.sql) return yield* Effect.flatMap(MigrateCheck, (m) => m.run({ ...loadOptions(o), json: o.json, sql: o.sql }))
-    const applied = yield* Effect.flatMap(Main, (Main) => Main.migrate(loadOptions(o)))
+    const applied = yield* Effect.flatMap(Main, (Main) => Main.migrate({ ...loadOptions(o), previousReleaseStopped: o.previousReleaseStopped }))
     if (o.json) return yield* Console.log(JSON.stringify({ applied: applied.map(([id, name]) => ({ id, name })) }))
     yield* Console.log(applied.length === 0 ? "the ops-db is up to date" : applied.map(([id, name]) => `applied ${id}_${name}`).join("\n"))
   })
-).pipe(Command.withDescription("apply pending ops-db migrations (--check: say what would be applied, expand or contract, and change nothing)"))
+).pipe(Command.withDescription("apply pending ops-db migrations; contract steps only with --previous-release-stopped (--check: say what would be applied, expand or contract, and change nothing)"))
 
 const check = Command.make("check", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
   Effect.gen(function* () {
@@ -159,6 +162,7 @@ cli(process.argv).pipe(
     SqlError: (e) => fail(`database: ${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`),
     MigrationError: (e) => fail(`migration: ${e.message}`),
     MigrationPlanError: (e) => fail(e.message),
+    ContractStepsPending: (e) => fail(e.message),
     ServeError: (e) => fail(`cannot listen: ${String(e.cause)}`),
     AccountError: (e) => fail(e.message),
     ConstraintError: (e) => fail(e.message),

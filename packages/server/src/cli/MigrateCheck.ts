@@ -62,7 +62,12 @@ export const render = (plan: MigrationPlan.Plan, target: string, withSql: boolea
     }
   }
   lines.push("")
-  lines.push("nothing was changed; `ccat migrate` applies these" + (contract.length > 0 ? ", after the previous release is stopped" : ", while the previous release keeps running"))
+  lines.push(
+    "nothing was changed; " +
+      (contract.length > 0 && plan.applied.length > 0
+        ? "stop every process of the previous release, then `ccat migrate --previous-release-stopped` applies these (plain `ccat migrate` and a start refuse contract steps)"
+        : "`ccat migrate` applies these" + (plan.applied.length > 0 ? ", while the previous release keeps running" : ""))
+  )
   return lines.join("\n")
 }
 
