@@ -3,6 +3,7 @@
  * jitter and a cap. One classification serves direct calls (retried a few times, only when the
  * request is idempotent) and the outbox (which waits out outages of any length).
  */
+import { Backoff } from "@ccat/core"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientError from "@effect/platform/HttpClientError"
@@ -29,15 +30,11 @@ export interface Options {
 
 /**
  * Delays of `min(base * factor^n, cap)`, each scaled by a random factor in [0.5, 1] so many
- * clients coming back after one outage do not hit the server in lockstep.
+ * clients coming back after one outage do not hit the server in lockstep (core's `Backoff`);
+ * the output is each delay. Never ends by itself: callers bound it by `times`.
  */
-export const schedule = (options: Options = {}): Schedule.Schedule<Duration.Duration> => {
-  const cap = Duration.decode(options.cap ?? "30 seconds")
-  return Schedule.exponential(options.base ?? "200 millis", options.factor ?? 2).pipe(
-    Schedule.modifyDelay((_, delay) => Duration.min(delay, cap)),
-    Schedule.jitteredWith({ min: 0.5, max: 1 })
-  )
-}
+export const schedule = (options: Options = {}): Schedule.Schedule<Duration.Duration> =>
+  Backoff.schedule({ base: options.base ?? "200 millis", factor: options.factor ?? 2, cap: options.cap ?? "30 seconds" })
 
 /**
  * What a failure means for the caller. `Transient`: try again later (network, timeout, 408,

@@ -21,6 +21,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as Backoff from "./Backoff.js"
 import * as Checksum from "./Checksum.js"
 import * as RelativePath from "./RelativePath.js"
 import { type Hasher, type HasherFactory, runtimeHasher } from "./StorageHasher.js"
@@ -316,16 +317,14 @@ export interface RetryPolicy {
 /** 100 ms doubling, jittered, at most 5 s per wait, 6 retries: about 10 s before giving up. */
 export const defaultRetryPolicy: RetryPolicy = { base: "100 millis", factor: 2, cap: "5 seconds", times: 6 }
 
-/** The schedule `make` retries with: only Unavailable is retried, so permanent errors fail fast. */
-export const retrySchedule = (policy: RetryPolicy = defaultRetryPolicy): Schedule.Schedule<unknown, StorageError> => {
-  const cap = Duration.decode(policy.cap)
-  return Schedule.exponential(policy.base, policy.factor).pipe(
-    Schedule.jittered,
-    Schedule.modifyDelay((d) => Duration.min(d, cap)),
-    Schedule.intersect(Schedule.recurs(policy.times)),
+/**
+ * The schedule `make` retries with: the shared backoff jittered to 80-120 % (never above the
+ * cap); only Unavailable is retried, so permanent errors fail fast.
+ */
+export const retrySchedule = (policy: RetryPolicy = defaultRetryPolicy): Schedule.Schedule<unknown, StorageError> =>
+  Backoff.schedule({ ...policy, jitter: Backoff.around }).pipe(
     Schedule.whileInput((e: StorageError) => isRetryable(e))
   )
-}
 
 /** A `readEach` consumer's own failure, kept apart from the driver's so it is never retried. */
 class ConsumerFailed<E> {

@@ -20,6 +20,7 @@ import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
+import * as Backoff from "./Backoff.js"
 import * as Checksum from "./Checksum.js"
 import * as TransferEndpoint from "./TransferEndpoint.js"
 import * as TransferError from "./TransferError.js"
@@ -195,12 +196,8 @@ export const deadlineFor = (bytes: number, policy: TimeoutPolicy = defaultTimeou
  * The delay before retry number `retry` (1-based): exponential, jittered to between half and
  * all of it so workers that failed together do not retry together, never above the cap.
  */
-export const backoff = (policy: RetryPolicy, retry: number, unit: number): Duration.Duration => {
-  const base = Duration.toMillis(Duration.decode(policy.base))
-  const cap = Duration.toMillis(Duration.decode(policy.cap))
-  const raw = Math.min(cap, base * Math.pow(policy.factor ?? 2, retry - 1))
-  return Duration.millis(Math.round(raw * (0.5 + unit / 2)))
-}
+export const backoff = (policy: RetryPolicy, retry: number, unit: number): Duration.Duration =>
+  Backoff.delayFor({ base: policy.base, cap: policy.cap, factor: policy.factor }, retry, unit)
 
 /** Per-call options of the full service. */
 export interface CallOptions {

@@ -25,6 +25,10 @@ export * as Repositories from "./Repositories.js"
 export * as Transitions from "./Transitions.js"
 export * as ObsCore from "./ObsCore.js"
 
+// --- retries and breakers ---
+export * as Backoff from "./Backoff.js"
+export * as TransferPolicy from "./TransferPolicy.js"
+
 // --- storage ports ---
 export * as StorageDriver from "./StorageDriver.js"
 export * as StorageDriverRegistry from "./StorageDriverRegistry.js"

@@ -9,8 +9,10 @@
  * delivery is sent twice by two processes, and one that failed waits for its backoff and is
  * tried again until the sink answers.
  */
+import { Backoff } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Catalogue from "./Catalogue.js"
 import * as Conditions from "./Conditions.js"
@@ -165,9 +167,13 @@ export const deliver = <E>(
           return { outcome: "sent", notifications: batch } as Round
         }
         const error = describe(result.left).slice(0, 2000)
+        // no jitter: the sink's rate limit already spreads its messages
+        const backoff = { base: policy.retryInitialMs, cap: policy.retryMaxMs, jitter: Backoff.none }
+        const waits = batch.map((n) => Duration.toMillis(Backoff.delayFor(backoff, n.attempts + 1, 0)))
         yield* sql`update alert_delivery d set attempts = d.attempts + 1, last_error = ${error},
-                     due_at = now() + make_interval(secs => least(${policy.retryMaxMs}::float8, ${policy.retryInitialMs}::float8 * power(2, least(d.attempts, 30))) / 1000)
-                   where d.sink = ${policy.name} and ${keyed}`
+                     due_at = now() + make_interval(secs => w.ms / 1000)
+                   from unnest(${ids}::uuid[], ${kinds}::text[], ${waits}::float8[]) as w(incident_id, kind, ms)
+                   where d.sink = ${policy.name} and d.incident_id = w.incident_id and d.kind = w.kind`
         return { outcome: "failed", notifications: batch, error } as Round
       })
     )

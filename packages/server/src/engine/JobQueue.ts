@@ -7,6 +7,7 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
+import { Backoff } from "@ccat/core"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
@@ -346,7 +347,7 @@ export const layerWith = (
           // Creating a queue attaches a partition to pg-boss's job table; processes starting
           // together (a site's workers restarted at once) can deadlock there, and PostgreSQL
           // rolls one back. Its next try finds the queue or creates it.
-          Effect.retry(Schedule.intersect(Schedule.jittered(Schedule.exponential("100 millis")), Schedule.recurs(8)))
+          Effect.retry(Backoff.schedule({ base: "100 millis", jitter: Backoff.around, times: 8 }))
         )
     const send: JobQueueService["send"] = (queue, data, options = {}) =>
       Effect.gen(function* () {

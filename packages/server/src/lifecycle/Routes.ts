@@ -1,11 +1,10 @@
 /**
- * How bundles leave a site (issue 6, item 3): the routes that lead from a site towards a site
- * with LONG_TERM_ARCHIVE locations, their limits, and a circuit breaker per route and per
- * destination location. The breaker keeps no state of its own: it is derived from the ops-db's
- * DataTransfer rows, so every worker on every machine sees the same circuit, and a restart
- * forgets nothing.
+ * How bundles leave a site: the routes that lead from a site towards a site with
+ * LONG_TERM_ARCHIVE locations, their limits, and the facts (SQL) that the circuit breaker per
+ * route and per destination location is judged from. The retry and breaker rules themselves are
+ * core's `TransferPolicy`, re-exported here for the stages.
  */
-import { Topology } from "@ccat/core"
+import { Topology, TransferPolicy as Policy } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import type { QueueOptions } from "../engine/JobQueue.js"
@@ -13,31 +12,11 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
-/** Retries and breaker settings of transfers; every field has a production default. */
-export interface TransferPolicyConfig {
-  /** Failed attempts of one bundle before it ends FAILED (while its route is otherwise healthy). */
-  readonly maxAttempts: number
-  /** First retry delay, doubled per failed attempt, jittered to 50-100 %. */
-  readonly backoffBaseMs: number
-  /** Cap of the retry delay. */
-  readonly backoffCapMs: number
-  /** Consecutive failed attempts on a route or towards a location that open its circuit. */
-  readonly breakerThreshold: number
-  /** How long an open circuit waits before it lets one probe through. */
-  readonly breakerCoolDownMs: number
-  /** Deliveries of one bundle found corrupt at arrival before it ends FAILED. */
-  readonly maxDeliveries: number
-}
+/** Retries and breaker settings of transfers (core's `TransferPolicy`). */
+export type TransferPolicyConfig = Policy.TransferPolicyConfig
 
 /** The defaults: ride out hours of link outage with few probes, no retry storms. */
-export const defaultTransferPolicy: TransferPolicyConfig = {
-  maxAttempts: 8,
-  backoffBaseMs: 10_000,
-  backoffCapMs: 15 * 60_000,
-  breakerThreshold: 3,
-  breakerCoolDownMs: 5 * 60_000,
-  maxDeliveries: 3
-}
+export const defaultTransferPolicy = Policy.defaultTransferPolicy
 
 /** Optional override of the transfer policy (tests shorten the waits); defaults apply without it. */
 export class TransferPolicy extends Context.Tag("@ccat/server/TransferPolicy")<TransferPolicy, Partial<TransferPolicyConfig>>() {}
@@ -131,11 +110,7 @@ export const leaving = Effect.fn("Routes.leaving")(function* (site: string, bund
 })
 
 /** Whether work may go through a route or towards a location now. */
-export type Circuit =
-  | { readonly state: "closed" }
-  /** One probe may go: the cool-down after the last failure has passed. */
-  | { readonly state: "half-open" }
-  | { readonly state: "open"; readonly retryInMs: number; readonly reason: string }
+export type Circuit = Policy.Circuit
 
 /**
  * The circuit of a route (`route_id`) or destination location (`to_location_id`), from its
@@ -153,23 +128,11 @@ export const circuit = Effect.fn("Routes.circuit")(function* (
   return found!.circuit
 })
 
-/** What the circuit of one route or location is judged from: its last finished attempts, newest first, and the probes running. */
-export interface CircuitFacts {
-  readonly last: ReadonlyArray<{ readonly status: string; readonly sinceMs: number; readonly errorMessage: string | null }>
-  readonly probing: number
-}
+/** What the circuit of one route or location is judged from. */
+export type CircuitFacts = Policy.CircuitFacts
 
 /** The circuit `circuit` describes, from its facts. */
-export const circuitOf = (facts: CircuitFacts, policy: TransferPolicyConfig): Circuit => {
-  const { last } = facts
-  if (last.length < policy.breakerThreshold || last.some((r) => r.status !== "failed")) return { state: "closed" }
-  const reason = `${policy.breakerThreshold} consecutive failures, the last: ${last[0]!.errorMessage ?? "unknown"}`
-  const remaining = policy.breakerCoolDownMs - last[0]!.sinceMs
-  if (remaining > 0) return { state: "open", retryInMs: Math.ceil(remaining), reason }
-  return facts.probing > 0
-    ? { state: "open", retryInMs: Math.min(policy.breakerCoolDownMs, 5_000), reason: `${reason}; a probe is running` }
-    : { state: "half-open" }
-}
+export const circuitOf = Policy.circuitOf
 
 /**
  * The SQL of one circuit's facts as two columns, `last` (json) and `probing`, for the route or
@@ -214,9 +177,8 @@ export const running = (routeId: string) =>
 export const lockRoute = (routeId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select pg_advisory_xact_lock(hashtext(${`ccat.route:${routeId}`}))`)
 
-/** The delay before attempt `failures + 1`: exponential from the base, jittered, capped. */
-export const backoffMs = (policy: TransferPolicyConfig, failures: number, unit = Math.random()): number =>
-  Math.round(Math.min(policy.backoffCapMs, policy.backoffBaseMs * Math.pow(2, Math.max(0, failures - 1))) * (0.5 + unit / 2))
+/** The delay in milliseconds before attempt `failures + 1`: exponential from the base, jittered, capped. */
+export const backoffMs = Policy.backoffMs
 
 /**
  * Queue options of the stages that hand bundles to each other (bundle → transfer → arrive, and

@@ -5,6 +5,7 @@
  * backoff while the endpoint fails, so a slow or dead Influx never blocks the server or the
  * workers; a failed push is logged and retried, never fatal.
  */
+import { Backoff } from "@ccat/core"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -94,10 +95,8 @@ export interface Delivery {
 }
 
 /** The wait after `failures` consecutive failures: the interval doubled per failure, capped, jittered to 50–100 %. */
-export const backoff = (interval: Duration.Duration, max: Duration.Duration, failures: number): Duration.Duration => {
-  const ms = Math.min(Duration.toMillis(max), Duration.toMillis(interval) * 2 ** Math.max(0, failures - 1))
-  return Duration.millis(Math.round(ms * (0.5 + Math.random() / 2)))
-}
+export const backoff = (interval: Duration.Duration, max: Duration.Duration, failures: number): Duration.Duration =>
+  Backoff.delayFor({ base: interval, cap: max }, failures, Math.random())
 
 const targetOf = (options: Options) =>
   Either.mapLeft(InfluxWrite.target(options.url, options), (detail) => new InfluxConfigError({ detail }))
