@@ -37,6 +37,7 @@ import * as RouteBench from "./cli/RouteBench.js"
 import * as Staging from "./cli/Staging.js"
 import * as Status from "./cli/Status.js"
 import { db } from "./cli/DbCommand.js"
+import * as RegistryFailures from "./cli/RegistryFailures.js"
 import { configOption, dataDirOption, jsonOption, loadOptions, portOption } from "./cli/CommonOptions.js"
 import { version } from "./Version.js"
 
@@ -150,6 +151,7 @@ const fail = (message: string) =>
   Effect.zipRight(Console.error(`ccat: ${message}`), Effect.sync(() => (process.exitCode = 1)))
 
 cli(process.argv).pipe(
+  RegistryFailures.report,
   Effect.catchTags({
     ConfigLoadError: (e) => fail(e.message),
     UnknownSite: (e) => fail(e.message),
