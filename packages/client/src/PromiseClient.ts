@@ -3,7 +3,7 @@
  * token, outboxDir })`, then plain Promises. Failures reject with the contract's own typed
  * errors (each an `Error` with a `_tag`), not with an Effect wrapper.
  */
-import type { Ids, ObservationsApi } from "@ccat/core"
+import type { DataProductsApi, Ids, ObservationsApi } from "@ccat/core"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -110,6 +110,17 @@ export interface Ccat {
     options?: { readonly key?: string | undefined }
   ) => Promise<Filed<Answer<CcatClient.Client["observations"]["close"]>>>
   /**
+   * Files a processed DataProduct a pipeline wrote at a PROCESSING location, with its files and
+   * provenance (the observations, packages or products it was made from, the pipeline and its
+   * version); it is then packaged and archived like raw data. Sent at once with an
+   * `Idempotency-Key` (the given one, or a new one), so a retried call never files twice; the
+   * product's own UUID makes repeating it later safe too. Resolves with the stored product.
+   */
+  readonly fileDataProduct: (
+    product: DataProductsApi.FileDataProduct,
+    options?: { readonly key?: string | undefined }
+  ) => Promise<Answer<CcatClient.Client["dataProducts"]["file"]>>
+  /**
    * Waits for a staging request (made with `api.staging.create`) to complete, polling with
    * backoff, and resolves with its files and their absolute local paths. Rejects with a
    * `StagingError` (`reason` `Failed` with the server's reason, or `TimedOut`) or the contract's
@@ -213,6 +224,8 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
             CcatClient.idempotent(randomUUID())(client.observations.close({ path: { id: id as Ids.ExecutedObsUnitId }, payload: close })),
             sent
           )),
+      fileDataProduct: (product, o) =>
+        run(CcatClient.idempotent(o?.key ?? randomUUID())(client.dataProducts.file({ payload: product }))) as Promise<Answer<CcatClient.Client["dataProducts"]["file"]>>,
       waitForStaging: (requestId, o = {}) =>
         run(Staging.waitForStaging(requestId, {
           onProgress: o.onProgress,

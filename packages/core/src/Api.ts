@@ -9,6 +9,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import { AdminApi } from "./AdminApi.js"
 import { BadRequest, PayloadTooLarge } from "./ApiErrors.js"
 import { CatalogApi } from "./CatalogApi.js"
+import { DataProductsApi } from "./DataProductsApi.js"
 import { FilesApi } from "./FilesApi.js"
 import { IntegrityApi } from "./IntegrityApi.js"
 import { LocationsApi } from "./LocationsApi.js"
@@ -36,6 +37,7 @@ export class Api extends HttpApi.make("ccat")
   .add(TokensApi)
   .add(AdminApi)
   .add(CatalogApi)
+  .add(DataProductsApi)
   // Any request may be refused before it reaches an endpoint: a body that is not JSON or too big.
   .addError(BadRequest)
   .addError(PayloadTooLarge)

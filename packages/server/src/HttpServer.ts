@@ -19,6 +19,7 @@ import * as DocsPage from "./http/DocsPage.js"
 import * as WebUi from "./http/WebUi.js"
 import { AdminHttpLive } from "./http/AdminHttp.js"
 import { CatalogHttpLive } from "./http/CatalogHttp.js"
+import { DataProductsHttpLive } from "./http/DataProductsHttp.js"
 import { FilesHttpLive } from "./http/FilesHttp.js"
 import { IntegrityHttpLive } from "./http/IntegrityHttp.js"
 import { LocationsHttpLive } from "./http/LocationsHttp.js"
@@ -55,7 +56,8 @@ export const ApiLive = HttpApiBuilder.api(Api.Api).pipe(
     IntegrityHttpLive,
     TokensHttpLive,
     AdminHttpLive,
-    CatalogHttpLive
+    CatalogHttpLive,
+    DataProductsHttpLive
   ]),
   Layer.provide(AuthenticationLive)
 )

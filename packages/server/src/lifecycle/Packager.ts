@@ -262,12 +262,16 @@ const firstProblem = (ids: ReadonlyArray<string | undefined>, records: ReadonlyA
 export interface FileToPlan extends FileToPackage {
   readonly executedObsUnitId: Ids.ExecutedObsUnitId
   readonly instrumentModuleId: Ids.InstrumentModuleId
+  /** A processed product's file: its packages hold that product's files only. */
+  readonly dataProductId?: string | null | undefined
 }
 
 /** One package the plan asks for. */
 export interface PlannedPackage<F extends FileToPlan> {
   readonly executedObsUnitId: Ids.ExecutedObsUnitId
   readonly instrumentModuleId: Ids.InstrumentModuleId
+  /** The processed product whose files these are, if they are a product's. */
+  readonly dataProductId?: string | null | undefined
   /** In archive order: by relative path, so a directory's files stay together. */
   readonly files: ReadonlyArray<F>
   /** Sum of the files' sizes (the tar adds about 1 KiB per file and directory). */
@@ -283,7 +287,8 @@ const byPath = (a: FileToPlan, b: FileToPlan) =>
   a.relativePath < b.relativePath ? -1 : a.relativePath > b.relativePath ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 
 /**
- * Splits filed files into packages: grouped by (ExecutedObsUnit, InstrumentModule), sorted by
+ * Splits filed files into packages: grouped by (ExecutedObsUnit, InstrumentModule) and, for a
+ * processed product's files, by product; sorted by
  * path, filled in order up to `maxPackageBytes` of file data; a larger file gets a package of its
  * own. Deterministic (input order does not matter), so a retry after a crash plans the same
  * packages, with the same names, from the same files.
@@ -296,7 +301,7 @@ export const plan = <F extends FileToPlan>(
   if (!(max > 0)) throw new RangeError(`maxPackageBytes must be positive, got ${max}`)
   const groups = new Map<string, Array<F>>()
   for (const f of files) {
-    const k = `${f.executedObsUnitId}/${f.instrumentModuleId}`
+    const k = `${f.executedObsUnitId}/${f.instrumentModuleId}${f.dataProductId == null ? "" : `/${f.dataProductId}`}`
     const g = groups.get(k)
     if (g === undefined) groups.set(k, [f])
     else g.push(f)
@@ -310,7 +315,7 @@ export const plan = <F extends FileToPlan>(
       if (current.length === 0) return
       const first = current[0]
       const name = createHash("sha256").update(`${k}\n${current.map((f) => f.id).join("\n")}`).digest("hex").slice(0, 32)
-      out.push({ executedObsUnitId: first.executedObsUnitId, instrumentModuleId: first.instrumentModuleId, files: current, sizeBytes: bytes, name })
+      out.push({ executedObsUnitId: first.executedObsUnitId, instrumentModuleId: first.instrumentModuleId, dataProductId: first.dataProductId ?? null, files: current, sizeBytes: bytes, name })
       current = []
       bytes = 0
     }

@@ -6,6 +6,8 @@
  * - `#package`: the RawDataPackage(s) holding them, as the API describes them;
  * - `#auxiliary`: staging the observation to a PROCESSING location (the whole packages, for
  *   pipelines), through the API.
+ * - `#derivation`: the processed products made from the observation (`ProductLinks`), whose own
+ *   ID (`<authority>?product/<id>`) lists their files and `#progenitor` inputs.
  * An ID the caller may not read, or that is not one of these, gets one row with its error, as
  * DataLink requires.
  */
@@ -14,6 +16,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Access from "../http/Access.js"
 import type { Link } from "./DataLinkVotable.js"
+import * as ProductLinks from "./ProductLinks.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
 /** The most IDs one request may ask about. */
@@ -36,7 +39,7 @@ export const parseId = (id: string, authority: string): Target | string => {
       return { kind: "observation", observationId: observationId!.toLowerCase(), moduleId: moduleId!.toLowerCase() }
     }
   }
-  return `UsageFault: ${JSON.stringify(id)} is neither an obs_publisher_did of this archive (${authority}?<observation>/<module>) nor a RawDataFile id`
+  return `UsageFault: ${JSON.stringify(id)} is neither an obs_publisher_did of this archive (${authority}?<observation>/<module> or ${authority}?product/<product>) nor a RawDataFile id`
 }
 
 interface FileRow {
@@ -70,6 +73,8 @@ const canStage = (who: ScienceAccess.Caller, scoped: boolean) =>
 /** The links of one ID, as rows of the response. */
 export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher, id: string) =>
   Effect.gen(function* () {
+    const productId = ProductLinks.productOf(id, publisher.authority)
+    if (productId !== undefined) return yield* ProductLinks.productLinks(who, publisher, id, productId)
     const target = parseId(id, publisher.authority)
     if (typeof target === "string") return [{ id, semantics: "#this", errorMessage: target }] satisfies Array<Link>
     const sql = yield* SqlClient.SqlClient
@@ -87,7 +92,7 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
           select f.id, f.relative_path, f.size_bytes, f.raw_data_package_id as package_id, f.executed_obs_unit_id as observation_id, ${publicNow} as public
           from raw_data_file f
           where f.executed_obs_unit_id = ${target.observationId} and f.instrument_module_id = ${target.moduleId}
-            and f.state in ('packaged', 'filed') and ${readable}
+            and f.state in ('packaged', 'filed') and f.data_product_id is null and ${readable}
           order by f.relative_path`).pipe(Effect.orDie)
     if (files.length === 0) return [notFound(id)]
     const observationId = files[0]!.observationId
@@ -135,6 +140,7 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
       linkAuth: "true",
       linkAuthorized: canStage(who, scoped)
     })
+    if (target.kind === "observation") rows.push(...yield* ProductLinks.derivationLinks(who, publisher, id, observationId))
     return rows
   })
 

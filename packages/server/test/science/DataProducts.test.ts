@@ -1,0 +1,217 @@
+/**
+ * Processed results back into the archive, on a real PostgreSQL, the real HTTP server and the
+ * real packaging and archiving stages: an observation's raw package is archived, a pipeline
+ * writes its product at the PROCESSING location and files it through `@ccat/client` with its
+ * provenance; the product is packaged and archived with a verified archive copy, appears in
+ * ObsCore at its calib_level through TAP, and DataLink lists its inputs (`#progenitor`) and,
+ * from the observation, the product (`#derivation`). A scientist of another program and an
+ * anonymous caller see nothing of it until the program's proprietary period ends. Bad input
+ * (unknown or invisible inputs, a bad calib_level, a name or id reused with other content,
+ * inputs of two programs, a path already filed) is refused with a clear error and changes nothing.
+ */
+import { Checksum, type DataProductsApi } from "@ccat/core"
+import { createClient } from "@ccat/client"
+import { assert, describe, layer } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import { createHash, randomBytes, randomUUID } from "node:crypto"
+import * as fs from "node:fs/promises"
+import { tmpdir } from "node:os"
+import * as path from "node:path"
+import { afterAll } from "vitest"
+import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as Packaging from "../../src/lifecycle/Packaging.js"
+import * as ObsCorePublisher from "../../src/ObsCorePublisher.js"
+import { counts, tokenFor } from "../ApiHarness.js"
+import { arrivedPackage, runSitesUntil, topologyFrom } from "../lifecycle/ArchiveWorld.js"
+import { observatory, policyLayer, syncTopology } from "../lifecycle/LifecycleWorld.js"
+import { BaseUrl, get, layer as scienceLayer, votableRows } from "./ScienceWorld.js"
+
+const dir = path.join(tmpdir(), `ccat-products-${randomBytes(4).toString("hex")}`)
+afterAll(() => fs.rm(dir, { recursive: true, force: true }))
+
+/** What the first test leaves for the second. */
+interface World {
+  readonly base: string
+  readonly scientist: string
+  readonly observationId: string
+  readonly packageId: string
+  readonly product: DataProductsApi.FileDataProduct
+  readonly processingRoot: string
+}
+let world: World | undefined
+
+/** Writes a product's files at the PROCESSING location, as a pipeline would, and describes them for filing. */
+const writeFiles = (root: string, folder: string, sizes: ReadonlyArray<readonly [string, number]>) =>
+  Effect.promise(async () => {
+    const out: Array<DataProductsApi.ProductFileSpec> = []
+    for (const [name, bytes] of sizes) {
+      const relativePath = `${folder}/${name}`
+      const body = randomBytes(bytes)
+      await fs.mkdir(path.dirname(path.join(root, relativePath)), { recursive: true })
+      await fs.writeFile(path.join(root, relativePath), body)
+      out.push({ id: randomUUID(), relativePath, sizeBytes: bytes, checksum: Checksum.make("sha256", createHash("sha256").update(body).digest("hex")) })
+    }
+    return out
+  })
+
+/** A synchronous TAP query answered as CSV lines (header first). */
+const tap = (base: string, adql: string, token?: string) =>
+  Effect.promise(async () => {
+    const response = await fetch(`${base}/tap/sync`, {
+      method: "POST",
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      body: new URLSearchParams({ REQUEST: "doQuery", LANG: "ADQL", RESPONSEFORMAT: "csv", QUERY: adql })
+    })
+    return (await response.text()).trim().split("\r\n")
+  })
+
+const links = (base: string, id: string, token?: string) =>
+  Effect.map(get(`${base}/api/v1/datalink?ID=${encodeURIComponent(id)}`, token), (r) => votableRows(r.body.toString()))
+
+/** The promise's rejection (a contract error), or a failed assertion when it resolves. */
+const refused = (promise: () => Promise<unknown>) =>
+  Effect.promise(() => promise().then(() => ({ _tag: "resolved" }) as Record<string, unknown>, (e: unknown) => e as Record<string, unknown>))
+
+describe("Processed results back into the archive", () => {
+  layer(scienceLayer(dir), { timeout: "3 minutes", excludeTestServices: true })((it) => {
+    it.effect("a product filed through the client with its provenance is archived, in ObsCore at its calib_level, with its provenance in DataLink; access rules hold", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const topology = topologyFrom(dir)
+        yield* syncTopology(topology)
+        yield* ObsCorePublisher.write({ baseUrl: base })
+        const obs = yield* observatory
+        const raw = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 20_000 }])
+        const status = (id: string) => Effect.map(sql<{ status: string }>`select status::text as status from raw_data_package where id = ${id}`, ([p]) => p!.status)
+        yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(status(raw.packageId), (s) => s === "completed"), 60_000).pipe(Effect.provide(policyLayer(topology)))
+
+        const processingRoot = topology.sites.flatMap((s) => s.locations).find((l) => l.type === "PROCESSING")!.driver.root as string
+        const files = yield* writeFiles(processingRoot, `products/m83-${raw.eou.id.slice(0, 8)}`, [["map.fits", 60_000], ["weights.fits", 3_000]])
+        const scientist = yield* tokenFor({ role: "scientist", programIds: [obs.program.id] })
+        const stranger = yield* tokenFor({ role: "scientist", programIds: [] })
+        const product: DataProductsApi.FileDataProduct = {
+          id: randomUUID(),
+          name: `M83 map ${raw.eou.id.slice(0, 8)}`,
+          pipeline: "ccat-mapmaker",
+          pipelineVersion: "1.4.2",
+          parameters: { pixelArcsec: 4, iterations: 20 },
+          calibLevel: 2,
+          dataproductType: "image",
+          location: "cologne-processing",
+          inputs: [{ observationId: raw.eou.id }],
+          files
+        }
+        const ccat = yield* Effect.promise(() => createClient({ baseUrl: base, token: scientist }))
+        const filed = yield* Effect.promise(() => ccat.fileDataProduct(product))
+        assert.strictEqual(filed.journey, "WAITING")
+        assert.deepStrictEqual(filed.observationIds, [raw.eou.id])
+        // the same filing again (a retry, the pipeline run twice) stores nothing new
+        const again = yield* Effect.promise(() => ccat.fileDataProduct(product))
+        assert.strictEqual(again.id, filed.id)
+        assert.strictEqual((yield* sql<{ n: number }>`select count(*)::int as n from raw_data_file where data_product_id = ${product.id}`)[0]!.n, 2)
+
+        const archived = Effect.map(Effect.promise(() => ccat.api.dataProducts.get({ path: { id: product.id } })), (p) => p.journey === "ARCHIVED")
+        yield* runSitesUntil([["cologne", [Packaging.stage, Archiving.stage]]], archived, 60_000).pipe(Effect.provide(policyLayer(topology)))
+        const stored = yield* Effect.promise(() => ccat.api.dataProducts.get({ path: { id: product.id } }))
+        assert.strictEqual(stored.packages.length, 1)
+        const [copy] = yield* sql<{ location: string; verified: boolean }>`
+          select l.name as location, (c.verified_at is not null and c.checksum = p.checksum) as verified
+          from physical_copy c join data_location l on l.id = c.data_location_id join raw_data_package p on p.id = c.raw_data_package_id
+          where p.data_product_id = ${product.id} and l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT'`
+        assert.deepStrictEqual(copy, { location: "cologne-archive", verified: true })
+        // the product's files are read from the archive like raw files, byte-identical
+        const map = yield* get(`${base}/api/v1/files/${files[0]!.id}/content`, scientist)
+        assert.strictEqual(map.status, 200)
+        assert.isTrue(map.body.equals(yield* Effect.promise(() => fs.readFile(path.join(processingRoot, files[0]!.relativePath)))))
+
+        // ObsCore through TAP: at calib_level 2, for the program's scientist only
+        const query = `SELECT obs_publisher_did, calib_level, dataproduct_type, obs_id FROM ivoa.obscore WHERE calib_level >= 2`
+        const rows = yield* tap(base, query, scientist)
+        assert.deepStrictEqual(rows.slice(1), [`${stored.publisherDid},2,image,${raw.eou.id}`])
+        assert.deepStrictEqual((yield* tap(base, query, stranger)).slice(1), [])
+        assert.deepStrictEqual((yield* tap(base, query)).slice(1), [])
+        // raw data stays one row per module, at its own level
+        assert.strictEqual((yield* tap(base, `SELECT obs_id FROM ivoa.obscore WHERE obs_id = '${raw.eou.id}' AND calib_level = 0`, scientist)).length, 2)
+
+        // DataLink: the product's files, package and inputs; the observation's derived product
+        const own = yield* links(base, stored.publisherDid, scientist)
+        const bySemantics = (rows: ReadonlyArray<Record<string, string>>, s: string) => rows.filter((r) => r.semantics === s)
+        assert.deepStrictEqual(bySemantics(own, "#this").map((r) => r.access_url).sort(), files.map((f) => `${base}/api/v1/files/${f.id}/content`).sort())
+        assert.strictEqual(bySemantics(own, "#package").length, 1)
+        const progenitors = bySemantics(own, "#progenitor")
+        assert.strictEqual(progenitors.length, 1)
+        assert.include(decodeURIComponent(progenitors[0]!.access_url!), `?${raw.eou.id}/${obs.modules[0].id}`)
+        const rawDid = decodeURIComponent(progenitors[0]!.access_url!.split("ID=")[1]!)
+        const derived = bySemantics(yield* links(base, rawDid, scientist), "#derivation")
+        assert.deepStrictEqual(derived.map((r) => decodeURIComponent(r.access_url!.split("ID=")[1]!)), [stored.publisherDid])
+        assert.include((yield* links(base, stored.publisherDid, stranger))[0]!.error_message, "NotFoundFault")
+        assert.include((yield* links(base, stored.publisherDid))[0]!.error_message, "NotFoundFault")
+
+        // once the program's proprietary period is over, anonymous callers see it too
+        yield* sql`update observing_program set proprietary_period_days = 0 where id = ${obs.program.id}`
+        assert.deepStrictEqual((yield* tap(base, query)).slice(1), [`${stored.publisherDid},2,image,${raw.eou.id}`])
+        assert.strictEqual(bySemantics(yield* links(base, stored.publisherDid), "#this").length, 2)
+        yield* sql`update observing_program set proprietary_period_days = null where id = ${obs.program.id}`
+        world = { base, scientist, observationId: raw.eou.id, packageId: raw.packageId, product, processingRoot }
+        yield* Effect.promise(() => ccat.close())
+      }), 150_000)
+
+    it.effect("bad input gets a clear error and changes nothing; a product of a product keeps the whole provenance", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const sql = yield* SqlClient.SqlClient
+        const ccat = yield* Effect.promise(() => createClient({ baseUrl: w.base, token: w.scientist, retry: false }))
+        const files = yield* writeFiles(w.processingRoot, `products/level3-${randomUUID().slice(0, 8)}`, [["cube.fits", 2_000]])
+        const next: DataProductsApi.FileDataProduct = {
+          ...w.product, id: randomUUID(), name: `M83 mosaic ${randomUUID().slice(0, 8)}`, calibLevel: 3, dataproductType: "cube", inputs: [{ productId: w.product.id }], files
+        }
+        const other = yield* observatory
+        const otherObservation = randomUUID()
+        yield* sql`insert into executed_obs_unit (id, obs_unit_id, start_at, end_at, status) values (${otherObservation}, ${other.obsUnit.id}, now() - interval '2 hours', now() - interval '1 hour', 'completed')`
+        const adminToken = yield* tokenFor({ role: "admin" })
+        const tables = ["data_product", "data_product_input", "data_product_observation", "raw_data_file", "event_log"]
+        const before = yield* counts(tables)
+        const cases: ReadonlyArray<readonly [string, DataProductsApi.FileDataProduct, string, string]> = [
+          ["an unknown input", { ...next, inputs: [{ observationId: randomUUID() }] }, "Unprocessable", "inputs[0].observationId"],
+          ["an unknown input product", { ...next, inputs: [{ productId: w.product.id }, { productId: randomUUID() }] }, "Unprocessable", "inputs[1].productId"],
+          ["an input of a program the caller may not see", { ...next, inputs: [{ observationId: otherObservation }] }, "Forbidden", "may not access"],
+          ["an input named twice", { ...next, inputs: [{ packageId: w.packageId }, { packageId: w.packageId }] }, "Unprocessable", "named twice"],
+          ["a reused name with other content", { ...next, name: w.product.name.toLowerCase() }, "Conflict", "is taken by product"],
+          ["a reused id with other content", { ...next, id: w.product.id }, "Conflict", "calibLevel"],
+          ["a path already filed there", { ...next, files: [{ ...files[0]!, relativePath: w.product.files[0]!.relativePath }] }, "Conflict", "is held by"],
+          ["a location that is not PROCESSING", { ...next, location: "cologne-archive" }, "Unprocessable", "PROCESSING"]
+        ]
+        for (const [what, request, tag, says] of cases) {
+          const e = yield* refused(() => ccat.fileDataProduct(request))
+          assert.strictEqual(e._tag, tag, `${what}: ${JSON.stringify(e)}`)
+          assert.include(JSON.stringify(e), says, what)
+        }
+        // a calib_level the contract refuses, sent as plain JSON
+        const bad = yield* Effect.promise(() => fetch(`${w.base}/api/v1/data-products`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${w.scientist}`, "content-type": "application/json" },
+          body: JSON.stringify({ ...next, calibLevel: 1 })
+        }).then(async (r) => ({ status: r.status, body: await r.text() })))
+        assert.strictEqual(bad.status, 400)
+        assert.include(bad.body, "calibLevel")
+        assert.deepStrictEqual(yield* counts(tables), before)
+
+        // inputs of two programs, even for an admin who sees both
+        const byAdmin = yield* Effect.promise(() => createClient({ baseUrl: w.base, token: adminToken, retry: false }))
+        const spans = yield* refused(() => byAdmin.fileDataProduct({ ...next, inputs: [{ observationId: w.observationId }, { observationId: otherObservation }] }))
+        assert.strictEqual(spans._tag, "Unprocessable")
+        assert.include(String(spans.message), "span observing programs")
+        assert.deepStrictEqual(yield* counts(tables), before)
+
+        // a level-3 product of the level-2 one: its provenance reaches the observation
+        const mosaic = yield* Effect.promise(() => ccat.fileDataProduct(next))
+        assert.deepStrictEqual(mosaic.observationIds, [w.observationId])
+        assert.deepStrictEqual(mosaic.inputs, [{ productId: w.product.id }])
+        const own = yield* links(w.base, mosaic.publisherDid, w.scientist)
+        assert.deepStrictEqual(own.filter((r) => r.semantics === "#progenitor").map((r) => decodeURIComponent(r.access_url!.split("ID=")[1]!)), [mosaic.publisherDid.replace(mosaic.id, w.product.id)])
+        yield* Effect.promise(() => Promise.all([ccat.close(), byAdmin.close()]))
+      }), 60_000)
+  })
+})
