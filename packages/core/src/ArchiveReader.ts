@@ -1,7 +1,8 @@
 /**
  * Reads a tar stream entry by entry, pulling from the source only as fast as each member's
- * consumer takes its bytes: a member's body is itself a Stream, handed to the destination's
- * `put`, so backpressure runs from the destination disk back to the archive's source.
+ * consumer takes its bytes: a member's body is itself a Stream (handed to a destination's `put`,
+ * or to a hash), so backpressure runs from the consumer back to the archive's source, and memory
+ * stays at a few chunks whatever the archive's size. Pure Effect: no Node module is needed.
  */
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"

@@ -7,10 +7,12 @@
  * it out. Writing it first costs nothing in one streaming pass: the checksums it lists are the
  * filed ones, known before packaging starts, and a member whose bytes disagree fails the package.
  */
-import { Checksum, Ids, RelativePath } from "@ccat/core"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as Checksum from "./Checksum.js"
+import * as Ids from "./Ids.js"
+import * as RelativePath from "./RelativePath.js"
 
 /** The member name of the manifest; reserved, so no filed file may use it. */
 export const manifestName = "MANIFEST.ccat.json"

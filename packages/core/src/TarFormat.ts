@@ -2,7 +2,8 @@
  * The bytes of POSIX tar (ustar headers, pax extended headers for what ustar cannot hold). We
  * write the headers ourselves rather than through a Node-stream tar library: the packager is a
  * pull-based Effect Stream end to end, so backpressure reaches the source disk, and a header is
- * only 512 bytes of arithmetic. GNU tar reads what this writes (the tests run the real binary).
+ * only 512 bytes of arithmetic. GNU tar reads what this writes, and the reader reads what GNU
+ * tar writes (the tests run the real binary).
  */
 
 /** Every tar header and every member's data is a multiple of this. */

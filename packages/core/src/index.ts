@@ -36,6 +36,17 @@ export * as StorageError from "./StorageError.js"
 export * as StorageHasher from "./StorageHasher.js"
 export * as TemporaryNames from "./TemporaryNames.js"
 
+// --- packages: manifest, tar, reading and verifying ---
+export * as PackageManifest from "./PackageManifest.js"
+export * as PackageLayout from "./PackageLayout.js"
+export * as PackageReader from "./PackageReader.js"
+export * as TarFormat from "./TarFormat.js"
+export * as ArchiveReader from "./ArchiveReader.js"
+
+// --- lifecycle policies ---
+export * as Retention from "./Retention.js"
+export * as BundlePlan from "./BundlePlan.js"
+
 // --- transfer ports ---
 export * as TransferAdapter from "./TransferAdapter.js"
 export * as TransferAdapterRegistry from "./TransferAdapterRegistry.js"

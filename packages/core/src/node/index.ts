@@ -1,6 +1,7 @@
 /**
  * @ccat/core/node: the Node.js platform layer of core: the embedded PostgreSQL runtime, the
- * ops-db connection layer, and Node stream helpers. Nothing else in core imports Node modules.
+ * ops-db connection layer, Node stream helpers, and packages opened by their path. Nothing else
+ * in core imports Node modules.
  */
 
 // --- database runtime ---
@@ -12,6 +13,7 @@ export * as LocalTransfer from "./LocalTransfer.js"
 export * as TransferHost from "./TransferHost.js"
 export * as TransferProcess from "./TransferProcess.js"
 export * as Hashing from "./Hashing.js"
+export * as PackageFile from "./PackageFile.js"
 
 // --- process tuning ---
 export * as GcTuning from "./GcTuning.js"

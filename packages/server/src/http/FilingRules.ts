@@ -3,10 +3,9 @@
  * the relay check requests by these same functions, so a request refused at one is refused at
  * the others with the same field and message.
  */
-import { ApiErrors, type ApiSecurity, type Ids, type ObservationsApi, type Observational } from "@ccat/core"
+import { ApiErrors, type ApiSecurity, type Ids, type ObservationsApi, type Observational, PackageManifest } from "@ccat/core"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
-import { manifestName } from "../lifecycle/PackageManifest.js"
 
 /** A 422 naming the field to fix. */
 export const unprocessable = (reason: ApiErrors.Unprocessable["reason"], field: string, message: string) =>
@@ -68,8 +67,8 @@ export const requestFolders = (paths: ReadonlyArray<string>) =>
     const index = new Map(paths.map((p, i) => [p, i]))
     const folders = new Map<string, number>()
     for (const [i, p] of paths.entries()) {
-      if (p === manifestName) {
-        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${manifestName} is reserved for the package manifest; file it under another name`)
+      if (p === PackageManifest.manifestName) {
+        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${PackageManifest.manifestName} is reserved for the package manifest; file it under another name`)
       }
       for (const folder of foldersOf(p)) if (!folders.has(folder)) folders.set(folder, i)
     }

@@ -8,7 +8,7 @@
  * two planners never bundle a package twice, and jobs a lost queue dropped are derived again
  * from the ops-db.
  */
-import { EventLog, Ids } from "@ccat/core"
+import { BundlePlan, EventLog, Ids } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
@@ -21,13 +21,6 @@ import { queueName } from "./Stage.js"
 
 /** The stage's name and queue suffix. */
 export const name = "bundle"
-
-interface Waiting {
-  readonly id: Ids.RawDataPackageId
-  readonly sizeBytes: number
-  readonly locationId: string
-  readonly waitedMs: number
-}
 
 /**
  * Packages waiting at a site: written (in_progress, with size and checksum), PRESENT in one of
@@ -45,7 +38,7 @@ const waiting = (site: string, buffers: ReadonlyArray<string>, target: { readonl
     // The buffers' ids as values: PostgreSQL then knows from its statistics how few live copies
     // a buffer holds among the catalog's copies, and reads them by the location's index.
     if (buffers.length === 0) return []
-    return yield* sql<Waiting>`
+    return yield* sql<BundlePlan.WaitingPackage>`
       select p.id, p.size_bytes, c.data_location_id as location_id,
              (extract(epoch from (now() - c.created_at)) * 1000)::float8 as waited_ms
       from physical_copy c
@@ -77,31 +70,19 @@ const waiting = (site: string, buffers: ReadonlyArray<string>, target: { readonl
       order by c.created_at, p.id`
   })
 
-/** What sizes a site's bundles: the policy's figures and the route its bundles leave on first. */
-export interface SizeInputs {
-  readonly bundleTargetBytes: number
-  readonly bundleMinBytes: number
-  readonly bundleMaxBytes: number
-}
-
 /**
- * The size target of bundles sent along `route`: the bytes one of its transfers moves in the
- * route's `bundleTransferTime` at its `measuredBandwidth` (no faster than its share of the route's
- * `bandwidthLimit`), within `bundleMinBytes` and `bundleMaxBytes`. Without both figures on the
- * route (or without a route) it is `bundleTargetBytes`, as it always was.
+ * The size target of bundles sent along `route` (`BundlePlan.targetBytes`), from the figures
+ * its ops-db row holds; `bundleTargetBytes` without a route.
  */
 export const targetBytesFor = (
-  policy: SizeInputs,
+  policy: BundlePlan.SizeInputs,
   route: Pick<Routes.Route, "options" | "bandwidthLimit" | "maxConcurrentTransfers"> | undefined
-): number => {
-  const measured = route === undefined ? undefined : Routes.bytesOf(route.options.measuredBandwidth)
-  const seconds = route === undefined ? undefined : millisOf(route.options.bundleTransferTime)
-  if (route === undefined || measured === undefined || seconds === undefined) return policy.bundleTargetBytes
-  const share = Routes.transferShare(route)
-  const rate = share === undefined ? measured : Math.min(measured, share)
-  const bytes = Math.round((rate * seconds) / 1000)
-  return Math.min(policy.bundleMaxBytes, Math.max(policy.bundleMinBytes, bytes))
-}
+): number =>
+  BundlePlan.targetBytes(policy, route === undefined ? undefined : {
+    measuredBandwidth: Routes.bytesOf(route.options.measuredBandwidth),
+    bundleTransferTime: millisOf(route.options.bundleTransferTime),
+    transferShare: Routes.transferShare(route)
+  })
 
 const millisOf = (value: unknown): number | undefined => (typeof value === "number" && value > 0 ? value : undefined)
 
@@ -109,48 +90,14 @@ const millisOf = (value: unknown): number | undefined => (typeof value === "numb
  * The size target of bundles at `site`: bundles are cut before a route is chosen, so they are
  * sized for the route they leave on when all is well, the first by priority (`targetBytesFor`).
  */
-export const targetBytes = (site: string, policy: SizeInputs) =>
+export const targetBytes = (site: string, policy: BundlePlan.SizeInputs) =>
   Effect.map(Routes.leaving(site), (routes) => targetBytesFor(policy, routes[0]))
-
-/** One bundle the plan asks for: packages of one buffer, oldest first. */
-export interface PlannedBundle {
-  readonly locationId: string
-  readonly packages: ReadonlyArray<Ids.RawDataPackageId>
-  readonly sizeBytes: number
-}
-
-/**
- * Fills bundles per buffer in waiting order up to `targetBytes` (a larger package goes alone).
- * Full bundles go now; the last, partial one only once its oldest package waited `maxWaitMs`.
- */
-export const planBundles = (packages: ReadonlyArray<Waiting>, targetBytes: number, maxWaitMs: number): ReadonlyArray<PlannedBundle> => {
-  const out: Array<PlannedBundle> = []
-  const byLocation = new Map<string, Array<Waiting>>()
-  for (const p of packages) byLocation.set(p.locationId, [...(byLocation.get(p.locationId) ?? []), p])
-  for (const [locationId, list] of byLocation) {
-    let current: Array<Waiting> = []
-    let bytes = 0
-    const close = () => {
-      out.push({ locationId, packages: current.map((p) => p.id), sizeBytes: bytes })
-      current = []
-      bytes = 0
-    }
-    for (const p of list) {
-      if (current.length > 0 && bytes + p.sizeBytes > targetBytes) close()
-      current.push(p)
-      bytes += p.sizeBytes
-      if (bytes >= targetBytes) close()
-    }
-    if (current.length > 0 && Math.max(...current.map((p) => p.waitedMs)) >= maxWaitMs) close()
-  }
-  return out
-}
 
 /**
  * Creates one planned bundle, scheduled, with its members and its two events (created, then
  * scheduled with its packages and bytes), in one statement.
  */
-const create = (site: string, b: PlannedBundle) =>
+const create = (site: string, b: BundlePlan.PlannedBundle) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const [row] = yield* sql<{ id: Ids.DataTransferPackageId }>`
@@ -200,11 +147,11 @@ export const claim = (site: string, routes?: ReadonlyArray<Routes.Route>) =>
           and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
           and d.relative_path like ${`bundles/${site}/%`}`
     ], { concurrency: 2 })
-    const claimed = planBundles(looked, target, policy.bundleMaxWait).length === 0 ? 0 : yield* sql.withTransaction(
+    const claimed = BundlePlan.planBundles(looked, target, policy.bundleMaxWait).length === 0 ? 0 : yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
         // Under the lock, read again: another planner may have claimed them meanwhile.
-        const bundles = planBundles(yield* waiting(site, buffers, archive), target, policy.bundleMaxWait)
+        const bundles = BundlePlan.planBundles(yield* waiting(site, buffers, archive), target, policy.bundleMaxWait)
         for (const b of bundles) {
           const id = yield* create(site, b)
           yield* jobs.send(queueName(site, name), { bundleId: id }, { singletonKey: id })

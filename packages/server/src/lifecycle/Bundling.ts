@@ -18,7 +18,7 @@ import * as Routes from "./Routes.js"
 import type { Stage } from "./Stage.js"
 import type { Storages } from "./Storages.js"
 
-export { name, type PlannedBundle, planBundles } from "./BundlePlanner.js"
+export { name } from "./BundlePlanner.js"
 export { fail } from "./BundleRecovery.js"
 export { UnconfirmedRead, work } from "./BundleWriter.js"
 

@@ -10,7 +10,7 @@
  * deletes it (a file already gone counts as deleted) and records DELETED, or DELETION_FAILED,
  * which the planner schedules again after a capped exponential wait.
  */
-import { Ids, type StorageDriver, Transitions } from "@ccat/core"
+import { Ids, Retention as CoreRetention, type StorageDriver, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -48,9 +48,6 @@ const jobBudgetMillis = 10 * 60_000
 
 /** The singleton key of a location's cleanup job: one queued (and one running) per location. */
 const locationKey = (locationId: string) => `location:${locationId}`
-
-/** The state a called-off copy goes back to: STAGED at a PROCESSING location, PRESENT elsewhere. */
-const keptState = (locationType: string) => (locationType === "PROCESSING" ? "STAGED" as const : "PRESENT" as const)
 
 const isConflict = (e: unknown): e is Transitions.TransitionError => e instanceof Transitions.TransitionError && e.reason === "StateConflict"
 
@@ -149,7 +146,7 @@ const decide = (site: string, copyId: Ids.PhysicalCopyId, locationType: string, 
         const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_SCHEDULED"], overThreshold, limit: 1 })
         if (still.length === 0) {
           yield* Transitions.transition({
-            entity: "PhysicalCopy", id: copyId, from: "DELETION_SCHEDULED", to: keptState(locationType), actor,
+            entity: "PhysicalCopy", id: copyId, from: "DELETION_SCHEDULED", to: CoreRetention.keptState(locationType), actor,
             details: { reason: "no longer eligible for deletion" }
           })
           return false

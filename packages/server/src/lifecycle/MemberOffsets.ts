@@ -5,14 +5,11 @@
  * time one of its files is asked for, from its manifest (the archive's first member, read by
  * range): the tar's layout is a pure function of the manifest, so nothing else has to be read.
  */
-import { type Ids, type StorageDriver, StorageError } from "@ccat/core"
+import { type Ids, PackageLayout, PackageManifest, type StorageDriver, StorageError, TarFormat } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
-import * as ArchiveWriter from "./internal/ArchiveWriter.js"
-import * as TarFormat from "./internal/TarFormat.js"
-import * as PackageManifest from "./PackageManifest.js"
 
 /** A file's place in its package's tar. */
 export interface Offsets {
@@ -24,7 +21,7 @@ export interface Offsets {
 /** The offsets of every file a package's manifest lists, as one array per column (for `unnest`). */
 export const columns = (manifest: PackageManifest.Manifest) => {
   if (manifest._tag !== "RawDataPackage") return { fileIds: [], headerOffsets: [], dataOffsets: [], sizes: [] }
-  const offsets = ArchiveWriter.memberOffsets(manifest)
+  const offsets = PackageLayout.memberOffsets(manifest)
   return {
     fileIds: manifest.files.map((f) => f.id as string),
     headerOffsets: offsets.map((o) => o.headerOffset),

@@ -14,7 +14,7 @@
  * `corruptIds` corrupt and `missingIds` missing; a `StorageError` is the location's problem
  * (retry, or fail over to the next BUFFER when Unavailable or full).
  */
-import { Checksum, Ids, RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import { Checksum, Ids, PackageLayout, PackageManifest, RelativePath, StorageDriver, StorageError } from "@ccat/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -22,7 +22,6 @@ import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import * as ArchiveWriter from "./internal/ArchiveWriter.js"
 import * as MemberVerifier from "./internal/MemberVerifier.js"
-import * as PackageManifest from "./PackageManifest.js"
 
 /**
  * Where members are read from: a location's storage service, or any function from a key to a
@@ -166,7 +165,7 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
   const whole = typeof source === "function"
     ? undefined
     : (index: number, _member: PackageManifest.Member, limit: number) => source.readAtMost(sourceKeys[index], limit)
-  const sizeHint = ArchiveWriter.archiveSize(manifest)
+  const sizeHint = PackageLayout.archiveSize(manifest)
   const write = Effect.scoped(Effect.gen(function*() {
     // Members are checked on a worker thread (see MemberVerifier), while this thread reads and
     // writes and the destination hashes the tar on another; a worker's start-up is not worth it

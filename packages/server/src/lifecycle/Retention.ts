@@ -1,6 +1,8 @@
 /**
  * When a copy may be deleted (DESIGN §4 invariant 1), as queries on the ops-db, so the cleanup
- * planner and the cleanup worker's re-check inside its transaction apply one and the same rule:
+ * planner and the cleanup worker's re-check inside its transaction apply one and the same rule
+ * (the rules that need no database, how full a location is and what a kept copy goes back to,
+ * are core's `Retention`):
  *
  * - the copy is at a SOURCE, BUFFER or PROCESSING location that has a retention row and is
  *   deletable (a location without a retention row, every archive, is never cleaned up);
@@ -15,6 +17,7 @@
  * - at a PROCESSING location, no open or unexpired StagingRequest there still covers it.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import { Retention as CoreRetention } from "@ccat/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { LifecyclePolicy } from "./Packaging.js"
@@ -130,17 +133,17 @@ export const eligible = Effect.fn("Retention.eligible")(function* (scope: Select
 })
 
 /**
- * How full a location is, as a fraction: from its configured capacity and the bytes its live
- * copies hold when it has one, else from the driver's `space()`; undefined when neither tells.
+ * How full a location is, as a fraction (`Retention.hasCapacity` in core says by which figures:
+ * its configured capacity and the bytes its live copies hold, else its driver's `space()`);
+ * undefined when neither tells.
  */
 export const usage = Effect.fn("Retention.usage")(function* (location: Sites.Location) {
-  if (location.capacityBytes !== null && location.capacityBytes > 0) {
-    return Number(yield* Sites.usedBytes(location.id)) / location.capacityBytes
+  if (CoreRetention.hasCapacity(location.capacityBytes)) {
+    return CoreRetention.fractionOfCapacity(Number(yield* Sites.usedBytes(location.id)), location.capacityBytes)
   }
   const storages = yield* Storages
   const space = yield* Effect.flatMap(storages.of(location), (s) => s.space()).pipe(Effect.option)
-  if (space._tag === "None" || space.value.totalBytes <= 0) return undefined
-  return (space.value.totalBytes - space.value.freeBytes) / space.value.totalBytes
+  return CoreRetention.fractionOfSpace(Option.getOrUndefined(space))
 })
 
 /** The locations (of a site, or one location) filled to their retention policy's threshold. */
@@ -154,8 +157,7 @@ export const overThreshold = Effect.fn("Retention.overThreshold")(function* (whe
       and (${where.locationId ?? null}::uuid is null or l.id = ${where.locationId ?? null})`
   const out: Array<string> = []
   for (const row of rows) {
-    const used = yield* usage(yield* Sites.location(row.id))
-    if (used !== undefined && used >= row.threshold) out.push(row.id)
+    if (CoreRetention.isFull(yield* usage(yield* Sites.location(row.id)), row.threshold)) out.push(row.id)
   }
   return out
 })

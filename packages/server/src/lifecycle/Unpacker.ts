@@ -13,22 +13,18 @@
  * is bad (delete it and transfer again); a `StorageError` is a location's problem. On any failure
  * the members this call wrote are deleted again, so a retry starts clean.
  */
-import { Checksum, StorageDriver, StorageError } from "@ccat/core"
+import { ArchiveReader, Checksum, PackageManifest, PackageReader, StorageDriver, StorageError } from "@ccat/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as HashOffload from "./internal/HashOffload.js"
-import * as ArchiveReader from "./internal/ArchiveReader.js"
-import * as PackageManifest from "./PackageManifest.js"
 
+/** A member the archive's bytes disagree about (the package reader's record of one). */
+export const BadMember = PackageReader.BadMember
 /** A member the archive's bytes disagree about. */
-export class BadMember extends Schema.Class<BadMember>("BadMember")({
-  id: Schema.String,
-  relativePath: Schema.String,
-  detail: Schema.String
-}) {}
+export type BadMember = PackageReader.BadMember
 
 /**
  * Why an archive could not be unpacked. Corrupt: bytes disagree with the manifest or the

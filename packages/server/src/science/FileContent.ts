@@ -10,7 +10,7 @@
  * is then read once more whole through its own storage (the rule for readers that are not an
  * audit, docs/integrity.md) and recorded CORRUPT or MISSING if it fails that too.
  */
-import { Checksum, type Ids, StorageError, type StorageDriver } from "@ccat/core"
+import { Checksum, type Ids, StorageError, type StorageDriver, TarFormat } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
@@ -18,7 +18,6 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import * as CopyFindings from "../lifecycle/CopyFindings.js"
-import * as TarFormat from "../lifecycle/internal/TarFormat.js"
 import * as MemberOffsets from "../lifecycle/MemberOffsets.js"
 import * as Sites from "../lifecycle/Sites.js"
 import { Storages } from "../lifecycle/Storages.js"

@@ -1,3 +1,4 @@
+import { BundlePlan } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -36,9 +37,9 @@ const packagesWritten = (n: number) =>
 describe("Bundling", () => {
   it("fills bundles per buffer up to the target and keeps a young partial bundle back", () => {
     const p = (id: string, sizeBytes: number, waitedMs = 0) => ({ id: id as never, sizeBytes, locationId: "b1", waitedMs })
-    const planned = Bundling.planBundles([p("a", 600), p("b", 600), p("c", 2000), p("d", 100, 10)], 1000, 1000)
+    const planned = BundlePlan.planBundles([p("a", 600), p("b", 600), p("c", 2000), p("d", 100, 10)], 1000, 1000)
     assert.deepStrictEqual(planned.map((b) => b.packages as ReadonlyArray<string>), [["a"], ["b"], ["c"]])
-    const flushed = Bundling.planBundles([p("a", 600), p("d", 100, 5000)], 1000, 1000)
+    const flushed = BundlePlan.planBundles([p("a", 600), p("d", 100, 5000)], 1000, 1000)
     assert.deepStrictEqual(flushed.map((b) => b.packages as ReadonlyArray<string>), [["a", "d"]])
   })
 

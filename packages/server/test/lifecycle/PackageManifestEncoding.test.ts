@@ -4,11 +4,10 @@
  * checks that replaced per-member schema validation, refusing what the schema refuses with an
  * Invalid PackagingError before anything is read or written.
  */
-import type { Checksum, Ids, RelativePath } from "@ccat/core"
+import { type Checksum, type Ids, PackageManifest, type RelativePath } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import * as PackageManifest from "../../src/lifecycle/PackageManifest.js"
 import * as Packager from "../../src/lifecycle/Packager.js"
 import * as DiskLocation from "./DiskLocation.js"
 import { tempDir, uuid } from "./support.js"

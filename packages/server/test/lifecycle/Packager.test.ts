@@ -3,7 +3,7 @@
  * round trip, structure, long and non-ASCII paths, empty files, corrupt and missing sources,
  * atomicity under failure and interruption, bundles, and deterministic plans and bytes.
  */
-import type { Ids } from "@ccat/core"
+import { type Ids, PackageManifest } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -11,7 +11,6 @@ import * as Fiber from "effect/Fiber"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import * as PackageManifest from "../../src/lifecycle/PackageManifest.js"
 import * as Packager from "../../src/lifecycle/Packager.js"
 import * as Unpacker from "../../src/lifecycle/Unpacker.js"
 import * as DiskLocation from "./DiskLocation.js"

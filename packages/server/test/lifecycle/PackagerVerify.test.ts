@@ -5,7 +5,7 @@
  * between filing and packaging, or while being read, are refused, the worker and this thread
  * write byte-identical archives, and nothing is left at the destination after a refusal.
  */
-import { Checksum, type Ids, type StorageDriver } from "@ccat/core"
+import { Checksum, type Ids, PackageLayout, PackageManifest, type StorageDriver } from "@ccat/core"
 import { Disk } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -15,7 +15,6 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as ArchiveWriter from "../../src/lifecycle/internal/ArchiveWriter.js"
 import * as MemberVerifier from "../../src/lifecycle/internal/MemberVerifier.js"
-import * as PackageManifest from "../../src/lifecycle/PackageManifest.js"
 import * as Packager from "../../src/lifecycle/Packager.js"
 import { type FiledFile, fileAll, gnuTar, sha256File, tempDir, uuid } from "./support.js"
 
@@ -172,7 +171,7 @@ describe("Packager: members checked on a worker thread", () => {
       const here = yield* digestOf(undefined)
       const worker = yield* Effect.scoped(Effect.flatMap(MemberVerifier.make, digestOf))
       assert.deepStrictEqual(worker, here)
-      assert.strictEqual(here.size, ArchiveWriter.archiveSize(manifest))
+      assert.strictEqual(here.size, PackageLayout.archiveSize(manifest))
       const written = yield* packOne(files, env.source, env.buffer)
       assert.strictEqual(written.checksum, yield* Effect.promise(() => sha256File(path.join(env.dirs.buffer, "pkg/p.tar"))))
       const out = path.join(env.root, "extracted")

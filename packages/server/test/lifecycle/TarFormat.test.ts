@@ -2,6 +2,7 @@
  * The tar headers we write, read back by our reader and by GNU tar: pax records for long and
  * non-ASCII names and for sizes beyond ustar's 8 GiB, which a 50 GB package or bundle needs.
  */
+import { ArchiveReader, TarFormat } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -9,8 +10,6 @@ import * as Stream from "effect/Stream"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import * as ArchiveReader from "../../src/lifecycle/internal/ArchiveReader.js"
-import * as TarFormat from "../../src/lifecycle/internal/TarFormat.js"
 import { tempDir } from "./support.js"
 
 const huge = 10 * 1024 ** 3 + 17

@@ -3,15 +3,13 @@
  * short, long and non-ASCII names (pax headers), nested folders (folder headers before a
  * member), sizes on and off the block boundary, and empty files.
  */
-import { Checksum, Ids, RelativePath } from "@ccat/core"
+import { Checksum, Ids, PackageLayout, PackageManifest, RelativePath, TarFormat } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as ArchiveWriter from "../../src/lifecycle/internal/ArchiveWriter.js"
-import * as TarFormat from "../../src/lifecycle/internal/TarFormat.js"
-import * as PackageManifest from "../../src/lifecycle/PackageManifest.js"
 
 const specs: ReadonlyArray<readonly [string, number]> = [
   ["a.dat", 1],
@@ -44,8 +42,8 @@ describe("member offsets", () => {
         body: (i) => Stream.make(new Uint8Array(bodies[i]!)),
         mtime: 1_700_000_000
       })))])
-      assert.strictEqual(tar.length, ArchiveWriter.archiveSize(manifest))
-      const offsets = ArchiveWriter.memberOffsets(manifest)
+      assert.strictEqual(tar.length, PackageLayout.archiveSize(manifest))
+      const offsets = PackageLayout.memberOffsets(manifest)
       assert.strictEqual(offsets.length, specs.length)
       offsets.forEach((o, i) => {
         assert.strictEqual(o.headerOffset % TarFormat.blockSize, 0)

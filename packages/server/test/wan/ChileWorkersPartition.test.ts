@@ -8,7 +8,7 @@
  * converges with every file packaged once, every package ARCHIVED, nothing empty, duplicated or
  * lost. Runs as root (CI does); without root it fails, it never skips.
  */
-import { Migrations } from "@ccat/core"
+import { Migrations, PackageManifest } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import { TestDatabase } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -22,7 +22,6 @@ import * as path from "node:path"
 import { cliBundle, decodeConfig, openJobs } from "../lifecycle/ChaosWorld.js"
 import { fileObservation, observatory, syncTopology, tempDir, type WrittenFile } from "../lifecycle/LifecycleWorld.js"
 import { gnuTar, sha256File } from "../lifecycle/support.js"
-import * as PackageManifest from "../../src/lifecycle/PackageManifest.js"
 import * as PgOverWan from "./PgOverWan.js"
 import * as WanWorker from "./WanWorker.js"
 import * as WanWorld from "./WanWorld.js"

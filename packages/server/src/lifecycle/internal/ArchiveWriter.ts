@@ -4,7 +4,7 @@
  * pull-based Effect Stream, so the destination's pace reaches back to the source and memory
  * stays at a few chunks whatever the archive's size.
  */
-import { Checksum, StorageError } from "@ccat/core"
+import { Checksum, PackageLayout, PackageManifest, StorageError, TarFormat } from "@ccat/core"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
@@ -17,9 +17,7 @@ import * as Stream from "effect/Stream"
 import * as ArchiveOutput from "./ArchiveOutput.js"
 import * as HashOffload from "./HashOffload.js"
 import * as MemberVerifier from "./MemberVerifier.js"
-import * as PackageManifest from "../PackageManifest.js"
 import * as SmallReads from "./SmallReads.js"
-import * as TarFormat from "./TarFormat.js"
 
 /** Why one member cannot go into an archive. */
 export type FaultKind = "Corrupt" | "Missing"
@@ -126,76 +124,6 @@ export interface ArchiveInput<E> {
   readonly verifier?: MemberVerifier.Verifier | undefined
 }
 
-const parentDirectories = (path: string): Array<string> => {
-  const parts = path.split("/")
-  const out: Array<string> = []
-  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join("/"))
-  return out
-}
-
-const memberHeaders = (member: PackageManifest.Member, seen: Set<string>, mtime: number): Array<Uint8Array> => {
-  const headers: Array<Uint8Array> = []
-  // a folder is seen only with all the folders above it: most members' folder was seen already
-  const slash = member.relativePath.lastIndexOf("/")
-  const known = slash < 0 || seen.has(member.relativePath.slice(0, slash))
-  for (const dir of known ? [] : parentDirectories(member.relativePath)) {
-    if (seen.has(dir)) continue
-    seen.add(dir)
-    headers.push(TarFormat.encodeHeader({ name: dir, type: "directory", size: 0, mode: 0o755, mtime }))
-  }
-  headers.push(TarFormat.encodeHeader({ name: member.relativePath, type: "file", size: member.sizeBytes, mode: 0o644, mtime }))
-  return headers
-}
-
-const manifestEntry = (manifest: PackageManifest.Manifest, mtime: number): Array<Uint8Array> => {
-  const bytes = PackageManifest.encode(manifest)
-  return [
-    TarFormat.encodeHeader({ name: PackageManifest.manifestName, type: "file", size: bytes.length, mode: 0o444, mtime }),
-    bytes,
-    TarFormat.padding(bytes.length)
-  ]
-}
-
-/** The exact size of the archive `archive` writes, known before a byte is read (a size hint). */
-export const archiveSize = (manifest: PackageManifest.Manifest): number => {
-  const seen = new Set<string>()
-  let size = TarFormat.blockSize * 2
-  for (const part of manifestEntry(manifest, 0)) size += part.length
-  for (const member of PackageManifest.members(manifest)) {
-    for (const h of memberHeaders(member, seen, 0)) size += h.length
-    size += member.sizeBytes + TarFormat.padding(member.sizeBytes).length
-  }
-  return size
-}
-
-/** Where one member sits in the archive `archive` writes: its own header and its first data byte. */
-export interface MemberOffset {
-  /** The member's own header (a pax header first where it has one), after any folder headers. */
-  readonly headerOffset: number
-  /** Its first data byte; the data runs for the member's recorded size. */
-  readonly dataOffset: number
-}
-
-/**
- * Each member's offsets in the archive, in manifest order, computed the way `archive` writes:
- * the layout is a pure function of the manifest, so the offsets are known without the bytes.
- */
-export const memberOffsets = (manifest: PackageManifest.Manifest): Array<MemberOffset> => {
-  const seen = new Set<string>()
-  let at = 0
-  for (const part of manifestEntry(manifest, 0)) at += part.length
-  const out: Array<MemberOffset> = []
-  for (const member of PackageManifest.members(manifest)) {
-    const headers = memberHeaders(member, seen, 0)
-    for (let i = 0; i < headers.length - 1; i++) at += headers[i].length
-    const headerOffset = at
-    at += headers[headers.length - 1].length
-    out.push({ headerOffset, dataOffset: at })
-    at += member.sizeBytes + TarFormat.padding(member.sizeBytes).length
-  }
-  return out
-}
-
 const waitFor = (p: Promise<void> | undefined): Effect.Effect<void> => p === undefined ? Effect.void : Effect.promise(() => p)
 
 /**
@@ -228,7 +156,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
       readers
     })
     const out = new ArchiveOutput.ArchiveOutput()
-    for (const part of manifestEntry(input.manifest, mtime)) out.copy(part)
+    for (const part of PackageLayout.manifestEntry(input.manifest, mtime)) out.copy(part)
     const seen = new Set<string>()
     let next = 0
     let finished = false
@@ -281,7 +209,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
         const pull = yield* Scope.extend(Stream.toPull(Stream.suspend(() => input.body(index, member))), memberScope)
         yield* waitFor(verifier.room())
         verifier.begin(index, member.checksum)
-        for (const h of memberHeaders(member, seen, mtime)) out.copy(h)
+        for (const h of PackageLayout.memberHeaders(member, seen, mtime)) out.copy(h)
         current = { index, member, pull, scope: memberScope, bytes: 0 }
         return yield* step
       })
@@ -359,7 +287,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
         for (const part of parts) bytes += part.length
         if (bytes !== member.sizeBytes) return sizeFault(index, bytes)
         verifier.whole(index, member.checksum, parts)
-        for (const h of memberHeaders(member, seen, mtime)) out.copy(h)
+        for (const h of PackageLayout.memberHeaders(member, seen, mtime)) out.copy(h)
         for (const part of parts) out.copy(part)
         out.zeros(TarFormat.padding(member.sizeBytes).length)
         memberDone()
