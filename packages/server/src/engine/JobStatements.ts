@@ -7,6 +7,7 @@
  * batch, where pg-boss and the leases took four.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 
 /** The channel a worker listens on: a queue's name is sent on it when a job of it may be ready. */
@@ -91,6 +92,41 @@ export const complete = (queue: string, worker: string, ids: ReadonlyArray<strin
       [queue, ids, worker]
     ).withoutTransform
   ).pipe(Effect.map((rows) => rows[0]?.n ?? 0), Effect.withSpan("JobStatements.complete", { attributes: { queue, jobs: ids.length } }))
+
+/** The jobs `sendFrom` enqueues: one per row of a CTE of the same statement. */
+export interface SendFrom {
+  readonly queue: string
+  /** The name of the CTE whose rows each get a job; its columns are read as `r.<column>`. */
+  readonly rows: string
+  /** The job's data, an SQL expression over `r` giving a jsonb object (`jsonb_build_object('bundleId', r.id)`). */
+  readonly data: Fragment
+  /** The job's singleton key, an SQL expression over `r` (`r.id::text`). */
+  readonly singletonKey: Fragment
+}
+
+/**
+ * The SQL that enqueues one job per row of the CTE `rows`, to be placed as a CTE of the very
+ * statement that makes the change the job follows from (`with copy as (insert ... returning
+ * id), job as (${sendFrom(...)}) select ...`): the change and its job are one statement, where a
+ * transaction with a separate send costs a site far from the ops-db four round trips. It inserts
+ * what pg-boss's own `send` inserts with only a singleton key given (the queue's retry, expiry,
+ * retention and policy), skipping a job the queue's policy already holds (on conflict do nothing,
+ * as `send` returns null then); a queue that does not exist gets no job, as with `send`, so
+ * callers make sure of it first (`JobQueue.ensureQueue`). It fires the ready trigger as a send
+ * does.
+ */
+export const sendFrom = (sql: SqlClient.SqlClient, e: SendFrom): Fragment => sql`
+  insert into pgboss.job (id, name, data, priority, start_after, singleton_key, singleton_on, dead_letter, expire_in, keep_until,
+    retry_limit, retry_delay, retry_backoff, policy)
+  select gen_random_uuid(), q.name, ${e.data}, 0, now(), ${e.singletonKey}, null, q.dead_letter,
+    case when q.expire_seconds is not null then q.expire_seconds * interval '1s' else interval '15 minutes' end,
+    now() + cast(coalesce((q.retention_minutes * 60)::text, '14 days') as interval),
+    coalesce(q.retry_limit, 2),
+    case when coalesce(q.retry_backoff, false) then greatest(q.retry_delay, 1) else coalesce(q.retry_delay, 0) end,
+    coalesce(q.retry_backoff, false), q.policy
+  from ${sql(e.rows)} r join pgboss.queue q on q.name = ${e.queue}
+  on conflict do nothing
+  returning id`
 
 /**
  * Makes every job that becomes ready (sent, retried without delay, expedited) announce its

@@ -13,6 +13,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
+import * as JobStatements from "../engine/JobStatements.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as RepairForward from "./RepairForward.js"
 import * as Sites from "./Sites.js"
@@ -94,8 +95,8 @@ export const targetBytes = (site: string, policy: BundlePlan.SizeInputs) =>
   Effect.map(Routes.leaving(site), (routes) => targetBytesFor(policy, routes[0]))
 
 /**
- * Creates one planned bundle, scheduled, with its members and its two events (created, then
- * scheduled with its packages and bytes), in one statement.
+ * Creates one planned bundle, scheduled, with its members, its two events (created, then
+ * scheduled with its packages and bytes) and its job, in one statement (the queue must exist).
  */
 const create = (site: string, b: BundlePlan.PlannedBundle) =>
   Effect.gen(function* () {
@@ -114,14 +115,15 @@ const create = (site: string, b: BundlePlan.PlannedBundle) =>
       logged as (${EventLog.appendFrom(sql, {
         kind: "DataTransferPackage", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor: `planner:${site}`,
         detailsColumn: "details"
-      })})
+      })}),
+      job as (${JobStatements.sendFrom(sql, { queue: queueName(site, name), rows: "bundle", data: sql`jsonb_build_object('bundleId', r.id)`, singletonKey: sql`r.id::text` })})
       select id from bundle`
     return row!.id
   })
 
 /**
  * Claims the site's bundles in one transaction under the site's bundling lock (each bundle's
- * packages, its scheduling and its job together), then enqueues again the jobs of bundles claimed
+ * packages, its scheduling and its job in one statement), then enqueues again the jobs of bundles claimed
  * here that a lost queue dropped. Returns how many jobs it enqueued. The waiting packages are
  * looked at first without the lock: a round with nothing to bundle opens no transaction, and its
  * reads go out together (each a round trip from a site far from the ops-db).
@@ -147,15 +149,15 @@ export const claim = (site: string, routes?: ReadonlyArray<Routes.Route>) =>
           and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
           and d.relative_path like ${`bundles/${site}/%`}`
     ], { concurrency: 2 })
-    const claimed = BundlePlan.planBundles(looked, target, policy.bundleMaxWait).length === 0 ? 0 : yield* sql.withTransaction(
+    const planned = BundlePlan.planBundles(looked, target, policy.bundleMaxWait).length > 0
+    // a bundle is created with its job in one statement, which needs the queue (made once per process)
+    if (planned) yield* jobs.ensureQueue(queueName(site, name), Routes.queues.bundle)
+    const claimed = !planned ? 0 : yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* sql`select pg_advisory_xact_lock(hashtext(${`ccat.bundle:${site}`}))`
         // Under the lock, read again: another planner may have claimed them meanwhile.
         const bundles = BundlePlan.planBundles(yield* waiting(site, buffers, archive), target, policy.bundleMaxWait)
-        for (const b of bundles) {
-          const id = yield* create(site, b)
-          yield* jobs.send(queueName(site, name), { bundleId: id }, { singletonKey: id })
-        }
+        for (const b of bundles) yield* create(site, b)
         return bundles.length
       })
     )

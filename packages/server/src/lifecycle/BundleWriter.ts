@@ -5,7 +5,7 @@
  * through its own copy: one shown bad is marked and dropped and the rest bundled again; one that
  * re-reads good leaves the bundle to be written again later.
  */
-import { Ids, type StorageDriver, Transitions } from "@ccat/core"
+import { EventLog, Ids, type StorageDriver, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -34,13 +34,15 @@ interface Member {
   readonly checksum: Packager.PackageToBundle["checksum"]
   readonly path: string
   readonly locationId: string
+  /** The buffer that holds it, read with it (no lookup of its own). */
+  readonly location: Sites.Location
 }
 
 /** The bundle's members with their copies in the site's buffers, in archive order. */
 const members = (site: string, bundleId: Ids.DataTransferPackageId) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql<Member>`
-      select p.id, p.relative_path, p.size_bytes, p.checksum, c.path, c.data_location_id as location_id
+      select p.id, p.relative_path, p.size_bytes, p.checksum, c.path, c.data_location_id as location_id, ${Sites.locationJson(sql)} as location
       from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
       join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
       join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
@@ -49,19 +51,15 @@ const members = (site: string, bundleId: Ids.DataTransferPackageId) =>
       order by p.relative_path, p.id`
   )
 
-/** Records the written bundle and enqueues its transfer, in one transaction. */
+/** Records the written bundle and enqueues its transfer, in one statement. */
 const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites.Location, written: Packager.Written) =>
   Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
     yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
     const identity = yield* ArchiveRecord.identityOf(buffer, written.key)
-    yield* sql.withTransaction(
-      Effect.gen(function* () {
-        yield* ArchiveRecord.record({ kind: "DataTransferPackage", id: bundleId }, buffer, written, identity)
-        yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
-      })
-    )
+    yield* ArchiveRecord.record({ kind: "DataTransferPackage", id: bundleId }, buffer, written, identity, {
+      queue: queueName(site, transferQueue), data: { bundleId }, singletonKey: bundleId
+    })
   })
 
 /**
@@ -151,17 +149,29 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
   const storages = yield* Storages
-  const rows = yield* sql<{ status: string; relativePath: string; hasCopy: boolean }>`
-    select status::text as status, relative_path,
-      exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED')) as has_copy
-    from data_transfer_package d where id = ${bundleId}`
+  // The bundle read and, when scheduled, moved to in_progress with its event, in one statement.
+  const rows = yield* sql<{ status: string; relativePath: string; hasCopy: boolean; moved: boolean }>`
+    with dtp as (
+      select d.id, d.status::text as status, d.relative_path,
+        exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED')) as has_copy
+      from data_transfer_package d where d.id = ${bundleId}),
+    moved as (
+      update data_transfer_package d set status = 'in_progress', updated_at = now()
+      from dtp where d.id = dtp.id and dtp.status = 'scheduled' and d.status = 'scheduled'
+      returning d.id),
+    logged as (${EventLog.appendFrom(sql, { kind: "DataTransferPackage", rows: "moved", from: "scheduled", to: "in_progress", actor: `worker:${site}` })})
+    select status, relative_path, has_copy, exists (select 1 from moved) as moved from dtp`
   if (rows.length === 0) return yield* Effect.logWarning(`bundle ${bundleId} does not exist; job dropped`)
   const dtp = rows[0]
+  if (dtp.status === "scheduled" && !dtp.moved) {
+    const [now] = yield* sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${bundleId}`
+    return yield* new Transitions.TransitionError({
+      reason: now === undefined ? "NotFound" : "StateConflict", entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress",
+      ...(now === undefined ? {} : { actual: now.status })
+    })
+  }
   if (dtp.hasCopy) {
     // Written already (a retry after the commit, or an operator's retry of the bundle): make sure its transfer is queued.
-    if (dtp.status === "scheduled") {
-      yield* Transitions.transition({ entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
-    }
     if (dtp.status === "scheduled" || dtp.status === "in_progress") {
       yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
       yield* jobs.send(queueName(site, transferQueue), { bundleId }, { singletonKey: bundleId })
@@ -170,21 +180,19 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
   }
   if (dtp.status !== "scheduled" && dtp.status !== "in_progress") return
   // Independent steps go out together: each is a round trip from a site far from the ops-db.
-  const [, , list] = yield* Effect.all([
-    dtp.status === "scheduled"
-      ? Transitions.transition({ entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress", actor: `worker:${site}` })
-      : Effect.void,
+  const [, list, buffersHere] = yield* Effect.all([
     deleteSetAside(site, bundleId),
-    members(site, bundleId)
+    members(site, bundleId),
+    Sites.locationsOf(site, "BUFFER")
   ], { concurrency: 3 })
   if (list.length === 0) return yield* Effect.dieMessage(`bundle ${bundleId} has no member in a buffer at ${site}`)
   const sources = new Map<string, StorageDriver.Service>()
-  for (const m of list) if (!sources.has(m.locationId)) sources.set(m.locationId, yield* storages.of(yield* Sites.storageOf(m.locationId)))
-  const first = yield* Sites.storageOf(list[0].locationId)
+  for (const m of list) if (!sources.has(m.locationId)) sources.set(m.locationId, yield* storages.of(m.location))
+  const first = list[0].location
   const estimate = list.reduce((n, m) => n + m.sizeBytes + 1536, 1024 * 1024)
   return yield* BufferWrite.toFirst(
     `bundle ${bundleId}`,
-    yield* BufferWrite.withRoom(site, estimate, first),
+    yield* BufferWrite.withRoomAmong(buffersHere, estimate, first),
     (buffer) =>
       Effect.flatMap(storages.of(buffer), (destination) =>
         Packager.bundle({

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
+import * as JobStatements from "../engine/JobStatements.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
 import * as BufferWrite from "./BufferWrite.js"
 import * as PackageJob from "./PackageJob.js"
@@ -28,6 +29,9 @@ export class LifecyclePolicy extends Context.Tag("@ccat/server/LifecyclePolicy")
 export const name = "package"
 
 const Job = Schema.Struct({ packageId: Ids.RawDataPackageId })
+
+/** The packaging queue: one job per package, retried with backoff, a job may run six hours. */
+const queue = { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 6 * 3600 } as const
 
 type FileRow = PackageJob.FileRow
 
@@ -48,42 +52,43 @@ const readyFiles = (site: string, limit: number) =>
   )
 
 /**
- * Claims the planned files for a new package and enqueues its job, all in one transaction: the
- * package, scheduled, with its two events (created, scheduled) and the claim of its files are one
- * statement, so a site far from the ops-db pays four round trips per package.
+ * Claims the planned files for a new package and enqueues its job, in one statement (one round
+ * trip for a site far from the ops-db): the files are locked and checked first, and only when
+ * every one is still unclaimed are the package (scheduled, with its two events: created,
+ * scheduled), the claim of its files and its job written. Another planner that claimed some of
+ * them meanwhile wins: nothing is written here and that one packages them.
  */
 const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager.FileToPlan>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const jobs = yield* JobQueue
-    return yield* sql.withTransaction(
-      Effect.gen(function* () {
-        const ids = planned.files.map((f) => f.id)
-        // The plan's name is a digest of the files: a re-plan of the same files gets the same path.
-        // A processed product's package is kept under the product, apart from raw data.
-        const folder = planned.dataProductId == null ? `${planned.executedObsUnitId}/${planned.instrumentModuleId}` : `products/${planned.dataProductId}`
-        const relativePath = `${folder}/${planned.name}-${randomUUID().slice(0, 8)}.tar`
-        const [row] = yield* sql<{ id: Ids.RawDataPackageId; claimed: number }>`
-          with pkg as (
-            insert into raw_data_package (executed_obs_unit_id, instrument_module_id, relative_path, status, data_product_id)
-            values (${planned.executedObsUnitId}, ${planned.instrumentModuleId}, ${relativePath}, 'scheduled', ${planned.dataProductId ?? null})
-            returning id),
-          steps as (
-            select p.id, s.from_state, s.to_state from pkg p
-            cross join (values (1, null::text, 'pending'), (2, 'pending', 'scheduled')) as s(n, from_state, to_state)
-            order by s.n),
-          logged as (${EventLog.appendFrom(sql, { kind: "RawDataPackage", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor: `planner:${site}` })}),
-          claimed as (
-            update raw_data_file set raw_data_package_id = (select id from pkg), updated_at = now()
-            where id in ${sql.in(ids)} and state = 'filed' and raw_data_package_id is null
-            returning id)
-          select (select id from pkg) as id, (select count(*)::int from claimed) as claimed`
-        // Another planner claimed some of them meanwhile: leave it all to that one.
-        if (row!.claimed !== ids.length) return yield* Effect.fail("lost-race" as const)
-        yield* jobs.send(queueName(site, name), { packageId: row!.id }, { singletonKey: row!.id })
-        return 1
-      })
-    ).pipe(Effect.catchIf((e) => e === "lost-race", () => Effect.succeed(0)))
+    const ids = planned.files.map((f) => f.id)
+    // The plan's name is a digest of the files: a re-plan of the same files gets the same path.
+    // A processed product's package is kept under the product, apart from raw data.
+    const folder = planned.dataProductId == null ? `${planned.executedObsUnitId}/${planned.instrumentModuleId}` : `products/${planned.dataProductId}`
+    const relativePath = `${folder}/${planned.name}-${randomUUID().slice(0, 8)}.tar`
+    const [row] = yield* sql<{ id: Ids.RawDataPackageId | null }>`
+      with free as (
+        select id from raw_data_file
+        where id in ${sql.in(ids)} and state = 'filed' and raw_data_package_id is null
+        for update),
+      ready as (select count(*) = ${ids.length} as ok from free),
+      pkg as (
+        insert into raw_data_package (executed_obs_unit_id, instrument_module_id, relative_path, status, data_product_id)
+        select ${planned.executedObsUnitId}, ${planned.instrumentModuleId}, ${relativePath}, 'scheduled', ${planned.dataProductId ?? null}::uuid
+        from ready where ready.ok
+        returning id),
+      steps as (
+        select p.id, s.from_state, s.to_state from pkg p
+        cross join (values (1, null::text, 'pending'), (2, 'pending', 'scheduled')) as s(n, from_state, to_state)
+        order by s.n),
+      logged as (${EventLog.appendFrom(sql, { kind: "RawDataPackage", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor: `planner:${site}` })}),
+      claimed as (
+        update raw_data_file set raw_data_package_id = (select id from pkg), updated_at = now()
+        where id in (select id from free) and exists (select 1 from pkg)
+        returning id),
+      job as (${JobStatements.sendFrom(sql, { queue: queueName(site, name), rows: "pkg", data: sql`jsonb_build_object('packageId', r.id)`, singletonKey: sql`r.id::text` })})
+      select (select id from pkg) as id`
+    return row === undefined || row.id === null ? 0 : 1
   })
 
 /**
@@ -132,6 +137,8 @@ export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
   // written for a while, or at once when the queue holds no job of theirs at all (a restored
   // ops-db, a wiped queue). A package claimed now commits with its job, so it is never among them.
   const planned = [...bySource.values()].flatMap((group) => Packager.plan(group, { maxPackageBytes: policy.maxPackageBytes }))
+  // a claim enqueues its job in its own statement, which needs the queue (made once per process)
+  if (planned.length > 0) yield* jobs.ensureQueue(queueName(site, name), queue)
   const [claimed, stale] = yield* Effect.all([
     Effect.forEach(planned, (p) => claim(site, p), { concurrency: 4 }),
     sql<{ id: Ids.RawDataPackageId }>`
@@ -275,6 +282,6 @@ export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecycleP
   name,
   plan,
   work,
-  queue: { policy: "stately", retryLimit: 20, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 6 * 3600 },
+  queue,
   concurrency: 2
 }

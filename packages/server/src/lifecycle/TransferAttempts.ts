@@ -12,6 +12,7 @@ import { type Checksum, EventLog, Ids, type TransferAdapter, type TransferError,
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { expedite, JobQueue } from "../engine/JobQueue.js"
+import * as JobStatements from "../engine/JobStatements.js"
 import * as Bundling from "./Bundling.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
@@ -234,39 +235,37 @@ export const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTrans
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
     yield* jobs.ensureQueue(queueName(route.nextHop, arrivalQueue), Routes.queues.arrive)
-    yield* sql.withTransaction(
-      Effect.gen(function* () {
-        const actor = `worker:${site}`
-        // The attempt completed and the bundle's copy at the destination, each with its event, in
-        // one statement. The adapter compared our checksum at the destination (verified); arrival
-        // checks it again before unpacking.
-        const done = yield* sql<{ id: string }>`
-          with moved as (
-            update data_transfer set status = 'completed', updated_at = now(), bytes_transferred = ${result.bytes},
-              duration_ms = ${Math.round(result.durationMs)}, throughput_bytes_per_second = ${result.throughput}, finished_at = now()
-            where id = ${attemptId} and status = 'in_progress'
-            returning id),
-          completed as (${EventLog.appendFrom(sql, { kind: "DataTransfer", rows: "moved", from: "in_progress", to: "completed", actor })}),
-          copy as (
-            insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
-            select ${bundle.id}::uuid, ${to.id}::uuid, ${bundle.relativePath}::text, ${result.bytes}::bigint, ${result.checksum ?? bundle.checksum!}::text,
-                   'PRESENT'::physical_copy_status, ${result.verified ? sql`now()` : sql`null::timestamptz`}
-            from moved
-            returning id, status),
-          created as (${EventLog.appendFrom(sql, {
-            kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor, details: { action: "delivered", bundleId: bundle.id, attemptId }
-          })})
-          select id from moved`
-        if (done.length === 0) {
-          const [found] = yield* sql<{ status: string }>`select status::text as status from data_transfer where id = ${attemptId}`
-          return yield* new Transitions.TransitionError({
-            reason: found === undefined ? "NotFound" : "StateConflict", entity: "DataTransfer", id: attemptId, from: "in_progress", to: "completed",
-            ...(found === undefined ? {} : { actual: found.status })
-          })
-        }
-        yield* jobs.send(queueName(route.nextHop, arrivalQueue), { bundleId: bundle.id }, { singletonKey: bundle.id })
+    const actor = `worker:${site}`
+    // The attempt completed, the bundle's copy at the destination, each with its event, and
+    // the arrival's job, in one statement. The adapter compared our checksum at the
+    // destination (verified); arrival checks it again before unpacking.
+    const done = yield* sql<{ id: string }>`
+      with moved as (
+        update data_transfer set status = 'completed', updated_at = now(), bytes_transferred = ${result.bytes},
+          duration_ms = ${Math.round(result.durationMs)}, throughput_bytes_per_second = ${result.throughput}, finished_at = now()
+        where id = ${attemptId} and status = 'in_progress'
+        returning id),
+      completed as (${EventLog.appendFrom(sql, { kind: "DataTransfer", rows: "moved", from: "in_progress", to: "completed", actor })}),
+      copy as (
+        insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
+        select ${bundle.id}::uuid, ${to.id}::uuid, ${bundle.relativePath}::text, ${result.bytes}::bigint, ${result.checksum ?? bundle.checksum!}::text,
+               'PRESENT'::physical_copy_status, ${result.verified ? sql`now()` : sql`null::timestamptz`}
+        from moved
+        returning id, status),
+      created as (${EventLog.appendFrom(sql, {
+        kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor, details: { action: "delivered", bundleId: bundle.id, attemptId }
+      })}),
+      job as (${JobStatements.sendFrom(sql, {
+        queue: queueName(route.nextHop, arrivalQueue), rows: "moved", data: sql`jsonb_build_object('bundleId', ${bundle.id}::text)`, singletonKey: sql`${bundle.id}::text`
+      })})
+      select id from moved`
+    if (done.length === 0) {
+      const [found] = yield* sql<{ status: string }>`select status::text as status from data_transfer where id = ${attemptId}`
+      return yield* new Transitions.TransitionError({
+        reason: found === undefined ? "NotFound" : "StateConflict", entity: "DataTransfer", id: attemptId, from: "in_progress", to: "completed",
+        ...(found === undefined ? {} : { actual: found.status })
       })
-    )
+    }
     yield* Effect.logInfo(`bundle ${bundle.id} delivered to ${to.name}: ${result.bytes} bytes in ${Math.round(result.durationMs)} ms`)
   })
 

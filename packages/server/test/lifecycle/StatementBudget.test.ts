@@ -73,27 +73,42 @@ describe("Chile-side statement budgets", () => {
       const run = <A, E, R>(what: string, budget: number, effect: Effect.Effect<A, E, R>) =>
         Effect.tap(counted(effect), ([, count]) => Effect.sync(() => within(what, count, budget)))
 
-      // Packaging: the planner claims the package (its row, events and files in one statement).
-      const [claimed] = yield* run("the packaging planner", 7, Packaging.plan("chile"))
+      // Packaging: the planner claims the package (its row, events, files and job in one statement).
+      const [claimed] = yield* run("the packaging planner", 4, Packaging.plan("chile"))
       assert.strictEqual(claimed, 1)
       const [pkg] = yield* sql<{ id: string }>`select id from raw_data_package`
+      // the job the claim enqueued is pg-boss's own, as its send makes it: the queue's retries, expiry and policy
+      const queued = yield* sql<{ packageId: string; singletonKey: string; retryLimit: number; retryBackoff: boolean; expire: number; policy: string; state: string }>`
+        select j.data->>'packageId' as package_id, j.singleton_key, j.retry_limit, j.retry_backoff,
+          extract(epoch from j.expire_in)::int as expire, j.policy, j.state::text as state
+        from pgboss.job j where j.name = ${queueName("chile", Packaging.name)}`
+      assert.deepStrictEqual(queued, [{ packageId: pkg!.id, singletonKey: pkg!.id, retryLimit: 20, retryBackoff: true, expire: 6 * 3600, policy: "stately", state: "created" }])
       yield* run("a packaging job", 3, Packaging.work("chile", { packageId: pkg!.id }))
 
       // Bundling: the planner's round (recoveries probed in one statement), then the bundle's job.
-      const [bundled] = yield* run("the bundling planner", 11, Bundling.plan("chile"))
+      const [bundled] = yield* run("the bundling planner", 10, Bundling.plan("chile"))
       assert.strictEqual(bundled, 1)
       const [bundle] = yield* sql<{ id: string }>`select id from data_transfer_package`
-      yield* run("a bundling job", 10, Bundling.work("chile", { bundleId: bundle!.id }))
+      yield* run("a bundling job", 5, Bundling.work("chile", { bundleId: bundle!.id }))
       // A round with nothing to do opens no transaction.
       const [idle] = yield* run("an idle bundling planner", 5, Bundling.plan("chile"))
       assert.strictEqual(idle, 0)
 
       // Sending: one attempt, delivered.
-      yield* run("a transfer job", 16, Transfer.work("chile", { bundleId: bundle!.id }))
+      yield* run("a transfer job", 13, Transfer.work("chile", { bundleId: bundle!.id }))
       const delivered = yield* sql<{ n: number }>`
         select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
         where c.data_transfer_package_id = ${bundle!.id} and l.name = 'cologne-buffer' and c.status = 'PRESENT'`
       assert.strictEqual(delivered[0]!.n, 1)
+      // Each step enqueued the next one's job in the statement that recorded it.
+      const next = yield* sql<{ name: string; key: string }>`
+        select name, coalesce(data->>'packageId', data->>'bundleId') as key from pgboss.job order by created_on, name`
+      assert.deepStrictEqual(next.map((j) => [j.name, j.key]), [
+        [queueName("chile", Packaging.name), pkg!.id],
+        [queueName("chile", Bundling.name), bundle!.id],
+        [queueName("chile", Transfer.name), bundle!.id],
+        [queueName("cologne", "arrive"), bundle!.id]
+      ])
 
       // The steps one statement makes still read one after the other in the event log.
       const history = (kind: string, id: string) =>
