@@ -311,6 +311,22 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
     })
   )
 
+  it.effect("data products (science/DataProducts.test.ts files and archives them)", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const scientist = yield* Harness.client(yield* Harness.tokenFor({ role: "scientist", programIds: [world.program.id] }))
+      const payload = {
+        id: randomUUID(), name: `map ${randomUUID()}`, pipeline: "mapmaker", pipelineVersion: "1.0", calibLevel: 2 as const, dataproductType: "image" as const,
+        location: world.archive.name, inputs: [{ observationId: randomUUID() }], files: [{ id: randomUUID(), relativePath: "map.fits", sizeBytes: 1, checksum: Fixtures.checksum() }]
+      }
+      const wrongLocation = yield* Effect.either(scientist.dataProducts.file({ payload }))
+      expect(Either.isLeft(wrongLocation) && wrongLocation.left._tag === "Unprocessable" && wrongLocation.left.message).toContain("PROCESSING")
+      const unknown = yield* Effect.either(scientist.dataProducts.get({ path: { id: payload.id } }))
+      expect(Either.isLeft(unknown) && unknown.left._tag).toBe("NotFound")
+      mark("dataProducts.file", "dataProducts.get")
+    })
+  )
+
   it.effect("each endpoint of the contract was called above", () =>
     Effect.sync(() => {
       const all = Object.values(Api.Api.groups).flatMap((g) => Object.keys(g.endpoints).map((e) => `${g.identifier}.${e}`))
