@@ -8,6 +8,7 @@
  * anonymous caller see nothing of it until the program's proprietary period ends. Bad input
  * (unknown or invisible inputs, a bad calib_level, a name or id reused with other content,
  * inputs of two programs, a path already filed) is refused with a clear error and changes nothing.
+ * Cleanup then deletes the product's files at PROCESSING, as it deletes an instrument's at SOURCE.
  */
 import { Checksum, type DataProductsApi } from "@ccat/core"
 import { createClient } from "@ccat/client"
@@ -20,6 +21,7 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import * as ObsCorePublisher from "../../src/ObsCorePublisher.js"
 import { counts, tokenFor } from "../ApiHarness.js"
@@ -212,6 +214,25 @@ describe("Processed results back into the archive", () => {
         const own = yield* links(w.base, mosaic.publisherDid, w.scientist)
         assert.deepStrictEqual(own.filter((r) => r.semantics === "#progenitor").map((r) => decodeURIComponent(r.access_url!.split("ID=")[1]!)), [mosaic.publisherDid.replace(mosaic.id, w.product.id)])
         yield* Effect.promise(() => Promise.all([ccat.close(), byAdmin.close()]))
+      }), 60_000)
+
+    it.effect("cleanup deletes an archived product's files at PROCESSING, as it deletes an instrument's at SOURCE; the archive keeps it", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const sql = yield* SqlClient.SqlClient
+        const copies = sql<{ status: string }>`
+          select c.status::text as status from physical_copy c join raw_data_file f on f.id = c.raw_data_file_id
+          where f.data_product_id = ${w.product.id} and c.data_location_id = f.source_location_id`
+        yield* runSitesUntil([["cologne", [Cleanup.stage]]], Effect.map(copies, (rows) => rows.length === 2 && rows.every((r) => r.status === "DELETED")), 60_000)
+          .pipe(Effect.provide(policyLayer(topologyFrom(dir))))
+        for (const f of w.product.files) {
+          const gone = yield* Effect.promise(() => fs.access(path.join(w.processingRoot, f.relativePath)).then(() => false, () => true))
+          assert.isTrue(gone, f.relativePath)
+        }
+        const [archive] = yield* sql<{ n: number }>`
+          select count(*)::int as n from physical_copy c join raw_data_package p on p.id = c.raw_data_package_id join data_location l on l.id = c.data_location_id
+          where p.data_product_id = ${w.product.id} and l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT'`
+        assert.strictEqual(archive!.n, 1)
       }), 60_000)
   })
 })
