@@ -24,14 +24,28 @@ export type Caller =
 export class InvalidToken extends Data.TaggedError("InvalidToken")<{ readonly message: string }> {}
 
 /**
- * The caller: anonymous without an Authorization header, else the account its bearer token names
+ * The token an Authorization header carries: `Bearer <token>`, or HTTP Basic with the token as
+ * the password (any user name), for clients such as TOPCAT and STILTS that can only answer a
+ * Basic challenge; "" for anything else, which no token matches.
+ */
+export const tokenOf = (header: string): string => {
+  const [scheme = "", credentials = ""] = header.trim().split(/\s+/, 2)
+  if (scheme.toLowerCase() === "bearer") return credentials
+  if (scheme.toLowerCase() !== "basic") return ""
+  const decoded = Buffer.from(credentials, "base64").toString("utf8")
+  const colon = decoded.indexOf(":")
+  return colon < 0 ? "" : decoded.slice(colon + 1).trim()
+}
+
+/**
+ * The caller: anonymous without an Authorization header, else the account its token names
  * (the science endpoints and TAP alike).
  */
 export const caller = Effect.gen(function* () {
   const request = yield* HttpServerRequest.HttpServerRequest
   const header = request.headers.authorization
   if (header === undefined || header.trim() === "") return { kind: "anonymous" } as Caller
-  const token = header.toLowerCase().startsWith("bearer ") ? header.slice(7).trim() : ""
+  const token = tokenOf(header)
   const principal = yield* authenticate(token).pipe(
     Effect.mapError((e) => new InvalidToken({ message: `${e.message} (or send no Authorization header for public data only)` }))
   )

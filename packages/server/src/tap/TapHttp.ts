@@ -2,7 +2,8 @@
  * The TAP 1.1 service at `/tap`: synchronous queries at `/tap/sync` (GET or POST), asynchronous
  * UWS jobs at `/tap/async`, and the VOSI endpoints `/tap/availability`, `/tap/capabilities`
  * and `/tap/tables`. Anonymous callers query public data; a bearer token widens what its
- * account may see. Mounted beside the API on its router, outside the JSON contract, because
+ * account may see. The same service at `/tap/auth` asks for credentials with an HTTP Basic
+ * challenge, for clients that send a token only when asked (TOPCAT, STILTS). Mounted beside the API on its router, outside the JSON contract, because
  * TAP's parameters, redirects and XML documents are the IVOA's, not the API's.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
@@ -50,15 +51,26 @@ export const layerWith = (options: { readonly limits?: TapQuery.TapLimits; reado
       const availability = Effect.gen(function* () {
         const up = yield* sql`select 1`.pipe(Effect.timeout("5 seconds"), Effect.isSuccess)
         return TapRequest.xml(Vosi.availability(up, up ? "the service accepts queries" : "the ops-db does not answer; queries fail until it does"))
-      }).pipe(provided)
+      })
 
-      yield* router.get(TapRequest.basePath, Effect.map(TapRequest.baseUrl, (base) => HttpServerResponse.html(landing(base))).pipe(provided))
-      yield* router.get(`${TapRequest.basePath}/sync`, sync)
-      yield* router.post(`${TapRequest.basePath}/sync`, sync)
-      yield* router.get(`${TapRequest.basePath}/availability`, availability)
-      yield* router.get(`${TapRequest.basePath}/capabilities`, Effect.map(TapRequest.baseUrl, (base) => TapRequest.xml(Vosi.capabilities(base, limits, jobs.limits.retention))).pipe(provided))
-      yield* router.get(`${TapRequest.basePath}/tables`, Effect.sync(() => TapRequest.xml(Vosi.tableset())).pipe(provided))
-      yield* UwsHttp.routes(router as unknown as HttpRouter.HttpRouter.Service<never, never>, jobs, provided)
+      const capabilities = Effect.map(TapRequest.baseUrl, (base) => TapRequest.xml(Vosi.capabilities(base, limits, jobs.limits.retention)))
+      const tables = Effect.sync(() => TapRequest.xml(Vosi.tableset()))
+      const home = Effect.map(TapRequest.baseUrl, (base) => HttpServerResponse.html(landing(base)))
+      for (const mount of TapRequest.mounts) {
+        // On the credentials-required mount even the documents ask, so a client answers the
+        // challenge at its first request and keeps sending its credentials.
+        const guarded = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>) =>
+          mount === TapRequest.basePath
+            ? provided(effect)
+            : provided(TapRequest.caller.pipe(Effect.matchEffect({ onFailure: (e) => Effect.succeed(TapRequest.errorDocument(e)), onSuccess: () => effect })))
+        yield* router.get(mount, guarded(home))
+        yield* router.get(`${mount}/sync`, sync)
+        yield* router.post(`${mount}/sync`, sync)
+        yield* router.get(`${mount}/availability`, guarded(availability))
+        yield* router.get(`${mount}/capabilities`, guarded(capabilities))
+        yield* router.get(`${mount}/tables`, guarded(tables))
+        yield* UwsHttp.routes(router as unknown as HttpRouter.HttpRouter.Service<never, never>, jobs, provided, mount)
+      }
     })
   )
 

@@ -15,7 +15,6 @@ import * as UwsJobs from "./UwsJobs.js"
 import * as UwsXml from "./UwsXml.js"
 import * as Votable from "./Votable.js"
 
-const asyncPath = `${TapRequest.basePath}/async`
 // Parameters of UWS itself, not of the query: they act on the job and are not stored with it.
 const control = new Set(["phase", "action", "executionduration", "destruction", "wait"])
 const text = (body: string) => HttpServerResponse.text(body, { contentType: "text/plain; charset=utf-8" })
@@ -24,9 +23,10 @@ const badRequest = (message: string) => HttpServerResponse.text(`${message}\n`, 
 
 type Provide = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, never>
 
-/** Registers the async routes on the router. */
-export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs: UwsJobs.UwsJobs, provided: Provide) =>
+/** Registers the async routes of the service mounted at `mount` on the router. */
+export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs: UwsJobs.UwsJobs, provided: Provide, mount: `/${string}` = TapRequest.basePath) =>
   Effect.gen(function* () {
+    const asyncPath = `${mount}/async` as const
     // Resolves the caller and the job, then runs the handler; refusals become TAP error answers.
     const withJob = (handler: (job: UwsJobs.Job, ctx: { readonly params: Map<string, string>; readonly jobUrl: string; readonly asyncUrl: string }) => Effect.Effect<HttpServerResponse.HttpServerResponse, AdqlError, any>) =>
       Effect.gen(function* () {

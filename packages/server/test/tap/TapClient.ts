@@ -10,11 +10,18 @@ export interface Answer {
   readonly status: number
   readonly contentType: string
   readonly location: string | null
+  readonly challenge: string | null
   readonly text: string
 }
 
-/** Sends a request; `form` goes as an urlencoded body (POST) or as the query string (GET). */
-export const request = (path: string, init: { readonly method?: string; readonly token?: string; readonly form?: Record<string, string> } = {}) =>
+/** HTTP Basic credentials, as TOPCAT and STILTS send them when challenged: the token is the password. */
+export const basic = (token: string, user = "token") => `Basic ${Buffer.from(`${user}:${token}`).toString("base64")}`
+
+/**
+ * Sends a request; `form` goes as an urlencoded body (POST) or as the query string (GET); a
+ * token goes as a bearer token, `authorization` as the header itself.
+ */
+export const request = (path: string, init: { readonly method?: string; readonly token?: string; readonly authorization?: string; readonly form?: Record<string, string> } = {}) =>
   Effect.gen(function* () {
     const base = yield* Harness.BaseUrl
     const method = init.method ?? (init.form === undefined ? "GET" : "POST")
@@ -23,10 +30,10 @@ export const request = (path: string, init: { readonly method?: string; readonly
       const response = await fetch(`${base}${path}${query}`, {
         method,
         redirect: "manual",
-        headers: init.token === undefined ? {} : { authorization: `Bearer ${init.token}` },
+        headers: init.authorization !== undefined ? { authorization: init.authorization } : init.token === undefined ? {} : { authorization: `Bearer ${init.token}` },
         ...(method !== "GET" && init.form !== undefined ? { body: new URLSearchParams(init.form) } : {})
       })
-      return { status: response.status, contentType: response.headers.get("content-type") ?? "", location: response.headers.get("location"), text: await response.text() }
+      return { status: response.status, contentType: response.headers.get("content-type") ?? "", location: response.headers.get("location"), challenge: response.headers.get("www-authenticate"), text: await response.text() }
     })
   })
 

@@ -3,7 +3,8 @@
  * what its token may see (anonymous the public program, a scientist also its granted one,
  * operators everything), the query forms astronomers send (cones, DISTANCE, time ranges,
  * instruments, TOP, MAXREC, COUNT per instrument, CSV), the VOSI documents and TAP_SCHEMA
- * (generated from ObsCore.ts, hidden columns absent), and attacks answered with a VOTable error
+ * (generated from ObsCore.ts, hidden columns absent), the credentials-required mount `/tap/auth`
+ * (HTTP Basic, for TOPCAT and STILTS), and attacks answered with a VOTable error
  * document that changes nothing.
  */
 import { it } from "@effect/vitest"
@@ -111,6 +112,39 @@ it.layer(Harness.layer(), { timeout: 120_000 })("TAP service", (it) => {
       expect(Tap.rows(columns.text).find((r) => r[0] === "s_ra")).toEqual(["s_ra", "deg", "pos.eq.ra"])
       const schemaTables = yield* Tap.query(`SELECT table_name FROM "TAP_SCHEMA"."tables" ORDER BY table_index`)
       expect(Tap.rows(schemaTables.text).map((r) => r[0])).toEqual(["ivoa.obscore", "TAP_SCHEMA.schemas", "TAP_SCHEMA.tables", "TAP_SCHEMA.columns", "TAP_SCHEMA.keys", "TAP_SCHEMA.key_columns"])
+    }))
+
+  it.effect("/tap/auth asks for credentials with a Basic challenge and takes the token as Basic's password, for TOPCAT and STILTS", () =>
+    Effect.gen(function* () {
+      const form = { LANG: "ADQL", QUERY: "SELECT obs_id FROM ivoa.obscore ORDER BY t_min", RESPONSEFORMAT: "csv" }
+      for (const path of ["/tap/auth", "/tap/auth/capabilities", "/tap/auth/tables", "/tap/auth/availability", "/tap/auth/sync", "/tap/auth/async"]) {
+        const asked = yield* Tap.request(path, path.endsWith("sync") ? { form } : {})
+        expect([path, asked.status, asked.challenge]).toEqual([path, 401, 'Basic realm="CCAT archive", charset="UTF-8"'])
+        expect(Tap.errorMessage(asked.text)).toMatch(/log in with any user name and your CCAT API token as the password/)
+      }
+      const seen = (authorization: string, path = "/tap/auth/sync") => Effect.map(Tap.request(path, { authorization, form }), (a) => ({ status: a.status, challenge: a.challenge, ids: [...new Set(ids(a.text))] }))
+      const granted = [world.open.observationId, world.embargoed.observationId]
+      expect(yield* seen(Tap.basic(tokens.scientist))).toEqual({ status: 200, challenge: null, ids: granted })
+      expect(yield* seen(Tap.basic(tokens.scientist, ""))).toMatchObject({ ids: granted })
+      expect(yield* seen(`Bearer ${tokens.scientist}`)).toMatchObject({ ids: granted })
+      // Basic works on /tap too (a client that sends it unasked); the anonymous mount never asks.
+      expect(yield* seen(Tap.basic(tokens.scientist), "/tap/sync")).toMatchObject({ ids: granted })
+      expect((yield* Tap.request("/tap/sync", { form })).challenge).toBeNull()
+      // A wrong password, no password, garbage: refused, asked again (TOPCAT prompts anew), never anonymous.
+      for (const authorization of [Tap.basic("ccat_nope_nope"), Tap.basic(""), "Basic !!!", `Basic ${Buffer.from("token-without-colon").toString("base64")}`, "Digest x"]) {
+        expect(yield* seen(authorization)).toEqual({ status: 401, challenge: 'Basic realm="CCAT archive", charset="UTF-8"', ids: [] })
+      }
+      expect((yield* Tap.request("/tap/sync", { authorization: Tap.basic("ccat_nope_nope"), form })).status).toBe(401)
+      // The mount's documents and jobs point back into it, so a client keeps its credentials.
+      const capabilities = yield* Tap.request("/tap/auth/capabilities", { authorization: Tap.basic(tokens.scientist) })
+      expect(capabilities.text).toMatch(/<accessURL use="base">http:\/\/[^<]+\/tap\/auth<\/accessURL>/)
+      const created = yield* Tap.request("/tap/auth/async", { authorization: Tap.basic(tokens.scientist), form: { ...form, PHASE: "RUN" } })
+      expect(created.status).toBe(303)
+      const job = new URL(created.location!).pathname
+      expect(job).toMatch(/^\/tap\/auth\/async\/[^/]+$/)
+      expect((yield* Tap.request(job)).status).toBe(401)
+      const jobId = job.split("/").pop()!
+      expect(yield* Tap.request(`/tap/async/${jobId}/phase`, { token: tokens.scientist })).toMatchObject({ status: 200 })
     }))
 
   it.effect("refuses what it does not support and every escape, with an error document that changes nothing", () =>
