@@ -6,15 +6,17 @@
  * archive object rotted at rest fails the read (nothing complete and wrong is served) and the
  * copy is found CORRUPT.
  */
-import { ObsCore } from "@ccat/core"
+import { ObsCore, Repositories } from "@ccat/core"
 import { FileDownload, createClient } from "@ccat/client"
 import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import * as Radosgw from "../../../../scripts/radosgw.js"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
@@ -47,6 +49,7 @@ const prefix = "raw/"
 
 interface World {
   readonly pkg: ArrivedPackage
+  readonly instrument: string
   readonly bytes: ReadonlyMap<string, Buffer>
   readonly programId: string
   readonly scientist: string
@@ -54,6 +57,26 @@ interface World {
   readonly did: string
 }
 let world: World | undefined
+
+/** What `fetch_raw_files.py` (pyvo, as an astronomer runs it) found and downloaded for one case. */
+interface Fetched {
+  readonly cone: Array<string>
+  readonly time: Array<string>
+  readonly instrument: Array<string>
+  readonly datalink: Array<string>
+  readonly files: Array<{ access_url: string; content_length: number; link_auth: string; path: string; sha256: string; read_from: string | null }>
+  readonly errors: Array<string>
+}
+
+const script = fileURLToPath(new URL("./fetch_raw_files.py", import.meta.url))
+
+// Debian's python, where python3-pyvo lives; one process for several cases (imports cost most).
+const pyvoFetch = (tapUrl: string, cases: ReadonlyArray<Record<string, unknown>>) =>
+  Effect.async<Array<Fetched>, Error>((resume) => {
+    const child = execFile("/usr/bin/python3", [script, tapUrl, JSON.stringify(cases)], { timeout: 60_000 }, (error, stdout, stderr) =>
+      resume(error === null ? Effect.sync(() => JSON.parse(stdout) as Array<Fetched>) : Effect.fail(new Error(`${error.message}\n${stderr}`))))
+    return Effect.sync(() => child.kill())
+  }).pipe(Effect.orDie)
 
 const staged = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`select count(*)::int as n from staging_request`).pipe(Effect.map(([r]) => r!.n))
 
@@ -128,10 +151,62 @@ describe("One raw file straight from the S3 archive", () => {
         assert.deepStrictEqual((yield* Effect.promise(() => fs.readdir(out))).sort(), ["a.fits", "long.fits"])
 
         world = {
-          pkg, bytes, programId: obs.program.id, scientist, stranger,
+          pkg, instrument: obs.instrument.name, bytes, programId: obs.program.id, scientist, stranger,
           did: ObsCore.publisherDid("ivo://ccat.invalid/archive", pkg.eou.id, obs.modules[0].id)
         }
       }), 120_000)
+
+    it.effect("pyvo finds the observation by a cone, a time range and an instrument, follows DataLink and downloads each raw file from the S3 copy, with no staging", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const source = yield* Repositories.sources.insert({ name: `Orion KL ${randomBytes(3).toString("hex")}`, raDeg: 83.80867, decDeg: -5.37264, solarSystem: false, description: "" })
+        yield* sql`update obs_unit set source_id = ${source.id} where id = (select obs_unit_id from executed_obs_unit where id = ${w.pkg.eou.id})`
+        yield* sql`update observing_program set proprietary_period_days = 365 where id = ${w.programId}`
+        const [row] = yield* sql<{ accessUrl: string }>`select access_url from ivoa.obscore where obs_id = ${w.pkg.eou.id}`
+        const out = path.join(dir, "pyvo")
+        const search = { ra: 83.80867, dec: -5.37264, start: "2026-05-01T00:00:00Z", end: "2026-05-02T00:00:00Z", instrument: w.instrument }
+        const folder = (name: string) => Effect.promise(() => fs.mkdir(path.join(out, name), { recursive: true }).then(() => path.join(out, name)))
+        const fileUrls = w.pkg.files.map((f) => `${base}/api/v1/files/${f.id}/content`).sort()
+        const identical = (got: Fetched) =>
+          Effect.forEach(got.files, (f) =>
+            Effect.promise(() => fs.readFile(f.path)).pipe(Effect.map((onDisk) => {
+              const filed = w.pkg.files.find((file) => f.access_url === `${base}/api/v1/files/${file.id}/content`)!
+              assert.isTrue(onDisk.equals(w.bytes.get(filed.id)!), filed.relativePath)
+              assert.strictEqual(`sha256:${f.sha256}`, filed.checksum)
+              assert.strictEqual(f.content_length, filed.sizeBytes)
+            })))
+
+        // proprietary: the scientist's token finds it and reads every file; anonymous finds
+        // nothing, and a DataLink URL it got hold of lists only a NotFoundFault
+        const [granted, anonymous] = yield* pyvoFetch(`${base}/tap`, [
+          { ...search, out: yield* folder("granted"), token: w.scientist },
+          { ...search, out: yield* folder("anonymous"), follow: [row!.accessUrl] }
+        ])
+        for (const found of [granted!.cone, granted!.time, granted!.instrument]) assert.deepStrictEqual([...new Set(found)], [w.pkg.eou.id])
+        assert.deepStrictEqual(granted!.datalink, [row!.accessUrl])
+        assert.deepStrictEqual(granted!.files.map((f) => f.access_url).sort(), fileUrls)
+        assert.isTrue(granted!.files.every((f) => f.link_auth === "true" && f.read_from === "cologne-archive"))
+        yield* identical(granted!)
+        assert.deepStrictEqual([anonymous!.cone, anonymous!.time, anonymous!.instrument, anonymous!.files], [[], [], [], []])
+        assert.strictEqual(anonymous!.errors.length, 1)
+        assert.include(anonymous!.errors[0], "NotFoundFault")
+
+        // public once its proprietary period is over: anonymous pyvo reads it with no token
+        yield* sql`update observing_program set proprietary_period_days = 30 where id = ${w.programId}`
+        const [open] = yield* pyvoFetch(`${base}/tap`, [{ ...search, out: yield* folder("open") }])
+        assert.deepStrictEqual(open!.files.map((f) => f.access_url).sort(), fileUrls)
+        assert.isTrue(open!.files.every((f) => f.link_auth === "optional" && f.read_from === null))
+        yield* identical(open!)
+
+        // still only the S3 archive holds the package, and nothing was staged
+        const live = yield* sql<{ technology: string }>`
+          select l.technology::text as technology from physical_copy c join data_location l on l.id = c.data_location_id
+          where c.raw_data_package_id = ${w.pkg.packageId} and c.status <> 'DELETED'`
+        assert.deepStrictEqual(live.map((r) => r.technology), ["s3"])
+        assert.strictEqual(yield* staged, 0)
+      }), 90_000)
 
     it.effect("another program's scientist and anonymous callers are refused proprietary data; anonymous reads it once public", () =>
       Effect.gen(function* () {
