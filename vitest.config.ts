@@ -14,6 +14,7 @@ export default defineConfig({
     alias: [
       { find: /^@ccat\/core\/testing$/, replacement: src("core/src/testing/index.ts") },
       { find: /^@ccat\/core\/node$/, replacement: src("core/src/node/index.ts") },
+      { find: /^@ccat\/core\/node\/HashRing$/, replacement: src("core/src/node/HashRing.ts") },
       { find: /^@ccat\/core$/, replacement: src("core/src/index.ts") },
       { find: /^@ccat\/storage-drivers$/, replacement: src("storage-drivers/src/index.ts") },
       { find: /^@ccat\/transfer-bbcp$/, replacement: src("transfer-bbcp/src/index.ts") },

@@ -1,6 +1,6 @@
 /**
  * Benchmark: how long concurrent disk puts hold up the event loop. The disk driver hashes on a
- * worker thread fed through a shared ring (`internal/HashWorker.ts`); when the ring is full, a
+ * worker thread fed through a shared ring (core's `node/HashRing.ts`); when the ring is full, a
  * put's `update` waits in `Atomics.wait`, and the event loop (HTTP requests, timers) waits with
  * it. This measures that wait beside the alternative, the same puts hashed on the main thread.
  *

@@ -1,7 +1,7 @@
 import { defineConfig } from "tsup"
 
 export default defineConfig({
-  entry: ["src/index.ts", "src/testing/index.ts", "src/node/index.ts"],
+  entry: ["src/index.ts", "src/testing/index.ts", "src/node/index.ts", "src/node/HashRing.ts"],
   format: ["esm", "cjs"],
   dts: true,
   clean: true,

@@ -7,6 +7,7 @@
  * Temporary files a killed writer left are removed by `sweepTemporary` once they are old.
  */
 import { type RelativePath, StorageDriver, StorageError, TemporaryNames } from "@ccat/core"
+import * as HashRing from "@ccat/core/node/HashRing"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -15,7 +16,6 @@ import { constants as fsConstants } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as FileIo from "./internal/FileIo.js"
-import * as HashWorker from "./internal/HashWorker.js"
 import { errnoError } from "./internal/streams.js"
 
 /** Where the location lives and how carefully it writes. */
@@ -459,12 +459,12 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
 })
 
 /**
- * The full disk storage service on a folder. A put's checksum is computed on a worker thread
- * (see `internal/HashWorker.ts`), so hashing overlaps the writes instead of taking turns with
+ * The full disk storage service on a folder. A put's checksum is computed on core's shared
+ * hashing ring (`HashRing.hasher`), so hashing overlaps the writes instead of taking turns with
  * them on this thread.
  */
 export const make = (options: Options): Effect.Effect<StorageDriver.Service, StorageError.StorageError> =>
-  Effect.map(makeMinimal(options), (minimal) => StorageDriver.make(minimal, { retry: options.retry, hasher: HashWorker.factory }))
+  Effect.map(makeMinimal(options), (minimal) => StorageDriver.make(minimal, { retry: options.retry, hasher: HashRing.hasher }))
 
 /** A layer providing the generic StorageDriver port backed by a folder. */
 export const layer = (options: Options): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError> =>

@@ -16,6 +16,7 @@
  * - An `S3Client` can be injected for anything these options do not cover.
  */
 import { Checksum, type RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import * as HashRing from "@ccat/core/node/HashRing"
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -43,7 +44,6 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as DigestPool from "./internal/DigestPool.js"
-import * as HashWorker from "./internal/HashWorker.js"
 import type { Readable } from "node:stream"
 import { fromReadable } from "./internal/streams.js"
 
@@ -478,8 +478,8 @@ export const make: (options: Options) => Effect.Effect<StorageDriver.Service, St
       )
     }
   }
-  // the object's SHA-256 on the shared hashing worker, beside the parts' MD5 on the digest pool
-  return StorageDriver.make(minimal, { retry: options.retry, hasher: HashWorker.factory })
+  // the object's SHA-256 on core's shared hashing ring, beside the parts' MD5 on the digest pool
+  return StorageDriver.make(minimal, { retry: options.retry, hasher: HashRing.hasher })
 })
 
 /** A layer providing the generic StorageDriver port backed by a bucket. */

@@ -1,5 +1,5 @@
 /**
- * The worker-thread hasher the disk driver is lifted with: its digests equal Node's own for
+ * The hasher on core's shared hashing ring that the disk and S3 drivers are lifted with: its digests equal Node's own for
  * every algorithm, at the ring's edges (empty, one slot, pieces larger than a slot), with more
  * hashers at once than the worker has lanes, and for callers that never wait (`ready` skipped);
  * a put through the disk driver stores the checksum Node computes; and a process that used it
@@ -17,16 +17,16 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
-import * as HashWorker from "../src/internal/HashWorker.js"
+import * as HashRing from "@ccat/core/node/HashRing"
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-hash-worker-"))
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-hash-ring-"))
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
 const MiB = 1024 * 1024
 
 /** Feeds the parts, waiting whenever the hasher asks (as the lifted service does), and digests. */
 const hashWaiting = async (algorithm: Checksum.Algorithm, parts: ReadonlyArray<Uint8Array>) => {
-  const h = HashWorker.factory(algorithm)
+  const h = HashRing.hasher(algorithm)
   for (const part of parts) {
     h.update(part)
     await h.ready?.(false)
@@ -52,20 +52,20 @@ const cut = (bytes: Uint8Array, sizes: ReadonlyArray<number>) => {
   return parts
 }
 
-describe("HashWorker", () => {
+describe("HashRing.hasher", () => {
   it.live("gives Node's digest for every algorithm, empty input, and pieces around the slot size", () =>
     Effect.promise(async () => {
-      const bytes = randomBytes(3 * HashWorker.slotBytes + 12_345)
+      const bytes = randomBytes(3 * HashRing.slotBytes + 12_345)
       const shapes: ReadonlyArray<ReadonlyArray<Uint8Array>> = [
         [],
         [new Uint8Array(0)],
         [bytes.subarray(0, 1)],
-        [bytes.subarray(0, HashWorker.slotBytes)],
-        [bytes.subarray(0, HashWorker.slotBytes + 1)],
+        [bytes.subarray(0, HashRing.slotBytes)],
+        [bytes.subarray(0, HashRing.slotBytes + 1)],
         [bytes],
         // one piece larger than the whole ring
-        [randomBytes((HashWorker.slots + 3) * HashWorker.slotBytes + 1)],
-        cut(bytes, [1, 4096, HashWorker.slotBytes - 1, 2 * HashWorker.slotBytes + 3, 65_536])
+        [randomBytes((HashRing.slots + 3) * HashRing.slotBytes + 1)],
+        cut(bytes, [1, 4096, HashRing.slotBytes - 1, 2 * HashRing.slotBytes + 3, 65_536])
       ]
       for (const algorithm of Object.keys(Checksum.nodeHashName) as Array<Checksum.Algorithm>) {
         for (const [i, parts] of shapes.entries()) {
@@ -76,10 +76,10 @@ describe("HashWorker", () => {
 
   it.live("keeps each hasher's bytes apart with more hashers at once than lanes, more bytes than the ring", () =>
     Effect.promise(async () => {
-      const count = HashWorker.lanes + 6
+      const count = HashRing.sharedLanes + 6
       const bodies = Array.from({ length: count }, (_, i) => cut(randomBytes((i % 5) * 300_000 + 1), [65_536, 1, 262_144]))
       // started together and fed in turns, so their commands interleave in the ring
-      const hashers = bodies.map(() => HashWorker.factory("sha256"))
+      const hashers = bodies.map(() => HashRing.hasher("sha256"))
       const longest = Math.max(...bodies.map((b) => b.length))
       for (let step = 0; step < longest; step++) {
         for (const [i, h] of hashers.entries()) {
@@ -100,8 +100,8 @@ describe("HashWorker", () => {
 
   it.live("stays correct for a caller that never waits (update and digest block instead)", () =>
     Effect.sync(() => {
-      const parts = cut(randomBytes(2 * HashWorker.slots * HashWorker.slotBytes + 99), [MiB, 3 * MiB + 5])
-      const h = HashWorker.factory("sha256")
+      const parts = cut(randomBytes(2 * HashRing.slots * HashRing.slotBytes + 99), [MiB, 3 * MiB + 5])
+      const h = HashRing.hasher("sha256")
       for (const part of parts) h.update(part)
       assert.strictEqual(h.digest(), expected("sha256", parts))
     }))
@@ -125,8 +125,8 @@ describe("HashWorker", () => {
   it("lets a process that used it exit by itself", () => {
     const script = path.join(root, "exits.ts")
     fs.writeFileSync(script, [
-      `import * as HashWorker from ${JSON.stringify(fileURLToPath(new URL("../src/internal/HashWorker.ts", import.meta.url)))}`,
-      `const h = HashWorker.factory("sha256")`,
+      `import * as HashRing from ${JSON.stringify(fileURLToPath(new URL("../../core/src/node/HashRing.ts", import.meta.url)))}`,
+      `const h = HashRing.hasher("sha256")`,
       `h.update(new Uint8Array(5 * 1024 * 1024))`,
       `h.ready?.(true)?.then(() => console.log(h.digest()))`
     ].join("\n"))

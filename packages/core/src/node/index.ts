@@ -13,6 +13,7 @@ export * as LocalTransfer from "./LocalTransfer.js"
 export * as TransferHost from "./TransferHost.js"
 export * as TransferProcess from "./TransferProcess.js"
 export * as Hashing from "./Hashing.js"
+export * as HashRing from "./HashRing.js"
 export * as PackageFile from "./PackageFile.js"
 
 // --- process tuning ---
