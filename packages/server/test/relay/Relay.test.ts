@@ -109,7 +109,7 @@ layer(relayWorld, { timeout: 600_000, excludeTestServices: true })("relay", (it)
         yield* promise(() => relay.start())
         // a stall here is shown with what each side holds: the relay's rows, the main's sessions
         yield* waitFor("the backlog to drain", 120_000, Effect.map(relayBacklog, (b) => b.pending === undefined && b.forwarded === 22)).pipe(
-          Effect.tapError(() => Effect.gen(function* () {
+          Effect.onError(() => Effect.gen(function* () {
             const rows = yield* Effect.flatMap(RelayDb, (sql) => sql`select seq, kind, state, attempts, last_error from relay.filing order by seq`)
             const main = yield* SqlClient.SqlClient
             const sessions = yield* main`
