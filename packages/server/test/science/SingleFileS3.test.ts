@@ -2,7 +2,9 @@
  * One raw file straight from an S3 archive, on a real radosgw and a real PostgreSQL: an
  * observation is archived, every other copy of its package (the buffers, the SOURCE files) is
  * deleted, and a file is read byte-identical through the API and `@ccat/client` with no staging
- * request; the caller's access rules hold; DataLink lists the links ObsCore points at; and an
+ * request; pyvo (`fetch_raw_files.py`) finds the observation on the live TAP service, follows
+ * its DataLink and downloads every raw file, with a scientist's token and, once public,
+ * anonymously; the caller's access rules hold; DataLink lists the links ObsCore points at; and an
  * archive object rotted at rest fails the read (nothing complete and wrong is served) and the
  * copy is found CORRUPT.
  */
@@ -64,7 +66,7 @@ interface Fetched {
   readonly time: Array<string>
   readonly instrument: Array<string>
   readonly datalink: Array<string>
-  readonly files: Array<{ access_url: string; content_length: number; link_auth: string; path: string; sha256: string; read_from: string | null }>
+  readonly files: Array<{ access_url: string; content_length: number; link_auth: string; path: string; checksum: string; read_from: string | null }>
   readonly errors: Array<string>
 }
 
@@ -174,7 +176,7 @@ describe("One raw file straight from the S3 archive", () => {
             Effect.promise(() => fs.readFile(f.path)).pipe(Effect.map((onDisk) => {
               const filed = w.pkg.files.find((file) => f.access_url === `${base}/api/v1/files/${file.id}/content`)!
               assert.isTrue(onDisk.equals(w.bytes.get(filed.id)!), filed.relativePath)
-              assert.strictEqual(`sha256:${f.sha256}`, filed.checksum)
+              assert.strictEqual(f.checksum, filed.checksum)
               assert.strictEqual(f.content_length, filed.sizeBytes)
             })))
 
