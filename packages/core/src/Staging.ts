@@ -1,10 +1,11 @@
 /**
  * Staging: a scientist's request to have archived data made available at a PROCESSING location
- * until an expiry, after which the staged copies are cleaned up.
+ * until it is released (processing is done) or its expiry passes, after which the staged copies
+ * no other live request needs are cleaned up.
  */
 import * as Model from "@effect/sql/Model"
 import * as Schema from "effect/Schema"
-import { GeneratedTimestamp, TimestampOrNull, Workflow } from "./Fields.js"
+import { GeneratedTimestamp, TimestampOrNull, Workflow, WorkflowTimestamp } from "./Fields.js"
 import * as Ids from "./Ids.js"
 import { Status } from "./Status.js"
 
@@ -19,6 +20,8 @@ export class StagingRequest extends Model.Class<StagingRequest>("StagingRequest"
   status: Workflow(Status),
   expiresAt: TimestampOrNull,
   errorMessage: Workflow(Schema.NullOr(Schema.String)),
+  /** When the request was released: from then on it keeps no staged copy, whatever its expiry. */
+  releasedAt: WorkflowTimestamp,
   createdAt: GeneratedTimestamp,
   updatedAt: GeneratedTimestamp
 }) {}

@@ -6,7 +6,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { NotFound, Unprocessable } from "./ApiErrors.js"
+import { Conflict, NotFound, Unprocessable } from "./ApiErrors.js"
 import { Page, PageParams } from "./ApiPage.js"
 import { Checksum } from "./Checksum.js"
 import { allow, Authentication } from "./ApiSecurity.js"
@@ -34,17 +34,21 @@ export const StagingRequestView = Schema.Struct({
 }).annotations({ identifier: "StagingRequestView" })
 
 /**
- * One file a completed request staged, where the scientist finds it. The file stays there at
- * least until the request's expiry (a later request for the same data extends its life).
+ * One file a completed request staged, where the scientist finds it. The file stays there until
+ * the request is released or expires (a later request for the same data keeps it for itself).
  */
 export const StagedFile = Schema.Struct({
   rawDataFileId: Ids.RawDataFileId,
   executedObsUnitId: Ids.ExecutedObsUnitId,
   /** The path the instrument filed it under, inside its observation. */
   relativePath: RelativePath,
-  /** Its key at the PROCESSING location: `<executedObsUnitId>/<relativePath>`. */
+  /** Its staged copy's key at the PROCESSING location (shared by the requests that staged the same file). */
   key: Schema.String,
-  /** The absolute local path on the PROCESSING location's host, for a disk location; null elsewhere (use `key`). */
+  /**
+   * The absolute local path on the PROCESSING location's host, for a disk location: inside the
+   * request's own folder `<root>/<program>/<request id>/<executedObsUnitId>/<relativePath>`
+   * (requests served by earlier releases: the copy's path); null elsewhere (use `key`).
+   */
   localPath: Schema.NullOr(Schema.String),
   sizeBytes: Schema.Number.pipe(Schema.nonNegative()),
   checksum: Checksum
@@ -62,8 +66,10 @@ export const StagedFilesPage = Schema.Struct({
   status: Status,
   /** The PROCESSING location's short name. */
   location: Schema.String,
-  /** Until when the files are kept for this request at least. */
+  /** Until when the files are kept for this request at most (unless it is released sooner). */
   expiresAt: Schema.NullOr(Schema.DateTimeUtc),
+  /** When the request was released; its files are no longer listed then. */
+  releasedAt: Schema.optionalWith(Schema.NullOr(Schema.DateTimeUtc), { default: () => null }),
   errorMessage: Schema.NullOr(Schema.String)
 }).annotations({ identifier: "StagedFilesPage" })
 /** A page of staged files. */
@@ -106,6 +112,14 @@ export class StagingApi extends HttpApiGroup.make("staging")
       .addError(NotFound)
       .addError(Unprocessable)
       .pipe(allow(["scientist", "operator", "admin"], "The files a completed request staged, in key order, cursor-paged: each file's relative path, its absolute local path at the PROCESSING location (disk locations), size and checksum, and the request's expiry. Empty until the request is completed."))
+  )
+  .add(
+    HttpApiEndpoint.post("release", "/staging-requests/:id/release")
+      .setPath(Schema.Struct({ id: Ids.StagingRequestId }))
+      .addSuccess(StagingRequestView)
+      .addError(NotFound)
+      .addError(Conflict)
+      .pipe(allow(["scientist", "operator", "admin"], "Release a request once processing is done: it no longer keeps its staged files, and cleanup deletes those no other live request needs. Idempotent (a released request answers as it is); a scientist releases only its own requests (another's is not found); a request still being served is refused (409), a failed one is released as it is."))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Staging archived data for processing.")

@@ -251,6 +251,43 @@ export class HistoryConfig extends Schema.Class<HistoryConfig>("HistoryConfig")(
   yearsAhead: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 10)), { default: () => 1 })
 }) {}
 
+/**
+ * A permission mode written as octal text ("0750"). It must give other users nothing (the last
+ * digit 0): on a shared PROCESSING host they are other programs' users.
+ */
+const PrivateMode = (what: string) =>
+  Schema.transformOrFail(Schema.String, Schema.Int, {
+    strict: true,
+    decode: (text, _, ast) => {
+      if (!/^0?[0-7]{3}$/.test(text.trim())) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" is not a mode; write octal text such as "0750"`))
+      const mode = Number.parseInt(text.trim(), 8)
+      if ((mode & 0o007) !== 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" gives other users access to staged ${what}; other programs' users would read them (end the mode in 0)`))
+      if ((mode & 0o400) === 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" leaves the owner unable to read staged ${what}`))
+      return ParseResult.succeed(mode)
+    },
+    encode: (mode) => ParseResult.succeed(`0${mode.toString(8)}`)
+  })
+
+/** A group as the PROCESSING host knows it: a numeric gid or a group name. */
+export const GroupRef = Schema.Union(
+  Schema.NonNegativeInt,
+  Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}\$?$/, { message: () => "must be a numeric gid or a group name" }))
+)
+
+/**
+ * How staged data is laid out for the programs on a PROCESSING host (docs/lifecycle.md,
+ * "Staging"): each request's files under `<root>/<program>/<request id>/`, folders and files
+ * with these modes and, where a program has one here, owned by its group.
+ */
+export class StagingLayoutConfig extends Schema.Class<StagingLayoutConfig>("StagingLayoutConfig")({
+  /** Mode of the program and request folders (owner: the service; no access for other users). */
+  folderMode: Schema.optionalWith(PrivateMode("folders"), { default: () => 0o750 }),
+  /** Mode of the staged files: the program's group reads them, only the service writes them. */
+  fileMode: Schema.optionalWith(PrivateMode("files"), { default: () => 0o640 }),
+  /** The group that owns each program's folders and files, by program name; unnamed programs keep the service's group. */
+  groups: Schema.optionalWith(Schema.Record({ key: Schema.String, value: GroupRef }), { default: () => ({}) })
+}) {}
+
 /** Sizes and waits of packaging, bundling and archiving. */
 export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
   /** Largest RawDataPackage; a single larger file gets a package of its own. */
@@ -272,8 +309,10 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
   archiveSites: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
   /** How long an API token works when it is created without an expiry of its own. */
   tokenLifetime: Schema.optionalWith(DurationText.pipe(Schema.filter((ms) => ms > 0 || "must be longer than zero; a service token that must never expire is created with --never-expires")), { default: () => 365 * 24 * 3600_000 }),
-  /** How long staged data stays at a PROCESSING location. */
+  /** How long staged data stays at a PROCESSING location unless its request is released sooner. */
   stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 }),
+  /** Per-program folders, modes and groups of staged data on PROCESSING hosts. */
+  staging: Schema.optionalWith(StagingLayoutConfig, { default: () => new StagingLayoutConfig({}) }),
   /** How often a worker process renews the leases of the jobs it runs (crash safety, docs/lifecycle.md). */
   jobHeartbeat: Schema.optionalWith(DurationText, { default: () => 10_000 }),
   /** A job whose lease was not renewed this long belongs to a dead worker and runs again elsewhere. */
