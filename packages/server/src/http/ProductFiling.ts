@@ -10,7 +10,7 @@
  * The product's id is the pipeline's UUID: the same request again answers with what is stored,
  * other values under the id are a 409 naming the fields, and another product's name a 409 too.
  */
-import { ApiErrors, type ApiSecurity, type DataProductsApi, EventLog, ObsCore, Status } from "@ccat/core"
+import { ApiErrors, type ApiSecurity, ConstraintError, type DataProductsApi, EventLog, ObsCore, Status } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -236,7 +236,13 @@ export const file = Effect.fn("ProductFiling.file")(function* (p: ApiSecurity.Pr
     const stored = yield* read(p, id)
     if (stored === undefined) return yield* Effect.dieMessage(`product ${id} was filed but cannot be read back`)
     return stored
-  })).pipe(Effect.catchTag("SqlError", Effect.die))
+  })).pipe(Effect.catchTag("SqlError", (e) => {
+    // what the checks above found free was taken by a concurrent filing before this one committed
+    const refused = ConstraintError.fromSqlError(e)
+    return refused?.reason === "UniqueViolation"
+      ? conflict("AlreadyExists", "DataProduct", id, [], `a concurrent filing took this product's name, a file id or a path first (${refused.constraint ?? "a unique rule"}); nothing was stored: file again to see which`)
+      : Effect.die(e)
+  }))
 })
 
 /** A 404 for a product that does not exist or that the caller may not see. */

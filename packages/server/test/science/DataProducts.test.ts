@@ -209,10 +209,19 @@ describe("Processed results back into the archive", () => {
 
         // a level-3 product of the level-2 one: its provenance reaches the observation
         const mosaic = yield* Effect.promise(() => ccat.fileDataProduct(next))
-        assert.deepStrictEqual(mosaic.observationIds, [w.observationId])
+        assert.deepStrictEqual<ReadonlyArray<string>>(mosaic.observationIds, [w.observationId])
         assert.deepStrictEqual(mosaic.inputs, [{ productId: w.product.id }])
         const own = yield* links(w.base, mosaic.publisherDid, w.scientist)
         assert.deepStrictEqual(own.filter((r) => r.semantics === "#progenitor").map((r) => decodeURIComponent(r.access_url!.split("ID=")[1]!)), [mosaic.publisherDid.replace(mosaic.id, w.product.id)])
+
+        // two filings racing for one name: one is stored, the other is a 409 and leaves nothing
+        const racing = (n: number): DataProductsApi.FileDataProduct => ({
+          ...next, id: randomUUID(), name: `race ${next.id}`, files: [{ ...files[0]!, id: randomUUID(), relativePath: `race-${next.id}/${n}.fits` }]
+        })
+        const raced = yield* Effect.promise(() => Promise.allSettled([ccat.fileDataProduct(racing(1)), ccat.fileDataProduct(racing(2))]))
+        assert.deepStrictEqual(raced.map((r) => r.status).sort(), ["fulfilled", "rejected"])
+        assert.strictEqual((raced.find((r) => r.status === "rejected") as PromiseRejectedResult).reason._tag, "Conflict")
+        assert.strictEqual((yield* sql<{ n: number }>`select count(*)::int as n from data_product where name = ${`race ${next.id}`}`)[0]!.n, 1)
         yield* Effect.promise(() => Promise.all([ccat.close(), byAdmin.close()]))
       }), 60_000)
 
