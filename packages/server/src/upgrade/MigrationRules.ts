@@ -244,10 +244,12 @@ export const reviewed: ReadonlyMap<string, Review> = new Map([
       kind: "compatible",
       reason:
         "v0.1.0's code never calls ops_count_rebuild (0012 did, once), and a function of that name is made again at once; " +
-        "the DO block swaps event_log for a partitioned table of the same name, columns, indexes and triggers, so the previous " +
-        "release's inserts wait on its ACCESS EXCLUSIVE lock while every event is copied, then go on: on a large log, expect that wait; " +
+        "the first DO block copies event_log into a partitioned event_log_next with the same columns, indexes, triggers and grants " +
+        "while holding only ACCESS SHARE on event_log, so the previous release's inserts go on; the second takes ACCESS EXCLUSIVE " +
+        "only to copy the rows written since the last pass and swap the tables (dropping the old log, renaming the new one to its " +
+        "name), so those inserts wait a moment, then go on into the partitioned log; " +
         "the previous release's `ccat db backup` cannot COPY a partitioned table by name, so back up with this release once migrated",
-      digest: "eaa1f44166c83851"
+      digest: "de2df2c648666b47"
     }
   ],
   [

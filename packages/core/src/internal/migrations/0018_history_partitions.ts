@@ -1,9 +1,11 @@
 /**
  * History tables that stay small to query (docs/adr/history-tables.md).
  *
- * `event_log` becomes a table partitioned by year of `at` (UTC), converted in place: every row,
- * index, trigger and grant it had is carried over (read from the catalog, so whatever earlier
- * migrations added comes along), the identity goes on from the last id, and the primary key
+ * `event_log` becomes a table partitioned by year of `at` (UTC), copied beside it while the
+ * previous release's workers go on writing events, then swapped in under a lock held only for
+ * the last rows: every row, index, trigger and grant it had is carried over (read from the
+ * catalog, so whatever earlier migrations added comes along), the identity goes on from the last
+ * id handed out, and the primary key
  * becomes `(id, at)`, since a partitioned table's keys must hold its partition key (nothing
  * references an event, and no statement relies on `id` alone being unique: ids still come from
  * one sequence). A default partition catches a row no year partition holds (a clock far off);
@@ -193,57 +195,158 @@ end
 $$;
 `
 
-const convert = String.raw`
+/**
+ * The copy, while the previous release's workers go on writing events: the partitioned table is
+ * made beside the log as `event_log_next` and filled in passes of ids, holding only the lock a
+ * reader holds. Every id up to the sequence's value at a pass was handed out by a transaction that
+ * held its write lock on the log from before it took the id to its end, so once the writers seen
+ * then have ended, every row up to that id is committed and a pass copies it (read committed: each
+ * statement sees what committed before it). Indexes, triggers, grants and statistics are made on
+ * the copy; passes go on while they find many new rows. When a writer stays longer than a pass
+ * waits, or the transaction is not read committed, what is left is copied under the lock instead:
+ * slower, never a row lost.
+ */
+const copy = String.raw`
 do $$
 declare
-  index_defs text[];
-  trigger_defs text[];
-  grants text[];
-  d text;
-  last_id bigint;
+  seq regclass := pg_get_serial_sequence('event_log', 'id')::regclass;
+  copied bigint := 0;
+  upto bigint;
+  handed boolean;
+  settled boolean;
+  writers text[];
+  waited_until timestamptz;
+  n bigint;
+  pass integer := 0;
+  y timestamptz;
+  last timestamptz := history_next_year(history_next_year(date_trunc('year', now(), 'UTC')));
+  d record;
+  k integer := 0;
 begin
-  lock table event_log in access exclusive mode;
-  -- Every index but the key, and every trigger, as the catalog has them now.
-  select coalesce(array_agg(pg_get_indexdef(i.indexrelid) order by i.indexrelid), '{}') into index_defs
-  from pg_index i where i.indrelid = 'event_log'::regclass and not i.indisprimary;
-  select coalesce(array_agg(pg_get_triggerdef(t.oid) order by t.oid), '{}') into trigger_defs
-  from pg_trigger t where t.tgrelid = 'event_log'::regclass and not t.tgisinternal;
-  -- Privileges an operator granted on the log (a reporting role's SELECT) go to the new table.
-  select coalesce(array_agg(format('grant %s on event_log to %s', a.privilege_type,
-           case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end)), '{}') into grants
-  from pg_class c cross join lateral aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee
-  where c.oid = 'event_log'::regclass;
-  for d in select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid
-           where i.indrelid = 'event_log'::regclass and not i.indisprimary loop
-    execute format('drop index %I', d);
-  end loop;
-  alter table event_log rename to event_log_unpartitioned;
-  alter table event_log_unpartitioned rename constraint event_log_pkey to event_log_unpartitioned_pkey;
-
-  create table event_log (like event_log_unpartitioned including defaults including constraints including identity
+  create table event_log_next (like event_log including defaults including constraints including identity
     including generated including statistics including comments) partition by range (at);
-  alter table event_log add constraint event_log_pkey primary key (id, at);
-  create table event_log_default partition of event_log default;
-  create trigger event_log_no_truncate before truncate on event_log_default for each statement execute function event_log_append_only();
-  perform history_partitions_ensure((select min(at) from event_log_unpartitioned), 1);
+  create table event_log_default partition of event_log_next default;
+  -- the years of the log's rows (an empty log: this one) and the next
+  y := date_trunc('year', least(coalesce((select min(at) from event_log), now()), now()), 'UTC');
+  while y < last loop
+    execute format('create table %I partition of event_log_next for values from (%L) to (%L)', history_partition_name(y), y, history_next_year(y));
+    y := history_next_year(y);
+  end loop;
 
-  insert into event_log overriding system value select * from event_log_unpartitioned;
-  select max(id) into last_id from event_log_unpartitioned;
-  perform setval(pg_get_serial_sequence('event_log', 'id'), coalesce(last_id, 0) + 1, false);
+  loop
+    pass := pass + 1;
+    settled := current_setting('transaction_isolation') = 'read committed';
+    if settled then
+      execute format('select last_value, is_called from %s', seq) into upto, handed;
+      if not handed then upto := upto - 1; end if;
+      -- the transactions that may write the log now (vacuum and index builds take other modes)
+      select coalesce(array_agg(distinct virtualtransaction), '{}') into writers from pg_locks
+      where locktype = 'relation' and relation = 'event_log'::regclass and pid <> pg_backend_pid()
+        and mode in ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock');
+      waited_until := clock_timestamp() + interval '30 seconds';
+      while exists (select 1 from pg_locks where locktype = 'relation' and relation = 'event_log'::regclass and virtualtransaction = any(writers)) loop
+        settled := clock_timestamp() < waited_until;
+        exit when not settled;
+        perform pg_sleep(0.01);
+      end loop;
+    end if;
+    n := 0;
+    if settled then
+      insert into event_log_next overriding system value select * from event_log where id > copied and id <= upto;
+      get diagnostics n = row_count;
+      copied := greatest(copied, upto);
+    end if;
+    if pass = 1 then
+      -- built once the bulk is in: one sort per index rather than a row at a time
+      alter table event_log_next add constraint event_log_next_pkey primary key (id, at);
+      for d in select pg_get_indexdef(i.indexrelid) as def from pg_index i
+               where i.indrelid = 'event_log'::regclass and not i.indisprimary order by i.indexrelid loop
+        k := k + 1;
+        execute regexp_replace(d.def, '^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ', format('CREATE \1INDEX event_log_next_index_%s ON event_log_next ', k));
+      end loop;
+      -- no trigger fires on these inserts: the append-only ones guard updates, deletes and truncates,
+      -- and the relay's names nobody on this session
+      for d in select pg_get_triggerdef(t.oid) as def from pg_trigger t
+               where t.tgrelid = 'event_log'::regclass and not t.tgisinternal order by t.oid loop
+        execute regexp_replace(d.def, ' ON (ONLY )?\S+ ', ' ON event_log_next ');
+      end loop;
+      for d in select c.oid::regclass as part from pg_inherits i join pg_class c on c.oid = i.inhrelid
+               where i.inhparent = 'event_log_next'::regclass loop
+        execute format('create trigger event_log_no_truncate before truncate on %s for each statement execute function event_log_append_only()', d.part);
+      end loop;
+      -- privileges an operator granted on the log (a reporting role's SELECT)
+      for d in select format('grant %s on event_log_next to %s', a.privilege_type,
+                 case when a.grantee = 0 then 'public' else quote_ident(r.rolname) end) as def
+               from pg_class c cross join lateral aclexplode(c.relacl) a left join pg_roles r on r.oid = a.grantee
+               where c.oid = 'event_log'::regclass loop
+        execute d.def;
+      end loop;
+      analyze event_log_next;
+    end if;
+    exit when not settled or (pass > 1 and n < 1000) or pass >= 6;
+  end loop;
+  perform set_config('ccat.event_log_copied', copied::text, true);
+end
+$$;
+`
 
-  foreach d in array index_defs loop execute d; end loop;
-  foreach d in array trigger_defs loop execute d; end loop;
-  foreach d in array grants loop execute d; end loop;
-  drop table event_log_unpartitioned;
-  if pg_get_serial_sequence('event_log', 'id') <> 'event_log_id_seq' and to_regclass('event_log_id_seq') is null then
+/**
+ * The swap: the lock is taken only now, so writers wait for the rows written since the last pass
+ * and a few catalog changes, not for the copy. A writer holding its lock long makes the lock wait
+ * behind it and every writer behind the lock: so the lock is asked for a second at a time, giving
+ * writers their turn between tries, and without a bound only after a minute of tries.
+ */
+const swap = String.raw`
+do $$
+declare
+  copied bigint := current_setting('ccat.event_log_copied')::bigint;
+  saved text := current_setting('lock_timeout');
+  locked boolean := false;
+  next_id bigint;
+  handed boolean;
+  d record;
+  k integer := 0;
+begin
+  for attempt in 1..60 loop
+    begin
+      perform set_config('lock_timeout', '1s', true);
+      lock table event_log in access exclusive mode;
+      locked := true;
+    exception when lock_not_available then
+      perform pg_sleep(0.05);
+    end;
+    exit when locked;
+  end loop;
+  perform set_config('lock_timeout', saved, true);
+  if not locked then lock table event_log in access exclusive mode; end if;
+
+  insert into event_log_next overriding system value select * from event_log where id > copied;
+  -- ids go on from the old sequence's, handed out or not
+  execute format('select last_value, is_called from %s', pg_get_serial_sequence('event_log', 'id')) into next_id, handed;
+  if handed then next_id := next_id + 1; end if;
+  perform setval(pg_get_serial_sequence('event_log_next', 'id'), greatest(next_id, coalesce((select max(id) from event_log_next), 0) + 1), false);
+
+  -- the old log's index names, in the order the copy numbered them
+  create temporary table event_log_index_names on commit drop as
+    select row_number() over (order by i.indexrelid) as k, c.relname as name
+    from pg_index i join pg_class c on c.oid = i.indexrelid
+    where i.indrelid = 'event_log'::regclass and not i.indisprimary;
+  drop table event_log;
+  alter table event_log_next rename to event_log;
+  alter table event_log rename constraint event_log_next_pkey to event_log_pkey;
+  for d in select * from event_log_index_names order by k loop
+    execute format('alter index event_log_next_index_%s rename to %I', d.k, d.name);
+  end loop;
+  drop table event_log_index_names;
+  if to_regclass('event_log_id_seq') is null then
     execute format('alter sequence %s rename to event_log_id_seq', pg_get_serial_sequence('event_log', 'id'));
   end if;
 end
 $$;
-analyze event_log;
 `
 
 /** Partitions the event log by year, and adds history maintenance and retirement. */
 export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql.unsafe([retired, functions, convert].join("\n")).raw
+  // what locks a table others write (data_location, by the new table's reference) comes after the copy
+  sql.unsafe([functions, copy, retired, swap].join("\n")).raw
 ).pipe(Effect.asVoid)
