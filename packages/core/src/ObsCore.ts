@@ -1,7 +1,7 @@
 /**
  * The IVOA ObsCore 1.1 table of the archive, `ivoa.obscore`, described column by column: name,
  * SQL type, VOTable datatype, unit, UCD, utype and meaning. The view itself is migration
- * 0020's; this description is what a TAP service publishes in `/tables` and `TAP_SCHEMA`, and a
+ * 0020's (0024 adds the product rows); this description is what a TAP service publishes in `/tables` and `TAP_SCHEMA`, and a
  * test holds the two together. Columns marked `hidden` are not ObsCore: a TAP service uses them
  * for its access rules (which program a row belongs to, when it becomes public) and must not
  * publish them.
