@@ -7,9 +7,10 @@
  * break: every step of it is applied.
  */
 import { Migrations } from "@ccat/core"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as MigrationPlan from "./MigrationPlan.js"
 
@@ -60,16 +61,44 @@ export const pendingContractSteps: Effect.Effect<ReadonlyArray<PendingContractSt
     )
   })
 
+/** Whether another session holds a lock on the migrations' table: the Migrator takes one in each migration's transaction. */
+const migratingElsewhere = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(
+    sql<{ busy: boolean }>`select exists (select 1 from pg_locks where locktype = 'relation' and relation = to_regclass(${Migrations.table}) and pid <> pg_backend_pid()) as busy`,
+    (r) => r[0]?.busy === true
+  ))
+
+/** How long a start waits for another process's migrations before judging what is left. */
+export const settleBound: Duration.Duration = Duration.minutes(15)
+
+/**
+ * The contract steps pending once no other process is migrating. Processes started together on a
+ * new ops-db (a server and its workers) migrate it together, one migration at a time: one that
+ * looks while another is half-way sees contract steps that other applies a moment later. So
+ * while another session migrates, or the applied migrations still change, the look is taken
+ * again, for at most `settleBound`.
+ */
+const settledContractSteps = Effect.gen(function* () {
+  const deadline = Date.now() + Duration.toMillis(settleBound)
+  let steps = yield* pendingContractSteps
+  while (steps.length > 0 && Date.now() < deadline) {
+    const before = (yield* MigrationPlan.appliedMigrations).length
+    yield* Effect.sleep("500 millis")
+    if (!(yield* migratingElsewhere) && (yield* MigrationPlan.appliedMigrations).length === before) break
+    steps = yield* pendingContractSteps
+  }
+  return steps
+})
+
 /**
  * Applies the pending migrations (as `Migrations.run`), after refusing, with nothing applied,
- * when any has a contract step and `previousReleaseStopped` is not set. The plan is made on the
- * same connection just before; a migration added by another process in between is applied by
- * whichever runs it first, as without the guard.
+ * when any has a contract step and `previousReleaseStopped` is not set (a start is never told
+ * so). What another process is migrating at the moment is waited for first.
  */
 export const migrate = (options: { readonly caller: Caller; readonly previousReleaseStopped: boolean }) =>
   Effect.gen(function* () {
     if (!options.previousReleaseStopped || options.caller === "start") {
-      const steps = yield* pendingContractSteps
+      const steps = yield* settledContractSteps
       if (steps.length > 0) return yield* new ContractStepsPending({ steps, caller: options.caller })
     }
     return yield* Migrations.run

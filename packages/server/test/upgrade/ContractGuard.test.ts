@@ -11,7 +11,9 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { describe, expect, it } from "vitest"
@@ -96,6 +98,28 @@ describe("contract steps", () => {
       const applied = yield* ContractGuard.migrate({ caller: "start", previousReleaseStopped: false })
       expect(applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`)).toEqual(all)
     })))
+
+  it("a start beside another process migrating the ops-db waits for it, and then has nothing to refuse", () =>
+    run(Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const { key } = yield* firstContract
+      yield* migrateTo(all.filter((k) => k < key))
+      // the other process: its transaction holds the migrations' table, then applies the rest
+      const holding = yield* Deferred.make<void>()
+      const go = yield* Deferred.make<void>()
+      const other = yield* Effect.fork(sql.withTransaction(Effect.gen(function* () {
+        yield* sql`lock table ccat_migrations in row exclusive mode`
+        yield* Deferred.succeed(holding, undefined)
+        yield* Deferred.await(go)
+        yield* Migrations.run
+      })))
+      yield* Deferred.await(holding)
+      const start = yield* Effect.fork(ContractGuard.migrate({ caller: "start", previousReleaseStopped: false }))
+      yield* Deferred.succeed(go, undefined)
+      yield* Fiber.join(other)
+      expect(yield* Fiber.join(start)).toEqual([])
+      expect((yield* MigrationPlan.plan).pending).toEqual([])
+    })), 60_000)
 
   it("a start refuses them even when told the previous release is stopped: only ccat migrate may be told", () =>
     run(Effect.gen(function* () {
