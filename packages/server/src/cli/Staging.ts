@@ -1,6 +1,7 @@
 /**
- * `ccat staging request | show | wait`: ask a running server to stage archived observations or
- * packages at a PROCESSING location, look at a request, and wait for it to finish. `wait` is the
+ * `ccat staging request | show | wait | release`: ask a running server to stage archived
+ * observations or packages at a PROCESSING location, look at a request, wait for it to finish,
+ * and release it once processing is done. `wait` is the
  * client's own `waitForStaging` (polling with backoff, a failed request as a typed error): it
  * draws a progress bar on a terminal and prints one line per change otherwise (logs, CI), then
  * the staged files' local paths; a failed request exits 1 with the server's reason.
@@ -27,6 +28,7 @@ const describe = (r: View, location: string = r.dataLocationId): string => {
     `staging request ${r.id}  ${r.status}`,
     `  location ${location}  created ${Output.instant(r.createdAt)}  updated ${Output.instant(r.updatedAt)}  expires ${Output.instant(r.expiresAt)}`
   ]
+  if (r.releasedAt !== null) lines.push(`  released ${Output.instant(r.releasedAt)}: its staged files are no longer kept for it`)
   if (r.errorMessage !== null) lines.push(`  error: ${r.errorMessage}`)
   lines.push(`  items (${r.items.length}):`)
   for (const i of r.items) lines.push(i.executedObsUnitId !== null ? `    observation ${i.executedObsUnitId}` : `    package ${i.rawDataPackageId}`)
@@ -159,8 +161,17 @@ const wait = Command.make(
     })
 ).pipe(Command.withDescription("wait for a staging request to end: a progress bar on a terminal, lines otherwise; prints the staged files' local paths"))
 
+const release = Command.make("release", { ...Remote.options, id: idArg }, (o) =>
+  Effect.gen(function* () {
+    const id = (yield* Remote.requireUuid(o.json, "the staging request id", o.id)) as RequestId
+    const released = yield* Remote.withClient(o, (c) => c.staging.release({ path: { id } }))
+    if (o.json) return yield* Remote.printJson(StagingApi.StagingRequestView, released)
+    yield* Console.log(describe(released))
+  })
+).pipe(Command.withDescription("release a request once processing is done: its folder is removed and the staged files no other request needs are deleted by cleanup (idempotent)"))
+
 /** `ccat staging ...`. */
 export const command = Command.make("staging").pipe(
   Command.withDescription("staging archived data at a PROCESSING location"),
-  Command.withSubcommands([request, show, wait])
+  Command.withSubcommands([request, show, wait, release])
 )

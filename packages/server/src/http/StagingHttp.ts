@@ -1,7 +1,9 @@
 /**
  * The staging group: a scientist asks for observations or packages of its programs at a
  * PROCESSING location; the request and its items are created in one transaction (with the
- * request's creation event) and the staging workers take it from there.
+ * request's creation event) and the staging workers take it from there. Once processing is done
+ * the scientist (or an operator) releases the request, and cleanup at the site removes its folder
+ * and the staged copies no other live request needs.
  */
 import { Api, ApiErrors, ApiPage, ApiSecurity, EventLog, Staging, StagingApi as StagingApiModule, StorageDriverRegistry } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
@@ -83,16 +85,23 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const mine = Access.seesEverything(p) ? sql`true` : sql`r.account_id = ${p.accountId}`
-    const [request] = yield* sql<{ status: string; expiresAt: Date | null; errorMessage: string | null; locationId: string; location: string; technology: string; driverConfig: unknown }>`
-      select r.status::text as status, r.expires_at, r.error_message, l.id as location_id, l.name as location, l.technology::text as technology, l.driver_config
+    const [request] = yield* sql<{
+      status: string; expiresAt: Date | null; releasedAt: Date | null; errorMessage: string | null; locationId: string; location: string; technology: string; driverConfig: unknown
+    }>`
+      select r.status::text as status, r.expires_at, r.released_at, r.error_message, l.id as location_id, l.name as location,
+             l.technology::text as technology, l.driver_config
       from staging_request r join data_location l on l.id = r.data_location_id
       where r.id = ${id} and ${mine}`.pipe(Effect.orDie)
     if (request === undefined) return yield* Access.notFound("StagingRequest", id)
     const after = cursor === undefined ? undefined : yield* decodeFilesCursor(cursor)
-    const rows = request.status !== "completed" ? [] : yield* sql<{
+    const rows = request.status !== "completed" || request.releasedAt !== null ? [] : yield* sql<{
       copyId: string; rawDataFileId: string; executedObsUnitId: string; relativePath: string; key: string; sizeBytes: string | number; checksum: string
+      folder: string | null
     }>`
-      select c.id as copy_id, f.id as raw_data_file_id, f.executed_obs_unit_id, f.relative_path, c.path as key, c.size_bytes, c.checksum
+      select c.id as copy_id, f.id as raw_data_file_id, f.executed_obs_unit_id, f.relative_path, c.path as key, c.size_bytes, c.checksum,
+        (select r.staged_folders ->> o.observing_program_id::text
+         from staging_request r, executed_obs_unit e join obs_unit o on o.id = e.obs_unit_id
+         where r.id = ${id} and e.id = f.executed_obs_unit_id) as folder
       from physical_copy c join raw_data_file f on f.id = c.raw_data_file_id
       where c.data_location_id = ${request.locationId} and c.status = 'STAGED'
         and exists (
@@ -110,7 +119,7 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
       executedObsUnitId: r.executedObsUnitId,
       relativePath: r.relativePath,
       key: r.key,
-      localPath: root === undefined ? null : path.join(root, r.key),
+      localPath: root === undefined ? null : r.folder === null ? path.join(root, r.key) : path.join(root, r.folder, r.executedObsUnitId, r.relativePath),
       sizeBytes: Number(r.sizeBytes),
       checksum: r.checksum
     }))
@@ -122,9 +131,43 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
       status: request.status,
       location: request.location,
       expiresAt: request.expiresAt === null ? null : request.expiresAt.toISOString(),
+      releasedAt: request.releasedAt === null ? null : request.releasedAt.toISOString(),
       errorMessage: request.errorMessage
     }
     return yield* Schema.decodeUnknown(StagingApiModule.StagedFilesPage)(answer).pipe(Effect.orDie)
+  })
+
+/**
+ * Releases a request: sets `released_at` with its event, in one transaction with the row locked.
+ * A released request answers as it is (idempotent); one still being served is refused, since the
+ * worker would stage its files after the release.
+ */
+const release = (p: ApiSecurity.Principal, id: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const mine = Access.seesEverything(p) ? sql`true` : sql`account_id = ${p.accountId}`
+    const rows = yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const [row] = yield* sql<{ status: string; releasedAt: Date | null }>`
+          select status::text as status, released_at from staging_request where id = ${id} and ${mine} for update`
+        if (row === undefined) return yield* Access.notFound("StagingRequest", id)
+        if (row.releasedAt === null) {
+          if (row.status !== "completed" && row.status !== "failed") {
+            return yield* new ApiErrors.Conflict({
+              reason: "StateConflict",
+              entity: "StagingRequest",
+              id,
+              fields: ["status"],
+              message: `staging request ${id} is ${row.status}: it can be released once it is completed (or has failed); wait for it with \`ccat staging wait ${id}\``
+            })
+          }
+          yield* sql`update staging_request set released_at = now(), updated_at = now() where id = ${id}`
+          yield* EventLog.append({ kind: "StagingRequest", id, from: row.status, to: row.status, actor: p.name, details: { action: "released" } })
+        }
+        return yield* sql`select * from staging_request where id = ${id}`
+      })
+    ).pipe(Effect.catchTag("SqlError", Effect.die))
+    return (yield* withItems(rows))[0]
   })
 
 /** The staging group's handlers. */
@@ -187,4 +230,5 @@ export const StagingHttpLive = HttpApiBuilder.group(Api.Api, "staging", (handler
     .handle("files", ({ path: p, urlParams: q }) =>
       Effect.flatMap(ApiSecurity.CurrentAccount, (account) => stagedFiles(account, p.id, q.limit ?? ApiPage.defaultLimit, q.cursor))
     )
+    .handle("release", ({ path: p }) => Effect.flatMap(ApiSecurity.CurrentAccount, (account) => release(account, p.id)))
 )

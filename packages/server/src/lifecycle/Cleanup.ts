@@ -8,17 +8,21 @@
  * a transfer source, is needed by a staging request, or whose archive copies lost their
  * verification is called off, back to PRESENT or STAGED), moves it to DELETION_IN_PROGRESS,
  * deletes it (a file already gone counts as deleted) and records DELETED, or DELETION_FAILED,
- * which the planner schedules again after a capped exponential wait.
+ * which the planner schedules again after a capped exponential wait. At a PROCESSING location the
+ * job first removes the folders of requests that were released or expired (`StagingLayout`), so
+ * no link there keeps a deleted copy's bytes on disk.
  */
-import { Ids, Retention as CoreRetention, type StorageDriver, Transitions } from "@ccat/core"
+import { Backoff, EventLog, Ids, Retention as CoreRetention, type StorageDriver, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Retention from "./Retention.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
+import * as StagingLayout from "./StagingLayout.js"
 import { Storages } from "./Storages.js"
 
 /** The stage's name and queue suffix. */
@@ -33,8 +37,21 @@ const Job = Schema.Union(Schema.Struct({ locationId: Ids.DataLocationId }), Sche
 /** Copies a planning round schedules at most, and a location job takes per round, so one round stays short. */
 const batch = 500
 
-/** First wait before a failed deletion is tried again; it doubles per failure up to an hour. */
-const retryBaseSeconds = 2
+/** Waits before a failed deletion is tried again: 2 s after the first failure, doubling, at most an hour. */
+const deletionRetry: Backoff.Policy = { base: "2 seconds", cap: "1 hour", jitter: Backoff.none }
+
+/**
+ * The policy's waits in seconds by failures so far (1-based), up to the first at the cap: the
+ * planner's statement picks each copy's from its count of failures.
+ */
+const deletionWaits: ReadonlyArray<number> = (() => {
+  const waits: Array<number> = []
+  for (let failures = 1; failures <= 64; failures++) {
+    waits.push(Duration.toSeconds(Backoff.delayFor(deletionRetry, failures, 0)))
+    if (waits[waits.length - 1] >= Duration.toSeconds(deletionRetry.cap!)) break
+  }
+  return waits
+})()
 
 /** A deletion in progress this long, or with no job at all, lost its worker: its job is sent again. */
 const staleMinutes = 10
@@ -81,16 +98,16 @@ const scheduleAll = (site: string, copies: ReadonlyArray<Retention.Deletable>) =
     Effect.forEach(Array.from({ length: Math.ceil(copies.length / scheduleChunk) }, (_, i) => copies.slice(i * scheduleChunk, (i + 1) * scheduleChunk)),
       (chunk) => sql.withTransaction(Effect.forEach(chunk, (copy) => schedule(site, copy), { discard: true })), { discard: true }))
 
-/** Failed deletions whose wait is over: 2 s after the first failure, doubling, at most an hour. */
+/** Failed deletions whose wait (`deletionRetry`) is over. */
 const failedDue = (site: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql<{ id: string; path: string; locationId: string; locationType: string }>`
       select c.id, c.path, c.data_location_id as location_id, l.type::text as location_type
       from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
       where s.name = ${site} and c.status = 'DELETION_FAILED'
-        and c.updated_at < now() - make_interval(secs => least(3600, ${retryBaseSeconds} * power(2, greatest(0, (
-          select count(*) from event_log e
-          where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETION_FAILED') - 1))))
+        and c.updated_at < now() - make_interval(secs => (${deletionWaits}::float8[])[least(${deletionWaits.length}, greatest(1, (
+          select count(*)::int from event_log e
+          where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETION_FAILED')))])
       limit ${batch}`
   )
 
@@ -119,7 +136,10 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
     from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
     where s.name = ${site} and (c.status = 'DELETION_SCHEDULED'
       or (c.status = 'DELETION_IN_PROGRESS' and (c.updated_at < now() - make_interval(mins => ${staleMinutes})
-          or ${noJobOf(sql, queueName(site, name), sql`${"location:"} || c.data_location_id::text`)})))`
+          or ${noJobOf(sql, queueName(site, name), sql`${"location:"} || c.data_location_id::text`)})))
+    union
+    select r.data_location_id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
+    where s.name = ${site} and ${foldersDue(sql)}`
   let sent = 0
   for (const location of locations) {
     if ((yield* jobs.send(queueName(site, name), { locationId: location.id }, { singletonKey: locationKey(location.id) })) !== null) sent++
@@ -266,6 +286,38 @@ const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
     yield* Effect.logWarning(`deleting ${copy.path} at ${target.location.name} failed; the planner retries it`, deleted.left)
   }).pipe(Effect.withSpan("Cleanup.deleteCopy", { attributes: { copyId } }))
 
+/** Requests whose folders are to be removed: made, not yet removed, and released or expired. */
+const foldersDue = (sql: SqlClient.SqlClient) =>
+  sql`r.staged_folders is not null and r.folders_removed_at is null and (r.released_at is not null or r.expires_at <= now())`
+
+/**
+ * Removes the folders of the location's released or expired requests, each recorded (with its
+ * event) once gone. The copies they linked stay in the store until no live request needs them.
+ * A folder that cannot be removed fails the job (it is retried); the others are not held up.
+ */
+const removeFolders = (site: string, locationId: string, root: string | undefined) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    if (root === undefined) return 0
+    const due = yield* sql<{ id: string; status: string; stagedFolders: Record<string, string> }>`
+      select r.id, r.status::text as status, r.staged_folders from staging_request r
+      where r.data_location_id = ${locationId} and ${foldersDue(sql)} order by r.updated_at limit ${batch}`
+    let failed = 0
+    for (const r of due) {
+      const removed = yield* StagingLayout.remove(root, Object.values(r.stagedFolders)).pipe(Effect.either)
+      if (removed._tag === "Left") {
+        failed++
+        yield* Effect.logWarning(`removing the folders of staging request ${r.id} failed; the job is retried`, removed.left)
+        continue
+      }
+      yield* sql.withTransaction(Effect.zipRight(
+        sql`update staging_request set folders_removed_at = now() where id = ${r.id}`,
+        EventLog.append({ kind: "StagingRequest", id: r.id, from: r.status, to: r.status, actor: `worker:${site}`, details: { action: "folders-removed", folders: Object.values(r.stagedFolders) } })
+      ))
+    }
+    return failed
+  })
+
 /** A location, its storage and its deletion concurrency (1 where no retention row says). */
 const targetOf = (locationId: string) =>
   Effect.gen(function* () {
@@ -291,6 +343,10 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
   const { concurrency, location, storage } = yield* targetOf(locationId)
   const seen = new Set<string>()
   const failures: Array<unknown> = []
+  if (location.type === "PROCESSING") {
+    const failed = yield* removeFolders(site, locationId, (yield* Storages).rootOf(location))
+    if (failed > 0) failures.push(new Error(`${failed} request folders could not be removed`))
+  }
   const started = yield* Effect.clockWith((c) => c.currentTimeMillis)
   // A location's job is a singleton (stately queue, one key per location): while it runs, no
   // other location job deletes here, so a deletion it finds in progress was cut off by a dead

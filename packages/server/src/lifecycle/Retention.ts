@@ -14,10 +14,11 @@
  *   was written; an audit re-verifying a copy later does not move it), or the location is filled
  *   to its `disk_usage_threshold`;
  * - it is not the source of an open transfer, nor (at a BUFFER) held by an open bundle;
- * - at a PROCESSING location, no open or unexpired StagingRequest there still covers it.
+ * - at a PROCESSING location, no StagingRequest there still covers it: none open, none completed
+ *   that is neither released nor expired.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
 import { Retention as CoreRetention } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { LifecyclePolicy } from "./Packaging.js"
@@ -115,7 +116,7 @@ where a.all_archived
     join staging_request sr on sr.id = i.staging_request_id
     where f.id = cand.raw_data_file_id and sr.data_location_id = cand.data_location_id
       and (sr.status in ('pending', 'scheduled', 'in_progress')
-        or (sr.status = 'completed' and (sr.expires_at is null or sr.expires_at > now())))))
+        or (sr.status = 'completed' and sr.released_at is null and (sr.expires_at is null or sr.expires_at > now())))))
 order by a.archived_at, cand.id
 limit $5`
 

@@ -3,11 +3,13 @@
  * its PROCESSING location. The planner claims pending requests with their job; the worker finds
  * an archive copy of every package the request names (directly or through a whole
  * ExecutedObsUnit), recalls them in one batch per nearline archive, unpacks each into the
- * PROCESSING location under `<executedObsUnitId>/<relativePath>` (stable paths, shared between
- * requests) verifying every file against the manifest and the filed checksum, records each file
- * as a STAGED verified copy, and completes the request with `expires_at = now + stagingLifetime`.
- * A file already staged there is reused: the new request keeps it alive (cleanup deletes a staged
- * copy only when no open or unexpired request covers it), so its expiry is extended by the new one.
+ * PROCESSING location's store under `.store/<executedObsUnitId>/<relativePath>` (stable paths,
+ * shared between requests) verifying every file against the manifest and the filed checksum,
+ * records each file as a STAGED verified copy, lays out the request's own folders
+ * (`StagingLayout`: `<program>/<request id>/...`, links to the store with the programs' modes and
+ * groups) and completes the request with `expires_at = now + stagingLifetime`. A file already
+ * staged there is reused: the new request keeps it alive (cleanup deletes a staged copy only when
+ * no open, or completed and neither released nor expired, request covers it).
  *
  * An archive copy that cannot be read back as recorded (wrong bytes, or gone) is confirmed by a
  * re-read and marked CORRUPT or MISSING (CopyCheck), and the next good copy is read instead. A
@@ -26,6 +28,7 @@ import { LifecyclePolicy } from "./Packaging.js"
 import * as CopyCheck from "./CopyCheck.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
+import * as StagingLayout from "./StagingLayout.js"
 import { Storages } from "./Storages.js"
 import * as Unpacker from "./Unpacker.js"
 
@@ -52,7 +55,7 @@ interface FileRow {
 }
 
 /** Where a staged file is: its key at the PROCESSING location, stable across requests. */
-export const stagedKey = (executedObsUnitId: string, relativePath: string): string => `${executedObsUnitId}/${relativePath}`
+export const stagedKey = StagingLayout.stagedKey
 
 /** Claims the site's pending requests with their jobs, and re-sends jobs a lost queue dropped. */
 export const plan = Effect.fn("Staging.plan")(function* (site: string) {
@@ -215,7 +218,7 @@ const unpackPackage = (
     for (const copy of copies) {
       const result = yield* Unpacker.unpackFrom(copy.storage, copy.path, {
         destination: guarded,
-        prefix: `${pkg.executedObsUnitId}/`,
+        prefix: `${StagingLayout.storeFolder}/${pkg.executedObsUnitId}/`,
         checksum: pkg.checksum as never,
         sizeBytes: Number(pkg.sizeBytes),
         overwrite: true
@@ -302,6 +305,10 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
     if (members === undefined) return
     written.push(...members)
   }
+  const folders = yield* StagingLayout.layOut(requestId, processing, files, new Map([...staged, ...written.map((m) => [m.id, m.key] as const)])).pipe(
+    Effect.catchIf((e): e is StagingLayout.LayoutError => e instanceof StagingLayout.LayoutError, (e) => Effect.as(failRequest(site, requestId, e.message), "failed" as const))
+  )
+  if (folders === "failed") return
   const expiresAt = new Date(Date.now() + policy.stagingLifetime)
   yield* sql.withTransaction(
     Effect.gen(function* () {
@@ -332,8 +339,9 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
       yield* Transitions.transition({
         entity: "StagingRequest", id: requestId, from: "in_progress", to: "completed", actor,
         set: { expiresAt },
-        details: { files: files.length, unpacked: written.length, reused: files.length - written.length }
+        details: { files: files.length, unpacked: written.length, reused: files.length - written.length, ...(folders === undefined ? {} : { folders }) }
       })
+      if (folders !== undefined) yield* sql`update staging_request set staged_folders = ${JSON.stringify(folders)}::jsonb where id = ${requestId}`
     })
   )
 })
@@ -342,29 +350,38 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
 export interface StagedFile {
   readonly rawDataFileId: string
   readonly relativePath: string
-  /** Absolute local path: the PROCESSING location's root joined with the copy's path. */
+  /** Absolute local path: in the request's folder, or the copy's path for a request served before folders. */
   readonly path: string
   readonly sizeBytes: number
   readonly checksum: string
 }
 
-/** The files staged for a request at its PROCESSING location (what is STAGED there now). */
+/**
+ * The files staged for a request at its PROCESSING location (what is STAGED there now), at their
+ * paths in the request's folder (requests served before folders existed: the copies' paths);
+ * none once the request is released.
+ */
 export const stagedFiles = Effect.fn("Staging.stagedFiles")(function* (requestId: string) {
   const sql = yield* SqlClient.SqlClient
   const storages = yield* Storages
-  const [request] = yield* sql<{ dataLocationId: string }>`select data_location_id from staging_request where id = ${requestId}`
-  if (request === undefined) return []
+  const [request] = yield* sql<{ dataLocationId: string; releasedAt: Date | null }>`
+    select data_location_id, released_at from staging_request where id = ${requestId}`
+  if (request === undefined || request.releasedAt !== null) return []
   const location = yield* Sites.location(request.dataLocationId)
   const root = storages.rootOf(location)
   if (root === undefined) return yield* Effect.dieMessage(`location ${location.name} has no local folder to hand out`)
   const rows = yield* sql<{ rawDataFileId: string; relativePath: string; path: string; sizeBytes: number; checksum: string }>`
-    select distinct f.id as raw_data_file_id, f.relative_path, c.path, c.size_bytes, c.checksum
+    select distinct f.id as raw_data_file_id, f.relative_path, coalesce(
+        (select (r.staged_folders ->> o.observing_program_id::text) || '/' || f.executed_obs_unit_id::text || '/' || f.relative_path
+         from staging_request r, executed_obs_unit e join obs_unit o on o.id = e.obs_unit_id
+         where r.id = ${requestId} and e.id = f.executed_obs_unit_id),
+        c.path) as path, c.size_bytes, c.checksum
     from staging_request_item i
     join raw_data_file f on f.raw_data_package_id = i.raw_data_package_id
       or (i.raw_data_package_id is null and f.executed_obs_unit_id = i.executed_obs_unit_id)
     join physical_copy c on c.raw_data_file_id = f.id and c.data_location_id = ${location.id} and c.status = 'STAGED'
     where i.staging_request_id = ${requestId}
-    order by c.path`
+    order by 3`
   return rows.map((r): StagedFile => ({ ...r, sizeBytes: Number(r.sizeBytes), path: path.join(root, r.path) }))
 })
 

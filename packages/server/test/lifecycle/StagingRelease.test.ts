@@ -1,0 +1,152 @@
+/**
+ * Releasing staged data and per-request folders, on the real API, the real staging and cleanup
+ * stages and a real disk: two requests of one program stage the same package; each gets its own
+ * folder `<program>/<request id>/...` of links to one store copy, with the configured modes and
+ * the program's group, which a process of another user reads only with that group. Releasing one
+ * request (idempotent; refused for someone else's, for one still being served, for a malformed
+ * id, each changing nothing) makes cleanup remove its folder and keep the copies the other request
+ * still needs; releasing the other lets cleanup delete them.
+ */
+import { CcatClient } from "@ccat/client"
+import { Topology } from "@ccat/core"
+import { assert, describe, it } from "@effect/vitest"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import { execFile } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { promisify } from "node:util"
+import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as Cleanup from "../../src/lifecycle/Cleanup.js"
+import * as Staging from "../../src/lifecycle/Staging.js"
+import * as Storages from "../../src/lifecycle/Storages.js"
+import * as Harness from "../ApiHarness.js"
+import { arrivedPackage, quickRetries, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
+import { observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
+import { sha256File } from "./support.js"
+
+const world = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
+
+/** The program's group on the "PROCESSING host"; the test runs as root, so any gid can own files. */
+const gid = 4321
+
+const requestRow = (id: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string; releasedAt: Date | null; foldersRemovedAt: Date | null; updatedAt: Date }>`
+    select status::text as status, released_at, folders_removed_at, updated_at from staging_request where id = ${id}`).pipe(Effect.map((rows) => rows[0]!))
+
+const eventsOf = (id: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ action: string | null }>`
+    select details->>'action' as action from event_log where entity_kind = 'StagingRequest' and entity_id = ${id} order by id`).pipe(
+    Effect.map((rows) => rows.map((r) => r.action))
+  )
+
+const stagedCopies = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ path: string; status: string }>`
+  select c.path, c.status::text as status from physical_copy c join data_location l on l.id = c.data_location_id
+  where l.name = 'cologne-processing' and c.status <> 'DELETED' order by c.path`)
+
+const mode = (p: string) => Effect.promise(() => fs.stat(p)).pipe(Effect.map((s) => ({ mode: s.mode & 0o7777, gid: s.gid, ino: s.ino })))
+
+/** Reads a file as user nobody, with or without the program's group: its bytes, or the error. */
+const readAsNobody = (file: string, groups: ReadonlyArray<number>) =>
+  Effect.promise(() =>
+    promisify(execFile)("setpriv", ["--reuid=65534", "--regid=65534", groups.length === 0 ? "--clear-groups" : `--groups=${groups.join(",")}`, "sha256sum", file])
+      .then(({ stdout }) => `sha256:${stdout.split(" ")[0]}`, (e: { stderr?: string }) => new Error(e.stderr ?? String(e)))
+  )
+
+describe("releasing staged data", () => {
+  it.scopedLive("per-request folders with the program's modes and group; release is idempotent, refused for bad input, and cleanup keeps what another request needs", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const dir = yield* tempDir
+      const obs = yield* observatory
+      const topology = topologyFrom(dir, (raw) => ({ ...raw, policy: { ...raw.policy, staging: { groups: { [obs.program.name]: gid } } } }))
+      yield* syncTopology(topology)
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 20_000 }, { path: "hk.dat", bytes: 300 }])
+      const baseUrl = yield* Harness.BaseUrl
+      const client = (role: "scientist" | "operator") =>
+        Effect.flatMap(Harness.tokenFor({ role, programIds: role === "scientist" ? [obs.program.id] : [] }), (token) =>
+          Effect.map(CcatClient.make({ baseUrl, token }).pipe(Effect.provide(FetchHttpClient.layer)), (c) => ({ c, token })))
+      const [alice, bob, carol, operator] = yield* Effect.all([client("scientist"), client("scientist"), client("scientist"), client("operator")])
+      const cologne = (done: Effect.Effect<boolean, unknown, SqlClient.SqlClient>) =>
+        runSitesUntil([["cologne", [Archiving.stage, quickRetries(Staging.stage), Cleanup.stage]]], done).pipe(Effect.provide(policyLayer(topology)))
+
+      // Two requests of one program for the same package, both served.
+      const first = yield* alice.c.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } })
+      const second = yield* bob.c.staging.create({ payload: { location: "cologne-processing", observationIds: [pkg.eou.id] } })
+      yield* cologne(Effect.map(Effect.all([requestRow(first.id), requestRow(second.id)]), (rs) => rs.every((r) => r.status === "completed")))
+
+      // Each request has its own folder of links to one store copy; modes and group as configured.
+      const root = path.join(dir, "locations", "cologne-processing")
+      const program = obs.program.name
+      const page = yield* alice.c.staging.files({ path: { id: first.id }, urlParams: {} })
+      assert.deepStrictEqual(page.items.map((f) => f.localPath).sort(), pkg.files.map((f) => path.join(root, program, first.id, pkg.eou.id, f.relativePath)).sort())
+      assert.strictEqual((yield* mode(path.join(root, ".store"))).mode, 0o700)
+      const nested = page.items.find((f) => f.relativePath.endsWith("det/a.fits"))!
+      for (const d of [program, `${program}/${first.id}`, `${program}/${first.id}/${pkg.eou.id}`, path.relative(root, path.dirname(nested.localPath!))]) {
+        assert.deepInclude(yield* mode(path.join(root, d)), { mode: 0o750, gid }, d)
+      }
+      for (const f of page.items) {
+        const linked = yield* mode(f.localPath!)
+        assert.deepStrictEqual(linked, { ...(yield* mode(path.join(root, f.key))), mode: 0o640, gid }, "a link to the store's copy, not a second copy")
+        assert.strictEqual(linked.ino, (yield* mode(path.join(root, program, second.id, pkg.eou.id, f.relativePath))).ino)
+        assert.strictEqual(yield* Effect.promise(() => sha256File(f.localPath!)), f.checksum)
+      }
+      // Another user reads a staged file only with the program's group, and never the store directly.
+      yield* Effect.forEach([dir, path.join(dir, "locations"), root], (d) => Effect.promise(() => fs.chmod(d, 0o711)))
+      const sample = page.items[0]!
+      assert.strictEqual(yield* readAsNobody(sample.localPath!, [gid]), sample.checksum)
+      assert.include(String(yield* readAsNobody(sample.localPath!, [])), "Permission denied")
+      assert.include(String(yield* readAsNobody(path.join(root, sample.key), [gid])), "Permission denied")
+
+      // Refusals change nothing: someone else's request, one still being served, a malformed or unknown id.
+      const before = yield* requestRow(first.id)
+      const others = yield* Effect.either(carol.c.staging.release({ path: { id: first.id } }))
+      assert.isTrue(Either.isLeft(others) && (others.left as { _tag: string })._tag === "NotFound")
+      const pending = yield* alice.c.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } })
+      const open = yield* Effect.either(alice.c.staging.release({ path: { id: pending.id } }))
+      assert.isTrue(Either.isLeft(open) && (open.left as { _tag: string; message: string })._tag === "Conflict")
+      assert.include((open as Either.Left<{ message: string }, unknown>).left.message, "pending")
+      const raw = (id: string) => Effect.promise(() => fetch(`${baseUrl}/api/v1/staging-requests/${id}/release`, { method: "POST", headers: { authorization: `Bearer ${alice.token}` } }).then((r) => r.status))
+      assert.strictEqual(yield* raw("not-a-uuid"), 400)
+      assert.strictEqual(yield* raw("00000000-0000-4000-8000-000000000000"), 404)
+      assert.deepStrictEqual(yield* requestRow(first.id), before)
+      assert.isNull((yield* requestRow(pending.id)).releasedAt)
+      assert.notInclude(yield* eventsOf(first.id), "released")
+      yield* sql`update staging_request set status = 'failed', error_message = 'called off by the test' where id = ${pending.id}`
+
+      // Alice releases hers, twice: one release, one event; her folder goes, Bob's stays with the copies.
+      const released = yield* alice.c.staging.release({ path: { id: first.id } })
+      assert.isNotNull(released.releasedAt)
+      assert.deepStrictEqual((yield* alice.c.staging.release({ path: { id: first.id } })).releasedAt, released.releasedAt)
+      assert.deepStrictEqual((yield* eventsOf(first.id)).filter((a) => a === "released"), ["released"])
+      assert.deepStrictEqual((yield* alice.c.staging.files({ path: { id: first.id }, urlParams: {} })).items, [])
+      yield* cologne(Effect.map(requestRow(first.id), (r) => r.foldersRemovedAt !== null))
+      assert.isFalse(yield* Effect.promise(() => fs.access(path.join(root, program, first.id)).then(() => true, () => false)))
+      assert.deepStrictEqual((yield* stagedCopies).map((c) => c.status), ["STAGED", "STAGED"])
+      for (const f of (yield* bob.c.staging.files({ path: { id: second.id }, urlParams: {} })).items) {
+        assert.strictEqual(yield* Effect.promise(() => sha256File(f.localPath!)), f.checksum)
+      }
+
+      // An operator releases Bob's: cleanup removes his folder and deletes the store's copies.
+      yield* operator.c.staging.release({ path: { id: second.id } })
+      yield* cologne(Effect.map(stagedCopies, (cs) => cs.length === 0))
+      assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(root, program))), [], "both request folders are gone")
+      for (const p of yield* Effect.promise(() => fs.readdir(root, { recursive: true }))) {
+        assert.isFalse((yield* Effect.promise(() => fs.stat(path.join(root, p)))).isFile(), `${p} is left`)
+      }
+      assert.deepStrictEqual(yield* eventsOf(second.id), [null, null, null, null, "released", "folders-removed"])
+    }).pipe(Effect.provide(world)), 120_000)
+
+  it("a mode that lets other users in, or a group that is not one, is refused when the configuration is read", () => {
+    for (const staging of [{ folderMode: "0755" }, { fileMode: "0644" }, { folderMode: "rwx" }, { groups: { p: "no/such group" } }]) {
+      const decoded = Topology.decode({ sites: [], policy: { staging } })
+      assert.isTrue(decoded._tag === "Left", JSON.stringify(staging))
+    }
+    const ok = Topology.decode({ sites: [], policy: { staging: { folderMode: "0700", fileMode: "0600", groups: { p: "ccat-p", q: 1234 } } } })
+    assert.isTrue(ok._tag === "Right" && ok.right.policy.staging.folderMode === 0o700)
+  })
+})
