@@ -5,7 +5,7 @@
  * recalls do not hammer the server, and turns a failed request into a typed error with the
  * server's reason.
  */
-import type { Ids, StagingApi, Status } from "@ccat/core"
+import { Backoff, type Ids, type StagingApi, type Status } from "@ccat/core"
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -106,7 +106,7 @@ export const waitForStaging = (requestId: string, options: WaitOptions = {}): Ef
     const base = Duration.decode(options.pollBase ?? "1 second")
     const cap = Duration.decode(options.pollCap ?? "30 seconds")
     const started = yield* Effect.clockWith((c) => c.currentTimeMillis)
-    let pause = base
+    const pauses: Backoff.Policy = { base, factor: 1.5, cap, jitter: Backoff.none }
     let polls = 0
     let status: Status.Status = "pending"
     const wait = Effect.gen(function* () {
@@ -129,8 +129,7 @@ export const waitForStaging = (requestId: string, options: WaitOptions = {}): Ef
             paths: files.flatMap((f) => (f.localPath === null ? [] : [f.localPath]))
           } satisfies Staged
         }
-        yield* Effect.sleep(pause)
-        pause = Duration.min(Duration.times(pause, 1.5), cap)
+        yield* Effect.sleep(Backoff.delayFor(pauses, polls, 0))
       }
     })
     if (options.timeout === undefined) return yield* wait

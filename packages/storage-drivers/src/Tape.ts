@@ -12,7 +12,7 @@
  * Every decision (where the next tape file goes, whether a key exists) reads the catalog that is
  * committed now, never a copy from when the process started.
  */
-import { type Checksum, type RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import { Backoff, type Checksum, type RelativePath, StorageDriver, StorageError } from "@ccat/core"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -22,6 +22,7 @@ import * as Stream from "effect/Stream"
 import { randomBytes } from "node:crypto"
 import * as path from "node:path"
 import * as Disk from "./Disk.js"
+import { pollBackoff } from "./internal/FileLock.js"
 import * as TapeCatalog from "./internal/TapeCatalog.js"
 import type { TapeLibrary } from "./TapeLibrary.js"
 
@@ -83,7 +84,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
     // a free drive of this process may still be in use by another one: take its lock first
     const claimDrive = (volume: string | undefined): Effect.Effect<number, StorageError.StorageError, Scope.Scope> =>
       Effect.gen(function*() {
-        for (let wait = 2;; wait = Math.min(100, wait * 1.5)) {
+        for (let polls = 1;; polls++) {
           const free = busy.flatMap((b, i) => b ? [] : [i])
           const order = [...free.filter((i) => volume !== undefined && mounted[i] === volume), ...free.filter((i) => volume === undefined || mounted[i] !== volume)]
           for (const drive of order) {
@@ -92,7 +93,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
             yield* Effect.addFinalizer(() => Effect.sync(() => { busy[drive] = false }))
             return drive
           }
-          yield* Effect.sleep(wait)
+          yield* Effect.sleep(Backoff.delayFor(pollBackoff, polls, 0))
         }
       })
     const withDrive = <A, E>(volume: string | undefined, use: (drive: number) => Effect.Effect<A, E>) =>

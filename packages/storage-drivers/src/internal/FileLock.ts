@@ -17,6 +17,7 @@
  * A lock held from another host or namespace is waited for, never broken: remove it by hand once
  * that holder is known to be gone.
  */
+import { Backoff } from "@ccat/core"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import { randomBytes } from "node:crypto"
@@ -175,16 +176,19 @@ export const attempt = (file: string): Effect.Effect<Held | undefined, Error, Sc
       )
     ))
 
+/** The pauses of a wait for a lock: 2 ms growing by half up to 100 ms, so a short hold is noticed at once and a long one costs little. */
+export const pollBackoff: Backoff.Policy = { base: 2, factor: 1.5, cap: 100, jitter: Backoff.none }
+
 /**
  * Waits for the lock, polling (files give no wake-up), and holds it for the scope. The wait can
  * be interrupted between attempts.
  */
 export const acquire = (file: string): Effect.Effect<Held, Error, Scope.Scope> =>
   Effect.gen(function*() {
-    for (let wait = 2;; wait = Math.min(100, wait * 1.5)) {
+    for (let polls = 1;; polls++) {
       const held = yield* attempt(file)
       if (held !== undefined) return held
-      yield* Effect.sleep(wait)
+      yield* Effect.sleep(Backoff.delayFor(pollBackoff, polls, 0))
     }
   })
 
