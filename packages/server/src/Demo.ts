@@ -252,16 +252,24 @@ const run = (options: DemoOptions) =>
     )
   })
 
+/** How long the demo lets a partial bundle wait at most (the embedded default waits 30 s). */
+const demoBundleMaxWaitMs = 5_000
+
 /** Starts the server with every site's workers and runs the demo against it. */
 export const demo = (options: DemoOptions) =>
   Effect.gen(function* () {
     const loaded = yield* load(options)
-    // Staged data of the demo expires quickly, so its cleanup can be seen too.
+    // Staged data of the demo expires quickly, so its cleanup can be seen too; a partial bundle
+    // leaves within seconds, as the demo's few packages never fill one and waiting shows nothing.
     const config = {
       ...loaded,
       topology: new Topology.Topology({
         ...loaded.topology,
-        policy: new Topology.PolicyConfig({ ...loaded.topology.policy, stagingLifetime: 20_000 })
+        policy: new Topology.PolicyConfig({
+          ...loaded.topology.policy,
+          stagingLifetime: 20_000,
+          bundleMaxWait: Math.min(loaded.topology.policy.bundleMaxWait, demoBundleMaxWaitMs)
+        })
       })
     }
     const server = Layer.mergeAll(HttpServerLive.layer, Main.workersLayer(config.topology.sites.map((s) => s.name))).pipe(
