@@ -14,6 +14,7 @@ import { ApiErrors, type ApiSecurity, ConstraintError, type DataProductsApi, Eve
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
+import * as StagingLayout from "../lifecycle/StagingLayout.js"
 import * as ObsCorePublisher from "../ObsCorePublisher.js"
 import * as Access from "./Access.js"
 import { conflict, requestFolders, unprocessable } from "./FilingRules.js"
@@ -135,7 +136,10 @@ const processingLocation = (name: string) =>
     return location
   })
 
-/** Refuses ids and paths another file or copy holds, naming the file to fix. */
+/**
+ * Refuses ids and paths another file or copy holds, and paths where staging removes what is
+ * there (its store, a live request's folder), naming the file to fix.
+ */
 const refuseTaken = (req: DataProductsApi.FileDataProduct, locationId: string, anchor: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -160,6 +164,22 @@ const refuseTaken = (req: DataProductsApi.FileDataProduct, locationId: string, a
       const i = index(held.relativePath)
       return yield* conflict("PathHeld", "RawDataFile", req.files[i]!.id, ["relativePath"],
         `files[${i}]: ${held.relativePath} at ${req.location} is held by ${held.holder} (a filed file or a copy there, staged data included); write the product under a folder of its own`)
+    }
+    // staged data's store and a request's folders are removed under the pipeline's feet
+    const store = paths.findIndex((p) => p === StagingLayout.storeFolder || p.startsWith(`${StagingLayout.storeFolder}/`))
+    if (store !== -1) {
+      return yield* unprocessable("Invalid", `files[${store}].relativePath`, `${paths[store]} is inside ${StagingLayout.storeFolder}, the store of staged data only the service writes; write the product under a folder of its own`)
+    }
+    const [inside] = yield* sql<{ relativePath: string; requestId: string; folder: string }>`
+      select p.path as relative_path, r.id as request_id, f.folder
+      from staging_request r cross join lateral jsonb_each_text(r.staged_folders) as f(program, folder)
+      join unnest(${paths}::text[]) as p(path) on left(p.path, length(f.folder) + 1) = f.folder || '/'
+      where r.data_location_id = ${locationId} and r.staged_folders is not null and r.folders_removed_at is null
+      limit 1`
+    if (inside !== undefined) {
+      const i = index(inside.relativePath)
+      return yield* unprocessable("Invalid", `files[${i}].relativePath`,
+        `${inside.relativePath} is inside ${inside.folder}, the folder of staging request ${inside.requestId}, which is removed when the request is released or expires; write the product under a folder of its own`)
     }
     const [same] = yield* sql<{ relativePath: string }>`
       select relative_path from raw_data_file where executed_obs_unit_id = ${anchor} and relative_path in ${sql.in(paths)} limit 1`

@@ -173,6 +173,12 @@ describe("Processed results back into the archive", () => {
         const otherObservation = randomUUID()
         yield* sql`insert into executed_obs_unit (id, obs_unit_id, start_at, end_at, status) values (${otherObservation}, ${other.obsUnit.id}, now() - interval '2 hours', now() - interval '1 hour', 'completed')`
         const adminToken = yield* tokenFor({ role: "admin" })
+        // a staging request's folder, which its release removes with whatever is in it
+        const [request] = yield* sql<{ id: string }>`
+          insert into staging_request (account_id, data_location_id, status, staged_folders)
+          select (select id from account limit 1), id, 'completed', jsonb_build_object(${randomUUID()}::text, 'deep-field/' || gen_random_uuid())
+          from data_location where name = ${w.product.location} returning id`
+        const [{ folder }] = yield* sql<{ folder: string }>`select (select value from jsonb_each_text(staged_folders) limit 1) as folder from staging_request where id = ${request!.id}`
         const tables = ["data_product", "data_product_input", "data_product_observation", "raw_data_file", "event_log"]
         const before = yield* counts(tables)
         const cases: ReadonlyArray<readonly [string, DataProductsApi.FileDataProduct, string, string]> = [
@@ -183,7 +189,9 @@ describe("Processed results back into the archive", () => {
           ["a reused name with other content", { ...next, name: w.product.name.toLowerCase() }, "Conflict", "is taken by product"],
           ["a reused id with other content", { ...next, id: w.product.id }, "Conflict", "calibLevel"],
           ["a path already filed there", { ...next, files: [{ ...files[0]!, relativePath: w.product.files[0]!.relativePath }] }, "Conflict", "is held by"],
-          ["a location that is not PROCESSING", { ...next, location: "cologne-archive" }, "Unprocessable", "PROCESSING"]
+          ["a location that is not PROCESSING", { ...next, location: "cologne-archive" }, "Unprocessable", "PROCESSING"],
+          ["a path in the staged data's store", { ...next, files: [{ ...files[0]!, relativePath: ".store/map.fits" }] }, "Unprocessable", "store of staged data"],
+          ["a path in a staging request's folder", { ...next, files: [{ ...files[0]!, relativePath: `${folder}/out/map.fits` }] }, "Unprocessable", request!.id]
         ]
         for (const [what, request, tag, says] of cases) {
           const e = yield* refused(() => ccat.fileDataProduct(request))
