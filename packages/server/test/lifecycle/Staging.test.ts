@@ -43,14 +43,19 @@ const stagedCopies = Effect.flatMap(SqlClient.SqlClient, (sql) =>
     where l.name = 'cologne-processing' order by c.path`
 )
 
-/** Every staged file is byte-identical to the filed one: same checksum as the instrument's. */
+/**
+ * Every staged file is byte-identical to the filed one (same checksum as the instrument's), in the
+ * store and where the request hands it out: its own folder, `<program>/<request id>/<observation>/...`.
+ */
 const assertStaged = (paths: ReadonlyArray<string>, pkg: ArrivedPackage, processingRoot: string) =>
   Effect.gen(function* () {
     assert.strictEqual(paths.length, pkg.files.length)
     for (const f of pkg.files) {
-      const staged = path.join(processingRoot, Staging.stagedKey(pkg.eou.id, f.relativePath))
-      assert.include(paths, staged)
-      assert.strictEqual(yield* Effect.promise(() => sha256File(staged)), f.checksum)
+      const stored = path.join(processingRoot, Staging.stagedKey(pkg.eou.id, f.relativePath))
+      assert.strictEqual(yield* Effect.promise(() => sha256File(stored)), f.checksum)
+      const handedOut = paths.find((p) => p.startsWith(`${processingRoot}/`) && p.endsWith(`/${pkg.eou.id}/${f.relativePath}`))
+      assert.isDefined(handedOut, f.relativePath)
+      assert.strictEqual(yield* Effect.promise(() => sha256File(handedOut!)), f.checksum)
     }
   })
 

@@ -49,7 +49,7 @@ describe("staged files through the API and the client", () => {
           { path: "det/a.fits", bytes: 30_000 }, { path: "det/deep/b.fits", bytes: 7_000 }, { path: "hk.dat", bytes: 100 },
           { path: "det/c.fits", bytes: 1_000 }, { path: "log.txt", bytes: 10 }
         ]
-        const { baseUrl, dir, pkg, token, topology } = yield* setup(files)
+        const { baseUrl, dir, obs, pkg, token, topology } = yield* setup(files)
         const client = yield* CcatClient.make({ baseUrl, token }).pipe(Effect.provide(FetchHttpClient.layer))
         const created = yield* client.staging.create({ payload: { location: "cologne-processing", observationIds: [pkg.eou.id] } })
         // Before it is completed the list is empty and says why.
@@ -74,10 +74,12 @@ describe("staged files through the API and the client", () => {
         const root = path.join(dir, "locations", "cologne-processing")
         assert.strictEqual(staged.files.length, files.length)
         assert.deepStrictEqual(staged.files.map((f) => f.key), [...staged.files.map((f) => f.key)].sort())
-        assert.deepStrictEqual([...staged.paths].sort(), pkg.files.map((f) => path.join(root, Staging.stagedKey(pkg.eou.id, f.relativePath))).sort())
+        // Each file in the request's own folder, `<program>/<request id>/<observation>/<relative path>`.
+        const folder = path.join(root, obs.program.name, created.id)
+        assert.deepStrictEqual([...staged.paths].sort(), pkg.files.map((f) => path.join(folder, pkg.eou.id, f.relativePath)).sort())
         for (const f of staged.files) {
           const filed = pkg.files.find((w) => w.id === f.rawDataFileId)!
-          assert.strictEqual(f.localPath, path.join(root, f.key))
+          assert.strictEqual(f.localPath, path.join(folder, f.executedObsUnitId, f.relativePath))
           assert.strictEqual(f.executedObsUnitId, pkg.eou.id)
           assert.strictEqual(f.relativePath, filed.relativePath)
           assert.strictEqual(f.key, Staging.stagedKey(pkg.eou.id, filed.relativePath))
@@ -107,7 +109,7 @@ describe("staged files through the API and the client", () => {
           runSitesUntil(cologne, Effect.map(statusOf(ok.id), (s) => s === "completed")).pipe(Effect.provide(policyLayer(topology)))
         ], { concurrency: "unbounded" })
         const root = path.join(dir, "locations", "cologne-processing")
-        assert.deepStrictEqual([...staged.paths].sort(), pkg.files.map((f) => path.join(root, Staging.stagedKey(pkg.eou.id, f.relativePath))).sort())
+        assert.deepStrictEqual([...staged.paths].sort(), pkg.files.map((f) => path.join(root, obs.program.name, ok.id, pkg.eou.id, f.relativePath)).sort())
 
         // A package that failed cannot be staged: the request fails and the wait rejects with why.
         const broken = yield* arrivedPackage(topology, obs, [{ path: "broken.fits", bytes: 1_000 }])
