@@ -36,7 +36,6 @@ import {
   UploadPartCommand
 } from "@aws-sdk/client-s3"
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -45,39 +44,13 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as DigestPool from "./internal/DigestPool.js"
 import type { Readable } from "node:stream"
+import { reasonOf } from "./internal/S3Errors.js"
+import type { Options } from "./internal/S3Options.js"
+import { type Part, partsOf } from "./internal/S3Parts.js"
 import { fromReadable } from "./internal/streams.js"
 
-/** Where the bucket is and how uploads are cut. */
-export interface Options {
-  readonly bucket: string
-  /** Prepended to every key, so several locations can share a bucket (`"chile-buffer/"`). */
-  readonly prefix?: string | undefined
-  /** An S3Client configured by the caller; when given, endpoint/region/credentials are ignored. */
-  readonly client?: S3Client | undefined
-  readonly endpoint?: string | undefined
-  readonly region?: string | undefined
-  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string } | undefined
-  /** Path-style URLs (`endpoint/bucket/key`). Default: true when an endpoint is given. */
-  readonly forcePathStyle?: boolean | undefined
-  /** Multipart part size in bytes (min 5 MiB). Default 16 MiB; raised for huge objects to stay under 10,000 parts. */
-  readonly partSize?: number | undefined
-  /** Parts uploaded at once. Default 4. */
-  readonly concurrency?: number | undefined
-  /** Send Content-MD5 with every upload request so the server checks each part. Default true. */
-  readonly contentMd5?: boolean | undefined
-  /**
-   * Keep our checksum as an object tag when a multipart upload began without it (metadata is
-   * fixed when an upload starts). Default true. Turn off for servers without object tagging:
-   * some emulators treat `PUT ?tagging` as a PutObject and would overwrite the object (the driver
-   * detects that and fails with Corrupt, but the object is gone by then).
-   */
-  readonly tagChecksums?: boolean | undefined
-  /** Create the bucket if it does not exist. Default false. */
-  readonly createBucket?: boolean | undefined
-  /** Driver name in errors and spans. Default "s3". */
-  readonly name?: string | undefined
-  readonly retry?: StorageDriver.RetryPolicy | undefined
-}
+/** The storage reason for an S3 SDK failure; the driver's options (see `internal/S3Options.ts`). */
+export { type Options, reasonOf }
 
 const MiB = 1024 * 1024
 const metadataKey = "ccat-checksum"
@@ -85,81 +58,6 @@ const maxParts = 10_000
 const maxCopyBytes = 5 * 1024 * MiB
 /** SigV4 query signatures are valid for at most 7 days (AWS and radosgw refuse longer). */
 export const maxPresignSeconds = 7 * 24 * 60 * 60
-
-interface Part {
-  readonly number: number
-  readonly bytes: Buffer
-  readonly last: boolean
-}
-
-/**
- * Cuts a byte stream into parts of exactly `partSize` (the last may be shorter), knowing for
- * each part whether it is the last, so a one-part body can skip the multipart protocol.
- */
-const partsOf = <E>(body: Stream.Stream<Uint8Array, E>, partSize: number): Stream.Stream<Part, E> =>
-  Stream.suspend(() => {
-    let current: Buffer | undefined
-    let filled = 0
-    let pending: Buffer | undefined
-    let index = 0
-    return body.pipe(
-      Stream.mapChunks((chunk) => {
-        const out: Array<Part> = []
-        for (const u8 of chunk) {
-          let off = 0
-          while (off < u8.length) {
-            if (pending !== undefined) {
-              out.push({ number: ++index, bytes: pending, last: false })
-              pending = undefined
-            }
-            if (current === undefined) {
-              current = Buffer.allocUnsafe(partSize)
-              filled = 0
-            }
-            const n = Math.min(partSize - filled, u8.length - off)
-            current.set(u8.subarray(off, off + n), filled)
-            filled += n
-            off += n
-            if (filled === partSize) {
-              pending = current
-              current = undefined
-            }
-          }
-        }
-        return Chunk.unsafeFromArray(out)
-      }),
-      Stream.concat(Stream.suspend(() => {
-        const out: Array<Part> = []
-        if (current !== undefined && filled > 0) {
-          if (pending !== undefined) out.push({ number: ++index, bytes: pending, last: false })
-          out.push({ number: ++index, bytes: current.subarray(0, filled), last: true })
-        } else if (pending !== undefined) {
-          out.push({ number: ++index, bytes: pending, last: true })
-        } else if (index === 0) {
-          out.push({ number: 1, bytes: Buffer.alloc(0), last: true })
-        }
-        return Stream.fromIterable(out)
-      }))
-    )
-  })
-
-/** The storage reason for an S3 SDK failure. */
-export const reasonOf = (cause: unknown): StorageError.StorageErrorReason => {
-  const e = cause as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } } | null
-  const code = e?.name ?? e?.Code ?? ""
-  const status = e?.$metadata?.httpStatusCode ?? 0
-  if (["NoSuchKey", "NotFound", "NoSuchBucket", "NoSuchUpload"].includes(code) || status === 404) return "NotFound"
-  if (["PreconditionFailed", "ConditionalRequestConflict"].includes(code) || status === 412) return "AlreadyExists"
-  if (["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidPart"].includes(code)) return "Corrupt"
-  if (["NotImplemented", "EntityTooLarge"].includes(code) || status === 501) return "Unsupported"
-  if (["AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"].includes(code) || status === 403) {
-    return "PermissionDenied"
-  }
-  if (status >= 400 && status < 500 && !["RequestTimeout", "SlowDown", "TooManyRequests"].includes(code) && status !== 429) {
-    return "PermissionDenied"
-  }
-  return "Unavailable"
-}
 
 /** The S3 primitives over a client the caller owns. */
 export const makeMinimal = (client: S3Client, options: Options): StorageDriver.Minimal => {
