@@ -38,7 +38,7 @@ export const schedule = (options: Options = {}): Schedule.Schedule<Duration.Dura
 
 /**
  * What a failure means for the caller. `Transient`: try again later (network, timeout, 408,
- * 429, 5xx). `Unauthorized`: the client's token is wrong (401, 403); nothing is wrong with the
+ * 429, 5xx, and 499: the server saw the caller hang up, so the request did not complete). `Unauthorized`: the client's token is wrong (401, 403); nothing is wrong with the
  * request, so the outbox holds its queue until the token is fixed rather than discarding it.
  * `Permanent`: this request will never succeed as it is (other 4xx, a 409 conflict).
  */
@@ -52,7 +52,7 @@ export interface Judgement {
 }
 
 const byStatus = (status: number): Verdict =>
-  status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505)
+  status === 408 || status === 429 || status === 499 || (status >= 500 && status !== 501 && status !== 505)
     ? "Transient"
     : status === 401 || status === 403
     ? "Unauthorized"

@@ -14,8 +14,9 @@
  * most `wait`, then a 503 with Retry-After) and replays its answer. A committed `running` claim
  * (left by a process that claimed outside the request's transaction) is waited on the same way
  * and taken over once its lease has passed. Answers that a retry should run again are not
- * recorded: server errors (5xx), 401, 403, 408 and 429; the claim is dropped in the same
- * transaction then.
+ * recorded: server errors (5xx), 401, 403, 408, 429 and 499 (the caller hung up); the whole
+ * transaction is rolled back then, the claim with whatever the request wrote. A 499 recorded
+ * by an earlier release is never replayed: the next request with its key runs.
  *
  * It wraps the whole HTTP app (outside the contract's routing), because it must see the final
  * response, errors encoded, to record it; the caller is resolved by a function the server passes
@@ -79,7 +80,8 @@ const isLockTimeout = (e: { readonly cause?: unknown }) => (e.cause as { code?: 
 const keyedMethods = new Set(["POST", "PUT", "PATCH", "DELETE"])
 
 /** Statuses a retry should run again rather than replay. */
-const unrecorded = new Set([401, 403, 408, 429])
+/** Answers a retry should run again; 499 is the server's own answer to a caller that hung up mid-request. */
+const unrecorded = new Set([401, 403, 408, 429, 499])
 
 const recordable = (status: number) => status < 500 && !unrecorded.has(status)
 
@@ -164,6 +166,7 @@ export const middleware = (options: Options) => {
           created_at = now(), completed_at = null, expires_at = excluded.expires_at
         where ${table}.expires_at <= now()
            or (${table}.state = 'running' and ${table}.lease_until <= now() and ${table}.request_sha256 = excluded.request_sha256)
+           or (${table}.state = 'done' and ${table}.status_code = 499)
         returning claim`.pipe(Effect.mapError((e) => (isLockTimeout(e) ? new KeyBusy() : e)))
       const read = sql<Row>`
         select request_sha256, method, path, state, status_code, content_type, body from ${table}
@@ -205,7 +208,11 @@ export const middleware = (options: Options) => {
             committed = true
             const b = response.body
             if (!recordable(response.status) || (b._tag !== "Uint8Array" && b._tag !== "Empty")) {
-              yield* sql`delete from ${table} where scope = ${scope} and key = ${presented} and claim = ${claim}`
+              // Nothing of an answer that is run again is kept: neither the claim nor what the
+              // request wrote before it failed or its caller hung up (else a retry would find half of it).
+              yield* sql.unsafe("rollback").unprepared
+              yield* sql.unsafe("begin").unprepared
+              return response
             } else {
               const bytes = b._tag === "Uint8Array" ? b.body : new Uint8Array()
               const contentType = b._tag === "Uint8Array" ? b.contentType : null
