@@ -128,7 +128,7 @@ describe("retrying failed packages, bundles and staging requests", () => {
         )
         const staged = yield* scientist.staging.files({ path: { id: request.id }, urlParams: {} })
         assert.strictEqual(staged.items.length, 1)
-        assert.strictEqual(staged.items[0].key, `${eou.id}/${file.relativePath}`)
+        assert.strictEqual(staged.items[0].key, Staging.stagedKey(eou.id, file.relativePath))
         const bytes = yield* Effect.promise(() => fs.readFile(staged.items[0].localPath!))
         assert.strictEqual(`sha256:${createHash("sha256").update(bytes).digest("hex")}`, file.checksum)
       }).pipe(Effect.provide(layer)),

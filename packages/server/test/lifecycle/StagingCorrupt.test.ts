@@ -99,15 +99,17 @@ const archivedPackage = (topology: ReturnType<typeof topologyFrom>) =>
 const stage = (topology: ReturnType<typeof topologyFrom>, requestId: string) =>
   runSitesUntil([["cologne", [quickRetries(Staging.stage)]]], settled(requestId), 60_000).pipe(Effect.provide(policyLayer(topology)))
 
-/** Every staged file is byte-identical to the filed one. */
+/** Every staged file is byte-identical to the filed one, in the store and in the request's own folder. */
 const assertStaged = (dir: string, requestId: string, pkg: ArrivedPackage) =>
   Effect.gen(function* () {
     const paths = yield* Staging.stagedPaths(requestId)
     assert.strictEqual(paths.length, pkg.files.length)
     for (const f of pkg.files) {
       const staged = path.join(dir, "locations", "cologne-processing", Staging.stagedKey(pkg.eou.id, f.relativePath))
-      assert.include(paths, staged)
       assert.strictEqual(yield* Effect.promise(() => sha256File(staged)), f.checksum)
+      const handedOut = paths.find((p) => p.endsWith(`/${requestId}/${pkg.eou.id}/${f.relativePath}`))
+      assert.isDefined(handedOut, f.relativePath)
+      assert.strictEqual(yield* Effect.promise(() => sha256File(handedOut!)), f.checksum)
     }
   })
 
