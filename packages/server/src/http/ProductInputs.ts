@@ -38,6 +38,8 @@ interface Row {
   readonly programId: string
   readonly visible: boolean
   readonly ended: boolean
+  /** The product a package input holds, whose provenance the new product inherits. */
+  readonly productId?: string | null
 }
 
 const forbidden = (p: ApiSecurity.Principal, field: string, what: string, id: string) =>
@@ -62,7 +64,7 @@ const lookUp = (p: ApiSecurity.Principal, ids: Record<Kind, ReadonlyArray<string
     if (ids.package.length > 0) {
       for (const r of yield* sql<Row>`
         select r.id, r.executed_obs_unit_id as observation_id, r.instrument_module_id as module_id, o.observing_program_id as program_id,
-               ${scope} as visible, (e.end_at is not null) as ended
+               ${scope} as visible, (e.end_at is not null) as ended, r.data_product_id as product_id
         from raw_data_package r join executed_obs_unit e on e.id = r.executed_obs_unit_id join obs_unit o on o.id = e.obs_unit_id
         where r.id in ${sql.in(ids.package)}`) found.set(`package:${r.id}`, r)
     }
@@ -106,8 +108,8 @@ export const resolve = (p: ApiSecurity.Principal, inputs: ReadonlyArray<DataProd
     }
     const programId = [...programs.keys()][0]!
     const rows = parsed.map((x) => found.get(`${x.kind}:${x.id}`)!)
-    // Every observation it derives from: its own inputs' and, through input products, theirs.
-    const productIds = ids("product")
+    // Every observation it derives from: its own inputs' and, through input products (or their packages), theirs.
+    const productIds = [...ids("product"), ...rows.flatMap((r) => (r.productId == null ? [] : [r.productId]))]
     const inherited = productIds.length === 0 ? [] : (yield* sql<{ id: string }>`
       select distinct executed_obs_unit_id as id from data_product_observation where data_product_id in ${sql.in(productIds)}`).map((r) => r.id)
     const observationIds = [...new Set([...rows.filter((_, i) => parsed[i]!.kind !== "product").map((r) => r.observationId), ...inherited])].sort()

@@ -39,6 +39,7 @@ interface World {
   readonly observationId: string
   readonly packageId: string
   readonly product: DataProductsApi.FileDataProduct
+  readonly productPackageId: string
   readonly processingRoot: string
 }
 let world: World | undefined
@@ -156,7 +157,7 @@ describe("Processed results back into the archive", () => {
         assert.deepStrictEqual((yield* tap(base, query)).slice(1), [`${stored.publisherDid},2,image,${raw.eou.id}`])
         assert.strictEqual(bySemantics(yield* links(base, stored.publisherDid), "#this").length, 2)
         yield* sql`update observing_program set proprietary_period_days = null where id = ${obs.program.id}`
-        world = { base, scientist, observationId: raw.eou.id, packageId: raw.packageId, product, processingRoot }
+        world = { base, scientist, observationId: raw.eou.id, packageId: raw.packageId, product, productPackageId: stored.packages[0]!.id, processingRoot }
         yield* Effect.promise(() => ccat.close())
       }), 150_000)
 
@@ -221,6 +222,13 @@ describe("Processed results back into the archive", () => {
         assert.deepStrictEqual(mosaic.inputs, [{ productId: w.product.id }])
         const own = yield* links(w.base, mosaic.publisherDid, w.scientist)
         assert.deepStrictEqual(own.filter((r) => r.semantics === "#progenitor").map((r) => decodeURIComponent(r.access_url!.split("ID=")[1]!)), [mosaic.publisherDid.replace(mosaic.id, w.product.id)])
+
+        // a package of a product as an input: the product's observations come with it
+        const fromPackage = yield* Effect.promise(() => ccat.fileDataProduct({
+          ...next, id: randomUUID(), name: `from package ${next.id}`, inputs: [{ packageId: w.productPackageId }],
+          files: [{ ...files[0]!, id: randomUUID(), relativePath: `from-package-${next.id}/cube.fits` }]
+        }))
+        assert.deepStrictEqual<ReadonlyArray<string>>(fromPackage.observationIds, [w.observationId])
 
         // two filings racing for one name: one is stored, the other is a 409 and leaves nothing
         const racing = (n: number): DataProductsApi.FileDataProduct => ({
