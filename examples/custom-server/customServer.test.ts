@@ -8,7 +8,7 @@
  */
 import { Accounts, Ids, Repositories } from "@ccat/core"
 import { createClient } from "@ccat/client"
-import { TestDatabase } from "@ccat/core/testing"
+import { TestDatabase, waitUntil } from "@ccat/core/testing"
 import { Main, ServerConfig, Storages } from "@ccat/server"
 import * as HttpServer from "@effect/platform/HttpServer"
 import { assert, describe, it } from "@effect/vitest"
@@ -69,16 +69,6 @@ const accounts = Effect.gen(function* () {
   return { obsUnitId: obsUnit.id, instrumentToken: yield* token(team.id), scientistToken: yield* token(scientist.id) }
 })
 
-/** Polls `check` until it holds; dies naming `what` after `ms`. */
-const until = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms: number) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + ms
-    while (!(yield* check)) {
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`not reached within ${ms / 1000} s: ${what}`)
-      yield* Effect.sleep("200 millis")
-    }
-  })
-
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`
 
 describe("examples/custom-server", () => {
@@ -128,7 +118,7 @@ describe("examples/custom-server", () => {
           (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id
             where l.name = 'cologne-archive' and c.raw_data_package_id is not null and c.status = 'PRESENT' and c.verified_at is not null) as copies`
       )).pipe(Effect.map(([r]) => r.packages > 0 && r.archived === r.packages && r.copies === r.packages))
-      yield* until("every package ARCHIVED on the memory archive", archived, 40_000)
+      yield* waitUntil("every package ARCHIVED on the memory archive", archived, 40_000)
       const [archive] = yield* run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string; name: string; technology: string; driverConfig: Record<string, unknown> }>`
         select id, name, technology::text as technology, driver_config from data_location where name = 'cologne-archive'`))
       assert.strictEqual(archive.technology, "memory")
@@ -162,7 +152,7 @@ describe("examples/custom-server", () => {
       const outside = run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`
         select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
         where l.type <> 'LONG_TERM_ARCHIVE' and c.status <> 'DELETED'`)).pipe(Effect.map(([r]) => r.n === 0))
-      yield* until("SOURCE, BUFFER and staged copies deleted", outside, 30_000)
+      yield* waitUntil("SOURCE, BUFFER and staged copies deleted", outside, 30_000)
       const left = yield* Effect.promise(() =>
         fs.readdir(path.join(dir, "chile-source"), { recursive: true, withFileTypes: true }).then((es) => es.filter((e) => e.isFile()))
       )

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Migrations } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
-import { Fixtures, TestDatabase } from "@ccat/core/testing"
+import { Fixtures, TestDatabase, waitUntil } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -18,7 +18,7 @@ import { randomBytes, randomUUID } from "node:crypto"
 import * as path from "node:path"
 import * as Tokens from "../../server/src/auth/Tokens.js"
 import { createClient } from "../src/index.js"
-import { clientProcess, eventually, freePort, type Proc, startServer, stopServer, tempDir, waitOutput } from "./processes.js"
+import { clientProcess, freePort, type Proc, startServer, stopServer, tempDir, waitOutput } from "./processes.js"
 
 let scope: Scope.CloseableScope
 let sql: <A>(effect: Effect.Effect<A, unknown, SqlClient.SqlClient>) => Promise<A>
@@ -97,7 +97,7 @@ describe("the outbox on the real filing endpoints", () => {
       expect(stored.map((o) => o.id)).toEqual(filed)
       expect(stored.every((o) => o.files === 1)).toBe(true)
       // each arrived once: one filing and one addition per observation reached the server
-      await eventually(() => posts(server, "/observations") + posts(server, "/files") >= 200)
+      await waitUntil("200 filings in the server's request log", () => posts(server, "/observations") + posts(server, "/files") >= 200, 10_000)
       await new Promise((r) => setTimeout(r, 300))
       expect(posts(server, "/observations")).toBe(100)
       expect(posts(server, "/files")).toBe(100)
@@ -195,7 +195,7 @@ describe("the outbox on the real filing endpoints", () => {
       expect(stored.map((o) => o.id)).toEqual(filed)
       expect(stored.every((o) => o.files === 1)).toBe(true)
       // 100 filings; a request the killed process had in flight may have been sent again, idempotently
-      await eventually(() => sentSoFar() >= 100)
+      await waitUntil("100 filings sent", () => sentSoFar() >= 100, 10_000)
       await new Promise((r) => setTimeout(r, 300))
       expect(sentSoFar()).toBeGreaterThanOrEqual(100)
       expect(sentSoFar()).toBeLessThanOrEqual(101)

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import { waitUntil } from "@ccat/core/testing"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs/promises"
@@ -8,7 +9,6 @@ import * as path from "node:path"
 import { createClient, Outbox } from "../src/index.js"
 import {
   clientProcess,
-  eventually,
   freePort,
   freshDatabase,
   type Proc,
@@ -66,7 +66,7 @@ describe("the filing outbox against the real server", () => {
         if (filed.delivery === "queued") first.push(filed.entry.id)
       }
       expect(await ccat.outbox.flush(20_000)).toBe(true)
-      await eventually(() => receivedIds(server).length >= first.length)
+      await waitUntil("the first filings in the server's request log", () => receivedIds(server).length >= first.length, 10_000)
       expect(receivedIds(server)).toEqual(first)
 
       await stopServer(server)
@@ -84,7 +84,7 @@ describe("the filing outbox against the real server", () => {
 
       server = track(await startServer(port, serverDir, database.url))
       expect(await ccat.outbox.flush(30_000)).toBe(true)
-      await eventually(() => receivedIds(server).length >= second.length)
+      await waitUntil("the second filings in the server's request log", () => receivedIds(server).length >= second.length, 10_000)
       expect(receivedIds(server)).toEqual(second)
       expect((await ccat.outbox.status()).delivered).toBe(15)
     } finally {

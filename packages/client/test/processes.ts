@@ -2,7 +2,7 @@
  * Real processes for the outbox tests: the reference server (`ccat serve`, through the server's
  * own test helpers) and client processes running `fixtures/outboxClient.ts`.
  */
-import { TestDatabase } from "@ccat/core/testing"
+import { TestDatabase, waitUntil } from "@ccat/core/testing"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
@@ -30,18 +30,15 @@ export const clientProcess = (env: Record<string, string>): Proc => {
   return { child, output: () => out, exited }
 }
 
-/** Waits until a process printed something matching `pattern`. */
-export const waitOutput = async (proc: Proc, pattern: RegExp, ms = 30_000): Promise<RegExpMatchArray> => {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const match = proc.output().match(pattern)
-    if (match) return match
-    if (Date.now() > deadline || proc.child.exitCode !== null) {
-      throw new Error(`no ${pattern} within ${ms} ms (exit ${proc.child.exitCode}):\n${proc.output()}`)
+/** Waits until a process printed something matching `pattern`; fails at once if it exits first. */
+export const waitOutput = (proc: Proc, pattern: RegExp, ms = 30_000): Promise<RegExpMatchArray> =>
+  waitUntil(`${pattern} in the process's output`, () => {
+    const match = proc.output().match(pattern) ?? undefined
+    if (match === undefined && proc.child.exitCode !== null) {
+      throw new Error(`the process exited (${proc.child.exitCode}) before printing ${pattern}:\n${proc.output()}`)
     }
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+    return match
+  }, ms, { intervalMs: 25, detail: () => proc.output() })
 
 /**
  * A fresh database on the test run's PostgreSQL, for a server to migrate and use: starting and
@@ -73,12 +70,3 @@ export const stopServer = async (server: Proc): Promise<void> => {
 /** The outbox entries the server received, in the order it answered them (from its request log). */
 export const receivedIds = (server: Proc): Array<string> =>
   [...server.output().matchAll(/http\.url: \/api\/v1\/health\?outboxItem=([0-9a-f-]{36})/g)].map((m) => m[1]!)
-
-/**
- * Waits until `check` holds: a server logs a request just after answering it, and its output
- * reaches us through a pipe, so the last line may trail the client's confirmation a little.
- */
-export const eventually = async (check: () => boolean, ms = 10_000): Promise<void> => {
-  const deadline = Date.now() + ms
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
-}

@@ -12,3 +12,7 @@ export * as StorageDriverSuite from "./StorageDriverSuite.js"
 
 // --- transfer conformance ---
 export * as TransferAdapterSuite from "./TransferAdapterSuite.js"
+
+// --- waiting ---
+export { waitUntil } from "./WaitUntil.js"
+export * as WaitUntil from "./WaitUntil.js"

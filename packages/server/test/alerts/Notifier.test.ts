@@ -7,7 +7,7 @@
  * back; a sink's rate limit holds, and what waited goes out in one message when the window allows.
  */
 import { Transitions } from "@ccat/core"
-import { Fixtures, TestDatabase } from "@ccat/core/testing"
+import { Fixtures, TestDatabase, waitUntil } from "@ccat/core/testing"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
@@ -86,7 +86,7 @@ describe("the built-in notifier", () => {
         assert.include(firstMails[0], "CcatPackageFailed")
         assert.include(firstMails[0], pkgId)
         // Alertmanager tells its own receiver, once.
-        yield* Peers.eventually("Alertmanager's own notification", async () => (amReceiver.bodies.length > 0 ? true : undefined))
+        yield* waitUntil("Alertmanager's own notification", Effect.sync(() => amReceiver.bodies.length > 0), 15_000)
 
         // More passes change nothing while the package stays FAILED.
         yield* both
@@ -111,8 +111,7 @@ describe("the built-in notifier", () => {
         assert.include(mails[1], "RESOLVED")
         assert.include(mails[1], pkgId)
         assert.deepStrictEqual((yield* am.alerts).filter((a) => a.labels.alertname === "CcatPackageFailed"), [])
-        yield* Peers.eventually("Alertmanager's resolved notification", async () =>
-          amReceiver.bodies.some((b) => b.body.status === "resolved") ? true : undefined)
+        yield* waitUntil("Alertmanager's resolved notification", Effect.sync(() => amReceiver.bodies.some((b) => b.body.status === "resolved")), 15_000)
         yield* both
         assert.strictEqual(hook.bodies.length, 2)
         assert.strictEqual((yield* mail.messages).length, 2)
@@ -167,7 +166,7 @@ describe("the built-in notifier", () => {
 
         // The sink comes back: the next due try delivers it.
         yield* hook.start
-        yield* Peers.until("the webhook to be told", Effect.map(notifier.pass, () => hook.bodies.length > 0))
+        yield* waitUntil("the webhook to be told", Effect.map(notifier.pass, () => hook.bodies.length > 0), 15_000)
         assert.deepStrictEqual(webhookItems(hook.bodies).map((n) => [n.status, n.labels.id]), [["firing", first]])
 
         // Two more incidents inside the window: held, not dropped.
@@ -178,7 +177,7 @@ describe("the built-in notifier", () => {
         yield* notifier.pass
         assert.strictEqual(hook.bodies.length, 1)
         const [window] = yield* sql<{ startedAt: Date }>`select window_started_at as started_at from alert_sink where name = 'late-hook'`
-        yield* Peers.until("the held notifications", Effect.map(notifier.pass, () => hook.bodies.length > 1))
+        yield* waitUntil("the held notifications", Effect.map(notifier.pass, () => hook.bodies.length > 1), 15_000)
         assert.strictEqual(hook.bodies.length, 2)
         assert.sameMembers(hook.bodies[1].body.notifications.map((n: any) => n.labels.id), [second, third])
         const [sent] = yield* sql<{ at: Date }>`
@@ -201,7 +200,7 @@ describe("the built-in notifier", () => {
       yield* Layer.build(Notifier.layer(config))
       const bundle = yield* Fixtures.dataTransferPackage([]).pipe(Effect.orDie)
       yield* Transitions.transition({ entity: "DataTransferPackage", id: bundle.id, from: "pending", to: "failed", set: { errorMessage: "no route" } })
-      yield* Peers.until("the loop to tell the webhook", Effect.sync(() => hook.bodies.length > 0))
+      yield* waitUntil("the loop to tell the webhook", Effect.sync(() => hook.bodies.length > 0), 15_000)
       assert.deepStrictEqual(webhookItems(hook.bodies).map((n) => [n.status, n.alertname, n.labels.id]), [["firing", "CcatBundleFailed", bundle.id]])
     })).pipe(Effect.provide(TestDatabase.layer)), 30_000)
 })

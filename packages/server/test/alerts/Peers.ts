@@ -4,6 +4,7 @@
  * storing each message in a Maildir, and a plain HTTP listener that records webhook bodies and
  * can be started late on a port chosen early (a sink that is down, then back).
  */
+import { waitUntil } from "@ccat/core/testing"
 import * as Effect from "effect/Effect"
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
@@ -12,28 +13,6 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { freePort } from "../support.js"
-
-/** Waits for `check` with a bound; never a fixed sleep. */
-export const eventually = <A>(what: string, check: () => Promise<A | undefined>, ms = 15_000) =>
-  Effect.promise(async () => {
-    const deadline = Date.now() + ms
-    for (;;) {
-      const a = await check()
-      if (a !== undefined) return a
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  })
-
-/** Repeats `check` until it holds, with a bound; never a fixed sleep and then an assertion. */
-export const until = <E, R>(what: string, check: Effect.Effect<boolean, E, R>, ms = 15_000): Effect.Effect<void, E, R> =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + ms
-    while (!(yield* check)) {
-      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
-      yield* Effect.sleep("100 millis")
-    }
-  })
 
 const scratch = Effect.acquireRelease(
   Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-alerts-"))),
@@ -121,10 +100,10 @@ export const alertmanager = (receiverUrl: string) =>
       "--cluster.listen-address="
     ])
     const url = `http://127.0.0.1:${port}`
-    yield* eventually("alertmanager to be ready", async () => {
+    yield* waitUntil("alertmanager to be ready", Effect.promise(async () => {
       alive(p.c, p.output)
-      return fetch(`${url}/-/ready`).then((r) => (r.ok ? true : undefined), () => undefined)
-    })
+      return fetch(`${url}/-/ready`).then((r) => r.ok, () => false)
+    }), 15_000)
     /** The alerts Alertmanager holds as active now. */
     const alerts = Effect.promise(() => fetch(`${url}/api/v2/alerts`).then((r) => r.json() as Promise<Array<any>>))
     return { url, alerts }
@@ -136,16 +115,16 @@ export const smtp = Effect.gen(function* () {
   const port = yield* Effect.promise(freePort)
   const maildir = path.join(dir, "mail")
   const p = yield* child("/usr/bin/python3", ["-m", "aiosmtpd", "-n", "-l", `127.0.0.1:${port}`, "-c", "aiosmtpd.handlers.Mailbox", maildir])
-  yield* eventually("the SMTP peer to accept connections", async () => {
+  yield* waitUntil("the SMTP peer to accept connections", Effect.promise(async () => {
     alive(p.c, p.output)
-    return new Promise<true | undefined>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const s = net.connect(port, "127.0.0.1", () => {
         s.end()
         resolve(true)
       })
-      s.once("error", () => resolve(undefined))
+      s.once("error", () => resolve(false))
     })
-  })
+  }), 15_000)
   /** Every message stored so far, as raw text. */
   const messages = Effect.promise(async () => {
     const names = await fs.readdir(path.join(maildir, "new")).catch(() => [] as Array<string>)

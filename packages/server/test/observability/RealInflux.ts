@@ -4,10 +4,12 @@
  * a write-only user for the pusher and a read-only one for the dashboard's queries. Torn down
  * with the scope, even when a test left it stopped (SIGSTOP).
  */
+import { waitUntil } from "@ccat/core/testing"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import { createServer } from "node:net"
 import * as os from "node:os"
@@ -72,15 +74,18 @@ const runQuery = async (base: string, database: string, q: string, as?: User): P
   return result?.series ?? []
 }
 
-const waitForPing = async (base: string, child: ChildProcess, log: string, ms: number) => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
+const waitForPing = (base: string, child: ChildProcess, log: string, ms: number) =>
+  waitUntil("influxd to answer /ping", async () => {
     if (child.exitCode !== null) throw new Error(`influxd exited with ${child.exitCode}: ${await fs.readFile(log, "utf8").catch(() => "")}`)
-    const ok = await fetch(`${base}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 204, () => false)
-    if (ok) return
-    await new Promise((r) => setTimeout(r, 100))
+    return fetch(`${base}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 204, () => false)
+  }, ms, { detail: () => readLog(log) })
+
+const readLog = (log: string) => {
+  try {
+    return readFileSync(log, "utf8")
+  } catch {
+    return ""
   }
-  throw new Error(`influxd did not answer /ping within ${ms} ms: ${await fs.readFile(log, "utf8").catch(() => "")}`)
 }
 
 const exited = (child: ChildProcess, ms: number) =>

@@ -9,6 +9,7 @@
  * copy is found CORRUPT.
  */
 import { ObsCore, Repositories } from "@ccat/core"
+import { waitUntil } from "@ccat/core/testing"
 import { FileDownload, createClient } from "@ccat/client"
 import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -307,9 +308,7 @@ describe("One raw file straight from the S3 archive", () => {
         assert.isFalse(yield* Effect.promise(() => fs.access(path.join(dir, "rotten.fits")).then(() => true, () => false)))
         // the whole copy is read again, fails too, and is recorded CORRUPT (found by this read)
         const status = () => Effect.map(sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy!.id}`, ([r]) => r!.status)
-        const deadline = Date.now() + 30_000
-        while ((yield* status()) !== "CORRUPT" && Date.now() < deadline) yield* Effect.sleep("100 millis")
-        assert.strictEqual(yield* status(), "CORRUPT")
+        yield* waitUntil("the copy recorded CORRUPT by the failed read", Effect.map(status(), (s) => s === "CORRUPT"), 30_000)
         const [event] = yield* sql<{ details: { by: string } }>`
           select details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copy!.id} and to_state = 'CORRUPT'`
         assert.strictEqual(event!.details.by, "single-file read")

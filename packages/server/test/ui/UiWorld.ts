@@ -5,7 +5,7 @@
  * a scientist granted the demo's program only, and a second program whose one observation
  * really fails packaging (its file's bytes at the SOURCE do not match the filed checksum).
  */
-import { TestDatabase } from "@ccat/core/testing"
+import { TestDatabase, waitUntil } from "@ccat/core/testing"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Redacted from "effect/Redacted"
@@ -35,17 +35,6 @@ export interface UiWorld {
 
 /** A string of markup the hidden observation carries in its metadata. */
 export const markup = `<img src="x" id="injected" onerror="document.title='owned'">`
-
-/** Polls `check` every 500 ms until it returns a value other than undefined. */
-export const until = async <A>(what: string, ms: number, check: () => Promise<A | undefined>): Promise<A> => {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 500))
-  }
-}
 
 /**
  * The embedded default's two sites, with capacities (so the Sites page has fill levels to show)
@@ -97,11 +86,11 @@ export const start = async (options: { readonly observations: number }): Promise
   try {
     // Each probe has its own timeout: a request that reaches the port while the server is still
     // building its layers is accepted but not answered, and would wait forever.
-    await until("the demo's server to be ready", 90_000, async () => {
+    await waitUntil("the demo's server to be ready", async () => {
       if (demo.child.exitCode !== null) throw new Error(`ccat demo exited with ${demo.child.exitCode}`)
       const r = await fetch(`${base}/api/v1/ready`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined)
       return r?.ok ? true : undefined
-    })
+    }, 90_000)
     const create = ccat(["token", "create", "--account", "ui-admin", "--role", "admin", "--json", "--data-dir", dataDir], env)
     if ((await create.exited) !== 0) throw new Error(`ccat token create failed:\n${create.output()}`)
     const admin = JSON.parse(create.output().trim().split("\n").at(-1)!).token as string
@@ -123,10 +112,10 @@ export const start = async (options: { readonly observations: number }): Promise
     }
 
     // The demo makes its program and instruments before it files anything.
-    const units = await until("the demo's planned observations", 60_000, async () => {
+    const units = await waitUntil("the demo's planned observations", async () => {
       const u = (await api(admin, "GET", "/obs-units")) as Array<any>
       return u.length > 0 ? u : undefined
-    })
+    }, 60_000)
     const demoProgramId = units[0].observingProgramId as string
     const instrumentId = units[0].instrumentId as string
     const operator = await tokenFor("ui-operator", "operator")
@@ -152,10 +141,10 @@ export const start = async (options: { readonly observations: number }): Promise
         checksum: `sha256:${createHash("sha256").update(filed).digest("hex")}`
       }]
     })
-    const failedPackageId = await until("the damaged observation's package to fail", 60_000, async () => {
+    const failedPackageId = await waitUntil("the damaged observation's package to fail", async () => {
       const page = await api(admin, "GET", `/packages?observationId=${hiddenObservationId}`)
       return page.items.find((p: any) => p.journey === "FAILED")?.id as string | undefined
-    })
+    }, 60_000)
     return {
       base, demo, tokens: { admin, operator, scientist }, demoProgramId, hiddenProgramId: hidden.id,
       hiddenObservationId, failedPackageId, api, stop,

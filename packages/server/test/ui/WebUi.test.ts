@@ -14,9 +14,10 @@ import * as path from "node:path"
 import { promisify } from "node:util"
 import { chromium, type Browser, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { waitUntil } from "@ccat/core/testing"
 import * as WebUi from "../../src/http/WebUi.js"
 import { repoRoot } from "../support.js"
-import { markup, start, until, type UiWorld } from "./UiWorld.js"
+import { markup, start, type UiWorld } from "./UiWorld.js"
 
 const run = promisify(execFile)
 const artifacts = path.join(repoRoot, "test-artifacts", "ui")
@@ -180,10 +181,10 @@ describe("web UI in chromium", () => {
     await page.locator("[data-stage=waitingToPackage] [data-figure=waiting]").waitFor()
     expect(await page.locator("ol.stages > li").count()).toBe(6)
     // The damaged observation's package is counted failed, in the archiving stage and as a journey.
-    await until("the FAILED journey figure", 15_000, async () =>
-      Number(await page.locator("[data-journey=FAILED] .value").textContent()) >= 1 ? true : undefined)
+    await waitUntil("the FAILED journey figure", async () =>
+      Number(await page.locator("[data-journey=FAILED] .value").textContent()) >= 1 ? true : undefined, 15_000)
     const first = await page.locator(".refresh").textContent()
-    await until("a refreshed snapshot", 10_000, async () => ((await page.locator(".refresh").textContent()) !== first ? true : undefined))
+    await waitUntil("a refreshed snapshot", async () => ((await page.locator(".refresh").textContent()) !== first ? true : undefined), 10_000)
     await shot(page, "pipeline")
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
@@ -199,19 +200,19 @@ describe("web UI in chromium", () => {
     // Filter by the hidden program: its one observation.
     await page.locator("#filter-program").selectOption(world.hiddenProgramId)
     await page.getByRole("button", { name: "Filter" }).click()
-    await until("the program filter", 10_000, async () => ((await rows.count()) === 1 ? true : undefined))
+    await waitUntil("the program filter", async () => ((await rows.count()) === 1 ? true : undefined), 10_000)
     expect(await rows.first().textContent()).toContain(world.hiddenObservationId.slice(0, 8))
     // Five per page: the demo's six observations and the hidden one make two pages.
     await page.getByRole("link", { name: "Clear" }).click()
     await page.locator("#filter-limit").selectOption("5")
     await page.getByRole("button", { name: "Filter" }).click()
-    await until("a page of five", 10_000, async () => ((await rows.count()) === 5 ? true : undefined))
+    await waitUntil("a page of five", async () => ((await rows.count()) === 5 ? true : undefined), 10_000)
     await shot(page, "observations")
     expect(await unlabelled(page)).toEqual([])
     await page.getByRole("link", { name: "Next →" }).click()
-    await until("the second page", 10_000, async () => ((await rows.count()) === 2 ? true : undefined))
+    await waitUntil("the second page", async () => ((await rows.count()) === 2 ? true : undefined), 10_000)
     await page.getByRole("link", { name: "← Previous" }).click()
-    await until("back on the first page", 10_000, async () => ((await rows.count()) === 5 ? true : undefined))
+    await waitUntil("back on the first page", async () => ((await rows.count()) === 5 ? true : undefined), 10_000)
     // A time range that ends before anything started: nothing matches.
     await page.goto(`${world.base}/ui/#/observations?to=2020-01-01T00:00`)
     await page.getByText("No observations match.").waitFor()
@@ -220,10 +221,10 @@ describe("web UI in chromium", () => {
     await page.getByText("No observations match.").waitFor()
 
     // One of the demo's observations, once archived: files, packages, copies with location and site.
-    const archived = await until("an archived demo observation", 60_000, async () => {
+    const archived = await waitUntil("an archived demo observation", async () => {
       const packages = await world.api(world.tokens.admin, "GET", "/packages?journey=ARCHIVED&limit=1")
       return packages.items[0]?.executedObsUnitId as string | undefined
-    })
+    }, 60_000)
     await page.goto(`${world.base}/ui/#/observations/${archived}`)
     await page.getByRole("heading", { name: "Where every copy is" }).waitFor()
     const files = await world.api(world.tokens.admin, "GET", `/files?observationId=${archived}&limit=1000`)
@@ -351,13 +352,13 @@ describe("web UI in chromium", () => {
     await page.getByText("Retried: failed → pending").waitFor()
     const events = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
     expect(events.items.some((e: any) => e.fromState === "failed" && e.toState === "pending" && e.actor.includes("ui-operator"))).toBe(true)
-    await until("the retried package to be archived", 60_000, async () => {
+    await waitUntil("the retried package to be archived", async () => {
       const p = await world.api(world.tokens.operator, "GET", `/packages/${world.failedPackageId}`)
       if (p.journey === "ARCHIVED") return true
       const history = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
       if (history.items.slice(events.items.length).some((e: any) => e.toState === "failed")) throw new Error(`the retried package failed again: ${p.errorMessage}`)
       return undefined
-    })
+    }, 60_000)
     // The package's row leaves the failures (the refresh runs every 5 s).
     await page.locator(`button[data-retry="${world.failedPackageId}"]`).waitFor({ state: "detached", timeout: 15_000 })
     expect(pageErrors(page)).toEqual([])
@@ -385,14 +386,14 @@ describe("web UI in chromium", () => {
     expect(await page.locator("main").textContent()).not.toContain(markup.slice(0, 20))
 
     // Stage an archived observation of the demo's program from its page.
-    const observation = await until("an observation whose packages are all archived", 90_000, async () => {
+    const observation = await waitUntil("an observation whose packages are all archived", async () => {
       const obs = await world.api(world.tokens.scientist, "GET", "/observations?limit=100")
       for (const o of obs.items.reverse()) {
         const p = await world.api(world.tokens.scientist, "GET", `/packages?observationId=${o.id}`)
         if (p.items.length > 0 && p.items.every((x: any) => x.journey === "ARCHIVED")) return o.id as string
       }
       return undefined
-    })
+    }, 90_000, { intervalMs: 500 })
     await page.goto(`${world.base}/ui/#/observations/${observation}`)
     await page.getByText("Copy locations are shown to operators and admins.").first().waitFor()
     await page.locator("#stage-this").click()
@@ -417,11 +418,11 @@ describe("web UI in chromium", () => {
     await page.getByRole("button", { name: "Request staging" }).click()
     await page.waitForURL(/#\/staging\/[0-9a-f-]{36}$/)
     await page.getByText(`${keepUntil.replace("T", " ")}:00 UTC`).waitFor()
-    await until("the staging request to complete", 90_000, async () => {
+    await waitUntil("the staging request to complete", async () => {
       const text = await page.locator("#staging-status").textContent()
       if (text === "failed") throw new Error("staging failed")
       return text === "completed" ? true : undefined
-    })
+    }, 90_000)
     await shot(page, "staging")
     const requests = await world.api(world.tokens.scientist, "GET", "/staging-requests")
     expect(requests.items.some((r: any) => r.status === "completed" && r.items.some((i: any) => i.executedObsUnitId === observation))).toBe(true)
