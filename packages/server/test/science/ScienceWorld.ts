@@ -46,14 +46,18 @@ export const layer = (dir: string) => {
 }
 
 /**
- * A GET with an optional token, answering the status, headers and the body's bytes, or the error
- * that cut the response (status 0 when it was cut before its head arrived).
+ * A GET with an optional token (as a bearer token, or as `{ basic }`: HTTP Basic's password, as
+ * TOPCAT sends it), answering the status, headers and the body's bytes, or the error that cut the
+ * response (status 0 when it was cut before its head arrived).
  */
-export const get = (url: string, token?: string) =>
+export const get = (url: string, token?: string | { readonly basic: string }) =>
   Effect.promise(async () => {
     let response: Response
+    const authorization = token === undefined
+      ? undefined
+      : typeof token === "string" ? `Bearer ${token}` : `Basic ${Buffer.from(`token:${token.basic}`).toString("base64")}`
     try {
-      response = await fetch(url, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+      response = await fetch(url, { headers: authorization === undefined ? {} : { authorization } })
     } catch (e) {
       return { status: 0, headers: new Headers(), body: Buffer.alloc(0), cut: String(e) }
     }

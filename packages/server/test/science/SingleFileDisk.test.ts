@@ -56,6 +56,11 @@ describe("One raw file from a package on disk", () => {
           assert.strictEqual(got.headers.get("x-ccat-read-from"), "chile-buffer")
           assert.isTrue(got.body.equals(yield* Effect.promise(() => fs.readFile(f.absolutePath))), f.relativePath)
         }
+        // the token as HTTP Basic's password reads the same; a wrong one is refused, not anonymous
+        const basic = yield* get(`${base}/api/v1/files/${files[1]!.id}/content`, { basic: operator })
+        assert.strictEqual(basic.status, 200)
+        assert.isTrue(basic.body.equals(yield* Effect.promise(() => fs.readFile(files[1]!.absolutePath))))
+        assert.strictEqual((yield* get(`${base}/api/v1/files/${files[1]!.id}/content`, { basic: "ccat_nope_nope" })).status, 401)
 
         // offsets one block off: the block before the "data" is not the file's header
         const victim = files[0]!
