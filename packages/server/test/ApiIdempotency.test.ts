@@ -6,11 +6,13 @@
  * first request's answer.
  */
 import { layer } from "@effect/vitest"
-import { Fixtures } from "@ccat/core/testing"
+import { Fixtures, waitUntil } from "@ccat/core/testing"
 import { CcatClient } from "@ccat/client"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import { randomBytes, randomUUID } from "node:crypto"
+import * as Fiber from "effect/Fiber"
+import { createHash, randomBytes, randomUUID } from "node:crypto"
 import { expect } from "vitest"
 import * as Harness from "./ApiHarness.js"
 
@@ -184,6 +186,65 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       yield* sql`update idempotency_key set state = 'done', status_code = 200, content_type = 'application/json', body = ${Buffer.from(first.text)}, lease_until = null where key = ${live}`
       const answered = yield* waiting.await.pipe(Effect.flatten)
       expect([answered.status, answered.replayed, answered.text]).toEqual([200, true, first.text])
+    })
+  )
+
+  it.effect("a caller that hangs up mid-request leaves nothing under its key: no answer, no half of the filing; the retry runs it once", () =>
+    Effect.gen(function* () {
+      const { world, token } = yield* setup
+      const sql = yield* SqlClient.SqlClient
+      const baseUrl = yield* Harness.BaseUrl
+      const request = observation(world, 2)
+      const key = randomUUID()
+      // The filing is held inside its transaction by a lock the test takes on the observations.
+      const locked = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const holder = yield* sql.withTransaction(Effect.gen(function* () {
+        yield* sql`lock table executed_obs_unit in share row exclusive mode`
+        yield* Deferred.succeed(locked, undefined)
+        yield* Deferred.await(release)
+      })).pipe(Effect.orDie, Effect.fork)
+      yield* Deferred.await(locked)
+      const lockWaiters = Effect.map(
+        sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`,
+        (rows) => rows[0]!.n
+      ).pipe(Effect.orDie)
+      const hangUp = new AbortController()
+      const sent = fetch(`${baseUrl}/api/v1/observations`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify(request),
+        signal: hangUp.signal
+      }).then(() => "answered", () => "hung up")
+      yield* waitUntil("the filing to wait on the lock", Effect.map(lockWaiters, (n) => n > 0), 30_000)
+      hangUp.abort()
+      expect(yield* Effect.promise(() => sent)).toBe("hung up")
+      // The server gives the request up: its statement is cancelled and it waits no more.
+      yield* waitUntil("the server to give up the filing", Effect.map(lockWaiters, (n) => n === 0), 30_000)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      yield* waitUntil("the abandoned request's transaction to end", Effect.map(
+        sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and datname = current_database() and pid <> pg_backend_pid()`,
+        (rows) => rows[0]!.n === 0
+      ).pipe(Effect.orDie), 30_000)
+      expect(yield* keyRows(key)).toEqual([])
+      const filed = Effect.map(sql<{ n: number }>`select count(*)::int as n from executed_obs_unit where id = ${request.id}`, (rows) => rows[0]!.n).pipe(Effect.orDie)
+      expect(yield* filed).toBe(0)
+
+      const retry = yield* post("/api/v1/observations", token, request, key)
+      expect([retry.status, retry.replayed]).toEqual([200, false])
+      expect(yield* filed).toBe(1)
+      expect(yield* keyRows(key)).toEqual([expect.objectContaining({ state: "done", statusCode: 200 })])
+
+      // A 499 an earlier release recorded is never replayed: the key runs again.
+      const [row] = yield* sql<{ scope: string }>`select scope from idempotency_key where key = ${key}`
+      const old = randomUUID()
+      const again = observation(world, 1)
+      const hash = createHash("sha256").update(`POST\n/api/v1/observations\n${row!.scope}\n`).update(JSON.stringify(again)).digest("hex")
+      yield* sql`insert into idempotency_key (scope, key, request_sha256, method, path, state, claim, status_code, body, completed_at, expires_at)
+        values (${row!.scope}, ${old}, ${hash}, 'POST', '/api/v1/observations', 'done', ${randomUUID()}, 499, ${Buffer.alloc(0)}, now(), now() + interval '1 hour')`
+      const rerun = yield* post("/api/v1/observations", token, again, old)
+      expect([rerun.status, rerun.replayed]).toEqual([200, false])
     })
   )
 
