@@ -107,7 +107,8 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
         and exists (
           select 1 from staging_request_item i
           where i.staging_request_id = ${id}
-            and (i.raw_data_package_id = f.raw_data_package_id or (i.raw_data_package_id is null and i.executed_obs_unit_id = f.executed_obs_unit_id)))
+            and (i.raw_data_package_id = f.raw_data_package_id
+              or (i.raw_data_package_id is null and i.executed_obs_unit_id = f.executed_obs_unit_id and f.data_product_id is null)))
         and ${after === undefined ? sql`true` : sql`(c.path, c.id) > (${after[0]}, ${after[1]}::uuid)`}
       order by c.path, c.id
       limit ${limit + 1}`.pipe(Effect.orDie)

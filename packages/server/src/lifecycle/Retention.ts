@@ -112,7 +112,8 @@ where a.all_archived
         select 1 from data_transfer_package_member m where m.data_transfer_package_id = b.id and m.raw_data_package_id = cand.raw_data_package_id))))
   and not (cand.location_type = 'PROCESSING' and exists (
     select 1 from raw_data_file f
-    join staging_request_item i on i.raw_data_package_id = f.raw_data_package_id or i.executed_obs_unit_id = f.executed_obs_unit_id
+    join staging_request_item i on i.raw_data_package_id = f.raw_data_package_id
+      or (i.executed_obs_unit_id = f.executed_obs_unit_id and f.data_product_id is null)
     join staging_request sr on sr.id = i.staging_request_id
     where f.id = cand.raw_data_file_id and sr.data_location_id = cand.data_location_id
       and (sr.status in ('pending', 'scheduled', 'in_progress')

@@ -90,7 +90,9 @@ const packagesOf = (requestId: string) =>
       select p.id, p.status::text as status, bool_or(i.raw_data_package_id is not null) as explicit, p.relative_path,
              p.size_bytes, p.checksum, p.executed_obs_unit_id
       from staging_request_item i
-      join raw_data_package p on p.id = i.raw_data_package_id or (i.raw_data_package_id is null and p.executed_obs_unit_id = i.executed_obs_unit_id)
+      -- an observation's raw data: a processed product kept under it is staged by its package's id
+      join raw_data_package p on p.id = i.raw_data_package_id
+        or (i.raw_data_package_id is null and p.executed_obs_unit_id = i.executed_obs_unit_id and p.data_product_id is null)
       where i.staging_request_id = ${requestId}
       group by p.id order by p.relative_path`
   )
@@ -378,7 +380,7 @@ export const stagedFiles = Effect.fn("Staging.stagedFiles")(function* (requestId
         c.path) as path, c.size_bytes, c.checksum
     from staging_request_item i
     join raw_data_file f on f.raw_data_package_id = i.raw_data_package_id
-      or (i.raw_data_package_id is null and f.executed_obs_unit_id = i.executed_obs_unit_id)
+      or (i.raw_data_package_id is null and f.executed_obs_unit_id = i.executed_obs_unit_id and f.data_product_id is null)
     join physical_copy c on c.raw_data_file_id = f.id and c.data_location_id = ${location.id} and c.status = 'STAGED'
     where i.staging_request_id = ${requestId}
     order by 3`
