@@ -6,7 +6,7 @@
  * id so ObsCore and DataLink tell them from raw data. Every file and package of the lifecycle
  * belongs to an observation and a module: a product's belong to its *anchor*, the input
  * observation that ended last (so the product's access rules are that observation's, the latest
- * of its inputs'), with the module of its first input.
+ * of its inputs'), and a module of that observation.
  *
  * `data_product_input` is the provenance as filed (observations, packages or other products, in
  * the filer's order); `data_product_observation` every observation the product derives from,
