@@ -1,7 +1,8 @@
 /**
  * Runs the staging example against a real server and the real archive and staging stages on a
  * real ops-db: an observation's package is archived and staged at cologne-processing, and the
- * example answers every file's local path, checked by size and SHA-256 against what was filed.
+ * example answers every file's local path, checked by size and SHA-256 against what was filed;
+ * releasing the request afterwards is recorded and hands out no file any more.
  */
 import { describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -15,7 +16,7 @@ import * as Storages from "../../packages/server/src/lifecycle/Storages.js"
 import * as Harness from "../../packages/server/test/ApiHarness.js"
 import { arrivedPackage, quickRetries, runSitesUntil, topologyFrom } from "../../packages/server/test/lifecycle/ArchiveWorld.js"
 import { observatory, policyLayer, syncTopology, tempDir } from "../../packages/server/test/lifecycle/LifecycleWorld.js"
-import { stageObservations } from "./stageObservations.js"
+import { releaseStaging, stageObservations } from "./stageObservations.js"
 
 const world = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
 
@@ -38,6 +39,9 @@ describe("examples/stage-data", () => {
       expect(result.files.map((f) => f.relativePath).sort()).toEqual(pkg.files.map((f) => f.relativePath).sort())
       for (const f of result.files) expect(f.checksum).toBe(pkg.files.find((w) => w.relativePath === f.relativePath)!.checksum)
       expect(result.expiresAt).not.toBeNull()
-      expect(lines.at(-1)).toMatch(/^staged 3 files, kept at least until /)
+      expect(lines.at(-1)).toMatch(/^staged 3 files, kept until .* or until released$/)
+      const releasedAt = yield* Effect.promise(() => releaseStaging({ baseUrl, token, requestId: result.requestId }))
+      expect(releasedAt).not.toBeNull()
+      expect(yield* Effect.promise(() => releaseStaging({ baseUrl, token, requestId: result.requestId }))).toEqual(releasedAt)
     }).pipe(Effect.provide(world)), 120_000)
 })

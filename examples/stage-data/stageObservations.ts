@@ -5,7 +5,8 @@
  * hours), reports progress, and a request the server failed is an error with its reason.
  *
  * Before processing, each file's size is checked against the catalog (cheap); with `verify`, its
- * SHA-256 too (the staging already verified it; this guards against what happened since).
+ * SHA-256 too (the staging already verified it; this guards against what happened since). Once
+ * processing is done, `releaseStaging` gives the space back (the CLI: `ccat staging release ID`).
  *
  *   CCAT_URL=http://ccat.example.org:8080 CCAT_TOKEN=ccat_... CCAT_PROCESSING=cologne-processing \
  *   npx tsx examples/stage-data/stageObservations.ts <observation id> [<observation id> ...]
@@ -73,8 +74,22 @@ export const stageObservations = async (o: StageOptions): Promise<{ readonly req
       if (o.verify === true && (await sha256(f.localPath)) !== f.checksum) throw new Error(`${f.localPath} does not match its checksum ${f.checksum}`)
       files.push({ path: f.localPath, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum })
     }
-    log(`staged ${files.length} files, kept at least until ${staged.expiresAt?.toISOString() ?? "no expiry"}`)
+    log(`staged ${files.length} files, kept until ${staged.expiresAt?.toISOString() ?? "no expiry"} or until released`)
     return { requestId: request.id, expiresAt: staged.expiresAt, files }
+  } finally {
+    await ccat.close()
+  }
+}
+
+/**
+ * Releases a staging request once processing is done: its folder is removed and the staged files
+ * no other request needs are deleted by cleanup. Releasing twice is harmless.
+ */
+export const releaseStaging = async (o: { readonly baseUrl: string; readonly token: string; readonly requestId: string }): Promise<Date | null> => {
+  const ccat = await createClient({ baseUrl: o.baseUrl, token: o.token })
+  try {
+    const released = await ccat.api.staging.release({ path: { id: o.requestId as never } })
+    return released.releasedAt === null ? null : new Date(released.releasedAt.epochMillis)
   } finally {
     await ccat.close()
   }
