@@ -88,7 +88,8 @@ const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager
         returning id),
       job as (${JobStatements.sendFrom(sql, { queue: queueName(site, name), rows: "pkg", data: sql`jsonb_build_object('packageId', r.id)`, singletonKey: sql`r.id::text` })})
       select (select id from pkg) as id`
-    return row === undefined || row.id === null ? 0 : 1
+    const made: number = row === undefined || row.id === null ? 0 : 1
+    return made
   })
 
 /**
