@@ -1,7 +1,43 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
+import { BaseSequencer, type TestSpecification } from "vitest/node"
 
 const src = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.url))
+
+/**
+ * The suites that take longest (over 40 s each in CI), longest first. Without timings from an
+ * earlier run (CI's fresh clone has none) vitest starts the largest files first, so a long suite
+ * in a small file started near the end and ran on alone while the other workers were idle.
+ */
+const longSuites = [
+  "packages/server/test/scale/ListsAndPlanners.test.ts",
+  "packages/server/test/wan/RelayWan.test.ts",
+  "packages/server/test/wan/ChileWorkersPartition.test.ts",
+  "packages/transfer-rsync/test/RsyncTransfer.test.ts",
+  "packages/server/test/lifecycle/Chaos.test.ts",
+  "packages/server/test/OperatorGuide.test.ts",
+  "packages/server/test/ui/WebUi.test.ts",
+  "packages/client/test/OutboxFiling.test.ts",
+  "packages/server/test/upgrade/PreviousRelease.test.ts",
+  "packages/storage-drivers/test/S3.test.ts",
+  "packages/server/test/cli/OperatorCli.test.ts",
+  "packages/storage-drivers/test/Tape.test.ts",
+  "packages/server/test/lifecycle/EndToEndRemote.test.ts",
+  "packages/server/test/Demo.test.ts",
+  "packages/server/test/lifecycle/EndToEndRemoteFailures.test.ts"
+]
+
+/** Starts the long suites first, in `longSuites` order, then the rest in vitest's own order. */
+class LongSuitesFirst extends BaseSequencer {
+  override async sort(files: Array<TestSpecification>): Promise<Array<TestSpecification>> {
+    const rank = (file: TestSpecification) => {
+      const i = longSuites.findIndex((suite) => file.moduleId.endsWith(`/${suite}`))
+      return i === -1 ? longSuites.length : i
+    }
+    const sorted = await super.sort(files)
+    return sorted.map((file, i) => ({ file, i, rank: rank(file) })).sort((a, b) => a.rank - b.rank || a.i - b.i).map(({ file }) => file)
+  }
+}
 
 /**
  * One vitest run for the whole monorepo. Workspace packages resolve to their sources so tests
@@ -30,6 +66,7 @@ export default defineConfig({
     // Most suites wait on real processes, disks and PostgreSQL rather than on the CPU, so three
     // at a time on a 2-core machine finish sooner without starving each other.
     poolOptions: { forks: { minForks: 1, maxForks: 3 } },
+    sequence: { sequencer: LongSuitesFirst },
     testTimeout: 120_000,
     hookTimeout: 180_000,
     reporters: ["default"]
