@@ -79,7 +79,9 @@ export const links = (rows: ReadonlyArray<Link>): string => {
   const data = table.ele("DATA").ele("TABLEDATA")
   for (const row of rows) {
     const tr = data.ele("TR")
-    for (const c of columns) tr.ele("TD").txt(clean(c.value(row))).up()
+    // DataLink 1.1 §3.2.3: an error row carries only its ID, semantics and message
+    const shown = row.errorMessage === undefined ? row : { id: row.id, semantics: row.semantics, errorMessage: row.errorMessage }
+    for (const c of columns) tr.ele("TD").txt(clean(c.value(shown))).up()
   }
   return resource.end({ prettyPrint: false })
 }

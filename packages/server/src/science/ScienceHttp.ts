@@ -57,7 +57,9 @@ const datalinkParams = Effect.gen(function* () {
   return { ids, format }
 })
 
-const votableFormats = new Set(["votable", "application/x-votable+xml", "text/xml", DataLinkVotable.contentType, "application/x-votable+xml; content=datalink"])
+// DataLink 1.1 §3.2.2: a RESPONSEFORMAT is read without its MIME type parameters
+const votableFormats = new Set(["votable", "application/x-votable+xml", "text/xml"])
+const isVotable = (format: string) => votableFormats.has(format.split(";")[0]!.trim().toLowerCase())
 
 /** The science routes. */
 export const layer = HttpApiBuilder.Router.use((router) =>
@@ -102,10 +104,9 @@ export const layer = HttpApiBuilder.Router.use((router) =>
     const datalink = Effect.gen(function* () {
       const votable = (status: number, body: string) => HttpServerResponse.text(body, { status, contentType: `${DataLinkVotable.contentType}; charset=utf-8` })
       const { ids, format } = yield* datalinkParams
-      if (format !== undefined && !votableFormats.has(format.trim().toLowerCase())) {
+      if (format !== undefined && !isVotable(format)) {
         return votable(400, DataLinkVotable.error(`UsageFault: RESPONSEFORMAT ${format} is not supported; this service answers VOTable only`))
       }
-      if (ids.length === 0) return votable(400, DataLinkVotable.error("UsageFault: give at least one ID (an obs_publisher_did or a RawDataFile id)"))
       if (ids.length > DataLink.maxIds) return votable(400, DataLinkVotable.error(`UsageFault: at most ${DataLink.maxIds} IDs per request, got ${ids.length}`))
       const who = yield* ScienceAccess.caller.pipe(Effect.either)
       if (who._tag === "Left") {

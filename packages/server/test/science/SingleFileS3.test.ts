@@ -276,7 +276,12 @@ describe("One raw file straight from the S3 archive", () => {
         const hidden = votableRows((yield* get(`${base}/api/v1/datalink?ID=${encodeURIComponent(w.did)}`, w.stranger)).body.toString())
         assert.strictEqual(hidden.length, 1)
         assert.include(hidden[0]!.error_message, "NotFoundFault")
-        assert.strictEqual((yield* get(`${base}/api/v1/datalink`)).status, 400)
+        // an error row carries only ID, semantics and its message
+        assert.deepStrictEqual(Object.entries(perFile.find((r) => r.ID === other)!).filter(([, v]) => v !== "").map(([k]) => k), ["ID", "error_message", "semantics"])
+        // no ID: an empty list, as DataLink requires
+        const none = yield* get(`${base}/api/v1/datalink`)
+        assert.strictEqual(none.status, 200)
+        assert.deepStrictEqual(votableRows(none.body.toString()), [])
         // POST, as a form, as DALI allows
         const posted = yield* Effect.promise(() =>
           fetch(`${base}/api/v1/datalink`, {
@@ -287,6 +292,10 @@ describe("One raw file straight from the S3 archive", () => {
         assert.strictEqual(posted.status, 200)
         assert.deepStrictEqual(votableRows(posted.text).map((r) => r.semantics), ["#this", "#package", "#auxiliary"])
         assert.strictEqual((yield* get(`${base}/api/v1/datalink?ID=${file.id}&RESPONSEFORMAT=json`)).status, 400)
+        // a RESPONSEFORMAT is read without its MIME type parameters
+        const tabledata = yield* get(`${base}/api/v1/datalink?ID=${file.id}&RESPONSEFORMAT=${encodeURIComponent("application/x-votable+xml;serialization=TABLEDATA")}`, w.scientist)
+        assert.strictEqual(tabledata.status, 200)
+        assert.deepStrictEqual(votableRows(tabledata.body.toString()).map((r) => r.semantics), ["#this", "#package", "#auxiliary"])
       }), 60_000)
 
     it.effect("an archive object rotted inside a file fails that file's read and the copy is found CORRUPT", () =>
