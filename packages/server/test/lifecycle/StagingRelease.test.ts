@@ -5,7 +5,9 @@
  * the program's group, which a process of another user reads only with that group. Releasing one
  * request (idempotent; refused for someone else's, for one still being served, for a malformed
  * id, each changing nothing) makes cleanup remove its folder and keep the copies the other request
- * still needs; releasing the other lets cleanup delete them.
+ * still needs; releasing the other lets cleanup delete them. Data an earlier release staged (no
+ * folders, copies at `<observation>/<path>`) is handed out as before and linked by new requests.
+ * The configuration refuses modes that let other users in.
  */
 import { CcatClient } from "@ccat/client"
 import { Topology } from "@ccat/core"
@@ -25,7 +27,7 @@ import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import * as Staging from "../../src/lifecycle/Staging.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
 import * as Harness from "../ApiHarness.js"
-import { arrivedPackage, quickRetries, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
+import { arrivedPackage, quickRetries, runSitesFor, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
 import { observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 import { sha256File } from "./support.js"
 
@@ -139,6 +141,59 @@ describe("releasing staged data", () => {
         assert.isFalse((yield* Effect.promise(() => fs.stat(path.join(root, p)))).isFile(), `${p} is left`)
       }
       assert.deepStrictEqual(yield* eventsOf(second.id), [null, null, null, null, "released", "folders-removed"])
+    }).pipe(Effect.provide(world)), 120_000)
+
+  it.scopedLive("data staged by an earlier release (no folders, copies at `<observation>/<path>`) is handed out as before, linked by a new request, and released", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const dir = yield* tempDir
+      const obs = yield* observatory
+      const topology = topologyFrom(dir)
+      yield* syncTopology(topology)
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "scan/a.fits", bytes: 5_000 }, { path: "b.dat", bytes: 200 }])
+      const baseUrl = yield* Harness.BaseUrl
+      const token = yield* Harness.tokenFor({ role: "scientist", programIds: [obs.program.id] })
+      const c = yield* CcatClient.make({ baseUrl, token }).pipe(Effect.provide(FetchHttpClient.layer))
+      const cologne = (done: Effect.Effect<boolean, unknown, SqlClient.SqlClient>) =>
+        runSitesUntil([["cologne", [Archiving.stage, quickRetries(Staging.stage), Cleanup.stage]]], done).pipe(Effect.provide(policyLayer(topology)))
+      yield* cologne(Effect.map(sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`, ([r]) => r!.status === "completed"))
+      // What an earlier release left: the files at `<observation>/<path>`, STAGED, and its completed request.
+      const root = path.join(dir, "locations", "cologne-processing")
+      const [location] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-processing'`
+      for (const f of pkg.files) {
+        const old = path.join(root, pkg.eou.id, f.relativePath)
+        yield* Effect.promise(() => fs.mkdir(path.dirname(old), { recursive: true }).then(() => fs.copyFile(f.absolutePath, old)))
+        yield* sql`insert into physical_copy ${sql.insert({ rawDataFileId: f.id, dataLocationId: location!.id, path: `${pkg.eou.id}/${f.relativePath}`, sizeBytes: f.sizeBytes, checksum: f.checksum, status: "STAGED", verifiedAt: new Date() })}`
+      }
+      const earlier = yield* c.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } })
+      yield* sql`update staging_request set status = 'completed', expires_at = now() + interval '1 day' where id = ${earlier.id}`
+      const handedOut = yield* c.staging.files({ path: { id: earlier.id }, urlParams: {} })
+      assert.deepStrictEqual(handedOut.items.map((f) => f.localPath).sort(), pkg.files.map((f) => path.join(root, pkg.eou.id, f.relativePath)).sort())
+
+      // A new request links the old copies into its folder (nothing unpacked) and closes their top folder.
+      const fresh = yield* c.staging.create({ payload: { location: "cologne-processing", observationIds: [pkg.eou.id] } })
+      yield* cologne(Effect.map(requestRow(fresh.id), (r) => r.status === "completed"))
+      const [done] = yield* sql<{ details: { reused: number } }>`
+        select details from event_log where entity_kind = 'StagingRequest' and entity_id = ${fresh.id} and to_state = 'completed'`
+      assert.strictEqual(done!.details.reused, pkg.files.length)
+      for (const f of pkg.files) {
+        const linked = path.join(root, obs.program.name, fresh.id, pkg.eou.id, f.relativePath)
+        assert.strictEqual((yield* mode(linked)).ino, (yield* mode(path.join(root, pkg.eou.id, f.relativePath))).ino)
+      }
+      assert.strictEqual((yield* mode(path.join(root, pkg.eou.id))).mode, 0o700)
+
+      // The earlier request released: nothing of it to remove, the copies stay for the new one.
+      yield* c.staging.release({ path: { id: earlier.id } })
+      yield* runSitesFor([["cologne", [Cleanup.stage]]], 1500).pipe(Effect.provide(policyLayer(topology)))
+      assert.deepStrictEqual((yield* stagedCopies).map((r) => r.status), pkg.files.map(() => "STAGED"))
+      // The new one released too: the copies, the old files and the new folder go.
+      yield* c.staging.release({ path: { id: fresh.id } })
+      yield* cologne(Effect.map(stagedCopies, (cs) => cs.length === 0))
+      for (const p of yield* Effect.promise(() => fs.readdir(root, { recursive: true }))) {
+        assert.isFalse((yield* Effect.promise(() => fs.stat(path.join(root, p)))).isFile(), `${p} is left`)
+      }
+      assert.isNull((yield* requestRow(earlier.id)).foldersRemovedAt)
+      assert.isNotNull((yield* requestRow(fresh.id)).foldersRemovedAt)
     }).pipe(Effect.provide(world)), 120_000)
 
   it("a mode that lets other users in, or a group that is not one, is refused when the configuration is read", () => {
