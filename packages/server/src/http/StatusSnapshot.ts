@@ -7,7 +7,7 @@
  * planners' own conditions), failed items, the last day's transfer attempts and the latest
  * failure per location and route. Every figure is exact.
  */
-import { EventLog, type Ids, Status, StatusApi, type ApiSecurity } from "@ccat/core"
+import { EventLog, type Ids, Status, StatusApi, type ApiSecurity, type TransferPolicy } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as DateTime from "effect/DateTime"
@@ -145,7 +145,7 @@ const failed = (limit: number) =>
   })
 
 /** The circuit as the API shows it. */
-const showCircuit = (c: Routes.Circuit): StatusApi.Circuit =>
+const showCircuit = (c: TransferPolicy.Circuit): StatusApi.Circuit =>
   c.state === "open" ? { state: "open", retryInMs: Math.max(0, c.retryInMs), reason: c.reason } : { state: c.state }
 
 interface FailureRow {

@@ -12,18 +12,12 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 
-/** Retries and breaker settings of transfers (core's `TransferPolicy`). */
-export type TransferPolicyConfig = Policy.TransferPolicyConfig
-
-/** The defaults: ride out hours of link outage with few probes, no retry storms. */
-export const defaultTransferPolicy = Policy.defaultTransferPolicy
-
 /** Optional override of the transfer policy (tests shorten the waits); defaults apply without it. */
-export class TransferPolicy extends Context.Tag("@ccat/server/TransferPolicy")<TransferPolicy, Partial<TransferPolicyConfig>>() {}
+export class TransferPolicy extends Context.Tag("@ccat/server/TransferPolicy")<TransferPolicy, Partial<Policy.TransferPolicyConfig>>() {}
 
 /** The policy in force: the provided overrides on top of the defaults. */
 export const transferPolicy = Effect.map(Effect.serviceOption(TransferPolicy), (o) => ({
-  ...defaultTransferPolicy,
+  ...Policy.defaultTransferPolicy,
   ...Option.getOrElse(o, () => ({}))
 }))
 
@@ -109,9 +103,6 @@ export const leaving = Effect.fn("Routes.leaving")(function* (site: string, bund
   })
 })
 
-/** Whether work may go through a route or towards a location now. */
-export type Circuit = Policy.Circuit
-
 /**
  * The circuit of a route (`route_id`) or destination location (`to_location_id`), from its
  * last attempts: closed unless the last `breakerThreshold` finished attempts all failed; then
@@ -122,24 +113,18 @@ export type Circuit = Policy.Circuit
  */
 export const circuit = Effect.fn("Routes.circuit")(function* (
   on: { readonly routeId: string } | { readonly toLocationId: string },
-  policy: TransferPolicyConfig
+  policy: Policy.TransferPolicyConfig
 ) {
   const [found] = yield* circuits("routeId" in on ? { routes: [on.routeId] } : { locations: [on.toLocationId] }, policy)
   return found!.circuit
 })
-
-/** What the circuit of one route or location is judged from. */
-export type CircuitFacts = Policy.CircuitFacts
-
-/** The circuit `circuit` describes, from its facts. */
-export const circuitOf = Policy.circuitOf
 
 /**
  * The SQL of one circuit's facts as two columns, `last` (json) and `probing`, for the route or
  * location whose id is `id` (an SQL expression): a part of a larger statement, so a worker far
  * from the ops-db learns every circuit it needs in one round trip.
  */
-export const circuitFactsSql = (sql: SqlClient.SqlClient, column: "route_id" | "to_location_id", id: Fragment, policy: TransferPolicyConfig) => sql`
+export const circuitFactsSql = (sql: SqlClient.SqlClient, column: "route_id" | "to_location_id", id: Fragment, policy: Policy.TransferPolicyConfig) => sql`
   (select coalesce(json_agg(json_build_object('status', f.status::text, 'sinceMs', (extract(epoch from (now() - f.finished_at)) * 1000)::float8,
       'errorMessage', f.error_message) order by f.finished_at desc, f.created_at desc), '[]'::json)
    from (select status, finished_at, created_at, error_message from data_transfer
@@ -151,20 +136,20 @@ export const circuitFactsSql = (sql: SqlClient.SqlClient, column: "route_id" | "
 /** The circuits of many routes and locations in one statement, routes first, each in the order asked. */
 export const circuits = Effect.fn("Routes.circuits")(function* (
   on: { readonly routes?: ReadonlyArray<string>; readonly locations?: ReadonlyArray<string> },
-  policy: TransferPolicyConfig
+  policy: Policy.TransferPolicyConfig
 ) {
   const sql = yield* SqlClient.SqlClient
   const routes = on.routes ?? []
   const locations = on.locations ?? []
   if (routes.length + locations.length === 0) return []
-  const rows = yield* sql<{ kind: "route" | "location"; id: string; n: number; last: CircuitFacts["last"]; probing: number }>`
+  const rows = yield* sql<{ kind: "route" | "location"; id: string; n: number; last: Policy.CircuitFacts["last"]; probing: number }>`
     select 'route' as kind, k.id::text as id, k.n, ${circuitFactsSql(sql, "route_id", sql`k.id`, policy)}
     from unnest(${routes}::uuid[]) with ordinality as k(id, n)
     union all
     select 'location' as kind, k.id::text as id, k.n, ${circuitFactsSql(sql, "to_location_id", sql`k.id`, policy)}
     from unnest(${locations}::uuid[]) with ordinality as k(id, n)
     order by kind desc, n`
-  return rows.map((r) => ({ kind: r.kind, id: r.id, circuit: circuitOf(r, policy) }))
+  return rows.map((r) => ({ kind: r.kind, id: r.id, circuit: Policy.circuitOf(r, policy) }))
 })
 
 /** Transfers running on a route now, for its concurrency limit. */
@@ -176,9 +161,6 @@ export const running = (routeId: string) =>
 /** Serialises attempt creation on a route for the rest of the transaction (limit and probe checks). */
 export const lockRoute = (routeId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select pg_advisory_xact_lock(hashtext(${`ccat.route:${routeId}`}))`)
-
-/** The delay in milliseconds before attempt `failures + 1`: exponential from the base, jittered, capped. */
-export const backoffMs = Policy.backoffMs
 
 /**
  * Queue options of the stages that hand bundles to each other (bundle → transfer → arrive, and

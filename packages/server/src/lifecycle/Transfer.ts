@@ -8,7 +8,7 @@
  * when that re-read shows it bad is the copy marked (CopyCheck); the bad tar is then removed (its
  * copy DELETED) and the bundle fails, so an operator's retry writes it again from its packages.
  */
-import { Ids, TransferError, Transitions } from "@ccat/core"
+import { Ids, TransferError, TransferPolicy, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -99,7 +99,7 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   // The backoff runs from the last real failure; an interruption after it neither restarts nor extends it.
   const judged = attempts.find((a) => !a.interrupted)
   if (retry === undefined && judged !== undefined && judged.status === "failed" && !judged.beforeRetry) {
-    const remaining = Routes.backoffMs(policy, failures, jitterOf(judged.id)) - (judged.sinceMs ?? 0)
+    const remaining = TransferPolicy.backoffMs(policy, failures, jitterOf(judged.id)) - (judged.sinceMs ?? 0)
     if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${judged.attempt}`)
   }
   const chosen = yield* choose(site, routes, bundle.sizeBytes, policy)

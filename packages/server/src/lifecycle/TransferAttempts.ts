@@ -8,7 +8,7 @@
  * after a jittered, capped exponential backoff; a permanent one, or one bundle failing too often
  * on a working route, ends the bundle FAILED with its reason.
  */
-import { type Checksum, EventLog, Ids, type TransferAdapter, type TransferError, Transitions } from "@ccat/core"
+import { type Checksum, EventLog, Ids, type TransferAdapter, type TransferError, TransferPolicy, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { expedite, JobQueue } from "../engine/JobQueue.js"
@@ -99,7 +99,7 @@ export const consecutiveFailures = (attempts: ReadonlyArray<Attempt>) => {
  * circuit, every next hop's buffers and their fill are read in two rounds of statements that go
  * out together, whatever the number of routes: each round trip counts from a site far away.
  */
-export const choose = (site: string, routes: ReadonlyArray<Routes.Route>, bytes: number, policy: Routes.TransferPolicyConfig) =>
+export const choose = (site: string, routes: ReadonlyArray<Routes.Route>, bytes: number, policy: TransferPolicy.TransferPolicyConfig) =>
   Effect.gen(function* () {
     const storages = yield* Storages
     let waitMs = 30_000
@@ -158,7 +158,7 @@ export const startAttempt = (
   source: { readonly id: string; readonly locationId: string },
   to: Sites.Location,
   previous: Attempt | undefined,
-  policy: Routes.TransferPolicyConfig,
+  policy: TransferPolicy.TransferPolicyConfig,
   retry: Attempt | undefined
 ) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -169,8 +169,8 @@ export const startAttempt = (
         // circuits, the route's running transfers and the bundle's open attempts.
         const [checks] = yield* sql<{
           copy: string | null
-          routeLast: Routes.CircuitFacts["last"]; routeProbing: number
-          toLast: Routes.CircuitFacts["last"]; toProbing: number
+          routeLast: TransferPolicy.CircuitFacts["last"]; routeProbing: number
+          toLast: TransferPolicy.CircuitFacts["last"]; toProbing: number
           running: number; open: number
         }>`
           with copy as (select status::text as status from physical_copy where id = ${source.id} for share),
@@ -195,7 +195,7 @@ export const startAttempt = (
           return { gone } as const
         }
         for (const facts of [{ last: checks.routeLast, probing: checks.routeProbing }, { last: checks.toLast, probing: checks.toProbing }]) {
-          const c = Routes.circuitOf(facts, policy)
+          const c = TransferPolicy.circuitOf(facts, policy)
           if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
         }
         if (checks.running >= route.maxConcurrentTransfers) return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
@@ -301,7 +301,7 @@ export const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransfer
           yield* Bundling.fail(site, bundle.id, why)
           return { failedWith: why }
         }
-        const wait = Math.max(Routes.backoffMs(policy, failures, jitterOf(attemptId)), c.state === "open" ? c.retryInMs : 0)
+        const wait = Math.max(TransferPolicy.backoffMs(policy, failures, jitterOf(attemptId)), c.state === "open" ? c.retryInMs : 0)
         yield* later(site, bundle.id, wait, `attempt ${attemptNo} failed (${e.reason}${e.retryable ? ", retryable" : ", waits for the way to be fixed"})${c.state === "open" ? `; ${c.reason}` : ""}`)
         return { failedWith: undefined }
       })
