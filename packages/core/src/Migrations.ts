@@ -27,6 +27,7 @@ import openTechnologies from "./internal/migrations/0021_open_technologies.js"
 import memberOffsets from "./internal/migrations/0023_member_offsets.js"
 import dataProducts from "./internal/migrations/0024_data_products.js"
 import stagingRelease from "./internal/migrations/0025_staging_release.js"
+import dataProductList from "./internal/migrations/0026_data_product_list.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -51,7 +52,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0021_open_technologies": openTechnologies,
   "0023_member_offsets": memberOffsets,
   "0024_data_products": dataProducts,
-  "0025_staging_release": stagingRelease
+  "0025_staging_release": stagingRelease,
+  "0026_data_product_list": dataProductList
 }
 
 /** The table in which applied migrations are recorded. */
