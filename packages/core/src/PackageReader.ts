@@ -79,14 +79,16 @@ const hasherFor = (options: ReadOptions | undefined, algorithm: Checksum.Algorit
     : Effect.sync(() => factory(algorithm))
 }
 
+const isMalformed = (e: unknown): e is ArchiveReader.MalformedArchive => e instanceof ArchiveReader.MalformedArchive
+
 const fromArchive = <A, E, R>(effect: Effect.Effect<A, E | ArchiveReader.MalformedArchive, R>) =>
-  Effect.catchIf(effect, (e): e is ArchiveReader.MalformedArchive => e instanceof ArchiveReader.MalformedArchive, (e) => malformed(e.detail))
+  Effect.catchIf(effect, isMalformed, (e) => malformed(e.detail))
 
 /** Opens the archive and reads its manifest (the first member); the reader is left after it. */
 const openManifest = <E>(tar: Stream.Stream<Uint8Array, E>) =>
   Effect.gen(function*() {
     const reader = yield* ArchiveReader.make(tar)
-    const first = yield* reader.next
+    const first = yield* Effect.catchIf(reader.next, isMalformed, (e) => malformed(`not a tar archive: ${e.detail}`))
     if (Option.isNone(first) || first.value.name !== PackageManifest.manifestName || first.value.type !== "file") {
       return yield* malformed(`the first member is not ${PackageManifest.manifestName}`)
     }
@@ -210,7 +212,7 @@ export const readMember = <E>(
       })
       const body: Stream.Stream<Uint8Array, E | PackageReadError> = Stream.concat(
         Stream.catchAll(hashing(reader.body(), hasher, () => {}), (e): Stream.Stream<never, E | PackageReadError> =>
-          e instanceof ArchiveReader.MalformedArchive ? Stream.fail(malformed(e.detail, archiveId)) : Stream.fail(e)),
+          isMalformed(e) ? Stream.fail(malformed(e.detail, archiveId)) : Stream.fail(e)),
         checked
       )
       return body

@@ -99,7 +99,9 @@ describe("PackageReader on packages the lifecycle wrote", () => {
       // not a package, an absent member, a missing file
       const notTar = path.join(dir, "notes.txt")
       yield* Effect.promise(() => fs.writeFile(notTar, "just some notes\n".repeat(100)))
-      assert.strictEqual((yield* failure(PackageFile.verify(notTar))).reason, "Malformed")
+      const notPackage = yield* failure(PackageFile.verify(notTar))
+      assert.strictEqual(notPackage.reason, "Malformed")
+      assert.match(notPackage.description, /^not a tar archive: /)
       const absent = yield* Effect.flip(Stream.runDrain(PackageFile.readMember(pkgPath, "no/such/member.fits")))
       assert.strictEqual(absent.reason, "Malformed")
       const missing = yield* failure(PackageFile.verify(path.join(dir, "nowhere.tar")))
