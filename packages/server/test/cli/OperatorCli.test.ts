@@ -309,6 +309,15 @@ describe("ccat staging", () => {
     expect(tty.code, tty.out).toBe(0)
     expect(tty.out).toContain(`\r[${"#".repeat(30)}] completed`)
     expect(tty.out).toContain(`${root}/${observations[0]}/scan0/f0.fits`)
+    // Processing done: the scientist releases it; again is harmless, and nothing is handed out any more.
+    const released = await w.run(["staging", "release", request.id], w.tokens.scientist)
+    expect([released.code, released.stdout], released.stderr).toEqual([0, expect.stringContaining("its staged files are no longer kept for it")])
+    const [again2, shownReleased] = await Promise.all([
+      w.run(["staging", "release", request.id, "--json"], w.tokens.scientist),
+      w.run(["staging", "show", request.id, "--json"], w.tokens.scientist)
+    ])
+    expect(json(again2).releasedAt).toBe(json(shownReleased).request.releasedAt)
+    expect(json(shownReleased).files).toEqual([])
   })
 
   it("a failed request: wait exits 1 with the server's reason; an operator retries it", async () => {
@@ -324,5 +333,9 @@ describe("ccat staging", () => {
     expect([human.code, human.stderr]).toEqual([1, expect.stringContaining(`staging request ${created.id} failed: package not archived yet`)])
     const retried = await w.run(["retry", "StagingRequest", created.id, "--reason", "archived now"], w.tokens.operator)
     expect(retried.stdout.trim()).toBe(`StagingRequest ${created.id}: failed -> pending`)
+    // Pending again: releasing it now is refused, and changes nothing.
+    const early = await w.run(["staging", "release", created.id, "--json"], w.tokens.scientist)
+    expect(early.code).toBe(3)
+    expect(JSON.parse(early.stderr.trim().split("\n").at(-1)!).error).toMatchObject({ kind: "Conflict", message: expect.stringContaining("pending") })
   })
 })
