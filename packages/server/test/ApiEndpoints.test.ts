@@ -160,7 +160,11 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
       // Not staged yet: no files, and the page says why (StagingFiles.test.ts follows one to completion).
       const files = yield* scientist.staging.files({ path: { id: request.id }, urlParams: {} })
       expect([files.status, files.items, files.nextCursor]).toEqual(["pending", [], null])
-      mark("locations.listSites", "locations.list", "locations.get", "locations.setAvailability", "staging.create", "staging.get", "staging.list", "staging.files")
+      // Still being served: releasing it is refused (StagingRelease.test.ts releases served ones).
+      const early = yield* Effect.either(scientist.staging.release({ path: { id: request.id } }))
+      expect(Either.isLeft(early) && early.left._tag === "Conflict" && early.left.reason).toBe("StateConflict")
+      expect((yield* scientist.staging.get({ path: { id: request.id } })).releasedAt).toBeNull()
+      mark("locations.listSites", "locations.list", "locations.get", "locations.setAvailability", "staging.create", "staging.get", "staging.list", "staging.files", "staging.release")
     })
   )
 
