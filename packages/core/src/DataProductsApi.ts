@@ -12,6 +12,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
 import { Conflict, Forbidden, NotFound, Unprocessable } from "./ApiErrors.js"
+import { Page, PageParams } from "./ApiPage.js"
 import { strict } from "./ApiPayload.js"
 import { allow, Authentication } from "./ApiSecurity.js"
 import { DisplayName, JsonObject } from "./Fields.js"
@@ -125,6 +126,38 @@ export const DataProduct = Schema.Struct({
 /** A product as stored. */
 export type DataProduct = typeof DataProduct.Type
 
+/** A product as a list shows it: what it is, whose, and its journey; its files and provenance are in the product itself. */
+export const DataProductSummary = Schema.Struct({
+  id: Schema.UUID,
+  name: Schema.String,
+  pipeline: Schema.String,
+  pipelineVersion: Schema.String,
+  calibLevel: CalibLevel,
+  dataproductType: DataproductType,
+  programId: Ids.ObservingProgramId,
+  location: Schema.String,
+  filedBy: Schema.String,
+  createdAt: Schema.DateTimeUtc,
+  journey: PackageJourney,
+  publisherDid: Schema.String
+}).annotations({ identifier: "DataProductSummary" })
+/** A product as a list shows it. */
+export type DataProductSummary = typeof DataProductSummary.Type
+
+/** Filters of the product list; each narrows it, and they combine. */
+export const DataProductFilter = Schema.Struct({
+  programId: Schema.optional(Ids.ObservingProgramId),
+  /** The pipeline's name, exactly as filed. */
+  pipeline: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200))),
+  calibLevel: Schema.optional(Schema.compose(Schema.NumberFromString, CalibLevel)),
+  /** Products derived from this observation, directly or through their input products. */
+  observationId: Schema.optional(Ids.ExecutedObsUnitId),
+  journey: Schema.optional(PackageJourney),
+  /** `true`: only ARCHIVED products; `false`: only those not ARCHIVED yet (waiting, on their way, or failed). */
+  archived: Schema.optional(Schema.Literal("true", "false")),
+  ...PageParams
+})
+
 /** Filing and reading processed data products. */
 export class DataProductsApi extends HttpApiGroup.make("dataProducts")
   .add(
@@ -135,6 +168,13 @@ export class DataProductsApi extends HttpApiGroup.make("dataProducts")
       .addError(Unprocessable)
       .addError(Forbidden)
       .pipe(allow(["scientist", "admin"], "File a processed DataProduct written at a PROCESSING location, with its files and provenance, all or nothing; it is then packaged and archived like raw data. Idempotent: the same id and values answer with the stored product; other values under a stored id or name are a 409 naming the fields."))
+  )
+  .add(
+    HttpApiEndpoint.get("list", "/data-products")
+      .setUrlParams(DataProductFilter)
+      .addSuccess(Page(DataProductSummary))
+      .addError(Unprocessable)
+      .pipe(allow(["scientist", "operator", "admin"], "DataProducts in filing order, filtered by program, pipeline, calib_level, the observation they derive from, journey or archived; scientists see their programs' products."))
   )
   .add(
     HttpApiEndpoint.get("get", "/data-products/:id")

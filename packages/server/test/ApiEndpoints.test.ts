@@ -327,7 +327,11 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every endpoint", (it) => {
       expect(Either.isLeft(wrongLocation) && wrongLocation.left._tag === "Unprocessable" && wrongLocation.left.message).toContain("PROCESSING")
       const unknown = yield* Effect.either(scientist.dataProducts.get({ path: { id: payload.id } }))
       expect(Either.isLeft(unknown) && unknown.left._tag).toBe("NotFound")
-      mark("dataProducts.file", "dataProducts.get")
+      const listed = yield* scientist.dataProducts.list({ urlParams: { programId: world.program.id, calibLevel: 2, limit: 10 } })
+      expect(listed).toEqual({ items: [], nextCursor: null })
+      const badCursor = yield* Effect.either(scientist.dataProducts.list({ urlParams: { cursor: "not-ours" } }))
+      expect(Either.isLeft(badCursor) && badCursor.left._tag).toBe("Unprocessable")
+      mark("dataProducts.file", "dataProducts.get", "dataProducts.list")
     })
   )
 

@@ -16,9 +16,9 @@ import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as StagingLayout from "../lifecycle/StagingLayout.js"
 import * as ObsCorePublisher from "../ObsCorePublisher.js"
-import * as Access from "./Access.js"
 import { conflict, requestFolders, unprocessable } from "./FilingRules.js"
 import * as ProductInputs from "./ProductInputs.js"
+import { productScope } from "./ProductList.js"
 
 interface ProductRow {
   readonly id: string
@@ -64,7 +64,7 @@ const journeyOf = (files: ReadonlyArray<{ readonly state: string; readonly packa
 export const read = (p: ApiSecurity.Principal, id: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const visible = Access.seesEverything(p) ? sql`true` : p.role === "scientist" && p.programIds.length > 0 ? sql`d.observing_program_id in ${sql.in(p.programIds)}` : sql`false`
+    const visible = productScope(sql, p, "d")
     const [row] = yield* sql<ProductRow>`
       select d.id, d.name, d.pipeline, d.pipeline_version, d.parameters, d.calib_level, d.dataproduct_type, d.observing_program_id,
              l.name as location, a.name as filed_by, d.created_at

@@ -8,7 +8,8 @@
  * anonymous caller see nothing of it until the program's proprietary period ends. Bad input
  * (unknown or invisible inputs, a bad calib_level, a name or id reused with other content,
  * inputs of two programs, a path already filed) is refused with a clear error and changes nothing.
- * Cleanup then deletes the product's files at PROCESSING, as it deletes an instrument's at SOURCE.
+ * The product list pages within the caller's programs and filters by program, pipeline,
+ * calib_level, observation and journey. Cleanup then deletes the product's files at PROCESSING, as it deletes an instrument's at SOURCE.
  */
 import { Checksum, type DataProductsApi } from "@ccat/core"
 import { createClient } from "@ccat/client"
@@ -240,6 +241,57 @@ describe("Processed results back into the archive", () => {
         assert.strictEqual((yield* sql<{ n: number }>`select count(*)::int as n from data_product where name = ${`race ${next.id}`}`)[0]!.n, 1)
         yield* Effect.promise(() => Promise.all([ccat.close(), byAdmin.close()]))
       }), 60_000)
+
+    it.effect("the product list pages by keyset within the caller's programs, filters by program, pipeline, calib_level, observation and journey, and refuses bad filters", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const ccat = yield* Effect.promise(() => createClient({ baseUrl: w.base, token: w.scientist, retry: false }))
+        const list = (urlParams: Parameters<typeof ccat.api.dataProducts.list>[0]["urlParams"]) =>
+          Effect.promise(() => ccat.api.dataProducts.list({ urlParams }))
+        const all = yield* list({})
+        assert.isNull(all.nextCursor)
+        assert.isAtLeast(all.items.length, 4)
+        const first = all.items[0]!
+        assert.deepStrictEqual([first.id, first.name, first.calibLevel, first.journey, first.location, first.pipeline], [w.product.id, w.product.name, 2, "ARCHIVED", "cologne-processing", "ccat-mapmaker"])
+        // one at a time, every product once, in the same order
+        const paged: Array<string> = []
+        let cursor: string | undefined
+        do {
+          const next = yield* list({ limit: 1, ...(cursor === undefined ? {} : { cursor }) })
+          paged.push(...next.items.map((p) => p.id))
+          cursor = next.nextCursor ?? undefined
+        } while (cursor !== undefined)
+        assert.deepStrictEqual(paged, all.items.map((p) => p.id))
+        const ids = (page: { readonly items: ReadonlyArray<{ readonly id: string }> }) => page.items.map((p) => p.id)
+        const rest = all.items.slice(1).map((p) => p.id)
+        assert.deepStrictEqual(ids(yield* list({ calibLevel: 2 })), [w.product.id])
+        assert.deepStrictEqual(ids(yield* list({ calibLevel: 3 })), rest)
+        assert.deepStrictEqual(ids(yield* list({ archived: "true" })), [w.product.id])
+        assert.deepStrictEqual(ids(yield* list({ archived: "false" })), rest)
+        assert.deepStrictEqual(ids(yield* list({ journey: "WAITING" })), rest)
+        assert.deepStrictEqual(ids(yield* list({ pipeline: "ccat-mapmaker", programId: first.programId, observationId: w.observationId as never })), ids(all))
+        assert.deepStrictEqual(ids(yield* list({ pipeline: "CCAT-mapmaker" })), [])
+        assert.deepStrictEqual(ids(yield* list({ observationId: randomUUID() as never })), [])
+        assert.deepStrictEqual(ids(yield* list({ programId: randomUUID() as never })), [])
+
+        // another program's scientist sees none of them, an operator all; an instrument may not list products
+        const lists = (token: string, query = "") => Effect.promise(() =>
+          fetch(`${w.base}/api/v1/data-products${query}`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => ({ status: r.status, body: await r.text() })))
+        const stranger = yield* tokenFor({ role: "scientist", programIds: [(yield* observatory).program.id] })
+        assert.deepStrictEqual(JSON.parse((yield* lists(stranger)).body), { items: [], nextCursor: null })
+        assert.strictEqual(JSON.parse((yield* lists(yield* tokenFor({ role: "operator" }))).body).items.length, all.items.length)
+        assert.strictEqual((yield* lists(yield* tokenFor({ role: "instrument", instrumentIds: [] }))).status, 403)
+        // bad filters: named, and a cursor not ours
+        for (const [query, status, says] of [
+          ["?calibLevel=1", 400, "calibLevel"], ["?limit=0", 400, "limit"], ["?programId=m83", 400, "programId"],
+          ["?archived=yes", 400, "archived"], ["?journey=DONE", 400, "journey"], ["?cursor=bm90LW91cnM", 422, "cursor"]
+        ] as const) {
+          const answer = yield* lists(w.scientist, query)
+          assert.strictEqual(answer.status, status, `${query}: ${answer.body}`)
+          assert.include(answer.body, says, query)
+        }
+        yield* Effect.promise(() => ccat.close())
+      }), 30_000)
 
     it.effect("cleanup deletes an archived product's files at PROCESSING, as it deletes an instrument's at SOURCE; the archive keeps it", () =>
       Effect.gen(function* () {
