@@ -5,7 +5,7 @@
  * it would do); `ccat config check`
  * validates a configuration file without starting anything; `ccat token` hands out API tokens
  * and `ccat account` takes access back.
- * The operator commands (`status`, `integrity`, `observations`, `packages`, `bundles`, `copies`, `files`, `events`, `retry`,
+ * The operator commands (`status`, `integrity`, `observations`, `packages`, `products`, `bundles`, `copies`, `files`, `events`, `retry`,
  * `location`, `staging`; modules in `cli/`) talk to a running server over HTTP with
  * `@ccat/client`; their exit codes are documented in `cli/Remote.ts` and docs/cli.md.
  */
@@ -29,6 +29,7 @@ import * as Integrity from "./cli/Integrity.js"
 import * as Location from "./cli/Location.js"
 import * as Observations from "./cli/Observations.js"
 import * as Packages from "./cli/Packages.js"
+import * as Products from "./cli/Products.js"
 import * as RelayCommand from "./cli/RelayCommand.js"
 import * as Remote from "./cli/Remote.js"
 import * as History from "./cli/History.js"
@@ -139,7 +140,7 @@ const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
   Command.withSubcommands([
     serve, worker, demo, migrate, config, token, account, db, RelayCommand.command,
-    Status.command, Integrity.command, Observations.command, Packages.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command, History.command,
+    Status.command, Integrity.command, Observations.command, Packages.command, Products.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command, History.command,
     RouteBench.routeCommand
   ])
 )

@@ -9,18 +9,23 @@
  * (unknown or invisible inputs, a bad calib_level, a name or id reused with other content,
  * inputs of two programs, a path already filed) is refused with a clear error and changes nothing.
  * The product list pages within the caller's programs and filters by program, pipeline,
- * calib_level, observation and journey. Cleanup then deletes the product's files at PROCESSING, as it deletes an instrument's at SOURCE.
+ * calib_level, observation and journey; `ccat products` (run in process) lists and shows them. Cleanup then deletes the product's files at PROCESSING, as it deletes an instrument's at SOURCE.
  */
 import { Checksum, type DataProductsApi } from "@ccat/core"
 import { createClient } from "@ccat/client"
+import * as Command from "@effect/cli/Command"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
+import * as Products from "../../src/cli/Products.js"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
@@ -291,6 +296,39 @@ describe("Processed results back into the archive", () => {
           assert.include(answer.body, says, query)
         }
         yield* Effect.promise(() => ccat.close())
+      }), 30_000)
+
+    it.effect("ccat products lists and shows products, in process against the server; bad options exit 2 and an unknown product 3", () =>
+      Effect.gen(function* () {
+        const w = world!
+        const lines: Array<string> = []
+        const base = yield* Effect.console
+        const capture: Console.Console = { ...base, log: (...args) => Effect.sync(() => void lines.push(args.join(" "))), unsafe: { ...base.unsafe, log: (...args) => void lines.push(args.join(" ")) } }
+        const run = (...args: Array<string>) => {
+          lines.length = 0
+          return Command.run(Products.command, { name: "ccat", version: "test" })(["node", "products", ...args]).pipe(
+            Effect.withConsole(capture), Effect.provide(NodeContext.layer), Effect.flip, Effect.option
+          )
+        }
+        const ok = (ran: Option.Option<unknown>) => assert.isTrue(Option.isNone(ran), JSON.stringify(ran))
+        const remote = ["--url", w.base, "--token", w.scientist]
+        const [{ programId }] = yield* SqlClient.SqlClient.pipe(Effect.flatMap((sql) => sql<{ programId: string }>`select observing_program_id as program_id from data_product where id = ${w.product.id}`))
+        ok(yield* run(...remote, "--json", "--program", programId!))
+        const listed = JSON.parse(lines.join("\n")) as { items: Array<{ id: string }>; more: boolean }
+        assert.strictEqual(listed.items[0]!.id, w.product.id)
+        ok(yield* run(...remote, "--calib-level", "2", "--archived"))
+        assert.include(lines.join("\n"), w.product.name)
+        assert.include(lines.join("\n"), "ARCHIVED")
+        ok(yield* run("show", ...remote, w.product.id))
+        const shown = lines.join("\n")
+        for (const says of ["inputs (1)", `observation  ${w.observationId}`, "derived from observations (1)", "files (2)", "packages (1)", w.product.files[0]!.relativePath, "ccat-mapmaker 1.4.2"]) assert.include(shown, says)
+        const refusal = (e: Option.Option<unknown>) => Option.getOrThrow(e) as { readonly exitCode?: number; readonly message?: string }
+        const badProgram = refusal(yield* run(...remote, "--program", "m83"))
+        assert.deepStrictEqual([badProgram.exitCode, badProgram.message], [2, `--program must be a UUID, not "m83"`])
+        assert.strictEqual(refusal(yield* run(...remote, "--archived", "--not-archived")).exitCode, 2)
+        const unknown = refusal(yield* run("show", ...remote, randomUUID()))
+        assert.strictEqual(unknown.exitCode, 3)
+        assert.include(unknown.message, "does not exist or is not visible")
       }), 30_000)
 
     it.effect("cleanup deletes an archived product's files at PROCESSING, as it deletes an instrument's at SOURCE; the archive keeps it", () =>
