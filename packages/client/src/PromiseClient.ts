@@ -14,6 +14,7 @@ import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as CcatClient from "./CcatClient.js"
 import * as FileDownload from "./FileDownload.js"
+import * as PackageDownload from "./PackageDownload.js"
 import * as FilingBatches from "./FilingBatches.js"
 import * as FilingOutbox from "./FilingOutbox.js"
 import type * as Outbox from "./Outbox.js"
@@ -132,6 +133,11 @@ export interface Ccat {
    * checksum (no staging); rejects with a `DownloadError` and leaves nothing at the path.
    */
   readonly downloadFile: (fileId: string, destination: string) => Promise<FileDownload.Downloaded>
+  /**
+   * Streams one package's whole tar straight from the archive to `destination`, verified against
+   * the package's checksum (no staging); rejects with a `PackageDownloadError` and leaves nothing.
+   */
+  readonly downloadPackage: (packageId: string, destination: string) => Promise<PackageDownload.Downloaded>
   /** Stops delivering, releases the outbox's lock and frees the client; queued filings stay on disk. */
   readonly close: () => Promise<void>
 }
@@ -235,6 +241,8 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
         }).pipe(Effect.provideService(CcatClient.CcatClient, client))),
       downloadFile: (fileId, destination) =>
         run(FileDownload.downloadFile(clientOptions, fileId, destination).pipe(Effect.provide(FetchHttpClient.layer))),
+      downloadPackage: (packageId, destination) =>
+        run(PackageDownload.downloadPackage(clientOptions, packageId, destination).pipe(Effect.provide(FetchHttpClient.layer))),
       outbox,
       close: () => (closed ??= Effect.runPromise(Scope.close(scope, Exit.void)))
     }

@@ -14,6 +14,8 @@ export * as FilingOutbox from "./FilingOutbox.js"
 export * as FilingBatches from "./FilingBatches.js"
 /** One raw file straight from the archive, streamed to a path and verified. */
 export * as FileDownload from "./FileDownload.js"
+/** A whole package's tar straight from the archive, streamed to a path and verified. */
+export * as PackageDownload from "./PackageDownload.js"
 /** Waiting for a staging request and getting the staged files' local paths. */
 export * as Staging from "./Staging.js"
 /** The Promise client for code that does not use Effect. */

@@ -3,7 +3,8 @@
  * instrument module (its ObsCore `obs_publisher_did`, which ObsCore's `access_url` points here
  * with) or for one RawDataFile (its id):
  * - `#this`: each raw file's bytes, read straight from an archive copy (`FileContent`);
- * - `#package`: the RawDataPackage(s) holding them, as the API describes them;
+ * - `#package`: the tar of each RawDataPackage holding them, whole (`PackageContent`), and
+ *   `#documentation`: its record in the API (`PackageLinks`);
  * - `#auxiliary`: staging the observation to a PROCESSING location (the whole packages, for
  *   pipelines), through the API.
  * - `#derivation`: the processed products made from the observation (`ProductLinks`), whose own
@@ -16,6 +17,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Access from "../http/Access.js"
 import type { Link } from "./DataLinkVotable.js"
+import * as PackageLinks from "./PackageLinks.js"
 import * as ProductLinks from "./ProductLinks.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
@@ -48,13 +50,6 @@ interface FileRow {
   readonly sizeBytes: string
   readonly packageId: string | null
   readonly public: boolean
-}
-
-interface PackageRow {
-  readonly id: string
-  readonly relativePath: string
-  readonly sizeBytes: string | null
-  readonly status: string
 }
 
 const notFound = (id: string): Link => ({
@@ -100,7 +95,7 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
     const packageIds = [...new Set(files.flatMap((f) => (f.packageId === null ? [] : [f.packageId])))]
     const packages = packageIds.length === 0
       ? []
-      : yield* sql<PackageRow>`select id, relative_path, size_bytes, status::text as status from raw_data_package where id in ${sql.in(packageIds)} order by relative_path`.pipe(Effect.orDie)
+      : yield* sql<PackageLinks.PackageRow>`select id, relative_path, size_bytes, checksum, status::text as status from raw_data_package where id in ${sql.in(packageIds)} order by relative_path`.pipe(Effect.orDie)
     const rows: Array<Link> = []
     for (const f of files) {
       const readableByRange = f.packageId !== null
@@ -119,16 +114,9 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
       })
     }
     for (const p of packages) {
-      rows.push({
-        id,
-        semantics: "#package",
-        accessUrl: `${base}/api/v1/packages/${p.id}`,
-        description: `RawDataPackage ${p.relativePath} (${p.status}${p.sizeBytes === null ? "" : `, a ${p.sizeBytes}-byte tar`}): its copies and journey`,
-        contentType: "application/json",
-        localSemantics: "raw-data-package",
-        linkAuth: "true",
-        linkAuthorized: scoped
-      })
+      // a package holds one observation's files, all public or none
+      const isPublic = files.some((f) => f.packageId === p.id && f.public)
+      rows.push(...PackageLinks.links(id, base, p, { named: `RawDataPackage ${p.relativePath}`, localSemantics: "raw-data-package", isPublic, scoped }))
     }
     rows.push({
       id,

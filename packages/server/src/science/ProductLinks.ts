@@ -2,7 +2,8 @@
  * DataLink for processed products: the links of a product's dataset
  * (`<authority>?product/<id>`) and the `#derivation` links an observation's dataset gains.
  * - `#this`: each of the product's files, read straight from an archive copy like a raw file;
- * - `#package`: the product's RawDataPackage(s);
+ * - `#package`: the tar of each of the product's RawDataPackages, and `#documentation`: its
+ *   record in the API (`PackageLinks`);
  * - `#progenitor`: each input, as filed (an observation's data of each module, the module's data
  *   a package belongs to, or another product), as a link to that dataset's own DataLink;
  * - `#derivation` (from an observation): every product made from it, directly or through other
@@ -15,6 +16,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Access from "../http/Access.js"
 import type { Link } from "./DataLinkVotable.js"
+import * as PackageLinks from "./PackageLinks.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -41,8 +43,8 @@ export const productLinks = (who: ScienceAccess.Caller, publisher: ObsCore.Publi
       sql<{ id: string; relativePath: string; sizeBytes: string; packageId: string | null }>`
         select id, relative_path, size_bytes, raw_data_package_id as package_id from raw_data_file
         where data_product_id = ${productId} and state in ('filed', 'packaged') order by relative_path`,
-      sql<{ id: string; relativePath: string; sizeBytes: string | null; status: string }>`
-        select id, relative_path, size_bytes, status::text as status from raw_data_package where data_product_id = ${productId} order by relative_path`,
+      sql<PackageLinks.PackageRow>`
+        select id, relative_path, size_bytes, checksum, status::text as status from raw_data_package where data_product_id = ${productId} order by relative_path`,
       sql<{ position: number; observationId: string | null; packageId: string | null; inputProductId: string | null; moduleId: string | null; moduleName: string | null }>`
         select i.position, coalesce(i.executed_obs_unit_id, r.executed_obs_unit_id) as observation_id, i.raw_data_package_id as package_id,
                i.input_product_id, m.id as module_id, m.name as module_name
@@ -72,16 +74,8 @@ export const productLinks = (who: ScienceAccess.Caller, publisher: ObsCore.Publi
       linkAuthorized: true
     }))
     for (const p of packages) {
-      rows.push({
-        id,
-        semantics: "#package",
-        accessUrl: `${publisher.baseUrl}/api/v1/packages/${p.id}`,
-        description: `RawDataPackage ${p.relativePath} of product ${product.name} (${p.status}${p.sizeBytes === null ? "" : `, a ${p.sizeBytes}-byte tar`}): its copies and journey`,
-        contentType: "application/json",
-        localSemantics: "product-package",
-        linkAuth: "true",
-        linkAuthorized: scoped
-      })
+      const named = `RawDataPackage ${p.relativePath} of product ${product.name}`
+      rows.push(...PackageLinks.links(id, publisher.baseUrl, p, { named, localSemantics: "product-package", isPublic: !scoped, scoped }))
     }
     for (const input of inputs) {
       const did = input.inputProductId !== null

@@ -1,9 +1,10 @@
 /**
  * The science routes beside the API contract: one raw file's bytes at
- * `GET /api/v1/files/{id}/content` and DataLink at `GET|POST /api/v1/datalink?ID=...`. Both
- * answer anonymous callers for public data, as Virtual Observatory clients expect, which the
- * contract's bearer-token groups cannot; a file's bytes are also a stream, not a JSON answer.
- * A server built without storages (an API-only test server) answers 503 for file bytes.
+ * `GET /api/v1/files/{id}/content`, a whole package's tar at `GET /api/v1/packages/{id}/content`
+ * and DataLink at `GET|POST /api/v1/datalink?ID=...`. They answer anonymous callers for public
+ * data, as Virtual Observatory clients expect, which the contract's bearer-token groups cannot;
+ * bytes are also a stream, not a JSON answer. A server built without storages (an API-only test
+ * server) answers 503 for bytes.
  */
 import { type Ids } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
@@ -12,7 +13,9 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { toServerResponse } from "@effect/platform-node/NodeHttpServerRequest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as ObsCorePublisher from "../ObsCorePublisher.js"
@@ -20,10 +23,14 @@ import { Storages } from "../lifecycle/Storages.js"
 import * as DataLink from "./DataLink.js"
 import * as DataLinkVotable from "./DataLinkVotable.js"
 import * as FileContent from "./FileContent.js"
+import * as PackageContent from "./PackageContent.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
 /** The path of a file's bytes. */
 export const contentPath = "/api/v1/files/:id/content"
+
+/** The path of a package's tar. */
+export const packageContentPath = "/api/v1/packages/:id/content"
 
 /** The path of the DataLink service. */
 export const datalinkPath = "/api/v1/datalink"
@@ -67,38 +74,64 @@ export const layer = HttpApiBuilder.Router.use((router) =>
     const sql = yield* SqlClient.SqlClient
     const storages = yield* Effect.serviceOption(Storages)
 
-    const content = Effect.gen(function* () {
-      const { id } = yield* HttpRouter.params
-      if (id === undefined || !uuid.test(id)) return json(400, "BadRequest", `${JSON.stringify(id)} is not a RawDataFile id (a UUID)`)
-      const who = yield* ScienceAccess.caller.pipe(Effect.either)
-      if (who._tag === "Left") return json(401, "Unauthorized", who.left.message, { "www-authenticate": "Bearer" })
-      if (Option.isNone(storages)) return json(503, "Unavailable", "this server reads no storage; ask the data center's main server")
-      const opened = yield* FileContent.open(who.right, id as Ids.RawDataFileId).pipe(
-        Effect.provideService(Storages, storages.value),
-        Effect.either
-      )
-      if (opened._tag === "Left") return json(FileContent.statusOf[opened.left.reason], opened.left.reason, opened.left.message)
-      const { file, body } = opened.right
-      const request = yield* HttpServerRequest.HttpServerRequest
-      // a failed check must reach the client as a failure: the connection is cut, so the
-      // response ends short of its Content-Length instead of looking complete
-      const aborting = body.pipe(
-        Stream.tapError(() => Effect.sync(() => toServerResponse(request).destroy()))
-      )
-      return HttpServerResponse.stream(aborting, {
-        status: 200,
-        contentType: "application/octet-stream",
-        contentLength: file.sizeBytes,
-        headers: {
-          "content-disposition": attachment(file.relativePath),
-          "x-ccat-checksum": file.checksum,
-          // which location served it is for accounts (operators debugging a read), not for anyone
-          ...(who.right.kind === "account" ? { "x-ccat-read-from": opened.right.location } : {}),
-          etag: `"${file.checksum}"`,
-          "accept-ranges": "none",
-          "cache-control": "private, no-store"
-        }
+    // a failed check must reach the client as a failure: the connection is cut, so the
+    // response ends short of its Content-Length instead of looking complete
+    const verifiedStream = (
+      body: Stream.Stream<Uint8Array, FileContent.ContentFailure>,
+      what: { readonly contentType: string; readonly sizeBytes: number; readonly name: string; readonly checksum: string },
+      who: ScienceAccess.Caller,
+      location: string
+    ) =>
+      Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
+        HttpServerResponse.stream(body.pipe(Stream.tapError(() => Effect.sync(() => toServerResponse(request).destroy()))), {
+          status: 200,
+          contentType: what.contentType,
+          contentLength: what.sizeBytes,
+          headers: {
+            "content-disposition": attachment(what.name),
+            "x-ccat-checksum": what.checksum,
+            // which location served it is for accounts (operators debugging a read), not for anyone
+            ...(who.kind === "account" ? { "x-ccat-read-from": location } : {}),
+            etag: `"${what.checksum}"`,
+            // a part cannot be checked against the checksum of the whole
+            "accept-ranges": "none",
+            "cache-control": "private, no-store"
+          }
+        }))
+
+    /** The caller and the storages for a bytes route, or the answer that refuses it. */
+    const bytesRequest = (kind: string): Effect.Effect<
+      Either.Either<{ readonly id: string; readonly who: ScienceAccess.Caller; readonly storages: Context.Tag.Service<Storages> }, HttpServerResponse.HttpServerResponse>,
+      never,
+      HttpRouter.RouteContext | HttpServerRequest.HttpServerRequest | SqlClient.SqlClient
+    > =>
+      Effect.gen(function* () {
+        const { id } = yield* HttpRouter.params
+        if (id === undefined || !uuid.test(id)) return Either.left(json(400, "BadRequest", `${JSON.stringify(id)} is not a ${kind} id (a UUID)`))
+        const who = yield* ScienceAccess.caller.pipe(Effect.either)
+        if (who._tag === "Left") return Either.left(json(401, "Unauthorized", who.left.message, { "www-authenticate": "Bearer" }))
+        if (Option.isNone(storages)) return Either.left(json(503, "Unavailable", "this server reads no storage; ask the data center's main server"))
+        return Either.right({ id: id.toLowerCase(), who: who.right, storages: storages.value })
       })
+
+    const content = Effect.gen(function* () {
+      const request = yield* bytesRequest("RawDataFile")
+      if (Either.isLeft(request)) return request.left
+      const asked = request.right
+      const opened = yield* FileContent.open(asked.who, asked.id as Ids.RawDataFileId).pipe(Effect.provideService(Storages, asked.storages), Effect.either)
+      if (opened._tag === "Left") return json(FileContent.statusOf[opened.left.reason], opened.left.reason, opened.left.message)
+      const { file, body, location } = opened.right
+      return yield* verifiedStream(body, { contentType: "application/octet-stream", sizeBytes: file.sizeBytes, name: file.relativePath, checksum: file.checksum }, asked.who, location)
+    }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+
+    const packageContent = Effect.gen(function* () {
+      const request = yield* bytesRequest("RawDataPackage")
+      if (Either.isLeft(request)) return request.left
+      const asked = request.right
+      const opened = yield* PackageContent.open(asked.who, asked.id).pipe(Effect.provideService(Storages, asked.storages), Effect.either)
+      if (opened._tag === "Left") return json(FileContent.statusOf[opened.left.reason], opened.left.reason, opened.left.message)
+      const { pkg, body, location } = opened.right
+      return yield* verifiedStream(body, { contentType: "application/x-tar", sizeBytes: pkg.sizeBytes, name: pkg.relativePath, checksum: pkg.checksum }, asked.who, location)
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     const datalink = Effect.gen(function* () {
@@ -120,6 +153,7 @@ export const layer = HttpApiBuilder.Router.use((router) =>
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     yield* router.get(contentPath, content)
+    yield* router.get(packageContentPath, packageContent)
     yield* router.get(datalinkPath, datalink)
     yield* router.post(datalinkPath, datalink)
   })

@@ -5,6 +5,12 @@
  * before any of its bytes are sent, are dropped once the whole copy reads good, and the next read
  * takes them from the manifest and succeeds. A package whose only copy is on tape is not read
  * here: the answer says to stage it.
+ *
+ * A whole package's tar from the same disk copy: byte-identical with the copy, by the rules of
+ * the file endpoint (a scientist of the program, anyone once public; another program's
+ * scientist and anonymous callers not before), linked as DataLink's `#package` (checked by
+ * `stilts datalinklint`), downloaded by the client; a copy rotted at rest cuts the download and
+ * is found CORRUPT.
  */
 import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -13,7 +19,11 @@ import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
+import { execFile } from "node:child_process"
 import { afterAll } from "vitest"
+import { createClient } from "@ccat/client"
+import { waitUntil } from "@ccat/core/testing"
+import * as ObsCorePublisher from "../../src/ObsCorePublisher.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import { tokenFor } from "../ApiHarness.js"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
@@ -21,7 +31,7 @@ import * as Sites from "../../src/lifecycle/Sites.js"
 import { Storages } from "../../src/lifecycle/Storages.js"
 import { arrivedPackage, editLocations, runSitesUntil, topologyFrom } from "../lifecycle/ArchiveWorld.js"
 import { fileObservation, observatory, policyLayer, syncTopology } from "../lifecycle/LifecycleWorld.js"
-import { BaseUrl, get, layer as scienceLayer } from "./ScienceWorld.js"
+import { BaseUrl, get, layer as scienceLayer, votableRows } from "./ScienceWorld.js"
 
 const dir = path.join(tmpdir(), `ccat-science-disk-${randomBytes(4).toString("hex")}`)
 afterAll(() => fs.rm(dir, { recursive: true, force: true }))
@@ -104,8 +114,106 @@ describe("One raw file from a package on disk", () => {
         const body = JSON.parse(answer.body.toString())
         assert.strictEqual(body._tag, "NeedsStaging")
         assert.include(body.message, "staging")
+        const tar = yield* get(`${base}/api/v1/packages/${pkg.packageId}/content`, operator)
+        assert.strictEqual(tar.status, 409)
+        assert.strictEqual(JSON.parse(tar.body.toString())._tag, "NeedsStaging")
         const [requests] = yield* sql<{ n: number }>`select count(*)::int as n from staging_request`
         assert.strictEqual(requests!.n, 0)
+      }), 90_000)
+
+    it.effect("a package's whole tar from its disk copy: access as for files, DataLink's #package, the client, and a rotted copy cut and found CORRUPT", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const topology = topologyFrom(dir)
+        yield* syncTopology(topology)
+        yield* ObsCorePublisher.write({ baseUrl: base })
+        const obs = yield* observatory
+        const { files } = yield* fileObservation(topology, obs, [{ path: "det/p.fits", bytes: 5_000_000 }, { path: "hk/p.dat", bytes: 33 }])
+        const written = Effect.map(
+          sql<{ n: number }>`select count(*)::int as n from raw_data_package p join raw_data_file f on f.raw_data_package_id = p.id
+            where f.id = ${files[0]!.id} and p.checksum is not null`,
+          ([r]) => r!.n === 1
+        )
+        yield* runSitesUntil([["chile", [Packaging.stage]]], written, 60_000).pipe(Effect.provide(policyLayer(topology)))
+        const [pkg] = yield* sql<{ id: string; relativePath: string; sizeBytes: string; checksum: string; copyId: string; absolute: string }>`
+          select p.id, p.relative_path, p.size_bytes, p.checksum, c.id as copy_id, (l.driver_config->>'root') || '/' || c.path as absolute
+          from raw_data_package p join raw_data_file f on f.raw_data_package_id = p.id
+          join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT' join data_location l on l.id = c.data_location_id
+          where f.id = ${files[0]!.id}`
+        const tar = yield* Effect.promise(() => fs.readFile(pkg!.absolute))
+        assert.strictEqual(tar.length, Number(pkg!.sizeBytes))
+        const url = `${base}/api/v1/packages/${pkg!.id}/content`
+
+        const scientist = yield* tokenFor({ role: "scientist", programIds: [obs.program.id] })
+        const stranger = yield* tokenFor({ role: "scientist", programIds: [] })
+        for (const token of [scientist, { basic: scientist }] as const) {
+          const got = yield* get(url, token)
+          assert.strictEqual(got.status, 200, got.body.toString())
+          assert.isUndefined(got.cut)
+          assert.isTrue(got.body.equals(tar))
+          assert.strictEqual(got.headers.get("content-type"), "application/x-tar")
+          assert.strictEqual(got.headers.get("content-length"), String(pkg!.sizeBytes))
+          assert.strictEqual(got.headers.get("x-ccat-checksum"), pkg!.checksum)
+          assert.include(got.headers.get("content-disposition")!, `filename="${path.basename(pkg!.relativePath)}"`)
+          assert.strictEqual(got.headers.get("accept-ranges"), "none")
+          assert.strictEqual(got.headers.get("x-ccat-read-from"), "chile-buffer")
+        }
+        // proprietary (no period set): another program's scientist and anonymous see nothing
+        for (const token of [stranger, undefined]) assert.strictEqual((yield* get(url, token)).status, 404)
+        assert.strictEqual((yield* get(url, "ccat_bogus_token")).status, 401)
+        assert.strictEqual((yield* get(`${base}/api/v1/packages/not-a-uuid/content`)).status, 400)
+        const hidden = votableRows((yield* get(`${base}/api/v1/datalink?ID=${files[0]!.id}`)).body.toString())
+        assert.deepStrictEqual(hidden.map((r) => r.semantics), ["#this"])
+        // public once the period is over (the observation ended 2026-05-01)
+        yield* sql`update observing_program set proprietary_period_days = 30 where id = ${obs.program.id}`
+        const open = yield* get(url)
+        assert.strictEqual(open.status, 200)
+        assert.isTrue(open.body.equals(tar))
+        assert.isNull(open.headers.get("x-ccat-read-from"))
+
+        // DataLink's #package is the tar; the package's record stays, as #documentation
+        const answer = yield* get(`${base}/api/v1/datalink?ID=${files[0]!.id}`)
+        const rows = votableRows(answer.body.toString())
+        assert.deepStrictEqual(rows.map((r) => r.semantics), ["#this", "#package", "#documentation", "#auxiliary"])
+        const link = rows.find((r) => r.semantics === "#package")!
+        assert.deepStrictEqual([link.access_url, link.content_type, link.content_length, link.link_auth], [url, "application/x-tar", String(pkg!.sizeBytes), "optional"])
+        assert.strictEqual(rows.find((r) => r.semantics === "#documentation")!.access_url, `${base}/api/v1/packages/${pkg!.id}`)
+        // stilts' built-in copy of the vocabulary (it reads the live one only online) predates
+        // #package and #documentation: those two are its only complaints
+        const votable = path.join(dir, "links.xml")
+        yield* Effect.promise(() => fs.writeFile(votable, answer.body))
+        const lint = yield* Effect.async<string>((resume) => {
+          const child = execFile("stilts", ["datalinklint", votable], { timeout: 60_000 }, (_error, stdout, stderr) => resume(Effect.succeed(`${stdout}${stderr}`)))
+          return Effect.sync(() => child.kill())
+        })
+        const complaints = lint.split("\n").filter((l) => /^[EWF]-/.test(l))
+        assert.include(lint, "Totals:", lint)
+        assert.deepStrictEqual(complaints.filter((l) => !/Unknown predicate '(package|documentation)' from core DataLink vocabulary/.test(l)), [], lint)
+
+        // the client writes it whole and verified
+        const ccat = yield* Effect.promise(() => createClient({ baseUrl: base, token: scientist }))
+        const done = yield* Effect.promise(() => ccat.downloadPackage(pkg!.id, path.join(dir, "p.tar")))
+        assert.strictEqual(done.checksum, pkg!.checksum)
+        assert.isTrue((yield* Effect.promise(() => fs.readFile(path.join(dir, "p.tar")))).equals(tar))
+
+        // a byte rotted at rest: the download is cut, nothing lands, and the copy is found CORRUPT
+        const rotten = Buffer.from(tar)
+        rotten[Math.floor(tar.length / 2)]! ^= 0xff
+        yield* Effect.promise(() => fs.writeFile(pkg!.absolute, rotten))
+        // (a tar over the disk driver's one-read size, 4 MiB: the response has begun when the check fails)
+        const failed = yield* Effect.promise(() =>
+          ccat.downloadPackage(pkg!.id, path.join(dir, "rotten.tar")).then(() => undefined, (e: { reason: string; message: string }) => e))
+        yield* Effect.promise(() => ccat.close())
+        assert.strictEqual(failed?.reason, "Corrupt", failed?.message)
+        assert.include(failed?.message, "ended early")
+        assert.isFalse(yield* Effect.promise(() => fs.access(path.join(dir, "rotten.tar")).then(() => true, () => false)))
+        const status = Effect.map(sql<{ status: string }>`select status::text as status from physical_copy where id = ${pkg!.copyId}`, ([r]) => r!.status)
+        yield* waitUntil("the copy recorded CORRUPT by the failed download", Effect.map(status, (s) => s === "CORRUPT"), 20_000)
+        const [event] = yield* sql<{ details: { by: string } }>`
+          select details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${pkg!.copyId} and to_state = 'CORRUPT'`
+        assert.strictEqual(event!.details.by, "package download")
+        assert.strictEqual((yield* get(url, scientist)).status, 503)
       }), 90_000)
   })
 })

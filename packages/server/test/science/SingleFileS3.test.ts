@@ -15,7 +15,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { execFile } from "node:child_process"
-import { randomBytes } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
@@ -258,7 +258,16 @@ describe("One raw file straight from the S3 archive", () => {
           w.pkg.files.map((f) => `${base}/api/v1/files/${f.id}/content`).sort()
         )
         assert.deepStrictEqual(these.map((r) => Number(r.content_length)).sort((a, b) => a - b), [0, 512, 70_001, 300_000])
-        assert.deepStrictEqual(rows.filter((r) => r.semantics === "#package").map((r) => r.access_url), [`${base}/api/v1/packages/${w.pkg.packageId}`])
+        assert.deepStrictEqual(rows.filter((r) => r.semantics === "#package").map((r) => r.access_url), [`${base}/api/v1/packages/${w.pkg.packageId}/content`])
+        assert.deepStrictEqual(rows.filter((r) => r.semantics === "#documentation").map((r) => r.access_url), [`${base}/api/v1/packages/${w.pkg.packageId}`])
+        // following #package gives the whole tar from the S3 copy, its checksum the package's
+        const tarLink = rows.find((r) => r.semantics === "#package")!
+        const tar = yield* get(tarLink.access_url!, w.scientist)
+        const [filed] = yield* sql<{ checksum: string; sizeBytes: string }>`select checksum, size_bytes from raw_data_package where id = ${w.pkg.packageId}`
+        assert.strictEqual(tar.status, 200)
+        assert.strictEqual(tar.headers.get("x-ccat-read-from"), "cologne-archive")
+        assert.deepStrictEqual([tar.body.length, String(tar.body.length)], [Number(filed!.sizeBytes), tarLink.content_length])
+        assert.strictEqual(`sha256:${createHash("sha256").update(tar.body).digest("hex")}`, filed!.checksum)
         const staging = rows.find((r) => r.semantics === "#auxiliary")!
         assert.strictEqual(staging.access_url, `${base}/api/v1/staging-requests`)
         assert.strictEqual(staging.link_authorized, "T")
@@ -270,7 +279,7 @@ describe("One raw file straight from the S3 archive", () => {
         const file = w.pkg.files[1]!
         const other = "00000000-0000-4000-8000-000000000000"
         const perFile = votableRows((yield* get(`${base}/api/v1/datalink?ID=${file.id}&ID=${other}&ID=nonsense`, w.scientist)).body.toString())
-        assert.deepStrictEqual(perFile.filter((r) => r.ID === file.id).map((r) => r.semantics), ["#this", "#package", "#auxiliary"])
+        assert.deepStrictEqual(perFile.filter((r) => r.ID === file.id).map((r) => r.semantics), ["#this", "#package", "#documentation", "#auxiliary"])
         assert.include(perFile.find((r) => r.ID === other)!.error_message, "NotFoundFault")
         assert.include(perFile.find((r) => r.ID === "nonsense")!.error_message, "UsageFault")
         const hidden = votableRows((yield* get(`${base}/api/v1/datalink?ID=${encodeURIComponent(w.did)}`, w.stranger)).body.toString())
@@ -290,12 +299,12 @@ describe("One raw file straight from the S3 archive", () => {
             body: new URLSearchParams({ ID: file.id }).toString()
           }).then(async (r) => ({ status: r.status, text: await r.text() })))
         assert.strictEqual(posted.status, 200)
-        assert.deepStrictEqual(votableRows(posted.text).map((r) => r.semantics), ["#this", "#package", "#auxiliary"])
+        assert.deepStrictEqual(votableRows(posted.text).map((r) => r.semantics), ["#this", "#package", "#documentation", "#auxiliary"])
         assert.strictEqual((yield* get(`${base}/api/v1/datalink?ID=${file.id}&RESPONSEFORMAT=json`)).status, 400)
         // a RESPONSEFORMAT is read without its MIME type parameters
         const tabledata = yield* get(`${base}/api/v1/datalink?ID=${file.id}&RESPONSEFORMAT=${encodeURIComponent("application/x-votable+xml;serialization=TABLEDATA")}`, w.scientist)
         assert.strictEqual(tabledata.status, 200)
-        assert.deepStrictEqual(votableRows(tabledata.body.toString()).map((r) => r.semantics), ["#this", "#package", "#auxiliary"])
+        assert.deepStrictEqual(votableRows(tabledata.body.toString()).map((r) => r.semantics), ["#this", "#package", "#documentation", "#auxiliary"])
       }), 60_000)
 
     it.effect("an archive object rotted inside a file fails that file's read and the copy is found CORRUPT", () =>

@@ -1,0 +1,182 @@
+/**
+ * A whole RawDataPackage's tar, read from an online copy of it (an S3 GET, a disk read) and
+ * checked against the package's size and checksum as it streams, without staging anything: what
+ * DataLink's `#package` link downloads. Copies on nearline media (tape) are not read here: a
+ * recall takes minutes to hours and belongs to staging.
+ *
+ * The tar's last bytes are held back until its checksum is known: a mismatch fails the stream
+ * instead of completing it, so a caller never receives a complete wrong tar; the copy is then
+ * read once more whole through its own storage (the rule for readers that are not an audit,
+ * docs/integrity.md) and recorded CORRUPT or MISSING if it fails that too.
+ */
+import { Checksum, type Ids, type StorageError, type StorageDriver } from "@ccat/core"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import * as CopyFindings from "../lifecycle/CopyFindings.js"
+import * as Sites from "../lifecycle/Sites.js"
+import { Storages } from "../lifecycle/Storages.js"
+import { ContentError, ContentFailure } from "./FileContent.js"
+import * as ScienceAccess from "./ScienceAccess.js"
+
+/** A package as the ops-db records it, once its tar is written. */
+export interface PackageRecord {
+  readonly id: Ids.RawDataPackageId
+  readonly relativePath: string
+  /** Null while the tar is not written yet. */
+  readonly sizeBytes: number | null
+  readonly checksum: Checksum.Checksum | null
+}
+
+/** A package's tar ready to stream: its record, where it is read from, and its verified bytes. */
+export interface Opened {
+  readonly pkg: PackageRecord & { readonly sizeBytes: number; readonly checksum: Checksum.Checksum }
+  readonly location: string
+  readonly body: Stream.Stream<Uint8Array, ContentFailure>
+}
+
+/** The package if the caller may read it: the rule of its files, by the observation it holds. */
+export const find = (who: ScienceAccess.Caller, packageId: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql<{ id: Ids.RawDataPackageId; relativePath: string; sizeBytes: string | null; checksum: Checksum.Checksum | null }>`
+      select p.id, p.relative_path, p.size_bytes, p.checksum
+      from raw_data_package p
+      where p.id = ${packageId} and ${ScienceAccess.observationReadable(sql, who, sql`p.executed_obs_unit_id`)}`.pipe(Effect.orDie)
+    const row = rows[0]
+    return row === undefined ? undefined : ({ ...row, sizeBytes: row.sizeBytes === null ? null : Number(row.sizeBytes) } satisfies PackageRecord)
+  })
+
+interface CopyRow {
+  readonly id: string
+  readonly path: string
+  readonly sizeBytes: string
+  readonly checksum: Checksum.Checksum
+  readonly locationId: string
+}
+
+// copies already being re-read after a failed download: one re-read per copy at a time
+const rereading = new Set<string>()
+
+/** Reads the whole copy once more through its own storage; CORRUPT or MISSING only if it fails too. */
+const recheck = (copy: CopyRow, storage: StorageDriver.Service, packageId: string, detail: string) =>
+  Effect.gen(function* () {
+    const found = { actor: "server", by: "package download", detail: `${detail}; the whole copy read again` }
+    const outcome = yield* storage.verify(copy.path, copy.checksum).pipe(Effect.either)
+    if (outcome._tag === "Right") {
+      return yield* Effect.logWarning(`package ${packageId} failed its check read from copy ${copy.id}, which verifies whole when read again: left as it is (${detail})`)
+    }
+    const e = outcome.left
+    if (e.reason === "Corrupt") yield* CopyFindings.mark(copy.id, "CORRUPT", { ...found, expectedChecksum: copy.checksum })
+    else if (e.reason === "NotFound") yield* CopyFindings.mark(copy.id, "MISSING", found)
+    else yield* Effect.logWarning(`copy ${copy.id} could not be read again after a download of package ${packageId} failed: ${e.message}`)
+  }).pipe(
+    Effect.catchAllCause((cause) => Effect.logError("re-reading a copy after a failed package download", cause)),
+    Effect.ensuring(Effect.sync(() => rereading.delete(copy.id))),
+    Effect.withSpan("PackageContent.recheck", { attributes: { copyId: copy.id, packageId } })
+  )
+
+/** The tar's bytes hashed and counted as they pass, the last part held back until the checksum is known. */
+const verifiedBytes = (
+  raw: Stream.Stream<Uint8Array, StorageError.StorageError>,
+  pkg: Opened["pkg"],
+  onMismatch: (detail: string) => Effect.Effect<void>
+) =>
+  Stream.suspend(() => {
+    const { algorithm } = Checksum.parse(pkg.checksum)
+    const hash = createHash(Checksum.nodeHashName[algorithm])
+    let bytes = 0
+    let held: Uint8Array | undefined
+    const failed = (detail: string): Effect.Effect<never, ContentFailure> =>
+      Effect.zipRight(onMismatch(detail), Effect.fail(new ContentFailure({ message: `package ${pkg.id}: ${detail}` })))
+    return raw.pipe(
+      Stream.mapError((e) => new ContentFailure({ message: `reading package ${pkg.id}: ${e.message}` })),
+      Stream.mapChunksEffect((chunk): Effect.Effect<Chunk.Chunk<Uint8Array>, ContentFailure> => {
+        const out: Array<Uint8Array> = []
+        for (const part of chunk) {
+          if (part.length === 0) continue
+          bytes += part.length
+          if (bytes > pkg.sizeBytes) return failed(`more than the recorded ${pkg.sizeBytes} bytes`)
+          hash.update(part)
+          if (held !== undefined) out.push(held)
+          held = part
+        }
+        return Effect.succeed(Chunk.unsafeFromArray(out))
+      }),
+      Stream.concat(Stream.unwrap(Effect.suspend(() => {
+        if (bytes !== pkg.sizeBytes) return failed(`${bytes} bytes, recorded ${pkg.sizeBytes}`)
+        const actual = Checksum.make(algorithm, hash.digest("hex"))
+        if (actual !== pkg.checksum) return failed(`checksum ${actual}, recorded ${pkg.checksum}`)
+        return Effect.succeed(held === undefined ? Stream.empty : Stream.make(held))
+      })))
+    )
+  })
+
+/**
+ * Opens a package's tar from its first online copy (archive copies first, by priority). Fails
+ * NotFound when the caller may not read it, NotPackaged before its tar is written, NeedsStaging
+ * when the only copies are on nearline media, Unavailable when no copy can be read now.
+ */
+export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAccess.Caller, packageId: string) {
+  const found = yield* find(who, packageId)
+  if (found === undefined) return yield* new ContentError({ reason: "NotFound", message: `RawDataPackage ${packageId} does not exist or is not visible to this caller` })
+  const { sizeBytes, checksum } = found
+  if (sizeBytes === null || checksum === null) {
+    return yield* new ContentError({ reason: "NotPackaged", message: `RawDataPackage ${packageId}: its tar is not written yet; it can be read once it is` })
+  }
+  const pkg = { ...found, sizeBytes, checksum }
+  const sql = yield* SqlClient.SqlClient
+  const storages = yield* Storages
+  const copies = yield* sql<CopyRow>`
+    select c.id, c.path, c.size_bytes, c.checksum, c.data_location_id as location_id
+    from physical_copy c join data_location l on l.id = c.data_location_id
+    where c.raw_data_package_id = ${packageId} and c.status = 'PRESENT' and l.readable and c.checksum is not null
+    order by (l.type = 'LONG_TERM_ARCHIVE') desc, l.priority, l.name`.pipe(Effect.orDie)
+  let nearline = 0
+  const problems: Array<string> = []
+  for (const copy of copies) {
+    const location = yield* Sites.location(copy.locationId).pipe(Effect.orDie)
+    if (copy.checksum !== checksum || Number(copy.sizeBytes) !== sizeBytes) {
+      problems.push(`${location.name}: its copy records ${copy.sizeBytes} bytes ${copy.checksum}, the package ${sizeBytes} bytes ${checksum}`)
+      continue
+    }
+    const storage = yield* storages.of(location).pipe(Effect.option)
+    if (storage._tag === "None") {
+      problems.push(`${location.name}: its storage cannot be built`)
+      continue
+    }
+    const s = storage.value
+    if (s.capabilities.nearline) {
+      nearline++
+      continue
+    }
+    // a copy whose object is gone is skipped before anything is sent (and found by the inventory)
+    const present = yield* s.stat(copy.path).pipe(Effect.either)
+    if (present._tag === "Left") {
+      problems.push(`${location.name}: ${present.left.message}`)
+      continue
+    }
+    const onMismatch = (detail: string) =>
+      Effect.zipRight(
+        Effect.logError(`package ${packageId} read from copy ${copy.id} at ${location.name}: ${detail}`),
+        Effect.suspend(() => {
+          if (rereading.has(copy.id)) return Effect.void
+          rereading.add(copy.id)
+          return Effect.asVoid(Effect.forkDaemon(Effect.provideService(recheck(copy, s, packageId, detail), SqlClient.SqlClient, sql)))
+        })
+      )
+    return { pkg, location: location.name, body: verifiedBytes(s.get(copy.path), pkg, onMismatch) } satisfies Opened
+  }
+  if (nearline > 0 && problems.length === 0) {
+    return yield* new ContentError({
+      reason: "NeedsStaging",
+      message: `RawDataPackage ${packageId}: its only readable copies are on nearline media (tape); stage its observation (POST /api/v1/staging-requests) to read it`
+    })
+  }
+  return yield* new ContentError({
+    reason: "Unavailable",
+    message: `RawDataPackage ${packageId}: no copy of it can be read now${problems.length > 0 ? ` (${problems.join("; ")})` : ""}`
+  })
+})
