@@ -127,11 +127,18 @@ const retryBundle = (id: string, actor: string, details: Details) =>
     return yield* toPending("DataTransferPackage", id, actor, details)
   })
 
-/** A failed staging request: the staging planner serves it again, once the packages it names can be staged. */
+/**
+ * A failed staging request: the staging planner serves it again, once the packages it names can
+ * be staged. A released one is not: it would be served only for cleanup to take it back.
+ */
 const retryStaging = (id: string, actor: string, details: Details) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* lockFailed("StagingRequest", "staging_request", id)
+    const [released] = yield* sql<{ releasedAt: Date | null }>`select released_at from staging_request where id = ${id}`
+    if (released?.releasedAt != null) {
+      return yield* cannotHelp("StagingRequest", id, `staging request ${id} was released: it keeps nothing any more; make a new request instead`)
+    }
     const failed = yield* sql<{ id: string }>`
       select p.id from staging_request_item i join raw_data_package p on p.id = i.raw_data_package_id
       where i.staging_request_id = ${id} and p.status = 'failed' order by p.id`

@@ -119,6 +119,12 @@ describe("releasing staged data", () => {
       assert.isNull((yield* requestRow(pending.id)).releasedAt)
       assert.notInclude(yield* eventsOf(first.id), "released")
       yield* sql`update staging_request set status = 'failed', error_message = 'called off by the test' where id = ${pending.id}`
+      // A failed request can be released (it holds nothing); a released one is not retried.
+      assert.isNotNull((yield* alice.c.staging.release({ path: { id: pending.id } })).releasedAt)
+      const retried = yield* Effect.either(operator.c.operations.retry({ payload: { entity: "StagingRequest", id: pending.id } }))
+      assert.isTrue(Either.isLeft(retried) && (retried.left as { _tag: string; message: string })._tag === "Conflict")
+      assert.include((retried as Either.Left<{ message: string }, unknown>).left.message, "was released")
+      assert.strictEqual((yield* requestRow(pending.id)).status, "failed")
 
       // Alice releases hers, twice: one release, one event; her folder goes, Bob's stays with the copies.
       const released = yield* alice.c.staging.release({ path: { id: first.id } })
