@@ -15,6 +15,7 @@ import * as Location from "./pages/location.js"
 import * as Observations from "./pages/observations.js"
 import * as Packages from "./pages/packages.js"
 import * as Pipeline from "./pages/pipeline.js"
+import * as Products from "./pages/products.js"
 import * as SignIn from "./pages/signin.js"
 import * as Sites from "./pages/sites.js"
 import * as Staging from "./pages/staging.js"
@@ -42,6 +43,8 @@ const routes = [
   { path: /^\/observations\/([\w-]+)$/, title: "Observation", render: Observations.one },
   { path: /^\/packages$/, title: "Packages", render: Packages.list },
   { path: /^\/packages\/([\w-]+)$/, title: "Package", render: Packages.one },
+  { path: /^\/products$/, title: "Data products", roles: ["scientist", "operator", "admin"], render: Products.list },
+  { path: /^\/products\/([\w-]+)$/, title: "Data product", roles: ["scientist", "operator", "admin"], render: Products.one },
   { path: /^\/bundles$/, title: "Transfers", roles: ["operator", "admin"], render: Bundles.list },
   { path: /^\/bundles\/([\w-]+)$/, title: "Transfer bundle", roles: ["operator", "admin"], render: Bundles.one },
   { path: /^\/throughput$/, title: "Throughput", roles: ["operator", "admin"], render: Throughput.render },

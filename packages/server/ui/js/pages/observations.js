@@ -128,6 +128,9 @@ export const one = async (ctx) => {
   const staging = ctx.session.role === "scientist" || ctx.session.role === "admin"
     ? h("p", null, h("a", { href: `#/staging?observation=${o.id}`, id: "stage-this" }, "Request staging of this observation…"))
     : null
+  const products = ctx.session.role === "instrument"
+    ? null
+    : h("p", null, h("a", { href: `#/products?observation=${o.id}`, id: "products-of-this" }, "Data products derived from this observation"))
   replace(ctx.main,
     h("h1", null, "Observation ", h("span", { class: "mono" }, o.id)),
     h("section", { class: "card", "aria-labelledby": "obs-facts" },
@@ -148,7 +151,8 @@ export const one = async (ctx) => {
         ["Files", `${F.count(files.length)} (${F.bytes(totalBytes)})`],
         ["Metadata", metadata(o.metadata)]
       ]),
-      staging),
+      staging,
+      products),
     h("h2", { id: "packages" }, "Packages"),
     table("Packages of this observation", [
       { header: "Package", cell: (p) => link(`#/packages/${p.id}`, h("span", { class: "mono", title: p.id }, F.short(p.id))) },
