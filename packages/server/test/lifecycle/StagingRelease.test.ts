@@ -7,7 +7,8 @@
  * id, each changing nothing) makes cleanup remove its folder and keep the copies the other request
  * still needs; releasing the other lets cleanup delete them. Data an earlier release staged (no
  * folders, copies at `<observation>/<path>`) is handed out as before and linked by new requests.
- * The configuration refuses modes that let other users in.
+ * A program's group the host does not know fails the request with the reason; the configuration
+ * refuses modes that let other users in.
  */
 import { CcatClient } from "@ccat/client"
 import { Topology } from "@ccat/core"
@@ -25,6 +26,7 @@ import * as JobQueue from "../../src/engine/JobQueue.js"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import * as Staging from "../../src/lifecycle/Staging.js"
+import * as StagingLayout from "../../src/lifecycle/StagingLayout.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
 import * as Harness from "../ApiHarness.js"
 import { arrivedPackage, quickRetries, runSitesFor, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
@@ -200,6 +202,27 @@ describe("releasing staged data", () => {
       }
       assert.isNull((yield* requestRow(earlier.id)).foldersRemovedAt)
       assert.isNotNull((yield* requestRow(fresh.id)).foldersRemovedAt)
+    }).pipe(Effect.provide(world)), 120_000)
+
+  it.scopedLive("a program's group the host does not know fails the request with the reason and makes no folder; a known name resolves", () =>
+    Effect.gen(function* () {
+      assert.strictEqual(yield* StagingLayout.resolveGroup("p", "root"), 0)
+      const dir = yield* tempDir
+      const obs = yield* observatory
+      const topology = topologyFrom(dir, (raw) => ({ ...raw, policy: { ...raw.policy, staging: { groups: { [obs.program.name]: "ccat-no-such-group" } } } }))
+      yield* syncTopology(topology)
+      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 1_000 }])
+      const baseUrl = yield* Harness.BaseUrl
+      const token = yield* Harness.tokenFor({ role: "scientist", programIds: [obs.program.id] })
+      const c = yield* CcatClient.make({ baseUrl, token }).pipe(Effect.provide(FetchHttpClient.layer))
+      const r = yield* c.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } })
+      yield* runSitesUntil([["cologne", [Archiving.stage, quickRetries(Staging.stage)]]], Effect.map(requestRow(r.id), (row) => row.status === "failed")).pipe(
+        Effect.provide(policyLayer(topology))
+      )
+      const failed = yield* c.staging.get({ path: { id: r.id } })
+      assert.include(failed.errorMessage ?? "", `group ccat-no-such-group of program ${obs.program.name} is not known on this host`)
+      const root = path.join(dir, "locations", "cologne-processing")
+      assert.isFalse(yield* Effect.promise(() => fs.access(path.join(root, obs.program.name)).then(() => true, () => false)))
     }).pipe(Effect.provide(world)), 120_000)
 
   it("a mode that lets other users in, or a group that is not one, is refused when the configuration is read", () => {
