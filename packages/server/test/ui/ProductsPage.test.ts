@@ -26,7 +26,7 @@ const browser = Effect.acquireRelease(
 /** The rows of the table captioned `caption`, as their cells' text. */
 const rows = (page: Page, caption: string) =>
   page.locator("main table", { has: page.locator("caption", { hasText: caption }) }).locator("tbody tr").evaluateAll((trs) =>
-    trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => (td as HTMLElement).innerText.trim())))
+    trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => (td.textContent ?? "").trim())))
 
 it.layer(Harness.layer(), { timeout: 120_000 })("web UI: products", (it) => {
   it.scoped("a scientist lists products, filters them by calibration level, and reads one's provenance, files and packages", () =>
