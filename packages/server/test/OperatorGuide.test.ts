@@ -17,7 +17,7 @@
  * Every ```sh block carries one of these, and every STEP has checks here, so neither side can
  * change alone. Variables a block exports are seen by the blocks after it.
  */
-import { TestDatabase } from "@ccat/core/testing"
+import { TestDatabase, waitUntil } from "@ccat/core/testing"
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -348,31 +348,28 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
 const waitReady = async (step: string) => {
   const b = running.find((x) => x.step === step)!
   const url = `${services!.env.CCAT_URL}/api/v1/ready`
-  const deadline = Date.now() + 240_000
   let last = ""
-  for (;;) {
+  await waitUntil(`${url} to answer`, async () => {
     if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
     try {
       const r = await fetch(url, { signal: AbortSignal.timeout(10_000) })
-      if (r.ok) return
+      if (r.ok) return true
       last = `HTTP ${r.status}: ${await r.text()}`
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause
       last = `${String(e)} (${cause?.code ?? ""} ${cause?.message ?? ""})`
     }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within 240 s (last: ${last}):\n${b.output()}`)
-    await new Promise((r) => setTimeout(r, 500))
-  }
+    return false
+  }, 240_000, { detail: () => `last: ${last}\n${b.output()}` })
 }
 
 const waitForLog = async (step: string, pattern: RegExp) => {
   const b = running.find((x) => x.step === step)!
-  const deadline = Date.now() + 240_000
-  while (!pattern.test(b.output())) {
+  await waitUntil(`${step} to log ${pattern}`, () => {
+    if (pattern.test(b.output())) return true
     if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
-    if (Date.now() > deadline) throw new Error(`${step} did not log ${pattern}:\n${b.output()}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
+    return false
+  }, 240_000, { detail: () => b.output() })
 }
 
 describe("the operator guide", () => {
