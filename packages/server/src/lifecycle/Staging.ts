@@ -22,13 +22,13 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as path from "node:path"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as CopyCheck from "./CopyCheck.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
 import * as StagingLayout from "./StagingLayout.js"
+export { type StagedFile, stagedFiles, stagedPaths } from "./StagedFiles.js"
 import { Storages } from "./Storages.js"
 import * as Unpacker from "./Unpacker.js"
 
@@ -297,7 +297,7 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
   for (const { keys, storage } of recalls.values()) {
     yield* storage.recall(keys).pipe(Effect.catchAll((e) => Effect.logWarning("batch recall failed; each package is read on its own", e)))
   }
-  const written: Array<Unpacker.UnpackedMember> = []
+  const unpacked: Array<Unpacker.UnpackedMember> = []
   const stagedKeys = new Set(staged.values())
   for (const p of needed) {
     const members = yield* unpackPackage(site, p, files.filter((f) => f.rawDataPackageId === p.id), copies.get(p.id)!, processing, stagedKeys).pipe(
@@ -305,9 +305,17 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
       Effect.catchIf((e): e is NoGoodCopy => e instanceof NoGoodCopy, (e) => Effect.as(failNoGoodCopy(site, requestId, e), undefined))
     )
     if (members === undefined) return
-    written.push(...members)
+    unpacked.push(...members)
   }
-  const folders = yield* StagingLayout.layOut(requestId, processing, files, new Map([...staged, ...written.map((m) => [m.id, m.key] as const)])).pipe(
+  // A member staged already at another path (an earlier release's layout) keeps that copy: the
+  // bytes its package's unpack wrote into the store beside it would be recorded nowhere.
+  const beside = unpacked.filter((m) => staged.has(m.id) && staged.get(m.id) !== m.key)
+  if (beside.length > 0) {
+    const destination = yield* Effect.flatMap(Storages, (s) => s.of(processing))
+    for (const m of beside) yield* destination.delete(m.key)
+  }
+  const written = unpacked.filter((m) => !beside.includes(m))
+  const folders = yield* StagingLayout.layOut(actor, requestId, processing, files, new Map([...staged, ...written.map((m) => [m.id, m.key] as const)])).pipe(
     Effect.catchIf((e): e is StagingLayout.LayoutError => e instanceof StagingLayout.LayoutError, (e) => Effect.as(failRequest(site, requestId, e.message), "failed" as const))
   )
   if (folders === "failed") return
@@ -347,48 +355,6 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
     })
   )
 })
-
-/** A staged file of a request, where the scientist finds it. */
-export interface StagedFile {
-  readonly rawDataFileId: string
-  readonly relativePath: string
-  /** Absolute local path: in the request's folder, or the copy's path for a request served before folders. */
-  readonly path: string
-  readonly sizeBytes: number
-  readonly checksum: string
-}
-
-/**
- * The files staged for a request at its PROCESSING location (what is STAGED there now), at their
- * paths in the request's folder (requests served before folders existed: the copies' paths);
- * none once the request is released.
- */
-export const stagedFiles = Effect.fn("Staging.stagedFiles")(function* (requestId: string) {
-  const sql = yield* SqlClient.SqlClient
-  const storages = yield* Storages
-  const [request] = yield* sql<{ dataLocationId: string; releasedAt: Date | null }>`
-    select data_location_id, released_at from staging_request where id = ${requestId}`
-  if (request === undefined || request.releasedAt !== null) return []
-  const location = yield* Sites.location(request.dataLocationId)
-  const root = storages.rootOf(location)
-  if (root === undefined) return yield* Effect.dieMessage(`location ${location.name} has no local folder to hand out`)
-  const rows = yield* sql<{ rawDataFileId: string; relativePath: string; path: string; sizeBytes: number; checksum: string }>`
-    select distinct f.id as raw_data_file_id, f.relative_path, coalesce(
-        (select (r.staged_folders ->> o.observing_program_id::text) || '/' || f.executed_obs_unit_id::text || '/' || f.relative_path
-         from staging_request r, executed_obs_unit e join obs_unit o on o.id = e.obs_unit_id
-         where r.id = ${requestId} and e.id = f.executed_obs_unit_id),
-        c.path) as path, c.size_bytes, c.checksum
-    from staging_request_item i
-    join raw_data_file f on f.raw_data_package_id = i.raw_data_package_id
-      or (i.raw_data_package_id is null and f.executed_obs_unit_id = i.executed_obs_unit_id and f.data_product_id is null)
-    join physical_copy c on c.raw_data_file_id = f.id and c.data_location_id = ${location.id} and c.status = 'STAGED'
-    where i.staging_request_id = ${requestId}
-    order by 3`
-  return rows.map((r): StagedFile => ({ ...r, sizeBytes: Number(r.sizeBytes), path: path.join(root, r.path) }))
-})
-
-/** Absolute local paths of a request's staged files, for the API and the client to hand out. */
-export const stagedPaths = (requestId: string) => Effect.map(stagedFiles(requestId), (files) => files.map((f) => f.path))
 
 /** The staging stage. */
 export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecyclePolicy> = {

@@ -25,6 +25,7 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { promisify } from "node:util"
+import * as CopyFindings from "./CopyFindings.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import type * as Sites from "./Sites.js"
 import { Storages } from "./Storages.js"
@@ -90,23 +91,29 @@ const folder = (dir: string, mode: number, gid: number | undefined) =>
     yield* io(`chmod ${dir}`, () => fs.chmod(dir, mode))
   })
 
-/** Links the store's file into the request's folder (a copy where a link cannot cross devices). */
+/**
+ * Links the store's file into the request's folder (a copy where a link cannot cross devices);
+ * false when the store's file is gone.
+ */
 const link = (from: string, to: string) =>
   io(`link ${to}`, async () => {
-    const [a, b] = await Promise.all([fs.stat(from), fs.stat(to).catch(() => undefined)])
-    if (b !== undefined && a.ino === b.ino && a.dev === b.dev) return
+    const [a, b] = await Promise.all([fs.stat(from).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e))), fs.stat(to).catch(() => undefined)])
+    if (a === undefined) return false
+    if (b !== undefined && a.ino === b.ino && a.dev === b.dev) return true
     if (b !== undefined) await fs.rm(to)
     await fs.link(from, to).catch((e) => (e?.code === "EXDEV" ? fs.copyFile(from, to) : Promise.reject(e)))
+    return true
   })
 
 /**
  * Makes the request's folders with links to its staged copies, with the configured modes and
  * groups, and closes the store's top folders to everyone but the service. Idempotent: a retried
- * job finds what it made and sets it again.
+ * job finds what it made and sets it again. Answers the keys whose store file was gone.
  */
 export const lay = Effect.fn("StagingLayout.lay")(function* (root: string, config: Topology.StagingLayoutConfig, entries: ReadonlyArray<Entry>) {
   const tops = new Set(entries.map((e) => e.key.split("/")[0]!))
-  for (const top of tops) yield* io(`chmod ${top}`, () => fs.chmod(path.join(root, top), 0o700))
+  for (const top of tops) yield* io(`chmod ${top}`, () => fs.chmod(path.join(root, top), 0o700).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e))))
+  const gone: Array<string> = []
   const made = new Set<string>()
   const ensure = (dir: string, gid: number | undefined) =>
     made.has(dir) ? Effect.void : Effect.zipRight(folder(dir, config.folderMode, gid), Effect.sync(() => made.add(dir)))
@@ -120,10 +127,14 @@ export const lay = Effect.fn("StagingLayout.lay")(function* (root: string, confi
       yield* ensure(dir, e.gid)
     }
     const target = path.join(root, e.folder, e.executedObsUnitId, e.relativePath)
-    yield* link(path.join(root, e.key), target)
+    if (!(yield* link(path.join(root, e.key), target))) {
+      gone.push(e.key)
+      continue
+    }
     if (e.gid !== undefined) yield* io(`chown ${target}`, () => fs.chown(target, -1, e.gid!))
     yield* io(`chmod ${target}`, () => fs.chmod(target, config.fileMode))
   }
+  return gone
 })
 
 /**
@@ -132,6 +143,7 @@ export const lay = Effect.fn("StagingLayout.lay")(function* (root: string, confi
  * none (its files are handed out by key).
  */
 export const layOut = (
+  actor: string,
   requestId: string,
   location: Sites.Location,
   files: ReadonlyArray<{ readonly id: string; readonly relativePath: string }>,
@@ -162,12 +174,21 @@ export const layOut = (
       if (owner === undefined || key === undefined) return []
       return [{ key, folder: folders[owner.programId]!, executedObsUnitId: owner.executedObsUnitId, relativePath: f.relativePath, gid: gids.get(owner.programId) }]
     })
-    yield* lay(root, config, entries)
+    const gone = yield* lay(root, config, entries)
+    if (gone.length > 0) {
+      // A staged copy whose file vanished: recorded MISSING, so the retry stages it again.
+      for (const key of gone) {
+        const [copy] = yield* sql<{ id: string }>`
+          select id from physical_copy where data_location_id = ${location.id} and path = ${key} and status = 'STAGED'`
+        if (copy !== undefined) yield* CopyFindings.mark(copy.id, "MISSING", { actor, by: "staging", detail: "its file was gone when staging linked it into a request's folder" })
+      }
+      return yield* Effect.fail(new Error(`${gone.length} staged files were gone (${gone.slice(0, 3).join(", ")}${gone.length > 3 ? ", ..." : ""}); they are staged again on retry`))
+    }
     return folders
   })
 
 /** Removes a request's folders (a folder already gone counts as removed); refuses anything not shaped like one. */
-export const remove = Effect.fn("remove")(function* (root: string, folders: ReadonlyArray<string>) {
+export const remove = Effect.fn("StagingLayout.remove")(function* (root: string, folders: ReadonlyArray<string>) {
   for (const f of folders) {
     if (!isRequestFolder(f)) return yield* Effect.fail(new LayoutError({ message: `${f} is not a request folder; not removing it` }))
     yield* io(`remove ${f}`, () => fs.rm(path.join(root, f), { recursive: true, force: true }))

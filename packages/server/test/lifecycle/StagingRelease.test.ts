@@ -178,15 +178,22 @@ describe("releasing staged data", () => {
       const handedOut = yield* c.staging.files({ path: { id: earlier.id }, urlParams: {} })
       assert.deepStrictEqual(handedOut.items.map((f) => f.localPath).sort(), pkg.files.map((f) => path.join(root, pkg.eou.id, f.relativePath)).sort())
 
-      // A new request links the old copies into its folder (nothing unpacked) and closes their top folder.
+      // A new request links the old copies into its folder (nothing unpacked) and closes their top
+      // folder; one old file deleted by hand is found MISSING on the way and staged again into the store.
+      yield* Effect.promise(() => fs.rm(path.join(root, pkg.eou.id, pkg.files[0]!.relativePath)))
       const fresh = yield* c.staging.create({ payload: { location: "cologne-processing", observationIds: [pkg.eou.id] } })
       yield* cologne(Effect.map(requestRow(fresh.id), (r) => r.status === "completed"))
       const [done] = yield* sql<{ details: { reused: number } }>`
         select details from event_log where entity_kind = 'StagingRequest' and entity_id = ${fresh.id} and to_state = 'completed'`
-      assert.strictEqual(done!.details.reused, pkg.files.length)
+      assert.strictEqual(done!.details.reused, pkg.files.length - 1)
+      const live = new Map((yield* sql<{ rawDataFileId: string; path: string }>`
+        select raw_data_file_id, path from physical_copy where data_location_id = ${location!.id} and status = 'STAGED'`).map((r) => [r.rawDataFileId, r.path]))
+      assert.deepStrictEqual([...live.keys()].sort(), pkg.files.map((f) => f.id).sort())
+      assert.strictEqual(live.get(pkg.files[0]!.id), Staging.stagedKey(pkg.eou.id, pkg.files[0]!.relativePath))
       for (const f of pkg.files) {
         const linked = path.join(root, obs.program.name, fresh.id, pkg.eou.id, f.relativePath)
-        assert.strictEqual((yield* mode(linked)).ino, (yield* mode(path.join(root, pkg.eou.id, f.relativePath))).ino)
+        assert.strictEqual((yield* mode(linked)).ino, (yield* mode(path.join(root, live.get(f.id)!))).ino)
+        assert.strictEqual(yield* Effect.promise(() => sha256File(linked)), f.checksum)
       }
       assert.strictEqual((yield* mode(path.join(root, pkg.eou.id))).mode, 0o700)
 
