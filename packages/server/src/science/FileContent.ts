@@ -16,11 +16,11 @@ import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { createHash } from "node:crypto"
 import * as CopyFindings from "../lifecycle/CopyFindings.js"
 import * as MemberOffsets from "../lifecycle/MemberOffsets.js"
 import * as Sites from "../lifecycle/Sites.js"
 import { Storages } from "../lifecycle/Storages.js"
+import * as VerifiedStream from "./internal/VerifiedStream.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
 /** Why a file's bytes cannot be served; each reason has its HTTP status. */
@@ -112,22 +112,19 @@ const headerProblem = (block: Uint8Array, file: FileRecord): string | undefined 
 }
 
 /**
- * The member's bytes from `range` (its header block, then its data): the header checked, the
- * data hashed and counted, the last part held back until the checksum is known.
+ * The member's bytes from `range` (its header block, then its data): the header checked and
+ * taken off, the data then hashed and counted, the last part held back until the checksum is known.
  */
 const verifiedBytes = (raw: Stream.Stream<Uint8Array, StorageError.StorageError>, file: FileRecord, onMismatch: (detail: string) => Effect.Effect<void>) =>
   Stream.suspend(() => {
-    const { algorithm } = Checksum.parse(file.checksum)
-    const hash = createHash(Checksum.nodeHashName[algorithm])
     const head = new Uint8Array(TarFormat.blockSize)
     let headAt = 0
-    let bytes = 0
-    let held: Uint8Array | undefined
     const failed = (detail: string): Effect.Effect<never, ContentFailure> =>
       Effect.zipRight(onMismatch(detail), Effect.fail(new ContentFailure({ message: `file ${file.id}: ${detail}` })))
-    return raw.pipe(
+    const data = raw.pipe(
       Stream.mapError((e) => new ContentFailure({ message: `reading file ${file.id}: ${e.message}` })),
       Stream.mapChunksEffect((chunk): Effect.Effect<Chunk.Chunk<Uint8Array>, ContentFailure> => {
+        if (headAt === head.length) return Effect.succeed(chunk)
         const out: Array<Uint8Array> = []
         for (let part of chunk) {
           if (headAt < head.length) {
@@ -141,22 +138,13 @@ const verifiedBytes = (raw: Stream.Stream<Uint8Array, StorageError.StorageError>
             }
             if (part.length === 0) continue
           }
-          bytes += part.length
-          if (bytes > file.sizeBytes) return failed(`more than the filed ${file.sizeBytes} bytes`)
-          hash.update(part)
-          if (held !== undefined) out.push(held)
-          held = part
+          out.push(part)
         }
         return Effect.succeed(Chunk.unsafeFromArray(out))
       }),
-      Stream.concat(Stream.unwrap(Effect.suspend(() => {
-        if (headAt < head.length) return failed("the copy ends before the file's tar header")
-        if (bytes !== file.sizeBytes) return failed(`${bytes} bytes, filed ${file.sizeBytes}`)
-        const actual = Checksum.make(algorithm, hash.digest("hex"))
-        if (actual !== file.checksum) return failed(`checksum ${actual}, filed ${file.checksum}`)
-        return Effect.succeed(held === undefined ? Stream.empty : Stream.make(held))
-      })))
+      Stream.concat(Stream.suspend(() => headAt < head.length ? Stream.fromEffect(failed("the copy ends before the file's tar header")) : Stream.empty))
     )
+    return VerifiedStream.verified(data, { sizeBytes: file.sizeBytes, checksum: file.checksum, source: "filed" }, failed)
   })
 
 /**

@@ -11,14 +11,13 @@
  */
 import { Checksum, type Ids, type StorageError, type StorageDriver } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { createHash } from "node:crypto"
 import * as CopyFindings from "../lifecycle/CopyFindings.js"
 import * as Sites from "../lifecycle/Sites.js"
 import { Storages } from "../lifecycle/Storages.js"
 import { ContentError, ContentFailure } from "./FileContent.js"
+import * as VerifiedStream from "./internal/VerifiedStream.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
 /** A package as the ops-db records it, once its tar is written. */
@@ -84,35 +83,11 @@ const verifiedBytes = (
   pkg: Opened["pkg"],
   onMismatch: (detail: string) => Effect.Effect<void>
 ) =>
-  Stream.suspend(() => {
-    const { algorithm } = Checksum.parse(pkg.checksum)
-    const hash = createHash(Checksum.nodeHashName[algorithm])
-    let bytes = 0
-    let held: Uint8Array | undefined
-    const failed = (detail: string): Effect.Effect<never, ContentFailure> =>
-      Effect.zipRight(onMismatch(detail), Effect.fail(new ContentFailure({ message: `package ${pkg.id}: ${detail}` })))
-    return raw.pipe(
-      Stream.mapError((e) => new ContentFailure({ message: `reading package ${pkg.id}: ${e.message}` })),
-      Stream.mapChunksEffect((chunk): Effect.Effect<Chunk.Chunk<Uint8Array>, ContentFailure> => {
-        const out: Array<Uint8Array> = []
-        for (const part of chunk) {
-          if (part.length === 0) continue
-          bytes += part.length
-          if (bytes > pkg.sizeBytes) return failed(`more than the recorded ${pkg.sizeBytes} bytes`)
-          hash.update(part)
-          if (held !== undefined) out.push(held)
-          held = part
-        }
-        return Effect.succeed(Chunk.unsafeFromArray(out))
-      }),
-      Stream.concat(Stream.unwrap(Effect.suspend(() => {
-        if (bytes !== pkg.sizeBytes) return failed(`${bytes} bytes, recorded ${pkg.sizeBytes}`)
-        const actual = Checksum.make(algorithm, hash.digest("hex"))
-        if (actual !== pkg.checksum) return failed(`checksum ${actual}, recorded ${pkg.checksum}`)
-        return Effect.succeed(held === undefined ? Stream.empty : Stream.make(held))
-      })))
-    )
-  })
+  VerifiedStream.verified(
+    raw.pipe(Stream.mapError((e) => new ContentFailure({ message: `reading package ${pkg.id}: ${e.message}` }))),
+    { sizeBytes: pkg.sizeBytes, checksum: pkg.checksum, source: "recorded" },
+    (detail) => Effect.zipRight(onMismatch(detail), Effect.fail(new ContentFailure({ message: `package ${pkg.id}: ${detail}` })))
+  )
 
 /**
  * Opens a package's tar from its first online copy (archive copies first, by priority). Fails
