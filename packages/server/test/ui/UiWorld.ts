@@ -115,7 +115,7 @@ export const start = async (options: { readonly observations: number }): Promise
     const units = await waitUntil("the demo's planned observations", async () => {
       const u = (await api(admin, "GET", "/obs-units")) as Array<any>
       return u.length > 0 ? u : undefined
-    }, 60_000)
+    }, 60_000, { intervalMs: 500 })
     const demoProgramId = units[0].observingProgramId as string
     const instrumentId = units[0].instrumentId as string
     const operator = await tokenFor("ui-operator", "operator")
@@ -144,7 +144,7 @@ export const start = async (options: { readonly observations: number }): Promise
     const failedPackageId = await waitUntil("the damaged observation's package to fail", async () => {
       const page = await api(admin, "GET", `/packages?observationId=${hiddenObservationId}`)
       return page.items.find((p: any) => p.journey === "FAILED")?.id as string | undefined
-    }, 60_000)
+    }, 60_000, { intervalMs: 500 })
     return {
       base, demo, tokens: { admin, operator, scientist }, demoProgramId, hiddenProgramId: hidden.id,
       hiddenObservationId, failedPackageId, api, stop,

@@ -224,7 +224,7 @@ describe("web UI in chromium", () => {
     const archived = await waitUntil("an archived demo observation", async () => {
       const packages = await world.api(world.tokens.admin, "GET", "/packages?journey=ARCHIVED&limit=1")
       return packages.items[0]?.executedObsUnitId as string | undefined
-    }, 60_000)
+    }, 60_000, { intervalMs: 500 })
     await page.goto(`${world.base}/ui/#/observations/${archived}`)
     await page.getByRole("heading", { name: "Where every copy is" }).waitFor()
     const files = await world.api(world.tokens.admin, "GET", `/files?observationId=${archived}&limit=1000`)
@@ -358,7 +358,7 @@ describe("web UI in chromium", () => {
       const history = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
       if (history.items.slice(events.items.length).some((e: any) => e.toState === "failed")) throw new Error(`the retried package failed again: ${p.errorMessage}`)
       return undefined
-    }, 60_000)
+    }, 60_000, { intervalMs: 500 })
     // The package's row leaves the failures (the refresh runs every 5 s).
     await page.locator(`button[data-retry="${world.failedPackageId}"]`).waitFor({ state: "detached", timeout: 15_000 })
     expect(pageErrors(page)).toEqual([])
