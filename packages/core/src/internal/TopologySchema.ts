@@ -253,7 +253,8 @@ export class HistoryConfig extends Schema.Class<HistoryConfig>("HistoryConfig")(
 
 /**
  * A permission mode written as octal text ("0750"). It must give other users nothing (the last
- * digit 0): on a shared PROCESSING host they are other programs' users.
+ * digit 0): on a shared PROCESSING host they are other programs' users; and the group may not
+ * write, since staged files are shared between requests and the service sets modes inside.
  */
 const PrivateMode = (what: string) =>
   Schema.transformOrFail(Schema.String, Schema.Int, {
@@ -263,6 +264,7 @@ const PrivateMode = (what: string) =>
       const mode = Number.parseInt(text.trim(), 8)
       if ((mode & 0o007) !== 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" gives other users access to staged ${what}; other programs' users would read them (end the mode in 0)`))
       if ((mode & 0o400) === 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" leaves the owner unable to read staged ${what}`))
+      if ((mode & 0o020) !== 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" lets the group write staged ${what}; a scientist could change bytes other requests share, or plant links the service would follow (the group digit must not include 2)`))
       return ParseResult.succeed(mode)
     },
     encode: (mode) => ParseResult.succeed(`0${mode.toString(8)}`)

@@ -233,7 +233,7 @@ describe("releasing staged data", () => {
     }).pipe(Effect.provide(world)), 120_000)
 
   it("a mode that lets other users in, or a group that is not one, is refused when the configuration is read", () => {
-    for (const staging of [{ folderMode: "0755" }, { fileMode: "0644" }, { folderMode: "rwx" }, { groups: { p: "no/such group" } }]) {
+    for (const staging of [{ folderMode: "0755" }, { fileMode: "0644" }, { folderMode: "0770" }, { fileMode: "0660" }, { folderMode: "rwx" }, { groups: { p: "no/such group" } }]) {
       const decoded = Topology.decode({ sites: [], policy: { staging } })
       assert.isTrue(decoded._tag === "Left", JSON.stringify(staging))
     }
