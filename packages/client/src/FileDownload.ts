@@ -9,11 +9,9 @@
  * A byte stream is not a JSON answer, so this one call is made with the `HttpClient` directly
  * instead of through the contract-derived client.
  */
-import type { Checksum } from "@ccat/core"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import type * as CcatClient from "./CcatClient.js"
 import * as VerifiedDownload from "./internal/VerifiedDownload.js"
 
 /** Why a download ended without the file. */
@@ -31,27 +29,23 @@ export type DownloadErrorReason = typeof DownloadErrorReason.Type
 export class DownloadError extends Schema.TaggedError<DownloadError>()("DownloadError", {
   reason: DownloadErrorReason,
   fileId: Schema.String,
-  status: Schema.optional(Schema.Number),
-  message: Schema.String
+  ...VerifiedDownload.failureFields
 }) {}
 
 /** The file as written. */
-export interface Downloaded {
-  readonly path: string
-  readonly sizeBytes: number
-  readonly checksum: Checksum.Checksum
-}
+export type Downloaded = VerifiedDownload.Written
 
 /**
  * Streams the file's bytes to `destination` (replacing what is there only once the new bytes are
  * whole and verified). Needs an `HttpClient` (e.g. `FetchHttpClient.layer`).
  */
-export const downloadFile = (
-  options: Pick<CcatClient.Options, "baseUrl" | "token" | "transformClient">,
+export const downloadFile: (
+  options: VerifiedDownload.Options,
   fileId: string,
   destination: string
-): Effect.Effect<Downloaded, DownloadError, HttpClient.HttpClient> =>
-  VerifiedDownload.download(options, `/api/v1/files/${encodeURIComponent(fileId)}/content`, destination, (reason, message, status) =>
-    new DownloadError({ reason, fileId, message, ...(status === undefined ? {} : { status }) })).pipe(
-    Effect.withSpan("FileDownload.downloadFile", { attributes: { fileId } })
-  )
+) => Effect.Effect<Downloaded, DownloadError, HttpClient.HttpClient> = VerifiedDownload.downloader({
+  collection: "files",
+  span: "FileDownload.downloadFile",
+  idAttribute: "fileId",
+  toError: (failure, fileId) => new DownloadError({ ...failure, fileId })
+})

@@ -6,11 +6,9 @@
  * failure leaves nothing there. No staging request is made. A token is optional: without one
  * only public data can be read.
  */
-import type { Checksum } from "@ccat/core"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Effect from "effect/Effect"
+import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import type * as CcatClient from "./CcatClient.js"
 import { DownloadErrorReason } from "./FileDownload.js"
 import * as VerifiedDownload from "./internal/VerifiedDownload.js"
 
@@ -21,27 +19,23 @@ import * as VerifiedDownload from "./internal/VerifiedDownload.js"
 export class PackageDownloadError extends Schema.TaggedError<PackageDownloadError>()("PackageDownloadError", {
   reason: DownloadErrorReason,
   packageId: Schema.String,
-  status: Schema.optional(Schema.Number),
-  message: Schema.String
+  ...VerifiedDownload.failureFields
 }) {}
 
 /** The tar as written. */
-export interface Downloaded {
-  readonly path: string
-  readonly sizeBytes: number
-  readonly checksum: Checksum.Checksum
-}
+export type Downloaded = VerifiedDownload.Written
 
 /**
  * Streams the package's tar to `destination` (replacing what is there only once the new bytes
  * are whole and verified). Needs an `HttpClient` (e.g. `FetchHttpClient.layer`).
  */
-export const downloadPackage = (
-  options: Pick<CcatClient.Options, "baseUrl" | "token" | "transformClient">,
+export const downloadPackage: (
+  options: VerifiedDownload.Options,
   packageId: string,
   destination: string
-): Effect.Effect<Downloaded, PackageDownloadError, HttpClient.HttpClient> =>
-  VerifiedDownload.download(options, `/api/v1/packages/${encodeURIComponent(packageId)}/content`, destination, (reason, message, status) =>
-    new PackageDownloadError({ reason, packageId, message, ...(status === undefined ? {} : { status }) })).pipe(
-    Effect.withSpan("PackageDownload.downloadPackage", { attributes: { packageId } })
-  )
+) => Effect.Effect<Downloaded, PackageDownloadError, HttpClient.HttpClient> = VerifiedDownload.downloader({
+  collection: "packages",
+  span: "PackageDownload.downloadPackage",
+  idAttribute: "packageId",
+  toError: (failure, packageId) => new PackageDownloadError({ ...failure, packageId })
+})

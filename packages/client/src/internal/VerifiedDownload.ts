@@ -9,6 +9,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
@@ -33,14 +34,50 @@ const reasons: Record<string, Reason> = {
   Unavailable: "Unavailable"
 }
 
-/** Streams `urlPath` (under the base URL) to `destination`, verified; `fail` makes the caller's error. */
-export const download = <E>(
-  options: Pick<CcatClient.Options, "baseUrl" | "token" | "transformClient">,
+/** What a download needs of the client's options. */
+export type Options = Pick<CcatClient.Options, "baseUrl" | "token" | "transformClient">
+
+/** The fields every download's error carries after its reason and its id: the HTTP status when the server answered, and what happened. */
+export const failureFields = {
+  status: Schema.optional(Schema.Number),
+  message: Schema.String
+}
+
+/** Why a download failed, as every download's error carries it; `status` only when the server answered. */
+export interface Failure {
+  readonly reason: Reason
+  readonly message: string
+  readonly status?: number
+}
+
+/** What one kind of download is: its collection in the URL, its span, its id's name, its error. */
+export interface Kind<E> {
+  readonly collection: "files" | "packages"
+  readonly span: string
+  readonly idAttribute: string
+  readonly toError: (failure: Failure, id: string) => E
+}
+
+/**
+ * A download of one kind: streams `/api/v1/{collection}/{id}/content` (under the base URL) to
+ * `destination`, verified, failing with the kind's error.
+ */
+export const downloader = <E>(kind: Kind<E>) =>
+(options: Options, id: string, destination: string): Effect.Effect<Written, E, HttpClient.HttpClient> =>
+  download(options, `/api/v1/${kind.collection}/${encodeURIComponent(id)}/content`, destination, (failure) => kind.toError(failure, id)).pipe(
+    Effect.withSpan(kind.span, { attributes: { [kind.idAttribute]: id } })
+  )
+
+/** Streams `urlPath` (under the base URL) to `destination`, verified; `toError` makes the caller's error. */
+const download = <E>(
+  options: Options,
   urlPath: string,
   destination: string,
-  fail: (reason: Reason, message: string, status?: number) => E
+  toError: (failure: Failure) => E
 ): Effect.Effect<Written, E, HttpClient.HttpClient> =>
   Effect.gen(function* () {
+    const fail = (reason: Reason, message: string, status?: number) =>
+      toError({ reason, message, ...(status === undefined ? {} : { status }) })
     const base = yield* HttpClient.HttpClient
     const client = options.transformClient === undefined ? base : options.transformClient(base)
     const token = options.token === undefined ? undefined : typeof options.token === "string" ? options.token : Redacted.value(options.token)
