@@ -102,6 +102,49 @@ const openManifest = <E>(tar: Stream.Stream<Uint8Array, E>) =>
 export const manifest = <E>(tar: Stream.Stream<Uint8Array, E>): Effect.Effect<PackageManifest.Manifest, E | PackageReadError> =>
   fromArchive(Effect.scoped(Effect.map(openManifest(tar), (opened) => opened.manifest)))
 
+/** A walk over an archive's members past its manifest, each file paired with its manifest entry. */
+export interface MemberWalk<E> {
+  /**
+   * The next file and the manifest's member of its path; None at the archive's end. Directories
+   * are passed over; a member the manifest does not list, or the same member twice, fails with
+   * the walk's `malformed` error.
+   */
+  readonly next: Effect.Effect<Option.Option<{ readonly entry: ArchiveReader.Entry; readonly member: PackageManifest.Member }>, E>
+  /** The paths paired so far: what is listed and not here once the walk ends is absent. */
+  readonly seen: ReadonlySet<string>
+}
+
+/**
+ * Walks `reader` (left after the manifest) against `manifest`, with the rules every reader of a
+ * package applies (this one's `verify` and the lifecycle's unpacker); `malformed` makes the
+ * caller's error for an archive that is not the package its manifest describes.
+ */
+export const walkMembers = <E, M>(
+  reader: ArchiveReader.ArchiveReader<E>,
+  manifest: PackageManifest.Manifest,
+  malformed: (description: string, archiveId: string) => M
+): MemberWalk<E | ArchiveReader.MalformedArchive | M> => {
+  const archiveId = PackageManifest.archiveId(manifest)
+  const byPath = new Map(PackageManifest.members(manifest).map((m) => [m.relativePath as string, m]))
+  const seen = new Set<string>()
+  const next = Effect.gen(function*() {
+    while (true) {
+      const read = yield* reader.next
+      if (Option.isNone(read)) return Option.none()
+      const entry = read.value
+      if (entry.type === "directory") continue
+      const member = byPath.get(entry.name)
+      if (entry.type !== "file" || member === undefined) {
+        return yield* Effect.fail(malformed(`member ${JSON.stringify(entry.name)} is not in the manifest`, archiveId))
+      }
+      if (seen.has(entry.name)) return yield* Effect.fail(malformed(`member ${JSON.stringify(entry.name)} appears twice`, archiveId))
+      seen.add(entry.name)
+      return Option.some({ entry, member })
+    }
+  })
+  return { next, seen }
+}
+
 /** Hashes a stream's bytes as they pass, counting them. */
 const hashing = <E>(body: Stream.Stream<Uint8Array, E>, hasher: Hasher, count: (n: number) => void) =>
   Stream.mapChunks(body, (chunk) => {
@@ -131,21 +174,13 @@ export const verify = Effect.fn("PackageReader.verify")(function*<E>(tar: Stream
     const { manifest, reader } = yield* openManifest(counted)
     const archiveId = PackageManifest.archiveId(manifest)
     const listed = PackageManifest.members(manifest)
-    const byPath = new Map(listed.map((m) => [m.relativePath as string, m]))
-    const seen = new Set<string>()
+    const walk = walkMembers(reader, manifest, malformed)
     const bad: Array<BadMember> = []
     const badMember = (m: PackageManifest.Member, detail: string) => bad.push(new BadMember({ id: m.id, relativePath: m.relativePath, detail }))
     while (true) {
-      const next = yield* reader.next
+      const next = yield* walk.next
       if (Option.isNone(next)) break
-      const entry = next.value
-      if (entry.type === "directory") continue
-      const member = byPath.get(entry.name)
-      if (entry.type !== "file" || member === undefined) {
-        return yield* malformed(`member ${JSON.stringify(entry.name)} is not in the manifest`, archiveId)
-      }
-      if (seen.has(entry.name)) return yield* malformed(`member ${JSON.stringify(entry.name)} appears twice`, archiveId)
-      seen.add(entry.name)
+      const { entry, member } = next.value
       if (entry.size !== member.sizeBytes) {
         badMember(member, `${entry.size} bytes in the archive, ${member.sizeBytes} in the manifest`)
         continue
@@ -156,7 +191,7 @@ export const verify = Effect.fn("PackageReader.verify")(function*<E>(tar: Stream
       const actual = Checksum.make(algorithm, hasher.digest())
       if (actual !== member.checksum) badMember(member, `checksum ${actual}, recorded ${member.checksum}`)
     }
-    for (const m of listed) if (!seen.has(m.relativePath)) badMember(m, "listed in the manifest, absent from the archive")
+    for (const m of listed) if (!walk.seen.has(m.relativePath)) badMember(m, "listed in the manifest, absent from the archive")
     yield* reader.drain
     if (bad.length > 0) {
       return yield* new PackageReadError({ reason: "Corrupt", archiveId, members: bad, description: `${bad.length} of ${listed.length} members do not match the manifest` })

@@ -117,21 +117,13 @@ export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stre
     if (Either.isLeft(decoded)) return yield* malformed(decoded.left)
     const manifest = decoded.right
     const archiveId = PackageManifest.archiveId(manifest)
-    const byPath = new Map(PackageManifest.members(manifest).map((m) => [m.relativePath as string, m]))
-    const seen = new Set<string>()
+    const walk = PackageReader.walkMembers(reader, manifest, malformed)
     const bad = (member: PackageManifest.Member, detail: string, description: string) =>
       new UnpackError({ reason: "Corrupt", archiveId, members: [new BadMember({ id: member.id, relativePath: member.relativePath, detail })], description })
     while (true) {
-      const next = yield* reader.next
+      const next = yield* walk.next
       if (Option.isNone(next)) break
-      const entry = next.value
-      if (entry.type === "directory") continue
-      const member = byPath.get(entry.name)
-      if (entry.type !== "file" || member === undefined) {
-        return yield* malformed(`member ${JSON.stringify(entry.name)} is not in the manifest`, archiveId)
-      }
-      if (seen.has(entry.name)) return yield* malformed(`member ${JSON.stringify(entry.name)} appears twice`, archiveId)
-      seen.add(entry.name)
+      const { entry, member } = next.value
       if (entry.size !== member.sizeBytes) {
         return yield* bad(member, `${entry.size} bytes in the archive, ${member.sizeBytes} in the manifest`, "a member has the wrong size")
       }
@@ -143,7 +135,7 @@ export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stre
       }).pipe(Effect.catchIf(isPutCorrupt, (e) => bad(member, e.description ?? e.message, "a member does not match its checksum")))
       written.push({ id: member.id, relativePath: member.relativePath, key, sizeBytes: info.size, checksum: member.checksum })
     }
-    const absent = PackageManifest.members(manifest).filter((m) => !seen.has(m.relativePath))
+    const absent = PackageManifest.members(manifest).filter((m) => !walk.seen.has(m.relativePath))
     if (absent.length > 0) {
       return yield* new UnpackError({
         reason: "Corrupt",
