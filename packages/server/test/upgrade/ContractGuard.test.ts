@@ -5,30 +5,16 @@
  * --previous-release-stopped` applies them; a new ops-db takes every step without asking.
  */
 import { Migrations } from "@ccat/core"
-import { TestDatabase } from "@ccat/core/testing"
-import { OpsDb } from "@ccat/core/node"
-import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { describe, expect, it } from "vitest"
 import * as ContractGuard from "../../src/upgrade/ContractGuard.js"
 import * as MigrationPlan from "../../src/upgrade/MigrationPlan.js"
 import { ccat } from "../support.js"
-
-/** Applies the given migrations, one transaction each, as `Migrations.run` does. */
-const migrateTo = (keys: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    for (let upTo = 1; upTo <= keys.length; upTo++) {
-      const loader = Migrator.fromRecord(Object.fromEntries(keys.slice(0, upTo).map((k) => [k, Migrations.migrations[k]!])))
-      yield* Migrator.make({})({ loader, table: Migrations.table })
-    }
-  })
+import { migrateTo, run, Url } from "./UpgradeDatabase.js"
 
 /** Everything a refused apply must leave as it was: the schema's objects and the recorded migrations. */
 const schemaShape = Effect.gen(function* () {
@@ -40,12 +26,6 @@ const schemaShape = Effect.gen(function* () {
   const migrations = yield* sql<{ id: number }>`select migration_id as id from ccat_migrations order by migration_id`
   return { ...shape, migrations: migrations.map((m) => Number(m.id)) }
 })
-
-class Url extends Context.Tag("test/Url")<Url, Redacted.Redacted<string>>() {}
-
-const database = Layer.unwrapScoped(Effect.map(TestDatabase.freshDatabase, (db) => Layer.merge(PgClient.layer(OpsDb.clientConfig(db.url)), Layer.succeed(Url, db.url)))).pipe(Layer.orDie)
-
-const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient | Url>) => Effect.runPromise(Effect.provide(effect, database))
 
 const all = Object.keys(Migrations.migrations).sort()
 

@@ -4,14 +4,8 @@
  * expand/contract rules, and the command itself against a good and a bad database.
  */
 import { Migrations } from "@ccat/core"
-import { TestDatabase } from "@ccat/core/testing"
-import { OpsDb } from "@ccat/core/node"
-import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { execFileSync } from "node:child_process"
 import { describe, expect, it } from "vitest"
@@ -20,6 +14,7 @@ import * as MigrationPlan from "../../src/upgrade/MigrationPlan.js"
 import { undeclared } from "../../src/upgrade/MigrationRules.js"
 import { ccat, repoRoot } from "../support.js"
 import { lastTag } from "./PreviousRelease.js"
+import { migrateTo, run, Url } from "./UpgradeDatabase.js"
 
 /** The migrations the last release tag shipped, by key. */
 const released = (): ReadonlyArray<string> => {
@@ -30,15 +25,6 @@ const released = (): ReadonlyArray<string> => {
     .filter((k): k is string => k !== undefined)
     .sort()
 }
-
-/** Applies the given migrations of this release, one transaction each, as `Migrations.run` does. */
-const migrateTo = (keys: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    for (let upTo = 1; upTo <= keys.length; upTo++) {
-      const loader = Migrator.fromRecord(Object.fromEntries(keys.slice(0, upTo).map((k) => [k, Migrations.migrations[k]!])))
-      yield* Migrator.make({})({ loader, table: Migrations.table })
-    }
-  })
 
 /** What a plan must leave as it was: relations, types, enum labels, functions, recorded migrations. */
 const schemaShape = Effect.gen(function* () {
@@ -53,13 +39,6 @@ const schemaShape = Effect.gen(function* () {
   const migrations = present ? (yield* sql<{ n: number }>`select count(*)::int as n from ccat_migrations`)[0]!.n : -1
   return { ...shape, migrations }
 })
-
-/** The test database's URL, for the command run against it. */
-class Url extends Context.Tag("test/Url")<Url, Redacted.Redacted<string>>() {}
-
-const database = Layer.unwrapScoped(Effect.map(TestDatabase.freshDatabase, (db) => Layer.merge(PgClient.layer(OpsDb.clientConfig(db.url)), Layer.succeed(Url, db.url)))).pipe(Layer.orDie)
-
-const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient | Url>) => Effect.runPromise(Effect.provide(effect, database))
 
 const all = Object.keys(Migrations.migrations).sort()
 
