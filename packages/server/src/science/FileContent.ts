@@ -10,16 +10,16 @@
  * is then read once more whole through its own storage (the rule for readers that are not an
  * audit, docs/integrity.md) and recorded CORRUPT or MISSING if it fails that too.
  */
-import { Checksum, type Ids, StorageError, type StorageDriver, TarFormat } from "@ccat/core"
+import { type Checksum, type Ids, type StorageError, TarFormat } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import * as CopyFindings from "../lifecycle/CopyFindings.js"
 import * as MemberOffsets from "../lifecycle/MemberOffsets.js"
 import * as Sites from "../lifecycle/Sites.js"
 import { Storages } from "../lifecycle/Storages.js"
+import * as CopyRecheck from "./internal/CopyRecheck.js"
 import * as VerifiedStream from "./internal/VerifiedStream.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
@@ -71,33 +71,19 @@ interface CopyRow {
   readonly locationId: string
 }
 
-// copies already being re-read after a failed file: one re-read per copy at a time
-const rereading = new Set<string>()
-
 /**
- * Reads the whole copy once more through its own storage after one of its files failed: CORRUPT
- * or MISSING is recorded only if the copy fails too (one bad read may be the way's fault). A copy
- * that reads good means the offsets were wrong: they are dropped, to be read again from the
- * manifest next time.
+ * Re-reads a copy whole after one of its files failed its check. A copy that reads good means the
+ * offsets were wrong: they are dropped, to be read again from the manifest next time.
  */
-const recheck = (copy: CopyRow, storage: StorageDriver.Service, file: FileRecord, detail: string) =>
+const recheck = CopyRecheck.make({ by: "single-file read", span: "FileContent.recheck" })
+
+/** What the file's offsets being dropped takes, once its copy read whole. */
+const dropOffsets = (file: FileRecord, copy: CopyRow, detail: string) =>
   Effect.gen(function* () {
-    const found = { actor: "server", by: "single-file read", detail: `${detail}; the whole copy read again` }
-    const outcome = yield* storage.verify(copy.path, copy.checksum).pipe(Effect.either)
-    if (outcome._tag === "Right") {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`delete from raw_data_package_member where raw_data_package_id = ${file.packageId} and raw_data_file_id = ${file.id}`
-      return yield* Effect.logError(`file ${file.id} failed its check in copy ${copy.id}, which verifies whole: its offsets are dropped (${detail})`)
-    }
-    const e = outcome.left
-    if (e.reason === "Corrupt") yield* CopyFindings.mark(copy.id, "CORRUPT", { ...found, expectedChecksum: copy.checksum })
-    else if (e.reason === "NotFound") yield* CopyFindings.mark(copy.id, "MISSING", found)
-    else yield* Effect.logWarning(`copy ${copy.id} could not be read again after file ${file.id} failed: ${e.message}`)
-  }).pipe(
-    Effect.catchAllCause((cause) => Effect.logError("re-reading a copy after a failed single-file read", cause)),
-    Effect.ensuring(Effect.sync(() => rereading.delete(copy.id))),
-    Effect.withSpan("FileContent.recheck", { attributes: { copyId: copy.id, fileId: file.id } })
-  )
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`delete from raw_data_package_member where raw_data_package_id = ${file.packageId} and raw_data_file_id = ${file.id}`
+    return yield* Effect.logError(`file ${file.id} failed its check in copy ${copy.id}, which verifies whole: its offsets are dropped (${detail})`)
+  })
 
 /** Why the block before a member's data is not that member's header, or undefined. */
 const headerProblem = (block: Uint8Array, file: FileRecord): string | undefined => {
@@ -207,11 +193,7 @@ export const open = Effect.fn("FileContent.open")(function* (who: ScienceAccess.
     }
     const raw = s.get(copy.path, { range: { start: offsets.dataOffset - TarFormat.blockSize, end: offsets.dataOffset + file.sizeBytes } })
     const onMismatch = (detail: string) =>
-      Effect.suspend(() => {
-        if (rereading.has(copy.id)) return Effect.void
-        rereading.add(copy.id)
-        return Effect.asVoid(Effect.forkDaemon(Effect.provideService(recheck(copy, s, file, detail), SqlClient.SqlClient, sql)))
-      })
+      recheck(copy, s, sql, { what: `file ${file.id}`, attributes: { fileId: file.id }, onWhole: dropOffsets(file, copy, detail) }, detail)
     const body = verifiedBytes(raw, file, (detail) =>
       Effect.zipRight(Effect.logError(`file ${file.id} read from copy ${copy.id} at ${location.name}: ${detail}`), onMismatch(detail)))
     return { file, location: location.name, body } satisfies Opened

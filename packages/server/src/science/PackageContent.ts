@@ -9,14 +9,14 @@
  * read once more whole through its own storage (the rule for readers that are not an audit,
  * docs/integrity.md) and recorded CORRUPT or MISSING if it fails that too.
  */
-import { Checksum, type Ids, type StorageError, type StorageDriver } from "@ccat/core"
+import type { Checksum, Ids, StorageError } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import * as CopyFindings from "../lifecycle/CopyFindings.js"
 import * as Sites from "../lifecycle/Sites.js"
 import { Storages } from "../lifecycle/Storages.js"
 import { ContentError, ContentFailure } from "./FileContent.js"
+import * as CopyRecheck from "./internal/CopyRecheck.js"
 import * as VerifiedStream from "./internal/VerifiedStream.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
@@ -56,26 +56,8 @@ interface CopyRow {
   readonly locationId: string
 }
 
-// copies already being re-read after a failed download: one re-read per copy at a time
-const rereading = new Set<string>()
-
-/** Reads the whole copy once more through its own storage; CORRUPT or MISSING only if it fails too. */
-const recheck = (copy: CopyRow, storage: StorageDriver.Service, packageId: string, detail: string) =>
-  Effect.gen(function* () {
-    const found = { actor: "server", by: "package download", detail: `${detail}; the whole copy read again` }
-    const outcome = yield* storage.verify(copy.path, copy.checksum).pipe(Effect.either)
-    if (outcome._tag === "Right") {
-      return yield* Effect.logWarning(`package ${packageId} failed its check read from copy ${copy.id}, which verifies whole when read again: left as it is (${detail})`)
-    }
-    const e = outcome.left
-    if (e.reason === "Corrupt") yield* CopyFindings.mark(copy.id, "CORRUPT", { ...found, expectedChecksum: copy.checksum })
-    else if (e.reason === "NotFound") yield* CopyFindings.mark(copy.id, "MISSING", found)
-    else yield* Effect.logWarning(`copy ${copy.id} could not be read again after a download of package ${packageId} failed: ${e.message}`)
-  }).pipe(
-    Effect.catchAllCause((cause) => Effect.logError("re-reading a copy after a failed package download", cause)),
-    Effect.ensuring(Effect.sync(() => rereading.delete(copy.id))),
-    Effect.withSpan("PackageContent.recheck", { attributes: { copyId: copy.id, packageId } })
-  )
+/** Re-reads a copy whole after a download from it failed its check; a copy that reads whole is left as it is. */
+const recheck = CopyRecheck.make({ by: "package download", span: "PackageContent.recheck" })
 
 /** The tar's bytes hashed and counted as they pass, the last part held back until the checksum is known. */
 const verifiedBytes = (
@@ -136,11 +118,11 @@ export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAcce
     const onMismatch = (detail: string) =>
       Effect.zipRight(
         Effect.logError(`package ${packageId} read from copy ${copy.id} at ${location.name}: ${detail}`),
-        Effect.suspend(() => {
-          if (rereading.has(copy.id)) return Effect.void
-          rereading.add(copy.id)
-          return Effect.asVoid(Effect.forkDaemon(Effect.provideService(recheck(copy, s, packageId, detail), SqlClient.SqlClient, sql)))
-        })
+        recheck(copy, s, sql, {
+          what: `a download of package ${packageId}`,
+          attributes: { packageId },
+          onWhole: Effect.logWarning(`package ${packageId} failed its check read from copy ${copy.id}, which verifies whole when read again: left as it is (${detail})`)
+        }, detail)
       )
     return { pkg, location: location.name, body: verifiedBytes(s.get(copy.path), pkg, onMismatch) } satisfies Opened
   }
