@@ -20,6 +20,7 @@ import * as MemberOffsets from "../lifecycle/MemberOffsets.js"
 import * as Sites from "../lifecycle/Sites.js"
 import { Storages } from "../lifecycle/Storages.js"
 import * as CopyRecheck from "./internal/CopyRecheck.js"
+import * as OnlineCopy from "./internal/OnlineCopy.js"
 import * as VerifiedStream from "./internal/VerifiedStream.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
@@ -64,13 +65,6 @@ export const find = (who: ScienceAccess.Caller, fileId: string) =>
     return row === undefined ? undefined : ({ ...row, sizeBytes: Number(row.sizeBytes) } satisfies FileRecord)
   })
 
-interface CopyRow {
-  readonly id: string
-  readonly path: string
-  readonly checksum: Checksum.Checksum
-  readonly locationId: string
-}
-
 /**
  * Re-reads a copy whole after one of its files failed its check. A copy that reads good means the
  * offsets were wrong: they are dropped, to be read again from the manifest next time.
@@ -78,7 +72,7 @@ interface CopyRow {
 const recheck = CopyRecheck.make({ by: "single-file read", span: "FileContent.recheck" })
 
 /** What the file's offsets being dropped takes, once its copy read whole. */
-const dropOffsets = (file: FileRecord, copy: CopyRow, detail: string) =>
+const dropOffsets = (file: FileRecord, copy: OnlineCopy.CopyRow, detail: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`delete from raw_data_package_member where raw_data_package_id = ${file.packageId} and raw_data_file_id = ${file.id}`
@@ -149,35 +143,16 @@ export const open = Effect.fn("FileContent.open")(function* (who: ScienceAccess.
   }
   const sql = yield* SqlClient.SqlClient
   const storages = yield* Storages
-  const copies = yield* sql<CopyRow>`
-    select c.id, c.path, c.checksum, c.data_location_id as location_id
-    from physical_copy c join data_location l on l.id = c.data_location_id
-    where c.raw_data_package_id = ${packageId} and c.status = 'PRESENT' and l.readable and c.checksum is not null
-    order by (l.type = 'LONG_TERM_ARCHIVE') desc, l.priority, l.name`.pipe(Effect.orDie)
+  const copies = yield* OnlineCopy.copiesOf(packageId)
   let nearline = 0
   const problems: Array<string> = []
   for (const copy of copies) {
     const location = yield* Sites.location(copy.locationId).pipe(Effect.orDie)
-    const storage = yield* storages.of(location).pipe(Effect.option)
-    if (storage._tag === "None") {
-      problems.push(`${location.name}: its storage cannot be built`)
-      continue
-    }
-    const s = storage.value
-    if (s.capabilities.nearline) {
-      nearline++
-      continue
-    }
-    if (!s.capabilities.rangeRead) {
-      problems.push(`${location.name}: its driver does not read byte ranges`)
-      continue
-    }
-    // a copy whose object is gone is skipped before anything is sent (and found by the inventory)
-    const present = yield* s.stat(copy.path).pipe(Effect.either)
-    if (present._tag === "Left") {
-      problems.push(`${location.name}: ${present.left.message}`)
-      continue
-    }
+    const ready = yield* OnlineCopy.readiness(storages, location, copy.path, { rangeRead: true })
+    if (ready._tag === "Nearline") nearline++
+    if (ready._tag === "Problem") problems.push(ready.problem)
+    if (ready._tag !== "Ready") continue
+    const s = ready.storage
     const recorded = yield* MemberOffsets.of(packageId, file.id).pipe(Effect.orDie)
     const offsets = recorded ?? (yield* MemberOffsets.fillFromArchive(packageId, s, copy.path).pipe(
       Effect.zipRight(MemberOffsets.of(packageId, file.id)),

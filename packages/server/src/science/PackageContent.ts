@@ -17,6 +17,7 @@ import * as Sites from "../lifecycle/Sites.js"
 import { Storages } from "../lifecycle/Storages.js"
 import { ContentError, ContentFailure } from "./FileContent.js"
 import * as CopyRecheck from "./internal/CopyRecheck.js"
+import * as OnlineCopy from "./internal/OnlineCopy.js"
 import * as VerifiedStream from "./internal/VerifiedStream.js"
 import * as ScienceAccess from "./ScienceAccess.js"
 
@@ -48,14 +49,6 @@ export const find = (who: ScienceAccess.Caller, packageId: string) =>
     return row === undefined ? undefined : ({ ...row, sizeBytes: row.sizeBytes === null ? null : Number(row.sizeBytes) } satisfies PackageRecord)
   })
 
-interface CopyRow {
-  readonly id: string
-  readonly path: string
-  readonly sizeBytes: string
-  readonly checksum: Checksum.Checksum
-  readonly locationId: string
-}
-
 /** Re-reads a copy whole after a download from it failed its check; a copy that reads whole is left as it is. */
 const recheck = CopyRecheck.make({ by: "package download", span: "PackageContent.recheck" })
 
@@ -86,11 +79,7 @@ export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAcce
   const pkg = { ...found, sizeBytes, checksum }
   const sql = yield* SqlClient.SqlClient
   const storages = yield* Storages
-  const copies = yield* sql<CopyRow>`
-    select c.id, c.path, c.size_bytes, c.checksum, c.data_location_id as location_id
-    from physical_copy c join data_location l on l.id = c.data_location_id
-    where c.raw_data_package_id = ${packageId} and c.status = 'PRESENT' and l.readable and c.checksum is not null
-    order by (l.type = 'LONG_TERM_ARCHIVE') desc, l.priority, l.name`.pipe(Effect.orDie)
+  const copies = yield* OnlineCopy.copiesOf(packageId)
   let nearline = 0
   const problems: Array<string> = []
   for (const copy of copies) {
@@ -99,22 +88,11 @@ export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAcce
       problems.push(`${location.name}: its copy records ${copy.sizeBytes} bytes ${copy.checksum}, the package ${sizeBytes} bytes ${checksum}`)
       continue
     }
-    const storage = yield* storages.of(location).pipe(Effect.option)
-    if (storage._tag === "None") {
-      problems.push(`${location.name}: its storage cannot be built`)
-      continue
-    }
-    const s = storage.value
-    if (s.capabilities.nearline) {
-      nearline++
-      continue
-    }
-    // a copy whose object is gone is skipped before anything is sent (and found by the inventory)
-    const present = yield* s.stat(copy.path).pipe(Effect.either)
-    if (present._tag === "Left") {
-      problems.push(`${location.name}: ${present.left.message}`)
-      continue
-    }
+    const ready = yield* OnlineCopy.readiness(storages, location, copy.path, { rangeRead: false })
+    if (ready._tag === "Nearline") nearline++
+    if (ready._tag === "Problem") problems.push(ready.problem)
+    if (ready._tag !== "Ready") continue
+    const s = ready.storage
     const onMismatch = (detail: string) =>
       Effect.zipRight(
         Effect.logError(`package ${packageId} read from copy ${copy.id} at ${location.name}: ${detail}`),
