@@ -4,7 +4,7 @@
  * writer touched since the cutoff. A live write moves its file's modification time with every
  * write, so it never loses its file to a sweep.
  */
-import { type StorageDriver, TemporaryNames } from "@ccat/core"
+import { type StorageDriver, type StorageError, TemporaryNames } from "@ccat/core"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs/promises"
@@ -48,7 +48,7 @@ async function* temporaryFiles(dir: string, isRoot = true): AsyncGenerator<Found
 }
 
 /** The `sweepTemporary` primitive of the disk driver `name` on the folder `root` (a real path). */
-export const sweeper = (name: string, root: string) => {
+export const sweeper = (name: string, root: string): ((options: { readonly before: Date }) => Effect.Effect<StorageDriver.Swept, StorageError.StorageError>) => {
   const none: StorageDriver.Swept = { files: 0, bytes: 0, failed: 0 }
   /**
    * Removes one temporary file if it was last modified before the cutoff. Its size and age are
