@@ -10,28 +10,17 @@
  * The product's id is the pipeline's UUID: the same request again answers with what is stored,
  * other values under the id are a 409 naming the fields, and another product's name a 409 too.
  */
-import { ApiErrors, type ApiSecurity, ConstraintError, type DataProductsApi, EventLog, ObsCore, Status } from "@ccat/core"
+import { ApiErrors, type ApiSecurity, ConstraintError, type DataProductsApi, EventLog, Status } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as StagingLayout from "../lifecycle/StagingLayout.js"
 import * as ObsCorePublisher from "../ObsCorePublisher.js"
 import { conflict, requestFolders, unprocessable } from "./FilingRules.js"
 import * as ProductInputs from "./ProductInputs.js"
-import { productScope } from "./ProductList.js"
+import { productScope, type StoredProduct, summaryOf } from "./ProductList.js"
 
-interface ProductRow {
-  readonly id: string
-  readonly name: string
-  readonly pipeline: string
-  readonly pipelineVersion: string
+interface ProductRow extends StoredProduct {
   readonly parameters: Record<string, unknown>
-  readonly calibLevel: number
-  readonly dataproductType: string
-  readonly observingProgramId: string
-  readonly location: string
-  readonly filedBy: string
-  readonly createdAt: Date
 }
 
 interface InputRow {
@@ -81,19 +70,8 @@ export const read = (p: ApiSecurity.Principal, id: string) =>
       ObsCorePublisher.read
     ], { concurrency: 1 })
     return {
-      id: row.id,
-      name: row.name,
-      pipeline: row.pipeline,
-      pipelineVersion: row.pipelineVersion,
+      ...summaryOf(row, journeyOf(files, packages), publisher.authority),
       parameters: row.parameters,
-      calibLevel: row.calibLevel as 2 | 3,
-      dataproductType: row.dataproductType as DataProductsApi.DataProduct["dataproductType"],
-      programId: row.observingProgramId as DataProductsApi.DataProduct["programId"],
-      location: row.location,
-      filedBy: row.filedBy,
-      createdAt: DateTime.unsafeFromDate(row.createdAt),
-      journey: journeyOf(files, packages),
-      publisherDid: ObsCore.productDid(publisher.authority, row.id),
       inputs: inputs.map(inputOf),
       observationIds: observations.map((o) => o.id) as unknown as DataProductsApi.DataProduct["observationIds"],
       files: files.map((f) => ({ ...f, sizeBytes: Number(f.sizeBytes) })) as unknown as DataProductsApi.DataProduct["files"],

@@ -35,7 +35,8 @@ const journey = (sql: SqlClient.SqlClient, alias: string): Fragment => {
     else 'WAITING' end)`
 }
 
-interface SummaryRow {
+/** A product's stored fields as the list and the single read select them. */
+export interface StoredProduct {
   readonly id: string
   readonly name: string
   readonly pipeline: string
@@ -46,8 +47,31 @@ interface SummaryRow {
   readonly location: string
   readonly filedBy: string
   readonly createdAt: Date
+}
+
+interface SummaryRow extends StoredProduct {
   readonly journey: DataProductsApi.DataProductSummary["journey"]
 }
+
+/** A stored product as the API summarises it, given its journey and the ObsCore publisher's authority. */
+export const summaryOf = (
+  r: StoredProduct,
+  journey: DataProductsApi.DataProductSummary["journey"],
+  authority: string
+): DataProductsApi.DataProductSummary => ({
+  id: r.id as DataProductsApi.DataProductSummary["id"],
+  name: r.name,
+  pipeline: r.pipeline,
+  pipelineVersion: r.pipelineVersion,
+  calibLevel: r.calibLevel as 2 | 3,
+  dataproductType: r.dataproductType as DataProductsApi.DataProductSummary["dataproductType"],
+  programId: r.observingProgramId as DataProductsApi.DataProductSummary["programId"],
+  location: r.location,
+  filedBy: r.filedBy,
+  createdAt: DateTime.unsafeFromDate(r.createdAt),
+  journey,
+  publisherDid: ObsCore.productDid(authority, r.id)
+})
 
 /** The page's products with their location, filer and journey, in the page's order. */
 const summaries = (rows: ReadonlyArray<unknown>) =>
@@ -65,20 +89,7 @@ const summaries = (rows: ReadonlyArray<unknown>) =>
     return ids.flatMap((id) => {
       const r = byId.get(id)
       if (r === undefined) return []
-      return [{
-        id: r.id,
-        name: r.name,
-        pipeline: r.pipeline,
-        pipelineVersion: r.pipelineVersion,
-        calibLevel: r.calibLevel as 2 | 3,
-        dataproductType: r.dataproductType as DataProductsApi.DataProductSummary["dataproductType"],
-        programId: r.observingProgramId as DataProductsApi.DataProductSummary["programId"],
-        location: r.location,
-        filedBy: r.filedBy,
-        createdAt: DateTime.unsafeFromDate(r.createdAt),
-        journey: r.journey,
-        publisherDid: ObsCore.productDid(publisher.authority, r.id)
-      } satisfies DataProductsApi.DataProductSummary]
+      return [summaryOf(r, r.journey, publisher.authority)]
     })
   }).pipe(Effect.orDie)
 
