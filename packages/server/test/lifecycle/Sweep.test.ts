@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Schema from "effect/Schema"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Sweep from "../../src/lifecycle/Sweep.js"
@@ -41,7 +42,8 @@ const withExtraLocations = (t: Topology.Topology, dir: string) => {
       ]
     })),
     routes: t.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
-    policy: Topology.PolicyConfig.make(t.policy)
+    // the policy in its configuration form, as a file would give it
+    policy: Schema.encodeSync(Topology.PolicyConfig)(t.policy)
   })
   if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
   return decoded.right
