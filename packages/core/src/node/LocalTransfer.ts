@@ -40,16 +40,20 @@ export interface Options extends TransferAdapter.Options {
 /**
  * Makes the destination's folder and creates the temporary file in it. A delete at the same
  * destination (the disk driver's, once an object is gone) removes the folders it leaves empty, so
- * the folder can vanish between the two steps, or while it is made: that is made again, a few
- * times, before any byte is read. The file, once created, keeps its folder.
+ * the folder can vanish between the two steps, or while it is made: that is made again before
+ * any byte is read, up to `createAttempts` times (two system calls each: a tidy-up that keeps
+ * winning that often is a fault, not a race). The file, once created, keeps its folder.
  */
+/** How often a destination folder pruned under a copy is made again before the copy fails. */
+const createAttempts = 100
+
 const createTemporary = async (dir: string, tmp: string) => {
   for (let attempt = 1; ; attempt++) {
     try {
       await fs.mkdir(dir, { recursive: true })
       return await fs.open(tmp, "wx", 0o644)
     } catch (e) {
-      if (attempt >= 5 || (e as { code?: string }).code !== "ENOENT") throw e
+      if (attempt >= createAttempts || (e as { code?: string }).code !== "ENOENT") throw e
     }
   }
 }
