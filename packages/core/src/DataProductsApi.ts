@@ -98,13 +98,12 @@ export const ProductPackage = Schema.Struct({
   journey: PackageJourney
 }).annotations({ identifier: "ProductPackage" })
 
-/** A product as stored, with its provenance, files and packages. */
-export const DataProduct = Schema.Struct({
+/** A product as a list shows it: what it is, whose, and its journey; its files and provenance are in the product itself. */
+export const DataProductSummary = Schema.Struct({
   id: Schema.UUID,
   name: Schema.String,
   pipeline: Schema.String,
   pipelineVersion: Schema.String,
-  parameters: JsonObject,
   calibLevel: CalibLevel,
   dataproductType: DataproductType,
   /** The observing program whose access rules the product follows (its inputs'). */
@@ -116,7 +115,15 @@ export const DataProduct = Schema.Struct({
   /** ARCHIVED once every file is packaged and every package ARCHIVED; FAILED when a package failed or a file was found bad. */
   journey: PackageJourney,
   /** Its `obs_publisher_did` in ObsCore (a DataLink ID), listed there once ARCHIVED. */
-  publisherDid: Schema.String,
+  publisherDid: Schema.String
+}).annotations({ identifier: "DataProductSummary" })
+/** A product as a list shows it. */
+export type DataProductSummary = typeof DataProductSummary.Type
+
+/** A product as stored: its summary with its parameters, provenance, files and packages. */
+export const DataProduct = Schema.Struct({
+  ...DataProductSummary.fields,
+  parameters: JsonObject,
   inputs: Schema.Array(ProductInput),
   /** Every observation it derives from, directly or through its input products. */
   observationIds: Schema.Array(Ids.ExecutedObsUnitId),
@@ -125,24 +132,6 @@ export const DataProduct = Schema.Struct({
 }).annotations({ identifier: "DataProduct" })
 /** A product as stored. */
 export type DataProduct = typeof DataProduct.Type
-
-/** A product as a list shows it: what it is, whose, and its journey; its files and provenance are in the product itself. */
-export const DataProductSummary = Schema.Struct({
-  id: Schema.UUID,
-  name: Schema.String,
-  pipeline: Schema.String,
-  pipelineVersion: Schema.String,
-  calibLevel: CalibLevel,
-  dataproductType: DataproductType,
-  programId: Ids.ObservingProgramId,
-  location: Schema.String,
-  filedBy: Schema.String,
-  createdAt: Schema.DateTimeUtc,
-  journey: PackageJourney,
-  publisherDid: Schema.String
-}).annotations({ identifier: "DataProductSummary" })
-/** A product as a list shows it. */
-export type DataProductSummary = typeof DataProductSummary.Type
 
 /** Filters of the product list; each narrows it, and they combine. */
 export const DataProductFilter = Schema.Struct({
