@@ -13,6 +13,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as Retention from "./Retention.js"
@@ -74,6 +75,9 @@ const waiting = (site: string, copies: number, sites: number) =>
       limit 1000`
   })
 
+/** The archiving queue: one job per package, retried with backoff, a job may run six hours. */
+const queue = { policy: "stately", retryLimit: 8, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 6 * 3600 } as const
+
 /** Enqueues a job per package waiting for its archive copies at the site. */
 export const plan = Effect.fn("Archiving.plan")(function* (site: string) {
   const archives = yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")
@@ -81,12 +85,9 @@ export const plan = Effect.fn("Archiving.plan")(function* (site: string) {
   if (!archives.some((a) => a.writable)) return 0
   const policy = yield* LifecyclePolicy
   const jobs = yield* JobQueue
-  let enqueued = 0
-  for (const p of yield* waiting(site, policy.archiveCopies, policy.archiveSites)) {
-    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
-    if (sent !== null) enqueued++
-  }
-  return enqueued
+  const ready = yield* waiting(site, policy.archiveCopies, policy.archiveSites)
+  if (ready.length > 0) yield* jobs.ensureQueue(queueName(site, name), queue)
+  return yield* JobBatch.sendMany(queueName(site, name), ready.map((p) => ({ data: { packageId: p.id }, singletonKey: p.id })))
 })
 
 /** Archives of the site that can take the package: writable, without a copy of it, with room. */
@@ -246,6 +247,6 @@ export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecycleP
   name,
   plan,
   work,
-  queue: { policy: "stately", retryLimit: 8, retryDelaySeconds: 10, retryBackoff: true, expireInSeconds: 6 * 3600 },
+  queue,
   concurrency: 2
 }

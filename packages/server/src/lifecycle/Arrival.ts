@@ -12,6 +12,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Bundling from "./Bundling.js"
 import * as CopyCheck from "./CopyCheck.js"
@@ -202,9 +203,8 @@ export const plan = Effect.fn("Arrival.plan")(function* (site: string) {
       and (d.status = 'in_progress' or c.status in ('DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING'))
       and exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id
                   and t.to_location_id = c.data_location_id and t.status = 'completed')`
-  let sent = 0
-  for (const r of ready) if ((yield* jobs.send(queueName(site, name), { bundleId: r.id }, { singletonKey: r.id })) !== null) sent++
-  return sent
+  if (ready.length > 0) yield* jobs.ensureQueue(queueName(site, name), Routes.queues.arrive)
+  return yield* JobBatch.sendMany(queueName(site, name), ready.map((r) => ({ data: { bundleId: r.id }, singletonKey: r.id })))
 })
 
 /** The arrival stage. */

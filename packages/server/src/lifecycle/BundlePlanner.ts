@@ -12,6 +12,7 @@ import { BundlePlan, EventLog, Ids } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomUUID } from "node:crypto"
+import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as JobStatements from "../engine/JobStatements.js"
 import { LifecyclePolicy } from "./Packaging.js"
@@ -161,7 +162,7 @@ export const claim = (site: string, routes?: ReadonlyArray<Routes.Route>) =>
         return bundles.length
       })
     )
-    let resent = 0
-    for (const d of stale) if ((yield* jobs.send(queueName(site, name), { bundleId: d.id }, { singletonKey: d.id })) !== null) resent++
+    if (stale.length > 0 && !planned) yield* jobs.ensureQueue(queueName(site, name), Routes.queues.bundle)
+    const resent = yield* JobBatch.sendMany(queueName(site, name), stale.map((d) => ({ data: { bundleId: d.id }, singletonKey: d.id })))
     return claimed + resent
   })

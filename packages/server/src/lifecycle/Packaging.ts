@@ -12,6 +12,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
+import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as JobStatements from "../engine/JobStatements.js"
 import * as ArchiveRecord from "./ArchiveRecord.js"
@@ -150,12 +151,9 @@ export const plan = Effect.fn("Packaging.plan")(function* (site: string) {
         and exists (select 1 from raw_data_file f join data_location l on l.id = f.source_location_id
                     join site s on s.id = l.site_id where f.raw_data_package_id = p.id and s.name = ${site})`
   ], { concurrency: 2 })
-  let enqueued = again + claimed.reduce((a, b) => a + b, 0)
-  for (const p of stale) {
-    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
-    if (sent !== null) enqueued++
-  }
-  return enqueued
+  if (stale.length > 0 && planned.length === 0) yield* jobs.ensureQueue(queueName(site, name), queue)
+  const resent = yield* JobBatch.sendMany(queueName(site, name), stale.map((p) => ({ data: { packageId: p.id }, singletonKey: p.id })))
+  return again + claimed.reduce((a, b) => a + b, 0) + resent
 })
 
 /**

@@ -22,6 +22,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as CopyCheck from "./CopyCheck.js"
@@ -57,6 +58,9 @@ interface FileRow {
 /** Where a staged file is: its key at the PROCESSING location, stable across requests. */
 export const stagedKey = StagingLayout.stagedKey
 
+/** The staging queue: one job per request, retried with backoff, a job may run twelve hours. */
+const queueOptions = { policy: "stately", retryLimit: 10, retryDelaySeconds: 15, retryBackoff: true, expireInSeconds: 12 * 3600 } as const
+
 /** Claims the site's pending requests with their jobs, and re-sends jobs a lost queue dropped. */
 export const plan = Effect.fn("Staging.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
@@ -79,8 +83,8 @@ export const plan = Effect.fn("Staging.plan")(function* (site: string) {
     select r.id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
     where s.name = ${site} and r.status in ('scheduled', 'in_progress')
       and (r.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queue, sql`r.id`)})`
-  for (const r of stale) if ((yield* jobs.send(queue, { requestId: r.id }, { singletonKey: r.id })) !== null) enqueued++
-  return enqueued
+  if (stale.length > 0) yield* jobs.ensureQueue(queue, queueOptions)
+  return enqueued + (yield* JobBatch.sendMany(queue, stale.map((r) => ({ data: { requestId: r.id }, singletonKey: r.id }))))
 })
 
 /** The packages a request covers: those it names, and the archived ones of the observations it names. */
@@ -361,6 +365,6 @@ export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages | LifecycleP
   name,
   plan,
   work,
-  queue: { policy: "stately", retryLimit: 10, retryDelaySeconds: 15, retryBackoff: true, expireInSeconds: 12 * 3600 },
+  queue: queueOptions,
   concurrency: 1
 }

@@ -12,6 +12,7 @@ import { Ids, TransferError, TransferPolicy, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
 import * as CopyCheck from "./CopyCheck.js"
@@ -171,9 +172,8 @@ export const plan = Effect.fn("Transfer.plan")(function* (site: string) {
       and ((c.created_at < now() - interval '2 minutes'
             and not exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id and t.updated_at > now() - interval '2 minutes'))
            or ${noJobOf(sql, queueName(site, name), sql`d.id`)})`
-  let sent = 0
-  for (const r of ready) if ((yield* jobs.send(queueName(site, name), { bundleId: r.id }, { singletonKey: r.id })) !== null) sent++
-  return sent
+  if (ready.length > 0) yield* jobs.ensureQueue(queueName(site, name), Routes.queues.transfer)
+  return yield* JobBatch.sendMany(queueName(site, name), ready.map((r) => ({ data: { bundleId: r.id }, singletonKey: r.id })))
 })
 
 /** The transfer stage. */
