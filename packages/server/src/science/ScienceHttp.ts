@@ -13,10 +13,15 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { toServerResponse } from "@effect/platform-node/NodeHttpServerRequest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as ObsCorePublisher from "../ObsCorePublisher.js"
 import { Storages } from "../lifecycle/Storages.js"
@@ -68,22 +73,93 @@ const datalinkParams = Effect.gen(function* () {
 const votableFormats = new Set(["votable", "application/x-votable+xml", "text/xml"])
 const isVotable = (format: string) => votableFormats.has(format.split(";")[0]!.trim().toLowerCase())
 
+/**
+ * How many downloads of bytes (files and package tars) run at once on this server
+ * (`CCAT_MAX_DOWNLOADS`, default 32): each holds a storage read open (an S3 connection, a file
+ * handle) for as long as its caller reads, so a caller opening many, or many slow readers, could
+ * otherwise exhaust them for the lifecycle. Beyond it a download is answered 503 with Retry-After.
+ */
+export const maxDownloads = Config.integer("CCAT_MAX_DOWNLOADS").pipe(
+  Config.validate({ message: "CCAT_MAX_DOWNLOADS must be a whole number from 1 to 10000", validation: (n) => n >= 1 && n <= 10_000 }),
+  Config.withDefault(32)
+)
+
+/** The downloads running now, against the limit. */
+interface Slots {
+  readonly limit: number
+  running: number
+}
+
+/** Every download slot was taken when a download asked for one. */
+class Busy {
+  readonly message: string
+  constructor(limit: number) {
+    this.message = `this server already runs its limit of ${limit} downloads; retry shortly`
+  }
+}
+
+/**
+ * `body` with its first part already pulled, or the failure that came before any byte. The read
+ * and its download slot stay open between the two: both are released when the rest of the body
+ * ends or when the HTTP response closes, whichever is first, so an answer the server never writes
+ * (the caller hung up) leaves nothing open.
+ */
+const started = <E>(
+  body: Stream.Stream<Uint8Array, E>,
+  response: { once(event: "close", f: () => void): unknown },
+  slots: Slots
+): Effect.Effect<Either.Either<Stream.Stream<Uint8Array, E>, E | Busy>> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function* () {
+      if (slots.running >= slots.limit) return Either.left(new Busy(slots.limit))
+      slots.running++
+      const scope = yield* Scope.make()
+      yield* Scope.addFinalizer(scope, Effect.sync(() => slots.running--))
+      const close = Scope.close(scope, Exit.void)
+      const runtime = yield* Effect.runtime<never>()
+      response.once("close", () => void Runtime.runFork(runtime)(close))
+      const pull = yield* Scope.extend(Stream.toPull(body), scope)
+      // a verified body holds its last part back, so its first pulls may bring nothing yet
+      const first = yield* restore(Effect.repeat(pull, { until: (chunk) => Chunk.isNonEmpty(chunk) })).pipe(
+        Effect.either,
+        Effect.onInterrupt(() => close)
+      )
+      if (Either.isRight(first)) {
+        return Either.right(Stream.fromChunk(first.right).pipe(Stream.concat(Stream.repeatEffectChunkOption(pull)), Stream.ensuring(close)))
+      }
+      yield* close
+      return Option.match(first.left, { onNone: (): Either.Either<Stream.Stream<Uint8Array, E>, E | Busy> => Either.right(Stream.empty), onSome: (e) => Either.left(e) })
+    })
+  )
+
 /** The science routes. */
 export const layer = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const storages = yield* Effect.serviceOption(Storages)
+    const slots: Slots = { limit: yield* maxDownloads, running: 0 }
 
-    // a failed check must reach the client as a failure: the connection is cut, so the
-    // response ends short of its Content-Length instead of looking complete
+    // A failed check must reach the client as a failure. Before the first byte (a body read in
+    // one part, such as any file under the disk driver's 4 MiB read, fails its check before it
+    // sends anything) the answer is still open: a 503 with the reason. Once bytes flow, the
+    // connection is cut, so the response ends short of its Content-Length instead of looking complete.
     const verifiedStream = (
       body: Stream.Stream<Uint8Array, FileContent.ContentFailure>,
       what: { readonly contentType: string; readonly sizeBytes: number; readonly name: string; readonly checksum: string },
       who: ScienceAccess.Caller,
       location: string
     ) =>
-      Effect.map(HttpServerRequest.HttpServerRequest, (request) =>
-        HttpServerResponse.stream(body.pipe(Stream.tapError(() => Effect.sync(() => toServerResponse(request).destroy()))), {
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const response = toServerResponse(request)
+        const begun = yield* started(body, response, slots)
+        if (Either.isLeft(begun)) {
+          const refused = begun.left
+          return refused instanceof Busy
+            ? json(503, "Busy", refused.message, { "retry-after": "2" })
+            : json(503, "Unavailable", `${refused.message}; nothing was sent. The copy read is checked again; a retry reads another copy if this one is bad`, { "retry-after": "5" })
+        }
+        return HttpServerResponse.stream(begun.right.pipe(Stream.tapError(() => Effect.sync(() => response.destroy()))), {
           status: 200,
           contentType: what.contentType,
           contentLength: what.sizeBytes,
@@ -97,7 +173,8 @@ export const layer = HttpApiBuilder.Router.use((router) =>
             "accept-ranges": "none",
             "cache-control": "private, no-store"
           }
-        }))
+        })
+      })
 
     /** The caller and the storages for a bytes route, or the answer that refuses it. */
     const bytesRequest = (kind: string): Effect.Effect<

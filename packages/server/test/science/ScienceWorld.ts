@@ -9,6 +9,7 @@ import { TestDatabase } from "@ccat/core/testing"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -22,7 +23,7 @@ import { ServerConfig } from "../../src/ServerConfig.js"
 export class BaseUrl extends Context.Tag("test/science/BaseUrl")<BaseUrl, string>() {}
 
 /** The server, the lifecycle's services and the database, for one test file. */
-export const layer = (dir: string) => {
+export const layer = (dir: string, environment: Record<string, string> = {}) => {
   const server = HttpServerLive.layerWith({ maxBodyBytes: HttpServerLive.maxBodyBytes }).pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 }))
   )
@@ -41,7 +42,9 @@ export const layer = (dir: string) => {
     ),
     Layer.provideMerge(Layer.succeed(OpsDb.OpsDb, { kind: "external", target: "test" })),
     Layer.provideMerge(TestDatabase.layer),
-    Layer.provideMerge(FetchHttpClient.layer)
+    Layer.provideMerge(FetchHttpClient.layer),
+    // settings the server reads from its environment (CCAT_MAX_DOWNLOADS), given per test file
+    Layer.provide(Layer.setConfigProvider(ConfigProvider.orElse(ConfigProvider.fromMap(new Map(Object.entries(environment))), () => ConfigProvider.fromEnv())))
   )
 }
 

@@ -16,6 +16,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { randomBytes } from "node:crypto"
+import * as http from "node:http"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
@@ -37,7 +38,7 @@ const dir = path.join(tmpdir(), `ccat-science-disk-${randomBytes(4).toString("he
 afterAll(() => fs.rm(dir, { recursive: true, force: true }))
 
 describe("One raw file from a package on disk", () => {
-  layer(scienceLayer(dir), { timeout: "2 minutes", excludeTestServices: true })((it) => {
+  layer(scienceLayer(dir, { CCAT_MAX_DOWNLOADS: "2" }), { timeout: "2 minutes", excludeTestServices: true })((it) => {
     it.effect("packaging records the offsets; a disk copy serves the file; wrong offsets fail at the header and are read again", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -76,8 +77,13 @@ describe("One raw file from a package on disk", () => {
         const victim = files[0]!
         yield* sql`update raw_data_package_member set header_offset = header_offset + 512, data_offset = data_offset + 512 where raw_data_file_id = ${victim.id}`
         const wrong = yield* get(`${base}/api/v1/files/${victim.id}/content`, operator)
-        assert.isTrue(wrong.cut !== undefined || wrong.body.length < victim.sizeBytes, "a read at wrong offsets must not complete")
-        assert.isFalse(wrong.body.equals(yield* Effect.promise(() => fs.readFile(victim.absolutePath))))
+        // read in one part, the check fails before any byte is sent: an answer, not a cut connection
+        assert.strictEqual(wrong.status, 503, wrong.body.toString())
+        assert.isUndefined(wrong.cut)
+        assert.strictEqual(wrong.headers.get("retry-after"), "5")
+        const refusal = JSON.parse(wrong.body.toString()) as { _tag: string; message: string }
+        assert.strictEqual(refusal._tag, "Unavailable")
+        assert.include(refusal.message, "nothing was sent")
         const rows = () => Effect.map(sql<{ n: number }>`select count(*)::int as n from raw_data_package_member where raw_data_file_id = ${victim.id}`, ([r]) => r!.n)
         const deadline = Date.now() + 20_000
         while ((yield* rows()) !== 0 && Date.now() < deadline) yield* Effect.sleep("50 millis")
@@ -119,6 +125,83 @@ describe("One raw file from a package on disk", () => {
         assert.strictEqual(JSON.parse(tar.body.toString())._tag, "NeedsStaging")
         const [requests] = yield* sql<{ n: number }>`select count(*)::int as n from staging_request`
         assert.strictEqual(requests!.n, 0)
+      }), 90_000)
+
+    it.effect("a small package rotted at rest is refused 503 before any byte, for the tar and for its file, and its copy is found CORRUPT", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const topology = topologyFrom(dir)
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        const { files } = yield* fileObservation(topology, obs, [{ path: "det/small.fits", bytes: 20_000 }])
+        const written = Effect.map(
+          sql<{ n: number }>`select count(*)::int as n from raw_data_file f join raw_data_package p on p.id = f.raw_data_package_id
+            where f.id = ${files[0]!.id} and p.checksum is not null`,
+          ([r]) => r!.n === 1
+        )
+        yield* runSitesUntil([["chile", [Packaging.stage]]], written, 60_000).pipe(Effect.provide(policyLayer(topology)))
+        const [pkg] = yield* sql<{ id: string; copyId: string; absolute: string }>`
+          select p.id, c.id as copy_id, (l.driver_config->>'root') || '/' || c.path as absolute
+          from raw_data_package p join raw_data_file f on f.raw_data_package_id = p.id
+          join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT' join data_location l on l.id = c.data_location_id
+          where f.id = ${files[0]!.id}`
+        const tar = yield* Effect.promise(() => fs.readFile(pkg!.absolute))
+        const rotten = Buffer.from(tar)
+        rotten[Math.floor(tar.length / 2)]! ^= 0xff
+        yield* Effect.promise(() => fs.writeFile(pkg!.absolute, rotten))
+        const operator = yield* tokenFor({ role: "operator" })
+        for (const url of [`${base}/api/v1/packages/${pkg!.id}/content`, `${base}/api/v1/files/${files[0]!.id}/content`]) {
+          const got = yield* get(url, operator)
+          assert.isUndefined(got.cut, url)
+          assert.strictEqual(got.status, 503, got.body.toString())
+          const refusal = JSON.parse(got.body.toString()) as { _tag: string; message: string }
+          assert.strictEqual(refusal._tag, "Unavailable")
+          assert.include(refusal.message, "checksum")
+        }
+        const status = Effect.map(sql<{ status: string }>`select status::text as status from physical_copy where id = ${pkg!.copyId}`, ([r]) => r!.status)
+        yield* waitUntil("the rotted copy recorded CORRUPT", Effect.map(status, (s) => s === "CORRUPT"), 20_000)
+        // nothing else can be read now: the copy is no longer offered
+        assert.strictEqual((yield* get(`${base}/api/v1/files/${files[0]!.id}/content`, operator)).status, 503)
+      }), 90_000)
+
+    it.effect("a download beyond CCAT_MAX_DOWNLOADS is answered 503 Busy, and its slot comes back when a reader hangs up", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const base = yield* BaseUrl
+        const topology = topologyFrom(dir)
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        // large enough that the socket's buffers cannot take it all while its reader reads nothing
+        const { files } = yield* fileObservation(topology, obs, [{ path: "det/big.fits", bytes: 40_000_000 }, { path: "det/tiny.dat", bytes: 100 }])
+        const packaged = Effect.map(
+          sql<{ n: number }>`select count(*)::int as n from raw_data_file where id in ${sql.in(files.map((f) => f.id))} and state = 'packaged'`,
+          ([r]) => r!.n === files.length
+        )
+        yield* runSitesUntil([["chile", [Packaging.stage]]], packaged, 60_000).pipe(Effect.provide(policyLayer(topology)))
+        const operator = yield* tokenFor({ role: "operator" })
+        const tiny = `${base}/api/v1/files/${files[1]!.id}/content`
+        assert.strictEqual((yield* get(tiny, operator)).status, 200)
+        // two downloads held open (the file's limit is 2): their reader reads nothing
+        const hold = () =>
+          Effect.promise(() =>
+            new Promise<http.IncomingMessage>((resolve, reject) => {
+              http.get(`${base}/api/v1/files/${files[0]!.id}/content`, { headers: { authorization: `Bearer ${operator}` } }, (res) => {
+                res.pause()
+                resolve(res)
+              }).on("error", reject)
+            }))
+        const held = [yield* hold(), yield* hold()]
+        for (const h of held) assert.strictEqual(h.statusCode, 200)
+        const busy = yield* get(tiny, operator)
+        assert.strictEqual(busy.status, 503, busy.body.toString())
+        assert.strictEqual(busy.headers.get("retry-after"), "2")
+        const refusal = JSON.parse(busy.body.toString()) as { _tag: string; message: string }
+        assert.strictEqual(refusal._tag, "Busy")
+        assert.include(refusal.message, "limit of 2 downloads")
+        held[0]!.destroy()
+        yield* waitUntil("the slot of the download hung up on given back", Effect.map(get(tiny, operator), (r) => r.status === 200), 20_000)
+        held[1]!.destroy()
       }), 90_000)
 
     it.effect("a package's whole tar from its disk copy: access as for files, DataLink's #package, the client, and a rotted copy cut and found CORRUPT", () =>
