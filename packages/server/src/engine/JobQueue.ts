@@ -23,6 +23,7 @@ import { randomUUID } from "node:crypto"
 import * as os from "node:os"
 import pg from "pg"
 import PgBoss from "pg-boss"
+import * as EngineSchema from "./EngineSchema.js"
 import * as JobRecords from "./JobRecords.js"
 import * as JobStatements from "./JobStatements.js"
 import * as Leases from "./Leases.js"
@@ -159,8 +160,10 @@ export const expedite = (queue: string, singletonKey: string): Effect.Effect<num
  * pg-boss's `db` adapter: its SQL runs through our client, on whatever connection the runtime
  * holds. It counts the statements in flight: pg-boss completes or fails a job without awaiting
  * it, after its worker loop moved on, so a stop must wait for those before the pool closes.
+ * `answers` are rows known already for exact statement texts, each given once instead of asking
+ * the database (EngineSchema.startAnswers).
  */
-const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
+const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>, answers?: Map<string, ReadonlyArray<Record<string, unknown>>>) => {
   const sql = Runtime.runSync(runtime)(SqlClient.SqlClient)
   const inFlight = new Set<Promise<unknown>>()
   const track = <A>(p: Promise<A>): Promise<A> => {
@@ -177,7 +180,13 @@ const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
         await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())))])
       }
     },
-    executeSql: (text: string, values: Array<unknown>) => track(
+    executeSql: (text: string, values: Array<unknown>) => {
+      const known = answers?.get(text)
+      if (known !== undefined && (values ?? []).length === 0) {
+        answers!.delete(text)
+        return Promise.resolve({ rows: known as Array<any> })
+      }
+      return track(
       Runtime.runPromise(runtime)(
         // pg-boss reads its own column names: no camelCase transform on its rows.
         Effect.either(Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> })))
@@ -188,6 +197,7 @@ const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>) => {
         const cause = result.left.cause
         throw cause instanceof Error ? cause : result.left
       }))
+    }
   }
 }
 
@@ -286,12 +296,17 @@ export const layerWith = (
     // Closed after pg-boss stopped (finalizers run in reverse order): leases are renewed while
     // a graceful stop lets running jobs finish.
     const heartbeatScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
-    const db = dbOf(runtime)
+    // An ops-db with everything made (any restart) starts in this one statement; a new or older
+    // one installs, migrates and creates under the start lock.
+    const found = yield* EngineSchema.look
+    const ready = EngineSchema.current(found)
+    const db = dbOf(runtime, ready ? EngineSchema.startAnswers(schema, found) : undefined)
     const boss = new PgBoss({ db, schema, supervise: true, schedule: false })
     boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
     yield* JobRecords.handledWith(runtime)
     const sqlClient = yield* SqlClient.SqlClient
-    yield* Effect.acquireRelease(oneStartAtATime(sqlClient, attempt("start", undefined, () => boss.start())), () =>
+    const start = attempt("start", undefined, () => boss.start())
+    yield* Effect.acquireRelease(ready ? start : oneStartAtATime(sqlClient, start), () =>
       Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(
         Effect.ignore,
         // a job's completion pg-boss sent without awaiting it must reach the database before the pool closes
@@ -300,8 +315,10 @@ export const layerWith = (
     )
     const worker = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
     const engineFailure = (operation: string) => (cause: unknown) => new JobQueueError({ operation, cause })
-    yield* Effect.mapError(Leases.ensureTable, engineFailure("create the lease table"))
-    yield* Effect.mapError(oneStartAtATime(sqlClient, JobStatements.ensureReadyTrigger), engineFailure("create the ready trigger"))
+    if (!ready) {
+      yield* Effect.mapError(Leases.ensureTable, engineFailure("create the lease table"))
+      yield* Effect.mapError(oneStartAtATime(sqlClient, JobStatements.ensureReadyTrigger), engineFailure("create the ready trigger"))
+    }
     const wakeups = yield* wakeupsOf(options)
     // The jobs this process runs now: the heartbeat renews their leases and no others, so the
     // lease of a job whose end could not be recorded lapses and the job runs again.
@@ -323,25 +340,26 @@ export const layerWith = (
       Effect.ensuring(Effect.ignore(Leases.releaseAll(worker))),
       Effect.forkIn(heartbeatScope)
     )
-    const created = new Set<string>()
+    // queues that exist need no look: a site's dozen stages start without a round trip each
+    const created = new Set<string>(found?.queues ?? [])
     const ensureQueue = (queue: string, options: QueueOptions = {}) =>
       created.has(queue)
         ? Effect.void
         : attempt("createQueue", queue, async () => {
-          if ((await boss.getQueue(queue)) === null) {
-            await boss.createQueue(queue, {
-              name: queue,
-              ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
-              ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
-              ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
-              ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {}),
-              ...(options.deadLetter !== undefined ? { deadLetter: options.deadLetter } : {}),
-              ...(options.policy !== undefined ? { policy: options.policy } : {})
-            }).catch(async (e) => {
-              // Another process made it between our look and our create.
-              if ((await boss.getQueue(queue)) === null) throw e
-            })
-          }
+          // pg-boss's create_queue does nothing for a queue that exists (its insert meets the
+          // name and returns before any DDL): no look first, one round trip per missing queue.
+          await boss.createQueue(queue, {
+            name: queue,
+            ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
+            ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
+            ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
+            ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {}),
+            ...(options.deadLetter !== undefined ? { deadLetter: options.deadLetter } : {}),
+            ...(options.policy !== undefined ? { policy: options.policy } : {})
+          }).catch(async (e) => {
+            // Another process made it while ours failed (its partition's attach won).
+            if ((await boss.getQueue(queue)) === null) throw e
+          })
           created.add(queue)
         }).pipe(
           // Creating a queue attaches a partition to pg-boss's job table; processes starting
