@@ -28,7 +28,26 @@ type Row = ReadonlyArray<Value>
 const minute = 60_000
 const hour = 60 * minute
 const day = 24 * hour
-const iso = (ms: number) => new Date(ms).toISOString()
+const pad2: ReadonlyArray<string> = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, "0"))
+const pad3: ReadonlyArray<string> = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"))
+const dayText = new Map<number, string>()
+/**
+ * `new Date(ms).toISOString()`, from a cache of each day's date and the time of day by
+ * arithmetic: formatting a Date was a fifth of the generator's time. Same text, also for
+ * fractional ms (truncated, as a Date does).
+ */
+export const iso = (ms: number): string => {
+  const t = Math.trunc(ms)
+  const d = Math.floor(t / day)
+  let date = dayText.get(d)
+  if (date === undefined) {
+    date = new Date(d * day).toISOString().slice(0, 11)
+    dayText.set(d, date)
+  }
+  const r = t - d * day
+  const s = Math.floor(r / 1000)
+  return `${date}${pad2[Math.floor(s / 3600)]}:${pad2[Math.floor(s / 60) % 60]}:${pad2[s % 60]}.${pad3[r % 1000]}Z`
+}
 
 /** Milestones of an observation's data, capped at the catalog's now. */
 const times = (plan: Plan, e: number) => {
