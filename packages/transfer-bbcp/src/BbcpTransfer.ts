@@ -19,11 +19,13 @@ import { TransferHost, TransferProcess } from "@ccat/core/node"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
+import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as BbcpCommand from "./BbcpCommand.js"
 import * as BbcpOutput from "./BbcpOutput.js"
+import * as SshMux from "./SshMux.js"
 
 /** The adapter's name in results, errors and DataTransfer rows. */
 export const name = "bbcp"
@@ -40,6 +42,8 @@ export interface Options extends TransferAdapter.Options {
   readonly tuning?: Tuning
   /** Seconds between progress lines (default 2: `-P 1` floods, fixture 45). */
   readonly progressSeconds?: number
+  /** All ssh calls of a transfer share one connection (default true; see SshMux). */
+  readonly shareConnection?: boolean
 }
 
 /**
@@ -224,8 +228,28 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
   })
 })
 
-/** The full bbcp adapter: the core's verification, deadline and retries around `minimal`. */
-export const make = (options: Options = {}): TransferAdapter.Service => TransferAdapter.make(minimal(options), options)
+/**
+ * The request with its remote endpoint reached through one shared ssh connection for the scope.
+ * Both ends remote is refused by the core's check, so that request is left as it is.
+ */
+const sharing = (request: TransferAdapter.Request, options: Options) => {
+  const { source, destination } = request
+  if (options.shareConnection === false || (source._tag === "Ssh") === (destination._tag === "Ssh")) return Effect.succeed(request)
+  return source._tag === "Ssh"
+    ? Effect.map(SshMux.shared(source, options.ssh), (s): TransferAdapter.Request => ({ ...request, source: s }))
+    : Effect.map(SshMux.shared(destination as TransferEndpoint.Ssh, options.ssh), (d): TransferAdapter.Request => ({ ...request, destination: d }))
+}
+
+/** The full bbcp adapter: the core's verification, deadline and retries around `minimal`, each call over one ssh connection. */
+export const make = (options: Options = {}): TransferAdapter.Service => {
+  const lifted = TransferAdapter.make(minimal(options), options)
+  return {
+    ...lifted,
+    stream: (request, call) => Stream.unwrapScoped(Effect.map(sharing(request, options), (r) => lifted.stream(r, call))),
+    transfer: (request, call) => Effect.scoped(Effect.flatMap(sharing(request, options), (r) => lifted.transfer(r, call))),
+    verify: (request) => Effect.scoped(Effect.flatMap(sharing(request, options), lifted.verify))
+  }
+}
 
 /** Provides the generic TransferAdapter tag with the bbcp adapter. */
 export const layer = (options: Options = {}): Layer.Layer<TransferAdapter.TransferAdapter> =>

@@ -1,0 +1,132 @@
+/**
+ * The shared ssh connection of a bbcp transfer: every ssh call of a transfer rides one
+ * connection, and whatever way the transfer ends (done, interrupted, its process killed) no
+ * master process or socket stays behind. The transfer cases need a real bbcp on PATH; the
+ * killed-owner case needs only ssh and sshd.
+ */
+import { TransferAdapter, TransferEndpoint } from "@ccat/core"
+import { TransferAdapterSuite } from "@ccat/core/testing"
+import { BbcpTransfer, SshMux } from "@ccat/transfer-bbcp"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Sshd from "../../../scripts/sshd.js"
+
+const bbcpOnPath = await Effect.runPromise(BbcpTransfer.findBinary("bbcp").pipe(Effect.option))
+
+let sshd: Sshd.Sshd
+let dir: string
+beforeAll(async () => {
+  sshd = await Sshd.start()
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-bbcp-mux-"))
+})
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true })
+  await sshd.stop()
+})
+
+const endpoint = (p: string) =>
+  TransferEndpoint.ssh({ host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions, path: p })
+
+/** This process's socket folders, and the processes whose command line names one. */
+const leftovers = async () => {
+  const prefix = `${SshMux.folderPrefix}${process.pid}-`
+  const folders = (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith(prefix))
+  const masters: Array<string> = []
+  for (const pid of await fs.readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    const cmd = await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")
+    if (cmd.includes(prefix)) masters.push(`${pid}: ${cmd.replace(/\0/g, " ")}`)
+  }
+  return { folders, masters }
+}
+
+/** Waits, at most `ms`, until `check` holds. */
+const until = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await check()) return true
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return check()
+}
+
+/**
+ * An ssh that opens one connection at most: every call after the first gets a proxy that
+ * fails, so it works only through the first call's master.
+ */
+const oneConnectionSsh = async (name: string) => {
+  const marker = path.join(dir, `${name}.first`)
+  const program = path.join(dir, `${name}.ssh`)
+  await fs.writeFile(
+    program,
+    `#!/bin/sh\nif [ -e ${marker} ]; then exec ssh -o ProxyCommand=false "$@"; fi\ntouch ${marker}\nexec ssh "$@"\n`,
+    { mode: 0o755 }
+  )
+  return program
+}
+
+describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connection (real bbcp)", () => {
+  const bbcp = bbcpOnPath._tag === "Some" ? bbcpOnPath.value : "bbcp"
+
+  it.live("every ssh call of a transfer rides the first one's connection, which is gone afterwards with its folder", () =>
+    Effect.gen(function* () {
+      const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "one.bin"), 2 * 1024 * 1024))
+      const request = { source: TransferEndpoint.local(path.join(dir, "one.bin")), destination: endpoint(path.join(dir, "out", "one.bin")), kind: "file" as const }
+      const shared = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: yield* Effect.promise(() => oneConnectionSsh("shared")), retry: TransferAdapter.noRetry })
+      const result = yield* shared.transfer(request)
+      assert.strictEqual(result.checksum, sum)
+      assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
+      // the same ssh without sharing cannot make its second connection: the check above is real
+      const separate = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: yield* Effect.promise(() => oneConnectionSsh("separate")), retry: TransferAdapter.noRetry, shareConnection: false })
+      const failed = yield* separate.transfer({ ...request, destination: endpoint(path.join(dir, "out", "two.bin")) }).pipe(Effect.flip)
+      assert.strictEqual(failed.reason, "Connection")
+    }), 60_000)
+
+  it.live("an interrupted transfer leaves no master process and no socket", () =>
+    Effect.gen(function* () {
+      yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "slow.bin"), 24 * 1024 * 1024))
+      const adapter = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, retry: TransferAdapter.noRetry })
+      const fiber = yield* adapter
+        .transfer({ source: TransferEndpoint.local(path.join(dir, "slow.bin")), destination: endpoint(path.join(dir, "out", "slow.bin")), kind: "file", bandwidthLimit: 2 * 1024 * 1024 })
+        .pipe(Effect.fork)
+      const staged = BbcpTransfer.stagingOf(path.join(dir, "out", "slow.bin")).temp
+      const flowing = yield* Effect.promise(() => until(() => fs.stat(staged).then((s) => s.size > 0, () => false), 20_000))
+      assert.isTrue(flowing, "data reached the staging file")
+      assert.strictEqual((yield* Effect.promise(leftovers)).folders.length, 1, "the transfer runs through a master socket")
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
+    }), 60_000)
+})
+
+describe("a master whose process was killed", () => {
+  it.live("exits once idle, and the next sweep removes its folder; a folder whose master answers is left alone", () =>
+    Effect.gen(function* () {
+      // a process that is gone, standing for a worker killed with SIGKILL
+      const dead = yield* Effect.promise(
+        () => new Promise<number>((resolve) => {
+          const c = spawn("true")
+          c.once("exit", () => resolve(c.pid!))
+        })
+      )
+      const folder = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `${SshMux.folderPrefix}${dead}-`)))
+      const socket = path.join(folder, "c")
+      const through = { ...endpoint("/"), sshOptions: [...sshd.sshOptions, ...SshMux.controlOptions(socket, 2)] }
+      const ssh = spawn("ssh", ["-p", String(through.port), "-i", sshd.identityFile, ...through.sshOptions.flatMap((o) => ["-o", o]), "-o", "BatchMode=yes", "-l", sshd.user, sshd.host, "true"], { stdio: "ignore" })
+      const code = yield* Effect.promise(() => new Promise<number | null>((resolve) => ssh.once("close", resolve)))
+      assert.strictEqual(code, 0)
+      const masterUp = yield* Effect.promise(() => fs.stat(socket).then(() => true, () => false))
+      assert.isTrue(masterUp, "the call left a master behind, as a killed worker's would")
+      const early = yield* Effect.promise(() => SshMux.sweep())
+      assert.notInclude(early, folder, "a folder whose master answers is kept")
+      const gone = yield* Effect.promise(() => until(() => fs.stat(socket).then(() => false, () => true), 15_000))
+      assert.isTrue(gone, "the idle master exited and removed its socket")
+      const removed = yield* Effect.promise(() => SshMux.sweep())
+      assert.include(removed, folder)
+      assert.isFalse(yield* Effect.promise(() => fs.stat(folder).then(() => true, () => false)))
+    }), 30_000)
+})
