@@ -174,15 +174,21 @@ interface Target {
 const meets = (copies: ReadonlyArray<{ readonly siteId: string }>, target: Target) =>
   copies.length >= target.copies && new Set(copies.map((c) => c.siteId)).size >= target.sites
 
-/** Moves the package to completed (ARCHIVED) once it has the required verified archive copies at the required sites. */
+/**
+ * Moves the package to completed (ARCHIVED) once it has the required verified archive copies at
+ * the required sites, and stamps its `archived_at` in the same transaction: the cleanup planner
+ * starts from the packages whose stamp plus a location's minimum age has just passed.
+ */
 const completeIfArchived = (site: string, packageId: Ids.RawDataPackageId, target: Target) =>
   Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
     const copies = yield* Retention.verifiedArchiveCopies(packageId)
     if (!meets(copies, target)) return false
-    yield* Transitions.transition({
+    const moved = yield* Transitions.transition({
       entity: "RawDataPackage", id: packageId, from: "in_progress", to: "completed", actor: `worker:${site}`,
       details: { archiveCopies: copies.map((c) => c.id) }
-    }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
+    }).pipe(Effect.as(true), Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.succeed(false)))
+    if (moved) yield* sql`update raw_data_package set archived_at = now() where id = ${packageId} and archived_at is null`
     return true
   })
 

@@ -19,6 +19,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
+import * as CleanupScope from "./CleanupScope.js"
 import * as Retention from "./Retention.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
@@ -112,20 +113,15 @@ const failedDue = (site: string) =>
   )
 
 /**
- * Schedules the deletion of every eligible copy at the site and retries failed deletions whose
- * wait is over; then sends one job per location that has scheduled copies (or deletions a dead
+ * Schedules the deletion of the site's eligible copies (among those that can have become eligible
+ * since its last tick, `CleanupScope`) and retries failed deletions whose wait is over; then sends one job per location that has scheduled copies (or deletions a dead
  * worker left in progress), which also re-derives jobs a lost queue dropped. Returns the jobs sent.
  */
 export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
   const overThreshold = yield* Retention.overThreshold({ site })
-  const eligible = yield* Retention.eligible({
-    site,
-    statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"],
-    overThreshold,
-    limit: batch
-  })
+  const eligible = yield* CleanupScope.eligible(site, { statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"], overThreshold, limit: batch })
   yield* scheduleAll(site, eligible)
   // A failed deletion is retried whatever the rule says now: the worker re-checks it.
   yield* scheduleAll(site, (yield* failedDue(site)).map((copy) => ({
