@@ -33,7 +33,7 @@ export const overlap = Duration.minutes(10)
 export const fullPassEvery = Duration.hours(1)
 
 /** Packages stamped before `archived_at` existed that one tick stamps (one short statement). */
-const stampBatch = 5_000
+const stampBatch = 20_000
 
 /** Packages a window reads per location and tick; a window holding more is judged by a full pass. */
 const windowCap = 5_000
@@ -94,24 +94,34 @@ const changedSince = (site: string, since: Date, now: Date) =>
         union all
         select null, b.id from data_transfer_package b
         where b.updated_at > ${since} and b.status not in ('pending', 'scheduled', 'in_progress')),
-      freed as (
-        select package_id from ended where package_id is not null
-        union
-        select m.raw_data_package_id from ended e join data_transfer_package_member m on m.data_transfer_package_id = e.bundle_id),
+      -- Sets as arrays, looked up with = any(...): each holds a few ids and is read by index
+      -- whatever PostgreSQL guesses of a CTE's size (joined, it may pick a pass over every bundle copy).
+      sets as (
+        select array(select id from loc) as locations,
+          array(select distinct package_id from due) as due,
+          array(select bundle_id from ended where bundle_id is not null) as ended_bundles),
+      sets2 as (
+        select s.locations, s.due,
+          array(
+            select unnest(s.due)
+            union select package_id from ended where package_id is not null
+            union select m.raw_data_package_id from data_transfer_package_member m where m.data_transfer_package_id = any(s.ended_bundles)
+          ) as packages,
+          array(
+            select unnest(s.ended_bundles)
+            union select m.data_transfer_package_id from data_transfer_package_member m where m.raw_data_package_id = any(s.due)
+          ) as bundles
+        from sets s),
       cand as (
-        select c.id from due join raw_data_file f on f.raw_data_package_id = due.package_id
-          join physical_copy c on c.raw_data_file_id = f.id and c.data_location_id = due.location_id and c.status <> 'DELETED'
+        select c.id from sets2 s join physical_copy c
+          on c.raw_data_file_id = any(array(select f.id from raw_data_file f where f.raw_data_package_id = any(s.due)))
+        where c.data_location_id = any(s.locations) and c.status <> 'DELETED'
         union
-        select c.id from due join physical_copy c on c.raw_data_package_id = due.package_id and c.data_location_id = due.location_id and c.status <> 'DELETED'
+        select c.id from sets2 s join physical_copy c on c.raw_data_package_id = any(s.packages)
+        where c.data_location_id = any(s.locations) and c.status <> 'DELETED'
         union
-        select c.id from due join data_transfer_package_member m on m.raw_data_package_id = due.package_id
-          join physical_copy c on c.data_transfer_package_id = m.data_transfer_package_id and c.data_location_id = due.location_id and c.status <> 'DELETED'
-        union
-        select c.id from freed join physical_copy c on c.raw_data_package_id = freed.package_id and c.status <> 'DELETED'
-        where c.data_location_id in (select id from loc)
-        union
-        select c.id from ended join physical_copy c on c.data_transfer_package_id = ended.bundle_id and c.status <> 'DELETED'
-        where c.data_location_id in (select id from loc)
+        select c.id from sets2 s join physical_copy c on c.data_transfer_package_id = any(s.bundles)
+        where c.data_location_id = any(s.locations) and c.status <> 'DELETED'
         union
         select c.id from loc join physical_copy c on c.data_location_id = loc.id and c.status <> 'DELETED'
         where loc.type = 'PROCESSING' and exists (

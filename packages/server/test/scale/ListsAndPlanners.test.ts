@@ -42,6 +42,12 @@ const scopedPageBound = 20_000
 /** Rows one planner statement may touch: the live tail (about 19,000 files and their copies) and the indexes leading to it. */
 const plannerBound = 60_000
 
+/**
+ * Rows one statement of a cleanup tick may touch once the site has a mark: the tick judges the
+ * copies that can have become deletable since the last one, not the live tail.
+ */
+const cleanupChangedBound = 1_000
+
 /** A cursor `fraction` of the way into a table in page order (how a caller that paged there holds it). */
 const deepCursor = (table: string, orderBy: string, fraction = 0.5) =>
   Effect.gen(function* () {
@@ -196,6 +202,28 @@ describe("lists and planners at scale", () => {
             yield* show(`${site}.${stage.name}`, plans)
             found.push(...violations(`${site}.${stage.name}`, plans, plannerBound))
           }
+        }
+        assert.deepStrictEqual(found, [])
+      }))
+
+    it.effect("a cleanup tick after the site's first (and after old packages are stamped) touches rows bounded by what changed", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const cleanup = Stages.all.find((s) => s.name === "cleanup")!
+        // the first ticks stamp the packages the catalog completed without a stamp, judging everything meanwhile
+        for (let i = 0; i < 40; i++) {
+          const [left] = yield* sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed' and archived_at is null`
+          if (left!.n === 0) break
+          yield* Effect.either(cleanup.plan("chile"))
+        }
+        const found: Array<string> = []
+        for (const site of ["chile", "cologne"]) {
+          yield* Effect.either(cleanup.plan(site))
+          const { result, statements } = yield* recorder.during(Effect.either(cleanup.plan(site)))
+          if (result._tag === "Left") found.push(`${site}.cleanup failed: ${String(result.left)}`)
+          const plans = yield* ListsExplain.explain(statements)
+          yield* show(`${site}.cleanup (changed)`, plans)
+          found.push(...violations(`${site}.cleanup (changed)`, plans, cleanupChangedBound))
         }
         assert.deepStrictEqual(found, [])
       }))
