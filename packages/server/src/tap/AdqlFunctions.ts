@@ -1,13 +1,13 @@
 /**
  * The ADQL functions this service translates, each to PostgreSQL over already-translated
- * arguments: the math and string functions of ADQL 2.1, the aggregates, and the spherical
- * geometry astronomers use against ObsCore (`DISTANCE`, and `CONTAINS` of a `POINT` in a
- * `CIRCLE`, which the translator handles as a condition). Arguments arrive as SQL text the
+ * arguments: the math and string functions of ADQL 2.1, the aggregates, and `DISTANCE` (the
+ * regions and their predicates are `AdqlGeometry`'s). Arguments arrive as SQL text the
  * translator made from the syntax tree and bind parameters, never as query text.
  */
+import type { Geometry } from "./AdqlGeometry.js"
 
 /** What a translated expression holds. */
-export type Kind = "num" | "str" | "null" | "point" | "circle" | "contains"
+export type Kind = "num" | "str" | "null" | "point" | "circle" | "polygon"
 
 /** A translated argument or result. */
 export interface Sql {
@@ -15,8 +15,10 @@ export interface Sql {
   readonly kind: Kind
   /** Whether an aggregate function is inside. */
   readonly aggregate: boolean
-  /** A geometry's coordinates: a POINT's ra and dec, a CIRCLE's ra, dec and radius, a CONTAINS's point then circle. */
-  readonly parts?: ReadonlyArray<string>
+  /** A region (kinds point, circle, polygon): usable only by the geometry functions. */
+  readonly geometry?: Geometry
+  /** CONTAINS or INTERSECTS as a condition, for comparisons with 1 or 0 (`sql` is it as 1, 0 or null). */
+  readonly predicate?: string
 }
 
 /** How a function is translated: its arity, argument kinds and result. */
@@ -80,6 +82,6 @@ export const functions: ReadonlyMap<string, FunctionSpec> = new Map<string, Func
 
 /** Functions of ADQL this service does not translate, with why. */
 export const unsupportedFunctions: ReadonlyMap<string, string> = new Map([
-  ...["INTERSECTS", "AREA", "BOX", "POLYGON", "REGION", "CENTROID", "COORD1", "COORD2", "COORDSYS"].map((f) =>
-    [f, `${f} is not supported: this service's geometry is POINT, CIRCLE, CONTAINS(POINT, CIRCLE) and DISTANCE over s_ra and s_dec`] as const)
+  ["REGION", "REGION is not supported (ADQL 2.1 removed it): write the region as CIRCLE, BOX or POLYGON"],
+  ["CENTROID", "CENTROID is not supported: a CIRCLE's or s_region's centre is its own POINT (s_ra, s_dec for the archive's rows)"]
 ])

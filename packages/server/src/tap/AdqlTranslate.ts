@@ -7,6 +7,7 @@
  */
 import * as Either from "effect/Either"
 import { type Condition, type Expr, type Identifier, type Query, AdqlError } from "./Adql.js"
+import * as AdqlGeometry from "./AdqlGeometry.js"
 import { type Kind, type Sql, distanceSql, functions, unsupportedFunctions } from "./AdqlFunctions.js"
 import * as TapSchema from "./TapSchema.js"
 
@@ -117,18 +118,13 @@ class Translator {
     if (e.distinct && !aggregates.includes(name)) fail(`DISTINCT applies to aggregate functions, not ${name}`)
     const inner = (x: Expr) => this.expr(x, false)
     if (name === "COUNT" && e.star) return { sql: "count(*)", kind: "num", aggregate: true, func: "count" }
-    if (name === "POINT" || name === "CIRCLE") return this.geometry(e)
-    if (name === "CONTAINS") {
-      if (e.args.length !== 2) fail("CONTAINS takes two geometries: CONTAINS(POINT(...), CIRCLE(...))")
-      const [point, circle] = e.args.map((a) => this.expr(a, false)) as [Sql, Sql]
-      if (point.kind !== "point" || circle.kind !== "circle") fail("this service supports CONTAINS(POINT(...), CIRCLE(...)): a position in a circle")
-      return { sql: "", kind: "contains", aggregate: false, func: "contains", parts: [...point.parts!, ...circle.parts!] }
-    }
+    const geometry = this.geometryFunction(e)
+    if (geometry !== undefined) return geometry
     if (name === "DISTANCE") {
       const args = e.args.map(inner)
-      if (args.length === 2 && args.every((a) => a.kind === "point")) {
-        const [a, b] = args.map((p) => p.parts!) as [ReadonlyArray<string>, ReadonlyArray<string>]
-        return { sql: distanceSql(a[0]!, a[1]!, b[0]!, b[1]!), kind: "num", aggregate: false, func: "distance" }
+      if (args.length === 2 && args.every((a) => a.geometry?.shape === "point")) {
+        const [a, b] = args.map((p) => p.geometry) as [Extract<AdqlGeometry.Geometry, { shape: "point" }>, Extract<AdqlGeometry.Geometry, { shape: "point" }>]
+        return { sql: distanceSql(a.ra, a.dec, b.ra, b.dec), kind: "num", aggregate: false, func: "distance" }
       }
       if (args.length === 4) {
         args.forEach((a) => this.need(a, "num", "DISTANCE(ra1, dec1, ra2, dec2) takes numbers"))
@@ -158,7 +154,7 @@ class Translator {
     }
     const args = e.args.map((a) => (spec!.aggregate ? inner(a) : this.expr(a, allowAggregate)))
     if (spec!.args !== "null") args.forEach((a) => this.need(a, spec!.args, `${name} takes ${describe(spec!.args)}`))
-    else args.forEach((a) => a.kind === "point" || a.kind === "circle" ? fail(`${name} does not take a geometry`) : undefined)
+    else args.forEach((a) => a.geometry !== undefined ? fail(`${name} does not take a geometry`) : undefined)
     return {
       sql: spec!.render(args.map((a) => a.sql), e.distinct),
       kind: spec!.result,
@@ -167,30 +163,49 @@ class Translator {
     }
   }
 
-  // A POINT or CIRCLE is carried as its coordinates, not as SQL: only CONTAINS and DISTANCE take them.
-  geometry(e: Extract<Expr, { type: "func" }>): Sql & { readonly func: string } {
-    const arity = e.name === "POINT" ? 2 : 3
-    let args = e.args
-    if (args.length === arity + 1) {
-      const frame = args[0]!
-      if (frame.type !== "str" || !/^\s*(icrs)?\s*$/i.test(frame.value)) fail(`${e.name}'s coordinate system must be 'ICRS' (or empty): the archive's positions are ICRS`)
-      args = args.slice(1)
-    }
-    if (args.length !== arity) fail(e.name === "POINT" ? "POINT takes ('ICRS', ra, dec) in degrees" : "CIRCLE takes ('ICRS', ra, dec, radius) in degrees")
-    const parts = args.map((a) => this.need(this.expr(a, false), "num", `${e.name}'s coordinates are numbers (degrees)`).sql)
-    return { sql: "", parts, kind: e.name === "POINT" ? "point" : "circle", aggregate: false, func: e.name.toLowerCase() }
+  // What AdqlGeometry needs of the translator.
+  readonly geo: AdqlGeometry.Context = {
+    bind: (value, cast) => this.bind(value, cast),
+    number: (e, what) => this.need(this.expr(e, false), "num", what).sql,
+    geometry: (e) => {
+      if (e.type === "col" && this.column(e.parts).name === "s_region") return AdqlGeometry.rowRegion
+      if (e.type === "func" && AdqlGeometry.shapes.has(e.name)) return AdqlGeometry.shape(this.geo, e)
+      const s = this.expr(e, false)
+      return s.geometry ?? fail(`${describe(s.kind)} is not a region: give a POINT, CIRCLE, BOX, POLYGON or s_region`)
+    },
+    fail
   }
 
-  contains(s: Sql): string {
-    const [ra, dec, cra, cdec, r] = s.parts as [string, string, string, string, string]
-    // The declination band is implied by the distance and cheap to test first.
-    return `((${dec}) between (${cdec}) - (${r}) and (${cdec}) + (${r}) and ${distanceSql(ra, dec, cra, cdec)} <= (${r}))`
+  // The regions, the predicates over them, and what is read off them; undefined for other names.
+  geometryFunction(e: Extract<Expr, { type: "func" }>): (Sql & { readonly func: string }) | undefined {
+    const name = e.name
+    const func = name.toLowerCase()
+    if (AdqlGeometry.shapes.has(name)) {
+      const geometry = AdqlGeometry.shape(this.geo, e)
+      return { sql: "", kind: geometry.shape, aggregate: false, func, geometry }
+    }
+    if (name === "CONTAINS" || name === "INTERSECTS") {
+      if (e.args.length !== 2) fail(`${name} takes two regions: ${name}(POINT(...), CIRCLE(...)), ${name}(s_region, POLYGON(...)), ...`)
+      const [a, b] = e.args.map(this.geo.geometry) as [AdqlGeometry.Geometry, AdqlGeometry.Geometry]
+      const predicate = AdqlGeometry.predicate(this.geo, name, a, b)
+      return { sql: `(${predicate})::integer`, kind: "num", aggregate: false, func, predicate }
+    }
+    if (name === "AREA" || name === "COORD1" || name === "COORD2" || name === "COORDSYS") {
+      if (e.args.length !== 1) fail(`${name} takes one ${name === "AREA" || name === "COORDSYS" ? "region" : "POINT"}`)
+      const geometry = this.geo.geometry(e.args[0]!)
+      if (name === "AREA") return { sql: AdqlGeometry.area(this.geo, geometry), kind: "num", aggregate: false, func }
+      if (name === "COORDSYS") return { sql: this.bind("ICRS", "text"), kind: "str", aggregate: false, func }
+      if (geometry.shape !== "point") fail(`${name} takes a POINT, not a ${geometry.shape.toUpperCase()}`)
+      const point = geometry as Extract<AdqlGeometry.Geometry, { shape: "point" }>
+      return { sql: `(${name === "COORD1" ? point.ra : point.dec})::double precision`, kind: "num", aggregate: false, func }
+    }
+    return undefined
   }
 
   cond(c: Condition, allowAggregate: boolean): string {
     const scalar = (e: Expr) => {
       const s = this.expr(e, allowAggregate)
-      if (s.kind === "point" || s.kind === "circle" || s.kind === "contains") fail(`${s.kind.toUpperCase()} is only usable inside CONTAINS or DISTANCE, or compared as CONTAINS(...) = 1`)
+      if (s.geometry !== undefined) fail(`${s.kind.toUpperCase()} is only usable inside CONTAINS, INTERSECTS, DISTANCE, AREA, COORD1 or COORD2`)
       return s
     }
     const comparable = (a: Sql, b: Sql, what: string) => {
@@ -203,14 +218,14 @@ class Translator {
       case "not":
         return `(not ${this.cond(c.cond, allowAggregate)})`
       case "cmp": {
-        const isContains = (e: Expr) => e.type === "func" && e.name === "CONTAINS"
-        if (isContains(c.left) || isContains(c.right)) {
-          const [geoExpr, other] = isContains(c.left) ? [c.left, c.right] : [c.right, c.left]
+        const isPredicate = (e: Expr) => e.type === "func" && (e.name === "CONTAINS" || e.name === "INTERSECTS")
+        if (isPredicate(c.left) || isPredicate(c.right)) {
+          const [geoExpr, other] = isPredicate(c.left) ? [c.left, c.right] : [c.right, c.left]
           const flag = other.type === "num" && other.integer ? Number(other.text) : NaN
-          if ((flag !== 0 && flag !== 1) || (c.op !== "=" && c.op !== "<>")) fail("compare CONTAINS(...) with = 1 (inside) or = 0 (outside)")
-          const geo = this.expr(geoExpr, false)
-          const inside = (flag === 1) === (c.op === "=")
-          return inside ? this.contains(geo) : `(not ${this.contains(geo)})`
+          const fname = (geoExpr as Extract<Expr, { type: "func" }>).name
+          if ((flag !== 0 && flag !== 1) || (c.op !== "=" && c.op !== "<>")) fail(`compare ${fname}(...) with = 1 (true) or = 0 (false)`)
+          const predicate = this.expr(geoExpr, false).predicate!
+          return (flag === 1) === (c.op === "=") ? predicate : `(not ${predicate})`
         }
         const [l, r] = [scalar(c.left), scalar(c.right)]
         comparable(l, r, c.op)
@@ -241,7 +256,7 @@ class Translator {
 }
 
 const describe = (kind: Kind) =>
-  ({ num: "a number", str: "a string", null: "NULL", point: "a POINT", circle: "a CIRCLE", contains: "CONTAINS" })[kind]
+  ({ num: "a number", str: "a string", null: "NULL", point: "a POINT", circle: "a CIRCLE", polygon: "a POLYGON" })[kind]
 
 const accessSql = (t: Translator, access: Access): string => {
   switch (access.kind) {
@@ -300,7 +315,7 @@ export const translate = (query: Query, options: { readonly access: Access; read
         continue
       }
       const s = t.expr(item.expr, true)
-      if (s.kind === "point" || s.kind === "circle" || s.kind === "contains") fail(`${s.kind.toUpperCase()} cannot be selected: select s_ra and s_dec, or DISTANCE(...)`)
+      if (s.geometry !== undefined) fail(`${s.kind.toUpperCase()} cannot be selected: select s_ra, s_dec and s_region, or DISTANCE(...), AREA(...), COORD1(...)`)
       items.push({ sql: s.sql, field: fieldOf(item.expr, s, item.alias) })
       if (item.alias !== null) t.aliases.set(item.alias.name, items.length)
     }

@@ -1,0 +1,115 @@
+"""Which rows an ADQL region predicate should select, computed with astropy, independently of the
+service's SQL: run by Regions.test.ts.
+
+Usage: region_truth.py SPEC_JSON   (prints one JSON object)
+SPEC_JSON: {"points": [[ra, dec], ...], "radii": [r, ...], "cases": [{"id", "predicate", "region"}]}
+where region is {"circle": [ra, dec, r]}, {"polygon": [[ra, dec], ...]} or {"box": [ra, dec, w, h]},
+and predicate one of "point_in" (the row's position in the region), "region_meets"
+(INTERSECTS(s_region, region)), "region_in" (CONTAINS(s_region, region)), "in_region"
+(CONTAINS(region, s_region)). Every point has one row per radius (the row's s_fov / 2).
+Answers {"<id>": {"yes": ["<point>:<radius index>", ...], "unsure": [...]}}: rows within a
+sampling tolerance of the boundary are unsure and not compared.
+
+Polygon edges are great-circle arcs sampled with astropy's directional_offset_by; a point is
+inside when the position angle from it to the boundary winds once around (the winding number).
+A BOX is the rectangle of the gnomonic (TAN) projection at its centre (STC's box), made with
+astropy.wcs.
+"""
+import json
+import sys
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.wcs import WCS
+
+SAMPLES = 2000  # per edge
+UNSURE = 0.01  # degrees, beyond half the spacing of the samples: rows this close to a decision boundary are not compared
+
+
+def box_corners(ra, dec, w, h):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.crpix = [1, 1]  # FITS pixels count from 1, pixel_to_world from 0
+    wcs.wcs.cdelt = [1, 1]
+    x, y = np.degrees(np.tan(np.radians(w / 2))), np.degrees(np.tan(np.radians(h / 2)))
+    corners = wcs.pixel_to_world([x, -x, -x, x], [y, y, -y, -y])
+    return [[c.ra.deg, c.dec.deg] for c in corners]
+
+
+def boundary(vertices):
+    """Dense samples of the polygon's great-circle edges, in order, as one SkyCoord."""
+    ras, decs = [], []
+    n = len(vertices)
+    for i in range(n):
+        a = SkyCoord(*vertices[i], unit="deg")
+        b = SkyCoord(*vertices[(i + 1) % n], unit="deg")
+        steps = np.arange(SAMPLES) / SAMPLES
+        s = a.directional_offset_by(a.position_angle(b), a.separation(b) * steps)
+        ras.append(s.ra.deg)
+        decs.append(s.dec.deg)
+    return SkyCoord(np.concatenate(ras), np.concatenate(decs), unit="deg")
+
+
+def polygon_facts(points, vertices):
+    """For each point: inside, the distance to the boundary (degrees), the boundary, and the sampling margin.
+
+    The boundary winds around a point when it separates the point from its antipode; of the two,
+    the inside one is the one nearer the boundary's mean direction (these test polygons are small).
+    """
+    edge = boundary(vertices)
+    spacing = edge[:-1].separation(edge[1:]).deg.max()
+    mean = edge.cartesian.xyz.value.mean(axis=1)
+    inside, distance = [], []
+    for p in points:
+        pa = p.position_angle(edge).rad
+        step = np.diff(np.concatenate([pa, pa[:1]]))
+        step = (step + np.pi) % (2 * np.pi) - np.pi
+        nearer = np.dot(p.cartesian.xyz.value, mean) > 0
+        inside.append(abs(step.sum()) > np.pi and nearer)
+        distance.append(p.separation(edge).deg.min())
+    return np.array(inside), np.array(distance), edge, spacing / 2 + UNSURE
+
+
+def decide(value, margin):
+    """True/False when the quantity is clearly on one side of 0, None when it is within margin."""
+    return None if abs(value) < margin else value > 0
+
+
+def case(points, radii, predicate, region):
+    out = {"yes": [], "unsure": []}
+    margin = UNSURE
+    if "circle" in region:
+        ra, dec, r = region["circle"]
+        sep = points.separation(SkyCoord(ra, dec, unit="deg")).deg
+        # polygon-only facts are unused for a circle
+        facts = lambda i, rr: {"point_in": r - sep[i], "region_meets": r + rr - sep[i], "region_in": r - rr - sep[i], "in_region": rr - r - sep[i]}
+    else:
+        vertices = region["polygon"] if "polygon" in region else box_corners(*region["box"])
+        inside, dist, edge, margin = polygon_facts(points, vertices)
+        far = [points[i].separation(edge).deg.max() for i in range(len(points))] if predicate == "in_region" else None
+
+        def facts(i, rr):
+            signed = dist[i] if inside[i] else -dist[i]  # positive inside, negative outside
+            return {
+                "point_in": signed,
+                "region_meets": signed + rr,  # inside, or the boundary within rr
+                "region_in": signed - rr if inside[i] else -1.0,
+                "in_region": rr - far[i] if far is not None else 0.0,  # the whole boundary within the row's circle
+            }
+    for i in range(len(points)):
+        for k, rr in enumerate(radii if predicate != "point_in" else [radii[0]]):
+            keys = [f"{i}:{j}" for j in range(len(radii))] if predicate == "point_in" else [f"{i}:{k}"]
+            verdict = decide(facts(i, rr)[predicate], margin)
+            for key in keys:
+                if verdict is None:
+                    out["unsure"].append(key)
+                elif verdict:
+                    out["yes"].append(key)
+    return out
+
+
+spec = json.loads(sys.argv[1])
+points = SkyCoord([p[0] for p in spec["points"]], [p[1] for p in spec["points"]], unit="deg")
+print(json.dumps({c["id"]: case(points, spec["radii"], c["predicate"], c["region"]) for c in spec["cases"]}))
