@@ -61,15 +61,14 @@ def polygon_facts(points, vertices):
     edge = boundary(vertices)
     spacing = edge[:-1].separation(edge[1:]).deg.max()
     mean = edge.cartesian.xyz.value.mean(axis=1)
-    inside, distance = [], []
-    for p in points:
-        pa = p.position_angle(edge).rad
-        step = np.diff(np.concatenate([pa, pa[:1]]))
-        step = (step + np.pi) % (2 * np.pi) - np.pi
-        nearer = np.dot(p.cartesian.xyz.value, mean) > 0
-        inside.append(abs(step.sum()) > np.pi and nearer)
-        distance.append(p.separation(edge).deg.min())
-    return np.array(inside), np.array(distance), edge, spacing / 2 + UNSURE
+    column, row = points.reshape(-1, 1), edge.reshape(1, -1)
+    pa = column.position_angle(row).rad
+    step = np.diff(np.concatenate([pa, pa[:, :1]], axis=1), axis=1)
+    step = (step + np.pi) % (2 * np.pi) - np.pi
+    nearer = points.cartesian.xyz.value.T @ mean > 0
+    separation = column.separation(row).deg
+    inside = (np.abs(step.sum(axis=1)) > np.pi) & nearer
+    return inside, separation.min(axis=1), separation.max(axis=1), spacing / 2 + UNSURE
 
 
 def decide(value, margin):
@@ -87,8 +86,10 @@ def case(points, radii, predicate, region):
         facts = lambda i, rr: {"point_in": r - sep[i], "region_meets": r + rr - sep[i], "region_in": r - rr - sep[i], "in_region": rr - r - sep[i]}
     else:
         vertices = region["polygon"] if "polygon" in region else box_corners(*region["box"])
-        inside, dist, edge, margin = polygon_facts(points, vertices)
-        far = [points[i].separation(edge).deg.max() for i in range(len(points))] if predicate == "in_region" else None
+        key = json.dumps(vertices)
+        if key not in known:
+            known[key] = polygon_facts(points, vertices)
+        inside, dist, far, margin = known[key]
 
         def facts(i, rr):
             signed = dist[i] if inside[i] else -dist[i]  # positive inside, negative outside
@@ -96,7 +97,7 @@ def case(points, radii, predicate, region):
                 "point_in": signed,
                 "region_meets": signed + rr,  # inside, or the boundary within rr
                 "region_in": signed - rr if inside[i] else -1.0,
-                "in_region": rr - far[i] if far is not None else 0.0,  # the whole boundary within the row's circle
+                "in_region": rr - far[i],  # the whole boundary within the row's circle
             }
     for i in range(len(points)):
         for k, rr in enumerate(radii if predicate != "point_in" else [radii[0]]):
@@ -110,6 +111,7 @@ def case(points, radii, predicate, region):
     return out
 
 
+known = {}
 spec = json.loads(sys.argv[1])
 points = SkyCoord([p[0] for p in spec["points"]], [p[1] for p in spec["points"]], unit="deg")
 print(json.dumps({c["id"]: case(points, spec["radii"], c["predicate"], c["region"]) for c in spec["cases"]}))
