@@ -15,6 +15,8 @@ export * as TransferProcess from "./TransferProcess.js"
 export * as Hashing from "./Hashing.js"
 export * as HashRing from "./HashRing.js"
 export * as PackageFile from "./PackageFile.js"
+export * as ArchiveWriter from "./ArchiveWriter.js"
+export * as PackageWriter from "./PackageWriter.js"
 
 // --- process tuning ---
 export * as GcTuning from "./GcTuning.js"

@@ -15,13 +15,12 @@
  * (retry, or fail over to the next BUFFER when Unavailable or full).
  */
 import { Checksum, Ids, PackageLayout, PackageManifest, RelativePath, StorageDriver, StorageError } from "@ccat/core"
+import { ArchiveWriter } from "@ccat/core/node"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
-import * as ArchiveWriter from "./internal/ArchiveWriter.js"
-import * as MemberVerifier from "./internal/MemberVerifier.js"
 
 /**
  * Where members are read from: a location's storage service, or any function from a key to a
@@ -166,18 +165,14 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
     ? undefined
     : (index: number, _member: PackageManifest.Member, limit: number) => source.readAtMost(sourceKeys[index], limit)
   const sizeHint = PackageLayout.archiveSize(manifest)
-  const write = Effect.scoped(Effect.gen(function*() {
-    // Members are checked on a worker thread (see MemberVerifier), while this thread reads and
-    // writes and the destination hashes the tar on another; a worker's start-up is not worth it
-    // for small archives.
-    const verifier = ArchiveWriter.worthOffloading(manifest) ? yield* MemberVerifier.make : undefined
-    const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
-    return yield* options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, mtime, verifier }), {
-      overwrite: options.overwrite ?? false,
-      algorithm: options.algorithm ?? Checksum.defaultAlgorithm,
-      sizeHint
-    })
-  }))
+  // Large archives' members are checked on a worker thread of the writer's own, while this
+  // thread reads and writes and the destination hashes the tar on another.
+  const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
+  const write = options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, mtime }), {
+    overwrite: options.overwrite ?? false,
+    algorithm: options.algorithm ?? Checksum.defaultAlgorithm,
+    sizeHint
+  })
   const info = yield* write.pipe(Effect.catchIf(isFault, (first) =>
     Effect.gen(function*() {
       const faults = [faultyMember(list[first.index], first)]

@@ -6,6 +6,7 @@
  * write byte-identical archives, and nothing is left at the destination after a refusal.
  */
 import { Checksum, type Ids, PackageLayout, PackageManifest, type StorageDriver } from "@ccat/core"
+import { ArchiveWriter } from "@ccat/core/node"
 import { Disk } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -13,8 +14,6 @@ import * as Stream from "effect/Stream"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import * as ArchiveWriter from "../../src/lifecycle/internal/ArchiveWriter.js"
-import * as MemberVerifier from "../../src/lifecycle/internal/MemberVerifier.js"
 import * as Packager from "../../src/lifecycle/Packager.js"
 import { type FiledFile, fileAll, gnuTar, sha256File, tempDir, uuid } from "./support.js"
 
@@ -152,14 +151,14 @@ describe("Packager: members checked on a worker thread", () => {
         instrumentModuleId: files[0].instrumentModuleId,
         files: files.map((f) => new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum }))
       })
-      const digestOf = (verifier: MemberVerifier.Verifier | undefined) =>
+      const digestOf = (offload: boolean) =>
         Stream.runFold(
           ArchiveWriter.archive({
             manifest,
             body: (i) => env.source.get(files[i].relativePath),
             whole: (i, _m, limit) => env.source.readAtMost(files[i].relativePath, limit),
             mtime: 0,
-            verifier
+            offload
           }),
           { hash: createHash("sha256"), size: 0 },
           (acc, part) => {
@@ -168,8 +167,8 @@ describe("Packager: members checked on a worker thread", () => {
             return acc
           }
         ).pipe(Effect.map((acc) => ({ digest: acc.hash.digest("hex"), size: acc.size })))
-      const here = yield* digestOf(undefined)
-      const worker = yield* Effect.scoped(Effect.flatMap(MemberVerifier.make, digestOf))
+      const here = yield* digestOf(false)
+      const worker = yield* digestOf(true)
       assert.deepStrictEqual(worker, here)
       assert.strictEqual(here.size, PackageLayout.archiveSize(manifest))
       const written = yield* packOne(files, env.source, env.buffer)
@@ -179,33 +178,4 @@ describe("Packager: members checked on a worker thread", () => {
       yield* Effect.promise(() => gnuTar(["-xf", path.join(env.dirs.buffer, "pkg/p.tar"), "-C", out]))
       for (const f of files) assert.isTrue(Buffer.from(f.bytes).equals(yield* Effect.promise(() => fs.readFile(path.join(out, f.relativePath)))), f.relativePath)
     }), 120_000)
-
-  it.scoped("the verifying worker names the first mismatch for every algorithm, as this thread does", () =>
-    Effect.gen(function*() {
-      const worker = yield* MemberVerifier.make
-      const here = MemberVerifier.local()
-      const bytes = Buffer.from("the bytes of a member")
-      for (const v of [worker, here]) {
-        for (const [i, algorithm] of (["sha256", "sha1", "sha512", "md5", "blake2b512"] as const).entries()) {
-          const right = Checksum.make(algorithm, createHash(Checksum.nodeHashName[algorithm]).update(bytes).digest("hex"))
-          yield* Effect.promise(() => v.room() ?? Promise.resolve())
-          v.whole(i, right, [bytes.subarray(0, 5), bytes.subarray(5)])
-          yield* Effect.promise(() => v.room() ?? Promise.resolve())
-          v.begin(10 + i, right)
-          yield* Effect.promise(() => v.update(bytes) ?? Promise.resolve())
-          yield* Effect.promise(() => v.room() ?? Promise.resolve())
-          v.end()
-        }
-        yield* Effect.promise(() => v.drained() ?? Promise.resolve())
-        assert.isUndefined(v.mismatch())
-        const wrong = Checksum.make("sha512", "0".repeat(128))
-        v.whole(20, wrong, [bytes])
-        v.whole(21, wrong, [bytes])
-        yield* Effect.promise(() => v.drained() ?? Promise.resolve())
-        assert.deepStrictEqual(v.mismatch(), {
-          index: 20,
-          actual: Checksum.make("sha512", createHash("sha512").update(bytes).digest("hex"))
-        })
-      }
-    }))
 })

@@ -4,12 +4,12 @@
  * member), sizes on and off the block boundary, and empty files.
  */
 import { Checksum, Ids, PackageLayout, PackageManifest, RelativePath, TarFormat } from "@ccat/core"
+import { ArchiveWriter } from "@ccat/core/node"
 import { assert, describe, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
-import * as ArchiveWriter from "../../src/lifecycle/internal/ArchiveWriter.js"
 
 const specs: ReadonlyArray<readonly [string, number]> = [
   ["a.dat", 1],

@@ -11,11 +11,11 @@
  * and waits for the worker only when the ring is full and once before the archive ends, so a
  * small file costs one memcpy into the ring and no round trip.
  */
-import { Checksum } from "@ccat/core"
-import * as HashRing from "@ccat/core/node/HashRing"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import { createHash, type Hash } from "node:crypto"
+import * as Checksum from "../../Checksum.js"
+import * as HashRing from "../HashRing.js"
 
 /** The first member whose bytes hashed to something other than its record. */
 export type Mismatch = HashRing.Mismatch

@@ -1,10 +1,15 @@
 /**
- * The one streaming pass that writes an archive: manifest first, then each member's bytes
- * verified against its recorded size and checksum as they flow into the tar. Everything is a
- * pull-based Effect Stream, so the destination's pace reaches back to the source and memory
- * stays at a few chunks whatever the archive's size.
+ * The one streaming pass that writes a package or bundle tar: the manifest first, then each
+ * member's bytes checked against its recorded size and checksum as they flow into the tar. It is
+ * a pull-based Effect Stream, so the destination's pace reaches back to the source and memory
+ * stays at a few chunks whatever the archive's size; the bytes are a pure function of the
+ * manifest, the members' bytes and `mtime`, so a retry writes the same archive. A member that
+ * grew, shrank or changed while it was read fails the stream with a `MemberFault` before the
+ * archive could end: a consumer that keeps only what reached the end never keeps a truncated tar.
+ *
+ * The lifecycle's packager streams it into a storage's `put`; `PackageWriter` writes it to a
+ * file from local files.
  */
-import { Checksum, PackageLayout, PackageManifest, StorageError, TarFormat } from "@ccat/core"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
@@ -14,10 +19,15 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as ArchiveOutput from "./ArchiveOutput.js"
-import * as HashOffload from "./HashOffload.js"
-import * as MemberVerifier from "./MemberVerifier.js"
-import * as SmallReads from "./SmallReads.js"
+import { createHash } from "node:crypto"
+import * as Checksum from "../Checksum.js"
+import * as SmallReads from "../internal/SmallReads.js"
+import * as PackageLayout from "../PackageLayout.js"
+import * as PackageManifest from "../PackageManifest.js"
+import * as StorageError from "../StorageError.js"
+import * as TarFormat from "../TarFormat.js"
+import * as ArchiveOutput from "./internal/ArchiveOutput.js"
+import * as MemberVerifier from "./internal/MemberVerifier.js"
 
 /** Why one member cannot go into an archive. */
 export type FaultKind = "Corrupt" | "Missing"
@@ -32,61 +42,41 @@ export class MemberFault extends Data.TaggedError("MemberFault")<{
 }> {}
 
 /** A missing source object is reported as a NotFound StorageError (the port's rule). */
-export const isMissing = (e: unknown): boolean => StorageError.isStorageError(e) && e.reason === "NotFound"
+const isMissing = (e: unknown): e is StorageError.StorageError => StorageError.isStorageError(e) && e.reason === "NotFound"
 
 /**
- * The member's bytes, hashed and counted as they pass. More bytes than recorded fail at once
- * (the tar header already promised the recorded size); fewer, or another checksum, fail when the
- * source ends, before the archive can be completed.
+ * Reads member `index` from `body` without writing it anywhere, counting and hashing its bytes:
+ * its fault if its size or checksum differs from the record or it is gone, none if it matches.
+ * How a writer names every faulty member after the first one failed the archive.
  */
-export const verifiedBody = <E>(
+export const checkMember = <E>(
   index: number,
   member: PackageManifest.Member,
-  body: Stream.Stream<Uint8Array, E>,
-  hasher?: HashOffload.MemberHasher
-): Stream.Stream<Uint8Array, E | MemberFault> =>
-  Stream.suspend(() => {
+  body: Stream.Stream<Uint8Array, E>
+): Effect.Effect<Option.Option<MemberFault>, E> =>
+  Effect.suspend(() => {
     const { algorithm } = Checksum.parse(member.checksum)
-    const h = hasher ?? HashOffload.local()
+    const hash = createHash(Checksum.nodeHashName[algorithm])
     let bytes = 0
     const fault = (kind: FaultKind, detail: string, actualChecksum?: Checksum.Checksum) =>
-      new MemberFault({ index, kind, detail, actualSize: bytes, actualChecksum })
-    return Stream.fromEffect(h.begin(Checksum.nodeHashName[algorithm])).pipe(
-      Stream.drain,
-      Stream.concat(body),
-      Stream.catchAll((e): Stream.Stream<Uint8Array, E | MemberFault> =>
-        isMissing(e) ? Stream.fail(fault("Missing", "not found at the source")) : Stream.fail(e)
-      ),
-      Stream.mapChunksEffect((chunk) =>
-        Effect.suspend(() => {
-          for (const part of chunk) bytes += part.length
-          if (bytes > member.sizeBytes) return Effect.fail(fault("Corrupt", `more than the recorded ${member.sizeBytes} bytes`))
-          return Effect.as(Effect.forEach(chunk, h.update, { discard: true }), chunk)
-        })
-      ),
-      Stream.concat(Stream.unwrap(Effect.suspend(() => {
-        if (bytes !== member.sizeBytes) {
-          return Effect.succeed(Stream.fail(fault("Corrupt", `${bytes} bytes, recorded ${member.sizeBytes}`)))
-        }
-        return Effect.map(h.digest, (hex) => {
-          const actual = Checksum.make(algorithm, hex)
-          return actual === member.checksum
-            ? Stream.empty
-            : Stream.fail(fault("Corrupt", `checksum ${actual}, recorded ${member.checksum}`, actual))
-        })
-      })))
+      Option.some(new MemberFault({ index, kind, detail, actualSize: bytes, actualChecksum }))
+    return Stream.runFoldWhile(body, false, (over) => !over, (_, part) => {
+      bytes += part.length
+      if (bytes > member.sizeBytes) return true
+      hash.update(part)
+      return false
+    }).pipe(
+      Effect.map((over) => {
+        if (over) return fault("Corrupt", `more than the recorded ${member.sizeBytes} bytes`)
+        if (bytes !== member.sizeBytes) return fault("Corrupt", `${bytes} bytes, recorded ${member.sizeBytes}`)
+        const actual = Checksum.make(algorithm, hash.digest("hex"))
+        return actual === member.checksum ? Option.none() : fault("Corrupt", `checksum ${actual}, recorded ${member.checksum}`, actual)
+      }),
+      Effect.catchIf(isMissing, () => Effect.succeed(Option.some(new MemberFault({ index, kind: "Missing", detail: "not found at the source" }))))
     )
   })
 
-/** Reads a member without writing it anywhere: how the faults after the first one are found. */
-export const checkMember = <E>(index: number, member: PackageManifest.Member, body: Stream.Stream<Uint8Array, E>): Effect.Effect<Option.Option<MemberFault>, E> =>
-  verifiedBody(index, member, body).pipe(
-    Stream.runDrain,
-    Effect.as(Option.none<MemberFault>()),
-    Effect.catchIf((e): e is MemberFault => e instanceof MemberFault, (f) => Effect.succeed(Option.some(f)))
-  )
-
-/** Whether an archive is large enough (64 MiB of members) for a verifying worker's start-up to pay off. */
+/** Whether an archive is large enough (64 MiB of members) for a verifying worker's start to pay off. */
 export const worthOffloading = (manifest: PackageManifest.Manifest): boolean =>
   PackageManifest.members(manifest).reduce((n, m) => n + m.sizeBytes, 0) >= 64 * 1024 * 1024
 
@@ -120,8 +110,12 @@ export interface ArchiveInput<E> {
    * that cheaper than a stream; read-ahead uses it instead of `body`.
    */
   readonly whole?: ((index: number, member: PackageManifest.Member, limit: number) => Effect.Effect<Uint8Array, E>) | undefined
-  /** Where members' checksums are compared with their records; default this thread. */
-  readonly verifier?: MemberVerifier.Verifier | undefined
+  /**
+   * Compare members' checksums on a hashing worker of the stream's own (true) or on this thread
+   * (false). Default: on a worker when the members add up to 64 MiB or more, below which its
+   * start costs more than it saves. The bytes written are the same either way.
+   */
+  readonly offload?: boolean | undefined
 }
 
 const waitFor = (p: Promise<void> | undefined): Effect.Effect<void> => p === undefined ? Effect.void : Effect.promise(() => p)
@@ -142,7 +136,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
   Stream.unwrapScoped(Effect.gen(function*() {
     const list = PackageManifest.members(input.manifest)
     const mtime = input.mtime
-    const verifier = input.verifier ?? MemberVerifier.local()
+    const verifier = (input.offload ?? worthOffloading(input.manifest)) ? yield* MemberVerifier.make : MemberVerifier.local()
     const scope = yield* Effect.scope
     const whole = input.whole
     const reads = yield* SmallReads.start<E>({
