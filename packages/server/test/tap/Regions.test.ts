@@ -158,4 +158,11 @@ it.layer(Harness.layer(), { timeout: 240_000 })("ADQL regions", (it) => {
       expect(yield* count("s_ra IS NOT NULL")).toBe(all - 2)
       expect(yield* both(`INTERSECTS(s_region, ${region})`)).toBe(all - 2)
     }), 60_000)
+
+  it.effect("/tap/capabilities declares the region features", () =>
+    Effect.gen(function* () {
+      const capabilities = (yield* Tap.request("/tap/capabilities")).text
+      const geometry = /<languageFeatures type="ivo:\/\/ivoa.net\/std\/TAPRegExt#features-adqlgeo">(.*?)<\/languageFeatures>/s.exec(capabilities)?.[1] ?? ""
+      expect([...geometry.matchAll(/<form>(\w+)<\/form>/g)].map((m) => m[1])).toEqual(["POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE", "AREA", "COORD1", "COORD2", "COORDSYS"])
+    }))
 })
