@@ -21,7 +21,7 @@ export type DownloadErrorReason = typeof DownloadErrorReason.Type
 
 /**
  * A download ended without the file: `NotFound` (no such file, or not visible to the caller),
- * `Unauthorized` (a token was refused), `NotPackaged` (not archived yet), `NeedsStaging` (its
+ * `Unauthorized` (a token was refused, or none was given for data that is not public), `NotPackaged` (not archived yet), `NeedsStaging` (its
  * package is on tape only: stage it), `Unavailable` (no copy can be read now), `Corrupt` (the
  * bytes did not match the filed size or checksum, or the server cut the response because they
  * did not), `Failed` (the connection or the local disk failed).

@@ -16,6 +16,7 @@ import type { ObsCore } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Access from "../http/Access.js"
+import * as DataLinkVotable from "./DataLinkVotable.js"
 import type { Link } from "./DataLinkVotable.js"
 import * as PackageLinks from "./PackageLinks.js"
 import * as ProductLinks from "./ProductLinks.js"
@@ -52,11 +53,6 @@ interface FileRow {
   readonly public: boolean
 }
 
-const notFound = (id: string): Link => ({
-  id,
-  semantics: "#this",
-  errorMessage: `NotFoundFault: ${id} does not exist or is not visible to this caller`
-})
 
 /** Whether the caller's account (not the public rule) covers the observation: the API's packages and staging are behind it. */
 const inScope = (who: ScienceAccess.Caller, observationId: string) =>
@@ -89,7 +85,7 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
           where f.executed_obs_unit_id = ${target.observationId} and f.instrument_module_id = ${target.moduleId}
             and f.state in ('packaged', 'filed') and f.data_product_id is null and ${readable}
           order by f.relative_path`).pipe(Effect.orDie)
-    if (files.length === 0) return [notFound(id)]
+    if (files.length === 0) return [DataLinkVotable.notFound(id)]
     const observationId = files[0]!.observationId
     const scoped = yield* inScope(who, observationId)
     const packageIds = [...new Set(files.flatMap((f) => (f.packageId === null ? [] : [f.packageId])))]

@@ -28,7 +28,20 @@ export interface Link {
   readonly linkAuth?: "false" | "optional" | "true" | undefined
   /** Whether the caller's credentials (or none) may follow it. */
   readonly linkAuthorized?: boolean | undefined
+  /**
+   * The ID names nothing this caller may read, or nothing at all (the same answer, so that an
+   * ID's existence is not confirmed): an anonymous caller is challenged for credentials instead.
+   */
+  readonly hidden?: true | undefined
 }
+
+/** The one row answering an ID that names nothing the caller may read, or nothing at all. */
+export const notFound = (id: string): Link => ({
+  id,
+  semantics: "#this",
+  errorMessage: `NotFoundFault: ${id} does not exist or is not visible to this caller`,
+  hidden: true
+})
 
 interface Column {
   readonly name: string

@@ -15,6 +15,7 @@ import { ObsCore } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Access from "../http/Access.js"
+import * as DataLinkVotable from "./DataLinkVotable.js"
 import type { Link } from "./DataLinkVotable.js"
 import * as PackageLinks from "./PackageLinks.js"
 import * as ScienceAccess from "./ScienceAccess.js"
@@ -37,7 +38,7 @@ export const productLinks = (who: ScienceAccess.Caller, publisher: ObsCore.Publi
     const [product] = yield* sql<{ name: string; pipeline: string; pipelineVersion: string; calibLevel: number; observationId: string }>`
       select d.name, d.pipeline, d.pipeline_version, d.calib_level, d.executed_obs_unit_id as observation_id from data_product d
       where d.id = ${productId} and ${ScienceAccess.observationReadable(sql, who, sql`d.executed_obs_unit_id`)}`
-    if (product === undefined) return [{ id, semantics: "#this", errorMessage: `NotFoundFault: ${id} does not exist or is not visible to this caller` }] satisfies Array<Link>
+    if (product === undefined) return [DataLinkVotable.notFound(id)]
     const scoped = who.kind === "account" && (yield* Access.canSeeObservation(who.principal, product.observationId))
     const [files, packages, inputs] = yield* Effect.all([
       sql<{ id: string; relativePath: string; sizeBytes: string; packageId: string | null }>`

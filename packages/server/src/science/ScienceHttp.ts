@@ -30,6 +30,7 @@ import * as DataLinkVotable from "./DataLinkVotable.js"
 import * as FileContent from "./FileContent.js"
 import * as PackageContent from "./PackageContent.js"
 import * as ScienceAccess from "./ScienceAccess.js"
+import * as TapRequest from "../tap/TapRequest.js"
 
 /** The path of a file's bytes. */
 export const contentPath = "/api/v1/files/:id/content"
@@ -51,6 +52,26 @@ const attachment = (relativePath: string) => {
   const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_")
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`
 }
+
+/**
+ * The challenge an anonymous caller gets for something that is not public: HTTP Basic, which
+ * TOPCAT, STILTS and browsers answer (the token as the password), as `/tap/auth`'s; API
+ * clients send their Bearer token unasked.
+ */
+const challenge = TapRequest.basicChallenge
+
+const notPublic = "nothing public has this id; send a CCAT token (as a Bearer token, or as HTTP Basic's password with any user name) to read proprietary data your programs hold"
+
+/**
+ * The answer to a bytes request `open` refused. An anonymous caller asking for something that is
+ * not public (or does not exist: the same answer, so that an id's existence is not confirmed) is
+ * challenged for credentials, so a VO client following a link to proprietary data signs in
+ * rather than seeing "not found"; an account gets the reason's own status.
+ */
+const refusal = (who: ScienceAccess.Caller, e: FileContent.ContentError) =>
+  who.kind === "anonymous" && e.reason === "NotFound"
+    ? json(401, "Unauthorized", notPublic, { "www-authenticate": challenge })
+    : json(FileContent.statusOf[e.reason], e.reason, e.message)
 
 /** The request's DataLink parameters: every ID (query string, and a form body for POST) and RESPONSEFORMAT. */
 const datalinkParams = Effect.gen(function* () {
@@ -196,7 +217,7 @@ export const layer = HttpApiBuilder.Router.use((router) =>
       if (Either.isLeft(request)) return request.left
       const asked = request.right
       const opened = yield* FileContent.open(asked.who, asked.id as Ids.RawDataFileId).pipe(Effect.provideService(Storages, asked.storages), Effect.either)
-      if (opened._tag === "Left") return json(FileContent.statusOf[opened.left.reason], opened.left.reason, opened.left.message)
+      if (opened._tag === "Left") return refusal(asked.who, opened.left)
       const { file, body, location } = opened.right
       return yield* verifiedStream(body, { contentType: "application/octet-stream", sizeBytes: file.sizeBytes, name: file.relativePath, checksum: file.checksum }, asked.who, location)
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
@@ -206,7 +227,7 @@ export const layer = HttpApiBuilder.Router.use((router) =>
       if (Either.isLeft(request)) return request.left
       const asked = request.right
       const opened = yield* PackageContent.open(asked.who, asked.id).pipe(Effect.provideService(Storages, asked.storages), Effect.either)
-      if (opened._tag === "Left") return json(FileContent.statusOf[opened.left.reason], opened.left.reason, opened.left.message)
+      if (opened._tag === "Left") return refusal(asked.who, opened.left)
       const { pkg, body, location } = opened.right
       return yield* verifiedStream(body, { contentType: "application/x-tar", sizeBytes: pkg.sizeBytes, name: pkg.relativePath, checksum: pkg.checksum }, asked.who, location)
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
@@ -225,8 +246,13 @@ export const layer = HttpApiBuilder.Router.use((router) =>
         })
       }
       const publisher = yield* ObsCorePublisher.read
-      const rows = yield* Effect.forEach(ids, (id) => DataLink.linksOf(who.right, publisher, id))
-      return votable(200, DataLinkVotable.links(rows.flat()))
+      const rows = (yield* Effect.forEach(ids, (id) => DataLink.linksOf(who.right, publisher, id))).flat()
+      if (who.right.kind === "anonymous" && rows.some((r) => r.hidden === true)) {
+        return HttpServerResponse.text(DataLinkVotable.error(`AuthenticationFault: ${notPublic}`), {
+          status: 401, contentType: `${DataLinkVotable.contentType}; charset=utf-8`, headers: { "www-authenticate": challenge }
+        })
+      }
+      return votable(200, DataLinkVotable.links(rows))
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     yield* router.get(contentPath, content)

@@ -156,7 +156,14 @@ describe("Processed results back into the archive", () => {
         const derived = bySemantics(yield* links(base, rawDid, scientist), "#derivation")
         assert.deepStrictEqual(derived.map((r) => decodeURIComponent(r.access_url!.split("ID=")[1]!)), [stored.publisherDid])
         assert.include((yield* links(base, stored.publisherDid, stranger))[0]!.error_message, "NotFoundFault")
-        assert.include((yield* links(base, stored.publisherDid))[0]!.error_message, "NotFoundFault")
+        // anonymous: asked for credentials, with no word on whether the product exists
+        const challenged = yield* get(`${base}/api/v1/datalink?ID=${encodeURIComponent(stored.publisherDid)}`)
+        assert.strictEqual(challenged.status, 401)
+        assert.match(challenged.headers.get("www-authenticate")!, /^Basic realm=/)
+        assert.include(challenged.body.toString(), "AuthenticationFault")
+        const unknown = yield* get(`${base}/api/v1/datalink?ID=${encodeURIComponent(`${stored.publisherDid.split("?")[0]}?product/${randomUUID()}`)}`)
+        assert.strictEqual(unknown.status, 401)
+        assert.strictEqual(unknown.body.toString(), challenged.body.toString())
 
         // once the program's proprietary period is over, anonymous callers see it too
         yield* sql`update observing_program set proprietary_period_days = 0 where id = ${obs.program.id}`

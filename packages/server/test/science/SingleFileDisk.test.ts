@@ -15,7 +15,7 @@
 import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import { randomBytes } from "node:crypto"
+import { randomBytes, randomUUID } from "node:crypto"
 import * as http from "node:http"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
@@ -243,11 +243,35 @@ describe("One raw file from a package on disk", () => {
           assert.strictEqual(got.headers.get("x-ccat-read-from"), "chile-buffer")
         }
         // proprietary (no period set): another program's scientist and anonymous see nothing
-        for (const token of [stranger, undefined]) assert.strictEqual((yield* get(url, token)).status, 404)
+        const strange = yield* get(url, stranger)
+        assert.strictEqual(strange.status, 404, strange.cut)
+        // anonymous: asked for credentials (as TOPCAT and STILTS need), the same for an id that names nothing
+        const challenged = yield* get(url)
+        assert.strictEqual(challenged.status, 401)
+        assert.match(challenged.headers.get("www-authenticate")!, /^Basic realm=/)
+        const nothing = yield* get(`${base}/api/v1/packages/${randomUUID()}/content`)
+        assert.strictEqual(nothing.status, 401)
+        assert.strictEqual(nothing.body.toString(), challenged.body.toString())
         assert.strictEqual((yield* get(url, "ccat_bogus_token")).status, 401)
         assert.strictEqual((yield* get(`${base}/api/v1/packages/not-a-uuid/content`)).status, 400)
-        const hidden = votableRows((yield* get(`${base}/api/v1/datalink?ID=${files[0]!.id}`)).body.toString())
-        assert.deepStrictEqual(hidden.map((r) => r.semantics), ["#this"])
+        // DataLink for a proprietary file: anonymous is challenged; STILTS answers the challenge
+        // with the token as Basic's password (the documented argument file) and reads the links
+        const linksUrl = `${base}/api/v1/datalink?ID=${files[0]!.id}`
+        const hidden = yield* get(linksUrl)
+        assert.strictEqual(hidden.status, 401)
+        assert.include(hidden.body.toString(), "AuthenticationFault")
+        const argfile = path.join(dir, "ccat-stilts")
+        yield* Effect.promise(() => fs.writeFile(argfile, `-Dstar.basicauth.user=token\n-Dstar.basicauth.password=${scientist}\n`, { mode: 0o600 }))
+        const stilts = (args: ReadonlyArray<string>) =>
+          Effect.async<string>((resume) => {
+            const child = execFile("stilts", [...args], { timeout: 60_000 }, (_error, stdout, stderr) => resume(Effect.succeed(`${stdout}${stderr}`)))
+            return Effect.sync(() => child.kill())
+          })
+        const signedIn = yield* stilts([`-J@${argfile}`, "datalinklint", `votable=${linksUrl}`])
+        assert.include(signedIn, "Totals:", signedIn)
+        assert.notInclude(signedIn, "AuthenticationFault", signedIn)
+        assert.include(signedIn, `${base}/api/v1/files/${files[0]!.id}/content`, signedIn)
+        assert.include(yield* stilts(["datalinklint", `votable=${linksUrl}`]), "401")
         // public once the period is over (the observation ended 2026-05-01)
         yield* sql`update observing_program set proprietary_period_days = 30 where id = ${obs.program.id}`
         const open = yield* get(url)
@@ -266,10 +290,7 @@ describe("One raw file from a package on disk", () => {
         // #package and #documentation: those two are its only complaints
         const votable = path.join(dir, "links.xml")
         yield* Effect.promise(() => fs.writeFile(votable, answer.body))
-        const lint = yield* Effect.async<string>((resume) => {
-          const child = execFile("stilts", ["datalinklint", votable], { timeout: 60_000 }, (_error, stdout, stderr) => resume(Effect.succeed(`${stdout}${stderr}`)))
-          return Effect.sync(() => child.kill())
-        })
+        const lint = yield* stilts(["datalinklint", votable])
         const complaints = lint.split("\n").filter((l) => /^[EWF]-/.test(l))
         assert.include(lint, "Totals:", lint)
         assert.deepStrictEqual(complaints.filter((l) => !/Unknown predicate '(package|documentation)' from core DataLink vocabulary/.test(l)), [], lint)

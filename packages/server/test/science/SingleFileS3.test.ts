@@ -182,7 +182,7 @@ describe("One raw file straight from the S3 archive", () => {
             })))
 
         // proprietary: the scientist's token finds it and reads every file; anonymous finds
-        // nothing, and a DataLink URL it got hold of lists only a NotFoundFault
+        // nothing, and a DataLink URL it got hold of asks for credentials (401)
         const [granted, anonymous] = yield* pyvoFetch(`${base}/tap`, [
           { ...search, out: yield* folder("granted"), token: w.scientist },
           { ...search, out: yield* folder("anonymous"), follow: [row!.accessUrl] }
@@ -194,7 +194,7 @@ describe("One raw file straight from the S3 archive", () => {
         yield* identical(granted!)
         assert.deepStrictEqual([anonymous!.cone, anonymous!.time, anonymous!.instrument, anonymous!.files], [[], [], [], []])
         assert.strictEqual(anonymous!.errors.length, 1)
-        assert.include(anonymous!.errors[0], "NotFoundFault")
+        assert.include(anonymous!.errors[0], "AuthenticationFault")
 
         // public once its proprietary period is over: anonymous pyvo reads it with no token
         yield* sql`update observing_program set proprietary_period_days = 30 where id = ${w.programId}`
@@ -219,15 +219,16 @@ describe("One raw file straight from the S3 archive", () => {
         const file = w.pkg.files[0]!
         const url = `${base}/api/v1/files/${file.id}/content`
         yield* sql`update observing_program set proprietary_period_days = 365 where id = ${w.programId}`
-        for (const token of [w.stranger, undefined]) {
+        // another program's scientist: not found; anonymous: asked for credentials
+        for (const [token, status] of [[w.stranger, 404], [undefined, 401]] as const) {
           const refused = yield* get(url, token)
-          assert.strictEqual(refused.status, 404)
+          assert.strictEqual(refused.status, status)
           assert.notInclude(refused.body.toString(), "fits")
         }
         assert.strictEqual((yield* get(url, "ccat_bogus_token")).status, 401)
         assert.strictEqual((yield* get(`${base}/api/v1/files/not-a-uuid/content`)).status, 400)
         const failed = yield* FileDownload.downloadFile({ baseUrl: base }, file.id, path.join(dir, "refused.fits")).pipe(Effect.provide(FetchHttpClient.layer), Effect.flip)
-        assert.strictEqual(failed.reason, "NotFound")
+        assert.strictEqual(failed.reason, "Unauthorized")
         assert.isFalse(yield* Effect.promise(() => fs.access(path.join(dir, "refused.fits")).then(() => true, () => false)))
         // the observation ended 2026-05-01: a 30-day period is over, so anyone may read it
         yield* sql`update observing_program set proprietary_period_days = 30 where id = ${w.programId}`
@@ -236,7 +237,7 @@ describe("One raw file straight from the S3 archive", () => {
         assert.isNull(open.headers.get("x-ccat-read-from"))
         assert.isTrue(open.body.equals(w.bytes.get(file.id)!))
         yield* sql`update observing_program set proprietary_period_days = null where id = ${w.programId}`
-        assert.strictEqual((yield* get(url)).status, 404)
+        assert.strictEqual((yield* get(url)).status, 401)
       }), 60_000)
 
     it.effect("DataLink lists each file's #this, the package and staging, for ObsCore's access_url and per file", () =>

@@ -39,7 +39,13 @@ def fetch(url, ra, dec, start, end, instrument, out, token=None, follow=()):
     datalink_urls = [row.getdataurl() for row in cone if row["access_format"].startswith("application/x-votable+xml;content=datalink")]
     files, errors = [], []
     for datalink_url in datalink_urls + list(follow):
-        links = DatalinkResults.from_result_url(datalink_url, session=session)
+        try:
+            links = DatalinkResults.from_result_url(datalink_url, session=session)
+        except pyvo.dal.DALAccessError as e:
+            # proprietary data asked for without a token: the service asks for credentials (a
+            # 401 whose VOTable pyvo reads as an AuthenticationFault)
+            errors.append(str(e))
+            continue
         # include_narrower=False: else pyvo downloads the IVOA's vocabulary from www.ivoa.net
         # first, and fails on a machine that cannot reach it
         for link in links.bysemantics("#this", include_narrower=False):
