@@ -103,10 +103,10 @@ const connect = (config: PgClient.PgClientConfig) =>
   Effect.acquireRelease(Effect.promise(() => open(config)), (client) => Effect.promise(() => client.end()))
 
 /**
- * Proves every foreign key of the loaded tables with one anti-join each (what the per-row
- * checks would have done, set-based): fails with the constraint's name when a row has no parent.
+ * One anti-join per foreign key of the loaded tables (what the per-row checks would have done,
+ * set-based): each counts the rows without a parent, which must be none.
  */
-const verifyForeignKeys = (config: PgClient.PgClientConfig, client: pg.Client, tables: ReadonlyArray<string>) =>
+const foreignKeyProofs = (client: pg.Client, tables: ReadonlyArray<string>) =>
   Effect.promise(async () => {
     const fks = await client.query<{ name: string; child: string; parent: string; cols: Array<string>; refs: Array<string> }>(
       `select k.conname as name, c.relname as child, p.relname as parent,
@@ -116,25 +116,30 @@ const verifyForeignKeys = (config: PgClient.PgClientConfig, client: pg.Client, t
        where k.contype = 'f' and c.relname = any($1) and k.conparentid = 0`,
       [tables as Array<string>]
     )
-    // Two connections take the keys in turn (one a core): the big tables' anti-joins are seconds each at 10^7.
-    const queue = [...fks.rows]
+    return fks.rows.map((fk) => ({
+      name: fk.name,
+      child: fk.child,
+      query: `select count(*)::int8::text as n from ${fk.child} x where ${fk.cols.map((c) => `x.${c} is not null`).join(" and ")}
+        and not exists (select 1 from ${fk.parent} y where ${fk.cols.map((c, i) => `y.${fk.refs[i]} = x.${c}`).join(" and ")})`
+    }))
+  })
+
+/**
+ * Runs independent statements on `connections` connections of their own, each taking the next
+ * from the queue (longest first is the caller's order); returns each one's seconds.
+ */
+const pool = (config: PgClient.PgClientConfig, connections: number, tasks: ReadonlyArray<(on: pg.Client) => Promise<void>>) =>
+  Effect.promise(async () => {
+    const queue = [...tasks]
     const worker = async () => {
       const on = await open(config)
       try {
-        for (let fk = queue.shift(); fk !== undefined; fk = queue.shift()) {
-          const notNull = fk.cols.map((c) => `x.${c} is not null`).join(" and ")
-          const match = fk.cols.map((c, i) => `y.${fk.refs[i]} = x.${c}`).join(" and ")
-          const r = await on.query<{ n: string }>(
-            `select count(*) as n from ${fk.child} x where ${notNull} and not exists (select 1 from ${fk.parent} y where ${match})`
-          )
-          if (Number(r.rows[0]!.n) > 0) throw new Error(`the catalog broke foreign key ${fk.name}: ${r.rows[0]!.n} rows of ${fk.child} have no parent`)
-        }
+        for (let task = queue.shift(); task !== undefined; task = queue.shift()) await task(on)
       } finally {
         await on.end()
       }
     }
-    await Promise.all([worker(), worker()])
-    return fks.rows.length
+    await Promise.all(Array.from({ length: Math.min(connections, tasks.length) }, worker))
   })
 
 /** Whether this session may switch off triggers (`session_replication_role`, superusers only). */
@@ -221,31 +226,57 @@ export const load = (options: Options) =>
           for (const step of stream) yield* step(on)
           yield* Effect.promise(() => on.query("commit"))
         }).pipe(Effect.scoped), { concurrency: "unbounded", discard: true })
-      let t0 = performance.now()
-      if (lifted !== null) {
-        const columns = yield* Effect.promise(() => Domains.restore(() => open(sql.config), client, lifted))
-        tables.push({ table: `(checksums proved: ${columns} columns)`, rows: 0, seconds: (performance.now() - t0) / 1000 })
+      // After the load, on two connections (a core each), longest first: the proofs of the
+      // checksums and of every foreign key, the trigger-kept counts recounted set-based, and
+      // each table's statistics. None reads what another writes but the counts, analysed last.
+      const t0 = performance.now()
+      const busy = new Map<string, number>()
+      const timed = (what: string, f: (on: pg.Client) => Promise<void>) => async (on: pg.Client) => {
+        const s = performance.now()
+        await f(on)
+        busy.set(what, (busy.get(what) ?? 0) + (performance.now() - s) / 1000)
       }
-      t0 = performance.now()
-      const keys = yield* verifyForeignKeys(sql.config, client, tables.map((t) => t.table))
-      tables.push({ table: `(${keys} foreign keys proved)`, rows: 0, seconds: (performance.now() - t0) / 1000 })
-      t0 = performance.now()
-      const rebuilt = yield* Effect.promise(async () => {
-        const fn = await client.query<{ ok: boolean }>(`select to_regproc('ops_count_rebuild') is not null as ok`)
-        if (fn.rows[0]?.ok === true) await client.query(`select ops_count_rebuild()`)
-        return fn.rows[0]?.ok === true
-      })
-      if (rebuilt) tables.push({ table: "(counters rebuilt)", rows: 0, seconds: (performance.now() - t0) / 1000 })
+      const proofs = lifted === null ? [] : yield* Effect.promise(() => Domains.reattach(client, lifted))
+      const counted: Array<readonly [Domains.Proof, number]> = []
+      const fks = yield* foreignKeyProofs(client, tables.map((t) => t.table))
+      const broken: Array<string> = []
+      const recount = yield* Effect.promise(async () =>
+        (await client.query<{ ok: boolean }>(`select to_regproc('ops_count_rebuild') is not null as ok`)).rows[0]?.ok === true)
+      const analysed = yield* Effect.promise(async () =>
+        (await client.query<{ rel: string }>(
+          `select format('%I.%I', n.nspname, c.relname) as rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
+            where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = current_schema() and c.relname not in ('ops_count', 'ops_histogram')
+            order by pg_relation_size(c.oid) + coalesce((select sum(pg_relation_size(i.inhrelid)) from pg_inherits i where i.inhparent = c.oid), 0) desc`
+        )).rows.map((r) => r.rel))
+      const big = new Set(["raw_data_file", "physical_copy", "event_log"])
+      yield* pool(sql.config, 2, [
+        ...(recount ? [timed("(counters rebuilt)", async (on) => void (await on.query(`select ops_count_rebuild()`)))] : []),
+        ...proofs.map((p) => timed(`(checksums proved: ${proofs.length} columns)`, async (on) => {
+          counted.push([p, Number((await on.query<{ n: string }>(p.query)).rows[0]!.n)])
+        })),
+        ...[...fks].sort((a, b) => Number(big.has(b.child)) - Number(big.has(a.child))).map((fk) => timed(`(${fks.length} foreign keys proved)`, async (on) => {
+          const n = Number((await on.query<{ n: string }>(fk.query)).rows[0]!.n)
+          if (n > 0) broken.push(`the catalog broke foreign key ${fk.name}: ${n} rows of ${fk.child} have no parent`)
+        })),
+        ...analysed.map((rel) => timed("(analyze)", async (on) => void (await on.query(`analyze ${rel}`))))
+      ])
+      if (broken.length > 0) return yield* Effect.dieMessage(broken.join("; "))
+      if (lifted !== null) yield* Effect.promise(() => Domains.validated(client, lifted, counted))
+      const a0 = performance.now()
+      yield* Effect.promise(() => client.query("analyze ops_count, ops_histogram"))
+      busy.set("(analyze)", (busy.get("(analyze)") ?? 0) + (performance.now() - a0) / 1000)
+      for (const [what, seconds] of busy) tables.push({ table: what, rows: 0, seconds })
+      tables.push({ table: "(all of the above, 2 connections)", rows: 0, seconds: (performance.now() - t0) / 1000 })
     } else {
       yield* Effect.promise(() => client.query("begin"))
       for (const stream of [streams[0]!.slice(0, 2), streams[1]!, streams[0]!.slice(2), streams[2]!, streams[3]!]) {
         for (const step of stream) yield* step(client)
       }
       yield* Effect.promise(() => client.query("commit"))
+      const t0 = performance.now()
+      yield* Effect.promise(() => client.query("analyze"))
+      tables.push({ table: "(analyze)", rows: 0, seconds: (performance.now() - t0) / 1000 })
     }
-    const t0 = performance.now()
-    yield* Effect.promise(() => client.query("analyze"))
-    tables.push({ table: "(analyze)", rows: 0, seconds: (performance.now() - t0) / 1000 })
     return {
       plan,
       refs,

@@ -78,31 +78,38 @@ export const lift = async (client: pg.Client): Promise<Lifted | null> => {
   return { name, definition }
 }
 
+/** One statement of the proof: the rows of a column that break the check (zero when it holds). */
+export interface Proof {
+  readonly column: string
+  readonly query: string
+}
+
 /**
- * Puts the check back (enforced from this statement on), proves every stored value of the
- * domain in every table, then records the check as validated. Fails with the table and column
- * of the first value that breaks it; the check then stays, enforced but not validated.
+ * Puts the check back, enforced from this statement on but not yet validated, and returns the
+ * proof: one count per column of the domain in every table (a partitioned table's reads its
+ * partitions), to run on connections of their own, then hand to `validated`.
  */
-export const restore = async (connect: () => Promise<pg.Client>, client: pg.Client, lifted: Lifted): Promise<number> => {
+export const reattach = async (client: pg.Client, lifted: Lifted): Promise<ReadonlyArray<Proof>> => {
   await client.query(`alter domain checksum add constraint ${lifted.name} ${lifted.definition} not valid`)
   const columns = await client.query<{ rel: string; col: string }>(
     `select format('%I.%I', n.nspname, c.relname) as rel, quote_ident(a.attname) as col
        from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
       where a.atttypid = 'checksum'::regtype and not a.attisdropped and a.attnum > 0 and c.relkind in ('r', 'p', 'm') and not c.relispartition`
   )
-  // The big columns on connections of their own (a core each); a partitioned table's query reads its partitions.
-  const broken = await Promise.all(columns.rows.map(async ({ rel, col }) => {
-    const on = await connect()
-    try {
-      const r = await on.query<{ n: string }>(`select count(*) as n from ${rel} where ${col} is not null and ${fast(col)} is not true`)
-      return Number(r.rows[0]!.n) > 0 ? `${r.rows[0]!.n} rows of ${rel}.${col}` : null
-    } finally {
-      await on.end()
-    }
+  return columns.rows.map(({ rel, col }) => ({
+    column: `${rel}.${col}`,
+    query: `select count(*)::int8::text as n from ${rel} where ${col} is not null and ${fast(col)} is not true`
   }))
-  const bad = broken.filter((b) => b !== null)
+}
+
+/**
+ * Records the check as validated once every proof counted nothing (what `VALIDATE CONSTRAINT`
+ * records after its scan; the proofs were that scan). Fails with the columns that break it,
+ * and the check then stays enforced but not validated.
+ */
+export const validated = async (client: pg.Client, lifted: Lifted, counts: ReadonlyArray<readonly [Proof, number]>): Promise<void> => {
+  const bad = counts.filter(([, n]) => n > 0).map(([p, n]) => `${n} rows of ${p.column}`)
   if (bad.length > 0) throw new Error(`the catalog broke the checksum domain's check: ${bad.join(", ")}`)
-  // What VALIDATE CONSTRAINT records once its scan found nothing; the scan above was that scan.
   const marked = await client.query(
     `update pg_constraint set convalidated = true where contypid = 'checksum'::regtype and conname = $1 and not convalidated`,
     [lifted.name]
@@ -114,5 +121,4 @@ export const restore = async (connect: () => Promise<pg.Client>, client: pg.Clie
   if (now.rows.length !== 1 || now.rows[0]!.def !== lifted.definition || !now.rows[0]!.valid) {
     throw new Error(`the checksum domain's check is not back as it was: ${JSON.stringify(now.rows)}`)
   }
-  return columns.rows.length
 }

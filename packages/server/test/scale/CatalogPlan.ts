@@ -102,7 +102,8 @@ export const uuid = (seed: number, kind: number, index: number): string => {
 export const checksum = (seed: number, kind: number, index: number): string => {
   // Four hashed words and the same words scrambled: well-formed and distinct, at half the hashing.
   const w = [hash(seed, kind, index, 10), hash(seed, kind, index, 11), hash(seed, kind, index, 12), hash(seed, kind, index, 13)]
-  return `sha256:${w.map(hex8).join("")}${w.map((x) => hex8(Math.imul(x ^ 0x5bd1e995, 0x27d4eb2d) >>> 0)).join("")}`
+  const scrambled = (x: number) => hex8(Math.imul(x ^ 0x5bd1e995, 0x27d4eb2d) >>> 0)
+  return `sha256:${hex8(w[0]!)}${hex8(w[1]!)}${hex8(w[2]!)}${hex8(w[3]!)}${scrambled(w[0]!)}${scrambled(w[1]!)}${scrambled(w[2]!)}${scrambled(w[3]!)}`
 }
 
 /** Size of file `f`: mostly small (1 KiB to 1 MiB), one in 16 large (16 to 256 MiB). */
