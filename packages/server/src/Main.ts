@@ -12,6 +12,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Notifier from "./alerts/Notifier.js"
+import type { ServeOptions, ServeWorkers } from "./Assembly.js"
 import * as HttpServerLive from "./HttpServer.js"
 import * as JobQueue from "./engine/JobQueue.js"
 import * as Audit from "./lifecycle/Audit.js"
@@ -94,8 +95,8 @@ export const lifecycleLayer = (config: ServerConfigShape, registries: Plugins.Re
 export const workersLayer = (sites: ReadonlyArray<string>) =>
   Layer.scopedDiscard(Effect.forEach(sites, (site) => Engine.runSite(site, Stages.all), { discard: true }))
 
-/** Which sites' workers `ccat serve` runs in its own process. */
-export type ServeWorkers = "all" | "none" | ReadonlyArray<string>
+/** The public types of the assembly live beside its typed exports. */
+export type { ServeOptions, ServeWorkers } from "./Assembly.js"
 
 /** Why a command names a site the configuration does not have. */
 export class UnknownSite extends Data.TaggedError("UnknownSite")<{ readonly site: string; readonly known: ReadonlyArray<string> }> {
@@ -114,14 +115,6 @@ const sitesToRun = (config: ServerConfigShape, workers: ServeWorkers | undefined
     for (const site of sites) if (!known.includes(site)) return yield* new UnknownSite({ site, known })
     return sites
   })
-
-/**
- * What a server is built from beyond its configuration: which sites' workers run in the process,
- * and the storage drivers and transfer adapters added to the built-in ones (an integrator's).
- */
-export interface ServeOptions extends LoadOptions, Plugins.Plugins {
-  readonly workers?: ServeWorkers | undefined
-}
 
 /** The registries of the built-in drivers and adapters plus the plugins', or why they cannot be registered. */
 export const registriesOf = (plugins: Plugins.Plugins) => Effect.suspend(() => Plugins.registries(plugins))

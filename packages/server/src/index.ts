@@ -7,7 +7,7 @@
  * The drivers and adapters are added to the built-in ones; the configuration is checked against
  * them at start and the workers build storages and adapters from them.
  */
-export * as Main from "./Main.js"
+export * as Main from "./Assembly.js"
 export * as Plugins from "./Plugins.js"
 export * as ServerConfig from "./ServerConfig.js"
 export * as Storages from "./lifecycle/Storages.js"

@@ -1,9 +1,9 @@
 /**
- * Packaging (issue 6, item 1): RawDataFiles filed at a SOURCE location become RawDataPackage tars
- * at a BUFFER location, and packages waiting in a buffer become DataTransferPackage bundles (a
- * tar of package tars). One streaming pass reads each member, checks its bytes against its
- * recorded size and checksum as they flow into the tar, and streams the tar into the destination's
- * atomic `put`, which computes the archive's checksum in the same pass. A member that disagrees
+ * Packaging: RawDataFiles filed at a SOURCE location become RawDataPackage tars at a BUFFER
+ * location, and packages waiting in a buffer become DataTransferPackage bundles (a tar of package
+ * tars). Core's `ArchiveWriter` reads each member, checks its bytes against its recorded size and
+ * checksum as they flow into the tar, and the tar streams into the destination's atomic `put`,
+ * which computes the archive's checksum in the same pass. A member that disagrees
  * with its record fails the archive with a `PackagingError` naming it; nothing then appears under
  * the archive's name. The bytes are a pure function of the manifest, the members' bytes and
  * `mtime`, so a retry after a crash writes the same archive with the same checksum.

@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as RcMap from "effect/RcMap"
+import type * as Scope from "effect/Scope"
 
 /** A location as its storage is built for it: its name, its technology and its driver options from the ops-db. */
 export interface LocationSpec {
@@ -47,7 +48,7 @@ class Key extends Data.Class<{ readonly id: string; readonly name: string; reado
  * instant (they wait for the one build) and kept until the scope closes; a build that failed is
  * forgotten, so the next request tries again.
  */
-export const fromRegistry = (registry: StorageDriverRegistry.Registry) =>
+export const fromRegistry = (registry: StorageDriverRegistry.Registry): Effect.Effect<StoragesService, never, Scope.Scope> =>
   Effect.gen(function* () {
     const built = yield* RcMap.make({
       lookup: (key: Key) =>
@@ -77,11 +78,11 @@ export const fromRegistry = (registry: StorageDriverRegistry.Registry) =>
  * Storages built by the given drivers (default: the built-in disk, s3 and tape); a later driver
  * of the same technology replaces an earlier one.
  */
-export const make = (drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn) =>
+export const make = (drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn): Effect.Effect<StoragesService, never, Scope.Scope> =>
   Effect.flatMap(Effect.orDie(StorageDriverRegistry.make(drivers)), fromRegistry)
 
 /** The storages layer, built by the registry in the context. */
-export const layerFromRegistry = Layer.scoped(Storages, Effect.flatMap(StorageDriverRegistry.StorageDriverRegistry, fromRegistry))
+export const layerFromRegistry: Layer.Layer<Storages, never, StorageDriverRegistry.StorageDriverRegistry> = Layer.scoped(Storages, Effect.flatMap(StorageDriverRegistry.StorageDriverRegistry, fromRegistry))
 
 /** The storages layer with the given drivers (default: the built-in ones). */
-export const layer = (drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn) => Layer.scoped(Storages, make(drivers))
+export const layer = (drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn): Layer.Layer<Storages> => Layer.scoped(Storages, make(drivers))
