@@ -1,8 +1,9 @@
 /**
  * pyvo (Debian's `python3-pyvo`), as an astronomer runs it, against the live `/tap` of an
  * in-process server holding archived data: `find_observations.py` finds observations by a cone
- * around a Source (sync), by a time range (async, UWS) and by an instrument, anonymously and
- * with a scientist's token, and sees only what each may see.
+ * around a Source (sync), by fields of view (`s_region`) covering it or meeting a POLYGON, by a
+ * time range (async, UWS) and by an instrument, anonymously and with a scientist's token, and
+ * sees only what each may see.
  */
 import { it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -17,6 +18,9 @@ const script = fileURLToPath(new URL("./find_observations.py", import.meta.url))
 interface Found {
   readonly cone: Array<string>
   readonly cone_target: Array<string>
+  readonly covering: Array<string>
+  readonly meeting: Array<string>
+  readonly area: Array<number>
   readonly time: Array<string>
   readonly instrument: Array<string>
   readonly columns: Array<string>
@@ -46,12 +50,17 @@ it.layer(Harness.layer(), { timeout: 240_000 })("pyvo", (it) => {
       const [open, hidden, granted] = yield* find(url, [{ seeded: world.open }, { seeded: world.embargoed }, { seeded: world.embargoed, token }])
       expect(open!.cone).toEqual([world.open.observationId, world.open.observationId])
       expect(open!.cone_target).toEqual([world.open.source, world.open.source])
+      // only the module with a field of view has an s_region
+      expect(open!.covering).toEqual([world.open.observationId])
+      expect(open!.meeting).toEqual([world.open.observationId])
+      // a field of view 1.3° across: 2π(1 - cos 0.65°) steradians
+      expect(open!.area[0]).toBeCloseTo(2 * Math.PI * (1 - Math.cos((0.65 * Math.PI) / 180)) * (180 / Math.PI) ** 2, 6)
       expect(open!.time).toEqual([world.open.observationId, world.open.observationId])
       expect(open!.instrument).toEqual([world.open.observationId, world.open.observationId])
       expect(open!.columns).toContain("s_ra")
       expect(open!.columns.filter((c) => c.startsWith("ccat_"))).toEqual([])
       // The embargoed program: nothing anonymously, everything with its scientist's token.
-      expect(hidden).toMatchObject({ cone: [], time: [], instrument: [] })
+      expect(hidden).toMatchObject({ cone: [], covering: [], meeting: [], time: [], instrument: [] })
       expect([granted!.cone, granted!.time, granted!.instrument].map((ids) => [...new Set(ids)])).toEqual([[world.embargoed.observationId], [world.embargoed.observationId], [world.embargoed.observationId]])
     }).pipe(Effect.orDie), 240_000)
 })

@@ -28,6 +28,15 @@ def find(url, ra, dec, start, end, instrument, token=None):
             ORDER BY dist"""
     )
 
+    # Fields of view (s_region) that cover the Source, and those meeting a small triangle around it.
+    covering = service.search(
+        f"SELECT obs_id FROM ivoa.obscore WHERE 1 = CONTAINS(POINT('ICRS', {ra}, {dec}), s_region)"
+    )
+    triangle = ", ".join(f"{ra + dra}, {dec + ddec}" for dra, ddec in [(-0.2, -0.2), (0.2, -0.2), (0, 0.2)])
+    meeting = service.search(
+        f"SELECT obs_id, AREA(s_region) AS area FROM ivoa.obscore WHERE 1 = INTERSECTS(s_region, POLYGON('ICRS', {triangle}))"
+    )
+
     # Observations overlapping a time range (ObsCore's times are MJD), as an asynchronous job.
     t0, t1 = Time(start).mjd, Time(end).mjd
     during = service.run_async(
@@ -43,6 +52,9 @@ def find(url, ra, dec, start, end, instrument, token=None):
     return {
         "cone": [str(r["obs_id"]) for r in cone],
         "cone_target": [str(r["target_name"]) for r in cone],
+        "covering": [str(r["obs_id"]) for r in covering],
+        "meeting": [str(r["obs_id"]) for r in meeting],
+        "area": [float(r["area"]) for r in meeting],
         "time": [str(r["obs_id"]) for r in during],
         "instrument": [str(r["obs_id"]) for r in by_instrument],
         "columns": [c.name for c in service.tables["ivoa.obscore"].columns],
