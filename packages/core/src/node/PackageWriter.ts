@@ -90,7 +90,7 @@ const fileBody = (path: string): Stream.Stream<Uint8Array, StorageError.StorageE
         reason: (cause as { code?: string }).code === "ENOENT" ? "NotFound" : "Unavailable",
         driver: "file",
         method: "get",
-        location: path,
+        key: path,
         description: causeText(cause)
       }))
   ).pipe(Stream.map((b): Uint8Array => b))
@@ -107,9 +107,10 @@ const manifestOf = (output: string, options: WriteOptions) =>
     const trusted = { disableValidation: true }
     const files: Array<PackageManifest.PackagedFile> = []
     for (const file of options.files) {
-      let record = { sizeBytes: file.sizeBytes, checksum: file.checksum }
-      if (record.sizeBytes === undefined || record.checksum === undefined) {
-        const measured = yield* Hashing.hashFile(file.path, record.checksum === undefined ? algorithm : Checksum.parse(record.checksum).algorithm).pipe(
+      let sizeBytes = file.sizeBytes
+      let checksum = file.checksum
+      if (sizeBytes === undefined || checksum === undefined) {
+        const measured = yield* Hashing.hashFile(file.path, checksum === undefined ? algorithm : Checksum.parse(checksum).algorithm).pipe(
           Effect.mapError((e) =>
             new PackageWriteError({
               reason: (e.cause as { code?: string }).code === "ENOENT" ? "Missing" : "Unreadable",
@@ -119,13 +120,14 @@ const manifestOf = (output: string, options: WriteOptions) =>
             })
           )
         )
-        record = { sizeBytes: record.sizeBytes ?? measured.size, checksum: record.checksum ?? measured.checksum }
+        sizeBytes ??= measured.size
+        checksum ??= measured.checksum
       }
       const member = {
         id: (file.id ?? randomUUID()) as Ids.RawDataFileId,
         relativePath: file.relativePath as RelativePath.RelativePath,
-        sizeBytes: record.sizeBytes,
-        checksum: record.checksum
+        sizeBytes,
+        checksum
       }
       const problem = PackageManifest.recordProblem(member)
       if (problem !== undefined) return yield* invalid(problem, file.path)
@@ -193,7 +195,7 @@ export const write = Effect.fn("PackageWriter.write")(function*(output: string, 
     new PackageWriteError({ reason: f.kind, output, file: paths[f.index], description: `${manifest.files[f.index].relativePath}: ${f.detail}` })
   const done = yield* written.pipe(
     Effect.catchTag("MemberFault", (f) => Effect.fail(fault(f))),
-    Effect.catchTag("StorageError", (e) => Effect.fail(new PackageWriteError({ reason: "Unreadable", output, file: e.location, description: e.message }))),
+    Effect.catchTag("StorageError", (e) => Effect.fail(new PackageWriteError({ reason: "Unreadable", output, file: e.key, description: e.message }))),
     Effect.tap(() =>
       Effect.tryPromise({
         // a link fails if `output` exists, where a rename would replace it

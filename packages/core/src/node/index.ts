@@ -1,7 +1,7 @@
 /**
  * @ccat/core/node: the Node.js platform layer of core: the embedded PostgreSQL runtime, the
- * ops-db connection layer, Node stream helpers, and packages opened by their path. Nothing else
- * in core imports Node modules.
+ * ops-db connection layer, Node stream helpers, packages opened by their path, and the writer of
+ * package and bundle tars. Nothing else in core imports Node modules.
  */
 
 // --- database runtime ---
