@@ -55,12 +55,13 @@ describe("cleanup judges what changed since its last tick", () => {
       assert.strictEqual(stamp!.status, "completed")
       assert.isNotNull(stamp!.archivedAt, "archiving stamps the package with the copy that completes it")
 
-      // Archived two days ago (its stamp and its archive copy), kept for two days and 4 seconds:
-      // its retention ends a few seconds from now, long after the last tick's window began.
+      // Archived two days ago (its stamp, and every copy made then), kept for two days and 4
+      // seconds: its retention ends a few seconds from now, long after the last tick's window began.
       const back = (interval: string) => Effect.all([
         sql`update raw_data_package set archived_at = now() - ${interval}::interval where id = ${pkg.packageId}`,
         sql`update physical_copy set created_at = now() - ${interval}::interval
-            where raw_data_package_id = ${pkg.packageId} and data_location_id = (select id from data_location where name = 'cologne-archive')`
+            where raw_data_package_id = ${pkg.packageId}
+               or raw_data_file_id in (select id from raw_data_file where raw_data_package_id = ${pkg.packageId})`
       ], { discard: true })
       yield* back("2 days")
       yield* sql`update retention_policy set min_age_seconds = ${2 * 86_400 + 4}`
