@@ -12,7 +12,8 @@
  * CCAT_WAN_STREAMS [4], CCAT_WAN_CC [bbr], CCAT_PHASES_ROUNDS [2], CCAT_PHASES_VERIFY [0]
  * (1: the adapter verifies the copy too), CCAT_PHASES_SETTINGS [shared,separate]: `shared` is
  * the adapter with one ssh connection per transfer, `separate` one connection per ssh call,
- * `bare` bbcp by itself with the same streams; CCAT_BBCP as in wan-transfer.ts.
+ * `bare` bbcp by itself with the same streams; CCAT_WAN_BBCP_WINDOW [unset] bbcp's `-w` for
+ * all; CCAT_BBCP as in wan-transfer.ts. Each round starts with iperf3 at the same stream count.
  */
 import { TransferAdapter, TransferEndpoint } from "@ccat/core"
 import { BbcpTransfer } from "@ccat/transfer-bbcp"
@@ -44,6 +45,8 @@ const cc = process.env["CCAT_WAN_CC"] ?? "bbr"
 if (!["bbr", "cubic", "reno", "default"].includes(cc)) fail(`CCAT_WAN_CC must be bbr, cubic, reno or default, got ${cc}`)
 const settings = (process.env["CCAT_PHASES_SETTINGS"] ?? "shared,separate").split(",").map((s) => s.trim())
 for (const s of settings) if (!["shared", "separate", "bare"].includes(s)) fail(`CCAT_PHASES_SETTINGS: unknown setting ${s}`)
+const window = process.env["CCAT_WAN_BBCP_WINDOW"]
+if (window !== undefined && !/^\d+[kmg]?$/i.test(window)) fail(`CCAT_WAN_BBCP_WINDOW must look like 8m, got ${window}`)
 const bbcp = process.env["CCAT_BBCP"] ?? "/work/bbcp-build/bin/amd64_linux/bbcp"
 try {
   accessSync(bbcp, constants.X_OK)
@@ -111,7 +114,7 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
   if (setting === "bare") {
     const dst = path.join(destRoot, "run")
     await fs.mkdir(dst, { recursive: true })
-    const argv = [bbcpTimed, ...(files > 1 ? ["-r"] : []), "-s", String(streams), "-P", "2", "-v", "-T", Tools.bbcpTarget(world, bbcp), files > 1 ? source : path.join(source, "obs-000.bin"), `${world.cologne.address}:${dst}/`]
+    const argv = [bbcpTimed, ...(files > 1 ? ["-r"] : []), "-s", String(streams), ...(window === undefined ? [] : ["-w", window]), "-P", "2", "-v", "-T", Tools.bbcpTarget(world, bbcp), files > 1 ? source : path.join(source, "obs-000.bin"), `${world.cologne.address}:${dst}/`]
     const out = await new Promise<number | null>((resolve) => spawn(argv[0]!, argv.slice(1), { stdio: "ignore" }).once("close", resolve))
     if (out !== 0) error = `bare bbcp exit ${out}`
   } else {
@@ -120,7 +123,7 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
       remoteBbcp: bbcp,
       ssh,
       shareConnection: setting === "shared",
-      tuning: { streams },
+      tuning: { streams, ...(window === undefined ? {} : { window }) },
       retry: TransferAdapter.noRetry,
       verify
     })
@@ -141,7 +144,8 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
       return `${((Number(ms) - started) / 1000).toFixed(2).padStart(6)} s  ${rest.join(" ")}`
     })
   await fs.rm(destRoot, { recursive: true, force: true })
-  return { setting, seconds, ...sampler.marks, events, ...(error === undefined ? {} : { error }) }
+  const { first, half, all } = sampler.marks
+  return { setting, seconds, ...(first === undefined ? {} : { firstByte: first }), ...(half === undefined ? {} : { half }), ...(all === undefined ? {} : { all }), events, ...(error === undefined ? {} : { error }) }
 }
 
 const show = (t: Timeline) => {
@@ -160,7 +164,11 @@ const main = async (world: WanWorld.WanWorld, work: string) => {
   const rtt = await Effect.runPromise(world.connectMs(world.sshd!.port, 5000))
   console.log(`link ${world.id}: TCP connect ${rtt?.toFixed(1)} ms, ${cc}, ${streams} streams, verify ${verify}; load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
   const all: Array<Timeline> = []
+  const iperf = Tools.serve(world, "cologne", ["iperf3", "-s"])
+  await Tools.waitListening(world, 5201)
   for (let round = 1; round <= rounds; round++) {
+    const ceiling = await Tools.iperf3(world, streams, 8)
+    console.log(`\n[round ${round}] iperf3 -P ${streams}: ${typeof ceiling === "number" ? `${ceiling.toFixed(1)} MB/s` : ceiling}`)
     for (const s of settings) {
       const t = await once(world, work, s, round)
       all.push(t)
@@ -168,6 +176,7 @@ const main = async (world: WanWorld.WanWorld, work: string) => {
       show(t)
     }
   }
+  iperf.stop()
   console.log("\n## Summary (MB/s whole transfer; seconds to the first byte)")
   for (const s of settings) {
     const ts = all.filter((t) => t.setting === s && t.error === undefined)

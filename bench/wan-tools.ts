@@ -4,6 +4,7 @@
  * an rsync daemon reachable only from chile, and bbcp. Each runner returns what it moved and how
  * long it took; a run that hits the cap is stopped and counted by the bytes that arrived.
  */
+import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
 import { randomFillSync } from "node:crypto"
 import * as fs from "node:fs/promises"
@@ -18,6 +19,8 @@ export interface Run {
   readonly capped: boolean
   readonly ok: boolean
   readonly detail?: string
+  /** Seconds until the first byte reached the destination, where the runner watched for it. */
+  readonly firstByteSeconds?: number
 }
 
 /** MB/s (10^6 bytes) of a run. */
@@ -180,4 +183,49 @@ export const rsyncDaemon = async (world: WanWorld.WanWorld, dir: string, root: s
 export const bbcpTarget = (world: WanWorld.WanWorld, bbcp: string): string => {
   const s = world.sshd!
   return ["ssh", "-x", "-a", "-p", String(s.port), "-i", s.identityFile, ...["BatchMode=yes", ...s.sshOptions].flatMap((o) => ["-o", o]), "%I", "-l", "%U", "%H", bbcp].join(" ")
+}
+
+/** A program that runs `binary` inside chile (for an adapter whose tool must start there). */
+export const inChile = async (world: WanWorld.WanWorld, dir: string, binary: string): Promise<string> => {
+  const program = path.join(dir, `${path.basename(binary)}-in-chile`)
+  await fs.writeFile(program, `#!/bin/sh\nexec ip netns exec ${world.chile.netns} ${binary} "$@"\n`, { mode: 0o755 })
+  return program
+}
+
+/**
+ * Runs an adapter's transfer (an Effect) with the cap, printing the bytes under `root` (staging
+ * included) every 10 s and when the first byte arrived. What `destination` holds at the end is
+ * what the run moved; a capped run counts what `root` holds.
+ */
+export const cappedEffect = async <A, E>(
+  transfer: Effect.Effect<A, E>,
+  root: string,
+  destination: string,
+  capSeconds: number,
+  label: string
+): Promise<Run> => {
+  const started = Date.now()
+  let firstByte: number | undefined
+  let stop = false
+  const watch = (async () => {
+    for (let last = started; !stop; ) {
+      const b = await dirBytes(root)
+      const now = Date.now()
+      if (b > 0 && firstByte === undefined) firstByte = (now - started) / 1000
+      if (now - last >= 10_000) {
+        last = now
+        const s = (now - started) / 1000
+        console.log(`    ${label}: ${(b / 1e6).toFixed(0)} MB after ${s.toFixed(0)} s (${(b / 1e6 / s).toFixed(1)} MB/s)`)
+      }
+      await new Promise((r) => setTimeout(r, firstByte === undefined ? 100 : 1000))
+    }
+  })()
+  const outcome = await Effect.runPromise(transfer.pipe(Effect.timeoutOption(`${capSeconds} seconds`), Effect.either))
+  const seconds = (Date.now() - started) / 1000
+  stop = true
+  await watch
+  const first = firstByte === undefined ? {} : { firstByteSeconds: firstByte }
+  if (outcome._tag === "Left") return { bytes: await dirBytes(destination), seconds, capped: false, ok: false, detail: String((outcome.left as { message?: string }).message ?? outcome.left), ...first }
+  if (outcome.right._tag === "None") return { bytes: await dirBytes(root), seconds, capped: true, ok: false, detail: `stopped at the ${capSeconds} s cap`, ...first }
+  return { bytes: await dirBytes(destination), seconds, capped: false, ok: true, ...first }
 }

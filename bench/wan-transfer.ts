@@ -1,23 +1,28 @@
 /**
  * Transfers over an emulated Chile → Cologne link (`wan/`, about 220 ms round trip, 1 Gbit/s):
  * the same bundle sent with our rsync adapter over ssh, an rsync daemon (`rsync://`, reachable
- * from chile only), and bbcp with 1, 4, 8 and 16 streams when a bbcp binary is at hand, with
- * iperf3 at the same stream counts as the link's measured ceiling in the same run; for each
- * loss rate and congestion control. Run as root, by hand (not in CI):
+ * from chile only), and our bbcp adapter with 1, 4, 8 and 16 streams when a bbcp binary is at
+ * hand (bbcp by itself beside it on request), with iperf3 at the same stream counts as the
+ * link's measured ceiling in the same run; for each loss rate and congestion control. Run as
+ * root, by hand (not in CI):
  *
  *   npx tsx bench/wan-transfer.ts
  *   CCAT_WAN_BYTES=268435456 CCAT_WAN_LOSSES=0 CCAT_WAN_CCS=bbr npx tsx bench/wan-transfer.ts
  *
  * Environment (defaults in brackets): CCAT_WAN_BYTES [1 GiB], CCAT_WAN_FILES [8],
  * CCAT_WAN_LOSSES [0,0.00001,0.001], CCAT_WAN_CCS [cubic,bbr], CCAT_WAN_STREAMS [1,4,8,16],
- * CCAT_WAN_VARIANTS [iperf3,rsync-ssh,rsync-daemon,bbcp], CCAT_WAN_CAP_SECONDS [300] (a run is
- * stopped there and counted by the bytes that arrived), CCAT_WAN_IPERF_SECONDS [10],
- * CCAT_WAN_DELAY_MS [110], CCAT_WAN_RATE_MBIT [1000], CCAT_BBCP [/work/bbcp-build/bin/amd64_linux/bbcp
- * if present], CCAT_WAN_BBCP_WINDOW [bbcp's -w, unset: bbcp's default].
+ * CCAT_WAN_VARIANTS [iperf3,rsync-ssh,rsync-daemon,bbcp; also bbcp-bare: the bbcp binary by
+ * itself], CCAT_WAN_CAP_SECONDS [300] (a run is stopped there and counted by the bytes that
+ * arrived), CCAT_WAN_IPERF_SECONDS [10], CCAT_WAN_DELAY_MS [110], CCAT_WAN_RATE_MBIT [1000],
+ * CCAT_BBCP [/work/bbcp-build/bin/amd64_linux/bbcp if present], CCAT_WAN_BBCP_WINDOW [the
+ * adapter's window, unset: its default], CCAT_WAN_BBCP_BASELINE [unset; a path to another build
+ * of @ccat/transfer-bbcp, e.g. an older checkout's dist/index.js: its adapter runs right before
+ * ours at each stream count, as bbcp-base-n, for a before/after under the same load].
  */
 import { TransferAdapter, TransferEndpoint } from "@ccat/core"
 import { NodeRuntime } from "@effect/platform-node"
 import { RsyncTransfer } from "@ccat/transfer-rsync"
+import { BbcpTransfer } from "@ccat/transfer-bbcp"
 import * as Effect from "effect/Effect"
 import { accessSync, constants } from "node:fs"
 import * as fs from "node:fs/promises"
@@ -46,13 +51,20 @@ const files = num("CCAT_WAN_FILES", 8, 1, 100_000)
 const losses = list("CCAT_WAN_LOSSES", "0,0.00001,0.001", (s) => Number(s) >= 0 && Number(s) < 1).map(Number)
 const ccs = list("CCAT_WAN_CCS", "cubic,bbr", (s) => ["bbr", "cubic", "reno", "default"].includes(s)) as Array<WanWorld.CongestionControl>
 const streams = list("CCAT_WAN_STREAMS", "1,4,8,16", (s) => /^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 64).map(Number)
-const variants = new Set(list("CCAT_WAN_VARIANTS", "iperf3,rsync-ssh,rsync-daemon,bbcp", (s) => ["iperf3", "rsync-ssh", "rsync-daemon", "bbcp"].includes(s)))
+const variants = new Set(list("CCAT_WAN_VARIANTS", "iperf3,rsync-ssh,rsync-daemon,bbcp", (s) => ["iperf3", "rsync-ssh", "rsync-daemon", "bbcp", "bbcp-bare"].includes(s)))
 const capSeconds = num("CCAT_WAN_CAP_SECONDS", 300, 5, 86_400)
 const iperfSeconds = num("CCAT_WAN_IPERF_SECONDS", 10, 5, 600)
 const delayMs = num("CCAT_WAN_DELAY_MS", 110, 0, 10_000)
 const rateMbit = num("CCAT_WAN_RATE_MBIT", 1000, 1, 100_000)
 const bbcpWindow = process.env["CCAT_WAN_BBCP_WINDOW"]
 if (bbcpWindow !== undefined && !/^\d+[kmg]?$/i.test(bbcpWindow)) fail(`CCAT_WAN_BBCP_WINDOW must look like 8m, got ${bbcpWindow}`)
+
+const baselinePath = process.env["CCAT_WAN_BBCP_BASELINE"]
+const baseline: typeof BbcpTransfer | undefined =
+  baselinePath === undefined || baselinePath === ""
+    ? undefined
+    : ((await import(path.resolve(baselinePath)).catch((e: unknown) => fail(`CCAT_WAN_BBCP_BASELINE=${baselinePath}: ${String(e)}`))) as { BbcpTransfer?: typeof BbcpTransfer }).BbcpTransfer ??
+      fail(`CCAT_WAN_BBCP_BASELINE=${baselinePath} exports no BbcpTransfer`)
 
 const bbcpBinary = (() => {
   const given = process.env["CCAT_BBCP"]
@@ -67,7 +79,8 @@ const bbcpBinary = (() => {
 })()
 
 const fmt = (v: number | string | undefined) => (typeof v === "number" ? v.toFixed(1) : v ?? "-")
-const runText = (r: Tools.Run) => `${Tools.mbps(r).toFixed(1)} MB/s (${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(1)} s${r.ok ? "" : `; ${r.detail}`})`
+const runText = (r: Tools.Run) =>
+  `${Tools.mbps(r).toFixed(1)} MB/s (${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(1)} s${r.firstByteSeconds === undefined ? "" : `, first byte after ${r.firstByteSeconds.toFixed(1)} s`}${r.ok ? "" : `; ${r.detail}`})`
 
 interface Row {
   readonly loss: number
@@ -119,8 +132,9 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
           const r = await run()
           const cpu = (await Tools.cpuSeconds(helperPid)) - cpu0
           row.results[name] = r
-          console.log(`  ${name}: ${runText(r)}; delay helper ${((cpu / r.seconds) * 100).toFixed(0)}% of a core`)
+          console.log(`  ${name}: ${runText(r)}; delay helper ${((cpu / r.seconds) * 100).toFixed(0)}% of a core; load ${os.loadavg()[0]!.toFixed(1)}`)
           await fs.rm(path.join(destRoot, "run"), { recursive: true, force: true })
+          await fs.rm(path.join(destRoot, ".ccat-partial"), { recursive: true, force: true })
         }
         if (variants.has("iperf3")) {
           for (const n of streams) {
@@ -156,11 +170,27 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
             Tools.capped(world, "chile", ["rsync", "-rlt", `${source}/`, `rsync://${world.cologne.address}/bench/run/`], dst, capSeconds, "rsync-daemon")
           )
         }
-        if (variants.has("bbcp") && bbcpBinary !== undefined) {
+        if ((variants.has("bbcp") || variants.has("bbcp-bare")) && bbcpBinary !== undefined) {
+          const bbcpInChile = await Tools.inChile(world, work, bbcpBinary)
+          const viaAdapter = (adapter: typeof BbcpTransfer, n: number) => async () => {
+            const made = adapter.make({
+              bbcp: bbcpInChile,
+              remoteBbcp: bbcpBinary,
+              ssh: world.chileSsh,
+              tuning: { streams: n, ...(bbcpWindow === undefined ? {} : { window: bbcpWindow }) },
+              retry: TransferAdapter.noRetry,
+              verify: false
+            })
+            return Tools.cappedEffect(made.transfer({ source: TransferEndpoint.local(source), destination: world.cologneEndpoint(dst), kind: "directory" }), destRoot, dst, capSeconds, `bbcp adapter -s ${n}`)
+          }
           for (const n of streams) {
-            await fs.mkdir(dst, { recursive: true })
-            const argv = [bbcpBinary, "-r", "-s", String(n), ...(bbcpWindow === undefined ? [] : ["-w", bbcpWindow]), "-T", Tools.bbcpTarget(world, bbcpBinary), source, `${world.cologne.address}:${dst}/`]
-            await timed(`bbcp-${n}`, () => Tools.capped(world, "chile", argv, dst, capSeconds, `bbcp -s ${n}`))
+            if (baseline !== undefined && variants.has("bbcp")) await timed(`bbcp-base-${n}`, viaAdapter(baseline, n))
+            if (variants.has("bbcp")) await timed(`bbcp-${n}`, viaAdapter(BbcpTransfer, n))
+            if (variants.has("bbcp-bare")) {
+              await fs.mkdir(dst, { recursive: true })
+              const argv = [bbcpBinary, "-r", "-s", String(n), ...(bbcpWindow === undefined ? [] : ["-w", bbcpWindow]), "-T", Tools.bbcpTarget(world, bbcpBinary), source, `${world.cologne.address}:${dst}/`]
+              await timed(`bbcp-bare-${n}`, () => Tools.capped(world, "chile", argv, dst, capSeconds, `bbcp -s ${n}`))
+            }
           }
         }
       }
@@ -175,21 +205,30 @@ const summary = (rows: ReadonlyArray<Row>) => {
   console.log(`\n## Summary (${(bytes / 1024 ** 2).toFixed(0)} MiB in ${files} files, MB/s = 10^6 bytes/s; * = stopped at the ${capSeconds} s cap)\n`)
   const names = [...new Set(rows.flatMap((r) => Object.keys(r.results)))]
   const iperfNames = variants.has("iperf3") ? streams.map((n) => `iperf3 -P ${n}`) : []
-  console.log(`| ${["loss", "cc", "RTT ms", ...iperfNames, ...names, "best bbcp / rsync-ssh", "best bbcp / iperf3 (same streams)"].join(" | ")} |`)
-  console.log(`|${"---|".repeat(3 + iperfNames.length + names.length + 2)}`)
+  const baseNames = baseline === undefined ? [] : ["best bbcp-base / iperf3"]
+  console.log(`| ${["loss", "cc", "RTT ms", ...iperfNames, ...names, "best bbcp / rsync-ssh", "best bbcp / iperf3 (same streams)", ...baseNames].join(" | ")} |`)
+  console.log(`|${"---|".repeat(3 + iperfNames.length + names.length + 2 + baseNames.length)}`)
   for (const r of rows) {
     const cell = (n: string) => {
       const x = r.results[n]
       return x === undefined ? "-" : `${Tools.mbps(x).toFixed(1)}${x.capped ? "*" : x.ok ? "" : "!"}`
     }
-    const bbcps = streams.map((n) => [n, r.results[`bbcp-${n}`]] as const).filter((x): x is readonly [number, Tools.Run] => x[1] !== undefined)
-    const best = bbcps.reduce<readonly [number, Tools.Run] | undefined>((b, x) => (b === undefined || Tools.mbps(x[1]) > Tools.mbps(b[1]) ? x : b), undefined)
+    const bestOf = (prefix: string) =>
+      streams
+        .map((n) => [n, r.results[`${prefix}-${n}`]] as const)
+        .filter((x): x is readonly [number, Tools.Run] => x[1] !== undefined)
+        .reduce<readonly [number, Tools.Run] | undefined>((b, x) => (b === undefined || Tools.mbps(x[1]) > Tools.mbps(b[1]) ? x : b), undefined)
+    const vsIperfOf = (best: readonly [number, Tools.Run] | undefined) => {
+      const ip = best === undefined ? undefined : r.iperf[best[0]]
+      return best !== undefined && typeof ip === "number" ? `${(Tools.mbps(best[1]) / ip).toFixed(2)} (s=${best[0]})` : "-"
+    }
+    const best = bestOf("bbcp")
     const rs = r.results["rsync-ssh"]
-    const ip = best === undefined ? undefined : r.iperf[best[0]]
     const vsRsync = best !== undefined && rs !== undefined ? (Tools.mbps(best[1]) / Tools.mbps(rs)).toFixed(2) : "-"
-    const vsIperf = best !== undefined && typeof ip === "number" ? `${(Tools.mbps(best[1]) / ip).toFixed(2)} (s=${best[0]})` : "-"
+    const vsIperf = vsIperfOf(best)
+    const baseCells = baseline === undefined ? [] : [vsIperfOf(bestOf("bbcp-base"))]
     const iperfCells = variants.has("iperf3") ? streams.map((n) => (typeof r.iperf[n] === "string" ? "failed" : fmt(r.iperf[n]))) : []
-    console.log(`| ${[`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf].join(" | ")} |`)
+    console.log(`| ${[`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf, ...baseCells].join(" | ")} |`)
   }
 }
 

@@ -13,7 +13,7 @@
  * since a resume needs them on the interrupted run too. Stopping signals bbcp's whole process
  * group: its agents outlive a killed parent (fixture 23).
  */
-import { TransferAdapter, TransferError } from "@ccat/core"
+import { Checksum, TransferAdapter, TransferError } from "@ccat/core"
 import type { TransferEndpoint } from "@ccat/core"
 import { TransferHost, TransferProcess } from "@ccat/core/node"
 import * as Effect from "effect/Effect"
@@ -166,14 +166,64 @@ const onHost = (endpoint: TransferEndpoint.Endpoint, script: string, ssh?: strin
         )
       )
 
-/** The minimal bbcp adapter (size, copy, manifest, remove), for composing or wrapping. */
-export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
+/**
+ * The destination's manifest, read by the same ssh call that published the copy and handed to
+ * the verification that follows, so a verified push costs one round trip less. One transfer
+ * call owns one handoff; the manifest is taken once.
+ */
+export interface Handoff {
+  /** The algorithm verification will use. */
+  readonly algorithm: Checksum.Algorithm
+  current?: { readonly path: string; readonly kind: TransferAdapter.Kind; readonly manifest: TransferAdapter.Manifest }
+}
+
+const marker = "--ccat-bbcp-manifest--"
+
+/** Publishes, then prints the manifest after a marker and its exit status; a failed manifest leaves the publish's outcome alone. */
+const publishAndManifestScript = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>, algorithm: Checksum.Algorithm): string =>
+  `( ${publishScript(request, staging)} ) || exit $?; echo ${marker}; ( ${TransferHost.manifestScript(request.destination.path, request.kind, algorithm)} ); echo "${marker}$?"`
+
+/** The manifest a publish-and-manifest call printed, when its manifest part succeeded. */
+const handedManifest = (stdout: string, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm): TransferAdapter.Manifest | undefined => {
+  const start = stdout.indexOf(`${marker}\n`)
+  const end = stdout.lastIndexOf(`${marker}0`)
+  return start === -1 || end < start ? undefined : TransferHost.parseRemoteManifest(stdout.slice(start + marker.length + 1, end), algorithm, kind)
+}
+
+const publish = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>, options: Options, handoff: Handoff | undefined) => {
+  const d = request.destination
+  if (handoff === undefined || d._tag !== "Ssh") return onHost(d, publishScript(request, staging), options.ssh)
+  return TransferHost.remote(name, d, publishAndManifestScript(request, staging, handoff.algorithm), options.ssh).pipe(
+    Effect.map((stdout) => {
+      const manifest = handedManifest(stdout, request.kind, handoff.algorithm)
+      if (manifest !== undefined) handoff.current = { path: d.path, kind: request.kind, manifest }
+    })
+  )
+}
+
+/** The manifest a handoff holds for this endpoint, taken out of it. */
+const takeHanded = (handoff: Handoff | undefined, endpoint: TransferEndpoint.Endpoint, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm) => {
+  const c = handoff?.current
+  if (handoff === undefined || c === undefined || endpoint._tag !== "Ssh" || c.path !== endpoint.path || c.kind !== kind || handoff.algorithm !== algorithm) return undefined
+  handoff.current = undefined
+  return c.manifest
+}
+
+/**
+ * The minimal bbcp adapter (size, copy, manifest, remove), for composing or wrapping. With a
+ * handoff, a push's publish reads the destination's manifest too, for the verification after it.
+ */
+export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapter.Minimal => ({
   name,
   capabilities: { resume: true, remote: true, directories: true, bandwidthLimit: true },
   size: (endpoint, kind) => TransferHost.size(name, endpoint, kind, options.ssh),
-  manifest: (endpoint, kind, algorithm) => TransferHost.manifest(name, endpoint, kind, algorithm, options.ssh),
+  manifest: (endpoint, kind, algorithm) => {
+    const handed = takeHanded(handoff, endpoint, kind, algorithm)
+    return handed === undefined ? TransferHost.manifest(name, endpoint, kind, algorithm, options.ssh) : Effect.succeed(handed)
+  },
   remove: (endpoint) => TransferHost.remove(name, endpoint, options.ssh),
   copy: Effect.fn("BbcpTransfer.copy")(function* (request, report) {
+    if (handoff !== undefined) handoff.current = undefined
     const p = yield* Effect.try({
       try: () => plan(request, options),
       catch: (e) => TransferError.make(name, "InvalidRequest", e instanceof Error ? e.message : String(e))
@@ -219,7 +269,7 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
         })
       )
     }
-    yield* onHost(request.destination, publishScript(request, p.staging), options.ssh)
+    yield* publish(request, p.staging, options, handoff)
     const parsed = BbcpOutput.parse(outcome.stderr)
     return {
       bytesSent: parsed.files.reduce((n, f) => n + f.bytes, 0),
@@ -240,14 +290,20 @@ const sharing = (request: TransferAdapter.Request, options: Options) => {
     : Effect.map(SshMux.shared(destination as TransferEndpoint.Ssh, options.ssh), (d): TransferAdapter.Request => ({ ...request, destination: d }))
 }
 
-/** The full bbcp adapter: the core's verification, deadline and retries around `minimal`, each call over one ssh connection. */
+/**
+ * The full bbcp adapter: the core's verification, deadline and retries around `minimal`. Each
+ * call runs over one ssh connection, and a verified push reads the destination's checksums in
+ * the call that publishes the copy.
+ */
 export const make = (options: Options = {}): TransferAdapter.Service => {
-  const lifted = TransferAdapter.make(minimal(options), options)
+  const plain = TransferAdapter.make(minimal(options), options)
+  const forCall = (request: TransferAdapter.Request, call: TransferAdapter.CallOptions = {}) =>
+    (call.verify ?? options.verify ?? true) ? TransferAdapter.make(minimal(options, { algorithm: request.algorithm ?? Checksum.defaultAlgorithm }), options) : plain
   return {
-    ...lifted,
-    stream: (request, call) => Stream.unwrapScoped(Effect.map(sharing(request, options), (r) => lifted.stream(r, call))),
-    transfer: (request, call) => Effect.scoped(Effect.flatMap(sharing(request, options), (r) => lifted.transfer(r, call))),
-    verify: (request) => Effect.scoped(Effect.flatMap(sharing(request, options), lifted.verify))
+    ...plain,
+    stream: (request, call) => Stream.unwrapScoped(Effect.map(sharing(request, options), (r) => forCall(r, call).stream(r, call))),
+    transfer: (request, call) => Effect.scoped(Effect.flatMap(sharing(request, options), (r) => forCall(r, call).transfer(r, call))),
+    verify: (request) => Effect.scoped(Effect.flatMap(sharing(request, options), plain.verify))
   }
 }
 

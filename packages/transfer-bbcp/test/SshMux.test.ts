@@ -1,7 +1,8 @@
 /**
  * The shared ssh connection of a bbcp transfer: every ssh call of a transfer rides one
- * connection, and whatever way the transfer ends (done, interrupted, its process killed) no
- * master process or socket stays behind. The transfer cases need a real bbcp on PATH; the
+ * connection, a verified push makes three calls (staging, bbcp, publish with the checksums), and
+ * whatever way the transfer ends (done, interrupted, its process killed) no master process or
+ * socket stays behind. The transfer cases need a real bbcp on PATH; the
  * killed-owner case needs only ssh and sshd.
  */
 import { TransferAdapter, TransferEndpoint } from "@ccat/core"
@@ -57,17 +58,19 @@ const until = async (check: () => Promise<boolean>, ms: number): Promise<boolean
 
 /**
  * An ssh that opens one connection at most: every call after the first gets a proxy that
- * fails, so it works only through the first call's master.
+ * fails, so it works only through the first call's master. Each call's words go to `log`.
  */
 const oneConnectionSsh = async (name: string) => {
   const marker = path.join(dir, `${name}.first`)
   const program = path.join(dir, `${name}.ssh`)
+  const log = path.join(dir, `${name}.log`)
   await fs.writeFile(
     program,
-    `#!/bin/sh\nif [ -e ${marker} ]; then exec ssh -o ProxyCommand=false "$@"; fi\ntouch ${marker}\nexec ssh "$@"\n`,
+    `#!/bin/sh\necho "$*" >> ${log}\nif [ -e ${marker} ]; then exec ssh -o ProxyCommand=false "$@"; fi\ntouch ${marker}\nexec ssh "$@"\n`,
     { mode: 0o755 }
   )
-  return program
+  const calls = async () => (await fs.readFile(log, "utf8").catch(() => "")).split("\n").filter((l) => l !== "" && !/ -O (check|exit) /.test(l))
+  return { program, calls }
 }
 
 describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connection (real bbcp)", () => {
@@ -77,12 +80,17 @@ describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connect
     Effect.gen(function* () {
       const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "one.bin"), 2 * 1024 * 1024))
       const request = { source: TransferEndpoint.local(path.join(dir, "one.bin")), destination: endpoint(path.join(dir, "out", "one.bin")), kind: "file" as const }
-      const shared = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: yield* Effect.promise(() => oneConnectionSsh("shared")), retry: TransferAdapter.noRetry })
+      const one = yield* Effect.promise(() => oneConnectionSsh("shared"))
+      const shared = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: one.program, retry: TransferAdapter.noRetry })
       const result = yield* shared.transfer(request)
       assert.strictEqual(result.checksum, sum)
+      assert.isTrue(result.verified)
       assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
+      // the staging folder, bbcp's agent, and the publish that reads the checksums for verification
+      const calls = yield* Effect.promise(one.calls)
+      assert.strictEqual(calls.length, 3, calls.join("\n"))
       // the same ssh without sharing cannot make its second connection: the check above is real
-      const separate = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: yield* Effect.promise(() => oneConnectionSsh("separate")), retry: TransferAdapter.noRetry, shareConnection: false })
+      const separate = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: (yield* Effect.promise(() => oneConnectionSsh("separate"))).program, retry: TransferAdapter.noRetry, shareConnection: false })
       const failed = yield* separate.transfer({ ...request, destination: endpoint(path.join(dir, "out", "two.bin")) }).pipe(Effect.flip)
       assert.strictEqual(failed.reason, "Connection")
     }), 60_000)

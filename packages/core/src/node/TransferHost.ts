@@ -163,6 +163,16 @@ export const parseRemoteManifest = (out: string, algorithm: Checksum.Algorithm, 
   return manifest
 }
 
+/**
+ * The remote shell script printing the manifest of a path (what `parseRemoteManifest` reads);
+ * it exits 3 when the path is missing. Exported so an adapter can run it in the same ssh call as
+ * other work at the far end.
+ */
+export const manifestScript = (p: string, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm): string =>
+  kind === "file"
+    ? `test -f ${q(p)} || exit 3; stat -c 'S %s .' -- ${q(p)} && openssl dgst -${algorithm} -r -- ${q(p)}`
+    : `cd -- ${q(p)} 2>/dev/null || exit 3; find . -type f -printf 'S %s %P\\n' && find . -type f -print0 | xargs -0 -r openssl dgst -${algorithm} -r`
+
 /** Checksums of every regular file at an endpoint. */
 export const manifest = (adapter: string, endpoint: TransferEndpoint.Endpoint, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm, ssh = "ssh") =>
   (endpoint._tag === "Local"
@@ -185,9 +195,7 @@ export const manifest = (adapter: string, endpoint: TransferEndpoint.Endpoint, k
     : remote(
         adapter,
         endpoint,
-        kind === "file"
-          ? `test -f ${q(endpoint.path)} || exit 3; stat -c 'S %s .' -- ${q(endpoint.path)} && openssl dgst -${algorithm} -r -- ${q(endpoint.path)}`
-          : `cd -- ${q(endpoint.path)} 2>/dev/null || exit 3; find . -type f -printf 'S %s %P\\n' && find . -type f -print0 | xargs -0 -r openssl dgst -${algorithm} -r`,
+        manifestScript(endpoint.path, kind, algorithm),
         ssh
       ).pipe(Effect.map((out) => parseRemoteManifest(out, algorithm, kind)))
   ).pipe(Effect.withSpan("TransferHost.manifest", { attributes: { path: endpoint.path } }))
