@@ -115,9 +115,11 @@ export const rowRegion: Geometry = { shape: "circle", ra: `t."s_ra"`, dec: `t."s
 
 const float = "double precision"
 
-// The unit vector of a position, as the columns x, y, z of a FROM item named p.
-const vectorFrom = (ra: string, dec: string) =>
-  `(select cos(radians(q.d)) * cos(radians(q.a)) as x, cos(radians(q.d)) * sin(radians(q.a)) as y, sin(radians(q.d)) as z from (select (${ra})::${float} as a, (${dec})::${float} as d) as q) as p`
+// The unit vector of a position, as the columns x, y, z of a FROM item named p, with a radius's
+// r (degrees), sine s and cosine c when one is given.
+const vectorFrom = (ra: string, dec: string, radius = "null") =>
+  `(select cos(radians(q.d)) * cos(radians(q.a)) as x, cos(radians(q.d)) * sin(radians(q.a)) as y, sin(radians(q.d)) as z, q.r, sin(radians(q.r)) as s, cos(radians(q.r)) as c ` +
+  `from (select (${ra})::${float} as a, (${dec})::${float} as d, (${radius})::${float} as r) as q) as p`
 
 // A constant vector bound once, and its dot product with p's x, y, z.
 const dotSql = (ctx: Context, v: SphereGeometry.Vec) => {
@@ -134,8 +136,7 @@ const edgeValue = (e: SphereGeometry.Edge, c: EdgeColumn): number => {
 const edgesSql = (ctx: Context, polygon: SphereGeometry.Polygon, columns: ReadonlyArray<EdgeColumn>) =>
   `(values ${polygon.edges.map((e) => `(${columns.map((c) => ctx.bind(edgeValue(e, c), float)).join(", ")})`).join(", ")}) as e(${columns.join(", ")})`
 
-// Over a FROM item p with x, y, z: whether p lies in the polygon (null when p is null), and how
-// far (degrees) p is from its boundary, the nearest point of each great-circle edge.
+// Over a FROM item p with x, y, z: whether p lies in the polygon (null when p is null).
 const insideSql = (ctx: Context, polygon: SphereGeometry.Polygon) => {
   const w = dotSql(ctx, polygon.centre)
   const [u, v] = [dotSql(ctx, polygon.e1), dotSql(ctx, polygon.e2)]
@@ -143,12 +144,15 @@ const insideSql = (ctx: Context, polygon: SphereGeometry.Polygon) => {
     `(select ${u} / nullif(${w}, 0) as u, ${v} / nullif(${w}, 0) as v) as g where (e.y1 > g.v) <> (e.y2 > g.v) and g.u < e.x1 + (g.v - e.y1) * e.slope)`
   return `case when ${w} > 0 then ${crossings} % 2 = 1 else ${w} > 0 end`
 }
-const boundaryDistanceSql = (ctx: Context, polygon: SphereGeometry.Polygon) => {
+// Whether an edge of the polygon comes within p.r of p (strictly, with "<"): within the edge's
+// lune the nearest point is on the great circle (|p·n| is the sine of the distance, and a radius
+// of 90° or more reaches every such point), elsewhere it is an end, and every end is some edge's a.
+const boundaryNearSql = (ctx: Context, polygon: SphereGeometry.Polygon, op: "<=" | "<") => {
   const d = (c: string) => `(p.x * e.${c}x + p.y * e.${c}y + p.z * e.${c}z)`
-  const chord = (c: string) => `sqrt(power(p.x - e.${c}x, 2) + power(p.y - e.${c}y, 2) + power(p.z - e.${c}z, 2))`
-  const columns: ReadonlyArray<EdgeColumn> = ["ax", "ay", "az", "bx", "by", "bz", "nx", "ny", "nz", "lax", "lay", "laz", "lbx", "lby", "lbz"]
-  return `(select min(case when ${d("la")} >= 0 and ${d("lb")} >= 0 then degrees(asin(least(1::${float}, abs(${d("n")})))) ` +
-    `else degrees(2 * asin(least(1::${float}, least(${chord("a")}, ${chord("b")}) / 2))) end) from ${edgesSql(ctx, polygon, columns)})`
+  const columns: ReadonlyArray<EdgeColumn> = ["ax", "ay", "az", "nx", "ny", "nz", "lax", "lay", "laz", "lbx", "lby", "lbz"]
+  const reverse = op === "<=" ? ">=" : ">"
+  return `exists (select from ${edgesSql(ctx, polygon, columns)} where ${d("a")} ${reverse} p.c ` +
+    `or (${d("la")} >= 0 and ${d("lb")} >= 0 and (p.r ${reverse} 90 or abs(${d("n")}) ${op} p.s)))`
 }
 
 const band = (dec: string, low: string, high: string) => `(${dec}) between ${low} and ${high}`
@@ -157,12 +161,12 @@ const band = (dec: string, low: string, high: string) => `(${dec}) between ${low
 const circlePolygon = (ctx: Context, c: Extract<Geometry, { shape: "circle" }>, polygon: SphereGeometry.Polygon, how: "meets" | "within" | "meetsOpen") => {
   const [lo, hi] = [ctx.bind(polygon.decMin, float), ctx.bind(polygon.decMax, float)]
   const inside = insideSql(ctx, polygon)
-  const distance = boundaryDistanceSql(ctx, polygon)
-  // unknown (null) when the circle is: least() would pass over a null distance
-  const unknown = `when p.x is null or (${c.radius}) is null then null`
+  // unknown (null) when the circle is, not "no edge near"
+  const unknown = "when p.x is null or p.r is null then null"
+  const from = vectorFrom(c.ra, c.dec, c.radius)
   const test = how === "within"
-    ? `(select case ${unknown} else (${inside}) and ${distance} >= (${c.radius}) end from ${vectorFrom(c.ra, c.dec)})`
-    : `(select case ${unknown} when ${inside} then true else ${distance} ${how === "meets" ? "<=" : "<"} (${c.radius}) end from ${vectorFrom(c.ra, c.dec)})`
+    ? `(select case ${unknown} else (${inside}) and not ${boundaryNearSql(ctx, polygon, "<")} end from ${from})`
+    : `(select case ${unknown} when ${inside} then true else ${boundaryNearSql(ctx, polygon, how === "meets" ? "<=" : "<")} end from ${from})`
   const prefilter = how === "within" ? band(c.dec, lo, hi) : band(c.dec, `${lo} - (${c.radius})`, `${hi} + (${c.radius})`)
   return `(${prefilter} and ${test})`
 }

@@ -159,6 +159,21 @@ it.layer(Harness.layer(), { timeout: 240_000 })("ADQL regions", (it) => {
       expect(yield* both(`INTERSECTS(s_region, ${region})`)).toBe(all - 2)
     }), 60_000)
 
+  it.effect("a polygon of 100 vertices: every row tested, timed", () =>
+    Effect.gen(function* () {
+      // a 20° circle drawn as 100 vertices, both predicates over every row with a position
+      const ring = Array.from({ length: 100 }, (_, i) => {
+        const a = (2 * Math.PI * i) / 100
+        return `POINT('ICRS', ${(200 + (20 * Math.cos(a)) / Math.cos((30 * Math.PI) / 180)).toFixed(6)}, ${(30 + 20 * Math.sin(a)).toFixed(6)})`
+      }).join(", ")
+      for (const where of [`CONTAINS(POINT('ICRS', s_ra, s_dec), POLYGON(${ring})) = 1`, `INTERSECTS(s_region, POLYGON(${ring})) = 1`]) {
+        const started = Date.now()
+        const answer = yield* Tap.query(`SELECT COUNT(*) FROM ivoa.obscore WHERE ${where}`, { format: "csv" })
+        expect(answer.status).toBe(200)
+        console.log(`regions: ${where.slice(0, 40)}... over ${yield* Effect.map(Tap.query("SELECT COUNT(*) FROM ivoa.obscore", { format: "csv" }), (a) => a.text.trim().split("\r\n")[1])} rows: ${Date.now() - started} ms, ${answer.text.trim().split("\r\n")[1]} selected`)
+      }
+    }))
+
   it.effect("/tap/capabilities declares the region features", () =>
     Effect.gen(function* () {
       const capabilities = (yield* Tap.request("/tap/capabilities")).text
