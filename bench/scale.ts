@@ -65,7 +65,9 @@ const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math
 const measure = (files: number, url: Redacted.Redacted<string>, dir: string) =>
   Effect.gen(function* () {
     const loaded = yield* Catalog.load({ files })
-    console.log(`  catalog: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s`)
+    const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ")
+    console.log(`  catalog: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s, load ${load()}`)
+    for (const t of loaded.tables) console.log(`    ${t.table.padEnd(36)} ${t.rows > 0 ? `${t.rows.toLocaleString("en-US").padStart(12)} rows` : "".padStart(17)} ${t.seconds.toFixed(1).padStart(7)} s`)
     const account = yield* Tokens.ensureAccount({ name: `scale-ops-${files}`, role: "operator" })
     const { token } = yield* Tokens.issue({ accountId: account.id })
     const baseUrl = yield* HttpServer.addressFormattedWith((a) => Effect.succeed(a))
@@ -141,6 +143,7 @@ const main = Effect.gen(function* () {
     const growth = (last[1].get(probe.name) ?? NaN) / (first[1].get(probe.name) ?? NaN)
     console.log(`| ${probe.name} | ${cells.join(" | ")} | ${growth.toFixed(2)}x | ${probe.targetMs === undefined ? "" : `< ${probe.targetMs} ms, growth < 2x`} |`)
   }
+  console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
   console.log(`\ncommand: ${process.env.SCALE_FILES ? `SCALE_FILES=${process.env.SCALE_FILES} ` : ""}npx tsx bench/scale.ts`)
 }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
 

@@ -134,6 +134,8 @@ const pool = (config: PgClient.PgClientConfig, connections: number, tasks: Reado
     const worker = async () => {
       const on = await open(config)
       try {
+        // The anti-joins hash a big table: memory for it rather than batches on disk (two sessions).
+        await on.query("set work_mem = '256MB'")
         for (let task = queue.shift(); task !== undefined; task = queue.shift()) await task(on)
       } finally {
         await on.end()
