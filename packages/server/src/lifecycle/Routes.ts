@@ -158,9 +158,12 @@ export const running = (routeId: string) =>
     sql<{ n: number }>`select count(*)::int as n from data_transfer where route_id = ${routeId} and status in ('scheduled', 'in_progress')`
   ).pipe(Effect.map((rows) => rows[0].n))
 
+/** The key of a route's advisory lock (hashed with `hashtext`): every creator of its attempts takes the same one. */
+export const routeLockKey = (routeId: string) => `ccat.route:${routeId}`
+
 /** Serialises attempt creation on a route for the rest of the transaction (limit and probe checks). */
 export const lockRoute = (routeId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select pg_advisory_xact_lock(hashtext(${`ccat.route:${routeId}`}))`)
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select pg_advisory_xact_lock(hashtext(${routeLockKey(routeId)}))`)
 
 /**
  * Queue options of the stages that hand bundles to each other (bundle → transfer → arrive, and
