@@ -191,7 +191,7 @@ const checksSql = (
  * in SQL: TransferPolicy.circuitOf's rule (closed, or half-open with no probe running), so the
  * statement that checks can also create the attempt. `decided` below holds the two to agreeing.
  */
-const circuitLetsThroughSql = (sql: SqlClient.SqlClient, last: string, probing: string, policy: TransferPolicy.TransferPolicyConfig) => sql`(
+export const circuitLetsThroughSql = (sql: SqlClient.SqlClient, last: string, probing: string, policy: TransferPolicy.TransferPolicyConfig) => sql`(
   json_array_length(${sql.literal(last)}) < ${policy.breakerThreshold}::int
   or exists (select 1 from json_array_elements(${sql.literal(last)}) e where e->>'status' <> 'failed')
   or (${policy.breakerCoolDownMs}::float8 - (${sql.literal(last)}->0->>'sinceMs')::float8 <= 0 and ${sql.literal(probing)} = 0))`
