@@ -18,6 +18,8 @@ export const FileFilter = Schema.Struct({
   moduleId: Schema.optional(Ids.InstrumentModuleId),
   packageId: Schema.optional(Ids.RawDataPackageId),
   state: Schema.optional(RawDataFileState),
+  /** `raw`: files instruments filed; `product`: files of processed DataProducts; absent: both. */
+  kind: Schema.optional(Schema.Literal("raw", "product")),
   ...PageParams
 })
 
@@ -28,7 +30,7 @@ export class FilesApi extends HttpApiGroup.make("files")
       .setUrlParams(FileFilter)
       .addSuccess(Page(RawDataFile.json))
       .addError(Unprocessable)
-      .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataFiles in filing order, filtered by observation, module, package or state."))
+      .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataFiles in filing order, filtered by observation, module, package, state or kind (raw: filed by instruments; product: files of processed DataProducts)."))
   )
   .add(
     HttpApiEndpoint.get("get", "/files/:id")

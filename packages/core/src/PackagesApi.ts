@@ -27,6 +27,8 @@ export const PackageFilter = Schema.Struct({
   moduleId: Schema.optional(Ids.InstrumentModuleId),
   status: Schema.optional(Status),
   journey: Schema.optional(PackageJourney),
+  /** `raw`: packages of instruments' files; `product`: packages of processed DataProducts; absent: both. */
+  kind: Schema.optional(Schema.Literal("raw", "product")),
   ...PageParams
 })
 
@@ -63,7 +65,7 @@ export class PackagesApi extends HttpApiGroup.make("packages")
       .setUrlParams(PackageFilter)
       .addSuccess(Page(PackageView))
       .addError(Unprocessable)
-      .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataPackages in creation order, filtered by observation, module, status or journey."))
+      .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataPackages in creation order, filtered by observation, module, status, journey or kind (raw: of instruments' files; product: of processed DataProducts)."))
   )
   .add(
     HttpApiEndpoint.get("get", "/packages/:id")

@@ -22,6 +22,7 @@ export const FilesHttpLive = HttpApiBuilder.group(Api.Api, "files", (handlers) =
         if (q.moduleId !== undefined) where.push(sql`t.instrument_module_id = ${q.moduleId}`)
         if (q.packageId !== undefined) where.push(sql`t.raw_data_package_id = ${q.packageId}`)
         if (q.state !== undefined) where.push(sql`t.state = ${q.state}`)
+        if (q.kind !== undefined) where.push(q.kind === "raw" ? sql`t.data_product_id is null` : sql`t.data_product_id is not null`)
         return yield* page({ table: "raw_data_file", orderBy: "filed_at", where, limit: q.limit, cursor: q.cursor, decode })
       })
     )

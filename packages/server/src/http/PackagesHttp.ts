@@ -83,6 +83,7 @@ export const PackagesHttpLive = HttpApiBuilder.group(Api.Api, "packages", (handl
         const where: Array<Fragment> = [Access.observationScope(sql, p, sql`t.executed_obs_unit_id`)]
         if (q.observationId !== undefined) where.push(sql`t.executed_obs_unit_id = ${q.observationId}`)
         if (q.moduleId !== undefined) where.push(sql`t.instrument_module_id = ${q.moduleId}`)
+        if (q.kind !== undefined) where.push(q.kind === "raw" ? sql`t.data_product_id is null` : sql`t.data_product_id is not null`)
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
         // Compared as the enum, not as text, so the live packages' partial index answers WAITING and FAILED.
         if (q.journey !== undefined) where.push(sql`t.status in ${sql.in(statusesOf(q.journey))}`)

@@ -94,13 +94,16 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: products", (it) => {
         const parameters = await page.locator("dl.facts dt", { hasText: /^Parameters$/ }).locator("xpath=following-sibling::dd[1]").innerText()
         // from the observation, its products
         await page.goto(`${baseUrl}/ui/#/observations/${eou.id}`)
+        await page.locator("#products-of-this").waitFor({ timeout: 15_000 })
+        // the observation's own files and packages only: its products' are on their pages
+        const ownFiles = { empty: await page.getByText("No files filed yet.").count(), productFiles: await page.getByText(`products/${tag}/`).count() }
         await page.locator("#products-of-this").click()
         await page.locator("#products-scope", { hasText: eou.id.slice(0, 8) }).waitFor({ timeout: 15_000 })
         await page.getByRole("link", { name: mosaic.name }).waitFor({ timeout: 15_000 })
         const derived = await rows(page, "DataProducts, in filing order")
         await page.goto(`${baseUrl}/ui/#/products/${randomUUID()}`)
         await page.getByRole("alert").filter({ hasText: "does not exist or is not visible" }).waitFor({ timeout: 15_000 })
-        return { ...result, parameters, derived: derived.map((r) => r[0]) }
+        return { ...result, parameters, derived: derived.map((r) => r[0]), ownFiles }
       })
       expect(shown.inputs).toEqual([["product", map.id.slice(0, 8)]])
       expect(shown.observations).toEqual([[eou.id.slice(0, 8), "products of this observation"]])
@@ -108,6 +111,7 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: products", (it) => {
       expect(shown.packages).toBe(1)
       expect(shown.parameters).toBe(`{"pixelArcsec":4}`)
       expect(shown.derived).toEqual([map.name, mosaic.name])
+      expect(shown.ownFiles).toEqual({ empty: 1, productFiles: 0 })
       expect(errors).toEqual([])
     })
   )

@@ -110,8 +110,9 @@ export const one = async (ctx) => {
   const [o, { instruments, obsUnits, locations, sites }] = await Promise.all([Api.get(`/observations/${encodeURIComponent(id)}`), lookups()])
   const unit = obsUnits.find((u) => u.id === o.obsUnitId)
   const [files, packages] = await Promise.all([
-    Api.all("/files", { observationId: id }, 2000),
-    Api.all("/packages", { observationId: id }, 1000)
+    // the observation's own data: a product's files and packages are on the product's page
+    Api.all("/files", { observationId: id, kind: "raw" }, 2000),
+    Api.all("/packages", { observationId: id, kind: "raw" }, 1000)
   ])
   if (!ctx.current()) return
   const modules = await Api.get("/instrument-modules", unit ? { instrumentId: unit.instrumentId } : {})
