@@ -247,8 +247,9 @@ export const load = (options: Options) =>
       const analysed = yield* Effect.promise(async () =>
         (await client.query<{ rel: string }>(
           `select format('%I.%I', n.nspname, c.relname) as rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
-            where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = current_schema() and c.relname not in ('ops_count', 'ops_histogram')
-            order by pg_relation_size(c.oid) + coalesce((select sum(pg_relation_size(i.inhrelid)) from pg_inherits i where i.inhparent = c.oid), 0) desc`
+            where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = current_schema() and not ($1 and c.relname in ('ops_count', 'ops_histogram'))
+            order by pg_relation_size(c.oid) + coalesce((select sum(pg_relation_size(i.inhrelid)) from pg_inherits i where i.inhparent = c.oid), 0) desc`,
+          [recount]
         )).rows.map((r) => r.rel))
       const big = new Set(["raw_data_file", "physical_copy", "event_log"])
       yield* pool(sql.config, 2, [
@@ -265,7 +266,7 @@ export const load = (options: Options) =>
       if (broken.length > 0) return yield* Effect.dieMessage(broken.join("; "))
       if (lifted !== null) yield* Effect.promise(() => Domains.validated(client, lifted, counted))
       const a0 = performance.now()
-      yield* Effect.promise(() => client.query("analyze ops_count, ops_histogram"))
+      if (recount) yield* Effect.promise(() => client.query("analyze ops_count, ops_histogram"))
       busy.set("(analyze)", (busy.get("(analyze)") ?? 0) + (performance.now() - a0) / 1000)
       for (const [what, seconds] of busy) tables.push({ table: what, rows: 0, seconds })
       tables.push({ table: "(all of the above, 2 connections)", rows: 0, seconds: (performance.now() - t0) / 1000 })
