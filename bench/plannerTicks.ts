@@ -38,12 +38,14 @@ const Storages = await src("lifecycle/Storages.ts")
 const { LifecyclePolicy } = await src("lifecycle/Packaging.ts")
 const Stages = await src("lifecycle/Stages.ts")
 
-const runtime = ManagedRuntime.make(
-  Layer.mergeAll(JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, Topology.demo("/var/tmp/ccat-scale").policy)).pipe(
-    Layer.provideMerge(PgClient.layer(OpsDb.clientConfig(Redacted.make(url)))),
-    Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
-  )
-)
+// the planners come from a tree named at run time, so their layers are typed here by hand
+const world: Layer.Layer<never, unknown, never> = Layer.mergeAll(
+  JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, Topology.demo("/var/tmp/ccat-scale").policy)
+).pipe(
+  Layer.provideMerge(PgClient.layer(OpsDb.clientConfig(Redacted.make(url)))),
+  Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
+) as unknown as Layer.Layer<never, unknown, never>
+const runtime = ManagedRuntime.make(world)
 
 for (const site of ["chile", "cologne"]) {
   for (const stage of Stages.all as ReadonlyArray<{ name: string; plan: (site: string) => Effect.Effect<number, unknown, never> }>) {

@@ -47,8 +47,10 @@ const windowCap = 5_000
 const stampOld = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql<{ n: number }>`
     with old as (
+      -- in the partial index's order: right after a batch, the statistics still count the stamped
+      -- rows as unstamped, and a pass over the table would look as cheap as the index
       select id from raw_data_package where status = 'completed' and archived_at is null
-      limit ${stampBatch} for update skip locked),
+      order by id limit ${stampBatch} for update skip locked),
     stamped as (update raw_data_package p set archived_at = p.updated_at from old where p.id = old.id returning 1)
     select count(*)::int as n from stamped`
 ).pipe(Effect.map((rows) => rows[0]?.n ?? 0))
