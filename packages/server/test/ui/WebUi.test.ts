@@ -424,6 +424,7 @@ describe("web UI in chromium", () => {
       return text === "completed" ? true : undefined
     }, 90_000)
     await shot(page, "staging")
+    const requestPath = new URL(page.url()).hash
     const requests = await world.api(world.tokens.scientist, "GET", "/staging-requests")
     expect(requests.items.some((r: any) => r.status === "completed" && r.items.some((i: any) => i.executedObsUnitId === observation))).toBe(true)
     expect(pageErrors(page)).toEqual([])
@@ -438,6 +439,25 @@ describe("web UI in chromium", () => {
     expect(await staged.count()).toBe(files.items.length)
     expect(await staged.first().textContent()).toMatch(/file .*cologne-processing.*PROCESSING.*cologne/s)
     await operator.context().close()
+
+    // Processing done, the scientist releases the request: asked first, Cancel changes nothing.
+    const requestId = requestPath.split("/").pop()!
+    const owner = await signedIn(world.tokens.scientist)
+    await owner.goto(`${world.base}/ui/${requestPath}`)
+    await expect(owner.locator("#staging-released").textContent()).resolves.toBe("not yet")
+    await owner.getByRole("button", { name: "Release", exact: true }).click()
+    await owner.getByRole("alertdialog").getByText("Release this request?").waitFor()
+    await owner.getByRole("button", { name: "Cancel" }).click()
+    expect((await world.api(world.tokens.scientist, "GET", `/staging-requests/${requestId}`)).releasedAt).toBeNull()
+    await owner.getByRole("button", { name: "Release", exact: true }).click()
+    await owner.getByRole("button", { name: "Yes, release" }).click()
+    await owner.getByText(/^Released at .* UTC: the request no longer keeps its staged files\.$/).waitFor()
+    await expect(owner.locator("#staging-released").textContent()).resolves.toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/)
+    expect(await owner.getByRole("button", { name: "Release", exact: true }).count()).toBe(0)
+    expect((await world.api(world.tokens.scientist, "GET", `/staging-requests/${requestId}`)).releasedAt).not.toBeNull()
+    await expect(unlabelled(owner)).resolves.toEqual([])
+    expect(pageErrors(owner)).toEqual([])
+    await owner.context().close()
   })
 
   it("lets an admin see who can do what, take a grant back and disable and enable an account; others do not get the page", async () => {

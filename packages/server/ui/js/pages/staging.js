@@ -1,14 +1,14 @@
 // @ts-check
 /**
  * Staging: a scientist asks for observations (or packages) to be made available at a PROCESSING
- * location and watches the request until it is completed; operators see every request and can
- * retry a failed one.
+ * location, watches the request until it is completed and releases it when processing is done;
+ * operators see every request, can retry a failed one and release any.
  */
 import * as Api from "../api.js"
 import { badge, facts, h, link, replace, table } from "../dom.js"
 import * as F from "../format.js"
 import { history } from "./packages.js"
-import { errorBox, lookups, nameOf, pager, retryButton } from "../view.js"
+import { act, errorBox, lookups, nameOf, pager, retryButton } from "../view.js"
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -31,7 +31,7 @@ export const list = async (ctx) => {
           { header: "Request", cell: (r) => link(`#/staging/${r.id}`, h("span", { class: "mono", title: r.id }, F.short(r.id))) },
           { header: "Location", cell: (r) => nameOf(locations, r.dataLocationId) },
           { header: "Items", numeric: true, cell: (r) => r.items.length },
-          { header: "State", cell: (r) => badge(r.status) },
+          { header: "State", cell: (r) => (r.releasedAt ? h("span", null, badge(r.status), " released") : badge(r.status)) },
           { header: "Requested", cell: (r) => F.time(r.createdAt) },
           { header: "Expires", cell: (r) => F.time(r.expiresAt) },
           { header: "Error", cell: (r) => r.errorMessage ?? "" }
@@ -100,10 +100,55 @@ export const one = async (ctx) => {
   const { locations } = await lookups()
   const body = h("div", { "aria-live": "polite" })
   const outcome = h("div", { "aria-live": "polite" })
-  replace(ctx.main, h("h1", null, "Staging request ", h("span", { class: "mono" }, id)), outcome, body)
+  // Outside the refreshed body, so a refresh never closes the confirmation under the pointer.
+  const releasing = h("div", { id: "staging-release" })
+  replace(ctx.main, h("h1", null, "Staging request ", h("span", { class: "mono" }, id)), outcome, releasing, body)
+  let confirming = false
+  /** @param {any} r */
+  const offerRelease = (r) => {
+    if (confirming) return
+    const mayRelease = r.releasedAt == null && (r.status === "completed" || r.status === "failed") &&
+      (r.accountId === ctx.session.accountId || ctx.session.role === "operator" || ctx.session.role === "admin")
+    if (!mayRelease) {
+      replace(releasing)
+      return
+    }
+    if (releasing.childElementCount > 0) return
+    replace(releasing, h("button", {
+      type: "button",
+      class: "secondary",
+      onclick: () => {
+        confirming = true
+        const yes = /** @type {HTMLButtonElement} */ (h("button", {
+          type: "button",
+          onclick: () => void act(yes, outcome, async () => {
+            const released = await Api.post(`/staging-requests/${encodeURIComponent(id)}/release`, undefined)
+            confirming = false
+            replace(releasing)
+            await load()
+            return `Released at ${F.time(released.releasedAt)}: the request no longer keeps its staged files.`
+          })
+        }, "Yes, release"))
+        replace(releasing, h("div", { class: "card", role: "alertdialog", "aria-labelledby": "release-question" },
+          h("p", { id: "release-question" }, `Release this request? Its staged files at ${nameOf(locations, r.dataLocationId)} are no longer kept for it: `,
+            "the site's cleanup removes its folder, and files no other request holds. This cannot be undone; stage again if you need them."),
+          h("span", { class: "actions" }, yes, h("button", {
+            type: "button",
+            class: "secondary",
+            onclick: () => {
+              confirming = false
+              replace(releasing)
+              offerRelease(r)
+            }
+          }, "Cancel"))))
+        yes.focus()
+      }
+    }, "Release"))
+  }
   const load = async () => {
     const r = await Api.get(`/staging-requests/${encodeURIComponent(id)}`)
     if (!ctx.current()) return
+    offerRelease(r)
     const done = r.status === "completed" || r.status === "failed"
     replace(body,
       h("section", { class: "card" }, facts([
@@ -112,6 +157,7 @@ export const one = async (ctx) => {
         ["Requested", F.time(r.createdAt)],
         ["Updated", F.time(r.updatedAt)],
         ["Expires", F.time(r.expiresAt)],
+        ["Released", h("span", { id: "staging-released" }, r.releasedAt ? F.time(r.releasedAt) : "not yet")],
         ["Error", r.errorMessage ?? "-"]
       ]),
       done ? null : h("p", { class: "refresh" }, "Refreshing every 2 seconds until it is done."),
