@@ -14,6 +14,7 @@ import { TestDatabase } from "@ccat/core/testing"
 import { OpsDb } from "@ccat/core/node"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -32,9 +33,13 @@ const withDatabase = (database: string) => {
   return Redacted.make(u.toString())
 }
 
-/** Runs statements as the test PostgreSQL's admin, on one session (the advisory lock is a session's). */
+/**
+ * Runs statements as the test PostgreSQL's admin, on one session (the advisory lock is a
+ * session's). The pool's idle timeout is off: by default it closes a connection idle for 10 s,
+ * and with it went the lock while the first suite loaded, so a second suite loaded too.
+ */
 const admin = <A, E>(effect: Effect.Effect<A, E, PgClient.PgClient>) =>
-  effect.pipe(Effect.provide(PgClient.layer({ url: TestDatabase.adminUrl(), maxConnections: 1 })), Effect.scoped)
+  effect.pipe(Effect.provide(PgClient.layer({ url: TestDatabase.adminUrl(), maxConnections: 1, idleTimeout: Duration.zero })), Effect.scoped)
 
 const templateName = (options: Options) =>
   `ccat_catalog_${createHash("sha256").update(JSON.stringify({ options, migrations: Object.keys(Migrations.migrations) })).digest("hex").slice(0, 16)}`
