@@ -19,6 +19,7 @@
  */
 import type { Topology } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import { execFile } from "node:child_process"
@@ -58,15 +59,31 @@ export const isRequestFolder = (folder: string): boolean => {
 /** The layout could not be made as configured: the request fails with this reason. */
 export class LayoutError extends Data.TaggedError("LayoutError")<{ readonly message: string }> {}
 
-/** A configured group as a gid: a number as it is, a name through the host's group database. */
+/** How long a group name's gid is used before the host's group database is asked again. */
+export const groupTtlMillis = 60_000
+
+// Names looked up lately (a process spawn per request otherwise); a name not found is not kept,
+// so a group added on the host is found at the next request. Bounded by the configured names.
+const knownGroups = new Map<string, { readonly gid: number; readonly until: number }>()
+const maxKnownGroups = 1024
+
+/** A configured group as a gid: a number as it is, a name through the host's group database (`getent`), kept `groupTtlMillis`. */
 export const resolveGroup = (program: string, group: number | string) =>
   typeof group === "number"
     ? Effect.succeed(group)
-    : Effect.tryPromise(() => promisify(execFile)("getent", ["group", group])).pipe(
-      Effect.map(({ stdout }) => Number(stdout.split(":")[2])),
-      Effect.filterOrFail((gid) => Number.isInteger(gid) && gid >= 0, () => undefined),
-      Effect.mapError(() => new LayoutError({ message: `policy.staging.groups: group ${group} of program ${program} is not known on this host` }))
-    )
+    : Effect.gen(function* () {
+      const now = yield* Clock.currentTimeMillis
+      const known = knownGroups.get(group)
+      if (known !== undefined && known.until > now) return known.gid
+      const gid = yield* Effect.tryPromise(() => promisify(execFile)("getent", ["group", group])).pipe(
+        Effect.map(({ stdout }) => Number(stdout.split(":")[2])),
+        Effect.filterOrFail((gid) => Number.isInteger(gid) && gid >= 0, () => undefined),
+        Effect.mapError(() => new LayoutError({ message: `policy.staging.groups: group ${group} of program ${program} is not known on this host` }))
+      )
+      if (knownGroups.size >= maxKnownGroups) knownGroups.clear()
+      knownGroups.set(group, { gid, until: now + groupTtlMillis })
+      return gid
+    })
 
 /** One file to lay out: its copy in the store and where it goes in the request's folder. */
 export interface Entry {
