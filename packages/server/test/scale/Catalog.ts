@@ -2,8 +2,9 @@
  * A realistic synthetic ops-db for scale tests and benchmarks: a decade of observations on the
  * demo topology (Chile files and buffers, Cologne buffers, archives and stages), their files,
  * packages, bundles, transfer attempts, PhysicalCopies at every status and location, staging
- * requests and the event log, loaded through `COPY` with every constraint, index and trigger of
- * the schema in force. Most of it is history (ARCHIVED, deleted at the buffers); a fixed live
+ * requests and the event log, loaded through `COPY` into a database that ends with every
+ * constraint, index and maintained count a per-row load would leave (`CatalogLoad.test.ts`
+ * compares the two). Most of it is history (ARCHIVED, deleted at the buffers); a fixed live
  * tail sits at every stage (`CatalogPlan`). Deterministic: the same options give the same rows.
  *
  *   Catalog.load({ files: 1_000_000 })   // in an Effect with the ops-db's PgClient
@@ -151,11 +152,14 @@ const canSkipTriggers = (client: pg.Client) =>
 /**
  * Loads the catalog into the current ops-db (migrated, and without a catalog of the same seed):
  * the demo topology, then every table through `COPY`, then `analyze`. As a superuser the load
- * runs with row triggers off (`session_replication_role = replica`) on four connections at
- * once (the small tables, the files, the copies, the events), then proves every foreign key
- * set-based (one anti-join per key) and rebuilds the trigger-kept counts
- * (`ops_count_rebuild()`); any other role loads in one transaction, parents first, with every
- * trigger firing: slower, the same rows.
+ * runs with row triggers and the checksum domain's check off (`session_replication_role =
+ * replica`; `CatalogDomains`) on four connections at once (the small tables, the files, the
+ * copies, the events), then, on two connections, proves every foreign key and every checksum
+ * set-based (one statement per key or column; the load fails on the first that breaks),
+ * recounts the trigger-kept counts (`ops_count_rebuild()`, what the statement triggers would
+ * have summed) and analyses each table. Safe because the database is the loader's alone while
+ * it loads (a fresh one), and nothing is left unproved. Any other role, or `fast: false`, loads
+ * in one transaction, parents first, with every trigger and check firing: slower, the same rows.
  */
 export const load = (options: Options) =>
   Effect.gen(function* () {
