@@ -13,6 +13,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as os from "node:os"
 import * as Sites from "./lifecycle/Sites.js"
+import * as TopologyCurrent from "./TopologyCurrent.js"
 
 /** What a synchronisation changed, for the start-up log. */
 export interface SyncReport {
@@ -46,6 +47,15 @@ interface LocationDiff extends EventLog.Availability {
  */
 export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology.Topology, actor: string = syncActor()) {
   const sql = yield* SqlClient.SqlClient
+  // a restart almost always finds the ops-db as configured: one read, no transaction
+  const current = yield* TopologyCurrent.unchanged(topology)
+  if (current !== undefined) {
+    const configured = new Set(topology.sites.flatMap((s) => s.locations.map((l) => l.name)))
+    return {
+      sites: topology.sites.length, locations: configured.size, routes: topology.routes.length,
+      unconfiguredLocations: current.locations.filter((n) => !configured.has(n)), changes: 0
+    } satisfies SyncReport
+  }
   return yield* sql.withTransaction(
     Effect.gen(function* () {
       // One synchroniser at a time across processes (a server and workers starting together).
@@ -139,14 +149,7 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
         const via = route.via[0] === undefined ? null : siteIds.get(route.via[0])!
         // The route's limits are kept with its options, so every worker and the API read the
         // configured values from the ops-db (Routes.leaving falls back to them).
-        const options = {
-          ...route.options,
-          maxConcurrentTransfers: route.maxConcurrentTransfers,
-          ...(route.bandwidthLimit === undefined ? {} : { bandwidthLimit: route.bandwidthLimit }),
-          // what sizes the bundles sent along the route (BundlePlanner)
-          ...(route.measuredBandwidth === undefined ? {} : { measuredBandwidth: route.measuredBandwidth }),
-          ...(route.bundleTransferTime === undefined ? {} : { bundleTransferTime: route.bundleTransferTime })
-        }
+        const options = TopologyCurrent.routeOptions(route)
         // `xmax = 0` tells a new row from an updated one; an unchanged route returns none.
         const written = yield* sql<{ id: string; created: boolean }>`
           insert into route (from_site_id, to_site_id, via_site_id, adapter, options, priority)
