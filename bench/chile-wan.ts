@@ -11,7 +11,10 @@
  *   CCAT_BENCH_OBS=4 CCAT_BENCH_FILES=3 npx tsx bench/chile-wan.ts
  *
  * Environment (defaults in brackets): CCAT_BENCH_OBS [6] observations of CCAT_BENCH_FILES [4]
- * files of CCAT_BENCH_BYTES [200000] bytes each, CCAT_BENCH_CAP_SECONDS [600] per run.
+ * files of CCAT_BENCH_BYTES [200000] bytes each, CCAT_BENCH_CAP_SECONDS [600] per run. With
+ * CCAT_BENCH_BASELINE_CLI (a command bundled from an earlier tree by the test's bundler) the
+ * earlier command runs the same pair too, in the order current, baseline, baseline, current, so
+ * both meet the same load. Each run also prints how long the chile worker took to start.
  */
 import { Migrations, Topology } from "@ccat/core"
 import { EmbeddedDatabase, OpsDb } from "@ccat/core/node"
@@ -93,9 +96,9 @@ const report = (mode: string) =>
   })
 
 /** One run: a fresh database, the files, both workers; seconds from the workers running to every package arrived. */
-const run = (mode: "loopback" | "wan", root: string, cli: string, pg: EmbeddedDatabase.EmbeddedDatabase, relay: PgOverWan.PgOverWan, world: WanWorld.WanWorld) =>
+const run = (mode: "loopback" | "wan", label: string, root: string, cli: string, pg: EmbeddedDatabase.EmbeddedDatabase, relay: PgOverWan.PgOverWan, world: WanWorld.WanWorld) =>
   Effect.scoped(Effect.gen(function* () {
-    const dir = path.join(root, mode)
+    const dir = path.join(root, `${label}-${mode}`)
     const name = `bench_chile_${mode}_${randomBytes(3).toString("hex")}`
     yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`create database ${name}`)).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
     const url = pg.urlFor(name)
@@ -114,10 +117,15 @@ const run = (mode: "loopback" | "wan", root: string, cli: string, pg: EmbeddedDa
       yield* TopologySync.sync(decoded.right)
       yield* fileAll(path.join(dir, "locations", "chile-source"), observations, filesPerObs, fileBytes)
       const chileUrl = withApp(mode === "wan" ? relay.urlFromChile(url) : url, "chile-worker")
+      const spawned = Date.now()
+      let chileStart = 0
       yield* Effect.all([
-        WanWorker.start({ site: "chile", cli, configFile, databaseUrl: Redacted.value(chileUrl), ...(mode === "wan" ? { netns: world.chile.netns } : {}) }),
+        WanWorker.start({ site: "chile", cli, configFile, databaseUrl: Redacted.value(chileUrl), ...(mode === "wan" ? { netns: world.chile.netns } : {}) }).pipe(
+          Effect.tap(() => Effect.sync(() => (chileStart = (Date.now() - spawned) / 1000)))
+        ),
         WanWorker.start({ site: "cologne", cli, configFile, databaseUrl: Redacted.value(withApp(url, "cologne-worker")) })
       ], { concurrency: 2 })
+      console.log(`${label} ${mode}: the chile worker started in ${chileStart.toFixed(1)} s`)
       const t0 = Date.now()
       while (!(yield* arrived)) {
         if (Date.now() - t0 > capSeconds * 1000) return yield* Effect.dieMessage(`${mode}: not every package arrived within ${capSeconds} s`)
@@ -146,12 +154,24 @@ const main = Effect.gen(function* () {
   const rtt = yield* world.connectMs(PgOverWan.port, 5_000)
   const megabytes = (observations * filesPerObs * fileBytes) / 1e6
   console.log(`chile-wan: ${observations} observations × ${filesPerObs} files × ${fileBytes} bytes (${megabytes.toFixed(1)} MB); link connect ${rtt?.toFixed(0) ?? "-"} ms`)
-  const seconds: Record<string, number> = {}
-  for (const mode of ["loopback", "wan"] as const) {
-    seconds[mode] = yield* run(mode, root, cli.file, pg, relay, world)
-    console.log(`${mode.padEnd(8)} ${seconds[mode]!.toFixed(1)} s  ${(observations * filesPerObs / seconds[mode]!).toFixed(2)} files/s  ${(megabytes / seconds[mode]!).toFixed(2)} MB/s`)
+  const baseline = process.env["CCAT_BENCH_BASELINE_CLI"]
+  const order = baseline === undefined ? [["current", cli.file]] : [["current", cli.file], ["baseline", path.resolve(baseline)], ["baseline", path.resolve(baseline)], ["current", cli.file]]
+  const seconds: Record<string, Array<number>> = {}
+  const load = async () => (await fs.readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ")
+  for (const [i, [label, file]] of order.entries()) {
+    // loopback first, then the link; the pair after it the other way round
+    for (const mode of (i % 2 === 0 ? ["loopback", "wan"] : ["wan", "loopback"]) as Array<"loopback" | "wan">) {
+      const s = yield* run(mode, label!, root, file!, pg, relay, world)
+      ;(seconds[`${label} ${mode}`] ??= []).push(s)
+      console.log(`${label} ${mode.padEnd(8)} ${s.toFixed(1)} s  ${(observations * filesPerObs / s).toFixed(2)} files/s  ${(megabytes / s).toFixed(2)} MB/s  (load ${yield* Effect.promise(load)})`)
+    }
   }
-  console.log(`wan / loopback time: ${(seconds["wan"]! / seconds["loopback"]!).toFixed(2)} (throughput on the link ${(100 * seconds["loopback"]! / seconds["wan"]!).toFixed(0)}% of loopback's)`)
+  const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
+  for (const label of [...new Set(order.map(([l]) => l!))]) {
+    const wan = mean(seconds[`${label} wan`]!)
+    const loopback = mean(seconds[`${label} loopback`]!)
+    console.log(`${label}: wan / loopback time: ${(wan / loopback).toFixed(2)} (throughput on the link ${(100 * loopback / wan).toFixed(0)}% of loopback's)`)
+  }
 })
 
 NodeRuntime.runMain(Effect.scoped(main))
