@@ -16,10 +16,12 @@
  * package before that tick began but committed after it. What no stamp records (an operator
  * lowering a minimum age, an archive copy verified again, a location made deletable) is found by
  * a pass over every live copy of the site at least every `fullPassEvery`, as every tick did
- * before; so is the first tick at a site, a location filled to its threshold, and every tick
- * while packages completed before `archived_at` existed are being stamped. The mark moves only
- * when a tick judged all it read: one that found a full batch, or more packages than it reads at
- * once, leaves the mark where it was, so the next tick reads the same window again.
+ * before; so is the first tick at a site and a location filled to its threshold. A full pass
+ * also stamps packages completed without a stamp (before `archived_at` existed, or by a previous
+ * release's worker during an upgrade), and is repeated while a batch of them was full. The mark
+ * moves only when a tick judged all it read: one that found a full batch leaves the mark where it
+ * was, so the next tick reads the same window again, and a window holding more packages than it
+ * reads at once is judged by a full pass.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
@@ -151,22 +153,23 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
   readonly overThreshold: ReadonlyArray<string>
   readonly limit: number
 }) {
-  const stamped = yield* stampOld
   const mark = yield* markOf(site)
   if (mark.siteId === null) return []
   const siteId = mark.siteId
-  const fullPass = Effect.gen(function* () {
-    const rows = yield* Retention.eligible({ site, ...selection })
-    if (rows.length < selection.limit) yield* advance(siteId, mark.now, true)
-    return rows
-  })
-  if (
-    stamped > 0 || selection.overThreshold.length > 0 || mark.tickedAt === null || mark.fullPassAt === null ||
+  const fullPassDue = selection.overThreshold.length > 0 || mark.tickedAt === null || mark.fullPassAt === null ||
     mark.now.getTime() - mark.fullPassAt.getTime() >= Duration.toMillis(fullPassEvery)
-  ) return yield* fullPass
-  const changed = yield* changedSince(site, new Date(mark.tickedAt.getTime() - Duration.toMillis(overlap)), mark.now)
-  if (changed.truncated) return yield* fullPass
-  const rows = changed.ids.length === 0 ? [] : yield* Retention.eligible({ site, copyIds: changed.ids, ...selection })
-  if (rows.length < selection.limit) yield* advance(siteId, mark.now, false)
+  if (!fullPassDue) {
+    const changed = yield* changedSince(site, new Date(mark.tickedAt!.getTime() - Duration.toMillis(overlap)), mark.now)
+    if (!changed.truncated) {
+      const rows = changed.ids.length === 0 ? [] : yield* Retention.eligible({ site, copyIds: changed.ids, ...selection })
+      if (rows.length < selection.limit) yield* advance(siteId, mark.now, false)
+      return rows
+    }
+  }
+  // A full pass also stamps old packages; while a batch of them was full the mark stays, so the
+  // next tick is a full pass again.
+  const stamped = yield* stampOld
+  const rows = yield* Retention.eligible({ site, ...selection })
+  if (rows.length < selection.limit && stamped < stampBatch) yield* advance(siteId, mark.now, true)
   return rows
 })

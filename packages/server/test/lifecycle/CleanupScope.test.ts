@@ -92,7 +92,7 @@ describe("cleanup judges what changed since its last tick", () => {
       for (const [i, m] of last.entries()) assert.strictEqual(m.fullPassAt.getTime(), before[i]!.fullPassAt.getTime(), `${m.site}: no full pass found it`)
     }).pipe(Effect.provide(layer)), 120_000)
 
-  it.scopedLive("packages completed before they were stamped are stamped by the planner, which judges everything meanwhile", () =>
+  it.scopedLive("packages completed before they were stamped are stamped by the planner's full pass, which judges everything", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
       const topology = topologyFrom(dir, (raw) =>
@@ -104,12 +104,12 @@ describe("cleanup judges what changed since its last tick", () => {
       yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")).pipe(
         Effect.provide(policyLayer(topology))
       )
-      // As an ops-db upgraded from before the stamp: completed long ago, no stamp, and a mark that
-      // already judged the recent past.
+      // As an ops-db upgraded from before the stamp: completed long ago, no stamp, no mark yet.
       yield* sql`update raw_data_package set archived_at = null, updated_at = now() - interval '5 days' where id = ${pkg.packageId}`
       yield* sql`update physical_copy set created_at = now() - interval '5 days'
-                 where raw_data_package_id = ${pkg.packageId} and data_location_id = (select id from data_location where name = 'cologne-archive')`
-      yield* sql`insert into cleanup_mark (site_id, ticked_at, full_pass_at) select id, now(), now() from site`
+                 where raw_data_package_id = ${pkg.packageId}
+                    or raw_data_file_id in (select id from raw_data_file where raw_data_package_id = ${pkg.packageId})`
+      yield* sql`delete from cleanup_mark`
       yield* runSitesUntil(bothSites, Effect.zipWith(gone(pkg.packageId, "chile-source"), gone(pkg.packageId, "cologne-buffer"), (a, b) => a && b))
       const [stamp] = yield* sql<{ stamped: boolean }>`select archived_at is not null as stamped from raw_data_package where id = ${pkg.packageId}`
       assert.isTrue(stamp!.stamped)
