@@ -165,9 +165,16 @@ export const args = (options: Options, sources: ReadonlyArray<FileSpec>, target:
 
 /**
  * The `-S`/`-T` program that starts bbcp on the far side over ssh. bbcp substitutes `%I`
- * (identity), `%U` (user) and `%H` (host) and appends `SRC` or `SNK`.
+ * (identity), `%U` (user) and `%H` (host) and appends `SRC` or `SNK`. `before` are words the far
+ * host's shell runs ahead of bbcp in the same ssh call (ssh joins the words, the shell parses
+ * them), ending with `&&` or `;`; each must be free of spaces and quotes, as bbcp cannot quote.
  */
-export const sshProgram = (ssh: { readonly port?: number; readonly identityFile?: string; readonly sshOptions?: ReadonlyArray<string> }, remoteBbcp = "bbcp", sshBinary = "ssh"): string =>
+export const sshProgram = (
+  ssh: { readonly port?: number; readonly identityFile?: string; readonly sshOptions?: ReadonlyArray<string> },
+  remoteBbcp = "bbcp",
+  sshBinary = "ssh",
+  before: ReadonlyArray<string> = []
+): string =>
   [
     sshBinary,
     "-x",
@@ -179,9 +186,10 @@ export const sshProgram = (ssh: { readonly port?: number; readonly identityFile?
     "-l",
     "%U",
     "%H",
+    ...before,
     remoteBbcp
   ]
-    .map((w) => (/\s/.test(w) ? invalid(`bbcp cannot pass words with spaces to ssh: ${w}`) : w))
+    .map((w) => (/[\s'"\\]/.test(w) ? invalid(`bbcp cannot pass words with spaces or quotes to ssh: ${w}`) : w))
     .join(" ")
 
 /** Quotes argv as a POSIX shell line, the way the fixtures' `.cmd` files are written (for logs). */

@@ -188,6 +188,12 @@ export const classify = (exitCode: number | null, signal: string | null, stderr:
   if (exitCode === 255) {
     const ssh = TransferHost.classifySsh(report.foreign.join("\n"))
     if (ssh !== undefined) return { reason: ssh.reason, detail }
+    // the far shell could not make the staging folders, so bbcp's agent never started
+    const staging = report.foreign.find((l) => /^mkdir: cannot create directory /.test(l))
+    if (staging !== undefined) {
+      const reason = /(Permission denied|Read-only file system|Operation not permitted)$/.test(staging) ? "PermissionDenied" : /(No space left on device|Disk quota exceeded)$/.test(staging) ? "DestinationFull" : "Unknown"
+      return { reason, detail }
+    }
     if (first !== undefined && /^Invalid option/.test(first)) return { reason: "InvalidRequest", detail }
     if (report.errors.some((e) => /unexpectedly terminated/.test(e))) return { reason: "Connection", detail }
     return { reason: "Unknown", detail }

@@ -100,13 +100,34 @@ export const stagingOf = (destination: string) => {
 /** bbcp refuses a rate below 1 KiB/s or above 1 GiB/s: a limit is kept within, never above what was asked unless below 1 KiB/s. */
 const rateOf = (bytesPerSecond: number): number => Math.min(BbcpCommand.maxSize, Math.max(1024, Math.round(bytesPerSecond)))
 
-/** The typed options and specs of one attempt (exported so the command can be logged and tested). */
+/** A path the far shell reads as one word without quoting (bbcp's `-T` cannot quote). */
+const plainWord = (p: string): boolean => /^\/[\w./+,:@=-]*$/.test(p)
+
+/**
+ * The words that make the staging folders ahead of bbcp on the far host. Another transfer into
+ * the same folder removes `.ccat-partial` when it finds it empty, which can fall between
+ * `mkdir -p` making it and making what is inside: the second try then succeeds.
+ */
+const stagingWords = (dirs: ReadonlyArray<string>): ReadonlyArray<string> => [
+  ...["mkdir", "-p", "--", ...dirs, "2>/dev/null", "||"],
+  ...["mkdir", "-p", "--", ...dirs, "&&", "exec"]
+]
+
+/**
+ * The typed options and specs of one attempt (exported so the command can be logged and tested).
+ * On a remote destination the staging folders are made by the ssh call that starts bbcp's
+ * agent there (`stagedByAgent`), which saves a call; a path the far shell would need quoted
+ * for gets its own call instead.
+ */
 export const plan = (request: TransferAdapter.Request, options: Options = {}) => {
   const staging = stagingOf(request.destination.path)
   const resume = request.resume ?? true
-  const remote = (e: TransferEndpoint.Endpoint) => (e._tag === "Ssh" ? BbcpCommand.sshProgram(e, options.remoteBbcp ?? "bbcp", options.ssh) : undefined)
+  const folders = [request.kind === "directory" ? staging.temp : staging.root, ...(resume ? [staging.checkpoints] : [])]
+  const stagedByAgent = request.destination._tag === "Ssh" && folders.every(plainWord)
+  const remote = (e: TransferEndpoint.Endpoint, before: ReadonlyArray<string> = []) =>
+    e._tag === "Ssh" ? BbcpCommand.sshProgram(e, options.remoteBbcp ?? "bbcp", options.ssh, before) : undefined
   const source = remote(request.source)
-  const target = remote(request.destination)
+  const target = remote(request.destination, stagedByAgent ? stagingWords(folders) : [])
   const { checksum, ...tuning } = options.tuning ?? {}
   const typed: BbcpCommand.Options = {
     ...tuning,
@@ -121,16 +142,12 @@ export const plan = (request: TransferAdapter.Request, options: Options = {}) =>
   }
   // a tree lands as <temp>/<basename of the source>
   const targetPath = request.kind === "directory" ? `${staging.temp}/` : staging.temp
-  return { typed, sources: [specOf(request.source, request.source.path)], target: specOf(request.destination, targetPath), staging }
+  return { typed, sources: [specOf(request.source, request.source.path)], target: specOf(request.destination, targetPath), staging, folders, stagedByAgent }
 }
 
 const q = TransferProcess.shellQuote
 
-/**
- * Creates the staging folder. Another transfer into the same folder removes `.ccat-partial` when
- * it finds it empty, which can fall between `mkdir -p` making it and making what is inside: the
- * second try then succeeds.
- */
+/** Creates the staging folders in a call of its own (see `stagingWords`). */
 const prepareScript = (dirs: ReadonlyArray<string>): string => {
   const words = dirs.map(q).join(" ")
   return `mkdir -p -- ${words} 2>/dev/null || mkdir -p -- ${words}`
@@ -235,10 +252,8 @@ export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapt
     // the exact command, for an operator comparing a route's tuning with what ran
     yield* Effect.logDebug("bbcp command").pipe(Effect.annotateLogs("command", BbcpCommand.toShell([options.bbcp ?? "bbcp", ...argv])))
     const binary = yield* findBinary(options.bbcp)
-    const folders = [request.kind === "directory" ? p.staging.temp : p.staging.root, ...(p.typed.append === undefined ? [] : [p.staging.checkpoints])]
-    yield* request.destination._tag === "Ssh"
-      ? onHost(request.destination, prepareScript(folders), options.ssh)
-      : Effect.forEach(folders, (f) => TransferHost.mkdirp(name, request.destination, f), { discard: true })
+    if (request.destination._tag === "Local") yield* Effect.forEach(p.folders, (f) => TransferHost.mkdirp(name, request.destination, f), { discard: true })
+    else if (!p.stagedByAgent) yield* onHost(request.destination, prepareScript(p.folders), options.ssh)
     const runtime = yield* Effect.runtime<never>()
     const started = Date.now()
     let done = 0

@@ -114,8 +114,24 @@ describe("bbcp adapter without a bbcp binary", () => {
     const p = BbcpTransfer.plan(request, { tuning: { streams: 8, window: "8M" }, remoteBbcp: "/opt/bbcp/bin/bbcp" })
     const argv = BbcpCommand.args(p.typed, p.sources, p.target)
     assert.deepStrictEqual(argv.slice(0, 13), ["-a", "/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/ckp", "-k", "-s", "8", "-w", "8M", "-x", "50000000", "-P", "2", "-v", "-T"])
-    assert.strictEqual(argv[13], "ssh -x -a -p 2222 -i /keys/id -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 %I -l %U %H /opt/bbcp/bin/bbcp")
+    // the ssh call that starts bbcp's agent makes the staging folders first
+    const stage = "/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp /buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/ckp"
+    assert.strictEqual(
+      argv[13],
+      `ssh -x -a -p 2222 -i /keys/id -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 %I -l %U %H mkdir -p -- ${stage} 2>/dev/null || mkdir -p -- ${stage} && exec /opt/bbcp/bin/bbcp`
+    )
+    assert.isTrue(p.stagedByAgent)
     assert.deepStrictEqual(argv.slice(-2), ["/buffer/chile/pkg-0001.tar", "ccat@cologne.example:/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/part"])
+  })
+
+  it("a destination the far shell would need quoted for gets its staging folders in a call of their own", () => {
+    const p = BbcpTransfer.plan({
+      source: TransferEndpoint.local("/buffer/chile/pkg.tar"),
+      destination: TransferEndpoint.ssh({ host: "cologne.example", path: "/buffer/cologne/pkg;date&.tar" }),
+      kind: "file"
+    })
+    assert.isFalse(p.stagedByAgent)
+    assert.notInclude(p.typed.targetProgram ?? "", "mkdir")
   })
 
   it("plans a tree pull with -r into a staging directory, and a non-resumable copy with -f", () => {

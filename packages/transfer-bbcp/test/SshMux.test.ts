@@ -1,9 +1,9 @@
 /**
  * The shared ssh connection of a bbcp transfer: every ssh call of a transfer rides one
- * connection, a verified push makes three calls (staging, bbcp, publish with the checksums), and
- * whatever way the transfer ends (done, interrupted, its process killed) no master process or
- * socket stays behind. The transfer cases need a real bbcp on PATH; the
- * killed-owner case needs only ssh and sshd.
+ * connection, a verified push makes two calls (bbcp's agent with the staging folders, the
+ * publish with the checksums), and whatever way the transfer ends (done, interrupted, its
+ * process killed) no master process or socket stays behind. The transfer cases need a real bbcp
+ * on PATH; the killed-owner case needs only ssh and sshd.
  */
 import { TransferAdapter, TransferEndpoint } from "@ccat/core"
 import { TransferAdapterSuite } from "@ccat/core/testing"
@@ -86,9 +86,9 @@ describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connect
       assert.strictEqual(result.checksum, sum)
       assert.isTrue(result.verified)
       assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
-      // the staging folder, bbcp's agent, and the publish that reads the checksums for verification
+      // bbcp's agent (which makes the staging folders first), and the publish that reads the checksums for verification
       const calls = yield* Effect.promise(one.calls)
-      assert.strictEqual(calls.length, 3, calls.join("\n"))
+      assert.strictEqual(calls.length, 2, calls.join("\n"))
       // the same ssh without sharing cannot make its second connection: the check above is real
       const separate = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: (yield* Effect.promise(() => oneConnectionSsh("separate"))).program, retry: TransferAdapter.noRetry, shareConnection: false })
       const failed = yield* separate.transfer({ ...request, destination: endpoint(path.join(dir, "out", "two.bin")) }).pipe(Effect.flip)
