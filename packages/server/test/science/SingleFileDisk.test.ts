@@ -37,25 +37,33 @@ import { BaseUrl, get, layer as scienceLayer, votableRows } from "./ScienceWorld
 const dir = path.join(tmpdir(), `ccat-science-disk-${randomBytes(4).toString("hex")}`)
 afterAll(() => fs.rm(dir, { recursive: true, force: true }))
 
+/** An observation filed at chile-source with `specs` and packaged by the real stage: the demo topology, its observatory, its files. */
+const packagedObservation = (specs: ReadonlyArray<{ readonly path: string; readonly bytes: number }>) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const topology = topologyFrom(dir)
+    yield* syncTopology(topology)
+    const obs = yield* observatory
+    const { files } = yield* fileObservation(topology, obs, specs)
+    const packaged = Effect.map(
+      sql<{ n: number }>`select count(*)::int as n from raw_data_file where id in ${sql.in(files.map((f) => f.id))} and state = 'packaged'`,
+      ([r]) => r!.n === files.length
+    )
+    yield* runSitesUntil([["chile", [Packaging.stage]]], packaged, 60_000).pipe(Effect.provide(policyLayer(topology)))
+    return { topology, obs, files }
+  })
+
 describe("One raw file from a package on disk", () => {
   layer(scienceLayer(dir, { CCAT_MAX_DOWNLOADS: "2" }), { timeout: "2 minutes", excludeTestServices: true })((it) => {
     it.effect("packaging records the offsets; a disk copy serves the file; wrong offsets fail at the header and are read again", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const base = yield* BaseUrl
-        const topology = topologyFrom(dir)
-        yield* syncTopology(topology)
-        const obs = yield* observatory
-        const { files } = yield* fileObservation(topology, obs, [
+        const { files } = yield* packagedObservation([
           { path: "det/a.fits", bytes: 100_000 },
           { path: "det/b.fits", bytes: 4_096 },
           { path: "hk.dat", bytes: 77 }
         ])
-        const packaged = Effect.map(
-          sql<{ n: number }>`select count(*)::int as n from raw_data_file where id in ${sql.in(files.map((f) => f.id))} and state = 'packaged'`,
-          ([r]) => r!.n === files.length
-        )
-        yield* runSitesUntil([["chile", [Packaging.stage]]], packaged, 60_000).pipe(Effect.provide(policyLayer(topology)))
         const offsets = yield* sql<{ fileId: string; dataOffset: string }>`
           select raw_data_file_id as file_id, data_offset from raw_data_package_member where raw_data_file_id in ${sql.in(files.map((f) => f.id))}`
         assert.strictEqual(offsets.length, files.length)
@@ -131,16 +139,7 @@ describe("One raw file from a package on disk", () => {
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const base = yield* BaseUrl
-        const topology = topologyFrom(dir)
-        yield* syncTopology(topology)
-        const obs = yield* observatory
-        const { files } = yield* fileObservation(topology, obs, [{ path: "det/small.fits", bytes: 20_000 }])
-        const written = Effect.map(
-          sql<{ n: number }>`select count(*)::int as n from raw_data_file f join raw_data_package p on p.id = f.raw_data_package_id
-            where f.id = ${files[0]!.id} and p.checksum is not null`,
-          ([r]) => r!.n === 1
-        )
-        yield* runSitesUntil([["chile", [Packaging.stage]]], written, 60_000).pipe(Effect.provide(policyLayer(topology)))
+        const { files } = yield* packagedObservation([{ path: "det/small.fits", bytes: 20_000 }])
         const [pkg] = yield* sql<{ id: string; copyId: string; absolute: string }>`
           select p.id, c.id as copy_id, (l.driver_config->>'root') || '/' || c.path as absolute
           from raw_data_package p join raw_data_file f on f.raw_data_package_id = p.id
@@ -169,16 +168,8 @@ describe("One raw file from a package on disk", () => {
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const base = yield* BaseUrl
-        const topology = topologyFrom(dir)
-        yield* syncTopology(topology)
-        const obs = yield* observatory
         // large enough that the socket's buffers cannot take it all while its reader reads nothing
-        const { files } = yield* fileObservation(topology, obs, [{ path: "det/big.fits", bytes: 40_000_000 }, { path: "det/tiny.dat", bytes: 100 }])
-        const packaged = Effect.map(
-          sql<{ n: number }>`select count(*)::int as n from raw_data_file where id in ${sql.in(files.map((f) => f.id))} and state = 'packaged'`,
-          ([r]) => r!.n === files.length
-        )
-        yield* runSitesUntil([["chile", [Packaging.stage]]], packaged, 60_000).pipe(Effect.provide(policyLayer(topology)))
+        const { files } = yield* packagedObservation([{ path: "det/big.fits", bytes: 40_000_000 }, { path: "det/tiny.dat", bytes: 100 }])
         const operator = yield* tokenFor({ role: "operator" })
         const tiny = `${base}/api/v1/files/${files[1]!.id}/content`
         assert.strictEqual((yield* get(tiny, operator)).status, 200)
