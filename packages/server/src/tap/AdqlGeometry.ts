@@ -133,8 +133,9 @@ const edgeValue = (e: SphereGeometry.Edge, c: EdgeColumn): number => {
   const v = { a: e.a, b: e.b, n: e.n, la: e.la, lb: e.lb }[c.slice(0, -1) as "a" | "b" | "n" | "la" | "lb"]
   return v[{ x: 0, y: 1, z: 2 }[c.slice(-1) as "x" | "y" | "z"]]
 }
+// The edges as a FROM item e, one bound array per column: a few parameters, not hundreds.
 const edgesSql = (ctx: Context, polygon: SphereGeometry.Polygon, columns: ReadonlyArray<EdgeColumn>) =>
-  `(values ${polygon.edges.map((e) => `(${columns.map((c) => ctx.bind(edgeValue(e, c), float)).join(", ")})`).join(", ")}) as e(${columns.join(", ")})`
+  `unnest(${columns.map((c) => ctx.bind(polygon.edges.map((e) => edgeValue(e, c)), `${float}[]`)).join(", ")}) as e(${columns.join(", ")})`
 
 // Over a FROM item p with x, y, z: whether p lies in the polygon (null when p is null).
 const insideSql = (ctx: Context, polygon: SphereGeometry.Polygon) => {

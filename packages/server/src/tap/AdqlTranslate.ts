@@ -294,6 +294,7 @@ const fieldOf = (expr: Expr, s: Sql & { readonly column?: TapSchema.Column; read
   }
   if (s.kind === "str") return { name, datatype: "char", arraysize: "*" }
   if (s.func === "count") return { name, datatype: "long" }
+  if (s.predicate !== undefined) return { name, datatype: "int" }
   if (expr.type === "num" && expr.integer) return { name, datatype: "long" }
   return { name, datatype: "double" }
 }

@@ -35,7 +35,8 @@ describe("ADQL regions", () => {
     for (const n of ["350", "10.5", "10.25", "10.75", "359", "0.375", "2.5", "3.5", "12.625", "45.875", "3.125"]) expect(t.text).not.toContain(n)
     // s_region is the row's circle: its centre and half the field of view
     expect(t.text).toContain(`(t."s_fov" / 2)`)
-    expect(t.params.length).toBeGreaterThan(60)
+    // a polygon's edges go as one array per column
+    expect(t.params.some((p) => Array.isArray(p) && p.length === 4)).toBe(true)
   })
 
   it("translates each region function, in both ADQL 2.1 forms", () => {
@@ -48,7 +49,7 @@ describe("ADQL regions", () => {
       "AREA(s_region) > 1 AND COORD1(POINT(s_ra, s_dec)) < 10 AND COORD2(POINT(s_ra, s_dec)) > -5 AND COORDSYS(s_region) = 'ICRS'"
     ]) expect(refusal(where)).toBe("accepted")
     const selected = sql("SELECT CONTAINS(POINT(s_ra, s_dec), s_region) AS inside, AREA(CIRCLE(0, 0, 1)) AS a, AREA(POLYGON(0, 0, 90, 0, 0, 90)) AS octant FROM ivoa.obscore")
-    expect(selected.fields.map((f) => [f.name, f.datatype])).toEqual([["inside", "double"], ["a", "double"], ["octant", "double"]])
+    expect(selected.fields.map((f) => [f.name, f.datatype])).toEqual([["inside", "int"], ["a", "double"], ["octant", "double"]])
     expect(selected.params).toContainEqual(expect.closeTo(41252.96 / 8, 1))
   })
 
