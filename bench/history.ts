@@ -62,7 +62,6 @@ const measure = (probe: Probe, partitioned: boolean) =>
     const [text, params] = probe.statement(partitioned, 1)
     const [plan] = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(`explain (analyze, buffers, format json) ${text}`, params as Array<unknown>)
     const relations = new Set<string>()
-    let buffers = 0
     const walk = (node: unknown): void => {
       if (node === null || typeof node !== "object") return
       const n = node as Record<string, unknown>
@@ -71,7 +70,7 @@ const measure = (probe: Probe, partitioned: boolean) =>
     }
     walk(plan!["QUERY PLAN"])
     const top = (plan!["QUERY PLAN"] as Array<{ Plan: Record<string, number> }>)[0]!.Plan
-    buffers = (top["Shared Hit Blocks"] ?? 0) + (top["Shared Read Blocks"] ?? 0)
+    const buffers = (top["Shared Hit Blocks"] ?? 0) + (top["Shared Read Blocks"] ?? 0)
     return { median: median(times), min: Math.min(...times), relations: relations.size, buffers }
   })
 

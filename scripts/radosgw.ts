@@ -56,7 +56,7 @@ const run = async (dir: string, cmd: string, args: ReadonlyArray<string>, timeou
     return stdout
   } catch (e) {
     const err = e as { stderr?: string; message: string }
-    throw new Error(`radosgw setup: ${cmd} ${args.join(" ")} failed: ${err.stderr ?? ""} ${err.message} (logs in ${dir}/log)`)
+    throw new Error(`radosgw setup: ${cmd} ${args.join(" ")} failed: ${err.stderr ?? ""} ${err.message} (logs in ${dir}/log)`, { cause: e })
   }
 }
 

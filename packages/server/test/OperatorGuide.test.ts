@@ -412,7 +412,7 @@ describe("the operator guide", () => {
         try {
           await checks[block.step]!(ran)
         } catch (e) {
-          throw new Error(`${where}: ${(e as Error).message}\n--- stdout\n${ran.stdout}\n--- stderr\n${ran.stderr}\n${logs()}`)
+          throw new Error(`${where}: ${(e as Error).message}\n--- stdout\n${ran.stdout}\n--- stderr\n${ran.stderr}\n${logs()}`, { cause: e })
         }
       }
     }), 900_000)

@@ -30,7 +30,7 @@ const repoRoot = fileURLToPath(new URL("../../..", import.meta.url))
 export const spawnWriter = (root: string, prefix: string, count: number | "hold", go: string, pauseMs = 0) =>
   Effect.acquireRelease(
     Effect.sync((): Child => {
-      const child = spawn(process.execPath, ["--import", "tsx", childScript, root, prefix, String(count), go], {
+      const child = spawn(process.execPath, ["--import", "tsx", childScript, root, prefix, String(count), go, String(pauseMs)], {
         cwd: repoRoot,
         stdio: ["ignore", "pipe", "pipe"]
       })

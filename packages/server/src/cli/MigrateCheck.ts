@@ -57,7 +57,11 @@ export const render = (plan: MigrationPlan.Plan, target: string, withSql: boolea
       lines.push(`  ${s.summary}${tag === undefined ? "" : `  [${tag}]`}`)
       for (const l of s.locks) lines.push(`      lock ${lockText(l, plan.tableRows)}`)
       // a note said once per migration: twenty triggers need not say twenty times what a trigger does
-      for (const n of s.notes) if (!said.has(n)) lines.push(`      note: ${n}`), said.add(n)
+      for (const n of s.notes) {
+        if (said.has(n)) continue
+        lines.push(`      note: ${n}`)
+        said.add(n)
+      }
       if (withSql) lines.push(...s.sql.split("\n").map((l) => `      | ${l}`))
     }
   }

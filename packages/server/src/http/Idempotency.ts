@@ -69,10 +69,10 @@ export interface Caller {
 }
 
 /** The first request's uncommitted claim held the key longer than the middleware waits. */
-class KeyBusy extends Data.TaggedError("KeyBusy")<{}> {}
+class KeyBusy extends Data.TaggedError("KeyBusy") {}
 
 /** The key is held by a committed claim or answer: the attempt's savepoint is rolled back. */
-class NotClaimed extends Data.TaggedError("NotClaimed")<{}> {}
+class NotClaimed extends Data.TaggedError("NotClaimed") {}
 
 /** PostgreSQL's `lock_not_available`, raised when `lock_timeout` passes. */
 const isLockTimeout = (e: { readonly cause?: unknown }) => (e.cause as { code?: unknown } | undefined)?.code === "55P03"

@@ -152,6 +152,6 @@ export const start = async (options: { readonly observations: number }): Promise
     }
   } catch (e) {
     await stop()
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- demo output ---\n${demo.output()}`)
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\n--- demo output ---\n${demo.output()}`, { cause: e })
   }
 }
