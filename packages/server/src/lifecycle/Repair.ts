@@ -30,6 +30,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { randomUUID } from "node:crypto"
+import * as JobBatch from "../engine/JobBatch.js"
 import { expedite, JobQueue, type QueueOptions } from "../engine/JobQueue.js"
 import type { PackageRow } from "./Archiving.js"
 import * as CopyFindings from "./CopyFindings.js"
@@ -112,25 +113,22 @@ const needing = (site: string) =>
 
 const queueOptions: QueueOptions = { policy: "stately", retryLimit: 8, retryDelaySeconds: 30, retryBackoff: true, expireInSeconds: 6 * 3600 }
 
-/** Enqueues a repair job per package that needs and can get one at the site. */
+/**
+ * Enqueues a repair job per package that needs and can get one at the site; its three reads go
+ * out together and its jobs in one statement (each a round trip from a site far from the ops-db).
+ */
 export const plan = Effect.fn("Repair.plan")(function* (site: string) {
   const jobs = yield* JobQueue
-  let enqueued = 0
-  for (const p of yield* needing(site)) {
-    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
-    if (sent !== null) enqueued++
-  }
-  // Packages another site has nothing left to repair from: sent on from here, from an archive
-  // copy or written again from the files at SOURCE (RepairForward).
-  for (const p of yield* RepairForward.toBuffer(site)) {
-    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id, forward: true }, { singletonKey: `${p.id}:forward` })
-    if (sent !== null) enqueued++
-  }
-  for (const p of yield* RepairForward.toRepack(site)) {
-    const sent = yield* jobs.send(queueName(site, name), { packageId: p.id, repack: true }, { singletonKey: `${p.id}:repack` })
-    if (sent !== null) enqueued++
-  }
-  return enqueued
+  // Besides the packages to repair here, those another site has nothing left to repair from:
+  // sent on from here, from an archive copy or written again from the files at SOURCE (RepairForward).
+  const [repair, forward, repack] = yield* Effect.all([needing(site), RepairForward.toBuffer(site), RepairForward.toRepack(site)], { concurrency: 3 })
+  const batch: Array<JobBatch.Send> = [
+    ...repair.map((p) => ({ data: { packageId: p.id }, singletonKey: p.id })),
+    ...forward.map((p) => ({ data: { packageId: p.id, forward: true }, singletonKey: `${p.id}:forward` })),
+    ...repack.map((p) => ({ data: { packageId: p.id, repack: true }, singletonKey: `${p.id}:repack` }))
+  ]
+  if (batch.length > 0) yield* jobs.ensureQueue(queueName(site, name), queueOptions)
+  return yield* JobBatch.sendMany(queueName(site, name), batch)
 })
 
 /**
