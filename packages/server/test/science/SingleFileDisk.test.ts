@@ -166,7 +166,6 @@ describe("One raw file from a package on disk", () => {
 
     it.effect("a download beyond CCAT_MAX_DOWNLOADS is answered 503 Busy, and its slot comes back when a reader hangs up", () =>
       Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
         const base = yield* BaseUrl
         // large enough that the socket's buffers cannot take it all while its reader reads nothing
         const { files } = yield* packagedObservation([{ path: "det/big.fits", bytes: 40_000_000 }, { path: "det/tiny.dat", bytes: 100 }])
