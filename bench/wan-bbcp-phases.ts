@@ -12,8 +12,9 @@
  * CCAT_WAN_STREAMS [4], CCAT_WAN_CC [bbr], CCAT_PHASES_ROUNDS [2], CCAT_PHASES_VERIFY [0]
  * (1: the adapter verifies the copy too), CCAT_PHASES_SETTINGS [shared,separate]: `shared` is
  * the adapter with one ssh connection per transfer, `separate` one connection per ssh call,
- * `bare` bbcp by itself with the same streams; CCAT_WAN_BBCP_WINDOW [unset] bbcp's `-w` for
- * all; CCAT_BBCP as in wan-transfer.ts. Each round starts with iperf3 at the same stream count.
+ * `bare` bbcp by itself with the same streams, each optionally with bbcp sizes (`shared:w=8m`,
+ * `bare:B=4m`); CCAT_WAN_BBCP_WINDOW [unset] bbcp's `-w` for all; CCAT_BBCP as in
+ * wan-transfer.ts. Each round starts with iperf3 at the same stream count.
  */
 import { TransferAdapter, TransferEndpoint } from "@ccat/core"
 import { BbcpTransfer } from "@ccat/transfer-bbcp"
@@ -43,10 +44,22 @@ const rounds = num("CCAT_PHASES_ROUNDS", 2, 1, 20)
 const verify = num("CCAT_PHASES_VERIFY", 0, 0, 1) === 1
 const cc = process.env["CCAT_WAN_CC"] ?? "bbr"
 if (!["bbr", "cubic", "reno", "default"].includes(cc)) fail(`CCAT_WAN_CC must be bbr, cubic, reno or default, got ${cc}`)
-const settings = (process.env["CCAT_PHASES_SETTINGS"] ?? "shared,separate").split(",").map((s) => s.trim())
-for (const s of settings) if (!["shared", "separate", "bare"].includes(s)) fail(`CCAT_PHASES_SETTINGS: unknown setting ${s}`)
 const window = process.env["CCAT_WAN_BBCP_WINDOW"]
 if (window !== undefined && !/^\d+[kmg]?$/i.test(window)) fail(`CCAT_WAN_BBCP_WINDOW must look like 8m, got ${window}`)
+const settings = (process.env["CCAT_PHASES_SETTINGS"] ?? "shared,separate").split(",").map((s) => s.trim())
+/** A setting is `shared`, `separate` or `bare`, optionally with bbcp sizes: `shared:w=8m`, `bare:B=4m`. */
+const parseSetting = (s: string) => {
+  const [kind = "", ...extras] = s.split(":")
+  if (!["shared", "separate", "bare"].includes(kind)) fail(`CCAT_PHASES_SETTINGS: unknown setting ${s}`)
+  const sizes: { w?: string; B?: string } = {}
+  for (const e of extras) {
+    const m = /^([wB])=(\d+[kmg]?)$/i.exec(e)
+    if (m === null) fail(`CCAT_PHASES_SETTINGS: ${s}: write w=8m or B=4m after a colon`)
+    sizes[m![1] as "w" | "B"] = m![2]!
+  }
+  return { kind, w: sizes.w ?? window, B: sizes.B }
+}
+for (const s of settings) parseSetting(s)
 const bbcp = process.env["CCAT_BBCP"] ?? "/work/bbcp-build/bin/amd64_linux/bbcp"
 try {
   accessSync(bbcp, constants.X_OK)
@@ -54,12 +67,17 @@ try {
   fail(`no bbcp at ${bbcp} (set CCAT_BBCP)`)
 }
 
-/** A program that logs its start and end (with its last argument, the remote command) and runs `real` in chile. */
-const wrapper = (log: string, label: string, real: string, netns: string) =>
+/**
+ * A program that logs its start and end (with its last argument, the remote command) and runs
+ * `real` in chile; with `lines`, every line the program prints on stderr is logged too.
+ */
+const wrapper = (log: string, label: string, real: string, netns: string, lines = false) =>
   [
     "#!/bin/bash",
     `printf '%s start ${label} %s\\n' "$(date +%s%3N)" "\${@: -1}" | cut -c1-160 >> ${log}`,
-    `ip netns exec ${netns} ${real} "$@"`,
+    lines
+      ? `ip netns exec ${netns} ${real} "$@" 2> >(while IFS= read -r l; do printf '%s ${label}| %s\\n' "$(date +%s%3N)" "$l" | cut -c1-160 >> ${log}; printf '%s\\n' "$l" >&2; done)`
+      : `ip netns exec ${netns} ${real} "$@"`,
     "rc=$?",
     `printf '%s end ${label} rc=%s\\n' "$(date +%s%3N)" "$rc" >> ${log}`,
     "exit $rc",
@@ -99,22 +117,24 @@ const sampleBytes = (dir: string, started: number, total: number) => {
 }
 
 const once = async (world: WanWorld.WanWorld, work: string, setting: string, round: number): Promise<Timeline> => {
-  const log = path.join(work, `${setting}-${round}.log`)
+  const tag = setting.replace(/[^\w-]/g, "_")
+  const log = path.join(work, `${tag}-${round}.log`)
   await fs.writeFile(log, "")
   const ssh = path.join(work, "ssh-timed")
   const bbcpTimed = path.join(work, "bbcp-timed")
   await fs.writeFile(ssh, wrapper(log, "ssh", "ssh", world.chile.netns), { mode: 0o755 })
-  await fs.writeFile(bbcpTimed, wrapper(log, "bbcp", bbcp, world.chile.netns), { mode: 0o755 })
+  await fs.writeFile(bbcpTimed, wrapper(log, "bbcp", bbcp, world.chile.netns, true), { mode: 0o755 })
   const source = path.join(work, "bundle")
-  const destRoot = path.join(work, "cologne", `${setting}-${round}`)
+  const destRoot = path.join(work, "cologne", `${tag}-${round}`)
   await fs.mkdir(destRoot, { recursive: true })
   const started = Date.now()
   const sampler = sampleBytes(destRoot, started, bytes)
   let error: string | undefined
-  if (setting === "bare") {
+  const { kind, w, B } = parseSetting(setting)
+  if (kind === "bare") {
     const dst = path.join(destRoot, "run")
     await fs.mkdir(dst, { recursive: true })
-    const argv = [bbcpTimed, ...(files > 1 ? ["-r"] : []), "-s", String(streams), ...(window === undefined ? [] : ["-w", window]), "-P", "2", "-v", "-T", Tools.bbcpTarget(world, bbcp), files > 1 ? source : path.join(source, "obs-000.bin"), `${world.cologne.address}:${dst}/`]
+    const argv = [bbcpTimed, ...(files > 1 ? ["-r"] : []), "-s", String(streams), ...(w === undefined ? [] : ["-w", w]), ...(B === undefined ? [] : ["-B", B]), "-P", "2", "-v", "-T", Tools.bbcpTarget(world, bbcp), files > 1 ? source : path.join(source, "obs-000.bin"), `${world.cologne.address}:${dst}/`]
     const out = await new Promise<number | null>((resolve) => spawn(argv[0]!, argv.slice(1), { stdio: "ignore" }).once("close", resolve))
     if (out !== 0) error = `bare bbcp exit ${out}`
   } else {
@@ -122,8 +142,8 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
       bbcp: bbcpTimed,
       remoteBbcp: bbcp,
       ssh,
-      shareConnection: setting === "shared",
-      tuning: { streams, ...(window === undefined ? {} : { window }) },
+      shareConnection: kind === "shared",
+      tuning: { streams, ...(w === undefined ? {} : { window: w }), ...(B === undefined ? {} : { blockSize: B }) },
       retry: TransferAdapter.noRetry,
       verify
     })
@@ -139,6 +159,7 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
   const events = (await fs.readFile(log, "utf8"))
     .split("\n")
     .filter((l) => l !== "")
+    .sort((a, b) => Number(a.split(" ")[0]) - Number(b.split(" ")[0]))
     .map((l) => {
       const [ms, ...rest] = l.split(" ")
       return `${((Number(ms) - started) / 1000).toFixed(2).padStart(6)} s  ${rest.join(" ")}`

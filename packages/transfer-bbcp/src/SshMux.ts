@@ -90,6 +90,17 @@ const masterPid = (endpoint: TransferEndpoint.Ssh, ssh: string) =>
     Effect.orElseSucceed(() => undefined)
   )
 
+/**
+ * True while the detached master runs. Its parent is whoever adopted it, which in a container
+ * may never reap it: an exited master left as a zombie counts as gone.
+ */
+const running = async (pid: number): Promise<boolean> => {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined)
+  if (stat === undefined) return alive(pid)
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+  return state !== "Z" && state !== "X"
+}
+
 /** The master is ours when its command line names our socket (a reused pid is someone else's). */
 const isOurs = async (pid: number, socket: string): Promise<boolean> =>
   (await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes(socket)
@@ -104,8 +115,8 @@ const close = (endpoint: TransferEndpoint.Ssh, ssh: string, folder: string, sock
     )
     if (pid !== undefined) {
       const gone = yield* Effect.promise(async () => {
-        for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 30))
-        return !alive(pid)
+        for (let i = 0; i < 100 && (await running(pid)); i++) await new Promise((r) => setTimeout(r, 30))
+        return !(await running(pid))
       })
       if (!gone && (yield* Effect.promise(() => isOurs(pid, socket)))) {
         yield* Effect.sync(() => {
