@@ -299,10 +299,10 @@ export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapt
  */
 const sharing = (request: TransferAdapter.Request, options: Options) => {
   const { source, destination } = request
-  if (options.shareConnection === false || (source._tag === "Ssh") === (destination._tag === "Ssh")) return Effect.succeed(request)
-  return source._tag === "Ssh"
-    ? Effect.map(SshMux.shared(source, options.ssh), (s): TransferAdapter.Request => ({ ...request, source: s }))
-    : Effect.map(SshMux.shared(destination as TransferEndpoint.Ssh, options.ssh), (d): TransferAdapter.Request => ({ ...request, destination: d }))
+  if (options.shareConnection === false || (source._tag === "Ssh" && destination._tag === "Ssh")) return Effect.succeed(request)
+  if (destination._tag === "Ssh") return Effect.map(SshMux.shared(destination, options.ssh), (d): TransferAdapter.Request => ({ ...request, destination: d }))
+  if (source._tag === "Ssh") return Effect.map(SshMux.shared(source, options.ssh), (s): TransferAdapter.Request => ({ ...request, source: s }))
+  return Effect.succeed(request)
 }
 
 /**
