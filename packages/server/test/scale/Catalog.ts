@@ -153,8 +153,8 @@ const canSkipTriggers = (client: pg.Client) =>
  * Loads the catalog into the current ops-db (migrated, and without a catalog of the same seed):
  * the demo topology, then every table through `COPY`, then `analyze`. As a superuser the load
  * runs with row triggers and the checksum domain's check off (`session_replication_role =
- * replica`; `CatalogDomains`) on four connections at once (the small tables, the files, the
- * copies, the events), then, on two connections, proves every foreign key and every checksum
+ * replica`; `CatalogDomains`) on five connections at once (the small tables, the files, the
+ * copies, the events in two halves), then, on two connections, proves every foreign key and every checksum
  * set-based (one statement per key or column; the load fails on the first that breaks),
  * recounts the trigger-kept counts (`ops_count_rebuild()`, what the statement triggers would
  * have summed) and analyses each table. Safe because the database is the loader's alone while
@@ -215,7 +215,9 @@ export const load = (options: Options) =>
       ],
       [(on) => copy(on, "raw_data_file", Rows.fileColumns, Rows.fileRows(plan, refs))],
       [(on) => copy(on, "physical_copy", Rows.copyColumns, Rows.copyRows(plan, refs, bytes))],
-      [(on) => copy(on, "event_log", Rows.eventColumns, Rows.eventRows(plan, options.fileEvents ?? true))]
+      // The per-file events (three a file) are the biggest table: two streams of half the packages each.
+      [(on) => copy(on, "event_log", Rows.eventColumns, Rows.eventRows(plan, options.fileEvents ?? true, [0, 2]))],
+      [(on) => copy(on, "event_log", Rows.eventColumns, Rows.eventRows(plan, options.fileEvents ?? true, [1, 2]))]
     ]
     if (skipTriggers) {
       // Put back (enforced, not validated) if the load fails before the proof does it.
@@ -276,7 +278,7 @@ export const load = (options: Options) =>
       tables.push({ table: "(all of the above, 2 connections)", rows: 0, seconds: (performance.now() - t0) / 1000 })
     } else {
       yield* Effect.promise(() => client.query("begin"))
-      for (const stream of [streams[0]!.slice(0, 2), streams[1]!, streams[0]!.slice(2), streams[2]!, streams[3]!]) {
+      for (const stream of [streams[0]!.slice(0, 2), streams[1]!, streams[0]!.slice(2), streams[2]!, streams[3]!, streams[4]!]) {
         for (const step of stream) yield* step(client)
       }
       yield* Effect.promise(() => client.query("commit"))
