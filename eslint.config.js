@@ -8,7 +8,8 @@ import globals from "globals"
 import tseslint from "typescript-eslint"
 
 /** Effect's modules whose functions build an Effect: such a call left as a statement never runs. */
-const effectModules = "Effect|Console|Stream|Ref|SynchronizedRef|SubscriptionRef|Queue|PubSub|Deferred|Fiber|FiberRef|Metric|Layer|Scope|Clock|Random|TestClock"
+const effectModules =
+  "Effect|Console|Stream|Ref|SynchronizedRef|SubscriptionRef|Queue|PubSub|Deferred|Fiber|FiberRef|Metric|Layer|Scope|Clock|Random|TestClock"
 const discarded = "an Effect left as a statement never runs: yield* it, or run it"
 
 export default defineConfig(
@@ -56,13 +57,22 @@ export default defineConfig(
         "error",
         {
           paths: [{ name: "effect", message: "import the module (effect/Effect, effect/Schema), as everywhere else" }],
-          patterns: [{ group: ["@effect/schema", "@effect/schema/*"], message: "Schema comes from effect/Schema; @effect/schema is deprecated" }]
+          patterns: [{
+            group: ["@effect/schema", "@effect/schema/*"],
+            message: "Schema comes from effect/Schema; @effect/schema is deprecated"
+          }]
         }
       ],
       // a name starting with _ is unused on purpose (a positional parameter, an `infer _E`)
       "@typescript-eslint/no-unused-vars": [
         "error",
-        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrorsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_", ignoreRestSiblings: true }
+        {
+          argsIgnorePattern: "^_",
+          varsIgnorePattern: "^_",
+          caughtErrorsIgnorePattern: "^_",
+          destructuredArrayIgnorePattern: "^_",
+          ignoreRestSiblings: true
+        }
       ],
       // `interface Service extends Client {}` names a type for declaration files
       "@typescript-eslint/no-empty-object-type": ["error", { allowInterfaces: "with-single-extends" }],

@@ -85,8 +85,10 @@ const archiveCopies = (dir: string, world: Fixtures.World) =>
   })
 
 /** Makes every archive copy due again. */
-const ageCopies = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql`update physical_copy set verified_at = now() - interval '400 days' where status = 'PRESENT'`)
+const ageCopies = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql`update physical_copy set verified_at = now() - interval '400 days' where status = 'PRESENT'`
+)
 
 /**
  * `openssl dgst -sha256` over the files, run by `sh`, whose `times` then prints the CPU seconds
@@ -95,7 +97,9 @@ const ageCopies = Effect.flatMap(SqlClient.SqlClient, (sql) =>
  */
 const openssl = (files: ReadonlyArray<string>) =>
   Effect.map(
-    Effect.promise(() => promisify(execFile)("sh", ["-c", 'openssl dgst -sha256 "$@" >/dev/null && times', "sh", ...files], { maxBuffer: MiB })),
+    Effect.promise(() =>
+      promisify(execFile)("sh", ["-c", 'openssl dgst -sha256 "$@" >/dev/null && times', "sh", ...files], { maxBuffer: MiB })
+    ),
     ({ stdout }) => {
       const children = stdout.trim().split("\n").at(-1) ?? ""
       const [user, system] = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]))
@@ -124,8 +128,12 @@ const program = (dir: string) =>
     const { archiveId, files } = yield* archiveCopies(dir, world)
     const [{ version }] = yield* sql<{ version: string }>`select current_setting('server_version') as version`
     const [sslVersion] = (yield* Effect.promise(() => promisify(execFile)("openssl", ["version"]))).stdout.trim().split("\n")
-    console.log(`audit benchmark: ${objects} objects of ${objectBytes / MiB} MiB (${(total / MiB).toFixed(0)} MiB), ${rounds} rounds; ` +
-      `PostgreSQL ${version}, ${sslVersion}, node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+    console.log(
+      `audit benchmark: ${objects} objects of ${objectBytes / MiB} MiB (${(total / MiB).toFixed(0)} MiB), ${rounds} rounds; ` +
+        `PostgreSQL ${version}, ${sslVersion}, node ${process.version}, ${os.cpus().length} CPUs, load ${
+          os.loadavg().map((l) => l.toFixed(1)).join(" ")
+        }`
+    )
     // untimed: the files into the page cache, openssl's and the driver's first use
     yield* openssl(files)
     yield* auditAll(archiveId, unlimited)
@@ -153,9 +161,11 @@ const program = (dir: string) =>
       }
       ratios.push(round.openssl / round.audit)
       cpuRatios.push(cpu.openssl / cpu.audit)
-      console.log(`round ${r + 1}: openssl ${round.openssl.toFixed(2)} s (${rate(total, round.openssl)}, ${cpu.openssl.toFixed(2)} s CPU), ` +
-        `audit ${round.audit.toFixed(2)} s (${rate(total, round.audit)}, ${cpu.audit.toFixed(2)} s CPU), ` +
-        `audit/openssl throughput ${(round.openssl / round.audit).toFixed(3)}, per CPU second ${(cpu.openssl / cpu.audit).toFixed(3)}`)
+      console.log(
+        `round ${r + 1}: openssl ${round.openssl.toFixed(2)} s (${rate(total, round.openssl)}, ${cpu.openssl.toFixed(2)} s CPU), ` +
+          `audit ${round.audit.toFixed(2)} s (${rate(total, round.audit)}, ${cpu.audit.toFixed(2)} s CPU), ` +
+          `audit/openssl throughput ${(round.openssl / round.audit).toFixed(3)}, per CPU second ${(cpu.openssl / cpu.audit).toFixed(3)}`
+      )
     }
     // the budget: one paced job over every copy
     yield* ageCopies
@@ -166,12 +176,26 @@ const program = (dir: string) =>
     console.log("")
     console.log("| variant | median time | throughput | median CPU |")
     console.log("|---|---|---|---|")
-    console.log(`| openssl dgst -sha256 | ${median(times.openssl).toFixed(2)} s | ${rate(total, median(times.openssl))} | ${median(cpus.openssl).toFixed(2)} s |`)
-    console.log(`| audit (unlimited budget) | ${median(times.audit).toFixed(2)} s | ${rate(total, median(times.audit))} | ${median(cpus.audit).toFixed(2)} s |`)
-    console.log(`| **audit / openssl (median of per-round ratios)** | | **${median(ratios).toFixed(3)}** | ${median(cpuRatios).toFixed(3)} |`)
+    console.log(
+      `| openssl dgst -sha256 | ${median(times.openssl).toFixed(2)} s | ${rate(total, median(times.openssl))} | ${
+        median(cpus.openssl).toFixed(2)
+      } s |`
+    )
+    console.log(
+      `| audit (unlimited budget) | ${median(times.audit).toFixed(2)} s | ${rate(total, median(times.audit))} | ${
+        median(cpus.audit).toFixed(2)
+      } s |`
+    )
+    console.log(
+      `| **audit / openssl (median of per-round ratios)** | | **${median(ratios).toFixed(3)}** | ${median(cpuRatios).toFixed(3)} |`
+    )
     console.log("")
-    console.log(`budget ${rate(budget, 1)}: the job read ${paced.bytes} bytes of ${paced.copies} copies in ${(paced.elapsedMillis / 1000).toFixed(2)} s by its own clock ` +
-      `(${wall.toFixed(2)} s wall): ${rate(achieved, 1)}, ${((achieved / budget - 1) * 100).toFixed(1)}% from the budget`)
+    console.log(
+      `budget ${rate(budget, 1)}: the job read ${paced.bytes} bytes of ${paced.copies} copies in ${
+        (paced.elapsedMillis / 1000).toFixed(2)
+      } s by its own clock ` +
+        `(${wall.toFixed(2)} s wall): ${rate(achieved, 1)}, ${((achieved / budget - 1) * 100).toFixed(1)}% from the budget`
+    )
   })
 
 const main = Effect.gen(function* () {

@@ -36,14 +36,29 @@ const program = Effect.gen(function* () {
   if (n > 0) return yield* Effect.dieMessage(`the database already holds ${n} files: load the catalog into an empty one`)
   console.log(`loading ${files.toLocaleString("en-US")} files (seed ${seed}, per-file events ${fileEvents ? "on" : "off"})`)
   const loaded = yield* Catalog.load({
-    files, seed, fileEvents,
-    onTable: (table, rows, seconds) => console.log(`  ${table.padEnd(30)} ${rows.toString().padStart(11)} rows  ${seconds.toFixed(1).padStart(7)} s  ${rate(rows, seconds)}`)
+    files,
+    seed,
+    fileEvents,
+    onTable: (table, rows, seconds) =>
+      console.log(`  ${table.padEnd(30)} ${rows.toString().padStart(11)} rows  ${seconds.toFixed(1).padStart(7)} s  ${rate(rows, seconds)}`)
   })
-  for (const t of loaded.tables.filter((x) => x.table.startsWith("("))) console.log(`  ${t.table.padEnd(30)} ${"".padStart(11)}       ${t.seconds.toFixed(1).padStart(7)} s`)
-  console.log(`  row triggers and checks: ${loaded.triggers ? "fired per row" : "off (superuser load); foreign keys and checksums proved set-based, counts recounted"}`)
+  for (const t of loaded.tables.filter((x) => x.table.startsWith("("))) {
+    console.log(`  ${t.table.padEnd(30)} ${"".padStart(11)}       ${t.seconds.toFixed(1).padStart(7)} s`)
+  }
+  console.log(
+    `  row triggers and checks: ${
+      loaded.triggers ? "fired per row" : "off (superuser load); foreign keys and checksums proved set-based, counts recounted"
+    }`
+  )
   const [size] = yield* sql<{ bytes: number }>`select pg_database_size(current_database())::float8 as bytes`
-  console.log(`total: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s (${rate(loaded.rows, loaded.seconds)}), database ${(size.bytes / 2 ** 30).toFixed(2)} GiB`)
-  console.log(`plan: ${loaded.plan.eous} observations, ${loaded.plan.packages.length} packages, ${loaded.plan.groups} groups (${loaded.plan.live} live)`)
+  console.log(
+    `total: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s (${
+      rate(loaded.rows, loaded.seconds)
+    }), database ${(size.bytes / 2 ** 30).toFixed(2)} GiB`
+  )
+  console.log(
+    `plan: ${loaded.plan.eous} observations, ${loaded.plan.packages.length} packages, ${loaded.plan.groups} groups (${loaded.plan.live} live)`
+  )
 })
 
 const main = Effect.gen(function* () {
@@ -51,7 +66,9 @@ const main = Effect.gen(function* () {
   yield* Effect.promise(() => fs.mkdir(dir, { recursive: true }))
   yield* Effect.promise(() => fs.chmod(dir, 0o755))
   if (keep === undefined) yield* Effect.addFinalizer(() => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })))
-  yield* program.pipe(Effect.provide(OpsDb.layer({ databaseUrl, dataDir: dir, database: databaseUrl ? undefined : `ccat_catalog_${files}` })))
+  yield* program.pipe(
+    Effect.provide(OpsDb.layer({ databaseUrl, dataDir: dir, database: databaseUrl ? undefined : `ccat_catalog_${files}` }))
+  )
   if (keep !== undefined) console.log(`kept: ${dir} (database ccat_catalog_${files})`)
 }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
 

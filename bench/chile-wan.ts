@@ -77,7 +77,9 @@ const jobTimes = (mode: string) =>
         avg(extract(epoch from started_on - created_on))::float8 as waited, avg(extract(epoch from completed_on - started_on))::float8 as ran
       from pgboss.job where state = 'completed' and name not like '%.sweep' and name not like '%.audit' and name not like '%.inventory'
       group by name order by name`
-    console.log(`${mode}: jobs ${rows.map((r) => `${r.queue} ${r.n} × ${r.ran.toFixed(2)} s (taken after ${r.waited.toFixed(2)} s)`).join(", ")}`)
+    console.log(
+      `${mode}: jobs ${rows.map((r) => `${r.queue} ${r.n} × ${r.ran.toFixed(2)} s (taken after ${r.waited.toFixed(2)} s)`).join(", ")}`
+    )
   })
 
 /** Prints the chile worker's statements per finished chile job, and the most frequent ones. */
@@ -92,19 +94,35 @@ const report = (mode: string) =>
     const chile = statements.get("chile-worker") ?? new Map<string, number>()
     const all = [...chile.values()].reduce((a, b) => a + b, 0)
     console.log(`${mode}: chile worker ran ${all} statements for ${total} jobs (${jobs.map((j) => `${j.queue} ${j.n}`).join(", ")})`)
-    for (const [kind, n] of [...chile.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${String(n).padStart(6)}  ${kind}`)
+    for (const [kind, n] of [...chile.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25)) {
+      console.log(`  ${String(n).padStart(6)}  ${kind}`)
+    }
   })
 
 /** One run: a fresh database, the files, both workers; seconds from the workers running to every package arrived. */
-const run = (mode: "loopback" | "wan", label: string, root: string, cli: string, pg: EmbeddedDatabase.EmbeddedDatabase, relay: PgOverWan.PgOverWan, world: WanWorld.WanWorld) =>
+const run = (
+  mode: "loopback" | "wan",
+  label: string,
+  root: string,
+  cli: string,
+  pg: EmbeddedDatabase.EmbeddedDatabase,
+  relay: PgOverWan.PgOverWan,
+  world: WanWorld.WanWorld
+) =>
   Effect.scoped(Effect.gen(function* () {
     const dir = path.join(root, `${label}-${mode}`)
     const name = `bench_chile_${mode}_${randomBytes(3).toString("hex")}`
-    yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`create database ${name}`)).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
+    yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`create database ${name}`)).pipe(
+      Effect.provide(PgClient.layer({ url: pg.adminUrl })),
+      Effect.scoped
+    )
     const url = pg.urlFor(name)
     if (countSql) {
       statements.clear()
-      yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`alter database ${name} set log_statement = 'all'`)).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
+      yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`alter database ${name} set log_statement = 'all'`)).pipe(
+        Effect.provide(PgClient.layer({ url: pg.adminUrl })),
+        Effect.scoped
+      )
     }
     const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
     return yield* Effect.gen(function* () {
@@ -120,7 +138,13 @@ const run = (mode: "loopback" | "wan", label: string, root: string, cli: string,
       const spawned = Date.now()
       let chileStart = 0
       yield* Effect.all([
-        WanWorker.start({ site: "chile", cli, configFile, databaseUrl: Redacted.value(chileUrl), ...(mode === "wan" ? { netns: world.chile.netns } : {}) }).pipe(
+        WanWorker.start({
+          site: "chile",
+          cli,
+          configFile,
+          databaseUrl: Redacted.value(chileUrl),
+          ...(mode === "wan" ? { netns: world.chile.netns } : {})
+        }).pipe(
           Effect.tap(() => Effect.sync(() => (chileStart = (Date.now() - spawned) / 1000)))
         ),
         WanWorker.start({ site: "cologne", cli, configFile, databaseUrl: Redacted.value(withApp(url, "cologne-worker")) })
@@ -128,7 +152,9 @@ const run = (mode: "loopback" | "wan", label: string, root: string, cli: string,
       console.log(`${label} ${mode}: the chile worker started in ${chileStart.toFixed(1)} s`)
       const t0 = Date.now()
       while (!(yield* arrived)) {
-        if (Date.now() - t0 > capSeconds * 1000) return yield* Effect.dieMessage(`${mode}: not every package arrived within ${capSeconds} s`)
+        if (Date.now() - t0 > capSeconds * 1000) {
+          return yield* Effect.dieMessage(`${mode}: not every package arrived within ${capSeconds} s`)
+        }
         yield* Effect.sleep("200 millis")
       }
       const seconds = (Date.now() - t0) / 1000
@@ -144,18 +170,29 @@ const main = Effect.gen(function* () {
     Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bench-chile-wan-")).then(async (d) => (await fs.chmod(d, 0o711), d))),
     (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
   )
-  const [cli, pg, world] = yield* Effect.all([cliBundle, EmbeddedDatabase.start({ dataDir: path.join(root, "pg"), ...(countSql ? { onLog } : {}) }), WanWorld.make({ sshd: false })], { concurrency: 3 })
+  const [cli, pg, world] = yield* Effect.all([
+    cliBundle,
+    EmbeddedDatabase.start({ dataDir: path.join(root, "pg"), ...(countSql ? { onLog } : {}) }),
+    WanWorld.make({ sshd: false })
+  ], { concurrency: 3 })
   const relay = yield* PgOverWan.make(world, pg.adminUrl)
   if (countSql) {
-    yield* Effect.flatMap(PgClient.PgClient, (sql) =>
-      Effect.zipRight(sql.unsafe(`alter system set log_line_prefix = '%a|'`), sql.unsafe(`select pg_reload_conf()`))
+    yield* Effect.flatMap(
+      PgClient.PgClient,
+      (sql) => Effect.zipRight(sql.unsafe(`alter system set log_line_prefix = '%a|'`), sql.unsafe(`select pg_reload_conf()`))
     ).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
   }
   const rtt = yield* world.connectMs(PgOverWan.port, 5_000)
   const megabytes = (observations * filesPerObs * fileBytes) / 1e6
-  console.log(`chile-wan: ${observations} observations × ${filesPerObs} files × ${fileBytes} bytes (${megabytes.toFixed(1)} MB); link connect ${rtt?.toFixed(0) ?? "-"} ms`)
+  console.log(
+    `chile-wan: ${observations} observations × ${filesPerObs} files × ${fileBytes} bytes (${megabytes.toFixed(1)} MB); link connect ${
+      rtt?.toFixed(0) ?? "-"
+    } ms`
+  )
   const baseline = process.env["CCAT_BENCH_BASELINE_CLI"]
-  const order = baseline === undefined ? [["current", cli.file]] : [["current", cli.file], ["baseline", path.resolve(baseline)], ["baseline", path.resolve(baseline)], ["current", cli.file]]
+  const order = baseline === undefined
+    ? [["current", cli.file]]
+    : [["current", cli.file], ["baseline", path.resolve(baseline)], ["baseline", path.resolve(baseline)], ["current", cli.file]]
   const seconds: Record<string, Array<number>> = {}
   const load = async () => (await fs.readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ")
   for (const [i, [label, file]] of order.entries()) {
@@ -163,14 +200,22 @@ const main = Effect.gen(function* () {
     for (const mode of (i % 2 === 0 ? ["loopback", "wan"] : ["wan", "loopback"]) as Array<"loopback" | "wan">) {
       const s = yield* run(mode, label!, root, file!, pg, relay, world)
       ;(seconds[`${label} ${mode}`] ??= []).push(s)
-      console.log(`${label} ${mode.padEnd(8)} ${s.toFixed(1)} s  ${(observations * filesPerObs / s).toFixed(2)} files/s  ${(megabytes / s).toFixed(2)} MB/s  (load ${yield* Effect.promise(load)})`)
+      console.log(
+        `${label} ${mode.padEnd(8)} ${s.toFixed(1)} s  ${(observations * filesPerObs / s).toFixed(2)} files/s  ${
+          (megabytes / s).toFixed(2)
+        } MB/s  (load ${yield* Effect.promise(load)})`
+      )
     }
   }
   const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
   for (const label of [...new Set(order.map(([l]) => l!))]) {
     const wan = mean(seconds[`${label} wan`]!)
     const loopback = mean(seconds[`${label} loopback`]!)
-    console.log(`${label}: wan / loopback time: ${(wan / loopback).toFixed(2)} (throughput on the link ${(100 * loopback / wan).toFixed(0)}% of loopback's)`)
+    console.log(
+      `${label}: wan / loopback time: ${(wan / loopback).toFixed(2)} (throughput on the link ${
+        (100 * loopback / wan).toFixed(0)
+      }% of loopback's)`
+    )
   }
 })
 

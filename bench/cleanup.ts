@@ -40,7 +40,9 @@ const concurrencies = (process.env.BENCH_CONCURRENCY ?? "1,4,16").split(",").map
 const fileBytes = 4096
 
 const command = [
-  ...["BENCH_PACKAGES", "BENCH_FILES", "BENCH_CONCURRENCY"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]}`),
+  ...["BENCH_PACKAGES", "BENCH_FILES", "BENCH_CONCURRENCY"].filter((k) => process.env[k] !== undefined).map((k) =>
+    `${k}=${process.env[k]}`
+  ),
   "npx tsx bench/cleanup.ts"
 ].join(" ")
 
@@ -87,7 +89,9 @@ const eligibleCopies = (dir: string, world: Fixtures.World, round: string) =>
         })
         const [row] = yield* sql<{ id: string }>`
           insert into raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id, state, raw_data_package_id)
-          values (${randomUUID()}, ${eou}, ${world.modules[0].id}, ${relativePath}, ${fileBytes}, ${sha(bytes)}, ${ids.get("chile-source")!}, 'packaged', ${pkg.id}) returning id`
+          values (${randomUUID()}, ${eou}, ${world.modules[0].id}, ${relativePath}, ${fileBytes}, ${sha(bytes)}, ${ids.get(
+            "chile-source"
+          )!}, 'packaged', ${pkg.id}) returning id`
         const [copy] = yield* sql<{ id: string }>`
           insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
           values (${row.id}, ${ids.get("chile-source")!}, ${relativePath}, ${fileBytes}, ${sha(bytes)}, 'PRESENT', now()) returning id`
@@ -106,18 +110,26 @@ const program = (dir: string) =>
     const world = yield* Fixtures.world
     const [{ version }] = yield* sql<{ version: string }>`select current_setting('server_version') as version`
     const n = packages * (filesPerPackage + 1)
-    console.log(`cleanup benchmark: ${n} copies (${packages} packages: ${filesPerPackage} SOURCE files and 1 BUFFER tar each, ${fileBytes} bytes), PostgreSQL ${version} (${info.kind}), node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+    console.log(
+      `cleanup benchmark: ${n} copies (${packages} packages: ${filesPerPackage} SOURCE files and 1 BUFFER tar each, ${fileBytes} bytes), PostgreSQL ${version} (${info.kind}), node ${process.version}, ${os.cpus().length} CPUs, load ${
+        os.loadavg().map((l) => l.toFixed(1)).join(" ")
+      }`
+    )
     const results: Array<{ variant: string; time: number }> = []
     for (const c of concurrencies) {
       const copies = yield* eligibleCopies(dir, world, `c${c}`)
-      const hasColumn = (yield* sql`select 1 from information_schema.columns where table_name = 'retention_policy' and column_name = 'delete_concurrency'`).length > 0
+      const hasColumn =
+        (yield* sql`select 1 from information_schema.columns where table_name = 'retention_policy' and column_name = 'delete_concurrency'`)
+          .length > 0
       if (hasColumn) yield* sql`update retention_policy set delete_concurrency = ${c}`
       const ids = copies.map((x) => x.id)
       const start = process.hrtime.bigint()
       yield* Effect.scoped(Effect.gen(function* () {
         yield* Engine.runSite("chile", [Cleanup.stage], { plannerInterval: "1 second", pollingIntervalSeconds: 1 })
         while (true) {
-          const [{ left }] = yield* sql<{ left: number }>`select count(*)::int as left from physical_copy where id in ${sql.in(ids)} and status <> 'DELETED'`
+          const [{ left }] = yield* sql<{ left: number }>`select count(*)::int as left from physical_copy where id in ${
+            sql.in(ids)
+          } and status <> 'DELETED'`
           if (left === 0) break
           yield* Effect.sleep("50 millis")
         }

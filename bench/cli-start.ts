@@ -33,7 +33,11 @@ const variants: ReadonlyArray<{ readonly name: string; readonly argv: ReadonlyAr
 
 /** One start: wall time and the child's CPU, from /usr/bin/time's report on stderr. */
 const once = (argv: ReadonlyArray<string>): { wall: number; cpu: number } => {
-  const r = spawnSync("/usr/bin/time", ["-f", "%e %U %S", process.execPath, ...argv], { cwd: root, encoding: "utf8", env: { ...process.env, CCAT_TOKEN: "x" } })
+  const r = spawnSync("/usr/bin/time", ["-f", "%e %U %S", process.execPath, ...argv], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, CCAT_TOKEN: "x" }
+  })
   const last = r.stderr.trim().split("\n").pop()!.split(" ").map(Number)
   return { wall: last[0]!, cpu: last[1]! + last[2]! }
 }
@@ -53,5 +57,9 @@ console.log("variant     wall (median)  cpu (median)  cpu / node")
 for (const v of variants) {
   const xs = runs.get(v.name)!
   const cpu = median(xs.map((x) => x.cpu))
-  console.log(`${v.name.padEnd(11)} ${median(xs.map((x) => x.wall)).toFixed(2).padStart(8)} s  ${cpu.toFixed(2).padStart(9)} s  ${(cpu / floor).toFixed(1).padStart(9)}`)
+  console.log(
+    `${v.name.padEnd(11)} ${median(xs.map((x) => x.wall)).toFixed(2).padStart(8)} s  ${cpu.toFixed(2).padStart(9)} s  ${
+      (cpu / floor).toFixed(1).padStart(9)
+    }`
+  )
 }

@@ -40,7 +40,8 @@ const migrateBefore = (first: string) =>
     }
   })
 
-const percentile = (xs: ReadonlyArray<number>, p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0
+const percentile = (xs: ReadonlyArray<number>, p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? 0
 
 const program = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -63,7 +64,9 @@ const program = Effect.gen(function* () {
   const writer = yield* Effect.fork(Effect.gen(function* () {
     while (!(yield* Ref.get(stop))) {
       const start = performance.now()
-      const [row] = yield* sql<{ id: string }>`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', gen_random_uuid(), 'filed') returning id::text`
+      const [row] = yield* sql<
+        { id: string }
+      >`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', gen_random_uuid(), 'filed') returning id::text`
       yield* Ref.update(latencies, (all) => (all.push({ at: start, ms: performance.now() - start, id: row!.id }), all))
       yield* Effect.sleep("5 millis")
     }
@@ -71,7 +74,10 @@ const program = Effect.gen(function* () {
   yield* Effect.sleep("1 second")
 
   const started = performance.now()
-  yield* Migrator.make({})({ loader: Migrator.fromRecord(Object.fromEntries(names.filter((k) => k < "0019").map((k) => [k, Migrations.migrations[k]!]))), table: Migrations.table })
+  yield* Migrator.make({})({
+    loader: Migrator.fromRecord(Object.fromEntries(names.filter((k) => k < "0019").map((k) => [k, Migrations.migrations[k]!]))),
+    table: Migrations.table
+  })
   const ended = performance.now()
   yield* Effect.sleep("1 second")
   // stopped between inserts, not interrupted in one: an insert interrupted may still commit
@@ -84,11 +90,23 @@ const program = Effect.gen(function* () {
   const [after] = yield* sql<{ n: number; ids: number }>`select count(*)::int as n, count(distinct id)::int as ids from event_log`
   const ids = all.map((l) => l.id)
   const [found] = yield* sql<{ n: number }>`select count(*)::int as n from event_log where id = any(${ids}::bigint[])`
-  console.log(`0018 applied in ${((ended - started) / 1000).toFixed(2)} s; event_log is ${kind!.kind === "p" ? "partitioned" : `NOT partitioned (${kind!.kind})`}`)
-  console.log(`writer during the migration: ${during.length} inserts, longest ${Math.max(0, ...during.map((l) => l.ms)).toFixed(0)} ms, ` +
-    `p99 ${percentile(during.map((l) => l.ms), 0.99).toFixed(0)} ms, median ${percentile(during.map((l) => l.ms), 0.5).toFixed(1)} ms`)
-  console.log(`events after: ${after!.n.toLocaleString("en-US")} (expected ${(rows + all.length).toLocaleString("en-US")}); the writer's ${all.length} events found: ${found!.n}`)
-  if (after!.n !== rows + all.length || after!.ids !== after!.n || found!.n !== all.length) return yield* Effect.dieMessage("events were lost or doubled")
+  console.log(
+    `0018 applied in ${((ended - started) / 1000).toFixed(2)} s; event_log is ${
+      kind!.kind === "p" ? "partitioned" : `NOT partitioned (${kind!.kind})`
+    }`
+  )
+  console.log(
+    `writer during the migration: ${during.length} inserts, longest ${Math.max(0, ...during.map((l) => l.ms)).toFixed(0)} ms, ` +
+      `p99 ${percentile(during.map((l) => l.ms), 0.99).toFixed(0)} ms, median ${percentile(during.map((l) => l.ms), 0.5).toFixed(1)} ms`
+  )
+  console.log(
+    `events after: ${after!.n.toLocaleString("en-US")} (expected ${
+      (rows + all.length).toLocaleString("en-US")
+    }); the writer's ${all.length} events found: ${found!.n}`
+  )
+  if (after!.n !== rows + all.length || after!.ids !== after!.n || found!.n !== all.length) {
+    return yield* Effect.dieMessage("events were lost or doubled")
+  }
 })
 
 const main = Effect.gen(function* () {

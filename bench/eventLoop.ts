@@ -65,15 +65,24 @@ const sampled = async (work: () => Promise<number>): Promise<Figures> => {
 }
 
 const main = async () => {
-  console.log(`bench/eventLoop.ts: ${bytes} bytes per put, puts at once ${counts.join(", ")}, ${rounds} rounds, node ${process.version}, ${os.cpus().length} cores`)
+  console.log(
+    `bench/eventLoop.ts: ${bytes} bytes per put, puts at once ${
+      counts.join(", ")
+    }, ${rounds} rounds, node ${process.version}, ${os.cpus().length} cores`
+  )
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-bench-eventloop-"))
   try {
     const worker = await Effect.runPromise(Disk.make({ root }))
     const minimal = await Effect.runPromise(Disk.makeMinimal({ root }))
     const onMainThread = StorageDriver.make(minimal, { hasher: StorageHasher.runtimeHasher })
     const puts = (d: StorageDriver.Service, n: number, round: number) => async () => {
-      await Effect.runPromise(Effect.forEach(Array.from({ length: n }, (_, i) => i), (i) =>
-        d.put(`r${round}/p${i}.bin`, bodyOf(bytes, i + 1), { overwrite: true }), { concurrency: "unbounded" }))
+      await Effect.runPromise(
+        Effect.forEach(
+          Array.from({ length: n }, (_, i) => i),
+          (i) => d.put(`r${round}/p${i}.bin`, bodyOf(bytes, i + 1), { overwrite: true }),
+          { concurrency: "unbounded" }
+        )
+      )
       return n * bytes
     }
     const idle = (ms: number) => () => new Promise<number>((r) => setTimeout(() => r(0), ms))
@@ -101,9 +110,11 @@ const main = async () => {
           const s = figures.map(pick).sort((a, b) => a - b)
           return s[Math.floor(s.length / 2)]
         }
-        console.log(`  ${what.padEnd(7)} p50 ${med((f) => f.p50).toFixed(2).padStart(6)}  p99 ${med((f) => f.p99).toFixed(2).padStart(6)}  ` +
-          `max ${med((f) => f.max).toFixed(2).padStart(7)}  longest 1 ms timer gap ${med((f) => f.longestGap).toFixed(1).padStart(6)}` +
-          (what === "idle" ? "" : `  ${med((f) => f.mbPerSecond).toFixed(0).padStart(5)} MB/s`))
+        console.log(
+          `  ${what.padEnd(7)} p50 ${med((f) => f.p50).toFixed(2).padStart(6)}  p99 ${med((f) => f.p99).toFixed(2).padStart(6)}  ` +
+            `max ${med((f) => f.max).toFixed(2).padStart(7)}  longest 1 ms timer gap ${med((f) => f.longestGap).toFixed(1).padStart(6)}` +
+            (what === "idle" ? "" : `  ${med((f) => f.mbPerSecond).toFixed(0).padStart(5)} MB/s`)
+        )
       }
     }
   } finally {

@@ -189,7 +189,11 @@ const runCopy = (url: string, perConnection: ReadonlyArray<ReadonlyArray<ReturnT
       for (const rows of perConnection[k]) {
         await c.query("begin")
         await copyInto(c, "executed_obs_unit (id, obs_unit_id, start_at, end_at, status, metadata)", rows.observation)
-        await copyInto(c, "raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id)", rows.files)
+        await copyInto(
+          c,
+          "raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id)",
+          rows.files
+        )
         await copyInto(c, "event_log (entity_kind, entity_id, from_state, to_state, actor)", rows.events)
         await c.query("commit")
       }
@@ -203,15 +207,25 @@ const program = (url: string, kind: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const fixtures = yield* Fixtures.world
-    const world: World = { obsUnitId: fixtures.obsUnit.id, source: fixtures.source.name, sourceId: fixtures.source.id, modules: fixtures.modules }
+    const world: World = {
+      obsUnitId: fixtures.obsUnit.id,
+      source: fixtures.source.name,
+      sourceId: fixtures.source.id,
+      modules: fixtures.modules
+    }
     const account = yield* Tokens.ensureAccount({ name: `bench-${Fixtures.suffix()}`, role: "instrument" })
     yield* Tokens.grantInstrument(account.id, fixtures.instrument.id)
     const { token } = yield* Tokens.issue({ accountId: account.id })
     const baseUrl = yield* HttpServer.addressFormattedWith((a) => Effect.succeed(a))
     const [{ version }] = yield* sql<{ version: string }>`select current_setting('server_version') as version`
-    console.log(`filing benchmark: filings of ${filesPerFiling} files, ${filings} per client, PostgreSQL ${version} (${kind}), node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+    console.log(
+      `filing benchmark: filings of ${filesPerFiling} files, ${filings} per client, PostgreSQL ${version} (${kind}), node ${process.version}, ${os.cpus().length} CPUs, load ${
+        os.loadavg().map((l) => l.toFixed(1)).join(" ")
+      }`
+    )
 
-    const batch = (clients: number, tag: string) => Array.from({ length: clients }, (_, c) => Array.from({ length: filings }, (_, n) => filing(world, `${tag}-${c}-${n}`)))
+    const batch = (clients: number, tag: string) =>
+      Array.from({ length: clients }, (_, c) => Array.from({ length: filings }, (_, n) => filing(world, `${tag}-${c}-${n}`)))
     // Warm up the server, the connection pool and the query plans.
     yield* runClients(baseUrl, token, [[filing(world, "warm-0"), filing(world, "warm-1")]])
 
@@ -237,8 +251,12 @@ const program = (url: string, kind: string) =>
     console.log("|---|---|---|---|")
     for (const [name, wall, r, m] of rows) console.log(`| ${name} | ${wall.toFixed(2)} s | ${r} | ${m} |`)
     console.log("")
-    console.log(`filing through the API: ${rate(1, api1.wall)} files/s with 1 client (${(copy1 / api1.wall).toFixed(2)} of COPY's ${rate(1, copy1)}), ` +
-      `${rate(4, api4.wall)} files/s with 4 clients (${(copy4 / api4.wall).toFixed(2)} of COPY's ${rate(4, copy4)})`)
+    console.log(
+      `filing through the API: ${rate(1, api1.wall)} files/s with 1 client (${(copy1 / api1.wall).toFixed(2)} of COPY's ${
+        rate(1, copy1)
+      }), ` +
+        `${rate(4, api4.wall)} files/s with 4 clients (${(copy4 / api4.wall).toFixed(2)} of COPY's ${rate(4, copy4)})`
+    )
     console.log(`command: ${command}`)
   })
 
@@ -261,7 +279,16 @@ const main = Effect.gen(function* () {
   const databaseUrl = Redacted.make(url)
   const server = HttpServerLive.layer.pipe(
     Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
-    Layer.provideMerge(Layer.succeed(ServerConfig, { configFile: undefined, host: "127.0.0.1", port: 0, dataDir: dir, databaseUrl, topology: Topology.demo(dir) })),
+    Layer.provideMerge(
+      Layer.succeed(ServerConfig, {
+        configFile: undefined,
+        host: "127.0.0.1",
+        port: 0,
+        dataDir: dir,
+        databaseUrl,
+        topology: Topology.demo(dir)
+      })
+    ),
     Layer.provideMerge(OpsDb.layer({ databaseUrl, dataDir: dir }))
   )
   yield* program(url, externalUrl ? "external" : "embedded").pipe(Effect.provide(server))

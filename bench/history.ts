@@ -102,8 +102,11 @@ const program = Effect.gen(function* () {
     },
     {
       name: "copies repaired per location (metrics)",
-      statement: () => [`select c.data_location_id, count(*) from event_log e join physical_copy c on c.id = e.entity_id
-        where e.entity_kind = 'PhysicalCopy' and e.to_state = 'DELETED' and (e.details->>'action') = 'repaired' group by 1`, []]
+      statement: () => [
+        `select c.data_location_id, count(*) from event_log e join physical_copy c on c.id = e.entity_id
+        where e.entity_kind = 'PhysicalCopy' and e.to_state = 'DELETED' and (e.details->>'action') = 'repaired' group by 1`,
+        []
+      ]
     }
   ]
   const before: Array<Effect.Effect.Success<ReturnType<typeof measure>>> = []
@@ -117,7 +120,11 @@ const program = Effect.gen(function* () {
   const after: Array<Effect.Effect.Success<ReturnType<typeof measure>>> = []
   for (const p of probes) after.push(yield* measure(p, true))
 
-  console.log(`\n| probe (${files.toLocaleString("en-US")} files, ${events.toLocaleString("en-US")} events) | before: median (min), partitions, buffers | after: median (min), partitions, buffers |`)
+  console.log(
+    `\n| probe (${files.toLocaleString("en-US")} files, ${
+      events.toLocaleString("en-US")
+    } events) | before: median (min), partitions, buffers | after: median (min), partitions, buffers |`
+  )
   console.log("|---|---|---|")
   probes.forEach((p, i) => {
     const b = before[i]!, a = after[i]!
@@ -128,14 +135,20 @@ const program = Effect.gen(function* () {
   const t1 = performance.now()
   const kept = yield* History.keep(new Topology.HistoryConfig({ events: 5 * 365 * 24 * 3600_000 }))
   const [{ left }] = yield* sql<{ left: number }>`select count(*)::float8 as left from event_log`
-  console.log(`\nretention of 5 years: ${kept.yearsDropped.length} years dropped, ${(events - left).toLocaleString("en-US")} events, in ${((performance.now() - t1) / 1000).toFixed(2)} s`)
+  console.log(
+    `\nretention of 5 years: ${kept.yearsDropped.length} years dropped, ${(events - left).toLocaleString("en-US")} events, in ${
+      ((performance.now() - t1) / 1000).toFixed(2)
+    } s`
+  )
 })
 
 const main = Effect.gen(function* () {
   const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bench-history-")))
   yield* Effect.promise(() => fs.chmod(dir, 0o755))
   yield* Effect.addFinalizer(() => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })))
-  yield* program.pipe(Effect.provide(OpsDb.layer({ databaseUrl, dataDir: dir, database: databaseUrl ? undefined : `ccat_history_${files}`, migrate: false })))
+  yield* program.pipe(
+    Effect.provide(OpsDb.layer({ databaseUrl, dataDir: dir, database: databaseUrl ? undefined : `ccat_history_${files}`, migrate: false }))
+  )
 }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
 
 Effect.runPromise(main).then(

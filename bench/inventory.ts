@@ -68,8 +68,10 @@ const program = (dir: string) =>
     const world = yield* Fixtures.world
     const [archive] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-archive'`
     const root = path.join(dir, "locations", "cologne-archive")
-    console.log(`inventory benchmark: ${objects} objects, ${perFolder} per folder, pages of ${pageSize}; node ${process.version}, ` +
-      `${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+    console.log(
+      `inventory benchmark: ${objects} objects, ${perFolder} per folder, pages of ${pageSize}; node ${process.version}, ` +
+        `${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`
+    )
 
     let t = process.hrtime.bigint()
     yield* Effect.promise(() => writeObjects(root, objects, keyOf))
@@ -79,11 +81,15 @@ const program = (dir: string) =>
     const checksum = "sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
     yield* sql`
       insert into executed_obs_unit (id, obs_unit_id, start_at, end_at, status)
-      select gen_random_uuid(), ${world.obsUnit.id}, now(), now(), 'completed' from generate_series(0, ${Math.ceil(objects / perFolder) - 1})`
+      select gen_random_uuid(), ${world.obsUnit.id}, now(), now(), 'completed' from generate_series(0, ${
+        Math.ceil(objects / perFolder) - 1
+      })`
     yield* sql`
       with eous as (select id, row_number() over (order by id) - 1 as n from executed_obs_unit)
       insert into raw_data_package (executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, status)
-      select e.id, ${world.modules[0].id}, 'f' || lpad((i / ${perFolder})::text, 5, '0') || '/p-' || lpad(i::text, 8, '0') || '.tar', 1, ${checksum}, 'completed'
+      select e.id, ${
+        world.modules[0].id
+      }, 'f' || lpad((i / ${perFolder})::text, 5, '0') || '/p-' || lpad(i::text, 8, '0') || '.tar', 1, ${checksum}, 'completed'
       from generate_series(0, ${objects - 1}) i join eous e on e.n = i / ${perFolder}`
     yield* sql`
       insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, created_at)
@@ -98,7 +104,9 @@ const program = (dir: string) =>
     yield* Effect.promise(() => promisify(execFile)("find", [root, "-type", "f", "-exec", "touch", "-d", "2 days ago", "{}", "+"]))
 
     t = process.hrtime.bigint()
-    const listed = yield* Effect.promise(() => promisify(execFile)("sh", ["-c", `find "$1" -type f | LC_ALL=C sort | wc -l`, "sh", root], { maxBuffer: 1024 * 1024 }))
+    const listed = yield* Effect.promise(() =>
+      promisify(execFile)("sh", ["-c", `find "$1" -type f | LC_ALL=C sort | wc -l`, "sh", root], { maxBuffer: 1024 * 1024 })
+    )
     const findSeconds = seconds(t)
     console.log(`baseline: find | sort listed ${listed.stdout.trim()} files in ${findSeconds.toFixed(1)} s`)
 
@@ -126,7 +134,11 @@ const program = (dir: string) =>
     console.log("| variant | time | objects/s | notes |")
     console.log("|---|---|---|---|")
     console.log(`| find \\| sort (listing only) | ${findSeconds.toFixed(1)} s | ${(objects / findSeconds).toFixed(0)} | |`)
-    console.log(`| inventory pass | ${passSeconds.toFixed(1)} s | ${(totals.objects / passSeconds).toFixed(0)} | ${totals.pages} pages, slowest job ${(slowest * 1000).toFixed(0)} ms per page, peak RSS ${(peak / 1024 / 1024).toFixed(0)} MiB |`)
+    console.log(
+      `| inventory pass | ${passSeconds.toFixed(1)} s | ${(totals.objects / passSeconds).toFixed(0)} | ${totals.pages} pages, slowest job ${
+        (slowest * 1000).toFixed(0)
+      } ms per page, peak RSS ${(peak / 1024 / 1024).toFixed(0)} MiB |`
+    )
     console.log(`| **inventory / find** | | **${(findSeconds / passSeconds).toFixed(3)}** | |`)
     console.log("")
     console.log(`findings: ${totals.dark} dark (planted ${planted}), ${totals.missing} missing (deleted ${deleted})`)

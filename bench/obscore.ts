@@ -28,7 +28,11 @@ const program = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const started = Date.now()
   const loaded = yield* Catalog.load({ files, seed: 1, fileEvents: false })
-  console.log(`loaded ${loaded.rows.toLocaleString("en-US")} rows (${files.toLocaleString("en-US")} files, ${loaded.plan.eous} observations, ${loaded.plan.packages.length} packages) in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  console.log(
+    `loaded ${loaded.rows.toLocaleString("en-US")} rows (${
+      files.toLocaleString("en-US")
+    } files, ${loaded.plan.eous} observations, ${loaded.plan.packages.length} packages) in ${((Date.now() - started) / 1000).toFixed(0)} s`
+  )
   // Every ObsUnit observes one of 200 Sources spread over the sky; every module has a band.
   yield* sql`insert into source (name, ra_deg, dec_deg) select 'src-' || g, (g * 137.5) % 360, -80 + (g * 0.8) from generate_series(1, 200) g`
   yield* sql`update obs_unit u set source_id = (select id from source order by name offset (abs(hashtext(u.id::text)) % 200) limit 1)`
@@ -40,11 +44,17 @@ const program = Effect.gen(function* () {
   const queries: ReadonlyArray<readonly [string, string]> = [
     ["baseline: count(*) from raw_data_package", "select count(*) from raw_data_package"],
     ["count(*) from ivoa.obscore", "select count(*) from ivoa.obscore"],
-    ["box of 2° around a Source", "select obs_publisher_did from ivoa.obscore where s_ra between 136.5 and 138.5 and s_dec between -80.2 and -78.2"],
+    [
+      "box of 2° around a Source",
+      "select obs_publisher_did from ivoa.obscore where s_ra between 136.5 and 138.5 and s_dec between -80.2 and -78.2"
+    ],
     ["a week of observations", `select obs_publisher_did from ivoa.obscore where t_min between ${tmin} and ${tmin + 7}`],
     ["one program, first 100", `select obs_publisher_did from ivoa.obscore where ccat_program_id = '${someProgram}' limit 100`],
     ["one observation", `select * from ivoa.obscore where obs_id = '${obs}'`],
-    ["anonymous: public rows, top 100", "select obs_publisher_did from ivoa.obscore where ccat_public_from <= now() order by t_min desc limit 100"]
+    [
+      "anonymous: public rows, top 100",
+      "select obs_publisher_did from ivoa.obscore where ccat_public_from <= now() order by t_min desc limit 100"
+    ]
   ]
   for (const [name, query] of queries) {
     const times: Array<number> = []
@@ -55,9 +65,20 @@ const program = Effect.gen(function* () {
       times.push(performance.now() - t)
     }
     // How the observations were read: by an index or by a scan of them all.
-    const [explained] = yield* sql.unsafe<{ queryPlan: string }>(`explain (format text) ${query}`).pipe(Effect.map((r) => r.map((x: any) => Object.values(x)[0] as string)), Effect.map((lines) => [lines.join("\n")]))
-    const access = /Seq Scan on executed_obs_unit/.test(explained!) ? "scans observations" : /executed_obs_unit/.test(explained!) ? "observations by index" : "no observations read"
-    console.log(`  ${name.padEnd(42)} ${median(times).toFixed(1).padStart(9)} ms median (min ${Math.min(...times).toFixed(1)}), ${rows} rows, ${access}`)
+    const [explained] = yield* sql.unsafe<{ queryPlan: string }>(`explain (format text) ${query}`).pipe(
+      Effect.map((r) => r.map((x: any) => Object.values(x)[0] as string)),
+      Effect.map((lines) => [lines.join("\n")])
+    )
+    const access = /Seq Scan on executed_obs_unit/.test(explained!)
+      ? "scans observations"
+      : /executed_obs_unit/.test(explained!)
+      ? "observations by index"
+      : "no observations read"
+    console.log(
+      `  ${name.padEnd(42)} ${median(times).toFixed(1).padStart(9)} ms median (min ${
+        Math.min(...times).toFixed(1)
+      }), ${rows} rows, ${access}`
+    )
   }
   const [{ n }] = yield* sql<{ n: number }>`select count(*)::int as n from ivoa.obscore`
   console.log(`ivoa.obscore: ${n} rows`)

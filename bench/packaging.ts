@@ -138,7 +138,11 @@ const main = async () => {
   try {
     console.log(`writing ${(bytes / 1024 ** 3).toFixed(2)} GiB of test data under ${data} (V8 ${GcTuning.streamingFlag}, as ccat runs) ...`)
     const files = Packager.plan(
-      (await makeData(data)).map((f) => ({ ...f, executedObsUnitId: randomUUID() as Ids.ExecutedObsUnitId, instrumentModuleId: randomUUID() as Ids.InstrumentModuleId })),
+      (await makeData(data)).map((f) => ({
+        ...f,
+        executedObsUnitId: randomUUID() as Ids.ExecutedObsUnitId,
+        instrumentModuleId: randomUUID() as Ids.InstrumentModuleId
+      })),
       { maxPackageBytes: Number.MAX_SAFE_INTEGER }
     ).flatMap((p) => p.files)
     console.log(`${files.length} files; warming the page cache`)
@@ -173,10 +177,18 @@ const main = async () => {
       const used = process.cpuUsage(cpu)
       return (used.user + used.system) / 1e6
     }
-    const runs: Record<string, { readonly command: string; readonly run: () => Promise<number>; times: Array<number>; cpu: Array<number> }> = {
+    const runs: Record<
+      string,
+      { readonly command: string; readonly run: () => Promise<number>; times: Array<number>; cpu: Array<number> }
+    > = {
       // the issue's baseline, word for word (DIR is the data folder, run from its parent)
       "tar|sha256sum": { command: `tar -cf - DIR | sha256sum`, run: () => shell(`tar -cf - data | sha256sum`, root), times: [], cpu: [] },
-      "tar|openssl": { command: `tar -cf - DIR | openssl dgst -sha256`, run: () => shell(`tar -cf - data | openssl dgst -sha256`, root), times: [], cpu: [] },
+      "tar|openssl": {
+        command: `tar -cf - DIR | openssl dgst -sha256`,
+        run: () => shell(`tar -cf - data | openssl dgst -sha256`, root),
+        times: [],
+        cpu: []
+      },
       "tar|tee|openssl": {
         command: `tar -cf - DIR | tee OUT.tar | openssl dgst -sha256`,
         run: () => shell(`rm -f out/t.tar; tar -cf - data | tee out/t.tar | openssl dgst -sha256`, root),
@@ -202,11 +214,17 @@ const main = async () => {
         const t = await timed(runs[name].run)
         runs[name].times.push(t.wall)
         runs[name].cpu.push(t.cpu)
-        console.log(`round ${r + 1} ${name.padEnd(16)} ${t.wall.toFixed(2)} s  ${(bytes / t.wall / 1e9).toFixed(2)} GB/s  cpu ${t.cpu.toFixed(2)} s`)
+        console.log(
+          `round ${r + 1} ${name.padEnd(16)} ${t.wall.toFixed(2)} s  ${(bytes / t.wall / 1e9).toFixed(2)} GB/s  cpu ${t.cpu.toFixed(2)} s`
+        )
       }
     }
     const gbps = (name: string) => bytes / median(runs[name].times) / 1e9
-    console.log(`\n${(bytes / 1024 ** 3).toFixed(2)} GiB (${mix}), ${files.length} files, median of ${rounds} rounds, ${os.cpus().length} cores, Node ${process.version}`)
+    console.log(
+      `\n${
+        (bytes / 1024 ** 3).toFixed(2)
+      } GiB (${mix}), ${files.length} files, median of ${rounds} rounds, ${os.cpus().length} cores, Node ${process.version}`
+    )
     const cpuPerGiB = (name: string) => median(runs[name].cpu) / (bytes / 1024 ** 3)
     for (const name of names) {
       console.log(`${name.padEnd(16)} ${gbps(name).toFixed(2)} GB/s  ${cpuPerGiB(name).toFixed(2)} cpu-s/GiB   ${runs[name].command}`)
@@ -216,11 +234,23 @@ const main = async () => {
     const roundRatios = (name: string) => runs[name].times.map((t, r) => t / runs.packager.times[r])
     for (const name of names.filter((n) => n !== "packager")) {
       const ratios = roundRatios(name)
-      console.log(`packager / ${name.padEnd(16)} throughput ${(100 * median(ratios)).toFixed(0)}% (median of per-round ratios ${ratios.map((x) => `${(100 * x).toFixed(0)}%`).join(" ")}), cpu per byte ${(100 * cpuPerGiB("packager") / cpuPerGiB(name)).toFixed(0)}%`)
+      console.log(
+        `packager / ${name.padEnd(16)} throughput ${(100 * median(ratios)).toFixed(0)}% (median of per-round ratios ${
+          ratios.map((x) => `${(100 * x).toFixed(0)}%`).join(" ")
+        }), cpu per byte ${(100 * cpuPerGiB("packager") / cpuPerGiB(name)).toFixed(0)}%`
+      )
     }
-    console.log(`packager RSS growth (peak) ${(rssGrowth / 1024 ** 2).toFixed(0)} MiB; process max RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`)
+    console.log(
+      `packager RSS growth (peak) ${(rssGrowth / 1024 ** 2).toFixed(0)} MiB; process max RSS ${
+        (process.resourceUsage().maxRSS / 1024).toFixed(0)
+      } MiB`
+    )
     const load = os.loadavg()
-    console.log(`load average during the run: ${load.map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores (other work on the machine slows every line alike)`)
+    console.log(
+      `load average during the run: ${
+        load.map((l) => l.toFixed(1)).join(" ")
+      } on ${os.cpus().length} cores (other work on the machine slows every line alike)`
+    )
   } finally {
     await fs.rm(root, { recursive: true, force: true })
   }

@@ -35,7 +35,8 @@ export const collector = () => {
     const at = m === null ? waiting!.at : Date.parse(m[1]!.replace(" ", "T").replace(/ (UTC|GMT)$/, "Z"))
     const text = (m === null ? line : m[3]!).replace(/\s+/g, " ").trim()
     if (text === "") return void (continued = { app, at })
-    const kind = /^(begin|commit|rollback|savepoint|release|select pg_advisory_\w+|listen|notify)/i.exec(text)?.[1]?.toLowerCase() ?? text.slice(0, 70)
+    const kind = /^(begin|commit|rollback|savepoint|release|select pg_advisory_\w+|listen|notify)/i.exec(text)?.[1]?.toLowerCase() ??
+      text.slice(0, 70)
     const list = byApp.get(app) ?? []
     list.push({ at, kind })
     byApp.set(app, list)
@@ -50,7 +51,9 @@ export const collector = () => {
       const kinds = new Map<string, number>()
       for (const s of list) kinds.set(s.kind, (kinds.get(s.kind) ?? 0) + 1)
       console.log(`${title}: ${list.length} statements`)
-      for (const [kind, n] of [...kinds.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)) console.log(`  ${String(n).padStart(5)}  ${kind}`)
+      for (const [kind, n] of [...kinds.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+        console.log(`  ${String(n).padStart(5)}  ${kind}`)
+      }
     }
   }
 }

@@ -40,7 +40,9 @@ const Stages = await src("lifecycle/Stages.ts")
 
 // the planners come from a tree named at run time, so their layers are typed here by hand
 const world: Layer.Layer<never, unknown, never> = Layer.mergeAll(
-  JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, Topology.demo("/var/tmp/ccat-scale").policy)
+  JobQueue.layer,
+  Storages.layer(),
+  Layer.succeed(LifecyclePolicy, Topology.demo("/var/tmp/ccat-scale").policy)
 ).pipe(
   Layer.provideMerge(PgClient.layer(OpsDb.clientConfig(Redacted.make(url)))),
   Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
@@ -59,7 +61,9 @@ for (const site of ["chile", "cologne"]) {
       outcome = result._tag === "Left" ? `failed: ${String(result.left).slice(0, 80)}` : `${result.right} jobs`
     }
     times.sort((a, b) => a - b)
-    console.log(`${label}\t${site}.${stage.name}\t${times[Math.floor(times.length / 2)]!.toFixed(1)} ms\t(min ${times[0]!.toFixed(1)})\t${outcome}`)
+    console.log(
+      `${label}\t${site}.${stage.name}\t${times[Math.floor(times.length / 2)]!.toFixed(1)} ms\t(min ${times[0]!.toFixed(1)})\t${outcome}`
+    )
   }
 }
 await runtime.dispose()

@@ -39,7 +39,9 @@ import { type Probe, probes as contributed } from "./scale-probes.js"
 
 const sizes = (process.env.SCALE_FILES ?? "100000,1000000").split(",").map((s) => Number(s.trim()))
 const runs = Number(process.env.SCALE_RUNS ?? 7)
-if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`SCALE_FILES must be positive integers separated by commas, got ${process.env.SCALE_FILES}`)
+if (sizes.some((n) => !Number.isInteger(n) || n < 1)) {
+  throw new Error(`SCALE_FILES must be positive integers separated by commas, got ${process.env.SCALE_FILES}`)
+}
 
 const get = (url: string, token?: string) =>
   Effect.promise(async () => {
@@ -67,7 +69,13 @@ const measure = (files: number, url: Redacted.Redacted<string>, dir: string) =>
     const loaded = yield* Catalog.load({ files })
     const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ")
     console.log(`  catalog: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s, load ${load()}`)
-    for (const t of loaded.tables) console.log(`    ${t.table.padEnd(36)} ${t.rows > 0 ? `${t.rows.toLocaleString("en-US").padStart(12)} rows` : "".padStart(17)} ${t.seconds.toFixed(1).padStart(7)} s`)
+    for (const t of loaded.tables) {
+      console.log(
+        `    ${t.table.padEnd(36)} ${t.rows > 0 ? `${t.rows.toLocaleString("en-US").padStart(12)} rows` : "".padStart(17)} ${
+          t.seconds.toFixed(1).padStart(7)
+        } s`
+      )
+    }
     const account = yield* Tokens.ensureAccount({ name: `scale-ops-${files}`, role: "operator" })
     const { token } = yield* Tokens.issue({ accountId: account.id })
     const baseUrl = yield* HttpServer.addressFormattedWith((a) => Effect.succeed(a))
@@ -82,7 +90,9 @@ const measure = (files: number, url: Redacted.Redacted<string>, dir: string) =>
         times.push(performance.now() - t)
       }
       out.set(probe.name, median(times))
-      console.log(`  ${probe.name.padEnd(40)} median ${median(times).toFixed(1).padStart(8)} ms   min ${Math.min(...times).toFixed(1).padStart(8)} ms`)
+      console.log(
+        `  ${probe.name.padEnd(40)} median ${median(times).toFixed(1).padStart(8)} ms   min ${Math.min(...times).toFixed(1).padStart(8)} ms`
+      )
     }
     return out
   }).pipe(
@@ -91,7 +101,16 @@ const measure = (files: number, url: Redacted.Redacted<string>, dir: string) =>
         Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
         Layer.provideMerge(Metrics.layer({ cacheFor: 0 })),
         Layer.provideMerge(Layer.succeed(LifecyclePolicy, Topology.demo(dir).policy)),
-        Layer.provideMerge(Layer.succeed(ServerConfig, { configFile: undefined, host: "127.0.0.1", port: 0, dataDir: dir, databaseUrl: url, topology: Topology.demo(dir) })),
+        Layer.provideMerge(
+          Layer.succeed(ServerConfig, {
+            configFile: undefined,
+            host: "127.0.0.1",
+            port: 0,
+            dataDir: dir,
+            databaseUrl: url,
+            topology: Topology.demo(dir)
+          })
+        ),
         Layer.provideMerge(Layer.succeed(OpsDb.OpsDb, { kind: "external", target: OpsDb.describeUrl(Redacted.value(url)) })),
         Layer.provideMerge(Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))))
       )
@@ -118,7 +137,11 @@ const main = Effect.gen(function* () {
   const admin = process.env.DATABASE_URL
     ? Redacted.make(process.env.DATABASE_URL)
     : (yield* EmbeddedDatabase.start({ dataDir: path.join(dir, "postgres") })).adminUrl
-  console.log(`scale benchmark: ${sizes.join(", ")} files, ${runs} runs per probe, node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+  console.log(
+    `scale benchmark: ${sizes.join(", ")} files, ${runs} runs per probe, node ${process.version}, ${os.cpus().length} CPUs, load ${
+      os.loadavg().map((l) => l.toFixed(1)).join(" ")
+    }`
+  )
   const results: Array<[number, Map<string, number>]> = []
   for (const files of sizes) {
     console.log(`\n${files.toLocaleString("en-US")} files`)
@@ -141,7 +164,11 @@ const main = Effect.gen(function* () {
   for (const probe of [...own, ...contributed]) {
     const cells = results.map(([, m]) => `${(m.get(probe.name) ?? NaN).toFixed(1)} ms`)
     const growth = (last[1].get(probe.name) ?? NaN) / (first[1].get(probe.name) ?? NaN)
-    console.log(`| ${probe.name} | ${cells.join(" | ")} | ${growth.toFixed(2)}x | ${probe.targetMs === undefined ? "" : `< ${probe.targetMs} ms, growth < 2x`} |`)
+    console.log(
+      `| ${probe.name} | ${cells.join(" | ")} | ${growth.toFixed(2)}x | ${
+        probe.targetMs === undefined ? "" : `< ${probe.targetMs} ms, growth < 2x`
+      } |`
+    )
   }
   console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
   console.log(`\ncommand: ${process.env.SCALE_FILES ? `SCALE_FILES=${process.env.SCALE_FILES} ` : ""}npx tsx bench/scale.ts`)

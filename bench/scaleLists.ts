@@ -41,11 +41,12 @@ const cached = (context: ProbeContext, key: string, make: Effect.Effect<string, 
 
 /** A cursor half way through a table in page order. */
 const middle = (table: string, orderBy: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ key: string; id: string }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ key: string; id: string }>`
       select ${sql(orderBy)}::text as key, id from ${sql(table)} order by ${sql(orderBy)}, id
-      offset (select count(*) / 2 from ${sql(table)}) limit 1`
-  ).pipe(Effect.map(([r]) => Buffer.from(JSON.stringify([r!.key, r!.id])).toString("base64url")), Effect.orDie)
+      offset (select count(*) / 2 from ${sql(table)}) limit 1`).pipe(
+    Effect.map(([r]) => Buffer.from(JSON.stringify([r!.key, r!.id])).toString("base64url")),
+    Effect.orDie
+  )
 
 const one = (query: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string }>`${sql.unsafe(query)}`).pipe(Effect.map(([r]) => r!.id), Effect.orDie)
@@ -59,8 +60,11 @@ const page = (name: string, path: string): Probe => ({
 const deep = (name: string, path: string, table: string, orderBy: string): Probe => ({
   name: `list: ${name} (deep page)`,
   targetMs: listTargetMs,
-  run: (c) => Effect.flatMap(cached(c, `${table} middle`, middle(table, orderBy)), (cursor) =>
-    get(`${c.baseUrl}/api/v1${path}${path.includes("?") ? "&" : "?"}cursor=${cursor}`, c.token))
+  run: (c) =>
+    Effect.flatMap(
+      cached(c, `${table} middle`, middle(table, orderBy)),
+      (cursor) => get(`${c.baseUrl}/api/v1${path}${path.includes("?") ? "&" : "?"}cursor=${cursor}`, c.token)
+    )
 })
 
 const withId = (name: string, query: string, path: (id: string) => string): Probe => ({
@@ -88,18 +92,27 @@ export const listProbes: ReadonlyArray<Probe> = [
   withId("copies?locationId=<archive>", "select id from data_location where name = 'cologne-archive'", (id) => `/copies?locationId=${id}`),
   page("copies?status=DELETION_FAILED", "/copies?status=DELETION_FAILED"),
   page("staging-requests", "/staging-requests"),
-  withId("events of a file", "select id from raw_data_file order by filed_at, id offset 1000 limit 1", (id) => `/events?entity=RawDataFile&id=${id}`),
+  withId(
+    "events of a file",
+    "select id from raw_data_file order by filed_at, id offset 1000 limit 1",
+    (id) => `/events?entity=RawDataFile&id=${id}`
+  ),
   page("integrity", "/integrity")
 ]
 
 /** What the planners need beside the ops-db, built once per database and kept for the bench's life. */
-const runtimes = new WeakMap<object, ManagedRuntime.ManagedRuntime<JobQueue.JobQueue | Storages.Storages | LifecyclePolicy | SqlClient.SqlClient, unknown>>()
+const runtimes = new WeakMap<
+  object,
+  ManagedRuntime.ManagedRuntime<JobQueue.JobQueue | Storages.Storages | LifecyclePolicy | SqlClient.SqlClient, unknown>
+>()
 const runtimeFor = (sql: SqlClient.SqlClient) => {
   let runtime = runtimes.get(sql)
   if (runtime === undefined) {
     const policy = Topology.demo("/var/tmp/ccat-scale").policy
     runtime = ManagedRuntime.make(
-      Layer.mergeAll(JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, policy)).pipe(Layer.provideMerge(Layer.succeed(SqlClient.SqlClient, sql)))
+      Layer.mergeAll(JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, policy)).pipe(
+        Layer.provideMerge(Layer.succeed(SqlClient.SqlClient, sql))
+      )
     )
     runtimes.set(sql, runtime)
   }
@@ -112,7 +125,9 @@ export const plannerProbes: ReadonlyArray<Probe> = ["chile", "cologne"].flatMap(
     name: `planner tick: ${site}.${stage.name}`,
     targetMs: plannerTargetMs,
     run: () =>
-      Effect.flatMap(SqlClient.SqlClient, (sql) =>
-        Effect.promise(() => runtimeFor(sql).runPromise(Effect.either(stage.plan(site) as Effect.Effect<number, unknown, never>))))
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => Effect.promise(() => runtimeFor(sql).runPromise(Effect.either(stage.plan(site) as Effect.Effect<number, unknown, never>)))
+      )
   }))
 )

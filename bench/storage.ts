@@ -90,7 +90,11 @@ interface BenchContext {
   readonly work: string
   readonly source: string
   readonly smallSource: string
-  readonly s3?: { readonly endpoint: string; readonly region: string; readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } } | undefined
+  readonly s3?: {
+    readonly endpoint: string
+    readonly region: string
+    readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string }
+  } | undefined
 }
 
 const resultMarker = "CCAT_BENCH_PHASE_RESULT "
@@ -182,8 +186,10 @@ const measure = async (phases: ReadonlyArray<Phase>, context: BenchContext, afte
 const report = (prefix: string) => {
   console.log(`\n  best of ${rounds} runs:`)
   for (const row of rows.filter((r) => r.what.startsWith(prefix))) {
-    console.log(`  ${row.what.padEnd(44)} ${(row.bytes / row.seconds / 1e6).toFixed(0).padStart(6)} MB/s  ${row.seconds.toFixed(2).padStart(7)} s` +
-      (row.peakRssMiB === undefined ? "" : `  peak RSS ${row.peakRssMiB.toFixed(0)} MiB`))
+    console.log(
+      `  ${row.what.padEnd(44)} ${(row.bytes / row.seconds / 1e6).toFixed(0).padStart(6)} MB/s  ${row.seconds.toFixed(2).padStart(7)} s` +
+        (row.peakRssMiB === undefined ? "" : `  peak RSS ${row.peakRssMiB.toFixed(0)} MiB`)
+    )
   }
 }
 
@@ -212,8 +218,10 @@ const ratio = (ours: string, baseline: string) => {
   // each round's baseline time over the same round's time of ours (run back to back, so load
   // from other processes hits both), then the median; the best-of ratio beside it
   const ratios = (perRound.get(baseline) ?? []).map((t, i) => t / perRound.get(ours)![i])
-  console.log(`  ratio ${ours} / ${baseline}: median ${(median(ratios) * 100).toFixed(0)}% of baseline throughput ` +
-    `(rounds ${ratios.map((r) => `${(r * 100).toFixed(0)}%`).join(" ")}; best of each ${(b.seconds / a.seconds * 100).toFixed(0)}%)`)
+  console.log(
+    `  ratio ${ours} / ${baseline}: median ${(median(ratios) * 100).toFixed(0)}% of baseline throughput ` +
+      `(rounds ${ratios.map((r) => `${(r * 100).toFixed(0)}%`).join(" ")}; best of each ${(b.seconds / a.seconds * 100).toFixed(0)}%)`
+  )
 }
 
 const makeSource = async (dir: string, bytes: number, name: string) => {
@@ -239,7 +247,13 @@ const warm = (file: string) => sh("cat", [file])
 const dropCache = (file: string) => sh("dd", [`if=${file}`, "iflag=nocache", "count=0", "status=none"])
 
 /** A phase whose work runs in Node (ours or Node's own): its memory is measured. */
-const inNode = (what: string, bytes: number, f: () => Promise<unknown>, before?: () => Promise<unknown>, warmUp?: () => Promise<unknown>): Phase => ({
+const inNode = (
+  what: string,
+  bytes: number,
+  f: () => Promise<unknown>,
+  before?: () => Promise<unknown>,
+  warmUp?: () => Promise<unknown>
+): Phase => ({
   what,
   bytes,
   run: f,
@@ -288,18 +302,55 @@ const diskPhases = async (context: BenchContext) => {
   const phases: ReadonlyArray<Phase> = [
     child("disk write: cp", [["cp", source, cpTarget]], hotSource),
     child("disk write: cp + sync (same durability)", [["cp", source, `${cpTarget}.2`], ["sync", `${cpTarget}.2`]], hotSource),
-    child("disk write: dd bs=1M conv=fsync (streamed)", [["dd", `if=${source}`, `of=${cpTarget}.4`, "bs=1M", "conv=fsync", "status=none"]], hotSource),
-    own("disk write: node stream pipeline (reference)", size, () =>
-      pipeline(fs.createReadStream(source, { highWaterMark: MiB }), fs.createWriteStream(`${cpTarget}.3`)), hotSource),
-    own("disk write: Disk.put (fsync, sha256)", size, () => run(driver.put("big.bin", fileStream(source), { overwrite: true })), hotSource, firstPut),
+    child(
+      "disk write: dd bs=1M conv=fsync (streamed)",
+      [["dd", `if=${source}`, `of=${cpTarget}.4`, "bs=1M", "conv=fsync", "status=none"]],
+      hotSource
+    ),
+    own(
+      "disk write: node stream pipeline (reference)",
+      size,
+      () => pipeline(fs.createReadStream(source, { highWaterMark: MiB }), fs.createWriteStream(`${cpTarget}.3`)),
+      hotSource
+    ),
+    own(
+      "disk write: Disk.put (fsync, sha256)",
+      size,
+      () => run(driver.put("big.bin", fileStream(source), { overwrite: true })),
+      hotSource,
+      firstPut
+    ),
     child("disk read: cat > /dev/null", [["cat", object]], () => warm(object)),
-    own("disk read: node read stream (reference)", size, () => drain(fs.createReadStream(object, { highWaterMark: MiB })), () => warm(object)),
+    own(
+      "disk read: node read stream (reference)",
+      size,
+      () => drain(fs.createReadStream(object, { highWaterMark: MiB })),
+      () => warm(object)
+    ),
     own("disk read: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => warm(object), firstRead),
-    own("disk read: Disk.readEach (reused buffers)", size, () => run(driver.readEach("big.bin", () => Effect.void)), () => warm(object), firstReadEach),
+    own(
+      "disk read: Disk.readEach (reused buffers)",
+      size,
+      () => run(driver.readEach("big.bin", () => Effect.void)),
+      () => warm(object),
+      firstReadEach
+    ),
     child("disk read from the device: cat > /dev/null", [["cat", object]], () => dropCache(object)),
     own("disk read from the device: Disk.get", size, () => run(Stream.runDrain(driver.get("big.bin"))), () => dropCache(object), firstRead),
-    own("disk read from the device: Disk.readEach", size, () => run(driver.readEach("big.bin", () => Effect.void)), () => dropCache(object), firstReadEach),
-    own(`disk write: Disk.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })), () => warm(smallSource), firstPut)
+    own(
+      "disk read from the device: Disk.readEach",
+      size,
+      () => run(driver.readEach("big.bin", () => Effect.void)),
+      () => dropCache(object),
+      firstReadEach
+    ),
+    own(
+      `disk write: Disk.put of ${small / MiB} MiB`,
+      small,
+      () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })),
+      () => warm(smallSource),
+      firstPut
+    )
   ]
   return { driver, phases }
 }
@@ -343,14 +394,29 @@ const s3Phases = async (context: BenchContext) => {
         queueSize: 4,
         partSize: 16 * MiB
       }).done()),
-    own("s3 write: S3.put (sha256 + Content-MD5)", size, () => run(driver.put("ours.bin", fileStream(source), { overwrite: true })), firstPut(driver)),
-    own("s3 write: S3.put (sha256, no Content-MD5)", size, () => run(fast.put("ours-fast.bin", fileStream(source), { overwrite: true })), firstPut(fast)),
+    own(
+      "s3 write: S3.put (sha256 + Content-MD5)",
+      size,
+      () => run(driver.put("ours.bin", fileStream(source), { overwrite: true })),
+      firstPut(driver)
+    ),
+    own(
+      "s3 write: S3.put (sha256, no Content-MD5)",
+      size,
+      () => run(fast.put("ours-fast.bin", fileStream(source), { overwrite: true })),
+      firstPut(fast)
+    ),
     own("s3 read: SDK GetObject", size, async () => {
       const res = await client.send(new GetObjectCommand({ Bucket: "ccat-bench", Key: "sdk.bin" }))
       await drain(res.Body as Readable)
     }),
     own("s3 read: S3.get", size, () => run(Stream.runDrain(driver.get("ours.bin")))),
-    own(`s3 write: S3.put of ${small / MiB} MiB`, small, () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })), firstPut(driver))
+    own(
+      `s3 write: S3.put of ${small / MiB} MiB`,
+      small,
+      () => run(driver.put("small.bin", fileStream(smallSource), { overwrite: true })),
+      firstPut(driver)
+    )
   ]
   const close = async () => {
     client.destroy()
@@ -409,11 +475,21 @@ const runChildPhase = async (what: string) => {
 
 const main = async () => {
   if (childPhase !== undefined) return runChildPhase(childPhase)
-  console.log(`bench/storage.ts: ${size} bytes (CCAT_BENCH_BYTES), node ${process.version}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}, V8 ${GcTuning.streamingFlag} (as ccat runs)`)
-  console.log(processMode === "fresh"
-    ? "each phase that runs in Node runs in a fresh process of its own (CCAT_BENCH_PROCESS=shared: all in this one)"
-    : "every phase runs in this one long-lived process (CCAT_BENCH_PROCESS=shared)")
-  console.log(`command: ${process.env.CCAT_BENCH_BYTES === undefined ? "" : `CCAT_BENCH_BYTES=${size} `}npx tsx bench/storage.ts ${process.argv.slice(2).join(" ")}`.trimEnd())
+  console.log(
+    `bench/storage.ts: ${size} bytes (CCAT_BENCH_BYTES), node ${process.version}, ${os.cpus().length} cores, load ${
+      os.loadavg().map((l) => l.toFixed(1)).join(" ")
+    }, V8 ${GcTuning.streamingFlag} (as ccat runs)`
+  )
+  console.log(
+    processMode === "fresh"
+      ? "each phase that runs in Node runs in a fresh process of its own (CCAT_BENCH_PROCESS=shared: all in this one)"
+      : "every phase runs in this one long-lived process (CCAT_BENCH_PROCESS=shared)"
+  )
+  console.log(
+    `command: ${process.env.CCAT_BENCH_BYTES === undefined ? "" : `CCAT_BENCH_BYTES=${size} `}npx tsx bench/storage.ts ${
+      process.argv.slice(2).join(" ")
+    }`.trimEnd()
+  )
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-bench-storage-"))
   try {
     const source = await makeSource(work, size, "source.bin")

@@ -70,7 +70,14 @@ const main = async () => {
     await writeRandomFile(src, bytes)
     const request: TransferAdapter.Request = {
       source: TransferEndpoint.local(src),
-      destination: TransferEndpoint.ssh({ host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions, path: dst }),
+      destination: TransferEndpoint.ssh({
+        host: sshd.host,
+        port: sshd.port,
+        user: sshd.user,
+        identityFile: sshd.identityFile,
+        sshOptions: sshd.sshOptions,
+        path: dst
+      }),
       kind: "file"
     }
     const argv = RsyncTransfer.command(request)
@@ -97,7 +104,11 @@ const main = async () => {
         await fs.rm(path.dirname(dst), { recursive: true, force: true })
         const ms = await timed(variants[n]!)
         times[n]!.push(ms)
-        console.log(`round ${r + 1} ${n.padEnd(15)} ${(ms / 1000).toFixed(2)} s  ${((bytes / ms) * 1000 / 1e6).toFixed(0)} MB/s  (load ${os.loadavg()[0]!.toFixed(1)})`)
+        console.log(
+          `round ${r + 1} ${n.padEnd(15)} ${(ms / 1000).toFixed(2)} s  ${((bytes / ms) * 1000 / 1e6).toFixed(0)} MB/s  (load ${
+            os.loadavg()[0]!.toFixed(1)
+          })`
+        )
       }
     }
     const m = Object.fromEntries(names.map((n) => [n, median(times[n]!)])) as Record<string, number>
@@ -105,7 +116,11 @@ const main = async () => {
     for (const n of names) console.log(`${n.padEnd(15)} ${(m[n]! / 1000).toFixed(2)} s  ${((bytes / m[n]!) * 1000 / 1e6).toFixed(0)} MB/s`)
     const ratio = m.adapter! / m.rsync!
     const ratioVerified = m["adapter+verify"]! / m["rsync+sha256"]!
-    console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores (other work on the machine widens the spread)`)
+    console.log(
+      `load average at the end: ${
+        os.loadavg().map((l) => l.toFixed(1)).join(" ")
+      } on ${os.cpus().length} cores (other work on the machine widens the spread)`
+    )
     console.log(`ratio adapter / rsync                 ${ratio.toFixed(3)}  (${ratio <= 1.05 ? "within" : "NOT within"} the 5% target)`)
     console.log(`ratio adapter+verify / rsync+sha256   ${ratioVerified.toFixed(3)}`)
     console.log(`cost of our verification               ${((m["adapter+verify"]! / m.adapter! - 1) * 100).toFixed(1)}% on top of the copy`)
@@ -117,10 +132,18 @@ const main = async () => {
         Stream.runForEach((e) =>
           Effect.sync(() => {
             if (e._tag === "Progress") {
-              console.log(`progress  ${(e.bytes / 1e6).toFixed(0).padStart(6)} MB  ${(e.percent ?? 0).toFixed(1).padStart(5)}%  ${(e.rate / 1e6).toFixed(1)} MB/s`)
+              console.log(
+                `progress  ${(e.bytes / 1e6).toFixed(0).padStart(6)} MB  ${(e.percent ?? 0).toFixed(1).padStart(5)}%  ${
+                  (e.rate / 1e6).toFixed(1)
+                } MB/s`
+              )
             } else if (e._tag === "Completed") {
               const r = e.result
-              console.log(`completed ${r.bytes} bytes in ${(r.durationMs / 1000).toFixed(2)} s, ${(r.throughput / 1e6).toFixed(1)} MB/s, verified ${r.verified} (${r.checksum})`)
+              console.log(
+                `completed ${r.bytes} bytes in ${(r.durationMs / 1000).toFixed(2)} s, ${
+                  (r.throughput / 1e6).toFixed(1)
+                } MB/s, verified ${r.verified} (${r.checksum})`
+              )
             } else console.log(e._tag.toLowerCase())
           })
         )

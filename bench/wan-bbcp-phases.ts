@@ -134,7 +134,21 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
   if (kind === "bare") {
     const dst = path.join(destRoot, "run")
     await fs.mkdir(dst, { recursive: true })
-    const argv = [bbcpTimed, ...(files > 1 ? ["-r"] : []), "-s", String(streams), ...(w === undefined ? [] : ["-w", w]), ...(B === undefined ? [] : ["-B", B]), "-P", "2", "-v", "-T", Tools.bbcpTarget(world, bbcp), files > 1 ? source : path.join(source, "obs-000.bin"), `${world.cologne.address}:${dst}/`]
+    const argv = [
+      bbcpTimed,
+      ...(files > 1 ? ["-r"] : []),
+      "-s",
+      String(streams),
+      ...(w === undefined ? [] : ["-w", w]),
+      ...(B === undefined ? [] : ["-B", B]),
+      "-P",
+      "2",
+      "-v",
+      "-T",
+      Tools.bbcpTarget(world, bbcp),
+      files > 1 ? source : path.join(source, "obs-000.bin"),
+      `${world.cologne.address}:${dst}/`
+    ]
     const out = await new Promise<number | null>((resolve) => spawn(argv[0]!, argv.slice(1), { stdio: "ignore" }).once("close", resolve))
     if (out !== 0) error = `bare bbcp exit ${out}`
   } else {
@@ -147,10 +161,13 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
       retry: TransferAdapter.noRetry,
       verify
     })
-    const request: TransferAdapter.Request =
-      files > 1
-        ? { source: TransferEndpoint.local(source), destination: world.cologneEndpoint(path.join(destRoot, "run")), kind: "directory" }
-        : { source: TransferEndpoint.local(path.join(source, "obs-000.bin")), destination: world.cologneEndpoint(path.join(destRoot, "run.bin")), kind: "file" }
+    const request: TransferAdapter.Request = files > 1
+      ? { source: TransferEndpoint.local(source), destination: world.cologneEndpoint(path.join(destRoot, "run")), kind: "directory" }
+      : {
+        source: TransferEndpoint.local(path.join(source, "obs-000.bin")),
+        destination: world.cologneEndpoint(path.join(destRoot, "run.bin")),
+        kind: "file"
+      }
     const exit = await Effect.runPromise(Effect.either(adapter.transfer(request)))
     if (exit._tag === "Left") error = exit.left.message
   }
@@ -166,14 +183,26 @@ const once = async (world: WanWorld.WanWorld, work: string, setting: string, rou
     })
   await fs.rm(destRoot, { recursive: true, force: true })
   const { first, half, all } = sampler.marks
-  return { setting, seconds, ...(first === undefined ? {} : { firstByte: first }), ...(half === undefined ? {} : { half }), ...(all === undefined ? {} : { all }), events, ...(error === undefined ? {} : { error }) }
+  return {
+    setting,
+    seconds,
+    ...(first === undefined ? {} : { firstByte: first }),
+    ...(half === undefined ? {} : { half }),
+    ...(all === undefined ? {} : { all }),
+    events,
+    ...(error === undefined ? {} : { error })
+  }
 }
 
 const show = (t: Timeline) => {
   const f = (v: number | undefined) => (v === undefined ? "-" : `${v.toFixed(2)} s`)
-  const rate = t.all !== undefined && t.firstByte !== undefined && t.all > t.firstByte ? ((bytes / 1e6) / (t.all - t.firstByte)).toFixed(1) : "-"
+  const rate = t.all !== undefined && t.firstByte !== undefined && t.all > t.firstByte
+    ? ((bytes / 1e6) / (t.all - t.firstByte)).toFixed(1)
+    : "-"
   console.log(
-    `${t.setting}: ${(bytes / 1e6 / t.seconds).toFixed(1)} MB/s whole (${t.seconds.toFixed(2)} s); first byte ${f(t.firstByte)}, half ${f(t.half)}, all ${f(t.all)}; ${rate} MB/s once flowing${t.error === undefined ? "" : `; FAILED: ${t.error}`}`
+    `${t.setting}: ${(bytes / 1e6 / t.seconds).toFixed(1)} MB/s whole (${t.seconds.toFixed(2)} s); first byte ${f(t.firstByte)}, half ${
+      f(t.half)
+    }, all ${f(t.all)}; ${rate} MB/s once flowing${t.error === undefined ? "" : `; FAILED: ${t.error}`}`
   )
   for (const e of t.events) console.log(`    ${e}`)
 }
@@ -183,7 +212,11 @@ const main = async (world: WanWorld.WanWorld, work: string) => {
   await Tools.writeBundle(path.join(work, "bundle"), bytes, files)
   await Effect.runPromise(world.setCongestionControl(cc as WanWorld.CongestionControl))
   const rtt = await Effect.runPromise(world.connectMs(world.sshd!.port, 5000))
-  console.log(`link ${world.id}: TCP connect ${rtt?.toFixed(1)} ms, ${cc}, ${streams} streams, verify ${verify}; load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
+  console.log(
+    `link ${world.id}: TCP connect ${rtt?.toFixed(1)} ms, ${cc}, ${streams} streams, verify ${verify}; load ${
+      os.loadavg().map((l) => l.toFixed(1)).join(" ")
+    }`
+  )
   const all: Array<Timeline> = []
   const iperf = Tools.serve(world, "cologne", ["iperf3", "-s"])
   await Tools.waitListening(world, 5201)

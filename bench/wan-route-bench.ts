@@ -53,15 +53,26 @@ try {
 
 /** What `ccat route bench --json` prints, as far as this bench reads it. */
 interface Report {
-  readonly settings: ReadonlyArray<{ readonly label: string; readonly options: { streams?: number; window?: number }; readonly rate: number; readonly error?: string }>
+  readonly settings: ReadonlyArray<
+    { readonly label: string; readonly options: { streams?: number; window?: number }; readonly rate: number; readonly error?: string }
+  >
   readonly recommended: string
   readonly best: string
 }
 
 const configFor = (work: string, world: WanWorld.WanWorld) => {
   const s = world.sshd!
-  const options = { host: s.host, port: s.port, user: s.user, identityFile: s.identityFile, sshOptions: [...s.sshOptions], bbcp, remoteBbcp: bbcp }
-  const loc = (name: string, type: string, extra = "") => `      - { name: ${name}, type: ${type}, technology: disk, driver: { root: ${path.join(work, name)} }${extra} }`
+  const options = {
+    host: s.host,
+    port: s.port,
+    user: s.user,
+    identityFile: s.identityFile,
+    sshOptions: [...s.sshOptions],
+    bbcp,
+    remoteBbcp: bbcp
+  }
+  const loc = (name: string, type: string, extra = "") =>
+    `      - { name: ${name}, type: ${type}, technology: disk, driver: { root: ${path.join(work, name)} }${extra} }`
   return [
     "sites:",
     "  - name: chile",
@@ -85,7 +96,25 @@ const configFor = (work: string, world: WanWorld.WanWorld) => {
 const routeBench = (world: WanWorld.WanWorld, config: string) =>
   new Promise<Report>((resolve, reject) => {
     const cli = path.join(process.cwd(), "packages/server/src/cli.ts")
-    const argv = ["netns", "exec", world.chile.netns, process.execPath, "--import", "tsx", cli, "route", "bench", "chile->cologne", "--config", config, "--probe-size", probe, "--rounds", String(rounds), "--json"]
+    const argv = [
+      "netns",
+      "exec",
+      world.chile.netns,
+      process.execPath,
+      "--import",
+      "tsx",
+      cli,
+      "route",
+      "bench",
+      "chile->cologne",
+      "--config",
+      config,
+      "--probe-size",
+      probe,
+      "--rounds",
+      String(rounds),
+      "--json"
+    ]
     const child = spawn("ip", argv, { stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
     child.stdout.on("data", (c) => (out += String(c)))
@@ -100,14 +129,20 @@ const routeBench = (world: WanWorld.WanWorld, config: string) =>
   })
 
 const bench = async (world: WanWorld.WanWorld, work: string) => {
-  for (const d of ["chile-source", "chile-buffer", "cologne-buffer", "cologne-archive"]) await fs.mkdir(path.join(work, d), { recursive: true })
+  for (const d of ["chile-source", "chile-buffer", "cologne-buffer", "cologne-archive"]) {
+    await fs.mkdir(path.join(work, d), { recursive: true })
+  }
   const config = path.join(work, "ccat.yaml")
   await fs.writeFile(config, configFor(work, world))
   await Effect.runPromise(world.setLoss(loss).pipe(Effect.zipRight(world.setCongestionControl(cc))))
   console.log(`link ${world.id}: ${delayMs} ms each way, ${rateMbit} Mbit/s, loss ${loss * 100}%, ${cc}; probes of ${probe}`)
   const started = Date.now()
   const report = await routeBench(world, config)
-  console.log(`ccat route bench took ${((Date.now() - started) / 1000).toFixed(0)} s and recommends ${report.recommended} (best probe: ${report.best})`)
+  console.log(
+    `ccat route bench took ${
+      ((Date.now() - started) / 1000).toFixed(0)
+    } s and recommends ${report.recommended} (best probe: ${report.best})`
+  )
   const source = path.join(work, "chile-buffer", "bundle.bin")
   await Tools.writeBundle(path.dirname(source), bytes, 1)
   await fs.rename(path.join(work, "chile-buffer", "obs-000.bin"), source)
@@ -120,32 +155,59 @@ const bench = async (world: WanWorld.WanWorld, work: string) => {
       const r = await send(world, {
         source,
         destination: path.join(work, "cologne-buffer", `bundle-${runs.length}-${i}.bin`),
-        host: s0.host, port: s0.port, user: s0.user, identityFile: s0.identityFile, sshOptions: s0.sshOptions, bbcp,
+        host: s0.host,
+        port: s0.port,
+        user: s0.user,
+        identityFile: s0.identityFile,
+        sshOptions: s0.sshOptions,
+        bbcp,
         ...(s.options.streams === undefined ? {} : { streams: s.options.streams }),
         ...(s.options.window === undefined ? {} : { window: s.options.window })
       })
       const rate = r.steady ?? (r.seconds === undefined ? 0 : bytes / r.seconds)
-      console.log(`  bundle with ${s.label}: ${r.error ?? `${(rate / 1e6).toFixed(1)} MB/s once flowing, ${r.seconds!.toFixed(1)} s in all`}`)
-      if (best === undefined || rate > best.rate) best = { rate, seconds: r.seconds ?? 0, ...(r.error === undefined ? {} : { error: r.error }) }
+      console.log(
+        `  bundle with ${s.label}: ${r.error ?? `${(rate / 1e6).toFixed(1)} MB/s once flowing, ${r.seconds!.toFixed(1)} s in all`}`
+      )
+      if (best === undefined || rate > best.rate) {
+        best = { rate, seconds: r.seconds ?? 0, ...(r.error === undefined ? {} : { error: r.error }) }
+      }
       await fs.rm(path.join(work, "cologne-buffer", `bundle-${runs.length}-${i}.bin`), { force: true })
     }
     runs.push({ label: s.label, probe: s.rate / 1e6, ...best! })
   }
   const best = runs.reduce((b, r) => (r.rate > b.rate ? r : b))
   const chosen = runs.find((r) => r.label === report.recommended)!
-  console.log(`\n## ccat route bench over the link (${(bytes / 1024 ** 2).toFixed(0)} MiB bundle through the bbcp adapter, fastest of ${rounds} per setting, loss ${loss * 100}%, ${cc}; MB/s = 10^6 bytes/s once flowing)\n`)
+  console.log(
+    `\n## ccat route bench over the link (${
+      (bytes / 1024 ** 2).toFixed(0)
+    } MiB bundle through the bbcp adapter, fastest of ${rounds} per setting, loss ${
+      loss * 100
+    }%, ${cc}; MB/s = 10^6 bytes/s once flowing)\n`
+  )
   console.log("| setting | probe MB/s | bundle MB/s | bundle seconds in all |")
   console.log("|---|---|---|---|")
-  for (const r of runs) console.log(`| ${r.label}${r.label === report.recommended ? " (chosen)" : ""} | ${r.probe.toFixed(1)} | ${(r.rate / 1e6).toFixed(1)} | ${r.seconds.toFixed(1)} |`)
+  for (const r of runs) {
+    console.log(
+      `| ${r.label}${r.label === report.recommended ? " (chosen)" : ""} | ${r.probe.toFixed(1)} | ${(r.rate / 1e6).toFixed(1)} | ${
+        r.seconds.toFixed(1)
+      } |`
+    )
+  }
   const ratio = chosen.rate / best.rate
-  console.log(`\nchosen ${chosen.label}: ${(chosen.rate / 1e6).toFixed(1)} MB/s; best on the bundle ${best.label}: ${(best.rate / 1e6).toFixed(1)} MB/s; ratio ${ratio.toFixed(2)} (target at least 0.90: ${ratio >= 0.9 ? "met" : "MISSED"})`)
+  console.log(
+    `\nchosen ${chosen.label}: ${(chosen.rate / 1e6).toFixed(1)} MB/s; best on the bundle ${best.label}: ${
+      (best.rate / 1e6).toFixed(1)
+    } MB/s; ratio ${ratio.toFixed(2)} (target at least 0.90: ${ratio >= 0.9 ? "met" : "MISSED"})`
+  )
 }
 
 /** One bundle through the bbcp adapter, run inside chile (`bench/wan-send.ts`). */
 const send = (world: WanWorld.WanWorld, args: Record<string, unknown>) =>
   new Promise<{ seconds?: number; steady?: number; error?: string }>((resolve) => {
     const script = path.join(process.cwd(), "bench/wan-send.ts")
-    const child = spawn("ip", ["netns", "exec", world.chile.netns, process.execPath, "--import", "tsx", script, JSON.stringify(args)], { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn("ip", ["netns", "exec", world.chile.netns, process.execPath, "--import", "tsx", script, JSON.stringify(args)], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     let out = ""
     let err = ""
     child.stdout.on("data", (c) => (out += String(c)))
@@ -155,7 +217,11 @@ const send = (world: WanWorld.WanWorld, args: Record<string, unknown>) =>
       clearTimeout(cap)
       try {
         const r = JSON.parse(out.trim().split("\n").pop() ?? "") as { seconds?: number; steady?: number | null; error?: string }
-        resolve({ ...(r.seconds === undefined ? {} : { seconds: r.seconds }), ...(r.steady == null ? {} : { steady: r.steady }), ...(r.error === undefined ? {} : { error: r.error }) })
+        resolve({
+          ...(r.seconds === undefined ? {} : { seconds: r.seconds }),
+          ...(r.steady == null ? {} : { steady: r.steady }),
+          ...(r.error === undefined ? {} : { error: r.error })
+        })
       } catch {
         resolve({ error: `no result: ${err.trim().split("\n").slice(-2).join(" / ")}` })
       }

@@ -41,15 +41,26 @@ const outcome = await Effect.runPromise(
     .stream(
       {
         source: TransferEndpoint.local(a.source),
-        destination: TransferEndpoint.ssh({ host: a.host, port: a.port, user: a.user, identityFile: a.identityFile, sshOptions: [...a.sshOptions], path: a.destination }),
+        destination: TransferEndpoint.ssh({
+          host: a.host,
+          port: a.port,
+          user: a.user,
+          identityFile: a.identityFile,
+          sshOptions: [...a.sshOptions],
+          path: a.destination
+        }),
         kind: "file"
       },
       { verify: false, retry: TransferAdapter.noRetry }
     )
     .pipe(
-      Stream.runForEach((e) => (e._tag === "Progress" ? Effect.sync(() => samples.push({ transfer: 0, ms: Date.now(), bytes: e.bytes })) : Effect.void)),
+      Stream.runForEach((
+        e
+      ) => (e._tag === "Progress" ? Effect.sync(() => samples.push({ transfer: 0, ms: Date.now(), bytes: e.bytes })) : Effect.void)),
       Effect.either
     )
 )
 const seconds = (Date.now() - started) / 1000
-console.log(JSON.stringify(outcome._tag === "Left" ? { error: outcome.left.message } : { seconds, bytes, steady: steadyRate(samples, bytes) ?? null }))
+console.log(
+  JSON.stringify(outcome._tag === "Left" ? { error: outcome.left.message } : { seconds, bytes, steady: steadyRate(samples, bytes) ?? null })
+)

@@ -35,7 +35,7 @@ export const writeBundle = async (dir: string, bytes: number, files: number): Pr
     const size = i === files - 1 ? bytes - per * (files - 1) : per
     const fh = await fs.open(path.join(dir, `obs-${String(i).padStart(3, "0")}.bin`), "w")
     try {
-      for (let written = 0; written < size; ) {
+      for (let written = 0; written < size;) {
         const n = Math.min(chunk.length, size - written)
         randomFillSync(chunk, 0, n)
         await fh.write(chunk, 0, n)
@@ -104,7 +104,13 @@ export const capped = async (
   const seconds = (Date.now() - started) / 1000
   const bytes = await dirBytes(destination)
   const ok = code === 0 && !timedOut
-  return { bytes, seconds, capped: timedOut, ok, ...(ok ? {} : { detail: timedOut ? `stopped at the ${capSeconds} s cap` : output.trim().split("\n").slice(-3).join(" / ") }) }
+  return {
+    bytes,
+    seconds,
+    capped: timedOut,
+    ok,
+    ...(ok ? {} : { detail: timedOut ? `stopped at the ${capSeconds} s cap` : output.trim().split("\n").slice(-3).join(" / ") })
+  }
 }
 
 /** Starts a long-running server in a namespace; it dies with the namespace at the latest. */
@@ -141,7 +147,21 @@ export const waitListening = async (world: WanWorld.WanWorld, port: number, boun
 export const iperf3 = async (world: WanWorld.WanWorld, streams: number, seconds: number): Promise<number | string> => {
   const omit = 3
   const out = await new Promise<string>((resolve) => {
-    const c = spawn("ip", ["netns", "exec", world.chile.netns, "iperf3", "-c", world.cologne.address, "-P", String(streams), "-t", String(seconds), "-O", String(omit), "-J"])
+    const c = spawn("ip", [
+      "netns",
+      "exec",
+      world.chile.netns,
+      "iperf3",
+      "-c",
+      world.cologne.address,
+      "-P",
+      String(streams),
+      "-t",
+      String(seconds),
+      "-O",
+      String(omit),
+      "-J"
+    ])
     let s = ""
     c.stdout.on("data", (d) => (s += String(d)))
     c.once("close", () => resolve(s))
@@ -174,7 +194,14 @@ export const rsyncDaemon = async (world: WanWorld.WanWorld, dir: string, root: s
       ""
     ].join("\n")
   )
-  const server = serve(world, "cologne", ["rsync", "--daemon", "--no-detach", `--config=${config}`, `--address=${world.cologne.address}`, "--port=873"])
+  const server = serve(world, "cologne", [
+    "rsync",
+    "--daemon",
+    "--no-detach",
+    `--config=${config}`,
+    `--address=${world.cologne.address}`,
+    "--port=873"
+  ])
   await waitListening(world, 873)
   return server
 }
@@ -182,7 +209,21 @@ export const rsyncDaemon = async (world: WanWorld.WanWorld, dir: string, root: s
 /** The `-T` program bbcp runs to start itself in cologne over the link's sshd. */
 export const bbcpTarget = (world: WanWorld.WanWorld, bbcp: string): string => {
   const s = world.sshd!
-  return ["ssh", "-x", "-a", "-p", String(s.port), "-i", s.identityFile, ...["BatchMode=yes", ...s.sshOptions].flatMap((o) => ["-o", o]), "%I", "-l", "%U", "%H", bbcp].join(" ")
+  return [
+    "ssh",
+    "-x",
+    "-a",
+    "-p",
+    String(s.port),
+    "-i",
+    s.identityFile,
+    ...["BatchMode=yes", ...s.sshOptions].flatMap((o) => ["-o", o]),
+    "%I",
+    "-l",
+    "%U",
+    "%H",
+    bbcp
+  ].join(" ")
 }
 
 /** A program that runs `binary` inside chile (for an adapter whose tool must start there). */
@@ -208,7 +249,7 @@ export const cappedEffect = async <A, E>(
   let firstByte: number | undefined
   let stop = false
   const watch = (async () => {
-    for (let last = started; !stop; ) {
+    for (let last = started; !stop;) {
       const b = await dirBytes(root)
       const now = Date.now()
       if (b > 0 && firstByte === undefined) firstByte = (now - started) / 1000
@@ -225,7 +266,18 @@ export const cappedEffect = async <A, E>(
   stop = true
   await watch
   const first = firstByte === undefined ? {} : { firstByteSeconds: firstByte }
-  if (outcome._tag === "Left") return { bytes: await dirBytes(destination), seconds, capped: false, ok: false, detail: String((outcome.left as { message?: string }).message ?? outcome.left), ...first }
-  if (outcome.right._tag === "None") return { bytes: await dirBytes(root), seconds, capped: true, ok: false, detail: `stopped at the ${capSeconds} s cap`, ...first }
+  if (outcome._tag === "Left") {
+    return {
+      bytes: await dirBytes(destination),
+      seconds,
+      capped: false,
+      ok: false,
+      detail: String((outcome.left as { message?: string }).message ?? outcome.left),
+      ...first
+    }
+  }
+  if (outcome.right._tag === "None") {
+    return { bytes: await dirBytes(root), seconds, capped: true, ok: false, detail: `stopped at the ${capSeconds} s cap`, ...first }
+  }
   return { bytes: await dirBytes(destination), seconds, capped: false, ok: true, ...first }
 }

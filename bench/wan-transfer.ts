@@ -51,7 +51,13 @@ const files = num("CCAT_WAN_FILES", 8, 1, 100_000)
 const losses = list("CCAT_WAN_LOSSES", "0,0.00001,0.001", (s) => Number(s) >= 0 && Number(s) < 1).map(Number)
 const ccs = list("CCAT_WAN_CCS", "cubic,bbr", (s) => ["bbr", "cubic", "reno", "default"].includes(s)) as Array<WanWorld.CongestionControl>
 const streams = list("CCAT_WAN_STREAMS", "1,4,8,16", (s) => /^\d+$/.test(s) && Number(s) >= 1 && Number(s) <= 64).map(Number)
-const variants = new Set(list("CCAT_WAN_VARIANTS", "iperf3,rsync-ssh,rsync-daemon,bbcp", (s) => ["iperf3", "rsync-ssh", "rsync-daemon", "bbcp", "bbcp-bare"].includes(s)))
+const variants = new Set(
+  list(
+    "CCAT_WAN_VARIANTS",
+    "iperf3,rsync-ssh,rsync-daemon,bbcp",
+    (s) => ["iperf3", "rsync-ssh", "rsync-daemon", "bbcp", "bbcp-bare"].includes(s)
+  )
+)
 const capSeconds = num("CCAT_WAN_CAP_SECONDS", 300, 5, 86_400)
 const iperfSeconds = num("CCAT_WAN_IPERF_SECONDS", 10, 5, 600)
 const delayMs = num("CCAT_WAN_DELAY_MS", 110, 0, 10_000)
@@ -60,11 +66,12 @@ const bbcpWindow = process.env["CCAT_WAN_BBCP_WINDOW"]
 if (bbcpWindow !== undefined && !/^\d+[kmg]?$/i.test(bbcpWindow)) fail(`CCAT_WAN_BBCP_WINDOW must look like 8m, got ${bbcpWindow}`)
 
 const baselinePath = process.env["CCAT_WAN_BBCP_BASELINE"]
-const baseline: typeof BbcpTransfer | undefined =
-  baselinePath === undefined || baselinePath === ""
-    ? undefined
-    : ((await import(path.resolve(baselinePath)).catch((e: unknown) => fail(`CCAT_WAN_BBCP_BASELINE=${baselinePath}: ${String(e)}`))) as { BbcpTransfer?: typeof BbcpTransfer }).BbcpTransfer ??
-      fail(`CCAT_WAN_BBCP_BASELINE=${baselinePath} exports no BbcpTransfer`)
+const baseline: typeof BbcpTransfer | undefined = baselinePath === undefined || baselinePath === ""
+  ? undefined
+  : ((await import(path.resolve(baselinePath)).catch((e: unknown) => fail(`CCAT_WAN_BBCP_BASELINE=${baselinePath}: ${String(e)}`))) as {
+    BbcpTransfer?: typeof BbcpTransfer
+  }).BbcpTransfer ??
+    fail(`CCAT_WAN_BBCP_BASELINE=${baselinePath} exports no BbcpTransfer`)
 
 const bbcpBinary = (() => {
   const given = process.env["CCAT_BBCP"]
@@ -80,7 +87,9 @@ const bbcpBinary = (() => {
 
 const fmt = (v: number | string | undefined) => (typeof v === "number" ? v.toFixed(1) : v ?? "-")
 const runText = (r: Tools.Run) =>
-  `${Tools.mbps(r).toFixed(1)} MB/s (${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(1)} s${r.firstByteSeconds === undefined ? "" : `, first byte after ${r.firstByteSeconds.toFixed(1)} s`}${r.ok ? "" : `; ${r.detail}`})`
+  `${Tools.mbps(r).toFixed(1)} MB/s (${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(1)} s${
+    r.firstByteSeconds === undefined ? "" : `, first byte after ${r.firstByteSeconds.toFixed(1)} s`
+  }${r.ok ? "" : `; ${r.detail}`})`
 
 interface Row {
   readonly loss: number
@@ -100,17 +109,27 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
     await Tools.writeBundle(source, bytes, files)
     const helperPid = Number((await fs.readFile(path.join(WanWorld.runRoot, world.id, "ready"), "utf8")).trim())
     const nsDefault = (await Effect.runPromise(world.exec("chile", ["sysctl", "-n", "net.ipv4.tcp_congestion_control"]))).stdout.trim()
-    console.log(`link ${world.id}: ${delayMs} ms each way, bottleneck ${rateMbit} Mbit/s; the namespaces' default congestion control is ${nsDefault}`)
+    console.log(
+      `link ${world.id}: ${delayMs} ms each way, bottleneck ${rateMbit} Mbit/s; the namespaces' default congestion control is ${nsDefault}`
+    )
     if (variants.has("iperf3")) {
       servers.push(Tools.serve(world, "cologne", ["iperf3", "-s"]))
       await Tools.waitListening(world, 5201)
     }
     if (variants.has("rsync-daemon")) {
       servers.push(await Tools.rsyncDaemon(world, work, destRoot))
-      const fromRouter = await Effect.runPromise(world.exec("router", ["rsync", `rsync://${world.cologne.address}/bench/`], { allowFailure: true, timeoutMs: 30_000 }))
-      console.log(`rsync daemon on ${world.cologne.address}:873, chile only: a listing from the router ${fromRouter.exitCode === 0 ? "WORKED (check hosts allow)" : "is refused"}`)
+      const fromRouter = await Effect.runPromise(
+        world.exec("router", ["rsync", `rsync://${world.cologne.address}/bench/`], { allowFailure: true, timeoutMs: 30_000 })
+      )
+      console.log(
+        `rsync daemon on ${world.cologne.address}:873, chile only: a listing from the router ${
+          fromRouter.exitCode === 0 ? "WORKED (check hosts allow)" : "is refused"
+        }`
+      )
     }
-    if (variants.has("bbcp") && bbcpBinary === undefined) console.log("bbcp: no binary (set CCAT_BBCP=/path/to/bbcp); bbcp runs are skipped")
+    if (variants.has("bbcp") && bbcpBinary === undefined) {
+      console.log("bbcp: no binary (set CCAT_BBCP=/path/to/bbcp); bbcp runs are skipped")
+    }
     const rows: Array<Row> = []
     for (const loss of losses) {
       for (const cc of ccs) {
@@ -132,7 +151,9 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
           const r = await run()
           const cpu = (await Tools.cpuSeconds(helperPid)) - cpu0
           row.results[name] = r
-          console.log(`  ${name}: ${runText(r)}; delay helper ${((cpu / r.seconds) * 100).toFixed(0)}% of a core; load ${os.loadavg()[0]!.toFixed(1)}`)
+          console.log(
+            `  ${name}: ${runText(r)}; delay helper ${((cpu / r.seconds) * 100).toFixed(0)}% of a core; load ${os.loadavg()[0]!.toFixed(1)}`
+          )
           await fs.rm(path.join(destRoot, "run"), { recursive: true, force: true })
           await fs.rm(path.join(destRoot, ".ccat-partial"), { recursive: true, force: true })
         }
@@ -143,15 +164,30 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
             const started = Date.now()
             row.iperf[n] = await Tools.iperf3(world, n, iperfSeconds)
             const cpu = ((await Tools.cpuSeconds(helperPid)) - cpu0) / ((Date.now() - started) / 1000)
-            console.log(`  iperf3 -P ${n}: ${fmt(row.iperf[n])}${typeof row.iperf[n] === "number" ? " MB/s" : ""}; delay helper ${(cpu * 100).toFixed(0)}% of a core`)
+            console.log(
+              `  iperf3 -P ${n}: ${fmt(row.iperf[n])}${typeof row.iperf[n] === "number" ? " MB/s" : ""}; delay helper ${
+                (cpu * 100).toFixed(0)
+              }% of a core`
+            )
           }
         }
         const dst = path.join(destRoot, "run")
         if (variants.has("rsync-ssh")) {
           await timed("rsync-ssh", async () => {
             const started = Date.now()
-            const adapter = RsyncTransfer.make({ ssh: world.chileSsh, verify: false, retry: TransferAdapter.noRetry, ioTimeoutSeconds: 120 })
-            const ticker = setInterval(() => void Tools.dirBytes(dst).then((b) => console.log(`    rsync-ssh: ${(b / 1e6).toFixed(0)} MB after ${((Date.now() - started) / 1000).toFixed(0)} s`)), 10_000)
+            const adapter = RsyncTransfer.make({
+              ssh: world.chileSsh,
+              verify: false,
+              retry: TransferAdapter.noRetry,
+              ioTimeoutSeconds: 120
+            })
+            const ticker = setInterval(
+              () =>
+                void Tools.dirBytes(dst).then((b) =>
+                  console.log(`    rsync-ssh: ${(b / 1e6).toFixed(0)} MB after ${((Date.now() - started) / 1000).toFixed(0)} s`)
+                ),
+              10_000
+            )
             const outcome = await Effect.runPromise(
               adapter
                 .transfer({ source: TransferEndpoint.local(source), destination: world.cologneEndpoint(dst), kind: "directory" })
@@ -166,8 +202,17 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
           })
         }
         if (variants.has("rsync-daemon")) {
-          await timed("rsync-daemon", () =>
-            Tools.capped(world, "chile", ["rsync", "-rlt", `${source}/`, `rsync://${world.cologne.address}/bench/run/`], dst, capSeconds, "rsync-daemon")
+          await timed(
+            "rsync-daemon",
+            () =>
+              Tools.capped(
+                world,
+                "chile",
+                ["rsync", "-rlt", `${source}/`, `rsync://${world.cologne.address}/bench/run/`],
+                dst,
+                capSeconds,
+                "rsync-daemon"
+              )
           )
         }
         if ((variants.has("bbcp") || variants.has("bbcp-bare")) && bbcpBinary !== undefined) {
@@ -181,14 +226,30 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
               retry: TransferAdapter.noRetry,
               verify: false
             })
-            return Tools.cappedEffect(made.transfer({ source: TransferEndpoint.local(source), destination: world.cologneEndpoint(dst), kind: "directory" }), destRoot, dst, capSeconds, `bbcp adapter -s ${n}`)
+            return Tools.cappedEffect(
+              made.transfer({ source: TransferEndpoint.local(source), destination: world.cologneEndpoint(dst), kind: "directory" }),
+              destRoot,
+              dst,
+              capSeconds,
+              `bbcp adapter -s ${n}`
+            )
           }
           for (const n of streams) {
             if (baseline !== undefined && variants.has("bbcp")) await timed(`bbcp-base-${n}`, viaAdapter(baseline, n))
             if (variants.has("bbcp")) await timed(`bbcp-${n}`, viaAdapter(BbcpTransfer, n))
             if (variants.has("bbcp-bare")) {
               await fs.mkdir(dst, { recursive: true })
-              const argv = [bbcpBinary, "-r", "-s", String(n), ...(bbcpWindow === undefined ? [] : ["-w", bbcpWindow]), "-T", Tools.bbcpTarget(world, bbcpBinary), source, `${world.cologne.address}:${dst}/`]
+              const argv = [
+                bbcpBinary,
+                "-r",
+                "-s",
+                String(n),
+                ...(bbcpWindow === undefined ? [] : ["-w", bbcpWindow]),
+                "-T",
+                Tools.bbcpTarget(world, bbcpBinary),
+                source,
+                `${world.cologne.address}:${dst}/`
+              ]
               await timed(`bbcp-bare-${n}`, () => Tools.capped(world, "chile", argv, dst, capSeconds, `bbcp -s ${n}`))
             }
           }
@@ -202,11 +263,19 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
 }
 
 const summary = (rows: ReadonlyArray<Row>) => {
-  console.log(`\n## Summary (${(bytes / 1024 ** 2).toFixed(0)} MiB in ${files} files, MB/s = 10^6 bytes/s; * = stopped at the ${capSeconds} s cap)\n`)
+  console.log(
+    `\n## Summary (${(bytes / 1024 ** 2).toFixed(0)} MiB in ${files} files, MB/s = 10^6 bytes/s; * = stopped at the ${capSeconds} s cap)\n`
+  )
   const names = [...new Set(rows.flatMap((r) => Object.keys(r.results)))]
   const iperfNames = variants.has("iperf3") ? streams.map((n) => `iperf3 -P ${n}`) : []
   const baseNames = baseline === undefined ? [] : ["best bbcp-base / iperf3"]
-  console.log(`| ${["loss", "cc", "RTT ms", ...iperfNames, ...names, "best bbcp / rsync-ssh", "best bbcp / iperf3 (same streams)", ...baseNames].join(" | ")} |`)
+  console.log(
+    `| ${
+      ["loss", "cc", "RTT ms", ...iperfNames, ...names, "best bbcp / rsync-ssh", "best bbcp / iperf3 (same streams)", ...baseNames].join(
+        " | "
+      )
+    } |`
+  )
   console.log(`|${"---|".repeat(3 + iperfNames.length + names.length + 2 + baseNames.length)}`)
   for (const r of rows) {
     const cell = (n: string) => {
@@ -217,7 +286,10 @@ const summary = (rows: ReadonlyArray<Row>) => {
       streams
         .map((n) => [n, r.results[`${prefix}-${n}`]] as const)
         .filter((x): x is readonly [number, Tools.Run] => x[1] !== undefined)
-        .reduce<readonly [number, Tools.Run] | undefined>((b, x) => (b === undefined || Tools.mbps(x[1]) > Tools.mbps(b[1]) ? x : b), undefined)
+        .reduce<readonly [number, Tools.Run] | undefined>(
+          (b, x) => (b === undefined || Tools.mbps(x[1]) > Tools.mbps(b[1]) ? x : b),
+          undefined
+        )
     const vsIperfOf = (best: readonly [number, Tools.Run] | undefined) => {
       const ip = best === undefined ? undefined : r.iperf[best[0]]
       return best !== undefined && typeof ip === "number" ? `${(Tools.mbps(best[1]) / ip).toFixed(2)} (s=${best[0]})` : "-"
@@ -228,7 +300,9 @@ const summary = (rows: ReadonlyArray<Row>) => {
     const vsIperf = vsIperfOf(best)
     const baseCells = baseline === undefined ? [] : [vsIperfOf(bestOf("bbcp-base"))]
     const iperfCells = variants.has("iperf3") ? streams.map((n) => (typeof r.iperf[n] === "string" ? "failed" : fmt(r.iperf[n]))) : []
-    console.log(`| ${[`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf, ...baseCells].join(" | ")} |`)
+    console.log(
+      `| ${[`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf, ...baseCells].join(" | ")} |`
+    )
   }
 }
 

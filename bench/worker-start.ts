@@ -69,7 +69,10 @@ const main = Effect.gen(function* () {
   const load = async () => (await fs.readFile("/proc/loadavg", "utf8")).split(" ").slice(0, 3).join(" ")
   console.log(`worker-start: link connect ${rtt?.toFixed(0) ?? "-"} ms; load average ${yield* Effect.promise(load)}`)
 
-  const variants = [{ name: "current", file: cli.file }, ...(baseline !== undefined ? [{ name: "baseline", file: path.resolve(baseline) }] : [])]
+  const variants = [
+    { name: "current", file: cli.file },
+    ...(baseline !== undefined ? [{ name: "baseline", file: path.resolve(baseline) }] : [])
+  ]
   const runs = variants.flatMap((v) => (["loopback", "wan"] as const).map((mode) => ({ ...v, mode, seconds: [] as Array<number> })))
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < runs.length; i++) {
@@ -79,10 +82,16 @@ const main = Effect.gen(function* () {
       u.searchParams.set("application_name", app)
       const t0 = Date.now()
       let ready = 0
-      yield* Effect.scoped(WanWorker.start({
-        site: "chile", cli: run.file, configFile, databaseUrl: u.toString(), startTimeoutMs: 180_000,
-        ...(run.mode === "wan" ? { netns: world.chile.netns } : {})
-      }).pipe(Effect.tap(() => Effect.sync(() => run.seconds.push(((ready = Date.now()) - t0) / 1000)))))
+      yield* Effect.scoped(
+        WanWorker.start({
+          site: "chile",
+          cli: run.file,
+          configFile,
+          databaseUrl: u.toString(),
+          startTimeoutMs: 180_000,
+          ...(run.mode === "wan" ? { netns: world.chile.netns } : {})
+        }).pipe(Effect.tap(() => Effect.sync(() => run.seconds.push(((ready = Date.now()) - t0) / 1000))))
+      )
       console.log(`${run.name.padEnd(8)} ${run.mode.padEnd(8)} ${run.seconds.at(-1)!.toFixed(1)} s`)
       if (countSql && r === 0) {
         // the log reaches us a little after the statements ran
@@ -92,7 +101,13 @@ const main = Effect.gen(function* () {
     }
   }
   console.log(`load average ${yield* Effect.promise(load)}; median of ${rounds}:`)
-  for (const run of runs) console.log(`  ${run.name.padEnd(8)} ${run.mode.padEnd(8)} ${median(run.seconds).toFixed(1)} s  (${run.seconds.map((s) => s.toFixed(1)).join(", ")})`)
+  for (const run of runs) {
+    console.log(
+      `  ${run.name.padEnd(8)} ${run.mode.padEnd(8)} ${median(run.seconds).toFixed(1)} s  (${
+        run.seconds.map((s) => s.toFixed(1)).join(", ")
+      })`
+    )
+  }
 })
 
 NodeRuntime.runMain(Effect.scoped(main))

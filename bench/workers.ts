@@ -41,23 +41,24 @@ const fileBytes = num("CCAT_BENCH_BYTES", 200_000, 1, 1024 ** 3)
 const capSeconds = num("CCAT_BENCH_CAP_SECONDS", 600, 10, 86_400)
 
 /** Work done twice, if any: packages per file, verified copies per package, runs per job. */
-const duplicates = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ filesTwice: number; copiesTwice: number; jobsTwice: number }>`
+const duplicates = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ filesTwice: number; copiesTwice: number; jobsTwice: number }>`
     select
       (select count(*)::int from (select raw_data_file_id from physical_copy c join data_location l on l.id = c.data_location_id
          where l.type = 'SOURCE' and c.raw_data_file_id is not null group by raw_data_file_id having count(*) > 1) x) as files_twice,
       (select count(*)::int from (select raw_data_package_id from physical_copy c join data_location l on l.id = c.data_location_id
          where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status <> 'DELETED'
          group by raw_data_package_id having count(*) > 1) x) as copies_twice,
-      (select count(*)::int from pgboss.job where state = 'completed' and retry_count > 0) as jobs_twice`
-).pipe(Effect.map(([r]) => r!))
+      (select count(*)::int from pgboss.job where state = 'completed' and retry_count > 0) as jobs_twice`).pipe(Effect.map(([r]) => r!))
 
 /** One run with `n` workers per site; seconds from all running to every package arrived. */
 const run = (n: number, root: string, cli: string, pg: EmbeddedDatabase.EmbeddedDatabase) =>
   Effect.scoped(Effect.gen(function* () {
     const dir = path.join(root, `w${n}`)
     const name = `bench_workers_${n}_${randomBytes(3).toString("hex")}`
-    yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`create database ${name}`)).pipe(Effect.provide(PgClient.layer({ url: pg.adminUrl })), Effect.scoped)
+    yield* Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`create database ${name}`)).pipe(
+      Effect.provide(PgClient.layer({ url: pg.adminUrl })),
+      Effect.scoped
+    )
     const url = pg.urlFor(name)
     const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
     return yield* Effect.gen(function* () {
@@ -72,12 +73,15 @@ const run = (n: number, root: string, cli: string, pg: EmbeddedDatabase.Embedded
       const databaseUrl = Redacted.value(url)
       yield* Effect.all(
         Array.from({ length: n }, () => ["chile", "cologne"] as const).flat().map((site) =>
-          WanWorker.start({ site, cli, configFile, databaseUrl })),
+          WanWorker.start({ site, cli, configFile, databaseUrl })
+        ),
         { concurrency: "unbounded" }
       )
       const t0 = Date.now()
       while (!(yield* arrived)) {
-        if (Date.now() - t0 > capSeconds * 1000) return yield* Effect.dieMessage(`${n} workers: not every package arrived within ${capSeconds} s`)
+        if (Date.now() - t0 > capSeconds * 1000) {
+          return yield* Effect.dieMessage(`${n} workers: not every package arrived within ${capSeconds} s`)
+        }
         yield* Effect.sleep("100 millis")
       }
       const seconds = (Date.now() - t0) / 1000
@@ -94,7 +98,11 @@ const main = Effect.gen(function* () {
   const [cli, pg] = yield* Effect.all([cliBundle, EmbeddedDatabase.start({ dataDir: path.join(root, "pg") })], { concurrency: 2 })
   const files = observations * filesPerObs
   const megabytes = (files * fileBytes) / 1e6
-  console.log(`workers: ${observations} observations × ${filesPerObs} files × ${fileBytes} bytes (${megabytes.toFixed(1)} MB), ${os.cpus().length} cores`)
+  console.log(
+    `workers: ${observations} observations × ${filesPerObs} files × ${fileBytes} bytes (${
+      megabytes.toFixed(1)
+    } MB), ${os.cpus().length} cores`
+  )
   const rows: Array<{ n: number; seconds: number }> = []
   for (const n of counts) {
     const { seconds, twice } = yield* run(n, root, cli.file, pg)
@@ -104,7 +112,11 @@ const main = Effect.gen(function* () {
       : `DUPLICATES: ${twice.filesTwice} files packaged twice, ${twice.copiesTwice} packages arrived twice, ${twice.jobsTwice} jobs run again`
     // the machine's load says how much of a slowdown is other processes' (a 2-core machine shared)
     const load = os.loadavg()[0]!.toFixed(1)
-    console.log(`${String(n).padStart(2)} worker(s) per site  ${seconds.toFixed(1).padStart(6)} s  ${(files / seconds).toFixed(2).padStart(7)} files/s  ${(megabytes / seconds).toFixed(2)} MB/s  ${dup}  (load ${load})`)
+    console.log(
+      `${String(n).padStart(2)} worker(s) per site  ${seconds.toFixed(1).padStart(6)} s  ${
+        (files / seconds).toFixed(2).padStart(7)
+      } files/s  ${(megabytes / seconds).toFixed(2)} MB/s  ${dup}  (load ${load})`
+    )
   }
   const base = rows[0]!
   console.log(`throughput against ${base.n} worker(s): ${rows.map((r) => `${r.n}: ${(base.seconds / r.seconds).toFixed(2)}x`).join(", ")}`)

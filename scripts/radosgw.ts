@@ -130,7 +130,9 @@ const waitForHttp = async (url: string, deadline: number, dir: string): Promise<
  * Starts a fresh cluster in `dir` (a new temporary folder by default) and returns its endpoint.
  * `memoryBytes` bounds what the memory-backed OSD may hold.
  */
-export const start = async (options: { readonly dir?: string; readonly memoryBytes?: number; readonly timeoutMs?: number } = {}): Promise<Radosgw> => {
+export const start = async (
+  options: { readonly dir?: string; readonly memoryBytes?: number; readonly timeoutMs?: number } = {}
+): Promise<Radosgw> => {
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "ccat-radosgw-")))
   for (const sub of ["run", "log", "mon", "osd", "rgw"]) await mkdir(join(dir, sub), { recursive: true })
   const fsid = randomUUID()
@@ -154,8 +156,17 @@ export const start = async (options: { readonly dir?: string; readonly memoryByt
     await waitForHttp(`http://127.0.0.1:${rgwPort}/`, deadline, dir)
     const accessKeyId = "CCATTESTACCESSKEY"
     const secretAccessKey = "ccat-test-secret-key-not-a-secret"
-    await run(dir, "radosgw-admin", [...c, "-n", "client.rgw.ccat", "user", "create", "--uid=ccat", "--display-name=ccat",
-      `--access-key=${accessKeyId}`, `--secret=${secretAccessKey}`])
+    await run(dir, "radosgw-admin", [
+      ...c,
+      "-n",
+      "client.rgw.ccat",
+      "user",
+      "create",
+      "--uid=ccat",
+      "--display-name=ccat",
+      `--access-key=${accessKeyId}`,
+      `--secret=${secretAccessKey}`
+    ])
     return {
       endpoint: `http://127.0.0.1:${rgwPort}`,
       accessKeyId,

@@ -45,7 +45,7 @@ export const makeMinimal = (name = "memory"): StorageDriver.Minimal => {
     // Collect the body aside and publish it only once the stream ended without failure: an
     // interrupted or failed body leaves nothing (rule: atomic put).
     put: (key, body, options) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         if (!options.overwrite && objects.has(key)) {
           return yield* new StorageError.StorageError({ reason: "AlreadyExists", driver: name, method: "put", key })
         }
@@ -110,8 +110,7 @@ export const makeMinimal = (name = "memory"): StorageDriver.Minimal => {
 export const make = (name?: string): StorageDriver.Service => StorageDriver.make(makeMinimal(name))
 
 /** Provides the generic StorageDriver port, so workers use this driver like any other. */
-export const layer = (name?: string): Layer.Layer<StorageDriver.StorageDriver> =>
-  Layer.sync(StorageDriver.StorageDriver, () => make(name))
+export const layer = (name?: string): Layer.Layer<StorageDriver.StorageDriver> => Layer.sync(StorageDriver.StorageDriver, () => make(name))
 
 /**
  * What a location on this driver may say under `driver:`. The schema is the one source of truth:

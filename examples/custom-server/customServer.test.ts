@@ -50,7 +50,12 @@ const accounts = Effect.gen(function* () {
   yield* Repositories.instrumentModules.insert({ instrumentId: instrument.id, name: "280GHz", description: "" })
   const program = yield* Repositories.observingPrograms.insert({ name: `deep-field-${s}`, title: "Deep field" })
   const obsUnit = yield* Repositories.obsUnits.insert({
-    observingProgramId: program.id, instrumentId: instrument.id, name: "deep56", target: "Deep56", plannedDurationSeconds: 600, configuration: {}
+    observingProgramId: program.id,
+    instrumentId: instrument.id,
+    name: "deep56",
+    target: "Deep56",
+    plannedDurationSeconds: 600,
+    configuration: {}
   })
   const account = (name: string, role: "instrument" | "scientist") =>
     Repositories.accounts.insert({ name: Ids.ShortName.make(`${name}-${s}`), displayName: name, email: null, role, active: true })
@@ -62,7 +67,13 @@ const accounts = Effect.gen(function* () {
     Effect.gen(function* () {
       const t = yield* Accounts.generateToken
       yield* Repositories.apiTokens.insert({
-        accountId, label: "example", prefix: t.prefix, secretSha256: t.secretSha256, expiresAt: null, revokedAt: null, lastUsedAt: null
+        accountId,
+        label: "example",
+        prefix: t.prefix,
+        secretSha256: t.secretSha256,
+        expiresAt: null,
+        revokedAt: null,
+        lastUsedAt: null
       } as never)
       return t.token
     })
@@ -116,11 +127,16 @@ describe("examples/custom-server", () => {
         select (select count(*)::int from raw_data_package) as packages,
           (select count(*)::int from raw_data_package where status = 'completed') as archived,
           (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id
-            where l.name = 'cologne-archive' and c.raw_data_package_id is not null and c.status = 'PRESENT' and c.verified_at is not null) as copies`
-      )).pipe(Effect.map(([r]) => r.packages > 0 && r.archived === r.packages && r.copies === r.packages))
+            where l.name = 'cologne-archive' and c.raw_data_package_id is not null and c.status = 'PRESENT' and c.verified_at is not null) as copies`))
+        .pipe(Effect.map(([r]) => r.packages > 0 && r.archived === r.packages && r.copies === r.packages))
       yield* waitUntil("every package ARCHIVED on the memory archive", archived, 40_000)
-      const [archive] = yield* run(Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string; name: string; technology: string; driverConfig: Record<string, unknown> }>`
-        select id, name, technology::text as technology, driver_config from data_location where name = 'cologne-archive'`))
+      const [archive] = yield* run(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql<{ id: string; name: string; technology: string; driverConfig: Record<string, unknown> }>`
+        select id, name, technology::text as technology, driver_config from data_location where name = 'cologne-archive'`
+        )
+      )
       assert.strictEqual(archive.technology, "memory")
       const storage = yield* Context.get(server, Storages.Storages).of(archive)
       assert.strictEqual(storage.name, "cologne-memory-archive")
@@ -136,9 +152,10 @@ describe("examples/custom-server", () => {
 
       // a scientist has both observations staged at cologne-processing, recalled from the custom driver
       const scientist = yield* Effect.promise(() => createClient({ baseUrl, token: who.scientistToken }))
-      const request = (yield* Effect.promise(() =>
-        scientist.api.staging.create({ payload: { location: "cologne-processing", observationIds } } as never)
-      )) as { readonly id: string }
+      const request =
+        (yield* Effect.promise(() =>
+          scientist.api.staging.create({ payload: { location: "cologne-processing", observationIds } } as never)
+        )) as { readonly id: string }
       const staged = yield* Effect.promise(() => scientist.waitForStaging(request.id, { pollCapMs: 500 }))
       yield* Effect.promise(() => scientist.close())
       assert.strictEqual(staged.paths.length, filed.size)
@@ -163,17 +180,31 @@ describe("examples/custom-server", () => {
     Effect.gen(function* () {
       const dir = yield* tempDir
       const file = yield* Effect.promise(() =>
-        configIn(dir, "postgres://unused", (y) => y.replace("driver: { label: cologne-memory-archive }", "driver: { lable: x }").replace("technology: disk, driver: { root: " + dir + "/cologne-processing", "technology: nfs, driver: { root: " + dir + "/cologne-processing"))
+        configIn(
+          dir,
+          "postgres://unused",
+          (y) =>
+            y.replace("driver: { label: cologne-memory-archive }", "driver: { lable: x }").replace(
+              "technology: disk, driver: { root: " + dir + "/cologne-processing",
+              "technology: nfs, driver: { root: " + dir + "/cologne-processing"
+            )
+        )
       )
       const registries = yield* Main.registriesOf({ drivers })
       const exit = yield* Effect.exit(ServerConfig.load({ configFile: file, registries }))
       assert.isTrue(Exit.isFailure(exit))
       const message = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error.message : ""
       assert.include(message, "sites[1].locations[1].driver.lable: is unexpected")
-      assert.include(message, `sites[1].locations[2].technology: no storage driver is registered for "nfs"; registered: disk, memory, s3, tape`)
+      assert.include(
+        message,
+        `sites[1].locations[2].technology: no storage driver is registered for "nfs"; registered: disk, memory, s3, tape`
+      )
       // without the custom driver registered, its locations are refused too
       const plain = yield* Effect.exit(ServerConfig.load({ configFile: yield* Effect.promise(() => configIn(dir, "postgres://unused")) }))
-      assert.include(Exit.isFailure(plain) && plain.cause._tag === "Fail" ? plain.cause.error.message : "", `sites[1].locations[1].technology: no storage driver is registered for "memory"`)
+      assert.include(
+        Exit.isFailure(plain) && plain.cause._tag === "Fail" ? plain.cause.error.message : "",
+        `sites[1].locations[1].technology: no storage driver is registered for "memory"`
+      )
       // nothing was created beside the configuration
       assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(dir)), ["ccat.yaml"])
     }).pipe(Effect.scoped))

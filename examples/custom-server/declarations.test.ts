@@ -19,7 +19,10 @@ const declarations = path.join(server, "dist/lib/index.d.ts")
 /** Whether a declaration of the library is missing or older than its module's source. */
 const stale = async () => {
   const lib = path.join(server, "dist/lib")
-  const declared = await fs.readdir(lib, { recursive: true }).then((files) => files.filter((f) => f.endsWith(".d.ts")), (): Array<string> => [])
+  const declared = await fs.readdir(lib, { recursive: true }).then(
+    (files) => files.filter((f) => f.endsWith(".d.ts")),
+    (): Array<string> => []
+  )
   if (!declared.includes("index.d.ts")) return true
   for (const f of declared) {
     const built = (await fs.stat(path.join(lib, f))).mtimeMs

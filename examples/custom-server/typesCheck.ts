@@ -12,7 +12,11 @@ import type * as Layer from "effect/Layer"
 
 /** The server of a configuration as a layer whose services an embedding program may use. */
 export const embedded = (config: ServerConfig.ServerConfigShape, registries: Plugins.Registries) => {
-  const layer: Layer.Layer<HttpServer.HttpServer | SqlClient.SqlClient | Storages.Storages, Main.StartError> = Main.serverLayer(config, "all", registries)
+  const layer: Layer.Layer<HttpServer.HttpServer | SqlClient.SqlClient | Storages.Storages, Main.StartError> = Main.serverLayer(
+    config,
+    "all",
+    registries
+  )
   return layer
 }
 

@@ -49,12 +49,16 @@ it.layer(Harness.layer(), { timeout: 120_000 })("examples/file-observation", (it
 
       const client = yield* Harness.client(token)
       const observation = yield* client.observations.get({ path: { id: result.observationId as any } })
-      expect([observation.status, observation.endAt !== null, observation.metadata.scan]).toEqual(["completed", true, "2026-05-01/scan-0017"])
+      expect([observation.status, observation.endAt !== null, observation.metadata.scan]).toEqual([
+        "completed",
+        true,
+        "2026-05-01/scan-0017"
+      ])
       const filed = new Map<string, string>()
       let cursor: string | undefined
       do {
-        const page: { items: ReadonlyArray<{ relativePath: string; checksum: string }>; nextCursor: string | null } =
-          yield* client.files.list({ urlParams: { observationId: result.observationId as any, limit: 1000, ...(cursor ? { cursor } : {}) } })
+        const page: { items: ReadonlyArray<{ relativePath: string; checksum: string }>; nextCursor: string | null } = yield* client.files
+          .list({ urlParams: { observationId: result.observationId as any, limit: 1000, ...(cursor ? { cursor } : {}) } })
         for (const f of page.items) filed.set(f.relativePath, f.checksum)
         cursor = page.nextCursor ?? undefined
       } while (cursor !== undefined)
@@ -64,6 +68,5 @@ it.layer(Harness.layer(), { timeout: 120_000 })("examples/file-observation", (it
       const again = yield* Effect.promise(() => fileScan(options))
       expect(again.observationId).toBe(result.observationId)
       expect(yield* Harness.counts()).toEqual(before)
-    })
-  )
+    }))
 })

@@ -77,14 +77,25 @@ export async function fileScan(o: ScanOptions): Promise<{ readonly observationId
   const ccat = await createClient({ baseUrl: o.baseUrl, token: o.token, outboxDir: o.outboxDir })
   try {
     // 1. The observation, open (no end yet): the files follow in batches.
-    await ccat.fileObservation({ id: observationId, obsUnitId: o.obsUnitId, startAt: o.startAt, metadata: { scan: relativeScan, ...o.metadata } })
+    await ccat.fileObservation({
+      id: observationId,
+      obsUnitId: o.obsUnitId,
+      startAt: o.startAt,
+      metadata: { scan: relativeScan, ...o.metadata }
+    })
     // 2. Its files, 1,000 per request: each with its id, module, path, size and checksum.
     const paths = await walk(o.scanDir)
     for (let i = 0; i < paths.length; i += 1000) {
       const files = await Promise.all(
         paths.slice(i, i + 1000).map(async (full) => {
           const relativePath = path.relative(o.sourceRoot, full).split(path.sep).join("/")
-          return { id: nameUuid(observationId, relativePath), module: o.module, relativePath, sizeBytes: (await fs.stat(full)).size, checksum: await sha256(full) }
+          return {
+            id: nameUuid(observationId, relativePath),
+            module: o.module,
+            relativePath,
+            sizeBytes: (await fs.stat(full)).size,
+            checksum: await sha256(full)
+          }
         })
       )
       await ccat.addFiles(observationId, { sourceLocation: o.sourceLocation, files })
@@ -92,7 +103,9 @@ export async function fileScan(o: ScanOptions): Promise<{ readonly observationId
     // 3. Closed: its end and final status.
     await ccat.closeObservation(observationId, { endAt: o.endAt, status: "completed" })
     // The outbox delivers in the background; wait until the server confirmed everything.
-    if (!(await ccat.outbox.flush(60_000))) throw new Error(`the server did not take the filings within a minute; they stay queued in ${o.outboxDir}`)
+    if (!(await ccat.outbox.flush(60_000))) {
+      throw new Error(`the server did not take the filings within a minute; they stay queued in ${o.outboxDir}`)
+    }
     const dead = await ccat.outbox.deadLetters()
     if (dead.length > 0) throw new Error(`the server refused ${dead.length} filing(s): ${JSON.stringify(dead.map((d) => d.reason))}`)
     return { observationId, files: paths.length }

@@ -26,14 +26,28 @@ describe("examples/stage-data", () => {
       const topology = topologyFrom(yield* tempDir)
       yield* syncTopology(topology)
       const obs = yield* observatory
-      const pkg = yield* arrivedPackage(topology, obs, [{ path: "scan/a.fits", bytes: 20_000 }, { path: "scan/b.fits", bytes: 3_000 }, { path: "hk.dat", bytes: 50 }])
+      const pkg = yield* arrivedPackage(topology, obs, [
+        { path: "scan/a.fits", bytes: 20_000 },
+        { path: "scan/b.fits", bytes: 3_000 },
+        { path: "hk.dat", bytes: 50 }
+      ])
       const token = yield* Harness.tokenFor({ role: "scientist", programIds: [obs.program.id] })
       const baseUrl = yield* Harness.BaseUrl
       const lines: Array<string> = []
       const completed = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`
         select count(*)::int as n from staging_request where status = 'completed'`).pipe(Effect.map(([r]) => r.n === 1))
       const [result] = yield* Effect.all([
-        Effect.promise(() => stageObservations({ baseUrl, token, location: "cologne-processing", observationIds: [pkg.eou.id], verify: true, pollBaseMs: 100, log: (l) => lines.push(l) })),
+        Effect.promise(() =>
+          stageObservations({
+            baseUrl,
+            token,
+            location: "cologne-processing",
+            observationIds: [pkg.eou.id],
+            verify: true,
+            pollBaseMs: 100,
+            log: (l) => lines.push(l)
+          })
+        ),
         runSitesUntil([["cologne", [Archiving.stage, quickRetries(Staging.stage)]]], completed).pipe(Effect.provide(policyLayer(topology)))
       ], { concurrency: "unbounded" })
       expect(result.files.map((f) => f.relativePath).sort()).toEqual(pkg.files.map((f) => f.relativePath).sort())

@@ -52,7 +52,9 @@ const sha256 = (file: string) =>
   })
 
 /** Stages the observations and answers their files' local paths, checked against the catalog. */
-export const stageObservations = async (o: StageOptions): Promise<{ readonly requestId: string; readonly expiresAt: Date | null; readonly files: ReadonlyArray<LocalFile> }> => {
+export const stageObservations = async (
+  o: StageOptions
+): Promise<{ readonly requestId: string; readonly expiresAt: Date | null; readonly files: ReadonlyArray<LocalFile> }> => {
   const log = o.log ?? (() => {})
   const ccat = await createClient({ baseUrl: o.baseUrl, token: o.token })
   try {
@@ -71,7 +73,9 @@ export const stageObservations = async (o: StageOptions): Promise<{ readonly req
       if (f.localPath === null) throw new Error(`${o.location} is not a local disk: read ${f.key} through its storage instead`)
       const { size } = await fs.stat(f.localPath)
       if (size !== f.sizeBytes) throw new Error(`${f.localPath} has ${size} bytes, the catalog says ${f.sizeBytes}`)
-      if (o.verify === true && (await sha256(f.localPath)) !== f.checksum) throw new Error(`${f.localPath} does not match its checksum ${f.checksum}`)
+      if (o.verify === true && (await sha256(f.localPath)) !== f.checksum) {
+        throw new Error(`${f.localPath} does not match its checksum ${f.checksum}`)
+      }
       files.push({ path: f.localPath, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum })
     }
     log(`staged ${files.length} files, kept until ${staged.expiresAt?.toISOString() ?? "no expiry"} or until released`)
@@ -85,7 +89,9 @@ export const stageObservations = async (o: StageOptions): Promise<{ readonly req
  * Releases a staging request once processing is done: its folder is removed and the staged files
  * no other request needs are deleted by cleanup. Releasing twice is harmless.
  */
-export const releaseStaging = async (o: { readonly baseUrl: string; readonly token: string; readonly requestId: string }): Promise<Date | null> => {
+export const releaseStaging = async (
+  o: { readonly baseUrl: string; readonly token: string; readonly requestId: string }
+): Promise<Date | null> => {
   const ccat = await createClient({ baseUrl: o.baseUrl, token: o.token })
   try {
     const released = await ccat.api.staging.release({ path: { id: o.requestId as never } })

@@ -32,7 +32,9 @@ export const verifyPackage = (path: string, checksum?: string): Effect.Effect<Re
     return {
       ok: true,
       lines: [
-        `${kind} ${v.archiveId}: ${v.members.length} members verified, ${v.sizeBytes} bytes${v.checksum === undefined ? "" : `, ${v.checksum}`}`,
+        `${kind} ${v.archiveId}: ${v.members.length} members verified, ${v.sizeBytes} bytes${
+          v.checksum === undefined ? "" : `, ${v.checksum}`
+        }`,
         ...PackageManifest.members(v.manifest).map((m) => `  ${m.relativePath} ${m.sizeBytes} ${m.checksum}`)
       ]
     }

@@ -34,10 +34,17 @@ const filesUnder = (folder: string) =>
   })
 
 /** Packs every file under `folder` into a new package at `output`. */
-export const writePackage = (folder: string, output: string, executedObsUnitId: string, instrumentModuleId: string): Effect.Effect<Report> =>
+export const writePackage = (
+  folder: string,
+  output: string,
+  executedObsUnitId: string,
+  instrumentModuleId: string
+): Effect.Effect<Report> =>
   Effect.gen(function* () {
     const files = yield* filesUnder(folder)
-    const result = yield* Effect.either(PackageWriter.write(output, { packageId: randomUUID(), executedObsUnitId, instrumentModuleId, files }))
+    const result = yield* Effect.either(
+      PackageWriter.write(output, { packageId: randomUUID(), executedObsUnitId, instrumentModuleId, files })
+    )
     if (Either.isLeft(result)) return { ok: false, lines: [result.left.message] }
     const w = result.right
     return {

@@ -21,12 +21,16 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const src = path.join(here, "src")
 const out = path.join(here, "dist", "lib")
 
-const config = ts.getParsedCommandLineOfConfigFile(path.join(here, "tsconfig.build.json"), {}, {
-  ...ts.sys,
-  onUnRecoverableConfigFileDiagnostic: (d) => {
-    throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"))
+const config = ts.getParsedCommandLineOfConfigFile(
+  path.join(here, "tsconfig.build.json"),
+  {},
+  {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => {
+      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, "\n"))
+    }
   }
-})
+)
 // The workspace's packages are read from their sources, as `npm run typecheck` reads them: the
 // declarations name them by package (`@ccat/core`), and what they resolve to is checked the same way.
 const repository = path.resolve(here, "..", "..")
@@ -69,16 +73,21 @@ while (queue.length > 0) {
       // the other packages' sources are in the program only to be read; nothing of them is emitted
       .filter((d) => d.code !== outsideRootDir)
   )
-  program.emit(source, (name, text) => {
-    fs.mkdirSync(path.dirname(name), { recursive: true })
-    fs.writeFileSync(name, text)
-    for (const next of localImports(file, text)) {
-      if (!seen.has(next)) {
-        seen.add(next)
-        queue.push(next)
+  program.emit(
+    source,
+    (name, text) => {
+      fs.mkdirSync(path.dirname(name), { recursive: true })
+      fs.writeFileSync(name, text)
+      for (const next of localImports(file, text)) {
+        if (!seen.has(next)) {
+          seen.add(next)
+          queue.push(next)
+        }
       }
-    }
-  }, undefined, true)
+    },
+    undefined,
+    true
+  )
 }
 
 if (diagnostics.length > 0) {

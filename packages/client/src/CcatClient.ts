@@ -63,9 +63,14 @@ export const make = (options: Options): Effect.Effect<Client, never, HttpClient.
           client,
           HttpClientRequest.bearerToken(typeof options.token === "string" ? options.token : Redacted.value(options.token))
         )
-      const keyed = HttpClient.mapRequestEffect(authed, (request) =>
-        Effect.map(FiberRef.get(currentIdempotencyKey), (key) =>
-          key === undefined ? request : HttpClientRequest.setHeader(request, "idempotency-key", key)))
+      const keyed = HttpClient.mapRequestEffect(
+        authed,
+        (request) =>
+          Effect.map(
+            FiberRef.get(currentIdempotencyKey),
+            (key) => key === undefined ? request : HttpClientRequest.setHeader(request, "idempotency-key", key)
+          )
+      )
       const retried = options.retry === false ? keyed : RetryPolicy.withRetries(options.retry)(keyed)
       return options.transformClient === undefined ? retried : options.transformClient(retried)
     }

@@ -15,7 +15,15 @@ import * as Schema from "effect/Schema"
 import * as VerifiedDownload from "./internal/VerifiedDownload.js"
 
 /** Why a download ended without the file. */
-export const DownloadErrorReason = Schema.Literal("NotFound", "Unauthorized", "NotPackaged", "NeedsStaging", "Unavailable", "Corrupt", "Failed")
+export const DownloadErrorReason = Schema.Literal(
+  "NotFound",
+  "Unauthorized",
+  "NotPackaged",
+  "NeedsStaging",
+  "Unavailable",
+  "Corrupt",
+  "Failed"
+)
 /** Why a download ended without the file. */
 export type DownloadErrorReason = typeof DownloadErrorReason.Type
 

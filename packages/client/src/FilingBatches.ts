@@ -44,15 +44,26 @@ export const steps = (observation: ObservationsApi.FileObservation, options?: Op
   const files = observation.files ?? []
   if (files.length <= size) return [{ endpoint: "file", payload: observation }]
   const { endAt, status, ...open } = observation
-  const out: Array<Step> = [{ endpoint: "file", payload: { ...open, ...(endAt == null && status !== undefined ? { status } : {}), files: files.slice(0, size) } }]
+  const out: Array<Step> = [{
+    endpoint: "file",
+    payload: { ...open, ...(endAt == null && status !== undefined ? { status } : {}), files: files.slice(0, size) }
+  }]
   for (let i = size; i < files.length; i += size) {
-    out.push({ endpoint: "addFiles", id: observation.id, payload: { sourceLocation: observation.sourceLocation!, files: files.slice(i, i + size) } })
+    out.push({
+      endpoint: "addFiles",
+      id: observation.id,
+      payload: { sourceLocation: observation.sourceLocation!, files: files.slice(i, i + size) }
+    })
   }
   if (endAt != null) {
     out.push({
       endpoint: "close",
       id: observation.id,
-      payload: { endAt, status: status === "failed" ? "failed" : "completed", ...(observation.quality !== undefined ? { quality: observation.quality } : {}) }
+      payload: {
+        endAt,
+        status: status === "failed" ? "failed" : "completed",
+        ...(observation.quality !== undefined ? { quality: observation.quality } : {})
+      }
     })
   }
   return out

@@ -92,10 +92,14 @@ const schemaOf = (endpoint: HttpApiEndpoint.HttpApiEndpoint.AnyWithProps, part: 
 
 /** Encodes a request with the endpoint's schemas, so it can wait on disk as JSON. */
 export const encodeCall = (group: string, endpoint: string, request: unknown): Effect.Effect<StoredCall, ParseResult.ParseError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const e = endpointOf(group, endpoint)
     if (e === undefined) {
-      return yield* Effect.fail(new ParseResult.ParseError({ issue: new ParseResult.Type(StoredCall.ast, { group, endpoint }, `no endpoint ${group}.${endpoint} in the contract`) }))
+      return yield* Effect.fail(
+        new ParseResult.ParseError({
+          issue: new ParseResult.Type(StoredCall.ast, { group, endpoint }, `no endpoint ${group}.${endpoint} in the contract`)
+        })
+      )
     }
     const encoded: Record<string, unknown> = {}
     const given = (request ?? {}) as Record<string, unknown>
@@ -108,22 +112,28 @@ export const encodeCall = (group: string, endpoint: string, request: unknown): E
 
 /** Decodes a stored call back into the request its client method takes. */
 export const decodeCall = (call: StoredCall): Effect.Effect<Record<string, unknown>, ParseResult.ParseError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const e = endpointOf(call.group, call.endpoint)
     if (e === undefined) {
-      return yield* Effect.fail(new ParseResult.ParseError({ issue: new ParseResult.Type(StoredCall.ast, call, `no endpoint ${call.group}.${call.endpoint} in the contract`) }))
+      return yield* Effect.fail(
+        new ParseResult.ParseError({
+          issue: new ParseResult.Type(StoredCall.ast, call, `no endpoint ${call.group}.${call.endpoint} in the contract`)
+        })
+      )
     }
     const decoded: Record<string, unknown> = {}
     for (const part of parts) {
       const schema = schemaOf(e, part)
-      if (Option.isSome(schema) && call.request[part] !== undefined) decoded[part] = yield* Schema.decodeUnknown(schema.value)(call.request[part])
+      if (Option.isSome(schema) && call.request[part] !== undefined) {
+        decoded[part] = yield* Schema.decodeUnknown(schema.value)(call.request[part])
+      }
     }
     return decoded
   })
 
 /** Opens the filing outbox on the `HttpClient` in context and starts delivering. */
 export const make = (options: Options): Effect.Effect<FilingOutbox, Outbox.OutboxError, Scope.Scope | HttpClient.HttpClient> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const client = yield* CcatClient.make({ ...options.client, retry: false })
     const outbox = yield* Outbox.make({
       directory: options.directory,
@@ -134,7 +144,9 @@ export const make = (options: Options): Effect.Effect<FilingOutbox, Outbox.Outbo
       deliver: (call, entry) =>
         decodeCall(call).pipe(
           Effect.flatMap((request) => {
-            const method = (client as unknown as Record<string, Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>>)[call.group]?.[call.endpoint]
+            const method =
+              (client as unknown as Record<string, Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>>)[call.group]
+                ?.[call.endpoint]
             return method === undefined ? Effect.dieMessage(`no endpoint ${call.group}.${call.endpoint}`) : method(request)
           }),
           // The entry's id marks a redelivery in the server's logs.
@@ -154,8 +166,10 @@ export const make = (options: Options): Effect.Effect<FilingOutbox, Outbox.Outbo
         return Effect.forEach(all, (s) =>
           s.endpoint === "file"
             ? Effect.map(encodeCall("observations", "file", { payload: s.payload }), (item) => ({ item, key }))
-            : Effect.map(encodeCall("observations", s.endpoint, { path: { id: s.id }, payload: s.payload }), (item) => ({ item, key: `${key}/${s.endpoint === "close" ? "close" : "files"}` }))
-        ).pipe(Effect.flatMap(outbox.enqueueAll), Effect.map((entries) => entries[0]!))
+            : Effect.map(encodeCall("observations", s.endpoint, { path: { id: s.id }, payload: s.payload }), (item) => ({
+              item,
+              key: `${key}/${s.endpoint === "close" ? "close" : "files"}`
+            }))).pipe(Effect.flatMap(outbox.enqueueAll), Effect.map((entries) => entries[0]!))
       },
       addFiles: (id, files, o) =>
         file("observations", "addFiles", { path: { id: id as Ids.ExecutedObsUnitId }, payload: files }, { key: o?.key ?? `${id}/files` }),
@@ -163,4 +177,3 @@ export const make = (options: Options): Effect.Effect<FilingOutbox, Outbox.Outbo
         file("observations", "close", { path: { id: id as Ids.ExecutedObsUnitId }, payload: close }, { key: o?.key ?? `${id}/close` })
     }
   })
-

@@ -123,7 +123,9 @@ export interface Outbox<A> {
   /** Appends an item; returns once it is durably on disk. */
   readonly enqueue: (item: A, options?: { readonly key?: string | undefined }) => Effect.Effect<Entry, OutboxError>
   /** Appends several items in order with one fsync. */
-  readonly enqueueAll: (items: ReadonlyArray<{ readonly item: A; readonly key?: string | undefined }>) => Effect.Effect<ReadonlyArray<Entry>, OutboxError>
+  readonly enqueueAll: (
+    items: ReadonlyArray<{ readonly item: A; readonly key?: string | undefined }>
+  ) => Effect.Effect<ReadonlyArray<Entry>, OutboxError>
   /** Items not yet confirmed, the one in flight included. */
   readonly pending: Effect.Effect<number>
   readonly status: Effect.Effect<Status>
@@ -146,7 +148,7 @@ interface State {
 
 /** Opens the outbox in a folder: locks it, recovers it, and starts delivering if `deliver` is given. */
 export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<Outbox<A>, OutboxError, Scope.Scope | R> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const directory = path.resolve(options.directory)
     const { dead: deadFile, lock: lockFile, log: logFile } = OutboxLog.files(directory)
     const io = <T>(what: string, f: () => Promise<T>) =>
@@ -176,7 +178,7 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
     // an item appended while it ran.
     const locked = <T>(effect: Effect.Effect<T, OutboxError>) => mutex.withPermits(1)(Effect.uninterruptible(effect))
 
-    const compactIfWorth = locked(Effect.gen(function*() {
+    const compactIfWorth = locked(Effect.gen(function* () {
       const [n, s] = [yield* Ref.get(acknowledged), yield* SubscriptionRef.get(state)]
       if (n < compactAfter || n < Chunk.size(s.pending)) return
       yield* io("compact", () => OutboxLog.compact(logFile, s.pending))
@@ -186,7 +188,7 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
 
     const encode = Schema.encode(options.schema)
     const enqueueAll = Effect.fn("Outbox.enqueue")(
-      function*(items: ReadonlyArray<{ readonly item: A; readonly key?: string | undefined }>) {
+      function* (items: ReadonlyArray<{ readonly item: A; readonly key?: string | undefined }>) {
         if (yield* Ref.get(closed)) return yield* new OutboxError({ reason: "Closed", directory, detail: "the outbox was closed" })
         if ((yield* SubscriptionRef.get(state)).lockLost) {
           return yield* new OutboxError({ reason: "Locked", directory, detail: "another process took the lock over" })
@@ -201,7 +203,9 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
         }
         yield* locked(
           io("append", () => RecordLog.append(logFile, pending.map(OutboxLog.itemRecord))).pipe(
-            Effect.zipRight(SubscriptionRef.update(state, (s) => ({ ...s, pending: Chunk.appendAll(s.pending, Chunk.unsafeFromArray(pending)) })))
+            Effect.zipRight(
+              SubscriptionRef.update(state, (s) => ({ ...s, pending: Chunk.appendAll(s.pending, Chunk.unsafeFromArray(pending)) }))
+            )
           )
         )
         return pending.map((p) => p.entry)
@@ -209,7 +213,7 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
     )
 
     const wakeRef = yield* Ref.make(yield* Deferred.make<void>())
-    const wake = Effect.gen(function*() {
+    const wake = Effect.gen(function* () {
       const woken = yield* Ref.getAndSet(wakeRef, yield* Deferred.make<void>())
       yield* Deferred.succeed(woken, undefined)
     })
@@ -276,7 +280,7 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
         )
 
       const deliverOne = Effect.fn("Outbox.deliverOne")(
-        function*(p: OutboxLog.StoredItem) {
+        function* (p: OutboxLog.StoredItem) {
           const driver = yield* Schedule.driver(RetryPolicy.schedule(options.retry))
           for (let attempts = 1;; attempts++) {
             if (!(yield* Effect.promise(() => LockFile.stillHeld(lockFile, owner)))) {
@@ -292,13 +296,25 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
             const at = new Date(yield* Clock.currentTimeMillis).toISOString()
             yield* SubscriptionRef.update(state, (s) => ({ ...s, lastError: { at, key: p.entry.key, ...judgement } }))
             if (judgement.verdict === "Permanent") {
-              const letter = { id: p.entry.id, key: p.entry.key, at: p.entry.enqueuedAt, deadAt: at, status: judgement.status, reason: judgement.reason, attempts, item: p.stored }
+              const letter = {
+                id: p.entry.id,
+                key: p.entry.key,
+                at: p.entry.enqueuedAt,
+                deadAt: at,
+                status: judgement.status,
+                reason: judgement.reason,
+                attempts,
+                item: p.stored
+              }
               yield* locked(io("write dead letter", () => RecordLog.append(deadFile, [OutboxLog.json(letter)])))
               return yield* ack(p, { t: "dead", id: p.entry.id })
             }
             // An outage means many attempts: warn on the first and every tenth, the rest at debug level.
             const log = attempts === 1 || attempts % 10 === 0 ? Effect.logWarning : Effect.logDebug
-            yield* Effect.annotateLogs(log(`delivery failed (${judgement.verdict}), will retry: ${judgement.reason}`), { key: p.entry.key ?? p.entry.id, attempts })
+            yield* Effect.annotateLogs(log(`delivery failed (${judgement.verdict}), will retry: ${judgement.reason}`), {
+              key: p.entry.key ?? p.entry.id,
+              attempts
+            })
             const woken = yield* Ref.get(wakeRef)
             yield* Effect.raceFirst(Effect.ignore(driver.next(error)), Deferred.await(woken))
           }
@@ -306,15 +322,19 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
       )
 
       const waitForWork = state.changes.pipe(Stream.filter((s) => Chunk.isNonEmpty(s.pending)), Stream.runHead, Effect.map(() => undefined))
-      const loop = Effect.forever(Effect.gen(function*() {
+      const loop = Effect.forever(Effect.gen(function* () {
         yield* waitForWork
         const head = Chunk.head((yield* SubscriptionRef.get(state)).pending)
         if (Option.isNone(head)) return
         // The outbox's own files failed (a full disk): the item stays queued, try again shortly.
         yield* deliverOne(head.value).pipe(Effect.catchTag("OutboxError", (e) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             const at = new Date(yield* Clock.currentTimeMillis).toISOString()
-            yield* SubscriptionRef.update(state, (s) => ({ ...s, inFlight: undefined, lastError: { at, key: head.value.entry.key, verdict: "Transient" as const, reason: e.message } }))
+            yield* SubscriptionRef.update(state, (s) => ({
+              ...s,
+              inFlight: undefined,
+              lastError: { at, key: head.value.entry.key, verdict: "Transient" as const, reason: e.message }
+            }))
             yield* Effect.logError(e.message)
             yield* Effect.sleep("1 second")
           })))
@@ -325,7 +345,7 @@ export const make = <A, I, R = never>(options: Options<A, I, R>): Effect.Effect<
   })
 
 const acquireLock = (directory: string, lockFile: string, waitFor: Duration.DurationInput | undefined) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(waitFor ?? 0)
     for (;;) {
       const attempt = yield* Effect.tryPromise({

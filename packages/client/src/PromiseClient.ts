@@ -164,7 +164,9 @@ const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> =>
   })
 
 /** Opens a client; with `outboxDir`, the outbox is locked and starts delivering what waits in it. */
-export async function createClient(options: ClientOptions & { readonly outboxDir: string }): Promise<Ccat & { readonly outbox: OutboxHandle }>
+export async function createClient(
+  options: ClientOptions & { readonly outboxDir: string }
+): Promise<Ccat & { readonly outbox: OutboxHandle }>
 /** Opens a client without an outbox: filings are sent at once. */
 export async function createClient(options: ClientOptions): Promise<Ccat & { readonly outbox?: OutboxHandle | undefined }>
 export async function createClient(options: ClientOptions): Promise<Ccat & { readonly outbox?: OutboxHandle | undefined }> {
@@ -186,13 +188,17 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
       attemptTimeout: options.outboxAttemptTimeoutMs === undefined ? undefined : `${options.outboxAttemptTimeoutMs} millis`,
       waitForLock: options.outboxLockWaitMs === undefined ? undefined : `${options.outboxLockWaitMs} millis`
     }))
-    const api = Object.fromEntries(Object.entries(client).map(([group, methods]) => [
-      group,
-      Object.fromEntries(Object.entries(methods as Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>).map(([name, method]) => [
-        name,
-        (request: unknown) => run(method(request))
-      ]))
-    ])) as unknown as PromiseApi
+    const api = Object.fromEntries(
+      Object.entries(client).map(([group, methods]) => [
+        group,
+        Object.fromEntries(
+          Object.entries(methods as Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>).map(([name, method]) => [
+            name,
+            (request: unknown) => run(method(request))
+          ])
+        )
+      ])
+    ) as unknown as PromiseApi
     const outbox: OutboxHandle | undefined = filing === undefined ? undefined : {
       directory: filing.outbox.directory,
       pending: () => run(filing.outbox.pending),
@@ -209,7 +215,9 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
         filing !== undefined
           ? run(Effect.map(filing.file(group, endpoint, request, o), (entry) => ({ delivery: "queued" as const, entry })))
           : run(Effect.map(
-            (client as unknown as Record<string, Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>>)[group]![endpoint]!(request),
+            (client as unknown as Record<string, Record<string, (r: unknown) => Effect.Effect<unknown, unknown>>>)[group]![endpoint]!(
+              request
+            ),
             (result) => ({ delivery: "sent" as const, result })
           )),
       fileObservation: (observation, o) =>
@@ -220,7 +228,9 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
         filing !== undefined
           ? run(Effect.map(filing.addFiles(id, files, o), queued))
           : run(Effect.map(
-            CcatClient.idempotent(randomUUID())(client.observations.addFiles({ path: { id: id as Ids.ExecutedObsUnitId }, payload: files })),
+            CcatClient.idempotent(randomUUID())(
+              client.observations.addFiles({ path: { id: id as Ids.ExecutedObsUnitId }, payload: files })
+            ),
             sent
           )),
       closeObservation: (id, close, o) =>
@@ -231,14 +241,18 @@ export async function createClient(options: ClientOptions): Promise<Ccat & { rea
             sent
           )),
       fileDataProduct: (product, o) =>
-        run(CcatClient.idempotent(o?.key ?? randomUUID())(client.dataProducts.file({ payload: product }))) as Promise<Answer<CcatClient.Client["dataProducts"]["file"]>>,
+        run(CcatClient.idempotent(o?.key ?? randomUUID())(client.dataProducts.file({ payload: product }))) as Promise<
+          Answer<CcatClient.Client["dataProducts"]["file"]>
+        >,
       waitForStaging: (requestId, o = {}) =>
-        run(Staging.waitForStaging(requestId, {
-          onProgress: o.onProgress,
-          timeout: o.timeoutMs === undefined ? undefined : `${o.timeoutMs} millis`,
-          pollBase: o.pollBaseMs === undefined ? undefined : `${o.pollBaseMs} millis`,
-          pollCap: o.pollCapMs === undefined ? undefined : `${o.pollCapMs} millis`
-        }).pipe(Effect.provideService(CcatClient.CcatClient, client))),
+        run(
+          Staging.waitForStaging(requestId, {
+            onProgress: o.onProgress,
+            timeout: o.timeoutMs === undefined ? undefined : `${o.timeoutMs} millis`,
+            pollBase: o.pollBaseMs === undefined ? undefined : `${o.pollBaseMs} millis`,
+            pollCap: o.pollCapMs === undefined ? undefined : `${o.pollCapMs} millis`
+          }).pipe(Effect.provideService(CcatClient.CcatClient, client))
+        ),
       downloadFile: (fileId, destination) =>
         run(FileDownload.downloadFile(clientOptions, fileId, destination).pipe(Effect.provide(FetchHttpClient.layer))),
       downloadPackage: (packageId, destination) =>

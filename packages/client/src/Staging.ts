@@ -86,7 +86,10 @@ const allFiles = (client: CcatClient.Client, id: Ids.StagingRequestId, pageSize:
     let cursor: string | undefined
     let first: StagingApi.StagedFilesPage | undefined
     do {
-      const page: StagingApi.StagedFilesPage = yield* client.staging.files({ path: { id }, urlParams: { limit: pageSize, ...(cursor === undefined ? {} : { cursor }) } })
+      const page: StagingApi.StagedFilesPage = yield* client.staging.files({
+        path: { id },
+        urlParams: { limit: pageSize, ...(cursor === undefined ? {} : { cursor }) }
+      })
       first ??= page
       files.push(...page.items)
       cursor = page.nextCursor ?? undefined
@@ -117,7 +120,12 @@ export const waitForStaging = (requestId: string, options: WaitOptions = {}): Ef
         const now = yield* Effect.clockWith((c) => c.currentTimeMillis)
         options.onProgress?.({ requestId, status, polls, elapsed: Duration.millis(now - started) })
         if (request.status === "failed") {
-          return yield* new StagingError({ reason: "Failed", requestId, status, message: `staging request ${requestId} failed: ${request.errorMessage ?? "no reason recorded"}` })
+          return yield* new StagingError({
+            reason: "Failed",
+            requestId,
+            status,
+            message: `staging request ${requestId} failed: ${request.errorMessage ?? "no reason recorded"}`
+          })
         }
         if (request.status === "completed") {
           const { files, page } = yield* allFiles(client, id, options.pageSize ?? 1000)
@@ -137,7 +145,13 @@ export const waitForStaging = (requestId: string, options: WaitOptions = {}): Ef
     return yield* wait.pipe(
       Effect.timeoutFail({
         duration: timeout,
-        onTimeout: () => new StagingError({ reason: "TimedOut", requestId, status, message: `staging request ${requestId} is still ${status} after ${Duration.format(timeout)}; it goes on, wait again later` })
+        onTimeout: () =>
+          new StagingError({
+            reason: "TimedOut",
+            requestId,
+            status,
+            message: `staging request ${requestId} is still ${status} after ${Duration.format(timeout)}; it goes on, wait again later`
+          })
       })
     )
   }).pipe(Effect.withSpan("Staging.waitForStaging", { attributes: { requestId } }))

@@ -16,14 +16,20 @@ const observation = {
   obsUnitId: "a0a0a0a0-1f7e-4b8e-9a57-3f0c1a1d2e01",
   startAt: new Date("2026-11-26T01:02:03Z"),
   sourceLocation: "chile-source",
-  files: [{ id: "b1b1b1b1-1f7e-4b8e-9a57-3f0c1a1d2e01", module: "chai", relativePath: "raw/scan-0001.fits", sizeBytes: 1024, checksum: `sha256:${"ab".repeat(32)}` }]
+  files: [{
+    id: "b1b1b1b1-1f7e-4b8e-9a57-3f0c1a1d2e01",
+    module: "chai",
+    relativePath: "raw/scan-0001.fits",
+    sizeBytes: 1024,
+    checksum: `sha256:${"ab".repeat(32)}`
+  }]
 }
 
 describe("FilingOutbox", () => {
   it.scoped("stores filings in the contract's encoded form, in order, and reads them back typed", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
-      yield* Effect.scoped(Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function* () {
         // nothing listens on port 9: the filings wait
         const filing = yield* FilingOutbox.make({ directory: dir, client: { baseUrl: "http://127.0.0.1:9" }, retry: { base: "1 hour" } })
         yield* filing.fileObservation(observation)
@@ -32,13 +38,21 @@ describe("FilingOutbox", () => {
         assert.strictEqual(yield* filing.outbox.pending, 3)
       })).pipe(Effect.provide(FetchHttpClient.layer))
 
-      const stored = yield* Effect.scoped(Effect.gen(function*() {
+      const stored = yield* Effect.scoped(Effect.gen(function* () {
         const seen: Array<FilingOutbox.StoredCall> = []
-        const outbox = yield* Outbox.make({ directory: dir, schema: FilingOutbox.StoredCall, deliver: (c: FilingOutbox.StoredCall) => Effect.sync(() => seen.push(c)) })
+        const outbox = yield* Outbox.make({
+          directory: dir,
+          schema: FilingOutbox.StoredCall,
+          deliver: (c: FilingOutbox.StoredCall) => Effect.sync(() => seen.push(c))
+        })
         yield* outbox.flush()
         return seen
       }))
-      assert.deepStrictEqual(stored.map((c) => `${c.group}.${c.endpoint}`), ["observations.file", "observations.addFiles", "observations.close"])
+      assert.deepStrictEqual(stored.map((c) => `${c.group}.${c.endpoint}`), [
+        "observations.file",
+        "observations.addFiles",
+        "observations.close"
+      ])
       assert.strictEqual((stored[0]!.request.payload as { startAt: string }).startAt, "2026-11-26T01:02:03.000Z")
       const decoded = yield* FilingOutbox.decodeCall(stored[0]!)
       assert.deepStrictEqual(decoded.payload, observation)
@@ -46,10 +60,12 @@ describe("FilingOutbox", () => {
     }))
 
   it.scoped("refuses a filing the contract would refuse before it reaches the disk", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const filing = yield* FilingOutbox.make({ directory: dir, client: { baseUrl: "http://127.0.0.1:9" } })
-      const error = yield* Effect.flip(filing.fileObservation({ ...observation, files: [{ ...observation.files[0]!, relativePath: "../etc/passwd" }] }))
+      const error = yield* Effect.flip(
+        filing.fileObservation({ ...observation, files: [{ ...observation.files[0]!, relativePath: "../etc/passwd" }] })
+      )
       assert.strictEqual(error._tag, "ParseError")
       const badId = yield* Effect.flip(filing.addFiles("not-a-uuid", { sourceLocation: "chile-source", files: observation.files }))
       assert.strictEqual(badId._tag, "ParseError")
@@ -57,21 +73,27 @@ describe("FilingOutbox", () => {
     }).pipe(Effect.provide(FetchHttpClient.layer)))
 
   it.scoped("queues an observation larger than a request as its batches and its close, in order, keyed by the observation", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const files = Array.from({ length: 10_001 }, (_, i) => ({
-        ...observation.files[0]!, id: `b1b1b1b1-1f7e-4b8e-9a57-${String(i).padStart(12, "0")}`, relativePath: `raw/scan-${i}.fits`
+        ...observation.files[0]!,
+        id: `b1b1b1b1-1f7e-4b8e-9a57-${String(i).padStart(12, "0")}`,
+        relativePath: `raw/scan-${i}.fits`
       }))
       const big = { ...observation, endAt: new Date("2026-11-26T02:00:00Z"), quality: "good" as const, files }
-      yield* Effect.scoped(Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function* () {
         const filing = yield* FilingOutbox.make({ directory: dir, client: { baseUrl: "http://127.0.0.1:9" }, retry: { base: "1 hour" } })
         const first = yield* filing.fileObservation(big)
         assert.strictEqual(first.key, big.id)
         assert.strictEqual(yield* filing.outbox.pending, 3)
       })).pipe(Effect.provide(FetchHttpClient.layer))
-      const stored = yield* Effect.scoped(Effect.gen(function*() {
+      const stored = yield* Effect.scoped(Effect.gen(function* () {
         const seen: Array<FilingOutbox.StoredCall> = []
-        const outbox = yield* Outbox.make({ directory: dir, schema: FilingOutbox.StoredCall, deliver: (c: FilingOutbox.StoredCall) => Effect.sync(() => seen.push(c)) })
+        const outbox = yield* Outbox.make({
+          directory: dir,
+          schema: FilingOutbox.StoredCall,
+          deliver: (c: FilingOutbox.StoredCall) => Effect.sync(() => seen.push(c))
+        })
         yield* outbox.flush()
         return seen
       }))
@@ -80,6 +102,10 @@ describe("FilingOutbox", () => {
       assert.strictEqual(opened.endAt, undefined)
       assert.strictEqual(opened.files.length, 10_000)
       assert.strictEqual(((yield* FilingOutbox.decodeCall(stored[1]!)).payload as { files: Array<unknown> }).files.length, 1)
-      assert.deepStrictEqual((yield* FilingOutbox.decodeCall(stored[2]!)).payload, { endAt: big.endAt, status: "completed", quality: "good" })
+      assert.deepStrictEqual((yield* FilingOutbox.decodeCall(stored[2]!)).payload, {
+        endAt: big.endAt,
+        status: "completed",
+        quality: "good"
+      })
     }))
 })

@@ -25,7 +25,7 @@ const item = (n: number): Item => ({ n, at: new Date(Date.UTC(2026, 10, 26, 0, 0
 
 /** Real time passes while the outbox does real I/O, whatever the TestClock says. */
 const until = (check: Effect.Effect<boolean>, what: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (let i = 0; i < 500; i++) {
       if (yield* check) return
       yield* Effect.promise(() => new Promise((r) => setTimeout(r, 10)))
@@ -43,9 +43,9 @@ class Conflict extends Schema.TaggedError<Conflict>()("Conflict", { fields: Sche
 
 describe("Outbox", () => {
   it.scoped("keeps items across a reopen and delivers them in order, once each", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
-      yield* Effect.scoped(Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function* () {
         const outbox = yield* Outbox.make({ directory: dir, schema: Item })
         for (let n = 0; n < 5; n++) yield* outbox.enqueue(item(n), { key: `obs-${n}` })
         yield* outbox.enqueueAll([5, 6, 7].map((n) => ({ item: item(n) })))
@@ -59,7 +59,7 @@ describe("Outbox", () => {
     }))
 
   it.scoped("retries transient failures with capped, jittered exponential backoff", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const attempts: Array<number> = []
       const outbox = yield* Outbox.make({
@@ -98,7 +98,7 @@ describe("Outbox", () => {
     }))
 
   it.scoped("moves a refused item to the dead letters with its reason and goes on with the next", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const seen: Array<number> = []
       const outbox = yield* Outbox.make({
@@ -120,7 +120,7 @@ describe("Outbox", () => {
     }))
 
   it.scoped("holds the queue while the token is refused, and wake retries at once", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       let tokenFixed = false
       const outbox = yield* Outbox.make({
@@ -128,7 +128,8 @@ describe("Outbox", () => {
         schema: Item,
         retry: { base: "1 hour", cap: "1 hour" },
         deliver: () => tokenFixed ? Effect.void : Effect.fail({ status: 401 }),
-        judge: (e) => (e as { status?: number }).status === 401 ? { verdict: "Unauthorized", status: 401, reason: "bad token" } : RetryPolicy.judge(e)
+        judge: (e) =>
+          (e as { status?: number }).status === 401 ? { verdict: "Unauthorized", status: 401, reason: "bad token" } : RetryPolicy.judge(e)
       })
       yield* outbox.enqueue(item(1))
       yield* until(Effect.map(outbox.status, (s) => s.lastError?.verdict === "Unauthorized"), "a refusal")
@@ -140,9 +141,9 @@ describe("Outbox", () => {
     }))
 
   it.scoped("drops a torn tail and sets damage in the middle aside, losing no whole record", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
-      yield* Effect.scoped(Effect.gen(function*() {
+      yield* Effect.scoped(Effect.gen(function* () {
         const outbox = yield* Outbox.make({ directory: dir, schema: Item })
         for (let n = 0; n < 4; n++) yield* outbox.enqueue(item(n))
       }))
@@ -166,7 +167,7 @@ describe("Outbox", () => {
     }))
 
   it.scoped("compacts its log once delivered records outweigh pending ones", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const outbox = yield* Outbox.make({ directory: dir, schema: Item, compactAfter: 10, deliver: () => Effect.void })
       yield* outbox.enqueueAll(Array.from({ length: 25 }, (_, n) => ({ item: item(n) })))
@@ -176,9 +177,9 @@ describe("Outbox", () => {
     }))
 
   it.scoped("lets one process at a time hold an outbox; a later opener may wait for it", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
-      const first = yield* Effect.scoped(Effect.gen(function*() {
+      const first = yield* Effect.scoped(Effect.gen(function* () {
         yield* Outbox.make({ directory: dir, schema: Item })
         return yield* Effect.flip(Outbox.make({ directory: dir, schema: Item }))
       }))
@@ -189,7 +190,7 @@ describe("Outbox", () => {
     }))
 
   it.scoped("takes over a lock left by a process that is gone", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const owner = { pid: 2 ** 22 + 17, host: os.hostname(), nonce: "gone", acquiredAt: "2026-01-01T00:00:00Z" }
       yield* Effect.promise(() => fs.writeFile(path.join(dir, "outbox.lock"), JSON.stringify(owner)))
@@ -200,7 +201,7 @@ describe("Outbox", () => {
     }))
 
   it.scoped("takes over a lock file a crash left empty, but not one being written right now", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const lock = path.join(dir, "outbox.lock")
       yield* Effect.promise(() => fs.writeFile(lock, ""))
@@ -211,14 +212,23 @@ describe("Outbox", () => {
     }))
 
   it.scoped("does not redeliver an item whose dead letter was written just before a crash", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
-      const entry = yield* Effect.scoped(Effect.gen(function*() {
+      const entry = yield* Effect.scoped(Effect.gen(function* () {
         const outbox = yield* Outbox.make({ directory: dir, schema: Item })
         return yield* outbox.enqueue(item(1), { key: "obs-1" })
       }))
       // the crash: the dead letter is on disk, the log's "dead" marker is not
-      const letter = { id: entry.id, key: "obs-1", at: entry.enqueuedAt, deadAt: entry.enqueuedAt, status: 409, reason: "conflict", attempts: 1, item: { n: 1, at: item(1).at.toISOString() } }
+      const letter = {
+        id: entry.id,
+        key: "obs-1",
+        at: entry.enqueuedAt,
+        deadAt: entry.enqueuedAt,
+        status: 409,
+        reason: "conflict",
+        attempts: 1,
+        item: { n: 1, at: item(1).at.toISOString() }
+      }
       yield* Effect.promise(() => RecordLog.append(path.join(dir, "dead-letters.log"), [Buffer.from(JSON.stringify(letter))]))
       const seen: Array<number> = []
       const outbox = yield* Outbox.make({ directory: dir, schema: Item, deliver: (i: Item) => Effect.sync(() => seen.push(i.n)) })

@@ -37,7 +37,7 @@ beforeAll(async () => {
   sql = (effect) => Effect.runPromise(Effect.provide(effect, runtime))
   await sql(Migrations.run)
   world = await sql(Fixtures.world)
-  token = await sql(Effect.gen(function*() {
+  token = await sql(Effect.gen(function* () {
     const account = yield* Tokens.ensureAccount({ name: `chai-${Fixtures.suffix()}`, role: "instrument" })
     yield* Tokens.grantInstrument(account.id, world.instrument.id)
     return (yield* Tokens.issue({ accountId: account.id })).token
@@ -58,7 +58,7 @@ const serve = async (port: number) => track(await startServer(port, dir, databas
 
 /** The observations of this test's ObsUnit, in the order the server stored them. */
 const storedObservations = () =>
-  sql(Effect.gen(function*() {
+  sql(Effect.gen(function* () {
     const q = yield* SqlClient.SqlClient
     return yield* q<{ id: string; files: number }>`
       select e.id, (select count(*)::int from raw_data_file f where f.executed_obs_unit_id = e.id) as files
@@ -66,7 +66,8 @@ const storedObservations = () =>
   }))
 
 const posts = (server: Proc, suffix: string) =>
-  [...server.output().matchAll(/http\.method: POST\s+http\.url: (\/api\/v1\/observations[^\s?]*)/g)].filter((m) => m[1]!.endsWith(suffix)).length
+  [...server.output().matchAll(/http\.method: POST\s+http\.url: (\/api\/v1\/observations[^\s?]*)/g)].filter((m) => m[1]!.endsWith(suffix))
+    .length
 
 describe("the outbox on the real filing endpoints", () => {
   it("files 100 observations with the server stopped, survives a killed client, and the ops-db gets each once, in order", async () => {
@@ -97,7 +98,11 @@ describe("the outbox on the real filing endpoints", () => {
       expect(stored.map((o) => o.id)).toEqual(filed)
       expect(stored.every((o) => o.files === 1)).toBe(true)
       // each arrived once: one filing and one addition per observation reached the server
-      await waitUntil("200 filings in the server's request log", () => posts(server, "/observations") + posts(server, "/files") >= 200, 10_000)
+      await waitUntil(
+        "200 filings in the server's request log",
+        () => posts(server, "/observations") + posts(server, "/files") >= 200,
+        10_000
+      )
       await new Promise((r) => setTimeout(r, 300))
       expect(posts(server, "/observations")).toBe(100)
       expect(posts(server, "/files")).toBe(100)
@@ -122,7 +127,13 @@ describe("the outbox on the real filing endpoints", () => {
       await ccat.fileObservation({ ...observation, startAt: new Date("2026-11-26T03:00:01Z") }, { key: "the conflicting one" })
       await ccat.addFiles(observation.id, {
         sourceLocation: world.source.name,
-        files: [{ id: randomUUID(), module: "280GHz", relativePath: "late/det0000.fits", sizeBytes: 1, checksum: `sha256:${randomBytes(32).toString("hex")}` }]
+        files: [{
+          id: randomUUID(),
+          module: "280GHz",
+          relativePath: "late/det0000.fits",
+          sizeBytes: 1,
+          checksum: `sha256:${randomBytes(32).toString("hex")}`
+        }]
       })
       await ccat.fileObservation(next)
       expect(await ccat.outbox.flush(30_000)).toBe(true)
@@ -140,7 +151,10 @@ describe("the outbox on the real filing endpoints", () => {
 
       // without an outbox the same conflict is a rejected Promise with the contract's error
       const direct = await createClient({ baseUrl: `http://127.0.0.1:${port}`, token })
-      const error = await direct.fileObservation({ ...observation, startAt: new Date("2026-11-26T03:00:02Z") }).then(() => undefined, (e) => e)
+      const error = await direct.fileObservation({ ...observation, startAt: new Date("2026-11-26T03:00:02Z") }).then(
+        () => undefined,
+        (e) => e
+      )
       expect(error).toMatchObject({ _tag: "Conflict", reason: "DifferentContent", fields: ["startAt"] })
       const again = await direct.fileObservation(observation)
       expect(again.delivery === "sent" && again.result.observation.id).toBe(observation.id)

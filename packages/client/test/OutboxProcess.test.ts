@@ -46,7 +46,8 @@ const outboxDir = async () => {
 const tagDeliveries = HttpClient.mapRequest((request: HttpClientRequest.HttpClientRequest) =>
   request.headers["idempotency-key"] === undefined
     ? request
-    : HttpClientRequest.setUrlParam(request, "outboxItem", request.headers["idempotency-key"]))
+    : HttpClientRequest.setUrlParam(request, "outboxItem", request.headers["idempotency-key"])
+)
 
 describe("the filing outbox against the real server", () => {
   it("delivers in order, holds filings while the server is stopped, and delivers them when it is back", async () => {
@@ -103,7 +104,7 @@ describe("the filing outbox against the real server", () => {
       spammer.child.kill("SIGKILL")
       await spammer.exited
       const told = Math.max(...[...spammer.output().matchAll(/^durable (\d+)$/gm)].map((m) => Number(m[1]) + 1))
-      const items = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const items = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
         const outbox = yield* Outbox.make({ directory: dir, schema: Schema.String })
         return (yield* outbox.status).pending
       })))
@@ -113,9 +114,13 @@ describe("the filing outbox against the real server", () => {
       stored = items
     }
     // and they all decode, whole and in order
-    const letters = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const letters = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
       const seen: Array<string> = []
-      const outbox = yield* Outbox.make({ directory: dir, schema: Schema.String, deliver: (s: string, e) => Effect.sync(() => seen.push(`${e.key}:${s.length}:${s[0]}`)) })
+      const outbox = yield* Outbox.make({
+        directory: dir,
+        schema: Schema.String,
+        deliver: (s: string, e) => Effect.sync(() => seen.push(`${e.key}:${s.length}:${s[0]}`))
+      })
       yield* outbox.flush("20 seconds")
       return seen
     })))

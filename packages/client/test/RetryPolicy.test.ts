@@ -35,8 +35,12 @@ const response = (status: number) => HttpClientResponse.fromWeb(request, new Res
 
 describe("RetryPolicy", () => {
   it.effect("backs off exponentially, never beyond the cap, with jitter", () =>
-    Effect.gen(function*() {
-      const delays = yield* Schedule.run(Schedule.delays(RetryPolicy.schedule({ base: "100 millis", cap: "1 second" })), 0, Array.from({ length: 8 }, () => undefined))
+    Effect.gen(function* () {
+      const delays = yield* Schedule.run(
+        Schedule.delays(RetryPolicy.schedule({ base: "100 millis", cap: "1 second" })),
+        0,
+        Array.from({ length: 8 }, () => undefined)
+      )
       const ms = Chunk.toReadonlyArray(delays).map(Duration.toMillis)
       const ceilings = [100, 200, 400, 800, 1000, 1000, 1000, 1000]
       ms.forEach((d, i) => {
@@ -50,14 +54,28 @@ describe("RetryPolicy", () => {
     assert.strictEqual(judge(new HttpClientError.RequestError({ request, reason: "Transport" })), "Transient")
     assert.strictEqual(judge(new HttpClientError.RequestError({ request, reason: "InvalidUrl" })), "Permanent")
     for (const status of [408, 429, 500, 502, 503, 504]) {
-      assert.strictEqual(judge(new HttpClientError.ResponseError({ request, response: response(status), reason: "StatusCode" })), "Transient")
+      assert.strictEqual(
+        judge(new HttpClientError.ResponseError({ request, response: response(status), reason: "StatusCode" })),
+        "Transient"
+      )
     }
     for (const status of [400, 404, 409, 413, 422, 501]) {
-      assert.strictEqual(judge(new HttpClientError.ResponseError({ request, response: response(status), reason: "StatusCode" })), "Permanent")
+      assert.strictEqual(
+        judge(new HttpClientError.ResponseError({ request, response: response(status), reason: "StatusCode" })),
+        "Permanent"
+      )
     }
     assert.strictEqual(judge(new HttpClientError.ResponseError({ request, response: response(401), reason: "StatusCode" })), "Unauthorized")
     // the contract's typed errors, by the status they are declared with
-    const conflict = RetryPolicy.judge(new ApiErrors.Conflict({ reason: "DifferentContent", entity: "ExecutedObsUnit", id: "x", fields: ["endAt"], message: "endAt differs" }))
+    const conflict = RetryPolicy.judge(
+      new ApiErrors.Conflict({
+        reason: "DifferentContent",
+        entity: "ExecutedObsUnit",
+        id: "x",
+        fields: ["endAt"],
+        message: "endAt differs"
+      })
+    )
     assert.deepStrictEqual([conflict.verdict, conflict.status], ["Permanent", 409])
     assert.include(conflict.reason, "endAt differs")
     assert.strictEqual(judge(new ApiErrors.Unauthorized({ reason: "Expired", message: "expired" })), "Unauthorized")
@@ -65,7 +83,7 @@ describe("RetryPolicy", () => {
   })
 
   it.effect("retries a transient failure a bounded number of times (TestClock)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       let attempts = 0
       const call = Effect.suspend(() => {
         attempts++
@@ -79,12 +97,15 @@ describe("RetryPolicy", () => {
     }))
 
   it.scopedLive("the client retries idempotent calls (GET, or a POST with an Idempotency-Key) and not others", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* scriptedServer((req, n) =>
         req.url === "/api/v1/ready"
           ? (n < 3 ? { status: 503, body: { _tag: "NotReady", reason: "starting" } } : { status: 200, body: { ready: true } })
-          : { status: 503, body: { error: "overloaded" } })
-      const client = yield* CcatClient.make({ baseUrl: server.url, retry: { base: "5 millis", times: 3 } }).pipe(Effect.provide(FetchHttpClient.layer))
+          : { status: 503, body: { error: "overloaded" } }
+      )
+      const client = yield* CcatClient.make({ baseUrl: server.url, retry: { base: "5 millis", times: 3 } }).pipe(
+        Effect.provide(FetchHttpClient.layer)
+      )
       assert.deepStrictEqual(yield* client.system.ready().pipe(Effect.provide(FetchHttpClient.layer)), { ready: true })
       assert.strictEqual(server.seen.length, 3)
 
@@ -97,7 +118,9 @@ describe("RetryPolicy", () => {
       assert.strictEqual(RetryPolicy.judge(once).status, 503)
       assert.strictEqual(server.seen.length, 4, "a POST without an idempotency key is sent once")
 
-      yield* Effect.flip(CcatClient.idempotent(payload.id)(client.observations.file({ payload })).pipe(Effect.provide(FetchHttpClient.layer)))
+      yield* Effect.flip(
+        CcatClient.idempotent(payload.id)(client.observations.file({ payload })).pipe(Effect.provide(FetchHttpClient.layer))
+      )
       assert.strictEqual(server.seen.length, 8, "a keyed POST is retried")
       assert.include(server.seen[7]!, `key=${payload.id}`)
     }))

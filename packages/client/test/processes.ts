@@ -32,13 +32,18 @@ export const clientProcess = (env: Record<string, string>): Proc => {
 
 /** Waits until a process printed something matching `pattern`; fails at once if it exits first. */
 export const waitOutput = (proc: Proc, pattern: RegExp, ms = 30_000): Promise<RegExpMatchArray> =>
-  waitUntil(`${pattern} in the process's output`, () => {
-    const match = proc.output().match(pattern) ?? undefined
-    if (match === undefined && proc.child.exitCode !== null) {
-      throw new Error(`the process exited (${proc.child.exitCode}) before printing ${pattern}:\n${proc.output()}`)
-    }
-    return match
-  }, ms, { intervalMs: 25, detail: () => proc.output() })
+  waitUntil(
+    `${pattern} in the process's output`,
+    () => {
+      const match = proc.output().match(pattern) ?? undefined
+      if (match === undefined && proc.child.exitCode !== null) {
+        throw new Error(`the process exited (${proc.child.exitCode}) before printing ${pattern}:\n${proc.output()}`)
+      }
+      return match
+    },
+    ms,
+    { intervalMs: 25, detail: () => proc.output() }
+  )
 
 /**
  * A fresh database on the test run's PostgreSQL, for a server to migrate and use: starting and

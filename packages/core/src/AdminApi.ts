@@ -24,11 +24,18 @@ const everyone = ["instrument", "scientist", "operator", "admin"] as const
 /** A new observatory. */
 export const CreateObservatory = Schema.Struct({ name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
 /** A new telescope of an observatory. */
-export const CreateTelescope = Schema.Struct({ observatoryId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
+export const CreateTelescope = Schema.Struct({ observatoryId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+  .annotations(strict)
 /** A new instrument on a telescope. */
-export const CreateInstrument = Schema.Struct({ telescopeId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) }).annotations(strict)
+export const CreateInstrument = Schema.Struct({ telescopeId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String) })
+  .annotations(strict)
 /** A new module of an instrument, with its band and ObsCore facts when they are known. */
-export const CreateInstrumentModule = Schema.Struct({ instrumentId: Schema.UUID, name: DisplayName, description: Schema.optional(Schema.String), ...ModuleScience }).annotations(strict)
+export const CreateInstrumentModule = Schema.Struct({
+  instrumentId: Schema.UUID,
+  name: DisplayName,
+  description: Schema.optional(Schema.String),
+  ...ModuleScience
+}).annotations(strict)
 /** A new observing program; without a proprietary period its data is never public. */
 export const CreateObservingProgram = Schema.Struct({
   name: DisplayName,
@@ -92,21 +99,98 @@ export const AccountAccess = Schema.Struct({
 
 /** The catalog, accounts and grants. */
 export class AdminApi extends HttpApiGroup.make("admin")
-  .add(HttpApiEndpoint.post("createObservatory", "/observatories").setPayload(CreateObservatory).addSuccess(Observatory.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an observatory.")))
-  .add(HttpApiEndpoint.post("createTelescope", "/telescopes").setPayload(CreateTelescope).addSuccess(Telescope.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register a telescope.")))
-  .add(HttpApiEndpoint.post("createInstrument", "/instruments").setPayload(CreateInstrument).addSuccess(Instrument.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an instrument.")))
-  .add(HttpApiEndpoint.post("createInstrumentModule", "/instrument-modules").setPayload(CreateInstrumentModule).addSuccess(InstrumentModule.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register a module of an instrument.")))
-  .add(HttpApiEndpoint.post("createObservingProgram", "/programs").setPayload(CreateObservingProgram).addSuccess(ObservingProgram.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an observing program.")))
-  .add(HttpApiEndpoint.post("createObsUnit", "/obs-units").setPayload(CreateObsUnit).addSuccess(ObsUnit.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Plan an observation (ObsUnit) of a program with an instrument.")))
-  .add(HttpApiEndpoint.get("listInstruments", "/instruments").addSuccess(Schema.Array(Instrument.json)).pipe(allow(everyone, "Every instrument.")))
-  .add(HttpApiEndpoint.get("listInstrumentModules", "/instrument-modules").setUrlParams(Schema.Struct({ instrumentId: Schema.optional(Ids.InstrumentId) })).addSuccess(Schema.Array(InstrumentModule.json)).pipe(allow(everyone, "Instrument modules, optionally of one instrument.")))
-  .add(HttpApiEndpoint.get("listObsUnits", "/obs-units").setUrlParams(Schema.Struct({ instrumentId: Schema.optional(Ids.InstrumentId), programId: Schema.optional(Ids.ObservingProgramId) })).addSuccess(Schema.Array(ObsUnit.json)).pipe(allow(everyone, "Planned observations, by instrument or program; each caller sees those it may file for or read.")))
-  .add(HttpApiEndpoint.post("createAccount", "/accounts").setPayload(CreateAccount).addSuccess(Account.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Create an account with one role.")))
+  .add(
+    HttpApiEndpoint.post("createObservatory", "/observatories").setPayload(CreateObservatory).addSuccess(Observatory.json, { status: 201 })
+      .addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an observatory."))
+  )
+  .add(
+    HttpApiEndpoint.post("createTelescope", "/telescopes").setPayload(CreateTelescope).addSuccess(Telescope.json, { status: 201 }).addError(
+      Conflict
+    ).addError(Unprocessable).pipe(allow(admin, "Register a telescope."))
+  )
+  .add(
+    HttpApiEndpoint.post("createInstrument", "/instruments").setPayload(CreateInstrument).addSuccess(Instrument.json, { status: 201 })
+      .addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an instrument."))
+  )
+  .add(
+    HttpApiEndpoint.post("createInstrumentModule", "/instrument-modules").setPayload(CreateInstrumentModule).addSuccess(
+      InstrumentModule.json,
+      { status: 201 }
+    ).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register a module of an instrument."))
+  )
+  .add(
+    HttpApiEndpoint.post("createObservingProgram", "/programs").setPayload(CreateObservingProgram).addSuccess(ObservingProgram.json, {
+      status: 201
+    }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an observing program."))
+  )
+  .add(
+    HttpApiEndpoint.post("createObsUnit", "/obs-units").setPayload(CreateObsUnit).addSuccess(ObsUnit.json, { status: 201 }).addError(
+      Conflict
+    ).addError(Unprocessable).pipe(allow(admin, "Plan an observation (ObsUnit) of a program with an instrument."))
+  )
+  .add(
+    HttpApiEndpoint.get("listInstruments", "/instruments").addSuccess(Schema.Array(Instrument.json)).pipe(
+      allow(everyone, "Every instrument.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("listInstrumentModules", "/instrument-modules").setUrlParams(
+      Schema.Struct({ instrumentId: Schema.optional(Ids.InstrumentId) })
+    ).addSuccess(Schema.Array(InstrumentModule.json)).pipe(allow(everyone, "Instrument modules, optionally of one instrument."))
+  )
+  .add(
+    HttpApiEndpoint.get("listObsUnits", "/obs-units").setUrlParams(
+      Schema.Struct({ instrumentId: Schema.optional(Ids.InstrumentId), programId: Schema.optional(Ids.ObservingProgramId) })
+    ).addSuccess(Schema.Array(ObsUnit.json)).pipe(
+      allow(everyone, "Planned observations, by instrument or program; each caller sees those it may file for or read.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("createAccount", "/accounts").setPayload(CreateAccount).addSuccess(Account.json, { status: 201 }).addError(
+      Conflict
+    ).addError(Unprocessable).pipe(allow(admin, "Create an account with one role."))
+  )
   .add(HttpApiEndpoint.get("listAccounts", "/accounts").addSuccess(Schema.Array(Account.json)).pipe(allow(admin, "Every account.")))
-  .add(HttpApiEndpoint.post("grant", "/grants").setPayload(Grant).addSuccess(Schema.Struct({ account: Schema.String, instrumentId: Schema.NullOr(Ids.InstrumentId), programId: Schema.NullOr(Ids.ObservingProgramId) })).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Let an instrument account file for an instrument, or a scientist read a program. Granting twice is a no-op.")))
-  .add(HttpApiEndpoint.del("revokeGrant", "/grants").setUrlParams(RevokeGrant).addSuccess(Schema.Struct({ account: Schema.String, instrumentId: Schema.NullOr(Ids.InstrumentId), programId: Schema.NullOr(Ids.ObservingProgramId), revoked: Schema.Boolean })).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Take a grant back; the account's tokens lose it at once (at relays within their sync delay). `revoked` is false when there was no such grant.")))
-  .add(HttpApiEndpoint.patch("updateAccount", "/accounts/:name").setPath(Schema.Struct({ name: Schema.String })).setPayload(UpdateAccount).addSuccess(Account.json).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Disable an account (every token of it is refused from then on) or enable it again. The last active admin cannot be disabled.")))
-  .add(HttpApiEndpoint.get("listAccess", "/access").addSuccess(Schema.Array(AccountAccess)).pipe(allow(admin, "Who can do what: every account with its role, state, grants and usable tokens.")))
+  .add(
+    HttpApiEndpoint.post("grant", "/grants").setPayload(Grant).addSuccess(
+      Schema.Struct({
+        account: Schema.String,
+        instrumentId: Schema.NullOr(Ids.InstrumentId),
+        programId: Schema.NullOr(Ids.ObservingProgramId)
+      })
+    ).addError(NotFound).addError(Unprocessable).pipe(
+      allow(admin, "Let an instrument account file for an instrument, or a scientist read a program. Granting twice is a no-op.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.del("revokeGrant", "/grants").setUrlParams(RevokeGrant).addSuccess(
+      Schema.Struct({
+        account: Schema.String,
+        instrumentId: Schema.NullOr(Ids.InstrumentId),
+        programId: Schema.NullOr(Ids.ObservingProgramId),
+        revoked: Schema.Boolean
+      })
+    ).addError(NotFound).addError(Unprocessable).pipe(
+      allow(
+        admin,
+        "Take a grant back; the account's tokens lose it at once (at relays within their sync delay). `revoked` is false when there was no such grant."
+      )
+    )
+  )
+  .add(
+    HttpApiEndpoint.patch("updateAccount", "/accounts/:name").setPath(Schema.Struct({ name: Schema.String })).setPayload(UpdateAccount)
+      .addSuccess(Account.json).addError(NotFound).addError(Unprocessable).pipe(
+        allow(
+          admin,
+          "Disable an account (every token of it is refused from then on) or enable it again. The last active admin cannot be disabled."
+        )
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("listAccess", "/access").addSuccess(Schema.Array(AccountAccess)).pipe(
+      allow(admin, "Who can do what: every account with its role, state, grants and usable tokens.")
+    )
+  )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "The catalog filing refers to, accounts and grants.")
 {}

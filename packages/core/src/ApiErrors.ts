@@ -70,7 +70,10 @@ export class Conflict extends Schema.TaggedError<Conflict>()(
     fields: Schema.Array(Schema.String),
     message: Schema.String
   },
-  HttpApiSchema.annotations({ status: 409, description: "Conflicts with what is stored (a different re-file, a state that does not allow it)." })
+  HttpApiSchema.annotations({
+    status: 409,
+    description: "Conflicts with what is stored (a different re-file, a state that does not allow it)."
+  })
 ) {}
 
 /** The body is larger than the server accepts: 413. */

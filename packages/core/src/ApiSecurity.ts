@@ -47,12 +47,10 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Aut
  * Declares who may call an endpoint, and says so in its OpenAPI description (so the docs page
  * lists the roles next to the route).
  */
-export const allow =
-  (roles: ReadonlyArray<Role>, description: string) =>
-  <E extends HttpApiEndpoint.HttpApiEndpoint.Any>(endpoint: E): E =>
-    (endpoint as unknown as HttpApiEndpoint.HttpApiEndpoint.AnyWithProps)
-      .annotate(Roles, roles)
-      .annotate(OpenApi.Description, `${description}\n\nRoles: ${roles.join(", ")}.`) as unknown as E
+export const allow = (roles: ReadonlyArray<Role>, description: string) => <E extends HttpApiEndpoint.HttpApiEndpoint.Any>(endpoint: E): E =>
+  (endpoint as unknown as HttpApiEndpoint.HttpApiEndpoint.AnyWithProps)
+    .annotate(Roles, roles)
+    .annotate(OpenApi.Description, `${description}\n\nRoles: ${roles.join(", ")}.`) as unknown as E
 
 /** The roles an endpoint declares, or undefined when it is public (health, readiness). */
 export const rolesOf = (endpoint: HttpApiEndpoint.HttpApiEndpoint.AnyWithProps): ReadonlyArray<Role> | undefined =>

@@ -77,7 +77,7 @@ export const make = <E>(stream: Stream.Stream<Uint8Array, E>): Effect.Effect<Arc
     const truncated = (what: string) => new MalformedArchive({ detail: `archive ends inside ${what}` })
 
     const readExact = (n: number, what: string): Effect.Effect<Uint8Array | undefined, E | MalformedArchive> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const out = new Uint8Array(n)
         let got = 0
         while (got < n) {
@@ -93,7 +93,7 @@ export const make = <E>(stream: Stream.Stream<Uint8Array, E>): Effect.Effect<Arc
       })
 
     const skip = (n: number, what: string): Effect.Effect<void, E | MalformedArchive> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         let left = n
         while (left > 0) {
           if (!(yield* fill)) return yield* truncated(what)
@@ -110,7 +110,7 @@ export const make = <E>(stream: Stream.Stream<Uint8Array, E>): Effect.Effect<Arc
 
     const block = (what: string) => readExact(TarFormat.blockSize, what)
 
-    const next: Effect.Effect<Option.Option<Entry>, E | MalformedArchive> = Effect.gen(function*() {
+    const next: Effect.Effect<Option.Option<Entry>, E | MalformedArchive> = Effect.gen(function* () {
       yield* finishEntry
       let overrides: Record<string, string> = {}
       while (true) {

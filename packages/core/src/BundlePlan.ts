@@ -29,7 +29,11 @@ export interface PlannedBundle {
  * Fills bundles per buffer in waiting order up to `targetBytes` (a larger package goes alone).
  * Full bundles go now; the last, partial one only once its oldest package waited `maxWaitMs`.
  */
-export const planBundles = (packages: ReadonlyArray<WaitingPackage>, targetBytes: number, maxWaitMs: number): ReadonlyArray<PlannedBundle> => {
+export const planBundles = (
+  packages: ReadonlyArray<WaitingPackage>,
+  targetBytes: number,
+  maxWaitMs: number
+): ReadonlyArray<PlannedBundle> => {
   const out: Array<PlannedBundle> = []
   const byLocation = new Map<string, Array<WaitingPackage>>()
   for (const p of packages) byLocation.set(p.locationId, [...(byLocation.get(p.locationId) ?? []), p])

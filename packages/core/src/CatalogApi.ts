@@ -59,8 +59,8 @@ export const CreateSource = Schema.Struct({
     (s.raDeg === undefined) !== (s.decDeg === undefined)
       ? { path: [s.raDeg === undefined ? "raDeg" : "decDeg"], message: "give both raDeg and decDeg, or neither" }
       : s.raDeg === undefined && s.solarSystem !== true
-        ? { path: ["raDeg"], message: "a source outside the solar system needs raDeg and decDeg (ICRS, degrees)" }
-        : true
+      ? { path: ["raDeg"], message: "a source outside the solar system needs raDeg and decDeg (ICRS, degrees)" }
+      : true
   )
 ).annotations({ ...strict, identifier: "CreateSource" })
 
@@ -150,24 +150,129 @@ const obsUnitPath = Schema.Struct({ id: Ids.ObsUnitId })
 
 /** The science catalog. */
 export class CatalogApi extends HttpApiGroup.make("catalog")
-  .add(HttpApiEndpoint.post("createSource", "/sources").setPayload(CreateSource).addSuccess(Source.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register a Source: a name (unique, ignoring case) and ICRS coordinates in degrees (ra 0 to <360, dec -90 to 90), or a solar-system body.")))
-  .add(HttpApiEndpoint.get("listSources", "/sources").setUrlParams(SourceFilter).addSuccess(Page(Source.json)).addError(Unprocessable).pipe(allow(everyone, "Sources in the order they were registered, optionally those whose name contains `name`.")))
-  .add(HttpApiEndpoint.get("getSource", "/sources/:id").setPath(sourcePath).addSuccess(Source.json).addError(NotFound).pipe(allow(everyone, "One Source.")))
-  .add(HttpApiEndpoint.post("createObservingMode", "/observing-modes").setPayload(CreateObservingMode).addSuccess(ObservingMode.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an observing mode (names are unique, ignoring case).")))
-  .add(HttpApiEndpoint.get("listObservingModes", "/observing-modes").addSuccess(Schema.Array(ObservingMode.json)).pipe(allow(everyone, "Every observing mode, by name.")))
-  .add(HttpApiEndpoint.get("getObservingMode", "/observing-modes/:id").setPath(modePath).addSuccess(ObservingMode.json).addError(NotFound).pipe(allow(everyone, "One observing mode.")))
-  .add(HttpApiEndpoint.get("listPrograms", "/programs").addSuccess(Schema.Array(ObservingProgram.json)).pipe(allow(everyone, "Observing programs the caller may see (scientists their granted programs, instruments those they file for), by name.")))
-  .add(HttpApiEndpoint.get("getProgram", "/programs/:id").setPath(programPath).addSuccess(ObservingProgram.json).addError(NotFound).pipe(allow(everyone, "One observing program the caller may see.")))
-  .add(HttpApiEndpoint.patch("updateProgram", "/programs/:id").setPath(programPath).setPayload(UpdateObservingProgram).addSuccess(ObservingProgram.json).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Change a program's title or proprietary period (days after an observation's end until its data is public; null: never).")))
-  .add(HttpApiEndpoint.post("createSubProgram", "/sub-programs").setPayload(CreateSubObservingProgram).addSuccess(SubObservingProgram.json, { status: 201 }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register a sub-program of an observing program (names are unique within the program).")))
-  .add(HttpApiEndpoint.get("listSubPrograms", "/sub-programs").setUrlParams(Schema.Struct({ programId: Schema.optional(Ids.ObservingProgramId) })).addSuccess(Schema.Array(SubObservingProgram.json)).pipe(allow(everyone, "Sub-programs of the programs the caller may see, optionally of one program.")))
-  .add(HttpApiEndpoint.get("getSubProgram", "/sub-programs/:id").setPath(subProgramPath).addSuccess(SubObservingProgram.json).addError(NotFound).pipe(allow(everyone, "One sub-program the caller may see.")))
-  .add(HttpApiEndpoint.get("getInstrumentModule", "/instrument-modules/:id").setPath(modulePath).addSuccess(InstrumentModule.json).addError(NotFound).pipe(allow(everyone, "One instrument module with its band and ObsCore facts.")))
-  .add(HttpApiEndpoint.patch("updateInstrumentModule", "/instrument-modules/:id").setPath(modulePath).setPayload(UpdateInstrumentModule).addSuccess(InstrumentModule.json).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Record a module's band (wavelengths in metres or frequencies in Hz), resolving power, product type, raw calibration level, polarization states, field of view and resolution.")))
-  .add(HttpApiEndpoint.get("getObsUnit", "/obs-units/:id").setPath(obsUnitPath).addSuccess(ObsUnit.json).addError(NotFound).pipe(allow(everyone, "One planned observation the caller may see.")))
-  .add(HttpApiEndpoint.patch("updateObsUnit", "/obs-units/:id").setPath(obsUnitPath).setPayload(UpdateObsUnit).addSuccess(ObsUnit.json).addError(NotFound).addError(Unprocessable).pipe(allow(admin, "Link a planned observation to its Source, sub-program (of the same program) and observing mode; null unlinks. The free-text target stays.")))
-  .add(HttpApiEndpoint.get("getPublisher", "/obscore/publisher").addSuccess(Publisher).pipe(allow(everyone, "ObsCore's publisher settings: the IVOA authority of obs_publisher_did, the public base URL of access_url, the collection name.")))
-  .add(HttpApiEndpoint.patch("updatePublisher", "/obscore/publisher").setPayload(UpdatePublisher).addSuccess(Publisher).addError(Unprocessable).pipe(allow(admin, "Change ObsCore's publisher settings (the server also takes them from CCAT_PUBLIC_URL, CCAT_IVOA_AUTHORITY and CCAT_OBS_COLLECTION at start). The base URL loses trailing slashes.")))
+  .add(
+    HttpApiEndpoint.post("createSource", "/sources").setPayload(CreateSource).addSuccess(Source.json, { status: 201 }).addError(Conflict)
+      .addError(Unprocessable).pipe(
+        allow(
+          admin,
+          "Register a Source: a name (unique, ignoring case) and ICRS coordinates in degrees (ra 0 to <360, dec -90 to 90), or a solar-system body."
+        )
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("listSources", "/sources").setUrlParams(SourceFilter).addSuccess(Page(Source.json)).addError(Unprocessable).pipe(
+      allow(everyone, "Sources in the order they were registered, optionally those whose name contains `name`.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("getSource", "/sources/:id").setPath(sourcePath).addSuccess(Source.json).addError(NotFound).pipe(
+      allow(everyone, "One Source.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("createObservingMode", "/observing-modes").setPayload(CreateObservingMode).addSuccess(ObservingMode.json, {
+      status: 201
+    }).addError(Conflict).addError(Unprocessable).pipe(allow(admin, "Register an observing mode (names are unique, ignoring case)."))
+  )
+  .add(
+    HttpApiEndpoint.get("listObservingModes", "/observing-modes").addSuccess(Schema.Array(ObservingMode.json)).pipe(
+      allow(everyone, "Every observing mode, by name.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("getObservingMode", "/observing-modes/:id").setPath(modePath).addSuccess(ObservingMode.json).addError(NotFound)
+      .pipe(allow(everyone, "One observing mode."))
+  )
+  .add(
+    HttpApiEndpoint.get("listPrograms", "/programs").addSuccess(Schema.Array(ObservingProgram.json)).pipe(
+      allow(
+        everyone,
+        "Observing programs the caller may see (scientists their granted programs, instruments those they file for), by name."
+      )
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("getProgram", "/programs/:id").setPath(programPath).addSuccess(ObservingProgram.json).addError(NotFound).pipe(
+      allow(everyone, "One observing program the caller may see.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.patch("updateProgram", "/programs/:id").setPath(programPath).setPayload(UpdateObservingProgram).addSuccess(
+      ObservingProgram.json
+    ).addError(NotFound).addError(Unprocessable).pipe(
+      allow(
+        admin,
+        "Change a program's title or proprietary period (days after an observation's end until its data is public; null: never)."
+      )
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("createSubProgram", "/sub-programs").setPayload(CreateSubObservingProgram).addSuccess(SubObservingProgram.json, {
+      status: 201
+    }).addError(Conflict).addError(Unprocessable).pipe(
+      allow(admin, "Register a sub-program of an observing program (names are unique within the program).")
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("listSubPrograms", "/sub-programs").setUrlParams(
+      Schema.Struct({ programId: Schema.optional(Ids.ObservingProgramId) })
+    ).addSuccess(Schema.Array(SubObservingProgram.json)).pipe(
+      allow(everyone, "Sub-programs of the programs the caller may see, optionally of one program.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("getSubProgram", "/sub-programs/:id").setPath(subProgramPath).addSuccess(SubObservingProgram.json).addError(
+      NotFound
+    ).pipe(allow(everyone, "One sub-program the caller may see."))
+  )
+  .add(
+    HttpApiEndpoint.get("getInstrumentModule", "/instrument-modules/:id").setPath(modulePath).addSuccess(InstrumentModule.json).addError(
+      NotFound
+    ).pipe(allow(everyone, "One instrument module with its band and ObsCore facts."))
+  )
+  .add(
+    HttpApiEndpoint.patch("updateInstrumentModule", "/instrument-modules/:id").setPath(modulePath).setPayload(UpdateInstrumentModule)
+      .addSuccess(InstrumentModule.json).addError(NotFound).addError(Unprocessable).pipe(
+        allow(
+          admin,
+          "Record a module's band (wavelengths in metres or frequencies in Hz), resolving power, product type, raw calibration level, polarization states, field of view and resolution."
+        )
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("getObsUnit", "/obs-units/:id").setPath(obsUnitPath).addSuccess(ObsUnit.json).addError(NotFound).pipe(
+      allow(everyone, "One planned observation the caller may see.")
+    )
+  )
+  .add(
+    HttpApiEndpoint.patch("updateObsUnit", "/obs-units/:id").setPath(obsUnitPath).setPayload(UpdateObsUnit).addSuccess(ObsUnit.json)
+      .addError(NotFound).addError(Unprocessable).pipe(
+        allow(
+          admin,
+          "Link a planned observation to its Source, sub-program (of the same program) and observing mode; null unlinks. The free-text target stays."
+        )
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("getPublisher", "/obscore/publisher").addSuccess(Publisher).pipe(
+      allow(
+        everyone,
+        "ObsCore's publisher settings: the IVOA authority of obs_publisher_did, the public base URL of access_url, the collection name."
+      )
+    )
+  )
+  .add(
+    HttpApiEndpoint.patch("updatePublisher", "/obscore/publisher").setPayload(UpdatePublisher).addSuccess(Publisher).addError(Unprocessable)
+      .pipe(
+        allow(
+          admin,
+          "Change ObsCore's publisher settings (the server also takes them from CCAT_PUBLIC_URL, CCAT_IVOA_AUTHORITY and CCAT_OBS_COLLECTION at start). The base URL loses trailing slashes."
+        )
+      )
+  )
   .middleware(Authentication)
-  .annotate(OpenApi.Description, "Sources, observing modes, sub-programs, proprietary periods and module bands: the science side of the observational hierarchy.")
+  .annotate(
+    OpenApi.Description,
+    "Sources, observing modes, sub-programs, proprietary periods and module bands: the science side of the observational hierarchy."
+  )
 {}

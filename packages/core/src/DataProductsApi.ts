@@ -30,9 +30,10 @@ export const CalibLevel = Schema.Literal(2, 3).annotations({
 })
 
 /** ObsCore's data product types. */
-export const DataproductType = Schema.Literal("image", "cube", "spectrum", "sed", "timeseries", "visibility", "event", "measurements").annotations({
-  identifier: "DataproductType"
-})
+export const DataproductType = Schema.Literal("image", "cube", "spectrum", "sed", "timeseries", "visibility", "event", "measurements")
+  .annotations({
+    identifier: "DataproductType"
+  })
 
 /** A pipeline's version as it names it (`2.4.1`, a commit hash): 1 to 100 characters, not starting with a space. */
 export const PipelineVersion = Schema.String.pipe(
@@ -156,21 +157,36 @@ export class DataProductsApi extends HttpApiGroup.make("dataProducts")
       .addError(Conflict)
       .addError(Unprocessable)
       .addError(Forbidden)
-      .pipe(allow(["scientist", "admin"], "File a processed DataProduct written at a PROCESSING location, with its files and provenance, all or nothing; it is then packaged and archived like raw data. Idempotent: the same id and values answer with the stored product; other values under a stored id or name are a 409 naming the fields."))
+      .pipe(
+        allow(
+          ["scientist", "admin"],
+          "File a processed DataProduct written at a PROCESSING location, with its files and provenance, all or nothing; it is then packaged and archived like raw data. Idempotent: the same id and values answer with the stored product; other values under a stored id or name are a 409 naming the fields."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.get("list", "/data-products")
       .setUrlParams(DataProductFilter)
       .addSuccess(Page(DataProductSummary))
       .addError(Unprocessable)
-      .pipe(allow(["scientist", "operator", "admin"], "DataProducts in filing order, filtered by program, pipeline, calib_level, the observation they derive from, journey or archived; scientists see their programs' products."))
+      .pipe(
+        allow(
+          ["scientist", "operator", "admin"],
+          "DataProducts in filing order, filtered by program, pipeline, calib_level, the observation they derive from, journey or archived; scientists see their programs' products."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.get("get", "/data-products/:id")
       .setPath(Schema.Struct({ id: Schema.UUID }))
       .addSuccess(DataProduct)
       .addError(NotFound)
-      .pipe(allow(["scientist", "operator", "admin"], "One product with its provenance, files, packages and journey; scientists see their programs' products."))
+      .pipe(
+        allow(
+          ["scientist", "operator", "admin"],
+          "One product with its provenance, files, packages and journey; scientists see their programs' products."
+        )
+      )
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Processed results back into the archive: data products with their provenance.")

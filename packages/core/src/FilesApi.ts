@@ -30,7 +30,12 @@ export class FilesApi extends HttpApiGroup.make("files")
       .setUrlParams(FileFilter)
       .addSuccess(Page(RawDataFile.json))
       .addError(Unprocessable)
-      .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataFiles in filing order, filtered by observation, module, package, state or kind (raw: filed by instruments; product: files of processed DataProducts)."))
+      .pipe(
+        allow(
+          ["instrument", "scientist", "operator", "admin"],
+          "RawDataFiles in filing order, filtered by observation, module, package, state or kind (raw: filed by instruments; product: files of processed DataProducts)."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.get("get", "/files/:id")

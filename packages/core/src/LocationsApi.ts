@@ -97,7 +97,12 @@ export class LocationsApi extends HttpApiGroup.make("locations")
       .setUrlParams(CopyFilter)
       .addSuccess(Page(PhysicalCopy.json))
       .addError(Unprocessable)
-      .pipe(allow(["operator", "admin"], "PhysicalCopies in creation order, filtered by location, file, package, bundle, observation or status."))
+      .pipe(
+        allow(
+          ["operator", "admin"],
+          "PhysicalCopies in creation order, filtered by location, file, package, bundle, observation or status."
+        )
+      )
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Sites, data locations, availability and physical copies.")

@@ -73,8 +73,7 @@ const latestApplied = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql.unsafe<{ latest: number }>(
     `select case when to_regclass('${table}') is null then 0 else coalesce(
        (xpath('/row/m/text()', query_to_xml('select max(migration_id) as m from ${table}', false, true, '')))[1]::text::int, 0) end as latest`
-  ).withoutTransform
-).pipe(Effect.map((rows) => rows[0]?.latest ?? 0))
+  ).withoutTransform).pipe(Effect.map((rows) => rows[0]?.latest ?? 0))
 
 /**
  * Applies the migrations not yet applied, each in a transaction of its own, oldest first;

@@ -38,7 +38,10 @@ export const PathInput = Schema.String.pipe(
 
 /** A checksum `algorithm:hex` as a plain string (the checks of `Checksum`, without the brand). */
 export const ChecksumInput = Schema.String.pipe(
-  Schema.filter((s) => Checksum.problem(s) ?? true, { identifier: "Checksum", description: "algorithm:hex, e.g. sha256 with 64 lower-case hex digits" })
+  Schema.filter((s) => Checksum.problem(s) ?? true, {
+    identifier: "Checksum",
+    description: "algorithm:hex, e.g. sha256 with 64 lower-case hex digits"
+  })
 )
 
 /** A location's short name as a plain string. */
@@ -47,7 +50,11 @@ export const LocationName = Schema.String.pipe(
 )
 
 /** A byte count: a non-negative integer. */
-export const SizeInput = Schema.Number.pipe(Schema.int({ message: () => "a size must be a whole number of bytes" }), Schema.nonNegative({ message: () => "a size must not be negative" }), Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER)).annotations({ identifier: "ByteSize" })
+export const SizeInput = Schema.Number.pipe(
+  Schema.int({ message: () => "a size must be a whole number of bytes" }),
+  Schema.nonNegative({ message: () => "a size must not be negative" }),
+  Schema.lessThanOrEqualTo(Number.MAX_SAFE_INTEGER)
+).annotations({ identifier: "ByteSize" })
 
 /** One file to file: the instrument's id for it, its module (by name), where it is under the SOURCE location, size and checksum. */
 export const FileSpec = Schema.Struct({
@@ -132,7 +139,12 @@ export class ObservationsApi extends HttpApiGroup.make("observations")
       .addError(Conflict)
       .addError(Unprocessable)
       .addError(Forbidden)
-      .pipe(allow(["instrument", "admin"], "File an ExecutedObsUnit with none, some or all of its RawDataFiles, all or nothing. Idempotent: the same ids and values answer with the stored record; other values under a stored id are a 409 naming the fields."))
+      .pipe(
+        allow(
+          ["instrument", "admin"],
+          "File an ExecutedObsUnit with none, some or all of its RawDataFiles, all or nothing. Idempotent: the same ids and values answer with the stored record; other values under a stored id are a 409 naming the fields."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.post("addFiles", "/observations/:id/files")
@@ -154,14 +166,24 @@ export class ObservationsApi extends HttpApiGroup.make("observations")
       .addError(Conflict)
       .addError(Unprocessable)
       .addError(Forbidden)
-      .pipe(allow(["instrument", "admin"], "Close an observation: its end time, final status and quality. Idempotent: closing again the same way answers with the stored record."))
+      .pipe(
+        allow(
+          ["instrument", "admin"],
+          "Close an observation: its end time, final status and quality. Idempotent: closing again the same way answers with the stored record."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.get("list", "/observations")
       .setUrlParams(ObservationFilter)
       .addSuccess(Page(ExecutedObsUnit.json))
       .addError(Unprocessable)
-      .pipe(allow(["instrument", "scientist", "operator", "admin"], "Observations in order of start time, filtered; scientists see their programs', instruments their instruments'."))
+      .pipe(
+        allow(
+          ["instrument", "scientist", "operator", "admin"],
+          "Observations in order of start time, filtered; scientists see their programs', instruments their instruments'."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.get("get", "/observations/:id")

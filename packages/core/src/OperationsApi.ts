@@ -80,7 +80,12 @@ export class OperationsApi extends HttpApiGroup.make("operations")
       .addSuccess(Retried)
       .addError(NotFound)
       .addError(Conflict)
-      .pipe(allow(["operator", "admin"], "Retry a failed package, bundle or staging request (failed → pending), or a failed transfer attempt (a new attempt). Anything not failed is a 409."))
+      .pipe(
+        allow(
+          ["operator", "admin"],
+          "Retry a failed package, bundle or staging request (failed → pending), or a failed transfer attempt (a new attempt). Anything not failed is a 409."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.post("releaseSourcePath", "/copies/:id/release")
@@ -89,7 +94,12 @@ export class OperationsApi extends HttpApiGroup.make("operations")
       .addSuccess(ReleasedSourcePath)
       .addError(NotFound)
       .addError(Conflict)
-      .pipe(allow(["operator", "admin"], "Give up a file's SOURCE copy that cleanup found changed (CORRUPT) or gone (MISSING): it becomes DELETED with the bytes at its path left as they are, and the path takes a new filing. Only once the file's package is ARCHIVED; anything else is a 409."))
+      .pipe(
+        allow(
+          ["operator", "admin"],
+          "Give up a file's SOURCE copy that cleanup found changed (CORRUPT) or gone (MISSING): it becomes DELETED with the bytes at its path left as they are, and the path takes a new filing. Only once the file's package is ARCHIVED; anything else is a 409."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.post("recheckFile", "/files/:id/recheck")
@@ -98,7 +108,12 @@ export class OperationsApi extends HttpApiGroup.make("operations")
       .addSuccess(FaultyFileAction)
       .addError(NotFound)
       .addError(Conflict)
-      .pipe(allow(["operator", "admin"], "File again a file packaging found corrupt or missing (its bytes were put back at its SOURCE path): packaging reads it once more against its filed checksum. Anything else is a 409."))
+      .pipe(
+        allow(
+          ["operator", "admin"],
+          "File again a file packaging found corrupt or missing (its bytes were put back at its SOURCE path): packaging reads it once more against its filed checksum. Anything else is a 409."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.post("giveUpFile", "/files/:id/give-up")
@@ -107,7 +122,12 @@ export class OperationsApi extends HttpApiGroup.make("operations")
       .addSuccess(FaultyFileAction)
       .addError(NotFound)
       .addError(Conflict)
-      .pipe(allow(["operator", "admin"], "Record a file packaging found corrupt or missing as lost for good (`lost: true`): it keeps its state, the event names who and why, and its SOURCE path takes a new filing; the bytes there are left as they are. Anything else is a 409."))
+      .pipe(
+        allow(
+          ["operator", "admin"],
+          "Record a file packaging found corrupt or missing as lost for good (`lost: true`): it keeps its state, the event names who and why, and its SOURCE path takes a new filing; the bytes there are left as they are. Anything else is a 409."
+        )
+      )
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Operator actions.")

@@ -73,8 +73,7 @@ export const members = (manifest: Manifest): ReadonlyArray<Member> =>
   manifest._tag === "RawDataPackage" ? manifest.files : manifest.packages
 
 /** The id of the archive a manifest describes (package or bundle id). */
-export const archiveId = (manifest: Manifest): string =>
-  manifest._tag === "RawDataPackage" ? manifest.packageId : manifest.bundleId
+export const archiveId = (manifest: Manifest): string => manifest._tag === "RawDataPackage" ? manifest.packageId : manifest.bundleId
 
 const json = Schema.parseJson(Manifest)
 const decodeJson = Schema.decodeUnknownEither(json)

@@ -75,7 +75,9 @@ const malformed = (description: string, archiveId?: string) =>
 const hasherFor = (options: ReadOptions | undefined, algorithm: Checksum.Algorithm): Effect.Effect<Hasher, PackageReadError> => {
   const factory = options?.hasher ?? runtimeHasher
   return factory === undefined
-    ? Effect.fail(new PackageReadError({ reason: "Unreadable", members: [], description: "this runtime has no built-in crypto: pass a hasher" }))
+    ? Effect.fail(
+      new PackageReadError({ reason: "Unreadable", members: [], description: "this runtime has no built-in crypto: pass a hasher" })
+    )
     : Effect.sync(() => factory(algorithm))
 }
 
@@ -86,7 +88,7 @@ const fromArchive = <A, E, R>(effect: Effect.Effect<A, E | ArchiveReader.Malform
 
 /** Opens the archive and reads its manifest (the first member); the reader is left after it. */
 const openManifest = <E>(tar: Stream.Stream<Uint8Array, E>) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const reader = yield* ArchiveReader.make(tar)
     const first = yield* Effect.catchIf(reader.next, isMalformed, (e) => malformed(`not a tar archive: ${e.detail}`))
     if (Option.isNone(first) || first.value.name !== PackageManifest.manifestName || first.value.type !== "file") {
@@ -127,7 +129,7 @@ export const walkMembers = <E, M>(
   const archiveId = PackageManifest.archiveId(manifest)
   const byPath = new Map(PackageManifest.members(manifest).map((m) => [m.relativePath as string, m]))
   const seen = new Set<string>()
-  const next = Effect.gen(function*() {
+  const next = Effect.gen(function* () {
     while (true) {
       const read = yield* reader.next
       if (Option.isNone(read)) return Option.none()
@@ -161,7 +163,7 @@ const hashing = <E>(body: Stream.Stream<Uint8Array, E>, hasher: Hasher, count: (
  * given. Every bad member is named (the pass goes on after the first); a member the manifest
  * does not list, or the same member twice, is Malformed at once.
  */
-export const verify = Effect.fn("PackageReader.verify")(function*<E>(tar: Stream.Stream<Uint8Array, E>, options: VerifyOptions = {}) {
+export const verify = Effect.fn("PackageReader.verify")(function* <E>(tar: Stream.Stream<Uint8Array, E>, options: VerifyOptions = {}) {
   let archiveBytes = 0
   const whole = options.checksum === undefined ? undefined : yield* hasherFor(options, Checksum.parse(options.checksum).algorithm)
   const counted = whole === undefined
@@ -170,13 +172,14 @@ export const verify = Effect.fn("PackageReader.verify")(function*<E>(tar: Stream
       return chunk
     })
     : hashing(tar, whole, (n) => (archiveBytes += n))
-  return yield* fromArchive(Effect.scoped(Effect.gen(function*() {
+  return yield* fromArchive(Effect.scoped(Effect.gen(function* () {
     const { manifest, reader } = yield* openManifest(counted)
     const archiveId = PackageManifest.archiveId(manifest)
     const listed = PackageManifest.members(manifest)
     const walk = walkMembers(reader, manifest, malformed)
     const bad: Array<BadMember> = []
-    const badMember = (m: PackageManifest.Member, detail: string) => bad.push(new BadMember({ id: m.id, relativePath: m.relativePath, detail }))
+    const badMember = (m: PackageManifest.Member, detail: string) =>
+      bad.push(new BadMember({ id: m.id, relativePath: m.relativePath, detail }))
     while (true) {
       const next = yield* walk.next
       if (Option.isNone(next)) break
@@ -194,17 +197,32 @@ export const verify = Effect.fn("PackageReader.verify")(function*<E>(tar: Stream
     for (const m of listed) if (!walk.seen.has(m.relativePath)) badMember(m, "listed in the manifest, absent from the archive")
     yield* reader.drain
     if (bad.length > 0) {
-      return yield* new PackageReadError({ reason: "Corrupt", archiveId, members: bad, description: `${bad.length} of ${listed.length} members do not match the manifest` })
+      return yield* new PackageReadError({
+        reason: "Corrupt",
+        archiveId,
+        members: bad,
+        description: `${bad.length} of ${listed.length} members do not match the manifest`
+      })
     }
     let checksum: Checksum.Checksum | undefined
     if (options.checksum !== undefined && whole !== undefined) {
       checksum = Checksum.make(Checksum.parse(options.checksum).algorithm, whole.digest())
       if (checksum !== options.checksum) {
-        return yield* new PackageReadError({ reason: "Corrupt", archiveId, members: [], description: `archive checksum ${checksum}, recorded ${options.checksum}` })
+        return yield* new PackageReadError({
+          reason: "Corrupt",
+          archiveId,
+          members: [],
+          description: `archive checksum ${checksum}, recorded ${options.checksum}`
+        })
       }
     }
     if (options.sizeBytes !== undefined && archiveBytes !== options.sizeBytes) {
-      return yield* new PackageReadError({ reason: "Corrupt", archiveId, members: [], description: `archive has ${archiveBytes} bytes, recorded ${options.sizeBytes}` })
+      return yield* new PackageReadError({
+        reason: "Corrupt",
+        archiveId,
+        members: [],
+        description: `archive has ${archiveBytes} bytes, recorded ${options.sizeBytes}`
+      })
     }
     yield* Effect.annotateCurrentSpan({ archiveId, members: listed.length, sizeBytes: archiveBytes })
     return { manifest, archiveId, members: listed, sizeBytes: archiveBytes, checksum } satisfies Verified
@@ -222,7 +240,7 @@ export const readMember = <E>(
   relativePath: string,
   options: ReadOptions = {}
 ): Stream.Stream<Uint8Array, E | PackageReadError> =>
-  Stream.unwrapScoped(fromArchive(Effect.gen(function*() {
+  Stream.unwrapScoped(fromArchive(Effect.gen(function* () {
     const { manifest, reader } = yield* openManifest(tar)
     const archiveId = PackageManifest.archiveId(manifest)
     const member = PackageManifest.members(manifest).find((m) => m.relativePath === relativePath)
@@ -238,7 +256,9 @@ export const readMember = <E>(
       const next = yield* reader.next
       if (Option.isNone(next)) return yield* corrupt("listed in the manifest, absent from the archive")
       if (next.value.name !== relativePath || next.value.type !== "file") continue
-      if (next.value.size !== member.sizeBytes) return yield* corrupt(`${next.value.size} bytes in the archive, ${member.sizeBytes} in the manifest`)
+      if (next.value.size !== member.sizeBytes) {
+        return yield* corrupt(`${next.value.size} bytes in the archive, ${member.sizeBytes} in the manifest`)
+      }
       const { algorithm } = Checksum.parse(member.checksum)
       const hasher = yield* hasherFor(options, algorithm)
       const checked = Stream.suspend(() => {
@@ -246,8 +266,10 @@ export const readMember = <E>(
         return actual === member.checksum ? Stream.empty : Stream.fail(corrupt(`checksum ${actual}, recorded ${member.checksum}`))
       })
       const body: Stream.Stream<Uint8Array, E | PackageReadError> = Stream.concat(
-        Stream.catchAll(hashing(reader.body(), hasher, () => {}), (e): Stream.Stream<never, E | PackageReadError> =>
-          isMalformed(e) ? Stream.fail(malformed(e.detail, archiveId)) : Stream.fail(e)),
+        Stream.catchAll(
+          hashing(reader.body(), hasher, () => {}),
+          (e): Stream.Stream<never, E | PackageReadError> => isMalformed(e) ? Stream.fail(malformed(e.detail, archiveId)) : Stream.fail(e)
+        ),
         checked
       )
       return body

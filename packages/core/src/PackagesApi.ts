@@ -65,7 +65,12 @@ export class PackagesApi extends HttpApiGroup.make("packages")
       .setUrlParams(PackageFilter)
       .addSuccess(Page(PackageView))
       .addError(Unprocessable)
-      .pipe(allow(["instrument", "scientist", "operator", "admin"], "RawDataPackages in creation order, filtered by observation, module, status, journey or kind (raw: of instruments' files; product: of processed DataProducts)."))
+      .pipe(
+        allow(
+          ["instrument", "scientist", "operator", "admin"],
+          "RawDataPackages in creation order, filtered by observation, module, status, journey or kind (raw: of instruments' files; product: of processed DataProducts)."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.get("get", "/packages/:id")
@@ -81,7 +86,12 @@ export class PackagesApi extends HttpApiGroup.make("packages")
       .addError(NotFound)
       .addError(Conflict)
       .addError(Unprocessable)
-      .pipe(allow(["operator", "admin"], "Repair the package's CORRUPT or MISSING archive copies now, from a good copy at the same site. 409 when it has no bad archive copy, 422 when no site holding one has a good copy to repair from."))
+      .pipe(
+        allow(
+          ["operator", "admin"],
+          "Repair the package's CORRUPT or MISSING archive copies now, from a good copy at the same site. 409 when it has no bad archive copy, 422 when no site holding one has a good copy to repair from."
+        )
+      )
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "RawDataPackages and their journey to the archive.")

@@ -88,7 +88,12 @@ export class StagingApi extends HttpApiGroup.make("staging")
       .setPayload(CreateStagingRequest)
       .addSuccess(StagingRequestView, { status: 201 })
       .addError(Unprocessable)
-      .pipe(allow(["scientist", "admin"], "Ask for observations or packages to be staged at a PROCESSING location; scientists only for their programs."))
+      .pipe(
+        allow(
+          ["scientist", "admin"],
+          "Ask for observations or packages to be staged at a PROCESSING location; scientists only for their programs."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.get("list", "/staging-requests")
@@ -111,7 +116,12 @@ export class StagingApi extends HttpApiGroup.make("staging")
       .addSuccess(StagedFilesPage)
       .addError(NotFound)
       .addError(Unprocessable)
-      .pipe(allow(["scientist", "operator", "admin"], "The files a completed request staged, in key order, cursor-paged: each file's relative path, its absolute local path at the PROCESSING location (disk locations), size and checksum, and the request's expiry. Empty until the request is completed."))
+      .pipe(
+        allow(
+          ["scientist", "operator", "admin"],
+          "The files a completed request staged, in key order, cursor-paged: each file's relative path, its absolute local path at the PROCESSING location (disk locations), size and checksum, and the request's expiry. Empty until the request is completed."
+        )
+      )
   )
   .add(
     HttpApiEndpoint.post("release", "/staging-requests/:id/release")
@@ -119,7 +129,12 @@ export class StagingApi extends HttpApiGroup.make("staging")
       .addSuccess(StagingRequestView)
       .addError(NotFound)
       .addError(Conflict)
-      .pipe(allow(["scientist", "operator", "admin"], "Release a request once processing is done: it no longer keeps its staged files, and cleanup deletes those no other live request needs. Idempotent (a released request answers as it is); a scientist releases only its own requests (another's is not found); a request still being served is refused (409), a failed one is released as it is."))
+      .pipe(
+        allow(
+          ["scientist", "operator", "admin"],
+          "Release a request once processing is done: it no longer keeps its staged files, and cleanup deletes those no other live request needs. Idempotent (a released request answers as it is); a scientist releases only its own requests (another's is not found); a request still being served is refused (409), a failed one is released as it is."
+        )
+      )
   )
   .middleware(Authentication)
   .annotate(OpenApi.Description, "Staging archived data for processing.")

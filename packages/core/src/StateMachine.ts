@@ -111,12 +111,10 @@ export const machines: { readonly [K in EntityKind]: Machine<StateOf[K]> } = {
 }
 
 /** Every state of an entity kind. */
-export const states = <K extends EntityKind>(kind: K): ReadonlyArray<StateOf[K]> =>
-  Object.keys(machines[kind].next) as Array<StateOf[K]>
+export const states = <K extends EntityKind>(kind: K): ReadonlyArray<StateOf[K]> => Object.keys(machines[kind].next) as Array<StateOf[K]>
 
 /** Whether `state` is a state of the entity kind at all (input from the API is only a string). */
-export const isState = <K extends EntityKind>(kind: K, state: string): state is StateOf[K] =>
-  Object.hasOwn(machines[kind].next, state)
+export const isState = <K extends EntityKind>(kind: K, state: string): state is StateOf[K] => Object.hasOwn(machines[kind].next, state)
 
 /** The states a row of this kind in state `from` may move to. */
 export const nextStates = <K extends EntityKind>(kind: K, from: StateOf[K]): ReadonlyArray<StateOf[K]> =>

@@ -23,7 +23,10 @@ export type LocationType = typeof LocationType.Type
  * The storage technology behind a location: the name of the registered StorageDriver that serves
  * it (`disk`, `s3`, `tape`, or an integrator's), as a configuration names it.
  */
-export const StorageTechnology = Schema.String.pipe(Schema.pattern(/^[a-z][a-z0-9-]{0,62}$/), Schema.annotations({ identifier: "StorageTechnology" }))
+export const StorageTechnology = Schema.String.pipe(
+  Schema.pattern(/^[a-z][a-z0-9-]{0,62}$/),
+  Schema.annotations({ identifier: "StorageTechnology" })
+)
 /** The storage technology behind a location. */
 export type StorageTechnology = typeof StorageTechnology.Type
 

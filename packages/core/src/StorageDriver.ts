@@ -272,7 +272,11 @@ export interface Service {
   /** Every key under a prefix, paging as it goes. */
   readonly listAll: (options?: { readonly prefix?: string | undefined }) => Stream.Stream<ObjectInfo, StorageError>
   /** Copies within the location: server-side where the driver can, streamed otherwise; verified. */
-  readonly copy: (from: string, to: string, options?: { readonly overwrite?: boolean | undefined }) => Effect.Effect<ObjectInfo, StorageError>
+  readonly copy: (
+    from: string,
+    to: string,
+    options?: { readonly overwrite?: boolean | undefined }
+  ) => Effect.Effect<ObjectInfo, StorageError>
   /** The object's checksum: the stored one if it has that algorithm, else computed by reading it. */
   readonly checksum: (key: string, algorithm?: Checksum.Algorithm) => Effect.Effect<Checksum.Checksum, StorageError>
   /** Reads the whole object and fails with Corrupt unless it has the expected checksum. */

@@ -79,7 +79,9 @@ const isSlug = Schema.is(Slug)
  * that a configuration could not name is refused.
  */
 export const make = (drivers: ReadonlyArray<Driver>): Either.Either<Registry, RegistryError> => {
-  const bad = drivers.filter((d) => !isSlug(d.technology)).map((d) => `"${d.technology}" is not a technology name (a-z, 0-9 and -, starting with a letter)`)
+  const bad = drivers.filter((d) => !isSlug(d.technology)).map((d) =>
+    `"${d.technology}" is not a technology name (a-z, 0-9 and -, starting with a letter)`
+  )
   if (bad.length > 0) return Either.left(new RegistryError({ problems: bad }))
   return Either.right({ drivers: new Map(drivers.map((d) => [d.technology, d])) })
 }
@@ -104,7 +106,9 @@ export const decode = (
 ): Either.Either<{ readonly driver: Driver; readonly options: unknown }, ReadonlyArray<string>> => {
   const driver = registry.drivers.get(technology)
   if (driver === undefined) {
-    return Either.left([`technology: no storage driver is registered for "${technology}"; registered: ${names(registry).join(", ") || "none"}`])
+    return Either.left([
+      `technology: no storage driver is registered for "${technology}"; registered: ${names(registry).join(", ") || "none"}`
+    ])
   }
   return Either.match(Schema.decodeUnknownEither(driver.options, strict)(options), {
     onLeft: (e) => Either.left(formatIssues(e).map((p) => p.startsWith("(top level): ") ? `driver: ${p.slice(13)}` : `driver.${p}`)),

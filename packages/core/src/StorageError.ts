@@ -47,8 +47,7 @@ export class StorageError extends Schema.TaggedError<StorageError>("@ccat/core/S
 }
 
 /** True for a StorageError (from any copy of this module). */
-export const isStorageError = (u: unknown): u is StorageError =>
-  Predicate.isTagged(u, "StorageError") && Predicate.hasProperty(u, "reason")
+export const isStorageError = (u: unknown): u is StorageError => Predicate.isTagged(u, "StorageError") && Predicate.hasProperty(u, "reason")
 
 /** True when the failure is transient and the operation may be retried. */
 export const isRetryable = (u: unknown): boolean => isStorageError(u) && u.reason === "Unavailable"

@@ -49,7 +49,9 @@ const isSlug = Schema.is(Slug)
 
 /** A registry of the given adapters; a later adapter of the same name replaces an earlier one. */
 export const make = (adapters: ReadonlyArray<Adapter>): Either.Either<Registry, RegistryError> => {
-  const bad = adapters.filter((a) => !isSlug(a.name)).map((a) => `"${a.name}" is not an adapter name (a-z, 0-9 and -, starting with a letter)`)
+  const bad = adapters.filter((a) => !isSlug(a.name)).map((a) =>
+    `"${a.name}" is not an adapter name (a-z, 0-9 and -, starting with a letter)`
+  )
   if (bad.length > 0) return Either.left(new RegistryError({ problems: bad }))
   return Either.right({ adapters: new Map(adapters.map((a) => [a.name, a])) })
 }

@@ -67,7 +67,9 @@ export const withPath = <E extends Endpoint>(endpoint: E, path: string): E => ({
 export const format = (endpoint: Endpoint): string =>
   endpoint._tag === "Local"
     ? endpoint.path
-    : `${endpoint.user === undefined ? "" : `${endpoint.user}@`}${endpoint.host}${endpoint.port === undefined ? "" : `:${endpoint.port}`}:${endpoint.path}`
+    : `${endpoint.user === undefined ? "" : `${endpoint.user}@`}${endpoint.host}${
+      endpoint.port === undefined ? "" : `:${endpoint.port}`
+    }:${endpoint.path}`
 
 /**
  * The route options that say how to reach the next hop's buffer over ssh, shared by every adapter
@@ -75,11 +77,19 @@ export const format = (endpoint: Endpoint): string =>
  * both buffers are folders of the machine that runs the transfer.
  */
 export const SshRouteOptions = Schema.Struct({
-  host: Schema.optionalWith(Schema.String.pipe(Schema.filter((h) => /^[^\s/]+$/.test(h) || "must be a host name or address")), { exact: true }),
+  host: Schema.optionalWith(Schema.String.pipe(Schema.filter((h) => /^[^\s/]+$/.test(h) || "must be a host name or address")), {
+    exact: true
+  }),
   user: Schema.optionalWith(Schema.String.pipe(Schema.filter((u) => /^[^\s@:]+$/.test(u) || "must be a user name")), { exact: true }),
-  port: Schema.optionalWith(Schema.Int.pipe(Schema.filter((p) => (p >= 1 && p <= 65535) || `must be a port from 1 to 65535, got ${p}`)), { exact: true }),
-  identityFile: Schema.optionalWith(Schema.String.pipe(Schema.filter((f) => f.startsWith("/") || "must be an absolute path")), { exact: true }),
+  port: Schema.optionalWith(Schema.Int.pipe(Schema.filter((p) => (p >= 1 && p <= 65535) || `must be a port from 1 to 65535, got ${p}`)), {
+    exact: true
+  }),
+  identityFile: Schema.optionalWith(Schema.String.pipe(Schema.filter((f) => f.startsWith("/") || "must be an absolute path")), {
+    exact: true
+  }),
   sshOptions: Schema.optionalWith(Schema.Array(Schema.String), { exact: true }),
   /** Where the next hop's buffer is on the far host, when it differs from its location's root. */
-  destinationRoot: Schema.optionalWith(Schema.String.pipe(Schema.filter((f) => f.startsWith("/") || "must be an absolute path")), { exact: true })
+  destinationRoot: Schema.optionalWith(Schema.String.pipe(Schema.filter((f) => f.startsWith("/") || "must be an absolute path")), {
+    exact: true
+  })
 })

@@ -41,7 +41,9 @@ export class TransitionError extends Schema.TaggedError<TransitionError>()("Tran
       case "IllegalTransition":
         return `${this.entity} cannot move from ${this.from} to ${this.to}: the state machine does not allow it`
       case "StateConflict":
-        return `${this.entity} ${this.id} is ${this.actual ?? "in another state"}, not ${this.from}: it moved on meanwhile, so ${this.to} was not applied`
+        return `${this.entity} ${this.id} is ${
+          this.actual ?? "in another state"
+        }, not ${this.from}: it moved on meanwhile, so ${this.to} was not applied`
       case "NotFound":
         return `${this.entity} ${this.id} does not exist`
     }
@@ -252,4 +254,8 @@ export const transitionAll = <K extends EntityKind>(
     if (bad === undefined) return
     const stray = rows.find((r) => r.state === null) ?? rows.find((r) => r.state !== from) ?? bad
     return yield* stray.state === null ? refuse("NotFound", stray.id) : refuse("StateConflict", stray.id, stray.state)
-  }).pipe(Effect.withSpan("Transitions.transitionAll", { attributes: { entity: input.entity, from: input.from, to: input.to, rows: input.ids.length } }))
+  }).pipe(
+    Effect.withSpan("Transitions.transitionAll", {
+      attributes: { entity: input.entity, from: input.from, to: input.to, rows: input.ids.length }
+    })
+  )

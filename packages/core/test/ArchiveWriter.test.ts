@@ -48,128 +48,165 @@ const writeFiles = (dir: string, specs: ReadonlyArray<readonly [string, number]>
 const longName = `scan-0001/${"detector-array-".repeat(8)}/${"x".repeat(120)}.fits`
 
 /** What is in a folder, apart from `keep`. */
-const entries = (dir: string, keep: ReadonlyArray<string>) => Effect.promise(async () => (await fs.readdir(dir)).filter((e) => !keep.includes(e)))
+const entries = (dir: string, keep: ReadonlyArray<string>) =>
+  Effect.promise(async () => (await fs.readdir(dir)).filter((e) => !keep.includes(e)))
 
 describe("ArchiveWriter and PackageWriter", () => {
-  it.scoped("writes a package from files that PackageReader verifies and GNU tar lists and extracts byte for byte", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const files = yield* writeFiles(dir, [
-        ["a.dat", 1],
-        ["empty.dat", 0],
-        [longName, 700],
-        ["caf\u00e9/sp\u00e9cial \u2013 name.txt", 3000],
-        ["det/big.fits", 3 * 1024 * 1024 + 17],
-        ["det/other-empty", 0]
-      ])
-      const output = path.join(dir, "package.tar")
-      const written = yield* PackageWriter.write(output, { ...ids(), files })
-      assert.strictEqual(written.sizeBytes, PackageLayout.archiveSize(written.manifest))
-      const bytes = yield* Effect.promise(() => fs.readFile(output))
-      assert.strictEqual(bytes.length, written.sizeBytes)
-      assert.strictEqual(written.checksum, sha256(bytes))
+  it.scoped(
+    "writes a package from files that PackageReader verifies and GNU tar lists and extracts byte for byte",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const files = yield* writeFiles(dir, [
+          ["a.dat", 1],
+          ["empty.dat", 0],
+          [longName, 700],
+          ["caf\u00e9/sp\u00e9cial \u2013 name.txt", 3000],
+          ["det/big.fits", 3 * 1024 * 1024 + 17],
+          ["det/other-empty", 0]
+        ])
+        const output = path.join(dir, "package.tar")
+        const written = yield* PackageWriter.write(output, { ...ids(), files })
+        assert.strictEqual(written.sizeBytes, PackageLayout.archiveSize(written.manifest))
+        const bytes = yield* Effect.promise(() => fs.readFile(output))
+        assert.strictEqual(bytes.length, written.sizeBytes)
+        assert.strictEqual(written.checksum, sha256(bytes))
 
-      const verified = yield* PackageFile.verify(output, { checksum: written.checksum, sizeBytes: written.sizeBytes })
-      assert.deepStrictEqual(verified.members.length, files.length)
-      for (const f of files) {
-        const member = Buffer.concat([...Chunk.toReadonlyArray(yield* Stream.runCollect(PackageFile.readMember(output, f.relativePath)))])
-        assert.isTrue(member.equals(f.bytes), f.relativePath)
-      }
+        const verified = yield* PackageFile.verify(output, { checksum: written.checksum, sizeBytes: written.sizeBytes })
+        assert.deepStrictEqual(verified.members.length, files.length)
+        for (const f of files) {
+          const member = Buffer.concat([...Chunk.toReadonlyArray(yield* Stream.runCollect(PackageFile.readMember(output, f.relativePath)))])
+          assert.isTrue(member.equals(f.bytes), f.relativePath)
+        }
 
-      const listing = yield* Effect.promise(() => tar("-tvf", output))
-      assert.include(listing, PackageManifest.manifestName)
-      assert.include(listing, longName)
-      const out = path.join(dir, "extracted")
-      yield* Effect.promise(() => fs.mkdir(out))
-      yield* Effect.promise(() => tar("-xf", output, "-C", out))
-      for (const f of files) {
-        assert.isTrue((yield* Effect.promise(() => fs.readFile(path.join(out, f.relativePath)))).equals(f.bytes), f.relativePath)
-      }
-      assert.deepStrictEqual(yield* entries(dir, ["in", "extracted", "package.tar"]), [])
+        const listing = yield* Effect.promise(() => tar("-tvf", output))
+        assert.include(listing, PackageManifest.manifestName)
+        assert.include(listing, longName)
+        const out = path.join(dir, "extracted")
+        yield* Effect.promise(() => fs.mkdir(out))
+        yield* Effect.promise(() => tar("-xf", output, "-C", out))
+        for (const f of files) {
+          assert.isTrue((yield* Effect.promise(() => fs.readFile(path.join(out, f.relativePath)))).equals(f.bytes), f.relativePath)
+        }
+        assert.deepStrictEqual(yield* entries(dir, ["in", "extracted", "package.tar"]), [])
 
-      // the same files and ids give the same bytes; an existing package is not replaced unless asked
-      const again = yield* Effect.exit(PackageWriter.write(output, { ...written.manifest, files: files.map((f, i) => ({ ...f, id: written.manifest.files[i].id })) }))
-      assert.isTrue(Exit.isFailure(again) && String(again.cause).includes("exists"))
-      const replaced = yield* PackageWriter.write(output, {
-        ...written.manifest,
-        overwrite: true,
-        files: files.map((f, i) => ({ ...f, id: written.manifest.files[i].id }))
-      })
-      assert.strictEqual(replaced.checksum, written.checksum)
-    }), 60_000)
+        // the same files and ids give the same bytes; an existing package is not replaced unless asked
+        const again = yield* Effect.exit(
+          PackageWriter.write(output, { ...written.manifest, files: files.map((f, i) => ({ ...f, id: written.manifest.files[i].id })) })
+        )
+        assert.isTrue(Exit.isFailure(again) && String(again.cause).includes("exists"))
+        const replaced = yield* PackageWriter.write(output, {
+          ...written.manifest,
+          overwrite: true,
+          files: files.map((f, i) => ({ ...f, id: written.manifest.files[i].id }))
+        })
+        assert.strictEqual(replaced.checksum, written.checksum)
+      }),
+    60_000
+  )
 
-  it.scoped("refuses a file that differs from its record, is gone, or has an unsafe path, and leaves nothing", () =>
-    Effect.gen(function*() {
-      const dir = yield* tempDir
-      const files = yield* writeFiles(dir, [["a.dat", 5000], ["b.dat", 6000]])
-      const output = path.join(dir, "p.tar")
-      const refuse = (f: ReadonlyArray<PackageWriter.LocalFile>, more: Partial<PackageWriter.WriteOptions> = {}) =>
-        Effect.flip(PackageWriter.write(output, { ...ids(), files: f, ...more }))
+  it.scoped(
+    "refuses a file that differs from its record, is gone, or has an unsafe path, and leaves nothing",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const files = yield* writeFiles(dir, [["a.dat", 5000], ["b.dat", 6000]])
+        const output = path.join(dir, "p.tar")
+        const refuse = (f: ReadonlyArray<PackageWriter.LocalFile>, more: Partial<PackageWriter.WriteOptions> = {}) =>
+          Effect.flip(PackageWriter.write(output, { ...ids(), files: f, ...more }))
 
-      const recorded = files.map((f) => ({ ...f, sizeBytes: f.bytes.length, checksum: sha256(f.bytes) }))
-      yield* Effect.promise(() => fs.appendFile(files[1].path, "x"))
-      const grown = yield* refuse(recorded)
-      assert.strictEqual(grown.reason, "Corrupt")
-      assert.strictEqual(grown.file, files[1].path)
-      assert.include(grown.message, "more than the recorded 6000 bytes")
+        const recorded = files.map((f) => ({ ...f, sizeBytes: f.bytes.length, checksum: sha256(f.bytes) }))
+        yield* Effect.promise(() => fs.appendFile(files[1].path, "x"))
+        const grown = yield* refuse(recorded)
+        assert.strictEqual(grown.reason, "Corrupt")
+        assert.strictEqual(grown.file, files[1].path)
+        assert.include(grown.message, "more than the recorded 6000 bytes")
 
-      const changed = yield* refuse([{ ...recorded[0], checksum: sha256(Buffer.from("other")) }])
-      assert.strictEqual(changed.reason, "Corrupt")
-      assert.include(changed.description, "checksum")
+        const changed = yield* refuse([{ ...recorded[0], checksum: sha256(Buffer.from("other")) }])
+        assert.strictEqual(changed.reason, "Corrupt")
+        assert.include(changed.description, "checksum")
 
-      const gone = yield* refuse([...files, { path: path.join(dir, "in", "nope"), relativePath: "nope" }])
-      assert.strictEqual(gone.reason, "Missing")
-      const goneLate = yield* refuse([{ path: path.join(dir, "in", "nope"), relativePath: "nope", sizeBytes: 3, checksum: sha256(Buffer.from("abc")) }])
-      assert.strictEqual(goneLate.reason, "Missing")
+        const gone = yield* refuse([...files, { path: path.join(dir, "in", "nope"), relativePath: "nope" }])
+        assert.strictEqual(gone.reason, "Missing")
+        const goneLate = yield* refuse([{
+          path: path.join(dir, "in", "nope"),
+          relativePath: "nope",
+          sizeBytes: 3,
+          checksum: sha256(Buffer.from("abc"))
+        }])
+        assert.strictEqual(goneLate.reason, "Missing")
 
-      for (const bad of ["../escape", "/abs", "a//b", PackageManifest.manifestName]) {
-        assert.strictEqual((yield* refuse([{ ...files[0], relativePath: bad }])).reason, "Invalid", bad)
-      }
-      assert.strictEqual((yield* refuse([files[0], { ...files[1], relativePath: files[0].relativePath }])).reason, "Invalid")
-      assert.strictEqual((yield* refuse(files, { packageId: "not-a-uuid" })).reason, "Invalid")
-      assert.strictEqual((yield* Effect.flip(PackageWriter.write(path.join(dir, "no-such-dir", "p.tar"), { ...ids(), files }))).reason, "Unwritable")
-      assert.deepStrictEqual(yield* entries(dir, ["in"]), [])
-    }), 60_000)
+        for (const bad of ["../escape", "/abs", "a//b", PackageManifest.manifestName]) {
+          assert.strictEqual((yield* refuse([{ ...files[0], relativePath: bad }])).reason, "Invalid", bad)
+        }
+        assert.strictEqual((yield* refuse([files[0], { ...files[1], relativePath: files[0].relativePath }])).reason, "Invalid")
+        assert.strictEqual((yield* refuse(files, { packageId: "not-a-uuid" })).reason, "Invalid")
+        assert.strictEqual(
+          (yield* Effect.flip(PackageWriter.write(path.join(dir, "no-such-dir", "p.tar"), { ...ids(), files }))).reason,
+          "Unwritable"
+        )
+        assert.deepStrictEqual(yield* entries(dir, ["in"]), [])
+      }),
+    60_000
+  )
 
   for (const offload of [false, true]) {
-    it.scoped(`a file that shrinks or grows while it is being written fails the stream before the end (${offload ? "worker" : "this thread"})`, () =>
-      Effect.gen(function*() {
-        const dir = yield* tempDir
-        const files = yield* writeFiles(dir, [["big.dat", 4 * 1024 * 1024], ["late.dat", 2000]])
-        const manifest = new PackageManifest.PackageManifest({
-          version: PackageManifest.formatVersion,
-          packageId: randomUUID() as never,
-          executedObsUnitId: randomUUID() as never,
-          instrumentModuleId: randomUUID() as never,
-          files: files.map((f) => new PackageManifest.PackagedFile({ id: randomUUID() as never, relativePath: f.relativePath as never, sizeBytes: f.bytes.length, checksum: sha256(f.bytes) }))
-        })
-        for (const change of ["shrink", "grow"] as const) {
-          yield* Effect.promise(() => fs.writeFile(files[0].path, files[0].bytes))
-          let chunks = 0
-          // after the big file's first chunk has been read, it is cut short or added to
-          const body = (i: number) =>
-            PackageFile.stream(files[i].path).pipe(Stream.tap(() =>
-              i === 0 && chunks++ === 0
-                ? Effect.promise(() => change === "shrink" ? fs.truncate(files[0].path, 1024 * 1024 + 5) : fs.appendFile(files[0].path, "more"))
-                : Effect.void
-            ))
-          let delivered = 0
-          const exit = yield* Effect.exit(Stream.runForEach(ArchiveWriter.archive({ manifest, body, mtime: 0, offload }), (part) => Effect.sync(() => void (delivered += part.length))))
-          assert.isTrue(Exit.isFailure(exit), change)
-          const fault = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
-          assert.instanceOf(fault, ArchiveWriter.MemberFault)
-          if (!(fault instanceof ArchiveWriter.MemberFault)) return
-          assert.strictEqual(fault.index, 0)
-          assert.strictEqual(fault.kind, "Corrupt")
-          assert.include(fault.detail, change === "shrink" ? `bytes, recorded ${files[0].bytes.length}` : "more than the recorded")
-          // never the whole archive: the end-of-archive blocks are not reached
-          assert.isBelow(delivered, PackageLayout.archiveSize(manifest))
-        }
-      }), 60_000)
+    it.scoped(
+      `a file that shrinks or grows while it is being written fails the stream before the end (${offload ? "worker" : "this thread"})`,
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* tempDir
+          const files = yield* writeFiles(dir, [["big.dat", 4 * 1024 * 1024], ["late.dat", 2000]])
+          const manifest = new PackageManifest.PackageManifest({
+            version: PackageManifest.formatVersion,
+            packageId: randomUUID() as never,
+            executedObsUnitId: randomUUID() as never,
+            instrumentModuleId: randomUUID() as never,
+            files: files.map((f) =>
+              new PackageManifest.PackagedFile({
+                id: randomUUID() as never,
+                relativePath: f.relativePath as never,
+                sizeBytes: f.bytes.length,
+                checksum: sha256(f.bytes)
+              })
+            )
+          })
+          for (const change of ["shrink", "grow"] as const) {
+            yield* Effect.promise(() => fs.writeFile(files[0].path, files[0].bytes))
+            let chunks = 0
+            // after the big file's first chunk has been read, it is cut short or added to
+            const body = (i: number) =>
+              PackageFile.stream(files[i].path).pipe(Stream.tap(() =>
+                i === 0 && chunks++ === 0
+                  ? Effect.promise(() =>
+                    change === "shrink" ? fs.truncate(files[0].path, 1024 * 1024 + 5) : fs.appendFile(files[0].path, "more")
+                  )
+                  : Effect.void
+              ))
+            let delivered = 0
+            const exit = yield* Effect.exit(
+              Stream.runForEach(
+                ArchiveWriter.archive({ manifest, body, mtime: 0, offload }),
+                (part) => Effect.sync(() => void (delivered += part.length))
+              )
+            )
+            assert.isTrue(Exit.isFailure(exit), change)
+            const fault = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+            assert.instanceOf(fault, ArchiveWriter.MemberFault)
+            if (!(fault instanceof ArchiveWriter.MemberFault)) return
+            assert.strictEqual(fault.index, 0)
+            assert.strictEqual(fault.kind, "Corrupt")
+            assert.include(fault.detail, change === "shrink" ? `bytes, recorded ${files[0].bytes.length}` : "more than the recorded")
+            // never the whole archive: the end-of-archive blocks are not reached
+            assert.isBelow(delivered, PackageLayout.archiveSize(manifest))
+          }
+        }),
+      60_000
+    )
   }
 
   it.scoped("the verifying worker names the first mismatch for every algorithm, as this thread does", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const worker = yield* MemberVerifier.make
       const here = MemberVerifier.local()
       const bytes = Buffer.from("the bytes of a member")

@@ -33,7 +33,12 @@ describe("Backoff", () => {
     assert.isAtMost(ms(Backoff.delayFor(policy, p.retry, p.unit)), ms(Backoff.delayFor(policy, p.retry, 1)))
   })
 
-  it.prop("the half-to-full waits are the ones the routes, the transfer lift and the metrics push computed before", { base, cap, retry, unit }, (p) => {
+  it.prop("the half-to-full waits are the ones the routes, the transfer lift and the metrics push computed before", {
+    base,
+    cap,
+    retry,
+    unit
+  }, (p) => {
     // the formula each of them had of its own
     const before = Math.round(Math.min(p.cap, p.base * Math.pow(2, Math.max(0, p.retry - 1))) * (0.5 + p.unit / 2))
     assert.strictEqual(ms(Backoff.delayFor({ base: p.base, cap: p.cap }, p.retry, p.unit)), before)
@@ -42,7 +47,10 @@ describe("Backoff", () => {
   it.prop("without jitter, the alert notifier's waits: the first wait doubled per failure up to the cap", { base, cap, retry }, (p) => {
     const attempts = Math.max(0, p.retry)
     const before = Math.min(p.cap, p.base * Math.pow(2, Math.min(attempts, 30)))
-    assert.strictEqual(ms(Backoff.delayFor({ base: p.base, cap: p.cap, jitter: Backoff.none }, attempts + 1, Math.random())), Math.round(before))
+    assert.strictEqual(
+      ms(Backoff.delayFor({ base: p.base, cap: p.cap, jitter: Backoff.none }, attempts + 1, Math.random())),
+      Math.round(before)
+    )
   })
 
   it("an uncapped policy grows without bound, never to NaN", () => {
@@ -50,22 +58,29 @@ describe("Backoff", () => {
     assert.deepStrictEqual(Backoff.delayFor({ base: "100 millis" }, 5_000, 0.5), Duration.infinity)
   })
 
-  it.effect.prop("the schedule waits as delayFor says, for `times` retries", { times: FastCheck.integer({ min: 0, max: 12 }) }, ({ times }) =>
-    Effect.gen(function*() {
-      const policy: Backoff.Policy = { base: "100 millis", cap: "2 seconds", times }
-      const delays = Chunk.toReadonlyArray(yield* Schedule.run(Backoff.schedule(policy), 0, Array.from({ length: 20 }, () => undefined)))
-      // Schedule.run also hands back the output of the step that ends the schedule
-      assert.strictEqual(delays.length, times + 1)
-      delays.slice(0, times).forEach((d, i) => {
-        assert.isAtLeast(ms(d), ms(Backoff.delayFor(policy, i + 1, 0)))
-        assert.isAtMost(ms(d), ms(Backoff.delayFor(policy, i + 1, 1)))
-      })
-    }), { fastCheck: { numRuns: 20 } })
+  it.effect.prop(
+    "the schedule waits as delayFor says, for `times` retries",
+    { times: FastCheck.integer({ min: 0, max: 12 }) },
+    ({ times }) =>
+      Effect.gen(function* () {
+        const policy: Backoff.Policy = { base: "100 millis", cap: "2 seconds", times }
+        const delays = Chunk.toReadonlyArray(yield* Schedule.run(Backoff.schedule(policy), 0, Array.from({ length: 20 }, () => undefined)))
+        // Schedule.run also hands back the output of the step that ends the schedule
+        assert.strictEqual(delays.length, times + 1)
+        delays.slice(0, times).forEach((d, i) => {
+          assert.isAtLeast(ms(d), ms(Backoff.delayFor(policy, i + 1, 0)))
+          assert.isAtMost(ms(d), ms(Backoff.delayFor(policy, i + 1, 1)))
+        })
+      }),
+    { fastCheck: { numRuns: 20 } }
+  )
 
   it.effect("Effect.retry with the schedule retries `times` times, waiting each delay (TestClock)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       let attempts = 0
-      const fiber = yield* Effect.fork(Effect.retry(Effect.suspend(() => Effect.fail(++attempts)), Backoff.schedule({ base: "1 second", cap: "4 seconds", times: 3 })))
+      const fiber = yield* Effect.fork(
+        Effect.retry(Effect.suspend(() => Effect.fail(++attempts)), Backoff.schedule({ base: "1 second", cap: "4 seconds", times: 3 }))
+      )
       yield* TestClock.adjust("400 millis")
       assert.strictEqual(attempts, 1)
       yield* TestClock.adjust("1 minute")

@@ -109,43 +109,48 @@ describe("the ops-db refuses invalid rows", () => {
         )
         assert.strictEqual(
           yield* refusedWith(
-            sql`insert into data_transfer ${sql.insert({
-              fromLocationId: w.chileBuffer.id,
-              toLocationId: w.cologneBuffer.id,
-              adapter: "bbcp"
-            })}`
+            sql`insert into data_transfer ${
+              sql.insert({
+                fromLocationId: w.chileBuffer.id,
+                toLocationId: w.cologneBuffer.id,
+                adapter: "bbcp"
+              })
+            }`
           ),
           "23514",
           "a transfer moves exactly one package or bundle"
         )
         assert.strictEqual(
           yield* refusedWith(
-            sql`insert into data_location ${sql.insert({
-              siteId: w.chile.id,
-              name: "bad-capacity",
-              type: "BUFFER",
-              technology: "disk",
-              capacityBytes: -5
-            })}`
+            sql`insert into data_location ${
+              sql.insert({
+                siteId: w.chile.id,
+                name: "bad-capacity",
+                type: "BUFFER",
+                technology: "disk",
+                capacityBytes: -5
+              })
+            }`
           ),
           "23514",
           "negative capacity"
         )
         assert.strictEqual(
           yield* refusedWith(
-            sql`insert into executed_obs_unit ${sql.insert({
-              id: randomUUID(),
-              obsUnitId: w.obsUnit.id,
-              startAt: new Date("2026-01-02"),
-              endAt: new Date("2026-01-01"),
-              status: "completed"
-            })}`
+            sql`insert into executed_obs_unit ${
+              sql.insert({
+                id: randomUUID(),
+                obsUnitId: w.obsUnit.id,
+                startAt: new Date("2026-01-02"),
+                endAt: new Date("2026-01-01"),
+                status: "completed"
+              })
+            }`
           ),
           "23514",
           "an observation cannot end before it starts"
         )
-      })
-    )
+      }))
 
     it.effect("filing is idempotent: duplicate keys are refused and reported as UniqueViolation", () =>
       Effect.gen(function* () {
@@ -170,7 +175,10 @@ describe("the ops-db refuses invalid rows", () => {
 
         const dangling = constraintError(
           yield* Effect.flip(Repositories.rawDataFiles.insert({
-            ...insert, id: Fixtures.uuid(), executedObsUnitId: Fixtures.uuid(), relativePath: "scan/dangling.fits" as typeof insert.relativePath
+            ...insert,
+            id: Fixtures.uuid(),
+            executedObsUnitId: Fixtures.uuid(),
+            relativePath: "scan/dangling.fits" as typeof insert.relativePath
           }))
         )
         assert.strictEqual(dangling.reason, "ForeignKeyViolation")
@@ -206,8 +214,7 @@ describe("the ops-db refuses invalid rows", () => {
           [["RawDataFile", null, "filed"]],
           "one creation event, none for the refused or repeated filings"
         )
-      })
-    )
+      }))
 
     it.effect("one live copy of a package per location; a DELETED copy can be replaced", () =>
       Effect.gen(function* () {
@@ -217,17 +224,18 @@ describe("the ops-db refuses invalid rows", () => {
         const copy = yield* Fixtures.physicalCopy(w.chileBuffer, pkg)
         const twice = constraintError(yield* Effect.flip(Fixtures.physicalCopy(w.chileBuffer, pkg)))
         assert.strictEqual(twice.reason, "UniqueViolation")
-        for (const [from, to] of [
-          ["PRESENT", "DELETION_SCHEDULED"],
-          ["DELETION_SCHEDULED", "DELETION_IN_PROGRESS"],
-          ["DELETION_IN_PROGRESS", "DELETED"]
-        ] as const) {
+        for (
+          const [from, to] of [
+            ["PRESENT", "DELETION_SCHEDULED"],
+            ["DELETION_SCHEDULED", "DELETION_IN_PROGRESS"],
+            ["DELETION_IN_PROGRESS", "DELETED"]
+          ] as const
+        ) {
           yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id, from, to })
         }
         const again = yield* Fixtures.physicalCopy(w.chileBuffer, pkg)
         assert.notStrictEqual(again.id, copy.id)
-      })
-    )
+      }))
 
     it.effect("the event log is append-only in the database itself", () =>
       Effect.gen(function* () {
@@ -241,7 +249,6 @@ describe("the ops-db refuses invalid rows", () => {
         assert.strictEqual(yield* refusedWith(sql`truncate event_log`), "55000", "truncate")
         const events = yield* Repositories.eventLog.listBy("entityId", pkg.id)
         assert.deepStrictEqual(events.map((e) => e.toState), ["pending", "scheduled"])
-      })
-    )
+      }))
   })
 })

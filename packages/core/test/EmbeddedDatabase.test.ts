@@ -55,8 +55,7 @@ describe("EmbeddedDatabase", () => {
         })
       )
       assert.strictEqual(value, 42)
-    })
-  )
+    }))
 
   it.scoped("a second process on the same folder uses the running server and leaves it running", () =>
     Effect.gen(function* () {
@@ -81,8 +80,7 @@ describe("EmbeddedDatabase", () => {
       assert.strictEqual(second.pid, first.pid)
       assert.isTrue(alive(first.pid), "the owner's server outlives the second user's scope")
       assert.strictEqual(yield* query(first.adminUrl), 7)
-    })
-  )
+    }))
 
   it.scoped("a folder whose owner was killed hard is taken over: its orphaned server is stopped first", () =>
     Effect.gen(function* () {
@@ -90,11 +88,15 @@ describe("EmbeddedDatabase", () => {
       const dataDir = path.join(dir, "data")
       const source = fileURLToPath(new URL("../src/node/EmbeddedDatabase.ts", import.meta.url))
       // A real process that starts the server and is then SIGKILLed, as a crashed `ccat serve`.
-      const script = `const m = await import(${JSON.stringify(source)}); const { db } = await m.startUnscoped({ dataDir: ${JSON.stringify(dataDir)} }); console.log("PID " + db.pid); setInterval(() => {}, 1000)`
+      const script = `const m = await import(${JSON.stringify(source)}); const { db } = await m.startUnscoped({ dataDir: ${
+        JSON.stringify(dataDir)
+      } }); console.log("PID " + db.pid); setInterval(() => {}, 1000)`
       const orphan = yield* Effect.promise(
         () =>
           new Promise<number>((resolve, reject) => {
-            const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "inherit"] })
+            const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+              stdio: ["ignore", "pipe", "inherit"]
+            })
             let out = ""
             child.stdout!.on("data", (c) => {
               out += c
@@ -112,8 +114,7 @@ describe("EmbeddedDatabase", () => {
       assert.strictEqual(db.owner, process.pid)
       assert.isFalse(alive(orphan), "the orphan was stopped before the folder's new server started")
       assert.notStrictEqual(db.pid, orphan)
-    })
-  )
+    }))
 
   it.scoped("the OpsDb layer on the embedded server describes itself and migrates", () =>
     Effect.gen(function* () {
@@ -129,8 +130,7 @@ describe("EmbeddedDatabase", () => {
       )
       assert.strictEqual(info.kind, "embedded")
       assert.match(info.target, /^127\.0\.0\.1:\d+\/ccat$/)
-    })
-  )
+    }))
 })
 
 describe("TestDatabase", () => {
@@ -140,7 +140,6 @@ describe("TestDatabase", () => {
         const sql = yield* PgClient.PgClient
         const rows = yield* sql<{ name: string }>`select current_database() as name`
         assert.match(rows[0].name, /^ccat_test_[0-9a-f]{12}$/)
-      })
-    )
+      }))
   })
 })

@@ -23,17 +23,19 @@ describe("ops-db entities", () => {
     it.effect("write and read every entity", () =>
       Effect.gen(function* () {
         const w = yield* Fixtures.world
-        for (const [repo, row] of [
-          [Repositories.observatories, w.observatory],
-          [Repositories.telescopes, w.telescope],
-          [Repositories.instruments, w.instrument],
-          [Repositories.instrumentModules, w.modules[0]],
-          [Repositories.observingPrograms, w.program],
-          [Repositories.obsUnits, w.obsUnit],
-          [Repositories.sites, w.chile],
-          [Repositories.dataLocations, w.archive],
-          [Repositories.accounts, w.scientist]
-        ] as const) {
+        for (
+          const [repo, row] of [
+            [Repositories.observatories, w.observatory],
+            [Repositories.telescopes, w.telescope],
+            [Repositories.instruments, w.instrument],
+            [Repositories.instrumentModules, w.modules[0]],
+            [Repositories.observingPrograms, w.program],
+            [Repositories.obsUnits, w.obsUnit],
+            [Repositories.sites, w.chile],
+            [Repositories.dataLocations, w.archive],
+            [Repositories.accounts, w.scientist]
+          ] as const
+        ) {
           yield* roundTrip(repo, row)
         }
         assert.deepStrictEqual(w.obsUnit.configuration, { scan: "raster" })
@@ -153,7 +155,6 @@ describe("ops-db entities", () => {
         // JSON variant for the API: timestamps as ISO strings
         const json = Schema.encodeSync(Storage.PhysicalCopy.json)(copy)
         assert.isString(json.createdAt)
-      })
-    )
+      }))
   })
 })

@@ -21,7 +21,7 @@ const settle = (wait: Promise<void> | undefined) => (wait === undefined ? Effect
 
 describe("HashRing", () => {
   it.scoped("reads a lane's digest back after pieces larger than the ring", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const ring = (yield* HashRing.make(2))!
       const bytes = randomBytes((HashRing.slots + 2) * HashRing.slotBytes + 5)
       ring.publish({ kind: "begin", lane: 1, algorithm: "sha256" })
@@ -36,15 +36,19 @@ describe("HashRing", () => {
     }))
 
   it.scoped("compares members in the worker and records only the first that differs", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const ring = (yield* HashRing.make(1))!
       const members = Array.from({ length: 6 }, (_, i) => randomBytes(1000 + i))
       // members 2 and 4 are recorded with another checksum; 5 with one longer than any digest
       const recorded = members.map((m, i) => (i === 2 || i === 4 ? sha256(Buffer.from("other")) : i === 5 ? "f".repeat(200) : sha256(m)))
       for (const [i, m] of members.entries()) {
         yield* settle(ring.room(2))
-        if (i % 2 === 0) ring.publish({ kind: "whole", lane: 0, algorithm: "sha256", index: i, expected: recorded[i] }, [m.subarray(0, 10), m.subarray(10)])
-        else {
+        if (i % 2 === 0) {
+          ring.publish({ kind: "whole", lane: 0, algorithm: "sha256", index: i, expected: recorded[i] }, [
+            m.subarray(0, 10),
+            m.subarray(10)
+          ])
+        } else {
           ring.publish({ kind: "begin", lane: 0, algorithm: "sha256", index: i, expected: recorded[i] })
           ring.publish({ kind: "update", lane: 0 }, [m])
           yield* settle(ring.room())
@@ -59,10 +63,17 @@ describe("HashRing", () => {
     }))
 
   it.scoped("refuses a command larger than a slot, publishing nothing", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const ring = (yield* HashRing.make(1))!
       const head = ring.head()
-      assert.throws(() => ring.publish({ kind: "whole", lane: 0, algorithm: "sha256", index: 0, expected: "" }, [new Uint8Array(HashRing.slotBytes), new Uint8Array(1)]), RangeError)
+      assert.throws(
+        () =>
+          ring.publish({ kind: "whole", lane: 0, algorithm: "sha256", index: 0, expected: "" }, [
+            new Uint8Array(HashRing.slotBytes),
+            new Uint8Array(1)
+          ]),
+        RangeError
+      )
       assert.strictEqual(ring.head(), head)
     }))
 })

@@ -56,7 +56,11 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       const count = { n: 0 }
       const adapter = TransferAdapter.make(corruptingOnce(count, 2), { retry: { times: 3, base: "1 second", cap: "10 seconds" } })
       const fiber = yield* adapter
-        .stream({ source: TransferEndpoint.local(path.join(d, "src.bin")), destination: TransferEndpoint.local(path.join(d, "dst.bin")), kind: "file" })
+        .stream({
+          source: TransferEndpoint.local(path.join(d, "src.bin")),
+          destination: TransferEndpoint.local(path.join(d, "dst.bin")),
+          kind: "file"
+        })
         .pipe(Stream.runCollect, Effect.fork)
       // two retries: the first waits 0.5-1 s, the second 1-2 s; the clock is moved, not slept
       for (let i = 0; i < 400 && count.n < 3; i++) {
@@ -87,7 +91,11 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       const count = { n: 0 }
       const adapter = TransferAdapter.make(corruptingOnce(count, 99), { retry: { times: 2, base: "1 second", cap: "1 second" } })
       const fiber = yield* adapter
-        .transfer({ source: TransferEndpoint.local(path.join(d, "src.bin")), destination: TransferEndpoint.local(path.join(d, "dst.bin")), kind: "file" })
+        .transfer({
+          source: TransferEndpoint.local(path.join(d, "src.bin")),
+          destination: TransferEndpoint.local(path.join(d, "dst.bin")),
+          kind: "file"
+        })
         .pipe(Effect.exit, Effect.fork)
       for (let i = 0; i < 400 && count.n < 3; i++) {
         yield* Effect.promise(() => new Promise((r) => setTimeout(r, 25)))
@@ -145,7 +153,11 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
   it.live("rejects an ssh endpoint as Unsupported: the local adapter reaches local paths only", () =>
     Effect.gen(function* () {
       const exit = yield* LocalTransfer.make()
-        .transfer({ source: TransferEndpoint.local("/etc/hostname"), destination: TransferEndpoint.ssh({ host: "example.org", path: "/x" }), kind: "file" })
+        .transfer({
+          source: TransferEndpoint.local("/etc/hostname"),
+          destination: TransferEndpoint.ssh({ host: "example.org", path: "/x" }),
+          kind: "file"
+        })
         .pipe(Effect.exit)
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit) && exit.cause._tag === "Fail") assert.strictEqual(exit.cause.error.reason, "Unsupported")
@@ -156,7 +168,11 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       const d = yield* Effect.promise(scratch)
       yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(d, "src.bin"), 256 * 1024 * 1024))
       yield* LocalTransfer.make({ progressIntervalMs: 10 })
-        .stream({ source: TransferEndpoint.local(path.join(d, "src.bin")), destination: TransferEndpoint.local(path.join(d, "out", "dst.bin")), kind: "file" })
+        .stream({
+          source: TransferEndpoint.local(path.join(d, "src.bin")),
+          destination: TransferEndpoint.local(path.join(d, "out", "dst.bin")),
+          kind: "file"
+        })
         .pipe(Stream.take(1), Stream.runDrain)
       // The stream ends only once the interrupted copy has settled and removed its temporary file.
       const left = yield* Effect.promise(() => fs.readdir(path.join(d, "out")).catch(() => []))

@@ -46,8 +46,7 @@ describe("LocalTransfer into a folder another writer prunes", () => {
           // the pruner may take the folder again once the copy is moved out of the way
           yield* Effect.promise(() => fs.rm(target, { force: true }))
           return result
-        })
-      ).pipe(Effect.ensuring(Effect.sync(() => void (pruning = false))))
+        })).pipe(Effect.ensuring(Effect.sync(() => void (pruning = false))))
       const removed = yield* Effect.promise(() => pruner)
       assert.strictEqual(results.length, 40)
       for (const r of results) assert.strictEqual(r.checksum, sum)

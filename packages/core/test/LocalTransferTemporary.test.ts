@@ -42,11 +42,24 @@ describe("LocalTransfer temporary names", () => {
     }))
 
   it("tells temporary names from ordinary ones", () => {
-    for (const name of [TemporaryNames.disk("a.tar", "0a1b2c3d4e5f"), TemporaryNames.part("a.tar", "0a1b2c3d4e5f"), TemporaryNames.part("x".repeat(300), "ff")]) {
+    for (const name of [
+      TemporaryNames.disk("a.tar", "0a1b2c3d4e5f"),
+      TemporaryNames.part("a.tar", "0a1b2c3d4e5f"),
+      TemporaryNames.part("x".repeat(300), "ff")
+    ]) {
       assert.isTrue(TemporaryNames.isTemporary(name), name)
       assert.isAtMost(name.length, 100, name)
     }
-    for (const name of ["a.tar", "a.part", ".hidden", "ccat-tmp-x", ".a.ccat-.part", ".a.ccat-XYZ.part", "x.ccat-0a.part", ".a.ccat-0a.part.txt"]) {
+    for (const name of [
+      "a.tar",
+      "a.part",
+      ".hidden",
+      "ccat-tmp-x",
+      ".a.ccat-.part",
+      ".a.ccat-XYZ.part",
+      "x.ccat-0a.part",
+      ".a.ccat-0a.part.txt"
+    ]) {
       assert.isFalse(TemporaryNames.isTemporary(name), name)
     }
   })

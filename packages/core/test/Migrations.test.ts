@@ -22,7 +22,6 @@ describe("Migrations", () => {
         for (const t of ["observatory", "raw_data_file", "physical_copy", "event_log", "staging_request", "api_token"]) {
           assert.include(names, t)
         }
-      })
-    )
+      }))
   })
 })

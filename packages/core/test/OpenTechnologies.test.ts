@@ -33,9 +33,10 @@ describe("Migration 0021: open technologies", () => {
         const [enums] = yield* sql<{ n: number }>`select count(*)::int as n from pg_type where typname = 'storage_technology'`
         assert.strictEqual(enums.n, 0)
         yield* sql`insert into data_location (site_id, name, type, technology) values (${site.id}, 'col-memory', 'LONG_TERM_ARCHIVE', 'memory')`
-        const refused = yield* Effect.either(sql`insert into data_location (site_id, name, type, technology) values (${site.id}, 'col-bad', 'BUFFER', 'Not A Name')`)
+        const refused = yield* Effect.either(
+          sql`insert into data_location (site_id, name, type, technology) values (${site.id}, 'col-bad', 'BUFFER', 'Not A Name')`
+        )
         assert.strictEqual(refused._tag, "Left")
-      })
-    )
+      }))
   })
 })

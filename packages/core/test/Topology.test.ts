@@ -10,14 +10,21 @@ const registries: Topology.Registries = {
   drivers: Either.getOrThrow(StorageDriverRegistry.make([
     StorageDriverRegistry.define({
       technology: "disk",
-      options: Schema.Struct({ root: Schema.propertySignature(Schema.String).annotations({ missingMessage: () => "a disk location needs a root folder" }), directIo: Schema.optional(Schema.Boolean) }),
+      options: Schema.Struct({
+        root: Schema.propertySignature(Schema.String).annotations({ missingMessage: () => "a disk location needs a root folder" }),
+        directIo: Schema.optional(Schema.Boolean)
+      }),
       make: unbuilt,
       root: (o) => o.root,
       pathAccess: true
     }),
     StorageDriverRegistry.define({
       technology: "s3",
-      options: Schema.Struct({ bucket: Schema.propertySignature(Schema.String).annotations({ missingMessage: () => "an s3 location needs a bucket" }), prefix: Schema.optional(Schema.String), endpoint: Schema.optional(Schema.String) }),
+      options: Schema.Struct({
+        bucket: Schema.propertySignature(Schema.String).annotations({ missingMessage: () => "an s3 location needs a bucket" }),
+        prefix: Schema.optional(Schema.String),
+        endpoint: Schema.optional(Schema.String)
+      }),
       make: unbuilt
     }),
     StorageDriverRegistry.define({
@@ -29,7 +36,13 @@ const registries: Topology.Registries = {
     })
   ])),
   adapters: Either.getOrThrow(TransferAdapterRegistry.make([
-    TransferAdapterRegistry.define({ name: "local", options: Schema.Record({ key: Schema.String, value: Schema.Never }), make: () => { throw new Error("not built in this test") } })
+    TransferAdapterRegistry.define({
+      name: "local",
+      options: Schema.Record({ key: Schema.String, value: Schema.Never }),
+      make: () => {
+        throw new Error("not built in this test")
+      }
+    })
   ]))
 }
 
@@ -86,7 +99,10 @@ describe("Topology", () => {
       colour: "blue"
     })
     assert.isTrue(problems.some((p) => p.startsWith("sites[0].shortName:")), problems.join("\n"))
-    assert.isTrue(problems.some((p) => p.startsWith("sites[0].locations[0].capacityBytes:") && p.includes("not a size")), problems.join("\n"))
+    assert.isTrue(
+      problems.some((p) => p.startsWith("sites[0].locations[0].capacityBytes:") && p.includes("not a size")),
+      problems.join("\n")
+    )
     assert.isTrue(problems.some((p) => p.startsWith("colour:")), problems.join("\n"))
   })
 
@@ -164,7 +180,12 @@ describe("Topology", () => {
       sites: [
         site("cologne", "col", [
           { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/data/buffer", password: "hunter2" } },
-          { name: "archive", type: "LONG_TERM_ARCHIVE", technology: "s3", driver: { bucket: "b", accessKeyId: "AKIA", secretAccessKey: "s" } }
+          {
+            name: "archive",
+            type: "LONG_TERM_ARCHIVE",
+            technology: "s3",
+            driver: { bucket: "b", accessKeyId: "AKIA", secretAccessKey: "s" }
+          }
         ])
       ]
     })
@@ -179,8 +200,12 @@ describe("Topology", () => {
   })
 
   it("rejects locations whose root folders are the same or one inside another, and a directIo that is not a boolean", () => {
-    const at = (name: string, type: string, root: string, extra: Record<string, unknown> = {}) =>
-      ({ name, type, technology: "disk", driver: { root, ...extra } })
+    const at = (name: string, type: string, root: string, extra: Record<string, unknown> = {}) => ({
+      name,
+      type,
+      technology: "disk",
+      driver: { root, ...extra }
+    })
     const problems = problemsOf({
       sites: [
         site("chile", "cl", [at("chile-source", "SOURCE", "/data/raw"), at("chile-buffer", "BUFFER", "/data/")]),
@@ -190,12 +215,20 @@ describe("Topology", () => {
         ])
       ]
     })
-    assert.include(problems, "location chile-source: its root folder /data/raw is inside chile-buffer's (/data); each location needs a folder of its own, not one inside another's")
-    assert.include(problems, "locations cologne-buffer and cologne-processing: both have the root folder /srv/buffer; each location needs a folder of its own")
+    assert.include(
+      problems,
+      "location chile-source: its root folder /data/raw is inside chile-buffer's (/data); each location needs a folder of its own, not one inside another's"
+    )
+    assert.include(
+      problems,
+      "locations cologne-buffer and cologne-processing: both have the root folder /srv/buffer; each location needs a folder of its own"
+    )
     assert.isTrue(problems.some((p) => p.startsWith("sites[1].locations[0].driver.directIo:")), problems.join("\n"))
     // siblings that share a prefix of their names are fine
     const fine = Topology.decode({
-      sites: [site("chile", "cl", [at("chile-source", "SOURCE", "/data/raw"), at("chile-buffer", "BUFFER", "/data/raw2", { directIo: false })])]
+      sites: [
+        site("chile", "cl", [at("chile-source", "SOURCE", "/data/raw"), at("chile-buffer", "BUFFER", "/data/raw2", { directIo: false })])
+      ]
     }, registries)
     assert.isTrue(Either.isRight(fine))
   })
@@ -208,7 +241,10 @@ describe("Topology", () => {
     assert.isTrue(problems.some((p) => p.startsWith("sites[0].name:")), problems.join("\n"))
     assert.isTrue(problems.some((p) => p.startsWith("sites[0].locations[0].name:")), problems.join("\n"))
     assert.isTrue(problems.some((p) => p.startsWith("routes[0].adapter:")), problems.join("\n"))
-    const unregistered = problemsOf({ sites: [site("chile", "cl", [disk("chile-buffer", "BUFFER")]), site("cologne", "col", [disk("cologne-buffer", "BUFFER")])], routes: [{ from: "chile", to: "cologne", adapter: "ftp" }] })
+    const unregistered = problemsOf({
+      sites: [site("chile", "cl", [disk("chile-buffer", "BUFFER")]), site("cologne", "col", [disk("cologne-buffer", "BUFFER")])],
+      routes: [{ from: "chile", to: "cologne", adapter: "ftp" }]
+    })
     assert.include(unregistered, `routes[0].adapter: no transfer adapter is registered as "ftp"; registered: local`)
   })
 
@@ -222,12 +258,17 @@ describe("Topology", () => {
       routes: [{ from: "cologne", to: "cologne", adapter: "local", options: { host: "x" } }]
     }
     const problems = problemsOf(input)
-    assert.include(problems, "sites[0].locations[0].driver.directio: is unexpected, expected: \"root\" | \"directIo\"")
+    assert.include(problems, 'sites[0].locations[0].driver.directio: is unexpected, expected: "root" | "directIo"')
     assert.include(problems, `sites[0].locations[1].technology: no storage driver is registered for "memory"; registered: disk, s3, tape`)
-    assert.include(problems, "sites[0].locations[2].technology: a PROCESSING location cannot be on tape; tape serves LONG_TERM_ARCHIVE locations")
+    assert.include(
+      problems,
+      "sites[0].locations[2].technology: a PROCESSING location cannot be on tape; tape serves LONG_TERM_ARCHIVE locations"
+    )
     assert.isTrue(problems.some((p) => p.startsWith("routes[0].options.host:")), problems.join("\n"))
     // without registries, core checks what it can know: any technology and adapter name is accepted
-    const open = Topology.decode({ sites: [site("cologne", "col", [{ name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "memory" }])] })
+    const open = Topology.decode({
+      sites: [site("cologne", "col", [{ name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "memory" }])]
+    })
     assert.isTrue(Either.isRight(open))
   })
 })

@@ -80,8 +80,7 @@ describe("Transitions", () => {
           }
         }
         assert.isAtLeast(walked, 40)
-      })
-    )
+      }))
 
     it.effect("every illegal transition is refused, leaves the row alone and writes no event", () =>
       Effect.gen(function* () {
@@ -122,8 +121,7 @@ describe("Transitions", () => {
           )
         }
         assert.isAtLeast(refused, 100)
-      })
-    )
+      }))
 
     it.effect("a row that moved on is a StateConflict, a missing row NotFound; neither writes an event", () =>
       Effect.gen(function* () {
@@ -145,8 +143,7 @@ describe("Transitions", () => {
         assert.strictEqual(missing._tag === "TransitionError" && missing.reason, "NotFound")
         const events = yield* Repositories.eventLog.listBy("entityId", id)
         assert.deepStrictEqual(events.map((e) => [e.fromState, e.toState]), [[null, "pending"], ["pending", "scheduled"]])
-      })
-    )
+      }))
 
     it.effect("a transition sets the outcome columns with the state, and rolls back with its transaction", () =>
       Effect.gen(function* () {
@@ -155,7 +152,13 @@ describe("Transitions", () => {
         const id = ids.DataTransfer
         const finishedAt = new Date("2026-05-02T10:00:00Z")
         yield* Transitions.transition({ entity: "DataTransfer", id, from: "pending", to: "scheduled" })
-        yield* Transitions.transition({ entity: "DataTransfer", id, from: "scheduled", to: "in_progress", set: { startedAt: new Date("2026-05-02T09:00:00Z") } })
+        yield* Transitions.transition({
+          entity: "DataTransfer",
+          id,
+          from: "scheduled",
+          to: "in_progress",
+          set: { startedAt: new Date("2026-05-02T09:00:00Z") }
+        })
         const done = yield* Transitions.transition({
           entity: "DataTransfer",
           id,
@@ -180,8 +183,7 @@ describe("Transitions", () => {
         const pkg = yield* Repositories.rawDataPackages.findById(pkgId)
         assert.strictEqual(pkg._tag === "Some" && pkg.value.status, "pending")
         assert.lengthOf(yield* Repositories.eventLog.listBy("entityId", pkgId), 1, "only the creation event")
-      })
-    )
+      }))
 
     it.effect("two concurrent transitions of the same row: exactly one wins", () =>
       Effect.gen(function* () {
@@ -235,8 +237,7 @@ describe("Transitions", () => {
           assert.strictEqual(b.left._tag === "TransitionError" && b.left.actual, "scheduled", "B waited for A's commit")
         }
         assert.lengthOf((yield* Repositories.eventLog.listBy("entityId", id)).filter((e) => e.fromState !== null), 1)
-      })
-    )
+      }))
 
     it.effect("transitionAll moves every row with an event each, or none when one moved on or is missing", () =>
       Effect.gen(function* () {
@@ -244,8 +245,10 @@ describe("Transitions", () => {
         const eou = yield* Fixtures.executedObsUnit(w)
         const files = yield* Effect.forEach([1, 2, 3], () => Fixtures.rawDataFile(w, eou))
         const ids = files.map((f) => f.id)
-        const stateOf = (id: string) => Effect.map(Repositories.rawDataFiles.findById(id as never), (r) => r._tag === "Some" ? r.value.state : "gone")
-        const moves = (id: string) => Effect.map(Repositories.eventLog.listBy("entityId", id), (es) => es.filter((e) => e.fromState !== null).length)
+        const stateOf = (id: string) =>
+          Effect.map(Repositories.rawDataFiles.findById(id as never), (r) => r._tag === "Some" ? r.value.state : "gone")
+        const moves = (id: string) =>
+          Effect.map(Repositories.eventLog.listBy("entityId", id), (es) => es.filter((e) => e.fromState !== null).length)
 
         // one of them moved on meanwhile: nothing moves, the refusal names it
         yield* Transitions.transition({ entity: "RawDataFile", id: ids[1]!, from: "filed", to: "corrupt" })
@@ -257,7 +260,9 @@ describe("Transitions", () => {
 
         // a missing row: NotFound, nothing moves
         const others = [ids[0]!, ids[2]!]
-        const missing = yield* Effect.flip(Transitions.transitionAll({ entity: "RawDataFile", ids: [...others, Fixtures.uuid() as never], from: "filed", to: "missing" }))
+        const missing = yield* Effect.flip(
+          Transitions.transitionAll({ entity: "RawDataFile", ids: [...others, Fixtures.uuid() as never], from: "filed", to: "missing" })
+        )
         assert.strictEqual(missing._tag === "TransitionError" && missing.reason, "NotFound")
         assert.deepStrictEqual(yield* Effect.forEach(others, stateOf), ["filed", "filed"])
 
@@ -265,11 +270,16 @@ describe("Transitions", () => {
         yield* Transitions.transitionAll({ entity: "RawDataFile", ids: others, from: "filed", to: "missing", actor: "worker:test" })
         assert.deepStrictEqual(yield* Effect.forEach(others, stateOf), ["missing", "missing"])
         const events = yield* Repositories.eventLog.listBy("entityId", ids[0]!)
-        assert.deepStrictEqual(events.filter((e) => e.fromState !== null).map((e) => [e.fromState, e.toState, e.actor]), [["filed", "missing", "worker:test"]])
+        assert.deepStrictEqual(events.filter((e) => e.fromState !== null).map((e) => [e.fromState, e.toState, e.actor]), [[
+          "filed",
+          "missing",
+          "worker:test"
+        ]])
 
-        const illegal = yield* Effect.flip(Transitions.transitionAll({ entity: "RawDataFile", ids: others, from: "missing", to: "packaged" }))
+        const illegal = yield* Effect.flip(
+          Transitions.transitionAll({ entity: "RawDataFile", ids: others, from: "missing", to: "packaged" })
+        )
         assert.strictEqual(illegal._tag === "TransitionError" && illegal.reason, "IllegalTransition")
-      })
-    )
+      }))
   })
 })

@@ -55,7 +55,7 @@ const writeFile = async (file: string, bytes: number): Promise<string> => {
   const handle = await fs.open(file, "w")
   const hash = createHash("sha256")
   try {
-    for (let left = bytes; left > 0; ) {
+    for (let left = bytes; left > 0;) {
       const chunk = randomBytes(Math.min(left, 1024 * 1024))
       hash.update(chunk)
       await handle.write(chunk)
@@ -71,28 +71,72 @@ const writeFile = async (file: string, bytes: number): Promise<string> => {
 const setUp = Effect.gen(function* () {
   const s = randomBytes(3).toString("hex")
   const observatory = yield* Repositories.observatories.insert({ name: `CCAT demo ${s}`, description: "the demo's observatory" })
-  const telescope = yield* Repositories.telescopes.insert({ observatoryId: observatory.id, name: "FYST", description: "Fred Young Submillimeter Telescope" })
+  const telescope = yield* Repositories.telescopes.insert({
+    observatoryId: observatory.id,
+    name: "FYST",
+    description: "Fred Young Submillimeter Telescope"
+  })
   const program = yield* Repositories.observingPrograms.insert({ name: `demo-${s}`, title: "Demo survey" })
   const team = yield* Repositories.accounts.insert({
-    name: Ids.ShortName.make(`demo-daq-${s}`), displayName: "Demo data acquisition", email: null, role: "instrument", active: true
+    name: Ids.ShortName.make(`demo-daq-${s}`),
+    displayName: "Demo data acquisition",
+    email: null,
+    role: "instrument",
+    active: true
   })
   const scientist = yield* Repositories.accounts.insert({
-    name: Ids.ShortName.make(`demo-sci-${s}`), displayName: "Demo scientist", email: null, role: "scientist", active: true
+    name: Ids.ShortName.make(`demo-sci-${s}`),
+    displayName: "Demo scientist",
+    email: null,
+    role: "scientist",
+    active: true
   })
   yield* Repositories.programAccess.insert({ accountId: scientist.id, observingProgramId: program.id })
   // The demo's access is on record like any other: who set it up, and when.
-  yield* AccessEvents.record({ kind: "Account", id: team.id, from: null, to: "active", actor: "demo", details: { name: team.name, role: team.role } })
-  yield* AccessEvents.record({ kind: "Account", id: scientist.id, from: null, to: "active", actor: "demo", details: { name: scientist.name, role: scientist.role } })
-  yield* AccessEvents.record({ kind: "Account", id: scientist.id, from: null, to: "granted", actor: "demo", details: { programId: program.id } })
+  yield* AccessEvents.record({
+    kind: "Account",
+    id: team.id,
+    from: null,
+    to: "active",
+    actor: "demo",
+    details: { name: team.name, role: team.role }
+  })
+  yield* AccessEvents.record({
+    kind: "Account",
+    id: scientist.id,
+    from: null,
+    to: "active",
+    actor: "demo",
+    details: { name: scientist.name, role: scientist.role }
+  })
+  yield* AccessEvents.record({
+    kind: "Account",
+    id: scientist.id,
+    from: null,
+    to: "granted",
+    actor: "demo",
+    details: { programId: program.id }
+  })
   const made: Array<{ name: string; modules: ReadonlyArray<string>; obsUnitId: string }> = []
   for (const i of instruments) {
     const instrument = yield* Repositories.instruments.insert({ telescopeId: telescope.id, name: `${i.name} ${s}`, description: "" })
     for (const m of i.modules) yield* Repositories.instrumentModules.insert({ instrumentId: instrument.id, name: m, description: "" })
     yield* Repositories.instrumentAccess.insert({ accountId: team.id, instrumentId: instrument.id })
-    yield* AccessEvents.record({ kind: "Account", id: team.id, from: null, to: "granted", actor: "demo", details: { instrumentId: instrument.id } })
+    yield* AccessEvents.record({
+      kind: "Account",
+      id: team.id,
+      from: null,
+      to: "granted",
+      actor: "demo",
+      details: { instrumentId: instrument.id }
+    })
     const obsUnit = yield* Repositories.obsUnits.insert({
-      observingProgramId: program.id, instrumentId: instrument.id, name: `${i.name}-deep56`, target: "Deep56",
-      plannedDurationSeconds: 600, configuration: {}
+      observingProgramId: program.id,
+      instrumentId: instrument.id,
+      name: `${i.name}-deep56`,
+      target: "Deep56",
+      plannedDurationSeconds: 600,
+      configuration: {}
     })
     made.push({ name: i.name, modules: i.modules, obsUnitId: obsUnit.id })
   }
@@ -100,9 +144,22 @@ const setUp = Effect.gen(function* () {
     Effect.gen(function* () {
       const t = yield* Accounts.generateToken
       const row = yield* Repositories.apiTokens.insert({
-        accountId, label, prefix: t.prefix, secretSha256: t.secretSha256, expiresAt: null, revokedAt: null, lastUsedAt: null
+        accountId,
+        label,
+        prefix: t.prefix,
+        secretSha256: t.secretSha256,
+        expiresAt: null,
+        revokedAt: null,
+        lastUsedAt: null
       } as never)
-      yield* AccessEvents.record({ kind: "ApiToken", id: row.id, from: null, to: "active", actor: "demo", details: { prefix: t.prefix, label } })
+      yield* AccessEvents.record({
+        kind: "ApiToken",
+        id: row.id,
+        from: null,
+        to: "active",
+        actor: "demo",
+        details: { prefix: t.prefix, label }
+      })
       return t.token
     })
   return {
@@ -128,8 +185,7 @@ interface Progress {
 }
 
 const progress = (program: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Progress>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<Progress>`
       with files as (
         select f.* from raw_data_file f join executed_obs_unit e on e.id = f.executed_obs_unit_id
         join obs_unit o on o.id = e.obs_unit_id where o.observing_program_id = ${program}),
@@ -144,8 +200,7 @@ const progress = (program: string) =>
         (select count(*)::int from physical_copy where status = 'STAGED') as staged,
         (select count(*)::int from physical_copy where status = 'DELETED') as deleted,
         (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id
-          where l.type <> 'LONG_TERM_ARCHIVE' and c.status <> 'DELETED') as outside_archive`
-  ).pipe(Effect.map((rows) => rows[0]))
+          where l.type <> 'LONG_TERM_ARCHIVE' and c.status <> 'DELETED') as outside_archive`).pipe(Effect.map((rows) => rows[0]))
 
 const line = (p: Progress, elapsed: number) =>
   `[${(elapsed / 1000).toFixed(1).padStart(6)} s] files filed ${p.filed}, packaged ${p.packaged} | packages waiting ${p.waiting}, ` +
@@ -163,50 +218,59 @@ const watch = (program: string, started: number, what: string, check: (p: Progre
       if (text.slice(11) !== last) yield* Console.log(text)
       last = text.slice(11)
       if (check(p)) return p
-      if (Date.now() > deadline) return yield* Effect.fail(new DemoError({ reason: `the demo did not reach "${what}" within ${timeoutMs / 1000} s` }))
+      if (Date.now() > deadline) {
+        return yield* Effect.fail(new DemoError({ reason: `the demo did not reach "${what}" within ${timeoutMs / 1000} s` }))
+      }
       yield* Effect.sleep("1 second")
     }
   })
 
 /** Files the synthetic observations through @ccat/client, as an instrument's DAQ would. */
 const fileAll = (options: DemoOptions, baseUrl: string, dataDir: string, sourceRoot: string, setup: Effect.Effect.Success<typeof setUp>) =>
-  Effect.tryPromise({ catch: (e) => new DemoError({ reason: `filing failed: ${e instanceof Error ? e.message : String(e)}` }), try: async () => {
-    const ccat = await createClient({ baseUrl, token: setup.instrumentToken, outboxDir: path.join(dataDir, "demo-outbox") })
-    let largeLeft = options.largeFiles
-    let files = 0
-    let bytes = 0
-    try {
-      for (let o = 0; o < options.observations; o++) {
-        const instrument = setup.instruments[o % setup.instruments.length]
-        const id = randomUUID()
-        const startAt = new Date(Date.now() - 600_000)
-        await ccat.fileObservation({ id, obsUnitId: instrument.obsUnitId, startAt, metadata: { demo: true, scan: o } })
-        const batch: Array<{ id: string; module: string; relativePath: string; sizeBytes: number; checksum: string }> = []
-        const count = options.smallFiles + (largeLeft > 0 ? 1 : 0)
-        for (let f = 0; f < count; f++) {
-          const large = f === options.smallFiles
-          const module = instrument.modules[f % instrument.modules.length]
-          const relativePath = `demo/${id}/${module}/${large ? "timestream" : "chunk"}-${String(f).padStart(4, "0")}.${large ? "raw" : "fits"}`
-          const size = large ? options.largeBytes : 1024 + Math.floor(Math.random() * 63 * 1024)
-          const checksum = await writeFile(path.join(sourceRoot, relativePath), size)
-          batch.push({ id: randomUUID(), module, relativePath, sizeBytes: size, checksum })
-          files++
-          bytes += size
+  Effect.tryPromise({
+    catch: (e) => new DemoError({ reason: `filing failed: ${e instanceof Error ? e.message : String(e)}` }),
+    try: async () => {
+      const ccat = await createClient({ baseUrl, token: setup.instrumentToken, outboxDir: path.join(dataDir, "demo-outbox") })
+      let largeLeft = options.largeFiles
+      let files = 0
+      let bytes = 0
+      try {
+        for (let o = 0; o < options.observations; o++) {
+          const instrument = setup.instruments[o % setup.instruments.length]
+          const id = randomUUID()
+          const startAt = new Date(Date.now() - 600_000)
+          await ccat.fileObservation({ id, obsUnitId: instrument.obsUnitId, startAt, metadata: { demo: true, scan: o } })
+          const batch: Array<{ id: string; module: string; relativePath: string; sizeBytes: number; checksum: string }> = []
+          const count = options.smallFiles + (largeLeft > 0 ? 1 : 0)
+          for (let f = 0; f < count; f++) {
+            const large = f === options.smallFiles
+            const module = instrument.modules[f % instrument.modules.length]
+            const relativePath = `demo/${id}/${module}/${large ? "timestream" : "chunk"}-${String(f).padStart(4, "0")}.${
+              large ? "raw" : "fits"
+            }`
+            const size = large ? options.largeBytes : 1024 + Math.floor(Math.random() * 63 * 1024)
+            const checksum = await writeFile(path.join(sourceRoot, relativePath), size)
+            batch.push({ id: randomUUID(), module, relativePath, sizeBytes: size, checksum })
+            files++
+            bytes += size
+          }
+          if (largeLeft > 0) largeLeft--
+          for (let i = 0; i < batch.length; i += 1000) {
+            await ccat.addFiles(id, { sourceLocation: "chile-source", files: batch.slice(i, i + 1000) })
+          }
+          await ccat.closeObservation(id, { endAt: new Date(), status: "completed" })
         }
-        if (largeLeft > 0) largeLeft--
-        for (let i = 0; i < batch.length; i += 1000) {
-          await ccat.addFiles(id, { sourceLocation: "chile-source", files: batch.slice(i, i + 1000) })
+        if (!(await ccat.outbox.flush(120_000))) throw new Error("the server did not take the filings within two minutes")
+        const dead = await ccat.outbox.deadLetters()
+        if (dead.length > 0) {
+          throw new Error(`the server refused ${dead.length} filing(s): ${dead.map((d) => JSON.stringify(d.reason)).join("; ")}`)
         }
-        await ccat.closeObservation(id, { endAt: new Date(), status: "completed" })
+        return { files, bytes }
+      } finally {
+        await ccat.close()
       }
-      if (!(await ccat.outbox.flush(120_000))) throw new Error("the server did not take the filings within two minutes")
-      const dead = await ccat.outbox.deadLetters()
-      if (dead.length > 0) throw new Error(`the server refused ${dead.length} filing(s): ${dead.map((d) => JSON.stringify(d.reason)).join("; ")}`)
-      return { files, bytes }
-    } finally {
-      await ccat.close()
     }
-  } })
+  })
 
 /** The demo itself, once the server runs. */
 const run = (options: DemoOptions) =>
@@ -215,24 +279,44 @@ const run = (options: DemoOptions) =>
     const sourceRoot = config.topology.sites.flatMap((s) => s.locations).find((l) => l.type === "SOURCE")?.driver.root
     const processing = config.topology.sites.flatMap((s) => s.locations).find((l) => l.type === "PROCESSING")
     if (typeof sourceRoot !== "string" || processing === undefined) {
-      return yield* Effect.fail(new DemoError({ reason: "the demo needs a disk SOURCE location and a PROCESSING location (the embedded default has both)" }))
+      return yield* Effect.fail(
+        new DemoError({ reason: "the demo needs a disk SOURCE location and a PROCESSING location (the embedded default has both)" })
+      )
     }
     const baseUrl = `http://127.0.0.1:${config.port}`
     // the demo's rows and their events together, as every writer does
     const setup = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(setUp))
-    yield* Console.log(`demo: filing ${options.observations} observations of ${setup.instruments.map((i) => i.name).join(" and ")} through @ccat/client at ${baseUrl}`)
+    yield* Console.log(
+      `demo: filing ${options.observations} observations of ${
+        setup.instruments.map((i) => i.name).join(" and ")
+      } through @ccat/client at ${baseUrl}`
+    )
     const started = Date.now()
     const filed = yield* fileAll(options, baseUrl, config.dataDir, sourceRoot, setup)
-    yield* Console.log(`demo: filed ${filed.files} files, ${(filed.bytes / 1e6).toFixed(1)} MB, in ${((Date.now() - started) / 1000).toFixed(1)} s`)
-    const archived = yield* watch(setup.program.id, started, "every package ARCHIVED", (p) => p.packaged === p.filed && p.waiting + p.transferring === 0 && p.archived > 0, 30 * 60_000)
+    yield* Console.log(
+      `demo: filed ${filed.files} files, ${(filed.bytes / 1e6).toFixed(1)} MB, in ${((Date.now() - started) / 1000).toFixed(1)} s`
+    )
+    const archived = yield* watch(
+      setup.program.id,
+      started,
+      "every package ARCHIVED",
+      (p) => p.packaged === p.filed && p.waiting + p.transferring === 0 && p.archived > 0,
+      30 * 60_000
+    )
     const archivedAfter = Date.now() - started
-    yield* Console.log(`demo: every package ARCHIVED (${archived.archived} packages, ${archived.failed} failed), ${(archivedAfter / 1000).toFixed(1)} s after the first filing`)
+    yield* Console.log(
+      `demo: every package ARCHIVED (${archived.archived} packages, ${archived.failed} failed), ${
+        (archivedAfter / 1000).toFixed(1)
+      } s after the first filing`
+    )
 
     // A scientist asks for the first observation to be staged, through the API.
     const sci = yield* Effect.promise(() => createClient({ baseUrl, token: setup.scientistToken }))
-    const observations = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql<{ id: string }>`select e.id from executed_obs_unit e join obs_unit o on o.id = e.obs_unit_id
-        where o.observing_program_id = ${setup.program.id} order by e.start_at, e.id limit 1`)
+    const observations = yield* Effect.flatMap(
+      SqlClient.SqlClient,
+      (sql) => sql<{ id: string }>`select e.id from executed_obs_unit e join obs_unit o on o.id = e.obs_unit_id
+        where o.observing_program_id = ${setup.program.id} order by e.start_at, e.id limit 1`
+    )
     const request = yield* Effect.promise(() =>
       sci.api.staging.create({ payload: { location: processing.name, observationIds: [observations[0].id] } } as never)
     ) as Effect.Effect<{ id: string }>
@@ -245,9 +329,17 @@ const run = (options: DemoOptions) =>
     yield* Console.log(`demo: STAGED ${paths.length} files, e.g.\n${paths.slice(0, 3).map((p) => `  ${p}`).join("\n")}`)
     yield* Effect.promise(() => sci.close())
 
-    yield* watch(setup.program.id, started, "SOURCE, BUFFER and expired PROCESSING copies cleaned up", (p) => p.outsideArchive === 0, 10 * 60_000)
+    yield* watch(
+      setup.program.id,
+      started,
+      "SOURCE, BUFFER and expired PROCESSING copies cleaned up",
+      (p) => p.outsideArchive === 0,
+      10 * 60_000
+    )
     yield* Console.log(
-      `demo: done. Filing to last ARCHIVED: ${(archivedAfter / 1000).toFixed(1)} s for ${filed.files} files (${(filed.bytes / 1e6).toFixed(1)} MB); ` +
+      `demo: done. Filing to last ARCHIVED: ${(archivedAfter / 1000).toFixed(1)} s for ${filed.files} files (${
+        (filed.bytes / 1e6).toFixed(1)
+      } MB); ` +
         `SOURCE, BUFFER and expired staged copies deleted once archived; the archive keeps every package.`
     )
   })
@@ -290,4 +382,3 @@ export const demo = (options: DemoOptions) =>
     )
     // The screen is for the demo's progress: only warnings and errors of the workers show.
   }).pipe(Effect.provide(Logging.layer("pretty", LogLevel.Warning)))
-

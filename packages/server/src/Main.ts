@@ -39,7 +39,13 @@ export const configLayer = (options: LoadOptions) => Layer.effect(ServerConfig, 
  */
 export const opsDbLayer = (config: ServerConfigShape, migrate = true) => {
   const db = OpsDb.layer({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false })
-  return migrate ? Layer.tap(db, (ctx: Context.Context<SqlClient.SqlClient>) => ContractGuard.migrate({ caller: "start", previousReleaseStopped: false }).pipe(Effect.provide(ctx))) : db
+  return migrate
+    ? Layer.tap(
+      db,
+      (ctx: Context.Context<SqlClient.SqlClient>) =>
+        ContractGuard.migrate({ caller: "start", previousReleaseStopped: false }).pipe(Effect.provide(ctx))
+    )
+    : db
 }
 
 /** PostgreSQL aborted the transaction to break a deadlock or a serialization conflict: trying again is the remedy. */
@@ -60,7 +66,9 @@ const syncTopology = Effect.gen(function* () {
   )
   if (report.unconfiguredLocations.length > 0) {
     yield* Effect.logWarning(
-      `locations in the ops-db that the configuration no longer names (kept, they may hold copies): ${report.unconfiguredLocations.join(", ")}`
+      `locations in the ops-db that the configuration no longer names (kept, they may hold copies): ${
+        report.unconfiguredLocations.join(", ")
+      }`
     )
   }
 })
@@ -125,12 +133,22 @@ export const registriesOf = (plugins: Plugins.Plugins) => Effect.suspend(() => P
  * (which the configuration must have been loaded with). Its context holds the HTTP server, so an
  * embedding program or a test can ask where it listens.
  */
-export const serverLayer = (config: ServerConfigShape, workers: ServeWorkers | undefined, registries: Plugins.Registries = Plugins.builtIn) =>
+export const serverLayer = (
+  config: ServerConfigShape,
+  workers: ServeWorkers | undefined,
+  registries: Plugins.Registries = Plugins.builtIn
+) =>
   Layer.unwrapEffect(Effect.gen(function* () {
     const sites = yield* sitesToRun(config, workers)
     // Only `serve` pushes to InfluxDB: the ops-db series are the same in every process, so
     // pushes from workers too would double what a dashboard sums.
-    const app = Layer.mergeAll(Layer.effectDiscard(announce), HttpServerLive.layer, workersLayer(sites), InfluxPush.layerConfig, Notifier.layerOf(config.notifications)).pipe(
+    const app = Layer.mergeAll(
+      Layer.effectDiscard(announce),
+      HttpServerLive.layer,
+      workersLayer(sites),
+      InfluxPush.layerConfig,
+      Notifier.layerOf(config.notifications)
+    ).pipe(
       Layer.provideMerge(HttpServerLive.listen),
       Layer.provideMerge(Metrics.layer()),
       Layer.provideMerge(lifecycleLayer(config, registries)),

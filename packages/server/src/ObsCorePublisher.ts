@@ -40,7 +40,8 @@ export const write = (changes: Partial<ObsCore.Publisher>) =>
       })
     )
     const sql = yield* SqlClient.SqlClient
-    yield* sql`update ivoa.publisher set authority = ${checked.authority}, base_url = ${checked.baseUrl}, collection = ${checked.collection}, updated_at = now()`.pipe(Effect.orDie)
+    yield* sql`update ivoa.publisher set authority = ${checked.authority}, base_url = ${checked.baseUrl}, collection = ${checked.collection}, updated_at = now()`
+      .pipe(Effect.orDie)
     return checked
   })
 
@@ -54,7 +55,9 @@ export const environment = Config.all({
 /** Writes the environment's settings at start; with none set the stored row stays as it is. */
 export const fromEnvironment = Effect.gen(function* () {
   const env = yield* environment.pipe(Effect.orDie)
-  const changes = Object.fromEntries(Object.entries(env).flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value]] : []))) as Partial<ObsCore.Publisher>
+  const changes = Object.fromEntries(Object.entries(env).flatMap(([k, v]) => (Option.isSome(v) ? [[k, v.value]] : []))) as Partial<
+    ObsCore.Publisher
+  >
   if (Object.keys(changes).length === 0) return
   const stored = yield* write(changes)
   yield* Effect.logInfo(`ObsCore publisher: ${stored.authority}, links under ${stored.baseUrl}, collection ${stored.collection}`)

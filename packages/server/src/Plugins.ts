@@ -35,7 +35,9 @@ export const registries = (
 export const builtIn: Registries = Either.getOrThrow(registries())
 
 /** Both registries as services, for the storages and the transfer stage. */
-export const layer = (r: Registries): Layer.Layer<StorageDriverRegistry.StorageDriverRegistry | TransferAdapterRegistry.TransferAdapterRegistry> =>
+export const layer = (
+  r: Registries
+): Layer.Layer<StorageDriverRegistry.StorageDriverRegistry | TransferAdapterRegistry.TransferAdapterRegistry> =>
   Layer.merge(
     Layer.succeed(StorageDriverRegistry.StorageDriverRegistry, r.drivers),
     Layer.succeed(TransferAdapterRegistry.TransferAdapterRegistry, r.adapters)

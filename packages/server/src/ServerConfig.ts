@@ -66,7 +66,9 @@ const environment = Config.all({
   dataDir: Config.option(Config.string("CCAT_DATA_DIR")),
   host: Config.option(Config.string("CCAT_HOST")),
   port: Config.option(
-    Config.integer("CCAT_PORT").pipe(Config.validate({ message: "CCAT_PORT must be a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 }))
+    Config.integer("CCAT_PORT").pipe(
+      Config.validate({ message: "CCAT_PORT must be a port from 0 to 65535", validation: (n) => n >= 0 && n <= 65535 })
+    )
   )
 })
 
@@ -86,7 +88,9 @@ export interface LoadOptions {
 export const load = (options: LoadOptions = {}): Effect.Effect<ServerConfigShape, ConfigLoadError> =>
   Effect.gen(function* () {
     const env = yield* environment.pipe(
-      Effect.mapError((e) => new ConfigLoadError({ file: undefined, problems: [String(e).replace(/^\(?Missing data at|^/, "environment: ")] }))
+      Effect.mapError((e) =>
+        new ConfigLoadError({ file: undefined, problems: [String(e).replace(/^\(?Missing data at|^/, "environment: ")] })
+      )
     )
     const configFile = options.configFile ?? Option.getOrUndefined(env.configFile)
     let fileValue: Record<string, unknown> = {}
@@ -96,14 +100,18 @@ export const load = (options: LoadOptions = {}): Effect.Effect<ServerConfigShape
         catch: (e) => new ConfigLoadError({ file: configFile, problems: [`cannot be read: ${(e as Error).message}`] })
       })
       const parsed = yield* parseFile(configFile, text)
-      if (!isRecord(parsed)) return yield* new ConfigLoadError({ file: configFile, problems: ["(top level): must be a mapping of keys to values"] })
+      if (!isRecord(parsed)) {
+        return yield* new ConfigLoadError({ file: configFile, problems: ["(top level): must be a mapping of keys to values"] })
+      }
       fileValue = parsed
     }
     const problems: Array<string> = []
     const server = fileValue.server === undefined ? {} : fileValue.server
     if (!isRecord(server)) problems.push("server: must be a mapping with host and port")
     const s = isRecord(server) ? server : {}
-    for (const key of Object.keys(s)) if (key !== "host" && key !== "port") problems.push(`server.${key}: is unexpected; server takes host and port`)
+    for (const key of Object.keys(s)) {
+      if (key !== "host" && key !== "port") problems.push(`server.${key}: is unexpected; server takes host and port`)
+    }
     if (s.host !== undefined && typeof s.host !== "string") problems.push("server.host: must be a string")
     if (s.port !== undefined && !(Number.isInteger(s.port) && (s.port as number) >= 0 && (s.port as number) <= 65535)) {
       problems.push("server.port: must be a port from 0 to 65535")

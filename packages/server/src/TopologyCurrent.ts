@@ -39,14 +39,27 @@ export const unchanged = (topology: Topology.Topology): Effect.Effect<Current | 
     const sites = topology.sites.map((s) => ({ name: s.name, short_name: s.shortName, role: s.role }))
     const locations = topology.sites.flatMap((site) =>
       site.locations.map((loc) => ({
-        site: site.name, name: loc.name, type: loc.type, technology: loc.technology, driver: loc.driver,
-        priority: loc.priority, capacity: loc.capacityBytes ?? null, keep: loc.retention.keepForever,
+        site: site.name,
+        name: loc.name,
+        type: loc.type,
+        technology: loc.technology,
+        driver: loc.driver,
+        priority: loc.priority,
+        capacity: loc.capacityBytes ?? null,
+        keep: loc.retention.keepForever,
         min_age: Math.floor(loc.retention.minAgeSinceArchived / 1000),
         threshold: loc.retention.usageThresholdPercent > 0 ? loc.retention.usageThresholdPercent / 100 : null,
-        copies: topology.policy.archiveCopies, concurrency: loc.retention.deleteConcurrency
-      })))
+        copies: topology.policy.archiveCopies,
+        concurrency: loc.retention.deleteConcurrency
+      }))
+    )
     const routes = topology.routes.map((r) => ({
-      from_site: r.from, to_site: r.to, via_site: r.via[0] ?? null, adapter: r.adapter, options: routeOptions(r), priority: r.priority
+      from_site: r.from,
+      to_site: r.to,
+      via_site: r.via[0] ?? null,
+      adapter: r.adapter,
+      options: routeOptions(r),
+      priority: r.priority
     }))
     const [row] = yield* sql<{ same: boolean; all: ReadonlyArray<string> }>`
       with ws as (select * from json_to_recordset(${JSON.stringify(sites)}::json) as x(name text, short_name text, role text)),

@@ -52,8 +52,11 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
   if (current !== undefined) {
     const configured = new Set(topology.sites.flatMap((s) => s.locations.map((l) => l.name)))
     return {
-      sites: topology.sites.length, locations: configured.size, routes: topology.routes.length,
-      unconfiguredLocations: current.locations.filter((n) => !configured.has(n)), changes: 0
+      sites: topology.sites.length,
+      locations: configured.size,
+      routes: topology.routes.length,
+      unconfiguredLocations: current.locations.filter((n) => !configured.has(n)),
+      changes: 0
     } satisfies SyncReport
   }
   return yield* sql.withTransaction(
@@ -73,7 +76,9 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
           const changed = yield* sql<{ id: string }>`update site set short_name = ${site.shortName}, role = ${site.role}
             where name = ${site.name} and (short_name::text, role::text) is distinct from (${site.shortName}::text, ${site.role}::text)
             returning id`
-          for (const c of changed) events.push({ kind: "Site", id: c.id, from: "configured", to: "configured", actor, details: { action: "changed", ...values } })
+          for (const c of changed) {
+            events.push({ kind: "Site", id: c.id, from: "configured", to: "configured", actor, details: { action: "changed", ...values } })
+          }
         }
         siteIds.set(site.name, inserted[0]?.id ?? (yield* sql<{ id: string }>`select id from site where name = ${site.name}`)[0].id)
       }
@@ -84,14 +89,22 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
           const siteId = siteIds.get(site.name)!
           const driver = JSON.stringify(loc.driver)
           // A driver's options may hold what should not be copied around: the event says they changed, not to what.
-          const values = { site: site.name, type: loc.type, technology: loc.technology, priority: loc.priority, capacityBytes: loc.capacityBytes ?? null }
+          const values = {
+            site: site.name,
+            type: loc.type,
+            technology: loc.technology,
+            priority: loc.priority,
+            capacityBytes: loc.capacityBytes ?? null
+          }
           // An upsert naming key columns (site, type) would lock the row FOR UPDATE even when
           // nothing changes, which waits on every worker transaction holding a foreign-key lock
           // on it and can deadlock with them; a plain update of changed rows only locks what changes.
           const inserted = yield* sql<{ id: string } & EventLog.Availability>`
             insert into data_location (site_id, name, type, technology, driver_config, priority, readable, writable, deletable, capacity_bytes)
             values (${siteId}, ${loc.name}, ${loc.type}, ${loc.technology}, ${driver}::jsonb,
-                    ${loc.priority}, ${loc.availability.read}, ${loc.availability.write}, ${loc.availability.delete}, ${loc.capacityBytes ?? null})
+                    ${loc.priority}, ${loc.availability.read}, ${loc.availability.write}, ${loc.availability.delete}, ${
+                      loc.capacityBytes ?? null
+                    })
             on conflict (name) do nothing
             returning id, readable, writable, deletable`
           let locationId: string
@@ -99,13 +112,22 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
           if (inserted.length > 0) {
             locationId = inserted[0].id
             state = EventLog.availability(inserted[0])
-            events.push({ kind: "DataLocation", id: locationId, from: null, to: state, actor, details: { action: "created", name: loc.name, ...values } })
+            events.push({
+              kind: "DataLocation",
+              id: locationId,
+              from: null,
+              to: state,
+              actor,
+              details: { action: "created", name: loc.name, ...values }
+            })
           } else {
             const [old] = yield* sql<LocationDiff>`
               select id, readable, writable, deletable,
                 site_id is distinct from ${siteId}::uuid as site, type::text is distinct from ${loc.type}::text as type,
                 technology::text is distinct from ${loc.technology}::text as technology, driver_config is distinct from ${driver}::jsonb as driver,
-                priority is distinct from ${loc.priority}::int as priority, capacity_bytes is distinct from ${loc.capacityBytes ?? null}::bigint as capacity
+                priority is distinct from ${loc.priority}::int as priority, capacity_bytes is distinct from ${
+                  loc.capacityBytes ?? null
+                }::bigint as capacity
               from data_location where name = ${loc.name}`
             locationId = old.id
             state = EventLog.availability(old)
@@ -117,12 +139,28 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
                   driver_config = ${driver}::jsonb, priority = ${loc.priority},
                   capacity_bytes = ${loc.capacityBytes ?? null}, updated_at = now()
                 where id = ${locationId}`
-              events.push({ kind: "DataLocation", id: locationId, from: state, to: state, actor, details: { action: "changed", changed, ...values } })
+              events.push({
+                kind: "DataLocation",
+                id: locationId,
+                from: state,
+                to: state,
+                actor,
+                details: { action: "changed", changed, ...values }
+              })
             }
           }
           if (loc.retention.keepForever) {
             const removed = yield* sql`delete from retention_policy where data_location_id = ${locationId} returning id`
-            if (removed.length > 0) events.push({ kind: "DataLocation", id: locationId, from: state, to: state, actor, details: { action: "retention", keepForever: true } })
+            if (removed.length > 0) {
+              events.push({
+                kind: "DataLocation",
+                id: locationId,
+                from: state,
+                to: state,
+                actor,
+                details: { action: "retention", keepForever: true }
+              })
+            }
           } else {
             const threshold = loc.retention.usageThresholdPercent > 0 ? loc.retention.usageThresholdPercent / 100 : null
             const retention = {
@@ -141,7 +179,16 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
               where (retention_policy.min_age_seconds, retention_policy.disk_usage_threshold, retention_policy.required_archive_copies, retention_policy.delete_concurrency)
                 is distinct from (excluded.min_age_seconds, excluded.disk_usage_threshold, excluded.required_archive_copies, excluded.delete_concurrency)
               returning id`
-            if (written.length > 0) events.push({ kind: "DataLocation", id: locationId, from: state, to: state, actor, details: { action: "retention", ...retention } })
+            if (written.length > 0) {
+              events.push({
+                kind: "DataLocation",
+                id: locationId,
+                from: state,
+                to: state,
+                actor,
+                details: { action: "retention", ...retention }
+              })
+            }
           }
         }
       }
@@ -153,7 +200,9 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
         // `xmax = 0` tells a new row from an updated one; an unchanged route returns none.
         const written = yield* sql<{ id: string; created: boolean }>`
           insert into route (from_site_id, to_site_id, via_site_id, adapter, options, priority)
-          values (${siteIds.get(route.from)!}, ${siteIds.get(route.to)!}, ${via}, ${route.adapter}, ${JSON.stringify(options)}::jsonb, ${route.priority})
+          values (${siteIds.get(route.from)!}, ${siteIds.get(route.to)!}, ${via}, ${route.adapter}, ${
+            JSON.stringify(options)
+          }::jsonb, ${route.priority})
           on conflict (from_site_id, to_site_id, via_site_id, adapter) do update set
             options = excluded.options, priority = excluded.priority
           where (route.options, route.priority) is distinct from (excluded.options, excluded.priority)
@@ -162,11 +211,23 @@ export const sync = Effect.fn("TopologySync.sync")(function* (topology: Topology
         // options only by name, as a driver's, since they may name credentials.
         const { maxConcurrentTransfers, bandwidthLimit, measuredBandwidth, bundleTransferTime } = options as Record<string, unknown>
         const details = {
-          from: route.from, to: route.to, via: route.via[0] ?? null, adapter: route.adapter, priority: route.priority,
-          limits: { maxConcurrentTransfers, bandwidthLimit, measuredBandwidth, bundleTransferTime }, adapterOptions: Object.keys(route.options).sort()
+          from: route.from,
+          to: route.to,
+          via: route.via[0] ?? null,
+          adapter: route.adapter,
+          priority: route.priority,
+          limits: { maxConcurrentTransfers, bandwidthLimit, measuredBandwidth, bundleTransferTime },
+          adapterOptions: Object.keys(route.options).sort()
         }
         for (const w of written) {
-          events.push({ kind: "Route", id: w.id, from: w.created ? null : "configured", to: "configured", actor, details: { action: w.created ? "created" : "changed", ...details } })
+          events.push({
+            kind: "Route",
+            id: w.id,
+            from: w.created ? null : "configured",
+            to: "configured",
+            actor,
+            details: { action: w.created ? "created" : "changed", ...details }
+          })
         }
       }
       yield* EventLog.append(events)

@@ -49,7 +49,6 @@ const Demo = Effect.promise(() => import("./Demo.js"))
 const ServerConfig = Effect.promise(() => import("./ServerConfig.js"))
 const MigrateCheck = Effect.promise(() => import("./cli/MigrateCheck.js"))
 
-
 const workersOption = Options.text("workers").pipe(
   Options.withDescription(
     "which sites' lifecycle workers run in this process: all, none, or a comma-separated list " +
@@ -74,26 +73,40 @@ const serve = Command.make(
 
 const siteOption = Options.text("site").pipe(Options.withDescription("the site whose queues this worker takes"))
 
-const worker = Command.make("worker", { config: configOption, dataDir: dataDirOption, site: siteOption }, (o) =>
-  Effect.flatMap(Main, (Main) => Main.worker({ ...loadOptions(o), site: o.site }))
+const worker = Command.make(
+  "worker",
+  { config: configOption, dataDir: dataDirOption, site: siteOption },
+  (o) => Effect.flatMap(Main, (Main) => Main.worker({ ...loadOptions(o), site: o.site }))
 ).pipe(Command.withDescription("run one site's lifecycle workers (packaging, transfer, archive, ...) until Ctrl-C"))
 
 const migrate = Command.make("migrate", {
-  config: configOption, dataDir: dataDirOption, json: jsonOption,
-  check: Options.boolean("check").pipe(Options.withDescription("say what would be applied (expand or contract, statements, locks) and change nothing")),
+  config: configOption,
+  dataDir: dataDirOption,
+  json: jsonOption,
+  check: Options.boolean("check").pipe(
+    Options.withDescription("say what would be applied (expand or contract, statements, locks) and change nothing")
+  ),
   sql: Options.boolean("sql").pipe(Options.withDescription("--check, printing each statement's SQL (never applies anything)")),
   previousReleaseStopped: Options.boolean("previous-release-stopped").pipe(
-    Options.withDescription("confirm that no process of the previous release runs any more, so contract steps (drops, renames) may be applied; without it they are refused")
+    Options.withDescription(
+      "confirm that no process of the previous release runs any more, so contract steps (drops, renames) may be applied; without it they are refused"
+    )
   )
 }, (o) =>
   Effect.gen(function* () {
     // --sql alone means a look, not an upgrade: a read-only flag never leads to a write
     if (o.check || o.sql) return yield* Effect.flatMap(MigrateCheck, (m) => m.run({ ...loadOptions(o), json: o.json, sql: o.sql }))
-    const applied = yield* Effect.flatMap(Main, (Main) => Main.migrate({ ...loadOptions(o), previousReleaseStopped: o.previousReleaseStopped }))
+    const applied = yield* Effect.flatMap(
+      Main,
+      (Main) => Main.migrate({ ...loadOptions(o), previousReleaseStopped: o.previousReleaseStopped })
+    )
     if (o.json) return yield* Console.log(JSON.stringify({ applied: applied.map(([id, name]) => ({ id, name })) }))
     yield* Console.log(applied.length === 0 ? "the ops-db is up to date" : applied.map(([id, name]) => `applied ${id}_${name}`).join("\n"))
-  })
-).pipe(Command.withDescription("apply pending ops-db migrations; contract steps only with --previous-release-stopped (--check: say what would be applied, expand or contract, and change nothing)"))
+  })).pipe(
+    Command.withDescription(
+      "apply pending ops-db migrations; contract steps only with --previous-release-stopped (--check: say what would be applied, expand or contract, and change nothing)"
+    )
+  )
 
 const check = Command.make("check", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
   Effect.gen(function* () {
@@ -102,11 +115,12 @@ const check = Command.make("check", { config: configOption, dataDir: dataDirOpti
     if (o.json) return yield* Console.log(JSON.stringify({ valid: true, sites: t.sites.length, routes: t.routes.length }))
     yield* Console.log(`${config.configFile ?? "embedded default"}: valid`)
     for (const s of t.sites) {
-      yield* Console.log(`  site ${s.name} (${s.shortName}, ${s.role}): ${s.locations.map((l) => `${l.name} ${l.type}/${l.technology}`).join(", ")}`)
+      yield* Console.log(
+        `  site ${s.name} (${s.shortName}, ${s.role}): ${s.locations.map((l) => `${l.name} ${l.type}/${l.technology}`).join(", ")}`
+      )
     }
     for (const r of t.routes) yield* Console.log(`  route ${[r.from, ...r.via, r.to].join(" -> ")} by ${r.adapter}`)
-  })
-).pipe(Command.withDescription("validate a configuration without starting anything"))
+  })).pipe(Command.withDescription("validate a configuration without starting anything"))
 
 const config = Command.make("config").pipe(
   Command.withDescription("configuration commands"),
@@ -120,7 +134,10 @@ const demo = Command.make(
     port: portOption,
     dataDir: dataDirOption,
     observations: Options.integer("observations").pipe(Options.withDefault(6), Options.withDescription("observations to file")),
-    smallFiles: Options.integer("small-files").pipe(Options.withDefault(60), Options.withDescription("small files per observation (1-64 KiB)")),
+    smallFiles: Options.integer("small-files").pipe(
+      Options.withDefault(60),
+      Options.withDescription("small files per observation (1-64 KiB)")
+    ),
     largeFiles: Options.integer("large-files").pipe(Options.withDefault(3), Options.withDescription("large files in all")),
     largeMb: Options.integer("large-mb").pipe(Options.withDefault(64), Options.withDescription("MB per large file")),
     keepRunning: Options.boolean("keep-running").pipe(Options.withDescription("keep serving after the demo"))
@@ -139,8 +156,27 @@ const demo = Command.make(
 const ccat = Command.make("ccat").pipe(
   Command.withDescription("the CCAT Data Center reference server"),
   Command.withSubcommands([
-    serve, worker, demo, migrate, config, token, account, db, RelayCommand.command,
-    Status.command, Integrity.command, Observations.command, Packages.command, Products.command, Bundles.command, Copies.command, Files.command, Retry.command, Location.command, Staging.command, History.command,
+    serve,
+    worker,
+    demo,
+    migrate,
+    config,
+    token,
+    account,
+    db,
+    RelayCommand.command,
+    Status.command,
+    Integrity.command,
+    Observations.command,
+    Packages.command,
+    Products.command,
+    Bundles.command,
+    Copies.command,
+    Files.command,
+    Retry.command,
+    Location.command,
+    Staging.command,
+    History.command,
     RouteBench.routeCommand
   ])
 )
@@ -148,8 +184,7 @@ const ccat = Command.make("ccat").pipe(
 const cli = Command.run(ccat, { name: "ccat", version })
 
 /** Errors end the process with a message and exit code 1, never a stack trace for bad input. */
-const fail = (message: string) =>
-  Effect.zipRight(Console.error(`ccat: ${message}`), Effect.sync(() => (process.exitCode = 1)))
+const fail = (message: string) => Effect.zipRight(Console.error(`ccat: ${message}`), Effect.sync(() => (process.exitCode = 1)))
 
 cli(process.argv).pipe(
   RegistryFailures.report,
@@ -178,4 +213,3 @@ cli(process.argv).pipe(
   Effect.provide(NodeContext.layer),
   NodeRuntime.runMain
 )
-

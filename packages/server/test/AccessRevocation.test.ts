@@ -26,13 +26,17 @@ const filing = (world: Fixtures.World) => ({
 
 /** The access events of one account or token, oldest first. */
 const eventsOf = (id: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ entityKind: string; fromState: string | null; toState: string; actor: string; details: Record<string, unknown> }>`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ entityKind: string; fromState: string | null; toState: string; actor: string; details: Record<string, unknown> }>`
       select entity_kind::text as entity_kind, from_state, to_state, actor, details from event_log where entity_id = ${id} order by id`
   ).pipe(Effect.orDie)
 
 const accountId = (name: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string }>`select id from account where name = ${name}`).pipe(Effect.map((r) => r[0]!.id), Effect.orDie)
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string }>`select id from account where name = ${name}`).pipe(
+    Effect.map((r) => r[0]!.id),
+    Effect.orDie
+  )
 
 it.layer(Harness.layer(), { timeout: 60_000 })("taking access back", (it) => {
   it.effect("a disabled account's tokens are refused at once and work again once it is enabled; both are logged with the admin's name", () =>
@@ -66,12 +70,14 @@ it.layer(Harness.layer(), { timeout: 60_000 })("taking access back", (it) => {
       expect(events.slice(2).map((e) => e.actor)).toEqual([adminName, adminName])
       expect(events[1]!.details).toEqual({ instrumentId: world.instrument.id })
 
-      const unknown = yield* Harness.raw("PATCH", "/api/v1/accounts/no-such-account", { token: admin, body: JSON.stringify({ active: false }) })
+      const unknown = yield* Harness.raw("PATCH", "/api/v1/accounts/no-such-account", {
+        token: admin,
+        body: JSON.stringify({ active: false })
+      })
       expect([unknown.status, unknown.json._tag]).toEqual([404, "NotFound"])
       const bad = yield* Harness.raw("PATCH", `/api/v1/accounts/${daqName}`, { token: admin, body: JSON.stringify({ active: "no" }) })
       expect(bad.status).toBe(400)
-    })
-  )
+    }))
 
   it.effect("a grant taken back stops filing for that instrument at once; taking it twice says there was none", () =>
     Effect.gen(function* () {
@@ -97,10 +103,13 @@ it.layer(Harness.layer(), { timeout: 60_000 })("taking access back", (it) => {
 
       const neither = yield* Harness.raw("DELETE", `/api/v1/grants?account=${daqName}`, { token: admin })
       expect([neither.status, neither.json.reason]).toEqual([422, "Invalid"])
-      const nobody = yield* Harness.raw("DELETE", `/api/v1/grants?account=nobody-${Fixtures.suffix()}&instrumentId=${world.instrument.id}`, { token: admin })
+      const nobody = yield* Harness.raw(
+        "DELETE",
+        `/api/v1/grants?account=nobody-${Fixtures.suffix()}&instrumentId=${world.instrument.id}`,
+        { token: admin }
+      )
       expect(nobody.status).toBe(404)
-    })
-  )
+    }))
 
   it.effect("the last active admin cannot be disabled, so someone can always switch accounts back", () =>
     Effect.gen(function* () {
@@ -117,8 +126,7 @@ it.layer(Harness.layer(), { timeout: 60_000 })("taking access back", (it) => {
       const asLast = yield* Harness.client(last)
       expect((yield* asLast.admin.updateAccount({ path: { name: lastName }, payload: { active: false } })).active).toBe(false)
       yield* sql`update account set active = true where name = ${lastName}`.pipe(Effect.orDie)
-    })
-  )
+    }))
 
   it.effect("who can do what: every account with its role, state, named grants and usable tokens; for admins only", () =>
     Effect.gen(function* () {
@@ -130,12 +138,17 @@ it.layer(Harness.layer(), { timeout: 60_000 })("taking access back", (it) => {
       const sci = yield* Harness.tokenFor({ role: "scientist", name: sciName, programIds: [world.program.id] })
       const access = yield* (yield* Harness.client(admin)).admin.listAccess()
       const daq = access.find((a) => a.account === daqName)!
-      expect(daq).toMatchObject({ role: "instrument", active: true, usableTokens: 1, instruments: [{ id: world.instrument.id, name: world.instrument.name }], programs: [] })
+      expect(daq).toMatchObject({
+        role: "instrument",
+        active: true,
+        usableTokens: 1,
+        instruments: [{ id: world.instrument.id, name: world.instrument.name }],
+        programs: []
+      })
       expect(access.find((a) => a.account === sciName)!.programs).toEqual([{ id: world.program.id, name: world.program.name }])
       const forbidden = yield* Harness.raw("GET", "/api/v1/access", { token: sci })
       expect(forbidden.status).toBe(403)
-    })
-  )
+    }))
 
   it.effect("a token created without an expiry gets the policy's lifetime; one that never expires only when asked for; issuing and revoking are logged", () =>
     Effect.gen(function* () {
@@ -150,7 +163,10 @@ it.layer(Harness.layer(), { timeout: 60_000 })("taking access back", (it) => {
       expect(Math.abs(expires - (Date.now() + 365 * 86_400_000))).toBeLessThan(120_000)
       const service = yield* asAdmin.tokens.create({ payload: { account: daqName, label: "relay", neverExpires: true } })
       expect(service.info.expiresAt).toBeNull()
-      const both = yield* Harness.raw("POST", "/api/v1/tokens", { token: admin, body: JSON.stringify({ account: daqName, neverExpires: true, expiresAt: new Date(Date.now() + 86_400_000).toISOString() }) })
+      const both = yield* Harness.raw("POST", "/api/v1/tokens", {
+        token: admin,
+        body: JSON.stringify({ account: daqName, neverExpires: true, expiresAt: new Date(Date.now() + 86_400_000).toISOString() })
+      })
       expect([both.status, both.json.field]).toEqual([422, "neverExpires"])
 
       yield* asAdmin.tokens.revoke({ path: { id: created.info.id } })
@@ -167,6 +183,5 @@ it.layer(Harness.layer(), { timeout: 60_000 })("taking access back", (it) => {
       const operator = yield* Harness.tokenFor({ role: "operator" })
       const history = yield* (yield* Harness.client(operator)).status.events({ urlParams: { entity: "ApiToken", id: created.info.id } })
       expect(history.items.map((e) => e.toState)).toEqual(["active", "revoked"])
-    })
-  )
+    }))
 })

@@ -24,7 +24,13 @@ import * as Harness from "./ApiHarness.js"
 
 const sha = () => `sha256:${randomBytes(32).toString("hex")}`
 
-const admin: ApiSecurity.Principal = { accountId: randomUUID() as Ids.AccountId, name: "bulk-admin", role: "admin", instrumentIds: [], programIds: [] }
+const admin: ApiSecurity.Principal = {
+  accountId: randomUUID() as Ids.AccountId,
+  name: "bulk-admin",
+  role: "admin",
+  instrumentIds: [],
+  programIds: []
+}
 
 const observation = (world: Fixtures.World, files: number, prefix = `scan-${randomUUID()}`) => ({
   id: randomUUID(),
@@ -66,7 +72,11 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       // One set-based statement: the observation, every file and every event.
       expect(first.statements.length).toBe(1)
       const after = yield* Harness.counts()
-      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([1, request.files.length, request.files.length + 1])
+      expect([
+        after.executed_obs_unit - before.executed_obs_unit,
+        after.raw_data_file - before.raw_data_file,
+        after.event_log - before.event_log
+      ]).toEqual([1, request.files.length, request.files.length + 1])
 
       // A repeat takes the careful path: still a handful of statements, none per file.
       const again = statementCounter(yield* Effect.tracer)
@@ -80,11 +90,12 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       yield* Filing.fileObservation(admin, open)
       const added = statementCounter(yield* Effect.tracer)
       const more = observation(world, 10_000).files
-      const addedFiles = yield* Filing.addFiles(admin, open.id, { sourceLocation: world.source.name, files: more }).pipe(Effect.withTracer(added.tracer))
+      const addedFiles = yield* Filing.addFiles(admin, open.id, { sourceLocation: world.source.name, files: more }).pipe(
+        Effect.withTracer(added.tracer)
+      )
       expect(addedFiles.files.map((f) => f.id)).toEqual(more.map((f) => f.id))
       expect(added.statements.length).toBe(1)
-    })
-  )
+    }))
 
   it.effect("the answer through the API is the contract's own encoding of the stored rows", () =>
     Effect.gen(function* () {
@@ -105,8 +116,7 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       // A repeat (the careful path) answers the same bytes' worth.
       const again = yield* Harness.raw("POST", "/api/v1/observations", { token, body: JSON.stringify(request) })
       expect(again.json).toEqual(r.json)
-    }).pipe(Effect.orDie)
-  )
+    }).pipe(Effect.orDie))
 
   it.effect("a conflicting path inserted concurrently half-way through a filing of 10,000 files refuses it whole and leaves nothing behind", () =>
     Effect.gen(function* () {
@@ -151,12 +161,17 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       }
       // Only the concurrent file is new: no observation, file or event of the refused filing.
       const after = yield* Harness.counts()
-      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([0, 1, 0])
-      const leftovers = yield* sql<{ n: number }>`select count(*)::int as n from raw_data_file where id = any(${request.files.map((f) => f.id)}::uuid[])`.pipe(Effect.orDie)
+      expect([
+        after.executed_obs_unit - before.executed_obs_unit,
+        after.raw_data_file - before.raw_data_file,
+        after.event_log - before.event_log
+      ]).toEqual([0, 1, 0])
+      const leftovers = yield* sql<{ n: number }>`select count(*)::int as n from raw_data_file where id = any(${
+        request.files.map((f) => f.id)
+      }::uuid[])`.pipe(Effect.orDie)
       expect(leftovers[0].n).toBe(0)
       // The real clock: it waits, bounded, for the filing to block on the concurrent insert.
-    }).pipe(Effect.withClock(Clock.make()))
-  )
+    }).pipe(Effect.withClock(Clock.make())))
 
   it.effect("@ccat/client files an observation larger than a request in batches, additions in flight at once, then closes it; repeating it changes nothing", () =>
     Effect.gen(function* () {
@@ -170,7 +185,11 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       const before = yield* Harness.counts()
       const filed = yield* FilingBatches.fileObservation(client, request, { batchSize: 5_000, concurrency: 2 })
       expect(filed.files.map((f) => f.id)).toEqual(request.files.map((f) => f.id))
-      expect([filed.observation.status, filed.observation.quality, filed.observation.endAt === null ? null : DateTime.formatIso(filed.observation.endAt)]).toEqual(["failed", "bad", request.endAt.toISOString()])
+      expect([
+        filed.observation.status,
+        filed.observation.quality,
+        filed.observation.endAt === null ? null : DateTime.formatIso(filed.observation.endAt)
+      ]).toEqual(["failed", "bad", request.endAt.toISOString()])
       const after = yield* Harness.counts()
       expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file]).toEqual([1, 12_000])
       // 12,000 creation events, the observation's filing and its close.
@@ -178,6 +197,5 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       const again = yield* FilingBatches.fileObservation(client, request, { batchSize: 5_000, concurrency: 2 })
       expect(again.files.map((f) => f.filedAt)).toEqual(filed.files.map((f) => f.filedAt))
       expect(yield* Harness.counts()).toEqual(after)
-    }).pipe(Effect.orDie)
-  )
+    }).pipe(Effect.orDie))
 })

@@ -98,7 +98,17 @@ export const tokenFor = (input: {
   }).pipe(Effect.orDie)
 
 /** Counts the rows of tables, to prove a refused request changed nothing. */
-export const counts = (tables: ReadonlyArray<string> = ["executed_obs_unit", "raw_data_file", "event_log", "staging_request", "staging_request_item", "api_token", "account"]) =>
+export const counts = (
+  tables: ReadonlyArray<string> = [
+    "executed_obs_unit",
+    "raw_data_file",
+    "event_log",
+    "staging_request",
+    "staging_request_item",
+    "api_token",
+    "account"
+  ]
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const out: Record<string, number> = {}

@@ -45,16 +45,31 @@ const post = (path: string, token: string, body: unknown, key?: string) =>
     return yield* Effect.promise(async () => {
       const response = await fetch(`${baseUrl}${path}`, {
         method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(key === undefined ? {} : { "idempotency-key": key }) },
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": "application/json",
+          ...(key === undefined ? {} : { "idempotency-key": key })
+        },
         body: typeof body === "string" ? body : JSON.stringify(body)
       })
       const text = await response.text()
-      return { status: response.status, replayed: response.headers.get("idempotent-replayed") === "true", text, json: text === "" ? undefined : JSON.parse(text) }
+      return {
+        status: response.status,
+        replayed: response.headers.get("idempotent-replayed") === "true",
+        text,
+        json: text === "" ? undefined : JSON.parse(text)
+      }
     })
   })
 
 const keyRows = (key: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ state: string; statusCode: number | null; scope: string }>`select state, status_code, scope from idempotency_key where key = ${key}`).pipe(Effect.orDie)
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<
+        { state: string; statusCode: number | null; scope: string }
+      >`select state, status_code, scope from idempotency_key where key = ${key}`
+  ).pipe(Effect.orDie)
 
 layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempotency keys", (it) => {
   it.effect("a retry with the same key gets the recorded answer without running again; another request under the key is a 422 that changes nothing", () =>
@@ -82,11 +97,13 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       expect(refused.json).toMatchObject({ _tag: "Unprocessable", reason: "IdempotencyKeyReused", field: "Idempotency-Key" })
       expect(refused.json.message).toContain(key)
       expect(yield* Harness.counts()).toEqual(before)
-      const refusedPath = yield* post(`/api/v1/observations/${request.id}/close`, token, { endAt: "2026-05-01T04:00:00Z", status: "completed" }, key)
+      const refusedPath = yield* post(`/api/v1/observations/${request.id}/close`, token, {
+        endAt: "2026-05-01T04:00:00Z",
+        status: "completed"
+      }, key)
       expect(refusedPath.status).toBe(422)
       expect(yield* keyRows(key)).toEqual([expect.objectContaining({ state: "done", statusCode: 200 })])
-    })
-  )
+    }))
 
   it.effect("parallel requests with one key run once: one answer is run, the others replay it", () =>
     Effect.gen(function* () {
@@ -94,14 +111,19 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       const key = randomUUID()
       const request = observation(world, 500)
       const before = yield* Harness.counts()
-      const answers = yield* Effect.all(Array.from({ length: 8 }, () => post("/api/v1/observations", token, request, key)), { concurrency: 8 })
+      const answers = yield* Effect.all(Array.from({ length: 8 }, () => post("/api/v1/observations", token, request, key)), {
+        concurrency: 8
+      })
       expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200))
       expect(answers.filter((a) => !a.replayed)).toHaveLength(1)
       expect(new Set(answers.map((a) => a.text)).size).toBe(1)
       const after = yield* Harness.counts()
-      expect([after.executed_obs_unit - before.executed_obs_unit, after.raw_data_file - before.raw_data_file, after.event_log - before.event_log]).toEqual([1, 500, 501])
-    })
-  )
+      expect([
+        after.executed_obs_unit - before.executed_obs_unit,
+        after.raw_data_file - before.raw_data_file,
+        after.event_log - before.event_log
+      ]).toEqual([1, 500, 501])
+    }))
 
   it.effect("keys are per caller: another account's request with the same key runs on its own", () =>
     Effect.gen(function* () {
@@ -112,22 +134,27 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       const b = yield* post("/api/v1/observations", otherToken, observation(world, 1), key)
       expect([a.status, b.status, a.replayed, b.replayed]).toEqual([200, 200, false, false])
       expect((yield* keyRows(key)).map((r) => r.scope)).toHaveLength(2)
-    })
-  )
+    }))
 
   it.effect("a key that is empty, too long or of other characters is a 400 naming the rule, and changes nothing", () =>
     Effect.gen(function* () {
       const { world, token } = yield* setup
       const before = yield* Harness.counts()
-      for (const [key, words] of [["", "empty"], ["k".repeat(129), "at most 128"], ["key with spaces", "letters, digits"], ["a/b#c", "letters, digits"]] as const) {
+      for (
+        const [key, words] of [
+          ["", "empty"],
+          ["k".repeat(129), "at most 128"],
+          ["key with spaces", "letters, digits"],
+          ["a/b#c", "letters, digits"]
+        ] as const
+      ) {
         const r = yield* post("/api/v1/observations", token, observation(world, 1), key)
         expect(r.status).toBe(400)
         expect(r.json).toMatchObject({ _tag: "BadRequest", reason: "IdempotencyKey" })
         expect(r.json.message).toContain(words)
       }
       expect(yield* Harness.counts()).toEqual(before)
-    })
-  )
+    }))
 
   it.effect("a refusal (422) is recorded and replayed; a request without valid credentials is refused and records nothing", () =>
     Effect.gen(function* () {
@@ -143,8 +170,7 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       const anonymous = yield* post("/api/v1/observations", "ccat_abcdefgh_nothing", observation(world, 1), anonymousKey)
       expect(anonymous.status).toBe(401)
       expect(yield* keyRows(anonymousKey)).toEqual([])
-    })
-  )
+    }))
 
   it.effect("an expired key runs again and the purge deletes expired records", () =>
     Effect.gen(function* () {
@@ -160,8 +186,7 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       const { purge } = yield* Effect.promise(() => import("../src/http/Idempotency.js"))
       expect(yield* purge("idempotency_key")).toBeGreaterThanOrEqual(1)
       expect(yield* keyRows(key)).toEqual([])
-    })
-  )
+    }))
 
   it.effect("a claim left by a killed process is taken over after its lease; a retry waiting on a live claim gets its answer", () =>
     Effect.gen(function* () {
@@ -169,7 +194,9 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       const sql = yield* SqlClient.SqlClient
       const request = observation(world, 1)
       const first = yield* post("/api/v1/observations", token, request, randomUUID())
-      const [row] = yield* sql<{ scope: string; requestSha256: string; path: string }>`select scope, request_sha256, path from idempotency_key order by created_at desc limit 1`
+      const [row] = yield* sql<
+        { scope: string; requestSha256: string; path: string }
+      >`select scope, request_sha256, path from idempotency_key order by created_at desc limit 1`
       // Another key for the same request, claimed by a process that died: the lease has passed.
       const stale = randomUUID()
       yield* sql`insert into idempotency_key (scope, key, request_sha256, method, path, state, claim, lease_until, expires_at)
@@ -183,11 +210,12 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
         values (${row.scope}, ${live}, ${row.requestSha256}, 'POST', ${row.path}, 'running', ${randomUUID()}, now() + interval '1 hour', now() + interval '1 hour')`
       const waiting = yield* Effect.fork(post("/api/v1/observations", token, request, live))
       yield* Effect.sleep("300 millis")
-      yield* sql`update idempotency_key set state = 'done', status_code = 200, content_type = 'application/json', body = ${Buffer.from(first.text)}, lease_until = null where key = ${live}`
+      yield* sql`update idempotency_key set state = 'done', status_code = 200, content_type = 'application/json', body = ${
+        Buffer.from(first.text)
+      }, lease_until = null where key = ${live}`
       const answered = yield* waiting.await.pipe(Effect.flatten)
       expect([answered.status, answered.replayed, answered.text]).toEqual([200, true, first.text])
-    })
-  )
+    }))
 
   it.effect("a caller that hangs up mid-request leaves nothing under its key: no answer, no half of the filing; the retry runs it once", () =>
     Effect.gen(function* () {
@@ -223,12 +251,21 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       yield* waitUntil("the server to give up the filing", Effect.map(lockWaiters, (n) => n === 0), 30_000)
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(holder)
-      yield* waitUntil("the abandoned request's transaction to end", Effect.map(
-        sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and datname = current_database() and pid <> pg_backend_pid()`,
-        (rows) => rows[0]!.n === 0
-      ).pipe(Effect.orDie), 30_000)
+      yield* waitUntil(
+        "the abandoned request's transaction to end",
+        Effect.map(
+          sql<
+            { n: number }
+          >`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and datname = current_database() and pid <> pg_backend_pid()`,
+          (rows) => rows[0]!.n === 0
+        ).pipe(Effect.orDie),
+        30_000
+      )
       expect(yield* keyRows(key)).toEqual([])
-      const filed = Effect.map(sql<{ n: number }>`select count(*)::int as n from executed_obs_unit where id = ${request.id}`, (rows) => rows[0]!.n).pipe(Effect.orDie)
+      const filed = Effect.map(
+        sql<{ n: number }>`select count(*)::int as n from executed_obs_unit where id = ${request.id}`,
+        (rows) => rows[0]!.n
+      ).pipe(Effect.orDie)
       expect(yield* filed).toBe(0)
 
       const retry = yield* post("/api/v1/observations", token, request, key)
@@ -242,11 +279,12 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       const again = observation(world, 1)
       const hash = createHash("sha256").update(`POST\n/api/v1/observations\n${row!.scope}\n`).update(JSON.stringify(again)).digest("hex")
       yield* sql`insert into idempotency_key (scope, key, request_sha256, method, path, state, claim, status_code, body, completed_at, expires_at)
-        values (${row!.scope}, ${old}, ${hash}, 'POST', '/api/v1/observations', 'done', ${randomUUID()}, 499, ${Buffer.alloc(0)}, now(), now() + interval '1 hour')`
+        values (${row!.scope}, ${old}, ${hash}, 'POST', '/api/v1/observations', 'done', ${randomUUID()}, 499, ${
+          Buffer.alloc(0)
+        }, now(), now() + interval '1 hour')`
       const rerun = yield* post("/api/v1/observations", token, again, old)
       expect([rerun.status, rerun.replayed]).toEqual([200, false])
-    })
-  )
+    }))
 
   it.effect("the derived client sends the key of `CcatClient.idempotent` and its retry is replayed", () =>
     Effect.gen(function* () {
@@ -259,6 +297,5 @@ layer(Harness.layer(), { timeout: 60_000, excludeTestServices: true })("idempote
       const b = yield* CcatClient.idempotent(key)(client.observations.file({ payload: request }))
       expect(b).toEqual(a)
       expect(yield* keyRows(key)).toEqual([expect.objectContaining({ state: "done", statusCode: 200 })])
-    })
-  )
+    }))
 })

@@ -26,9 +26,15 @@ it.layer(Harness.layer(), { timeout: 60_000 })("audit trail through the API", (i
       // An observation filed and closed: two events, the filing's and the close's, by the instrument's account.
       const id = randomUUID()
       yield* instrument.observations.file({ payload: { id, obsUnitId: world.obsUnit.id, startAt: new Date(Date.UTC(2026, 4, 1)) } })
-      yield* instrument.observations.close({ path: { id: id as any }, payload: { endAt: new Date(Date.UTC(2026, 4, 1, 1)), status: "completed" } })
+      yield* instrument.observations.close({
+        path: { id: id as any },
+        payload: { endAt: new Date(Date.UTC(2026, 4, 1, 1)), status: "completed" }
+      })
       const observed = yield* scientist.status.events({ urlParams: { entity: "ExecutedObsUnit", id } })
-      expect(observed.items.map((e) => [e.fromState, e.toState, e.details.action])).toEqual([[null, "in_progress", "filed"], ["in_progress", "completed", "close"]])
+      expect(observed.items.map((e) => [e.fromState, e.toState, e.details.action])).toEqual([
+        [null, "in_progress", "filed"],
+        ["in_progress", "completed", "close"]
+      ])
       expect(new Set(observed.items.map((e) => e.actor)).size).toBe(1)
       expect(observed.items[0].actor).toMatch(/^instrument-/)
 
@@ -48,7 +54,9 @@ it.layer(Harness.layer(), { timeout: 60_000 })("audit trail through the API", (i
       const hidden = yield* Effect.either(scientist.status.events({ urlParams: { entity: "DataLocation", id: world.chileBuffer.id } }))
       expect(Either.isLeft(hidden) && hidden.left._tag).toBe("NotFound")
       // An unknown location is a 404 for operators too, and nothing is written.
-      const unknown = yield* Effect.either(operator.locations.setAvailability({ path: { id: randomUUID() as any }, payload: { readable: false } }))
+      const unknown = yield* Effect.either(
+        operator.locations.setAvailability({ path: { id: randomUUID() as any }, payload: { readable: false } })
+      )
       expect(Either.isLeft(unknown) && unknown.left._tag).toBe("NotFound")
       expect((yield* Harness.counts(["event_log"])).event_log).toBe(before.event_log + 1)
 
@@ -60,7 +68,11 @@ it.layer(Harness.layer(), { timeout: 60_000 })("audit trail through the API", (i
       yield* Transitions.transition({ entity: "DataTransfer", id: attempt.id, from: "pending", to: "failed" }).pipe(Effect.orDie)
       const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: attempt.id, reason: "link repaired" } })
       const [created] = (yield* operator.status.events({ urlParams: { entity: "DataTransfer", id: retried.newAttemptId! } })).items
-      expect([created.fromState, created.toState, created.details]).toEqual([null, "pending", { retry: true, reason: "link repaired", retriedAttempt: attempt.id }])
+      expect([created.fromState, created.toState, created.details]).toEqual([null, "pending", {
+        retry: true,
+        reason: "link repaired",
+        retriedAttempt: attempt.id
+      }])
       expect(created.actor).toMatch(/^operator-/)
 
       // A staging request's creation names the scientist; its history is theirs to read.
@@ -74,6 +86,5 @@ it.layer(Harness.layer(), { timeout: 60_000 })("audit trail through the API", (i
         select count(*)::int as n from event_log e
         where e.entity_kind = 'DataTransfer' and not exists (select 1 from data_transfer t where t.id = e.entity_id)`.pipe(Effect.orDie)
       expect(n).toBe(0)
-    })
-  )
+    }))
 })

@@ -19,7 +19,11 @@ import * as Harness from "./ApiHarness.js"
 const roles = ["instrument", "scientist", "operator", "admin"] as const
 
 const endpoints = Object.values(Api.Api.groups).flatMap((g) =>
-  (Object.values(g.endpoints) as Array<HttpApiEndpoint.HttpApiEndpoint.AnyWithProps>).map((e) => ({ group: g.identifier, endpoint: e, roles: ApiSecurity.rolesOf(e) }))
+  (Object.values(g.endpoints) as Array<HttpApiEndpoint.HttpApiEndpoint.AnyWithProps>).map((e) => ({
+    group: g.identifier,
+    endpoint: e,
+    roles: ApiSecurity.rolesOf(e)
+  }))
 )
 const secured = endpoints.filter((e) => e.roles !== undefined)
 const concrete = (path: string) => path.replace(/:[A-Za-z]+/g, randomUUID())
@@ -27,10 +31,12 @@ const concrete = (path: string) => path.replace(/:[A-Za-z]+/g, randomUUID())
 it.layer(Harness.layer(), { timeout: 60_000 })("authentication and roles", (it) => {
   it.effect("every endpoint but health and readiness declares its roles", () =>
     Effect.sync(() => {
-      expect(endpoints.filter((e) => e.roles === undefined).map((e) => `${e.group}.${e.endpoint.name}`)).toEqual(["system.health", "system.ready"])
+      expect(endpoints.filter((e) => e.roles === undefined).map((e) => `${e.group}.${e.endpoint.name}`)).toEqual([
+        "system.health",
+        "system.ready"
+      ])
       expect(secured.length).toBeGreaterThan(30)
-    })
-  )
+    }))
 
   it.effect("401 without a token, with a malformed, unknown, revoked or expired token, and for a disabled account, on every secured endpoint", () =>
     Effect.gen(function* () {
@@ -55,28 +61,40 @@ it.layer(Harness.layer(), { timeout: 60_000 })("authentication and roles", (it) 
       ]
       for (const e of secured) {
         for (const [token, reason] of cases) {
-          const r = yield* Harness.raw(e.endpoint.method, concrete(e.endpoint.path), { token, body: e.endpoint.method === "GET" || e.endpoint.method === "DELETE" ? undefined : "{}" })
+          const r = yield* Harness.raw(e.endpoint.method, concrete(e.endpoint.path), {
+            token,
+            body: e.endpoint.method === "GET" || e.endpoint.method === "DELETE" ? undefined : "{}"
+          })
           expect([e.endpoint.path, r.status, r.json?._tag, r.json?.reason]).toEqual([e.endpoint.path, 401, "Unauthorized", reason])
         }
       }
-    })
-  )
+    }))
 
   it.effect("403 for every role an endpoint does not declare, before the body is read", () =>
     Effect.gen(function* () {
-      const tokens = Object.fromEntries(yield* Effect.forEach(roles, (role) => Effect.map(Harness.tokenFor({ role }), (t) => [role, t] as const)))
+      const tokens = Object.fromEntries(
+        yield* Effect.forEach(roles, (role) => Effect.map(Harness.tokenFor({ role }), (t) => [role, t] as const))
+      )
       let denials = 0
       for (const e of secured) {
         for (const role of roles.filter((r) => !e.roles!.includes(r))) {
-          const r = yield* Harness.raw(e.endpoint.method, concrete(e.endpoint.path), { token: tokens[role], body: e.endpoint.method === "GET" || e.endpoint.method === "DELETE" ? undefined : "not even json" })
-          expect([`${e.group}.${e.endpoint.name}`, role, r.status, r.json?._tag, r.json?.reason]).toEqual([`${e.group}.${e.endpoint.name}`, role, 403, "Forbidden", "Role"])
+          const r = yield* Harness.raw(e.endpoint.method, concrete(e.endpoint.path), {
+            token: tokens[role],
+            body: e.endpoint.method === "GET" || e.endpoint.method === "DELETE" ? undefined : "not even json"
+          })
+          expect([`${e.group}.${e.endpoint.name}`, role, r.status, r.json?._tag, r.json?.reason]).toEqual([
+            `${e.group}.${e.endpoint.name}`,
+            role,
+            403,
+            "Forbidden",
+            "Role"
+          ])
           expect(r.json.allowedRoles).toEqual(e.roles)
           denials++
         }
       }
       expect(denials).toBeGreaterThan(40)
-    })
-  )
+    }))
 
   it.effect("an instrument account cannot file, add to or close another instrument's observations, nor see them", () =>
     Effect.gen(function* () {
@@ -86,17 +104,25 @@ it.layer(Harness.layer(), { timeout: 60_000 })("authentication and roles", (it) 
       const theirFile = yield* Fixtures.rawDataFile(theirs, theirObservation).pipe(Effect.orDie)
       const client = yield* Harness.client(yield* Harness.tokenFor({ role: "instrument", instrumentIds: [mine.instrument.id] }))
       const before = yield* Harness.counts()
-      const file = yield* Effect.either(client.observations.file({ payload: { id: randomUUID(), obsUnitId: theirs.obsUnit.id, startAt: new Date() } }))
+      const file = yield* Effect.either(
+        client.observations.file({ payload: { id: randomUUID(), obsUnitId: theirs.obsUnit.id, startAt: new Date() } })
+      )
       expect(Either.isLeft(file) && file.left._tag === "Forbidden" && file.left.reason).toBe("Instrument")
       // Their observation's id under my own ObsUnit: refused for the stored observation's
       // instrument before anything is compared, so no differing field tells what they filed.
-      const probe = yield* Effect.either(client.observations.file({ payload: { id: theirObservation.id, obsUnitId: mine.obsUnit.id, startAt: new Date() } }))
+      const probe = yield* Effect.either(
+        client.observations.file({ payload: { id: theirObservation.id, obsUnitId: mine.obsUnit.id, startAt: new Date() } })
+      )
       expect(Either.isLeft(probe) && probe.left._tag === "Forbidden" && probe.left.reason).toBe("Instrument")
       expect(JSON.stringify(Either.isLeft(probe) ? probe.left : {})).not.toMatch(/startAt|obsUnitId|fields/)
       const files = [{ id: randomUUID(), module: "280GHz", relativePath: "x.fits", sizeBytes: 1, checksum: Fixtures.checksum() }]
-      const add = yield* Effect.either(client.observations.addFiles({ path: { id: theirObservation.id }, payload: { sourceLocation: theirs.source.name, files } }))
+      const add = yield* Effect.either(
+        client.observations.addFiles({ path: { id: theirObservation.id }, payload: { sourceLocation: theirs.source.name, files } })
+      )
       expect(Either.isLeft(add) && add.left._tag === "Forbidden" && add.left.reason).toBe("Instrument")
-      const close = yield* Effect.either(client.observations.close({ path: { id: theirObservation.id }, payload: { endAt: new Date(), status: "completed" } }))
+      const close = yield* Effect.either(
+        client.observations.close({ path: { id: theirObservation.id }, payload: { endAt: new Date(), status: "completed" } })
+      )
       expect(Either.isLeft(close) && close.left._tag).toBe("Forbidden")
       expect(yield* Harness.counts()).toEqual(before)
       const get = yield* Effect.either(client.observations.get({ path: { id: theirObservation.id } }))
@@ -107,10 +133,11 @@ it.layer(Harness.layer(), { timeout: 60_000 })("authentication and roles", (it) 
       expect(list.items.map((o) => o.id)).not.toContain(theirObservation.id)
       // An instrument account with no grant files nothing at all.
       const ungranted = yield* Harness.client(yield* Harness.tokenFor({ role: "instrument" }))
-      const none = yield* Effect.either(ungranted.observations.file({ payload: { id: randomUUID(), obsUnitId: mine.obsUnit.id, startAt: new Date() } }))
+      const none = yield* Effect.either(
+        ungranted.observations.file({ payload: { id: randomUUID(), obsUnitId: mine.obsUnit.id, startAt: new Date() } })
+      )
       expect(Either.isLeft(none) && none.left._tag).toBe("Forbidden")
-    })
-  )
+    }))
 
   it.effect("a scientist sees and stages only its programs' data: 404 on reads, 403 on staging, own staging requests only", () =>
     Effect.gen(function* () {
@@ -129,15 +156,18 @@ it.layer(Harness.layer(), { timeout: 60_000 })("authentication and roles", (it) 
       const listed = yield* scientist.observations.list({ urlParams: {} })
       expect(listed.items.map((o) => o.id)).toEqual([myObservation.id])
       const before = yield* Harness.counts()
-      const stage = yield* Effect.either(scientist.staging.create({ payload: { location: theirs.processing.name, observationIds: [theirObservation.id] } }))
+      const stage = yield* Effect.either(
+        scientist.staging.create({ payload: { location: theirs.processing.name, observationIds: [theirObservation.id] } })
+      )
       expect(Either.isLeft(stage) && stage.left._tag === "Forbidden" && stage.left.reason).toBe("Program")
-      const stagePkg = yield* Effect.either(scientist.staging.create({ payload: { location: mine.processing.name, packageIds: [theirPackage.id] } }))
+      const stagePkg = yield* Effect.either(
+        scientist.staging.create({ payload: { location: mine.processing.name, packageIds: [theirPackage.id] } })
+      )
       expect(Either.isLeft(stagePkg) && stagePkg.left._tag).toBe("Forbidden")
       expect(yield* Harness.counts()).toEqual(before)
       const request = yield* scientist.staging.create({ payload: { location: mine.processing.name, observationIds: [myObservation.id] } })
       const peek = yield* Effect.either(other.staging.get({ path: { id: request.id } }))
       expect(Either.isLeft(peek) && peek.left._tag).toBe("NotFound")
       expect((yield* other.staging.list({ urlParams: {} })).items).toEqual([])
-    })
-  )
+    }))
 })

@@ -29,7 +29,7 @@ import { fileObservation, observatory, policyLayer, runUntil, syncTopology, temp
 const everySite = [["chile", Stages.all], ["cologne", Stages.all]] as const
 
 /** A fresh database, migrated, and its URL. */
-const migratedDatabase = Effect.gen(function*() {
+const migratedDatabase = Effect.gen(function* () {
   const db = yield* TestDatabase.freshDatabase
   yield* Migrations.run.pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(db.url))), Effect.orDie)
   return Redacted.value(db.url)
@@ -37,7 +37,10 @@ const migratedDatabase = Effect.gen(function*() {
 
 /** What the lifecycle runs on, for the database at `url`. */
 const worldOn = (url: string) =>
-  Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(PgClient.layer(OpsDb.clientConfig(Redacted.make(url)))), Layer.orDie)
+  Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(
+    Layer.provideMerge(PgClient.layer(OpsDb.clientConfig(Redacted.make(url)))),
+    Layer.orDie
+  )
 
 /** Every table's rows, as text in a stable order, through a plain connection. */
 const dump = (url: string) =>
@@ -75,7 +78,8 @@ const tableCount = (url: string) =>
 const reasonOf = <A, R>(e: Effect.Effect<A, { readonly reason: string; readonly message: string }, R>) =>
   Effect.match(e, { onFailure: (err) => `${err.reason} (${err.message})`, onSuccess: () => "success" })
 
-const count = (query: string) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe<{ n: number }>(query)).pipe(Effect.map((r) => r[0]!.n))
+const count = (query: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe<{ n: number }>(query)).pipe(Effect.map((r) => r[0]!.n))
 
 const allArchived = Effect.zipWith(
   count(`select count(*)::int as n from raw_data_package where status <> 'completed'`),
@@ -85,21 +89,26 @@ const allArchived = Effect.zipWith(
 
 describe("ops-db backup and restore", () => {
   it.scopedLive("restores every row of a database caught mid-lifecycle, and the workers finish its work", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* tempDir
       const topology = topologyIn(dir)
       const source = yield* migratedDatabase
 
       // On the source database: one observation all the way to the archive, then a second one
       // whose workers are stopped part-way (as a crash would), leaving work in flight.
-      const inFlight = yield* Effect.gen(function*() {
+      const inFlight = yield* Effect.gen(function* () {
         yield* syncTopology(topology)
         const obs = yield* observatory
         yield* fileObservation(topology, obs, [{ path: "det/a.fits", bytes: 300_000 }, { path: "hk/h.dat", bytes: 2_000, module: 1 }])
         yield* runUntil(everySite, allArchived, 120_000).pipe(Effect.provide(policyLayer(topology)))
-        const second = yield* fileObservation(topology, obs, [{ path: "scan/big.raw", bytes: 1_500_000 }, { path: "scan/small.raw", bytes: 9_000 }])
+        const second = yield* fileObservation(topology, obs, [
+          { path: "scan/big.raw", bytes: 1_500_000 },
+          { path: "scan/small.raw", bytes: 9_000 }
+        ])
         const packaged = Effect.map(
-          count(`select count(*)::int as n from raw_data_file where raw_data_package_id is not null and executed_obs_unit_id = '${second.eou.id}'`),
+          count(
+            `select count(*)::int as n from raw_data_file where raw_data_package_id is not null and executed_obs_unit_id = '${second.eou.id}'`
+          ),
           (n) => n > 0
         )
         const run = yield* Effect.fork(runUntil(everySite, allArchived, 120_000).pipe(Effect.provide(policyLayer(topology))))
@@ -117,7 +126,11 @@ describe("ops-db backup and restore", () => {
         assert.isAbove(summary.tables.find((x) => x.name === t)?.rows ?? 0, 0, `${t} is in the backup`)
       }
       assert.notInclude(summary.tables.map((t) => t.name), "job", "pg-boss's tables are not backed up")
-      assert.match(yield* reasonOf(Backup.backup(source, file)), /^Exists \(backup: Exists: .* exists; choose a new name/, "a backup never replaces a file")
+      assert.match(
+        yield* reasonOf(Backup.backup(source, file)),
+        /^Exists \(backup: Exists: .* exists; choose a new name/,
+        "a backup never replaces a file"
+      )
 
       // Damaged copies: refused before the target database is touched.
       const bytes = yield* Effect.promise(() => fs.readFile(file))
@@ -132,7 +145,9 @@ describe("ops-db backup and restore", () => {
       const text = gunzipSync(bytes).toString("utf8")
       const victim = text.indexOf("det/a.fits")
       assert.isAbove(victim, 0)
-      yield* Effect.promise(() => fs.writeFile(edited, gzipSync(Buffer.from(text.slice(0, victim) + "det/b" + text.slice(victim + 5), "utf8"))))
+      yield* Effect.promise(() =>
+        fs.writeFile(edited, gzipSync(Buffer.from(text.slice(0, victim) + "det/b" + text.slice(victim + 5), "utf8")))
+      )
       const empty = path.join(dir, "empty.ccat-backup")
       yield* Effect.promise(() => fs.writeFile(empty, gzipSync(Buffer.from("CCAT-OPS-DB-BACKUP 1\n"))))
       const notOurs = path.join(dir, "not-ours.ccat-backup")
@@ -141,14 +156,20 @@ describe("ops-db backup and restore", () => {
       const target = yield* Effect.map(TestDatabase.freshDatabase, (db) => Redacted.value(db.url))
       assert.match(yield* reasonOf(Restore.restore(target, truncated)), /^Truncated \(backup: Truncated: /)
       assert.match(yield* reasonOf(Restore.restore(target, flipped)), /^(Corrupt|Truncated) \(backup: /)
-      assert.match(yield* reasonOf(Restore.restore(target, edited)), /^Corrupt \(backup: Corrupt: table raw_data_file: .* where the backup recorded/)
+      assert.match(
+        yield* reasonOf(Restore.restore(target, edited)),
+        /^Corrupt \(backup: Corrupt: table raw_data_file: .* where the backup recorded/
+      )
       assert.match(yield* reasonOf(Restore.restore(target, empty)), /^Truncated \(backup: Truncated: /)
       assert.match(yield* reasonOf(Restore.restore(target, notOurs)), /^Unsupported \(backup: Unsupported: .* is not a ccat ops-db backup/)
       assert.strictEqual(yield* tableCount(target), 0, "a refused restore created nothing")
 
       // A database with rows is refused, and keeps exactly what it had.
       const before = yield* dump(source)
-      assert.match(yield* reasonOf(Restore.restore(source, file)), /^NotEmpty \(backup: NotEmpty: the target database is not empty: table \w+ has rows/)
+      assert.match(
+        yield* reasonOf(Restore.restore(source, file)),
+        /^NotEmpty \(backup: NotEmpty: the target database is not empty: table \w+ has rows/
+      )
       assert.deepStrictEqual(yield* dump(source), before)
 
       // The good file: every row of every table comes back.
@@ -158,7 +179,7 @@ describe("ops-db backup and restore", () => {
       assert.match(yield* reasonOf(Restore.restore(target, file)), /^NotEmpty/, "a second restore into the same database is refused")
 
       // The restored ops-db has no pg-boss jobs; its planners find the interrupted work and finish it.
-      yield* Effect.gen(function*() {
+      yield* Effect.gen(function* () {
         // No row is aged and no job is sent by hand: planners see claimed work with no job at all
         // in the (empty) queue and re-derive it at once.
         yield* runUntil(everySite, allArchived, 120_000).pipe(Effect.provide(policyLayer(topology)))

@@ -65,7 +65,11 @@ const routeOf = (config: ServerConfig.ServerConfigShape): Routes.Route => {
     viaSite: null,
     nextHop: r.to,
     adapter: r.adapter,
-    options: { ...r.options, maxConcurrentTransfers: r.maxConcurrentTransfers, ...(r.bandwidthLimit === undefined ? {} : { bandwidthLimit: r.bandwidthLimit }) },
+    options: {
+      ...r.options,
+      maxConcurrentTransfers: r.maxConcurrentTransfers,
+      ...(r.bandwidthLimit === undefined ? {} : { bandwidthLimit: r.bandwidthLimit })
+    },
     priority: r.priority,
     maxConcurrentTransfers: r.maxConcurrentTransfers,
     bandwidthLimit: r.bandwidthLimit
@@ -81,7 +85,11 @@ const commandsOf = <A, E>(effect: Effect.Effect<A, E>) =>
       const command = HashMap.get(annotations, "command")
       if (text === "bbcp command" && command._tag === "Some") commands.push(String(command.value))
     })
-    const exit = yield* effect.pipe(Effect.exit, Effect.provide(Logger.replace(Logger.defaultLogger, capture)), Logger.withMinimumLogLevel(LogLevel.Debug))
+    const exit = yield* effect.pipe(
+      Effect.exit,
+      Effect.provide(Logger.replace(Logger.defaultLogger, capture)),
+      Logger.withMinimumLogLevel(LogLevel.Debug)
+    )
     return { exit, commands }
   })
 
@@ -133,13 +141,14 @@ describe("a bbcp route's options", () => {
             ...Adapters.endpoints(route, path.join(dir, "chile-buffer"), "b.tar", path.join(dir, "cologne-buffer"), "b.tar"),
             kind: "file",
             bandwidthLimit: Routes.transferShare(route)!
-          })
-        )
+          }))
       )
     )
     // the binary configured does not exist: the transfer fails as such, after logging what it would run
     assert.isTrue(Exit.isFailure(exit))
-    if (Exit.isFailure(exit) && exit.cause._tag === "Fail") assert.strictEqual((exit.cause.error as { reason: string }).reason, "ToolMissing")
+    if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
+      assert.strictEqual((exit.cause.error as { reason: string }).reason, "ToolMissing")
+    }
     assert.lengthOf(commands, 1)
     const words = commands[0]!.split(" ")
     const flag = (f: string) => words[words.indexOf(f) + 1]
@@ -156,8 +165,16 @@ describe("a bbcp route's options", () => {
 
   it("a route row holding options the start would refuse fails its transfer InvalidRequest, not retryable, naming them", async () => {
     const route: Routes.Route = {
-      id: "00000000-0000-0000-0000-000000000002", fromSite: "chile", toSite: "cologne", viaSite: null, nextHop: "cologne",
-      adapter: "bbcp", options: { streams: 99, maxConcurrentTransfers: 2 }, priority: 0, maxConcurrentTransfers: 2, bandwidthLimit: undefined
+      id: "00000000-0000-0000-0000-000000000002",
+      fromSite: "chile",
+      toSite: "cologne",
+      viaSite: null,
+      nextHop: "cologne",
+      adapter: "bbcp",
+      options: { streams: 99, maxConcurrentTransfers: 2 },
+      priority: 0,
+      maxConcurrentTransfers: 2,
+      bandwidthLimit: undefined
     }
     const exit = await Effect.runPromiseExit(Adapters.adapterOf(route))
     assert.isTrue(Exit.isFailure(exit))
@@ -174,28 +191,38 @@ const bbcpOnPath = await Effect.runPromise(BbcpTransfer.findBinary("bbcp").pipe(
 if (bbcpOnPath._tag === "Some") {
   console.log(`[bbcp] tuned route transfer: RUN against ${bbcpOnPath.value}`)
   describe("a bbcp route's options with the real bbcp", () => {
-    it.live("a route tuned to 4 streams, an 8 MiB window, 1 MiB blocks and a32 in flight moves and verifies a file", () =>
-      Effect.gen(function* () {
-        const { file, dir } = yield* Effect.promise(() => writeConfig("{ streams: 4, window: 8 MiB, blockSize: 1 MiB, checksum: a32 }"))
-        const config = yield* ServerConfig.load({ configFile: file })
-        const route = routeOf(config)
-        const bytes = 48 * 1024 * 1024
-        const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "chile-buffer", "b.tar"), bytes))
-        const { exit, commands } = yield* commandsOf(
-          Effect.flatMap(Adapters.adapterOf(route), (a) =>
-            a.transfer({ ...Adapters.endpoints(route, path.join(dir, "chile-buffer"), "b.tar", path.join(dir, "cologne-buffer"), "b.tar"), kind: "file", expected: sum })
+    it.live(
+      "a route tuned to 4 streams, an 8 MiB window, 1 MiB blocks and a32 in flight moves and verifies a file",
+      () =>
+        Effect.gen(function* () {
+          const { file, dir } = yield* Effect.promise(() => writeConfig("{ streams: 4, window: 8 MiB, blockSize: 1 MiB, checksum: a32 }"))
+          const config = yield* ServerConfig.load({ configFile: file })
+          const route = routeOf(config)
+          const bytes = 48 * 1024 * 1024
+          const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "chile-buffer", "b.tar"), bytes))
+          const { exit, commands } = yield* commandsOf(
+            Effect.flatMap(
+              Adapters.adapterOf(route),
+              (a) =>
+                a.transfer({
+                  ...Adapters.endpoints(route, path.join(dir, "chile-buffer"), "b.tar", path.join(dir, "cologne-buffer"), "b.tar"),
+                  kind: "file",
+                  expected: sum
+                })
+            )
           )
-        )
-        assert.isTrue(Exit.isSuccess(exit), String(exit))
-        if (Exit.isSuccess(exit)) {
-          assert.strictEqual(exit.value.checksum, sum)
-          assert.strictEqual(exit.value.bytes, bytes)
-        }
-        assert.include(commands[0], " -s 4 ")
-        assert.include(commands[0], " -E a32 ")
-        // the copy is in place and nothing else is left beside it
-        assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "cologne-buffer"))), ["b.tar"])
-      }), 60_000)
+          assert.isTrue(Exit.isSuccess(exit), String(exit))
+          if (Exit.isSuccess(exit)) {
+            assert.strictEqual(exit.value.checksum, sum)
+            assert.strictEqual(exit.value.bytes, bytes)
+          }
+          assert.include(commands[0], " -s 4 ")
+          assert.include(commands[0], " -E a32 ")
+          // the copy is in place and nothing else is left beside it
+          assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "cologne-buffer"))), ["b.tar"])
+        }),
+      60_000
+    )
   })
 } else {
   console.log("[bbcp] tuned route transfer: NOT RUN (no bbcp binary on PATH)")

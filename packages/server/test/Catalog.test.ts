@@ -31,7 +31,9 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       const baseUrl = yield* Harness.BaseUrl
       const suffix = Fixtures.suffix()
       const ccat = yield* Effect.promise(() => createClient({ baseUrl, token: adminToken, retry: false }))
-      const orion = yield* Effect.promise(() => ccat.api.catalog.createSource({ payload: { name: `Orion KL ${suffix}`, raDeg: 83.80867, decDeg: -5.37264 } }))
+      const orion = yield* Effect.promise(() =>
+        ccat.api.catalog.createSource({ payload: { name: `Orion KL ${suffix}`, raDeg: 83.80867, decDeg: -5.37264 } })
+      )
       expect([orion.raDeg, orion.decDeg, orion.solarSystem]).toEqual([83.80867, -5.37264, false])
       const mars = yield* admin.catalog.createSource({ payload: { name: `Mars ${suffix}`, solarSystem: true, description: "a planet" } })
       expect([mars.raDeg, mars.decDeg, mars.solarSystem]).toEqual([null, null, true])
@@ -45,7 +47,11 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
 
       const before = yield* Harness.counts(catalogTables)
       const bad = async (body: unknown) => {
-        const r = await fetch(`${baseUrl}/api/v1/sources`, { method: "POST", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify(body) })
+        const r = await fetch(`${baseUrl}/api/v1/sources`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+          body: JSON.stringify(body)
+        })
         return { status: r.status, text: await r.text() }
       }
       const refusals = yield* Effect.promise(() => Promise.all([
@@ -74,8 +80,7 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       // Only admins write the catalog.
       const forbidden = yield* refusal(scientist.catalog.createSource({ payload: { name: "x", raDeg: 1, decDeg: 1 } }))
       expect(forbidden._tag).toBe("Forbidden")
-    })
-  )
+    }))
 
   it.effect("programs with proprietary periods, sub-programs and observing modes, each seen only by who may see the program", () =>
     Effect.gen(function* () {
@@ -84,15 +89,26 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       const open = yield* admin.admin.createObservingProgram({ payload: { name: `open-${s}`, proprietaryPeriodDays: 365 } })
       const closed = yield* admin.admin.createObservingProgram({ payload: { name: `closed-${s}` } })
       expect([open.proprietaryPeriodDays, closed.proprietaryPeriodDays]).toEqual([365, null])
-      const changed = yield* admin.catalog.updateProgram({ path: { id: closed.id }, payload: { proprietaryPeriodDays: 0, title: "now public" } })
+      const changed = yield* admin.catalog.updateProgram({
+        path: { id: closed.id },
+        payload: { proprietaryPeriodDays: 0, title: "now public" }
+      })
       expect([changed.proprietaryPeriodDays, changed.title]).toEqual([0, "now public"])
       const reset = yield* admin.catalog.updateProgram({ path: { id: closed.id }, payload: { proprietaryPeriodDays: null } })
       expect(reset.proprietaryPeriodDays).toBeNull()
       const adminToken = yield* Harness.tokenFor({ role: "admin" })
-      const badPeriod = yield* Harness.raw("PATCH", `/api/v1/programs/${closed.id}`, { token: adminToken, body: JSON.stringify({ proprietaryPeriodDays: -1 }) })
-      expect([badPeriod.status, JSON.stringify(badPeriod.json)]).toEqual([400, expect.stringContaining("a proprietary period is 0 to 36500 whole days")])
+      const badPeriod = yield* Harness.raw("PATCH", `/api/v1/programs/${closed.id}`, {
+        token: adminToken,
+        body: JSON.stringify({ proprietaryPeriodDays: -1 })
+      })
+      expect([badPeriod.status, JSON.stringify(badPeriod.json)]).toEqual([
+        400,
+        expect.stringContaining("a proprietary period is 0 to 36500 whole days")
+      ])
       expect((yield* admin.catalog.getProgram({ path: { id: closed.id } })).proprietaryPeriodDays).toBeNull()
-      expect((yield* refusal(admin.catalog.updateProgram({ path: { id: randomUUID() as any }, payload: { title: "x" } })))._tag).toBe("NotFound")
+      expect((yield* refusal(admin.catalog.updateProgram({ path: { id: randomUUID() as any }, payload: { title: "x" } })))._tag).toBe(
+        "NotFound"
+      )
 
       const field = yield* admin.catalog.createSubProgram({ payload: { observingProgramId: open.id, name: "field-a", title: "Field A" } })
       yield* admin.catalog.createSubProgram({ payload: { observingProgramId: closed.id, name: "field-a" } })
@@ -116,8 +132,7 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       expect((yield* scientist.catalog.listObservingModes()).map((m) => m.id)).toContain(mode.id)
       const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
       expect((yield* operator.catalog.listSubPrograms({ urlParams: { programId: closed.id } })).map((p) => p.name)).toEqual(["field-a"])
-    })
-  )
+    }))
 
   it.effect("module bands in Hz or metres, and ObsUnits linked to a Source, sub-program and mode; wrong links refused, changing nothing", () =>
     Effect.gen(function* () {
@@ -126,16 +141,28 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       const s = Fixtures.suffix()
       // 280 GHz ± 10%: the shortest wavelength is that of the highest frequency.
       const module = yield* admin.admin.createInstrumentModule({
-        payload: { instrumentId: world.instrument.id, name: `280GHz-${s}`, band: { minHz: 252e9, maxHz: 308e9 }, dataproductType: "timeseries", polStates: "/I/Q/U/", fovDeg: 1.3, resolutionArcsec: 23 }
+        payload: {
+          instrumentId: world.instrument.id,
+          name: `280GHz-${s}`,
+          band: { minHz: 252e9, maxHz: 308e9 },
+          dataproductType: "timeseries",
+          polStates: "/I/Q/U/",
+          fovDeg: 1.3,
+          resolutionArcsec: 23
+        }
       })
       expect(module.emMin).toBeCloseTo(299_792_458 / 308e9, 12)
       expect(module.emMax).toBeCloseTo(299_792_458 / 252e9, 12)
       expect([module.dataproductType, module.rawCalibLevel, module.polStates, module.fovDeg]).toEqual(["timeseries", 0, "/I/Q/U/", 1.3])
-      const updated = yield* admin.catalog.updateInstrumentModule({ path: { id: world.modules[0].id }, payload: { band: { emMin: 0.0008, emMax: 0.0012 }, rawCalibLevel: 1 } })
+      const updated = yield* admin.catalog.updateInstrumentModule({
+        path: { id: world.modules[0].id },
+        payload: { band: { emMin: 0.0008, emMax: 0.0012 }, rawCalibLevel: 1 }
+      })
       expect([updated.emMin, updated.emMax, updated.rawCalibLevel]).toEqual([0.0008, 0.0012, 1])
       const before = yield* Harness.counts(catalogTables)
       const adminToken = yield* Harness.tokenFor({ role: "admin" })
-      const patchModule = (body: unknown) => Harness.raw("PATCH", `/api/v1/instrument-modules/${world.modules[0].id}`, { token: adminToken, body: JSON.stringify(body) })
+      const patchModule = (body: unknown) =>
+        Harness.raw("PATCH", `/api/v1/instrument-modules/${world.modules[0].id}`, { token: adminToken, body: JSON.stringify(body) })
       const inverted = yield* patchModule({ band: { emMin: 0.002, emMax: 0.001 } })
       expect([inverted.status, JSON.stringify(inverted.json)]).toEqual([400, expect.stringContaining("emMax must not be below emMin")])
       const badPol = yield* patchModule({ polStates: "I,Q" })
@@ -154,13 +181,30 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       const other = yield* admin.admin.createObservingProgram({ payload: { name: `other-${s}` } })
       const foreignSub = yield* admin.catalog.createSubProgram({ payload: { observingProgramId: other.id, name: "deep" } })
       const unit = yield* admin.admin.createObsUnit({
-        payload: { observingProgramId: world.program.id, instrumentId: world.instrument.id, name: `d56-${s}`, sourceId: source.id, observingModeId: mode.id, subObservingProgramId: sub.id, configuration: { scanSpeedDegPerS: 1 } }
+        payload: {
+          observingProgramId: world.program.id,
+          instrumentId: world.instrument.id,
+          name: `d56-${s}`,
+          sourceId: source.id,
+          observingModeId: mode.id,
+          subObservingProgramId: sub.id,
+          configuration: { scanSpeedDegPerS: 1 }
+        }
       })
-      expect([unit.target, unit.sourceId, unit.observingModeId, unit.subObservingProgramId]).toEqual([`Deep56 ${s}`, source.id, mode.id, sub.id])
+      expect([unit.target, unit.sourceId, unit.observingModeId, unit.subObservingProgramId]).toEqual([
+        `Deep56 ${s}`,
+        source.id,
+        mode.id,
+        sub.id
+      ])
 
       const mid = yield* Harness.counts(catalogTables)
       const create = (extra: Record<string, unknown>) =>
-        refusal(admin.admin.createObsUnit({ payload: { observingProgramId: world.program.id, instrumentId: world.instrument.id, name: `bad-${Fixtures.suffix()}`, ...extra } }))
+        refusal(
+          admin.admin.createObsUnit({
+            payload: { observingProgramId: world.program.id, instrumentId: world.instrument.id, name: `bad-${Fixtures.suffix()}`, ...extra }
+          })
+        )
       const unknownSource = yield* create({ sourceId: randomUUID() })
       expect([unknownSource._tag, unknownSource.field]).toEqual(["Unprocessable", "sourceId"])
       const unknownMode = yield* create({ observingModeId: randomUUID() })
@@ -168,10 +212,19 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       const wrongProgram = yield* create({ subObservingProgramId: foreignSub.id })
       expect([wrongProgram._tag, wrongProgram.field]).toEqual(["Unprocessable", "subObservingProgramId"])
       expect(wrongProgram.message).toContain("belongs to another observing program")
-      const relink = yield* refusal(admin.catalog.updateObsUnit({ path: { id: unit.id }, payload: { subObservingProgramId: foreignSub.id } }))
+      const relink = yield* refusal(
+        admin.catalog.updateObsUnit({ path: { id: unit.id }, payload: { subObservingProgramId: foreignSub.id } })
+      )
       expect(relink.field).toBe("subObservingProgramId")
       expect(yield* Harness.counts(catalogTables)).toEqual(mid)
-      expect(mid).toEqual({ ...before, source: before.source + 1, observing_mode: before.observing_mode + 1, sub_observing_program: before.sub_observing_program + 2, observing_program: before.observing_program + 1, obs_unit: before.obs_unit + 1 })
+      expect(mid).toEqual({
+        ...before,
+        source: before.source + 1,
+        observing_mode: before.observing_mode + 1,
+        sub_observing_program: before.sub_observing_program + 2,
+        observing_program: before.observing_program + 1,
+        obs_unit: before.obs_unit + 1
+      })
 
       // The Fixture's unit has only free text; linking it keeps the text.
       const linked = yield* admin.catalog.updateObsUnit({ path: { id: world.obsUnit.id }, payload: { sourceId: source.id } })
@@ -184,6 +237,5 @@ it.layer(Harness.layer(), { timeout: 90_000 })("catalog", (it) => {
       expect((yield* refusal(stranger.catalog.getObsUnit({ path: { id: unit.id } })))._tag).toBe("NotFound")
       const instrument = yield* Harness.client(yield* Harness.tokenFor({ role: "instrument", instrumentIds: [world.instrument.id] }))
       expect((yield* instrument.catalog.listPrograms()).map((p) => p.id)).toContain(world.program.id)
-    })
-  )
+    }))
 })

@@ -14,8 +14,19 @@ describe("ccat demo", () => {
     dirs.push(dir)
     const port = await freePort()
     const run = ccat([
-      "demo", "--port", String(port), "--data-dir", path.join(dir, "data"),
-      "--observations", "2", "--small-files", "6", "--large-files", "1", "--large-mb", "3"
+      "demo",
+      "--port",
+      String(port),
+      "--data-dir",
+      path.join(dir, "data"),
+      "--observations",
+      "2",
+      "--small-files",
+      "6",
+      "--large-files",
+      "1",
+      "--large-mb",
+      "3"
     ])
     const code = await run.exited
     const out = run.output()

@@ -51,23 +51,40 @@ const seed = Effect.gen(function* () {
   const [chile] = yield* sql<{ id: string }>`insert into site (name, short_name, role) values ('chile', 'cl', 'secondary') returning id`
   const [cologne] = yield* sql<{ id: string }>`insert into site (name, short_name, role) values ('cologne', 'col', 'main') returning id`
   const location = (site: string, name: string, type: string) =>
-    Effect.map(sql<{ id: string }>`insert into data_location (site_id, name, type, technology) values (${site}, ${name}, ${type}::location_type, 'disk') returning id`, (r) => r[0]!.id)
+    Effect.map(
+      sql<
+        { id: string }
+      >`insert into data_location (site_id, name, type, technology) values (${site}, ${name}, ${type}::location_type, 'disk') returning id`,
+      (r) => r[0]!.id
+    )
   const from = yield* location(chile!.id, "chile-buffer", "BUFFER")
   const to = yield* location(cologne!.id, "cologne-buffer", "BUFFER")
   const archive = yield* location(cologne!.id, "cologne-archive", "LONG_TERM_ARCHIVE")
   const bundle = (name: string, status: string) =>
-    Effect.map(sql<{ id: string }>`
+    Effect.map(
+      sql<{ id: string }>`
       insert into data_transfer_package (relative_path, size_bytes, checksum, status) values (${`bundles/chile/${name}.tar`}, 10, ${sha}, ${status}::operation_status) returning id`,
-    (r) => r[0]!.id)
-  const bundles = { done: yield* bundle("done", "completed"), doneToo: yield* bundle("done-too", "completed"), live: yield* bundle("live", "in_progress"), recent: yield* bundle("recent", "completed") }
+      (r) => r[0]!.id
+    )
+  const bundles = {
+    done: yield* bundle("done", "completed"),
+    doneToo: yield* bundle("done-too", "completed"),
+    live: yield* bundle("live", "in_progress"),
+    recent: yield* bundle("recent", "completed")
+  }
   const attempt = (bundleId: string, n: number, status: string, at: string | null, previous: string | null, ms: number) =>
-    Effect.map(sql<{ id: string }>`
+    Effect.map(
+      sql<{ id: string }>`
       insert into data_transfer (data_transfer_package_id, from_location_id, to_location_id, previous_attempt_id, attempt, adapter, status,
         bytes_transferred, duration_ms, error_reason, started_at, finished_at, created_at)
       values (${bundleId}, ${from}, ${to}, ${previous}, ${n}, 'rsync', ${status}::operation_status, ${status === "completed" ? 10 : 0},
         ${status === "completed" ? ms : null}, ${status === "failed" ? "Timeout" : null},
-        coalesce(${at}::timestamptz, now()), ${status === "completed" || status === "failed" ? at : null}::timestamptz, coalesce(${at}::timestamptz, now()))
-      returning id`, (r) => r[0]!.id)
+        coalesce(${at}::timestamptz, now()), ${
+          status === "completed" || status === "failed" ? at : null
+        }::timestamptz, coalesce(${at}::timestamptz, now()))
+      returning id`,
+      (r) => r[0]!.id
+    )
   const failed = yield* attempt(bundles.done, 1, "failed", "2024-02-10T10:00:00Z", null, 0)
   yield* attempt(bundles.done, 2, "completed", "2024-02-11T10:00:00Z", failed, 4000)
   yield* attempt(bundles.doneToo, 1, "completed", "2024-03-05T10:00:00Z", null, 70_000)
@@ -76,9 +93,12 @@ const seed = Effect.gen(function* () {
   yield* attempt(bundles.recent, 1, "completed", new Date().toISOString(), null, 2000)
   // Two archive copies that repair replaced: one in 2024, one now.
   const copy = (path: string) =>
-    Effect.map(sql<{ id: string }>`
+    Effect.map(
+      sql<{ id: string }>`
       insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status)
-      values (${bundles.done}, ${archive}, ${path}, 10, ${sha}, 'DELETED') returning id`, (r) => r[0]!.id)
+      values (${bundles.done}, ${archive}, ${path}, 10, ${sha}, 'DELETED') returning id`,
+      (r) => r[0]!.id
+    )
   for (const [path, at] of [["a/old", "2024-04-02T00:00:00Z"], ["a/new", new Date().toISOString()]] as const) {
     const id = yield* copy(path)
     yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state, at, details)
@@ -96,26 +116,42 @@ const seed = Effect.gen(function* () {
 })
 
 /** The event log as text, row by row in id order: what must not change. */
-const eventRows = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.map(sql<{ t: string }>`select coalesce(string_agg(e::text, E'\n' order by id), '') as t from (
-    select id, entity_kind, entity_id, from_state, to_state, at, actor, details from event_log) e`, (r) => r[0]!.t))
+const eventRows = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    Effect.map(
+      sql<{ t: string }>`select coalesce(string_agg(e::text, E'\n' order by id), '') as t from (
+    select id, entity_kind, entity_id, from_state, to_state, at, actor, details from event_log) e`,
+      (r) => r[0]!.t
+    )
+)
 
 /** The maintained counts and histogram of transfer attempts, summed per key. */
-const transferCounts = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.map(sql<{ t: string }>`select coalesce(string_agg(k, E'\n' order by k), '') as t from (
+const transferCounts = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    Effect.map(
+      sql<{ t: string }>`select coalesce(string_agg(k, E'\n' order by k), '') as t from (
       select format('%s %s %s %s %s %s %s', state, kind, reason, sum(n), sum(bytes), sum(ms), sum(retries)) as k
       from ops_count where entity = 'DataTransfer' group by state, kind, reason having sum(n) <> 0
       union all
       select format('h %s %s %s', le, sum(n), sum(total)) from ops_histogram where name = 'transfer_duration' group by le having sum(n) <> 0) x`,
-  (r) => r[0]!.t))
+      (r) => r[0]!.t
+    )
+)
 
-const repairedTotal = Effect.map(RepairFigures.collect(undefined), (families) =>
-  families.find((f) => f.name === "ccat_copies_repaired_total")!.samples.reduce((n, s) => n + s.value, 0))
+const repairedTotal = Effect.map(
+  RepairFigures.collect(undefined),
+  (families) => families.find((f) => f.name === "ccat_copies_repaired_total")!.samples.reduce((n, s) => n + s.value, 0)
+)
 
 const partitions = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.map(sql<{ name: string }>`
+  Effect.map(
+    sql<{ name: string }>`
     select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
-    where i.inhparent = 'event_log'::regclass order by 1`, (r) => r.map((x) => x.name)))
+    where i.inhparent = 'event_log'::regclass order by 1`,
+    (r) => r.map((x) => x.name)
+  ))
 
 const yearName = (y: number) => `event_log_y${y}`
 const thisYear = () => new Date().getUTCFullYear()
@@ -129,7 +165,9 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       const sql = yield* SqlClient.SqlClient
       yield* runOnly(before18)
       // a reporting role an operator gave the log to
-      yield* sql.unsafe(`do $$ begin if not exists (select from pg_roles where rolname = 'ccat_history_reader') then create role ccat_history_reader; end if; end $$`)
+      yield* sql.unsafe(
+        `do $$ begin if not exists (select from pg_roles where rolname = 'ccat_history_reader') then create role ccat_history_reader; end if; end $$`
+      )
       yield* sql`grant select on event_log to ccat_history_reader`
       world = yield* seed
       // the metrics' count as a release before 0018 makes it
@@ -156,8 +194,11 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       assert.deepStrictEqual(indexes.map((i) => i.name), ["event_log_entity", "event_log_pkey", "event_log_repaired_copy"])
       // Still append-only, through the table and through a partition; ids go on; relayed events still name their account.
       for (const statement of [
-        sql`update event_log set to_state = 'x'`, sql`delete from event_log`, sql`truncate event_log`,
-        sql.unsafe(`truncate ${yearName(thisYear())}`), sql.unsafe(`delete from ${yearName(2024)}`)
+        sql`update event_log set to_state = 'x'`,
+        sql`delete from event_log`,
+        sql`truncate event_log`,
+        sql.unsafe(`truncate ${yearName(thisYear())}`),
+        sql.unsafe(`delete from ${yearName(2024)}`)
       ]) {
         const refused = yield* Effect.either(statement)
         assert.isTrue(Either.isLeft(refused))
@@ -166,8 +207,11 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       const [max] = yield* sql<{ id: string }>`select max(id)::text as id from event_log`
       const [added] = yield* sql.withTransaction(Effect.zipRight(
         sql`select set_config('ccat.on_behalf_of', 'telescope-1', true)`,
-        sql<{ id: string; by: string }>`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', ${randomUUID()}, 'filed')
-          returning id::text, details->>'onBehalfOf' as by`))
+        sql<
+          { id: string; by: string }
+        >`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', ${randomUUID()}, 'filed')
+          returning id::text, details->>'onBehalfOf' as by`
+      ))
       assert.isTrue(BigInt(added!.id) > BigInt(max!.id))
       assert.strictEqual(added!.by, "telescope-1")
       before = { ...before, events: yield* eventRows }
@@ -195,14 +239,22 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       assert.strictEqual(yield* eventRows, events)
       // the rows moved are still guarded, and a second run has nothing to do
       assert.isTrue(Either.isLeft(yield* Effect.either(sql`delete from event_log_y2019`)))
-      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 3 })), { partitionsCreated: 0, yearsDropped: [], attemptsDeleted: 0 })
+      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 3 })), {
+        partitionsCreated: 0,
+        yearsDropped: [],
+        attemptsDeleted: 0
+      })
     }))
 
   it.effect("retention takes only whole years and finished chains of completed bundles, and totals keep counting them", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       // The default keeps everything.
-      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 3 })), { partitionsCreated: 0, yearsDropped: [], attemptsDeleted: 0 })
+      assert.deepStrictEqual(yield* History.keep(new Topology.HistoryConfig({ yearsAhead: 3 })), {
+        partitionsCreated: 0,
+        yearsDropped: [],
+        attemptsDeleted: 0
+      })
       // More old attempts of failed bundles (waiting for an operator) than a batch, older than the rest: kept, and never in the way.
       yield* sql`
         with b as (
@@ -210,7 +262,9 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
           select 'bundles/chile/waiting-' || g || '.tar', 10, ${sha}, 'failed' from generate_series(1, ${History.transferBatch + 100}) g
           returning id)
         insert into data_transfer (data_transfer_package_id, from_location_id, to_location_id, attempt, adapter, status, error_reason, started_at, finished_at, created_at)
-        select id, ${world.buffers[0]}, ${world.buffers[1]}, 1, 'rsync', 'failed', 'Timeout', '2023-05-01', '2023-05-01', '2023-05-01' from b`
+        select id, ${world.buffers[0]}, ${
+          world.buffers[1]
+        }, 1, 'rsync', 'failed', 'Timeout', '2023-05-01', '2023-05-01', '2023-05-01' from b`
       const counts = yield* transferCounts
       const now = new Date()
       const retention = 400 * 24 * 3600_000
@@ -231,9 +285,14 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       const attempts = yield* sql<{ bundle: string; status: string }>`
         select data_transfer_package_id as bundle, status::text as status from data_transfer`
       assert.strictEqual(attempts.length, 3 + History.transferBatch + 100)
-      assert.sameMembers(attempts.filter((a) => a.status !== "failed" || a.bundle === world.bundles.live).map((a) => `${a.bundle}:${a.status}`), [
-        `${world.bundles.live}:failed`, `${world.bundles.live}:in_progress`, `${world.bundles.recent}:completed`
-      ])
+      assert.sameMembers(
+        attempts.filter((a) => a.status !== "failed" || a.bundle === world.bundles.live).map((a) => `${a.bundle}:${a.status}`),
+        [
+          `${world.bundles.live}:failed`,
+          `${world.bundles.live}:in_progress`,
+          `${world.bundles.recent}:completed`
+        ]
+      )
       // Counters count what retention took away: repairs, transfers, bytes, durations; a recount too.
       assert.strictEqual(yield* repairedTotal, 2)
       assert.strictEqual(yield* transferCounts, counts)
@@ -270,9 +329,19 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
   it.effect("a retention shorter than 30 days, or not a duration, is refused naming the field", () =>
     Effect.gen(function* () {
       const decode = Schema.decodeUnknownEither(Topology.HistoryConfig)
-      assert.deepStrictEqual(Either.getOrThrow(decode({ events: "forever", transferAttempts: "400 days" })).transferAttempts, 400 * 24 * 3600_000)
+      assert.deepStrictEqual(
+        Either.getOrThrow(decode({ events: "forever", transferAttempts: "400 days" })).transferAttempts,
+        400 * 24 * 3600_000
+      )
       assert.deepStrictEqual(Either.getOrThrow(decode({ events: "7 years" })).events, 7 * 365 * 24 * 3600_000)
-      for (const bad of [{ events: "10 days" }, { events: "never" }, { events: "29 days" }, { transferAttempts: -1 }, { yearsAhead: 0 }, { yearsAhead: 11 }]) {
+      for (const bad of [
+        { events: "10 days" },
+        { events: "never" },
+        { events: "29 days" },
+        { transferAttempts: -1 },
+        { yearsAhead: 0 },
+        { yearsAhead: 11 }
+      ]) {
         const refused = decode(bad)
         assert.isTrue(Either.isLeft(refused), JSON.stringify(bad))
         if ("yearsAhead" in bad || "transferAttempts" in bad) continue
@@ -285,7 +354,8 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
       const sql = yield* SqlClient.SqlClient
       const scanned = (born: Date) =>
         Effect.gen(function* () {
-          const [text, params] = EventHistory.page(sql, { entity: "DataTransferPackage", id: world.item, born, after: 0, limit: 100 }).compile()
+          const [text, params] = EventHistory.page(sql, { entity: "DataTransferPackage", id: world.item, born, after: 0, limit: 100 })
+            .compile()
           const [plan] = yield* sql.unsafe<{ "QUERY PLAN": unknown }>(`explain (analyze, format json) ${text}`, params as Array<unknown>)
           const names = new Set<string>()
           const walk = (node: unknown): void => {
@@ -311,8 +381,10 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
   it.effect("a backup holds the log as one table; a restore keeps every event and count, and the job puts old years back", () =>
     Effect.gen(function* () {
       const source = yield* Effect.map(PgClient.PgClient, (sql) => Redacted.value(sql.config.url!))
-      const dir = yield* Effect.acquireRelease(Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-history-"))),
-        (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true })))
+      const dir = yield* Effect.acquireRelease(
+        Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-history-"))),
+        (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
+      )
       // an event of last year, which a freshly migrated database has no partition for
       yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`insert into event_log (entity_kind, entity_id, to_state, at)
         values ('RawDataFile', ${randomUUID()}, 'filed', make_timestamptz(extract(year from now())::int - 1, 6, 1, 0, 0, 0, 'UTC'))`)
@@ -335,7 +407,9 @@ it.layer(TestDatabase.layerEmpty, { timeout: 120_000 })("history tables", (it) =
         assert.strictEqual(left!.n, 0)
         assert.strictEqual(yield* eventRows, wanted.events)
         const [max] = yield* sql<{ id: string }>`select max(id)::text as id from event_log`
-        const [added] = yield* sql<{ id: string }>`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', ${randomUUID()}, 'filed') returning id::text`
+        const [added] = yield* sql<
+          { id: string }
+        >`insert into event_log (entity_kind, entity_id, to_state) values ('RawDataFile', ${randomUUID()}, 'filed') returning id::text`
         assert.isTrue(BigInt(added!.id) > BigInt(max!.id), "ids go on after the restored ones")
       }).pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(target))))
     }).pipe(Effect.scoped))

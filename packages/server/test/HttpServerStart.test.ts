@@ -17,7 +17,10 @@ describe("the HTTP server while it starts and stops", () => {
       const early = yield* get()
       expect(early.status).toBe(503)
       expect(early.headers.get("retry-after")).toBe("1")
-      expect(yield* Effect.promise(() => early.json())).toEqual({ _tag: "NotReady", reason: "the server is starting or stopping; retry shortly" })
+      expect(yield* Effect.promise(() => early.json())).toEqual({
+        _tag: "NotReady",
+        reason: "the server is starting or stopping; retry shortly"
+      })
       // Once the application is served, it alone answers.
       yield* Effect.scoped(
         Effect.gen(function* () {
@@ -29,6 +32,5 @@ describe("the HTTP server while it starts and stops", () => {
       )
       // The application stopped (shutdown); the port still answers, with 503.
       expect((yield* get()).status).toBe(503)
-    })
-  )
+    }))
 })

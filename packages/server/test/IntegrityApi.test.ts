@@ -40,7 +40,15 @@ it.layer(Harness.layer().pipe(Layer.provide(policy)), { timeout: 60_000 })("inte
       expect((at - DateTime.toEpochMillis(a.lastInventoryAt!)) / 1000).toBeCloseTo(3600, -1)
       // A location without copies: nothing audited, no lag, nothing found.
       const source = r.locations.find((l) => l.id === world.source.id)!
-      expect(source).toMatchObject({ copies: 0, audited: 0, lastAuditAt: null, auditLagSeconds: null, unverifiedCopies: 0, corrupt: 0, dark: 0 })
+      expect(source).toMatchObject({
+        copies: 0,
+        audited: 0,
+        lastAuditAt: null,
+        auditLagSeconds: null,
+        unverifiedCopies: 0,
+        corrupt: 0,
+        dark: 0
+      })
 
       // Target 2: the corrupt package keeps one good copy, the missing one none; both are listed by id.
       expect(r.packagesBelowTarget.total).toBe(2)
@@ -48,7 +56,9 @@ it.layer(Harness.layer().pipe(Layer.provide(policy)), { timeout: 60_000 })("inte
       expect(r.packagesBelowTarget.items).toEqual(byId)
       const corrupt = r.packagesBelowTarget.items.find((p) => p.id === rows.packages.corrupt)!
       expect(corrupt).toEqual({
-        id: rows.packages.corrupt, goodCopies: 1, target: 2,
+        id: rows.packages.corrupt,
+        goodCopies: 1,
+        target: 2,
         badCopies: [{ copyId: rows.copies.corrupt, location: rows.archive.name, status: "CORRUPT", verified: true, checksumMatches: true }]
       })
       const missing = r.packagesBelowTarget.items.find((p) => p.id === rows.packages.missing)!
@@ -58,7 +68,16 @@ it.layer(Harness.layer().pipe(Layer.provide(policy)), { timeout: 60_000 })("inte
         { copyId: rows.copies.unverified, location: rows.secondArchive.name, status: "PRESENT", verified: false, checksumMatches: true }
       ]))
       expect(missing.badCopies).toHaveLength(2)
-      expect(r.totals).toEqual({ copies: 8, audited: 5, unverifiedCopies: 1, corrupt: 1, missing: 1, dark: 1, repaired: 1, packagesBelowTarget: 2 })
+      expect(r.totals).toEqual({
+        copies: 8,
+        audited: 5,
+        unverifiedCopies: 1,
+        corrupt: 1,
+        missing: 1,
+        dark: 1,
+        repaired: 1,
+        packagesBelowTarget: 2
+      })
 
       const one = yield* operator.integrity.get({ urlParams: { belowTargetLimit: 1 } })
       expect([one.packagesBelowTarget.total, one.packagesBelowTarget.items.map((p) => p.id)]).toEqual([2, [byId[0].id]])
@@ -72,8 +91,10 @@ it.layer(Harness.layer().pipe(Layer.provide(policy)), { timeout: 60_000 })("inte
         return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1))
       }
       expect([
-        sample("ccat_location_corrupt_copies", rows.archive.name), sample("ccat_location_missing_copies", rows.archive.name),
-        sample("ccat_location_dark_objects", rows.archive.name), sample("ccat_location_unverified_copies", rows.secondArchive.name),
+        sample("ccat_location_corrupt_copies", rows.archive.name),
+        sample("ccat_location_missing_copies", rows.archive.name),
+        sample("ccat_location_dark_objects", rows.archive.name),
+        sample("ccat_location_unverified_copies", rows.secondArchive.name),
         sample("ccat_location_corrupt_copies", world.source.name)
       ]).toEqual([1, 1, 1, 1, 0])
       expect(sample("ccat_location_audit_lag_seconds", rows.secondArchive.name)! / 86400).toBeCloseTo(100, 2)
@@ -94,7 +115,9 @@ it.layer(Harness.layer().pipe(Layer.provide(policy)), { timeout: 60_000 })("inte
       const token = yield* Harness.tokenFor({ role: "operator" })
       const before = yield* Harness.counts(["event_log", "physical_copy", "dark_object"])
       expect((yield* Harness.raw("GET", "/api/v1/integrity")).status).toBe(401)
-      expect((yield* Harness.raw("GET", "/api/v1/integrity", { token: "ccat_notatokenatall_000000000000000000000000000000" })).status).toBe(401)
+      expect((yield* Harness.raw("GET", "/api/v1/integrity", { token: "ccat_notatokenatall_000000000000000000000000000000" })).status).toBe(
+        401
+      )
       for (const limit of ["-1", "1001", "ten"]) {
         const refused = yield* Harness.raw("GET", `/api/v1/integrity?belowTargetLimit=${limit}`, { token })
         expect(refused.status).toBe(400)

@@ -75,7 +75,11 @@ export const arrange = (world: Fixtures.World) =>
     // As repair does, in one transaction: the bad row gives its place (one live copy per location) to the replacement.
     yield* sql.withTransaction(Effect.gen(function* () {
       yield* Transitions.transition({
-        entity: "PhysicalCopy", id: old as Ids.PhysicalCopyId, from: "CORRUPT", to: "DELETED", actor: "worker:test",
+        entity: "PhysicalCopy",
+        id: old as Ids.PhysicalCopyId,
+        from: "CORRUPT",
+        to: "DELETED",
+        actor: "worker:test",
         details: { action: "repaired", source: second.name }
       })
       yield* copy(A, repaired, 3600)

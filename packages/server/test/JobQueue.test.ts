@@ -11,8 +11,9 @@ import * as JobQueue from "../src/engine/JobQueue.js"
 const layer = JobQueue.layer.pipe(Layer.provideMerge(TestDatabase.layer))
 
 const countJobs = (queue: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = ${queue}`.pipe(Effect.map((r) => r[0].n))
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = ${queue}`.pipe(Effect.map((r) => r[0].n))
   )
 
 describe("JobQueue on pg-boss in the ops-db", () => {
@@ -34,8 +35,7 @@ describe("JobQueue on pg-boss in the ops-db", () => {
         assert.strictEqual(yield* countJobs("test.rollback"), 0)
         const markers = yield* sql<{ n: number }>`select count(*)::int as n from marker`
         assert.strictEqual(markers[0].n, 0)
-      })
-    )
+      }))
 
     it.effect("a job sent in a committed transaction commits with the state change and is worked once", () =>
       Effect.gen(function* () {
@@ -63,8 +63,7 @@ describe("JobQueue on pg-boss in the ops-db", () => {
           })
         )
         assert.deepStrictEqual(yield* Ref.get(seen), [7])
-      })
-    )
+      }))
 
     it.effect("on a stately queue a singleton key enqueues the same work once", () =>
       Effect.gen(function* () {
@@ -75,7 +74,6 @@ describe("JobQueue on pg-boss in the ops-db", () => {
         assert.isString(first)
         assert.isNull(second)
         assert.strictEqual(yield* countJobs("test.singleton"), 1)
-      })
-    )
+      }))
   })
 })

@@ -37,29 +37,52 @@ it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0001", (it)
       const entity = randomUUID()
       yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state, actor) values ('PhysicalCopy', ${entity}, null, 'PRESENT', 'upgrade-test')`
       // Before the upgrade the kind does not exist.
-      const early = yield* Effect.either(sql`insert into event_log (entity_kind, entity_id, to_state) values ('ExecutedObsUnit', ${randomUUID()}, 'completed')`)
+      const early = yield* Effect.either(
+        sql`insert into event_log (entity_kind, entity_id, to_state) values ('ExecutedObsUnit', ${randomUUID()}, 'completed')`
+      )
       assert.isTrue(Either.isLeft(early))
 
       const applied = yield* Migrations.run
-      assert.deepStrictEqual(applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`), Object.keys(Migrations.migrations).slice(1))
+      assert.deepStrictEqual(
+        applied.map(([id, name]) => `${String(id).padStart(4, "0")}_${name}`),
+        Object.keys(Migrations.migrations).slice(1)
+      )
       assert.deepStrictEqual(yield* Migrations.run, [])
 
-      const [policy] = yield* sql<{ minAgeSeconds: string; diskUsageThreshold: number; requiredArchiveCopies: number; deleteConcurrency: number }>`
+      const [policy] = yield* sql<
+        { minAgeSeconds: string; diskUsageThreshold: number; requiredArchiveCopies: number; deleteConcurrency: number }
+      >`
         select min_age_seconds, disk_usage_threshold, required_archive_copies, delete_concurrency from retention_policy where data_location_id = ${location.id}`
-      assert.deepStrictEqual({ ...policy, minAgeSeconds: Number(policy.minAgeSeconds) }, { minAgeSeconds: 3600, diskUsageThreshold: 0.85, requiredArchiveCopies: 2, deleteConcurrency: 4 })
+      assert.deepStrictEqual(
+        { ...policy, minAgeSeconds: Number(policy.minAgeSeconds) },
+        { minAgeSeconds: 3600, diskUsageThreshold: 0.85, requiredArchiveCopies: 2, deleteConcurrency: 4 }
+      )
       const old = yield* sql<{ actor: string; toState: string }>`select actor, to_state from event_log where entity_id = ${entity}`
       assert.deepStrictEqual(old, [{ actor: "upgrade-test", toState: "PRESENT" }])
       const closedId = randomUUID()
       yield* sql`insert into event_log (entity_kind, entity_id, from_state, to_state) values ('ExecutedObsUnit', ${closedId}, 'in_progress', 'completed')`
       const [kinds] = yield* sql<{ kinds: Array<string> }>`select enum_range(null::entity_kind)::text[] as kinds`
-      assert.deepStrictEqual(kinds.kinds, ["RawDataFile", "RawDataPackage", "DataTransferPackage", "DataTransfer", "PhysicalCopy", "StagingRequest", "ExecutedObsUnit", "Account", "ApiToken", "AlertIncident", "Site", "DataLocation", "Route"])
+      assert.deepStrictEqual(kinds.kinds, [
+        "RawDataFile",
+        "RawDataPackage",
+        "DataTransferPackage",
+        "DataTransfer",
+        "PhysicalCopy",
+        "StagingRequest",
+        "ExecutedObsUnit",
+        "Account",
+        "ApiToken",
+        "AlertIncident",
+        "Site",
+        "DataLocation",
+        "Route"
+      ])
       // The new column refuses what the configuration would refuse, and the log stays append-only.
       const zero = yield* Effect.either(sql`update retention_policy set delete_concurrency = 0`)
       assert.isTrue(Either.isLeft(zero))
       const rewrite = yield* Effect.either(sql`update event_log set to_state = 'failed' where entity_id = ${closedId}`)
       assert.isTrue(Either.isLeft(rewrite))
-    })
-  )
+    }))
 })
 
 it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0003", (it) => {
@@ -74,15 +97,23 @@ it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0003", (it)
       const [obs] = yield* sql<{ id: string }>`insert into observatory (name) values ('CCAT') returning id`
       const [tel] = yield* sql<{ id: string }>`insert into telescope (observatory_id, name) values (${obs.id}, 'FYST') returning id`
       const [ins] = yield* sql<{ id: string }>`insert into instrument (telescope_id, name) values (${tel.id}, 'Prime-Cam') returning id`
-      const [mod] = yield* sql<{ id: string }>`insert into instrument_module (instrument_id, name) values (${ins.id}, '280GHz') returning id`
+      const [mod] = yield* sql<
+        { id: string }
+      >`insert into instrument_module (instrument_id, name) values (${ins.id}, '280GHz') returning id`
       const [prog] = yield* sql<{ id: string }>`insert into observing_program (name) values ('deep') returning id`
-      const [unit] = yield* sql<{ id: string }>`insert into obs_unit (observing_program_id, instrument_id, name) values (${prog.id}, ${ins.id}, 'd56') returning id`
+      const [unit] = yield* sql<
+        { id: string }
+      >`insert into obs_unit (observing_program_id, instrument_id, name) values (${prog.id}, ${ins.id}, 'd56') returning id`
       const fileAt = (relativePath: string, filedAt: string) =>
         Effect.gen(function* () {
-          const [eou] = yield* sql<{ id: string }>`insert into executed_obs_unit (id, obs_unit_id, start_at, status) values (${randomUUID()}, ${unit.id}, now(), 'completed') returning id`
+          const [eou] = yield* sql<
+            { id: string }
+          >`insert into executed_obs_unit (id, obs_unit_id, start_at, status) values (${randomUUID()}, ${unit.id}, now(), 'completed') returning id`
           const [f] = yield* sql<{ id: string }>`
             insert into raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id, filed_at)
-            values (${randomUUID()}, ${eou.id}, ${mod.id}, ${relativePath}, 1, ${"sha256:" + "0".repeat(64)}, ${source.id}, ${filedAt}) returning id`
+            values (${randomUUID()}, ${eou.id}, ${mod.id}, ${relativePath}, 1, ${
+              "sha256:" + "0".repeat(64)
+            }, ${source.id}, ${filedAt}) returning id`
           return f.id
         })
       // p1: filed twice, the first one's SOURCE copy already deleted; p2: filed twice, both live.
@@ -103,8 +134,7 @@ it.layer(TestDatabase.layerEmpty, { timeout: 60_000 })("upgrade from 0003", (it)
       assert.isTrue(Either.isLeft(third))
       // The new statuses exist once the run committed.
       yield* sql`update physical_copy set status = 'CORRUPT' where raw_data_file_id = ${deletedOne}`
-    })
-  )
+    }))
 })
 
 const observation = (world: Fixtures.World) => ({
@@ -117,8 +147,9 @@ const observation = (world: Fixtures.World) => ({
 
 /** The event-log rows of an observation. */
 const eventsOf = (id: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ entityKind: string; fromState: string | null; toState: string; actor: string; details: Record<string, unknown> }>`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ entityKind: string; fromState: string | null; toState: string; actor: string; details: Record<string, unknown> }>`
       select entity_kind, from_state, to_state, actor, details from event_log where entity_id = ${id} order by id`
   ).pipe(Effect.orDie)
 
@@ -137,25 +168,36 @@ it.layer(Harness.layer(), { timeout: 60_000 })("closing an observation", (it) =>
       yield* client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "completed", quality: "good" } })
       const events = yield* eventsOf(request.id)
       assert.deepStrictEqual(events, [filed, {
-        entityKind: "ExecutedObsUnit", fromState: "in_progress", toState: "completed", actor: name,
+        entityKind: "ExecutedObsUnit",
+        fromState: "in_progress",
+        toState: "completed",
+        actor: name,
         details: { action: "close", endAt: endAt.toISOString(), quality: "good" }
       }])
       // The close is part of the observation's history the API shows, within the caller's programs.
       const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
       const history = yield* operator.status.events({ urlParams: { entity: "ExecutedObsUnit", id: request.id } })
-      assert.deepStrictEqual(history.items.map((e) => [e.fromState, e.toState, e.actor]), [[null, "in_progress", name], ["in_progress", "completed", name]])
-      const stranger = yield* Harness.client(yield* Harness.tokenFor({ role: "scientist", programIds: [(yield* Fixtures.world.pipe(Effect.orDie)).program.id] }))
+      assert.deepStrictEqual(history.items.map((e) => [e.fromState, e.toState, e.actor]), [
+        [null, "in_progress", name],
+        ["in_progress", "completed", name]
+      ])
+      const stranger = yield* Harness.client(
+        yield* Harness.tokenFor({ role: "scientist", programIds: [(yield* Fixtures.world.pipe(Effect.orDie)).program.id] })
+      )
       const hidden = yield* Effect.either(stranger.status.events({ urlParams: { entity: "ExecutedObsUnit", id: request.id } }))
       assert.isTrue(Either.isLeft(hidden) && hidden.left._tag === "NotFound")
       // An idempotent repeat answers with the stored record and writes nothing.
       yield* client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "completed" } })
-      const refused = yield* Effect.either(client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "failed" } }))
+      const refused = yield* Effect.either(
+        client.observations.close({ path: { id: request.id as never }, payload: { endAt, status: "failed" } })
+      )
       assert.isTrue(Either.isLeft(refused) && refused.left._tag === "Conflict")
       assert.deepStrictEqual(yield* eventsOf(request.id), events)
       // The history endpoint's model decodes the row.
-      const [row] = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select * from event_log where entity_id = ${request.id}`).pipe(Effect.orDie)
+      const [row] = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select * from event_log where entity_id = ${request.id}`).pipe(
+        Effect.orDie
+      )
       const decoded = yield* Schema.decodeUnknown(EventLog.EventLogEntry)(row).pipe(Effect.orDie)
       assert.strictEqual(decoded.entityKind, "ExecutedObsUnit")
-    })
-  )
+    }))
 })

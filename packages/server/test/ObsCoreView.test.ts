@@ -33,12 +33,18 @@ const packageOf = (w: Fixtures.World, eou: Observational.ExecutedObsUnit, module
   Effect.flatMap(Fixtures.rawDataPackage(w, eou), (pkg) =>
     module === 0
       ? Effect.succeed(pkg)
-      : Effect.flatMap(SqlClient.SqlClient, (sql) => sql`update raw_data_package set instrument_module_id = ${w.modules[module].id} where id = ${pkg.id}`).pipe(Effect.as(pkg))
-  ).pipe(Effect.orDie)
+      : Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql`update raw_data_package set instrument_module_id = ${w.modules[module].id} where id = ${pkg.id}`
+      ).pipe(Effect.as(pkg))).pipe(Effect.orDie)
 
 const rowsOf = (programId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe<Record<string, unknown>>(`select * from ivoa.obscore where ccat_program_id = $1 order by obs_id, ccat_instrument_module`, [programId])
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql.unsafe<Record<string, unknown>>(`select * from ivoa.obscore where ccat_program_id = $1 order by obs_id, ccat_instrument_module`, [
+        programId
+      ])
   ).pipe(Effect.orDie)
 
 it.layer(Harness.layer(), { timeout: 90_000 })("ivoa.obscore", (it) => {
@@ -48,28 +54,70 @@ it.layer(Harness.layer(), { timeout: 90_000 })("ivoa.obscore", (it) => {
       const actual = yield* sql<{ columnName: string; dataType: string }>`
         select column_name, data_type from information_schema.columns
         where table_schema = 'ivoa' and table_name = 'obscore' order by ordinal_position`
-      const described = ObsCore.columns.map((c) => ({ columnName: c.name, dataType: c.sqlType === "timestamptz" ? "timestamp with time zone" : c.sqlType }))
+      const described = ObsCore.columns.map((c) => ({
+        columnName: c.name,
+        dataType: c.sqlType === "timestamptz" ? "timestamp with time zone" : c.sqlType
+      }))
       expect(actual).toEqual(described)
       // ObsCore 1.1's mandatory set, every one published with a UCD and a utype.
-      const mandatory = ["dataproduct_type", "calib_level", "obs_collection", "obs_id", "obs_publisher_did", "access_url", "access_format", "access_estsize",
-        "target_name", "s_ra", "s_dec", "s_fov", "s_region", "s_resolution", "s_xel1", "s_xel2", "t_min", "t_max", "t_exptime", "t_resolution", "t_xel",
-        "em_min", "em_max", "em_res_power", "em_xel", "o_ucd", "pol_states", "pol_xel", "facility_name", "instrument_name"]
+      const mandatory = [
+        "dataproduct_type",
+        "calib_level",
+        "obs_collection",
+        "obs_id",
+        "obs_publisher_did",
+        "access_url",
+        "access_format",
+        "access_estsize",
+        "target_name",
+        "s_ra",
+        "s_dec",
+        "s_fov",
+        "s_region",
+        "s_resolution",
+        "s_xel1",
+        "s_xel2",
+        "t_min",
+        "t_max",
+        "t_exptime",
+        "t_resolution",
+        "t_xel",
+        "em_min",
+        "em_max",
+        "em_res_power",
+        "em_xel",
+        "o_ucd",
+        "pol_states",
+        "pol_xel",
+        "facility_name",
+        "instrument_name"
+      ]
       expect(ObsCore.publishedColumns.map((c) => c.name).sort()).toEqual([...mandatory].sort())
       expect(ObsCore.publishedColumns.filter((c) => c.ucd === undefined || c.utype === undefined)).toEqual([])
-    }).pipe(Effect.orDie)
-  )
+    }).pipe(Effect.orDie))
 
   it.effect("one row per archived observation and module, with ObsCore's values; what is not archived is hidden", () =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const w = yield* Fixtures.world.pipe(Effect.orDie)
       const admin = yield* Harness.client(yield* Harness.tokenFor({ role: "admin" }))
-      const publisher = yield* admin.catalog.updatePublisher({ payload: { baseUrl: "https://ccat.example.org/archive/", authority: "ivo://ccat.example.org/raw" } })
+      const publisher = yield* admin.catalog.updatePublisher({
+        payload: { baseUrl: "https://ccat.example.org/archive/", authority: "ivo://ccat.example.org/raw" }
+      })
       expect(publisher.baseUrl).toBe("https://ccat.example.org/archive")
       const source = yield* admin.catalog.createSource({ payload: { name: `Deep56 ${Fixtures.suffix()}`, raDeg: 24.5, decDeg: -32.5 } })
       yield* admin.catalog.updateObsUnit({ path: { id: w.obsUnit.id }, payload: { sourceId: source.id } })
       yield* admin.catalog.updateProgram({ path: { id: w.program.id }, payload: { proprietaryPeriodDays: 30 } })
-      yield* admin.catalog.updateInstrumentModule({ path: { id: w.modules[0].id }, payload: { band: { minHz: 250e9, maxHz: 310e9 }, dataproductType: "timeseries", polStates: "/I/Q/U/", fovDeg: 1.3, resolutionArcsec: 23 } })
+      yield* admin.catalog.updateInstrumentModule({
+        path: { id: w.modules[0].id },
+        payload: {
+          band: { minHz: 250e9, maxHz: 310e9 },
+          dataproductType: "timeseries",
+          polStates: "/I/Q/U/",
+          fovDeg: 1.3,
+          resolutionArcsec: 23
+        }
+      })
 
       // Archived: both modules of `done`; module 0 in two packages.
       const done = yield* Fixtures.executedObsUnit(w).pipe(Effect.orDie)
@@ -128,17 +176,25 @@ it.layer(Harness.layer(), { timeout: 90_000 })("ivoa.obscore", (it) => {
       expect(row.emMax).toBeCloseTo(299_792_458 / 250e9, 12)
       expect((row.ccatPublicFrom as Date).toISOString()).toBe("2026-05-31T04:00:00.000Z")
       // The second module has no facts recorded: ObsCore's nulls, not invented values.
-      expect([other.emMin, other.sFov, other.sRegion, other.dataproductType, other.accessEstsize, other.sRa]).toEqual([null, null, null, null, 1, 24.5])
+      expect([other.emMin, other.sFov, other.sRegion, other.dataproductType, other.accessEstsize, other.sRa]).toEqual([
+        null,
+        null,
+        null,
+        null,
+        1,
+        24.5
+      ])
 
       // Once the last file is packaged and archived, the observation appears.
-      const [late] = yield* sql<{ id: string }>`select id from raw_data_file where executed_obs_unit_id = ${unpackaged.id} and state = 'filed'`.pipe(Effect.orDie)
+      const [late] = yield* sql<
+        { id: string }
+      >`select id from raw_data_file where executed_obs_unit_id = ${unpackaged.id} and state = 'filed'`.pipe(Effect.orDie)
       yield* archive(yield* packageOf(w, unpackaged), 100, [late])
       expect((yield* rowsOf(w.program.id)).map((r) => r.obsId)).toContain(unpackaged.id)
       // A program without a proprietary period is never public.
       yield* admin.catalog.updateProgram({ path: { id: w.program.id }, payload: { proprietaryPeriodDays: null } })
       expect((yield* rowsOf(w.program.id)).map((r) => r.ccatPublicFrom)).toEqual([null, null, null])
-    })
-  )
+    }))
 
   it.effect("publisher settings: read by every role, changed by admins; bad ones refused, changing nothing", () =>
     Effect.gen(function* () {
@@ -162,16 +218,20 @@ it.layer(Harness.layer(), { timeout: 90_000 })("ivoa.obscore", (it) => {
 
       // At start, from the environment: a bad value stops the start, naming it, and writes nothing.
       const fromEnv = (vars: Record<string, string>) =>
-        ObsCorePublisher.fromEnvironment.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars)))), Effect.either)
+        ObsCorePublisher.fromEnvironment.pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars)))),
+          Effect.either
+        )
       const badEnv = yield* fromEnv({ CCAT_PUBLIC_URL: "https://ccat.example.org/", CCAT_IVOA_AUTHORITY: "ccat" })
-      expect(badEnv._tag === "Left" && badEnv.left.message).toBe("ObsCore publisher: authority must be an IVOA authority like ivo://ccat.example.org/archive (letters, digits, . _ ~ -)")
+      expect(badEnv._tag === "Left" && badEnv.left.message).toBe(
+        "ObsCore publisher: authority must be an IVOA authority like ivo://ccat.example.org/archive (letters, digits, . _ ~ -)"
+      )
       expect(yield* scientist.catalog.getPublisher()).toEqual(before)
       expect((yield* fromEnv({}))._tag).toBe("Right")
       expect(yield* scientist.catalog.getPublisher()).toEqual(before)
       yield* fromEnv({ CCAT_PUBLIC_URL: "https://ccat.example.org/dc//", CCAT_OBS_COLLECTION: "CCAT raw" })
       expect(yield* scientist.catalog.getPublisher()).toEqual({ ...before, baseUrl: "https://ccat.example.org/dc", collection: "CCAT raw" })
-    })
-  )
+    }))
 })
 
 /** The migrator as a release that shipped only these migrations would run it. */
@@ -196,9 +256,13 @@ it.layer(TestDatabase.layerEmpty, { timeout: 90_000 })("upgrade to 0019 and 0020
       const [obs] = yield* sql<{ id: string }>`insert into observatory (name) values ('CCAT') returning id`
       const [tel] = yield* sql<{ id: string }>`insert into telescope (observatory_id, name) values (${obs.id}, 'FYST') returning id`
       const [ins] = yield* sql<{ id: string }>`insert into instrument (telescope_id, name) values (${tel.id}, 'Prime-Cam') returning id`
-      const [mod] = yield* sql<{ id: string }>`insert into instrument_module (instrument_id, name) values (${ins.id}, '280GHz') returning id`
+      const [mod] = yield* sql<
+        { id: string }
+      >`insert into instrument_module (instrument_id, name) values (${ins.id}, '280GHz') returning id`
       const [prog] = yield* sql<{ id: string }>`insert into observing_program (name) values ('deep') returning id`
-      const [unit0] = yield* sql<{ id: string }>`insert into obs_unit (observing_program_id, instrument_id, name, target) values (${prog.id}, ${ins.id}, 'd56', 'Deep56') returning id`
+      const [unit0] = yield* sql<
+        { id: string }
+      >`insert into obs_unit (observing_program_id, instrument_id, name, target) values (${prog.id}, ${ins.id}, 'd56', 'Deep56') returning id`
       const w = { obsUnit: { id: unit0.id }, program: { id: prog.id }, modules: [{ id: mod.id }] }
       const eou = { id: randomUUID() }
       yield* sql`insert into executed_obs_unit (id, obs_unit_id, start_at, end_at, status) values (${eou.id}, ${unit0.id}, '2026-05-01T03:00:00Z', '2026-05-01T04:00:00Z', 'completed')`
@@ -211,16 +275,28 @@ it.layer(TestDatabase.layerEmpty, { timeout: 90_000 })("upgrade to 0019 and 0020
 
       const applied = yield* Migrations.run
       expect(applied.map(([id]) => id)).toEqual(expect.arrayContaining([19, 20]))
-      const [unit] = yield* sql<{ target: string; sourceId: string | null; observingModeId: string | null; subObservingProgramId: string | null }>`
+      const [unit] = yield* sql<
+        { target: string; sourceId: string | null; observingModeId: string | null; subObservingProgramId: string | null }
+      >`
         select target, source_id, observing_mode_id, sub_observing_program_id from obs_unit where id = ${w.obsUnit.id}`
       expect(unit).toEqual({ target: "Deep56", sourceId: null, observingModeId: null, subObservingProgramId: null })
       expect((yield* sql<{ n: number }>`select count(*)::int as n from obs_unit`)[0].n).toBe(before[0].n)
       expect((yield* sql<{ n: number }>`select count(*)::int as n from source`)[0].n).toBe(0)
-      const [program] = yield* sql<{ proprietaryPeriodDays: number | null }>`select proprietary_period_days from observing_program where id = ${w.program.id}`
+      const [program] = yield* sql<
+        { proprietaryPeriodDays: number | null }
+      >`select proprietary_period_days from observing_program where id = ${w.program.id}`
       expect(program.proprietaryPeriodDays).toBeNull()
       const rows = yield* rowsOf(w.program.id)
       expect(rows).toHaveLength(1)
-      expect(rows[0]).toMatchObject({ obsId: eou.id, targetName: "Deep56", sRa: null, sDec: null, calibLevel: 0, accessEstsize: 5, ccatPublicFrom: null })
+      expect(rows[0]).toMatchObject({
+        obsId: eou.id,
+        targetName: "Deep56",
+        sRa: null,
+        sDec: null,
+        calibLevel: 0,
+        accessEstsize: 5,
+        ccatPublicFrom: null
+      })
       expect(String(rows[0].accessUrl)).toMatch(/^http:\/\/127\.0\.0\.1:8080\/api\/v1\/datalink\?ID=ivo%3A%2F%2Fccat\.invalid%2Farchive%3F/)
 
       // The database refuses what the API refuses, whoever writes.
@@ -236,6 +312,5 @@ it.layer(TestDatabase.layerEmpty, { timeout: 90_000 })("upgrade to 0019 and 0020
       expect(refusals.map((r) => r._tag)).toEqual(["Left", "Left", "Left", "Left", "Left", "Left", "Left"])
       yield* sql`insert into source (name, solar_system) values ('Jupiter', true)`
       expect((yield* Effect.either(sql`insert into source (name, solar_system) values ('JUPITER', true)`))._tag).toBe("Left")
-    }).pipe(Effect.orDie)
-  )
+    }).pipe(Effect.orDie))
 })

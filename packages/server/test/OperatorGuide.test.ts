@@ -126,7 +126,9 @@ const script = (work: string, body: string, keepState: boolean) =>
 
 const runBlock = (work: string, body: string): Promise<Ran> =>
   new Promise((resolve) => {
-    const child = spawn("bash", ["-c", script(work, body, true)], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" } })
+    const child = spawn("bash", ["-c", script(work, body, true)], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" }
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (c) => (stdout += c))
@@ -223,7 +225,9 @@ beforeAll(async () => {
   }
   await fs.mkdir(path.dirname(env.CCAT_CONFIG!), { recursive: true })
   await fs.mkdir(env.BACKUP_DIR!, { recursive: true })
-  for (const d of ["chile/source", "chile/buffer", "cologne/buffer", "cologne/processing"]) await fs.mkdir(path.join(root, d), { recursive: true })
+  for (const d of ["chile/source", "chile/buffer", "cologne/buffer", "cologne/processing"]) {
+    await fs.mkdir(path.join(root, d), { recursive: true })
+  }
   await fs.writeFile(statePath(work), Object.entries(env).map(([k, v]) => `export ${k}=${JSON.stringify(v)}`).join("\n") + "\n")
   services = { s3, sshd, knownHosts, work, database, env }
   console.log(`[operator guide] radosgw ${s3.endpoint}, sshd ${sshd.host}:${sshd.port}, database ${database}, work ${work}`)
@@ -246,11 +250,13 @@ afterAll(async () => {
 const stateVar = async (name: string): Promise<string | undefined> => {
   const text = await fs.readFile(statePath(services!.work), "utf8")
   const m = new RegExp(`^declare -x ${name}="(.*)"$`, "m").exec(text) ?? new RegExp(`^export ${name}=(.*)$`, "m").exec(text)
-  return m === null ? undefined : m[1]!.startsWith("\"") ? JSON.parse(m[1]!) : m[1]
+  return m === null ? undefined : m[1]!.startsWith('"') ? JSON.parse(m[1]!) : m[1]
 }
 
 const getJson = async (pathname: string, token?: string) => {
-  const r = await fetch(`${services!.env.CCAT_URL}${pathname}`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } })
+  const r = await fetch(`${services!.env.CCAT_URL}${pathname}`, {
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` }
+  })
   return { status: r.status, body: await r.text() }
 }
 
@@ -259,7 +265,10 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
   "check-config": (r) => {
     assert.match(r.stdout, /ccat\.yaml: valid/)
     assert.match(r.stdout, /site chile \(cl, secondary\): chile-source SOURCE\/disk, chile-buffer BUFFER\/disk/)
-    assert.match(r.stdout, /site cologne \(col, main\): cologne-buffer BUFFER\/disk, cologne-archive LONG_TERM_ARCHIVE\/s3, cologne-processing PROCESSING\/disk/)
+    assert.match(
+      r.stdout,
+      /site cologne \(col, main\): cologne-buffer BUFFER\/disk, cologne-archive LONG_TERM_ARCHIVE\/s3, cologne-processing PROCESSING\/disk/
+    )
     assert.match(r.stdout, /route chile -> cologne by rsync/)
   },
   migrate: (r) => assert.match(r.stdout, /applied 1_init/),
@@ -349,27 +358,37 @@ const waitReady = async (step: string) => {
   const b = running.find((x) => x.step === step)!
   const url = `${services!.env.CCAT_URL}/api/v1/ready`
   let last = ""
-  await waitUntil(`${url} to answer`, async () => {
-    if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(10_000) })
-      if (r.ok) return true
-      last = `HTTP ${r.status}: ${await r.text()}`
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause
-      last = `${String(e)} (${cause?.code ?? ""} ${cause?.message ?? ""})`
-    }
-    return false
-  }, 240_000, { detail: () => `last: ${last}\n${b.output()}` })
+  await waitUntil(
+    `${url} to answer`,
+    async () => {
+      if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(10_000) })
+        if (r.ok) return true
+        last = `HTTP ${r.status}: ${await r.text()}`
+      } catch (e) {
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause
+        last = `${String(e)} (${cause?.code ?? ""} ${cause?.message ?? ""})`
+      }
+      return false
+    },
+    240_000,
+    { detail: () => `last: ${last}\n${b.output()}` }
+  )
 }
 
 const waitForLog = async (step: string, pattern: RegExp) => {
   const b = running.find((x) => x.step === step)!
-  await waitUntil(`${step} to log ${pattern}`, () => {
-    if (pattern.test(b.output())) return true
-    if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
-    return false
-  }, 240_000, { detail: () => b.output() })
+  await waitUntil(
+    `${step} to log ${pattern}`,
+    () => {
+      if (pattern.test(b.output())) return true
+      if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
+      return false
+    },
+    240_000,
+    { detail: () => b.output() }
+  )
 }
 
 describe("the operator guide", () => {
@@ -399,7 +418,13 @@ describe("the operator guide", () => {
           continue
         }
         if (block.kind === "stop") {
-          for (const b of running) assert.include(block.body, b.step.replace(/^worker-/, "ccat-worker@").replace(/^serve(-restored)?$/, "ccat-server"), `${where} stops ${b.step}`)
+          for (const b of running) {
+            assert.include(
+              block.body,
+              b.step.replace(/^worker-/, "ccat-worker@").replace(/^serve(-restored)?$/, "ccat-server"),
+              `${where} stops ${b.step}`
+            )
+          }
           await stopAll(running)
           await checks[block.step]!({ code: 0, stdout: "", stderr: "" })
           continue
@@ -412,7 +437,9 @@ describe("the operator guide", () => {
         try {
           await checks[block.step]!(ran)
         } catch (e) {
-          throw new Error(`${where}: ${(e as Error).message}\n--- stdout\n${ran.stdout}\n--- stderr\n${ran.stderr}\n${logs()}`, { cause: e })
+          throw new Error(`${where}: ${(e as Error).message}\n--- stdout\n${ran.stdout}\n--- stderr\n${ran.stderr}\n${logs()}`, {
+            cause: e
+          })
         }
       }
     }), 900_000)

@@ -36,7 +36,9 @@ const teleport = TransferAdapterRegistry.define({
 const configWith = async (options: string) => {
   const dir = await tempDir("ccat-plugins-")
   const file = path.join(dir, "ccat.yaml")
-  await fs.writeFile(file, `
+  await fs.writeFile(
+    file,
+    `
 sites:
   - { name: chile, shortName: cl, locations: [{ name: chile-buffer, type: BUFFER, technology: disk, driver: { root: ${dir}/chile-buffer } }] }
   - name: cologne
@@ -47,7 +49,8 @@ sites:
       - { name: cologne-archive, type: LONG_TERM_ARCHIVE, technology: disk, driver: { root: ${dir}/cologne-archive } }
 routes:
   - { from: chile, to: cologne, adapter: teleport, options: ${options}, maxConcurrentTransfers: 3 }
-`)
+`
+  )
   return { dir, file }
 }
 
@@ -63,9 +66,16 @@ describe("an integrator's transfer adapter", () => {
       const r = config.topology.routes[0]!
       // as a worker reads it from the ops-db: the configured options plus the route's own fields
       const route: Routes.Route = {
-        id: "00000000-0000-0000-0000-000000000001", fromSite: r.from, toSite: r.to, viaSite: null, nextHop: r.to, adapter: r.adapter,
-        options: { ...r.options, maxConcurrentTransfers: r.maxConcurrentTransfers }, priority: r.priority,
-        maxConcurrentTransfers: r.maxConcurrentTransfers, bandwidthLimit: undefined
+        id: "00000000-0000-0000-0000-000000000001",
+        fromSite: r.from,
+        toSite: r.to,
+        viaSite: null,
+        nextHop: r.to,
+        adapter: r.adapter,
+        options: { ...r.options, maxConcurrentTransfers: r.maxConcurrentTransfers },
+        priority: r.priority,
+        maxConcurrentTransfers: r.maxConcurrentTransfers,
+        bandwidthLimit: undefined
       }
       const adapter = yield* Adapters.adapterOf(route).pipe(Effect.provide(Plugins.layer(registries)))
       assert.strictEqual(adapter.name, "local")

@@ -29,7 +29,9 @@ const writeConfig = async (adapter: string, options: string) => {
   const dir = await tempDir("ccat-route-config-")
   dirs.push(dir)
   const file = path.join(dir, "ccat.yaml")
-  await fs.writeFile(file, `
+  await fs.writeFile(
+    file,
+    `
 sites:
   - name: chile
     shortName: cl
@@ -43,7 +45,8 @@ sites:
       - { name: cologne-archive, type: LONG_TERM_ARCHIVE, technology: disk, driver: { root: ${dir}/cologne-archive } }
 routes:
   - { from: chile, to: cologne, adapter: ${adapter}, options: ${options} }
-`)
+`
+  )
   return { dir, file }
 }
 
@@ -59,7 +62,10 @@ const refusedWith = async (file: string, expected: ReadonlyArray<string>) => {
 
 describe("rsync and local routes' options", () => {
   it("the start refuses misspelt and invalid rsync options, and any option on a local route, each named", async () => {
-    const rsync = await writeConfig("rsync", "{ host: cologne.example.org, compres: true, ioTimeoutSeconds: 1, remoteRsync: 'rsync; rm -rf /', port: 0 }")
+    const rsync = await writeConfig(
+      "rsync",
+      "{ host: cologne.example.org, compres: true, ioTimeoutSeconds: 1, remoteRsync: 'rsync; rm -rf /', port: 0 }"
+    )
     await refusedWith(rsync.file, [
       "routes[0].options.compres: is unexpected",
       "routes[0].options.ioTimeoutSeconds: must be 5 to 86400 seconds, got 1",
@@ -76,9 +82,16 @@ describe("rsync and local routes' options", () => {
       const config = yield* ServerConfig.load({ configFile: file })
       const r = config.topology.routes[0]!
       const route: Routes.Route = {
-        id: "00000000-0000-0000-0000-000000000003", fromSite: r.from, toSite: r.to, viaSite: null, nextHop: r.to, adapter: r.adapter,
-        options: { ...r.options, maxConcurrentTransfers: r.maxConcurrentTransfers }, priority: r.priority,
-        maxConcurrentTransfers: r.maxConcurrentTransfers, bandwidthLimit: undefined
+        id: "00000000-0000-0000-0000-000000000003",
+        fromSite: r.from,
+        toSite: r.to,
+        viaSite: null,
+        nextHop: r.to,
+        adapter: r.adapter,
+        options: { ...r.options, maxConcurrentTransfers: r.maxConcurrentTransfers },
+        priority: r.priority,
+        maxConcurrentTransfers: r.maxConcurrentTransfers,
+        bandwidthLimit: undefined
       }
       const bytes = randomBytes(200_000)
       yield* Effect.promise(async () => {
@@ -89,10 +102,18 @@ describe("rsync and local routes' options", () => {
       const commands: Array<string> = []
       const capture = Logger.make(({ annotations, message }) => {
         const command = HashMap.get(annotations, "command")
-        if ((Array.isArray(message) ? message.join(" ") : String(message)) === "rsync command" && command._tag === "Some") commands.push(String(command.value))
+        if ((Array.isArray(message) ? message.join(" ") : String(message)) === "rsync command" && command._tag === "Some") {
+          commands.push(String(command.value))
+        }
       })
-      const moved = yield* Effect.flatMap(Adapters.adapterOf(route), (a) =>
-        a.transfer({ ...Adapters.endpoints(route, path.join(dir, "chile-buffer"), "b.tar", path.join(dir, "cologne-buffer"), "b.tar"), kind: "file", expected })
+      const moved = yield* Effect.flatMap(
+        Adapters.adapterOf(route),
+        (a) =>
+          a.transfer({
+            ...Adapters.endpoints(route, path.join(dir, "chile-buffer"), "b.tar", path.join(dir, "cologne-buffer"), "b.tar"),
+            kind: "file",
+            expected
+          })
       ).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, capture)), Logger.withMinimumLogLevel(LogLevel.Debug))
       assert.strictEqual(moved.checksum, expected)
       assert.isTrue(Buffer.compare(yield* Effect.promise(() => fs.readFile(path.join(dir, "cologne-buffer", "b.tar"))), bytes) === 0)

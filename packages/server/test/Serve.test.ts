@@ -17,7 +17,8 @@ const operatorToken = async (args: ReadonlyArray<string>, env: Record<string, st
 
 /** The health answer as the holder of `token` sees it. */
 const healthAs = async (port: number, token?: string): Promise<any> =>
-  (await fetch(`http://127.0.0.1:${port}/api/v1/health`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } })).json()
+  (await fetch(`http://127.0.0.1:${port}/api/v1/health`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }))
+    .json()
 afterAll(async () => {
   for (const d of dirs) await fs.rm(d, { recursive: true, force: true })
 })
@@ -36,7 +37,17 @@ describe("ccat serve on the embedded default", () => {
     expect(anonymous.database).toBeUndefined()
     expect(anonymous.topology).toBeUndefined()
     expect((await healthAs(port, "ccat_nosuch_tokensecretthatisnotknown")).database).toBeUndefined()
-    const instrument = ccat(["token", "create", "--account", "health-daq", "--role", "scientist", "--json", "--data-dir", path.join(dir, "data")])
+    const instrument = ccat([
+      "token",
+      "create",
+      "--account",
+      "health-daq",
+      "--role",
+      "scientist",
+      "--json",
+      "--data-dir",
+      path.join(dir, "data")
+    ])
     expect(await instrument.exited, instrument.output()).toBe(0)
     const scientistToken = JSON.parse(instrument.output().trim().split("\n").filter((l) => l.startsWith("{")).at(-1)!).token
     expect((await healthAs(port, scientistToken)).database).toBeUndefined()
@@ -181,8 +192,17 @@ describe("ccat with a bad configuration", () => {
       file,
       JSON.stringify({
         sites: [
-          { name: "chile", shortName: "cl", locations: [{ name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: "/b" } }] },
-          { name: "cologne", shortName: "col", role: "main", locations: [{ name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/c" } }] }
+          {
+            name: "chile",
+            shortName: "cl",
+            locations: [{ name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: "/b" } }]
+          },
+          {
+            name: "cologne",
+            shortName: "col",
+            role: "main",
+            locations: [{ name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: "/c" } }]
+          }
         ],
         routes: [{ from: "chile", to: "cologne", adapter: "rsync", options: { host: "cologne.example.org" } }]
       })

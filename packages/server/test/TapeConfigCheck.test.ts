@@ -76,7 +76,9 @@ describe("ccat config check: tape archives", () => {
   it("refuses a tape location without a library", async () => {
     const { code, output } = await check(yaml(`          { root: /srv/ccat/vtl }`, `          { root: /srv/ccat/lto, library: LTO }`))
     expect(code).toBe(1)
-    expect(output).toContain(`sites[0].locations[1].driver.library: must be "virtual" (volumes as files in a folder) or "mtx" (a real changer and drives), got nothing`)
+    expect(output).toContain(
+      `sites[0].locations[1].driver.library: must be "virtual" (volumes as files in a folder) or "mtx" (a real changer and drives), got nothing`
+    )
     expect(output).toContain(`sites[0].locations[2].driver.library: must be "virtual"`)
     expect(output).toContain(`got "LTO"`)
   })

@@ -21,21 +21,56 @@ describe("TopologyCurrent.unchanged", () => {
         assert.isUndefined(yield* TopologyCurrent.unchanged(demo), "an ops-db without the topology")
         yield* TopologySync.sync(demo)
         const current = yield* TopologyCurrent.unchanged(demo)
-        assert.deepStrictEqual(current?.locations, ["chile-buffer", "chile-source", "cologne-archive", "cologne-buffer", "cologne-processing"])
+        assert.deepStrictEqual(current?.locations, [
+          "chile-buffer",
+          "chile-source",
+          "cologne-archive",
+          "cologne-buffer",
+          "cologne-processing"
+        ])
 
         const [site] = demo.sites
         const [location] = site!.locations
         const [route] = demo.routes
         const changed: ReadonlyArray<readonly [string, Topology.Topology]> = [
-          ["a site's role", { ...demo, sites: demo.sites.map((s, i) => (i === 0 ? { ...s, role: s.role === "main" ? "secondary" : "main" } : s)) as never }],
-          ["a location's priority", { ...demo, sites: [{ ...site!, locations: [{ ...location!, priority: location!.priority + 1 }, ...site!.locations.slice(1)] }, ...demo.sites.slice(1)] }],
-          ["a location's driver", { ...demo, sites: [{ ...site!, locations: [{ ...location!, driver: { root: "/elsewhere" } }, ...site!.locations.slice(1)] }, ...demo.sites.slice(1)] }],
-          ["a retention policy", { ...demo, sites: demo.sites.map((s) => ({ ...s, locations: s.locations.map((l) => (l.retention.keepForever ? l : { ...l, retention: { ...l.retention, deleteConcurrency: l.retention.deleteConcurrency + 1 } })) })) }],
-          ["a new location", { ...demo, sites: [{ ...site!, locations: [...site!.locations, { ...location!, name: "chile-extra" }] }, ...demo.sites.slice(1)] }],
+          ["a site's role", {
+            ...demo,
+            sites: demo.sites.map((s, i) => (i === 0 ? { ...s, role: s.role === "main" ? "secondary" : "main" } : s)) as never
+          }],
+          ["a location's priority", {
+            ...demo,
+            sites: [
+              { ...site!, locations: [{ ...location!, priority: location!.priority + 1 }, ...site!.locations.slice(1)] },
+              ...demo.sites.slice(1)
+            ]
+          }],
+          ["a location's driver", {
+            ...demo,
+            sites: [
+              { ...site!, locations: [{ ...location!, driver: { root: "/elsewhere" } }, ...site!.locations.slice(1)] },
+              ...demo.sites.slice(1)
+            ]
+          }],
+          ["a retention policy", {
+            ...demo,
+            sites: demo.sites.map((s) => ({
+              ...s,
+              locations: s.locations.map((l) => (l.retention.keepForever
+                ? l
+                : { ...l, retention: { ...l.retention, deleteConcurrency: l.retention.deleteConcurrency + 1 } })
+              )
+            }))
+          }],
+          ["a new location", {
+            ...demo,
+            sites: [{ ...site!, locations: [...site!.locations, { ...location!, name: "chile-extra" }] }, ...demo.sites.slice(1)]
+          }],
           ["a route's limit", { ...demo, routes: [{ ...route!, maxConcurrentTransfers: route!.maxConcurrentTransfers + 1 }] }],
           ["a route's priority", { ...demo, routes: [{ ...route!, priority: route!.priority + 1 }] }]
         ]
-        for (const [what, topology] of changed) assert.isUndefined(yield* TopologyCurrent.unchanged(topology), what)
+        for (const [what, topology] of changed) {
+          assert.isUndefined(yield* TopologyCurrent.unchanged(topology), what)
+        }
 
         // a change the sync writes makes it current again; the event says so
         const [, limit] = changed.at(-2)!

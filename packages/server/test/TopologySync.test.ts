@@ -14,7 +14,13 @@ const relayTopology = () => {
         name: s.name,
         shortName: s.shortName,
         role: s.role,
-        locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, priority: l.priority }))
+        locations: s.locations.map((l) => ({
+          name: l.name,
+          type: l.type,
+          technology: l.technology,
+          driver: l.driver,
+          priority: l.priority
+        }))
       })),
       {
         name: "cornell",
@@ -57,15 +63,20 @@ describe("TopologySync", () => {
         const types = yield* sql<{ name: string; type: string }>`select name, type from data_location order by name`
         assert.deepStrictEqual(
           types.map((r) => `${r.name}:${r.type}`),
-          ["chile-buffer:BUFFER", "chile-source:SOURCE", "cologne-archive:LONG_TERM_ARCHIVE", "cologne-buffer:BUFFER", "cologne-processing:PROCESSING"]
+          [
+            "chile-buffer:BUFFER",
+            "chile-source:SOURCE",
+            "cologne-archive:LONG_TERM_ARCHIVE",
+            "cologne-buffer:BUFFER",
+            "cologne-processing:PROCESSING"
+          ]
         )
         // The archive is kept forever: no retention policy row lets cleanup touch it.
         const archived = yield* sql<{ n: number }>`
           select count(*)::int as n from retention_policy r join data_location l on l.id = r.data_location_id
           where l.name = 'cologne-archive'`
         assert.strictEqual(archived[0].n, 0)
-      })
-    )
+      }))
 
     it.effect("keeps an operator's availability change across restarts, and reports dropped locations", () =>
       Effect.gen(function* () {
@@ -81,15 +92,18 @@ describe("TopologySync", () => {
           where t.name = 'cornell'`
         assert.deepStrictEqual(relay.map((r) => r.via), ["cologne"])
         const onlyChile = Topology.decode({
-          sites: [{ name: "chile", shortName: "cl", locations: [{ name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: "/b" } }] }]
+          sites: [{
+            name: "chile",
+            shortName: "cl",
+            locations: [{ name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: "/b" } }]
+          }]
         })
         assert.isTrue(Either.isRight(onlyChile))
         if (Either.isRight(onlyChile)) {
           const dropped = yield* TopologySync.sync(onlyChile.right)
           assert.includeMembers([...dropped.unconfiguredLocations], ["chile-source", "cornell-buffer"])
         }
-      })
-    )
+      }))
 
     it.effect("records what a sync creates and changes, a driver's options only as changed", () =>
       Effect.gen(function* () {
@@ -98,16 +112,36 @@ describe("TopologySync", () => {
         const topology = (driverRoot: string, capacityBytes: number | undefined, priority: number) => {
           const decoded = Topology.decode({
             sites: [
-              { name: "audit-a", shortName: "aa", locations: [
-                { name: "audit-a-source", type: "SOURCE", technology: "disk", driver: { root: "/srv/aa/source" } },
-                { name: "audit-a-buffer", type: "BUFFER", technology: "disk", driver: { root: driverRoot }, ...(capacityBytes === undefined ? {} : { capacityBytes }) }
-              ] },
-              { name: "audit-b", shortName: "ab", locations: [
-                { name: "audit-b-buffer", type: "BUFFER", technology: "disk", driver: { root: "/srv/ab/buffer" } },
-                { name: "audit-b-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: { root: "/srv/ab/archive" } }
-              ] }
+              {
+                name: "audit-a",
+                shortName: "aa",
+                locations: [
+                  { name: "audit-a-source", type: "SOURCE", technology: "disk", driver: { root: "/srv/aa/source" } },
+                  {
+                    name: "audit-a-buffer",
+                    type: "BUFFER",
+                    technology: "disk",
+                    driver: { root: driverRoot },
+                    ...(capacityBytes === undefined ? {} : { capacityBytes })
+                  }
+                ]
+              },
+              {
+                name: "audit-b",
+                shortName: "ab",
+                locations: [
+                  { name: "audit-b-buffer", type: "BUFFER", technology: "disk", driver: { root: "/srv/ab/buffer" } },
+                  { name: "audit-b-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: { root: "/srv/ab/archive" } }
+                ]
+              }
             ],
-            routes: [{ from: "audit-a", to: "audit-b", adapter: "rsync", priority, options: { host: "audit-b.example.org", password: `route-secret-${priority}` } }]
+            routes: [{
+              from: "audit-a",
+              to: "audit-b",
+              adapter: "rsync",
+              priority,
+              options: { host: "audit-b.example.org", password: `route-secret-${priority}` }
+            }]
           })
           if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
           return decoded.right
@@ -117,9 +151,12 @@ describe("TopologySync", () => {
           select entity_kind::text as kind, from_state, to_state from event_log
           where actor = 'config:test' and details->>'action' = 'created' order by id`
         assert.deepStrictEqual(created.map((e) => `${e.kind}:${e.fromState}:${e.toState}`), [
-          "Site:null:configured", "Site:null:configured",
-          "DataLocation:null:read+write+delete", "DataLocation:null:read+write+delete",
-          "DataLocation:null:read+write+delete", "DataLocation:null:read+write+delete",
+          "Site:null:configured",
+          "Site:null:configured",
+          "DataLocation:null:read+write+delete",
+          "DataLocation:null:read+write+delete",
+          "DataLocation:null:read+write+delete",
+          "DataLocation:null:read+write+delete",
           "Route:null:configured"
         ])
         const report = yield* TopologySync.sync(topology("/srv/aa/elsewhere-secret", 10 ** 12, 5), "config:test2")
@@ -135,7 +172,6 @@ describe("TopologySync", () => {
         assert.deepStrictEqual(changed[1].details.adapterOptions, ["host", "password"])
         const all = yield* sql<{ details: unknown }>`select details from event_log where actor like 'config:test%'`
         assert.notInclude(JSON.stringify(all), "route-secret", "adapter options are not copied into the log")
-      })
-    )
+      }))
   })
 })

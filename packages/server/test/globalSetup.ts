@@ -39,7 +39,9 @@ export default async function setup(): Promise<() => Promise<void>> {
     process.env[testCliVariable] = file
     return () => fs.rm(outDir, { recursive: true, force: true })
   } catch (error) {
-    process.env[testCliErrorVariable] = `the ccat command did not bundle from the sources: ${error instanceof Error ? error.message : String(error)}`
+    process.env[testCliErrorVariable] = `the ccat command did not bundle from the sources: ${
+      error instanceof Error ? error.message : String(error)
+    }`
     return async () => {}
   }
 }

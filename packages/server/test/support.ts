@@ -27,7 +27,12 @@ export const ccatArgs = (args: ReadonlyArray<string>): Array<string> => {
   if (failed !== undefined) throw new Error(failed)
   const bundled = process.env[testCliVariable]
   if (bundled !== undefined) return [bundled, ...args]
-  return ["--import", path.join(repoRoot, "node_modules/tsx/dist/esm/index.mjs"), path.join(repoRoot, "packages/server/src/cli.ts"), ...args]
+  return [
+    "--import",
+    path.join(repoRoot, "node_modules/tsx/dist/esm/index.mjs"),
+    path.join(repoRoot, "packages/server/src/cli.ts"),
+    ...args
+  ]
 }
 
 /** Starts `node ARGV` in `cwd` with `env`, keeping what it prints (stdout and stderr together). */

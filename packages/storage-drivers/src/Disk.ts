@@ -44,7 +44,7 @@ export const temporaryPrefix = TemporaryNames.diskPrefix
 /** The disk primitives, for integrators who wrap or extend them before lifting. */
 export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Minimal, StorageError.StorageError> = Effect.fn(
   "Disk.makeMinimal"
-)(function*(options: Options) {
+)(function* (options: Options) {
   const name = options.name ?? "disk"
   const sync = options.fsync ?? true
   const direct = options.directIo ?? true
@@ -67,7 +67,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
    * `resolve`, taken only when a folder of the key does not exist yet.
    */
   const walk = (method: string, key: RelativePath.RelativePath, parts: ReadonlyArray<string>, create: boolean) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       let dir = root
       for (const part of parts.slice(0, -1)) {
         const next = path.join(dir, part)
@@ -96,15 +96,13 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
    * of a deep key costs two calls rather than one per folder; `create` makes missing folders.
    */
   const resolve = (method: string, key: RelativePath.RelativePath, create: boolean) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const parts = key.split("/")
       const base = parts[parts.length - 1]!
       if (TemporaryNames.isTemporary(base)) return yield* fail(method, "PermissionDenied", reservedName, key)
       let dir = root
       if (parts.length > 1) {
-        const real = yield* Effect.promise(() =>
-          fs.realpath(path.join(root, ...parts.slice(0, -1))).catch((e: unknown) => ({ error: e }))
-        )
+        const real = yield* Effect.promise(() => fs.realpath(path.join(root, ...parts.slice(0, -1))).catch((e: unknown) => ({ error: e })))
         if (typeof real !== "string") {
           const code = (real.error as { code?: unknown } | null)?.code
           if (code !== "ENOENT" && code !== "ENOTDIR") return yield* errnoError(name, method, key, real.error)
@@ -135,7 +133,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
    * objects read in a row, each call per object shows in the profile.
    */
   const existing = (method: string, key: RelativePath.RelativePath) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const base = key.slice(key.lastIndexOf("/") + 1)
       if (TemporaryNames.isTemporary(base)) return yield* fail(method, "PermissionDenied", reservedName, key)
       const real = yield* Effect.promise(() => fs.realpath(path.join(root, key)).catch((e: unknown) => ({ error: e })))
@@ -171,7 +169,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
    * else: nothing is made visible, and the write fails as transient, so its caller writes again.
    */
   const commit = (method: string, key: string, tmp: string, file: string, dir: string, overwrite: boolean) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const vanished = (cause: unknown) =>
         (cause as { code?: unknown } | null)?.code === "ENOENT"
           ? fail(method, "Unavailable", "the temporary file was removed while the write ran (swept as stale); nothing was stored", key)
@@ -195,13 +193,13 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
   })
 
   const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       let committed = false
       let tmp: string | undefined
       const onError = (cause: unknown) => errnoError(name, "put", key, cause)
       // a delete of another object (in this process or another) tidies away folders it leaves
       // empty, possibly between our making a folder and creating the file in it: then again
-      const opened = Effect.gen(function*() {
+      const opened = Effect.gen(function* () {
         const where = yield* resolve("put", key, true)
         if (!opts.overwrite && where.exists) return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
         const temp = tempName(where.dir, where.base)
@@ -227,9 +225,9 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
           }))
         ),
         Effect.map(({ st }) => infoOf(key, st)),
-        Effect.ensuring(Effect.suspend(() =>
-          committed || tmp === undefined ? Effect.void : Effect.promise(() => fs.unlink(tmp!).catch(() => undefined))
-        ))
+        Effect.ensuring(
+          Effect.suspend(() => committed || tmp === undefined ? Effect.void : Effect.promise(() => fs.unlink(tmp!).catch(() => undefined)))
+        )
       )
     })
 
@@ -238,7 +236,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
    * ended by then), and the byte range to read, clipped to its size.
    */
   const openRange = (method: string, key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const file = yield* existing(method, key)
       const fd = yield* Effect.acquireRelease(io(method, key, () => FileIo.openFd(file, "r")), FileIo.closeFd)
       const st = yield* io(method, key, () => FileIo.fstat(fd))
@@ -247,24 +245,38 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     })
 
   const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
-    Stream.unwrapScoped(Effect.map(openRange("get", key, range), ({ end, fd, start }) =>
-      start >= end ? Stream.empty : FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))))
+    Stream.unwrapScoped(
+      Effect.map(
+        openRange("get", key, range),
+        ({ end, fd, start }) =>
+          start >= end ? Stream.empty : FileIo.readRange(fd, start, end, (cause) => errnoError(name, "get", key, cause))
+      )
+    )
 
   const readEach = <E>(
     key: RelativePath.RelativePath,
     range: StorageDriver.ByteRange | undefined,
     consume: (part: Uint8Array) => Effect.Effect<void, E>
   ) =>
-    Effect.scoped(Effect.flatMap(openRange("readEach", key, range), ({ end, fd, start }) =>
-      FileIo.readEach(fd, start, end, consume, (cause) => errnoError(name, "readEach", key, cause))))
+    Effect.scoped(
+      Effect.flatMap(
+        openRange("readEach", key, range),
+        ({ end, fd, start }) => FileIo.readEach(fd, start, end, consume, (cause) => errnoError(name, "readEach", key, cause))
+      )
+    )
 
   const readAtMost = (key: RelativePath.RelativePath, limit: number) =>
-    Effect.flatMap(existing("readAtMost", key), (file) =>
-      Effect.flatMap(io("readAtMost", key, () => FileIo.readAtMost(file, limit)), (bytes) =>
-        bytes === "notAFile" ? fail("readAtMost", "NotFound", "not a file", key) : Effect.succeed(bytes)))
+    Effect.flatMap(
+      existing("readAtMost", key),
+      (file) =>
+        Effect.flatMap(
+          io("readAtMost", key, () => FileIo.readAtMost(file, limit)),
+          (bytes) => bytes === "notAFile" ? fail("readAtMost", "NotFound", "not a file", key) : Effect.succeed(bytes)
+        )
+    )
 
   const stat = (key: RelativePath.RelativePath) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const file = yield* existing("stat", key)
       const st = yield* io("stat", key, () => fs.stat(file, { bigint: true }))
       if (!st.isFile()) return yield* fail("stat", "NotFound", "not a file", key)
@@ -279,13 +291,16 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     })
 
   const remove = (key: RelativePath.RelativePath) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const found = yield* resolve("delete", key, false).pipe(
         Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(undefined))
       )
       if (found === undefined) return
-      yield* io("delete", key, () =>
-        fs.unlink(found.file).catch((e) => (e?.code === "ENOENT" || e?.code === "EISDIR") ? undefined : Promise.reject(e)))
+      yield* io(
+        "delete",
+        key,
+        () => fs.unlink(found.file).catch((e) => (e?.code === "ENOENT" || e?.code === "EISDIR") ? undefined : Promise.reject(e))
+      )
       yield* syncDir(found.dir)
       // tidy up folders the object leaves empty (best effort, never above the root)
       let dir = found.dir
@@ -297,7 +312,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     })
 
   const list = ({ prefix, cursor, limit }: { prefix: string; cursor: string | undefined; limit: number }) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const items: Array<StorageDriver.ObjectInfo> = []
       let more = false
       const relevant = (dirKey: string) => {
@@ -306,7 +321,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
         return cursor === undefined || !(p < cursor && !cursor.startsWith(p))
       }
       const walk = (dirAbs: string, dirKey: string): Effect.Effect<void, StorageError.StorageError> =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const entries = yield* Effect.promise(() =>
             fs.readdir(dirAbs, { withFileTypes: true }).catch(() => [] as Array<import("node:fs").Dirent>)
           )
@@ -335,29 +350,31 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     })
 
   const copy = (from: RelativePath.RelativePath, to: RelativePath.RelativePath, opts: { readonly overwrite: boolean }) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const src = yield* resolve("copy", from, false)
       const dst = yield* resolve("copy", to, true)
       if (!opts.overwrite && dst.exists) return yield* fail("copy", "AlreadyExists", "an object exists under this key", to)
       const tmp = tempName(dst.dir, dst.base)
       let committed = false
       return yield* io("copy", from, () => fs.copyFile(src.file, tmp, fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL)).pipe(
-        Effect.zipRight(sync ? io("copy", to, async () => {
-          const h = await fs.open(tmp, "r+")
-          try {
-            await h.sync()
-          } finally {
-            await h.close()
-          }
-        }) : Effect.void),
+        Effect.zipRight(
+          sync ?
+            io("copy", to, async () => {
+              const h = await fs.open(tmp, "r+")
+              try {
+                await h.sync()
+              } finally {
+                await h.close()
+              }
+            }) :
+            Effect.void
+        ),
         Effect.zipRight(io("copy", to, () => fs.stat(tmp))),
         Effect.tap(() => commit("copy", to, tmp, dst.file, dst.dir, opts.overwrite).pipe(Effect.tap(() => {
           committed = true
         }))),
         Effect.map((st) => infoOf(to, st)),
-        Effect.ensuring(Effect.suspend(() =>
-          committed ? Effect.void : Effect.promise(() => fs.unlink(tmp).catch(() => undefined))
-        ))
+        Effect.ensuring(Effect.suspend(() => committed ? Effect.void : Effect.promise(() => fs.unlink(tmp).catch(() => undefined))))
       )
     })
 

@@ -19,7 +19,10 @@ export const Options = Schema.Struct({
    * Write the bulk of large objects past the page cache (`O_DIRECT`). Default true; false for a
    * folder whose objects are read again at once, or a network filesystem.
    */
-  directIo: Schema.optionalWith(Schema.Boolean.annotations({ message: () => "must be true or false (default true: large durable writes go past the page cache)" }), { exact: true }),
+  directIo: Schema.optionalWith(
+    Schema.Boolean.annotations({ message: () => "must be true or false (default true: large durable writes go past the page cache)" }),
+    { exact: true }
+  ),
   /** fsync files and folders before a write counts as done. Default true; false only for scratch. */
   fsync: Schema.optionalWith(Schema.Boolean, { exact: true })
 })
@@ -45,4 +48,7 @@ export const driver: StorageDriverRegistry.Driver = StorageDriverRegistry.define
 
 /** A disk storage from options written as a location's (a YAML or JSON value), decoded by `Options`. */
 export const layer = (input: unknown): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ParseResult.ParseError> =>
-  Layer.effect(StorageDriver.StorageDriver, Effect.flatMap(Schema.decodeUnknown(Options, { onExcessProperty: "error" })(input), (o) => Disk.make(toOptions(o, "disk"))))
+  Layer.effect(
+    StorageDriver.StorageDriver,
+    Effect.flatMap(Schema.decodeUnknown(Options, { onExcessProperty: "error" })(input), (o) => Disk.make(toOptions(o, "disk")))
+  )

@@ -102,10 +102,11 @@ const defaultRun = (command: string, args: ReadonlyArray<string>) =>
       err === null
         ? resolve(stdout)
         // a missing program is a setup problem, not the library's: say so rather than "spawn ENOENT"
-        : reject(new Error(err.code === "ENOENT"
-          ? `${command} cannot be run: it is not installed or not on the PATH`
-          : `${command} ${args.join(" ")}: ${stderr || err.message}`))
-    )
+        : reject(new Error(
+          err.code === "ENOENT"
+            ? `${command} cannot be run: it is not installed or not on the PATH`
+            : `${command} ${args.join(" ")}: ${stderr || err.message}`
+        )))
   )
 
 /** Builds the backend; nothing is touched until the driver mounts a volume. */
@@ -131,7 +132,9 @@ export const make = (options: Options): TapeLibrary => {
     })
   const status = (method: string) => Effect.map(exec(method, mtx, ["-f", options.changer, "status"]), parseMtxStatus)
   const dev = (method: string, drive: number) =>
-    options.drives[drive] === undefined ? Effect.fail(fail(method, "Unavailable", `no drive ${drive}`)) : Effect.succeed(options.drives[drive]!)
+    options.drives[drive] === undefined
+      ? Effect.fail(fail(method, "Unavailable", `no drive ${drive}`))
+      : Effect.succeed(options.drives[drive]!)
 
   const volumes = Effect.map(status("volumes"), (elements) =>
     elements
@@ -142,7 +145,7 @@ export const make = (options: Options): TapeLibrary => {
       .map((label): Volume => ({ label, capacityBytes: options.capacityBytes ?? 12e12 })))
 
   const mount = (drive: number, label: string) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const device = yield* dev("mount", drive)
       const elements = yield* status("mount")
       const here = elements.find((e) => e.kind === "drive" && e.index === drive)
@@ -171,7 +174,7 @@ export const make = (options: Options): TapeLibrary => {
     })
 
   const seek = (drive: number, fileNumber: number) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const device = yield* dev("seek", drive)
       yield* exec("seek", mt, ["-f", device, "asf", String(fileNumber)])
       const at = parseMtStatus(yield* exec("seek", mt, ["-f", device, "status"]))
@@ -183,7 +186,7 @@ export const make = (options: Options): TapeLibrary => {
     })
 
   const append = <E>(drive: number, afterFile: number, body: Stream.Stream<Uint8Array, E>) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const device_ = yield* dev("append", drive)
       // writing at the start of file `afterFile` drops any partial file a failed write left
       yield* seek(drive, afterFile)
@@ -191,18 +194,21 @@ export const make = (options: Options): TapeLibrary => {
       yield* Effect.acquireUseRelease(
         Effect.sync(() => device.write(device_)),
         (out) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             const block = Buffer.allocUnsafe(blockSize)
             let filled = 0
             const flush = (n: number) => {
               const copy = Buffer.from(block.subarray(0, n))
               filled = 0
               return Effect.async<void, StorageError.StorageError>((resume) => {
-                out.write(copy, (err?: Error | null) => resume(err ? Effect.fail(fail("append", "Unavailable", String(err), err)) : Effect.void))
+                out.write(
+                  copy,
+                  (err?: Error | null) => resume(err ? Effect.fail(fail("append", "Unavailable", String(err), err)) : Effect.void)
+                )
               })
             }
             yield* Stream.runForEach(body, (chunk) =>
-              Effect.gen(function*() {
+              Effect.gen(function* () {
                 let off = 0
                 while (off < chunk.length) {
                   const n = Math.min(blockSize - filled, chunk.length - off)
@@ -228,7 +234,7 @@ export const make = (options: Options): TapeLibrary => {
     })
 
   const read = (drive: number) =>
-    Stream.unwrap(Effect.gen(function*() {
+    Stream.unwrap(Effect.gen(function* () {
       const device_ = yield* dev("read", drive)
       const fileNumber = position[drive]!
       events.push({ _tag: "Read", drive, volume: mounted[drive] ?? "", fileNumber })

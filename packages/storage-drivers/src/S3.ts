@@ -88,11 +88,23 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
    * The bytes to send and their Content-MD5 (none when switched off). MD5 runs on a worker
    * (`DigestPool`) and hands the bytes back: send the returned ones.
    */
-  const withContentMd5 = (method: string, key: string, bytes: Uint8Array): Effect.Effect<DigestPool.Digested | { readonly digest: undefined; readonly bytes: Uint8Array }, StorageError.StorageError> =>
+  const withContentMd5 = (
+    method: string,
+    key: string,
+    bytes: Uint8Array
+  ): Effect.Effect<DigestPool.Digested | { readonly digest: undefined; readonly bytes: Uint8Array }, StorageError.StorageError> =>
     md5
       ? Effect.tryPromise({
         try: () => DigestPool.digest("md5", bytes),
-        catch: (cause) => new StorageError.StorageError({ reason: "Unavailable", driver: name, method, key, description: `Content-MD5: ${String(cause)}`, cause })
+        catch: (cause) =>
+          new StorageError.StorageError({
+            reason: "Unavailable",
+            driver: name,
+            method,
+            key,
+            description: `Content-MD5: ${String(cause)}`,
+            cause
+          })
       })
       : Effect.succeed({ digest: undefined, bytes })
   const validChecksum = (value: string | undefined) =>
@@ -108,7 +120,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
     )
 
   const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       if (!opts.overwrite && (yield* exists("put", key))) {
         return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
       }
@@ -134,7 +146,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
           }))
       )
       const uploadPart = (part: Part) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           total += part.bytes.length
           if (part.number === 1 && part.last) {
             single = part.bytes
@@ -157,7 +169,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
             ))
           etags.push({ PartNumber: part.number, ETag: res.ETag ?? "" })
         })
-      const upload = Effect.gen(function*() {
+      const upload = Effect.gen(function* () {
         yield* partsOf(body, partSize).pipe(Stream.mapEffect(uploadPart, { concurrency }), Stream.runDrain)
         // the body ended and (the lifted service checked) its checksum matched
         const digest = known ?? opts.digest()
@@ -205,16 +217,28 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
             )).pipe(Effect.ignore)
           const after = yield* head("put", key)
           if (after.ContentLength !== total) {
-            return yield* fail("put", "Corrupt", "the server replaced the object when tagged: it lacks object tagging; set tagChecksums: false", key)
+            return yield* fail(
+              "put",
+              "Corrupt",
+              "the server replaced the object when tagged: it lacks object tagging; set tagChecksums: false",
+              key
+            )
           }
         }
       })
-      yield* upload.pipe(Effect.onExit(() =>
-        uploadId === undefined ? Effect.void : send("put", key, () =>
-          client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId: uploadId }))).pipe(
-            Effect.ignore
-          )
-      ))
+      yield* upload.pipe(
+        Effect.onExit(() =>
+          uploadId === undefined ?
+            Effect.void :
+            send(
+              "put",
+              key,
+              () => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId: uploadId }))
+            ).pipe(
+              Effect.ignore
+            )
+        )
+      )
       return { key, size: total, checksum: known ?? opts.digest() } satisfies StorageDriver.ObjectInfo
     })
 
@@ -233,25 +257,38 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
             fromReadable(
               Effect.sync(() => res.Body as Readable),
               (cause) =>
-                new StorageError.StorageError({ reason: "Unavailable", driver: name, method: "get", key, cause, description: String(cause) })
+                new StorageError.StorageError({
+                  reason: "Unavailable",
+                  driver: name,
+                  method: "get",
+                  key,
+                  cause,
+                  description: String(cause)
+                })
             )
           ),
           Effect.catchIf(
-            (e) => range !== undefined && ((e.cause as { name?: string })?.name === "InvalidRange" || (e.cause as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 416),
+            (e) =>
+              range !== undefined &&
+              ((e.cause as { name?: string })?.name === "InvalidRange" ||
+                (e.cause as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 416),
             () => Effect.succeed(Stream.empty)
           )
         )
     )
 
   const stat = (key: RelativePath.RelativePath) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const res = yield* head("stat", key)
       let checksum = validChecksum(res.Metadata?.[metadataKey])
       if (checksum === undefined && (res.ETag ?? "").includes("-")) {
-        const tags = yield* send("stat", key, (abortSignal) =>
-          client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal })).pipe(
-            Effect.option
-          )
+        const tags = yield* send(
+          "stat",
+          key,
+          (abortSignal) => client.send(new GetObjectTaggingCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal })
+        ).pipe(
+          Effect.option
+        )
         if (tags._tag === "Some") checksum = validChecksum(tags.value.TagSet?.find((t) => t.Key === metadataKey)?.Value)
       }
       // An ETag alone may repeat when the same bytes are written again; the version id, where
@@ -263,10 +300,11 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
     })
 
   const remove = (key: RelativePath.RelativePath) =>
-    send("delete", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal })).pipe(
-      Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void),
-      Effect.asVoid
-    )
+    send("delete", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal }))
+      .pipe(
+        Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void),
+        Effect.asVoid
+      )
 
   const list = ({ prefix: p, cursor, limit }: { prefix: string; cursor: string | undefined; limit: number }) =>
     send("list", undefined, (abortSignal) =>
@@ -288,7 +326,7 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
       }))
 
   const copy = (from: RelativePath.RelativePath, to: RelativePath.RelativePath, opts: { readonly overwrite: boolean }) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const source = yield* head("copy", from)
       if ((source.ContentLength ?? 0) > maxCopyBytes) {
         return yield* fail("copy", "Unsupported", "CopyObject is limited to 5 GiB", from)
@@ -307,10 +345,15 @@ export const makeMinimal = (client: S3Client, options: Options): StorageDriver.M
   // the caller: check the object first and fail with NotFound here. A PUT URL is one PutObject,
   // atomic on the server, but it bypasses our checksum and may replace an existing object.
   const presign = (key: RelativePath.RelativePath, opts: { readonly method: "GET" | "PUT"; readonly expiresIn: Duration.Duration }) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const seconds = Math.ceil(Duration.toMillis(opts.expiresIn) / 1000)
       if (!(seconds >= 1 && seconds <= maxPresignSeconds)) {
-        return yield* fail("presign", "PermissionDenied", `expiresIn must be from 1 second to 7 days, got ${Duration.format(opts.expiresIn)}`, key)
+        return yield* fail(
+          "presign",
+          "PermissionDenied",
+          `expiresIn must be from 1 second to 7 days, got ${Duration.format(opts.expiresIn)}`,
+          key
+        )
       }
       if (opts.method === "GET") yield* head("presign", key)
       const signingDate = new Date(yield* Clock.currentTimeMillis)
@@ -353,7 +396,7 @@ export const makeClient = (options: Options): S3Client => {
  */
 export const make: (options: Options) => Effect.Effect<StorageDriver.Service, StorageError.StorageError, Scope.Scope> = Effect.fn(
   "S3.make"
-)(function*(options: Options) {
+)(function* (options: Options) {
   const client = options.client ?? (yield* Effect.acquireRelease(
     Effect.sync(() => makeClient(options)),
     (c) => Effect.sync(() => c.destroy())
@@ -364,7 +407,13 @@ export const make: (options: Options) => Effect.Effect<StorageDriver.Service, St
       Effect.tryPromise({
         try: f,
         catch: (cause) =>
-          new StorageError.StorageError({ reason: reasonOf(cause), driver: minimal.name, method: "open", cause, description: String(cause) })
+          new StorageError.StorageError({
+            reason: reasonOf(cause),
+            driver: minimal.name,
+            method: "open",
+            cause,
+            description: String(cause)
+          })
       })
     const found = yield* send(() => client.send(new HeadBucketCommand({ Bucket: options.bucket }))).pipe(
       Effect.as(true),

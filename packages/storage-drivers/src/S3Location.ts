@@ -13,7 +13,9 @@ import * as S3 from "./S3.js"
 
 const MiB = 1024 ** 2
 const Text = Schema.String.pipe(Schema.minLength(1, { message: () => "must not be empty" }))
-const EnvName = Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "must be the name of an environment variable" }))
+const EnvName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "must be the name of an environment variable" })
+)
 
 /** An S3 location's options. */
 export const Options = Schema.Struct({
@@ -31,7 +33,9 @@ export const Options = Schema.Struct({
     { exact: true }
   ),
   /** Parts uploaded at once, 1 to 64; default 4. */
-  concurrency: Schema.optionalWith(Schema.Int.pipe(Schema.filter((n) => (n >= 1 && n <= 64) || `must be 1 to 64, got ${n}`)), { exact: true }),
+  concurrency: Schema.optionalWith(Schema.Int.pipe(Schema.filter((n) => (n >= 1 && n <= 64) || `must be 1 to 64, got ${n}`)), {
+    exact: true
+  }),
   /** Send Content-MD5 with every upload request, so the server checks each part; default true. */
   contentMd5: Schema.optionalWith(Schema.Boolean, { exact: true }),
   /** Create the bucket if it does not exist; default false. */
@@ -44,7 +48,10 @@ export const Options = Schema.Struct({
 }).pipe(
   Schema.filter((o) =>
     (o.accessKeyIdEnv === undefined) === (o.secretAccessKeyEnv === undefined) ||
-    { path: [o.accessKeyIdEnv === undefined ? "accessKeyIdEnv" : "secretAccessKeyEnv"], message: "accessKeyIdEnv and secretAccessKeyEnv go together" }
+    {
+      path: [o.accessKeyIdEnv === undefined ? "accessKeyIdEnv" : "secretAccessKeyEnv"],
+      message: "accessKeyIdEnv and secretAccessKeyEnv go together"
+    }
   )
 )
 /** An S3 location's options, decoded. */
@@ -64,7 +71,9 @@ export const toOptions = (o: Options, name: string): Effect.Effect<S3.Options, S
       const accessKeyId = process.env[o.accessKeyIdEnv]
       const secretAccessKey = process.env[o.secretAccessKeyEnv]
       if (accessKeyId === undefined || secretAccessKey === undefined) {
-        return Effect.fail(unusable(name, `the environment variables ${o.accessKeyIdEnv} and ${o.secretAccessKeyEnv} must hold the S3 credentials`))
+        return Effect.fail(
+          unusable(name, `the environment variables ${o.accessKeyIdEnv} and ${o.secretAccessKeyEnv} must hold the S3 credentials`)
+        )
       }
       credentials = { accessKeyId, secretAccessKey }
     }
@@ -95,5 +104,8 @@ export const driver: StorageDriverRegistry.Driver = StorageDriverRegistry.define
 export const layer = (input: unknown): Layer.Layer<StorageDriver.StorageDriver, StorageError.StorageError | ParseResult.ParseError> =>
   Layer.scoped(
     StorageDriver.StorageDriver,
-    Schema.decodeUnknown(Options, { onExcessProperty: "error" })(input).pipe(Effect.flatMap((o) => toOptions(o, "s3")), Effect.flatMap(S3.make))
+    Schema.decodeUnknown(Options, { onExcessProperty: "error" })(input).pipe(
+      Effect.flatMap((o) => toOptions(o, "s3")),
+      Effect.flatMap(S3.make)
+    )
   )

@@ -64,7 +64,7 @@ interface Recall {
 
 /** Builds the tape driver; its recall workers live as long as the scope. */
 export const make = (options: Options): Effect.Effect<Service, StorageError.StorageError, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const name = options.name ?? "tape"
     const library = options.library
     const keepOnline = options.keepOnline ?? true
@@ -83,14 +83,21 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
     const drivePermits = yield* Effect.makeSemaphore(library.drives)
     // a free drive of this process may still be in use by another one: take its lock first
     const claimDrive = (volume: string | undefined): Effect.Effect<number, StorageError.StorageError, Scope.Scope> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         for (let polls = 1;; polls++) {
           const free = busy.flatMap((b, i) => b ? [] : [i])
-          const order = [...free.filter((i) => volume !== undefined && mounted[i] === volume), ...free.filter((i) => volume === undefined || mounted[i] !== volume)]
+          const order = [
+            ...free.filter((i) => volume !== undefined && mounted[i] === volume),
+            ...free.filter((i) => volume === undefined || mounted[i] !== volume)
+          ]
           for (const drive of order) {
             if (busy[drive] || !(yield* catalog.tryLock(`drive-${drive}`))) continue
             busy[drive] = true
-            yield* Effect.addFinalizer(() => Effect.sync(() => { busy[drive] = false }))
+            yield* Effect.addFinalizer(() =>
+              Effect.sync(() => {
+                busy[drive] = false
+              })
+            )
             return drive
           }
           yield* Effect.sleep(Backoff.delayFor(pollBackoff, polls, 0))
@@ -112,10 +119,10 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
     const signal = yield* Queue.unbounded<string>()
     const recallGroup = (volume: string, group: ReadonlyArray<Recall>) =>
       withDrive(volume, (drive) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           yield* mount(drive, volume)
           for (const r of [...group].sort((a, b) => a.entry.fileNumber - b.entry.fileNumber)) {
-            const result = yield* Effect.exit(Effect.gen(function*() {
+            const result = yield* Effect.exit(Effect.gen(function* () {
               yield* library.seek(drive, r.entry.fileNumber)
               // the lifted put checks the recalled bytes against the catalog's checksum
               yield* verifyingCache.put(cacheKey(r.entry.cacheId), library.read(drive), {
@@ -127,7 +134,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
             yield* Deferred.done(r.done, result)
           }
         }))
-    const worker = Effect.forever(Effect.gen(function*() {
+    const worker = Effect.forever(Effect.gen(function* () {
       const volume = yield* Queue.take(signal)
       const group = pending.get(volume)
       if (group === undefined) return
@@ -138,7 +145,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
     }))
     yield* Effect.forEach(Array.from({ length: library.drives }), () => Effect.forkScoped(worker), { discard: true })
     const recallEntries = (items: ReadonlyArray<{ key: string; entry: CatalogEntry }>) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const waits: Array<Deferred.Deferred<void, StorageError.StorageError>> = []
         const fresh = new Set<string>()
         for (const { key, entry } of items) {
@@ -174,14 +181,14 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
      * killed before the commit leaves an uncommitted tape file, which the next append overwrites.
      */
     const migrate = (key: string, cacheId: string, size: number, checksum: Checksum.Checksum | undefined, overwrite: boolean) =>
-      catalog.withLock("write")(Effect.gen(function*() {
+      catalog.withLock("write")(Effect.gen(function* () {
         const volumes = yield* library.volumes
         const usage = (yield* catalog.read).volumes
         const target = volumes.find((v) => (usage[v.label]?.usedBytes ?? 0) + size <= v.capacityBytes)
         if (target === undefined) return yield* fail("put", "Unavailable", `no volume has ${size} bytes free`, key)
         const files = usage[target.label]?.files ?? 0
         const written = yield* withDrive(target.label, (drive) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             yield* mount(drive, target.label)
             return yield* library.append(drive, files, cache.get(cacheKey(cacheId), undefined))
           }))
@@ -206,13 +213,13 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       }))
 
     const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         if (!opts.overwrite && (yield* catalog.read).objects[key] !== undefined) {
           return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
         }
         const cacheId = randomBytes(12).toString("hex")
         let committed = false
-        return yield* Effect.gen(function*() {
+        return yield* Effect.gen(function* () {
           const cached = yield* cache.put(cacheKey(cacheId), body, { ...opts, overwrite: true })
           const { entry, previous } = yield* migrate(key, cacheId, cached.size, opts.digest(), opts.overwrite)
           committed = true
@@ -223,7 +230,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       })
 
     const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
-      Stream.unwrap(Effect.gen(function*() {
+      Stream.unwrap(Effect.gen(function* () {
         const entry = yield* entryOf("get", key)
         yield* recallEntries([{ key, entry }])
         return cache.get(cacheKey(entry.cacheId), range)
@@ -236,14 +243,14 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       range: StorageDriver.ByteRange | undefined,
       consume: (part: Uint8Array) => Effect.Effect<void, E>
     ) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const entry = yield* entryOf("readEach", key)
         yield* recallEntries([{ key, entry }])
         return yield* cache.readEach!(cacheKey(entry.cacheId), range, consume)
       })
 
     const stat = (key: RelativePath.RelativePath) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const entry = yield* entryOf("stat", key)
         return {
           key,
@@ -255,7 +262,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       })
 
     const remove = (key: RelativePath.RelativePath) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const entry = yield* catalog.update("delete", (c) => {
           const entry = c.objects[key]
           delete c.objects[key]
@@ -282,8 +289,7 @@ export const make = (options: Options): Effect.Effect<Service, StorageError.Stor
       )
 
     const evict = (keys: ReadonlyArray<string>) =>
-      Effect.forEach(keys, (k) =>
-        Effect.flatMap(entryOf("evict", k), (entry) => cache.delete(cacheKey(entry.cacheId))), { discard: true })
+      Effect.forEach(keys, (k) => Effect.flatMap(entryOf("evict", k), (entry) => cache.delete(cacheKey(entry.cacheId))), { discard: true })
     // the port's release: as evict, but a key with no catalog entry has nothing online to drop
     const release = (keys: ReadonlyArray<RelativePath.RelativePath>) =>
       Effect.forEach(keys, (k) => evict([k]).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.void)), { discard: true })

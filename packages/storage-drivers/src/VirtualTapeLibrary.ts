@@ -63,7 +63,7 @@ const replaceFile = async (file: string, text: string) => {
 /** Builds the library, creating its folder. */
 export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError.StorageError> = Effect.fn(
   "VirtualTapeLibrary.make"
-)(function*(options: Options) {
+)(function* (options: Options) {
   const name = "virtual-tape"
   const io = <A>(method: string, f: () => Promise<A>) =>
     Effect.tryPromise({ try: f, catch: (cause) => errnoError(name, method, undefined, cause) })
@@ -85,15 +85,20 @@ export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError
   const volumeFile = (label: string) => path.join(options.root, `${label}.vol`)
   const marksFile = (label: string) => path.join(options.root, `${label}.marks.json`)
   const readMarks = (label: string) =>
-    io("marks", () =>
-      fs.readFile(marksFile(label), "utf8").then((s) => JSON.parse(s) as Array<Mark>, (e) =>
-        e?.code === "ENOENT" ? [] : Promise.reject(e)))
+    io(
+      "marks",
+      () =>
+        fs.readFile(marksFile(label), "utf8").then(
+          (s) => JSON.parse(s) as Array<Mark>,
+          (e) => e?.code === "ENOENT" ? [] : Promise.reject(e)
+        )
+    )
   const volumeOf = (label: string) => volumes.find((v) => v.label === label)
   const loaded = (method: string, drive: number) =>
     mounted[drive] === undefined ? Effect.fail(fail(method, "Unavailable", `drive ${drive} is empty`)) : Effect.succeed(mounted[drive]!)
 
   const mount = (drive: number, label: string) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       if (drive < 0 || drive >= drives) return yield* fail("mount", "Unavailable", `no drive ${drive}`)
       if (volumeOf(label) === undefined) return yield* fail("mount", "NotFound", `no volume ${label}`)
       if (mounted[drive] === label) return
@@ -110,7 +115,7 @@ export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError
     })
 
   const seek = (drive: number, fileNumber: number) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const label = yield* loaded("seek", drive)
       const distance = Math.abs(fileNumber - position[drive]!)
       if (distance > 0) yield* Effect.sleep(Duration.times(seekLatency, distance))
@@ -119,7 +124,7 @@ export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError
     })
 
   const append = <E>(drive: number, afterFile: number, body: Stream.Stream<Uint8Array, E>) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const label = yield* loaded("append", drive)
       const capacity = volumeOf(label)!.capacityBytes
       const marks = (yield* readMarks(label)).slice(0, afterFile)
@@ -131,7 +136,7 @@ export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError
         io("append", () => fs.open(volumeFile(label), "a+").then((h) => h.close()).then(() => fs.open(volumeFile(label), "r+"))),
         (handle) =>
           Stream.runForEachChunk(body, (chunk) =>
-            Effect.gen(function*() {
+            Effect.gen(function* () {
               for (const part of chunk) {
                 if (offset + size + part.length > capacity) {
                   return yield* fail("append", "Unavailable", `end of tape on ${label}`)
@@ -151,7 +156,7 @@ export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError
     })
 
   const read = (drive: number) =>
-    Stream.unwrap(Effect.gen(function*() {
+    Stream.unwrap(Effect.gen(function* () {
       const label = yield* loaded("read", drive)
       const fileNumber = position[drive]!
       const mark = (yield* readMarks(label))[fileNumber]
@@ -160,9 +165,9 @@ export const make: (options: Options) => Effect.Effect<TapeLibrary, StorageError
       events.push({ _tag: "Read", drive, volume: label, fileNumber })
       if (mark.size === 0) return Stream.empty
       return fromReadable(
-        io("read", () => fs.open(volumeFile(label), "r")).pipe(Effect.map((h) =>
-          h.createReadStream({ start: mark.offset, end: mark.offset + mark.size - 1, highWaterMark: MiB })
-        )),
+        io("read", () => fs.open(volumeFile(label), "r")).pipe(
+          Effect.map((h) => h.createReadStream({ start: mark.offset, end: mark.offset + mark.size - 1, highWaterMark: MiB }))
+        ),
         (cause) => errnoError(name, "read", undefined, cause)
       )
     }))

@@ -20,7 +20,7 @@ const reason = <A>(e: Effect.Effect<A, { readonly reason: string }>) =>
 
 describe("Disk", () => {
   it.live("refuses symlinks that lead outside the root, allows those inside", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "symlinks")
       const outside = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-outside-"))
       fs.writeFileSync(path.join(outside, "secret.txt"), "secret")
@@ -40,7 +40,7 @@ describe("Disk", () => {
     }))
 
   it.live("reports free space for retention decisions", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "space") })
       const space = yield* d.space()
       assert.isAbove(space.totalBytes, 0)
@@ -50,7 +50,7 @@ describe("Disk", () => {
     }))
 
   it.live("leaves no temporary files behind after failed writes", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "tmpfiles")
       const d = yield* Disk.make({ root: loc })
       yield* Effect.exit(d.put("a/b.bin", Stream.concat(text("partial"), Stream.fail("boom"))))
@@ -60,8 +60,15 @@ describe("Disk", () => {
     }))
 
   it.live("declares what it can do", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* StorageDriver.StorageDriver
-      assert.deepStrictEqual(d.capabilities, { rangeRead: true, list: true, nativeCopy: true, nearline: false, presign: false, sweepTemporary: true })
+      assert.deepStrictEqual(d.capabilities, {
+        rangeRead: true,
+        list: true,
+        nativeCopy: true,
+        nearline: false,
+        presign: false,
+        sweepTemporary: true
+      })
     }).pipe(Effect.provide(Disk.layer({ root: path.join(root, "caps") }))))
 })

@@ -47,7 +47,7 @@ const uneven = (bytes: Buffer): Stream.Stream<Uint8Array> => {
 
 describe("Disk byte paths", () => {
   it.live("reads objects on both sides of the one-read limit, whole and in ranges", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "reads") })
       for (const size of [1, FileIo.wholeReadBytes, FileIo.wholeReadBytes + 1, 3 * FileIo.wholeReadBytes + 12_345]) {
         const bytes = randomBytes(size)
@@ -68,7 +68,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a large read stopped early or interrupted leaves no descriptor open and no read running", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "early") })
       const bytes = randomBytes(20 * MiB + 3)
       yield* d.put("e/big.bin", Stream.make(bytes))
@@ -89,20 +89,22 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a file that shrinks while it is read ends early instead of reading past its new end", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "shrink")
       const minimal = yield* Disk.makeMinimal({ root: loc })
       const d = yield* Disk.make({ root: loc })
       const original = randomBytes(24 * MiB)
       yield* d.put("s/f.bin", Stream.make(original))
       let seen = 0
-      const read = yield* collect(minimal.get("s/f.bin" as never, undefined).pipe(Stream.tap((c) =>
-        Effect.sync(() => {
-          seen += c.length
-          // after the first chunk, cut the file to 5 MiB + 1
-          if (seen === c.length) fs.truncateSync(path.join(loc, "s", "f.bin"), 5 * MiB + 1)
-        })
-      )))
+      const read = yield* collect(
+        minimal.get("s/f.bin" as never, undefined).pipe(Stream.tap((c) =>
+          Effect.sync(() => {
+            seen += c.length
+            // after the first chunk, cut the file to 5 MiB + 1
+            if (seen === c.length) fs.truncateSync(path.join(loc, "s", "f.bin"), 5 * MiB + 1)
+          })
+        ))
+      )
       assert.isAtMost(read.length, 5 * MiB + 1 + FileIo.readAheadChunks * FileIo.readChunkBytes)
       assert.isBelow(read.length, 24 * MiB)
       // what was read is the file's start, with no gap: reads issued before the cut still hold
@@ -111,7 +113,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("readEach reads whole objects and ranges of every size class byte for byte into reused buffers", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "each") })
       const chunk = FileIo.readChunkBytes
       for (const size of [1, chunk - 1, chunk, chunk + 1, (FileIo.readAheadChunks + 3) * chunk + 12_345]) {
@@ -119,7 +121,7 @@ describe("Disk byte paths", () => {
         const key = `e/${size}.bin`
         yield* d.put(key, Stream.make(bytes))
         const read = (range?: StorageDriver.ByteRange) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             const parts: Array<Buffer> = []
             const buffers = new Set<ArrayBufferLike>()
             const n = yield* d.readEach(key, (part) =>
@@ -144,22 +146,28 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("readEach calls one after another reuse the same slots; calls at once never share one; the spares stay bounded", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "slots") })
       const chunk = FileIo.readChunkBytes
       // sizes that leave stale bytes of a larger object in a reused slot past a smaller one's end
-      const objects = [1, chunk - 1, 3 * chunk + 5, 7 * chunk + 12_345, 2].map((size, i) => ({ key: `s/${i}.bin`, bytes: randomBytes(size) }))
+      const objects = [1, chunk - 1, 3 * chunk + 5, 7 * chunk + 12_345, 2].map((size, i) => ({
+        key: `s/${i}.bin`,
+        bytes: randomBytes(size)
+      }))
       for (const o of objects) yield* d.put(o.key, Stream.make(o.bytes))
       const read = (key: string, pause: boolean) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const parts: Array<Buffer> = []
           const buffers = new Set<ArrayBufferLike>()
           yield* d.readEach(key, (part) =>
             // a pause before taking the bytes lets another read's thread-pool reads land meanwhile
-            Effect.zipRight(pause ? Effect.sleep("2 millis") : Effect.void, Effect.sync(() => {
-              parts.push(Buffer.from(part))
-              buffers.add(part.buffer)
-            })))
+            Effect.zipRight(
+              pause ? Effect.sleep("2 millis") : Effect.void,
+              Effect.sync(() => {
+                parts.push(Buffer.from(part))
+                buffers.add(part.buffer)
+              })
+            ))
           return { got: Buffer.concat(parts), buffers }
         })
       // one after another: byte for byte, and no slot beyond what the first calls allocated
@@ -168,7 +176,7 @@ describe("Disk byte paths", () => {
         for (const o of objects) {
           const r = yield* read(o.key, false)
           assert.isTrue(r.got.equals(o.bytes), `${o.key}, round ${round}`)
-          if (round > 0) for (const b of r.buffers) assert.isTrue(seen.has(b), "a slot of an earlier call")
+          if (round > 0) { for (const b of r.buffers) assert.isTrue(seen.has(b), "a slot of an earlier call") }
           for (const b of r.buffers) seen.add(b)
         }
       }
@@ -186,7 +194,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("readEach interrupted with reads running gives its slots back once they ended, to the next read", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "slots-stop") })
       const bytes = randomBytes(12 * MiB)
       yield* d.put("s/big.bin", Stream.make(bytes))
@@ -205,7 +213,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("readEach stopped by its consumer or interrupted leaves no descriptor open and no read running; a shrinking file ends early", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "each-stop")
       const d = yield* Disk.make({ root: loc })
       const bytes = randomBytes(20 * MiB + 3)
@@ -234,7 +242,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("writes a body of uneven pieces across several batches and interim flushes, byte for byte", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "writes") })
       const size = FileIo.syncEveryBytes + 2 * FileIo.writeBatchBytes + 5
       const bytes = randomBytes(size)
@@ -246,7 +254,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("writes objects on both sides of the direct-I/O start and past a full ring, byte for byte", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "direct")
       const d = yield* Disk.make({ root: loc })
       const start = FileIo.directAfterBytes
@@ -272,10 +280,11 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a large durable write bypasses the page cache past the direct-I/O start; a scratch write does not", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       // fincore (util-linux) counts the file's pages in the page cache: a durable write leaves
       // only the page-cache head (and tail) there, a write without fsync leaves all of it
-      const resident = (file: string) => Number(execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", file], { encoding: "utf8" }).trim())
+      const resident = (file: string) =>
+        Number(execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", file], { encoding: "utf8" }).trim())
       const size = 64 * MiB + 5
       const durable = yield* Disk.make({ root: path.join(root, "cache-durable") })
       const scratch = yield* Disk.make({ root: path.join(root, "cache-scratch"), fsync: false })
@@ -291,7 +300,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a put finding every direct-I/O ring taken goes through the page cache, whole, and is counted by reason", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "rings") })
       const refusedNoRing = Metric.tagged(BodyWriter.directRefusals, "reason", "no free ring")
       const before = (yield* Metric.value(refusedNoRing)).count
@@ -299,10 +308,13 @@ describe("Disk byte paths", () => {
       // 17 puts past the direct-I/O start at once, each holding its ring until the gate opens
       const objects = Array.from({ length: 17 }, (_, i) => randomBytes(FileIo.directAfterBytes + 2 * MiB + i))
       const fibers = yield* Effect.forEach(objects, (bytes, i) =>
-        Effect.fork(d.put(`g/${i}.bin`, Stream.concat(
-          Stream.make(bytes.subarray(0, FileIo.directAfterBytes + MiB)),
-          Stream.unwrap(Effect.as(Deferred.await(gate), Stream.make(bytes.subarray(FileIo.directAfterBytes + MiB))))
-        ))))
+        Effect.fork(d.put(
+          `g/${i}.bin`,
+          Stream.concat(
+            Stream.make(bytes.subarray(0, FileIo.directAfterBytes + MiB)),
+            Stream.unwrap(Effect.as(Deferred.await(gate), Stream.make(bytes.subarray(FileIo.directAfterBytes + MiB))))
+          )
+        )))
       for (let waited = 0; (yield* Metric.value(refusedNoRing)).count === before && waited < 10_000; waited += 20) {
         yield* Effect.promise(() => new Promise((r) => setTimeout(r, 20)))
       }
@@ -316,7 +328,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("puts at once beyond the direct-I/O rings all land whole (the rest go through the page cache)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "many") })
       const objects = Array.from({ length: 20 }, (_, i) => randomBytes(FileIo.directAfterBytes + (i + 1) * MiB + i))
       const infos = yield* Effect.forEach(objects, (bytes, i) => d.put(`m/${i}.bin`, uneven(bytes)), { concurrency: "unbounded" })
@@ -327,7 +339,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a body failing or interrupted during direct writes leaves nothing, and the next put still works", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "failing-direct")
       const d = yield* Disk.make({ root: loc })
       const body = Stream.concat(uneven(randomBytes(FileIo.directAfterBytes + 13 * MiB + 7)), Stream.fail("source gone" as const))
@@ -346,7 +358,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a body failing after several batches leaves nothing, not even a temporary file", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "failing")
       const d = yield* Disk.make({ root: loc })
       const body = Stream.concat(uneven(randomBytes(3 * FileIo.writeBatchBytes)), Stream.fail("source gone" as const))
@@ -356,7 +368,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a folder of the key that is a file: put fails AlreadyExists, get and stat NotFound", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "notafolder") })
       yield* d.put("a/file", Stream.make(new Uint8Array([1])))
       assert.strictEqual(yield* reason(d.put("a/file/under", Stream.make(new Uint8Array([2])))), "AlreadyExists")
@@ -370,7 +382,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("a deleted symlink is the link, never its target", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "links")
       const d = yield* Disk.make({ root: loc })
       yield* d.put("real/target.bin", Stream.make(new Uint8Array([7])))
@@ -383,7 +395,7 @@ describe("Disk byte paths", () => {
     }))
 
   it.live("readAtMost gives a small object whole and a larger one's first limit + 1 bytes, natively and derived", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "atmost")
       const native = yield* Disk.make({ root: loc })
       // the same location through the lifted service's derivation from get
@@ -415,7 +427,7 @@ describe("Disk byte paths", () => {
 // block says it was skipped rather than passing without running).
 describe.skipIf(process.getuid?.() !== 0)("Disk on a full filesystem", () => {
   it.live("a put larger than the free space fails with the kernel's reason (ENOSPC) and leaves nothing", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const mount = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-full-"))
       execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mount])
       try {

@@ -43,7 +43,7 @@ const filesUnder = (dir: string) =>
 
 describe("Disk sweepTemporary", () => {
   it.live("removes old temporary files of both writers anywhere in the location, keeps fresh ones and every object", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "mixed")
       const d = yield* Disk.make({ root: loc })
       // committed objects, some of them old and named much like temporary files
@@ -88,7 +88,7 @@ describe("Disk sweepTemporary", () => {
     }))
 
   it.live("refuses keys shaped like temporary names, so a sweep can never take an object for a leftover", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "reserved") })
       yield* d.put("source", text("x"))
       for (const k of [TemporaryNames.disk("x", "0a0a0a0a0a0a"), `f/${TemporaryNames.part("x", "0a0a0a0a0a0a")}`]) {
@@ -100,7 +100,7 @@ describe("Disk sweepTemporary", () => {
     }))
 
   it.live("counts a leftover it cannot remove as failed and removes the others", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "stuck")
       const d = yield* Disk.make({ root: loc })
       leftover(path.join(loc, "held", TemporaryNames.disk("x", "cdcdcdcdcdcd")), 3, hours(100))
@@ -118,7 +118,7 @@ describe("Disk sweepTemporary", () => {
     }).pipe(Effect.scoped))
 
   it.live("refuses an age under an hour and leaves everything in place", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const loc = path.join(root, "young")
       const d = yield* Disk.make({ root: loc })
       leftover(path.join(loc, TemporaryNames.disk("x", "abababababab")), 3, hours(100))
@@ -129,57 +129,61 @@ describe("Disk sweepTemporary", () => {
     }))
 
   for (const overwrite of [false, true]) {
-    it.live(`a stalled write whose temporary file was swept fails and stores nothing (overwrite: ${overwrite})`, () =>
-      Effect.gen(function*() {
-        const loc = path.join(root, `stalled-${overwrite}`)
-        const d = yield* Disk.make({ root: loc })
-        if (overwrite) yield* d.put("obs/raw.bin", text("the previous object"))
-        const gate = yield* Deferred.make<void>()
-        // a body that sends 1 MiB, stalls (a dead link), then sends 8 MiB more once released
-        const body = Stream.concat(
-          StorageDriverSuite.bodyOf(1024 * 1024, 3),
-          Stream.unwrap(Effect.as(Deferred.await(gate), StorageDriverSuite.bodyOf(8 * 1024 * 1024, 4)))
-        )
-        const writing = yield* Effect.fork(d.put("obs/raw.bin", body, { overwrite }))
-        // the stall lasts past the sweep's age: made so by dating the file back
-        let temporary: Array<string> = []
-        while (temporary.length === 0) {
-          yield* Effect.sleep("20 millis")
-          temporary = filesUnder(loc).filter((f) => TemporaryNames.isTemporary(path.basename(f)))
-        }
-        const tmp = path.join(loc, temporary[0]!)
-        // the writer is idle once the file's size holds still (it may keep bytes back to write
-        // them in larger pieces): only then is the dated-back time not moved on by a write
-        let size = -1
-        for (let still = 0; still < 5; yield* Effect.sleep("40 millis")) {
-          const now = fs.statSync(tmp).size
-          still = now === size ? still + 1 : 0
-          size = now
-        }
-        const stale = new Date(Date.now() - hours(30))
-        fs.utimesSync(tmp, stale, stale)
-        const swept = yield* d.sweepTemporary()
-        assert.deepStrictEqual(swept, { files: 1, bytes: size, failed: 0 })
-        yield* Deferred.succeed(gate, undefined)
-        const exit = yield* Fiber.await(writing)
-        assert.isTrue(Exit.isFailure(exit), "the write fails")
-        if (Exit.isFailure(exit)) {
-          const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
-          assert.strictEqual((error as { reason?: string } | undefined)?.reason, "Unavailable", String(exit.cause))
-          assert.match(String((error as { message?: string }).message), /removed while the write ran/)
-        }
-        // nothing new under the key, no temporary file either
-        assert.deepStrictEqual(filesUnder(loc), overwrite ? ["obs/raw.bin"] : [])
-        if (overwrite) assert.strictEqual(new TextDecoder().decode(yield* d.readAtMost("obs/raw.bin", 100)), "the previous object")
-        else assert.strictEqual(yield* reason(d.stat("obs/raw.bin")), "NotFound")
-        // the caller's next attempt goes through
-        const again = yield* d.put("obs/raw.bin", text("again"), { overwrite: true })
-        assert.strictEqual(again.size, 5)
-      }), 60_000)
+    it.live(
+      `a stalled write whose temporary file was swept fails and stores nothing (overwrite: ${overwrite})`,
+      () =>
+        Effect.gen(function* () {
+          const loc = path.join(root, `stalled-${overwrite}`)
+          const d = yield* Disk.make({ root: loc })
+          if (overwrite) yield* d.put("obs/raw.bin", text("the previous object"))
+          const gate = yield* Deferred.make<void>()
+          // a body that sends 1 MiB, stalls (a dead link), then sends 8 MiB more once released
+          const body = Stream.concat(
+            StorageDriverSuite.bodyOf(1024 * 1024, 3),
+            Stream.unwrap(Effect.as(Deferred.await(gate), StorageDriverSuite.bodyOf(8 * 1024 * 1024, 4)))
+          )
+          const writing = yield* Effect.fork(d.put("obs/raw.bin", body, { overwrite }))
+          // the stall lasts past the sweep's age: made so by dating the file back
+          let temporary: Array<string> = []
+          while (temporary.length === 0) {
+            yield* Effect.sleep("20 millis")
+            temporary = filesUnder(loc).filter((f) => TemporaryNames.isTemporary(path.basename(f)))
+          }
+          const tmp = path.join(loc, temporary[0]!)
+          // the writer is idle once the file's size holds still (it may keep bytes back to write
+          // them in larger pieces): only then is the dated-back time not moved on by a write
+          let size = -1
+          for (let still = 0; still < 5; yield* Effect.sleep("40 millis")) {
+            const now = fs.statSync(tmp).size
+            still = now === size ? still + 1 : 0
+            size = now
+          }
+          const stale = new Date(Date.now() - hours(30))
+          fs.utimesSync(tmp, stale, stale)
+          const swept = yield* d.sweepTemporary()
+          assert.deepStrictEqual(swept, { files: 1, bytes: size, failed: 0 })
+          yield* Deferred.succeed(gate, undefined)
+          const exit = yield* Fiber.await(writing)
+          assert.isTrue(Exit.isFailure(exit), "the write fails")
+          if (Exit.isFailure(exit)) {
+            const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined
+            assert.strictEqual((error as { reason?: string } | undefined)?.reason, "Unavailable", String(exit.cause))
+            assert.match(String((error as { message?: string }).message), /removed while the write ran/)
+          }
+          // nothing new under the key, no temporary file either
+          assert.deepStrictEqual(filesUnder(loc), overwrite ? ["obs/raw.bin"] : [])
+          if (overwrite) assert.strictEqual(new TextDecoder().decode(yield* d.readAtMost("obs/raw.bin", 100)), "the previous object")
+          else assert.strictEqual(yield* reason(d.stat("obs/raw.bin")), "NotFound")
+          // the caller's next attempt goes through
+          const again = yield* d.put("obs/raw.bin", text("again"), { overwrite: true })
+          assert.strictEqual(again.size, 5)
+        }),
+      60_000
+    )
   }
 
   it.live("is declared, lifted and Unsupported where a driver has none", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const minimal = yield* Disk.makeMinimal({ root: path.join(root, "lifted") })
       const { sweepTemporary: _, ...without } = minimal
       const plain = StorageDriver.make({ ...without, capabilities: { ...minimal.capabilities, sweepTemporary: false } })

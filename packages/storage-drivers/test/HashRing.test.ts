@@ -107,7 +107,7 @@ describe("HashRing.hasher", () => {
     }))
 
   it.live("a disk put returns and verifies the checksum Node computes, and refuses a wrong one storing nothing", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "puts") })
       const bytes = randomBytes(40 * MiB + 7)
       const info = yield* d.put("a/big.bin", Stream.fromIterable(cut(bytes, [MiB, 5 * MiB, 123])))
@@ -124,12 +124,15 @@ describe("HashRing.hasher", () => {
 
   it("lets a process that used it exit by itself", () => {
     const script = path.join(root, "exits.ts")
-    fs.writeFileSync(script, [
-      `import * as HashRing from ${JSON.stringify(fileURLToPath(new URL("../../core/src/node/HashRing.ts", import.meta.url)))}`,
-      `const h = HashRing.hasher("sha256")`,
-      `h.update(new Uint8Array(5 * 1024 * 1024))`,
-      `h.ready?.(true)?.then(() => console.log(h.digest()))`
-    ].join("\n"))
+    fs.writeFileSync(
+      script,
+      [
+        `import * as HashRing from ${JSON.stringify(fileURLToPath(new URL("../../core/src/node/HashRing.ts", import.meta.url)))}`,
+        `const h = HashRing.hasher("sha256")`,
+        `h.update(new Uint8Array(5 * 1024 * 1024))`,
+        `h.ready?.(true)?.then(() => console.log(h.digest()))`
+      ].join("\n")
+    )
     const started = Date.now()
     const run = spawnSync(process.execPath, ["--import", "tsx", script], { encoding: "utf8", timeout: 30_000 })
     assert.strictEqual(run.status, 0, run.stderr)

@@ -36,11 +36,19 @@ class SimulatedLibrary {
   status(): string {
     const lines = [`  Storage Changer /dev/sg3:${this.drives.length} Drives, ${this.slots.length} Slots ( 0 Import/Export )`]
     this.drives.forEach((d, i) =>
-      lines.push(d.label === undefined
-        ? `Data Transfer Element ${i}:Empty`
-        : `Data Transfer Element ${i}:Full (Storage Element ${d.source} Loaded):VolumeTag = ${d.label}                      `))
+      lines.push(
+        d.label === undefined
+          ? `Data Transfer Element ${i}:Empty`
+          : `Data Transfer Element ${i}:Full (Storage Element ${d.source} Loaded):VolumeTag = ${d.label}                      `
+      )
+    )
     this.slots.forEach((l, i) =>
-      lines.push(l === undefined ? `      Storage Element ${i + 1}:Empty` : `      Storage Element ${i + 1}:Full :VolumeTag=${l}                      `))
+      lines.push(
+        l === undefined
+          ? `      Storage Element ${i + 1}:Empty`
+          : `      Storage Element ${i + 1}:Full :VolumeTag=${l}                      `
+      )
+    )
     return lines.join("\n") + "\n"
   }
   run = async (command: string, args: ReadonlyArray<string>): Promise<string> => {
@@ -73,7 +81,9 @@ class SimulatedLibrary {
       const d = this.drive(dev!)
       if (op === "status") {
         return `SCSI 2 tape drive:\nFile number=${d.file}, block number=0, partition=0.\nTape block size 0 bytes. Density code 0x5a (LTO-8).\n` +
-          `Soft error count since last status=0\nGeneral status bits on (41010000):\n ${d.label === undefined ? "DR_OPEN" : `${d.file === 0 ? "BOT " : ""}ONLINE`} IM_REP_EN\n`
+          `Soft error count since last status=0\nGeneral status bits on (41010000):\n ${
+            d.label === undefined ? "DR_OPEN" : `${d.file === 0 ? "BOT " : ""}ONLINE`
+          } IM_REP_EN\n`
       }
       if (d.label === undefined) throw new Error(`${dev}: No medium found`)
       if (op === "rewind") d.file = 0
@@ -156,7 +166,7 @@ Data Transfer Element 1:Empty
   })
 
   it.scopedLive("loads, positions and writes with the documented commands", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const sim = new SimulatedLibrary(["CCAT00L8", "CCAT01L8"], ["/dev/nst0"])
       const tape = yield* Tape.make({ root: path.join(root, "commands"), library: backend(sim, 2 * MiB), keepOnline: false })
       yield* tape.put("a.bin", StorageDriverSuite.bodyOf(MiB + 5, 1))

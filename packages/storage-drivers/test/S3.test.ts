@@ -86,7 +86,7 @@ const rawClient = () =>
 
 describe.runIf(useRadosgw)("S3 on radosgw", () => {
   it.scopedLive("keeps our checksum with single-part and multipart objects", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* S3.make(options({ prefix: "checksums/", partSize: 5 * MiB }))
       const small = yield* d.put("one-part.bin", StorageDriverSuite.bodyOf(MiB, 1))
       assert.strictEqual((yield* d.stat("one-part.bin")).checksum, small.checksum)
@@ -96,14 +96,16 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
       // multipart, checksum known up front: kept as metadata from the start
       const again = yield* d.put("multi-known.bin", StorageDriverSuite.bodyOf(12 * MiB + 5, 2), { checksum: big.checksum })
       const client = rawClient()
-      const head = yield* Effect.promise(() => client.send(new HeadObjectCommand({ Bucket: "ccat-tests", Key: "checksums/multi-known.bin" })))
+      const head = yield* Effect.promise(() =>
+        client.send(new HeadObjectCommand({ Bucket: "ccat-tests", Key: "checksums/multi-known.bin" }))
+      )
       client.destroy()
       assert.strictEqual(head.Metadata?.["ccat-checksum"], again.checksum)
       assert.match(head.ETag ?? "", /-3"$/, "a 3-part upload's ETag is not an MD5")
     }))
 
   it.scopedLive("every request that carries bytes carries their Content-MD5, computed off the main thread", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const client = rawClient()
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
       // what went over the wire: each request's Content-MD5 header beside the MD5 of its body
@@ -122,8 +124,14 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
       assert.strictEqual(seen.length, 5)
       for (const r of seen) assert.strictEqual(r.sent, r.actual)
       // the bytes stored are the body's, read back and hashed here (not the stored metadata)
-      assert.strictEqual((yield* StorageDriverSuite.digestOf(d.get("parts.bin"))).checksum, (yield* StorageDriverSuite.digestOf(StorageDriverSuite.bodyOf(17 * MiB + 3, 4))).checksum)
-      assert.strictEqual((yield* StorageDriverSuite.digestOf(d.get("one.bin"))).checksum, (yield* StorageDriverSuite.digestOf(StorageDriverSuite.bodyOf(3 * MiB, 5))).checksum)
+      assert.strictEqual(
+        (yield* StorageDriverSuite.digestOf(d.get("parts.bin"))).checksum,
+        (yield* StorageDriverSuite.digestOf(StorageDriverSuite.bodyOf(17 * MiB + 3, 4))).checksum
+      )
+      assert.strictEqual(
+        (yield* StorageDriverSuite.digestOf(d.get("one.bin"))).checksum,
+        (yield* StorageDriverSuite.digestOf(StorageDriverSuite.bodyOf(3 * MiB, 5))).checksum
+      )
       assert.strictEqual(big.checksum, (yield* StorageDriverSuite.digestOf(StorageDriverSuite.bodyOf(17 * MiB + 3, 4))).checksum)
       assert.strictEqual(one.checksum, (yield* StorageDriverSuite.digestOf(StorageDriverSuite.bodyOf(3 * MiB, 5))).checksum)
       // switched off, no request carries one
@@ -135,7 +143,7 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
     }))
 
   it.scopedLive("maps a part the server rejects (bad Content-MD5) to Corrupt", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const client = rawClient()
       yield* Effect.addFinalizer(() => Effect.sync(() => client.destroy()))
       const d = yield* S3.make(options({ client, prefix: "digest/" }))
@@ -164,7 +172,7 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
     }))
 
   it.scopedLive("aborts the multipart upload of an interrupted write", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* S3.make(options({ prefix: "aborted/", partSize: 5 * MiB }))
       let sent = 0
       const body = Stream.concat(StorageDriverSuite.bodyOf(16 * MiB, 3), Stream.never as Stream.Stream<Uint8Array>).pipe(
@@ -177,14 +185,16 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
       yield* Effect.sleep("500 millis")
       yield* Fiber.interrupt(fiber)
       const client = rawClient()
-      const uploads = yield* Effect.promise(() => client.send(new ListMultipartUploadsCommand({ Bucket: "ccat-tests", Prefix: "aborted/" })))
+      const uploads = yield* Effect.promise(() =>
+        client.send(new ListMultipartUploadsCommand({ Bucket: "ccat-tests", Prefix: "aborted/" }))
+      )
       client.destroy()
       assert.deepStrictEqual(uploads.Uploads ?? [], [])
       assert.strictEqual(yield* reason(d.stat("killed.bin")), "NotFound")
     }))
 
   it.scopedLive("presigns GET and PUT URLs that work without credentials", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* S3.make(options({ prefix: "presign/", partSize: 5 * MiB }))
       assert.isTrue(d.capabilities.presign)
       const put = yield* d.put("dir/obs 1.bin", StorageDriverSuite.bodyOf(6 * MiB + 3, 7))
@@ -209,7 +219,7 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
     }))
 
   it.scopedLive("refuses to presign a missing object, an unsafe key or an expiry S3 cannot sign", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* S3.make(options({ prefix: "presign-bad/" }))
       assert.strictEqual(yield* reason(d.presign("missing.bin")), "NotFound")
       assert.strictEqual(yield* reason(d.presign("../escape")), "PermissionDenied")
@@ -222,7 +232,7 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
   // radosgw judges by its own (real) clock; no sleeping needed. The TestClock is provided here
   // because the suite's `layer(...)` above leaves the module's `it.scoped` without test services.
   it.scopedLive("the server refuses a URL after it expired", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* S3.make(options({ prefix: "presign-expired/" }))
       yield* d.put("old.txt", Stream.make(new TextEncoder().encode("expired")))
       yield* TestClock.setTime(Date.now() - 2 * 60 * 60 * 1000)
@@ -237,7 +247,7 @@ describe.runIf(useRadosgw)("S3 on radosgw", () => {
     }).pipe(Effect.provide(TestContext.TestContext)))
 
   it.scopedLive("reports an unreachable server as Unavailable", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* S3.make({
         ...options({ createBucket: false }),
         endpoint: "http://127.0.0.1:9",

@@ -26,7 +26,7 @@ const unavailable = (method: string) =>
 
 /** The disk primitives with the first `failures` calls of stat failing as `reason`. */
 const flaky = (name: string, failures: number, reason: StorageError.StorageErrorReason = "Unavailable") =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const disk = yield* Disk.makeMinimal({ root: path.join(root, name) })
     const calls = { stat: 0 }
     const minimal: StorageDriver.Minimal = {
@@ -46,7 +46,7 @@ const policy: StorageDriver.RetryPolicy = { base: "1 second", factor: 10, cap: "
 
 describe("StorageDriver.make", () => {
   it.effect("retries Unavailable with capped exponential backoff, on the clock", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { calls, minimal } = yield* flaky("retry", 3)
       const d = StorageDriver.make(minimal, { retry: policy })
       yield* d.put("x.txt", Stream.make(new TextEncoder().encode("x")))
@@ -64,7 +64,7 @@ describe("StorageDriver.make", () => {
     }))
 
   it.effect("gives up after the policy's retries with the transient error", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { calls, minimal } = yield* flaky("give-up", 100)
       const d = StorageDriver.make(minimal, { retry: policy })
       const fiber = yield* Effect.fork(Effect.flip(d.stat("x.txt")))
@@ -75,7 +75,7 @@ describe("StorageDriver.make", () => {
     }))
 
   it.effect("does not retry permanent failures", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const { calls, minimal } = yield* flaky("permanent", 100, "PermissionDenied")
       const d = StorageDriver.make(minimal, { retry: policy })
       const error = yield* Effect.flip(d.stat("x.txt"))
@@ -84,23 +84,26 @@ describe("StorageDriver.make", () => {
     }))
 
   it.effect("resumes an interrupted read where it stopped, by range", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const disk = yield* Disk.makeMinimal({ root: path.join(root, "resume") })
       const body = StorageDriverSuite.bodyOf(5 * 1024 * 1024 + 3, 4)
       const expected = yield* StorageDriverSuite.digestOf(body)
       let broke = false
       const ranges: Array<number> = []
-      const d = StorageDriver.make({
-        ...disk,
-        get: (key, range) => {
-          ranges.push(range?.start ?? 0)
-          const s = disk.get(key, range)
-          if (broke) return s
-          broke = true
-          // the connection drops after 2 MiB
-          return Stream.concat(Stream.take(s, 2), Stream.fail(unavailable("get")))
-        }
-      }, { retry: policy })
+      const d = StorageDriver.make(
+        {
+          ...disk,
+          get: (key, range) => {
+            ranges.push(range?.start ?? 0)
+            const s = disk.get(key, range)
+            if (broke) return s
+            broke = true
+            // the connection drops after 2 MiB
+            return Stream.concat(Stream.take(s, 2), Stream.fail(unavailable("get")))
+          }
+        },
+        { retry: policy }
+      )
       yield* d.put("big.bin", body)
       const fiber = yield* Effect.fork(StorageDriverSuite.digestOf(d.get("big.bin")))
       // real file I/O runs between the virtual clock's steps
@@ -114,25 +117,34 @@ describe("StorageDriver.make", () => {
     }))
 
   it.effect("resumes an interrupted readEach after the last part consumed; a consumer's own failure is not retried", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const disk = yield* Disk.makeMinimal({ root: path.join(root, "resume-each") })
       const body = StorageDriverSuite.bodyOf(5 * 1024 * 1024 + 3, 5)
       const expected = yield* StorageDriverSuite.digestOf(body)
       let broke = false
       const ranges: Array<number> = []
-      const d = StorageDriver.make({
-        ...disk,
-        readEach: <E>(key: Parameters<typeof disk.stat>[0], range: StorageDriver.ByteRange | undefined, consume: (part: Uint8Array) => Effect.Effect<void, E>) => {
-          ranges.push(range?.start ?? 0)
-          if (broke) return disk.readEach!(key, range, consume)
-          broke = true
-          // the read breaks down after two parts were consumed
-          let parts = 0
-          return disk.readEach!<E | StorageError.StorageError>(key, range, (part) =>
-            parts++ < 2 ? consume(part) : Effect.fail(unavailable("readEach"))
-          )
-        }
-      }, { retry: policy })
+      const d = StorageDriver.make(
+        {
+          ...disk,
+          readEach: <E>(
+            key: Parameters<typeof disk.stat>[0],
+            range: StorageDriver.ByteRange | undefined,
+            consume: (part: Uint8Array) => Effect.Effect<void, E>
+          ) => {
+            ranges.push(range?.start ?? 0)
+            if (broke) return disk.readEach!(key, range, consume)
+            broke = true
+            // the read breaks down after two parts were consumed
+            let parts = 0
+            return disk.readEach!<E | StorageError.StorageError>(
+              key,
+              range,
+              (part) => parts++ < 2 ? consume(part) : Effect.fail(unavailable("readEach"))
+            )
+          }
+        },
+        { retry: policy }
+      )
       yield* d.put("big.bin", body)
       const h = createHash("sha256")
       let consumed = 0
@@ -159,7 +171,7 @@ describe("StorageDriver.make", () => {
     }))
 
   it.effect("refuses a driver whose capabilities promise what it lacks", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const disk = yield* Disk.makeMinimal({ root: path.join(root, "caps") })
       assert.throws(() => StorageDriver.make({ ...disk, capabilities: { ...disk.capabilities, presign: true } }))
     }))

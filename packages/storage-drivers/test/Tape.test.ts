@@ -39,7 +39,7 @@ const reason = <A>(e: Effect.Effect<A, { readonly reason: string }>) =>
 
 describe("Tape", () => {
   it.scopedLive("recalls a batch volume by volume, in file order, mounting each volume once", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const library = yield* VirtualTapeLibrary.make({
         root: path.join(root, "recall-library"),
         volumes: 2,
@@ -53,7 +53,12 @@ describe("Tape", () => {
       for (const [i, k] of keys.entries()) yield* tape.put(k, StorageDriverSuite.bodyOf(MiB, i))
       const catalog = yield* tape.catalog
       assert.deepStrictEqual(keys.map((k) => [catalog[k]!.volume, catalog[k]!.fileNumber]), [
-        ["CCAT000", 0], ["CCAT000", 1], ["CCAT000", 2], ["CCAT001", 0], ["CCAT001", 1], ["CCAT001", 2]
+        ["CCAT000", 0],
+        ["CCAT000", 1],
+        ["CCAT000", 2],
+        ["CCAT001", 0],
+        ["CCAT001", 1],
+        ["CCAT001", 2]
       ])
       yield* tape.evict(keys)
       assert.isFalse((yield* tape.stat(keys[4]!)).online)
@@ -79,7 +84,7 @@ describe("Tape", () => {
     }))
 
   it.scopedLive("reads an offline object by recalling it: mount, position, read", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const library = yield* VirtualTapeLibrary.make({ root: path.join(root, "get-library"), volumes: 1, mountLatency: "100 millis" })
       const tape = yield* Tape.make({ root: path.join(root, "get"), library, keepOnline: false })
       yield* tape.put("a.txt", Stream.make(new TextEncoder().encode("first")))
@@ -92,7 +97,7 @@ describe("Tape", () => {
     }))
 
   it.scopedLive("fills volumes in order and refuses a write no volume has room for", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const library = yield* VirtualTapeLibrary.make({ root: path.join(root, "full-library"), volumes: 2, capacityBytes: 2 * MiB })
       const tape = yield* Tape.make({ root: path.join(root, "full"), library })
       yield* tape.put("one", StorageDriverSuite.bodyOf(MiB + MiB / 2, 1))
@@ -105,9 +110,9 @@ describe("Tape", () => {
     }))
 
   it.scopedLive("keeps its catalog across restarts", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const libraryRoot = path.join(root, "restart-library")
-      const first = yield* Effect.scoped(Effect.gen(function*() {
+      const first = yield* Effect.scoped(Effect.gen(function* () {
         const library = yield* VirtualTapeLibrary.make({ root: libraryRoot, volumes: 1 })
         const tape = yield* Tape.make({ root: path.join(root, "restart"), library, keepOnline: false })
         return yield* tape.put("kept.bin", StorageDriverSuite.bodyOf(3 * MiB, 9))

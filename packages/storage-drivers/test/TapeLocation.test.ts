@@ -34,30 +34,65 @@ const at = "sites[0].locations[1].driver"
 
 describe("Topology: tape locations", () => {
   it("accepts a virtual library with sizes and durations written for people, and fills in defaults", () => {
-    const result = Topology.decode(withTape({
-      root: "/data/tape", library: "virtual", volumes: 3, volumeBytes: "64 MiB", drives: 2,
-      mountLatency: "2 seconds", seekLatency: 15
-    }), { drivers })
+    const result = Topology.decode(
+      withTape({
+        root: "/data/tape",
+        library: "virtual",
+        volumes: 3,
+        volumeBytes: "64 MiB",
+        drives: 2,
+        mountLatency: "2 seconds",
+        seekLatency: 15
+      }),
+      { drivers }
+    )
     assert.isTrue(Either.isRight(result), Either.isLeft(result) ? result.left.message : "")
     const driver = Either.getOrThrow(result).sites[0].locations[1].driver
     const tape = decodeTape(driver)
     assert.deepStrictEqual(tape, {
-      root: "/data/tape", library: "virtual", volumes: 3, volumeBytes: 64 * 1024 ** 2, drives: 2,
-      mountLatency: 2000, seekLatency: 15, keepOnline: true
+      root: "/data/tape",
+      library: "virtual",
+      volumes: 3,
+      volumeBytes: 64 * 1024 ** 2,
+      drives: 2,
+      mountLatency: 2000,
+      seekLatency: 15,
+      keepOnline: true
     })
     assert.deepStrictEqual(decodeTape({ root: "/t", library: "virtual" }), {
-      root: "/t", library: "virtual", volumes: 4, volumeBytes: 1024 ** 3, drives: 1, mountLatency: 0, seekLatency: 0, keepOnline: true
+      root: "/t",
+      library: "virtual",
+      volumes: 4,
+      volumeBytes: 1024 ** 3,
+      drives: 1,
+      mountLatency: 0,
+      seekLatency: 0,
+      keepOnline: true
     })
   })
 
   it("accepts an mtx library with its devices, labels and block size", () => {
     const tape = decodeTape({
-      root: "/data/tape", library: "mtx", changer: "/dev/sg3", drives: ["/dev/nst0", "/dev/nst1"],
-      labels: ["CCAT01L8", "CCAT02L8"], volumeBytes: "12 TB", blockSize: "256 KiB", mtx: "/usr/sbin/mtx", keepOnline: false
+      root: "/data/tape",
+      library: "mtx",
+      changer: "/dev/sg3",
+      drives: ["/dev/nst0", "/dev/nst1"],
+      labels: ["CCAT01L8", "CCAT02L8"],
+      volumeBytes: "12 TB",
+      blockSize: "256 KiB",
+      mtx: "/usr/sbin/mtx",
+      keepOnline: false
     })
     assert.deepStrictEqual(tape, {
-      root: "/data/tape", library: "mtx", changer: "/dev/sg3", drives: ["/dev/nst0", "/dev/nst1"],
-      labels: ["CCAT01L8", "CCAT02L8"], volumeBytes: 12e12, blockSize: 256 * 1024, mtx: "/usr/sbin/mtx", keepOnline: false
+      root: "/data/tape",
+      library: "mtx",
+      changer: "/dev/sg3",
+      drives: ["/dev/nst0", "/dev/nst1"],
+      labels: ["CCAT01L8", "CCAT02L8"],
+      volumeBytes: 12e12,
+      blockSize: 256 * 1024,
+      mtx: "/usr/sbin/mtx",
+      keepOnline: false
     })
   })
 
@@ -71,8 +106,14 @@ describe("Topology: tape locations", () => {
 
   it("refuses bad virtual options all at once, each naming its option, and a misspelt one", () => {
     const problems = problemsOf(withTape({
-      root: "/data/tape", library: "virtual", volumes: 0, volumeBytes: "lots", drives: 1.5,
-      mountLatency: "soon", seekLatncy: "1 seconds", keepOnline: "yes"
+      root: "/data/tape",
+      library: "virtual",
+      volumes: 0,
+      volumeBytes: "lots",
+      drives: 1.5,
+      mountLatency: "soon",
+      seekLatncy: "1 seconds",
+      keepOnline: "yes"
     }))
     const about = (option: string) => problems.find((p) => p.startsWith(`${at}.${option}:`))
     assert.isDefined(about("volumes"), problems.join("\n"))
@@ -89,7 +130,11 @@ describe("Topology: tape locations", () => {
     assert.isTrue(missing.some((p) => p.startsWith(`${at}.changer:`)), missing.join("\n"))
     assert.isTrue(missing.some((p) => p.startsWith(`${at}.drives:`)), missing.join("\n"))
     const bad = problemsOf(withTape({
-      root: "/data/tape", library: "mtx", changer: "/dev/sg3", drives: ["/dev/nst0", "/dev/nst0"], blockSize: 100,
+      root: "/data/tape",
+      library: "mtx",
+      changer: "/dev/sg3",
+      drives: ["/dev/nst0", "/dev/nst0"],
+      blockSize: 100,
       volumes: 4
     }))
     assert.isTrue(bad.some((p) => p.startsWith(`${at}.drives:`) && p.includes("listed twice")), bad.join("\n"))

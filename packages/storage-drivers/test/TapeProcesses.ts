@@ -44,7 +44,7 @@ export const spawnWriter = (root: string, prefix: string, count: number | "hold"
         process: child,
         output: () => out,
         waitFor: (what, done, timeoutMs = 60_000) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             const deadline = Date.now() + timeoutMs
             while (!done(out)) {
               if (Date.now() > deadline || (child.exitCode !== null && !done(out))) {
@@ -80,7 +80,7 @@ export const catalogOnDisk = (dir: string) =>
 
 /** Every entry names its own tape file and reads back with its recorded checksum. */
 export const assertEveryEntryReads = (dir: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { objects } = catalogOnDisk(dir)
     const places = Object.values(objects).map((e) => `${e.volume}:${e.fileNumber}`)
     assert.strictEqual(new Set(places).size, places.length, "no two entries share a tape file")

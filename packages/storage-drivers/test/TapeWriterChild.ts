@@ -14,7 +14,7 @@ import { bodyFor, openTape } from "./TapeObjects.js"
 
 const [root, prefix, count, go, pauseMs] = process.argv.slice(2) as [string, string, string, string, string]
 
-Effect.gen(function*() {
+Effect.gen(function* () {
   if (count === "hold") {
     yield* FileLock.acquire(path.join(root, "archive", "locks", "write.lock"))
     console.log("holding")

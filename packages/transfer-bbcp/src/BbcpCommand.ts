@@ -91,7 +91,9 @@ const checksumArg = (c: NonNullable<Options["checksum"]>): string => {
       return `${c.algorithm}=`
     case "Verify": {
       const digits = c.algorithm === "md5" ? 32 : 8
-      if (!new RegExp(`^[0-9a-fA-F]{${digits}}$`).test(c.mode.value)) invalid(`a ${c.algorithm} value to verify has ${digits} hex digits, got ${c.mode.value}`)
+      if (!new RegExp(`^[0-9a-fA-F]{${digits}}$`).test(c.mode.value)) {
+        invalid(`a ${c.algorithm} value to verify has ${digits} hex digits, got ${c.mode.value}`)
+      }
       return `${c.algorithm}=${c.mode.value}`
     }
     case "ToFile":
@@ -129,14 +131,24 @@ const program = (cmd: string, flag: string): string => {
 export const args = (options: Options, sources: ReadonlyArray<FileSpec>, target: FileSpec): Array<string> => {
   if (sources.length === 0) invalid("bbcp needs at least one source")
   const c = options.checksum
-  if (options.append !== undefined && c !== undefined && c.mode._tag !== "Compute") invalid("bbcp refuses -a with -E alg=...: verify the copy separately")
+  if (options.append !== undefined && c !== undefined && c.mode._tag !== "Compute") {
+    invalid("bbcp refuses -a with -E alg=...: verify the copy separately")
+  }
   if (options.recursive === true && c?.mode._tag === "Verify") invalid("bbcp refuses -r with -E alg=<value>")
-  if (options.streams !== undefined && (!Number.isInteger(options.streams) || options.streams < 1 || options.streams > 64)) invalid(`streams must be 1 to 64, got ${options.streams}`)
-  if (options.progressSeconds !== undefined && (!Number.isInteger(options.progressSeconds) || options.progressSeconds < 1)) invalid(`progress interval must be a whole number of seconds, got ${options.progressSeconds}`)
-  if (options.timeLimitSeconds !== undefined && !(options.timeLimitSeconds > 0)) invalid(`time limit must be positive, got ${options.timeLimitSeconds}`)
+  if (options.streams !== undefined && (!Number.isInteger(options.streams) || options.streams < 1 || options.streams > 64)) {
+    invalid(`streams must be 1 to 64, got ${options.streams}`)
+  }
+  if (options.progressSeconds !== undefined && (!Number.isInteger(options.progressSeconds) || options.progressSeconds < 1)) {
+    invalid(`progress interval must be a whole number of seconds, got ${options.progressSeconds}`)
+  }
+  if (options.timeLimitSeconds !== undefined && !(options.timeLimitSeconds > 0)) {
+    invalid(`time limit must be positive, got ${options.timeLimitSeconds}`)
+  }
   const port = (p: number) => (Number.isInteger(p) && p > 0 && p < 65536 ? String(p) : invalid(`bad port ${p}`))
   const dir = options.append?.checkpointDir
-  if (dir !== undefined && (dir.startsWith("-") || !dir.startsWith("/"))) invalid(`the -a checkpoint directory must be an absolute path, got ${dir}`)
+  if (dir !== undefined && (dir.startsWith("-") || !dir.startsWith("/"))) {
+    invalid(`the -a checkpoint directory must be an absolute path, got ${dir}`)
+  }
   const out: Array<string> = []
   if (options.append !== undefined) out.push("-a", ...(dir === undefined ? [] : [dir]))
   if (options.keep === true) out.push("-k")
@@ -148,7 +160,12 @@ export const args = (options: Options, sources: ReadonlyArray<FileSpec>, target:
   if (options.window !== undefined) out.push("-w", sizeArg("window", options.window, 8192))
   if (options.blockSize !== undefined) out.push("-B", sizeArg("block size", options.blockSize, 1024))
   if (options.reverse === true) out.push("-z")
-  if (options.ports !== undefined) out.push("-Z", options.ports.last === undefined ? port(options.ports.first) : `${port(options.ports.first)}:${port(options.ports.last)}`)
+  if (options.ports !== undefined) {
+    out.push(
+      "-Z",
+      options.ports.last === undefined ? port(options.ports.first) : `${port(options.ports.first)}:${port(options.ports.last)}`
+    )
+  }
   if (options.timeLimitSeconds !== undefined) out.push("-t", String(options.timeLimitSeconds))
   if (options.rateLimit !== undefined) out.push("-x", sizeArg("rate", options.rateLimit, 1024))
   if (options.progressSeconds !== undefined) out.push("-P", String(options.progressSeconds))
@@ -181,7 +198,9 @@ export const sshProgram = (
     "-a",
     ...(ssh.port === undefined ? [] : ["-p", String(ssh.port)]),
     ...(ssh.identityFile === undefined ? [] : ["-i", ssh.identityFile]),
-    ...["BatchMode=yes", "ConnectTimeout=30", "ServerAliveInterval=15", "ServerAliveCountMax=4", ...(ssh.sshOptions ?? [])].flatMap((o) => ["-o", o]),
+    ...["BatchMode=yes", "ConnectTimeout=30", "ServerAliveInterval=15", "ServerAliveCountMax=4", ...(ssh.sshOptions ?? [])].flatMap((
+      o
+    ) => ["-o", o]),
     "%I",
     "-l",
     "%U",

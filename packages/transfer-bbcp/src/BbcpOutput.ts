@@ -10,14 +10,26 @@ import { TransferHost } from "@ccat/core/node"
 
 /** One line of bbcp's stderr, classified. */
 export type Line =
-  | { readonly _tag: "Progress"; readonly stamp: string; readonly percent: number | undefined; readonly rate: number; readonly average: number }
+  | {
+    readonly _tag: "Progress"
+    readonly stamp: string
+    readonly percent: number | undefined
+    readonly rate: number
+    readonly average: number
+  }
   | { readonly _tag: "Creating"; readonly path: string }
   | { readonly _tag: "Appending"; readonly path: string; readonly offset: number }
   | { readonly _tag: "FileCreated"; readonly path: string; readonly bytes: number; readonly rate: number }
   | { readonly _tag: "Summary"; readonly files: number; readonly rate: number }
   | { readonly _tag: "Indexing" }
   | { readonly _tag: "Copying"; readonly files: number; readonly directories: number }
-  | { readonly _tag: "Checksum"; readonly algorithm: "md5" | "a32" | "c32"; readonly hex: string; readonly host: string; readonly path: string }
+  | {
+    readonly _tag: "Checksum"
+    readonly algorithm: "md5" | "a32" | "c32"
+    readonly hex: string
+    readonly host: string
+    readonly path: string
+  }
   | { readonly _tag: "WillComplete"; readonly path: string }
   | { readonly _tag: "AlreadyCopied"; readonly path: string }
   | { readonly _tag: "Statistics"; readonly text: string }
@@ -36,15 +48,30 @@ const patterns: ReadonlyArray<readonly [RegExp, (m: RegExpExecArray) => Line]> =
     new RegExp(String.raw`^bbcp: (\d{6} \d\d:\d\d:\d\d)  (\d+%|not) done; ${R}(?:, avg ${R})?$`),
     (m) => {
       const current = rate(m[3]!, m[4]!)
-      return { _tag: "Progress", stamp: m[1]!, percent: m[2] === "not" ? undefined : Number(m[2]!.slice(0, -1)), rate: current, average: m[5] === undefined ? current : rate(m[5], m[6]!) }
+      return {
+        _tag: "Progress",
+        stamp: m[1]!,
+        percent: m[2] === "not" ? undefined : Number(m[2]!.slice(0, -1)),
+        rate: current,
+        average: m[5] === undefined ? current : rate(m[5], m[6]!)
+      }
     }
   ],
   [/^bbcp: Creating (.+)$/, (m) => ({ _tag: "Creating", path: m[1]! })],
   [/^bbcp: Appending to (.+) at offset (\d+)$/, (m) => ({ _tag: "Appending", path: m[1]!, offset: Number(m[2]) })],
-  [new RegExp(String.raw`^File (.+) created; (\d+) bytes at ${R}$`), (m) => ({ _tag: "FileCreated", path: m[1]!, bytes: Number(m[2]), rate: rate(m[3]!, m[4]!) })],
-  [new RegExp(String.raw`^(\d+) files? copied at effectively ${R}$`), (m) => ({ _tag: "Summary", files: Number(m[1]), rate: rate(m[2]!, m[3]!) })],
+  [
+    new RegExp(String.raw`^File (.+) created; (\d+) bytes at ${R}$`),
+    (m) => ({ _tag: "FileCreated", path: m[1]!, bytes: Number(m[2]), rate: rate(m[3]!, m[4]!) })
+  ],
+  [
+    new RegExp(String.raw`^(\d+) files? copied at effectively ${R}$`),
+    (m) => ({ _tag: "Summary", files: Number(m[1]), rate: rate(m[2]!, m[3]!) })
+  ],
   [/^bbcp: Indexing files to be copied\.\.\.$/, () => ({ _tag: "Indexing" })],
-  [/^bbcp: Copying (\d+) files? in (\d+) director(?:y|ies)\.$/, (m) => ({ _tag: "Copying", files: Number(m[1]), directories: Number(m[2]) })],
+  [
+    /^bbcp: Copying (\d+) files? in (\d+) director(?:y|ies)\.$/,
+    (m) => ({ _tag: "Copying", files: Number(m[1]), directories: Number(m[2]) })
+  ],
   [
     /^Checksum: (md5|a32|c32) ([0-9a-fA-F]+) ([^\s:]+):(.+)$/,
     (m) => ({ _tag: "Checksum", algorithm: m[1] as "md5" | "a32" | "c32", hex: m[2]!.toLowerCase(), host: m[3]!, path: m[4]! })
@@ -162,7 +189,9 @@ const reasonOfText = (line: string | undefined): TransferError.Reason | undefine
   if (line === undefined) return undefined
   if (/^(?:Permission denied|Read-only file system|Operation not permitted) /.test(line)) return "PermissionDenied"
   if (/^(?:No space left on device|Disk quota exceeded) /.test(line)) return "DestinationFull"
-  if (/^(?:Connection reset by peer|Connection timed out|Connection refused|No route to host|Network is unreachable) /.test(line)) return "Connection"
+  if (/^(?:Connection reset by peer|Connection timed out|Connection refused|No route to host|Network is unreachable) /.test(line)) {
+    return "Connection"
+  }
   return undefined
 }
 
@@ -178,7 +207,9 @@ export const classify = (exitCode: number | null, signal: string | null, stderr:
   const report = parse(stderr)
   const first = report.errors[0]
   const detail = [...report.foreign, ...report.errors].slice(0, 3).join(" / ") || `bbcp exited with ${exitCode ?? signal}`
-  if (exitCode === null || exitCode === 143 || exitCode === 130 || exitCode === 137) return { reason: "Interrupted", detail: `bbcp ended by ${signal ?? `exit ${exitCode}`}` }
+  if (exitCode === null || exitCode === 143 || exitCode === 130 || exitCode === 137) {
+    return { reason: "Interrupted", detail: `bbcp ended by ${signal ?? `exit ${exitCode}`}` }
+  }
   const sources = situation.sources ?? []
   const vanished = report.errors.find((e) => {
     const m = noSuchFile.exec(e)
@@ -191,7 +222,11 @@ export const classify = (exitCode: number | null, signal: string | null, stderr:
     // the far shell could not make the staging folders, so bbcp's agent never started
     const staging = report.foreign.find((l) => /^mkdir: cannot create directory /.test(l))
     if (staging !== undefined) {
-      const reason = /(Permission denied|Read-only file system|Operation not permitted)$/.test(staging) ? "PermissionDenied" : /(No space left on device|Disk quota exceeded)$/.test(staging) ? "DestinationFull" : "Unknown"
+      const reason = /(Permission denied|Read-only file system|Operation not permitted)$/.test(staging)
+        ? "PermissionDenied"
+        : /(No space left on device|Disk quota exceeded)$/.test(staging)
+        ? "DestinationFull"
+        : "Unknown"
       return { reason, detail }
     }
     if (first !== undefined && /^Invalid option/.test(first)) return { reason: "InvalidRequest", detail }

@@ -46,7 +46,13 @@ const Ports = Schema.Union(
       const last = m?.[2] === undefined ? first : Number(m[2])
       return m !== null && first >= 1 && last <= 65535 && first <= last
         ? ParseResult.succeed(m[2] === undefined ? { first } : { first, last })
-        : ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" is not a port range; write e.g. 5031 or "5031:5040" (first not above last, 1 to 65535)`))
+        : ParseResult.fail(
+          new ParseResult.Type(
+            ast,
+            text,
+            `"${text}" is not a port range; write e.g. 5031 or "5031:5040" (first not above last, 1 to 65535)`
+          )
+        )
     },
     encode: (p) => ParseResult.succeed(p.last === undefined ? String(p.first) : `${p.first}:${p.last}`)
   })
@@ -59,7 +65,9 @@ export const RouteOptions = Schema.Struct({
   /** bbcp on the far host, started over ssh (default `bbcp` on its PATH). */
   remoteBbcp: Schema.optionalWith(Program, { exact: true }),
   /** `-s`: parallel TCP streams, 1 to 64. */
-  streams: Schema.optionalWith(Schema.Int.pipe(Schema.filter((n) => (n >= 1 && n <= 64) || `bbcp takes 1 to 64 streams, got ${n}`)), { exact: true }),
+  streams: Schema.optionalWith(Schema.Int.pipe(Schema.filter((n) => (n >= 1 && n <= 64) || `bbcp takes 1 to 64 streams, got ${n}`)), {
+    exact: true
+  }),
   /** `-w`: TCP window per stream, 8 KiB to 1 GiB; while the kernel autotunes, it only sizes bbcp's buffers. */
   window: Schema.optionalWith(SizeWithin("window", 8192), { exact: true }),
   /** `-B`: size of each read and write, 1 KiB to 1 GiB (bbcp's default: the window). */
@@ -71,7 +79,10 @@ export const RouteOptions = Schema.Struct({
   /** `-z`: the far side connects back, for a firewall that lets only the sending side listen. */
   reverse: Schema.optionalWith(Schema.Boolean, { exact: true }),
   /** `-P`: seconds between progress lines, 2 to 3600 (default 2; `-P 1` floods). */
-  progressSeconds: Schema.optionalWith(Schema.Int.pipe(Schema.filter((n) => (n >= 2 && n <= 3600) || `must be 2 to 3600 seconds, got ${n}`)), { exact: true })
+  progressSeconds: Schema.optionalWith(
+    Schema.Int.pipe(Schema.filter((n) => (n >= 2 && n <= 3600) || `must be 2 to 3600 seconds, got ${n}`)),
+    { exact: true }
+  )
 })
 
 /** The bbcp options of a route, decoded. */

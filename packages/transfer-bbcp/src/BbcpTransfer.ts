@@ -67,7 +67,9 @@ const missing = (binary: string) =>
 export const findBinary = (binary = "bbcp"): Effect.Effect<string, TransferError.TransferError> =>
   Effect.tryPromise({
     try: async () => {
-      const candidates = binary.includes("/") ? [binary] : (process.env.PATH ?? "").split(":").filter((d) => d !== "").map((d) => path.join(d, binary))
+      const candidates = binary.includes("/")
+        ? [binary]
+        : (process.env.PATH ?? "").split(":").filter((d) => d !== "").map((d) => path.join(d, binary))
       for (const c of candidates) {
         if (await fs.access(c, fs.constants.X_OK).then(() => true, () => false)) return c
       }
@@ -77,7 +79,9 @@ export const findBinary = (binary = "bbcp"): Effect.Effect<string, TransferError
   })
 
 const specOf = (endpoint: TransferEndpoint.Endpoint, p: string): BbcpCommand.FileSpec =>
-  endpoint._tag === "Local" ? { path: p } : { path: p, host: endpoint.host, ...(endpoint.user === undefined ? {} : { user: endpoint.user }) }
+  endpoint._tag === "Local"
+    ? { path: p }
+    : { path: p, host: endpoint.host, ...(endpoint.user === undefined ? {} : { user: endpoint.user }) }
 
 /** The resume folder beside a destination, shared with rsync's `--partial-dir`. */
 export const partialDir = ".ccat-partial"
@@ -142,7 +146,14 @@ export const plan = (request: TransferAdapter.Request, options: Options = {}) =>
   }
   // a tree lands as <temp>/<basename of the source>
   const targetPath = request.kind === "directory" ? `${staging.temp}/` : staging.temp
-  return { typed, sources: [specOf(request.source, request.source.path)], target: specOf(request.destination, targetPath), staging, folders, stagedByAgent }
+  return {
+    typed,
+    sources: [specOf(request.source, request.source.path)],
+    target: specOf(request.destination, targetPath),
+    staging,
+    folders,
+    stagedByAgent
+  }
 }
 
 const q = TransferProcess.shellQuote
@@ -177,11 +188,19 @@ const onHost = (endpoint: TransferEndpoint.Endpoint, script: string, ssh?: strin
   endpoint._tag === "Ssh"
     ? TransferHost.remote(name, endpoint, script, ssh).pipe(Effect.asVoid)
     : TransferProcess.run({ command: "sh", args: ["-c", script] }).pipe(
-        Effect.mapError((e) => TransferError.make(name, "Unknown", e.message, { cause: e })),
-        Effect.flatMap((o) =>
-          o.exitCode === 0 ? Effect.void : Effect.fail(TransferError.make(name, /Read-only|Permission denied/.test(o.stderr) ? "PermissionDenied" : /No space/.test(o.stderr) ? "DestinationFull" : "Unknown", o.stderr.trim() || "publishing the copy failed"))
-        )
+      Effect.mapError((e) => TransferError.make(name, "Unknown", e.message, { cause: e })),
+      Effect.flatMap((o) =>
+        o.exitCode === 0
+          ? Effect.void
+          : Effect.fail(
+            TransferError.make(
+              name,
+              /Read-only|Permission denied/.test(o.stderr) ? "PermissionDenied" : /No space/.test(o.stderr) ? "DestinationFull" : "Unknown",
+              o.stderr.trim() || "publishing the copy failed"
+            )
+          )
       )
+    )
 
 /**
  * The destination's manifest, read by the same ssh call that published the copy and handed to
@@ -197,17 +216,34 @@ export interface Handoff {
 const marker = "--ccat-bbcp-manifest--"
 
 /** Publishes, then prints the manifest after a marker and its exit status; a failed manifest leaves the publish's outcome alone. */
-const publishAndManifestScript = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>, algorithm: Checksum.Algorithm): string =>
-  `( ${publishScript(request, staging)} ) || exit $?; echo ${marker}; ( ${TransferHost.manifestScript(request.destination.path, request.kind, algorithm)} ); echo "${marker}$?"`
+const publishAndManifestScript = (
+  request: TransferAdapter.Request,
+  staging: ReturnType<typeof stagingOf>,
+  algorithm: Checksum.Algorithm
+): string =>
+  `( ${publishScript(request, staging)} ) || exit $?; echo ${marker}; ( ${
+    TransferHost.manifestScript(request.destination.path, request.kind, algorithm)
+  } ); echo "${marker}$?"`
 
 /** The manifest a publish-and-manifest call printed, when its manifest part succeeded. */
-const handedManifest = (stdout: string, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm): TransferAdapter.Manifest | undefined => {
+const handedManifest = (
+  stdout: string,
+  kind: TransferAdapter.Kind,
+  algorithm: Checksum.Algorithm
+): TransferAdapter.Manifest | undefined => {
   const start = stdout.indexOf(`${marker}\n`)
   const end = stdout.lastIndexOf(`${marker}0`)
-  return start === -1 || end < start ? undefined : TransferHost.parseRemoteManifest(stdout.slice(start + marker.length + 1, end), algorithm, kind)
+  return start === -1 || end < start
+    ? undefined
+    : TransferHost.parseRemoteManifest(stdout.slice(start + marker.length + 1, end), algorithm, kind)
 }
 
-const publish = (request: TransferAdapter.Request, staging: ReturnType<typeof stagingOf>, options: Options, handoff: Handoff | undefined) => {
+const publish = (
+  request: TransferAdapter.Request,
+  staging: ReturnType<typeof stagingOf>,
+  options: Options,
+  handoff: Handoff | undefined
+) => {
   const d = request.destination
   if (handoff === undefined || d._tag !== "Ssh") return onHost(d, publishScript(request, staging), options.ssh)
   return TransferHost.remote(name, d, publishAndManifestScript(request, staging, handoff.algorithm), options.ssh).pipe(
@@ -219,9 +255,17 @@ const publish = (request: TransferAdapter.Request, staging: ReturnType<typeof st
 }
 
 /** The manifest a handoff holds for this endpoint, taken out of it. */
-const takeHanded = (handoff: Handoff | undefined, endpoint: TransferEndpoint.Endpoint, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm) => {
+const takeHanded = (
+  handoff: Handoff | undefined,
+  endpoint: TransferEndpoint.Endpoint,
+  kind: TransferAdapter.Kind,
+  algorithm: Checksum.Algorithm
+) => {
   const c = handoff?.current
-  if (handoff === undefined || c === undefined || endpoint._tag !== "Ssh" || c.path !== endpoint.path || c.kind !== kind || handoff.algorithm !== algorithm) return undefined
+  if (
+    handoff === undefined || c === undefined || endpoint._tag !== "Ssh" || c.path !== endpoint.path || c.kind !== kind ||
+    handoff.algorithm !== algorithm
+  ) return undefined
   handoff.current = undefined
   return c.manifest
 }
@@ -252,8 +296,9 @@ export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapt
     // the exact command, for an operator comparing a route's tuning with what ran
     yield* Effect.logDebug("bbcp command").pipe(Effect.annotateLogs("command", BbcpCommand.toShell([options.bbcp ?? "bbcp", ...argv])))
     const binary = yield* findBinary(options.bbcp)
-    if (request.destination._tag === "Local") yield* Effect.forEach(p.folders, (f) => TransferHost.mkdirp(name, request.destination, f), { discard: true })
-    else if (!p.stagedByAgent) yield* onHost(request.destination, prepareScript(p.folders), options.ssh)
+    if (request.destination._tag === "Local") {
+      yield* Effect.forEach(p.folders, (f) => TransferHost.mkdirp(name, request.destination, f), { discard: true })
+    } else if (!p.stagedByAgent) yield* onHost(request.destination, prepareScript(p.folders), options.ssh)
     const runtime = yield* Effect.runtime<never>()
     const started = Date.now()
     let done = 0
@@ -265,7 +310,9 @@ export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapt
         if (stream !== "stderr") return
         const l = BbcpOutput.parseLine(line)
         let bytes: number | undefined
-        if (l._tag === "Progress" && request.kind === "file" && l.percent !== undefined) bytes = Math.round((l.percent * request.totalBytes) / 100)
+        if (l._tag === "Progress" && request.kind === "file" && l.percent !== undefined) {
+          bytes = Math.round((l.percent * request.totalBytes) / 100)
+        }
         if (l._tag === "FileCreated") bytes = done += l.bytes
         if (bytes === undefined) return
         const key = `${bytes}`
@@ -300,8 +347,12 @@ export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapt
 const sharing = (request: TransferAdapter.Request, options: Options) => {
   const { source, destination } = request
   if (options.shareConnection === false || (source._tag === "Ssh" && destination._tag === "Ssh")) return Effect.succeed(request)
-  if (destination._tag === "Ssh") return Effect.map(SshMux.shared(destination, options.ssh), (d): TransferAdapter.Request => ({ ...request, destination: d }))
-  if (source._tag === "Ssh") return Effect.map(SshMux.shared(source, options.ssh), (s): TransferAdapter.Request => ({ ...request, source: s }))
+  if (destination._tag === "Ssh") {
+    return Effect.map(SshMux.shared(destination, options.ssh), (d): TransferAdapter.Request => ({ ...request, destination: d }))
+  }
+  if (source._tag === "Ssh") {
+    return Effect.map(SshMux.shared(source, options.ssh), (s): TransferAdapter.Request => ({ ...request, source: s }))
+  }
   return Effect.succeed(request)
 }
 
@@ -313,7 +364,9 @@ const sharing = (request: TransferAdapter.Request, options: Options) => {
 export const make = (options: Options = {}): TransferAdapter.Service => {
   const plain = TransferAdapter.make(minimal(options), options)
   const forCall = (request: TransferAdapter.Request, call: TransferAdapter.CallOptions = {}) =>
-    (call.verify ?? options.verify ?? true) ? TransferAdapter.make(minimal(options, { algorithm: request.algorithm ?? Checksum.defaultAlgorithm }), options) : plain
+    (call.verify ?? options.verify ?? true)
+      ? TransferAdapter.make(minimal(options, { algorithm: request.algorithm ?? Checksum.defaultAlgorithm }), options)
+      : plain
   return {
     ...plain,
     stream: (request, call) => Stream.unwrapScoped(Effect.map(sharing(request, options), (r) => forCall(r, call).stream(r, call))),

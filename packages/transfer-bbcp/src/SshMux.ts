@@ -152,7 +152,10 @@ export const shared = (
       // mkdtemp creates the folder with mode 0700
       const folder = await fs.mkdtemp(path.join(base, `${folderPrefix}${process.pid}-`))
       const socket = path.join(folder, "c")
-      const through: TransferEndpoint.Ssh = { ...endpoint, sshOptions: [...(endpoint.sshOptions ?? []), ...controlOptions(socket, idleSeconds)] }
+      const through: TransferEndpoint.Ssh = {
+        ...endpoint,
+        sshOptions: [...(endpoint.sshOptions ?? []), ...controlOptions(socket, idleSeconds)]
+      }
       return { folder, socket, through }
     }),
     ({ folder, socket, through }) => close(through, ssh, folder, socket)

@@ -12,7 +12,9 @@ import { fileURLToPath } from "node:url"
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
 const fixtures = path.resolve(repoRoot, "../shared/fixtures/bbcp")
 if (!existsSync(fixtures)) {
-  throw new Error(`bbcp fixtures not found at ${fixtures}: the recorded runs must be checked out beside the repository (../shared/fixtures/bbcp)`)
+  throw new Error(
+    `bbcp fixtures not found at ${fixtures}: the recorded runs must be checked out beside the repository (../shared/fixtures/bbcp)`
+  )
 }
 
 interface Case {
@@ -96,7 +98,13 @@ const typed = (argv: ReadonlyArray<string>): { options: BbcpCommand.Options; spe
         const v = m[3]
         o.checksum = {
           algorithm,
-          mode: m[2] === undefined ? { _tag: "Compute" } : v === "" ? { _tag: "Print" } : /^[0-9a-fA-F]/.test(v!) ? { _tag: "Verify", value: v } : { _tag: "ToFile", file: v }
+          mode: m[2] === undefined
+            ? { _tag: "Compute" }
+            : v === ""
+            ? { _tag: "Print" }
+            : /^[0-9a-fA-F]/.test(v!)
+            ? { _tag: "Verify", value: v }
+            : { _tag: "ToFile", file: v }
         }
         break
       }
@@ -207,13 +215,27 @@ describe("BbcpCommand: the builder reproduces every recorded command line", () =
   it("guards the traps: -a never swallows a spec, -a with -E = refused, -r with -E value refused, quotes in -T refused", () => {
     const argv = BbcpCommand.args({ append: {} }, [{ path: "/src/f" }], { path: "/dst/", host: "h" })
     assert.deepStrictEqual(argv, ["-a", "--", "/src/f", "h:/dst/"])
-    assert.throws(() => BbcpCommand.args({ append: {}, checksum: { algorithm: "md5", mode: { _tag: "Print" } } }, [{ path: "/a" }], { path: "/b" }), /refuses -a/)
     assert.throws(
-      () => BbcpCommand.args({ recursive: true, checksum: { algorithm: "md5", mode: { _tag: "Verify", value: "c7e883d6fe4a7be4cdd6096761eee4d4" } } }, [{ path: "/a" }], { path: "/b" }),
+      () => BbcpCommand.args({ append: {}, checksum: { algorithm: "md5", mode: { _tag: "Print" } } }, [{ path: "/a" }], { path: "/b" }),
+      /refuses -a/
+    )
+    assert.throws(
+      () =>
+        BbcpCommand.args(
+          { recursive: true, checksum: { algorithm: "md5", mode: { _tag: "Verify", value: "c7e883d6fe4a7be4cdd6096761eee4d4" } } },
+          [{ path: "/a" }],
+          { path: "/b" }
+        ),
       /refuses -r/
     )
     assert.throws(() => BbcpCommand.args({ targetProgram: "ssh -o 'A B'" }, [{ path: "/a" }], { path: "/b" }), /no quoting/)
-    assert.throws(() => BbcpCommand.args({ checksum: { algorithm: "a32", mode: { _tag: "Verify", value: "a0796ce000" } } }, [{ path: "/a" }], { path: "/b" }), /8 hex digits/)
+    assert.throws(
+      () =>
+        BbcpCommand.args({ checksum: { algorithm: "a32", mode: { _tag: "Verify", value: "a0796ce000" } } }, [{ path: "/a" }], {
+          path: "/b"
+        }),
+      /8 hex digits/
+    )
   })
 })
 
@@ -290,7 +312,13 @@ describe("BbcpOutput: the parser reads every recorded stderr", () => {
 
   it("06, 07, 11, 14, 49: checksum lines, normalised; 10 and 13: -e with a32/c32 flagged untrusted", () => {
     const one = (id: string) => BbcpOutput.parse(byId(id).stderr, { errorCheck: words(byId(id).cmd).includes("-e") }).checksums[0]!
-    assert.deepInclude(one("06"), { algorithm: "md5", value: "c7e883d6fe4a7be4cdd6096761eee4d4", host: "127.0.0.1", path: "/data/dst/file200m.bin", trusted: true })
+    assert.deepInclude(one("06"), {
+      algorithm: "md5",
+      value: "c7e883d6fe4a7be4cdd6096761eee4d4",
+      host: "127.0.0.1",
+      path: "/data/dst/file200m.bin",
+      trusted: true
+    })
     assert.deepInclude(one("07"), { value: "c7e883d6fe4a7be4cdd6096761eee4d4", trusted: true })
     assert.deepInclude(one("11"), { algorithm: "a32", hex: "a0796ce000000000", value: "a0796ce0", trusted: true })
     assert.deepInclude(one("14"), { algorithm: "c32", value: "b4039f80", trusted: true })
@@ -357,7 +385,10 @@ describe("BbcpOutput: the parser reads every recorded stderr", () => {
     // a sibling whose name starts like the source is not below it
     assert.notStrictEqual(BbcpOutput.classify(2, null, stderr, { sources: ["/data/src/tre"] }).reason, "SourceVanished")
     // 43: the path named is the target's, so the source did not vanish
-    assert.strictEqual(BbcpOutput.classify(byId("43").exit, null, byId("43").stderr, { sources: ["/data/src/file200m.bin"] }).reason, "InvalidRequest")
+    assert.strictEqual(
+      BbcpOutput.classify(byId("43").exit, null, byId("43").stderr, { sources: ["/data/src/file200m.bin"] }).reason,
+      "InvalidRequest"
+    )
   })
 
   it("exit 128 is a failed thread: Timeout only when bbcp says its time limit passed, else what its words name", () => {

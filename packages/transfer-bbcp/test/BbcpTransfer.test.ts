@@ -23,7 +23,14 @@ if (bbcpOnPath._tag === "Some") {
       layer: BbcpTransfer.layer({ bbcp: binary, remoteBbcp: binary }),
       source: (p) => TransferEndpoint.local(p),
       destination: (p) =>
-        TransferEndpoint.ssh({ host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions, path: p }),
+        TransferEndpoint.ssh({
+          host: sshd.host,
+          port: sshd.port,
+          user: sshd.user,
+          identityFile: sshd.identityFile,
+          sshOptions: sshd.sshOptions,
+          path: p
+        }),
       slowBandwidth: 8 * 1024 * 1024,
       teardown: sshd.stop
     }
@@ -45,8 +52,16 @@ if (bbcpOnPath._tag === "Some") {
         const out = path.join(dir, "out")
         yield* Effect.all(
           [
-            adapter.transfer({ source: TransferEndpoint.local(path.join(dir, "src", "f.bin")), destination: TransferEndpoint.local(path.join(out, "f.bin")), kind: "file" }),
-            adapter.transfer({ source: TransferEndpoint.local(path.join(dir, "src", "tree")), destination: TransferEndpoint.local(path.join(out, "tree")), kind: "directory" })
+            adapter.transfer({
+              source: TransferEndpoint.local(path.join(dir, "src", "f.bin")),
+              destination: TransferEndpoint.local(path.join(out, "f.bin")),
+              kind: "file"
+            }),
+            adapter.transfer({
+              source: TransferEndpoint.local(path.join(dir, "src", "tree")),
+              destination: TransferEndpoint.local(path.join(out, "tree")),
+              kind: "directory"
+            })
           ],
           { concurrency: 2 }
         )
@@ -54,26 +69,34 @@ if (bbcpOnPath._tag === "Some") {
         yield* Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
       }), 60_000)
 
-    it.live("an interrupted copy keeps its part and checkpoints under .ccat-partial; the next attempt resumes from them and removes them", () =>
-      Effect.gen(function* () {
-        const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bbcp-resume-")))
-        const bytes = 32 * 1024 * 1024
-        const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "src.bin"), bytes))
-        const request: TransferAdapter.Request = { source: TransferEndpoint.local(path.join(dir, "src.bin")), destination: TransferEndpoint.local(path.join(dir, "out", "dst.bin")), kind: "file" }
-        const staging = BbcpTransfer.stagingOf(request.destination.path)
-        yield* adapter.stream({ ...request, bandwidthLimit: 8 * 1024 * 1024 }).pipe(
-          Stream.takeUntil((e) => e._tag === "Progress" && e.bytes >= bytes / 4),
-          Stream.runDrain
-        )
-        assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "out"))), [BbcpTransfer.partialDir])
-        assert.isAbove((yield* Effect.promise(() => fs.stat(staging.temp))).size, 0)
-        assert.isNotEmpty(yield* Effect.promise(() => fs.readdir(staging.checkpoints)))
-        const result = yield* adapter.transfer(request)
-        assert.strictEqual(result.checksum, sum)
-        assert.isAbove(result.resumedBytes, 0)
-        assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "out"))), ["dst.bin"])
-        yield* Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
-      }), 60_000)
+    it.live(
+      "an interrupted copy keeps its part and checkpoints under .ccat-partial; the next attempt resumes from them and removes them",
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bbcp-resume-")))
+          const bytes = 32 * 1024 * 1024
+          const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "src.bin"), bytes))
+          const request: TransferAdapter.Request = {
+            source: TransferEndpoint.local(path.join(dir, "src.bin")),
+            destination: TransferEndpoint.local(path.join(dir, "out", "dst.bin")),
+            kind: "file"
+          }
+          const staging = BbcpTransfer.stagingOf(request.destination.path)
+          yield* adapter.stream({ ...request, bandwidthLimit: 8 * 1024 * 1024 }).pipe(
+            Stream.takeUntil((e) => e._tag === "Progress" && e.bytes >= bytes / 4),
+            Stream.runDrain
+          )
+          assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "out"))), [BbcpTransfer.partialDir])
+          assert.isAbove((yield* Effect.promise(() => fs.stat(staging.temp))).size, 0)
+          assert.isNotEmpty(yield* Effect.promise(() => fs.readdir(staging.checkpoints)))
+          const result = yield* adapter.transfer(request)
+          assert.strictEqual(result.checksum, sum)
+          assert.isAbove(result.resumedBytes, 0)
+          assert.deepStrictEqual(yield* Effect.promise(() => fs.readdir(path.join(dir, "out"))), ["dst.bin"])
+          yield* Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
+        }),
+      60_000
+    )
   })
 } else {
   console.log("[bbcp] conformance suite: NOT RUN (no bbcp binary on PATH)")
@@ -90,7 +113,11 @@ describe("bbcp adapter without a bbcp binary", () => {
       const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bbcp-")))
       yield* Effect.promise(() => fs.writeFile(path.join(dir, "a.bin"), "data"))
       const exit = yield* BbcpTransfer.make({ bbcp: "/nonexistent/bin/bbcp" })
-        .transfer({ source: TransferEndpoint.local(path.join(dir, "a.bin")), destination: TransferEndpoint.local(path.join(dir, "b.bin")), kind: "file" })
+        .transfer({
+          source: TransferEndpoint.local(path.join(dir, "a.bin")),
+          destination: TransferEndpoint.local(path.join(dir, "b.bin")),
+          kind: "file"
+        })
         .pipe(Effect.exit)
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit) && exit.cause._tag === "Fail") {
@@ -107,13 +134,33 @@ describe("bbcp adapter without a bbcp binary", () => {
   it("plans a resumable push: copy and -a checkpoints in the transfer's own staging folder, -k on every attempt, -P 2, the ssh program for the target", () => {
     const request: TransferAdapter.Request = {
       source: TransferEndpoint.local("/buffer/chile/pkg-0001.tar"),
-      destination: TransferEndpoint.ssh({ host: "cologne.example", user: "ccat", port: 2222, identityFile: "/keys/id", path: "/buffer/cologne/pkg-0001.tar" }),
+      destination: TransferEndpoint.ssh({
+        host: "cologne.example",
+        user: "ccat",
+        port: 2222,
+        identityFile: "/keys/id",
+        path: "/buffer/cologne/pkg-0001.tar"
+      }),
       kind: "file",
       bandwidthLimit: 50_000_000
     }
     const p = BbcpTransfer.plan(request, { tuning: { streams: 8, window: "8M" }, remoteBbcp: "/opt/bbcp/bin/bbcp" })
     const argv = BbcpCommand.args(p.typed, p.sources, p.target)
-    assert.deepStrictEqual(argv.slice(0, 13), ["-a", "/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/ckp", "-k", "-s", "8", "-w", "8M", "-x", "50000000", "-P", "2", "-v", "-T"])
+    assert.deepStrictEqual(argv.slice(0, 13), [
+      "-a",
+      "/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/ckp",
+      "-k",
+      "-s",
+      "8",
+      "-w",
+      "8M",
+      "-x",
+      "50000000",
+      "-P",
+      "2",
+      "-v",
+      "-T"
+    ])
     // the ssh call that starts bbcp's agent makes the staging folders first
     const stage = "/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp /buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/ckp"
     assert.strictEqual(
@@ -121,7 +168,10 @@ describe("bbcp adapter without a bbcp binary", () => {
       `ssh -x -a -p 2222 -i /keys/id -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4 %I -l %U %H mkdir -p -- ${stage} 2>/dev/null || mkdir -p -- ${stage} && exec /opt/bbcp/bin/bbcp`
     )
     assert.isTrue(p.stagedByAgent)
-    assert.deepStrictEqual(argv.slice(-2), ["/buffer/chile/pkg-0001.tar", "ccat@cologne.example:/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/part"])
+    assert.deepStrictEqual(argv.slice(-2), [
+      "/buffer/chile/pkg-0001.tar",
+      "ccat@cologne.example:/buffer/cologne/.ccat-partial/pkg-0001.tar.bbcp/part"
+    ])
   })
 
   it("a destination the far shell would need quoted for gets its staging folders in a call of their own", () => {

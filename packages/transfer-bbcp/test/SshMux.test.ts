@@ -31,7 +31,14 @@ afterAll(async () => {
 })
 
 const endpoint = (p: string) =>
-  TransferEndpoint.ssh({ host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions, path: p })
+  TransferEndpoint.ssh({
+    host: sshd.host,
+    port: sshd.port,
+    user: sshd.user,
+    identityFile: sshd.identityFile,
+    sshOptions: sshd.sshOptions,
+    path: p
+  })
 
 /** This process's socket folders, and the processes whose command line names one. */
 const leftovers = async () => {
@@ -69,38 +76,58 @@ const oneConnectionSsh = async (name: string) => {
     `#!/bin/sh\necho "$*" >> ${log}\nif [ -e ${marker} ]; then exec ssh -o ProxyCommand=false "$@"; fi\ntouch ${marker}\nexec ssh "$@"\n`,
     { mode: 0o755 }
   )
-  const calls = async () => (await fs.readFile(log, "utf8").catch(() => "")).split("\n").filter((l) => l !== "" && !/ -O (check|exit) /.test(l))
+  const calls = async () =>
+    (await fs.readFile(log, "utf8").catch(() => "")).split("\n").filter((l) => l !== "" && !/ -O (check|exit) /.test(l))
   return { program, calls }
 }
 
 describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connection (real bbcp)", () => {
   const bbcp = bbcpOnPath._tag === "Some" ? bbcpOnPath.value : "bbcp"
 
-  it.live("every ssh call of a transfer rides the first one's connection, which is gone afterwards with its folder", () =>
-    Effect.gen(function* () {
-      const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "one.bin"), 2 * 1024 * 1024))
-      const request = { source: TransferEndpoint.local(path.join(dir, "one.bin")), destination: endpoint(path.join(dir, "out", "one.bin")), kind: "file" as const }
-      const one = yield* Effect.promise(() => oneConnectionSsh("shared"))
-      const shared = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: one.program, retry: TransferAdapter.noRetry })
-      const result = yield* shared.transfer(request)
-      assert.strictEqual(result.checksum, sum)
-      assert.isTrue(result.verified)
-      assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
-      // bbcp's agent (which makes the staging folders first), and the publish that reads the checksums for verification
-      const calls = yield* Effect.promise(one.calls)
-      assert.strictEqual(calls.length, 2, calls.join("\n"))
-      // the same ssh without sharing cannot make its second connection: the check above is real
-      const separate = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: (yield* Effect.promise(() => oneConnectionSsh("separate"))).program, retry: TransferAdapter.noRetry, shareConnection: false })
-      const failed = yield* separate.transfer({ ...request, destination: endpoint(path.join(dir, "out", "two.bin")) }).pipe(Effect.flip)
-      assert.strictEqual(failed.reason, "Connection")
-    }), 60_000)
+  it.live(
+    "every ssh call of a transfer rides the first one's connection, which is gone afterwards with its folder",
+    () =>
+      Effect.gen(function* () {
+        const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "one.bin"), 2 * 1024 * 1024))
+        const request = {
+          source: TransferEndpoint.local(path.join(dir, "one.bin")),
+          destination: endpoint(path.join(dir, "out", "one.bin")),
+          kind: "file" as const
+        }
+        const one = yield* Effect.promise(() => oneConnectionSsh("shared"))
+        const shared = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: one.program, retry: TransferAdapter.noRetry })
+        const result = yield* shared.transfer(request)
+        assert.strictEqual(result.checksum, sum)
+        assert.isTrue(result.verified)
+        assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
+        // bbcp's agent (which makes the staging folders first), and the publish that reads the checksums for verification
+        const calls = yield* Effect.promise(one.calls)
+        assert.strictEqual(calls.length, 2, calls.join("\n"))
+        // the same ssh without sharing cannot make its second connection: the check above is real
+        const separate = BbcpTransfer.make({
+          bbcp,
+          remoteBbcp: bbcp,
+          ssh: (yield* Effect.promise(() => oneConnectionSsh("separate"))).program,
+          retry: TransferAdapter.noRetry,
+          shareConnection: false
+        })
+        const failed = yield* separate.transfer({ ...request, destination: endpoint(path.join(dir, "out", "two.bin")) }).pipe(Effect.flip)
+        assert.strictEqual(failed.reason, "Connection")
+      }),
+    60_000
+  )
 
   it.live("an interrupted transfer leaves no master process and no socket", () =>
     Effect.gen(function* () {
       yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "slow.bin"), 24 * 1024 * 1024))
       const adapter = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, retry: TransferAdapter.noRetry })
       const fiber = yield* adapter
-        .transfer({ source: TransferEndpoint.local(path.join(dir, "slow.bin")), destination: endpoint(path.join(dir, "out", "slow.bin")), kind: "file", bandwidthLimit: 2 * 1024 * 1024 })
+        .transfer({
+          source: TransferEndpoint.local(path.join(dir, "slow.bin")),
+          destination: endpoint(path.join(dir, "out", "slow.bin")),
+          kind: "file",
+          bandwidthLimit: 2 * 1024 * 1024
+        })
         .pipe(Effect.fork)
       const staged = BbcpTransfer.stagingOf(path.join(dir, "out", "slow.bin")).temp
       const flowing = yield* Effect.promise(() => until(() => fs.stat(staged).then((s) => s.size > 0, () => false), 20_000))
@@ -112,29 +139,45 @@ describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connect
 })
 
 describe("a master whose process was killed", () => {
-  it.live("exits once idle, and the next sweep removes its folder; a folder whose master answers is left alone", () =>
-    Effect.gen(function* () {
-      // a process that is gone, standing for a worker killed with SIGKILL
-      const dead = yield* Effect.promise(
-        () => new Promise<number>((resolve) => {
-          const c = spawn("true")
-          c.once("exit", () => resolve(c.pid!))
-        })
-      )
-      const folder = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `${SshMux.folderPrefix}${dead}-`)))
-      const socket = path.join(folder, "c")
-      const through = { ...endpoint("/"), sshOptions: [...sshd.sshOptions, ...SshMux.controlOptions(socket, 2)] }
-      const ssh = spawn("ssh", ["-p", String(through.port), "-i", sshd.identityFile, ...through.sshOptions.flatMap((o) => ["-o", o]), "-o", "BatchMode=yes", "-l", sshd.user, sshd.host, "true"], { stdio: "ignore" })
-      const code = yield* Effect.promise(() => new Promise<number | null>((resolve) => ssh.once("close", resolve)))
-      assert.strictEqual(code, 0)
-      const masterUp = yield* Effect.promise(() => fs.stat(socket).then(() => true, () => false))
-      assert.isTrue(masterUp, "the call left a master behind, as a killed worker's would")
-      const early = yield* Effect.promise(() => SshMux.sweep())
-      assert.notInclude(early, folder, "a folder whose master answers is kept")
-      const gone = yield* Effect.promise(() => until(() => fs.stat(socket).then(() => false, () => true), 15_000))
-      assert.isTrue(gone, "the idle master exited and removed its socket")
-      const removed = yield* Effect.promise(() => SshMux.sweep())
-      assert.include(removed, folder)
-      assert.isFalse(yield* Effect.promise(() => fs.stat(folder).then(() => true, () => false)))
-    }), 30_000)
+  it.live(
+    "exits once idle, and the next sweep removes its folder; a folder whose master answers is left alone",
+    () =>
+      Effect.gen(function* () {
+        // a process that is gone, standing for a worker killed with SIGKILL
+        const dead = yield* Effect.promise(
+          () => new Promise<number>((resolve) => {
+            const c = spawn("true")
+            c.once("exit", () => resolve(c.pid!))
+          })
+        )
+        const folder = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), `${SshMux.folderPrefix}${dead}-`)))
+        const socket = path.join(folder, "c")
+        const through = { ...endpoint("/"), sshOptions: [...sshd.sshOptions, ...SshMux.controlOptions(socket, 2)] }
+        const ssh = spawn("ssh", [
+          "-p",
+          String(through.port),
+          "-i",
+          sshd.identityFile,
+          ...through.sshOptions.flatMap((o) => ["-o", o]),
+          "-o",
+          "BatchMode=yes",
+          "-l",
+          sshd.user,
+          sshd.host,
+          "true"
+        ], { stdio: "ignore" })
+        const code = yield* Effect.promise(() => new Promise<number | null>((resolve) => ssh.once("close", resolve)))
+        assert.strictEqual(code, 0)
+        const masterUp = yield* Effect.promise(() => fs.stat(socket).then(() => true, () => false))
+        assert.isTrue(masterUp, "the call left a master behind, as a killed worker's would")
+        const early = yield* Effect.promise(() => SshMux.sweep())
+        assert.notInclude(early, folder, "a folder whose master answers is kept")
+        const gone = yield* Effect.promise(() => until(() => fs.stat(socket).then(() => false, () => true), 15_000))
+        assert.isTrue(gone, "the idle master exited and removed its socket")
+        const removed = yield* Effect.promise(() => SshMux.sweep())
+        assert.include(removed, folder)
+        assert.isFalse(yield* Effect.promise(() => fs.stat(folder).then(() => true, () => false)))
+      }),
+    30_000
+  )
 })

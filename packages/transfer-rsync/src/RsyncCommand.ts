@@ -79,7 +79,11 @@ export const parseStats = (stdout: string): { readonly literal?: number; readonl
   const literal = num("Literal data")
   const matched = num("Matched data")
   const totalSize = num("Total file size")
-  return { ...(literal === undefined ? {} : { literal }), ...(matched === undefined ? {} : { matched }), ...(totalSize === undefined ? {} : { totalSize }) }
+  return {
+    ...(literal === undefined ? {} : { literal }),
+    ...(matched === undefined ? {} : { matched }),
+    ...(totalSize === undefined ? {} : { totalSize })
+  }
 }
 
 /** What the documented exit codes mean when stderr says nothing more specific. */

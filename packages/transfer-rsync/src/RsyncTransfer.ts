@@ -54,9 +54,14 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
       }
     }).pipe(
       Effect.mapError((e) =>
-        TransferError.make(name, e.missing ? "ToolMissing" : "Unknown", e.missing ? `${binary} not found: install rsync or set the adapter's rsync option` : e.message, {
-          cause: e
-        })
+        TransferError.make(
+          name,
+          e.missing ? "ToolMissing" : "Unknown",
+          e.missing ? `${binary} not found: install rsync or set the adapter's rsync option` : e.message,
+          {
+            cause: e
+          }
+        )
       )
     )
     if (outcome.exitCode !== 0) {

@@ -12,7 +12,15 @@ import * as Sshd from "../../../scripts/sshd.js"
 const slowBandwidth = 8 * 1024 * 1024
 
 const sshEndpoint = (sshd: Sshd.Sshd, p: string, extra: Partial<TransferEndpoint.Ssh> = {}) =>
-  TransferEndpoint.ssh({ host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions, path: p, ...extra })
+  TransferEndpoint.ssh({
+    host: sshd.host,
+    port: sshd.port,
+    user: sshd.user,
+    identityFile: sshd.identityFile,
+    sshOptions: sshd.sshOptions,
+    path: p,
+    ...extra
+  })
 
 // The main case: pushing to another site over real ssh (a throwaway sshd on loopback).
 TransferAdapterSuite.run("rsync over ssh", async () => {
@@ -74,7 +82,9 @@ describe("rsync adapter: failures classified", () => {
 
   it.live("an unauthorised key is AuthenticationFailed, not retryable", () =>
     Effect.gen(function* () {
-      const e = reasonOf(yield* RsyncTransfer.make().transfer(push({ identityFile: path.join(sshd.dir, "host_ed25519") }), once).pipe(Effect.exit))
+      const e = reasonOf(
+        yield* RsyncTransfer.make().transfer(push({ identityFile: path.join(sshd.dir, "host_ed25519") }), once).pipe(Effect.exit)
+      )
       assert.strictEqual(e?.reason, "AuthenticationFailed")
       assert.strictEqual(e?.retryable, false)
     }))
@@ -106,19 +116,36 @@ describe("rsync adapter: failures classified", () => {
     }))
 
   it("parses progress2 lines and stats", () => {
-    assert.deepStrictEqual(RsyncCommand.parseProgress("      9,043,968  14%    8.01MB/s    0:00:06  "), { bytes: 9043968, percent: 14, rate: 8.01 * 1024 * 1024 })
-    assert.deepStrictEqual(RsyncCommand.parseProgress("         32,768   0%    0.00kB/s    0:00:00  "), { bytes: 32768, percent: 0, rate: 0 })
+    assert.deepStrictEqual(RsyncCommand.parseProgress("      9,043,968  14%    8.01MB/s    0:00:06  "), {
+      bytes: 9043968,
+      percent: 14,
+      rate: 8.01 * 1024 * 1024
+    })
+    assert.deepStrictEqual(RsyncCommand.parseProgress("         32,768   0%    0.00kB/s    0:00:00  "), {
+      bytes: 32768,
+      percent: 0,
+      rate: 0
+    })
     assert.strictEqual(RsyncCommand.parseProgress("Number of files: 1 (reg: 1)"), undefined)
-    const stats = RsyncCommand.parseStats("Total file size: 64,000,000 bytes\nLiteral data: 51,386,904 bytes\nMatched data: 12,613,096 bytes\n")
+    const stats = RsyncCommand.parseStats(
+      "Total file size: 64,000,000 bytes\nLiteral data: 51,386,904 bytes\nMatched data: 12,613,096 bytes\n"
+    )
     assert.deepStrictEqual(stats, { literal: 51386904, matched: 12613096, totalSize: 64000000 })
   })
 
   it("classifies exit codes with what rsync printed", () => {
     const c = RsyncCommand.classify
     assert.strictEqual(c(23, null, `rsync: [sender] link_stat "/nonexist" failed: No such file or directory (2)`).reason, "SourceNotFound")
-    assert.strictEqual(c(11, null, `rsync: [receiver] write failed on "/x/b": No space left on device (28)\nrsync: [sender] write error: Broken pipe (32)`).reason, "DestinationFull")
-    assert.strictEqual(c(23, null, `rsync: [receiver] mkstemp "/x/.a.e82hAE" failed: Read-only file system (30)`).reason, "PermissionDenied")
-    assert.strictEqual(c(24, null, "file has vanished: \"/x/a\"").reason, "SourceVanished")
+    assert.strictEqual(
+      c(11, null, `rsync: [receiver] write failed on "/x/b": No space left on device (28)\nrsync: [sender] write error: Broken pipe (32)`)
+        .reason,
+      "DestinationFull"
+    )
+    assert.strictEqual(
+      c(23, null, `rsync: [receiver] mkstemp "/x/.a.e82hAE" failed: Read-only file system (30)`).reason,
+      "PermissionDenied"
+    )
+    assert.strictEqual(c(24, null, 'file has vanished: "/x/a"').reason, "SourceVanished")
     assert.strictEqual(c(30, null, "rsync error: timeout in data send/receive (code 30)").reason, "Timeout")
     assert.strictEqual(c(12, null, "rsync: connection unexpectedly closed (0 bytes received so far) [sender]").reason, "Connection")
     assert.strictEqual(c(1, null, "rsync: --nope: unknown option").reason, "InvalidRequest")
@@ -129,7 +156,13 @@ describe("rsync adapter: failures classified", () => {
     const argv = RsyncTransfer.command(
       {
         source: TransferEndpoint.local("/data/src/tree"),
-        destination: TransferEndpoint.ssh({ host: "cologne.example", user: "ccat", port: 2222, identityFile: "/k/id", path: "/buffer/tree" }),
+        destination: TransferEndpoint.ssh({
+          host: "cologne.example",
+          user: "ccat",
+          port: 2222,
+          identityFile: "/k/id",
+          path: "/buffer/tree"
+        }),
         kind: "directory",
         bandwidthLimit: 10 * 1024 * 1024
       },

@@ -120,8 +120,7 @@ export const tryAcquire = async (file: string): Promise<Attempt> => {
 }
 
 /** Whether this process still owns the lock (nobody took it over). */
-export const stillHeld = async (file: string, owner: Owner): Promise<boolean> =>
-  (await readOwner(file))?.nonce === owner.nonce
+export const stillHeld = async (file: string, owner: Owner): Promise<boolean> => (await readOwner(file))?.nonce === owner.nonce
 
 /** Gives the lock up, if it is still ours. */
 export const release = async (file: string, owner: Owner): Promise<void> => {

@@ -62,11 +62,12 @@ export interface Kind<E> {
  * A download of one kind: streams `/api/v1/{collection}/{id}/content` (under the base URL) to
  * `destination`, verified, failing with the kind's error.
  */
-export const downloader = <E>(kind: Kind<E>) =>
-(options: Options, id: string, destination: string): Effect.Effect<Written, E, HttpClient.HttpClient> =>
-  download(options, `/api/v1/${kind.collection}/${encodeURIComponent(id)}/content`, destination, (failure) => kind.toError(failure, id)).pipe(
-    Effect.withSpan(kind.span, { attributes: { [kind.idAttribute]: id } })
-  )
+export const downloader =
+  <E>(kind: Kind<E>) => (options: Options, id: string, destination: string): Effect.Effect<Written, E, HttpClient.HttpClient> =>
+    download(options, `/api/v1/${kind.collection}/${encodeURIComponent(id)}/content`, destination, (failure) => kind.toError(failure, id))
+      .pipe(
+        Effect.withSpan(kind.span, { attributes: { [kind.idAttribute]: id } })
+      )
 
 /** Streams `urlPath` (under the base URL) to `destination`, verified; `toError` makes the caller's error. */
 const download = <E>(
@@ -80,7 +81,11 @@ const download = <E>(
       toError({ reason, message, ...(status === undefined ? {} : { status }) })
     const base = yield* HttpClient.HttpClient
     const client = options.transformClient === undefined ? base : options.transformClient(base)
-    const token = options.token === undefined ? undefined : typeof options.token === "string" ? options.token : Redacted.value(options.token)
+    const token = options.token === undefined
+      ? undefined
+      : typeof options.token === "string"
+      ? options.token
+      : Redacted.value(options.token)
     let request = HttpClientRequest.get(`${options.baseUrl.replace(/\/+$/, "")}${urlPath}`)
     if (token !== undefined) request = HttpClientRequest.bearerToken(request, token)
     const response = yield* client.execute(request).pipe(Effect.mapError((e) => fail("Failed", `the request failed: ${e.message}`)))
@@ -106,7 +111,11 @@ const download = <E>(
           const hash = createHash(Checksum.nodeHashName[algorithm])
           let bytes = 0
           yield* Stream.runForEach(
-            response.stream.pipe(Stream.mapError((e) => fail("Corrupt", `the response ended early, the server found the bytes wrong or the connection failed: ${e.message}`))),
+            response.stream.pipe(
+              Stream.mapError((e) =>
+                fail("Corrupt", `the response ended early, the server found the bytes wrong or the connection failed: ${e.message}`)
+              )
+            ),
             (part) =>
               Effect.suspend(() => {
                 bytes += part.length

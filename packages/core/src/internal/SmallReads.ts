@@ -35,7 +35,7 @@ export interface SmallReads<E> {
 
 /** Starts the readers; they stop when the scope closes. */
 export const start = <E>(options: Options<E>): Effect.Effect<SmallReads<E>, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { count, isSmall, read, window } = options
     const done = new Map<number, Exit.Exit<ReadonlyArray<Uint8Array>, E>>()
     let cursor = 0

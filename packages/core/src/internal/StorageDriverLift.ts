@@ -65,7 +65,7 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
       ? Effect.fail(fail(method, "Unsupported", "no hash implementation in this runtime; pass options.hasher to make"))
       : Effect.succeed(hasher)
 
-  const put = Effect.fn("StorageDriver.put")(function*<E>(
+  const put = Effect.fn("StorageDriver.put")(function* <E>(
     key: string,
     body: Stream.Stream<Uint8Array, E>,
     putOptions: PutOptions = {}
@@ -118,7 +118,11 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
   })
 
   /** The range of a `get` or `readEach` checked against the capabilities; "empty" for a zero-length one. */
-  const validRange = (method: string, key: string, range: ByteRange | undefined): Effect.Effect<ByteRange | undefined | "empty", StorageError> => {
+  const validRange = (
+    method: string,
+    key: string,
+    range: ByteRange | undefined
+  ): Effect.Effect<ByteRange | undefined | "empty", StorageError> => {
     if (range === undefined) return Effect.succeed(undefined)
     if (!caps.rangeRead) return Effect.fail(fail(method, "Unsupported", "this driver does not read byte ranges", key))
     if (!(range.start >= 0) || (range.end !== undefined && !(range.end >= range.start))) {
@@ -134,7 +138,7 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
   const resumable = (done: () => number) => Schedule.whileInput(schedule, () => done() === 0 || caps.rangeRead)
 
   const get = (key: string, getOptions: { readonly range?: ByteRange | undefined } = {}) =>
-    Stream.unwrap(Effect.gen(function*() {
+    Stream.unwrap(Effect.gen(function* () {
       const k = yield* validKey("get", key)
       const checked = yield* validRange("get", key, getOptions.range)
       if (checked === "empty") return Stream.empty
@@ -158,7 +162,7 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
     consume: (part: Uint8Array) => Effect.Effect<void, E>,
     readOptions: { readonly range?: ByteRange | undefined } = {}
   ): Effect.Effect<number, StorageError | E> =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const k = yield* validKey("readEach", key)
       const range = yield* validRange("readEach", key, readOptions.range)
       if (range === "empty") return 0
@@ -175,9 +179,12 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
       let consumed = 0
       const attempt = Effect.suspend(() =>
         native(k, resumedRange(range, consumed), (part) =>
-          Effect.mapError(Effect.tap(consume(part), () => {
-            consumed += part.length
-          }), (error) => new ConsumerFailed(error)))
+          Effect.mapError(
+            Effect.tap(consume(part), () => {
+              consumed += part.length
+            }),
+            (error) => new ConsumerFailed(error)
+          ))
       ).pipe(
         Effect.as(undefined),
         Effect.catchIf((e): e is ConsumerFailed<E> => e instanceof ConsumerFailed, (e) => Effect.succeed(e))
@@ -187,12 +194,12 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
       return consumed
     }).pipe(Effect.withSpan("StorageDriver.readEach", { attributes: { driver: name, key }, captureStackTrace: false }))
 
-  const stat = Effect.fn("StorageDriver.stat")(function*(key: string) {
+  const stat = Effect.fn("StorageDriver.stat")(function* (key: string) {
     const k = yield* validKey("stat", key)
     return yield* retrying(driver.stat(k))
   })
 
-  const readAtMost = Effect.fn("StorageDriver.readAtMost", { captureStackTrace: false })(function*(key: string, limit: number) {
+  const readAtMost = Effect.fn("StorageDriver.readAtMost", { captureStackTrace: false })(function* (key: string, limit: number) {
     const k = yield* validKey("readAtMost", key)
     if (!Number.isSafeInteger(limit) || limit < 0) {
       return yield* fail("readAtMost", "PermissionDenied", `limit must be a non-negative integer, got ${limit}`, key)
@@ -221,19 +228,19 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
     return out
   })
 
-  const exists = Effect.fn("StorageDriver.exists")(function*(key: string) {
+  const exists = Effect.fn("StorageDriver.exists")(function* (key: string) {
     return yield* stat(key).pipe(
       Effect.as(true),
       Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(false))
     )
   })
 
-  const remove = Effect.fn("StorageDriver.delete")(function*(key: string) {
+  const remove = Effect.fn("StorageDriver.delete")(function* (key: string) {
     const k = yield* validKey("delete", key)
     yield* retrying(driver.delete(k))
   })
 
-  const list = Effect.fn("StorageDriver.list")(function*(listOptions: ListOptions = {}) {
+  const list = Effect.fn("StorageDriver.list")(function* (listOptions: ListOptions = {}) {
     if (!caps.list || driver.list === undefined) return yield* fail("list", "Unsupported", "this driver cannot list keys")
     const limit = listOptions.limit ?? maxListLimit
     if (!Number.isInteger(limit) || limit < 1 || limit > maxListLimit) {
@@ -250,12 +257,13 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
     Stream.paginateChunkEffect(undefined as string | undefined | null, (cursor) =>
       cursor === null
         ? Effect.succeed([Chunk.empty<ObjectInfo>(), Option.none()] as const)
-        : list({ prefix: listOptions.prefix, cursor }).pipe(Effect.map((page) =>
-          [Chunk.fromIterable(page.items), page.cursor === undefined ? Option.none() : Option.some(page.cursor)] as const
+        : list({ prefix: listOptions.prefix, cursor }).pipe(
+          Effect.map((page) =>
+            [Chunk.fromIterable(page.items), page.cursor === undefined ? Option.none() : Option.some(page.cursor)] as const
+          )
         ))
-    )
 
-  const checksum = Effect.fn("StorageDriver.checksum")(function*(key: string, algorithm: Checksum.Algorithm = Checksum.defaultAlgorithm) {
+  const checksum = Effect.fn("StorageDriver.checksum")(function* (key: string, algorithm: Checksum.Algorithm = Checksum.defaultAlgorithm) {
     const info = yield* stat(key)
     if (info.checksum !== undefined && Checksum.parse(info.checksum).algorithm === algorithm) return info.checksum
     return yield* hashObject("checksum", key, algorithm)
@@ -272,14 +280,14 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
         )
       }))
 
-  const verify = Effect.fn("StorageDriver.verify")(function*(key: string, expected: Checksum.Checksum) {
+  const verify = Effect.fn("StorageDriver.verify")(function* (key: string, expected: Checksum.Checksum) {
     const info = yield* stat(key)
     const actual = yield* hashObject("verify", key, Checksum.parse(expected).algorithm)
     if (actual !== expected) return yield* fail("verify", "Corrupt", `checksum mismatch: expected ${expected}, got ${actual}`, key)
     return { ...info, checksum: actual }
   })
 
-  const copy = Effect.fn("StorageDriver.copy")(function*(
+  const copy = Effect.fn("StorageDriver.copy")(function* (
     from: string,
     to: string,
     copyOptions: { readonly overwrite?: boolean | undefined } = {}
@@ -304,12 +312,12 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
     return yield* put(dst, get(src), { overwrite, checksum: source.checksum, sizeHint: source.size })
   })
 
-  const space = Effect.fn("StorageDriver.space")(function*() {
+  const space = Effect.fn("StorageDriver.space")(function* () {
     if (driver.space === undefined) return yield* fail("space", "Unsupported", "this driver cannot report free space")
     return yield* retrying(driver.space())
   })
 
-  const presign = Effect.fn("StorageDriver.presign")(function*(
+  const presign = Effect.fn("StorageDriver.presign")(function* (
     key: string,
     presignOptions: { readonly method?: "GET" | "PUT"; readonly expiresIn?: Duration.DurationInput } = {}
   ) {
@@ -321,19 +329,19 @@ export const lift = (driver: Minimal, schedule: Schedule.Schedule<unknown, Stora
     }))
   })
 
-  const recall = Effect.fn("StorageDriver.recall")(function*(keys: ReadonlyArray<string>) {
+  const recall = Effect.fn("StorageDriver.recall")(function* (keys: ReadonlyArray<string>) {
     const valid = yield* Effect.forEach(keys, (k) => validKey("recall", k))
     if (driver.recall === undefined || valid.length === 0) return
     yield* retrying(driver.recall(valid))
   })
 
-  const release = Effect.fn("StorageDriver.release")(function*(keys: ReadonlyArray<string>) {
+  const release = Effect.fn("StorageDriver.release")(function* (keys: ReadonlyArray<string>) {
     const valid = yield* Effect.forEach(keys, (k) => validKey("release", k))
     if (driver.release === undefined || valid.length === 0) return
     yield* retrying(driver.release(valid))
   })
 
-  const sweepTemporary = Effect.fn("StorageDriver.sweepTemporary")(function*(
+  const sweepTemporary = Effect.fn("StorageDriver.sweepTemporary")(function* (
     sweepOptions: { readonly olderThan?: Duration.DurationInput | undefined } = {}
   ) {
     if (!caps.sweepTemporary || driver.sweepTemporary === undefined) {

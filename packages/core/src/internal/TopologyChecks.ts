@@ -54,7 +54,9 @@ const nestedRoots = (t: Topology, rootOf: (siteIndex: number, locationIndex: num
       }
       const [inner, outer] = below(a.root, b.root) ? [a, b] : below(b.root, a.root) ? [b, a] : []
       if (inner !== undefined && outer !== undefined) {
-        out.push(`location ${inner.name}: its root folder ${inner.root} is inside ${outer.name}'s (${outer.root}); each location needs a folder of its own, not one inside another's`)
+        out.push(
+          `location ${inner.name}: its root folder ${inner.root} is inside ${outer.name}'s (${outer.root}); each location needs a folder of its own, not one inside another's`
+        )
       }
     }
   }
@@ -66,7 +68,14 @@ const nestedRoots = (t: Topology, rootOf: (siteIndex: number, locationIndex: num
  * and shown by the API, so a configuration naming one is refused before anything is written;
  * credentials are named by environment variables instead (`accessKeyIdEnv`, `secretAccessKeyEnv`).
  */
-export const secretDriverOptions: ReadonlyArray<string> = ["accessKeyId", "secretAccessKey", "sessionToken", "credentials", "password", "secret"]
+export const secretDriverOptions: ReadonlyArray<string> = [
+  "accessKeyId",
+  "secretAccessKey",
+  "sessionToken",
+  "credentials",
+  "password",
+  "secret"
+]
 
 /**
  * S3 locations that would see each other's objects: the same bucket on the same server, where
@@ -92,7 +101,9 @@ const overlappingBuckets = (t: Topology): Array<string> => {
       if (!a.prefix.startsWith(b.prefix) && !b.prefix.startsWith(a.prefix)) continue
       const shown = (x: typeof a) => (x.prefix === "" ? "the whole bucket" : `prefix "${x.prefix}"`)
       out.push(
-        `locations ${a.name} and ${b.name}: both keep objects in bucket ${a.bucket} on ${a.server} (${shown(a)}, ${shown(b)}), so each would see the other's objects; give each location a prefix that does not begin the other's`
+        `locations ${a.name} and ${b.name}: both keep objects in bucket ${a.bucket} on ${a.server} (${shown(a)}, ${
+          shown(b)
+        }), so each would see the other's objects; give each location a prefix that does not begin the other's`
       )
     }
   }
@@ -131,9 +142,13 @@ const unreachableArchiveTargets = (t: Topology): Array<string> => {
     if (reached.size === 0) {
       out.push(`routes: packages filed at site "${site.name}" can reach no site with a LONG_TERM_ARCHIVE location; add a route from it`)
     } else if (locations < t.policy.archiveCopies) {
-      out.push(`policy.archiveCopies: packages filed at site "${site.name}" can reach ${locations} LONG_TERM_ARCHIVE locations along the routes (at ${names}), fewer than the ${t.policy.archiveCopies} copies required`)
+      out.push(
+        `policy.archiveCopies: packages filed at site "${site.name}" can reach ${locations} LONG_TERM_ARCHIVE locations along the routes (at ${names}), fewer than the ${t.policy.archiveCopies} copies required`
+      )
     } else if (reached.size < t.policy.archiveSites) {
-      out.push(`policy.archiveSites: packages filed at site "${site.name}" can reach archives at ${reached.size} sites along the routes (${names}), fewer than the ${t.policy.archiveSites} required; add a route onwards from an archive site`)
+      out.push(
+        `policy.archiveSites: packages filed at site "${site.name}" can reach archives at ${reached.size} sites along the routes (${names}), fewer than the ${t.policy.archiveSites} required; add a route onwards from an archive site`
+      )
     }
   }
   return out
@@ -157,7 +172,9 @@ export const problems = (t: Topology, registries: Registries = {}): ReadonlyArra
       if (locationNames.has(loc.name)) out.push(`${at}.name: "${loc.name}" is already the name of ${locationNames.get(loc.name)}`)
       locationNames.set(loc.name, at)
       for (const key of secretDriverOptions.filter((k) => k in loc.driver)) {
-        out.push(`${at}.driver.${key}: would store a secret in the ops-db, where driver options are kept and shown; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`)
+        out.push(
+          `${at}.driver.${key}: would store a secret in the ops-db, where driver options are kept and shown; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`
+        )
       }
       if (registries.drivers === undefined) {
         if (typeof loc.driver.root === "string") roots.set(`${i}/${j}`, loc.driver.root)
@@ -176,7 +193,11 @@ export const problems = (t: Topology, registries: Registries = {}): ReadonlyArra
       const root = driver.root?.(decoded.right.options)
       if (root !== undefined) roots.set(`${i}/${j}`, root)
       if (driver.locationTypes !== undefined && !driver.locationTypes.includes(loc.type)) {
-        out.push(`${at}.technology: a ${loc.type} location cannot be on ${loc.technology}; ${loc.technology} serves ${driver.locationTypes.join(", ")} locations`)
+        out.push(
+          `${at}.technology: a ${loc.type} location cannot be on ${loc.technology}; ${loc.technology} serves ${
+            driver.locationTypes.join(", ")
+          } locations`
+        )
       }
     })
   })
@@ -210,10 +231,14 @@ export const problems = (t: Topology, registries: Registries = {}): ReadonlyArra
     out.push(...unreachableArchiveTargets(t))
   }
   if (t.policy.archiveSites > t.policy.archiveCopies) {
-    out.push(`policy.archiveSites: copies at ${t.policy.archiveSites} sites need at least as many copies, but policy.archiveCopies is ${t.policy.archiveCopies}`)
+    out.push(
+      `policy.archiveSites: copies at ${t.policy.archiveSites} sites need at least as many copies, but policy.archiveCopies is ${t.policy.archiveCopies}`
+    )
   }
   if (t.policy.bundleMinBytes > t.policy.bundleMaxBytes) {
-    out.push(`policy.bundleMinBytes: ${t.policy.bundleMinBytes} bytes is more than policy.bundleMaxBytes (${t.policy.bundleMaxBytes} bytes)`)
+    out.push(
+      `policy.bundleMinBytes: ${t.policy.bundleMinBytes} bytes is more than policy.bundleMaxBytes (${t.policy.bundleMaxBytes} bytes)`
+    )
   }
   if (t.policy.jobHeartbeat <= 0) out.push(`policy.jobHeartbeat: must be longer than zero`)
   else if (t.policy.jobLeaseTimeout < 3 * t.policy.jobHeartbeat) {
@@ -222,7 +247,8 @@ export const problems = (t: Topology, registries: Registries = {}): ReadonlyArra
   }
   const slowAudit = (bytesPerSecond: number | undefined) =>
     bytesPerSecond !== undefined && bytesPerSecond > 0 && bytesPerSecond * auditJobHours * 3600 < t.policy.maxPackageBytes
-  const slowAuditWhy = `too small to read a package of policy.maxPackageBytes (${t.policy.maxPackageBytes} bytes) within one ${auditJobHours}-hour audit job; 0 switches audits off`
+  const slowAuditWhy =
+    `too small to read a package of policy.maxPackageBytes (${t.policy.maxPackageBytes} bytes) within one ${auditJobHours}-hour audit job; 0 switches audits off`
   if (slowAudit(t.policy.audit.bytesPerSecond)) out.push(`policy.audit.bytesPerSecond: ${slowAuditWhy}`)
   t.sites.forEach((site, i) =>
     site.locations.forEach((loc, j) => {

@@ -127,11 +127,17 @@ export class AuditConfig extends Schema.Class<AuditConfig>("AuditConfig")({
   /** Bytes per second an audit may read at one location, all its copies together. */
   bytesPerSecond: Schema.optionalWith(ByteSize, { default: () => 100e6 }),
   /** A copy is due for a new audit once its last verification is this many days old. */
-  cycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), { default: () => 90 }),
+  cycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), {
+    default: () => 90
+  }),
   /** The same for nearline (tape) locations, where a read costs a mount and a recall. */
-  tapeCycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), { default: () => 365 }),
+  tapeCycleDays: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0, { message: () => "must be more than zero days" })), {
+    default: () => 365
+  }),
   /** Hours between two inventory passes over a location's storage. */
-  inventoryEveryHours: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative({ message: () => "must be zero (off) or more hours" })), { default: () => 24 })
+  inventoryEveryHours: Schema.optionalWith(Schema.Number.pipe(Schema.nonNegative({ message: () => "must be zero (off) or more hours" })), {
+    default: () => 24
+  })
 }) {}
 
 /** The longest an audit job may run; a budget must read the largest package within it. */
@@ -230,7 +236,13 @@ export const HistoryRetention = Schema.transformOrFail(
         : Option.getOrUndefined(Either.getRight(Schema.decodeUnknownEither(DurationText)(input)))
       return ms !== undefined && ms >= 30 * dayMs
         ? ParseResult.succeed(ms)
-        : ParseResult.fail(new ParseResult.Type(ast, input, `${JSON.stringify(input)}: must be "forever" or a duration of at least 30 days, e.g. "400 days", "7 years"`))
+        : ParseResult.fail(
+          new ParseResult.Type(
+            ast,
+            input,
+            `${JSON.stringify(input)}: must be "forever" or a duration of at least 30 days, e.g. "400 days", "7 years"`
+          )
+        )
     },
     encode: (kept) => ParseResult.succeed(kept)
   }
@@ -260,11 +272,31 @@ const PrivateMode = (what: string) =>
   Schema.transformOrFail(Schema.String, Schema.Int, {
     strict: true,
     decode: (text, _, ast) => {
-      if (!/^0?[0-7]{3}$/.test(text.trim())) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" is not a mode; write octal text such as "0750"`))
+      if (!/^0?[0-7]{3}$/.test(text.trim())) {
+        return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" is not a mode; write octal text such as "0750"`))
+      }
       const mode = Number.parseInt(text.trim(), 8)
-      if ((mode & 0o007) !== 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" gives other users access to staged ${what}; other programs' users would read them (end the mode in 0)`))
-      if ((mode & 0o400) === 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" leaves the owner unable to read staged ${what}`))
-      if ((mode & 0o020) !== 0) return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" lets the group write staged ${what}; a scientist could change bytes other requests share, or plant links the service would follow (the group digit must not include 2)`))
+      if ((mode & 0o007) !== 0) {
+        return ParseResult.fail(
+          new ParseResult.Type(
+            ast,
+            text,
+            `"${text}" gives other users access to staged ${what}; other programs' users would read them (end the mode in 0)`
+          )
+        )
+      }
+      if ((mode & 0o400) === 0) {
+        return ParseResult.fail(new ParseResult.Type(ast, text, `"${text}" leaves the owner unable to read staged ${what}`))
+      }
+      if ((mode & 0o020) !== 0) {
+        return ParseResult.fail(
+          new ParseResult.Type(
+            ast,
+            text,
+            `"${text}" lets the group write staged ${what}; a scientist could change bytes other requests share, or plant links the service would follow (the group digit must not include 2)`
+          )
+        )
+      }
       return ParseResult.succeed(mode)
     },
     encode: (mode) => ParseResult.succeed(`0${mode.toString(8)}`)
@@ -310,7 +342,12 @@ export class PolicyConfig extends Schema.Class<PolicyConfig>("PolicyConfig")({
    */
   archiveSites: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 16)), { default: () => 1 }),
   /** How long an API token works when it is created without an expiry of its own. */
-  tokenLifetime: Schema.optionalWith(DurationText.pipe(Schema.filter((ms) => ms > 0 || "must be longer than zero; a service token that must never expire is created with --never-expires")), { default: () => 365 * 24 * 3600_000 }),
+  tokenLifetime: Schema.optionalWith(
+    DurationText.pipe(
+      Schema.filter((ms) => ms > 0 || "must be longer than zero; a service token that must never expire is created with --never-expires")
+    ),
+    { default: () => 365 * 24 * 3600_000 }
+  ),
   /** How long staged data stays at a PROCESSING location unless its request is released sooner. */
   stagingLifetime: Schema.optionalWith(DurationText, { default: () => 7 * 24 * 3600_000 }),
   /** Per-program folders, modes and groups of staged data on PROCESSING hosts. */

@@ -17,7 +17,19 @@ import * as Stream from "effect/Stream"
 import * as Take from "effect/Take"
 import * as Backoff from "../Backoff.js"
 import * as Checksum from "../Checksum.js"
-import type { CallOptions, Copied, Event, Manifest, Minimal, Options, Request, Result, RetryPolicy, Service, TimeoutPolicy } from "../TransferAdapter.js"
+import type {
+  CallOptions,
+  Copied,
+  Event,
+  Manifest,
+  Minimal,
+  Options,
+  Request,
+  Result,
+  RetryPolicy,
+  Service,
+  TimeoutPolicy
+} from "../TransferAdapter.js"
 import * as TransferEndpoint from "../TransferEndpoint.js"
 import * as TransferError from "../TransferError.js"
 
@@ -53,8 +65,8 @@ const expectedManifest = (request: Request): Manifest | undefined =>
   request.expected === undefined
     ? undefined
     : typeof request.expected === "string"
-      ? { [fileKey]: { size: -1, checksum: request.expected } }
-      : request.expected
+    ? { [fileKey]: { size: -1, checksum: request.expected } }
+    : request.expected
 
 /** Entries compared on checksum only where the expected size is unknown (-1). */
 const compareExpected = (expected: Manifest, actual: Manifest): ReadonlyArray<string> =>
@@ -77,7 +89,9 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
   const check = (request: Request): Effect.Effect<void, TransferError.TransferError> => {
     const remote = request.source._tag === "Ssh" || request.destination._tag === "Ssh"
     if (remote && !minimal.capabilities.remote) return fail("Unsupported", `${minimal.name} reaches local paths only`)
-    if (request.kind === "directory" && !minimal.capabilities.directories) return fail("Unsupported", `${minimal.name} moves single files only`)
+    if (request.kind === "directory" && !minimal.capabilities.directories) {
+      return fail("Unsupported", `${minimal.name} moves single files only`)
+    }
     if (request.source._tag === "Ssh" && request.destination._tag === "Ssh") {
       return fail("Unsupported", "both ends remote: run the transfer at one of the two sites")
     }
@@ -98,13 +112,16 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
       copied?.sourceManifest !== undefined
         ? Effect.succeed(copied.sourceManifest)
         : minimal.manifest(request.source, request.kind, algorithm).pipe(
-            Effect.catchIf(
-              (e) => e.reason === "SourceNotFound",
-              (e) => Effect.fail(TransferError.make(minimal.name, "SourceVanished", `source vanished before verification: ${e.detail}`))
-            )
+          Effect.catchIf(
+            (e) => e.reason === "SourceNotFound",
+            (e) => Effect.fail(TransferError.make(minimal.name, "SourceVanished", `source vanished before verification: ${e.detail}`))
           )
+        )
     const [reference, destination] = yield* Effect.all(
-      [expected !== undefined ? Effect.succeed(expected) : sourceManifest(), minimal.manifest(request.destination, request.kind, algorithm)],
+      [
+        expected !== undefined ? Effect.succeed(expected) : sourceManifest(),
+        minimal.manifest(request.destination, request.kind, algorithm)
+      ],
       { concurrency: 2 }
     )
     const bad = expected !== undefined ? compareExpected(reference, destination) : compare(reference, destination)
@@ -136,7 +153,10 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
         const exit = yield* Effect.exit(
           Effect.gen(function* () {
             const copied = yield* minimal
-              .copy({ ...request, totalBytes: size.bytes, files: size.files, attempt: current }, (p) => emit({ _tag: "Progress", attempt: current, ...p }))
+              .copy(
+                { ...request, totalBytes: size.bytes, files: size.files, attempt: current },
+                (p) => emit({ _tag: "Progress", attempt: current, ...p })
+              )
               .pipe(
                 Effect.timeoutFail({
                   duration: deadline,
@@ -165,7 +185,9 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
             throughput: (bytes * 1000) / durationMs,
             attempts: attempt,
             verified: manifest !== undefined,
-            ...(manifest !== undefined && request.kind === "file" && manifest[fileKey] !== undefined ? { checksum: manifest[fileKey].checksum } : {}),
+            ...(manifest !== undefined && request.kind === "file" && manifest[fileKey] !== undefined
+              ? { checksum: manifest[fileKey].checksum }
+              : {}),
             ...(manifest === undefined ? {} : { manifest })
           }
           return result
@@ -213,4 +235,3 @@ export const make = (minimal: Minimal, options: Options = {}): Service => {
     verify: (request) => check(request).pipe(Effect.zipRight(verifyNow(request, undefined, false)))
   }
 }
-

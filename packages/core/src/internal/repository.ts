@@ -79,14 +79,26 @@ export const make = <S extends Model.AnyNoContext>(model: S, table: string, opti
    * of each row in the same statement (atomic in or out of a caller's transaction, and one round
    * trip to the ops-db where a transaction or savepoint around two statements took four).
    */
-  const inserting = (sql: SqlClient.SqlClient, row: Record<string, unknown>, onConflict: "fail" | "skip", event: CreationEvent | undefined) => {
+  const inserting = (
+    sql: SqlClient.SqlClient,
+    row: Record<string, unknown>,
+    onConflict: "fail" | "skip",
+    event: CreationEvent | undefined
+  ) => {
     const skip = onConflict === "skip" ? sql.literal("on conflict do nothing") : sql.literal("")
     if (events === undefined) return sql<Record<string, unknown>>`insert into ${sql(table)} ${sql.insert(row)} ${skip} returning *`
     return sql<Record<string, unknown>>`
       with inserted as (insert into ${sql(table)} ${sql.insert(row)} ${skip} returning *),
-      logged as (${EventLog.appendFrom(sql, {
-        kind: events.kind, rows: "inserted", from: null, to: { column: events.column }, actor: event?.actor, details: event?.details
-      })})
+      logged as (${
+        EventLog.appendFrom(sql, {
+          kind: events.kind,
+          rows: "inserted",
+          from: null,
+          to: { column: events.column },
+          actor: event?.actor,
+          details: event?.details
+        })
+      })
       select * from inserted`
   }
 
@@ -113,10 +125,9 @@ export const make = <S extends Model.AnyNoContext>(model: S, table: string, opti
       return yield* new ConstraintError.ConstraintError({
         reason: "UniqueViolation",
         table,
-        detail:
-          existing.length > 0
-            ? `a different row was already stored with id ${String(row.id)}`
-            : `another row already holds a unique key of this one (id ${String(row.id)})`
+        detail: existing.length > 0
+          ? `a different row was already stored with id ${String(row.id)}`
+          : `another row already holds a unique key of this one (id ${String(row.id)})`
       })
     }).pipe(Effect.withSpan(`${span}.insertIdempotent`))
 
@@ -152,5 +163,4 @@ const canonical = (value: unknown): string =>
   JSON.stringify(value, (_key, v: unknown) =>
     v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Date)
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v
-  )
+      : v)

@@ -72,7 +72,10 @@ export const checkMember = <E>(
         const actual = Checksum.make(algorithm, hash.digest("hex"))
         return actual === member.checksum ? Option.none() : fault("Corrupt", `checksum ${actual}, recorded ${member.checksum}`, actual)
       }),
-      Effect.catchIf(isMissing, () => Effect.succeed(Option.some(new MemberFault({ index, kind: "Missing", detail: "not found at the source" }))))
+      Effect.catchIf(
+        isMissing,
+        () => Effect.succeed(Option.some(new MemberFault({ index, kind: "Missing", detail: "not found at the source" })))
+      )
     )
   })
 
@@ -133,7 +136,7 @@ const waitFor = (p: Promise<void> | undefined): Effect.Effect<void> => p === und
  * archive at the next step, and always before its end.
  */
 export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E | MemberFault> =>
-  Stream.unwrapScoped(Effect.gen(function*() {
+  Stream.unwrapScoped(Effect.gen(function* () {
     const list = PackageManifest.members(input.manifest)
     const mtime = input.mtime
     const verifier = (input.offload ?? worthOffloading(input.manifest)) ? yield* MemberVerifier.make : MemberVerifier.local()
@@ -185,7 +188,9 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
         new MemberFault({
           index,
           kind: "Corrupt",
-          detail: bytes > list[index].sizeBytes ? `more than the recorded ${list[index].sizeBytes} bytes` : `${bytes} bytes, recorded ${list[index].sizeBytes}`,
+          detail: bytes > list[index].sizeBytes
+            ? `more than the recorded ${list[index].sizeBytes} bytes`
+            : `${bytes} bytes, recorded ${list[index].sizeBytes}`,
           actualSize: bytes
         })
       )
@@ -197,7 +202,7 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
     }
 
     const openLarge = (index: number): Step =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const member = list[index]
         const memberScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
         const pull = yield* Scope.extend(Stream.toPull(Stream.suspend(() => input.body(index, member))), memberScope)

@@ -15,7 +15,18 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type OwnerRecord, ownerAlive, readOwner, startTicksOf, writeOwner } from "./internal/DataFolderOwner.js"
-import { binariesOf, canAccess, ensureOsUser, freePort, isRoot, pidAlive, reachableBinaries, run, stopChild, stopStale } from "./internal/PostgresProcess.js"
+import {
+  binariesOf,
+  canAccess,
+  ensureOsUser,
+  freePort,
+  isRoot,
+  pidAlive,
+  reachableBinaries,
+  run,
+  stopChild,
+  stopStale
+} from "./internal/PostgresProcess.js"
 
 /** Why the embedded PostgreSQL could not be started or stopped. */
 export class EmbeddedDatabaseError extends Data.TaggedError("EmbeddedDatabaseError")<{
@@ -82,7 +93,10 @@ const claim = async (file: string): Promise<{ readonly ours: true } | { readonly
       if (owner.port !== null) return { ours: false, owner }
       // The owner is still starting its server: wait for the port rather than start a second.
       if (Date.now() > deadline) {
-        throw new EmbeddedDatabaseError({ reason: "InUse", detail: `process ${owner.pid} holds ${file} but its PostgreSQL did not start within 60 s` })
+        throw new EmbeddedDatabaseError({
+          reason: "InUse",
+          detail: `process ${owner.pid} holds ${file} but its PostgreSQL did not start within 60 s`
+        })
       }
       await new Promise((r) => setTimeout(r, 200))
       continue
@@ -131,7 +145,11 @@ const startServer = async (options: Options): Promise<{ db: EmbeddedDatabase; st
 }
 
 /** Uses the server another live process started on the folder, and leaves it running. */
-const useOwners = async (owner: OwnerRecord, passwordFile: string, dataDir: string): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
+const useOwners = async (
+  owner: OwnerRecord,
+  passwordFile: string,
+  dataDir: string
+): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
   const password = (await fs.readFile(passwordFile, "utf8").catch(() => undefined))?.trim()
   if (password === undefined || owner.port === null || owner.postmasterPid === null || !pidAlive(owner.postmasterPid)) {
     throw new EmbeddedDatabaseError({
@@ -167,7 +185,18 @@ const startOwned = async (
     await fs.writeFile(pwfile, password, { mode: 0o600 })
     if (osUser) await fs.chown(pwfile, osUser.uid, osUser.gid)
     const initdb = path.join(bin, "initdb")
-    const args = ["-D", dataDir, "-U", superuser, "--auth=scram-sha-256", `--pwfile=${pwfile}`, "-E", "UTF8", "--locale=C", "--data-checksums"]
+    const args = [
+      "-D",
+      dataDir,
+      "-U",
+      superuser,
+      "--auth=scram-sha-256",
+      `--pwfile=${pwfile}`,
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--data-checksums"
+    ]
     try {
       await (osUser ? run("runuser", ["-u", osUser.name, "--", initdb, ...args]) : run(initdb, args))
     } catch (cause) {
@@ -227,7 +256,12 @@ const startOwned = async (
   })
   const urlFor = (database: string) =>
     Redacted.make(`postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`)
-  await writeOwner(ownerFile, { pid: process.pid, startTicks: (await startTicksOf(process.pid)) ?? "unknown", port, postmasterPid: child.pid! })
+  await writeOwner(ownerFile, {
+    pid: process.pid,
+    startTicks: (await startTicksOf(process.pid)) ?? "unknown",
+    port,
+    postmasterPid: child.pid!
+  })
   return {
     db: { adminUrl: urlFor("postgres"), urlFor, port, dataDir, pid: child.pid!, owner: process.pid },
     stop: async () => {

@@ -326,7 +326,9 @@ export const hasher: StorageHasher.HasherFactory = (algorithm) => {
       if (digestAt !== undefined) throw new Error("update after digest")
       // at most the whole ring: a chunk larger than that is copied in as slots come free anyway
       lastSlots = Math.min(slots, Math.max(1, Math.ceil(chunk.length / slotBytes)))
-      for (let at = 0; at < chunk.length; at += slotBytes) publishBlocking({ kind: "update", lane }, [chunk.subarray(at, Math.min(chunk.length, at + slotBytes))])
+      for (let at = 0; at < chunk.length; at += slotBytes) {
+        publishBlocking({ kind: "update", lane }, [chunk.subarray(at, Math.min(chunk.length, at + slotBytes))])
+      }
     },
     ready: (final) => {
       if (ring.failure() !== undefined) return Promise.reject(ring.failure())

@@ -48,7 +48,7 @@ export interface Options extends TransferAdapter.Options {
 const createAttempts = 100
 
 const createTemporary = async (dir: string, tmp: string) => {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     try {
       await fs.mkdir(dir, { recursive: true })
       return await fs.open(tmp, "wx", 0o644)
@@ -58,7 +58,14 @@ const createTemporary = async (dir: string, tmp: string) => {
   }
 }
 
-const copyOne = async (src: string, dst: string, algorithm: Checksum.Algorithm, fsync: boolean, hasher: HashingStream, signal: AbortSignal) => {
+const copyOne = async (
+  src: string,
+  dst: string,
+  algorithm: Checksum.Algorithm,
+  fsync: boolean,
+  hasher: HashingStream,
+  signal: AbortSignal
+) => {
   const dir = path.dirname(dst)
   // a name the disk driver's sweep recognises: a copy killed here leaves nothing for good
   const tmp = path.join(dir, TemporaryNames.part(path.basename(dst), randomBytes(6).toString("hex")))
@@ -87,7 +94,9 @@ const copyOne = async (src: string, dst: string, algorithm: Checksum.Algorithm, 
  * Runs an abortable promise; on interruption aborts it and waits until it settled, so the
  * temporary file its failure path removes is gone before the interruption completes.
  */
-const untilSettled = <A>(options: { readonly try: (signal: AbortSignal) => Promise<A>; readonly catch: (e: unknown) => TransferError.TransferError }) =>
+const untilSettled = <A>(
+  options: { readonly try: (signal: AbortSignal) => Promise<A>; readonly catch: (e: unknown) => TransferError.TransferError }
+) =>
   Effect.async<A, TransferError.TransferError>((resume) => {
     const controller = new AbortController()
     const promise = options.try(controller.signal)
@@ -144,7 +153,11 @@ export const minimal = (options: Options = {}): TransferAdapter.Minimal => ({
             active.delete(hasher)
           }
         },
-        catch: (e) => classify(e, (e as { syscall?: string; path?: string }).path === (rel === "." ? request.source.path : path.join(request.source.path, rel)))
+        catch: (e) =>
+          classify(
+            e,
+            (e as { syscall?: string; path?: string }).path === (rel === "." ? request.source.path : path.join(request.source.path, rel))
+          )
       })
     if (request.kind === "directory") {
       yield* Effect.tryPromise({ try: () => fs.mkdir(request.destination.path, { recursive: true }), catch: (e) => classify(e, false) })

@@ -52,8 +52,9 @@ export const clientConfig = (url: Redacted.Redacted<string>, extra?: Partial<PgC
   transformResultNames: String.snakeToCamel,
   transformQueryNames: String.camelToSnake,
   types: {
-    getTypeParser: ((oid: number, format?: "text" | "binary") =>
-      oid === int8Oid ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text")) as never
+    getTypeParser:
+      ((oid: number, format?: "text" | "binary") =>
+        oid === int8Oid ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text")) as never
   },
   ...extra
 })

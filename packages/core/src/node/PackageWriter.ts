@@ -85,21 +85,28 @@ const causeText = (cause: unknown) => cause instanceof Error ? cause.message : S
 /** The file's bytes as the writer pulls them; a file that is gone fails NotFound, as a storage's get does. */
 const fileBody = (path: string): Stream.Stream<Uint8Array, StorageError.StorageError> =>
   Stream.suspend(() =>
-    Stream.fromAsyncIterable(fs.createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>, (cause) =>
-      new StorageError.StorageError({
-        reason: (cause as { code?: string }).code === "ENOENT" ? "NotFound" : "Unavailable",
-        driver: "file",
-        method: "get",
-        key: path,
-        description: causeText(cause)
-      }))
+    Stream.fromAsyncIterable(
+      fs.createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>,
+      (cause) =>
+        new StorageError.StorageError({
+          reason: (cause as { code?: string }).code === "ENOENT" ? "NotFound" : "Unavailable",
+          driver: "file",
+          method: "get",
+          key: path,
+          description: causeText(cause)
+        })
+    )
   ).pipe(Stream.map((b): Uint8Array => b))
 
 /** The manifest of the files, measuring those without a record; or why there can be none. */
 const manifestOf = (output: string, options: WriteOptions) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const invalid = (description: string, file?: string) => new PackageWriteError({ reason: "Invalid", output, file, description })
-    for (const [what, id] of [["package id", options.packageId], ["ExecutedObsUnit id", options.executedObsUnitId], ["InstrumentModule id", options.instrumentModuleId]]) {
+    for (const [what, id] of [
+      ["package id", options.packageId],
+      ["ExecutedObsUnit id", options.executedObsUnitId],
+      ["InstrumentModule id", options.instrumentModuleId]
+    ]) {
       const problem = PackageManifest.idProblem(what, id)
       if (problem !== undefined) return yield* invalid(problem)
     }
@@ -155,7 +162,7 @@ const hasherReady = (hasher: ReturnType<typeof HashRing.hasher>, final: boolean)
  * Writes the package of `options.files` to `output`. The files are read twice when their
  * records are not given (measured, then written), once when they are.
  */
-export const write = Effect.fn("PackageWriter.write")(function*(output: string, options: WriteOptions) {
+export const write = Effect.fn("PackageWriter.write")(function* (output: string, options: WriteOptions) {
   const manifest = yield* manifestOf(output, options)
   const unwritable = (description: string) => new PackageWriteError({ reason: "Unwritable", output, description })
   const algorithm = options.algorithm ?? Checksum.defaultAlgorithm
@@ -167,9 +174,12 @@ export const write = Effect.fn("PackageWriter.write")(function*(output: string, 
     mtime: Math.floor((options.mtime?.getTime() ?? 0) / 1000)
   })
   const written = Effect.acquireUseRelease(
-    Effect.tryPromise({ try: () => fs.promises.open(temporary, "wx"), catch: (e) => unwritable(`cannot create ${temporary}: ${causeText(e)}`) }),
+    Effect.tryPromise({
+      try: () => fs.promises.open(temporary, "wx"),
+      catch: (e) => unwritable(`cannot create ${temporary}: ${causeText(e)}`)
+    }),
     (handle) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const hasher = HashRing.hasher(algorithm)
         let sizeBytes = 0
         yield* Stream.runForEach(tar, (part) =>
@@ -192,15 +202,26 @@ export const write = Effect.fn("PackageWriter.write")(function*(output: string, 
     (handle) => Effect.promise(() => handle.close().catch(() => undefined))
   )
   const fault = (f: ArchiveWriter.MemberFault) =>
-    new PackageWriteError({ reason: f.kind, output, file: paths[f.index], description: `${manifest.files[f.index].relativePath}: ${f.detail}` })
+    new PackageWriteError({
+      reason: f.kind,
+      output,
+      file: paths[f.index],
+      description: `${manifest.files[f.index].relativePath}: ${f.detail}`
+    })
   const done = yield* written.pipe(
     Effect.catchTag("MemberFault", (f) => Effect.fail(fault(f))),
-    Effect.catchTag("StorageError", (e) => Effect.fail(new PackageWriteError({ reason: "Unreadable", output, file: e.key, description: e.message }))),
+    Effect.catchTag(
+      "StorageError",
+      (e) => Effect.fail(new PackageWriteError({ reason: "Unreadable", output, file: e.key, description: e.message }))
+    ),
     Effect.tap(() =>
       Effect.tryPromise({
         // a link fails if `output` exists, where a rename would replace it
         try: () => options.overwrite === true ? fs.promises.rename(temporary, output) : fs.promises.link(temporary, output),
-        catch: (e) => unwritable((e as { code?: string }).code === "EEXIST" ? `${output} exists` : `cannot move the package to ${output}: ${causeText(e)}`)
+        catch: (e) =>
+          unwritable(
+            (e as { code?: string }).code === "EEXIST" ? `${output} exists` : `cannot move the package to ${output}: ${causeText(e)}`
+          )
       })
     ),
     Effect.ensuring(Effect.promise(() => fs.promises.rm(temporary, { force: true })))

@@ -16,7 +16,12 @@ import * as TransferError from "../TransferError.js"
 import * as TransferProcess from "./TransferProcess.js"
 
 /** ssh options every call gets: never prompt, and notice a dead link within about a minute. */
-export const defaultSshOptions: ReadonlyArray<string> = ["BatchMode=yes", "ConnectTimeout=30", "ServerAliveInterval=15", "ServerAliveCountMax=4"]
+export const defaultSshOptions: ReadonlyArray<string> = [
+  "BatchMode=yes",
+  "ConnectTimeout=30",
+  "ServerAliveInterval=15",
+  "ServerAliveCountMax=4"
+]
 
 /** The ssh arguments (before the host) that reach an endpoint. */
 export const sshArgs = (endpoint: TransferEndpoint.Ssh): Array<string> => [
@@ -78,18 +83,31 @@ export const remote = (adapter: string, endpoint: TransferEndpoint.Ssh, script: 
     Effect.mapError((e) => TransferError.make(adapter, e.missing ? "ToolMissing" : "Unknown", e.message, { cause: e })),
     Effect.flatMap((o) => {
       if (o.exitCode === 0) return Effect.succeed(o.stdout)
-      if (o.exitCode === 4) return Effect.fail(TransferError.make(adapter, "InvalidRequest", `${TransferEndpoint_format(endpoint)}: not the kind of entry the request names (file or directory)`, { exitCode: 4 }))
-      if (o.exitCode === 3) return Effect.fail(TransferError.make(adapter, "SourceNotFound", `${TransferEndpoint_format(endpoint)}: no such file or directory`, { exitCode: 3 }))
+      if (o.exitCode === 4) {
+        return Effect.fail(
+          TransferError.make(
+            adapter,
+            "InvalidRequest",
+            `${TransferEndpoint_format(endpoint)}: not the kind of entry the request names (file or directory)`,
+            { exitCode: 4 }
+          )
+        )
+      }
+      if (o.exitCode === 3) {
+        return Effect.fail(
+          TransferError.make(adapter, "SourceNotFound", `${TransferEndpoint_format(endpoint)}: no such file or directory`, { exitCode: 3 })
+        )
+      }
       const ssh = classifySsh(o.stderr)
       if (ssh !== undefined) return Effect.fail(TransferError.make(adapter, ssh.reason, ssh.line, { exitCode: o.exitCode ?? undefined }))
       const detail = o.stderr.trim().split("\n").slice(-3).join(" / ") || `remote command failed (${o.signal ?? o.exitCode})`
       const reason: TransferError.Reason = /Permission denied|Read-only file system/.test(o.stderr)
         ? "PermissionDenied"
         : /No space left/.test(o.stderr)
-          ? "DestinationFull"
-          : o.signal !== null
-            ? "Interrupted"
-            : "Unknown"
+        ? "DestinationFull"
+        : o.signal !== null
+        ? "Interrupted"
+        : "Unknown"
       return Effect.fail(TransferError.make(adapter, reason, detail, { exitCode: o.exitCode ?? undefined }))
     })
   )
@@ -117,24 +135,25 @@ export const walk = async (root: string): Promise<Array<{ readonly rel: string; 
 export const size = (adapter: string, endpoint: TransferEndpoint.Endpoint, kind: TransferAdapter.Kind, ssh = "ssh") =>
   (endpoint._tag === "Local"
     ? Effect.tryPromise({ try: () => walk(endpoint.path), catch: (e) => errnoError(adapter, e, "source") }).pipe(
-        Effect.filterOrFail(
-          (files) => (files.length === 1 && files[0]!.rel === ".") === (kind === "file"),
-          () => TransferError.make(adapter, "InvalidRequest", `${endpoint.path} is not a ${kind}`)
-        ),
-        Effect.map((files) => ({ bytes: files.reduce((n, f) => n + f.size, 0), files: files.length }))
-      )
+      Effect.filterOrFail(
+        (files) => (files.length === 1 && files[0]!.rel === ".") === (kind === "file"),
+        () => TransferError.make(adapter, "InvalidRequest", `${endpoint.path} is not a ${kind}`)
+      ),
+      Effect.map((files) => ({ bytes: files.reduce((n, f) => n + f.size, 0), files: files.length }))
+    )
     : remote(
-        adapter,
-        endpoint,
-        `test -e ${q(endpoint.path)} || exit 3; test ${kind === "directory" ? "-d" : "-f"} ${q(endpoint.path)} || exit 4; find ${q(endpoint.path)} -type f -printf '%s\\n'`,
-        ssh
-      ).pipe(
-        Effect.map((out) => {
-          const sizes = out.split("\n").filter((l) => l !== "").map(Number)
-          return { bytes: sizes.reduce((n, s) => n + s, 0), files: sizes.length }
-        })
-      )
-  ).pipe(Effect.withSpan("TransferHost.size", { attributes: { path: endpoint.path } }))
+      adapter,
+      endpoint,
+      `test -e ${q(endpoint.path)} || exit 3; test ${kind === "directory" ? "-d" : "-f"} ${q(endpoint.path)} || exit 4; find ${
+        q(endpoint.path)
+      } -type f -printf '%s\\n'`,
+      ssh
+    ).pipe(
+      Effect.map((out) => {
+        const sizes = out.split("\n").filter((l) => l !== "").map(Number)
+        return { bytes: sizes.reduce((n, s) => n + s, 0), files: sizes.length }
+      })
+    )).pipe(Effect.withSpan("TransferHost.size", { attributes: { path: endpoint.path } }))
 
 const hashLocal = (file: string, algorithm: Checksum.Algorithm) =>
   new Promise<Checksum.Checksum>((resolve, reject) => {
@@ -171,41 +190,54 @@ export const parseRemoteManifest = (out: string, algorithm: Checksum.Algorithm, 
 export const manifestScript = (p: string, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm): string =>
   kind === "file"
     ? `test -f ${q(p)} || exit 3; stat -c 'S %s .' -- ${q(p)} && openssl dgst -${algorithm} -r -- ${q(p)}`
-    : `cd -- ${q(p)} 2>/dev/null || exit 3; find . -type f -printf 'S %s %P\\n' && find . -type f -print0 | xargs -0 -r openssl dgst -${algorithm} -r`
+    : `cd -- ${
+      q(p)
+    } 2>/dev/null || exit 3; find . -type f -printf 'S %s %P\\n' && find . -type f -print0 | xargs -0 -r openssl dgst -${algorithm} -r`
 
 /** Checksums of every regular file at an endpoint. */
-export const manifest = (adapter: string, endpoint: TransferEndpoint.Endpoint, kind: TransferAdapter.Kind, algorithm: Checksum.Algorithm, ssh = "ssh") =>
+export const manifest = (
+  adapter: string,
+  endpoint: TransferEndpoint.Endpoint,
+  kind: TransferAdapter.Kind,
+  algorithm: Checksum.Algorithm,
+  ssh = "ssh"
+) =>
   (endpoint._tag === "Local"
     ? Effect.tryPromise({
-        try: async () => {
-          const files = await walk(endpoint.path)
-          const result: Record<string, TransferAdapter.Entry> = {}
-          const queue = [...files]
-          const worker = async () => {
-            for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
-              const file = f.rel === "." ? endpoint.path : path.join(endpoint.path, f.rel)
-              result[f.rel] = { size: f.size, checksum: await hashLocal(file, algorithm) }
-            }
+      try: async () => {
+        const files = await walk(endpoint.path)
+        const result: Record<string, TransferAdapter.Entry> = {}
+        const queue = [...files]
+        const worker = async () => {
+          for (let f = queue.shift(); f !== undefined; f = queue.shift()) {
+            const file = f.rel === "." ? endpoint.path : path.join(endpoint.path, f.rel)
+            result[f.rel] = { size: f.size, checksum: await hashLocal(file, algorithm) }
           }
-          await Promise.all(Array.from({ length: Math.min(4, files.length) }, worker))
-          return result as TransferAdapter.Manifest
-        },
-        catch: (e) => errnoError(adapter, e, "source")
-      })
+        }
+        await Promise.all(Array.from({ length: Math.min(4, files.length) }, worker))
+        return result as TransferAdapter.Manifest
+      },
+      catch: (e) => errnoError(adapter, e, "source")
+    })
     : remote(
-        adapter,
-        endpoint,
-        manifestScript(endpoint.path, kind, algorithm),
-        ssh
-      ).pipe(Effect.map((out) => parseRemoteManifest(out, algorithm, kind)))
-  ).pipe(Effect.withSpan("TransferHost.manifest", { attributes: { path: endpoint.path } }))
+      adapter,
+      endpoint,
+      manifestScript(endpoint.path, kind, algorithm),
+      ssh
+    ).pipe(Effect.map((out) => parseRemoteManifest(out, algorithm, kind)))).pipe(
+      Effect.withSpan("TransferHost.manifest", { attributes: { path: endpoint.path } })
+    )
 
 /** Removes a file or tree at an endpoint; removing what is not there succeeds. */
 export const remove = (adapter: string, endpoint: TransferEndpoint.Endpoint, ssh = "ssh") =>
   (endpoint._tag === "Local"
-    ? Effect.tryPromise({ try: () => fs.rm(endpoint.path, { recursive: true, force: true }), catch: (e) => errnoError(adapter, e, "destination") })
-    : remote(adapter, endpoint, `rm -rf -- ${q(endpoint.path)}`, ssh).pipe(Effect.asVoid)
-  ).pipe(Effect.withSpan("TransferHost.remove", { attributes: { path: endpoint.path } }))
+    ? Effect.tryPromise({
+      try: () => fs.rm(endpoint.path, { recursive: true, force: true }),
+      catch: (e) => errnoError(adapter, e, "destination")
+    })
+    : remote(adapter, endpoint, `rm -rf -- ${q(endpoint.path)}`, ssh).pipe(Effect.asVoid)).pipe(
+      Effect.withSpan("TransferHost.remove", { attributes: { path: endpoint.path } })
+    )
 
 /**
  * Creates a local directory and its parents. Node's recursive mkdir reports ENOENT when the file
@@ -232,5 +264,7 @@ const mkdirLocal = async (dir: string): Promise<void> => {
 export const mkdirp = (adapter: string, endpoint: TransferEndpoint.Endpoint, dir: string, ssh = "ssh") =>
   (endpoint._tag === "Local"
     ? Effect.tryPromise({ try: () => mkdirLocal(dir), catch: (e) => errnoError(adapter, e, "destination") })
-    : remote(adapter, endpoint, `mkdir -p -- ${q(dir)}`, ssh)
-  ).pipe(Effect.asVoid, Effect.withSpan("TransferHost.mkdirp", { attributes: { path: dir } }))
+    : remote(adapter, endpoint, `mkdir -p -- ${q(dir)}`, ssh)).pipe(
+      Effect.asVoid,
+      Effect.withSpan("TransferHost.mkdirp", { attributes: { path: dir } })
+    )

@@ -100,8 +100,20 @@ export const world: Fx<World> = Effect.gen(function* () {
     active: true
   })
   return {
-    observatory, telescope, instrument, modules: [m1, m2], program, obsUnit,
-    chile, cologne, source, chileBuffer, cologneBuffer, archive, processing, scientist
+    observatory,
+    telescope,
+    instrument,
+    modules: [m1, m2],
+    program,
+    obsUnit,
+    chile,
+    cologne,
+    source,
+    chileBuffer,
+    cologneBuffer,
+    archive,
+    processing,
+    scientist
   }
 })
 

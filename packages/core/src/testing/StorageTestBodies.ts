@@ -61,4 +61,3 @@ export const bytesOf = <E>(stream: Stream.Stream<Uint8Array, E>) =>
     }
     return out
   }))
-

@@ -54,6 +54,7 @@ export const layerEmpty: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient> = 
 ).pipe(Layer.orDie)
 
 /** A fresh database with every migration applied. */
-export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient> = Layer.tap(layerEmpty, (ctx) =>
-  Migrations.run.pipe(Effect.provide(ctx))
+export const layer: Layer.Layer<PgClient.PgClient | SqlClient.SqlClient> = Layer.tap(
+  layerEmpty,
+  (ctx) => Migrations.run.pipe(Effect.provide(ctx))
 ).pipe(Layer.orDie)

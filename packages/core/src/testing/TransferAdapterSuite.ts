@@ -180,7 +180,10 @@ export const run = (name: string, setup: () => Promise<Harness>): void => {
         assert.strictEqual(result.verified, true)
         assert.deepStrictEqual(Object.keys(result.manifest ?? {}).sort(), [...rels].sort())
         for (const rel of rels.slice(0, 50)) {
-          assert.strictEqual(yield* Effect.promise(() => sha256(path.join(d, "dst", rel))), yield* Effect.promise(() => sha256(path.join(d, "src", rel))))
+          assert.strictEqual(
+            yield* Effect.promise(() => sha256(path.join(d, "dst", rel))),
+            yield* Effect.promise(() => sha256(path.join(d, "src", rel)))
+          )
         }
       }))
 
@@ -190,7 +193,9 @@ export const run = (name: string, setup: () => Promise<Harness>): void => {
         const bytes = 48 * 1024 * 1024
         yield* Effect.promise(() => writeRandomFile(path.join(d, "src.bin"), bytes))
         const adapter = yield* withAdapter(Effect.succeed)
-        const limit = adapter.capabilities.bandwidthLimit && h.slowBandwidth !== undefined ? { bandwidthLimit: Math.max(h.slowBandwidth, bytes / 3) } : {}
+        const limit = adapter.capabilities.bandwidthLimit && h.slowBandwidth !== undefined
+          ? { bandwidthLimit: Math.max(h.slowBandwidth, bytes / 3) }
+          : {}
         const events = yield* Stream.runCollect(adapter.stream(fileRequest(path.join(d, "src.bin"), path.join(d, "dst.bin"), limit)))
         const list = [...events]
         const last = list[list.length - 1]
@@ -212,10 +217,14 @@ export const run = (name: string, setup: () => Promise<Harness>): void => {
         console.log(`[${name}] large-file case: ${bytes} bytes (set CCAT_TRANSFER_LARGE_BYTES to change)`)
         const d = yield* Effect.promise(() => dir("large"))
         const sum = yield* Effect.promise(() => writeRandomFile(path.join(d, "src.bin"), bytes))
-        const result = yield* withAdapter((a) => a.transfer(fileRequest(path.join(d, "src.bin"), path.join(d, "dst.bin"), { expected: sum })))
+        const result = yield* withAdapter((a) =>
+          a.transfer(fileRequest(path.join(d, "src.bin"), path.join(d, "dst.bin"), { expected: sum }))
+        )
         assert.strictEqual(result.checksum, sum)
         assert.strictEqual(result.bytes, bytes)
-        console.log(`[${name}] large file: ${(result.throughput / 1e6).toFixed(1)} MB/s over ${result.durationMs} ms, verification included`)
+        console.log(
+          `[${name}] large file: ${(result.throughput / 1e6).toFixed(1)} MB/s over ${result.durationMs} ms, verification included`
+        )
         yield* Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
       }), 180_000)
 
@@ -251,14 +260,17 @@ export const run = (name: string, setup: () => Promise<Harness>): void => {
         const limit = adapter.capabilities.bandwidthLimit && h.slowBandwidth !== undefined ? { bandwidthLimit: h.slowBandwidth } : {}
         let removed = false
         const exit = yield* adapter
-          .stream({ source: h.source(path.join(d, "src")), destination: h.destination(path.join(d, "dst")), kind: "directory", ...limit }, { retry: TransferAdapter.noRetry })
+          .stream(
+            { source: h.source(path.join(d, "src")), destination: h.destination(path.join(d, "dst")), kind: "directory", ...limit },
+            { retry: TransferAdapter.noRetry }
+          )
           .pipe(
             Stream.tap((e) =>
               e._tag === "Progress" && !removed
                 ? Effect.promise(async () => {
-                    removed = true
-                    await fs.rm(path.join(d, "src"), { recursive: true, force: true })
-                  })
+                  removed = true
+                  await fs.rm(path.join(d, "src"), { recursive: true, force: true })
+                })
                 : Effect.void
             ),
             Stream.runDrain,

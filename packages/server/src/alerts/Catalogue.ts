@@ -36,14 +36,54 @@ export type AlertName = (typeof names)[number]
 
 /** The catalogue. */
 export const conditions: ReadonlyArray<Condition> = [
-  { name: "CcatPackageFailed", severity: "critical", summary: "A RawDataPackage ended FAILED and needs an operator (see its error, then `ccat retry`).", evaluatedBy: "notifier" },
-  { name: "CcatBundleFailed", severity: "critical", summary: "A DataTransferPackage (bundle) ended FAILED and needs an operator.", evaluatedBy: "notifier" },
-  { name: "CcatStagingRequestFailed", severity: "warning", summary: "A staging request ended FAILED; its scientist is waiting.", evaluatedBy: "notifier" },
-  { name: "CcatCircuitOpen", severity: "warning", summary: "A route's circuit breaker has been open longer than allowed: nothing moves along it.", evaluatedBy: "notifier" },
-  { name: "CcatLocationFull", severity: "critical", summary: "A data location is filled above its alert threshold.", evaluatedBy: "notifier" },
-  { name: "CcatStageBacklogOld", severity: "warning", summary: "Work has waited at a lifecycle stage longer than its policy allows.", evaluatedBy: "notifier" },
-  { name: "CcatAuditFindings", severity: "critical", summary: "Copies found CORRUPT or MISSING stay unrepaired, or unaccounted (dark) objects stay unresolved.", evaluatedBy: "notifier" },
-  { name: "CcatRelayBacklogOld", severity: "warning", summary: "A telescope relay holds filings the main has not taken for too long (the link is down).", evaluatedBy: "prometheus" }
+  {
+    name: "CcatPackageFailed",
+    severity: "critical",
+    summary: "A RawDataPackage ended FAILED and needs an operator (see its error, then `ccat retry`).",
+    evaluatedBy: "notifier"
+  },
+  {
+    name: "CcatBundleFailed",
+    severity: "critical",
+    summary: "A DataTransferPackage (bundle) ended FAILED and needs an operator.",
+    evaluatedBy: "notifier"
+  },
+  {
+    name: "CcatStagingRequestFailed",
+    severity: "warning",
+    summary: "A staging request ended FAILED; its scientist is waiting.",
+    evaluatedBy: "notifier"
+  },
+  {
+    name: "CcatCircuitOpen",
+    severity: "warning",
+    summary: "A route's circuit breaker has been open longer than allowed: nothing moves along it.",
+    evaluatedBy: "notifier"
+  },
+  {
+    name: "CcatLocationFull",
+    severity: "critical",
+    summary: "A data location is filled above its alert threshold.",
+    evaluatedBy: "notifier"
+  },
+  {
+    name: "CcatStageBacklogOld",
+    severity: "warning",
+    summary: "Work has waited at a lifecycle stage longer than its policy allows.",
+    evaluatedBy: "notifier"
+  },
+  {
+    name: "CcatAuditFindings",
+    severity: "critical",
+    summary: "Copies found CORRUPT or MISSING stay unrepaired, or unaccounted (dark) objects stay unresolved.",
+    evaluatedBy: "notifier"
+  },
+  {
+    name: "CcatRelayBacklogOld",
+    severity: "warning",
+    summary: "A telescope relay holds filings the main has not taken for too long (the link is down).",
+    evaluatedBy: "prometheus"
+  }
 ]
 
 /** The catalogue entry of a name. */

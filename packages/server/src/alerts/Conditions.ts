@@ -86,7 +86,9 @@ const hours = (seconds: number) => (seconds >= 7200 ? `${(seconds / 3600).toFixe
  * The figure-based conditions' findings now, by alert name: what `/metrics` would export, put
  * through the rules' comparisons, with the thresholds the notifier's configuration may override.
  */
-export const figureFindings = (s: Settings): Effect.Effect<ReadonlyMap<AlertName, ReadonlyArray<Finding>>, SqlError.SqlError, SqlClient.SqlClient> =>
+export const figureFindings = (
+  s: Settings
+): Effect.Effect<ReadonlyMap<AlertName, ReadonlyArray<Finding>>, SqlError.SqlError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const [circuits, alertFigures, integrity] = yield* Effect.all([
       CircuitFigures.collect(s.breakerThreshold),
@@ -97,17 +99,25 @@ export const figureFindings = (s: Settings): Effect.Effect<ReadonlyMap<AlertName
     const now = Date.now()
     const since = (secondsAgo: number) => new Date(now - secondsAgo * 1000)
     const c = s.conditions
-    const out = new Map<AlertName, Array<Finding>>(["CcatCircuitOpen", "CcatLocationFull", "CcatStageBacklogOld", "CcatAuditFindings"].map((n) => [n as AlertName, []]))
+    const out = new Map<AlertName, Array<Finding>>(
+      ["CcatCircuitOpen", "CcatLocationFull", "CcatStageBacklogOld", "CcatAuditFindings"].map((n) => [n as AlertName, []])
+    )
 
     const openFor = c.circuitOpenFor / 1000
-    for (const [circuit, family] of [["route", "ccat_route_circuit_open_seconds"], ["location", "ccat_location_circuit_open_seconds"]] as const) {
+    for (
+      const [circuit, family] of [["route", "ccat_route_circuit_open_seconds"], ["location", "ccat_location_circuit_open_seconds"]] as const
+    ) {
       for (const x of samples(all, family).values()) {
         if (x.value <= openFor) continue
-        const what = circuit === "route" ? `route ${x.labels.from} -> ${x.labels.to} (${x.labels.adapter})` : `transfers to ${x.labels.location} (${x.labels.site})`
+        const what = circuit === "route"
+          ? `route ${x.labels.from} -> ${x.labels.to} (${x.labels.adapter})`
+          : `transfers to ${x.labels.location} (${x.labels.site})`
         out.get("CcatCircuitOpen")!.push({
           labels: { ...x.labels, circuit },
           summary: `The circuit of ${what} has been open for ${hours(x.value)}`,
-          description: `every transfer attempt has failed since ${since(x.value).toISOString()}; \`ccat status\` shows the circuit with the last error`,
+          description: `every transfer attempt has failed since ${
+            since(x.value).toISOString()
+          }; \`ccat status\` shows the circuit with the last error`,
           startedAt: since(x.value - openFor)
         })
       }
@@ -115,7 +125,9 @@ export const figureFindings = (s: Settings): Effect.Effect<ReadonlyMap<AlertName
 
     const thresholds = samples(all, "ccat_location_fill_threshold_ratio")
     for (const [k, x] of samples(all, "ccat_location_fill_ratio")) {
-      const threshold = c.locationFullPercent !== undefined ? c.locationFullPercent / 100 : thresholds.get(k)?.value ?? AlertFigures.defaultFillThreshold
+      const threshold = c.locationFullPercent !== undefined
+        ? c.locationFullPercent / 100
+        : thresholds.get(k)?.value ?? AlertFigures.defaultFillThreshold
       if (x.value <= threshold) continue
       out.get("CcatLocationFull")!.push({
         labels: x.labels,

@@ -95,13 +95,14 @@ export const evaluate = (
           select i.id, s.sink, 'firing'
           from alert_incident i cross join unnest(${sinks}::text[]) s(sink)
           where i.resolved_at is null
-            and i.started_at <= now() - make_interval(secs => coalesce((${JSON.stringify(holdFor)}::jsonb ->> i.alertname)::float8, 0) / 1000)
+            and i.started_at <= now() - make_interval(secs => coalesce((${
+              JSON.stringify(holdFor)
+            }::jsonb ->> i.alertname)::float8, 0) / 1000)
             and not exists (select 1 from alert_delivery d where d.incident_id = i.id and d.kind = 'firing')
           on conflict do nothing`
         return { opened, resolved, ran: true } satisfies Evaluation
       })
-    )
-  )
+    ))
 
 /** How one sink sends and how often it may. */
 export interface SinkPolicy {
@@ -176,5 +177,4 @@ export const deliver = <E>(
                    where d.sink = ${policy.name} and d.incident_id = w.incident_id and d.kind = w.kind`
         return { outcome: "failed", notifications: batch, error } as Round
       })
-    )
-  )
+    ))

@@ -55,7 +55,9 @@ export const make = (config: NotifierConfig) =>
         const round = yield* Incidents.deliver(s.policy, s.sink.send, (e) => e.message)
         rounds.push({ sink: s.sink.name, round })
         if (round.outcome === "sent") {
-          yield* Effect.logInfo(`notified ${s.sink.name}: ${round.notifications.map((n) => `${n.kind} ${n.alertname} ${n.incidentId}`).join(", ")}`)
+          yield* Effect.logInfo(
+            `notified ${s.sink.name}: ${round.notifications.map((n) => `${n.kind} ${n.alertname} ${n.incidentId}`).join(", ")}`
+          )
         } else if (round.outcome === "failed") {
           yield* Effect.logWarning(`cannot notify ${s.sink.name} (${round.notifications.length} due, tried again later): ${round.error}`)
         }

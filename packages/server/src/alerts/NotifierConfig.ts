@@ -30,7 +30,9 @@ const HttpUrl = Schema.String.pipe(
   })
 )
 
-const EnvName = Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "must be the name of an environment variable" }))
+const EnvName = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: () => "must be the name of an environment variable" })
+)
 
 /** Where a secret is: an environment variable or a file (its content, trailing newline removed). */
 const SecretRef = Schema.Struct({
@@ -61,7 +63,9 @@ const EmailSink = Schema.Struct({
   ...common,
   type: Schema.Literal("email"),
   host: Schema.String.pipe(Schema.minLength(1, { message: () => "must be a host name" })),
-  port: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 65535, { message: () => "must be a port from 1 to 65535" })), { default: () => 25 }),
+  port: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 65535, { message: () => "must be a port from 1 to 65535" })), {
+    default: () => 25
+  }),
   /** TLS from the first byte (port 465); otherwise STARTTLS is used when the server offers it. */
   secure: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   /** Refuse to send unless the connection is encrypted (STARTTLS required). */
@@ -109,7 +113,9 @@ const Section = Schema.Struct({
   /** How often conditions are evaluated and due deliveries tried. */
   interval: Schema.optionalWith(PositiveDuration, { default: () => 30_000 }),
   /** Backoff of a failed delivery: first wait, doubled per failure up to the cap. */
-  retry: Schema.optionalWith(Schema.Struct({ initial: PositiveDuration, max: PositiveDuration }), { default: () => ({ initial: 10_000, max: 15 * 60_000 }) }),
+  retry: Schema.optionalWith(Schema.Struct({ initial: PositiveDuration, max: PositiveDuration }), {
+    default: () => ({ initial: 10_000, max: 15 * 60_000 })
+  }),
   conditions: Schema.optionalWith(Thresholds, { default: () => Schema.decodeSync(Thresholds)({}) }),
   sinks: Schema.Array(Sink).pipe(Schema.minItems(1, { message: () => "list at least one sink (alertmanager, webhook or email)" }))
 })
@@ -132,12 +138,12 @@ const secretKeys = ["password", "bearerToken"] as const
 
 const inlineSecrets = (raw: unknown): ReadonlyArray<string> => {
   if (typeof raw !== "object" || raw === null || !Array.isArray((raw as { sinks?: unknown }).sinks)) return []
-  return ((raw as { sinks: ReadonlyArray<unknown> }).sinks).flatMap((s, i) =>
+  return (raw as { sinks: ReadonlyArray<unknown> }).sinks.flatMap((s, i) =>
     typeof s !== "object" || s === null
       ? []
       : secretKeys
-          .filter((k) => typeof (s as Record<string, unknown>)[k] === "string")
-          .map((k) => `sinks[${i}].${k}: a secret is never written in the configuration; write { env: VARIABLE } or { file: PATH }`)
+        .filter((k) => typeof (s as Record<string, unknown>)[k] === "string")
+        .map((k) => `sinks[${i}].${k}: a secret is never written in the configuration; write { env: VARIABLE } or { file: PATH }`)
   )
 }
 
@@ -151,7 +157,10 @@ const readSecret = (ref: typeof SecretRef.Type, where: string, baseDir: string, 
     const file = path.resolve(baseDir, ref.file!)
     return yield* Effect.promise(() =>
       fs.readFile(file, "utf8").then(
-        (text) => text.replace(/\r?\n$/, "") === "" ? Either.left(`${where}: the file ${file} is empty`) : Either.right(Redacted.make(text.replace(/\r?\n$/, ""))),
+        (text) =>
+          text.replace(/\r?\n$/, "") === ""
+            ? Either.left(`${where}: the file ${file} is empty`)
+            : Either.right(Redacted.make(text.replace(/\r?\n$/, ""))),
         (e: Error) => Either.left(`${where}: the file ${file} cannot be read: ${e.message}`)
       )
     )
@@ -162,13 +171,19 @@ const readSecret = (ref: typeof SecretRef.Type, where: string, baseDir: string, 
  * are found from `baseDir` (the configuration file's folder). Every problem names its field under
  * `notifications.`.
  */
-export const decode = (raw: unknown, baseDir: string, env: NodeJS.ProcessEnv = process.env): Effect.Effect<Either.Either<NotifierConfig, ReadonlyArray<string>>> =>
+export const decode = (
+  raw: unknown,
+  baseDir: string,
+  env: NodeJS.ProcessEnv = process.env
+): Effect.Effect<Either.Either<NotifierConfig, ReadonlyArray<string>>> =>
   Effect.gen(function* () {
     const prefix = (p: string) => `notifications.${p}`
     const inline = inlineSecrets(raw)
     if (inline.length > 0) return Either.left(inline.map(prefix))
     const decoded = Schema.decodeUnknownEither(Section, { errors: "all", onExcessProperty: "error" })(raw)
-    if (Either.isLeft(decoded)) return Either.left(Topology.formatIssues(decoded.left).map((p) => prefix(p.replace(/^\(top level\)/, "(section)"))))
+    if (Either.isLeft(decoded)) {
+      return Either.left(Topology.formatIssues(decoded.left).map((p) => prefix(p.replace(/^\(top level\)/, "(section)"))))
+    }
     const section = decoded.right
     const problems: Array<string> = []
     const seen = new Set<string>()
@@ -180,12 +195,18 @@ export const decode = (raw: unknown, baseDir: string, env: NodeJS.ProcessEnv = p
     const sinks: Array<SinkConfig> = []
     for (const [i, s] of section.sinks.entries()) {
       if (s.type === "webhook") {
-        const token = s.bearerToken === undefined ? Either.right(undefined) : yield* readSecret(s.bearerToken, prefix(`sinks[${i}].bearerToken`), baseDir, env)
+        const token = s.bearerToken === undefined
+          ? Either.right(undefined)
+          : yield* readSecret(s.bearerToken, prefix(`sinks[${i}].bearerToken`), baseDir, env)
         if (Either.isLeft(token)) problems.push(token.left)
         else sinks.push({ ...s, bearerToken: token.right })
       } else if (s.type === "email") {
-        if ((s.username === undefined) !== (s.password === undefined)) problems.push(prefix(`sinks[${i}]: username and password go together`))
-        const password = s.password === undefined ? Either.right(undefined) : yield* readSecret(s.password, prefix(`sinks[${i}].password`), baseDir, env)
+        if ((s.username === undefined) !== (s.password === undefined)) {
+          problems.push(prefix(`sinks[${i}]: username and password go together`))
+        }
+        const password = s.password === undefined
+          ? Either.right(undefined)
+          : yield* readSecret(s.password, prefix(`sinks[${i}].password`), baseDir, env)
         if (Either.isLeft(password)) problems.push(password.left)
         else sinks.push({ ...s, password: password.right })
       } else {

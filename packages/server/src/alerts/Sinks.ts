@@ -21,7 +21,9 @@ export class SinkError extends Data.TaggedError("SinkError")<{
   readonly detail: string
 }> {
   override get message(): string {
-    return `sink ${this.sink}: ${this.reason === "Timeout" ? "no answer in time" : this.reason === "Refused" ? "refused" : "cannot be reached"}: ${this.detail}`
+    return `sink ${this.sink}: ${
+      this.reason === "Timeout" ? "no answer in time" : this.reason === "Refused" ? "refused" : "cannot be reached"
+    }: ${this.detail}`
   }
 }
 
@@ -68,11 +70,12 @@ export const webhookBody = (notifications: ReadonlyArray<Notification>) => ({
 
 /** The e-mail's subject and text. */
 export const emailMessage = (notifications: ReadonlyArray<Notification>) => {
-  const line = (n: Notification) =>
-    `[${n.kind === "firing" ? "FIRING" : "RESOLVED"}] ${n.alertname} (${n.severity}): ${n.summary}`
+  const line = (n: Notification) => `[${n.kind === "firing" ? "FIRING" : "RESOLVED"}] ${n.alertname} (${n.severity}): ${n.summary}`
   const subject = notifications.length === 1
     ? `[CCAT] ${line(notifications[0])}`
-    : `[CCAT] ${notifications.filter((n) => n.kind === "firing").length} firing, ${notifications.filter((n) => n.kind === "resolved").length} resolved`
+    : `[CCAT] ${notifications.filter((n) => n.kind === "firing").length} firing, ${
+      notifications.filter((n) => n.kind === "resolved").length
+    } resolved`
   const text = notifications.map((n) =>
     [
       line(n),
@@ -93,11 +96,23 @@ const post = (sink: string, url: string, body: unknown, timeoutMs: number, beare
     let request = HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson(body))
     if (bearer !== undefined) request = HttpClientRequest.bearerToken(request, Redacted.value(bearer))
     const answer = yield* client.execute(request).pipe(
-      Effect.flatMap((response) => Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) => ({ status: response.status, text }))),
+      Effect.flatMap((response) =>
+        Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) => ({ status: response.status, text }))
+      ),
       Effect.scoped,
-      Effect.timeoutFail({ duration: timeoutMs, onTimeout: () => new SinkError({ sink, reason: "Timeout", detail: `${shown} did not answer within ${timeoutMs} ms` }) }),
+      Effect.timeoutFail({
+        duration: timeoutMs,
+        onTimeout: () => new SinkError({ sink, reason: "Timeout", detail: `${shown} did not answer within ${timeoutMs} ms` })
+      }),
       Effect.catchTags({
-        RequestError: (e) => Effect.fail(new SinkError({ sink, reason: "Transport", detail: `${shown}: ${e.reason}${e.cause instanceof Error ? ` (${e.cause.message})` : ""}` })),
+        RequestError: (e) =>
+          Effect.fail(
+            new SinkError({
+              sink,
+              reason: "Transport",
+              detail: `${shown}: ${e.reason}${e.cause instanceof Error ? ` (${e.cause.message})` : ""}`
+            })
+          ),
         ResponseError: (e) => Effect.fail(new SinkError({ sink, reason: "Transport", detail: `${shown}: ${e.reason}` }))
       })
     )
@@ -114,10 +129,16 @@ export const make = (config: SinkConfig, client: HttpClient.HttpClient): Sink =>
       // The base URL, as Alertmanager's own configuration names it; the API path is added unless given.
       const base = config.url.replace(/\/+$/, "")
       const url = base.endsWith("/api/v2/alerts") ? base : `${base}/api/v2/alerts`
-      return { name: config.name, send: (ns) => provide(post(config.name, url, alertmanagerBody(ns, new Date()), config.timeout, undefined)) }
+      return {
+        name: config.name,
+        send: (ns) => provide(post(config.name, url, alertmanagerBody(ns, new Date()), config.timeout, undefined))
+      }
     }
     case "webhook":
-      return { name: config.name, send: (ns) => provide(post(config.name, config.url, webhookBody(ns), config.timeout, config.bearerToken)) }
+      return {
+        name: config.name,
+        send: (ns) => provide(post(config.name, config.url, webhookBody(ns), config.timeout, config.bearerToken))
+      }
     case "email": {
       const transport = nodemailer.createTransport({
         host: config.host,

@@ -17,8 +17,14 @@ import { withOpsDb } from "./TokenCommands.js"
 import * as Tokens from "./Tokens.js"
 
 const nameArg = Args.text({ name: "account" }).pipe(Args.withDescription("the account's name"))
-const instrumentOption = Options.text("instrument").pipe(Options.withDescription("instrument (id or name) an instrument account files for"), Options.optional)
-const programOption = Options.text("program").pipe(Options.withDescription("observing program (id or name) a scientist reads and stages"), Options.optional)
+const instrumentOption = Options.text("instrument").pipe(
+  Options.withDescription("instrument (id or name) an instrument account files for"),
+  Options.optional
+)
+const programOption = Options.text("program").pipe(
+  Options.withDescription("observing program (id or name) a scientist reads and stages"),
+  Options.optional
+)
 
 const iso = (d: Date | null) => (d === null ? "-" : d.toISOString())
 
@@ -26,7 +32,9 @@ const iso = (d: Date | null) => (d === null ? "-" : d.toISOString())
 const accountAndGrant = (o: { account: string; instrument: Option.Option<string>; program: Option.Option<string> }) =>
   Effect.gen(function* () {
     const found = yield* Tokens.findAccount(o.account)
-    if (Option.isNone(found)) return yield* new Tokens.AccountError({ reason: "UnknownAccount", message: `there is no account ${o.account}` })
+    if (Option.isNone(found)) {
+      return yield* new Tokens.AccountError({ reason: "UnknownAccount", message: `there is no account ${o.account}` })
+    }
     if (Option.isSome(o.instrument) === Option.isSome(o.program)) {
       return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "name exactly one of --instrument or --program" })
     }
@@ -36,57 +44,117 @@ const accountAndGrant = (o: { account: string; instrument: Option.Option<string>
     return { account: found.value, grant }
   })
 
-const list = Command.make("list", { config: configOption, dataDir: dataDirOption, json: jsonOption }, (o) =>
-  withOpsDb(o, Effect.gen(function* () {
-    const rows = yield* Tokens.listAccess
-    if (o.json) return yield* Console.log(JSON.stringify(rows.map((r) => ({ ...r, nextExpiry: r.nextExpiry?.toISOString() ?? null, lastUsedAt: r.lastUsedAt?.toISOString() ?? null }))))
-    if (rows.length === 0) return yield* Console.log("no accounts")
-    for (const r of rows) {
-      const grants = [...r.instruments.map((i) => `files for ${i.name}`), ...r.programs.map((p) => `reads ${p.name}`)]
-      yield* Console.log(
-        `${r.account} (${r.role}) ${r.active ? "active" : "DISABLED"}  ${r.usableTokens} usable token(s), next expiry ${iso(r.nextExpiry)}, last used ${iso(r.lastUsedAt)}${grants.length > 0 ? `  ${grants.join(", ")}` : ""}`
-      )
-    }
-  }))
+const list = Command.make(
+  "list",
+  { config: configOption, dataDir: dataDirOption, json: jsonOption },
+  (o) =>
+    withOpsDb(
+      o,
+      Effect.gen(function* () {
+        const rows = yield* Tokens.listAccess
+        if (o.json) {
+          return yield* Console.log(
+            JSON.stringify(
+              rows.map((r) => ({ ...r, nextExpiry: r.nextExpiry?.toISOString() ?? null, lastUsedAt: r.lastUsedAt?.toISOString() ?? null }))
+            )
+          )
+        }
+        if (rows.length === 0) return yield* Console.log("no accounts")
+        for (const r of rows) {
+          const grants = [...r.instruments.map((i) => `files for ${i.name}`), ...r.programs.map((p) => `reads ${p.name}`)]
+          yield* Console.log(
+            `${r.account} (${r.role}) ${r.active ? "active" : "DISABLED"}  ${r.usableTokens} usable token(s), next expiry ${
+              iso(r.nextExpiry)
+            }, last used ${iso(r.lastUsedAt)}${grants.length > 0 ? `  ${grants.join(", ")}` : ""}`
+          )
+        }
+      })
+    )
 ).pipe(Command.withDescription("who can do what: every account, its role, state, grants and usable tokens"))
 
 const switchTo = (active: boolean) =>
-  Command.make(active ? "enable" : "disable", { config: configOption, dataDir: dataDirOption, account: nameArg }, (o) =>
-    withOpsDb(o, Effect.gen(function* () {
+  Command.make(
+    active ? "enable" : "disable",
+    { config: configOption, dataDir: dataDirOption, account: nameArg },
+    (o) =>
+      withOpsDb(
+        o,
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const account = yield* sql.withTransaction(Tokens.setActive(o.account, active))
+          yield* Console.log(`account ${account.name} (${account.role}) is ${
+            active
+              ? "active: its tokens work again (those neither revoked nor expired)"
+              : "disabled: every token of it is refused from now on"
+          }`)
+        })
+      )
+  ).pipe(
+    Command.withDescription(
+      active ? "enable an account again" : "disable an account: all its tokens are refused at once (at relays within their sync delay)"
+    )
+  )
+
+const grant = Command.make("grant", {
+  config: configOption,
+  dataDir: dataDirOption,
+  account: nameArg,
+  instrument: instrumentOption,
+  program: programOption
+}, (o) =>
+  withOpsDb(
+    o,
+    Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
-      const account = yield* sql.withTransaction(Tokens.setActive(o.account, active))
-      yield* Console.log(`account ${account.name} (${account.role}) is ${active ? "active: its tokens work again (those neither revoked nor expired)" : "disabled: every token of it is refused from now on"}`)
-    }))
-  ).pipe(Command.withDescription(active ? "enable an account again" : "disable an account: all its tokens are refused at once (at relays within their sync delay)"))
+      yield* sql.withTransaction(Effect.gen(function* () {
+        const { account, grant } = yield* accountAndGrant(o)
+        if ("instrumentId" in grant) {
+          if (account.role !== "instrument") {
+            return yield* new Tokens.AccountError({
+              reason: "GrantNotForRole",
+              message: `${account.name} is ${account.role}; --instrument is for instrument accounts`
+            })
+          }
+          yield* Tokens.grantInstrument(account.id, grant.instrumentId)
+        } else {
+          if (account.role !== "scientist") {
+            return yield* new Tokens.AccountError({
+              reason: "GrantNotForRole",
+              message: `${account.name} is ${account.role}; --program is for scientist accounts`
+            })
+          }
+          yield* Tokens.grantProgram(account.id, grant.programId)
+        }
+        yield* Console.log(
+          `${account.name} may now ${
+            "instrumentId" in grant ? `file for instrument ${grant.instrumentId}` : `read program ${grant.programId}`
+          }`
+        )
+      }))
+    })
+  )).pipe(
+    Command.withDescription("let an instrument account file for an instrument (--instrument) or a scientist read a program (--program)")
+  )
 
-const grant = Command.make("grant", { config: configOption, dataDir: dataDirOption, account: nameArg, instrument: instrumentOption, program: programOption }, (o) =>
-  withOpsDb(o, Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.withTransaction(Effect.gen(function* () {
-      const { account, grant } = yield* accountAndGrant(o)
-      if ("instrumentId" in grant) {
-        if (account.role !== "instrument") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: `${account.name} is ${account.role}; --instrument is for instrument accounts` })
-        yield* Tokens.grantInstrument(account.id, grant.instrumentId)
-      } else {
-        if (account.role !== "scientist") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: `${account.name} is ${account.role}; --program is for scientist accounts` })
-        yield* Tokens.grantProgram(account.id, grant.programId)
-      }
-      yield* Console.log(`${account.name} may now ${"instrumentId" in grant ? `file for instrument ${grant.instrumentId}` : `read program ${grant.programId}`}`)
-    }))
-  }))
-).pipe(Command.withDescription("let an instrument account file for an instrument (--instrument) or a scientist read a program (--program)"))
-
-const revokeGrant = Command.make("revoke-grant", { config: configOption, dataDir: dataDirOption, account: nameArg, instrument: instrumentOption, program: programOption }, (o) =>
-  withOpsDb(o, Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.withTransaction(Effect.gen(function* () {
-      const { account, grant } = yield* accountAndGrant(o)
-      const revoked = yield* Tokens.revokeGrant(account.id, grant)
-      const what = "instrumentId" in grant ? `instrument ${grant.instrumentId}` : `program ${grant.programId}`
-      yield* Console.log(revoked ? `${account.name} no longer has ${what}` : `${account.name} had no grant of ${what}; nothing changed`)
-    }))
-  }))
-).pipe(Command.withDescription("take a grant back: the account's tokens lose it at once (at relays within their sync delay)"))
+const revokeGrant = Command.make("revoke-grant", {
+  config: configOption,
+  dataDir: dataDirOption,
+  account: nameArg,
+  instrument: instrumentOption,
+  program: programOption
+}, (o) =>
+  withOpsDb(
+    o,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.withTransaction(Effect.gen(function* () {
+        const { account, grant } = yield* accountAndGrant(o)
+        const revoked = yield* Tokens.revokeGrant(account.id, grant)
+        const what = "instrumentId" in grant ? `instrument ${grant.instrumentId}` : `program ${grant.programId}`
+        yield* Console.log(revoked ? `${account.name} no longer has ${what}` : `${account.name} had no grant of ${what}; nothing changed`)
+      }))
+    })
+  )).pipe(Command.withDescription("take a grant back: the account's tokens lose it at once (at relays within their sync delay)"))
 
 /** `ccat account ...`. */
 export const account = Command.make("account").pipe(

@@ -25,14 +25,18 @@ export const authorizeRoute = (roles: ReadonlyMap<string, ReadonlyArray<Accounts
       return yield* new ApiErrors.Forbidden({
         reason: "Role",
         allowedRoles: allowed,
-        message: `${route.method} ${route.path} is for ${allowed.join(", ") || "nobody"}; the account ${principal.name} is ${principal.role}`
+        message: `${route.method} ${route.path} is for ${
+          allowed.join(", ") || "nobody"
+        }; the account ${principal.name} is ${principal.role}`
       })
     }
     return principal
   })
 
 /** `METHOD /path/:param` → the roles a contract (the main's by default) declares for that endpoint. */
-export const roleTable = (api: { readonly groups: Readonly<Record<string, { readonly endpoints: object }>> } = Api.Api): ReadonlyMap<string, ReadonlyArray<Accounts.Role>> => {
+export const roleTable = (
+  api: { readonly groups: Readonly<Record<string, { readonly endpoints: object }>> } = Api.Api
+): ReadonlyMap<string, ReadonlyArray<Accounts.Role>> => {
   const table = new Map<string, ReadonlyArray<Accounts.Role>>()
   for (const group of Object.values(api.groups)) {
     for (const endpoint of Object.values(group.endpoints) as Array<HttpApiEndpoint.HttpApiEndpoint.AnyWithProps>) {
@@ -54,14 +58,20 @@ interface TokenRow {
   readonly active: boolean
 }
 
-const unauthorized = (reason: typeof ApiErrors.UnauthorizedReason.Type, message: string) =>
-  new ApiErrors.Unauthorized({ reason, message })
+const unauthorized = (reason: typeof ApiErrors.UnauthorizedReason.Type, message: string) => new ApiErrors.Unauthorized({ reason, message })
 
 /** Resolves a presented token to the caller, or fails with the reason it is not usable. */
 export const authenticate = Effect.fn("Authentication.authenticate")(function* (token: string) {
-  if (token === "") return yield* unauthorized("MissingToken", "send an API token as `Authorization: Bearer ccat_...` (an admin creates one with `ccat token create`)")
+  if (token === "") {
+    return yield* unauthorized(
+      "MissingToken",
+      "send an API token as `Authorization: Bearer ccat_...` (an admin creates one with `ccat token create`)"
+    )
+  }
   const parsed = Accounts.parseToken(token)
-  if (parsed === undefined) return yield* unauthorized("MalformedToken", "the bearer token is not a CCAT API token (expected ccat_<prefix>_<secret>)")
+  if (parsed === undefined) {
+    return yield* unauthorized("MalformedToken", "the bearer token is not a CCAT API token (expected ccat_<prefix>_<secret>)")
+  }
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<TokenRow>`
     select t.id as token_id, t.secret_sha256, t.expires_at, t.revoked_at, a.id as account_id, a.name, a.role, a.active
@@ -74,9 +84,14 @@ export const authenticate = Effect.fn("Authentication.authenticate")(function* (
   if (row === undefined || !timingSafeEqual(presented, stored)) {
     return yield* unauthorized("UnknownToken", "the API token is not known; ask an admin for a new one")
   }
-  if (row.revokedAt !== null) return yield* unauthorized("Revoked", `the API token ${parsed.prefix} was revoked; ask an admin for a new one`)
+  if (row.revokedAt !== null) {
+    return yield* unauthorized("Revoked", `the API token ${parsed.prefix} was revoked; ask an admin for a new one`)
+  }
   if (row.expiresAt !== null && row.expiresAt.getTime() <= Date.now()) {
-    return yield* unauthorized("Expired", `the API token ${parsed.prefix} expired at ${row.expiresAt.toISOString()}; ask an admin for a new one`)
+    return yield* unauthorized(
+      "Expired",
+      `the API token ${parsed.prefix} expired at ${row.expiresAt.toISOString()}; ask an admin for a new one`
+    )
   }
   if (!row.active) return yield* unauthorized("AccountDisabled", `the account ${row.name} is disabled`)
   const [instruments, programs] = yield* Effect.all([

@@ -16,7 +16,6 @@ import { configOption, dataDirOption, jsonOption, loadOptions } from "../cli/Com
 import type { ServerConfigShape } from "../ServerConfig.js"
 import * as Tokens from "./Tokens.js"
 
-
 /** Runs an effect, made from the loaded configuration, on the configured ops-db (migrated, like `serve` would). */
 export const withConfigAndOpsDb = <A, E>(
   o: { config: Option.Option<string>; dataDir: Option.Option<string> },
@@ -30,8 +29,10 @@ export const withConfigAndOpsDb = <A, E>(
   })
 
 /** Runs an effect on the configured ops-db (migrated, like `serve` would). */
-export const withOpsDb = <A, E>(o: { config: Option.Option<string>; dataDir: Option.Option<string> }, effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  withConfigAndOpsDb(o, () => effect)
+export const withOpsDb = <A, E>(
+  o: { config: Option.Option<string>; dataDir: Option.Option<string> },
+  effect: Effect.Effect<A, E, SqlClient.SqlClient>
+) => withConfigAndOpsDb(o, () => effect)
 
 const iso = (d: DateTime.Utc | null) => (d === null ? "-" : DateTime.formatIso(d))
 
@@ -43,21 +44,49 @@ const create = Command.make(
     json: jsonOption,
     account: Options.text("account").pipe(Options.withDescription("account name (a slug); created with the role if it does not exist")),
     role: Options.choice("role", Accounts.Role.literals).pipe(Options.withDescription("the account's role")),
-    instrument: Options.text("instrument").pipe(Options.repeated, Options.withDescription("instrument (id or name) an instrument account may file for; repeatable")),
-    program: Options.text("program").pipe(Options.repeated, Options.withDescription("observing program (id or name) a scientist may read and stage; repeatable")),
+    instrument: Options.text("instrument").pipe(
+      Options.repeated,
+      Options.withDescription("instrument (id or name) an instrument account may file for; repeatable")
+    ),
+    program: Options.text("program").pipe(
+      Options.repeated,
+      Options.withDescription("observing program (id or name) a scientist may read and stage; repeatable")
+    ),
     label: Options.text("label").pipe(Options.withDescription("what the token is for (shown in token list)"), Options.optional),
-    expiresInDays: Options.integer("expires-in-days").pipe(Options.withDescription("the token stops working after this many days (default: the configuration's policy.tokenLifetime, one year unless set)"), Options.optional),
-    neverExpires: Options.boolean("never-expires").pipe(Options.withDescription("a token that never expires, for a service such as a relay; revoke it when it is no longer needed"))
+    expiresInDays: Options.integer("expires-in-days").pipe(
+      Options.withDescription(
+        "the token stops working after this many days (default: the configuration's policy.tokenLifetime, one year unless set)"
+      ),
+      Options.optional
+    ),
+    neverExpires: Options.boolean("never-expires").pipe(
+      Options.withDescription("a token that never expires, for a service such as a relay; revoke it when it is no longer needed")
+    )
   },
   (o) =>
     withConfigAndOpsDb(o, ({ topology }) => Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const days = Option.getOrUndefined(o.expiresInDays)
-      if (days !== undefined && o.neverExpires) return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "--expires-in-days and --never-expires exclude each other" })
-      if (days !== undefined && days <= 0) return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "--expires-in-days must be at least 1" })
-      const expiresAt = o.neverExpires ? undefined : days !== undefined ? new Date(Date.now() + days * 86_400_000) : Tokens.defaultExpiry(topology.policy.tokenLifetime)
-      if (o.instrument.length > 0 && o.role !== "instrument") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--instrument is for --role instrument" })
-      if (o.program.length > 0 && o.role !== "scientist") return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--program is for --role scientist" })
+      if (days !== undefined && o.neverExpires) {
+        return yield* new Tokens.AccountError({
+          reason: "InvalidOption",
+          message: "--expires-in-days and --never-expires exclude each other"
+        })
+      }
+      if (days !== undefined && days <= 0) {
+        return yield* new Tokens.AccountError({ reason: "InvalidOption", message: "--expires-in-days must be at least 1" })
+      }
+      const expiresAt = o.neverExpires
+        ? undefined
+        : days !== undefined
+        ? new Date(Date.now() + days * 86_400_000)
+        : Tokens.defaultExpiry(topology.policy.tokenLifetime)
+      if (o.instrument.length > 0 && o.role !== "instrument") {
+        return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--instrument is for --role instrument" })
+      }
+      if (o.program.length > 0 && o.role !== "scientist") {
+        return yield* new Tokens.AccountError({ reason: "GrantNotForRole", message: "--program is for --role scientist" })
+      }
       return yield* sql.withTransaction(Effect.gen(function* () {
         const account = yield* Tokens.ensureAccount({ name: o.account, role: o.role })
         const instruments = yield* Effect.forEach(o.instrument, Tokens.resolveInstrument)
@@ -65,8 +94,27 @@ const create = Command.make(
         yield* Effect.forEach(instruments, (i) => Tokens.grantInstrument(account.id, i), { discard: true })
         yield* Effect.forEach(programs, (p) => Tokens.grantProgram(account.id, p), { discard: true })
         const { info, token } = yield* Tokens.issue({ accountId: account.id, label: Option.getOrUndefined(o.label), expiresAt })
-        if (o.json) return yield* Console.log(JSON.stringify({ token, id: info.id, prefix: info.prefix, account: info.account, role: info.role, instruments, programs, expiresAt: info.expiresAt === null ? null : iso(info.expiresAt) }))
-        yield* Console.log(`token ${info.prefix} for ${info.account} (${info.role})${instruments.length > 0 ? `, instruments ${instruments.join(", ")}` : ""}${programs.length > 0 ? `, programs ${programs.join(", ")}` : ""}, ${info.expiresAt === null ? "never expires" : `expires ${iso(info.expiresAt)}`}:`)
+        if (o.json) {
+          return yield* Console.log(
+            JSON.stringify({
+              token,
+              id: info.id,
+              prefix: info.prefix,
+              account: info.account,
+              role: info.role,
+              instruments,
+              programs,
+              expiresAt: info.expiresAt === null ? null : iso(info.expiresAt)
+            })
+          )
+        }
+        yield* Console.log(
+          `token ${info.prefix} for ${info.account} (${info.role})${
+            instruments.length > 0 ? `, instruments ${instruments.join(", ")}` : ""
+          }${programs.length > 0 ? `, programs ${programs.join(", ")}` : ""}, ${
+            info.expiresAt === null ? "never expires" : `expires ${iso(info.expiresAt)}`
+          }:`
+        )
         yield* Console.log(token)
         yield* Console.log("it is shown this once: store it now (the server keeps only its hash)")
       }))
@@ -77,26 +125,54 @@ const list = Command.make(
   "list",
   { config: configOption, dataDir: dataDirOption, json: jsonOption, account: Options.text("account").pipe(Options.optional) },
   (o) =>
-    withOpsDb(o, Effect.gen(function* () {
-      const tokens = yield* Tokens.list(Option.getOrUndefined(o.account))
-      if (o.json) return yield* Console.log(JSON.stringify(tokens.map((t) => ({ ...t, expiresAt: iso(t.expiresAt), revokedAt: iso(t.revokedAt), lastUsedAt: iso(t.lastUsedAt), createdAt: iso(t.createdAt) }))))
-      if (tokens.length === 0) return yield* Console.log("no tokens")
-      for (const t of tokens) {
-        const state = t.revokedAt !== null ? "revoked" : t.expiresAt !== null && DateTime.toEpochMillis(t.expiresAt) <= Date.now() ? "expired" : "active"
-        yield* Console.log(`${t.prefix}  ${t.account} (${t.role})  ${state}  created ${iso(t.createdAt)}  last used ${iso(t.lastUsedAt)}  ${t.label}  id ${t.id}`)
-      }
-    }))
+    withOpsDb(
+      o,
+      Effect.gen(function* () {
+        const tokens = yield* Tokens.list(Option.getOrUndefined(o.account))
+        if (o.json) {
+          return yield* Console.log(
+            JSON.stringify(
+              tokens.map((t) => ({
+                ...t,
+                expiresAt: iso(t.expiresAt),
+                revokedAt: iso(t.revokedAt),
+                lastUsedAt: iso(t.lastUsedAt),
+                createdAt: iso(t.createdAt)
+              }))
+            )
+          )
+        }
+        if (tokens.length === 0) return yield* Console.log("no tokens")
+        for (const t of tokens) {
+          const state = t.revokedAt !== null
+            ? "revoked"
+            : t.expiresAt !== null && DateTime.toEpochMillis(t.expiresAt) <= Date.now()
+            ? "expired"
+            : "active"
+          yield* Console.log(
+            `${t.prefix}  ${t.account} (${t.role})  ${state}  created ${iso(t.createdAt)}  last used ${
+              iso(t.lastUsedAt)
+            }  ${t.label}  id ${t.id}`
+          )
+        }
+      })
+    )
 ).pipe(Command.withDescription("list API tokens (never their secrets)"))
 
 const revoke = Command.make(
   "revoke",
   { config: configOption, dataDir: dataDirOption, token: Args.text({ name: "id-or-prefix" }) },
   (o) =>
-    withOpsDb(o, Effect.gen(function* () {
-      const revoked = yield* Tokens.revoke(o.token)
-      if (Option.isNone(revoked)) return yield* new Tokens.AccountError({ reason: "UnknownAccount", message: `no token with id or prefix ${o.token}` })
-      yield* Console.log(`revoked token ${revoked.value.prefix} of ${revoked.value.account} at ${iso(revoked.value.revokedAt)}`)
-    }))
+    withOpsDb(
+      o,
+      Effect.gen(function* () {
+        const revoked = yield* Tokens.revoke(o.token)
+        if (Option.isNone(revoked)) {
+          return yield* new Tokens.AccountError({ reason: "UnknownAccount", message: `no token with id or prefix ${o.token}` })
+        }
+        yield* Console.log(`revoked token ${revoked.value.prefix} of ${revoked.value.account} at ${iso(revoked.value.revokedAt)}`)
+      })
+    )
 ).pipe(Command.withDescription("revoke an API token by id or prefix; it is refused from then on"))
 
 /** `ccat token ...`. */

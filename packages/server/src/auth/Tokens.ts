@@ -17,12 +17,20 @@ import * as AccessEvents from "./AccessEvents.js"
  * Runs a change and its event in one transaction (a savepoint inside a caller's), so neither
  * commits without the other whoever calls.
  */
-const atomically = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(effect))
+const atomically = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(effect))
 
 /** Why an account or grant could not be set up as asked (for the CLI and the handlers to word). */
 export class AccountError extends Data.TaggedError("AccountError")<{
-  readonly reason: "UnknownAccount" | "RoleMismatch" | "InvalidName" | "UnknownInstrument" | "UnknownProgram" | "AmbiguousName" | "GrantNotForRole" | "LastAdmin" | "InvalidOption"
+  readonly reason:
+    | "UnknownAccount"
+    | "RoleMismatch"
+    | "InvalidName"
+    | "UnknownInstrument"
+    | "UnknownProgram"
+    | "AmbiguousName"
+    | "GrantNotForRole"
+    | "LastAdmin"
+    | "InvalidOption"
   readonly message: string
 }> {}
 
@@ -58,8 +66,13 @@ const selectTokens = (sql: SqlClient.SqlClient) => sql`
 
 /** The account with this name, if any. */
 export const findAccount = (name: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.map(sql<{ id: string }>`select id from account where name = ${name}`, (rows) => Option.fromNullable(rows[0]?.id as Ids.AccountId | undefined))
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      Effect.map(
+        sql<{ id: string }>`select id from account where name = ${name}`,
+        (rows) => Option.fromNullable(rows[0]?.id as Ids.AccountId | undefined)
+      )
   ).pipe(Effect.flatMap((id) => (Option.isNone(id) ? Effect.succeedNone : Repositories.accounts.findById(id.value))))
 
 /**
@@ -74,7 +87,10 @@ export const ensureAccount = Effect.fn("Tokens.ensureAccount")(function* (input:
   readonly actor?: string | undefined
 }) {
   if (Ids.shortNameProblem(input.name) !== undefined) {
-    return yield* new AccountError({ reason: "InvalidName", message: `account name ${JSON.stringify(input.name)}: ${Ids.shortNameProblem(input.name)}` })
+    return yield* new AccountError({
+      reason: "InvalidName",
+      message: `account name ${JSON.stringify(input.name)}: ${Ids.shortNameProblem(input.name)}`
+    })
   }
   const existing = yield* findAccount(input.name)
   if (Option.isSome(existing)) {
@@ -100,14 +116,26 @@ export const ensureAccount = Effect.fn("Tokens.ensureAccount")(function* (input:
 
 /** Records a new account in the event log. */
 export const accountCreated = (account: Accounts.Account, actor: string) =>
-  AccessEvents.record({ kind: "Account", id: account.id, from: null, to: "active", actor, details: { name: account.name, role: account.role } })
+  AccessEvents.record({
+    kind: "Account",
+    id: account.id,
+    from: null,
+    to: "active",
+    actor,
+    details: { name: account.name, role: account.role }
+  })
 
 /** Finds an instrument by id or by name (names are unique per telescope, so a name must be unambiguous). */
 export const resolveInstrument = Effect.fn("Tokens.resolveInstrument")(function* (ref: string) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ id: string }>`select id from instrument where id::text = ${ref} or name = ${ref}`
   if (rows.length === 0) return yield* new AccountError({ reason: "UnknownInstrument", message: `no instrument ${JSON.stringify(ref)}` })
-  if (rows.length > 1) return yield* new AccountError({ reason: "AmbiguousName", message: `several instruments are named ${JSON.stringify(ref)}; give its id` })
+  if (rows.length > 1) {
+    return yield* new AccountError({
+      reason: "AmbiguousName",
+      message: `several instruments are named ${JSON.stringify(ref)}; give its id`
+    })
+  }
   return rows[0].id as Ids.InstrumentId
 })
 
@@ -115,7 +143,9 @@ export const resolveInstrument = Effect.fn("Tokens.resolveInstrument")(function*
 export const resolveProgram = Effect.fn("Tokens.resolveProgram")(function* (ref: string) {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ id: string }>`select id from observing_program where id::text = ${ref} or name = ${ref}`
-  if (rows.length === 0) return yield* new AccountError({ reason: "UnknownProgram", message: `no observing program ${JSON.stringify(ref)}` })
+  if (rows.length === 0) {
+    return yield* new AccountError({ reason: "UnknownProgram", message: `no observing program ${JSON.stringify(ref)}` })
+  }
   return rows[0].id as Ids.ObservingProgramId
 })
 
@@ -123,16 +153,22 @@ export const resolveProgram = Effect.fn("Tokens.resolveProgram")(function* (ref:
 export const grantInstrument = (accountId: Ids.AccountId, instrumentId: Ids.InstrumentId, actor: string = AccessEvents.cliActor()) =>
   atomically(Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const added = yield* sql`insert into instrument_access (account_id, instrument_id) values (${accountId}, ${instrumentId}) on conflict do nothing returning account_id`
-    if (added.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { instrumentId } })
+    const added =
+      yield* sql`insert into instrument_access (account_id, instrument_id) values (${accountId}, ${instrumentId}) on conflict do nothing returning account_id`
+    if (added.length > 0) {
+      yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { instrumentId } })
+    }
   }))
 
 /** Lets an account read and stage a program's data; granting twice is a no-op (and logged once). */
 export const grantProgram = (accountId: Ids.AccountId, programId: Ids.ObservingProgramId, actor: string = AccessEvents.cliActor()) =>
   atomically(Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const added = yield* sql`insert into program_access (account_id, observing_program_id) values (${accountId}, ${programId}) on conflict do nothing returning account_id`
-    if (added.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { programId } })
+    const added =
+      yield* sql`insert into program_access (account_id, observing_program_id) values (${accountId}, ${programId}) on conflict do nothing returning account_id`
+    if (added.length > 0) {
+      yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "granted", actor, details: { programId } })
+    }
   }))
 
 /** Takes a grant back; whether there was one to take. */
@@ -146,7 +182,9 @@ export const revokeGrant = (
     const removed = "instrumentId" in grant
       ? yield* sql`delete from instrument_access where account_id = ${accountId} and instrument_id = ${grant.instrumentId} returning account_id`
       : yield* sql`delete from program_access where account_id = ${accountId} and observing_program_id = ${grant.programId} returning account_id`
-    if (removed.length > 0) yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "grant-revoked", actor, details: { ...grant } })
+    if (removed.length > 0) {
+      yield* AccessEvents.record({ kind: "Account", id: accountId, from: null, to: "grant-revoked", actor, details: { ...grant } })
+    }
     return removed.length > 0
   }))
 
@@ -165,11 +203,20 @@ export const setActive = Effect.fn("Tokens.setActive")(function* (name: string, 
     // the row lock on every active admin makes two admins disabling each other at once wait in turn
     const admins = yield* sql<{ id: string }>`select id from account where role = 'admin' and active for update`
     if (admins.every((a) => a.id === account.id)) {
-      return yield* new AccountError({ reason: "LastAdmin", message: `${name} is the last active admin; enable or create another admin first` })
+      return yield* new AccountError({
+        reason: "LastAdmin",
+        message: `${name} is the last active admin; enable or create another admin first`
+      })
     }
   }
   yield* sql`update account set active = ${active} where id = ${account.id}`
-  yield* AccessEvents.record({ kind: "Account", id: account.id, from: account.active ? "active" : "disabled", to: active ? "active" : "disabled", actor })
+  yield* AccessEvents.record({
+    kind: "Account",
+    id: account.id,
+    from: account.active ? "active" : "disabled",
+    to: active ? "active" : "disabled",
+    actor
+  })
   return { ...account, active }
 }, atomically)
 
@@ -225,8 +272,17 @@ export const issue = Effect.fn("Tokens.issue")(function* (input: {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<TokenRow>`${selectTokens(sql)} where t.id = ${row.id}`
   yield* AccessEvents.record({
-    kind: "ApiToken", id: row.id, from: null, to: "active", actor: input.actor ?? AccessEvents.cliActor(),
-    details: { account: rows[0].account, prefix: generated.prefix, label: input.label ?? "", expiresAt: input.expiresAt?.toISOString() ?? null }
+    kind: "ApiToken",
+    id: row.id,
+    from: null,
+    to: "active",
+    actor: input.actor ?? AccessEvents.cliActor(),
+    details: {
+      account: rows[0].account,
+      prefix: generated.prefix,
+      label: input.label ?? "",
+      expiresAt: input.expiresAt?.toISOString() ?? null
+    }
   })
   return { token: generated.token, info: toView(rows[0]) }
 }, atomically)
@@ -234,7 +290,9 @@ export const issue = Effect.fn("Tokens.issue")(function* (input: {
 /** Every token, or one account's, oldest first; never a secret. */
 export const list = Effect.fn("Tokens.list")(function* (account?: string) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<TokenRow>`${selectTokens(sql)} ${account === undefined ? sql`` : sql`where a.name = ${account}`} order by t.created_at, t.id`
+  const rows = yield* sql<TokenRow>`${selectTokens(sql)} ${
+    account === undefined ? sql`` : sql`where a.name = ${account}`
+  } order by t.created_at, t.id`
   return rows.map(toView)
 })
 

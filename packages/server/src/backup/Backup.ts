@@ -100,7 +100,10 @@ export const tablesOf = async (client: pg.Client): Promise<ReadonlyArray<TableSh
     const ready = tables.rows.filter((t) => !placed.has(t.name) && [...parents.get(t.name)!].every((p) => placed.has(p) || !parents.has(p)))
     if (ready.length === 0) {
       const left = tables.rows.filter((t) => !placed.has(t.name)).map((t) => t.name)
-      throw new BackupError({ reason: "Unsupported", detail: `the foreign keys of ${left.join(", ")} form a cycle; they cannot be restored in one order` })
+      throw new BackupError({
+        reason: "Unsupported",
+        detail: `the foreign keys of ${left.join(", ")} form a cycle; they cannot be restored in one order`
+      })
     }
     for (const t of ready) {
       placed.add(t.name)
@@ -190,10 +193,12 @@ const snapshot = async (client: pg.Client, file: string, temp: string): Promise<
  * Backs up the ops-db at `url` into `file` (gzip; refuses to replace an existing file). The
  * database is only read; the file appears under its name only once complete and synced.
  */
-export const backup = Effect.fn("Backup.backup")(function*(url: string, file: string) {
+export const backup = Effect.fn("Backup.backup")(function* (url: string, file: string) {
   const target = path.resolve(file)
   const exists = yield* Effect.promise(() => fsp.stat(target).then(() => true, () => false))
-  if (exists) return yield* new BackupError({ reason: "Exists", detail: `${target} exists; choose a new name (a backup never replaces a file)` })
+  if (exists) {
+    return yield* new BackupError({ reason: "Exists", detail: `${target} exists; choose a new name (a backup never replaces a file)` })
+  }
   const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.partial`)
   const client = yield* connect(url)
   const summary = yield* Effect.tryPromise({
@@ -212,7 +217,12 @@ export const backup = Effect.fn("Backup.backup")(function*(url: string, file: st
         await dir.close()
       }
     },
-    catch: (cause) => new BackupError({ reason: (cause as { code?: string })?.code === "EEXIST" ? "Exists" : "Failed", detail: `cannot write ${target}: ${errorText(cause)}`, cause })
+    catch: (cause) =>
+      new BackupError({
+        reason: (cause as { code?: string })?.code === "EEXIST" ? "Exists" : "Failed",
+        detail: `cannot write ${target}: ${errorText(cause)}`,
+        cause
+      })
   }).pipe(Effect.tapError(() => Effect.promise(() => fsp.rm(temp, { force: true }))))
   yield* Effect.annotateCurrentSpan({ tables: summary.tables.length, rows: summary.rows, bytes: summary.fileBytes })
   return summary

@@ -196,7 +196,10 @@ export async function* read(file: string): AsyncGenerator<Event, void, undefined
     const text = raw.toString("utf8", 0, raw.length - 1)
     if (lineNo === 1) {
       if (text !== magic) {
-        throw new BackupError({ reason: "Unsupported", detail: `${file} is not a ccat ops-db backup of format 1 (first line ${JSON.stringify(text.slice(0, 40))})` })
+        throw new BackupError({
+          reason: "Unsupported",
+          detail: `${file} is not a ccat ops-db backup of format 1 (first line ${JSON.stringify(text.slice(0, 40))})`
+        })
       }
       whole.update(raw)
       return []
@@ -204,9 +207,13 @@ export async function* read(file: string): AsyncGenerator<Event, void, undefined
     if (text.startsWith("BACKUP-END ")) {
       const t = parseJson<Trailer>(text, "BACKUP-END ", lineNo)
       const digest = whole.digest("hex")
-      if (header === undefined || tableIndex !== header.tables.length) throw corrupt(`the trailer comes after ${tableIndex} of ${header?.tables.length ?? "?"} tables`)
+      if (header === undefined || tableIndex !== header.tables.length) {
+        throw corrupt(`the trailer comes after ${tableIndex} of ${header?.tables.length ?? "?"} tables`)
+      }
       if (t.sha256 !== digest || t.rows !== totalRows || t.tables !== tableIndex) {
-        throw corrupt(`the content does not match the trailer (sha256 ${digest}, ${totalRows} rows in ${tableIndex} tables; trailer says ${t.sha256}, ${t.rows} rows in ${t.tables} tables)`)
+        throw corrupt(
+          `the content does not match the trailer (sha256 ${digest}, ${totalRows} rows in ${tableIndex} tables; trailer says ${t.sha256}, ${t.rows} rows in ${t.tables} tables)`
+        )
       }
       trailer = t
       return [{ _tag: "Trailer", trailer: t }]
@@ -221,7 +228,9 @@ export async function* read(file: string): AsyncGenerator<Event, void, undefined
     if (text.startsWith("TABLE ")) {
       const t = parseJson<TableStart>(text, "TABLE ", lineNo)
       if (t?.name !== header.tables[tableIndex] || !Array.isArray(t.columns) || !t.columns.every(isString) || t.columns.length === 0) {
-        throw corrupt(`line ${lineNo}: table ${JSON.stringify(t?.name)} where the header lists ${JSON.stringify(header.tables[tableIndex])}`)
+        throw corrupt(
+          `line ${lineNo}: table ${JSON.stringify(t?.name)} where the header lists ${JSON.stringify(header.tables[tableIndex])}`
+        )
       }
       table = t
       tally = new Tally()
@@ -233,7 +242,9 @@ export async function* read(file: string): AsyncGenerator<Event, void, undefined
       if (tally === undefined || end?.name !== name) throw corrupt(`line ${lineNo}: an END record out of place`)
       const sha256 = tally.digest()
       if (end.rows !== tally.rows || end.bytes !== tally.bytes || end.sha256 !== sha256) {
-        throw corrupt(`table ${name}: ${tally.rows} rows (${tally.bytes} bytes, sha256 ${sha256}) where the backup recorded ${end.rows} rows (${end.bytes} bytes, sha256 ${end.sha256})`)
+        throw corrupt(
+          `table ${name}: ${tally.rows} rows (${tally.bytes} bytes, sha256 ${sha256}) where the backup recorded ${end.rows} rows (${end.bytes} bytes, sha256 ${end.sha256})`
+        )
       }
       tally = undefined
       tableIndex++
@@ -259,8 +270,12 @@ export async function* read(file: string): AsyncGenerator<Event, void, undefined
   } catch (cause) {
     if (cause instanceof BackupError) throw cause
     const code = (cause as { code?: string })?.code
-    if (code === "Z_BUF_ERROR") throw new BackupError({ reason: "Truncated", detail: `${file} ends in the middle of its compressed data`, cause })
-    if (code === "ENOENT" || code === "EACCES" || code === "EISDIR") throw new BackupError({ reason: "Failed", detail: `cannot read ${file}: ${code}`, cause })
+    if (code === "Z_BUF_ERROR") {
+      throw new BackupError({ reason: "Truncated", detail: `${file} ends in the middle of its compressed data`, cause })
+    }
+    if (code === "ENOENT" || code === "EACCES" || code === "EISDIR") {
+      throw new BackupError({ reason: "Failed", detail: `cannot read ${file}: ${code}`, cause })
+    }
     throw corrupt(`${file} is damaged: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
   } finally {
     // a consumer that stopped early (or a failure) must not leave the file open

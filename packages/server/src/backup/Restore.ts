@@ -32,7 +32,7 @@ const asBackupError = (cause: unknown) =>
   cause instanceof BackupError ? cause : new BackupError({ reason: "Failed", detail: errorText(cause), cause })
 
 /** Reads the whole file and checks every count and checksum; touches no database. */
-export const verify = Effect.fn("Restore.verify")(function*(file: string) {
+export const verify = Effect.fn("Restore.verify")(function* (file: string) {
   return yield* Effect.tryPromise({
     try: async (): Promise<Verified> => {
       let header: Header | undefined
@@ -63,13 +63,18 @@ const refusal = async (client: pg.Client, header: Header): Promise<string | unde
 
 /** Applies the migrations up to and including the backup's, in their own transactions. */
 const migrateTo = (url: string, mark: Header["migration"]) =>
-  Effect.gen(function*() {
-    const known = Object.keys(Migrations.migrations).map((k) => ({ key: k, id: Number(k.slice(0, k.indexOf("_"))), name: k.slice(k.indexOf("_") + 1) }))
+  Effect.gen(function* () {
+    const known = Object.keys(Migrations.migrations).map((k) => ({
+      key: k,
+      id: Number(k.slice(0, k.indexOf("_"))),
+      name: k.slice(k.indexOf("_") + 1)
+    }))
     const same = known.find((m) => m.id === mark.id)
     if (same === undefined || same.name !== mark.name) {
       return yield* new BackupError({
         reason: "Unsupported",
-        detail: `the backup's schema is at migration ${mark.id}_${mark.name}, which this ccat does not have; restore with the ccat version that wrote it`
+        detail:
+          `the backup's schema is at migration ${mark.id}_${mark.name}, which this ccat does not have; restore with the ccat version that wrote it`
       })
     }
     const upTo = Object.fromEntries(known.filter((m) => m.id <= mark.id).map((m) => [m.key, Migrations.migrations[m.key]!]))
@@ -103,7 +108,9 @@ const copyTables = async (client: pg.Client, file: string, events: AsyncIterator
     if (shape === undefined || columns.some((c) => !shape.columns.includes(c))) {
       throw new BackupError({
         reason: "Unsupported",
-        detail: `table ${e.table.name} of the backup (columns ${columns.join(", ")}) does not fit the migrated schema (${shape === undefined ? "no such table" : shape.columns.join(", ")})`
+        detail: `table ${e.table.name} of the backup (columns ${columns.join(", ")}) does not fit the migrated schema (${
+          shape === undefined ? "no such table" : shape.columns.join(", ")
+        })`
       })
     }
     await pipeline(
@@ -154,9 +161,9 @@ const load = async (client: pg.Client, file: string, verified: Verified) => {
  * or one only migrated). Fails with a BackupError, and changes nothing, on a damaged file, a
  * non-empty database or a schema this ccat does not know.
  */
-export const restore = Effect.fn("Restore.restore")(function*(url: string, file: string) {
+export const restore = Effect.fn("Restore.restore")(function* (url: string, file: string) {
   const verified = yield* verify(file)
-  yield* Effect.scoped(Effect.gen(function*() {
+  yield* Effect.scoped(Effect.gen(function* () {
     const client = yield* connect(url)
     const why = yield* Effect.tryPromise({ try: () => refusal(client, verified.header), catch: asBackupError })
     if (why !== undefined) {
@@ -164,7 +171,7 @@ export const restore = Effect.fn("Restore.restore")(function*(url: string, file:
     }
   }))
   yield* migrateTo(url, verified.header.migration)
-  yield* Effect.scoped(Effect.gen(function*() {
+  yield* Effect.scoped(Effect.gen(function* () {
     const client = yield* connect(url)
     yield* Effect.tryPromise({ try: () => load(client, file, verified), catch: asBackupError })
   }))

@@ -37,12 +37,24 @@ const list = Command.make(
         ...(packageId === undefined ? {} : { packageId: packageId as NonNullable<PackageId> }),
         ...(Option.isSome(o.status) ? { status: o.status.value } : {})
       }
-      const found = yield* Remote.withClient(o, (c) => Remote.collect(limit, (page) => c.transfers.listBundles({ urlParams: { ...urlParams, ...page } })))
+      const found = yield* Remote.withClient(
+        o,
+        (c) => Remote.collect(limit, (page) => c.transfers.listBundles({ urlParams: { ...urlParams, ...page } }))
+      )
       if (o.json) return yield* Remote.printJson(Listed, found)
       if (found.items.length === 0) return yield* Console.log("no bundles")
-      yield* Console.log(Output.table(["ID", "STATUS", "SIZE", "PACKAGES", "UPDATED", "ERROR"], found.items.map((b) => [
-        b.id, b.status, Output.bytes(b.sizeBytes), String(b.packageIds.length), Output.instant(b.updatedAt), Output.cut(b.errorMessage, 60)
-      ]), ""))
+      yield* Console.log(Output.table(
+        ["ID", "STATUS", "SIZE", "PACKAGES", "UPDATED", "ERROR"],
+        found.items.map((b) => [
+          b.id,
+          b.status,
+          Output.bytes(b.sizeBytes),
+          String(b.packageIds.length),
+          Output.instant(b.updatedAt),
+          Output.cut(b.errorMessage, 60)
+        ]),
+        ""
+      ))
       const more = Output.moreNote(found.more, found.items.length)
       if (more !== undefined) yield* Console.log(more)
     })
@@ -73,12 +85,15 @@ const show = Command.make(
           const history = yield* History.of(c, "DataTransferPackage", id, 1000)
           return {
             bundle,
-            attempts: attempts.items.map((a) => ({ ...a, from: names.get(a.fromLocationId) ?? a.fromLocationId, to: names.get(a.toLocationId) ?? a.toLocationId })),
+            attempts: attempts.items.map((a) => ({
+              ...a,
+              from: names.get(a.fromLocationId) ?? a.fromLocationId,
+              to: names.get(a.toLocationId) ?? a.toLocationId
+            })),
             copies: copies.copies,
             history
           }
-        })
-      )
+        }))
       if (o.json) return yield* Remote.printJson(Shown, shown)
       const b = shown.bundle
       yield* Console.log(`bundle ${b.id}  ${b.status}  ${Output.bytes(b.sizeBytes)}  ${b.relativePath}`)
@@ -86,10 +101,24 @@ const show = Command.make(
       yield* Console.log(`  packages: ${b.packageIds.join(", ") || "none"}`)
       yield* Console.log(`\nattempts (${shown.attempts.length})`)
       if (shown.attempts.length > 0) {
-        yield* Console.log(Output.table(["#", "ID", "FROM", "TO", "ADAPTER", "STATUS", "BYTES", "SPEED", "TOOK", "FINISHED", "ERROR"], shown.attempts.map((a) => [
-          String(a.attempt), a.id, a.from, a.to, a.adapter, a.status, Output.bytes(a.bytesTransferred), Output.rate(a.throughputBytesPerSecond),
-          Output.duration(a.durationMs), Output.instant(a.finishedAt), Output.cut(a.errorMessage, 60)
-        ])))
+        yield* Console.log(
+          Output.table(
+            ["#", "ID", "FROM", "TO", "ADAPTER", "STATUS", "BYTES", "SPEED", "TOOK", "FINISHED", "ERROR"],
+            shown.attempts.map((a) => [
+              String(a.attempt),
+              a.id,
+              a.from,
+              a.to,
+              a.adapter,
+              a.status,
+              Output.bytes(a.bytesTransferred),
+              Output.rate(a.throughputBytesPerSecond),
+              Output.duration(a.durationMs),
+              Output.instant(a.finishedAt),
+              Output.cut(a.errorMessage, 60)
+            ])
+          )
+        )
       }
       yield* Console.log(shown.copies === null ? "\ncopies: listed for operators and admins only" : `\ncopies (${shown.copies.length})`)
       if (shown.copies !== null && shown.copies.length > 0) yield* Console.log(copiesTable(shown.copies))

@@ -31,7 +31,9 @@ export const dataDirOption = Options.directory("data-dir").pipe(
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("print JSON for scripts"))
 
 /** What the shared options say, as the configuration loader takes it. */
-export const loadOptions = (o: { config: Option.Option<string>; port?: Option.Option<number>; dataDir: Option.Option<string> }): LoadOptions => ({
+export const loadOptions = (
+  o: { config: Option.Option<string>; port?: Option.Option<number>; dataDir: Option.Option<string> }
+): LoadOptions => ({
   configFile: Option.getOrUndefined(o.config),
   port: o.port === undefined ? undefined : Option.getOrUndefined(o.port),
   dataDir: Option.getOrUndefined(o.dataDir)

@@ -41,13 +41,24 @@ export const copiesOf = (c: CcatClient.Client, limit: number, filter: Filter) =>
 
 /** What a copy is a copy of: `file ID`, `package ID` or `bundle ID`. */
 export const subject = (copy: NamedCopy): string =>
-  copy.rawDataFileId !== null ? `file ${copy.rawDataFileId}` : copy.rawDataPackageId !== null ? `package ${copy.rawDataPackageId}` : `bundle ${copy.dataTransferPackageId}`
+  copy.rawDataFileId !== null
+    ? `file ${copy.rawDataFileId}`
+    : copy.rawDataPackageId !== null
+    ? `package ${copy.rawDataPackageId}`
+    : `bundle ${copy.dataTransferPackageId}`
 
 /** The copies as a table: what each is a copy of (its path by default), where, status, size, verification. */
 export const copiesTable = (copies: ReadonlyArray<NamedCopy>, label: (copy: NamedCopy) => string = (copy) => copy.path) =>
-  Output.table(["OF", "LOCATION", "STATUS", "SIZE", "VERIFIED"], copies.map((copy) => [
-    label(copy), copy.location, copy.status, Output.bytes(copy.sizeBytes), Output.instant(copy.verifiedAt)
-  ]))
+  Output.table(
+    ["OF", "LOCATION", "STATUS", "SIZE", "VERIFIED"],
+    copies.map((copy) => [
+      label(copy),
+      copy.location,
+      copy.status,
+      Output.bytes(copy.sizeBytes),
+      Output.instant(copy.verifiedAt)
+    ])
+  )
 
 const Listed = Schema.Struct({ items: Schema.Array(NamedCopy), more: Schema.Boolean })
 
@@ -57,15 +68,23 @@ const list = Command.make(
     ...Remote.options,
     location: Options.text("location").pipe(Options.withDescription("only copies at this location (short name or id)"), Options.optional),
     package: Options.text("package").pipe(Options.withDescription("only copies of this package (its id)"), Options.optional),
-    observation: Options.text("observation").pipe(Options.withDescription("only copies of this observation's files, packages and bundles (its id)"), Options.optional),
-    status: Options.choice("status", Storage.PhysicalCopyStatus.literals).pipe(Options.withDescription("only copies in this status"), Options.optional),
+    observation: Options.text("observation").pipe(
+      Options.withDescription("only copies of this observation's files, packages and bundles (its id)"),
+      Options.optional
+    ),
+    status: Options.choice("status", Storage.PhysicalCopyStatus.literals).pipe(
+      Options.withDescription("only copies in this status"),
+      Options.optional
+    ),
     limit: Remote.limitOption
   },
   (o) =>
     Effect.gen(function* () {
       const limit = yield* Remote.requireLimit(o.json, o.limit)
       const packageId = Option.isSome(o.package) ? yield* Remote.requireUuid(o.json, "--package", o.package.value) : undefined
-      const observationId = Option.isSome(o.observation) ? yield* Remote.requireUuid(o.json, "--observation", o.observation.value) : undefined
+      const observationId = Option.isSome(o.observation)
+        ? yield* Remote.requireUuid(o.json, "--observation", o.observation.value)
+        : undefined
       const location = Option.isSome(o.location) ? yield* Location.resolve(o, o.location.value) : undefined
       const filter: Filter = {
         ...(location === undefined ? {} : { locationId: location.id }),
@@ -75,13 +94,28 @@ const list = Command.make(
       }
       const found = yield* Remote.withClient(o, (c) => copiesOf(c, limit, filter))
       if (found.copies === null) {
-        return yield* new Remote.CliError({ exitCode: 3, kind: "Forbidden", json: o.json, message: "copies are listed for operators and admins only" })
+        return yield* new Remote.CliError({
+          exitCode: 3,
+          kind: "Forbidden",
+          json: o.json,
+          message: "copies are listed for operators and admins only"
+        })
       }
       if (o.json) return yield* Remote.printJson(Listed, { items: found.copies, more: found.more })
       if (found.copies.length === 0) return yield* Console.log("no copies")
-      yield* Console.log(Output.table(["ID", "OF", "LOCATION", "PATH", "STATUS", "SIZE", "VERIFIED"], found.copies.map((c) => [
-        c.id, subject(c), c.location, c.path, c.status, Output.bytes(c.sizeBytes), Output.instant(c.verifiedAt)
-      ]), ""))
+      yield* Console.log(Output.table(
+        ["ID", "OF", "LOCATION", "PATH", "STATUS", "SIZE", "VERIFIED"],
+        found.copies.map((c) => [
+          c.id,
+          subject(c),
+          c.location,
+          c.path,
+          c.status,
+          Output.bytes(c.sizeBytes),
+          Output.instant(c.verifiedAt)
+        ]),
+        ""
+      ))
       const more = Output.moreNote(found.more, found.copies.length)
       if (more !== undefined) yield* Console.log(more)
     })
@@ -100,9 +134,15 @@ const release = Command.make(
       if (o.reason.length === 0 || o.reason.length > 500) return yield* Remote.usage(o.json, "--reason must be 1 to 500 characters")
       const released = yield* Remote.withClient(o, (c) => c.operations.releaseSourcePath({ path: { id }, payload: { reason: o.reason } }))
       if (o.json) return yield* Remote.printJson(OperationsApi.ReleasedSourcePath, released)
-      yield* Console.log(`${released.location}/${released.path}: copy ${released.copyId} of file ${released.rawDataFileId} given up, the bytes left as they are; the path takes a new filing`)
+      yield* Console.log(
+        `${released.location}/${released.path}: copy ${released.copyId} of file ${released.rawDataFileId} given up, the bytes left as they are; the path takes a new filing`
+      )
     })
-).pipe(Command.withDescription("give up a SOURCE copy cleanup found changed or gone, once its package is ARCHIVED, so its path can be filed again (operators and admins)"))
+).pipe(
+  Command.withDescription(
+    "give up a SOURCE copy cleanup found changed or gone, once its package is ARCHIVED, so its path can be filed again (operators and admins)"
+  )
+)
 
 /** `ccat copies ...`. */
 export const command = Command.make("copies").pipe(

@@ -14,16 +14,21 @@ import * as path from "node:path"
 import type { Verified } from "../backup/Restore.js"
 import { configOption, dataDirOption, jsonOption, loadOptions } from "./CommonOptions.js"
 
-
 /**
  * The URL of the ops-db the configuration names. The embedded one is started for the command
  * (it refuses while a server runs on the same folder) and its database created when missing, so
  * a restore can fill a new one.
  */
 const databaseUrl = (o: { config: Option.Option<string>; dataDir: Option.Option<string> }) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const [{ load }, { EmbeddedDatabase }, { default: pg }, Backup, { BackupError }] = yield* Effect.promise(() =>
-      Promise.all([import("../ServerConfig.js"), import("@ccat/core/node"), import("pg"), import("../backup/Backup.js"), import("../backup/BackupFile.js")])
+      Promise.all([
+        import("../ServerConfig.js"),
+        import("@ccat/core/node"),
+        import("pg"),
+        import("../backup/Backup.js"),
+        import("../backup/BackupFile.js")
+      ])
     )
     const config = yield* load(loadOptions(o))
     if (config.databaseUrl !== undefined) return Redacted.value(config.databaseUrl)
@@ -56,14 +61,21 @@ const backup = Command.make(
     config: configOption,
     dataDir: dataDirOption,
     json: jsonOption,
-    out: Options.file("out", { exists: "no" }).pipe(Options.withAlias("o"), Options.withDescription("the backup file to write (must not exist)"))
+    out: Options.file("out", { exists: "no" }).pipe(
+      Options.withAlias("o"),
+      Options.withDescription("the backup file to write (must not exist)")
+    )
   },
   (o) =>
-    Effect.scoped(Effect.gen(function*() {
+    Effect.scoped(Effect.gen(function* () {
       const url = yield* databaseUrl(o)
       const s = yield* Effect.flatMap(Backups, (b) => b.backup(url, o.out))
       if (o.json) return yield* Console.log(JSON.stringify(s))
-      yield* Console.log(`backed up ${s.rows} rows of ${s.tables.length} tables at migration ${s.migration.id}_${s.migration.name} to ${s.file} (${mib(s.fileBytes)}, sha256 ${s.sha256})`)
+      yield* Console.log(
+        `backed up ${s.rows} rows of ${s.tables.length} tables at migration ${s.migration.id}_${s.migration.name} to ${s.file} (${
+          mib(s.fileBytes)
+        }, sha256 ${s.sha256})`
+      )
     }))
 ).pipe(Command.withDescription("write a consistent, checksummed snapshot of the ops-db (not pg-boss's jobs: planners re-derive them)"))
 
@@ -76,7 +88,7 @@ const report = (v: Verified, verb: string) =>
   )
 
 const verify = Command.make("verify", { file: fileArg, json: jsonOption }, (o) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const v = yield* Effect.flatMap(Restores, (r) => r.verify(o.file))
     if (o.json) return yield* Console.log(JSON.stringify({ valid: true, ...v }))
     yield* report(v, "valid:")
@@ -86,14 +98,18 @@ const restore = Command.make(
   "restore",
   { config: configOption, dataDir: dataDirOption, json: jsonOption, file: fileArg },
   (o) =>
-    Effect.scoped(Effect.gen(function*() {
+    Effect.scoped(Effect.gen(function* () {
       const url = yield* databaseUrl(o)
       const v = yield* Effect.flatMap(Restores, (r) => r.restore(url, o.file))
       if (o.json) return yield* Console.log(JSON.stringify({ restored: true, ...v }))
       yield* report(v, "restored")
-      yield* Console.log("next: ccat migrate (if this ccat is newer), then start the server and workers; planners enqueue the pending work again")
+      yield* Console.log(
+        "next: ccat migrate (if this ccat is newer), then start the server and workers; planners enqueue the pending work again"
+      )
     }))
-).pipe(Command.withDescription("load a backup into an empty database (verified first; a damaged file or a non-empty database changes nothing)"))
+).pipe(
+  Command.withDescription("load a backup into an empty database (verified first; a damaged file or a non-empty database changes nothing)")
+)
 
 /** A refused backup or restore ends the command with its reason and exit code 1, never a stack trace. */
 const failed = (message: string) => Effect.zipRight(Console.error(`ccat: ${message}`), Effect.sync(() => (process.exitCode = 1)))

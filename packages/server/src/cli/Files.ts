@@ -20,18 +20,30 @@ const recheck = Command.make(
   {
     ...Remote.options,
     id: fileId,
-    reason: Options.text("reason").pipe(Options.withDescription("what was done to put the bytes back; recorded in the event log"), Options.optional)
+    reason: Options.text("reason").pipe(
+      Options.withDescription("what was done to put the bytes back; recorded in the event log"),
+      Options.optional
+    )
   },
   (o) =>
     Effect.gen(function* () {
       const id = yield* Remote.requireUuid(o.json, "the file id", o.id)
       const reason = Option.getOrUndefined(o.reason)
       if (reason !== undefined && reason.length > 500) return yield* Remote.usage(o.json, "--reason must be at most 500 characters")
-      const done = yield* Remote.withClient(o, (c) => c.operations.recheckFile({ path: { id }, payload: reason === undefined ? {} : { reason } }))
+      const done = yield* Remote.withClient(
+        o,
+        (c) => c.operations.recheckFile({ path: { id }, payload: reason === undefined ? {} : { reason } })
+      )
       if (o.json) return yield* Remote.printJson(OperationsApi.FaultyFileAction, done)
-      yield* Console.log(`file ${done.rawDataFileId} (${done.relativePath}) filed again: packaging reads it once more against its filed checksum`)
+      yield* Console.log(
+        `file ${done.rawDataFileId} (${done.relativePath}) filed again: packaging reads it once more against its filed checksum`
+      )
     })
-).pipe(Command.withDescription("file again a file packaging found corrupt or missing, once its bytes are back at its SOURCE path (operators and admins)"))
+).pipe(
+  Command.withDescription(
+    "file again a file packaging found corrupt or missing, once its bytes are back at its SOURCE path (operators and admins)"
+  )
+)
 
 const giveUp = Command.make(
   "give-up",
@@ -48,9 +60,15 @@ const giveUp = Command.make(
       if (o.reason.length === 0 || o.reason.length > 500) return yield* Remote.usage(o.json, "--reason must be 1 to 500 characters")
       const done = yield* Remote.withClient(o, (c) => c.operations.giveUpFile({ path: { id }, payload: { reason: o.reason, lost: true } }))
       if (o.json) return yield* Remote.printJson(OperationsApi.FaultyFileAction, done)
-      yield* Console.log(`file ${done.rawDataFileId} (${done.relativePath}) recorded as lost (${done.state}); its SOURCE path takes a new filing, the bytes there were left as they are`)
+      yield* Console.log(
+        `file ${done.rawDataFileId} (${done.relativePath}) recorded as lost (${done.state}); its SOURCE path takes a new filing, the bytes there were left as they are`
+      )
     })
-).pipe(Command.withDescription("record a file packaging found corrupt or missing as lost for good and release its SOURCE path (operators and admins)"))
+).pipe(
+  Command.withDescription(
+    "record a file packaging found corrupt or missing as lost for good and release its SOURCE path (operators and admins)"
+  )
+)
 
 /** `ccat files ...`. */
 export const command = Command.make("files").pipe(

@@ -24,9 +24,16 @@ export const of = (c: CcatClient.Client, entity: EventLog.LoggedEntityKind, id: 
 export const table = (events: ReadonlyArray<typeof EventLog.EventLogEntry.json.Type>): string =>
   events.length === 0
     ? "  none"
-    : Output.table(["AT", "FROM", "TO", "BY", "DETAILS"], events.map((e) => [
-      Output.instant(e.at), e.fromState ?? "-", e.toState, e.actor, Object.keys(e.details).length === 0 ? "" : Output.cut(JSON.stringify(e.details), 100)
-    ]))
+    : Output.table(
+      ["AT", "FROM", "TO", "BY", "DETAILS"],
+      events.map((e) => [
+        Output.instant(e.at),
+        e.fromState ?? "-",
+        e.toState,
+        e.actor,
+        Object.keys(e.details).length === 0 ? "" : Output.cut(JSON.stringify(e.details), 100)
+      ])
+    )
 
 /** The short words an operator types for each kind the log records (the kinds' own names work too). */
 export const kindWords: Readonly<Record<string, EventLog.LoggedEntityKind>> = {
@@ -59,23 +66,30 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 const resolveId = (o: Remote.Remote, kind: EventLog.LoggedEntityKind, ref: string) =>
   Effect.gen(function* () {
     if (uuidPattern.test(ref)) return ref.toLowerCase()
-    const named = yield* Remote.withClient(o, (c): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly name: string }> | undefined, unknown> => {
-      switch (kind) {
-        case "DataLocation":
-          return c.locations.list({ urlParams: {} })
-        case "Site":
-          return c.locations.listSites()
-        case "Account":
-          return c.admin.listAccounts()
-        default:
-          return Effect.succeed(undefined)
+    const named = yield* Remote.withClient(
+      o,
+      (c): Effect.Effect<ReadonlyArray<{ readonly id: string; readonly name: string }> | undefined, unknown> => {
+        switch (kind) {
+          case "DataLocation":
+            return c.locations.list({ urlParams: {} })
+          case "Site":
+            return c.locations.listSites()
+          case "Account":
+            return c.admin.listAccounts()
+          default:
+            return Effect.succeed(undefined)
+        }
       }
-    })
-    if (named === undefined) return yield* Remote.usage(o.json, `--entity: ${JSON.stringify(ref)} is not a UUID; a ${kind} is named by its id`)
+    )
+    if (named === undefined) {
+      return yield* Remote.usage(o.json, `--entity: ${JSON.stringify(ref)} is not a UUID; a ${kind} is named by its id`)
+    }
     const found = named.find((n) => n.name === ref)
     if (found !== undefined) return found.id
     return yield* new Remote.CliError({
-      exitCode: 3, kind: "NotFound", json: o.json,
+      exitCode: 3,
+      kind: "NotFound",
+      json: o.json,
       message: `no ${kind} named ${JSON.stringify(ref)}; known: ${named.map((n) => n.name).join(", ") || "none"}`
     })
   })
@@ -102,7 +116,10 @@ export const command = Command.make(
       }
       const kind = kindOf(o.entity.slice(0, colon))
       if (kind === undefined) {
-        return yield* Remote.usage(o.json, `--entity: unknown kind ${JSON.stringify(o.entity.slice(0, colon))}; one of ${Object.keys(kindWords).join(", ")}`)
+        return yield* Remote.usage(
+          o.json,
+          `--entity: unknown kind ${JSON.stringify(o.entity.slice(0, colon))}; one of ${Object.keys(kindWords).join(", ")}`
+        )
       }
       const id = yield* resolveId(o, kind, o.entity.slice(colon + 1))
       const events = yield* Remote.withClient(o, (c) => of(c, kind, id, limit))

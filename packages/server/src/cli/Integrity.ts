@@ -23,34 +23,73 @@ const lag = (l: IntegrityApi.LocationIntegrity): string => {
 export const render = (r: IntegrityApi.IntegrityReport): string => {
   const t = r.totals
   const out: Array<string> = [
-    `CCAT Data Center integrity at ${Output.instant(r.at)} (audit cycle ${r.auditCycleDays} days, ${r.copyTarget} good archive ${r.copyTarget === 1 ? "copy" : "copies"} per package)`,
+    `CCAT Data Center integrity at ${Output.instant(r.at)} (audit cycle ${r.auditCycleDays} days, ${r.copyTarget} good archive ${
+      r.copyTarget === 1 ? "copy" : "copies"
+    } per package)`,
     "",
     `Totals: ${t.copies} copies, ${t.audited} audited within the cycle, ${t.unverifiedCopies} never verified, ` +
-      `${t.corrupt} corrupt, ${t.missing} missing, ${t.dark} dark, ${t.repaired} repaired; ${t.packagesBelowTarget} packages below target`
+    `${t.corrupt} corrupt, ${t.missing} missing, ${t.dark} dark, ${t.repaired} repaired; ${t.packagesBelowTarget} packages below target`
   ]
   if (r.scope === "totals") {
     out.push("", "(this account sees totals only: locations and packages are shown to operators and admins)")
     return out.join("\n")
   }
   out.push("", "Locations")
-  out.push(r.locations.length === 0 ? "  none" : Output.table(
-    ["SITE", "LOCATION", "TYPE", "TECH", "COPIES", "AUDITED", "LAST AUDIT", "AUDIT LAG", "CORRUPT", "MISSING", "DARK", "REPAIRED", "LAST INVENTORY"],
-    r.locations.map((l) => [
-      l.siteShortName, l.name, l.type, l.technology, String(l.copies), String(l.audited), Output.instant(l.lastAuditAt), lag(l),
-      String(l.corrupt), String(l.missing), String(l.dark), String(l.repaired), Output.instant(l.lastInventoryAt)
-    ])
-  ))
+  out.push(
+    r.locations.length === 0 ? "  none" : Output.table(
+      [
+        "SITE",
+        "LOCATION",
+        "TYPE",
+        "TECH",
+        "COPIES",
+        "AUDITED",
+        "LAST AUDIT",
+        "AUDIT LAG",
+        "CORRUPT",
+        "MISSING",
+        "DARK",
+        "REPAIRED",
+        "LAST INVENTORY"
+      ],
+      r.locations.map((l) => [
+        l.siteShortName,
+        l.name,
+        l.type,
+        l.technology,
+        String(l.copies),
+        String(l.audited),
+        Output.instant(l.lastAuditAt),
+        lag(l),
+        String(l.corrupt),
+        String(l.missing),
+        String(l.dark),
+        String(l.repaired),
+        Output.instant(l.lastInventoryAt)
+      ])
+    )
+  )
   const below = r.packagesBelowTarget
-  out.push("", below.total === 0
-    ? "Packages below target: none"
-    : `Packages below target (${below.items.length} of ${below.total}, by id)`)
+  out.push(
+    "",
+    below.total === 0
+      ? "Packages below target: none"
+      : `Packages below target (${below.items.length} of ${below.total}, by id)`
+  )
   if (below.items.length > 0) {
-    out.push(Output.table(["PACKAGE", "GOOD", "TARGET", "BAD COPIES"], below.items.map((p) => [
-      p.id, String(p.goodCopies), String(p.target),
-      p.badCopies.length === 0
-        ? "(none: copies are missing altogether)"
-        : p.badCopies.map((c) => `${c.location} ${c.status}${c.status === "PRESENT" ? (c.verified ? " (other bytes)" : " (never verified)") : ""}`).join(", ")
-    ])))
+    out.push(Output.table(
+      ["PACKAGE", "GOOD", "TARGET", "BAD COPIES"],
+      below.items.map((p) => [
+        p.id,
+        String(p.goodCopies),
+        String(p.target),
+        p.badCopies.length === 0
+          ? "(none: copies are missing altogether)"
+          : p.badCopies.map((c) =>
+            `${c.location} ${c.status}${c.status === "PRESENT" ? (c.verified ? " (other bytes)" : " (never verified)") : ""}`
+          ).join(", ")
+      ])
+    ))
     out.push("  history with: ccat packages show ID; what to do: docs/integrity.md")
   }
   return out.join("\n")
@@ -73,4 +112,8 @@ export const command = Command.make(
       if (o.json) return yield* Remote.printJson(IntegrityApi.IntegrityReport, report)
       yield* Console.log(render(report))
     })
-).pipe(Command.withDescription("integrity at rest of a running server: audits, corrupt, missing and dark objects, repairs per location; packages below their copy target"))
+).pipe(
+  Command.withDescription(
+    "integrity at rest of a running server: audits, corrupt, missing and dark objects, repairs per location; packages below their copy target"
+  )
+)

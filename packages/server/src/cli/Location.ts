@@ -40,28 +40,28 @@ const switchOptions = {
   reason: Options.text("reason").pipe(Options.withDescription("why (maintenance, a failing disk); recorded in the event log"))
 }
 
-const flip = (enable: boolean) => (o: Remote.Remote & { location: string; read: boolean; write: boolean; delete: boolean; reason: string }) =>
-  Effect.gen(function* () {
-    if (o.reason.trim() === "") return yield* Remote.usage(o.json, "--reason must say why")
-    if (o.reason.length > 500) return yield* Remote.usage(o.json, "--reason must be at most 500 characters")
-    // No flag named means all three: "disable cologne-buffer" takes the location out of service.
-    const all = !o.read && !o.write && !o.delete
-    const location = yield* resolve(o, o.location)
-    const updated = yield* Remote.withClient(o, (c) =>
-      c.locations.setAvailability({
-        path: { id: location.id },
-        payload: {
-          ...(all || o.read ? { readable: enable } : {}),
-          ...(all || o.write ? { writable: enable } : {}),
-          ...(all || o.delete ? { deletable: enable } : {}),
-          reason: o.reason
-        }
-      })
-    )
-    if (o.json) return yield* Remote.printJson(LocationsApi.LocationView, updated)
-    const yes = (b: boolean) => (b ? "yes" : "NO")
-    yield* Console.log(`${updated.name}: read ${yes(updated.readable)}, write ${yes(updated.writable)}, delete ${yes(updated.deletable)}`)
-  })
+const flip =
+  (enable: boolean) => (o: Remote.Remote & { location: string; read: boolean; write: boolean; delete: boolean; reason: string }) =>
+    Effect.gen(function* () {
+      if (o.reason.trim() === "") return yield* Remote.usage(o.json, "--reason must say why")
+      if (o.reason.length > 500) return yield* Remote.usage(o.json, "--reason must be at most 500 characters")
+      // No flag named means all three: "disable cologne-buffer" takes the location out of service.
+      const all = !o.read && !o.write && !o.delete
+      const location = yield* resolve(o, o.location)
+      const updated = yield* Remote.withClient(o, (c) =>
+        c.locations.setAvailability({
+          path: { id: location.id },
+          payload: {
+            ...(all || o.read ? { readable: enable } : {}),
+            ...(all || o.write ? { writable: enable } : {}),
+            ...(all || o.delete ? { deletable: enable } : {}),
+            reason: o.reason
+          }
+        }))
+      if (o.json) return yield* Remote.printJson(LocationsApi.LocationView, updated)
+      const yes = (b: boolean) => (b ? "yes" : "NO")
+      yield* Console.log(`${updated.name}: read ${yes(updated.readable)}, write ${yes(updated.writable)}, delete ${yes(updated.deletable)}`)
+    })
 
 const enable = Command.make("enable", switchOptions, flip(true)).pipe(
   Command.withDescription("resume reads, writes and/or deletions at a location (all three unless --read/--write/--delete say which)")

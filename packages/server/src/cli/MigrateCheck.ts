@@ -37,23 +37,43 @@ export const render = (plan: MigrationPlan.Plan, target: string, withSql: boolea
       (newest === undefined ? "" : `, the newest ${String(newest.id).padStart(4, "0")}_${newest.name}`)
   )
   for (const s of plan.skipped) {
-    lines.push(`warning: ${String(s.id).padStart(4, "0")}_${s.name} was never applied and is numbered below the newest applied one: the Migrator will never run it`)
+    lines.push(
+      `warning: ${
+        String(s.id).padStart(4, "0")
+      }_${s.name} was never applied and is numbered below the newest applied one: the Migrator will never run it`
+    )
   }
   if (plan.pending.length === 0) {
     lines.push("nothing to apply: the ops-db is up to date")
     return lines.join("\n")
   }
   const contract = plan.pending.filter((m) => m.step === "contract")
-  lines.push(`${plan.pending.length} pending (${plan.pending.length - contract.length} expand, ${contract.length} contract), applied oldest first, each in its own transaction:`)
+  lines.push(
+    `${plan.pending.length} pending (${
+      plan.pending.length - contract.length
+    } expand, ${contract.length} contract), applied oldest first, each in its own transaction:`
+  )
   for (const m of plan.pending) {
     lines.push("")
     lines.push(
-      `${String(m.id).padStart(4, "0")}_${m.name}: ${m.step === "expand" ? "expand: the previous release's workers keep running" : "CONTRACT: stop every process of the previous release first"}`
+      `${String(m.id).padStart(4, "0")}_${m.name}: ${
+        m.step === "expand"
+          ? "expand: the previous release's workers keep running"
+          : "CONTRACT: stop every process of the previous release first"
+      }`
     )
-    if (m.staleReview) lines.push(`  warning: its review in MigrationRules.reviewed was made for other statements (digest now ${m.digest}); the rules judge it alone`)
+    if (m.staleReview) {
+      lines.push(
+        `  warning: its review in MigrationRules.reviewed was made for other statements (digest now ${m.digest}); the rules judge it alone`
+      )
+    }
     const said = new Set<string>()
     for (const s of m.statements) {
-      const tag = s.marker !== undefined ? `${s.marker.kind}: ${s.marker.reason}` : s.step === "contract" ? `contract: ${s.rule}` : undefined
+      const tag = s.marker !== undefined
+        ? `${s.marker.kind}: ${s.marker.reason}`
+        : s.step === "contract"
+        ? `contract: ${s.rule}`
+        : undefined
       lines.push(`  ${s.summary}${tag === undefined ? "" : `  [${tag}]`}`)
       for (const l of s.locks) lines.push(`      lock ${lockText(l, plan.tableRows)}`)
       // a note said once per migration: twenty triggers need not say twenty times what a trigger does

@@ -22,7 +22,9 @@ const instrumentId = (o: Remote.Remote, value: string) =>
   Effect.gen(function* () {
     const all = yield* Remote.withClient(o, (c) => c.admin.listInstruments())
     const found = all.find((i) => i.id === value || i.name === value)
-    if (found === undefined) return yield* Remote.usage(o.json, `no instrument ${JSON.stringify(value)}; known: ${all.map((i) => i.name).join(", ") || "none"}`)
+    if (found === undefined) {
+      return yield* Remote.usage(o.json, `no instrument ${JSON.stringify(value)}; known: ${all.map((i) => i.name).join(", ") || "none"}`)
+    }
     return found.id
   })
 
@@ -51,12 +53,23 @@ const list = Command.make(
         ...(Option.isSome(o.until) ? { startTo: o.until.value } : {}),
         ...(Option.isSome(o.state) ? { status: o.state.value } : {})
       }
-      const found = yield* Remote.withClient(o, (c) => Remote.collect(limit, (page) => c.observations.list({ urlParams: { ...urlParams, ...page } })))
+      const found = yield* Remote.withClient(
+        o,
+        (c) => Remote.collect(limit, (page) => c.observations.list({ urlParams: { ...urlParams, ...page } }))
+      )
       if (o.json) return yield* Remote.printJson(Listed, found)
       if (found.items.length === 0) return yield* Console.log("no observations")
-      yield* Console.log(Output.table(["ID", "START", "END", "STATUS", "QUALITY"], found.items.map((e) => [
-        e.id, Output.instant(e.startAt), Output.instant(e.endAt), e.status, e.quality
-      ]), ""))
+      yield* Console.log(Output.table(
+        ["ID", "START", "END", "STATUS", "QUALITY"],
+        found.items.map((e) => [
+          e.id,
+          Output.instant(e.startAt),
+          Output.instant(e.endAt),
+          e.status,
+          e.quality
+        ]),
+        ""
+      ))
       const more = Output.moreNote(found.more, found.items.length)
       if (more !== undefined) yield* Console.log(more)
     })
@@ -73,7 +86,14 @@ const Shown = Schema.Struct({
 
 const show = Command.make(
   "show",
-  { ...Remote.options, id: Args.text({ name: "id" }).pipe(Args.withDescription("the observation's id")), limit: Options.integer("limit").pipe(Options.withDefault(1000), Options.withDescription("print at most this many files, packages and copies each (default 1000)")) },
+  {
+    ...Remote.options,
+    id: Args.text({ name: "id" }).pipe(Args.withDescription("the observation's id")),
+    limit: Options.integer("limit").pipe(
+      Options.withDefault(1000),
+      Options.withDescription("print at most this many files, packages and copies each (default 1000)")
+    )
+  },
   (o) =>
     Effect.gen(function* () {
       const id = (yield* Remote.requireUuid(o.json, "the observation id", o.id)) as Observational.ExecutedObsUnit["id"]
@@ -84,22 +104,42 @@ const show = Command.make(
           const files = yield* Remote.collect(limit, (page) => c.files.list({ urlParams: { observationId: id, ...page } }))
           const packages = yield* Remote.collect(limit, (page) => c.packages.list({ urlParams: { observationId: id, ...page } }))
           const copies = yield* copiesOf(c, limit, { observationId: id })
-          return { observation, files: files.items, packages: packages.items, copies: copies.copies, more: files.more || packages.more || copies.more }
-        })
-      )
+          return {
+            observation,
+            files: files.items,
+            packages: packages.items,
+            copies: copies.copies,
+            more: files.more || packages.more || copies.more
+          }
+        }))
       if (o.json) return yield* Remote.printJson(Shown, shown)
       const e = shown.observation
       yield* Console.log(`observation ${e.id}`)
-      yield* Console.log(`  obs unit ${e.obsUnitId}  ${e.status}  quality ${e.quality}  ${Output.instant(e.startAt)} .. ${Output.instant(e.endAt)}`)
+      yield* Console.log(
+        `  obs unit ${e.obsUnitId}  ${e.status}  quality ${e.quality}  ${Output.instant(e.startAt)} .. ${Output.instant(e.endAt)}`
+      )
       yield* Console.log(`\nfiles (${shown.files.length}, ${Output.bytes(shown.files.reduce((a, f) => a + f.sizeBytes, 0))})`)
       if (shown.files.length > 0) {
-        yield* Console.log(Output.table(["PATH", "SIZE", "STATE", "PACKAGE"], shown.files.map((f) => [f.relativePath, Output.bytes(f.sizeBytes), f.state, f.rawDataPackageId ?? "-"])))
+        yield* Console.log(
+          Output.table(
+            ["PATH", "SIZE", "STATE", "PACKAGE"],
+            shown.files.map((f) => [f.relativePath, Output.bytes(f.sizeBytes), f.state, f.rawDataPackageId ?? "-"])
+          )
+        )
       }
       yield* Console.log(`\npackages (${shown.packages.length})`)
       if (shown.packages.length > 0) {
-        yield* Console.log(Output.table(["ID", "PATH", "SIZE", "STATUS", "JOURNEY", "ERROR"], shown.packages.map((p) => [
-          p.id, p.relativePath, Output.bytes(p.sizeBytes), p.status, p.journey, Output.cut(p.errorMessage, 60)
-        ])))
+        yield* Console.log(Output.table(
+          ["ID", "PATH", "SIZE", "STATUS", "JOURNEY", "ERROR"],
+          shown.packages.map((p) => [
+            p.id,
+            p.relativePath,
+            Output.bytes(p.sizeBytes),
+            p.status,
+            p.journey,
+            Output.cut(p.errorMessage, 60)
+          ])
+        ))
       }
       if (shown.copies === null) {
         yield* Console.log("\ncopies: listed for operators and admins only")

@@ -26,24 +26,42 @@ const list = Command.make(
     ...Remote.options,
     observation: Options.text("observation").pipe(Options.withDescription("only packages of this observation (its id)"), Options.optional),
     status: Options.choice("status", Status.statuses).pipe(Options.withDescription("only packages in this status"), Options.optional),
-    journey: Options.choice("journey", Status.PackageJourney.literals).pipe(Options.withDescription("only packages on this journey step"), Options.optional),
+    journey: Options.choice("journey", Status.PackageJourney.literals).pipe(
+      Options.withDescription("only packages on this journey step"),
+      Options.optional
+    ),
     limit: Remote.limitOption
   },
   (o) =>
     Effect.gen(function* () {
       const limit = yield* Remote.requireLimit(o.json, o.limit)
-      const observationId = Option.isSome(o.observation) ? yield* Remote.requireUuid(o.json, "--observation", o.observation.value) : undefined
+      const observationId = Option.isSome(o.observation)
+        ? yield* Remote.requireUuid(o.json, "--observation", o.observation.value)
+        : undefined
       const urlParams = {
         ...(observationId === undefined ? {} : { observationId: observationId as PackagesApi.PackageView["executedObsUnitId"] }),
         ...(Option.isSome(o.status) ? { status: o.status.value } : {}),
         ...(Option.isSome(o.journey) ? { journey: o.journey.value } : {})
       }
-      const found = yield* Remote.withClient(o, (c) => Remote.collect(limit, (page) => c.packages.list({ urlParams: { ...urlParams, ...page } })))
+      const found = yield* Remote.withClient(
+        o,
+        (c) => Remote.collect(limit, (page) => c.packages.list({ urlParams: { ...urlParams, ...page } }))
+      )
       if (o.json) return yield* Remote.printJson(Listed, found)
       if (found.items.length === 0) return yield* Console.log("no packages")
-      yield* Console.log(Output.table(["ID", "OBSERVATION", "SIZE", "STATUS", "JOURNEY", "UPDATED", "ERROR"], found.items.map((p) => [
-        p.id, p.executedObsUnitId, Output.bytes(p.sizeBytes), p.status, p.journey, Output.instant(p.updatedAt), Output.cut(p.errorMessage, 60)
-      ]), ""))
+      yield* Console.log(Output.table(
+        ["ID", "OBSERVATION", "SIZE", "STATUS", "JOURNEY", "UPDATED", "ERROR"],
+        found.items.map((p) => [
+          p.id,
+          p.executedObsUnitId,
+          Output.bytes(p.sizeBytes),
+          p.status,
+          p.journey,
+          Output.instant(p.updatedAt),
+          Output.cut(p.errorMessage, 60)
+        ]),
+        ""
+      ))
       const more = Output.moreNote(found.more, found.items.length)
       if (more !== undefined) yield* Console.log(more)
     })
@@ -74,8 +92,7 @@ const show = Command.make(
           )
           const history = yield* History.of(c, "RawDataPackage", id, 1000)
           return { package: pkg, copies: copies.copies, bundles, history }
-        })
-      )
+        }))
       if (o.json) return yield* Remote.printJson(Shown, shown)
       const p = shown.package
       yield* Console.log(`package ${p.id}  ${p.status} (${p.journey})`)
@@ -87,9 +104,16 @@ const show = Command.make(
       if (shown.bundles !== null) {
         yield* Console.log(`\nbundles (${shown.bundles.length})`)
         if (shown.bundles.length > 0) {
-          yield* Console.log(Output.table(["ID", "STATUS", "SIZE", "PACKAGES", "ERROR"], shown.bundles.map((b) => [
-            b.id, b.status, Output.bytes(b.sizeBytes), String(b.packageIds.length), Output.cut(b.errorMessage, 60)
-          ])))
+          yield* Console.log(Output.table(
+            ["ID", "STATUS", "SIZE", "PACKAGES", "ERROR"],
+            shown.bundles.map((b) => [
+              b.id,
+              b.status,
+              Output.bytes(b.sizeBytes),
+              String(b.packageIds.length),
+              Output.cut(b.errorMessage, 60)
+            ])
+          ))
         }
       }
       yield* Console.log(`\nhistory (${shown.history.length})`)
@@ -105,8 +129,15 @@ const repair = Command.make(
       const id = (yield* Remote.requireUuid(o.json, "the package id", o.id)) as PackageId
       const requested = yield* Remote.withClient(o, (c) => c.packages.repair({ path: { id } }))
       if (o.json) return yield* Remote.printJson(PackagesApi.RepairRequested, requested)
-      yield* Console.log(`package ${requested.packageId}: ${requested.badCopies.length} bad archive ${requested.badCopies.length === 1 ? "copy" : "copies"}`)
-      yield* Console.log(Output.table(["COPY", "STATUS", "SITE", "LOCATION", "PATH"], requested.badCopies.map((b) => [b.id, b.status, b.site, b.location, b.path])))
+      yield* Console.log(
+        `package ${requested.packageId}: ${requested.badCopies.length} bad archive ${requested.badCopies.length === 1 ? "copy" : "copies"}`
+      )
+      yield* Console.log(
+        Output.table(
+          ["COPY", "STATUS", "SITE", "LOCATION", "PATH"],
+          requested.badCopies.map((b) => [b.id, b.status, b.site, b.location, b.path])
+        )
+      )
       for (const s of requested.sites) {
         const sendsOn = s.sources.length === 1 && s.sources[0]!.startsWith("sent on from")
         yield* Console.log(
@@ -115,9 +146,17 @@ const repair = Command.make(
             : `repair at ${s.site} from ${s.sources.join(", ")}: ${s.startedNow ? "started now" : "its planner starts it within seconds"}`
         )
       }
-      for (const site of requested.withoutSource) yield* Console.log(`no good copy at ${site} to repair from: it is repaired once a copy sent on arrives, if any site above sends one`)
+      for (const site of requested.withoutSource) {
+        yield* Console.log(
+          `no good copy at ${site} to repair from: it is repaired once a copy sent on arrives, if any site above sends one`
+        )
+      }
     })
-).pipe(Command.withDescription("repair a package's CORRUPT or MISSING archive copies now from a good copy at the same site (operators and admins)"))
+).pipe(
+  Command.withDescription(
+    "repair a package's CORRUPT or MISSING archive copies now from a good copy at the same site (operators and admins)"
+  )
+)
 
 /** `ccat packages ...`. */
 export const command = Command.make("packages").pipe(

@@ -21,9 +21,18 @@ const Listed = Schema.Struct({ items: Schema.Array(DataProductsApi.DataProductSu
 const filters = {
   program: Options.text("program").pipe(Options.withDescription("only products of this observing program (its id)"), Options.optional),
   pipeline: Options.text("pipeline").pipe(Options.withDescription("only products of this pipeline (its name as filed)"), Options.optional),
-  calibLevel: Options.choice("calib-level", ["2", "3"] as const).pipe(Options.withDescription("only products at this calibration level"), Options.optional),
-  observation: Options.text("observation").pipe(Options.withDescription("only products derived from this observation (its id), directly or through other products"), Options.optional),
-  journey: Options.choice("journey", Status.PackageJourney.literals).pipe(Options.withDescription("only products on this journey step"), Options.optional),
+  calibLevel: Options.choice("calib-level", ["2", "3"] as const).pipe(
+    Options.withDescription("only products at this calibration level"),
+    Options.optional
+  ),
+  observation: Options.text("observation").pipe(
+    Options.withDescription("only products derived from this observation (its id), directly or through other products"),
+    Options.optional
+  ),
+  journey: Options.choice("journey", Status.PackageJourney.literals).pipe(
+    Options.withDescription("only products on this journey step"),
+    Options.optional
+  ),
   archived: Options.boolean("archived").pipe(Options.withDescription("only ARCHIVED products")),
   notArchived: Options.boolean("not-archived").pipe(Options.withDescription("only products not ARCHIVED yet"))
 }
@@ -73,14 +82,27 @@ const show = Command.make(
       yield* Console.log(`  ${p.publisherDid}`)
       if (Object.keys(p.parameters).length > 0) yield* Console.log(`  parameters ${JSON.stringify(p.parameters)}`)
       yield* Console.log(`\ninputs (${p.inputs.length})`)
-      yield* Console.log(Output.table(["KIND", "ID"], p.inputs.map((i) =>
-        "observationId" in i ? ["observation", i.observationId] : "packageId" in i ? ["package", i.packageId] : ["product", i.productId])))
+      yield* Console.log(
+        Output.table(
+          ["KIND", "ID"],
+          p.inputs.map((i) =>
+            "observationId" in i ? ["observation", i.observationId] : "packageId" in i ? ["package", i.packageId] : ["product", i.productId]
+          )
+        )
+      )
       yield* Console.log(`\nderived from observations (${p.observationIds.length})`)
       for (const eou of p.observationIds) yield* Console.log(`  ${eou}`)
       yield* Console.log(`\nfiles (${p.files.length})`)
-      yield* Console.log(Output.table(["ID", "PATH", "SIZE", "STATE", "PACKAGE"], p.files.map((f) => [f.id, f.relativePath, Output.bytes(f.sizeBytes), f.state, f.packageId ?? "-"])))
+      yield* Console.log(
+        Output.table(
+          ["ID", "PATH", "SIZE", "STATE", "PACKAGE"],
+          p.files.map((f) => [f.id, f.relativePath, Output.bytes(f.sizeBytes), f.state, f.packageId ?? "-"])
+        )
+      )
       yield* Console.log(`\npackages (${p.packages.length})`)
-      if (p.packages.length > 0) yield* Console.log(Output.table(["ID", "STATUS", "JOURNEY"], p.packages.map((k) => [k.id, k.status, k.journey])))
+      if (p.packages.length > 0) {
+        yield* Console.log(Output.table(["ID", "STATUS", "JOURNEY"], p.packages.map((k) => [k.id, k.status, k.journey])))
+      }
     })
 ).pipe(Command.withDescription("one product: its pipeline, provenance (inputs and the observations it derives from), files and packages"))
 
@@ -92,16 +114,31 @@ export const command = Command.make(
     Effect.gen(function* () {
       const limit = yield* Remote.requireLimit(o.json, o.limit)
       const filter = yield* filterOf(o)
-      const found = yield* Remote.withClient(o, (c) => Remote.collect(limit, (page) => c.dataProducts.list({ urlParams: { ...filter, ...page } })))
+      const found = yield* Remote.withClient(
+        o,
+        (c) => Remote.collect(limit, (page) => c.dataProducts.list({ urlParams: { ...filter, ...page } }))
+      )
       if (o.json) return yield* Remote.printJson(Listed, found)
       if (found.items.length === 0) return yield* Console.log("no products")
-      yield* Console.log(Output.table(["ID", "NAME", "PIPELINE", "LEVEL", "TYPE", "JOURNEY", "FILED"], found.items.map((p) => [
-        p.id, Output.cut(p.name, 40), `${p.pipeline} ${p.pipelineVersion}`, String(p.calibLevel), p.dataproductType, p.journey, Output.instant(p.createdAt)
-      ]), ""))
+      yield* Console.log(Output.table(
+        ["ID", "NAME", "PIPELINE", "LEVEL", "TYPE", "JOURNEY", "FILED"],
+        found.items.map((p) => [
+          p.id,
+          Output.cut(p.name, 40),
+          `${p.pipeline} ${p.pipelineVersion}`,
+          String(p.calibLevel),
+          p.dataproductType,
+          p.journey,
+          Output.instant(p.createdAt)
+        ]),
+        ""
+      ))
       const more = Output.moreNote(found.more, found.items.length)
       if (more !== undefined) yield* Console.log(more)
     })
 ).pipe(
-  Command.withDescription("processed DataProducts in filing order, filtered by program, pipeline, calib level, observation or journey; `show ID` for one"),
+  Command.withDescription(
+    "processed DataProducts in filing order, filtered by program, pipeline, calib level, observation or journey; `show ID` for one"
+  ),
   Command.withSubcommands([show])
 )

@@ -19,5 +19,8 @@ export const isRegistryError = (e: unknown): e is RegistryError =>
 
 /** Ends a command failed by a registry's refusal with `ccat: <problems>` on stderr and exit code 1. */
 export const report = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A | void, Exclude<E, RegistryError>, R> =>
-  Effect.catchIf(self, isRegistryError, (e) =>
-    Effect.zipRight(Console.error(`ccat: ${e.message}`), Effect.sync(() => (process.exitCode = 1)))) as Effect.Effect<A | void, Exclude<E, RegistryError>, R>
+  Effect.catchIf(
+    self,
+    isRegistryError,
+    (e) => Effect.zipRight(Console.error(`ccat: ${e.message}`), Effect.sync(() => (process.exitCode = 1)))
+  ) as Effect.Effect<A | void, Exclude<E, RegistryError>, R>

@@ -92,8 +92,15 @@ const toCliError = (r: Remote) => (error: unknown): CliError => {
     return new CliError({ exitCode: 1, kind: "Unreachable", json: r.json, message: `cannot reach the server at ${r.url}: ${message}` })
   }
   if (tag === "ResponseError") {
-    const status = Predicate.hasProperty(error, "response") && Predicate.hasProperty(error.response, "status") ? error.response.status : undefined
-    return new CliError({ exitCode: 1, kind: "ServerError", json: r.json, message: `the server at ${r.url} answered ${status ?? "unexpectedly"}: ${message}` })
+    const status = Predicate.hasProperty(error, "response") && Predicate.hasProperty(error.response, "status")
+      ? error.response.status
+      : undefined
+    return new CliError({
+      exitCode: 1,
+      kind: "ServerError",
+      json: r.json,
+      message: `the server at ${r.url} answered ${status ?? "unexpectedly"}: ${message}`
+    })
   }
   if (tag === "Unauthorized") {
     const hint = Option.isNone(r.token) ? " (pass --token or set CCAT_TOKEN)" : ""
@@ -133,7 +140,12 @@ export const withClient = <A, E>(r: Remote, f: (client: CcatClient.Client) => Ef
         HttpClient.transform(client, (response, request) =>
           Effect.timeoutFail(response, {
             duration: timeout,
-            onTimeout: () => new HttpClientError.RequestError({ request, reason: "Transport", description: `no answer within ${Duration.format(timeout)}` })
+            onTimeout: () =>
+              new HttpClientError.RequestError({
+                request,
+                reason: "Transport",
+                description: `no answer within ${Duration.format(timeout)}`
+              })
           }))
     }).pipe(
       Effect.flatMap(f),
@@ -168,7 +180,9 @@ export const limitOption = Options.integer("limit").pipe(
  */
 export const collect = <T, E>(
   limit: number,
-  fetchPage: (params: { readonly limit: number; readonly cursor?: string }) => Effect.Effect<{ readonly items: ReadonlyArray<T>; readonly nextCursor: string | null }, E>
+  fetchPage: (
+    params: { readonly limit: number; readonly cursor?: string }
+  ) => Effect.Effect<{ readonly items: ReadonlyArray<T>; readonly nextCursor: string | null }, E>
 ): Effect.Effect<{ readonly items: ReadonlyArray<T>; readonly more: boolean }, E> =>
   Effect.gen(function* () {
     const items: Array<T> = []

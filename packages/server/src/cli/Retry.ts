@@ -28,8 +28,9 @@ export const command = Command.make(
       const id = yield* Remote.requireUuid(o.json, "the id", o.id)
       const reason = Option.getOrUndefined(o.reason)
       if (reason !== undefined && reason.length > 500) return yield* Remote.usage(o.json, "--reason must be at most 500 characters")
-      const retried = yield* Remote.withClient(o, (c) =>
-        c.operations.retry({ payload: { entity: o.entity, id, ...(reason === undefined ? {} : { reason }) } })
+      const retried = yield* Remote.withClient(
+        o,
+        (c) => c.operations.retry({ payload: { entity: o.entity, id, ...(reason === undefined ? {} : { reason }) } })
       )
       if (o.json) return yield* Remote.printJson(OperationsApi.Retried, retried)
       yield* Console.log(

@@ -30,18 +30,35 @@ const command = Command.make(
   {
     config: configOption,
     json: jsonOption,
-    route: Args.text({ name: "route" }).pipe(Args.withDescription("the route: FROM->TO, FROM->VIA->TO, or its index in the configuration's routes")),
-    probeSize: Options.text("probe-size").pipe(Options.withDefault("256 MB"), Options.withDescription("bytes of the large probe each transfer sends (1 MB to 100 GB)")),
+    route: Args.text({ name: "route" }).pipe(
+      Args.withDescription("the route: FROM->TO, FROM->VIA->TO, or its index in the configuration's routes")
+    ),
+    probeSize: Options.text("probe-size").pipe(
+      Options.withDefault("256 MB"),
+      Options.withDescription("bytes of the large probe each transfer sends (1 MB to 100 GB)")
+    ),
     transferTime: Options.text("transfer-time").pipe(
       Options.optional,
       Options.withDescription(`how long sending one bundle may take (default: the route's bundleTransferTime, else ${defaultTransferTime})`)
     ),
-    rounds: Options.integer("rounds").pipe(Options.withDefault(2), Options.withDescription("times each setting is probed, 1 to 5; the fastest round counts")),
-    probeTimeout: Options.text("probe-timeout").pipe(Options.withDefault("10 minutes"), Options.withDescription("longest one probe transfer may take before its setting counts as failed")),
-    write: Options.boolean("write").pipe(Options.withDescription("write the recommended settings and the measured bandwidth into the route's configuration"))
+    rounds: Options.integer("rounds").pipe(
+      Options.withDefault(2),
+      Options.withDescription("times each setting is probed, 1 to 5; the fastest round counts")
+    ),
+    probeTimeout: Options.text("probe-timeout").pipe(
+      Options.withDefault("10 minutes"),
+      Options.withDescription("longest one probe transfer may take before its setting counts as failed")
+    ),
+    write: Options.boolean("write").pipe(
+      Options.withDescription("write the recommended settings and the measured bandwidth into the route's configuration")
+    )
   },
   (o) => Effect.flatMap(Effect.promise(() => import("./RouteBenchRun.js")), (bench) => bench.run(o))
-).pipe(Command.withDescription("measure a configured route with probe transfers and recommend its settings and bundle size (--write records them)"))
+).pipe(
+  Command.withDescription(
+    "measure a configured route with probe transfers and recommend its settings and bundle size (--write records them)"
+  )
+)
 
 /** `ccat route ...`. */
 export const routeCommand = Command.make("route").pipe(

@@ -58,17 +58,30 @@ export const edit = (file: string, text: string, index: number, changes: RouteCh
 export const writeRoute = (file: string, index: number, changes: RouteChanges) =>
   Effect.gen(function* () {
     const failed = (why: string) => new RouteBenchError({ reason: "WriteFailed", detail: `${file} is left as it was: ${why}` })
-    const text = yield* Effect.tryPromise({ try: () => fs.readFile(file, "utf8"), catch: (e) => failed(`cannot be read: ${(e as Error).message}`) })
-    const mode = yield* Effect.tryPromise({ try: () => fs.stat(file), catch: (e) => failed((e as Error).message) }).pipe(Effect.map((s) => s.mode & 0o7777))
+    const text = yield* Effect.tryPromise({
+      try: () => fs.readFile(file, "utf8"),
+      catch: (e) => failed(`cannot be read: ${(e as Error).message}`)
+    })
+    const mode = yield* Effect.tryPromise({ try: () => fs.stat(file), catch: (e) => failed((e as Error).message) }).pipe(
+      Effect.map((s) => s.mode & 0o7777)
+    )
     const next = yield* Effect.try({ try: () => edit(file, text, index, changes), catch: (e) => failed((e as Error).message) })
     // beside the file, with its extension, so it is parsed alike and the rename stays on one file system
     const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(4).toString("hex")}${path.extname(file)}`)
     yield* Effect.acquireUseRelease(
-      Effect.tryPromise({ try: () => fs.writeFile(temporary, next, { mode, flag: "wx" }), catch: (e) => failed(`cannot write beside it: ${(e as Error).message}`) }),
+      Effect.tryPromise({
+        try: () => fs.writeFile(temporary, next, { mode, flag: "wx" }),
+        catch: (e) => failed(`cannot write beside it: ${(e as Error).message}`)
+      }),
       () =>
         Effect.gen(function* () {
-          yield* load({ configFile: temporary }).pipe(Effect.mapError((e) => failed(`the result would not be valid:\n${e.problems.map((p) => `  - ${p}`).join("\n")}`)))
-          yield* Effect.tryPromise({ try: () => fs.rename(temporary, file), catch: (e) => failed(`cannot replace it: ${(e as Error).message}`) })
+          yield* load({ configFile: temporary }).pipe(
+            Effect.mapError((e) => failed(`the result would not be valid:\n${e.problems.map((p) => `  - ${p}`).join("\n")}`))
+          )
+          yield* Effect.tryPromise({
+            try: () => fs.rename(temporary, file),
+            catch: (e) => failed(`cannot replace it: ${(e as Error).message}`)
+          })
         }),
       () => Effect.promise(() => fs.rm(temporary, { force: true }))
     )

@@ -26,12 +26,16 @@ type RequestId = View["id"]
 const describe = (r: View, location: string = r.dataLocationId): string => {
   const lines = [
     `staging request ${r.id}  ${r.status}`,
-    `  location ${location}  created ${Output.instant(r.createdAt)}  updated ${Output.instant(r.updatedAt)}  expires ${Output.instant(r.expiresAt)}`
+    `  location ${location}  created ${Output.instant(r.createdAt)}  updated ${Output.instant(r.updatedAt)}  expires ${
+      Output.instant(r.expiresAt)
+    }`
   ]
   if (r.releasedAt !== null) lines.push(`  released ${Output.instant(r.releasedAt)}: its staged files are no longer kept for it`)
   if (r.errorMessage !== null) lines.push(`  error: ${r.errorMessage}`)
   lines.push(`  items (${r.items.length}):`)
-  for (const i of r.items) lines.push(i.executedObsUnitId !== null ? `    observation ${i.executedObsUnitId}` : `    package ${i.rawDataPackageId}`)
+  for (const i of r.items) {
+    lines.push(i.executedObsUnitId !== null ? `    observation ${i.executedObsUnitId}` : `    package ${i.rawDataPackageId}`)
+  }
   return lines.join("\n")
 }
 
@@ -44,11 +48,16 @@ const request = Command.make(
     location: Options.text("location").pipe(Options.withDescription("the PROCESSING location to stage at (its short name)")),
     observation: ids("observation", "an observation to stage (its id); repeatable"),
     package: ids("package", "a package to stage (its id); repeatable"),
-    expires: Options.date("expires").pipe(Options.withDescription("when the staged copies may be cleaned up (default: the server's)"), Options.optional)
+    expires: Options.date("expires").pipe(
+      Options.withDescription("when the staged copies may be cleaned up (default: the server's)"),
+      Options.optional
+    )
   },
   (o) =>
     Effect.gen(function* () {
-      if (o.observation.length === 0 && o.package.length === 0) return yield* Remote.usage(o.json, "name at least one --observation or --package")
+      if (o.observation.length === 0 && o.package.length === 0) {
+        return yield* Remote.usage(o.json, "name at least one --observation or --package")
+      }
       const observationIds = yield* Effect.forEach(o.observation, (id) => Remote.requireUuid(o.json, "--observation", id))
       const packageIds = yield* Effect.forEach(o.package, (id) => Remote.requireUuid(o.json, "--package", id))
       const created = yield* Remote.withClient(o, (c) =>
@@ -59,8 +68,7 @@ const request = Command.make(
             ...(packageIds.length > 0 ? { packageIds } : {}),
             ...(Option.isSome(o.expires) ? { expiresAt: o.expires.value } : {})
           }
-        })
-      )
+        }))
       if (o.json) return yield* Remote.printJson(StagingApi.StagingRequestView, created)
       yield* Console.log(describe(created))
       yield* Console.log(`follow it with: ccat staging wait ${created.id}`)
@@ -93,16 +101,14 @@ const show = Command.make("show", { ...Remote.options, id: idArg }, (o) =>
           files.push(...page.items)
         }
         return { request, files, location: page.location }
-      })
-    )
+      }))
     if (o.json) return yield* Remote.printJson(Shown, shown)
     yield* Console.log(describe(shown.request, shown.location))
     if (shown.files.length > 0) {
       yield* Console.log(`  staged files (${shown.files.length}):`)
       for (const f of shown.files) yield* Console.log(`    ${f.localPath ?? `${shown.location}:${f.key}`}`)
     }
-  })
-).pipe(Command.withDescription("one staging request: its items, status, expiry and, once completed, the staged files' local paths"))
+  })).pipe(Command.withDescription("one staging request: its items, status, expiry and, once completed, the staged files' local paths"))
 
 /** How far along a request is, by its status: the steps the staging worker takes it through. */
 const steps = { pending: 0, scheduled: 1, in_progress: 2, completed: 3, failed: 3 } as const
@@ -125,8 +131,14 @@ const wait = Command.make(
   {
     ...Remote.options,
     id: idArg,
-    interval: Options.integer("interval").pipe(Options.withDefault(10), Options.withDescription("the longest pause between looks, in seconds (default 10; the first is 1 s)")),
-    timeout: Options.integer("timeout").pipe(Options.withDescription("give up (exit 1) after this many seconds; the request goes on (default: wait until it ends)"), Options.optional)
+    interval: Options.integer("interval").pipe(
+      Options.withDefault(10),
+      Options.withDescription("the longest pause between looks, in seconds (default 10; the first is 1 s)")
+    ),
+    timeout: Options.integer("timeout").pipe(
+      Options.withDescription("give up (exit 1) after this many seconds; the request goes on (default: wait until it ends)"),
+      Options.optional
+    )
   },
   (o) =>
     Effect.gen(function* () {
@@ -151,15 +163,32 @@ const wait = Command.make(
           Effect.provideService(CcatClient.CcatClient, c),
           Effect.ensuring(Effect.sync(() => tty && process.stderr.write("\n"))),
           // A failed request or a timeout is a failure (exit 1), not a refusal.
-          Effect.catchTag("StagingError", (e) =>
-            Effect.fail(new Remote.CliError({ exitCode: 1, kind: e.reason === "Failed" ? "StagingFailed" : "Timeout", json: o.json, message: e.message })))
-        )
-      )
+          Effect.catchTag(
+            "StagingError",
+            (e) =>
+              Effect.fail(
+                new Remote.CliError({
+                  exitCode: 1,
+                  kind: e.reason === "Failed" ? "StagingFailed" : "Timeout",
+                  json: o.json,
+                  message: e.message
+                })
+              )
+          )
+        ))
       if (o.json) return yield* Remote.printJson(Waited, staged)
-      yield* Console.log(`staging request ${staged.requestId} completed at ${staged.location}; ${staged.files.length} files kept until ${Output.instant(staged.expiresAt)}`)
+      yield* Console.log(
+        `staging request ${staged.requestId} completed at ${staged.location}; ${staged.files.length} files kept until ${
+          Output.instant(staged.expiresAt)
+        }`
+      )
       for (const f of staged.files) yield* Console.log(f.localPath ?? `${staged.location}:${f.key}`)
     })
-).pipe(Command.withDescription("wait for a staging request to end: a progress bar on a terminal, lines otherwise; prints the staged files' local paths"))
+).pipe(
+  Command.withDescription(
+    "wait for a staging request to end: a progress bar on a terminal, lines otherwise; prints the staged files' local paths"
+  )
+)
 
 const release = Command.make("release", { ...Remote.options, id: idArg }, (o) =>
   Effect.gen(function* () {
@@ -167,8 +196,11 @@ const release = Command.make("release", { ...Remote.options, id: idArg }, (o) =>
     const released = yield* Remote.withClient(o, (c) => c.staging.release({ path: { id } }))
     if (o.json) return yield* Remote.printJson(StagingApi.StagingRequestView, released)
     yield* Console.log(describe(released))
-  })
-).pipe(Command.withDescription("release a request once processing is done: its folder is removed and the staged files no other request needs are deleted by cleanup (idempotent)"))
+  })).pipe(
+    Command.withDescription(
+      "release a request once processing is done: its folder is removed and the staged files no other request needs are deleted by cleanup (idempotent)"
+    )
+  )
 
 /** `ccat staging ...`. */
 export const command = Command.make("staging").pipe(

@@ -31,14 +31,16 @@ export interface Found {
  * (its tables missing make the statement fail, outside any transaction) or the look failed: the
  * start then takes the full path, which installs what is missing and reports what is wrong.
  */
-export const look: Effect.Effect<Found | undefined, never, SqlClient.SqlClient> = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql.unsafe<{ version: number; queues: ReadonlyArray<string>; leases: boolean; ready: boolean }>(
-    `select v.version::int as version,
+export const look: Effect.Effect<Found | undefined, never, SqlClient.SqlClient> = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql.unsafe<{ version: number; queues: ReadonlyArray<string>; leases: boolean; ready: boolean }>(
+      `select v.version::int as version,
        array(select q.name from pgboss.queue q order by q.name) as queues,
        to_regclass('pgboss.ccat_job_lease') is not null and to_regclass('pgboss.ccat_job_lease_worker') is not null as leases,
        exists (select 1 from pg_trigger where tgname = 'ccat_job_ready' and tgrelid = to_regclass('pgboss.job')) as ready
      from pgboss.version v`
-  ).withoutTransform
+    ).withoutTransform
 ).pipe(
   Effect.map(([row]): Found | undefined =>
     row === undefined ? undefined : { version: row.version, queues: row.queues, leases: row.leases, readyTrigger: row.ready }

@@ -136,21 +136,26 @@ export const noJobOf = (sql: SqlClient.SqlClient, queue: string, key: Statement.
  * directly, as the leases do, which is why pg-boss is pinned to one release.
  */
 export const expedite = (queue: string, singletonKey: string): Effect.Effect<number, JobQueueError, SqlClient.SqlClient> =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.flatMap(sql<{ present: boolean }>`select to_regclass(${`${schema}.job`}) is not null as present`, ([row]) =>
-      row?.present !== true
-        ? Effect.succeed(0)
-        : Effect.map(
-          // skip locked: a job a worker is fetching right now starts anyway, and a retry never waits on it
-          sql<{ id: string }>`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      Effect.flatMap(
+        sql<{ present: boolean }>`select to_regclass(${`${schema}.job`}) is not null as present`,
+        ([row]) =>
+          row?.present !== true
+            ? Effect.succeed(0)
+            : Effect.map(
+              // skip locked: a job a worker is fetching right now starts anyway, and a retry never waits on it
+              sql<{ id: string }>`
             update ${sql(schema)}.job set start_after = now()
             where id in (
               select id from ${sql(schema)}.job
               where name = ${queue} and singleton_key = ${singletonKey} and state in ('created', 'retry') and start_after > now()
               for update skip locked)
             returning id`,
-          (rows) => rows.length
-        ))
+              (rows) => rows.length
+            )
+      )
   ).pipe(
     Effect.mapError((cause) => new JobQueueError({ operation: "expedite", queue, cause })),
     Effect.withSpan("JobQueue.expedite", { attributes: { queue } })
@@ -187,16 +192,17 @@ const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>, answers?: Map<strin
         return Promise.resolve({ rows: known as Array<any> })
       }
       return track(
-      Runtime.runPromise(runtime)(
-        // pg-boss reads its own column names: no camelCase transform on its rows.
-        Effect.either(Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> })))
-      ).then((result) => {
-        if (Either.isRight(result)) return result.right
-        // pg-boss tells a harmless race (processes starting together create its schema or a
-        // queue at once) from a failure by PostgreSQL's own message, so it gets the driver's error.
-        const cause = result.left.cause
-        throw cause instanceof Error ? cause : result.left
-      }))
+        Runtime.runPromise(runtime)(
+          // pg-boss reads its own column names: no camelCase transform on its rows.
+          Effect.either(Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> })))
+        ).then((result) => {
+          if (Either.isRight(result)) return result.right
+          // pg-boss tells a harmless race (processes starting together create its schema or a
+          // queue at once) from a failure by PostgreSQL's own message, so it gets the driver's error.
+          const cause = result.left.cause
+          throw cause instanceof Error ? cause : result.left
+        })
+      )
     }
   }
 }
@@ -284,124 +290,126 @@ const oneStartAtATime = <A, E, R>(sql: SqlClient.SqlClient, start: Effect.Effect
 /** Starts pg-boss on the ops-db's SQL client and stops it (gracefully) when the layer is released. */
 export const layerWith = (
   options: JobEngineOptions = {}
-): Layer.Layer<JobQueue, JobQueueError | LeaseOptionsError, SqlClient.SqlClient> => Layer.scoped(
-  JobQueue,
-  Effect.gen(function* () {
-    const heartbeatMillis = Duration.toMillis(options.heartbeatInterval ?? Duration.seconds(10))
-    const leaseTimeoutMillis = Duration.toMillis(options.leaseTimeout ?? Duration.seconds(60))
-    if (!(heartbeatMillis > 0) || leaseTimeoutMillis < 3 * heartbeatMillis) {
-      return yield* new LeaseOptionsError({ heartbeatMillis, leaseTimeoutMillis })
-    }
-    const runtime = yield* Effect.runtime<SqlClient.SqlClient>()
-    // Closed after pg-boss stopped (finalizers run in reverse order): leases are renewed while
-    // a graceful stop lets running jobs finish.
-    const heartbeatScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
-    // An ops-db with everything made (any restart) starts in this one statement; a new or older
-    // one installs, migrates and creates under the start lock.
-    const found = yield* EngineSchema.look
-    const ready = EngineSchema.current(found)
-    const db = dbOf(runtime, ready ? EngineSchema.startAnswers(schema, found) : undefined)
-    const boss = new PgBoss({ db, schema, supervise: true, schedule: false })
-    boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
-    yield* JobRecords.handledWith(runtime)
-    const sqlClient = yield* SqlClient.SqlClient
-    const start = attempt("start", undefined, () => boss.start())
-    yield* Effect.acquireRelease(ready ? start : oneStartAtATime(sqlClient, start), () =>
-      Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(
-        Effect.ignore,
-        // a job's completion pg-boss sent without awaiting it must reach the database before the pool closes
-        Effect.zipRight(Effect.promise(() => db.settled(10_000)))
-      )
-    )
-    const worker = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
-    const engineFailure = (operation: string) => (cause: unknown) => new JobQueueError({ operation, cause })
-    if (!ready) {
-      yield* Effect.mapError(Leases.ensureTable, engineFailure("create the lease table"))
-      yield* Effect.mapError(oneStartAtATime(sqlClient, JobStatements.ensureReadyTrigger), engineFailure("create the ready trigger"))
-    }
-    const wakeups = yield* wakeupsOf(options)
-    // The jobs this process runs now: the heartbeat renews their leases and no others, so the
-    // lease of a job whose end could not be recorded lapses and the job runs again.
-    const running = new Set<string>()
-    const timeoutSeconds = leaseTimeoutMillis / 1000
-    yield* Effect.gen(function* () {
-      yield* Leases.heartbeat(worker, [...running])
-      const reclaimed = yield* Leases.reap(timeoutSeconds)
-      for (const job of reclaimed) {
-        yield* Effect.logWarning(
-          `job ${job.id} on ${job.queue}: its worker ${job.worker ?? "(died before leasing it)"} stopped heartbeating; ` +
-            (job.outcome === "retry" ? "it runs again now" : "marked failed (retries used up, or an equal job already waits)")
-        )
+): Layer.Layer<JobQueue, JobQueueError | LeaseOptionsError, SqlClient.SqlClient> =>
+  Layer.scoped(
+    JobQueue,
+    Effect.gen(function* () {
+      const heartbeatMillis = Duration.toMillis(options.heartbeatInterval ?? Duration.seconds(10))
+      const leaseTimeoutMillis = Duration.toMillis(options.leaseTimeout ?? Duration.seconds(60))
+      if (!(heartbeatMillis > 0) || leaseTimeoutMillis < 3 * heartbeatMillis) {
+        return yield* new LeaseOptionsError({ heartbeatMillis, leaseTimeoutMillis })
       }
-      yield* Leases.sweep(timeoutSeconds)
-    }).pipe(
-      Effect.catchAllCause((cause) => Effect.logWarning("job engine: heartbeat failed; trying again", cause)),
-      Effect.repeat(Schedule.spaced(Duration.millis(heartbeatMillis))),
-      Effect.ensuring(Effect.ignore(Leases.releaseAll(worker))),
-      Effect.forkIn(heartbeatScope)
-    )
-    // queues that exist need no look: a site's dozen stages start without a round trip each
-    const created = new Set<string>(found?.queues ?? [])
-    const ensureQueue = (queue: string, options: QueueOptions = {}) =>
-      created.has(queue)
-        ? Effect.void
-        : attempt("createQueue", queue, async () => {
-          // pg-boss's create_queue does nothing for a queue that exists (its insert meets the
-          // name and returns before any DDL): no look first, one round trip per missing queue.
-          await boss.createQueue(queue, {
-            name: queue,
-            ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
-            ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
-            ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
-            ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {}),
-            ...(options.deadLetter !== undefined ? { deadLetter: options.deadLetter } : {}),
-            ...(options.policy !== undefined ? { policy: options.policy } : {})
-          }).catch(async (e) => {
-            // Another process made it while ours failed (its partition's attach won).
-            if ((await boss.getQueue(queue)) === null) throw e
-          })
-          created.add(queue)
-        }).pipe(
-          // Creating a queue attaches a partition to pg-boss's job table; processes starting
-          // together (a site's workers restarted at once) can deadlock there, and PostgreSQL
-          // rolls one back. Its next try finds the queue or creates it.
-          Effect.retry(Backoff.schedule({ base: "100 millis", jitter: Backoff.around, times: 8 }))
-        )
-    const send: JobQueueService["send"] = (queue, data, options = {}) =>
-      Effect.gen(function* () {
-        const here = yield* Effect.runtime<SqlClient.SqlClient>()
-        return yield* attempt("send", queue, () =>
-          boss.send(queue, data, {
-            db: dbOf(here),
-            ...(options.singletonKey !== undefined ? { singletonKey: options.singletonKey } : {}),
-            ...(options.startAfterSeconds !== undefined ? { startAfter: options.startAfterSeconds } : {}),
-            ...(options.priority !== undefined ? { priority: options.priority } : {}),
-            ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
-            ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
-            ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
-            ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {})
-          })
-        )
-      }).pipe(Effect.withSpan("JobQueue.send", { attributes: { queue } }))
-    const work: JobQueueService["work"] = (queue, handler, options = {}) =>
-      WorkerLoop.start({
-        queue,
-        worker,
-        concurrency: Math.max(1, options.concurrency ?? 1),
-        pollMillis: Math.max(50, (options.pollingIntervalSeconds ?? 2) * 1000),
-        running,
-        wakeups,
-        sql: sqlClient,
-        fail: (id, error) =>
-          attempt("fail", queue, () => boss.fail(queue, id, { message: error instanceof Error ? error.message : String(error) })).pipe(
-            Effect.zipRight(Effect.provideService(Leases.release(worker, id), SqlClient.SqlClient, sqlClient))
-          ),
-        stopGraceMillis: 20_000
-      }, (job) => handler({ id: job.id, queue, data: job.data as any }))
-    const queueSize = (queue: string) => attempt("getQueueSize", queue, () => boss.getQueueSize(queue))
-    return { ensureQueue, send, work, queueSize } satisfies JobQueueService
-  })
-)
+      const runtime = yield* Effect.runtime<SqlClient.SqlClient>()
+      // Closed after pg-boss stopped (finalizers run in reverse order): leases are renewed while
+      // a graceful stop lets running jobs finish.
+      const heartbeatScope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+      // An ops-db with everything made (any restart) starts in this one statement; a new or older
+      // one installs, migrates and creates under the start lock.
+      const found = yield* EngineSchema.look
+      const ready = EngineSchema.current(found)
+      const db = dbOf(runtime, ready ? EngineSchema.startAnswers(schema, found) : undefined)
+      const boss = new PgBoss({ db, schema, supervise: true, schedule: false })
+      boss.on("error", (error) => Runtime.runFork(runtime)(Effect.logWarning("job engine error", error)))
+      yield* JobRecords.handledWith(runtime)
+      const sqlClient = yield* SqlClient.SqlClient
+      const start = attempt("start", undefined, () => boss.start())
+      yield* Effect.acquireRelease(
+        ready ? start : oneStartAtATime(sqlClient, start),
+        () =>
+          Effect.promise(() => boss.stop({ graceful: true, wait: true, close: false, timeout: 20_000 })).pipe(
+            Effect.ignore,
+            // a job's completion pg-boss sent without awaiting it must reach the database before the pool closes
+            Effect.zipRight(Effect.promise(() => db.settled(10_000)))
+          )
+      )
+      const worker = `${os.hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`
+      const engineFailure = (operation: string) => (cause: unknown) => new JobQueueError({ operation, cause })
+      if (!ready) {
+        yield* Effect.mapError(Leases.ensureTable, engineFailure("create the lease table"))
+        yield* Effect.mapError(oneStartAtATime(sqlClient, JobStatements.ensureReadyTrigger), engineFailure("create the ready trigger"))
+      }
+      const wakeups = yield* wakeupsOf(options)
+      // The jobs this process runs now: the heartbeat renews their leases and no others, so the
+      // lease of a job whose end could not be recorded lapses and the job runs again.
+      const running = new Set<string>()
+      const timeoutSeconds = leaseTimeoutMillis / 1000
+      yield* Effect.gen(function* () {
+        yield* Leases.heartbeat(worker, [...running])
+        const reclaimed = yield* Leases.reap(timeoutSeconds)
+        for (const job of reclaimed) {
+          yield* Effect.logWarning(
+            `job ${job.id} on ${job.queue}: its worker ${job.worker ?? "(died before leasing it)"} stopped heartbeating; ` +
+              (job.outcome === "retry" ? "it runs again now" : "marked failed (retries used up, or an equal job already waits)")
+          )
+        }
+        yield* Leases.sweep(timeoutSeconds)
+      }).pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("job engine: heartbeat failed; trying again", cause)),
+        Effect.repeat(Schedule.spaced(Duration.millis(heartbeatMillis))),
+        Effect.ensuring(Effect.ignore(Leases.releaseAll(worker))),
+        Effect.forkIn(heartbeatScope)
+      )
+      // queues that exist need no look: a site's dozen stages start without a round trip each
+      const created = new Set<string>(found?.queues ?? [])
+      const ensureQueue = (queue: string, options: QueueOptions = {}) =>
+        created.has(queue)
+          ? Effect.void
+          : attempt("createQueue", queue, async () => {
+            // pg-boss's create_queue does nothing for a queue that exists (its insert meets the
+            // name and returns before any DDL): no look first, one round trip per missing queue.
+            await boss.createQueue(queue, {
+              name: queue,
+              ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
+              ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
+              ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
+              ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {}),
+              ...(options.deadLetter !== undefined ? { deadLetter: options.deadLetter } : {}),
+              ...(options.policy !== undefined ? { policy: options.policy } : {})
+            }).catch(async (e) => {
+              // Another process made it while ours failed (its partition's attach won).
+              if ((await boss.getQueue(queue)) === null) throw e
+            })
+            created.add(queue)
+          }).pipe(
+            // Creating a queue attaches a partition to pg-boss's job table; processes starting
+            // together (a site's workers restarted at once) can deadlock there, and PostgreSQL
+            // rolls one back. Its next try finds the queue or creates it.
+            Effect.retry(Backoff.schedule({ base: "100 millis", jitter: Backoff.around, times: 8 }))
+          )
+      const send: JobQueueService["send"] = (queue, data, options = {}) =>
+        Effect.gen(function* () {
+          const here = yield* Effect.runtime<SqlClient.SqlClient>()
+          return yield* attempt("send", queue, () =>
+            boss.send(queue, data, {
+              db: dbOf(here),
+              ...(options.singletonKey !== undefined ? { singletonKey: options.singletonKey } : {}),
+              ...(options.startAfterSeconds !== undefined ? { startAfter: options.startAfterSeconds } : {}),
+              ...(options.priority !== undefined ? { priority: options.priority } : {}),
+              ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
+              ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
+              ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
+              ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {})
+            }))
+        }).pipe(Effect.withSpan("JobQueue.send", { attributes: { queue } }))
+      const work: JobQueueService["work"] = (queue, handler, options = {}) =>
+        WorkerLoop.start({
+          queue,
+          worker,
+          concurrency: Math.max(1, options.concurrency ?? 1),
+          pollMillis: Math.max(50, (options.pollingIntervalSeconds ?? 2) * 1000),
+          running,
+          wakeups,
+          sql: sqlClient,
+          fail: (id, error) =>
+            attempt("fail", queue, () => boss.fail(queue, id, { message: error instanceof Error ? error.message : String(error) })).pipe(
+              Effect.zipRight(Effect.provideService(Leases.release(worker, id), SqlClient.SqlClient, sqlClient))
+            ),
+          stopGraceMillis: 20_000
+        }, (job) => handler({ id: job.id, queue, data: job.data as any }))
+      const queueSize = (queue: string) => attempt("getQueueSize", queue, () => boss.getQueueSize(queue))
+      return { ensureQueue, send, work, queueSize } satisfies JobQueueService
+    })
+  )
 
 /** Finished jobs whose completion or failure this process could not record (see JobRecords). */
 export const recordFailures = JobRecords.failures

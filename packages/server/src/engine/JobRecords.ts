@@ -16,7 +16,8 @@ import { createRequire } from "node:module"
 
 /** Finished jobs whose completion or failure could not be recorded; each runs again once its lease lapses. */
 export const failures = Metric.counter("ccat_job_engine_record_failures_total", {
-  description: "Finished jobs whose completion or failure this process could not record (the database away at that instant); each runs again once its lease lapses.",
+  description:
+    "Finished jobs whose completion or failure this process could not record (the database away at that instant); each runs again once its lease lapses.",
   incremental: true
 })
 
@@ -58,7 +59,12 @@ export const handledWith = (runtime: Runtime.Runtime<never>) =>
         Runtime.runFork(runtime)(
           Effect.zipRight(
             Metric.increment(failures),
-            Effect.logWarning(`job engine: a finished job's ${method === "complete" ? "completion" : "failure"} could not be recorded; it runs again once its lease lapses`, error)
+            Effect.logWarning(
+              `job engine: a finished job's ${
+                method === "complete" ? "completion" : "failure"
+              } could not be recorded; it runs again once its lease lapses`,
+              error
+            )
           )
         )
       listeners.add(report)

@@ -67,12 +67,11 @@ export const take = (queue: string, worker: string, limit: number) =>
        )
        select id::text as id, data, expire_seconds from taken`,
       [queue, limit, worker]
-    ).withoutTransform
-  ).pipe(
-    Effect.map((rows) => rows.map((r): Taken => ({ id: r.id, data: r.data, expireSeconds: r.expire_seconds }))),
-    Effect.catchIf((e) => codeOf(e) === uniqueViolation, () => Effect.succeed([] as ReadonlyArray<Taken>)),
-    Effect.withSpan("JobStatements.take", { attributes: { queue, limit } })
-  )
+    ).withoutTransform).pipe(
+      Effect.map((rows) => rows.map((r): Taken => ({ id: r.id, data: r.data, expireSeconds: r.expire_seconds }))),
+      Effect.catchIf((e) => codeOf(e) === uniqueViolation, () => Effect.succeed([] as ReadonlyArray<Taken>)),
+      Effect.withSpan("JobStatements.take", { attributes: { queue, limit } })
+    )
 
 /**
  * Records jobs `worker` finished and drops their leases, in one statement; returns how many
@@ -90,8 +89,10 @@ export const complete = (queue: string, worker: string, ids: ReadonlyArray<strin
        )
        select count(*)::int as n from done`,
       [queue, ids, worker]
-    ).withoutTransform
-  ).pipe(Effect.map((rows) => rows[0]?.n ?? 0), Effect.withSpan("JobStatements.complete", { attributes: { queue, jobs: ids.length } }))
+    ).withoutTransform).pipe(
+      Effect.map((rows) => rows[0]?.n ?? 0),
+      Effect.withSpan("JobStatements.complete", { attributes: { queue, jobs: ids.length } })
+    )
 
 /** The jobs `sendFrom` enqueues: one per row of a CTE of the same statement. */
 export interface SendFrom {
@@ -139,7 +140,9 @@ export const sendFrom = (sql: SqlClient.SqlClient, e: SendFrom): Fragment => sql
  */
 export const ensureReadyTrigger = Effect.flatMap(SqlClient.SqlClient, (sql) => {
   const present = Effect.map(
-    sql.unsafe<{ n: number }>(`select count(*)::int as n from pg_trigger where tgname = 'ccat_job_ready' and tgrelid = 'pgboss.job'::regclass`),
+    sql.unsafe<{ n: number }>(
+      `select count(*)::int as n from pg_trigger where tgname = 'ccat_job_ready' and tgrelid = 'pgboss.job'::regclass`
+    ),
     (rows) => (rows[0]?.n ?? 0) > 0
   )
   return Effect.flatMap(present, (there) =>

@@ -47,14 +47,14 @@ export const take = (worker: string, jobId: string, queue: string) =>
       `insert into ${table} (job_id, queue, worker) values ($1, $2, $3)
        on conflict (job_id) do update set worker = excluded.worker, started_at = now(), heartbeat_at = now()`,
       [jobId, queue, worker]
-    )
-  ).pipe(Effect.asVoid, Effect.withSpan("Leases.take", { attributes: { queue, jobId } }))
+    )).pipe(Effect.asVoid, Effect.withSpan("Leases.take", { attributes: { queue, jobId } }))
 
 /** Drops the lease of a job `worker` finished (or gave up). */
 export const release = (worker: string, jobId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe(`delete from ${table} where job_id = $1 and worker = $2`, [jobId, worker])
-  ).pipe(Effect.asVoid, Effect.withSpan("Leases.release", { attributes: { jobId } }))
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`delete from ${table} where job_id = $1 and worker = $2`, [jobId, worker])).pipe(
+    Effect.asVoid,
+    Effect.withSpan("Leases.release", { attributes: { jobId } })
+  )
 
 /** Drops every lease of `worker`: it stops, and whatever it still held is reclaimed by the rule. */
 export const releaseAll = (worker: string) =>
@@ -70,8 +70,10 @@ export const heartbeat = (worker: string, jobIds: ReadonlyArray<string>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     jobIds.length === 0
       ? Effect.void
-      : sql.unsafe(`update ${table} set heartbeat_at = now() where worker = $1 and job_id = any($2::uuid[])`, [worker, jobIds])
-  ).pipe(Effect.asVoid, Effect.withSpan("Leases.heartbeat"))
+      : sql.unsafe(`update ${table} set heartbeat_at = now() where worker = $1 and job_id = any($2::uuid[])`, [worker, jobIds])).pipe(
+      Effect.asVoid,
+      Effect.withSpan("Leases.heartbeat")
+    )
 
 /**
  * Takes back the active jobs whose lease was not renewed for `timeoutSeconds` (or that have no
@@ -131,5 +133,4 @@ export const sweep = (timeoutSeconds: number) =>
       `delete from ${table} l where l.heartbeat_at < now() - make_interval(secs => $1)
          and not exists (select 1 from pgboss.job j where j.id = l.job_id and j.state = 'active')`,
       [timeoutSeconds]
-    )
-  ).pipe(Effect.asVoid)
+    )).pipe(Effect.asVoid)

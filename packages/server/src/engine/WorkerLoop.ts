@@ -79,16 +79,20 @@ export const start = <E, R>(
     const record = (id: string, exit: "done" | { readonly error: unknown }) =>
       (exit === "done"
         ? Effect.asVoid(withSql(JobStatements.complete(queue, ctx.worker, [id])))
-        : ctx.fail(id, exit.error)
-      ).pipe(
-        // the job stays active without a renewed lease: it runs again once the lease lapses
-        Effect.catchAllCause((cause) =>
-          Effect.zipRight(
-            Metric.increment(JobRecords.failures),
-            Effect.logWarning(`job engine: job ${id} on ${queue} finished but its ${exit === "done" ? "completion" : "failure"} could not be recorded; it runs again once its lease lapses`, cause)
+        : ctx.fail(id, exit.error)).pipe(
+          // the job stays active without a renewed lease: it runs again once the lease lapses
+          Effect.catchAllCause((cause) =>
+            Effect.zipRight(
+              Metric.increment(JobRecords.failures),
+              Effect.logWarning(
+                `job engine: job ${id} on ${queue} finished but its ${
+                  exit === "done" ? "completion" : "failure"
+                } could not be recorded; it runs again once its lease lapses`,
+                cause
+              )
+            )
           )
         )
-      )
 
     const run = (job: JobStatements.Taken) => {
       let settled = false

@@ -21,25 +21,38 @@ const tooLarge = (limit: number) =>
 
 /** The API-level middleware with a body limit of `limit` bytes. */
 export const layer = (limit: number) =>
-  HttpApiBuilder.middleware(Api.Api, (app) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<HttpServerResponse.HttpServerResponse, ApiErrors.PayloadTooLarge | ApiErrors.BadRequest, HttpServerRequest.HttpServerRequest> => {
-      const length = Number(request.headers["content-length"] ?? "0")
-      if (Number.isFinite(length) && length > limit) return Effect.fail(tooLarge(limit))
-      return app.pipe(
-        HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
-        // The platform reads JSON bodies with `orDie`, so an unreadable body arrives as a defect.
-        Effect.catchAllDefect((defect): Effect.Effect<never, ApiErrors.PayloadTooLarge | ApiErrors.BadRequest> => {
-          if (!(HttpServerError.isServerError(defect) && defect._tag === "RequestError")) return Effect.die(defect)
-          const cause = defect.cause
-          if (cause instanceof Error && cause.message === "maxBytes exceeded") return Effect.fail(tooLarge(limit))
-          const json = cause instanceof SyntaxError
-          return Effect.fail(
-            new ApiErrors.BadRequest({
-              reason: json ? "MalformedJson" : "UnreadableBody",
-              message: json ? `the request body is not valid JSON: ${cause.message}` : `the request body could not be read: ${String(cause)}`
+  HttpApiBuilder.middleware(
+    Api.Api,
+    (app) =>
+      Effect.flatMap(
+        HttpServerRequest.HttpServerRequest,
+        (
+          request
+        ): Effect.Effect<
+          HttpServerResponse.HttpServerResponse,
+          ApiErrors.PayloadTooLarge | ApiErrors.BadRequest,
+          HttpServerRequest.HttpServerRequest
+        > => {
+          const length = Number(request.headers["content-length"] ?? "0")
+          if (Number.isFinite(length) && length > limit) return Effect.fail(tooLarge(limit))
+          return app.pipe(
+            HttpIncomingMessage.withMaxBodySize(Option.some(limit)),
+            // The platform reads JSON bodies with `orDie`, so an unreadable body arrives as a defect.
+            Effect.catchAllDefect((defect): Effect.Effect<never, ApiErrors.PayloadTooLarge | ApiErrors.BadRequest> => {
+              if (!(HttpServerError.isServerError(defect) && defect._tag === "RequestError")) return Effect.die(defect)
+              const cause = defect.cause
+              if (cause instanceof Error && cause.message === "maxBytes exceeded") return Effect.fail(tooLarge(limit))
+              const json = cause instanceof SyntaxError
+              return Effect.fail(
+                new ApiErrors.BadRequest({
+                  reason: json ? "MalformedJson" : "UnreadableBody",
+                  message: json
+                    ? `the request body is not valid JSON: ${cause.message}`
+                    : `the request body could not be read: ${String(cause)}`
+                })
+              )
             })
           )
-        })
+        }
       )
-    })
   )

@@ -39,10 +39,16 @@ export const checkLinks = (programId: string, links: Links) =>
       if (rows.length === 0) return yield* unknown("observingModeId", `there is no observing mode ${links.observingModeId}`)
     }
     if (typeof links.subObservingProgramId === "string") {
-      const rows = yield* sql<{ observingProgramId: string }>`select observing_program_id from sub_observing_program where id = ${links.subObservingProgramId}`
+      const rows = yield* sql<
+        { observingProgramId: string }
+      >`select observing_program_id from sub_observing_program where id = ${links.subObservingProgramId}`
       if (rows.length === 0) return yield* unknown("subObservingProgramId", `there is no sub-program ${links.subObservingProgramId}`)
       if (rows[0].observingProgramId !== programId) {
-        return yield* new ApiErrors.Unprocessable({ reason: "Invalid", field: "subObservingProgramId", message: `sub-program ${links.subObservingProgramId} belongs to another observing program than ${programId}` })
+        return yield* new ApiErrors.Unprocessable({
+          reason: "Invalid",
+          field: "subObservingProgramId",
+          message: `sub-program ${links.subObservingProgramId} belongs to another observing program than ${programId}`
+        })
       }
     }
     return { sourceName }
@@ -53,10 +59,10 @@ export const bandColumns = (band: CatalogApi.Band | null | undefined): { emMin?:
   band === undefined
     ? {}
     : band === null
-      ? { emMin: null, emMax: null }
-      : "emMin" in band
-        ? { emMin: band.emMin, emMax: band.emMax }
-        : Observational.bandOfFrequencies(band.minHz, band.maxHz)
+    ? { emMin: null, emMax: null }
+    : "emMin" in band
+    ? { emMin: band.emMin, emMax: band.emMax }
+    : Observational.bandOfFrequencies(band.minHz, band.maxHz)
 
 /** The column values of a module's ObsCore facts as given (absent ones are left out). */
 export const moduleColumns = (input: typeof CatalogApi.UpdateInstrumentModule.Type): Record<string, unknown> => {
@@ -68,7 +74,9 @@ export const moduleColumns = (input: typeof CatalogApi.UpdateInstrumentModule.Ty
 export const programScope = (sql: SqlClient.SqlClient, p: ApiSecurity.Principal): Fragment => {
   if (Access.seesEverything(p)) return sql`true`
   if (p.role === "scientist") return p.programIds.length === 0 ? sql`false` : sql`p.id in ${sql.in(p.programIds)}`
-  return p.instrumentIds.length === 0 ? sql`false` : sql`p.id in (select observing_program_id from obs_unit where instrument_id in ${sql.in(p.instrumentIds)})`
+  return p.instrumentIds.length === 0
+    ? sql`false`
+    : sql`p.id in (select observing_program_id from obs_unit where instrument_id in ${sql.in(p.instrumentIds)})`
 }
 
 /**
@@ -83,23 +91,41 @@ export const refused =
     if (c === undefined) return Effect.die(e)
     switch (c.reason) {
       case "UniqueViolation":
-        return Effect.fail(new ApiErrors.Conflict({ reason: "AlreadyExists", entity, id: name, fields: ["name"], message: `a ${entity} named ${name} already exists here` }))
+        return Effect.fail(
+          new ApiErrors.Conflict({
+            reason: "AlreadyExists",
+            entity,
+            id: name,
+            fields: ["name"],
+            message: `a ${entity} named ${name} already exists here`
+          })
+        )
       case "ForeignKeyViolation":
         return Effect.fail(unknown(parent, `the ${parent} does not exist`))
       case "CheckViolation":
       case "InvalidValue":
-        return Effect.fail(new ApiErrors.Unprocessable({ reason: "OutOfRange", field: c.constraint ?? entity, message: `the ${entity} was refused: ${c.detail}` }))
+        return Effect.fail(
+          new ApiErrors.Unprocessable({
+            reason: "OutOfRange",
+            field: c.constraint ?? entity,
+            message: `the ${entity} was refused: ${c.detail}`
+          })
+        )
       default:
         return Effect.die(e)
     }
   }
 
 /** Maps a change the database refused (a broken check) to a 422; anything else is a defect. */
-export const refusedChange =
-  (entity: string) =>
-  (e: SqlError): Effect.Effect<never, ApiErrors.Unprocessable> => {
-    const c = ConstraintError.fromSqlError(e)
-    return c !== undefined && (c.reason === "CheckViolation" || c.reason === "InvalidValue" || c.reason === "ForeignKeyViolation")
-      ? Effect.fail(new ApiErrors.Unprocessable({ reason: c.reason === "ForeignKeyViolation" ? "UnknownReference" : "OutOfRange", field: c.constraint ?? entity, message: `the change to the ${entity} was refused: ${c.detail}` }))
-      : Effect.die(e)
-  }
+export const refusedChange = (entity: string) => (e: SqlError): Effect.Effect<never, ApiErrors.Unprocessable> => {
+  const c = ConstraintError.fromSqlError(e)
+  return c !== undefined && (c.reason === "CheckViolation" || c.reason === "InvalidValue" || c.reason === "ForeignKeyViolation")
+    ? Effect.fail(
+      new ApiErrors.Unprocessable({
+        reason: c.reason === "ForeignKeyViolation" ? "UnknownReference" : "OutOfRange",
+        field: c.constraint ?? entity,
+        message: `the change to the ${entity} was refused: ${c.detail}`
+      })
+    )
+    : Effect.die(e)
+}

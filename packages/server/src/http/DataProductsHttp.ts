@@ -20,6 +20,4 @@ export const DataProductsHttpLive = HttpApiBuilder.group(Api.Api, "dataProducts"
         const product = yield* ProductFiling.read(p, path.id.toLowerCase())
         if (product === undefined) return yield* ProductFiling.notFound(path.id)
         return product
-      })
-    )
-)
+      })))

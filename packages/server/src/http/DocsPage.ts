@@ -31,14 +31,20 @@ export const render = (): string => {
     for (const [method, op] of Object.entries<any>(item)) {
       const tag = op.tags?.[0] ?? "other"
       const params = (op.parameters ?? []).map((p: any) =>
-        `<li><code>${escape(p.name)}</code> <em>${escape(p.in)}${p.required ? ", required" : ""}</em> ${escape(refName(p.schema))}${p.description ? ` — ${escape(p.description)}` : ""}</li>`
+        `<li><code>${escape(p.name)}</code> <em>${escape(p.in)}${p.required ? ", required" : ""}</em> ${escape(refName(p.schema))}${
+          p.description ? ` — ${escape(p.description)}` : ""
+        }</li>`
       ).join("")
       const body = op.requestBody?.content?.["application/json"]?.schema
       const responses = Object.entries<any>(op.responses ?? {}).map(([status, r]) => {
         const schema = r.content?.["application/json"]?.schema
-        return `<li><code>${escape(status)}</code> ${escape(schema ? refName(schema) : "")} <span class="muted">${escape(r.description ?? "")}</span></li>`
+        return `<li><code>${escape(status)}</code> ${escape(schema ? refName(schema) : "")} <span class="muted">${
+          escape(r.description ?? "")
+        }</span></li>`
       }).join("")
-      const section = `<section class="op"><h3><span class="method ${method}">${method.toUpperCase()}</span> <code>${escape(path)}</code> <span class="muted">${escape(op.operationId ?? "")}</span></h3>
+      const section = `<section class="op"><h3><span class="method ${method}">${method.toUpperCase()}</span> <code>${
+        escape(path)
+      }</code> <span class="muted">${escape(op.operationId ?? "")}</span></h3>
         ${paragraphs(op.description)}
         ${params === "" ? "" : `<h4>Parameters</h4><ul>${params}</ul>`}
         ${body === undefined ? "" : `<h4>Body</h4><p><code>${escape(refName(body))}</code></p>`}
@@ -49,11 +55,17 @@ export const render = (): string => {
   const tags = new Map<string, string>((spec.tags ?? []).map((t: any) => [t.name, t.description ?? ""]))
   const toc = [...byTag.keys()].map((t) => `<a href="#${escape(t)}">${escape(t)}</a>`).join(" · ")
   const groups = [...byTag.entries()].map(([tag, ops]) =>
-    `<h2 id="${escape(tag)}">${escape(tag)}</h2>${paragraphs(tags.get(tag))}${ops.join("")}`).join("")
+    `<h2 id="${escape(tag)}">${escape(tag)}</h2>${paragraphs(tags.get(tag))}${ops.join("")}`
+  ).join("")
   const schemas = Object.entries<any>(spec.components?.schemas ?? {}).map(([name, s]) => {
     const props = Object.entries<any>(s.properties ?? {}).map(([k, v]) =>
-      `<li><code>${escape(k)}</code>${(s.required ?? []).includes(k) ? "" : " <em>optional</em>"} ${escape(refName(v))}${v.description ? ` — ${escape(v.description)}` : ""}</li>`).join("")
-    return `<section class="op" id="schema-${escape(name)}"><h3><code>${escape(name)}</code></h3>${paragraphs(s.description)}${props === "" ? "" : `<ul>${props}</ul>`}</section>`
+      `<li><code>${escape(k)}</code>${(s.required ?? []).includes(k) ? "" : " <em>optional</em>"} ${escape(refName(v))}${
+        v.description ? ` — ${escape(v.description)}` : ""
+      }</li>`
+    ).join("")
+    return `<section class="op" id="schema-${escape(name)}"><h3><code>${escape(name)}</code></h3>${paragraphs(s.description)}${
+      props === "" ? "" : `<ul>${props}</ul>`
+    }</section>`
   }).join("")
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escape(spec.info.title)}</title>

@@ -23,8 +23,7 @@ export interface PageOf {
 }
 
 /** One page of an item's events, oldest first (`limit + 1` rows, to tell whether more follow). */
-export const page = (sql: SqlClient.SqlClient, q: PageOf) =>
-  sql<{ id: number }>`
+export const page = (sql: SqlClient.SqlClient, q: PageOf) => sql<{ id: number }>`
     select * from event_log
     where entity_kind = ${q.entity} and entity_id = ${q.id} and id > ${q.after}
       and at >= ${new Date(new Date(q.born).getTime() - 86_400_000)}

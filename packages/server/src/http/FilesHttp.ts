@@ -24,15 +24,14 @@ export const FilesHttpLive = HttpApiBuilder.group(Api.Api, "files", (handlers) =
         if (q.state !== undefined) where.push(sql`t.state = ${q.state}`)
         if (q.kind !== undefined) where.push(q.kind === "raw" ? sql`t.data_product_id is null` : sql`t.data_product_id is not null`)
         return yield* page({ table: "raw_data_file", orderBy: "filed_at", where, limit: q.limit, cursor: q.cursor, decode })
-      })
-    )
+      }))
     .handle("get", ({ path }) =>
       Effect.gen(function* () {
         const p = yield* ApiSecurity.CurrentAccount
         const sql = yield* SqlClient.SqlClient
-        const rows = yield* sql`select t.* from raw_data_file t where t.id = ${path.id} and ${Access.observationScope(sql, p, sql`t.executed_obs_unit_id`)}`.pipe(Effect.orDie)
+        const rows = yield* sql`select t.* from raw_data_file t where t.id = ${path.id} and ${
+          Access.observationScope(sql, p, sql`t.executed_obs_unit_id`)
+        }`.pipe(Effect.orDie)
         if (rows.length === 0) return yield* Access.notFound("RawDataFile", path.id)
         return (yield* decode(rows))[0]
-      })
-    )
-)
+      })))

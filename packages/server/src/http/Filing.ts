@@ -24,7 +24,15 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { StoredFile } from "./FilingAnswer.js"
 import * as FilingBulk from "./FilingBulk.js"
-import { authorizeInstrument, checkFileSpecs, conflict, observationDifferences, requestFolders, sameInstant, unprocessable } from "./FilingRules.js"
+import {
+  authorizeInstrument,
+  checkFileSpecs,
+  conflict,
+  observationDifferences,
+  requestFolders,
+  sameInstant,
+  unprocessable
+} from "./FilingRules.js"
 
 export { authorizeInstrument, checkFileSpecs, requestFolders } from "./FilingRules.js"
 
@@ -74,7 +82,11 @@ const refuseUnpackable = (eouId: string, rows: ReadonlyArray<NewFile>) =>
         where executed_obs_unit_id = ${eouId} and relative_path = any(${[...folders.keys()]}::text[]) limit 1`
       if (file !== undefined) {
         const i = folders.get(file.relativePath)!
-        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${rows[i].relativePath} would be inside ${file.relativePath}, which the observation already has as a file`)
+        return yield* unprocessable(
+          "Invalid",
+          `files[${i}].relativePath`,
+          `${rows[i].relativePath} would be inside ${file.relativePath}, which the observation already has as a file`
+        )
       }
     }
     // Folders of filed files that are new paths: a set intersection, so it is hashed, never a scan per pair.
@@ -92,7 +104,13 @@ const refuseUnpackable = (eouId: string, rows: ReadonlyArray<NewFile>) =>
         select relative_path from raw_data_file
         where executed_obs_unit_id = ${eouId} and left(relative_path, ${inside.folder.length + 1}) = ${inside.folder + "/"} limit 1`
       const i = index.get(inside.folder)!
-      return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${inside.folder} is already a folder of the observation (it holds ${holder?.relativePath ?? "files"}); a path cannot be both a file and a folder`)
+      return yield* unprocessable(
+        "Invalid",
+        `files[${i}].relativePath`,
+        `${inside.folder} is already a folder of the observation (it holds ${
+          holder?.relativePath ?? "files"
+        }); a path cannot be both a file and a folder`
+      )
     }
   })
 
@@ -115,9 +133,14 @@ const refuseHeldPaths = (locationId: string, locationName: string, eouId: string
         limit 1`
       if (held !== undefined) {
         const index = i + chunk.findIndex((r) => r.relativePath === held.relativePath)
-        return yield* conflict("PathHeld", "RawDataFile", rows[index].id, ["relativePath"],
+        return yield* conflict(
+          "PathHeld",
+          "RawDataFile",
+          rows[index].id,
+          ["relativePath"],
           `files[${index}]: ${held.relativePath} at ${locationName} still holds file ${held.id} of observation ${held.executedObsUnitId} (${held.state}), ` +
-            `which is not yet deleted there; a SOURCE path takes a new file only after its previous file is archived and cleaned up: write it under a new path`)
+            `which is not yet deleted there; a SOURCE path takes a new file only after its previous file is archived and cleaned up: write it under a new path`
+        )
       }
     }
   })
@@ -136,13 +159,20 @@ const fileFiles = (
     const locations = yield* sql<{ id: string; type: string }>`select id, type from data_location where name = ${sourceLocation}`
     const location = locations[0]
     const modules = location?.type !== "SOURCE" ? new Map<string, string>() : new Map(
-      (yield* sql<{ id: string; name: string }>`select id, name from instrument_module where instrument_id = ${observation.instrumentId}`).map((m) => [m.name, m.id])
+      (yield* sql<{ id: string; name: string }>`select id, name from instrument_module where instrument_id = ${observation.instrumentId}`)
+        .map((m) => [m.name, m.id])
     )
     const checked = yield* checkFileSpecs(sourceLocation, location, modules, files)
     const ids = new Map(files.map((f, i) => [f.id, i]))
     const rows = checked.map(({ moduleId, spec: f }) => ({
       // As the database returns a uuid: lower-case, whatever case the request used.
-    id: f.id.toLowerCase(), executedObsUnitId: eouId, instrumentModuleId: moduleId, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum, sourceLocationId: location.id
+      id: f.id.toLowerCase(),
+      executedObsUnitId: eouId,
+      instrumentModuleId: moduleId,
+      relativePath: f.relativePath,
+      sizeBytes: f.sizeBytes,
+      checksum: f.checksum,
+      sourceLocationId: location.id
     }))
     yield* refuseUnpackable(eouId, rows)
     yield* refuseHeldPaths(location.id, sourceLocation, eouId, rows)
@@ -151,8 +181,12 @@ const fileFiles = (
       with ins as (
         insert into raw_data_file (id, executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, source_location_id)
         select t.id, ${eouId}::uuid, t.module_id, t.relative_path, t.size_bytes, t.checksum, ${location.id}::uuid
-        from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.instrumentModuleId)}::uuid[], ${rows.map((r) => r.relativePath)}::text[],
-                    ${rows.map((r) => r.sizeBytes)}::int8[], ${rows.map((r) => r.checksum)}::text[]) with ordinality as t(id, module_id, relative_path, size_bytes, checksum, n)
+        from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.instrumentModuleId)}::uuid[], ${
+          rows.map((r) => r.relativePath)
+        }::text[],
+                    ${rows.map((r) => r.sizeBytes)}::int8[], ${
+                      rows.map((r) => r.checksum)
+                    }::text[]) with ordinality as t(id, module_id, relative_path, size_bytes, checksum, n)
         order by t.n
         on conflict do nothing
         returning *
@@ -169,10 +203,19 @@ const fileFiles = (
         const i = ids.get(r.id)!
         if (s === undefined) {
           // Filed meanwhile by a concurrent request: the same observation's path, or a SOURCE path another file holds.
-          const holder = yield* sql<{ id: string }>`select id from raw_data_file where executed_obs_unit_id = ${eouId} and relative_path = ${r.relativePath}`
+          const holder = yield* sql<
+            { id: string }
+          >`select id from raw_data_file where executed_obs_unit_id = ${eouId} and relative_path = ${r.relativePath}`
           if (holder.length === 0) yield* refuseHeldPaths(location.id, sourceLocation, eouId, [r])
-          return yield* conflict("DuplicatePath", "RawDataFile", r.id, ["relativePath"],
-            `files[${i}]: ${r.relativePath} of observation ${eouId} was already filed as file ${holder[0]?.id ?? "(another id)"}, not ${r.id}`)
+          return yield* conflict(
+            "DuplicatePath",
+            "RawDataFile",
+            r.id,
+            ["relativePath"],
+            `files[${i}]: ${r.relativePath} of observation ${eouId} was already filed as file ${
+              holder[0]?.id ?? "(another id)"
+            }, not ${r.id}`
+          )
         }
         const fields = [
           s.executedObsUnitId !== r.executedObsUnitId ? "observation" : undefined,
@@ -183,15 +226,27 @@ const fileFiles = (
           s.sourceLocationId !== r.sourceLocationId ? "sourceLocation" : undefined
         ].filter((x): x is string => x !== undefined)
         if (fields.length > 0) {
-          return yield* conflict("DifferentContent", "RawDataFile", r.id, fields,
-            `files[${i}]: file ${r.id} was already filed with a different ${fields.join(", ")}; a filed file cannot change (file a new id instead)`)
+          return yield* conflict(
+            "DifferentContent",
+            "RawDataFile",
+            r.id,
+            fields,
+            `files[${i}]: file ${r.id} was already filed with a different ${
+              fields.join(", ")
+            }; a filed file cannot change (file a new id instead)`
+          )
         }
         byId.set(r.id, s)
       }
     }
     if (closed && inserted.length > 0) {
-      return yield* conflict("Closed", "ExecutedObsUnit", eouId, [],
-        `observation ${eouId} is closed (it ended at ${DateTime.formatIso(observation.row.endAt!)}); it takes no new files`)
+      return yield* conflict(
+        "Closed",
+        "ExecutedObsUnit",
+        eouId,
+        [],
+        `observation ${eouId} is closed (it ended at ${DateTime.formatIso(observation.row.endAt!)}); it takes no new files`
+      )
     }
     return rows.map((r) => byId.get(r.id)!)
   })
@@ -204,11 +259,26 @@ class Fallback {
 const fallback = Effect.fail(new Fallback())
 
 /** The files of a bulk filing as stored: each new, filed at the transaction's instant. */
-const storedFiles = (eouId: string, locationId: string, modules: ReadonlyMap<string, string>, files: ReadonlyArray<ObservationsApi.FileSpec>, at: Date): Array<StoredFile> =>
+const storedFiles = (
+  eouId: string,
+  locationId: string,
+  modules: ReadonlyMap<string, string>,
+  files: ReadonlyArray<ObservationsApi.FileSpec>,
+  at: Date
+): Array<StoredFile> =>
   files.map((f) => ({
     // As the database returns a uuid: lower-case, whatever case the request used.
-    id: f.id.toLowerCase(), executedObsUnitId: eouId, instrumentModuleId: modules.get(f.module)!, relativePath: f.relativePath, sizeBytes: f.sizeBytes,
-    checksum: f.checksum, sourceLocationId: locationId, rawDataPackageId: null, state: "filed", filedAt: at, updatedAt: at
+    id: f.id.toLowerCase(),
+    executedObsUnitId: eouId,
+    instrumentModuleId: modules.get(f.module)!,
+    relativePath: f.relativePath,
+    sizeBytes: f.sizeBytes,
+    checksum: f.checksum,
+    sourceLocationId: locationId,
+    rawDataPackageId: null,
+    state: "filed",
+    filedAt: at,
+    updatedAt: at
   }))
 
 /**
@@ -230,7 +300,14 @@ const bulk = (
     if (Option.isNone(folders)) return Option.none()
     return yield* sql.withTransaction(
       Effect.gen(function* () {
-        const outcome = yield* FilingBulk.file({ principal: p, observationId, create, sourceLocation, files, folders: [...folders.value.keys()] })
+        const outcome = yield* FilingBulk.file({
+          principal: p,
+          observationId,
+          create,
+          sourceLocation,
+          files,
+          folders: [...folders.value.keys()]
+        })
         if (outcome.observation === undefined || outcome.instrumentId === undefined) return yield* fallback
         const observation = yield* Effect.orDie(decodeObservation(outcome.observation))
         if (!outcome.created) {
@@ -240,7 +317,9 @@ const bulk = (
         if (files.length === 0) return Option.some<Filed>({ observation, files: [] })
         const location = outcome.location
         yield* checkFileSpecs(sourceLocation!, location, outcome.modules, files)
-        if (location === undefined || outcome.unpackable || outcome.inserted !== files.length || outcome.filedAt === undefined) return yield* fallback
+        if (location === undefined || outcome.unpackable || outcome.inserted !== files.length || outcome.filedAt === undefined) {
+          return yield* fallback
+        }
         return Option.some<Filed>({ observation, files: storedFiles(observation.id, location.id, outcome.modules, files, outcome.filedAt) })
       })
       // Whatever went wrong (a refusal, a conflict, a deadlock with a concurrent filing), the careful path runs it again and says why.
@@ -253,12 +332,18 @@ const fileCarefully = (p: ApiSecurity.Principal, req: ObservationsApi.FileObserv
     sql.withTransaction(
       Effect.gen(function* () {
         const units = yield* sql<{ instrumentId: string }>`select instrument_id from obs_unit where id = ${req.obsUnitId}`
-        if (units.length === 0) return yield* unprocessable("UnknownReference", "obsUnitId", `there is no ObsUnit ${req.obsUnitId}; an admin plans it first`)
+        if (units.length === 0) {
+          return yield* unprocessable("UnknownReference", "obsUnitId", `there is no ObsUnit ${req.obsUnitId}; an admin plans it first`)
+        }
         const instrumentId = units[0].instrumentId
         yield* authorizeInstrument(p, instrumentId)
         const endAt = req.endAt ?? null
         if (endAt !== null && endAt.getTime() < req.startAt.getTime()) {
-          return yield* unprocessable("OutOfRange", "endAt", `the observation ends (${endAt.toISOString()}) before it starts (${req.startAt.toISOString()})`)
+          return yield* unprocessable(
+            "OutOfRange",
+            "endAt",
+            `the observation ends (${endAt.toISOString()}) before it starts (${req.startAt.toISOString()})`
+          )
         }
         const files = req.files ?? []
         if (files.length > 0 && req.sourceLocation === undefined) {
@@ -280,8 +365,13 @@ const fileCarefully = (p: ApiSecurity.Principal, req: ObservationsApi.FileObserv
           yield* authorizeInstrument(p, observation.instrumentId)
           const fields = observationDifferences(observation.row, req)
           if (fields.length > 0) {
-            return yield* conflict("DifferentContent", "ExecutedObsUnit", req.id, fields,
-              `observation ${req.id} was already filed with a different ${fields.join(", ")}; to end it, use close`)
+            return yield* conflict(
+              "DifferentContent",
+              "ExecutedObsUnit",
+              req.id,
+              fields,
+              `observation ${req.id} was already filed with a different ${fields.join(", ")}; to end it, use close`
+            )
           }
           closed = observation.row.endAt !== null
         }
@@ -292,7 +382,12 @@ const fileCarefully = (p: ApiSecurity.Principal, req: ObservationsApi.FileObserv
 
 /** The creation event of a filed observation (its status as filed; a close is an event of its own). */
 export const filedEvent = (id: string, status: string, actor: string): EventLog.NewEvent => ({
-  kind: "ExecutedObsUnit", id, from: null, to: status, actor, details: { action: "filed" }
+  kind: "ExecutedObsUnit",
+  id,
+  from: null,
+  to: status,
+  actor,
+  details: { action: "filed" }
 })
 
 /** The observation's row as the request states it, defaults filled in. */
@@ -311,59 +406,80 @@ const newObservation = (req: ObservationsApi.FileObservation) => {
 }
 
 /** Files an observation with its files, or answers with what is stored when it is a repeat. */
-export const fileObservation = Effect.fn("Filing.fileObservation")(function* (p: ApiSecurity.Principal, req: ObservationsApi.FileObservation) {
-  const endAt = req.endAt ?? null
-  const plain = endAt === null || endAt.getTime() >= req.startAt.getTime()
-  const filed = plain ? yield* bulk(p, req.id, newObservation(req), req, req.sourceLocation, req.files ?? []) : Option.none<Filed>()
-  return Option.isSome(filed) ? filed.value : yield* fileCarefully(p, req)
-})
+export const fileObservation = Effect.fn("Filing.fileObservation")(
+  function* (p: ApiSecurity.Principal, req: ObservationsApi.FileObservation) {
+    const endAt = req.endAt ?? null
+    const plain = endAt === null || endAt.getTime() >= req.startAt.getTime()
+    const filed = plain ? yield* bulk(p, req.id, newObservation(req), req, req.sourceLocation, req.files ?? []) : Option.none<Filed>()
+    return Option.isSome(filed) ? filed.value : yield* fileCarefully(p, req)
+  }
+)
 
 /** Adds files to an open observation (a repeat of files already filed is answered as stored). */
-export const addFiles = Effect.fn("Filing.addFiles")(function* (p: ApiSecurity.Principal, id: string, req: typeof ObservationsApi.AddFiles.Type) {
-  const filed = yield* bulk(p, id, undefined, undefined, req.sourceLocation, req.files)
-  if (Option.isSome(filed)) return { files: filed.value.files }
-  const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(
-    Effect.gen(function* () {
-      const observation = yield* lockObservation(id)
-      yield* authorizeInstrument(p, observation.instrumentId)
-      const files = yield* fileFiles(p, observation, req.sourceLocation, req.files, observation.row.endAt !== null)
-      return { files }
-    })
-  ).pipe(Effect.catchTag("SqlError", Effect.die))
-})
+export const addFiles = Effect.fn("Filing.addFiles")(
+  function* (p: ApiSecurity.Principal, id: string, req: typeof ObservationsApi.AddFiles.Type) {
+    const filed = yield* bulk(p, id, undefined, undefined, req.sourceLocation, req.files)
+    if (Option.isSome(filed)) return { files: filed.value.files }
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const observation = yield* lockObservation(id)
+        yield* authorizeInstrument(p, observation.instrumentId)
+        const files = yield* fileFiles(p, observation, req.sourceLocation, req.files, observation.row.endAt !== null)
+        return { files }
+      })
+    ).pipe(Effect.catchTag("SqlError", Effect.die))
+  }
+)
 
 /** Closes an observation; closing it again the same way answers with the stored record. */
-export const closeObservation = Effect.fn("Filing.closeObservation")(function* (p: ApiSecurity.Principal, id: string, req: typeof ObservationsApi.CloseObservation.Type) {
-  const sql = yield* SqlClient.SqlClient
-  return yield* sql.withTransaction(
-    Effect.gen(function* () {
-      const observation = yield* lockObservation(id)
-      yield* authorizeInstrument(p, observation.instrumentId)
-      const s = observation.row
-      if (req.endAt.getTime() < DateTime.toEpochMillis(s.startAt)) {
-        return yield* unprocessable("OutOfRange", "endAt", `the observation cannot end (${req.endAt.toISOString()}) before it started (${DateTime.formatIso(s.startAt)})`)
-      }
-      if (s.endAt !== null) {
-        const fields = [
-          !sameInstant(s.endAt, req.endAt) ? "endAt" : undefined,
-          s.status !== req.status ? "status" : undefined,
-          req.quality !== undefined && s.quality !== req.quality ? "quality" : undefined
-        ].filter((x): x is string => x !== undefined)
-        if (fields.length === 0) return s
-        return yield* conflict("DifferentContent", "ExecutedObsUnit", id, fields,
-          `observation ${id} was already closed with a different ${fields.join(", ")}`)
-      }
-      const rows = yield* sql<Record<string, unknown>>`
+export const closeObservation = Effect.fn("Filing.closeObservation")(
+  function* (p: ApiSecurity.Principal, id: string, req: typeof ObservationsApi.CloseObservation.Type) {
+    const sql = yield* SqlClient.SqlClient
+    return yield* sql.withTransaction(
+      Effect.gen(function* () {
+        const observation = yield* lockObservation(id)
+        yield* authorizeInstrument(p, observation.instrumentId)
+        const s = observation.row
+        if (req.endAt.getTime() < DateTime.toEpochMillis(s.startAt)) {
+          return yield* unprocessable(
+            "OutOfRange",
+            "endAt",
+            `the observation cannot end (${req.endAt.toISOString()}) before it started (${DateTime.formatIso(s.startAt)})`
+          )
+        }
+        if (s.endAt !== null) {
+          const fields = [
+            !sameInstant(s.endAt, req.endAt) ? "endAt" : undefined,
+            s.status !== req.status ? "status" : undefined,
+            req.quality !== undefined && s.quality !== req.quality ? "quality" : undefined
+          ].filter((x): x is string => x !== undefined)
+          if (fields.length === 0) return s
+          return yield* conflict(
+            "DifferentContent",
+            "ExecutedObsUnit",
+            id,
+            fields,
+            `observation ${id} was already closed with a different ${fields.join(", ")}`
+          )
+        }
+        const rows = yield* sql<Record<string, unknown>>`
         update executed_obs_unit
-        set end_at = ${req.endAt}, status = ${req.status}, quality = coalesce(${req.quality ?? null}::observation_quality, quality), updated_at = now()
+        set end_at = ${req.endAt}, status = ${req.status}, quality = coalesce(${
+          req.quality ?? null
+        }::observation_quality, quality), updated_at = now()
         where id = ${id} returning *`
-      // The close is part of the observation's audited history (migration 0002); a repeat returned above and writes none.
-      yield* EventLog.append({
-        kind: "ExecutedObsUnit", id, from: s.status, to: req.status, actor: p.name,
-        details: { action: "close", endAt: req.endAt.toISOString(), ...(req.quality !== undefined ? { quality: req.quality } : {}) }
+        // The close is part of the observation's audited history (migration 0002); a repeat returned above and writes none.
+        yield* EventLog.append({
+          kind: "ExecutedObsUnit",
+          id,
+          from: s.status,
+          to: req.status,
+          actor: p.name,
+          details: { action: "close", endAt: req.endAt.toISOString(), ...(req.quality !== undefined ? { quality: req.quality } : {}) }
+        })
+        return yield* Effect.orDie(decodeObservation(rows[0]))
       })
-      return yield* Effect.orDie(decodeObservation(rows[0]))
-    })
-  ).pipe(Effect.catchTag("SqlError", Effect.die))
-})
+    ).pipe(Effect.catchTag("SqlError", Effect.die))
+  }
+)

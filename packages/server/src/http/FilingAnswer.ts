@@ -37,7 +37,7 @@ export const filesJson = (files: ReadonlyArray<StoredFile>): string => {
   const iso = (d: Date) => {
     const t = d.getTime()
     let s = instants.get(t)
-    if (s === undefined) instants.set(t, (s = d.toISOString()))
+    if (s === undefined) instants.set(t, s = d.toISOString())
     return s
   }
   const parts = new Array<string>(files.length)
@@ -45,7 +45,9 @@ export const filesJson = (files: ReadonlyArray<StoredFile>): string => {
     const f = files[i]
     // Key order and formats are those of `RawDataFile.json`'s encoding.
     parts[i] = `{"id":"${f.id}","executedObsUnitId":"${f.executedObsUnitId}","instrumentModuleId":"${f.instrumentModuleId}",` +
-      `"relativePath":${JSON.stringify(f.relativePath)},"sizeBytes":${f.sizeBytes},"checksum":"${f.checksum}","sourceLocationId":"${f.sourceLocationId}",` +
+      `"relativePath":${
+        JSON.stringify(f.relativePath)
+      },"sizeBytes":${f.sizeBytes},"checksum":"${f.checksum}","sourceLocationId":"${f.sourceLocationId}",` +
       `"rawDataPackageId":${f.rawDataPackageId === null ? "null" : `"${f.rawDataPackageId}"`},"state":"${f.state}",` +
       `"filedAt":"${iso(f.filedAt)}","updatedAt":"${iso(f.updatedAt)}"}`
   }

@@ -73,7 +73,11 @@ export const file = (input: {
     const sql = yield* SqlClient.SqlClient
     const { create, files, principal: p } = input
     const n = files.length
-    const ids = new Array<string>(n), modules = new Array<string>(n), paths = new Array<string>(n), sizes = new Array<number>(n), checksums = new Array<string>(n)
+    const ids = new Array<string>(n),
+      modules = new Array<string>(n),
+      paths = new Array<string>(n),
+      sizes = new Array<number>(n),
+      checksums = new Array<string>(n)
     for (let i = 0; i < n; i++) {
       const f = files[i]
       ids[i] = f.id
@@ -98,7 +102,16 @@ export const file = (input: {
     const [row] = yield* sql<Row>`
       with
       new_obs as (${created}),
-      new_obs_event as (${EventLog.appendFrom(sql, { kind: "ExecutedObsUnit", rows: "new_obs", from: null, to: { column: "status" }, actor: p.name, details: { action: "filed" } })}),
+      new_obs_event as (${
+        EventLog.appendFrom(sql, {
+          kind: "ExecutedObsUnit",
+          rows: "new_obs",
+          from: null,
+          to: { column: "status" },
+          actor: p.name,
+          details: { action: "filed" }
+        })
+      }),
       old_obs as (select e.* from executed_obs_unit e where e.id = ${input.observationId}::uuid for update),
       target as (
         select o.*, u.instrument_id, exists (select 1 from new_obs) as created

@@ -39,7 +39,10 @@ export const quickFiles = (input: unknown): ReadonlyArray<ObservationsApi.FileSp
     if (typeof id !== "string" || !uuid.test(id)) return undefined
     if (typeof module !== "string" || module.length === 0 || module.length > 200) return undefined
     if (typeof relativePath !== "string") return undefined
-    if (!(relativePath.length <= RelativePath.maxBytes && plainPath.test(relativePath)) && RelativePath.problemOfNew(relativePath) !== undefined) return undefined
+    if (
+      !(relativePath.length <= RelativePath.maxBytes && plainPath.test(relativePath)) &&
+      RelativePath.problemOfNew(relativePath) !== undefined
+    ) return undefined
     if (typeof sizeBytes !== "number" || !Number.isSafeInteger(sizeBytes) || sizeBytes < 0) return undefined
     if (typeof checksum !== "string" || (!plainChecksum.test(checksum) && Checksum.problem(checksum) !== undefined)) return undefined
     out[i] = { id, module, relativePath, sizeBytes, checksum }

@@ -12,16 +12,20 @@ export const unprocessable = (reason: ApiErrors.Unprocessable["reason"], field: 
   new ApiErrors.Unprocessable({ reason, field, message })
 
 /** A 409 naming the entity and the fields that differ. */
-export const conflict = (reason: ApiErrors.Conflict["reason"], entity: string, id: string, fields: ReadonlyArray<string>, message: string) =>
-  new ApiErrors.Conflict({ reason, entity, id, fields, message })
+export const conflict = (
+  reason: ApiErrors.Conflict["reason"],
+  entity: string,
+  id: string,
+  fields: ReadonlyArray<string>,
+  message: string
+) => new ApiErrors.Conflict({ reason, entity, id, fields, message })
 
 /** JSON with sorted keys, so two equal objects compare equal whatever their key order. */
 const canonical = (value: unknown): string =>
   JSON.stringify(value, (_k, v: unknown) =>
     v !== null && typeof v === "object" && !Array.isArray(v)
       ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v
-  )
+      : v)
 
 /** Whether a stored instant and a requested one are the same (both absent counts as the same). */
 export const sameInstant = (a: DateTime.Utc | null, b: Date | null | undefined) =>
@@ -47,8 +51,12 @@ export const authorizeInstrument = (p: ApiSecurity.Principal, instrumentId: stri
   p.role === "admin" || p.instrumentIds.includes(instrumentId as Ids.InstrumentId)
     ? Effect.void
     : Effect.fail(
-        new ApiErrors.Forbidden({ reason: "Instrument", message: `the account ${p.name} may not file for instrument ${instrumentId}; an admin grants it with \`ccat token create --instrument\`` })
-      )
+      new ApiErrors.Forbidden({
+        reason: "Instrument",
+        message:
+          `the account ${p.name} may not file for instrument ${instrumentId}; an admin grants it with \`ccat token create --instrument\``
+      })
+    )
 
 /** Every folder of a path: `a/b/c` has `a` and `a/b`. */
 const foldersOf = (p: string): Array<string> => {
@@ -68,14 +76,22 @@ export const requestFolders = (paths: ReadonlyArray<string>) =>
     const folders = new Map<string, number>()
     for (const [i, p] of paths.entries()) {
       if (p === PackageManifest.manifestName) {
-        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${PackageManifest.manifestName} is reserved for the package manifest; file it under another name`)
+        return yield* unprocessable(
+          "Invalid",
+          `files[${i}].relativePath`,
+          `${PackageManifest.manifestName} is reserved for the package manifest; file it under another name`
+        )
       }
       for (const folder of foldersOf(p)) if (!folders.has(folder)) folders.set(folder, i)
     }
     for (const [folder, i] of folders) {
       const j = index.get(folder)
       if (j !== undefined) {
-        return yield* unprocessable("Invalid", `files[${j}].relativePath`, `${folder} is also the folder of files[${i}] (${paths[i]}); a path cannot be both a file and a folder`)
+        return yield* unprocessable(
+          "Invalid",
+          `files[${j}].relativePath`,
+          `${folder} is also the folder of files[${i}] (${paths[i]}); a path cannot be both a file and a folder`
+        )
       }
     }
     return folders
@@ -93,9 +109,15 @@ export const checkFileSpecs = (
   files: ReadonlyArray<ObservationsApi.FileSpec>
 ) =>
   Effect.gen(function* () {
-    if (location === undefined) return yield* unprocessable("UnknownReference", "sourceLocation", `there is no data location named ${sourceLocation}`)
+    if (location === undefined) {
+      return yield* unprocessable("UnknownReference", "sourceLocation", `there is no data location named ${sourceLocation}`)
+    }
     if (location.type !== "SOURCE") {
-      return yield* unprocessable("WrongLocationType", "sourceLocation", `${sourceLocation} is a ${location.type} location; files are filed at a SOURCE location`)
+      return yield* unprocessable(
+        "WrongLocationType",
+        "sourceLocation",
+        `${sourceLocation} is a ${location.type} location; files are filed at a SOURCE location`
+      )
     }
     const ids = new Map<string, number>()
     const paths = new Map<string, number>()
@@ -103,11 +125,25 @@ export const checkFileSpecs = (
     for (const [i, f] of files.entries()) {
       const moduleId = modules.get(f.module)
       if (moduleId === undefined) {
-        return yield* unprocessable("UnknownReference", `files[${i}].module`, `the observation's instrument has no module named ${f.module} (it has ${[...modules.keys()].join(", ") || "none"})`)
+        return yield* unprocessable(
+          "UnknownReference",
+          `files[${i}].module`,
+          `the observation's instrument has no module named ${f.module} (it has ${[...modules.keys()].join(", ") || "none"})`
+        )
       }
-      if (ids.has(f.id)) return yield* unprocessable("Invalid", `files[${i}].id`, `file id ${f.id} appears twice in the request (also files[${ids.get(f.id)}])`)
+      if (ids.has(f.id)) {
+        return yield* unprocessable(
+          "Invalid",
+          `files[${i}].id`,
+          `file id ${f.id} appears twice in the request (also files[${ids.get(f.id)}])`
+        )
+      }
       if (paths.has(f.relativePath)) {
-        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${f.relativePath} appears twice in the request (also files[${paths.get(f.relativePath)}])`)
+        return yield* unprocessable(
+          "Invalid",
+          `files[${i}].relativePath`,
+          `${f.relativePath} appears twice in the request (also files[${paths.get(f.relativePath)}])`
+        )
       }
       ids.set(f.id, i)
       paths.set(f.relativePath, i)

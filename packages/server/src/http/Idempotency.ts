@@ -98,11 +98,16 @@ const reused = (key: string, method: string, path: string) =>
     _tag: "Unprocessable",
     reason: "IdempotencyKeyReused",
     field: "Idempotency-Key",
-    message: `the Idempotency-Key ${key} was already used by this caller with a different request (${method} ${path}); use a fresh key for a new request`
+    message:
+      `the Idempotency-Key ${key} was already used by this caller with a different request (${method} ${path}); use a fresh key for a new request`
   })
 
 const busy = (key: string) =>
-  json(503, { _tag: "NotReady", reason: `a request with the Idempotency-Key ${key} is still running; retry shortly to get its answer` }, { "retry-after": "1" })
+  json(
+    503,
+    { _tag: "NotReady", reason: `a request with the Idempotency-Key ${key} is still running; retry shortly to get its answer` },
+    { "retry-after": "1" }
+  )
 
 interface Row {
   readonly requestSha256: string
@@ -228,14 +233,18 @@ export const middleware = (options: Options) => {
         return yield* HttpApp.withPreResponseHandler(app, recordThenCommit)
       })
       // A failure or an interruption rolls the claim back with whatever the request wrote.
-      return yield* sql.withTransaction(run).pipe(Effect.catchIf((e): e is KeyBusy => e instanceof KeyBusy, () => Effect.succeed(busy(presented))))
+      return yield* sql.withTransaction(run).pipe(
+        Effect.catchIf((e): e is KeyBusy => e instanceof KeyBusy, () => Effect.succeed(busy(presented)))
+      )
     }).pipe(Effect.catchTag("SqlError", (e) => Effect.die(e)))
 }
 
 /** Deletes expired records now; returns how many. */
 export const purge = (table: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ n: number }>`with d as (delete from ${sql(table)} where expires_at <= now() returning 1) select count(*)::int as n from d`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<{ n: number }>`with d as (delete from ${sql(table)} where expires_at <= now() returning 1) select count(*)::int as n from d`
   ).pipe(Effect.map((rows) => rows[0]?.n ?? 0))
 
 /** Purges expired records every `every`, for as long as the scope lives; a failed pass is logged and tried again next time. */

@@ -40,7 +40,9 @@ const markRelayed = (name: string) =>
  * The caller of a request with a bearer token the ops-db knows, scoped `account:<id>`; an admin
  * caller's `CCAT-On-Behalf-Of` is honoured (anyone else's is ignored: only a relay forwards).
  */
-export const accountScope = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Option.Option<Idempotency.Caller>, never, SqlClient.SqlClient> => {
+export const accountScope = (
+  request: HttpServerRequest.HttpServerRequest
+): Effect.Effect<Option.Option<Idempotency.Caller>, never, SqlClient.SqlClient> => {
   const auth = request.headers.authorization ?? ""
   if (!auth.toLowerCase().startsWith("bearer ")) return Effect.succeedNone
   return authenticate(auth.slice(7).trim()).pipe(

@@ -12,8 +12,10 @@ import * as Effect from "effect/Effect"
 import * as IntegrityFigures from "../lifecycle/IntegrityFigures.js"
 import * as Access from "./Access.js"
 
-const sum = (rows: ReadonlyArray<IntegrityApi.LocationIntegrity>, key: "copies" | "audited" | "unverifiedCopies" | "corrupt" | "missing" | "dark" | "repaired") =>
-  rows.reduce((n, r) => n + r[key], 0)
+const sum = (
+  rows: ReadonlyArray<IntegrityApi.LocationIntegrity>,
+  key: "copies" | "audited" | "unverifiedCopies" | "corrupt" | "missing" | "dark" | "repaired"
+) => rows.reduce((n, r) => n + r[key], 0)
 
 const report = (p: ApiSecurity.Principal, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -46,15 +48,19 @@ const report = (p: ApiSecurity.Principal, limit: number) =>
           packagesBelowTarget: below
         } satisfies IntegrityApi.IntegrityReport
       })
-    )
-  )
+    ))
 
 /** The integrity group's handlers. */
-export const IntegrityHttpLive = HttpApiBuilder.group(Api.Api, "integrity", (handlers) =>
-  handlers.handle("get", ({ urlParams: q }) =>
-    Effect.flatMap(ApiSecurity.CurrentAccount, (p) => report(p, q.belowTargetLimit ?? IntegrityApi.defaultBelowTargetLimit)).pipe(
-      Effect.orDie,
-      Effect.withSpan("IntegrityHttp.report")
+export const IntegrityHttpLive = HttpApiBuilder.group(
+  Api.Api,
+  "integrity",
+  (handlers) =>
+    handlers.handle(
+      "get",
+      ({ urlParams: q }) =>
+        Effect.flatMap(ApiSecurity.CurrentAccount, (p) => report(p, q.belowTargetLimit ?? IntegrityApi.defaultBelowTargetLimit)).pipe(
+          Effect.orDie,
+          Effect.withSpan("IntegrityHttp.report")
+        )
     )
-  )
 )

@@ -19,8 +19,10 @@ const decodeLocations = (rows: ReadonlyArray<unknown>) =>
 /** The locations group's handlers. */
 export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (handlers) =>
   handlers
-    .handle("listSites", () =>
-      Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select * from site order by name`).pipe(Effect.orDie, Effect.flatMap(decodeSites))
+    .handle(
+      "listSites",
+      () =>
+        Effect.flatMap(SqlClient.SqlClient, (sql) => sql`select * from site order by name`).pipe(Effect.orDie, Effect.flatMap(decodeSites))
     )
     .handle("list", ({ urlParams: q }) =>
       Effect.gen(function* () {
@@ -30,22 +32,24 @@ export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (han
         if (q.type !== undefined) where.push(sql`type = ${q.type}`)
         const rows = yield* sql`select * from data_location where ${sql.and(where)} order by site_id, priority, name`.pipe(Effect.orDie)
         return yield* decodeLocations(rows)
-      })
-    )
+      }))
     .handle("get", ({ path }) =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql`select * from data_location where id = ${path.id}`.pipe(Effect.orDie)
         if (rows.length === 0) return yield* Access.notFound("DataLocation", path.id)
         return (yield* decodeLocations(rows))[0]
-      })
-    )
+      }))
     .handle("setAvailability", ({ path, payload }) =>
       Effect.gen(function* () {
         const p = yield* ApiSecurity.CurrentAccount
         const sql = yield* SqlClient.SqlClient
         if (payload.readable === undefined && payload.writable === undefined && payload.deletable === undefined) {
-          return yield* new ApiErrors.Unprocessable({ reason: "Invalid", field: "readable", message: "say which of readable, writable, deletable to change" })
+          return yield* new ApiErrors.Unprocessable({
+            reason: "Invalid",
+            field: "readable",
+            message: "say which of readable, writable, deletable to change"
+          })
         }
         // The switch and its event in one transaction; the old values (locked) tell a change from a repeat.
         const rows = yield* sql.withTransaction(
@@ -63,7 +67,11 @@ export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (han
             const from = EventLog.availability(before[0]), to = EventLog.availability(after[0])
             if (from !== to) {
               yield* EventLog.append({
-                kind: "DataLocation", id: path.id, from, to, actor: p.name,
+                kind: "DataLocation",
+                id: path.id,
+                from,
+                to,
+                actor: p.name,
                 details: { action: "availability", ...(payload.reason === undefined ? {} : { reason: payload.reason }) }
               })
             }
@@ -77,8 +85,7 @@ export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (han
             (payload.reason === undefined ? "" : ` (${payload.reason})`)
         )
         return location
-      })
-    )
+      }))
     .handle("listCopies", ({ urlParams: q }) =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -100,6 +107,4 @@ export const LocationsHttpLive = HttpApiBuilder.group(Api.Api, "locations", (han
         }
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
         return yield* page({ table: "physical_copy", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode: decodeCopies })
-      })
-    )
-)
+      })))

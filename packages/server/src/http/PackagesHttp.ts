@@ -31,7 +31,10 @@ const requestRepair = (id: string, actor: string) =>
     const bad = yield* Repair.badCopies(id)
     if (bad.length === 0) {
       return yield* new ApiErrors.Conflict({
-        reason: "StateConflict", entity: "RawDataPackage", id, fields: ["copies"],
+        reason: "StateConflict",
+        entity: "RawDataPackage",
+        id,
+        fields: ["copies"],
         message: `package ${id} has no CORRUPT or MISSING archive copy: there is nothing to repair`
       })
     }
@@ -44,7 +47,12 @@ const requestRepair = (id: string, actor: string) =>
       else {
         // in a savepoint: a failed send would otherwise abort the whole transaction; the planner still takes it up
         const startedNow = yield* sql.withTransaction(Repair.startNow(site, id)).pipe(
-          Effect.catchAll((e) => Effect.as(Effect.logWarning(`repair of package ${id} at ${site}: its job could not be sent now; the site's planner sends it`, e), false))
+          Effect.catchAll((e) =>
+            Effect.as(
+              Effect.logWarning(`repair of package ${id} at ${site}: its job could not be sent now; the site's planner sends it`, e),
+              false
+            )
+          )
         )
         started.push({ site, sources: sources.map((s) => s.location), startedNow })
       }
@@ -56,12 +64,21 @@ const requestRepair = (id: string, actor: string) =>
       const startedNow = sender.from === "buffer" ? false : yield* sql.withTransaction(
         Repair.startNow(sender.site, id, sender.from === "archive" ? "forward" : "repack")
       ).pipe(Effect.catchAll(() => Effect.succeed(false)))
-      started.push({ site: sender.site, sources: [`sent on from its ${sender.from === "source" ? "files at SOURCE" : sender.from}`], startedNow })
+      started.push({
+        site: sender.site,
+        sources: [`sent on from its ${sender.from === "source" ? "files at SOURCE" : sender.from}`],
+        startedNow
+      })
     }
     if (started.length === 0) {
       return yield* new ApiErrors.Unprocessable({
-        reason: "Invalid", field: "id",
-        message: `package ${id} has bad archive copies at ${sites.join(", ")} but no good copy (PRESENT, verified, with the package's checksum) at ${sites.length === 1 ? "that site" : "those sites"} to repair them from, and no site a route leads from has one or all its files at SOURCE`
+        reason: "Invalid",
+        field: "id",
+        message: `package ${id} has bad archive copies at ${
+          sites.join(", ")
+        } but no good copy (PRESENT, verified, with the package's checksum) at ${
+          sites.length === 1 ? "that site" : "those sites"
+        } to repair them from, and no site a route leads from has one or all its files at SOURCE`
       })
     }
     yield* Effect.logInfo(`repair of package ${id} requested by ${actor} at ${started.map((s) => s.site).join(", ")}`)
@@ -88,17 +105,17 @@ export const PackagesHttpLive = HttpApiBuilder.group(Api.Api, "packages", (handl
         // Compared as the enum, not as text, so the live packages' partial index answers WAITING and FAILED.
         if (q.journey !== undefined) where.push(sql`t.status in ${sql.in(statusesOf(q.journey))}`)
         return yield* page({ table: "raw_data_package", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode })
-      })
-    )
+      }))
     .handle("get", ({ path }) =>
       Effect.gen(function* () {
         const p = yield* ApiSecurity.CurrentAccount
         const sql = yield* SqlClient.SqlClient
-        const rows = yield* sql`select t.* from raw_data_package t where t.id = ${path.id} and ${Access.observationScope(sql, p, sql`t.executed_obs_unit_id`)}`.pipe(Effect.orDie)
+        const rows = yield* sql`select t.* from raw_data_package t where t.id = ${path.id} and ${
+          Access.observationScope(sql, p, sql`t.executed_obs_unit_id`)
+        }`.pipe(Effect.orDie)
         if (rows.length === 0) return yield* Access.notFound("RawDataPackage", path.id)
         return (yield* decode(rows))[0]
-      })
-    )
+      }))
     .handle("repair", ({ path }) =>
       Effect.gen(function* () {
         const p = yield* ApiSecurity.CurrentAccount
@@ -106,6 +123,4 @@ export const PackagesHttpLive = HttpApiBuilder.group(Api.Api, "packages", (handl
         return yield* sql.withTransaction(requestRepair(path.id, p.name)).pipe(
           Effect.catchTag("SqlError", Effect.die)
         )
-      })
-    )
-)
+      })))

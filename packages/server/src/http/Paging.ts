@@ -17,7 +17,13 @@ const encodeCursor = (key: string, id: string): string => Buffer.from(JSON.strin
 const decodeCursor = (cursor: string) =>
   Effect.try(() => JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown).pipe(
     Effect.flatMap(Schema.decodeUnknown(Position)),
-    Effect.mapError(() => new ApiErrors.Unprocessable({ reason: "Invalid", field: "cursor", message: "the cursor is not one this server gave out; start again without it" }))
+    Effect.mapError(() =>
+      new ApiErrors.Unprocessable({
+        reason: "Invalid",
+        field: "cursor",
+        message: "the cursor is not one this server gave out; start again without it"
+      })
+    )
   )
 
 /** One page of a table's rows, filtered by `where`, decoded by `decode`. */

@@ -37,13 +37,24 @@ const canonical = (value: unknown): string =>
       : v)
 
 const inputOf = (r: InputRow): DataProductsApi.ProductInput =>
-  r.executedObsUnitId !== null ? { observationId: r.executedObsUnitId } : r.rawDataPackageId !== null ? { packageId: r.rawDataPackageId } : { productId: r.inputProductId! }
+  r.executedObsUnitId !== null
+    ? { observationId: r.executedObsUnitId }
+    : r.rawDataPackageId !== null
+    ? { packageId: r.rawDataPackageId }
+    : { productId: r.inputProductId! }
 
 const inputKey = (i: DataProductsApi.ProductInput) =>
-  "observationId" in i ? `o:${i.observationId.toLowerCase()}` : "packageId" in i ? `p:${i.packageId.toLowerCase()}` : `d:${i.productId.toLowerCase()}`
+  "observationId" in i
+    ? `o:${i.observationId.toLowerCase()}`
+    : "packageId" in i
+    ? `p:${i.packageId.toLowerCase()}`
+    : `d:${i.productId.toLowerCase()}`
 
 /** The journey of a product: FAILED when a file was found bad or a package failed, ARCHIVED when everything is. */
-const journeyOf = (files: ReadonlyArray<{ readonly state: string; readonly packageId: string | null }>, packages: ReadonlyArray<{ readonly status: Status.Status }>): Status.PackageJourney => {
+const journeyOf = (
+  files: ReadonlyArray<{ readonly state: string; readonly packageId: string | null }>,
+  packages: ReadonlyArray<{ readonly status: Status.Status }>
+): Status.PackageJourney => {
   if (files.some((f) => f.state === "corrupt" || f.state === "missing") || packages.some((p) => p.status === "failed")) return "FAILED"
   if (files.every((f) => f.packageId !== null) && packages.length > 0 && packages.every((p) => p.status === "completed")) return "ARCHIVED"
   return packages.some((p) => p.status === "in_progress") ? "TRANSFERRING" : "WAITING"
@@ -61,12 +72,18 @@ export const read = (p: ApiSecurity.Principal, id: string) =>
       where d.id = ${id} and ${visible}`
     if (row === undefined) return undefined
     const [inputs, observations, files, packages, publisher] = yield* Effect.all([
-      sql<InputRow>`select executed_obs_unit_id, raw_data_package_id, input_product_id from data_product_input where data_product_id = ${id} order by position`,
-      sql<{ id: string }>`select executed_obs_unit_id as id from data_product_observation where data_product_id = ${id} order by executed_obs_unit_id`,
+      sql<
+        InputRow
+      >`select executed_obs_unit_id, raw_data_package_id, input_product_id from data_product_input where data_product_id = ${id} order by position`,
+      sql<
+        { id: string }
+      >`select executed_obs_unit_id as id from data_product_observation where data_product_id = ${id} order by executed_obs_unit_id`,
       sql<{ id: string; relativePath: string; sizeBytes: string; checksum: string; state: string; packageId: string | null }>`
         select id, relative_path, size_bytes, checksum, state::text as state, raw_data_package_id as package_id
         from raw_data_file where data_product_id = ${id} order by relative_path`,
-      sql<{ id: string; status: Status.Status }>`select id, status::text as status from raw_data_package where data_product_id = ${id} order by created_at, id`,
+      sql<
+        { id: string; status: Status.Status }
+      >`select id, status::text as status from raw_data_package where data_product_id = ${id} order by created_at, id`,
       ObsCorePublisher.read
     ], { concurrency: 1 })
     return {
@@ -75,14 +92,19 @@ export const read = (p: ApiSecurity.Principal, id: string) =>
       inputs: inputs.map(inputOf),
       observationIds: observations.map((o) => o.id) as unknown as DataProductsApi.DataProduct["observationIds"],
       files: files.map((f) => ({ ...f, sizeBytes: Number(f.sizeBytes) })) as unknown as DataProductsApi.DataProduct["files"],
-      packages: packages.map((k) => ({ id: k.id, status: k.status, journey: Status.journey(k.status) })) as unknown as DataProductsApi.DataProduct["packages"]
+      packages: packages.map((k) => ({
+        id: k.id,
+        status: k.status,
+        journey: Status.journey(k.status)
+      })) as unknown as DataProductsApi.DataProduct["packages"]
     } satisfies DataProductsApi.DataProduct
   }).pipe(Effect.catchTag("SqlError", Effect.die))
 
 /** The fields in which a re-filed product differs from the stored one. */
 const differences = (s: DataProductsApi.DataProduct, req: DataProductsApi.FileDataProduct): Array<string> => {
-  const files = (list: ReadonlyArray<{ readonly id: string; readonly relativePath: string; readonly sizeBytes: number; readonly checksum: string }>) =>
-    list.map((f) => `${f.id.toLowerCase()} ${f.relativePath} ${f.sizeBytes} ${f.checksum}`).sort().join("\n")
+  const files = (
+    list: ReadonlyArray<{ readonly id: string; readonly relativePath: string; readonly sizeBytes: number; readonly checksum: string }>
+  ) => list.map((f) => `${f.id.toLowerCase()} ${f.relativePath} ${f.sizeBytes} ${f.checksum}`).sort().join("\n")
   return [
     s.name !== req.name ? "name" : undefined,
     s.pipeline !== req.pipeline ? "pipeline" : undefined,
@@ -106,10 +128,18 @@ const processingLocation = (name: string) =>
       from data_location l join site s on s.id = l.site_id where l.name = ${name}`
     if (location === undefined) return yield* unprocessable("UnknownReference", "location", `there is no data location named ${name}`)
     if (location.type !== "PROCESSING") {
-      return yield* unprocessable("WrongLocationType", "location", `${name} is a ${location.type} location; products are filed where a pipeline wrote them, at a PROCESSING location`)
+      return yield* unprocessable(
+        "WrongLocationType",
+        "location",
+        `${name} is a ${location.type} location; products are filed where a pipeline wrote them, at a PROCESSING location`
+      )
     }
     if (location.buffers === 0) {
-      return yield* unprocessable("WrongLocationType", "location", `${name} is at site ${location.site}, which has no BUFFER location to package products in`)
+      return yield* unprocessable(
+        "WrongLocationType",
+        "location",
+        `${name} is at site ${location.site}, which has no BUFFER location to package products in`
+      )
     }
     return location
   })
@@ -128,8 +158,15 @@ const refuseTaken = (req: DataProductsApi.FileDataProduct, locationId: string, a
       select id, data_product_id from raw_data_file where id in ${sql.in(ids)} limit 1`
     if (byId !== undefined) {
       const i = ids.indexOf(byId.id)
-      return yield* conflict("DifferentContent", "RawDataFile", byId.id, ["id"],
-        `files[${i}]: file id ${byId.id} was already filed ${byId.dataProductId === null ? "as raw data" : `for product ${byId.dataProductId}`}; give each file of a product a new UUID`)
+      return yield* conflict(
+        "DifferentContent",
+        "RawDataFile",
+        byId.id,
+        ["id"],
+        `files[${i}]: file id ${byId.id} was already filed ${
+          byId.dataProductId === null ? "as raw data" : `for product ${byId.dataProductId}`
+        }; give each file of a product a new UUID`
+      )
     }
     const [held] = yield* sql<{ relativePath: string; holder: string }>`
       select relative_path, id::text as holder from raw_data_file
@@ -140,13 +177,24 @@ const refuseTaken = (req: DataProductsApi.FileDataProduct, locationId: string, a
       limit 1`
     if (held !== undefined) {
       const i = index(held.relativePath)
-      return yield* conflict("PathHeld", "RawDataFile", req.files[i]!.id, ["relativePath"],
-        `files[${i}]: ${held.relativePath} at ${req.location} is held by ${held.holder} (a filed file or a copy there, staged data included); write the product under a folder of its own`)
+      return yield* conflict(
+        "PathHeld",
+        "RawDataFile",
+        req.files[i]!.id,
+        ["relativePath"],
+        `files[${i}]: ${held.relativePath} at ${req.location} is held by ${held.holder} (a filed file or a copy there, staged data included); write the product under a folder of its own`
+      )
     }
     // staged data's store and a request's folders are removed under the pipeline's feet
     const store = paths.findIndex((p) => p === StagingLayout.storeFolder || p.startsWith(`${StagingLayout.storeFolder}/`))
     if (store !== -1) {
-      return yield* unprocessable("Invalid", `files[${store}].relativePath`, `${paths[store]} is inside ${StagingLayout.storeFolder}, the store of staged data only the service writes; write the product under a folder of its own`)
+      return yield* unprocessable(
+        "Invalid",
+        `files[${store}].relativePath`,
+        `${
+          paths[store]
+        } is inside ${StagingLayout.storeFolder}, the store of staged data only the service writes; write the product under a folder of its own`
+      )
     }
     const [inside] = yield* sql<{ relativePath: string; requestId: string; folder: string }>`
       select p.path as relative_path, r.id as request_id, f.folder
@@ -156,15 +204,23 @@ const refuseTaken = (req: DataProductsApi.FileDataProduct, locationId: string, a
       limit 1`
     if (inside !== undefined) {
       const i = index(inside.relativePath)
-      return yield* unprocessable("Invalid", `files[${i}].relativePath`,
-        `${inside.relativePath} is inside ${inside.folder}, the folder of staging request ${inside.requestId}, which is removed when the request is released or expires; write the product under a folder of its own`)
+      return yield* unprocessable(
+        "Invalid",
+        `files[${i}].relativePath`,
+        `${inside.relativePath} is inside ${inside.folder}, the folder of staging request ${inside.requestId}, which is removed when the request is released or expires; write the product under a folder of its own`
+      )
     }
     const [same] = yield* sql<{ relativePath: string }>`
       select relative_path from raw_data_file where executed_obs_unit_id = ${anchor} and relative_path in ${sql.in(paths)} limit 1`
     if (same !== undefined) {
       const i = index(same.relativePath)
-      return yield* conflict("DuplicatePath", "RawDataFile", req.files[i]!.id, ["relativePath"],
-        `files[${i}]: observation ${anchor}, under which the product is kept, already has a file ${same.relativePath} (raw data or an earlier product); write the product under a folder of its own`)
+      return yield* conflict(
+        "DuplicatePath",
+        "RawDataFile",
+        req.files[i]!.id,
+        ["relativePath"],
+        `files[${i}]: observation ${anchor}, under which the product is kept, already has a file ${same.relativePath} (raw data or an earlier product); write the product under a folder of its own`
+      )
     }
   }).pipe(Effect.catchTag("SqlError", Effect.die))
 
@@ -178,28 +234,52 @@ export const file = Effect.fn("ProductFiling.file")(function* (p: ApiSecurity.Pr
     const [exists] = yield* sql<{ id: string }>`select id from data_product where id = ${id}`
     if (exists !== undefined) {
       const stored = yield* read(p, id)
-      if (stored === undefined) return yield* conflict("AlreadyExists", "DataProduct", id, ["id"], `product id ${id} is taken; file this product under a new UUID`)
+      if (stored === undefined) {
+        return yield* conflict("AlreadyExists", "DataProduct", id, ["id"], `product id ${id} is taken; file this product under a new UUID`)
+      }
       const fields = differences(stored, req)
       if (fields.length > 0) {
-        return yield* conflict("DifferentContent", "DataProduct", id, fields, `product ${id} was already filed with a different ${fields.join(", ")}; a filed product cannot change (file a new id)`)
+        return yield* conflict(
+          "DifferentContent",
+          "DataProduct",
+          id,
+          fields,
+          `product ${id} was already filed with a different ${fields.join(", ")}; a filed product cannot change (file a new id)`
+        )
       }
       return stored
     }
     const [named] = yield* sql<{ id: string }>`select id from data_product where lower(name) = lower(${req.name})`
     if (named !== undefined) {
-      return yield* conflict("AlreadyExists", "DataProduct", named.id, ["name"], `the name ${JSON.stringify(req.name)} is taken by product ${named.id}; name this one differently (a version or date in the name helps)`)
+      return yield* conflict(
+        "AlreadyExists",
+        "DataProduct",
+        named.id,
+        ["name"],
+        `the name ${
+          JSON.stringify(req.name)
+        } is taken by product ${named.id}; name this one differently (a version or date in the name helps)`
+      )
     }
     const location = yield* processingLocation(req.location)
     const ids = new Map<string, number>()
     for (const [i, f] of req.files.entries()) {
       const key = f.id.toLowerCase()
-      if (ids.has(key)) return yield* unprocessable("Invalid", `files[${i}].id`, `file id ${f.id} appears twice in the request (also files[${ids.get(key)}])`)
+      if (ids.has(key)) {
+        return yield* unprocessable(
+          "Invalid",
+          `files[${i}].id`,
+          `file id ${f.id} appears twice in the request (also files[${ids.get(key)}])`
+        )
+      }
       ids.set(key, i)
     }
     // also refuses a path named twice, the manifest's name, and a path that is another's folder
     const paths = new Set<string>()
     for (const [i, f] of req.files.entries()) {
-      if (paths.has(f.relativePath)) return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${f.relativePath} appears twice in the request`)
+      if (paths.has(f.relativePath)) {
+        return yield* unprocessable("Invalid", `files[${i}].relativePath`, `${f.relativePath} appears twice in the request`)
+      }
       paths.add(f.relativePath)
     }
     yield* requestFolders(req.files.map((f) => f.relativePath))
@@ -208,9 +288,14 @@ export const file = Effect.fn("ProductFiling.file")(function* (p: ApiSecurity.Pr
     yield* sql`
       insert into data_product (id, name, pipeline, pipeline_version, parameters, calib_level, dataproduct_type, observing_program_id,
                                 executed_obs_unit_id, instrument_module_id, processing_location_id, account_id)
-      values (${id}, ${req.name}, ${req.pipeline}, ${req.pipelineVersion}, ${JSON.stringify(req.parameters ?? {})}::jsonb, ${req.calibLevel},
+      values (${id}, ${req.name}, ${req.pipeline}, ${req.pipelineVersion}, ${
+        JSON.stringify(req.parameters ?? {})
+      }::jsonb, ${req.calibLevel},
               ${req.dataproductType}, ${resolved.programId}, ${resolved.anchor.observationId}, ${resolved.anchor.moduleId}, ${location.id}, ${p.accountId})`
-    const column = (i: DataProductsApi.ProductInput, k: "observationId" | "packageId" | "productId") => (k in i ? (i as Record<string, string>)[k]!.toLowerCase() : null)
+    const column = (
+      i: DataProductsApi.ProductInput,
+      k: "observationId" | "packageId" | "productId"
+    ) => (k in i ? (i as Record<string, string>)[k]!.toLowerCase() : null)
     yield* sql`
       insert into data_product_input (data_product_id, position, executed_obs_unit_id, raw_data_package_id, input_product_id)
       select ${id}::uuid, t.n - 1, t.o, t.p, t.d
@@ -226,10 +311,21 @@ export const file = Effect.fn("ProductFiling.file")(function* (p: ApiSecurity.Pr
         select t.id, ${resolved.anchor.observationId}::uuid, ${resolved.anchor.moduleId}::uuid, t.relative_path, t.size_bytes, t.checksum,
                ${location.id}::uuid, 'PROCESSING'::location_type, ${id}::uuid
         from unnest(${req.files.map((f) => f.id.toLowerCase())}::uuid[], ${req.files.map((f) => f.relativePath)}::text[],
-                    ${req.files.map((f) => f.sizeBytes)}::int8[], ${req.files.map((f) => f.checksum)}::text[]) as t(id, relative_path, size_bytes, checksum)
+                    ${req.files.map((f) => f.sizeBytes)}::int8[], ${
+                      req.files.map((f) => f.checksum)
+                    }::text[]) as t(id, relative_path, size_bytes, checksum)
         returning *
       ),
-      events as (${EventLog.appendFrom(sql, { kind: "RawDataFile", rows: "ins", from: null, to: { column: "state" }, actor: p.name, details: { action: "product filed", dataProductId: id } })})
+      events as (${
+        EventLog.appendFrom(sql, {
+          kind: "RawDataFile",
+          rows: "ins",
+          from: null,
+          to: { column: "state" },
+          actor: p.name,
+          details: { action: "product filed", dataProductId: id }
+        })
+      })
       select count(*) from ins`
     const stored = yield* read(p, id)
     if (stored === undefined) return yield* Effect.dieMessage(`product ${id} was filed but cannot be read back`)
@@ -238,7 +334,15 @@ export const file = Effect.fn("ProductFiling.file")(function* (p: ApiSecurity.Pr
     // what the checks above found free was taken by a concurrent filing before this one committed
     const refused = ConstraintError.fromSqlError(e)
     return refused?.reason === "UniqueViolation"
-      ? conflict("AlreadyExists", "DataProduct", id, [], `a concurrent filing took this product's name, a file id or a path first (${refused.constraint ?? "a unique rule"}); nothing was stored: file again to see which`)
+      ? conflict(
+        "AlreadyExists",
+        "DataProduct",
+        id,
+        [],
+        `a concurrent filing took this product's name, a file id or a path first (${
+          refused.constraint ?? "a unique rule"
+        }); nothing was stored: file again to see which`
+      )
       : Effect.die(e)
   }))
 })

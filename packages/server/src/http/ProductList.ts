@@ -19,8 +19,8 @@ export const productScope = (sql: SqlClient.SqlClient, p: ApiSecurity.Principal,
   Access.seesEverything(p)
     ? sql`true`
     : p.role === "scientist" && p.programIds.length > 0
-      ? sql`${sql(alias)}.observing_program_id in ${sql.in(p.programIds)}`
-      : sql`false`
+    ? sql`${sql(alias)}.observing_program_id in ${sql.in(p.programIds)}`
+    : sql`false`
 
 /** A product's journey in SQL, the same rules as `ProductFiling`'s: FAILED, then ARCHIVED, then TRANSFERRING, else WAITING. */
 const journey = (sql: SqlClient.SqlClient, alias: string): Fragment => {
@@ -101,9 +101,13 @@ export const list = Effect.fn("ProductList.list")(function* (p: ApiSecurity.Prin
   if (q.pipeline !== undefined) where.push(sql`t.pipeline = ${q.pipeline}`)
   if (q.calibLevel !== undefined) where.push(sql`t.calib_level = ${q.calibLevel}`)
   if (q.observationId !== undefined) {
-    where.push(sql`t.id in (select o.data_product_id from data_product_observation o where o.executed_obs_unit_id = ${q.observationId.toLowerCase()})`)
+    where.push(
+      sql`t.id in (select o.data_product_id from data_product_observation o where o.executed_obs_unit_id = ${q.observationId.toLowerCase()})`
+    )
   }
   if (q.journey !== undefined) where.push(sql`${journey(sql, "t")} = ${q.journey}`)
-  if (q.archived !== undefined) where.push(q.archived === "true" ? sql`${journey(sql, "t")} = 'ARCHIVED'` : sql`${journey(sql, "t")} <> 'ARCHIVED'`)
+  if (q.archived !== undefined) {
+    where.push(q.archived === "true" ? sql`${journey(sql, "t")} = 'ARCHIVED'` : sql`${journey(sql, "t")} <> 'ARCHIVED'`)
+  }
   return yield* page({ table: "data_product", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode: summaries })
 })

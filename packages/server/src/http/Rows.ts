@@ -6,13 +6,9 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 
 /** Decodes rows with a model, dying on a mismatch. */
-export const decoder =
-  <A, I>(model: Schema.Schema<A, I>) =>
-  (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>> =>
-    Effect.orDie(Schema.decodeUnknown(Schema.Array(model))(rows))
+export const decoder = <A, I>(model: Schema.Schema<A, I>) => (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>> =>
+  Effect.orDie(Schema.decodeUnknown(Schema.Array(model))(rows))
 
 /** Decodes one row with a model, dying on a mismatch. */
-export const decodeOne =
-  <A, I>(model: Schema.Schema<A, I>) =>
-  (row: unknown): Effect.Effect<A> =>
-    Effect.orDie(Schema.decodeUnknown(model)(row))
+export const decodeOne = <A, I>(model: Schema.Schema<A, I>) => (row: unknown): Effect.Effect<A> =>
+  Effect.orDie(Schema.decodeUnknown(model)(row))

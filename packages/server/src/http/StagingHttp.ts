@@ -30,7 +30,9 @@ const withItems = (rows: ReadonlyArray<unknown>) =>
     if (requests.length === 0) return []
     const sql = yield* SqlClient.SqlClient
     const items = yield* decodeItems(
-      yield* sql`select * from staging_request_item where staging_request_id in ${sql.in(requests.map((r) => r.id))} order by id`.pipe(Effect.orDie)
+      yield* sql`select * from staging_request_item where staging_request_id in ${sql.in(requests.map((r) => r.id))} order by id`.pipe(
+        Effect.orDie
+      )
     )
     return requests.map((r) => ({ ...r, items: items.filter((i) => i.stagingRequestId === r.id) }))
   })
@@ -39,19 +41,35 @@ const unprocessable = (reason: ApiErrors.Unprocessable["reason"], field: string,
   new ApiErrors.Unprocessable({ reason, field, message })
 
 /** Which of these observation (or package) ids exist, and which the caller may see. */
-const checkVisible = (p: ApiSecurity.Principal, field: string, ids: ReadonlyArray<string>, table: "executed_obs_unit" | "raw_data_package") =>
+const checkVisible = (
+  p: ApiSecurity.Principal,
+  field: string,
+  ids: ReadonlyArray<string>,
+  table: "executed_obs_unit" | "raw_data_package"
+) =>
   Effect.gen(function* () {
     if (ids.length === 0) return
     const sql = yield* SqlClient.SqlClient
     const column = table === "executed_obs_unit" ? sql`t.id` : sql`t.executed_obs_unit_id`
     const rows = yield* sql<{ id: string; visible: boolean }>`
-      select t.id, (${Access.observationScope(sql, p, column)}) as visible from ${sql(table)} t where t.id in ${sql.in(ids)}`.pipe(Effect.orDie)
+      select t.id, (${Access.observationScope(sql, p, column)}) as visible from ${sql(table)} t where t.id in ${sql.in(ids)}`.pipe(
+      Effect.orDie
+    )
     const found = new Map(rows.map((r) => [r.id, r.visible]))
     for (const [i, id] of ids.entries()) {
       const visible = found.get(id)
-      if (visible === undefined) return yield* unprocessable("UnknownReference", `${field}[${i}]`, `there is no ${table === "executed_obs_unit" ? "observation" : "package"} ${id}`)
+      if (visible === undefined) {
+        return yield* unprocessable(
+          "UnknownReference",
+          `${field}[${i}]`,
+          `there is no ${table === "executed_obs_unit" ? "observation" : "package"} ${id}`
+        )
+      }
       if (!visible) {
-        return yield* new ApiErrors.Forbidden({ reason: "Program", message: `${field}[${i}]: ${id} belongs to an observing program the account ${p.name} may not access` })
+        return yield* new ApiErrors.Forbidden({
+          reason: "Program",
+          message: `${field}[${i}]: ${id} belongs to an observing program the account ${p.name} may not access`
+        })
       }
     }
   })
@@ -86,7 +104,14 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
     const sql = yield* SqlClient.SqlClient
     const mine = Access.seesEverything(p) ? sql`true` : sql`r.account_id = ${p.accountId}`
     const [request] = yield* sql<{
-      status: string; expiresAt: Date | null; releasedAt: Date | null; errorMessage: string | null; locationId: string; location: string; technology: string; driverConfig: unknown
+      status: string
+      expiresAt: Date | null
+      releasedAt: Date | null
+      errorMessage: string | null
+      locationId: string
+      location: string
+      technology: string
+      driverConfig: unknown
     }>`
       select r.status::text as status, r.expires_at, r.released_at, r.error_message, l.id as location_id, l.name as location,
              l.technology::text as technology, l.driver_config
@@ -95,7 +120,13 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
     if (request === undefined) return yield* Access.notFound("StagingRequest", id)
     const after = cursor === undefined ? undefined : yield* decodeFilesCursor(cursor)
     const rows = request.status !== "completed" || request.releasedAt !== null ? [] : yield* sql<{
-      copyId: string; rawDataFileId: string; executedObsUnitId: string; relativePath: string; key: string; sizeBytes: string | number; checksum: string
+      copyId: string
+      rawDataFileId: string
+      executedObsUnitId: string
+      relativePath: string
+      key: string
+      sizeBytes: string | number
+      checksum: string
       folder: string | null
     }>`
       select c.id as copy_id, f.id as raw_data_file_id, f.executed_obs_unit_id, f.relative_path, c.path as key, c.size_bytes, c.checksum,
@@ -120,7 +151,11 @@ const stagedFiles = (p: ApiSecurity.Principal, id: string, limit: number, cursor
       executedObsUnitId: r.executedObsUnitId,
       relativePath: r.relativePath,
       key: r.key,
-      localPath: root === undefined ? null : r.folder === null ? path.join(root, r.key) : path.join(root, r.folder, r.executedObsUnitId, r.relativePath),
+      localPath: root === undefined
+        ? null
+        : r.folder === null
+        ? path.join(root, r.key)
+        : path.join(root, r.folder, r.executedObsUnitId, r.relativePath),
       sizeBytes: Number(r.sizeBytes),
       checksum: r.checksum
     }))
@@ -159,11 +194,19 @@ const release = (p: ApiSecurity.Principal, id: string) =>
               entity: "StagingRequest",
               id,
               fields: ["status"],
-              message: `staging request ${id} is ${row.status}: it can be released once it is completed (or has failed); wait for it with \`ccat staging wait ${id}\``
+              message:
+                `staging request ${id} is ${row.status}: it can be released once it is completed (or has failed); wait for it with \`ccat staging wait ${id}\``
             })
           }
           yield* sql`update staging_request set released_at = now(), updated_at = now() where id = ${id}`
-          yield* EventLog.append({ kind: "StagingRequest", id, from: row.status, to: row.status, actor: p.name, details: { action: "released" } })
+          yield* EventLog.append({
+            kind: "StagingRequest",
+            id,
+            from: row.status,
+            to: row.status,
+            actor: p.name,
+            details: { action: "released" }
+          })
         }
         return yield* sql`select * from staging_request where id = ${id}`
       })
@@ -183,10 +226,17 @@ export const StagingHttpLive = HttpApiBuilder.group(Api.Api, "staging", (handler
         if (observationIds.length + packageIds.length === 0) {
           return yield* unprocessable("Invalid", "observationIds", "name at least one observation or package to stage")
         }
-        const locations = yield* sql<{ id: string; type: string }>`select id, type from data_location where name = ${payload.location}`.pipe(Effect.orDie)
-        if (locations.length === 0) return yield* unprocessable("UnknownReference", "location", `there is no data location named ${payload.location}`)
+        const locations = yield* sql<{ id: string; type: string }>`select id, type from data_location where name = ${payload.location}`
+          .pipe(Effect.orDie)
+        if (locations.length === 0) {
+          return yield* unprocessable("UnknownReference", "location", `there is no data location named ${payload.location}`)
+        }
         if (locations[0].type !== "PROCESSING") {
-          return yield* unprocessable("WrongLocationType", "location", `${payload.location} is a ${locations[0].type} location; data is staged at a PROCESSING location`)
+          return yield* unprocessable(
+            "WrongLocationType",
+            "location",
+            `${payload.location} is a ${locations[0].type} location; data is staged at a PROCESSING location`
+          )
         }
         const expiresAt = payload.expiresAt ?? new Date(Date.now() + defaultExpiryDays * 86_400_000)
         if (expiresAt.getTime() <= Date.now()) return yield* unprocessable("OutOfRange", "expiresAt", "the expiry must be in the future")
@@ -197,27 +247,29 @@ export const StagingHttpLive = HttpApiBuilder.group(Api.Api, "staging", (handler
             const created = yield* sql<{ id: string; status: string }>`
               insert into staging_request ${sql.insert({ accountId: p.accountId, dataLocationId: locations[0].id, expiresAt })} returning *`
             const id = created[0].id
-            yield* sql`insert into staging_request_item ${sql.insert([
-              ...observationIds.map((o) => ({ stagingRequestId: id, executedObsUnitId: o, rawDataPackageId: null })),
-              ...packageIds.map((k) => ({ stagingRequestId: id, executedObsUnitId: null, rawDataPackageId: k }))
-            ])}`
+            yield* sql`insert into staging_request_item ${
+              sql.insert([
+                ...observationIds.map((o) => ({ stagingRequestId: id, executedObsUnitId: o, rawDataPackageId: null })),
+                ...packageIds.map((k) => ({ stagingRequestId: id, executedObsUnitId: null, rawDataPackageId: k }))
+              ])
+            }`
             yield* EventLog.append({ kind: "StagingRequest", id, from: null, to: created[0].status, actor: p.name })
             return created
           })
         ).pipe(Effect.orDie)
         return (yield* withItems(rows))[0]
-      })
-    )
+      }))
     .handle("list", ({ urlParams: q }) =>
       Effect.gen(function* () {
         const p = yield* ApiSecurity.CurrentAccount
         const sql = yield* SqlClient.SqlClient
         const where: Array<Fragment> = []
         if (!Access.seesEverything(p)) where.push(sql`t.account_id = ${p.accountId}`)
-        if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
+        if (q.status !== undefined) {
+          where.push(sql`t.status = ${q.status}`)
+        }
         return yield* page({ table: "staging_request", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode: withItems })
-      })
-    )
+      }))
     .handle("get", ({ path }) =>
       Effect.gen(function* () {
         const p = yield* ApiSecurity.CurrentAccount
@@ -226,10 +278,10 @@ export const StagingHttpLive = HttpApiBuilder.group(Api.Api, "staging", (handler
         const rows = yield* sql`select * from staging_request where id = ${path.id} and ${mine}`.pipe(Effect.orDie)
         if (rows.length === 0) return yield* Access.notFound("StagingRequest", path.id)
         return (yield* withItems(rows))[0]
-      })
+      }))
+    .handle(
+      "files",
+      ({ path: p, urlParams: q }) =>
+        Effect.flatMap(ApiSecurity.CurrentAccount, (account) => stagedFiles(account, p.id, q.limit ?? ApiPage.defaultLimit, q.cursor))
     )
-    .handle("files", ({ path: p, urlParams: q }) =>
-      Effect.flatMap(ApiSecurity.CurrentAccount, (account) => stagedFiles(account, p.id, q.limit ?? ApiPage.defaultLimit, q.cursor))
-    )
-    .handle("release", ({ path: p }) => Effect.flatMap(ApiSecurity.CurrentAccount, (account) => release(account, p.id)))
-)
+    .handle("release", ({ path: p }) => Effect.flatMap(ApiSecurity.CurrentAccount, (account) => release(account, p.id))))

@@ -18,7 +18,11 @@ import { snapshot } from "./StatusSnapshot.js"
  * Where each entity kind's rows live, and the condition under which a non-operator may see one
  * (`null`: operators and admins only, as the transfers and copies groups are).
  */
-const eventScope = (sql: SqlClient.SqlClient, p: ApiSecurity.Principal, entity: EventLog.LoggedEntityKind): { table: string; visible: Fragment | null } => {
+const eventScope = (
+  sql: SqlClient.SqlClient,
+  p: ApiSecurity.Principal,
+  entity: EventLog.LoggedEntityKind
+): { table: string; visible: Fragment | null } => {
   switch (entity) {
     case "ExecutedObsUnit":
       return { table: "executed_obs_unit", visible: Access.observationScope(sql, p, sql`t.id`) }
@@ -59,12 +63,20 @@ const events = (p: ApiSecurity.Principal, q: typeof StatusApi.EventFilter.Type) 
     const scope = eventScope(sql, p, q.entity)
     const visible = Access.seesEverything(p) ? sql`true` : scope.visible ?? sql`false`
     const found = yield* sql<{ born: Date }>`
-      select t.${sql(EventHistory.bornColumn(scope.table))} as born from ${sql(scope.table)} t where t.id = ${q.id} and ${visible}`.pipe(Effect.orDie)
+      select t.${sql(EventHistory.bornColumn(scope.table))} as born from ${sql(scope.table)} t where t.id = ${q.id} and ${visible}`.pipe(
+      Effect.orDie
+    )
     if (found.length === 0) return yield* Access.notFound(q.entity, q.id)
     let after = 0
     if (q.cursor !== undefined) {
       const decoded = yield* Schema.decodeUnknown(EventCursor)(Buffer.from(q.cursor, "base64url").toString("utf8")).pipe(
-        Effect.mapError(() => new ApiErrors.Unprocessable({ reason: "Invalid", field: "cursor", message: "the cursor is not one this server gave out; start again without it" }))
+        Effect.mapError(() =>
+          new ApiErrors.Unprocessable({
+            reason: "Invalid",
+            field: "cursor",
+            message: "the cursor is not one this server gave out; start again without it"
+          })
+        )
       )
       after = decoded[0]
     }
@@ -73,20 +85,24 @@ const events = (p: ApiSecurity.Principal, q: typeof StatusApi.EventFilter.Type) 
     const kept = rows.slice(0, limit)
     const items = yield* decodeEvents(kept)
     const last = kept[kept.length - 1]
-    const nextCursor = rows.length > limit && last !== undefined ? Buffer.from(JSON.stringify([Number(last.id)])).toString("base64url") : null
+    const nextCursor = rows.length > limit && last !== undefined
+      ? Buffer.from(JSON.stringify([Number(last.id)])).toString("base64url")
+      : null
     return { items, nextCursor }
   })
 
 /** The status group's handlers. */
 export const StatusHttpLive = HttpApiBuilder.group(Api.Api, "status", (handlers) =>
   handlers
-    .handle("get", ({ urlParams: q }) =>
-      Effect.flatMap(ApiSecurity.CurrentAccount, (p) => snapshot(p, q.failedLimit ?? StatusApi.defaultFailedLimit)).pipe(
-        Effect.orDie,
-        Effect.withSpan("StatusHttp.snapshot")
-      )
+    .handle(
+      "get",
+      ({ urlParams: q }) =>
+        Effect.flatMap(ApiSecurity.CurrentAccount, (p) => snapshot(p, q.failedLimit ?? StatusApi.defaultFailedLimit)).pipe(
+          Effect.orDie,
+          Effect.withSpan("StatusHttp.snapshot")
+        )
     )
-    .handle("events", ({ urlParams: q }) =>
-      Effect.flatMap(ApiSecurity.CurrentAccount, (p) => events(p, q)).pipe(Effect.withSpan("StatusHttp.events"))
-    )
-)
+    .handle(
+      "events",
+      ({ urlParams: q }) => Effect.flatMap(ApiSecurity.CurrentAccount, (p) => events(p, q)).pipe(Effect.withSpan("StatusHttp.events"))
+    ))

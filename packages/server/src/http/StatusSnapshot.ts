@@ -96,13 +96,17 @@ const waitingAtBuffer = (sql: SqlClient.SqlClient, archiveSite: boolean): Fragme
   join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
   join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
   where p.status = 'in_progress'
-    and ${sql.literal(archiveSite ? "" : "not")} exists (select 1 from data_location a where a.site_id = l.site_id and a.type = 'LONG_TERM_ARCHIVE')
-    ${archiveSite ? sql.literal("") : sql`and not exists (
+    and ${
+      sql.literal(archiveSite ? "" : "not")
+    } exists (select 1 from data_location a where a.site_id = l.site_id and a.type = 'LONG_TERM_ARCHIVE')
+    ${
+      archiveSite ? sql.literal("") : sql`and not exists (
       select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
       where m.raw_data_package_id = p.id
         and (d.status <> 'completed' or exists (
           select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
-          where t.data_transfer_package_id = d.id and fl.site_id = l.site_id)))`}`
+          where t.data_transfer_package_id = d.id and fl.site_id = l.site_id)))`
+    }`
 
 /** Failed items newest first, and how many there are per entity. */
 const failed = (limit: number) =>
@@ -164,10 +168,20 @@ const locations = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const policy = yield* Routes.transferPolicy
   const rows = yield* sql<{
-    id: Ids.DataLocationId; name: Ids.ShortName; siteId: Ids.SiteId; siteName: string; siteShortName: string
-    type: StatusApi.LocationStatus["type"]; technology: StatusApi.LocationStatus["technology"]
-    readable: boolean; writable: boolean; deletable: boolean; capacityBytes: string | null
-    presentCopies: number; presentBytes: number; usedBytes: number
+    id: Ids.DataLocationId
+    name: Ids.ShortName
+    siteId: Ids.SiteId
+    siteName: string
+    siteShortName: string
+    type: StatusApi.LocationStatus["type"]
+    technology: StatusApi.LocationStatus["technology"]
+    readable: boolean
+    writable: boolean
+    deletable: boolean
+    capacityBytes: string | null
+    presentCopies: number
+    presentBytes: number
+    usedBytes: number
   }>`
     select l.id, l.name, l.site_id, s.name as site_name, s.short_name as site_short_name, l.type::text as type,
            l.technology::text as technology, l.readable, l.writable, l.deletable, l.capacity_bytes::text as capacity_bytes,
@@ -184,17 +198,19 @@ const locations = Effect.gen(function* () {
       select t.id, t.finished_at, t.error_message from data_transfer t
       where t.to_location_id = l.id and t.status = 'failed' and t.finished_at is not null
       order by t.finished_at desc limit 1) f`
-  return yield* Effect.forEach(rows, (l) =>
-    Effect.map(Routes.circuit({ toLocationId: l.id }, policy), (circuit): StatusApi.LocationStatus => {
-      const capacity = l.capacityBytes === null ? null : Number(l.capacityBytes)
-      return {
-        ...l,
-        capacityBytes: capacity,
-        fillFraction: capacity === null || capacity === 0 ? null : l.usedBytes / capacity,
-        circuit: showCircuit(circuit),
-        lastFailure: lastFailure(failures, l.id)
-      }
-    })
+  return yield* Effect.forEach(
+    rows,
+    (l) =>
+      Effect.map(Routes.circuit({ toLocationId: l.id }, policy), (circuit): StatusApi.LocationStatus => {
+        const capacity = l.capacityBytes === null ? null : Number(l.capacityBytes)
+        return {
+          ...l,
+          capacityBytes: capacity,
+          fillFraction: capacity === null || capacity === 0 ? null : l.usedBytes / capacity,
+          circuit: showCircuit(circuit),
+          lastFailure: lastFailure(failures, l.id)
+        }
+      })
   )
 })
 
@@ -208,7 +224,19 @@ const routes = Effect.gen(function* () {
     from route r join site f on f.id = r.from_site_id join site t on t.id = r.to_site_id
     left join site v on v.id = r.via_site_id order by f.name, r.priority, t.name, r.id`
   // The last day's finished attempts (a partial index on finished_at); the hour is a filter of the same rows.
-  const recent = yield* sql<{ routeId: string; hTransfers: number; hBytes: number; hSeconds: number; hFailed: number; dTransfers: number; dBytes: number; dSeconds: number; dFailed: number }>`
+  const recent = yield* sql<
+    {
+      routeId: string
+      hTransfers: number
+      hBytes: number
+      hSeconds: number
+      hFailed: number
+      dTransfers: number
+      dBytes: number
+      dSeconds: number
+      dFailed: number
+    }
+  >`
     select t.route_id::text as route_id,
            count(*) filter (where t.status = 'completed' and t.finished_at >= now() - interval '1 hour')::int as h_transfers,
            coalesce(sum(t.bytes_transferred) filter (where t.status = 'completed' and t.finished_at >= now() - interval '1 hour'), 0)::float8 as h_bytes,
@@ -250,8 +278,7 @@ const routes = Effect.gen(function* () {
       lastHour: throughput(r.id, "hour"),
       last24Hours: throughput(r.id, "day"),
       lastFailure: lastFailure(failures, r.id)
-    }))
-  )
+    })))
 })
 
 /** The whole snapshot, as the principal may see it, in one read-only repeatable-read transaction. */
@@ -265,10 +292,15 @@ export const snapshot = (p: ApiSecurity.Principal, failedLimit: number) =>
         const rows = yield* totals
         const base = { at: utc(now), counts: counts(rows), stages: yield* stages(rows) }
         if (!Access.seesEverything(p)) {
-          return { ...base, scope: "counts" as const, failed: [], failedTotals: zeros(EventLog.EntityKind.literals), locations: [], routes: [] }
+          return {
+            ...base,
+            scope: "counts" as const,
+            failed: [],
+            failedTotals: zeros(EventLog.EntityKind.literals),
+            locations: [],
+            routes: []
+          }
         }
         return { ...base, scope: "full" as const, ...(yield* failed(failedLimit)), locations: yield* locations, routes: yield* routes }
       })
-    )
-  )
-
+    ))

@@ -91,18 +91,20 @@ export const SystemHttpLive = Layer.unwrapEffect(
             return (yield* callerIsOperator)
               ? new SystemApi.Health({ status, version, startedAt, database, topology })
               : new SystemApi.Health({ status, version, startedAt })
-          })
-        )
+          }))
         .handle("ready", () =>
           Effect.flatMap(probe, (database) =>
             database.reachable
               ? Effect.succeed({ ready: true as const })
               : Effect.logWarning("not ready: the ops-db does not answer").pipe(
                 Effect.annotateLogs({ database: database.target, error: database.error }),
-                Effect.zipRight(Effect.fail(new SystemApi.NotReady({ reason: "the ops-db does not answer; GET /api/v1/health with an operator's token tells which and why" })))
-              )
-          )
-        )
-    )
+                Effect.zipRight(
+                  Effect.fail(
+                    new SystemApi.NotReady({
+                      reason: "the ops-db does not answer; GET /api/v1/health with an operator's token tells which and why"
+                    })
+                  )
+                )
+              ))))
   })
 )

@@ -18,29 +18,43 @@ export const TokensHttpLive = HttpApiBuilder.group(Api.Api, "tokens", (handlers)
         role: p.role,
         instrumentIds: p.instrumentIds,
         programIds: p.programIds
-      }))
-    )
+      })))
     .handle("create", ({ payload }) =>
       Effect.gen(function* () {
         const account = yield* Tokens.findAccount(payload.account).pipe(Effect.orDie)
         if (Option.isNone(account)) {
-          return yield* new ApiErrors.Unprocessable({ reason: "UnknownReference", field: "account", message: `there is no account ${payload.account}; create it first` })
+          return yield* new ApiErrors.Unprocessable({
+            reason: "UnknownReference",
+            field: "account",
+            message: `there is no account ${payload.account}; create it first`
+          })
         }
         if (payload.expiresAt !== undefined && payload.expiresAt.getTime() <= Date.now()) {
-          return yield* new ApiErrors.Unprocessable({ reason: "OutOfRange", field: "expiresAt", message: "the expiry must be in the future" })
+          return yield* new ApiErrors.Unprocessable({
+            reason: "OutOfRange",
+            field: "expiresAt",
+            message: "the expiry must be in the future"
+          })
         }
         if (payload.expiresAt !== undefined && payload.neverExpires === true) {
-          return yield* new ApiErrors.Unprocessable({ reason: "Invalid", field: "neverExpires", message: "give an expiry or ask for a token that never expires, not both" })
+          return yield* new ApiErrors.Unprocessable({
+            reason: "Invalid",
+            field: "neverExpires",
+            message: "give an expiry or ask for a token that never expires, not both"
+          })
         }
         const p = yield* ApiSecurity.CurrentAccount
         const { topology } = yield* ServerConfig
-        const expiresAt = payload.neverExpires === true ? undefined : payload.expiresAt ?? Tokens.defaultExpiry(topology.policy.tokenLifetime)
+        const expiresAt = payload.neverExpires === true
+          ? undefined
+          : payload.expiresAt ?? Tokens.defaultExpiry(topology.policy.tokenLifetime)
         const sql = yield* SqlClient.SqlClient
-        const created = yield* sql.withTransaction(Tokens.issue({ accountId: account.value.id, label: payload.label, expiresAt, actor: p.name })).pipe(Effect.orDie)
+        const created = yield* sql.withTransaction(
+          Tokens.issue({ accountId: account.value.id, label: payload.label, expiresAt, actor: p.name })
+        ).pipe(Effect.orDie)
         yield* Effect.logInfo(`token ${created.info.prefix} created for ${payload.account} by ${p.name}`)
         return created
-      })
-    )
+      }))
     .handle("list", ({ urlParams }) => Tokens.list(urlParams.account).pipe(Effect.orDie))
     .handle("revoke", ({ path }) =>
       Effect.gen(function* () {
@@ -49,6 +63,4 @@ export const TokensHttpLive = HttpApiBuilder.group(Api.Api, "tokens", (handlers)
         const revoked = yield* sql.withTransaction(Tokens.revoke(path.id, p.name)).pipe(Effect.orDie)
         if (Option.isNone(revoked)) return yield* Access.notFound("ApiToken", path.id)
         return revoked.value
-      })
-    )
-)
+      })))

@@ -34,18 +34,27 @@ export const TransfersHttpLive = HttpApiBuilder.group(Api.Api, "transfers", (han
         const sql = yield* SqlClient.SqlClient
         const where: Array<Fragment> = []
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
-        if (q.packageId !== undefined) where.push(sql`t.id in (select data_transfer_package_id from data_transfer_package_member where raw_data_package_id = ${q.packageId})`)
-        return yield* page({ table: "data_transfer_package", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode: withMembers })
-      })
-    )
+        if (q.packageId !== undefined) {
+          where.push(
+            sql`t.id in (select data_transfer_package_id from data_transfer_package_member where raw_data_package_id = ${q.packageId})`
+          )
+        }
+        return yield* page({
+          table: "data_transfer_package",
+          orderBy: "created_at",
+          where,
+          limit: q.limit,
+          cursor: q.cursor,
+          decode: withMembers
+        })
+      }))
     .handle("getBundle", ({ path }) =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql`select * from data_transfer_package where id = ${path.id}`.pipe(Effect.orDie)
         if (rows.length === 0) return yield* Access.notFound("DataTransferPackage", path.id)
         return (yield* withMembers(rows))[0]
-      })
-    )
+      }))
     .handle("listAttempts", ({ urlParams: q }) =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
@@ -54,15 +63,19 @@ export const TransfersHttpLive = HttpApiBuilder.group(Api.Api, "transfers", (han
         if (q.packageId !== undefined) where.push(sql`t.raw_data_package_id = ${q.packageId}`)
         if (q.locationId !== undefined) where.push(sql`(t.from_location_id = ${q.locationId} or t.to_location_id = ${q.locationId})`)
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
-        return yield* page({ table: "data_transfer", orderBy: "created_at", where, limit: q.limit, cursor: q.cursor, decode: decodeAttempts })
-      })
-    )
+        return yield* page({
+          table: "data_transfer",
+          orderBy: "created_at",
+          where,
+          limit: q.limit,
+          cursor: q.cursor,
+          decode: decodeAttempts
+        })
+      }))
     .handle("getAttempt", ({ path }) =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql`select * from data_transfer where id = ${path.id}`.pipe(Effect.orDie)
         if (rows.length === 0) return yield* Access.notFound("DataTransfer", path.id)
         return (yield* decodeAttempts(rows))[0]
-      })
-    )
-)
+      })))

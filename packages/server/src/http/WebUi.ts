@@ -91,8 +91,7 @@ export const load = (dir: string) =>
  * inline script would not run.
  */
 export const securityHeaders: Readonly<Record<string, string>> = {
-  "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
@@ -124,7 +123,9 @@ const notFound = HttpServerResponse.text("not found\n", { status: 404, headers: 
 export const layer = HttpApiBuilder.Router.use((router) =>
   Effect.gen(function* () {
     const dir = folder()
-    if (dir === undefined) return yield* new WebUiError({ reason: "NotFound", folder: fileURLToPath(new URL("../../ui/", import.meta.url)) })
+    if (dir === undefined) {
+      return yield* new WebUiError({ reason: "NotFound", folder: fileURLToPath(new URL("../../ui/", import.meta.url)) })
+    }
     const assets = yield* load(dir)
     // One handler for the three routes: the router ignores a trailing slash, so `/ui/` may
     // arrive at the `/ui` route, and only the raw URL tells a redirect from the index.

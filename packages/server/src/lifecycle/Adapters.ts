@@ -17,7 +17,11 @@ import * as Schema from "effect/Schema"
 import type * as Routes from "./Routes.js"
 
 /** The built-in adapters: local, rsync and bbcp. */
-export const builtIn: ReadonlyArray<TransferAdapterRegistry.Adapter> = [LocalTransfer.adapter, RsyncRouteOptions.adapter, BbcpRouteOptions.adapter]
+export const builtIn: ReadonlyArray<TransferAdapterRegistry.Adapter> = [
+  LocalTransfer.adapter,
+  RsyncRouteOptions.adapter,
+  BbcpRouteOptions.adapter
+]
 
 /** The built-in adapters as a registry. */
 export const builtInRegistry = Either.getOrThrow(TransferAdapterRegistry.make(builtIn))
@@ -36,24 +40,36 @@ export const adapterOptions = (options: Readonly<Record<string, unknown>>) =>
   Object.fromEntries(Object.entries(options).filter(([k]) => !routeLimits.has(k)))
 
 /** The registry in the context, or the built-in adapters. */
-export const registry = Effect.map(Effect.serviceOption(TransferAdapterRegistry.TransferAdapterRegistry), Option.getOrElse(() => builtInRegistry))
+export const registry = Effect.map(
+  Effect.serviceOption(TransferAdapterRegistry.TransferAdapterRegistry),
+  Option.getOrElse(() => builtInRegistry)
+)
 
 /** The adapter of a route, or a non-retryable error naming what is missing or wrong. */
 export const adapterOf = (route: Routes.Route) =>
   Effect.gen(function* () {
     const adapters = yield* registry
     if (!adapters.adapters.has(route.adapter)) {
-      return yield* Effect.fail(TransferError.make(route.adapter, "Unsupported", `no transfer adapter named ${route.adapter} is registered`))
+      return yield* Effect.fail(
+        TransferError.make(route.adapter, "Unsupported", `no transfer adapter named ${route.adapter} is registered`)
+      )
     }
     // the start refused such options; a row written by another version of the configuration may still hold them
     const decoded = TransferAdapterRegistry.decode(adapters, route.adapter, adapterOptions(route.options))
     if (Either.isLeft(decoded)) {
-      return yield* Effect.fail(TransferError.make(route.adapter, "InvalidRequest", `the route's options are not valid: ${decoded.left.join("; ")}`))
+      return yield* Effect.fail(
+        TransferError.make(route.adapter, "InvalidRequest", `the route's options are not valid: ${decoded.left.join("; ")}`)
+      )
     }
     const { adapter, options } = decoded.right
     return yield* Effect.try({
       try: () => adapter.make(options),
-      catch: (e) => TransferError.make(route.adapter, "InvalidRequest", `the route's adapter cannot be built: ${e instanceof Error ? e.message : String(e)}`)
+      catch: (e) =>
+        TransferError.make(
+          route.adapter,
+          "InvalidRequest",
+          `the route's adapter cannot be built: ${e instanceof Error ? e.message : String(e)}`
+        )
     })
   })
 

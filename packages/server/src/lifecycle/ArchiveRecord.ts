@@ -51,15 +51,24 @@ export const record = (subject: Subject, buffer: Sites.Location, written: Packag
         where id = ${subject.id} and status = 'in_progress' returning id),
       copy as (
         insert into physical_copy (raw_data_package_id, data_transfer_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
-        select ${subject.kind === "RawDataPackage" ? subject.id : null}::uuid, ${subject.kind === "DataTransferPackage" ? subject.id : null}::uuid,
+        select ${subject.kind === "RawDataPackage" ? subject.id : null}::uuid, ${
+          subject.kind === "DataTransferPackage" ? subject.id : null
+        }::uuid,
           ${buffer.id}::uuid, ${written.key}::text, ${written.sizeBytes}::bigint, ${written.checksum}::text,
           'PRESENT'::physical_copy_status, now(), ${identity}::text
         from updated
         returning id, status),
       created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" } })})
-      ${next === undefined ? sql.literal("") : sql`, job as (${JobStatements.sendFrom(sql, {
-        queue: next.queue, rows: "copy", data: sql`${JSON.stringify(next.data)}::jsonb`, singletonKey: sql`${next.singletonKey}::text`
-      })})`}
+      ${
+        next === undefined ? sql.literal("") : sql`, job as (${
+          JobStatements.sendFrom(sql, {
+            queue: next.queue,
+            rows: "copy",
+            data: sql`${JSON.stringify(next.data)}::jsonb`,
+            singletonKey: sql`${next.singletonKey}::text`
+          })
+        })`
+      }
       select id from copy`
     if (copies.length === 0) return yield* Effect.dieMessage(`${subject.kind} ${subject.id} left in_progress while it was written`)
   })

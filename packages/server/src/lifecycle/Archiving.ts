@@ -65,7 +65,9 @@ const waiting = (site: string, copies: number, sites: number) =>
         where p.status in ('in_progress', 'completed') and p.checksum is not null
           and exists (
             select 1 from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-            where c.raw_data_package_id = p.id and c.data_location_id in ${sql.in(buffers)} and s.name = ${site} and l.type = 'BUFFER' and l.readable
+            where c.raw_data_package_id = p.id and c.data_location_id in ${
+              sql.in(buffers)
+            } and s.name = ${site} and l.type = 'BUFFER' and l.readable
               and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)
       )
       select id from candidate
@@ -97,8 +99,9 @@ const archivesWithRoom = (site: string, packageId: string, bytes: number) =>
     const storages = yield* Storages
     const holding = new Set(
       (yield* sql<{ locationId: string }>`
-        select data_location_id as location_id from physical_copy where raw_data_package_id = ${packageId} and status <> 'DELETED'`
-      ).map((r) => r.locationId)
+        select data_location_id as location_id from physical_copy where raw_data_package_id = ${packageId} and status <> 'DELETED'`).map((
+        r
+      ) => r.locationId)
     )
     const out: Array<Sites.Location> = []
     for (const loc of yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")) {
@@ -132,7 +135,9 @@ const copyTo = (pkg: PackageRow, source: { readonly location: Sites.Location; re
       // stream it wrote and the catalog must agree on size and checksum.
       const info = yield* to.stat(pkg.relativePath)
       if (info.size !== pkg.sizeBytes || (info.checksum !== undefined && info.checksum !== pkg.checksum)) {
-        return yield* Effect.fail(new Error(`archive ${archive.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${pkg.relativePath}`))
+        return yield* Effect.fail(
+          new Error(`archive ${archive.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${pkg.relativePath}`)
+        )
       }
     } else {
       yield* to.verify(pkg.relativePath, checksum)
@@ -185,9 +190,16 @@ const completeIfArchived = (site: string, packageId: Ids.RawDataPackageId, targe
     const copies = yield* Retention.verifiedArchiveCopies(packageId)
     if (!meets(copies, target)) return false
     const moved = yield* Transitions.transition({
-      entity: "RawDataPackage", id: packageId, from: "in_progress", to: "completed", actor: `worker:${site}`,
+      entity: "RawDataPackage",
+      id: packageId,
+      from: "in_progress",
+      to: "completed",
+      actor: `worker:${site}`,
       details: { archiveCopies: copies.map((c) => c.id) }
-    }).pipe(Effect.as(true), Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.succeed(false)))
+    }).pipe(
+      Effect.as(true),
+      Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.succeed(false))
+    )
     if (moved) yield* sql`update raw_data_package set archived_at = now() where id = ${packageId} and archived_at is null`
     return true
   })
@@ -245,7 +257,11 @@ export const work = Effect.fn("Archiving.work")(function* (site: string, data: u
     needed--
   }
   if (needed > 0) return yield* Effect.fail(lastError)
-  if (movesOn) yield* Effect.logInfo(`package ${packageId} archived at ${site}; it moves on to archives at other sites (${policy.archiveCopies} copies at ${policy.archiveSites} sites)`)
+  if (movesOn) {
+    yield* Effect.logInfo(
+      `package ${packageId} archived at ${site}; it moves on to archives at other sites (${policy.archiveCopies} copies at ${policy.archiveSites} sites)`
+    )
+  }
 })
 
 /** The archiving stage. */

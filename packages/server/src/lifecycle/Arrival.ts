@@ -47,23 +47,28 @@ interface Delivered {
 
 /** The bundle's delivered copy in a buffer of this site (one a completed attempt brought here). */
 const deliveredCopy = (site: string, bundleId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Delivered>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<Delivered>`
       select c.id, c.status::text as status, c.path, c.data_location_id as location_id
       from physical_copy c join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
       join site s on s.id = l.site_id and s.name = ${site}
       where c.data_transfer_package_id = ${bundleId} and c.status in ('PRESENT', 'DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING')
         and exists (select 1 from data_transfer t where t.data_transfer_package_id = c.data_transfer_package_id
                     and t.to_location_id = c.data_location_id and t.status = 'completed')
-      limit 1`
-  ).pipe(Effect.map((rows) => rows[0]))
+      limit 1`).pipe(Effect.map((rows) => rows[0]))
 
 /** Moves a copy PRESENT → DELETION_IN_PROGRESS, saying why, before its bytes are removed. */
 const startDeletion = (site: string, copyId: Ids.PhysicalCopyId, details: Record<string, string>) =>
   Effect.gen(function* () {
     const actor = `worker:${site}`
     yield* Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "PRESENT", to: "DELETION_SCHEDULED", actor, details })
-    yield* Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "DELETION_SCHEDULED", to: "DELETION_IN_PROGRESS", actor, details })
+    yield* Transitions.transition({
+      entity: "PhysicalCopy",
+      id: copyId,
+      from: "DELETION_SCHEDULED",
+      to: "DELETION_IN_PROGRESS",
+      actor,
+      details
+    })
   })
 
 /**
@@ -96,8 +101,14 @@ const finishDeletion = (site: string, bundleId: Ids.DataTransferPackageId, copy:
     yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* Transitions.transition({
-          entity: "PhysicalCopy", id: copy.id, from: copy.status === "PRESENT" ? "DELETION_IN_PROGRESS" : copy.status, to: "DELETED", actor: `worker:${site}`,
-          ...(copy.status === "CORRUPT" || copy.status === "MISSING" ? { details: { reason: copy.status === "CORRUPT" ? "corrupt" : "missing" } } : {})
+          entity: "PhysicalCopy",
+          id: copy.id,
+          from: copy.status === "PRESENT" ? "DELETION_IN_PROGRESS" : copy.status,
+          to: "DELETED",
+          actor: `worker:${site}`,
+          ...(copy.status === "CORRUPT" || copy.status === "MISSING"
+            ? { details: { reason: copy.status === "CORRUPT" ? "corrupt" : "missing" } }
+            : {})
         })
         if (!resend || origin === undefined) return
         const n = deliveries[0].n
@@ -127,7 +138,11 @@ const unpacked = (site: string, bundleId: Ids.DataTransferPackageId, copy: Deliv
           // A copy here found bad before: the delivery just wrote good bytes over it, so it is replaced.
           for (const r of live) {
             yield* Transitions.transition({
-              entity: "PhysicalCopy", id: r.id as Ids.PhysicalCopyId, from: r.status as "CORRUPT", to: "DELETED", actor: `worker:${site}`,
+              entity: "PhysicalCopy",
+              id: r.id as Ids.PhysicalCopyId,
+              from: r.status as "CORRUPT",
+              to: "DELETED",
+              actor: `worker:${site}`,
               details: { action: "replaced", by: "unpack", bundleId }
             })
           }
@@ -144,7 +159,11 @@ const unpacked = (site: string, bundleId: Ids.DataTransferPackageId, copy: Deliv
           } as never, { actor: `worker:${site}`, details: { action: "unpacked", bundleId } })
         }
         yield* Transitions.transition({
-          entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "completed", actor: `worker:${site}`,
+          entity: "DataTransferPackage",
+          id: bundleId,
+          from: "in_progress",
+          to: "completed",
+          actor: `worker:${site}`,
           details: { packages: result.members.length, bytes: result.sizeBytes }
         })
         yield* startDeletion(site, copy.id, { reason: "unpacked" })

@@ -93,8 +93,7 @@ interface DueCopy {
  * rather than a pass over every copy it holds.
  */
 const dueCopies = (locationId: string, cycle: number, limit: number) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<DueCopy>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<DueCopy>`
       (select id, path, size_bytes, checksum, status::text as status from physical_copy
        where data_location_id = ${locationId} and status in ('PRESENT', 'STAGED') and verified_at is null
        order by id limit ${limit})
@@ -102,8 +101,7 @@ const dueCopies = (locationId: string, cycle: number, limit: number) =>
       (select id, path, size_bytes, checksum, status::text as status from physical_copy
        where data_location_id = ${locationId} and status in ('PRESENT', 'STAGED') and verified_at < now() - make_interval(secs => ${cycle})
        order by verified_at, id limit ${limit})
-      limit ${limit}`
-  )
+      limit ${limit}`)
 
 /** What one audit job did: its own accounting, logged and returned to callers that ask. */
 export interface Report {
@@ -165,21 +163,25 @@ const recordGood = (copies: ReadonlyArray<DueCopy>) =>
     ? Effect.void
     : Effect.flatMap(SqlClient.SqlClient, (sql) =>
       sql`update physical_copy p set verified_at = now(), updated_at = now()
-          from unnest(${copies.map((c) => c.id)}::uuid[], ${copies.map((c) => c.status)}::text[], ${copies.map((c) => c.checksum as string)}::text[])
+          from unnest(${copies.map((c) => c.id)}::uuid[], ${copies.map((c) => c.status)}::text[], ${
+            copies.map((c) => c.checksum as string)
+          }::text[])
             as v(id, status, checksum)
           where p.id = v.id and p.status::text = v.status and p.checksum::text = v.checksum`.pipe(Effect.asVoid))
 
 /** Adds a job's figures to the location's audit record. */
 const recordAudit = (locationId: string, r: { copies: number; bytes: number; corrupt: number; missing: number }) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`insert into location_audit (data_location_id, last_audit_at, copies_audited, bytes_audited, corrupt_found, missing_found)
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql`insert into location_audit (data_location_id, last_audit_at, copies_audited, bytes_audited, corrupt_found, missing_found)
         values (${locationId}, now(), ${r.copies}, ${r.bytes}, ${r.corrupt}, ${r.missing})
         on conflict (data_location_id) do update set last_audit_at = now(),
           copies_audited = location_audit.copies_audited + excluded.copies_audited,
           bytes_audited = location_audit.bytes_audited + excluded.bytes_audited,
           corrupt_found = location_audit.corrupt_found + excluded.corrupt_found,
           missing_found = location_audit.missing_found + excluded.missing_found,
-          updated_at = now()`)
+          updated_at = now()`
+  )
 
 /** Options of an audit job. */
 export interface AuditOptions {
@@ -194,7 +196,16 @@ export interface AuditOptions {
 export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: string, locationId: string, options: AuditOptions = {}) {
   const location = yield* Sites.location(locationId)
   const settings = yield* settingsAt(location.name)
-  const empty: Report = { location: location.name, copies: 0, good: 0, corrupt: 0, missing: 0, bytes: 0, elapsedMillis: 0, bytesPerSecond: settings.bytesPerSecond }
+  const empty: Report = {
+    location: location.name,
+    copies: 0,
+    good: 0,
+    corrupt: 0,
+    missing: 0,
+    bytes: 0,
+    elapsedMillis: 0,
+    bytesPerSecond: settings.bytesPerSecond
+  }
   if (!audited(location) || settings.bytesPerSecond <= 0) return empty
   const storage = yield* Effect.flatMap(Storages, (s) => s.of(location))
   const nearline = storage.capabilities.nearline
@@ -221,7 +232,9 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
       Effect.catchAll((e) => Effect.logWarning(`audit at ${location.name}: could not take the copies offline before reading them`, e))
     )
     const recalled = yield* Effect.either(storage.recall(copies.map((c) => c.path)))
-    if (recalled._tag === "Left") yield* Effect.logWarning(`audit at ${location.name}: the batch recall failed; each copy is read on its own`, recalled.left)
+    if (recalled._tag === "Left") {
+      yield* Effect.logWarning(`audit at ${location.name}: the batch recall failed; each copy is read on its own`, recalled.left)
+    }
   }
   const pacer = yield* Pacer.make(settings.bytesPerSecond)
   const actor = `worker:${site}`
@@ -257,7 +270,11 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
       }
       if (outcome._tag === "NotFound") {
         if (yield* storage.exists(copy.path)) continue
-        const moved = yield* CopyFindings.mark(copy.id, "MISSING", { actor, by: "audit", detail: `audit at ${location.name}: ${copy.path} is gone` })
+        const moved = yield* CopyFindings.mark(copy.id, "MISSING", {
+          actor,
+          by: "audit",
+          detail: `audit at ${location.name}: ${copy.path} is gone`
+        })
         if (moved) tally.missing++
         yield* AuditMetrics.add(AuditMetrics.copiesAudited, 1, ...labels, { outcome: "missing" })
         continue
@@ -277,7 +294,13 @@ export const auditLocation = Effect.fn("Audit.auditLocation")(function* (site: s
     }
     yield* flush
   }).pipe(Effect.ensuring(Effect.ignore(finish)))
-  const report: Report = { location: location.name, ...tally, bytes: pacer.taken(), elapsedMillis: yield* pacer.elapsedMillis, bytesPerSecond: settings.bytesPerSecond }
+  const report: Report = {
+    location: location.name,
+    ...tally,
+    bytes: pacer.taken(),
+    elapsedMillis: yield* pacer.elapsedMillis,
+    bytesPerSecond: settings.bytesPerSecond
+  }
   const what = `audit at ${location.name}: ${report.copies} copies (${report.bytes} bytes in ${report.elapsedMillis} ms): ` +
     `${report.good} good, ${report.corrupt} corrupt, ${report.missing} missing`
   yield* report.corrupt + report.missing > 0 ? Effect.logWarning(what) : Effect.logInfo(what)

@@ -25,7 +25,9 @@ export const withRoomAmong = (all: ReadonlyArray<Sites.Location>, bytes: number,
   Effect.gen(function* () {
     const storages = yield* Storages
     // the preferred location's switches as read now, not as the caller may have held them
-    const ordered = preferred === undefined ? all : [all.find((l) => l.id === preferred.id) ?? preferred, ...all.filter((l) => l.id !== preferred.id)]
+    const ordered = preferred === undefined
+      ? all
+      : [all.find((l) => l.id === preferred.id) ?? preferred, ...all.filter((l) => l.id !== preferred.id)]
     const out: Array<Sites.Location> = []
     for (const loc of ordered) {
       if (!loc.writable) continue

@@ -80,11 +80,14 @@ export const targetBytesFor = (
   policy: BundlePlan.SizeInputs,
   route: Pick<Routes.Route, "options" | "bandwidthLimit" | "maxConcurrentTransfers"> | undefined
 ): number =>
-  BundlePlan.targetBytes(policy, route === undefined ? undefined : {
-    measuredBandwidth: Routes.bytesOf(route.options.measuredBandwidth),
-    bundleTransferTime: millisOf(route.options.bundleTransferTime),
-    transferShare: Routes.transferShare(route)
-  })
+  BundlePlan.targetBytes(
+    policy,
+    route === undefined ? undefined : {
+      measuredBandwidth: Routes.bytesOf(route.options.measuredBandwidth),
+      bundleTransferTime: millisOf(route.options.bundleTransferTime),
+      transferShare: Routes.transferShare(route)
+    }
+  )
 
 const millisOf = (value: unknown): number | undefined => (typeof value === "number" && value > 0 ? value : undefined)
 
@@ -110,14 +113,29 @@ const create = (site: string, b: BundlePlan.PlannedBundle) =>
         select b.id, p.id from bundle b, unnest(${b.packages}::uuid[]) as p(id) returning 1),
       steps as (
         select b.id, s.from_state, s.to_state, s.details from bundle b
-        cross join (values (1, null::text, 'pending', '{}'::jsonb), (2, 'pending', 'scheduled', ${JSON.stringify({ packages: b.packages.length, bytes: b.sizeBytes })}::jsonb))
+        cross join (values (1, null::text, 'pending', '{}'::jsonb), (2, 'pending', 'scheduled', ${
+          JSON.stringify({ packages: b.packages.length, bytes: b.sizeBytes })
+        }::jsonb))
           as s(n, from_state, to_state, details)
         order by s.n),
-      logged as (${EventLog.appendFrom(sql, {
-        kind: "DataTransferPackage", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor: `planner:${site}`,
-        detailsColumn: "details"
-      })}),
-      job as (${JobStatements.sendFrom(sql, { queue: queueName(site, name), rows: "bundle", data: sql`jsonb_build_object('bundleId', r.id)`, singletonKey: sql`r.id::text` })})
+      logged as (${
+        EventLog.appendFrom(sql, {
+          kind: "DataTransferPackage",
+          rows: "steps",
+          from: { column: "from_state" },
+          to: { column: "to_state" },
+          actor: `planner:${site}`,
+          detailsColumn: "details"
+        })
+      }),
+      job as (${
+        JobStatements.sendFrom(sql, {
+          queue: queueName(site, name),
+          rows: "bundle",
+          data: sql`jsonb_build_object('bundleId', r.id)`,
+          singletonKey: sql`r.id::text`
+        })
+      })
       select id from bundle`
     return row!.id
   })

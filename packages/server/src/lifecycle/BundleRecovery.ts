@@ -71,7 +71,11 @@ export const fail = (site: string, bundleId: Ids.DataTransferPackageId, why: str
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* Transitions.transition({
-      entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+      entity: "DataTransferPackage",
+      id: bundleId,
+      from: "in_progress",
+      to: "failed",
+      actor: `worker:${site}`,
       set: { errorMessage: why }
     })
     const members = yield* sql<{ id: Ids.RawDataPackageId }>`
@@ -81,8 +85,13 @@ export const fail = (site: string, bundleId: Ids.DataTransferPackageId, why: str
       for update of p`
     for (const m of members) {
       yield* Transitions.transition({
-        entity: "RawDataPackage", id: m.id, from: "in_progress", to: "failed", actor: `worker:${site}`,
-        details: { bundleId }, set: { errorMessage: `its bundle ${bundleId} failed: ${why}` }
+        entity: "RawDataPackage",
+        id: m.id,
+        from: "in_progress",
+        to: "failed",
+        actor: `worker:${site}`,
+        details: { bundleId },
+        set: { errorMessage: `its bundle ${bundleId} failed: ${why}` }
       })
     }
     return members.map((m) => m.id)
@@ -104,8 +113,13 @@ export const settleFailed = (site: string) =>
       order by p.id`
     for (const p of stranded) {
       yield* Transitions.transition({
-        entity: "RawDataPackage", id: p.id, from: "in_progress", to: "failed", actor: `planner:${site}`,
-        details: { bundleId: p.bundleId }, set: { errorMessage: `its bundle ${p.bundleId} failed: ${p.why ?? "no reason recorded"}` }
+        entity: "RawDataPackage",
+        id: p.id,
+        from: "in_progress",
+        to: "failed",
+        actor: `planner:${site}`,
+        details: { bundleId: p.bundleId },
+        set: { errorMessage: `its bundle ${p.bundleId} failed: ${p.why ?? "no reason recorded"}` }
       }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
     }
     return stranded.length
@@ -134,7 +148,14 @@ const setAsideBadTar = (site: string, bundleId: Ids.DataTransferPackageId) =>
     const details = { reason: `written again: the last attempt found it ${reason}` }
     for (const c of copies) {
       yield* Transitions.transition({ entity: "PhysicalCopy", id: c.id, from: "PRESENT", to: "DELETION_SCHEDULED", actor, details })
-      yield* Transitions.transition({ entity: "PhysicalCopy", id: c.id, from: "DELETION_SCHEDULED", to: "DELETION_IN_PROGRESS", actor, details })
+      yield* Transitions.transition({
+        entity: "PhysicalCopy",
+        id: c.id,
+        from: "DELETION_SCHEDULED",
+        to: "DELETION_IN_PROGRESS",
+        actor,
+        details
+      })
     }
     yield* sql`
       update data_transfer_package set relative_path = ${`bundles/${site}/${randomUUID()}.tar`}, size_bytes = null, checksum = null, updated_at = now()
@@ -156,7 +177,13 @@ export const deleteSetAside = (site: string, bundleId: Ids.DataTransferPackageId
       where c.data_transfer_package_id = ${bundleId} and c.status = 'DELETION_IN_PROGRESS' and s.name = ${site}`
     for (const r of rows) {
       yield* (yield* storages.of(yield* Sites.location(r.locationId))).delete(r.path)
-      yield* Transitions.transition({ entity: "PhysicalCopy", id: r.id, from: "DELETION_IN_PROGRESS", to: "DELETED", actor: `worker:${site}` }).pipe(
+      yield* Transitions.transition({
+        entity: "PhysicalCopy",
+        id: r.id,
+        from: "DELETION_IN_PROGRESS",
+        to: "DELETED",
+        actor: `worker:${site}`
+      }).pipe(
         Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void)
       )
     }
@@ -186,8 +213,13 @@ export const retried = (site: string) =>
       order by d.id, p.id`
     for (const b of viaPackage) {
       yield* Transitions.transition({
-        entity: "DataTransferPackage", id: b.id, from: "failed", to: "pending", actor: `planner:${site}`,
-        details: { retry: true, retriedPackage: b.packageId }, set: { errorMessage: null }
+        entity: "DataTransferPackage",
+        id: b.id,
+        from: "failed",
+        to: "pending",
+        actor: `planner:${site}`,
+        details: { retry: true, retriedPackage: b.packageId },
+        set: { errorMessage: null }
       }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
     }
     const bundles = yield* sql<{ id: Ids.DataTransferPackageId }>`
@@ -208,14 +240,26 @@ export const retried = (site: string) =>
           for (const m of members) {
             const details = { bundleId: b.id, retry: "bundle retried" }
             if (m.status === "failed") {
-              yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "failed", to: "pending", actor, details, set: { errorMessage: null } })
+              yield* Transitions.transition({
+                entity: "RawDataPackage",
+                id: m.id,
+                from: "failed",
+                to: "pending",
+                actor,
+                details,
+                set: { errorMessage: null }
+              })
             }
             yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "pending", to: "scheduled", actor, details })
             yield* Transitions.transition({ entity: "RawDataPackage", id: m.id, from: "scheduled", to: "in_progress", actor, details })
           }
           const rewritten = yield* setAsideBadTar(site, b.id)
           yield* Transitions.transition({
-            entity: "DataTransferPackage", id: b.id, from: "pending", to: "scheduled", actor,
+            entity: "DataTransferPackage",
+            id: b.id,
+            from: "pending",
+            to: "scheduled",
+            actor,
             details: { retry: true, packages: members.length, ...(rewritten === undefined ? {} : { rewritten }) }
           })
           yield* jobs.send(queueName(site, name), { bundleId: b.id }, { singletonKey: b.id })
@@ -262,7 +306,11 @@ export const revived = (site: string) =>
             join site s on s.id = l.site_id
             where c.raw_data_package_id = ${p.id} and c.status in ('CORRUPT', 'MISSING') and s.name = ${site}`
           for (const c of bad) {
-            yield* CopyFindings.recheck(c.id, { actor, by: "retry", detail: "an operator retried the package: bundling checks this copy again" })
+            yield* CopyFindings.recheck(c.id, {
+              actor,
+              by: "retry",
+              detail: "an operator retried the package: bundling checks this copy again"
+            })
           }
           yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "pending", to: "scheduled", actor, details })
           yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "scheduled", to: "in_progress", actor, details })
@@ -287,7 +335,11 @@ export const closeEmpty = (site: string) =>
         and not exists (select 1 from data_transfer_package_member m where m.data_transfer_package_id = d.id)`
     for (const d of empty) {
       yield* Transitions.transition({
-        entity: "DataTransferPackage", id: d.id, from: "pending", to: "failed", actor: `planner:${site}`,
+        entity: "DataTransferPackage",
+        id: d.id,
+        from: "pending",
+        to: "failed",
+        actor: `planner:${site}`,
         set: { errorMessage: "no packages left to send: every package in it was found faulty when it was bundled; retry those packages" }
       }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
     }

@@ -40,16 +40,16 @@ interface Member {
 
 /** The bundle's members with their copies in the site's buffers, in archive order. */
 const members = (site: string, bundleId: Ids.DataTransferPackageId) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Member>`
-      select p.id, p.relative_path, p.size_bytes, p.checksum, c.path, c.data_location_id as location_id, ${Sites.locationJson(sql)} as location
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<Member>`
+      select p.id, p.relative_path, p.size_bytes, p.checksum, c.path, c.data_location_id as location_id, ${
+        Sites.locationJson(sql)
+      } as location
       from data_transfer_package_member m join raw_data_package p on p.id = m.raw_data_package_id
       join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT'
       join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
       join site s on s.id = l.site_id and s.name = ${site}
       where m.data_transfer_package_id = ${bundleId}
-      order by p.relative_path, p.id`
-  )
+      order by p.relative_path, p.id`)
 
 /** Records the written bundle and enqueues its transfer, in one statement. */
 const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites.Location, written: Packager.Written) =>
@@ -58,7 +58,9 @@ const commit = (site: string, bundleId: Ids.DataTransferPackageId, buffer: Sites
     yield* jobs.ensureQueue(queueName(site, transferQueue), Routes.queues.transfer)
     const identity = yield* ArchiveRecord.identityOf(buffer, written.key)
     yield* ArchiveRecord.record({ kind: "DataTransferPackage", id: bundleId }, buffer, written, identity, {
-      queue: queueName(site, transferQueue), data: { bundleId }, singletonKey: bundleId
+      queue: queueName(site, transferQueue),
+      data: { bundleId },
+      singletonKey: bundleId
     })
   })
 
@@ -103,7 +105,11 @@ const dropFaulty = (
     const bad = shown.filter((b): b is NonNullable<typeof b> => b !== undefined)
     const cleared = error.members.filter((m) => !bad.some((b) => b.id === m.id))
     if (cleared.length > 0) {
-      yield* Effect.logWarning(`bundle ${bundleId}: ${cleared.map((m) => `${m.relativePath} ${m.problem}`).join("; ")} on the bundle's read, but the copy re-read good or could not be re-read: not marked`)
+      yield* Effect.logWarning(
+        `bundle ${bundleId}: ${
+          cleared.map((m) => `${m.relativePath} ${m.problem}`).join("; ")
+        } on the bundle's read, but the copy re-read good or could not be re-read: not marked`
+      )
     }
     if (bad.length === 0) return yield* new UnconfirmedRead({ bundleId, detail: error.message })
     yield* sql.withTransaction(
@@ -117,7 +123,11 @@ const dropFaulty = (
             where c.raw_data_package_id = ${id} and c.status = 'PRESENT'`
           if (read.length === 1) {
             yield* CopyFindings.mark(read[0].id, found.finding, {
-              actor: `worker:${site}`, by: "bundling", detail: found.detail, expectedChecksum: found.expectedChecksum, actualChecksum: found.actualChecksum
+              actor: `worker:${site}`,
+              by: "bundling",
+              detail: found.detail,
+              expectedChecksum: found.expectedChecksum,
+              actualChecksum: found.actualChecksum
             })
           }
           yield* sql`delete from data_transfer_package_member where data_transfer_package_id = ${bundleId} and raw_data_package_id = ${id}`
@@ -125,15 +135,24 @@ const dropFaulty = (
           const [pkg] = yield* sql<{ status: string }>`select status::text as status from raw_data_package where id = ${id}`
           if (pkg?.status !== "in_progress") continue
           yield* Transitions.transition({
-            entity: "RawDataPackage", id, from: "in_progress", to: "failed", actor: `worker:${site}`,
-            details: { bundleId, problem, detail: found.detail }, set: { errorMessage: `buffer copy ${problem}: ${found.detail}` }
+            entity: "RawDataPackage",
+            id,
+            from: "in_progress",
+            to: "failed",
+            actor: `worker:${site}`,
+            details: { bundleId, problem, detail: found.detail },
+            set: { errorMessage: `buffer copy ${problem}: ${found.detail}` }
           })
         }
         if (bad.length === list.length) {
           yield* fail(site, bundleId, error.message)
         } else {
           yield* Transitions.transition({
-            entity: "DataTransferPackage", id: bundleId, from: "in_progress", to: "scheduled", actor: `worker:${site}`,
+            entity: "DataTransferPackage",
+            id: bundleId,
+            from: "in_progress",
+            to: "scheduled",
+            actor: `worker:${site}`,
             details: { retry: "without faulty packages", faulty: bad.map((b) => b.id) }
           })
           yield* jobs.send(queueName(site, name), { bundleId }, { singletonKey: `${bundleId}:${Date.now()}` })
@@ -159,14 +178,26 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
       update data_transfer_package d set status = 'in_progress', updated_at = now()
       from dtp where d.id = dtp.id and dtp.status = 'scheduled' and d.status = 'scheduled'
       returning d.id),
-    logged as (${EventLog.appendFrom(sql, { kind: "DataTransferPackage", rows: "moved", from: "scheduled", to: "in_progress", actor: `worker:${site}` })})
+    logged as (${
+      EventLog.appendFrom(sql, {
+        kind: "DataTransferPackage",
+        rows: "moved",
+        from: "scheduled",
+        to: "in_progress",
+        actor: `worker:${site}`
+      })
+    })
     select status, relative_path, has_copy, exists (select 1 from moved) as moved from dtp`
   if (rows.length === 0) return yield* Effect.logWarning(`bundle ${bundleId} does not exist; job dropped`)
   const dtp = rows[0]
   if (dtp.status === "scheduled" && !dtp.moved) {
     const [now] = yield* sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${bundleId}`
     return yield* new Transitions.TransitionError({
-      reason: now === undefined ? "NotFound" : "StateConflict", entity: "DataTransferPackage", id: bundleId, from: "scheduled", to: "in_progress",
+      reason: now === undefined ? "NotFound" : "StateConflict",
+      entity: "DataTransferPackage",
+      id: bundleId,
+      from: "scheduled",
+      to: "in_progress",
       ...(now === undefined ? {} : { actual: now.status })
     })
   }
@@ -206,8 +237,7 @@ export const work = Effect.fn("Bundling.work")(function* (site: string, data: un
           destination,
           key: dtp.relativePath,
           overwrite: true
-        })
-      ),
+        })),
     {
       written: (buffer, written) => commit(site, bundleId, buffer, written),
       faulty: (error) => dropFaulty(site, bundleId, error, list, sources),

@@ -67,7 +67,8 @@ const jobBudgetMillis = 10 * 60_000
 /** The singleton key of a location's cleanup job: one queued (and one running) per location. */
 const locationKey = (locationId: string) => `location:${locationId}`
 
-const isConflict = (e: unknown): e is Transitions.TransitionError => e instanceof Transitions.TransitionError && e.reason === "StateConflict"
+const isConflict = (e: unknown): e is Transitions.TransitionError =>
+  e instanceof Transitions.TransitionError && e.reason === "StateConflict"
 
 /**
  * Moves one eligible copy to DELETION_SCHEDULED (a savepoint of the caller's transaction, so a
@@ -95,22 +96,29 @@ const scheduleChunk = 100
 
 /** Schedules copies, `scheduleChunk` per transaction. */
 const scheduleAll = (site: string, copies: ReadonlyArray<Retention.Deletable>) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.forEach(Array.from({ length: Math.ceil(copies.length / scheduleChunk) }, (_, i) => copies.slice(i * scheduleChunk, (i + 1) * scheduleChunk)),
-      (chunk) => sql.withTransaction(Effect.forEach(chunk, (copy) => schedule(site, copy), { discard: true })), { discard: true }))
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      Effect.forEach(
+        Array.from(
+          { length: Math.ceil(copies.length / scheduleChunk) },
+          (_, i) => copies.slice(i * scheduleChunk, (i + 1) * scheduleChunk)
+        ),
+        (chunk) => sql.withTransaction(Effect.forEach(chunk, (copy) => schedule(site, copy), { discard: true })),
+        { discard: true }
+      )
+  )
 
 /** Failed deletions whose wait (`deletionRetry`) is over. */
 const failedDue = (site: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ id: string; path: string; locationId: string; locationType: string }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string; path: string; locationId: string; locationType: string }>`
       select c.id, c.path, c.data_location_id as location_id, l.type::text as location_type
       from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
       where s.name = ${site} and c.status = 'DELETION_FAILED'
         and c.updated_at < now() - make_interval(secs => (${deletionWaits}::float8[])[least(${deletionWaits.length}, greatest(1, (
           select count(*)::int from event_log e
           where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETION_FAILED')))])
-      limit ${batch}`
-  )
+      limit ${batch}`)
 
 /**
  * Schedules the deletion of the site's eligible copies (among those that can have become eligible
@@ -124,9 +132,14 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   const eligible = yield* CleanupScope.eligible(site, { statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"], overThreshold, limit: batch })
   yield* scheduleAll(site, eligible)
   // A failed deletion is retried whatever the rule says now: the worker re-checks it.
-  yield* scheduleAll(site, (yield* failedDue(site)).map((copy) => ({
-    ...copy, status: "DELETION_FAILED", locationType: copy.locationType as Retention.Deletable["locationType"]
-  })))
+  yield* scheduleAll(
+    site,
+    (yield* failedDue(site)).map((copy) => ({
+      ...copy,
+      status: "DELETION_FAILED",
+      locationType: copy.locationType as Retention.Deletable["locationType"]
+    }))
+  )
   const locations = yield* sql<{ id: string }>`
     select distinct c.data_location_id as id
     from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
@@ -162,7 +175,11 @@ const decide = (site: string, copyId: Ids.PhysicalCopyId, locationType: string, 
         const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_SCHEDULED"], overThreshold, limit: 1 })
         if (still.length === 0) {
           yield* Transitions.transition({
-            entity: "PhysicalCopy", id: copyId, from: "DELETION_SCHEDULED", to: CoreRetention.keptState(locationType), actor,
+            entity: "PhysicalCopy",
+            id: copyId,
+            from: "DELETION_SCHEDULED",
+            to: CoreRetention.keptState(locationType),
+            actor,
             details: { reason: "no longer eligible for deletion" }
           })
           return false
@@ -213,7 +230,10 @@ const changedSince = (storage: StorageDriver.Service, copy: CopyRow) =>
       : "no identity to compare"
     return yield* storage.verify(copy.path, copy.checksum as never).pipe(
       Effect.as(undefined),
-      Effect.catchIf((e) => e.reason === "Corrupt", (e) => Effect.succeed(`it was written again since it was recorded (${moved}): ${e.description ?? e.message}`))
+      Effect.catchIf(
+        (e) => e.reason === "Corrupt",
+        (e) => Effect.succeed(`it was written again since it was recorded (${moved}): ${e.description ?? e.message}`)
+      )
     )
   }).pipe(Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(undefined)))
 
@@ -233,18 +253,31 @@ const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
       const why = changed._tag === "Left" ? undefined : changed.right
       if (why !== undefined) {
         yield* Transitions.transition({
-          entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "CORRUPT", actor: `worker:${site}`,
+          entity: "PhysicalCopy",
+          id: copyId,
+          from: "DELETION_IN_PROGRESS",
+          to: "CORRUPT",
+          actor: `worker:${site}`,
           details: { reason: "changed since recorded", detail: why }
         })
-        return yield* Effect.logError(`not deleting ${copy.path} at ${target.location.name}: ${why}; the copy is marked CORRUPT and kept for an operator`)
+        return yield* Effect.logError(
+          `not deleting ${copy.path} at ${target.location.name}: ${why}; the copy is marked CORRUPT and kept for an operator`
+        )
       }
       // A stat that failed otherwise is the location's problem: the deletion fails and is retried.
       if (changed._tag === "Left") {
         yield* Transitions.transition({
-          entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "DELETION_FAILED", actor: `worker:${site}`,
+          entity: "PhysicalCopy",
+          id: copyId,
+          from: "DELETION_IN_PROGRESS",
+          to: "DELETION_FAILED",
+          actor: `worker:${site}`,
           details: { error: `could not check the object before deleting it: ${changed.left.message}` }
         })
-        return yield* Effect.logWarning(`checking ${copy.path} at ${target.location.name} before deleting it failed; the planner retries it`, changed.left)
+        return yield* Effect.logWarning(
+          `checking ${copy.path} at ${target.location.name} before deleting it failed; the planner retries it`,
+          changed.left
+        )
       }
     }
     // The rule again, right before the bytes go: an archive copy found bad since the decision
@@ -252,10 +285,19 @@ const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
     const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_IN_PROGRESS"], overThreshold, limit: 1 })
     if (still.length === 0) {
       yield* Transitions.transition({
-        entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to: "DELETION_FAILED", actor: `worker:${site}`,
-        details: { error: "no longer eligible when about to be deleted (an archive copy it relied on is no longer good, or it is needed again); the planner looks again" }
+        entity: "PhysicalCopy",
+        id: copyId,
+        from: "DELETION_IN_PROGRESS",
+        to: "DELETION_FAILED",
+        actor: `worker:${site}`,
+        details: {
+          error:
+            "no longer eligible when about to be deleted (an archive copy it relied on is no longer good, or it is needed again); the planner looks again"
+        }
       })
-      return yield* Effect.logWarning(`not deleting ${copy.path} at ${target.location.name}: it is no longer eligible; the planner looks at it again`)
+      return yield* Effect.logWarning(
+        `not deleting ${copy.path} at ${target.location.name}: it is no longer eligible; the planner looks at it again`
+      )
     }
     // Delete is idempotent: an object already gone counts as deleted. Whatever else happens (a
     // driver's defect too) is recorded, so the copy never waits in DELETION_IN_PROGRESS for nothing.
@@ -267,14 +309,24 @@ const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Target) =>
     const finish = (to: "DELETED" | "DELETION_FAILED", details?: { readonly error: string }) =>
       sql.withTransaction(
         Effect.gen(function* () {
-          yield* Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to, actor, ...(details ? { details } : {}) })
+          yield* Transitions.transition({
+            entity: "PhysicalCopy",
+            id: copyId,
+            from: "DELETION_IN_PROGRESS",
+            to,
+            actor,
+            ...(details ? { details } : {})
+          })
           if (to === "DELETED" && copy.sourceFileId !== null) {
             yield* sql`update raw_data_file set source_released_at = now() where id = ${copy.sourceFileId} and source_released_at is null`
           }
         })
       ).pipe(
         Effect.asVoid,
-        Effect.catchIf(isConflict, (e) => Effect.logDebug(`copy ${copyId} is ${e.actual ?? "elsewhere"}: another worker finished its deletion`))
+        Effect.catchIf(
+          isConflict,
+          (e) => Effect.logDebug(`copy ${copyId} is ${e.actual ?? "elsewhere"}: another worker finished its deletion`)
+        )
       )
     if (deleted._tag === "Right") return yield* finish("DELETED")
     const error = Cause.squash(deleted.left)
@@ -308,7 +360,14 @@ const removeFolders = (site: string, locationId: string, root: string | undefine
       }
       yield* sql.withTransaction(Effect.zipRight(
         sql`update staging_request set folders_removed_at = now() where id = ${r.id}`,
-        EventLog.append({ kind: "StagingRequest", id: r.id, from: r.status, to: r.status, actor: `worker:${site}`, details: { action: "folders-removed", folders: Object.values(r.stagedFolders) } })
+        EventLog.append({
+          kind: "StagingRequest",
+          id: r.id,
+          from: r.status,
+          to: r.status,
+          actor: `worker:${site}`,
+          details: { action: "folders-removed", folders: Object.values(r.stagedFolders) }
+        })
       ))
     }
     return failed
@@ -361,7 +420,12 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
     if (rows.length === 0) break
     for (const r of rows) seen.add(r.id)
     const byAge = new Set(
-      (yield* Retention.eligible({ copyIds: rows.map((r) => r.id), statuses: ["DELETION_SCHEDULED"], overThreshold: [], limit: rows.length })).map((c) => c.id)
+      (yield* Retention.eligible({
+        copyIds: rows.map((r) => r.id),
+        statuses: ["DELETION_SCHEDULED"],
+        overThreshold: [],
+        limit: rows.length
+      })).map((c) => c.id)
     )
     const parallel = rows.filter((r) => r.status === "DELETION_IN_PROGRESS" || byAge.has(r.id))
     yield* run(parallel, "age", concurrency)
@@ -369,7 +433,9 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
   }
   if (failures.length > 0) {
     yield* Effect.logWarning(`cleanup at ${location.name}: ${failures.length} deletions failed unexpectedly`, failures[0])
-    return yield* Effect.fail(new Error(`${failures.length} of ${seen.size} deletions at ${location.name} failed unexpectedly; the job is retried`))
+    return yield* Effect.fail(
+      new Error(`${failures.length} of ${seen.size} deletions at ${location.name} failed unexpectedly; the job is retried`)
+    )
   }
 })
 

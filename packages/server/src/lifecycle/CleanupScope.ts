@@ -46,29 +46,26 @@ const windowCap = 5_000
  * judge them later than it could, never sooner (and the rule itself decides by the archive
  * copies). Returns how many it stamped.
  */
-const stampOld = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ n: number }>`
+const stampOld = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`
     with old as (
       -- in the partial index's order: right after a batch, the statistics still count the stamped
       -- rows as unstamped, and a pass over the table would look as cheap as the index
       select id from raw_data_package where status = 'completed' and archived_at is null
       order by id limit ${stampBatch} for update skip locked),
     stamped as (update raw_data_package p set archived_at = p.updated_at from old where p.id = old.id returning 1)
-    select count(*)::int as n from stamped`
-).pipe(Effect.map((rows) => rows[0]?.n ?? 0))
+    select count(*)::int as n from stamped`).pipe(Effect.map((rows) => rows[0]?.n ?? 0))
 
 /** The site's mark: the last tick that judged what changed, the last full pass, and the database's now. */
 const markOf = (site: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ siteId: string | null; now: Date; tickedAt: Date | null; fullPassAt: Date | null }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ siteId: string | null; now: Date; tickedAt: Date | null; fullPassAt: Date | null }>`
       select s.id as site_id, now() as now, m.ticked_at, m.full_pass_at
-      from (select 1) one left join site s on s.name = ${site} left join cleanup_mark m on m.site_id = s.id`
-  ).pipe(Effect.map((rows) => rows[0]!))
+      from (select 1) one left join site s on s.name = ${site} left join cleanup_mark m on m.site_id = s.id`).pipe(
+    Effect.map((rows) => rows[0]!)
+  )
 
 /** Moves the site's mark to `now` (and its full pass, when this was one); never back. */
 const advance = (siteId: string, now: Date, full: boolean) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`
       insert into cleanup_mark (site_id, ticked_at, full_pass_at) values (${siteId}, ${now}, ${now})
       on conflict (site_id) do update set ticked_at = greatest(cleanup_mark.ticked_at, excluded.ticked_at),
         full_pass_at = case when ${full} then greatest(cleanup_mark.full_pass_at, excluded.full_pass_at) else cleanup_mark.full_pass_at end`)
@@ -79,8 +76,7 @@ const advance = (siteId: string, now: Date, full: boolean) =>
  * reads at once.
  */
 const changedSince = (site: string, since: Date, now: Date) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ id: string | null; truncated: boolean | null }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string | null; truncated: boolean | null }>`
       with loc as (
         select l.id, l.type, r.min_age_seconds as m
         from data_location l join site s on s.id = l.site_id join retention_policy r on r.data_location_id = l.id
@@ -137,8 +133,7 @@ const changedSince = (site: string, since: Date, now: Date) =>
         select c.id from loc join physical_copy c on c.data_location_id = loc.id and c.status = 'DELETION_POSSIBLE')
       select id, null::boolean as truncated from cand
       union all
-      select null, exists (select 1 from due group by location_id having count(*) >= ${windowCap})`
-  ).pipe(Effect.map((rows) => ({
+      select null, exists (select 1 from due group by location_id having count(*) >= ${windowCap})`).pipe(Effect.map((rows) => ({
     ids: rows.flatMap((r) => (r.id === null ? [] : [r.id])),
     truncated: rows.some((r) => r.truncated === true)
   })))

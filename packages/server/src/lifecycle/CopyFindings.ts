@@ -67,7 +67,12 @@ export const mark = (copyId: string, finding: Finding, found: Found) =>
  * what the move records (now, when its bytes were just read and matched; null, when its next
  * reader is to check them). Returns whether it moved.
  */
-const giveBack = (copyId: string, to: "PRESENT" | "STAGED", verifiedAt: Date | null, found: Omit<Found, "expectedChecksum" | "actualChecksum">) =>
+const giveBack = (
+  copyId: string,
+  to: "PRESENT" | "STAGED",
+  verifiedAt: Date | null,
+  found: Omit<Found, "expectedChecksum" | "actualChecksum">
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     return yield* sql.withTransaction(

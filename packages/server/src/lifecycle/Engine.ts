@@ -34,11 +34,13 @@ export const planOnce = <R>(site: string, stages: ReadonlyArray<Stage<R>>) =>
     stage.plan(site).pipe(
       Effect.map((n) => [stage.name, n] as const),
       Effect.catchAllCause((cause) =>
-        Effect.as(Effect.logWarning(`planner ${queueName(site, stage.name)} failed; it runs again next round`, cause), [stage.name, 0] as const)
+        Effect.as(
+          Effect.logWarning(`planner ${queueName(site, stage.name)} failed; it runs again next round`, cause),
+          [stage.name, 0] as const
+        )
       ),
       Effect.withSpan("Engine.plan", { attributes: { site, stage: stage.name } })
-    ), { concurrency: plannerConcurrency }
-  ).pipe(Effect.map((pairs) => Object.fromEntries(pairs) as Record<string, number>))
+    ), { concurrency: plannerConcurrency }).pipe(Effect.map((pairs) => Object.fromEntries(pairs) as Record<string, number>))
 
 /**
  * A planner run on demand: a request while it runs makes it run once more after, so work a job

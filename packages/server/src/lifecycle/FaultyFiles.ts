@@ -78,10 +78,16 @@ export const recheck = Effect.fn("FaultyFiles.recheck")(function* (fileId: strin
     Effect.gen(function* () {
       const row = yield* lockFaulty(fileId, "rechecked")
       yield* Transitions.transition({
-        entity: "RawDataFile", id: fileId as Ids.RawDataFileId, from: row.state as "corrupt" | "missing", to: "filed", actor,
+        entity: "RawDataFile",
+        id: fileId as Ids.RawDataFileId,
+        from: row.state as "corrupt" | "missing",
+        to: "filed",
+        actor,
         details: { action: "recheck", ...(reason === undefined ? {} : { reason }) }
       })
-      yield* Effect.logInfo(`file ${fileId} (${row.location}/${row.relativePath}) filed again by ${actor} for packaging to read it once more`)
+      yield* Effect.logInfo(
+        `file ${fileId} (${row.location}/${row.relativePath}) filed again by ${actor} for packaging to read it once more`
+      )
       return { rawDataFileId: fileId, relativePath: row.relativePath, state: "filed" } satisfies FaultyFileAction
     })
   )
@@ -100,10 +106,16 @@ export const giveUp = Effect.fn("FaultyFiles.giveUp")(function* (fileId: string,
       const row = yield* lockFaulty(fileId, "given up")
       yield* sql`update raw_data_file set source_released_at = now(), updated_at = now() where id = ${fileId}`
       yield* EventLog.append({
-        kind: "RawDataFile", id: fileId, from: row.state, to: row.state, actor,
+        kind: "RawDataFile",
+        id: fileId,
+        from: row.state,
+        to: row.state,
+        actor,
         details: { action: "given up as lost", reason, sourcePathReleased: `${row.location}/${row.relativePath}`, bytesKept: true }
       })
-      yield* Effect.logWarning(`file ${fileId} given up as lost by ${actor} (${reason}); its path ${row.location}/${row.relativePath} takes a new filing`)
+      yield* Effect.logWarning(
+        `file ${fileId} given up as lost by ${actor} (${reason}); its path ${row.location}/${row.relativePath} takes a new filing`
+      )
       return { rawDataFileId: fileId, relativePath: row.relativePath, state: row.state } satisfies FaultyFileAction
     })
   )

@@ -86,8 +86,10 @@ export const keep = Effect.fn("History.keep")(function* (history: Topology.Histo
   if (before !== undefined) {
     for (;;) {
       const [batch] = yield* sql.withTransaction(
-        Effect.zipRight(sql`select set_config('lock_timeout', ${lockTimeout}, true)`,
-          sql<{ n: number }>`select history_retire_transfers(${before}::timestamptz, ${transferBatch}::int) as n`)
+        Effect.zipRight(
+          sql`select set_config('lock_timeout', ${lockTimeout}, true)`,
+          sql<{ n: number }>`select history_retire_transfers(${before}::timestamptz, ${transferBatch}::int) as n`
+        )
       )
       attemptsDeleted += batch?.n ?? 0
       if ((batch?.n ?? 0) === 0) break

@@ -49,10 +49,21 @@ export const locations = (now: Date, p: Topology.PolicyConfig | undefined) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const rows = yield* sql<{
-      id: Ids.DataLocationId; name: Ids.ShortName; siteName: string; siteShortName: string
-      type: Storage.LocationType; technology: Storage.StorageTechnology
-      copies: number; audited: number; lastAuditAt: Date | null; oldestAuditAt: Date | null; unverifiedCopies: number
-      corrupt: number; missing: number; dark: number; lastInventoryAt: Date | null
+      id: Ids.DataLocationId
+      name: Ids.ShortName
+      siteName: string
+      siteShortName: string
+      type: Storage.LocationType
+      technology: Storage.StorageTechnology
+      copies: number
+      audited: number
+      lastAuditAt: Date | null
+      oldestAuditAt: Date | null
+      unverifiedCopies: number
+      corrupt: number
+      missing: number
+      dark: number
+      lastInventoryAt: Date | null
     }>`
       select l.id, l.name, s.name as site_name, s.short_name as site_short_name, l.type::text as type, l.technology::text as technology,
         live.copies, live.audited,
@@ -136,7 +147,12 @@ export const belowTarget = (target: number, limit: number) =>
     const listed = rows.slice(0, limit)
     if (listed.length === 0) return { total, items: [] as Array<IntegrityApi.PackageBelowTarget> }
     const bad = yield* sql<{
-      packageId: string; copyId: Ids.PhysicalCopyId; location: Ids.ShortName; status: Storage.PhysicalCopyStatus; verified: boolean; checksumMatches: boolean
+      packageId: string
+      copyId: Ids.PhysicalCopyId
+      location: Ids.ShortName
+      status: Storage.PhysicalCopyStatus
+      verified: boolean
+      checksumMatches: boolean
     }>`
       select c.raw_data_package_id as package_id, c.id as copy_id, l.name as location, c.status::text as status,
              c.verified_at is not null as verified, c.checksum = p.checksum as checksum_matches

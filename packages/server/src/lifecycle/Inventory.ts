@@ -43,7 +43,8 @@ const Job = Schema.Struct({ locationId: Ids.DataLocationId })
 const partialDir = ".ccat-partial"
 
 /** Whether a key is a writer's leftover or resume state rather than an object of its own. */
-export const isTemporaryKey = (key: string): boolean => key.split("/").some((part) => part === partialDir || TemporaryNames.isTemporary(part))
+export const isTemporaryKey = (key: string): boolean =>
+  key.split("/").some((part) => part === partialDir || TemporaryNames.isTemporary(part))
 
 /** Where a location's open pass stands. */
 interface Pass {
@@ -54,12 +55,10 @@ interface Pass {
 
 /** The open pass of a location, if one is open. */
 const openPass = (locationId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Pass>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<Pass>`
       select cursor, last_key, pass_started_at from location_inventory
       where data_location_id = ${locationId} and pass_started_at is not null
-        and (last_pass_completed_at is null or last_pass_completed_at < pass_started_at)`
-  ).pipe(Effect.map((rows) => rows[0]))
+        and (last_pass_completed_at is null or last_pass_completed_at < pass_started_at)`).pipe(Effect.map((rows) => rows[0]))
 
 /** What one inventory job found. */
 export interface Report {
@@ -96,7 +95,9 @@ const judgePage = (site: string, location: Sites.Location, storage: StorageDrive
     const reportsDark = location.type === "BUFFER" || location.type === "LONG_TERM_ARCHIVE"
     const old = judged.filter((i) => i.modifiedAt === undefined || i.modifiedAt < pass.passStartedAt)
     const dark = !reportsDark || old.length === 0 ? [] : yield* sql<{ key: string; size: string }>`
-      select k.key, k.size from unnest(${old.map((i) => i.key as string)}::text[], ${old.map((i) => String(i.size))}::bigint[]) as k(key, size)
+      select k.key, k.size from unnest(${old.map((i) => i.key as string)}::text[], ${
+        old.map((i) => String(i.size))
+      }::bigint[]) as k(key, size)
       where not exists (select 1 from physical_copy c
         where c.data_location_id = ${location.id} and c.path::text = k.key and c.status <> 'DELETED')`
     const unlisted = yield* sql<{ id: string; path: string }>`
@@ -111,8 +112,10 @@ const judgePage = (site: string, location: Sites.Location, storage: StorageDrive
     // a storage that lists nothing at all while copies are recorded is more likely unmounted or
     // misconfigured than emptied: an operator looks before anything is marked
     if (low === null && final && keys.length === 0 && gone.length > 0) {
-      yield* Effect.logError(`inventory of ${location.name}: the storage lists no object at all while ${gone.length} copies are recorded there; ` +
-        "nothing is marked MISSING (is it mounted, is the bucket right?); the audit still reads each copy")
+      yield* Effect.logError(
+        `inventory of ${location.name}: the storage lists no object at all while ${gone.length} copies are recorded there; ` +
+          "nothing is marked MISSING (is it mounted, is the bucket right?); the audit still reads each copy"
+      )
       gone.length = 0
     }
     const actor = `worker:${site}`
@@ -140,7 +143,9 @@ const judgePage = (site: string, location: Sites.Location, storage: StorageDrive
       let missing = 0
       for (const c of gone) {
         const marked = yield* CopyFindings.mark(c.id, "MISSING", {
-          actor, by: "inventory", detail: `inventory of ${location.name}: ${c.path} is not in the storage's listing, nor found when asked for`
+          actor,
+          by: "inventory",
+          detail: `inventory of ${location.name}: ${c.path} is not in the storage's listing, nor found when asked for`
         })
         if (marked) missing++
       }
@@ -150,37 +155,40 @@ const judgePage = (site: string, location: Sites.Location, storage: StorageDrive
   })
 
 /** Runs up to `pagesPerJob` pages of the location's open pass. */
-export const inventoryLocation = Effect.fn("Inventory.inventoryLocation")(function* (site: string, locationId: string, options: InventoryOptions = {}) {
-  const location = yield* Sites.location(locationId)
-  const tally = { location: location.name, pages: 0, objects: 0, dark: 0, missing: 0, completed: false }
-  if (!location.readable || location.type === "PROCESSING") return tally as Report
-  const storage = yield* Effect.flatMap(Storages, (s) => s.of(location))
-  if (!storage.capabilities.list) return tally as Report
-  const pageSize = options.pageSize ?? 1000
-  for (let i = 0; i < (options.pagesPerJob ?? 100); i++) {
-    const pass = yield* openPass(location.id)
-    if (pass === undefined) break
-    const page = yield* storage.list({ cursor: pass.cursor ?? undefined, limit: pageSize })
-    const judged = yield* judgePage(site, location, storage, pass, page)
-    // another job moved the pass on meanwhile: it carries on from there
-    if (judged === undefined) break
-    tally.pages++
-    tally.objects += judged.objects
-    tally.dark += judged.dark
-    tally.missing += judged.missing
-    yield* AuditMetrics.add(AuditMetrics.objectsInventoried, judged.objects, site, location.name)
-    yield* AuditMetrics.add(AuditMetrics.inventoryFindings, judged.dark, site, location.name, { finding: "dark" })
-    yield* AuditMetrics.add(AuditMetrics.inventoryFindings, judged.missing, site, location.name, { finding: "missing" })
-    if (page.cursor === undefined) {
-      tally.completed = true
-      break
+export const inventoryLocation = Effect.fn("Inventory.inventoryLocation")(
+  function* (site: string, locationId: string, options: InventoryOptions = {}) {
+    const location = yield* Sites.location(locationId)
+    const tally = { location: location.name, pages: 0, objects: 0, dark: 0, missing: 0, completed: false }
+    if (!location.readable || location.type === "PROCESSING") return tally as Report
+    const storage = yield* Effect.flatMap(Storages, (s) => s.of(location))
+    if (!storage.capabilities.list) return tally as Report
+    const pageSize = options.pageSize ?? 1000
+    for (let i = 0; i < (options.pagesPerJob ?? 100); i++) {
+      const pass = yield* openPass(location.id)
+      if (pass === undefined) break
+      const page = yield* storage.list({ cursor: pass.cursor ?? undefined, limit: pageSize })
+      const judged = yield* judgePage(site, location, storage, pass, page)
+      // another job moved the pass on meanwhile: it carries on from there
+      if (judged === undefined) break
+      tally.pages++
+      tally.objects += judged.objects
+      tally.dark += judged.dark
+      tally.missing += judged.missing
+      yield* AuditMetrics.add(AuditMetrics.objectsInventoried, judged.objects, site, location.name)
+      yield* AuditMetrics.add(AuditMetrics.inventoryFindings, judged.dark, site, location.name, { finding: "dark" })
+      yield* AuditMetrics.add(AuditMetrics.inventoryFindings, judged.missing, site, location.name, { finding: "missing" })
+      if (page.cursor === undefined) {
+        tally.completed = true
+        break
+      }
     }
+    const what =
+      `inventory of ${location.name}: ${tally.pages} pages, ${tally.objects} objects, ${tally.dark} dark, ${tally.missing} missing` +
+      (tally.completed ? "; pass complete" : "")
+    yield* tally.dark + tally.missing > 0 ? Effect.logWarning(what) : Effect.logInfo(what)
+    return tally as Report
   }
-  const what = `inventory of ${location.name}: ${tally.pages} pages, ${tally.objects} objects, ${tally.dark} dark, ${tally.missing} missing` +
-    (tally.completed ? "; pass complete" : "")
-  yield* tally.dark + tally.missing > 0 ? Effect.logWarning(what) : Effect.logInfo(what)
-  return tally as Report
-})
+)
 
 /**
  * Per readable SOURCE, BUFFER or LONG_TERM_ARCHIVE location of the site whose storage lists keys: opens a pass when the last one
@@ -215,7 +223,9 @@ export const plan = Effect.fn("Inventory.plan")(function* (site: string) {
         update location_inventory set pass_started_at = date_trunc('milliseconds', now()), cursor = null, last_key = null, objects_seen = 0, updated_at = now()
         where data_location_id = ${loc.id}
           and (pass_started_at is null or last_pass_completed_at >= pass_started_at)
-          and (last_pass_completed_at is null or last_pass_completed_at < now() - make_interval(secs => ${settings.inventoryEveryHours * 3600}))
+          and (last_pass_completed_at is null or last_pass_completed_at < now() - make_interval(secs => ${
+            settings.inventoryEveryHours * 3600
+          }))
         returning 1`
       if (opened.length === 0) return 0
       return (yield* send) !== null ? 1 : 0

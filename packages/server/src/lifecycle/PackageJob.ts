@@ -59,7 +59,9 @@ export const start = (site: string, packageId: Ids.RawDataPackageId) =>
         update raw_data_package p set status = 'in_progress', updated_at = now()
         from pkg where p.id = pkg.id and pkg.status = 'scheduled' and not pkg.has_copy and p.status = 'scheduled'
         returning p.id),
-      logged as (${EventLog.appendFrom(sql, { kind: "RawDataPackage", rows: "moved", from: "scheduled", to: "in_progress", actor: `worker:${site}` })})
+      logged as (${
+        EventLog.appendFrom(sql, { kind: "RawDataPackage", rows: "moved", from: "scheduled", to: "in_progress", actor: `worker:${site}` })
+      })
       select pkg.status, pkg.relative_path, pkg.has_copy, exists (select 1 from moved) as moved,
         coalesce((select json_agg(json_build_object('id', f.id, 'executed_obs_unit_id', f.executed_obs_unit_id,
             'instrument_module_id', f.instrument_module_id, 'relative_path', f.relative_path, 'size_bytes', f.size_bytes,
@@ -72,7 +74,11 @@ export const start = (site: string, packageId: Ids.RawDataPackageId) =>
     if (row.status === "scheduled" && !row.hasCopy && !row.moved) {
       const [now] = yield* sql<{ status: string }>`select status::text as status from raw_data_package where id = ${packageId}`
       return yield* new Transitions.TransitionError({
-        reason: now === undefined ? "NotFound" : "StateConflict", entity: "RawDataPackage", id: packageId, from: "scheduled", to: "in_progress",
+        reason: now === undefined ? "NotFound" : "StateConflict",
+        entity: "RawDataPackage",
+        id: packageId,
+        from: "scheduled",
+        to: "in_progress",
         ...(now === undefined ? {} : { actual: now.status })
       })
     }
@@ -138,22 +144,39 @@ export const commit = (
         insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
         select f.id, f.location, f.path, f.size, f.checksum, 'PRESENT'::physical_copy_status, now(), f.identity
         from unnest(${ids}::uuid[], ${files.map((f) => f.sourceLocationId)}::uuid[], ${files.map((f) => f.relativePath)}::text[],
-                    ${files.map((f) => f.sizeBytes)}::bigint[], ${files.map((f) => f.checksum)}::text[], ${files.map((f) => identities.get(f.id) ?? null)}::text[])
+                    ${files.map((f) => f.sizeBytes)}::bigint[], ${files.map((f) => f.checksum)}::text[], ${
+                      files.map((f) => identities.get(f.id) ?? null)
+                    }::text[])
           as f(id, location, path, size, checksum, identity)
         cross join ready
         where ready.ok
         on conflict do nothing
         returning id, status),
-      source_logged as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "source_copy", from: null, to: { column: "status" }, actor, details: { action: "source file packaged", packageId } })})
+      source_logged as (${
+        EventLog.appendFrom(sql, {
+          kind: "PhysicalCopy",
+          rows: "source_copy",
+          from: null,
+          to: { column: "status" },
+          actor,
+          details: { action: "source file packaged", packageId }
+        })
+      })
       select r.ok, exists (select 1 from pkg) as package_ready, w.id::text as id, c.state
       from ready r left join wanted w on true left join current c on c.id = w.id`
     const first = rows[0]
     if (first === undefined || first.ok) return
     if (!first.packageReady) return yield* Effect.dieMessage(`RawDataPackage ${packageId} left in_progress while it was written`)
     const stray = rows.find((r) => r.state === null) ?? rows.find((r) => r.state !== "filed")
-    if (stray === undefined || stray.id === null) return yield* Effect.dieMessage(`package ${packageId}: its commit applied nothing, for no reason it could name`)
+    if (stray === undefined || stray.id === null) {
+      return yield* Effect.dieMessage(`package ${packageId}: its commit applied nothing, for no reason it could name`)
+    }
     return yield* new Transitions.TransitionError({
-      reason: stray.state === null ? "NotFound" : "StateConflict", entity: "RawDataFile", id: stray.id, from: "filed", to: "packaged",
+      reason: stray.state === null ? "NotFound" : "StateConflict",
+      entity: "RawDataFile",
+      id: stray.id,
+      from: "filed",
+      to: "packaged",
       ...(stray.state === null ? {} : { actual: stray.state })
     })
   }).pipe(Effect.withSpan("PackageJob.commit", { attributes: { packageId, files: files.length } }))

@@ -63,7 +63,9 @@ export class PackagingError extends Schema.TaggedError<PackagingError>("@ccat/se
 }) {
   override get message(): string {
     const named = this.members.map((m) => `${m.relativePath} (${m.id}): ${m.problem}, ${m.detail}`).join("; ")
-    return `archive ${this.archiveId} not written to ${this.key}: ${this.reason}${named === "" ? "" : `: ${named}`}${this.description === undefined ? "" : ` (${this.description})`}`
+    return `archive ${this.archiveId} not written to ${this.key}: ${this.reason}${named === "" ? "" : `: ${named}`}${
+      this.description === undefined ? "" : ` (${this.description})`
+    }`
   }
   /** Ids of the members whose bytes disagree with their record: mark them corrupt. */
   get corruptIds(): ReadonlyArray<string> {
@@ -147,7 +149,7 @@ const faultyMember = (member: PackageManifest.Member, fault: ArchiveWriter.Membe
     actualChecksum: fault.actualChecksum
   })
 
-const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
+const writeArchive = Effect.fn("Packager.writeArchive")(function* <E>(
   manifest: PackageManifest.Manifest,
   sourceKeys: ReadonlyArray<string>,
   options: WriteOptions<E>
@@ -174,7 +176,7 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
     sizeHint
   })
   const info = yield* write.pipe(Effect.catchIf(isFault, (first) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const faults = [faultyMember(list[first.index], first)]
       if (options.findAllFaults ?? true) {
         for (let i = first.index + 1; i < list.length; i++) {
@@ -186,8 +188,7 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
       }
       const reason = faults.some((f) => f.problem === "Corrupt") ? "Corrupt" as const : "Missing" as const
       return yield* new PackagingError({ reason, archiveId, key: options.key, members: faults })
-    })
-  ))
+    })))
   if (info.checksum === undefined) {
     return yield* Effect.dieMessage(`storage ${options.destination.name} returned no checksum from put`)
   }
@@ -199,14 +200,20 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function*<E>(
  * Writes one RawDataPackage: the manifest, then the files in the given order (use `plan`'s
  * order) with their directories, each verified against its filed size and checksum.
  */
-export const pack = Effect.fn("Packager.pack")(function*<E = never>(options: PackOptions<E>) {
+export const pack = Effect.fn("Packager.pack")(function* <E = never>(options: PackOptions<E>) {
   const invalid = firstProblem([
     PackageManifest.idProblem("package id", options.packageId),
     PackageManifest.idProblem("ExecutedObsUnit id", options.executedObsUnitId),
     PackageManifest.idProblem("InstrumentModule id", options.instrumentModuleId)
   ], options.files)
   if (invalid !== undefined) {
-    return yield* new PackagingError({ reason: "Invalid", archiveId: String(options.packageId), key: options.key, members: [], description: invalid })
+    return yield* new PackagingError({
+      reason: "Invalid",
+      archiveId: String(options.packageId),
+      key: options.key,
+      members: [],
+      description: invalid
+    })
   }
   // checked above by the schema's rules; the schema's own checks per member cost more than the rest of a small file's trip
   const trusted = { disableValidation: true }
@@ -226,10 +233,16 @@ export const pack = Effect.fn("Packager.pack")(function*<E = never>(options: Pac
  * Writes one DataTransferPackage: a tar whose members are RawDataPackage tars read from the
  * buffer, each verified against its recorded size and checksum on the way in.
  */
-export const bundle = Effect.fn("Packager.bundle")(function*<E = never>(options: BundleOptions<E>) {
+export const bundle = Effect.fn("Packager.bundle")(function* <E = never>(options: BundleOptions<E>) {
   const invalid = firstProblem([PackageManifest.idProblem("bundle id", options.bundleId)], options.packages)
   if (invalid !== undefined) {
-    return yield* new PackagingError({ reason: "Invalid", archiveId: String(options.bundleId), key: options.key, members: [], description: invalid })
+    return yield* new PackagingError({
+      reason: "Invalid",
+      archiveId: String(options.bundleId),
+      key: options.key,
+      members: [],
+      description: invalid
+    })
   }
   const trusted = { disableValidation: true }
   const manifest = new PackageManifest.BundleManifest({
@@ -309,7 +322,14 @@ export const plan = <F extends FileToPlan>(
       if (current.length === 0) return
       const first = current[0]
       const name = createHash("sha256").update(`${k}\n${current.map((f) => f.id).join("\n")}`).digest("hex").slice(0, 32)
-      out.push({ executedObsUnitId: first.executedObsUnitId, instrumentModuleId: first.instrumentModuleId, dataProductId: first.dataProductId ?? null, files: current, sizeBytes: bytes, name })
+      out.push({
+        executedObsUnitId: first.executedObsUnitId,
+        instrumentModuleId: first.instrumentModuleId,
+        dataProductId: first.dataProductId ?? null,
+        files: current,
+        sizeBytes: bytes,
+        name
+      })
       current = []
       bytes = 0
     }

@@ -38,8 +38,7 @@ type FileRow = PackageJob.FileRow
 
 /** Files of an observation are packaged once it is closed (it has an end, or a final status). */
 const readyFiles = (site: string, limit: number) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<FileRow & { readonly dataProductId: string | null }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<FileRow & { readonly dataProductId: string | null }>`
       select f.id, f.executed_obs_unit_id, f.instrument_module_id, f.relative_path, f.size_bytes, f.checksum,
              f.source_location_id, f.data_product_id
       from raw_data_file f
@@ -49,8 +48,7 @@ const readyFiles = (site: string, limit: number) =>
       where s.name = ${site} and f.state = 'filed' and f.raw_data_package_id is null
         and (e.end_at is not null or e.status in ('completed', 'failed'))
       order by f.executed_obs_unit_id, f.instrument_module_id, f.relative_path
-      limit ${limit}`
-  )
+      limit ${limit}`)
 
 /**
  * Claims the planned files for a new package and enqueues its job, in one statement (one round
@@ -65,7 +63,9 @@ const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager
     const ids = planned.files.map((f) => f.id)
     // The plan's name is a digest of the files: a re-plan of the same files gets the same path.
     // A processed product's package is kept under the product, apart from raw data.
-    const folder = planned.dataProductId == null ? `${planned.executedObsUnitId}/${planned.instrumentModuleId}` : `products/${planned.dataProductId}`
+    const folder = planned.dataProductId == null
+      ? `${planned.executedObsUnitId}/${planned.instrumentModuleId}`
+      : `products/${planned.dataProductId}`
     const relativePath = `${folder}/${planned.name}-${randomUUID().slice(0, 8)}.tar`
     const [row] = yield* sql<{ id: Ids.RawDataPackageId | null }>`
       with free as (
@@ -75,19 +75,36 @@ const claim = (site: string, planned: Packager.PlannedPackage<FileRow & Packager
       ready as (select count(*) = ${ids.length} as ok from free),
       pkg as (
         insert into raw_data_package (executed_obs_unit_id, instrument_module_id, relative_path, status, data_product_id)
-        select ${planned.executedObsUnitId}, ${planned.instrumentModuleId}, ${relativePath}, 'scheduled', ${planned.dataProductId ?? null}::uuid
+        select ${planned.executedObsUnitId}, ${planned.instrumentModuleId}, ${relativePath}, 'scheduled', ${
+          planned.dataProductId ?? null
+        }::uuid
         from ready where ready.ok
         returning id),
       steps as (
         select p.id, s.from_state, s.to_state from pkg p
         cross join (values (1, null::text, 'pending'), (2, 'pending', 'scheduled')) as s(n, from_state, to_state)
         order by s.n),
-      logged as (${EventLog.appendFrom(sql, { kind: "RawDataPackage", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor: `planner:${site}` })}),
+      logged as (${
+        EventLog.appendFrom(sql, {
+          kind: "RawDataPackage",
+          rows: "steps",
+          from: { column: "from_state" },
+          to: { column: "to_state" },
+          actor: `planner:${site}`
+        })
+      }),
       claimed as (
         update raw_data_file set raw_data_package_id = (select id from pkg), updated_at = now()
         where id in (select id from free) and exists (select 1 from pkg)
         returning id),
-      job as (${JobStatements.sendFrom(sql, { queue: queueName(site, name), rows: "pkg", data: sql`jsonb_build_object('packageId', r.id)`, singletonKey: sql`r.id::text` })})
+      job as (${
+        JobStatements.sendFrom(sql, {
+          queue: queueName(site, name),
+          rows: "pkg",
+          data: sql`jsonb_build_object('packageId', r.id)`,
+          singletonKey: sql`r.id::text`
+        })
+      })
       select (select id from pkg) as id`
     const made: number = row === undefined || row.id === null ? 0 : 1
     return made
@@ -113,7 +130,14 @@ const retried = (site: string) =>
     for (const p of rows) {
       n += yield* sql.withTransaction(
         Effect.gen(function* () {
-          yield* Transitions.transition({ entity: "RawDataPackage", id: p.id, from: "pending", to: "scheduled", actor: `planner:${site}`, details: { retry: true } })
+          yield* Transitions.transition({
+            entity: "RawDataPackage",
+            id: p.id,
+            from: "pending",
+            to: "scheduled",
+            actor: `planner:${site}`,
+            details: { retry: true }
+          })
           yield* jobs.send(queueName(site, name), { packageId: p.id }, { singletonKey: p.id })
           return 1
         })
@@ -169,8 +193,10 @@ const commit = (
   files: ReadonlyArray<FileRow>,
   identities: ReadonlyMap<string, string>
 ) =>
-  Effect.flatMap(ArchiveRecord.identityOf(buffer, written.key), (bufferIdentity) =>
-    PackageJob.commit(site, packageId, buffer, written, bufferIdentity, files, identities))
+  Effect.flatMap(
+    ArchiveRecord.identityOf(buffer, written.key),
+    (bufferIdentity) => PackageJob.commit(site, packageId, buffer, written, bufferIdentity, files, identities)
+  )
 
 /**
  * The identity of each SOURCE file before it is read (where the driver tells one). A file
@@ -200,18 +226,31 @@ const reportFaults = (site: string, packageId: Ids.RawDataPackageId, error: Pack
             from: "filed",
             to: m.problem === "Corrupt" ? "corrupt" : "missing",
             actor: `worker:${site}`,
-            details: { packageId, detail: m.detail ?? null, expectedChecksum: m.expectedChecksum, actualChecksum: m.actualChecksum ?? null },
+            details: {
+              packageId,
+              detail: m.detail ?? null,
+              expectedChecksum: m.expectedChecksum,
+              actualChecksum: m.actualChecksum ?? null
+            },
             set: { rawDataPackageId: null }
           })
         }
         if (remaining === 0) {
           yield* Transitions.transition({
-            entity: "RawDataPackage", id: packageId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+            entity: "RawDataPackage",
+            id: packageId,
+            from: "in_progress",
+            to: "failed",
+            actor: `worker:${site}`,
             set: { errorMessage: error.message }
           })
         } else {
           yield* Transitions.transition({
-            entity: "RawDataPackage", id: packageId, from: "in_progress", to: "scheduled", actor: `worker:${site}`,
+            entity: "RawDataPackage",
+            id: packageId,
+            from: "in_progress",
+            to: "scheduled",
+            actor: `worker:${site}`,
             details: { retry: "without faulty files", faulty: error.members.map((m) => m.id) }
           })
           yield* jobs.send(queueName(site, name), { packageId }, { singletonKey: `${packageId}:${Date.now()}` })
@@ -230,7 +269,11 @@ const reportFaults = (site: string, packageId: Ids.RawDataPackageId, error: Pack
  */
 const failInvalid = (site: string, packageId: Ids.RawDataPackageId, error: Packager.PackagingError) =>
   Transitions.transition({
-    entity: "RawDataPackage", id: packageId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+    entity: "RawDataPackage",
+    id: packageId,
+    from: "in_progress",
+    to: "failed",
+    actor: `worker:${site}`,
     details: { reason: "Invalid", detail: error.description ?? null },
     set: { errorMessage: error.message }
   }).pipe(Effect.zipRight(Effect.logError(`package ${packageId} cannot be written: ${error.message}`)))
@@ -266,8 +309,7 @@ export const work = Effect.fn("Packaging.work")(function* (site: string, data: u
           destination,
           key: pkg.relativePath,
           overwrite: true
-        })
-      ),
+        })),
     {
       written: (buffer, written) => commit(site, packageId, buffer, written, files, identities),
       faulty: (error) => reportFaults(site, packageId, error, files.length - error.members.length),

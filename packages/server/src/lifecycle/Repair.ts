@@ -72,32 +72,27 @@ export interface GoodCopy {
 
 /** The CORRUPT or MISSING archive copies of a package, at one site or everywhere. */
 export const badCopies = (packageId: string, site?: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<BadCopy>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<BadCopy>`
       select c.id, c.status::text as status, c.data_location_id as location_id, l.name as location, s.name as site, c.path,
              c.size_bytes::float8 as size_bytes
       from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
       where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status in ('CORRUPT', 'MISSING')
         and (${site ?? null}::text is null or s.name = ${site ?? null})
-      order by s.name, l.priority, l.name`
-  )
+      order by s.name, l.priority, l.name`)
 
 /** Good copies of a package at a site to repair from: archives before buffers, by priority. */
 export const goodSources = (packageId: string, site: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<GoodCopy>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<GoodCopy>`
       select c.id, c.data_location_id as location_id, l.name as location, s.name as site, c.path
       from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
       join raw_data_package p on p.id = c.raw_data_package_id
       where c.raw_data_package_id = ${packageId} and s.name = ${site} and l.type in ('LONG_TERM_ARCHIVE', 'BUFFER') and l.readable
         and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum
-      order by l.type = 'BUFFER', l.priority, l.name`
-  )
+      order by l.type = 'BUFFER', l.priority, l.name`)
 
 /** Packages with a bad archive copy at the site, a good copy there to repair from and a writable archive. */
 const needing = (site: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ id: Ids.RawDataPackageId }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: Ids.RawDataPackageId }>`
       select distinct p.id from raw_data_package p
       join physical_copy b on b.raw_data_package_id = p.id and b.status in ('CORRUPT', 'MISSING')
       join data_location bl on bl.id = b.data_location_id and bl.type = 'LONG_TERM_ARCHIVE'
@@ -108,10 +103,15 @@ const needing = (site: string) =>
           select 1 from physical_copy g join data_location gl on gl.id = g.data_location_id
           where g.raw_data_package_id = p.id and gl.site_id = bl.site_id and gl.type in ('LONG_TERM_ARCHIVE', 'BUFFER') and gl.readable
             and g.status = 'PRESENT' and g.verified_at is not null and g.checksum = p.checksum)
-      limit 1000`
-  )
+      limit 1000`)
 
-const queueOptions: QueueOptions = { policy: "stately", retryLimit: 8, retryDelaySeconds: 30, retryBackoff: true, expireInSeconds: 6 * 3600 }
+const queueOptions: QueueOptions = {
+  policy: "stately",
+  retryLimit: 8,
+  retryDelaySeconds: 30,
+  retryBackoff: true,
+  expireInSeconds: 6 * 3600
+}
 
 /**
  * Enqueues a repair job per package that needs and can get one at the site; its three reads go
@@ -121,7 +121,9 @@ export const plan = Effect.fn("Repair.plan")(function* (site: string) {
   const jobs = yield* JobQueue
   // Besides the packages to repair here, those another site has nothing left to repair from:
   // sent on from here, from an archive copy or written again from the files at SOURCE (RepairForward).
-  const [repair, forward, repack] = yield* Effect.all([needing(site), RepairForward.toBuffer(site), RepairForward.toRepack(site)], { concurrency: 3 })
+  const [repair, forward, repack] = yield* Effect.all([needing(site), RepairForward.toBuffer(site), RepairForward.toRepack(site)], {
+    concurrency: 3
+  })
   const batch: Array<JobBatch.Send> = [
     ...repair.map((p) => ({ data: { packageId: p.id }, singletonKey: p.id })),
     ...forward.map((p) => ({ data: { packageId: p.id, forward: true }, singletonKey: `${p.id}:forward` })),
@@ -158,8 +160,9 @@ const targetFor = (site: string, pkg: PackageRow, bad: BadCopy) =>
     const storages = yield* Storages
     const holding = new Set(
       (yield* sql<{ locationId: string }>`
-        select data_location_id as location_id from physical_copy where raw_data_package_id = ${pkg.id} and status <> 'DELETED'`
-      ).map((r) => r.locationId)
+        select data_location_id as location_id from physical_copy where raw_data_package_id = ${pkg.id} and status <> 'DELETED'`).map((r) =>
+        r.locationId
+      )
     )
     const roomIn = (loc: Sites.Location, freed: number) =>
       Effect.gen(function* () {
@@ -200,10 +203,13 @@ const copyTo = (site: string, pkg: PackageRow, source: GoodCopy, target: Sites.L
     const verify = to.capabilities.nearline
       // Reading a tape back would be a recall of what was just written; the put verified the
       // stream it wrote and the catalog must agree on size and checksum.
-      ? Effect.flatMap(to.stat(key), (info) =>
-        info.size !== pkg.sizeBytes || (info.checksum !== undefined && info.checksum !== pkg.checksum)
-          ? Effect.fail(new Error(`archive ${target.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${key}`))
-          : Effect.void)
+      ? Effect.flatMap(
+        to.stat(key),
+        (info) =>
+          info.size !== pkg.sizeBytes || (info.checksum !== undefined && info.checksum !== pkg.checksum)
+            ? Effect.fail(new Error(`archive ${target.name} holds ${info.size} bytes ${info.checksum ?? ""} for ${key}`))
+            : Effect.void
+      )
       : Effect.asVoid(to.verify(key, checksum))
     const stored = inPlace ? undefined : yield* to.stat(key).pipe(Effect.option, Effect.map((o) => o._tag === "Some" ? o.value : undefined))
     const already = stored !== undefined && stored.size === pkg.sizeBytes && stored.checksum === pkg.checksum
@@ -226,7 +232,9 @@ const judgeSource = (site: string, pkg: PackageRow, source: GoodCopy, e: Storage
     const finding = seen.left.reason === "NotFound" ? "MISSING" : seen.left.reason === "Corrupt" ? "CORRUPT" : undefined
     if (finding === undefined) return
     yield* CopyFindings.mark(source.id, finding, {
-      actor: `worker:${site}`, by: "repair", detail: `read as the source of a repair of package ${pkg.id}: ${seen.left.message}`,
+      actor: `worker:${site}`,
+      by: "repair",
+      detail: `read as the source of a repair of package ${pkg.id}: ${seen.left.message}`,
       expectedChecksum: pkg.checksum
     })
   }).pipe(Effect.ignore)
@@ -252,8 +260,17 @@ const record = (site: string, pkg: PackageRow, bad: BadCopy, source: GoodCopy, t
         if (stillBad) {
           const removed = inPlace || (yield* removeBadObject(bad))
           yield* Transitions.transition({
-            entity: "PhysicalCopy", id: bad.id as Ids.PhysicalCopyId, from: row.status as "CORRUPT", to: "DELETED", actor: `worker:${site}`,
-            details: { action: "repaired", replacement, source: source.location, ...(inPlace ? {} : { repairedAt: target.name, badObjectRemoved: removed }) }
+            entity: "PhysicalCopy",
+            id: bad.id as Ids.PhysicalCopyId,
+            from: row.status as "CORRUPT",
+            to: "DELETED",
+            actor: `worker:${site}`,
+            details: {
+              action: "repaired",
+              replacement,
+              source: source.location,
+              ...(inPlace ? {} : { repairedAt: target.name, badObjectRemoved: removed })
+            }
           })
         }
         const inserted = yield* sql`
@@ -261,11 +278,24 @@ const record = (site: string, pkg: PackageRow, bad: BadCopy, source: GoodCopy, t
             insert into physical_copy (id, raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
             values (${replacement}, ${pkg.id}, ${target.id}, ${key}, ${pkg.sizeBytes}, ${pkg.checksum}, 'PRESENT', now())
             on conflict do nothing returning id, status),
-          created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "repair", replaces: bad.id, source: source.location } })})
+          created as (${
+            EventLog.appendFrom(sql, {
+              kind: "PhysicalCopy",
+              rows: "copy",
+              from: null,
+              to: { column: "status" },
+              actor: `worker:${site}`,
+              details: { action: "repair", replaces: bad.id, source: source.location }
+            })
+          })
           select id from copy`
         // Another live row took the place meanwhile (archiving chose the same archive): the
         // transaction rolls back and the retry chooses again.
-        if (inserted.length === 0 && stillBad) return yield* Effect.fail(new Error(`package ${pkg.id} got a live copy at ${target.name} while its copy ${bad.id} was repaired there; trying again`))
+        if (inserted.length === 0 && stillBad) {
+          return yield* Effect.fail(
+            new Error(`package ${pkg.id} got a live copy at ${target.name} while its copy ${bad.id} was repaired there; trying again`)
+          )
+        }
         return true
       })
     )
@@ -276,7 +306,11 @@ const repairOne = (site: string, pkg: PackageRow, bad: BadCopy, sources: Readonl
   Effect.gen(function* () {
     const target = yield* targetFor(site, pkg, bad)
     if (target === undefined) {
-      return yield* Effect.fail(new Error(`no LONG_TERM_ARCHIVE at ${site} is writable with room for the repair of package ${pkg.id} (copy ${bad.id} at ${bad.location})`))
+      return yield* Effect.fail(
+        new Error(
+          `no LONG_TERM_ARCHIVE at ${site} is writable with room for the repair of package ${pkg.id} (copy ${bad.id} at ${bad.location})`
+        )
+      )
     }
     const inPlace = target.id === bad.locationId
     // In place the new object replaces the bad one under its own key.
@@ -286,11 +320,18 @@ const repairOne = (site: string, pkg: PackageRow, bad: BadCopy, sources: Readonl
       const copied = yield* copyTo(site, pkg, source, target, key, inPlace).pipe(Effect.either)
       if (copied._tag === "Left") {
         lastError = copied.left
-        yield* Effect.logWarning(`package ${pkg.id}: repair from ${source.location} to ${target.name} failed, trying the next source`, copied.left)
+        yield* Effect.logWarning(
+          `package ${pkg.id}: repair from ${source.location} to ${target.name} failed, trying the next source`,
+          copied.left
+        )
         continue
       }
       const recorded = yield* record(site, pkg, bad, source, target, key)
-      if (recorded) yield* Effect.logInfo(`package ${pkg.id}: ${bad.status} copy ${bad.id} at ${bad.location} repaired from ${source.location} at ${target.name}`)
+      if (recorded) {
+        yield* Effect.logInfo(
+          `package ${pkg.id}: ${bad.status} copy ${bad.id} at ${bad.location} repaired from ${source.location} at ${target.name}`
+        )
+      }
       return
     }
     return yield* Effect.fail(lastError)
@@ -304,7 +345,9 @@ const removeBadObject = (bad: BadCopy) =>
     const storage = yield* Effect.flatMap(Storages, (s) => s.of(loc))
     return yield* storage.delete(bad.path).pipe(
       Effect.as(true),
-      Effect.catchAll((e) => Effect.as(Effect.logWarning(`bad object ${bad.path} at ${bad.location} could not be removed; the inventory reports it`, e), false))
+      Effect.catchAll((e) =>
+        Effect.as(Effect.logWarning(`bad object ${bad.path} at ${bad.location} could not be removed; the inventory reports it`, e), false)
+      )
     )
   })
 
@@ -324,7 +367,9 @@ export const work = Effect.fn("Repair.work")(function* (site: string, data: unkn
   if (bad.length === 0) return
   const sources = yield* goodSources(packageId, site)
   if (sources.length === 0) {
-    return yield* Effect.logWarning(`package ${packageId} has ${bad.length} bad archive copies at ${site} and no good copy there to repair them from`)
+    return yield* Effect.logWarning(
+      `package ${packageId} has ${bad.length} bad archive copies at ${site} and no good copy there to repair them from`
+    )
   }
   let lastError: unknown
   for (const b of bad) {

@@ -79,8 +79,7 @@ const inBufferAt = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => 
 
 /** The ARCHIVED packages `site` is to send on for this finding and that match `also` (on `p`, the package, and `s`, the site). */
 const candidates = (site: string, also: (sql: SqlClient.SqlClient) => Fragment, packageId?: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ id: Ids.RawDataPackageId }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: Ids.RawDataPackageId }>`
       select p.id from raw_data_package p, site s
       where s.name = ${site} and p.status = 'completed' and p.checksum is not null
         and (${packageId ?? null}::uuid is null or p.id = ${packageId ?? null}::uuid)
@@ -89,8 +88,7 @@ const candidates = (site: string, also: (sql: SqlClient.SqlClient) => Fragment, 
         and ${neededFrom(sql, sql`p`, sql`s.id`)}
         and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
         and ${also(sql)}
-      limit 1000`
-  )
+      limit 1000`)
 
 /** The repair queue's job that brings a package from the site's archive into its buffer, to be sent on. */
 export const Job = Schema.Struct({ packageId: Ids.RawDataPackageId, forward: Schema.Literal(true) })
@@ -103,7 +101,11 @@ export const RepackJob = Schema.Struct({ packageId: Ids.RawDataPackageId, repack
  * copy in a buffer here, and no bundle on its way or sent for this finding.
  */
 export const toBuffer = (site: string, packageId?: string) =>
-  candidates(site, (sql) => sql`${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")} and not ${inBufferAt(sql, sql`p`, sql`s.id`)}`, packageId)
+  candidates(
+    site,
+    (sql) => sql`${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")} and not ${inBufferAt(sql, sql`p`, sql`s.id`)}`,
+    packageId
+  )
 
 /**
  * Copies an ARCHIVED package from a good archive copy of the site into the first of its BUFFERs
@@ -125,7 +127,9 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
         and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = ${pkg.checksum}
       order by l.technology = 'tape', l.priority, l.name`
     const buffers = yield* BufferWrite.withRoom(site, sizeBytes)
-    if (buffers.length === 0) return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with room to send package ${packageId} on for a repair`))
+    if (buffers.length === 0) {
+      return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with room to send package ${packageId} on for a repair`))
+    }
     let lastError: unknown
     for (const source of sources) {
       const from = yield* storages.of(yield* Sites.location(source.locationId))
@@ -138,7 +142,10 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
       }).pipe(Effect.either)
       if (copied._tag === "Left") {
         lastError = copied.left
-        yield* Effect.logWarning(`package ${packageId}: copying from ${source.location} into ${buffer.name} to send it on failed`, copied.left)
+        yield* Effect.logWarning(
+          `package ${packageId}: copying from ${source.location} into ${buffer.name} to send it on failed`,
+          copied.left
+        )
         // A source whose bytes are wrong is the audit's to find and mark: the next one is tried.
         continue
       }
@@ -148,9 +155,20 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
           insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
           values (${packageId}, ${buffer.id}, ${pkg.relativePath}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})
           returning id, status),
-        created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "copied to send on", from: source.location } })})
+        created as (${
+          EventLog.appendFrom(sql, {
+            kind: "PhysicalCopy",
+            rows: "copy",
+            from: null,
+            to: { column: "status" },
+            actor: `worker:${site}`,
+            details: { action: "copied to send on", from: source.location }
+          })
+        })
         select id from copy`
-      return yield* Effect.logInfo(`package ${packageId}: copied from ${source.location} into ${buffer.name}, to be sent to the site whose copies went bad`)
+      return yield* Effect.logInfo(
+        `package ${packageId}: copied from ${source.location} into ${buffer.name}, to be sent to the site whose copies went bad`
+      )
     }
     return yield* Effect.fail(lastError ?? new Error(`package ${packageId} has no good archive copy at ${site} to send on`))
   })
@@ -204,25 +222,41 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
     const sizeBytes = Number(pkg.sizeBytes)
     const source = yield* storages.of(yield* Sites.location(files[0].sourceLocationId))
     const buffers = yield* BufferWrite.withRoom(site, sizeBytes)
-    if (buffers.length === 0) return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with room to write package ${packageId} again`))
+    if (buffers.length === 0) {
+      return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with room to write package ${packageId} again`))
+    }
     const buffer = buffers[0]
     const destination = yield* storages.of(buffer)
     const written = yield* Packager.pack({
-      packageId, executedObsUnitId: pkg.executedObsUnitId, instrumentModuleId: pkg.instrumentModuleId,
-      files, source, destination, key: pkg.relativePath, overwrite: true
+      packageId,
+      executedObsUnitId: pkg.executedObsUnitId,
+      instrumentModuleId: pkg.instrumentModuleId,
+      files,
+      source,
+      destination,
+      key: pkg.relativePath,
+      overwrite: true
     }).pipe(
-      Effect.catchIf((e): e is Packager.PackagingError => e instanceof Packager.PackagingError && e.reason !== "Invalid", (e) =>
-        Effect.gen(function* () {
-          for (const m of e.members) {
-            const file = files.find((f) => f.id === m.id)
-            if (file === undefined) continue
-            yield* CopyFindings.mark(file.sourceCopyId, m.problem === "Corrupt" ? "CORRUPT" : "MISSING", {
-              actor: `worker:${site}`, by: "repair", detail: `read to write package ${packageId} again: ${m.detail}`,
-              expectedChecksum: m.expectedChecksum, actualChecksum: m.actualChecksum
-            })
-          }
-          return yield* Effect.logError(`package ${packageId} cannot be written again from SOURCE: ${e.message}`).pipe(Effect.as(undefined))
-        }))
+      Effect.catchIf(
+        (e): e is Packager.PackagingError => e instanceof Packager.PackagingError && e.reason !== "Invalid",
+        (e) =>
+          Effect.gen(function* () {
+            for (const m of e.members) {
+              const file = files.find((f) => f.id === m.id)
+              if (file === undefined) continue
+              yield* CopyFindings.mark(file.sourceCopyId, m.problem === "Corrupt" ? "CORRUPT" : "MISSING", {
+                actor: `worker:${site}`,
+                by: "repair",
+                detail: `read to write package ${packageId} again: ${m.detail}`,
+                expectedChecksum: m.expectedChecksum,
+                actualChecksum: m.actualChecksum
+              })
+            }
+            return yield* Effect.logError(`package ${packageId} cannot be written again from SOURCE: ${e.message}`).pipe(
+              Effect.as(undefined)
+            )
+          })
+      )
     )
     if (written === undefined) return
     if (written.checksum !== pkg.checksum || written.sizeBytes !== sizeBytes) {
@@ -237,9 +271,20 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
         insert into physical_copy (raw_data_package_id, data_location_id, path, size_bytes, checksum, status, verified_at, identity)
         values (${packageId}, ${buffer.id}, ${written.key}, ${sizeBytes}, ${pkg.checksum}, 'PRESENT', now(), ${identity})
         returning id, status),
-      created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor: `worker:${site}`, details: { action: "written again from SOURCE to send on" } })})
+      created as (${
+        EventLog.appendFrom(sql, {
+          kind: "PhysicalCopy",
+          rows: "copy",
+          from: null,
+          to: { column: "status" },
+          actor: `worker:${site}`,
+          details: { action: "written again from SOURCE to send on" }
+        })
+      })
       select id from copy`
-    yield* Effect.logInfo(`package ${packageId}: written again from its files at SOURCE into ${buffer.name} with its recorded checksum, to be sent to the site whose copies went bad`)
+    yield* Effect.logInfo(
+      `package ${packageId}: written again from its files at SOURCE into ${buffer.name} with its recorded checksum, to be sent to the site whose copies went bad`
+    )
   })
 
 /** A site that will send a package to a site in need, and what from. */
@@ -254,8 +299,7 @@ export interface Sender {
  * its files at SOURCE (repair writes it again first).
  */
 export const senders = (packageId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Sender>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<Sender>`
       select s.name as site,
         case when ${goodAt(sql, sql`p`, sql`s.id`, "BUFFER")} then 'buffer'
              when ${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")} then 'archive'
@@ -266,5 +310,4 @@ export const senders = (packageId: string) =>
         and not ${forwardedFrom(sql, sql`p`, sql`s.id`)}
         and (${goodAt(sql, sql`p`, sql`s.id`, "BUFFER")} or ${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")}
           or ${allAtSource(sql, sql`p`, sql`s.id`)})
-      order by s.name`
-  )
+      order by s.name`)

@@ -74,7 +74,12 @@ export const firstSettings = (target: RouteTarget): ReadonlyArray<Setting> => {
   const o = target.config.options
   switch (target.config.adapter) {
     case "bbcp":
-      return [1, 4, 8, 16].map((n) => ({ label: `${n} stream${n === 1 ? "" : "s"}${windowLabel(o.window)}`, options: { streams: n }, atOnce: 1, cost: n * 100 }))
+      return [1, 4, 8, 16].map((n) => ({
+        label: `${n} stream${n === 1 ? "" : "s"}${windowLabel(o.window)}`,
+        options: { streams: n },
+        atOnce: 1,
+        cost: n * 100
+      }))
     case "rsync":
       return [1, 2, 4].map((n) => ({ label: `${n} at once`, options: {}, atOnce: n, cost: n * 100 }))
     default:
@@ -82,7 +87,9 @@ export const firstSettings = (target: RouteTarget): ReadonlyArray<Setting> => {
   }
 }
 
-const windowLabel = (w: unknown) => (w === undefined ? "" : `, window ${typeof w === "number" ? `${(w / mib).toFixed(w % mib === 0 ? 0 : 1)} MiB` : String(w)}`)
+const windowLabel = (
+  w: unknown
+) => (w === undefined ? "" : `, window ${typeof w === "number" ? `${(w / mib).toFixed(w % mib === 0 ? 0 : 1)} MiB` : String(w)}`)
 
 /**
  * bbcp's windows at the stream count that did best: the tool's default (the kernel autotunes)
@@ -121,13 +128,16 @@ export const recommend = (measured: ReadonlyArray<Measured>, tolerance = 0.05): 
 
 /** The best measured setting by rate. */
 export const best = (measured: ReadonlyArray<Measured>): Measured | undefined =>
-  measured.filter((m) => m.error === undefined).reduce<Measured | undefined>((b, m) => (b === undefined || m.rate > b.rate ? m : b), undefined)
+  measured.filter((m) => m.error === undefined).reduce<Measured | undefined>(
+    (b, m) => (b === undefined || m.rate > b.rate ? m : b),
+    undefined
+  )
 
 const writeRandom = async (file: string, bytes: number) => {
   const chunk = Buffer.alloc(Math.min(bytes, 4 * mib))
   const fh = await fs.open(file, "wx")
   try {
-    for (let written = 0; written < bytes; ) {
+    for (let written = 0; written < bytes;) {
       const n = Math.min(chunk.length, bytes - written)
       randomFillSync(chunk, 0, n)
       await fh.write(chunk, 0, n)
@@ -163,7 +173,11 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
             await writeRandom(path.join(target.source.root, file("small")), smallProbeBytes)
             await writeRandom(path.join(target.source.root, file("large")), options.probeBytes)
           },
-          catch: (e) => new RouteBenchError({ reason: "Unreachable", detail: `route ${target.name}: cannot write the probes in ${sourceDir}: ${e instanceof Error ? e.message : String(e)}` })
+          catch: (e) =>
+            new RouteBenchError({
+              reason: "Unreachable",
+              detail: `route ${target.name}: cannot write the probes in ${sourceDir}: ${e instanceof Error ? e.message : String(e)}`
+            })
         }),
         () => Effect.promise(() => fs.rm(sourceDir, { recursive: true, force: true }))
       )
@@ -172,10 +186,11 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
       const send = (setting: Setting, label: "small" | "large") =>
         Effect.gen(function* () {
           const adapter = yield* Effect.try({
-            try: () => Either.getOrThrowWith(
-              TransferAdapterRegistry.build(Adapters.builtInRegistry, adapterName, optionsWith(target, setting)),
-              (problems) => new Error(problems.join("; "))
-            ),
+            try: () =>
+              Either.getOrThrowWith(
+                TransferAdapterRegistry.build(Adapters.builtInRegistry, adapterName, optionsWith(target, setting)),
+                (problems) => new Error(problems.join("; "))
+              ),
             catch: (e) => (e instanceof Error ? e.message : String(e))
           })
           run++
@@ -190,18 +205,34 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
             (key, i) =>
               adapter
                 .stream(
-                  { ...endpointsOf(target, file(label), key), kind: "file", ...(share === undefined || !adapter.capabilities.bandwidthLimit ? {} : { bandwidthLimit: share }) },
+                  {
+                    ...endpointsOf(target, file(label), key),
+                    kind: "file",
+                    ...(share === undefined || !adapter.capabilities.bandwidthLimit ? {} : { bandwidthLimit: share })
+                  },
                   { verify: false, retry: TransferAdapter.noRetry }
                 )
                 .pipe(
-                  Stream.runForEach((e) => (e._tag === "Progress" ? Effect.sync(() => samples.push({ transfer: i, ms: Date.now(), bytes: e.bytes })) : Effect.void)),
+                  Stream.runForEach((e) => (e._tag === "Progress"
+                    ? Effect.sync(() => samples.push({ transfer: i, ms: Date.now(), bytes: e.bytes }))
+                    : Effect.void)
+                  ),
                   Effect.mapError((e) => e.message)
                 ),
             { concurrency: "unbounded", discard: true }
-          ).pipe(Effect.timeoutFail({ duration: `${options.limitSeconds} seconds`, onTimeout: () => `no completion within ${options.limitSeconds} s` }))
+          ).pipe(
+            Effect.timeoutFail({
+              duration: `${options.limitSeconds} seconds`,
+              onTimeout: () => `no completion within ${options.limitSeconds} s`
+            })
+          )
           const seconds = (Date.now() - started) / 1000
           // each run's copies go at once, so the destination never holds more than one setting's probes
-          yield* Effect.forEach(keys, (key) => TransferHost.remove(adapterName, endpointsOf(target, file(label), key).destination).pipe(Effect.ignore), { discard: true })
+          yield* Effect.forEach(
+            keys,
+            (key) => TransferHost.remove(adapterName, endpointsOf(target, file(label), key).destination).pipe(Effect.ignore),
+            { discard: true }
+          )
           return { seconds, steady: steadyRate(samples, options.probeBytes * setting.atOnce) }
         })
       const measure = (setting: Setting) =>
@@ -218,7 +249,11 @@ export const probe = (target: RouteTarget, options: ProbeOptions) =>
             if (fastest === undefined || r.rate > fastest.rate) fastest = r
           }
           const m: Measured = fastest!
-          yield* say(m.error === undefined ? `  ${setting.label}: ${(m.rate / 1e6).toFixed(1)} MB/s, setup ${m.setupSeconds.toFixed(2)} s` : `  ${setting.label}: failed: ${m.error}`)
+          yield* say(
+            m.error === undefined
+              ? `  ${setting.label}: ${(m.rate / 1e6).toFixed(1)} MB/s, setup ${m.setupSeconds.toFixed(2)} s`
+              : `  ${setting.label}: failed: ${m.error}`
+          )
           return m
         })
       // untimed: the first connection to the far host (name lookup, caches) is no setting's cost

@@ -74,14 +74,17 @@ const bufferAt = (t: Topology.Topology, site: string, writable: boolean) => {
  */
 export const resolve = (t: Topology.Topology, spec: string): Either.Either<RouteTarget, RouteBenchError> => {
   const known = t.routes.map((r, i) => `${i}: ${nameOf(r)} (${r.adapter})`).join("; ") || "none"
-  const unknown = (why: string) => Either.left(new RouteBenchError({ reason: "UnknownRoute", detail: `${why}; the configured routes are ${known}` }))
+  const unknown = (why: string) =>
+    Either.left(new RouteBenchError({ reason: "UnknownRoute", detail: `${why}; the configured routes are ${known}` }))
   const words = spec.split(/\s*(?:->|→)\s*/).map((w) => w.trim())
   let index: number
   if (/^\s*\d+\s*$/.test(spec)) {
     index = Number(spec)
     if (index >= t.routes.length) return unknown(`there is no route ${index}`)
   } else {
-    if (words.length < 2 || words.some((w) => w === "")) return unknown(`"${spec}" names no route: write FROM->TO, FROM->VIA->TO or the route's index`)
+    if (words.length < 2 || words.some((w) => w === "")) {
+      return unknown(`"${spec}" names no route: write FROM->TO, FROM->VIA->TO or the route's index`)
+    }
     const matches = t.routes.flatMap((r, i) => {
       const path = [r.from, ...r.via, r.to]
       const exact = path.length === words.length && path.every((p, j) => p === words[j])
@@ -98,7 +101,14 @@ export const resolve = (t: Topology.Topology, spec: string): Either.Either<Route
   const destination = bufferAt(t, route.nextHop, true)
   if (source === undefined || destination === undefined) {
     const site = source === undefined ? config.from : route.nextHop
-    return Either.left(new RouteBenchError({ reason: "Unsupported", detail: `route ${nameOf(config)}: site ${site} has no ${source === undefined ? "" : "writable "}BUFFER on disk; bundles move between disk buffers` }))
+    return Either.left(
+      new RouteBenchError({
+        reason: "Unsupported",
+        detail: `route ${nameOf(config)}: site ${site} has no ${
+          source === undefined ? "" : "writable "
+        }BUFFER on disk; bundles move between disk buffers`
+      })
+    )
   }
   return Either.right({ index, name: nameOf(config), config, route, source, destination })
 }
@@ -128,7 +138,11 @@ export const checkEnds = (target: RouteTarget) =>
   Effect.gen(function* () {
     const unreachable = (detail: string) => new RouteBenchError({ reason: "Unreachable", detail: `route ${target.name}: ${detail}` })
     yield* writableHere(target.source.root).pipe(
-      Effect.mapError((e) => unreachable(`the source buffer ${target.source.location}'s folder ${target.source.root} is not a writable folder here (${errorText(e)})`))
+      Effect.mapError((e) =>
+        unreachable(
+          `the source buffer ${target.source.location}'s folder ${target.source.root} is not a writable folder here (${errorText(e)})`
+        )
+      )
     )
     const dest = destinationFolder(target)
     const where = `the destination buffer ${target.destination.location}'s folder ${TransferEndpoint.format(dest)}`
@@ -137,12 +151,16 @@ export const checkEnds = (target: RouteTarget) =>
     } else {
       const q = TransferProcess.shellQuote
       yield* TransferHost.remote(target.config.adapter, dest, `test -d ${q(dest.path)} && test -w ${q(dest.path)} || exit 3`).pipe(
-        Effect.mapError((e) => unreachable(e.reason === "SourceNotFound" ? `${where} is not a writable folder` : `${where} cannot be reached: ${e.detail}`))
+        Effect.mapError((e) =>
+          unreachable(e.reason === "SourceNotFound" ? `${where} is not a writable folder` : `${where} cannot be reached: ${e.detail}`)
+        )
       )
     }
     if (target.config.adapter === "bbcp") {
       const binary = typeof target.config.options.bbcp === "string" ? target.config.options.bbcp : "bbcp"
-      yield* BbcpTransfer.findBinary(binary).pipe(Effect.mapError((e) => new RouteBenchError({ reason: "Unsupported", detail: `route ${target.name}: ${e.detail}` })))
+      yield* BbcpTransfer.findBinary(binary).pipe(
+        Effect.mapError((e) => new RouteBenchError({ reason: "Unsupported", detail: `route ${target.name}: ${e.detail}` }))
+      )
     }
   })
 

@@ -124,7 +124,12 @@ export const circuit = Effect.fn("Routes.circuit")(function* (
  * location whose id is `id` (an SQL expression): a part of a larger statement, so a worker far
  * from the ops-db learns every circuit it needs in one round trip.
  */
-export const circuitFactsSql = (sql: SqlClient.SqlClient, column: "route_id" | "to_location_id", id: Fragment, policy: Policy.TransferPolicyConfig) => sql`
+export const circuitFactsSql = (
+  sql: SqlClient.SqlClient,
+  column: "route_id" | "to_location_id",
+  id: Fragment,
+  policy: Policy.TransferPolicyConfig
+) => sql`
   (select coalesce(json_agg(json_build_object('status', f.status::text, 'sinceMs', (extract(epoch from (now() - f.finished_at)) * 1000)::float8,
       'errorMessage', f.error_message) order by f.finished_at desc, f.created_at desc), '[]'::json)
    from (select status, finished_at, created_at, error_message from data_transfer
@@ -154,8 +159,12 @@ export const circuits = Effect.fn("Routes.circuits")(function* (
 
 /** Transfers running on a route now, for its concurrency limit. */
 export const running = (routeId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ n: number }>`select count(*)::int as n from data_transfer where route_id = ${routeId} and status in ('scheduled', 'in_progress')`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<
+        { n: number }
+      >`select count(*)::int as n from data_transfer where route_id = ${routeId} and status in ('scheduled', 'in_progress')`
   ).pipe(Effect.map((rows) => rows[0].n))
 
 /** The key of a route's advisory lock (hashed with `hashtext`): every creator of its attempts takes the same one. */

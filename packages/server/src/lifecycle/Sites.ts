@@ -28,21 +28,22 @@ export const locationsOf = (site: string, type: Location["type"]) =>
       `select ${columns} from data_location l join site s on s.id = l.site_id
        where s.name = $1 and l.type = $2::location_type order by l.priority, l.name`,
       [site, type]
-    )
-  )
+    ))
 
 /**
  * The location of the row `l` (joined with its site `s`) as one json column, shaped like
  * `Location`, so a statement that reads a copy can bring its location along.
  */
-export const locationJson = (sql: SqlClient.SqlClient) => sql.literal(`json_build_object('id', l.id, 'site_id', l.site_id, 'site_name', s.name,
+export const locationJson = (sql: SqlClient.SqlClient) =>
+  sql.literal(`json_build_object('id', l.id, 'site_id', l.site_id, 'site_name', s.name,
   'name', l.name, 'type', l.type::text, 'technology', l.technology::text, 'driver_config', l.driver_config, 'priority', l.priority,
   'readable', l.readable, 'writable', l.writable, 'deletable', l.deletable, 'capacity_bytes', l.capacity_bytes)`)
 
 /** One location by id, read now. */
 export const location = (id: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe<Location>(`select ${columns} from data_location l join site s on s.id = l.site_id where l.id = $1`, [id])
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql.unsafe<Location>(`select ${columns} from data_location l join site s on s.id = l.site_id where l.id = $1`, [id])
   ).pipe(Effect.flatMap((rows) => (rows.length === 1 ? Effect.succeed(rows[0]) : Effect.dieMessage(`no data location ${id}`))))
 
 /**
@@ -69,11 +70,9 @@ export const forgetStorages = () => known.clear()
 
 /** Bytes held by live copies at a location, for capacity checks where the driver cannot tell. */
 export const usedBytes = (locationId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ used: number }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ used: number }>`
       select coalesce(sum(size_bytes), 0)::bigint as used from physical_copy
-      where data_location_id = ${locationId} and status <> 'DELETED'`
-  ).pipe(Effect.map((rows) => rows[0].used))
+      where data_location_id = ${locationId} and status <> 'DELETED'`).pipe(Effect.map((rows) => rows[0].used))
 
 /** Names of every site, for a process that runs all of them (the embedded default). */
 export const siteNames = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ name: string }>`select name from site order by name`).pipe(

@@ -33,7 +33,9 @@ export const release = Effect.fn("SourcePaths.release")(function* (copyId: strin
   const sql = yield* SqlClient.SqlClient
   return yield* sql.withTransaction(
     Effect.gen(function* () {
-      const [row] = yield* sql<{ status: string; path: string; location: string; locationType: string; fileId: string | null; packageStatus: string | null }>`
+      const [row] = yield* sql<
+        { status: string; path: string; location: string; locationType: string; fileId: string | null; packageStatus: string | null }
+      >`
         select c.status::text as status, c.path, l.name as location, l.type::text as location_type, f.id as file_id,
                p.status::text as package_status
         from physical_copy c join data_location l on l.id = c.data_location_id
@@ -43,16 +45,33 @@ export const release = Effect.fn("SourcePaths.release")(function* (copyId: strin
         for update of c`
       if (row === undefined) return yield* new ReleaseRefused({ reason: "NotFound", message: `no physical copy ${copyId}` })
       if (row.locationType !== "SOURCE" || row.fileId === null) {
-        return yield* new ReleaseRefused({ reason: "NotApplicable", message: `copy ${copyId} is not a file's copy at its SOURCE location (it is at ${row.location}, a ${row.locationType}); only SOURCE paths are released` })
+        return yield* new ReleaseRefused({
+          reason: "NotApplicable",
+          message:
+            `copy ${copyId} is not a file's copy at its SOURCE location (it is at ${row.location}, a ${row.locationType}); only SOURCE paths are released`
+        })
       }
       if (row.status !== "CORRUPT" && row.status !== "MISSING") {
-        return yield* new ReleaseRefused({ reason: "NotApplicable", message: `copy ${copyId} is ${row.status}: only a SOURCE copy found changed or gone is released by hand; cleanup deletes the others` })
+        return yield* new ReleaseRefused({
+          reason: "NotApplicable",
+          message:
+            `copy ${copyId} is ${row.status}: only a SOURCE copy found changed or gone is released by hand; cleanup deletes the others`
+        })
       }
       if (row.packageStatus !== "completed") {
-        return yield* new ReleaseRefused({ reason: "NotApplicable", message: `file ${row.fileId}'s package is ${row.packageStatus ?? "not written"}, not ARCHIVED: its bytes are safe nowhere else yet, so its SOURCE path stays held` })
+        return yield* new ReleaseRefused({
+          reason: "NotApplicable",
+          message: `file ${row.fileId}'s package is ${
+            row.packageStatus ?? "not written"
+          }, not ARCHIVED: its bytes are safe nowhere else yet, so its SOURCE path stays held`
+        })
       }
       yield* Transitions.transition({
-        entity: "PhysicalCopy", id: copyId as Ids.PhysicalCopyId, from: row.status, to: "DELETED", actor,
+        entity: "PhysicalCopy",
+        id: copyId as Ids.PhysicalCopyId,
+        from: row.status,
+        to: "DELETED",
+        actor,
         details: { action: "source path released", reason, bytesKept: true }
       })
       yield* sql`update raw_data_file set source_released_at = now() where id = ${row.fileId} and source_released_at is null`

@@ -89,8 +89,7 @@ export const plan = Effect.fn("Staging.plan")(function* (site: string) {
 
 /** The packages a request covers: those it names, and the archived ones of the observations it names. */
 const packagesOf = (requestId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<PackageRow>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<PackageRow>`
       select p.id, p.status::text as status, bool_or(i.raw_data_package_id is not null) as explicit, p.relative_path,
              p.size_bytes, p.checksum, p.executed_obs_unit_id
       from staging_request_item i
@@ -98,8 +97,7 @@ const packagesOf = (requestId: string) =>
       join raw_data_package p on p.id = i.raw_data_package_id
         or (i.raw_data_package_id is null and p.executed_obs_unit_id = i.executed_obs_unit_id and p.data_product_id is null)
       where i.staging_request_id = ${requestId}
-      group by p.id order by p.relative_path`
-  )
+      group by p.id order by p.relative_path`)
 
 /** Verified archive copies of a package, online ones first, then by priority. */
 const archiveCopiesOf = (packageId: string) =>
@@ -153,12 +151,18 @@ const failNoGoodCopy = (site: string, requestId: Ids.StagingRequestId, e: NoGood
         sql`update raw_data_package set error_message = ${e.message}, updated_at = now() where id = ${e.packageId}`,
         failRequest(site, requestId, e.message)
       )
-    )
-  )
+    ))
 
 /** Fails the request with a reason the API shows. */
 const failRequest = (site: string, requestId: Ids.StagingRequestId, message: string) =>
-  Transitions.transition({ entity: "StagingRequest", id: requestId, from: "in_progress", to: "failed", actor: `worker:${site}`, set: { errorMessage: message } }).pipe(
+  Transitions.transition({
+    entity: "StagingRequest",
+    id: requestId,
+    from: "in_progress",
+    to: "failed",
+    actor: `worker:${site}`,
+    set: { errorMessage: message }
+  }).pipe(
     Effect.zipRight(Effect.logWarning(`staging request ${requestId} failed: ${message}`))
   )
 
@@ -182,14 +186,20 @@ const claimStaged = (site: string, locationId: string, files: ReadonlyArray<File
         for (const row of rows) {
           if (row.status === "DELETION_POSSIBLE" || row.status === "DELETION_SCHEDULED") {
             yield* Transitions.transition({
-              entity: "PhysicalCopy", id: row.id, from: row.status, to: "STAGED", actor: `worker:${site}`,
+              entity: "PhysicalCopy",
+              id: row.id,
+              from: row.status,
+              to: "STAGED",
+              actor: `worker:${site}`,
               details: { reason: "needed by a staging request" }
             })
           } else if (row.status === "CORRUPT" || row.status === "MISSING") {
             // Found bad or gone here: staged again from the archive, and the row replaced below.
             continue
           } else if (row.status !== "STAGED") {
-            return yield* Effect.fail(new Error(`staged copy ${row.path} is ${row.status}; the request waits for cleanup to finish with it`))
+            return yield* Effect.fail(
+              new Error(`staged copy ${row.path} is ${row.status}; the request waits for cleanup to finish with it`)
+            )
           }
           staged.set(row.rawDataFileId, row.path)
         }
@@ -233,14 +243,19 @@ const unpackPackage = (
         lastError = result.left
         yield* Effect.logWarning(`package ${pkg.id}: unpacking from ${copy.location.name} failed, trying the next copy`, result.left)
         if (StorageError.isRetryable(result.left)) continue
-        const found = yield* CopyCheck.confirmAndMark(copy.id, copy.storage, copy.path, pkg.checksum as Checksum.Checksum, { actor: `worker:${site}`, by: "staging" })
+        const found = yield* CopyCheck.confirmAndMark(copy.id, copy.storage, copy.path, pkg.checksum as Checksum.Checksum, {
+          actor: `worker:${site}`,
+          by: "staging"
+        })
         if (found !== undefined) marked++
         continue
       }
       const filed = new Map(files.map((f) => [f.id, f]))
       for (const m of result.right.members) {
         if (filed.get(m.id)?.checksum !== m.checksum) {
-          return yield* new FiledMismatch({ message: `package ${pkg.id}: member ${m.relativePath} has ${m.checksum}, filed ${filed.get(m.id)?.checksum ?? "nothing"}` })
+          return yield* new FiledMismatch({
+            message: `package ${pkg.id}: member ${m.relativePath} has ${m.checksum}, filed ${filed.get(m.id)?.checksum ?? "nothing"}`
+          })
         }
       }
       return result.right.members
@@ -267,7 +282,9 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
   const processing = yield* Sites.location(request.dataLocationId)
   const packages = (yield* packagesOf(requestId)).filter((p) => p.status !== "failed" || p.explicit)
   const failed = packages.filter((p) => p.status === "failed")
-  if (failed.length > 0) return yield* failRequest(site, requestId, `packages failed and cannot be staged: ${failed.map((p) => p.id).join(", ")}`)
+  if (failed.length > 0) {
+    return yield* failRequest(site, requestId, `packages failed and cannot be staged: ${failed.map((p) => p.id).join(", ")}`)
+  }
   if (packages.length === 0) return yield* failRequest(site, requestId, "the request names no package")
   const files = yield* sql<FileRow>`
     select id, raw_data_package_id, relative_path, checksum from raw_data_file
@@ -304,8 +321,18 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
   const unpacked: Array<Unpacker.UnpackedMember> = []
   const stagedKeys = new Set(staged.values())
   for (const p of needed) {
-    const members = yield* unpackPackage(site, p, files.filter((f) => f.rawDataPackageId === p.id), copies.get(p.id)!, processing, stagedKeys).pipe(
-      Effect.catchIf((e): e is FiledMismatch => e instanceof FiledMismatch, (e) => Effect.as(failRequest(site, requestId, e.message), undefined)),
+    const members = yield* unpackPackage(
+      site,
+      p,
+      files.filter((f) => f.rawDataPackageId === p.id),
+      copies.get(p.id)!,
+      processing,
+      stagedKeys
+    ).pipe(
+      Effect.catchIf(
+        (e): e is FiledMismatch => e instanceof FiledMismatch,
+        (e) => Effect.as(failRequest(site, requestId, e.message), undefined)
+      ),
       Effect.catchIf((e): e is NoGoodCopy => e instanceof NoGoodCopy, (e) => Effect.as(failNoGoodCopy(site, requestId, e), undefined))
     )
     if (members === undefined) return
@@ -319,8 +346,17 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
     for (const m of beside) yield* destination.delete(m.key)
   }
   const written = unpacked.filter((m) => !beside.includes(m))
-  const folders = yield* StagingLayout.layOut(actor, requestId, processing, files, new Map([...staged, ...written.map((m) => [m.id, m.key] as const)])).pipe(
-    Effect.catchIf((e): e is StagingLayout.LayoutError => e instanceof StagingLayout.LayoutError, (e) => Effect.as(failRequest(site, requestId, e.message), "failed" as const))
+  const folders = yield* StagingLayout.layOut(
+    actor,
+    requestId,
+    processing,
+    files,
+    new Map([...staged, ...written.map((m) => [m.id, m.key] as const)])
+  ).pipe(
+    Effect.catchIf(
+      (e): e is StagingLayout.LayoutError => e instanceof StagingLayout.LayoutError,
+      (e) => Effect.as(failRequest(site, requestId, e.message), "failed" as const)
+    )
   )
   if (folders === "failed") return
   const expiresAt = new Date(Date.now() + policy.stagingLifetime)
@@ -334,7 +370,11 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
           for update`
         for (const b of bad) {
           yield* Transitions.transition({
-            entity: "PhysicalCopy", id: b.id, from: b.status, to: "DELETED", actor,
+            entity: "PhysicalCopy",
+            id: b.id,
+            from: b.status,
+            to: "DELETED",
+            actor,
             details: { action: "replaced", by: "staging", requestId }
           })
         }
@@ -343,7 +383,16 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
             insert into physical_copy (raw_data_file_id, data_location_id, path, size_bytes, checksum, status, verified_at)
             values (${m.id}, ${processing.id}, ${m.key}, ${m.sizeBytes}, ${m.checksum}, 'STAGED', now())
             on conflict do nothing returning id, status),
-          created as (${EventLog.appendFrom(sql, { kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor, details: { action: "staged", requestId } })})
+          created as (${
+            EventLog.appendFrom(sql, {
+              kind: "PhysicalCopy",
+              rows: "copy",
+              from: null,
+              to: { column: "status" },
+              actor,
+              details: { action: "staged", requestId }
+            })
+          })
           select id from copy`
         if (inserted.length === 0) {
           yield* sql`update physical_copy set verified_at = now(), updated_at = now()
@@ -351,11 +400,22 @@ export const work = Effect.fn("Staging.work")(function* (site: string, data: unk
         }
       }
       yield* Transitions.transition({
-        entity: "StagingRequest", id: requestId, from: "in_progress", to: "completed", actor,
+        entity: "StagingRequest",
+        id: requestId,
+        from: "in_progress",
+        to: "completed",
+        actor,
         set: { expiresAt },
-        details: { files: files.length, unpacked: written.length, reused: files.length - written.length, ...(folders === undefined ? {} : { folders }) }
+        details: {
+          files: files.length,
+          unpacked: written.length,
+          reused: files.length - written.length,
+          ...(folders === undefined ? {} : { folders })
+        }
       })
-      if (folders !== undefined) yield* sql`update staging_request set staged_folders = ${JSON.stringify(folders)}::jsonb where id = ${requestId}`
+      if (folders !== undefined) {
+        yield* sql`update staging_request set staged_folders = ${JSON.stringify(folders)}::jsonb where id = ${requestId}`
+      }
     })
   )
 })

@@ -78,7 +78,9 @@ export const resolveGroup = (program: string, group: number | string) =>
       const gid = yield* Effect.tryPromise(() => promisify(execFile)("getent", ["group", group])).pipe(
         Effect.map(({ stdout }) => Number(stdout.split(":")[2])),
         Effect.filterOrFail((gid) => Number.isInteger(gid) && gid >= 0, () => undefined),
-        Effect.mapError(() => new LayoutError({ message: `policy.staging.groups: group ${group} of program ${program} is not known on this host` }))
+        Effect.mapError(() =>
+          new LayoutError({ message: `policy.staging.groups: group ${group} of program ${program} is not known on this host` })
+        )
       )
       if (knownGroups.size >= maxKnownGroups) knownGroups.clear()
       knownGroups.set(group, { gid, until: now + groupTtlMillis })
@@ -114,7 +116,10 @@ const folder = (dir: string, mode: number, gid: number | undefined) =>
  */
 const link = (from: string, to: string) =>
   io(`link ${to}`, async () => {
-    const [a, b] = await Promise.all([fs.stat(from).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e))), fs.stat(to).catch(() => undefined)])
+    const [a, b] = await Promise.all([
+      fs.stat(from).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e))),
+      fs.stat(to).catch(() => undefined)
+    ])
     if (a === undefined) return false
     if (b !== undefined && a.ino === b.ino && a.dev === b.dev) return true
     if (b !== undefined) await fs.rm(to)
@@ -127,32 +132,39 @@ const link = (from: string, to: string) =>
  * groups, and closes the store's top folders to everyone but the service. Idempotent: a retried
  * job finds what it made and sets it again. Answers the keys whose store file was gone.
  */
-export const lay = Effect.fn("StagingLayout.lay")(function* (root: string, config: Topology.StagingLayoutConfig, entries: ReadonlyArray<Entry>) {
-  const tops = new Set(entries.map((e) => e.key.split("/")[0]!))
-  for (const top of tops) yield* io(`chmod ${top}`, () => fs.chmod(path.join(root, top), 0o700).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e))))
-  const gone: Array<string> = []
-  const made = new Set<string>()
-  const ensure = (dir: string, gid: number | undefined) =>
-    made.has(dir) ? Effect.void : Effect.zipRight(folder(dir, config.folderMode, gid), Effect.sync(() => made.add(dir)))
-  for (const e of entries) {
-    const [program] = e.folder.split("/")
-    yield* ensure(path.join(root, program!), e.gid)
-    const segments = [e.folder.split("/")[1]!, e.executedObsUnitId, ...e.relativePath.split("/").slice(0, -1)]
-    let dir = path.join(root, program!)
-    for (const s of segments) {
-      dir = path.join(dir, s)
-      yield* ensure(dir, e.gid)
+export const lay = Effect.fn("StagingLayout.lay")(
+  function* (root: string, config: Topology.StagingLayoutConfig, entries: ReadonlyArray<Entry>) {
+    const tops = new Set(entries.map((e) => e.key.split("/")[0]!))
+    for (const top of tops) {
+      yield* io(
+        `chmod ${top}`,
+        () => fs.chmod(path.join(root, top), 0o700).catch((e) => (e?.code === "ENOENT" ? undefined : Promise.reject(e)))
+      )
     }
-    const target = path.join(root, e.folder, e.executedObsUnitId, e.relativePath)
-    if (!(yield* link(path.join(root, e.key), target))) {
-      gone.push(e.key)
-      continue
+    const gone: Array<string> = []
+    const made = new Set<string>()
+    const ensure = (dir: string, gid: number | undefined) =>
+      made.has(dir) ? Effect.void : Effect.zipRight(folder(dir, config.folderMode, gid), Effect.sync(() => made.add(dir)))
+    for (const e of entries) {
+      const [program] = e.folder.split("/")
+      yield* ensure(path.join(root, program!), e.gid)
+      const segments = [e.folder.split("/")[1]!, e.executedObsUnitId, ...e.relativePath.split("/").slice(0, -1)]
+      let dir = path.join(root, program!)
+      for (const s of segments) {
+        dir = path.join(dir, s)
+        yield* ensure(dir, e.gid)
+      }
+      const target = path.join(root, e.folder, e.executedObsUnitId, e.relativePath)
+      if (!(yield* link(path.join(root, e.key), target))) {
+        gone.push(e.key)
+        continue
+      }
+      if (e.gid !== undefined) yield* io(`chown ${target}`, () => fs.chown(target, -1, e.gid!))
+      yield* io(`chmod ${target}`, () => fs.chmod(target, config.fileMode))
     }
-    if (e.gid !== undefined) yield* io(`chown ${target}`, () => fs.chown(target, -1, e.gid!))
-    yield* io(`chmod ${target}`, () => fs.chmod(target, config.fileMode))
+    return gone
   }
-  return gone
-})
+)
 
 /**
  * The request's own folders at a PROCESSING location with a local folder, one per program whose
@@ -189,7 +201,13 @@ export const layOut = (
       const owner = byFile.get(f.id)
       const key = keys.get(f.id)
       if (owner === undefined || key === undefined) return []
-      return [{ key, folder: folders[owner.programId]!, executedObsUnitId: owner.executedObsUnitId, relativePath: f.relativePath, gid: gids.get(owner.programId) }]
+      return [{
+        key,
+        folder: folders[owner.programId]!,
+        executedObsUnitId: owner.executedObsUnitId,
+        relativePath: f.relativePath,
+        gid: gids.get(owner.programId)
+      }]
     })
     const gone = yield* lay(root, config, entries)
     if (gone.length > 0) {
@@ -197,9 +215,21 @@ export const layOut = (
       for (const key of gone) {
         const [copy] = yield* sql<{ id: string }>`
           select id from physical_copy where data_location_id = ${location.id} and path = ${key} and status = 'STAGED'`
-        if (copy !== undefined) yield* CopyFindings.mark(copy.id, "MISSING", { actor, by: "staging", detail: "its file was gone when staging linked it into a request's folder" })
+        if (copy !== undefined) {
+          yield* CopyFindings.mark(copy.id, "MISSING", {
+            actor,
+            by: "staging",
+            detail: "its file was gone when staging linked it into a request's folder"
+          })
+        }
       }
-      return yield* Effect.fail(new Error(`${gone.length} staged files were gone (${gone.slice(0, 3).join(", ")}${gone.length > 3 ? ", ..." : ""}); they are staged again on retry`))
+      return yield* Effect.fail(
+        new Error(
+          `${gone.length} staged files were gone (${gone.slice(0, 3).join(", ")}${
+            gone.length > 3 ? ", ..." : ""
+          }); they are staged again on retry`
+        )
+      )
     }
     return folders
   })

@@ -26,7 +26,12 @@ export interface LocationSpec {
 }
 
 const unusable = (spec: LocationSpec, description: string) =>
-  new StorageError.StorageError({ reason: "Unsupported", driver: spec.technology, method: "make", description: `${spec.name}: ${description}` })
+  new StorageError.StorageError({
+    reason: "Unsupported",
+    driver: spec.technology,
+    method: "make",
+    description: `${spec.name}: ${description}`
+  })
 
 /** The storages of locations, cached per location. */
 export interface StoragesService {
@@ -57,7 +62,10 @@ export const fromRegistry = (registry: StorageDriverRegistry.Registry): Effect.E
           // the start refuses these; a row written by another version of the configuration may still hold one
           const secret = Topology.secretDriverOptions.find((k) => k in spec.driverConfig)
           if (secret !== undefined) {
-            return yield* unusable(spec, `driver.${secret} would store a secret in the ops-db; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`)
+            return yield* unusable(
+              spec,
+              `driver.${secret} would store a secret in the ops-db; name environment variables in driver.accessKeyIdEnv and driver.secretAccessKeyEnv instead`
+            )
           }
           const decoded = StorageDriverRegistry.decode(registry, spec.technology, spec.driverConfig)
           if (Either.isLeft(decoded)) return yield* unusable(spec, decoded.left.join("; "))
@@ -78,11 +86,16 @@ export const fromRegistry = (registry: StorageDriverRegistry.Registry): Effect.E
  * Storages built by the given drivers (default: the built-in disk, s3 and tape); a later driver
  * of the same technology replaces an earlier one.
  */
-export const make = (drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn): Effect.Effect<StoragesService, never, Scope.Scope> =>
-  Effect.flatMap(Effect.orDie(StorageDriverRegistry.make(drivers)), fromRegistry)
+export const make = (
+  drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn
+): Effect.Effect<StoragesService, never, Scope.Scope> => Effect.flatMap(Effect.orDie(StorageDriverRegistry.make(drivers)), fromRegistry)
 
 /** The storages layer, built by the registry in the context. */
-export const layerFromRegistry: Layer.Layer<Storages, never, StorageDriverRegistry.StorageDriverRegistry> = Layer.scoped(Storages, Effect.flatMap(StorageDriverRegistry.StorageDriverRegistry, fromRegistry))
+export const layerFromRegistry: Layer.Layer<Storages, never, StorageDriverRegistry.StorageDriverRegistry> = Layer.scoped(
+  Storages,
+  Effect.flatMap(StorageDriverRegistry.StorageDriverRegistry, fromRegistry)
+)
 
 /** The storages layer with the given drivers (default: the built-in ones). */
-export const layer = (drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn): Layer.Layer<Storages> => Layer.scoped(Storages, make(drivers))
+export const layer = (drivers: ReadonlyArray<StorageDriverRegistry.Driver> = Drivers.builtIn): Layer.Layer<Storages> =>
+  Layer.scoped(Storages, make(drivers))

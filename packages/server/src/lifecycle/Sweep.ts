@@ -91,7 +91,9 @@ export const work = Effect.fn("Sweep.work")(function* (site: string, data: unkno
   const storages = yield* Storages
   const location = yield* Sites.location(job.locationId)
   if (!location.deletable) return yield* Effect.logDebug(`sweep at ${location.name}: deletions are switched off; nothing swept`)
-  if (location.type === "SOURCE") return yield* Effect.logWarning(`sweep at ${location.name}: a SOURCE location holds the instruments' raw data and is never swept`)
+  if (location.type === "SOURCE") {
+    return yield* Effect.logWarning(`sweep at ${location.name}: a SOURCE location holds the instruments' raw data and is never swept`)
+  }
   const storage = yield* storages.of(location)
   if (!storage.capabilities.sweepTemporary) return yield* Effect.logDebug(`sweep at ${location.name}: its driver keeps no temporary files`)
   const swept = yield* storage.sweepTemporary({ olderThan: Duration.millis(policy.sweepTemporaryAfter) })

@@ -53,7 +53,11 @@ const blamesSource = (e: TransferError.TransferError) =>
 const removedBadSource = (site: string, copyId: string, finding: CopyFindings.Finding) =>
   Effect.gen(function* () {
     yield* Transitions.transition({
-      entity: "PhysicalCopy", id: copyId as Ids.PhysicalCopyId, from: finding, to: "DELETED", actor: `worker:${site}`,
+      entity: "PhysicalCopy",
+      id: copyId as Ids.PhysicalCopyId,
+      from: finding,
+      to: "DELETED",
+      actor: `worker:${site}`,
       details: { reason: `found ${finding} at the source of a transfer; the bundle is written again on retry` }
     }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
   })
@@ -89,7 +93,11 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   if (stuck !== undefined) {
     // pg-boss runs one job per bundle at a time: an open attempt is a dead worker's.
     yield* Transitions.transition({
-      entity: "DataTransfer", id: stuck.id, from: stuck.status as "in_progress", to: "failed", actor: `worker:${site}`,
+      entity: "DataTransfer",
+      id: stuck.id,
+      from: stuck.status as "in_progress",
+      to: "failed",
+      actor: `worker:${site}`,
       set: { errorReason: "Interrupted", errorMessage: "the worker stopped during the attempt", retryable: true, finishedAt: new Date() }
     })
     attempts = yield* attemptsOf(bundleId)
@@ -116,7 +124,9 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const run = Effect.gen(function* () {
     const adapter = yield* Adapters.adapterOf(route)
     if (sourceRoot === undefined || destinationRoot === undefined) {
-      return yield* Effect.fail(TransferError.make(route.adapter, "Unsupported", "bundles move between BUFFERs with a local folder (disk) only"))
+      return yield* Effect.fail(
+        TransferError.make(route.adapter, "Unsupported", "bundles move between BUFFERs with a local folder (disk) only")
+      )
     }
     return yield* adapter.transfer({
       ...Adapters.endpoints(route, sourceRoot, source.path, destinationRoot, bundle.relativePath),
@@ -129,7 +139,11 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const result = yield* Effect.either(run).pipe(
     Effect.onInterrupt(() =>
       Transitions.transition({
-        entity: "DataTransfer", id: attempt.id, from: "in_progress", to: "failed", actor: `worker:${site}`,
+        entity: "DataTransfer",
+        id: attempt.id,
+        from: "in_progress",
+        to: "failed",
+        actor: `worker:${site}`,
         set: { errorReason: "Interrupted", errorMessage: "the worker stopped during the attempt", retryable: true, finishedAt: new Date() }
       }).pipe(Effect.ignore)
     )
@@ -143,7 +157,10 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
       // which the next attempt finds MISSING. Finding, removal and the failed bundle are one commit.
       yield* storage.delete(source.path)
       const e = result.left
-      const permanent = TransferError.make(e.adapter, e.reason, e.detail, { retryable: false, ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {}) })
+      const permanent = TransferError.make(e.adapter, e.reason, e.detail, {
+        retryable: false,
+        ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {})
+      })
       return yield* sql.withTransaction(Effect.gen(function* () {
         yield* CopyFindings.mark(source.id, found.finding, { actor: `worker:${site}`, by: "transfer", ...found })
         yield* removedBadSource(site, source.id, found.finding)

@@ -70,16 +70,14 @@ export const jitterOf = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 8
 
 /** The bundle's attempts, newest first, with what each says about the way and the bundle. */
 export const attemptsOf = (bundleId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Attempt>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<Attempt>`
       select id, attempt, status::text as status,
         (extract(epoch from (now() - finished_at)) * 1000)::float8 as since_ms,
         coalesce(error_reason, '') = 'Interrupted' as interrupted,
         created_at < coalesce((
           select max(e.at) from event_log e where e.entity_kind = 'DataTransferPackage' and e.entity_id = ${bundleId}
             and e.from_state = 'failed' and e.to_state = 'pending'), '-infinity') as before_retry
-      from data_transfer where data_transfer_package_id = ${bundleId} order by attempt desc`
-  )
+      from data_transfer where data_transfer_package_id = ${bundleId} order by attempt desc`)
 
 /**
  * Consecutive failed attempts at the head of the history (since the last delivery or operator
@@ -109,14 +107,21 @@ export const choose = (site: string, routes: ReadonlyArray<Routes.Route>, bytes:
     const reasons: Array<string> = []
     const hops = [...new Set(routes.map((r) => r.nextHop))]
     const rows = routes.length === 0 ? [] : yield* sql<{
-      kind: "route" | "location"; n: number; hop: string | null; location: Sites.Location | null
-      last: TransferPolicy.CircuitFacts["last"]; probing: number; used: number
+      kind: "route" | "location"
+      n: number
+      hop: string | null
+      location: Sites.Location | null
+      last: TransferPolicy.CircuitFacts["last"]
+      probing: number
+      used: number
     }>`
       select 'route' as kind, k.n::int as n, null::text as hop, null::json as location,
         ${Routes.circuitFactsSql(sql, "route_id", sql`k.id`, policy)}, 0::float8 as used
       from unnest(${routes.map((r) => r.id)}::uuid[]) with ordinality as k(id, n)
       union all
-      select 'location' as kind, (row_number() over (order by h.n, l.priority, l.name))::int as n, h.name as hop, ${Sites.locationJson(sql)} as location,
+      select 'location' as kind, (row_number() over (order by h.n, l.priority, l.name))::int as n, h.name as hop, ${
+        Sites.locationJson(sql)
+      } as location,
         ${Routes.circuitFactsSql(sql, "to_location_id", sql`l.id`, policy)},
         case when l.capacity_bytes is null then 0 else (
           select coalesce(sum(c.size_bytes), 0)::float8 from physical_copy c where c.data_location_id = l.id and c.status <> 'DELETED') end as used
@@ -191,7 +196,12 @@ const checksSql = (
  * in SQL: TransferPolicy.circuitOf's rule (closed, or half-open with no probe running), so the
  * statement that checks can also create the attempt. `decided` below holds the two to agreeing.
  */
-export const circuitLetsThroughSql = (sql: SqlClient.SqlClient, last: string, probing: string, policy: TransferPolicy.TransferPolicyConfig) => sql`(
+export const circuitLetsThroughSql = (
+  sql: SqlClient.SqlClient,
+  last: string,
+  probing: string,
+  policy: TransferPolicy.TransferPolicyConfig
+) => sql`(
   json_array_length(${sql.literal(last)}) < ${policy.breakerThreshold}::int
   or exists (select 1 from json_array_elements(${sql.literal(last)}) e where e->>'status' <> 'failed')
   or (${policy.breakerCoolDownMs}::float8 - (${sql.literal(last)}->0->>'sinceMs')::float8 <= 0 and ${sql.literal(probing)} = 0))`
@@ -203,13 +213,20 @@ export type Started =
   | { readonly gone: string }
 
 /** What the checks allow: an attempt (`go`), a wait and why, or that the copy cannot be sent from. */
-const decided = (site: string, route: Routes.Route, checks: Checks, policy: TransferPolicy.TransferPolicyConfig): Exclude<Started, { readonly attempt: object }> | { readonly go: true } => {
+const decided = (
+  site: string,
+  route: Routes.Route,
+  checks: Checks,
+  policy: TransferPolicy.TransferPolicyConfig
+): Exclude<Started, { readonly attempt: object }> | { readonly go: true } => {
   if (checks.copy !== "PRESENT") return { gone: `its copy at ${site} is ${checks.copy ?? "gone"}` } as const
   for (const facts of [{ last: checks.routeLast, probing: checks.routeProbing }, { last: checks.toLast, probing: checks.toProbing }]) {
     const c = TransferPolicy.circuitOf(facts, policy)
     if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
   }
-  if (checks.running >= route.maxConcurrentTransfers) return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
+  if (checks.running >= route.maxConcurrentTransfers) {
+    return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
+  }
   if (checks.open > 0) return { wait: 5_000, why: "another worker is moving it" } as const
   return { go: true } as const
 }
@@ -239,7 +256,10 @@ export const startAttempt = (
   previous: Attempt | undefined,
   policy: TransferPolicy.TransferPolicyConfig,
   retry: Attempt | undefined
-): Effect.Effect<Started, SqlError | Transitions.TransitionError, SqlClient.SqlClient> => retry !== undefined ? takeUpRetry(site, bundle, route, source, to, policy, retry) : startNew(site, bundle, route, source, to, previous, policy)
+): Effect.Effect<Started, SqlError | Transitions.TransitionError, SqlClient.SqlClient> =>
+  retry !== undefined
+    ? takeUpRetry(site, bundle, route, source, to, policy, retry)
+    : startNew(site, bundle, route, source, to, previous, policy)
 
 /** A new attempt, created scheduled and started with its three events, in one round trip under the route's lock. */
 const startNew = (
@@ -271,20 +291,43 @@ const startNew = (
           select a.id, s.from_state, s.to_state from attempt a
           cross join (values (1, null::text, 'pending'), (2, 'pending', 'scheduled'), (3, 'scheduled', 'in_progress')) as s(n, from_state, to_state)
           order by s.n),
-        logged as (${EventLog.appendFrom(sql, { kind: "DataTransfer", rows: "steps", from: { column: "from_state" }, to: { column: "to_state" }, actor })})
+        logged as (${
+          EventLog.appendFrom(sql, {
+            kind: "DataTransfer",
+            rows: "steps",
+            from: { column: "from_state" },
+            to: { column: "to_state" },
+            actor
+          })
+        })
         select c.copy, c.route_last, c.route_probing, c.to_last, c.to_probing, c.running, c.open, a.id::text as attempt_id, a.attempt
         from checks c left join attempt a on true`
     ])
     const row = rows![0]! as {
-      copy: string | null; route_last: Checks["routeLast"]; route_probing: number; to_last: Checks["toLast"]; to_probing: number
-      running: number; open: number; attempt_id: string | null; attempt: number | null
+      copy: string | null
+      route_last: Checks["routeLast"]
+      route_probing: number
+      to_last: Checks["toLast"]
+      to_probing: number
+      running: number
+      open: number
+      attempt_id: string | null
+      attempt: number | null
     }
     const verdict = decided(site, route, {
-      copy: row.copy, routeLast: row.route_last, routeProbing: row.route_probing, toLast: row.to_last, toProbing: row.to_probing, running: row.running, open: row.open
+      copy: row.copy,
+      routeLast: row.route_last,
+      routeProbing: row.route_probing,
+      toLast: row.to_last,
+      toProbing: row.to_probing,
+      running: row.running,
+      open: row.open
     }, policy)
     if (row.attempt_id !== null) {
       // the statement's rule and circuitOf's must agree; an attempt made anyway is taken, and said
-      if (!("go" in verdict)) yield* Effect.logWarning(`bundle ${bundle.id}: attempt created although ${"gone" in verdict ? verdict.gone : verdict.why}`)
+      if (!("go" in verdict)) {
+        yield* Effect.logWarning(`bundle ${bundle.id}: attempt created although ${"gone" in verdict ? verdict.gone : verdict.why}`)
+      }
       return { attempt: { id: row.attempt_id as Ids.DataTransferId, attempt: row.attempt! } } as const
     }
     if ("go" in verdict) return { wait: 1_000, why: "the checks allowed no attempt this time" } as const
@@ -305,13 +348,24 @@ const takeUpRetry = (
     sql.withTransaction(
       Effect.gen(function* () {
         yield* Routes.lockRoute(route.id)
-        const [checks] = yield* sql<Checks>`with ${checksSql(sql, bundle.id, route.id, source.id, to.id, retry.id, policy)} select * from checks`
+        const [checks] = yield* sql<Checks>`with ${
+          checksSql(sql, bundle.id, route.id, source.id, to.id, retry.id, policy)
+        } select * from checks`
         const verdict = decided(site, route, checks!, policy)
         if ("gone" in verdict) {
           // The operator's attempt cannot run from here: it ends failed rather than pending for ever.
           yield* Transitions.transition({
-            entity: "DataTransfer", id: retry.id, from: "pending", to: "failed", actor: `worker:${site}`,
-            set: { errorReason: "SourceMissing", errorMessage: `the bundle cannot be sent: ${verdict.gone}`, retryable: false, finishedAt: new Date() }
+            entity: "DataTransfer",
+            id: retry.id,
+            from: "pending",
+            to: "failed",
+            actor: `worker:${site}`,
+            set: {
+              errorReason: "SourceMissing",
+              errorMessage: `the bundle cannot be sent: ${verdict.gone}`,
+              retryable: false,
+              finishedAt: new Date()
+            }
           })
           return verdict
         }
@@ -322,15 +376,35 @@ const takeUpRetry = (
             adapter = ${route.adapter}, updated_at = now()
           where id = ${retry.id} and status = 'pending' returning id, attempt`
         if (taken.length === 0) return { wait: 1_000, why: "the operator's retry attempt moved on meanwhile" } as const
-        yield* Transitions.transition({ entity: "DataTransfer", id: retry.id, from: "pending", to: "scheduled", actor, details: { retry: "operator's attempt taken up" } })
-        yield* Transitions.transition({ entity: "DataTransfer", id: retry.id, from: "scheduled", to: "in_progress", actor, set: { startedAt: new Date() } })
+        yield* Transitions.transition({
+          entity: "DataTransfer",
+          id: retry.id,
+          from: "pending",
+          to: "scheduled",
+          actor,
+          details: { retry: "operator's attempt taken up" }
+        })
+        yield* Transitions.transition({
+          entity: "DataTransfer",
+          id: retry.id,
+          from: "scheduled",
+          to: "in_progress",
+          actor,
+          set: { startedAt: new Date() }
+        })
         return { attempt: taken[0]! } as const
       })
-    )
-  )
+    ))
 
 /** The delivery: attempt completed, the bundle's copy at the destination, arrival enqueued. */
-export const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, route: Routes.Route, to: Sites.Location, result: TransferAdapter.Result) =>
+export const delivered = (
+  site: string,
+  bundle: Bundle,
+  attemptId: Ids.DataTransferId,
+  route: Routes.Route,
+  to: Sites.Location,
+  result: TransferAdapter.Result
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const jobs = yield* JobQueue
@@ -348,21 +422,39 @@ export const delivered = (site: string, bundle: Bundle, attemptId: Ids.DataTrans
       completed as (${EventLog.appendFrom(sql, { kind: "DataTransfer", rows: "moved", from: "in_progress", to: "completed", actor })}),
       copy as (
         insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status, verified_at)
-        select ${bundle.id}::uuid, ${to.id}::uuid, ${bundle.relativePath}::text, ${result.bytes}::bigint, ${result.checksum ?? bundle.checksum!}::text,
+        select ${bundle.id}::uuid, ${to.id}::uuid, ${bundle.relativePath}::text, ${result.bytes}::bigint, ${
+          result.checksum ?? bundle.checksum!
+        }::text,
                'PRESENT'::physical_copy_status, ${result.verified ? sql`now()` : sql`null::timestamptz`}
         from moved
         returning id, status),
-      created as (${EventLog.appendFrom(sql, {
-        kind: "PhysicalCopy", rows: "copy", from: null, to: { column: "status" }, actor, details: { action: "delivered", bundleId: bundle.id, attemptId }
-      })}),
-      job as (${JobStatements.sendFrom(sql, {
-        queue: queueName(route.nextHop, arrivalQueue), rows: "moved", data: sql`jsonb_build_object('bundleId', ${bundle.id}::text)`, singletonKey: sql`${bundle.id}::text`
-      })})
+      created as (${
+        EventLog.appendFrom(sql, {
+          kind: "PhysicalCopy",
+          rows: "copy",
+          from: null,
+          to: { column: "status" },
+          actor,
+          details: { action: "delivered", bundleId: bundle.id, attemptId }
+        })
+      }),
+      job as (${
+        JobStatements.sendFrom(sql, {
+          queue: queueName(route.nextHop, arrivalQueue),
+          rows: "moved",
+          data: sql`jsonb_build_object('bundleId', ${bundle.id}::text)`,
+          singletonKey: sql`${bundle.id}::text`
+        })
+      })
       select id from moved`
     if (done.length === 0) {
       const [found] = yield* sql<{ status: string }>`select status::text as status from data_transfer where id = ${attemptId}`
       return yield* new Transitions.TransitionError({
-        reason: found === undefined ? "NotFound" : "StateConflict", entity: "DataTransfer", id: attemptId, from: "in_progress", to: "completed",
+        reason: found === undefined ? "NotFound" : "StateConflict",
+        entity: "DataTransfer",
+        id: attemptId,
+        from: "in_progress",
+        to: "completed",
         ...(found === undefined ? {} : { actual: found.status })
       })
     }
@@ -379,17 +471,32 @@ const ofTheWay = (e: TransferError.TransferError) =>
   e.reason === "PermissionDenied" || e.reason === "AuthenticationFailed" || e.reason === "ToolMissing" || e.reason === "DestinationFull"
 
 /** Records a failed attempt, then retries after a backoff, waits for the circuit, or fails the bundle. */
-export const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransferId, attemptNo: number, route: Routes.Route, e: TransferError.TransferError, startedMs: number) =>
+export const failed = (
+  site: string,
+  bundle: Bundle,
+  attemptId: Ids.DataTransferId,
+  attemptNo: number,
+  route: Routes.Route,
+  e: TransferError.TransferError,
+  startedMs: number
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const policy = yield* Routes.transferPolicy
     const outcome = yield* sql.withTransaction(
       Effect.gen(function* () {
         yield* Transitions.transition({
-          entity: "DataTransfer", id: attemptId, from: "in_progress", to: "failed", actor: `worker:${site}`,
+          entity: "DataTransfer",
+          id: attemptId,
+          from: "in_progress",
+          to: "failed",
+          actor: `worker:${site}`,
           set: {
-            errorReason: e.reason, errorMessage: e.message, retryable: e.retryable,
-            durationMs: Math.max(0, Date.now() - startedMs), finishedAt: new Date()
+            errorReason: e.reason,
+            errorMessage: e.message,
+            retryable: e.retryable,
+            durationMs: Math.max(0, Date.now() - startedMs),
+            finishedAt: new Date()
           }
         })
         const failures = consecutiveFailures(yield* attemptsOf(bundle.id))
@@ -397,12 +504,21 @@ export const failed = (site: string, bundle: Bundle, attemptId: Ids.DataTransfer
         // While the route's circuit is open the failure is the route's, not this bundle's.
         const exhausted = failures >= policy.maxAttempts && c.state !== "open"
         if ((!e.retryable && !ofTheWay(e)) || exhausted) {
-          const why = e.retryable ? `${failures} attempts failed, the last: ${e.message}` : `attempt ${attemptNo} failed permanently: ${e.message}`
+          const why = e.retryable
+            ? `${failures} attempts failed, the last: ${e.message}`
+            : `attempt ${attemptNo} failed permanently: ${e.message}`
           yield* Bundling.fail(site, bundle.id, why)
           return { failedWith: why }
         }
         const wait = Math.max(TransferPolicy.backoffMs(policy, failures, jitterOf(attemptId)), c.state === "open" ? c.retryInMs : 0)
-        yield* later(site, bundle.id, wait, `attempt ${attemptNo} failed (${e.reason}${e.retryable ? ", retryable" : ", waits for the way to be fixed"})${c.state === "open" ? `; ${c.reason}` : ""}`)
+        yield* later(
+          site,
+          bundle.id,
+          wait,
+          `attempt ${attemptNo} failed (${e.reason}${e.retryable ? ", retryable" : ", waits for the way to be fixed"})${
+            c.state === "open" ? `; ${c.reason}` : ""
+          }`
+        )
         return { failedWith: undefined }
       })
     )

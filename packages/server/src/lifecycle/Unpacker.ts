@@ -83,19 +83,18 @@ const offloadBytes = 64 * 1024 * 1024
 const isPutCorrupt = (e: unknown): e is StorageError.StorageError =>
   StorageError.isStorageError(e) && e.reason === "Corrupt" && e.method === "put"
 
-const malformed = (description: string, archiveId?: string) =>
-  new UnpackError({ reason: "Malformed", archiveId, members: [], description })
+const malformed = (description: string, archiveId?: string) => new UnpackError({ reason: "Malformed", archiveId, members: [], description })
 
 /**
  * Unpacks a tar stream (ours: manifest first) into the destination, verifying every member
  * against the manifest and, when given, the archive against its checksum and size.
  */
-export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stream<Uint8Array, E>, options: UnpackOptions) {
+export const unpack = Effect.fn("Unpacker.unpack")(function* <E>(tar: Stream.Stream<Uint8Array, E>, options: UnpackOptions) {
   const prefix = options.prefix ?? ""
   let archiveBytes = 0
   const expected = options.checksum
   const written: Array<UnpackedMember> = []
-  const run = Effect.scoped(Effect.gen(function*() {
+  const run = Effect.scoped(Effect.gen(function* () {
     // The archive's hash runs on a worker for large archives, beside the members' hashes in put.
     const hasher = expected === undefined
       ? undefined
@@ -119,7 +118,12 @@ export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stre
     const archiveId = PackageManifest.archiveId(manifest)
     const walk = PackageReader.walkMembers(reader, manifest, malformed)
     const bad = (member: PackageManifest.Member, detail: string, description: string) =>
-      new UnpackError({ reason: "Corrupt", archiveId, members: [new BadMember({ id: member.id, relativePath: member.relativePath, detail })], description })
+      new UnpackError({
+        reason: "Corrupt",
+        archiveId,
+        members: [new BadMember({ id: member.id, relativePath: member.relativePath, detail })],
+        description
+      })
     while (true) {
       const next = yield* walk.next
       if (Option.isNone(next)) break
@@ -140,7 +144,9 @@ export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stre
       return yield* new UnpackError({
         reason: "Corrupt",
         archiveId,
-        members: absent.map((m) => new BadMember({ id: m.id, relativePath: m.relativePath, detail: "listed in the manifest, absent from the archive" })),
+        members: absent.map((m) =>
+          new BadMember({ id: m.id, relativePath: m.relativePath, detail: "listed in the manifest, absent from the archive" })
+        ),
         description: "members are missing"
       })
     }
@@ -149,11 +155,21 @@ export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stre
     if (expected !== undefined && hasher !== undefined) {
       checksum = Checksum.make(Checksum.parse(expected).algorithm, yield* hasher.digest)
       if (checksum !== expected) {
-        return yield* new UnpackError({ reason: "Corrupt", archiveId, members: [], description: `archive checksum ${checksum}, recorded ${expected}` })
+        return yield* new UnpackError({
+          reason: "Corrupt",
+          archiveId,
+          members: [],
+          description: `archive checksum ${checksum}, recorded ${expected}`
+        })
       }
     }
     if (options.sizeBytes !== undefined && archiveBytes !== options.sizeBytes) {
-      return yield* new UnpackError({ reason: "Corrupt", archiveId, members: [], description: `archive has ${archiveBytes} bytes, recorded ${options.sizeBytes}` })
+      return yield* new UnpackError({
+        reason: "Corrupt",
+        archiveId,
+        members: [],
+        description: `archive has ${archiveBytes} bytes, recorded ${options.sizeBytes}`
+      })
     }
     yield* Effect.annotateCurrentSpan({ archiveId, members: written.length, sizeBytes: archiveBytes })
     return { manifest, members: [...written], sizeBytes: archiveBytes, checksum } satisfies Unpacked
@@ -165,5 +181,4 @@ export const unpack = Effect.fn("Unpacker.unpack")(function*<E>(tar: Stream.Stre
 })
 
 /** Unpacks the archive stored under `key` at `source` (a buffer, an archive, a tape). */
-export const unpackFrom = (source: StorageDriver.Service, key: string, options: UnpackOptions) =>
-  unpack(source.get(key), options)
+export const unpackFrom = (source: StorageDriver.Service, key: string, options: UnpackOptions) => unpack(source.get(key), options)

@@ -44,8 +44,7 @@ const escapeHelp = (s: string) => s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")
 const escapeLabelValue = (s: string) => s.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
 
 /** A sample value as Prometheus writes it (Go's float syntax, with `+Inf`, `-Inf`, `NaN`). */
-export const formatValue = (v: number): string =>
-  Number.isNaN(v) ? "NaN" : v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : String(v)
+export const formatValue = (v: number): string => Number.isNaN(v) ? "NaN" : v === Infinity ? "+Inf" : v === -Infinity ? "-Inf" : String(v)
 
 const labelText = (labels: Readonly<Record<string, string>>) => {
   const entries = Object.entries(labels)
@@ -83,8 +82,7 @@ const escapeKey = (s: string) => s.replace(/\\/g, "\\\\").replace(/[,= ]/g, (c) 
 // InfluxDB unescapes only `\,`, `\=` and `\ ` in a tag value and keeps any other backslash as it
 // is (`\\` stays two), so a backslash is written bare; one right before those characters or at
 // the end would escape the wrong thing and cannot be written, so it is left out. No newlines.
-const escapeTagValue = (s: string) =>
-  s.replace(/[\r\n]+/g, " ").replace(/\\+(?=[,= ]|$)/g, "").replace(/[,= ]/g, (c) => `\\${c}`)
+const escapeTagValue = (s: string) => s.replace(/[\r\n]+/g, " ").replace(/\\+(?=[,= ]|$)/g, "").replace(/[,= ]/g, (c) => `\\${c}`)
 
 // InfluxDB refuses these tag keys (1.x `time`; 2.x also its own columns), dropping the point.
 const reservedTagKeys = new Set(["time", "_field", "_measurement"])

@@ -49,7 +49,8 @@ export interface Options {
 }
 
 const hints: Record<string, string> = {
-  Unauthorized: "check CCAT_INFLUX_TOKEN (2.x, 3.x; user:password for 1.8+) or CCAT_INFLUX_USERNAME and CCAT_INFLUX_PASSWORD (1.x, which before 1.8 takes no token), and that the user may write there",
+  Unauthorized:
+    "check CCAT_INFLUX_TOKEN (2.x, 3.x; user:password for 1.8+) or CCAT_INFLUX_USERNAME and CCAT_INFLUX_PASSWORD (1.x, which before 1.8 takes no token), and that the user may write there",
   NotFound: "create the database (1.x: CREATE DATABASE) or bucket first, see docs/metrics.md"
 }
 
@@ -103,7 +104,10 @@ const targetOf = (options: Options) =>
 
 // The client's own message names the full URL, query and its credentials included: say what
 // failed from the cause (ECONNREFUSED, a DNS failure) and never repeat the query.
-const transportDetail = (e: { readonly reason: string; readonly cause?: unknown; readonly message: string }, target: InfluxWrite.Target) => {
+const transportDetail = (
+  e: { readonly reason: string; readonly cause?: unknown; readonly message: string },
+  target: InfluxWrite.Target
+) => {
   const cause = e.cause as { message?: string; code?: string; cause?: { code?: string; message?: string } } | undefined
   const inner = cause?.cause?.code ?? cause?.code ?? cause?.cause?.message ?? cause?.message
   const text = inner === undefined ? `${e.reason} error` : `${e.reason} error: ${inner}`
@@ -125,9 +129,13 @@ const pusher = (options: Options, target: InfluxWrite.Target) =>
       const delivery: Delivery = { lines: body === "" ? 0 : body.split("\n").length - 1, bytes: Buffer.byteLength(body) }
       if (body === "") return delivery
       let request = HttpClientRequest.post(target.url).pipe(HttpClientRequest.bodyText(body, "text/plain; charset=utf-8"))
-      if (target.authorization !== undefined) request = HttpClientRequest.setHeader(request, "authorization", Redacted.value(target.authorization))
+      if (target.authorization !== undefined) {
+        request = HttpClientRequest.setHeader(request, "authorization", Redacted.value(target.authorization))
+      }
       const answer = yield* client.execute(request).pipe(
-        Effect.flatMap((response) => Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) => ({ status: response.status, text }))),
+        Effect.flatMap((response) =>
+          Effect.map(Effect.orElseSucceed(response.text, () => ""), (text) => ({ status: response.status, text }))
+        ),
         Effect.scoped,
         Effect.timeoutFail({ duration: timeout, onTimeout: () => new InfluxPushError({ reason: "Timeout", url }) }),
         Effect.catchTags({
@@ -164,7 +172,9 @@ export const run = (options: Options) =>
     const interval = Duration.decode(options.interval ?? Duration.seconds(15))
     const maxBackoff = Duration.decode(options.maxBackoff ?? Duration.minutes(5))
 
-    yield* Effect.logInfo(`pushing metrics as line protocol (${target.api} write API) to ${target.shown} every ${Duration.format(interval)}`)
+    yield* Effect.logInfo(
+      `pushing metrics as line protocol (${target.api} write API) to ${target.shown} every ${Duration.format(interval)}`
+    )
     let failures = 0
     let partials = 0
     let lastKind = ""
@@ -174,7 +184,9 @@ export const run = (options: Options) =>
         failures++
         const kind = kindOf(`${result.left.reason} ${result.left.status ?? ""} ${result.left.detail ?? ""}`)
         // Log the first failure, every tenth, and any of another kind, so an outage does not flood the log.
-        if (failures === 1 || failures % 10 === 0 || kind !== lastKind) yield* Effect.logWarning(`${result.left.message} (failure ${failures}; backing off)`)
+        if (failures === 1 || failures % 10 === 0 || kind !== lastKind) {
+          yield* Effect.logWarning(`${result.left.message} (failure ${failures}; backing off)`)
+        }
         lastKind = kind
         yield* Effect.sleep(backoff(interval, maxBackoff, failures))
         continue
@@ -189,7 +201,9 @@ export const run = (options: Options) =>
         partials++
         const kind = kindOf(partial)
         if (partials === 1 || partials % 10 === 0 || kind !== lastKind) {
-          yield* Effect.logWarning(`metrics push to ${target.shown} kept only part of the points: ${partial} (${partials} such pushes in a row)`)
+          yield* Effect.logWarning(
+            `metrics push to ${target.shown} kept only part of the points: ${partial} (${partials} such pushes in a row)`
+          )
         }
         lastKind = kind
       }
@@ -200,7 +214,10 @@ export const run = (options: Options) =>
 /** The pusher as a scoped layer: starts a background fiber, stops it when the layer is released; settings that cannot work are a defect at startup. */
 export const layer = (options: Options): Layer.Layer<never, never, SqlClient.SqlClient> =>
   Layer.scopedDiscard(
-    Effect.zipRight(Effect.orDie(targetOf(options)), run(options).pipe(Effect.provide(FetchHttpClient.layer), Effect.orDie, Effect.forkScoped))
+    Effect.zipRight(
+      Effect.orDie(targetOf(options)),
+      run(options).pipe(Effect.provide(FetchHttpClient.layer), Effect.orDie, Effect.forkScoped)
+    )
   )
 
 /**

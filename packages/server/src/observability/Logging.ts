@@ -36,8 +36,10 @@ const loggerOf = (format: LogFormat): Logger.Logger<unknown, void> =>
 export const layer = (format: LogFormat, level: LogLevel.LogLevel = LogLevel.Info): Layer.Layer<never> =>
   Layer.merge(
     Layer.scopedDiscard(
-      Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
-        HashSet.add(HashSet.filter(loggers, (l) => l === Logger.tracerLogger), loggerOf(format)))
+      Effect.locallyScopedWith(
+        FiberRef.currentLoggers,
+        (loggers) => HashSet.add(HashSet.filter(loggers, (l) => l === Logger.tracerLogger), loggerOf(format))
+      )
     ),
     Logger.minimumLogLevel(level)
   )

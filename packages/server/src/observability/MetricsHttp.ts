@@ -84,7 +84,8 @@ export const requestMetricsLayer = HttpApiBuilder.middleware((app) =>
             Metric.increment(Metric.taggedWithLabels(requests, [...base, MetricLabel.make("status", String(status))])),
             Metric.update(Metric.taggedWithLabels(requestDuration, base), (performance.now() - start) / 1000)
           ], { discard: true })
-        }))
+        })
+      )
     )
   })
 )

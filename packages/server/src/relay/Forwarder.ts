@@ -74,18 +74,32 @@ const clientOn = (options: Options, pool: Undici.Agent) =>
     token: options.token,
     retry: false,
     transformClient: HttpClient.mapRequestEffect((request) =>
-      Effect.map(FiberRef.get(forwardedFor), (name) => (name === undefined || !onBehalfOfPattern.test(name) ? request : HttpClientRequest.setHeader(request, onBehalfOfHeader, name))))
+      Effect.map(
+        FiberRef.get(forwardedFor),
+        (
+          name
+        ) => (name === undefined || !onBehalfOfPattern.test(name) ? request : HttpClientRequest.setHeader(request, onBehalfOfHeader, name))
+      )
+    )
   }).pipe(Effect.provideService(HttpClient.HttpClient, NodeHttpClient.makeUndici(pool)))
 
 /** Sends one stored filing through the derived client, under its own key. */
 const send = (client: CcatClient.Client, filing: RelayStore.Filing) => {
   const id = filing.observationId as Ids.ExecutedObsUnitId
-  const call =
-    filing.kind === "file"
-      ? Effect.flatMap(Schema.decodeUnknown(ObservationsApi.FileObservation)(filing.payload), (payload) => Effect.asVoid(client.observations.file({ payload })))
-      : filing.kind === "addFiles"
-      ? Effect.flatMap(Schema.decodeUnknown(ObservationsApi.AddFiles)(filing.payload), (payload) => Effect.asVoid(client.observations.addFiles({ path: { id }, payload })))
-      : Effect.flatMap(Schema.decodeUnknown(ObservationsApi.CloseObservation)(filing.payload), (payload) => Effect.asVoid(client.observations.close({ path: { id }, payload })))
+  const call = filing.kind === "file"
+    ? Effect.flatMap(
+      Schema.decodeUnknown(ObservationsApi.FileObservation)(filing.payload),
+      (payload) => Effect.asVoid(client.observations.file({ payload }))
+    )
+    : filing.kind === "addFiles"
+    ? Effect.flatMap(
+      Schema.decodeUnknown(ObservationsApi.AddFiles)(filing.payload),
+      (payload) => Effect.asVoid(client.observations.addFiles({ path: { id }, payload }))
+    )
+    : Effect.flatMap(
+      Schema.decodeUnknown(ObservationsApi.CloseObservation)(filing.payload),
+      (payload) => Effect.asVoid(client.observations.close({ path: { id }, payload }))
+    )
   return Effect.locally(CcatClient.idempotent(filing.id)(call), forwardedFor, filing.accountName)
 }
 
@@ -129,11 +143,15 @@ export const forwardLoop = (options: Options) =>
       if (judgement.verdict === "Permanent") {
         const reason = refusalText(result.left, judgement.reason)
         yield* RelayStore.markRefused(next.seq, judgement.status, reason)
-        yield* Effect.logWarning(`the main refused filing ${next.id} (${next.kind} of observation ${next.observationId}): ${reason}; kept as refused`)
+        yield* Effect.logWarning(
+          `the main refused filing ${next.id} (${next.kind} of observation ${next.observationId}): ${reason}; kept as refused`
+        )
         continue
       }
       yield* RelayStore.markAttemptFailed(next.seq, judgement.reason)
-      yield* Effect.logInfo(`forwarding filing ${next.id} failed (${judgement.reason}); trying again after a backoff, on a fresh connection`)
+      yield* Effect.logInfo(
+        `forwarding filing ${next.id} failed (${judgement.reason}); trying again after a backoff, on a fresh connection`
+      )
       // Never wait on a socket that may have died with the link: the next try connects anew.
       yield* destroyPool(pool)
       pool = makePool(options)
@@ -146,7 +164,9 @@ export const forwardLoop = (options: Options) =>
 export const describe = (e: unknown): string => {
   const cause = (e as { cause?: unknown } | null)?.cause
   const inner = (cause as { cause?: unknown } | undefined)?.cause
-  return [String(e), cause === undefined ? undefined : String(cause), inner === undefined ? undefined : String(inner)].filter((x) => x !== undefined).join(": ")
+  return [String(e), cause === undefined ? undefined : String(cause), inner === undefined ? undefined : String(inner)].filter((x) =>
+    x !== undefined
+  ).join(": ")
 }
 
 /** The main did not hand out its reference data (a refused token, a server error). */
@@ -160,17 +180,20 @@ export interface SyncState {
 
 /** Pulls the reference data once, on a fresh connection: saved, then made current. */
 export const pullOnce = (options: Options, current: Ref.Ref<Reference> | undefined) =>
-  withFreshConnection(options, (http) => Effect.gen(function* () {
-    const response = yield* http.execute(HttpClientRequest.get(`${options.mainUrl}${referencePath}`).pipe(HttpClientRequest.bearerToken(options.token)))
-    if (response.status !== 200) {
-      const text = yield* response.text
-      return yield* new SyncError({ message: `the main answered ${response.status} to ${referencePath}: ${text.slice(0, 500)}` })
-    }
-    const reference = yield* HttpClientResponse.schemaBodyJson(Reference)(response)
-    yield* RelayStore.saveReference(reference)
-    if (current !== undefined) yield* Ref.set(current, reference)
-    return reference
-  }).pipe(Effect.scoped, Effect.timeout(options.requestTimeout)))
+  withFreshConnection(options, (http) =>
+    Effect.gen(function* () {
+      const response = yield* http.execute(
+        HttpClientRequest.get(`${options.mainUrl}${referencePath}`).pipe(HttpClientRequest.bearerToken(options.token))
+      )
+      if (response.status !== 200) {
+        const text = yield* response.text
+        return yield* new SyncError({ message: `the main answered ${response.status} to ${referencePath}: ${text.slice(0, 500)}` })
+      }
+      const reference = yield* HttpClientResponse.schemaBodyJson(Reference)(response)
+      yield* RelayStore.saveReference(reference)
+      if (current !== undefined) yield* Ref.set(current, reference)
+      return reference
+    }).pipe(Effect.scoped, Effect.timeout(options.requestTimeout)))
 
 /** Pulls the reference data every sync interval; a failed pull keeps the last data and is reported. */
 export const syncLoop = (options: Options, current: Ref.Ref<Reference>, state: Ref.Ref<SyncState>) =>

@@ -67,7 +67,9 @@ export const load = Effect.gen(function* () {
   const obsUnits = yield* sql<{ id: string; instrumentId: string }>`select id, instrument_id from obs_unit`
   const modules = yield* sql<{ id: string; instrumentId: string; name: string }>`select id, instrument_id, name from instrument_module`
   const locations = yield* sql<{ id: string; name: string; type: string }>`select id, name, type::text as type from data_location`
-  const accounts = yield* sql<{ id: string; name: string; role: Accounts.Role; active: boolean; instrumentIds: Array<string>; programIds: Array<string> }>`
+  const accounts = yield* sql<
+    { id: string; name: string; role: Accounts.Role; active: boolean; instrumentIds: Array<string>; programIds: Array<string> }
+  >`
     select a.id, a.name, a.role::text as role, a.active,
       coalesce((select array_agg(instrument_id::text) from instrument_access i where i.account_id = a.id), '{}') as instrument_ids,
       coalesce((select array_agg(observing_program_id::text) from program_access p where p.account_id = a.id), '{}') as program_ids
@@ -89,19 +91,26 @@ const refuse = (status: number, body: object) => HttpServerResponse.unsafeJson(b
 
 /** `GET /api/v1/relay/reference` at the main: admin tokens only (a relay's token). */
 export const routeLayer = HttpApiBuilder.Router.use((router) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => router.get(
-    path,
-    Effect.gen(function* () {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const auth = request.headers.authorization ?? ""
-      const token = auth.toLowerCase().startsWith("bearer ") ? auth.slice(7).trim() : ""
-      const principal = yield* authenticate(token).pipe(Effect.either)
-      if (principal._tag === "Left") return refuse(401, { _tag: "Unauthorized", reason: principal.left.reason, message: principal.left.message })
-      if (principal.right.role !== "admin") {
-        const e = new ApiErrors.Forbidden({ reason: "Role", allowedRoles: ["admin"], message: `${path} is for a relay's admin token; the account ${principal.right.name} is ${principal.right.role}` })
-        return refuse(403, { _tag: e._tag, reason: e.reason, allowedRoles: e.allowedRoles, message: e.message })
-      }
-      return HttpServerResponse.unsafeJson(Schema.encodeSync(Reference)(yield* load))
-    }).pipe(Effect.orDie, Effect.provideService(SqlClient.SqlClient, sql))
-  ))
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    router.get(
+      path,
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const auth = request.headers.authorization ?? ""
+        const token = auth.toLowerCase().startsWith("bearer ") ? auth.slice(7).trim() : ""
+        const principal = yield* authenticate(token).pipe(Effect.either)
+        if (principal._tag === "Left") {
+          return refuse(401, { _tag: "Unauthorized", reason: principal.left.reason, message: principal.left.message })
+        }
+        if (principal.right.role !== "admin") {
+          const e = new ApiErrors.Forbidden({
+            reason: "Role",
+            allowedRoles: ["admin"],
+            message: `${path} is for a relay's admin token; the account ${principal.right.name} is ${principal.right.role}`
+          })
+          return refuse(403, { _tag: e._tag, reason: e.reason, allowedRoles: e.allowedRoles, message: e.message })
+        }
+        return HttpServerResponse.unsafeJson(Schema.encodeSync(Reference)(yield* load))
+      }).pipe(Effect.orDie, Effect.provideService(SqlClient.SqlClient, sql))
+    ))
 )

@@ -41,7 +41,10 @@ export interface RunOptions {
 const positive = (name: string, fallback: Duration.Duration) =>
   Config.duration(name).pipe(
     Config.withDefault(fallback),
-    Config.validate({ message: `${name} must be a duration above zero, e.g. "10 seconds"`, validation: (d) => Duration.greaterThan(d, Duration.zero) })
+    Config.validate({
+      message: `${name} must be a duration above zero, e.g. "10 seconds"`,
+      validation: (d) => Duration.greaterThan(d, Duration.zero)
+    })
   )
 
 /** The relay's configuration from the environment (see docs/relay.md). */
@@ -81,10 +84,19 @@ export const run = (options: RunOptions) =>
   Effect.gen(function* () {
     const c = yield* config.pipe(Effect.mapError((e) => new RelayError({ message: `relay configuration: ${String(e)}` })))
     const mainUrl = (options.mainUrl ?? Option.getOrUndefined(c.mainUrl))?.replace(/\/+$/, "")
-    if (mainUrl === undefined) return yield* new RelayError({ message: "the relay needs the main's URL: --main URL or CCAT_RELAY_MAIN_URL" })
-    if (!/^https?:\/\/[^/]+/.test(mainUrl)) return yield* new RelayError({ message: `the main's URL must be http(s)://host[:port], not ${mainUrl}` })
+    if (mainUrl === undefined) {
+      return yield* new RelayError({ message: "the relay needs the main's URL: --main URL or CCAT_RELAY_MAIN_URL" })
+    }
+    if (!/^https?:\/\/[^/]+/.test(mainUrl)) {
+      return yield* new RelayError({ message: `the main's URL must be http(s)://host[:port], not ${mainUrl}` })
+    }
     const forwarding: Forwarder.Options = {
-      mainUrl, token: Redacted.value(c.token), requestTimeout: c.requestTimeout, connectTimeout: c.connectTimeout, maxBackoff: c.maxBackoff, syncInterval: c.syncInterval
+      mainUrl,
+      token: Redacted.value(c.token),
+      requestTimeout: c.requestTimeout,
+      connectTimeout: c.connectTimeout,
+      maxBackoff: c.maxBackoff,
+      syncInterval: c.syncInterval
     }
     const dataDir = path.resolve(options.dataDir ?? c.dataDir)
     // An empty CCAT_RELAY_DATABASE_URL means "none", as shells and unit files often leave it.
@@ -111,11 +123,15 @@ export const run = (options: RunOptions) =>
             Effect.retry(RetryPolicy.schedule({ cap: c.maxBackoff }))
           )
         )
-        yield* Effect.forkScoped(Effect.delay(Forwarder.syncLoop(forwarding, current, sync), initial.pulledAt === undefined ? Duration.zero : c.syncInterval))
+        yield* Effect.forkScoped(
+          Effect.delay(Forwarder.syncLoop(forwarding, current, sync), initial.pulledAt === undefined ? Duration.zero : c.syncInterval)
+        )
         yield* Idempotency.purgeEvery(RelayStore.idempotencyTable, Duration.minutes(10))
         const backlog = yield* RelayStore.backlog
         yield* Effect.logInfo(
-          `${readyLine} ${c.host}:${port} (relay ${version}); main: ${mainUrl}; store: ${databaseUrl !== undefined ? "CCAT_RELAY_DATABASE_URL" : `embedded PostgreSQL in ${dataDir}`}; ` +
+          `${readyLine} ${c.host}:${port} (relay ${version}); main: ${mainUrl}; store: ${
+            databaseUrl !== undefined ? "CCAT_RELAY_DATABASE_URL" : `embedded PostgreSQL in ${dataDir}`
+          }; ` +
             `backlog: ${backlog.pending} pending, ${backlog.refused} refused`
         )
       })

@@ -59,7 +59,12 @@ export class RelayGroup extends HttpApiGroup.make("relay")
   .add(
     HttpApiEndpoint.get("status", "/relay/status")
       .addSuccess(RelayStatus)
-      .pipe(ApiSecurity.allow(["instrument", "operator", "admin"], "The relay's backlog, reference data age, and the filings the main refused, with the main's reasons."))
+      .pipe(
+        ApiSecurity.allow(
+          ["instrument", "operator", "admin"],
+          "The relay's backlog, reference data age, and the filings the main refused, with the main's reasons."
+        )
+      )
   )
   .middleware(ApiSecurity.Authentication)
   .annotate(OpenApi.Description, "The telescope-side relay: its backlog and refused filings.")

@@ -26,19 +26,28 @@ export const authenticateOffline = (reference: Reference, token: string) =>
   Effect.gen(function* () {
     if (token === "") return yield* unauthorized("MissingToken", "send an API token as `Authorization: Bearer ccat_...`")
     const parsed = Accounts.parseToken(token)
-    if (parsed === undefined) return yield* unauthorized("MalformedToken", "the bearer token is not a CCAT API token (expected ccat_<prefix>_<secret>)")
+    if (parsed === undefined) {
+      return yield* unauthorized("MalformedToken", "the bearer token is not a CCAT API token (expected ccat_<prefix>_<secret>)")
+    }
     const row = reference.tokens.find((t) => t.prefix === parsed.prefix)
     const presented = Buffer.from(yield* Accounts.hashSecret(parsed.secret), "hex")
     const stored = Buffer.from(row?.secretSha256 ?? "0".repeat(64), "hex")
     if (row === undefined || stored.length !== presented.length || !timingSafeEqual(presented, stored)) {
-      return yield* unauthorized("UnknownToken", "the API token is not known to the relay (a token made at the main reaches the relay at its next sync)")
+      return yield* unauthorized(
+        "UnknownToken",
+        "the API token is not known to the relay (a token made at the main reaches the relay at its next sync)"
+      )
     }
-    if (row.revokedAt !== null) return yield* unauthorized("Revoked", `the API token ${parsed.prefix} was revoked; ask an admin for a new one`)
+    if (row.revokedAt !== null) {
+      return yield* unauthorized("Revoked", `the API token ${parsed.prefix} was revoked; ask an admin for a new one`)
+    }
     if (row.expiresAt !== null && Date.parse(row.expiresAt) <= Date.now()) {
       return yield* unauthorized("Expired", `the API token ${parsed.prefix} expired at ${row.expiresAt}; ask an admin for a new one`)
     }
     const account = reference.accounts.find((a) => a.id === row.accountId)
-    if (account === undefined || !account.active) return yield* unauthorized("AccountDisabled", `the account of token ${parsed.prefix} is disabled`)
+    if (account === undefined || !account.active) {
+      return yield* unauthorized("AccountDisabled", `the account of token ${parsed.prefix} is disabled`)
+    }
     const principal: ApiSecurity.Principal = {
       accountId: account.id as Ids.AccountId,
       name: account.name,

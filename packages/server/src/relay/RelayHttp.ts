@@ -23,7 +23,9 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
 
 /** The last sync's outcome and the main's URL, for status and metrics. */
-export class RelayState extends Context.Tag("@ccat/server/relay/RelayState")<RelayState, { readonly mainUrl: string; readonly sync: Ref.Ref<SyncState> }>() {}
+export class RelayState
+  extends Context.Tag("@ccat/server/relay/RelayState")<RelayState, { readonly mainUrl: string; readonly sync: Ref.Ref<SyncState> }>()
+{}
 
 /** Reads the whole status: backlog, reference age, refused filings. */
 export const status = Effect.gen(function* () {
@@ -40,8 +42,15 @@ export const status = Effect.gen(function* () {
       lastSyncError: sync.lastError ?? null
     },
     refused: refused.map((f) => ({
-      id: f.id, kind: f.kind, observationId: f.observationId, accountName: f.accountName, acceptedAt: f.acceptedAt.toISOString(),
-      refusedAt: f.refusedAt?.toISOString() ?? "", status: f.refusedStatus, reason: f.refusedReason ?? "", payload: f.payload
+      id: f.id,
+      kind: f.kind,
+      observationId: f.observationId,
+      accountName: f.accountName,
+      acceptedAt: f.acceptedAt.toISOString(),
+      refusedAt: f.refusedAt?.toISOString() ?? "",
+      status: f.refusedStatus,
+      reason: f.refusedReason ?? "",
+      payload: f.payload
     }))
   }
 }).pipe(Effect.catchTag("SqlError", (e) => Effect.die(e)))
@@ -49,45 +58,49 @@ export const status = Effect.gen(function* () {
 const RelayGroupLive = HttpApiBuilder.group(RelayApi, "relay", (handlers) => handlers.handle("status", () => status))
 
 /** The relay contract implemented, on offline authentication. */
-export const ApiLive = HttpApiBuilder.api(RelayApi).pipe(Layer.provide([ObservationsRelayLive, RelayGroupLive]), Layer.provide(RelayAuth.layer))
+export const ApiLive = HttpApiBuilder.api(RelayApi).pipe(
+  Layer.provide([ObservationsRelayLive, RelayGroupLive]),
+  Layer.provide(RelayAuth.layer)
+)
 
 /** `GET /metrics` of the relay: backlog, oldest age, refused and forwarded counts, reference age (Prometheus text). */
 const metricsRoute = HttpApiBuilder.Router.use((router) =>
-  Effect.flatMap(Effect.context<SqlClient.SqlClient | RelayState>(), (context) => router.get(
-    "/metrics",
-    HttpMiddleware.withLoggerDisabled(
-      Effect.map(status, (s) =>
-        HttpServerResponse.text(
-          [
-            "# HELP ccat_relay_backlog_filings Filings accepted by the relay and not yet taken by the main.",
-            "# TYPE ccat_relay_backlog_filings gauge",
-            `ccat_relay_backlog_filings ${s.backlog.pending}`,
-            "# HELP ccat_relay_backlog_oldest_age_seconds Age of the oldest filing not yet taken by the main.",
-            "# TYPE ccat_relay_backlog_oldest_age_seconds gauge",
-            `ccat_relay_backlog_oldest_age_seconds ${s.backlog.oldestPendingAgeSeconds}`,
-            "# HELP ccat_relay_refused_filings Filings the main refused, kept at the relay.",
-            "# TYPE ccat_relay_refused_filings gauge",
-            `ccat_relay_refused_filings ${s.backlog.refused}`,
-            "# HELP ccat_relay_forwarded_filings Filings the main took.",
-            "# TYPE ccat_relay_forwarded_filings gauge",
-            `ccat_relay_forwarded_filings ${s.backlog.forwarded}`,
-            "# HELP ccat_relay_reference_age_seconds Age of the reference data and token hashes (-1 before the first pull of this run).",
-            "# TYPE ccat_relay_reference_age_seconds gauge",
-            `ccat_relay_reference_age_seconds ${s.reference.ageSeconds ?? -1}`,
-            ""
-          ].join("\n"),
-          { contentType: "text/plain; version=0.0.4; charset=utf-8" }
-        )
-      ).pipe(Effect.provide(context))
-    )
-  ))
+  Effect.flatMap(Effect.context<SqlClient.SqlClient | RelayState>(), (context) =>
+    router.get(
+      "/metrics",
+      HttpMiddleware.withLoggerDisabled(
+        Effect.map(status, (s) =>
+          HttpServerResponse.text(
+            [
+              "# HELP ccat_relay_backlog_filings Filings accepted by the relay and not yet taken by the main.",
+              "# TYPE ccat_relay_backlog_filings gauge",
+              `ccat_relay_backlog_filings ${s.backlog.pending}`,
+              "# HELP ccat_relay_backlog_oldest_age_seconds Age of the oldest filing not yet taken by the main.",
+              "# TYPE ccat_relay_backlog_oldest_age_seconds gauge",
+              `ccat_relay_backlog_oldest_age_seconds ${s.backlog.oldestPendingAgeSeconds}`,
+              "# HELP ccat_relay_refused_filings Filings the main refused, kept at the relay.",
+              "# TYPE ccat_relay_refused_filings gauge",
+              `ccat_relay_refused_filings ${s.backlog.refused}`,
+              "# HELP ccat_relay_forwarded_filings Filings the main took.",
+              "# TYPE ccat_relay_forwarded_filings gauge",
+              `ccat_relay_forwarded_filings ${s.backlog.forwarded}`,
+              "# HELP ccat_relay_reference_age_seconds Age of the reference data and token hashes (-1 before the first pull of this run).",
+              "# TYPE ccat_relay_reference_age_seconds gauge",
+              `ccat_relay_reference_age_seconds ${s.reference.ageSeconds ?? -1}`,
+              ""
+            ].join("\n"),
+            { contentType: "text/plain; version=0.0.4; charset=utf-8" }
+          )).pipe(Effect.provide(context))
+      )
+    ))
 )
 
 const notServedResponse = Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
   const e = new ApiErrors.NotFound({
     entity: "Route",
     id: `${request.method} ${request.url}`,
-    message: "the relay at the telescope takes filings (POST /api/v1/observations, .../files, .../close) and answers /api/v1/relay/status and /metrics; ask the main for anything else"
+    message:
+      "the relay at the telescope takes filings (POST /api/v1/observations, .../files, .../close) and answers /api/v1/relay/status and /metrics; ask the main for anything else"
   })
   return HttpServerResponse.unsafeJson({ _tag: e._tag, entity: e.entity, id: e.id, message: e.message }, { status: 404 })
 })

@@ -99,23 +99,37 @@ const acceptLock = 7_242_001_391_456_313_817n
  * one at a time (an advisory lock held to the end of the transaction), so filings become visible
  * in `seq` order and the forwarder never passes one still being committed.
  */
-export const accept = (filing: { readonly id: string; readonly kind: Kind; readonly observationId: string; readonly instrumentId: string; readonly accountName: string; readonly payload: unknown }) =>
+export const accept = (
+  filing: {
+    readonly id: string
+    readonly kind: Kind
+    readonly observationId: string
+    readonly instrumentId: string
+    readonly accountName: string
+    readonly payload: unknown
+  }
+) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql.withTransaction(
       Effect.zipRight(
         sql`select pg_advisory_xact_lock(${String(acceptLock)}::bigint)`,
         sql<{ seq: string; acceptedAt: Date }>`
           insert into relay.filing (id, kind, observation_id, instrument_id, account_name, payload)
-          values (${filing.id}, ${filing.kind}, ${filing.observationId}, ${filing.instrumentId}, ${filing.accountName}, ${JSON.stringify(filing.payload)}::jsonb)
+          values (${filing.id}, ${filing.kind}, ${filing.observationId}, ${filing.instrumentId}, ${filing.accountName}, ${
+            JSON.stringify(filing.payload)
+          }::jsonb)
           returning seq, accepted_at`
       )
-    )
-  ).pipe(Effect.map((rows) => rows[0]))
+    )).pipe(Effect.map((rows) => rows[0]))
 
 /** The instrument of an observation filed through this relay, if it was. */
 export const instrumentOfObservation = (observationId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ instrumentId: string }>`select instrument_id from relay.filing where observation_id = ${observationId} and kind = 'file' order by seq limit 1`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<
+        { instrumentId: string }
+      >`select instrument_id from relay.filing where observation_id = ${observationId} and kind = 'file' order by seq limit 1`
   ).pipe(Effect.map((rows) => rows[0]?.instrumentId))
 
 // JSON goes out as text: the client's name transform would otherwise rename an instrument's own metadata keys.
@@ -124,34 +138,49 @@ const withPayload = (rows: ReadonlyArray<Omit<Filing, "payload"> & { readonly pa
 
 /** The body of the observation's first filing through this relay (its start, ObsUnit, metadata). */
 export const firstPayload = (observationId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ payload: string }>`select payload::text as payload from relay.filing where observation_id = ${observationId} and kind = 'file' order by seq limit 1`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<
+        { payload: string }
+      >`select payload::text as payload from relay.filing where observation_id = ${observationId} and kind = 'file' order by seq limit 1`
   ).pipe(Effect.map((rows) => JSON.parse(rows[0]?.payload ?? "null") as unknown))
 
 /** The oldest filing still to forward. */
-export const nextPending = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<Omit<Filing, "payload"> & { payload: string }>`select *, payload::text as payload from relay.filing where state = 'pending' order by seq limit 1`
+export const nextPending = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<
+      Omit<Filing, "payload"> & { payload: string }
+    >`select *, payload::text as payload from relay.filing where state = 'pending' order by seq limit 1`
 ).pipe(Effect.map((rows) => withPayload(rows)[0]))
 
 /** The main took the filing (or answered a replay of it). */
 export const markForwarded = (seq: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`update relay.filing set state = 'forwarded', forwarded_at = now(), attempts = attempts + 1, last_attempt_at = now(), last_error = null
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (
+      sql
+    ) => sql`update relay.filing set state = 'forwarded', forwarded_at = now(), attempts = attempts + 1, last_attempt_at = now(), last_error = null
         where seq = ${seq} and state = 'pending'`
   ).pipe(Effect.asVoid)
 
 /** The main refused the filing for good: kept with its reason, never dropped. */
 export const markRefused = (seq: string, status: number | undefined, reason: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`update relay.filing set state = 'refused', refused_at = now(), refused_status = ${status ?? null}, refused_reason = ${reason},
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (
+      sql
+    ) => sql`update relay.filing set state = 'refused', refused_at = now(), refused_status = ${status ?? null}, refused_reason = ${reason},
         attempts = attempts + 1, last_attempt_at = now(), last_error = ${reason}
         where seq = ${seq} and state = 'pending'`
   ).pipe(Effect.asVoid)
 
 /** An attempt failed for a reason that may pass (link down, main restarting, relay token refused). */
 export const markAttemptFailed = (seq: string, reason: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`update relay.filing set attempts = attempts + 1, last_attempt_at = now(), last_error = ${reason} where seq = ${seq}`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql`update relay.filing set attempts = attempts + 1, last_attempt_at = now(), last_error = ${reason} where seq = ${seq}`
   ).pipe(Effect.asVoid)
 
 /** Backlog figures for status and metrics. */
@@ -164,8 +193,9 @@ export interface Backlog {
 }
 
 /** Counts the backlog. */
-export const backlog = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ pending: number; oldest: number | null; forwarded: number; refused: number; lastError: string | null }>`
+export const backlog = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ pending: number; oldest: number | null; forwarded: number; refused: number; lastError: string | null }>`
     select count(*) filter (where state = 'pending')::int as pending,
       extract(epoch from now() - min(accepted_at) filter (where state = 'pending'))::float8 as oldest,
       count(*) filter (where state = 'forwarded')::int as forwarded,
@@ -173,29 +203,48 @@ export const backlog = Effect.flatMap(SqlClient.SqlClient, (sql) =>
       (select last_error from relay.filing where state = 'pending' order by seq limit 1) as last_error
     from relay.filing`
 ).pipe(
-  Effect.map(([r]): Backlog => ({ pending: r.pending, oldestPendingAgeSeconds: r.oldest ?? 0, forwarded: r.forwarded, refused: r.refused, lastError: r.lastError }))
+  Effect.map(([r]): Backlog => ({
+    pending: r.pending,
+    oldestPendingAgeSeconds: r.oldest ?? 0,
+    forwarded: r.forwarded,
+    refused: r.refused,
+    lastError: r.lastError
+  }))
 )
 
 /** The refused filings, newest first (at most `limit`). */
 export const refused = (limit: number) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<Omit<Filing, "payload"> & { payload: string }>`select *, payload::text as payload from relay.filing where state = 'refused' order by seq desc limit ${limit}`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<
+        Omit<Filing, "payload"> & { payload: string }
+      >`select *, payload::text as payload from relay.filing where state = 'refused' order by seq desc limit ${limit}`
   ).pipe(Effect.map(withPayload))
 
 /** Saves pulled reference data. */
 export const saveReference = (reference: Reference) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`insert into relay.reference (id, body, pulled_at) values (1, ${JSON.stringify(Schema.encodeSync(Reference)(reference))}::jsonb, now())
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (
+      sql
+    ) => sql`insert into relay.reference (id, body, pulled_at) values (1, ${
+      JSON.stringify(Schema.encodeSync(Reference)(reference))
+    }::jsonb, now())
         on conflict (id) do update set body = excluded.body, pulled_at = excluded.pulled_at`
   ).pipe(Effect.asVoid)
 
 /** The last reference data pulled, with when, if any was. */
-export const loadReference = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ body: string; pulledAt: Date }>`select body::text as body, pulled_at from relay.reference where id = 1`
+export const loadReference = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ body: string; pulledAt: Date }>`select body::text as body, pulled_at from relay.reference where id = 1`
 ).pipe(
   Effect.flatMap((rows) =>
     rows.length === 0
       ? Effect.succeed(undefined)
-      : Effect.map(Schema.decodeUnknown(Schema.parseJson(Reference))(rows[0].body), (reference) => ({ reference, pulledAt: rows[0].pulledAt }))
+      : Effect.map(Schema.decodeUnknown(Schema.parseJson(Reference))(rows[0].body), (reference) => ({
+        reference,
+        pulledAt: rows[0].pulledAt
+      }))
   )
 )

@@ -42,7 +42,9 @@ export const parseId = (id: string, authority: string): Target | string => {
       return { kind: "observation", observationId: observationId!.toLowerCase(), moduleId: moduleId!.toLowerCase() }
     }
   }
-  return `UsageFault: ${JSON.stringify(id)} is neither an obs_publisher_did of this archive (${authority}?<observation>/<module> or ${authority}?product/<product>) nor a RawDataFile id`
+  return `UsageFault: ${
+    JSON.stringify(id)
+  } is neither an obs_publisher_did of this archive (${authority}?<observation>/<module> or ${authority}?product/<product>) nor a RawDataFile id`
 }
 
 interface FileRow {
@@ -52,7 +54,6 @@ interface FileRow {
   readonly packageId: string | null
   readonly public: boolean
 }
-
 
 /** Whether the caller's account (not the public rule) covers the observation: the API's packages and staging are behind it. */
 const inScope = (who: ScienceAccess.Caller, observationId: string) =>
@@ -91,7 +92,11 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
     const packageIds = [...new Set(files.flatMap((f) => (f.packageId === null ? [] : [f.packageId])))]
     const packages = packageIds.length === 0
       ? []
-      : yield* sql<PackageLinks.PackageRow>`select id, relative_path, size_bytes, checksum, status::text as status from raw_data_package where id in ${sql.in(packageIds)} order by relative_path`.pipe(Effect.orDie)
+      : yield* sql<
+        PackageLinks.PackageRow
+      >`select id, relative_path, size_bytes, checksum, status::text as status from raw_data_package where id in ${
+        sql.in(packageIds)
+      } order by relative_path`.pipe(Effect.orDie)
     const rows: Array<Link> = []
     for (const f of files) {
       const readableByRange = f.packageId !== null
@@ -112,13 +117,21 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
     for (const p of packages) {
       // a package holds one observation's files, all public or none
       const isPublic = files.some((f) => f.packageId === p.id && f.public)
-      rows.push(...PackageLinks.links(id, base, p, { named: `RawDataPackage ${p.relativePath}`, localSemantics: "raw-data-package", isPublic, scoped }))
+      rows.push(
+        ...PackageLinks.links(id, base, p, {
+          named: `RawDataPackage ${p.relativePath}`,
+          localSemantics: "raw-data-package",
+          isPublic,
+          scoped
+        })
+      )
     }
     rows.push({
       id,
       semantics: "#auxiliary",
       accessUrl: `${base}/api/v1/staging-requests`,
-      description: `stage observation ${observationId} whole to a PROCESSING location: POST {"observationIds":["${observationId}"],"location":"<processing location>"} with a scientist's token`,
+      description:
+        `stage observation ${observationId} whole to a PROCESSING location: POST {"observationIds":["${observationId}"],"location":"<processing location>"} with a scientist's token`,
       contentType: "application/json",
       localSemantics: "staging",
       linkAuth: "true",
@@ -127,4 +140,3 @@ export const linksOf = (who: ScienceAccess.Caller, publisher: ObsCore.Publisher,
     if (target.kind === "observation") rows.push(...yield* ProductLinks.derivationLinks(who, publisher, id, observationId))
     return rows
   })
-

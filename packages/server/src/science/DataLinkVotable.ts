@@ -62,15 +62,26 @@ const columns: ReadonlyArray<Column> = [
   { name: "semantics", datatype: "char", ucd: "meta.code", value: (l) => l.semantics },
   { name: "description", datatype: "char", ucd: "meta.note", value: (l) => text(l.description) },
   { name: "content_type", datatype: "char", ucd: "meta.code.mime", value: (l) => text(l.contentType) },
-  { name: "content_length", datatype: "long", ucd: "phys.size;meta.file", unit: "byte", value: (l) => (l.contentLength === undefined ? "" : String(l.contentLength)) },
+  {
+    name: "content_length",
+    datatype: "long",
+    ucd: "phys.size;meta.file",
+    unit: "byte",
+    value: (l) => (l.contentLength === undefined ? "" : String(l.contentLength))
+  },
   { name: "content_qualifier", datatype: "char", ucd: "meta.code.class", value: (l) => text(l.contentQualifier) },
   { name: "local_semantics", datatype: "char", ucd: "meta.code", value: (l) => text(l.localSemantics) },
   { name: "link_auth", datatype: "char", ucd: "meta.code", value: (l) => text(l.linkAuth) },
-  { name: "link_authorized", datatype: "boolean", ucd: "meta.code", value: (l) => (l.linkAuthorized === undefined ? "" : l.linkAuthorized ? "T" : "F") }
+  {
+    name: "link_authorized",
+    datatype: "boolean",
+    ucd: "meta.code",
+    value: (l) => (l.linkAuthorized === undefined ? "" : l.linkAuthorized ? "T" : "F")
+  }
 ]
 
 // Characters XML 1.0 cannot carry, even escaped.
-// eslint-disable-next-line no-control-regex
+
 const invalidXml = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/g
 const clean = (s: string) => s.replace(invalidXml, "\uFFFD")
 

@@ -57,7 +57,16 @@ export interface Opened {
 export const find = (who: ScienceAccess.Caller, fileId: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ id: Ids.RawDataFileId; relativePath: string; sizeBytes: string; checksum: Checksum.Checksum; packageId: Ids.RawDataPackageId | null; observationId: Ids.ExecutedObsUnitId }>`
+    const rows = yield* sql<
+      {
+        id: Ids.RawDataFileId
+        relativePath: string
+        sizeBytes: string
+        checksum: Checksum.Checksum
+        packageId: Ids.RawDataPackageId | null
+        observationId: Ids.ExecutedObsUnitId
+      }
+    >`
       select f.id, f.relative_path, f.size_bytes, f.checksum, f.raw_data_package_id as package_id, f.executed_obs_unit_id as observation_id
       from raw_data_file f
       where f.id = ${fileId} and ${ScienceAccess.observationReadable(sql, who, sql`f.executed_obs_unit_id`)}`.pipe(Effect.orDie)
@@ -76,7 +85,9 @@ const dropOffsets = (file: FileRecord, copy: OnlineCopy.CopyRow, detail: string)
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`delete from raw_data_package_member where raw_data_package_id = ${file.packageId} and raw_data_file_id = ${file.id}`
-    return yield* Effect.logError(`file ${file.id} failed its check in copy ${copy.id}, which verifies whole: its offsets are dropped (${detail})`)
+    return yield* Effect.logError(
+      `file ${file.id} failed its check in copy ${copy.id}, which verifies whole: its offsets are dropped (${detail})`
+    )
   })
 
 /** Why the block before a member's data is not that member's header, or undefined. */
@@ -95,7 +106,11 @@ const headerProblem = (block: Uint8Array, file: FileRecord): string | undefined 
  * The member's bytes from `range` (its header block, then its data): the header checked and
  * taken off, the data then hashed and counted, the last part held back until the checksum is known.
  */
-const verifiedBytes = (raw: Stream.Stream<Uint8Array, StorageError.StorageError>, file: FileRecord, onMismatch: (detail: string) => Effect.Effect<void>) =>
+const verifiedBytes = (
+  raw: Stream.Stream<Uint8Array, StorageError.StorageError>,
+  file: FileRecord,
+  onMismatch: (detail: string) => Effect.Effect<void>
+) =>
   Stream.suspend(() => {
     const head = new Uint8Array(TarFormat.blockSize)
     let headAt = 0
@@ -122,7 +137,9 @@ const verifiedBytes = (raw: Stream.Stream<Uint8Array, StorageError.StorageError>
         }
         return Effect.succeed(Chunk.unsafeFromArray(out))
       }),
-      Stream.concat(Stream.suspend(() => headAt < head.length ? Stream.fromEffect(failed("the copy ends before the file's tar header")) : Stream.empty))
+      Stream.concat(
+        Stream.suspend(() => headAt < head.length ? Stream.fromEffect(failed("the copy ends before the file's tar header")) : Stream.empty)
+      )
     )
     return VerifiedStream.verified(data, { sizeBytes: file.sizeBytes, checksum: file.checksum, source: "filed" }, failed)
   })
@@ -136,10 +153,15 @@ const verifiedBytes = (raw: Stream.Stream<Uint8Array, StorageError.StorageError>
  */
 export const open = Effect.fn("FileContent.open")(function* (who: ScienceAccess.Caller, fileId: string) {
   const file = yield* find(who, fileId)
-  if (file === undefined) return yield* new ContentError({ reason: "NotFound", message: `RawDataFile ${fileId} does not exist or is not visible to this caller` })
+  if (file === undefined) {
+    return yield* new ContentError({ reason: "NotFound", message: `RawDataFile ${fileId} does not exist or is not visible to this caller` })
+  }
   const packageId = file.packageId
   if (packageId === null) {
-    return yield* new ContentError({ reason: "NotPackaged", message: `RawDataFile ${fileId} is not in a package yet; it can be read once it is archived` })
+    return yield* new ContentError({
+      reason: "NotPackaged",
+      message: `RawDataFile ${fileId} is not in a package yet; it can be read once it is archived`
+    })
   }
   const sql = yield* SqlClient.SqlClient
   const storages = yield* Storages
@@ -169,14 +191,19 @@ export const open = Effect.fn("FileContent.open")(function* (who: ScienceAccess.
     const raw = s.get(copy.path, { range: { start: offsets.dataOffset - TarFormat.blockSize, end: offsets.dataOffset + file.sizeBytes } })
     const onMismatch = (detail: string) =>
       recheck(copy, s, sql, { what: `file ${file.id}`, attributes: { fileId: file.id }, onWhole: dropOffsets(file, copy, detail) }, detail)
-    const body = verifiedBytes(raw, file, (detail) =>
-      Effect.zipRight(Effect.logError(`file ${file.id} read from copy ${copy.id} at ${location.name}: ${detail}`), onMismatch(detail)))
+    const body = verifiedBytes(
+      raw,
+      file,
+      (detail) =>
+        Effect.zipRight(Effect.logError(`file ${file.id} read from copy ${copy.id} at ${location.name}: ${detail}`), onMismatch(detail))
+    )
     return { file, location: location.name, body } satisfies Opened
   }
   if (nearline > 0 && problems.length === 0) {
     return yield* new ContentError({
       reason: "NeedsStaging",
-      message: `RawDataFile ${fileId}: its package's only readable copies are on nearline media (tape); stage the observation (POST /api/v1/staging) to read it`
+      message:
+        `RawDataFile ${fileId}: its package's only readable copies are on nearline media (tape); stage the observation (POST /api/v1/staging) to read it`
     })
   }
   return yield* new ContentError({

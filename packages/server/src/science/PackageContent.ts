@@ -41,12 +41,16 @@ export interface Opened {
 export const find = (who: ScienceAccess.Caller, packageId: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ id: Ids.RawDataPackageId; relativePath: string; sizeBytes: string | null; checksum: Checksum.Checksum | null }>`
+    const rows = yield* sql<
+      { id: Ids.RawDataPackageId; relativePath: string; sizeBytes: string | null; checksum: Checksum.Checksum | null }
+    >`
       select p.id, p.relative_path, p.size_bytes, p.checksum
       from raw_data_package p
       where p.id = ${packageId} and ${ScienceAccess.observationReadable(sql, who, sql`p.executed_obs_unit_id`)}`.pipe(Effect.orDie)
     const row = rows[0]
-    return row === undefined ? undefined : ({ ...row, sizeBytes: row.sizeBytes === null ? null : Number(row.sizeBytes) } satisfies PackageRecord)
+    return row === undefined
+      ? undefined
+      : ({ ...row, sizeBytes: row.sizeBytes === null ? null : Number(row.sizeBytes) } satisfies PackageRecord)
   })
 
 /** Re-reads a copy whole after a download from it failed its check; a copy that reads whole is left as it is. */
@@ -71,10 +75,18 @@ const verifiedBytes = (
  */
 export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAccess.Caller, packageId: string) {
   const found = yield* find(who, packageId)
-  if (found === undefined) return yield* new ContentError({ reason: "NotFound", message: `RawDataPackage ${packageId} does not exist or is not visible to this caller` })
+  if (found === undefined) {
+    return yield* new ContentError({
+      reason: "NotFound",
+      message: `RawDataPackage ${packageId} does not exist or is not visible to this caller`
+    })
+  }
   const { sizeBytes, checksum } = found
   if (sizeBytes === null || checksum === null) {
-    return yield* new ContentError({ reason: "NotPackaged", message: `RawDataPackage ${packageId}: its tar is not written yet; it can be read once it is` })
+    return yield* new ContentError({
+      reason: "NotPackaged",
+      message: `RawDataPackage ${packageId}: its tar is not written yet; it can be read once it is`
+    })
   }
   const pkg = { ...found, sizeBytes, checksum }
   const sql = yield* SqlClient.SqlClient
@@ -85,7 +97,9 @@ export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAcce
   for (const copy of copies) {
     const location = yield* Sites.location(copy.locationId).pipe(Effect.orDie)
     if (copy.checksum !== checksum || Number(copy.sizeBytes) !== sizeBytes) {
-      problems.push(`${location.name}: its copy records ${copy.sizeBytes} bytes ${copy.checksum}, the package ${sizeBytes} bytes ${checksum}`)
+      problems.push(
+        `${location.name}: its copy records ${copy.sizeBytes} bytes ${copy.checksum}, the package ${sizeBytes} bytes ${checksum}`
+      )
       continue
     }
     const ready = yield* OnlineCopy.readiness(storages, location, copy.path, { rangeRead: false })
@@ -99,7 +113,9 @@ export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAcce
         recheck(copy, s, sql, {
           what: `a download of package ${packageId}`,
           attributes: { packageId },
-          onWhole: Effect.logWarning(`package ${packageId} failed its check read from copy ${copy.id}, which verifies whole when read again: left as it is (${detail})`)
+          onWhole: Effect.logWarning(
+            `package ${packageId} failed its check read from copy ${copy.id}, which verifies whole when read again: left as it is (${detail})`
+          )
         }, detail)
       )
     return { pkg, location: location.name, body: verifiedBytes(s.get(copy.path), pkg, onMismatch) } satisfies Opened
@@ -107,7 +123,8 @@ export const open = Effect.fn("PackageContent.open")(function* (who: ScienceAcce
   if (nearline > 0 && problems.length === 0) {
     return yield* new ContentError({
       reason: "NeedsStaging",
-      message: `RawDataPackage ${packageId}: its only readable copies are on nearline media (tape); stage its observation (POST /api/v1/staging-requests) to read it`
+      message:
+        `RawDataPackage ${packageId}: its only readable copies are on nearline media (tape); stage its observation (POST /api/v1/staging-requests) to read it`
     })
   }
   return yield* new ContentError({

@@ -46,7 +46,16 @@ export const productLinks = (who: ScienceAccess.Caller, publisher: ObsCore.Publi
         where data_product_id = ${productId} and state in ('filed', 'packaged') order by relative_path`,
       sql<PackageLinks.PackageRow>`
         select id, relative_path, size_bytes, checksum, status::text as status from raw_data_package where data_product_id = ${productId} order by relative_path`,
-      sql<{ position: number; observationId: string | null; packageId: string | null; inputProductId: string | null; moduleId: string | null; moduleName: string | null }>`
+      sql<
+        {
+          position: number
+          observationId: string | null
+          packageId: string | null
+          inputProductId: string | null
+          moduleId: string | null
+          moduleName: string | null
+        }
+      >`
         select i.position, coalesce(i.executed_obs_unit_id, r.executed_obs_unit_id) as observation_id, i.raw_data_package_id as package_id,
                i.input_product_id, m.id as module_id, m.name as module_name
         from data_product_input i
@@ -67,7 +76,8 @@ export const productLinks = (who: ScienceAccess.Caller, publisher: ObsCore.Publi
       ...(f.packageId !== null
         ? { accessUrl: `${publisher.baseUrl}/api/v1/files/${f.id}/content` }
         : { errorMessage: `NotFoundFault: ${f.relativePath} is not in a package yet; it can be read once it is archived` }),
-      description: `file ${f.relativePath} of product ${product.name} (${what}), read from the archive and checked against its filed checksum`,
+      description:
+        `file ${f.relativePath} of product ${product.name} (${what}), read from the archive and checked against its filed checksum`,
       contentType: "application/octet-stream",
       contentLength: Number(f.sizeBytes),
       localSemantics: "product-file",
@@ -81,10 +91,14 @@ export const productLinks = (who: ScienceAccess.Caller, publisher: ObsCore.Publi
     for (const input of inputs) {
       const did = input.inputProductId !== null
         ? ObsCore.productDid(publisher.authority, input.inputProductId)
-        : input.moduleId === null ? undefined : ObsCore.publisherDid(publisher.authority, input.observationId!, input.moduleId)
+        : input.moduleId === null
+        ? undefined
+        : ObsCore.publisherDid(publisher.authority, input.observationId!, input.moduleId)
       const named = input.inputProductId !== null
         ? `data product ${input.inputProductId}`
-        : input.packageId !== null ? `RawDataPackage ${input.packageId} (observation ${input.observationId}, module ${input.moduleName})` : `observation ${input.observationId}${input.moduleName === null ? "" : `, module ${input.moduleName}`}`
+        : input.packageId !== null
+        ? `RawDataPackage ${input.packageId} (observation ${input.observationId}, module ${input.moduleName})`
+        : `observation ${input.observationId}${input.moduleName === null ? "" : `, module ${input.moduleName}`}`
       rows.push({
         id,
         semantics: "#progenitor",

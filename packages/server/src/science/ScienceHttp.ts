@@ -60,7 +60,8 @@ const attachment = (relativePath: string) => {
  */
 const challenge = TapRequest.basicChallenge
 
-const notPublic = "nothing public has this id; send a CCAT token (as a Bearer token, or as HTTP Basic's password with any user name) to read proprietary data your programs hold"
+const notPublic =
+  "nothing public has this id; send a CCAT token (as a Bearer token, or as HTTP Basic's password with any user name) to read proprietary data your programs hold"
 
 /**
  * The answer to a bytes request `open` refused. An anonymous caller asking for something that is
@@ -149,7 +150,10 @@ const started = <E>(
         return Either.right(Stream.fromChunk(first.right).pipe(Stream.concat(Stream.repeatEffectChunkOption(pull)), Stream.ensuring(close)))
       }
       yield* close
-      return Option.match(first.left, { onNone: (): Either.Either<Stream.Stream<Uint8Array, E>, E | Busy> => Either.right(Stream.empty), onSome: (e) => Either.left(e) })
+      return Option.match(first.left, {
+        onNone: (): Either.Either<Stream.Stream<Uint8Array, E>, E | Busy> => Either.right(Stream.empty),
+        onSome: (e) => Either.left(e)
+      })
     })
   )
 
@@ -178,7 +182,12 @@ export const layer = HttpApiBuilder.Router.use((router) =>
           const refused = begun.left
           return refused instanceof Busy
             ? json(503, "Busy", refused.message, { "retry-after": "2" })
-            : json(503, "Unavailable", `${refused.message}; nothing was sent. The copy read is checked again; a retry reads another copy if this one is bad`, { "retry-after": "5" })
+            : json(
+              503,
+              "Unavailable",
+              `${refused.message}; nothing was sent. The copy read is checked again; a retry reads another copy if this one is bad`,
+              { "retry-after": "5" }
+            )
         }
         return HttpServerResponse.stream(begun.right.pipe(Stream.tapError(() => Effect.sync(() => response.destroy()))), {
           status: 200,
@@ -199,16 +208,23 @@ export const layer = HttpApiBuilder.Router.use((router) =>
 
     /** The caller and the storages for a bytes route, or the answer that refuses it. */
     const bytesRequest = (kind: string): Effect.Effect<
-      Either.Either<{ readonly id: string; readonly who: ScienceAccess.Caller; readonly storages: Context.Tag.Service<Storages> }, HttpServerResponse.HttpServerResponse>,
+      Either.Either<
+        { readonly id: string; readonly who: ScienceAccess.Caller; readonly storages: Context.Tag.Service<Storages> },
+        HttpServerResponse.HttpServerResponse
+      >,
       never,
       HttpRouter.RouteContext | HttpServerRequest.HttpServerRequest | SqlClient.SqlClient
     > =>
       Effect.gen(function* () {
         const { id } = yield* HttpRouter.params
-        if (id === undefined || !uuid.test(id)) return Either.left(json(400, "BadRequest", `${JSON.stringify(id)} is not a ${kind} id (a UUID)`))
+        if (id === undefined || !uuid.test(id)) {
+          return Either.left(json(400, "BadRequest", `${JSON.stringify(id)} is not a ${kind} id (a UUID)`))
+        }
         const who = yield* ScienceAccess.caller.pipe(Effect.either)
         if (who._tag === "Left") return Either.left(json(401, "Unauthorized", who.left.message, { "www-authenticate": "Bearer" }))
-        if (Option.isNone(storages)) return Either.left(json(503, "Unavailable", "this server reads no storage; ask the data center's main server"))
+        if (Option.isNone(storages)) {
+          return Either.left(json(503, "Unavailable", "this server reads no storage; ask the data center's main server"))
+        }
         return Either.right({ id: id.toLowerCase(), who: who.right, storages: storages.value })
       })
 
@@ -216,10 +232,18 @@ export const layer = HttpApiBuilder.Router.use((router) =>
       const request = yield* bytesRequest("RawDataFile")
       if (Either.isLeft(request)) return request.left
       const asked = request.right
-      const opened = yield* FileContent.open(asked.who, asked.id as Ids.RawDataFileId).pipe(Effect.provideService(Storages, asked.storages), Effect.either)
+      const opened = yield* FileContent.open(asked.who, asked.id as Ids.RawDataFileId).pipe(
+        Effect.provideService(Storages, asked.storages),
+        Effect.either
+      )
       if (opened._tag === "Left") return refusal(asked.who, opened.left)
       const { file, body, location } = opened.right
-      return yield* verifiedStream(body, { contentType: "application/octet-stream", sizeBytes: file.sizeBytes, name: file.relativePath, checksum: file.checksum }, asked.who, location)
+      return yield* verifiedStream(
+        body,
+        { contentType: "application/octet-stream", sizeBytes: file.sizeBytes, name: file.relativePath, checksum: file.checksum },
+        asked.who,
+        location
+      )
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     const packageContent = Effect.gen(function* () {
@@ -229,27 +253,42 @@ export const layer = HttpApiBuilder.Router.use((router) =>
       const opened = yield* PackageContent.open(asked.who, asked.id).pipe(Effect.provideService(Storages, asked.storages), Effect.either)
       if (opened._tag === "Left") return refusal(asked.who, opened.left)
       const { pkg, body, location } = opened.right
-      return yield* verifiedStream(body, { contentType: "application/x-tar", sizeBytes: pkg.sizeBytes, name: pkg.relativePath, checksum: pkg.checksum }, asked.who, location)
+      return yield* verifiedStream(
+        body,
+        { contentType: "application/x-tar", sizeBytes: pkg.sizeBytes, name: pkg.relativePath, checksum: pkg.checksum },
+        asked.who,
+        location
+      )
     }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     const datalink = Effect.gen(function* () {
-      const votable = (status: number, body: string) => HttpServerResponse.text(body, { status, contentType: `${DataLinkVotable.contentType}; charset=utf-8` })
+      const votable = (status: number, body: string) =>
+        HttpServerResponse.text(body, { status, contentType: `${DataLinkVotable.contentType}; charset=utf-8` })
       const { ids, format } = yield* datalinkParams
       if (format !== undefined && !isVotable(format)) {
-        return votable(400, DataLinkVotable.error(`UsageFault: RESPONSEFORMAT ${format} is not supported; this service answers VOTable only`))
+        return votable(
+          400,
+          DataLinkVotable.error(`UsageFault: RESPONSEFORMAT ${format} is not supported; this service answers VOTable only`)
+        )
       }
-      if (ids.length > DataLink.maxIds) return votable(400, DataLinkVotable.error(`UsageFault: at most ${DataLink.maxIds} IDs per request, got ${ids.length}`))
+      if (ids.length > DataLink.maxIds) {
+        return votable(400, DataLinkVotable.error(`UsageFault: at most ${DataLink.maxIds} IDs per request, got ${ids.length}`))
+      }
       const who = yield* ScienceAccess.caller.pipe(Effect.either)
       if (who._tag === "Left") {
         return HttpServerResponse.text(DataLinkVotable.error(`AuthenticationFault: ${who.left.message}`), {
-          status: 401, contentType: `${DataLinkVotable.contentType}; charset=utf-8`, headers: { "www-authenticate": "Bearer" }
+          status: 401,
+          contentType: `${DataLinkVotable.contentType}; charset=utf-8`,
+          headers: { "www-authenticate": "Bearer" }
         })
       }
       const publisher = yield* ObsCorePublisher.read
       const rows = (yield* Effect.forEach(ids, (id) => DataLink.linksOf(who.right, publisher, id))).flat()
       if (who.right.kind === "anonymous" && rows.some((r) => r.hidden === true)) {
         return HttpServerResponse.text(DataLinkVotable.error(`AuthenticationFault: ${notPublic}`), {
-          status: 401, contentType: `${DataLinkVotable.contentType}; charset=utf-8`, headers: { "www-authenticate": challenge }
+          status: 401,
+          contentType: `${DataLinkVotable.contentType}; charset=utf-8`,
+          headers: { "www-authenticate": challenge }
         })
       }
       return votable(200, DataLinkVotable.links(rows))

@@ -92,6 +92,10 @@ export const parse = (text: string): Either.Either<Query, AdqlError> => {
     const found = unsupported.find(([pattern]) => pattern.test(rest))
     if (found !== undefined) return Either.left(new AdqlError({ message: `${found[1]} (${where})` }))
     const near = rest.slice(0, 20).replace(/\s+/g, " ")
-    return Either.left(new AdqlError({ message: `ADQL syntax error ${where}${near === "" ? ", at the end of the query" : ` near "${near}"`}: ${error.message ?? ""}` }))
+    return Either.left(
+      new AdqlError({
+        message: `ADQL syntax error ${where}${near === "" ? ", at the end of the query" : ` near "${near}"`}: ${error.message ?? ""}`
+      })
+    )
   }
 }

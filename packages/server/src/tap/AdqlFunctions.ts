@@ -33,13 +33,26 @@ export interface FunctionSpec {
   readonly render: (args: ReadonlyArray<string>, distinct: boolean) => string
 }
 
-const math1 = (fn: string): FunctionSpec => ({ min: 1, max: 1, args: "num", result: "num", render: ([x]) => `${fn}((${x})::double precision)` })
+const math1 = (fn: string): FunctionSpec => ({
+  min: 1,
+  max: 1,
+  args: "num",
+  result: "num",
+  render: ([x]) => `${fn}((${x})::double precision)`
+})
 const rounding = (fn: string): FunctionSpec => ({
-  min: 1, max: 2, args: "num", result: "num",
+  min: 1,
+  max: 2,
+  args: "num",
+  result: "num",
   render: ([x, n]) => `${fn}((${x})::numeric, (${n ?? "0"})::integer)::double precision`
 })
 const aggregate = (fn: string, cast: string, result: Kind = "num"): FunctionSpec => ({
-  min: 1, max: 1, args: result, result, aggregate: true,
+  min: 1,
+  max: 1,
+  args: result,
+  result,
+  aggregate: true,
   render: ([x], distinct) => `${fn}(${distinct ? "distinct " : ""}${x})${cast}`
 })
 
@@ -65,8 +78,20 @@ export const functions: ReadonlyMap<string, FunctionSpec> = new Map<string, Func
   ["ASIN", math1("asin")],
   ["ACOS", math1("acos")],
   ["ATAN", math1("atan")],
-  ["ATAN2", { min: 2, max: 2, args: "num", result: "num", render: ([y, x]) => `atan2((${y})::double precision, (${x})::double precision)` }],
-  ["POWER", { min: 2, max: 2, args: "num", result: "num", render: ([x, y]) => `power((${x})::double precision, (${y})::double precision)` }],
+  ["ATAN2", {
+    min: 2,
+    max: 2,
+    args: "num",
+    result: "num",
+    render: ([y, x]) => `atan2((${y})::double precision, (${x})::double precision)`
+  }],
+  ["POWER", {
+    min: 2,
+    max: 2,
+    args: "num",
+    result: "num",
+    render: ([x, y]) => `power((${x})::double precision, (${y})::double precision)`
+  }],
   ["MOD", { min: 2, max: 2, args: "num", result: "num", render: ([x, y]) => `mod((${x})::numeric, (${y})::numeric)::double precision` }],
   ["PI", { min: 0, max: 0, args: "num", result: "num", render: () => "pi()" }],
   ["RAND", { min: 0, max: 1, args: "num", result: "num", render: () => "random()" }],
@@ -74,7 +99,15 @@ export const functions: ReadonlyMap<string, FunctionSpec> = new Map<string, Func
   ["TRUNCATE", rounding("trunc")],
   ["LOWER", { min: 1, max: 1, args: "str", result: "str", render: ([x]) => `lower(${x})` }],
   ["UPPER", { min: 1, max: 1, args: "str", result: "str", render: ([x]) => `upper(${x})` }],
-  ["COUNT", { min: 1, max: 1, args: "null", result: "num", aggregate: true, datatype: "long", render: ([x], distinct) => `count(${distinct ? "distinct " : ""}${x})` }],
+  ["COUNT", {
+    min: 1,
+    max: 1,
+    args: "null",
+    result: "num",
+    aggregate: true,
+    datatype: "long",
+    render: ([x], distinct) => `count(${distinct ? "distinct " : ""}${x})`
+  }],
   ["AVG", aggregate("avg", "::double precision")],
   ["SUM", aggregate("sum", "::double precision")],
   ["DISTANCE", { min: 2, max: 4, args: "num", result: "num", render: ([a, b, c, d]) => distanceSql(a!, b!, c!, d!) }]

@@ -58,7 +58,9 @@ const isPoint = (e: Expr) => e.type === "func" && e.name === "POINT"
 const framed = (ctx: Context, name: string, args: ReadonlyArray<Expr>): ReadonlyArray<Expr> => {
   const first = args[0]
   if (first?.type !== "str") return args
-  if (!/^\s*(icrs)?\s*$/i.test(first.value)) ctx.fail(`${name}'s coordinate system must be 'ICRS' (or empty): the archive's positions are ICRS`)
+  if (!/^\s*(icrs)?\s*$/i.test(first.value)) {
+    ctx.fail(`${name}'s coordinate system must be 'ICRS' (or empty): the archive's positions are ICRS`)
+  }
   return args.slice(1)
 }
 
@@ -66,7 +68,9 @@ const framed = (ctx: Context, name: string, args: ReadonlyArray<Expr>): Readonly
 const constantPoint = (ctx: Context, e: Expr, what: string): SphereGeometry.RaDec => {
   const args = e.type === "func" ? framed(ctx, "POINT", e.args) : []
   const [ra, dec] = args.map(constant)
-  if (args.length !== 2 || ra === undefined || dec === undefined) ctx.fail(`${what} are numbers written in the query (degrees), not columns`)
+  if (args.length !== 2 || ra === undefined || dec === undefined) {
+    ctx.fail(`${what} are numbers written in the query (degrees), not columns`)
+  }
   return { ra: ra!, dec: dec! }
 }
 
@@ -88,23 +92,44 @@ export const shape = (ctx: Context, e: Extract<Expr, { type: "func" }>): Geometr
       const r = constant(radius)
       if (r !== undefined && !(r >= 0 && r <= 180)) ctx.fail(`CIRCLE's radius is ${r}: it is between 0 and 180 degrees`)
       if (centre?.shape === "point") return { shape: "circle", ra: centre.ra, dec: centre.dec, radius: ctx.number(radius, coordinates) }
-      return { shape: "circle", ra: ctx.number(args[0]!, coordinates), dec: ctx.number(args[1]!, coordinates), radius: ctx.number(radius, coordinates) }
+      return {
+        shape: "circle",
+        ra: ctx.number(args[0]!, coordinates),
+        dec: ctx.number(args[1]!, coordinates),
+        radius: ctx.number(radius, coordinates)
+      }
     }
     case "BOX": {
       const pointForm = args.length === 3 && isPoint(args[0]!)
       if (!pointForm && args.length !== 4) ctx.fail("BOX takes ('ICRS', ra, dec, width, height) or (POINT(...), width, height), in degrees")
-      const centre = pointForm ? constantPoint(ctx, args[0]!, "BOX's centre and size") : constantPoint(ctx, { type: "func", name: "POINT", args: args.slice(0, 2), star: false, distinct: false }, "BOX's centre and size")
+      const centre = pointForm
+        ? constantPoint(ctx, args[0]!, "BOX's centre and size")
+        : constantPoint(ctx, { type: "func", name: "POINT", args: args.slice(0, 2), star: false, distinct: false }, "BOX's centre and size")
       const [width, height] = args.slice(pointForm ? 1 : 2).map(constant)
-      if (width === undefined || height === undefined) return ctx.fail("BOX's centre and size are numbers written in the query (degrees), not columns")
-      if (!(width > 0 && width < 180 && height > 0 && height < 180)) ctx.fail(`BOX's width and height are more than 0 and less than 180 degrees, not ${width} and ${height}`)
+      if (width === undefined || height === undefined) {
+        return ctx.fail("BOX's centre and size are numbers written in the query (degrees), not columns")
+      }
+      if (!(width > 0 && width < 180 && height > 0 && height < 180)) {
+        ctx.fail(`BOX's width and height are more than 0 and less than 180 degrees, not ${width} and ${height}`)
+      }
       return checked(ctx, SphereGeometry.polygon(SphereGeometry.boxCorners(centre, width, height), "BOX"))
     }
     default: {
       const pointForm = args.length > 0 && args.every(isPoint)
-      if (!pointForm && args.length % 2 !== 0) ctx.fail("POLYGON takes ('ICRS', ra1, dec1, ra2, dec2, ra3, dec3, ...) or (POINT(...), POINT(...), POINT(...), ...), in degrees")
+      if (!pointForm && args.length % 2 !== 0) {
+        ctx.fail("POLYGON takes ('ICRS', ra1, dec1, ra2, dec2, ra3, dec3, ...) or (POINT(...), POINT(...), POINT(...), ...), in degrees")
+      }
       const vertices = pointForm
         ? args.map((a) => constantPoint(ctx, a, "POLYGON's vertices"))
-        : Array.from({ length: args.length / 2 }, (_, i) => constantPoint(ctx, { type: "func", name: "POINT", args: args.slice(2 * i, 2 * i + 2), star: false, distinct: false }, "POLYGON's vertices"))
+        : Array.from(
+          { length: args.length / 2 },
+          (_, i) =>
+            constantPoint(
+              ctx,
+              { type: "func", name: "POINT", args: args.slice(2 * i, 2 * i + 2), star: false, distinct: false },
+              "POLYGON's vertices"
+            )
+        )
       return checked(ctx, SphereGeometry.polygon(vertices))
     }
   }
@@ -127,7 +152,26 @@ const dotSql = (ctx: Context, v: SphereGeometry.Vec) => {
   return `(p.x * ${x} + p.y * ${y} + p.z * ${z})`
 }
 
-type EdgeColumn = "x1" | "y1" | "y2" | "slope" | "ax" | "ay" | "az" | "bx" | "by" | "bz" | "nx" | "ny" | "nz" | "lax" | "lay" | "laz" | "lbx" | "lby" | "lbz"
+type EdgeColumn =
+  | "x1"
+  | "y1"
+  | "y2"
+  | "slope"
+  | "ax"
+  | "ay"
+  | "az"
+  | "bx"
+  | "by"
+  | "bz"
+  | "nx"
+  | "ny"
+  | "nz"
+  | "lax"
+  | "lay"
+  | "laz"
+  | "lbx"
+  | "lby"
+  | "lbz"
 const edgeValue = (e: SphereGeometry.Edge, c: EdgeColumn): number => {
   if (c === "x1" || c === "y1" || c === "y2" || c === "slope") return e[c]
   const v = { a: e.a, b: e.b, n: e.n, la: e.la, lb: e.lb }[c.slice(0, -1) as "a" | "b" | "n" | "la" | "lb"]
@@ -159,7 +203,12 @@ const boundaryNearSql = (ctx: Context, polygon: SphereGeometry.Polygon, op: "<="
 const band = (dec: string, low: string, high: string) => `(${dec}) between ${low} and ${high}`
 
 // A circle meets (or, with `within`, lies inside) a polygon; `open` compares strictly, for the complement.
-const circlePolygon = (ctx: Context, c: Extract<Geometry, { shape: "circle" }>, polygon: SphereGeometry.Polygon, how: "meets" | "within" | "meetsOpen") => {
+const circlePolygon = (
+  ctx: Context,
+  c: Extract<Geometry, { shape: "circle" }>,
+  polygon: SphereGeometry.Polygon,
+  how: "meets" | "within" | "meetsOpen"
+) => {
   const [lo, hi] = [ctx.bind(polygon.decMin, float), ctx.bind(polygon.decMax, float)]
   const inside = insideSql(ctx, polygon)
   // unknown (null) when the circle is, not "no edge near"
@@ -167,16 +216,22 @@ const circlePolygon = (ctx: Context, c: Extract<Geometry, { shape: "circle" }>, 
   const from = vectorFrom(c.ra, c.dec, c.radius)
   const test = how === "within"
     ? `(select case ${unknown} else (${inside}) and not ${boundaryNearSql(ctx, polygon, "<")} end from ${from})`
-    : `(select case ${unknown} when ${inside} then true else ${boundaryNearSql(ctx, polygon, how === "meets" ? "<=" : "<")} end from ${from})`
+    : `(select case ${unknown} when ${inside} then true else ${
+      boundaryNearSql(ctx, polygon, how === "meets" ? "<=" : "<")
+    } end from ${from})`
   const prefilter = how === "within" ? band(c.dec, lo, hi) : band(c.dec, `${lo} - (${c.radius})`, `${hi} + (${c.radius})`)
   return `(${prefilter} and ${test})`
 }
 
 const pointInCircle = (p: Extract<Geometry, { shape: "point" }>, c: Extract<Geometry, { shape: "circle" }>) =>
-  `(${band(p.dec, `(${c.dec}) - (${c.radius})`, `(${c.dec}) + (${c.radius})`)} and ${distanceSql(p.ra, p.dec, c.ra, c.dec)} <= (${c.radius}))`
+  `(${band(p.dec, `(${c.dec}) - (${c.radius})`, `(${c.dec}) + (${c.radius})`)} and ${
+    distanceSql(p.ra, p.dec, c.ra, c.dec)
+  } <= (${c.radius}))`
 
 const pointInPolygon = (ctx: Context, p: Extract<Geometry, { shape: "point" }>, polygon: SphereGeometry.Polygon) =>
-  `(${band(p.dec, ctx.bind(polygon.decMin, float), ctx.bind(polygon.decMax, float))} and (select ${insideSql(ctx, polygon)} from ${vectorFrom(p.ra, p.dec)}))`
+  `(${band(p.dec, ctx.bind(polygon.decMin, float), ctx.bind(polygon.decMax, float))} and (select ${insideSql(ctx, polygon)} from ${
+    vectorFrom(p.ra, p.dec)
+  }))`
 
 const describe = (g: Geometry) => g.shape.toUpperCase()
 
@@ -188,17 +243,27 @@ export const predicate = (ctx: Context, name: "CONTAINS" | "INTERSECTS", a: Geom
   if (name === "INTERSECTS" && b.shape === "point" && a.shape !== "point") return predicate(ctx, "CONTAINS", b, a)
   if (name === "INTERSECTS" && a.shape === "polygon" && b.shape === "circle") return predicate(ctx, name, b, a)
   if (b.shape === "point") {
-    return ctx.fail(`${name}(${describe(a)}, POINT): ${name === "CONTAINS" ? "nothing lies inside a POINT; write CONTAINS(POINT(...), region)" : "compare a POINT with a region: CIRCLE, BOX, POLYGON or s_region"}`)
+    return ctx.fail(
+      `${name}(${describe(a)}, POINT): ${
+        name === "CONTAINS"
+          ? "nothing lies inside a POINT; write CONTAINS(POINT(...), region)"
+          : "compare a POINT with a region: CIRCLE, BOX, POLYGON or s_region"
+      }`
+    )
   }
   if (a.shape === "polygon" && b.shape === "polygon") {
-    return ctx.fail(`${name} of two polygons (POLYGON or BOX) is not supported: the archive's regions (s_region) are circles, so compare a POLYGON or BOX with s_region, a CIRCLE or a POINT`)
+    return ctx.fail(
+      `${name} of two polygons (POLYGON or BOX) is not supported: the archive's regions (s_region) are circles, so compare a POLYGON or BOX with s_region, a CIRCLE or a POINT`
+    )
   }
   if (a.shape === "point") return b.shape === "circle" ? pointInCircle(a, b) : pointInPolygon(ctx, a, b.polygon)
   if (a.shape === "circle" && b.shape === "circle") {
     const d = distanceSql(a.ra, a.dec, b.ra, b.dec)
     return name === "CONTAINS"
       ? `(${band(a.dec, `(${b.dec}) - (${b.radius})`, `(${b.dec}) + (${b.radius})`)} and ${d} + (${a.radius}) <= (${b.radius}))`
-      : `(${band(a.dec, `(${b.dec}) - (${a.radius}) - (${b.radius})`, `(${b.dec}) + (${a.radius}) + (${b.radius})`)} and ${d} <= (${a.radius}) + (${b.radius}))`
+      : `(${
+        band(a.dec, `(${b.dec}) - (${a.radius}) - (${b.radius})`, `(${b.dec}) + (${a.radius}) + (${b.radius})`)
+      } and ${d} <= (${a.radius}) + (${b.radius}))`
   }
   if (a.shape === "circle" && b.shape === "polygon") return circlePolygon(ctx, a, b.polygon, name === "CONTAINS" ? "within" : "meets")
   // A polygon within a circle: it does not meet the rest of the sky, the antipodal circle's interior.

@@ -69,10 +69,18 @@ class Translator {
       const ok = qualifier.length === 1
         ? (this.alias !== null ? same(qualifier[0]!, this.alias.name) || same(qualifier[0]!, table) : same(qualifier[0]!, table))
         : qualifier.length === 2 && same(qualifier[0]!, schema) && same(qualifier[1]!, table)
-      if (!ok) fail(`${qualifier.map((q) => q.name).join(".")} is not the table of this query (${this.table.name}${this.alias === null ? "" : ` AS ${this.alias.name}`})`)
+      if (!ok) {
+        fail(
+          `${qualifier.map((q) => q.name).join(".")} is not the table of this query (${this.table.name}${
+            this.alias === null ? "" : ` AS ${this.alias.name}`
+          })`
+        )
+      }
     }
     const column = this.table.columns.find((c) => same(name, c.name))
-    if (column === undefined) fail(`${this.table.name} has no column ${name.delimited ? `"${name.name}"` : name.name}; its columns are listed at /tap/tables`)
+    if (column === undefined) {
+      fail(`${this.table.name} has no column ${name.delimited ? `"${name.name}"` : name.name}; its columns are listed at /tap/tables`)
+    }
     return column!
   }
 
@@ -114,7 +122,9 @@ class Translator {
   func(e: Extract<Expr, { type: "func" }>, allowAggregate: boolean): Sql & { readonly func: string; readonly column?: TapSchema.Column } {
     const name = e.name
     const aggregates = ["COUNT", "MIN", "MAX", "AVG", "SUM"]
-    if (aggregates.includes(name) && !allowAggregate) fail(`${name} is an aggregate: it belongs in the select list, HAVING or ORDER BY, not in WHERE or GROUP BY`)
+    if (aggregates.includes(name) && !allowAggregate) {
+      fail(`${name} is an aggregate: it belongs in the select list, HAVING or ORDER BY, not in WHERE or GROUP BY`)
+    }
     if (e.distinct && !aggregates.includes(name)) fail(`DISTINCT applies to aggregate functions, not ${name}`)
     const inner = (x: Expr) => this.expr(x, false)
     if (name === "COUNT" && e.star) return { sql: "count(*)", kind: "num", aggregate: true, func: "count" }
@@ -123,7 +133,10 @@ class Translator {
     if (name === "DISTANCE") {
       const args = e.args.map(inner)
       if (args.length === 2 && args.every((a) => a.geometry?.shape === "point")) {
-        const [a, b] = args.map((p) => p.geometry) as [Extract<AdqlGeometry.Geometry, { shape: "point" }>, Extract<AdqlGeometry.Geometry, { shape: "point" }>]
+        const [a, b] = args.map((p) => p.geometry) as [
+          Extract<AdqlGeometry.Geometry, { shape: "point" }>,
+          Extract<AdqlGeometry.Geometry, { shape: "point" }>
+        ]
         return { sql: distanceSql(a.ra, a.dec, b.ra, b.dec), kind: "num", aggregate: false, func: "distance" }
       }
       if (args.length === 4) {
@@ -136,7 +149,13 @@ class Translator {
       if (e.args.length !== 1) fail(`${name} takes one argument`)
       const arg = inner(e.args[0]!)
       if (arg.kind !== "num" && arg.kind !== "str") fail(`${name} applies to numbers or strings`)
-      return { sql: `${name.toLowerCase()}(${arg.sql})`, kind: arg.kind, aggregate: true, func: name.toLowerCase(), ...("column" in arg && arg.column !== undefined ? { column: arg.column } : {}) }
+      return {
+        sql: `${name.toLowerCase()}(${arg.sql})`,
+        kind: arg.kind,
+        aggregate: true,
+        func: name.toLowerCase(),
+        ...("column" in arg && arg.column !== undefined ? { column: arg.column } : {})
+      }
     }
     if (name === "COALESCE") {
       if (e.args.length < 2) fail("COALESCE takes two or more arguments")
@@ -205,7 +224,9 @@ class Translator {
   cond(c: Condition, allowAggregate: boolean): string {
     const scalar = (e: Expr) => {
       const s = this.expr(e, allowAggregate)
-      if (s.geometry !== undefined) fail(`${s.kind.toUpperCase()} is only usable inside CONTAINS, INTERSECTS, DISTANCE, AREA, COORD1 or COORD2`)
+      if (s.geometry !== undefined) {
+        fail(`${s.kind.toUpperCase()} is only usable inside CONTAINS, INTERSECTS, DISTANCE, AREA, COORD1 or COORD2`)
+      }
       return s
     }
     const comparable = (a: Sql, b: Sql, what: string) => {
@@ -287,8 +308,13 @@ const fieldOf = (expr: Expr, s: Sql & { readonly column?: TapSchema.Column; read
   if (c !== undefined && (s.func === undefined || s.func === "min" || s.func === "max")) {
     const plain = s.func === undefined
     return {
-      name, datatype: c.datatype, ...(c.arraysize === undefined ? {} : { arraysize: c.arraysize }), ...(c.xtype === undefined ? {} : { xtype: c.xtype }),
-      ...(c.unit === undefined ? {} : { unit: c.unit }), ...(plain && c.ucd !== undefined ? { ucd: c.ucd } : {}), ...(plain && c.utype !== undefined ? { utype: c.utype } : {}),
+      name,
+      datatype: c.datatype,
+      ...(c.arraysize === undefined ? {} : { arraysize: c.arraysize }),
+      ...(c.xtype === undefined ? {} : { xtype: c.xtype }),
+      ...(c.unit === undefined ? {} : { unit: c.unit }),
+      ...(plain && c.ucd !== undefined ? { ucd: c.ucd } : {}),
+      ...(plain && c.utype !== undefined ? { utype: c.utype } : {}),
       ...(plain ? { description: c.description } : {})
     }
   }
@@ -300,11 +326,18 @@ const fieldOf = (expr: Expr, s: Sql & { readonly column?: TapSchema.Column; read
 }
 
 /** Translates a parsed query for a caller, with MAXREC already bounded by the service's maximum. */
-export const translate = (query: Query, options: { readonly access: Access; readonly maxrec: number }): Either.Either<Translation, AdqlError> => {
+export const translate = (
+  query: Query,
+  options: { readonly access: Access; readonly maxrec: number }
+): Either.Either<Translation, AdqlError> => {
   try {
     const table = TapSchema.resolve(query.from.name)
     if (table === undefined) {
-      fail(`there is no table ${query.from.name.map((p) => p.name).join(".")}: this service has ${TapSchema.tables.map((x) => x.name).join(", ")}`)
+      fail(
+        `there is no table ${query.from.name.map((p) => p.name).join(".")}: this service has ${
+          TapSchema.tables.map((x) => x.name).join(", ")
+        }`
+      )
     }
     const t = new Translator(table!, query.from.alias)
     const source = sourceSql(t, table!)
@@ -312,11 +345,18 @@ export const translate = (query: Query, options: { readonly access: Access; read
     for (const item of query.items) {
       if (item.type === "star") {
         if (item.qualifier !== undefined) t.column([item.qualifier, { name: table!.columns[0]!.name, delimited: true }])
-        for (const c of table!.columns) items.push({ sql: `t.${quote(c.name)}`, field: fieldOf({ type: "col", parts: [] }, { sql: "", kind: "num", aggregate: false, column: c }, null) })
+        for (const c of table!.columns) {
+          items.push({
+            sql: `t.${quote(c.name)}`,
+            field: fieldOf({ type: "col", parts: [] }, { sql: "", kind: "num", aggregate: false, column: c }, null)
+          })
+        }
         continue
       }
       const s = t.expr(item.expr, true)
-      if (s.geometry !== undefined) fail(`${s.kind.toUpperCase()} cannot be selected: select s_ra, s_dec and s_region, or DISTANCE(...), AREA(...), COORD1(...)`)
+      if (s.geometry !== undefined) {
+        fail(`${s.kind.toUpperCase()} cannot be selected: select s_ra, s_dec and s_region, or DISTANCE(...), AREA(...), COORD1(...)`)
+      }
       items.push({ sql: s.sql, field: fieldOf(item.expr, s, item.alias) })
       if (item.alias !== null) t.aliases.set(item.alias.name, items.length)
     }
@@ -331,14 +371,18 @@ export const translate = (query: Query, options: { readonly access: Access; read
     const access = table!.restricted ? accessSql(t, options.access) : "true"
     const groupBy = query.groupBy === null ? "" : ` group by ${query.groupBy.map((e) => byAlias(e) ?? t.expr(e, false).sql).join(", ")}`
     const having = query.having === null ? "" : ` having ${t.cond(query.having, true)}`
-    const orderBy = query.orderBy === null ? "" : ` order by ${query.orderBy.map((o) => {
-      if (o.expr.type === "num" && o.expr.integer) {
-        const n = Number(o.expr.text)
-        if (n < 1 || n > items.length) fail(`ORDER BY ${o.expr.text}: the select list has ${items.length} column${items.length === 1 ? "" : "s"}`)
-        return `${n}${o.desc ? " desc" : ""}`
-      }
-      return `${byAlias(o.expr) ?? t.expr(o.expr, true).sql}${o.desc ? " desc" : ""}`
-    }).join(", ")}`
+    const orderBy = query.orderBy === null ? "" : ` order by ${
+      query.orderBy.map((o) => {
+        if (o.expr.type === "num" && o.expr.integer) {
+          const n = Number(o.expr.text)
+          if (n < 1 || n > items.length) {
+            fail(`ORDER BY ${o.expr.text}: the select list has ${items.length} column${items.length === 1 ? "" : "s"}`)
+          }
+          return `${n}${o.desc ? " desc" : ""}`
+        }
+        return `${byAlias(o.expr) ?? t.expr(o.expr, true).sql}${o.desc ? " desc" : ""}`
+      }).join(", ")
+    }`
     if (query.offset !== null && !Number.isSafeInteger(query.offset)) fail("OFFSET is too large")
     const maxrec = Math.min(options.maxrec, query.top ?? Number.POSITIVE_INFINITY)
     const fetch = query.top !== null && query.top <= options.maxrec ? query.top : options.maxrec + 1

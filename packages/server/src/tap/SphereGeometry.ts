@@ -24,7 +24,11 @@ const rad = Math.PI / 180
 const tiny = 1e-10
 
 /** The unit vector of an ICRS position in degrees. */
-export const vec = (p: RaDec): Vec => [Math.cos(p.dec * rad) * Math.cos(p.ra * rad), Math.cos(p.dec * rad) * Math.sin(p.ra * rad), Math.sin(p.dec * rad)]
+export const vec = (p: RaDec): Vec => [
+  Math.cos(p.dec * rad) * Math.cos(p.ra * rad),
+  Math.cos(p.dec * rad) * Math.sin(p.ra * rad),
+  Math.sin(p.dec * rad)
+]
 /** Dot product. */
 export const dot = (a: Vec, b: Vec): number => a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 /** Cross product. */
@@ -107,7 +111,12 @@ const enclosingCap = (vs: ReadonlyArray<Vec>): Vec | undefined => {
 }
 
 // Whether plane segments p1p2 and q1q2 meet (touching counts).
-const segmentsMeet = (p1: readonly [number, number], p2: readonly [number, number], q1: readonly [number, number], q2: readonly [number, number]): boolean => {
+const segmentsMeet = (
+  p1: readonly [number, number],
+  p2: readonly [number, number],
+  q1: readonly [number, number],
+  q2: readonly [number, number]
+): boolean => {
   const side = (a: readonly [number, number], b: readonly [number, number], c: readonly [number, number]) => {
     const v = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
     const scale = Math.max(Math.abs(b[0] - a[0]) + Math.abs(b[1] - a[1]), 1) * Math.max(Math.abs(c[0] - a[0]) + Math.abs(c[1] - a[1]), 1)
@@ -117,7 +126,8 @@ const segmentsMeet = (p1: readonly [number, number], p2: readonly [number, numbe
     Math.min(a[0], b[0]) <= c[0] && c[0] <= Math.max(a[0], b[0]) && Math.min(a[1], b[1]) <= c[1] && c[1] <= Math.max(a[1], b[1])
   const [d1, d2, d3, d4] = [side(q1, q2, p1), side(q1, q2, p2), side(p1, p2, q1), side(p1, p2, q2)]
   if (d1 * d2 < 0 && d3 * d4 < 0) return true
-  return (d1 === 0 && within(q1, q2, p1)) || (d2 === 0 && within(q1, q2, p2)) || (d3 === 0 && within(p1, p2, q1)) || (d4 === 0 && within(p1, p2, q2))
+  return (d1 === 0 && within(q1, q2, p1)) || (d2 === 0 && within(q1, q2, p2)) || (d3 === 0 && within(p1, p2, q1)) ||
+    (d4 === 0 && within(p1, p2, q2))
 }
 
 /** Whether a point lies in the polygon (even-odd rule in the gnomonic plane). */
@@ -142,11 +152,19 @@ export const polygon = (vertices: ReadonlyArray<RaDec>, what = "POLYGON"): { rea
   const vs = vertices.map(vec)
   for (let i = 0; i < n; i++) {
     if (angle(vs[i]!, vs[(i + 1) % n]!) < tiny / rad) {
-      return { error: i === n - 1 ? `${what}'s last vertex repeats its first: list each vertex once (the polygon closes itself)` : `${what}'s vertices ${i + 1} and ${i + 2} coincide` }
+      return {
+        error: i === n - 1
+          ? `${what}'s last vertex repeats its first: list each vertex once (the polygon closes itself)`
+          : `${what}'s vertices ${i + 1} and ${i + 2} coincide`
+      }
     }
   }
   const centre = enclosingCap(vs)
-  if (centre === undefined) return { error: `${what} is larger than a hemisphere: its vertices must lie within 90° of one point (split a larger region, or use CIRCLE)` }
+  if (centre === undefined) {
+    return {
+      error: `${what} is larger than a hemisphere: its vertices must lie within 90° of one point (split a larger region, or use CIRCLE)`
+    }
+  }
   const e1 = unit(Math.abs(centre[2]) < 0.9 ? cross([0, 0, 1], centre) : cross([1, 0, 0], centre))
   const e2 = cross(centre, e1)
   const plane = vs.map((v) => [dot(v, e1) / dot(v, centre), dot(v, e2) / dot(v, centre)] as const)
@@ -157,10 +175,16 @@ export const polygon = (vertices: ReadonlyArray<RaDec>, what = "POLYGON"): { rea
     const [a, b, c] = [plane[i]!, plane[(i + 1) % n]!, plane[(i + 2) % n]!]
     const turn = (b[0] - a[0]) * (c[1] - b[1]) - (b[1] - a[1]) * (c[0] - b[0])
     const ahead = (b[0] - a[0]) * (c[0] - b[0]) + (b[1] - a[1]) * (c[1] - b[1])
-    if (Math.abs(turn) <= tiny * tiny * extent * extent && ahead < 0) return { error: `${what} doubles back on itself at vertex ${((i + 1) % n) + 1}` }
+    if (Math.abs(turn) <= tiny * tiny * extent * extent && ahead < 0) {
+      return { error: `${what} doubles back on itself at vertex ${((i + 1) % n) + 1}` }
+    }
     for (let j = i + 2; j < n; j++) {
       if (i === 0 && j === n - 1) continue
-      if (segmentsMeet(a, b, plane[j]!, plane[(j + 1) % n]!)) return { error: `${what} crosses itself: edges ${i + 1} and ${j + 1} meet (a polygon's edges may meet only at their shared vertices)` }
+      if (segmentsMeet(a, b, plane[j]!, plane[(j + 1) % n]!)) {
+        return {
+          error: `${what} crosses itself: edges ${i + 1} and ${j + 1} meet (a polygon's edges may meet only at their shared vertices)`
+        }
+      }
     }
   }
   // after the crossing checks, so a bow tie (whose signed area cancels) is named for what it is
@@ -169,7 +193,18 @@ export const polygon = (vertices: ReadonlyArray<RaDec>, what = "POLYGON"): { rea
     const b = vs[(i + 1) % n]!
     const nrm = unit(cross(a, b))
     const [p1, p2] = [plane[i]!, plane[(i + 1) % n]!]
-    return { a, b, n: nrm, la: cross(nrm, a), lb: cross(b, nrm), x1: p1[0], y1: p1[1], x2: p2[0], y2: p2[1], slope: p1[1] === p2[1] ? 0 : (p2[0] - p1[0]) / (p2[1] - p1[1]) }
+    return {
+      a,
+      b,
+      n: nrm,
+      la: cross(nrm, a),
+      lb: cross(b, nrm),
+      x1: p1[0],
+      y1: p1[1],
+      x2: p2[0],
+      y2: p2[1],
+      slope: p1[1] === p2[1] ? 0 : (p2[0] - p1[0]) / (p2[1] - p1[1])
+    }
   })
   let [decMin, decMax] = [Math.min(...vertices.map((v) => v.dec)), Math.max(...vertices.map((v) => v.dec))]
   for (const e of edges) {
@@ -187,7 +222,14 @@ export const polygon = (vertices: ReadonlyArray<RaDec>, what = "POLYGON"): { rea
   let steradians = 0
   for (const e of edges) steradians += 2 * Math.atan2(dot(centre, cross(e.a, e.b)), 1 + dot(centre, e.a) + dot(e.a, e.b) + dot(e.b, centre))
   const margin = 1e-9
-  return { polygon: { ...partial, decMin: Math.max(-90, decMin - margin), decMax: Math.min(90, decMax + margin), area: Math.abs(steradians) / rad / rad } }
+  return {
+    polygon: {
+      ...partial,
+      decMin: Math.max(-90, decMin - margin),
+      decMax: Math.min(90, decMax + margin),
+      area: Math.abs(steradians) / rad / rad
+    }
+  }
 }
 
 /**

@@ -19,7 +19,9 @@ import * as UwsHttp from "./UwsHttp.js"
 import * as UwsJobs from "./UwsJobs.js"
 import * as Vosi from "./Vosi.js"
 
-const landing = (base: string) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CCAT archive TAP service</title></head><body>
+const landing = (
+  base: string
+) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>CCAT archive TAP service</title></head><body>
 <h1>CCAT archive: TAP 1.1</h1>
 <p>Query the archive's IVOA ObsCore table <code>ivoa.obscore</code> in ADQL with TOPCAT, pyvo or any TAP client at <code>${base}</code>.</p>
 <ul><li><a href="${base}/capabilities">capabilities</a></li><li><a href="${base}/tables">tables</a></li><li><a href="${base}/availability">availability</a></li></ul>
@@ -34,7 +36,10 @@ export const layerWith = (options: { readonly limits?: TapQuery.TapLimits; reado
       const jobs = yield* UwsJobs.make(options.uws ?? UwsJobs.defaultLimits, limits).pipe(Effect.provideService(SqlClient.SqlClient, sql))
       // Every answer names the service (validators and operators' logs look for it) and gets the ops-db.
       const provided = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>) =>
-        effect.pipe(Effect.map(HttpServerResponse.setHeader("server", `ccat-dc/${version} TAP`)), Effect.provideService(SqlClient.SqlClient, sql)) as Effect.Effect<HttpServerResponse.HttpServerResponse, E, never>
+        effect.pipe(
+          Effect.map(HttpServerResponse.setHeader("server", `ccat-dc/${version} TAP`)),
+          Effect.provideService(SqlClient.SqlClient, sql)
+        ) as Effect.Effect<HttpServerResponse.HttpServerResponse, E, never>
 
       const sync = Effect.gen(function* () {
         const caller = yield* TapRequest.caller
@@ -50,7 +55,9 @@ export const layerWith = (options: { readonly limits?: TapQuery.TapLimits; reado
 
       const availability = Effect.gen(function* () {
         const up = yield* sql`select 1`.pipe(Effect.timeout("5 seconds"), Effect.isSuccess)
-        return TapRequest.xml(Vosi.availability(up, up ? "the service accepts queries" : "the ops-db does not answer; queries fail until it does"))
+        return TapRequest.xml(
+          Vosi.availability(up, up ? "the service accepts queries" : "the ops-db does not answer; queries fail until it does")
+        )
       })
 
       const capabilities = Effect.map(TapRequest.baseUrl, (base) => TapRequest.xml(Vosi.capabilities(base, limits, jobs.limits.retention)))
@@ -62,7 +69,11 @@ export const layerWith = (options: { readonly limits?: TapQuery.TapLimits; reado
         const guarded = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>) =>
           mount === TapRequest.basePath
             ? provided(effect)
-            : provided(TapRequest.caller.pipe(Effect.matchEffect({ onFailure: (e) => Effect.succeed(TapRequest.errorDocument(e)), onSuccess: () => effect })))
+            : provided(
+              TapRequest.caller.pipe(
+                Effect.matchEffect({ onFailure: (e) => Effect.succeed(TapRequest.errorDocument(e)), onSuccess: () => effect })
+              )
+            )
         yield* router.get(mount, guarded(home))
         yield* router.get(`${mount}/sync`, sync)
         yield* router.post(`${mount}/sync`, sync)

@@ -72,7 +72,8 @@ export const caller = Effect.gen(function* () {
     return yield* Effect.fail<Refusal>({
       status: 401,
       challenge,
-      message: `${authPath} answers callers with a token only: log in with any user name and your CCAT API token as the password (HTTP Basic), or send Authorization: Bearer <token>; ${basePath} answers anonymous callers with public data`
+      message:
+        `${authPath} answers callers with a token only: log in with any user name and your CCAT API token as the password (HTTP Basic), or send Authorization: Bearer <token>; ${basePath} answers anonymous callers with public data`
     })
   }
   return who
@@ -94,7 +95,11 @@ export const errorDocument = (e: AdqlError | Refusal) => {
   return HttpServerResponse.text(Votable.error(e.message), {
     status,
     contentType: `${Votable.contentType}; charset=utf-8`,
-    ...(status === 401 ? { headers: { "www-authenticate": ("challenge" in e ? e.challenge : undefined) ?? "Bearer" } } : status === 503 ? { headers: { "retry-after": "30" } } : {})
+    ...(status === 401
+      ? { headers: { "www-authenticate": ("challenge" in e ? e.challenge : undefined) ?? "Bearer" } }
+      : status === 503
+      ? { headers: { "retry-after": "30" } }
+      : {})
   })
 }
 

@@ -8,7 +8,10 @@
 import { ObsCore } from "@ccat/core"
 
 /** One column of a queryable table. */
-export type Column = Pick<ObsCore.Column, "name" | "sqlType" | "datatype" | "arraysize" | "xtype" | "unit" | "ucd" | "utype" | "description" | "principal" | "indexed" | "std">
+export type Column = Pick<
+  ObsCore.Column,
+  "name" | "sqlType" | "datatype" | "arraysize" | "xtype" | "unit" | "ucd" | "utype" | "description" | "principal" | "indexed" | "std"
+>
 
 /** A table ADQL may name. */
 export interface Table {
@@ -47,30 +50,81 @@ export const obscore: Table = {
 
 const tapSchemaTables: ReadonlyArray<Table> = [
   {
-    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.schemas", type: "table", restricted: false, description: "The schemas of this service.",
-    columns: [meta("schema_name", "text", "schema name"), meta("utype", "text", "schema utype"), meta("description", "text", "what the schema holds"), meta("schema_index", "integer", "order of the schema")]
+    schema: "TAP_SCHEMA",
+    name: "TAP_SCHEMA.schemas",
+    type: "table",
+    restricted: false,
+    description: "The schemas of this service.",
+    columns: [
+      meta("schema_name", "text", "schema name"),
+      meta("utype", "text", "schema utype"),
+      meta("description", "text", "what the schema holds"),
+      meta("schema_index", "integer", "order of the schema")
+    ]
   },
   {
-    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.tables", type: "table", restricted: false, description: "The tables of this service.",
-    columns: [meta("schema_name", "text", "the table's schema"), meta("table_name", "text", "qualified table name"), meta("table_type", "text", "table or view"),
-      meta("utype", "text", "table utype"), meta("description", "text", "what the table holds"), meta("table_index", "integer", "order of the table")]
+    schema: "TAP_SCHEMA",
+    name: "TAP_SCHEMA.tables",
+    type: "table",
+    restricted: false,
+    description: "The tables of this service.",
+    columns: [
+      meta("schema_name", "text", "the table's schema"),
+      meta("table_name", "text", "qualified table name"),
+      meta("table_type", "text", "table or view"),
+      meta("utype", "text", "table utype"),
+      meta("description", "text", "what the table holds"),
+      meta("table_index", "integer", "order of the table")
+    ]
   },
   {
-    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.columns", type: "table", restricted: false, description: "The columns of this service's tables.",
-    columns: [meta("table_name", "text", "qualified name of the column's table"), meta("column_name", "text", "column name"), meta("utype", "text", "column utype"),
-      meta("ucd", "text", "column UCD"), meta("unit", "text", "column unit"), meta("description", "text", "what the column holds"),
-      meta("datatype", "text", "VOTable datatype"), meta("arraysize", "text", "VOTable arraysize"), meta("xtype", "text", "DALI extended type"),
-      meta("size", "integer", "deprecated: fixed length"), meta("principal", "integer", "1: shown by default"), meta("indexed", "integer", "1: indexed"),
-      meta("std", "integer", "1: defined by a standard"), meta("column_index", "integer", "order of the column")]
+    schema: "TAP_SCHEMA",
+    name: "TAP_SCHEMA.columns",
+    type: "table",
+    restricted: false,
+    description: "The columns of this service's tables.",
+    columns: [
+      meta("table_name", "text", "qualified name of the column's table"),
+      meta("column_name", "text", "column name"),
+      meta("utype", "text", "column utype"),
+      meta("ucd", "text", "column UCD"),
+      meta("unit", "text", "column unit"),
+      meta("description", "text", "what the column holds"),
+      meta("datatype", "text", "VOTable datatype"),
+      meta("arraysize", "text", "VOTable arraysize"),
+      meta("xtype", "text", "DALI extended type"),
+      meta("size", "integer", "deprecated: fixed length"),
+      meta("principal", "integer", "1: shown by default"),
+      meta("indexed", "integer", "1: indexed"),
+      meta("std", "integer", "1: defined by a standard"),
+      meta("column_index", "integer", "order of the column")
+    ]
   },
   {
-    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.keys", type: "table", restricted: false, description: "Foreign keys between tables.",
-    columns: [meta("key_id", "text", "key id"), meta("from_table", "text", "table holding the key"), meta("target_table", "text", "table the key refers to"),
-      meta("description", "text", "what the key means"), meta("utype", "text", "key utype")]
+    schema: "TAP_SCHEMA",
+    name: "TAP_SCHEMA.keys",
+    type: "table",
+    restricted: false,
+    description: "Foreign keys between tables.",
+    columns: [
+      meta("key_id", "text", "key id"),
+      meta("from_table", "text", "table holding the key"),
+      meta("target_table", "text", "table the key refers to"),
+      meta("description", "text", "what the key means"),
+      meta("utype", "text", "key utype")
+    ]
   },
   {
-    schema: "TAP_SCHEMA", name: "TAP_SCHEMA.key_columns", type: "table", restricted: false, description: "The columns of the foreign keys.",
-    columns: [meta("key_id", "text", "key id"), meta("from_column", "text", "column in the key's table"), meta("target_column", "text", "column in the target table")]
+    schema: "TAP_SCHEMA",
+    name: "TAP_SCHEMA.key_columns",
+    type: "table",
+    restricted: false,
+    description: "The columns of the foreign keys.",
+    columns: [
+      meta("key_id", "text", "key id"),
+      meta("from_column", "text", "column in the key's table"),
+      meta("target_column", "text", "column in the target table")
+    ]
   }
 ]
 
@@ -116,8 +170,27 @@ export const rowsOf = (table: Table): ReadonlyArray<ReadonlyArray<Value>> => {
     case "TAP_SCHEMA.tables":
       return tables.map((t, i) => [t.schema, t.name, t.type, t.utype ?? null, t.description, i])
     case "TAP_SCHEMA.columns":
-      return tables.flatMap((t) => t.columns.map((c, i) => [t.name, adqlName(c.name), c.utype ?? null, c.ucd ?? null, c.unit ?? null, c.description,
-        c.datatype, c.arraysize ?? null, c.xtype ?? null, null, c.principal ? 1 : 0, c.indexed ? 1 : 0, c.std ? 1 : 0, i]))
+      return tables.flatMap((t) =>
+        t.columns.map((
+          c,
+          i
+        ) => [
+          t.name,
+          adqlName(c.name),
+          c.utype ?? null,
+          c.ucd ?? null,
+          c.unit ?? null,
+          c.description,
+          c.datatype,
+          c.arraysize ?? null,
+          c.xtype ?? null,
+          null,
+          c.principal ? 1 : 0,
+          c.indexed ? 1 : 0,
+          c.std ? 1 : 0,
+          i
+        ])
+      )
     case "TAP_SCHEMA.keys":
       return keys.map((k) => [k.id, k.from, k.target, null, null])
     case "TAP_SCHEMA.key_columns":

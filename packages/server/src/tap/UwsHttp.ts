@@ -18,17 +18,30 @@ import * as Votable from "./Votable.js"
 // Parameters of UWS itself, not of the query: they act on the job and are not stored with it.
 const control = new Set(["phase", "action", "executionduration", "destruction", "wait"])
 const text = (body: string) => HttpServerResponse.text(body, { contentType: "text/plain; charset=utf-8" })
-const missing = (id: string) => HttpServerResponse.text(`no job ${id} (it may have been destroyed, or belong to another account)\n`, { status: 404 })
+const missing = (id: string) =>
+  HttpServerResponse.text(`no job ${id} (it may have been destroyed, or belong to another account)\n`, { status: 404 })
 const badRequest = (message: string) => HttpServerResponse.text(`${message}\n`, { status: 400 })
 
-type Provide = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, never>
+type Provide = <E>(
+  effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, any>
+) => Effect.Effect<HttpServerResponse.HttpServerResponse, E, never>
 
 /** Registers the async routes of the service mounted at `mount` on the router. */
-export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs: UwsJobs.UwsJobs, provided: Provide, mount: `/${string}` = TapRequest.basePath) =>
+export const routes = (
+  router: HttpRouter.HttpRouter.Service<never, never>,
+  jobs: UwsJobs.UwsJobs,
+  provided: Provide,
+  mount: `/${string}` = TapRequest.basePath
+) =>
   Effect.gen(function* () {
     const asyncPath = `${mount}/async` as const
     // Resolves the caller and the job, then runs the handler; refusals become TAP error answers.
-    const withJob = (handler: (job: UwsJobs.Job, ctx: { readonly params: Map<string, string>; readonly jobUrl: string; readonly asyncUrl: string }) => Effect.Effect<HttpServerResponse.HttpServerResponse, AdqlError, any>) =>
+    const withJob = (
+      handler: (
+        job: UwsJobs.Job,
+        ctx: { readonly params: Map<string, string>; readonly jobUrl: string; readonly asyncUrl: string }
+      ) => Effect.Effect<HttpServerResponse.HttpServerResponse, AdqlError, any>
+    ) =>
       Effect.gen(function* () {
         const caller = yield* TapRequest.caller
         const { id } = yield* HttpRouterModule.params
@@ -65,7 +78,8 @@ export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs
           if (phase === undefined || phase === job.phase) yield* jobs.wait(job, Math.min(seconds < 0 ? 60 : seconds, 60))
         }
         return TapRequest.xml(UwsXml.job(job, jobUrl))
-      }))
+      })
+    )
 
     const deleteJob = withJob((job, { asyncUrl }) => Effect.as(jobs.destroy(job), TapRequest.seeOther(asyncUrl)))
 
@@ -76,12 +90,15 @@ export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs
           return TapRequest.seeOther(asyncUrl)
         }
         return yield* updateParameters(job, params, jobUrl)
-      }))
+      })
+    )
 
     const updateParameters = (job: UwsJobs.Job, params: Map<string, string>, jobUrl: string) =>
       Effect.gen(function* () {
         const updates = [...params].filter(([k]) => !control.has(k))
-        if (updates.length > 0 && job.phase !== "PENDING") return badRequest(`the job is ${job.phase}: parameters change only while it is PENDING`)
+        if (updates.length > 0 && job.phase !== "PENDING") {
+          return badRequest(`the job is ${job.phase}: parameters change only while it is PENDING`)
+        }
         for (const [k, v] of updates) job.params.set(k, v)
         if (params.get("phase")?.toUpperCase() === "RUN") yield* jobs.start(job)
         return TapRequest.seeOther(jobUrl)
@@ -94,7 +111,8 @@ export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs
         else if (wanted === "ABORT") yield* jobs.abort(job)
         else return badRequest("PHASE must be RUN or ABORT")
         return TapRequest.seeOther(jobUrl)
-      }))
+      })
+    )
 
     const executionDuration = withJob((job, { params, jobUrl }) =>
       Effect.sync(() => {
@@ -105,7 +123,8 @@ export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs
         // 0 means "no limit" in UWS; the service's hard limit still holds.
         job.executionDuration = Number(value) === 0 ? hard : Math.min(Number(value), hard)
         return TapRequest.seeOther(jobUrl)
-      }))
+      })
+    )
 
     const destruction = withJob((job, { params, jobUrl }) =>
       Effect.sync(() => {
@@ -115,17 +134,24 @@ export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs
         // A job may be destroyed earlier than the service would, never kept longer.
         job.destruction = new Date(Math.min(when, job.destruction.getTime()))
         return TapRequest.seeOther(jobUrl)
-      }))
+      })
+    )
 
     const result = withJob((job) =>
-      Effect.succeed(job.phase === "COMPLETED" && job.result !== null
-        ? HttpServerResponse.text(job.result.body, { contentType: `${job.result.contentType}; charset=utf-8` })
-        : HttpServerResponse.text(`the job is ${job.phase}: it has no result\n`, { status: 404 })))
+      Effect.succeed(
+        job.phase === "COMPLETED" && job.result !== null
+          ? HttpServerResponse.text(job.result.body, { contentType: `${job.result.contentType}; charset=utf-8` })
+          : HttpServerResponse.text(`the job is ${job.phase}: it has no result\n`, { status: 404 })
+      )
+    )
 
     const error = withJob((job) =>
-      Effect.succeed(job.phase === "ERROR" && job.error !== null
-        ? HttpServerResponse.text(Votable.error(job.error), { contentType: `${Votable.contentType}; charset=utf-8` })
-        : HttpServerResponse.text(`the job is ${job.phase}: it has no error\n`, { status: 404 })))
+      Effect.succeed(
+        job.phase === "ERROR" && job.error !== null
+          ? HttpServerResponse.text(Votable.error(job.error), { contentType: `${Votable.contentType}; charset=utf-8` })
+          : HttpServerResponse.text(`the job is ${job.phase}: it has no error\n`, { status: 404 })
+      )
+    )
 
     yield* router.get(asyncPath, listJobs)
     yield* router.post(asyncPath, createJob)
@@ -142,7 +168,10 @@ export const routes = (router: HttpRouter.HttpRouter.Service<never, never>, jobs
     yield* router.get(`${asyncPath}/:id/owner`, withJob((job) => Effect.succeed(text(job.owner ?? ""))))
     yield* router.get(`${asyncPath}/:id/parameters`, withJob((job) => Effect.succeed(TapRequest.xml(UwsXml.parameterList(job)))))
     yield* router.post(`${asyncPath}/:id/parameters`, withJob((job, { params, jobUrl }) => updateParameters(job, params, jobUrl)))
-    yield* router.get(`${asyncPath}/:id/results`, withJob((job, { jobUrl }) => Effect.succeed(TapRequest.xml(UwsXml.resultList(job, jobUrl)))))
+    yield* router.get(
+      `${asyncPath}/:id/results`,
+      withJob((job, { jobUrl }) => Effect.succeed(TapRequest.xml(UwsXml.resultList(job, jobUrl))))
+    )
     yield* router.get(`${asyncPath}/:id/results/result`, result)
     yield* router.get(`${asyncPath}/:id/error`, error)
   })

@@ -77,7 +77,12 @@ export const make = (limits: UwsLimits, tap: TapQuery.TapLimits) =>
       const byAge = [...jobs.values()].filter((j) => !active(j.phase))
         .sort((a, b) => Number(a.phase === "PENDING") - Number(b.phase === "PENDING") || a.created.getTime() - b.created.getTime())
       while ((jobs.size >= limits.maxJobs || resultBytes() > limits.maxResultBytes) && byAge.length > 0) yield* destroy(byAge.shift()!)
-      if (jobs.size >= limits.maxJobs) return yield* new AdqlError({ message: `the service holds ${limits.maxJobs} active jobs already: try again when some have finished`, fault: "busy" })
+      if (jobs.size >= limits.maxJobs) {
+        return yield* new AdqlError({
+          message: `the service holds ${limits.maxJobs} active jobs already: try again when some have finished`,
+          fault: "busy"
+        })
+      }
     })
 
     const create = (caller: TapQuery.Caller, params: Map<string, string>) =>
@@ -165,7 +170,9 @@ export const make = (limits: UwsLimits, tap: TapQuery.TapLimits) =>
 
     /** Waits up to `seconds` while the job is active (UWS 1.1 blocking). */
     const wait = (job: Job, seconds: number) =>
-      active(job.phase) ? Effect.asVoid(Effect.timeout(Deferred.await(job.done), Duration.seconds(seconds)).pipe(Effect.ignore)) : Effect.void
+      active(job.phase)
+        ? Effect.asVoid(Effect.timeout(Deferred.await(job.done), Duration.seconds(seconds)).pipe(Effect.ignore))
+        : Effect.void
 
     return { create, start, abort, destroy, get, list, wait, limits, tap }
   })

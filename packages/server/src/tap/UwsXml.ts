@@ -26,7 +26,9 @@ const parameters = (parent: XMLBuilder, job: Job) => {
 
 const results = (parent: XMLBuilder, job: Job, jobUrl: string) => {
   const list = parent.ele(uws, "uws:results")
-  if (job.phase === "COMPLETED") list.ele(uws, "uws:result", { id: "result", "xlink:type": "simple", "xlink:href": `${jobUrl}/results/result` })
+  if (job.phase === "COMPLETED") {
+    list.ele(uws, "uws:result", { id: "result", "xlink:type": "simple", "xlink:href": `${jobUrl}/results/result` })
+  }
   return list
 }
 
@@ -69,7 +71,9 @@ export const job = (job: Job, jobUrl: string): string => {
 /** A job's results list. */
 export const resultList = (job: Job, jobUrl: string): string => {
   const doc = root("results")
-  if (job.phase === "COMPLETED") doc.ele(uws, "uws:result", { id: "result", "xlink:type": "simple", "xlink:href": `${jobUrl}/results/result` })
+  if (job.phase === "COMPLETED") {
+    doc.ele(uws, "uws:result", { id: "result", "xlink:type": "simple", "xlink:href": `${jobUrl}/results/result` })
+  }
   return doc.end()
 }
 

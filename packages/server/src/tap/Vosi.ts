@@ -34,14 +34,22 @@ export const capabilities = (base: string, limits: TapLimits, retention: Duratio
   language.ele("name").txt("ADQL")
   language.ele("version", { "ivo-id": "ivo://ivoa.net/std/ADQL#v2.0" }).txt("2.0")
   language.ele("version", { "ivo-id": "ivo://ivoa.net/std/ADQL#v2.1" }).txt("2.1")
-  language.ele("description").txt("ADQL: one SELECT over one table (ivoa.obscore or TAP_SCHEMA), with TOP, DISTINCT, WHERE, GROUP BY, HAVING, ORDER BY and OFFSET.")
+  language.ele("description").txt(
+    "ADQL: one SELECT over one table (ivoa.obscore or TAP_SCHEMA), with TOP, DISTINCT, WHERE, GROUP BY, HAVING, ORDER BY and OFFSET."
+  )
   const geometry = language.ele("languageFeatures", { type: "ivo://ivoa.net/std/TAPRegExt#features-adqlgeo" })
   for (const [form, description] of [
     ["POINT", "a position, ICRS degrees"],
     ["CIRCLE", "a circle, ICRS degrees: CIRCLE(ra, dec, radius) or CIRCLE(POINT, radius)"],
     ["BOX", "STC's box (great-circle sides, a rectangle in the tangent plane at its centre), numbers written in the query"],
-    ["POLYGON", "great-circle edges between vertices given in order, numbers written in the query; at most 100 vertices, simple, within a hemisphere"],
-    ["CONTAINS", "CONTAINS(a, b) = 1: a lies within b; a POINT, CIRCLE or s_region in a CIRCLE, BOX, POLYGON or s_region, a POLYGON or BOX in a CIRCLE or s_region"],
+    [
+      "POLYGON",
+      "great-circle edges between vertices given in order, numbers written in the query; at most 100 vertices, simple, within a hemisphere"
+    ],
+    [
+      "CONTAINS",
+      "CONTAINS(a, b) = 1: a lies within b; a POINT, CIRCLE or s_region in a CIRCLE, BOX, POLYGON or s_region, a POLYGON or BOX in a CIRCLE or s_region"
+    ],
     ["INTERSECTS", "INTERSECTS(a, b) = 1: CIRCLEs, s_region, BOXes and POLYGONs (not two polygons), or a POINT (as CONTAINS)"],
     ["DISTANCE", "great-circle distance in degrees"],
     ["AREA", "area in square degrees"],
@@ -103,7 +111,9 @@ export const tableset = (): string => {
         if (c.ucd !== undefined) col.ele("ucd").txt(c.ucd)
         if (c.utype !== undefined) col.ele("utype").txt(c.utype)
         // VODataService 1.1 (what validators hold) has no xtype element; TAP_SCHEMA.columns carries it.
-        col.ele("dataType", { "xsi:type": "vs:VOTableType", ...(c.arraysize === undefined ? {} : { arraysize: c.arraysize }) }).txt(c.datatype)
+        col.ele("dataType", { "xsi:type": "vs:VOTableType", ...(c.arraysize === undefined ? {} : { arraysize: c.arraysize }) }).txt(
+          c.datatype
+        )
         if (c.indexed) col.ele("flag").txt("indexed")
         if (c.std) col.ele("flag").txt("std")
       }

@@ -16,13 +16,16 @@ export const contentType = "application/x-votable+xml"
 export const csvContentType = "text/csv;header=present"
 
 // Characters XML 1.0 cannot carry, even escaped; a database string may hold them.
-// eslint-disable-next-line no-control-regex
-const invalidXml = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+const invalidXml =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
 const clean = (s: string) => s.replace(invalidXml, "\uFFFD")
 
 const cell = (value: unknown): string => {
   if (value === null || value === undefined) return ""
-  if (typeof value === "number") return Number.isNaN(value) ? "NaN" : value === Infinity ? "+Inf" : value === -Infinity ? "-Inf" : String(value)
+  if (typeof value === "number") {
+    return Number.isNaN(value) ? "NaN" : value === Infinity ? "+Inf" : value === -Infinity ? "-Inf" : String(value)
+  }
   if (value instanceof Date) return value.toISOString()
   return clean(String(value))
 }
@@ -34,7 +37,11 @@ const open = (write: (chunk: string) => void) => {
 }
 
 /** A result table: QUERY_STATUS OK (then OVERFLOW after the table when MAXREC cut it). */
-export const results = (fields: ReadonlyArray<Field>, rows: ReadonlyArray<ReadonlyArray<unknown>>, options: { readonly overflow: boolean; readonly query?: string }): string => {
+export const results = (
+  fields: ReadonlyArray<Field>,
+  rows: ReadonlyArray<ReadonlyArray<unknown>>,
+  options: { readonly overflow: boolean; readonly query?: string }
+): string => {
   const chunks: Array<string> = []
   const xml = open((c) => chunks.push(c))
   xml.ele("RESOURCE", { type: "results" })

@@ -37,8 +37,12 @@ export class ContractStepsPending extends Data.TaggedError("ContractStepsPending
   override get message(): string {
     const migrations = [...new Set(this.steps.map((s) => s.migration))]
     const head = this.caller === "migrate"
-      ? `refusing to apply ${migrations.join(", ")}: contract steps need every process of the previous release stopped, and nothing was applied:`
-      : `not starting: ${migrations.length === 1 ? "pending migration" : "pending migrations"} ${migrations.join(", ")} ${migrations.length === 1 ? "has" : "have"} contract steps, which are applied only by \`ccat migrate ${previousReleaseStoppedFlag}\`; nothing was applied:`
+      ? `refusing to apply ${
+        migrations.join(", ")
+      }: contract steps need every process of the previous release stopped, and nothing was applied:`
+      : `not starting: ${migrations.length === 1 ? "pending migration" : "pending migrations"} ${migrations.join(", ")} ${
+        migrations.length === 1 ? "has" : "have"
+      } contract steps, which are applied only by \`ccat migrate ${previousReleaseStoppedFlag}\`; nothing was applied:`
     const next = this.caller === "migrate"
       ? `stop the previous release's server and workers, then run \`ccat migrate ${previousReleaseStoppedFlag}\` (\`ccat migrate --check\` shows every step)`
       : `stop the previous release's server and workers, run \`ccat migrate ${previousReleaseStoppedFlag}\`, then start this release (\`ccat migrate --check\` shows every step)`
@@ -49,22 +53,31 @@ export class ContractStepsPending extends Data.TaggedError("ContractStepsPending
 const key = (m: MigrationPlan.MigrationName) => `${String(m.id).padStart(4, "0")}_${m.name}`
 
 /** The contract steps the pending migrations would run on an ops-db a release already migrated; none on a new one. */
-export const pendingContractSteps: Effect.Effect<ReadonlyArray<PendingContractStep>, SqlError | MigrationPlan.MigrationPlanError, SqlClient.SqlClient> =
-  Effect.gen(function* () {
-    // a new ops-db: no release runs on it, and judging every migration would cost each start
-    if ((yield* MigrationPlan.appliedMigrations).length === 0) return []
-    const plan = yield* MigrationPlan.plan
-    return plan.pending.flatMap((m) =>
-      m.statements
-        .filter((s) => s.step === "contract")
-        .map((s) => ({ migration: key(m), summary: s.summary, why: s.marker !== undefined ? `${s.marker.kind}: ${s.marker.reason}` : s.rule ?? "contract step" }))
-    )
-  })
+export const pendingContractSteps: Effect.Effect<
+  ReadonlyArray<PendingContractStep>,
+  SqlError | MigrationPlan.MigrationPlanError,
+  SqlClient.SqlClient
+> = Effect.gen(function* () {
+  // a new ops-db: no release runs on it, and judging every migration would cost each start
+  if ((yield* MigrationPlan.appliedMigrations).length === 0) return []
+  const plan = yield* MigrationPlan.plan
+  return plan.pending.flatMap((m) =>
+    m.statements
+      .filter((s) => s.step === "contract")
+      .map((s) => ({
+        migration: key(m),
+        summary: s.summary,
+        why: s.marker !== undefined ? `${s.marker.kind}: ${s.marker.reason}` : s.rule ?? "contract step"
+      }))
+  )
+})
 
 /** Whether another session holds a lock on the migrations' table: the Migrator takes one in each migration's transaction. */
 const migratingElsewhere = Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.map(
-    sql<{ busy: boolean }>`select exists (select 1 from pg_locks where locktype = 'relation' and relation = to_regclass(${Migrations.table}) and pid <> pg_backend_pid()) as busy`,
+    sql<
+      { busy: boolean }
+    >`select exists (select 1 from pg_locks where locktype = 'relation' and relation = to_regclass(${Migrations.table}) and pid <> pg_backend_pid()) as busy`,
     (r) => r[0]?.busy === true
   ))
 

@@ -67,7 +67,9 @@ const parse = (key: string): MigrationName => {
  * and replaced by a statement that reads nothing. Parameters, rare in migrations, follow the
  * statement as a comment.
  */
-export const statementsOf = <E>(migration: Effect.Effect<void, E, SqlClient.SqlClient>): Effect.Effect<ReadonlyArray<string>, E, SqlClient.SqlClient> =>
+export const statementsOf = <E>(
+  migration: Effect.Effect<void, E, SqlClient.SqlClient>
+): Effect.Effect<ReadonlyArray<string>, E, SqlClient.SqlClient> =>
   Effect.gen(function* () {
     const sent = yield* Ref.make<ReadonlyArray<string>>([])
     yield* migration.pipe(
@@ -99,17 +101,18 @@ export const judgeMigration = (key: string) =>
     // a migration that reads a row and uses it throws on the empty answer: say which one, not a stack
     Effect.catchAllCause((cause) => Effect.fail(new MigrationPlanError({ migration: key, cause: Cause.squash(cause) }))),
     Effect.map((statements): PlannedMigration => {
-    const d = digest(statements)
-    const review = reviewed.get(key)
-    const judged = judge(statements, review?.digest === d ? review : undefined)
-    return {
-      ...parse(key),
-      digest: d,
-      staleReview: review !== undefined && review.digest !== d,
-      step: contractSteps(judged).length > 0 ? "contract" : "expand",
-      statements: judged
-    }
-  }))
+      const d = digest(statements)
+      const review = reviewed.get(key)
+      const judged = judge(statements, review?.digest === d ? review : undefined)
+      return {
+        ...parse(key),
+        digest: d,
+        staleReview: review !== undefined && review.digest !== d,
+        step: contractSteps(judged).length > 0 ? "contract" : "expand",
+        statements: judged
+      }
+    })
+  )
 
 /** A short digest of a migration's statements, so a review names exactly what it read. */
 export const digest = (statements: ReadonlyArray<string>): string =>

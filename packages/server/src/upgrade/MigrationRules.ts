@@ -22,7 +22,14 @@ export type Step = "expand" | "contract"
 export interface Lock {
   /** A table, or what the statement names when the table cannot be known from the text. */
   readonly on: string
-  readonly mode: "ACCESS SHARE" | "ROW EXCLUSIVE" | "SHARE UPDATE EXCLUSIVE" | "SHARE" | "SHARE ROW EXCLUSIVE" | "EXCLUSIVE" | "ACCESS EXCLUSIVE"
+  readonly mode:
+    | "ACCESS SHARE"
+    | "ROW EXCLUSIVE"
+    | "SHARE UPDATE EXCLUSIVE"
+    | "SHARE"
+    | "SHARE ROW EXCLUSIVE"
+    | "EXCLUSIVE"
+    | "ACCESS EXCLUSIVE"
 }
 
 /** What the rules make of one statement. */
@@ -61,17 +68,28 @@ const judgeAlterTable = (table: string, actions: string, created: Created): Omit
   let mode = "SHARE UPDATE EXCLUSIVE" as Lock["mode"]
   const locks: Array<Lock> = []
   const strongest = (m: Lock["mode"]) => {
-    const order: ReadonlyArray<Lock["mode"]> = ["ACCESS SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"]
+    const order: ReadonlyArray<Lock["mode"]> = [
+      "ACCESS SHARE",
+      "ROW EXCLUSIVE",
+      "SHARE UPDATE EXCLUSIVE",
+      "SHARE",
+      "SHARE ROW EXCLUSIVE",
+      "EXCLUSIVE",
+      "ACCESS EXCLUSIVE"
+    ]
     if (order.indexOf(m) > order.indexOf(mode)) mode = m
   }
   // columns first: a constraint of the same statement may name a column added beside it
   const parts = splitTopLevel(actions)
   for (const a of parts) {
     const add = /^add (?:column )?(?:if not exists )?("?[a-z_][a-z0-9_]*"?) /.exec(a)
-    if (add !== null && !/^add (constraint|check|foreign key|unique|primary key|exclude)\b/.test(a)) created.columns.add(`${table}.${name(add[1]!)}`)
+    if (add !== null && !/^add (constraint|check|foreign key|unique|primary key|exclude)\b/.test(a)) {
+      created.columns.add(`${table}.${name(add[1]!)}`)
+    }
   }
   for (const a of parts) {
-    const constraintColumns = () => [...a.matchAll(/[a-z_][a-z0-9_]*/g)].map((m) => `${table}.${m[0]}`).filter((c) => created.columns.has(c))
+    const constraintColumns = () =>
+      [...a.matchAll(/[a-z_][a-z0-9_]*/g)].map((m) => `${table}.${m[0]}`).filter((c) => created.columns.has(c))
     if (/^add (constraint|check|foreign key|unique|primary key|exclude)\b/.test(a)) {
       summaries.push(`add ${/^add constraint ("?[a-z0-9_]+"?)/.exec(a)?.[1] ?? "constraint"}`)
       const references = /\breferences ("?[a-z0-9_.]+"?)/.exec(a)
@@ -134,8 +152,20 @@ const judgeAlterTable = (table: string, actions: string, created: Created): Omit
   }
 }
 
-const expand = (summary: string, locks: ReadonlyArray<Lock> = [], notes: ReadonlyArray<string> = []) => ({ summary, step: "expand" as const, rule: undefined, locks, notes })
-const contract = (summary: string, rule: string, locks: ReadonlyArray<Lock> = []) => ({ summary, step: "contract" as const, rule, locks, notes: [] })
+const expand = (summary: string, locks: ReadonlyArray<Lock> = [], notes: ReadonlyArray<string> = []) => ({
+  summary,
+  step: "expand" as const,
+  rule: undefined,
+  locks,
+  notes
+})
+const contract = (summary: string, rule: string, locks: ReadonlyArray<Lock> = []) => ({
+  summary,
+  step: "contract" as const,
+  rule,
+  locks,
+  notes: []
+})
 
 /**
  * A DO block runs code the rules cannot follow, so it is a contract step until marked; what it
@@ -154,7 +184,9 @@ const judgeDo = (body: string, created: Created): Omit<Judged, "sql" | "marker">
   return {
     summary: `do block${inner.length === 0 ? "" : `: ${inner.map((j) => j.summary).join("; ")}`}`,
     step: "contract",
-    rule: `a DO block runs code the rules cannot follow${removes.length === 0 ? "" : `; it does ${removes.join("; ")}`}: review it and mark it`,
+    rule: `a DO block runs code the rules cannot follow${
+      removes.length === 0 ? "" : `; it does ${removes.join("; ")}`
+    }: review it and mark it`,
     locks,
     notes: []
   }
@@ -163,14 +195,22 @@ const judgeDo = (body: string, created: Created): Omit<Judged, "sql" | "marker">
 /** Judges one statement by its text; `created` collects what earlier statements of the migration made. */
 const judgeText = (s: string, created: Created): Omit<Judged, "sql" | "marker"> => {
   let m: RegExpExecArray | null
-  if ((m = /^create (unique )?index (concurrently )?(?:if not exists )?(?:"?[a-z0-9_]+"? )?on (only )?("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
+  if (
+    (m = /^create (unique )?index (concurrently )?(?:if not exists )?(?:"?[a-z0-9_]+"? )?on (only )?("?[a-z0-9_.]+"?)/.exec(s)) !== null
+  ) {
     const table = tableOf(m[4]!)
     const own = created.tables.has(table)
     const locks: ReadonlyArray<Lock> = [{ on: table, mode: m[2] !== undefined ? "SHARE UPDATE EXCLUSIVE" : "SHARE" }]
     const index = /^create (?:unique )?index (?:concurrently )?(?:if not exists )?("?[a-z0-9_]+"?) on /.exec(s)?.[1]
     const summary = `create ${m[1] ?? ""}index ${m[2] ?? ""}${index === undefined ? "" : `${name(index)} `}on ${table}`.replace(/\s+/g, " ")
-    if (m[1] !== undefined && !own) return contract(summary, "a unique index on an existing table refuses rows the previous release may write", locks)
-    return expand(summary, locks, m[2] === undefined && !own ? [`blocks writes to ${table} while it builds; on a large table build it CONCURRENTLY beforehand`] : [])
+    if (m[1] !== undefined && !own) {
+      return contract(summary, "a unique index on an existing table refuses rows the previous release may write", locks)
+    }
+    return expand(
+      summary,
+      locks,
+      m[2] === undefined && !own ? [`blocks writes to ${table} while it builds; on a large table build it CONCURRENTLY beforehand`] : []
+    )
   }
   if ((m = /^create (?:or replace )?(?:(?:temp|temporary|unlogged) )?table (?:if not exists )?("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
     const table = tableOf(m[1]!)
@@ -178,20 +218,38 @@ const judgeText = (s: string, created: Created): Omit<Judged, "sql" | "marker"> 
     const referenced = [...s.matchAll(/\breferences ("?[a-z0-9_.]+"?)/g)].map((r) => tableOf(r[1]!)).filter((t) => t !== table)
     return expand(`create table ${table}`, [...new Set(referenced)].map((on) => ({ on, mode: "SHARE ROW EXCLUSIVE" as const })))
   }
-  if ((m = /^alter table (?:if exists )?(only )?("?[a-z0-9_.]+"?) (.*)$/.exec(s)) !== null) return judgeAlterTable(tableOf(m[2]!), m[3]!, created)
-  if ((m = /^alter type ("?[a-z0-9_.]+"?) add value/.exec(s)) !== null) {
-    return expand(`alter type ${name(m[1]!)}: add value`, [], ["the previous release must not meet the new value in rows it reads before it is stopped"])
+  if ((m = /^alter table (?:if exists )?(only )?("?[a-z0-9_.]+"?) (.*)$/.exec(s)) !== null) {
+    return judgeAlterTable(tableOf(m[2]!), m[3]!, created)
   }
-  if ((m = /^drop (table|index|type|view|materialized view|function|procedure|trigger|schema|domain|sequence|column|constraint|extension|policy|rule)\b (?:concurrently )?(?:if exists )?("?[a-z0-9_.]+"?)(?: on ("?[a-z0-9_.]+"?))?/.exec(s)) !== null) {
+  if ((m = /^alter type ("?[a-z0-9_.]+"?) add value/.exec(s)) !== null) {
+    return expand(
+      `alter type ${name(m[1]!)}: add value`,
+      [],
+      ["the previous release must not meet the new value in rows it reads before it is stopped"]
+    )
+  }
+  if (
+    (m =
+      /^drop (table|index|type|view|materialized view|function|procedure|trigger|schema|domain|sequence|column|constraint|extension|policy|rule)\b (?:concurrently )?(?:if exists )?("?[a-z0-9_.]+"?)(?: on ("?[a-z0-9_.]+"?))?/
+        .exec(s)) !== null
+  ) {
     const on = m[3] !== undefined ? tableOf(m[3]) : m[1] === "table" ? tableOf(m[2]!) : `${m[1]} ${name(m[2]!)}`
     if (m[1] === "table" && created.tables.has(on)) return expand(`drop table ${on}`, [], ["a table this migration made"])
     return contract(`drop ${m[1]} ${name(m[2]!)}`, "DROP removes what the previous release may use", [{ on, mode: "ACCESS EXCLUSIVE" }])
   }
   if ((m = /^create (?:or replace )?(?:constraint )?trigger ("?[a-z0-9_]+"?) .*? on ("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
-    return expand(`create trigger ${name(m[1]!)} on ${tableOf(m[2]!)}`, [{ on: tableOf(m[2]!), mode: "SHARE ROW EXCLUSIVE" }], ["the previous release's writes run the trigger too"])
+    return expand(
+      `create trigger ${name(m[1]!)} on ${tableOf(m[2]!)}`,
+      [{ on: tableOf(m[2]!), mode: "SHARE ROW EXCLUSIVE" }],
+      ["the previous release's writes run the trigger too"]
+    )
   }
   if ((m = /^create (or replace )?(function|procedure) ("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
-    return expand(`create ${m[1] ?? ""}${m[2]} ${name(m[3]!)}`, [], m[1] !== undefined ? ["a replaced body runs for the previous release's statements too"] : [])
+    return expand(
+      `create ${m[1] ?? ""}${m[2]} ${name(m[3]!)}`,
+      [],
+      m[1] !== undefined ? ["a replaced body runs for the previous release's statements too"] : []
+    )
   }
   if ((m = /^create (or replace )?(materialized )?view (?:if not exists )?("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
     return expand(`create ${m[1] ?? ""}${m[2] ?? ""}view ${name(m[3]!)}`.replace(/\s+/g, " "))
@@ -199,12 +257,22 @@ const judgeText = (s: string, created: Created): Omit<Judged, "sql" | "marker"> 
   if ((m = /^create statistics (?:if not exists )?("?[a-z0-9_.]+"?).* from ("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
     return expand(`create statistics ${name(m[1]!)}`, [{ on: tableOf(m[2]!), mode: "SHARE UPDATE EXCLUSIVE" }])
   }
-  if ((m = /^create (schema|extension|type|domain|sequence|aggregate|cast|collation|operator)\b(?: if not exists)? ("?[a-z0-9_.]+"?)?/.exec(s)) !== null) {
+  if (
+    (m = /^create (schema|extension|type|domain|sequence|aggregate|cast|collation|operator)\b(?: if not exists)? ("?[a-z0-9_.]+"?)?/.exec(
+      s
+    )) !== null
+  ) {
     return expand(`create ${m[1]} ${m[2] !== undefined ? name(m[2]) : ""}`.trim())
   }
-  if ((m = /^insert into ("?[a-z0-9_.]+"?)/.exec(s)) !== null) return expand(`insert into ${tableOf(m[1]!)}`, [{ on: tableOf(m[1]!), mode: "ROW EXCLUSIVE" }])
+  if ((m = /^insert into ("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
+    return expand(`insert into ${tableOf(m[1]!)}`, [{ on: tableOf(m[1]!), mode: "ROW EXCLUSIVE" }])
+  }
   if ((m = /^(?:with .*? )?update (?:only )?("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
-    return expand(`update ${tableOf(m[1]!)}`, [{ on: tableOf(m[1]!), mode: "ROW EXCLUSIVE" }], [`locks each row of ${tableOf(m[1]!)} it updates until the migration commits; batch it on a large table`])
+    return expand(
+      `update ${tableOf(m[1]!)}`,
+      [{ on: tableOf(m[1]!), mode: "ROW EXCLUSIVE" }],
+      [`locks each row of ${tableOf(m[1]!)} it updates until the migration commits; batch it on a large table`]
+    )
   }
   if ((m = /^(?:with .*? )?delete from (?:only )?("?[a-z0-9_.]+"?)/.exec(s)) !== null) {
     return expand(`delete from ${tableOf(m[1]!)}`, [{ on: tableOf(m[1]!), mode: "ROW EXCLUSIVE" }])
@@ -214,7 +282,11 @@ const judgeText = (s: string, created: Created): Omit<Judged, "sql" | "marker"> 
     return expand(`lock ${tableOf(m[1]!)} in ${mode} mode`, [{ on: tableOf(m[1]!), mode }])
   }
   if (/^(select|with|comment on|grant|analyze|set |reset |refresh materialized view concurrently)\b/.test(s)) {
-    return expand(s.split(" ").slice(0, 4).join(" "), [], /^(select|with)\b/.test(s) ? ["takes whatever locks the functions it calls take"] : [])
+    return expand(
+      s.split(" ").slice(0, 4).join(" "),
+      [],
+      /^(select|with)\b/.test(s) ? ["takes whatever locks the functions it calls take"] : []
+    )
   }
   if ((m = /^do (?:language [a-z]+ )?(\$[a-z_]*\$)(.*)\1/.exec(s)) !== null) return judgeDo(m[2]!, created)
   if (/^truncate\b/.test(s)) return contract(s.split(" ").slice(0, 3).join(" "), "TRUNCATE removes rows the previous release may use")
@@ -242,8 +314,7 @@ export const reviewed: ReadonlyMap<string, Review> = new Map([
     "0018_history_partitions",
     {
       kind: "compatible",
-      reason:
-        "v0.1.0's code never calls ops_count_rebuild (0012 did, once), and a function of that name is made again at once; " +
+      reason: "v0.1.0's code never calls ops_count_rebuild (0012 did, once), and a function of that name is made again at once; " +
         "the first DO block copies event_log into a partitioned event_log_next with the same columns, indexes, triggers and grants " +
         "while holding only ACCESS SHARE on event_log, so the previous release's inserts go on; the second takes ACCESS EXCLUSIVE " +
         "only to copy the rows written since the last pass and swap the tables (dropping the old log, renaming the new one to its " +
@@ -256,8 +327,7 @@ export const reviewed: ReadonlyMap<string, Review> = new Map([
     "0021_open_technologies",
     {
       kind: "compatible",
-      reason:
-        "v0.1.0 reads and writes data_location.technology as text and never names the type storage_technology; " +
+      reason: "v0.1.0 reads and writes data_location.technology as text and never names the type storage_technology; " +
         "the table holds one row per location, so its rewrite under ACCESS EXCLUSIVE is instant",
       digest: "9f95076befef77de"
     }
@@ -273,8 +343,10 @@ export const judge = (statements: ReadonlyArray<string>, review?: Review | undef
     const marker = m.has("contract")
       ? { kind: "contract" as const, reason: m.get("contract")! }
       : m.has("compatible")
-        ? { kind: "compatible" as const, reason: m.get("compatible")! }
-        : judged.step === "contract" ? review : undefined
+      ? { kind: "compatible" as const, reason: m.get("compatible")! }
+      : judged.step === "contract"
+      ? review
+      : undefined
     const step: Step = marker === undefined ? judged.step : marker.kind === "contract" ? "contract" : "expand"
     // a table this migration created is seen by no one else until it commits: its locks wait for nobody
     const locks = judged.locks.filter((l) => !created.tables.has(l.on))

@@ -25,7 +25,10 @@ import { fileObservation, observatory, policyLayer, runUntil, syncTopology, temp
 import * as Peers from "./Peers.js"
 
 const configOf = (raw: unknown) =>
-  Effect.flatMap(NotifierConfig.decode(raw, "/"), (r) => (Either.isRight(r) ? Effect.succeed(r.right) : Effect.dieMessage(r.left.join("\n"))))
+  Effect.flatMap(
+    NotifierConfig.decode(raw, "/"),
+    (r) => (Either.isRight(r) ? Effect.succeed(r.right) : Effect.dieMessage(r.left.join("\n")))
+  )
 
 const notifierOf = (raw: unknown) => Effect.flatMap(configOf(raw), Notifier.make).pipe(Effect.provide(FetchHttpClient.layer))
 
@@ -69,7 +72,9 @@ describe("the built-in notifier", () => {
         rotten[100] ^= 0x01
         yield* Effect.promise(() => fs.writeFile(files[0].absolutePath, rotten))
         const failed = sql<{ id: string }>`select id from raw_data_package where status = 'failed'`
-        yield* runUntil([["chile", [Packaging.stage]]], Effect.map(failed, (r) => r.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+        yield* runUntil([["chile", [Packaging.stage]]], Effect.map(failed, (r) => r.length === 1)).pipe(
+          Effect.provide(policyLayer(topology))
+        )
         const [{ id: pkgId }] = yield* failed
 
         yield* both
@@ -79,7 +84,11 @@ describe("the built-in notifier", () => {
         assert.strictEqual(active[0].labels.id, pkgId)
         assert.strictEqual(active[0].labels.severity, "critical")
         assert.include(active[0].annotations.description, "det/a.fits")
-        assert.deepStrictEqual(webhookItems(hook.bodies).map((n) => [n.alertname, n.status, n.labels.id]), [["CcatPackageFailed", "firing", pkgId]])
+        assert.deepStrictEqual(webhookItems(hook.bodies).map((n) => [n.alertname, n.status, n.labels.id]), [[
+          "CcatPackageFailed",
+          "firing",
+          pkgId
+        ]])
         const firstMails = yield* mail.messages
         assert.strictEqual(firstMails.length, 1)
         assert.include(firstMails[0], "FIRING")
@@ -111,22 +120,34 @@ describe("the built-in notifier", () => {
         assert.include(mails[1], "RESOLVED")
         assert.include(mails[1], pkgId)
         assert.deepStrictEqual((yield* am.alerts).filter((a) => a.labels.alertname === "CcatPackageFailed"), [])
-        yield* waitUntil("Alertmanager's resolved notification", Effect.sync(() => amReceiver.bodies.some((b) => b.body.status === "resolved")), 15_000)
+        yield* waitUntil(
+          "Alertmanager's resolved notification",
+          Effect.sync(() => amReceiver.bodies.some((b) => b.body.status === "resolved")),
+          15_000
+        )
         yield* both
         assert.strictEqual(hook.bodies.length, 2)
         assert.strictEqual((yield* mail.messages).length, 2)
-        const told = amReceiver.bodies.flatMap((b) => (b.body.alerts as Array<any>).filter((a) => a.labels.id === pkgId).map((a) => a.status))
+        const told = amReceiver.bodies.flatMap((b) =>
+          (b.body.alerts as Array<any>).filter((a) => a.labels.id === pkgId).map((a) => a.status)
+        )
         assert.deepStrictEqual(told, ["firing", "resolved"])
         // The incident's history is in the event log: opened, then resolved, by the notifier, once each.
         const [{ id: incidentId }] = yield* sql<{ id: string }>`select id from alert_incident where labels->>'id' = ${pkgId}`
         const events = yield* operator.status.events({ urlParams: { entity: "AlertIncident", id: incidentId } })
         assert.deepStrictEqual(events.items.map((e) => [e.fromState, e.toState, e.actor, e.details.alertname]), [
-          [null, "open", "notifier", "CcatPackageFailed"], ["open", "resolved", "notifier", "CcatPackageFailed"]
+          [null, "open", "notifier", "CcatPackageFailed"],
+          ["open", "resolved", "notifier", "CcatPackageFailed"]
         ])
         const deliveries = yield* sql<{ sink: string; kind: string; attempts: number }>`
           select sink, kind, attempts from alert_delivery where delivered_at is not null order by sink, kind`
         assert.deepStrictEqual(deliveries.map((d) => `${d.sink}:${d.kind}:${d.attempts}`), [
-          "am:firing:1", "am:resolved:1", "hook:firing:1", "hook:resolved:1", "mail:firing:1", "mail:resolved:1"
+          "am:firing:1",
+          "am:resolved:1",
+          "hook:firing:1",
+          "hook:resolved:1",
+          "mail:firing:1",
+          "mail:resolved:1"
         ])
       }).pipe(Effect.provide(Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer())))),
     120_000
@@ -148,7 +169,13 @@ describe("the built-in notifier", () => {
         const failPackage = Effect.gen(function* () {
           const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
           const pkg = yield* Fixtures.rawDataPackage(world, eou).pipe(Effect.orDie)
-          yield* Transitions.transition({ entity: "RawDataPackage", id: pkg.id, from: "pending", to: "failed", set: { errorMessage: "lost by hand" } })
+          yield* Transitions.transition({
+            entity: "RawDataPackage",
+            id: pkg.id,
+            from: "pending",
+            to: "failed",
+            set: { errorMessage: "lost by hand" }
+          })
           return pkg.id as string
         })
         const first = yield* failPackage
@@ -196,11 +223,25 @@ describe("the built-in notifier", () => {
     Effect.scoped(Effect.gen(function* () {
       const hook = yield* Peers.recorder()
       yield* hook.start
-      const config = yield* configOf({ interval: "200 millis", conditions: { for: { CcatBundleFailed: 0 } }, sinks: [{ name: "loop-hook", type: "webhook", url: hook.url }] })
+      const config = yield* configOf({
+        interval: "200 millis",
+        conditions: { for: { CcatBundleFailed: 0 } },
+        sinks: [{ name: "loop-hook", type: "webhook", url: hook.url }]
+      })
       yield* Layer.build(Notifier.layer(config))
       const bundle = yield* Fixtures.dataTransferPackage([]).pipe(Effect.orDie)
-      yield* Transitions.transition({ entity: "DataTransferPackage", id: bundle.id, from: "pending", to: "failed", set: { errorMessage: "no route" } })
+      yield* Transitions.transition({
+        entity: "DataTransferPackage",
+        id: bundle.id,
+        from: "pending",
+        to: "failed",
+        set: { errorMessage: "no route" }
+      })
       yield* waitUntil("the loop to tell the webhook", Effect.sync(() => hook.bodies.length > 0), 15_000)
-      assert.deepStrictEqual(webhookItems(hook.bodies).map((n) => [n.status, n.alertname, n.labels.id]), [["firing", "CcatBundleFailed", bundle.id]])
+      assert.deepStrictEqual(webhookItems(hook.bodies).map((n) => [n.status, n.alertname, n.labels.id]), [[
+        "firing",
+        "CcatBundleFailed",
+        bundle.id
+      ]])
     })).pipe(Effect.provide(TestDatabase.layer)), 30_000)
 })

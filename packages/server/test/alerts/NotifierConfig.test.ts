@@ -31,7 +31,9 @@ const loadWith = (notifications: string) =>
     yield* Effect.addFinalizer(() => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })))
     yield* Effect.promise(() => fs.writeFile(path.join(dir, "smtp-password"), "from-a-file\n"))
     const file = path.join(dir, "ccat.yaml")
-    yield* Effect.promise(() => fs.writeFile(file, notifications === "" ? topology(dir) : `${topology(dir)}\nnotifications:\n${notifications}`))
+    yield* Effect.promise(() =>
+      fs.writeFile(file, notifications === "" ? topology(dir) : `${topology(dir)}\nnotifications:\n${notifications}`)
+    )
     return yield* Effect.exit(ServerConfig.load({ configFile: file }))
   })
 
@@ -73,7 +75,8 @@ describe("the notifier's configuration", () => {
   it.scoped("a bad section is refused at load, every problem named by its field", () =>
     Effect.gen(function* () {
       delete process.env.CCAT_TEST_MISSING_SECRET
-      const message = problemsOf(yield* loadWith(`
+      const message = problemsOf(
+        yield* loadWith(`
   interval: soon
   sinks:
     - { name: am, type: alertmanager, url: "ftp://alertmanager:9093" }
@@ -82,7 +85,8 @@ describe("the notifier's configuration", () => {
     - { name: pager, type: sms, url: "https://pager" }
     - { name: hook2, type: webhook, url: "https://x.example.org", timeout: 0 }
     - { name: hook3, type: webhook, url: "https://x.example.org", rateLimit: { messages: 0, per: 60 minutes } }
-`))
+`)
+      )
       for (const expected of [
         "notifications.interval:",
         "notifications.sinks[0].url: must be an http:// or https:// URL",
@@ -95,14 +99,16 @@ describe("the notifier's configuration", () => {
       ]) assert.include(message, expected)
       assert.notInclude(message, "secret@")
 
-      const duplicate = problemsOf(yield* loadWith(`
+      const duplicate = problemsOf(
+        yield* loadWith(`
   sinks:
     - { name: hook, type: webhook, url: "https://a.example.org" }
     - { name: hook, type: webhook, url: "https://b.example.org", bearerToken: { env: CCAT_TEST_MISSING_SECRET } }
     - { name: mail, type: email, host: smtp.example.org, username: ccat, password: { file: no-such-file }, from: a@example.org, to: [b@example.org] }
     - { name: mail2, type: email, host: smtp.example.org, username: ccat, from: a@example.org, to: [b@example.org] }
   retry: { initial: 2 hours, max: 1 minutes }
-`))
+`)
+      )
       assert.include(duplicate, `notifications.sinks[1].name: "hook" names two sinks`)
       assert.include(duplicate, "notifications.sinks[1].bearerToken: the environment variable CCAT_TEST_MISSING_SECRET is not set")
       assert.include(duplicate, "notifications.sinks[2].password: the file")
@@ -110,16 +116,18 @@ describe("the notifier's configuration", () => {
       assert.include(duplicate, "notifications.retry.initial: must not be longer than retry.max")
 
       // A password written into the file is refused, and not repeated in the error.
-      const inline = problemsOf(yield* loadWith(`
+      const inline = problemsOf(
+        yield* loadWith(`
   sinks:
     - { name: mail, type: email, host: smtp.example.org, username: ccat, password: hunter2, from: a@example.org, to: [b@example.org] }
-`))
+`)
+      )
       assert.include(inline, "notifications.sinks[0].password: a secret is never written in the configuration")
       assert.notInclude(inline, "hunter2")
 
       const empty = problemsOf(yield* loadWith("  sinks: []\n"))
       assert.include(empty, "notifications.sinks: list at least one sink")
-      const unknown = problemsOf(yield* loadWith("  sinks: [{ name: am, type: alertmanager, url: \"http://am:9093\" }]\n  colour: red\n"))
+      const unknown = problemsOf(yield* loadWith('  sinks: [{ name: am, type: alertmanager, url: "http://am:9093" }]\n  colour: red\n'))
       assert.include(unknown, "notifications.colour")
     }))
 

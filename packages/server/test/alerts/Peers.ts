@@ -100,10 +100,14 @@ export const alertmanager = (receiverUrl: string) =>
       "--cluster.listen-address="
     ])
     const url = `http://127.0.0.1:${port}`
-    yield* waitUntil("alertmanager to be ready", Effect.promise(async () => {
-      alive(p.c, p.output)
-      return fetch(`${url}/-/ready`).then((r) => r.ok, () => false)
-    }), 15_000)
+    yield* waitUntil(
+      "alertmanager to be ready",
+      Effect.promise(async () => {
+        alive(p.c, p.output)
+        return fetch(`${url}/-/ready`).then((r) => r.ok, () => false)
+      }),
+      15_000
+    )
     /** The alerts Alertmanager holds as active now. */
     const alerts = Effect.promise(() => fetch(`${url}/api/v2/alerts`).then((r) => r.json() as Promise<Array<any>>))
     return { url, alerts }
@@ -114,17 +118,30 @@ export const smtp = Effect.gen(function* () {
   const dir = yield* scratch
   const port = yield* Effect.promise(freePort)
   const maildir = path.join(dir, "mail")
-  const p = yield* child("/usr/bin/python3", ["-m", "aiosmtpd", "-n", "-l", `127.0.0.1:${port}`, "-c", "aiosmtpd.handlers.Mailbox", maildir])
-  yield* waitUntil("the SMTP peer to accept connections", Effect.promise(async () => {
-    alive(p.c, p.output)
-    return new Promise<boolean>((resolve) => {
-      const s = net.connect(port, "127.0.0.1", () => {
-        s.end()
-        resolve(true)
+  const p = yield* child("/usr/bin/python3", [
+    "-m",
+    "aiosmtpd",
+    "-n",
+    "-l",
+    `127.0.0.1:${port}`,
+    "-c",
+    "aiosmtpd.handlers.Mailbox",
+    maildir
+  ])
+  yield* waitUntil(
+    "the SMTP peer to accept connections",
+    Effect.promise(async () => {
+      alive(p.c, p.output)
+      return new Promise<boolean>((resolve) => {
+        const s = net.connect(port, "127.0.0.1", () => {
+          s.end()
+          resolve(true)
+        })
+        s.once("error", () => resolve(false))
       })
-      s.once("error", () => resolve(false))
-    })
-  }), 15_000)
+    }),
+    15_000
+  )
   /** Every message stored so far, as raw text. */
   const messages = Effect.promise(async () => {
     const names = await fs.readdir(path.join(maildir, "new")).catch(() => [] as Array<string>)

@@ -11,7 +11,10 @@ import * as path from "node:path"
 import { testCliVariable } from "../globalSetup.js"
 
 interface Metafile {
-  readonly outputs: Record<string, { readonly imports: ReadonlyArray<{ readonly path: string; readonly kind: string }>; readonly inputs: Record<string, unknown> }>
+  readonly outputs: Record<
+    string,
+    { readonly imports: ReadonlyArray<{ readonly path: string; readonly kind: string }>; readonly inputs: Record<string, unknown> }
+  >
 }
 
 /** The source files that the entry chunk and the chunks it imports statically hold. */

@@ -79,7 +79,8 @@ export const start = async (): Promise<CliWorld> => {
   const scope = Effect.runSync(Scope.make())
   const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
   const layer = PgClient.layer(OpsDb.clientConfig(db.url))
-  const onDb = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Effect.runPromise(effect.pipe(Effect.provide(layer), Effect.orDie))
+  const onDb = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+    Effect.runPromise(effect.pipe(Effect.provide(layer), Effect.orDie))
   const world = await onDb(Effect.zipRight(Migrations.run, Fixtures.world))
   const token = (role: "operator" | "admin" | "scientist" | "instrument") =>
     onDb(Effect.gen(function* () {
@@ -88,11 +89,19 @@ export const start = async (): Promise<CliWorld> => {
       if (role === "instrument") yield* Tokens.grantInstrument(account.id, world.instrument.id)
       return (yield* Tokens.issue({ accountId: account.id })).token
     }))
-  const tokens = { operator: await token("operator"), admin: await token("admin"), scientist: await token("scientist"), instrument: await token("instrument") }
+  const tokens = {
+    operator: await token("operator"),
+    admin: await token("admin"),
+    scientist: await token("scientist"),
+    instrument: await token("instrument")
+  }
   const dir = await tempDir("ccat-cli-")
   const port = await freePort()
   const env = { DATABASE_URL: Redacted.value(db.url) }
-  const server = ccat(["serve", "--port", String(port), "--workers", "none", "--data-dir", path.join(dir, "data")], { ...env, CCAT_LOG_FORMAT: "pretty" })
+  const server = ccat(["serve", "--port", String(port), "--workers", "none", "--data-dir", path.join(dir, "data")], {
+    ...env,
+    CCAT_LOG_FORMAT: "pretty"
+  })
   const url = `http://127.0.0.1:${port}`
   await ready(`${url}/api/v1/ready`, server)
   return {

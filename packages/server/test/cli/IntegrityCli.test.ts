@@ -28,11 +28,19 @@ describe("ccat integrity", () => {
     ])
     expect(human.code, human.stderr).toBe(0)
     expect(human.stdout).toContain("audit cycle 90 days, 1 good archive copy per package")
-    expect(human.stdout).toContain("Totals: 8 copies, 5 audited within the cycle, 1 never verified, 1 corrupt, 1 missing, 1 dark, 1 repaired; 1 packages below target")
+    expect(human.stdout).toContain(
+      "Totals: 8 copies, 5 audited within the cycle, 1 never verified, 1 corrupt, 1 missing, 1 dark, 1 repaired; 1 packages below target"
+    )
     // COPIES AUDITED LAST-AUDIT LAG CORRUPT MISSING DARK REPAIRED LAST-INVENTORY
     const instant = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ"
-    expect(human.stdout).toMatch(new RegExp(`${rows.archive.name}\\s+LONG_TERM_ARCHIVE\\s+s3\\s+4\\s+3\\s+${instant}\\s+240 h 0 min\\s+1\\s+1\\s+1\\s+1\\s+${instant}`))
-    expect(human.stdout).toMatch(new RegExp(`${rows.secondArchive.name}\\s+LONG_TERM_ARCHIVE\\s+disk\\s+4\\s+2\\s+${instant}\\s+never \\(1 unverified\\), else 2400 h 0 min\\s+0\\s+0\\s+0\\s+0\\s+-`))
+    expect(human.stdout).toMatch(
+      new RegExp(`${rows.archive.name}\\s+LONG_TERM_ARCHIVE\\s+s3\\s+4\\s+3\\s+${instant}\\s+240 h 0 min\\s+1\\s+1\\s+1\\s+1\\s+${instant}`)
+    )
+    expect(human.stdout).toMatch(
+      new RegExp(
+        `${rows.secondArchive.name}\\s+LONG_TERM_ARCHIVE\\s+disk\\s+4\\s+2\\s+${instant}\\s+never \\(1 unverified\\), else 2400 h 0 min\\s+0\\s+0\\s+0\\s+0\\s+-`
+      )
+    )
     expect(human.stdout).toContain("Packages below target (1 of 1, by id)")
     expect(human.stdout).toMatch(new RegExp(`${rows.packages.missing}\\s+0\\s+1\\s+.*${rows.archive.name} MISSING`))
     expect(human.stdout).toContain(`${rows.secondArchive.name} PRESENT (never verified)`)
@@ -41,7 +49,16 @@ describe("ccat integrity", () => {
     expect(machine.code, machine.stderr).toBe(0)
     const r = JSON.parse(machine.stdout)
     expect(r.scope).toBe("full")
-    expect(r.totals).toEqual({ copies: 8, audited: 5, unverifiedCopies: 1, corrupt: 1, missing: 1, dark: 1, repaired: 1, packagesBelowTarget: 1 })
+    expect(r.totals).toEqual({
+      copies: 8,
+      audited: 5,
+      unverifiedCopies: 1,
+      corrupt: 1,
+      missing: 1,
+      dark: 1,
+      repaired: 1,
+      packagesBelowTarget: 1
+    })
     expect(r.locations.find((l: any) => l.id === rows.archive.id)).toMatchObject(IntegrityRows.expected.archive)
     expect(r.locations.find((l: any) => l.id === rows.secondArchive.id)).toMatchObject(IntegrityRows.expected.secondArchive)
     expect(r.packagesBelowTarget.items.map((p: any) => [p.id, p.goodCopies, p.target])).toEqual([[rows.packages.missing, 0, 1]])

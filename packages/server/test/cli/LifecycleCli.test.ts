@@ -23,12 +23,27 @@ let operator: string
 const scope = Effect.runSync(Scope.make())
 
 const topology = (dataDir: string) => {
-  const at = (name: string, type: string, extra: object = {}) =>
-    ({ name, type, technology: "disk", driver: { root: path.join(dataDir, "locations", name) }, capacityBytes: "100 MB", ...extra })
+  const at = (name: string, type: string, extra: object = {}) => ({
+    name,
+    type,
+    technology: "disk",
+    driver: { root: path.join(dataDir, "locations", name) },
+    capacityBytes: "100 MB",
+    ...extra
+  })
   return {
     sites: [
       { name: "chile", shortName: "cl", role: "secondary", locations: [at("chile-source", "SOURCE"), at("chile-buffer", "BUFFER")] },
-      { name: "cologne", shortName: "col", role: "main", locations: [at("cologne-buffer", "BUFFER"), at("cologne-archive", "LONG_TERM_ARCHIVE", { retention: { keepForever: true } }), at("cologne-processing", "PROCESSING")] }
+      {
+        name: "cologne",
+        shortName: "col",
+        role: "main",
+        locations: [
+          at("cologne-buffer", "BUFFER"),
+          at("cologne-archive", "LONG_TERM_ARCHIVE", { retention: { keepForever: true } }),
+          at("cologne-processing", "PROCESSING")
+        ]
+      }
     ],
     routes: [{ from: "chile", to: "cologne", adapter: "local" }],
     policy: { bundleTargetBytes: "1 MB", bundleMaxWait: "2 seconds", stagingLifetime: "1 days" }
@@ -55,8 +70,22 @@ beforeAll(async () => {
   const port = await freePort()
   url = `http://127.0.0.1:${port}`
   demo = ccat([
-    "demo", "--config", config, "--port", String(port), "--data-dir", dataDir, "--observations", "2",
-    "--small-files", "4", "--large-files", "1", "--large-mb", "1", "--keep-running"
+    "demo",
+    "--config",
+    config,
+    "--port",
+    String(port),
+    "--data-dir",
+    dataDir,
+    "--observations",
+    "2",
+    "--small-files",
+    "4",
+    "--large-files",
+    "1",
+    "--large-mb",
+    "1",
+    "--keep-running"
   ], { ...env, CCAT_LOG_FORMAT: "pretty" })
   await until("the demo's server", 120_000, async () => {
     if (demo.child.exitCode !== null) throw new Error(`ccat demo exited:\n${demo.output()}`)
@@ -108,6 +137,7 @@ describe("ccat operator commands on a running lifecycle", () => {
     expect(shown.code, shown.stderr).toBe(0)
     const o = JSON.parse(shown.stdout)
     expect(o.packages.map((p: any) => p.id)).toContain(archived.id)
-    expect(o.copies.filter((c: any) => c.rawDataPackageId === archived.id && c.location === "cologne-archive").map((c: any) => c.status)).toEqual(["PRESENT"])
+    expect(o.copies.filter((c: any) => c.rawDataPackageId === archived.id && c.location === "cologne-archive").map((c: any) => c.status))
+      .toEqual(["PRESENT"])
   })
 })

@@ -31,11 +31,21 @@ beforeAll(async () => {
   for (let i = 0; i < 2; i++) {
     const id = randomUUID()
     observations.push(id)
-    const specs = [0, 1, 2].map((j) => ({ id: randomUUID(), module: "280GHz", relativePath: `scan${i}/f${j}.fits`, sizeBytes: 1000 * (j + 1), checksum: Fixtures.checksum() }))
+    const specs = [0, 1, 2].map((j) => ({
+      id: randomUUID(),
+      module: "280GHz",
+      relativePath: `scan${i}/f${j}.fits`,
+      sizeBytes: 1000 * (j + 1),
+      checksum: Fixtures.checksum()
+    }))
     files.push(...specs.map((f) => f.id))
     await instrument.fileObservation({
-      id, obsUnitId: w.world.obsUnit.id, startAt: new Date(Date.UTC(2026, 4, 1, i)), endAt: new Date(Date.UTC(2026, 4, 1, i, 30)),
-      sourceLocation: w.world.source.name, files: specs
+      id,
+      obsUnitId: w.world.obsUnit.id,
+      startAt: new Date(Date.UTC(2026, 4, 1, i)),
+      endAt: new Date(Date.UTC(2026, 4, 1, i, 30)),
+      sourceLocation: w.world.source.name,
+      files: specs
     })
   }
   await instrument.close()
@@ -43,7 +53,9 @@ beforeAll(async () => {
   // Chile's buffer, one that failed, a bundle sent once and failed once.
   const ids = await w.db(Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const eou = (yield* Repositories.executedObsUnits.findById(observations[0] as any)).pipe((o) => (o._tag === "Some" ? o.value : undefined))!
+    const eou = (yield* Repositories.executedObsUnits.findById(observations[0] as any)).pipe((
+      o
+    ) => (o._tag === "Some" ? o.value : undefined))!
     const ok = yield* Fixtures.rawDataPackage(w.world, eou)
     yield* Transitions.transition({ entity: "RawDataPackage", id: ok.id, from: "pending", to: "scheduled", actor: "planner:chile" })
     yield* Transitions.transition({ entity: "RawDataPackage", id: ok.id, from: "scheduled", to: "in_progress", actor: "worker:chile" })
@@ -52,7 +64,14 @@ beforeAll(async () => {
     const bad = yield* Fixtures.rawDataPackage(w.world, eou)
     // It had claimed a file of the observation, as the packaging planner does, and failed before writing.
     yield* sql`update raw_data_file set raw_data_package_id = ${bad.id} where id = ${files[0]}`
-    yield* Transitions.transition({ entity: "RawDataPackage", id: bad.id, from: "pending", to: "failed", actor: "worker:chile", set: { errorMessage: "no BUFFER with room at chile" } })
+    yield* Transitions.transition({
+      entity: "RawDataPackage",
+      id: bad.id,
+      from: "pending",
+      to: "failed",
+      actor: "worker:chile",
+      set: { errorMessage: "no BUFFER with room at chile" }
+    })
     const b = yield* Fixtures.dataTransferPackage([ok])
     const first = yield* Fixtures.dataTransfer(w.world, b)
     yield* sql`update data_transfer set status = 'failed', error_message = 'ssh: connection refused', finished_at = now(), started_at = now() where id = ${first.id}`
@@ -130,14 +149,20 @@ describe("ccat operator commands", () => {
       w.run(["bundles", "show", bundle], w.tokens.operator),
       w.run(["copies", "list", "--location", w.world.chileBuffer.name, "--status", "PRESENT"], w.tokens.operator)
     ])
-    expect(json(failedList).items.map((p: any) => [p.id, p.journey, p.errorMessage])).toEqual([[failed, "FAILED", "no BUFFER with room at chile"]])
+    expect(json(failedList).items.map((p: any) => [p.id, p.journey, p.errorMessage])).toEqual([[
+      failed,
+      "FAILED",
+      "no BUFFER with room at chile"
+    ]])
     expect(pkg.code, pkg.stderr).toBe(0)
     expect(pkg.stdout).toContain(`package ${written}  in_progress (TRANSFERRING)`)
     expect(pkg.stdout).toMatch(/history \(3\)[\s\S]*pending\s+scheduled\s+planner:chile[\s\S]*scheduled\s+in_progress\s+worker:chile/)
     expect(pkg.stdout).toContain(bundle)
     expect(json(bundles).items.map((b: any) => [b.id, b.packageIds])).toEqual([[bundle, [written]]])
     expect(shownBundle.code, shownBundle.stderr).toBe(0)
-    expect(shownBundle.stdout).toMatch(new RegExp(`1\\s+${failedAttempt}\\s+${w.world.chileBuffer.name}\\s+${w.world.cologneBuffer.name}\\s+bbcp\\s+failed`))
+    expect(shownBundle.stdout).toMatch(
+      new RegExp(`1\\s+${failedAttempt}\\s+${w.world.chileBuffer.name}\\s+${w.world.cologneBuffer.name}\\s+bbcp\\s+failed`)
+    )
     expect(shownBundle.stdout).toContain("ssh: connection refused")
     expect(copies.code, copies.stderr).toBe(0)
     expect(copies.stdout).toContain(`package ${written}`)
@@ -158,15 +183,29 @@ describe("ccat operator commands", () => {
     ])
     expect([again.code, again.stderr]).toEqual([3, expect.stringContaining("is pending, not failed")])
     expect(wrongEntity.code).toBe(3)
-    expect(JSON.parse(wrongEntity.stderr).error).toMatchObject({ kind: "NotFound", exitCode: 3, message: expect.stringContaining(`DataTransfer ${failed} does not exist`) })
+    expect(JSON.parse(wrongEntity.stderr).error).toMatchObject({
+      kind: "NotFound",
+      exitCode: 3,
+      message: expect.stringContaining(`DataTransfer ${failed} does not exist`)
+    })
     expect(wrongEntity.stdout).toBe("")
     expect(unknown.code).toBe(3)
     expect([notAnId.code, notAnId.stderr]).toEqual([2, expect.stringContaining("must be a UUID")])
     expect(notAnEntity.code).toBe(2)
-    expect(json(attempt)).toMatchObject({ entity: "DataTransfer", id: failedAttempt, from: "failed", to: "pending", newAttemptId: expect.any(String) })
+    expect(json(attempt)).toMatchObject({
+      entity: "DataTransfer",
+      id: failedAttempt,
+      from: "failed",
+      to: "pending",
+      newAttemptId: expect.any(String)
+    })
     expect([scientist.code, scientist.stderr]).toEqual([3, expect.stringContaining("operator")])
-    const events = await w.db(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql<{ toState: string; details: any }>`select to_state, details from event_log where entity_id = ${failed} order by id`))
+    const events = await w.db(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql<{ toState: string; details: any }>`select to_state, details from event_log where entity_id = ${failed} order by id`
+      )
+    )
     expect(events.at(-1)).toMatchObject({ toState: "pending", details: { retry: true, reason: "buffer emptied" } })
     expect(events.filter((e) => e.toState === "pending")).toHaveLength(2)
   })
@@ -176,8 +215,16 @@ describe("ccat operator commands", () => {
     const off = await w.run(["location", "disable", loc.name, "--write", "--reason", "disk swap"], w.tokens.operator)
     expect(off.code, off.stderr).toBe(0)
     expect(off.stdout.trim()).toBe(`${loc.name}: read yes, write NO, delete yes`)
-    const flags = () => w.db(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql<{ readable: boolean; writable: boolean; deletable: boolean }>`select readable, writable, deletable from data_location where id = ${loc.id}`))
+    const flags = () =>
+      w.db(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) =>
+            sql<
+              { readable: boolean; writable: boolean; deletable: boolean }
+            >`select readable, writable, deletable from data_location where id = ${loc.id}`
+        )
+      )
     expect(await flags()).toEqual([{ readable: true, writable: false, deletable: true }])
     const all = await w.run(["location", "disable", loc.id, "--reason", "out of service", "--json"], w.tokens.operator)
     expect(json(all)).toMatchObject({ id: loc.id, readable: false, writable: false, deletable: false })
@@ -244,7 +291,10 @@ describe("ccat operator commands", () => {
 describe("ccat staging", () => {
   it("request, show, wait with progress lines until the staging worker's completion, then the local paths", async () => {
     const processing = w.world.processing
-    const created = await w.run(["staging", "request", "--location", processing.name, "--observation", observations[0], "--json"], w.tokens.scientist)
+    const created = await w.run(
+      ["staging", "request", "--location", processing.name, "--observation", observations[0], "--json"],
+      w.tokens.scientist
+    )
     const request = json(created)
     expect([request.status, request.items.map((i: any) => i.executedObsUnitId)]).toEqual(["pending", [observations[0]]])
     const [shown, early, none, wrongType, notMine] = await Promise.all([
@@ -277,18 +327,34 @@ describe("ccat staging", () => {
         yield* Transitions.transition({ entity: "StagingRequest", id: request.id, from, to, actor: "worker:cologne" })
       }
       for (const f of rows) {
-        yield* sql`insert into physical_copy ${sql.insert({
-          rawDataFileId: f.id, dataLocationId: processing.id, path: `${observations[0]}/${f.relativePath}`, sizeBytes: f.sizeBytes,
-          checksum: f.checksum, status: "STAGED", verifiedAt: new Date()
-        })}`
+        yield* sql`insert into physical_copy ${
+          sql.insert({
+            rawDataFileId: f.id,
+            dataLocationId: processing.id,
+            path: `${observations[0]}/${f.relativePath}`,
+            sizeBytes: f.sizeBytes,
+            checksum: f.checksum,
+            status: "STAGED",
+            verifiedAt: new Date()
+          })
+        }`
       }
-      yield* Transitions.transition({ entity: "StagingRequest", id: request.id, from: "in_progress", to: "completed", actor: "worker:cologne", set: { expiresAt: new Date(Date.now() + 86_400_000) as any } })
+      yield* Transitions.transition({
+        entity: "StagingRequest",
+        id: request.id,
+        from: "in_progress",
+        to: "completed",
+        actor: "worker:cologne",
+        set: { expiresAt: new Date(Date.now() + 86_400_000) as any }
+      })
     }))
     const done = await waiting.done
     expect(done.code, done.stderr).toBe(0)
     expect(done.stderr).toContain(`${request.id} completed`)
     const root = (processing.driverConfig as { root: string }).root
-    expect(done.stdout.trim().split("\n").slice(1).sort()).toEqual(["f0", "f1", "f2"].map((f) => `${root}/${observations[0]}/scan0/${f}.fits`))
+    expect(done.stdout.trim().split("\n").slice(1).sort()).toEqual(
+      ["f0", "f1", "f2"].map((f) => `${root}/${observations[0]}/scan0/${f}.fits`)
+    )
     const [again, shownDone] = await Promise.all([
       w.run(["staging", "wait", request.id, "--json"], w.tokens.scientist),
       w.run(["staging", "show", request.id, "--json"], w.tokens.scientist)
@@ -300,7 +366,9 @@ describe("ccat staging", () => {
     const tty = await new Promise<{ code: number | null; out: string }>((resolve) => {
       const command = [process.execPath, ...ccatArgs(["staging", "wait", request.id])].join(" ")
       const child = spawn("script", ["-qec", command, "/dev/null"], {
-        cwd: repoRoot, env: { ...process.env, DATABASE_URL: "", CCAT_URL: w.url, CCAT_TOKEN: w.tokens.scientist }, stdio: ["ignore", "pipe", "pipe"]
+        cwd: repoRoot,
+        env: { ...process.env, DATABASE_URL: "", CCAT_URL: w.url, CCAT_TOKEN: w.tokens.scientist },
+        stdio: ["ignore", "pipe", "pipe"]
       })
       let out = ""
       child.stdout.on("data", (c) => (out += c))
@@ -311,7 +379,10 @@ describe("ccat staging", () => {
     expect(tty.out).toContain(`${root}/${observations[0]}/scan0/f0.fits`)
     // Processing done: the scientist releases it; again is harmless, and nothing is handed out any more.
     const released = await w.run(["staging", "release", request.id], w.tokens.scientist)
-    expect([released.code, released.stdout], released.stderr).toEqual([0, expect.stringContaining("its staged files are no longer kept for it")])
+    expect([released.code, released.stdout], released.stderr).toEqual([
+      0,
+      expect.stringContaining("its staged files are no longer kept for it")
+    ])
     const [again2, shownReleased] = await Promise.all([
       w.run(["staging", "release", request.id, "--json"], w.tokens.scientist),
       w.run(["staging", "show", request.id, "--json"], w.tokens.scientist)
@@ -321,21 +392,45 @@ describe("ccat staging", () => {
   })
 
   it("a failed request: wait exits 1 with the server's reason; an operator retries it", async () => {
-    const created = json(await w.run(["staging", "request", "--location", w.world.processing.name, "--observation", observations[1], "--json"], w.tokens.scientist))
-    await w.db(Transitions.transition({ entity: "StagingRequest", id: created.id, from: "pending", to: "failed", actor: "worker:cologne", set: { errorMessage: "package not archived yet" } }))
+    const created = json(
+      await w.run(
+        ["staging", "request", "--location", w.world.processing.name, "--observation", observations[1], "--json"],
+        w.tokens.scientist
+      )
+    )
+    await w.db(
+      Transitions.transition({
+        entity: "StagingRequest",
+        id: created.id,
+        from: "pending",
+        to: "failed",
+        actor: "worker:cologne",
+        set: { errorMessage: "package not archived yet" }
+      })
+    )
     const [waited, human] = await Promise.all([
       w.run(["staging", "wait", created.id, "--json"], w.tokens.scientist),
       w.run(["staging", "wait", created.id], w.tokens.scientist)
     ])
     expect(waited.code).toBe(1)
     expect(waited.stdout).toBe("")
-    expect(JSON.parse(waited.stderr.trim().split("\n").at(-1)!).error).toMatchObject({ kind: "StagingFailed", exitCode: 1, message: expect.stringContaining("package not archived yet") })
-    expect([human.code, human.stderr]).toEqual([1, expect.stringContaining(`staging request ${created.id} failed: package not archived yet`)])
+    expect(JSON.parse(waited.stderr.trim().split("\n").at(-1)!).error).toMatchObject({
+      kind: "StagingFailed",
+      exitCode: 1,
+      message: expect.stringContaining("package not archived yet")
+    })
+    expect([human.code, human.stderr]).toEqual([
+      1,
+      expect.stringContaining(`staging request ${created.id} failed: package not archived yet`)
+    ])
     const retried = await w.run(["retry", "StagingRequest", created.id, "--reason", "archived now"], w.tokens.operator)
     expect(retried.stdout.trim()).toBe(`StagingRequest ${created.id}: failed -> pending`)
     // Pending again: releasing it now is refused, and changes nothing.
     const early = await w.run(["staging", "release", created.id, "--json"], w.tokens.scientist)
     expect(early.code).toBe(3)
-    expect(JSON.parse(early.stderr.trim().split("\n").at(-1)!).error).toMatchObject({ kind: "Conflict", message: expect.stringContaining("pending") })
+    expect(JSON.parse(early.stderr.trim().split("\n").at(-1)!).error).toMatchObject({
+      kind: "Conflict",
+      message: expect.stringContaining("pending")
+    })
   })
 })

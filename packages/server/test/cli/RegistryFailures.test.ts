@@ -38,7 +38,9 @@ describe("a registry that cannot be built at start", () => {
   it("a storage driver's technology name is reported as one line, exit code 1", async () => {
     const { code, printed } = await start({ drivers: [badDriver] })
     expect(code).toBe(1)
-    expect(printed).toEqual([`ccat: storage drivers cannot be registered: "My Disk" is not a technology name (a-z, 0-9 and -, starting with a letter)`])
+    expect(printed).toEqual([
+      `ccat: storage drivers cannot be registered: "My Disk" is not a technology name (a-z, 0-9 and -, starting with a letter)`
+    ])
   })
 
   it("a transfer adapter's name is reported as one line, exit code 1", async () => {

@@ -34,7 +34,12 @@ afterAll(async () => {
 }, 60_000)
 
 /** A configuration as an operator keeps it: comments, flow mappings, a second route left alone. */
-const configText = (dir: string, adapter: string, options: Record<string, unknown>, buffer = path.join(dir, "cologne-buffer")) => `# CCAT topology of the test (comments must survive --write)
+const configText = (
+  dir: string,
+  adapter: string,
+  options: Record<string, unknown>,
+  buffer = path.join(dir, "cologne-buffer")
+) => `# CCAT topology of the test (comments must survive --write)
 sites:
   - name: chile
     shortName: cl
@@ -82,11 +87,10 @@ const world = async (adapter: string, options: Record<string, unknown>, buffer?:
 }
 
 /** Every entry in both buffers: probes must never stay behind. */
-const inBuffers = async (dir: string) =>
-  [
-    ...(await fs.readdir(path.join(dir, "chile-buffer"))).map((e) => `chile-buffer/${e}`),
-    ...(await fs.readdir(path.join(dir, "cologne-buffer")).catch(() => [])).map((e) => `cologne-buffer/${e}`)
-  ]
+const inBuffers = async (dir: string) => [
+  ...(await fs.readdir(path.join(dir, "chile-buffer"))).map((e) => `chile-buffer/${e}`),
+  ...(await fs.readdir(path.join(dir, "cologne-buffer")).catch(() => [])).map((e) => `cologne-buffer/${e}`)
+]
 
 /** Waits for a condition, looking every 100 ms, at most `ms`; false when it never held. */
 const until = async (condition: () => Promise<boolean>, ms: number): Promise<boolean> => {
@@ -110,7 +114,12 @@ interface Report {
 }
 
 /** `--write` changed what it says and nothing else, and the result is what `ccat serve` accepts. */
-const checkWritten = async (file: string, before: string, report: Report, changed: { fields: ReadonlyArray<string>; options: ReadonlyArray<string> }) => {
+const checkWritten = async (
+  file: string,
+  before: string,
+  report: Report,
+  changed: { fields: ReadonlyArray<string>; options: ReadonlyArray<string> }
+) => {
   const after = await fs.readFile(file, "utf8")
   for (const c of comments(before)) assert.include(after, c, "a comment was lost")
   const old = YAML.parse(before)
@@ -128,37 +137,58 @@ const checkWritten = async (file: string, before: string, report: Report, change
 }
 
 describe("ccat route bench", () => {
-  it("rsync over ssh: a table of 1, 2 and 4 transfers at once, a recommendation among them, --write keeps the file's rest, no probe left", async () => {
-    const w = await world("rsync", sshOptions())
-    const shown = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--rounds", "1"], {})
-    assert.strictEqual(shown.code, 0, shown.stderr)
-    const rows = shown.stdout.split("\n").filter((l) => /^\s+(\* )?\d at once\s/.test(l))
-    assert.deepStrictEqual(rows.map((l) => /(\d) at once/.exec(l)![1]), ["1", "2", "4"])
-    assert.strictEqual(rows.filter((l) => l.trimStart().startsWith("* ")).length, 1)
-    assert.match(shown.stdout, /SETTING\s+SETUP\s+WHOLE\s+FLOWING/)
-    assert.match(shown.stdout, /recommended: [124] at once, /)
-    assert.match(shown.stdout, /bundle size: /)
-    assert.match(shown.stdout, /run again with --write/)
-    assert.strictEqual(await fs.readFile(w.file, "utf8"), w.text, "without --write the file is not touched")
-    assert.deepStrictEqual(await inBuffers(w.dir), [])
+  it(
+    "rsync over ssh: a table of 1, 2 and 4 transfers at once, a recommendation among them, --write keeps the file's rest, no probe left",
+    async () => {
+      const w = await world("rsync", sshOptions())
+      const shown = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--rounds", "1"], {})
+      assert.strictEqual(shown.code, 0, shown.stderr)
+      const rows = shown.stdout.split("\n").filter((l) => /^\s+(\* )?\d at once\s/.test(l))
+      assert.deepStrictEqual(rows.map((l) => /(\d) at once/.exec(l)![1]), ["1", "2", "4"])
+      assert.strictEqual(rows.filter((l) => l.trimStart().startsWith("* ")).length, 1)
+      assert.match(shown.stdout, /SETTING\s+SETUP\s+WHOLE\s+FLOWING/)
+      assert.match(shown.stdout, /recommended: [124] at once, /)
+      assert.match(shown.stdout, /bundle size: /)
+      assert.match(shown.stdout, /run again with --write/)
+      assert.strictEqual(await fs.readFile(w.file, "utf8"), w.text, "without --write the file is not touched")
+      assert.deepStrictEqual(await inBuffers(w.dir), [])
 
-    const written = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--rounds", "1", "--transfer-time", "20 minutes", "--write", "--json"], {})
-    assert.strictEqual(written.code, 0, written.stderr)
-    const report = JSON.parse(written.stdout) as Report
-    const labels = report.settings.map((s) => s.label)
-    assert.deepStrictEqual(labels, ["1 at once", "2 at once", "4 at once"])
-    assert.include(labels, report.recommended)
-    const chosen = report.settings.find((s) => s.label === report.recommended)!
-    const best = report.settings.find((s) => s.label === report.best)!
-    assert.isAtLeast(chosen.rate, best.rate * 0.95)
-    assert.isTrue(report.written)
-    const { route, config } = await checkWritten(w.file, w.text, report, { fields: ["maxConcurrentTransfers", "measuredBandwidth", "bundleTransferTime"], options: [] })
-    assert.strictEqual(route.maxConcurrentTransfers, chosen.atOnce)
-    assert.strictEqual(route.bundleTransferTime, 20 * 60_000)
-    assert.approximately(route.measuredBandwidth!, report.perTransferRate, Math.max(1, report.perTransferRate * 0.01))
-    assert.strictEqual(config.topology.routes[1]!.adapter, "local")
-    assert.deepStrictEqual(await inBuffers(w.dir), [])
-  }, 300_000)
+      const written = await runCcat([
+        "route",
+        "bench",
+        "chile->cologne",
+        "--config",
+        w.file,
+        "--probe-size",
+        "2 MB",
+        "--rounds",
+        "1",
+        "--transfer-time",
+        "20 minutes",
+        "--write",
+        "--json"
+      ], {})
+      assert.strictEqual(written.code, 0, written.stderr)
+      const report = JSON.parse(written.stdout) as Report
+      const labels = report.settings.map((s) => s.label)
+      assert.deepStrictEqual(labels, ["1 at once", "2 at once", "4 at once"])
+      assert.include(labels, report.recommended)
+      const chosen = report.settings.find((s) => s.label === report.recommended)!
+      const best = report.settings.find((s) => s.label === report.best)!
+      assert.isAtLeast(chosen.rate, best.rate * 0.95)
+      assert.isTrue(report.written)
+      const { route, config } = await checkWritten(w.file, w.text, report, {
+        fields: ["maxConcurrentTransfers", "measuredBandwidth", "bundleTransferTime"],
+        options: []
+      })
+      assert.strictEqual(route.maxConcurrentTransfers, chosen.atOnce)
+      assert.strictEqual(route.bundleTransferTime, 20 * 60_000)
+      assert.approximately(route.measuredBandwidth!, report.perTransferRate, Math.max(1, report.perTransferRate * 0.01))
+      assert.strictEqual(config.topology.routes[1]!.adapter, "local")
+      assert.deepStrictEqual(await inBuffers(w.dir), [])
+    },
+    300_000
+  )
 
   it("bad input is refused with what is wrong, the file and the buffers untouched", async () => {
     const closed = await freePort()
@@ -177,12 +207,21 @@ describe("ccat route bench", () => {
     ])
     const [unknownRoute, badIndex, badSize, badRounds, noSsh, noFolder] = runs
     for (const r of runs) assert.strictEqual(r.code, 1, r.stdout + r.stderr)
-    assert.match(unknownRoute!.stderr, /ccat: no route chile -> nowhere is configured; the configured routes are 0: chile -> cologne \(rsync\); 1: cologne -> chile \(local\)/)
+    assert.match(
+      unknownRoute!.stderr,
+      /ccat: no route chile -> nowhere is configured; the configured routes are 0: chile -> cologne \(rsync\); 1: cologne -> chile \(local\)/
+    )
     assert.match(badIndex!.stderr, /there is no route 7/)
     assert.match(badSize!.stderr, /--probe-size: "lots" must be a size/)
     assert.match(badRounds!.stderr, /--rounds: must be 1 to 5, got 9/)
-    assert.match(noSsh!.stderr, /route chile -> cologne: the destination buffer cologne-buffer's folder .* cannot be reached: .*(refused|Connection)/i)
-    assert.match(noFolder!.stderr, /the destination buffer cologne-buffer's folder .*\/nonexistent\/cologne-buffer is not a writable folder/)
+    assert.match(
+      noSsh!.stderr,
+      /route chile -> cologne: the destination buffer cologne-buffer's folder .* cannot be reached: .*(refused|Connection)/i
+    )
+    assert.match(
+      noFolder!.stderr,
+      /the destination buffer cologne-buffer's folder .*\/nonexistent\/cologne-buffer is not a writable folder/
+    )
     for (const w of [known, unreachable, missingFolder]) {
       assert.strictEqual(await fs.readFile(w.file, "utf8"), w.text)
       assert.deepStrictEqual(await inBuffers(w.dir), [])
@@ -193,7 +232,11 @@ describe("ccat route bench", () => {
     const w = await world("rsync", sshOptions())
     const running = ccat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "300 MB"])
     // the probes exist at both ends: the source's written, the first transfer under way
-    const probing = await until(async () => running.child.exitCode !== null || (await inBuffers(w.dir)).filter((e) => e.includes(".ccat-tmp-route-bench-")).length === 2, 120_000)
+    const probing = await until(
+      async () =>
+        running.child.exitCode !== null || (await inBuffers(w.dir)).filter((e) => e.includes(".ccat-tmp-route-bench-")).length === 2,
+      120_000
+    )
     assert.isTrue(probing && running.child.exitCode === null, `the bench ended or never started probing:\n${running.output()}`)
     running.child.kill("SIGINT")
     await running.exited
@@ -209,7 +252,19 @@ if (bbcpOnPath._tag === "Some") {
   describe("ccat route bench over bbcp", () => {
     it("1, 4, 8 and 16 streams, then windows at the best count; --write sets streams and window", async () => {
       const w = await world("bbcp", { ...sshOptions(), bbcp: binary, remoteBbcp: binary, checksum: "a32" })
-      const r = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "4 MB", "--rounds", "1", "--write", "--json"], {})
+      const r = await runCcat([
+        "route",
+        "bench",
+        "chile->cologne",
+        "--config",
+        w.file,
+        "--probe-size",
+        "4 MB",
+        "--rounds",
+        "1",
+        "--write",
+        "--json"
+      ], {})
       assert.strictEqual(r.code, 0, r.stderr)
       const report = JSON.parse(r.stdout) as Report
       const labels = report.settings.map((s) => s.label)
@@ -218,7 +273,10 @@ if (bbcpOnPath._tag === "Some") {
       for (const s of report.settings) assert.isUndefined(s.error, `${s.label}: ${s.error}`)
       assert.include(labels, report.recommended)
       const chosen = report.settings.find((s) => s.label === report.recommended)!
-      const { route } = await checkWritten(w.file, w.text, report, { fields: ["measuredBandwidth", "bundleTransferTime"], options: ["streams", "window"] })
+      const { route } = await checkWritten(w.file, w.text, report, {
+        fields: ["measuredBandwidth", "bundleTransferTime"],
+        options: ["streams", "window"]
+      })
       assert.strictEqual(route.options.streams, chosen.options.streams)
       assert.strictEqual(route.options.checksum, "a32")
       assert.strictEqual(route.bundleTransferTime, 3_600_000)

@@ -49,15 +49,22 @@ describe("ccat copies release", () => {
     expect([early.code, early.stderr]).toEqual([3, expect.stringContaining("not ARCHIVED")])
     const scientist = await w.run(["copies", "release", changed, "--reason", "checked"], w.tokens.scientist)
     expect(scientist.code).toBe(3)
-    const released = await w.run(["copies", "release", changed, "--reason", "new bytes copied to /data/rescued", "--json"], w.tokens.operator)
+    const released = await w.run(
+      ["copies", "release", changed, "--reason", "new bytes copied to /data/rescued", "--json"],
+      w.tokens.operator
+    )
     expect(released.code, released.stderr).toBe(0)
     expect(JSON.parse(released.stdout)).toMatchObject({ copyId: changed, rawDataFileId: fileId, location: w.world.source.name })
     const again = await w.run(["copies", "release", changed, "--reason", "again"], w.tokens.operator)
     expect([again.code, again.stderr]).toEqual([3, expect.stringContaining("is DELETED")])
     const noReason = await w.run(["copies", "release", changed], w.tokens.operator)
     expect(noReason.code).toBe(2)
-    const row = await w.db(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql<{ released: boolean }>`select source_released_at is not null as released from raw_data_file where id = ${fileId}`))
+    const row = await w.db(
+      Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql<{ released: boolean }>`select source_released_at is not null as released from raw_data_file where id = ${fileId}`
+      )
+    )
     expect(row[0]!.released).toBe(true)
   }, 120_000)
 })
@@ -68,8 +75,10 @@ describe("ccat files recheck and give-up", () => {
       const sql = yield* SqlClient.SqlClient
       const eou = yield* Fixtures.executedObsUnit(w.world)
       const faulty = (state: string) =>
-        Effect.flatMap(Fixtures.rawDataFile(w.world, eou), (file) =>
-          Effect.as(sql`update raw_data_file set state = ${state}::raw_data_file_state where id = ${file.id}`, file.id))
+        Effect.flatMap(
+          Fixtures.rawDataFile(w.world, eou),
+          (file) => Effect.as(sql`update raw_data_file set state = ${state}::raw_data_file_state where id = ${file.id}`, file.id)
+        )
       return [yield* faulty("corrupt"), yield* faulty("missing")] as const
     }))
     const scientist = await w.run(["files", "recheck", corrupt], w.tokens.scientist)
@@ -85,9 +94,11 @@ describe("ccat files recheck and give-up", () => {
     expect([givenUp.code, givenUp.stdout]).toEqual([0, expect.stringContaining("recorded as lost (missing)")])
     const twice = await w.run(["files", "give-up", missing, "--reason", "disk failed", "--lost"], w.tokens.operator)
     expect([twice.code, twice.stderr]).toEqual([3, expect.stringContaining("given up already")])
-    const rows = await w.db(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-      sql<{ id: string; state: string; released: boolean }>`
+    const rows = await w.db(Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string; state: string; released: boolean }>`
         select id, state::text as state, source_released_at is not null as released from raw_data_file where id in (${corrupt}, ${missing})`))
-    expect(Object.fromEntries(rows.map((r) => [r.id, [r.state, r.released]]))).toEqual({ [corrupt]: ["filed", false], [missing]: ["missing", true] })
+    expect(Object.fromEntries(rows.map((r) => [r.id, [r.state, r.released]]))).toEqual({
+      [corrupt]: ["filed", false],
+      [missing]: ["missing", true]
+    })
   }, 120_000)
 })

@@ -14,8 +14,13 @@ import * as JobQueue from "../../src/engine/JobQueue.js"
 
 /** Runs `use` with a job engine started on the current database, stopped after. */
 const withEngine = <A, E>(use: Effect.Effect<A, E, JobQueue.JobQueue | SqlClient.SqlClient>) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.scoped(Effect.provide(use, JobQueue.layerWith({ wakeups: false }).pipe(Layer.provideMerge(Layer.succeed(SqlClient.SqlClient, sql))))))
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      Effect.scoped(
+        Effect.provide(use, JobQueue.layerWith({ wakeups: false }).pipe(Layer.provideMerge(Layer.succeed(SqlClient.SqlClient, sql))))
+      )
+  )
 
 describe("the job engine's start", () => {
   it.layer(TestDatabase.layer, { timeout: 60_000 })((it) => {
@@ -29,13 +34,16 @@ describe("the job engine's start", () => {
         assert.deepStrictEqual(found!.queues, ["start.a"])
 
         // Later starts (several at once) make nothing; a queue they know exists is used at once, a new one made.
-        yield* Effect.all(Array.from({ length: 3 }, (_, i) =>
-          withEngine(Effect.gen(function* () {
-            const jobs = yield* JobQueue.JobQueue
-            yield* jobs.ensureQueue("start.a")
-            yield* jobs.ensureQueue(`start.b${i % 2}`)
-            assert.isString(yield* jobs.send("start.a", { i }))
-          }))), { concurrency: 3 })
+        yield* Effect.all(
+          Array.from({ length: 3 }, (_, i) =>
+            withEngine(Effect.gen(function* () {
+              const jobs = yield* JobQueue.JobQueue
+              yield* jobs.ensureQueue("start.a")
+              yield* jobs.ensureQueue(`start.b${i % 2}`)
+              assert.isString(yield* jobs.send("start.a", { i }))
+            }))),
+          { concurrency: 3 }
+        )
         assert.deepStrictEqual((yield* EngineSchema.look)!.queues, ["start.a", "start.b0", "start.b1"])
         assert.strictEqual((yield* sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = 'start.a'`)[0]!.n, 3)
 

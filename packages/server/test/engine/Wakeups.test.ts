@@ -31,46 +31,52 @@ const until = <E, R>(what: string, condition: Effect.Effect<boolean, E, R>, ms: 
   })
 
 /** The backend that listens for ready jobs, if any. */
-const listener = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ pid: number }>`select pid from pg_stat_activity where application_name = ${JobQueue.wakeupsApplication} and datname = current_database()`
+const listener = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<
+      { pid: number }
+    >`select pid from pg_stat_activity where application_name = ${JobQueue.wakeupsApplication} and datname = current_database()`
 ).pipe(Effect.map((rows) => rows[0]?.pid))
 
 describe("wake-ups of idle workers", () => {
-  it.scopedLive("a job committed while its worker idles is taken at once, also after the listening connection was dropped", () =>
-    Effect.gen(function* () {
-      const { url } = yield* TestDatabase.freshDatabase
-      const db = PgClient.layer(OpsDb.clientConfig(url))
-      yield* Effect.gen(function* () {
-        const jobs = yield* JobQueue.JobQueue
-        const sql = yield* SqlClient.SqlClient
-        const queue = "test.wake"
-        yield* jobs.ensureQueue(queue)
-        const ran = yield* Queue.unbounded<number>()
-        yield* jobs.work<{ v: number }, never, never>(queue, (job) => Queue.offer(ran, job.data.v), { pollingIntervalSeconds: noPoll })
-        yield* until("the worker listens", Effect.map(listener, (pid) => pid !== undefined), 30_000)
-        // The worker's first fetch found nothing; from here on only a wake-up makes it fetch.
-        yield* Effect.sleep("500 millis")
+  it.scopedLive(
+    "a job committed while its worker idles is taken at once, also after the listening connection was dropped",
+    () =>
+      Effect.gen(function* () {
+        const { url } = yield* TestDatabase.freshDatabase
+        const db = PgClient.layer(OpsDb.clientConfig(url))
+        yield* Effect.gen(function* () {
+          const jobs = yield* JobQueue.JobQueue
+          const sql = yield* SqlClient.SqlClient
+          const queue = "test.wake"
+          yield* jobs.ensureQueue(queue)
+          const ran = yield* Queue.unbounded<number>()
+          yield* jobs.work<{ v: number }, never, never>(queue, (job) => Queue.offer(ran, job.data.v), { pollingIntervalSeconds: noPoll })
+          yield* until("the worker listens", Effect.map(listener, (pid) => pid !== undefined), 30_000)
+          // The worker's first fetch found nothing; from here on only a wake-up makes it fetch.
+          yield* Effect.sleep("500 millis")
 
-        const sentAt = Date.now()
-        yield* sql.withTransaction(jobs.send(queue, { v: 1 }))
-        assert.strictEqual(yield* Queue.take(ran).pipe(Effect.timeout("20 seconds")), 1, "taken on its commit, not at the hour's poll")
-        const tookMs = Date.now() - sentAt
+          const sentAt = Date.now()
+          yield* sql.withTransaction(jobs.send(queue, { v: 1 }))
+          assert.strictEqual(yield* Queue.take(ran).pipe(Effect.timeout("20 seconds")), 1, "taken on its commit, not at the hour's poll")
+          const tookMs = Date.now() - sentAt
 
-        // A dropped connection (a restarted server, a cut link) is made again, and woken workers look at once.
-        const first = (yield* listener)!
-        yield* sql`select pg_terminate_backend(${first})`
-        yield* until("the listening connection is made again", Effect.map(listener, (pid) => pid !== undefined && pid !== first), 30_000)
-        yield* Effect.sleep("500 millis")
-        yield* jobs.send(queue, { v: 2 })
-        assert.strictEqual(yield* Queue.take(ran).pipe(Effect.timeout("20 seconds")), 2, "taken after the reconnection, without a poll")
+          // A dropped connection (a restarted server, a cut link) is made again, and woken workers look at once.
+          const first = (yield* listener)!
+          yield* sql`select pg_terminate_backend(${first})`
+          yield* until("the listening connection is made again", Effect.map(listener, (pid) => pid !== undefined && pid !== first), 30_000)
+          yield* Effect.sleep("500 millis")
+          yield* jobs.send(queue, { v: 2 })
+          assert.strictEqual(yield* Queue.take(ran).pipe(Effect.timeout("20 seconds")), 2, "taken after the reconnection, without a poll")
 
-        // A job that becomes ready later is announced when it does: an expedited backoff.
-        yield* jobs.send(queue, { v: 3 }, { startAfterSeconds: 3000, singletonKey: "later" })
-        yield* sql.withTransaction(JobQueue.expedite(queue, "later"))
-        assert.strictEqual(yield* Queue.take(ran).pipe(Effect.timeout("20 seconds")), 3, "taken once expedited")
-        yield* Effect.logInfo(`first wake-up took ${tookMs} ms`)
-      }).pipe(Effect.provide(JobQueue.layer.pipe(Layer.provideMerge(db))))
-    }),
+          // A job that becomes ready later is announced when it does: an expedited backoff.
+          yield* jobs.send(queue, { v: 3 }, { startAfterSeconds: 3000, singletonKey: "later" })
+          yield* sql.withTransaction(JobQueue.expedite(queue, "later"))
+          assert.strictEqual(yield* Queue.take(ran).pipe(Effect.timeout("20 seconds")), 3, "taken once expedited")
+          yield* Effect.logInfo(`first wake-up took ${tookMs} ms`)
+        }).pipe(Effect.provide(JobQueue.layer.pipe(Layer.provideMerge(db))))
+      }),
     180_000
   )
 
@@ -101,21 +107,33 @@ describe("wake-ups of idle workers", () => {
           Effect.catchAllDefect((d) => Effect.dieMessage(`${d}\n${children.map((c) => c.out()).join("\n---\n")}`))
         )
         // three children and this process
-        yield* until("every worker process listens", Effect.flatMap(
-          sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where application_name = ${JobQueue.wakeupsApplication} and datname = current_database()`,
-          (rows) => Effect.succeed(rows[0]!.n >= 4)
-        ), 30_000)
-        yield* sql.withTransaction(Effect.forEach(Array.from({ length: total }, (_, n) => n), (n) => jobs.send(queue, { n }), { discard: true }))
+        yield* until(
+          "every worker process listens",
+          Effect.flatMap(
+            sql<
+              { n: number }
+            >`select count(*)::int as n from pg_stat_activity where application_name = ${JobQueue.wakeupsApplication} and datname = current_database()`,
+            (rows) => Effect.succeed(rows[0]!.n >= 4)
+          ),
+          30_000
+        )
+        yield* sql.withTransaction(
+          Effect.forEach(Array.from({ length: total }, (_, n) => n), (n) => jobs.send(queue, { n }), { discard: true })
+        )
         const counts = sql<{ runs: number; jobs: number; processes: number; least: number }>`
           select count(*)::int as runs, count(distinct job_id)::int as jobs, count(distinct pid)::int as processes,
             coalesce((select min(c) from (select count(*)::int as c from share_run group by pid) p), 0) as least
           from share_run`
         yield* until(`all ${total} jobs run`, Effect.map(counts, (r) => r[0]!.runs >= total), 120_000)
         const [done] = yield* sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = ${queue} and state = 'completed'`
-        yield* until("every job is recorded completed", Effect.map(
-          sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = ${queue} and state = 'completed'`,
-          (r) => r[0]!.n === total
-        ), 30_000)
+        yield* until(
+          "every job is recorded completed",
+          Effect.map(
+            sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = ${queue} and state = 'completed'`,
+            (r) => r[0]!.n === total
+          ),
+          30_000
+        )
         const [c] = yield* counts
         assert.strictEqual(c!.runs, total, `no job ran twice (completed so far ${done!.n})`)
         assert.strictEqual(c!.jobs, total)
@@ -123,7 +141,5 @@ describe("wake-ups of idle workers", () => {
         const [leases] = yield* sql<{ n: number }>`select count(*)::int as n from pgboss.ccat_job_lease`
         assert.strictEqual(leases!.n, 0, "no lease outlives its job")
       }).pipe(Effect.provide(JobQueue.layer.pipe(Layer.provideMerge(db))))
-    }),
-    240_000
-  )
+    }), 240_000)
 })

@@ -14,21 +14,34 @@ import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopolog
 import { sha256File } from "./support.js"
 
 const disk = (dir: string, name: string, type: string, retention?: Record<string, unknown>) => ({
-  name, type, technology: "disk", driver: { root: `${dir}/locations/${name}` }, ...(retention ? { retention } : {})
+  name,
+  type,
+  technology: "disk",
+  driver: { root: `${dir}/locations/${name}` },
+  ...(retention ? { retention } : {})
 })
 
 /** Chile → Cologne → Cornell, an archive at each of the last two. */
 const raw = (dir: string, policy: Record<string, unknown>, routes: ReadonlyArray<Record<string, unknown>>) => ({
   sites: [
     {
-      name: "chile", shortName: "cl",
+      name: "chile",
+      shortName: "cl",
       locations: [
         disk(dir, "chile-source", "SOURCE", { minAgeSinceArchived: "0 seconds" }),
         disk(dir, "chile-buffer", "BUFFER", { minAgeSinceArchived: "0 seconds" })
       ]
     },
-    { name: "cologne", shortName: "col", locations: [disk(dir, "cologne-buffer", "BUFFER"), disk(dir, "cologne-archive", "LONG_TERM_ARCHIVE", { keepForever: true })] },
-    { name: "cornell", shortName: "cor", locations: [disk(dir, "cornell-buffer", "BUFFER"), disk(dir, "cornell-archive", "LONG_TERM_ARCHIVE", { keepForever: true })] }
+    {
+      name: "cologne",
+      shortName: "col",
+      locations: [disk(dir, "cologne-buffer", "BUFFER"), disk(dir, "cologne-archive", "LONG_TERM_ARCHIVE", { keepForever: true })]
+    },
+    {
+      name: "cornell",
+      shortName: "cor",
+      locations: [disk(dir, "cornell-buffer", "BUFFER"), disk(dir, "cornell-archive", "LONG_TERM_ARCHIVE", { keepForever: true })]
+    }
   ],
   routes,
   policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds", ...policy }
@@ -50,59 +63,69 @@ describe("archive copies at distinct sites", () => {
     const sites = problemsOf(raw("/x", { archiveCopies: 2, archiveSites: 3 }, onward))
     assert.isTrue(sites.some((p) => p.startsWith("policy.archiveSites: copies at 3 sites need at least as many copies")), sites.join("\n"))
     const unreachable = problemsOf(raw("/x", {}, []))
-    assert.isTrue(unreachable.some((p) => p.startsWith(`routes: packages filed at site "chile" can reach no site with a LONG_TERM_ARCHIVE`)), unreachable.join("\n"))
+    assert.isTrue(
+      unreachable.some((p) => p.startsWith(`routes: packages filed at site "chile" can reach no site with a LONG_TERM_ARCHIVE`)),
+      unreachable.join("\n")
+    )
   })
 
-  it.scopedLive("a package archived at one site moves on to the next, is ARCHIVED with a copy at each, and only then leaves Chile", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const decoded = Topology.decode(raw(dir, { archiveCopies: 2, archiveSites: 2 }, onward))
-      if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
-      const topology = decoded.right
-      yield* syncTopology(topology)
-      const sql = yield* SqlClient.SqlClient
-      const obs = yield* observatory
-      const { eou, files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 200_000 }, { path: "b.fits", bytes: 3_000 }])
-      const everySite = [["chile", Stages.all], ["cologne", Stages.all], ["cornell", Stages.all]] as const
-      const packages = sql<{ id: string; status: string }>`
+  it.scopedLive(
+    "a package archived at one site moves on to the next, is ARCHIVED with a copy at each, and only then leaves Chile",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const decoded = Topology.decode(raw(dir, { archiveCopies: 2, archiveSites: 2 }, onward))
+        if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
+        const topology = decoded.right
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        const obs = yield* observatory
+        const { eou, files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 200_000 }, { path: "b.fits", bytes: 3_000 }])
+        const everySite = [["chile", Stages.all], ["cologne", Stages.all], ["cornell", Stages.all]] as const
+        const packages = sql<{ id: string; status: string }>`
         select id, status::text as status from raw_data_package where executed_obs_unit_id = ${eou.id}`
-      const copiesAt = (location: string) =>
-        sql<{ path: string; checksum: string; status: string }>`
+        const copiesAt = (location: string) => sql<{ path: string; checksum: string; status: string }>`
           select c.path, c.checksum, c.status::text as status from physical_copy c
           join data_location l on l.id = c.data_location_id join raw_data_package p on p.id = c.raw_data_package_id
           where l.name = ${location} and p.executed_obs_unit_id = ${eou.id}`
-      const sourceGone = Effect.map(
-        sql<{ n: number }>`
+        const sourceGone = Effect.map(
+          sql<{ n: number }>`
           select count(*)::int as n from physical_copy c join raw_data_file f on f.id = c.raw_data_file_id
           where f.executed_obs_unit_id = ${eou.id} and c.status = 'DELETED'`,
-        (r) => r[0].n === files.length
-      )
-      yield* runUntil(
-        everySite,
-        Effect.zipWith(Effect.map(packages, (ps) => ps.length > 0 && ps.every((p) => p.status === "completed")), sourceGone, (a, b) => a && b),
-        180_000
-      ).pipe(Effect.provide(policyLayer(topology)))
-      for (const location of ["cologne-archive", "cornell-archive"]) {
-        const copies = yield* copiesAt(location)
-        assert.strictEqual(copies.length, (yield* packages).length, location)
-        for (const c of copies) {
-          assert.strictEqual(c.status, "PRESENT")
-          assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(dir, "locations", location, c.path))), c.checksum)
+          (r) => r[0].n === files.length
+        )
+        yield* runUntil(
+          everySite,
+          Effect.zipWith(
+            Effect.map(packages, (ps) => ps.length > 0 && ps.every((p) => p.status === "completed")),
+            sourceGone,
+            (a, b) => a && b
+          ),
+          180_000
+        ).pipe(Effect.provide(policyLayer(topology)))
+        for (const location of ["cologne-archive", "cornell-archive"]) {
+          const copies = yield* copiesAt(location)
+          assert.strictEqual(copies.length, (yield* packages).length, location)
+          for (const c of copies) {
+            assert.strictEqual(c.status, "PRESENT")
+            assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(dir, "locations", location, c.path))), c.checksum)
+          }
         }
-      }
-      // ARCHIVED was recorded only once the second site held its copy.
-      const [completedAt] = yield* sql<{ at: Date }>`
+        // ARCHIVED was recorded only once the second site held its copy.
+        const [completedAt] = yield* sql<{ at: Date }>`
         select max(e.at) as at from event_log e join raw_data_package p on p.id = e.entity_id
         where p.executed_obs_unit_id = ${eou.id} and e.entity_kind = 'RawDataPackage' and e.to_state = 'completed'`
-      const [cornellAt] = yield* sql<{ at: Date }>`
+        const [cornellAt] = yield* sql<{ at: Date }>`
         select min(c.created_at) as at from physical_copy c join data_location l on l.id = c.data_location_id
         join raw_data_package p on p.id = c.raw_data_package_id where l.name = 'cornell-archive' and p.executed_obs_unit_id = ${eou.id}`
-      assert.isTrue(completedAt.at.getTime() >= cornellAt.at.getTime())
-      // The Chile SOURCE copies were deleted only after both archives held theirs.
-      const [firstDeleted] = yield* sql<{ at: Date }>`
+        assert.isTrue(completedAt.at.getTime() >= cornellAt.at.getTime())
+        // The Chile SOURCE copies were deleted only after both archives held theirs.
+        const [firstDeleted] = yield* sql<{ at: Date }>`
         select min(e.at) as at from event_log e join physical_copy c on c.id = e.entity_id
         join raw_data_file f on f.id = c.raw_data_file_id
         where f.executed_obs_unit_id = ${eou.id} and e.to_state = 'DELETION_POSSIBLE'`
-      assert.isTrue(firstDeleted.at.getTime() >= cornellAt.at.getTime())
-    }).pipe(Effect.provide(layer)), { timeout: 240_000 })
+        assert.isTrue(firstDeleted.at.getTime() >= cornellAt.at.getTime())
+      }).pipe(Effect.provide(layer)),
+    { timeout: 240_000 }
+  )
 })

@@ -16,7 +16,9 @@ import { fileObservation, type observatory, type WrittenFile } from "./Lifecycle
 
 /** The demo topology as configuration input, for tests that change it before decoding. */
 export interface RawTopology {
-  readonly sites: ReadonlyArray<{ readonly name: string; readonly shortName: string; readonly role: string; readonly locations: ReadonlyArray<Record<string, unknown>> }>
+  readonly sites: ReadonlyArray<
+    { readonly name: string; readonly shortName: string; readonly role: string; readonly locations: ReadonlyArray<Record<string, unknown>> }
+  >
   readonly routes: ReadonlyArray<Record<string, unknown>>
   readonly policy: Record<string, unknown>
 }
@@ -29,7 +31,14 @@ export const topologyFrom = (dir: string, edit: (raw: RawTopology) => RawTopolog
       name: s.name,
       shortName: s.shortName,
       role: s.role,
-      locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, priority: l.priority, retention: l.retention }))
+      locations: s.locations.map((l) => ({
+        name: l.name,
+        type: l.type,
+        technology: l.technology,
+        driver: l.driver,
+        priority: l.priority,
+        retention: l.retention
+      }))
     })),
     routes: demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
     policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds" }
@@ -111,7 +120,10 @@ export const arrivedPackage = (
     yield* sql.withTransaction(Effect.gen(function* () {
       yield* Transitions.transition({ entity: "RawDataPackage", id: pkg.id, from: "pending", to: "scheduled" })
       yield* Transitions.transition({
-        entity: "RawDataPackage", id: pkg.id, from: "scheduled", to: "in_progress",
+        entity: "RawDataPackage",
+        id: pkg.id,
+        from: "scheduled",
+        to: "in_progress",
         set: { sizeBytes: written.sizeBytes, checksum: written.checksum }
       })
       for (const name of buffers) {
@@ -127,7 +139,14 @@ export const arrivedPackage = (
           values (${f.id}, ${source.id}, ${f.relativePath}, ${f.sizeBytes}, ${f.checksum}, 'PRESENT', now())`
       }
     }))
-    return { packageId: pkg.id, eou, files, relativePath: written.key, sizeBytes: written.sizeBytes, checksum: written.checksum } satisfies ArrivedPackage
+    return {
+      packageId: pkg.id,
+      eou,
+      files,
+      relativePath: written.key,
+      sizeBytes: written.sizeBytes,
+      checksum: written.checksum
+    } satisfies ArrivedPackage
   })
 
 /** Runs sites' stages until `done` holds, polling the ops-db (no fixed sleeps); dies after `timeoutMs`. */

@@ -9,54 +9,66 @@ import { addLocation, arrivedPackage, quickRetries, runSitesFor, runSitesUntil, 
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
 const archiveCopies = (packageId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ location: string; path: string; status: string; verifiedAt: Date | null; checksum: string }>`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ location: string; path: string; status: string; verifiedAt: Date | null; checksum: string }>`
       select l.name as location, c.path, c.status::text as status, c.verified_at, c.checksum
       from physical_copy c join data_location l on l.id = c.data_location_id
       where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' order by l.name`
   )
 
 const packageStatus = (packageId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string }>`select status::text as status from raw_data_package where id = ${packageId}`).pipe(
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ status: string }>`select status::text as status from raw_data_package where id = ${packageId}`
+  ).pipe(
     Effect.map((rows) => rows[0].status)
   )
 
 describe("Archiving", () => {
-  it.scopedLive("copies a package from the cologne buffer to the archive, verifies it and marks it ARCHIVED", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyFrom(dir)
-      yield* syncTopology(topology)
-      const obs = yield* observatory
-      const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 40_000 }, { path: "hk/b.dat", bytes: 3_000 }])
-      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(packageStatus(pkg.packageId), (s) => s === "completed")).pipe(
-        Effect.provide(policyLayer(topology))
-      )
-      const copies = yield* archiveCopies(pkg.packageId)
-      assert.strictEqual(copies.length, 1)
-      assert.strictEqual(copies[0].location, "cologne-archive")
-      assert.strictEqual(copies[0].status, "PRESENT")
-      assert.isNotNull(copies[0].verifiedAt)
-      assert.strictEqual(copies[0].checksum, pkg.checksum)
-      const buffered = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
-      const archived = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-archive", copies[0].path)))
-      assert.isTrue(buffered.equals(archived))
-      // The event log shows the package's move to completed (ARCHIVED), by the cologne worker.
-      const sql = yield* SqlClient.SqlClient
-      const events = yield* sql<{ toState: string; actor: string }>`
+  it.scopedLive(
+    "copies a package from the cologne buffer to the archive, verifies it and marks it ARCHIVED",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyFrom(dir)
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 40_000 }, { path: "hk/b.dat", bytes: 3_000 }])
+        yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(packageStatus(pkg.packageId), (s) => s === "completed")).pipe(
+          Effect.provide(policyLayer(topology))
+        )
+        const copies = yield* archiveCopies(pkg.packageId)
+        assert.strictEqual(copies.length, 1)
+        assert.strictEqual(copies[0].location, "cologne-archive")
+        assert.strictEqual(copies[0].status, "PRESENT")
+        assert.isNotNull(copies[0].verifiedAt)
+        assert.strictEqual(copies[0].checksum, pkg.checksum)
+        const buffered = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))
+        const archived = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-archive", copies[0].path)))
+        assert.isTrue(buffered.equals(archived))
+        // The event log shows the package's move to completed (ARCHIVED), by the cologne worker.
+        const sql = yield* SqlClient.SqlClient
+        const events = yield* sql<{ toState: string; actor: string }>`
         select to_state, actor from event_log where entity_kind = 'RawDataPackage' and entity_id = ${pkg.packageId} order by id`
-      assert.deepStrictEqual(events.at(-1), { toState: "completed", actor: "worker:cologne" })
-      // Chile has no archive: its planner finds nothing.
-      assert.strictEqual(yield* Archiving.plan("chile").pipe(Effect.provide(policyLayer(topology))), 0)
-    }).pipe(Effect.provide(layer)), 120_000)
+        assert.deepStrictEqual(events.at(-1), { toState: "completed", actor: "worker:cologne" })
+        // Chile has no archive: its planner finds nothing.
+        assert.strictEqual(yield* Archiving.plan("chile").pipe(Effect.provide(policyLayer(topology))), 0)
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 
   it.scopedLive("with archiveCopies 2 and two archives, spreads the copies over both", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir
       const topology = topologyFrom(dir, (raw) => ({
         ...addLocation(raw, "cologne", {
-          name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
-          driver: { root: path.join(dir, "locations", "cologne-archive-2") }, retention: { keepForever: true }
+          name: "cologne-archive-2",
+          type: "LONG_TERM_ARCHIVE",
+          technology: "disk",
+          priority: 1,
+          driver: { root: path.join(dir, "locations", "cologne-archive-2") },
+          retention: { keepForever: true }
         }),
         policy: { ...raw.policy, archiveCopies: 2 }
       }))
@@ -71,7 +83,9 @@ describe("Archiving", () => {
       assert.isTrue(copies.every((c) => c.status === "PRESENT" && c.verifiedAt !== null))
       for (const c of copies) {
         const bytes = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", c.location, c.path)))
-        assert.isTrue(bytes.equals(yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-buffer", pkg.relativePath)))))
+        assert.isTrue(
+          bytes.equals(yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-buffer", pkg.relativePath))))
+        )
       }
     }).pipe(Effect.provide(layer)), 120_000)
 
@@ -90,7 +104,9 @@ describe("Archiving", () => {
       assert.strictEqual(yield* packageStatus(first.packageId), "in_progress")
       assert.strictEqual((yield* archiveCopies(first.packageId)).length, 0)
       yield* sql`update data_location set writable = true where name = 'cologne-archive'`
-      yield* runSitesUntil(stages, Effect.map(packageStatus(first.packageId), (s) => s === "completed")).pipe(Effect.provide(policyLayer(topology)))
+      yield* runSitesUntil(stages, Effect.map(packageStatus(first.packageId), (s) => s === "completed")).pipe(
+        Effect.provide(policyLayer(topology))
+      )
       // The storage itself fails (an immutable folder refuses every write, even root's).
       const second = yield* arrivedPackage(topology, obs, [{ path: "b.fits", bytes: 10_000 }])
       const root = path.join(dir, "locations", "cologne-archive")
@@ -102,7 +118,9 @@ describe("Archiving", () => {
       assert.strictEqual(yield* packageStatus(second.packageId), "in_progress")
       assert.strictEqual((yield* archiveCopies(second.packageId)).length, 0)
       yield* Effect.sync(() => execFileSync("chattr", ["-i", root]))
-      yield* runSitesUntil(stages, Effect.map(packageStatus(second.packageId), (s) => s === "completed")).pipe(Effect.provide(policyLayer(topology)))
+      yield* runSitesUntil(stages, Effect.map(packageStatus(second.packageId), (s) => s === "completed")).pipe(
+        Effect.provide(policyLayer(topology))
+      )
       assert.strictEqual((yield* archiveCopies(second.packageId))[0].status, "PRESENT")
     }).pipe(Effect.provide(layer)), 120_000)
 

@@ -46,27 +46,29 @@ export interface CopyRow {
 
 /** The copy of a package at a location. */
 export const copyAt = (location: string, packageId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<CopyRow>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<CopyRow>`
       select c.id, c.path, c.status::text as status, c.verified_at, c.size_bytes from physical_copy c
       join data_location l on l.id = c.data_location_id
-      where l.name = ${location} and c.raw_data_package_id = ${packageId} and c.status <> 'DELETED'`
-  ).pipe(Effect.map((rows) => rows[0]))
+      where l.name = ${location} and c.raw_data_package_id = ${packageId} and c.status <> 'DELETED'`).pipe(Effect.map((rows) => rows[0]))
 
 /** Sets a copy's last verification `days` ago, as if that long had passed since. */
 export const verifiedDaysAgo = (copyId: string, days: number) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql`update physical_copy set verified_at = now() - make_interval(days => ${days}) where id = ${copyId}`)
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql`update physical_copy set verified_at = now() - make_interval(days => ${days}) where id = ${copyId}`
+  )
 
 /** The details of the events that moved a copy to a state. */
 export const findingEvents = (copyId: string, to: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ details: { by?: string; detail?: string }; actor: string }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ details: { by?: string; detail?: string }; actor: string }>`
       select details, actor from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copyId} and to_state = ${to}`)
 
 /** A copy's status now. */
 export const statusOf = (copyId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string }>`select status::text as status from physical_copy where id = ${copyId}`).pipe(
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ status: string }>`select status::text as status from physical_copy where id = ${copyId}`
+  ).pipe(
     Effect.map((rows) => rows[0]?.status)
   )
 

@@ -20,18 +20,17 @@ interface BundleRow {
   readonly path: string | null
 }
 
-const bundles = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<BundleRow>`
+const bundles = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<BundleRow>`
     select d.id, d.status::text as status, d.size_bytes,
       (select count(*)::int from data_transfer_package_member m where m.data_transfer_package_id = d.id) as members,
       (select count(*)::int from physical_copy c where c.data_transfer_package_id = d.id and c.status = 'PRESENT' and c.verified_at is not null) as copies,
       (select c.path from physical_copy c where c.data_transfer_package_id = d.id limit 1) as path
-    from data_transfer_package d order by d.created_at`
-)
+    from data_transfer_package d order by d.created_at`)
 
 const packagesWritten = (n: number) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ n: number }>`select count(*)::int as n from physical_copy where raw_data_package_id is not null`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ n: number }>`select count(*)::int as n from physical_copy where raw_data_package_id is not null`
   ).pipe(Effect.map((r) => r[0].n >= n))
 
 describe("Bundling", () => {
@@ -43,31 +42,35 @@ describe("Bundling", () => {
     assert.deepStrictEqual(flushed.map((b) => b.packages as ReadonlyArray<string>), [["a", "d"]])
   })
 
-  it.scopedLive("flushes a partial bundle once its oldest package waited bundleMaxWait, written as a tar of package tars", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyIn(dir, { bundleMaxWait: "3 seconds" })
-      yield* syncTopology(topology)
-      const obs = yield* observatory
-      yield* fileObservation(topology, obs, [
-        { path: "det/a.fits", bytes: 200_000 },
-        { path: "hk/h.dat", bytes: 3000, module: 1 }
-      ])
-      const started = Date.now()
-      // Packaged, but far below the 4 MB target: nothing is bundled before the wait is over.
-      yield* runUntil([["chile", stages]], packagesWritten(2)).pipe(Effect.provide(policyLayer(topology)))
-      assert.strictEqual((yield* bundles).length, 0)
-      yield* runUntil([["chile", stages]], Effect.map(bundles, (b) => b.length === 1 && b[0].copies === 1)).pipe(
-        Effect.provide(policyLayer(topology))
-      )
-      assert.isAtLeast(Date.now() - started, 3000)
-      const [bundle] = yield* bundles
-      assert.strictEqual(bundle.members, 2)
-      assert.strictEqual(bundle.status, "in_progress")
-      const listed = execFileSync("tar", ["-tf", path.join(dir, "locations", "chile-buffer", bundle.path!)]).toString().trim().split("\n")
-      assert.strictEqual(listed[0], "MANIFEST.ccat.json")
-      assert.strictEqual(listed.filter((n) => n.endsWith(".tar")).length, 2)
-    }).pipe(Effect.provide(layer)), 120_000)
+  it.scopedLive(
+    "flushes a partial bundle once its oldest package waited bundleMaxWait, written as a tar of package tars",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyIn(dir, { bundleMaxWait: "3 seconds" })
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        yield* fileObservation(topology, obs, [
+          { path: "det/a.fits", bytes: 200_000 },
+          { path: "hk/h.dat", bytes: 3000, module: 1 }
+        ])
+        const started = Date.now()
+        // Packaged, but far below the 4 MB target: nothing is bundled before the wait is over.
+        yield* runUntil([["chile", stages]], packagesWritten(2)).pipe(Effect.provide(policyLayer(topology)))
+        assert.strictEqual((yield* bundles).length, 0)
+        yield* runUntil([["chile", stages]], Effect.map(bundles, (b) => b.length === 1 && b[0].copies === 1)).pipe(
+          Effect.provide(policyLayer(topology))
+        )
+        assert.isAtLeast(Date.now() - started, 3000)
+        const [bundle] = yield* bundles
+        assert.strictEqual(bundle.members, 2)
+        assert.strictEqual(bundle.status, "in_progress")
+        const listed = execFileSync("tar", ["-tf", path.join(dir, "locations", "chile-buffer", bundle.path!)]).toString().trim().split("\n")
+        assert.strictEqual(listed[0], "MANIFEST.ccat.json")
+        assert.strictEqual(listed.filter((n) => n.endsWith(".tar")).length, 2)
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 
   it.scopedLive("two workers of one site racing bundle every package exactly once", () =>
     Effect.gen(function* () {
@@ -99,28 +102,32 @@ describe("Bundling", () => {
       assert.strictEqual(members[0].n, 10)
     }).pipe(Effect.provide(layer)), 120_000)
 
-  it.scopedLive("a package whose buffer copy no longer matches is marked failed and left out; the rest is bundled", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyIn(dir)
-      yield* syncTopology(topology)
-      const obs = yield* observatory
-      yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }, { path: "b.fits", bytes: 30_000, module: 1 }])
-      yield* runUntil([["chile", [Packaging.stage]]], packagesWritten(2)).pipe(Effect.provide(policyLayer(topology)))
-      const sql = yield* SqlClient.SqlClient
-      const [victim] = yield* sql<{ id: string; path: string }>`
+  it.scopedLive(
+    "a package whose buffer copy no longer matches is marked failed and left out; the rest is bundled",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyIn(dir)
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }, { path: "b.fits", bytes: 30_000, module: 1 }])
+        yield* runUntil([["chile", [Packaging.stage]]], packagesWritten(2)).pipe(Effect.provide(policyLayer(topology)))
+        const sql = yield* SqlClient.SqlClient
+        const [victim] = yield* sql<{ id: string; path: string }>`
         select p.id, c.path from raw_data_package p join physical_copy c on c.raw_data_package_id = p.id order by p.id limit 1`
-      const file = path.join(dir, "locations", "chile-buffer", victim.path)
-      const bytes = yield* Effect.promise(() => fs.readFile(file))
-      bytes[bytes.length - 1500] ^= 0x20
-      yield* Effect.promise(() => fs.writeFile(file, bytes))
-      const settled = Effect.map(bundles, (b) => b.length === 1 && b[0].copies === 1)
-      yield* runUntil([["chile", stages]], settled).pipe(Effect.provide(policyLayer(topology)))
-      const [bundle] = yield* bundles
-      assert.strictEqual(bundle.members, 1)
-      const [pkg] = yield* sql<{ status: string; errorMessage: string }>`
+        const file = path.join(dir, "locations", "chile-buffer", victim.path)
+        const bytes = yield* Effect.promise(() => fs.readFile(file))
+        bytes[bytes.length - 1500] ^= 0x20
+        yield* Effect.promise(() => fs.writeFile(file, bytes))
+        const settled = Effect.map(bundles, (b) => b.length === 1 && b[0].copies === 1)
+        yield* runUntil([["chile", stages]], settled).pipe(Effect.provide(policyLayer(topology)))
+        const [bundle] = yield* bundles
+        assert.strictEqual(bundle.members, 1)
+        const [pkg] = yield* sql<{ status: string; errorMessage: string }>`
         select status::text as status, error_message from raw_data_package where id = ${victim.id}`
-      assert.strictEqual(pkg.status, "failed")
-      assert.include(pkg.errorMessage, "Corrupt")
-    }).pipe(Effect.provide(layer)), 120_000)
+        assert.strictEqual(pkg.status, "failed")
+        assert.include(pkg.errorMessage, "Corrupt")
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 })

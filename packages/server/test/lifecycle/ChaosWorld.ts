@@ -24,7 +24,10 @@ export const cliBundle = Effect.suspend(() => {
   const failed = process.env[testCliErrorVariable]
   if (failed !== undefined) return Effect.dieMessage(failed)
   if (file !== undefined) return Effect.succeed({ file, outDir: path.dirname(file) })
-  return Effect.acquireRelease(Effect.promise(bundleFromSources), ({ outDir }) => Effect.promise(() => fs.rm(outDir, { recursive: true, force: true })))
+  return Effect.acquireRelease(
+    Effect.promise(bundleFromSources),
+    ({ outDir }) => Effect.promise(() => fs.rm(outDir, { recursive: true, force: true }))
+  )
 })
 
 /** One life of a worker process and what it printed. */
@@ -77,20 +80,35 @@ export const chaosConfig = (dir: string) => {
     dataDir: path.join(dir, "data"),
     sites: [
       {
-        name: "chile", shortName: "cl", role: "secondary", locations: [
+        name: "chile",
+        shortName: "cl",
+        role: "secondary",
+        locations: [
           { name: "chile-source", type: "SOURCE", technology: "disk", driver: root("chile-source") },
           { name: "chile-buffer", type: "BUFFER", technology: "disk", driver: root("chile-buffer") }
         ]
       },
       {
-        name: "cologne", shortName: "col", role: "main", locations: [
+        name: "cologne",
+        shortName: "col",
+        role: "main",
+        locations: [
           { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: root("cologne-buffer") },
           { name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: root("cologne-archive"), retention: keep },
           {
-            name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "tape", priority: 1,
+            name: "cologne-archive-2",
+            type: "LONG_TERM_ARCHIVE",
+            technology: "tape",
+            priority: 1,
             driver: {
-              ...root("cologne-archive-2"), library: "virtual", volumes: 4, volumeBytes: "48 MB", drives: 1,
-              mountLatency: "20 millis", seekLatency: "2 millis", keepOnline: false
+              ...root("cologne-archive-2"),
+              library: "virtual",
+              volumes: 4,
+              volumeBytes: "48 MB",
+              drives: 1,
+              mountLatency: "20 millis",
+              seekLatency: "2 millis",
+              keepOnline: false
             },
             retention: { ...keep, deleteConcurrency: 1 }
           },
@@ -191,17 +209,13 @@ export class SiteWorker {
 }
 
 /** Active jobs per queue right now: what a kill at this instant interrupts. */
-export const activeJobs = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ queue: string; n: number }>`
-    select name as queue, count(*)::int as n from pgboss.job where state = 'active' group by name order by name`
-)
+export const activeJobs = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ queue: string; n: number }>`
+    select name as queue, count(*)::int as n from pgboss.job where state = 'active' group by name order by name`)
 
 /** Jobs that are neither finished nor cancelled, per queue and state (what "nothing stuck" looks at). */
-export const openJobs = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ queue: string; state: string; n: number }>`
+export const openJobs = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ queue: string; state: string; n: number }>`
     select name as queue, state::text as state, count(*)::int as n from pgboss.job
-    where state in ('created', 'retry', 'active') group by name, state order by name, state`
-)
+    where state in ('created', 'retry', 'active') group by name, state order by name, state`)
 
 /**
  * Names writers use before a file is complete: the disk driver's `.ccat-tmp-*` and the local

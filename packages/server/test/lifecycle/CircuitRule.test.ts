@@ -11,7 +11,11 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { circuitLetsThroughSql } from "../../src/lifecycle/TransferAttempts.js"
 
-const policy: TransferPolicy.TransferPolicyConfig = { ...TransferPolicy.defaultTransferPolicy, breakerThreshold: 3, breakerCoolDownMs: 60_000 }
+const policy: TransferPolicy.TransferPolicyConfig = {
+  ...TransferPolicy.defaultTransferPolicy,
+  breakerThreshold: 3,
+  breakerCoolDownMs: 60_000
+}
 
 /** Every history of up to four finished attempts (newest first) with the newest one's age below, at or past the cool-down. */
 const histories = (() => {
@@ -20,7 +24,9 @@ const histories = (() => {
     for (let mask = 0; mask < 1 << n; mask++) {
       for (const sinceMs of [1_000, 60_000, 61_000]) {
         out.push(Array.from({ length: n }, (_, i) => ({
-          status: (mask >> i) & 1 ? "completed" : "failed", sinceMs: sinceMs + i * 1000, errorMessage: "refused"
+          status: (mask >> i) & 1 ? "completed" : "failed",
+          sinceMs: sinceMs + i * 1000,
+          errorMessage: "refused"
         })) as never)
       }
     }
@@ -36,7 +42,9 @@ describe("the circuit rule in SQL", () => {
         const cases = histories.flatMap((last) => [0, 1].map((probing) => ({ last, probing })))
         const rows = yield* sql<{ n: number; ok: boolean }>`
           select c.n::int as n, ${circuitLetsThroughSql(sql, "c.last", "c.probing", policy)} as ok
-          from json_to_recordset(${JSON.stringify(cases.map((c, n) => ({ n, last: c.last, probing: c.probing })))}::json) as c(n int, last json, probing int)
+          from json_to_recordset(${
+            JSON.stringify(cases.map((c, n) => ({ n, last: c.last, probing: c.probing })))
+          }::json) as c(n int, last json, probing int)
           order by c.n`
         assert.strictEqual(rows.length, cases.length)
         let open = 0

@@ -14,104 +14,146 @@ import { arrivedPackage, editLocations, runSitesUntil, topologyFrom } from "./Ar
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
 const statusesAt = (packageId: string, location: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ status: string }>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string }>`
       select c.status::text as status
       from physical_copy c join data_location l on l.id = c.data_location_id
       left join raw_data_file f on f.id = c.raw_data_file_id
       where l.name = ${location} and (c.raw_data_package_id = ${packageId} or f.raw_data_package_id = ${packageId})
-      order by c.path`
-  ).pipe(Effect.map((rows) => rows.map((r) => r.status)))
+      order by c.path`).pipe(Effect.map((rows) => rows.map((r) => r.status)))
 
 const gone = (packageId: string, location: string) =>
   Effect.map(statusesAt(packageId, location), (s) => s.length > 0 && s.every((x) => x === "DELETED"))
 
 /** Every site's cleanup mark: when it last judged what changed, and when it last judged everything. */
-const marks = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ site: string; tickedAt: Date; fullPassAt: Date }>`
+const marks = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ site: string; tickedAt: Date; fullPassAt: Date }>`
     select s.name as site, m.ticked_at, m.full_pass_at from cleanup_mark m join site s on s.id = m.site_id order by s.name`)
 
 const bothSites = [["chile", [Cleanup.stage]], ["cologne", [Cleanup.stage]]] as const
 
 describe("cleanup judges what changed since its last tick", () => {
-  it.scopedLive("a package archived long ago whose retention just ended, and a copy freed long after its retention ended, are cleaned without a full pass", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyFrom(dir, (raw) =>
-        editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "1 hours", usageThresholdPercent: 0 } })))
-      yield* syncTopology(topology)
-      const sql = yield* SqlClient.SqlClient
-      const obs = yield* observatory
-      const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 6_000 }, { path: "b.fits", bytes: 3_000 }])
-      // The cologne buffer copy is the source of a transfer still open: it stays after the rest goes.
-      const [transfer] = yield* sql<{ id: string }>`
+  it.scopedLive(
+    "a package archived long ago whose retention just ended, and a copy freed long after its retention ended, are cleaned without a full pass",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyFrom(
+          dir,
+          (raw) =>
+            editLocations(
+              raw,
+              (
+                l
+              ) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "1 hours", usageThresholdPercent: 0 } })
+            )
+        )
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        const obs = yield* observatory
+        const pkg = yield* arrivedPackage(topology, obs, [{ path: "a.fits", bytes: 6_000 }, { path: "b.fits", bytes: 3_000 }])
+        // The cologne buffer copy is the source of a transfer still open: it stays after the rest goes.
+        const [transfer] = yield* sql<{ id: string }>`
         insert into data_transfer (raw_data_package_id, from_location_id, to_location_id, adapter, status)
         values (${pkg.packageId}, (select id from data_location where name = 'cologne-buffer'),
                 (select id from data_location where name = 'chile-buffer'), 'local', 'pending') returning id`
-      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")).pipe(
-        Effect.provide(policyLayer(topology))
-      )
-      const [stamp] = yield* sql<{ archivedAt: Date | null; status: string }>`select archived_at, status::text as status from raw_data_package where id = ${pkg.packageId}`
-      assert.strictEqual(stamp!.status, "completed")
-      assert.isNotNull(stamp!.archivedAt, "archiving stamps the package with the copy that completes it")
+        yield* runSitesUntil(
+          [["cologne", [Archiving.stage]]],
+          Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")
+        ).pipe(
+          Effect.provide(policyLayer(topology))
+        )
+        const [stamp] = yield* sql<
+          { archivedAt: Date | null; status: string }
+        >`select archived_at, status::text as status from raw_data_package where id = ${pkg.packageId}`
+        assert.strictEqual(stamp!.status, "completed")
+        assert.isNotNull(stamp!.archivedAt, "archiving stamps the package with the copy that completes it")
 
-      // Archived two days ago (its stamp, and every copy made then), kept for two days and 4
-      // seconds: its retention ends a few seconds from now, long after the last tick's window began.
-      const back = (interval: string) => Effect.all([
-        sql`update raw_data_package set archived_at = now() - ${interval}::interval where id = ${pkg.packageId}`,
-        sql`update physical_copy set created_at = now() - ${interval}::interval
+        // Archived two days ago (its stamp, and every copy made then), kept for two days and 4
+        // seconds: its retention ends a few seconds from now, long after the last tick's window began.
+        const back = (interval: string) =>
+          Effect.all([
+            sql`update raw_data_package set archived_at = now() - ${interval}::interval where id = ${pkg.packageId}`,
+            sql`update physical_copy set created_at = now() - ${interval}::interval
             where raw_data_package_id = ${pkg.packageId}
                or raw_data_file_id in (select id from raw_data_file where raw_data_package_id = ${pkg.packageId})`
-      ], { discard: true })
-      yield* back("2 days")
-      yield* sql`update retention_policy set min_age_seconds = ${2 * 86_400 + 4}`
-      // The first tick at each site judges everything (no mark yet); the next ones only what changed.
-      assert.strictEqual(yield* Cleanup.plan("chile"), 0)
-      assert.strictEqual(yield* Cleanup.plan("cologne"), 0)
-      assert.strictEqual(yield* Cleanup.plan("chile"), 0)
-      const before = yield* marks
-      assert.deepStrictEqual(before.map((m) => m.site), ["chile", "cologne"])
-      assert.isTrue((yield* statusesAt(pkg.packageId, "chile-source")).every((s) => s === "PRESENT"))
+          ], { discard: true })
+        yield* back("2 days")
+        yield* sql`update retention_policy set min_age_seconds = ${2 * 86_400 + 4}`
+        // The first tick at each site judges everything (no mark yet); the next ones only what changed.
+        assert.strictEqual(yield* Cleanup.plan("chile"), 0)
+        assert.strictEqual(yield* Cleanup.plan("cologne"), 0)
+        assert.strictEqual(yield* Cleanup.plan("chile"), 0)
+        const before = yield* marks
+        assert.deepStrictEqual(before.map((m) => m.site), ["chile", "cologne"])
+        assert.isTrue((yield* statusesAt(pkg.packageId, "chile-source")).every((s) => s === "PRESENT"))
 
-      yield* runSitesUntil(bothSites, Effect.zipWith(gone(pkg.packageId, "chile-source"), gone(pkg.packageId, "chile-buffer"), (a, b) => a && b))
-      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-buffer"), ["PRESENT"], "the transfer's source stays")
-      const after = yield* marks
-      for (const [i, m] of after.entries()) {
-        assert.strictEqual(m.fullPassAt.getTime(), before[i]!.fullPassAt.getTime(), `${m.site}: no full pass found it`)
-        assert.isAbove(m.tickedAt.getTime(), before[i]!.tickedAt.getTime(), `${m.site}: the mark moved on`)
-      }
+        yield* runSitesUntil(
+          bothSites,
+          Effect.zipWith(gone(pkg.packageId, "chile-source"), gone(pkg.packageId, "chile-buffer"), (a, b) => a && b)
+        )
+        assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-buffer"), ["PRESENT"], "the transfer's source stays")
+        const after = yield* marks
+        for (const [i, m] of after.entries()) {
+          assert.strictEqual(m.fullPassAt.getTime(), before[i]!.fullPassAt.getTime(), `${m.site}: no full pass found it`)
+          assert.isAbove(m.tickedAt.getTime(), before[i]!.tickedAt.getTime(), `${m.site}: the mark moved on`)
+        }
 
-      // A day later than its retention ended, the transfer ends: its source is freed, and found by that.
-      yield* back("3 days")
-      yield* Cleanup.plan("cologne")
-      yield* Effect.sleep("50 millis")
-      yield* sql`update data_transfer set status = 'failed', updated_at = now() where id = ${transfer!.id}`
-      yield* runSitesUntil(bothSites, gone(pkg.packageId, "cologne-buffer"))
-      assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-archive"), ["PRESENT"])
-      const last = yield* marks
-      for (const [i, m] of last.entries()) assert.strictEqual(m.fullPassAt.getTime(), before[i]!.fullPassAt.getTime(), `${m.site}: no full pass found it`)
-    }).pipe(Effect.provide(layer)), 120_000)
+        // A day later than its retention ended, the transfer ends: its source is freed, and found by that.
+        yield* back("3 days")
+        yield* Cleanup.plan("cologne")
+        yield* Effect.sleep("50 millis")
+        yield* sql`update data_transfer set status = 'failed', updated_at = now() where id = ${transfer!.id}`
+        yield* runSitesUntil(bothSites, gone(pkg.packageId, "cologne-buffer"))
+        assert.deepStrictEqual(yield* statusesAt(pkg.packageId, "cologne-archive"), ["PRESENT"])
+        const last = yield* marks
+        for (const [i, m] of last.entries()) {
+          assert.strictEqual(m.fullPassAt.getTime(), before[i]!.fullPassAt.getTime(), `${m.site}: no full pass found it`)
+        }
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 
-  it.scopedLive("packages completed before they were stamped are stamped by the planner's full pass, which judges everything", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyFrom(dir, (raw) =>
-        editLocations(raw, (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "0 seconds", usageThresholdPercent: 0 } })))
-      yield* syncTopology(topology)
-      const sql = yield* SqlClient.SqlClient
-      const obs = yield* observatory
-      const pkg = yield* arrivedPackage(topology, obs, [{ path: "c.fits", bytes: 2_000 }])
-      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")).pipe(
-        Effect.provide(policyLayer(topology))
-      )
-      // As an ops-db upgraded from before the stamp: completed long ago, no stamp, no mark yet.
-      yield* sql`update raw_data_package set archived_at = null, updated_at = now() - interval '5 days' where id = ${pkg.packageId}`
-      yield* sql`update physical_copy set created_at = now() - interval '5 days'
+  it.scopedLive(
+    "packages completed before they were stamped are stamped by the planner's full pass, which judges everything",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyFrom(
+          dir,
+          (raw) =>
+            editLocations(
+              raw,
+              (
+                l
+              ) => (l.type === "LONG_TERM_ARCHIVE"
+                ? l
+                : { ...l, retention: { minAgeSinceArchived: "0 seconds", usageThresholdPercent: 0 } })
+            )
+        )
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        const obs = yield* observatory
+        const pkg = yield* arrivedPackage(topology, obs, [{ path: "c.fits", bytes: 2_000 }])
+        yield* runSitesUntil(
+          [["cologne", [Archiving.stage]]],
+          Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")
+        ).pipe(
+          Effect.provide(policyLayer(topology))
+        )
+        // As an ops-db upgraded from before the stamp: completed long ago, no stamp, no mark yet.
+        yield* sql`update raw_data_package set archived_at = null, updated_at = now() - interval '5 days' where id = ${pkg.packageId}`
+        yield* sql`update physical_copy set created_at = now() - interval '5 days'
                  where raw_data_package_id = ${pkg.packageId}
                     or raw_data_file_id in (select id from raw_data_file where raw_data_package_id = ${pkg.packageId})`
-      yield* sql`delete from cleanup_mark`
-      yield* runSitesUntil(bothSites, Effect.zipWith(gone(pkg.packageId, "chile-source"), gone(pkg.packageId, "cologne-buffer"), (a, b) => a && b))
-      const [stamp] = yield* sql<{ stamped: boolean }>`select archived_at is not null as stamped from raw_data_package where id = ${pkg.packageId}`
-      assert.isTrue(stamp!.stamped)
-    }).pipe(Effect.provide(layer)), 120_000)
+        yield* sql`delete from cleanup_mark`
+        yield* runSitesUntil(
+          bothSites,
+          Effect.zipWith(gone(pkg.packageId, "chile-source"), gone(pkg.packageId, "cologne-buffer"), (a, b) => a && b)
+        )
+        const [stamp] = yield* sql<
+          { stamped: boolean }
+        >`select archived_at is not null as stamped from raw_data_package where id = ${pkg.packageId}`
+        assert.isTrue(stamp!.stamped)
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 })

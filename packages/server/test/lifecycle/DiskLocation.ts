@@ -17,7 +17,13 @@ const readSize = 1024 * 1024
 
 const reasonOf = (cause: unknown): StorageError.StorageErrorReason => {
   const code = (cause as { code?: string } | undefined)?.code
-  return code === "ENOENT" ? "NotFound" : code === "EEXIST" ? "AlreadyExists" : code === "EACCES" || code === "EPERM" ? "PermissionDenied" : "Unavailable"
+  return code === "ENOENT"
+    ? "NotFound"
+    : code === "EEXIST"
+    ? "AlreadyExists"
+    : code === "EACCES" || code === "EPERM"
+    ? "PermissionDenied"
+    : "Unavailable"
 }
 
 /** The storage service of a folder on a local disk. `fsync` makes each put durable before it is visible. */
@@ -33,12 +39,12 @@ export const make = (root: string, options: { readonly fsync?: boolean } = {}): 
     put: (key, body, putOptions) => {
       const final = path.join(root, key)
       const temp = path.join(path.dirname(final), `.${path.basename(final)}.tmp-${randomBytes(6).toString("hex")}`)
-      return Effect.gen(function*() {
+      return Effect.gen(function* () {
         yield* io("put", key, () => fs.mkdir(path.dirname(final), { recursive: true }))
         const size = yield* Effect.acquireUseRelease(
           io("put", key, () => fs.open(temp, "wx")),
           (fh) =>
-            Effect.gen(function*() {
+            Effect.gen(function* () {
               let size = 0
               yield* Stream.runForEachChunk(body, (chunk) => {
                 const parts = Chunk.toReadonlyArray(chunk).filter((p) => p.length > 0)
@@ -59,8 +65,11 @@ export const make = (root: string, options: { readonly fsync?: boolean } = {}): 
       }).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.promise(() => fs.rm(temp, { force: true }))))
     },
     get: (key, range) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const fh = yield* Effect.acquireRelease(io("get", key, () => fs.open(path.join(root, key), "r")), (fh) => Effect.promise(() => fh.close()))
+      Stream.unwrapScoped(Effect.gen(function* () {
+        const fh = yield* Effect.acquireRelease(
+          io("get", key, () => fs.open(path.join(root, key), "r")),
+          (fh) => Effect.promise(() => fh.close())
+        )
         const size = (yield* io("get", key, () => fh.stat())).size
         let position = range?.start ?? 0
         const end = Math.min(range?.end ?? size, size)

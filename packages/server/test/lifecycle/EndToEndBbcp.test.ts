@@ -43,7 +43,12 @@ const allArchived = Effect.zipWith(
 )
 
 /** Short waits so a retry would happen within the test; production defaults are minutes. */
-const quickRetries = Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 300, backoffCapMs: 1_000, breakerCoolDownMs: 2_000, maxAttempts: 6 })
+const quickRetries = Layer.succeed(Routes.TransferPolicy, {
+  backoffBaseMs: 300,
+  backoffCapMs: 1_000,
+  breakerCoolDownMs: 2_000,
+  maxAttempts: 6
+})
 
 /** Every file and folder below `root`, relative, so a leftover of any name shows. */
 const entriesBelow = async (root: string): Promise<Array<string>> => {
@@ -73,96 +78,111 @@ if (bbcpOnPath._tag === "Some") {
   afterAll(() => sshd?.stop(), 60_000)
 
   describe("the whole lifecycle over bbcp on real ssh", () => {
-    it.scopedLive("files → packaged → bundled → bbcp over ssh (4 streams, a32 in flight) → arrived and verified → ARCHIVED, byte-identical, no staging left", () =>
-      Effect.gen(function* () {
-        const dir = yield* tempDir
-        const options = {
-          host: sshd!.host,
-          port: sshd!.port,
-          user: sshd!.user,
-          identityFile: sshd!.identityFile,
-          sshOptions: ["StrictHostKeyChecking=yes", `UserKnownHostsFile=${knownHosts}`, "LogLevel=ERROR"],
-          bbcp: binary,
-          remoteBbcp: binary,
-          streams: 4,
-          window: "4 MiB",
-          checksum: "a32"
-        }
-        const topology = topologyIn(dir, {}, [{ from: "chile", to: "cologne", adapter: "bbcp", options, maxConcurrentTransfers: 2, bandwidthLimit: "200 MB" }])
-        // the start's check accepts the route's options as written
-        assert.isTrue(Either.isRight(TransferAdapterRegistry.decode(Adapters.builtInRegistry, "bbcp", topology.routes[0]!.options)))
-        yield* syncTopology(topology)
-        const sql = yield* SqlClient.SqlClient
-        const obs = yield* observatory
-        const first = yield* fileObservation(topology, obs, [
-          { path: "det/a.fits", bytes: 400_000 },
-          { path: "det/b.fits", bytes: 700_000 },
-          { path: "hk/house.dat", bytes: 3_000, module: 1 }
-        ])
-        // two files above the bundle size: bundles of their own, sent at once into the same folder
-        const second = yield* fileObservation(topology, obs, [{ path: "scan/big.raw", bytes: 5_000_000 }])
-        const third = yield* fileObservation(topology, obs, [{ path: "scan/bigger.raw", bytes: 6_000_000 }])
-        const filed = [...first.files, ...second.files, ...third.files]
+    it.scopedLive(
+      "files → packaged → bundled → bbcp over ssh (4 streams, a32 in flight) → arrived and verified → ARCHIVED, byte-identical, no staging left",
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* tempDir
+          const options = {
+            host: sshd!.host,
+            port: sshd!.port,
+            user: sshd!.user,
+            identityFile: sshd!.identityFile,
+            sshOptions: ["StrictHostKeyChecking=yes", `UserKnownHostsFile=${knownHosts}`, "LogLevel=ERROR"],
+            bbcp: binary,
+            remoteBbcp: binary,
+            streams: 4,
+            window: "4 MiB",
+            checksum: "a32"
+          }
+          const topology = topologyIn(dir, {}, [{
+            from: "chile",
+            to: "cologne",
+            adapter: "bbcp",
+            options,
+            maxConcurrentTransfers: 2,
+            bandwidthLimit: "200 MB"
+          }])
+          // the start's check accepts the route's options as written
+          assert.isTrue(Either.isRight(TransferAdapterRegistry.decode(Adapters.builtInRegistry, "bbcp", topology.routes[0]!.options)))
+          yield* syncTopology(topology)
+          const sql = yield* SqlClient.SqlClient
+          const obs = yield* observatory
+          const first = yield* fileObservation(topology, obs, [
+            { path: "det/a.fits", bytes: 400_000 },
+            { path: "det/b.fits", bytes: 700_000 },
+            { path: "hk/house.dat", bytes: 3_000, module: 1 }
+          ])
+          // two files above the bundle size: bundles of their own, sent at once into the same folder
+          const second = yield* fileObservation(topology, obs, [{ path: "scan/big.raw", bytes: 5_000_000 }])
+          const third = yield* fileObservation(topology, obs, [{ path: "scan/bigger.raw", bytes: 6_000_000 }])
+          const filed = [...first.files, ...second.files, ...third.files]
 
-        // the bbcp commands the workers ran, from their debug log
-        const commands: Array<string> = []
-        const capture = Logger.make(({ annotations, message }) => {
-          const text = Array.isArray(message) ? message.join(" ") : String(message)
-          const command = HashMap.get(annotations, "command")
-          if (text === "bbcp command" && command._tag === "Some") commands.push(String(command.value))
-        })
-        // debug lines reach the capture only; the console keeps its usual level
-        const quiet = Logger.filterLogLevel(Logger.defaultLogger, LogLevel.greaterThanEqual(LogLevel.Info))
-        const logs = Layer.mergeAll(Logger.replace(Logger.defaultLogger, quiet.pipe(Logger.map(() => undefined))), Logger.add(capture), Logger.minimumLogLevel(LogLevel.Debug))
-        const started = Date.now()
-        yield* runUntil(everySite, allArchived, 180_000).pipe(Effect.provide(Layer.mergeAll(policyLayer(topology), quickRetries, logs)))
-        console.log(`[bbcp] lifecycle over bbcp: ${filed.length} files ARCHIVED in ${((Date.now() - started) / 1000).toFixed(1)} s`)
+          // the bbcp commands the workers ran, from their debug log
+          const commands: Array<string> = []
+          const capture = Logger.make(({ annotations, message }) => {
+            const text = Array.isArray(message) ? message.join(" ") : String(message)
+            const command = HashMap.get(annotations, "command")
+            if (text === "bbcp command" && command._tag === "Some") commands.push(String(command.value))
+          })
+          // debug lines reach the capture only; the console keeps its usual level
+          const quiet = Logger.filterLogLevel(Logger.defaultLogger, LogLevel.greaterThanEqual(LogLevel.Info))
+          const logs = Layer.mergeAll(
+            Logger.replace(Logger.defaultLogger, quiet.pipe(Logger.map(() => undefined))),
+            Logger.add(capture),
+            Logger.minimumLogLevel(LogLevel.Debug)
+          )
+          const started = Date.now()
+          yield* runUntil(everySite, allArchived, 180_000).pipe(Effect.provide(Layer.mergeAll(policyLayer(topology), quickRetries, logs)))
+          console.log(`[bbcp] lifecycle over bbcp: ${filed.length} files ARCHIVED in ${((Date.now() - started) / 1000).toFixed(1)} s`)
 
-        // Every bundle went over bbcp through the sshd, first time, verified at the destination.
-        const attempts = yield* sql<{ adapter: string; status: string; bytesTransferred: number; sizeBytes: number; errorMessage: string | null }>`
+          // Every bundle went over bbcp through the sshd, first time, verified at the destination.
+          const attempts = yield* sql<
+            { adapter: string; status: string; bytesTransferred: number; sizeBytes: number; errorMessage: string | null }
+          >`
           select t.adapter, t.status::text as status, t.bytes_transferred, d.size_bytes, t.error_message
           from data_transfer t join data_transfer_package d on d.id = t.data_transfer_package_id`
-        assert.isAtLeast(attempts.length, 3)
-        for (const a of attempts) {
-          assert.strictEqual(a.adapter, "bbcp")
-          assert.strictEqual(a.status, "completed", a.errorMessage ?? "")
-          assert.strictEqual(Number(a.bytesTransferred), Number(a.sizeBytes))
-        }
-        // The route's options reached each bbcp, and it pushed through the sshd.
-        assert.isAtLeast(commands.length, attempts.length)
-        for (const c of commands) {
-          const words = c.split(" ")
-          const flag = (f: string) => words[words.indexOf(f) + 1]
-          assert.strictEqual(words[0], binary)
-          assert.strictEqual(flag("-s"), "4")
-          assert.strictEqual(flag("-w"), String(4 * 1024 * 1024))
-          assert.strictEqual(flag("-E"), "a32")
-          // the route's 200 MB/s shared by its 2 transfers
-          assert.strictEqual(flag("-x"), "100000000")
-          assert.include(c, `-p ${sshd!.port}`)
-          assert.match(words[words.length - 1]!, new RegExp(`^${sshd!.user}@${sshd!.host}:.*/\\.ccat-partial/.+\\.bbcp/part$`))
-        }
+          assert.isAtLeast(attempts.length, 3)
+          for (const a of attempts) {
+            assert.strictEqual(a.adapter, "bbcp")
+            assert.strictEqual(a.status, "completed", a.errorMessage ?? "")
+            assert.strictEqual(Number(a.bytesTransferred), Number(a.sizeBytes))
+          }
+          // The route's options reached each bbcp, and it pushed through the sshd.
+          assert.isAtLeast(commands.length, attempts.length)
+          for (const c of commands) {
+            const words = c.split(" ")
+            const flag = (f: string) => words[words.indexOf(f) + 1]
+            assert.strictEqual(words[0], binary)
+            assert.strictEqual(flag("-s"), "4")
+            assert.strictEqual(flag("-w"), String(4 * 1024 * 1024))
+            assert.strictEqual(flag("-E"), "a32")
+            // the route's 200 MB/s shared by its 2 transfers
+            assert.strictEqual(flag("-x"), "100000000")
+            assert.include(c, `-p ${sshd!.port}`)
+            assert.match(words[words.length - 1]!, new RegExp(`^${sshd!.user}@${sshd!.host}:.*/\\.ccat-partial/.+\\.bbcp/part$`))
+          }
 
-        // Each package has a verified archive copy with its checksum, and holds the instrument's bytes.
-        const archived = yield* sql<{ path: string; checksum: string; packageChecksum: string }>`
+          // Each package has a verified archive copy with its checksum, and holds the instrument's bytes.
+          const archived = yield* sql<{ path: string; checksum: string; packageChecksum: string }>`
           select c.path, c.checksum, p.checksum as package_checksum
           from physical_copy c join data_location l on l.id = c.data_location_id join raw_data_package p on p.id = c.raw_data_package_id
           where l.name = 'cologne-archive' and c.status = 'PRESENT' and c.verified_at is not null`
-        assert.strictEqual(archived.length, yield* count(`select count(*)::int as n from raw_data_package`))
-        const out = path.join(dir, "unpacked")
-        yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
-        for (const a of archived) {
-          const tar = path.join(dir, "locations", "cologne-archive", a.path)
-          assert.strictEqual(a.checksum, a.packageChecksum)
-          assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), a.packageChecksum)
-          yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", out]))
-        }
-        for (const f of filed) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
+          assert.strictEqual(archived.length, yield* count(`select count(*)::int as n from raw_data_package`))
+          const out = path.join(dir, "unpacked")
+          yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
+          for (const a of archived) {
+            const tar = path.join(dir, "locations", "cologne-archive", a.path)
+            assert.strictEqual(a.checksum, a.packageChecksum)
+            assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), a.packageChecksum)
+            yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", out]))
+          }
+          for (const f of filed) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
 
-        // bbcp's staging folders and checkpoints are gone from Cologne's buffer.
-        const left = yield* Effect.promise(() => entriesBelow(path.join(dir, "locations", "cologne-buffer")))
-        assert.deepStrictEqual(left.filter((e) => /\.ccat-partial|\.bbcp|ckp/.test(e)), [])
-      }).pipe(Effect.provide(layer)),
+          // bbcp's staging folders and checkpoints are gone from Cologne's buffer.
+          const left = yield* Effect.promise(() => entriesBelow(path.join(dir, "locations", "cologne-buffer")))
+          assert.deepStrictEqual(left.filter((e) => /\.ccat-partial|\.bbcp|ckp/.test(e)), [])
+        }).pipe(Effect.provide(layer)),
       300_000
     )
   })

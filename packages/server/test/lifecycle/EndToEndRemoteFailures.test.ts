@@ -28,11 +28,17 @@ import { fileObservation, observatory, policyLayer, runUntil, syncTopology, temp
 /** The lifecycle world plus the real HTTP API on the same fresh ops-db, for the operator's view. */
 const layer = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
 
-const quickRetries = Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 300, backoffCapMs: 1_000, breakerCoolDownMs: 2_000, maxAttempts: 6 })
+const quickRetries = Layer.succeed(Routes.TransferPolicy, {
+  backoffBaseMs: 300,
+  backoffCapMs: 1_000,
+  breakerCoolDownMs: 2_000,
+  maxAttempts: 6
+})
 
 /** The bundle's copy in chile-buffer, once bundling wrote it. */
-const bundleCopy = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ id: Ids.PhysicalCopyId; bundleId: Ids.DataTransferPackageId; path: string }>`
+const bundleCopy = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ id: Ids.PhysicalCopyId; bundleId: Ids.DataTransferPackageId; path: string }>`
     select c.id, c.data_transfer_package_id as bundle_id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
     where l.name = 'chile-buffer' and c.data_transfer_package_id is not null and c.status = 'PRESENT'`
 )
@@ -44,14 +50,19 @@ const oneBundleOfTwoPackages = (dir: string, services: Services) =>
     yield* syncTopology(topology)
     const sql = yield* SqlClient.SqlClient
     const obs = yield* observatory
-    const filed = yield* fileObservation(topology, obs, [{ path: "det/a.fits", bytes: 200_000 }, { path: "hk/h.dat", bytes: 4_000, module: 1 }])
+    const filed = yield* fileObservation(topology, obs, [
+      { path: "det/a.fits", bytes: 200_000 },
+      { path: "hk/h.dat", bytes: 4_000, module: 1 }
+    ])
     const written = Effect.map(
       sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'in_progress' and checksum is not null`,
       (r) => r[0].n === 2
     )
     // Packaging first, bundling after: both packages wait when the bundle is planned, so they share it.
     yield* runUntil([["chile", [Packaging.stage]]], written).pipe(Effect.provide(policyLayer(topology)))
-    yield* runUntil([["chile", [Bundling.stage]]], Effect.map(bundleCopy, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+    yield* runUntil([["chile", [Bundling.stage]]], Effect.map(bundleCopy, (c) => c.length === 1)).pipe(
+      Effect.provide(policyLayer(topology))
+    )
     const [copy] = yield* bundleCopy
     const members = yield* sql<{ id: Ids.RawDataPackageId }>`
       select raw_data_package_id as id from data_transfer_package_member where data_transfer_package_id = ${copy.bundleId}`
@@ -115,12 +126,19 @@ const backToArchived = (failed: Effect.Effect.Success<typeof failedBundle>) =>
       const failedAt = way.indexOf("in_progress→failed")
       assert.isAtLeast(failedAt, 0)
       assert.deepStrictEqual(way.slice(failedAt), [
-        "in_progress→failed", "failed→pending", "pending→scheduled", "scheduled→in_progress", "in_progress→completed"
+        "in_progress→failed",
+        "failed→pending",
+        "pending→scheduled",
+        "scheduled→in_progress",
+        "in_progress→completed"
       ])
     }
     const attempts = yield* sql<{ attempt: number; status: string; errorReason: string | null }>`
       select attempt, status::text as status, error_reason from data_transfer where data_transfer_package_id = ${copy.bundleId} order by attempt`
-    assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "SourceCorrupt"], [2, "completed", null]])
+    assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [
+      [1, "failed", "SourceCorrupt"],
+      [2, "completed", null]
+    ])
     assert.strictEqual((yield* bundle)[0].status, "completed")
   })
 
@@ -131,105 +149,127 @@ beforeAll(async () => {
 afterAll(() => stopServices(services), 120_000)
 
 describe("transfer failures over rsync into S3, as the operator sees them", () => {
-  it.scopedLive("a FAILED bundle shows its packages FAILED with its reason; the operator's retry of the bundle brings them to ARCHIVED", () =>
-    Effect.gen(function* () {
-      const failed = yield* failedBundle
-      const retried = yield* failed.operator.operations.retry({
-        payload: { entity: "DataTransferPackage", id: failed.copy.bundleId, reason: "buffer disk repaired" }
-      })
-      assert.strictEqual(retried.to, "pending")
-      yield* backToArchived(failed)
-    }).pipe(Effect.provide(layer)),
+  it.scopedLive(
+    "a FAILED bundle shows its packages FAILED with its reason; the operator's retry of the bundle brings them to ARCHIVED",
+    () =>
+      Effect.gen(function* () {
+        const failed = yield* failedBundle
+        const retried = yield* failed.operator.operations.retry({
+          payload: { entity: "DataTransferPackage", id: failed.copy.bundleId, reason: "buffer disk repaired" }
+        })
+        assert.strictEqual(retried.to, "pending")
+        yield* backToArchived(failed)
+      }).pipe(Effect.provide(layer)),
     300_000
   )
 
-  it.scopedLive("retrying one package of a FAILED bundle retries its bundle: every package it failed comes back and reaches ARCHIVED", () =>
-    Effect.gen(function* () {
-      const failed = yield* failedBundle
-      yield* failed.operator.operations.retry({ payload: { entity: "RawDataPackage", id: failed.members[0], reason: "buffer disk repaired" } })
-      yield* backToArchived(failed)
-      const sql = yield* SqlClient.SqlClient
-      const [retry] = yield* sql<{ details: { retriedPackage?: string } }>`
+  it.scopedLive(
+    "retrying one package of a FAILED bundle retries its bundle: every package it failed comes back and reaches ARCHIVED",
+    () =>
+      Effect.gen(function* () {
+        const failed = yield* failedBundle
+        yield* failed.operator.operations.retry({
+          payload: { entity: "RawDataPackage", id: failed.members[0], reason: "buffer disk repaired" }
+        })
+        yield* backToArchived(failed)
+        const sql = yield* SqlClient.SqlClient
+        const [retry] = yield* sql<{ details: { retriedPackage?: string } }>`
         select details from event_log where entity_kind = 'DataTransferPackage' and entity_id = ${failed.copy.bundleId}
           and from_state = 'failed' and to_state = 'pending'`
-      assert.strictEqual(retry.details.retriedPackage, failed.members[0])
-    }).pipe(Effect.provide(layer)),
+        assert.strictEqual(retry.details.retriedPackage, failed.members[0])
+      }).pipe(Effect.provide(layer)),
     300_000
   )
 
-  it.scopedLive("a transfer does not start from a copy cleanup is deleting: it waits on the copy's lock, then sees the deletion and sends nothing", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const sql = yield* SqlClient.SqlClient
-      const { copy, file, topology } = yield* oneBundleOfTwoPackages(dir, services!)
-      const attempts = Effect.map(sql<{ n: number }>`select count(*)::int as n from data_transfer`, (r) => r[0].n)
-      const locked = yield* Deferred.make<void>()
-      const release = yield* Deferred.make<void>()
-      // Cleanup's side, as its worker decides a deletion: the copy locked for update in one
-      // transaction, PRESENT → DELETION_SCHEDULED → DELETION_IN_PROGRESS, the bytes removed.
-      const cleanup = yield* sql.withTransaction(
-        Effect.gen(function* () {
-          yield* sql`select id from physical_copy where id = ${copy.id} for update`
-          yield* Deferred.succeed(locked, undefined)
-          yield* Deferred.await(release)
-          const actor = "worker:chile"
-          yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id, from: "PRESENT", to: "DELETION_SCHEDULED", actor })
-          yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id, from: "DELETION_SCHEDULED", to: "DELETION_IN_PROGRESS", actor })
-          yield* Effect.promise(() => fs.rm(file))
-        })
-      ).pipe(Effect.fork)
-      yield* Deferred.await(locked)
-      // The transfer job read the copy as PRESENT before cleanup decided; it must not start an attempt meanwhile.
-      const transfer = yield* Transfer.work("chile", { bundleId: copy.bundleId }).pipe(
-        Effect.provide(Layer.merge(policyLayer(topology), quickRetries)),
-        Effect.fork
-      )
-      // The transfer's session waits on the copy's row lock (PostgreSQL says so), with no attempt made.
-      const waiting = Effect.map(
-        sql<{ n: number }>`
+  it.scopedLive(
+    "a transfer does not start from a copy cleanup is deleting: it waits on the copy's lock, then sees the deletion and sends nothing",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const sql = yield* SqlClient.SqlClient
+        const { copy, file, topology } = yield* oneBundleOfTwoPackages(dir, services!)
+        const attempts = Effect.map(sql<{ n: number }>`select count(*)::int as n from data_transfer`, (r) => r[0].n)
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        // Cleanup's side, as its worker decides a deletion: the copy locked for update in one
+        // transaction, PRESENT → DELETION_SCHEDULED → DELETION_IN_PROGRESS, the bytes removed.
+        const cleanup = yield* sql.withTransaction(
+          Effect.gen(function* () {
+            yield* sql`select id from physical_copy where id = ${copy.id} for update`
+            yield* Deferred.succeed(locked, undefined)
+            yield* Deferred.await(release)
+            const actor = "worker:chile"
+            yield* Transitions.transition({ entity: "PhysicalCopy", id: copy.id, from: "PRESENT", to: "DELETION_SCHEDULED", actor })
+            yield* Transitions.transition({
+              entity: "PhysicalCopy",
+              id: copy.id,
+              from: "DELETION_SCHEDULED",
+              to: "DELETION_IN_PROGRESS",
+              actor
+            })
+            yield* Effect.promise(() => fs.rm(file))
+          })
+        ).pipe(Effect.fork)
+        yield* Deferred.await(locked)
+        // The transfer job read the copy as PRESENT before cleanup decided; it must not start an attempt meanwhile.
+        const transfer = yield* Transfer.work("chile", { bundleId: copy.bundleId }).pipe(
+          Effect.provide(Layer.merge(policyLayer(topology), quickRetries)),
+          Effect.fork
+        )
+        // The transfer's session waits on the copy's row lock (PostgreSQL says so), with no attempt made.
+        const waiting = Effect.map(
+          sql<{ n: number }>`
           select count(*)::int as n from pg_stat_activity
           where datname = current_database() and wait_event_type = 'Lock' and query like '%from physical_copy where id = $1 for share%'`,
-        (r) => r[0].n === 1
-      )
-      const deadline = Date.now() + 30_000
-      while (!(yield* waiting)) {
-        assert.isNull(transfer.unsafePoll(), "the transfer did not finish while cleanup holds the copy")
-        assert.isBelow(Date.now(), deadline, "the transfer waits on the copy's lock")
-        yield* Effect.sleep("50 millis")
-      }
-      assert.strictEqual(yield* attempts, 0, "no attempt starts while cleanup holds the copy")
-      yield* Deferred.succeed(release, undefined)
-      yield* Fiber.join(cleanup)
-      yield* Fiber.join(transfer)
-      // It saw the deletion: no attempt from a vanishing source, and the bundle is not failed for it.
-      assert.strictEqual(yield* attempts, 0)
-      const [bundle] = yield* sql<{ status: string }>`select status::text as status from data_transfer_package where id = ${copy.bundleId}`
-      assert.strictEqual(bundle.status, "in_progress")
-    }).pipe(Effect.provide(layer)),
+          (r) => r[0].n === 1
+        )
+        const deadline = Date.now() + 30_000
+        while (!(yield* waiting)) {
+          assert.isNull(transfer.unsafePoll(), "the transfer did not finish while cleanup holds the copy")
+          assert.isBelow(Date.now(), deadline, "the transfer waits on the copy's lock")
+          yield* Effect.sleep("50 millis")
+        }
+        assert.strictEqual(yield* attempts, 0, "no attempt starts while cleanup holds the copy")
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(cleanup)
+        yield* Fiber.join(transfer)
+        // It saw the deletion: no attempt from a vanishing source, and the bundle is not failed for it.
+        assert.strictEqual(yield* attempts, 0)
+        const [bundle] = yield* sql<
+          { status: string }
+        >`select status::text as status from data_transfer_package where id = ${copy.bundleId}`
+        assert.strictEqual(bundle.status, "in_progress")
+      }).pipe(Effect.provide(layer)),
     180_000
   )
 
-  it.scopedLive("packages left TRANSFERRING in a bundle that failed before this release are failed with its reason by the bundling planner", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const sql = yield* SqlClient.SqlClient
-      const { copy, members, topology } = yield* oneBundleOfTwoPackages(dir, services!)
-      // What an older release left behind: the bundle failed, its packages still in_progress.
-      yield* Transitions.transition({
-        entity: "DataTransferPackage", id: copy.bundleId, from: "in_progress", to: "failed", actor: "worker:chile",
-        set: { errorMessage: "3 attempts failed, the last: connection reset" }
-      })
-      yield* runUntil(
-        [["chile", [Bundling.stage]]],
-        Effect.map(sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'failed'`, (r) => r[0].n === 2)
-      ).pipe(Effect.provide(policyLayer(topology)))
-      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
-      for (const id of members) {
-        const view = yield* operator.packages.get({ path: { id } })
-        assert.strictEqual(view.journey, "FAILED")
-        assert.strictEqual(view.errorMessage, `its bundle ${copy.bundleId} failed: 3 attempts failed, the last: connection reset`)
-      }
-    }).pipe(Effect.provide(layer)),
+  it.scopedLive(
+    "packages left TRANSFERRING in a bundle that failed before this release are failed with its reason by the bundling planner",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const sql = yield* SqlClient.SqlClient
+        const { copy, members, topology } = yield* oneBundleOfTwoPackages(dir, services!)
+        // What an older release left behind: the bundle failed, its packages still in_progress.
+        yield* Transitions.transition({
+          entity: "DataTransferPackage",
+          id: copy.bundleId,
+          from: "in_progress",
+          to: "failed",
+          actor: "worker:chile",
+          set: { errorMessage: "3 attempts failed, the last: connection reset" }
+        })
+        yield* runUntil(
+          [["chile", [Bundling.stage]]],
+          Effect.map(sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'failed'`, (r) => r[0].n === 2)
+        ).pipe(Effect.provide(policyLayer(topology)))
+        const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+        for (const id of members) {
+          const view = yield* operator.packages.get({ path: { id } })
+          assert.strictEqual(view.journey, "FAILED")
+          assert.strictEqual(view.errorMessage, `its bundle ${copy.bundleId} failed: 3 attempts failed, the last: connection reset`)
+        }
+      }).pipe(Effect.provide(layer)),
     180_000
   )
 })

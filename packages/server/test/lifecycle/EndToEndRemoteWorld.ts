@@ -37,7 +37,9 @@ export const startServices = async (): Promise<Services> => {
   process.env[credentialEnv.accessKeyIdEnv] = s3.accessKeyId
   process.env[credentialEnv.secretAccessKeyEnv] = s3.secretAccessKey
   console.log(
-    `[end-to-end remote] S3 server: ${s3.server} at ${s3.endpoint}; sshd ${sshd.host}:${sshd.port}; started in ${((Date.now() - started) / 1000).toFixed(1)} s`
+    `[end-to-end remote] S3 server: ${s3.server} at ${s3.endpoint}; sshd ${sshd.host}:${sshd.port}; started in ${
+      ((Date.now() - started) / 1000).toFixed(1)
+    } s`
   )
   return { sshd, knownHosts, s3 }
 }
@@ -77,7 +79,12 @@ export const archivePrefix = "raw/"
  * Chile (SOURCE, BUFFER on disk) → rsync over ssh → Cologne (BUFFER and PROCESSING on disk, two
  * S3 archives on radosgw, two archive copies required), as a configuration file would say it.
  */
-export const remoteTopology = (dir: string, services: Services, buckets: Buckets, policy: Record<string, unknown> = {}): Topology.Topology => {
+export const remoteTopology = (
+  dir: string,
+  services: Services,
+  buckets: Buckets,
+  policy: Record<string, unknown> = {}
+): Topology.Topology => {
   const folder = (name: string) => path.join(dir, "locations", name)
   const archive = (name: string, bucket: string, priority: number) => ({
     name,
@@ -143,16 +150,17 @@ export const download = (services: Services, bucket: string, key: string, file: 
       Effect.promise(async () => {
         const res = await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${archivePrefix}${key}` }))
         await fs.writeFile(file, await res.Body!.transformToByteArray())
-      })
-    )
+      }))
   )
 
 /** Our checksum as radosgw keeps it with an object (metadata `ccat-checksum`), read with a plain S3 client. */
 export const storedChecksum = (services: Services, bucket: string, key: string) =>
   Effect.scoped(
-    Effect.flatMap(client(services), (c) =>
-      Effect.promise(() => c.send(new HeadObjectCommand({ Bucket: bucket, Key: `${archivePrefix}${key}` }))).pipe(
-        Effect.map((head) => ({ checksum: head.Metadata?.["ccat-checksum"], size: head.ContentLength }))
-      )
+    Effect.flatMap(
+      client(services),
+      (c) =>
+        Effect.promise(() => c.send(new HeadObjectCommand({ Bucket: bucket, Key: `${archivePrefix}${key}` }))).pipe(
+          Effect.map((head) => ({ checksum: head.Metadata?.["ccat-checksum"], size: head.ContentLength }))
+        )
     )
   )

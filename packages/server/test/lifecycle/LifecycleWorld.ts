@@ -34,7 +34,14 @@ export const topologyIn = (
       name: s.name,
       shortName: s.shortName,
       role: s.role,
-      locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, priority: l.priority, retention: l.retention }))
+      locations: s.locations.map((l) => ({
+        name: l.name,
+        type: l.type,
+        technology: l.technology,
+        driver: l.driver,
+        priority: l.priority,
+        retention: l.retention
+      }))
     })),
     routes: routes ?? demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
     policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds", ...policy }
@@ -65,8 +72,12 @@ export const observatory = Effect.gen(function* () {
   const m2 = yield* Repositories.instrumentModules.insert({ instrumentId: instrument.id, name: "350GHz", description: "" })
   const program = yield* Repositories.observingPrograms.insert({ name: `deep-field-${s}`, title: "Deep field" })
   const obsUnit = yield* Repositories.obsUnits.insert({
-    observingProgramId: program.id, instrumentId: instrument.id, name: "deep56", target: "Deep56",
-    plannedDurationSeconds: 3600, configuration: {}
+    observingProgramId: program.id,
+    instrumentId: instrument.id,
+    name: "deep56",
+    target: "Deep56",
+    plannedDurationSeconds: 3600,
+    configuration: {}
   })
   return { instrument, modules: [m1, m2] as const, program, obsUnit }
 })
@@ -151,13 +162,13 @@ export const runUntil = <E, R, RS>(
   )
 
 /** Every package of the ops-db PRESENT and verified in cologne-buffer, every bundle completed. */
-export const allArrived = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ packages: number; arrived: number; open: number }>`
+export const allArrived = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ packages: number; arrived: number; open: number }>`
     select (select count(*)::int from raw_data_package where size_bytes is not null) as packages,
       (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id
        where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT' and c.verified_at is not null) as arrived,
-      (select count(*)::int from data_transfer_package where status <> 'completed') as open`
-).pipe(Effect.map(([r]) => r.packages > 0 && r.arrived === r.packages && r.open === 0))
+      (select count(*)::int from data_transfer_package where status <> 'completed') as open`).pipe(
+  Effect.map(([r]) => r.packages > 0 && r.arrived === r.packages && r.open === 0)
+)
 
 /** Unpacks every package tar in cologne-buffer with GNU tar and checks each file against what was filed. */
 export const assertByteIdentical = (dir: string, files: ReadonlyArray<{ readonly relativePath: string; readonly checksum: string }>) =>
@@ -184,11 +195,19 @@ export const requestStaging = (scientist: string, observations: ReadonlyArray<Id
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const account = yield* Repositories.accounts.insert({
-      name: scientist as never, displayName: "Scientist" as never, email: null, role: "scientist", active: true
+      name: scientist as never,
+      displayName: "Scientist" as never,
+      email: null,
+      role: "scientist",
+      active: true
     })
     const [processing] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-processing'`
     const req = yield* Repositories.stagingRequests.insert({
-      accountId: account.id, dataLocationId: processing.id as Ids.DataLocationId, status: "pending", expiresAt: null, errorMessage: null
+      accountId: account.id,
+      dataLocationId: processing.id as Ids.DataLocationId,
+      status: "pending",
+      expiresAt: null,
+      errorMessage: null
     } as never)
     for (const eou of observations) {
       yield* Repositories.stagingRequestItems.insert({ stagingRequestId: req.id, rawDataPackageId: null, executedObsUnitId: eou })

@@ -17,7 +17,7 @@ const path = (p: string) => p as RelativePath.RelativePath
 
 const files = [
   { id: uuid() as Ids.RawDataFileId, relativePath: path("a/b/c.fits"), sizeBytes: 0, checksum: sum("a") },
-  { id: uuid() as Ids.RawDataFileId, relativePath: path("réseau/ñandú \"quoted\" \u2028 μ.txt"), sizeBytes: 2 ** 40, checksum: sum("b") },
+  { id: uuid() as Ids.RawDataFileId, relativePath: path('réseau/ñandú "quoted" \u2028 μ.txt'), sizeBytes: 2 ** 40, checksum: sum("b") },
   { id: uuid() as Ids.RawDataFileId, relativePath: path("x"), sizeBytes: 17, checksum: `md5:${"c".repeat(32)}` as Checksum.Checksum }
 ]
 
@@ -35,7 +35,11 @@ describe("PackageManifest encoding", () => {
       bundleId: uuid() as Ids.DataTransferPackageId,
       packages: files.map((f) => new PackageManifest.BundledPackage({ ...f, id: uuid() as Ids.RawDataPackageId }))
     })
-    const empty = new PackageManifest.BundleManifest({ version: PackageManifest.formatVersion, bundleId: uuid() as Ids.DataTransferPackageId, packages: [] })
+    const empty = new PackageManifest.BundleManifest({
+      version: PackageManifest.formatVersion,
+      bundleId: uuid() as Ids.DataTransferPackageId,
+      packages: []
+    })
     for (const manifest of [pkg, bundle, empty]) {
       const text = new TextDecoder().decode(PackageManifest.encode(manifest))
       assert.strictEqual(text, PackageManifest.encodeWithSchema(manifest) + "\n")
@@ -59,7 +63,7 @@ describe("PackageManifest encoding", () => {
   })
 
   it.scoped("a pack with a bad record fails Invalid and writes nothing", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const root = yield* Effect.acquireRelease(
         Effect.promise(() => tempDir("manifest-invalid")),
         (dir) => Effect.promise(() => import("node:fs/promises").then((fs) => fs.rm(dir, { recursive: true, force: true })))

@@ -20,7 +20,7 @@ import { type FiledFile, fileAll, gnuTar, sha256File, tempDir, uuid } from "./su
 /** Real SOURCE and BUFFER disk locations (the disk driver as a site runs it), removed at the end. */
 const setup = (name: string) =>
   Effect.acquireRelease(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const root = yield* Effect.promise(() => tempDir(name))
       const dirs = { source: path.join(root, "source"), buffer: path.join(root, "buffer") }
       const source = yield* Disk.make({ root: dirs.source, name: "source" })
@@ -33,10 +33,18 @@ const setup = (name: string) =>
 /** Many small files and, with `big`, one file that makes the package large enough for the verifying worker. */
 const manySmall = (count: number, big: boolean) => [
   ...(big ? [{ path: "obs/big.fits", size: 64 * 1024 * 1024 + 11 }] : []),
-  ...Array.from({ length: count }, (_, i) => ({ path: `obs/small/${i % 7}/part-${String(i).padStart(4, "0")}.dat`, size: 1 + ((i * 7919) % (300 * 1024)) }))
+  ...Array.from({ length: count }, (_, i) => ({
+    path: `obs/small/${i % 7}/part-${String(i).padStart(4, "0")}.dat`,
+    size: 1 + ((i * 7919) % (300 * 1024))
+  }))
 ]
 
-const packOne = (files: ReadonlyArray<Packager.FileToPlan>, source: Packager.Source<never>, destination: StorageDriver.Service, key = "pkg/p.tar") =>
+const packOne = (
+  files: ReadonlyArray<Packager.FileToPlan>,
+  source: Packager.Source<never>,
+  destination: StorageDriver.Service,
+  key = "pkg/p.tar"
+) =>
   Packager.pack({
     packageId: uuid<Ids.RawDataPackageId>(),
     executedObsUnitId: files[0].executedObsUnitId,
@@ -67,16 +75,21 @@ describe("Packager: members checked on a worker thread", () => {
   for (const big of [true, false]) {
     const where = big ? "on the verifying worker" : "on this thread"
     it.scoped(`corrupt small files are Corrupt and named (${where}), and nothing is left in the buffer`, () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const env = yield* setup("verify-corrupt")
         const files = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, manySmall(300, big))))[0].files
-        assert.strictEqual(ArchiveWriter.worthOffloading(new PackageManifest.PackageManifest({
-          version: PackageManifest.formatVersion,
-          packageId: uuid(),
-          executedObsUnitId: files[0].executedObsUnitId,
-          instrumentModuleId: files[0].instrumentModuleId,
-          files: files.map((f) => new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum }))
-        })), big)
+        assert.strictEqual(
+          ArchiveWriter.worthOffloading(new PackageManifest.PackageManifest({
+            version: PackageManifest.formatVersion,
+            packageId: uuid(),
+            executedObsUnitId: files[0].executedObsUnitId,
+            instrumentModuleId: files[0].instrumentModuleId,
+            files: files.map((f) =>
+              new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum })
+            )
+          })),
+          big
+        )
         const small = files.filter((f) => f.sizeBytes < 1024 * 1024)
         const victims = [small[40], small[41], small[small.length - 1]]
         for (const v of victims) yield* flipByte(path.join(env.dirs.source, v.relativePath), Math.floor(v.sizeBytes / 2))
@@ -86,12 +99,19 @@ describe("Packager: members checked on a worker thread", () => {
         assert.strictEqual(error.reason, "Corrupt")
         assert.deepStrictEqual([...error.corruptIds].sort(), victims.map((v) => v.id).sort())
         const first = error.members.find((m) => m.id === victims[0].id)!
-        assert.strictEqual(first.actualChecksum, Checksum.make("sha256", createHash("sha256").update(yield* Effect.promise(() => fs.readFile(path.join(env.dirs.source, victims[0].relativePath)))).digest("hex")))
+        assert.strictEqual(
+          first.actualChecksum,
+          Checksum.make(
+            "sha256",
+            createHash("sha256").update(yield* Effect.promise(() => fs.readFile(path.join(env.dirs.source, victims[0].relativePath))))
+              .digest("hex")
+          )
+        )
         assert.deepStrictEqual(yield* nothingLeft(env.dirs.buffer), [])
       }), 120_000)
 
     it.scoped(`small files that grew or shrank after filing are Corrupt with their real size (${where})`, () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const env = yield* setup("verify-size")
         const files = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, manySmall(60, big))))[0].files
         const small = files.filter((f) => f.sizeBytes < 1024 * 1024)
@@ -109,7 +129,7 @@ describe("Packager: members checked on a worker thread", () => {
   }
 
   it.scoped("a file that changes size while the package is being written is refused", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const env = yield* setup("verify-during")
       const files = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, manySmall(100, true))))[0].files
       const big = files.find((f) => f.sizeBytes > 1024 * 1024)!
@@ -141,15 +161,18 @@ describe("Packager: members checked on a worker thread", () => {
     }), 120_000)
 
   it.scoped("the worker and this thread write byte-identical archives, which GNU tar extracts", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const env = yield* setup("verify-identical")
-      const files: ReadonlyArray<FiledFile> = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, manySmall(120, false))))[0].files
+      const files: ReadonlyArray<FiledFile> =
+        Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, manySmall(120, false))))[0].files
       const manifest = new PackageManifest.PackageManifest({
         version: PackageManifest.formatVersion,
         packageId: uuid(),
         executedObsUnitId: files[0].executedObsUnitId,
         instrumentModuleId: files[0].instrumentModuleId,
-        files: files.map((f) => new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum }))
+        files: files.map((f) =>
+          new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum })
+        )
       })
       const digestOf = (offload: boolean) =>
         Stream.runFold(
@@ -176,6 +199,8 @@ describe("Packager: members checked on a worker thread", () => {
       const out = path.join(env.root, "extracted")
       yield* Effect.promise(() => fs.mkdir(out))
       yield* Effect.promise(() => gnuTar(["-xf", path.join(env.dirs.buffer, "pkg/p.tar"), "-C", out]))
-      for (const f of files) assert.isTrue(Buffer.from(f.bytes).equals(yield* Effect.promise(() => fs.readFile(path.join(out, f.relativePath)))), f.relativePath)
+      for (const f of files) {
+        assert.isTrue(Buffer.from(f.bytes).equals(yield* Effect.promise(() => fs.readFile(path.join(out, f.relativePath)))), f.relativePath)
+      }
     }), 120_000)
 })

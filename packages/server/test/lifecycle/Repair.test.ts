@@ -24,15 +24,27 @@ import * as Storages from "../../src/lifecycle/Storages.js"
 import * as Metrics from "../../src/observability/Metrics.js"
 import { ServerConfig } from "../../src/ServerConfig.js"
 import { tokenFor } from "../ApiHarness.js"
-import { addLocation, arrivedPackage, locationNamed, runSitesFor, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
+import {
+  addLocation,
+  arrivedPackage,
+  locationNamed,
+  runSitesFor,
+  runSitesUntil,
+  topologyFrom,
+  type ArrivedPackage
+} from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
 /** Two disk archives at cologne and a policy of two archive copies. */
 const twoArchives = (dir: string) =>
   topologyFrom(dir, (raw) => ({
     ...addLocation(raw, "cologne", {
-      name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
-      driver: { root: path.join(dir, "locations", "cologne-archive-2") }, retention: { keepForever: true }
+      name: "cologne-archive-2",
+      type: "LONG_TERM_ARCHIVE",
+      technology: "disk",
+      priority: 1,
+      driver: { root: path.join(dir, "locations", "cologne-archive-2") },
+      retention: { keepForever: true }
     }),
     policy: { ...raw.policy, archiveCopies: 2 }
   }))
@@ -46,17 +58,18 @@ interface CopyRow {
 }
 
 const archiveCopies = (packageId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<CopyRow>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<CopyRow>`
       select c.id, l.name as location, c.path, c.status::text as status, c.verified_at
       from physical_copy c join data_location l on l.id = c.data_location_id
-      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' order by l.name, c.created_at`
-  )
+      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' order by l.name, c.created_at`)
 
 const live = (rows: ReadonlyArray<CopyRow>) => rows.filter((c) => c.status !== "DELETED")
 
 const packageStatus = (packageId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string }>`select status::text as status from raw_data_package where id = ${packageId}`).pipe(
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ status: string }>`select status::text as status from raw_data_package where id = ${packageId}`
+  ).pipe(
     Effect.map((rows) => rows[0].status)
   )
 
@@ -77,7 +90,9 @@ const archivedTwice = (dir: string, topology: Topology.Topology) =>
     )
     yield* sql`update physical_copy set status = 'DELETED' where raw_data_package_id = ${pkg.packageId}
       and data_location_id in (select id from data_location where type = 'BUFFER')`
-    for (const b of ["chile-buffer", "cologne-buffer"]) yield* Effect.promise(() => fs.rm(objectAt(dir, b, pkg.relativePath), { force: true }))
+    for (const b of ["chile-buffer", "cologne-buffer"]) {
+      yield* Effect.promise(() => fs.rm(objectAt(dir, b, pkg.relativePath), { force: true }))
+    }
     return pkg
   })
 
@@ -94,17 +109,23 @@ const flipByte = (file: string) =>
 const markAs = (pkg: ArrivedPackage, location: string, finding: CopyFindings.Finding) =>
   Effect.gen(function* () {
     const copy = (yield* archiveCopies(pkg.packageId)).find((c) => c.location === location && c.status === "PRESENT")!
-    assert.isTrue(yield* CopyFindings.mark(copy.id, finding, { actor: "test:audit", by: "audit", detail: `${finding} at rest`, expectedChecksum: pkg.checksum }))
+    assert.isTrue(
+      yield* CopyFindings.mark(copy.id, finding, {
+        actor: "test:audit",
+        by: "audit",
+        detail: `${finding} at rest`,
+        expectedChecksum: pkg.checksum
+      })
+    )
     return copy.id
   })
 
-const noBadCopies = (packageId: string) => Effect.map(archiveCopies(packageId), (rows) => rows.every((c) => c.status === "PRESENT" || c.status === "DELETED"))
+const noBadCopies = (packageId: string) =>
+  Effect.map(archiveCopies(packageId), (rows) => rows.every((c) => c.status === "PRESENT" || c.status === "DELETED"))
 
 const repairedEvent = (copyId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ fromState: string; toState: string; details: Record<string, unknown> }>`
-      select from_state, to_state, details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copyId} and to_state = 'DELETED'`
-  )
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ fromState: string; toState: string; details: Record<string, unknown> }>`
+      select from_state, to_state, details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copyId} and to_state = 'DELETED'`)
 
 /** The repaired package has two live, verified copies whose bytes are the package's. */
 const assertBackToTarget = (dir: string, pkg: ArrivedPackage, badId: string, badLocation: string, source: string) =>
@@ -137,27 +158,31 @@ const metric = (topology: Topology.Topology, name: string, labels: Readonly<Reco
   })
 
 describe("Repair", () => {
-  it.scopedLive("rewrites a copy found CORRUPT after a byte flipped at rest from the other archive, and records it", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = twoArchives(dir)
-      const pkg = yield* archivedTwice(dir, topology)
-      yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
-      const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
-      // Still ARCHIVED, but shown below its target of two good copies.
-      assert.strictEqual(yield* packageStatus(pkg.packageId), "completed")
-      assert.deepStrictEqual(yield* Repair.belowTarget(2), [{ id: pkg.packageId, status: "completed", goodCopies: 1, badCopies: 1 }])
-      assert.strictEqual(yield* Repair.belowTargetCount(2), 1)
-      assert.strictEqual(yield* metric(topology, "ccat_packages_below_copy_target"), 1)
-      assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive" }), 0)
-      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
-      yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
-      assert.strictEqual(yield* metric(topology, "ccat_packages_below_copy_target"), 0)
-      assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive" }), 1)
-      assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive-2" }), 0)
-      // Nothing left to plan.
-      assert.strictEqual(yield* Repair.plan("cologne"), 0)
-    }).pipe(Effect.provide(layer)), 120_000)
+  it.scopedLive(
+    "rewrites a copy found CORRUPT after a byte flipped at rest from the other archive, and records it",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = twoArchives(dir)
+        const pkg = yield* archivedTwice(dir, topology)
+        yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
+        const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+        // Still ARCHIVED, but shown below its target of two good copies.
+        assert.strictEqual(yield* packageStatus(pkg.packageId), "completed")
+        assert.deepStrictEqual(yield* Repair.belowTarget(2), [{ id: pkg.packageId, status: "completed", goodCopies: 1, badCopies: 1 }])
+        assert.strictEqual(yield* Repair.belowTargetCount(2), 1)
+        assert.strictEqual(yield* metric(topology, "ccat_packages_below_copy_target"), 1)
+        assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive" }), 0)
+        yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+        yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
+        assert.strictEqual(yield* metric(topology, "ccat_packages_below_copy_target"), 0)
+        assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive" }), 1)
+        assert.strictEqual(yield* metric(topology, "ccat_copies_repaired_total", { location: "cologne-archive-2" }), 0)
+        // Nothing left to plan.
+        assert.strictEqual(yield* Repair.plan("cologne"), 0)
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 
   it.scopedLive("rewrites an object deleted behind the platform's back (MISSING)", () =>
     Effect.gen(function* () {
@@ -209,7 +234,9 @@ describe("Repair", () => {
       // Two repairs of the same package racing: one records, the other finds nothing left to do.
       yield* flipByte(objectAt(dir, "cologne-archive-2", pkg.relativePath))
       const second = yield* markAs(pkg, "cologne-archive-2", "CORRUPT")
-      yield* Effect.all([Repair.work("cologne", { packageId: pkg.packageId }), Repair.work("cologne", { packageId: pkg.packageId })], { concurrency: 2 }).pipe(
+      yield* Effect.all([Repair.work("cologne", { packageId: pkg.packageId }), Repair.work("cologne", { packageId: pkg.packageId })], {
+        concurrency: 2
+      }).pipe(
         Effect.either
       )
       yield* Repair.work("cologne", { packageId: pkg.packageId })
@@ -221,13 +248,25 @@ describe("Repair", () => {
     Effect.gen(function* () {
       const dir = yield* tempDir
       const topology = topologyFrom(dir, (raw) => ({
-        ...addLocation(addLocation(raw, "cologne", {
-          name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
-          driver: { root: path.join(dir, "locations", "cologne-archive-2") }, retention: { keepForever: true }
-        }), "cologne", {
-          name: "cologne-archive-3", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 2,
-          driver: { root: path.join(dir, "locations", "cologne-archive-3") }, retention: { keepForever: true }
-        }),
+        ...addLocation(
+          addLocation(raw, "cologne", {
+            name: "cologne-archive-2",
+            type: "LONG_TERM_ARCHIVE",
+            technology: "disk",
+            priority: 1,
+            driver: { root: path.join(dir, "locations", "cologne-archive-2") },
+            retention: { keepForever: true }
+          }),
+          "cologne",
+          {
+            name: "cologne-archive-3",
+            type: "LONG_TERM_ARCHIVE",
+            technology: "disk",
+            priority: 2,
+            driver: { root: path.join(dir, "locations", "cologne-archive-3") },
+            retention: { keepForever: true }
+          }
+        ),
         policy: { ...raw.policy, archiveCopies: 2 }
       }))
       const pkg = yield* archivedTwice(dir, topology)
@@ -247,58 +286,77 @@ describe("Repair", () => {
       assert.deepStrictEqual(alive.map((c) => c.location), ["cologne-archive-2", "cologne-archive-3"])
       const [event] = yield* repairedEvent(badId)
       assert.deepStrictEqual(event.details, {
-        action: "repaired", replacement: alive[1].id, source: "cologne-archive-2", repairedAt: "cologne-archive-3", badObjectRemoved: true
+        action: "repaired",
+        replacement: alive[1].id,
+        source: "cologne-archive-2",
+        repairedAt: "cologne-archive-3",
+        badObjectRemoved: true
       })
       // cologne-archive is still deletable: the bad object is gone from it.
-      assert.isFalse(yield* Effect.promise(() => fs.access(objectAt(dir, "cologne-archive", pkg.relativePath)).then(() => true, () => false)))
+      assert.isFalse(
+        yield* Effect.promise(() => fs.access(objectAt(dir, "cologne-archive", pkg.relativePath)).then(() => true, () => false))
+      )
       const good = yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-2", pkg.relativePath)))
       assert.isTrue(good.equals(yield* Effect.promise(() => fs.readFile(objectAt(dir, "cologne-archive-3", pkg.relativePath)))))
     }).pipe(Effect.provide(layer)), 120_000)
 
-  it.scopedLive("repairs a disk archive copy from a tape archive (recalled), and a tape copy on tape (a new tape file, never trusting the catalog)", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyFrom(dir, (raw) => ({
-        ...addLocation(raw, "cologne", {
-          name: "cologne-tape", type: "LONG_TERM_ARCHIVE", technology: "tape", priority: 1,
-          driver: {
-            root: path.join(dir, "locations", "cologne-tape"), library: "virtual", volumes: 2, volumeBytes: "2 MB", drives: 1,
-            mountLatency: "20 millis", seekLatency: "5 millis", keepOnline: false
-          },
-          retention: { keepForever: true }
-        }),
-        policy: { ...raw.policy, archiveCopies: 2 }
-      }))
-      const pkg = yield* archivedTwice(dir, topology)
-      assert.deepStrictEqual(live(yield* archiveCopies(pkg.packageId)).map((c) => c.location), ["cologne-archive", "cologne-tape"])
-      const onDisk = objectAt(dir, "cologne-archive", pkg.relativePath)
-      const original = yield* Effect.promise(() => fs.readFile(onDisk))
-      yield* flipByte(onDisk)
-      const diskBad = yield* markAs(pkg, "cologne-archive", "CORRUPT")
-      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
-      assert.isTrue((yield* Effect.promise(() => fs.readFile(onDisk))).equals(original))
-      assert.strictEqual((yield* repairedEvent(diskBad))[0].details.source, "cologne-tape")
-      // The tape copy found bad: written again on tape (its catalog's checksum is not taken for the bytes).
-      const onTape = Effect.promise(async () => {
-        const library = path.join(dir, "locations", "cologne-tape", "library")
-        const vols = (await fs.readdir(library)).filter((f) => f.endsWith(".vol"))
-        let total = 0
-        for (const v of vols) total += (await fs.stat(path.join(library, v))).size
-        return total
-      })
-      const tapeBefore = yield* onTape
-      const tapeBad = yield* markAs(pkg, "cologne-tape", "CORRUPT")
-      yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
-      assert.isAtLeast(yield* onTape, tapeBefore + pkg.sizeBytes)
-      assert.strictEqual((yield* repairedEvent(tapeBad))[0].details.source, "cologne-archive")
-      const alive = live(yield* archiveCopies(pkg.packageId))
-      assert.deepStrictEqual(alive.map((c) => [c.location, c.status]), [["cologne-archive", "PRESENT"], ["cologne-tape", "PRESENT"]])
-      const storages = yield* Storages.Storages
-      const tape = yield* storages.of(yield* locationNamed("cologne-tape"))
-      yield* tape.recall([pkg.relativePath])
-      assert.strictEqual((yield* tape.verify(pkg.relativePath, pkg.checksum)).size, pkg.sizeBytes)
-      assert.deepStrictEqual(yield* Repair.belowTarget(2), [])
-    }).pipe(Effect.provide(layer)), 120_000)
+  it.scopedLive(
+    "repairs a disk archive copy from a tape archive (recalled), and a tape copy on tape (a new tape file, never trusting the catalog)",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyFrom(dir, (raw) => ({
+          ...addLocation(raw, "cologne", {
+            name: "cologne-tape",
+            type: "LONG_TERM_ARCHIVE",
+            technology: "tape",
+            priority: 1,
+            driver: {
+              root: path.join(dir, "locations", "cologne-tape"),
+              library: "virtual",
+              volumes: 2,
+              volumeBytes: "2 MB",
+              drives: 1,
+              mountLatency: "20 millis",
+              seekLatency: "5 millis",
+              keepOnline: false
+            },
+            retention: { keepForever: true }
+          }),
+          policy: { ...raw.policy, archiveCopies: 2 }
+        }))
+        const pkg = yield* archivedTwice(dir, topology)
+        assert.deepStrictEqual(live(yield* archiveCopies(pkg.packageId)).map((c) => c.location), ["cologne-archive", "cologne-tape"])
+        const onDisk = objectAt(dir, "cologne-archive", pkg.relativePath)
+        const original = yield* Effect.promise(() => fs.readFile(onDisk))
+        yield* flipByte(onDisk)
+        const diskBad = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+        yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+        assert.isTrue((yield* Effect.promise(() => fs.readFile(onDisk))).equals(original))
+        assert.strictEqual((yield* repairedEvent(diskBad))[0].details.source, "cologne-tape")
+        // The tape copy found bad: written again on tape (its catalog's checksum is not taken for the bytes).
+        const onTape = Effect.promise(async () => {
+          const library = path.join(dir, "locations", "cologne-tape", "library")
+          const vols = (await fs.readdir(library)).filter((f) => f.endsWith(".vol"))
+          let total = 0
+          for (const v of vols) total += (await fs.stat(path.join(library, v))).size
+          return total
+        })
+        const tapeBefore = yield* onTape
+        const tapeBad = yield* markAs(pkg, "cologne-tape", "CORRUPT")
+        yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
+        assert.isAtLeast(yield* onTape, tapeBefore + pkg.sizeBytes)
+        assert.strictEqual((yield* repairedEvent(tapeBad))[0].details.source, "cologne-archive")
+        const alive = live(yield* archiveCopies(pkg.packageId))
+        assert.deepStrictEqual(alive.map((c) => [c.location, c.status]), [["cologne-archive", "PRESENT"], ["cologne-tape", "PRESENT"]])
+        const storages = yield* Storages.Storages
+        const tape = yield* storages.of(yield* locationNamed("cologne-tape"))
+        yield* tape.recall([pkg.relativePath])
+        assert.strictEqual((yield* tape.verify(pkg.relativePath, pkg.checksum)).size, pkg.sizeBytes)
+        assert.deepStrictEqual(yield* Repair.belowTarget(2), [])
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 })
 
 /** The real HTTP server on the lifecycle world's database, with a job engine in its process as `ccat serve` has. */
@@ -308,7 +366,12 @@ const apiLayer = (dir: string) =>
     HttpServerLive.layer.pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })))
   ).pipe(
     Layer.provideMerge(Layer.succeed(ServerConfig, {
-      configFile: undefined, host: "127.0.0.1", port: 0, dataDir: dir, databaseUrl: undefined, topology: Topology.demo(dir)
+      configFile: undefined,
+      host: "127.0.0.1",
+      port: 0,
+      dataDir: dir,
+      databaseUrl: undefined,
+      topology: Topology.demo(dir)
     })),
     Layer.provideMerge(Layer.succeed(OpsDb.OpsDb, { kind: "external", target: "test" })),
     Layer.provideMerge(Layer.mergeAll(JobQueue.layer, Storages.layer())),
@@ -319,63 +382,70 @@ const apiLayer = (dir: string) =>
 class BaseUrl extends Context.Tag("test/RepairBaseUrl")<BaseUrl, string>() {}
 
 const clientWith = (token: string) =>
-  Effect.flatMap(BaseUrl, (baseUrl) =>
-    HttpApiClient.make(Api.Api, { baseUrl, transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
+  Effect.flatMap(
+    BaseUrl,
+    (baseUrl) => HttpApiClient.make(Api.Api, { baseUrl, transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token)) })
   )
 
 describe("Repair through the API", () => {
-  it.scopedLive("an operator starts a repair now; 409 with nothing to repair, 422 with no good source, 403 for a scientist", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = twoArchives(dir)
-      const pkg = yield* archivedTwice(dir, topology)
-      const operator = yield* clientWith(yield* tokenFor({ role: "operator" }))
-      const scientist = yield* clientWith(yield* tokenFor({ role: "scientist" }))
-      const nothing = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
-      assert.strictEqual(nothing._tag, "Conflict")
-      assert.match(nothing.message, /nothing to repair/)
-      const unknown = yield* operator.packages.repair({ path: { id: "00000000-0000-4000-8000-000000000000" as never } }).pipe(Effect.flip)
-      assert.strictEqual(unknown._tag, "NotFound")
+  it.scopedLive(
+    "an operator starts a repair now; 409 with nothing to repair, 422 with no good source, 403 for a scientist",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = twoArchives(dir)
+        const pkg = yield* archivedTwice(dir, topology)
+        const operator = yield* clientWith(yield* tokenFor({ role: "operator" }))
+        const scientist = yield* clientWith(yield* tokenFor({ role: "scientist" }))
+        const nothing = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
+        assert.strictEqual(nothing._tag, "Conflict")
+        assert.match(nothing.message, /nothing to repair/)
+        const unknown = yield* operator.packages.repair({ path: { id: "00000000-0000-4000-8000-000000000000" as never } }).pipe(Effect.flip)
+        assert.strictEqual(unknown._tag, "NotFound")
 
-      yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
-      const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
-      const forbidden = yield* scientist.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
-      assert.strictEqual(forbidden._tag, "Forbidden")
-      const requested = yield* operator.packages.repair({ path: { id: pkg.packageId } })
-      assert.deepStrictEqual(requested.badCopies.map((b) => [b.id, b.status, b.location]), [[badId, "CORRUPT", "cologne-archive"]])
-      assert.deepStrictEqual(requested.sites, [{ site: "cologne", sources: ["cologne-archive-2"], startedNow: true }])
-      // The job sent by the API is there; a worker (no planner) takes it up.
-      const sql = yield* SqlClient.SqlClient
-      const [job] = yield* sql<{ n: number }>`select count(*)::int as n from pgboss.job where name = 'cologne.repair' and singleton_key = ${pkg.packageId}`
-      assert.strictEqual(job.n, 1)
-      const jobs = yield* JobQueue.JobQueue
-      yield* Effect.scoped(Effect.gen(function* () {
-        yield* jobs.work("cologne.repair", (j) => Repair.work("cologne", j.data), { pollingIntervalSeconds: 0.5 })
-        const deadline = Date.now() + 30_000
-        while (!(yield* noBadCopies(pkg.packageId))) {
-          if (Date.now() > deadline) return yield* Effect.dieMessage("the repair job did not run in time")
-          yield* Effect.sleep("100 millis")
+        yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
+        const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
+        const forbidden = yield* scientist.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
+        assert.strictEqual(forbidden._tag, "Forbidden")
+        const requested = yield* operator.packages.repair({ path: { id: pkg.packageId } })
+        assert.deepStrictEqual(requested.badCopies.map((b) => [b.id, b.status, b.location]), [[badId, "CORRUPT", "cologne-archive"]])
+        assert.deepStrictEqual(requested.sites, [{ site: "cologne", sources: ["cologne-archive-2"], startedNow: true }])
+        // The job sent by the API is there; a worker (no planner) takes it up.
+        const sql = yield* SqlClient.SqlClient
+        const [job] = yield* sql<
+          { n: number }
+        >`select count(*)::int as n from pgboss.job where name = 'cologne.repair' and singleton_key = ${pkg.packageId}`
+        assert.strictEqual(job.n, 1)
+        const jobs = yield* JobQueue.JobQueue
+        yield* Effect.scoped(Effect.gen(function* () {
+          yield* jobs.work("cologne.repair", (j) => Repair.work("cologne", j.data), { pollingIntervalSeconds: 0.5 })
+          const deadline = Date.now() + 30_000
+          while (!(yield* noBadCopies(pkg.packageId))) {
+            if (Date.now() > deadline) return yield* Effect.dieMessage("the repair job did not run in time")
+            yield* Effect.sleep("100 millis")
+          }
+        }))
+        yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
+
+        // Both copies bad: nothing to repair from at Cologne, but Chile still has the files at SOURCE
+        // and writes the package again from them (RepairForward.test.ts follows that through).
+        for (const location of ["cologne-archive", "cologne-archive-2"]) {
+          yield* flipByte(objectAt(dir, location, pkg.relativePath))
+          yield* markAs(pkg, location, "CORRUPT")
         }
-      }))
-      yield* assertBackToTarget(dir, pkg, badId, "cologne-archive", "cologne-archive-2")
-
-      // Both copies bad: nothing to repair from at Cologne, but Chile still has the files at SOURCE
-      // and writes the package again from them (RepairForward.test.ts follows that through).
-      for (const location of ["cologne-archive", "cologne-archive-2"]) {
-        yield* flipByte(objectAt(dir, location, pkg.relativePath))
-        yield* markAs(pkg, location, "CORRUPT")
-      }
-      const fromSource = yield* operator.packages.repair({ path: { id: pkg.packageId } })
-      assert.deepStrictEqual(fromSource.withoutSource, ["cologne"])
-      assert.deepStrictEqual(fromSource.sites.map((s) => [s.site, s.sources]), [["chile", ["sent on from its files at SOURCE"]]])
-      const [repack] = yield* sql<{ n: number }>`
+        const fromSource = yield* operator.packages.repair({ path: { id: pkg.packageId } })
+        assert.deepStrictEqual(fromSource.withoutSource, ["cologne"])
+        assert.deepStrictEqual(fromSource.sites.map((s) => [s.site, s.sources]), [["chile", ["sent on from its files at SOURCE"]]])
+        const [repack] = yield* sql<{ n: number }>`
         select count(*)::int as n from pgboss.job where name = 'chile.repair' and singleton_key = ${`${pkg.packageId}:repack`}`
-      assert.strictEqual(repack.n, 1)
-      // The files gone at SOURCE too: nothing anywhere to repair from.
-      yield* sql`
+        assert.strictEqual(repack.n, 1)
+        // The files gone at SOURCE too: nothing anywhere to repair from.
+        yield* sql`
         update physical_copy set status = 'MISSING' where raw_data_file_id in (select id from raw_data_file where raw_data_package_id = ${pkg.packageId})`
-      const noSource = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
-      assert.strictEqual(noSource._tag, "Unprocessable")
-      assert.match(noSource.message, /no good copy/)
-    }).pipe(Effect.provide(apiLayer("/tmp/ccat-repair-api-test"))), 120_000)
+        const noSource = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)
+        assert.strictEqual(noSource._tag, "Unprocessable")
+        assert.match(noSource.message, /no good copy/)
+      }).pipe(Effect.provide(apiLayer("/tmp/ccat-repair-api-test"))),
+    120_000
+  )
 })

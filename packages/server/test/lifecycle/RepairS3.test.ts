@@ -39,12 +39,21 @@ const s3AndDisk = (dir: string, bucket: string) =>
     ...addLocation(
       editLocations(raw, (l) =>
         l.type === "LONG_TERM_ARCHIVE"
-          ? { ...l, technology: "s3", priority: 0, driver: { bucket, prefix, endpoint: s3!.endpoint, region: s3!.region, createBucket: true, ...credentialEnv } }
+          ? {
+            ...l,
+            technology: "s3",
+            priority: 0,
+            driver: { bucket, prefix, endpoint: s3!.endpoint, region: s3!.region, createBucket: true, ...credentialEnv }
+          }
           : l),
       "cologne",
       {
-        name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
-        driver: { root: path.join(dir, "locations", "cologne-archive-2") }, retention: { keepForever: true }
+        name: "cologne-archive-2",
+        type: "LONG_TERM_ARCHIVE",
+        technology: "disk",
+        priority: 1,
+        driver: { root: path.join(dir, "locations", "cologne-archive-2") },
+        retention: { keepForever: true }
       }
     ),
     policy: { ...raw.policy, archiveCopies: 2 }
@@ -55,51 +64,71 @@ const withS3 = <A>(f: (c: S3Client) => Promise<A>) =>
   Effect.acquireUseRelease(
     Effect.sync(() =>
       new S3Client({
-        endpoint: s3!.endpoint, region: s3!.region, forcePathStyle: true,
+        endpoint: s3!.endpoint,
+        region: s3!.region,
+        forcePathStyle: true,
         credentials: { accessKeyId: s3!.accessKeyId, secretAccessKey: s3!.secretAccessKey }
-      })),
+      })
+    ),
     (c) => Effect.promise(() => f(c)),
     (c) => Effect.sync(() => c.destroy())
   )
 
 const readS3 = (bucket: string, key: string) =>
-  withS3(async (c) => Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}${key}` }))).Body!.transformToByteArray()))
+  withS3(async (c) =>
+    Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}${key}` }))).Body!.transformToByteArray())
+  )
 
 describe("Repair of a rotted S3 archive copy", () => {
-  it.scopedLive("the object is written again from the disk archive although its stored checksum still matched", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const bucket = `ccat-repair-${randomBytes(4).toString("hex")}`
-      const topology = s3AndDisk(dir, bucket)
-      yield* syncTopology(topology)
-      const sql = yield* SqlClient.SqlClient
-      const obs = yield* observatory
-      const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 60_000 }, { path: "hk.dat", bytes: 900 }])
-      yield* runSitesUntil([["cologne", [Archiving.stage]]], Effect.map(
-        sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`,
-        (rows) => rows[0].status === "completed"
-      )).pipe(Effect.provide(policyLayer(topology)))
-      const good = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-archive-2", pkg.relativePath)))
-      yield* withS3(async (c) => {
-        const got = await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}${pkg.relativePath}` }))
-        const bytes = Buffer.from(await got.Body!.transformToByteArray())
-        bytes[Math.floor(bytes.length / 2)] ^= 0xff
-        await c.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${pkg.relativePath}`, Body: bytes, Metadata: got.Metadata }))
-      })
-      assert.isFalse((yield* readS3(bucket, pkg.relativePath)).equals(good))
-      const [copy] = yield* sql<{ id: string }>`
+  it.scopedLive(
+    "the object is written again from the disk archive although its stored checksum still matched",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const bucket = `ccat-repair-${randomBytes(4).toString("hex")}`
+        const topology = s3AndDisk(dir, bucket)
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        const obs = yield* observatory
+        const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 60_000 }, { path: "hk.dat", bytes: 900 }])
+        yield* runSitesUntil(
+          [["cologne", [Archiving.stage]]],
+          Effect.map(
+            sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`,
+            (rows) => rows[0].status === "completed"
+          )
+        ).pipe(Effect.provide(policyLayer(topology)))
+        const good = yield* Effect.promise(() => fs.readFile(path.join(dir, "locations", "cologne-archive-2", pkg.relativePath)))
+        yield* withS3(async (c) => {
+          const got = await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}${pkg.relativePath}` }))
+          const bytes = Buffer.from(await got.Body!.transformToByteArray())
+          bytes[Math.floor(bytes.length / 2)] ^= 0xff
+          await c.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${pkg.relativePath}`, Body: bytes, Metadata: got.Metadata }))
+        })
+        assert.isFalse((yield* readS3(bucket, pkg.relativePath)).equals(good))
+        const [copy] = yield* sql<{ id: string }>`
         select c.id from physical_copy c join data_location l on l.id = c.data_location_id
         where c.raw_data_package_id = ${pkg.packageId} and l.name = 'cologne-archive' and c.status = 'PRESENT'`
-      assert.isTrue(yield* CopyFindings.mark(copy.id, "CORRUPT", { actor: "test:audit", by: "audit", detail: "one byte flipped at rest" }))
-      yield* runSitesUntil([["cologne", [Repair.stage]]], Effect.map(
-        sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy.id}`,
-        (rows) => rows[0].status === "DELETED"
-      ))
-      assert.isTrue((yield* readS3(bucket, pkg.relativePath)).equals(good))
-      const live = yield* sql<{ location: string; status: string }>`
+        assert.isTrue(
+          yield* CopyFindings.mark(copy.id, "CORRUPT", { actor: "test:audit", by: "audit", detail: "one byte flipped at rest" })
+        )
+        yield* runSitesUntil(
+          [["cologne", [Repair.stage]]],
+          Effect.map(
+            sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy.id}`,
+            (rows) => rows[0].status === "DELETED"
+          )
+        )
+        assert.isTrue((yield* readS3(bucket, pkg.relativePath)).equals(good))
+        const live = yield* sql<{ location: string; status: string }>`
         select l.name as location, c.status::text as status from physical_copy c join data_location l on l.id = c.data_location_id
         where c.raw_data_package_id = ${pkg.packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status <> 'DELETED' order by l.name`
-      assert.deepStrictEqual(live, [{ location: "cologne-archive", status: "PRESENT" }, { location: "cologne-archive-2", status: "PRESENT" }])
-      assert.deepStrictEqual(yield* Repair.belowTarget(2), [])
-    }).pipe(Effect.provide(layer)), 180_000)
+        assert.deepStrictEqual(live, [
+          { location: "cologne-archive", status: "PRESENT" },
+          { location: "cologne-archive-2", status: "PRESENT" }
+        ])
+        assert.deepStrictEqual(yield* Repair.belowTarget(2), [])
+      }).pipe(Effect.provide(layer)),
+    180_000
+  )
 })

@@ -28,20 +28,27 @@ import { fileObservation, observatory, policyLayer, runUntil, syncTopology, temp
 const layer = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
 
 const statusOf = (table: "raw_data_package" | "data_transfer_package" | "staging_request", id: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ status: string; errorMessage: string | null }>`select status::text as status, error_message from ${sql(table)} where id = ${id}`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<{ status: string; errorMessage: string | null }>`select status::text as status, error_message from ${sql(table)} where id = ${id}`
   ).pipe(Effect.map((rows) => rows[0]))
 
 /** How many times the row went → failed (so a second failure is told from the first). */
 const failures = (id: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`select count(*)::int as n from event_log where entity_id = ${id} and to_state = 'failed'`).pipe(
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<{ n: number }>`select count(*)::int as n from event_log where entity_id = ${id} and to_state = 'failed'`
+  ).pipe(
     Effect.map((rows) => rows[0].n)
   )
 
 /** The steps of a row's way, as `from→to`. */
 const way = (id: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ fromState: string | null; toState: string }>`select from_state, to_state from event_log where entity_id = ${id} order by id`
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<{ fromState: string | null; toState: string }>`select from_state, to_state from event_log where entity_id = ${id} order by id`
   ).pipe(Effect.map((rows) => rows.map((r) => `${r.fromState}→${r.toState}`)))
 
 /** A refused call's 409, with its message. */
@@ -77,7 +84,9 @@ describe("retrying failed packages, bundles and staging requests", () => {
             and e.details ? 'packageId'`
         yield* runUntil([["chile", [Packaging.stage]]], Effect.map(packageOf, (r) => r.length === 1)).pipe(Effect.provide(env))
         const pkgId = (yield* packageOf)[0].id
-        yield* runUntil([["chile", [Packaging.stage]]], Effect.map(statusOf("raw_data_package", pkgId), (p) => p.status === "failed")).pipe(Effect.provide(env))
+        yield* runUntil([["chile", [Packaging.stage]]], Effect.map(statusOf("raw_data_package", pkgId), (p) => p.status === "failed")).pipe(
+          Effect.provide(env)
+        )
         const view = yield* operator.packages.get({ path: { id: pkgId as never } })
         assert.strictEqual(view.journey, "FAILED")
         assert.include(view.errorMessage ?? "", "det/a.fits")
@@ -86,9 +95,10 @@ describe("retrying failed packages, bundles and staging requests", () => {
         // A scientist's request for the failed package fails, saying so; retrying it is refused while the package is failed.
         const scientist = yield* Harness.client(yield* Harness.tokenFor({ role: "scientist", programIds: [obs.program.id] }))
         const request = yield* scientist.staging.create({ payload: { location: "cologne-processing", packageIds: [pkgId as never] } })
-        yield* runUntil([["cologne", [Staging.stage]]], Effect.map(statusOf("staging_request", request.id), (r) => r.status === "failed")).pipe(
-          Effect.provide(env)
-        )
+        yield* runUntil([["cologne", [Staging.stage]]], Effect.map(statusOf("staging_request", request.id), (r) => r.status === "failed"))
+          .pipe(
+            Effect.provide(env)
+          )
         const refused = yield* conflict(operator.operations.retry({ payload: { entity: "StagingRequest", id: request.id } }))
         assert.include(refused, pkgId)
         assert.include(refused, "still failed")
@@ -106,14 +116,19 @@ describe("retrying failed packages, bundles and staging requests", () => {
         // The instrument team restores the file; the operator's retry now gets the package to the archive.
         yield* Effect.promise(() => fs.writeFile(file.absolutePath, original))
         yield* operator.operations.retry({ payload: { entity: "RawDataPackage", id: pkgId, reason: "file restored from the instrument" } })
-        yield* runUntil(everySite, Effect.map(statusOf("raw_data_package", pkgId), (p) => p.status === "completed"), 120_000).pipe(Effect.provide(env))
+        yield* runUntil(everySite, Effect.map(statusOf("raw_data_package", pkgId), (p) => p.status === "completed"), 120_000).pipe(
+          Effect.provide(env)
+        )
         const archived = yield* operator.packages.get({ path: { id: pkgId as never } })
         assert.strictEqual(archived.journey, "ARCHIVED")
         assert.isNull(archived.errorMessage)
         assert.strictEqual((yield* operator.files.get({ path: { id: file.id } })).state, "packaged")
         const steps = yield* way(pkgId)
         assert.deepStrictEqual(steps.slice(steps.lastIndexOf("failed→pending")), [
-          "failed→pending", "pending→scheduled", "scheduled→in_progress", "in_progress→completed"
+          "failed→pending",
+          "pending→scheduled",
+          "scheduled→in_progress",
+          "in_progress→completed"
         ])
         const archiveCopies = yield* sql<{ path: string; checksum: string }>`
           select c.path, c.checksum from physical_copy c join data_location l on l.id = c.data_location_id
@@ -123,7 +138,10 @@ describe("retrying failed packages, bundles and staging requests", () => {
         // Now the request's retry stages the file, byte for byte what was filed.
         const again = yield* operator.operations.retry({ payload: { entity: "StagingRequest", id: request.id } })
         assert.strictEqual(again.to, "pending")
-        yield* runUntil([["cologne", [Staging.stage]]], Effect.map(statusOf("staging_request", request.id), (r) => r.status === "completed")).pipe(
+        yield* runUntil(
+          [["cologne", [Staging.stage]]],
+          Effect.map(statusOf("staging_request", request.id), (r) => r.status === "completed")
+        ).pipe(
           Effect.provide(env)
         )
         const staged = yield* scientist.staging.files({ path: { id: request.id }, urlParams: {} })
@@ -171,8 +189,17 @@ describe("retrying failed packages, bundles and staging requests", () => {
         assert.deepStrictEqual(yield* Harness.counts(["event_log", "data_transfer_package", "data_transfer", "raw_data_package"]), before)
         assert.strictEqual((yield* statusOf("data_transfer_package", bundle.id)).status, "failed")
         // An earlier release accepted that retry (failed → pending, nothing else): the bundling planner closes such a bundle for good, saying why.
-        yield* Transitions.transition({ entity: "DataTransferPackage", id: bundle.id as never, from: "failed", to: "pending", actor: "operator-before-upgrade" })
-        yield* runUntil([["chile", [Bundling.stage]]], Effect.map(statusOf("data_transfer_package", bundle.id), (b) => b.status === "failed")).pipe(
+        yield* Transitions.transition({
+          entity: "DataTransferPackage",
+          id: bundle.id as never,
+          from: "failed",
+          to: "pending",
+          actor: "operator-before-upgrade"
+        })
+        yield* runUntil(
+          [["chile", [Bundling.stage]]],
+          Effect.map(statusOf("data_transfer_package", bundle.id), (b) => b.status === "failed")
+        ).pipe(
           Effect.provide(env)
         )
         assert.include((yield* statusOf("data_transfer_package", bundle.id)).errorMessage ?? "", "no packages left")
@@ -184,13 +211,20 @@ describe("retrying failed packages, bundles and staging requests", () => {
 
         // The volume is back: the package's retry sends it on to the archive.
         yield* Effect.promise(() => fs.rename(`${tar}.aside`, tar))
-        const retried = yield* operator.operations.retry({ payload: { entity: "RawDataPackage", id: pkg.id, reason: "buffer volume remounted" } })
+        const retried = yield* operator.operations.retry({
+          payload: { entity: "RawDataPackage", id: pkg.id, reason: "buffer volume remounted" }
+        })
         assert.deepStrictEqual([retried.from, retried.to], ["failed", "pending"])
-        yield* runUntil(everySite, Effect.map(statusOf("raw_data_package", pkg.id), (p) => p.status === "completed"), 120_000).pipe(Effect.provide(env))
+        yield* runUntil(everySite, Effect.map(statusOf("raw_data_package", pkg.id), (p) => p.status === "completed"), 120_000).pipe(
+          Effect.provide(env)
+        )
         assert.strictEqual((yield* operator.packages.get({ path: { id: pkg.id as never } })).journey, "ARCHIVED")
         const steps = yield* way(pkg.id)
         assert.deepStrictEqual(steps.slice(steps.lastIndexOf("failed→pending")), [
-          "failed→pending", "pending→scheduled", "scheduled→in_progress", "in_progress→completed"
+          "failed→pending",
+          "pending→scheduled",
+          "scheduled→in_progress",
+          "in_progress→completed"
         ])
         // Both empty bundles stay FAILED (each says why); the package went in a third one, which arrived.
         const bundles = yield* sql<{ status: string; members: number }>`
@@ -209,7 +243,13 @@ describe("retrying failed packages, bundles and staging requests", () => {
       const world = yield* Fixtures.world.pipe(Effect.orDie)
       const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
       const pkg = yield* Fixtures.rawDataPackage(world, eou).pipe(Effect.orDie)
-      yield* Transitions.transition({ entity: "RawDataPackage", id: pkg.id, from: "pending", to: "failed", set: { errorMessage: "lost by hand" } })
+      yield* Transitions.transition({
+        entity: "RawDataPackage",
+        id: pkg.id,
+        from: "pending",
+        to: "failed",
+        set: { errorMessage: "lost by hand" }
+      })
       const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
       const before = yield* Harness.counts(["event_log", "raw_data_package", "raw_data_file"])
       const refused = yield* conflict(operator.operations.retry({ payload: { entity: "RawDataPackage", id: pkg.id } }))

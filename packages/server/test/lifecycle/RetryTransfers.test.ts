@@ -37,12 +37,17 @@ interface AttemptRow {
   readonly previousAttemptId: string | null
 }
 
-const attempts = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<AttemptRow>`select id, attempt, status::text as status, error_reason, previous_attempt_id from data_transfer order by attempt, created_at`
+const attempts = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    sql<
+      AttemptRow
+    >`select id, attempt, status::text as status, error_reason, previous_attempt_id from data_transfer order by attempt, created_at`
 )
 
-const archivedPackages = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`
+const archivedPackages = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`
 ).pipe(Effect.map((r) => r[0].n))
 
 /** Files two packages (two modules) and runs Chile until both are written and bundled together. */
@@ -62,7 +67,9 @@ const oneBundleOfTwoPackages = (dir: string) =>
       where l.name = 'chile-buffer' and c.data_transfer_package_id is not null and c.status = 'PRESENT'`
     // Packaging first, bundling after: both packages wait when the bundle is planned, so they share it.
     yield* runUntil([["chile", [Packaging.stage]]], written).pipe(Effect.provide(policyLayer(topology)))
-    yield* runUntil([["chile", [Bundling.stage]]], Effect.map(bundleCopy, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+    yield* runUntil([["chile", [Bundling.stage]]], Effect.map(bundleCopy, (c) => c.length === 1)).pipe(
+      Effect.provide(policyLayer(topology))
+    )
     const [copy] = yield* bundleCopy
     return { topology, bundleId: copy.bundleId, file: path.join(dir, "locations", "chile-buffer", copy.path) }
   })
@@ -112,13 +119,18 @@ describe("retrying failed transfer attempts", () => {
         assert.strictEqual(failedPackages.items.length, 2)
 
         // Nobody repairs the tar: sending it again could not help, so the retry writes the bundle again.
-        const retried = yield* operator.operations.retry({ payload: { entity: "DataTransfer", id: listed.items[0].id, reason: "buffer repaired" } })
+        const retried = yield* operator.operations.retry({
+          payload: { entity: "DataTransfer", id: listed.items[0].id, reason: "buffer repaired" }
+        })
         assert.isString(retried.newAttemptId)
         // The bundle came back with the attempt, so its bundling planner brings its packages back.
         assert.strictEqual((yield* bundle)[0].status, "pending")
         yield* runUntil(everySite, Effect.map(archivedPackages, (n) => n === 2), 120_000).pipe(Effect.provide(env))
         const all = yield* attempts
-        assert.deepStrictEqual(all.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "SourceCorrupt"], [2, "completed", null]])
+        assert.deepStrictEqual(all.map((a) => [a.attempt, a.status, a.errorReason]), [
+          [1, "failed", "SourceCorrupt"],
+          [2, "completed", null]
+        ])
         // The attempt the retry answered is the one that delivered, linked to the one it retried.
         assert.strictEqual(all[1].id, retried.newAttemptId)
         assert.strictEqual(all[1].previousAttemptId, listed.items[0].id)
@@ -235,7 +247,9 @@ describe("retrying failed transfer attempts", () => {
         const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
         assert.strictEqual((yield* operator.packages.list({ urlParams: { journey: "FAILED" } })).items.length, 2)
 
-        const retried = yield* operator.operations.retry({ payload: { entity: "DataTransferPackage", id: bundleId, reason: "cologne disk replaced" } })
+        const retried = yield* operator.operations.retry({
+          payload: { entity: "DataTransferPackage", id: bundleId, reason: "cologne disk replaced" }
+        })
         assert.deepStrictEqual([retried.from, retried.to], ["failed", "pending"])
         yield* runUntil(everySite, Effect.map(archivedPackages, (n) => n === 2), 120_000).pipe(Effect.provide(env))
         assert.deepStrictEqual((yield* attempts).map((a) => [a.attempt, a.status]), [[1, "completed"], [2, "completed"]])

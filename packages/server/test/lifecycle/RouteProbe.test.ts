@@ -18,10 +18,15 @@ const topology = (routes: ReadonlyArray<Record<string, unknown>>) => {
     shortName: short,
     locations: [
       { name: `${name}-buffer`, type: "BUFFER", technology: "disk", driver: { root: `/srv/${name}/buffer` } },
-      ...(archive ? [{ name: `${name}-archive`, type: "LONG_TERM_ARCHIVE", technology: "disk", driver: { root: `/srv/${name}/archive` } }] : [])
+      ...(archive
+        ? [{ name: `${name}-archive`, type: "LONG_TERM_ARCHIVE", technology: "disk", driver: { root: `/srv/${name}/archive` } }]
+        : [])
     ]
   })
-  const decoded = Topology.decode({ sites: [site("chile", "cl", false), site("cologne", "col", true), site("cornell", "cor", true)], routes })
+  const decoded = Topology.decode({
+    sites: [site("chile", "cl", false), site("cologne", "col", true), site("cornell", "cor", true)],
+    routes
+  })
   if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
   return decoded.right
 }
@@ -49,7 +54,10 @@ describe("route bench rules", () => {
     assert.deepStrictEqual(name("2"), Either.right(2))
     const refused = (spec: string) => Either.match(RouteTarget.resolve(t, spec), { onLeft: (e) => e.message, onRight: () => "" })
     assert.match(refused("chile->cornell"), /names 2 routes; name one by its path or index/)
-    assert.match(refused("chile->mars"), /no route chile -> mars is configured; the configured routes are 0: chile -> cologne \(rsync\); 1: chile -> cologne -> cornell \(bbcp\)/)
+    assert.match(
+      refused("chile->mars"),
+      /no route chile -> mars is configured; the configured routes are 0: chile -> cologne \(rsync\); 1: chile -> cologne -> cornell \(bbcp\)/
+    )
     assert.match(refused("3"), /there is no route 3/)
     assert.match(refused("chile"), /names no route/)
     // a relayed route is measured to its first hop's buffer
@@ -58,19 +66,40 @@ describe("route bench rules", () => {
   })
 
   it("tries 1/4/8/16 bbcp streams then windows at the best count, 1/2/4 rsync transfers at once", () => {
-    const t = topology([{ from: "chile", to: "cologne", adapter: "bbcp", options: { window: "8 MiB" } }, { from: "chile", to: "cornell", adapter: "rsync" }])
+    const t = topology([
+      { from: "chile", to: "cologne", adapter: "bbcp", options: { window: "8 MiB" } },
+      { from: "chile", to: "cornell", adapter: "rsync" }
+    ])
     const bbcp = Either.getOrThrow(RouteTarget.resolve(t, "0"))
-    assert.deepStrictEqual(RouteProbe.firstSettings(bbcp).map((s) => s.label), ["1 stream, window 8 MiB", "4 streams, window 8 MiB", "8 streams, window 8 MiB", "16 streams, window 8 MiB"])
+    assert.deepStrictEqual(RouteProbe.firstSettings(bbcp).map((s) => s.label), [
+      "1 stream, window 8 MiB",
+      "4 streams, window 8 MiB",
+      "8 streams, window 8 MiB",
+      "16 streams, window 8 MiB"
+    ])
     // the window already measured is not tried twice
-    assert.deepStrictEqual(RouteProbe.windowSettings(bbcp, 4).map((s) => s.label), ["4 streams, default window", "4 streams, window 32 MiB"])
+    assert.deepStrictEqual(RouteProbe.windowSettings(bbcp, 4).map((s) => s.label), [
+      "4 streams, default window",
+      "4 streams, window 32 MiB"
+    ])
     assert.deepStrictEqual(RouteProbe.optionsWith(bbcp, RouteProbe.windowSettings(bbcp, 4)[0]!), { streams: 4 })
     const rsync = Either.getOrThrow(RouteTarget.resolve(t, "1"))
-    assert.deepStrictEqual(RouteProbe.firstSettings(rsync).map((s) => [s.label, s.atOnce]), [["1 at once", 1], ["2 at once", 2], ["4 at once", 4]])
+    assert.deepStrictEqual(RouteProbe.firstSettings(rsync).map((s) => [s.label, s.atOnce]), [
+      ["1 at once", 1],
+      ["2 at once", 2],
+      ["4 at once", 4]
+    ])
     assert.deepStrictEqual(RouteProbe.windowSettings(rsync, 1), [])
   })
 
   it("recommends the cheapest setting within 5% of the best, never a failed one", () => {
-    const all = [measured("1", 50, 100), measured("4", 52, 400), measured("8", 60, 800), measured("16", 61, 1600), measured("32", 999, 3200, "refused")]
+    const all = [
+      measured("1", 50, 100),
+      measured("4", 52, 400),
+      measured("8", 60, 800),
+      measured("16", 61, 1600),
+      measured("32", 999, 3200, "refused")
+    ]
     assert.strictEqual(RouteProbe.best(all)!.setting.label, "16")
     assert.strictEqual(RouteProbe.recommend(all, 0.05)!.setting.label, "8")
     assert.strictEqual(RouteProbe.recommend([measured("1", 50, 100), measured("4", 51, 400)], 0.05)!.setting.label, "1")
@@ -105,8 +134,15 @@ describe("route bench rules", () => {
     const t = topology([{ from: "chile", to: "cologne", adapter: "rsync", bundleTransferTime: "10 minutes", measuredBandwidth: "1 MB" }])
     const target = Either.getOrThrow(RouteTarget.resolve(t, "0"))
     const m = { ...measured("2 at once", 40e6, 200), setting: { label: "2 at once", options: {}, atOnce: 2, cost: 200 } }
-    assert.deepStrictEqual(RouteBench.changesFor(target, m, 20e6, undefined), { fields: { maxConcurrentTransfers: 2, measuredBandwidth: "20 MB" }, options: {} })
-    assert.deepStrictEqual(RouteBench.changesFor(target, m, 20e6, "2 hours").fields, { maxConcurrentTransfers: 2, measuredBandwidth: "20 MB", bundleTransferTime: "2 hours" })
+    assert.deepStrictEqual(RouteBench.changesFor(target, m, 20e6, undefined), {
+      fields: { maxConcurrentTransfers: 2, measuredBandwidth: "20 MB" },
+      options: {}
+    })
+    assert.deepStrictEqual(RouteBench.changesFor(target, m, 20e6, "2 hours").fields, {
+      maxConcurrentTransfers: 2,
+      measuredBandwidth: "20 MB",
+      bundleTransferTime: "2 hours"
+    })
   })
 
   it("--write: YAML keeps comments and every other key; JSON keeps its content; a removed window is removed", () => {
@@ -125,14 +161,26 @@ policy:
     for (const c of ["# the site's topology", "# far away", "# tuned by hand", "# nights"]) assert.include(out, c)
     assert.deepStrictEqual(YAML.parse(out), {
       routes: [
-        { from: "chile", to: "cologne", adapter: "bbcp", options: { host: "t.example.org", streams: 4 }, measuredBandwidth: "48.5 MB", bundleTransferTime: "1 hours" },
+        {
+          from: "chile",
+          to: "cologne",
+          adapter: "bbcp",
+          options: { host: "t.example.org", streams: 4 },
+          measuredBandwidth: "48.5 MB",
+          bundleTransferTime: "1 hours"
+        },
         { from: "chile", to: "cornell", adapter: "rsync" }
       ],
       policy: { bundleMaxWait: "6 hours" }
     })
     const json = JSON.stringify({ routes: [{ from: "chile", to: "cologne", adapter: "rsync" }], sites: [] })
-    const jsonOut = JSON.parse(edit("ccat.json", json, 0, { fields: { maxConcurrentTransfers: 4, measuredBandwidth: "8.2 MB" }, options: {} }))
-    assert.deepStrictEqual(jsonOut, { routes: [{ from: "chile", to: "cologne", adapter: "rsync", maxConcurrentTransfers: 4, measuredBandwidth: "8.2 MB" }], sites: [] })
+    const jsonOut = JSON.parse(
+      edit("ccat.json", json, 0, { fields: { maxConcurrentTransfers: 4, measuredBandwidth: "8.2 MB" }, options: {} })
+    )
+    assert.deepStrictEqual(jsonOut, {
+      routes: [{ from: "chile", to: "cologne", adapter: "rsync", maxConcurrentTransfers: 4, measuredBandwidth: "8.2 MB" }],
+      sites: []
+    })
     assert.throws(() => edit("ccat.yaml", "routes: []\n", 0, changes), /routes\[0\] is not a mapping/)
   })
 

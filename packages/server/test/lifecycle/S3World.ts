@@ -17,7 +17,9 @@ export interface CredentialEnv {
 export const radosgw = (env: CredentialEnv) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
-      if (!Radosgw.isInstalled()) throw new Error("radosgw is not installed: apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd (see .ci/run)")
+      if (!Radosgw.isInstalled()) {
+        throw new Error("radosgw is not installed: apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd (see .ci/run)")
+      }
       const s3 = await Radosgw.start({ memoryBytes: 1024 ** 3 })
       process.env[env.accessKeyIdEnv] = s3.accessKeyId
       process.env[env.secretAccessKeyEnv] = s3.secretAccessKey
@@ -30,7 +32,13 @@ export const radosgw = (env: CredentialEnv) =>
 export const clientOf = (s3: Radosgw.Radosgw) =>
   Effect.acquireRelease(
     Effect.sync(() =>
-      new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } })),
+      new S3Client({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }
+      })
+    ),
     (c) => Effect.sync(() => c.destroy())
   )
 

@@ -39,14 +39,20 @@ const s3AndDisk = (dir: string, bucket: string) =>
       editLocations(raw, (l) =>
         l.type === "LONG_TERM_ARCHIVE"
           ? {
-            ...l, technology: "s3", priority: 0,
+            ...l,
+            technology: "s3",
+            priority: 0,
             driver: { bucket, prefix, endpoint: s3!.endpoint, region: s3!.region, createBucket: true, ...credentialEnv }
           }
           : l),
       "cologne",
       {
-        name: "cologne-archive-2", type: "LONG_TERM_ARCHIVE", technology: "disk", priority: 1,
-        driver: { root: path.join(dir, "locations", "cologne-archive-2") }, retention: { keepForever: true }
+        name: "cologne-archive-2",
+        type: "LONG_TERM_ARCHIVE",
+        technology: "disk",
+        priority: 1,
+        driver: { root: path.join(dir, "locations", "cologne-archive-2") },
+        retention: { keepForever: true }
       }
     ),
     policy: { ...raw.policy, archiveCopies: 2 }
@@ -57,9 +63,12 @@ const flipOnS3 = (bucket: string, key: string) =>
   Effect.acquireUseRelease(
     Effect.sync(() =>
       new S3Client({
-        endpoint: s3!.endpoint, region: s3!.region, forcePathStyle: true,
+        endpoint: s3!.endpoint,
+        region: s3!.region,
+        forcePathStyle: true,
         credentials: { accessKeyId: s3!.accessKeyId, secretAccessKey: s3!.secretAccessKey }
-      })),
+      })
+    ),
     (c) =>
       Effect.promise(async () => {
         const got = await c.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}${key}` }))
@@ -80,7 +89,10 @@ describe("Staging from a rotted S3 archive copy", () => {
       const sql = yield* SqlClient.SqlClient
       const obs = yield* observatory
       const pkg = yield* arrivedPackage(topology, obs, [{ path: "det/a.fits", bytes: 200_000 }, { path: "hk.dat", bytes: 3_000 }])
-      const archived = Effect.map(sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`, ([p]) => p.status === "completed")
+      const archived = Effect.map(
+        sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`,
+        ([p]) => p.status === "completed"
+      )
       yield* runSitesUntil([["cologne", [Archiving.stage]]], archived, 60_000).pipe(Effect.provide(policyLayer(topology)))
       const copies = () => sql<{ id: string; location: string; path: string; status: string }>`
         select c.id, l.name as location, c.path, c.status::text as status from physical_copy c join data_location l on l.id = c.data_location_id

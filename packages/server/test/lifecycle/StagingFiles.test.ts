@@ -25,9 +25,10 @@ import { sha256File } from "./support.js"
 const world = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
 
 const statusOf = (id: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string }>`select status::text as status from staging_request where id = ${id}`).pipe(
-    Effect.map((rows) => rows[0]?.status)
-  )
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ status: string }>`select status::text as status from staging_request where id = ${id}`)
+    .pipe(
+      Effect.map((rows) => rows[0]?.status)
+    )
 
 /** A topology in a fresh folder, an observatory, an archived-to-be package, and a scientist's client. */
 const setup = (files: ReadonlyArray<{ readonly path: string; readonly bytes: number }>) =>
@@ -43,11 +44,16 @@ const setup = (files: ReadonlyArray<{ readonly path: string; readonly bytes: num
   })
 
 describe("staged files through the API and the client", () => {
-    it.scopedLive("waitForStaging follows a request to completed and answers every file's local path, size and checksum", () =>
+  it.scopedLive(
+    "waitForStaging follows a request to completed and answers every file's local path, size and checksum",
+    () =>
       Effect.gen(function* () {
         const files = [
-          { path: "det/a.fits", bytes: 30_000 }, { path: "det/deep/b.fits", bytes: 7_000 }, { path: "hk.dat", bytes: 100 },
-          { path: "det/c.fits", bytes: 1_000 }, { path: "log.txt", bytes: 10 }
+          { path: "det/a.fits", bytes: 30_000 },
+          { path: "det/deep/b.fits", bytes: 7_000 },
+          { path: "hk.dat", bytes: 100 },
+          { path: "det/c.fits", bytes: 1_000 },
+          { path: "log.txt", bytes: 10 }
         ]
         const { baseUrl, dir, obs, pkg, token, topology } = yield* setup(files)
         const client = yield* CcatClient.make({ baseUrl, token }).pipe(Effect.provide(FetchHttpClient.layer))
@@ -58,10 +64,14 @@ describe("staged files through the API and the client", () => {
         assert.strictEqual(early.status, "pending")
         const progress: Array<string> = []
         const [staged] = yield* Effect.all([
-          ClientStaging.waitForStaging(created.id, { onProgress: (p) => progress.push(p.status), pollBase: "100 millis", pageSize: 2 }).pipe(
-            Effect.provideService(CcatClient.CcatClient, client)
-          ),
-          runSitesUntil([["cologne", [Archiving.stage, quickRetries(Staging.stage)]]], Effect.map(statusOf(created.id), (s) => s === "completed")).pipe(
+          ClientStaging.waitForStaging(created.id, { onProgress: (p) => progress.push(p.status), pollBase: "100 millis", pageSize: 2 })
+            .pipe(
+              Effect.provideService(CcatClient.CcatClient, client)
+            ),
+          runSitesUntil(
+            [["cologne", [Archiving.stage, quickRetries(Staging.stage)]]],
+            Effect.map(statusOf(created.id), (s) => s === "completed")
+          ).pipe(
             Effect.provide(policyLayer(topology))
           )
         ], { concurrency: "unbounded" })
@@ -93,28 +103,47 @@ describe("staged files through the API and the client", () => {
         const bad = yield* Effect.either(client.staging.files({ path: { id: created.id }, urlParams: { cursor: "bm9wZQ" } }))
         assert.isTrue(Either.isLeft(bad) && bad.left._tag === "Unprocessable")
         const stranger = yield* Harness.tokenFor({ role: "scientist" })
-        const hidden = yield* Effect.either(ClientStaging.waitForStaging(created.id).pipe(Effect.provide(CcatClient.layer({ baseUrl, token: stranger }))))
+        const hidden = yield* Effect.either(
+          ClientStaging.waitForStaging(created.id).pipe(Effect.provide(CcatClient.layer({ baseUrl, token: stranger })))
+        )
         assert.isTrue(Either.isLeft(hidden) && (hidden.left as { _tag: string })._tag === "NotFound")
-      }).pipe(Effect.provide(world)), 120_000)
+      }).pipe(Effect.provide(world)),
+    120_000
+  )
 
-    it.scopedLive("the Promise client resolves with the paths, rejects a failed request with the server's reason, and times out", () =>
+  it.scopedLive(
+    "the Promise client resolves with the paths, rejects a failed request with the server's reason, and times out",
+    () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
-        const { baseUrl, dir, obs, pkg, token, topology } = yield* setup([{ path: "a.fits", bytes: 4_000 }, { path: "b/c.fits", bytes: 2_000 }])
-        const ccat = yield* Effect.acquireRelease(Effect.promise(() => createClient({ baseUrl, token })), (c) => Effect.promise(() => c.close()))
+        const { baseUrl, dir, obs, pkg, token, topology } = yield* setup([
+          { path: "a.fits", bytes: 4_000 },
+          { path: "b/c.fits", bytes: 2_000 }
+        ])
+        const ccat = yield* Effect.acquireRelease(
+          Effect.promise(() => createClient({ baseUrl, token })),
+          (c) => Effect.promise(() => c.close())
+        )
         const cologne = [["cologne", [Archiving.stage, quickRetries(Staging.stage)]]] as const
-        const ok = yield* Effect.promise(() => ccat.api.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } }))
+        const ok = yield* Effect.promise(() =>
+          ccat.api.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } })
+        )
         const [staged] = yield* Effect.all([
           Effect.promise(() => ccat.waitForStaging(ok.id, { pollBaseMs: 100 })),
           runSitesUntil(cologne, Effect.map(statusOf(ok.id), (s) => s === "completed")).pipe(Effect.provide(policyLayer(topology)))
         ], { concurrency: "unbounded" })
         const root = path.join(dir, "locations", "cologne-processing")
-        assert.deepStrictEqual([...staged.paths].sort(), pkg.files.map((f) => path.join(root, obs.program.name, ok.id, pkg.eou.id, f.relativePath)).sort())
+        assert.deepStrictEqual(
+          [...staged.paths].sort(),
+          pkg.files.map((f) => path.join(root, obs.program.name, ok.id, pkg.eou.id, f.relativePath)).sort()
+        )
 
         // A package that failed cannot be staged: the request fails and the wait rejects with why.
         const broken = yield* arrivedPackage(topology, obs, [{ path: "broken.fits", bytes: 1_000 }])
         yield* sql`update raw_data_package set status = 'failed' where id = ${broken.packageId}`
-        const doomed = yield* Effect.promise(() => ccat.api.staging.create({ payload: { location: "cologne-processing", packageIds: [broken.packageId] } }))
+        const doomed = yield* Effect.promise(() =>
+          ccat.api.staging.create({ payload: { location: "cologne-processing", packageIds: [broken.packageId] } })
+        )
         const [failed] = yield* Effect.all([
           Effect.promise(() => ccat.waitForStaging(doomed.id, { pollBaseMs: 100 }).then(() => undefined, (e: unknown) => e)),
           runSitesUntil(cologne, Effect.map(statusOf(doomed.id), (s) => s === "failed")).pipe(Effect.provide(policyLayer(topology)))
@@ -130,11 +159,17 @@ describe("staged files through the API and the client", () => {
         assert.include(page.errorMessage ?? "", "cannot be staged")
 
         // No worker serves this one: the wait gives up when told, and the request is untouched.
-        const waiting = yield* Effect.promise(() => ccat.api.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } }))
-        const timedOut = yield* Effect.promise(() => ccat.waitForStaging(waiting.id, { timeoutMs: 1_000, pollBaseMs: 100 }).then(() => undefined, (e: unknown) => e))
+        const waiting = yield* Effect.promise(() =>
+          ccat.api.staging.create({ payload: { location: "cologne-processing", packageIds: [pkg.packageId] } })
+        )
+        const timedOut = yield* Effect.promise(() =>
+          ccat.waitForStaging(waiting.id, { timeoutMs: 1_000, pollBaseMs: 100 }).then(() => undefined, (e: unknown) => e)
+        )
         assert.instanceOf(timedOut, ClientStaging.StagingError)
         assert.strictEqual((timedOut as ClientStaging.StagingError).reason, "TimedOut")
         assert.strictEqual((timedOut as ClientStaging.StagingError).status, "pending")
         assert.strictEqual(yield* statusOf(waiting.id), "pending")
-      }).pipe(Effect.provide(world)), 120_000)
+      }).pipe(Effect.provide(world)),
+    120_000
+  )
 })

@@ -43,7 +43,9 @@ const counted = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     })
     const result = yield* Effect.withTracer(effect, tracer)
     // the statement's text is an attribute set once it is compiled
-    const texts = spans.map((s) => (s === "transaction" ? "begin … commit" : String(s.attributes.get("db.query.text") ?? "?").replace(/\s+/g, " ").slice(0, 100)))
+    const texts = spans.map((
+      s
+    ) => (s === "transaction" ? "begin … commit" : String(s.attributes.get("db.query.text") ?? "?").replace(/\s+/g, " ").slice(0, 100)))
     const statements = spans.reduce((n, s) => n + (s === "transaction" ? 2 : 1), 0)
     return [result, { statements, texts } satisfies Count] as const
   })
@@ -78,11 +80,29 @@ describe("Chile-side statement budgets", () => {
       assert.strictEqual(claimed, 1)
       const [pkg] = yield* sql<{ id: string }>`select id from raw_data_package`
       // the job the claim enqueued is pg-boss's own, as its send makes it: the queue's retries, expiry and policy
-      const queued = yield* sql<{ packageId: string; singletonKey: string; retryLimit: number; retryBackoff: boolean; expire: number; policy: string; state: string }>`
+      const queued = yield* sql<
+        {
+          packageId: string
+          singletonKey: string
+          retryLimit: number
+          retryBackoff: boolean
+          expire: number
+          policy: string
+          state: string
+        }
+      >`
         select j.data->>'packageId' as package_id, j.singleton_key, j.retry_limit, j.retry_backoff,
           extract(epoch from j.expire_in)::int as expire, j.policy, j.state::text as state
         from pgboss.job j where j.name = ${queueName("chile", Packaging.name)}`
-      assert.deepStrictEqual(queued, [{ packageId: pkg!.id, singletonKey: pkg!.id, retryLimit: 20, retryBackoff: true, expire: 6 * 3600, policy: "stately", state: "created" }])
+      assert.deepStrictEqual(queued, [{
+        packageId: pkg!.id,
+        singletonKey: pkg!.id,
+        retryLimit: 20,
+        retryBackoff: true,
+        expire: 6 * 3600,
+        policy: "stately",
+        state: "created"
+      }])
       yield* run("a packaging job", 3, Packaging.work("chile", { packageId: pkg!.id }))
 
       // Bundling: the planner's round (recoveries probed in one statement), then the bundle's job.
@@ -120,13 +140,28 @@ describe("Chile-side statement budgets", () => {
         select id, status::text as status, started_at from data_transfer where data_transfer_package_id = ${bundle!.id}`
       assert.strictEqual(attempt!.status, "completed")
       assert.isNotNull(attempt!.startedAt)
-      assert.deepStrictEqual(yield* history("DataTransfer", attempt!.id), ["->pending", "pending>scheduled", "scheduled>in_progress", "in_progress>completed"])
-      assert.deepStrictEqual((yield* history("DataTransferPackage", bundle!.id)).slice(0, 3), ["->pending", "pending>scheduled", "scheduled>in_progress"])
-      assert.deepStrictEqual((yield* history("RawDataPackage", pkg!.id)).slice(0, 3), ["->pending", "pending>scheduled", "scheduled>in_progress"])
+      assert.deepStrictEqual(yield* history("DataTransfer", attempt!.id), [
+        "->pending",
+        "pending>scheduled",
+        "scheduled>in_progress",
+        "in_progress>completed"
+      ])
+      assert.deepStrictEqual((yield* history("DataTransferPackage", bundle!.id)).slice(0, 3), [
+        "->pending",
+        "pending>scheduled",
+        "scheduled>in_progress"
+      ])
+      assert.deepStrictEqual((yield* history("RawDataPackage", pkg!.id)).slice(0, 3), [
+        "->pending",
+        "pending>scheduled",
+        "scheduled>in_progress"
+      ])
       const [scheduled] = yield* sql<{ details: { readonly packages?: number } }>`
         select details from event_log where entity_kind = 'DataTransferPackage' and entity_id = ${bundle!.id} and to_state = 'scheduled'`
       assert.strictEqual(scheduled!.details.packages, 1)
-      const members = yield* sql<{ n: number }>`select count(*)::int as n from data_transfer_package_member where data_transfer_package_id = ${bundle!.id}`
+      const members = yield* sql<
+        { n: number }
+      >`select count(*)::int as n from data_transfer_package_member where data_transfer_package_id = ${bundle!.id}`
       assert.strictEqual(members[0]!.n, 1)
     }).pipe(Effect.provide(policyLayer(topologyIn("/nonexistent", { bundleTargetBytes: "10 kB" }))), Effect.provide(layer)), 120_000)
 })

@@ -21,7 +21,8 @@ const diskAt = (id: string, root: string, driver: Record<string, unknown>): Stor
   driverConfig: { root, ...driver }
 })
 
-const resident = (file: string) => Number(execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", file], { encoding: "utf8" }).trim())
+const resident = (file: string) =>
+  Number(execFileSync("fincore", ["--bytes", "--noheadings", "--output", "RES", file], { encoding: "utf8" }).trim())
 
 describe("Storages: disk", () => {
   it.scopedLive("writes large objects past the page cache by default, through it with directIo: false", () =>
@@ -33,7 +34,11 @@ describe("Storages: disk", () => {
       const paged = yield* storages.of(diskAt("00000000-0000-4000-8000-000000000002", path.join(dir, "b"), { directIo: false }))
       yield* direct.put("x.bin", Stream.make(randomBytes(size)))
       yield* paged.put("x.bin", Stream.make(randomBytes(size)))
-      assert.isAtMost(resident(path.join(dir, "a", "x.bin")), 9 * MiB, "the default: only the first 8 MiB and the tail through the page cache")
+      assert.isAtMost(
+        resident(path.join(dir, "a", "x.bin")),
+        9 * MiB,
+        "the default: only the first 8 MiB and the tail through the page cache"
+      )
       assert.isAbove(resident(path.join(dir, "b", "x.bin")), size / 2, "directIo: false: through the page cache")
     }))
 })

@@ -31,37 +31,50 @@ const bytesOf = (stream: Stream.Stream<Uint8Array, StorageError.StorageError>) =
   Effect.map(Stream.runCollect(stream), (chunks) => Buffer.concat(Chunk.toArray(chunks)))
 
 describe("Storages: tape from driver options", () => {
-  it.scopedLive("builds one driver per location for many simultaneous requests; the next process finds the catalog and recalls from the volumes", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const root = path.join(dir, "tape")
-      const spec = tapeAt(root, {
-        library: "virtual", volumes: 2, volumeBytes: "1 MB", drives: 1, mountLatency: "20 millis", seekLatency: "2 millis", keepOnline: false
-      })
-      const body = randomBytes(300_000)
-      const first = yield* Scope.make()
-      const storages = yield* Scope.extend(Storages.make(), first)
-      const all = yield* Effect.all(Array.from({ length: 8 }, () => storages.of(spec)), { concurrency: "unbounded" })
-      assert.isTrue(all.every((s) => s === all[0]), "every request got the same driver")
-      const tape = all[0]!
-      assert.strictEqual(tape.name, "tape:cologne-tape")
-      assert.isTrue(tape.capabilities.nearline)
-      const stored = yield* tape.put("pkg/a.tar", Stream.make(new Uint8Array(body)))
-      assert.isFalse(stored.online, "keepOnline: false leaves nothing in the cache")
-      assert.isTrue(yield* Effect.promise(() => exists(path.join(root, "library", "CCAT000.vol"))), "the volumes live under <root>/library")
-      assert.deepStrictEqual(yield* Effect.promise(() => fileNamesIn(path.join(root, "cache"))), [])
-      yield* Scope.close(first, Exit.void)
+  it.scopedLive(
+    "builds one driver per location for many simultaneous requests; the next process finds the catalog and recalls from the volumes",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const root = path.join(dir, "tape")
+        const spec = tapeAt(root, {
+          library: "virtual",
+          volumes: 2,
+          volumeBytes: "1 MB",
+          drives: 1,
+          mountLatency: "20 millis",
+          seekLatency: "2 millis",
+          keepOnline: false
+        })
+        const body = randomBytes(300_000)
+        const first = yield* Scope.make()
+        const storages = yield* Scope.extend(Storages.make(), first)
+        const all = yield* Effect.all(Array.from({ length: 8 }, () => storages.of(spec)), { concurrency: "unbounded" })
+        assert.isTrue(all.every((s) => s === all[0]), "every request got the same driver")
+        const tape = all[0]!
+        assert.strictEqual(tape.name, "tape:cologne-tape")
+        assert.isTrue(tape.capabilities.nearline)
+        const stored = yield* tape.put("pkg/a.tar", Stream.make(new Uint8Array(body)))
+        assert.isFalse(stored.online, "keepOnline: false leaves nothing in the cache")
+        assert.isTrue(
+          yield* Effect.promise(() => exists(path.join(root, "library", "CCAT000.vol"))),
+          "the volumes live under <root>/library"
+        )
+        assert.deepStrictEqual(yield* Effect.promise(() => fileNamesIn(path.join(root, "cache"))), [])
+        yield* Scope.close(first, Exit.void)
 
-      // A new process (new storages, new driver) reads the catalog and recalls the object from tape.
-      const again = yield* Storages.make()
-      const reopened = yield* again.of(spec)
-      assert.notStrictEqual(reopened, tape)
-      const info = yield* reopened.stat("pkg/a.tar")
-      assert.strictEqual(info.size, body.length)
-      assert.strictEqual(info.checksum, stored.checksum)
-      assert.isFalse(info.online)
-      assert.isTrue((yield* bytesOf(reopened.get("pkg/a.tar"))).equals(body))
-    }), 60_000)
+        // A new process (new storages, new driver) reads the catalog and recalls the object from tape.
+        const again = yield* Storages.make()
+        const reopened = yield* again.of(spec)
+        assert.notStrictEqual(reopened, tape)
+        const info = yield* reopened.stat("pkg/a.tar")
+        assert.strictEqual(info.size, body.length)
+        assert.strictEqual(info.checksum, stored.checksum)
+        assert.isFalse(info.online)
+        assert.isTrue((yield* bytesOf(reopened.get("pkg/a.tar"))).equals(body))
+      }),
+    60_000
+  )
 
   it.scoped("refuses bad driver options, naming the location and every option, and creates nothing", () =>
     Effect.gen(function* () {
@@ -91,7 +104,13 @@ describe("Storages: tape from driver options", () => {
     Effect.gen(function* () {
       const dir = yield* tempDir
       const storages = yield* Storages.make()
-      const devices = { library: "mtx", changer: "/dev/ccat-test-sg", drives: ["/dev/ccat-test-nst0"], labels: ["CCAT01L8"], blockSize: "64 KiB" }
+      const devices = {
+        library: "mtx",
+        changer: "/dev/ccat-test-sg",
+        drives: ["/dev/ccat-test-nst0"],
+        labels: ["CCAT01L8"],
+        blockSize: "64 KiB"
+      }
 
       const missingRoot = path.join(dir, "missing")
       const missing = yield* storages.of(tapeAt(missingRoot, { ...devices, mtx: path.join(dir, "no-such-dir", "mtx") }))

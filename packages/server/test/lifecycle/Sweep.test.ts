@@ -35,8 +35,18 @@ const withExtraLocations = (t: Topology.Topology, dir: string) => {
         ...s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver, retention: l.retention })),
         ...(s.name === "chile"
           ? [
-            { name: "chile-s3", type: "LONG_TERM_ARCHIVE", technology: "s3", driver: { bucket: "b", endpoint: "http://127.0.0.1:9", region: "us-east-1" } },
-            { name: "chile-scratch", type: "PROCESSING", technology: "disk", driver: { root: path.join(dir, "locations", "chile-scratch") } }
+            {
+              name: "chile-s3",
+              type: "LONG_TERM_ARCHIVE",
+              technology: "s3",
+              driver: { bucket: "b", endpoint: "http://127.0.0.1:9", region: "us-east-1" }
+            },
+            {
+              name: "chile-scratch",
+              type: "PROCESSING",
+              technology: "disk",
+              driver: { root: path.join(dir, "locations", "chile-scratch") }
+            }
           ]
           : [])
       ]
@@ -128,7 +138,11 @@ describe("Sweep", () => {
       assert.strictEqual(yield* Sweep.plan("chile"), 0)
       assert.strictEqual(yield* jobsOf, before)
       yield* sql`update pgboss.job set created_on = created_on - interval '61 minutes' where name = ${queue}`
-      assert.strictEqual(yield* Sweep.plan("chile"), 1, "chile-buffer is due again (never SOURCE; chile-scratch's deletions are off; chile-s3 keeps no temporary files)")
+      assert.strictEqual(
+        yield* Sweep.plan("chile"),
+        1,
+        "chile-buffer is due again (never SOURCE; chile-scratch's deletions are off; chile-s3 keeps no temporary files)"
+      )
       const keys = yield* sql<{ key: string }>`select distinct singleton_key as key from pgboss.job where name = ${queue}`
       const [buffer] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-buffer'`
       assert.deepStrictEqual(keys.map((k) => k.key), [`location:${buffer!.id}`])
@@ -140,13 +154,21 @@ describe("Sweep", () => {
       const demo = Topology.demo("/tmp/x")
       const decode = (sweepTemporaryAfter: string) =>
         Topology.decode({
-          sites: demo.sites.map((s) => ({ name: s.name, shortName: s.shortName, locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver })) })),
+          sites: demo.sites.map((s) => ({
+            name: s.name,
+            shortName: s.shortName,
+            locations: s.locations.map((l) => ({ name: l.name, type: l.type, technology: l.technology, driver: l.driver }))
+          })),
           routes: demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
           policy: { sweepTemporaryAfter }
         })
       const short = decode("30 minutes")
       assert.isTrue(Either.isLeft(short))
-      if (Either.isLeft(short)) assert.deepStrictEqual(short.left.problems, ["policy.sweepTemporaryAfter: must be at least 1 hour, so a write still running keeps its temporary file"])
+      if (Either.isLeft(short)) {
+        assert.deepStrictEqual(short.left.problems, [
+          "policy.sweepTemporaryAfter: must be at least 1 hour, so a write still running keeps its temporary file"
+        ])
+      }
       const long = decode("3 days")
       assert.isTrue(Either.isRight(long))
       if (Either.isRight(long)) assert.strictEqual(long.right.policy.sweepTemporaryAfter, hours(72))

@@ -29,10 +29,14 @@ export const checksumOnTape = async (root: string, key: string): Promise<Checksu
   const entry = (await catalogOf(root))[key]
   if (entry === undefined) throw new Error(`${key} is not in the tape catalog under ${root}`)
   const library = path.join(root, "library")
-  const marks = JSON.parse(await fs.readFile(path.join(library, `${entry.volume}.marks.json`), "utf8")) as Array<{ offset: number; size: number }>
+  const marks = JSON.parse(await fs.readFile(path.join(library, `${entry.volume}.marks.json`), "utf8")) as Array<
+    { offset: number; size: number }
+  >
   const mark = marks[entry.fileNumber]
   if (mark === undefined) throw new Error(`${entry.volume} has no tape file ${entry.fileNumber} (${key})`)
-  if (mark.size !== entry.size) throw new Error(`${key}: the catalog says ${entry.size} bytes, tape file ${entry.fileNumber} of ${entry.volume} holds ${mark.size}`)
+  if (mark.size !== entry.size) {
+    throw new Error(`${key}: the catalog says ${entry.size} bytes, tape file ${entry.fileNumber} of ${entry.volume} holds ${mark.size}`)
+  }
   const volume = await fs.open(path.join(library, `${entry.volume}.vol`), "r")
   try {
     const hash = createHash("sha256")

@@ -17,8 +17,10 @@ const names = ["plain/name.txt", `${"d".repeat(120)}/${"f".repeat(200)}.fits`, "
 
 describe("TarFormat", () => {
   it.scoped("pax records carry long and non-ASCII names and sizes over 8 GiB, for our reader and GNU tar", () =>
-    Effect.gen(function*() {
-      const headers = names.map((name, i) => TarFormat.encodeHeader({ name, type: "file", size: i === 0 ? huge : 0, mode: 0o644, mtime: 1_700_000_000 }))
+    Effect.gen(function* () {
+      const headers = names.map((name, i) =>
+        TarFormat.encodeHeader({ name, type: "file", size: i === 0 ? huge : 0, mode: 0o644, mtime: 1_700_000_000 })
+      )
       // Only the first header: its 10 GiB body is not there, which is enough for a listing.
       const reader = yield* ArchiveReader.make(Stream.make(headers[0]))
       const first = yield* reader.next

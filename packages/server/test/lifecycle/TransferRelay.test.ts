@@ -8,7 +8,17 @@ import * as Bundling from "../../src/lifecycle/Bundling.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import * as Routes from "../../src/lifecycle/Routes.js"
 import * as Transfer from "../../src/lifecycle/Transfer.js"
-import { allArrived, fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
+import {
+  allArrived,
+  fileObservation,
+  layer,
+  observatory,
+  policyLayer,
+  runUntil,
+  syncTopology,
+  tempDir,
+  topologyIn
+} from "./LifecycleWorld.js"
 
 /** Chile → Cornell relayed through Cologne, which has a buffer but no archive. */
 const relayTopology = (dir: string) => {
@@ -17,7 +27,14 @@ const relayTopology = (dir: string) => {
     sites: [
       { name: "chile", shortName: "cl", locations: [disk("chile-source", "SOURCE"), disk("chile-buffer", "BUFFER")] },
       { name: "cologne", shortName: "col", locations: [disk("cologne-buffer", "BUFFER")] },
-      { name: "cornell", shortName: "cor", locations: [disk("cornell-buffer", "BUFFER"), { ...disk("cornell-archive", "LONG_TERM_ARCHIVE"), retention: { keepForever: true } }] }
+      {
+        name: "cornell",
+        shortName: "cor",
+        locations: [disk("cornell-buffer", "BUFFER"), {
+          ...disk("cornell-archive", "LONG_TERM_ARCHIVE"),
+          retention: { keepForever: true }
+        }]
+      }
     ],
     routes: [{ from: "chile", to: "cornell", via: ["cologne"], adapter: "local" }],
     policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds" }
@@ -58,61 +75,92 @@ describe("Transfer along routes", () => {
       assert.strictEqual(members[0].n, 4)
     }).pipe(Effect.provide(layer)), 150_000)
 
-  it.scopedLive("two workers of one site racing move every bundle with one attempt, one transfer at a time on a limit-1 route", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyIn(dir, { bundleTargetBytes: "500 kB", bundleMaxWait: "1 seconds" }, [
-        { from: "chile", to: "cologne", adapter: "local", maxConcurrentTransfers: 1 }
-      ])
-      yield* syncTopology(topology)
-      const obs = yield* observatory
-      yield* fileObservation(topology, obs, Array.from({ length: 8 }, (_, i) => ({ path: `f${i}.fits`, bytes: 400_000, module: (i % 2) as 0 | 1 })))
-      const chile = ["chile", [Packaging.stage, Bundling.stage, Transfer.stage]] as const
-      const cologne = ["cologne", [Arrival.stage]] as const
-      yield* runUntil([chile, chile, cologne, cologne], allArrived, 90_000).pipe(Effect.provide(policyLayer(topology)))
-      const sql = yield* SqlClient.SqlClient
-      const perBundle = yield* sql<{ attempts: number; copies: number }>`
+  it.scopedLive(
+    "two workers of one site racing move every bundle with one attempt, one transfer at a time on a limit-1 route",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyIn(dir, { bundleTargetBytes: "500 kB", bundleMaxWait: "1 seconds" }, [
+          { from: "chile", to: "cologne", adapter: "local", maxConcurrentTransfers: 1 }
+        ])
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        yield* fileObservation(
+          topology,
+          obs,
+          Array.from({ length: 8 }, (_, i) => ({ path: `f${i}.fits`, bytes: 400_000, module: (i % 2) as 0 | 1 }))
+        )
+        const chile = ["chile", [Packaging.stage, Bundling.stage, Transfer.stage]] as const
+        const cologne = ["cologne", [Arrival.stage]] as const
+        yield* runUntil([chile, chile, cologne, cologne], allArrived, 90_000).pipe(Effect.provide(policyLayer(topology)))
+        const sql = yield* SqlClient.SqlClient
+        const perBundle = yield* sql<{ attempts: number; copies: number }>`
         select (select count(*)::int from data_transfer t where t.data_transfer_package_id = d.id) as attempts,
           (select count(*)::int from physical_copy c where c.data_transfer_package_id = d.id) as copies
         from data_transfer_package d`
-      assert.isAtLeast(perBundle.length, 4)
-      // One attempt per bundle; copies: at chile, and the delivered one at cologne (now DELETED).
-      assert.isTrue(perBundle.every((b) => b.attempts === 1 && b.copies === 2))
-      const overlapping = yield* sql<{ n: number }>`
+        assert.isAtLeast(perBundle.length, 4)
+        // One attempt per bundle; copies: at chile, and the delivered one at cologne (now DELETED).
+        assert.isTrue(perBundle.every((b) => b.attempts === 1 && b.copies === 2))
+        const overlapping = yield* sql<{ n: number }>`
         select count(*)::int as n from data_transfer a join data_transfer b on a.id < b.id
         where a.started_at < b.finished_at and b.started_at < a.finished_at`
-      assert.strictEqual(overlapping[0].n, 0)
-    }).pipe(Effect.provide(layer)), 150_000)
+        assert.strictEqual(overlapping[0].n, 0)
+      }).pipe(Effect.provide(layer)),
+    150_000
+  )
 
-  it.scopedLive("an attempt left open by a killed worker is closed as Interrupted and the bundle goes on as attempt 2", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = topologyIn(dir)
-      yield* syncTopology(topology)
-      const obs = yield* observatory
-      yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }])
-      const sql = yield* SqlClient.SqlClient
-      const bundle = sql<{ id: Ids.DataTransferPackageId; locationId: Ids.DataLocationId }>`
+  it.scopedLive(
+    "an attempt left open by a killed worker is closed as Interrupted and the bundle goes on as attempt 2",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyIn(dir)
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }])
+        const sql = yield* SqlClient.SqlClient
+        const bundle = sql<{ id: Ids.DataTransferPackageId; locationId: Ids.DataLocationId }>`
         select c.data_transfer_package_id as id, c.data_location_id as location_id from physical_copy c
         where c.data_transfer_package_id is not null and c.status = 'PRESENT'`
-      yield* runUntil([["chile", [Packaging.stage, Bundling.stage]]], Effect.map(bundle, (b) => b.length === 1)).pipe(Effect.provide(policyLayer(topology)))
-      // What a worker killed mid-copy leaves behind: attempt 1 in_progress, nobody running it.
-      const [b] = yield* bundle
-      const [route] = yield* sql<{ id: Ids.RouteId }>`select id from route`
-      const [to] = yield* sql<{ id: Ids.DataLocationId }>`select id from data_location where name = 'cologne-buffer'`
-      const open = yield* Repositories.dataTransfers.insert({
-        dataTransferPackageId: b.id, rawDataPackageId: null, routeId: route.id, fromLocationId: b.locationId, toLocationId: to.id,
-        previousAttemptId: null, attempt: 1, adapter: "local"
-      } as never)
-      yield* Transitions.transition({ entity: "DataTransfer", id: open.id, from: "pending", to: "scheduled" })
-      yield* Transitions.transition({ entity: "DataTransfer", id: open.id, from: "scheduled", to: "in_progress", set: { startedAt: new Date() } })
-      const sites = [["chile", [Packaging.stage, Bundling.stage, Transfer.stage]], ["cologne", [Arrival.stage]]] as const
-      yield* runUntil(sites, allArrived).pipe(
-        Effect.provide(Layer.merge(policyLayer(topology), Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 500 })))
-      )
-      const attempts = yield* sql<{ id: string; attempt: number; status: string; errorReason: string | null; previousAttemptId: string | null }>`
+        yield* runUntil([["chile", [Packaging.stage, Bundling.stage]]], Effect.map(bundle, (b) => b.length === 1)).pipe(
+          Effect.provide(policyLayer(topology))
+        )
+        // What a worker killed mid-copy leaves behind: attempt 1 in_progress, nobody running it.
+        const [b] = yield* bundle
+        const [route] = yield* sql<{ id: Ids.RouteId }>`select id from route`
+        const [to] = yield* sql<{ id: Ids.DataLocationId }>`select id from data_location where name = 'cologne-buffer'`
+        const open = yield* Repositories.dataTransfers.insert({
+          dataTransferPackageId: b.id,
+          rawDataPackageId: null,
+          routeId: route.id,
+          fromLocationId: b.locationId,
+          toLocationId: to.id,
+          previousAttemptId: null,
+          attempt: 1,
+          adapter: "local"
+        } as never)
+        yield* Transitions.transition({ entity: "DataTransfer", id: open.id, from: "pending", to: "scheduled" })
+        yield* Transitions.transition({
+          entity: "DataTransfer",
+          id: open.id,
+          from: "scheduled",
+          to: "in_progress",
+          set: { startedAt: new Date() }
+        })
+        const sites = [["chile", [Packaging.stage, Bundling.stage, Transfer.stage]], ["cologne", [Arrival.stage]]] as const
+        yield* runUntil(sites, allArrived).pipe(
+          Effect.provide(Layer.merge(policyLayer(topology), Layer.succeed(Routes.TransferPolicy, { backoffBaseMs: 500 })))
+        )
+        const attempts = yield* sql<
+          { id: string; attempt: number; status: string; errorReason: string | null; previousAttemptId: string | null }
+        >`
         select id, attempt, status::text as status, error_reason, previous_attempt_id from data_transfer order by attempt`
-      assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [[1, "failed", "Interrupted"], [2, "completed", null]])
-      assert.strictEqual(attempts[1].previousAttemptId, attempts[0].id)
-    }).pipe(Effect.provide(layer)), 120_000)
+        assert.deepStrictEqual(attempts.map((a) => [a.attempt, a.status, a.errorReason]), [
+          [1, "failed", "Interrupted"],
+          [2, "completed", null]
+        ])
+        assert.strictEqual(attempts[1].previousAttemptId, attempts[0].id)
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 })

@@ -36,12 +36,19 @@ const testsFile = path.join(repoRoot, "docs/alerts/ccat-rules.test.yml")
 
 /** The alert names the built-in notifier raises too: a contract, changed only together. */
 const contract = [
-  "CcatPackageFailed", "CcatBundleFailed", "CcatStagingRequestFailed", "CcatCircuitOpen",
-  "CcatLocationFull", "CcatStageBacklogOld", "CcatAuditFindings", "CcatRelayBacklogOld"
+  "CcatPackageFailed",
+  "CcatBundleFailed",
+  "CcatStagingRequestFailed",
+  "CcatCircuitOpen",
+  "CcatLocationFull",
+  "CcatStageBacklogOld",
+  "CcatAuditFindings",
+  "CcatRelayBacklogOld"
 ]
 
-const rules: ReadonlyArray<{ alert: string; expr: string; for: string; labels: Record<string, string>; annotations: Record<string, string> }> =
-  parse(fs.readFileSync(rulesFile, "utf8")).groups.flatMap((g: { rules: ReadonlyArray<unknown> }) => g.rules)
+const rules: ReadonlyArray<
+  { alert: string; expr: string; for: string; labels: Record<string, string>; annotations: Record<string, string> }
+> = parse(fs.readFileSync(rulesFile, "utf8")).groups.flatMap((g: { rules: ReadonlyArray<unknown> }) => g.rules)
 
 /** The series names an expression reads. */
 const seriesOf = (expr: string) => [...new Set(expr.match(/\bccat_[a-z_]+\b/g) ?? [])]
@@ -49,7 +56,9 @@ const seriesOf = (expr: string) => [...new Set(expr.match(/\bccat_[a-z_]+\b/g) ?
 const promtool = (args: ReadonlyArray<string>) => {
   const r = spawnSync("promtool", args, { cwd: repoRoot, encoding: "utf8", timeout: 30_000 })
   if (r.error !== undefined && (r.error as NodeJS.ErrnoException).code === "ENOENT") {
-    throw new Error("promtool is not installed: it comes with the Debian package prometheus (apt-get install --no-install-recommends prometheus; .ci/run installs it)")
+    throw new Error(
+      "promtool is not installed: it comes with the Debian package prometheus (apt-get install --no-install-recommends prometheus; .ci/run installs it)"
+    )
   }
   return { status: r.status, output: `${r.stdout}${r.stderr}` }
 }
@@ -126,7 +135,9 @@ it.layer(server, { timeout: 60_000 })("the rules read only what the server expor
         for (const name of seriesOf(r.expr)) assert.isTrue(exported(name), `${r.alert} reads ${name}, which the server does not export`)
       }
       const doc = fs.readFileSync(path.join(repoRoot, "docs/metrics.md"), "utf8")
-      for (const name of rules.flatMap((r) => seriesOf(r.expr))) assert.include(doc, `\`${name}\``, `docs/metrics.md does not describe ${name}`)
+      for (const name of rules.flatMap((r) => seriesOf(r.expr))) {
+        assert.include(doc, `\`${name}\``, `docs/metrics.md does not describe ${name}`)
+      }
 
       const near = (actual: number | undefined, expected: number, what: string) =>
         assert.approximately(actual ?? Number.NaN, expected, 120, `${what}: ${actual} instead of about ${expected}`)
@@ -155,11 +166,23 @@ it.layer(server, { timeout: 60_000 })("the rules read only what the server expor
 })
 
 /** The relay's HTTP side in this process, on a fresh store of its own. */
-const emptyReference: Reference = { generatedAt: new Date().toISOString(), obsUnits: [], modules: [], locations: [], accounts: [], tokens: [] }
+const emptyReference: Reference = {
+  generatedAt: new Date().toISOString(),
+  obsUnits: [],
+  modules: [],
+  locations: [],
+  accounts: [],
+  tokens: []
+}
 const relay = RelayHttp.layer({ maxBodyBytes: 1 << 20, retention: "1 hour" }).pipe(
   Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
   Layer.provide(Layer.effect(RelayAuth.CurrentReference, Ref.make(emptyReference))),
-  Layer.provide(Layer.effect(RelayHttp.RelayState, Effect.map(Ref.make<SyncState>({ pulledAt: undefined, lastError: undefined }), (sync) => ({ mainUrl: "http://127.0.0.1:9", sync })))),
+  Layer.provide(
+    Layer.effect(
+      RelayHttp.RelayState,
+      Effect.map(Ref.make<SyncState>({ pulledAt: undefined, lastError: undefined }), (sync) => ({ mainUrl: "http://127.0.0.1:9", sync }))
+    )
+  ),
   Layer.provideMerge(Layer.effectDiscard(RelayStore.ensureSchema)),
   Layer.provideMerge(TestDatabase.layerEmpty)
 )
@@ -167,7 +190,14 @@ const relay = RelayHttp.layer({ maxBodyBytes: 1 << 20, retention: "1 hour" }).pi
 it.layer(relay, { timeout: 60_000 })("the relay rule reads what the relay exports", (it) => {
   it.effect("CcatRelayBacklogOld's series are in a relay's /metrics, and age with the backlog", () =>
     Effect.gen(function* () {
-      yield* RelayStore.accept({ id: crypto.randomUUID(), kind: "file", observationId: crypto.randomUUID(), instrumentId: crypto.randomUUID(), accountName: "prime-cam", payload: {} })
+      yield* RelayStore.accept({
+        id: crypto.randomUUID(),
+        kind: "file",
+        observationId: crypto.randomUUID(),
+        instrumentId: crypto.randomUUID(),
+        accountName: "prime-cam",
+        payload: {}
+      })
       const sql = yield* SqlClient.SqlClient
       yield* sql`update relay.filing set accepted_at = now() - interval '2 hours'`
       const url = yield* HttpServer.addressFormattedWith((a) => Effect.succeed(a))

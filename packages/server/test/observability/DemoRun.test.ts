@@ -38,14 +38,18 @@ withLayer(Layer.merge(Harness.layer(), World.layer), { timeout: 180_000, exclude
       assert.strictEqual(valueOf(first, "ccat_raw_data_files", { state: "filed" }), files.length)
 
       const seen: Array<Exposition> = [first]
-      const sampler = yield* Effect.fork(Effect.forever(Effect.zipRight(Effect.sleep("250 millis"), Effect.map(scrape, (e) => void seen.push(e)))))
+      const sampler = yield* Effect.fork(
+        Effect.forever(Effect.zipRight(Effect.sleep("250 millis"), Effect.map(scrape, (e) => void seen.push(e))))
+      )
       const archived = Effect.map(
         sql<{ open: number; done: number }>`
           select count(*) filter (where status <> 'completed')::int as open, count(*) filter (where status = 'completed')::int as done
           from raw_data_package`,
         ([r]) => r!.open === 0 && r!.done > 0
       )
-      yield* World.runUntil([["chile", Stages.all], ["cologne", Stages.all]], archived, 150_000).pipe(Effect.provide(World.policyLayer(topology)))
+      yield* World.runUntil([["chile", Stages.all], ["cologne", Stages.all]], archived, 150_000).pipe(
+        Effect.provide(World.policyLayer(topology))
+      )
       yield* Fiber.interrupt(sampler)
       const [{ packages }] = yield* sql<{ packages: number }>`select count(*)::int as packages from raw_data_package`
       // The server reuses a collection for 5 s; scrape until it shows the end of the run.
@@ -60,7 +64,10 @@ withLayer(Layer.merge(Harness.layer(), World.layer), { timeout: 180_000, exclude
       assert.strictEqual(valueOf(last, "ccat_raw_data_files", { state: "packaged" }), files.length)
       assert.strictEqual(valueOf(last, "ccat_raw_data_packages", { status: "completed" }), packages)
       assert.strictEqual(valueOf(last, "ccat_package_archive_duration_seconds_count"), packages)
-      assert.strictEqual(valueOf(last, "ccat_physical_copies", { location: "cologne-archive", kind: "package", status: "PRESENT" }), packages)
+      assert.strictEqual(
+        valueOf(last, "ccat_physical_copies", { location: "cologne-archive", kind: "package", status: "PRESENT" }),
+        packages
+      )
       const hop = { from: "chile", to: "cologne", adapter: "local" }
       assert.isAbove(valueOf(last, "ccat_transfer_bytes_total", hop)!, files.reduce((a, f) => a + f.sizeBytes, 0))
       assert.isAtLeast(valueOf(last, "ccat_transfer_attempts", { ...hop, status: "completed" })!, 1)
@@ -72,8 +79,12 @@ withLayer(Layer.merge(Harness.layer(), World.layer), { timeout: 180_000, exclude
         const before = valueOf(seen[i - 1]!, "ccat_transfer_bytes_total", hop) ?? 0
         assert.isAtLeast(valueOf(seen[i]!, "ccat_transfer_bytes_total", hop) ?? 0, before)
       }
-      const shapes = new Set(seen.map((e) => ["filed", "packaged"].map((state) => valueOf(e, "ccat_raw_data_files", { state })).join("/") + "|" +
-        ["pending", "scheduled", "in_progress", "completed"].map((status) => valueOf(e, "ccat_raw_data_packages", { status })).join("/")))
+      const shapes = new Set(
+        seen.map((e) =>
+          ["filed", "packaged"].map((state) => valueOf(e, "ccat_raw_data_files", { state })).join("/") + "|" +
+          ["pending", "scheduled", "in_progress", "completed"].map((status) => valueOf(e, "ccat_raw_data_packages", { status })).join("/")
+        )
+      )
       assert.isAtLeast(shapes.size, 2)
     }))
 })

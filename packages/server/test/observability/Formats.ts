@@ -136,12 +136,18 @@ export const parsePrometheus = (text: string): Exposition => {
       groups.set(k, [...(groups.get(k) ?? []), s])
     }
     for (const [k, buckets] of groups) {
-      const sorted = [...buckets].sort((a, b) => (a.labels.le === "+Inf" ? Infinity : Number(a.labels.le)) - (b.labels.le === "+Inf" ? Infinity : Number(b.labels.le)))
-      for (let i = 1; i < sorted.length; i++) if (sorted[i]!.value < sorted[i - 1]!.value) throw new Error(`${name}: buckets not cumulative at ${k}`)
+      const sorted = [...buckets].sort((a, b) =>
+        (a.labels.le === "+Inf" ? Infinity : Number(a.labels.le)) - (b.labels.le === "+Inf" ? Infinity : Number(b.labels.le))
+      )
+      for (let i = 1; i < sorted.length; i++) {
+        if (sorted[i]!.value < sorted[i - 1]!.value) throw new Error(`${name}: buckets not cumulative at ${k}`)
+      }
       const inf = sorted.at(-1)!
       if (inf.labels.le !== "+Inf") throw new Error(`${name}: no +Inf bucket for ${k}`)
       const rest = Object.fromEntries(JSON.parse(k) as Array<[string, string]>)
-      const count = samples.find((s) => s.name === `${name}_count` && JSON.stringify(Object.entries(s.labels).sort()) === JSON.stringify(Object.entries(rest).sort()))
+      const count = samples.find((s) =>
+        s.name === `${name}_count` && JSON.stringify(Object.entries(s.labels).sort()) === JSON.stringify(Object.entries(rest).sort())
+      )
       if (count === undefined || count.value !== inf.value) throw new Error(`${name}: _count differs from the +Inf bucket for ${k}`)
     }
   }

@@ -41,7 +41,11 @@ const listener = (statuses: ReadonlyArray<number> = []) =>
       })
       server.listen(0, "127.0.0.1", () => {
         const port = (server.address() as AddressInfo).port
-        resume(Effect.succeed(Object.assign({ url: `http://127.0.0.1:${port}/api/v2/write?org=ccat&bucket=ops`, received, answered }, { server })))
+        resume(
+          Effect.succeed(
+            Object.assign({ url: `http://127.0.0.1:${port}/api/v2/write?org=ccat&bucket=ops`, received, answered }, { server })
+          )
+        )
       })
     }),
     (l) => Effect.async<void>((resume) => void (l as any).server.close(() => resume(Effect.void)))
@@ -61,7 +65,9 @@ withLayer(TestDatabase.layer, { timeout: 60_000, excludeTestServices: true })("I
     Effect.gen(function* () {
       yield* TopologySync.sync(Topology.demo("/tmp/ccat-influx-test"))
       const influx = yield* listener()
-      yield* Layer.build(InfluxPush.layer({ url: influx.url, token: Redacted.make("s3cret"), interval: "200 millis", tags: { host: "test host" } }))
+      yield* Layer.build(
+        InfluxPush.layer({ url: influx.url, token: Redacted.make("s3cret"), interval: "200 millis", tags: { host: "test host" } })
+      )
       yield* waitFor(() => influx.received.length >= 2)
       const first = influx.received[0]!
       assert.strictEqual(first.url, "/api/v2/write?org=ccat&bucket=ops")

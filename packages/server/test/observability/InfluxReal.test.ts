@@ -35,9 +35,16 @@ const topologyWithCapacity = (dir: string) => {
   const demo = World.topologyIn(dir)
   const decoded = Topology.decode({
     sites: demo.sites.map((s) => ({
-      name: s.name, shortName: s.shortName, role: s.role,
+      name: s.name,
+      shortName: s.shortName,
+      role: s.role,
       locations: s.locations.map((l) => ({
-        name: l.name, type: l.type, technology: l.technology, driver: l.driver, priority: l.priority, retention: l.retention,
+        name: l.name,
+        type: l.type,
+        technology: l.technology,
+        driver: l.driver,
+        priority: l.priority,
+        retention: l.retention,
         ...(l.name === "cologne-archive" ? { capacityBytes: "1 GB" } : {})
       }))
     })),
@@ -82,286 +89,366 @@ const escapeRegex = (s: string) => s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&")
 
 /** A dashboard query as Grafana would send it for the given range. */
 const substitute = (q: string, fromMs: number, toMs: number) =>
-  q.replaceAll("$timeFilter", `time >= ${fromMs}ms and time <= ${toMs}ms`).replaceAll("$__interval", "1s").replaceAll("$host", escapeRegex(host))
+  q.replaceAll("$timeFilter", `time >= ${fromMs}ms and time <= ${toMs}ms`).replaceAll("$__interval", "1s").replaceAll(
+    "$host",
+    escapeRegex(host)
+  )
 
 const pusherUrl = (influx: RealInflux.Server, query = `db=${influx.database}&rp=${influx.retentionPolicy}&precision=ms`) =>
   `${influx.base}/write?${query}`
 
-withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { timeout: 150_000, excludeTestServices: true })("InfluxDB for real", (it) => {
-  // bounded in minutes: a whole lifecycle runs first, and on a loaded machine that is slow
-  it.scoped("the lifecycle's series reach InfluxDB and every dashboard query finds data", () =>
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const influx = yield* RealInflux.RealInflux
-      const dir = yield* World.tempDir
-      const topology = topologyWithCapacity(dir)
-      yield* World.syncTopology(topology)
-      const startedMs = Date.now()
-      yield* Layer.build(
-        InfluxPush.layer({
-          url: pusherUrl(influx), username: influx.writer.name, password: Redacted.make(influx.writer.password),
-          interval: "300 millis", timeout: "5 seconds", maxBackoff: "1 second", tags: { host }
-        }).pipe(Layer.provide(Metrics.layer({ cacheFor: "100 millis" })))
-      )
-      yield* waitFor("a first push", Effect.map(pushesSince(startedMs - 1000), (n) => n >= 1))
+withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { timeout: 150_000, excludeTestServices: true })(
+  "InfluxDB for real",
+  (it) => {
+    // bounded in minutes: a whole lifecycle runs first, and on a loaded machine that is slow
+    it.scoped("the lifecycle's series reach InfluxDB and every dashboard query finds data", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const influx = yield* RealInflux.RealInflux
+        const dir = yield* World.tempDir
+        const topology = topologyWithCapacity(dir)
+        yield* World.syncTopology(topology)
+        const startedMs = Date.now()
+        yield* Layer.build(
+          InfluxPush.layer({
+            url: pusherUrl(influx),
+            username: influx.writer.name,
+            password: Redacted.make(influx.writer.password),
+            interval: "300 millis",
+            timeout: "5 seconds",
+            maxBackoff: "1 second",
+            tags: { host }
+          }).pipe(Layer.provide(Metrics.layer({ cacheFor: "100 millis" })))
+        )
+        yield* waitFor("a first push", Effect.map(pushesSince(startedMs - 1000), (n) => n >= 1))
 
-      // The lifecycle: an observation filed, packaged, moved from Chile to Cologne and archived.
-      const obs = yield* World.observatory
-      const { files } = yield* World.fileObservation(topology, obs, [
-        { path: "det/a.fits", bytes: 400_000 },
-        { path: "det/b.fits", bytes: 700_000 },
-        { path: "hk/h.dat", bytes: 2000, module: 1 }
-      ])
-      const archived = Effect.map(
-        sql<{ open: number; done: number }>`
+        // The lifecycle: an observation filed, packaged, moved from Chile to Cologne and archived.
+        const obs = yield* World.observatory
+        const { files } = yield* World.fileObservation(topology, obs, [
+          { path: "det/a.fits", bytes: 400_000 },
+          { path: "det/b.fits", bytes: 700_000 },
+          { path: "hk/h.dat", bytes: 2000, module: 1 }
+        ])
+        const archived = Effect.map(
+          sql<{ open: number; done: number }>`
           select count(*) filter (where status <> 'completed')::int as open, count(*) filter (where status = 'completed')::int as done
           from raw_data_package`,
-        ([r]) => r!.open === 0 && r!.done > 0
-      )
-      yield* World.runUntil([["chile", Stages.all], ["cologne", Stages.all]], archived, 90_000).pipe(Effect.provide(World.policyLayer(topology)))
-      const [{ packages }] = yield* sql<{ packages: number }>`select count(*)::int as packages from raw_data_package`
+          ([r]) => r!.open === 0 && r!.done > 0
+        )
+        yield* World.runUntil([["chile", Stages.all], ["cologne", Stages.all]], archived, 90_000).pipe(
+          Effect.provide(World.policyLayer(topology))
+        )
+        const [{ packages }] = yield* sql<{ packages: number }>`select count(*)::int as packages from raw_data_package`
 
-      // The lifecycle's transfers are in InfluxDB, and the retry below completes in a later 1 s
-      // interval, so the dashboard's per-interval mean attempt duration has a difference to show.
-      yield* waitFor("the lifecycle's transfer durations in InfluxDB", Effect.map(transferDurations, (s) => s.length > 0))
-      const transfersPushed = yield* transferDurations
-      yield* waitFor("the next 1 s interval", Effect.sync(() => Date.now() >= nextInterval(transfersPushed)))
+        // The lifecycle's transfers are in InfluxDB, and the retry below completes in a later 1 s
+        // interval, so the dashboard's per-interval mean attempt duration has a difference to show.
+        yield* waitFor("the lifecycle's transfer durations in InfluxDB", Effect.map(transferDurations, (s) => s.length > 0))
+        const transfersPushed = yield* transferDurations
+        yield* waitFor("the next 1 s interval", Effect.sync(() => Date.now() >= nextInterval(transfersPushed)))
 
-      // With the workers stopped: a failed attempt and its retry on the hop, one in flight, an operator pausing deletions.
-      const [pkg] = yield* sql<{ id: string; sizeBytes: number }>`select id, size_bytes from raw_data_package order by size_bytes desc limit 1`
-      const loc = (name: string) => Effect.map(sql<{ id: string }>`select id from data_location where name = ${name}`, (r) => r[0]!.id as Ids.DataLocationId)
-      const [from, to] = yield* Effect.all([loc("chile-buffer"), loc("cologne-buffer")])
-      const insert = (n: number, previous: Ids.DataTransferId | null) =>
-        Repositories.dataTransfers.insert({
-          dataTransferPackageId: null, rawDataPackageId: pkg!.id as Ids.RawDataPackageId, routeId: null,
-          fromLocationId: from, toLocationId: to, previousAttemptId: previous, attempt: n, adapter: "local" as never
-        } as never)
-      const step = (id: Ids.DataTransferId, from: string, to: string, set?: Record<string, unknown>) =>
-        Transitions.transition({ entity: "DataTransfer", id, from, to, ...(set ? { set } : {}) } as never)
-      const failed = yield* insert(1, null)
-      yield* step(failed.id, "pending", "scheduled")
-      yield* step(failed.id, "scheduled", "in_progress", { startedAt: new Date() })
-      yield* step(failed.id, "in_progress", "failed", { errorReason: "Timeout", errorMessage: "no answer", retryable: true, finishedAt: new Date() })
-      const retry = yield* insert(2, failed.id)
-      yield* step(retry.id, "pending", "scheduled")
-      yield* step(retry.id, "scheduled", "in_progress", { startedAt: new Date(Date.now() - 2000) })
-      yield* step(retry.id, "in_progress", "completed", {
-        bytesTransferred: pkg!.sizeBytes, durationMs: 2000, throughputBytesPerSecond: pkg!.sizeBytes / 2, finishedAt: new Date()
-      })
-      // One more attempt, scheduled and left in flight (no worker runs now to take it).
-      const inFlight = yield* insert(1, null)
-      yield* step(inFlight.id, "pending", "scheduled")
-      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
-      const archive = yield* loc("cologne-archive")
-      yield* operator.locations.setAvailability({ path: { id: archive }, payload: { deletable: false, reason: "influx test" } }).pipe(Effect.orDie)
-      yield* operator.locations.list({ urlParams: {} }).pipe(Effect.orDie)
+        // With the workers stopped: a failed attempt and its retry on the hop, one in flight, an operator pausing deletions.
+        const [pkg] = yield* sql<
+          { id: string; sizeBytes: number }
+        >`select id, size_bytes from raw_data_package order by size_bytes desc limit 1`
+        const loc = (name: string) =>
+          Effect.map(sql<{ id: string }>`select id from data_location where name = ${name}`, (r) => r[0]!.id as Ids.DataLocationId)
+        const [from, to] = yield* Effect.all([loc("chile-buffer"), loc("cologne-buffer")])
+        const insert = (n: number, previous: Ids.DataTransferId | null) =>
+          Repositories.dataTransfers.insert({
+            dataTransferPackageId: null,
+            rawDataPackageId: pkg!.id as Ids.RawDataPackageId,
+            routeId: null,
+            fromLocationId: from,
+            toLocationId: to,
+            previousAttemptId: previous,
+            attempt: n,
+            adapter: "local" as never
+          } as never)
+        const step = (id: Ids.DataTransferId, from: string, to: string, set?: Record<string, unknown>) =>
+          Transitions.transition({ entity: "DataTransfer", id, from, to, ...(set ? { set } : {}) } as never)
+        const failed = yield* insert(1, null)
+        yield* step(failed.id, "pending", "scheduled")
+        yield* step(failed.id, "scheduled", "in_progress", { startedAt: new Date() })
+        yield* step(failed.id, "in_progress", "failed", {
+          errorReason: "Timeout",
+          errorMessage: "no answer",
+          retryable: true,
+          finishedAt: new Date()
+        })
+        const retry = yield* insert(2, failed.id)
+        yield* step(retry.id, "pending", "scheduled")
+        yield* step(retry.id, "scheduled", "in_progress", { startedAt: new Date(Date.now() - 2000) })
+        yield* step(retry.id, "in_progress", "completed", {
+          bytesTransferred: pkg!.sizeBytes,
+          durationMs: 2000,
+          throughputBytesPerSecond: pkg!.sizeBytes / 2,
+          finishedAt: new Date()
+        })
+        // One more attempt, scheduled and left in flight (no worker runs now to take it).
+        const inFlight = yield* insert(1, null)
+        yield* step(inFlight.id, "pending", "scheduled")
+        const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+        const archive = yield* loc("cologne-archive")
+        yield* operator.locations.setAvailability({ path: { id: archive }, payload: { deletable: false, reason: "influx test" } }).pipe(
+          Effect.orDie
+        )
+        yield* operator.locations.list({ urlParams: {} }).pipe(Effect.orDie)
 
-      // InfluxDB has caught up with the ops-db, then a few more pushes for the rates.
-      yield* waitFor("the end of the run in InfluxDB", Effect.gen(function* () {
-        const completed = yield* lastValue("ccat_raw_data_packages", `"status" = 'completed'`)
-        const failures = yield* lastValue("ccat_transfer_failures_total", `"reason" = 'Timeout'`)
-        const paused = yield* lastValue("ccat_location_available", `"location" = 'cologne-archive' AND "operation" = 'delete'`)
-        const scheduled = yield* lastValue("ccat_transfer_attempts", `"from" = 'chile' AND "status" = 'scheduled'`)
-        return completed === packages && failures === 1 && paused === 0 && scheduled === 1
+        // InfluxDB has caught up with the ops-db, then a few more pushes for the rates.
+        yield* waitFor(
+          "the end of the run in InfluxDB",
+          Effect.gen(function* () {
+            const completed = yield* lastValue("ccat_raw_data_packages", `"status" = 'completed'`)
+            const failures = yield* lastValue("ccat_transfer_failures_total", `"reason" = 'Timeout'`)
+            const paused = yield* lastValue("ccat_location_available", `"location" = 'cologne-archive' AND "operation" = 'delete'`)
+            const scheduled = yield* lastValue("ccat_transfer_attempts", `"from" = 'chile' AND "status" = 'scheduled'`)
+            return completed === packages && failures === 1 && paused === 0 && scheduled === 1
+          })
+        )
+        // A route asked again in a later 1 s interval than its first request's push, so the
+        // dashboard's per-interval difference of its latency has a point to start from.
+        const firstListed = yield* query(
+          `SELECT last("count") FROM "ccat_http_request_duration_seconds" WHERE "method" = 'GET' AND "route" = '/api/v1/locations'`
+        )
+        yield* waitFor("the next 1 s interval", Effect.sync(() => Date.now() >= nextInterval(firstListed)))
+        yield* operator.locations.list({ urlParams: {} }).pipe(Effect.orDie)
+        const caughtUp = Date.now()
+        yield* waitFor("four more pushes", Effect.map(pushesSince(caughtUp), (n) => n >= 4))
+        const toMs = Date.now() + 1000
+
+        // The figures read back as the ops-db has them, at timestamps of now (precision=ms honoured).
+        assert.strictEqual(yield* lastValue("ccat_raw_data_files", `"state" = 'packaged'`), files.length)
+        assert.strictEqual(yield* lastValue("ccat_raw_data_files", `"state" = 'filed'`), 0)
+        assert.strictEqual(yield* lastValue("ccat_ops_db_up"), 1)
+        assert.strictEqual(yield* lastValue("ccat_transfer_retries_total", `"from" = 'chile' AND "to" = 'cologne'`), 1)
+        assert.strictEqual(yield* lastValue("ccat_location_capacity_bytes", `"location" = 'cologne-archive'`), 1e9)
+        const latest = yield* query(`SELECT last("value") FROM "ccat_ops_db_up"`)
+        assert.isBelow(Math.abs(Number(latest[0]!.values[0]![0]) - Date.now()), 60_000)
+        const hosts = yield* query(`SHOW TAG VALUES FROM "ccat_ops_db_up" WITH KEY = "host"`)
+        assert.deepStrictEqual(hosts[0]!.values.map((v) => v[1]), [host])
+        const duration = yield* query(
+          `SELECT last("count"), last("sum"), last("le_10"), last("le_+Inf") FROM "ccat_transfer_duration_seconds" WHERE "from" = 'chile' GROUP BY "adapter"`
+        )
+        assert.isAtLeast(duration.length, 1)
+        for (const s of duration) assert.strictEqual(s.values[0]![1], s.values[0]![4])
+
+        // Every field is a float, so no push can ever conflict with an earlier one.
+        const fieldKeys = yield* query("SHOW FIELD KEYS")
+        const fields = new Map(fieldKeys.map((s) => [s.name, new Map(s.values.map((v) => [v[0] as string, v[1] as string]))]))
+        assert.isAbove(fields.size, 30)
+        for (const [measurement, keys] of fields) {
+          for (const [key, type] of keys) assert.strictEqual(type, "float", `${measurement}.${key} is ${type}`)
+        }
+
+        // The dashboard: the same rows and panels as the Prometheus one, and every query finds data.
+        const dashboard = JSON.parse(yield* Effect.promise(() => fs.readFile(dashboardFile, "utf8")))
+        const prometheus = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(repoRoot, "docs/grafana-dashboard.json"), "utf8")))
+        const rows = (d: any) => d.panels.filter((p: any) => p.type === "row").map((p: any) => p.title)
+        assert.deepStrictEqual(rows(dashboard), rows(prometheus))
+        assert.strictEqual(dashboard.panels.length, prometheus.panels.length)
+        const variable = dashboard.templating.list.find((v: any) => v.name === "host")
+        const hostValues = yield* query(variable.query, influx.reader)
+        assert.include(hostValues[0]!.values.map((v) => v[1]), host)
+        const panels: Array<any> = dashboard.panels.filter((p: any) => p.type !== "row")
+        assert.isAtLeast(panels.flatMap((p) => p.targets).length, 30)
+        const failures: Array<string> = []
+        for (const panel of panels) {
+          const answers: Array<ReadonlyArray<RealInflux.Series>> = []
+          for (const target of panel.targets) {
+            const q = substitute(target.query, startedMs - 60_000, toMs)
+            const series = yield* Effect.promise((): Promise<ReadonlyArray<RealInflux.Series> | string> =>
+              influx.query(q, influx.reader).catch((e: Error) => e.message)
+            )
+            if (typeof series === "string") {
+              failures.push(`"${panel.title}" ${target.refId}: ${series}`)
+              continue
+            }
+            answers.push(series)
+            const values = series.flatMap((s) => s.values.flatMap((v) => v.slice(1))).filter((v) => typeof v === "number")
+            if (values.length === 0) {
+              // What was written to the measurement, so a failure says whether the data or the query is wrong.
+              const measurement = /FROM "([a-z_]+)"/.exec(target.query)?.[1]
+              const written = measurement === undefined ?
+                [] :
+                yield* Effect.promise(() =>
+                  influx.query(`SELECT * FROM "${measurement}" WHERE time >= ${startedMs - 60_000}ms`, influx.reader).catch(() => [])
+                )
+              failures.push(`"${panel.title}" ${target.refId} found no data: ${q}\n  written: ${JSON.stringify(written).slice(0, 4000)}`)
+            }
+            // Every measurement and field the query names was written.
+            const measurements = [...target.query.matchAll(/FROM "([a-z_]+)"/g)].map((m) => m[1]!)
+            for (const m of measurements) if (!fields.has(m)) failures.push(`"${panel.title}" reads ${m}, which was never written`)
+            for (const [, field] of target.query.matchAll(/\("(value|sum|count|le_[0-9.]+|le_\+Inf)"\)/g)) {
+              if (!fields.get(measurements[0]!)?.has(field!)) {
+                failures.push(`"${panel.title}" reads ${measurements[0]}.${field}, never written`)
+              }
+            }
+          }
+          // A panel Grafana joins by a tag (fill = used / capacity) has rows to join.
+          const join = (panel.transformations ?? []).find((t: any) => t.id === "joinByField")?.options.byField
+          if (join !== undefined) {
+            const keys = answers.map((series) => new Set(series.map((s) => s.tags?.[join])))
+            const common = [...keys[0]!].filter((k) => keys.every((set) => set.has(k)))
+            if (common.length === 0) failures.push(`"${panel.title}": its queries have no ${join} in common`)
+          }
+        }
+        assert.deepStrictEqual(failures, [])
+      }), { timeout: 420_000 })
+
+    it.scoped("faults are told plainly and never block the server", () =>
+      Effect.gen(function* () {
+        const influx = yield* RealInflux.RealInflux
+        const pushOnce = (options: Partial<InfluxPush.Options> & { url: string }) =>
+          Effect.either(
+            InfluxPush.pushOnce({ timeout: "5 seconds", tags: { host }, ...options }).pipe(Effect.provide(FetchHttpClient.layer))
+          )
+        const writer = { username: influx.writer.name, password: Redacted.make(influx.writer.password) }
+        const failure = (r: Either.Either<InfluxPush.Delivery, InfluxPush.InfluxPushError | InfluxPush.InfluxConfigError>) => {
+          assert.isTrue(Either.isLeft(r), "the push should have failed")
+          return (r as Either.Left<InfluxPush.InfluxPushError, never>).left
+        }
+
+        const wrong = failure(yield* pushOnce({ url: pusherUrl(influx), username: influx.writer.name, password: Redacted.make("wrong") }))
+        assert.strictEqual(wrong.reason, "Unauthorized")
+        assert.include(wrong.message, "authorization failed")
+        assert.notInclude(wrong.message, "wrong")
+        // InfluxDB before 1.8 reads no token: the message names the settings that would work.
+        const token = failure(
+          yield* pushOnce({ url: pusherUrl(influx), token: Redacted.make(`${influx.writer.name}:${influx.writer.password}`) })
+        )
+        assert.strictEqual(token.reason, "Unauthorized")
+        assert.include(token.message, "CCAT_INFLUX_USERNAME")
+        const readOnly = failure(
+          yield* pushOnce({ url: pusherUrl(influx), username: influx.reader.name, password: Redacted.make(influx.reader.password) })
+        )
+        assert.strictEqual(readOnly.reason, "Unauthorized")
+        const missing = failure(yield* pushOnce({ url: pusherUrl(influx, "db=nosuchdb"), ...writer }))
+        assert.strictEqual(missing.reason, "NotFound")
+        assert.include(missing.message, 'database not found: "nosuchdb"')
+        const noDb = failure(yield* pushOnce({ url: pusherUrl(influx, ""), ...writer }))
+        assert.strictEqual(noDb.reason, "Rejected")
+        assert.include(noDb.message, "database is required")
+        const badPrecision = failure(yield* pushOnce({ url: pusherUrl(influx, "db=ccat&precision=us"), ...writer }))
+        assert.strictEqual(badPrecision._tag, "InfluxConfigError")
+
+        // Settings that cannot work are refused when the environment is read, before anything starts.
+        const fromEnv = (env: Record<string, string>) =>
+          Effect.either(Effect.withConfigProvider(InfluxPush.config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
+        for (
+          const [env, says] of [
+            [{ CCAT_INFLUX_URL: "influx:8086/write" }, "is not an http or https URL"],
+            [{ CCAT_INFLUX_URL: "not a url" }, "is not a URL"],
+            [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat&precision=us` }, "precision=us"],
+            [{
+              CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`,
+              CCAT_INFLUX_TOKEN: "t",
+              CCAT_INFLUX_USERNAME: "u",
+              CCAT_INFLUX_PASSWORD: "p"
+            }, "not both"],
+            [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_USERNAME: "u" }, "needs a password"],
+            [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_INTERVAL_SECONDS: "0" }, "at least 1"]
+          ] as const
+        ) {
+          const read = yield* fromEnv(env)
+          assert.isTrue(
+            Either.isLeft(read) && String(read.left).includes(says),
+            `${JSON.stringify(env)}: ${String(Either.isLeft(read) ? read.left : "accepted")}`
+          )
+        }
+        const unset = yield* fromEnv({})
+        assert.isTrue(Either.isRight(unset) && unset.right._tag === "None")
+
+        // Escapes and values the real parser must take: odd tag values, a reserved tag key, extreme floats.
+        const odd: Array<Exposition.Family> = [{
+          name: "ccat_test_escaping",
+          help: "",
+          type: "gauge",
+          samples: [
+            {
+              name: "ccat_test_escaping",
+              labels: { time: "t", path: 'a "quoted" \\ value\nnext', odd: "x, y=z", trailing: "ends in \\", dir: "C:\\data\\\\raw" },
+              value: 5e21
+            },
+            { name: "ccat_test_escaping", labels: { path: "tiny" }, value: 5e-324 },
+            { name: "ccat_test_escaping", labels: { path: "negative" }, value: -0.25 }
+          ]
+        }]
+        const oddWrite = yield* Effect.promise(() =>
+          fetch(pusherUrl(influx), {
+            method: "POST",
+            body: Exposition.lineProtocol(odd, BigInt(Date.now()), { host }),
+            headers: { authorization: `Basic ${Buffer.from(`${influx.writer.name}:${influx.writer.password}`).toString("base64")}` }
+          }).then(async (r) => ({ status: r.status, text: await r.text() }))
+        )
+        assert.deepStrictEqual(oddWrite, { status: 204, text: "" })
+        const readBack = yield* query(`SELECT * FROM "ccat_test_escaping" GROUP BY *`)
+        const byPath = new Map(readBack.map((s) => [s.tags!.path, { tags: s.tags, value: s.values[0]![s.columns.indexOf("value")] }]))
+        // A backslash is kept as written, except one before a space, comma or equals sign or at the end, which line protocol cannot carry.
+        assert.deepStrictEqual(byPath.get('a "quoted"  value next'), {
+          tags: { host, dir: "C:\\data\\\\raw", odd: "x, y=z", path: 'a "quoted"  value next', time_: "t", trailing: "ends in " },
+          value: 5e21
+        })
+        assert.strictEqual(byPath.get("tiny")?.value, 5e-324)
+        assert.strictEqual(byPath.get("negative")?.value, -0.25)
+
+        // A database where ccat_ops_db_up was once written as an integer: that line is dropped, the rest is written.
+        yield* query(`CREATE DATABASE "legacy"`)
+        yield* query(`GRANT WRITE ON "legacy" TO "${influx.writer.name}"`)
+        yield* Effect.promise(() =>
+          fetch(`${influx.base}/write?db=legacy`, {
+            method: "POST",
+            body: "ccat_ops_db_up,host=old value=1i\n",
+            headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
+          })
+        )
+        const partial = yield* pushOnce({ url: pusherUrl(influx, "db=legacy&precision=s"), ...writer })
+        assert.isTrue(Either.isRight(partial))
+        const delivered = (partial as Either.Right<never, InfluxPush.Delivery>).right
+        assert.include(delivered.partial ?? "", "field type conflict")
+        assert.isAbove(delivered.lines, 10)
+        const legacy = yield* Effect.promise(() =>
+          fetch(`${influx.base}/query?db=legacy&epoch=s&q=${encodeURIComponent(`SELECT last("value") FROM "ccat_raw_data_files"`)}`, {
+            headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
+          }).then((r) => r.json() as Promise<any>)
+        )
+        const written = legacy.results[0].series[0].values[0]
+        assert.isBelow(Math.abs(written[0] - Date.now() / 1000), 60)
+
+        // A frozen InfluxDB: pushes time out, the running pusher backs off, the server keeps answering.
+        const since = Date.now()
+        yield* Layer.build(
+          InfluxPush.layer({
+            url: pusherUrl(influx),
+            ...writer,
+            interval: "200 millis",
+            timeout: "1 second",
+            maxBackoff: "1 second",
+            tags: { host }
+          })
+        )
+        yield* waitFor("a push before the freeze", Effect.map(pushesSince(since), (n) => n >= 1))
+        influx.process.kill("SIGSTOP")
+        const frozen = yield* Effect.ensuring(
+          Effect.gen(function* () {
+            const timedOut = failure(yield* pushOnce({ url: pusherUrl(influx), ...writer, timeout: "500 millis" }))
+            const asked = Date.now()
+            const health = yield* Harness.raw("GET", "/api/v1/health")
+            return { timedOut, health, healthMs: Date.now() - asked }
+          }),
+          Effect.sync(() => influx.process.kill("SIGCONT"))
+        )
+        assert.strictEqual(frozen.timedOut.reason, "Timeout")
+        assert.strictEqual(frozen.health.status, 200)
+        assert.isBelow(frozen.healthMs, 5000)
+        const thawed = Date.now()
+        yield* waitFor("a push after the thaw", Effect.map(pushesSince(thawed), (n) => n >= 1), 20_000)
+
+        // A dead InfluxDB: nothing listens on its port; credentials in a 1.x URL's query are never repeated.
+        const port = yield* Effect.promise(RealInflux.freePort)
+        const dead = failure(yield* pushOnce({ url: `http://127.0.0.1:${port}/write?db=ccat&u=me&p=hunter2` }))
+        assert.strictEqual(dead.reason, "Transport")
+        assert.include(dead.message, "ECONNREFUSED")
+        assert.notInclude(dead.message, "hunter2")
       }))
-      // A route asked again in a later 1 s interval than its first request's push, so the
-      // dashboard's per-interval difference of its latency has a point to start from.
-      const firstListed = yield* query(
-        `SELECT last("count") FROM "ccat_http_request_duration_seconds" WHERE "method" = 'GET' AND "route" = '/api/v1/locations'`
-      )
-      yield* waitFor("the next 1 s interval", Effect.sync(() => Date.now() >= nextInterval(firstListed)))
-      yield* operator.locations.list({ urlParams: {} }).pipe(Effect.orDie)
-      const caughtUp = Date.now()
-      yield* waitFor("four more pushes", Effect.map(pushesSince(caughtUp), (n) => n >= 4))
-      const toMs = Date.now() + 1000
-
-      // The figures read back as the ops-db has them, at timestamps of now (precision=ms honoured).
-      assert.strictEqual(yield* lastValue("ccat_raw_data_files", `"state" = 'packaged'`), files.length)
-      assert.strictEqual(yield* lastValue("ccat_raw_data_files", `"state" = 'filed'`), 0)
-      assert.strictEqual(yield* lastValue("ccat_ops_db_up"), 1)
-      assert.strictEqual(yield* lastValue("ccat_transfer_retries_total", `"from" = 'chile' AND "to" = 'cologne'`), 1)
-      assert.strictEqual(yield* lastValue("ccat_location_capacity_bytes", `"location" = 'cologne-archive'`), 1e9)
-      const latest = yield* query(`SELECT last("value") FROM "ccat_ops_db_up"`)
-      assert.isBelow(Math.abs(Number(latest[0]!.values[0]![0]) - Date.now()), 60_000)
-      const hosts = yield* query(`SHOW TAG VALUES FROM "ccat_ops_db_up" WITH KEY = "host"`)
-      assert.deepStrictEqual(hosts[0]!.values.map((v) => v[1]), [host])
-      const duration = yield* query(`SELECT last("count"), last("sum"), last("le_10"), last("le_+Inf") FROM "ccat_transfer_duration_seconds" WHERE "from" = 'chile' GROUP BY "adapter"`)
-      assert.isAtLeast(duration.length, 1)
-      for (const s of duration) assert.strictEqual(s.values[0]![1], s.values[0]![4])
-
-      // Every field is a float, so no push can ever conflict with an earlier one.
-      const fieldKeys = yield* query("SHOW FIELD KEYS")
-      const fields = new Map(fieldKeys.map((s) => [s.name, new Map(s.values.map((v) => [v[0] as string, v[1] as string]))]))
-      assert.isAbove(fields.size, 30)
-      for (const [measurement, keys] of fields) for (const [key, type] of keys) assert.strictEqual(type, "float", `${measurement}.${key} is ${type}`)
-
-      // The dashboard: the same rows and panels as the Prometheus one, and every query finds data.
-      const dashboard = JSON.parse(yield* Effect.promise(() => fs.readFile(dashboardFile, "utf8")))
-      const prometheus = JSON.parse(yield* Effect.promise(() => fs.readFile(path.join(repoRoot, "docs/grafana-dashboard.json"), "utf8")))
-      const rows = (d: any) => d.panels.filter((p: any) => p.type === "row").map((p: any) => p.title)
-      assert.deepStrictEqual(rows(dashboard), rows(prometheus))
-      assert.strictEqual(dashboard.panels.length, prometheus.panels.length)
-      const variable = dashboard.templating.list.find((v: any) => v.name === "host")
-      const hostValues = yield* query(variable.query, influx.reader)
-      assert.include(hostValues[0]!.values.map((v) => v[1]), host)
-      const panels: Array<any> = dashboard.panels.filter((p: any) => p.type !== "row")
-      assert.isAtLeast(panels.flatMap((p) => p.targets).length, 30)
-      const failures: Array<string> = []
-      for (const panel of panels) {
-        const answers: Array<ReadonlyArray<RealInflux.Series>> = []
-        for (const target of panel.targets) {
-          const q = substitute(target.query, startedMs - 60_000, toMs)
-          const series = yield* Effect.promise((): Promise<ReadonlyArray<RealInflux.Series> | string> =>
-            influx.query(q, influx.reader).catch((e: Error) => e.message))
-          if (typeof series === "string") {
-            failures.push(`"${panel.title}" ${target.refId}: ${series}`)
-            continue
-          }
-          answers.push(series)
-          const values = series.flatMap((s) => s.values.flatMap((v) => v.slice(1))).filter((v) => typeof v === "number")
-          if (values.length === 0) {
-            // What was written to the measurement, so a failure says whether the data or the query is wrong.
-            const measurement = /FROM "([a-z_]+)"/.exec(target.query)?.[1]
-            const written = measurement === undefined ? [] : yield* Effect.promise(() =>
-              influx.query(`SELECT * FROM "${measurement}" WHERE time >= ${startedMs - 60_000}ms`, influx.reader).catch(() => []))
-            failures.push(`"${panel.title}" ${target.refId} found no data: ${q}\n  written: ${JSON.stringify(written).slice(0, 4000)}`)
-          }
-          // Every measurement and field the query names was written.
-          const measurements = [...target.query.matchAll(/FROM "([a-z_]+)"/g)].map((m) => m[1]!)
-          for (const m of measurements) if (!fields.has(m)) failures.push(`"${panel.title}" reads ${m}, which was never written`)
-          for (const [, field] of target.query.matchAll(/\("(value|sum|count|le_[0-9.]+|le_\+Inf)"\)/g)) {
-            if (!fields.get(measurements[0]!)?.has(field!)) failures.push(`"${panel.title}" reads ${measurements[0]}.${field}, never written`)
-          }
-        }
-        // A panel Grafana joins by a tag (fill = used / capacity) has rows to join.
-        const join = (panel.transformations ?? []).find((t: any) => t.id === "joinByField")?.options.byField
-        if (join !== undefined) {
-          const keys = answers.map((series) => new Set(series.map((s) => s.tags?.[join])))
-          const common = [...keys[0]!].filter((k) => keys.every((set) => set.has(k)))
-          if (common.length === 0) failures.push(`"${panel.title}": its queries have no ${join} in common`)
-        }
-      }
-      assert.deepStrictEqual(failures, [])
-    }), { timeout: 420_000 })
-
-  it.scoped("faults are told plainly and never block the server", () =>
-    Effect.gen(function* () {
-      const influx = yield* RealInflux.RealInflux
-      const pushOnce = (options: Partial<InfluxPush.Options> & { url: string }) =>
-        Effect.either(InfluxPush.pushOnce({ timeout: "5 seconds", tags: { host }, ...options }).pipe(Effect.provide(FetchHttpClient.layer)))
-      const writer = { username: influx.writer.name, password: Redacted.make(influx.writer.password) }
-      const failure = (r: Either.Either<InfluxPush.Delivery, InfluxPush.InfluxPushError | InfluxPush.InfluxConfigError>) => {
-        assert.isTrue(Either.isLeft(r), "the push should have failed")
-        return (r as Either.Left<InfluxPush.InfluxPushError, never>).left
-      }
-
-      const wrong = failure(yield* pushOnce({ url: pusherUrl(influx), username: influx.writer.name, password: Redacted.make("wrong") }))
-      assert.strictEqual(wrong.reason, "Unauthorized")
-      assert.include(wrong.message, "authorization failed")
-      assert.notInclude(wrong.message, "wrong")
-      // InfluxDB before 1.8 reads no token: the message names the settings that would work.
-      const token = failure(yield* pushOnce({ url: pusherUrl(influx), token: Redacted.make(`${influx.writer.name}:${influx.writer.password}`) }))
-      assert.strictEqual(token.reason, "Unauthorized")
-      assert.include(token.message, "CCAT_INFLUX_USERNAME")
-      const readOnly = failure(yield* pushOnce({ url: pusherUrl(influx), username: influx.reader.name, password: Redacted.make(influx.reader.password) }))
-      assert.strictEqual(readOnly.reason, "Unauthorized")
-      const missing = failure(yield* pushOnce({ url: pusherUrl(influx, "db=nosuchdb"), ...writer }))
-      assert.strictEqual(missing.reason, "NotFound")
-      assert.include(missing.message, 'database not found: "nosuchdb"')
-      const noDb = failure(yield* pushOnce({ url: pusherUrl(influx, ""), ...writer }))
-      assert.strictEqual(noDb.reason, "Rejected")
-      assert.include(noDb.message, "database is required")
-      const badPrecision = failure(yield* pushOnce({ url: pusherUrl(influx, "db=ccat&precision=us"), ...writer }))
-      assert.strictEqual(badPrecision._tag, "InfluxConfigError")
-
-      // Settings that cannot work are refused when the environment is read, before anything starts.
-      const fromEnv = (env: Record<string, string>) =>
-        Effect.either(Effect.withConfigProvider(InfluxPush.config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
-      for (const [env, says] of [
-        [{ CCAT_INFLUX_URL: "influx:8086/write" }, "is not an http or https URL"],
-        [{ CCAT_INFLUX_URL: "not a url" }, "is not a URL"],
-        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat&precision=us` }, "precision=us"],
-        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_TOKEN: "t", CCAT_INFLUX_USERNAME: "u", CCAT_INFLUX_PASSWORD: "p" }, "not both"],
-        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_USERNAME: "u" }, "needs a password"],
-        [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_INTERVAL_SECONDS: "0" }, "at least 1"]
-      ] as const) {
-        const read = yield* fromEnv(env)
-        assert.isTrue(Either.isLeft(read) && String(read.left).includes(says), `${JSON.stringify(env)}: ${String(Either.isLeft(read) ? read.left : "accepted")}`)
-      }
-      const unset = yield* fromEnv({})
-      assert.isTrue(Either.isRight(unset) && unset.right._tag === "None")
-
-      // Escapes and values the real parser must take: odd tag values, a reserved tag key, extreme floats.
-      const odd: Array<Exposition.Family> = [{
-        name: "ccat_test_escaping", help: "", type: "gauge",
-        samples: [
-          { name: "ccat_test_escaping", labels: { time: "t", path: 'a "quoted" \\ value\nnext', odd: "x, y=z", trailing: "ends in \\", dir: "C:\\data\\\\raw" }, value: 5e21 },
-          { name: "ccat_test_escaping", labels: { path: "tiny" }, value: 5e-324 },
-          { name: "ccat_test_escaping", labels: { path: "negative" }, value: -0.25 }
-        ]
-      }]
-      const oddWrite = yield* Effect.promise(() =>
-        fetch(pusherUrl(influx), {
-          method: "POST", body: Exposition.lineProtocol(odd, BigInt(Date.now()), { host }),
-          headers: { authorization: `Basic ${Buffer.from(`${influx.writer.name}:${influx.writer.password}`).toString("base64")}` }
-        }).then(async (r) => ({ status: r.status, text: await r.text() })))
-      assert.deepStrictEqual(oddWrite, { status: 204, text: "" })
-      const readBack = yield* query(`SELECT * FROM "ccat_test_escaping" GROUP BY *`)
-      const byPath = new Map(readBack.map((s) => [s.tags!.path, { tags: s.tags, value: s.values[0]![s.columns.indexOf("value")] }]))
-      // A backslash is kept as written, except one before a space, comma or equals sign or at the end, which line protocol cannot carry.
-      assert.deepStrictEqual(byPath.get('a "quoted"  value next'), {
-        tags: { host, dir: "C:\\data\\\\raw", odd: "x, y=z", path: 'a "quoted"  value next', time_: "t", trailing: "ends in " }, value: 5e21
-      })
-      assert.strictEqual(byPath.get("tiny")?.value, 5e-324)
-      assert.strictEqual(byPath.get("negative")?.value, -0.25)
-
-      // A database where ccat_ops_db_up was once written as an integer: that line is dropped, the rest is written.
-      yield* query(`CREATE DATABASE "legacy"`)
-      yield* query(`GRANT WRITE ON "legacy" TO "${influx.writer.name}"`)
-      yield* Effect.promise(() =>
-        fetch(`${influx.base}/write?db=legacy`, {
-          method: "POST", body: "ccat_ops_db_up,host=old value=1i\n",
-          headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
-        }))
-      const partial = yield* pushOnce({ url: pusherUrl(influx, "db=legacy&precision=s"), ...writer })
-      assert.isTrue(Either.isRight(partial))
-      const delivered = (partial as Either.Right<never, InfluxPush.Delivery>).right
-      assert.include(delivered.partial ?? "", "field type conflict")
-      assert.isAbove(delivered.lines, 10)
-      const legacy = yield* Effect.promise(() =>
-        fetch(`${influx.base}/query?db=legacy&epoch=s&q=${encodeURIComponent(`SELECT last("value") FROM "ccat_raw_data_files"`)}`, {
-          headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
-        }).then((r) => r.json() as Promise<any>))
-      const written = legacy.results[0].series[0].values[0]
-      assert.isBelow(Math.abs(written[0] - Date.now() / 1000), 60)
-
-      // A frozen InfluxDB: pushes time out, the running pusher backs off, the server keeps answering.
-      const since = Date.now()
-      yield* Layer.build(
-        InfluxPush.layer({ url: pusherUrl(influx), ...writer, interval: "200 millis", timeout: "1 second", maxBackoff: "1 second", tags: { host } })
-      )
-      yield* waitFor("a push before the freeze", Effect.map(pushesSince(since), (n) => n >= 1))
-      influx.process.kill("SIGSTOP")
-      const frozen = yield* Effect.ensuring(
-        Effect.gen(function* () {
-          const timedOut = failure(yield* pushOnce({ url: pusherUrl(influx), ...writer, timeout: "500 millis" }))
-          const asked = Date.now()
-          const health = yield* Harness.raw("GET", "/api/v1/health")
-          return { timedOut, health, healthMs: Date.now() - asked }
-        }),
-        Effect.sync(() => influx.process.kill("SIGCONT"))
-      )
-      assert.strictEqual(frozen.timedOut.reason, "Timeout")
-      assert.strictEqual(frozen.health.status, 200)
-      assert.isBelow(frozen.healthMs, 5000)
-      const thawed = Date.now()
-      yield* waitFor("a push after the thaw", Effect.map(pushesSince(thawed), (n) => n >= 1), 20_000)
-
-      // A dead InfluxDB: nothing listens on its port; credentials in a 1.x URL's query are never repeated.
-      const port = yield* Effect.promise(RealInflux.freePort)
-      const dead = failure(yield* pushOnce({ url: `http://127.0.0.1:${port}/write?db=ccat&u=me&p=hunter2` }))
-      assert.strictEqual(dead.reason, "Transport")
-      assert.include(dead.message, "ECONNREFUSED")
-      assert.notInclude(dead.message, "hunter2")
-    }))
-})
+  }
+)

@@ -23,7 +23,10 @@ describe("Logging", () => {
       const lines = yield* capture(
         Effect.gen(function* () {
           yield* Effect.logDebug("hidden")
-          yield* Effect.logInfo("bundle delivered").pipe(Effect.annotateLogs({ bundleId: "b-1", site: "chile" }), Effect.withLogSpan("Transfer.run"))
+          yield* Effect.logInfo("bundle delivered").pipe(
+            Effect.annotateLogs({ bundleId: "b-1", site: "chile" }),
+            Effect.withLogSpan("Transfer.run")
+          )
         }).pipe(Effect.provide(Logging.layer("json", LogLevel.Info)))
       )
       assert.strictEqual(lines.length, 1)

@@ -63,7 +63,9 @@ describe("Metrics", () => {
 
         const empty = yield* scrape
         assert.strictEqual(valueOf(empty, "ccat_ops_db_up"), 1)
-        for (const state of ["filed", "packaged", "corrupt", "missing"]) assert.strictEqual(valueOf(empty, "ccat_raw_data_files", { state }), 0)
+        for (const state of ["filed", "packaged", "corrupt", "missing"]) {
+          assert.strictEqual(valueOf(empty, "ccat_raw_data_files", { state }), 0)
+        }
         assert.strictEqual(valueOf(empty, "ccat_location_used_bytes", { location: "chile-buffer" }), 0)
         assert.strictEqual(valueOf(empty, "ccat_location_available", { location: "cologne-archive", operation: "write" }), 1)
 
@@ -78,7 +80,9 @@ describe("Metrics", () => {
         assert.strictEqual(valueOf(filed, "ccat_raw_data_files", { state: "filed" }), 3)
         assert.strictEqual(valueOf(filed, "ccat_raw_data_file_bytes", { state: "filed" }), total)
 
-        const packaged = sql<{ n: number }>`select count(*)::int as n from raw_data_file where executed_obs_unit_id = ${eou.id} and state = 'packaged'`
+        const packaged = sql<
+          { n: number }
+        >`select count(*)::int as n from raw_data_file where executed_obs_unit_id = ${eou.id} and state = 'packaged'`
         yield* runPackagingUntil(Effect.map(packaged, (r) => r[0]!.n === files.length)).pipe(Effect.provide(policyLayer(topology)))
         const after = yield* scrape
         assert.strictEqual(valueOf(after, "ccat_raw_data_files", { state: "filed" }), 0)
@@ -87,7 +91,12 @@ describe("Metrics", () => {
         assert.isAbove(valueOf(after, "ccat_raw_data_package_bytes", { status: "in_progress" })!, total)
         assert.strictEqual(valueOf(after, "ccat_physical_copies", { location: "chile-source", kind: "file", status: "PRESENT" }), 3)
         assert.strictEqual(valueOf(after, "ccat_physical_copies", { location: "chile-buffer", kind: "package", status: "PRESENT" }), 2)
-        const bufferBytes = valueOf(after, "ccat_location_used_bytes", { location: "chile-buffer", site: "chile", type: "BUFFER", technology: "disk" })!
+        const bufferBytes = valueOf(after, "ccat_location_used_bytes", {
+          location: "chile-buffer",
+          site: "chile",
+          type: "BUFFER",
+          technology: "disk"
+        })!
         assert.strictEqual(bufferBytes, valueOf(after, "ccat_raw_data_package_bytes", { status: "in_progress" }))
         // The packaging jobs went through pg-boss's chile.package queue.
         assert.isAbove(sumOf(after, "ccat_queue_jobs", { queue: "chile.package" }), 0)
@@ -96,20 +105,32 @@ describe("Metrics", () => {
         // Two attempts of one package from chile to cologne: a retryable failure, then a delivery.
         const [pkg] = yield* sql<{ id: string; sizeBytes: number }>`
           select id, size_bytes from raw_data_package where executed_obs_unit_id = ${eou.id} order by size_bytes desc limit 1`
-        const loc = (name: string) => Effect.map(sql<{ id: string }>`select id from data_location where name = ${name}`, (r) => r[0]!.id as Ids.DataLocationId)
+        const loc = (name: string) =>
+          Effect.map(sql<{ id: string }>`select id from data_location where name = ${name}`, (r) => r[0]!.id as Ids.DataLocationId)
         const from = yield* loc("chile-buffer")
         const to = yield* loc("cologne-buffer")
         const attempt = (n: number, previous: Ids.DataTransferId | null) =>
           Repositories.dataTransfers.insert({
-            dataTransferPackageId: null, rawDataPackageId: pkg!.id as Ids.RawDataPackageId, routeId: null,
-            fromLocationId: from, toLocationId: to, previousAttemptId: previous, attempt: n, adapter: "local" as never
+            dataTransferPackageId: null,
+            rawDataPackageId: pkg!.id as Ids.RawDataPackageId,
+            routeId: null,
+            fromLocationId: from,
+            toLocationId: to,
+            previousAttemptId: previous,
+            attempt: n,
+            adapter: "local" as never
           } as never)
         const step = (id: Ids.DataTransferId, from: string, to: string, set?: Record<string, unknown>) =>
           Transitions.transition({ entity: "DataTransfer", id, from, to, ...(set ? { set } : {}) } as never)
         const first = yield* attempt(1, null)
         yield* step(first.id, "pending", "scheduled")
         yield* step(first.id, "scheduled", "in_progress", { startedAt: new Date() })
-        yield* step(first.id, "in_progress", "failed", { errorReason: "Timeout", errorMessage: "no answer", retryable: true, finishedAt: new Date() })
+        yield* step(first.id, "in_progress", "failed", {
+          errorReason: "Timeout",
+          errorMessage: "no answer",
+          retryable: true,
+          finishedAt: new Date()
+        })
         const moving = yield* scrape
         const hop = { from: "chile", to: "cologne", adapter: "local" }
         assert.strictEqual(valueOf(moving, "ccat_transfer_failures_total", { ...hop, reason: "Timeout" }), 1)
@@ -120,7 +141,10 @@ describe("Metrics", () => {
         yield* step(second.id, "pending", "scheduled")
         yield* step(second.id, "scheduled", "in_progress", { startedAt: new Date(Date.now() - 4000) })
         yield* step(second.id, "in_progress", "completed", {
-          bytesTransferred: pkg!.sizeBytes, durationMs: 4000, throughputBytesPerSecond: pkg!.sizeBytes / 4, finishedAt: new Date()
+          bytesTransferred: pkg!.sizeBytes,
+          durationMs: 4000,
+          throughputBytesPerSecond: pkg!.sizeBytes / 4,
+          finishedAt: new Date()
         })
         const moved = yield* scrape
         assert.strictEqual(valueOf(moved, "ccat_transfer_bytes_total", hop), pkg!.sizeBytes)

@@ -49,10 +49,15 @@ it.layer(Harness.layer(), { timeout: 60_000 })("GET /metrics", (it) => {
       const exprs: Array<string> = dashboard.panels.flatMap((p: any) => (p.targets ?? []).map((t: any) => t.expr))
       assert.isAbove(exprs.length, 20)
       for (const name of exprs.flatMap((x) => x.match(/ccat_[a-z_]+/g) ?? [])) {
-        assert.isTrue(families.has(name) || families.has(name.replace(/_(bucket|sum|count)$/, "")), `the dashboard queries ${name}, which is not exported`)
+        assert.isTrue(
+          families.has(name) || families.has(name.replace(/_(bucket|sum|count)$/, "")),
+          `the dashboard queries ${name}, which is not exported`
+        )
       }
       const doc = yield* Effect.promise(() => fs.readFile(path.join(repoRoot, "docs/metrics.md"), "utf8"))
-      for (const name of [...families].filter((n) => n.startsWith("ccat_"))) assert.include(doc, `\`${name}\``, `docs/metrics.md does not describe ${name}`)
+      for (const name of [...families].filter((n) => n.startsWith("ccat_"))) {
+        assert.include(doc, `\`${name}\``, `docs/metrics.md does not describe ${name}`)
+      }
       // A second scrape counts the first.
       const again = parsePrometheus((yield* get("/metrics")).text)
       assert.isAtLeast(valueOf(again, "ccat_http_requests_total", { method: "GET", route: MetricsHttp.path, status: "200" }) ?? 0, 1)

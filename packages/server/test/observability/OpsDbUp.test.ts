@@ -80,7 +80,5 @@ describe("ccat_ops_db_up", () => {
         }
         assert.strictEqual(yield* figure, 0)
       }).pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(url))))
-    }),
-    120_000
-  )
+    }), 120_000)
 })

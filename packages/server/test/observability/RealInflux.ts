@@ -75,10 +75,17 @@ const runQuery = async (base: string, database: string, q: string, as?: User): P
 }
 
 const waitForPing = (base: string, child: ChildProcess, log: string, ms: number) =>
-  waitUntil("influxd to answer /ping", async () => {
-    if (child.exitCode !== null) throw new Error(`influxd exited with ${child.exitCode}: ${await fs.readFile(log, "utf8").catch(() => "")}`)
-    return fetch(`${base}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 204, () => false)
-  }, ms, { detail: () => readLog(log) })
+  waitUntil(
+    "influxd to answer /ping",
+    async () => {
+      if (child.exitCode !== null) {
+        throw new Error(`influxd exited with ${child.exitCode}: ${await fs.readFile(log, "utf8").catch(() => "")}`)
+      }
+      return fetch(`${base}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status === 204, () => false)
+    },
+    ms,
+    { detail: () => readLog(log) }
+  )
 
 const readLog = (log: string) => {
   try {
@@ -126,7 +133,11 @@ const start = Effect.acquireRelease(
     const out = await fs.open(log, "w")
     const child = spawn("influxd", ["run", "-config", path.join(dir, "influxdb.conf")], { stdio: ["ignore", out.fd, out.fd] })
     const spawnError = new Promise<never>((_, reject) =>
-      child.once("error", (e) => reject(new Error(`influxd could not be started (${e.message}): install Debian's influxdb, as .ci/run does`))))
+      child.once(
+        "error",
+        (e) => reject(new Error(`influxd could not be started (${e.message}): install Debian's influxdb, as .ci/run does`))
+      )
+    )
     // Handled here too, so a failure to spawn is never an unhandled rejection before the race below.
     spawnError.catch(() => undefined)
     await out.close()
@@ -150,7 +161,14 @@ const start = Effect.acquireRelease(
       `GRANT READ ON "${database}" TO "${reader.name}"`
     ]) await runQuery(base, database, q, admin)
     const server: Server & { dir: string } = {
-      base, database, retentionPolicy, admin, writer, reader, process: child, dir,
+      base,
+      database,
+      retentionPolicy,
+      admin,
+      writer,
+      reader,
+      process: child,
+      dir,
       query: (q, as = admin) => runQuery(base, database, q, as)
     }
     return server

@@ -47,8 +47,14 @@ const answerSwallowingProxy = (target: string) =>
           state.onSwallowed = undefined
           once?.()
         })
-        const close = () => { client.destroy(); upstream.destroy() }
-        client.on("error", close); upstream.on("error", close); client.on("close", close); upstream.on("close", close)
+        const close = () => {
+          client.destroy()
+          upstream.destroy()
+        }
+        client.on("error", close)
+        upstream.on("error", close)
+        client.on("close", close)
+        upstream.on("close", close)
       })
       await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve))
       return { url: `http://127.0.0.1:${port}`, state, server, sockets }
@@ -78,8 +84,15 @@ layer(relayWorld, { timeout: 300_000, excludeTestServices: true })("relay replay
       const relay = w.relayWith({ CCAT_RELAY_TOKEN: relayToken, CCAT_RELAY_REQUEST_TIMEOUT: "60 seconds" }, { mainUrl: proxy.url })
       yield* Effect.addFinalizer(() => promise(() => relay.stop()))
       yield* promise(() => relay.start())
-      yield* waitFor("the relay to know the instrument's token", 15_000, promise(() =>
-        fetch(`${w.relayUrl}/api/v1/relay/status`, { headers: { authorization: `Bearer ${instrumentToken}` } }).then((r) => r.status === 200)))
+      yield* waitFor(
+        "the relay to know the instrument's token",
+        15_000,
+        promise(() =>
+          fetch(`${w.relayUrl}/api/v1/relay/status`, { headers: { authorization: `Bearer ${instrumentToken}` } }).then((r) =>
+            r.status === 200
+          )
+        )
+      )
 
       proxy.state.swallow = true
       let mainKilled: Promise<void> | undefined
@@ -89,11 +102,22 @@ layer(relayWorld, { timeout: 300_000, excludeTestServices: true })("relay replay
         obsUnitId: world.obsUnit.id,
         startAt: new Date("2026-05-01T03:00:00Z"),
         sourceLocation: world.source.name,
-        files: Array.from({ length: 3 }, (_, i) => ({ id: randomUUID(), module: "280GHz", relativePath: `replay-${randomUUID()}/f${i}.fits`, sizeBytes: 10 + i, checksum: sha() }))
+        files: Array.from({ length: 3 }, (_, i) => ({
+          id: randomUUID(),
+          module: "280GHz",
+          relativePath: `replay-${randomUUID()}/f${i}.fits`,
+          sizeBytes: 10 + i,
+          checksum: sha()
+        }))
       }
-      const client = yield* CcatClient.make({ baseUrl: w.relayUrl, token: instrumentToken, retry: false }).pipe(Effect.provide(FetchHttpClient.layer))
+      const client = yield* CcatClient.make({ baseUrl: w.relayUrl, token: instrumentToken, retry: false }).pipe(
+        Effect.provide(FetchHttpClient.layer)
+      )
       yield* CcatClient.idempotent(randomUUID())(client.observations.file({ payload: request as any }))
-      const [filing] = yield* Effect.flatMap(RelayDb, (r) => r<{ id: string; state: string }>`select id, state from relay.filing where observation_id = ${request.id}`).pipe(Effect.orDie)
+      const [filing] = yield* Effect.flatMap(
+        RelayDb,
+        (r) => r<{ id: string; state: string }>`select id, state from relay.filing where observation_id = ${request.id}`
+      ).pipe(Effect.orDie)
       expect(filing.state).toBe("pending")
 
       // The main was SIGKILLed as its answer began to leave: the filing and its key's record are both committed.
@@ -105,16 +129,21 @@ layer(relayWorld, { timeout: 300_000, excludeTestServices: true })("relay replay
       expect(stored).toEqual({ files: 3, state: "done" })
       const answered = proxy.state.answers.length
       yield* promise(() => relay.kill())
-      const [still] = yield* Effect.flatMap(RelayDb, (r) => r<{ state: string }>`select state from relay.filing where id = ${filing.id}`).pipe(Effect.orDie)
+      const [still] = yield* Effect.flatMap(RelayDb, (r) => r<{ state: string }>`select state from relay.filing where id = ${filing.id}`)
+        .pipe(Effect.orDie)
       expect(still.state).toBe("pending")
 
       proxy.state.swallow = false
       yield* promise(() => w.main.start())
       yield* promise(() => relay.start())
-      yield* waitFor("the relay to record the filing forwarded", 60_000, Effect.map(
-        Effect.flatMap(RelayDb, (r) => r<{ state: string }>`select state from relay.filing where id = ${filing.id}`).pipe(Effect.orDie),
-        ([r]) => r.state === "forwarded"
-      ))
+      yield* waitFor(
+        "the relay to record the filing forwarded",
+        60_000,
+        Effect.map(
+          Effect.flatMap(RelayDb, (r) => r<{ state: string }>`select state from relay.filing where id = ${filing.id}`).pipe(Effect.orDie),
+          ([r]) => r.state === "forwarded"
+        )
+      )
       const replayed = proxy.state.answers.slice(answered).join("")
       expect(replayed.toLowerCase()).toContain("idempotent-replayed: true")
 
@@ -128,6 +157,5 @@ layer(relayWorld, { timeout: 300_000, excludeTestServices: true })("relay replay
         select e.actor, e.details->>'onBehalfOf' as on_behalf_of from event_log e join raw_data_file f on f.id = e.entity_id
         where f.executed_obs_unit_id = ${request.id}`
       expect(events).toEqual(Array(3).fill({ actor: relayName, onBehalfOf: instrumentName }))
-    })
-  )
+    }))
 })

@@ -141,7 +141,9 @@ export const layer = Layer.unwrapScoped(
     const [mainPort, relayPort] = yield* Effect.promise(() => Promise.all([freePort(), freePort()]))
     const mainUrl = `http://127.0.0.1:${mainPort}`
     const mainProcess = new CcatProcess("main", cli.file, ["serve", "--workers", "none"], {
-      DATABASE_URL: Redacted.value(main.url), CCAT_PORT: String(mainPort), CCAT_DATA_DIR: path.join(dir, "main")
+      DATABASE_URL: Redacted.value(main.url),
+      CCAT_PORT: String(mainPort),
+      CCAT_DATA_DIR: path.join(dir, "main")
     }, "listening on")
     yield* Effect.addFinalizer(() => Effect.promise(() => mainProcess.stop()))
     const relays: Array<CcatProcess> = []
@@ -156,15 +158,23 @@ export const layer = Layer.unwrapScoped(
       main: mainProcess,
       relayWith: (env, options = {}) => {
         const p = new CcatProcess("relay", cli.file, ["relay", "--main", options.mainUrl ?? mainUrl, "--port", String(relayPort)], {
-          CCAT_RELAY_DATABASE_URL: Redacted.value(relay.url), CCAT_RELAY_SYNC_INTERVAL: "1 second", CCAT_RELAY_MAX_BACKOFF: "1 second",
-          CCAT_RELAY_REQUEST_TIMEOUT: "10 seconds", ...env
+          CCAT_RELAY_DATABASE_URL: Redacted.value(relay.url),
+          CCAT_RELAY_SYNC_INTERVAL: "1 second",
+          CCAT_RELAY_MAX_BACKOFF: "1 second",
+          CCAT_RELAY_REQUEST_TIMEOUT: "10 seconds",
+          ...env
         }, "CCAT relay listening on")
         relays.push(p)
         return p
       }
     }
-    const mainDb = Layer.tap(PgClient.layer(OpsDb.clientConfig(main.url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
-    const relayDb = Layer.effect(RelayDb, SqlClient.SqlClient).pipe(Layer.provide(PgClient.layer(OpsDb.clientConfig(relay.url))), Layer.orDie)
+    const mainDb = Layer.tap(PgClient.layer(OpsDb.clientConfig(main.url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(
+      Layer.orDie
+    )
+    const relayDb = Layer.effect(RelayDb, SqlClient.SqlClient).pipe(
+      Layer.provide(PgClient.layer(OpsDb.clientConfig(relay.url))),
+      Layer.orDie
+    )
     return Layer.mergeAll(Layer.succeed(World, world), mainDb, relayDb)
   })
 )

@@ -65,7 +65,11 @@ const hierarchy = (client: pg.Client, seed: number) =>
     const obsUnitIds: Array<Array<string>> = []
     const programs = 20
     for (let p = 0; p < programs; p++) {
-      await q(`insert into observing_program (id, name, title) values ($1, $2, $3)`, [fixedId(seed, 2, p), `scale-program-${seed}-${p}`, `Survey ${p}`])
+      await q(`insert into observing_program (id, name, title) values ($1, $2, $3)`, [
+        fixedId(seed, 2, p),
+        `scale-program-${seed}-${p}`,
+        `Survey ${p}`
+      ])
     }
     for (const [k, instrument] of Plan.instruments.entries()) {
       const instrumentId = fixedId(seed, 3, k)
@@ -78,14 +82,19 @@ const hierarchy = (client: pg.Client, seed: number) =>
       const units: Array<string> = []
       for (let u = 0; u < 100; u++) {
         const id = fixedId(seed, 5, k * 100 + u)
-        await q(`insert into obs_unit (id, observing_program_id, instrument_id, name, target, planned_duration_seconds) values ($1, $2, $3, $4, $5, 600)`,
-          [id, fixedId(seed, 2, u % programs), instrumentId, `${instrument.name}-field-${u}`, `field-${u}`])
+        await q(
+          `insert into obs_unit (id, observing_program_id, instrument_id, name, target, planned_duration_seconds) values ($1, $2, $3, $4, $5, 600)`,
+          [id, fixedId(seed, 2, u % programs), instrumentId, `${instrument.name}-field-${u}`, `field-${u}`]
+        )
         units.push(id)
       }
       obsUnitIds.push(units)
     }
     const scientistId = fixedId(seed, 6, 0)
-    await q(`insert into account (id, name, display_name, role) values ($1, $2, 'Scale scientist', 'scientist')`, [scientistId, `scale-sci-${seed}`])
+    await q(`insert into account (id, name, display_name, role) values ($1, $2, 'Scale scientist', 'scientist')`, [
+      scientistId,
+      `scale-sci-${seed}`
+    ])
     return { moduleIds, obsUnitIds, scientistId }
   })
 
@@ -93,7 +102,13 @@ const open = async (config: PgClient.PgClientConfig) => {
   const client = new pg.Client(
     config.url !== undefined
       ? { connectionString: Redacted.value(config.url) }
-      : { host: config.host, port: config.port, database: config.database, user: config.username, password: config.password && Redacted.value(config.password) }
+      : {
+        host: config.host,
+        port: config.port,
+        database: config.database,
+        user: config.username,
+        password: config.password && Redacted.value(config.password)
+      }
   )
   client.on("error", () => undefined)
   await client.connect()
@@ -147,7 +162,9 @@ const pool = (config: PgClient.PgClientConfig, connections: number, tasks: Reado
 
 /** Whether this session may switch off triggers (`session_replication_role`, superusers only). */
 const canSkipTriggers = (client: pg.Client) =>
-  Effect.promise(async () => (await client.query<{ ok: boolean }>(`select rolsuper as ok from pg_roles where rolname = current_user`)).rows[0]?.ok === true)
+  Effect.promise(async () =>
+    (await client.query<{ ok: boolean }>(`select rolsuper as ok from pg_roles where rolname = current_user`)).rows[0]?.ok === true
+  )
 
 /**
  * Loads the catalog into the current ops-db (migrated, and without a catalog of the same seed):
@@ -181,7 +198,13 @@ export const load = (options: Options) =>
     const skipTriggers = options.fast !== false && (yield* canSkipTriggers(client))
     const h = yield* hierarchy(client, plan.seed)
     const refs: Rows.Refs = {
-      locations: { chileSource: loc("chile-source"), chileBuffer: loc("chile-buffer"), cologneBuffer: loc("cologne-buffer"), cologneArchive: loc("cologne-archive"), processing: loc("cologne-processing") },
+      locations: {
+        chileSource: loc("chile-source"),
+        chileBuffer: loc("chile-buffer"),
+        cologneBuffer: loc("cologne-buffer"),
+        cologneArchive: loc("cologne-archive"),
+        processing: loc("cologne-processing")
+      },
       routeId: route!.id,
       adapter: route!.adapter,
       ...h
@@ -191,7 +214,9 @@ export const load = (options: Options) =>
     // each event straight into its year rather than into the default partition.
     yield* Effect.promise(async () => {
       const fn = await client.query<{ ok: boolean }>(`select to_regproc('history_partitions_ensure') is not null as ok`)
-      if (fn.rows[0]?.ok === true) await client.query(`select history_partitions_ensure($1::timestamptz, 1)`, [new Date(Plan.eouStart(plan, 0))])
+      if (fn.rows[0]?.ok === true) {
+        await client.query(`select history_partitions_ensure($1::timestamptz, 1)`, [new Date(Plan.eouStart(plan, 0))])
+      }
     })
     const copy = (on: pg.Client, table: string, columns: ReadonlyArray<string>, rows: Iterable<ReadonlyArray<Value>>) =>
       Effect.promise(async () => {
@@ -223,8 +248,15 @@ export const load = (options: Options) =>
       // Put back (enforced, not validated) if the load fails before the proof does it.
       const lifted = yield* Effect.acquireRelease(
         Effect.promise(() => Domains.lift(client)),
-        (l, exit) => l === null || exit._tag === "Success" ? Effect.void : Effect.promise(() =>
-          client.query(`alter domain checksum add constraint ${l.name} ${l.definition} not valid`).then(() => undefined, () => undefined))
+        (l, exit) =>
+          l === null || exit._tag === "Success" ?
+            Effect.void :
+            Effect.promise(() =>
+              client.query(`alter domain checksum add constraint ${l.name} ${l.definition} not valid`).then(
+                () => undefined,
+                () => undefined
+              )
+            )
       )
       yield* Effect.forEach(streams, (stream) =>
         Effect.gen(function* () {
@@ -249,24 +281,28 @@ export const load = (options: Options) =>
       const fks = yield* foreignKeyProofs(client, tables.map((t) => t.table))
       const broken: Array<string> = []
       const recount = yield* Effect.promise(async () =>
-        (await client.query<{ ok: boolean }>(`select to_regproc('ops_count_rebuild') is not null as ok`)).rows[0]?.ok === true)
+        (await client.query<{ ok: boolean }>(`select to_regproc('ops_count_rebuild') is not null as ok`)).rows[0]?.ok === true
+      )
       const analysed = yield* Effect.promise(async () =>
         (await client.query<{ rel: string }>(
           `select format('%I.%I', n.nspname, c.relname) as rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
             where c.relkind in ('r', 'p') and not c.relispartition and n.nspname = current_schema() and not ($1 and c.relname in ('ops_count', 'ops_histogram'))
             order by pg_relation_size(c.oid) + coalesce((select sum(pg_relation_size(i.inhrelid)) from pg_inherits i where i.inhparent = c.oid), 0) desc`,
           [recount]
-        )).rows.map((r) => r.rel))
+        )).rows.map((r) => r.rel)
+      )
       const big = new Set(["raw_data_file", "physical_copy", "event_log"])
       yield* pool(sql.config, 2, [
         ...(recount ? [timed("(counters rebuilt)", async (on) => void (await on.query(`select ops_count_rebuild()`)))] : []),
         ...proofs.map((p) => timed(`(checksums proved: ${proofs.length} columns)`, async (on) => {
           counted.push([p, Number((await on.query<{ n: string }>(p.query)).rows[0]!.n)])
         })),
-        ...[...fks].sort((a, b) => Number(big.has(b.child)) - Number(big.has(a.child))).map((fk) => timed(`(${fks.length} foreign keys proved)`, async (on) => {
-          const n = Number((await on.query<{ n: string }>(fk.query)).rows[0]!.n)
-          if (n > 0) broken.push(`the catalog broke foreign key ${fk.name}: ${n} rows of ${fk.child} have no parent`)
-        })),
+        ...[...fks].sort((a, b) => Number(big.has(b.child)) - Number(big.has(a.child))).map((fk) =>
+          timed(`(${fks.length} foreign keys proved)`, async (on) => {
+            const n = Number((await on.query<{ n: string }>(fk.query)).rows[0]!.n)
+            if (n > 0) broken.push(`the catalog broke foreign key ${fk.name}: ${n} rows of ${fk.child} have no parent`)
+          })
+        ),
         ...analysed.map((rel) => timed("(analyze)", async (on) => void (await on.query(`analyze ${rel}`))))
       ])
       if (broken.length > 0) return yield* Effect.dieMessage(broken.join("; "))

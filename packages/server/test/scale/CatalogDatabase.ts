@@ -39,10 +39,15 @@ const withDatabase = (database: string) => {
  * and with it went the lock while the first suite loaded, so a second suite loaded too.
  */
 const admin = <A, E>(effect: Effect.Effect<A, E, PgClient.PgClient>) =>
-  effect.pipe(Effect.provide(PgClient.layer({ url: TestDatabase.adminUrl(), maxConnections: 1, idleTimeout: Duration.zero })), Effect.scoped)
+  effect.pipe(
+    Effect.provide(PgClient.layer({ url: TestDatabase.adminUrl(), maxConnections: 1, idleTimeout: Duration.zero })),
+    Effect.scoped
+  )
 
 const templateName = (options: Options) =>
-  `ccat_catalog_${createHash("sha256").update(JSON.stringify({ options, migrations: Object.keys(Migrations.migrations) })).digest("hex").slice(0, 16)}`
+  `ccat_catalog_${
+    createHash("sha256").update(JSON.stringify({ options, migrations: Object.keys(Migrations.migrations) })).digest("hex").slice(0, 16)
+  }`
 
 /** Loads the template once per test run (or finds it), then clones it for this suite. */
 const clone = (options: Options) =>
@@ -59,8 +64,13 @@ const clone = (options: Options) =>
           yield* Migrations.run
           const loaded = yield* Catalog.load(options)
           // Printed, not logged: the suite's output is where CI's time goes, and this is most of it.
-          yield* Effect.sync(() => console.log(`catalog template (${options.files} files): ${loaded.rows} rows in ${loaded.seconds.toFixed(1)} s (${
-            loaded.tables.map((t) => `${t.table} ${t.seconds.toFixed(1)} s`).join(", ")})`))
+          yield* Effect.sync(() =>
+            console.log(
+              `catalog template (${options.files} files): ${loaded.rows} rows in ${loaded.seconds.toFixed(1)} s (${
+                loaded.tables.map((t) => `${t.table} ${t.seconds.toFixed(1)} s`).join(", ")
+              })`
+            )
+          )
         }).pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(withDatabase(loading)))), Effect.scoped, Effect.orDie)
         yield* sql.unsafe(`alter database ${loading} rename to ${template}`)
       }
@@ -69,7 +79,8 @@ const clone = (options: Options) =>
       yield* sql`select pg_advisory_unlock(hashtext(${template}))`
       return name
     })).pipe(Effect.orDie),
-    (name) => admin(Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`drop database if exists ${name} with (force)`))).pipe(Effect.ignore)
+    (name) =>
+      admin(Effect.flatMap(PgClient.PgClient, (sql) => sql.unsafe(`drop database if exists ${name} with (force)`))).pipe(Effect.ignore)
   )
 
 /** A fresh ops-db of its own holding the catalog of `options`. */

@@ -20,7 +20,13 @@
 import type pg from "pg"
 
 /** The hash algorithms the domain accepts and the hex digits of each. */
-const algorithms: ReadonlyArray<readonly [string, number]> = [["sha256", 64], ["sha1", 40], ["sha512", 128], ["md5", 32], ["blake2b512", 128]]
+const algorithms: ReadonlyArray<readonly [string, number]> = [
+  ["sha256", 64],
+  ["sha1", 40],
+  ["sha512", 128],
+  ["md5", 32],
+  ["blake2b512", 128]
+]
 
 /** The check as `pg_get_constraintdef` prints it (migration 0001's, unchanged since). */
 const definition = `CHECK ((VALUE ~ '^(${algorithms.map(([a, n]) => `${a}:[0-9a-f]{${n}}`).join("|")})$'::text))`
@@ -30,15 +36,30 @@ const definition = `CHECK ((VALUE ~ '^(${algorithms.map(([a, n]) => `${a}:[0-9a-
  * colon, the rest is lowercase hex digits (so one byte each) and its length is the algorithm's.
  */
 const fast = (value: string) =>
-  `(case ${algorithms.map(([a, n]) => `when ${value} like '${a}:%' then octet_length(${value}) = ${a.length + 1 + n} and substr(${value}, ${a.length + 2}) ~ '^[0-9a-f]*$'`).join(" ")} else false end)`
+  `(case ${
+    algorithms.map(([a, n]) =>
+      `when ${value} like '${a}:%' then octet_length(${value}) = ${a.length + 1 + n} and substr(${value}, ${a.length + 2}) ~ '^[0-9a-f]*$'`
+    ).join(" ")
+  } else false end)`
 
 /** Values on both sides of every rule of the check, to compare the two predicates on. */
 const probes = (): Array<string> => {
   const hex = (n: number, c = "a") => c.repeat(n)
   const out = ["", ":", "sha256", "sha256:", "SHA256:" + hex(64), " sha256:" + hex(64), "sha256:" + hex(64) + "\n", "sha256::" + hex(63)]
   for (const [a, n] of algorithms) {
-    out.push(`${a}:${hex(n)}`, `${a}:${"0123456789abcdef".repeat(8).slice(0, n)}`, `${a}:${hex(n - 1)}`, `${a}:${hex(n + 1)}`, `${a}:${hex(n, "A")}`,
-      `${a}:${hex(n - 1)}g`, `${a}:${hex(n - 1)}é`, `${a}:${hex(n - 2)}é`, `${a}${hex(n + 1)}`, `x${a}:${hex(n)}`, `${a}:${hex(n)}:`)
+    out.push(
+      `${a}:${hex(n)}`,
+      `${a}:${"0123456789abcdef".repeat(8).slice(0, n)}`,
+      `${a}:${hex(n - 1)}`,
+      `${a}:${hex(n + 1)}`,
+      `${a}:${hex(n, "A")}`,
+      `${a}:${hex(n - 1)}g`,
+      `${a}:${hex(n - 1)}é`,
+      `${a}:${hex(n - 2)}é`,
+      `${a}${hex(n + 1)}`,
+      `x${a}:${hex(n)}`,
+      `${a}:${hex(n)}:`
+    )
   }
   return out
 }
@@ -66,7 +87,9 @@ export const lift = async (client: pg.Client): Promise<Lifted | null> => {
   if (others.rows[0]!.n > 0) return null
   const values = probes()
   const compared = await client.query<{ value: string; domain: boolean; proof: boolean }>(
-    `select v as value, v ~ '^(${algorithms.map(([a, n]) => `${a}:[0-9a-f]{${n}}`).join("|")})$' as domain, ${fast("v")} as proof from unnest($1::text[]) v`,
+    `select v as value, v ~ '^(${algorithms.map(([a, n]) => `${a}:[0-9a-f]{${n}}`).join("|")})$' as domain, ${
+      fast("v")
+    } as proof from unnest($1::text[]) v`,
     [values]
   )
   const differ = compared.rows.filter((r) => r.domain !== r.proof)

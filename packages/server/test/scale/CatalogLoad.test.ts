@@ -31,21 +31,38 @@ const fingerprint = Effect.gen(function* () {
     const lines = rows.map(({ k }) => names.reduce((t, { id, name }) => t.replaceAll(id, name), k)).sort()
     return `${lines.length} ${createHash("sha256").update(lines.join("\n")).digest("hex")}`
   }
-  const tables = ["executed_obs_unit", "raw_data_package", "raw_data_file", "data_transfer_package", "data_transfer_package_member", "data_transfer",
-    "physical_copy", "staging_request", "staging_request_item"]
+  const tables = [
+    "executed_obs_unit",
+    "raw_data_package",
+    "raw_data_file",
+    "data_transfer_package",
+    "data_transfer_package_member",
+    "data_transfer",
+    "physical_copy",
+    "staging_request",
+    "staging_request_item"
+  ]
   const out: Record<string, string> = {}
   for (const table of tables) out[table] = digest(yield* sql.unsafe<{ k: string }>(`select t::text as k from ${table} t`))
-  out.event_log = digest(yield* sql<{ k: string }>`
+  out.event_log = digest(
+    yield* sql<{ k: string }>`
     select concat_ws(',', entity_kind, entity_id, from_state, to_state, at, actor, details, tableoid::regclass) as k
-    from event_log where entity_kind not in ('Site', 'DataLocation', 'Route')`)
-  out.ops_count = digest(yield* sql<{ k: string }>`
+    from event_log where entity_kind not in ('Site', 'DataLocation', 'Route')`
+  )
+  out.ops_count = digest(
+    yield* sql<{ k: string }>`
     select concat_ws(',', entity, state, location_id, to_location_id, kind, reason, sum(n), sum(bytes), sum(ms), sum(retries)) as k
-    from ops_count group by entity, state, location_id, to_location_id, kind, reason having sum(n) <> 0 or sum(bytes) <> 0`)
-  out.ops_histogram = digest(yield* sql<{ k: string }>`
+    from ops_count group by entity, state, location_id, to_location_id, kind, reason having sum(n) <> 0 or sum(bytes) <> 0`
+  )
+  out.ops_histogram = digest(
+    yield* sql<{ k: string }>`
     select concat_ws(',', name, location_id, to_location_id, kind, le, sum(n), sum(total)) as k
-    from ops_histogram group by name, location_id, to_location_id, kind, le having sum(n) <> 0`)
-  out.constraints = digest(yield* sql<{ k: string }>`
-    select concat_ws(' ', conname, contype, convalidated, pg_get_constraintdef(oid)) as k from pg_constraint where connamespace = 'public'::regnamespace`)
+    from ops_histogram group by name, location_id, to_location_id, kind, le having sum(n) <> 0`
+  )
+  out.constraints = digest(
+    yield* sql<{ k: string }>`
+    select concat_ws(' ', conname, contype, convalidated, pg_get_constraintdef(oid)) as k from pg_constraint where connamespace = 'public'::regnamespace`
+  )
   const [checksum] = yield* sql<{ k: string }>`
     select concat_ws(' ', conname, convalidated, pg_get_constraintdef(oid)) as k from pg_constraint where contypid = 'checksum'::regtype`
   out.checksum = checksum!.k
@@ -79,12 +96,20 @@ describe("catalog load", () => {
       assert.isNotNull(lifted)
       yield* sql`insert into data_transfer_package (id, relative_path, checksum, status) values (gen_random_uuid(), 'bad/one.tar', 'sha256:NOTHEX', 'pending')`
       const proofs = yield* Effect.promise(() => Domains.reattach(client, lifted!))
-      const counts = yield* Effect.forEach(proofs, (p) => Effect.promise(async () => [p, Number((await client.query<{ n: string }>(p.query)).rows[0]!.n)] as const))
-      const failed = yield* Effect.promise(() => Domains.validated(client, lifted!, counts)).pipe(Effect.flip, Effect.catchAllDefect(Effect.succeed))
+      const counts = yield* Effect.forEach(
+        proofs,
+        (p) => Effect.promise(async () => [p, Number((await client.query<{ n: string }>(p.query)).rows[0]!.n)] as const)
+      )
+      const failed = yield* Effect.promise(() => Domains.validated(client, lifted!, counts)).pipe(
+        Effect.flip,
+        Effect.catchAllDefect(Effect.succeed)
+      )
       assert.include(String(failed), "1 rows of public.data_transfer_package.checksum")
       const [state] = yield* sql<{ valid: boolean }>`select convalidated as valid from pg_constraint where contypid = 'checksum'::regtype`
       assert.isFalse(state!.valid)
-      const refused = yield* sql`insert into data_transfer_package (id, relative_path, checksum, status) values (gen_random_uuid(), 'bad/two.tar', 'sha256:NOTHEX', 'pending')`.pipe(Effect.flip)
+      const refused =
+        yield* sql`insert into data_transfer_package (id, relative_path, checksum, status) values (gen_random_uuid(), 'bad/two.tar', 'sha256:NOTHEX', 'pending')`
+          .pipe(Effect.flip)
       assert.include(String(refused.cause ?? refused), "checksum_check")
     }).pipe(Effect.scoped, Effect.provide(TestDatabase.layer)))
 

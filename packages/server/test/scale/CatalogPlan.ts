@@ -17,7 +17,14 @@ export type Stage = (typeof stages)[number]
 
 // How the live tail is shared among the stages (newest first), out of 24 groups.
 const tailWeights: ReadonlyArray<readonly [Stage, number]> = [
-  ["open", 1], ["filed", 2], ["packaging", 2], ["buffered", 4], ["bundling", 3], ["transferring", 3], ["arrived", 4], ["deleting", 5]
+  ["open", 1],
+  ["filed", 2],
+  ["packaging", 2],
+  ["buffered", 4],
+  ["bundling", 3],
+  ["transferring", 3],
+  ["arrived", 4],
+  ["deleting", 5]
 ]
 const tailPattern: ReadonlyArray<Stage> = tailWeights.flatMap(([s, n]) => Array.from({ length: n }, () => s))
 
@@ -95,7 +102,11 @@ export const uuid = (seed: number, kind: number, index: number): string => {
   const high = kind * 256 + Math.floor(index / 2 ** 32)
   const low = index >>> 0
   const a = hex8(hash(seed, kind, index, 1))
-  return `${byteHex[(high >>> 8) & 255]}${byteHex[high & 255]}${byteHex[low >>> 24]}${byteHex[(low >>> 16) & 255]}-${byteHex[(low >>> 8) & 255]}${byteHex[low & 255]}-4${a.slice(0, 3)}-8${a.slice(3, 6)}-${hex8(hash(seed, kind, index, 2))}${a.slice(6, 8)}${byteHex[hash(seed, kind, index, 3) >>> 24]}`
+  return `${byteHex[(high >>> 8) & 255]}${byteHex[high & 255]}${byteHex[low >>> 24]}${byteHex[(low >>> 16) & 255]}-${
+    byteHex[(low >>> 8) & 255]
+  }${byteHex[low & 255]}-4${a.slice(0, 3)}-8${a.slice(3, 6)}-${hex8(hash(seed, kind, index, 2))}${a.slice(6, 8)}${
+    byteHex[hash(seed, kind, index, 3) >>> 24]
+  }`
 }
 
 /** A well-formed SHA-256 checksum derived from the seed, a kind and an index. */
@@ -103,7 +114,9 @@ export const checksum = (seed: number, kind: number, index: number): string => {
   // Four hashed words and the same words scrambled: well-formed and distinct, at half the hashing.
   const w = [hash(seed, kind, index, 10), hash(seed, kind, index, 11), hash(seed, kind, index, 12), hash(seed, kind, index, 13)]
   const scrambled = (x: number) => hex8(Math.imul(x ^ 0x5bd1e995, 0x27d4eb2d) >>> 0)
-  return `sha256:${hex8(w[0]!)}${hex8(w[1]!)}${hex8(w[2]!)}${hex8(w[3]!)}${scrambled(w[0]!)}${scrambled(w[1]!)}${scrambled(w[2]!)}${scrambled(w[3]!)}`
+  return `sha256:${hex8(w[0]!)}${hex8(w[1]!)}${hex8(w[2]!)}${hex8(w[3]!)}${scrambled(w[0]!)}${scrambled(w[1]!)}${scrambled(w[2]!)}${
+    scrambled(w[3]!)
+  }`
 }
 
 /** Size of file `f`: mostly small (1 KiB to 1 MiB), one in 16 large (16 to 256 MiB). */

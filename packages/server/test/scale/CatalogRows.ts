@@ -8,8 +8,17 @@ import type { Value } from "./CopyIn.js"
 
 /** Identifier kinds (the first byte of a generated UUID). */
 export const Kind = {
-  eou: 1, package: 2, file: 3, bundle: 4, transfer: 5, fileCopy: 6, packageCopy: 7, bundleCopy: 8,
-  stagingRequest: 9, stagingItem: 10, stagedCopy: 11
+  eou: 1,
+  package: 2,
+  file: 3,
+  bundle: 4,
+  transfer: 5,
+  fileCopy: 6,
+  packageCopy: 7,
+  bundleCopy: 8,
+  stagingRequest: 9,
+  stagingItem: 10,
+  stagedCopy: 11
 } as const
 
 /** The topology rows the catalog refers to, by name. */
@@ -54,9 +63,16 @@ const times = (plan: Plan, e: number) => {
   const start = eouStart(plan, e)
   const at = (offset: number) => iso(Math.min(plan.now, start + offset))
   return {
-    start: iso(start), end: at(10 * minute), filed: (i: number) => iso(start + 5 * minute + i * 100),
-    packaged: at(30 * minute), bundled: at(2 * hour), sent: at(3 * hour), arrived: at(4 * hour), archived: at(6 * hour),
-    deleted: at(9 * day), audited: at((e % 300) * day + 10 * hour)
+    start: iso(start),
+    end: at(10 * minute),
+    filed: (i: number) => iso(start + 5 * minute + i * 100),
+    packaged: at(30 * minute),
+    bundled: at(2 * hour),
+    sent: at(3 * hour),
+    arrived: at(4 * hour),
+    archived: at(6 * hour),
+    deleted: at(9 * day),
+    audited: at((e % 300) * day + 10 * hour)
   }
 }
 
@@ -71,29 +87,68 @@ export function* eouRows(plan: Plan, refs: Refs): Generator<Row> {
     const t = times(plan, e)
     const open = S.eouStage(plan, e) === "open"
     const units = refs.obsUnitIds[e % 4 === 3 ? 1 : 0]!
-    yield [uuid(plan.seed, Kind.eou, e), units[(e >>> 2) % units.length]!, t.start, open ? null : t.end, open ? "in_progress" : "completed",
-      ["good", "good", "questionable", "unassessed", "bad"][e % 5]!, t.start, open ? t.start : t.end]
+    yield [
+      uuid(plan.seed, Kind.eou, e),
+      units[(e >>> 2) % units.length]!,
+      t.start,
+      open ? null : t.end,
+      open ? "in_progress" : "completed",
+      ["good", "good", "questionable", "unassessed", "bad"][e % 5]!,
+      t.start,
+      open ? t.start : t.end
+    ]
   }
 }
 
 /** raw_data_package */
-export const packageColumns = ["id", "executed_obs_unit_id", "instrument_module_id", "relative_path", "size_bytes", "checksum", "status", "error_message", "created_at", "updated_at"]
+export const packageColumns = [
+  "id",
+  "executed_obs_unit_id",
+  "instrument_module_id",
+  "relative_path",
+  "size_bytes",
+  "checksum",
+  "status",
+  "error_message",
+  "created_at",
+  "updated_at"
+]
 export function* packageRows(plan: Plan, refs: Refs, bytes: Float64Array): Generator<Row> {
   for (const p of plan.packages) {
     const status = S.packageStatus(plan, p)
     if (status === null) continue
     const t = times(plan, p.eou)
     const written = S.packageWritten(status)
-    yield [uuid(plan.seed, Kind.package, p.index), uuid(plan.seed, Kind.eou, p.eou), refs.moduleIds[p.module]!, pkgPath(p),
-      written ? bytes[p.index]! : null, written ? checksum(plan.seed, Kind.package, p.index) : null, status,
+    yield [
+      uuid(plan.seed, Kind.package, p.index),
+      uuid(plan.seed, Kind.eou, p.eou),
+      refs.moduleIds[p.module]!,
+      pkgPath(p),
+      written ? bytes[p.index]! : null,
+      written ? checksum(plan.seed, Kind.package, p.index) : null,
+      status,
       status === "failed" ? "writing the package failed: the buffer answered No space left on device" : null,
-      t.end, status === "completed" ? t.archived : written ? t.packaged : t.end]
+      t.end,
+      status === "completed" ? t.archived : written ? t.packaged : t.end
+    ]
   }
 }
 
 /** raw_data_file */
-export const fileColumns = ["id", "executed_obs_unit_id", "instrument_module_id", "relative_path", "size_bytes", "checksum", "source_location_id",
-  "raw_data_package_id", "state", "filed_at", "updated_at", "source_released_at"]
+export const fileColumns = [
+  "id",
+  "executed_obs_unit_id",
+  "instrument_module_id",
+  "relative_path",
+  "size_bytes",
+  "checksum",
+  "source_location_id",
+  "raw_data_package_id",
+  "state",
+  "filed_at",
+  "updated_at",
+  "source_released_at"
+]
 export function* fileRows(plan: Plan, refs: Refs): Generator<Row> {
   for (const p of plan.packages) {
     const t = times(plan, p.eou)
@@ -109,9 +164,20 @@ export function* fileRows(plan: Plan, refs: Refs): Generator<Row> {
       const copy = S.sourceCopyOf(stage, written, damage, f)
       const state = damage ?? (written ? "packaged" : "filed")
       const filed = t.filed(i)
-      yield [uuid(plan.seed, Kind.file, f), eou, refs.moduleIds[p.module]!, filePath(p.eou, p.module, i), fileSize(plan.seed, f),
-        checksum(plan.seed, Kind.file, f), refs.locations.chileSource, damage === null ? pkg : null, state, filed,
-        state === "filed" ? filed : t.packaged, copy === "DELETED" ? t.deleted : null]
+      yield [
+        uuid(plan.seed, Kind.file, f),
+        eou,
+        refs.moduleIds[p.module]!,
+        filePath(p.eou, p.module, i),
+        fileSize(plan.seed, f),
+        checksum(plan.seed, Kind.file, f),
+        refs.locations.chileSource,
+        damage === null ? pkg : null,
+        state,
+        filed,
+        state === "filed" ? filed : t.packaged,
+        copy === "DELETED" ? t.deleted : null
+      ]
     }
   }
 }
@@ -126,8 +192,15 @@ export function* bundleRows(plan: Plan, bytes: Float64Array): Generator<Row> {
     const t = times(plan, g * groupSize)
     const written = status === "in_progress" || status === "completed"
     const size = members.reduce((a, p) => a + bytes[p.index]!, 0)
-    yield [uuid(plan.seed, Kind.bundle, g), bundlePath(g), written ? size : null, written ? checksum(plan.seed, Kind.bundle, g) : null, status,
-      t.bundled, status === "completed" ? t.arrived : t.bundled]
+    yield [
+      uuid(plan.seed, Kind.bundle, g),
+      bundlePath(g),
+      written ? size : null,
+      written ? checksum(plan.seed, Kind.bundle, g) : null,
+      status,
+      t.bundled,
+      status === "completed" ? t.arrived : t.bundled
+    ]
   }
 }
 
@@ -141,9 +214,27 @@ export function* memberRows(plan: Plan): Generator<Row> {
 }
 
 /** data_transfer */
-export const transferColumns = ["id", "data_transfer_package_id", "route_id", "from_location_id", "to_location_id", "previous_attempt_id", "attempt",
-  "adapter", "status", "bytes_transferred", "duration_ms", "throughput_bytes_per_second", "error_reason", "error_message", "retryable",
-  "started_at", "finished_at", "created_at", "updated_at"]
+export const transferColumns = [
+  "id",
+  "data_transfer_package_id",
+  "route_id",
+  "from_location_id",
+  "to_location_id",
+  "previous_attempt_id",
+  "attempt",
+  "adapter",
+  "status",
+  "bytes_transferred",
+  "duration_ms",
+  "throughput_bytes_per_second",
+  "error_reason",
+  "error_message",
+  "retryable",
+  "started_at",
+  "finished_at",
+  "created_at",
+  "updated_at"
+]
 export function* transferRows(plan: Plan, refs: Refs, bytes: Float64Array): Generator<Row> {
   for (let g = 0; g < plan.groups; g++) {
     const attempts = S.transferAttempts(plan, g)
@@ -158,19 +249,46 @@ export function* transferRows(plan: Plan, refs: Refs, bytes: Float64Array): Gene
       const done = status === "completed" || status === "failed"
       const started = status === "in_progress" || done ? iso(Math.min(plan.now, begun)) : null
       const finished = done ? iso(Math.min(plan.now, begun + ms)) : null
-      yield [uuid(plan.seed, Kind.transfer, g * 2 + a), uuid(plan.seed, Kind.bundle, g), refs.routeId, refs.locations.chileBuffer, refs.locations.cologneBuffer,
-        a === 0 ? null : uuid(plan.seed, Kind.transfer, g * 2 + a - 1), a + 1, refs.adapter, status,
+      yield [
+        uuid(plan.seed, Kind.transfer, g * 2 + a),
+        uuid(plan.seed, Kind.bundle, g),
+        refs.routeId,
+        refs.locations.chileBuffer,
+        refs.locations.cologneBuffer,
+        a === 0 ? null : uuid(plan.seed, Kind.transfer, g * 2 + a - 1),
+        a + 1,
+        refs.adapter,
+        status,
         status === "completed" ? size : status === "failed" ? Math.floor(size / 3) : 0,
-        done ? ms : null, status === "completed" ? size / (ms / 1000) : null,
-        status === "failed" ? "Timeout" : null, status === "failed" ? "the transfer stalled: no progress for 300 s" : null,
-        status === "failed" ? true : null, started, finished, iso(Math.min(plan.now, begun)), finished ?? started ?? iso(Math.min(plan.now, begun))]
+        done ? ms : null,
+        status === "completed" ? size / (ms / 1000) : null,
+        status === "failed" ? "Timeout" : null,
+        status === "failed" ? "the transfer stalled: no progress for 300 s" : null,
+        status === "failed" ? true : null,
+        started,
+        finished,
+        iso(Math.min(plan.now, begun)),
+        finished ?? started ?? iso(Math.min(plan.now, begun))
+      ]
     }
   }
 }
 
 /** physical_copy (files' SOURCE copies, then packages', bundles' and staged copies) */
-export const copyColumns = ["id", "raw_data_file_id", "raw_data_package_id", "data_transfer_package_id", "data_location_id", "path", "size_bytes",
-  "checksum", "status", "verified_at", "created_at", "updated_at"]
+export const copyColumns = [
+  "id",
+  "raw_data_file_id",
+  "raw_data_package_id",
+  "data_transfer_package_id",
+  "data_location_id",
+  "path",
+  "size_bytes",
+  "checksum",
+  "status",
+  "verified_at",
+  "created_at",
+  "updated_at"
+]
 export function* copyRows(plan: Plan, refs: Refs, bytes: Float64Array): Generator<Row> {
   const L = refs.locations
   for (const p of plan.packages) {
@@ -183,25 +301,65 @@ export function* copyRows(plan: Plan, refs: Refs, bytes: Float64Array): Generato
       const f = p.firstFile + i
       const status = S.sourceCopyOf(stage, written, mayDamage ? S.fileDamage(plan, p, f) : null, f)
       if (status === null) continue
-      yield [uuid(plan.seed, Kind.fileCopy, f), uuid(plan.seed, Kind.file, f), null, null, L.chileSource, filePath(p.eou, p.module, i),
-        fileSize(plan.seed, f), checksum(plan.seed, Kind.file, f), status, t.packaged, t.packaged,
-        status === "DELETED" ? t.deleted : status === "PRESENT" ? t.packaged : t.archived]
+      yield [
+        uuid(plan.seed, Kind.fileCopy, f),
+        uuid(plan.seed, Kind.file, f),
+        null,
+        null,
+        L.chileSource,
+        filePath(p.eou, p.module, i),
+        fileSize(plan.seed, f),
+        checksum(plan.seed, Kind.file, f),
+        status,
+        t.packaged,
+        t.packaged,
+        status === "DELETED" ? t.deleted : status === "PRESENT" ? t.packaged : t.archived
+      ]
     }
   }
   for (const p of plan.packages) {
     const t = times(plan, p.eou)
     const where = S.packageCopyStatuses(plan, p)
     const put = (k: number, location: string, status: string | null, created: string): Row | null =>
-      status === null ? null : [uuid(plan.seed, Kind.packageCopy, p.index * 4 + k), null, uuid(plan.seed, Kind.package, p.index), null, location, pkgPath(p),
-        bytes[p.index]!, checksum(plan.seed, Kind.package, p.index), status, status === "PRESENT" && k === 2 ? t.audited : created, created,
-        status === "DELETED" ? t.deleted : status.startsWith("DELETION") ? t.archived : created]
-    for (const row of [put(0, L.chileBuffer, where.chile, t.packaged), put(1, L.cologneBuffer, where.cologne, t.arrived), put(2, L.cologneArchive, where.archive, t.archived)]) {
+      status === null ?
+        null :
+        [
+          uuid(plan.seed, Kind.packageCopy, p.index * 4 + k),
+          null,
+          uuid(plan.seed, Kind.package, p.index),
+          null,
+          location,
+          pkgPath(p),
+          bytes[p.index]!,
+          checksum(plan.seed, Kind.package, p.index),
+          status,
+          status === "PRESENT" && k === 2 ? t.audited : created,
+          created,
+          status === "DELETED" ? t.deleted : status.startsWith("DELETION") ? t.archived : created
+        ]
+    for (const row of [
+      put(0, L.chileBuffer, where.chile, t.packaged),
+      put(1, L.cologneBuffer, where.cologne, t.arrived),
+      put(2, L.cologneArchive, where.archive, t.archived)
+    ]) {
       if (row !== null) yield row
     }
     const staged = S.staging(plan, p)
     if (staged?.copy != null) {
-      yield [uuid(plan.seed, Kind.stagedCopy, p.index), null, uuid(plan.seed, Kind.package, p.index), null, L.processing, `staged/${pkgPath(p)}`,
-        bytes[p.index]!, checksum(plan.seed, Kind.package, p.index), staged.copy, t.deleted, t.deleted, t.deleted]
+      yield [
+        uuid(plan.seed, Kind.stagedCopy, p.index),
+        null,
+        uuid(plan.seed, Kind.package, p.index),
+        null,
+        L.processing,
+        `staged/${pkgPath(p)}`,
+        bytes[p.index]!,
+        checksum(plan.seed, Kind.package, p.index),
+        staged.copy,
+        t.deleted,
+        t.deleted,
+        t.deleted
+      ]
     }
   }
   for (let g = 0; g < plan.groups; g++) {
@@ -212,21 +370,50 @@ export function* copyRows(plan: Plan, refs: Refs, bytes: Float64Array): Generato
     const size = members.reduce((a, p) => a + bytes[p.index]!, 0)
     for (const [k, location, status] of [[0, L.chileBuffer, where.chile], [1, L.cologneBuffer, where.cologne]] as const) {
       if (status === null) continue
-      yield [uuid(plan.seed, Kind.bundleCopy, g * 2 + k), null, null, uuid(plan.seed, Kind.bundle, g), location, bundlePath(g), size,
-        checksum(plan.seed, Kind.bundle, g), status, t.sent, t.sent, status === "DELETED" ? t.deleted : t.sent]
+      yield [
+        uuid(plan.seed, Kind.bundleCopy, g * 2 + k),
+        null,
+        null,
+        uuid(plan.seed, Kind.bundle, g),
+        location,
+        bundlePath(g),
+        size,
+        checksum(plan.seed, Kind.bundle, g),
+        status,
+        t.sent,
+        t.sent,
+        status === "DELETED" ? t.deleted : t.sent
+      ]
     }
   }
 }
 
 /** staging_request */
-export const stagingColumns = ["id", "account_id", "data_location_id", "data_location_type", "status", "expires_at", "created_at", "updated_at"]
+export const stagingColumns = [
+  "id",
+  "account_id",
+  "data_location_id",
+  "data_location_type",
+  "status",
+  "expires_at",
+  "created_at",
+  "updated_at"
+]
 export function* stagingRows(plan: Plan, refs: Refs): Generator<Row> {
   for (const p of plan.packages) {
     const s = S.staging(plan, p)
     if (s === null) continue
     const t = times(plan, p.eou)
-    yield [uuid(plan.seed, Kind.stagingRequest, p.index), refs.scientistId, refs.locations.processing, "PROCESSING", s.request,
-      s.request === "pending" ? null : s.expired ? t.deleted : iso(plan.now + 7 * day), t.archived, t.archived]
+    yield [
+      uuid(plan.seed, Kind.stagingRequest, p.index),
+      refs.scientistId,
+      refs.locations.processing,
+      "PROCESSING",
+      s.request,
+      s.request === "pending" ? null : s.expired ? t.deleted : iso(plan.now + 7 * day),
+      t.archived,
+      t.archived
+    ]
   }
 }
 
@@ -235,7 +422,11 @@ export const stagingItemColumns = ["id", "staging_request_id", "raw_data_package
 export function* stagingItemRows(plan: Plan): Generator<Row> {
   for (const p of plan.packages) {
     if (S.staging(plan, p) === null) continue
-    yield [uuid(plan.seed, Kind.stagingItem, p.index), uuid(plan.seed, Kind.stagingRequest, p.index), uuid(plan.seed, Kind.package, p.index)]
+    yield [
+      uuid(plan.seed, Kind.stagingItem, p.index),
+      uuid(plan.seed, Kind.stagingRequest, p.index),
+      uuid(plan.seed, Kind.package, p.index)
+    ]
   }
 }
 
@@ -260,7 +451,9 @@ export function* eventRows(plan: Plan, perFile: boolean, share: readonly [number
       const damage = S.fileDamage(plan, p, f)
       if (damage !== null) yield ["RawDataFile", id, "filed", damage, t.packaged, "worker:chile"]
       else if (written) yield ["RawDataFile", id, "filed", "packaged", t.packaged, "worker:chile"]
-      if (S.sourceCopyStatus(plan, p, f) === "DELETED") yield ["PhysicalCopy", uuid(plan.seed, Kind.fileCopy, f), "DELETION_IN_PROGRESS", "DELETED", t.deleted, "worker:chile"]
+      if (S.sourceCopyStatus(plan, p, f) === "DELETED") {
+        yield ["PhysicalCopy", uuid(plan.seed, Kind.fileCopy, f), "DELETION_IN_PROGRESS", "DELETED", t.deleted, "worker:chile"]
+      }
     }
   }
 }
@@ -273,7 +466,9 @@ function* historyEvents(plan: Plan): Generator<Row> {
     const t = times(plan, p.eou)
     const id = uuid(plan.seed, Kind.package, p.index)
     const reached = status === "failed" ? 3 : chain.indexOf(status) + 1
-    for (let k = 0; k < reached; k++) yield ["RawDataPackage", id, k === 0 ? null : chain[k - 1]!, chain[k]!, k < 3 ? t.end : t.archived, "worker:chile"]
+    for (let k = 0; k < reached; k++) {
+      yield ["RawDataPackage", id, k === 0 ? null : chain[k - 1]!, chain[k]!, k < 3 ? t.end : t.archived, "worker:chile"]
+    }
     if (status === "failed") yield ["RawDataPackage", id, "in_progress", "failed", t.packaged, "worker:chile"]
   }
   for (let g = 0; g < plan.groups; g++) {
@@ -282,7 +477,9 @@ function* historyEvents(plan: Plan): Generator<Row> {
     const t = times(plan, g * groupSize)
     const id = uuid(plan.seed, Kind.bundle, g)
     const reached = chain.indexOf(status) + 1
-    for (let k = 0; k < reached; k++) yield ["DataTransferPackage", id, k === 0 ? null : chain[k - 1]!, chain[k]!, t.bundled, "worker:chile"]
+    for (let k = 0; k < reached; k++) {
+      yield ["DataTransferPackage", id, k === 0 ? null : chain[k - 1]!, chain[k]!, t.bundled, "worker:chile"]
+    }
     const attempts = S.transferAttempts(plan, g)
     for (let a = 0; a < attempts.length; a++) {
       yield ["DataTransfer", uuid(plan.seed, Kind.transfer, g * 2 + a), a === 0 ? null : "failed", attempts[a]!, t.sent, "worker:chile"]

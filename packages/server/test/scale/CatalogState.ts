@@ -9,7 +9,16 @@
 import { fileSize, groupSize, hash, type Plan, type PlannedPackage, type Stage } from "./CatalogPlan.js"
 
 type OpStatus = "pending" | "scheduled" | "in_progress" | "completed" | "failed"
-type CopyStatus = "PRESENT" | "STAGED" | "DELETION_SCHEDULED" | "DELETION_IN_PROGRESS" | "DELETION_POSSIBLE" | "DELETED" | "DELETION_FAILED" | "CORRUPT" | "MISSING"
+type CopyStatus =
+  | "PRESENT"
+  | "STAGED"
+  | "DELETION_SCHEDULED"
+  | "DELETION_IN_PROGRESS"
+  | "DELETION_POSSIBLE"
+  | "DELETED"
+  | "DELETION_FAILED"
+  | "CORRUPT"
+  | "MISSING"
 
 /** The stage of the group an observation belongs to. */
 export const eouStage = (plan: Plan, e: number): Stage => plan.stageOf(Math.floor(e / groupSize))
@@ -54,10 +63,16 @@ export const packageBytes = (plan: Plan): Float64Array => {
 /** The status of the group's bundle, or null before bundling. */
 export const bundleStatus = (plan: Plan, g: number): OpStatus | null => {
   switch (plan.stageOf(g)) {
-    case "bundling": return g % 2 === 0 ? "pending" : "scheduled"
-    case "transferring": return "in_progress"
-    case "arrived": case "deleting": case "archived": return "completed"
-    default: return null
+    case "bundling":
+      return g % 2 === 0 ? "pending" : "scheduled"
+    case "transferring":
+      return "in_progress"
+    case "arrived":
+    case "deleting":
+    case "archived":
+      return "completed"
+    default:
+      return null
   }
 }
 
@@ -84,12 +99,17 @@ export const sourceCopyOf = (s: Stage, written: boolean, damage: "corrupt" | "mi
 }
 
 /** Where a written package has copies: Chile's buffer, Cologne's buffer, Cologne's archive. */
-export const packageCopyStatuses = (plan: Plan, p: PlannedPackage): { chile: CopyStatus | null; cologne: CopyStatus | null; archive: CopyStatus | null } => {
+export const packageCopyStatuses = (
+  plan: Plan,
+  p: PlannedPackage
+): { chile: CopyStatus | null; cologne: CopyStatus | null; archive: CopyStatus | null } => {
   const s = eouStage(plan, p.eou)
   if (!packageWritten(packageStatus(plan, p))) return { chile: null, cologne: null, archive: null }
   const deleting = p.index % 50 === 7 ? "DELETION_FAILED" : deletionCycle[p.index % 3]!
   switch (s) {
-    case "buffered": case "bundling": case "transferring":
+    case "buffered":
+    case "bundling":
+    case "transferring":
       return { chile: "PRESENT", cologne: null, archive: null }
     case "arrived":
       return { chile: "PRESENT", cologne: "PRESENT", archive: null }
@@ -105,11 +125,16 @@ export const packageCopyStatuses = (plan: Plan, p: PlannedPackage): { chile: Cop
 /** A written bundle's copies at Chile's and Cologne's buffers. */
 export const bundleCopyStatuses = (plan: Plan, g: number): { chile: CopyStatus | null; cologne: CopyStatus | null } => {
   switch (plan.stageOf(g)) {
-    case "transferring": return { chile: "PRESENT", cologne: null }
-    case "arrived": return { chile: "PRESENT", cologne: "PRESENT" }
-    case "deleting": return { chile: "DELETION_POSSIBLE", cologne: "DELETED" }
-    case "archived": return { chile: "DELETED", cologne: "DELETED" }
-    default: return { chile: null, cologne: null }
+    case "transferring":
+      return { chile: "PRESENT", cologne: null }
+    case "arrived":
+      return { chile: "PRESENT", cologne: "PRESENT" }
+    case "deleting":
+      return { chile: "DELETION_POSSIBLE", cologne: "DELETED" }
+    case "archived":
+      return { chile: "DELETED", cologne: "DELETED" }
+    default:
+      return { chile: null, cologne: null }
   }
 }
 
@@ -117,13 +142,19 @@ export const bundleCopyStatuses = (plan: Plan, g: number): { chile: CopyStatus |
 export const transferAttempts = (plan: Plan, g: number): ReadonlyArray<OpStatus> => {
   const s = plan.stageOf(g)
   if (s === "transferring") return g % 3 === 0 ? ["in_progress"] : g % 3 === 1 ? ["scheduled"] : ["failed", "pending"]
-  if (s === "arrived" || s === "deleting" || s === "archived") return hash(plan.seed, 23, g) % 20 === 3 ? ["failed", "completed"] : ["completed"]
+  if (s === "arrived" || s === "deleting" || s === "archived") {
+    return hash(plan.seed, 23, g) % 20 === 3 ? ["failed", "completed"] : ["completed"]
+  }
   return []
 }
 
 /** A staged package of the history: its request's status and its copy at the PROCESSING location. */
 export const staging = (plan: Plan, p: PlannedPackage): { request: OpStatus; copy: CopyStatus | null; expired: boolean } | null => {
-  if (packageStatus(plan, p) !== "completed" || eouStage(plan, p.eou) !== "archived" || hash(plan.seed, 24, p.index) % 1000 !== 4) return null
+  if (packageStatus(plan, p) !== "completed" || eouStage(plan, p.eou) !== "archived" || hash(plan.seed, 24, p.index) % 1000 !== 4) {
+    return null
+  }
   if (p.index % 7 === 0) return { request: "pending", copy: null, expired: false }
-  return p.index % 3 === 0 ? { request: "completed", copy: "DELETED", expired: true } : { request: "completed", copy: "STAGED", expired: false }
+  return p.index % 3 === 0
+    ? { request: "completed", copy: "DELETED", expired: true }
+    : { request: "completed", copy: "STAGED", expired: false }
 }

@@ -56,7 +56,12 @@ const culprit = (chunk: string, columns: number): string =>
  * `onRow` is called once per row. A value holding a tab, newline, carriage return or backslash
  * (which COPY would misread) fails the load with its line.
  */
-export function* copyText(table: string, columns: ReadonlyArray<string>, rows: Iterable<ReadonlyArray<Value>>, onRow: () => void): Generator<string> {
+export function* copyText(
+  table: string,
+  columns: ReadonlyArray<string>,
+  rows: Iterable<ReadonlyArray<Value>>,
+  onRow: () => void
+): Generator<string> {
   let buffer: Array<string> = []
   let size = 0
   const parts = new Array<string>(columns.length)
@@ -65,7 +70,9 @@ export function* copyText(table: string, columns: ReadonlyArray<string>, rows: I
     buffer.push("")
     const chunk = buffer.join("\n")
     if (!wellFormed(chunk, lines, columns.length)) {
-      throw new Error(`${table}: a generated value holds a tab, newline, carriage return or backslash: ${JSON.stringify(culprit(chunk, columns.length))}`)
+      throw new Error(
+        `${table}: a generated value holds a tab, newline, carriage return or backslash: ${JSON.stringify(culprit(chunk, columns.length))}`
+      )
     }
     buffer = []
     size = 0
@@ -90,6 +97,9 @@ export const copyRows = async (
   rows: Iterable<ReadonlyArray<Value>>
 ): Promise<number> => {
   let n = 0
-  await pipeline(Readable.from(copyText(table, columns, rows, () => n++)), client.query(copyFrom(`copy ${table} (${columns.join(", ")}) from stdin`)))
+  await pipeline(
+    Readable.from(copyText(table, columns, rows, () => n++)),
+    client.query(copyFrom(`copy ${table} (${columns.join(", ")}) from stdin`))
+  )
   return n
 }

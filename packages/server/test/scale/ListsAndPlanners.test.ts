@@ -73,7 +73,7 @@ const violations = (what: string, plans: ReadonlyArray<ListsExplain.PlanSummary>
 
 const show = (what: string, plans: ReadonlyArray<ListsExplain.PlanSummary>) =>
   Effect.sync(() => {
-    if (verbose) for (const p of plans) console.log(`${what}\t${ListsExplain.describe(p)}`)
+    if (verbose) { for (const p of plans) console.log(`${what}\t${ListsExplain.describe(p)}`) }
   })
 
 const topology = Topology.demo("/var/tmp/ccat-scale")
@@ -90,11 +90,19 @@ const database = existing === undefined
 /** The API server on that ops-db (as `ApiHarness` builds it), its statements recorded, and what the planners need. */
 const world = Layer.mergeAll(JobQueue.layer, Storages.layer(), Layer.succeed(LifecyclePolicy, topology.policy)).pipe(
   Layer.provideMerge(
-    Layer.provideMerge(Layer.effect(Harness.BaseUrl, HttpServer.addressFormattedWith((a) => Effect.succeed(a))),
+    Layer.provideMerge(
+      Layer.effect(Harness.BaseUrl, HttpServer.addressFormattedWith((a) => Effect.succeed(a))),
       HttpServerLive.layerWith({ maxBodyBytes: HttpServerLive.maxBodyBytes }).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })))).pipe(
+        Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 }))
+      )
+    ).pipe(
       Layer.provideMerge(Layer.succeed(ServerConfig, {
-        configFile: undefined, host: "127.0.0.1", port: 0, dataDir: "/var/tmp/ccat-scale", databaseUrl: undefined, topology
+        configFile: undefined,
+        host: "127.0.0.1",
+        port: 0,
+        dataDir: "/var/tmp/ccat-scale",
+        databaseUrl: undefined,
+        topology
       })),
       Layer.provideMerge(Layer.succeed(OpsDb.OpsDb, { kind: "external", target: "test" })),
       Layer.provideMerge(database),
@@ -113,11 +121,15 @@ describe("lists and planners at scale", () => {
         const [module] = yield* sql<{ id: string }>`select id from instrument_module order by name limit 1`
         const operator = yield* Harness.tokenFor({ role: "operator" })
         const scientist = yield* Harness.tokenFor({ role: "scientist", programIds: [program.id] })
-        const [obs] = yield* sql<{ id: string }>`select id from executed_obs_unit order by start_at offset (select count(*) / 3 from executed_obs_unit) limit 1`
+        const [obs] = yield* sql<
+          { id: string }
+        >`select id from executed_obs_unit order by start_at offset (select count(*) / 3 from executed_obs_unit) limit 1`
         const [pkg] = yield* sql<{ id: string }>`
           select p.id from raw_data_package p join data_transfer_package_member m on m.raw_data_package_id = p.id
           where p.status = 'completed' order by p.created_at limit 1`
-        const [bundle] = yield* sql<{ id: string }>`select data_transfer_package_id as id from data_transfer_package_member where raw_data_package_id = ${pkg.id}`
+        const [bundle] = yield* sql<
+          { id: string }
+        >`select data_transfer_package_id as id from data_transfer_package_member where raw_data_package_id = ${pkg.id}`
         const [file] = yield* sql<{ id: string }>`select id from raw_data_file where raw_data_package_id = ${pkg.id} limit 1`
         const [archive] = yield* sql<{ id: string }>`select id from data_location where name = 'cologne-archive'`
         const [source] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`

@@ -37,7 +37,10 @@ export class Recorder {
         this.armed = true
       }),
       () => Effect.map(effect, (a) => ({ result: a, statements: [...this.statements] })),
-      () => Effect.sync(() => { this.armed = false })
+      () =>
+        Effect.sync(() => {
+          this.armed = false
+        })
     )
   /** The transformer for a layer (a server's handlers inherit it) or an effect. */
   readonly layer = Layer.suspend(() => Statement.setTransformer(this.transformer))
@@ -45,8 +48,14 @@ export class Recorder {
 
 /** The tables that grow with the catalog: none of them may be read whole. */
 export const bigTables = [
-  "raw_data_file", "physical_copy", "raw_data_package", "event_log", "executed_obs_unit",
-  "data_transfer", "data_transfer_package", "data_transfer_package_member"
+  "raw_data_file",
+  "physical_copy",
+  "raw_data_package",
+  "event_log",
+  "executed_obs_unit",
+  "data_transfer",
+  "data_transfer_package",
+  "data_transfer_package_member"
 ] as const
 
 interface PlanNode {
@@ -84,7 +93,13 @@ const isBig = (relation: string | undefined) => relation !== undefined && (bigTa
  */
 export const seqScanRows = 50_000
 
-const summarize = (sqlText: string, root: PlanNode, plan: unknown, large: ReadonlySet<string>, indexOf: ReadonlyMap<string, string>): PlanSummary => {
+const summarize = (
+  sqlText: string,
+  root: PlanNode,
+  plan: unknown,
+  large: ReadonlySet<string>,
+  indexOf: ReadonlyMap<string, string>
+): PlanSummary => {
   const seqScans: Array<string> = []
   const indexes: Array<string> = []
   let rowsTouched = 0
@@ -109,7 +124,8 @@ const summarize = (sqlText: string, root: PlanNode, plan: unknown, large: Readon
 /** Statements worth a plan: reads and writes of the ops-db's own tables (not the job engine's, not DDL). */
 export const planned = (s: Recorded): boolean => {
   const text = s.sql.trim().toLowerCase()
-  return /^(select|with|update|insert|delete)\b/.test(text) && !/\bpgboss\b|"pgboss"/.test(text) && !/pg_advisory|set transaction/.test(text)
+  return /^(select|with|update|insert|delete)\b/.test(text) && !/\bpgboss\b|"pgboss"/.test(text) &&
+    !/pg_advisory|set transaction/.test(text)
 }
 
 /** Whether a statement writes (an insert, update or delete, at its top or in a CTE). */
@@ -135,16 +151,25 @@ export const explain = (statements: ReadonlyArray<Recorded>) =>
           // A write is planned, not run again (the code already made it, and a replay could
           // collide with it): its rows are the planner's estimates.
           const analyze = !writes(s)
-          const rows = yield* sql.unsafe<Record<string, unknown>>(`explain (${analyze ? "analyze, " : ""}format json) ${s.sql}`, s.params as Array<any>)
+          const rows = yield* sql.unsafe<Record<string, unknown>>(
+            `explain (${analyze ? "analyze, " : ""}format json) ${s.sql}`,
+            s.params as Array<any>
+          )
           const doc = Object.values(rows[0])[0] as ReadonlyArray<{ Plan: PlanNode }>
           out.push(summarize(s.sql, doc[0].Plan, doc, large, indexOf))
         }
         return yield* Effect.fail(rollback)
       })
-    ).pipe(Effect.either, Effect.flatMap((r) => r._tag === "Left" && (r.left as { rollback?: boolean }).rollback !== true ? Effect.fail(r.left) : Effect.void), Statement.withTransformerDisabled)
+    ).pipe(
+      Effect.either,
+      Effect.flatMap((r) => r._tag === "Left" && (r.left as { rollback?: boolean }).rollback !== true ? Effect.fail(r.left) : Effect.void),
+      Statement.withTransformerDisabled
+    )
     return out
   })
 
 /** A one-line description of a summary for assertion messages. */
 export const describe = (p: PlanSummary): string =>
-  `${p.sql.replace(/\s+/g, " ").slice(0, 300)} — seq scans: [${p.seqScans.join(", ")}], rows touched: ${p.rowsTouched}, indexes: [${p.indexes.join(", ")}]`
+  `${p.sql.replace(/\s+/g, " ").slice(0, 300)} — seq scans: [${p.seqScans.join(", ")}], rows touched: ${p.rowsTouched}, indexes: [${
+    p.indexes.join(", ")
+  }]`

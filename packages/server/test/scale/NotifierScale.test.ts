@@ -54,8 +54,10 @@ describe("the notifier at scale", () => {
         for (const [what, run] of [["first pass", first], ["steady pass", second]] as const) {
           const plans = yield* ListsExplain.explain(run.statements)
           assert.isAbove(plans.length, 0)
-          if (verbose) for (const p of plans) console.log(`${what}\t${ListsExplain.describe(p)}`)
-          found.push(...plans.filter((p) => p.seqScans.length > 0 || p.rowsTouched > bound).map((p) => `${what}: ${ListsExplain.describe(p)}`))
+          if (verbose) { for (const p of plans) console.log(`${what}\t${ListsExplain.describe(p)}`) }
+          found.push(
+            ...plans.filter((p) => p.seqScans.length > 0 || p.rowsTouched > bound).map((p) => `${what}: ${ListsExplain.describe(p)}`)
+          )
         }
         assert.deepStrictEqual(found, [])
       }))

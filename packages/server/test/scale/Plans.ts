@@ -56,7 +56,8 @@ const scansOf = (node: Node, out: Array<Scan>) => {
   const type = String(node["Node Type"])
   if (type.includes("Scan") && node["Relation Name"] !== undefined) {
     const loops = Number(node["Actual Loops"] ?? 1)
-    const rows = Number(node["Actual Rows"] ?? 0) + Number(node["Rows Removed by Filter"] ?? 0) + Number(node["Rows Removed by Index Recheck"] ?? 0)
+    const rows = Number(node["Actual Rows"] ?? 0) + Number(node["Rows Removed by Filter"] ?? 0) +
+      Number(node["Rows Removed by Index Recheck"] ?? 0)
     // A partition of the event log (migration 0018) counts as the event log, but for a pass over
     // one that holds nothing (a year ahead, the default), which costs nothing.
     const raw = String(node["Relation Name"])
@@ -78,7 +79,12 @@ export const explain = (recorded: ReadonlyArray<Recorded>) =>
       const plan = (typeof raw === "string" ? JSON.parse(raw) : raw)[0].Plan as Node
       const scans: Array<Scan> = []
       scansOf(plan, scans)
-      out.push({ sql: r.sql.replace(/\s+/g, " ").slice(0, 160), scans, touched: scans.reduce((a, s) => a + s.touched, 0), ms: Number(plan["Actual Total Time"] ?? 0) })
+      out.push({
+        sql: r.sql.replace(/\s+/g, " ").slice(0, 160),
+        scans,
+        touched: scans.reduce((a, s) => a + s.touched, 0),
+        ms: Number(plan["Actual Total Time"] ?? 0)
+      })
     }
     return out
   })
@@ -86,9 +92,20 @@ export const explain = (recorded: ReadonlyArray<Recorded>) =>
 /** The plans' breaches of the contract: sequential scans over `big` tables, or more than `maxTouched` rows read by one statement. */
 export const breaches = (plans: ReadonlyArray<PlanSummary>, big: ReadonlyArray<string>, maxTouched: number): ReadonlyArray<string> =>
   plans.flatMap((p) => [
-    ...p.scans.filter((s) => s.node === "Seq Scan" && big.includes(s.relation)).map((s) => `sequential scan of ${s.relation} (${s.touched} rows) in: ${p.sql}`),
-    ...(p.touched > maxTouched ? [`${p.touched} rows touched (${p.scans.map((s) => `${s.relation}:${s.touched}`).join(", ")}) in: ${p.sql}`] : [])
+    ...p.scans.filter((s) => s.node === "Seq Scan" && big.includes(s.relation)).map((s) =>
+      `sequential scan of ${s.relation} (${s.touched} rows) in: ${p.sql}`
+    ),
+    ...(p.touched > maxTouched
+      ? [`${p.touched} rows touched (${p.scans.map((s) => `${s.relation}:${s.touched}`).join(", ")}) in: ${p.sql}`]
+      : [])
   ])
 
 /** The catalog's tables that grow with it: never scanned whole by a status or metrics read. */
-export const bigTables = ["raw_data_file", "physical_copy", "event_log", "raw_data_package", "executed_obs_unit", "data_transfer_package_member"]
+export const bigTables = [
+  "raw_data_file",
+  "physical_copy",
+  "event_log",
+  "raw_data_package",
+  "executed_obs_unit",
+  "data_transfer_package_member"
+]

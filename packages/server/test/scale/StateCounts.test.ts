@@ -37,7 +37,11 @@ const disagreements = Effect.gen(function* () {
            real as (select ${column}::text as state, count(*)::float8 as n, sum(${bytes})::float8 as b from ${table} group by 1)
       select coalesce(k.state, r.state) as state, coalesce(k.n, 0) as kept, coalesce(r.n, 0) as real, coalesce(k.b, 0) as kept_bytes, coalesce(r.b, 0) as real_bytes
       from kept k full join real r on r.state = k.state`)
-    for (const r of rows) if (r.kept !== r.real || r.keptBytes !== r.realBytes) out.push(`${entity} ${r.state}: kept ${r.kept} (${r.keptBytes} B), real ${r.real} (${r.realBytes} B)`)
+    for (const r of rows) {
+      if (r.kept !== r.real || r.keptBytes !== r.realBytes) {
+        out.push(`${entity} ${r.state}: kept ${r.kept} (${r.keptBytes} B), real ${r.real} (${r.realBytes} B)`)
+      }
+    }
   }
   const perLocation = yield* sql<{ n: number }>`
     with kept as (select location_id, kind, state, sum(n) as n from ops_count where entity = 'PhysicalCopy' group by 1, 2, 3 having sum(n) <> 0),

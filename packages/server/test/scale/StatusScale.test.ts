@@ -23,15 +23,22 @@ const files = Number(process.env.CCAT_SCALE_FILES ?? 1_000_000)
 // The live tail is ~19,000 files; a statement that read the catalog would touch at least `files` rows.
 const maxTouched = 60_000
 
-const admin: ApiSecurity.Principal = { accountId: "00000000-0000-4000-8000-000000000000" as Ids.AccountId, name: "ops", role: "admin", instrumentIds: [], programIds: [] }
+const admin: ApiSecurity.Principal = {
+  accountId: "00000000-0000-4000-8000-000000000000" as Ids.AccountId,
+  name: "ops",
+  role: "admin",
+  instrumentIds: [],
+  programIds: []
+}
 
 // a copy of the run's catalog template: the other scale suites share its one load
 const catalog = CatalogDatabase.layer({ files, fileEvents: false })
 
 /** Exact counts per state, straight from the rows (a full pass: the reference, run once). */
 const exact = (table: string, column: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.unsafe<{ state: string; n: number }>(`select ${column}::text as state, count(*)::int as n from ${table} group by 1`)
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql.unsafe<{ state: string; n: number }>(`select ${column}::text as state, count(*)::int as n from ${table} group by 1`)
   ).pipe(Effect.map((rows) => Object.fromEntries(rows.map((r) => [r.state, r.n]))))
 
 /** With `CCAT_SCALE_PRINT=1`, each statement's rows touched and executor time, slowest first (to read, not to assert). */
@@ -39,7 +46,9 @@ const print = (title: string, plans: ReadonlyArray<Plans.PlanSummary>) =>
   Effect.sync(() => {
     if (process.env.CCAT_SCALE_PRINT !== "1") return
     console.log(`${title}: ${plans.length} statements`)
-    for (const p of [...plans].sort((a, b) => b.ms - a.ms)) console.log(`  ${p.ms.toFixed(1).padStart(8)} ms ${String(p.touched).padStart(8)} rows  ${p.sql}`)
+    for (const p of [...plans].sort((a, b) => b.ms - a.ms)) {
+      console.log(`  ${p.ms.toFixed(1).padStart(8)} ms ${String(p.touched).padStart(8)} rows  ${p.sql}`)
+    }
   })
 
 const nonZero = (r: Readonly<Record<string, number>>) => Object.fromEntries(Object.entries(r).filter(([, n]) => n !== 0))
@@ -55,7 +64,9 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
       assert.deepStrictEqual(nonZero(s.counts.copies), yield* exact("physical_copy", "status"))
       assert.deepStrictEqual(nonZero(s.counts.stagingRequests), yield* exact("staging_request", "status"))
       const sql = yield* SqlClient.SqlClient
-      const [waiting] = yield* sql<{ n: number }>`select count(*)::int as n from raw_data_file where state = 'filed' and raw_data_package_id is null`
+      const [waiting] = yield* sql<
+        { n: number }
+      >`select count(*)::int as n from raw_data_file where state = 'filed' and raw_data_package_id is null`
       assert.strictEqual(s.stages.waitingToPackage.count, waiting.n)
       assert.isAbove(s.stages.waitingToPackage.count, 0)
       assert.isAbove(s.stages.waitingToBundle.count, 0)
@@ -77,7 +88,12 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
     Effect.gen(function* () {
       const { value: families, recorded } = yield* Plans.record(
         Effect.map(
-          Effect.all([OpsDbFigures.collect, IntegrityFamilies.collect, CircuitFigures.collect(3), AlertFigures.collect(Topology.PolicyConfig.make({}), new Map())]),
+          Effect.all([
+            OpsDbFigures.collect,
+            IntegrityFamilies.collect,
+            CircuitFigures.collect(3),
+            AlertFigures.collect(Topology.PolicyConfig.make({}), new Map())
+          ]),
           (parts) => parts.flat()
         )
       )
@@ -88,9 +104,13 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
       assert.deepStrictEqual(byLabel("ccat_raw_data_packages", "status"), yield* exact("raw_data_package", "status"))
       const sql = yield* SqlClient.SqlClient
       const [archived] = yield* sql<{ n: number }>`select count(*)::float8 as n from raw_data_package where status = 'completed'`
-      const count = family("ccat_package_archive_duration_seconds").samples.find((x) => x.name === "ccat_package_archive_duration_seconds_count")
+      const count = family("ccat_package_archive_duration_seconds").samples.find((x) =>
+        x.name === "ccat_package_archive_duration_seconds_count"
+      )
       assert.strictEqual(count?.value, archived.n)
-      const [attempts] = yield* sql<{ n: number }>`select count(*)::float8 as n from data_transfer where status = 'completed' and duration_ms is not null`
+      const [attempts] = yield* sql<
+        { n: number }
+      >`select count(*)::float8 as n from data_transfer where status = 'completed' and duration_ms is not null`
       const durations = family("ccat_transfer_duration_seconds").samples.filter((x) => x.name === "ccat_transfer_duration_seconds_count")
       assert.strictEqual(durations.reduce((a, x) => a + x.value, 0), attempts.n)
       assert.isAbove(family("ccat_transfer_last_throughput_bytes_per_second").samples.length, 0)

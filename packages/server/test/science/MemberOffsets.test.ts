@@ -37,11 +37,13 @@ describe("member offsets", () => {
           checksum: Checksum.make("sha256", createHash("sha256").update(bodies[i]!).digest("hex"))
         }))
       })
-      const tar = Buffer.concat([...Chunk.toReadonlyArray(yield* Stream.runCollect(ArchiveWriter.archive({
-        manifest,
-        body: (i) => Stream.make(new Uint8Array(bodies[i]!)),
-        mtime: 1_700_000_000
-      })))])
+      const tar = Buffer.concat([...Chunk.toReadonlyArray(
+        yield* Stream.runCollect(ArchiveWriter.archive({
+          manifest,
+          body: (i) => Stream.make(new Uint8Array(bodies[i]!)),
+          mtime: 1_700_000_000
+        }))
+      )])
       assert.strictEqual(tar.length, PackageLayout.archiveSize(manifest))
       const offsets = PackageLayout.memberOffsets(manifest)
       assert.strictEqual(offsets.length, specs.length)

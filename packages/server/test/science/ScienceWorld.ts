@@ -44,7 +44,11 @@ export const layer = (dir: string, environment: Record<string, string> = {}) => 
     Layer.provideMerge(TestDatabase.layer),
     Layer.provideMerge(FetchHttpClient.layer),
     // settings the server reads from its environment (CCAT_MAX_DOWNLOADS), given per test file
-    Layer.provide(Layer.setConfigProvider(ConfigProvider.orElse(ConfigProvider.fromMap(new Map(Object.entries(environment))), () => ConfigProvider.fromEnv())))
+    Layer.provide(
+      Layer.setConfigProvider(
+        ConfigProvider.orElse(ConfigProvider.fromMap(new Map(Object.entries(environment))), () => ConfigProvider.fromEnv())
+      )
+    )
   )
 }
 
@@ -58,7 +62,9 @@ export const get = (url: string, token?: string | { readonly basic: string }) =>
     let response: Response
     const authorization = token === undefined
       ? undefined
-      : typeof token === "string" ? `Bearer ${token}` : `Basic ${Buffer.from(`token:${token.basic}`).toString("base64")}`
+      : typeof token === "string"
+      ? `Bearer ${token}`
+      : `Basic ${Buffer.from(`token:${token.basic}`).toString("base64")}`
     try {
       response = await fetch(url, { headers: authorization === undefined ? {} : { authorization } })
     } catch (e) {
@@ -75,7 +81,8 @@ export const get = (url: string, token?: string | { readonly basic: string }) =>
 /** The rows of a DataLink VOTable as records of column name to cell text. */
 export const votableRows = (xml: string): Array<Record<string, string>> => {
   const names = [...xml.matchAll(/<FIELD [^>]*name="([^"]+)"/g)].map((m) => m[1]!)
-  const unescape = (s: string) => s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&")
+  const unescape = (s: string) =>
+    s.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&")
   return [...xml.matchAll(/<TR>(.*?)<\/TR>/gs)].map((tr) => {
     const cells = [...tr[1]!.matchAll(/<TD(?:\/>|>(.*?)<\/TD>)/gs)].map((m) => unescape(m[1] ?? ""))
     return Object.fromEntries(names.map((n, i) => [n, cells[i] ?? ""]))

@@ -34,10 +34,24 @@ interface Case {
 // One python process for every case: importing pyvo and astropy is most of a run's cost.
 const find = (url: string, cases: ReadonlyArray<Case>) =>
   Effect.async<Array<Found>, Error>((resume) => {
-    const spec = cases.map(({ seeded, token }) => ({ ra: seeded.ra, dec: seeded.dec, start: seeded.start, end: seeded.end, instrument: seeded.instrument, ...(token === undefined ? {} : { token }) }))
+    const spec = cases.map(({ seeded, token }) => ({
+      ra: seeded.ra,
+      dec: seeded.dec,
+      start: seeded.start,
+      end: seeded.end,
+      instrument: seeded.instrument,
+      ...(token === undefined ? {} : { token })
+    }))
     // Debian's python, where python3-pyvo lives (a developer's PATH may put another first).
-    const child = execFile("/usr/bin/python3", [script, url, JSON.stringify(spec)], { timeout: 150_000 }, (error, stdout, stderr) =>
-      resume(error === null ? Effect.sync(() => JSON.parse(stdout) as Array<Found>) : Effect.fail(new Error(`${error.message}\n${stderr}`))))
+    const child = execFile(
+      "/usr/bin/python3",
+      [script, url, JSON.stringify(spec)],
+      { timeout: 150_000 },
+      (error, stdout, stderr) =>
+        resume(
+          error === null ? Effect.sync(() => JSON.parse(stdout) as Array<Found>) : Effect.fail(new Error(`${error.message}\n${stderr}`))
+        )
+    )
     return Effect.sync(() => child.kill())
   })
 
@@ -47,7 +61,11 @@ it.layer(Harness.layer(), { timeout: 240_000 })("pyvo", (it) => {
       const world = yield* TapWorld.seed
       const url = `${yield* Harness.BaseUrl}/tap`
       const token = yield* Harness.tokenFor({ role: "scientist", programIds: [world.embargoed.world.program.id] })
-      const [open, hidden, granted] = yield* find(url, [{ seeded: world.open }, { seeded: world.embargoed }, { seeded: world.embargoed, token }])
+      const [open, hidden, granted] = yield* find(url, [
+        { seeded: world.open },
+        { seeded: world.embargoed },
+        { seeded: world.embargoed, token }
+      ])
       expect(open!.cone).toEqual([world.open.observationId, world.open.observationId])
       expect(open!.cone_target).toEqual([world.open.source, world.open.source])
       // only the module with a field of view has an s_region
@@ -61,6 +79,10 @@ it.layer(Harness.layer(), { timeout: 240_000 })("pyvo", (it) => {
       expect(open!.columns.filter((c) => c.startsWith("ccat_"))).toEqual([])
       // The embargoed program: nothing anonymously, everything with its scientist's token.
       expect(hidden).toMatchObject({ cone: [], covering: [], meeting: [], time: [], instrument: [] })
-      expect([granted!.cone, granted!.time, granted!.instrument].map((ids) => [...new Set(ids)])).toEqual([[world.embargoed.observationId], [world.embargoed.observationId], [world.embargoed.observationId]])
+      expect([granted!.cone, granted!.time, granted!.instrument].map((ids) => [...new Set(ids)])).toEqual([
+        [world.embargoed.observationId],
+        [world.embargoed.observationId],
+        [world.embargoed.observationId]
+      ])
     }).pipe(Effect.orDie), 240_000)
 })

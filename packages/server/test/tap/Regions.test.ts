@@ -21,13 +21,17 @@ import * as Tap from "./TapClient.js"
 const script = fileURLToPath(new URL("./region_truth.py", import.meta.url))
 const radii = [0.5, 15]
 
-type Region = { readonly circle: readonly [number, number, number] } | { readonly polygon: ReadonlyArray<readonly [number, number]> } | { readonly box: readonly [number, number, number, number] }
+type Region = { readonly circle: readonly [number, number, number] } | { readonly polygon: ReadonlyArray<readonly [number, number]> } | {
+  readonly box: readonly [number, number, number, number]
+}
 type Predicate = "point_in" | "region_meets" | "region_in" | "in_region"
 
 const adqlOf = (r: Region): string =>
-  "circle" in r ? `CIRCLE('ICRS', ${r.circle.join(", ")})`
-  : "box" in r ? `BOX('ICRS', ${r.box.join(", ")})`
-  : `POLYGON('ICRS', ${r.polygon.map((v) => v.join(", ")).join(", ")})`
+  "circle" in r ?
+    `CIRCLE('ICRS', ${r.circle.join(", ")})`
+    : "box" in r ?
+    `BOX('ICRS', ${r.box.join(", ")})`
+    : `POLYGON('ICRS', ${r.polygon.map((v) => v.join(", ")).join(", ")})`
 
 const whereOf = (p: Predicate, region: string) =>
   ({
@@ -56,8 +60,19 @@ const regions: Record<string, Region> = {
 
 const cases: ReadonlyArray<readonly [string, Predicate]> = [
   ...Object.keys(regions).map((r) => [r, "point_in"] as const),
-  ...["meridianSquare", "northPoleSquare", "concaveAcrossMeridian", "longEdges", "smallTriangle", "boxOverPole", "circleAcrossMeridian", "circleOnPole"].map((r) => [r, "region_meets"] as const),
-  ...["meridianSquare", "southPoleSquare", "concaveAcrossMeridian", "boxSouth", "circleOnPole", "circleNearSouthPole"].map((r) => [r, "region_in"] as const),
+  ...[
+    "meridianSquare",
+    "northPoleSquare",
+    "concaveAcrossMeridian",
+    "longEdges",
+    "smallTriangle",
+    "boxOverPole",
+    "circleAcrossMeridian",
+    "circleOnPole"
+  ].map((r) => [r, "region_meets"] as const),
+  ...["meridianSquare", "southPoleSquare", "concaveAcrossMeridian", "boxSouth", "circleOnPole", "circleNearSouthPole"].map((r) =>
+    [r, "region_in"] as const
+  ),
   ...["smallTriangle", "boxAcrossMeridian", "smallCircle", "boxOverPole"].map((r) => [r, "in_region"] as const)
 ]
 
@@ -65,11 +80,59 @@ const cases: ReadonlyArray<readonly [string, Predicate]> = [
 // between two vertices at one declination bulges poleward), and a seeded spread over the sky.
 const points = (): Array<readonly [number, number]> => {
   const targeted: Array<readonly [number, number]> = [
-    [0, 90], [123, 90], [0, -90], [250, -90], [359.99, 0], [0.01, 0], [359.5, 5], [0.5, -5], [359.9, 9.9], [0, 10.1], [0, 10.3],
-    [10.1, 0], [9.9, 0], [349.9, 3], [45, 72], [45, 76], [0, 69.9], [90, 71], [200, 80], [315, 73], [135, -73], [45, -77],
-    [0, -41], [0, -38], [355, -45], [5, -55], [19.9, -59], [340.1, -31], [60, 1], [60, -1], [60, 59], [1, 1], [119, 1],
-    [102, 21], [102, 20.2], [103.9, 20.05], [101, 23], [358.5, 45], [2.5, 45], [180, 81], [0, 80.5], [180, -70], [0, -70],
-    [359.95, 0.9], [0.85, -0.95], [1.1, 0], [0, 88], [180, 89], [90, 87], [270, 87.5], [172, -45], [189.9, -40.1], [190.5, -45]
+    [0, 90],
+    [123, 90],
+    [0, -90],
+    [250, -90],
+    [359.99, 0],
+    [0.01, 0],
+    [359.5, 5],
+    [0.5, -5],
+    [359.9, 9.9],
+    [0, 10.1],
+    [0, 10.3],
+    [10.1, 0],
+    [9.9, 0],
+    [349.9, 3],
+    [45, 72],
+    [45, 76],
+    [0, 69.9],
+    [90, 71],
+    [200, 80],
+    [315, 73],
+    [135, -73],
+    [45, -77],
+    [0, -41],
+    [0, -38],
+    [355, -45],
+    [5, -55],
+    [19.9, -59],
+    [340.1, -31],
+    [60, 1],
+    [60, -1],
+    [60, 59],
+    [1, 1],
+    [119, 1],
+    [102, 21],
+    [102, 20.2],
+    [103.9, 20.05],
+    [101, 23],
+    [358.5, 45],
+    [2.5, 45],
+    [180, 81],
+    [0, 80.5],
+    [180, -70],
+    [0, -70],
+    [359.95, 0.9],
+    [0.85, -0.95],
+    [1.1, 0],
+    [0, 88],
+    [180, 89],
+    [90, 87],
+    [270, 87.5],
+    [172, -45],
+    [189.9, -40.1],
+    [190.5, -45]
   ]
   let seed = 20260
   const random = () => {
@@ -88,7 +151,8 @@ const seed = (positions: ReadonlyArray<readonly [number, number]>) =>
     yield* sql`update observing_program set proprietary_period_days = 0 where id = ${w.program.id}`
     yield* sql`update instrument_module set fov_deg = ${2 * radii[0]!} where id = ${w.modules[0].id}`
     yield* sql`update instrument_module set fov_deg = ${2 * radii[1]!} where id = ${w.modules[1].id}`
-    yield* sql.unsafe(`with pts as (select * from jsonb_to_recordset($1::jsonb) as x(i int, ra float8, dec float8)),
+    yield* sql.unsafe(
+      `with pts as (select * from jsonb_to_recordset($1::jsonb) as x(i int, ra float8, dec float8)),
       src as (insert into source (name, ra_deg, dec_deg) select $2 || '-' || i, ra, dec from pts returning id, name),
       ou as (insert into obs_unit (observing_program_id, instrument_id, name, source_id) select $3::uuid, $4::uuid, src.name, src.id from src returning id),
       eou as (insert into executed_obs_unit (id, obs_unit_id, start_at, end_at, status)
@@ -96,7 +160,11 @@ const seed = (positions: ReadonlyArray<readonly [number, number]>) =>
       insert into raw_data_package (executed_obs_unit_id, instrument_module_id, relative_path, size_bytes, checksum, status)
       select eou.id, m.id, 'packages/' || eou.id || '/' || m.id || '.tar', 4096, 'sha256:' || encode(sha256((eou.id::text || m.id::text)::bytea), 'hex'), 'completed'
       from eou cross join unnest($5::uuid[]) as m(id)`,
-    [JSON.stringify(positions.map(([ra, dec], i) => ({ i, ra, dec }))), name, w.program.id, w.instrument.id, [w.modules[0].id, w.modules[1].id]])
+      [JSON.stringify(positions.map(([ra, dec], i) => ({ i, ra, dec }))), name, w.program.id, w.instrument.id, [
+        w.modules[0].id,
+        w.modules[1].id
+      ]]
+    )
     return name
   })
 
@@ -107,8 +175,17 @@ interface Truth {
 
 const truth = (spec: unknown) =>
   Effect.async<Record<string, Truth>, Error>((resume) => {
-    const child = execFile("/usr/bin/python3", [script, JSON.stringify(spec)], { timeout: 150_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
-      resume(error === null ? Effect.sync(() => JSON.parse(stdout) as Record<string, Truth>) : Effect.fail(new Error(`${error.message}\n${stderr}`))))
+    const child = execFile(
+      "/usr/bin/python3",
+      [script, JSON.stringify(spec)],
+      { timeout: 150_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resume(
+          error === null
+            ? Effect.sync(() => JSON.parse(stdout) as Record<string, Truth>)
+            : Effect.fail(new Error(`${error.message}\n${stderr}`))
+        )
+    )
     return Effect.sync(() => child.kill())
   })
 
@@ -125,16 +202,22 @@ it.layer(Harness.layer(), { timeout: 240_000 })("ADQL regions", (it) => {
       const mismatches: Array<string> = []
       let compared = 0
       for (const [r, p] of cases) {
-        const adql = `SELECT target_name, s_fov FROM ivoa.obscore WHERE ${whereOf(p, adqlOf(regions[r]!))} AND target_name LIKE '${prefix}%'`
+        const adql = `SELECT target_name, s_fov FROM ivoa.obscore WHERE ${
+          whereOf(p, adqlOf(regions[r]!))
+        } AND target_name LIKE '${prefix}%'`
         const answer = yield* Tap.query(adql, { format: "csv" })
         expect([answer.status, answer.text.slice(0, 300)]).toEqual([200, expect.stringMatching(/^target_name,s_fov/)])
         const { yes, unsure } = expected[`${r}/${p}`]!
         const skip = new Set(unsure)
-        const got = answer.text.trim().split("\r\n").slice(1).map((line) => keyOf(...(line.split(",") as [string, string]))).filter((k) => !skip.has(k)).sort()
+        const got = answer.text.trim().split("\r\n").slice(1).map((line) => keyOf(...(line.split(",") as [string, string]))).filter((k) =>
+          !skip.has(k)
+        ).sort()
         const want = yes.filter((k) => !skip.has(k)).sort()
         compared += positions.length * radii.length - skip.size
         if (JSON.stringify(got) !== JSON.stringify(want)) {
-          mismatches.push(`${r} ${p}: extra ${got.filter((k) => !want.includes(k)).join(" ")}; missing ${want.filter((k) => !got.includes(k)).join(" ")}`)
+          mismatches.push(
+            `${r} ${p}: extra ${got.filter((k) => !want.includes(k)).join(" ")}; missing ${want.filter((k) => !got.includes(k)).join(" ")}`
+          )
         }
         expect(unsure.length, `${r} ${p} rows too near the boundary to compare`).toBeLessThan(12)
       }
@@ -142,34 +225,55 @@ it.layer(Harness.layer(), { timeout: 240_000 })("ADQL regions", (it) => {
       console.log(`regions: ${cases.length} predicates, ${compared} row decisions compared with astropy`)
     }), 240_000)
 
-  it.effect("CONTAINS(...) = 0 is the complement among rows with a position, and a null position is neither", () =>
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const region = adqlOf(regions.meridianSquare!)
-      const count = (where: string) => Effect.map(Tap.query(`SELECT COUNT(*) FROM ivoa.obscore WHERE ${where}`, { format: "csv" }), (a) => Number(a.text.trim().split("\r\n")[1]))
-      const [inside, outside, all] = [yield* count(`CONTAINS(POINT('ICRS', s_ra, s_dec), ${region}) = 1`), yield* count(`CONTAINS(POINT('ICRS', s_ra, s_dec), ${region}) = 0`), yield* count("s_ra IS NOT NULL")]
-      expect(inside).toBeGreaterThan(0)
-      expect(inside + outside).toBe(all)
-      // A row without a position (a solar-system Source) is in no region and outside none.
-      const [row] = yield* sql<{ id: string }>`select ccat_obs_unit_id as id from ivoa.obscore limit 1`
-      yield* sql`update source set ra_deg = null, dec_deg = null, solar_system = true where id = (select source_id from obs_unit where id = ${row!.id})`
-      const both = (predicate: string) => Effect.map(Effect.all([count(`${predicate} = 1`), count(`${predicate} = 0`)]), ([yes, no]) => yes + no)
-      expect(yield* both(`CONTAINS(POINT('ICRS', s_ra, s_dec), ${region})`)).toBe(all - 2)
-      expect(yield* count("s_ra IS NOT NULL")).toBe(all - 2)
-      expect(yield* both(`INTERSECTS(s_region, ${region})`)).toBe(all - 2)
-      // selected, a predicate is 1 or 0 (a row's centre lies in its own field of view)
-      const selected = yield* Tap.query("SELECT TOP 1 CONTAINS(POINT('ICRS', s_ra, s_dec), s_region) AS inside FROM ivoa.obscore WHERE s_ra IS NOT NULL")
-      expect([Tap.rows(selected.text), /<FIELD name="inside" datatype="int"/.test(selected.text)]).toEqual([[["1"]], true])
-    }), 60_000)
+  it.effect(
+    "CONTAINS(...) = 0 is the complement among rows with a position, and a null position is neither",
+    () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const region = adqlOf(regions.meridianSquare!)
+        const count = (where: string) =>
+          Effect.map(
+            Tap.query(`SELECT COUNT(*) FROM ivoa.obscore WHERE ${where}`, { format: "csv" }),
+            (a) => Number(a.text.trim().split("\r\n")[1])
+          )
+        const [inside, outside, all] = [
+          yield* count(`CONTAINS(POINT('ICRS', s_ra, s_dec), ${region}) = 1`),
+          yield* count(`CONTAINS(POINT('ICRS', s_ra, s_dec), ${region}) = 0`),
+          yield* count("s_ra IS NOT NULL")
+        ]
+        expect(inside).toBeGreaterThan(0)
+        expect(inside + outside).toBe(all)
+        // A row without a position (a solar-system Source) is in no region and outside none.
+        const [row] = yield* sql<{ id: string }>`select ccat_obs_unit_id as id from ivoa.obscore limit 1`
+        yield* sql`update source set ra_deg = null, dec_deg = null, solar_system = true where id = (select source_id from obs_unit where id = ${
+          row!.id
+        })`
+        const both = (predicate: string) =>
+          Effect.map(Effect.all([count(`${predicate} = 1`), count(`${predicate} = 0`)]), ([yes, no]) => yes + no)
+        expect(yield* both(`CONTAINS(POINT('ICRS', s_ra, s_dec), ${region})`)).toBe(all - 2)
+        expect(yield* count("s_ra IS NOT NULL")).toBe(all - 2)
+        expect(yield* both(`INTERSECTS(s_region, ${region})`)).toBe(all - 2)
+        // selected, a predicate is 1 or 0 (a row's centre lies in its own field of view)
+        const selected = yield* Tap.query(
+          "SELECT TOP 1 CONTAINS(POINT('ICRS', s_ra, s_dec), s_region) AS inside FROM ivoa.obscore WHERE s_ra IS NOT NULL"
+        )
+        expect([Tap.rows(selected.text), /<FIELD name="inside" datatype="int"/.test(selected.text)]).toEqual([[["1"]], true])
+      }),
+    60_000
+  )
 
   it.effect("a polygon of 100 vertices: every row tested, timed", () =>
     Effect.gen(function* () {
       // a 20° circle drawn as 100 vertices, both predicates over every row with a position
       const ring = Array.from({ length: 100 }, (_, i) => {
         const a = (2 * Math.PI * i) / 100
-        return `POINT('ICRS', ${(200 + (20 * Math.cos(a)) / Math.cos((30 * Math.PI) / 180)).toFixed(6)}, ${(30 + 20 * Math.sin(a)).toFixed(6)})`
+        return `POINT('ICRS', ${(200 + (20 * Math.cos(a)) / Math.cos((30 * Math.PI) / 180)).toFixed(6)}, ${
+          (30 + 20 * Math.sin(a)).toFixed(6)
+        })`
       }).join(", ")
-      for (const where of ["1 = 1", `CONTAINS(POINT('ICRS', s_ra, s_dec), POLYGON(${ring})) = 1`, `INTERSECTS(s_region, POLYGON(${ring})) = 1`]) {
+      for (
+        const where of ["1 = 1", `CONTAINS(POINT('ICRS', s_ra, s_dec), POLYGON(${ring})) = 1`, `INTERSECTS(s_region, POLYGON(${ring})) = 1`]
+      ) {
         const started = Date.now()
         const answer = yield* Tap.query(`SELECT COUNT(*) FROM ivoa.obscore WHERE ${where}`, { format: "csv" })
         expect(answer.status).toBe(200)
@@ -180,7 +284,21 @@ it.layer(Harness.layer(), { timeout: 240_000 })("ADQL regions", (it) => {
   it.effect("/tap/capabilities declares the region features", () =>
     Effect.gen(function* () {
       const capabilities = (yield* Tap.request("/tap/capabilities")).text
-      const geometry = /<languageFeatures type="ivo:\/\/ivoa.net\/std\/TAPRegExt#features-adqlgeo">(.*?)<\/languageFeatures>/s.exec(capabilities)?.[1] ?? ""
-      expect([...geometry.matchAll(/<form>(\w+)<\/form>/g)].map((m) => m[1])).toEqual(["POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE", "AREA", "COORD1", "COORD2", "COORDSYS"])
+      const geometry =
+        /<languageFeatures type="ivo:\/\/ivoa.net\/std\/TAPRegExt#features-adqlgeo">(.*?)<\/languageFeatures>/s.exec(capabilities)?.[1] ??
+          ""
+      expect([...geometry.matchAll(/<form>(\w+)<\/form>/g)].map((m) => m[1])).toEqual([
+        "POINT",
+        "CIRCLE",
+        "BOX",
+        "POLYGON",
+        "CONTAINS",
+        "INTERSECTS",
+        "DISTANCE",
+        "AREA",
+        "COORD1",
+        "COORD2",
+        "COORDSYS"
+      ])
     }))
 })

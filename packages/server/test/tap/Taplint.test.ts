@@ -20,15 +20,27 @@ import * as TapWorld from "./TapWorld.js"
 
 const taplint = (url: string) =>
   Effect.async<{ readonly code: number | null; readonly output: string }>((resume) => {
-    const child = execFile("stilts", ["taplint", `tapurl=${url}`, "report=EW", "maxrepeat=5", "truncate=400"], { timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
-      resume(Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, output: `${stdout}${stderr}` })))
+    const child = execFile(
+      "stilts",
+      ["taplint", `tapurl=${url}`, "report=EW", "maxrepeat=5", "truncate=400"],
+      { timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) =>
+        resume(
+          Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, output: `${stdout}${stderr}` })
+        )
+    )
     return Effect.sync(() => child.kill())
   })
 
 const stilts = (args: ReadonlyArray<string>) =>
   Effect.async<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }>((resume) => {
-    const child = execFile("stilts", args, { timeout: 120_000 }, (error, stdout, stderr) =>
-      resume(Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr })))
+    const child = execFile(
+      "stilts",
+      args,
+      { timeout: 120_000 },
+      (error, stdout, stderr) =>
+        resume(Effect.succeed({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr }))
+    )
     return Effect.sync(() => child.kill())
   })
 
@@ -45,29 +57,34 @@ it.layer(Harness.layer(), { timeout: 300_000 })("taplint", (it) => {
       expect(output).toMatch(/Totals: Errors: 0;/)
     }), 300_000)
 
-  it.effect("stilts tapquery with a scientist's token answers /tap/auth's Basic challenge and sees its program", () =>
-    Effect.gen(function* () {
-      const { open, embargoed } = yield* TapWorld.seed
-      const token = yield* Harness.tokenFor({ role: "scientist", programIds: [embargoed.world.program.id] })
-      const url = `${yield* Harness.BaseUrl}/tap/auth`
-      // the doc's argument file: the token stays out of the command line (and `ps`)
-      const dir = mkdtempSync(path.join(tmpdir(), `ccat-stilts-${randomBytes(3).toString("hex")}-`))
-      const argfile = path.join(dir, "ccat-stilts")
-      writeFileSync(argfile, `-Dstar.basicauth.user=token\n-Dstar.basicauth.password=${token}\n`, { mode: 0o600 })
-      const adql = `adql=SELECT obs_id FROM ivoa.obscore WHERE obs_id IN ('${open.observationId}', '${embargoed.observationId}', '00000000-0000-4000-8000-000000000000') ORDER BY t_min`
-      const ids = (csv: string) => [...new Set(csv.trim().split("\n").slice(1).map((l) => l.trim()))]
-      try {
-        // asynchronous (stilts' default, and TOPCAT's): the job's URLs stay under /tap/auth
-        const run = yield* stilts([`-J@${argfile}`, "tapquery", `tapurl=${url}`, adql, "ofmt=csv", "out=-"])
-        expect([run.code, /error/i.test(run.stderr)]).toEqual([0, false])
-        expect(ids(run.stdout)).toEqual([open.observationId, embargoed.observationId])
-        const refused = yield* stilts(["tapquery", `tapurl=${url}`, adql, "sync=true", "ofmt=csv", "out=-"])
-        expect(refused.code).not.toBe(0)
-        expect(refused.stdout).toBe("")
-        expect(refused.stderr).toMatch(/star\.basicauth\.user/)
-        expect(refused.stderr).toMatch(/answers callers with a token only/)
-      } finally {
-        rmSync(dir, { recursive: true, force: true })
-      }
-    }), 180_000)
+  it.effect(
+    "stilts tapquery with a scientist's token answers /tap/auth's Basic challenge and sees its program",
+    () =>
+      Effect.gen(function* () {
+        const { open, embargoed } = yield* TapWorld.seed
+        const token = yield* Harness.tokenFor({ role: "scientist", programIds: [embargoed.world.program.id] })
+        const url = `${yield* Harness.BaseUrl}/tap/auth`
+        // the doc's argument file: the token stays out of the command line (and `ps`)
+        const dir = mkdtempSync(path.join(tmpdir(), `ccat-stilts-${randomBytes(3).toString("hex")}-`))
+        const argfile = path.join(dir, "ccat-stilts")
+        writeFileSync(argfile, `-Dstar.basicauth.user=token\n-Dstar.basicauth.password=${token}\n`, { mode: 0o600 })
+        const adql =
+          `adql=SELECT obs_id FROM ivoa.obscore WHERE obs_id IN ('${open.observationId}', '${embargoed.observationId}', '00000000-0000-4000-8000-000000000000') ORDER BY t_min`
+        const ids = (csv: string) => [...new Set(csv.trim().split("\n").slice(1).map((l) => l.trim()))]
+        try {
+          // asynchronous (stilts' default, and TOPCAT's): the job's URLs stay under /tap/auth
+          const run = yield* stilts([`-J@${argfile}`, "tapquery", `tapurl=${url}`, adql, "ofmt=csv", "out=-"])
+          expect([run.code, /error/i.test(run.stderr)]).toEqual([0, false])
+          expect(ids(run.stdout)).toEqual([open.observationId, embargoed.observationId])
+          const refused = yield* stilts(["tapquery", `tapurl=${url}`, adql, "sync=true", "ofmt=csv", "out=-"])
+          expect(refused.code).not.toBe(0)
+          expect(refused.stdout).toBe("")
+          expect(refused.stderr).toMatch(/star\.basicauth\.user/)
+          expect(refused.stderr).toMatch(/answers callers with a token only/)
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+      }),
+    180_000
+  )
 })

@@ -15,7 +15,10 @@ import * as UwsJobs from "../../src/tap/UwsJobs.js"
 
 const tap: TapQuery.TapLimits = { defaultMaxrec: 10, hardMaxrec: 100, syncTimeout: Duration.seconds(1), asyncTimeout: Duration.seconds(60) }
 const anonymous: TapQuery.Caller = { kind: "anonymous" }
-const account = (id: string): TapQuery.Caller => ({ kind: "account", principal: { accountId: id, name: `sci-${id}`, role: "scientist", instrumentIds: [], programIds: [] } as unknown as ApiSecurity.Principal })
+const account = (id: string): TapQuery.Caller => ({
+  kind: "account",
+  principal: { accountId: id, name: `sci-${id}`, role: "scientist", instrumentIds: [], programIds: [] } as unknown as ApiSecurity.Principal
+})
 const query = () => new Map([["query", "SELECT TOP 1 obs_id FROM ivoa.obscore"]])
 
 it.scoped("keeps at most maxJobs, finished before pending, and refuses while all run", () =>
@@ -28,7 +31,8 @@ it.scoped("keeps at most maxJobs, finished before pending, and refuses while all
     yield* TestClock.adjust("1 second")
     // b is finished, a only pending: b goes although a is older.
     const c = yield* jobs.create(anonymous, query())
-    expect([yield* jobs.get(anonymous, a.id), yield* jobs.get(anonymous, b.id), yield* jobs.get(anonymous, c.id)].map((j) => j?.id)).toEqual([a.id, undefined, c.id])
+    expect([yield* jobs.get(anonymous, a.id), yield* jobs.get(anonymous, b.id), yield* jobs.get(anonymous, c.id)].map((j) => j?.id))
+      .toEqual([a.id, undefined, c.id])
     a.phase = "EXECUTING"
     c.phase = "QUEUED"
     const refused = yield* Effect.flip(jobs.create(anonymous, query()))
@@ -40,8 +44,8 @@ it.scoped("destroys a job at its destruction time; a job is its owner's", () =>
     const jobs = yield* UwsJobs.make({ ...UwsJobs.defaultLimits, retention: Duration.hours(1) }, tap)
     const mine = yield* jobs.create(account("a"), query())
     const open = yield* jobs.create(anonymous, query())
-    expect((yield* jobs.get(account("b"), mine.id))).toBeUndefined()
-    expect((yield* jobs.get(anonymous, mine.id))).toBeUndefined()
+    expect(yield* jobs.get(account("b"), mine.id)).toBeUndefined()
+    expect(yield* jobs.get(anonymous, mine.id)).toBeUndefined()
     expect((yield* jobs.get(account("a"), mine.id))?.id).toBe(mine.id)
     expect((yield* jobs.get(account("b"), open.id))?.id).toBe(open.id)
     expect((yield* jobs.list(account("a"))).map((j) => j.id)).toEqual([mine.id])

@@ -56,7 +56,9 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: catalog", (it) => {
         await form.getByLabel("RA (ICRS, degrees)").fill("400")
         await form.getByLabel("Dec (ICRS, degrees)").fill("-5.37264")
         await form.getByRole("button", { name: "Register source" }).click()
-        await page.getByRole("alert").filter({ hasText: "ra must be from 0 up to (not including) 360 degrees" }).waitFor({ timeout: 15_000 })
+        await page.getByRole("alert").filter({ hasText: "ra must be from 0 up to (not including) 360 degrees" }).waitFor({
+          timeout: 15_000
+        })
         await form.getByLabel("RA (ICRS, degrees)").fill("83.80867")
         await form.getByRole("button", { name: "Register source" }).click()
         await page.getByRole("status").filter({ hasText: `Registered ${name}.` }).waitFor({ timeout: 15_000 })
@@ -80,12 +82,16 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: catalog", (it) => {
         await page.goto(`${baseUrl}/ui/#/catalog`)
         await sourceRow(page, name).waitFor({ timeout: 15_000 })
         // The rest of the catalog: the program with its period, the modules with their bands.
-        await page.locator("main table", { has: page.locator("caption", { hasText: "Instrument modules" }) }).locator("tbody tr", { hasText: "280GHz" }).waitFor({ timeout: 15_000 })
+        await page.locator("main table", { has: page.locator("caption", { hasText: "Instrument modules" }) }).locator("tbody tr", {
+          hasText: "280GHz"
+        }).waitFor({ timeout: 15_000 })
         // An admin makes the program's data public 30 days after each observation, and gives the module its band.
         const periodForm = page.getByRole("form", { name: `Proprietary period of ${w.program.name}` })
         await periodForm.getByLabel("days (empty: never public)").fill("-3")
         await periodForm.getByRole("button", { name: "Save" }).click()
-        await periodForm.getByRole("alert").filter({ hasText: "a proprietary period is 0 to 36500 whole days" }).waitFor({ timeout: 15_000 })
+        await periodForm.getByRole("alert").filter({ hasText: "a proprietary period is 0 to 36500 whole days" }).waitFor({
+          timeout: 15_000
+        })
         await periodForm.getByLabel("days (empty: never public)").fill("30")
         await periodForm.getByRole("button", { name: "Save" }).click()
         await periodForm.getByRole("status").filter({ hasText: "30 days after each observation" }).waitFor({ timeout: 15_000 })
@@ -102,6 +108,5 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: catalog", (it) => {
       expect((yield* admin.catalog.getProgram({ path: { id: w.program.id } })).proprietaryPeriodDays).toBe(30)
       expect((yield* admin.catalog.getInstrumentModule({ path: { id: w.modules[0].id } })).emMin).toBeCloseTo(299_792_458 / 310e9, 12)
       expect(errors).toEqual([])
-    })
-  )
+    }))
 })

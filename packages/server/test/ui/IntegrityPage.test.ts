@@ -49,8 +49,7 @@ const integrityPage = async (token: string): Promise<{ page: Page; errors: Array
 }
 
 /** The table in `main` with this caption (not a table of the page being replaced). */
-const tableCaptioned = (page: Page, caption: string) =>
-  page.locator("main table", { has: page.locator("caption", { hasText: caption }) })
+const tableCaptioned = (page: Page, caption: string) => page.locator("main table", { has: page.locator("caption", { hasText: caption }) })
 
 /** The cells of the row that holds `text`, as the user reads them. */
 const cellsOf = async (page: Page, caption: string, text: string) => {
@@ -65,21 +64,54 @@ describe("web UI: integrity", () => {
     // The heading shows before the figures arrive: wait for the table itself.
     await tableCaptioned(page, "Integrity per location").waitFor({ timeout: 15_000 })
     const header = await tableCaptioned(page, "Integrity per location").locator("thead th").allInnerTexts()
-    expect(header).toEqual(["Site", "Location", "Type", "Copies", "Audited", "Last audit", "Audit lag", "Corrupt", "Missing", "Dark", "Repaired", "Last inventory"])
+    expect(header).toEqual([
+      "Site",
+      "Location",
+      "Type",
+      "Copies",
+      "Audited",
+      "Last audit",
+      "Audit lag",
+      "Corrupt",
+      "Missing",
+      "Dark",
+      "Repaired",
+      "Last inventory"
+    ])
     const a = await cellsOf(page, "Integrity per location", rows.archive.name)
     expect(a.slice(2)).toEqual([
-      "LONG_TERM_ARCHIVE (s3)", "4", "3", expect.stringMatching(/ UTC$/), "10.0 d", "1", "1", "1", "1", expect.stringMatching(/ UTC$/)
+      "LONG_TERM_ARCHIVE (s3)",
+      "4",
+      "3",
+      expect.stringMatching(/ UTC$/),
+      "10.0 d",
+      "1",
+      "1",
+      "1",
+      "1",
+      expect.stringMatching(/ UTC$/)
     ])
     const a2 = await cellsOf(page, "Integrity per location", rows.secondArchive.name)
     expect(a2.slice(2)).toEqual([
-      "LONG_TERM_ARCHIVE (disk)", "4", "2", expect.stringMatching(/ UTC$/), "never 1 unverified, else 100.0 d", "0", "0", "0", "0", "-"
+      "LONG_TERM_ARCHIVE (disk)",
+      "4",
+      "2",
+      expect.stringMatching(/ UTC$/),
+      "never 1 unverified, else 100.0 d",
+      "0",
+      "0",
+      "0",
+      "0",
+      "-"
     ])
     const below = await cellsOf(page, "Packages below their copy target", rows.packages.missing.slice(0, 8))
     expect(below[1]).toBe("0 of 1")
     expect(below[2]).toContain(`${rows.archive.name} MISSING`)
     expect(below[2]).toContain(`${rows.secondArchive.name} never verified`)
     expect(await tableCaptioned(page, "Packages below their copy target").locator("tbody tr").count()).toBe(1)
-    expect(await page.locator("main dl.facts").innerText()).toMatch(/Corrupt\s+1\s+Missing\s+1\s+Dark objects\s+1\s+Repaired\s+1\s+Packages below target\s+1/)
+    expect(await page.locator("main dl.facts").innerText()).toMatch(
+      /Corrupt\s+1\s+Missing\s+1\s+Dark objects\s+1\s+Repaired\s+1\s+Packages below target\s+1/
+    )
     await page.screenshot({ path: path.join(artifacts, "integrity.png"), fullPage: true })
     expect(errors).toEqual([])
     await page.context().close()

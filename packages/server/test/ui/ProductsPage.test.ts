@@ -26,7 +26,8 @@ const browser = Effect.acquireRelease(
 /** The rows of the table captioned `caption`, as their cells' text. */
 const rows = (page: Page, caption: string) =>
   page.locator("main table", { has: page.locator("caption", { hasText: caption }) }).locator("tbody tr").evaluateAll((trs) =>
-    trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => (td.textContent ?? "").trim())))
+    trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => (td.textContent ?? "").trim()))
+  )
 
 it.layer(Harness.layer(), { timeout: 120_000 })("web UI: products", (it) => {
   it.scoped("a scientist lists products, filters them by calibration level, and reads one's provenance, files and packages", () =>
@@ -38,17 +39,37 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: products", (it) => {
       const token = yield* Harness.tokenFor({ role: "scientist", programIds: [w.program.id] })
       const scientist = yield* Harness.client(token)
       const tag = randomUUID().slice(0, 8)
-      const file = (name: string) => ({ id: randomUUID(), relativePath: `products/${tag}/${name}`, sizeBytes: 2048, checksum: Fixtures.checksum() })
+      const file = (name: string) => ({
+        id: randomUUID(),
+        relativePath: `products/${tag}/${name}`,
+        sizeBytes: 2048,
+        checksum: Fixtures.checksum()
+      })
       const map = yield* scientist.dataProducts.file({
         payload: {
-          id: randomUUID(), name: `Orion map ${tag}`, pipeline: "ccat-mapmaker", pipelineVersion: "1.4.2", parameters: { pixelArcsec: 4 },
-          calibLevel: 2, dataproductType: "image", location: w.processing.name, inputs: [{ observationId: eou.id }], files: [file("map.fits"), file("weights.fits")]
+          id: randomUUID(),
+          name: `Orion map ${tag}`,
+          pipeline: "ccat-mapmaker",
+          pipelineVersion: "1.4.2",
+          parameters: { pixelArcsec: 4 },
+          calibLevel: 2,
+          dataproductType: "image",
+          location: w.processing.name,
+          inputs: [{ observationId: eou.id }],
+          files: [file("map.fits"), file("weights.fits")]
         }
       })
       const mosaic = yield* scientist.dataProducts.file({
         payload: {
-          id: randomUUID(), name: `Orion mosaic ${tag}`, pipeline: "ccat-mosaic", pipelineVersion: "0.9", calibLevel: 3, dataproductType: "cube",
-          location: w.processing.name, inputs: [{ productId: map.id }], files: [file("mosaic.fits")]
+          id: randomUUID(),
+          name: `Orion mosaic ${tag}`,
+          pipeline: "ccat-mosaic",
+          pipelineVersion: "0.9",
+          calibLevel: 3,
+          dataproductType: "cube",
+          location: w.processing.name,
+          inputs: [{ productId: map.id }],
+          files: [file("mosaic.fits")]
         }
       })
       const errors: Array<string> = []
@@ -91,12 +112,16 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: products", (it) => {
         // the input product's link leads to its page, with its parameters
         await page.locator("main table", { has: page.locator("caption", { hasText: "Inputs" }) }).getByRole("link").click()
         await page.getByRole("heading", { name: `Product ${map.name}` }).waitFor({ timeout: 15_000 })
-        const parameters = await page.locator("dl.facts dt", { hasText: /^Parameters$/ }).locator("xpath=following-sibling::dd[1]").innerText()
+        const parameters = await page.locator("dl.facts dt", { hasText: /^Parameters$/ }).locator("xpath=following-sibling::dd[1]")
+          .innerText()
         // from the observation, its products
         await page.goto(`${baseUrl}/ui/#/observations/${eou.id}`)
         await page.locator("#products-of-this").waitFor({ timeout: 15_000 })
         // the observation's own files and packages only: its products' are on their pages
-        const ownFiles = { empty: await page.getByText("No files filed yet.").count(), productFiles: await page.getByText(`products/${tag}/`).count() }
+        const ownFiles = {
+          empty: await page.getByText("No files filed yet.").count(),
+          productFiles: await page.getByText(`products/${tag}/`).count()
+        }
         await page.locator("#products-of-this").click()
         await page.locator("#products-scope", { hasText: eou.id.slice(0, 8) }).waitFor({ timeout: 15_000 })
         await page.getByRole("link", { name: mosaic.name }).waitFor({ timeout: 15_000 })
@@ -113,6 +138,5 @@ it.layer(Harness.layer(), { timeout: 120_000 })("web UI: products", (it) => {
       expect(shown.derived).toEqual([map.name, mosaic.name])
       expect(shown.ownFiles).toEqual({ empty: 1, productFiles: 0 })
       expect(errors).toEqual([])
-    })
-  )
+    }))
 })

@@ -41,13 +41,27 @@ export const markup = `<img src="x" id="injected" onerror="document.title='owned
  * and small bundles sent after a short wait (so several bundles and attempts exist within seconds).
  */
 const topology = (dataDir: string) => {
-  const at = (name: string, type: string, capacityBytes: string, extra: object = {}) =>
-    ({ name, type, technology: "disk", driver: { root: path.join(dataDir, "locations", name) }, capacityBytes, ...extra })
+  const at = (name: string, type: string, capacityBytes: string, extra: object = {}) => ({
+    name,
+    type,
+    technology: "disk",
+    driver: { root: path.join(dataDir, "locations", name) },
+    capacityBytes,
+    ...extra
+  })
   return {
     sites: [
-      { name: "chile", shortName: "cl", role: "secondary", locations: [at("chile-source", "SOURCE", "200 MB"), at("chile-buffer", "BUFFER", "100 MB")] },
       {
-        name: "cologne", shortName: "col", role: "main", locations: [
+        name: "chile",
+        shortName: "cl",
+        role: "secondary",
+        locations: [at("chile-source", "SOURCE", "200 MB"), at("chile-buffer", "BUFFER", "100 MB")]
+      },
+      {
+        name: "cologne",
+        shortName: "col",
+        role: "main",
+        locations: [
           at("cologne-buffer", "BUFFER", "100 MB"),
           at("cologne-archive", "LONG_TERM_ARCHIVE", "40 MB", { retention: { keepForever: true } }),
           at("cologne-processing", "PROCESSING", "50 MB")
@@ -71,8 +85,22 @@ export const start = async (options: { readonly observations: number }): Promise
   const config = path.join(dir, "ccat.json")
   await fs.writeFile(config, JSON.stringify(topology(dataDir)))
   const demo = ccat([
-    "demo", "--config", config, "--port", String(port), "--data-dir", dataDir, "--observations", String(options.observations),
-    "--small-files", "6", "--large-files", "1", "--large-mb", "2", "--keep-running"
+    "demo",
+    "--config",
+    config,
+    "--port",
+    String(port),
+    "--data-dir",
+    dataDir,
+    "--observations",
+    String(options.observations),
+    "--small-files",
+    "6",
+    "--large-files",
+    "1",
+    "--large-mb",
+    "2",
+    "--keep-running"
   ], env)
   const stop = async () => {
     if (demo.child.exitCode === null) {
@@ -112,10 +140,15 @@ export const start = async (options: { readonly observations: number }): Promise
     }
 
     // The demo makes its program and instruments before it files anything.
-    const units = await waitUntil("the demo's planned observations", async () => {
-      const u = (await api(admin, "GET", "/obs-units")) as Array<any>
-      return u.length > 0 ? u : undefined
-    }, 60_000, { intervalMs: 500 })
+    const units = await waitUntil(
+      "the demo's planned observations",
+      async () => {
+        const u = (await api(admin, "GET", "/obs-units")) as Array<any>
+        return u.length > 0 ? u : undefined
+      },
+      60_000,
+      { intervalMs: 500 }
+    )
     const demoProgramId = units[0].observingProgramId as string
     const instrumentId = units[0].instrumentId as string
     const operator = await tokenFor("ui-operator", "operator")
@@ -123,7 +156,12 @@ export const start = async (options: { readonly observations: number }): Promise
 
     // A second program, observed with the same instrument; its file is damaged at the SOURCE.
     const hidden = await api(admin, "POST", "/programs", { name: "ui-hidden-survey", title: "Not granted to the scientist" })
-    const unit = await api(admin, "POST", "/obs-units", { observingProgramId: hidden.id, instrumentId, name: "hidden-field", target: "Hidden" })
+    const unit = await api(admin, "POST", "/obs-units", {
+      observingProgramId: hidden.id,
+      instrumentId,
+      name: "hidden-field",
+      target: "Hidden"
+    })
     const modules = (await api(admin, "GET", `/instrument-modules?instrumentId=${instrumentId}`)) as Array<any>
     const relativePath = `ui-test/${randomUUID()}/damaged.fits`
     const filed = Buffer.from("the bytes the instrument wrote\n")
@@ -132,22 +170,40 @@ export const start = async (options: { readonly observations: number }): Promise
     await fs.writeFile(path.join(dataDir, "locations", "chile-source", relativePath), onDisk)
     const hiddenObservationId = randomUUID()
     await api(admin, "POST", "/observations", {
-      id: hiddenObservationId, obsUnitId: unit.id, startAt: new Date(Date.now() - 120_000).toISOString(), endAt: new Date().toISOString(),
+      id: hiddenObservationId,
+      obsUnitId: unit.id,
+      startAt: new Date(Date.now() - 120_000).toISOString(),
+      endAt: new Date().toISOString(),
       sourceLocation: "chile-source",
       // Markup in API data: the UI must show it as text, never run it.
       metadata: { note: markup },
       files: [{
-        id: randomUUID(), module: modules[0].name, relativePath, sizeBytes: filed.length,
+        id: randomUUID(),
+        module: modules[0].name,
+        relativePath,
+        sizeBytes: filed.length,
         checksum: `sha256:${createHash("sha256").update(filed).digest("hex")}`
       }]
     })
-    const failedPackageId = await waitUntil("the damaged observation's package to fail", async () => {
-      const page = await api(admin, "GET", `/packages?observationId=${hiddenObservationId}`)
-      return page.items.find((p: any) => p.journey === "FAILED")?.id as string | undefined
-    }, 60_000, { intervalMs: 500 })
+    const failedPackageId = await waitUntil(
+      "the damaged observation's package to fail",
+      async () => {
+        const page = await api(admin, "GET", `/packages?observationId=${hiddenObservationId}`)
+        return page.items.find((p: any) => p.journey === "FAILED")?.id as string | undefined
+      },
+      60_000,
+      { intervalMs: 500 }
+    )
     return {
-      base, demo, tokens: { admin, operator, scientist }, demoProgramId, hiddenProgramId: hidden.id,
-      hiddenObservationId, failedPackageId, api, stop,
+      base,
+      demo,
+      tokens: { admin, operator, scientist },
+      demoProgramId,
+      hiddenProgramId: hidden.id,
+      hiddenObservationId,
+      failedPackageId,
+      api,
+      stop,
       repairDamagedFile: () => fs.writeFile(path.join(dataDir, "locations", "chile-source", relativePath), filed)
     }
   } catch (e) {

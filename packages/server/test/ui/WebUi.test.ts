@@ -66,8 +66,7 @@ const unlabelled = (page: Page) =>
  * The table in `main` with this caption: right after a click, `main` may still hold the page
  * being replaced, whose tables a bare "main table" would also find.
  */
-const tableCaptioned = (page: Page, caption: string) =>
-  page.locator("main table", { has: page.locator("caption", { hasText: caption }) })
+const tableCaptioned = (page: Page, caption: string) => page.locator("main table", { has: page.locator("caption", { hasText: caption }) })
 
 const shot = (page: Page, name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true })
 
@@ -181,10 +180,17 @@ describe("web UI in chromium", () => {
     await page.locator("[data-stage=waitingToPackage] [data-figure=waiting]").waitFor()
     expect(await page.locator("ol.stages > li").count()).toBe(6)
     // The damaged observation's package is counted failed, in the archiving stage and as a journey.
-    await waitUntil("the FAILED journey figure", async () =>
-      Number(await page.locator("[data-journey=FAILED] .value").textContent()) >= 1 ? true : undefined, 15_000)
+    await waitUntil(
+      "the FAILED journey figure",
+      async () => Number(await page.locator("[data-journey=FAILED] .value").textContent()) >= 1 ? true : undefined,
+      15_000
+    )
     const first = await page.locator(".refresh").textContent()
-    await waitUntil("a refreshed snapshot", async () => ((await page.locator(".refresh").textContent()) !== first ? true : undefined), 10_000)
+    await waitUntil(
+      "a refreshed snapshot",
+      async () => ((await page.locator(".refresh").textContent()) !== first ? true : undefined),
+      10_000
+    )
     await shot(page, "pipeline")
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
@@ -221,10 +227,15 @@ describe("web UI in chromium", () => {
     await page.getByText("No observations match.").waitFor()
 
     // One of the demo's observations, once archived: files, packages, copies with location and site.
-    const archived = await waitUntil("an archived demo observation", async () => {
-      const packages = await world.api(world.tokens.admin, "GET", "/packages?journey=ARCHIVED&limit=1")
-      return packages.items[0]?.executedObsUnitId as string | undefined
-    }, 60_000, { intervalMs: 500 })
+    const archived = await waitUntil(
+      "an archived demo observation",
+      async () => {
+        const packages = await world.api(world.tokens.admin, "GET", "/packages?journey=ARCHIVED&limit=1")
+        return packages.items[0]?.executedObsUnitId as string | undefined
+      },
+      60_000,
+      { intervalMs: 500 }
+    )
     await page.goto(`${world.base}/ui/#/observations/${archived}`)
     await page.getByRole("heading", { name: "Where every copy is" }).waitFor()
     const files = await world.api(world.tokens.admin, "GET", `/files?observationId=${archived}&limit=1000`)
@@ -278,7 +289,9 @@ describe("web UI in chromium", () => {
     await page.locator("svg.chart").first().waitFor()
     const done = await world.api(world.tokens.operator, "GET", "/transfers?status=completed&limit=1000")
     expect(await page.locator("svg.chart rect.bar").count()).toBeGreaterThanOrEqual(1)
-    expect(await page.locator("svg.chart circle.dot").count()).toBe(done.items.filter((t: any) => t.throughputBytesPerSecond !== null).length)
+    expect(await page.locator("svg.chart circle.dot").count()).toBe(
+      done.items.filter((t: any) => t.throughputBytesPerSecond !== null).length
+    )
     await shot(page, "throughput")
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
@@ -330,7 +343,8 @@ describe("web UI in chromium", () => {
     await scientist.getByText("Not for your role").waitFor()
     const refused = await scientist.evaluate(async ([token, id]) => {
       const r = await fetch("/api/v1/retries", {
-        method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
         body: JSON.stringify({ entity: "RawDataPackage", id })
       })
       return r.status
@@ -352,13 +366,20 @@ describe("web UI in chromium", () => {
     await page.getByText("Retried: failed → pending").waitFor()
     const events = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
     expect(events.items.some((e: any) => e.fromState === "failed" && e.toState === "pending" && e.actor.includes("ui-operator"))).toBe(true)
-    await waitUntil("the retried package to be archived", async () => {
-      const p = await world.api(world.tokens.operator, "GET", `/packages/${world.failedPackageId}`)
-      if (p.journey === "ARCHIVED") return true
-      const history = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
-      if (history.items.slice(events.items.length).some((e: any) => e.toState === "failed")) throw new Error(`the retried package failed again: ${p.errorMessage}`)
-      return undefined
-    }, 60_000, { intervalMs: 500 })
+    await waitUntil(
+      "the retried package to be archived",
+      async () => {
+        const p = await world.api(world.tokens.operator, "GET", `/packages/${world.failedPackageId}`)
+        if (p.journey === "ARCHIVED") return true
+        const history = await world.api(world.tokens.operator, "GET", `/events?entity=RawDataPackage&id=${world.failedPackageId}`)
+        if (history.items.slice(events.items.length).some((e: any) => e.toState === "failed")) {
+          throw new Error(`the retried package failed again: ${p.errorMessage}`)
+        }
+        return undefined
+      },
+      60_000,
+      { intervalMs: 500 }
+    )
     // The package's row leaves the failures (the refresh runs every 5 s).
     await page.locator(`button[data-retry="${world.failedPackageId}"]`).waitFor({ state: "detached", timeout: 15_000 })
     expect(pageErrors(page)).toEqual([])
@@ -386,14 +407,19 @@ describe("web UI in chromium", () => {
     expect(await page.locator("main").textContent()).not.toContain(markup.slice(0, 20))
 
     // Stage an archived observation of the demo's program from its page.
-    const observation = await waitUntil("an observation whose packages are all archived", async () => {
-      const obs = await world.api(world.tokens.scientist, "GET", "/observations?limit=100")
-      for (const o of obs.items.reverse()) {
-        const p = await world.api(world.tokens.scientist, "GET", `/packages?observationId=${o.id}`)
-        if (p.items.length > 0 && p.items.every((x: any) => x.journey === "ARCHIVED")) return o.id as string
-      }
-      return undefined
-    }, 90_000, { intervalMs: 500 })
+    const observation = await waitUntil(
+      "an observation whose packages are all archived",
+      async () => {
+        const obs = await world.api(world.tokens.scientist, "GET", "/observations?limit=100")
+        for (const o of obs.items.reverse()) {
+          const p = await world.api(world.tokens.scientist, "GET", `/packages?observationId=${o.id}`)
+          if (p.items.length > 0 && p.items.every((x: any) => x.journey === "ARCHIVED")) return o.id as string
+        }
+        return undefined
+      },
+      90_000,
+      { intervalMs: 500 }
+    )
     await page.goto(`${world.base}/ui/#/observations/${observation}`)
     await page.getByText("Copy locations are shown to operators and admins.").first().waitFor()
     await page.locator("#stage-this").click()
@@ -426,7 +452,9 @@ describe("web UI in chromium", () => {
     await shot(page, "staging")
     const requestPath = new URL(page.url()).hash
     const requests = await world.api(world.tokens.scientist, "GET", "/staging-requests")
-    expect(requests.items.some((r: any) => r.status === "completed" && r.items.some((i: any) => i.executedObsUnitId === observation))).toBe(true)
+    expect(requests.items.some((r: any) => r.status === "completed" && r.items.some((i: any) => i.executedObsUnitId === observation))).toBe(
+      true
+    )
     expect(pageErrors(page)).toEqual([])
     await page.context().close()
 
@@ -485,13 +513,20 @@ describe("web UI in chromium", () => {
     await page.getByText(`${name} is enabled again.`).waitFor()
     expect((await world.api(token, "GET", "/tokens/current")).account).toBe(name)
     // the signed-in admin cannot switch itself off from here
-    expect(await tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: "ui-admin" }).getByRole("button", { name: /Disable|Enable/ }).count()).toBe(0)
+    expect(
+      await tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: "ui-admin" }).getByRole("button", { name: /Disable|Enable/ })
+        .count()
+    ).toBe(0)
     // The account's history: every change above, oldest first, each by the admin who made it.
     await row.getByRole("button", { name: `History of ${name}` }).click()
     await page.getByRole("heading", { name: `History of ${name}` }).waitFor()
     const steps = await tableCaptioned(page, "History (event log)").locator("tbody tr").allInnerTexts()
     expect(steps.map((r) => r.split("\t").slice(1, 3).map((c) => c.trim()))).toEqual([
-      ["created", "active"], ["-", "granted"], ["-", "grant-revoked"], ["active", "disabled"], ["disabled", "active"]
+      ["created", "active"],
+      ["-", "granted"],
+      ["-", "grant-revoked"],
+      ["active", "disabled"],
+      ["disabled", "active"]
     ])
     expect(pageErrors(page)).toEqual([])
     await page.context().close()

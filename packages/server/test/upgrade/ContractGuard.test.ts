@@ -42,35 +42,41 @@ const firstContract = Effect.gen(function* () {
 const exited = (c: ReturnType<typeof ccat>) => Effect.promise(() => c.exited)
 
 describe("contract steps", () => {
-  it("are refused by ccat migrate and ccat serve with the migration and the step named, changing nothing, and applied with --previous-release-stopped", () =>
-    run(Effect.gen(function* () {
-      const { key, step } = yield* firstContract
-      yield* migrateTo(all.filter((k) => k < key))
-      const url = Redacted.value(yield* Url)
-      const before = yield* schemaShape
+  it(
+    "are refused by ccat migrate and ccat serve with the migration and the step named, changing nothing, and applied with --previous-release-stopped",
+    () =>
+      run(Effect.gen(function* () {
+        const { key, step } = yield* firstContract
+        yield* migrateTo(all.filter((k) => k < key))
+        const url = Redacted.value(yield* Url)
+        const before = yield* schemaShape
 
-      const refused = ccat(["migrate"], { DATABASE_URL: url })
-      expect(yield* exited(refused), refused.output()).toBe(1)
-      expect(refused.output()).toContain(`ccat: refusing to apply ${key}`)
-      expect(refused.output()).toContain(`  ${key}: ${step.summary} (`)
-      expect(refused.output()).toContain("nothing was applied")
-      expect(refused.output()).toContain(`ccat migrate ${ContractGuard.previousReleaseStoppedFlag}`)
-      expect(refused.output()).not.toMatch(/\n\s+at /)
-      expect(yield* schemaShape).toEqual(before)
+        const refused = ccat(["migrate"], { DATABASE_URL: url })
+        expect(yield* exited(refused), refused.output()).toBe(1)
+        expect(refused.output()).toContain(`ccat: refusing to apply ${key}`)
+        expect(refused.output()).toContain(`  ${key}: ${step.summary} (`)
+        expect(refused.output()).toContain("nothing was applied")
+        expect(refused.output()).toContain(`ccat migrate ${ContractGuard.previousReleaseStoppedFlag}`)
+        expect(refused.output()).not.toMatch(/\n\s+at /)
+        expect(yield* schemaShape).toEqual(before)
 
-      // a start applies no contract step either: it cannot know the previous release is stopped
-      const serve = ccat(["serve", "--port", "0"], { DATABASE_URL: url })
-      expect(yield* exited(serve), serve.output()).toBe(1)
-      expect(serve.output()).toMatch(new RegExp(`^ccat: not starting: pending migrations? ${key}`, "m"))
-      expect(serve.output()).toContain(`run \`ccat migrate ${ContractGuard.previousReleaseStoppedFlag}\`, then start this release`)
-      expect(yield* schemaShape).toEqual(before)
+        // a start applies no contract step either: it cannot know the previous release is stopped
+        const serve = ccat(["serve", "--port", "0"], { DATABASE_URL: url })
+        expect(yield* exited(serve), serve.output()).toBe(1)
+        expect(serve.output()).toMatch(new RegExp(`^ccat: not starting: pending migrations? ${key}`, "m"))
+        expect(serve.output()).toContain(`run \`ccat migrate ${ContractGuard.previousReleaseStoppedFlag}\`, then start this release`)
+        expect(yield* schemaShape).toEqual(before)
 
-      const confirmed = ccat(["migrate", ContractGuard.previousReleaseStoppedFlag, "--json"], { DATABASE_URL: url })
-      expect(yield* exited(confirmed), confirmed.output()).toBe(0)
-      const applied = JSON.parse(confirmed.output().trim().split("\n").at(-1)!) as { applied: ReadonlyArray<{ id: number; name: string }> }
-      expect(applied.applied.map((m) => `${String(m.id).padStart(4, "0")}_${m.name}`)).toEqual(all.filter((k) => k >= key))
-      expect((yield* MigrationPlan.plan).pending).toEqual([])
-    })), 120_000)
+        const confirmed = ccat(["migrate", ContractGuard.previousReleaseStoppedFlag, "--json"], { DATABASE_URL: url })
+        expect(yield* exited(confirmed), confirmed.output()).toBe(0)
+        const applied = JSON.parse(confirmed.output().trim().split("\n").at(-1)!) as {
+          applied: ReadonlyArray<{ id: number; name: string }>
+        }
+        expect(applied.applied.map((m) => `${String(m.id).padStart(4, "0")}_${m.name}`)).toEqual(all.filter((k) => k >= key))
+        expect((yield* MigrationPlan.plan).pending).toEqual([])
+      })),
+    120_000
+  )
 
   it("on a new ops-db are all applied at start: no release runs on it yet", () =>
     run(Effect.gen(function* () {

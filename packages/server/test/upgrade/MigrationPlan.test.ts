@@ -19,7 +19,10 @@ import { migrateTo, run, Url } from "./UpgradeDatabase.js"
 /** The migrations the last release tag shipped, by key. */
 const released = (): ReadonlyArray<string> => {
   const { commit } = lastTag()
-  return execFileSync("git", ["ls-tree", "--name-only", commit, "packages/core/src/internal/migrations/"], { cwd: repoRoot, encoding: "utf8" })
+  return execFileSync("git", ["ls-tree", "--name-only", commit, "packages/core/src/internal/migrations/"], {
+    cwd: repoRoot,
+    encoding: "utf8"
+  })
     .split("\n")
     .map((p) => /(\d{4}_[a-z0-9_]+)\.ts$/.exec(p)?.[1])
     .filter((k): k is string => k !== undefined)
@@ -67,7 +70,9 @@ describe("the migration plan", () => {
       // the people's rendering and the scripts' form say the same
       const text = MigrateCheck.render(plan, "test", true)
       const json = MigrateCheck.json(plan, "test")
-      for (const m of json.pending) expect(text).toContain(`${String(m.id).padStart(4, "0")}_${m.name}: ${m.step === "expand" ? "expand" : "CONTRACT"}`)
+      for (const m of json.pending) {
+        expect(text).toContain(`${String(m.id).padStart(4, "0")}_${m.name}: ${m.step === "expand" ? "expand" : "CONTRACT"}`)
+      }
       expect(text).toContain("nothing was changed")
       yield* Migrations.run
       const after = yield* MigrationPlan.plan
@@ -84,7 +89,11 @@ describe("the migration plan", () => {
       const plan = yield* MigrationPlan.plan
       expect(plan.pending).toEqual([])
       expect(plan.skipped.map((m) => `${String(m.id).padStart(4, "0")}_${m.name}`)).toEqual(all.filter((k) => !tagged.includes(k)))
-      if (plan.skipped.length > 0) expect(MigrateCheck.render(plan, "test", false)).toMatch(/warning: \d{4}_\w+ was never applied and is numbered below the newest applied one/)
+      if (plan.skipped.length > 0) {
+        expect(MigrateCheck.render(plan, "test", false)).toMatch(
+          /warning: \d{4}_\w+ was never applied and is numbered below the newest applied one/
+        )
+      }
     })))
 })
 
@@ -117,7 +126,11 @@ describe("the expand/contract rules on this release's migrations", () => {
       const problems: Array<string> = []
       for (const key of all.filter((k) => !tagged.includes(k))) {
         const m = yield* MigrationPlan.judgeMigration(key)
-        if (m.staleReview) problems.push(`${key}: its review in MigrationRules.reviewed was made for other statements; review it again (digest now ${m.digest})`)
+        if (m.staleReview) {
+          problems.push(
+            `${key}: its review in MigrationRules.reviewed was made for other statements; review it again (digest now ${m.digest})`
+          )
+        }
         for (const s of undeclared(m.statements)) problems.push(`${key}: ${s.summary}\n    ${s.rule}`)
       }
       expect(
@@ -130,25 +143,29 @@ describe("the expand/contract rules on this release's migrations", () => {
 })
 
 describe("ccat migrate --check", () => {
-  it("prints the plan of the configured ops-db and changes nothing; a database it cannot reach is a one-line error", () =>
-    run(Effect.gen(function* () {
-      yield* migrateTo(released())
-      const url = yield* Url
-      const before = yield* schemaShape
-      const check = ccat(["migrate", "--check", "--sql"], { DATABASE_URL: Redacted.value(url) })
-      const code = yield* Effect.promise(() => check.exited)
-      expect(code, check.output()).toBe(0)
-      expect(check.output()).toMatch(/ops-db external 127\.0\.0\.1:\d+\/ccat_test_\w+: \d+ migrations applied/)
-      expect(check.output()).toContain("nothing was changed")
-      expect(yield* schemaShape).toEqual(before)
+  it(
+    "prints the plan of the configured ops-db and changes nothing; a database it cannot reach is a one-line error",
+    () =>
+      run(Effect.gen(function* () {
+        yield* migrateTo(released())
+        const url = yield* Url
+        const before = yield* schemaShape
+        const check = ccat(["migrate", "--check", "--sql"], { DATABASE_URL: Redacted.value(url) })
+        const code = yield* Effect.promise(() => check.exited)
+        expect(code, check.output()).toBe(0)
+        expect(check.output()).toMatch(/ops-db external 127\.0\.0\.1:\d+\/ccat_test_\w+: \d+ migrations applied/)
+        expect(check.output()).toContain("nothing was changed")
+        expect(yield* schemaShape).toEqual(before)
 
-      const bad = ccat(["migrate", "--check"], { DATABASE_URL: "postgres://nobody:secret@127.0.0.1:1/none" })
-      expect(yield* Effect.promise(() => bad.exited)).toBe(1)
-      expect(bad.output()).toMatch(/^ccat: database: .*Failed to connect.*ECONNREFUSED/m)
-      expect(bad.output()).not.toContain("secret")
-      expect(bad.output()).not.toMatch(/\n\s+at /)
-      const malformed = ccat(["migrate", "--check"], { DATABASE_URL: "host=db user=ccat" })
-      expect(yield* Effect.promise(() => malformed.exited)).toBe(1)
-      expect(malformed.output()).toContain("DATABASE_URL (or database.url): is not a PostgreSQL URL")
-    })), 120_000)
+        const bad = ccat(["migrate", "--check"], { DATABASE_URL: "postgres://nobody:secret@127.0.0.1:1/none" })
+        expect(yield* Effect.promise(() => bad.exited)).toBe(1)
+        expect(bad.output()).toMatch(/^ccat: database: .*Failed to connect.*ECONNREFUSED/m)
+        expect(bad.output()).not.toContain("secret")
+        expect(bad.output()).not.toMatch(/\n\s+at /)
+        const malformed = ccat(["migrate", "--check"], { DATABASE_URL: "host=db user=ccat" })
+        expect(yield* Effect.promise(() => malformed.exited)).toBe(1)
+        expect(malformed.output()).toContain("DATABASE_URL (or database.url): is not a PostgreSQL URL")
+      })),
+    120_000
+  )
 })

@@ -25,19 +25,27 @@ describe("splitting a migration's SQL", () => {
 describe("the expand/contract rules", () => {
   it("call additions expand steps and name their locks", () => {
     expect(one("create table t (id uuid primary key, l uuid references data_location (id))")).toMatchObject({
-      step: "expand", summary: "create table t", locks: [{ on: "data_location", mode: "SHARE ROW EXCLUSIVE" }]
+      step: "expand",
+      summary: "create table t",
+      locks: [{ on: "data_location", mode: "SHARE ROW EXCLUSIVE" }]
     })
-    expect(one("alter table physical_copy add column note text")).toMatchObject({ step: "expand", locks: [{ on: "physical_copy", mode: "ACCESS EXCLUSIVE" }] })
+    expect(one("alter table physical_copy add column note text")).toMatchObject({
+      step: "expand",
+      locks: [{ on: "physical_copy", mode: "ACCESS EXCLUSIVE" }]
+    })
     expect(one("alter table physical_copy add column n integer not null default 0 check (n >= 0)").step).toBe("expand")
     expect(one("alter type entity_kind add value if not exists 'Site'").step).toBe("expand")
     expect(one("create index concurrently if not exists pc_x on physical_copy (x)")).toMatchObject({
-      step: "expand", locks: [{ on: "physical_copy", mode: "SHARE UPDATE EXCLUSIVE" }], notes: []
+      step: "expand",
+      locks: [{ on: "physical_copy", mode: "SHARE UPDATE EXCLUSIVE" }],
+      notes: []
     })
     const plain = one("create index pc_x on physical_copy (x)")
     expect(plain.locks).toEqual([{ on: "physical_copy", mode: "SHARE" }])
     expect(plain.notes[0]).toContain("blocks writes to physical_copy while it builds")
     expect(one("create trigger t after insert on event_log for each row execute function f()")).toMatchObject({
-      step: "expand", locks: [{ on: "event_log", mode: "SHARE ROW EXCLUSIVE" }]
+      step: "expand",
+      locks: [{ on: "event_log", mode: "SHARE ROW EXCLUSIVE" }]
     })
     expect(one("update raw_data_file set x = 1 where x is null").locks).toEqual([{ on: "raw_data_file", mode: "ROW EXCLUSIVE" }])
   })

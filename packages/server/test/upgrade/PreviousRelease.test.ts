@@ -36,17 +36,27 @@ const configFile = async (dir: string): Promise<string> => {
     JSON.stringify({
       sites: [
         {
-          name: "chile", shortName: "cl", role: "secondary",
+          name: "chile",
+          shortName: "cl",
+          role: "secondary",
           locations: [
             { name: "chile-source", type: "SOURCE", technology: "disk", driver: { root: folder("chile-source") } },
             { name: "chile-buffer", type: "BUFFER", technology: "disk", driver: { root: folder("chile-buffer") } }
           ]
         },
         {
-          name: "cologne", shortName: "col", role: "main",
+          name: "cologne",
+          shortName: "col",
+          role: "main",
           locations: [
             { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: { root: folder("cologne-buffer") } },
-            { name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: { root: folder("cologne-archive") }, retention: { keepForever: true } }
+            {
+              name: "cologne-archive",
+              type: "LONG_TERM_ARCHIVE",
+              technology: "disk",
+              driver: { root: folder("cologne-archive") },
+              retention: { keepForever: true }
+            }
           ]
         }
       ],
@@ -73,8 +83,12 @@ const setUp = Effect.gen(function* () {
   const [i] = yield* sql<{ id: string }>`insert into instrument (telescope_id, name) values (${t.id}, 'Prime-Cam') returning id`
   yield* sql`insert into instrument_module (instrument_id, name) values (${i.id}, '280GHz')`
   const [p] = yield* sql<{ id: string }>`insert into observing_program (name) values (${`upgrade-${s}`}) returning id`
-  const [u] = yield* sql<{ id: string }>`insert into obs_unit (observing_program_id, instrument_id, name) values (${p.id}, ${i.id}, 'deep56') returning id`
-  const [a] = yield* sql<{ id: string }>`insert into account (name, display_name, role) values (${`daq-${s}`}, 'DAQ', 'instrument') returning id`
+  const [u] = yield* sql<
+    { id: string }
+  >`insert into obs_unit (observing_program_id, instrument_id, name) values (${p.id}, ${i.id}, 'deep56') returning id`
+  const [a] = yield* sql<
+    { id: string }
+  >`insert into account (name, display_name, role) values (${`daq-${s}`}, 'DAQ', 'instrument') returning id`
   yield* sql`insert into instrument_access (account_id, instrument_id) values (${a.id}, ${i.id})`
   const token = yield* Accounts.generateToken
   yield* sql`insert into api_token (account_id, label, prefix, secret_sha256) values (${a.id}, 'upgrade', ${token.prefix}, ${token.secretSha256})`
@@ -91,7 +105,13 @@ const fileObservation = (baseUrl: string, token: string, obsUnitId: string, sour
       const bytes = randomBytes(2048 + f)
       await fs.mkdir(path.dirname(path.join(sourceRoot, relativePath)), { recursive: true })
       await fs.writeFile(path.join(sourceRoot, relativePath), bytes)
-      files.push({ id: randomUUID(), module: "280GHz", relativePath, sizeBytes: bytes.length, checksum: `sha256:${createHash("sha256").update(bytes).digest("hex")}` })
+      files.push({
+        id: randomUUID(),
+        module: "280GHz",
+        relativePath,
+        sizeBytes: bytes.length,
+        checksum: `sha256:${createHash("sha256").update(bytes).digest("hex")}`
+      })
     }
     const client = await createClient({ baseUrl, token })
     try {
@@ -145,7 +165,13 @@ describe("an upgrade from the previous release", () => {
                 DATABASE_URL: Redacted.value(db.url)
               })
             ),
-            (p) => Effect.promise(async () => { if (p.child.exitCode === null) { p.child.kill("SIGKILL"); await p.exited } })
+            (p) =>
+              Effect.promise(async () => {
+                if (p.child.exitCode === null) {
+                  p.child.kill("SIGKILL")
+                  await p.exited
+                }
+              })
           )
           yield* Effect.promise(() => waitFor(`${baseUrl}/api/v1/health`, 60_000, old))
 
@@ -188,8 +214,10 @@ describe("an upgrade from the previous release", () => {
           // The old release never met a schema it could not read or write (transient errors it retries are not the point here).
           expect(old.output()).not.toMatch(/does not exist|violates .*constraint|invalid input value|cannot cast|level=FATAL/)
           phase("old release stopped")
-          console.log(`upgrade from ${release.tag} (${release.commit.slice(0, 12)}, dependencies ${release.dependencies}): ` +
-            `${release.built ? "built" : "reused"} in ${builtIn} ms; ${phases.join("; ")}`)
+          console.log(
+            `upgrade from ${release.tag} (${release.commit.slice(0, 12)}, dependencies ${release.dependencies}): ` +
+              `${release.built ? "built" : "reused"} in ${builtIn} ms; ${phases.join("; ")}`
+          )
         })
       )
     )

@@ -34,7 +34,9 @@ const tagPattern = "v[0-9]*"
 
 /** The releases recorded in `releases.json`, oldest first: what a clone made without tags still has. */
 const recorded = (): ReadonlyArray<{ readonly tag: string; readonly commit: string }> =>
-  (JSON.parse(fs.readFileSync(path.join(repoRoot, "releases.json"), "utf8")) as { releases: ReadonlyArray<{ tag: string; commit: string }> }).releases
+  (JSON.parse(fs.readFileSync(path.join(repoRoot, "releases.json"), "utf8")) as {
+    releases: ReadonlyArray<{ tag: string; commit: string }>
+  }).releases
 
 const isAncestor = (ancestor: string, of: string): boolean => {
   try {
@@ -146,7 +148,9 @@ const pruneSiblings = (root: string) => {
     const other = path.join(path.dirname(root), entry)
     if (other === root || !entry.startsWith(prefix) || !/^[0-9a-f]{8}$/.test(entry.slice(prefix.length))) continue
     try {
-      if (Date.now() - fs.statSync(path.join(other, ".ccat-release.json")).mtimeMs > 3600_000) fs.rmSync(other, { recursive: true, force: true })
+      if (Date.now() - fs.statSync(path.join(other, ".ccat-release.json")).mtimeMs > 3600_000) {
+        fs.rmSync(other, { recursive: true, force: true })
+      }
     } catch {
       // not a finished build (or already gone): leave it
     }
@@ -178,7 +182,9 @@ export const previousRelease = (): PreviousRelease => {
     if (dependencies === "linked") linkDependencies(work)
     else execFileSync("npm", ["ci", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: work, stdio: "pipe", timeout: 600_000 })
     build(work)
-    if (!fs.existsSync(path.join(work, "packages", "server", "dist", "cli.js"))) throw new Error(`${tag} built no packages/server/dist/cli.js`)
+    if (!fs.existsSync(path.join(work, "packages", "server", "dist", "cli.js"))) {
+      throw new Error(`${tag} built no packages/server/dist/cli.js`)
+    }
     fs.writeFileSync(path.join(work, ".ccat-release.json"), JSON.stringify({ tag, commit, dependencies }))
     try {
       fs.renameSync(work, root)

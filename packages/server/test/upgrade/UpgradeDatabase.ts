@@ -25,7 +25,9 @@ export const migrateTo = (keys: ReadonlyArray<string>) =>
 /** The test database's URL, for the command run against it. */
 export class Url extends Context.Tag("test/Url")<Url, Redacted.Redacted<string>>() {}
 
-const database = Layer.unwrapScoped(Effect.map(TestDatabase.freshDatabase, (db) => Layer.merge(PgClient.layer(OpsDb.clientConfig(db.url)), Layer.succeed(Url, db.url)))).pipe(Layer.orDie)
+const database = Layer.unwrapScoped(
+  Effect.map(TestDatabase.freshDatabase, (db) => Layer.merge(PgClient.layer(OpsDb.clientConfig(db.url)), Layer.succeed(Url, db.url)))
+).pipe(Layer.orDie)
 
 /** Runs `effect` against a fresh, empty ops-db of its own. */
 export const run = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient | Url>) => Effect.runPromise(Effect.provide(effect, database))

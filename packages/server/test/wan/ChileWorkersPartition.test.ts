@@ -43,15 +43,27 @@ const wanConfig = (dir: string) => {
     dataDir: path.join(dir, "data"),
     sites: [
       {
-        name: "chile", shortName: "cl", role: "secondary", locations: [
+        name: "chile",
+        shortName: "cl",
+        role: "secondary",
+        locations: [
           { name: "chile-source", type: "SOURCE", technology: "disk", driver: root("chile-source") },
           { name: "chile-buffer", type: "BUFFER", technology: "disk", driver: root("chile-buffer") }
         ]
       },
       {
-        name: "cologne", shortName: "col", role: "main", locations: [
+        name: "cologne",
+        shortName: "col",
+        role: "main",
+        locations: [
           { name: "cologne-buffer", type: "BUFFER", technology: "disk", driver: root("cologne-buffer") },
-          { name: "cologne-archive", type: "LONG_TERM_ARCHIVE", technology: "disk", driver: root("cologne-archive"), retention: { keepForever: true } }
+          {
+            name: "cologne-archive",
+            type: "LONG_TERM_ARCHIVE",
+            technology: "disk",
+            driver: root("cologne-archive"),
+            retention: { keepForever: true }
+          }
         ]
       }
     ],
@@ -85,7 +97,9 @@ const until = <E, R, R2>(
     while (!(yield* done)) {
       for (const w of workers) {
         const ended = w.exited()
-        if (ended !== undefined) return yield* Effect.dieMessage(`worker ${w.site} ended (${ended}) while waiting for ${what}:\n${w.output().slice(-5000)}`)
+        if (ended !== undefined) {
+          return yield* Effect.dieMessage(`worker ${w.site} ended (${ended}) while waiting for ${what}:\n${w.output().slice(-5000)}`)
+        }
       }
       if (Date.now() > deadline) {
         const open = yield* Effect.orDie(openJobs)
@@ -100,116 +114,138 @@ const until = <E, R, R2>(
   })
 
 describe("Chile's workers and a partition of the link to the ops-db", () => {
-  it.scopedLive("the chile worker pauses while the database is away, resumes by itself, and the lifecycle converges", () =>
-    Effect.gen(function* () {
-      const dir = yield* tempDir
-      const [cli, world] = yield* Effect.all([cliBundle, WanWorld.make({ sshd: false })], { concurrency: 2 })
-      const { url } = yield* TestDatabase.freshDatabase
-      const relay = yield* PgOverWan.make(world, url)
-      const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
-      console.log(`${elapsed()} link ${world.id} up; ops-db reachable from chile at ${world.cologne.address}:${PgOverWan.port}`)
-      const rtt = yield* world.connectMs(PgOverWan.port, 5_000)
-      assert.isDefined(rtt, "chile reaches the relay in cologne")
-      assert.isAtLeast(rtt!, 180, `a connect from chile takes a round trip of the link (${rtt} ms)`)
+  it.scopedLive(
+    "the chile worker pauses while the database is away, resumes by itself, and the lifecycle converges",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const [cli, world] = yield* Effect.all([cliBundle, WanWorld.make({ sshd: false })], { concurrency: 2 })
+        const { url } = yield* TestDatabase.freshDatabase
+        const relay = yield* PgOverWan.make(world, url)
+        const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
+        console.log(`${elapsed()} link ${world.id} up; ops-db reachable from chile at ${world.cologne.address}:${PgOverWan.port}`)
+        const rtt = yield* world.connectMs(PgOverWan.port, 5_000)
+        assert.isDefined(rtt, "chile reaches the relay in cologne")
+        assert.isAtLeast(rtt!, 180, `a connect from chile takes a round trip of the link (${rtt} ms)`)
 
-      yield* Effect.gen(function* () {
-        const sql = yield* SqlClient.SqlClient
-        const config = wanConfig(dir)
-        const configFile = path.join(dir, "ccat.json")
-        yield* Effect.promise(() => fs.writeFile(configFile, JSON.stringify(config, null, 2)))
-        const topology = decodeConfig(config as never)
-        yield* syncTopology(topology)
+        yield* Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const config = wanConfig(dir)
+          const configFile = path.join(dir, "ccat.json")
+          yield* Effect.promise(() => fs.writeFile(configFile, JSON.stringify(config, null, 2)))
+          const topology = decodeConfig(config as never)
+          yield* syncTopology(topology)
 
-        const instrument = yield* observatory
-        const filed: Array<WrittenFile> = []
-        const fileOne = (n: number, bytes: number) =>
-          Effect.map(
-            fileObservation(topology, instrument, Array.from({ length: n }, (_, k) => ({ path: `m${k % 2}/scan-${k}.fits`, bytes, module: (k % 2) as 0 | 1 }))),
-            ({ files }) => void filed.push(...files)
-          )
-        for (let i = 0; i < 2; i++) yield* fileOne(3, 250_000 + i * 50_000)
+          const instrument = yield* observatory
+          const filed: Array<WrittenFile> = []
+          const fileOne = (n: number, bytes: number) =>
+            Effect.map(
+              fileObservation(
+                topology,
+                instrument,
+                Array.from({ length: n }, (_, k) => ({ path: `m${k % 2}/scan-${k}.fits`, bytes, module: (k % 2) as 0 | 1 }))
+              ),
+              ({ files }) => void filed.push(...files)
+            )
+          for (let i = 0; i < 2; i++) yield* fileOne(3, 250_000 + i * 50_000)
 
-        const [chile, cologne] = yield* Effect.all([
-          WanWorker.start({ site: "chile", cli: cli.file, configFile, databaseUrl: Redacted.value(relay.urlFromChile(url)), netns: world.chile.netns }),
-          WanWorker.start({ site: "cologne", cli: cli.file, configFile, databaseUrl: Redacted.value(url) })
-        ], { concurrency: 2 })
-        const workers = [chile, cologne]
-        // What a stuck run shows: the sessions PostgreSQL holds, and chile's TCP connections to the relay (unacked data, backoff).
-        const diagnose = Effect.gen(function* () {
-          const sessions = yield* sql<{ state: string; wait: string; secs: number; query: string }>`
+          const [chile, cologne] = yield* Effect.all([
+            WanWorker.start({
+              site: "chile",
+              cli: cli.file,
+              configFile,
+              databaseUrl: Redacted.value(relay.urlFromChile(url)),
+              netns: world.chile.netns
+            }),
+            WanWorker.start({ site: "cologne", cli: cli.file, configFile, databaseUrl: Redacted.value(url) })
+          ], { concurrency: 2 })
+          const workers = [chile, cologne]
+          // What a stuck run shows: the sessions PostgreSQL holds, and chile's TCP connections to the relay (unacked data, backoff).
+          const diagnose = Effect.gen(function* () {
+            const sessions = yield* sql<{ state: string; wait: string; secs: number; query: string }>`
             select state, coalesce(wait_event_type || ':' || wait_event, '') as wait,
               extract(epoch from now() - coalesce(query_start, backend_start))::int as secs, left(query, 120) as query
             from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() order by secs desc`
-          const sockets = yield* world.exec("chile", ["ss", "-tnio", "dst", world.cologne.address], { allowFailure: true })
-          return `sessions ${JSON.stringify(sessions, null, 1)}\nchile sockets:\n${sockets.stdout}`
-        }).pipe(Effect.orElseSucceed(() => "(no diagnosis)"))
-        console.log(`${elapsed()} workers running (chile pid ${chile.pid} in ${world.chile.netns})`)
+            const sockets = yield* world.exec("chile", ["ss", "-tnio", "dst", world.cologne.address], { allowFailure: true })
+            return `sessions ${JSON.stringify(sessions, null, 1)}\nchile sockets:\n${sockets.stdout}`
+          }).pipe(Effect.orElseSucceed(() => "(no diagnosis)"))
+          console.log(`${elapsed()} workers running (chile pid ${chile.pid} in ${world.chile.netns})`)
 
-        // Work has started at Chile: some packages exist, and not all of the filed files are in one yet.
-        const packaged = count(`select count(*)::int as n from raw_data_file where state = 'packaged'`)
-        yield* until("chile packaging under way", Effect.map(packaged, (n) => n > 0), workers, 60_000, diagnose)
-        const atCut = yield* packaged
+          // Work has started at Chile: some packages exist, and not all of the filed files are in one yet.
+          const packaged = count(`select count(*)::int as n from raw_data_file where state = 'packaged'`)
+          yield* until("chile packaging under way", Effect.map(packaged, (n) => n > 0), workers, 60_000, diagnose)
+          const atCut = yield* packaged
 
-        yield* world.partition()
-        const cutAt = Date.now()
-        console.log(`${elapsed()} partitioned with ${atCut}/${filed.length} files packaged; chile jobs open: ${JSON.stringify(yield* Effect.orDie(openJobs))}`)
-        // New observations arrive while Chile cannot reach the ops-db; only the chile worker can package them.
-        yield* fileOne(2, 150_000)
-        const duringCut = yield* packaged
-        // The link stays cut for the whole period; the worker must stay up all along.
-        while (Date.now() - cutAt < partitionMs) {
-          assert.isUndefined(chile.exited(), `the chile worker ended during the partition:\n${chile.output().slice(-5000)}`)
-          assert.isTrue(relay.alive(), "the relays run")
-          yield* Effect.sleep("500 millis")
-        }
-        const packagedDuringCut = (yield* packaged) - duringCut
-        yield* world.heal
-        console.log(`${elapsed()} healed; ${packagedDuringCut} files packaged while cut (only Chile packages)`)
-        assert.strictEqual(packagedDuringCut, 0, "nothing is packaged at Chile while it cannot reach the ops-db")
+          yield* world.partition()
+          const cutAt = Date.now()
+          console.log(
+            `${elapsed()} partitioned with ${atCut}/${filed.length} files packaged; chile jobs open: ${
+              JSON.stringify(yield* Effect.orDie(openJobs))
+            }`
+          )
+          // New observations arrive while Chile cannot reach the ops-db; only the chile worker can package them.
+          yield* fileOne(2, 150_000)
+          const duringCut = yield* packaged
+          // The link stays cut for the whole period; the worker must stay up all along.
+          while (Date.now() - cutAt < partitionMs) {
+            assert.isUndefined(chile.exited(), `the chile worker ended during the partition:\n${chile.output().slice(-5000)}`)
+            assert.isTrue(relay.alive(), "the relays run")
+            yield* Effect.sleep("500 millis")
+          }
+          const packagedDuringCut = (yield* packaged) - duringCut
+          yield* world.heal
+          console.log(`${elapsed()} healed; ${packagedDuringCut} files packaged while cut (only Chile packages)`)
+          assert.strictEqual(packagedDuringCut, 0, "nothing is packaged at Chile while it cannot reach the ops-db")
 
-        const converged = Effect.gen(function* () {
-          const p = yield* packaged
-          const open = yield* count(`select count(*)::int as n from raw_data_package where status <> 'completed'`)
-          return p === filed.length && open === 0
-        })
-        yield* until("every file packaged and every package ARCHIVED after the heal", converged, workers, 90_000, diagnose)
-        assert.isUndefined(chile.exited(), "the chile worker never exited")
-        const healedOutput = chile.output()
+          const converged = Effect.gen(function* () {
+            const p = yield* packaged
+            const open = yield* count(`select count(*)::int as n from raw_data_package where status <> 'completed'`)
+            return p === filed.length && open === 0
+          })
+          yield* until("every file packaged and every package ARCHIVED after the heal", converged, workers, 90_000, diagnose)
+          assert.isUndefined(chile.exited(), "the chile worker never exited")
+          const healedOutput = chile.output()
 
-        // Every package complete and non-empty; every filed file in exactly one package's archive copy, intact.
-        assert.strictEqual(
-          yield* count(`select count(*)::int as n from raw_data_package p where not exists (select 1 from raw_data_file f where f.raw_data_package_id = p.id)`),
-          0,
-          "no package without files"
-        )
-        const copies = yield* sql<{ packageId: string; path: string; checksum: string; root: string; pchecksum: string }>`
+          // Every package complete and non-empty; every filed file in exactly one package's archive copy, intact.
+          assert.strictEqual(
+            yield* count(
+              `select count(*)::int as n from raw_data_package p where not exists (select 1 from raw_data_file f where f.raw_data_package_id = p.id)`
+            ),
+            0,
+            "no package without files"
+          )
+          const copies = yield* sql<{ packageId: string; path: string; checksum: string; root: string; pchecksum: string }>`
           select c.raw_data_package_id as package_id, c.path, c.checksum, l.driver_config->>'root' as root, p.checksum as pchecksum
           from physical_copy c join data_location l on l.id = c.data_location_id join raw_data_package p on p.id = c.raw_data_package_id
           where l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT' and c.verified_at is not null`
-        const packages = yield* count(`select count(*)::int as n from raw_data_package`)
-        assert.strictEqual(new Set(copies.map((c) => c.packageId)).size, packages, "every package has a verified archive copy")
-        assert.strictEqual(copies.length, packages, "one archive copy per package, none twice")
-        const unpacked = path.join(dir, "unpacked")
-        yield* Effect.promise(() => fs.mkdir(unpacked, { recursive: true }))
-        const seen = new Map<string, number>()
-        for (const c of copies) {
-          const tar = path.join(c.root, c.path)
-          assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), c.pchecksum, `${c.path} verifies`)
-          for (const m of (yield* Effect.promise(() => gnuTar(["-tf", tar]))).split("\n").filter((m) => m !== "" && !m.endsWith("/"))) {
-            seen.set(m, (seen.get(m) ?? 0) + 1)
+          const packages = yield* count(`select count(*)::int as n from raw_data_package`)
+          assert.strictEqual(new Set(copies.map((c) => c.packageId)).size, packages, "every package has a verified archive copy")
+          assert.strictEqual(copies.length, packages, "one archive copy per package, none twice")
+          const unpacked = path.join(dir, "unpacked")
+          yield* Effect.promise(() => fs.mkdir(unpacked, { recursive: true }))
+          const seen = new Map<string, number>()
+          for (const c of copies) {
+            const tar = path.join(c.root, c.path)
+            assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), c.pchecksum, `${c.path} verifies`)
+            for (const m of (yield* Effect.promise(() => gnuTar(["-tf", tar]))).split("\n").filter((m) => m !== "" && !m.endsWith("/"))) {
+              seen.set(m, (seen.get(m) ?? 0) + 1)
+            }
+            yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", unpacked]))
           }
-          yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", unpacked]))
-        }
-        for (const f of filed) {
-          assert.strictEqual(seen.get(f.relativePath), 1, `${f.relativePath} is in exactly one package`)
-          assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(unpacked, f.relativePath))), f.checksum, `${f.relativePath} archived intact`)
-        }
-        seen.delete(PackageManifest.manifestName)
-        assert.strictEqual(seen.size, filed.length, "no file archived that was not filed (besides each package's manifest)")
-        console.log(`${elapsed()} converged: ${packages} packages, ${filed.length} files; chile worker pid ${chile.pid} still running`)
-        console.log(`warnings and errors the chile worker logged: ${healedOutput.split("\n").filter((l) => /WARN|ERROR/.test(l)).length}`)
-      }).pipe(Effect.provide(db))
-    }),
+          for (const f of filed) {
+            assert.strictEqual(seen.get(f.relativePath), 1, `${f.relativePath} is in exactly one package`)
+            assert.strictEqual(
+              yield* Effect.promise(() => sha256File(path.join(unpacked, f.relativePath))),
+              f.checksum,
+              `${f.relativePath} archived intact`
+            )
+          }
+          seen.delete(PackageManifest.manifestName)
+          assert.strictEqual(seen.size, filed.length, "no file archived that was not filed (besides each package's manifest)")
+          console.log(`${elapsed()} converged: ${packages} packages, ${filed.length} files; chile worker pid ${chile.pid} still running`)
+          console.log(`warnings and errors the chile worker logged: ${healedOutput.split("\n").filter((l) => /WARN|ERROR/.test(l)).length}`)
+        }).pipe(Effect.provide(db))
+      }),
     Number(process.env["CCAT_WAN_TEST_TIMEOUT"] ?? 175_000)
   )
 })

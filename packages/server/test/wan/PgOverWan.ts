@@ -98,7 +98,10 @@ export const make = (world: WanWorld, url: Redacted.Redacted<string>): Effect.Ef
     const u = new URL(Redacted.value(url))
     const pgPort = Number(u.port || "5432")
     if (!["127.0.0.1", "localhost"].includes(u.hostname) || !Number.isInteger(pgPort)) {
-      return yield* new PgOverWanError({ reason: "BadInput", message: `the PostgreSQL must listen on loopback with a port, got ${u.hostname}:${u.port}` })
+      return yield* new PgOverWanError({
+        reason: "BadInput",
+        message: `the PostgreSQL must listen on loopback with a port, got ${u.hostname}:${u.port}`
+      })
     }
     const dir = yield* Effect.acquireRelease(
       Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-pgwan-"))),

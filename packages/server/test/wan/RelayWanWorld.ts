@@ -69,7 +69,10 @@ const startBridge = (argv: ReadonlyArray<string>, what: string) =>
 const bridgeInto = (dir: string, name: string, netns: string, host: string, port: number) =>
   Effect.gen(function* () {
     const socket = path.join(dir, `${name}.sock`)
-    yield* startBridge(["ip", "netns", "exec", netns, process.execPath, "-e", bridgeScript, "unix", socket, host, String(port)], `${name} bridge in ${netns}`)
+    yield* startBridge(
+      ["ip", "netns", "exec", netns, process.execPath, "-e", bridgeScript, "unix", socket, host, String(port)],
+      `${name} bridge in ${netns}`
+    )
     const localPort = yield* Effect.promise(freePort)
     yield* startBridge([process.execPath, "-e", bridgeScript, "tcp", "127.0.0.1", String(localPort), socket], `${name} bridge on the host`)
     return localPort
@@ -80,7 +83,10 @@ const bridgeFrom = (dir: string, name: string, netns: string, port: number, insi
   Effect.gen(function* () {
     const socket = path.join(dir, `${name}.sock`)
     yield* startBridge([process.execPath, "-e", bridgeScript, "unix", socket, "127.0.0.1", String(port)], `${name} bridge on the host`)
-    yield* startBridge(["ip", "netns", "exec", netns, process.execPath, "-e", bridgeScript, "tcp", "127.0.0.1", String(inside), socket], `${name} bridge in ${netns}`)
+    yield* startBridge(
+      ["ip", "netns", "exec", netns, process.execPath, "-e", bridgeScript, "tcp", "127.0.0.1", String(inside), socket],
+      `${name} bridge in ${netns}`
+    )
   })
 
 /** The relay world on the link. */
@@ -126,13 +132,25 @@ export const make = (options: WanWorld.Options = {}) =>
     relayStore.port = String(storePortInChile)
     const relayLocalPort = yield* bridgeInto(dir, "relay-http", wan.chile.netns, "127.0.0.1", relayPort)
     const mainUrl = `http://${wan.cologne.address}:${mainPort}`
-    const main = new CcatProcess("main", cli.file, ["serve", "--workers", "none"], {
-      DATABASE_URL: Redacted.value(pg.urlFromChile(mainDatabase.url)), CCAT_HOST: wan.cologne.address, CCAT_PORT: String(mainPort), CCAT_DATA_DIR: path.join(dir, "main")
-    }, "listening on", ["ip", "netns", "exec", wan.cologne.netns])
+    const main = new CcatProcess(
+      "main",
+      cli.file,
+      ["serve", "--workers", "none"],
+      {
+        DATABASE_URL: Redacted.value(pg.urlFromChile(mainDatabase.url)),
+        CCAT_HOST: wan.cologne.address,
+        CCAT_PORT: String(mainPort),
+        CCAT_DATA_DIR: path.join(dir, "main")
+      },
+      "listening on",
+      ["ip", "netns", "exec", wan.cologne.netns]
+    )
     yield* Effect.addFinalizer(() => Effect.promise(() => main.stop()))
     const relays: Array<CcatProcess> = []
     yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all(relays.map((r) => r.stop()))))
-    const mainDb = Layer.tap(PgClient.layer(OpsDb.clientConfig(mainDatabase.url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
+    const mainDb = Layer.tap(PgClient.layer(OpsDb.clientConfig(mainDatabase.url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(
+      Layer.orDie
+    )
     // Migrated now, before the main's first start, so the test can set up its world first.
     const mainDbBuilt = yield* Layer.build(mainDb)
     const relayDbBuilt = yield* Layer.build(PgClient.layer(OpsDb.clientConfig(relayDatabase.url)).pipe(Layer.orDie))
@@ -145,9 +163,19 @@ export const make = (options: WanWorld.Options = {}) =>
       relayDb: Layer.succeedContext(relayDbBuilt),
       main,
       relay: (token, env = {}) => {
-        const p = new CcatProcess("relay", cli.file, ["relay", "--main", mainUrl, "--port", String(relayPort)], {
-          CCAT_RELAY_TOKEN: token, CCAT_RELAY_DATABASE_URL: relayStore.toString(), CCAT_DATA_DIR: path.join(dir, "relay"), ...env
-        }, "CCAT relay listening on", ["ip", "netns", "exec", wan.chile.netns])
+        const p = new CcatProcess(
+          "relay",
+          cli.file,
+          ["relay", "--main", mainUrl, "--port", String(relayPort)],
+          {
+            CCAT_RELAY_TOKEN: token,
+            CCAT_RELAY_DATABASE_URL: relayStore.toString(),
+            CCAT_DATA_DIR: path.join(dir, "relay"),
+            ...env
+          },
+          "CCAT relay listening on",
+          ["ip", "netns", "exec", wan.chile.netns]
+        )
         relays.push(p)
         return p
       }

@@ -54,7 +54,13 @@ export const start = (options: Options) =>
       let ready = false
       const worker: WanWorker = { site: options.site, output: () => out, exited: () => ended, pid: child.pid ?? -1 }
       const timer = setTimeout(() => {
-        if (!ready) resume(Effect.fail(new Error(`worker ${options.site} did not start within ${options.startTimeoutMs ?? 90_000} ms:\n${out.slice(-4000)}`)))
+        if (!ready) {
+          resume(
+            Effect.fail(
+              new Error(`worker ${options.site} did not start within ${options.startTimeoutMs ?? 90_000} ms:\n${out.slice(-4000)}`)
+            )
+          )
+        }
       }, options.startTimeoutMs ?? 90_000)
       const log = logDir === undefined ? undefined : createWriteStream(path.join(logDir, `${options.site}-${child.pid}.log`))
       const onOutput = (c: Buffer) => {

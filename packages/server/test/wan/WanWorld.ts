@@ -82,7 +82,11 @@ export interface WanWorld {
   /** The iptables binary the link uses (wan.sh measured that it works in the router). */
   readonly iptables: string
   /** Runs argv inside a namespace; fails on a non-zero exit unless `allowFailure`. */
-  readonly exec: (host: HostName, argv: ReadonlyArray<string>, options?: { readonly timeoutMs?: number; readonly allowFailure?: boolean }) => Effect.Effect<ExecResult, WanError>
+  readonly exec: (
+    host: HostName,
+    argv: ReadonlyArray<string>,
+    options?: { readonly timeoutMs?: number; readonly allowFailure?: boolean }
+  ) => Effect.Effect<ExecResult, WanError>
   /** Drops all traffic (one way or both) until `heal`. */
   readonly partition: (direction?: Direction) => Effect.Effect<void, WanError>
   /** Removes every partition. */
@@ -110,12 +114,19 @@ export interface WanWorld {
 
 const run = (file: string, args: ReadonlyArray<string>, timeoutMs: number) =>
   Effect.async<ExecResult, WanError>((resume) => {
-    const child = execFile(file, [...args], { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, killSignal: "SIGKILL" }, (error, stdout, stderr) => {
-      if (error === null) return resume(Effect.succeed({ exitCode: 0, stdout, stderr }))
-      if (typeof error.code === "number" && error.killed !== true) return resume(Effect.succeed({ exitCode: error.code, stdout, stderr }))
-      const why = error.killed === true ? `timed out after ${timeoutMs} ms` : error.message
-      resume(Effect.fail(new WanError({ reason: "CommandFailed", message: `${file} ${args.join(" ")}: ${why}; ${stderr.trim()}` })))
-    })
+    const child = execFile(
+      file,
+      [...args],
+      { timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, killSignal: "SIGKILL" },
+      (error, stdout, stderr) => {
+        if (error === null) {
+          return resume(Effect.succeed({ exitCode: 0, stdout, stderr }))
+        }
+        if (typeof error.code === "number" && error.killed !== true) return resume(Effect.succeed({ exitCode: error.code, stdout, stderr }))
+        const why = error.killed === true ? `timed out after ${timeoutMs} ms` : error.message
+        resume(Effect.fail(new WanError({ reason: "CommandFailed", message: `${file} ${args.join(" ")}: ${why}; ${stderr.trim()}` })))
+      }
+    )
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
@@ -123,7 +134,11 @@ const wan = (args: ReadonlyArray<string>, timeoutMs = 60_000) =>
   run(script, args, timeoutMs).pipe(
     Effect.filterOrFail(
       (r) => r.exitCode === 0,
-      (r) => new WanError({ reason: r.exitCode === 2 ? "BadInput" : "CommandFailed", message: `wan.sh ${args.join(" ")}: ${r.stderr.trim() || `exit ${r.exitCode}`}` })
+      (r) =>
+        new WanError({
+          reason: r.exitCode === 2 ? "BadInput" : "CommandFailed",
+          message: `wan.sh ${args.join(" ")}: ${r.stderr.trim() || `exit ${r.exitCode}`}`
+        })
     ),
     Effect.withSpan("WanWorld.wan", { attributes: { args: args.join(" ") } })
   )
@@ -131,7 +146,12 @@ const wan = (args: ReadonlyArray<string>, timeoutMs = 60_000) =>
 const checkNumber = (name: string, v: number, min: number, max: number, maxExclusive = false) =>
   Number.isFinite(v) && v >= min && (maxExclusive ? v < max : v <= max)
     ? Effect.void
-    : Effect.fail(new WanError({ reason: "BadInput", message: `${name} must be a number from ${min} to ${max}${maxExclusive ? " (exclusive)" : ""}, got ${v}` }))
+    : Effect.fail(
+      new WanError({
+        reason: "BadInput",
+        message: `${name} must be a number from ${min} to ${max}${maxExclusive ? " (exclusive)" : ""}, got ${v}`
+      })
+    )
 
 // Connects from inside chile and prints the time to the SYN-ACK, or "timeout"/"error".
 const connectProbe = `
@@ -149,7 +169,10 @@ export const freshId = (): string => `w${randomBytes(4).toString("hex").slice(0,
 export const make = (options: Options = {}): Effect.Effect<WanWorld, WanError, Scope.Scope> =>
   Effect.gen(function* () {
     if (process.getuid?.() !== 0) {
-      return yield* new WanError({ reason: "NotRoot", message: "the WAN kit needs root for network namespaces, iptables and tc (CI runs as root)" })
+      return yield* new WanError({
+        reason: "NotRoot",
+        message: "the WAN kit needs root for network namespaces, iptables and tc (CI runs as root)"
+      })
     }
     yield* checkNumber("delayMs", options.delayMs ?? 110, 0, 10_000)
     if (options.rateMbit !== undefined && options.rateMbit !== "off") yield* checkNumber("rateMbit", options.rateMbit, 0.001, 100_000)
@@ -161,15 +184,22 @@ export const make = (options: Options = {}): Effect.Effect<WanWorld, WanError, S
     const router = host("router", "10.220.1.1")
     const cologne = host("cologne", "10.220.2.2")
     const up = [
-      "up", id,
-      "--delay-ms", String(options.delayMs ?? 110),
-      "--rate-mbit", String(options.rateMbit ?? 1000),
-      "--buffer-ms", String(options.bufferMs ?? 100),
-      "--loss", String(options.loss ?? 0),
-      "--cc", options.congestionControl ?? "default"
+      "up",
+      id,
+      "--delay-ms",
+      String(options.delayMs ?? 110),
+      "--rate-mbit",
+      String(options.rateMbit ?? 1000),
+      "--buffer-ms",
+      String(options.bufferMs ?? 100),
+      "--loss",
+      String(options.loss ?? 0),
+      "--cc",
+      options.congestionControl ?? "default"
     ]
-    yield* Effect.acquireRelease(wan(up, 120_000), () =>
-      wan(["down", id]).pipe(Effect.catchAll((e) => Effect.logError(`WAN ${id} teardown failed: ${e.message}`)))
+    yield* Effect.acquireRelease(
+      wan(up, 120_000),
+      () => wan(["down", id]).pipe(Effect.catchAll((e) => Effect.logError(`WAN ${id} teardown failed: ${e.message}`)))
     )
     const iptables = (yield* Effect.promise(() => fs.readFile(path.join(runRoot, id, "iptables"), "utf8"))).trim()
     const exec: WanWorld["exec"] = (name, argv, execOptions = {}) =>
@@ -192,16 +222,16 @@ export const make = (options: Options = {}): Effect.Effect<WanWorld, WanError, S
           Effect.orElseSucceed(() => false)
         )
       )
-    const sshd =
-      options.sshd === false
-        ? undefined
-        : yield* Effect.acquireRelease(
-            Effect.tryPromise({
-              try: () => Sshd.start({ listenAddress: cologne.address, port: 22, wrap: ["ip", "netns", "exec", cologne.netns], accepts: listening }),
-              catch: (e) => new WanError({ reason: "CommandFailed", message: `sshd in ${cologne.netns}: ${String(e)}` })
-            }),
-            (s) => Effect.promise(() => s.stop())
-          )
+    const sshd = options.sshd === false
+      ? undefined
+      : yield* Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () =>
+            Sshd.start({ listenAddress: cologne.address, port: 22, wrap: ["ip", "netns", "exec", cologne.netns], accepts: listening }),
+          catch: (e) => new WanError({ reason: "CommandFailed", message: `sshd in ${cologne.netns}: ${String(e)}` })
+        }),
+        (s) => Effect.promise(() => s.stop())
+      )
     const world: WanWorld = {
       id,
       chile,
@@ -223,7 +253,9 @@ export const make = (options: Options = {}): Effect.Effect<WanWorld, WanError, S
       setDelay: (ms) => checkNumber("delay", ms, 0, 10_000).pipe(Effect.zipRight(wan(["delay", id, String(ms)]))),
       setCongestionControl: (cc) => wan(["cc", id, cc]),
       connectMs: (port, timeoutMs) =>
-        exec("chile", [process.execPath, "-e", connectProbe, cologne.address, String(port), String(timeoutMs)], { timeoutMs: timeoutMs + 30_000 }).pipe(
+        exec("chile", [process.execPath, "-e", connectProbe, cologne.address, String(port), String(timeoutMs)], {
+          timeoutMs: timeoutMs + 30_000
+        }).pipe(
           Effect.map((r) => {
             const ms = Number(r.stdout.trim())
             return Number.isFinite(ms) && r.stdout.trim() !== "" ? ms : undefined
@@ -236,10 +268,19 @@ export const make = (options: Options = {}): Effect.Effect<WanWorld, WanError, S
       chileSsh,
       cologneEndpoint: (p) => {
         if (sshd === undefined) throw new Error("this WAN world was made without an sshd")
-        return TransferEndpoint.ssh({ host: sshd.host, port: sshd.port, user: sshd.user, identityFile: sshd.identityFile, sshOptions: sshd.sshOptions, path: p })
+        return TransferEndpoint.ssh({
+          host: sshd.host,
+          port: sshd.port,
+          user: sshd.user,
+          identityFile: sshd.identityFile,
+          sshOptions: sshd.sshOptions,
+          path: p
+        })
       }
     }
-    yield* Effect.logInfo(`WAN ${id}: chile ${chile.address} ↔ cologne ${cologne.address}${sshd === undefined ? "" : `, sshd on ${sshd.host}:${sshd.port}`}`)
+    yield* Effect.logInfo(
+      `WAN ${id}: chile ${chile.address} ↔ cologne ${cologne.address}${sshd === undefined ? "" : `, sshd on ${sshd.host}:${sshd.port}`}`
+    )
     return world
   }).pipe(Effect.withSpan("WanWorld.make"))
 

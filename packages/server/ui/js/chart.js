@@ -64,12 +64,17 @@ export const bars = ({ title, bars, format }) => {
   bars.forEach((b, i) => {
     const hgt = (plotH * b.value) / max
     const rect = s("rect", {
-      x: left + i * step + step * 0.15, y: top + plotH - hgt, width: Math.max(1, step * 0.7), height: hgt,
+      x: left + i * step + step * 0.15,
+      y: top + plotH - hgt,
+      width: Math.max(1, step * 0.7),
+      height: hgt,
       class: b.failed ? "bar failed" : "bar"
     })
     rect.appendChild(s("title", {}, b.tip))
     svg.appendChild(rect)
-    if (i % labelEvery === 0) svg.appendChild(s("text", { x: left + i * step + step / 2, y: height - bottom + 16, "text-anchor": "middle" }, b.label))
+    if (i % labelEvery === 0) {
+      svg.appendChild(s("text", { x: left + i * step + step / 2, y: height - bottom + 16, "text-anchor": "middle" }, b.label))
+    }
   })
   if (bars.length === 0) svg.appendChild(s("text", { x: left + plotW / 2, y: top + plotH / 2, "text-anchor": "middle" }, "no data yet"))
   return svg

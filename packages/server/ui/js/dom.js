@@ -59,12 +59,12 @@ export const badge = (status) => {
   const tone = /^(completed|ARCHIVED|PRESENT|STAGED|ok|archived|healthy|packaged)$/i.test(s)
     ? "ok"
     : /^(failed|FAILED|DELETION_FAILED|corrupt|missing|unhealthy|down)$/i.test(s)
-      ? "bad"
-      : /^(in_progress|TRANSFERRING|scheduled|moving|degraded|DELETION_IN_PROGRESS|DELETION_SCHEDULED)$/i.test(s)
-        ? "info"
-        : /^(pending|WAITING|waiting|filed|paused|disabled)$/i.test(s)
-          ? "warn"
-          : "idle"
+    ? "bad"
+    : /^(in_progress|TRANSFERRING|scheduled|moving|degraded|DELETION_IN_PROGRESS|DELETION_SCHEDULED)$/i.test(s)
+    ? "info"
+    : /^(pending|WAITING|waiting|filed|paused|disabled)$/i.test(s)
+    ? "warn"
+    : "idle"
   return h("span", { class: `badge ${tone}` }, s)
 }
 
@@ -82,13 +82,20 @@ export const badge = (status) => {
  * @param {string} [empty]
  */
 export const table = (caption, columns, rows, empty = "Nothing here.") =>
-  h("div", { class: "table-wrap" },
-    h("table", null,
+  h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      null,
       h("caption", null, caption),
       h("thead", null, h("tr", null, columns.map((c) => h("th", { scope: "col", class: c.numeric ? "num" : null }, c.header)))),
-      h("tbody", null, rows.length === 0
-        ? h("tr", null, h("td", { colspan: columns.length, class: "empty" }, empty))
-        : rows.map((r) => h("tr", null, columns.map((c) => h("td", { class: c.numeric ? "num" : null }, c.cell(r)))))
+      h(
+        "tbody",
+        null,
+        rows.length === 0
+          ? h("tr", null, h("td", { colspan: columns.length, class: "empty" }, empty))
+          : rows.map((r) => h("tr", null, columns.map((c) => h("td", { class: c.numeric ? "num" : null }, c.cell(r)))))
       )
     )
   )

@@ -84,9 +84,19 @@ const showSession = () => {
   if (session === null) {
     replace(who)
   } else {
-    replace(who,
-      h("span", { id: "signed-in-as" }, "Signed in as ", h("strong", null, session.account), " (", h("span", { id: "role" }, session.role), ")"),
-      h("button", { type: "button", class: "secondary", id: "sign-out", onclick: () => signOut("You signed out.") }, "Sign out"))
+    replace(
+      who,
+      h(
+        "span",
+        { id: "signed-in-as" },
+        "Signed in as ",
+        h("strong", null, session.account),
+        " (",
+        h("span", { id: "role" }, session.role),
+        ")"
+      ),
+      h("button", { type: "button", class: "secondary", id: "sign-out", onclick: () => signOut("You signed out.") }, "Sign out")
+    )
   }
   for (const li of document.querySelectorAll("#nav li")) {
     const roles = (li.getAttribute("data-roles") ?? "").split(" ")
@@ -125,7 +135,7 @@ const route = async () => {
       session = s
       showSession()
       location.hash = "#/"
-      if (hash === "/" ) void route()
+      if (hash === "/") void route()
     })
     return
   }
@@ -143,9 +153,16 @@ const route = async () => {
   const { r, m } = found
   document.title = `${r.title} · CCAT Data Center`
   if (r.roles !== undefined && !r.roles.includes(session.role)) {
-    replace(main, h("h1", null, r.title), h("div", { class: "alert", role: "alert" },
-      h("strong", null, "Not for your role"),
-      `This page is for ${r.roles.join(" and ")} accounts; you are signed in as ${session.role}.`))
+    replace(
+      main,
+      h("h1", null, r.title),
+      h(
+        "div",
+        { class: "alert", role: "alert" },
+        h("strong", null, "Not for your role"),
+        `This page is for ${r.roles.join(" and ")} accounts; you are signed in as ${session.role}.`
+      )
+    )
     return
   }
   /** @type {Context} */

@@ -17,13 +17,11 @@ export const errorBox = (e, doing) => {
   const title = error.status === 0
     ? "The server could not be reached"
     : error.status === 403
-      ? "Not allowed"
-      : error.status === 404
-        ? "Not found"
-        : `${error.tag} (${error.status})`
-  return h("div", { class: "alert", role: "alert" },
-    h("strong", null, doing === undefined ? title : `${doing}: ${title}`),
-    error.message)
+    ? "Not allowed"
+    : error.status === 404
+    ? "Not found"
+    : `${error.tag} (${error.status})`
+  return h("div", { class: "alert", role: "alert" }, h("strong", null, doing === undefined ? title : `${doing}: ${title}`), error.message)
 }
 
 /**
@@ -71,7 +69,11 @@ export const pager = (route, query, nextCursor) => {
     return `#${route}${s === "" ? "" : `?${s}`}`
   }
   const previous = back.length > 0 || cursor !== null
-    ? h("a", { href: to({ cursor: back.at(-1) === "-" ? null : back.at(-1) ?? null, back: back.slice(0, -1).join(",") }), rel: "prev" }, "← Previous")
+    ? h(
+      "a",
+      { href: to({ cursor: back.at(-1) === "-" ? null : back.at(-1) ?? null, back: back.slice(0, -1).join(",") }), rel: "prev" },
+      "← Previous"
+    )
     : h("span", { class: "muted" }, "← Previous")
   const next = nextCursor !== null
     ? h("a", { href: to({ cursor: nextCursor, back: [...back, cursor ?? "-"].join(",") }), rel: "next" }, "Next →")

@@ -118,7 +118,9 @@ const shortWrite = (written: number, total: number) =>
   Object.assign(new Error(`short write: ${written} of ${total} bytes`), { code: "EIO" })
 
 const writeOnce = (fd: number, bytes: Uint8Array, position: number): Promise<number> =>
-  new Promise((resolve, reject) => fs.write(fd, bytes, 0, bytes.length, position, (error, written) => (error !== null ? reject(error) : resolve(written))))
+  new Promise((resolve, reject) =>
+    fs.write(fd, bytes, 0, bytes.length, position, (error, written) => (error !== null ? reject(error) : resolve(written)))
+  )
 
 /**
  * Writes all of `bytes` at `position`. libuv loops over partial writes itself but drops the
@@ -152,7 +154,11 @@ const fdatasync = (fd: number): Promise<void> =>
  */
 const openDirect = (fd: number): Promise<number> =>
   new Promise((resolve, reject) =>
-    fs.open(`/proc/self/fd/${fd}`, fs.constants.O_WRONLY | fs.constants.O_DIRECT, (error, direct) => (error !== null ? reject(error) : resolve(direct)))
+    fs.open(
+      `/proc/self/fd/${fd}`,
+      fs.constants.O_WRONLY | fs.constants.O_DIRECT,
+      (error, direct) => (error !== null ? reject(error) : resolve(direct))
+    )
   )
 
 const isEinval = (e: unknown) => (e as { code?: unknown } | null)?.code === "EINVAL"

@@ -99,7 +99,10 @@ export const digest = (algorithm: string, bytes: Uint8Array): Promise<Digested> 
       members.push(m)
     }
   }
-  const member = members.reduce<Member | undefined>((best, m) => best === undefined || m.pending.size < best.pending.size ? m : best, undefined)
+  const member = members.reduce<Member | undefined>(
+    (best, m) => best === undefined || m.pending.size < best.pending.size ? m : best,
+    undefined
+  )
   if (member === undefined) return Promise.resolve(inline(algorithm, bytes))
   const id = nextId++
   return new Promise<Digested>((resolve, reject) => {

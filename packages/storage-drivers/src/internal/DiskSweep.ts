@@ -48,7 +48,10 @@ async function* temporaryFiles(dir: string, isRoot = true): AsyncGenerator<Found
 }
 
 /** The `sweepTemporary` primitive of the disk driver `name` on the folder `root` (a real path). */
-export const sweeper = (name: string, root: string): ((options: { readonly before: Date }) => Effect.Effect<StorageDriver.Swept, StorageError.StorageError>) => {
+export const sweeper = (
+  name: string,
+  root: string
+): (options: { readonly before: Date }) => Effect.Effect<StorageDriver.Swept, StorageError.StorageError> => {
   const none: StorageDriver.Swept = { files: 0, bytes: 0, failed: 0 }
   /**
    * Removes one temporary file if it was last modified before the cutoff. Its size and age are
@@ -65,7 +68,10 @@ export const sweeper = (name: string, root: string): ((options: { readonly befor
     }).pipe(
       Effect.catchAll((error) =>
         Effect.as(
-          Effect.logWarning(`${name}: cannot remove the stale temporary file ${path.relative(root, file)}; the next sweep tries again`, error.error),
+          Effect.logWarning(
+            `${name}: cannot remove the stale temporary file ${path.relative(root, file)}; the next sweep tries again`,
+            error.error
+          ),
           { files: 0, bytes: 0, failed: 1 }
         )
       )
@@ -73,19 +79,23 @@ export const sweeper = (name: string, root: string): ((options: { readonly befor
 
   const sweepTemporary = ({ before }: { readonly before: Date }) =>
     // a fresh walk each time the effect runs (a retry walks again from the root)
-    Stream.suspend(() => Stream.fromAsyncIterable(temporaryFiles(root), (cause) => errnoError(name, "sweepTemporary", undefined, cause))).pipe(
-      Stream.mapEffect((found) =>
-        "file" in found
-          ? sweepOne(found.file, before.getTime())
-          : Effect.as(
-            Effect.logWarning(`${name}: cannot read ${path.relative(root, found.unreadable)} to sweep it; the next sweep tries again`, found.error),
-            { files: 0, bytes: 0, failed: 1 }
-          ), { concurrency: sweepConcurrency }),
-      Stream.runFold({ files: 0, bytes: 0, failed: 0 } as StorageDriver.Swept, (sum, one) => ({
-        files: sum.files + one.files,
-        bytes: sum.bytes + one.bytes,
-        failed: sum.failed + one.failed
-      }))
-    )
+    Stream.suspend(() => Stream.fromAsyncIterable(temporaryFiles(root), (cause) => errnoError(name, "sweepTemporary", undefined, cause)))
+      .pipe(
+        Stream.mapEffect((found) =>
+          "file" in found
+            ? sweepOne(found.file, before.getTime())
+            : Effect.as(
+              Effect.logWarning(
+                `${name}: cannot read ${path.relative(root, found.unreadable)} to sweep it; the next sweep tries again`,
+                found.error
+              ),
+              { files: 0, bytes: 0, failed: 1 }
+            ), { concurrency: sweepConcurrency }),
+        Stream.runFold({ files: 0, bytes: 0, failed: 0 } as StorageDriver.Swept, (sum, one) => ({
+          files: sum.files + one.files,
+          bytes: sum.bytes + one.bytes,
+          failed: sum.failed + one.failed
+        }))
+      )
   return sweepTemporary
 }

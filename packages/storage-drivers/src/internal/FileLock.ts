@@ -184,7 +184,7 @@ export const pollBackoff: Backoff.Policy = { base: 2, factor: 1.5, cap: 100, jit
  * be interrupted between attempts.
  */
 export const acquire = (file: string): Effect.Effect<Held, Error, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (let polls = 1;; polls++) {
       const held = yield* attempt(file)
       if (held !== undefined) return held

@@ -47,7 +47,7 @@ const empty = (): CatalogFile => ({ objects: {}, volumes: {} })
 
 /** Opens the catalog of a tape root; nothing is written until the first change. */
 export const make = (root: string, driver: string): Effect.Effect<TapeCatalog, StorageError.StorageError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const file = path.join(root, "catalog.json")
     const lockDir = path.join(root, "locks")
     const io = <A>(method: string, f: () => Promise<A>) =>
@@ -64,7 +64,7 @@ export const make = (root: string, driver: string): Effect.Effect<TapeCatalog, S
     // a parsed copy, valid while the file is the same one: a commit always makes a new inode
     let cached: { readonly identity: string; readonly catalog: CatalogFile } | undefined
     const readFile = (method: string, reuse: boolean) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const got = yield* io(method, async () => {
           const handle = await fs.open(file, "r").catch((e) => e?.code === "ENOENT" ? undefined : Promise.reject(e))
           if (handle === undefined) return undefined
@@ -127,7 +127,7 @@ export const make = (root: string, driver: string): Effect.Effect<TapeCatalog, S
     const catalog: TapeCatalog = {
       read: readFile("catalog", true),
       update: (method, change) =>
-        withLock("catalog")(Effect.gen(function*() {
+        withLock("catalog")(Effect.gen(function* () {
           const current = yield* readFile(method, false)
           const result = change(current)
           yield* write(method, current)

@@ -8,6 +8,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 
 /** Adds `ExecutedObsUnit` to the event log's entity kinds. */
-export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql.unsafe(`alter type entity_kind add value if not exists 'ExecutedObsUnit'`).raw
+export default Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql.unsafe(`alter type entity_kind add value if not exists 'ExecutedObsUnit'`).raw
 ).pipe(Effect.asVoid)

@@ -11,5 +11,4 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql.unsafe(`
     alter table retention_policy
       add column delete_concurrency integer not null default 4
-      constraint retention_policy_delete_concurrency check (delete_concurrency between 1 and 256)`).raw
-).pipe(Effect.asVoid)
+      constraint retention_policy_delete_concurrency check (delete_concurrency between 1 and 256)`).raw).pipe(Effect.asVoid)

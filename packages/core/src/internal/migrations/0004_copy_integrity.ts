@@ -13,5 +13,4 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.zipRight(
     sql.unsafe(`alter type physical_copy_status add value if not exists 'CORRUPT'`).raw,
     sql.unsafe(`alter type physical_copy_status add value if not exists 'MISSING'`).raw
-  )
-).pipe(Effect.asVoid)
+  )).pipe(Effect.asVoid)

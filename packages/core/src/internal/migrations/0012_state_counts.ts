@@ -38,32 +38,61 @@ interface Counted {
   readonly ms?: string
   readonly retries?: string
   /** The histogram this table feeds: its name, the value in seconds, when a row counts, its key, its bounds. */
-  readonly histogram?: { name: string; seconds: string; when: string; location?: string; toLocation?: string; kind?: string; bounds: string }
+  readonly histogram?: {
+    name: string
+    seconds: string
+    when: string
+    location?: string
+    toLocation?: string
+    kind?: string
+    bounds: string
+  }
 }
 
 const counted: ReadonlyArray<Counted> = [
   { table: "raw_data_file", entity: "RawDataFile", state: "r.state::text", bytes: "r.size_bytes" },
   {
-    table: "raw_data_package", entity: "RawDataPackage", state: "r.status::text", bytes: "coalesce(r.size_bytes, 0)",
-    histogram: { name: "package_archive", seconds: "extract(epoch from r.updated_at - r.created_at)::float8", when: "r.status::text = 'completed'", bounds: archiveBounds }
+    table: "raw_data_package",
+    entity: "RawDataPackage",
+    state: "r.status::text",
+    bytes: "coalesce(r.size_bytes, 0)",
+    histogram: {
+      name: "package_archive",
+      seconds: "extract(epoch from r.updated_at - r.created_at)::float8",
+      when: "r.status::text = 'completed'",
+      bounds: archiveBounds
+    }
   },
   { table: "data_transfer_package", entity: "DataTransferPackage", state: "r.status::text", bytes: "coalesce(r.size_bytes, 0)" },
   { table: "staging_request", entity: "StagingRequest", state: "r.status::text", bytes: "0" },
   {
-    table: "physical_copy", entity: "PhysicalCopy", state: "r.status::text", location: "r.data_location_id",
+    table: "physical_copy",
+    entity: "PhysicalCopy",
+    state: "r.status::text",
+    location: "r.data_location_id",
     kind: "case when r.raw_data_file_id is not null then 'file' when r.raw_data_package_id is not null then 'package' else 'bundle' end",
     bytes: "r.size_bytes"
   },
   {
-    table: "data_transfer", entity: "DataTransfer", state: "r.status::text", location: "r.from_location_id", toLocation: "r.to_location_id",
-    kind: "r.adapter::text", reason: "case when r.status::text = 'failed' then coalesce(r.error_reason, 'unknown') else '' end",
+    table: "data_transfer",
+    entity: "DataTransfer",
+    state: "r.status::text",
+    location: "r.from_location_id",
+    toLocation: "r.to_location_id",
+    kind: "r.adapter::text",
+    reason: "case when r.status::text = 'failed' then coalesce(r.error_reason, 'unknown') else '' end",
     // Only completed attempts' bytes and time are reported, so progress updates of a running attempt change nothing.
     bytes: "case when r.status::text = 'completed' then r.bytes_transferred else 0 end",
     ms: "case when r.status::text = 'completed' then coalesce(r.duration_ms, 0) else 0 end",
     retries: "(r.attempt > 1)::int",
     histogram: {
-      name: "transfer_duration", seconds: "r.duration_ms / 1000.0", when: "r.status::text = 'completed' and r.duration_ms is not null",
-      location: "r.from_location_id", toLocation: "r.to_location_id", kind: "r.adapter::text", bounds: transferBounds
+      name: "transfer_duration",
+      seconds: "r.duration_ms / 1000.0",
+      when: "r.status::text = 'completed' and r.duration_ms is not null",
+      location: "r.from_location_id",
+      toLocation: "r.to_location_id",
+      kind: "r.adapter::text",
+      bounds: transferBounds
     }
   }
 ]
@@ -72,7 +101,9 @@ const counted: ReadonlyArray<Counted> = [
 const deltas = (c: Counted, source: string) => {
   const counts = `
     insert into ops_count (entity, state, location_id, to_location_id, kind, reason, n, bytes, ms, retries)
-    select '${c.entity}'::entity_kind, ${c.state}, ${c.location ?? "null::uuid"}, ${c.toLocation ?? "null::uuid"}, ${c.kind ?? "''"}, ${c.reason ?? "''"},
+    select '${c.entity}'::entity_kind, ${c.state}, ${c.location ?? "null::uuid"}, ${c.toLocation ?? "null::uuid"}, ${c.kind ?? "''"}, ${
+      c.reason ?? "''"
+    },
            sum(r.sign), sum(r.sign * ${c.bytes}), sum(r.sign * ${c.ms ?? "0"}), sum(r.sign * ${c.retries ?? "0"})
     from (${source}) r
     group by 2, 3, 4, 5, 6
@@ -81,7 +112,9 @@ const deltas = (c: Counted, source: string) => {
   if (h === undefined) return counts
   return `${counts};
     insert into ops_histogram (name, location_id, to_location_id, kind, le, n, total)
-    select '${h.name}', ${h.location ?? "null::uuid"}, ${h.toLocation ?? "null::uuid"}, ${h.kind ?? "''"}, ops_bucket(${h.seconds}, ${h.bounds}),
+    select '${h.name}', ${h.location ?? "null::uuid"}, ${h.toLocation ?? "null::uuid"}, ${
+      h.kind ?? "''"
+    }, ops_bucket(${h.seconds}, ${h.bounds}),
            sum(r.sign), sum(r.sign * ${h.seconds})
     from (${source}) r where ${h.when}
     group by 2, 3, 4, 5
@@ -108,7 +141,9 @@ $$;
 create trigger ${fn}_insert after insert on ${c.table} referencing new table as new_rows for each statement execute function ${fn}();
 create trigger ${fn}_update after update on ${c.table} referencing old table as old_rows new table as new_rows for each statement execute function ${fn}();
 create trigger ${fn}_delete after delete on ${c.table} referencing old table as old_rows for each statement execute function ${fn}();
-create trigger ${fn}_truncate after truncate on ${c.table} for each statement execute function ops_count_truncated('${c.entity}'${c.histogram ? `, '${c.histogram.name}'` : ""});
+create trigger ${fn}_truncate after truncate on ${c.table} for each statement execute function ops_count_truncated('${c.entity}'${
+  c.histogram ? `, '${c.histogram.name}'` : ""
+});
 `
 }
 
@@ -205,6 +240,7 @@ create index staging_request_failed on staging_request (updated_at) where status
 `
 
 /** Adds the maintained counts (filled from the rows already there) and the snapshot's indexes. */
-export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql.unsafe([ddl, rebuild, ...counted.map(triggers), indexes, "select ops_count_rebuild();"].join("\n")).raw
+export default Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql.unsafe([ddl, rebuild, ...counted.map(triggers), indexes, "select ops_count_rebuild();"].join("\n")).raw
 ).pipe(Effect.asVoid)

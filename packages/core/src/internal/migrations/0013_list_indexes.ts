@@ -46,6 +46,7 @@ export const indexes: ReadonlyArray<string> = [
 ]
 
 /** Adds the list and planner indexes; the start time's own index is replaced by the page-order one. */
-export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  sql.unsafe([...indexes, "drop index if exists executed_obs_unit_start"].join(";\n")).raw
+export default Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql.unsafe([...indexes, "drop index if exists executed_obs_unit_start"].join(";\n")).raw
 ).pipe(Effect.asVoid)

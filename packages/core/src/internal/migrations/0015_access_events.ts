@@ -12,5 +12,4 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.zipRight(
     sql.unsafe(`alter type entity_kind add value if not exists 'Account'`).raw,
     sql.unsafe(`alter type entity_kind add value if not exists 'ApiToken'`).raw
-  )
-).pipe(Effect.asVoid)
+  )).pipe(Effect.asVoid)

@@ -8,8 +8,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 
 /** Adds `Site`, `DataLocation` and `Route` to the event log's entity kinds. */
-export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.forEach(["Site", "DataLocation", "Route"], (kind) =>
-    sql.unsafe(`alter type entity_kind add value if not exists '${kind}'`).raw
-  )
+export default Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) =>
+    Effect.forEach(["Site", "DataLocation", "Route"], (kind) => sql.unsafe(`alter type entity_kind add value if not exists '${kind}'`).raw)
 ).pipe(Effect.asVoid)

@@ -348,5 +348,4 @@ $$;
 /** Partitions the event log by year, and adds history maintenance and retirement. */
 export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   // what locks a table others write (data_location, by the new table's reference) comes after the copy
-  sql.unsafe([functions, copy, retired, swap].join("\n")).raw
-).pipe(Effect.asVoid)
+  sql.unsafe([functions, copy, retired, swap].join("\n")).raw).pipe(Effect.asVoid)

@@ -13,5 +13,4 @@ export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   Effect.zipRight(
     sql.unsafe(`alter table data_location alter column technology type short_name using technology::text`).raw,
     sql.unsafe(`drop type storage_technology`).raw
-  )
-).pipe(Effect.asVoid)
+  )).pipe(Effect.asVoid)

@@ -45,4 +45,3 @@ export const writeOwner = (file: string, record: OwnerRecord): Promise<void> =>
   fs.writeFile(`${file}.${process.pid}.tmp`, JSON.stringify(record), { mode: 0o600 }).then(() =>
     fs.rename(`${file}.${process.pid}.tmp`, file)
   )
-

@@ -11,8 +11,11 @@ import * as path from "node:path"
 /** Runs a program to its end; rejects with its output when it fails. */
 export const run = (file: string, args: ReadonlyArray<string>): Promise<{ stdout: string; stderr: string }> =>
   new Promise((resolve, reject) =>
-    execFile(file, args as Array<string>, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) =>
-      error ? reject(Object.assign(error, { stdout, stderr })) : resolve({ stdout, stderr })
+    execFile(
+      file,
+      args as Array<string>,
+      { maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => error ? reject(Object.assign(error, { stdout, stderr })) : resolve({ stdout, stderr })
     )
   )
 
@@ -130,4 +133,3 @@ export const stopChild = async (child: ChildProcess): Promise<void> => {
   child.kill("SIGKILL")
   await waitForExit(child, 5_000)
 }
-

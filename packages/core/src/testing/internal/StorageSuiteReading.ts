@@ -14,7 +14,7 @@ import { decode, hasher, MiB, peakRss, reasonOf, type Run, text } from "./Storag
 export const reading = ({ it, key, options, large, timeout }: Run): void => {
   const driver = StorageDriver
   it.effect("declares a name and its capabilities", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       assert.isString(d.name)
       assert.isAbove(d.name.length, 0)
@@ -24,7 +24,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }))
 
   it.effect("round-trips an empty object", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const info = yield* d.put(key("empty"), Stream.empty)
       assert.strictEqual(info.size, 0)
@@ -35,7 +35,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }), timeout)
 
   it.effect("round-trips a small object byte for byte, with its checksum", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const body = "Spectra from the FYST: \u00e9\u00e8 \u{1f52d}\n".repeat(300)
       const expected = yield* digestOf(text(body))
@@ -53,7 +53,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }), timeout)
 
   it.effect(`round-trips a streamed ${large} byte object with matching checksums in bounded memory`, () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const expected = yield* digestOf(bodyOf(large, 7))
       const before = peakRss()
@@ -78,7 +78,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }), timeout)
 
   it.effect("reads byte ranges, or refuses them with Unsupported", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       yield* d.put(key("range.txt"), text("0123456789abcdef"))
       if (!d.capabilities.rangeRead) {
@@ -93,7 +93,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }), timeout)
 
   it.effect("reads part by part with readEach: in order, each part intact until its consumer ends", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       // past several read buffers and not a multiple of any, so parts of every kind occur
       const size = 5 * MiB + 12_345
@@ -105,17 +105,20 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
       // land): a driver that refilled a buffer before the part's consumer ended would hash
       // other bytes and fail the checksum
       const read = yield* d.readEach(key("each.bin"), (part) =>
-        Effect.zipRight(Effect.sleep("10 millis"), Effect.sync(() => {
-          parts++
-          h.update(part)
-        })))
+        Effect.zipRight(
+          Effect.sleep("10 millis"),
+          Effect.sync(() => {
+            parts++
+            h.update(part)
+          })
+        ))
       assert.strictEqual(read, size)
       assert.isAbove(parts, 0)
       assert.strictEqual(Checksum.make("sha256", h.digest()), expected.checksum)
 
       yield* d.put(key("each.txt"), text("0123456789abcdef"))
       const collect = (range?: { start: number; end?: number }) =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const got: Array<string> = []
           const n = yield* d.readEach(key("each.txt"), (part) => Effect.sync(() => void got.push(decode(part.slice()))), { range })
           assert.strictEqual(n, got.join("").length)
@@ -143,7 +146,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }), timeout)
 
   it.effect("readEach of many objects, one after another and at once, gives each only its own bytes", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       // a driver may keep its buffers from one read for the next (an audit reads thousands of
       // objects in a row): a smaller object after a larger one must not see the larger's bytes
@@ -157,10 +160,12 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
       const digest = (name: string, pause: boolean) =>
         Effect.suspend(() => {
           const h = hasher("sha256")
-          return d.readEach(name, (part) =>
-            Effect.zipRight(pause ? Effect.sleep("1 millis") : Effect.void, Effect.sync(() => h.update(part)))).pipe(
-              Effect.map((n) => ({ n, checksum: Checksum.make("sha256", h.digest()) }))
-            )
+          return d.readEach(
+            name,
+            (part) => Effect.zipRight(pause ? Effect.sleep("1 millis") : Effect.void, Effect.sync(() => h.update(part)))
+          ).pipe(
+            Effect.map((n) => ({ n, checksum: Checksum.make("sha256", h.digest()) }))
+          )
         })
       for (const round of [1, 2]) {
         for (const o of objects) {
@@ -175,7 +180,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }), timeout)
 
   it.effect("reports a missing object as NotFound, and deleting it succeeds", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const missing = key("no/such/object")
       assert.strictEqual(yield* reasonOf(d.stat(missing)), "NotFound")
@@ -187,7 +192,7 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
     }), timeout)
 
   it.effect("keeps an existing object unless overwrite is asked for", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const k = key("overwrite.txt")
       yield* d.put(k, text("first"))
@@ -207,16 +212,20 @@ export const reading = ({ it, key, options, large, timeout }: Run): void => {
       }
     }), timeout)
 
-  it.effect("recalls and releases: an object released is still stored, reads back intact, and a nearline one is offline", () =>
-    Effect.gen(function*() {
-      const d = yield* driver
-      const k = key("release/kept.txt")
-      yield* d.put(k, text("kept on the medium"))
-      yield* d.recall([k])
-      yield* d.release([k, key("release/never-written.txt")])
-      const info = yield* d.stat(k)
-      assert.strictEqual(info.size, 18)
-      if (d.capabilities.nearline) assert.strictEqual(info.online, false, "a released nearline object is offline until recalled")
-      assert.strictEqual(decode(yield* bytesOf(d.get(k))), "kept on the medium")
-    }), timeout)
+  it.effect(
+    "recalls and releases: an object released is still stored, reads back intact, and a nearline one is offline",
+    () =>
+      Effect.gen(function* () {
+        const d = yield* driver
+        const k = key("release/kept.txt")
+        yield* d.put(k, text("kept on the medium"))
+        yield* d.recall([k])
+        yield* d.release([k, key("release/never-written.txt")])
+        const info = yield* d.stat(k)
+        assert.strictEqual(info.size, 18)
+        if (d.capabilities.nearline) assert.strictEqual(info.online, false, "a released nearline object is offline until recalled")
+        assert.strictEqual(decode(yield* bytesOf(d.get(k))), "kept on the medium")
+      }),
+    timeout
+  )
 }

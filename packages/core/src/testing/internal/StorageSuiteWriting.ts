@@ -19,7 +19,7 @@ import { decode, MiB, reasonOf, type Run, text } from "./StorageSuiteRun.js"
 export const writing = ({ it, key, listKeys, timeout }: Run): void => {
   const driver = StorageDriver
   it.effect("deletes idempotently", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const k = key("delete-me.txt")
       yield* d.put(k, text("bye"))
@@ -33,7 +33,7 @@ export const writing = ({ it, key, listKeys, timeout }: Run): void => {
     }), timeout)
 
   it.effect(`lists ${listKeys} keys in pages of at most 1,000, in order, or refuses with Unsupported`, () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       if (!d.capabilities.list) {
         assert.strictEqual(yield* reasonOf(d.list({ prefix: key("many/") })), "Unsupported")
@@ -62,7 +62,7 @@ export const writing = ({ it, key, listKeys, timeout }: Run): void => {
     }), timeout)
 
   it.effect("lets one of two concurrent writers of a key win, never a torn object", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const size = 8 * MiB + 123
       const a = yield* digestOf(bodyOf(size, 11))
@@ -82,10 +82,13 @@ export const writing = ({ it, key, listKeys, timeout }: Run): void => {
     }), timeout)
 
   it.effect("leaves nothing under the final name when a write fails, is interrupted or is corrupt", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       // the body fails part-way
-      const failing = Stream.concat(bodyOf(3 * MiB, 3), Stream.fail("source went away" as const) as Stream.Stream<Uint8Array, "source went away">)
+      const failing = Stream.concat(
+        bodyOf(3 * MiB, 3),
+        Stream.fail("source went away" as const) as Stream.Stream<Uint8Array, "source went away">
+      )
       const k1 = key("interrupted/failed.bin")
       const exit = yield* Effect.exit(d.put(k1, failing))
       assert.isTrue(Exit.isFailure(exit))
@@ -121,7 +124,7 @@ export const writing = ({ it, key, listKeys, timeout }: Run): void => {
     }), timeout)
 
   it.effect("copies objects, keeping overwrite rules", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       const src = key("copy/source.bin")
       const put = yield* d.put(src, bodyOf(MiB + 17, 21))
@@ -132,39 +135,46 @@ export const writing = ({ it, key, listKeys, timeout }: Run): void => {
       yield* d.copy(src, key("copy/target.bin"), { overwrite: true })
     }), timeout)
 
-  it.effect("sweeps temporary files without touching committed objects or a write in progress, or refuses with Unsupported", () =>
-    Effect.gen(function*() {
-      const d = yield* driver
-      if (!d.capabilities.sweepTemporary) {
-        assert.strictEqual(yield* reasonOf(d.sweepTemporary()), "Unsupported")
-        return
-      }
-      // names that look a little like temporary ones but are ordinary keys
-      const keys = ["sweep/ccat-tmp-a", "sweep/a.part", "sweep/.hidden", "sweep/deep/er/b.ccat-0a.part.txt"].map(key)
-      const stored = yield* Effect.forEach(keys, (k, i) => d.put(k, bodyOf(1000 + i, i)))
-      // a write in progress while the sweep runs: its temporary file is fresh, so it survives
-      const gate = yield* Deferred.make<void>()
-      const writing = yield* Effect.fork(d.put(key("sweep/while-writing.bin"), Stream.concat(
-        bodyOf(64 * 1024, 5),
-        Stream.unwrap(Effect.as(Deferred.await(gate), bodyOf(64 * 1024, 6)))
-      )))
-      yield* Effect.sleep("200 millis")
-      const swept = yield* d.sweepTemporary({ olderThan: minimumSweepAge })
-      for (const n of [swept.files, swept.bytes, swept.failed]) assert.isTrue(Number.isSafeInteger(n) && n >= 0, `${n}`)
-      yield* Deferred.succeed(gate, undefined)
-      const written = yield* Fiber.join(writing)
-      assert.strictEqual(written.size, 128 * 1024)
-      for (const [i, k] of keys.entries()) {
-        assert.strictEqual((yield* digestOf(d.get(k))).checksum, stored[i]!.checksum, k)
-      }
-      // too young an age could take a live write's file: refused, nothing removed
-      assert.strictEqual(yield* reasonOf(d.sweepTemporary({ olderThan: "59 minutes" })), "PermissionDenied")
-      assert.strictEqual(yield* reasonOf(d.sweepTemporary({ olderThan: -1 })), "PermissionDenied")
-      assert.isTrue(yield* d.exists(key("sweep/while-writing.bin")))
-    }), timeout)
+  it.effect(
+    "sweeps temporary files without touching committed objects or a write in progress, or refuses with Unsupported",
+    () =>
+      Effect.gen(function* () {
+        const d = yield* driver
+        if (!d.capabilities.sweepTemporary) {
+          assert.strictEqual(yield* reasonOf(d.sweepTemporary()), "Unsupported")
+          return
+        }
+        // names that look a little like temporary ones but are ordinary keys
+        const keys = ["sweep/ccat-tmp-a", "sweep/a.part", "sweep/.hidden", "sweep/deep/er/b.ccat-0a.part.txt"].map(key)
+        const stored = yield* Effect.forEach(keys, (k, i) => d.put(k, bodyOf(1000 + i, i)))
+        // a write in progress while the sweep runs: its temporary file is fresh, so it survives
+        const gate = yield* Deferred.make<void>()
+        const writing = yield* Effect.fork(d.put(
+          key("sweep/while-writing.bin"),
+          Stream.concat(
+            bodyOf(64 * 1024, 5),
+            Stream.unwrap(Effect.as(Deferred.await(gate), bodyOf(64 * 1024, 6)))
+          )
+        ))
+        yield* Effect.sleep("200 millis")
+        const swept = yield* d.sweepTemporary({ olderThan: minimumSweepAge })
+        for (const n of [swept.files, swept.bytes, swept.failed]) assert.isTrue(Number.isSafeInteger(n) && n >= 0, `${n}`)
+        yield* Deferred.succeed(gate, undefined)
+        const written = yield* Fiber.join(writing)
+        assert.strictEqual(written.size, 128 * 1024)
+        for (const [i, k] of keys.entries()) {
+          assert.strictEqual((yield* digestOf(d.get(k))).checksum, stored[i]!.checksum, k)
+        }
+        // too young an age could take a live write's file: refused, nothing removed
+        assert.strictEqual(yield* reasonOf(d.sweepTemporary({ olderThan: "59 minutes" })), "PermissionDenied")
+        assert.strictEqual(yield* reasonOf(d.sweepTemporary({ olderThan: -1 })), "PermissionDenied")
+        assert.isTrue(yield* d.exists(key("sweep/while-writing.bin")))
+      }),
+    timeout
+  )
 
   it.effect("presigns GET and PUT URLs that work without credentials, or refuses with Unsupported", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       if (!d.capabilities.presign) {
         assert.strictEqual(yield* reasonOf(d.presign(key("presign/x"))), "Unsupported")
@@ -211,7 +221,7 @@ export const writing = ({ it, key, listKeys, timeout }: Run): void => {
     }), timeout)
 
   it.effect("refuses unsafe keys and undeclared operations", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const d = yield* driver
       for (const bad of ["../escape", "/etc/passwd", "a/../../b", "a//b", "./a", ""]) {
         assert.strictEqual(yield* reasonOf(d.put(bad, text("x"))), "PermissionDenied", bad)

@@ -48,13 +48,18 @@ export const make: Effect.Effect<MemberHasher, never, Scope.Scope> = Effect.map(
     begin: (name) =>
       Effect.suspend(() => {
         const algorithm = byNodeName.get(name)
-        return algorithm === undefined ? Effect.dieMessage(`the hashing worker has no ${name}`) : publish({ kind: "begin", lane, algorithm })
+        return algorithm === undefined
+          ? Effect.dieMessage(`the hashing worker has no ${name}`)
+          : publish({ kind: "begin", lane, algorithm })
       }),
     update: (part) =>
       part.length <= HashRing.slotBytes
         ? publish({ kind: "update", lane }, part)
         : Effect.forEach(
-          Array.from({ length: Math.ceil(part.length / HashRing.slotBytes) }, (_, i) => part.subarray(i * HashRing.slotBytes, Math.min(part.length, (i + 1) * HashRing.slotBytes))),
+          Array.from(
+            { length: Math.ceil(part.length / HashRing.slotBytes) },
+            (_, i) => part.subarray(i * HashRing.slotBytes, Math.min(part.length, (i + 1) * HashRing.slotBytes))
+          ),
           (piece) => publish({ kind: "update", lane }, piece),
           { discard: true }
         ),

@@ -53,12 +53,14 @@ const oldestAtBuffer = (archiveSite: boolean) => `
   join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
   where p.status = 'in_progress'
     and ${archiveSite ? "" : "not"} exists (select 1 from data_location a where a.site_id = l.site_id and a.type = 'LONG_TERM_ARCHIVE')
-    ${archiveSite ? "" : `and not exists (
+    ${
+      archiveSite ? "" : `and not exists (
       select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
       where m.raw_data_package_id = p.id
         and (d.status <> 'completed' or exists (
           select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
-          where t.data_transfer_package_id = d.id and fl.site_id = l.site_id)))`}`
+          where t.data_transfer_package_id = d.id and fl.site_id = l.site_id)))`
+    }`
 
 /**
  * When the oldest waiting work at each stage started waiting: files of a closed observation not
@@ -98,7 +100,13 @@ export const collect = (
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const locations = yield* sql<{
-      site: string; location: string; ltype: string; tech: string; capacity: number | null; used: number; threshold: number | null
+      site: string
+      location: string
+      ltype: string
+      tech: string
+      capacity: number | null
+      used: number
+      threshold: number | null
     }>`
       select s.name as site, l.name as location, l.type::text as ltype, l.technology::text as tech,
         l.capacity_bytes::float8 as capacity, r.disk_usage_threshold::float8 as threshold,
@@ -112,24 +120,41 @@ export const collect = (
     const sized = locations.filter((l) => l.capacity !== null && Number(l.capacity) > 0)
     const allowed = allowedWaitSeconds(policy)
     const families: Array<Family> = [
-      gauge("ccat_location_fill_ratio", "A location's used bytes over its configured capacity (only locations that have one).",
-        sized.map((l) => ({ labels: labels(l), value: Number(l.used) / Number(l.capacity) }))),
-      gauge("ccat_location_fill_threshold_ratio", `The fill above which a location's retention deletes early (its usageThresholdPercent), ${defaultFillThreshold} where it has none; alert when the fill stays above it.`,
-        sized.map((l) => ({ labels: labels(l), value: l.threshold === null ? defaultFillThreshold : Number(l.threshold) }))),
-      gauge("ccat_stage_oldest_waiting_seconds", "How long the oldest work waiting at a lifecycle stage has waited, 0 when none waits.",
-        waited),
-      gauge("ccat_stage_max_wait_seconds", "How long work may wait at a lifecycle stage before it counts as stuck (from the policy).",
-        stages.map((stage) => ({ labels: { stage }, value: allowed[stage] })))
+      gauge(
+        "ccat_location_fill_ratio",
+        "A location's used bytes over its configured capacity (only locations that have one).",
+        sized.map((l) => ({ labels: labels(l), value: Number(l.used) / Number(l.capacity) }))
+      ),
+      gauge(
+        "ccat_location_fill_threshold_ratio",
+        `The fill above which a location's retention deletes early (its usageThresholdPercent), ${defaultFillThreshold} where it has none; alert when the fill stays above it.`,
+        sized.map((l) => ({ labels: labels(l), value: l.threshold === null ? defaultFillThreshold : Number(l.threshold) }))
+      ),
+      gauge(
+        "ccat_stage_oldest_waiting_seconds",
+        "How long the oldest work waiting at a lifecycle stage has waited, 0 when none waits.",
+        waited
+      ),
+      gauge(
+        "ccat_stage_max_wait_seconds",
+        "How long work may wait at a lifecycle stage before it counts as stuck (from the policy).",
+        stages.map((stage) => ({ labels: { stage }, value: allowed[stage] }))
+      )
     ]
     if (policy !== undefined) {
       // Audits read every location but the scientists' PROCESSING space; tape has its own cycle.
       const audited = locations.filter((l) => l.ltype !== "PROCESSING")
-      families.push(gauge("ccat_location_audit_cycle_seconds", "The audit cycle at a location: every copy is read back at least this often (policy.audit, or the location's own).",
-        audited.map((l) => {
-          const own = audits.get(l.location)
-          const days = l.tech === "tape" ? own?.tapeCycleDays ?? policy.audit.tapeCycleDays : own?.cycleDays ?? policy.audit.cycleDays
-          return { labels: labels(l), value: Math.round(days * 86_400) }
-        })))
+      families.push(
+        gauge(
+          "ccat_location_audit_cycle_seconds",
+          "The audit cycle at a location: every copy is read back at least this often (policy.audit, or the location's own).",
+          audited.map((l) => {
+            const own = audits.get(l.location)
+            const days = l.tech === "tape" ? own?.tapeCycleDays ?? policy.audit.tapeCycleDays : own?.cycleDays ?? policy.audit.cycleDays
+            return { labels: labels(l), value: Math.round(days * 86_400) }
+          })
+        )
+      )
     }
     return families
   })

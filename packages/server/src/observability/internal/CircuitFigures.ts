@@ -56,8 +56,15 @@ export const collect = (threshold: number): Effect.Effect<ReadonlyArray<Family>,
       byRoute.set(key, { labels, value: Math.max(byRoute.get(key)?.value ?? 0, Number(r.open)) })
     }
     return [
-      gauge("ccat_route_circuit_open_seconds", "Seconds a route's transfer circuit breaker has been open (or half-open, probing), 0 when closed.", [...byRoute.values()]),
-      gauge("ccat_location_circuit_open_seconds", "Seconds the transfer circuit breaker towards a location has been open (or half-open, probing), 0 when closed.",
-        locations.map((l) => ({ labels: { site: l.site, location: l.location, type: l.ltype, technology: l.tech }, value: Number(l.open) })))
+      gauge(
+        "ccat_route_circuit_open_seconds",
+        "Seconds a route's transfer circuit breaker has been open (or half-open, probing), 0 when closed.",
+        [...byRoute.values()]
+      ),
+      gauge(
+        "ccat_location_circuit_open_seconds",
+        "Seconds the transfer circuit breaker towards a location has been open (or half-open, probing), 0 when closed.",
+        locations.map((l) => ({ labels: { site: l.site, location: l.location, type: l.ltype, technology: l.tech }, value: Number(l.open) }))
+      )
     ]
   })

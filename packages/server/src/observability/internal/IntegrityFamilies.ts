@@ -13,7 +13,11 @@ import type * as SqlError from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type { Family } from "../Exposition.js"
 
-const family = (name: string, help: string, samples: ReadonlyArray<{ labels: Readonly<Record<string, string>>; value: number }>): Family => ({
+const family = (
+  name: string,
+  help: string,
+  samples: ReadonlyArray<{ labels: Readonly<Record<string, string>>; value: number }>
+): Family => ({
   name,
   help,
   type: "gauge",
@@ -26,8 +30,15 @@ export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, Sq
   // Each subquery stays in one location's range of an index (physical_copy_integrity,
   // dark_object_live): a descent for the oldest verification, ranges of the bad and the unverified.
   const rows = yield* sql<{
-    siteName: string; name: string; type: string; technology: string
-    auditLagSeconds: number | null; unverifiedCopies: number; corrupt: number; missing: number; dark: number
+    siteName: string
+    name: string
+    type: string
+    technology: string
+    auditLagSeconds: number | null
+    unverifiedCopies: number
+    corrupt: number
+    missing: number
+    dark: number
   }>`
     select s.name as site_name, l.name, l.type::text as type, l.technology::text as technology,
       (select case when o.v is null then null else greatest(0, extract(epoch from now() - o.v)) end from (select least(
@@ -43,15 +54,30 @@ export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, Sq
     order by s.name, l.priority, l.name`
   const labels = (l: (typeof rows)[number]) => ({ site: l.siteName, location: l.name, type: l.type, technology: l.technology })
   return [
-    family("ccat_location_corrupt_copies", "Copies at a location in status CORRUPT: their bytes were read and did not match the checksum.",
-      rows.map((l) => ({ labels: labels(l), value: l.corrupt }))),
-    family("ccat_location_missing_copies", "Copies at a location in status MISSING: their object was not found in storage.",
-      rows.map((l) => ({ labels: labels(l), value: l.missing }))),
-    family("ccat_location_dark_objects", "Objects in a location's storage that no copy accounts for (unresolved dark objects).",
-      rows.map((l) => ({ labels: labels(l), value: l.dark }))),
-    family("ccat_location_audit_lag_seconds", "Seconds since the oldest verification of a PRESENT or STAGED copy at a location (copies never verified are counted apart).",
-      rows.filter((l) => l.auditLagSeconds !== null).map((l) => ({ labels: labels(l), value: l.auditLagSeconds ?? 0 }))),
-    family("ccat_location_unverified_copies", "PRESENT and STAGED copies at a location that were never verified (their audit lag is \"never\").",
-      rows.map((l) => ({ labels: labels(l), value: l.unverifiedCopies })))
+    family(
+      "ccat_location_corrupt_copies",
+      "Copies at a location in status CORRUPT: their bytes were read and did not match the checksum.",
+      rows.map((l) => ({ labels: labels(l), value: l.corrupt }))
+    ),
+    family(
+      "ccat_location_missing_copies",
+      "Copies at a location in status MISSING: their object was not found in storage.",
+      rows.map((l) => ({ labels: labels(l), value: l.missing }))
+    ),
+    family(
+      "ccat_location_dark_objects",
+      "Objects in a location's storage that no copy accounts for (unresolved dark objects).",
+      rows.map((l) => ({ labels: labels(l), value: l.dark }))
+    ),
+    family(
+      "ccat_location_audit_lag_seconds",
+      "Seconds since the oldest verification of a PRESENT or STAGED copy at a location (copies never verified are counted apart).",
+      rows.filter((l) => l.auditLagSeconds !== null).map((l) => ({ labels: labels(l), value: l.auditLagSeconds ?? 0 }))
+    ),
+    family(
+      "ccat_location_unverified_copies",
+      'PRESENT and STAGED copies at a location that were never verified (their audit lag is "never").',
+      rows.map((l) => ({ labels: labels(l), value: l.unverifiedCopies }))
+    )
   ]
 })

@@ -80,7 +80,14 @@ const histogramFamily = (name: string, help: string, keys: ReadonlyArray<string>
  * holding the samples of one bucket): cumulated over `bounds`, keyed by the hop's sites and the
  * adapter where the histogram has them. The bounds must be the migration's.
  */
-const maintainedHistogram = (sql: SqlClient.SqlClient, name: string, help: string, stored: string, perHop: boolean, bounds: ReadonlyArray<number>) =>
+const maintainedHistogram = (
+  sql: SqlClient.SqlClient,
+  name: string,
+  help: string,
+  stored: string,
+  perHop: boolean,
+  bounds: ReadonlyArray<number>
+) =>
   Effect.gen(function* () {
     const keys = perHop ? ["src", "dst", "adapter"] : []
     const keySelect = perHop ? "fs.name as src, ts.name as dst, h.kind as adapter," : ""
@@ -119,16 +126,29 @@ const perState = (sql: SqlClient.SqlClient, entity: string, enumType: string) =>
     [entity]
   )
 
-const copies = (sql: SqlClient.SqlClient) =>
-  sql<{ site: string; location: string; ltype: string; tech: string; kind: string; status: string; n: number; bytes: number }>`
+const copies = (
+  sql: SqlClient.SqlClient
+) => sql<{ site: string; location: string; ltype: string; tech: string; kind: string; status: string; n: number; bytes: number }>`
     select s.name as site, l.name as location, l.type::text as ltype, l.technology::text as tech,
       c.kind, c.state as status, sum(c.n)::float8 as n, sum(c.bytes)::float8 as bytes
     from ops_count c join data_location l on l.id = c.location_id join site s on s.id = l.site_id
     where c.entity = 'PhysicalCopy'
     group by 1, 2, 3, 4, 5, 6 having sum(c.n) <> 0 order by 1, 2, 5, 6`
 
-const locations = (sql: SqlClient.SqlClient) =>
-  sql<{ site: string; location: string; ltype: string; tech: string; capacity: number | null; readable: boolean; writable: boolean; deletable: boolean }>`
+const locations = (
+  sql: SqlClient.SqlClient
+) => sql<
+  {
+    site: string
+    location: string
+    ltype: string
+    tech: string
+    capacity: number | null
+    readable: boolean
+    writable: boolean
+    deletable: boolean
+  }
+>`
     select s.name as site, l.name as location, l.type::text as ltype, l.technology::text as tech,
       l.capacity_bytes::float8 as capacity, l.readable, l.writable, l.deletable
     from data_location l join site s on s.id = l.site_id order by 1, 2`
@@ -172,7 +192,9 @@ const lastThroughput = (sql: SqlClient.SqlClient) =>
 
 const queues = (sql: SqlClient.SqlClient) =>
   Effect.gen(function* () {
-    const present = yield* sql<{ ok: boolean }>`select to_regclass('pgboss.queue') is not null and to_regclass('pgboss.job') is not null as ok`
+    const present = yield* sql<
+      { ok: boolean }
+    >`select to_regclass('pgboss.queue') is not null and to_regclass('pgboss.job') is not null as ok`
     if (!present[0]?.ok) return []
     return yield* sql<{ queue: string; state: string; n: number }>`
       select q.name as queue, s.state::text as state, count(j.id)::float8 as n
@@ -199,14 +221,38 @@ export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, Sq
   const openAge = (table: string) =>
     `select status::text as status, extract(epoch from now() - created_at)::float8 as v from ${table} where status <> 'completed' and status <> 'failed'`
   const histograms = yield* Effect.all([
-    maintainedHistogram(sql, "ccat_transfer_duration_seconds", "Duration of completed transfer attempts, per hop (sending site, receiving site) and adapter.",
-      "transfer_duration", true, transferBounds),
-    maintainedHistogram(sql, "ccat_package_archive_duration_seconds", "Time from a RawDataPackage's creation to ARCHIVED (completed), over every archived package.",
-      "package_archive", false, longBounds),
-    histogram(sql, "ccat_open_package_age_seconds", "Age of RawDataPackages not yet archived nor failed, per status: how long work has waited.",
-      ["status"], openAge("raw_data_package"), longBounds),
-    histogram(sql, "ccat_open_bundle_age_seconds", "Age of DataTransferPackages (bundles) not yet completed nor failed, per status.",
-      ["status"], openAge("data_transfer_package"), longBounds)
+    maintainedHistogram(
+      sql,
+      "ccat_transfer_duration_seconds",
+      "Duration of completed transfer attempts, per hop (sending site, receiving site) and adapter.",
+      "transfer_duration",
+      true,
+      transferBounds
+    ),
+    maintainedHistogram(
+      sql,
+      "ccat_package_archive_duration_seconds",
+      "Time from a RawDataPackage's creation to ARCHIVED (completed), over every archived package.",
+      "package_archive",
+      false,
+      longBounds
+    ),
+    histogram(
+      sql,
+      "ccat_open_package_age_seconds",
+      "Age of RawDataPackages not yet archived nor failed, per status: how long work has waited.",
+      ["status"],
+      openAge("raw_data_package"),
+      longBounds
+    ),
+    histogram(
+      sql,
+      "ccat_open_bundle_age_seconds",
+      "Age of DataTransferPackages (bundles) not yet completed nor failed, per status.",
+      ["status"],
+      openAge("data_transfer_package"),
+      longBounds
+    )
   ])
   const hopLabels = (r: { src: string; dst: string; adapter: string }) => ({ from: r.src, to: r.dst, adapter: r.adapter })
   const routeTotals = new Map<string, { labels: Labels; bytes: number; ms: number; retries: number }>()
@@ -220,36 +266,119 @@ export const collect: Effect.Effect<ReadonlyArray<Family>, SqlError.SqlError, Sq
   }
   const used = new Map<string, number>()
   for (const c of copyRows) if (c.status !== "DELETED") used.set(c.location, (used.get(c.location) ?? 0) + num(c.bytes))
-  const locationLabels = (l: { site: string; location: string; ltype: string; tech: string }) => ({ site: l.site, location: l.location, type: l.ltype, technology: l.tech })
+  const locationLabels = (l: { site: string; location: string; ltype: string; tech: string }) => ({
+    site: l.site,
+    location: l.location,
+    type: l.ltype,
+    technology: l.tech
+  })
   const copyLabels = (c: (typeof copyRows)[number]) => ({ ...locationLabels(c), kind: c.kind, status: c.status })
   return [
-    gauge("ccat_raw_data_files", "RawDataFiles per state (filed, packaged, corrupt, missing).", files.map((r) => ({ labels: { state: r.state }, value: num(r.n) }))),
-    gauge("ccat_raw_data_file_bytes", "Bytes of RawDataFiles per state.", files.map((r) => ({ labels: { state: r.state }, value: num(r.bytes) }))),
-    gauge("ccat_raw_data_packages", "RawDataPackages per status (pending, scheduled: WAITING; in_progress: TRANSFERRING; completed: ARCHIVED; failed).", packages.map((r) => ({ labels: { status: r.state }, value: num(r.n) }))),
-    gauge("ccat_raw_data_package_bytes", "Bytes of RawDataPackages per status (a package has a size once written).", packages.map((r) => ({ labels: { status: r.state }, value: num(r.bytes) }))),
-    gauge("ccat_data_transfer_packages", "DataTransferPackages (bundles) per status.", bundles.map((r) => ({ labels: { status: r.state }, value: num(r.n) }))),
-    gauge("ccat_data_transfer_package_bytes", "Bytes of DataTransferPackages (bundles) per status.", bundles.map((r) => ({ labels: { status: r.state }, value: num(r.bytes) }))),
+    gauge(
+      "ccat_raw_data_files",
+      "RawDataFiles per state (filed, packaged, corrupt, missing).",
+      files.map((r) => ({ labels: { state: r.state }, value: num(r.n) }))
+    ),
+    gauge(
+      "ccat_raw_data_file_bytes",
+      "Bytes of RawDataFiles per state.",
+      files.map((r) => ({ labels: { state: r.state }, value: num(r.bytes) }))
+    ),
+    gauge(
+      "ccat_raw_data_packages",
+      "RawDataPackages per status (pending, scheduled: WAITING; in_progress: TRANSFERRING; completed: ARCHIVED; failed).",
+      packages.map((r) => ({ labels: { status: r.state }, value: num(r.n) }))
+    ),
+    gauge(
+      "ccat_raw_data_package_bytes",
+      "Bytes of RawDataPackages per status (a package has a size once written).",
+      packages.map((r) => ({ labels: { status: r.state }, value: num(r.bytes) }))
+    ),
+    gauge(
+      "ccat_data_transfer_packages",
+      "DataTransferPackages (bundles) per status.",
+      bundles.map((r) => ({ labels: { status: r.state }, value: num(r.n) }))
+    ),
+    gauge(
+      "ccat_data_transfer_package_bytes",
+      "Bytes of DataTransferPackages (bundles) per status.",
+      bundles.map((r) => ({ labels: { status: r.state }, value: num(r.bytes) }))
+    ),
     gauge("ccat_staging_requests", "StagingRequests per status.", staging.map((r) => ({ labels: { status: r.state }, value: num(r.n) }))),
-    gauge("ccat_physical_copies", "PhysicalCopies per location, kind (file, package, bundle) and status; DELETED ones are history.", copyRows.map((c) => ({ labels: copyLabels(c), value: num(c.n) }))),
-    gauge("ccat_physical_copy_bytes", "Bytes of PhysicalCopies per location, kind and status.", copyRows.map((c) => ({ labels: copyLabels(c), value: num(c.bytes) }))),
-    gauge("ccat_location_used_bytes", "Bytes of the live (not DELETED) copies at a location.", locationRows.map((l) => ({ labels: locationLabels(l), value: used.get(l.location) ?? 0 }))),
-    gauge("ccat_location_capacity_bytes", "A location's configured capacity (only locations that have one).", locationRows.filter((l) => l.capacity !== null).map((l) => ({ labels: locationLabels(l), value: num(l.capacity) }))),
-    gauge("ccat_location_available", "1 when a location is available for an operation (read, write, delete), 0 when an operator switched it off.",
+    gauge(
+      "ccat_physical_copies",
+      "PhysicalCopies per location, kind (file, package, bundle) and status; DELETED ones are history.",
+      copyRows.map((c) => ({ labels: copyLabels(c), value: num(c.n) }))
+    ),
+    gauge(
+      "ccat_physical_copy_bytes",
+      "Bytes of PhysicalCopies per location, kind and status.",
+      copyRows.map((c) => ({ labels: copyLabels(c), value: num(c.bytes) }))
+    ),
+    gauge(
+      "ccat_location_used_bytes",
+      "Bytes of the live (not DELETED) copies at a location.",
+      locationRows.map((l) => ({ labels: locationLabels(l), value: used.get(l.location) ?? 0 }))
+    ),
+    gauge(
+      "ccat_location_capacity_bytes",
+      "A location's configured capacity (only locations that have one).",
+      locationRows.filter((l) => l.capacity !== null).map((l) => ({ labels: locationLabels(l), value: num(l.capacity) }))
+    ),
+    gauge(
+      "ccat_location_available",
+      "1 when a location is available for an operation (read, write, delete), 0 when an operator switched it off.",
       locationRows.flatMap((l) => (["read", "write", "delete"] as const).map((op) => ({
         labels: { ...locationLabels(l), operation: op },
         value: (op === "read" ? l.readable : op === "write" ? l.writable : l.deletable) ? 1 : 0
-      })))),
-    gauge("ccat_transfer_attempts", "DataTransfer attempts per hop, adapter and status.", transferRows.map((r) => ({ labels: { ...hopLabels(r), status: r.status }, value: num(r.n) }))),
-    counter("ccat_transfer_bytes_total", "Bytes moved by completed transfer attempts per hop; rate() of it is the throughput.", [...routeTotals.values()].map((t) => ({ labels: t.labels, value: t.bytes }))),
-    counter("ccat_transfer_duration_seconds_total", "Time spent by completed transfer attempts per hop.", [...routeTotals.values()].map((t) => ({ labels: t.labels, value: t.ms / 1000 }))),
-    counter("ccat_transfer_retries_total", "Transfer attempts that were retries (attempt > 1) per hop.", [...routeTotals.values()].map((t) => ({ labels: t.labels, value: t.retries }))),
-    counter("ccat_transfer_failures_total", "Failed transfer attempts per hop and error reason.", failureRows.map((r) => ({ labels: { ...hopLabels(r), reason: r.reason }, value: num(r.n) }))),
-    gauge("ccat_transfer_average_throughput_bytes_per_second", "Bytes over time of all completed attempts per hop.",
-      [...routeTotals.values()].filter((t) => t.ms > 0).map((t) => ({ labels: t.labels, value: t.bytes / (t.ms / 1000) }))),
-    gauge("ccat_transfer_last_throughput_bytes_per_second", "Throughput of the latest completed attempt per hop.", lastRows.map((r) => ({ labels: hopLabels(r), value: num(r.tp) }))),
-    gauge("ccat_transfer_last_completed_timestamp_seconds", "When the latest attempt per hop completed (Unix time).", lastRows.map((r) => ({ labels: hopLabels(r), value: num(r.at) }))),
+      })))
+    ),
+    gauge(
+      "ccat_transfer_attempts",
+      "DataTransfer attempts per hop, adapter and status.",
+      transferRows.map((r) => ({ labels: { ...hopLabels(r), status: r.status }, value: num(r.n) }))
+    ),
+    counter(
+      "ccat_transfer_bytes_total",
+      "Bytes moved by completed transfer attempts per hop; rate() of it is the throughput.",
+      [...routeTotals.values()].map((t) => ({ labels: t.labels, value: t.bytes }))
+    ),
+    counter(
+      "ccat_transfer_duration_seconds_total",
+      "Time spent by completed transfer attempts per hop.",
+      [...routeTotals.values()].map((t) => ({ labels: t.labels, value: t.ms / 1000 }))
+    ),
+    counter(
+      "ccat_transfer_retries_total",
+      "Transfer attempts that were retries (attempt > 1) per hop.",
+      [...routeTotals.values()].map((t) => ({ labels: t.labels, value: t.retries }))
+    ),
+    counter(
+      "ccat_transfer_failures_total",
+      "Failed transfer attempts per hop and error reason.",
+      failureRows.map((r) => ({ labels: { ...hopLabels(r), reason: r.reason }, value: num(r.n) }))
+    ),
+    gauge(
+      "ccat_transfer_average_throughput_bytes_per_second",
+      "Bytes over time of all completed attempts per hop.",
+      [...routeTotals.values()].filter((t) => t.ms > 0).map((t) => ({ labels: t.labels, value: t.bytes / (t.ms / 1000) }))
+    ),
+    gauge(
+      "ccat_transfer_last_throughput_bytes_per_second",
+      "Throughput of the latest completed attempt per hop.",
+      lastRows.map((r) => ({ labels: hopLabels(r), value: num(r.tp) }))
+    ),
+    gauge(
+      "ccat_transfer_last_completed_timestamp_seconds",
+      "When the latest attempt per hop completed (Unix time).",
+      lastRows.map((r) => ({ labels: hopLabels(r), value: num(r.at) }))
+    ),
     ...(yield* IntegrityFamilies.collect),
-    gauge("ccat_queue_jobs", "pg-boss jobs per queue and state (created and retry are waiting, active are running).", queueRows.map((r) => ({ labels: { queue: r.queue, state: r.state }, value: num(r.n) }))),
+    gauge(
+      "ccat_queue_jobs",
+      "pg-boss jobs per queue and state (created and retry are waiting, active are running).",
+      queueRows.map((r) => ({ labels: { queue: r.queue, state: r.state }, value: num(r.n) }))
+    ),
     ...histograms
   ]
 })

@@ -33,12 +33,19 @@ export const collect = (required: number | undefined): Effect.Effect<ReadonlyArr
       where l.type = 'LONG_TERM_ARCHIVE'
       order by 1, 2`
     const families: Array<Family> = [
-      counter("ccat_copies_repaired_total", "Archive copies found CORRUPT or MISSING and replaced by a verified copy, per location of the bad copy.",
-        repaired.map((r) => ({ labels: { site: r.site, location: r.location, type: r.ltype, technology: r.tech }, value: Number(r.n) })))
+      counter(
+        "ccat_copies_repaired_total",
+        "Archive copies found CORRUPT or MISSING and replaced by a verified copy, per location of the bad copy.",
+        repaired.map((r) => ({ labels: { site: r.site, location: r.location, type: r.ltype, technology: r.tech }, value: Number(r.n) }))
+      )
     ]
     if (required !== undefined) {
-      families.push(gauge("ccat_packages_below_copy_target", "ARCHIVED packages with fewer good archive copies than the policy's archiveCopies now.",
-        [{ labels: {}, value: yield* Repair.belowTargetCount(required) }]))
+      families.push(
+        gauge("ccat_packages_below_copy_target", "ARCHIVED packages with fewer good archive copies than the policy's archiveCopies now.", [{
+          labels: {},
+          value: yield* Repair.belowTargetCount(required)
+        }])
+      )
     }
     return families
   })

@@ -20,8 +20,7 @@ export interface CopyRow {
 
 /** A package's present copies at readable locations, archive copies first, then by priority. */
 export const copiesOf = (packageId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<CopyRow>`
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<CopyRow>`
     select c.id, c.path, c.size_bytes, c.checksum, c.data_location_id as location_id
     from physical_copy c join data_location l on l.id = c.data_location_id
     where c.raw_data_package_id = ${packageId} and c.status = 'PRESENT' and l.readable and c.checksum is not null
@@ -45,7 +44,9 @@ export const readiness = (
     if (storage._tag === "None") return { _tag: "Problem", problem: `${location.name}: its storage cannot be built` } as const
     const s = storage.value
     if (s.capabilities.nearline) return { _tag: "Nearline" } as const
-    if (needs.rangeRead && !s.capabilities.rangeRead) return { _tag: "Problem", problem: `${location.name}: its driver does not read byte ranges` } as const
+    if (needs.rangeRead && !s.capabilities.rangeRead) {
+      return { _tag: "Problem", problem: `${location.name}: its driver does not read byte ranges` } as const
+    }
     const present = yield* s.stat(path).pipe(Effect.either)
     if (present._tag === "Left") return { _tag: "Problem", problem: `${location.name}: ${present.left.message}` } as const
     return { _tag: "Ready", storage: s } as const

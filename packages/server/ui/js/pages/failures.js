@@ -29,19 +29,37 @@ export const render = async (ctx) => {
     const s = await Api.get("/status", { failedLimit: 200 })
     if (!ctx.current()) return
     const totals = Object.entries(s.failedTotals).filter(([, n]) => Number(n) > 0)
-    replace(body,
+    replace(
+      body,
       h("p", { class: "refresh" }, `Snapshot of ${F.time(s.at)}; refreshed every 5 seconds.`),
       totals.length === 0
         ? h("p", { class: "notice", role: "status" }, "Nothing has failed.")
         : h("p", null, "Failed in all: ", totals.map(([k, n]) => `${k} ${F.count(Number(n))}`).join(", "), "."),
-      table("Failed items, newest first", [
-        { header: "What", cell: (f) => f.entity },
-        { header: "Id", cell: (f) => pages[f.entity] ? link(`${pages[f.entity]}${f.id}`, h("span", { class: "mono", title: f.id }, F.short(f.id))) : h("span", { class: "mono", title: f.id }, F.short(f.id)) },
-        { header: "State", cell: (f) => badge(f.state) },
-        { header: "Reason", cell: (f) => h("span", { class: "reason" }, f.errorMessage ?? "(no reason recorded)") },
-        { header: "Since", cell: (f) => F.time(f.updatedAt) },
-        { header: "Action", cell: (f) => (retryable.has(f.entity) && f.state === "failed" ? retryButton(ctx.session, f.entity, f.id, () => void load(), outcome) : "") }
-      ], s.failed, "Nothing has failed."))
+      table(
+        "Failed items, newest first",
+        [
+          { header: "What", cell: (f) => f.entity },
+          {
+            header: "Id",
+            cell: (f) =>
+              pages[f.entity]
+                ? link(`${pages[f.entity]}${f.id}`, h("span", { class: "mono", title: f.id }, F.short(f.id)))
+                : h("span", { class: "mono", title: f.id }, F.short(f.id))
+          },
+          { header: "State", cell: (f) => badge(f.state) },
+          { header: "Reason", cell: (f) => h("span", { class: "reason" }, f.errorMessage ?? "(no reason recorded)") },
+          { header: "Since", cell: (f) => F.time(f.updatedAt) },
+          {
+            header: "Action",
+            cell: (f) => (retryable.has(f.entity) && f.state === "failed"
+              ? retryButton(ctx.session, f.entity, f.id, () => void load(), outcome)
+              : "")
+          }
+        ],
+        s.failed,
+        "Nothing has failed."
+      )
+    )
   }
   try {
     await load()

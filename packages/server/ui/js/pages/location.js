@@ -18,21 +18,27 @@ export const one = async (ctx) => {
     const events = await history("DataLocation", id)
     if (!ctx.current()) return
     const on = (/** @type {boolean} */ b) => badge(b ? "on" : "off")
-    replace(ctx.main,
+    replace(
+      ctx.main,
       h("h1", null, "Location ", h("span", { class: "mono" }, l.name)),
-      h("section", { class: "card" }, facts([
-        ["Site", link("#/sites", nameOf(sites, l.siteId))],
-        ["Type", l.type],
-        ["Storage", l.technology],
-        ["Priority", String(l.priority)],
-        ["Capacity", l.capacityBytes === null ? "not set" : F.bytes(l.capacityBytes)],
-        ["Reads", on(l.readable)],
-        ["Writes", on(l.writable)],
-        ["Deletions", on(l.deletable)],
-        ["Updated", F.time(l.updatedAt)]
-      ])),
+      h(
+        "section",
+        { class: "card" },
+        facts([
+          ["Site", link("#/sites", nameOf(sites, l.siteId))],
+          ["Type", l.type],
+          ["Storage", l.technology],
+          ["Priority", String(l.priority)],
+          ["Capacity", l.capacityBytes === null ? "not set" : F.bytes(l.capacityBytes)],
+          ["Reads", on(l.readable)],
+          ["Writes", on(l.writable)],
+          ["Deletions", on(l.deletable)],
+          ["Updated", F.time(l.updatedAt)]
+        ])
+      ),
       h("h2", { id: "history" }, "History"),
-      events)
+      events
+    )
   } catch (e) {
     replace(ctx.main, h("h1", null, "Location"), errorBox(e, "Loading the location"))
   }

@@ -43,17 +43,29 @@ const stageCards = (s) => {
     staged: { moving: c.stagingRequests.in_progress + c.stagingRequests.scheduled, failed: c.stagingRequests.failed },
     waitingToDelete: { failed: c.copies.DELETION_FAILED }
   }
-  return h("ol", { class: "stages", "aria-label": "Lifecycle stages" }, stages.map((st) => {
-    const load = s.stages[st.key]
-    const x = extra[st.key] ?? {}
-    return h("li", { class: `stage${(x.failed ?? 0) > 0 ? " has-failed" : ""}`, "data-stage": st.key },
-      h("h3", null, st.title),
-      h("dl", null,
-        h("dt", null, `Waiting (${st.what})`), h("dd", { "data-figure": "waiting" }, F.count(load.count)),
-        h("dt", null, "Bytes"), h("dd", null, F.bytes(load.bytes)),
-        x.moving === undefined ? null : [h("dt", null, "Moving"), h("dd", { "data-figure": "moving" }, F.count(x.moving))],
-        x.failed === undefined ? null : [h("dt", null, "Failed"), h("dd", { "data-figure": "failed" }, F.count(x.failed))]))
-  }))
+  return h(
+    "ol",
+    { class: "stages", "aria-label": "Lifecycle stages" },
+    stages.map((st) => {
+      const load = s.stages[st.key]
+      const x = extra[st.key] ?? {}
+      return h(
+        "li",
+        { class: `stage${(x.failed ?? 0) > 0 ? " has-failed" : ""}`, "data-stage": st.key },
+        h("h3", null, st.title),
+        h(
+          "dl",
+          null,
+          h("dt", null, `Waiting (${st.what})`),
+          h("dd", { "data-figure": "waiting" }, F.count(load.count)),
+          h("dt", null, "Bytes"),
+          h("dd", null, F.bytes(load.bytes)),
+          x.moving === undefined ? null : [h("dt", null, "Moving"), h("dd", { "data-figure": "moving" }, F.count(x.moving))],
+          x.failed === undefined ? null : [h("dt", null, "Failed"), h("dd", { "data-figure": "failed" }, F.count(x.failed))]
+        )
+      )
+    })
+  )
 }
 
 /** @param {import("../main.js").Context} ctx */
@@ -69,26 +81,42 @@ export const render = async (ctx) => {
       replace(stamp, `Snapshot of ${F.time(s.at)}; refreshed every 3 seconds.`)
       const journeys = s.counts.packageJourneys
       const failedTotal = Object.values(s.failedTotals).reduce((a, b) => a + Number(b), 0)
-      replace(body,
-        h("section", { class: "grid", "aria-label": "Packages by journey" },
+      replace(
+        body,
+        h(
+          "section",
+          { class: "grid", "aria-label": "Packages by journey" },
           ["WAITING", "TRANSFERRING", "ARCHIVED", "FAILED"].map((j) =>
-            h("div", { class: "card stat", "data-journey": j },
+            h(
+              "div",
+              { class: "card stat", "data-journey": j },
               h("span", { class: "value" }, F.count(journeys[j])),
-              h("span", { class: "label" }, `packages ${j}`)))),
+              h("span", { class: "label" }, `packages ${j}`)
+            )
+          )
+        ),
         h("h2", null, "Stages"),
         stageCards(s),
         h("h2", null, "Counts by state"),
         ...entities.map((e) => {
           const counts = s.counts[e.key]
           const states = Object.keys(counts)
-          return table(e.title, states.map((st) => ({
-            header: st, numeric: true,
-            cell: () => (e.failed.includes(st) && counts[st] > 0 ? h("strong", { class: "badge bad" }, F.count(counts[st])) : F.count(counts[st]))
-          })), [null])
+          return table(
+            e.title,
+            states.map((st) => ({
+              header: st,
+              numeric: true,
+              cell: () => (e.failed.includes(st) && counts[st] > 0
+                ? h("strong", { class: "badge bad" }, F.count(counts[st]))
+                : F.count(counts[st]))
+            })),
+            [null]
+          )
         }),
         operator && failedTotal > 0
           ? h("p", null, link("#/failures", `${F.count(failedTotal)} failed item(s): see why and retry →`))
-          : null)
+          : null
+      )
     } catch (e) {
       if (ctx.current()) replace(body, errorBox(e, "Loading the status"))
     }

@@ -27,36 +27,51 @@ export const render = async (main, signedIn) => {
   if (message !== "") replace(status, h("div", { class: "notice", role: "status" }, message))
   message = ""
   const input = /** @type {HTMLTextAreaElement} */ (h("textarea", {
-    id: "token", name: "token", required: true, autocomplete: "off", spellcheck: "false", placeholder: "ccat_…"
+    id: "token",
+    name: "token",
+    required: true,
+    autocomplete: "off",
+    spellcheck: "false",
+    placeholder: "ccat_…"
   }))
   const submit = /** @type {HTMLButtonElement} */ (h("button", { type: "submit" }, "Sign in"))
-  const form = h("form", {
-    onsubmit: async (/** @type {SubmitEvent} */ event) => {
-      event.preventDefault()
-      const token = input.value.trim()
-      if (token === "") {
-        replace(status, h("div", { class: "alert", role: "alert" }, "Paste a token first."))
-        return
+  const form = h(
+    "form",
+    {
+      onsubmit: async (/** @type {SubmitEvent} */ event) => {
+        event.preventDefault()
+        const token = input.value.trim()
+        if (token === "") {
+          replace(status, h("div", { class: "alert", role: "alert" }, "Paste a token first."))
+          return
+        }
+        submit.disabled = true
+        try {
+          const session = await Api.call("GET", "/tokens/current", { token })
+          Api.setToken(token)
+          forgetLookups()
+          await signedIn(session)
+        } catch (e) {
+          replace(status, errorBox(e, "Sign-in failed"))
+        } finally {
+          submit.disabled = false
+        }
       }
-      submit.disabled = true
-      try {
-        const session = await Api.call("GET", "/tokens/current", { token })
-        Api.setToken(token)
-        forgetLookups()
-        await signedIn(session)
-      } catch (e) {
-        replace(status, errorBox(e, "Sign-in failed"))
-      } finally {
-        submit.disabled = false
-      }
-    }
-  },
-  h("label", { for: "token" }, "API token"),
-  input,
-  h("p", { class: "muted" }, "Kept in this browser tab only (sessionStorage) and sent only to this server. An admin creates tokens with ",
-    h("code", null, "ccat token create --account NAME --role ROLE"), "."),
-  h("div", { class: "actions" }, submit))
-  replace(main, h("section", { class: "card signin", "aria-labelledby": "signin-title" },
-    h("h1", { id: "signin-title" }, "Sign in"), status, form))
+    },
+    h("label", { for: "token" }, "API token"),
+    input,
+    h(
+      "p",
+      { class: "muted" },
+      "Kept in this browser tab only (sessionStorage) and sent only to this server. An admin creates tokens with ",
+      h("code", null, "ccat token create --account NAME --role ROLE"),
+      "."
+    ),
+    h("div", { class: "actions" }, submit)
+  )
+  replace(
+    main,
+    h("section", { class: "card signin", "aria-labelledby": "signin-title" }, h("h1", { id: "signin-title" }, "Sign in"), status, form)
+  )
   input.focus()
 }

@@ -42,7 +42,9 @@ export const render = async (ctx) => {
         const moved = inside.filter((t) => t.status === "completed").reduce((n, t) => n + t.bytesTransferred, 0)
         const bad = inside.filter((t) => t.status === "failed").length
         buckets.push({
-          label: clock(b), value: moved, failed: bad > 0 && moved === 0,
+          label: clock(b),
+          value: moved,
+          failed: bad > 0 && moved === 0,
           tip: `${clock(b)} UTC: ${F.bytes(moved)} in ${inside.length - bad} transfer(s)${bad > 0 ? `, ${bad} failed` : ""}`
         })
       }
@@ -51,7 +53,8 @@ export const render = async (ctx) => {
     const pairs = new Map()
     for (const t of finished) {
       const key = `${t.fromLocationId}>${t.toLocationId}`
-      const p = pairs.get(key) ?? { from: nameOf(locations, t.fromLocationId), to: nameOf(locations, t.toLocationId), n: 0, bytes: 0, ms: 0, failed: 0 }
+      const p = pairs.get(key) ??
+        { from: nameOf(locations, t.fromLocationId), to: nameOf(locations, t.toLocationId), n: 0, bytes: 0, ms: 0, failed: 0 }
       if (t.status === "completed") {
         p.n++
         p.bytes += t.bytesTransferred
@@ -59,31 +62,57 @@ export const render = async (ctx) => {
       } else p.failed++
       pairs.set(key, p)
     }
-    replace(body,
-      h("p", null, `${F.count(done.length)} completed and ${F.count(failed.length)} failed attempts; ${F.bytes(done.reduce((n, t) => n + t.bytesTransferred, 0))} moved. Bars are ${F.duration(bucket)} wide, UTC.`),
-      h("figure", null,
+    replace(
+      body,
+      h(
+        "p",
+        null,
+        `${F.count(done.length)} completed and ${F.count(failed.length)} failed attempts; ${
+          F.bytes(done.reduce((n, t) => n + t.bytesTransferred, 0))
+        } moved. Bars are ${F.duration(bucket)} wide, UTC.`
+      ),
+      h(
+        "figure",
+        null,
         bars({ title: "Bytes moved per time bucket", bars: buckets, format: F.bytes }),
-        h("figcaption", { class: "legend" }, "Bytes moved by completed transfers per bucket; red: only failed attempts in the bucket. Hover a bar for figures.")),
-      h("figure", null,
+        h(
+          "figcaption",
+          { class: "legend" },
+          "Bytes moved by completed transfers per bucket; red: only failed attempts in the bucket. Hover a bar for figures."
+        )
+      ),
+      h(
+        "figure",
+        null,
         scatter({
           title: "Throughput of each completed attempt",
           points: done.filter((t) => t.throughputBytesPerSecond !== null).map((t) => ({
-            t: Date.parse(t.finishedAt), value: t.throughputBytesPerSecond,
-            tip: `${F.time(t.finishedAt)}: ${F.rate(t.throughputBytesPerSecond)}, ${F.bytes(t.bytesTransferred)} in ${F.duration(t.durationMs)} (${t.adapter})`
+            t: Date.parse(t.finishedAt),
+            value: t.throughputBytesPerSecond,
+            tip: `${F.time(t.finishedAt)}: ${F.rate(t.throughputBytesPerSecond)}, ${F.bytes(t.bytesTransferred)} in ${
+              F.duration(t.durationMs)
+            } (${t.adapter})`
           })),
           format: F.rate,
           formatTime: (t) => `${clock(t)} UTC`
         }),
-        h("figcaption", { class: "legend" }, "Throughput of each completed attempt (bytes over its own duration).")),
+        h("figcaption", { class: "legend" }, "Throughput of each completed attempt (bytes over its own duration).")
+      ),
       h("h2", null, "By pair of locations"),
-      table("Transfers per pair of locations", [
-        { header: "From", cell: (p) => p.from },
-        { header: "To", cell: (p) => p.to },
-        { header: "Completed", numeric: true, cell: (p) => F.count(p.n) },
-        { header: "Bytes", numeric: true, cell: (p) => F.bytes(p.bytes) },
-        { header: "Throughput while busy", numeric: true, cell: (p) => (p.ms > 0 ? F.rate((p.bytes * 1000) / p.ms) : "-") },
-        { header: "Failed", numeric: true, cell: (p) => F.count(p.failed) }
-      ], [...pairs.values()], "Nothing has moved yet."))
+      table(
+        "Transfers per pair of locations",
+        [
+          { header: "From", cell: (p) => p.from },
+          { header: "To", cell: (p) => p.to },
+          { header: "Completed", numeric: true, cell: (p) => F.count(p.n) },
+          { header: "Bytes", numeric: true, cell: (p) => F.bytes(p.bytes) },
+          { header: "Throughput while busy", numeric: true, cell: (p) => (p.ms > 0 ? F.rate((p.bytes * 1000) / p.ms) : "-") },
+          { header: "Failed", numeric: true, cell: (p) => F.count(p.failed) }
+        ],
+        [...pairs.values()],
+        "Nothing has moved yet."
+      )
+    )
   }
   try {
     await load()
