@@ -220,7 +220,7 @@ describe("transfer failures over rsync into S3, as the operator sees them", () =
         const waiting = Effect.map(
           sql<{ n: number }>`
           select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock' and query like '%from physical_copy where id = $1 for share%'`,
+          where datname = current_database() and wait_event_type = 'Lock' and query like '%from physical_copy where id = % for share%'`,
           (r) => r[0].n === 1
         )
         const deadline = Date.now() + 30_000
