@@ -202,7 +202,7 @@ describe("lists and planners at scale", () => {
           yield* show(path, plans)
           found.push(...violations(path, plans, countsOverCatalog.has(path) ? Infinity : token === scientist ? scopedPageBound : pageBound))
         }
-        assert.deepStrictEqual(found, [])
+        assert.deepStrictEqual(found, [], found.join("\n"))
       }))
 
     it.effect("every stage's planner tick at each site touches rows bounded by the live work", () =>
@@ -217,7 +217,7 @@ describe("lists and planners at scale", () => {
             found.push(...violations(`${site}.${stage.name}`, plans, plannerBound))
           }
         }
-        assert.deepStrictEqual(found, [])
+        assert.deepStrictEqual(found, [], found.join("\n"))
       }))
 
     it.effect("a cleanup tick after one that judged everything touches rows bounded by what changed", () =>
@@ -237,7 +237,7 @@ describe("lists and planners at scale", () => {
           yield* show(`${site}.cleanup (changed)`, plans)
           found.push(...violations(`${site}.cleanup (changed)`, plans, cleanupChangedBound))
         }
-        assert.deepStrictEqual(found, [])
+        assert.deepStrictEqual(found, [], found.join("\n"))
       }))
   })
 })
