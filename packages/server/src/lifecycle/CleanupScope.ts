@@ -8,7 +8,7 @@
  * - time: a package's `archived_at` plus a location's minimum age passes (the packages stamped
  *   in that window, per location);
  * - a transfer or a bundle that held a buffer copy ends (transfers and bundles updated since);
- * - a staging request is released, expires or ends (its PROCESSING location's staged copies);
+ * - a staging request is released, expires or ends (the copies it staged, at its PROCESSING location);
  * - a copy appears at a location after its package was archived (copies created since), or
  *   waits as DELETION_POSSIBLE.
  *
@@ -112,6 +112,13 @@ const changedSince = (site: string, since: Date, now: Date) =>
             union select m.data_transfer_package_id from data_transfer_package_member m where m.raw_data_package_id = any(s.due)
           ) as bundles
         from sets s),
+      -- the items of the staging requests released, expired or ended since: their staged copies
+      -- (a request that changed frees only what it held, not every copy at its location)
+      changed_requests as (
+        select r.data_location_id as location_id, i.raw_data_package_id as package_id, i.executed_obs_unit_id as observation_id
+        from loc join staging_request r on r.data_location_id = loc.id join staging_request_item i on i.staging_request_id = r.id
+        where loc.type = 'PROCESSING'
+          and (r.updated_at > ${since} or r.released_at > ${since} or (r.expires_at > ${since} and r.expires_at <= ${now}))),
       cand as (
         select c.id from sets2 s join physical_copy c
           on c.raw_data_file_id = any(array(select f.id from raw_data_file f where f.raw_data_package_id = any(s.due)))
@@ -123,10 +130,14 @@ const changedSince = (site: string, since: Date, now: Date) =>
         select c.id from sets2 s join physical_copy c on c.data_transfer_package_id = any(s.bundles)
         where c.data_location_id = any(s.locations) and c.status <> 'DELETED'
         union
-        select c.id from loc join physical_copy c on c.data_location_id = loc.id and c.status <> 'DELETED'
-        where loc.type = 'PROCESSING' and exists (
-          select 1 from staging_request r where r.data_location_id = loc.id
-            and (r.updated_at > ${since} or r.released_at > ${since} or (r.expires_at > ${since} and r.expires_at <= ${now})))
+        select c.id from changed_requests i join raw_data_file f on f.raw_data_package_id = i.package_id
+          join physical_copy c on c.data_location_id = i.location_id and c.raw_data_file_id = f.id and c.status <> 'DELETED'
+        union
+        select c.id from changed_requests i join raw_data_file f on f.executed_obs_unit_id = i.observation_id
+          join physical_copy c on c.data_location_id = i.location_id and c.raw_data_file_id = f.id and c.status <> 'DELETED'
+        union
+        select c.id from changed_requests i
+          join physical_copy c on c.data_location_id = i.location_id and c.raw_data_package_id = i.package_id and c.status <> 'DELETED'
         union
         select c.id from loc join physical_copy c on c.data_location_id = loc.id and c.created_at > ${since} and c.status <> 'DELETED'
         union
