@@ -205,6 +205,40 @@ describe("ArchiveWriter and PackageWriter", () => {
     )
   }
 
+  it.scoped("a corrupt last member fails the archive even when its worker has not caught up by the archive's end", () =>
+    Effect.gen(function* () {
+      // Small members on a worker forced to start for this archive: this thread publishes them and
+      // reaches the end-of-archive blocks long before the new thread has hashed anything, so the
+      // end must wait for the verdict rather than ask whether it is in yet.
+      for (let round = 0; round < 5; round++) {
+        const dir = yield* tempDir
+        const files = yield* writeFiles(dir, [["a.dat", 3000], ["b.dat", 5000]])
+        const manifest = new PackageManifest.PackageManifest({
+          version: PackageManifest.formatVersion,
+          packageId: randomUUID() as never,
+          executedObsUnitId: randomUUID() as never,
+          instrumentModuleId: randomUUID() as never,
+          files: files.map((f) =>
+            new PackageManifest.PackagedFile({
+              id: randomUUID() as never,
+              relativePath: f.relativePath as never,
+              sizeBytes: f.bytes.length,
+              checksum: sha256(f.bytes)
+            })
+          )
+        })
+        const rotten = Buffer.from(files[1].bytes)
+        rotten[4321] ^= 0x01
+        yield* Effect.promise(() => fs.writeFile(files[1].path, rotten))
+        const exit = yield* Effect.exit(
+          Stream.runDrain(ArchiveWriter.archive({ manifest, body: (i) => PackageFile.stream(files[i].path), mtime: 0, offload: true }))
+        )
+        const fault = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+        assert.instanceOf(fault, ArchiveWriter.MemberFault, `round ${round}`)
+        assert.strictEqual(fault instanceof ArchiveWriter.MemberFault ? `${fault.kind} ${fault.index}` : "", "Corrupt 1")
+      }
+    }))
+
   it.scoped("the verifying worker names the first mismatch for every algorithm, as this thread does", () =>
     Effect.gen(function* () {
       const worker = yield* MemberVerifier.make

@@ -253,14 +253,16 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
       )
     }
 
-    const end = Effect.flatMap(waitFor(verifier.drained()), (): Step => {
+    // suspended: whether the verifier has drained is asked when the last member is written, not
+    // when the stream is built (then nothing is published yet and it would not wait at all)
+    const end: Step = Effect.suspend(() => waitFor(verifier.drained())).pipe(Effect.flatMap((): Step => {
       const m = verifier.mismatch()
       if (m !== undefined) return fail(mismatchFault(m))
       finished = true
       out.zeros(TarFormat.blockSize * 2)
       out.flush()
       return Effect.succeed(Chunk.unsafeFromArray(out.take()))
-    })
+    }))
 
     const step: Step = Effect.suspend((): Step => {
       for (;;) {
