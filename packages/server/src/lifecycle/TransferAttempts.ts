@@ -1,6 +1,6 @@
 /**
- * The transfer stage's route choice and attempt bookkeeping. A bundle goes along the best route
- * whose circuit is not open, to a writable BUFFER with room at the next hop. Every attempt is a
+ * The transfer stage's attempt bookkeeping. A bundle goes along the best route whose circuit is
+ * not open, to a writable BUFFER with room at the next hop (RouteChoice). Every attempt is a
  * DataTransfer row (attempt n linked to n-1), created under the route's lock only while both
  * circuits are closed and the route is below its limit, and closed with its bytes, duration and
  * throughput, or its reason and whether a retry can help. A delivery records the bundle's copy at
@@ -15,11 +15,17 @@ import * as Effect from "effect/Effect"
 import { expedite, JobQueue } from "../engine/JobQueue.js"
 import * as JobStatements from "../engine/JobStatements.js"
 import * as Bundling from "./Bundling.js"
-import * as OneRoundTrip from "./internal/OneRoundTrip.js"
+import type { Started } from "./internal/AttemptChecks.js"
+import { startNew } from "./internal/NewAttempt.js"
+import { takeUpRetry } from "./internal/RetryTakeUp.js"
 import * as Routes from "./Routes.js"
 import * as Sites from "./Sites.js"
 import { queueName } from "./Stage.js"
-import { Storages } from "./Storages.js"
+
+/** The circuit rule in SQL and what an attempt's start came to, as the attempt's checks hold them. */
+export { circuitLetsThroughSql, type Started } from "./internal/AttemptChecks.js"
+/** The route and destination a bundle goes by, or the wait and why. */
+export { choose } from "./internal/RouteChoice.js"
 
 /** The stage's name and queue suffix. */
 export const name = "transfer"
@@ -95,143 +101,6 @@ export const consecutiveFailures = (attempts: ReadonlyArray<Attempt>) => {
 }
 
 /**
- * Picks the first route whose circuit lets work through and a destination BUFFER for it. Every
- * route's circuit, every next hop's buffers with their circuits and fill are read in one
- * statement, whatever the number of routes: each round trip counts from a site far away.
- */
-export const choose = (site: string, routes: ReadonlyArray<Routes.Route>, bytes: number, policy: TransferPolicy.TransferPolicyConfig) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const storages = yield* Storages
-    let waitMs = 30_000
-    const reasons: Array<string> = []
-    const hops = [...new Set(routes.map((r) => r.nextHop))]
-    const rows = routes.length === 0 ? [] : yield* sql<{
-      kind: "route" | "location"
-      n: number
-      hop: string | null
-      location: Sites.Location | null
-      last: TransferPolicy.CircuitFacts["last"]
-      probing: number
-      used: number
-    }>`
-      select 'route' as kind, k.n::int as n, null::text as hop, null::json as location,
-        ${Routes.circuitFactsSql(sql, "route_id", sql`k.id`, policy)}, 0::float8 as used
-      from unnest(${routes.map((r) => r.id)}::uuid[]) with ordinality as k(id, n)
-      union all
-      select 'location' as kind, (row_number() over (order by h.n, l.priority, l.name))::int as n, h.name as hop, ${
-        Sites.locationJson(sql)
-      } as location,
-        ${Routes.circuitFactsSql(sql, "to_location_id", sql`l.id`, policy)},
-        case when l.capacity_bytes is null then 0 else (
-          select coalesce(sum(c.size_bytes), 0)::float8 from physical_copy c where c.data_location_id = l.id and c.status <> 'DELETED') end as used
-      from unnest(${hops}::text[]) with ordinality as h(name, n)
-      join site s on s.name = h.name join data_location l on l.site_id = s.id and l.type = 'BUFFER'
-      order by kind desc, n`
-    const routeCircuits = rows.filter((r) => r.kind === "route").map((r) => TransferPolicy.circuitOf(r, policy))
-    const buffers = rows.filter((r) => r.kind === "location" && r.location !== null && r.location.writable)
-    for (const [i, route] of routes.entries()) {
-      const c = routeCircuits[i]!
-      if (c.state === "open") {
-        waitMs = Math.min(waitMs, c.retryInMs)
-        reasons.push(`route ${route.fromSite}→${route.toSite} (${route.adapter}) open: ${c.reason}`)
-        continue
-      }
-      for (const b of buffers.filter((b) => b.hop === route.nextHop)) {
-        const loc = b.location!
-        if (loc.capacityBytes !== null && b.used + bytes > loc.capacityBytes) continue
-        const lc = TransferPolicy.circuitOf(b, policy)
-        if (lc.state === "open") {
-          waitMs = Math.min(waitMs, lc.retryInMs)
-          reasons.push(`location ${loc.name} open: ${lc.reason}`)
-          continue
-        }
-        if (storages.rootOf(loc) === undefined) continue
-        return { route, destination: loc, waitMs, why: "" }
-      }
-      reasons.push(`no writable BUFFER with room at ${route.nextHop}`)
-    }
-    return { route: undefined, destination: undefined, waitMs, why: reasons.join("; ") || `no route leaves ${site} towards an archive` }
-  })
-
-/** What the checks under the route's lock found. */
-interface Checks {
-  readonly copy: string | null
-  readonly routeLast: TransferPolicy.CircuitFacts["last"]
-  readonly routeProbing: number
-  readonly toLast: TransferPolicy.CircuitFacts["last"]
-  readonly toProbing: number
-  readonly running: number
-  readonly open: number
-}
-
-/**
- * The checks made under the route's lock, as CTEs ending in `checks` (one row): the copy (locked
- * for share), both circuits' facts, the route's running transfers and the bundle's open attempts
- * other than `retryId`.
- */
-const checksSql = (
-  sql: SqlClient.SqlClient,
-  bundleId: string,
-  routeId: string,
-  sourceId: string,
-  toId: string,
-  retryId: string | undefined,
-  policy: TransferPolicy.TransferPolicyConfig
-) => sql`
-  copy as (select status::text as status from physical_copy where id = ${sourceId} for share),
-  route_circuit as (select ${Routes.circuitFactsSql(sql, "route_id", sql`${routeId}::uuid`, policy)}),
-  to_circuit as (select ${Routes.circuitFactsSql(sql, "to_location_id", sql`${toId}::uuid`, policy)}),
-  checks as (
-    select (select status from copy) as copy,
-      rc.last as route_last, rc.probing as route_probing, tc.last as to_last, tc.probing as to_probing,
-      (select count(*)::int from data_transfer where route_id = ${routeId}::uuid and status in ('scheduled', 'in_progress')) as running,
-      (select count(*)::int from data_transfer
-       where data_transfer_package_id = ${bundleId}::uuid and status in ('pending', 'scheduled', 'in_progress')
-         and id <> ${retryId ?? "00000000-0000-0000-0000-000000000000"}::uuid) as open
-    from route_circuit rc, to_circuit tc)`
-
-/**
- * Whether a circuit with facts `last` (json, newest first) and `probing` lets an attempt through,
- * in SQL: TransferPolicy.circuitOf's rule (closed, or half-open with no probe running), so the
- * statement that checks can also create the attempt. `decided` below holds the two to agreeing.
- */
-export const circuitLetsThroughSql = (
-  sql: SqlClient.SqlClient,
-  last: string,
-  probing: string,
-  policy: TransferPolicy.TransferPolicyConfig
-) => sql`(
-  json_array_length(${sql.literal(last)}) < ${policy.breakerThreshold}::int
-  or exists (select 1 from json_array_elements(${sql.literal(last)}) e where e->>'status' <> 'failed')
-  or (${policy.breakerCoolDownMs}::float8 - (${sql.literal(last)}->0->>'sinceMs')::float8 <= 0 and ${sql.literal(probing)} = 0))`
-
-/** What `startAttempt` did: an attempt started, a wait and why, or why the bundle cannot be sent from this copy. */
-export type Started =
-  | { readonly attempt: { readonly id: Ids.DataTransferId; readonly attempt: number } }
-  | { readonly attempt?: undefined; readonly wait: number; readonly why: string }
-  | { readonly gone: string }
-
-/** What the checks allow: an attempt (`go`), a wait and why, or that the copy cannot be sent from. */
-const decided = (
-  site: string,
-  route: Routes.Route,
-  checks: Checks,
-  policy: TransferPolicy.TransferPolicyConfig
-): Exclude<Started, { readonly attempt: object }> | { readonly go: true } => {
-  if (checks.copy !== "PRESENT") return { gone: `its copy at ${site} is ${checks.copy ?? "gone"}` } as const
-  for (const facts of [{ last: checks.routeLast, probing: checks.routeProbing }, { last: checks.toLast, probing: checks.toProbing }]) {
-    const c = TransferPolicy.circuitOf(facts, policy)
-    if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
-  }
-  if (checks.running >= route.maxConcurrentTransfers) {
-    return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
-  }
-  if (checks.open > 0) return { wait: 5_000, why: "another worker is moving it" } as const
-  return { go: true } as const
-}
-
-/**
  * Creates the next attempt under the route's lock, after checking again that neither circuit is
  * open (one probe at a time) and the route is below its limit; returns the attempt, or how long
  * to wait, or why the bundle cannot be sent from this copy at all. An operator's retry made the
@@ -260,141 +129,6 @@ export const startAttempt = (
   retry !== undefined
     ? takeUpRetry(site, bundle, route, source, to, policy, retry)
     : startNew(site, bundle, route, source, to, previous, policy)
-
-/** A new attempt, created scheduled and started with its three events, in one round trip under the route's lock. */
-const startNew = (
-  site: string,
-  bundle: Bundle,
-  route: Routes.Route,
-  source: { readonly id: string; readonly locationId: string },
-  to: Sites.Location,
-  previous: Attempt | undefined,
-  policy: TransferPolicy.TransferPolicyConfig
-) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const actor = `worker:${site}`
-    const [, rows] = yield* OneRoundTrip.run(sql, [
-      sql`select pg_advisory_xact_lock(hashtext(${Routes.routeLockKey(route.id)}))`,
-      sql`
-        with ${checksSql(sql, bundle.id, route.id, source.id, to.id, undefined, policy)},
-        attempt as (
-          insert into data_transfer (data_transfer_package_id, route_id, from_location_id, to_location_id, previous_attempt_id, attempt, adapter, status, started_at)
-          select ${bundle.id}::uuid, ${route.id}::uuid, ${source.locationId}::uuid, ${to.id}::uuid, ${previous?.id ?? null}::uuid,
-                 ${(previous?.attempt ?? 0) + 1}::int, ${route.adapter}::text, 'in_progress', now()
-          from checks c
-          where c.copy = 'PRESENT' and c.running < ${route.maxConcurrentTransfers}::int and c.open = 0
-            and ${circuitLetsThroughSql(sql, "c.route_last", "c.route_probing", policy)}
-            and ${circuitLetsThroughSql(sql, "c.to_last", "c.to_probing", policy)}
-          returning id, attempt),
-        steps as (
-          select a.id, s.from_state, s.to_state from attempt a
-          cross join (values (1, null::text, 'pending'), (2, 'pending', 'scheduled'), (3, 'scheduled', 'in_progress')) as s(n, from_state, to_state)
-          order by s.n),
-        logged as (${
-          EventLog.appendFrom(sql, {
-            kind: "DataTransfer",
-            rows: "steps",
-            from: { column: "from_state" },
-            to: { column: "to_state" },
-            actor
-          })
-        })
-        select c.copy, c.route_last, c.route_probing, c.to_last, c.to_probing, c.running, c.open, a.id::text as attempt_id, a.attempt
-        from checks c left join attempt a on true`
-    ])
-    const row = rows![0]! as {
-      copy: string | null
-      route_last: Checks["routeLast"]
-      route_probing: number
-      to_last: Checks["toLast"]
-      to_probing: number
-      running: number
-      open: number
-      attempt_id: string | null
-      attempt: number | null
-    }
-    const verdict = decided(site, route, {
-      copy: row.copy,
-      routeLast: row.route_last,
-      routeProbing: row.route_probing,
-      toLast: row.to_last,
-      toProbing: row.to_probing,
-      running: row.running,
-      open: row.open
-    }, policy)
-    if (row.attempt_id !== null) {
-      // the statement's rule and circuitOf's must agree; an attempt made anyway is taken, and said
-      if (!("go" in verdict)) {
-        yield* Effect.logWarning(`bundle ${bundle.id}: attempt created although ${"gone" in verdict ? verdict.gone : verdict.why}`)
-      }
-      return { attempt: { id: row.attempt_id as Ids.DataTransferId, attempt: row.attempt! } } as const
-    }
-    if ("go" in verdict) return { wait: 1_000, why: "the checks allowed no attempt this time" } as const
-    return verdict
-  })
-
-/** An operator's retry attempt (`pending`) taken up with the route and destination chosen now, in a transaction under the route's lock. */
-const takeUpRetry = (
-  site: string,
-  bundle: Bundle,
-  route: Routes.Route,
-  source: { readonly id: string; readonly locationId: string },
-  to: Sites.Location,
-  policy: TransferPolicy.TransferPolicyConfig,
-  retry: Attempt
-) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql.withTransaction(
-      Effect.gen(function* () {
-        yield* Routes.lockRoute(route.id)
-        const [checks] = yield* sql<Checks>`with ${
-          checksSql(sql, bundle.id, route.id, source.id, to.id, retry.id, policy)
-        } select * from checks`
-        const verdict = decided(site, route, checks!, policy)
-        if ("gone" in verdict) {
-          // The operator's attempt cannot run from here: it ends failed rather than pending for ever.
-          yield* Transitions.transition({
-            entity: "DataTransfer",
-            id: retry.id,
-            from: "pending",
-            to: "failed",
-            actor: `worker:${site}`,
-            set: {
-              errorReason: "SourceMissing",
-              errorMessage: `the bundle cannot be sent: ${verdict.gone}`,
-              retryable: false,
-              finishedAt: new Date()
-            }
-          })
-          return verdict
-        }
-        if (!("go" in verdict)) return verdict
-        const actor = `worker:${site}`
-        const taken = yield* sql<{ id: Ids.DataTransferId; attempt: number }>`
-          update data_transfer set route_id = ${route.id}, from_location_id = ${source.locationId}, to_location_id = ${to.id},
-            adapter = ${route.adapter}, updated_at = now()
-          where id = ${retry.id} and status = 'pending' returning id, attempt`
-        if (taken.length === 0) return { wait: 1_000, why: "the operator's retry attempt moved on meanwhile" } as const
-        yield* Transitions.transition({
-          entity: "DataTransfer",
-          id: retry.id,
-          from: "pending",
-          to: "scheduled",
-          actor,
-          details: { retry: "operator's attempt taken up" }
-        })
-        yield* Transitions.transition({
-          entity: "DataTransfer",
-          id: retry.id,
-          from: "scheduled",
-          to: "in_progress",
-          actor,
-          set: { startedAt: new Date() }
-        })
-        return { attempt: taken[0]! } as const
-      })
-    ))
 
 /** The delivery: attempt completed, the bundle's copy at the destination, arrival enqueued. */
 export const delivered = (
