@@ -77,11 +77,43 @@ export const reasonOfErrno = (cause: unknown, side: "source" | "destination"): T
 const errnoError = (adapter: string, cause: unknown, side: "source" | "destination") =>
   TransferError.make(adapter, reasonOfErrno(cause, side), cause instanceof Error ? cause.message : String(cause), { cause })
 
-/** Runs a shell script on the endpoint's host; exit 3 means "the path does not exist". */
-export const remote = (adapter: string, endpoint: TransferEndpoint.Ssh, script: string, ssh = "ssh") =>
-  TransferProcess.run({ command: ssh, args: [...sshArgs(endpoint), endpoint.host, script] }).pipe(
+/** The most a remote call returns unless its caller says otherwise: 64 Mi characters, a checksum list of about 300,000 files. */
+export const defaultMaxOutput = 64 * 1024 * 1024
+
+/** How much a remote call may return. */
+export interface RemoteOptions {
+  /**
+   * The most characters of standard output the call returns whole (default `defaultMaxOutput`).
+   * A command that prints more fails the call with `InvalidRequest` naming the limit: its output
+   * is never cut, since a cut checksum list would read as missing files.
+   */
+  readonly maxOutput?: number
+}
+
+/**
+ * Runs a shell script on the endpoint's host and returns its whole standard output, at most
+ * `options.maxOutput` characters; exit 3 means "the path does not exist".
+ */
+export const remote = (adapter: string, endpoint: TransferEndpoint.Ssh, script: string, ssh = "ssh", options: RemoteOptions = {}) => {
+  const maxOutput = options.maxOutput ?? defaultMaxOutput
+  if (!Number.isSafeInteger(maxOutput) || maxOutput < 0) {
+    return Effect.fail(TransferError.make(adapter, "InvalidRequest", `maxOutput must be a whole number of characters, got ${maxOutput}`))
+  }
+  // one character more than allowed is kept, so output over the limit shows as such instead of as a cut tail
+  return TransferProcess.run({ command: ssh, args: [...sshArgs(endpoint), endpoint.host, script], keep: maxOutput + 1 }).pipe(
     Effect.mapError((e) => TransferError.make(adapter, e.missing ? "ToolMissing" : "Unknown", e.message, { cause: e })),
     Effect.flatMap((o) => {
+      if (o.exitCode === 0 && o.stdout.length > maxOutput) {
+        return Effect.fail(
+          TransferError.make(
+            adapter,
+            "InvalidRequest",
+            `${
+              TransferEndpoint_format(endpoint)
+            }: the remote command printed more than ${maxOutput} characters, the most this call takes (maxOutput)`
+          )
+        )
+      }
       if (o.exitCode === 0) return Effect.succeed(o.stdout)
       if (o.exitCode === 4) {
         return Effect.fail(
@@ -111,6 +143,7 @@ export const remote = (adapter: string, endpoint: TransferEndpoint.Ssh, script: 
       return Effect.fail(TransferError.make(adapter, reason, detail, { exitCode: o.exitCode ?? undefined }))
     })
   )
+}
 
 const TransferEndpoint_format = (e: TransferEndpoint.Ssh) => `${e.host}:${e.path}`
 const q = TransferProcess.shellQuote
@@ -131,8 +164,17 @@ export const walk = async (root: string): Promise<Array<{ readonly rel: string; 
   return out
 }
 
-/** Total bytes and file count at an endpoint; a missing endpoint fails with `SourceNotFound`. */
-export const size = (adapter: string, endpoint: TransferEndpoint.Endpoint, kind: TransferAdapter.Kind, ssh = "ssh") =>
+/**
+ * Total bytes and file count at an endpoint; a missing endpoint fails with `SourceNotFound`.
+ * Remotely it reads one line per file, within `options.maxOutput`.
+ */
+export const size = (
+  adapter: string,
+  endpoint: TransferEndpoint.Endpoint,
+  kind: TransferAdapter.Kind,
+  ssh = "ssh",
+  options: RemoteOptions = {}
+) =>
   (endpoint._tag === "Local"
     ? Effect.tryPromise({ try: () => walk(endpoint.path), catch: (e) => errnoError(adapter, e, "source") }).pipe(
       Effect.filterOrFail(
@@ -147,7 +189,8 @@ export const size = (adapter: string, endpoint: TransferEndpoint.Endpoint, kind:
       `test -e ${q(endpoint.path)} || exit 3; test ${kind === "directory" ? "-d" : "-f"} ${q(endpoint.path)} || exit 4; find ${
         q(endpoint.path)
       } -type f -printf '%s\\n'`,
-      ssh
+      ssh,
+      options
     ).pipe(
       Effect.map((out) => {
         const sizes = out.split("\n").filter((l) => l !== "").map(Number)
@@ -194,13 +237,14 @@ export const manifestScript = (p: string, kind: TransferAdapter.Kind, algorithm:
       q(p)
     } 2>/dev/null || exit 3; find . -type f -printf 'S %s %P\\n' && find . -type f -print0 | xargs -0 -r openssl dgst -${algorithm} -r`
 
-/** Checksums of every regular file at an endpoint. */
+/** Checksums of every regular file at an endpoint; remotely the whole list, within `options.maxOutput`. */
 export const manifest = (
   adapter: string,
   endpoint: TransferEndpoint.Endpoint,
   kind: TransferAdapter.Kind,
   algorithm: Checksum.Algorithm,
-  ssh = "ssh"
+  ssh = "ssh",
+  options: RemoteOptions = {}
 ) =>
   (endpoint._tag === "Local"
     ? Effect.tryPromise({
@@ -223,7 +267,8 @@ export const manifest = (
       adapter,
       endpoint,
       manifestScript(endpoint.path, kind, algorithm),
-      ssh
+      ssh,
+      options
     ).pipe(Effect.map((out) => parseRemoteManifest(out, algorithm, kind)))).pipe(
       Effect.withSpan("TransferHost.manifest", { attributes: { path: endpoint.path } })
     )
