@@ -19,6 +19,10 @@ export interface Sql {
   readonly geometry?: Geometry
   /** CONTAINS or INTERSECTS as a condition, for comparisons with 1 or 0 (`sql` is it as 1, 0 or null). */
   readonly predicate?: string
+  /** A bounding test the positional index serves, implied by `predicate` (`AdqlIndex`). */
+  readonly bound?: string
+  /** For a DISTANCE from the row's position: the point it is measured to (`AdqlIndex`). */
+  readonly near?: { readonly ra: string; readonly dec: string }
 }
 
 /** How a function is translated: its arity, argument kinds and result. */
@@ -115,6 +119,5 @@ export const functions: ReadonlyMap<string, FunctionSpec> = new Map<string, Func
 
 /** Functions of ADQL this service does not translate, with why. */
 export const unsupportedFunctions: ReadonlyMap<string, string> = new Map([
-  ["REGION", "REGION is not supported (ADQL 2.1 removed it): write the region as CIRCLE, BOX or POLYGON"],
-  ["CENTROID", "CENTROID is not supported: a CIRCLE's or s_region's centre is its own POINT (s_ra, s_dec for the archive's rows)"]
+  ["REGION", "REGION is not supported (ADQL 2.1 removed it): write the region as CIRCLE, BOX or POLYGON"]
 ])

@@ -7,9 +7,15 @@
  */
 import * as Either from "effect/Either"
 import { type Condition, type Expr, type Identifier, type Query, AdqlError } from "./Adql.js"
-import * as AdqlGeometry from "./AdqlGeometry.js"
+import { type Field, fieldOf, valueSql } from "./AdqlFields.js"
+import { accessSql, sourceSql } from "./AdqlFrom.js"
 import { type Kind, type Sql, distanceSql, functions, unsupportedFunctions } from "./AdqlFunctions.js"
+import * as AdqlGeometry from "./AdqlGeometry.js"
+import * as AdqlIndex from "./AdqlIndex.js"
+import * as SphereGeometry from "./SphereGeometry.js"
 import * as TapSchema from "./TapSchema.js"
+
+export type { Field } from "./AdqlFields.js"
 
 /** Which ObsCore rows the caller may see, besides public ones. */
 export type Access =
@@ -17,18 +23,6 @@ export type Access =
   | { readonly kind: "public" }
   | { readonly kind: "programs"; readonly ids: ReadonlyArray<string> }
   | { readonly kind: "instruments"; readonly ids: ReadonlyArray<string> }
-
-/** One column of the result, as VOTable FIELD and CSV header describe it. */
-export interface Field {
-  readonly name: string
-  readonly datatype: "char" | "short" | "int" | "long" | "double"
-  readonly arraysize?: string
-  readonly xtype?: string
-  readonly unit?: string
-  readonly ucd?: string
-  readonly utype?: string
-  readonly description?: string
-}
 
 /** A query ready to run. */
 export interface Translation {
@@ -53,11 +47,13 @@ const same = (written: Identifier, actual: string) => (written.delimited ? writt
 
 class Translator {
   readonly params: Array<unknown> = []
+  readonly casts: Array<string> = []
   readonly aliases = new Map<string, number>()
   constructor(readonly table: TapSchema.Table, readonly alias: Identifier | null) {}
 
   bind(value: unknown, cast: string): string {
     this.params.push(value)
+    this.casts.push(cast)
     return `$${this.params.length}::${cast}`
   }
 
@@ -96,6 +92,9 @@ class Translator {
         return { sql: "null", kind: "null", aggregate: false }
       case "col": {
         const column = this.column(e.parts)
+        if (this.table === TapSchema.obscore && column.name === "s_region") {
+          return { sql: "", kind: "circle", aggregate: false, column, geometry: AdqlGeometry.rowRegion }
+        }
         return { sql: `t.${quote(column.name)}`, kind: column.datatype === "char" ? "str" : "num", aggregate: false, column }
       }
       case "unary": {
@@ -112,6 +111,11 @@ class Translator {
       case "func":
         return this.func(e, allowAggregate)
     }
+  }
+
+  // An expression's SQL as a value: a region as its DALI text.
+  value(s: Sql): string {
+    return s.geometry === undefined ? s.sql : valueSql(s.geometry, this.geo.bind)
   }
 
   need(s: Sql, kind: Kind, what: string): Sql {
@@ -137,11 +141,18 @@ class Translator {
           Extract<AdqlGeometry.Geometry, { shape: "point" }>,
           Extract<AdqlGeometry.Geometry, { shape: "point" }>
         ]
-        return { sql: distanceSql(a.ra, a.dec, b.ra, b.dec), kind: "num", aggregate: false, func: "distance" }
+        const near = AdqlIndex.distanceFrom(a, b)
+        return { sql: distanceSql(a.ra, a.dec, b.ra, b.dec), kind: "num", aggregate: false, func: "distance", ...(near && { near }) }
       }
       if (args.length === 4) {
-        args.forEach((a) => this.need(a, "num", "DISTANCE(ra1, dec1, ra2, dec2) takes numbers"))
-        return { sql: distanceSql(args[0]!.sql, args[1]!.sql, args[2]!.sql, args[3]!.sql), kind: "num", aggregate: false, func: "distance" }
+        const [ra1, dec1, ra2, dec2] = args.map((a) => this.need(a, "num", "DISTANCE(ra1, dec1, ra2, dec2) takes numbers").sql) as [
+          string,
+          string,
+          string,
+          string
+        ]
+        const near = AdqlIndex.distanceFrom({ shape: "point", ra: ra1, dec: dec1 }, { shape: "point", ra: ra2, dec: dec2 })
+        return { sql: distanceSql(ra1, dec1, ra2, dec2), kind: "num", aggregate: false, func: "distance", ...(near && { near }) }
       }
       fail("DISTANCE takes two POINTs or four numbers (ra1, dec1, ra2, dec2), in degrees")
     }
@@ -173,9 +184,8 @@ class Translator {
     }
     const args = e.args.map((a) => (spec!.aggregate ? inner(a) : this.expr(a, allowAggregate)))
     if (spec!.args !== "null") args.forEach((a) => this.need(a, spec!.args, `${name} takes ${describe(spec!.args)}`))
-    else args.forEach((a) => a.geometry !== undefined ? fail(`${name} does not take a geometry`) : undefined)
     return {
-      sql: spec!.render(args.map((a) => a.sql), e.distinct),
+      sql: spec!.render(args.map((a) => this.value(a)), e.distinct),
       kind: spec!.result,
       aggregate: spec!.aggregate === true || args.some((a) => a.aggregate),
       func: name.toLowerCase()
@@ -207,7 +217,17 @@ class Translator {
       if (e.args.length !== 2) fail(`${name} takes two regions: ${name}(POINT(...), CIRCLE(...)), ${name}(s_region, POLYGON(...)), ...`)
       const [a, b] = e.args.map(this.geo.geometry) as [AdqlGeometry.Geometry, AdqlGeometry.Geometry]
       const predicate = AdqlGeometry.predicate(this.geo, name, a, b)
-      return { sql: `(${predicate})::integer`, kind: "num", aggregate: false, func, predicate }
+      const bound = AdqlIndex.regionBound(a, b, this.geo.bind)
+      return { sql: `(${predicate})::integer`, kind: "num", aggregate: false, func, predicate, ...(bound && { bound }) }
+    }
+    if (name === "CENTROID") {
+      if (e.args.length !== 1) fail("CENTROID takes one region")
+      const g = this.geo.geometry(e.args[0]!)
+      const c = g.shape === "polygon" ? SphereGeometry.centroid(g.polygon) : undefined
+      const geometry: AdqlGeometry.Geometry = g.shape !== "polygon"
+        ? { shape: "point", ra: g.ra, dec: g.dec }
+        : { shape: "point", ra: this.bind(c!.ra, "double precision"), dec: this.bind(c!.dec, "double precision") }
+      return { sql: "", kind: "point", aggregate: false, func, geometry }
     }
     if (name === "AREA" || name === "COORD1" || name === "COORD2" || name === "COORDSYS") {
       if (e.args.length !== 1) fail(`${name} takes one ${name === "AREA" || name === "COORDSYS" ? "region" : "POINT"}`)
@@ -221,11 +241,12 @@ class Translator {
     return undefined
   }
 
-  cond(c: Condition, allowAggregate: boolean): string {
+  // `positive`: whether the condition must be true for a row to be selected (under no NOT, or two)
+  cond(c: Condition, allowAggregate: boolean, positive = true): string {
     const scalar = (e: Expr) => {
       const s = this.expr(e, allowAggregate)
       if (s.geometry !== undefined) {
-        fail(`${s.kind.toUpperCase()} is only usable inside CONTAINS, INTERSECTS, DISTANCE, AREA, COORD1 or COORD2`)
+        fail(`${s.kind.toUpperCase()} is only usable inside CONTAINS, INTERSECTS, DISTANCE, AREA, CENTROID, COORD1 or COORD2, or selected`)
       }
       return s
     }
@@ -235,9 +256,9 @@ class Translator {
     switch (c.type) {
       case "and":
       case "or":
-        return `(${this.cond(c.left, allowAggregate)} ${c.type} ${this.cond(c.right, allowAggregate)})`
+        return `(${this.cond(c.left, allowAggregate, positive)} ${c.type} ${this.cond(c.right, allowAggregate, positive)})`
       case "not":
-        return `(not ${this.cond(c.cond, allowAggregate)})`
+        return `(not ${this.cond(c.cond, allowAggregate, !positive)})`
       case "cmp": {
         const isPredicate = (e: Expr) => e.type === "func" && (e.name === "CONTAINS" || e.name === "INTERSECTS")
         if (isPredicate(c.left) || isPredicate(c.right)) {
@@ -245,12 +266,14 @@ class Translator {
           const flag = other.type === "num" && other.integer ? Number(other.text) : NaN
           const fname = (geoExpr as Extract<Expr, { type: "func" }>).name
           if ((flag !== 0 && flag !== 1) || (c.op !== "=" && c.op !== "<>")) fail(`compare ${fname}(...) with = 1 (true) or = 0 (false)`)
-          const predicate = this.expr(geoExpr, false).predicate!
-          return (flag === 1) === (c.op === "=") ? predicate : `(not ${predicate})`
+          const { predicate, bound } = this.expr(geoExpr, false)
+          if ((flag === 1) !== (c.op === "=")) return `(not ${predicate})`
+          return positive && bound !== undefined ? `(${bound} and ${predicate})` : predicate!
         }
         const [l, r] = [scalar(c.left), scalar(c.right)]
         comparable(l, r, c.op)
-        return `(${l.sql} ${c.op} ${r.sql})`
+        const bound = positive ? AdqlIndex.distanceBound(l, c.op, r) : undefined
+        return `(${bound === undefined ? "" : `${bound} and `}${l.sql} ${c.op} ${r.sql})`
       }
       case "between": {
         const [e, low, high] = [scalar(c.expr), scalar(c.low), scalar(c.high)]
@@ -279,52 +302,6 @@ class Translator {
 const describe = (kind: Kind) =>
   ({ num: "a number", str: "a string", null: "NULL", point: "a POINT", circle: "a CIRCLE", polygon: "a POLYGON" })[kind]
 
-const accessSql = (t: Translator, access: Access): string => {
-  switch (access.kind) {
-    case "all":
-      return "true"
-    case "public":
-      return `t."ccat_public_from" <= now()`
-    case "programs":
-      return `(t."ccat_public_from" <= now() or t."ccat_program_id" = any(${t.bind([...access.ids], "uuid[]")}))`
-    case "instruments":
-      return `(t."ccat_public_from" <= now() or t."ccat_instrument_id" = any(${t.bind([...access.ids], "uuid[]")}))`
-  }
-}
-
-const sourceSql = (t: Translator, table: TapSchema.Table): string => {
-  if (table === TapSchema.obscore) return "ivoa.obscore as t"
-  const cast = (c: TapSchema.Column) => (c.sqlType === "text" ? "text" : "bigint")
-  const names = table.columns.map((c) => quote(c.name)).join(", ")
-  const rows = TapSchema.rowsOf(table)
-  if (rows.length === 0) return `(select ${table.columns.map((c) => `null::${cast(c)} as ${quote(c.name)}`).join(", ")} where false) as t`
-  const values = rows.map((row) => `(${row.map((v, i) => t.bind(v, cast(table.columns[i]!))).join(", ")})`).join(", ")
-  return `(values ${values}) as t(${names})`
-}
-
-const fieldOf = (expr: Expr, s: Sql & { readonly column?: TapSchema.Column; readonly func?: string }, alias: Identifier | null): Field => {
-  const c = s.column
-  const name = alias?.name ?? (c !== undefined && s.func === undefined ? c.name : s.func ?? "expr")
-  if (c !== undefined && (s.func === undefined || s.func === "min" || s.func === "max")) {
-    const plain = s.func === undefined
-    return {
-      name,
-      datatype: c.datatype,
-      ...(c.arraysize === undefined ? {} : { arraysize: c.arraysize }),
-      ...(c.xtype === undefined ? {} : { xtype: c.xtype }),
-      ...(c.unit === undefined ? {} : { unit: c.unit }),
-      ...(plain && c.ucd !== undefined ? { ucd: c.ucd } : {}),
-      ...(plain && c.utype !== undefined ? { utype: c.utype } : {}),
-      ...(plain ? { description: c.description } : {})
-    }
-  }
-  if (s.kind === "str") return { name, datatype: "char", arraysize: "*" }
-  if (s.func === "count") return { name, datatype: "long" }
-  if (s.predicate !== undefined) return { name, datatype: "int" }
-  if (expr.type === "num" && expr.integer) return { name, datatype: "long" }
-  return { name, datatype: "double" }
-}
-
 /** Translates a parsed query for a caller, with MAXREC already bounded by the service's maximum. */
 export const translate = (
   query: Query,
@@ -340,24 +317,19 @@ export const translate = (
       )
     }
     const t = new Translator(table!, query.from.alias)
-    const source = sourceSql(t, table!)
+    const source = sourceSql(t.geo.bind, table!)
     const items: Array<{ sql: string; field: Field }> = []
     for (const item of query.items) {
       if (item.type === "star") {
         if (item.qualifier !== undefined) t.column([item.qualifier, { name: table!.columns[0]!.name, delimited: true }])
         for (const c of table!.columns) {
-          items.push({
-            sql: `t.${quote(c.name)}`,
-            field: fieldOf({ type: "col", parts: [] }, { sql: "", kind: "num", aggregate: false, column: c }, null)
-          })
+          const s = t.expr({ type: "col", parts: [{ name: c.name, delimited: true }] }, false)
+          items.push({ sql: t.value(s), field: fieldOf({ type: "col", parts: [] }, s, undefined) })
         }
         continue
       }
       const s = t.expr(item.expr, true)
-      if (s.geometry !== undefined) {
-        fail(`${s.kind.toUpperCase()} cannot be selected: select s_ra, s_dec and s_region, or DISTANCE(...), AREA(...), COORD1(...)`)
-      }
-      items.push({ sql: s.sql, field: fieldOf(item.expr, s, item.alias) })
+      items.push({ sql: t.value(s), field: fieldOf(item.expr, s, item.alias?.name) })
       if (item.alias !== null) t.aliases.set(item.alias.name, items.length)
     }
     const byAlias = (e: Expr): string | undefined => {
@@ -368,8 +340,10 @@ export const translate = (
       return undefined
     }
     const where = query.where === null ? "" : ` and (${t.cond(query.where, false)})`
-    const access = table!.restricted ? accessSql(t, options.access) : "true"
-    const groupBy = query.groupBy === null ? "" : ` group by ${query.groupBy.map((e) => byAlias(e) ?? t.expr(e, false).sql).join(", ")}`
+    const access = table!.restricted ? accessSql(t.geo.bind, options.access) : "true"
+    const groupBy = query.groupBy === null
+      ? ""
+      : ` group by ${query.groupBy.map((e) => byAlias(e) ?? t.value(t.expr(e, false))).join(", ")}`
     const having = query.having === null ? "" : ` having ${t.cond(query.having, true)}`
     const orderBy = query.orderBy === null ? "" : ` order by ${
       query.orderBy.map((o) => {
@@ -380,14 +354,20 @@ export const translate = (
           }
           return `${n}${o.desc ? " desc" : ""}`
         }
-        return `${byAlias(o.expr) ?? t.expr(o.expr, true).sql}${o.desc ? " desc" : ""}`
+        return `${byAlias(o.expr) ?? t.value(t.expr(o.expr, true))}${o.desc ? " desc" : ""}`
       }).join(", ")
     }`
     if (query.offset !== null && !Number.isSafeInteger(query.offset)) fail("OFFSET is too large")
     const maxrec = Math.min(options.maxrec, query.top ?? Number.POSITIVE_INFINITY)
     const fetch = query.top !== null && query.top <= options.maxrec ? query.top : options.maxrec + 1
-    const text = `select ${query.distinct ? "distinct " : ""}${items.map((i, n) => `${i.sql} as "c${n + 1}"`).join(", ")} from ${source}` +
-      ` where (${access})${where}${groupBy}${having}${orderBy} limit ${fetch}${query.offset === null ? "" : ` offset ${query.offset}`}`
+    const list = items.map((i, n) => `${i.sql} as "c${n + 1}"`).join(", ")
+    const made = [list, source, access, where, groupBy, having, orderBy].join(" ")
+    // a parameter the SQL left out (a CIRCLE's radius under CENTROID, a bound under a NOT) still needs its type
+    const unused = t.casts.map((cast, i) => made.includes(`$${i + 1}::`) ? "" : ` and ($${i + 1}::${cast} is null or true)`).join("")
+    const text = `select ${query.distinct ? "distinct " : ""}${list} from ${source}` +
+      ` where (${access})${where}${unused}${groupBy}${having}${orderBy} limit ${fetch}${
+        query.offset === null ? "" : ` offset ${query.offset}`
+      }`
     return Either.right({ text, params: t.params, fields: items.map((i) => i.field), fetch, maxrec })
   } catch (e) {
     if (e instanceof Fail) return Either.left(new AdqlError({ message: e.message }))

@@ -247,3 +247,18 @@ export const boxCorners = (centre: RaDec, width: number, height: number): Readon
     return { ra: ((Math.atan2(v[1], v[0]) / rad) + 360) % 360, dec: degrees(v) }
   })
 }
+
+/** Whether the vertices run counter-clockwise with east to the right and north up (DALI's order, with ra then dec rising). */
+export const counterClockwise = (p: Polygon): boolean => p.edges.reduce((s, e) => s + e.x1 * e.y2 - e.x2 * e.y1, 0) > 0
+
+/**
+ * The centroid: the direction of the mean of the unit vectors over the polygon's area. That
+ * integral of a region bounded by great-circle arcs is half the sum of each edge's length
+ * (radians) times its unit normal, oriented so it points into the polygon's hemisphere.
+ */
+export const centroid = (p: Polygon): RaDec => {
+  let m: Vec = [0, 0, 0]
+  for (const e of p.edges) m = add(m, e.n, (angle(e.a, e.b) * rad) / 2)
+  const v = unit(dot(m, p.centre) < 0 ? [-m[0], -m[1], -m[2]] : m)
+  return { ra: ((Math.atan2(v[1], v[0]) / rad) + 360) % 360, dec: degrees(v) }
+}

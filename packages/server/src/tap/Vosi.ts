@@ -52,6 +52,7 @@ export const capabilities = (base: string, limits: TapLimits, retention: Duratio
     ],
     ["INTERSECTS", "INTERSECTS(a, b) = 1: CIRCLEs, s_region, BOXes and POLYGONs (not two polygons), or a POINT (as CONTAINS)"],
     ["DISTANCE", "great-circle distance in degrees"],
+    ["CENTROID", "a region's centroid as a POINT: a CIRCLE's centre, a POLYGON's or BOX's centre of area on the sphere"],
     ["AREA", "area in square degrees"],
     ["COORD1", "a POINT's right ascension"],
     ["COORD2", "a POINT's declination"],
