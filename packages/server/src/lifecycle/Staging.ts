@@ -17,43 +17,26 @@
  * naming each bad copy, and the package's `errorMessage` says it too; a read that failed for
  * another reason (an unreachable archive) is retried as before.
  */
-import { type Checksum, EventLog, Ids, StorageError, Transitions } from "@ccat/core"
+import { EventLog, Ids, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import { LifecyclePolicy } from "./Packaging.js"
-import * as CopyCheck from "./CopyCheck.js"
+import { type ArchiveCopy, archiveCopiesOf, type FileRow, NoGoodCopy, noGoodCopyReason, packagesOf } from "./internal/StagingSources.js"
+import { claimStaged, FiledMismatch, unpackPackage } from "./internal/StagingStore.js"
 import * as Sites from "./Sites.js"
 import { queueName, type Stage } from "./Stage.js"
 import * as StagingLayout from "./StagingLayout.js"
 export { type StagedFile, stagedFiles, stagedPaths } from "./StagedFiles.js"
 import { Storages } from "./Storages.js"
-import * as Unpacker from "./Unpacker.js"
+import type * as Unpacker from "./Unpacker.js"
 
 /** The stage's name and queue suffix. */
 export const name = "staging"
 
 const Job = Schema.Struct({ requestId: Ids.StagingRequestId })
-
-interface PackageRow {
-  readonly id: string
-  readonly status: string
-  readonly explicit: boolean
-  readonly relativePath: string
-  readonly sizeBytes: number
-  readonly checksum: string
-  readonly executedObsUnitId: string
-}
-
-interface FileRow {
-  readonly id: string
-  readonly rawDataPackageId: string
-  readonly relativePath: string
-  readonly checksum: string
-}
 
 /** Where a staged file is: its key at the PROCESSING location, stable across requests. */
 export const stagedKey = StagingLayout.stagedKey
@@ -87,62 +70,6 @@ export const plan = Effect.fn("Staging.plan")(function* (site: string) {
   return enqueued + (yield* JobBatch.sendMany(queue, stale.map((r) => ({ data: { requestId: r.id }, singletonKey: r.id }))))
 })
 
-/** The packages a request covers: those it names, and the archived ones of the observations it names. */
-const packagesOf = (requestId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<PackageRow>`
-      select p.id, p.status::text as status, bool_or(i.raw_data_package_id is not null) as explicit, p.relative_path,
-             p.size_bytes, p.checksum, p.executed_obs_unit_id
-      from staging_request_item i
-      -- an observation's raw data: a processed product kept under it is staged by its package's id
-      join raw_data_package p on p.id = i.raw_data_package_id
-        or (i.raw_data_package_id is null and p.executed_obs_unit_id = i.executed_obs_unit_id and p.data_product_id is null)
-      where i.staging_request_id = ${requestId}
-      group by p.id order by p.relative_path`)
-
-/** Verified archive copies of a package, online ones first, then by priority. */
-const archiveCopiesOf = (packageId: string) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const storages = yield* Storages
-    const rows = yield* sql<{ id: string; locationId: string; path: string }>`
-      select c.id, c.data_location_id as location_id, c.path from physical_copy c
-      join data_location l on l.id = c.data_location_id join raw_data_package p on p.id = c.raw_data_package_id
-      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and l.readable and c.status = 'PRESENT'
-        and c.verified_at is not null and c.checksum = p.checksum
-      order by l.priority, l.name`
-    const out = []
-    for (const r of rows) {
-      const location = yield* Sites.location(r.locationId)
-      const storage = yield* storages.of(location)
-      out.push({ id: r.id, location, storage, path: r.path })
-    }
-    return out.sort((a, b) => Number(a.storage.capabilities.nearline) - Number(b.storage.capabilities.nearline))
-  })
-
-type ArchiveCopy = Effect.Effect.Success<ReturnType<typeof archiveCopiesOf>>[number]
-
-/**
- * Why a package has no good archive copy, when it has bad ones: each CORRUPT or MISSING archive
- * copy with what its finder saw; undefined when it has none (it is not archived yet).
- */
-const noGoodCopyReason = (packageId: string) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const bad = yield* sql<{ location: string; status: string; detail: string | null }>`
-      select l.name as location, c.status::text as status,
-        (select e.details->>'detail' from event_log e where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id
-         order by e.id desc limit 1) as detail
-      from physical_copy c join data_location l on l.id = c.data_location_id
-      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status in ('CORRUPT', 'MISSING')
-      order by l.priority, l.name`
-    if (bad.length === 0) return undefined
-    const each = bad.map((b) => `copy at ${b.location} ${b.status}${b.detail === null ? "" : ` (${b.detail})`}`)
-    return `package ${packageId} has no good archive copy left: ${each.join("; ")}`
-  })
-
-/** A package whose every archive copy was found bad: the request cannot be served. */
-class NoGoodCopy extends Data.TaggedError("NoGoodCopy")<{ readonly packageId: string; readonly message: string }> {}
-
 /** Fails the request, and notes on the package why it cannot be staged (its copies show the findings). */
 const failNoGoodCopy = (site: string, requestId: Ids.StagingRequestId, e: NoGoodCopy) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -165,107 +92,6 @@ const failRequest = (site: string, requestId: Ids.StagingRequestId, message: str
   }).pipe(
     Effect.zipRight(Effect.logWarning(`staging request ${requestId} failed: ${message}`))
   )
-
-/**
- * Takes back staged copies of the request's files that cleanup was about to delete, with the
- * copies locked; returns the keys staged already. A copy being deleted right now makes the
- * request wait for it (the job fails and is retried); one found CORRUPT or MISSING is staged
- * again, and its row replaced when the request completes.
- */
-const claimStaged = (site: string, locationId: string, files: ReadonlyArray<FileRow>) =>
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    if (files.length === 0) return new Map<string, string>()
-    return yield* sql.withTransaction(
-      Effect.gen(function* () {
-        const rows = yield* sql<{ id: Ids.PhysicalCopyId; status: string; rawDataFileId: string; path: string }>`
-          select id, status::text as status, raw_data_file_id, path from physical_copy
-          where data_location_id = ${locationId} and raw_data_file_id in ${sql.in(files.map((f) => f.id))} and status <> 'DELETED'
-          for update`
-        const staged = new Map<string, string>()
-        for (const row of rows) {
-          if (row.status === "DELETION_POSSIBLE" || row.status === "DELETION_SCHEDULED") {
-            yield* Transitions.transition({
-              entity: "PhysicalCopy",
-              id: row.id,
-              from: row.status,
-              to: "STAGED",
-              actor: `worker:${site}`,
-              details: { reason: "needed by a staging request" }
-            })
-          } else if (row.status === "CORRUPT" || row.status === "MISSING") {
-            // Found bad or gone here: staged again from the archive, and the row replaced below.
-            continue
-          } else if (row.status !== "STAGED") {
-            return yield* Effect.fail(
-              new Error(`staged copy ${row.path} is ${row.status}; the request waits for cleanup to finish with it`)
-            )
-          }
-          staged.set(row.rawDataFileId, row.path)
-        }
-        return staged
-      })
-    )
-  })
-
-/** A package whose manifest disagrees with the filed files: staging it cannot give the scientist the filed bytes. */
-class FiledMismatch extends Data.TaggedError("FiledMismatch")<{ readonly message: string }> {}
-
-/**
- * Unpacks one package from the first archive copy that works into the PROCESSING location. A
- * copy that fails for good (not a transient storage failure) is re-read and, when its bytes are
- * shown wrong or gone, marked; when every copy was marked and no good one appeared meanwhile the
- * package fails with NoGoodCopy, else with the last error (the job is retried).
- */
-const unpackPackage = (
-  site: string,
-  pkg: PackageRow,
-  files: ReadonlyArray<FileRow>,
-  copies: ReadonlyArray<ArchiveCopy>,
-  processing: Sites.Location,
-  stagedKeys: ReadonlySet<string>
-) =>
-  Effect.gen(function* () {
-    const destination = yield* Effect.flatMap(Storages, (s) => s.of(processing))
-    // A failed unpack removes what it wrote, but never a file another request staged before.
-    const guarded = { ...destination, delete: (key: string) => (stagedKeys.has(key) ? Effect.void : destination.delete(key)) }
-    let lastError: unknown
-    let marked = 0
-    for (const copy of copies) {
-      const result = yield* Unpacker.unpackFrom(copy.storage, copy.path, {
-        destination: guarded,
-        prefix: `${StagingLayout.storeFolder}/${pkg.executedObsUnitId}/`,
-        checksum: pkg.checksum as never,
-        sizeBytes: Number(pkg.sizeBytes),
-        overwrite: true
-      }).pipe(Effect.either)
-      if (result._tag === "Left") {
-        lastError = result.left
-        yield* Effect.logWarning(`package ${pkg.id}: unpacking from ${copy.location.name} failed, trying the next copy`, result.left)
-        if (StorageError.isRetryable(result.left)) continue
-        const found = yield* CopyCheck.confirmAndMark(copy.id, copy.storage, copy.path, pkg.checksum as Checksum.Checksum, {
-          actor: `worker:${site}`,
-          by: "staging"
-        })
-        if (found !== undefined) marked++
-        continue
-      }
-      const filed = new Map(files.map((f) => [f.id, f]))
-      for (const m of result.right.members) {
-        if (filed.get(m.id)?.checksum !== m.checksum) {
-          return yield* new FiledMismatch({
-            message: `package ${pkg.id}: member ${m.relativePath} has ${m.checksum}, filed ${filed.get(m.id)?.checksum ?? "nothing"}`
-          })
-        }
-      }
-      return result.right.members
-    }
-    if (marked === copies.length && (yield* archiveCopiesOf(pkg.id)).length === 0) {
-      const reason = yield* noGoodCopyReason(pkg.id)
-      if (reason !== undefined) return yield* new NoGoodCopy({ packageId: pkg.id, message: reason })
-    }
-    return yield* Effect.fail(lastError)
-  })
 
 /** Serves one staging request. */
 export const work = Effect.fn("Staging.work")(function* (site: string, data: unknown) {
