@@ -92,9 +92,6 @@ class Translator {
         return { sql: "null", kind: "null", aggregate: false }
       case "col": {
         const column = this.column(e.parts)
-        if (this.table === TapSchema.obscore && column.name === "s_region") {
-          return { sql: "", kind: "circle", aggregate: false, column, geometry: AdqlGeometry.rowRegion }
-        }
         return { sql: `t.${quote(column.name)}`, kind: column.datatype === "char" ? "str" : "num", aggregate: false, column }
       }
       case "unary": {
@@ -323,8 +320,10 @@ export const translate = (
       if (item.type === "star") {
         if (item.qualifier !== undefined) t.column([item.qualifier, { name: table!.columns[0]!.name, delimited: true }])
         for (const c of table!.columns) {
-          const s = t.expr({ type: "col", parts: [{ name: c.name, delimited: true }] }, false)
-          items.push({ sql: t.value(s), field: fieldOf({ type: "col", parts: [] }, s, undefined) })
+          items.push({
+            sql: `t.${quote(c.name)}`,
+            field: fieldOf({ type: "col", parts: [] }, { sql: "", kind: "num", aggregate: false, column: c }, undefined)
+          })
         }
         continue
       }

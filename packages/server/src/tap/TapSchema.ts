@@ -37,20 +37,6 @@ const meta = (name: string, sqlType: "text" | "integer", description: string): C
   std: true
 })
 
-// The translator writes s_region as a DALI circle (centre and radius, degrees), the shape readers
-// turn back into a region, not as the view's STC-S text.
-const published = (c: Column): Column =>
-  c.name === "s_region"
-    ? {
-      ...c,
-      datatype: "double",
-      arraysize: "3",
-      xtype: "circle",
-      unit: "deg",
-      description: "Sky region covered: the circle of the field of view around the Source (DALI circle: ra, dec, radius)."
-    }
-    : c
-
 /** The ObsCore table, as published. */
 export const obscore: Table = {
   schema: ObsCore.schemaName,
@@ -58,7 +44,7 @@ export const obscore: Table = {
   description: ObsCore.tableDescription,
   utype: ObsCore.tableUtype,
   type: "view",
-  columns: ObsCore.publishedColumns.map(published),
+  columns: ObsCore.publishedColumns,
   restricted: true
 }
 

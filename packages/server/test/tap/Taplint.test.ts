@@ -16,6 +16,7 @@ import { tmpdir } from "node:os"
 import * as path from "node:path"
 import { expect } from "vitest"
 import * as Harness from "../ApiHarness.js"
+import * as Tap from "./TapClient.js"
 import * as TapWorld from "./TapWorld.js"
 
 const taplint = (url: string) =>
@@ -56,6 +57,45 @@ it.layer(Harness.layer(), { timeout: 300_000 })("taplint", (it) => {
       expect(errors).toEqual([])
       expect(output).toMatch(/Totals: Errors: 0;/)
     }), 300_000)
+
+  it.effect(
+    "selected shapes are DALI values: votlint passes them and stilts tapquery reads them as arrays",
+    () =>
+      Effect.gen(function* () {
+        const adql = "SELECT TOP 1 s_region, POINT('ICRS', s_ra, s_dec) AS p, CIRCLE(s_ra, s_dec, 1) AS c, " +
+          "POLYGON('ICRS', 10, 0, 0, 0, 0, 10) AS poly, CENTROID(BOX('ICRS', 359.9, 0, 2, 2)) AS centre FROM ivoa.obscore " +
+          "WHERE target_name LIKE 'Orion KL%' AND s_fov IS NOT NULL"
+        const answer = yield* Tap.query(adql)
+        expect(
+          [...answer.text.matchAll(/<FIELD ([^>]*)>/g)].map((m) =>
+            /xtype="([^"]+)"/.exec(m[1]!)?.[1] + " " + /arraysize="([^"]+)"/.exec(m[1]!)?.[1]
+          )
+        )
+          .toEqual(["adql:REGION *", "point 2", "circle 3", "polygon *", "point 2"])
+        // s_region is ObsCore's STC-S (taplint holds it to char); the shapes are DALI's, the polygon turned counter-clockwise
+        expect(Tap.rows(answer.text)).toEqual([[
+          "Circle ICRS 83.80867 -5.37264 0.65",
+          "83.80867 -5.37264",
+          "83.80867 -5.37264 1",
+          "0 10 0 0 10 0",
+          "359.9 0"
+        ]])
+        const dir = mkdtempSync(path.join(tmpdir(), "ccat-votlint-"))
+        try {
+          writeFileSync(path.join(dir, "regions.vot"), answer.text)
+          const lint = yield* stilts(["votlint", "validate=true", `votable=${path.join(dir, "regions.vot")}`])
+          expect([lint.code, `${lint.stdout}${lint.stderr}`]).toEqual([0, ""])
+        } finally {
+          rmSync(dir, { recursive: true, force: true })
+        }
+        const read = yield* stilts(["tapquery", `tapurl=${yield* Harness.BaseUrl}/tap`, `adql=${adql}`, "sync=true", "ofmt=csv", "out=-"])
+        expect([read.code, read.stdout.trim().split("\n")]).toEqual([0, [
+          "s_region,p,c,poly,centre",
+          `Circle ICRS 83.80867 -5.37264 0.65,"(83.80867, -5.37264)","(83.80867, -5.37264, 1.0)","(0.0, 10.0, 0.0, 0.0, 10.0, 0.0)","(359.9, 0.0)"`
+        ]])
+      }),
+    120_000
+  )
 
   it.effect(
     "stilts tapquery with a scientist's token answers /tap/auth's Basic challenge and sees its program",
