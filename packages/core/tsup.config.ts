@@ -3,7 +3,9 @@ import { defineConfig } from "tsup"
 export default defineConfig({
   entry: ["src/index.ts", "src/testing/index.ts", "src/node/index.ts", "src/node/HashRing.ts"],
   format: ["esm", "cjs"],
-  dts: true,
+  // declarations are tsc's, one file per module (package.json's build): bundled by tsup, a name
+  // that is both a type and a value inside an `export * as` namespace kept only its type
+  dts: false,
   clean: true,
   sourcemap: true,
   target: "node20",
