@@ -14,26 +14,23 @@
  * - `presign` hands out SigV4 query-signed GET and PUT URLs (at most 7 days, S3's limit), signed
  *   at the Effect clock's time so the expiry follows the same clock as the rest of the system.
  * - An `S3Client` can be injected for anything these options do not cover.
+ *
+ * The upload lives in `internal/S3Upload.ts`, the requests it shares with the other methods in
+ * `internal/S3Requests.ts`.
  */
 import { Checksum, type RelativePath, StorageDriver, StorageError } from "@ccat/core"
 import * as HashRing from "@ccat/core/node/HashRing"
 import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateBucketCommand,
-  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   GetObjectTaggingCommand,
   HeadBucketCommand,
-  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  PutObjectTaggingCommand,
   S3Client,
-  type S3ClientConfig,
-  UploadPartCommand
+  type S3ClientConfig
 } from "@aws-sdk/client-s3"
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import * as Clock from "effect/Clock"
@@ -42,205 +39,33 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as DigestPool from "./internal/DigestPool.js"
 import type { Readable } from "node:stream"
 import { reasonOf } from "./internal/S3Errors.js"
 import type { Options } from "./internal/S3Options.js"
-import { type Part, partsOf } from "./internal/S3Parts.js"
+import { makeRequests, metadataKey } from "./internal/S3Requests.js"
+import { makePut } from "./internal/S3Upload.js"
 import { fromReadable } from "./internal/streams.js"
 
 /** The storage reason for an S3 SDK failure; the driver's options (see `internal/S3Options.ts`). */
 export { type Options, reasonOf }
 
 const MiB = 1024 * 1024
-const metadataKey = "ccat-checksum"
-const maxParts = 10_000
 const maxCopyBytes = 5 * 1024 * MiB
 /** SigV4 query signatures are valid for at most 7 days (AWS and radosgw refuse longer). */
 export const maxPresignSeconds = 7 * 24 * 60 * 60
 
 /** The S3 primitives over a client the caller owns. */
 export const makeMinimal = (client: S3Client, options: Options): StorageDriver.Minimal => {
-  const name = options.name ?? "s3"
-  const bucket = options.bucket
-  const prefix = options.prefix ?? ""
-  const concurrency = Math.max(1, options.concurrency ?? 4)
-  const basePartSize = Math.max(5 * MiB, options.partSize ?? 16 * MiB)
-  const md5 = options.contentMd5 ?? true
-  const tagChecksums = options.tagChecksums ?? true
-  const objectKey = (key: string) => prefix + key
-  const fail = (method: string, reason: StorageError.StorageErrorReason, description: string, key?: string) =>
-    new StorageError.StorageError({ reason, driver: name, method, key, description })
-  const send = <A>(method: string, key: string | undefined, f: (signal: AbortSignal) => Promise<A>) =>
-    Effect.tryPromise({
-      try: f,
-      catch: (cause) =>
-        new StorageError.StorageError({
-          reason: reasonOf(cause),
-          driver: name,
-          method,
-          key,
-          description: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
-          cause
-        })
-    })
-  /**
-   * The bytes to send and their Content-MD5 (none when switched off). MD5 runs on a worker
-   * (`DigestPool`) and hands the bytes back: send the returned ones.
-   */
-  const withContentMd5 = (
-    method: string,
-    key: string,
-    bytes: Uint8Array
-  ): Effect.Effect<DigestPool.Digested | { readonly digest: undefined; readonly bytes: Uint8Array }, StorageError.StorageError> =>
-    md5
-      ? Effect.tryPromise({
-        try: () => DigestPool.digest("md5", bytes),
-        catch: (cause) =>
-          new StorageError.StorageError({
-            reason: "Unavailable",
-            driver: name,
-            method,
-            key,
-            description: `Content-MD5: ${String(cause)}`,
-            cause
-          })
-      })
-      : Effect.succeed({ digest: undefined, bytes })
+  const requests = makeRequests(client, options)
+  const { bucket, exists, fail, head, name, objectKey, prefix, send } = requests
+  const put = makePut(requests, {
+    concurrency: Math.max(1, options.concurrency ?? 4),
+    basePartSize: Math.max(5 * MiB, options.partSize ?? 16 * MiB),
+    md5: options.contentMd5 ?? true,
+    tagChecksums: options.tagChecksums ?? true
+  })
   const validChecksum = (value: string | undefined) =>
     value !== undefined && Checksum.problem(value) === undefined ? value as Checksum.Checksum : undefined
-
-  const head = (method: string, key: string) =>
-    send(method, key, (abortSignal) => client.send(new HeadObjectCommand({ Bucket: bucket, Key: objectKey(key) }), { abortSignal }))
-
-  const exists = (method: string, key: string) =>
-    head(method, key).pipe(
-      Effect.as(true),
-      Effect.catchIf((e) => e.reason === "NotFound", () => Effect.succeed(false))
-    )
-
-  const put = <E>(key: RelativePath.RelativePath, body: Stream.Stream<Uint8Array, E>, opts: StorageDriver.MinimalPutOptions) =>
-    Effect.gen(function* () {
-      if (!opts.overwrite && (yield* exists("put", key))) {
-        return yield* fail("put", "AlreadyExists", "an object exists under this key", key)
-      }
-      const partSize = opts.sizeHint === undefined ? basePartSize : Math.max(basePartSize, Math.ceil(opts.sizeHint / (maxParts - 100)))
-      const ifNoneMatch = opts.overwrite ? undefined : "*"
-      const known = opts.checksum
-      let uploadId: string | undefined
-      let single: Buffer | undefined
-      let total = 0
-      const etags: Array<{ PartNumber: number; ETag: string }> = []
-      const createUpload = yield* Effect.cached(
-        send("put", key, (abortSignal) =>
-          client.send(
-            new CreateMultipartUploadCommand({
-              Bucket: bucket,
-              Key: objectKey(key),
-              Metadata: known === undefined ? undefined : { [metadataKey]: known }
-            }),
-            { abortSignal }
-          )).pipe(Effect.flatMap((r) => {
-            uploadId = r.UploadId
-            return uploadId === undefined ? Effect.fail(fail("put", "Unavailable", "no UploadId", key)) : Effect.succeed(uploadId)
-          }))
-      )
-      const uploadPart = (part: Part) =>
-        Effect.gen(function* () {
-          total += part.bytes.length
-          if (part.number === 1 && part.last) {
-            single = part.bytes
-            return
-          }
-          const id = yield* createUpload
-          const { bytes, digest: partMd5 } = yield* withContentMd5("put", key, part.bytes)
-          const res = yield* send("put", key, (abortSignal) =>
-            client.send(
-              new UploadPartCommand({
-                Bucket: bucket,
-                Key: objectKey(key),
-                UploadId: id,
-                PartNumber: part.number,
-                Body: bytes,
-                ContentLength: bytes.length,
-                ContentMD5: partMd5
-              }),
-              { abortSignal }
-            ))
-          etags.push({ PartNumber: part.number, ETag: res.ETag ?? "" })
-        })
-      const upload = Effect.gen(function* () {
-        yield* partsOf(body, partSize).pipe(Stream.mapEffect(uploadPart, { concurrency }), Stream.runDrain)
-        // the body ended and (the lifted service checked) its checksum matched
-        const digest = known ?? opts.digest()
-        if (single !== undefined) {
-          const { bytes, digest: objectMd5 } = yield* withContentMd5("put", key, single)
-          yield* send("put", key, (abortSignal) =>
-            client.send(
-              new PutObjectCommand({
-                Bucket: bucket,
-                Key: objectKey(key),
-                Body: bytes,
-                ContentLength: bytes.length,
-                ContentMD5: objectMd5,
-                Metadata: digest === undefined ? undefined : { [metadataKey]: digest },
-                IfNoneMatch: ifNoneMatch
-              }),
-              { abortSignal }
-            ))
-          return
-        }
-        const id = yield* createUpload
-        etags.sort((a, b) => a.PartNumber - b.PartNumber)
-        yield* send("put", key, (abortSignal) =>
-          client.send(
-            new CompleteMultipartUploadCommand({
-              Bucket: bucket,
-              Key: objectKey(key),
-              UploadId: id,
-              MultipartUpload: { Parts: etags },
-              IfNoneMatch: ifNoneMatch
-            }),
-            { abortSignal }
-          ))
-        uploadId = undefined
-        if (known === undefined && digest !== undefined && tagChecksums) {
-          // metadata is fixed when a multipart upload starts; a tag can still be set now
-          yield* send("put", key, (abortSignal) =>
-            client.send(
-              new PutObjectTaggingCommand({
-                Bucket: bucket,
-                Key: objectKey(key),
-                Tagging: { TagSet: [{ Key: metadataKey, Value: digest }] }
-              }),
-              { abortSignal }
-            )).pipe(Effect.ignore)
-          const after = yield* head("put", key)
-          if (after.ContentLength !== total) {
-            return yield* fail(
-              "put",
-              "Corrupt",
-              "the server replaced the object when tagged: it lacks object tagging; set tagChecksums: false",
-              key
-            )
-          }
-        }
-      })
-      yield* upload.pipe(
-        Effect.onExit(() =>
-          uploadId === undefined ?
-            Effect.void :
-            send(
-              "put",
-              key,
-              () => client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: objectKey(key), UploadId: uploadId }))
-            ).pipe(
-              Effect.ignore
-            )
-        )
-      )
-      return { key, size: total, checksum: known ?? opts.digest() } satisfies StorageDriver.ObjectInfo
-    })
 
   const get = (key: RelativePath.RelativePath, range: StorageDriver.ByteRange | undefined) =>
     Stream.unwrap(
