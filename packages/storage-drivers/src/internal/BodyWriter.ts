@@ -14,11 +14,15 @@
  * on to a transfer or an archive, minutes later), so the page cache gains nothing from them.
  *
  * Everything here is plain code over promises: the caller (`FileIo.writeBody`) keeps Effect at
- * the edges, because per-chunk Effect machinery cost more than the copying in profiles.
+ * the edges, because per-chunk Effect machinery cost more than the copying in profiles. The
+ * rings and the direct path's figures are `DirectRings`'; the system calls, `WriteCalls`'.
  */
-import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as fs from "node:fs"
+import { directBlocks, directRefusals, directSlotBytes, directSlots, directStats, giveRing, type Refusal, takeRing } from "./DirectRings.js"
+import { fdatasync, isEinval, openDirect, writeAll, writevAll } from "./WriteCalls.js"
+
+export { directBlocks, directRefusals, directSlotBytes, directStats, type Refusal } from "./DirectRings.js"
 
 const MiB = 1024 * 1024
 
@@ -43,125 +47,8 @@ export const syncEveryBytes = 128 * MiB
  */
 export const directAfterBytes = 8 * MiB
 
-/** Size of one direct write and of one ring slot; a multiple of every logical block size. */
-export const directSlotBytes = MiB
-/** Slots in a ring: a direct write's memory, whatever the object's size. */
-const directSlots = 8
 /** Direct writes in flight at once per object. */
 const directInFlight = 4
-/** Rings kept for reuse when no write holds them (each is `directSlots` MiB). */
-const keptRings = 2
-/** Rings in use at once in this process; a write that finds none free goes through the page cache. */
-const maxRings = 16
-
-/** WebAssembly's memory constructor (this project's TypeScript lib has no WebAssembly values). */
-const WasmMemory = (globalThis as unknown as {
-  readonly WebAssembly: { readonly Memory: new(descriptor: { readonly initial: number }) => { readonly buffer: ArrayBuffer } }
-}).WebAssembly.Memory
-
-/**
- * What the direct path did in this process, for tests and diagnosis: 1 MiB blocks written
- * directly, and objects that wanted direct I/O and got the page cache instead (no free ring, a
- * ring that could not be reserved, a descriptor `O_DIRECT` was refused for, or EINVAL from a
- * direct write). Each ring is a WebAssembly memory, for which V8 reserves about 10 GiB of
- * virtual address space (not memory): under a low `ulimit -v` rings cannot be made and every
- * write takes the page cache.
- */
-export const directStats = { blocksWritten: 0, refused: 0 }
-
-/** Why a write that wanted direct I/O took the page cache. */
-export type Refusal = "no free ring" | "ring not reserved" | "open refused" | "EINVAL"
-
-/** The same figures for operators (`/metrics`): direct blocks written, in this process. */
-export const directBlocks = Metric.counter("ccat_disk_direct_io_blocks_total", {
-  description: "1 MiB blocks the disk drivers of this process wrote with direct I/O (O_DIRECT).",
-  incremental: true
-})
-
-/** Writes that wanted direct I/O and went through the page cache instead, by reason. */
-export const directRefusals = Metric.counter("ccat_disk_direct_io_refusals_total", {
-  description: "Disk writes that wanted direct I/O and went through the page cache, by reason: no free ring " +
-    "(more large writes at once than rings), ring not reserved (address space), open refused (the filesystem " +
-    "refuses O_DIRECT), EINVAL (the device wants another alignment).",
-  incremental: true
-})
-
-const keptFree: Array<Uint8Array> = []
-let ringsInUse = 0
-
-/**
- * An aligned ring, or none. `O_DIRECT` needs the buffer's address aligned to the device's
- * logical block; Node has no aligned allocation, but WebAssembly memory is reserved in whole
- * pages by V8's page allocator, so its start is page-aligned.
- */
-const takeRing = (): Uint8Array | { readonly refused: Refusal; readonly cause?: unknown } => {
-  if (ringsInUse >= maxRings) return { refused: "no free ring" }
-  let ring = keptFree.pop()
-  if (ring === undefined) {
-    try {
-      ring = new Uint8Array(new WasmMemory({ initial: (directSlots * directSlotBytes) / 65536 }).buffer)
-    } catch (cause) {
-      return { refused: "ring not reserved", cause }
-    }
-  }
-  ringsInUse++
-  return ring
-}
-
-const giveRing = (ring: Uint8Array) => {
-  ringsInUse--
-  if (keptFree.length < keptRings) keptFree.push(ring)
-}
-
-/** Why a write stopped short when writing the rest gave no error either (the device refused). */
-const shortWrite = (written: number, total: number) =>
-  Object.assign(new Error(`short write: ${written} of ${total} bytes`), { code: "EIO" })
-
-const writeOnce = (fd: number, bytes: Uint8Array, position: number): Promise<number> =>
-  new Promise((resolve, reject) =>
-    fs.write(fd, bytes, 0, bytes.length, position, (error, written) => (error !== null ? reject(error) : resolve(written)))
-  )
-
-/**
- * Writes all of `bytes` at `position`. libuv loops over partial writes itself but drops the
- * error of the write that stopped it, so after a short count the rest is written once more:
- * that write fails with the real reason (ENOSPC, EDQUOT, EIO), which then reaches the operator.
- */
-const writeAll = async (fd: number, bytes: Uint8Array, position: number): Promise<void> => {
-  const written = await writeOnce(fd, bytes, position)
-  if (written === bytes.length) return
-  const rest = await writeOnce(fd, bytes.subarray(written), position + written)
-  if (written + rest !== bytes.length) throw shortWrite(written + rest, bytes.length)
-}
-
-const writevAll = (fd: number, parts: ReadonlyArray<Uint8Array>, position: number, total: number): Promise<void> =>
-  new Promise<number>((resolve, reject) => {
-    fs.writev(fd, parts as Array<Uint8Array>, position, (error, written) => (error !== null ? reject(error) : resolve(written)))
-  }).then(async (written) => {
-    if (written === total) return
-    // the rest, as one buffer, through `writeAll`: its failure carries the real reason
-    const rest = Buffer.concat(parts as Array<Uint8Array>).subarray(written)
-    await writeAll(fd, rest, position + written)
-  })
-
-const fdatasync = (fd: number): Promise<void> =>
-  new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error !== null ? reject(error) : resolve())))
-
-/**
- * A second, direct-I/O descriptor on the file `fd` is open on, through `/proc/self/fd`: the very
- * same file whatever happened to its name meanwhile (renamed, swept, replaced), so direct writes
- * can never land in another file. Without `/proc` the open fails and the page cache is used.
- */
-const openDirect = (fd: number): Promise<number> =>
-  new Promise((resolve, reject) =>
-    fs.open(
-      `/proc/self/fd/${fd}`,
-      fs.constants.O_WRONLY | fs.constants.O_DIRECT,
-      (error, direct) => (error !== null ? reject(error) : resolve(direct))
-    )
-  )
-
-const isEinval = (e: unknown) => (e as { code?: unknown } | null)?.code === "EINVAL"
 
 /** What a writer is asked to do beside writing. */
 export interface Options {
