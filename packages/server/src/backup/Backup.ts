@@ -64,7 +64,7 @@ export const errorText = (cause: unknown): string => cause instanceof Error ? ca
  * Tables the ops-db's triggers derive from the others (the maintained counts): never backed up,
  * since restoring the rows they count rebuilds them, and restoring them too would count twice.
  */
-const derivedTables = ["ops_count", "ops_histogram"]
+const derivedTables = ["ops_count", "ops_histogram", "ops_count_verified", "ops_package_archive_copies"]
 
 /**
  * The ops-db's tables (the connection's current schema, without the migrations table and the

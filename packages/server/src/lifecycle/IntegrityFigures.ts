@@ -1,12 +1,12 @@
 /**
  * The integrity figures (definitions in `@ccat/core`'s IntegrityApi and docs/integrity.md),
- * read from the ops-db for the integrity view and the metrics. Each location's figures are a
- * few index descents or index-only ranges over its own copies (migration 0008's
- * `physical_copy_integrity`), so a location with millions of copies costs its index range, not
- * the table. The packages below target are one pass joining the archived packages with the
- * verified PRESENT copies at the archives (found through the location index), counted in one
- * hash aggregate: a count of good copies cannot be kept exact by anything cheaper while the
- * target can change with the configuration (200,000 archived packages: about a second).
+ * read from the ops-db for the integrity view and the metrics, from what changes rather than
+ * from the catalog. Each location's live copies are `ops_count`'s; its copies verified within
+ * the audit cycle are the maintained counts per day of verification (migration 0029) after the
+ * cycle's first day, plus that day's copies from the index `physical_copy_integrity`; the other
+ * figures are index descents or ranges of the few copies they count. The packages below target
+ * are a range of the maintained good archive copies per package (migration 0029), which keeps
+ * the count per package rather than per target, since the configuration may change the target.
  */
 import type { Ids, IntegrityApi, Storage, Topology } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -84,11 +84,18 @@ export const locations = (now: Date, p: Topology.PolicyConfig | undefined) =>
       join site s on s.id = l.site_id
       left join location_inventory i on i.data_location_id = l.id
       cross join lateral (
-        -- the cycle differs by technology, so it is computed per location in SQL from both ends
-        select count(*)::int as copies,
-               count(*) filter (where c.verified_at >= ${now}::timestamptz - make_interval(days => case when l.technology = 'tape'
-                 then ${auditCycleDays(p, "tape")}::int else ${auditCycleDays(p, "disk")}::int end))::int as audited
-        from physical_copy c where c.data_location_id = l.id and c.status <> 'DELETED') live
+        -- the cycle differs by technology, so its start is computed per location in SQL
+        select ${now}::timestamptz - make_interval(days => case when l.technology = 'tape'
+          then ${auditCycleDays(p, "tape")}::int else ${auditCycleDays(p, "disk")}::int end) as since) cycle
+      cross join lateral (select (cycle.since at time zone 'UTC')::date as day,
+        ((cycle.since at time zone 'UTC')::date + 1)::timestamp at time zone 'UTC' as day_end) first
+      cross join lateral (
+        select (select coalesce(sum(o.n), 0) from ops_count o
+                 where o.entity = 'PhysicalCopy' and o.state <> 'DELETED' and o.location_id = l.id)::int as copies,
+          ((select coalesce(sum(v.n), 0) from ops_count_verified v where v.location_id = l.id and v.day > first.day)
+           + (select count(*) from unnest(enum_range(null::physical_copy_status)) as st(status)
+                join physical_copy c on c.data_location_id = l.id and c.status = st.status and c.status <> 'DELETED'
+                  and c.verified_at >= cycle.since and c.verified_at < first.day_end))::int as audited) live
       order by s.name, l.priority, l.name`
     // Repair leaves few events: the partial index `event_log_repaired_copy` holds only them.
     // With the repairs of event log months the history retention dropped.
@@ -123,6 +130,17 @@ export const locations = (now: Date, p: Topology.PolicyConfig | undefined) =>
     }))
   })
 
+/** How many archived packages have fewer good archive copies than `target`: a range of the maintained counts. */
+export const belowTargetCount = (target: number) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql<{ n: number }>`
+      select count(*)::int as n from ops_package_archive_copies a
+      join raw_data_package p on p.id = a.raw_data_package_id and p.status = 'completed'
+      where a.good < ${target}`
+    return row?.n ?? 0
+  })
+
 /**
  * Archived packages with fewer good archive copies than `target`: how many in all, and the
  * first `limit` by id with their live archive copies that do not count.
@@ -130,19 +148,14 @@ export const locations = (now: Date, p: Topology.PolicyConfig | undefined) =>
 export const belowTarget = (target: number, limit: number) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const archives = (yield* sql<{ id: string }>`select id from data_location where type = 'LONG_TERM_ARCHIVE'`).map((r) => r.id)
-    // One pass; the window counts every package below target before the limit cuts the list.
+    // The maintained good copies per package (migration 0029): a range of the packages below
+    // the target, which the window counts before the limit cuts the list.
     const rows = yield* sql<{ id: Ids.RawDataPackageId; goodCopies: number; total: number }>`
-      select b.id, b.good_copies, count(*) over ()::int as total from (
-        select p.id, count(c.raw_data_package_id)::int as good_copies
-        from raw_data_package p
-        left join physical_copy c on c.raw_data_package_id = p.id and c.raw_data_package_id is not null
-          and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum
-          and c.data_location_id in ${sql.in(archives.length === 0 ? ["00000000-0000-0000-0000-000000000000"] : archives)}
-        where p.status = 'completed'
-        group by p.id
-        having count(c.raw_data_package_id) < ${target}) b
-      order by b.id limit ${Math.max(limit, 1)}`
+      select a.raw_data_package_id as id, a.good as good_copies, count(*) over ()::int as total
+      from ops_package_archive_copies a
+      join raw_data_package p on p.id = a.raw_data_package_id and p.status = 'completed'
+      where a.good < ${target}
+      order by a.raw_data_package_id limit ${Math.max(limit, 1)}`
     const total = rows[0]?.total ?? 0
     const listed = rows.slice(0, limit)
     if (listed.length === 0) return { total, items: [] as Array<IntegrityApi.PackageBelowTarget> }

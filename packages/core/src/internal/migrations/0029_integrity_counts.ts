@@ -8,12 +8,14 @@
  *   by readers, folded now and then). The copies verified within an audit cycle are the days after
  *   the cycle's first day, summed from here, and that first day's copies from the index
  *   `physical_copy_integrity`: the reader's cost follows the cycle's days and one day's audits.
- * - `ops_package_archive_copies`: per package, whether it is completed and how many good archive
- *   copies it has (PRESENT, verified, with the package's checksum, at a LONG_TERM_ARCHIVE). A
- *   row per package, so a copy's change adds to its package's row under that row's lock: two
- *   writers of one package's copies wait for each other instead of missing each other's change.
- *   The packages below a copy target (which the configuration may change) are a range of the
- *   partial index on `good`: as many as are below the target, however many are archived.
+ * - `ops_package_archive_copies`: per package, how many good archive copies it has (PRESENT,
+ *   verified, with the package's checksum, at a LONG_TERM_ARCHIVE). A row per package, made with
+ *   it, so a copy's change adds to its package's row under that row's lock: two writers of one
+ *   package's copies wait for each other instead of missing each other's change. Only a change
+ *   of a copy's goodness takes that lock (not a package's own transitions, nor a verification
+ *   again), so writers meet there only where they change the same package's good copies. The
+ *   packages below a copy target (which the configuration may change) are a range of the index
+ *   on `good`: those below it and the packages not completed yet, however many are archived.
  *
  * `ops_count_rebuild()`, which a bulk load with triggers off calls, now recounts both too
  * (`ops_integrity_recount()`); the migration runs that recount on the rows already there.
@@ -59,10 +61,9 @@ create index ops_count_verified_key on ops_count_verified (location_id, day);
 
 create table ops_package_archive_copies (
   raw_data_package_id uuid primary key,
-  completed boolean not null,
   good integer not null
 );
-create index ops_package_archive_copies_below on ops_package_archive_copies (good, raw_data_package_id) where completed;
+create index ops_package_archive_copies_below on ops_package_archive_copies (good, raw_data_package_id);
 
 -- Folds up to lim delta rows into one row per key; rows another fold holds are skipped.
 create function ops_count_verified_fold(lim integer) returns void language plpgsql as $$
@@ -107,22 +108,17 @@ $$;
 create trigger ops_integrity_physical_copy_truncate after truncate on physical_copy
   for each statement execute function ops_integrity_physical_copy_truncated();
 
--- A package's row: made with it (no copy can name it before), its completion and, when its
--- checksum changes (a package written again), its good copies counted again.
+-- A package's row: made with it (no copy can name it before), and its good copies counted again
+-- when its checksum changes (a package written again).
 create function ops_integrity_raw_data_package() returns trigger language plpgsql as $$
 begin
   if tg_op = 'INSERT' then
-    insert into ops_package_archive_copies (raw_data_package_id, completed, good)
-    select n.id, n.status::text = 'completed', 0 from new_rows n;
+    insert into ops_package_archive_copies (raw_data_package_id, good) select n.id, 0 from new_rows n;
   elsif tg_op = 'UPDATE' then
-    update ops_package_archive_copies a
-    set completed = c.completed,
-        good = case when c.checksum_changed then ${recountGood} else a.good end
-    from (select n.id, n.status::text = 'completed' as completed, n.checksum is distinct from o.checksum as checksum_changed
-          from new_rows n join old_rows o on o.id = n.id
-          where n.status is distinct from o.status or n.checksum is distinct from o.checksum) c
-    join raw_data_package p on p.id = c.id
-    where a.raw_data_package_id = c.id;
+    update ops_package_archive_copies a set good = ${recountGood}
+    from raw_data_package p
+    where p.id = a.raw_data_package_id
+      and p.id in (select n.id from new_rows n join old_rows o on o.id = n.id where n.checksum is distinct from o.checksum);
   else
     delete from ops_package_archive_copies a using old_rows o where a.raw_data_package_id = o.id;
   end if;
@@ -170,8 +166,8 @@ begin
   from physical_copy where status::text <> 'DELETED' and verified_at is not null
   group by 1, 2;
   delete from ops_package_archive_copies;
-  insert into ops_package_archive_copies (raw_data_package_id, completed, good)
-  select p.id, p.status::text = 'completed', count(r.id)::int
+  insert into ops_package_archive_copies (raw_data_package_id, good)
+  select p.id, count(r.id)::int
   from raw_data_package p
   left join (physical_copy r join data_location l on l.id = r.data_location_id and l.type::text = 'LONG_TERM_ARCHIVE')
     on r.raw_data_package_id = p.id and r.status::text = 'PRESENT' and r.verified_at is not null and r.checksum = p.checksum

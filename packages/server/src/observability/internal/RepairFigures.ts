@@ -1,14 +1,15 @@
 /**
  * The repair figures of the metrics, from the ops-db like the others: copies repaired (the
  * `repaired` events of PhysicalCopies, and those of months the history retention dropped, so a
- * counter) and ARCHIVED packages below the policy's archive copy target now (a gauge). The
+ * counter) and ARCHIVED packages below the policy's archive copy target now (a gauge, from the
+ * maintained good archive copies per package, as the integrity view counts them). The
  * target is the running configuration's; a process that has none (no lifecycle policy) reports
  * no gauge rather than one measured against a guess.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
-import * as Repair from "../../lifecycle/Repair.js"
+import * as IntegrityFigures from "../../lifecycle/IntegrityFigures.js"
 import type { Family } from "../Exposition.js"
 import { counter, gauge } from "./OpsDbFigures.js"
 
@@ -43,7 +44,7 @@ export const collect = (required: number | undefined): Effect.Effect<ReadonlyArr
       families.push(
         gauge("ccat_packages_below_copy_target", "ARCHIVED packages with fewer good archive copies than the policy's archiveCopies now.", [{
           labels: {},
-          value: yield* Repair.belowTargetCount(required)
+          value: yield* IntegrityFigures.belowTargetCount(required)
         }])
       )
     }
