@@ -1,5 +1,5 @@
 /**
- * The Sources' positional index under ADQL's region predicates: on an ops-db of 20,000 Sources
+ * The Sources' positional index under ADQL's region predicates: on an ops-db of 10,000 Sources
  * spread over the sky, each with an archived observation, the translator's SQL for a cone (a
  * point in a CIRCLE, a DISTANCE bound, s_region meeting a CIRCLE, a point in a POLYGON or BOX)
  * is planned with an index scan of `source_position` (asserted on the plan, never on a time),
@@ -15,7 +15,7 @@ import { expect } from "vitest"
 import { parse } from "../../src/tap/Adql.js"
 import { translate } from "../../src/tap/AdqlTranslate.js"
 
-const sources = 20_000
+const sources = 10_000
 
 const translated = (where: string) => {
   const parsed = parse(`SELECT obs_id FROM ivoa.obscore WHERE ${where}`)
@@ -73,7 +73,13 @@ it.layer(TestDatabase.layer, { timeout: 120_000 })("the Sources' positional inde
           "CONTAINS(s_region, BOX('ICRS', 359.9, 0, 2, 2)) = 1"
         ]
       ) {
-        expect([where, yield* plan(where)]).toEqual([where, expect.stringMatching(/Index Scan (using|on) source_position/)])
+        const planned = yield* plan(where)
+        if (where.startsWith("CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE")) {
+          console.log(
+            planned.split("\n").filter((l) => /Scan on (source|obs_unit|executed_obs_unit)|on source_position|BitmapOr/.test(l)).join("\n")
+          )
+        }
+        expect([where, planned]).toEqual([where, expect.stringMatching(/Index Scan (using|on) source_position/)])
       }
       // a NOT leaves the predicate exact only: a bound there could turn unknown into true
       const negated = yield* plan("NOT (CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 150.1, 2.2, 0.1)) = 1)")

@@ -281,6 +281,43 @@ it.layer(Harness.layer(), { timeout: 240_000 })("ADQL regions", (it) => {
       }
     }))
 
+  it.effect(
+    "CENTROID is the centre of area astropy's quadrature finds, for polygons and boxes; a circle's is its centre",
+    () =>
+      Effect.gen(function* () {
+        const shapes = [
+          "smallTriangle",
+          "meridianSquare",
+          "northPoleSquare",
+          "concaveAcrossMeridian",
+          "longEdges",
+          "boxSouth",
+          "boxAcrossMeridian"
+        ]
+        const expected = yield* truth({ centroids: shapes.map((id) => ({ id, region: regions[id] })) }) as unknown as Effect.Effect<
+          Record<string, readonly [number, number]>,
+          Error
+        >
+        const separation = ([ra1, dec1]: readonly [number, number], [ra2, dec2]: readonly [number, number]) => {
+          const r = Math.PI / 180
+          const c = Math.sin(dec1 * r) * Math.sin(dec2 * r) + Math.cos(dec1 * r) * Math.cos(dec2 * r) * Math.cos((ra1 - ra2) * r)
+          return Math.acos(Math.min(1, c)) / r
+        }
+        for (const id of [...shapes, "circleAcrossMeridian"]) {
+          const region = adqlOf(regions[id]!)
+          const answer = yield* Tap.query(
+            `SELECT CENTROID(${region}) AS c, COORD1(CENTROID(${region})) AS ra, COORD2(CENTROID(${region})) AS dec FROM TAP_SCHEMA.schemas`,
+            { format: "csv", maxrec: 1 }
+          )
+          const [value, ra, dec] = answer.text.trim().split("\r\n")[1]!.split(",") as [string, string, string]
+          expect([id, value]).toEqual([id, `${ra} ${dec}`])
+          const want = id === "circleAcrossMeridian" ? [359, 45] as const : expected[id]!
+          expect([id, separation([Number(ra), Number(dec)], want)]).toEqual([id, expect.closeTo(0, 3)])
+        }
+      }),
+    120_000
+  )
+
   it.effect("/tap/capabilities declares the region features", () =>
     Effect.gen(function* () {
       const capabilities = (yield* Tap.request("/tap/capabilities")).text
@@ -295,6 +332,7 @@ it.layer(Harness.layer(), { timeout: 240_000 })("ADQL regions", (it) => {
         "CONTAINS",
         "INTERSECTS",
         "DISTANCE",
+        "CENTROID",
         "AREA",
         "COORD1",
         "COORD2",

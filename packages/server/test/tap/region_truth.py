@@ -2,6 +2,7 @@
 service's SQL: run by Regions.test.ts.
 
 Usage: region_truth.py SPEC_JSON   (prints one JSON object)
+With {"centroids": [{"id", "region"}]} instead, answers {"<id>": [ra, dec]}: each POLYGON's or BOX's centroid.
 SPEC_JSON: {"points": [[ra, dec], ...], "radii": [r, ...], "cases": [{"id", "predicate", "region"}]}
 where region is {"circle": [ra, dec, r]}, {"polygon": [[ra, dec], ...]} or {"box": [ra, dec, w, h]},
 and predicate one of "point_in" (the row's position in the region), "region_meets"
@@ -111,7 +112,40 @@ def case(points, radii, predicate, region):
     return out
 
 
+def centroid(vertices, steps=1500):
+    """The centre of area on the sphere by quadrature in the gnomonic plane of astropy's WCS, where
+    great-circle edges are straight lines: the mean unit vector over the inside cells, each
+    weighted by its area on the sphere, du dv / (1 + u^2 + v^2)^(3/2)."""
+    mean = SkyCoord([v[0] for v in vertices], [v[1] for v in vertices], unit="deg").cartesian.xyz.value.mean(axis=1)
+    centre = SkyCoord(*mean, representation_type="cartesian").spherical
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [centre.lon.deg, centre.lat.deg]
+    wcs.wcs.crpix = [1, 1]
+    wcs.wcs.cdelt = [1, 1]
+    px, py = wcs.world_to_pixel(SkyCoord([v[0] for v in vertices], [v[1] for v in vertices], unit="deg"))
+    # cell centres, so no cell counts twice along the edges of the bounding rectangle
+    xs = px.min() + (np.arange(steps) + 0.5) * (px.max() - px.min()) / steps
+    ys = py.min() + (np.arange(steps) + 0.5) * (py.max() - py.min()) / steps
+    gx, gy = np.meshgrid(xs, ys)
+    gx, gy = gx.ravel(), gy.ravel()
+    inside = np.zeros(gx.shape, dtype=bool)
+    for i in range(len(px)):  # even-odd rule
+        x1, y1, x2, y2 = px[i], py[i], px[(i + 1) % len(px)], py[(i + 1) % len(px)]
+        crosses = (y1 > gy) != (y2 > gy)
+        inside ^= crosses & (gx < x1 + (gy - y1) * (x2 - x1) / np.where(y2 == y1, 1, y2 - y1))
+    gx, gy = gx[inside], gy[inside]
+    u, v = np.radians(gx), np.radians(gy)
+    weight = 1 / (1 + u * u + v * v) ** 1.5
+    xyz = wcs.pixel_to_world(gx, gy).cartesian.xyz.value
+    c = SkyCoord(*(xyz * weight).sum(axis=1), representation_type="cartesian").spherical
+    return [c.lon.deg % 360, c.lat.deg]
+
+
 known = {}
 spec = json.loads(sys.argv[1])
+if "centroids" in spec:
+    print(json.dumps({c["id"]: centroid(c["region"]["polygon"] if "polygon" in c["region"] else box_corners(*c["region"]["box"])) for c in spec["centroids"]}))
+    sys.exit(0)
 points = SkyCoord([p[0] for p in spec["points"]], [p[1] for p in spec["points"]], unit="deg")
 print(json.dumps({c["id"]: case(points, spec["radii"], c["predicate"], c["region"]) for c in spec["cases"]}))
