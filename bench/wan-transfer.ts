@@ -17,7 +17,11 @@
  * CCAT_BBCP [/work/bbcp-build/bin/amd64_linux/bbcp if present], CCAT_WAN_BBCP_WINDOW [the
  * adapter's window, unset: its default], CCAT_WAN_BBCP_BASELINE [unset; a path to another build
  * of @ccat/transfer-bbcp, e.g. an older checkout's dist/index.js: its adapter runs right before
- * ours at each stream count, as bbcp-base-n, for a before/after under the same load].
+ * ours at each stream count, as bbcp-base-n, for a before/after under the same load],
+ * CCAT_WAN_REPEAT [1; N: each bbcp adapter sends the bundle N times in a row at each stream
+ * count, the baseline's and ours alternating, as a route's consecutive transfers do; the summary
+ * then gives each adapter's first transfer and the mean of its later ones, which ride the route's
+ * kept ssh connection].
  */
 import { TransferAdapter, TransferEndpoint } from "@ccat/core"
 import { NodeRuntime } from "@effect/platform-node"
@@ -59,6 +63,7 @@ const variants = new Set(
   )
 )
 const capSeconds = num("CCAT_WAN_CAP_SECONDS", 300, 5, 86_400)
+const repeat = num("CCAT_WAN_REPEAT", 1, 1, 20)
 const iperfSeconds = num("CCAT_WAN_IPERF_SECONDS", 10, 5, 600)
 const delayMs = num("CCAT_WAN_DELAY_MS", 110, 0, 10_000)
 const rateMbit = num("CCAT_WAN_RATE_MBIT", 1000, 1, 100_000)
@@ -235,8 +240,11 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
             )
           }
           for (const n of streams) {
-            if (baseline !== undefined && variants.has("bbcp")) await timed(`bbcp-base-${n}`, viaAdapter(baseline, n))
-            if (variants.has("bbcp")) await timed(`bbcp-${n}`, viaAdapter(BbcpTransfer, n))
+            for (let k = 1; k <= repeat; k++) {
+              const nth = repeat === 1 ? "" : `#${k}`
+              if (baseline !== undefined && variants.has("bbcp")) await timed(`bbcp-base-${n}${nth}`, viaAdapter(baseline, n))
+              if (variants.has("bbcp")) await timed(`bbcp-${n}${nth}`, viaAdapter(BbcpTransfer, n))
+            }
             if (variants.has("bbcp-bare")) {
               await fs.mkdir(dst, { recursive: true })
               const argv = [
@@ -262,9 +270,42 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
   }
 }
 
-const summary = (rows: ReadonlyArray<Row>) => {
+/** Runs taken together: their bytes over their seconds, first byte averaged. */
+const together = (runs: ReadonlyArray<Tools.Run>): Tools.Run => {
+  const firsts = runs.flatMap((r) => (r.firstByteSeconds === undefined ? [] : [r.firstByteSeconds]))
+  return {
+    bytes: runs.reduce((n, r) => n + r.bytes, 0),
+    seconds: runs.reduce((n, r) => n + r.seconds, 0),
+    capped: runs.some((r) => r.capped),
+    ok: runs.every((r) => r.ok),
+    ...(firsts.length === 0 ? {} : { firstByteSeconds: firsts.reduce((a, b) => a + b, 0) / firsts.length })
+  }
+}
+
+/**
+ * With repeats, each adapter's runs `name#k` become `name first` (#1) and `name` (the later ones
+ * together): a route's later transfers are what a kept connection speeds up.
+ */
+const byRepeat = (results: Record<string, Tools.Run>): Record<string, Tools.Run> => {
+  if (repeat === 1) return results
+  const out: Record<string, Tools.Run> = {}
+  const later: Record<string, Array<Tools.Run>> = {}
+  for (const [name, run] of Object.entries(results)) {
+    const m = /^(.*)#(\d+)$/.exec(name)
+    if (m === null) out[name] = run
+    else if (m[2] === "1") out[`${m[1]} first`] = run
+    else (later[m[1]!] ??= []).push(run)
+  }
+  for (const [name, runs] of Object.entries(later)) out[name] = together(runs)
+  return out
+}
+
+const summary = (raw: ReadonlyArray<Row>) => {
+  const rows = raw.map((r) => ({ ...r, results: byRepeat(r.results) }))
   console.log(
-    `\n## Summary (${(bytes / 1024 ** 2).toFixed(0)} MiB in ${files} files, MB/s = 10^6 bytes/s; * = stopped at the ${capSeconds} s cap)\n`
+    `\n## Summary (${(bytes / 1024 ** 2).toFixed(0)} MiB in ${files} files, MB/s = 10^6 bytes/s; * = stopped at the ${capSeconds} s cap${
+      repeat === 1 ? "" : `; ${repeat} transfers in a row: "first" is the first, the plain name the ${repeat - 1} after it together`
+    })\n`
   )
   const names = [...new Set(rows.flatMap((r) => Object.keys(r.results)))]
   const iperfNames = variants.has("iperf3") ? streams.map((n) => `iperf3 -P ${n}`) : []
@@ -303,6 +344,13 @@ const summary = (rows: ReadonlyArray<Row>) => {
     console.log(
       `| ${[`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf, ...baseCells].join(" | ")} |`
     )
+  }
+  const timed = names.filter((n) => rows.some((r) => r.results[n]?.firstByteSeconds !== undefined))
+  if (timed.length === 0) return
+  console.log(`\nSeconds to the first byte (mean where runs are taken together):\n`)
+  console.log(`| ${["loss", "cc", ...timed].join(" | ")} |\n|${"---|".repeat(2 + timed.length)}`)
+  for (const r of rows) {
+    console.log(`| ${[`${r.loss * 100}%`, r.cc, ...timed.map((n) => fmt(r.results[n]?.firstByteSeconds))].join(" | ")} |`)
   }
 }
 

@@ -78,6 +78,16 @@ export const RouteOptions = Schema.Struct({
   ports: Schema.optionalWith(Ports, { exact: true }),
   /** `-z`: the far side connects back, for a firewall that lets only the sending side listen. */
   reverse: Schema.optionalWith(Schema.Boolean, { exact: true }),
+  /** Seconds the route's ssh connection waits for its next transfer, 0 to 3600 (default 60; 0: one connection per transfer). */
+  sshIdleSeconds: Schema.optionalWith(
+    Schema.Int.pipe(Schema.filter((n) => (n >= 0 && n <= 3600) || `must be 0 to 3600 seconds, got ${n}`)),
+    { exact: true }
+  ),
+  /** Transfers one ssh connection carries at once, 1 to 1000: at most the far sshd's `MaxSessions` (default 10, OpenSSH's). */
+  sshMaxSessions: Schema.optionalWith(
+    Schema.Int.pipe(Schema.filter((n) => (n >= 1 && n <= 1000) || `must be 1 to 1000 sessions, got ${n}`)),
+    { exact: true }
+  ),
   /** `-P`: seconds between progress lines, 2 to 3600 (default 2; `-P 1` floods). */
   progressSeconds: Schema.optionalWith(
     Schema.Int.pipe(Schema.filter((n) => (n >= 2 && n <= 3600) || `must be 2 to 3600 seconds, got ${n}`)),
@@ -89,8 +99,14 @@ export const RouteOptions = Schema.Struct({
 export type RouteOptions = typeof RouteOptions.Type
 
 /** The adapter's options from a route's decoded ones. */
-export const toOptions = (o: RouteOptions): Pick<BbcpTransfer.Options, "bbcp" | "remoteBbcp" | "progressSeconds" | "tuning"> => ({
+export const toOptions = (
+  o: RouteOptions
+): Pick<BbcpTransfer.Options, "bbcp" | "remoteBbcp" | "progressSeconds" | "tuning" | "connection"> => ({
   ...(o.bbcp === undefined ? {} : { bbcp: o.bbcp }),
+  connection: {
+    ...(o.sshIdleSeconds === undefined ? {} : { idleSeconds: o.sshIdleSeconds }),
+    ...(o.sshMaxSessions === undefined ? {} : { maxSessions: o.sshMaxSessions })
+  },
   ...(o.remoteBbcp === undefined ? {} : { remoteBbcp: o.remoteBbcp }),
   ...(o.progressSeconds === undefined ? {} : { progressSeconds: o.progressSeconds }),
   tuning: {

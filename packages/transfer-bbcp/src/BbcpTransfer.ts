@@ -42,8 +42,12 @@ export interface Options extends TransferAdapter.Options {
   readonly tuning?: Tuning
   /** Seconds between progress lines (default 2: `-P 1` floods, fixture 45). */
   readonly progressSeconds?: number
-  /** All ssh calls of a transfer share one connection (default true; see SshMux). */
+  /** The ssh calls of a route's transfers share a master connection (default true; see SshMux). */
   readonly shareConnection?: boolean
+  /** How long a route's shared connection waits for the next transfer, and how many it carries at once. */
+  readonly connection?: SshMux.Settings
+  /** The most characters a remote call returns (the destination's checksum list; default `TransferHost.defaultMaxOutput`). */
+  readonly maxRemoteOutput?: number
 }
 
 /**
@@ -158,6 +162,9 @@ export const plan = (request: TransferAdapter.Request, options: Options = {}) =>
 
 const q = TransferProcess.shellQuote
 
+const remoteOptions = (options: Options): TransferHost.RemoteOptions =>
+  options.maxRemoteOutput === undefined ? {} : { maxOutput: options.maxRemoteOutput }
+
 /** Creates the staging folders in a call of its own (see `stagingWords`). */
 const prepareScript = (dirs: ReadonlyArray<string>): string => {
   const words = dirs.map(q).join(" ")
@@ -246,12 +253,13 @@ const publish = (
 ) => {
   const d = request.destination
   if (handoff === undefined || d._tag !== "Ssh") return onHost(d, publishScript(request, staging), options.ssh)
-  return TransferHost.remote(name, d, publishAndManifestScript(request, staging, handoff.algorithm), options.ssh).pipe(
-    Effect.map((stdout) => {
-      const manifest = handedManifest(stdout, request.kind, handoff.algorithm)
-      if (manifest !== undefined) handoff.current = { path: d.path, kind: request.kind, manifest }
-    })
-  )
+  return TransferHost.remote(name, d, publishAndManifestScript(request, staging, handoff.algorithm), options.ssh, remoteOptions(options))
+    .pipe(
+      Effect.map((stdout) => {
+        const manifest = handedManifest(stdout, request.kind, handoff.algorithm)
+        if (manifest !== undefined) handoff.current = { path: d.path, kind: request.kind, manifest }
+      })
+    )
 }
 
 /** The manifest a handoff holds for this endpoint, taken out of it. */
@@ -277,10 +285,12 @@ const takeHanded = (
 export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapter.Minimal => ({
   name,
   capabilities: { resume: true, remote: true, directories: true, bandwidthLimit: true },
-  size: (endpoint, kind) => TransferHost.size(name, endpoint, kind, options.ssh),
+  size: (endpoint, kind) => TransferHost.size(name, endpoint, kind, options.ssh, remoteOptions(options)),
   manifest: (endpoint, kind, algorithm) => {
     const handed = takeHanded(handoff, endpoint, kind, algorithm)
-    return handed === undefined ? TransferHost.manifest(name, endpoint, kind, algorithm, options.ssh) : Effect.succeed(handed)
+    return handed === undefined
+      ? TransferHost.manifest(name, endpoint, kind, algorithm, options.ssh, remoteOptions(options))
+      : Effect.succeed(handed)
   },
   remove: (endpoint) => TransferHost.remove(name, endpoint, options.ssh),
   copy: Effect.fn("BbcpTransfer.copy")(function* (request, report) {
@@ -341,25 +351,31 @@ export const minimal = (options: Options = {}, handoff?: Handoff): TransferAdapt
 })
 
 /**
- * The request with its remote endpoint reached through one shared ssh connection for the scope.
- * Both ends remote is refused by the core's check, so that request is left as it is.
+ * The request with its remote endpoint reached through the route's shared ssh connection for the
+ * scope. Both ends remote is refused by the core's check, so that request is left as it is.
  */
 const sharing = (request: TransferAdapter.Request, options: Options) => {
   const { source, destination } = request
   if (options.shareConnection === false || (source._tag === "Ssh" && destination._tag === "Ssh")) return Effect.succeed(request)
   if (destination._tag === "Ssh") {
-    return Effect.map(SshMux.shared(destination, options.ssh), (d): TransferAdapter.Request => ({ ...request, destination: d }))
+    return Effect.map(
+      SshMux.shared(destination, options.ssh, options.connection, name),
+      (d): TransferAdapter.Request => ({ ...request, destination: d })
+    )
   }
   if (source._tag === "Ssh") {
-    return Effect.map(SshMux.shared(source, options.ssh), (s): TransferAdapter.Request => ({ ...request, source: s }))
+    return Effect.map(SshMux.shared(source, options.ssh, options.connection, name), (s): TransferAdapter.Request => ({
+      ...request,
+      source: s
+    }))
   }
   return Effect.succeed(request)
 }
 
 /**
  * The full bbcp adapter: the core's verification, deadline and retries around `minimal`. Each
- * call runs over one ssh connection, and a verified push reads the destination's checksums in
- * the call that publishes the copy.
+ * call rides the route's shared ssh connection (kept for the route's next transfer), and a
+ * verified push reads the destination's checksums in the call that publishes the copy.
  */
 export const make = (options: Options = {}): TransferAdapter.Service => {
   const plain = TransferAdapter.make(minimal(options), options)

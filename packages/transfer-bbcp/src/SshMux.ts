@@ -1,163 +1,263 @@
 /**
- * One ssh connection shared by every ssh call of a transfer. At 220 ms a new ssh connection costs
- * about eight round trips (TCP, key exchange, authentication, the session) before its command
- * runs, and a bbcp transfer makes several: the staging folder, bbcp's own agent, the publish, the
- * destination's checksums. Through a master connection each later call opens only a channel on
- * it (about two round trips).
+ * Shared ssh connections for bbcp's transfers. At 220 ms a new ssh connection costs about eight
+ * round trips (TCP, key exchange, authentication, the session) before its command runs, and a
+ * bbcp transfer makes two ssh calls (bbcp's agent, the publish with the checksums). Through a
+ * master connection each call opens only a channel on it.
  *
- * The master's socket lives in a folder of its own (mode 0700, `ccat-ssh-<pid>-*` in the temp
- * folder), so no other user can reach the connection through it. The first call through the
- * socket becomes the master (`ControlMaster=auto`) and detaches; when the transfer ends, however
- * it ends, the master is told to exit (and killed if it does not), and the folder is removed. A
- * process killed outright cannot do that: its master exits by itself once idle for
- * `idleSeconds` (`ControlPersist`), and the next transfer removes a folder whose process is gone
- * and whose socket no longer answers.
+ * A route's master outlives the transfer that opened it: the route's next transfer in the same
+ * process rides it without a handshake. It closes once no transfer has used it for the route's
+ * idle time (`ControlPersist`-style, default 60 s), and at the process's exit. One master carries
+ * at most `maxSessions` transfers at once (each one ssh session at a time), so it never asks
+ * for more channels than the far sshd's `MaxSessions` allows; more transfers open another master.
+ * Before a master is reused it is checked (`ssh -O check`, a local round trip); a master that
+ * does not answer is replaced, and one whose transfer failed on the connection is retired
+ * once its other transfers end.
+ *
+ * Each master's socket lives in a folder of its own (mode 0700, `ccat-ssh-<pid>-*` in the temp
+ * folder). A process killed outright cannot close its masters: each exits by itself once idle
+ * for the idle time (`ControlPersist`), and the next master made on the machine removes the
+ * folders whose process is gone and whose socket no longer answers.
  */
 import type { TransferEndpoint } from "@ccat/core"
-import { TransferHost, TransferProcess } from "@ccat/core/node"
+import { TransferError } from "@ccat/core"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
-import * as fs from "node:fs/promises"
-import * as net from "node:net"
-import * as os from "node:os"
-import * as path from "node:path"
+import * as SshMaster from "./internal/SshMaster.js"
 
 /** The prefix of the folders holding master sockets, in the temp folder. */
-export const folderPrefix = "ccat-ssh-"
+export const folderPrefix = SshMaster.folderPrefix
 
-/** Seconds an idle master stays up when nobody tells it to exit (a killed worker's). */
-export const defaultIdleSeconds = 30
-
-/** The ssh options that name a master socket: an endpoint that sets one itself is left alone. */
-const controlOption = /^\s*Control(Master|Path|Persist)\b/i
-
-/** ssh binds `<ControlPath>.<16 random characters>` first; a Unix socket path has room for about 104 bytes. */
-const maxSocketPath = 104 - 17
-
-/** What the shared connection adds to an endpoint's ssh options. */
-export const controlOptions = (socket: string, idleSeconds = defaultIdleSeconds): ReadonlyArray<string> => [
-  "ControlMaster=auto",
-  `ControlPath=${socket}`,
-  `ControlPersist=${idleSeconds}`
-]
-
-/** True when a Unix socket at `socket` accepts a connection (its master is alive). */
-const answers = (socket: string): Promise<boolean> =>
-  new Promise((resolve) => {
-    const s = net.connect({ path: socket })
-    const done = (ok: boolean) => {
-      s.destroy()
-      resolve(ok)
-    }
-    s.once("connect", () => done(true))
-    s.once("error", () => done(false))
-    setTimeout(() => done(false), 1000).unref()
-  })
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as { code?: string }).code === "EPERM"
-  }
-}
+/** What a call through a master adds to an endpoint's ssh options. */
+export const controlOptions = SshMaster.controlOptions
 
 /** Removes folders left by processes that are gone and whose master has exited since. */
-export const sweep = async (dir = os.tmpdir()): Promise<ReadonlyArray<string>> => {
-  const removed: Array<string> = []
-  const names = await fs.readdir(dir).catch(() => [] as Array<string>)
-  for (const name of names) {
-    const m = new RegExp(`^${folderPrefix}(\\d+)-`).exec(name)
-    if (m === null || alive(Number(m[1]))) continue
-    const folder = path.join(dir, name)
-    const st = await fs.lstat(folder).catch(() => undefined)
-    if (st === undefined || !st.isDirectory() || st.uid !== process.getuid?.()) continue
-    if (await answers(path.join(folder, "c"))) continue
-    await fs.rm(folder, { recursive: true, force: true }).then(() => removed.push(folder), () => undefined)
-  }
-  return removed
+export const sweep = SshMaster.sweep
+
+/** Seconds a master with no transfer stays open for the route's next one, unless the route says otherwise. */
+export const defaultIdleSeconds = 60
+
+/** Transfers one master carries at once unless the route says otherwise: OpenSSH's default `MaxSessions`. */
+export const defaultMaxSessions = 10
+
+/** Seconds a master of a route with no idle time lives on when its process is killed before it could close it. */
+const orphanSeconds = 30
+
+/** How a route's shared connection lives. */
+export interface Settings {
+  /**
+   * Seconds a master no transfer uses stays open for the route's next transfer (default 60),
+   * also how long it outlives a killed process. 0: it closes when its last transfer ends.
+   */
+  readonly idleSeconds?: number
+  /** Transfers one master carries at once, at most the far sshd's `MaxSessions` (default 10). */
+  readonly maxSessions?: number
 }
 
-/** The pid `ssh -O check` reports for the master, if one is running. */
-const masterPid = (endpoint: TransferEndpoint.Ssh, ssh: string) =>
-  TransferProcess.run({ command: ssh, args: [...TransferHost.sshArgs(endpoint), "-O", "check", endpoint.host] }).pipe(
-    Effect.timeout("5 seconds"),
-    Effect.map((o) => {
-      const m = /pid=(\d+)/.exec(o.stderr)
-      return m === null ? undefined : Number(m[1])
-    }),
-    Effect.orElseSucceed(() => undefined)
+/** What a master's start settled to: running (its files, its pid if known), unshared (go on without), or an ssh error. */
+type Started = Exit.Exit<{ readonly files: SshMaster.Files; readonly pid: number | undefined } | undefined, TransferError.TransferError>
+
+interface Master {
+  readonly key: string
+  readonly idleSeconds: number
+  readonly maxSessions: number
+  readonly ssh: string
+  /** How to reach the host (its path is not the master's: each transfer adds its own). */
+  readonly endpoint: TransferEndpoint.Ssh
+  ready: Promise<Started>
+  files: SshMaster.Files | undefined
+  pid: number | undefined
+  holders: number
+  retired: boolean
+  closing: Promise<void> | undefined
+  idleTimer: ReturnType<typeof setTimeout> | undefined
+  /** Set while no transfer holds it: the next one checks it before riding it. */
+  idle: boolean
+}
+
+const live: Array<Master> = []
+
+const keyOf = (endpoint: TransferEndpoint.Ssh, ssh: string, idleSeconds: number, maxSessions: number): string =>
+  JSON.stringify([
+    ssh,
+    endpoint.host,
+    endpoint.port,
+    endpoint.user,
+    endpoint.identityFile,
+    endpoint.sshOptions ?? [],
+    idleSeconds,
+    maxSessions
+  ])
+
+const persistOf = (m: Master) => (m.idleSeconds > 0 ? m.idleSeconds : orphanSeconds)
+
+const throughOf = (m: Master, files: SshMaster.Files, endpoint: TransferEndpoint.Ssh): TransferEndpoint.Ssh => ({
+  ...endpoint,
+  sshOptions: [...(endpoint.sshOptions ?? []), ...SshMaster.controlOptions(files.socket, persistOf(m))]
+})
+
+let exitHooked = false
+
+/** Closes every master when the process exits, however it exits short of being killed outright. */
+const hookExit = () => {
+  if (exitHooked) return
+  exitHooked = true
+  process.once("exit", () => {
+    for (const m of live.splice(0)) {
+      if (m.files !== undefined) SshMaster.closeNow(throughOf(m, m.files, m.endpoint), m.ssh, m.files, m.pid)
+    }
+  })
+}
+
+const startMaster = (m: Master, adapter: string): Promise<Started> =>
+  Effect.runPromiseExit(
+    Effect.gen(function* () {
+      // a temp folder that cannot be made means no sharing, never a failed transfer
+      const files = yield* Effect.tryPromise(() => SshMaster.makeFiles()).pipe(Effect.orElseSucceed(() => undefined))
+      if (files === undefined) return undefined
+      m.files = files
+      const started = yield* SshMaster.start(m.endpoint, m.ssh, files, persistOf(m), adapter)
+      return started === undefined ? undefined : { files, pid: started.pid }
+    })
+  ).then((exit) => {
+    if (Exit.isSuccess(exit) && exit.value !== undefined) m.pid = exit.value.pid
+    // a master that did not start is offered to no later transfer; the last holder removes its folder
+    else m.retired = true
+    return exit
+  })
+
+/** A master with room for one more transfer, or a new one; the caller holds it until `release`. */
+const reserve = (endpoint: TransferEndpoint.Ssh, ssh: string, idleSeconds: number, maxSessions: number, adapter: string): Master => {
+  const key = keyOf(endpoint, ssh, idleSeconds, maxSessions)
+  const found = live.find((m) => m.key === key && !m.retired && m.holders < m.maxSessions)
+  if (found !== undefined) {
+    found.holders++
+    if (found.idleTimer !== undefined) clearTimeout(found.idleTimer)
+    found.idleTimer = undefined
+    return found
+  }
+  hookExit()
+  const m: Master = {
+    key,
+    idleSeconds,
+    maxSessions,
+    ssh,
+    endpoint: { ...endpoint, path: "/" },
+    ready: Promise.resolve(Exit.succeed(undefined)),
+    files: undefined,
+    pid: undefined,
+    holders: 1,
+    retired: false,
+    closing: undefined,
+    idleTimer: undefined,
+    idle: false
+  }
+  m.ready = startMaster(m, adapter)
+  live.push(m)
+  return m
+}
+
+/** Closes a master once: out of the pool first, so no transfer takes it meanwhile. */
+const closeMaster = (m: Master): Promise<void> => {
+  if (m.closing !== undefined) return m.closing
+  m.retired = true
+  if (m.idleTimer !== undefined) clearTimeout(m.idleTimer)
+  const i = live.indexOf(m)
+  if (i !== -1) live.splice(i, 1)
+  m.closing = m.ready.then(async () => {
+    if (m.files !== undefined) await Effect.runPromise(SshMaster.close(throughOf(m, m.files, m.endpoint), m.ssh, m.files, m.pid))
+  })
+  return m.closing
+}
+
+/** A transfer that failed on its connection or timed out may have met a broken master: it is offered to no later transfer. */
+const brokeConnection = (exit: Exit.Exit<unknown, unknown>): boolean =>
+  Exit.isFailure(exit) &&
+  Cause.failures(exit.cause).pipe(
+    Chunk.some((e) => e instanceof TransferError.TransferError && (e.reason === "Connection" || e.reason === "Timeout"))
   )
 
-/**
- * True while the detached master runs. Its parent is whoever adopted it, which in a container
- * may never reap it: an exited master left as a zombie counts as gone.
- */
-const running = async (pid: number): Promise<boolean> => {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined)
-  if (stat === undefined) return alive(pid)
-  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-  return state !== "Z" && state !== "X"
+/** Ends one transfer's hold; the last one out closes a retired master, or starts its idle time. */
+const release = (m: Master, exit: Exit.Exit<unknown, unknown>): Promise<void> => {
+  m.holders--
+  if (brokeConnection(exit)) m.retired = true
+  if (m.holders > 0) return Promise.resolve()
+  if (m.retired || m.idleSeconds === 0) return closeMaster(m)
+  m.idle = true
+  m.idleTimer = setTimeout(() => {
+    if (m.holders === 0) void closeMaster(m)
+  }, m.idleSeconds * 1000)
+  m.idleTimer.unref()
+  return Promise.resolve()
 }
 
-/** The master is ours when its command line names our socket (a reused pid is someone else's). */
-const isOurs = async (pid: number, socket: string): Promise<boolean> =>
-  (await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes(socket)
-
-/** Tells the master to exit, kills it if it does not within a few seconds, and removes the folder. */
-const close = (endpoint: TransferEndpoint.Ssh, ssh: string, folder: string, socket: string) =>
-  Effect.gen(function* () {
-    const pid = yield* masterPid(endpoint, ssh)
-    yield* TransferProcess.run({ command: ssh, args: [...TransferHost.sshArgs(endpoint), "-O", "exit", endpoint.host] }).pipe(
-      Effect.timeout("5 seconds"),
-      Effect.ignore
-    )
-    if (pid !== undefined) {
-      const gone = yield* Effect.promise(async () => {
-        for (let i = 0; i < 100 && (await running(pid)); i++) await new Promise((r) => setTimeout(r, 30))
-        return !(await running(pid))
-      })
-      if (!gone && (yield* Effect.promise(() => isOurs(pid, socket)))) {
-        yield* Effect.sync(() => {
-          try {
-            process.kill(pid, "SIGKILL")
-          } catch {
-            // exited meanwhile
-          }
-        })
-      }
-    }
-    yield* Effect.promise(() => fs.rm(folder, { recursive: true, force: true }))
-  }).pipe(Effect.withSpan("SshMux.close"))
-
 /**
- * The endpoint with a shared connection for the current scope, or the endpoint unchanged where
- * one cannot be had (its options name a socket already, the temp folder's path is too long or
- * has characters bbcp's `-T` cannot carry): sharing saves time, it is never a reason to fail.
+ * The endpoint reached through a shared master for the current scope, or the endpoint unchanged
+ * where one cannot be had (its options name a socket already, the temp folder's path is too long
+ * or has characters bbcp's `-T` cannot carry, the master did not start for a reason ssh did not
+ * name): sharing saves time, it is never a reason to fail by itself. A master that cannot start
+ * because the host is unreachable or refuses the key fails the transfer with that reason.
  */
 export const shared = (
   endpoint: TransferEndpoint.Ssh,
   ssh = "ssh",
-  idleSeconds = defaultIdleSeconds
-): Effect.Effect<TransferEndpoint.Ssh, never, Scope.Scope> => {
-  if ((endpoint.sshOptions ?? []).some((o) => controlOption.test(o))) return Effect.succeed(endpoint)
-  const base = os.tmpdir()
-  if (!/^[\w./-]+$/.test(base) || path.join(base, `${folderPrefix}${process.pid}-XXXXXX`, "c").length > maxSocketPath) {
-    return Effect.succeed(endpoint)
-  }
-  return Effect.acquireRelease(
-    Effect.promise(async () => {
-      await sweep(base).catch(() => undefined)
-      // mkdtemp creates the folder with mode 0700
-      const folder = await fs.mkdtemp(path.join(base, `${folderPrefix}${process.pid}-`))
-      const socket = path.join(folder, "c")
-      const through: TransferEndpoint.Ssh = {
-        ...endpoint,
-        sshOptions: [...(endpoint.sshOptions ?? []), ...controlOptions(socket, idleSeconds)]
+  settings: Settings = {},
+  adapter = "bbcp"
+): Effect.Effect<TransferEndpoint.Ssh, TransferError.TransferError, Scope.Scope> => {
+  const idleSeconds = Math.max(0, settings.idleSeconds ?? defaultIdleSeconds)
+  const maxSessions = Math.max(1, Math.floor(settings.maxSessions ?? defaultMaxSessions))
+  if (!SshMaster.canShare(endpoint)) return Effect.succeed(endpoint)
+  return Effect.gen(function* () {
+    const held: { current: Master | undefined } = { current: undefined }
+    yield* Effect.addFinalizer((exit) =>
+      Effect.promise(() => {
+        const m = held.current
+        held.current = undefined
+        return m === undefined ? Promise.resolve() : release(m, exit)
+      })
+    )
+    for (let tries = 0; tries < 3; tries++) {
+      const m = yield* Effect.sync(() => (held.current = reserve(endpoint, ssh, idleSeconds, maxSessions, adapter)))
+      const wasIdle = m.idle
+      m.idle = false
+      const started = yield* Effect.promise(() => m.ready)
+      if (Exit.isFailure(started)) return yield* Effect.failCause(started.cause)
+      if (started.value === undefined) return endpoint
+      const through = throughOf(m, started.value.files, endpoint)
+      if (!wasIdle) return through
+      // a master that sat idle may have exited or hung since: a local round trip tells
+      const pid = yield* SshMaster.masterPid(through, ssh)
+      if (pid !== undefined) {
+        m.pid = pid
+        return through
       }
-      return { folder, socket, through }
-    }),
-    ({ folder, socket, through }) => close(through, ssh, folder, socket)
-  ).pipe(Effect.map(({ through }) => through))
+      yield* Effect.promise(() => {
+        m.retired = true
+        held.current = undefined
+        return release(m, Exit.void)
+      })
+    }
+    return endpoint
+  }).pipe(Effect.withSpan("SshMux.shared"))
 }
+
+/** One master as the pool holds it, for tests and diagnostics. */
+export interface MasterInfo {
+  readonly host: string
+  readonly socket: string | undefined
+  readonly pid: number | undefined
+  readonly holders: number
+  readonly retired: boolean
+}
+
+/** The masters this process holds now. */
+export const masters = (): ReadonlyArray<MasterInfo> =>
+  live.map((m) => ({ host: m.endpoint.host, socket: m.files?.socket, pid: m.pid, holders: m.holders, retired: m.retired }))
+
+/** Closes every master of this process now (a worker's shutdown; they close at its exit anyway). */
+export const closeAll: Effect.Effect<void> = Effect.promise(() => Promise.all([...live].map(closeMaster))).pipe(
+  Effect.asVoid,
+  Effect.withSpan("SshMux.closeAll")
+)

@@ -1,14 +1,14 @@
 /**
- * The shared ssh connection of a bbcp transfer: every ssh call of a transfer rides one
- * connection, a verified push makes two calls (bbcp's agent with the staging folders, the
- * publish with the checksums), and whatever way the transfer ends (done, interrupted, its
- * process killed) no master process or socket stays behind. The transfer cases need a real bbcp
- * on PATH; the killed-owner case needs only ssh and sshd.
+ * The shared ssh connection of bbcp's transfers: a route's transfers ride one connection, a
+ * verified push makes two calls (bbcp's agent with the staging folders, the publish with the
+ * checksums), a killed master is replaced, and whatever way the connection's owner ends (closed,
+ * interrupted with no idle time, its process killed) no master process or socket stays behind.
+ * The transfer cases need a real bbcp on PATH; the killed-owner case needs only ssh and sshd.
  */
 import { TransferAdapter, TransferEndpoint } from "@ccat/core"
 import { TransferAdapterSuite } from "@ccat/core/testing"
 import { BbcpTransfer, SshMux } from "@ccat/transfer-bbcp"
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { afterAll, afterEach, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { spawn } from "node:child_process"
@@ -25,6 +25,7 @@ beforeAll(async () => {
   sshd = await Sshd.start()
   dir = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-bbcp-mux-"))
 })
+afterEach(() => Effect.runPromise(SshMux.closeAll))
 afterAll(async () => {
   await fs.rm(dir, { recursive: true, force: true })
   await sshd.stop()
@@ -85,24 +86,28 @@ describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connect
   const bbcp = bbcpOnPath._tag === "Some" ? bbcpOnPath.value : "bbcp"
 
   it.live(
-    "every ssh call of a transfer rides the first one's connection, which is gone afterwards with its folder",
+    "consecutive transfers of a route ride one connection, which closeAll ends with its folder",
     () =>
       Effect.gen(function* () {
         const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "one.bin"), 2 * 1024 * 1024))
-        const request = {
+        const request = (name: string) => ({
           source: TransferEndpoint.local(path.join(dir, "one.bin")),
-          destination: endpoint(path.join(dir, "out", "one.bin")),
+          destination: endpoint(path.join(dir, "out", name)),
           kind: "file" as const
-        }
+        })
         const one = yield* Effect.promise(() => oneConnectionSsh("shared"))
         const shared = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, ssh: one.program, retry: TransferAdapter.noRetry })
-        const result = yield* shared.transfer(request)
-        assert.strictEqual(result.checksum, sum)
-        assert.isTrue(result.verified)
+        for (const name of ["one.bin", "two.bin"]) {
+          const result = yield* shared.transfer(request(name))
+          assert.strictEqual(result.checksum, sum)
+          assert.isTrue(result.verified)
+        }
+        // per transfer: bbcp's agent (which makes the staging folders first), and the publish that reads the checksums
+        const calls = (yield* Effect.promise(one.calls)).filter((c) => !/ -N /.test(c))
+        assert.strictEqual(calls.length, 4, calls.join("\n"))
+        assert.strictEqual(SshMux.masters().length, 1)
+        yield* SshMux.closeAll
         assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
-        // bbcp's agent (which makes the staging folders first), and the publish that reads the checksums for verification
-        const calls = yield* Effect.promise(one.calls)
-        assert.strictEqual(calls.length, 2, calls.join("\n"))
         // the same ssh without sharing cannot make its second connection: the check above is real
         const separate = BbcpTransfer.make({
           bbcp,
@@ -111,16 +116,37 @@ describe.runIf(bbcpOnPath._tag === "Some")("a bbcp transfer over one ssh connect
           retry: TransferAdapter.noRetry,
           shareConnection: false
         })
-        const failed = yield* separate.transfer({ ...request, destination: endpoint(path.join(dir, "out", "two.bin")) }).pipe(Effect.flip)
+        const failed = yield* separate.transfer(request("three.bin")).pipe(Effect.flip)
         assert.strictEqual(failed.reason, "Connection")
       }),
-    60_000
+    90_000
   )
 
-  it.live("an interrupted transfer leaves no master process and no socket", () =>
+  it.live("a master killed between two transfers: the second still succeeds", () =>
+    Effect.gen(function* () {
+      const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "k.bin"), 1024 * 1024))
+      const adapter = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, retry: TransferAdapter.noRetry })
+      const request = (name: string) => ({
+        source: TransferEndpoint.local(path.join(dir, "k.bin")),
+        destination: endpoint(path.join(dir, "out", name)),
+        kind: "file" as const
+      })
+      yield* adapter.transfer(request("k1.bin"))
+      const pid = SshMux.masters()[0]!.pid!
+      process.kill(pid, "SIGKILL")
+      assert.isTrue(yield* Effect.promise(() => until(() => fs.stat(`/proc/${pid}/cmdline`).then(() => false, () => true), 5_000)))
+      const second = yield* adapter.transfer(request("k2.bin"))
+      assert.strictEqual(second.checksum, sum)
+      assert.isTrue(second.verified)
+      yield* SshMux.closeAll
+      assert.deepStrictEqual(yield* Effect.promise(leftovers), { folders: [], masters: [] })
+    }), 90_000)
+
+  it.live("with no idle time, an interrupted transfer leaves no master process and no socket", () =>
     Effect.gen(function* () {
       yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(dir, "slow.bin"), 24 * 1024 * 1024))
-      const adapter = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, retry: TransferAdapter.noRetry })
+      // with no idle time a route's connection closes with its transfer, however that ends
+      const adapter = BbcpTransfer.make({ bbcp, remoteBbcp: bbcp, retry: TransferAdapter.noRetry, connection: { idleSeconds: 0 } })
       const fiber = yield* adapter
         .transfer({
           source: TransferEndpoint.local(path.join(dir, "slow.bin")),
