@@ -4,43 +4,34 @@
  * enables commit together, or neither does. Queues are per site (`chile.package`,
  * `cologne.archive`): a worker takes only its own site's queues.
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
-import { Backoff } from "@ccat/core"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import * as os from "node:os"
-import pg from "pg"
 import PgBoss from "pg-boss"
 import * as EngineSchema from "./EngineSchema.js"
+import { oneStartAtATime, wakeupsOf } from "./internal/EngineStart.js"
+import { dbOf, ensureQueueWith, sendWith } from "./internal/PgBoss.js"
 import * as JobRecords from "./JobRecords.js"
+import { attempt, JobQueueError } from "./JobQueueError.js"
 import * as JobStatements from "./JobStatements.js"
 import * as Leases from "./Leases.js"
-import * as Wakeups from "./Wakeups.js"
+import type * as Wakeups from "./Wakeups.js"
 import * as WorkerLoop from "./WorkerLoop.js"
 
-/** A failure of the job engine itself (not of a job's work). */
-export class JobQueueError extends Data.TaggedError("JobQueueError")<{
-  readonly operation: string
-  readonly queue?: string
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    const c = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `job engine: ${this.operation}${this.queue ? ` on ${this.queue}` : ""} failed: ${c}`
-  }
-}
+/** The job engine's failure, as every operation of the engine fails. */
+export { JobQueueError } from "./JobQueueError.js"
+/** The `application_name` of the connection that listens for ready jobs. */
+export { wakeupsApplication } from "./internal/EngineStart.js"
 
 /** A job as a worker receives it. */
 export interface Job<A> {
@@ -162,55 +153,6 @@ export const expedite = (queue: string, singletonKey: string): Effect.Effect<num
   )
 
 /**
- * pg-boss's `db` adapter: its SQL runs through our client, on whatever connection the runtime
- * holds. It counts the statements in flight: pg-boss completes or fails a job without awaiting
- * it, after its worker loop moved on, so a stop must wait for those before the pool closes.
- * `answers` are rows known already for exact statement texts, each given once instead of asking
- * the database (EngineSchema.startAnswers).
- */
-const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>, answers?: Map<string, ReadonlyArray<Record<string, unknown>>>) => {
-  const sql = Runtime.runSync(runtime)(SqlClient.SqlClient)
-  const inFlight = new Set<Promise<unknown>>()
-  const track = <A>(p: Promise<A>): Promise<A> => {
-    inFlight.add(p)
-    const done = () => void inFlight.delete(p)
-    p.then(done, done)
-    return p
-  }
-  return {
-    /** Resolves once no statement is in flight, or after `ms`. */
-    settled: async (ms: number) => {
-      const deadline = Date.now() + ms
-      while (inFlight.size > 0 && Date.now() < deadline) {
-        await Promise.race([Promise.allSettled([...inFlight]), new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())))])
-      }
-    },
-    executeSql: (text: string, values: Array<unknown>) => {
-      const known = answers?.get(text)
-      if (known !== undefined && (values ?? []).length === 0) {
-        answers!.delete(text)
-        return Promise.resolve({ rows: known as Array<any> })
-      }
-      return track(
-        Runtime.runPromise(runtime)(
-          // pg-boss reads its own column names: no camelCase transform on its rows.
-          Effect.either(Effect.map(sql.unsafe(text, values ?? []).withoutTransform, (rows) => ({ rows: rows as Array<any> })))
-        ).then((result) => {
-          if (Either.isRight(result)) return result.right
-          // pg-boss tells a harmless race (processes starting together create its schema or a
-          // queue at once) from a failure by PostgreSQL's own message, so it gets the driver's error.
-          const cause = result.left.cause
-          throw cause instanceof Error ? cause : result.left
-        })
-      )
-    }
-  }
-}
-
-const attempt = <A>(operation: string, queue: string | undefined, f: () => Promise<A>) =>
-  Effect.tryPromise({ try: f, catch: (cause) => new JobQueueError({ operation, ...(queue ? { queue } : {}), cause }) })
-
-/**
  * How quickly the jobs of a worker that died run again. Every process renews the leases of the
  * jobs it runs each `heartbeatInterval`; a job whose lease was not renewed for `leaseTimeout` is
  * taken back by any live process (DESIGN §4.4). The timeout must comfortably exceed the longest
@@ -230,33 +172,6 @@ export interface JobEngineOptions extends LeaseOptions {
   readonly wakeups?: Wakeups.WakeupOptions | false
 }
 
-/** The `application_name` of the connection that listens for ready jobs. */
-export const wakeupsApplication = "ccat job wake-ups"
-
-/**
- * The wake-ups of a process: a listening connection of its own, made like the ops-db client's
- * (a client that is not PostgreSQL's, or none asked for, leaves workers to their poll).
- */
-const wakeupsOf = (options: JobEngineOptions) =>
-  Effect.gen(function* () {
-    const client = yield* Effect.serviceOption(PgClient.PgClient)
-    if (options.wakeups === false || client._tag === "None") return Wakeups.none
-    const c = client.value.config
-    return yield* Wakeups.make(JobStatements.readyChannel, () =>
-      new pg.Client({
-        ...(c.url !== undefined ? { connectionString: Redacted.value(c.url) } : {}),
-        ...(c.host !== undefined ? { host: c.host } : {}),
-        ...(c.port !== undefined ? { port: c.port } : {}),
-        ...(c.database !== undefined ? { database: c.database } : {}),
-        ...(c.username !== undefined ? { user: c.username } : {}),
-        ...(c.password !== undefined ? { password: Redacted.value(c.password) } : {}),
-        ...(c.ssl !== undefined ? { ssl: c.ssl } : {}),
-        // named so an operator sees it in pg_stat_activity (a URL's own application_name wins)
-        application_name: wakeupsApplication,
-        keepAlive: true
-      }), options.wakeups ?? {})
-  })
-
 /** Why lease options cannot be used: the timeout must leave room for missed heartbeats. */
 export class LeaseOptionsError extends Data.TaggedError("LeaseOptionsError")<{
   readonly heartbeatMillis: number
@@ -267,25 +182,6 @@ export class LeaseOptionsError extends Data.TaggedError("LeaseOptionsError")<{
       `(${this.heartbeatMillis} ms each), so that a live worker that misses one heartbeat keeps its jobs`
   }
 }
-
-/**
- * Runs `start` while holding a session advisory lock on a connection of its own, so that processes
- * starting together (a site's workers restarted at once, a fresh deployment) install or migrate
- * pg-boss's schema one after the other. Racing installs are not harmless here: pg-boss sends its
- * install as one `BEGIN; ...; COMMIT` text, and the loser's error would leave a pooled connection
- * inside an aborted transaction, failing whatever runs on it next.
- */
-const oneStartAtATime = <A, E, R>(sql: SqlClient.SqlClient, start: Effect.Effect<A, E, R>) =>
-  Effect.scoped(
-    Effect.gen(function* () {
-      const connection = yield* sql.reserve
-      yield* Effect.acquireRelease(
-        connection.execute("select pg_advisory_lock(hashtext('ccat.job-engine.start'))", [], undefined),
-        () => Effect.ignore(connection.execute("select pg_advisory_unlock(hashtext('ccat.job-engine.start'))", [], undefined))
-      )
-      return yield* start
-    })
-  ).pipe(Effect.mapError((e) => (e instanceof JobQueueError ? e : new JobQueueError({ operation: "start", cause: e }))))
 
 /** Starts pg-boss on the ops-db's SQL client and stops it (gracefully) when the layer is released. */
 export const layerWith = (
@@ -351,46 +247,8 @@ export const layerWith = (
       )
       // queues that exist need no look: a site's dozen stages start without a round trip each
       const created = new Set<string>(found?.queues ?? [])
-      const ensureQueue = (queue: string, options: QueueOptions = {}) =>
-        created.has(queue)
-          ? Effect.void
-          : attempt("createQueue", queue, async () => {
-            // pg-boss's create_queue does nothing for a queue that exists (its insert meets the
-            // name and returns before any DDL): no look first, one round trip per missing queue.
-            await boss.createQueue(queue, {
-              name: queue,
-              ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
-              ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
-              ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
-              ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {}),
-              ...(options.deadLetter !== undefined ? { deadLetter: options.deadLetter } : {}),
-              ...(options.policy !== undefined ? { policy: options.policy } : {})
-            }).catch(async (e) => {
-              // Another process made it while ours failed (its partition's attach won).
-              if ((await boss.getQueue(queue)) === null) throw e
-            })
-            created.add(queue)
-          }).pipe(
-            // Creating a queue attaches a partition to pg-boss's job table; processes starting
-            // together (a site's workers restarted at once) can deadlock there, and PostgreSQL
-            // rolls one back. Its next try finds the queue or creates it.
-            Effect.retry(Backoff.schedule({ base: "100 millis", jitter: Backoff.around, times: 8 }))
-          )
-      const send: JobQueueService["send"] = (queue, data, options = {}) =>
-        Effect.gen(function* () {
-          const here = yield* Effect.runtime<SqlClient.SqlClient>()
-          return yield* attempt("send", queue, () =>
-            boss.send(queue, data, {
-              db: dbOf(here),
-              ...(options.singletonKey !== undefined ? { singletonKey: options.singletonKey } : {}),
-              ...(options.startAfterSeconds !== undefined ? { startAfter: options.startAfterSeconds } : {}),
-              ...(options.priority !== undefined ? { priority: options.priority } : {}),
-              ...(options.retryLimit !== undefined ? { retryLimit: options.retryLimit } : {}),
-              ...(options.retryDelaySeconds !== undefined ? { retryDelay: options.retryDelaySeconds } : {}),
-              ...(options.retryBackoff !== undefined ? { retryBackoff: options.retryBackoff } : {}),
-              ...(options.expireInSeconds !== undefined ? { expireInSeconds: options.expireInSeconds } : {})
-            }))
-        }).pipe(Effect.withSpan("JobQueue.send", { attributes: { queue } }))
+      const ensureQueue = ensureQueueWith(boss, created)
+      const send = sendWith(boss)
       const work: JobQueueService["work"] = (queue, handler, options = {}) =>
         WorkerLoop.start({
           queue,
