@@ -29,6 +29,7 @@ import dataProducts from "./internal/migrations/0024_data_products.js"
 import stagingRelease from "./internal/migrations/0025_staging_release.js"
 import dataProductList from "./internal/migrations/0026_data_product_list.js"
 import packageArchivedAt from "./internal/migrations/0027_package_archived_at.js"
+import fastDomainChecks from "./internal/migrations/0028_fast_domain_checks.js"
 import integrityCounts from "./internal/migrations/0029_integrity_counts.js"
 import sourcePosition from "./internal/migrations/0030_source_position.js"
 
@@ -58,6 +59,7 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0025_staging_release": stagingRelease,
   "0026_data_product_list": dataProductList,
   "0027_package_archived_at": packageArchivedAt,
+  "0028_fast_domain_checks": fastDomainChecks,
   "0029_integrity_counts": integrityCounts,
   "0030_source_position": sourcePosition
 }
