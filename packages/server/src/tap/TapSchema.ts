@@ -48,84 +48,66 @@ export const obscore: Table = {
   restricted: true
 }
 
+/**
+ * A TAP_SCHEMA table: in the TAP_SCHEMA schema, open to every caller, its columns written as
+ * name, type and description.
+ */
+const tapSchemaTable = (
+  name: string,
+  description: string,
+  columns: ReadonlyArray<readonly [name: string, sqlType: "text" | "integer", description: string]>
+): Table => ({
+  schema: "TAP_SCHEMA",
+  name: `TAP_SCHEMA.${name}`,
+  type: "table",
+  restricted: false,
+  description,
+  columns: columns.map(([column, sqlType, about]) => meta(column, sqlType, about))
+})
+
 const tapSchemaTables: ReadonlyArray<Table> = [
-  {
-    schema: "TAP_SCHEMA",
-    name: "TAP_SCHEMA.schemas",
-    type: "table",
-    restricted: false,
-    description: "The schemas of this service.",
-    columns: [
-      meta("schema_name", "text", "schema name"),
-      meta("utype", "text", "schema utype"),
-      meta("description", "text", "what the schema holds"),
-      meta("schema_index", "integer", "order of the schema")
-    ]
-  },
-  {
-    schema: "TAP_SCHEMA",
-    name: "TAP_SCHEMA.tables",
-    type: "table",
-    restricted: false,
-    description: "The tables of this service.",
-    columns: [
-      meta("schema_name", "text", "the table's schema"),
-      meta("table_name", "text", "qualified table name"),
-      meta("table_type", "text", "table or view"),
-      meta("utype", "text", "table utype"),
-      meta("description", "text", "what the table holds"),
-      meta("table_index", "integer", "order of the table")
-    ]
-  },
-  {
-    schema: "TAP_SCHEMA",
-    name: "TAP_SCHEMA.columns",
-    type: "table",
-    restricted: false,
-    description: "The columns of this service's tables.",
-    columns: [
-      meta("table_name", "text", "qualified name of the column's table"),
-      meta("column_name", "text", "column name"),
-      meta("utype", "text", "column utype"),
-      meta("ucd", "text", "column UCD"),
-      meta("unit", "text", "column unit"),
-      meta("description", "text", "what the column holds"),
-      meta("datatype", "text", "VOTable datatype"),
-      meta("arraysize", "text", "VOTable arraysize"),
-      meta("xtype", "text", "DALI extended type"),
-      meta("size", "integer", "deprecated: fixed length"),
-      meta("principal", "integer", "1: shown by default"),
-      meta("indexed", "integer", "1: indexed"),
-      meta("std", "integer", "1: defined by a standard"),
-      meta("column_index", "integer", "order of the column")
-    ]
-  },
-  {
-    schema: "TAP_SCHEMA",
-    name: "TAP_SCHEMA.keys",
-    type: "table",
-    restricted: false,
-    description: "Foreign keys between tables.",
-    columns: [
-      meta("key_id", "text", "key id"),
-      meta("from_table", "text", "table holding the key"),
-      meta("target_table", "text", "table the key refers to"),
-      meta("description", "text", "what the key means"),
-      meta("utype", "text", "key utype")
-    ]
-  },
-  {
-    schema: "TAP_SCHEMA",
-    name: "TAP_SCHEMA.key_columns",
-    type: "table",
-    restricted: false,
-    description: "The columns of the foreign keys.",
-    columns: [
-      meta("key_id", "text", "key id"),
-      meta("from_column", "text", "column in the key's table"),
-      meta("target_column", "text", "column in the target table")
-    ]
-  }
+  tapSchemaTable("schemas", "The schemas of this service.", [
+    ["schema_name", "text", "schema name"],
+    ["utype", "text", "schema utype"],
+    ["description", "text", "what the schema holds"],
+    ["schema_index", "integer", "order of the schema"]
+  ]),
+  tapSchemaTable("tables", "The tables of this service.", [
+    ["schema_name", "text", "the table's schema"],
+    ["table_name", "text", "qualified table name"],
+    ["table_type", "text", "table or view"],
+    ["utype", "text", "table utype"],
+    ["description", "text", "what the table holds"],
+    ["table_index", "integer", "order of the table"]
+  ]),
+  tapSchemaTable("columns", "The columns of this service's tables.", [
+    ["table_name", "text", "qualified name of the column's table"],
+    ["column_name", "text", "column name"],
+    ["utype", "text", "column utype"],
+    ["ucd", "text", "column UCD"],
+    ["unit", "text", "column unit"],
+    ["description", "text", "what the column holds"],
+    ["datatype", "text", "VOTable datatype"],
+    ["arraysize", "text", "VOTable arraysize"],
+    ["xtype", "text", "DALI extended type"],
+    ["size", "integer", "deprecated: fixed length"],
+    ["principal", "integer", "1: shown by default"],
+    ["indexed", "integer", "1: indexed"],
+    ["std", "integer", "1: defined by a standard"],
+    ["column_index", "integer", "order of the column"]
+  ]),
+  tapSchemaTable("keys", "Foreign keys between tables.", [
+    ["key_id", "text", "key id"],
+    ["from_table", "text", "table holding the key"],
+    ["target_table", "text", "table the key refers to"],
+    ["description", "text", "what the key means"],
+    ["utype", "text", "key utype"]
+  ]),
+  tapSchemaTable("key_columns", "The columns of the foreign keys.", [
+    ["key_id", "text", "key id"],
+    ["from_column", "text", "column in the key's table"],
+    ["target_column", "text", "column in the target table"]
+  ])
 ]
 
 /** A foreign key between two tables, as TAP_SCHEMA.keys and `/tables` publish it. */
