@@ -6,6 +6,7 @@
 import { Api, ApiErrors, ApiSecurity, type ConstraintError, Ids, Observational, Repositories } from "@ccat/core"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import type { Fragment } from "@effect/sql/Statement"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -33,6 +34,23 @@ const refused =
       ? Effect.fail(new ApiErrors.Unprocessable({ reason: "UnknownReference", field: parent, message: `the ${parent} does not exist` }))
       : Effect.die(e)
 
+/** An insert's answer: the stored row, or its refusal as `refused` maps it; a failing database is a defect. */
+const inserted =
+  (entity: string, name: string, parent: string) =>
+  <A, R>(
+    insert: Effect.Effect<A, ConstraintError.ConstraintError | SqlError, R>
+  ): Effect.Effect<A, ApiErrors.Conflict | ApiErrors.Unprocessable, R> =>
+    insert.pipe(
+      Effect.catchTag("ConstraintError", refused(entity, name, parent)),
+      Effect.catchTag("SqlError", (e) => Effect.die(e))
+    )
+
+/** A catalog entry's name and description as stored: no description is an empty one. */
+const described = (payload: { readonly name: string; readonly description?: string | undefined }) => ({
+  name: payload.name,
+  description: payload.description ?? ""
+})
+
 const decodeInstruments = decoder(Observational.Instrument)
 const decodeModules = decoder(Observational.InstrumentModule)
 const decodeObsUnits = decoder(Observational.ObsUnit)
@@ -42,46 +60,26 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
   handlers
     .handle(
       "createObservatory",
-      ({ payload }) =>
-        Repositories.observatories.insert({ name: payload.name, description: payload.description ?? "" }).pipe(
-          Effect.catchTag("ConstraintError", refused("Observatory", payload.name, "name")),
-          Effect.catchTag("SqlError", (e) => Effect.die(e))
-        )
+      ({ payload }) => Repositories.observatories.insert(described(payload)).pipe(inserted("Observatory", payload.name, "name"))
     )
     .handle(
       "createTelescope",
       ({ payload }) =>
-        Repositories.telescopes.insert({
-          observatoryId: payload.observatoryId as Ids.ObservatoryId,
-          name: payload.name,
-          description: payload.description ?? ""
-        }).pipe(
-          Effect.catchTag("ConstraintError", refused("Telescope", payload.name, "observatoryId")),
-          Effect.catchTag("SqlError", (e) => Effect.die(e))
-        )
+        Repositories.telescopes.insert({ observatoryId: payload.observatoryId as Ids.ObservatoryId, ...described(payload) })
+          .pipe(inserted("Telescope", payload.name, "observatoryId"))
     )
     .handle(
       "createInstrument",
       ({ payload }) =>
-        Repositories.instruments.insert({
-          telescopeId: payload.telescopeId as Ids.TelescopeId,
-          name: payload.name,
-          description: payload.description ?? ""
-        }).pipe(
-          Effect.catchTag("ConstraintError", refused("Instrument", payload.name, "telescopeId")),
-          Effect.catchTag("SqlError", (e) => Effect.die(e))
-        )
+        Repositories.instruments.insert({ telescopeId: payload.telescopeId as Ids.TelescopeId, ...described(payload) })
+          .pipe(inserted("Instrument", payload.name, "telescopeId"))
     )
     .handle("createInstrumentModule", ({ payload }) =>
       Repositories.instrumentModules.insert({
         instrumentId: payload.instrumentId as Ids.InstrumentId,
-        name: payload.name,
-        description: payload.description ?? "",
+        ...described(payload),
         ...CatalogRules.moduleColumns(payload)
-      }).pipe(
-        Effect.catchTag("ConstraintError", refused("InstrumentModule", payload.name, "instrumentId")),
-        Effect.catchTag("SqlError", (e) => Effect.die(e))
-      ))
+      }).pipe(inserted("InstrumentModule", payload.name, "instrumentId")))
     .handle(
       "createObservingProgram",
       ({ payload }) =>
@@ -89,10 +87,7 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
           name: payload.name,
           title: payload.title ?? "",
           proprietaryPeriodDays: payload.proprietaryPeriodDays ?? null
-        }).pipe(
-          Effect.catchTag("ConstraintError", refused("ObservingProgram", payload.name, "name")),
-          Effect.catchTag("SqlError", (e) => Effect.die(e))
-        )
+        }).pipe(inserted("ObservingProgram", payload.name, "name"))
     )
     .handle("createObsUnit", ({ payload }) =>
       Effect.gen(function* () {
@@ -128,10 +123,7 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
           sourceId: (payload.sourceId ?? null) as Ids.SourceId | null,
           subObservingProgramId: (payload.subObservingProgramId ?? null) as Ids.SubObservingProgramId | null,
           observingModeId: (payload.observingModeId ?? null) as Ids.ObservingModeId | null
-        }).pipe(
-          Effect.catchTag("ConstraintError", refused("ObsUnit", payload.name, "observingProgramId")),
-          Effect.catchTag("SqlError", (e) => Effect.die(e))
-        )
+        }).pipe(inserted("ObsUnit", payload.name, "observingProgramId"))
       }))
     .handle(
       "listInstruments",
@@ -177,10 +169,7 @@ export const AdminHttpLive = HttpApiBuilder.group(Api.Api, "admin", (handlers) =
             }),
             (account) => Tokens.accountCreated(account, p.name)
           )
-        ).pipe(
-          Effect.catchTag("ConstraintError", refused("Account", payload.name, "name")),
-          Effect.catchTag("SqlError", (e) => Effect.die(e))
-        )
+        ).pipe(inserted("Account", payload.name, "name"))
       }))
     .handle("listAccounts", () => Repositories.accounts.list.pipe(Effect.orDie))
     .handle("grant", ({ payload }) =>
