@@ -130,14 +130,19 @@ export const locations = (now: Date, p: Topology.PolicyConfig | undefined) =>
     }))
   })
 
+/**
+ * The package of a row of `ops_package_archive_copies a` is completed: looked up by its key for
+ * each package below the target (a join would let the planner read every completed package).
+ */
+const completed = "(select p.status from raw_data_package p where p.id = a.raw_data_package_id) = 'completed'"
+
 /** How many archived packages have fewer good archive copies than `target`: a range of the maintained counts. */
 export const belowTargetCount = (target: number) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const [row] = yield* sql<{ n: number }>`
       select count(*)::int as n from ops_package_archive_copies a
-      join raw_data_package p on p.id = a.raw_data_package_id and p.status = 'completed'
-      where a.good < ${target}`
+      where a.good < ${target} and ${sql.literal(completed)}`
     return row?.n ?? 0
   })
 
@@ -153,8 +158,7 @@ export const belowTarget = (target: number, limit: number) =>
     const rows = yield* sql<{ id: Ids.RawDataPackageId; goodCopies: number; total: number }>`
       select a.raw_data_package_id as id, a.good as good_copies, count(*) over ()::int as total
       from ops_package_archive_copies a
-      join raw_data_package p on p.id = a.raw_data_package_id and p.status = 'completed'
-      where a.good < ${target}
+      where a.good < ${target} and ${sql.literal(completed)}
       order by a.raw_data_package_id limit ${Math.max(limit, 1)}`
     const total = rows[0]?.total ?? 0
     const listed = rows.slice(0, limit)

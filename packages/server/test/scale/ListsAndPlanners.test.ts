@@ -60,13 +60,6 @@ const deepCursor = (table: string, orderBy: string, fraction = 0.5) =>
     return Buffer.from(JSON.stringify([row.key, row.id])).toString("base64url")
   })
 
-/**
- * Pages whose figures are counted over the catalog's live copies and completed packages (the
- * integrity view's per-location counts and its packages below target): exact, without a
- * sequential scan, but not bounded by a page (docs/scaling.md says what would bound them).
- */
-const countsOverCatalog = new Set(["/integrity"])
-
 /** What breaks a bound: a big table read whole, or more rows touched than `maxRows`. */
 const violations = (what: string, plans: ReadonlyArray<ListsExplain.PlanSummary>, maxRows: number): Array<string> =>
   plans.filter((p) => p.seqScans.length > 0 || p.rowsTouched > maxRows).map((p) => `${what}: ${ListsExplain.describe(p)}`)
@@ -200,7 +193,7 @@ describe("lists and planners at scale", () => {
           const plans = yield* ListsExplain.explain(statements)
           assert.isAbove(plans.length, 0, `${path} ran no statement`)
           yield* show(path, plans)
-          found.push(...violations(path, plans, countsOverCatalog.has(path) ? Infinity : token === scientist ? scopedPageBound : pageBound))
+          found.push(...violations(path, plans, token === scientist ? scopedPageBound : pageBound))
         }
         assert.deepStrictEqual(found, [], found.join("\n"))
       }))

@@ -15,6 +15,8 @@ import * as OpsDbFigures from "../../src/observability/internal/OpsDbFigures.js"
 import * as IntegrityFamilies from "../../src/observability/internal/IntegrityFamilies.js"
 import * as AlertFigures from "../../src/observability/internal/AlertFigures.js"
 import * as CircuitFigures from "../../src/observability/internal/CircuitFigures.js"
+import * as RepairFigures from "../../src/observability/internal/RepairFigures.js"
+import * as IntegrityFigures from "../../src/lifecycle/IntegrityFigures.js"
 import { Topology } from "@ccat/core"
 import * as CatalogDatabase from "./CatalogDatabase.js"
 import * as Plans from "./Plans.js"
@@ -22,6 +24,9 @@ import * as Plans from "./Plans.js"
 const files = Number(process.env.CCAT_SCALE_FILES ?? 1_000_000)
 // The live tail is ~19,000 files; a statement that read the catalog would touch at least `files` rows.
 const maxTouched = 60_000
+// The integrity figures read maintained counts, one day's verifications and the packages below
+// target (a few in the catalog): nothing there grows with the catalog or its live tail.
+const integrityTouched = 2_000
 
 const admin: ApiSecurity.Principal = {
   accountId: "00000000-0000-4000-8000-000000000000" as Ids.AccountId,
@@ -123,5 +128,47 @@ it.layer(catalog, { timeout: 600_000 })(`status and metrics at ${files} files`, 
       yield* print("metrics", plans)
       assert.isAbove(plans.length, 8)
       assert.deepStrictEqual(Plans.breaches(plans, Plans.bigTables, maxTouched), [])
+    }))
+
+  it.effect("the integrity view's and the repair gauge's figures equal fresh counts, and their statements read what changes only", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      // One more archive copy found bad, so a package is below target at every size (through the triggers).
+      yield* sql`update physical_copy set status = 'CORRUPT' where id = (select c.id from physical_copy c
+        join data_location l on l.id = c.data_location_id and l.type = 'LONG_TERM_ARCHIVE' where c.status = 'PRESENT' order by c.id limit 1)`
+      const [{ now }] = yield* sql<{ now: Date }>`select now() as now`
+      const { value, recorded } = yield* Plans.record(
+        Effect.all({
+          locations: IntegrityFigures.locations(now, undefined),
+          below: IntegrityFigures.belowTarget(1, 1000),
+          gauge: RepairFigures.collect(1)
+        })
+      )
+      // The reference: every live copy and every completed package counted from the rows.
+      const fresh = yield* sql<{ id: string; copies: number; audited: number }>`
+        select l.id, count(c.id)::int as copies,
+          count(c.id) filter (where c.verified_at >= ${now}::timestamptz - make_interval(days => ${IntegrityFigures.defaultAuditCycleDays}))::int
+            as audited
+        from data_location l left join physical_copy c on c.data_location_id = l.id and c.status <> 'DELETED' group by l.id`
+      assert.deepStrictEqual(
+        Object.fromEntries(value.locations.map((l) => [l.id, [l.copies, l.audited]])),
+        Object.fromEntries(fresh.map((l) => [l.id, [l.copies, l.audited]]))
+      )
+      assert.isAbove(value.locations.reduce((n, l) => n + l.audited, 0), 0)
+      const below = yield* sql<{ id: string; good: number }>`
+        select p.id, count(c.id)::int as good from raw_data_package p
+        left join physical_copy c on c.raw_data_package_id = p.id and c.status = 'PRESENT' and c.verified_at is not null
+          and c.checksum = p.checksum and c.data_location_id in (select id from data_location where type = 'LONG_TERM_ARCHIVE')
+        where p.status = 'completed' group by p.id having count(c.id) < 1 order by p.id`
+      assert.isAbove(below.length, 0)
+      assert.strictEqual(value.below.total, below.length)
+      assert.deepStrictEqual(value.below.items.map((b) => [b.id, b.goodCopies]), below.map((b) => [b.id, b.good]))
+      const gauge = value.gauge.find((f) => f.name === "ccat_packages_below_copy_target")
+      assert.strictEqual(gauge?.samples[0]?.value, below.length)
+
+      const plans = yield* Plans.explain(recorded)
+      yield* print("integrity", plans)
+      assert.isAbove(plans.length, 3)
+      assert.deepStrictEqual(Plans.breaches(plans, Plans.bigTables, integrityTouched), [])
     }))
 })
