@@ -115,8 +115,9 @@ const linkDependencies = (root: string) => {
 
 /**
  * Builds each workspace package by its own build script, core first and the server last, with
- * `--no-dts` added to each tsup step (declarations are most of a build's time and nothing here
- * reads them); any other step runs as written.
+ * `--no-dts` added to each tsup step and each `tsc --emitDeclarationOnly` step left out
+ * (declarations are most of a build's time and nothing here reads them); any other step runs as
+ * written.
  */
 const build = (root: string) => {
   const rootPackage = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { workspaces: ReadonlyArray<string> }
@@ -127,6 +128,7 @@ const build = (root: string) => {
     const script = pkg.scripts?.build
     if (script === undefined) continue
     for (const step of script.split("&&").map((s) => s.trim())) {
+      if (/^tsc\s.*--emitDeclarationOnly(\s|$)/.test(step)) continue
       const command = /^tsup(\s|$)/.test(step) ? `${step} --no-dts` : step
       execFileSync("sh", ["-c", command], {
         cwd: path.join(root, workspace),
