@@ -8,15 +8,21 @@
  * the declarations is a value an integrator cannot call, though the workspace, which compiles
  * against the sources, can; a value only the declarations have would fail at run time.
  *
- *   node scripts/checkDeclarations.mjs                       the workspace's built packages
- *   node scripts/checkDeclarations.mjs --root <dir> [pkg...]  packages installed in <dir>/node_modules
+ * It also reports an import in the packages' declarations that nothing installed answers (a
+ * dependency their package.json does not name: what it names would silently be `any`), and
+ * type-checks, in the same program, files an integrator would write (`--program`).
  *
- * Exits 1 and names every difference; run it after `npm run build`.
+ *   node scripts/checkDeclarations.mjs                        the workspace's built packages
+ *   node scripts/checkDeclarations.mjs --root <dir> [--program <file.ts>]... [package...]
+ *                                                              packages installed in <dir>/node_modules
+ *
+ * Exits 1 and names every difference and error; run it after `npm run build`.
  */
 import * as fs from "node:fs"
 import { isBuiltin } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import { parseArgs } from "node:util"
 import ts from "typescript"
 
 /** The published packages whose entry points are checked when none are named. */
@@ -58,7 +64,7 @@ const isNamespace = (value) => {
   return properties.every((p) => p.enumerable && p.get !== undefined && p.set === undefined)
 }
 
-/** The value names a namespace object holds, one level into nested namespaces. */
+/** A value's exports: each name, and for a namespace the names inside it (`Ids.ShortName`). */
 const runtimeValues = (namespace) =>
   Object.keys(namespace).flatMap((key) =>
     isNamespace(namespace[key]) ? [key, ...Object.keys(namespace[key]).map((inner) => `${key}.${inner}`)] : [key]
@@ -72,94 +78,124 @@ const allowVitestImport = () => {
   globalThis.__vitest_worker__ ??= { environment: { name: "node" }, config: {}, providedContext: {}, onCleanup: () => {} }
 }
 
-/** The value names TypeScript lets code use through `import * as M` of each entry. */
-const declaredValues = (root, entries) => {
-  const file = path.join(root, "__checkDeclarations__.ts")
-  const text = entries.map((e, i) => `import * as E${i} from ${JSON.stringify(e.specifier)}\n`).join("")
-  const options = {
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    target: ts.ScriptTarget.ES2022,
-    strict: true,
-    skipLibCheck: true,
-    noEmit: true,
-    types: []
-  }
-  const host = ts.createCompilerHost(options)
-  const readFile = host.readFile
-  const getSourceFile = host.getSourceFile
-  host.fileExists = (f) => f === file || ts.sys.fileExists(f)
-  host.readFile = (f) => (f === file ? text : readFile.call(host, f))
-  host.getSourceFile = (f, ...rest) =>
-    f === file ? ts.createSourceFile(f, text, ts.ScriptTarget.ES2022, true) : getSourceFile.call(host, f, ...rest)
-  const program = ts.createProgram([file], options, host)
-  const checker = program.getTypeChecker()
-  const source = program.getSourceFile(file)
-  const properties = (type) => checker.getPropertiesOfType(type).map((p) => p.getName())
+/** What an integrator's tsconfig would say: Node's module resolution, strict, Node's globals. */
+const compilerOptions = {
+  module: ts.ModuleKind.NodeNext,
+  moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  target: ts.ScriptTarget.ES2022,
+  lib: ["lib.es2022.d.ts"],
+  strict: true,
+  skipLibCheck: true,
+  noEmit: true,
+  types: ["node"]
+}
 
-  const packageDirs = [...new Set(entries.map((e) => e.packageDir))]
-  const ours = program.getSourceFiles().filter((f) => packageDirs.some((dir) => f.fileName.startsWith(dir + path.sep)))
-  // an import no installed package answers turns what it names into `any`, silently
-  const problems = ours.flatMap((f) => {
-    const { importedFiles, typeReferenceDirectives } = ts.preProcessFile(f.text, true, true)
-    const unresolved = [
-      ...importedFiles.filter((i) =>
-        !isBuiltin(i.fileName)
-        && ts.resolveModuleName(i.fileName, f.fileName, options, host, undefined, undefined, f.impliedNodeFormat).resolvedModule ===
-          undefined
-      ),
-      ...typeReferenceDirectives.filter((t) =>
-        ts.resolveTypeReferenceDirective(t.fileName, f.fileName, options, host).resolvedTypeReferenceDirective === undefined
-      )
-    ]
-    return unresolved.map((i) => `${path.relative(root, f.fileName)} imports ${i.fileName}, which is not installed with it`)
-  })
-
-  const values = source.statements.filter(ts.isImportDeclaration).map((statement, i) => {
-    const where = checker.getSymbolAtLocation(statement.moduleSpecifier)?.valueDeclaration?.getSourceFile().fileName
-    if (where === undefined) return { entry: entries[i], unresolved: true, values: new Set() }
-    const alias = checker.getSymbolAtLocation(statement.importClause.namedBindings.name)
-    const namespace = checker.getTypeOfSymbol(alias)
-    const values = new Set()
-    for (const member of checker.getPropertiesOfType(namespace)) {
-      values.add(member.getName())
-      for (const inner of properties(checker.getTypeOfSymbol(member))) values.add(`${member.getName()}.${inner}`)
-    }
-    return { entry: entries[i], declaredIn: where, unresolved: false, values }
-  })
-  return { values, problems }
+/** A diagnostic as `file:line: message`, the file relative to `root`. */
+const describeDiagnostic = (root, d) => {
+  const message = ts.flattenDiagnosticMessageText(d.messageText, "\n")
+  if (d.file === undefined || d.start === undefined) return message
+  return `${path.relative(root, d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: ${message}`
 }
 
 /**
- * Compares runtime and declarations of every entry point of the given packages installed under
- * `root`. Returns, per entry, the values only the JavaScript has (`lost`) and the values only the
- * declarations have (`phantom`, for names the JavaScript has as namespaces); and the errors in
- * the packages' declaration files (`problems`: an import of a package not installed with them).
+ * One TypeScript program over the declarations alone: a file `import * as E0 from "<entry>"` per
+ * entry point, and the given programs. Answers, per entry, the values `E0` lets code use (one level
+ * into the namespaces the JavaScript has), the imports of the packages' declaration files that no
+ * installed package answers (what they name would be `any`), and the programs' errors.
  */
-export const checkDeclarations = async (root, packages = publishedPackages) => {
-  const declared = declaredValues(root, packages.flatMap((name) => entryPoints(root, name)))
-  allowVitestImport()
-  const results = []
-  for (const { entry, unresolved, values } of declared.values) {
-    const runtime = runtimeValues(await import(pathToFileURL(entry.javascript).href))
-    const runtimeSet = new Set(runtime)
-    const namespaces = new Set(runtime.filter((n) => n.includes(".")).map((n) => n.split(".")[0]))
-    results.push({
-      specifier: entry.specifier,
-      declarations: path.relative(root, entry.declarations),
-      unresolved,
-      runtimeCount: runtime.length,
-      lost: runtime.filter((n) => !values.has(n)),
-      // a member of a non-namespace value (a class's static) is the type's own business
-      phantom: [...values].filter((n) => !runtimeSet.has(n) && (!n.includes(".") || namespaces.has(n.split(".")[0])))
+const typeCheck = (root, entries, namespaces, programs) => {
+  const file = path.join(root, "__checkDeclarations__.ts")
+  const text = entries.map((e, i) => `import * as E${i} from ${JSON.stringify(e.specifier)}\n`).join("")
+  const host = ts.createCompilerHost(compilerOptions)
+  const { readFile, getSourceFile } = host
+  host.fileExists = (f) => f === file || ts.sys.fileExists(f)
+  host.readFile = (f) => (f === file ? text : readFile.call(host, f))
+  host.getSourceFile = (
+    f,
+    ...rest
+  ) => (f === file ? ts.createSourceFile(f, text, ts.ScriptTarget.ES2022, true) : getSourceFile.call(host, f, ...rest))
+  const program = ts.createProgram([file, ...programs], compilerOptions, host)
+  const checker = program.getTypeChecker()
+  const source = program.getSourceFile(file)
+
+  const values = source.statements.filter(ts.isImportDeclaration).map((statement, i) => {
+    if (checker.getSymbolAtLocation(statement.moduleSpecifier) === undefined) return undefined
+    const found = new Set()
+    const alias = checker.getSymbolAtLocation(statement.importClause.namedBindings.name)
+    for (const member of checker.getPropertiesOfType(checker.getTypeOfSymbol(alias))) {
+      const name = member.getName()
+      found.add(name)
+      if (!namespaces[i].has(name)) continue
+      for (const inner of checker.getPropertiesOfType(checker.getTypeOfSymbol(member))) found.add(`${name}.${inner.getName()}`)
+    }
+    return found
+  })
+
+  const packageDirs = [...new Set(entries.map((e) => e.packageDir))]
+  const declarationFiles = program.getSourceFiles().filter((f) => packageDirs.some((dir) => f.fileName.startsWith(dir + path.sep)))
+  const unresolved = declarationFiles.flatMap((f) => {
+    const { importedFiles, typeReferenceDirectives } = ts.preProcessFile(f.text, true, true)
+    const missing = [
+      ...importedFiles.filter((i) =>
+        !isBuiltin(i.fileName)
+        && ts.resolveModuleName(i.fileName, f.fileName, compilerOptions, host, undefined, undefined, f.impliedNodeFormat)
+          .resolvedModule === undefined
+      ),
+      ...typeReferenceDirectives.filter((t) =>
+        ts.resolveTypeReferenceDirective(t.fileName, f.fileName, compilerOptions, host).resolvedTypeReferenceDirective === undefined
+      )
+    ]
+    return [...new Set(missing.map((i) => i.fileName))].map((name) =>
+      `${path.relative(root, f.fileName)} imports ${name}, which is not installed with it`
+    )
+  })
+
+  const errors = programs.length === 0 ? [] : [
+    ...program.getGlobalDiagnostics(),
+    ...programs.flatMap((p) => {
+      const f = program.getSourceFile(p)
+      return [...program.getSyntacticDiagnostics(f), ...program.getSemanticDiagnostics(f)]
     })
-  }
-  const failed = results.filter((r) => r.unresolved || r.lost.length > 0 || r.phantom.length > 0).length + declared.problems.length
-  return { entries: results, problems: declared.problems, failed }
+  ].map((d) => describeDiagnostic(root, d))
+
+  return { values, unresolved, errors }
 }
 
-/** One line per entry point, then each lost or phantom value, then each error in the declarations. */
-export const describeResults = ({ entries, problems }) =>
+/**
+ * Compares the JavaScript and the declarations of every entry point of the given packages
+ * installed under `root`, in one TypeScript program that also type-checks `programs` (files an
+ * integrator would write). Answers, per entry, the values only the JavaScript has (`lost`) and
+ * those only the declarations have (`phantom`, among the JavaScript's namespaces); the imports
+ * in the packages' declarations that nothing installed answers (`unresolved`); the programs'
+ * errors (`errors`); and how many of all these there are (`failed`).
+ */
+export const checkDeclarations = async (root, packages = publishedPackages, programs = []) => {
+  const entries = packages.flatMap((name) => entryPoints(root, name))
+  allowVitestImport()
+  const runtime = []
+  for (const entry of entries) runtime.push(runtimeValues(await import(pathToFileURL(entry.javascript).href)))
+  const namespaces = runtime.map((names) => new Set(names.filter((n) => n.includes(".")).map((n) => n.split(".")[0])))
+  const declared = typeCheck(root, entries, namespaces, programs.map((p) => path.resolve(p)))
+
+  const results = entries.map((entry, i) => {
+    const values = declared.values[i]
+    const names = new Set(runtime[i])
+    return {
+      specifier: entry.specifier,
+      declarations: path.relative(root, entry.declarations),
+      unresolved: values === undefined,
+      runtimeCount: runtime[i].length,
+      lost: values === undefined ? runtime[i] : runtime[i].filter((n) => !values.has(n)),
+      phantom: values === undefined ? [] : [...values].filter((n) => !names.has(n))
+    }
+  })
+  const failed = results.reduce((n, r) => n + (r.unresolved ? 1 : 0) + r.lost.length + r.phantom.length, 0)
+    + declared.unresolved.length + declared.errors.length
+  return { entries: results, unresolved: declared.unresolved, errors: declared.errors, failed }
+}
+
+/** One line per entry point, each lost or phantom value, each unresolved import, each error. */
+export const describeResults = ({ entries, unresolved, errors }) =>
   [
     ...entries.flatMap((r) => [
       r.unresolved
@@ -168,20 +204,20 @@ export const describeResults = ({ entries, problems }) =>
       ...r.lost.map((n) => `  missing from the declarations: ${n}`),
       ...r.phantom.map((n) => `  declared, absent at run time: ${n}`)
     ]),
-    ...problems.map((p) => `error in the declarations: ${p}`)
+    ...unresolved.map((u) => `error in the declarations: ${u}`),
+    ...errors.map((e) => `error in a program: ${e}`)
   ].join("\n")
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const args = process.argv.slice(2)
-  const at = args.indexOf("--root")
-  const root = at === -1 ? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..") : path.resolve(args[at + 1])
-  const named = args.filter((_, i) => at === -1 || (i !== at && i !== at + 1))
-  const result = await checkDeclarations(root, named.length > 0 ? named : publishedPackages)
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { root: { type: "string" }, program: { type: "string", multiple: true } }
+  })
+  const root = path.resolve(values.root ?? path.join(path.dirname(fileURLToPath(import.meta.url)), ".."))
+  const result = await checkDeclarations(root, positionals.length > 0 ? positionals : publishedPackages, values.program ?? [])
   console.log(describeResults(result))
   if (result.failed > 0) {
-    console.error(
-      `checkDeclarations: ${result.failed} differences between the declarations and the JavaScript, or errors in the declarations`
-    )
+    console.error(`checkDeclarations: ${result.failed} differences between declarations and JavaScript, or errors`)
     process.exit(1)
   }
   console.log(`checkDeclarations: ${result.entries.length} entry points declare every value their JavaScript has`)

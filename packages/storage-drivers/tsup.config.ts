@@ -3,8 +3,8 @@ import { defineConfig } from "tsup"
 export default defineConfig({
   entry: ["src/index.ts"],
   format: ["esm", "cjs"],
-  // declarations are tsc's, one file per module (package.json's build): bundled by tsup, a name
-  // that is both a type and a value inside an `export * as` namespace kept only its type
+  // declarations are tsc's, one file per module (package.json's build): tsup's bundled ones keep
+  // only the type of a name that is both a type and a value inside an `export * as` namespace
   dts: false,
   clean: true,
   sourcemap: true,
