@@ -156,17 +156,19 @@ export const relativePath: DomainCheck = {
 export const all: ReadonlyArray<DomainCheck> = [checksum, relativePath]
 
 /**
- * One statement that compares both forms on every probe of every domain in the database itself
- * (its regular expressions, encoding and collation): the rows where they disagree, none when
- * they agree. `$1` is the probes' domain names, `$2` their values.
+ * One statement that compares both forms on `values` (by default every probe of every domain)
+ * in the database itself (its regular expressions, encoding and collation): the rows where they
+ * disagree, none when they agree.
  */
-export const disagreements = (): { readonly sql: string; readonly params: [Array<string>, Array<string | null>] } => {
+export const disagreements = (
+  values: ReadonlyArray<readonly [DomainCheck, ReadonlyArray<string | null>]> = all.map((d) => [d, d.probes])
+): { readonly sql: string; readonly params: [Array<string>, Array<string | null>] } => {
   const names: Array<string> = []
-  const values: Array<string | null> = []
-  for (const d of all) {
-    for (const p of d.probes) {
+  const texts: Array<string | null> = []
+  for (const [d, vs] of values) {
+    for (const v of vs) {
       names.push(d.domain)
-      values.push(p)
+      texts.push(v)
     }
   }
   // a domain's check passes unless it is false (a null passes): compare that, per form
@@ -174,6 +176,6 @@ export const disagreements = (): { readonly sql: string; readonly params: [Array
     .join(" ")
   return {
     sql: `select p.d as domain, p.v as value from unnest($1::text[], $2::text[]) as p(d, v) where case p.d ${arms} end`,
-    params: [names, values]
+    params: [names, texts]
   }
 }
