@@ -136,12 +136,33 @@ const checkWritten = async (
   return { route, config }
 }
 
-describe("ccat route bench", () => {
+// The cases work in folders of their own and mostly wait on ssh, rsync and each command's
+// start-up, so they run at once.
+describe.concurrent("ccat route bench", () => {
   it(
     "rsync over ssh: a table of 1, 2 and 4 transfers at once, a recommendation among them, --write keeps the file's rest, no probe left",
     async () => {
-      const w = await world("rsync", sshOptions())
-      const shown = await runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--rounds", "1"], {})
+      // the run that prints and the run that writes each get a folder and a file of their own,
+      // so they run side by side; timings are not compared between them
+      const [w, ww] = await Promise.all([world("rsync", sshOptions()), world("rsync", sshOptions())])
+      const [shown, written] = await Promise.all([
+        runCcat(["route", "bench", "chile->cologne", "--config", w.file, "--probe-size", "2 MB", "--rounds", "1"], {}),
+        runCcat([
+          "route",
+          "bench",
+          "chile->cologne",
+          "--config",
+          ww.file,
+          "--probe-size",
+          "2 MB",
+          "--rounds",
+          "1",
+          "--transfer-time",
+          "20 minutes",
+          "--write",
+          "--json"
+        ], {})
+      ])
       assert.strictEqual(shown.code, 0, shown.stderr)
       const rows = shown.stdout.split("\n").filter((l) => /^\s+(\* )?\d at once\s/.test(l))
       assert.deepStrictEqual(rows.map((l) => /(\d) at once/.exec(l)![1]), ["1", "2", "4"])
@@ -153,21 +174,6 @@ describe("ccat route bench", () => {
       assert.strictEqual(await fs.readFile(w.file, "utf8"), w.text, "without --write the file is not touched")
       assert.deepStrictEqual(await inBuffers(w.dir), [])
 
-      const written = await runCcat([
-        "route",
-        "bench",
-        "chile->cologne",
-        "--config",
-        w.file,
-        "--probe-size",
-        "2 MB",
-        "--rounds",
-        "1",
-        "--transfer-time",
-        "20 minutes",
-        "--write",
-        "--json"
-      ], {})
       assert.strictEqual(written.code, 0, written.stderr)
       const report = JSON.parse(written.stdout) as Report
       const labels = report.settings.map((s) => s.label)
@@ -177,7 +183,7 @@ describe("ccat route bench", () => {
       const best = report.settings.find((s) => s.label === report.best)!
       assert.isAtLeast(chosen.rate, best.rate * 0.95)
       assert.isTrue(report.written)
-      const { route, config } = await checkWritten(w.file, w.text, report, {
+      const { route, config } = await checkWritten(ww.file, ww.text, report, {
         fields: ["maxConcurrentTransfers", "measuredBandwidth", "bundleTransferTime"],
         options: []
       })
@@ -185,7 +191,7 @@ describe("ccat route bench", () => {
       assert.strictEqual(route.bundleTransferTime, 20 * 60_000)
       assert.approximately(route.measuredBandwidth!, report.perTransferRate, Math.max(1, report.perTransferRate * 0.01))
       assert.strictEqual(config.topology.routes[1]!.adapter, "local")
-      assert.deepStrictEqual(await inBuffers(w.dir), [])
+      assert.deepStrictEqual(await inBuffers(ww.dir), [])
     },
     300_000
   )
