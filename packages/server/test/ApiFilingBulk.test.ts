@@ -8,11 +8,14 @@ import { it } from "@effect/vitest"
 import { type ApiSecurity, type Ids, Observational, ObservationsApi, RawData } from "@ccat/core"
 import { Fixtures } from "@ccat/core/testing"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
@@ -95,6 +98,24 @@ it.layer(Harness.layer(), { timeout: 120_000 })("filing in bulk", (it) => {
       )
       expect(addedFiles.files.map((f) => f.id)).toEqual(more.map((f) => f.id))
       expect(added.statements.length).toBe(1)
+    }))
+
+  it.effect("a checksum only the ops-db's domain refuses fails the whole filing with the domain's error and stores nothing", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const request = observation(world, 2_000)
+      // the right length in bytes for sha256 (62 hex digits and a two-byte character): only the digits' rule refuses it
+      request.files[1234]!.checksum = `sha256:${"a".repeat(62)}é`
+      const before = yield* Harness.counts()
+      const exit = yield* Effect.exit(Filing.fileObservation(admin, request))
+      const defect = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.dieOption(exit.cause)) : undefined
+      const refused = (defect as { cause?: { code?: string; constraint?: string; message?: string } } | undefined)?.cause
+      expect([refused?.code, refused?.constraint, refused?.message]).toEqual([
+        "23514",
+        "checksum_check",
+        `value for domain checksum violates check constraint "checksum_check"`
+      ])
+      expect(yield* Harness.counts()).toEqual(before)
     }))
 
   it.effect("the answer through the API is the contract's own encoding of the stored rows", () =>
