@@ -47,7 +47,7 @@ const program = Effect.gen(function* () {
   }
   console.log(
     `  row triggers and checks: ${
-      loaded.triggers ? "fired per row" : "off (superuser load); foreign keys and checksums proved set-based, counts recounted"
+      loaded.triggers ? "fired per row" : "off (superuser load); foreign keys proved set-based, counts recounted"
     }`
   )
   const [size] = yield* sql<{ bytes: number }>`select pg_database_size(current_database())::float8 as bytes`

@@ -17,7 +17,6 @@ import pg from "pg"
 import * as TopologySync from "../../src/TopologySync.js"
 import * as Plan from "./CatalogPlan.js"
 import * as Rows from "./CatalogRows.js"
-import * as Domains from "./CatalogDomains.js"
 import { copyRows, type Value } from "./CopyIn.js"
 import { packageBytes } from "./CatalogState.js"
 
@@ -30,9 +29,8 @@ export interface Options extends Plan.PlanOptions {
    */
   readonly fileEvents?: boolean
   /**
-   * Whether a superuser load may switch row triggers and the checksum domain's check off and
-   * prove both afterwards set-based (default true); false fires every trigger and check per row,
-   * as any other role's load does.
+   * Whether a superuser load may switch row triggers off and prove what they keep afterwards
+   * set-based (default true); false fires every trigger per row, as any other role's load does.
    */
   readonly fast?: boolean
   /** Called after each table with its rows and seconds. */
@@ -169,10 +167,10 @@ const canSkipTriggers = (client: pg.Client) =>
 /**
  * Loads the catalog into the current ops-db (migrated, and without a catalog of the same seed):
  * the demo topology, then every table through `COPY`, then `analyze`. As a superuser the load
- * runs with row triggers and the checksum domain's check off (`session_replication_role =
- * replica`; `CatalogDomains`) on five connections at once (the small tables, the files, the
- * copies, the events in two halves), then, on two connections, proves every foreign key and every checksum
- * set-based (one statement per key or column; the load fails on the first that breaks),
+ * runs with row triggers off (`session_replication_role = replica`; the domains' checks still
+ * run per row, cheaply since migration 0028) on five connections at once (the small tables, the
+ * files, the copies, the events in two halves), then, on two connections, proves every foreign
+ * key set-based (one statement per key; the load fails on the first that breaks),
  * recounts the trigger-kept counts (`ops_count_rebuild()`, what the statement triggers would
  * have summed) and analyses each table. Safe because the database is the loader's alone while
  * it loads (a fresh one), and nothing is left unproved. Any other role, or `fast: false`, loads
@@ -245,19 +243,6 @@ export const load = (options: Options) =>
       [(on) => copy(on, "event_log", Rows.eventColumns, Rows.eventRows(plan, options.fileEvents ?? true, [1, 2]))]
     ]
     if (skipTriggers) {
-      // Put back (enforced, not validated) if the load fails before the proof does it.
-      const lifted = yield* Effect.acquireRelease(
-        Effect.promise(() => Domains.lift(client)),
-        (l, exit) =>
-          l === null || exit._tag === "Success" ?
-            Effect.void :
-            Effect.promise(() =>
-              client.query(`alter domain checksum add constraint ${l.name} ${l.definition} not valid`).then(
-                () => undefined,
-                () => undefined
-              )
-            )
-      )
       yield* Effect.forEach(streams, (stream) =>
         Effect.gen(function* () {
           const on = yield* connect(sql.config)
@@ -266,9 +251,9 @@ export const load = (options: Options) =>
           for (const step of stream) yield* step(on)
           yield* Effect.promise(() => on.query("commit"))
         }).pipe(Effect.scoped), { concurrency: "unbounded", discard: true })
-      // After the load, on two connections (a core each), longest first: the proofs of the
-      // checksums and of every foreign key, the trigger-kept counts recounted set-based, and
-      // each table's statistics. None reads what another writes but the counts, analysed last.
+      // After the load, on two connections (a core each), longest first: the proofs of every
+      // foreign key, the trigger-kept counts recounted set-based, and each table's statistics.
+      // None reads what another writes but the counts, analysed last.
       const t0 = performance.now()
       const busy = new Map<string, number>()
       const timed = (what: string, f: (on: pg.Client) => Promise<void>) => async (on: pg.Client) => {
@@ -276,8 +261,6 @@ export const load = (options: Options) =>
         await f(on)
         busy.set(what, (busy.get(what) ?? 0) + (performance.now() - s) / 1000)
       }
-      const proofs = lifted === null ? [] : yield* Effect.promise(() => Domains.reattach(client, lifted))
-      const counted: Array<readonly [Domains.Proof, number]> = []
       const fks = yield* foreignKeyProofs(client, tables.map((t) => t.table))
       const broken: Array<string> = []
       const recount = yield* Effect.promise(async () =>
@@ -294,9 +277,6 @@ export const load = (options: Options) =>
       const big = new Set(["raw_data_file", "physical_copy", "event_log"])
       yield* pool(sql.config, 2, [
         ...(recount ? [timed("(counters rebuilt)", async (on) => void (await on.query(`select ops_count_rebuild()`)))] : []),
-        ...proofs.map((p) => timed(`(checksums proved: ${proofs.length} columns)`, async (on) => {
-          counted.push([p, Number((await on.query<{ n: string }>(p.query)).rows[0]!.n)])
-        })),
         ...[...fks].sort((a, b) => Number(big.has(b.child)) - Number(big.has(a.child))).map((fk) =>
           timed(`(${fks.length} foreign keys proved)`, async (on) => {
             const n = Number((await on.query<{ n: string }>(fk.query)).rows[0]!.n)
@@ -306,7 +286,6 @@ export const load = (options: Options) =>
         ...analysed.map((rel) => timed("(analyze)", async (on) => void (await on.query(`analyze ${rel}`))))
       ])
       if (broken.length > 0) return yield* Effect.dieMessage(broken.join("; "))
-      if (lifted !== null) yield* Effect.promise(() => Domains.validated(client, lifted, counted))
       const a0 = performance.now()
       if (recount) yield* Effect.promise(() => client.query("analyze ops_count, ops_histogram"))
       busy.set("(analyze)", (busy.get("(analyze)") ?? 0) + (performance.now() - a0) / 1000)
