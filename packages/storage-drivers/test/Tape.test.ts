@@ -9,14 +9,17 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
+import { scratchDir } from "./TapeScratch.js"
 
 const MiB = 1024 * 1024
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-tape-"))
+// 64 MiB is 64 stream chunks through cache, volume and recall: the streaming the round trip
+// checks (its bounded-memory assertion starts at 512 MiB, so a larger default checked no more)
+const largeBytes = Number(process.env.CCAT_TAPE_LARGE_BYTES ?? 64 * MiB)
+// the large object lives in the cache, on a volume and in the recall cache at once
+const root = scratchDir("ccat-tape-", 4 * largeBytes + 512 * MiB)
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
-const largeBytes = Number(process.env.CCAT_TAPE_LARGE_BYTES ?? 256 * MiB)
 
 StorageDriverSuite.run({
   name: `tape (virtual library, every read a recall; large object ${largeBytes} bytes)`,
