@@ -10,10 +10,10 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { Readable, Writable } from "node:stream"
 import { afterAll } from "vitest"
+import { scratchDir } from "./TapeScratch.js"
 
 const MiB = 1024 * 1024
 
@@ -126,7 +126,8 @@ class SimulatedLibrary {
   }
 }
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-mtx-"))
+// the cache holds the suite's 32 MiB object twice at most (put, recall)
+const root = scratchDir("ccat-mtx-", 512 * MiB)
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
 const backend = (sim: SimulatedLibrary, capacityBytes = 1024 * MiB) =>
