@@ -9,13 +9,14 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
 import { bodyFor, checksumFor } from "./TapeObjects.js"
 import { assertEveryEntryReads, committedBy, spawnWriter } from "./TapeProcesses.js"
+import { scratchDir } from "./TapeScratch.js"
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-tape-killed-"))
+// objects of 1 to 128 KiB, a few hundred at most
+const root = scratchDir("ccat-tape-killed-", 256 * 1024 * 1024)
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }))
 
 describe("Tape writers killed mid-write", () => {

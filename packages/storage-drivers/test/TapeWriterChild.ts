@@ -1,8 +1,8 @@
 /**
  * A worker process for the several-process tape tests: opens the shared archive, says `ready`,
  * waits for the go file, then writes objects under its prefix, printing `put <key> <checksum>`
- * once each is committed. Run with `node --import tsx TapeWriterChild.ts root prefix count go
- * pauseMs`; a count of 0 writes until the test kills it, and a count of `hold` takes the
+ * once each is committed. Run bundled (TapeProcesses.ts) as `node TapeWriterChild.mjs root prefix
+ * count go pauseMs`; a count of 0 writes until the test kills it, and a count of `hold` takes the
  * archive's write lock, says `holding` and keeps it until killed.
  */
 import * as Effect from "effect/Effect"
