@@ -45,6 +45,23 @@ const writeFiles = (dir: string, specs: ReadonlyArray<readonly [string, number]>
     }))
   )
 
+/** The manifest of a new package of `files`, each recorded with its size and checksum. */
+const manifestOf = (files: ReadonlyArray<{ readonly relativePath: string; readonly bytes: Uint8Array }>) =>
+  new PackageManifest.PackageManifest({
+    version: PackageManifest.formatVersion,
+    packageId: randomUUID() as never,
+    executedObsUnitId: randomUUID() as never,
+    instrumentModuleId: randomUUID() as never,
+    files: files.map((f) =>
+      new PackageManifest.PackagedFile({
+        id: randomUUID() as never,
+        relativePath: f.relativePath as never,
+        sizeBytes: f.bytes.length,
+        checksum: sha256(f.bytes)
+      })
+    )
+  })
+
 const longName = `scan-0001/${"detector-array-".repeat(8)}/${"x".repeat(120)}.fits`
 
 /** What is in a folder, apart from `keep`. */
@@ -157,20 +174,7 @@ describe("ArchiveWriter and PackageWriter", () => {
         Effect.gen(function* () {
           const dir = yield* tempDir
           const files = yield* writeFiles(dir, [["big.dat", 4 * 1024 * 1024], ["late.dat", 2000]])
-          const manifest = new PackageManifest.PackageManifest({
-            version: PackageManifest.formatVersion,
-            packageId: randomUUID() as never,
-            executedObsUnitId: randomUUID() as never,
-            instrumentModuleId: randomUUID() as never,
-            files: files.map((f) =>
-              new PackageManifest.PackagedFile({
-                id: randomUUID() as never,
-                relativePath: f.relativePath as never,
-                sizeBytes: f.bytes.length,
-                checksum: sha256(f.bytes)
-              })
-            )
-          })
+          const manifest = manifestOf(files)
           for (const change of ["shrink", "grow"] as const) {
             yield* Effect.promise(() => fs.writeFile(files[0].path, files[0].bytes))
             let chunks = 0
@@ -213,20 +217,7 @@ describe("ArchiveWriter and PackageWriter", () => {
       for (let round = 0; round < 5; round++) {
         const dir = yield* tempDir
         const files = yield* writeFiles(dir, [["a.dat", 3000], ["b.dat", 5000]])
-        const manifest = new PackageManifest.PackageManifest({
-          version: PackageManifest.formatVersion,
-          packageId: randomUUID() as never,
-          executedObsUnitId: randomUUID() as never,
-          instrumentModuleId: randomUUID() as never,
-          files: files.map((f) =>
-            new PackageManifest.PackagedFile({
-              id: randomUUID() as never,
-              relativePath: f.relativePath as never,
-              sizeBytes: f.bytes.length,
-              checksum: sha256(f.bytes)
-            })
-          )
-        })
+        const manifest = manifestOf(files)
         const rotten = Buffer.from(files[1].bytes)
         rotten[4321] ^= 0x01
         yield* Effect.promise(() => fs.writeFile(files[1].path, rotten))
