@@ -16,6 +16,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Sshd from "../../../scripts/sshd.js"
+import { leftovers, until } from "./SshLeftovers.js"
 
 const bbcpOnPath = await Effect.runPromise(BbcpTransfer.findBinary("bbcp").pipe(Effect.option))
 
@@ -40,29 +41,6 @@ const endpoint = (p: string) =>
     sshOptions: sshd.sshOptions,
     path: p
   })
-
-/** This process's socket folders, and the processes whose command line names one. */
-const leftovers = async () => {
-  const prefix = `${SshMux.folderPrefix}${process.pid}-`
-  const folders = (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith(prefix))
-  const masters: Array<string> = []
-  for (const pid of await fs.readdir("/proc")) {
-    if (!/^\d+$/.test(pid)) continue
-    const cmd = await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")
-    if (cmd.includes(prefix)) masters.push(`${pid}: ${cmd.replace(/\0/g, " ")}`)
-  }
-  return { folders, masters }
-}
-
-/** Waits, at most `ms`, until `check` holds. */
-const until = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await check()) return true
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return check()
-}
 
 /**
  * An ssh that opens one connection at most: every call after the first gets a proxy that

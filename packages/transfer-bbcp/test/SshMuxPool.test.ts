@@ -18,6 +18,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Sshd from "../../../scripts/sshd.js"
+import { leftovers, until } from "./SshLeftovers.js"
 
 let sshd: Sshd.Sshd
 /** An sshd that allows two sessions per connection. */
@@ -44,29 +45,6 @@ const transfer = (settings: SshMux.Settings, script = "echo ok", ssh = "ssh", s 
   Effect.scoped(
     Effect.flatMap(SshMux.shared(endpointAt(s), ssh, settings), (through) => TransferHost.remote("bbcp", through, script, ssh))
   )
-
-/** This process's socket folders, and the processes whose command line names one. */
-const leftovers = async () => {
-  const prefix = `${SshMux.folderPrefix}${process.pid}-`
-  const folders = (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith(prefix))
-  const masters: Array<string> = []
-  for (const pid of await fs.readdir("/proc")) {
-    if (!/^\d+$/.test(pid)) continue
-    const cmd = await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")
-    if (cmd.includes(prefix)) masters.push(`${pid}: ${cmd.replace(/\0/g, " ")}`)
-  }
-  return { folders, masters }
-}
-
-/** Waits, at most `ms`, until `check` holds. */
-const until = async (check: () => Promise<boolean>, ms: number): Promise<boolean> => {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await check()) return true
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return check()
-}
 
 const none = async () => {
   const l = await leftovers()
