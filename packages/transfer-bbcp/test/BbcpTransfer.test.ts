@@ -11,6 +11,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Sshd from "../../../scripts/sshd.js"
+import { until } from "./SshLeftovers.js"
 
 const bbcpOnPath = await Effect.runPromise(BbcpTransfer.findBinary("bbcp").pipe(Effect.option))
 
@@ -203,14 +204,23 @@ describe("bbcp adapter without a bbcp binary", () => {
   it.live("stopping signals the whole process group: a helper that outlives its parent is stopped too (fixture 23)", () =>
     Effect.gen(function* () {
       const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-group-")))
+      const started = path.join(dir, "helper-started")
       const mark = path.join(dir, "helper-finished")
+      const present = (file: string) => fs.access(file).then(() => true, () => false)
       // like bbcp: the parent forks an agent that would finish the work after the parent died
-      const fiber = yield* TransferProcess.run({ command: "sh", args: ["-c", `(sleep 1; touch ${mark}) & sleep 30`] }).pipe(Effect.fork)
-      yield* Effect.sleep("200 millis")
+      const fiber = yield* TransferProcess.run({ command: "sh", args: ["-c", `(touch ${started}; sleep 1; touch ${mark}) & sleep 30`] })
+        .pipe(Effect.fork)
+      assert.isTrue(yield* Effect.promise(() => until(() => present(started), 30_000)), "the helper started")
       yield* Fiber.interrupt(fiber)
-      yield* Effect.sleep("1500 millis")
-      const exists = yield* Effect.promise(() => fs.access(mark).then(() => true, () => false))
-      assert.isFalse(exists, "the helper was killed with its parent")
+      // the helper's shell names the folder on its command line: once none does, nothing can write the mark
+      const helperGone = async () => {
+        for (const pid of await fs.readdir("/proc")) {
+          if (/^\d+$/.test(pid) && (await fs.readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes(dir)) return false
+        }
+        return true
+      }
+      assert.isTrue(yield* Effect.promise(() => until(helperGone, 10_000)), "the helper was killed with its parent")
+      assert.isFalse(yield* Effect.promise(() => present(mark)), "the helper was killed with its parent")
       yield* Effect.promise(() => fs.rm(dir, { recursive: true, force: true }))
     }))
 })
