@@ -7,25 +7,20 @@
 import { TestDatabase } from "@ccat/core/testing"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as EngineSchema from "../../src/engine/EngineSchema.js"
 import * as JobQueue from "../../src/engine/JobQueue.js"
 
-/**
- * Runs `use` with a job engine started on the current database, stopped after. On the real
- * clock: engines starting together can deadlock creating a queue, and the loser's retry waits on
- * the clock, which the test clock would never advance.
- */
+/** Runs `use` with a job engine started on the current database, stopped after. */
 const withEngine = <A, E>(use: Effect.Effect<A, E, JobQueue.JobQueue | SqlClient.SqlClient>) =>
-  Effect.withClock(Clock.make())(Effect.flatMap(
+  Effect.flatMap(
     SqlClient.SqlClient,
     (sql) =>
       Effect.scoped(
         Effect.provide(use, JobQueue.layerWith({ wakeups: false }).pipe(Layer.provideMerge(Layer.succeed(SqlClient.SqlClient, sql))))
       )
-  ))
+  )
 
 describe("the job engine's start", () => {
   it.layer(TestDatabase.layer, { timeout: 60_000 })((it) => {

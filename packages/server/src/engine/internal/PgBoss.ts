@@ -4,6 +4,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { Backoff } from "@ccat/core"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Runtime from "effect/Runtime"
@@ -57,6 +58,9 @@ export const dbOf = (runtime: Runtime.Runtime<SqlClient.SqlClient>, answers?: Ma
   }
 }
 
+/** The real clock, for waits on other processes. */
+const liveClock = Clock.make()
+
 /**
  * The service's `ensureQueue` on `boss`. `created` holds the queues known to exist (those the
  * start found, and each made since), so a queue is made at most once per process.
@@ -83,8 +87,11 @@ export const ensureQueueWith = (boss: PgBoss, created: Set<string>) => (queue: s
     }).pipe(
       // Creating a queue attaches a partition to pg-boss's job table; processes starting
       // together (a site's workers restarted at once) can deadlock there, and PostgreSQL
-      // rolls one back. Its next try finds the queue or creates it.
-      Effect.retry(Backoff.schedule({ base: "100 millis", jitter: Backoff.around, times: 8 }))
+      // rolls one back. Its next try finds the queue or creates it. The wait is for another
+      // process's DDL, so it runs on the real clock whatever clock the caller's fiber has (a
+      // test clock would never end it).
+      Effect.retry(Backoff.schedule({ base: "100 millis", jitter: Backoff.around, times: 8 })),
+      Effect.withClock(liveClock)
     )
 
 /** The service's `send` on `boss`, on the connection of the caller's SQL transaction when there is one. */
