@@ -19,7 +19,8 @@ const statusesOf = (journey: Status.PackageJourney) => Status.statuses.filter((s
 
 /**
  * An operator's repair: 409 when the package has no CORRUPT or MISSING archive copy, 422 when no
- * site holding one has a good copy there to repair from and no site will send it one; else each
+ * site holding one has a good copy there to repair from (or the package's files, filed there, to
+ * write it again from) and no site will send it one; else each
  * such site's repair starts now, and the sites that send the package on are named.
  * The package row is locked so two requests at once do not both check against a half-done repair.
  */
@@ -43,8 +44,17 @@ const requestRepair = (id: string, actor: string) =>
     const withoutSource: Array<string> = []
     for (const site of sites) {
       const sources = yield* Repair.goodSources(id, site)
-      if (sources.length === 0) withoutSource.push(site)
-      else {
+      if (sources.length === 0) {
+        // nothing to copy from, but the files were filed here (a product at PROCESSING): written again here
+        const [filedHere] = yield* RepairForward.toRepackHere(site, id)
+        if (filedHere === undefined) withoutSource.push(site)
+        else {
+          const startedNow = yield* sql.withTransaction(Repair.startNow(site, id, "repack")).pipe(
+            Effect.catchAll(() => Effect.succeed(false))
+          )
+          started.push({ site, sources: [`written again from its files at ${filedHere.filedAt}`], startedNow })
+        }
+      } else {
         // in a savepoint: a failed send would otherwise abort the whole transaction; the planner still takes it up
         const startedNow = yield* sql.withTransaction(Repair.startNow(site, id)).pipe(
           Effect.catchAll((e) =>

@@ -2,7 +2,7 @@
  * Repair (DESIGN §4 invariant 8): an archive copy found CORRUPT or MISSING (CopyFindings) is
  * copied again from a good copy of the same package at the same site (another archive, or a
  * buffer copy still PRESENT and verified; a site with none is sent the package by a site that has
- * one, see RepairForward), verified where it was written, and recorded: in one
+ * one, or writes it again from its files where they were filed there, see RepairForward), verified where it was written, and recorded: in one
  * transaction the bad row goes to DELETED (event `{ action: "repaired", replacement, source }`)
  * and the new row is inserted PRESENT with its `verifiedAt`, in that order, since a location
  * holds one live copy of a package and one live row per path.
@@ -118,14 +118,19 @@ const queueOptions: QueueOptions = {
 export const plan = Effect.fn("Repair.plan")(function* (site: string) {
   const jobs = yield* JobQueue
   // Besides the packages to repair here, those another site has nothing left to repair from:
-  // sent on from here, from an archive copy or written again from the files at SOURCE (RepairForward).
-  const [repair, forward, repack] = yield* Effect.all([needing(site), RepairForward.toBuffer(site), RepairForward.toRepack(site)], {
-    concurrency: 3
-  })
+  // sent on from here, from an archive copy or written again from the files filed here
+  // (RepairForward); and those with nothing left here but their files, written again for here.
+  const [repair, forward, repack, repackHere] = yield* Effect.all([
+    needing(site),
+    RepairForward.toBuffer(site),
+    RepairForward.toRepack(site),
+    RepairForward.toRepackHere(site)
+  ], { concurrency: 4 })
+  const repackIds = [...new Set([...repack, ...repackHere].map((p) => p.id))]
   const batch: Array<JobBatch.Send> = [
     ...repair.map((p) => ({ data: { packageId: p.id }, singletonKey: p.id })),
     ...forward.map((p) => ({ data: { packageId: p.id, forward: true }, singletonKey: `${p.id}:forward` })),
-    ...repack.map((p) => ({ data: { packageId: p.id, repack: true }, singletonKey: `${p.id}:repack` }))
+    ...repackIds.map((id) => ({ data: { packageId: id, repack: true }, singletonKey: `${id}:repack` }))
   ]
   if (batch.length > 0) yield* jobs.ensureQueue(queueName(site, name), queueOptions)
   return yield* JobBatch.sendMany(queueName(site, name), batch)
@@ -133,7 +138,8 @@ export const plan = Effect.fn("Repair.plan")(function* (site: string) {
 
 /**
  * Makes the repair of a package at a site start now (or, with `sendOn`, its sending on to a site
- * in need: from the site's archive, or written again from SOURCE): sends its job when a job engine
+ * in need: from the site's archive, or written again from its files, which `repack` also does
+ * for the site's own repair): sends its job when a job engine
  * runs in this process, and moves a job waiting for its backoff forward. Returns whether a job was sent
  * or moved; without either the site's planner sends it within its next round.
  */
@@ -151,12 +157,17 @@ export const startNow = (site: string, packageId: string, sendOn?: "forward" | "
     return (yield* expedite(queueName(site, name), key)) > 0
   })
 
-/** Repairs every bad archive copy of one package at the site. */
+/**
+ * Repairs every bad archive copy of one package at the site (a repack job first writes the
+ * package again from its files into a buffer here, and goes on to repair from it when this
+ * site's copies are the bad ones).
+ */
 export const work = Effect.fn("Repair.work")(function* (site: string, data: unknown) {
   const job = yield* Schema.decodeUnknown(Job)(data)
   const { packageId } = job
   if ("forward" in job) return yield* RepairForward.work(site, packageId)
-  if ("repack" in job) return yield* RepairForward.repack(site, packageId)
+  // written for a site in need elsewhere, the site has no bad copy of its own and stops below
+  if ("repack" in job && !(yield* RepairForward.repack(site, packageId))) return
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<PackageRow>`
     select id, status::text as status, relative_path, size_bytes, checksum from raw_data_package

@@ -13,6 +13,12 @@
  * only when its checksum is the one recorded; a file that no longer matches its filed checksum is
  * recorded CORRUPT or MISSING at SOURCE, and nothing is sent.
  *
+ * The files are wherever they were filed: at SOURCE for an instrument's package, at the PROCESSING
+ * location a pipeline wrote them to for a product's. The site holding them also writes the
+ * package again for itself, when its own archive copies are the bad ones and it holds no good copy
+ * (a product filed and archived at one site): the result goes into its buffer, and the same job
+ * then repairs the archive copies from it as from any buffer copy.
+ *
  * One forward per finding: once a bundle holding the package has left a site after the bad copy
  * was found, that site does not send it again for the same finding; the forwarded copy arriving
  * ends the need, since the site then holds a good (buffer) copy.
@@ -173,7 +179,10 @@ export const work = (site: string, packageId: Ids.RawDataPackageId) =>
     return yield* Effect.fail(lastError ?? new Error(`package ${packageId} has no good archive copy at ${site} to send on`))
   })
 
-/** SQL: every file of `pkg` is PRESENT at a readable SOURCE location of the site `here`. */
+/**
+ * SQL: every file of `pkg` is PRESENT where it was filed (SOURCE, or PROCESSING for a product's),
+ * at a readable location of the site `here`.
+ */
 const allAtSource = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
   (exists (select 1 from raw_data_file f where f.raw_data_package_id = ${pkg}.id)
     and not exists (
@@ -193,6 +202,36 @@ export const toRepack = (site: string, packageId?: string) =>
     not ${goodAt(sql, sql`p`, sql`s.id`, "LONG_TERM_ARCHIVE")} and not ${inBufferAt(sql, sql`p`, sql`s.id`)}
     and ${allAtSource(sql, sql`p`, sql`s.id`)}`, packageId)
 
+/**
+ * SQL: `pkg` has a CORRUPT or MISSING archive copy at the site `here`, which has a writable archive
+ * and holds no good copy of it at all (archive or buffer) to repair from.
+ */
+const neededAt = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
+  (exists (
+    select 1 from physical_copy b join data_location bl on bl.id = b.data_location_id
+    where b.raw_data_package_id = ${pkg}.id and bl.site_id = ${here} and bl.type = 'LONG_TERM_ARCHIVE' and b.status in ('CORRUPT', 'MISSING'))
+  and exists (select 1 from data_location w where w.site_id = ${here} and w.type = 'LONG_TERM_ARCHIVE' and w.writable)
+  and not ${goodAt(sql, pkg, here, "LONG_TERM_ARCHIVE")} and not ${goodAt(sql, pkg, here, "BUFFER")})`
+
+/**
+ * ARCHIVED packages whose archive copies here went bad with no good copy here (archive or buffer),
+ * no live buffer copy here, and every file still PRESENT where it was filed here: written again
+ * from those files for this site's own repair (a product's package, filed at a PROCESSING
+ * location of the site that archives it), with the location they were filed at.
+ */
+export const toRepackHere = (site: string, packageId?: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: Ids.RawDataPackageId; filedAt: string }>`
+      select p.id, (select l.name from raw_data_file f join data_location l on l.id = f.source_location_id
+                    where f.raw_data_package_id = p.id limit 1) as filed_at
+      from raw_data_package p, site s
+      where s.name = ${site} and p.status = 'completed' and p.checksum is not null
+        and (${packageId ?? null}::uuid is null or p.id = ${packageId ?? null}::uuid)
+        and p.id in (select b.raw_data_package_id from physical_copy b where b.status in ('CORRUPT', 'MISSING') and b.raw_data_package_id is not null)
+        and ${neededAt(sql, sql`p`, sql`s.id`)}
+        and not ${inBufferAt(sql, sql`p`, sql`s.id`)}
+        and ${allAtSource(sql, sql`p`, sql`s.id`)}
+      limit 1000`)
+
 interface FileRow {
   readonly id: Ids.RawDataFileId
   readonly relativePath: Packager.FileToPackage["relativePath"]
@@ -203,15 +242,19 @@ interface FileRow {
 }
 
 /**
- * Writes an ARCHIVED package again from its files at SOURCE into a buffer of the site, as
- * packaging wrote it, and records the buffer copy only when the result has the recorded checksum.
- * A file found changed or gone is recorded so at SOURCE; a result that differs anyway is removed.
+ * Writes an ARCHIVED package again from its files where they were filed (SOURCE, or PROCESSING
+ * for a product) into a buffer of the site, as packaging wrote it, and records the buffer copy
+ * only when the result has the recorded checksum: to be sent to a site in need, or repaired from
+ * here when this site's own copies are the bad ones. A file found changed or gone is recorded so
+ * where it was filed; a result that differs anyway is removed. Returns whether a buffer copy was
+ * recorded.
  */
 export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const storages = yield* Storages
-    if ((yield* toRepack(site, packageId)).length === 0) return
+    const here = (yield* toRepackHere(site, packageId)).length > 0
+    if (!here && (yield* toRepack(site, packageId)).length === 0) return false
     const [pkg] = yield* sql<PackageRow & { executedObsUnitId: Ids.ExecutedObsUnitId; instrumentModuleId: Ids.InstrumentModuleId }>`
       select id, status::text as status, relative_path, size_bytes, checksum, executed_obs_unit_id, instrument_module_id
       from raw_data_package where id = ${packageId}`
@@ -220,7 +263,11 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
       from raw_data_file f join physical_copy c on c.raw_data_file_id = f.id and c.data_location_id = f.source_location_id and c.status = 'PRESENT'
       where f.raw_data_package_id = ${packageId} order by f.relative_path, f.id`
     const sizeBytes = Number(pkg.sizeBytes)
-    const source = yield* storages.of(yield* Sites.location(files[0].sourceLocationId))
+    const filedAt = yield* Sites.location(files[0].sourceLocationId)
+    // SOURCE, or PROCESSING for a product: said in the events and logs, where an operator looks
+    const where = filedAt.type
+    const purpose = here ? "to repair from here" : "to send on"
+    const source = yield* storages.of(filedAt)
     const buffers = yield* BufferWrite.withRoom(site, sizeBytes)
     if (buffers.length === 0) {
       return yield* Effect.fail(new Error(`no BUFFER at ${site} is writable with room to write package ${packageId} again`))
@@ -252,18 +299,21 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
                 actualChecksum: m.actualChecksum
               })
             }
-            return yield* Effect.logError(`package ${packageId} cannot be written again from SOURCE: ${e.message}`).pipe(
+            return yield* Effect.logError(`package ${packageId} cannot be written again from ${where}: ${e.message}`).pipe(
               Effect.as(undefined)
             )
           })
       )
     )
-    if (written === undefined) return
+    if (written === undefined) return false
     if (written.checksum !== pkg.checksum || written.sizeBytes !== sizeBytes) {
       yield* destination.delete(written.key).pipe(Effect.ignore)
-      return yield* Effect.logError(
-        `package ${packageId} written again from SOURCE came out ${written.sizeBytes} bytes ${written.checksum}, not the recorded ${sizeBytes} bytes ${pkg.checksum}: removed, nothing sent`
+      yield* Effect.logError(
+        `package ${packageId} written again from ${where} came out ${written.sizeBytes} bytes ${written.checksum}, not the recorded ${sizeBytes} bytes ${pkg.checksum}: removed, ${
+          here ? "nothing repaired" : "nothing sent"
+        }`
       )
+      return false
     }
     const identity = yield* ArchiveRecord.identityOf(buffer, written.key)
     yield* sql`
@@ -278,13 +328,16 @@ export const repack = (site: string, packageId: Ids.RawDataPackageId) =>
           from: null,
           to: { column: "status" },
           actor: `worker:${site}`,
-          details: { action: "written again from SOURCE to send on" }
+          details: { action: `written again from ${where} ${purpose}` }
         })
       })
       select id from copy`
     yield* Effect.logInfo(
-      `package ${packageId}: written again from its files at SOURCE into ${buffer.name} with its recorded checksum, to be sent to the site whose copies went bad`
+      `package ${packageId}: written again from its files at ${where} (${filedAt.name}) into ${buffer.name} with its recorded checksum, ${
+        here ? "to repair this site's bad archive copies from" : "to be sent to the site whose copies went bad"
+      }`
     )
+    return true
   })
 
 /** A site that will send a package to a site in need, and what from. */
