@@ -166,6 +166,13 @@ export const one = async (ctx) => {
                 replace(releasing)
                 await load()
                 return `Released at ${F.time(released.releasedAt)}: the request no longer keeps its staged files.`
+              }).then((ok) => {
+                if (ok) return
+                // Refused (the request moved on while the question was open): the refusal stays
+                // shown, the question closes and the page shows the request as it is now.
+                confirming = false
+                replace(releasing)
+                load().catch(() => undefined)
               })
           }, "Yes, release"))
           replace(
