@@ -90,7 +90,10 @@ interface DueCopy {
 /**
  * Due copies of a location, never verified first, then oldest verified first. The two kinds are
  * read apart, each a range of the audit index, so a location with nothing due costs one descent
- * rather than a pass over every copy it holds.
+ * rather than a pass over every copy it holds. The oldest are ordered `nulls first`, as the index
+ * holds them (no null is in that range, so the order is the same): with the default `nulls last`
+ * PostgreSQL cannot take the index's order and sorts every due copy to return the first few,
+ * which at an archive a decade old is most of its copies.
  */
 const dueCopies = (locationId: string, cycle: number, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<DueCopy>`
@@ -100,7 +103,7 @@ const dueCopies = (locationId: string, cycle: number, limit: number) =>
       union all
       (select id, path, size_bytes, checksum, status::text as status from physical_copy
        where data_location_id = ${locationId} and status in ('PRESENT', 'STAGED') and verified_at < now() - make_interval(secs => ${cycle})
-       order by verified_at, id limit ${limit})
+       order by verified_at nulls first, id limit ${limit})
       limit ${limit}`)
 
 /** What one audit job did: its own accounting, logged and returned to callers that ask. */
