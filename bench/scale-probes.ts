@@ -26,6 +26,8 @@ export interface Probe {
   readonly name: string
   /** Target in milliseconds at 10^7 files, when the issue sets one. */
   readonly targetMs?: number
+  /** Brings the catalog to the state the probe times, once, untimed, before its warm-up run. */
+  readonly prepare?: (context: ProbeContext) => Effect.Effect<unknown, unknown, SqlClient.SqlClient>
   readonly run: (context: ProbeContext) => Effect.Effect<unknown, unknown, SqlClient.SqlClient>
 }
 

@@ -82,6 +82,7 @@ const measure = (files: number, url: Redacted.Redacted<string>, dir: string) =>
     const context = { baseUrl, token, catalog: loaded }
     const out = new Map<string, number>()
     for (const probe of [...own, ...contributed]) {
+      if (probe.prepare !== undefined) yield* probe.prepare(context)
       yield* probe.run(context) // warm: plans cached, connections open
       const times: Array<number> = []
       for (let i = 0; i < runs; i++) {

@@ -73,22 +73,33 @@ held as (
     select m.raw_data_package_id from data_transfer_package_member m where m.data_transfer_package_id = cand.data_transfer_package_id))
   from cand where cand.data_transfer_package_id is not null
 ),
-archived as (
-  select h.copy_id, (
+-- The archive copies are looked up once per package (and required count), not once per copy: a
+-- package's files share them, and a full pass holds the files of a hundred packages or so.
+packages as (
+  select distinct h.package_id, cand.required_archive_copies as required
+  from held h join cand on cand.id = h.copy_id where h.package_id is not null
+),
+package_archived as materialized (
+  select pk.package_id, pk.required, (
     select ac.created_at from physical_copy ac
     join data_location al on al.id = ac.data_location_id
     join raw_data_package p on p.id = ac.raw_data_package_id
-    where ac.raw_data_package_id = h.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+    where ac.raw_data_package_id = pk.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
       and ac.verified_at is not null and ac.checksum = p.checksum
-    order by ac.created_at offset (cand.required_archive_copies - 1) limit 1
+    order by ac.created_at offset (pk.required - 1) limit 1
   ) as archived_at, (
     select count(distinct al.site_id) from physical_copy ac
     join data_location al on al.id = ac.data_location_id
     join raw_data_package p on p.id = ac.raw_data_package_id
-    where ac.raw_data_package_id = h.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
+    where ac.raw_data_package_id = pk.package_id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
       and ac.verified_at is not null and ac.checksum = p.checksum
   ) as archive_sites
+  from packages pk
+),
+archived as (
+  select h.copy_id, pa.archived_at, pa.archive_sites
   from held h join cand on cand.id = h.copy_id
+  left join package_archived pa on pa.package_id = h.package_id and pa.required = cand.required_archive_copies
 ),
 per_copy as (
   select copy_id, max(archived_at) as archived_at, bool_and(archived_at is not null and archive_sites >= $6) as all_archived

@@ -124,7 +124,8 @@ const summarize = (
 /** Statements worth a plan: reads and writes of the ops-db's own tables (not the job engine's, not DDL). */
 export const planned = (s: Recorded): boolean => {
   const text = s.sql.trim().toLowerCase()
-  return /^(select|with|update|insert|delete)\b/.test(text) && !/\bpgboss\b|"pgboss"/.test(text) &&
+  // a union of parenthesised selects starts with its first parenthesis
+  return /^[(\s]*(select|with|update|insert|delete)\b/.test(text) && !/\bpgboss\b|"pgboss"/.test(text) &&
     !/pg_advisory|set transaction/.test(text)
 }
 

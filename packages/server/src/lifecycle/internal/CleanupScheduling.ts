@@ -49,10 +49,32 @@ const schedule = (site: string, copy: Retention.Deletable) =>
     ).pipe(Effect.catchIf(isConflict, () => Effect.void))
   })
 
+/**
+ * Moves a chunk of eligible copies to DELETION_SCHEDULED together: a statement per step of the
+ * way (PRESENT or STAGED to DELETION_POSSIBLE, then on to DELETION_SCHEDULED, and failed
+ * deletions back to DELETION_SCHEDULED), each row with its event, whatever the chunk's size. All
+ * or nothing: a copy that moved on since it was judged fails the whole chunk's transaction.
+ */
+const scheduleTogether = (site: string, chunk: ReadonlyArray<Retention.Deletable>) =>
+  Effect.gen(function* () {
+    const actor = `planner:${site}`
+    const ids = (keep: (copy: Retention.Deletable) => boolean) => chunk.filter(keep).map((c) => c.id as Ids.PhysicalCopyId)
+    for (const from of ["PRESENT", "STAGED"] as const) {
+      yield* Transitions.transitionAll({ entity: "PhysicalCopy", ids: ids((c) => c.status === from), from, to: "DELETION_POSSIBLE", actor })
+    }
+    for (const from of ["DELETION_POSSIBLE", "DELETION_FAILED"] as const) {
+      const moving = ids((c) => from === "DELETION_FAILED" ? c.status === "DELETION_FAILED" : c.status !== "DELETION_FAILED")
+      yield* Transitions.transitionAll({ entity: "PhysicalCopy", ids: moving, from, to: "DELETION_SCHEDULED", actor })
+    }
+  })
+
 /** Copies scheduled per planner transaction: one commit for many, short enough not to hold locks long. */
 const scheduleChunk = 100
 
-/** Schedules copies, `scheduleChunk` per transaction. */
+/**
+ * Schedules copies, `scheduleChunk` per transaction: each chunk at once (a few statements), or,
+ * when one of its copies moved on meanwhile, copy by copy, skipping those that did.
+ */
 export const scheduleAll = (site: string, copies: ReadonlyArray<Retention.Deletable>) =>
   Effect.flatMap(
     SqlClient.SqlClient,
@@ -62,7 +84,10 @@ export const scheduleAll = (site: string, copies: ReadonlyArray<Retention.Deleta
           { length: Math.ceil(copies.length / scheduleChunk) },
           (_, i) => copies.slice(i * scheduleChunk, (i + 1) * scheduleChunk)
         ),
-        (chunk) => sql.withTransaction(Effect.forEach(chunk, (copy) => schedule(site, copy), { discard: true })),
+        (chunk) =>
+          sql.withTransaction(scheduleTogether(site, chunk)).pipe(
+            Effect.catchIf(isConflict, () => sql.withTransaction(Effect.forEach(chunk, (copy) => schedule(site, copy), { discard: true })))
+          ),
         { discard: true }
       )
   )
