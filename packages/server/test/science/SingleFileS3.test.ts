@@ -14,25 +14,19 @@ import { FileDownload, createClient } from "@ccat/client"
 import { assert, describe, layer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import { execFile } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import { tmpdir } from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { afterAll, beforeAll } from "vitest"
 import * as Radosgw from "../../../../scripts/radosgw.js"
-import * as Archiving from "../../src/lifecycle/Archiving.js"
-import * as ObsCorePublisher from "../../src/ObsCorePublisher.js"
-import { Storages } from "../../src/lifecycle/Storages.js"
-import * as Sites from "../../src/lifecycle/Sites.js"
 import { tokenFor } from "../ApiHarness.js"
-import { arrivedPackage, editLocations, runSitesUntil, topologyFrom, type ArrivedPackage } from "../lifecycle/ArchiveWorld.js"
+import type { ArrivedPackage } from "../lifecycle/ArchiveWorld.js"
 import { credentialEnv } from "../lifecycle/EndToEndRemoteWorld.js"
-import { observatory, policyLayer, syncTopology } from "../lifecycle/LifecycleWorld.js"
 import { clientOf, rotInBucket } from "../lifecycle/S3World.js"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { BaseUrl, get, layer as scienceLayer, votableRows } from "./ScienceWorld.js"
+import { type Fetched, pyvoFetch, s3OnlyPackage, staged } from "./SingleFileS3World.js"
 
 let s3: Radosgw.Radosgw | undefined
 beforeAll(async () => {
@@ -61,39 +55,6 @@ interface World {
 }
 let world: World | undefined
 
-/** What `fetch_raw_files.py` (pyvo, as an astronomer runs it) found and downloaded for one case. */
-interface Fetched {
-  readonly cone: Array<string>
-  readonly time: Array<string>
-  readonly instrument: Array<string>
-  readonly datalink: Array<string>
-  readonly files: Array<
-    { access_url: string; content_length: number; link_auth: string; path: string; checksum: string; read_from: string | null }
-  >
-  readonly errors: Array<string>
-}
-
-const script = fileURLToPath(new URL("./fetch_raw_files.py", import.meta.url))
-
-// Debian's python, where python3-pyvo lives; one process for several cases (imports cost most).
-const pyvoFetch = (tapUrl: string, cases: ReadonlyArray<Record<string, unknown>>) =>
-  Effect.async<Array<Fetched>, Error>((resume) => {
-    const child = execFile(
-      "/usr/bin/python3",
-      [script, tapUrl, JSON.stringify(cases)],
-      { timeout: 60_000 },
-      (error, stdout, stderr) =>
-        resume(
-          error === null ? Effect.sync(() => JSON.parse(stdout) as Array<Fetched>) : Effect.fail(new Error(`${error.message}\n${stderr}`))
-        )
-    )
-    return Effect.sync(() => child.kill())
-  }).pipe(Effect.orDie)
-
-const staged = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`select count(*)::int as n from staging_request`).pipe(
-  Effect.map(([r]) => r!.n)
-)
-
 describe("One raw file straight from the S3 archive", () => {
   layer(scienceLayer(dir), { timeout: "4 minutes", excludeTestServices: true })((it) => {
     it.effect(
@@ -101,42 +62,8 @@ describe("One raw file straight from the S3 archive", () => {
       () =>
         Effect.gen(function* () {
           const sql = yield* SqlClient.SqlClient
-          const storages = yield* Storages
           const base = yield* BaseUrl
-          const topology = topologyFrom(dir, (raw) =>
-            editLocations(raw, (l) =>
-              l.type === "LONG_TERM_ARCHIVE"
-                ? {
-                  ...l,
-                  technology: "s3",
-                  driver: { bucket, prefix, endpoint: s3!.endpoint, region: s3!.region, createBucket: true, ...credentialEnv }
-                }
-                : l))
-          yield* syncTopology(topology)
-          yield* ObsCorePublisher.write({ baseUrl: base })
-          const obs = yield* observatory
-          // a long, a non-ASCII (pax headers) and a nested name, a file of an exact block and an empty one
-          const pkg = yield* arrivedPackage(topology, obs, [
-            { path: "det/a.fits", bytes: 300_000 },
-            { path: `det/${"long-".repeat(30)}ü.fits`, bytes: 70_001 },
-            { path: "hk/block.dat", bytes: 512 },
-            { path: "hk/empty.dat", bytes: 0 }
-          ])
-          const bytes = new Map<string, Buffer>()
-          for (const f of pkg.files) bytes.set(f.id, yield* Effect.promise(() => fs.readFile(f.absolutePath)))
-          const archived = Effect.map(
-            sql<{ status: string }>`select status::text as status from raw_data_package where id = ${pkg.packageId}`,
-            ([p]) => p!.status === "completed"
-          )
-          yield* runSitesUntil([["cologne", [Archiving.stage]]], archived, 60_000).pipe(Effect.provide(policyLayer(topology)))
-
-          // every copy but the archive's goes: the buffers' tars and the files at SOURCE
-          const others = yield* sql<{ id: string; path: string; locationId: string }>`
-          select c.id, c.path, c.data_location_id as location_id from physical_copy c join data_location l on l.id = c.data_location_id
-          where (c.raw_data_package_id = ${pkg.packageId} or c.raw_data_file_id in ${sql.in(pkg.files.map((f) => f.id))})
-            and l.type <> 'LONG_TERM_ARCHIVE'`
-          for (const c of others) yield* (yield* storages.of(yield* Sites.location(c.locationId))).delete(c.path)
-          yield* sql`update physical_copy set status = 'DELETED' where id in ${sql.in(others.map((c) => c.id))}`
+          const { bytes, observatory: obs, pkg } = yield* s3OnlyPackage(dir, { endpoint: s3!.endpoint, region: s3!.region, bucket, prefix })
           const live = yield* sql<{ location: string }>`
           select l.name as location from physical_copy c join data_location l on l.id = c.data_location_id
           where c.raw_data_package_id = ${pkg.packageId} and c.status <> 'DELETED'`
