@@ -26,8 +26,7 @@ import * as Storages from "../../src/lifecycle/Storages.js"
 import { ServerConfig } from "../../src/ServerConfig.js"
 import { tokenFor } from "../ApiHarness.js"
 import { flipByte } from "./AuditWorld.js"
-import { tempDir } from "./LifecycleWorld.js"
-import { archivedTwice, assertBackToTarget, markAs, noBadCopies, objectAt, twoArchives } from "./RepairWorld.js"
+import { archivedAtTwoArchives, assertBackToTarget, markAs, noBadCopies, objectAt } from "./RepairWorld.js"
 
 /** The real HTTP server on the lifecycle world's database, with a job engine in its process as `ccat serve` has. */
 const apiLayer = (dir: string) =>
@@ -62,9 +61,7 @@ describe("Repair through the API", () => {
     "an operator starts a repair now; 409 with nothing to repair, 422 with no good source, 403 for a scientist",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
-        const topology = twoArchives(dir)
-        const pkg = yield* archivedTwice(dir, topology)
+        const { dir, pkg } = yield* archivedAtTwoArchives
         const operator = yield* clientWith(yield* tokenFor({ role: "operator" }))
         const scientist = yield* clientWith(yield* tokenFor({ role: "scientist" }))
         const nothing = yield* operator.packages.repair({ path: { id: pkg.packageId } }).pipe(Effect.flip)

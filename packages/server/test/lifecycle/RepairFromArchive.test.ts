@@ -9,18 +9,17 @@ import * as fs from "node:fs/promises"
 import * as Repair from "../../src/lifecycle/Repair.js"
 import { runSitesFor, runSitesUntil } from "./ArchiveWorld.js"
 import { flipByte } from "./AuditWorld.js"
-import { layer, tempDir } from "./LifecycleWorld.js"
+import { layer } from "./LifecycleWorld.js"
 import {
   archiveCopies,
-  archivedTwice,
+  archivedAtTwoArchives,
   assertBackToTarget,
   cologne,
   markAs,
   metric,
   noBadCopies,
   objectAt,
-  packageStatus,
-  twoArchives
+  packageStatus
 } from "./RepairWorld.js"
 
 describe("Repair from the other archive", () => {
@@ -28,9 +27,7 @@ describe("Repair from the other archive", () => {
     "rewrites a copy found CORRUPT after a byte flipped at rest from the other archive, and records it",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
-        const topology = twoArchives(dir)
-        const pkg = yield* archivedTwice(dir, topology)
+        const { dir, pkg, topology } = yield* archivedAtTwoArchives
         yield* flipByte(objectAt(dir, "cologne-archive", pkg.relativePath))
         const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")
         // Still ARCHIVED, but shown below its target of two good copies.
@@ -52,9 +49,7 @@ describe("Repair from the other archive", () => {
 
   it.scopedLive("rewrites an object deleted behind the platform's back (MISSING)", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = twoArchives(dir)
-      const pkg = yield* archivedTwice(dir, topology)
+      const { dir, pkg } = yield* archivedAtTwoArchives
       yield* Effect.promise(() => fs.rm(objectAt(dir, "cologne-archive-2", pkg.relativePath)))
       const badId = yield* markAs(pkg, "cologne-archive-2", "MISSING")
       yield* runSitesUntil(cologne, noBadCopies(pkg.packageId))
@@ -63,9 +58,7 @@ describe("Repair from the other archive", () => {
 
   it.scopedLive("with no good copy left, does nothing harmful and the package shows below its target", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = twoArchives(dir)
-      const pkg = yield* archivedTwice(dir, topology)
+      const { dir, pkg } = yield* archivedAtTwoArchives
       for (const location of ["cologne-archive", "cologne-archive-2"]) {
         yield* flipByte(objectAt(dir, location, pkg.relativePath))
         yield* markAs(pkg, location, "CORRUPT")
@@ -84,9 +77,7 @@ describe("Repair from the other archive", () => {
 
   it.scopedLive("converges after a kill between the write and the record, and a job run twice repairs once", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
-      const topology = twoArchives(dir)
-      const pkg = yield* archivedTwice(dir, topology)
+      const { dir, pkg } = yield* archivedAtTwoArchives
       const bad = objectAt(dir, "cologne-archive", pkg.relativePath)
       yield* flipByte(bad)
       const badId = yield* markAs(pkg, "cologne-archive", "CORRUPT")

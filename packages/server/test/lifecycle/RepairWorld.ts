@@ -14,7 +14,7 @@ import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
 import * as Repair from "../../src/lifecycle/Repair.js"
 import * as Metrics from "../../src/observability/Metrics.js"
 import { addLocation, arrivedPackage, runSitesUntil, topologyFrom, type ArrivedPackage } from "./ArchiveWorld.js"
-import { observatory, policyLayer, syncTopology } from "./LifecycleWorld.js"
+import { observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
 /** A disk LONG_TERM_ARCHIVE named `name` under `dir`, kept forever. */
 export const diskArchive = (dir: string, name: string, priority: number) => ({
@@ -84,6 +84,14 @@ export const archivedTwice = (dir: string, topology: Topology.Topology) =>
     }
     return pkg
   })
+
+/** A fresh folder with two archives at Cologne, and a package archived at both (see `archivedTwice`). */
+export const archivedAtTwoArchives = Effect.gen(function* () {
+  const dir = yield* tempDir
+  const topology = twoArchives(dir)
+  const pkg = yield* archivedTwice(dir, topology)
+  return { dir, topology, pkg }
+})
 
 /** Records a finding the way an audit would. */
 export const markAs = (pkg: ArrivedPackage, location: string, finding: CopyFindings.Finding) =>
