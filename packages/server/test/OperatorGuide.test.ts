@@ -17,248 +17,38 @@
  * Every ```sh block carries one of these, and every STEP has checks here, so neither side can
  * change alone. Variables a block exports are seen by the blocks after it.
  */
-import { TestDatabase, waitUntil } from "@ccat/core/testing"
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Redacted from "effect/Redacted"
-import { spawn, type ChildProcess } from "node:child_process"
-import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
-import * as path from "node:path"
-import pg from "pg"
-import * as Radosgw from "../../../scripts/radosgw.js"
-import * as Sshd from "../../../scripts/sshd.js"
-import { ccatArgs, freePort, repoRoot, tempDir } from "./support.js"
+import { guidePath, parseGuide, substitute } from "./OperatorGuideBlocks.js"
+import * as Shell from "./OperatorGuideShell.js"
+import { type Background, type Ran, runBlock, startBlock, statePath, stopAll } from "./OperatorGuideShell.js"
+import * as OperatorGuideWorld from "./OperatorGuideWorld.js"
 
-const guidePath = path.join(repoRoot, "docs", "operator-guide.md")
-
-/** One fenced block of the guide and what its marker says to do with it. */
-export interface GuideBlock {
-  readonly kind: "file" | "run" | "background" | "stop" | "skip"
-  readonly step: string
-  readonly lang: string
-  readonly body: string
-  /** For `file`: the variable naming the file. For `run`: the exit code expected. */
-  readonly target?: string
-  readonly exit?: number
-  readonly line: number
-}
-
-/** Reads the guide's marked blocks in order; an unmarked ```sh block is an error. */
-export const parseGuide = (text: string): ReadonlyArray<GuideBlock> => {
-  const lines = text.split("\n")
-  const blocks: Array<GuideBlock> = []
-  let marker: string | undefined
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^<!-- guide-(test|file): (.+?) -->$/.exec(lines[i]!.trim())
-    if (m !== null) {
-      marker = `${m[1]}:${m[2]}`
-      continue
-    }
-    const fence = /^```(\w*)\s*$/.exec(lines[i]!)
-    if (fence === null) {
-      if (lines[i]!.trim() !== "") marker = undefined
-      continue
-    }
-    const lang = fence[1]!
-    const start = i
-    const body: Array<string> = []
-    for (i++; i < lines.length && !/^```\s*$/.test(lines[i]!); i++) body.push(lines[i]!)
-    const text = body.join("\n")
-    if (marker === undefined) {
-      if (lang === "sh") throw new Error(`docs/operator-guide.md:${start + 1}: a sh block without a guide-test marker`)
-      continue
-    }
-    const [kind, spec] = [marker.slice(0, marker.indexOf(":")), marker.slice(marker.indexOf(":") + 1)]
-    marker = undefined
-    if (kind === "file") {
-      blocks.push({ kind: "file", step: `file ${spec}`, lang, body: text, target: spec.replace(/^\$/, ""), line: start + 1 })
-      continue
-    }
-    const words = spec.split(/\s+/)
-    if (words[0] === "skip") {
-      blocks.push({ kind: "skip", step: `skip@${start + 1}`, lang, body: text, line: start + 1 })
-      continue
-    }
-    const exit = words.find((w) => w.startsWith("exit="))
-    blocks.push({
-      kind: words.includes("background") ? "background" : words.includes("stop") ? "stop" : "run",
-      step: words[0]!,
-      lang,
-      body: text,
-      exit: exit === undefined ? 0 : Number(exit.slice(5)),
-      line: start + 1
-    })
-  }
-  return blocks
-}
-
-/** Replaces `$NAME` with the environment's value; a name it does not have is an error. */
-export const substitute = (text: string, env: Readonly<Record<string, string>>): string =>
-  text.replace(/\$([A-Z_][A-Z0-9_]*)/g, (_, name: string) => {
-    const v = env[name]
-    if (v === undefined) throw new Error(`the guide's file uses $${name}, which the test does not set`)
-    return v
-  })
-
-/** What a finished block printed. */
-interface Ran {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const statePath = (work: string) => path.join(work, "guide-state.sh")
-
-/** bash with `ccat` defined as the real CLI, the exported variables of earlier blocks, and `set -euo pipefail`. */
-const script = (work: string, body: string, keepState: boolean) =>
-  [
-    "set -euo pipefail",
-    // the command bundled from the sources for this run; through tsx, the repository's tsconfig
-    // maps @ccat/* to sources whatever the folder
-    `ccat() { TSX_TSCONFIG_PATH="${path.join(repoRoot, "tsconfig.json")}" node ${ccatArgs([]).map((a) => `"${a}"`).join(" ")} "$@"; }`,
-    `source "${statePath(work)}"`,
-    `cd "${work}"`,
-    body,
-    ...(keepState ? [`export -p > "${statePath(work)}.next"`] : [])
-  ].join("\n")
-
-const runBlock = (work: string, body: string): Promise<Ran> =>
-  new Promise((resolve) => {
-    const child = spawn("bash", ["-c", script(work, body, true)], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" }
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (c) => (stdout += c))
-    child.stderr.on("data", (c) => (stderr += c))
-    child.on("exit", (code) => resolve({ code, stdout, stderr }))
-  })
-
-/** A block left running, with what it printed. */
-interface Background {
-  readonly step: string
-  readonly child: ChildProcess
-  readonly output: () => string
-}
-
-const startBlock = (work: string, step: string, body: string): Background => {
-  // its own process group, so stopping it stops ccat and node beneath bash
-  // not `exec`: that would skip the `ccat` function for a `ccat` on the PATH (an installed build)
-  const child = spawn("bash", ["-c", script(work, body, false)], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root" },
-    detached: true
-  })
-  let out = ""
-  child.stdout!.on("data", (c) => (out += c))
-  child.stderr!.on("data", (c) => (out += c))
-  return { step, child, output: () => out }
-}
-
-const stopAll = async (running: Array<Background>) => {
-  for (const b of running.splice(0)) {
-    if (b.child.exitCode !== null || b.child.pid === undefined) continue
-    const exited = new Promise((r) => b.child.once("exit", r))
-    process.kill(-b.child.pid, "SIGTERM")
-    const timer = setTimeout(() => b.child.pid !== undefined && process.kill(-b.child.pid, "SIGKILL"), 20_000)
-    await exited
-    clearTimeout(timer)
-  }
-}
-
-interface Services {
-  readonly s3: Radosgw.Radosgw
-  readonly sshd: Sshd.Sshd
-  readonly knownHosts: string
-  readonly work: string
-  readonly database: string
-  readonly env: Record<string, string>
-}
-
-let services: Services | undefined
+let services: OperatorGuideWorld.Services | undefined
 const running: Array<Background> = []
 
-const admin = async <A>(f: (c: pg.Client) => Promise<A>): Promise<A> => {
-  const c = new pg.Client({ connectionString: Redacted.value(TestDatabase.adminUrl()) })
-  await c.connect()
-  try {
-    return await f(c)
-  } finally {
-    await c.end()
-  }
-}
-
 beforeAll(async () => {
-  const [s3, sshd, work, port] = await Promise.all([Radosgw.start(), Sshd.start(), tempDir("ccat-guide-"), freePort()])
-  const hostKey = (await fs.readFile(path.join(sshd.dir, "host_ed25519.pub"), "utf8")).trim().split(/\s+/).slice(0, 2).join(" ")
-  const knownHosts = path.join(sshd.dir, "known_hosts")
-  await fs.writeFile(knownHosts, `[${sshd.host}]:${sshd.port} ${hostKey}\n`)
-  const database = `ccat_guide_${randomBytes(5).toString("hex")}`
-  await admin(async (c) => {
-    await c.query(`create database ${database}`)
-    // the guide restores into this name; a run that crashed may have left it
-    await c.query(`drop database if exists ccat_restored with (force)`)
-  })
-  const url = new URL(Redacted.value(TestDatabase.adminUrl()))
-  url.pathname = `/${database}`
-  const root = path.join(work, "srv")
-  const env: Record<string, string> = {
-    DATABASE_URL: url.toString(),
-    CCAT_CONFIG: path.join(work, "etc", "ccat.yaml"),
-    CCAT_ROOT: root,
-    CCAT_PORT: String(port),
-    CCAT_URL: `http://127.0.0.1:${port}`,
-    CCAT_LOG_FORMAT: "pretty",
-    BACKUP_DIR: path.join(work, "backups"),
-    // production waits hours for a bundle to fill; the test's observation should not
-    BUNDLE_MAX_WAIT: "3 seconds",
-    S3_ENDPOINT: s3.endpoint,
-    S3_BUCKET: `ccat-guide-${randomBytes(4).toString("hex")}`,
-    CCAT_S3_ACCESS_KEY_ID: s3.accessKeyId,
-    CCAT_S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
-    SSH_HOST: sshd.host,
-    SSH_PORT: String(sshd.port),
-    SSH_USER: sshd.user,
-    SSH_KEY: sshd.identityFile,
-    SSH_KNOWN_HOSTS: knownHosts
-  }
-  await fs.mkdir(path.dirname(env.CCAT_CONFIG!), { recursive: true })
-  await fs.mkdir(env.BACKUP_DIR!, { recursive: true })
-  for (const d of ["chile/source", "chile/buffer", "cologne/buffer", "cologne/processing"]) {
-    await fs.mkdir(path.join(root, d), { recursive: true })
-  }
-  await fs.writeFile(statePath(work), Object.entries(env).map(([k, v]) => `export ${k}=${JSON.stringify(v)}`).join("\n") + "\n")
-  services = { s3, sshd, knownHosts, work, database, env }
-  console.log(`[operator guide] radosgw ${s3.endpoint}, sshd ${sshd.host}:${sshd.port}, database ${database}, work ${work}`)
+  services = await OperatorGuideWorld.start()
 }, 240_000)
 
 afterAll(async () => {
   await stopAll(running)
-  if (services === undefined) return
-  const s = services
-  await Promise.all([s.sshd.stop(), Radosgw.stop(s.s3.dir)])
-  await admin(async (c) => {
-    const dbs = await c.query<{ datname: string }>(`select datname from pg_database where datname like $1`, [`${s.database}%`])
-    for (const d of dbs.rows) await c.query(`drop database if exists ${d.datname} with (force)`)
-    await c.query(`drop database if exists ccat_restored with (force)`)
-  })
-  await fs.rm(s.work, { recursive: true, force: true })
+  if (services !== undefined) await OperatorGuideWorld.stop(services)
 }, 120_000)
 
 /** The exported variables after the last block. */
-const stateVar = async (name: string): Promise<string | undefined> => {
-  const text = await fs.readFile(statePath(services!.work), "utf8")
-  const m = new RegExp(`^declare -x ${name}="(.*)"$`, "m").exec(text) ?? new RegExp(`^export ${name}=(.*)$`, "m").exec(text)
-  return m === null ? undefined : m[1]!.startsWith('"') ? JSON.parse(m[1]!) : m[1]
-}
+const stateVar = (name: string) => Shell.stateVar(services!.work, name)
 
-const getJson = async (pathname: string, token?: string) => {
-  const r = await fetch(`${services!.env.CCAT_URL}${pathname}`, {
-    headers: token === undefined ? {} : { authorization: `Bearer ${token}` }
-  })
-  return { status: r.status, body: await r.text() }
-}
+const getJson = (pathname: string, token?: string) => OperatorGuideWorld.getJson(services!, pathname, token)
+
+/** The block of `step` left running. */
+const background = (step: string) => running.find((x) => x.step === step)!
+
+const waitReady = (step: string) => Shell.waitReady(background(step), services!.env.CCAT_URL!)
+
+const waitForLog = (step: string, pattern: RegExp) => Shell.waitForLog(background(step), pattern)
 
 /** What each step must have done, beyond its exit code. The keys are the guide's steps. */
 const checks: Record<string, (r: Ran) => Promise<void> | void> = {
@@ -351,44 +141,6 @@ const checks: Record<string, (r: Ran) => Promise<void> | void> = {
     assert.include(instruments.body, "Prime-Cam")
     assert.strictEqual((await getJson("/api/v1/instruments", "not-a-token")).status, 401)
   }
-}
-
-/** Polls /api/v1/ready until the server of a background step answers, saying why it did not. */
-const waitReady = async (step: string) => {
-  const b = running.find((x) => x.step === step)!
-  const url = `${services!.env.CCAT_URL}/api/v1/ready`
-  let last = ""
-  await waitUntil(
-    `${url} to answer`,
-    async () => {
-      if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
-      try {
-        const r = await fetch(url, { signal: AbortSignal.timeout(10_000) })
-        if (r.ok) return true
-        last = `HTTP ${r.status}: ${await r.text()}`
-      } catch (e) {
-        const cause = (e as { cause?: { code?: string; message?: string } }).cause
-        last = `${String(e)} (${cause?.code ?? ""} ${cause?.message ?? ""})`
-      }
-      return false
-    },
-    240_000,
-    { detail: () => `last: ${last}\n${b.output()}` }
-  )
-}
-
-const waitForLog = async (step: string, pattern: RegExp) => {
-  const b = running.find((x) => x.step === step)!
-  await waitUntil(
-    `${step} to log ${pattern}`,
-    () => {
-      if (pattern.test(b.output())) return true
-      if (b.child.exitCode !== null) throw new Error(`${step} exited early:\n${b.output()}`)
-      return false
-    },
-    240_000,
-    { detail: () => b.output() }
-  )
 }
 
 describe("the operator guide", () => {
