@@ -3,7 +3,6 @@
  * migrated ops-db, an instrument token, and client processes that are killed and restarted.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Migrations } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import { Fixtures, TestDatabase, waitUntil } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -30,12 +29,11 @@ const procs: Array<Proc> = []
 
 beforeAll(async () => {
   scope = Effect.runSync(Scope.make())
-  const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
+  const db = await Effect.runPromise(Scope.extend(TestDatabase.migratedDatabase, scope))
   databaseUrl = Redacted.value(db.url)
   const layer = PgClient.layer(OpsDb.clientConfig(db.url))
   const runtime = await Effect.runPromise(Scope.extend(Layer.toRuntime(layer), scope))
   sql = (effect) => Effect.runPromise(Effect.provide(effect, runtime))
-  await sql(Migrations.run)
   world = await sql(Fixtures.world)
   token = await sql(Effect.gen(function* () {
     const account = yield* Tokens.ensureAccount({ name: `chai-${Fixtures.suffix()}`, role: "instrument" })

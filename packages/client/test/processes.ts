@@ -46,12 +46,12 @@ export const waitOutput = (proc: Proc, pattern: RegExp, ms = 30_000): Promise<Re
   )
 
 /**
- * A fresh database on the test run's PostgreSQL, for a server to migrate and use: starting and
+ * A fresh, migrated database on the test run's PostgreSQL, for a server to use: starting and
  * stopping `ccat serve` on it is much quicker than on an embedded cluster of its own.
  */
 export const freshDatabase = async (): Promise<{ readonly url: string; readonly drop: () => Promise<void> }> => {
   const scope = Effect.runSync(Scope.make())
-  const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
+  const db = await Effect.runPromise(Scope.extend(TestDatabase.migratedDatabase, scope))
   return { url: Redacted.value(db.url), drop: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }
 

@@ -3,7 +3,6 @@
  * would run them: create an instrument token (printed once), serve, file with it, list, revoke,
  * refused; take a grant back, disable and enable the account, and find each change logged.
  */
-import { Migrations } from "@ccat/core"
 import { Fixtures, TestDatabase } from "@ccat/core/testing"
 import { OpsDb } from "@ccat/core/node"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -26,13 +25,13 @@ describe("ccat token and ccat serve", () => {
     await Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
-          const db = yield* TestDatabase.freshDatabase
+          const db = yield* TestDatabase.migratedDatabase
           const env = { DATABASE_URL: Redacted.value(db.url) }
           const dir = yield* Effect.promise(() => tempDir("ccat-token-"))
           dirs.push(dir)
           const dataDir = ["--data-dir", path.join(dir, "data")]
           // The instrument must exist before a token can be granted for it.
-          const world = yield* Effect.zipRight(Migrations.run, Fixtures.world).pipe(
+          const world = yield* Fixtures.world.pipe(
             Effect.provide(PgClient.layer(OpsDb.clientConfig(db.url))),
             Effect.orDie
           )
@@ -101,13 +100,13 @@ describe("ccat token and ccat serve", () => {
       await Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
-            const db = yield* TestDatabase.freshDatabase
+            const db = yield* TestDatabase.migratedDatabase
             const env = { DATABASE_URL: Redacted.value(db.url) }
             const dir = yield* Effect.promise(() => tempDir("ccat-account-"))
             dirs.push(dir)
             const dataDir = ["--data-dir", path.join(dir, "data")]
             const pg = PgClient.layer(OpsDb.clientConfig(db.url))
-            const world = yield* Effect.zipRight(Migrations.run, Fixtures.world).pipe(Effect.provide(pg), Effect.orDie)
+            const world = yield* Fixtures.world.pipe(Effect.provide(pg), Effect.orDie)
             const run = async (args: ReadonlyArray<string>) => {
               const p = ccat([...args, ...dataDir], env)
               const code = await p.exited

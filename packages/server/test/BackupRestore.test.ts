@@ -29,11 +29,7 @@ import { fileObservation, observatory, policyLayer, runUntil, syncTopology, temp
 const everySite = [["chile", Stages.all], ["cologne", Stages.all]] as const
 
 /** A fresh database, migrated, and its URL. */
-const migratedDatabase = Effect.gen(function* () {
-  const db = yield* TestDatabase.freshDatabase
-  yield* Migrations.run.pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(db.url))), Effect.orDie)
-  return Redacted.value(db.url)
-})
+const migratedDatabase = Effect.map(TestDatabase.migratedDatabase, (db) => Redacted.value(db.url))
 
 /** What the lifecycle runs on, for the database at `url`. */
 const worldOn = (url: string) =>

@@ -47,6 +47,11 @@ export interface Options {
   readonly port?: number
   /** Receives PostgreSQL's own log lines; dropped when omitted. */
   readonly onLog?: (line: string) => void
+  /**
+   * Server settings given to the server this process starts, as `-c name=value` (a throwaway
+   * test cluster turns `fsync` off, say). A server another process runs keeps its own.
+   */
+  readonly settings?: Readonly<Record<string, string>>
 }
 
 /** A running embedded PostgreSQL. */
@@ -218,7 +223,19 @@ const startOwned = async (
   const port = options.port ?? (await freePort())
   const child = spawn(
     path.join(bin, "postgres"),
-    ["-D", dataDir, "-p", String(port), "-h", "127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+    [
+      "-D",
+      dataDir,
+      "-p",
+      String(port),
+      "-h",
+      "127.0.0.1",
+      "-c",
+      "unix_socket_directories=",
+      "-c",
+      "max_connections=200",
+      ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ["-c", `${name}=${value}`])
+    ],
     { stdio: ["ignore", "pipe", "pipe"], ...(osUser ? { uid: osUser.uid, gid: osUser.gid } : {}) }
   )
   const log: Array<string> = []

@@ -61,7 +61,7 @@ const until = async <A>(what: string, ms: number, check: () => Promise<A | undef
 }
 
 beforeAll(async () => {
-  const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
+  const db = await Effect.runPromise(Scope.extend(TestDatabase.migratedDatabase, scope))
   dir = await tempDir("ccat-cli-life-")
   const dataDir = path.join(dir, "data")
   const config = path.join(dir, "ccat.json")
