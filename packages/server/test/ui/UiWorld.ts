@@ -14,6 +14,7 @@ import { createHash, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { ccat, freePort, tempDir, type Ccat } from "../support.js"
+import { apiAt, type ApiCall } from "./ApiCall.js"
 
 /** Everything a UI test needs to reach and check. */
 export interface UiWorld {
@@ -29,7 +30,7 @@ export interface UiWorld {
   /** Writes the bytes the instrument filed back over the damaged file, as an operator would. */
   readonly repairDamagedFile: () => Promise<void>
   /** Calls the API with a token; throws on a non-2xx answer, with the body. */
-  readonly api: (token: string, method: string, route: string, body?: unknown) => Promise<any>
+  readonly api: ApiCall
   readonly stop: () => Promise<void>
 }
 
@@ -123,16 +124,7 @@ export const start = async (options: { readonly observations: number }): Promise
     if ((await create.exited) !== 0) throw new Error(`ccat token create failed:\n${create.output()}`)
     const admin = JSON.parse(create.output().trim().split("\n").at(-1)!).token as string
 
-    const api = async (token: string, method: string, route: string, body?: unknown) => {
-      const r = await fetch(`${base}/api/v1${route}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-        body: body === undefined ? undefined : JSON.stringify(body)
-      })
-      const text = await r.text()
-      if (!r.ok) throw new Error(`${method} ${route}: ${r.status} ${text}`)
-      return text === "" ? null : JSON.parse(text)
-    }
+    const api = apiAt(base)
     const tokenFor = async (name: string, role: string, programId?: string) => {
       await api(admin, "POST", "/accounts", { name, displayName: `UI test ${role}`, role })
       if (programId !== undefined) await api(admin, "POST", "/grants", { account: name, programId })

@@ -3,33 +3,21 @@
  * `ccat demo` whose data flows through every stage while the tests look at it: signing in with
  * tokens of each role, every page, a scientist's staging request followed to completion, an
  * operator's retry of a package that really failed, a scientist kept from another program's
- * observations, and the static file serving (types, validators, no path traversal).
+ * observations. The UI's files as served are WebUiFiles.test.ts's, the Access page AccessPage.test.ts's.
  * Screenshots of the main pages go to `test-artifacts/ui/`.
  */
-import * as fs from "node:fs/promises"
-import { execFile } from "node:child_process"
-import { randomUUID } from "node:crypto"
-import * as http from "node:http"
-import * as path from "node:path"
-import { promisify } from "node:util"
-import { chromium, type Browser, type Page } from "playwright-core"
+import type { Browser, Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { waitUntil } from "@ccat/core/testing"
-import * as WebUi from "../../src/http/WebUi.js"
-import { repoRoot } from "../support.js"
+import { pageErrors, shot, tableCaptioned, unlabelled } from "./UiBrowser.js"
+import * as UiBrowser from "./UiBrowser.js"
 import { markup, start, type UiWorld } from "./UiWorld.js"
 
-const run = promisify(execFile)
-const artifacts = path.join(repoRoot, "test-artifacts", "ui")
 let world: UiWorld
 let browser: Browser
 
 beforeAll(async () => {
-  await fs.mkdir(artifacts, { recursive: true })
-  const [w, b] = await Promise.all([
-    start({ observations: 6 }),
-    chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] })
-  ])
+  const [w, b] = await Promise.all([start({ observations: 6 }), UiBrowser.launch()])
   world = w
   browser = b
 }, 180_000)
@@ -39,116 +27,8 @@ afterAll(async () => {
   await world?.stop()
 }, 60_000)
 
-/** A fresh tab (its own sessionStorage) signed in with `token`; API errors in the console fail nothing, page errors do. */
-const signedIn = async (token: string): Promise<Page> => {
-  const context = await browser.newContext({ viewport: { width: 1366, height: 900 } })
-  const page = await context.newPage()
-  const errors: Array<string> = []
-  page.on("pageerror", (e) => errors.push(e.message))
-  ;(page as any).__errors = errors
-  await page.goto(`${world.base}/`)
-  await page.getByLabel("API token").fill(token)
-  await page.getByRole("button", { name: "Sign in" }).click()
-  await page.locator("#signed-in-as").waitFor()
-  return page
-}
-
-/** Script errors the page raised (an uncaught exception is a bug even if the page looks right). */
-const pageErrors = (page: Page): Array<string> => (page as any).__errors
-
-/** Form controls with no accessible name (no label, no aria-label, a button without text): each is a bug. */
-const unlabelled = (page: Page) =>
-  page.evaluate(`[...document.querySelectorAll("input, select, textarea, button")]
-    .filter((c) => !((c.labels && c.labels.length > 0) || c.getAttribute("aria-label") || (c.tagName === "BUTTON" && c.textContent.trim() !== "")))
-    .map((c) => c.outerHTML)`) as Promise<Array<string>>
-
-/**
- * The table in `main` with this caption: right after a click, `main` may still hold the page
- * being replaced, whose tables a bare "main table" would also find.
- */
-const tableCaptioned = (page: Page, caption: string) => page.locator("main table", { has: page.locator("caption", { hasText: caption }) })
-
-const shot = (page: Page, name: string) => page.screenshot({ path: path.join(artifacts, `${name}.png`), fullPage: true })
-
-/** A GET with the path sent exactly as written (fetch would normalise `..` away). */
-const raw = (route: string, headers: Record<string, string> = {}) =>
-  new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-    const url = new URL(world.base)
-    const req = http.request({ host: url.hostname, port: url.port, path: route, method: "GET", headers }, (res) => {
-      let body = ""
-      res.setEncoding("utf8")
-      res.on("data", (c) => (body += c))
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
-    })
-    req.on("error", reject)
-    req.end()
-  })
-
-describe("web UI files", () => {
-  it("serves the UI with content types, validators and security headers; / redirects to it", async () => {
-    const root = await raw("/")
-    expect(root.status).toBe(302)
-    expect(root.headers.location).toBe("/ui/")
-    expect((await raw("/ui")).headers.location).toBe("/ui/")
-    const index = await raw("/ui/")
-    expect(index.status).toBe(200)
-    expect(index.headers["content-type"]).toBe("text/html; charset=utf-8")
-    expect(index.body).toContain('<script type="module" src="js/main.js">')
-    expect(index.headers["cache-control"]).toBe("no-cache")
-    expect(index.headers["content-security-policy"]).toContain("script-src 'self'")
-    expect(index.headers["x-content-type-options"]).toBe("nosniff")
-    const etag = index.headers.etag!
-    expect(etag).toMatch(/^"[\w-]+"$/)
-    const again = await raw("/ui/", { "if-none-match": etag })
-    expect(again.status).toBe(304)
-    expect(again.body).toBe("")
-    expect((await raw("/ui/app.css")).headers["content-type"]).toBe("text/css; charset=utf-8")
-    expect((await raw("/ui/js/main.js")).headers["content-type"]).toBe("text/javascript; charset=utf-8")
-    expect((await raw("/ui/js/pages/observations.js?v=1")).status).toBe(200)
-    expect((await raw("/ui/no-such-page.js")).status).toBe(404)
-  })
-
-  it("answers 404 to every path that tries to leave the UI folder, plain or encoded", async () => {
-    const attempts = [
-      "/ui/../package.json",
-      "/ui/../../package.json",
-      "/ui/%2e%2e/package.json",
-      "/ui/%2E%2E/%2E%2E/package.json",
-      "/ui/%2e%2e%2fpackage.json",
-      "/ui/js/..%2f..%2fsrc%2fcli.ts",
-      "/ui/..%5c..%5cpackage.json",
-      "/ui/./index.html",
-      "/ui//etc/passwd",
-      "/ui/%2fetc%2fpasswd",
-      "/ui/index.html%00.js",
-      "/ui/%zz"
-    ]
-    for (const route of attempts) {
-      const r = await raw(route)
-      expect(r.status, route).toBe(404)
-      expect(r.body, route).not.toContain("@ccat/server")
-      expect(r.body, route).not.toContain("root:")
-    }
-  })
-
-  it("is in the published package: npm pack holds ui/ beside dist/", async () => {
-    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--workspace", "@ccat/server"], { cwd: repoRoot })
-    const files = (JSON.parse(stdout)[0].files as Array<{ path: string }>).map((f) => f.path)
-    for (const f of ["ui/index.html", "ui/app.css", "ui/js/main.js", "ui/js/pages/observations.js"]) expect(files).toContain(f)
-    expect(files.filter((f) => f.startsWith("test/"))).toEqual([])
-  })
-
-  it("resolves only plain relative paths to loaded assets", () => {
-    const asset: WebUi.Asset = { body: new Uint8Array(), contentType: "text/html; charset=utf-8", etag: '"x"' }
-    const assets = new Map([["index.html", asset], ["js/main.js", asset]])
-    expect(WebUi.resolve(assets, "/ui/")).toBe(asset)
-    expect(WebUi.resolve(assets, "/ui/js/main.js?x=1")).toBe(asset)
-    expect(WebUi.resolve(assets, "/ui/js%2Fmain.js")).toBe(asset)
-    for (const bad of ["/ui/js/../index.html", "/ui/%2e%2e/x", "/ui/js\\main.js", "/ui/js//main.js", "/ui/%E0%A4%A", "/other/index.html"]) {
-      expect(WebUi.resolve(assets, bad), bad).toBeUndefined()
-    }
-  })
-})
+/** A fresh tab on the demo signed in with `token`; API errors in the console fail nothing, page errors do. */
+const signedIn = (token: string): Promise<Page> => UiBrowser.signedIn(browser, world.base, token)
 
 describe("web UI in chromium", () => {
   it("refuses a wrong token with the API's reason, then shows who is signed in and the role's pages", async () => {
@@ -486,55 +366,5 @@ describe("web UI in chromium", () => {
     await expect(unlabelled(owner)).resolves.toEqual([])
     expect(pageErrors(owner)).toEqual([])
     await owner.context().close()
-  })
-
-  it("lets an admin see who can do what, take a grant back and disable and enable an account; others do not get the page", async () => {
-    const name = `ui-sci-${randomUUID().slice(0, 8)}`
-    await world.api(world.tokens.admin, "POST", "/accounts", { name, displayName: "UI access test", role: "scientist" })
-    await world.api(world.tokens.admin, "POST", "/grants", { account: name, programId: world.demoProgramId })
-    const token = (await world.api(world.tokens.admin, "POST", "/tokens", { account: name, label: "access page test" })).token as string
-    const page = await signedIn(world.tokens.admin)
-    await page.getByRole("link", { name: "Access" }).click()
-    const row = tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: name })
-    await row.waitFor()
-    expect(await row.textContent()).toMatch(/scientist.*active.*reads /s)
-    await shot(page, "access")
-    expect(await unlabelled(page)).toEqual([])
-
-    await row.getByRole("button", { name: new RegExp(`Revoke ${name}'s grant`) }).click()
-    await page.getByText(`${name} no longer reads`).waitFor()
-    expect((await world.api(token, "GET", "/tokens/current")).programIds).toEqual([])
-
-    await page.getByRole("button", { name: `Disable account ${name}` }).click()
-    await page.getByText(`${name} is disabled: its tokens are refused.`).waitFor()
-    const refused = await fetch(`${world.base}/api/v1/tokens/current`, { headers: { authorization: `Bearer ${token}` } })
-    expect([refused.status, ((await refused.json()) as any).reason]).toEqual([401, "AccountDisabled"])
-    await page.getByRole("button", { name: `Enable account ${name}` }).click()
-    await page.getByText(`${name} is enabled again.`).waitFor()
-    expect((await world.api(token, "GET", "/tokens/current")).account).toBe(name)
-    // the signed-in admin cannot switch itself off from here
-    expect(
-      await tableCaptioned(page, "Accounts").locator("tbody tr", { hasText: "ui-admin" }).getByRole("button", { name: /Disable|Enable/ })
-        .count()
-    ).toBe(0)
-    // The account's history: every change above, oldest first, each by the admin who made it.
-    await row.getByRole("button", { name: `History of ${name}` }).click()
-    await page.getByRole("heading", { name: `History of ${name}` }).waitFor()
-    const steps = await tableCaptioned(page, "History (event log)").locator("tbody tr").allInnerTexts()
-    expect(steps.map((r) => r.split("\t").slice(1, 3).map((c) => c.trim()))).toEqual([
-      ["created", "active"],
-      ["-", "granted"],
-      ["-", "grant-revoked"],
-      ["active", "disabled"],
-      ["disabled", "active"]
-    ])
-    expect(pageErrors(page)).toEqual([])
-    await page.context().close()
-
-    const operator = await signedIn(world.tokens.operator)
-    expect(await operator.getByRole("link", { name: "Access" }).isVisible()).toBe(false)
-    await operator.goto(`${world.base}/ui/#/access`)
-    await operator.getByText("This page is for admin accounts").waitFor()
-    await operator.context().close()
   })
 })
