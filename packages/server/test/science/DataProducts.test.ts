@@ -6,7 +6,8 @@
  * copy, appears in ObsCore at its calib_level through TAP, and DataLink lists its inputs
  * (`#progenitor`) and, from the observation, the product (`#derivation`). A scientist of another
  * program and an anonymous caller see nothing of it until the program's proprietary period ends.
- * Cleanup then deletes the product's files at PROCESSING, as it deletes an instrument's at SOURCE.
+ * Cleanup then deletes the product's files at PROCESSING, as it deletes an instrument's at SOURCE,
+ * but keeps (and marks CORRUPT) a file the pipeline wrote again after filing it.
  * Bad input and the product list: `ProductFilingAndLists.test.ts`.
  */
 import { assert, describe, layer } from "@effect/vitest"
@@ -113,24 +114,28 @@ describe("Processed results back into the archive", () => {
     )
 
     it.effect(
-      "cleanup deletes an archived product's files at PROCESSING, as it deletes an instrument's at SOURCE; the archive keeps it",
+      "cleanup deletes an archived product's files at PROCESSING, as it deletes an instrument's at SOURCE, but never a file written again since it was filed; the archive keeps it",
       () =>
         Effect.gen(function* () {
           const w = world!
           const sql = yield* SqlClient.SqlClient
-          const copies = sql<{ status: string }>`
-          select c.status::text as status from physical_copy c join raw_data_file f on f.id = c.raw_data_file_id
+          // The pipeline writes one of its files again after filing it: same size, new bytes.
+          const [kept, ...deleted] = [...w.product.files].sort((a, b) => a.sizeBytes - b.sizeBytes)
+          const rewritten = randomBytes(kept!.sizeBytes)
+          yield* Effect.promise(() => fs.writeFile(path.join(w.processingRoot, kept!.relativePath), rewritten))
+          const copies = sql<{ relativePath: string; status: string }>`
+          select f.relative_path, c.status::text as status from physical_copy c join raw_data_file f on f.id = c.raw_data_file_id
           where f.data_product_id = ${w.product.id} and c.data_location_id = f.source_location_id`
-          yield* runSitesUntil(
-            [["cologne", [Cleanup.stage]]],
-            Effect.map(copies, (rows) => rows.length === 2 && rows.every((r) => r.status === "DELETED")),
-            60_000
-          )
+          const settled = (rows: ReadonlyArray<{ relativePath: string; status: string }>) =>
+            rows.length === 2 && rows.every((r) => r.status === (r.relativePath === kept!.relativePath ? "CORRUPT" : "DELETED"))
+          yield* runSitesUntil([["cologne", [Cleanup.stage]]], Effect.map(copies, settled), 60_000)
             .pipe(Effect.provide(policyLayer(topologyFrom(dir))))
-          for (const f of w.product.files) {
+          for (const f of deleted) {
             const gone = yield* Effect.promise(() => fs.access(path.join(w.processingRoot, f.relativePath)).then(() => false, () => true))
             assert.isTrue(gone, f.relativePath)
           }
+          const now = yield* Effect.promise(() => fs.readFile(path.join(w.processingRoot, kept!.relativePath)))
+          assert.isTrue(now.equals(rewritten), "the bytes written after filing are kept")
           const [archive] = yield* sql<{ n: number }>`
           select count(*)::int as n from physical_copy c join raw_data_package p on p.id = c.raw_data_package_id join data_location l on l.id = c.data_location_id
           where p.data_product_id = ${w.product.id} and l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT'`

@@ -106,7 +106,9 @@ export const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Tar
     if (copy === undefined) return yield* Effect.logWarning(`physical copy ${copyId} does not exist; nothing to delete`)
     const overThreshold = target.rule === "age" ? [] : yield* Retention.overThreshold({ locationId: target.location.id })
     if (!(yield* decide(site, copyId, target.location.type, overThreshold))) return
-    if (target.location.type !== "PROCESSING") {
+    // A staged copy at PROCESSING is the system's own working copy, expired or released as a
+    // whole; a file filed there (a pipeline's product) is someone's data and is checked as SOURCE is.
+    if (target.location.type !== "PROCESSING" || copy.sourceFileId !== null) {
       const changed = yield* changedSince(target.storage, copy).pipe(Effect.either)
       const why = changed._tag === "Left" ? undefined : changed.right
       if (why !== undefined) {
