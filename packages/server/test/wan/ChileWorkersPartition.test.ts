@@ -8,7 +8,7 @@
  * converges with every file packaged once, every package ARCHIVED, nothing empty, duplicated or
  * lost. Runs as root (CI does); without root it fails, it never skips.
  */
-import { Migrations, PackageManifest } from "@ccat/core"
+import { PackageManifest } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import { TestDatabase } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -120,9 +120,9 @@ describe("Chile's workers and a partition of the link to the ops-db", () => {
       Effect.gen(function* () {
         const dir = yield* tempDir
         const [cli, world] = yield* Effect.all([cliBundle, WanWorld.make({ sshd: false })], { concurrency: 2 })
-        const { url } = yield* TestDatabase.freshDatabase
+        const { url } = yield* TestDatabase.migratedDatabase
         const relay = yield* PgOverWan.make(world, url)
-        const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
+        const db = PgClient.layer(OpsDb.clientConfig(url)).pipe(Layer.orDie)
         console.log(`${elapsed()} link ${world.id} up; ops-db reachable from chile at ${world.cologne.address}:${PgOverWan.port}`)
         const rtt = yield* world.connectMs(PgOverWan.port, 5_000)
         assert.isDefined(rtt, "chile reaches the relay in cologne")
