@@ -212,12 +212,15 @@ export const work = Effect.fn("Arrival.work")(function* (site: string, data: unk
 export const plan = Effect.fn("Arrival.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
+  // The buffers' ids as values: PostgreSQL then reads their few live bundle copies by the
+  // location's index, instead of merging every bundle copy with every completed transfer.
+  const buffers = (yield* Sites.locationsOf(site, "BUFFER")).map((l) => l.id)
+  if (buffers.length === 0) return 0
   const ready = yield* sql<{ id: string }>`
     select c.data_transfer_package_id as id from physical_copy c
-    join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
-    join site s on s.id = l.site_id and s.name = ${site}
     join data_transfer_package d on d.id = c.data_transfer_package_id
-    where c.status in ('PRESENT', 'DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING')
+    where c.data_location_id in ${sql.in(buffers)} and c.data_transfer_package_id is not null
+      and c.status in ('PRESENT', 'DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING')
       and (c.updated_at < now() - interval '2 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
       and (d.status = 'in_progress' or c.status in ('DELETION_IN_PROGRESS', 'CORRUPT', 'MISSING'))
       and exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id
