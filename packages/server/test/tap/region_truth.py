@@ -115,7 +115,12 @@ def case(points, radii, predicate, region):
 def centroid(vertices, steps=1500):
     """The centre of area on the sphere by quadrature in the gnomonic plane of astropy's WCS, where
     great-circle edges are straight lines: the mean unit vector over the inside cells, each
-    weighted by its area on the sphere, du dv / (1 + u^2 + v^2)^(3/2)."""
+    weighted by its area on the sphere, du dv / (1 + u^2 + v^2)^(3/2).
+
+    The gnomonic projection is central: the unit vector of plane point (u, v) is M (1, u, v) /
+    sqrt(1 + u^2 + v^2) for one linear M, which astropy's WCS gives by three points; so the sum of
+    the weighted unit vectors is M times the sum of (1, u, v) / (1 + u^2 + v^2)^2, and the
+    millions of cells need no conversion each."""
     mean = SkyCoord([v[0] for v in vertices], [v[1] for v in vertices], unit="deg").cartesian.xyz.value.mean(axis=1)
     centre = SkyCoord(*mean, representation_type="cartesian").spherical
     wcs = WCS(naxis=2)
@@ -136,9 +141,14 @@ def centroid(vertices, steps=1500):
         inside ^= crosses & (gx < x1 + (gy - y1) * (x2 - x1) / np.where(y2 == y1, 1, y2 - y1))
     gx, gy = gx[inside], gy[inside]
     u, v = np.radians(gx), np.radians(gy)
-    weight = 1 / (1 + u * u + v * v) ** 1.5
-    xyz = wcs.pixel_to_world(gx, gy).cartesian.xyz.value
-    c = SkyCoord(*(xyz * weight).sum(axis=1), representation_type="cartesian").spherical
+    weight = 1 / (1 + u * u + v * v) ** 2  # the area's (3/2) and the unit vector's 1/2
+    a = 0.1  # radians in the plane: any offset does, M is linear
+    ax = np.degrees(a)
+    origin, along_u, along_v = wcs.pixel_to_world([0, ax, 0], [0, 0, ax]).cartesian.xyz.value.T
+    scale = np.sqrt(1 + a * a)
+    m = np.column_stack([origin, (scale * along_u - origin) / a, (scale * along_v - origin) / a])
+    xyz = m @ np.array([weight.sum(), (u * weight).sum(), (v * weight).sum()])
+    c = SkyCoord(*xyz, representation_type="cartesian").spherical
     return [c.lon.deg % 360, c.lat.deg]
 
 
