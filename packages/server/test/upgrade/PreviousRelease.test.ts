@@ -202,8 +202,11 @@ describe("an upgrade from the previous release", () => {
             for (const site of ["chile", "cologne"]) {
               yield* Main.worker({ configFile: config, site }).pipe(Effect.withConfigProvider(provider), Effect.forkScoped)
             }
-            const third = yield* fileObservation(baseUrl, token, obsUnitId, sourceRoot, 2)
-            const fourth = yield* fileObservation(baseUrl, token, obsUnitId, sourceRoot, 2)
+            // two observations at once, as two instruments would file them: the workers' work is the same
+            const [third, fourth] = yield* Effect.all([
+              fileObservation(baseUrl, token, obsUnitId, sourceRoot, 2),
+              fileObservation(baseUrl, token, obsUnitId, sourceRoot, 2)
+            ], { concurrency: 2 })
             yield* archived([first, second, third, fourth], 9, 60_000)
             phase("archived by old and new workers together")
           }).pipe(Effect.provide(PgClient.layer(OpsDb.clientConfig(db.url))))
