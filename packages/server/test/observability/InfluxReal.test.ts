@@ -3,50 +3,37 @@
  * in-process server's pusher writes while the lifecycle files, packages, transfers and archives
  * an observation; InfluxQL then reads back every series and field, every field is a float (one
  * type across pushes), and every query of `docs/grafana-dashboard-influx.json` finds data.
+ * Faults are the real server's own answers: wrong credentials, a token 1.x cannot read, a
+ * missing database, a field of another type, a frozen and a dead server.
  */
-import { Ids, Repositories, Topology, Transitions } from "@ccat/core"
+import { Ids, Repositories, Transitions } from "@ccat/core"
 import { assert, layer as withLayer } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import * as Exposition from "../../src/observability/Exposition.js"
 import * as InfluxPush from "../../src/observability/InfluxPush.js"
 import * as Metrics from "../../src/observability/Metrics.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Harness from "../ApiHarness.js"
+import { editLocations, topologyFrom } from "../lifecycle/ArchiveWorld.js"
 import * as World from "../lifecycle/LifecycleWorld.js"
 import { repoRoot } from "../support.js"
+import { dashboardFailures } from "./InfluxDashboard.js"
 import { host, pushesSince, pusherUrl, query, waitFor } from "./InfluxQueries.js"
 import * as RealInflux from "./RealInflux.js"
 
 const dashboardFile = path.join(repoRoot, "docs/grafana-dashboard-influx.json")
 
 /** The demo topology with a capacity at the archive, so the fill panel has a figure. */
-const topologyWithCapacity = (dir: string) => {
-  const demo = World.topologyIn(dir)
-  const decoded = Topology.decode({
-    sites: demo.sites.map((s) => ({
-      name: s.name,
-      shortName: s.shortName,
-      role: s.role,
-      locations: s.locations.map((l) => ({
-        name: l.name,
-        type: l.type,
-        technology: l.technology,
-        driver: l.driver,
-        priority: l.priority,
-        retention: l.retention,
-        ...(l.name === "cologne-archive" ? { capacityBytes: "1 GB" } : {})
-      }))
-    })),
-    routes: demo.routes.map((r) => ({ from: r.from, to: r.to, adapter: r.adapter })),
-    policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds" }
-  })
-  if (decoded._tag === "Left") throw new Error(decoded.left.message)
-  return decoded.right
-}
+const topologyWithCapacity = (dir: string) =>
+  topologyFrom(dir, (raw) => editLocations(raw, (l) => (l.name === "cologne-archive" ? { ...l, capacityBytes: "1 GB" } : l)))
 
 /** The latest `value` of a measurement under some tags, or undefined. */
 const lastValue = (measurement: string, where = "") =>
@@ -62,17 +49,8 @@ const transferDurations = query(`SELECT last("count") FROM "ccat_transfer_durati
 const nextInterval = (series: ReadonlyArray<RealInflux.Series>) =>
   (Math.floor(Math.max(...series.map((s) => Number(s.values[0]![0]))) / 1000) + 1) * 1000
 
-const escapeRegex = (s: string) => s.replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&")
-
-/** A dashboard query as Grafana would send it for the given range. */
-const substitute = (q: string, fromMs: number, toMs: number) =>
-  q.replaceAll("$timeFilter", `time >= ${fromMs}ms and time <= ${toMs}ms`).replaceAll("$__interval", "1s").replaceAll(
-    "$host",
-    escapeRegex(host)
-  )
-
 withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { timeout: 150_000, excludeTestServices: true })(
-  "InfluxDB for real: the lifecycle's series",
+  "InfluxDB for real",
   (it) => {
     // bounded in minutes: a whole lifecycle runs first, and on a loaded machine that is slow
     it.scoped("the lifecycle's series reach InfluxDB and every dashboard query finds data", () =>
@@ -225,48 +203,164 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
         assert.include(hostValues[0]!.values.map((v) => v[1]), host)
         const panels: Array<any> = dashboard.panels.filter((p: any) => p.type !== "row")
         assert.isAtLeast(panels.flatMap((p) => p.targets).length, 30)
-        const failures: Array<string> = []
-        for (const panel of panels) {
-          const answers: Array<ReadonlyArray<RealInflux.Series>> = []
-          for (const target of panel.targets) {
-            const q = substitute(target.query, startedMs - 60_000, toMs)
-            const series = yield* Effect.promise((): Promise<ReadonlyArray<RealInflux.Series> | string> =>
-              influx.query(q, influx.reader).catch((e: Error) => e.message)
-            )
-            if (typeof series === "string") {
-              failures.push(`"${panel.title}" ${target.refId}: ${series}`)
-              continue
-            }
-            answers.push(series)
-            const values = series.flatMap((s) => s.values.flatMap((v) => v.slice(1))).filter((v) => typeof v === "number")
-            if (values.length === 0) {
-              // What was written to the measurement, so a failure says whether the data or the query is wrong.
-              const measurement = /FROM "([a-z_]+)"/.exec(target.query)?.[1]
-              const written = measurement === undefined ?
-                [] :
-                yield* Effect.promise(() =>
-                  influx.query(`SELECT * FROM "${measurement}" WHERE time >= ${startedMs - 60_000}ms`, influx.reader).catch(() => [])
-                )
-              failures.push(`"${panel.title}" ${target.refId} found no data: ${q}\n  written: ${JSON.stringify(written).slice(0, 4000)}`)
-            }
-            // Every measurement and field the query names was written.
-            const measurements = [...target.query.matchAll(/FROM "([a-z_]+)"/g)].map((m) => m[1]!)
-            for (const m of measurements) if (!fields.has(m)) failures.push(`"${panel.title}" reads ${m}, which was never written`)
-            for (const [, field] of target.query.matchAll(/\("(value|sum|count|le_[0-9.]+|le_\+Inf)"\)/g)) {
-              if (!fields.get(measurements[0]!)?.has(field!)) {
-                failures.push(`"${panel.title}" reads ${measurements[0]}.${field}, never written`)
-              }
-            }
-          }
-          // A panel Grafana joins by a tag (fill = used / capacity) has rows to join.
-          const join = (panel.transformations ?? []).find((t: any) => t.id === "joinByField")?.options.byField
-          if (join !== undefined) {
-            const keys = answers.map((series) => new Set(series.map((s) => s.tags?.[join])))
-            const common = [...keys[0]!].filter((k) => keys.every((set) => set.has(k)))
-            if (common.length === 0) failures.push(`"${panel.title}": its queries have no ${join} in common`)
-          }
-        }
+        const failures = yield* dashboardFailures(influx, panels, fields, startedMs - 60_000, toMs)
         assert.deepStrictEqual(failures, [])
       }), { timeout: 420_000 })
+
+    it.scoped("faults are told plainly and never block the server", () =>
+      Effect.gen(function* () {
+        const influx = yield* RealInflux.RealInflux
+        const pushOnce = (options: Partial<InfluxPush.Options> & { url: string }) =>
+          Effect.either(
+            InfluxPush.pushOnce({ timeout: "5 seconds", tags: { host }, ...options }).pipe(Effect.provide(FetchHttpClient.layer))
+          )
+        const writer = { username: influx.writer.name, password: Redacted.make(influx.writer.password) }
+        const failure = (r: Either.Either<InfluxPush.Delivery, InfluxPush.InfluxPushError | InfluxPush.InfluxConfigError>) => {
+          assert.isTrue(Either.isLeft(r), "the push should have failed")
+          return (r as Either.Left<InfluxPush.InfluxPushError, never>).left
+        }
+
+        const wrong = failure(yield* pushOnce({ url: pusherUrl(influx), username: influx.writer.name, password: Redacted.make("wrong") }))
+        assert.strictEqual(wrong.reason, "Unauthorized")
+        assert.include(wrong.message, "authorization failed")
+        assert.notInclude(wrong.message, "wrong")
+        // InfluxDB before 1.8 reads no token: the message names the settings that would work.
+        const token = failure(
+          yield* pushOnce({ url: pusherUrl(influx), token: Redacted.make(`${influx.writer.name}:${influx.writer.password}`) })
+        )
+        assert.strictEqual(token.reason, "Unauthorized")
+        assert.include(token.message, "CCAT_INFLUX_USERNAME")
+        const readOnly = failure(
+          yield* pushOnce({ url: pusherUrl(influx), username: influx.reader.name, password: Redacted.make(influx.reader.password) })
+        )
+        assert.strictEqual(readOnly.reason, "Unauthorized")
+        const missing = failure(yield* pushOnce({ url: pusherUrl(influx, "db=nosuchdb"), ...writer }))
+        assert.strictEqual(missing.reason, "NotFound")
+        assert.include(missing.message, 'database not found: "nosuchdb"')
+        const noDb = failure(yield* pushOnce({ url: pusherUrl(influx, ""), ...writer }))
+        assert.strictEqual(noDb.reason, "Rejected")
+        assert.include(noDb.message, "database is required")
+        const badPrecision = failure(yield* pushOnce({ url: pusherUrl(influx, "db=ccat&precision=us"), ...writer }))
+        assert.strictEqual(badPrecision._tag, "InfluxConfigError")
+
+        // Settings that cannot work are refused when the environment is read, before anything starts.
+        const fromEnv = (env: Record<string, string>) =>
+          Effect.either(Effect.withConfigProvider(InfluxPush.config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
+        for (
+          const [env, says] of [
+            [{ CCAT_INFLUX_URL: "influx:8086/write" }, "is not an http or https URL"],
+            [{ CCAT_INFLUX_URL: "not a url" }, "is not a URL"],
+            [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat&precision=us` }, "precision=us"],
+            [{
+              CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`,
+              CCAT_INFLUX_TOKEN: "t",
+              CCAT_INFLUX_USERNAME: "u",
+              CCAT_INFLUX_PASSWORD: "p"
+            }, "not both"],
+            [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_USERNAME: "u" }, "needs a password"],
+            [{ CCAT_INFLUX_URL: `${influx.base}/write?db=ccat`, CCAT_INFLUX_INTERVAL_SECONDS: "0" }, "at least 1"]
+          ] as const
+        ) {
+          const read = yield* fromEnv(env)
+          assert.isTrue(
+            Either.isLeft(read) && String(read.left).includes(says),
+            `${JSON.stringify(env)}: ${String(Either.isLeft(read) ? read.left : "accepted")}`
+          )
+        }
+        const unset = yield* fromEnv({})
+        assert.isTrue(Either.isRight(unset) && unset.right._tag === "None")
+
+        // Escapes and values the real parser must take: odd tag values, a reserved tag key, extreme floats.
+        const odd: Array<Exposition.Family> = [{
+          name: "ccat_test_escaping",
+          help: "",
+          type: "gauge",
+          samples: [
+            {
+              name: "ccat_test_escaping",
+              labels: { time: "t", path: 'a "quoted" \\ value\nnext', odd: "x, y=z", trailing: "ends in \\", dir: "C:\\data\\\\raw" },
+              value: 5e21
+            },
+            { name: "ccat_test_escaping", labels: { path: "tiny" }, value: 5e-324 },
+            { name: "ccat_test_escaping", labels: { path: "negative" }, value: -0.25 }
+          ]
+        }]
+        const oddWrite = yield* Effect.promise(() =>
+          fetch(pusherUrl(influx), {
+            method: "POST",
+            body: Exposition.lineProtocol(odd, BigInt(Date.now()), { host }),
+            headers: { authorization: `Basic ${Buffer.from(`${influx.writer.name}:${influx.writer.password}`).toString("base64")}` }
+          }).then(async (r) => ({ status: r.status, text: await r.text() }))
+        )
+        assert.deepStrictEqual(oddWrite, { status: 204, text: "" })
+        const readBack = yield* query(`SELECT * FROM "ccat_test_escaping" GROUP BY *`)
+        const byPath = new Map(readBack.map((s) => [s.tags!.path, { tags: s.tags, value: s.values[0]![s.columns.indexOf("value")] }]))
+        // A backslash is kept as written, except one before a space, comma or equals sign or at the end, which line protocol cannot carry.
+        assert.deepStrictEqual(byPath.get('a "quoted"  value next'), {
+          tags: { host, dir: "C:\\data\\\\raw", odd: "x, y=z", path: 'a "quoted"  value next', time_: "t", trailing: "ends in " },
+          value: 5e21
+        })
+        assert.strictEqual(byPath.get("tiny")?.value, 5e-324)
+        assert.strictEqual(byPath.get("negative")?.value, -0.25)
+
+        // A database where ccat_ops_db_up was once written as an integer: that line is dropped, the rest is written.
+        yield* query(`CREATE DATABASE "legacy"`)
+        yield* query(`GRANT WRITE ON "legacy" TO "${influx.writer.name}"`)
+        yield* Effect.promise(() =>
+          fetch(`${influx.base}/write?db=legacy`, {
+            method: "POST",
+            body: "ccat_ops_db_up,host=old value=1i\n",
+            headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
+          })
+        )
+        const partial = yield* pushOnce({ url: pusherUrl(influx, "db=legacy&precision=s"), ...writer })
+        assert.isTrue(Either.isRight(partial))
+        const delivered = (partial as Either.Right<never, InfluxPush.Delivery>).right
+        assert.include(delivered.partial ?? "", "field type conflict")
+        assert.isAbove(delivered.lines, 10)
+        const legacy = yield* Effect.promise(() =>
+          fetch(`${influx.base}/query?db=legacy&epoch=s&q=${encodeURIComponent(`SELECT last("value") FROM "ccat_raw_data_files"`)}`, {
+            headers: { authorization: `Basic ${Buffer.from(`${influx.admin.name}:${influx.admin.password}`).toString("base64")}` }
+          }).then((r) => r.json() as Promise<any>)
+        )
+        const written = legacy.results[0].series[0].values[0]
+        assert.isBelow(Math.abs(written[0] - Date.now() / 1000), 60)
+
+        // A frozen InfluxDB: pushes time out, the running pusher backs off, the server keeps answering.
+        const since = Date.now()
+        yield* Layer.build(
+          InfluxPush.layer({
+            url: pusherUrl(influx),
+            ...writer,
+            interval: "200 millis",
+            timeout: "1 second",
+            maxBackoff: "1 second",
+            tags: { host }
+          })
+        )
+        yield* waitFor("a push before the freeze", Effect.map(pushesSince(since), (n) => n >= 1))
+        influx.process.kill("SIGSTOP")
+        const frozen = yield* Effect.ensuring(
+          Effect.gen(function* () {
+            const timedOut = failure(yield* pushOnce({ url: pusherUrl(influx), ...writer, timeout: "500 millis" }))
+            const asked = Date.now()
+            const health = yield* Harness.raw("GET", "/api/v1/health")
+            return { timedOut, health, healthMs: Date.now() - asked }
+          }),
+          Effect.sync(() => influx.process.kill("SIGCONT"))
+        )
+        assert.strictEqual(frozen.timedOut.reason, "Timeout")
+        assert.strictEqual(frozen.health.status, 200)
+        assert.isBelow(frozen.healthMs, 5000)
+        const thawed = Date.now()
+        yield* waitFor("a push after the thaw", Effect.map(pushesSince(thawed), (n) => n >= 1), 20_000)
+
+        // A dead InfluxDB: nothing listens on its port; credentials in a 1.x URL's query are never repeated.
+        const port = yield* Effect.promise(RealInflux.freePort)
+        const dead = failure(yield* pushOnce({ url: `http://127.0.0.1:${port}/write?db=ccat&u=me&p=hunter2` }))
+        assert.strictEqual(dead.reason, "Transport")
+        assert.include(dead.message, "ECONNREFUSED")
+        assert.notInclude(dead.message, "hunter2")
+      }))
   }
 )
