@@ -186,6 +186,17 @@ export const start = async (options: { readonly observations: number }): Promise
       60_000,
       { intervalMs: 500 }
     )
+    // The demo files its observations one after another: the tests count them all, so the world
+    // is ready once every one is there, however slowly a loaded machine got through them.
+    await waitUntil(
+      `the demo's ${options.observations} observations to be filed`,
+      async () => {
+        const filed = await api(admin, "GET", "/observations?limit=100")
+        return filed.items.length >= options.observations + 1 ? true : undefined
+      },
+      60_000,
+      { intervalMs: 500 }
+    )
     return {
       base,
       demo,
