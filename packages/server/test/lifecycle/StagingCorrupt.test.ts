@@ -144,7 +144,9 @@ const assertStaged = (dir: string, requestId: string, pkg: ArrivedPackage) =>
     }
   })
 
-describe("Staging from a bad archive copy", () => {
+// Each case has its own ops-db, folders and workers and spends most of its time waiting on them,
+// so the cases run side by side.
+describe.concurrent("Staging from a bad archive copy", () => {
   it.scopedLive(
     "a byte flipped in the first archive copy: the copy becomes CORRUPT and staging reads the second",
     () =>
