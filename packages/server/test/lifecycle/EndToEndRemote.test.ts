@@ -69,7 +69,9 @@ beforeAll(async () => {
 }, 240_000)
 afterAll(() => stopServices(services), 120_000)
 
-describe("the whole lifecycle over rsync on real ssh into a real S3 archive", () => {
+// Each case has its own ops-db, folders and buckets on the shared sshd and radosgw, and spends
+// most of its time waiting on the workers, so the cases run side by side.
+describe.concurrent("the whole lifecycle over rsync on real ssh into a real S3 archive", () => {
   it.scopedLive(
     "files → packaged → bundled → rsync over ssh → verified → two S3 archive copies (ARCHIVED) → STAGED (byte-identical) → cleaned",
     () =>
