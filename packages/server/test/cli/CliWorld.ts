@@ -4,7 +4,6 @@
  * starts the real `ccat` command line (support.ts `ccat()`) against it and keeps stdout apart
  * from stderr, since `--json` output is read from stdout alone.
  */
-import { Migrations } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import { Fixtures, TestDatabase } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -74,14 +73,14 @@ const ready = async (url: string, server: Ccat, ms = 90_000) => {
   throw new Error(`${url} did not answer ready within ${ms} ms:\n${server.output()}`)
 }
 
-/** Starts a fresh database, the World, tokens for every role and `ccat serve` on a free port. */
+/** Starts a fresh migrated database, the World, tokens for every role and `ccat serve` on a free port. */
 export const start = async (): Promise<CliWorld> => {
   const scope = Effect.runSync(Scope.make())
-  const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
+  const db = await Effect.runPromise(Scope.extend(TestDatabase.migratedDatabase, scope))
   const layer = PgClient.layer(OpsDb.clientConfig(db.url))
   const onDb = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) =>
     Effect.runPromise(effect.pipe(Effect.provide(layer), Effect.orDie))
-  const world = await onDb(Effect.zipRight(Migrations.run, Fixtures.world))
+  const world = await onDb(Fixtures.world)
   const token = (role: "operator" | "admin" | "scientist" | "instrument") =>
     onDb(Effect.gen(function* () {
       const account = yield* Tokens.ensureAccount({ name: `${role}-${Fixtures.suffix()}`, role })

@@ -8,7 +8,7 @@
  * comes from a seeded PRNG; the seed is printed and `CCAT_CHAOS_SEED=<seed>` replays it (the
  * instants still depend on the machine's speed).
  */
-import { Ids, Migrations, Repositories } from "@ccat/core"
+import { Ids, Repositories } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import { TestDatabase } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -37,8 +37,8 @@ describe("chaos: workers SIGKILLed at random instants of every stage", () => {
         const rng = prng(seed)
         const dir = yield* tempDir
         const cli = yield* cliBundle
-        const { url } = yield* TestDatabase.freshDatabase
-        const db = Layer.tap(PgClient.layer(OpsDb.clientConfig(url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(Layer.orDie)
+        const { url } = yield* TestDatabase.migratedDatabase
+        const db = PgClient.layer(OpsDb.clientConfig(url)).pipe(Layer.orDie)
 
         yield* Effect.gen(function* () {
           const sql = yield* SqlClient.SqlClient

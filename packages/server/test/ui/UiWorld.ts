@@ -77,7 +77,7 @@ const topology = (dataDir: string) => {
 /** Starts the world; `stop` ends the demo and drops the database. */
 export const start = async (options: { readonly observations: number }): Promise<UiWorld> => {
   const scope = Effect.runSync(Scope.make())
-  const db = await Effect.runPromise(Scope.extend(TestDatabase.freshDatabase, scope))
+  const db = await Effect.runPromise(Scope.extend(TestDatabase.migratedDatabase, scope))
   const dir = await tempDir("ccat-ui-")
   const dataDir = path.join(dir, "data")
   const env = { DATABASE_URL: Redacted.value(db.url) }

@@ -7,7 +7,6 @@
  * the relay's own store (a database of the test PostgreSQL) into chile's loopback. Bridges go
  * through unix sockets, which are not network-namespaced. Scoped: everything stops with it.
  */
-import { Migrations } from "@ccat/core"
 import { OpsDb } from "@ccat/core/node"
 import { TestDatabase } from "@ccat/core/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -123,7 +122,7 @@ export const make = (options: WanWorld.Options = {}) =>
       }),
       (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
     )
-    const mainDatabase = yield* TestDatabase.freshDatabase
+    const mainDatabase = yield* TestDatabase.migratedDatabase
     const relayDatabase = yield* TestDatabase.freshDatabase
     const pg = yield* PgOverWan.make(wan, mainDatabase.url)
     const relayStore = new URL(Redacted.value(relayDatabase.url))
@@ -148,11 +147,8 @@ export const make = (options: WanWorld.Options = {}) =>
     yield* Effect.addFinalizer(() => Effect.promise(() => main.stop()))
     const relays: Array<CcatProcess> = []
     yield* Effect.addFinalizer(() => Effect.promise(() => Promise.all(relays.map((r) => r.stop()))))
-    const mainDb = Layer.tap(PgClient.layer(OpsDb.clientConfig(mainDatabase.url)), (ctx) => Migrations.run.pipe(Effect.provide(ctx))).pipe(
-      Layer.orDie
-    )
-    // Migrated now, before the main's first start, so the test can set up its world first.
-    const mainDbBuilt = yield* Layer.build(mainDb)
+    // Migrated before the main's first start (a copy of the template), so the test sets up its world first.
+    const mainDbBuilt = yield* Layer.build(PgClient.layer(OpsDb.clientConfig(mainDatabase.url)).pipe(Layer.orDie))
     const relayDbBuilt = yield* Layer.build(PgClient.layer(OpsDb.clientConfig(relayDatabase.url)).pipe(Layer.orDie))
     const world: RelayWan = {
       wan,
