@@ -5,26 +5,34 @@ import { BaseSequencer, type TestSpecification } from "vitest/node"
 const src = (p: string) => fileURLToPath(new URL(`./packages/${p}`, import.meta.url))
 
 /**
- * The suites that take longest (over 40 s each in CI), longest first. Without timings from an
- * earlier run (CI's fresh clone has none) vitest starts the largest files first, so a long suite
- * in a small file started near the end and ran on alone while the other workers were idle.
+ * The suites that take longest, longest first (from a whole run's per-file times). Without timings
+ * from an earlier run (CI's fresh clone has none) vitest starts the largest files first, so a long
+ * suite in a small file started near the end and ran on alone while the other workers were idle.
  */
 const longSuites = [
   "packages/server/test/scale/ListsAndPlanners.test.ts",
   "packages/server/test/wan/RelayWan.test.ts",
-  "packages/server/test/wan/ChileWorkersPartition.test.ts",
-  "packages/transfer-rsync/test/RsyncTransfer.test.ts",
   "packages/server/test/lifecycle/Chaos.test.ts",
-  "packages/server/test/OperatorGuide.test.ts",
-  "packages/server/test/ui/WebUi.test.ts",
-  "packages/client/test/OutboxFiling.test.ts",
-  "packages/server/test/upgrade/PreviousRelease.test.ts",
   "packages/storage-drivers/test/S3.test.ts",
+  "packages/server/test/OperatorGuide.test.ts",
+  "packages/server/test/lifecycle/RetryTransfers.test.ts",
+  "packages/transfer-rsync/test/RsyncTransfer.test.ts",
+  "packages/server/test/lifecycle/RetryPackages.test.ts",
   "packages/server/test/cli/OperatorCli.test.ts",
+  "packages/server/test/cli/StagingCli.test.ts",
   "packages/storage-drivers/test/Tape.test.ts",
+  "packages/server/test/upgrade/PreviousRelease.test.ts",
   "packages/server/test/lifecycle/EndToEndRemote.test.ts",
+  "packages/server/test/lifecycle/EndToEndRemoteFailures.test.ts",
+  "packages/server/test/lifecycle/CleanupConcurrent.test.ts",
+  "packages/server/test/lifecycle/Audit.test.ts",
+  "packages/server/test/ui/WebUi.test.ts",
+  "packages/server/test/tap/Regions.test.ts",
+  "packages/server/test/lifecycle/Cleanup.test.ts",
   "packages/server/test/Demo.test.ts",
-  "packages/server/test/lifecycle/EndToEndRemoteFailures.test.ts"
+  "packages/server/test/lifecycle/StagingCorrupt.test.ts",
+  "packages/server/test/wan/ChileWorkersPartition.test.ts",
+  "packages/client/test/OutboxFiling.test.ts"
 ]
 
 /** Starts the long suites first, in `longSuites` order, then the rest in vitest's own order. */
