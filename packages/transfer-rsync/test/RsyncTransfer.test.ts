@@ -22,41 +22,46 @@ const sshEndpoint = (sshd: Sshd.Sshd, p: string, extra: Partial<TransferEndpoint
     ...extra
   })
 
-// The main case: pushing to another site over real ssh (a throwaway sshd on loopback).
-TransferAdapterSuite.run("rsync over ssh", async () => {
-  const sshd = await Sshd.start()
-  return {
+// The three conformance runs have their own sshd and scratch folders, and much of their time is
+// spent waiting on ssh round trips and bandwidth-capped copies, so they and their cases run side by
+// side (vitest's maxConcurrency caps how many at once).
+describe.concurrent("rsync conformance: push, pull and local", () => {
+  // The main case: pushing to another site over real ssh (a throwaway sshd on loopback).
+  TransferAdapterSuite.run("rsync over ssh", async () => {
+    const sshd = await Sshd.start()
+    return {
+      layer: RsyncTransfer.layer(),
+      source: (p) => TransferEndpoint.local(p),
+      destination: (p) => sshEndpoint(sshd, p),
+      slowBandwidth,
+      // 1 GiB by default keeps the whole run under 4 minutes on a busy 2-core machine;
+      // CCAT_TRANSFER_LARGE_BYTES=2147483648 (or more) makes it the multi-GB case (2 GiB: about 30 s)
+      largeBytes: TransferAdapterSuite.largeBytesFromEnv(1024 * 1024 * 1024),
+      teardown: sshd.stop
+    }
+  })
+
+  // Pulling from the remote site, and both ends local, with a small large-file case.
+  TransferAdapterSuite.run("rsync pull over ssh", async () => {
+    const sshd = await Sshd.start()
+    return {
+      layer: RsyncTransfer.layer(),
+      source: (p) => sshEndpoint(sshd, p),
+      destination: (p) => TransferEndpoint.local(p),
+      slowBandwidth,
+      largeBytes: Math.min(64 * 1024 * 1024, TransferAdapterSuite.largeBytesFromEnv()),
+      teardown: sshd.stop
+    }
+  })
+
+  TransferAdapterSuite.run("rsync local", async () => ({
     layer: RsyncTransfer.layer(),
     source: (p) => TransferEndpoint.local(p),
-    destination: (p) => sshEndpoint(sshd, p),
-    slowBandwidth,
-    // 1 GiB by default keeps the whole run under 4 minutes on a busy 2-core machine;
-    // CCAT_TRANSFER_LARGE_BYTES=2147483648 (or more) makes it the multi-GB case (2 GiB: about 30 s)
-    largeBytes: TransferAdapterSuite.largeBytesFromEnv(1024 * 1024 * 1024),
-    teardown: sshd.stop
-  }
-})
-
-// Pulling from the remote site, and both ends local, with a small large-file case.
-TransferAdapterSuite.run("rsync pull over ssh", async () => {
-  const sshd = await Sshd.start()
-  return {
-    layer: RsyncTransfer.layer(),
-    source: (p) => sshEndpoint(sshd, p),
     destination: (p) => TransferEndpoint.local(p),
     slowBandwidth,
-    largeBytes: Math.min(64 * 1024 * 1024, TransferAdapterSuite.largeBytesFromEnv()),
-    teardown: sshd.stop
-  }
+    largeBytes: Math.min(64 * 1024 * 1024, TransferAdapterSuite.largeBytesFromEnv())
+  }))
 })
-
-TransferAdapterSuite.run("rsync local", async () => ({
-  layer: RsyncTransfer.layer(),
-  source: (p) => TransferEndpoint.local(p),
-  destination: (p) => TransferEndpoint.local(p),
-  slowBandwidth,
-  largeBytes: Math.min(64 * 1024 * 1024, TransferAdapterSuite.largeBytesFromEnv())
-}))
 
 const reasonOf = (exit: Exit.Exit<unknown, unknown>) =>
   Exit.isFailure(exit) && exit.cause._tag === "Fail" ? (exit.cause.error as { reason: string; retryable: boolean }) : undefined
