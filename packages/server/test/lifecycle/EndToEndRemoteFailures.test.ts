@@ -148,7 +148,9 @@ beforeAll(async () => {
 }, 240_000)
 afterAll(() => stopServices(services), 120_000)
 
-describe("transfer failures over rsync into S3, as the operator sees them", () => {
+// Each case has its own ops-db, API server, folders and buckets on the shared sshd and radosgw,
+// and spends most of its time waiting on the workers, so the cases run side by side.
+describe.concurrent("transfer failures over rsync into S3, as the operator sees them", () => {
   it.scopedLive(
     "a FAILED bundle shows its packages FAILED with its reason; the operator's retry of the bundle brings them to ARCHIVED",
     () =>
