@@ -15,6 +15,20 @@ export const isConflict = (e: unknown): e is Transitions.TransitionError =>
   e instanceof Transitions.TransitionError && e.reason === "StateConflict"
 
 /**
+ * Runs a deletion's step from DELETION_IN_PROGRESS; false when the copy had moved on: two workers
+ * may carry the same deletion (one resuming a crashed job), and the first to finish leaves the
+ * other nothing to do, which is no error.
+ */
+const unlessFinishedElsewhere = <A, E, R>(copyId: Ids.PhysicalCopyId, step: Effect.Effect<A, E, R>) =>
+  step.pipe(
+    Effect.as(true),
+    Effect.catchIf(
+      isConflict,
+      (e) => Effect.as(Effect.logDebug(`copy ${copyId} is ${e.actual ?? "elsewhere"}: another worker finished its deletion`), false)
+    )
+  )
+
+/**
  * Decides, inside one transaction with the copy locked, whether the deletion goes ahead: only a
  * scheduled copy that is still eligible moves to DELETION_IN_PROGRESS; one that is not is called
  * off. A copy already in progress goes ahead: it was checked before it moved there, and a
@@ -112,28 +126,36 @@ export const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Tar
       const changed = yield* changedSince(target.storage, copy).pipe(Effect.either)
       const why = changed._tag === "Left" ? undefined : changed.right
       if (why !== undefined) {
-        yield* Transitions.transition({
-          entity: "PhysicalCopy",
-          id: copyId,
-          from: "DELETION_IN_PROGRESS",
-          to: "CORRUPT",
-          actor: `worker:${site}`,
-          details: { reason: "changed since recorded", detail: why }
-        })
+        const recorded = yield* unlessFinishedElsewhere(
+          copyId,
+          Transitions.transition({
+            entity: "PhysicalCopy",
+            id: copyId,
+            from: "DELETION_IN_PROGRESS",
+            to: "CORRUPT",
+            actor: `worker:${site}`,
+            details: { reason: "changed since recorded", detail: why }
+          })
+        )
+        if (!recorded) return
         return yield* Effect.logError(
           `not deleting ${copy.path} at ${target.location.name}: ${why}; the copy is marked CORRUPT and kept for an operator`
         )
       }
       // A stat that failed otherwise is the location's problem: the deletion fails and is retried.
       if (changed._tag === "Left") {
-        yield* Transitions.transition({
-          entity: "PhysicalCopy",
-          id: copyId,
-          from: "DELETION_IN_PROGRESS",
-          to: "DELETION_FAILED",
-          actor: `worker:${site}`,
-          details: { error: `could not check the object before deleting it: ${changed.left.message}` }
-        })
+        const recorded = yield* unlessFinishedElsewhere(
+          copyId,
+          Transitions.transition({
+            entity: "PhysicalCopy",
+            id: copyId,
+            from: "DELETION_IN_PROGRESS",
+            to: "DELETION_FAILED",
+            actor: `worker:${site}`,
+            details: { error: `could not check the object before deleting it: ${changed.left.message}` }
+          })
+        )
+        if (!recorded) return
         return yield* Effect.logWarning(
           `checking ${copy.path} at ${target.location.name} before deleting it failed; the planner retries it`,
           changed.left
@@ -144,17 +166,21 @@ export const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Tar
     // (or a deletion resumed after a crash, long after it) must not let the last good bytes go.
     const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_IN_PROGRESS"], overThreshold, limit: 1 })
     if (still.length === 0) {
-      yield* Transitions.transition({
-        entity: "PhysicalCopy",
-        id: copyId,
-        from: "DELETION_IN_PROGRESS",
-        to: "DELETION_FAILED",
-        actor: `worker:${site}`,
-        details: {
-          error:
-            "no longer eligible when about to be deleted (an archive copy it relied on is no longer good, or it is needed again); the planner looks again"
-        }
-      })
+      const recorded = yield* unlessFinishedElsewhere(
+        copyId,
+        Transitions.transition({
+          entity: "PhysicalCopy",
+          id: copyId,
+          from: "DELETION_IN_PROGRESS",
+          to: "DELETION_FAILED",
+          actor: `worker:${site}`,
+          details: {
+            error:
+              "no longer eligible when about to be deleted (an archive copy it relied on is no longer good, or it is needed again); the planner looks again"
+          }
+        })
+      )
+      if (!recorded) return
       return yield* Effect.logWarning(
         `not deleting ${copy.path} at ${target.location.name}: it is no longer eligible; the planner looks at it again`
       )
@@ -167,25 +193,22 @@ export const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Tar
     // A SOURCE file's path is released with its deletion, in the same transaction: from then on
     // the instrument may file new bytes under it.
     const finish = (to: "DELETED" | "DELETION_FAILED", details?: { readonly error: string }) =>
-      sql.withTransaction(
-        Effect.gen(function* () {
-          yield* Transitions.transition({
-            entity: "PhysicalCopy",
-            id: copyId,
-            from: "DELETION_IN_PROGRESS",
-            to,
-            actor,
-            ...(details ? { details } : {})
+      unlessFinishedElsewhere(
+        copyId,
+        sql.withTransaction(
+          Effect.gen(function* () {
+            yield* Transitions.transition({
+              entity: "PhysicalCopy",
+              id: copyId,
+              from: "DELETION_IN_PROGRESS",
+              to,
+              actor,
+              ...(details ? { details } : {})
+            })
+            if (to === "DELETED" && copy.sourceFileId !== null) {
+              yield* sql`update raw_data_file set source_released_at = now() where id = ${copy.sourceFileId} and source_released_at is null`
+            }
           })
-          if (to === "DELETED" && copy.sourceFileId !== null) {
-            yield* sql`update raw_data_file set source_released_at = now() where id = ${copy.sourceFileId} and source_released_at is null`
-          }
-        })
-      ).pipe(
-        Effect.asVoid,
-        Effect.catchIf(
-          isConflict,
-          (e) => Effect.logDebug(`copy ${copyId} is ${e.actual ?? "elsewhere"}: another worker finished its deletion`)
         )
       )
     if (deleted._tag === "Right") return yield* finish("DELETED")
