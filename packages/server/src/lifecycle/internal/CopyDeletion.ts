@@ -23,7 +23,7 @@ const unlessFinishedElsewhere = <A, E, R>(copyId: Ids.PhysicalCopyId, step: Effe
   step.pipe(
     Effect.as(true),
     Effect.catchIf(
-      isConflict,
+      (e: E): e is E & Transitions.TransitionError => isConflict(e),
       (e) => Effect.as(Effect.logDebug(`copy ${copyId} is ${e.actual ?? "elsewhere"}: another worker finished its deletion`), false)
     )
   )
@@ -120,23 +120,20 @@ export const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Tar
     if (copy === undefined) return yield* Effect.logWarning(`physical copy ${copyId} does not exist; nothing to delete`)
     const overThreshold = target.rule === "age" ? [] : yield* Retention.overThreshold({ locationId: target.location.id })
     if (!(yield* decide(site, copyId, target.location.type, overThreshold))) return
+    // Leaves the deletion without deleting: the copy kept as CORRUPT, or DELETION_FAILED for the
+    // planner to look at again; false when another worker had finished it meanwhile.
+    const leave = (to: "CORRUPT" | "DELETION_FAILED", details: Readonly<Record<string, string>>) =>
+      unlessFinishedElsewhere(
+        copyId,
+        Transitions.transition({ entity: "PhysicalCopy", id: copyId, from: "DELETION_IN_PROGRESS", to, actor: `worker:${site}`, details })
+      )
     // A staged copy at PROCESSING is the system's own working copy, expired or released as a
     // whole; a file filed there (a pipeline's product) is someone's data and is checked as SOURCE is.
     if (target.location.type !== "PROCESSING" || copy.sourceFileId !== null) {
       const changed = yield* changedSince(target.storage, copy).pipe(Effect.either)
       const why = changed._tag === "Left" ? undefined : changed.right
       if (why !== undefined) {
-        const recorded = yield* unlessFinishedElsewhere(
-          copyId,
-          Transitions.transition({
-            entity: "PhysicalCopy",
-            id: copyId,
-            from: "DELETION_IN_PROGRESS",
-            to: "CORRUPT",
-            actor: `worker:${site}`,
-            details: { reason: "changed since recorded", detail: why }
-          })
-        )
+        const recorded = yield* leave("CORRUPT", { reason: "changed since recorded", detail: why })
         if (!recorded) return
         return yield* Effect.logError(
           `not deleting ${copy.path} at ${target.location.name}: ${why}; the copy is marked CORRUPT and kept for an operator`
@@ -144,17 +141,9 @@ export const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Tar
       }
       // A stat that failed otherwise is the location's problem: the deletion fails and is retried.
       if (changed._tag === "Left") {
-        const recorded = yield* unlessFinishedElsewhere(
-          copyId,
-          Transitions.transition({
-            entity: "PhysicalCopy",
-            id: copyId,
-            from: "DELETION_IN_PROGRESS",
-            to: "DELETION_FAILED",
-            actor: `worker:${site}`,
-            details: { error: `could not check the object before deleting it: ${changed.left.message}` }
-          })
-        )
+        const recorded = yield* leave("DELETION_FAILED", {
+          error: `could not check the object before deleting it: ${changed.left.message}`
+        })
         if (!recorded) return
         return yield* Effect.logWarning(
           `checking ${copy.path} at ${target.location.name} before deleting it failed; the planner retries it`,
@@ -166,20 +155,10 @@ export const deleteCopy = (site: string, copyId: Ids.PhysicalCopyId, target: Tar
     // (or a deletion resumed after a crash, long after it) must not let the last good bytes go.
     const still = yield* Retention.eligible({ copyId, statuses: ["DELETION_IN_PROGRESS"], overThreshold, limit: 1 })
     if (still.length === 0) {
-      const recorded = yield* unlessFinishedElsewhere(
-        copyId,
-        Transitions.transition({
-          entity: "PhysicalCopy",
-          id: copyId,
-          from: "DELETION_IN_PROGRESS",
-          to: "DELETION_FAILED",
-          actor: `worker:${site}`,
-          details: {
-            error:
-              "no longer eligible when about to be deleted (an archive copy it relied on is no longer good, or it is needed again); the planner looks again"
-          }
-        })
-      )
+      const recorded = yield* leave("DELETION_FAILED", {
+        error:
+          "no longer eligible when about to be deleted (an archive copy it relied on is no longer good, or it is needed again); the planner looks again"
+      })
       if (!recorded) return
       return yield* Effect.logWarning(
         `not deleting ${copy.path} at ${target.location.name}: it is no longer eligible; the planner looks at it again`
