@@ -47,19 +47,29 @@ const blamesSource = (e: TransferError.TransferError) =>
 
 /**
  * Records a bundle tar found bad at its source, and removed, as DELETED: sending it again cannot
- * help, and without a live copy an operator's retry writes the bundle again from its packages. A
- * copy someone else moved on meanwhile is left to them.
+ * help, and without a live copy an operator's retry writes the bundle again from its packages.
+ * Another finding may have come first (an inventory that saw it MISSING while the transfer ran):
+ * the bytes are gone either way, so that copy is DELETED too, or a retry would take it for the
+ * bundle's tar and wait for it forever. A copy someone else moved on otherwise is left to them.
  */
 const removedBadSource = (site: string, copyId: string, finding: CopyFindings.Finding) =>
   Effect.gen(function* () {
-    yield* Transitions.transition({
-      entity: "PhysicalCopy",
-      id: copyId as Ids.PhysicalCopyId,
-      from: finding,
-      to: "DELETED",
-      actor: `worker:${site}`,
-      details: { reason: `found ${finding} at the source of a transfer; the bundle is written again on retry` }
-    }).pipe(Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void))
+    const remove = (from: CopyFindings.Finding) =>
+      Transitions.transition({
+        entity: "PhysicalCopy",
+        id: copyId as Ids.PhysicalCopyId,
+        from,
+        to: "DELETED",
+        actor: `worker:${site}`,
+        details: { reason: `found ${finding} at the source of a transfer; the bundle is written again on retry` }
+      })
+    yield* remove(finding).pipe(
+      Effect.catchIf(
+        (e) => e._tag === "TransitionError" && e.reason === "StateConflict",
+        (e) => e.actual === "CORRUPT" || e.actual === "MISSING" ? remove(e.actual) : Effect.void
+      ),
+      Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void)
+    )
   })
 
 /** Moves one bundle one hop, or decides when to try again. */
