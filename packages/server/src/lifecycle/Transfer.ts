@@ -63,12 +63,11 @@ const removedBadSource = (site: string, copyId: string, finding: CopyFindings.Fi
         actor: `worker:${site}`,
         details: { reason: `found ${finding} at the source of a transfer; the bundle is written again on retry` }
       })
+    const conflict = (e: { readonly _tag: string }): e is Transitions.TransitionError =>
+      e instanceof Transitions.TransitionError && e.reason === "StateConflict"
     yield* remove(finding).pipe(
-      Effect.catchIf(
-        (e) => e._tag === "TransitionError" && e.reason === "StateConflict",
-        (e) => e.actual === "CORRUPT" || e.actual === "MISSING" ? remove(e.actual) : Effect.void
-      ),
-      Effect.catchIf((e) => e._tag === "TransitionError" && e.reason === "StateConflict", () => Effect.void)
+      Effect.catchIf(conflict, (e) => e.actual === "CORRUPT" || e.actual === "MISSING" ? remove(e.actual) : Effect.void),
+      Effect.catchIf(conflict, () => Effect.void)
     )
   })
 
