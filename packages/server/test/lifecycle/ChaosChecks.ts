@@ -9,11 +9,10 @@ import { Disk } from "@ccat/storage-drivers"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { filesUnder } from "./ChaosWorld.js"
 import type { WrittenFile } from "./LifecycleWorld.js"
-import { gnuTar, sha256File } from "./support.js"
+import { filedOnceIn, sha256File } from "./support.js"
 import { catalogOf, checksumOnTape } from "./TapeWorld.js"
 
 /** The `n` a counting query answers. */
@@ -61,8 +60,7 @@ export const assertPackagesWhole = (dir: string, filed: ReadonlyArray<WrittenFil
            l.driver_config->>'root' as root
     from physical_copy c join data_location l on l.id = c.data_location_id
     where l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT' and c.verified_at is not null`
-    const unpacked = path.join(dir, "unpacked")
-    const seen = new Map<string, number>()
+    const tars: Array<string> = []
     for (const p of packages) {
       const copies = archiveCopies.filter((c) => c.packageId === p.id)
       assert.deepStrictEqual(
@@ -77,22 +75,9 @@ export const assertPackagesWhole = (dir: string, filed: ReadonlyArray<WrittenFil
         assert.strictEqual(yield* Effect.promise(() => stored), p.checksum, `${c.location}/${c.path} verifies`)
       }
       const onDisk = copies.find((c) => c.technology === "disk")!
-      const tar = path.join(onDisk.root, onDisk.path)
-      for (
-        const member of (yield* Effect.promise(() => gnuTar(["-tf", tar]))).split("\n").filter((m) => m !== "" && !m.endsWith("/"))
-      ) {
-        seen.set(member, (seen.get(member) ?? 0) + 1)
-      }
-      yield* Effect.promise(() => fs.mkdir(unpacked, { recursive: true }).then(() => gnuTar(["-xf", tar, "-C", unpacked])))
+      tars.push(path.join(onDisk.root, onDisk.path))
     }
-    for (const f of filed) {
-      assert.strictEqual(seen.get(f.relativePath), 1, `${f.relativePath} is in exactly one package`)
-      assert.strictEqual(
-        yield* Effect.promise(() => sha256File(path.join(unpacked, f.relativePath))),
-        f.checksum,
-        `${f.relativePath} archived intact`
-      )
-    }
+    yield* Effect.promise(() => filedOnceIn(tars, filed, path.join(dir, "unpacked")))
     return { packages, archiveCopies }
   })
 

@@ -9,6 +9,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
+import { assert } from "vitest"
 import type * as Packager from "../../src/lifecycle/Packager.js"
 
 /** A fresh temporary folder. */
@@ -77,4 +78,28 @@ export const listFiles = async (root: string): Promise<Array<string>> => {
     if (entry.isFile()) out.push(path.relative(root, path.join(entry.parentPath, entry.name)))
   }
   return out.sort()
+}
+
+/**
+ * Lists each archived tar and unpacks it into `unpacked`, then asserts that every filed file is in
+ * exactly one of them and unpacks at its filed checksum. Returns how many tars hold each member.
+ */
+export const filedOnceIn = async (
+  tars: ReadonlyArray<string>,
+  filed: ReadonlyArray<{ readonly relativePath: string; readonly checksum: string }>,
+  unpacked: string
+): Promise<Map<string, number>> => {
+  const seen = new Map<string, number>()
+  await fs.mkdir(unpacked, { recursive: true })
+  for (const tar of tars) {
+    for (const member of (await gnuTar(["-tf", tar])).split("\n").filter((m) => m !== "" && !m.endsWith("/"))) {
+      seen.set(member, (seen.get(member) ?? 0) + 1)
+    }
+    await gnuTar(["-xf", tar, "-C", unpacked])
+  }
+  for (const f of filed) {
+    assert.strictEqual(seen.get(f.relativePath), 1, `${f.relativePath} is in exactly one package`)
+    assert.strictEqual(await sha256File(path.join(unpacked, f.relativePath)), f.checksum, `${f.relativePath} archived intact`)
+  }
+  return seen
 }

@@ -21,7 +21,7 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { cliBundle, decodeConfig, openJobs } from "../lifecycle/ChaosWorld.js"
 import { fileObservation, observatory, syncTopology, tempDir, type WrittenFile } from "../lifecycle/LifecycleWorld.js"
-import { gnuTar, sha256File } from "../lifecycle/support.js"
+import { filedOnceIn, sha256File } from "../lifecycle/support.js"
 import * as PgOverWan from "./PgOverWan.js"
 import * as WanWorker from "./WanWorker.js"
 import * as WanWorld from "./WanWorld.js"
@@ -221,25 +221,12 @@ describe("Chile's workers and a partition of the link to the ops-db", () => {
           const packages = yield* count(`select count(*)::int as n from raw_data_package`)
           assert.strictEqual(new Set(copies.map((c) => c.packageId)).size, packages, "every package has a verified archive copy")
           assert.strictEqual(copies.length, packages, "one archive copy per package, none twice")
-          const unpacked = path.join(dir, "unpacked")
-          yield* Effect.promise(() => fs.mkdir(unpacked, { recursive: true }))
-          const seen = new Map<string, number>()
           for (const c of copies) {
-            const tar = path.join(c.root, c.path)
-            assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), c.pchecksum, `${c.path} verifies`)
-            for (const m of (yield* Effect.promise(() => gnuTar(["-tf", tar]))).split("\n").filter((m) => m !== "" && !m.endsWith("/"))) {
-              seen.set(m, (seen.get(m) ?? 0) + 1)
-            }
-            yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", unpacked]))
+            assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(c.root, c.path))), c.pchecksum, `${c.path} verifies`)
           }
-          for (const f of filed) {
-            assert.strictEqual(seen.get(f.relativePath), 1, `${f.relativePath} is in exactly one package`)
-            assert.strictEqual(
-              yield* Effect.promise(() => sha256File(path.join(unpacked, f.relativePath))),
-              f.checksum,
-              `${f.relativePath} archived intact`
-            )
-          }
+          const seen = yield* Effect.promise(() =>
+            filedOnceIn(copies.map((c) => path.join(c.root, c.path)), filed, path.join(dir, "unpacked"))
+          )
           seen.delete(PackageManifest.manifestName)
           assert.strictEqual(seen.size, filed.length, "no file archived that was not filed (besides each package's manifest)")
           console.log(`${elapsed()} converged: ${packages} packages, ${filed.length} files; chile worker pid ${chile.pid} still running`)
