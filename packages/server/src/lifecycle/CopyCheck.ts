@@ -21,23 +21,41 @@ export interface Confirmed {
   readonly actualChecksum?: string | undefined
 }
 
+/** What a re-read of a copy showed: its bytes match, are shown bad, or could not be told. */
+export type Reread =
+  | { readonly _tag: "Good" }
+  | ({ readonly _tag: "Bad" } & Confirmed)
+  | { readonly _tag: "Unknown"; readonly detail: string }
+
+/**
+ * Re-reads the object under `key` whole against `checksum` and says which of the three it found:
+ * only a definite answer about the copy's own bytes is Bad; a storage that failed otherwise
+ * (unreachable, refused) is Unknown.
+ */
+export const reread = (storage: StorageDriver.Service, key: string, checksum: Checksum.Checksum) =>
+  storage.verify(key, checksum).pipe(
+    Effect.as<Reread>({ _tag: "Good" }),
+    Effect.catchAll((e): Effect.Effect<Reread> => {
+      if (!StorageError.isStorageError(e)) return Effect.succeed({ _tag: "Unknown", detail: String(e) })
+      const detail = e.description ?? e.message
+      if (e.reason === "NotFound") return Effect.succeed({ _tag: "Bad", finding: "MISSING", detail: `${key} is gone: ${detail}` })
+      if (e.reason !== "Corrupt") return Effect.succeed({ _tag: "Unknown", detail })
+      const actual = /got (\S+)/.exec(detail)?.[1]
+      return Effect.succeed({ _tag: "Bad", finding: "CORRUPT", detail, expectedChecksum: checksum, actualChecksum: actual })
+    }),
+    Effect.withSpan("CopyCheck.reread", { attributes: { storage: storage.name, key } })
+  )
+
 /**
  * Re-reads the object under `key` whole against `checksum`. Undefined when it matches, or when
  * the re-read could not tell (the storage failed otherwise): only the copy's own bytes count.
  */
 export const confirm = (storage: StorageDriver.Service, key: string, checksum: Checksum.Checksum) =>
-  storage.verify(key, checksum).pipe(
-    Effect.as(undefined),
-    Effect.catchAll((e): Effect.Effect<Confirmed | undefined> => {
-      if (!StorageError.isStorageError(e)) return Effect.succeed(undefined)
-      const detail = e.description ?? e.message
-      if (e.reason === "NotFound") return Effect.succeed({ finding: "MISSING", detail: `${key} is gone: ${detail}` })
-      if (e.reason !== "Corrupt") return Effect.succeed(undefined)
-      const actual = /got (\S+)/.exec(detail)?.[1]
-      return Effect.succeed({ finding: "CORRUPT", detail, expectedChecksum: checksum, actualChecksum: actual })
-    }),
-    Effect.withSpan("CopyCheck.confirm", { attributes: { storage: storage.name, key } })
-  )
+  Effect.map(reread(storage, key, checksum), (r): Confirmed | undefined => {
+    if (r._tag !== "Bad") return undefined
+    const { _tag, ...found } = r
+    return found
+  })
 
 /** Who re-reads, for the event log: `actor` a worker, `by` the activity (staging, unpack, transfer). */
 export interface Reader {

@@ -15,6 +15,7 @@ import * as Schema from "effect/Schema"
 import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
+import * as BundleRecovery from "./BundleRecovery.js"
 import * as CopyCheck from "./CopyCheck.js"
 import * as CopyFindings from "./CopyFindings.js"
 import * as Routes from "./Routes.js"
@@ -71,6 +72,57 @@ const removedBadSource = (site: string, copyId: string, finding: CopyFindings.Fi
     )
   })
 
+/** A copy of the bundle's tar, with where it is seen from the worker's site. */
+interface SourceCopy {
+  readonly id: string
+  readonly locationId: string
+  readonly path: string
+  readonly status: string
+  /** At the worker's site, in any location or state. */
+  readonly atSite: boolean
+  /** PRESENT in a buffer at the worker's site: a copy to send from. */
+  readonly here: boolean
+  readonly location: Sites.Location
+}
+
+/**
+ * A bundle on its way whose tar here an audit or an inventory found CORRUPT or MISSING before a
+ * transfer began. Dropping its job would leave it on its way for ever with nothing to send it, so
+ * the tar is read again: good, it is given back and sent; bad, it is removed and the bundle fails
+ * with its packages, as when a transfer finds it bad, so the failure is seen and an operator's
+ * retry writes the bundle again from its packages; a storage that cannot be read is tried later.
+ */
+const withoutSource = (site: string, bundle: Bundle, copies: ReadonlyArray<SourceCopy>) =>
+  Effect.gen(function* () {
+    const bad = copies.find((c) => c.atSite && (c.status === "CORRUPT" || c.status === "MISSING"))
+    if (bad === undefined) return yield* Effect.logWarning(`bundle ${bundle.id} has no copy in a buffer at ${site}; job dropped`)
+    const sql = yield* SqlClient.SqlClient
+    const storage = yield* (yield* Storages).of(bad.location)
+    const actor = `worker:${site}`
+    const found = yield* CopyCheck.reread(storage, bad.path, bundle.checksum!)
+    if (found._tag === "Unknown") {
+      return yield* later(site, bundle.id, 60_000, `its tar here is recorded ${bad.status} and could not be read again: ${found.detail}`)
+    }
+    if (found._tag === "Good") {
+      yield* CopyFindings.restore(bad.id, "PRESENT", {
+        actor,
+        by: "transfer",
+        detail: "read again before its transfer: it matches its checksum"
+      })
+      return yield* later(site, bundle.id, 0, `its tar here, recorded ${bad.status}, read good again`)
+    }
+    // The bad tar goes first, as when a transfer finds it bad: then finding, removal and the failed bundle in one commit.
+    yield* storage.delete(bad.path)
+    const why = `its tar ${bad.path} in ${bad.location.name} was found ${found.finding} before it was sent (${found.detail}); ` +
+      "it was removed, and a retry of the bundle writes it again from its packages"
+    yield* sql.withTransaction(Effect.gen(function* () {
+      yield* CopyFindings.mark(bad.id, found.finding, { actor, by: "transfer", ...found })
+      yield* removedBadSource(site, bad.id, found.finding)
+      yield* BundleRecovery.fail(site, bundle.id as Ids.DataTransferPackageId, why)
+    }))
+    yield* Effect.logError(`bundle ${bundle.id} failed: ${why}`)
+  })
+
 /** Moves one bundle one hop, or decides when to try again. */
 export const work = Effect.fn("Transfer.work")(function* (site: string, data: unknown) {
   const { bundleId } = yield* Schema.decodeUnknown(Job)(data)
@@ -81,9 +133,9 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   // each is a round trip. The source copy's location comes with it (no lookup of its own).
   const [rows, copies, initial, routes] = yield* Effect.all([
     sql<Bundle>`select id, status::text as status, relative_path, size_bytes, checksum from data_transfer_package where id = ${bundleId}`,
-    sql<{ id: string; locationId: string; path: string; here: boolean; location: Sites.Location }>`
-      select c.id, c.data_location_id as location_id, c.path, (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here,
-        ${Sites.locationJson(sql)} as location
+    sql<SourceCopy>`
+      select c.id, c.data_location_id as location_id, c.path, c.status::text as status, s.name = ${site} as at_site,
+        (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here, ${Sites.locationJson(sql)} as location
       from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
       where c.data_transfer_package_id = ${bundleId} and c.status <> 'DELETED'`,
     attemptsOf(bundleId),
@@ -91,10 +143,10 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   ], { concurrency: 4 })
   const bundle = rows[0]
   if (bundle === undefined || bundle.status !== "in_progress" || bundle.checksum === null || bundle.sizeBytes === null) return
-  const source = copies.find((c) => c.here)
-  if (source === undefined) return yield* Effect.logWarning(`bundle ${bundleId} has no copy in a buffer at ${site}; job dropped`)
   // A copy beyond this site means the bundle was delivered; its arrival job came with it.
-  if (copies.some((c) => !c.here)) return
+  if (copies.some((c) => !c.atSite)) return
+  const source = copies.find((c) => c.here)
+  if (source === undefined) return yield* withoutSource(site, bundle, copies)
   let attempts = initial
   // A pending attempt is an operator's retry (a worker's own attempts are in progress from the
   // start): it is taken up below, without waiting out the backoff.
@@ -182,14 +234,15 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
 
 /**
  * Re-derives lost transfer jobs: bundles in a buffer here, delivered nowhere else, with no
- * attempt touched for two minutes (a wait re-sends its own job; this catches a lost queue).
+ * attempt touched for two minutes (a wait re-sends its own job; this catches a lost queue). A
+ * bundle whose tar here was found CORRUPT or MISSING is one too: its job fails it (`withoutSource`).
  */
 export const plan = Effect.fn("Transfer.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
   const ready = yield* sql<{ id: string }>`
     select d.id from data_transfer_package d
-    join physical_copy c on c.data_transfer_package_id = d.id and c.status = 'PRESENT'
+    join physical_copy c on c.data_transfer_package_id = d.id and c.status in ('PRESENT', 'CORRUPT', 'MISSING')
     join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
     join site s on s.id = l.site_id and s.name = ${site}
     where d.status = 'in_progress' and d.checksum is not null

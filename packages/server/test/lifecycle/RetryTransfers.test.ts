@@ -13,66 +13,12 @@ import * as Layer from "effect/Layer"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import * as JobQueue from "../../src/engine/JobQueue.js"
 import * as Arrival from "../../src/lifecycle/Arrival.js"
-import * as Bundling from "../../src/lifecycle/Bundling.js"
-import * as Packaging from "../../src/lifecycle/Packaging.js"
 import * as Routes from "../../src/lifecycle/Routes.js"
-import * as Stages from "../../src/lifecycle/Stages.js"
-import * as Storages from "../../src/lifecycle/Storages.js"
 import * as Transfer from "../../src/lifecycle/Transfer.js"
 import * as Harness from "../ApiHarness.js"
-import { fileObservation, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
-
-/** The lifecycle world plus the real HTTP API on the same fresh ops-db. */
-const layer = Layer.mergeAll(JobQueue.layer, Storages.layer()).pipe(Layer.provideMerge(Harness.layer()))
-
-const everySite = [["chile", Stages.all], ["cologne", Stages.all]] as const
-
-interface AttemptRow {
-  readonly id: string
-  readonly attempt: number
-  readonly status: string
-  readonly errorReason: string | null
-  readonly previousAttemptId: string | null
-}
-
-const attempts = Effect.flatMap(
-  SqlClient.SqlClient,
-  (sql) =>
-    sql<
-      AttemptRow
-    >`select id, attempt, status::text as status, error_reason, previous_attempt_id from data_transfer order by attempt, created_at`
-)
-
-const archivedPackages = Effect.flatMap(
-  SqlClient.SqlClient,
-  (sql) => sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`
-).pipe(Effect.map((r) => r[0].n))
-
-/** Files two packages (two modules) and runs Chile until both are written and bundled together. */
-const oneBundleOfTwoPackages = (dir: string) =>
-  Effect.gen(function* () {
-    const topology = topologyIn(dir)
-    yield* syncTopology(topology)
-    const sql = yield* SqlClient.SqlClient
-    const obs = yield* observatory
-    yield* fileObservation(topology, obs, [{ path: "det/a.fits", bytes: 60_000 }, { path: "hk/h.dat", bytes: 4_000, module: 1 }])
-    const written = Effect.map(
-      sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'in_progress' and checksum is not null`,
-      (r) => r[0].n === 2
-    )
-    const bundleCopy = sql<{ bundleId: string; path: string }>`
-      select c.data_transfer_package_id as bundle_id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
-      where l.name = 'chile-buffer' and c.data_transfer_package_id is not null and c.status = 'PRESENT'`
-    // Packaging first, bundling after: both packages wait when the bundle is planned, so they share it.
-    yield* runUntil([["chile", [Packaging.stage]]], written).pipe(Effect.provide(policyLayer(topology)))
-    yield* runUntil([["chile", [Bundling.stage]]], Effect.map(bundleCopy, (c) => c.length === 1)).pipe(
-      Effect.provide(policyLayer(topology))
-    )
-    const [copy] = yield* bundleCopy
-    return { topology, bundleId: copy.bundleId, file: path.join(dir, "locations", "chile-buffer", copy.path) }
-  })
+import { archivedPackages, attempts, everySite, layer, oneBundleOfTwoPackages } from "./BundleWorld.js"
+import { policyLayer, runUntil, tempDir } from "./LifecycleWorld.js"
 
 /**
  * One bundle whose first attempt failed because the destination buffer refuses writes (made
