@@ -35,6 +35,8 @@ export interface DemoOptions extends LoadOptions {
   readonly largeBytes: number
   /** Keep serving after the demo finished. */
   readonly keepRunning: boolean
+  /** How long the demo's staged data is kept before cleanup removes it, in milliseconds. */
+  readonly stagingLifetimeMs: number
 }
 
 /** Why the demo stopped short. */
@@ -350,6 +352,9 @@ const demoBundleMaxWaitMs = 5_000
 /** Starts the server with every site's workers and runs the demo against it. */
 export const demo = (options: DemoOptions) =>
   Effect.gen(function* () {
+    if (!Number.isInteger(options.stagingLifetimeMs) || options.stagingLifetimeMs < 1000) {
+      return yield* new DemoError({ reason: `--staging-lifetime must be a whole number of seconds, at least 1` })
+    }
     const loaded = yield* load(options)
     // Staged data of the demo expires quickly, so its cleanup can be seen too; a partial bundle
     // leaves within seconds, as the demo's few packages never fill one and waiting shows nothing.
@@ -359,7 +364,7 @@ export const demo = (options: DemoOptions) =>
         ...loaded.topology,
         policy: new Topology.PolicyConfig({
           ...loaded.topology.policy,
-          stagingLifetime: 20_000,
+          stagingLifetime: options.stagingLifetimeMs,
           bundleMaxWait: Math.min(loaded.topology.policy.bundleMaxWait, demoBundleMaxWaitMs)
         })
       })

@@ -140,7 +140,11 @@ const demo = Command.make(
     ),
     largeFiles: Options.integer("large-files").pipe(Options.withDefault(3), Options.withDescription("large files in all")),
     largeMb: Options.integer("large-mb").pipe(Options.withDefault(64), Options.withDescription("MB per large file")),
-    keepRunning: Options.boolean("keep-running").pipe(Options.withDescription("keep serving after the demo"))
+    keepRunning: Options.boolean("keep-running").pipe(Options.withDescription("keep serving after the demo")),
+    stagingLifetime: Options.integer("staging-lifetime").pipe(
+      Options.withDefault(20),
+      Options.withDescription("seconds the demo's staged data is kept before cleanup removes it")
+    )
   },
   (o) =>
     Effect.flatMap(Demo, (Demo) => Demo.demo({
@@ -149,7 +153,8 @@ const demo = Command.make(
       smallFiles: o.smallFiles,
       largeFiles: o.largeFiles,
       largeBytes: o.largeMb * 1_000_000,
-      keepRunning: o.keepRunning
+      keepRunning: o.keepRunning,
+      stagingLifetimeMs: o.stagingLifetime * 1000
     }))
 ).pipe(Command.withDescription("file synthetic observations and watch them flow to the archive, staged and cleaned"))
 

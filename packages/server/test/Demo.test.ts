@@ -26,7 +26,9 @@ describe("ccat demo", () => {
       "--large-files",
       "1",
       "--large-mb",
-      "3"
+      "3",
+      "--staging-lifetime",
+      "5"
     ])
     const code = await run.exited
     const out = run.output()
@@ -40,4 +42,14 @@ describe("ccat demo", () => {
     const left = await fs.readdir(source, { recursive: true, withFileTypes: true }).then((e) => e.filter((x) => x.isFile()).length, () => 0)
     expect(left).toBe(0)
   }, 300_000)
+
+  it("refuses a staging lifetime under a second before it starts anything", async () => {
+    const dir = await tempDir("ccat-demo-")
+    dirs.push(dir)
+    const run = ccat(["demo", "--port", String(await freePort()), "--data-dir", path.join(dir, "data"), "--staging-lifetime", "0"])
+    const code = await run.exited
+    expect(code).not.toBe(0)
+    expect(run.output()).toContain("--staging-lifetime must be a whole number of seconds, at least 1")
+    expect(await fs.readdir(dir)).toEqual([])
+  }, 60_000)
 })
