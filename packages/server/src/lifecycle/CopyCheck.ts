@@ -25,21 +25,25 @@ export interface Confirmed {
 export type Reread =
   | { readonly _tag: "Good" }
   | ({ readonly _tag: "Bad" } & Confirmed)
-  | { readonly _tag: "Unknown"; readonly detail: string }
+  | { readonly _tag: "Unknown"; readonly detail: string; readonly reason: string; readonly retryable: boolean }
 
 /**
  * Re-reads the object under `key` whole against `checksum` and says which of the three it found:
- * only a definite answer about the copy's own bytes is Bad; a storage that failed otherwise
- * (unreachable, refused) is Unknown.
+ * only a definite answer about the copy's own bytes is Bad; a storage that failed otherwise is
+ * Unknown, retryable when the storage was only unavailable (refused or unsupported reads are not).
  */
 export const reread = (storage: StorageDriver.Service, key: string, checksum: Checksum.Checksum) =>
   storage.verify(key, checksum).pipe(
     Effect.as<Reread>({ _tag: "Good" }),
     Effect.catchAll((e): Effect.Effect<Reread> => {
-      if (!StorageError.isStorageError(e)) return Effect.succeed({ _tag: "Unknown", detail: String(e) })
+      if (!StorageError.isStorageError(e)) {
+        return Effect.succeed({ _tag: "Unknown", detail: String(e), reason: "Unknown", retryable: false })
+      }
       const detail = e.description ?? e.message
       if (e.reason === "NotFound") return Effect.succeed({ _tag: "Bad", finding: "MISSING", detail: `${key} is gone: ${detail}` })
-      if (e.reason !== "Corrupt") return Effect.succeed({ _tag: "Unknown", detail })
+      if (e.reason !== "Corrupt") {
+        return Effect.succeed({ _tag: "Unknown", detail, reason: e.reason, retryable: StorageError.isRetryable(e) })
+      }
       const actual = /got (\S+)/.exec(detail)?.[1]
       return Effect.succeed({ _tag: "Bad", finding: "CORRUPT", detail, expectedChecksum: checksum, actualChecksum: actual })
     }),
@@ -55,7 +59,7 @@ export const confirm = (storage: StorageDriver.Service, key: string, checksum: C
     if (r._tag !== "Bad") return undefined
     const { _tag, ...found } = r
     return found
-  })
+  }).pipe(Effect.withSpan("CopyCheck.confirm", { attributes: { storage: storage.name, key } }))
 
 /** Who re-reads, for the event log: `actor` a worker, `by` the activity (staging, unpack, transfer). */
 export interface Reader {

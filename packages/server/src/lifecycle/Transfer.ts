@@ -15,7 +15,7 @@ import * as Schema from "effect/Schema"
 import * as JobBatch from "../engine/JobBatch.js"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as Adapters from "./Adapters.js"
-import * as BundleRecovery from "./BundleRecovery.js"
+import * as Bundling from "./Bundling.js"
 import * as CopyCheck from "./CopyCheck.js"
 import * as CopyFindings from "./CopyFindings.js"
 import * as Routes from "./Routes.js"
@@ -86,23 +86,46 @@ interface SourceCopy {
 }
 
 /**
+ * Ends the bundle's attempts still open (a dead worker's, an operator's retry not taken up yet)
+ * as failed with `reason`, in the caller's transaction: the bundle fails without sending, and an
+ * open attempt would hold a place in its route's concurrency until someone noticed it.
+ */
+const closeOpenAttempts = (site: string, bundleId: Ids.DataTransferPackageId, reason: string, why: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const open = yield* sql<{ id: Ids.DataTransferId; status: "pending" | "scheduled" | "in_progress" }>`
+      select id, status::text as status from data_transfer
+      where data_transfer_package_id = ${bundleId} and status in ('pending', 'scheduled', 'in_progress') order by attempt for update`
+    for (const a of open) {
+      yield* Transitions.transition({
+        entity: "DataTransfer",
+        id: a.id,
+        from: a.status as "in_progress",
+        to: "failed",
+        actor: `worker:${site}`,
+        set: { errorReason: reason, errorMessage: `the bundle cannot be sent: ${why}`, retryable: false, finishedAt: new Date() }
+      })
+    }
+  })
+
+/**
  * A bundle on its way whose tar here an audit or an inventory found CORRUPT or MISSING before a
  * transfer began. Dropping its job would leave it on its way for ever with nothing to send it, so
- * the tar is read again: good, it is given back and sent; bad, it is removed and the bundle fails
+ * the tar is read again. Good: it is given back and sent. Bad: it is removed and the bundle fails
  * with its packages, as when a transfer finds it bad, so the failure is seen and an operator's
- * retry writes the bundle again from its packages; a storage that cannot be read is tried later.
+ * retry writes the bundle again from its packages (under a new name when an attempt records the
+ * finding; under its own name otherwise, which nothing else holds once the bytes are deleted).
+ * A buffer that is only unavailable is read again a minute later; one that refuses the read fails
+ * the bundle too, with its tar and finding kept, and a retry reads it again.
  */
 const withoutSource = (site: string, bundle: Bundle, copies: ReadonlyArray<SourceCopy>) =>
   Effect.gen(function* () {
-    const bad = copies.find((c) => c.atSite && (c.status === "CORRUPT" || c.status === "MISSING"))
+    const bad = copies.find((c) => c.atSite && c.location.type === "BUFFER" && (c.status === "CORRUPT" || c.status === "MISSING"))
     if (bad === undefined) return yield* Effect.logWarning(`bundle ${bundle.id} has no copy in a buffer at ${site}; job dropped`)
     const sql = yield* SqlClient.SqlClient
     const storage = yield* (yield* Storages).of(bad.location)
     const actor = `worker:${site}`
     const found = yield* CopyCheck.reread(storage, bad.path, bundle.checksum!)
-    if (found._tag === "Unknown") {
-      return yield* later(site, bundle.id, 60_000, `its tar here is recorded ${bad.status} and could not be read again: ${found.detail}`)
-    }
     if (found._tag === "Good") {
       yield* CopyFindings.restore(bad.id, "PRESENT", {
         actor,
@@ -111,14 +134,29 @@ const withoutSource = (site: string, bundle: Bundle, copies: ReadonlyArray<Sourc
       })
       return yield* later(site, bundle.id, 0, `its tar here, recorded ${bad.status}, read good again`)
     }
+    const tar = `its tar ${bad.path} in ${bad.location.name}`
+    if (found._tag === "Unknown") {
+      const why = `${tar} is recorded ${bad.status} and cannot be read again (${found.detail})`
+      if (found.retryable) {
+        yield* Effect.logWarning(`bundle ${bundle.id}: ${why}; it is read again in a minute`)
+        return yield* later(site, bundle.id, 60_000, why)
+      }
+      yield* sql.withTransaction(Effect.zipRight(
+        closeOpenAttempts(site, bundle.id, found.reason === "PermissionDenied" ? "PermissionDenied" : "Unknown", why),
+        Bundling.fail(site, bundle.id, `${why}; a retry of the bundle reads it again`)
+      ))
+      return yield* Effect.logError(`bundle ${bundle.id} failed: ${why}`)
+    }
     // The bad tar goes first, as when a transfer finds it bad: then finding, removal and the failed bundle in one commit.
     yield* storage.delete(bad.path)
-    const why = `its tar ${bad.path} in ${bad.location.name} was found ${found.finding} before it was sent (${found.detail}); ` +
-      "it was removed, and a retry of the bundle writes it again from its packages"
+    const { _tag, ...finding } = found
+    const why = `${tar} was found ${finding.finding} before it was sent (${finding.detail}); it was removed, and a retry of the bundle ` +
+      "writes it again from its packages"
     yield* sql.withTransaction(Effect.gen(function* () {
-      yield* CopyFindings.mark(bad.id, found.finding, { actor, by: "transfer", ...found })
-      yield* removedBadSource(site, bad.id, found.finding)
-      yield* BundleRecovery.fail(site, bundle.id as Ids.DataTransferPackageId, why)
+      yield* CopyFindings.mark(bad.id, finding.finding, { actor, by: "transfer", ...finding })
+      yield* removedBadSource(site, bad.id, finding.finding)
+      yield* closeOpenAttempts(site, bundle.id, finding.finding === "CORRUPT" ? "SourceCorrupt" : "SourceMissing", why)
+      yield* Bundling.fail(site, bundle.id, why)
     }))
     yield* Effect.logError(`bundle ${bundle.id} failed: ${why}`)
   })
