@@ -19,6 +19,11 @@
  * (a product filed and archived at one site): the result goes into its buffer, and the same job
  * then repairs the archive copies from it as from any buffer copy.
  *
+ * A package that is not archived yet is sent again the same way when its buffer copy at the site
+ * that is to archive it went bad before it was archived there (the sending site still holds its
+ * good buffer copy, since nothing deletes it before the package is archived): arrival replaces the
+ * bad copy, and archiving goes on from the new one.
+ *
  * One forward per finding: once a bundle holding the package has left a site after the bad copy
  * was found, that site does not send it again for the same finding; the forwarded copy arriving
  * ends the need, since the site then holds a good (buffer) copy.
@@ -38,14 +43,16 @@ import { Storages } from "./Storages.js"
 
 /**
  * SQL: the package `pkg` (a `raw_data_package` row alias) has a CORRUPT or MISSING archive copy at
- * a site other than `here` (a `site.id` expression) that holds no good copy of it at all (archive
- * or buffer), has a writable archive, and is the destination of a route leaving from or through
- * `here`.
+ * a site other than `here` (a `site.id` expression), or, while it is not archived yet, a CORRUPT
+ * or MISSING buffer copy there (it arrived, and went bad before that site archived it), and that
+ * site holds no good copy of it at all (archive or buffer), has a writable archive, and is the
+ * destination of a route leaving from or through `here`.
  */
 export const neededFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
   exists (
     select 1 from physical_copy b join data_location bl on bl.id = b.data_location_id
-    where b.raw_data_package_id = ${pkg}.id and bl.type = 'LONG_TERM_ARCHIVE' and b.status in ('CORRUPT', 'MISSING')
+    where b.raw_data_package_id = ${pkg}.id and b.status in ('CORRUPT', 'MISSING')
+      and (bl.type = 'LONG_TERM_ARCHIVE' or (bl.type = 'BUFFER' and ${pkg}.status = 'in_progress'))
       and bl.site_id <> ${here}
       and exists (select 1 from data_location w where w.site_id = bl.site_id and w.type = 'LONG_TERM_ARCHIVE' and w.writable)
       and not exists (
@@ -56,8 +63,8 @@ export const neededFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragme
 
 /**
  * SQL: a bundle holding `pkg` is on its way from the site `here`, or left it after the package's
- * latest bad archive copy was found (so this finding was answered already), or failed (an
- * operator retries it).
+ * latest bad copy was found (an archive copy anywhere, or a buffer copy at another site), so this
+ * finding was answered already, or failed (an operator retries it).
  */
 export const forwardedFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
   exists (
@@ -68,7 +75,8 @@ export const forwardedFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fra
                 where t.data_transfer_package_id = d.id and fl.site_id = ${here})
         and d.updated_at > (
           select max(b.updated_at) from physical_copy b join data_location bl on bl.id = b.data_location_id
-          where b.raw_data_package_id = ${pkg}.id and bl.type = 'LONG_TERM_ARCHIVE' and b.status in ('CORRUPT', 'MISSING')))))`
+          where b.raw_data_package_id = ${pkg}.id and b.status in ('CORRUPT', 'MISSING')
+            and (bl.type = 'LONG_TERM_ARCHIVE' or (bl.type = 'BUFFER' and bl.site_id <> ${here}))))))`
 
 /** SQL: `pkg` has a good copy (PRESENT, verified, with its checksum) at a readable location of `type` of the site `here`. */
 const goodAt = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment, type: "BUFFER" | "LONG_TERM_ARCHIVE") => sql`

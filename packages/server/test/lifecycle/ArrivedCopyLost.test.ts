@@ -1,0 +1,86 @@
+/**
+ * A package that reached Cologne's buffer and went bad there before Cologne archived it, on the
+ * real lifecycle (the demo route between real disks): Cologne has nothing to archive it from, so
+ * Chile, which still holds its good buffer copy (nothing deletes it before the package is
+ * archived), sends it again, once for that finding; arrival replaces the bad copy and Cologne
+ * archives the package from the new one, byte-identical to what was filed.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import * as Arrival from "../../src/lifecycle/Arrival.js"
+import * as Bundling from "../../src/lifecycle/Bundling.js"
+import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
+import * as Packaging from "../../src/lifecycle/Packaging.js"
+import * as Stages from "../../src/lifecycle/Stages.js"
+import * as Transfer from "../../src/lifecycle/Transfer.js"
+import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
+import { gnuTar, sha256File } from "./support.js"
+
+describe("a package's copy lost where it arrived, before it was archived", () => {
+  for (const finding of ["CORRUPT", "MISSING"] as const) {
+    it.scopedLive(
+      `found ${finding} in Cologne's buffer: Chile sends the package again once, arrival replaces the bad copy, and Cologne archives it`,
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* tempDir
+          const topology = topologyIn(dir)
+          yield* syncTopology(topology)
+          const obs = yield* observatory
+          const { files } = yield* fileObservation(topology, obs, [
+            { path: "a.fits", bytes: 30_000 },
+            { path: "b.fits", bytes: 30_000, module: 1 }
+          ])
+          const sql = yield* SqlClient.SqlClient
+          const atCologne = sql<{ id: string; path: string; packageId: string }>`
+            select c.id, c.path, c.raw_data_package_id as package_id from physical_copy c join data_location l on l.id = c.data_location_id
+            where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT' order by c.created_at, c.id`
+          // Chile sends, Cologne unpacks; nothing archives yet.
+          const sending = [["chile", [Packaging.stage, Bundling.stage, Transfer.stage]], ["cologne", [Arrival.stage]]] as const
+          yield* runUntil(sending, Effect.map(atCologne, (c) => c.length === 2)).pipe(Effect.provide(policyLayer(topology)))
+          const [victim] = yield* atCologne
+          const file = path.join(dir, "locations", "cologne-buffer", victim.path)
+          if (finding === "CORRUPT") {
+            const bytes = yield* Effect.promise(() => fs.readFile(file))
+            bytes[bytes.length >> 1] ^= 0x01
+            yield* Effect.promise(() => fs.writeFile(file, bytes))
+          } else {
+            yield* Effect.promise(() => fs.rm(file))
+          }
+          assert.isTrue(yield* CopyFindings.mark(victim.id, finding, { actor: "worker:cologne", by: "audit", detail: "seen by the test" }))
+
+          const archived = Effect.map(
+            sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`,
+            (r) => r[0].n === 2
+          )
+          yield* runUntil([["chile", Stages.all], ["cologne", Stages.all]], archived, 120_000).pipe(Effect.provide(policyLayer(topology)))
+          const bundles = yield* sql<{ status: string }>`
+            select d.status::text as status from data_transfer_package d join data_transfer_package_member m on m.data_transfer_package_id = d.id
+            where m.raw_data_package_id = ${victim.packageId} order by d.created_at`
+          assert.deepStrictEqual(bundles.map((b) => b.status), ["completed", "completed"], "sent again once")
+          const [bad] = yield* sql<{ status: string; action: string | null }>`
+            select c.status::text as status,
+              (select e.details->>'action' from event_log e where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETED') as action
+            from physical_copy c where c.id = ${victim.id}`
+          assert.deepStrictEqual([bad!.status, bad!.action], ["DELETED", "replaced"])
+          // Every file comes back byte-identical out of the archive's tars, the re-sent package's included.
+          const inArchive = yield* sql<{ path: string; checksum: string; packageId: string }>`
+            select c.path, c.checksum, c.raw_data_package_id as package_id from physical_copy c join data_location l on l.id = c.data_location_id
+            where l.name = 'cologne-archive' and c.status = 'PRESENT' and c.verified_at is not null order by c.path`
+          assert.strictEqual(inArchive.length, 2)
+          assert.include(inArchive.map((c) => c.packageId), victim.packageId)
+          const out = path.join(dir, "unpacked")
+          yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
+          for (const c of inArchive) {
+            const tar = path.join(dir, "locations", "cologne-archive", c.path)
+            assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), c.checksum)
+            yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", out]))
+          }
+          for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
+        }).pipe(Effect.provide(layer)),
+      240_000
+    )
+  }
+})
