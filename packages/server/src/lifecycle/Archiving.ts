@@ -1,8 +1,9 @@
 /**
- * Stage 5 of issue 6, archiving: RawDataPackages that arrived in the BUFFER of a site with
+ * The archiving stage: RawDataPackages that arrived in the BUFFER of a site with
  * LONG_TERM_ARCHIVE locations are copied to those archives until they have the policy's
  * `archiveCopies` PRESENT, verified archive copies, spread over distinct archives in priority
- * order, and then marked completed (ARCHIVED). Every copy is streamed buffer → archive through
+ * order, and then marked completed (ARCHIVED). Every copy is streamed buffer → archive (or, when
+ * the buffer copy went bad after the first archive copy at the site, archive → archive) through
  * the archive's atomic `put` with the package's checksum, then verified at the archive (read back
  * where the technology is online), and recorded in the same transaction that completes the
  * package once the required number is reached. An unreachable archive makes the job fail and
@@ -10,6 +11,7 @@
  */
 import { ConstraintError, Ids, Repositories, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -35,10 +37,18 @@ export interface PackageRow {
   readonly checksum: string
 }
 
+/** SQL: `pkg` has a good copy (PRESENT, verified, with its checksum) in a readable archive of `site`. */
+const archivedHere = (sql: SqlClient.SqlClient, pkg: Fragment, site: string) => sql`
+  exists (
+    select 1 from physical_copy ac join data_location al on al.id = ac.data_location_id join site s on s.id = al.site_id
+    where ac.raw_data_package_id = ${pkg}.id and s.name = ${site} and al.type = 'LONG_TERM_ARCHIVE' and al.readable
+      and ac.status = 'PRESENT' and ac.verified_at is not null and ac.checksum = ${pkg}.checksum)`
+
 /**
  * Packages in the site's BUFFER that an archive here still lacks (the package is short of copies
  * or sites, and an archive of this site holds no live copy of it), or that have every copy they
- * need and are not yet completed.
+ * need and are not yet completed. A package still short whose buffer copy here went bad after its
+ * first archive copy here was written is one too: its next copy comes from that archive copy.
  */
 const waiting = (site: string, copies: number, sites: number) =>
   Effect.gen(function* () {
@@ -63,12 +73,17 @@ const waiting = (site: string, copies: number, sites: number) =>
                               and ac.data_location_id = al.id and ac.status <> 'DELETED')) as archive_here_lacks_it
         from raw_data_package p
         where p.status in ('in_progress', 'completed') and p.checksum is not null
-          and exists (
+          and (exists (
             select 1 from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
             where c.raw_data_package_id = p.id and c.data_location_id in ${
               sql.in(buffers)
             } and s.name = ${site} and l.type = 'BUFFER' and l.readable
               and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum)
+            -- its buffer copy here went bad between two archive copies: the next comes from the first
+            or (p.status = 'in_progress'
+              and exists (select 1 from physical_copy c where c.raw_data_package_id = p.id and c.data_location_id in ${sql.in(buffers)}
+                          and c.status in ('CORRUPT', 'MISSING'))
+              and ${archivedHere(sql, sql`p`, site)}))
       )
       select id from candidate
       where ((good < ${copies} or good_sites < ${sites}) and archive_here_lacks_it)
@@ -128,6 +143,7 @@ const copyTo = (pkg: PackageRow, source: { readonly location: Sites.Location; re
     const stored = yield* to.stat(pkg.relativePath).pipe(Effect.option)
     const already = stored._tag === "Some" && stored.value.size === pkg.sizeBytes && stored.value.checksum === pkg.checksum
     if (!already) {
+      if (from.capabilities.nearline) yield* from.recall([source.path])
       yield* to.put(pkg.relativePath, from.get(source.path), { checksum, overwrite: true, sizeHint: pkg.sizeBytes })
     }
     if (to.capabilities.nearline) {
@@ -221,13 +237,17 @@ export const work = Effect.fn("Archiving.work")(function* (site: string, data: u
     if (pkg.status === "in_progress") yield* sql.withTransaction(completeIfArchived(site, packageId, target))
     return
   }
+  // From a good buffer copy here; with none (it went bad after the first archive copy here was
+  // written), from a good archive copy here, online before tape.
   const sources = yield* sql<{ locationId: string; path: string }>`
     select c.data_location_id as location_id, c.path from physical_copy c
     join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-    where c.raw_data_package_id = ${packageId} and s.name = ${site} and l.type = 'BUFFER' and l.readable
+    where c.raw_data_package_id = ${packageId} and s.name = ${site} and l.type in ('BUFFER', 'LONG_TERM_ARCHIVE') and l.readable
       and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = ${pkg.checksum}
-    order by l.priority, l.name limit 1`
-  if (sources.length === 0) return yield* Effect.logWarning(`package ${packageId} has no verified copy in a buffer at ${site}; job dropped`)
+    order by l.type = 'LONG_TERM_ARCHIVE', l.technology = 'tape', l.priority, l.name limit 1`
+  if (sources.length === 0) {
+    return yield* Effect.logWarning(`package ${packageId} has no verified copy in a buffer or an archive at ${site}; job dropped`)
+  }
   const source = { location: yield* Sites.location(sources[0].locationId), path: sources[0].path }
   const archives = yield* archivesWithRoom(site, packageId, pkg.sizeBytes)
   // A site holds at most one copy per archive location; copies still missing after this site's,

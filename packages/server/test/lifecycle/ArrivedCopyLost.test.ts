@@ -3,8 +3,11 @@
  * real lifecycle (the demo route between real disks): Cologne has nothing to archive it from, so
  * Chile, which still holds its good buffer copy (nothing deletes it before the package is
  * archived), sends it again, once for that finding; arrival replaces the bad copy and Cologne
- * archives the package from the new one, byte-identical to what was filed.
+ * archives the package from the new one, byte-identical to what was filed. With two archives at
+ * Cologne and the buffer copy gone bad between the first archive copy and the second, the second
+ * is made from the first.
  */
+import { Topology } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -83,4 +86,80 @@ describe("a package's copy lost where it arrived, before it was archived", () =>
       240_000
     )
   }
+
+  it.scopedLive(
+    "two archives at Cologne, the second out of service while the first is written, the buffer copy rotted in between: the second copy is made from the first and the package is ARCHIVED with both",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const disk = (name: string, type: string, retention?: Record<string, unknown>) => ({
+          name,
+          type,
+          technology: "disk",
+          driver: { root: `${dir}/locations/${name}` },
+          ...(retention ? { retention } : {})
+        })
+        const decoded = Topology.decode({
+          sites: [
+            { name: "chile", shortName: "cl", locations: [disk("chile-source", "SOURCE"), disk("chile-buffer", "BUFFER")] },
+            {
+              name: "cologne",
+              shortName: "col",
+              locations: [
+                disk("cologne-buffer", "BUFFER"),
+                disk("cologne-archive", "LONG_TERM_ARCHIVE", { keepForever: true }),
+                disk("cologne-tape", "LONG_TERM_ARCHIVE", { keepForever: true })
+              ]
+            }
+          ],
+          routes: [{ from: "chile", to: "cologne", adapter: "local" }],
+          policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds", archiveCopies: 2 }
+        })
+        if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
+        const topology = decoded.right
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        // The second archive is out of service (an operator's switch) while the first copy is written.
+        yield* sql`update data_location set writable = false where name = 'cologne-tape'`
+        const obs = yield* observatory
+        const { files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 40_000 }])
+        const archiveCopies = sql<{ location: string; path: string; checksum: string }>`
+          select l.name as location, c.path, c.checksum from physical_copy c join data_location l on l.id = c.data_location_id
+          join raw_data_package p on p.id = c.raw_data_package_id
+          where l.type = 'LONG_TERM_ARCHIVE' and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum
+          order by l.name`
+        const everySite = [["chile", Stages.all], ["cologne", Stages.all]] as const
+        yield* runUntil(everySite, Effect.map(archiveCopies, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+        const [buffered] = yield* sql<{ id: string; path: string }>`
+          select c.id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
+          where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
+        const file = path.join(dir, "locations", "cologne-buffer", buffered!.path)
+        const bytes = yield* Effect.promise(() => fs.readFile(file))
+        bytes[bytes.length >> 1] ^= 0x01
+        yield* Effect.promise(() => fs.writeFile(file, bytes))
+        assert.isTrue(
+          yield* CopyFindings.mark(buffered!.id, "CORRUPT", { actor: "worker:cologne", by: "audit", detail: "seen by the test" })
+        )
+        yield* sql`update data_location set writable = true where name = 'cologne-tape'`
+
+        const archived = Effect.map(
+          sql<{ status: string }>`select status::text as status from raw_data_package`,
+          (r) => r[0]!.status === "completed"
+        )
+        yield* runUntil(everySite, archived, 120_000).pipe(Effect.provide(policyLayer(topology)))
+        const copies = yield* archiveCopies
+        assert.deepStrictEqual(copies.map((c) => c.location), ["cologne-archive", "cologne-tape"])
+        const out = path.join(dir, "unpacked")
+        yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
+        for (const c of copies) {
+          const tar = path.join(dir, "locations", c.location, c.path)
+          assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), c.checksum)
+          yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", out]))
+        }
+        for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
+        const sent = yield* sql<{ n: number }>`select count(*)::int as n from data_transfer_package`
+        assert.strictEqual(sent[0]!.n, 1, "nothing was sent again: the first archive copy was at hand")
+      }).pipe(Effect.provide(layer)),
+    240_000
+  )
 })
