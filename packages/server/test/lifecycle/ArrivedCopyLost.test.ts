@@ -19,8 +19,17 @@ import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Transfer from "../../src/lifecycle/Transfer.js"
-import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir, topologyIn } from "./LifecycleWorld.js"
-import { gnuTar, sha256File } from "./support.js"
+import {
+  assertByteIdentical,
+  fileObservation,
+  layer,
+  observatory,
+  policyLayer,
+  runUntil,
+  syncTopology,
+  tempDir,
+  topologyIn
+} from "./LifecycleWorld.js"
 
 describe("a package's copy lost where it arrived, before it was archived", () => {
   for (const finding of ["CORRUPT", "MISSING"] as const) {
@@ -74,14 +83,7 @@ describe("a package's copy lost where it arrived, before it was archived", () =>
             where l.name = 'cologne-archive' and c.status = 'PRESENT' and c.verified_at is not null order by c.path`
           assert.strictEqual(inArchive.length, 2)
           assert.include(inArchive.map((c) => c.packageId), victim.packageId)
-          const out = path.join(dir, "unpacked")
-          yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
-          for (const c of inArchive) {
-            const tar = path.join(dir, "locations", "cologne-archive", c.path)
-            assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), c.checksum)
-            yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", out]))
-          }
-          for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
+          yield* assertByteIdentical(dir, files, "cologne-archive")
         }).pipe(Effect.provide(layer)),
       240_000
     )
@@ -149,14 +151,8 @@ describe("a package's copy lost where it arrived, before it was archived", () =>
         yield* runUntil(everySite, archived, 120_000).pipe(Effect.provide(policyLayer(topology)))
         const copies = yield* archiveCopies
         assert.deepStrictEqual(copies.map((c) => c.location), ["cologne-archive", "cologne-tape"])
-        const out = path.join(dir, "unpacked")
-        yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
-        for (const c of copies) {
-          const tar = path.join(dir, "locations", c.location, c.path)
-          assert.strictEqual(yield* Effect.promise(() => sha256File(tar)), c.checksum)
-          yield* Effect.promise(() => gnuTar(["-xf", tar, "-C", out]))
-        }
-        for (const f of files) assert.strictEqual(yield* Effect.promise(() => sha256File(path.join(out, f.relativePath))), f.checksum)
+        yield* assertByteIdentical(dir, files, "cologne-archive")
+        yield* assertByteIdentical(dir, files, "cologne-tape")
         const sent = yield* sql<{ n: number }>`select count(*)::int as n from data_transfer_package`
         assert.strictEqual(sent[0]!.n, 1, "nothing was sent again: the first archive copy was at hand")
       }).pipe(Effect.provide(layer)),

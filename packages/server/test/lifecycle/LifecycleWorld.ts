@@ -170,14 +170,21 @@ export const allArrived = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ pac
   Effect.map(([r]) => r.packages > 0 && r.arrived === r.packages && r.open === 0)
 )
 
-/** Unpacks every package tar in cologne-buffer with GNU tar and checks each file against what was filed. */
-export const assertByteIdentical = (dir: string, files: ReadonlyArray<{ readonly relativePath: string; readonly checksum: string }>) =>
+/**
+ * Unpacks every package tar PRESENT at `location` (cologne-buffer unless named) with GNU tar,
+ * checks each tar against its copy's checksum and each file against what was filed.
+ */
+export const assertByteIdentical = (
+  dir: string,
+  files: ReadonlyArray<{ readonly relativePath: string; readonly checksum: string }>,
+  location = "cologne-buffer"
+) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const copies = yield* sql<{ path: string; checksum: string }>`
       select c.path, c.checksum from physical_copy c join data_location l on l.id = c.data_location_id
-      where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
-    const root = path.join(dir, "locations", "cologne-buffer")
+      where l.name = ${location} and c.raw_data_package_id is not null and c.status = 'PRESENT'`
+    const root = path.join(dir, "locations", location)
     const out = path.join(dir, "unpacked")
     yield* Effect.promise(() => fs.mkdir(out, { recursive: true }))
     for (const c of copies) {
