@@ -17,6 +17,7 @@ import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as JobStatements from "../engine/JobStatements.js"
 import { LifecyclePolicy } from "./Packaging.js"
 import * as RepairForward from "./RepairForward.js"
+import * as SentFrom from "./SentFrom.js"
 import * as Sites from "./Sites.js"
 import * as Routes from "./Routes.js"
 import { queueName } from "./Stage.js"
@@ -33,7 +34,7 @@ export const name = "bundle"
  * `archiveSites`): it moves on to the next archive site. An ARCHIVED package waits here when
  * another site reachable from here has nothing left to repair its bad copies from
  * (RepairForward), once per finding; so does a package not archived yet whose buffer copy at the
- * site it was sent to went bad before that site archived it.
+ * site it was sent to went bad before that site archived it (or, at a relay, sent it on).
  */
 const waiting = (site: string, buffers: ReadonlyArray<string>, target: { readonly copies: number; readonly sites: number }) =>
   Effect.gen(function* () {
@@ -61,12 +62,7 @@ const waiting = (site: string, buffers: ReadonlyArray<string>, target: { readonl
                 where ac.raw_data_package_id = p.id and al.type = 'LONG_TERM_ARCHIVE' and ac.status = 'PRESENT'
                   and ac.verified_at is not null and ac.checksum = p.checksum) g
               where g.here and (g.good < ${target.copies} or g.sites < ${target.sites})))
-          and (not exists (
-            select 1 from data_transfer_package_member m join data_transfer_package d on d.id = m.data_transfer_package_id
-            where m.raw_data_package_id = p.id
-              and (d.status <> 'completed' or exists (
-                select 1 from data_transfer t join data_location fl on fl.id = t.from_location_id
-                where t.data_transfer_package_id = d.id and fl.site_id = s.id)))
+          and (not ${SentFrom.inBundleFrom(sql, sql`p`, sql`s.id`)}
             -- sent from here already, but its copy where it went turned bad before it was archived there
             or (c.verified_at is not null and c.checksum = p.checksum
               and ${RepairForward.neededFrom(sql, sql`p`, sql`s.id`)}

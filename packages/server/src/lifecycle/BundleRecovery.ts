@@ -126,9 +126,16 @@ export const settleFailed = (site: string) =>
   })
 
 /**
- * A retried bundle whose last attempt found its own tar bad (`SourceCorrupt`, `SourceMissing`):
- * sending the same tar again cannot help, so it is written again from its packages (verified
- * against their records on the way) under a new name. Its tar here moves to
+ * Why an attempt found the bundle's own tar bad: what an adapter reports (gone before or during
+ * the copy, or not matching its checksum) and what the transfer job records for a copy an audit
+ * or an inventory found bad first.
+ */
+const badTarReasons: ReadonlySet<string> = new Set(["SourceCorrupt", "SourceMissing", "SourceNotFound", "SourceVanished"])
+
+/**
+ * A retried bundle whose last attempt found its own tar bad (`badTarReasons`): sending the same
+ * tar again cannot help, so it is written again from its packages (verified against their
+ * records on the way) under a new name. Its tar here moves to
  * DELETION_IN_PROGRESS, saying why, and the bundle's job deletes it before writing; the new name
  * keeps the new tar clear of anything still deleting the old one. Returns the reason, if any.
  */
@@ -139,7 +146,7 @@ const setAsideBadTar = (site: string, bundleId: Ids.DataTransferPackageId) =>
       select error_reason from data_transfer where data_transfer_package_id = ${bundleId} and status in ('completed', 'failed')
       order by attempt desc, created_at desc limit 1`
     const reason = last?.errorReason
-    if (reason !== "SourceCorrupt" && reason !== "SourceMissing") return undefined
+    if (reason == null || !badTarReasons.has(reason)) return undefined
     const copies = yield* sql<{ id: Ids.PhysicalCopyId }>`
       select c.id from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
       where c.data_transfer_package_id = ${bundleId} and c.status = 'PRESENT' and s.name = ${site}

@@ -7,6 +7,10 @@
  * and the new row is inserted PRESENT with its `verifiedAt`, in that order, since a location
  * holds one live copy of a package and one live row per path.
  *
+ * A site that archived a package it must still send on (more `archiveSites` along the routes)
+ * sends it from its buffer copy; when that copy goes bad first, it is repaired the same way from
+ * the site's archive, in its own BUFFER (or another of the site's buffers), never in an archive.
+ *
  * The new copy goes to the bad copy's location under the same key when that location is
  * writable and has room, written by the driver's atomic, verified `put` over the bad object: a
  * disk location renames a complete temporary file over it, S3 replaces the object whole, a tape
@@ -26,6 +30,7 @@
  */
 import { Ids } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
@@ -34,6 +39,7 @@ import { expedite, JobQueue, type QueueOptions } from "../engine/JobQueue.js"
 import type { PackageRow } from "./Archiving.js"
 import { repairOne } from "./internal/RepairCopy.js"
 import * as RepairForward from "./RepairForward.js"
+import * as SentFrom from "./SentFrom.js"
 import { queueName, type Stage } from "./Stage.js"
 import { Storages } from "./Storages.js"
 
@@ -48,7 +54,7 @@ export const failures = Metric.counter("ccat_repair_failures_total", {
   incremental: true
 })
 
-/** A CORRUPT or MISSING archive copy. */
+/** A CORRUPT or MISSING copy to repair: an archive copy, or a buffer copy still to be sent on. */
 export interface BadCopy {
   readonly id: string
   readonly status: "CORRUPT" | "MISSING"
@@ -68,15 +74,35 @@ export interface GoodCopy {
   readonly path: string
 }
 
-/** The CORRUPT or MISSING archive copies of a package, at one site or everywhere. */
-export const badCopies = (packageId: string, site?: string) =>
+/**
+ * SQL: the site `here` is still to send the package `pkg` on from its buffer: archived here but
+ * not yet everywhere it must be (in_progress, with a good archive copy here), in no bundle from
+ * here yet, and a route leaves the site. Bundling sends only good buffer copies, so a bad buffer
+ * copy of such a package is repaired from the archive here like a bad archive copy; nothing else
+ * would send it on (the site it came from sees a good archive copy here and sends nothing).
+ */
+const stillToSendOn = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
+  (${pkg}.status = 'in_progress'
+    and exists (select 1 from route r where r.from_site_id = ${here})
+    and ${RepairForward.goodAt(sql, pkg, here, "LONG_TERM_ARCHIVE")}
+    and not ${SentFrom.inBundleFrom(sql, pkg, here)})`
+
+const badAt = (packageId: string, site: string | undefined, which: (sql: SqlClient.SqlClient) => Fragment) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<BadCopy>`
       select c.id, c.status::text as status, c.data_location_id as location_id, l.name as location, s.name as site, c.path,
              c.size_bytes::float8 as size_bytes
       from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-      where c.raw_data_package_id = ${packageId} and l.type = 'LONG_TERM_ARCHIVE' and c.status in ('CORRUPT', 'MISSING')
+      join raw_data_package p on p.id = c.raw_data_package_id
+      where c.raw_data_package_id = ${packageId} and c.status in ('CORRUPT', 'MISSING') and ${which(sql)}
         and (${site ?? null}::text is null or s.name = ${site ?? null})
       order by s.name, l.priority, l.name`)
+
+/** The CORRUPT or MISSING archive copies of a package, at one site or everywhere. */
+export const badCopies = (packageId: string, site?: string) => badAt(packageId, site, (sql) => sql`l.type = 'LONG_TERM_ARCHIVE'`)
+
+/** The CORRUPT or MISSING buffer copies of a package at a site that is still to send it on (`stillToSendOn`). */
+export const badBufferCopies = (packageId: string, site: string) =>
+  badAt(packageId, site, (sql) => sql`l.type = 'BUFFER' and ${stillToSendOn(sql, sql`p`, sql`s.id`)}`)
 
 /** Good copies of a package at a site to repair from: archives before buffers, by priority. */
 export const goodSources = (packageId: string, site: string) =>
@@ -88,15 +114,20 @@ export const goodSources = (packageId: string, site: string) =>
         and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum
       order by l.type = 'BUFFER', l.priority, l.name`)
 
-/** Packages with a bad archive copy at the site, a good copy there to repair from and a writable archive. */
+/**
+ * Packages with a bad archive copy at the site and a writable archive there, or a bad buffer copy
+ * of a package the site is still to send on, and a good copy there to repair from.
+ */
 const needing = (site: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: Ids.RawDataPackageId }>`
       select distinct p.id from raw_data_package p
       join physical_copy b on b.raw_data_package_id = p.id and b.status in ('CORRUPT', 'MISSING')
-      join data_location bl on bl.id = b.data_location_id and bl.type = 'LONG_TERM_ARCHIVE'
+      join data_location bl on bl.id = b.data_location_id
       join site s on s.id = bl.site_id
       where s.name = ${site} and p.checksum is not null and p.status <> 'failed'
-        and exists (select 1 from data_location w where w.site_id = bl.site_id and w.type = 'LONG_TERM_ARCHIVE' and w.writable)
+        and ((bl.type = 'LONG_TERM_ARCHIVE'
+            and exists (select 1 from data_location w where w.site_id = bl.site_id and w.type = 'LONG_TERM_ARCHIVE' and w.writable))
+          or (bl.type = 'BUFFER' and ${stillToSendOn(sql, sql`p`, sql`s.id`)}))
         and exists (
           select 1 from physical_copy g join data_location gl on gl.id = g.data_location_id
           where g.raw_data_package_id = p.id and gl.site_id = bl.site_id and gl.type in ('LONG_TERM_ARCHIVE', 'BUFFER') and gl.readable
@@ -158,9 +189,9 @@ export const startNow = (site: string, packageId: string, sendOn?: "forward" | "
   })
 
 /**
- * Repairs every bad archive copy of one package at the site (a repack job first writes the
- * package again from its files into a buffer here, and goes on to repair from it when this
- * site's copies are the bad ones).
+ * Repairs every bad copy of one package at the site, archive copies and a buffer copy still to be
+ * sent on (a repack job first writes the package again from its files into a buffer here, and
+ * goes on to repair from it when this site's copies are the bad ones).
  */
 export const work = Effect.fn("Repair.work")(function* (site: string, data: unknown) {
   const job = yield* Schema.decodeUnknown(Job)(data)
@@ -174,12 +205,12 @@ export const work = Effect.fn("Repair.work")(function* (site: string, data: unkn
     where id = ${packageId} and checksum is not null`
   if (rows.length === 0 || rows[0].status === "failed") return
   const pkg = { ...rows[0], sizeBytes: Number(rows[0].sizeBytes) }
-  const bad = yield* badCopies(packageId, site)
+  const bad = [...yield* badCopies(packageId, site), ...yield* badBufferCopies(packageId, site)]
   if (bad.length === 0) return
   const sources = yield* goodSources(packageId, site)
   if (sources.length === 0) {
     return yield* Effect.logWarning(
-      `package ${packageId} has ${bad.length} bad archive copies at ${site} and no good copy there to repair them from`
+      `package ${packageId} has ${bad.length} bad copies at ${site} and no good copy there to repair them from`
     )
   }
   let lastError: unknown

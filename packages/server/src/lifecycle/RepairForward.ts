@@ -20,9 +20,10 @@
  * then repairs the archive copies from it as from any buffer copy.
  *
  * A package that is not archived yet is sent again the same way when its buffer copy at the site
- * that is to archive it went bad before it was archived there (the sending site still holds its
- * good buffer copy, since nothing deletes it before the package is archived): arrival replaces the
- * bad copy, and archiving goes on from the new one.
+ * that is to archive it went bad before it was archived there, or at a relay without an archive
+ * before the relay sent it on (the sending site still holds its good buffer copy, since nothing
+ * deletes it before the package is archived): arrival replaces the bad copy, and archiving, or
+ * the relay's bundling, goes on from the new one.
  *
  * One forward per finding: once a bundle holding the package has left a site after the bad copy
  * was found, that site does not send it again for the same finding; the forwarded copy arriving
@@ -38,15 +39,18 @@ import type { PackageRow } from "./Archiving.js"
 import * as BufferWrite from "./BufferWrite.js"
 import * as CopyFindings from "./CopyFindings.js"
 import * as Packager from "./Packager.js"
+import * as SentFrom from "./SentFrom.js"
 import * as Sites from "./Sites.js"
 import { Storages } from "./Storages.js"
 
 /**
  * SQL: the package `pkg` (a `raw_data_package` row alias) has a CORRUPT or MISSING archive copy at
  * a site other than `here` (a `site.id` expression), or, while it is not archived yet, a CORRUPT
- * or MISSING buffer copy there (it arrived, and went bad before that site archived it), and that
- * site holds no good copy of it at all (archive or buffer), has a writable archive, and is the
- * destination of a route leaving from or through `here`.
+ * or MISSING buffer copy there (it arrived, and went bad before that site archived it or sent it
+ * on), and that site holds no good copy of it at all (archive or buffer), and either has a
+ * writable archive and is the destination of a route leaving from or through `here`, or is a
+ * relay without an archive that a route from `here` passes through and that has not sent the
+ * package on yet.
  */
 export const neededFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
   exists (
@@ -54,12 +58,16 @@ export const neededFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragme
     where b.raw_data_package_id = ${pkg}.id and b.status in ('CORRUPT', 'MISSING')
       and (bl.type = 'LONG_TERM_ARCHIVE' or (bl.type = 'BUFFER' and ${pkg}.status = 'in_progress'))
       and bl.site_id <> ${here}
-      and exists (select 1 from data_location w where w.site_id = bl.site_id and w.type = 'LONG_TERM_ARCHIVE' and w.writable)
       and not exists (
         select 1 from physical_copy g join data_location gl on gl.id = g.data_location_id
         where g.raw_data_package_id = ${pkg}.id and gl.site_id = bl.site_id and gl.type in ('LONG_TERM_ARCHIVE', 'BUFFER')
           and g.status = 'PRESENT' and g.verified_at is not null and g.checksum = ${pkg}.checksum)
-      and exists (select 1 from route r where r.to_site_id = bl.site_id and (r.from_site_id = ${here} or r.via_site_id = ${here})))`
+      and ((exists (select 1 from data_location w where w.site_id = bl.site_id and w.type = 'LONG_TERM_ARCHIVE' and w.writable)
+          and exists (select 1 from route r where r.to_site_id = bl.site_id and (r.from_site_id = ${here} or r.via_site_id = ${here})))
+        or (bl.type = 'BUFFER'
+          and not exists (select 1 from data_location a where a.site_id = bl.site_id and a.type = 'LONG_TERM_ARCHIVE')
+          and exists (select 1 from route r where r.via_site_id = bl.site_id and r.from_site_id = ${here})
+          and not ${SentFrom.inBundleFrom(sql, pkg, sql`bl.site_id`)})))`
 
 /**
  * SQL: a bundle holding `pkg` is on its way from the site `here`, or left it after the package's
@@ -79,7 +87,7 @@ export const forwardedFrom = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fra
             and (bl.type = 'LONG_TERM_ARCHIVE' or (bl.type = 'BUFFER' and bl.site_id <> ${here}))))))`
 
 /** SQL: `pkg` has a good copy (PRESENT, verified, with its checksum) at a readable location of `type` of the site `here`. */
-const goodAt = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment, type: "BUFFER" | "LONG_TERM_ARCHIVE") => sql`
+export const goodAt = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment, type: "BUFFER" | "LONG_TERM_ARCHIVE") => sql`
   exists (
     select 1 from physical_copy g join data_location gl on gl.id = g.data_location_id
     where g.raw_data_package_id = ${pkg}.id and gl.site_id = ${here} and gl.type = ${type} and gl.readable

@@ -2,15 +2,20 @@
  * Copies at more than one site: with `archiveSites: 2` a package archived in Cologne moves on
  * along the routes to Cornell's archive, is ARCHIVED only with a verified copy at each, and its
  * Chile copies are deleted only then. The configuration check refuses targets the routes can
- * never meet, each problem naming its field.
+ * never meet, each problem naming its field. A package whose buffer copy at the first archive site
+ * goes bad before it is sent on is repaired there from that site's archive and still moves on.
  */
 import { Topology } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as fs from "node:fs/promises"
 import * as path from "node:path"
+import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as Arrival from "../../src/lifecycle/Arrival.js"
+import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
-import { fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
+import { assertByteIdentical, fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
 import { sha256File } from "./support.js"
 
 const disk = (dir: string, name: string, type: string, retention?: Record<string, unknown>) => ({
@@ -128,4 +133,67 @@ describe("archive copies at distinct sites", () => {
       }).pipe(Effect.provide(layer)),
     { timeout: 240_000 }
   )
+
+  for (const finding of ["CORRUPT", "MISSING"] as const) {
+    it.scopedLive(
+      `archived at Cologne, its buffer copy found ${finding} before it was sent on: repaired from Cologne's archive and sent to Cornell, nothing sent from Chile again`,
+      () =>
+        Effect.gen(function* () {
+          const dir = yield* tempDir
+          const decoded = Topology.decode(raw(dir, { archiveCopies: 2, archiveSites: 2 }, onward))
+          if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
+          const topology = decoded.right
+          yield* syncTopology(topology)
+          const sql = yield* SqlClient.SqlClient
+          const obs = yield* observatory
+          const { files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 40_000 }])
+          const archivedAt = (location: string) =>
+            Effect.map(
+              sql<{ n: number }>`
+                select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
+                join raw_data_package p on p.id = c.raw_data_package_id
+                where l.name = ${location} and c.status = 'PRESENT' and c.verified_at is not null and c.checksum = p.checksum`,
+              (r) => r[0]!.n === 1
+            )
+          // Cologne archives the package and sends nothing on yet.
+          yield* runUntil([["chile", Stages.all], ["cologne", [Arrival.stage, Archiving.stage]]], archivedAt("cologne-archive"), 120_000)
+            .pipe(Effect.provide(policyLayer(topology)))
+          const [buffered] = yield* sql<{ id: string; path: string }>`
+            select c.id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
+            where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
+          const file = path.join(dir, "locations", "cologne-buffer", buffered!.path)
+          if (finding === "CORRUPT") {
+            const bytes = yield* Effect.promise(() => fs.readFile(file))
+            bytes[bytes.length >> 1] ^= 0x01
+            yield* Effect.promise(() => fs.writeFile(file, bytes))
+          } else {
+            yield* Effect.promise(() => fs.rm(file))
+          }
+          assert.isTrue(
+            yield* CopyFindings.mark(buffered!.id, finding, { actor: "worker:cologne", by: "audit", detail: "seen by the test" })
+          )
+
+          const everySite = [["chile", Stages.all], ["cologne", Stages.all], ["cornell", Stages.all]] as const
+          const completed = Effect.map(
+            sql<{ status: string }>`select status::text as status from raw_data_package`,
+            (r) => r[0]!.status === "completed"
+          )
+          yield* runUntil(everySite, completed, 180_000).pipe(Effect.provide(policyLayer(topology)))
+          const [bad] = yield* sql<{ status: string; action: string | null }>`
+            select c.status::text as status,
+              (select e.details->>'action' from event_log e where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETED') as action
+            from physical_copy c where c.id = ${buffered!.id}`
+          assert.deepStrictEqual([bad!.status, bad!.action], ["DELETED", "repaired"])
+          const sent = yield* sql<{ from: string; to: string }>`
+            select fs.name as from, ts.name as to from data_transfer t
+            join data_location fl on fl.id = t.from_location_id join site fs on fs.id = fl.site_id
+            join data_location tl on tl.id = t.to_location_id join site ts on ts.id = tl.site_id
+            where t.status = 'completed' order by t.created_at`
+          assert.deepStrictEqual(sent.map((t) => `${t.from}->${t.to}`), ["chile->cologne", "cologne->cornell"], "each hop once")
+          yield* assertByteIdentical(dir, files, "cologne-archive")
+          yield* assertByteIdentical(dir, files, "cornell-archive")
+        }).pipe(Effect.provide(layer)),
+      { timeout: 360_000 }
+    )
+  }
 })

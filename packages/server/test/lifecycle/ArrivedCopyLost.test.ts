@@ -5,7 +5,8 @@
  * archived), sends it again, once for that finding; arrival replaces the bad copy and Cologne
  * archives the package from the new one, byte-identical to what was filed. With two archives at
  * Cologne and the buffer copy gone bad between the first archive copy and the second, the second
- * is made from the first.
+ * is made from the first. At a relay without an archive, a package that went bad there before the
+ * relay sent it on is sent again by Chile the same way.
  */
 import { Topology } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
@@ -25,6 +26,7 @@ import {
   layer,
   observatory,
   policyLayer,
+  relayTopology,
   runUntil,
   syncTopology,
   tempDir,
@@ -88,6 +90,51 @@ describe("a package's copy lost where it arrived, before it was archived", () =>
       240_000
     )
   }
+
+  it.scopedLive(
+    "found CORRUPT at a relay without an archive before it sent the package on: Chile sends it again once, and it reaches Cornell's archive",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = relayTopology(dir)
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        const { files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 30_000 }])
+        const sql = yield* SqlClient.SqlClient
+        const atRelay = sql<{ id: string; path: string; packageId: string }>`
+          select c.id, c.path, c.raw_data_package_id as package_id from physical_copy c join data_location l on l.id = c.data_location_id
+          where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
+        // Chile sends, the relay unpacks and sends nothing on yet.
+        const sending = [["chile", [Packaging.stage, Bundling.stage, Transfer.stage]], ["cologne", [Arrival.stage]]] as const
+        yield* runUntil(sending, Effect.map(atRelay, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
+        const [victim] = yield* atRelay
+        const file = path.join(dir, "locations", "cologne-buffer", victim!.path)
+        const bytes = yield* Effect.promise(() => fs.readFile(file))
+        bytes[bytes.length >> 1] ^= 0x01
+        yield* Effect.promise(() => fs.writeFile(file, bytes))
+        assert.isTrue(yield* CopyFindings.mark(victim!.id, "CORRUPT", { actor: "worker:cologne", by: "audit", detail: "seen by the test" }))
+
+        const archived = Effect.map(
+          sql<{ status: string }>`select status::text as status from raw_data_package`,
+          (r) => r[0]!.status === "completed"
+        )
+        const everySite = [["chile", Stages.all], ["cologne", Stages.all], ["cornell", Stages.all]] as const
+        yield* runUntil(everySite, archived, 180_000).pipe(Effect.provide(policyLayer(topology)))
+        const fromChile = yield* sql<{ n: number }>`
+          select count(distinct t.data_transfer_package_id)::int as n from data_transfer t
+          join data_location fl on fl.id = t.from_location_id join site s on s.id = fl.site_id
+          join data_transfer_package_member m on m.data_transfer_package_id = t.data_transfer_package_id
+          where s.name = 'chile' and m.raw_data_package_id = ${victim!.packageId}`
+        assert.strictEqual(fromChile[0]!.n, 2, "sent from Chile again, once")
+        const [bad] = yield* sql<{ status: string; action: string | null }>`
+          select c.status::text as status,
+            (select e.details->>'action' from event_log e where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETED') as action
+          from physical_copy c where c.id = ${victim!.id}`
+        assert.deepStrictEqual([bad!.status, bad!.action], ["DELETED", "replaced"])
+        yield* assertByteIdentical(dir, files, "cornell-archive")
+      }).pipe(Effect.provide(layer)),
+    300_000
+  )
 
   it.scopedLive(
     "two archives at Cologne, the second out of service while the first is written, the buffer copy rotted in between: the second copy is made from the first and the package is ARCHIVED with both",

@@ -50,6 +50,29 @@ export const topologyIn = (
   return decoded.right
 }
 
+/** Chile → Cornell relayed through Cologne, which has a buffer but no archive. */
+export const relayTopology = (dir: string) => {
+  const disk = (name: string, type: string) => ({ name, type, technology: "disk", driver: { root: `${dir}/locations/${name}` } })
+  const decoded = Topology.decode({
+    sites: [
+      { name: "chile", shortName: "cl", locations: [disk("chile-source", "SOURCE"), disk("chile-buffer", "BUFFER")] },
+      { name: "cologne", shortName: "col", locations: [disk("cologne-buffer", "BUFFER")] },
+      {
+        name: "cornell",
+        shortName: "cor",
+        locations: [disk("cornell-buffer", "BUFFER"), {
+          ...disk("cornell-archive", "LONG_TERM_ARCHIVE"),
+          retention: { keepForever: true }
+        }]
+      }
+    ],
+    routes: [{ from: "chile", to: "cornell", via: ["cologne"], adapter: "local" }],
+    policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds" }
+  })
+  if (decoded._tag === "Left") throw new Error(decoded.left.message)
+  return decoded.right
+}
+
 /** A temporary folder, removed with the scope. */
 export const tempDir = Effect.acquireRelease(
   Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-lifecycle-"))),

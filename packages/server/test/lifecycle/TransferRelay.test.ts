@@ -1,4 +1,4 @@
-import { type Ids, Repositories, Topology, Transitions } from "@ccat/core"
+import { type Ids, Repositories, Transitions } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
@@ -14,34 +14,12 @@ import {
   layer,
   observatory,
   policyLayer,
+  relayTopology,
   runUntil,
   syncTopology,
   tempDir,
   topologyIn
 } from "./LifecycleWorld.js"
-
-/** Chile → Cornell relayed through Cologne, which has a buffer but no archive. */
-const relayTopology = (dir: string) => {
-  const disk = (name: string, type: string) => ({ name, type, technology: "disk", driver: { root: `${dir}/locations/${name}` } })
-  const decoded = Topology.decode({
-    sites: [
-      { name: "chile", shortName: "cl", locations: [disk("chile-source", "SOURCE"), disk("chile-buffer", "BUFFER")] },
-      { name: "cologne", shortName: "col", locations: [disk("cologne-buffer", "BUFFER")] },
-      {
-        name: "cornell",
-        shortName: "cor",
-        locations: [disk("cornell-buffer", "BUFFER"), {
-          ...disk("cornell-archive", "LONG_TERM_ARCHIVE"),
-          retention: { keepForever: true }
-        }]
-      }
-    ],
-    routes: [{ from: "chile", to: "cornell", via: ["cologne"], adapter: "local" }],
-    policy: { maxPackageBytes: "1 MB", bundleTargetBytes: "4 MB", bundleMaxWait: "1 seconds" }
-  })
-  if (decoded._tag === "Left") throw new Error(decoded.left.message)
-  return decoded.right
-}
 
 describe("Transfer along routes", () => {
   it.scopedLive("a relayed route: unpacked at the relay, bundled again there, and arrives at the end", () =>

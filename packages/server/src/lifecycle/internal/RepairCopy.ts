@@ -1,7 +1,8 @@
 /**
- * The repair of one bad archive copy: where its replacement goes (its own location if it can take
- * it, else another archive of the site), the copy written there from a good source and verified,
- * and the record that retires the bad row and inserts the new one in one transaction.
+ * The repair of one bad copy (an archive copy, or a buffer copy still to be sent on): where its
+ * replacement goes (its own location if it can take it, else another location of the site of the
+ * same type), the copy written there from a good source and verified, and the record that retires
+ * the bad row and inserts the new one in one transaction.
  */
 import { EventLog, type Ids, StorageError, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -13,7 +14,7 @@ import type { BadCopy, GoodCopy } from "../Repair.js"
 import * as Sites from "../Sites.js"
 import { Storages } from "../Storages.js"
 
-/** Where a bad copy's replacement goes: its own location if it can take it, else another archive of the site. */
+/** Where a bad copy's replacement goes: its own location if it can take it, else another location of its type at the site. */
 const targetFor = (site: string, pkg: PackageRow, bad: BadCopy) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -34,7 +35,7 @@ const targetFor = (site: string, pkg: PackageRow, bad: BadCopy) =>
       })
     const own = yield* Sites.location(bad.locationId)
     if (yield* roomIn(own, bad.sizeBytes)) return own
-    for (const loc of yield* Sites.locationsOf(site, "LONG_TERM_ARCHIVE")) {
+    for (const loc of yield* Sites.locationsOf(site, own.type)) {
       if (loc.id === own.id || holding.has(loc.id)) continue
       if (yield* roomIn(loc, 0)) return loc
     }
@@ -166,10 +167,9 @@ export const repairOne = (site: string, pkg: PackageRow, bad: BadCopy, sources: 
   Effect.gen(function* () {
     const target = yield* targetFor(site, pkg, bad)
     if (target === undefined) {
+      const type = (yield* Sites.location(bad.locationId)).type
       return yield* Effect.fail(
-        new Error(
-          `no LONG_TERM_ARCHIVE at ${site} is writable with room for the repair of package ${pkg.id} (copy ${bad.id} at ${bad.location})`
-        )
+        new Error(`no ${type} at ${site} is writable with room for the repair of package ${pkg.id} (copy ${bad.id} at ${bad.location})`)
       )
     }
     const inPlace = target.id === bad.locationId
