@@ -11,7 +11,10 @@
  *
  * Environment (defaults in brackets): CCAT_WAN_BYTES [1 GiB], CCAT_WAN_FILES [8],
  * CCAT_WAN_LOSSES [0,0.00001,0.001], CCAT_WAN_CCS [cubic,bbr], CCAT_WAN_STREAMS [1,4,8,16],
- * CCAT_WAN_VARIANTS [iperf3,rsync-ssh,rsync-daemon,bbcp; also bbcp-bare: the bbcp binary by
+ * CCAT_WAN_VARIANTS [iperf3,rsync-ssh,rsync-daemon,bbcp; also bbcp-x2: CCAT_WAN_ROUTE_BUNDLES [4]
+ * bundles through one adapter, two at a time, as a route with `maxConcurrentTransfers: 2` (the
+ * default) sends them, the next starting as one ends, so one's start overlaps the other's data;
+ * rated by all their bytes over the time until the last is in; bbcp-bare: the bbcp binary by
  * itself], CCAT_WAN_CAP_SECONDS [300] (a run is stopped there and counted by the bytes that
  * arrived), CCAT_WAN_IPERF_SECONDS [10], CCAT_WAN_DELAY_MS [110], CCAT_WAN_RATE_MBIT [1000],
  * CCAT_BBCP [/work/bbcp-build/bin/amd64_linux/bbcp if present], CCAT_WAN_BBCP_WINDOW [the
@@ -59,11 +62,12 @@ const variants = new Set(
   list(
     "CCAT_WAN_VARIANTS",
     "iperf3,rsync-ssh,rsync-daemon,bbcp",
-    (s) => ["iperf3", "rsync-ssh", "rsync-daemon", "bbcp", "bbcp-bare"].includes(s)
+    (s) => ["iperf3", "rsync-ssh", "rsync-daemon", "bbcp", "bbcp-x2", "bbcp-bare"].includes(s)
   )
 )
 const capSeconds = num("CCAT_WAN_CAP_SECONDS", 300, 5, 86_400)
 const repeat = num("CCAT_WAN_REPEAT", 1, 1, 20)
+const routeBundles = num("CCAT_WAN_ROUTE_BUNDLES", 4, 2, 64)
 const iperfSeconds = num("CCAT_WAN_IPERF_SECONDS", 10, 5, 600)
 const delayMs = num("CCAT_WAN_DELAY_MS", 110, 0, 10_000)
 const rateMbit = num("CCAT_WAN_RATE_MBIT", 1000, 1, 100_000)
@@ -220,9 +224,9 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
               )
           )
         }
-        if ((variants.has("bbcp") || variants.has("bbcp-bare")) && bbcpBinary !== undefined) {
+        if ((variants.has("bbcp") || variants.has("bbcp-x2") || variants.has("bbcp-bare")) && bbcpBinary !== undefined) {
           const bbcpInChile = await Tools.inChile(world, work, bbcpBinary)
-          const viaAdapter = (adapter: typeof BbcpTransfer, n: number) => async () => {
+          const viaAdapter = (adapter: typeof BbcpTransfer, n: number, pair = false) => async () => {
             const made = adapter.make({
               bbcp: bbcpInChile,
               remoteBbcp: bbcpBinary,
@@ -231,19 +235,22 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
               retry: TransferAdapter.noRetry,
               verify: false
             })
-            return Tools.cappedEffect(
-              made.transfer({ source: TransferEndpoint.local(source), destination: world.cologneEndpoint(dst), kind: "directory" }),
-              destRoot,
-              dst,
-              capSeconds,
-              `bbcp adapter -s ${n}`
-            )
+            const one = (to: string) =>
+              made.transfer({ source: TransferEndpoint.local(source), destination: world.cologneEndpoint(to), kind: "directory" })
+            const all = pair
+              ? Effect.forEach(Array.from({ length: routeBundles }, (_, i) => path.join(dst, `b${i}`)), one, {
+                concurrency: 2,
+                discard: true
+              })
+              : Effect.asVoid(one(dst))
+            return Tools.cappedEffect(all, destRoot, dst, capSeconds, `bbcp adapter -s ${n}${pair ? ` x2, ${routeBundles} bundles` : ""}`)
           }
           for (const n of streams) {
             for (let k = 1; k <= repeat; k++) {
               const nth = repeat === 1 ? "" : `#${k}`
               if (baseline !== undefined && variants.has("bbcp")) await timed(`bbcp-base-${n}${nth}`, viaAdapter(baseline, n))
               if (variants.has("bbcp")) await timed(`bbcp-${n}${nth}`, viaAdapter(BbcpTransfer, n))
+              if (variants.has("bbcp-x2")) await timed(`bbcp-${n}x2${nth}`, viaAdapter(BbcpTransfer, n, true))
             }
             if (variants.has("bbcp-bare")) {
               await fs.mkdir(dst, { recursive: true })
@@ -310,22 +317,31 @@ const summary = (raw: ReadonlyArray<Row>) => {
   const names = [...new Set(rows.flatMap((r) => Object.keys(r.results)))]
   const iperfNames = variants.has("iperf3") ? streams.map((n) => `iperf3 -P ${n}`) : []
   const baseNames = baseline === undefined ? [] : ["best bbcp-base / iperf3"]
+  const pairNames = variants.has("bbcp-x2") ? ["best bbcp x2 / best iperf3"] : []
   console.log(
     `| ${
-      ["loss", "cc", "RTT ms", ...iperfNames, ...names, "best bbcp / rsync-ssh", "best bbcp / iperf3 (same streams)", ...baseNames].join(
-        " | "
-      )
+      [
+        "loss",
+        "cc",
+        "RTT ms",
+        ...iperfNames,
+        ...names,
+        "best bbcp / rsync-ssh",
+        "best bbcp / iperf3 (same streams)",
+        ...baseNames,
+        ...pairNames
+      ].join(" | ")
     } |`
   )
-  console.log(`|${"---|".repeat(3 + iperfNames.length + names.length + 2 + baseNames.length)}`)
+  console.log(`|${"---|".repeat(3 + iperfNames.length + names.length + 2 + baseNames.length + pairNames.length)}`)
   for (const r of rows) {
     const cell = (n: string) => {
       const x = r.results[n]
       return x === undefined ? "-" : `${Tools.mbps(x).toFixed(1)}${x.capped ? "*" : x.ok ? "" : "!"}`
     }
-    const bestOf = (prefix: string) =>
+    const bestOf = (prefix: string, suffix = "") =>
       streams
-        .map((n) => [n, r.results[`${prefix}-${n}`]] as const)
+        .map((n) => [n, r.results[`${prefix}-${n}${suffix}`]] as const)
         .filter((x): x is readonly [number, Tools.Run] => x[1] !== undefined)
         .reduce<readonly [number, Tools.Run] | undefined>(
           (b, x) => (b === undefined || Tools.mbps(x[1]) > Tools.mbps(b[1]) ? x : b),
@@ -340,9 +356,19 @@ const summary = (raw: ReadonlyArray<Row>) => {
     const vsRsync = best !== undefined && rs !== undefined ? (Tools.mbps(best[1]) / Tools.mbps(rs)).toFixed(2) : "-"
     const vsIperf = vsIperfOf(best)
     const baseCells = baseline === undefined ? [] : [vsIperfOf(bestOf("bbcp-base"))]
+    // two transfers at once use twice the streams: against the link's best measured ceiling
+    const ceiling = Math.max(0, ...Object.values(r.iperf).filter((x): x is number => typeof x === "number"))
+    const pair = bestOf("bbcp", "x2")
+    const pairCells = pairNames.length === 0 ? [] : [
+      pair === undefined || ceiling === 0 ? "-" : `${(Tools.mbps(pair[1]) / ceiling).toFixed(2)} (s=${pair[0]})`
+    ]
     const iperfCells = variants.has("iperf3") ? streams.map((n) => (typeof r.iperf[n] === "string" ? "failed" : fmt(r.iperf[n]))) : []
     console.log(
-      `| ${[`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf, ...baseCells].join(" | ")} |`
+      `| ${
+        [`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf, ...baseCells, ...pairCells].join(
+          " | "
+        )
+      } |`
     )
   }
   const timed = names.filter((n) => rows.some((r) => r.results[n]?.firstByteSeconds !== undefined))
