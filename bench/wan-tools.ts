@@ -21,6 +21,25 @@ export interface Run {
   readonly detail?: string
   /** Seconds until the first byte reached the destination, where the runner watched for it. */
   readonly firstByteSeconds?: number
+  /**
+   * MB/s past TCP's ramp-up, where the runner sampled the bytes arriving: from a quarter of them
+   * to nine tenths, as iperf3's figure leaves out its first seconds.
+   */
+  readonly steadyMBps?: number
+}
+
+/** Bytes seen at the destination at a time (ms). */
+interface Sample {
+  readonly ms: number
+  readonly bytes: number
+}
+
+/** The rate between the first samples past a quarter and past nine tenths of `total`; undefined under a second apart. */
+const steadyOf = (samples: ReadonlyArray<Sample>, total: number): number | undefined => {
+  const from = samples.find((x) => x.bytes >= total / 4)
+  const to = samples.find((x) => x.bytes >= (total * 9) / 10)
+  if (from === undefined || to === undefined || to.ms - from.ms < 1000) return undefined
+  return (to.bytes - from.bytes) / 1e3 / (to.ms - from.ms)
 }
 
 /** MB/s (10^6 bytes) of a run. */
@@ -248,17 +267,19 @@ export const cappedEffect = async <A, E>(
   const started = Date.now()
   let firstByte: number | undefined
   let stop = false
+  const samples: Array<Sample> = []
   const watch = (async () => {
     for (let last = started; !stop;) {
       const b = await dirBytes(root)
       const now = Date.now()
+      samples.push({ ms: now, bytes: b })
       if (b > 0 && firstByte === undefined) firstByte = (now - started) / 1000
       if (now - last >= 10_000) {
         last = now
         const s = (now - started) / 1000
         console.log(`    ${label}: ${(b / 1e6).toFixed(0)} MB after ${s.toFixed(0)} s (${(b / 1e6 / s).toFixed(1)} MB/s)`)
       }
-      await new Promise((r) => setTimeout(r, firstByte === undefined ? 100 : 1000))
+      await new Promise((r) => setTimeout(r, firstByte === undefined ? 100 : 250))
     }
   })()
   const outcome = await Effect.runPromise(transfer.pipe(Effect.timeoutOption(`${capSeconds} seconds`), Effect.either))
@@ -279,5 +300,7 @@ export const cappedEffect = async <A, E>(
   if (outcome.right._tag === "None") {
     return { bytes: await dirBytes(root), seconds, capped: true, ok: false, detail: `stopped at the ${capSeconds} s cap`, ...first }
   }
-  return { bytes: await dirBytes(destination), seconds, capped: false, ok: true, ...first }
+  const bytes = await dirBytes(destination)
+  const steady = steadyOf(samples, bytes)
+  return { bytes, seconds, capped: false, ok: true, ...first, ...(steady === undefined ? {} : { steadyMBps: steady }) }
 }

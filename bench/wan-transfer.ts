@@ -98,7 +98,7 @@ const fmt = (v: number | string | undefined) => (typeof v === "number" ? v.toFix
 const runText = (r: Tools.Run) =>
   `${Tools.mbps(r).toFixed(1)} MB/s (${(r.bytes / 1e6).toFixed(0)} MB in ${r.seconds.toFixed(1)} s${
     r.firstByteSeconds === undefined ? "" : `, first byte after ${r.firstByteSeconds.toFixed(1)} s`
-  }${r.ok ? "" : `; ${r.detail}`})`
+  }${r.steadyMBps === undefined ? "" : `, ${r.steadyMBps.toFixed(1)} MB/s past the ramp-up`}${r.ok ? "" : `; ${r.detail}`})`
 
 interface Row {
   readonly loss: number
@@ -277,10 +277,12 @@ const bench = async (world: WanWorld.WanWorld, work: string, signal: AbortSignal
   }
 }
 
-/** Runs taken together: their bytes over their seconds, first byte averaged. */
+/** Runs taken together: their bytes over their seconds, first byte and steady rate averaged. */
 const together = (runs: ReadonlyArray<Tools.Run>): Tools.Run => {
   const firsts = runs.flatMap((r) => (r.firstByteSeconds === undefined ? [] : [r.firstByteSeconds]))
+  const steadies = runs.flatMap((r) => (r.steadyMBps === undefined ? [] : [r.steadyMBps]))
   return {
+    ...(steadies.length === 0 ? {} : { steadyMBps: steadies.reduce((a, b) => a + b, 0) / steadies.length }),
     bytes: runs.reduce((n, r) => n + r.bytes, 0),
     seconds: runs.reduce((n, r) => n + r.seconds, 0),
     capped: runs.some((r) => r.capped),
@@ -318,6 +320,7 @@ const summary = (raw: ReadonlyArray<Row>) => {
   const iperfNames = variants.has("iperf3") ? streams.map((n) => `iperf3 -P ${n}`) : []
   const baseNames = baseline === undefined ? [] : ["best bbcp-base / iperf3"]
   const pairNames = variants.has("bbcp-x2") ? ["best bbcp x2 / best iperf3"] : []
+  const steadyNames = variants.has("bbcp") ? ["best bbcp past its ramp-up / iperf3 (same streams)"] : []
   console.log(
     `| ${
       [
@@ -329,11 +332,12 @@ const summary = (raw: ReadonlyArray<Row>) => {
         "best bbcp / rsync-ssh",
         "best bbcp / iperf3 (same streams)",
         ...baseNames,
-        ...pairNames
+        ...pairNames,
+        ...steadyNames
       ].join(" | ")
     } |`
   )
-  console.log(`|${"---|".repeat(3 + iperfNames.length + names.length + 2 + baseNames.length + pairNames.length)}`)
+  console.log(`|${"---|".repeat(3 + iperfNames.length + names.length + 2 + baseNames.length + pairNames.length + steadyNames.length)}`)
   for (const r of rows) {
     const cell = (n: string) => {
       const x = r.results[n]
@@ -362,10 +366,32 @@ const summary = (raw: ReadonlyArray<Row>) => {
     const pairCells = pairNames.length === 0 ? [] : [
       pair === undefined || ceiling === 0 ? "-" : `${(Tools.mbps(pair[1]) / ceiling).toFixed(2)} (s=${pair[0]})`
     ]
+    // on iperf3's footing: its figure leaves out its first seconds, this one the transfer's ramp-up
+    const steadyBest = streams
+      .flatMap((n) => {
+        const x = r.results[`bbcp-${n}`]?.steadyMBps
+        const ip = r.iperf[n]
+        return x === undefined || typeof ip !== "number" ? [] : [{ n, ratio: x / ip }]
+      })
+      .reduce<{ n: number; ratio: number } | undefined>((b, x) => (b === undefined || x.ratio > b.ratio ? x : b), undefined)
+    const steadyCells = steadyNames.length === 0
+      ? []
+      : [steadyBest === undefined ? "-" : `${steadyBest.ratio.toFixed(2)} (s=${steadyBest.n})`]
     const iperfCells = variants.has("iperf3") ? streams.map((n) => (typeof r.iperf[n] === "string" ? "failed" : fmt(r.iperf[n]))) : []
     console.log(
       `| ${
-        [`${r.loss * 100}%`, r.cc, fmt(r.rttMs), ...iperfCells, ...names.map(cell), vsRsync, vsIperf, ...baseCells, ...pairCells].join(
+        [
+          `${r.loss * 100}%`,
+          r.cc,
+          fmt(r.rttMs),
+          ...iperfCells,
+          ...names.map(cell),
+          vsRsync,
+          vsIperf,
+          ...baseCells,
+          ...pairCells,
+          ...steadyCells
+        ].join(
           " | "
         )
       } |`
