@@ -50,6 +50,11 @@ const duplicates = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ filesTwice
          group by raw_data_package_id having count(*) > 1) x) as copies_twice,
       (select count(*)::int from pgboss.job where state = 'completed' and retry_count > 0) as jobs_twice`).pipe(Effect.map(([r]) => r!))
 
+/** The jobs that ran more than once, by queue, with what their last failure said: why a run repeated work. */
+const reruns = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ name: string; runs: number; said: string | null }>`
+    select name, retry_count + 1 as runs, left(output::text, 240) as said from pgboss.job
+    where state = 'completed' and retry_count > 0 order by name`)
+
 /** One run with `n` workers per site; seconds from all running to every package arrived. */
 const run = (n: number, root: string, cli: string, pg: EmbeddedDatabase.EmbeddedDatabase) =>
   Effect.scoped(Effect.gen(function* () {
@@ -85,7 +90,7 @@ const run = (n: number, root: string, cli: string, pg: EmbeddedDatabase.Embedded
         yield* Effect.sleep("100 millis")
       }
       const seconds = (Date.now() - t0) / 1000
-      return { seconds, twice: yield* duplicates }
+      return { seconds, twice: yield* duplicates, again: yield* reruns }
     }).pipe(Effect.provide(db))
   }))
 
@@ -105,7 +110,7 @@ const main = Effect.gen(function* () {
   )
   const rows: Array<{ n: number; seconds: number }> = []
   for (const n of counts) {
-    const { seconds, twice } = yield* run(n, root, cli.file, pg)
+    const { again, seconds, twice } = yield* run(n, root, cli.file, pg)
     rows.push({ n, seconds })
     const dup = twice.filesTwice + twice.copiesTwice + twice.jobsTwice === 0
       ? "no duplicate"
@@ -117,6 +122,7 @@ const main = Effect.gen(function* () {
         (files / seconds).toFixed(2).padStart(7)
       } files/s  ${(megabytes / seconds).toFixed(2)} MB/s  ${dup}  (load ${load})`
     )
+    for (const j of again) console.log(`     ran ${j.runs} times: ${j.name}${j.said === null ? "" : `: ${j.said}`}`)
   }
   const base = rows[0]!
   console.log(`throughput against ${base.n} worker(s): ${rows.map((r) => `${r.n}: ${(base.seconds / r.seconds).toFixed(2)}x`).join(", ")}`)
