@@ -9,13 +9,21 @@ import { Topology } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as Arrival from "../../src/lifecycle/Arrival.js"
-import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
-import { assertByteIdentical, fileObservation, layer, observatory, policyLayer, runUntil, syncTopology, tempDir } from "./LifecycleWorld.js"
+import {
+  assertByteIdentical,
+  fileObservation,
+  layer,
+  observatory,
+  policyLayer,
+  runUntil,
+  spoilCopy,
+  syncTopology,
+  tempDir
+} from "./LifecycleWorld.js"
 import { sha256File } from "./support.js"
 
 const disk = (dir: string, name: string, type: string, retention?: Record<string, unknown>) => ({
@@ -161,17 +169,7 @@ describe("archive copies at distinct sites", () => {
           const [buffered] = yield* sql<{ id: string; path: string }>`
             select c.id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
             where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
-          const file = path.join(dir, "locations", "cologne-buffer", buffered!.path)
-          if (finding === "CORRUPT") {
-            const bytes = yield* Effect.promise(() => fs.readFile(file))
-            bytes[bytes.length >> 1] ^= 0x01
-            yield* Effect.promise(() => fs.writeFile(file, bytes))
-          } else {
-            yield* Effect.promise(() => fs.rm(file))
-          }
-          assert.isTrue(
-            yield* CopyFindings.mark(buffered!.id, finding, { actor: "worker:cologne", by: "audit", detail: "seen by the test" })
-          )
+          yield* spoilCopy(dir, "cologne-buffer", buffered!, finding)
 
           const everySite = [["chile", Stages.all], ["cologne", Stages.all], ["cornell", Stages.all]] as const
           const completed = Effect.map(

@@ -12,11 +12,8 @@ import { Topology } from "@ccat/core"
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
-import * as fs from "node:fs/promises"
-import * as path from "node:path"
 import * as Arrival from "../../src/lifecycle/Arrival.js"
 import * as Bundling from "../../src/lifecycle/Bundling.js"
-import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Transfer from "../../src/lifecycle/Transfer.js"
@@ -28,6 +25,7 @@ import {
   policyLayer,
   relayTopology,
   runUntil,
+  spoilCopy,
   syncTopology,
   tempDir,
   topologyIn
@@ -55,15 +53,7 @@ describe("a package's copy lost where it arrived, before it was archived", () =>
           const sending = [["chile", [Packaging.stage, Bundling.stage, Transfer.stage]], ["cologne", [Arrival.stage]]] as const
           yield* runUntil(sending, Effect.map(atCologne, (c) => c.length === 2)).pipe(Effect.provide(policyLayer(topology)))
           const [victim] = yield* atCologne
-          const file = path.join(dir, "locations", "cologne-buffer", victim.path)
-          if (finding === "CORRUPT") {
-            const bytes = yield* Effect.promise(() => fs.readFile(file))
-            bytes[bytes.length >> 1] ^= 0x01
-            yield* Effect.promise(() => fs.writeFile(file, bytes))
-          } else {
-            yield* Effect.promise(() => fs.rm(file))
-          }
-          assert.isTrue(yield* CopyFindings.mark(victim.id, finding, { actor: "worker:cologne", by: "audit", detail: "seen by the test" }))
+          yield* spoilCopy(dir, "cologne-buffer", victim, finding)
 
           const archived = Effect.map(
             sql<{ n: number }>`select count(*)::int as n from raw_data_package where status = 'completed'`,
@@ -108,11 +98,7 @@ describe("a package's copy lost where it arrived, before it was archived", () =>
         const sending = [["chile", [Packaging.stage, Bundling.stage, Transfer.stage]], ["cologne", [Arrival.stage]]] as const
         yield* runUntil(sending, Effect.map(atRelay, (c) => c.length === 1)).pipe(Effect.provide(policyLayer(topology)))
         const [victim] = yield* atRelay
-        const file = path.join(dir, "locations", "cologne-buffer", victim!.path)
-        const bytes = yield* Effect.promise(() => fs.readFile(file))
-        bytes[bytes.length >> 1] ^= 0x01
-        yield* Effect.promise(() => fs.writeFile(file, bytes))
-        assert.isTrue(yield* CopyFindings.mark(victim!.id, "CORRUPT", { actor: "worker:cologne", by: "audit", detail: "seen by the test" }))
+        yield* spoilCopy(dir, "cologne-buffer", victim!, "CORRUPT")
 
         const archived = Effect.map(
           sql<{ status: string }>`select status::text as status from raw_data_package`,
@@ -182,13 +168,7 @@ describe("a package's copy lost where it arrived, before it was archived", () =>
         const [buffered] = yield* sql<{ id: string; path: string }>`
           select c.id, c.path from physical_copy c join data_location l on l.id = c.data_location_id
           where l.name = 'cologne-buffer' and c.raw_data_package_id is not null and c.status = 'PRESENT'`
-        const file = path.join(dir, "locations", "cologne-buffer", buffered!.path)
-        const bytes = yield* Effect.promise(() => fs.readFile(file))
-        bytes[bytes.length >> 1] ^= 0x01
-        yield* Effect.promise(() => fs.writeFile(file, bytes))
-        assert.isTrue(
-          yield* CopyFindings.mark(buffered!.id, "CORRUPT", { actor: "worker:cologne", by: "audit", detail: "seen by the test" })
-        )
+        yield* spoilCopy(dir, "cologne-buffer", buffered!, "CORRUPT")
         yield* sql`update data_location set writable = true where name = 'cologne-tape'`
 
         const archived = Effect.map(

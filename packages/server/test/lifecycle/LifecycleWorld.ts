@@ -15,6 +15,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as JobQueue from "../../src/engine/JobQueue.js"
+import * as CopyFindings from "../../src/lifecycle/CopyFindings.js"
 import * as Engine from "../../src/lifecycle/Engine.js"
 import { LifecyclePolicy } from "../../src/lifecycle/Packaging.js"
 import type { Stage } from "../../src/lifecycle/Stage.js"
@@ -72,6 +73,28 @@ export const relayTopology = (dir: string) => {
   if (decoded._tag === "Left") throw new Error(decoded.left.message)
   return decoded.right
 }
+
+/**
+ * Spoils a copy's bytes at a disk location of the test's folder (CORRUPT: one byte flipped;
+ * MISSING: the file removed) and records the finding as an audit would.
+ */
+export const spoilCopy = (
+  dir: string,
+  location: string,
+  copy: { readonly id: string; readonly path: string },
+  finding: "CORRUPT" | "MISSING"
+) =>
+  Effect.gen(function* () {
+    const file = path.join(dir, "locations", location, copy.path)
+    if (finding === "CORRUPT") {
+      const bytes = yield* Effect.promise(() => fs.readFile(file))
+      bytes[bytes.length >> 1] ^= 0x01
+      yield* Effect.promise(() => fs.writeFile(file, bytes))
+    } else {
+      yield* Effect.promise(() => fs.rm(file))
+    }
+    assert.isTrue(yield* CopyFindings.mark(copy.id, finding, { actor: "worker:test", by: "audit", detail: "seen by the test" }))
+  })
 
 /** A temporary folder, removed with the scope. */
 export const tempDir = Effect.acquireRelease(
