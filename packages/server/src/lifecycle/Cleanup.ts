@@ -14,6 +14,7 @@
  */
 import { Ids } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
@@ -45,6 +46,16 @@ const staleMinutes = 10
  */
 const jobBudgetMillis = 10 * 60_000
 
+/**
+ * SQL: the copy `c` is in DELETION_IN_PROGRESS by cleanup's hand, so a cleanup job finishes it
+ * when the worker that started it died. A tar of a bundle still on its way is not: a retry set it
+ * aside for the bundle's own job to delete (`BundleRecovery`), and cleanup never starts deleting
+ * such a tar (`Retention` keeps it while its bundle is open).
+ */
+const cleanupsInProgress = (sql: SqlClient.SqlClient, c: Fragment) => sql`
+  (${c}.status = 'DELETION_IN_PROGRESS' and not exists (
+    select 1 from data_transfer_package d where d.id = ${c}.data_transfer_package_id and d.status <> 'completed'))`
+
 /** The singleton key of a location's cleanup job: one queued (and one running) per location. */
 const locationKey = (locationId: string) => `location:${locationId}`
 
@@ -72,7 +83,7 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
     select distinct c.data_location_id as id
     from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
     where s.name = ${site} and (c.status = 'DELETION_SCHEDULED'
-      or (c.status = 'DELETION_IN_PROGRESS' and (c.updated_at < now() - make_interval(mins => ${staleMinutes})
+      or (${cleanupsInProgress(sql, sql`c`)} and (c.updated_at < now() - make_interval(mins => ${staleMinutes})
           or ${noJobOf(sql, queueName(site, name), sql`${"location:"} || c.data_location_id::text`)})))
     union
     select r.data_location_id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
@@ -124,10 +135,10 @@ const workLocation = Effect.fn("Cleanup.workLocation")(function* (site: string, 
       ), { concurrency: n, discard: true })
   while ((yield* Effect.clockWith((c) => c.currentTimeMillis)) - started < jobBudgetMillis) {
     const rows = yield* sql<{ id: Ids.PhysicalCopyId; status: string }>`
-      select id, status::text as status from physical_copy
-      where data_location_id = ${locationId} and not (id = any(${[...seen]}::uuid[]))
-        and status in ('DELETION_SCHEDULED', 'DELETION_IN_PROGRESS')
-      order by updated_at, id limit ${batch}`
+      select c.id, c.status::text as status from physical_copy c
+      where c.data_location_id = ${locationId} and not (c.id = any(${[...seen]}::uuid[]))
+        and (c.status = 'DELETION_SCHEDULED' or ${cleanupsInProgress(sql, sql`c`)})
+      order by c.updated_at, c.id limit ${batch}`
     if (rows.length === 0) break
     for (const r of rows) seen.add(r.id)
     const byAge = new Set(

@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as BundleRecovery from "../../src/lifecycle/BundleRecovery.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import { JobQueue } from "../../src/engine/JobQueue.js"
 import { arrivedPackage, editLocations, runSitesFor, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
@@ -234,6 +235,43 @@ describe("Cleanup", () => {
         select to_state, details from event_log where entity_kind = 'PhysicalCopy' and entity_id = ${copy.id} order by id desc limit 1`
         assert.strictEqual(event.toState, "PRESENT")
         assert.strictEqual(event.details.reason, "no longer eligible for deletion")
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
+
+  it.scopedLive(
+    "a bundle's tar a retry set aside for its own job is left to that job, whatever cleanup's planner and jobs find",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyKeeping(dir, "0 seconds")
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        // A bundle retried after its tar rotted: the tar moved to DELETION_IN_PROGRESS, the bundle
+        // scheduled again, and its job (which deletes the tar before writing it anew) not run yet.
+        const key = "bundles/chile/set-aside.tar"
+        const file = path.join(dir, "locations", "chile-buffer", key)
+        yield* Effect.promise(() => fs.mkdir(path.dirname(file), { recursive: true }).then(() => fs.writeFile(file, "rotten bytes")))
+        const [bundle] = yield* sql<{ id: string }>`
+        insert into data_transfer_package (relative_path, status) values ('bundles/chile/new-name.tar', 'scheduled') returning id`
+        const [copy] = yield* sql<{ id: string }>`
+        insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status)
+        select ${bundle.id}, l.id, ${key}, 4096, ${`sha256:${"0".repeat(64)}`}, 'PRESENT' from data_location l where l.name = 'chile-buffer'
+        returning id`
+        yield* sql`update physical_copy set status = 'DELETION_IN_PROGRESS' where id = ${copy.id}`
+        const jobs = yield* JobQueue
+        yield* jobs.ensureQueue("chile.cleanup", Cleanup.stage.queue)
+        assert.strictEqual(yield* Cleanup.plan("chile"), 0, "no cleanup job for a deletion that is not cleanup's")
+        const [location] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-buffer'`
+        yield* Cleanup.work("chile", { locationId: location.id })
+        const [after] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy.id}`
+        assert.strictEqual(after.status, "DELETION_IN_PROGRESS")
+        assert.isTrue(yield* exists(file))
+        // The bundle's job deletes it.
+        yield* BundleRecovery.deleteSetAside("chile", bundle.id as never)
+        const [done] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy.id}`
+        assert.strictEqual(done.status, "DELETED")
+        assert.isFalse(yield* exists(file))
       }).pipe(Effect.provide(layer)),
     120_000
   )
