@@ -139,6 +139,9 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
         // One more attempt, scheduled and left in flight (no worker runs now to take it).
         const inFlight = yield* insert(1, null)
         yield* step(inFlight.id, "pending", "scheduled")
+        // And a bundle on its way: the lifecycle's own bundles may all have come and gone between
+        // two pushes, and the open-bundle ages have a series only while one is open.
+        yield* sql`insert into data_transfer_package (relative_path, status) values ('bundles/chile/in-flight.tar', 'scheduled')`
         const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
         const archive = yield* loc("cologne-archive")
         yield* operator.locations.setAvailability({ path: { id: archive }, payload: { deletable: false, reason: "influx test" } }).pipe(
