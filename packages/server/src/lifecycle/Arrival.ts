@@ -123,17 +123,10 @@ const finishDeletion = (site: string, bundleId: Ids.DataTransferPackageId, copy:
     )
   })
 
-/**
- * Records the unpacked packages, completes the bundle, and removes its tar here, all in one
- * transaction: no other worker ever sees the tar's deletion half done (cleanup would take a
- * deletion in progress for one a dead worker left, and finish it beside this job). A crash after
- * the tar's removal and before the commit leaves the bundle in progress with its tar gone: its
- * next arrival job finds it MISSING and has it sent again.
- */
+/** Records the unpacked packages, completes the bundle, and removes its tar here. */
 const unpacked = (site: string, bundleId: Ids.DataTransferPackageId, copy: Delivered, result: Unpacker.Unpacked) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const storages = yield* Storages
     yield* sql.withTransaction(
       Effect.gen(function* () {
         for (const m of result.members) {
@@ -174,16 +167,9 @@ const unpacked = (site: string, bundleId: Ids.DataTransferPackageId, copy: Deliv
           details: { packages: result.members.length, bytes: result.sizeBytes }
         })
         yield* startDeletion(site, copy.id, { reason: "unpacked" })
-        yield* (yield* storages.of(yield* Sites.location(copy.locationId))).delete(copy.path)
-        yield* Transitions.transition({
-          entity: "PhysicalCopy",
-          id: copy.id,
-          from: "DELETION_IN_PROGRESS",
-          to: "DELETED",
-          actor: `worker:${site}`
-        })
       })
     )
+    yield* finishDeletion(site, bundleId, { ...copy, status: "DELETION_IN_PROGRESS" }, undefined)
     yield* Effect.logInfo(`bundle ${bundleId} unpacked at ${site}: ${result.members.length} packages verified`)
   })
 

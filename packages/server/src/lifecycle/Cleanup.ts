@@ -48,13 +48,17 @@ const jobBudgetMillis = 10 * 60_000
 
 /**
  * SQL: the copy `c` is in DELETION_IN_PROGRESS by cleanup's hand, so a cleanup job finishes it
- * when the worker that started it died. A tar of a bundle still on its way is not: a retry set it
- * aside for the bundle's own job to delete (`BundleRecovery`), and cleanup never starts deleting
- * such a tar (`Retention` keeps it while its bundle is open).
+ * when the worker that started it died. Two kinds of bundle tar are not, and their own jobs finish
+ * them: a tar delivered here, which arrival deletes once it has unpacked it (`Arrival`), and the
+ * tar of a bundle still on its way, which a retry set aside for the bundle's job to delete
+ * (`BundleRecovery`). Finishing those beside their owners made the owner's job fail, or recorded a
+ * set-aside tar CORRUPT instead of deleted.
  */
 const cleanupsInProgress = (sql: SqlClient.SqlClient, c: Fragment) => sql`
-  (${c}.status = 'DELETION_IN_PROGRESS' and not exists (
-    select 1 from data_transfer_package d where d.id = ${c}.data_transfer_package_id and d.status <> 'completed'))`
+  (${c}.status = 'DELETION_IN_PROGRESS' and (${c}.data_transfer_package_id is null or (
+    not exists (select 1 from data_transfer_package d where d.id = ${c}.data_transfer_package_id and d.status <> 'completed')
+    and not exists (select 1 from data_transfer t
+                    where t.data_transfer_package_id = ${c}.data_transfer_package_id and t.to_location_id = ${c}.data_location_id))))`
 
 /** The singleton key of a location's cleanup job: one queued (and one running) per location. */
 const locationKey = (locationId: string) => `location:${locationId}`

@@ -87,34 +87,6 @@ describe("Arrival", () => {
     150_000
   )
 
-  it.scopedLive(
-    "an unpacked bundle's tar is deleted in the transaction that records its packages: no worker sees it half deleted",
-    () =>
-      Effect.gen(function* () {
-        const dir = yield* tempDir
-        const topology = topologyIn(dir)
-        yield* syncTopology(topology)
-        const obs = yield* observatory
-        yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 40_000 }])
-        const [copy] = yield* runUntil(chileOnly, Effect.map(delivered, (d) => d.length === 1)).pipe(
-          Effect.zipRight(delivered),
-          Effect.provide(policyLayer(topology))
-        )
-        yield* runUntil(demoSites, allArrived).pipe(Effect.provide(policyLayer(topology)))
-        const sql = yield* SqlClient.SqlClient
-        // Rows written by one transaction carry its id (xmin).
-        const steps = yield* sql<{ toState: string; tx: string }>`
-        select to_state, xmin::text as tx from event_log
-        where entity_kind = 'PhysicalCopy' and entity_id = ${copy!.id} and to_state <> 'PRESENT' order by id`
-        assert.deepStrictEqual(steps.map((e) => e.toState), ["DELETION_SCHEDULED", "DELETION_IN_PROGRESS", "DELETED"])
-        const [completed] = yield* sql<{ tx: string }>`
-        select xmin::text as tx from event_log
-        where entity_kind = 'DataTransferPackage' and entity_id = ${copy!.bundleId} and to_state = 'completed'`
-        assert.deepStrictEqual(new Set(steps.map((e) => e.tx)), new Set([completed!.tx]), JSON.stringify(steps))
-      }).pipe(Effect.provide(layer)),
-    150_000
-  )
-
   it.scopedLive("a bundle that keeps arriving corrupt ends FAILED with its reason", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir

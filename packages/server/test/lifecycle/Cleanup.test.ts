@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
+import * as Arrival from "../../src/lifecycle/Arrival.js"
 import * as BundleRecovery from "../../src/lifecycle/BundleRecovery.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import { JobQueue } from "../../src/engine/JobQueue.js"
@@ -239,42 +240,57 @@ describe("Cleanup", () => {
     120_000
   )
 
-  it.scopedLive(
-    "a bundle's tar a retry set aside for its own job is left to that job, whatever cleanup's planner and jobs find",
-    () =>
+  for (const owner of ["set aside by a retry for its bundle's job", "delivered here, being deleted by arrival"] as const) {
+    it.scopedLive(`a bundle's tar ${owner} is left to its owner, whatever cleanup's planner and jobs find`, () =>
       Effect.gen(function* () {
         const dir = yield* tempDir
         const topology = topologyKeeping(dir, "0 seconds")
         yield* syncTopology(topology)
         const sql = yield* SqlClient.SqlClient
-        // A bundle retried after its tar rotted: the tar moved to DELETION_IN_PROGRESS, the bundle
-        // scheduled again, and its job (which deletes the tar before writing it anew) not run yet.
-        const key = "bundles/chile/set-aside.tar"
-        const file = path.join(dir, "locations", "chile-buffer", key)
-        yield* Effect.promise(() => fs.mkdir(path.dirname(file), { recursive: true }).then(() => fs.writeFile(file, "rotten bytes")))
+        const setAside = owner.startsWith("set aside")
+        // Set aside: a bundle retried after its tar rotted, scheduled again, its job (which deletes
+        // the old tar before writing anew) not run yet. Delivered: arrival unpacked the tar and
+        // moved it to DELETION_IN_PROGRESS, its delete still to come.
+        const [site, location] = setAside ? ["chile", "chile-buffer"] : ["cologne", "cologne-buffer"]
+        const key = "bundles/chile/old.tar"
+        const file = path.join(dir, "locations", location, key)
+        yield* Effect.promise(() => fs.mkdir(path.dirname(file), { recursive: true }).then(() => fs.writeFile(file, "some bytes")))
         const [bundle] = yield* sql<{ id: string }>`
-        insert into data_transfer_package (relative_path, status) values ('bundles/chile/new-name.tar', 'scheduled') returning id`
+          insert into data_transfer_package (relative_path, status) values ('bundles/chile/new.tar', ${
+            setAside ? "scheduled" : "completed"
+          })
+          returning id`
         const [copy] = yield* sql<{ id: string }>`
-        insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status)
-        select ${bundle.id}, l.id, ${key}, 4096, ${`sha256:${"0".repeat(64)}`}, 'PRESENT' from data_location l where l.name = 'chile-buffer'
-        returning id`
+          insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status)
+          select ${bundle.id}, l.id, ${key}, 4096, ${`sha256:${"0".repeat(64)}`}, 'PRESENT' from data_location l where l.name = ${location}
+          returning id`
+        if (!setAside) {
+          yield* sql`
+            insert into data_transfer (data_transfer_package_id, from_location_id, to_location_id, adapter, status, started_at, finished_at)
+            select ${bundle.id}, f.id, t.id, 'local', 'completed', now(), now() from data_location f, data_location t
+            where f.name = 'chile-buffer' and t.name = 'cologne-buffer'`
+        }
         yield* sql`update physical_copy set status = 'DELETION_IN_PROGRESS' where id = ${copy.id}`
         const jobs = yield* JobQueue
-        yield* jobs.ensureQueue("chile.cleanup", Cleanup.stage.queue)
-        assert.strictEqual(yield* Cleanup.plan("chile"), 0, "no cleanup job for a deletion that is not cleanup's")
-        const [location] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-buffer'`
-        yield* Cleanup.work("chile", { locationId: location.id })
+        yield* jobs.ensureQueue(`${site}.cleanup`, Cleanup.stage.queue)
+        assert.strictEqual(yield* Cleanup.plan(site), 0, "no cleanup job for a deletion that is not cleanup's")
+        const [at] = yield* sql<{ id: string }>`select id from data_location where name = ${location}`
+        yield* Cleanup.work(site, { locationId: at.id })
         const [after] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy.id}`
         assert.strictEqual(after.status, "DELETION_IN_PROGRESS")
         assert.isTrue(yield* exists(file))
-        // The bundle's job deletes it.
-        yield* BundleRecovery.deleteSetAside("chile", bundle.id as never)
-        const [done] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy.id}`
-        assert.strictEqual(done.status, "DELETED")
-        assert.isFalse(yield* exists(file))
-      }).pipe(Effect.provide(layer)),
-    120_000
-  )
+        if (setAside) {
+          // The bundle's job deletes it.
+          yield* BundleRecovery.deleteSetAside(site, bundle.id as never)
+          const [done] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${copy.id}`
+          assert.strictEqual(done.status, "DELETED")
+          assert.isFalse(yield* exists(file))
+        } else {
+          // Arrival's planner gives it back to an arrival job, which finishes the deletion.
+          assert.strictEqual(yield* Arrival.plan(site), 1)
+        }
+      }).pipe(Effect.provide(layer)), 120_000)
+  }
 
   it.scopedLive("a worker that died mid-deletion finishes the deletion when its job runs again", () =>
     Effect.gen(function* () {
