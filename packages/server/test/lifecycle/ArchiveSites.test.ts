@@ -62,6 +62,15 @@ const raw = (dir: string, policy: Record<string, unknown>, routes: ReadonlyArray
 
 const onward = [{ from: "chile", to: "cologne", adapter: "local" }, { from: "cologne", to: "cornell", adapter: "local" }]
 
+/** Chile → Cologne → Cornell in a temporary folder, a copy required at both archive sites, in the ops-db. */
+const twoArchiveSites = Effect.gen(function* () {
+  const dir = yield* tempDir
+  const decoded = Topology.decode(raw(dir, { archiveCopies: 2, archiveSites: 2 }, onward))
+  if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
+  yield* syncTopology(decoded.right)
+  return { dir, topology: decoded.right }
+})
+
 const problemsOf = (input: unknown): ReadonlyArray<string> => {
   const decoded = Topology.decode(input)
   return decoded._tag === "Left" ? decoded.left.problems : []
@@ -86,11 +95,7 @@ describe("archive copies at distinct sites", () => {
     "a package archived at one site moves on to the next, is ARCHIVED with a copy at each, and only then leaves Chile",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
-        const decoded = Topology.decode(raw(dir, { archiveCopies: 2, archiveSites: 2 }, onward))
-        if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
-        const topology = decoded.right
-        yield* syncTopology(topology)
+        const { dir, topology } = yield* twoArchiveSites
         const sql = yield* SqlClient.SqlClient
         const obs = yield* observatory
         const { eou, files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 200_000 }, { path: "b.fits", bytes: 3_000 }])
@@ -147,11 +152,7 @@ describe("archive copies at distinct sites", () => {
       `archived at Cologne, its buffer copy found ${finding} before it was sent on: repaired from Cologne's archive and sent to Cornell, nothing sent from Chile again`,
       () =>
         Effect.gen(function* () {
-          const dir = yield* tempDir
-          const decoded = Topology.decode(raw(dir, { archiveCopies: 2, archiveSites: 2 }, onward))
-          if (decoded._tag === "Left") return yield* Effect.dieMessage(decoded.left.message)
-          const topology = decoded.right
-          yield* syncTopology(topology)
+          const { dir, topology } = yield* twoArchiveSites
           const sql = yield* SqlClient.SqlClient
           const obs = yield* observatory
           const { files } = yield* fileObservation(topology, obs, [{ path: "a.fits", bytes: 40_000 }])
