@@ -77,13 +77,13 @@ export interface GoodCopy {
 /**
  * SQL: the site `here` is still to send the package `pkg` on from its buffer: archived here but
  * not yet everywhere it must be (in_progress, with a good archive copy here), in no bundle from
- * here yet, and a route leaves the site. Bundling sends only good buffer copies, so a bad buffer
- * copy of such a package is repaired from the archive here like a bad archive copy; nothing else
- * would send it on (the site it came from sees a good archive copy here and sends nothing).
+ * here yet, and a route leaves from or through the site. Bundling sends only good buffer copies,
+ * so a bad buffer copy of such a package is repaired from the archive here like a bad archive
+ * copy; nothing else would send it on (the site it came from sees a good archive copy here).
  */
 const stillToSendOn = (sql: SqlClient.SqlClient, pkg: Fragment, here: Fragment) => sql`
   (${pkg}.status = 'in_progress'
-    and exists (select 1 from route r where r.from_site_id = ${here})
+    and exists (select 1 from route r where r.from_site_id = ${here} or r.via_site_id = ${here})
     and ${RepairForward.goodAt(sql, pkg, here, "LONG_TERM_ARCHIVE")}
     and not ${SentFrom.inBundleFrom(sql, pkg, here)})`
 
