@@ -32,6 +32,7 @@ import packageArchivedAt from "./internal/migrations/0027_package_archived_at.js
 import fastDomainChecks from "./internal/migrations/0028_fast_domain_checks.js"
 import integrityCounts from "./internal/migrations/0029_integrity_counts.js"
 import sourcePosition from "./internal/migrations/0030_source_position.js"
+import transferLocationPages from "./internal/migrations/0031_transfer_location_pages.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -61,7 +62,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0027_package_archived_at": packageArchivedAt,
   "0028_fast_domain_checks": fastDomainChecks,
   "0029_integrity_counts": integrityCounts,
-  "0030_source_position": sourcePosition
+  "0030_source_position": sourcePosition,
+  "0031_transfer_location_pages": transferLocationPages
 }
 
 /** The table in which applied migrations are recorded. */

@@ -5,7 +5,7 @@
  * transitions with their events), status, integrity and data products. The last test checks that
  * each endpoint of these groups was called.
  */
-import { Transitions } from "@ccat/core"
+import { Repositories, Transitions } from "@ccat/core"
 import { Fixtures } from "@ccat/core/testing"
 import { it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -179,6 +179,50 @@ it.layer(Harness.layer(), { timeout: 60_000 })("every data endpoint", (it) => {
         "locations.listCopies",
         "operations.retry"
       )
+    }))
+
+  it.effect("transfer attempts of a location: those from it and those to it, in one page order across pages", () =>
+    Effect.gen(function* () {
+      const world = yield* Fixtures.world.pipe(Effect.orDie)
+      const eou = yield* Fixtures.executedObsUnit(world).pipe(Effect.orDie)
+      const pkg = yield* Fixtures.rawDataPackage(world, eou).pipe(Effect.orDie)
+      const bundle = yield* Fixtures.dataTransferPackage([pkg]).pipe(Effect.orDie)
+      const operator = yield* Harness.client(yield* Harness.tokenFor({ role: "operator" }))
+      const attempt = (previous: { readonly id: string; readonly attempt: number } | undefined, from: string, to: string) =>
+        Repositories.dataTransfers.insert({
+          dataTransferPackageId: bundle.id,
+          rawDataPackageId: null,
+          routeId: null,
+          fromLocationId: from as never,
+          toLocationId: to as never,
+          previousAttemptId: (previous?.id ?? null) as never,
+          attempt: (previous?.attempt ?? 0) + 1,
+          adapter: "rsync"
+        }).pipe(Effect.orDie)
+      // out to Cologne, back to Chile, out again: Cologne's buffer is the end of the first and
+      // third and the start of the second
+      const first = yield* attempt(undefined, world.chileBuffer.id, world.cologneBuffer.id)
+      const second = yield* attempt(first, world.cologneBuffer.id, world.chileBuffer.id)
+      const made = [first, second, yield* attempt(second, world.chileBuffer.id, world.cologneBuffer.id)]
+      const all = (locationId: string) =>
+        Effect.gen(function* () {
+          const seen: Array<string> = []
+          let cursor: string | undefined
+          for (let i = 0; i < 10; i++) {
+            const page = yield* operator.transfers.listAttempts({
+              urlParams: { bundleId: bundle.id, locationId: locationId as never, limit: 1, cursor }
+            })
+            seen.push(...page.items.map((a) => a.id))
+            if (page.nextCursor === null) return seen
+            cursor = page.nextCursor
+          }
+          return seen
+        })
+      expect(yield* all(world.cologneBuffer.id)).toEqual(made.map((a) => a.id))
+      expect(yield* all(world.chileBuffer.id)).toEqual(made.map((a) => a.id))
+      expect(yield* all(world.archive.id)).toEqual([])
+      const outOnly = yield* operator.transfers.listAttempts({ urlParams: { locationId: world.cologneBuffer.id, status: "failed" } })
+      expect(outOnly.items).toEqual([])
     }))
 
   it.effect("sites and locations, availability flags; staging requests created and followed", () =>

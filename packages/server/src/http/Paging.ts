@@ -26,12 +26,19 @@ const decodeCursor = (cursor: string) =>
     )
   )
 
-/** One page of a table's rows, filtered by `where`, decoded by `decode`. */
+/** One page of a table's rows, filtered by `where` (and one of `anyOf`), decoded by `decode`. */
 export const page = <A, R = never>(options: {
   readonly table: string
   /** A timestamptz column of the table, the first sort key. */
   readonly orderBy: string
   readonly where: ReadonlyArray<Fragment>
+  /**
+   * Conditions of which a row must meet at least one. Each is read as its own ordered branch
+   * (rows meeting an earlier one left out of a later one) and the branches merged, so each can
+   * walk an index of its own in page order: an `or` in `where` would read every matching row
+   * and sort them.
+   */
+  readonly anyOf?: ReadonlyArray<Fragment> | undefined
   readonly limit: number | undefined
   readonly cursor: string | undefined
   readonly decode: (rows: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<A>, never, R>
@@ -44,11 +51,17 @@ export const page = <A, R = never>(options: {
       const [key, id] = yield* decodeCursor(options.cursor)
       where.push(sql`(t.${sql(options.orderBy)}, t.id) > (${key}::timestamptz, ${id}::uuid)`)
     }
+    const order = sql`order by t.${sql(options.orderBy)}, t.id limit ${limit + 1}`
+    const anyOf = options.anyOf ?? []
+    const branch = (i: number) =>
+      sql`(select t.* from ${sql(options.table)} t where ${
+        sql.and([...where, anyOf[i], ...anyOf.slice(0, i).map((earlier) => sql`(${earlier}) is not true`)])
+      } ${order})`
+    const from = anyOf.length === 0
+      ? sql`${sql(options.table)} t where ${sql.and(where)}`
+      : sql`(${sql.join(" union all ", false)(anyOf.map((_, i) => branch(i)))}) t`
     const rows = yield* sql<Record<string, unknown> & { readonly pageKey: string; readonly id: string }>`
-      select t.*, t.${sql(options.orderBy)}::text as page_key from ${sql(options.table)} t
-      where ${sql.and(where)}
-      order by t.${sql(options.orderBy)}, t.id
-      limit ${limit + 1}`.pipe(Effect.orDie)
+      select t.*, t.${sql(options.orderBy)}::text as page_key from ${from} ${order}`.pipe(Effect.orDie)
     const more = rows.length > limit
     const kept = more ? rows.slice(0, limit) : rows
     const last = kept[kept.length - 1]

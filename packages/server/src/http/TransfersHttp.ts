@@ -61,12 +61,15 @@ export const TransfersHttpLive = HttpApiBuilder.group(Api.Api, "transfers", (han
         const where: Array<Fragment> = []
         if (q.bundleId !== undefined) where.push(sql`t.data_transfer_package_id = ${q.bundleId}`)
         if (q.packageId !== undefined) where.push(sql`t.raw_data_package_id = ${q.packageId}`)
-        if (q.locationId !== undefined) where.push(sql`(t.from_location_id = ${q.locationId} or t.to_location_id = ${q.locationId})`)
         if (q.status !== undefined) where.push(sql`t.status = ${q.status}`)
         return yield* page({
           table: "data_transfer",
           orderBy: "created_at",
           where,
+          // from the location or to it, each end by its own index
+          anyOf: q.locationId === undefined
+            ? undefined
+            : [sql`t.from_location_id = ${q.locationId}`, sql`t.to_location_id = ${q.locationId}`],
           limit: q.limit,
           cursor: q.cursor,
           decode: decodeAttempts

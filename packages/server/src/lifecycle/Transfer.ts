@@ -278,17 +278,20 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
 export const plan = Effect.fn("Transfer.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
+  // From the open bundles to their copies (an `exists` per bundle): as a join, PostgreSQL merged
+  // the open bundles with every bundle copy ever made, which grows with the archive.
   const ready = yield* sql<{ id: string }>`
-    select d.id from data_transfer_package d
-    join physical_copy c on c.data_transfer_package_id = d.id and c.status in ('PRESENT', 'CORRUPT', 'MISSING')
-    join data_location l on l.id = c.data_location_id and l.type = 'BUFFER'
-    join site s on s.id = l.site_id and s.name = ${site}
+    select d.id from data_transfer_package d join site s on s.name = ${site}
     where d.status = 'in_progress' and d.checksum is not null
+      and exists (select 1 from physical_copy c join data_location l on l.id = c.data_location_id
+                  where c.data_transfer_package_id = d.id and c.status in ('PRESENT', 'CORRUPT', 'MISSING')
+                    and l.type = 'BUFFER' and l.site_id = s.id
+                    and ((c.created_at < now() - interval '2 minutes'
+                          and not exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id
+                                          and t.updated_at > now() - interval '2 minutes'))
+                         or ${noJobOf(sql, queueName(site, name), sql`d.id`)}))
       and not exists (select 1 from physical_copy o join data_location ol on ol.id = o.data_location_id
-                      where o.data_transfer_package_id = d.id and o.status <> 'DELETED' and ol.site_id <> s.id)
-      and ((c.created_at < now() - interval '2 minutes'
-            and not exists (select 1 from data_transfer t where t.data_transfer_package_id = d.id and t.updated_at > now() - interval '2 minutes'))
-           or ${noJobOf(sql, queueName(site, name), sql`d.id`)})`
+                      where o.data_transfer_package_id = d.id and o.status <> 'DELETED' and ol.site_id <> s.id)`
   if (ready.length > 0) yield* jobs.ensureQueue(queueName(site, name), Routes.queues.transfer)
   return yield* JobBatch.sendMany(queueName(site, name), ready.map((r) => ({ data: { bundleId: r.id }, singletonKey: r.id })))
 })
