@@ -8,7 +8,7 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as Effect from "effect/Effect"
 import type * as Catalog from "../packages/server/test/scale/Catalog.js"
-import { listProbes, plannerProbes } from "./scaleLists.js"
+import { listProbes, plannerProbes, releaseRuntimes } from "./scaleLists.js"
 
 /** What a probe may use. */
 export interface ProbeContext {
@@ -33,3 +33,6 @@ export interface Probe {
 
 /** The probes other parts of the platform contribute (planners, list endpoints, filing). */
 export const probes: ReadonlyArray<Probe> = [...listProbes, ...plannerProbes]
+
+/** Releases what the probes built for a catalog (the planners' job engines); run before its pool closes. */
+export const releaseProbes: Effect.Effect<void> = releaseRuntimes

@@ -35,7 +35,7 @@ import { LifecyclePolicy } from "../packages/server/src/lifecycle/Packaging.js"
 import * as Metrics from "../packages/server/src/observability/Metrics.js"
 import { ServerConfig } from "../packages/server/src/ServerConfig.js"
 import * as Catalog from "../packages/server/test/scale/Catalog.js"
-import { type Probe, probes as contributed } from "./scale-probes.js"
+import { type Probe, probes as contributed, releaseProbes } from "./scale-probes.js"
 
 const sizes = (process.env.SCALE_FILES ?? "100000,1000000").split(",").map((s) => Number(s.trim()))
 const runs = Number(process.env.SCALE_RUNS ?? 7)
@@ -97,6 +97,7 @@ const measure = (files: number, url: Redacted.Redacted<string>, dir: string) =>
     }
     return out
   }).pipe(
+    Effect.ensuring(releaseProbes),
     Effect.provide(
       HttpServerLive.layer.pipe(
         Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),

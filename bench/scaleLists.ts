@@ -100,8 +100,8 @@ export const listProbes: ReadonlyArray<Probe> = [
   page("integrity", "/integrity")
 ]
 
-/** What the planners need beside the ops-db, built once per database and kept for the bench's life. */
-const runtimes = new WeakMap<
+/** What the planners need beside the ops-db, built once per database and kept until `releaseRuntimes`. */
+const runtimes = new Map<
   object,
   ManagedRuntime.ManagedRuntime<JobQueue.JobQueue | Storages.Storages | LifecyclePolicy | SqlClient.SqlClient, unknown>
 >()
@@ -118,6 +118,16 @@ const runtimeFor = (sql: SqlClient.SqlClient) => {
   }
   return runtime
 }
+
+/**
+ * Stops the planners' job engines (their heartbeats) while the ops-db's pool is still open: run it
+ * before a catalog's server and pool go, or the heartbeat outlives them and warns every 10 s.
+ */
+export const releaseRuntimes: Effect.Effect<void> = Effect.promise(async () => {
+  const all = [...runtimes.values()]
+  runtimes.clear()
+  await Promise.all(all.map((r) => r.dispose()))
+})
 
 /** One planning tick of a stage at a site. */
 const tick = (site: string, stage: (typeof Stages.all)[number]) =>
