@@ -166,7 +166,10 @@ export const claim = (site: string, routes?: ReadonlyArray<Routes.Route>) =>
         select d.id from data_transfer_package d
         where d.status in ('scheduled', 'in_progress')
           and (d.updated_at < now() - interval '10 minutes' or ${noJobOf(sql, queueName(site, name), sql`d.id`)})
-          and not exists (select 1 from physical_copy c where c.data_transfer_package_id = d.id and c.status not in ('DELETION_IN_PROGRESS', 'DELETED'))
+          -- a lookup per claimed bundle (a scalar subquery stays one): as \`not exists\`, PostgreSQL
+          -- merged the few claimed bundles with every bundle copy ever made
+          and (select c.id from physical_copy c where c.data_transfer_package_id = d.id
+               and c.status not in ('DELETION_IN_PROGRESS', 'DELETED') limit 1) is null
           and d.relative_path like ${`bundles/${site}/%`}`
     ], { concurrency: 2 })
     const planned = BundlePlan.planBundles(looked, target, policy.bundleMaxWait).length > 0

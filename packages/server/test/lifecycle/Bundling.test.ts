@@ -130,4 +130,38 @@ describe("Bundling", () => {
       }).pipe(Effect.provide(layer)),
     120_000
   )
+  it.scopedLive(
+    "a bundle claimed here whose job the queue lost gets its job again; one that has a copy does not",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyIn(dir, { bundleMaxWait: "0 seconds" })
+        yield* syncTopology(topology)
+        const obs = yield* observatory
+        yield* fileObservation(topology, obs, [{ path: "det/a.fits", bytes: 50_000 }])
+        yield* runUntil([["chile", [Packaging.stage]]], packagesWritten(1)).pipe(Effect.provide(policyLayer(topology)))
+        const sql = yield* SqlClient.SqlClient
+        const plan = Bundling.stage.plan("chile").pipe(Effect.provide(policyLayer(topology)))
+        const jobs = Effect.map(
+          sql<{ key: string }>`select singleton_key as key from pgboss.job where name = 'chile.bundle' and state < 'active'`,
+          (rows) => rows.map((r) => r.key)
+        )
+        assert.strictEqual(yield* plan, 1)
+        const [bundle] = yield* bundles
+        assert.strictEqual(bundle.status, "scheduled")
+        assert.deepStrictEqual(yield* jobs, [bundle.id])
+        // the queue loses the job (a restored ops-db, a wiped queue): the next round derives it again
+        yield* sql`delete from pgboss.job where name = 'chile.bundle'`
+        assert.strictEqual(yield* plan, 1)
+        assert.deepStrictEqual(yield* jobs, [bundle.id])
+        // a bundle with a copy is being written or was: its job is not derived again
+        const [buffer] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-buffer'`
+        yield* sql`insert into physical_copy (data_transfer_package_id, data_location_id, path, size_bytes, checksum, status)
+        values (${bundle.id}, ${buffer.id}, ${`bundles/chile/${bundle.id}.tar`}, 1, ${`sha256:${"0".repeat(64)}`}, 'PRESENT')`
+        yield* sql`delete from pgboss.job where name = 'chile.bundle'`
+        assert.strictEqual(yield* plan, 0)
+        assert.deepStrictEqual(yield* jobs, [])
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
 })

@@ -170,7 +170,12 @@ export const explain = (statements: ReadonlyArray<Recorded>) =>
   })
 
 /** A one-line description of a summary for assertion messages. */
-export const describe = (p: PlanSummary): string =>
-  `${p.sql.replace(/\s+/g, " ").slice(0, 300)} — seq scans: [${p.seqScans.join(", ")}], rows touched: ${p.rowsTouched}, indexes: [${
+export const describe = (p: PlanSummary): string => {
+  const top = (p.plan as ReadonlyArray<{ readonly "Execution Time"?: number; readonly "Planning Time"?: number }>)[0]
+  const times = top?.["Execution Time"] === undefined
+    ? ""
+    : `, executed in ${top["Execution Time"].toFixed(2)} ms, planned in ${(top["Planning Time"] ?? 0).toFixed(2)} ms`
+  return `${p.sql.replace(/\s+/g, " ").slice(0, 300)} — seq scans: [${p.seqScans.join(", ")}], rows touched: ${p.rowsTouched}, indexes: [${
     p.indexes.join(", ")
-  }]`
+  }]${times}`
+}
