@@ -16,8 +16,8 @@ export interface ProbeContext {
   readonly baseUrl: string
   /** A bearer token of an operator account. */
   readonly token: string
-  /** The loaded catalog (its plan and the topology ids). */
-  readonly catalog: Catalog.Loaded
+  /** The loaded catalog (its plan and the topology ids); undefined for a kept one (`SCALE_KEPT`). */
+  readonly catalog: Catalog.Loaded | undefined
 }
 
 /** One timed operation. */

@@ -11,7 +11,9 @@
  *   SCALE_FILES=100000,1000000,10000000 npx tsx bench/scale.ts   # with 10^7 (by hand: ~GBs, long)
  *   DATABASE_URL=postgres://admin@host/postgres npx tsx bench/scale.ts  # creates ccat_scale_<n> there
  *
- * SCALE_RUNS (default 7) sets the repetitions per probe.
+ * SCALE_RUNS (default 7) sets the repetitions per probe. SCALE_KEPT=<database url> probes a catalog
+ * that `bench/catalog.ts` loaded and kept (`CATALOG_KEEP`) instead of loading one: the same probes
+ * on a catalog some time after its load (vacuumed, its pages read), or again after a change.
  */
 import { Topology } from "@ccat/core"
 import { EmbeddedDatabase, OpsDb } from "@ccat/core/node"
@@ -38,6 +40,7 @@ import * as Catalog from "../packages/server/test/scale/Catalog.js"
 import { type Probe, probes as contributed, releaseProbes } from "./scale-probes.js"
 
 const sizes = (process.env.SCALE_FILES ?? "100000,1000000").split(",").map((s) => Number(s.trim()))
+const kept = process.env.SCALE_KEPT
 const runs = Number(process.env.SCALE_RUNS ?? 7)
 if (sizes.some((n) => !Number.isInteger(n) || n < 1)) {
   throw new Error(`SCALE_FILES must be positive integers separated by commas, got ${process.env.SCALE_FILES}`)
@@ -63,13 +66,15 @@ const own: ReadonlyArray<Probe> = [
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
-/** One size: fresh database, catalog, server, probes; returns each probe's median in ms. */
-const measure = (files: number, url: Redacted.Redacted<string>, dir: string) =>
+/** One size: fresh database and catalog (or a kept one), server, probes; returns each probe's median in ms. */
+const measure = (files: number | undefined, url: Redacted.Redacted<string>, dir: string) =>
   Effect.gen(function* () {
-    const loaded = yield* Catalog.load({ files })
+    const loaded = files === undefined ? undefined : yield* Catalog.load({ files })
     const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ")
-    console.log(`  catalog: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s, load ${load()}`)
-    for (const t of loaded.tables) {
+    if (loaded !== undefined) {
+      console.log(`  catalog: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s, load ${load()}`)
+    }
+    for (const t of loaded?.tables ?? []) {
       console.log(
         `    ${t.table.padEnd(36)} ${t.rows > 0 ? `${t.rows.toLocaleString("en-US").padStart(12)} rows` : "".padStart(17)} ${
           t.seconds.toFixed(1).padStart(7)
@@ -136,16 +141,31 @@ const main = Effect.gen(function* () {
   const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bench-scale-")))
   yield* Effect.promise(() => fs.chmod(dir, 0o755))
   yield* Effect.addFinalizer(() => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })))
-  const admin = process.env.DATABASE_URL
+  // a kept catalog needs no server of its own
+  const admin = kept !== undefined
+    ? Redacted.make(kept)
+    : process.env.DATABASE_URL
     ? Redacted.make(process.env.DATABASE_URL)
     : (yield* EmbeddedDatabase.start({ dataDir: path.join(dir, "postgres") })).adminUrl
   console.log(
-    `scale benchmark: ${sizes.join(", ")} files, ${runs} runs per probe, node ${process.version}, ${os.cpus().length} CPUs, load ${
-      os.loadavg().map((l) => l.toFixed(1)).join(" ")
-    }`
+    `scale benchmark: ${
+      kept !== undefined ? "a kept catalog" : `${sizes.join(", ")} files`
+    }, ${runs} runs per probe, node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`
   )
   const results: Array<[number, Map<string, number>]> = []
-  for (const files of sizes) {
+  if (kept !== undefined) {
+    const url = Redacted.make(kept)
+    const files = yield* Effect.promise(async () => {
+      const c = new pg.Client({ connectionString: kept })
+      await c.connect()
+      const { rows } = await c.query<{ n: number }>("select count(*)::int as n from raw_data_file")
+      await c.end()
+      return rows[0]!.n
+    })
+    console.log(`\n${files.toLocaleString("en-US")} files (kept catalog)`)
+    results.push([files, yield* measure(undefined, url, dir)])
+  }
+  for (const files of kept === undefined ? sizes : []) {
     console.log(`\n${files.toLocaleString("en-US")} files`)
     const url = yield* createDatabase(admin, `ccat_scale_${files}`)
     results.push([files, yield* measure(files, url, dir)])
@@ -173,7 +193,11 @@ const main = Effect.gen(function* () {
     )
   }
   console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`)
-  console.log(`\ncommand: ${process.env.SCALE_FILES ? `SCALE_FILES=${process.env.SCALE_FILES} ` : ""}npx tsx bench/scale.ts`)
+  console.log(
+    `\ncommand: ${
+      kept !== undefined ? "SCALE_KEPT=<url> " : process.env.SCALE_FILES ? `SCALE_FILES=${process.env.SCALE_FILES} ` : ""
+    }npx tsx bench/scale.ts`
+  )
 }).pipe(Effect.scoped, Logger.withMinimumLogLevel(LogLevel.Warning))
 
 Effect.runPromise(main).then(
