@@ -137,48 +137,54 @@ const createDatabase = (admin: Redacted.Redacted<string>, name: string) =>
     return Redacted.make(u.toString())
   })
 
-const main = Effect.gen(function* () {
-  const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bench-scale-")))
-  yield* Effect.promise(() => fs.chmod(dir, 0o755))
-  yield* Effect.addFinalizer(() => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })))
-  // a kept catalog needs no server of its own
-  const admin = kept !== undefined
-    ? Redacted.make(kept)
-    : process.env.DATABASE_URL
-    ? Redacted.make(process.env.DATABASE_URL)
-    : (yield* EmbeddedDatabase.start({ dataDir: path.join(dir, "postgres") })).adminUrl
-  console.log(
-    `scale benchmark: ${
-      kept !== undefined ? "a kept catalog" : `${sizes.join(", ")} files`
-    }, ${runs} runs per probe, node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`
-  )
-  const results: Array<[number, Map<string, number>]> = []
-  if (kept !== undefined) {
-    const url = Redacted.make(kept)
+/** A catalog `bench/catalog.ts` kept, probed as it is: its size and each probe's median. */
+const probeKept = (url: string, dir: string) =>
+  Effect.gen(function* () {
     const files = yield* Effect.promise(async () => {
-      const c = new pg.Client({ connectionString: kept })
+      const c = new pg.Client({ connectionString: url })
       await c.connect()
       const { rows } = await c.query<{ n: number }>("select count(*)::int as n from raw_data_file")
       await c.end()
       return rows[0]!.n
     })
     console.log(`\n${files.toLocaleString("en-US")} files (kept catalog)`)
-    results.push([files, yield* measure(undefined, url, dir)])
-  }
-  for (const files of kept === undefined ? sizes : []) {
-    console.log(`\n${files.toLocaleString("en-US")} files`)
-    const url = yield* createDatabase(admin, `ccat_scale_${files}`)
-    results.push([files, yield* measure(files, url, dir)])
-    if (!process.env.DATABASE_URL) {
-      // The embedded cluster is thrown away anyway; drop each size's database so disk stays bounded.
-      yield* Effect.promise(async () => {
-        const c = new pg.Client({ connectionString: Redacted.value(admin) })
-        await c.connect()
-        await c.query(`drop database if exists ccat_scale_${files} with (force)`)
-        await c.end()
-      })
+    return [files, yield* measure(undefined, Redacted.make(url), dir)] as const
+  })
+
+/** Each size of `SCALE_FILES` loaded into a fresh database and probed: sizes and each probe's median. */
+const probeSizes = (dir: string) =>
+  Effect.gen(function* () {
+    const admin = process.env.DATABASE_URL
+      ? Redacted.make(process.env.DATABASE_URL)
+      : (yield* EmbeddedDatabase.start({ dataDir: path.join(dir, "postgres") })).adminUrl
+    const results: Array<readonly [number, Map<string, number>]> = []
+    for (const files of sizes) {
+      console.log(`\n${files.toLocaleString("en-US")} files`)
+      const url = yield* createDatabase(admin, `ccat_scale_${files}`)
+      results.push([files, yield* measure(files, url, dir)])
+      if (!process.env.DATABASE_URL) {
+        // The embedded cluster is thrown away anyway; drop each size's database so disk stays bounded.
+        yield* Effect.promise(async () => {
+          const c = new pg.Client({ connectionString: Redacted.value(admin) })
+          await c.connect()
+          await c.query(`drop database if exists ccat_scale_${files} with (force)`)
+          await c.end()
+        })
+      }
     }
-  }
+    return results
+  })
+
+const main = Effect.gen(function* () {
+  const dir = yield* Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-bench-scale-")))
+  yield* Effect.promise(() => fs.chmod(dir, 0o755))
+  yield* Effect.addFinalizer(() => Effect.promise(() => fs.rm(dir, { recursive: true, force: true })))
+  console.log(
+    `scale benchmark: ${
+      kept !== undefined ? "a kept catalog" : `${sizes.join(", ")} files`
+    }, ${runs} runs per probe, node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}`
+  )
+  const results = kept !== undefined ? [yield* probeKept(kept, dir)] : yield* probeSizes(dir)
   const first = results[0]!
   const last = results[results.length - 1]!
   console.log(`\n| probe | ${results.map(([n]) => `${n.toExponential(0)} files`).join(" | ")} | growth | target at 10^7 |`)
