@@ -24,7 +24,7 @@ import * as Checksum from "./Checksum.js"
 import * as RelativePath from "./RelativePath.js"
 import * as Lift from "./internal/StorageDriverLift.js"
 import { type HasherFactory, runtimeHasher } from "./StorageHasher.js"
-import { isRetryable, StorageError } from "./StorageError.js"
+import { isRetryable, StorageError, type StorageErrorReason } from "./StorageError.js"
 
 /** What a driver can do, declared up front so callers plan instead of discovering by failure. */
 export interface Capabilities {
@@ -136,6 +136,30 @@ export interface MinimalPutOptions {
   readonly digest: () => Checksum.Checksum | undefined
 }
 
+/** What went wrong reading a key of a `LocalFolder` off the driver's own calls. */
+export interface FolderProblem {
+  /** The reason the folder's rules give (a refused or missing key); none for a system error. */
+  readonly reason?: StorageErrorReason | undefined
+  /** The system error code (`EIO`, `EACCES`, ...), when there was one. */
+  readonly code?: string | undefined
+  readonly description: string
+}
+
+/**
+ * A location whose objects are files in a folder on this machine, which other threads of this
+ * process may read directly, following the disk driver's rules for a key: the file at `root/key`
+ * whose real path lies inside `root` (a symlink may point anywhere inside, never outside, and a
+ * dangling one is refused), never a writer's temporary name (`TemporaryNames`), not found unless
+ * it is a regular file. A packager reads members this way on a thread of its own, without a call
+ * through the service per file (`localFolder` gives a lifted service's).
+ */
+export interface LocalFolder {
+  /** The folder's real path, as `fs.realpath` returns it. */
+  readonly root: string
+  /** The driver's error for a problem met reading `key` there by `method`. */
+  readonly failure: (method: string, key: string, problem: FolderProblem) => StorageError
+}
+
 /**
  * The primitives an integrator implements. Each is called with a validated key; retries, key
  * checks, checksums and capability checks are done by `make`, not here.
@@ -175,6 +199,8 @@ export interface Minimal {
     range: ByteRange | undefined,
     consume: (part: Uint8Array) => Effect.Effect<void, E>
   ) => Effect.Effect<number, StorageError | E>
+  /** Optional: the folder on this machine the objects are files in (see `LocalFolder`). */
+  readonly localFolder?: LocalFolder | undefined
   /** Removes the object; a missing object is success. */
   readonly delete: (key: RelativePath.RelativePath) => Effect.Effect<void, StorageError>
   /**
@@ -355,5 +381,18 @@ export const maxListLimit: number = Lift.maxListLimit
  * retries of transient failures. `put` is not retried: its body may be a stream that can be read
  * only once, so the caller (who owns the source) retries it.
  */
-export const make = (driver: Minimal, options: MakeOptions = {}): Service =>
-  Lift.lift(driver, retrySchedule(options.retry ?? defaultRetryPolicy), options.hasher ?? runtimeHasher)
+export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
+  const service = Lift.lift(driver, retrySchedule(options.retry ?? defaultRetryPolicy), options.hasher ?? runtimeHasher)
+  if (driver.localFolder !== undefined) folders.set(service, driver.localFolder)
+  return service
+}
+
+const folders = new WeakMap<Service, LocalFolder>()
+
+/**
+ * The folder on this machine whose files are the service's objects, for a service `make` lifted
+ * from a driver that has one (see `LocalFolder`). A copy of a service (`{ ...service, get }`,
+ * a wrapper injecting faults or counting reads) has none: whatever it changed, its reads go
+ * through its own calls.
+ */
+export const localFolder = (service: Service): LocalFolder | undefined => folders.get(service)

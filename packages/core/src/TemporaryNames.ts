@@ -21,7 +21,8 @@ export const disk = (base: string, random: string): string => `${diskPrefix}${ba
 /** The local transfer adapter's temporary name for a file whose final name is `base`; `random` is hex. */
 export const part = (base: string, random: string): string => `.${base.slice(0, keptChars)}.ccat-${random}.part`
 
-const partPattern = /^\..+\.ccat-[0-9a-f]+\.part$/
+/** The local transfer adapter's temporary names. */
+export const partPattern = /^\..+\.ccat-[0-9a-f]+\.part$/
 
 /** Whether a file name (one path segment) is a temporary name of one of our writers. */
 export const isTemporary = (name: string): boolean => name.startsWith(diskPrefix) || partPattern.test(name)

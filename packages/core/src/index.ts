@@ -35,6 +35,7 @@ export * as StorageDriverRegistry from "./StorageDriverRegistry.js"
 export * as StorageError from "./StorageError.js"
 export * as StorageHasher from "./StorageHasher.js"
 export * as TemporaryNames from "./TemporaryNames.js"
+export * as LentBytes from "./LentBytes.js"
 
 // --- packages: manifest, tar, reading and verifying ---
 export * as PackageManifest from "./PackageManifest.js"

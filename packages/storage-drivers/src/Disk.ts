@@ -294,6 +294,15 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
 
   const sweepTemporary = DiskSweep.sweeper(name, root)
 
+  // the same rules as `existing`, followed by a packager's reading thread (core's FolderArchive)
+  const localFolder: StorageDriver.LocalFolder = {
+    root,
+    failure: (method, key, problem) =>
+      problem.reason !== undefined
+        ? fail(method, problem.reason, problem.description, key)
+        : errnoError(name, method, key, Object.assign(new Error(problem.description), { code: problem.code }))
+  }
+
   const minimal: StorageDriver.Minimal = {
     name,
     capabilities: { ...StorageDriver.noCapabilities, rangeRead: true, list: true, nativeCopy: true, sweepTemporary: true },
@@ -302,6 +311,7 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     stat,
     readEach,
     readAtMost,
+    localFolder,
     delete: remove,
     list,
     copy,

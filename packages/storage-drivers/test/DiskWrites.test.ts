@@ -6,6 +6,7 @@
  * bytes are compared with what Node reads itself.
  */
 import { waitUntil } from "@ccat/core/testing"
+import { LentBytes } from "@ccat/core"
 import { Disk } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
@@ -61,6 +62,29 @@ describe("Disk writes", () => {
       const blocks = sizes.reduce((n, size) => n + Math.max(0, Math.floor((size - start) / BodyWriter.directSlotBytes)), 0)
       assert.strictEqual(BodyWriter.directStats.blocksWritten - before.blocksWritten, 2 * blocks)
       assert.strictEqual(BodyWriter.directStats.refused, before.refused)
+    }))
+
+  it.live("lent pieces are given back once copied for a direct write, never before: scribbling over them at once changes nothing stored", () =>
+    Effect.gen(function* () {
+      const d = yield* Disk.make({ root: path.join(root, "lent") })
+      const piece = 4 * MiB
+      const size = 3 * FileIo.directAfterBytes + 12_345
+      const bytes = randomBytes(size)
+      let givenBack = 0
+      // each piece a copy the stream lends, scribbled over the moment it comes back
+      const body = Stream.range(0, Math.ceil(size / piece) - 1).pipe(
+        Stream.map((i) =>
+          LentBytes.lend(Uint8Array.from(bytes.subarray(i * piece, Math.min(size, (i + 1) * piece))), (back) => {
+            givenBack++
+            back.fill(0xaa)
+          })
+        )
+      )
+      const info = yield* d.put("l/lent.bin", body)
+      assert.strictEqual(info.checksum, `sha256:${createHash("sha256").update(bytes).digest("hex")}`)
+      assert.isTrue(fs.readFileSync(path.join(root, "lent", "l", "lent.bin")).equals(bytes))
+      // the pieces past the direct-I/O start went only into the ring, and came back
+      assert.isAtLeast(givenBack, Math.floor((size - FileIo.directAfterBytes) / piece) - 1)
     }))
 
   it.live("a large durable write bypasses the page cache past the direct-I/O start; a scratch write does not", () =>

@@ -24,8 +24,10 @@ import * as Checksum from "../Checksum.js"
 import * as SmallReads from "../internal/SmallReads.js"
 import * as PackageLayout from "../PackageLayout.js"
 import * as PackageManifest from "../PackageManifest.js"
+import type * as StorageDriver from "../StorageDriver.js"
 import * as StorageError from "../StorageError.js"
 import * as TarFormat from "../TarFormat.js"
+import * as FolderArchive from "./FolderArchive.js"
 import * as ArchiveOutput from "./internal/ArchiveOutput.js"
 import * as MemberVerifier from "./internal/MemberVerifier.js"
 
@@ -79,9 +81,14 @@ export const checkMember = <E>(
     )
   })
 
-/** Whether an archive is large enough (64 MiB of members) for a verifying worker's start to pay off. */
-export const worthOffloading = (manifest: PackageManifest.Manifest): boolean =>
-  PackageManifest.members(manifest).reduce((n, m) => n + m.sizeBytes, 0) >= 64 * 1024 * 1024
+/**
+ * Whether an archive is large enough (64 MiB of members, or 256 members) for a worker's start
+ * to pay off: one verifying members, or one reading them from a local folder.
+ */
+export const worthOffloading = (manifest: PackageManifest.Manifest): boolean => {
+  const list = PackageManifest.members(manifest)
+  return list.length >= 256 || list.reduce((n, m) => n + m.sizeBytes, 0) >= 64 * 1024 * 1024
+}
 
 /** Files up to this size are read ahead, whole, while earlier members are written. */
 const readAheadBytes = MemberVerifier.slotBytes
@@ -119,6 +126,18 @@ export interface ArchiveInput<E> {
    * start costs more than it saves. The bytes written are the same either way.
    */
   readonly offload?: boolean | undefined
+  /**
+   * The members are files in a folder on this machine (`StorageDriver.LocalFolder`): when the
+   * archive is offloaded, a worker of its own reads, checks and lays them out there
+   * (`FolderArchive`) instead of `body` and `whole` on this thread. The bytes are the same.
+   */
+  readonly folder?: {
+    readonly root: string
+    /** Each member's key in the folder, in archive order. */
+    readonly keys: ReadonlyArray<string>
+    /** The error for a problem met reading `key` there other than a missing file. */
+    readonly failure: (key: string, problem: StorageDriver.FolderProblem) => E
+  } | undefined
 }
 
 const waitFor = (p: Promise<void> | undefined): Effect.Effect<void> => p === undefined ? Effect.void : Effect.promise(() => p)
@@ -135,11 +154,23 @@ const waitFor = (p: Promise<void> | undefined): Effect.Effect<void> => p === und
  * dominated packages of many small files. A checksum the verifier finds wrong fails the
  * archive at the next step, and always before its end.
  */
-export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E | MemberFault> =>
-  Stream.unwrapScoped(Effect.gen(function* () {
+export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E | MemberFault> => {
+  const offload = input.offload ?? worthOffloading(input.manifest)
+  const folder = input.folder
+  if (offload && folder !== undefined) {
+    return FolderArchive.archive({
+      manifest: input.manifest,
+      mtime: input.mtime,
+      root: folder.root,
+      keys: folder.keys,
+      failure: folder.failure,
+      fault: (f) => new MemberFault(f)
+    })
+  }
+  return Stream.unwrapScoped(Effect.gen(function* () {
     const list = PackageManifest.members(input.manifest)
     const mtime = input.mtime
-    const verifier = (input.offload ?? worthOffloading(input.manifest)) ? yield* MemberVerifier.make : MemberVerifier.local()
+    const verifier = offload ? yield* MemberVerifier.make : MemberVerifier.local()
     const scope = yield* Effect.scope
     const whole = input.whole
     const reads = yield* SmallReads.start<E>({
@@ -296,3 +327,4 @@ export const archive = <E>(input: ArchiveInput<E>): Stream.Stream<Uint8Array, E 
     })
     return Stream.repeatEffectChunkOption(step)
   }))
+}

@@ -16,6 +16,7 @@ export * as Hashing from "./Hashing.js"
 export * as HashRing from "./HashRing.js"
 export * as PackageFile from "./PackageFile.js"
 export * as ArchiveWriter from "./ArchiveWriter.js"
+export * as FolderArchive from "./FolderArchive.js"
 export * as PackageWriter from "./PackageWriter.js"
 
 // --- process tuning ---

@@ -166,11 +166,20 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function* <E>(
   const whole = typeof source === "function"
     ? undefined
     : (index: number, _member: PackageManifest.Member, limit: number) => source.readAtMost(sourceKeys[index], limit)
+  // a disk location's files are read, checked and laid out on a worker thread of the writer's own
+  const local = typeof source === "function" ? undefined : StorageDriver.localFolder(source)
+  const folder = local === undefined || !sourceKeys.every((k) => RelativePath.problem(k) === undefined)
+    ? undefined
+    : {
+      root: local.root,
+      keys: sourceKeys,
+      failure: (key: string, problem: StorageDriver.FolderProblem) => local.failure("get", key, problem)
+    }
   const sizeHint = PackageLayout.archiveSize(manifest)
   // Large archives' members are checked on a worker thread of the writer's own, while this
   // thread reads and writes and the destination hashes the tar on another.
   const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
-  const write = options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, mtime }), {
+  const write = options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, folder, mtime }), {
     overwrite: options.overwrite ?? false,
     algorithm: options.algorithm ?? Checksum.defaultAlgorithm,
     sizeHint

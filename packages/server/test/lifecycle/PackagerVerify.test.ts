@@ -1,11 +1,12 @@
 /**
- * How the packager checks members against their filing when they are written in one loop and
- * their checksums are compared on a worker thread: a corrupt small file is still named (the
- * first through the worker, the others by the re-read after it), files that grew or shrank
- * between filing and packaging, or while being read, are refused, the worker and this thread
- * write byte-identical archives, and nothing is left at the destination after a refusal.
+ * How the packager checks members against their filing, on this thread (a small package) or on
+ * a worker (a large one: from a disk location the worker reads the files itself, from any other
+ * source it compares the checksums of what this thread reads): a corrupt small file is still
+ * named (the first by the worker, the others by the re-read after it), files that grew or shrank
+ * between filing and packaging, or while being read, are refused, every way writes
+ * byte-identical archives, and nothing is left at the destination after a refusal.
  */
-import { Checksum, type Ids, PackageLayout, PackageManifest, type StorageDriver } from "@ccat/core"
+import { Checksum, type Ids, PackageLayout, PackageManifest, StorageDriver } from "@ccat/core"
 import { ArchiveWriter } from "@ccat/core/node"
 import { Disk } from "@ccat/storage-drivers"
 import { assert, describe, it } from "@effect/vitest"
@@ -73,11 +74,11 @@ const nothingLeft = (dir: string) =>
 
 describe("Packager: members checked on a worker thread", () => {
   for (const big of [true, false]) {
-    const where = big ? "on the verifying worker" : "on this thread"
+    const where = big ? "on a worker" : "on this thread"
     it.scoped(`corrupt small files are Corrupt and named (${where}), and nothing is left in the buffer`, () =>
       Effect.gen(function* () {
         const env = yield* setup("verify-corrupt")
-        const files = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, manySmall(300, big))))[0].files
+        const files = Packager.plan(yield* Effect.promise(() => fileAll(env.dirs.source, manySmall(big ? 300 : 200, big))))[0].files
         assert.strictEqual(
           ArchiveWriter.worthOffloading(new PackageManifest.PackageManifest({
             version: PackageManifest.formatVersion,
@@ -137,6 +138,7 @@ describe("Packager: members checked on a worker thread", () => {
       // the source changes files while the package is written: after the large file's first
       // chunk it shrinks, and a small file further on grows
       let chunks = 0
+      // a copy of the disk service: read through its `get`, not by a worker from the folder
       const source: StorageDriver.Service = {
         ...env.source,
         get: (key, range) =>
@@ -174,12 +176,16 @@ describe("Packager: members checked on a worker thread", () => {
           new PackageManifest.PackagedFile({ id: f.id, relativePath: f.relativePath, sizeBytes: f.sizeBytes, checksum: f.checksum })
         )
       })
-      const digestOf = (offload: boolean) =>
+      const folder = StorageDriver.localFolder(env.source)!
+      const digestOf = (offload: boolean, fromFolder = false) =>
         Stream.runFold(
           ArchiveWriter.archive({
             manifest,
             body: (i) => env.source.get(files[i].relativePath),
             whole: (i, _m, limit) => env.source.readAtMost(files[i].relativePath, limit),
+            folder: fromFolder
+              ? { root: folder.root, keys: files.map((f) => f.relativePath), failure: (key, p) => folder.failure("get", key, p) }
+              : undefined,
             mtime: 0,
             offload
           }),
@@ -193,6 +199,7 @@ describe("Packager: members checked on a worker thread", () => {
       const here = yield* digestOf(false)
       const worker = yield* digestOf(true)
       assert.deepStrictEqual(worker, here)
+      assert.deepStrictEqual(yield* digestOf(true, true), here)
       assert.strictEqual(here.size, PackageLayout.archiveSize(manifest))
       const written = yield* packOne(files, env.source, env.buffer)
       assert.strictEqual(written.checksum, yield* Effect.promise(() => sha256File(path.join(env.dirs.buffer, "pkg/p.tar"))))

@@ -17,6 +17,7 @@
  * the edges, because per-chunk Effect machinery cost more than the copying in profiles. The
  * rings and the direct path's figures are `DirectRings`'; the system calls, `WriteCalls`'.
  */
+import { LentBytes } from "@ccat/core"
 import * as MetricLabel from "effect/MetricLabel"
 import * as fs from "node:fs"
 import { directBlocks, directRefusals, directSlotBytes, directSlots, directStats, giveRing, type Refusal, takeRing } from "./DirectRings.js"
@@ -79,6 +80,8 @@ export class BodyWriter {
   private flushedUpTo = 0
   // direct path: `direct` once the descriptor is open and the ring taken
   private direct = false
+  /** The offset the direct path took over at: pieces starting here or later went only into the ring. */
+  private directFrom = Infinity
   private directFd: number | undefined
   private directRefused = false
   private ring: Uint8Array | undefined
@@ -167,6 +170,7 @@ export class BodyWriter {
       (fd) => {
         this.directFd = fd
         this.direct = true
+        this.directFrom = this.position
       },
       (cause) => {
         this.refuse("open refused", cause)
@@ -223,6 +227,8 @@ export class BodyWriter {
           this.used += n
           this.position += n
           part = part.subarray(n)
+          // a piece copied whole into the ring is not read again: its lender may fill it anew
+          if (part.length === 0 && this.position - parts[i].length >= this.directFrom) LentBytes.giveBack(parts[i])
           if (this.used === directSlotBytes) {
             const wait = this.nextSlot()
             const consumed = parts[i].length - part.length
