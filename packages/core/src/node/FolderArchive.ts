@@ -221,6 +221,7 @@ const run = () => {
     // the next batch is made while this one is read
     if (!batch.last) parentPort.postMessage({ type: "need" })
     for (let i = 0; i < batch.members.length; i++, index++) {
+      if (stopped()) throw new Stopped()
       const m = batch.members[i]
       copy(batch.headers.subarray(batch.ends[i - 1] ?? 0, batch.ends[i]))
       let fault
@@ -285,9 +286,9 @@ export const archive = <E, F>(input: Input<E, F>): Stream.Stream<Uint8Array, E |
     const returned = new MessageChannel()
     let open = true
     const messages = yield* Queue.unbounded<Message>()
-    const worker = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        new Worker(workerSource, {
+    const { exited, worker } = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const worker = new Worker(workerSource, {
           eval: true,
           workerData: {
             root,
@@ -301,8 +302,10 @@ export const archive = <E, F>(input: Input<E, F>): Stream.Stream<Uint8Array, E |
           },
           transferList: [channel.port2, returned.port2]
         })
-      ),
-      (worker) =>
+        const exited = new Promise<number>((resolve) => worker.once("exit", resolve))
+        return { exited, worker }
+      }),
+      ({ exited, worker }) =>
         Effect.promise(async () => {
           open = false
           Atomics.store(control, STOP, 1)
@@ -310,11 +313,18 @@ export const archive = <E, F>(input: Input<E, F>): Stream.Stream<Uint8Array, E |
           Atomics.notify(control, SENT)
           channel.port1.close()
           returned.port1.close()
+          // a stopping worker closes the file it has open on its way out; one that does not end
+          // within the bound (stuck in a read of a hung disk) is terminated
+          let timer: ReturnType<typeof setTimeout> | undefined
+          await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5_000)))])
+          clearTimeout(timer)
           await worker.terminate()
         })
     )
     worker.on("message", (m: Message) => Queue.unsafeOffer(messages, m))
     worker.on("error", (error) => Queue.unsafeOffer(messages, { type: "crash", error }))
+    // an exit with no last word (end, fault or problem) before it: the archive cannot end
+    void exited.then((code) => Queue.unsafeOffer(messages, { type: "crash", error: new Error(`the folder reader exited (code ${code})`) }))
 
     const seen = new Set<string>()
     let next = 0
