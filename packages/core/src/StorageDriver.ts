@@ -151,7 +151,8 @@ export interface FolderProblem {
  * whose real path lies inside `root` (a symlink may point anywhere inside, never outside, and a
  * dangling one is refused), never a writer's temporary name (`TemporaryNames`), not found unless
  * it is a regular file. A packager reads members this way on a thread of its own, without a call
- * through the service per file (`localFolder` gives a lifted service's).
+ * through the service per file. A driver declares one with `declareLocalFolder`;
+ * `localFolder` gives a lifted service's.
  */
 export interface LocalFolder {
   /** The folder's real path, as `fs.realpath` returns it. */
@@ -199,8 +200,6 @@ export interface Minimal {
     range: ByteRange | undefined,
     consume: (part: Uint8Array) => Effect.Effect<void, E>
   ) => Effect.Effect<number, StorageError | E>
-  /** Optional: the folder on this machine the objects are files in (see `LocalFolder`). */
-  readonly localFolder?: LocalFolder | undefined
   /** Removes the object; a missing object is success. */
   readonly delete: (key: RelativePath.RelativePath) => Effect.Effect<void, StorageError>
   /**
@@ -383,11 +382,24 @@ export const maxListLimit: number = Lift.maxListLimit
  */
 export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
   const service = Lift.lift(driver, retrySchedule(options.retry ?? defaultRetryPolicy), options.hasher ?? runtimeHasher)
-  if (driver.localFolder !== undefined) folders.set(service, driver.localFolder)
+  const folder = declaredFolders.get(driver)
+  if (folder !== undefined) folders.set(service, folder)
   return service
 }
 
+const declaredFolders = new WeakMap<Minimal, LocalFolder>()
 const folders = new WeakMap<Service, LocalFolder>()
+
+/**
+ * Declares that `driver`'s objects are files in `folder` on this machine (see `LocalFolder`);
+ * `make` passes it on to the service it lifts from this very object. A copy of the driver
+ * (`{ ...driver, get }`) or of its service has no folder: whatever the copy changed, its reads
+ * go through its own calls. Returns `driver`.
+ */
+export const declareLocalFolder = <D extends Minimal>(driver: D, folder: LocalFolder): D => {
+  declaredFolders.set(driver, folder)
+  return driver
+}
 
 /**
  * The folder on this machine whose files are the service's objects, for a service `make` lifted

@@ -311,14 +311,13 @@ export const makeMinimal: (options: Options) => Effect.Effect<StorageDriver.Mini
     stat,
     readEach,
     readAtMost,
-    localFolder,
     delete: remove,
     list,
     copy,
     space,
     sweepTemporary
   }
-  return minimal
+  return StorageDriver.declareLocalFolder(minimal, localFolder)
 })
 
 /**

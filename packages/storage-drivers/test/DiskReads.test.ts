@@ -90,6 +90,21 @@ describe("Disk reads", () => {
       assert.isTrue(read.equals(original.subarray(0, read.length)), "a prefix of the original, no byte skipped")
     }))
 
+  it.live("a disk service has its folder for other threads' reads; a copy of the driver or of the service has none", () =>
+    Effect.gen(function* () {
+      const loc = path.join(root, "folder")
+      const minimal = yield* Disk.makeMinimal({ root: loc })
+      const service = StorageDriver.make(minimal)
+      assert.strictEqual(StorageDriver.localFolder(service)?.root, fs.realpathSync(loc))
+      // a copy that changes what a read returns must be read through, never around
+      assert.isUndefined(StorageDriver.localFolder({ ...service, get: service.get }))
+      assert.isUndefined(StorageDriver.localFolder(StorageDriver.make({ ...minimal, get: minimal.get })))
+      const failure = StorageDriver.localFolder(service)!.failure
+      assert.strictEqual(failure("get", "k", { reason: "PermissionDenied", description: "out" }).reason, "PermissionDenied")
+      assert.strictEqual(failure("get", "k", { code: "EACCES", description: "denied" }).reason, "PermissionDenied")
+      assert.strictEqual(failure("get", "k", { code: "EIO", description: "i/o error" }).reason, "Unavailable")
+    }))
+
   it.live("readAtMost gives a small object whole and a larger one's first limit + 1 bytes, natively and derived", () =>
     Effect.gen(function* () {
       const loc = path.join(root, "atmost")

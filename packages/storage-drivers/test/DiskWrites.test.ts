@@ -64,27 +64,34 @@ describe("Disk writes", () => {
       assert.strictEqual(BodyWriter.directStats.refused, before.refused)
     }))
 
-  it.live("lent pieces are given back once copied for a direct write, never before: scribbling over them at once changes nothing stored", () =>
+  it.live("lent pieces are given back once copied for a direct write, never before: scribbled over or moved away at once, nothing stored changes", () =>
     Effect.gen(function* () {
       const d = yield* Disk.make({ root: path.join(root, "lent") })
       const piece = 4 * MiB
       const size = 3 * FileIo.directAfterBytes + 12_345
       const bytes = randomBytes(size)
-      let givenBack = 0
-      // each piece a copy the stream lends, scribbled over the moment it comes back
-      const body = Stream.range(0, Math.ceil(size / piece) - 1).pipe(
-        Stream.map((i) =>
-          LentBytes.lend(Uint8Array.from(bytes.subarray(i * piece, Math.min(size, (i + 1) * piece))), (back) => {
-            givenBack++
-            back.fill(0xaa)
-          })
+      // a lender that overwrites a piece the moment it comes back, and one that moves it to
+      // another thread's ownership (detached here, as the packager's reading worker does)
+      const lenders = {
+        scribble: (back: Uint8Array) => back.fill(0xaa),
+        detach: (back: Uint8Array) => void structuredClone(back.buffer, { transfer: [back.buffer as ArrayBuffer] })
+      }
+      for (const [how, lender] of Object.entries(lenders)) {
+        let givenBack = 0
+        const body = Stream.range(0, Math.ceil(size / piece) - 1).pipe(
+          Stream.map((i) =>
+            LentBytes.lend(Uint8Array.from(bytes.subarray(i * piece, Math.min(size, (i + 1) * piece))), (back) => {
+              givenBack++
+              lender(back)
+            })
+          )
         )
-      )
-      const info = yield* d.put("l/lent.bin", body)
-      assert.strictEqual(info.checksum, `sha256:${createHash("sha256").update(bytes).digest("hex")}`)
-      assert.isTrue(fs.readFileSync(path.join(root, "lent", "l", "lent.bin")).equals(bytes))
-      // the pieces past the direct-I/O start went only into the ring, and came back
-      assert.isAtLeast(givenBack, Math.floor((size - FileIo.directAfterBytes) / piece) - 1)
+        const info = yield* d.put(`l/${how}.bin`, body)
+        assert.strictEqual(info.checksum, `sha256:${createHash("sha256").update(bytes).digest("hex")}`, how)
+        assert.isTrue(fs.readFileSync(path.join(root, "lent", "l", `${how}.bin`)).equals(bytes), how)
+        // the pieces past the direct-I/O start went only into the ring, and came back
+        assert.isAtLeast(givenBack, Math.floor((size - FileIo.directAfterBytes) / piece) - 1, how)
+      }
     }))
 
   it.live("a large durable write bypasses the page cache past the direct-I/O start; a scratch write does not", () =>

@@ -121,9 +121,10 @@ export interface ArchiveInput<E> {
    */
   readonly whole?: ((index: number, member: PackageManifest.Member, limit: number) => Effect.Effect<Uint8Array, E>) | undefined
   /**
-   * Compare members' checksums on a hashing worker of the stream's own (true) or on this thread
-   * (false). Default: on a worker when the members add up to 64 MiB or more, below which its
-   * start costs more than it saves. The bytes written are the same either way.
+   * Work on a worker of the stream's own (true: it compares the members' checksums, or with
+   * `folder` reads them too) or on this thread (false). Default: `worthOffloading` (64 MiB or 256
+   * members), below which a worker's start costs more than it saves. The bytes written are the
+   * same either way.
    */
   readonly offload?: boolean | undefined
   /**

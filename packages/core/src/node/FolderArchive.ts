@@ -71,7 +71,8 @@ const STOP = 2
 
 /**
  * The worker. It blocks (`Atomics.wait`, a 1 s timeout so a stop is seen) for a batch of
- * members or for room among the chunks handed over; a stop ends it wherever it is.
+ * members or for room among the chunks handed over; a stop is seen there and between members,
+ * and ends it with its file closed.
  */
 const workerSource = `
 const { workerData, parentPort, receiveMessageOnPort } = require("node:worker_threads")
@@ -167,7 +168,9 @@ const open = (key) => {
   if (!inside(real)) throw new Problem("PermissionDenied", escapes)
   let fd
   try {
-    fd = fs.openSync(real, "r")
+    // non-blocking: a named pipe under a key must not hold the reader forever (a regular
+    // file's reads block all the same); it is then found not to be a file
+    fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
   } catch (e) {
     if (e.code === "ENOENT") return undefined
     throw new Problem(undefined, e.message, e.code)
@@ -207,7 +210,8 @@ const member = (index, m) => {
     zeros((512 - (m.size % 512)) % 512)
     return undefined
   } catch (e) {
-    if (e instanceof Problem) throw e
+    // a system call's failure is the disk's; anything else (a stop, a bug) is not a storage error
+    if (e instanceof Problem || typeof e?.code !== "string") throw e
     throw new Problem(undefined, e.message, e.code)
   } finally {
     fs.closeSync(fd)
@@ -228,7 +232,7 @@ const run = () => {
       try {
         fault = member(index, m)
       } catch (e) {
-        if (e instanceof Stopped) throw e
+        if (!(e instanceof Problem)) throw e
         parentPort.postMessage({ type: "problem", index, reason: e.reason, description: e.message, code: e.code })
         return
       }
@@ -280,6 +284,9 @@ export const archive = <E, F>(input: Input<E, F>): Stream.Stream<Uint8Array, E |
   Stream.unwrapScoped(Effect.gen(function* () {
     const list = PackageManifest.members(input.manifest)
     const { keys, mtime, root } = input
+    if (keys.length !== list.length) {
+      return yield* Effect.dieMessage(`FolderArchive: ${keys.length} keys for ${list.length} members`)
+    }
     const control = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT))
     const channel = new MessageChannel()
     // chunks the writer gave back (`LentBytes`), moved back to the worker to be filled again
@@ -313,12 +320,19 @@ export const archive = <E, F>(input: Input<E, F>): Stream.Stream<Uint8Array, E |
           Atomics.notify(control, SENT)
           channel.port1.close()
           returned.port1.close()
-          // a stopping worker closes the file it has open on its way out; one that does not end
-          // within the bound (stuck in a read of a hung disk) is terminated
+          // a stopping worker closes the file it has open on its way out; one that has not ended
+          // within the bound is stuck in a system call (a read of a hung disk), which no
+          // termination interrupts: it is let go, unref'd, and ends with the call, its file
+          // descriptor open until the process ends
           let timer: ReturnType<typeof setTimeout> | undefined
-          await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, 5_000)))])
+          const ended = await Promise.race([
+            exited.then(() => true),
+            new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 5_000)))
+          ])
           clearTimeout(timer)
-          await worker.terminate()
+          if (ended) return
+          worker.unref()
+          void worker.terminate()
         })
     )
     worker.on("message", (m: Message) => Queue.unsafeOffer(messages, m))

@@ -176,8 +176,9 @@ const writeArchive = Effect.fn("Packager.writeArchive")(function* <E>(
       failure: (key: string, problem: StorageDriver.FolderProblem) => local.failure("get", key, problem)
     }
   const sizeHint = PackageLayout.archiveSize(manifest)
-  // Large archives' members are checked on a worker thread of the writer's own, while this
-  // thread reads and writes and the destination hashes the tar on another.
+  // Large archives' members are read and checked (from a disk location) or only checked (from
+  // any other source) on a worker thread of the writer's own, while the destination hashes the
+  // tar on another.
   const mtime = Math.floor((options.mtime?.getTime() ?? 0) / 1000)
   const write = options.destination.put(options.key, ArchiveWriter.archive({ manifest, body, whole, folder, mtime }), {
     overwrite: options.overwrite ?? false,

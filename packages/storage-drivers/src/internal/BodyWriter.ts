@@ -227,12 +227,15 @@ export class BodyWriter {
           this.used += n
           this.position += n
           part = part.subarray(n)
+          const consumed = parts[i].length - part.length
           // a piece copied whole into the ring is not read again: its lender may fill it anew
-          if (part.length === 0 && this.position - parts[i].length >= this.directFrom) LentBytes.giveBack(parts[i])
+          if (part.length === 0 && this.position - consumed >= this.directFrom) LentBytes.giveBack(parts[i])
           if (this.used === directSlotBytes) {
             const wait = this.nextSlot()
-            const consumed = parts[i].length - part.length
-            if (wait !== undefined) return wait.then(() => this.accept(parts, i, consumed))
+            // a finished piece may be given back (detached) by now: go on with the next one
+            if (wait !== undefined) {
+              return wait.then(() => part.length === 0 ? this.accept(parts, i + 1, 0) : this.accept(parts, i, consumed))
+            }
           }
           continue
         }
