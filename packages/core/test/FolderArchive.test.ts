@@ -2,7 +2,7 @@
  * Archives laid out by a worker thread from a folder's files: byte for byte what the writer on
  * this thread makes (small and large members, a member spanning chunks, several header batches,
  * pax names), also when the writer gives every chunk back to be filled again; a member gone,
- * grown, shrunk, rotten or not a file fails the stream with its fault before the archive's end;
+ * grown, shrunk, rotten, a folder or a named pipe fails the stream with its fault before the archive's end;
  * keys the disk driver refuses (a symlink out of the folder, a dangling one, a writer's temporary
  * name) fail with the folder's error; a stream dropped half way stops its worker.
  */
@@ -10,6 +10,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Stream from "effect/Stream"
+import { execFileSync } from "node:child_process"
 import { createHash, randomBytes, randomUUID } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
@@ -115,7 +116,7 @@ describe("FolderArchive", () => {
     }), 120_000)
 
   it.scoped(
-    "a member gone, grown, shrunk, rotten or not a file fails the stream with its fault, before the archive's end",
+    "a member gone, grown, shrunk, rotten, a folder or a named pipe fails the stream with its fault, before the archive's end",
     () =>
       Effect.gen(function* () {
         const root = yield* tempDir
@@ -133,6 +134,16 @@ describe("FolderArchive", () => {
             async () => {
               await fs.rm(path.join(root, "m.dat"))
               await fs.mkdir(path.join(root, "m.dat"))
+            },
+            "Missing",
+            "not found at the source"
+          ],
+          // opened without waiting for a writer, then found not to be a file
+          [
+            "a named pipe",
+            async () => {
+              await fs.rm(path.join(root, "m.dat"))
+              execFileSync("mkfifo", [path.join(root, "m.dat")])
             },
             "Missing",
             "not found at the source"
@@ -193,6 +204,28 @@ describe("FolderArchive", () => {
           assert.deepInclude(error as Refused, { _tag: "Refused", key }, key)
           assert.strictEqual((error as Refused).problem.reason, "PermissionDenied", key)
         }
+      }),
+    60_000
+  )
+
+  it.scoped(
+    "a fault in the last member of a later batch of headers is named by its index, and the archive's end never comes",
+    () =>
+      Effect.gen(function* () {
+        const root = yield* tempDir
+        const files = yield* writeFiles(
+          root,
+          Array.from({ length: 700 }, (_, i) => [`b/${String(i).padStart(3, "0")}.dat`, 100 + i] as const)
+        )
+        const manifest = manifestOf(files)
+        const keys = files.map((f) => f.key)
+        yield* Effect.promise(() => fs.appendFile(path.join(root, keys[699]), "x"))
+        const { delivered, error } = yield* failureOf(fromFolder(root, manifest, keys))
+        assert.instanceOf(error, ArchiveWriter.MemberFault)
+        if (!(error instanceof ArchiveWriter.MemberFault)) return
+        assert.strictEqual(`${error.index} ${error.kind}`, "699 Corrupt")
+        // everything before the last member's bytes may have gone out, never the end-of-archive blocks
+        assert.isAtMost(delivered, PackageLayout.archiveSize(manifest) - 1024)
       }),
     60_000
   )
