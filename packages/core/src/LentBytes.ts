@@ -13,7 +13,11 @@
  * buffer only after it was given back.
  */
 
-const lenders = new WeakMap<Uint8Array, (bytes: Uint8Array) => void>()
+// one registry per process, whichever copy of this module a bundle carries (the CommonJS builds
+// of `@ccat/core` and `@ccat/core/node` each inline their own)
+const registry = Symbol.for("@ccat/core/LentBytes")
+type Lenders = WeakMap<Uint8Array, (bytes: Uint8Array) => void>
+const lenders = ((globalThis as Record<symbol, unknown>)[registry] ??= new WeakMap()) as Lenders
 
 /** Marks `bytes` as lent: `giveBack(bytes)` will call `back` once. Returns `bytes`. */
 export const lend = (bytes: Uint8Array, back: (bytes: Uint8Array) => void): Uint8Array => {
