@@ -22,9 +22,10 @@ import * as Stream from "effect/Stream"
 import * as Backoff from "./Backoff.js"
 import * as Checksum from "./Checksum.js"
 import * as RelativePath from "./RelativePath.js"
+import * as LocalFolders from "./internal/LocalFolders.js"
 import * as Lift from "./internal/StorageDriverLift.js"
 import { type HasherFactory, runtimeHasher } from "./StorageHasher.js"
-import { isRetryable, StorageError, type StorageErrorReason } from "./StorageError.js"
+import { isRetryable, StorageError } from "./StorageError.js"
 
 /** What a driver can do, declared up front so callers plan instead of discovering by failure. */
 export interface Capabilities {
@@ -136,30 +137,7 @@ export interface MinimalPutOptions {
   readonly digest: () => Checksum.Checksum | undefined
 }
 
-/** What went wrong reading a key of a `LocalFolder` off the driver's own calls. */
-export interface FolderProblem {
-  /** The reason the folder's rules give (a refused or missing key); none for a system error. */
-  readonly reason?: StorageErrorReason | undefined
-  /** The system error code (`EIO`, `EACCES`, ...), when there was one. */
-  readonly code?: string | undefined
-  readonly description: string
-}
-
-/**
- * A location whose objects are files in a folder on this machine, which other threads of this
- * process may read directly, following the disk driver's rules for a key: the file at `root/key`
- * whose real path lies inside `root` (a symlink may point anywhere inside, never outside, and a
- * dangling one is refused), never a writer's temporary name (`TemporaryNames`), not found unless
- * it is a regular file. A packager reads members this way on a thread of its own, without a call
- * through the service per file. A driver declares one with `declareLocalFolder`;
- * `localFolder` gives a lifted service's.
- */
-export interface LocalFolder {
-  /** The folder's real path, as `fs.realpath` returns it. */
-  readonly root: string
-  /** The driver's error for a problem met reading `key` there by `method`. */
-  readonly failure: (method: string, key: string, problem: FolderProblem) => StorageError
-}
+export type { FolderProblem, LocalFolder } from "./internal/LocalFolders.js"
 
 /**
  * The primitives an integrator implements. Each is called with a validated key; retries, key
@@ -382,13 +360,9 @@ export const maxListLimit: number = Lift.maxListLimit
  */
 export const make = (driver: Minimal, options: MakeOptions = {}): Service => {
   const service = Lift.lift(driver, retrySchedule(options.retry ?? defaultRetryPolicy), options.hasher ?? runtimeHasher)
-  const folder = declaredFolders.get(driver)
-  if (folder !== undefined) folders.set(service, folder)
+  LocalFolders.carry(driver, service)
   return service
 }
-
-const declaredFolders = new WeakMap<Minimal, LocalFolder>()
-const folders = new WeakMap<Service, LocalFolder>()
 
 /**
  * Declares that `driver`'s objects are files in `folder` on this machine (see `LocalFolder`);
@@ -396,10 +370,8 @@ const folders = new WeakMap<Service, LocalFolder>()
  * (`{ ...driver, get }`) or of its service has no folder: whatever the copy changed, its reads
  * go through its own calls. Returns `driver`.
  */
-export const declareLocalFolder = <D extends Minimal>(driver: D, folder: LocalFolder): D => {
-  declaredFolders.set(driver, folder)
-  return driver
-}
+export const declareLocalFolder = <D extends Minimal>(driver: D, folder: LocalFolders.LocalFolder): D =>
+  LocalFolders.declare(driver, folder)
 
 /**
  * The folder on this machine whose files are the service's objects, for a service `make` lifted
@@ -407,4 +379,4 @@ export const declareLocalFolder = <D extends Minimal>(driver: D, folder: LocalFo
  * a wrapper injecting faults or counting reads) has none: whatever it changed, its reads go
  * through its own calls.
  */
-export const localFolder = (service: Service): LocalFolder | undefined => folders.get(service)
+export const localFolder = (service: Service): LocalFolders.LocalFolder | undefined => LocalFolders.of(service)
