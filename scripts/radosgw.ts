@@ -13,10 +13,10 @@ import { execFile as execFileCb, spawnSync } from "node:child_process"
 import { randomUUID } from "node:crypto"
 import { existsSync } from "node:fs"
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises"
-import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
+import { freePort } from "@ccat/core/testing"
 
 const execFile = promisify(execFileCb)
 
@@ -37,18 +37,6 @@ export const isInstalled = (): boolean =>
   ["radosgw", "ceph-mon", "ceph-osd", "monmaptool", "radosgw-admin", "ceph"].every(
     (bin) => spawnSync("sh", ["-c", `command -v ${bin}`]).status === 0
   )
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.on("error", reject)
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address()
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
 
 const run = async (dir: string, cmd: string, args: ReadonlyArray<string>, timeoutMs = 60_000): Promise<string> => {
   try {

@@ -12,6 +12,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
+import { freePort } from "@ccat/core/testing"
 
 const run = promisify(execFile)
 
@@ -29,16 +30,6 @@ export interface Sshd {
   /** Stops sshd and removes its folder. */
   readonly stop: () => Promise<void>
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once("error", reject)
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port
-      srv.close(() => resolve(port))
-    })
-  })
 
 const accepts = (port: number, host = "127.0.0.1") =>
   new Promise<boolean>((resolve) => {

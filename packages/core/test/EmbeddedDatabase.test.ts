@@ -3,6 +3,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs/promises"
+import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -55,6 +56,26 @@ describe("EmbeddedDatabase", () => {
         })
       )
       assert.strictEqual(value, 42)
+    }))
+
+  it.scoped("a port another server holds fails the start clearly, leaves no process and frees the folder", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const holder = net.createServer()
+      yield* Effect.acquireRelease(
+        Effect.promise(() => new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", () => resolve()))),
+        () => Effect.promise(() => new Promise<void>((resolve) => holder.close(() => resolve())))
+      )
+      const port = (holder.address() as net.AddressInfo).port
+      const options = { dataDir: path.join(dir, "data"), port }
+      const failed = yield* Effect.flip(Effect.scoped(EmbeddedDatabase.start(options)))
+      assert.strictEqual(failed.reason, "StartFailed")
+      assert.include(failed.detail, "Address already in use")
+      const pidFile = yield* Effect.promise(() => fs.stat(path.join(options.dataDir, "postmaster.pid")).then(() => true, () => false))
+      assert.isFalse(pidFile, "no postmaster is left on the folder")
+      // The folder is not left claimed: the same folder starts on a free port at once.
+      const db = yield* EmbeddedDatabase.start({ dataDir: options.dataDir })
+      assert.notStrictEqual(db.port, port)
     }))
 
   it.scoped("a second process on the same folder uses the running server and leaves it running", () =>

@@ -5,11 +5,11 @@
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { testCliErrorVariable, testCliVariable } from "./globalSetup.js"
+import { freePort } from "@ccat/core/testing"
 
 /** The repository's root folder. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url))
@@ -49,16 +49,8 @@ export const startNode = (argv: ReadonlyArray<string>, cwd: string, env: NodeJS.
 export const ccat = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Ccat =>
   startNode(ccatArgs(args), repoRoot, { ...process.env, DATABASE_URL: "", ...env })
 
-/** A free TCP port on loopback. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address()
-      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))))
-    })
-  })
+/** A free TCP port on loopback, outside the ephemeral range that outgoing connections draw from. */
+export { freePort }
 
 /** A temporary folder the postgres OS user can traverse (mode 0755); removed by the caller. */
 export const tempDir = async (prefix: string): Promise<string> => {

@@ -9,17 +9,17 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import { spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type OwnerRecord, ownerAlive, readOwner, startTicksOf, writeOwner } from "./internal/DataFolderOwner.js"
+import { onFreePort } from "./internal/LoopbackPort.js"
 import {
   binariesOf,
   canAccess,
   ensureOsUser,
-  freePort,
   isRoot,
   pidAlive,
   reachableBinaries,
@@ -171,56 +171,18 @@ const useOwners = async (
   }
 }
 
-/** Initialises (first time) and starts the folder's server, as its owner. */
-const startOwned = async (
+/** Whether PostgreSQL failed to start because its port was taken (by another listener, in the meantime). */
+const portTaken = (error: unknown): boolean =>
+  error instanceof EmbeddedDatabaseError && error.reason === "StartFailed" && error.detail.includes("Address already in use")
+
+/** Starts the folder's postmaster on `port` and waits until it accepts connections. */
+const launch = async (
   options: Options,
   dataDir: string,
   bin: string,
   osUser: { uid: number; gid: number; name: string } | undefined,
-  passwordFile: string,
-  ownerFile: string
-): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
-  const initialised = await fs.stat(path.join(dataDir, "PG_VERSION")).then(() => true, () => false)
-  if (!initialised) {
-    const password = randomBytes(24).toString("hex")
-    // Outside the data folder, which initdb wants empty; /tmp is reachable by every user.
-    const pwdir = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-pg-init-"))
-    await fs.chmod(pwdir, 0o711)
-    const pwfile = path.join(pwdir, "pwfile")
-    await fs.writeFile(pwfile, password, { mode: 0o600 })
-    if (osUser) await fs.chown(pwfile, osUser.uid, osUser.gid)
-    const initdb = path.join(bin, "initdb")
-    const args = [
-      "-D",
-      dataDir,
-      "-U",
-      superuser,
-      "--auth=scram-sha-256",
-      `--pwfile=${pwfile}`,
-      "-E",
-      "UTF8",
-      "--locale=C",
-      "--data-checksums"
-    ]
-    try {
-      await (osUser ? run("runuser", ["-u", osUser.name, "--", initdb, ...args]) : run(initdb, args))
-    } catch (cause) {
-      const stderr = (cause as { stderr?: string }).stderr ?? ""
-      throw new EmbeddedDatabaseError({ reason: "InitFailed", detail: stderr.trim() || String(cause), cause })
-    } finally {
-      await fs.rm(pwdir, { recursive: true, force: true })
-    }
-    await fs.writeFile(passwordFile, password, { mode: 0o600 })
-  }
-  const password = (await fs.readFile(passwordFile, "utf8").catch(() => undefined))?.trim()
-  if (password === undefined) {
-    throw new EmbeddedDatabaseError({
-      reason: "StartFailed",
-      detail: `the superuser password file ${passwordFile} is missing; it is written when the cluster is made`
-    })
-  }
-  await stopStale(dataDir)
-  const port = options.port ?? (await freePort())
+  port: number
+): Promise<{ readonly child: ChildProcess; readonly port: number }> => {
   const child = spawn(
     path.join(bin, "postgres"),
     [
@@ -271,6 +233,61 @@ const startOwned = async (
       cause
     })
   })
+  return { child, port }
+}
+
+/** Initialises (first time) and starts the folder's server, as its owner. */
+const startOwned = async (
+  options: Options,
+  dataDir: string,
+  bin: string,
+  osUser: { uid: number; gid: number; name: string } | undefined,
+  passwordFile: string,
+  ownerFile: string
+): Promise<{ db: EmbeddedDatabase; stop: () => Promise<void> }> => {
+  const initialised = await fs.stat(path.join(dataDir, "PG_VERSION")).then(() => true, () => false)
+  if (!initialised) {
+    const password = randomBytes(24).toString("hex")
+    // Outside the data folder, which initdb wants empty; /tmp is reachable by every user.
+    const pwdir = await fs.mkdtemp(path.join(os.tmpdir(), "ccat-pg-init-"))
+    await fs.chmod(pwdir, 0o711)
+    const pwfile = path.join(pwdir, "pwfile")
+    await fs.writeFile(pwfile, password, { mode: 0o600 })
+    if (osUser) await fs.chown(pwfile, osUser.uid, osUser.gid)
+    const initdb = path.join(bin, "initdb")
+    const args = [
+      "-D",
+      dataDir,
+      "-U",
+      superuser,
+      "--auth=scram-sha-256",
+      `--pwfile=${pwfile}`,
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--data-checksums"
+    ]
+    try {
+      await (osUser ? run("runuser", ["-u", osUser.name, "--", initdb, ...args]) : run(initdb, args))
+    } catch (cause) {
+      const stderr = (cause as { stderr?: string }).stderr ?? ""
+      throw new EmbeddedDatabaseError({ reason: "InitFailed", detail: stderr.trim() || String(cause), cause })
+    } finally {
+      await fs.rm(pwdir, { recursive: true, force: true })
+    }
+    await fs.writeFile(passwordFile, password, { mode: 0o600 })
+  }
+  const password = (await fs.readFile(passwordFile, "utf8").catch(() => undefined))?.trim()
+  if (password === undefined) {
+    throw new EmbeddedDatabaseError({
+      reason: "StartFailed",
+      detail: `the superuser password file ${passwordFile} is missing; it is written when the cluster is made`
+    })
+  }
+  await stopStale(dataDir)
+  const { child, port } = options.port === undefined
+    ? await onFreePort((port) => launch(options, dataDir, bin, osUser, port), portTaken)
+    : await launch(options, dataDir, bin, osUser, options.port)
   const urlFor = (database: string) =>
     Redacted.make(`postgres://${superuser}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`)
   await writeOwner(ownerFile, {

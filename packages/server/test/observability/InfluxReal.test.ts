@@ -24,7 +24,7 @@ import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Harness from "../ApiHarness.js"
 import { editLocations, topologyFrom } from "../lifecycle/ArchiveWorld.js"
 import * as World from "../lifecycle/LifecycleWorld.js"
-import { repoRoot } from "../support.js"
+import { freePort, repoRoot } from "../support.js"
 import { dashboardFailures } from "./InfluxDashboard.js"
 import { host, pushesSince, pusherUrl, query, waitFor } from "./InfluxQueries.js"
 import * as RealInflux from "./RealInflux.js"
@@ -359,7 +359,7 @@ withLayer(Layer.mergeAll(Harness.layer(), World.layer, RealInflux.layer), { time
         yield* waitFor("a push after the thaw", Effect.map(pushesSince(thawed), (n) => n >= 1), 20_000)
 
         // A dead InfluxDB: nothing listens on its port; credentials in a 1.x URL's query are never repeated.
-        const port = yield* Effect.promise(RealInflux.freePort)
+        const port = yield* Effect.promise(freePort)
         const dead = failure(yield* pushOnce({ url: `http://127.0.0.1:${port}/write?db=ccat&u=me&p=hunter2` }))
         assert.strictEqual(dead.reason, "Transport")
         assert.include(dead.message, "ECONNREFUSED")

@@ -4,14 +4,13 @@
  * a write-only user for the pusher and a read-only one for the dashboard's queries. Torn down
  * with the scope, even when a test left it stopped (SIGSTOP).
  */
-import { waitUntil } from "@ccat/core/testing"
+import { freePort, waitUntil } from "@ccat/core/testing"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type ChildProcess, spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
-import { createServer } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -45,17 +44,6 @@ export interface Server {
 
 /** The server as a service, so one file shares it. */
 export class RealInflux extends Context.Tag("test/RealInflux")<RealInflux, Server>() {}
-
-/** A loopback port nothing listens on now. */
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
 
 const basic = (u: User) => `Basic ${Buffer.from(`${u.name}:${u.password}`).toString("base64")}`
 

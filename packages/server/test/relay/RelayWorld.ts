@@ -15,22 +15,14 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { spawn, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { cliBundle } from "../lifecycle/ChaosWorld.js"
 import { repoRoot } from "../support.js"
+import { freePort } from "@ccat/core/testing"
 
-/** A free TCP port on loopback (taken and released at once). */
-export const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
+/** A free TCP port on loopback, outside the ephemeral range. */
+export { freePort }
 
 /** One `ccat` process, restartable; keeps every life's output for a failure report. */
 export class CcatProcess {

@@ -4,7 +4,6 @@
  */
 import { execFile, type ChildProcess } from "node:child_process"
 import * as fs from "node:fs/promises"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -76,17 +75,6 @@ export const reachableBinaries = async (user: string): Promise<string> => {
   })
   return sharedBin
 }
-
-/** A TCP port free on the loopback interface now. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
-    })
-  })
 
 /** Whether a process of this pid exists. */
 export const pidAlive = (pid: number): boolean => {
