@@ -16,7 +16,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
-import { freePort } from "@ccat/core/testing"
+import { LoopbackPort } from "@ccat/core/node"
 
 const execFile = promisify(execFileCb)
 
@@ -124,8 +124,8 @@ export const start = async (
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "ccat-radosgw-")))
   for (const sub of ["run", "log", "mon", "osd", "rgw"]) await mkdir(join(dir, sub), { recursive: true })
   const fsid = randomUUID()
-  const monPort = await freePort()
-  const rgwPort = await freePort()
+  const monPort = await LoopbackPort.freePort()
+  const rgwPort = await LoopbackPort.freePort()
   const conf = join(dir, "ceph.conf")
   await writeFile(conf, config(dir, fsid, monPort, rgwPort, options.memoryBytes ?? 12 * 1024 ** 3))
   const c = ["-c", conf]

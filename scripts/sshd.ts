@@ -12,7 +12,7 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import { freePort } from "@ccat/core/testing"
+import { LoopbackPort } from "@ccat/core/node"
 
 const run = promisify(execFile)
 
@@ -77,7 +77,7 @@ export const start = async (options: StartOptions = {}): Promise<Sshd> => {
   let child: ChildProcess | undefined
   let port = 0
   for (let tries = 0; tries < 5 && child === undefined; tries++) {
-    port = options.port ?? (await freePort())
+    port = options.port ?? (await LoopbackPort.freePort())
     const config = path.join(dir, "sshd_config")
     await fs.writeFile(
       config,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import * as net from "node:net"
-import { bindable, ephemeralRange, freePort, onFreePort } from "../src/node/internal/LoopbackPort.js"
+import { bindable, ephemeralRange, freePort, onFreePort } from "../src/node/LoopbackPort.js"
 
 /** A real listener on `port` (0: the kernel's choice), closed by the returned function. */
 const listen = (port: number): Promise<{ readonly port: number; readonly close: () => Promise<void> }> =>

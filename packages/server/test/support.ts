@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { testCliErrorVariable, testCliVariable } from "./globalSetup.js"
-import { freePort } from "@ccat/core/testing"
+import { LoopbackPort } from "@ccat/core/node"
 
 /** The repository's root folder. */
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url))
@@ -50,7 +50,7 @@ export const ccat = (args: ReadonlyArray<string>, env: Record<string, string> = 
   startNode(ccatArgs(args), repoRoot, { ...process.env, DATABASE_URL: "", ...env })
 
 /** A free TCP port on loopback, outside the ephemeral range that outgoing connections draw from. */
-export { freePort }
+export const freePort = LoopbackPort.freePort
 
 /** A temporary folder the postgres OS user can traverse (mode 0755); removed by the caller. */
 export const tempDir = async (prefix: string): Promise<string> => {

@@ -15,7 +15,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type OwnerRecord, ownerAlive, readOwner, startTicksOf, writeOwner } from "./internal/DataFolderOwner.js"
-import { onFreePort } from "./internal/LoopbackPort.js"
+import { onFreePort } from "./LoopbackPort.js"
 import {
   binariesOf,
   canAccess,

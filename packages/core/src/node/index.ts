@@ -7,6 +7,7 @@
 // --- database runtime ---
 export * as EmbeddedDatabase from "./EmbeddedDatabase.js"
 export * as OpsDb from "./OpsDb.js"
+export * as LoopbackPort from "./LoopbackPort.js"
 
 // --- streams and files ---
 export * as LocalTransfer from "./LocalTransfer.js"

@@ -13,9 +13,6 @@ export * as StorageDriverSuite from "./StorageDriverSuite.js"
 // --- transfer conformance ---
 export * as TransferAdapterSuite from "./TransferAdapterSuite.js"
 
-// --- loopback ports ---
-export { freePort } from "../node/internal/LoopbackPort.js"
-
 // --- waiting ---
 export { waitUntil } from "./WaitUntil.js"
 export * as WaitUntil from "./WaitUntil.js"

@@ -4,7 +4,7 @@
  * a write-only user for the pusher and a read-only one for the dashboard's queries. Torn down
  * with the scope, even when a test left it stopped (SIGSTOP).
  */
-import { freePort, waitUntil } from "@ccat/core/testing"
+import { waitUntil } from "@ccat/core/testing"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -13,6 +13,7 @@ import { readFileSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+import { freePort } from "../support.js"
 
 /** One InfluxQL statement's answer, as `/query` returns it with `epoch=ms`. */
 export interface Series {

@@ -19,7 +19,8 @@ import { randomBytes, randomUUID } from "node:crypto"
 import * as net from "node:net"
 import { expect } from "vitest"
 import * as Harness from "../ApiHarness.js"
-import { freePort, layer as relayWorld, RelayDb, waitFor, World } from "./RelayWorld.js"
+import { freePort } from "../support.js"
+import { layer as relayWorld, RelayDb, waitFor, World } from "./RelayWorld.js"
 
 /** A proxy to the main that, while `swallow` is set, passes requests on, drops the answers and calls `onSwallowed` at a POST's first answer byte. */
 const answerSwallowingProxy = (target: string) =>

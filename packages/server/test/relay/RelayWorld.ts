@@ -18,11 +18,7 @@ import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import { cliBundle } from "../lifecycle/ChaosWorld.js"
-import { repoRoot } from "../support.js"
-import { freePort } from "@ccat/core/testing"
-
-/** A free TCP port on loopback, outside the ephemeral range. */
-export { freePort }
+import { freePort, repoRoot } from "../support.js"
 
 /** One `ccat` process, restartable; keeps every life's output for a failure report. */
 export class CcatProcess {
