@@ -33,6 +33,7 @@ import fastDomainChecks from "./internal/migrations/0028_fast_domain_checks.js"
 import integrityCounts from "./internal/migrations/0029_integrity_counts.js"
 import sourcePosition from "./internal/migrations/0030_source_position.js"
 import transferLocationPages from "./internal/migrations/0031_transfer_location_pages.js"
+import plannerRounds from "./internal/migrations/0032_planner_rounds.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -63,7 +64,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0028_fast_domain_checks": fastDomainChecks,
   "0029_integrity_counts": integrityCounts,
   "0030_source_position": sourcePosition,
-  "0031_transfer_location_pages": transferLocationPages
+  "0031_transfer_location_pages": transferLocationPages,
+  "0032_planner_rounds": plannerRounds
 }
 
 /** The table in which applied migrations are recorded. */

@@ -4,12 +4,14 @@
  * on many machines, sharing the load through pg-boss); `ccat serve` on the embedded default runs
  * every site in one process.
  */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { JobQueue, type JobQueueError } from "../engine/JobQueue.js"
+import * as PlannerRounds from "../engine/PlannerRounds.js"
 import { queueName, type Stage } from "./Stage.js"
 
 /** How often planners look for work and workers poll. */
@@ -43,6 +45,21 @@ export const planOnce = <R>(site: string, stages: ReadonlyArray<Stage<R>>) =>
     ), { concurrency: plannerConcurrency }).pipe(Effect.map((pairs) => Object.fromEntries(pairs) as Record<string, number>))
 
 /**
+ * One scheduled planning round: the stages this process claims for the round (those no process
+ * of the site planned lately, `PlannerRounds`) are planned. When the claim itself fails (the
+ * ops-db is unreachable) every stage is planned, as before there were shared rounds: the
+ * planners then fail and say so, or find their work.
+ */
+const planRound = <R>(site: string, stages: ReadonlyArray<Stage<R>>, interval: Duration.DurationInput) =>
+  PlannerRounds.claim(site, stages.map((s) => s.name), interval).pipe(
+    Effect.map((claimed) => stages.filter((s) => claimed.has(s.name))),
+    Effect.catchAllCause((cause) =>
+      Effect.as(Effect.logWarning(`planning round at ${site}: the stages could not be claimed; planning them all`, cause), stages)
+    ),
+    Effect.flatMap((due) => due.length === 0 ? Effect.succeed({}) : planOnce(site, due))
+  )
+
+/**
  * A planner run on demand: a request while it runs makes it run once more after, so work a job
  * finished during a planning pass is never missed, and requests never pile up.
  */
@@ -59,14 +76,15 @@ const onDemand = <R>(site: string, stage: Stage<R>) =>
 
 /**
  * Starts the site's workers and planners; they run until the scope closes. Planning rounds run
- * in the background, each after the previous one finished, so they never pile up; a stage's
- * finished job also runs at once the planners of the stages that name it in `after`.
+ * in the background, each after the previous one finished, so they never pile up, and share
+ * their stages with the site's other processes (`PlannerRounds`); a stage's finished job also
+ * runs at once the planners of the stages that name it in `after`, in this process.
  */
 export const runSite = <R>(
   site: string,
   stages: ReadonlyArray<Stage<R>>,
   options: EngineOptions = {}
-): Effect.Effect<void, JobQueueError, R | JobQueue | Scope.Scope> =>
+): Effect.Effect<void, JobQueueError, R | JobQueue | SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function* () {
     const jobs = yield* JobQueue
     const followers = new Map<string, Array<() => void>>()
@@ -87,9 +105,7 @@ export const runSite = <R>(
         pollingIntervalSeconds: options.pollingIntervalSeconds ?? 1
       })
     }
-    yield* planOnce(site, stages).pipe(
-      Effect.repeat(Schedule.spaced(options.plannerInterval ?? Duration.seconds(5))),
-      Effect.forkScoped
-    )
+    const interval = options.plannerInterval ?? Duration.seconds(5)
+    yield* planRound(site, stages, interval).pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
     yield* Effect.logInfo(`lifecycle workers running at site ${site}: ${stages.map((s) => s.name).join(", ")}`)
   }).pipe(Effect.withSpan("Engine.runSite", { attributes: { site } }))

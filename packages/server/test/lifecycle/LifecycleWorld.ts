@@ -193,7 +193,7 @@ export const runUntil = <E, R, RS>(
   sites: ReadonlyArray<readonly [string, ReadonlyArray<Stage<RS>>]>,
   done: Effect.Effect<boolean, E, R>,
   timeoutMs = 60_000
-): Effect.Effect<void, unknown, R | RS | JobQueue.JobQueue> =>
+): Effect.Effect<void, unknown, R | RS | JobQueue.JobQueue | SqlClient.SqlClient> =>
   Effect.scoped(
     Effect.gen(function* () {
       for (const [site, stages] of sites) {
