@@ -119,12 +119,26 @@ export const noJobOf = (sql: SqlClient.SqlClient, queue: string, key: Statement.
   sql`not exists (select 1 from ${sql(schema)}.job j where j.name = ${queue} and j.singleton_key = (${key})::text)`
 
 /**
+ * The statement that makes queued jobs of `queue` matching `which`, waiting for a later start,
+ * start now, oldest first, at most `limit` of them. Skip locked: a job a worker is fetching right
+ * now starts anyway, and a caller never waits on it. pg-boss has no call for this: its job table
+ * is written directly, as the leases do, which is why pg-boss is pinned to one release.
+ */
+const moveUp = (sql: SqlClient.SqlClient, queue: string, which: Statement.Fragment, limit: Statement.Fragment) => sql<{ id: string }>`
+    update ${sql(schema)}.job set start_after = now()
+    where id in (
+      select id from ${sql(schema)}.job
+      where name = ${queue} and state in ('created', 'retry') and start_after > now() and ${which}
+      order by created_on limit ${limit}
+      for update skip locked)
+    returning id`
+
+/**
  * Makes the queued job of `queue` with singleton key `singletonKey`, if one waits for a later
  * start (a backoff, a circuit's probe), start now; on the current SQL transaction's connection.
  * Returns how many jobs it moved (0 or 1). Needs only the database, not a running pg-boss, so the
  * API can call it (`ccat serve --workers none` runs no pg-boss); with no job table yet (no worker
- * ever started) there is nothing to move. pg-boss has no call for this: its job table is written
- * directly, as the leases do, which is why pg-boss is pinned to one release.
+ * ever started) there is nothing to move.
  */
 export const expedite = (queue: string, singletonKey: string): Effect.Effect<number, JobQueueError, SqlClient.SqlClient> =>
   Effect.flatMap(
@@ -135,21 +149,31 @@ export const expedite = (queue: string, singletonKey: string): Effect.Effect<num
         ([row]) =>
           row?.present !== true
             ? Effect.succeed(0)
-            : Effect.map(
-              // skip locked: a job a worker is fetching right now starts anyway, and a retry never waits on it
-              sql<{ id: string }>`
-            update ${sql(schema)}.job set start_after = now()
-            where id in (
-              select id from ${sql(schema)}.job
-              where name = ${queue} and singleton_key = ${singletonKey} and state in ('created', 'retry') and start_after > now()
-              for update skip locked)
-            returning id`,
-              (rows) => rows.length
-            )
+            : Effect.map(moveUp(sql, queue, sql`singleton_key = ${singletonKey}`, sql`1`), (rows) => rows.length)
       )
   ).pipe(
     Effect.mapError((cause) => new JobQueueError({ operation: "expedite", queue, cause })),
     Effect.withSpan("JobQueue.expedite", { attributes: { queue } })
+  )
+
+/**
+ * Makes queued jobs of `queue` whose data says `field: value`, waiting for a later start, start
+ * now, oldest first, as many as `limit` (a SQL expression, so the caller counts what it freed in
+ * the same statement): the jobs that wait for something a worker just freed (a place on a route).
+ * One statement, from a worker, whose pg-boss made the job table. Returns how many it moved.
+ */
+export const wakeWaiting = (
+  queue: string,
+  field: string,
+  value: string,
+  limit: (sql: SqlClient.SqlClient) => Statement.Fragment
+): Effect.Effect<number, JobQueueError, SqlClient.SqlClient> =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => Effect.map(moveUp(sql, queue, sql`data ->> ${field} = ${value}`, sql`greatest(0, ${limit(sql)})`), (rows) => rows.length)
+  ).pipe(
+    Effect.mapError((cause) => new JobQueueError({ operation: "wakeWaiting", queue, cause })),
+    Effect.withSpan("JobQueue.wakeWaiting", { attributes: { queue } })
   )
 
 /**

@@ -32,7 +32,8 @@ import {
   jitterOf,
   later,
   name,
-  startAttempt
+  startAttempt,
+  wakeForRoute
 } from "./TransferAttempts.js"
 
 export { name, tryNow } from "./TransferAttempts.js"
@@ -217,57 +218,69 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const destinationRoot = storages.rootOf(destination)
   const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy, retry)
   if ("gone" in started) return yield* Effect.logWarning(`bundle ${bundleId} is not sent: ${started.gone}; job dropped`)
-  if (started.attempt === undefined) return yield* later(site, bundleId, started.wait, started.why)
+  if (started.attempt === undefined) return yield* later(site, bundleId, started.wait, started.why, started.waitsFor)
   const attempt = started.attempt
-  const startedMs = Date.now()
-  const run = Effect.gen(function* () {
-    const adapter = yield* Adapters.adapterOf(route)
-    if (sourceRoot === undefined || destinationRoot === undefined) {
-      return yield* Effect.fail(
-        TransferError.make(route.adapter, "Unsupported", "bundles move between BUFFERs with a local folder (disk) only")
-      )
-    }
-    return yield* adapter.transfer({
-      ...Adapters.endpoints(route, sourceRoot, source.path, destinationRoot, bundle.relativePath),
-      kind: "file",
-      expected: bundle.checksum!,
-      ...(route.bandwidthLimit !== undefined && adapter.capabilities.bandwidthLimit ? { bandwidthLimit: Routes.transferShare(route)! } : {})
-    })
-  })
-  // A worker stopping mid-transfer closes its attempt, so the next run need not wait for pg-boss's expiry.
-  const result = yield* Effect.either(run).pipe(
-    Effect.onInterrupt(() =>
-      Transitions.transition({
-        entity: "DataTransfer",
-        id: attempt.id,
-        from: "in_progress",
-        to: "failed",
-        actor: `worker:${site}`,
-        set: { errorReason: "Interrupted", errorMessage: "the worker stopped during the attempt", retryable: true, finishedAt: new Date() }
-      }).pipe(Effect.ignore)
-    )
-  )
-  if (result._tag === "Right") return yield* delivered(site, bundle, attempt.id, route, destination, result.right)
-  if (blamesSource(result.left)) {
-    const storage = yield* storages.of(source.location)
-    const found = yield* CopyCheck.confirm(storage, source.path, bundle.checksum)
-    if (found !== undefined) {
-      // The bad tar goes first: a crash before the record leaves a PRESENT copy with no bytes,
-      // which the next attempt finds MISSING. Finding, removal and the failed bundle are one commit.
-      yield* storage.delete(source.path)
-      const e = result.left
-      const permanent = TransferError.make(e.adapter, e.reason, e.detail, {
-        retryable: false,
-        ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {})
+  const expected = bundle.checksum
+  // However the attempt ends, the place it held on the route goes to a bundle waiting for one.
+  const outcome = Effect.gen(function* () {
+    const startedMs = Date.now()
+    const run = Effect.gen(function* () {
+      const adapter = yield* Adapters.adapterOf(route)
+      if (sourceRoot === undefined || destinationRoot === undefined) {
+        return yield* Effect.fail(
+          TransferError.make(route.adapter, "Unsupported", "bundles move between BUFFERs with a local folder (disk) only")
+        )
+      }
+      return yield* adapter.transfer({
+        ...Adapters.endpoints(route, sourceRoot, source.path, destinationRoot, bundle.relativePath),
+        kind: "file",
+        expected,
+        ...(route.bandwidthLimit !== undefined && adapter.capabilities.bandwidthLimit
+          ? { bandwidthLimit: Routes.transferShare(route)! }
+          : {})
       })
-      return yield* sql.withTransaction(Effect.gen(function* () {
-        yield* CopyFindings.mark(source.id, found.finding, { actor: `worker:${site}`, by: "transfer", ...found })
-        yield* removedBadSource(site, source.id, found.finding)
-        yield* failed(site, bundle, attempt.id, attempt.attempt, route, permanent, startedMs)
-      }))
+    })
+    // A worker stopping mid-transfer closes its attempt, so the next run need not wait for pg-boss's expiry.
+    const result = yield* Effect.either(run).pipe(
+      Effect.onInterrupt(() =>
+        Transitions.transition({
+          entity: "DataTransfer",
+          id: attempt.id,
+          from: "in_progress",
+          to: "failed",
+          actor: `worker:${site}`,
+          set: {
+            errorReason: "Interrupted",
+            errorMessage: "the worker stopped during the attempt",
+            retryable: true,
+            finishedAt: new Date()
+          }
+        }).pipe(Effect.ignore)
+      )
+    )
+    if (result._tag === "Right") return yield* delivered(site, bundle, attempt.id, route, destination, result.right)
+    if (blamesSource(result.left)) {
+      const storage = yield* storages.of(source.location)
+      const found = yield* CopyCheck.confirm(storage, source.path, expected)
+      if (found !== undefined) {
+        // The bad tar goes first: a crash before the record leaves a PRESENT copy with no bytes,
+        // which the next attempt finds MISSING. Finding, removal and the failed bundle are one commit.
+        yield* storage.delete(source.path)
+        const e = result.left
+        const permanent = TransferError.make(e.adapter, e.reason, e.detail, {
+          retryable: false,
+          ...(e.exitCode !== undefined ? { exitCode: e.exitCode } : {})
+        })
+        return yield* sql.withTransaction(Effect.gen(function* () {
+          yield* CopyFindings.mark(source.id, found.finding, { actor: `worker:${site}`, by: "transfer", ...found })
+          yield* removedBadSource(site, source.id, found.finding)
+          yield* failed(site, bundle, attempt.id, attempt.attempt, route, permanent, startedMs)
+        }))
+      }
     }
-  }
-  return yield* failed(site, bundle, attempt.id, attempt.attempt, route, result.left, startedMs)
+    return yield* failed(site, bundle, attempt.id, attempt.attempt, route, result.left, startedMs)
+  })
+  return yield* outcome.pipe(Effect.ensuring(wakeForRoute(site, route)))
 })
 
 /**

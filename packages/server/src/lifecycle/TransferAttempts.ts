@@ -12,7 +12,7 @@ import { type Checksum, EventLog, Ids, type TransferAdapter, type TransferError,
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
-import { expedite, JobQueue } from "../engine/JobQueue.js"
+import { expedite, JobQueue, wakeWaiting } from "../engine/JobQueue.js"
 import * as JobStatements from "../engine/JobStatements.js"
 import * as Bundling from "./Bundling.js"
 import type { Started } from "./internal/AttemptChecks.js"
@@ -63,13 +63,35 @@ export interface Attempt {
  */
 export const tryNow = (site: string, bundleId: string) => expedite(queueName(site, name), bundleId)
 
-/** Re-sends this bundle's transfer job after a wait; the job then starts over from the ops-db. */
-export const later = (site: string, bundleId: string, ms: number, why: string) =>
+/**
+ * Re-sends this bundle's transfer job after a wait; the job then starts over from the ops-db. A
+ * wait for a place on a route names it (`waitsFor`), so the attempt that frees one wakes it.
+ */
+export const later = (site: string, bundleId: string, ms: number, why: string, waitsFor?: string) =>
   Effect.gen(function* () {
     const jobs = yield* JobQueue
-    yield* jobs.send(queueName(site, name), { bundleId }, { singletonKey: bundleId, startAfterSeconds: Math.max(1, Math.ceil(ms / 1000)) })
+    yield* jobs.send(queueName(site, name), waitsFor === undefined ? { bundleId } : { bundleId, waitsFor }, {
+      singletonKey: bundleId,
+      startAfterSeconds: Math.max(1, Math.ceil(ms / 1000))
+    })
     yield* Effect.logInfo(`bundle ${bundleId} waits ${Math.ceil(ms / 1000)} s: ${why}`)
   })
+
+/**
+ * After an attempt on `route` ended (delivered, failed or cut short): as many bundles as the
+ * route has places free now, of those waiting for one, start now, the longest waiting first. A
+ * failure here only delays them to the end of their wait, so it is logged, not raised.
+ */
+export const wakeForRoute = (site: string, route: Routes.Route) =>
+  wakeWaiting(
+    queueName(site, name),
+    "waitsFor",
+    route.id,
+    (sql) => sql`${route.maxConcurrentTransfers}::int - ${Routes.runningSql(sql, route.id)}`
+  ).pipe(
+    Effect.catchAllCause((cause) => Effect.logWarning(`route ${route.id}: the bundles waiting for a place were not woken`, cause)),
+    Effect.withSpan("TransferAttempts.wakeForRoute", { attributes: { site, route: route.id } })
+  )
 
 /** A stable jitter per attempt, so every look at the same failure computes the same delay. */
 export const jitterOf = (id: string) => parseInt(id.replace(/-/g, "").slice(0, 8), 16) / 0xffffffff

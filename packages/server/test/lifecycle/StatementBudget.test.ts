@@ -115,8 +115,9 @@ describe("Chile-side statement budgets", () => {
       assert.strictEqual(idle, 0)
 
       // Sending: one attempt, delivered. Its four reads go out together, the route choice is one
-      // statement, the lock, checks and attempt one query string, the delivery one statement.
-      yield* run("a transfer job", 7, Transfer.work("chile", { bundleId: bundle!.id }))
+      // statement, the lock, checks and attempt one query string, the delivery one statement, and
+      // the place it freed on the route handed to the bundles waiting for one, one more.
+      yield* run("a transfer job", 8, Transfer.work("chile", { bundleId: bundle!.id }))
       const delivered = yield* sql<{ n: number }>`
         select count(*)::int as n from physical_copy c join data_location l on l.id = c.data_location_id
         where c.data_transfer_package_id = ${bundle!.id} and l.name = 'cologne-buffer' and c.status = 'PRESENT'`

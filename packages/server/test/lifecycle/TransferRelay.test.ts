@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Arrival from "../../src/lifecycle/Arrival.js"
 import * as Bundling from "../../src/lifecycle/Bundling.js"
+import { capacityWaitMs } from "../../src/lifecycle/internal/AttemptChecks.js"
 import * as Packaging from "../../src/lifecycle/Packaging.js"
 import * as Routes from "../../src/lifecycle/Routes.js"
 import * as Transfer from "../../src/lifecycle/Transfer.js"
@@ -83,6 +84,12 @@ describe("Transfer along routes", () => {
         select count(*)::int as n from data_transfer a join data_transfer b on a.id < b.id
         where a.started_at < b.finished_at and b.started_at < a.finished_at`
         assert.strictEqual(overlapping[0].n, 0)
+        // A bundle that found the route full was woken by the attempt that freed it, not by the
+        // end of its wait: a job that only its wait let go starts a whole capacity wait after it was sent.
+        const waited = yield* sql<{ startedLate: boolean }>`
+        select started_on >= created_on + make_interval(secs => ${capacityWaitMs / 1000}) as started_late
+        from pgboss.job where name = 'chile.transfer' and data ? 'waitsFor'`
+        assert.isTrue(waited.every((w) => !w.startedLate), JSON.stringify(waited))
       }).pipe(Effect.provide(layer)),
     150_000
   )

@@ -62,8 +62,16 @@ export const circuitLetsThroughSql = (
 /** What `startAttempt` did: an attempt started, a wait and why, or why the bundle cannot be sent from this copy. */
 export type Started =
   | { readonly attempt: { readonly id: Ids.DataTransferId; readonly attempt: number } }
-  | { readonly attempt?: undefined; readonly wait: number; readonly why: string }
+  | { readonly attempt?: undefined; readonly wait: number; readonly why: string; readonly waitsFor?: string }
   | { readonly gone: string }
+
+/**
+ * How long a bundle waits for a place on a full route at most. The attempt that frees a place
+ * wakes the waiters at once (`TransferAttempts.wakeForRoute`), so this bounds only the wait after
+ * a worker that died before it could: a short fixed wait made every idle transfer slot of every
+ * process re-check every queued bundle in turn, a busy loop on the workers and the ops-db.
+ */
+export const capacityWaitMs = 30_000
 
 /** What the checks allow: an attempt (`go`), a wait and why, or that the copy cannot be sent from. */
 export const decided = (
@@ -78,7 +86,7 @@ export const decided = (
     if (c.state === "open") return { wait: c.retryInMs, why: c.reason } as const
   }
   if (checks.running >= route.maxConcurrentTransfers) {
-    return { wait: 2_000, why: `route at its limit of ${route.maxConcurrentTransfers} transfers` } as const
+    return { wait: capacityWaitMs, why: `route at its limit of ${route.maxConcurrentTransfers} transfers`, waitsFor: route.id } as const
   }
   if (checks.open > 0) return { wait: 5_000, why: "another worker is moving it" } as const
   return { go: true } as const
