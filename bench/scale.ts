@@ -11,6 +11,8 @@
  *   SCALE_FILES=100000,1000000,10000000 npx tsx bench/scale.ts   # with 10^7 (by hand: ~GBs, long)
  *   DATABASE_URL=postgres://admin@host/postgres npx tsx bench/scale.ts  # creates ccat_scale_<n> there
  *
+ * Each loaded catalog is vacuumed before it is probed (`vacuum (analyze)`, as years of autovacuum
+ * leave an ops-db); SCALE_VACUUM=0 probes it right after the load, beside autovacuum's first pass.
  * SCALE_RUNS (default 7) sets the repetitions per probe. SCALE_KEPT=<database url> probes a catalog
  * that `bench/catalog.ts` loaded and kept (`CATALOG_KEEP`) instead of loading one: the same probes
  * on a catalog some time after its load (vacuumed, its pages read), or again after a change.
@@ -42,6 +44,7 @@ import { type Probe, probes as contributed, releaseProbes } from "./scale-probes
 const sizes = (process.env.SCALE_FILES ?? "100000,1000000").split(",").map((s) => Number(s.trim()))
 const kept = process.env.SCALE_KEPT
 const runs = Number(process.env.SCALE_RUNS ?? 7)
+const vacuum = process.env.SCALE_VACUUM !== "0"
 if (sizes.some((n) => !Number.isInteger(n) || n < 1)) {
   throw new Error(`SCALE_FILES must be positive integers separated by commas, got ${process.env.SCALE_FILES}`)
 }
@@ -69,7 +72,7 @@ const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math
 /** One size: fresh database and catalog (or a kept one), server, probes; returns each probe's median in ms. */
 const measure = (files: number | undefined, url: Redacted.Redacted<string>, dir: string) =>
   Effect.gen(function* () {
-    const loaded = files === undefined ? undefined : yield* Catalog.load({ files })
+    const loaded = files === undefined ? undefined : yield* Catalog.load({ files, vacuum })
     const load = () => os.loadavg().map((l) => l.toFixed(1)).join(" ")
     if (loaded !== undefined) {
       console.log(`  catalog: ${loaded.rows.toLocaleString("en-US")} rows in ${loaded.seconds.toFixed(1)} s, load ${load()}`)
