@@ -125,7 +125,9 @@ export const start = async (
   for (const sub of ["run", "log", "mon", "osd", "rgw"]) await mkdir(join(dir, sub), { recursive: true })
   const fsid = randomUUID()
   const monPort = await LoopbackPort.freePort()
-  const rgwPort = await LoopbackPort.freePort()
+  let rgwPort = await LoopbackPort.freePort()
+  // Two random choices, neither held: they may meet.
+  while (rgwPort === monPort) rgwPort = await LoopbackPort.freePort()
   const conf = join(dir, "ceph.conf")
   await writeFile(conf, config(dir, fsid, monPort, rgwPort, options.memoryBytes ?? 12 * 1024 ** 3))
   const c = ["-c", conf]

@@ -19,9 +19,11 @@ const addressInUse = (e: unknown) => (e as NodeJS.ErrnoException).code === "EADD
 describe("free loopback ports", () => {
   it("are chosen outside the range outgoing connections draw their local ports from, and can be bound", async () => {
     const [low, high] = ephemeralRange()
-    expect(low).toBeGreaterThan(1024)
     const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()))
+    // A host whose ephemeral range leaves (almost) nothing outside it gets the kernel's choice.
+    const outside = Math.max(0, low - 10_000) + Math.max(0, 65535 - Math.max(high, 9_999))
     for (const port of ports) {
+      if (outside < 1_000) continue
       expect(port < low || port > high, `${port} is in the ephemeral range ${low}-${high}`).toBe(true)
       expect(port).toBeGreaterThanOrEqual(10_000)
     }

@@ -171,7 +171,10 @@ const useOwners = async (
   }
 }
 
-/** Whether PostgreSQL failed to start because its port was taken (by another listener, in the meantime). */
+/**
+ * Whether PostgreSQL failed to start because its port was taken (by another listener, in the
+ * meantime). Its log is in English: the cluster is made with `--locale=C`.
+ */
 const portTaken = (error: unknown): boolean =>
   error instanceof EmbeddedDatabaseError && error.reason === "StartFailed" && error.detail.includes("Address already in use")
 

@@ -120,18 +120,21 @@ export const noJobOf = (sql: SqlClient.SqlClient, queue: string, key: Statement.
 
 /**
  * The statement that makes queued jobs of `queue` matching `which`, waiting for a later start,
- * start now, oldest first, at most `limit` of them. Skip locked: a job a worker is fetching right
- * now starts anyway, and a caller never waits on it. pg-boss has no call for this: its job table
- * is written directly, as the leases do, which is why pg-boss is pinned to one release.
+ * start now, oldest first, at most `limit` of them. The jobs are picked once, in a materialized
+ * CTE: as `id in (select … limit n)` PostgreSQL may run the pick again for each row it updates and
+ * move more than `limit` jobs. Skip locked: a job a worker is fetching right now starts anyway,
+ * and a caller never waits on it. pg-boss has no call for this: its job table is written
+ * directly, as the leases do, which is why pg-boss is pinned to one release.
  */
 const moveUp = (sql: SqlClient.SqlClient, queue: string, which: Statement.Fragment, limit: Statement.Fragment) => sql<{ id: string }>`
-    update ${sql(schema)}.job set start_after = now()
-    where id in (
+    with picked as materialized (
       select id from ${sql(schema)}.job
       where name = ${queue} and state in ('created', 'retry') and start_after > now() and ${which}
       order by created_on limit ${limit}
       for update skip locked)
-    returning id`
+    update ${sql(schema)}.job j set start_after = now()
+    from picked where j.name = ${queue} and j.id = picked.id
+    returning j.id`
 
 /**
  * Makes the queued job of `queue` with singleton key `singletonKey`, if one waits for a later

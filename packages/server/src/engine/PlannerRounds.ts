@@ -36,7 +36,7 @@ export const claim = (site: string, stages: ReadonlyArray<string>, interval: Dur
     const holdSeconds = (Duration.toMillis(interval) * holdShare) / 1000
     const rows = yield* sql<{ stage: string }>`
       insert into planner_round (site, stage, planned_at)
-      select ${site}::text, s, now() from unnest(${[...stages]}::text[]) as s
+      select ${site}::text, s, now() from unnest(${[...new Set(stages)]}::text[]) as s
       on conflict (site, stage) do update set planned_at = excluded.planned_at
       where planner_round.planned_at <= now() - make_interval(secs => ${holdSeconds}::float8)
          or planner_round.planned_at > now() + make_interval(secs => ${Duration.toSeconds(futureTolerance)}::float8)

@@ -218,7 +218,13 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
   const destinationRoot = storages.rootOf(destination)
   const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy, retry)
   if ("gone" in started) return yield* Effect.logWarning(`bundle ${bundleId} is not sent: ${started.gone}; job dropped`)
-  if (started.attempt === undefined) return yield* later(site, bundleId, started.wait, started.why, started.waitsFor)
+  if (started.attempt === undefined) {
+    yield* later(site, bundleId, started.wait, started.why, started.waitsFor)
+    // A place freed between the checks and this wait's commit woke nobody: look once more now
+    // that the wait can be found, or the route could sit idle for the whole wait.
+    if (started.waitsFor !== undefined) yield* wakeForRoute(site, route)
+    return
+  }
   const attempt = started.attempt
   const expected = bundle.checksum
   // However the attempt ends, the place it held on the route goes to a bundle waiting for one.

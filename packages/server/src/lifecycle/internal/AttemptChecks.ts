@@ -67,9 +67,11 @@ export type Started =
 
 /**
  * How long a bundle waits for a place on a full route at most. The attempt that frees a place
- * wakes the waiters at once (`TransferAttempts.wakeForRoute`), so this bounds only the wait after
- * a worker that died before it could: a short fixed wait made every idle transfer slot of every
- * process re-check every queued bundle in turn, a busy loop on the workers and the ops-db.
+ * wakes the waiters at once, and a bundle that has just begun to wait looks once more itself
+ * (`TransferAttempts.wakeForRoute`), so this bounds only the wait after a worker that died before
+ * it could wake anyone, or a place freed by closing a dead worker's attempt. A short fixed wait
+ * made every idle transfer slot of every process re-check every queued bundle in turn, a busy
+ * loop on the workers and the ops-db.
  */
 export const capacityWaitMs = 30_000
 
