@@ -25,6 +25,7 @@ import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import { MessageChannel, Worker } from "node:worker_threads"
 import * as Checksum from "../Checksum.js"
+import { concat } from "../internal/Bytes.js"
 import * as LentBytes from "../LentBytes.js"
 import * as PackageLayout from "../PackageLayout.js"
 import * as PackageManifest from "../PackageManifest.js"
@@ -63,17 +64,6 @@ export interface Input<E, F> {
   readonly failure: (key: string, problem: StorageDriver.FolderProblem) => E
   /** A member's fault (Corrupt or Missing) as the stream's error. */
   readonly fault: (fault: Fault) => F
-}
-
-/** The parts in one array of its own (moved to the worker whole; `Buffer.concat` may hand out a shared pool's slice). */
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array<ArrayBuffer> => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
 }
 
 /**

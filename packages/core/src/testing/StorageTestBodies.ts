@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Checksum from "../Checksum.js"
+import { concat } from "../internal/Bytes.js"
 import { runtimeHasher } from "../StorageHasher.js"
 
 const MiB = 1024 * 1024
@@ -51,13 +52,4 @@ export const digestOf = <E>(stream: Stream.Stream<Uint8Array, E>) =>
 
 /** Collects a small stream into one buffer. */
 export const bytesOf = <E>(stream: Stream.Stream<Uint8Array, E>) =>
-  Stream.runCollect(stream).pipe(Effect.map((chunks) => {
-    const all = Chunk.toReadonlyArray(chunks)
-    const out = new Uint8Array(all.reduce((n, c) => n + c.length, 0))
-    let at = 0
-    for (const c of all) {
-      out.set(c, at)
-      at += c.length
-    }
-    return out
-  }))
+  Stream.runCollect(stream).pipe(Effect.map((chunks) => concat(Chunk.toReadonlyArray(chunks))))

@@ -157,15 +157,12 @@ export const circuits = Effect.fn("Routes.circuits")(function* (
   return rows.map((r) => ({ kind: r.kind, id: r.id, circuit: Policy.circuitOf(r, policy) }))
 })
 
-/** The number of transfers running on a route now, as a SQL expression. */
+/**
+ * The number of transfers running on a route now, as a SQL expression: what its concurrency limit
+ * counts, both where an attempt is allowed and where a freed place wakes a waiting bundle.
+ */
 export const runningSql = (sql: SqlClient.SqlClient, routeId: string) =>
-  sql`(select count(*)::int from data_transfer where route_id = ${routeId} and status in ('scheduled', 'in_progress'))`
-
-/** Transfers running on a route now, for its concurrency limit. */
-export const running = (routeId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>`select ${runningSql(sql, routeId)} as n`).pipe(
-    Effect.map((rows) => rows[0]!.n)
-  )
+  sql`(select count(*)::int from data_transfer where route_id = ${routeId}::uuid and status in ('scheduled', 'in_progress'))`
 
 /** The key of a route's advisory lock (hashed with `hashtext`): every creator of its attempts takes the same one. */
 export const routeLockKey = (routeId: string) => `ccat.route:${routeId}`

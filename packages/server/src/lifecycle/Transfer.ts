@@ -8,7 +8,7 @@
  * when that re-read shows it bad is the copy marked (CopyCheck); the bad tar is then removed (its
  * copy DELETED) and the bundle fails, so an operator's retry writes it again from its packages.
  */
-import { Ids, TransferError, TransferPolicy, Transitions } from "@ccat/core"
+import { type Checksum, Ids, TransferError, TransferPolicy, Transitions } from "@ccat/core"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
@@ -162,73 +162,27 @@ const withoutSource = (site: string, bundle: Bundle, copies: ReadonlyArray<Sourc
     yield* Effect.logError(`bundle ${bundle.id} failed: ${why}`)
   })
 
-/** Moves one bundle one hop, or decides when to try again. */
-export const work = Effect.fn("Transfer.work")(function* (site: string, data: unknown) {
-  const { bundleId } = yield* Schema.decodeUnknown(Job)(data)
-  const sql = yield* SqlClient.SqlClient
-  const storages = yield* Storages
-  const policy = yield* Routes.transferPolicy
-  // The reads that do not depend on each other go out together: from a site far from the ops-db
-  // each is a round trip. The source copy's location comes with it (no lookup of its own).
-  const [rows, copies, initial, routes] = yield* Effect.all([
-    sql<Bundle>`select id, status::text as status, relative_path, size_bytes, checksum from data_transfer_package where id = ${bundleId}`,
-    sql<SourceCopy>`
-      select c.id, c.data_location_id as location_id, c.path, c.status::text as status, s.name = ${site} as at_site,
-        (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here, ${Sites.locationJson(sql)} as location
-      from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-      where c.data_transfer_package_id = ${bundleId} and c.status <> 'DELETED'`,
-    attemptsOf(bundleId),
-    Routes.leaving(site, bundleId)
-  ], { concurrency: 4 })
-  const bundle = rows[0]
-  if (bundle === undefined || bundle.status !== "in_progress" || bundle.checksum === null || bundle.sizeBytes === null) return
-  // A copy beyond this site means the bundle was delivered; its arrival job came with it.
-  if (copies.some((c) => !c.atSite)) return
-  const source = copies.find((c) => c.here)
-  if (source === undefined) return yield* withoutSource(site, bundle, copies)
-  let attempts = initial
-  // A pending attempt is an operator's retry (a worker's own attempts are in progress from the
-  // start): it is taken up below, without waiting out the backoff.
-  const stuck = attempts.find((a) => a.status === "scheduled" || a.status === "in_progress")
-  if (stuck !== undefined) {
-    // pg-boss runs one job per bundle at a time: an open attempt is a dead worker's.
-    yield* Transitions.transition({
-      entity: "DataTransfer",
-      id: stuck.id,
-      from: stuck.status as "in_progress",
-      to: "failed",
-      actor: `worker:${site}`,
-      set: { errorReason: "Interrupted", errorMessage: "the worker stopped during the attempt", retryable: true, finishedAt: new Date() }
-    })
-    attempts = yield* attemptsOf(bundleId)
-  }
-  const retry = attempts.find((a) => a.status === "pending")
-  const previous = attempts[0]
-  const failures = consecutiveFailures(attempts)
-  // The backoff runs from the last real failure; an interruption after it neither restarts nor extends it.
-  const judged = attempts.find((a) => !a.interrupted)
-  if (retry === undefined && judged !== undefined && judged.status === "failed" && !judged.beforeRetry) {
-    const remaining = TransferPolicy.backoffMs(policy, failures, jitterOf(judged.id)) - (judged.sinceMs ?? 0)
-    if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${judged.attempt}`)
-  }
-  const chosen = yield* choose(site, routes, bundle.sizeBytes, policy)
-  if (chosen.route === undefined) return yield* later(site, bundleId, chosen.waitMs, chosen.why)
-  const { route, destination } = chosen
-  const sourceRoot = storages.rootOf(source.location)
-  const destinationRoot = storages.rootOf(destination)
-  const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy, retry)
-  if ("gone" in started) return yield* Effect.logWarning(`bundle ${bundleId} is not sent: ${started.gone}; job dropped`)
-  if (started.attempt === undefined) {
-    yield* later(site, bundleId, started.wait, started.why, started.waitsFor)
-    // A place freed between the checks and this wait's commit woke nobody: look once more now
-    // that the wait can be found, or the route could sit idle for the whole wait.
-    if (started.waitsFor !== undefined) yield* wakeForRoute(site, route)
-    return
-  }
-  const attempt = started.attempt
-  const expected = bundle.checksum
-  // However the attempt ends, the place it held on the route goes to a bundle waiting for one.
-  const outcome = Effect.gen(function* () {
+/** What one attempt moves: the bundle and its checksum, the attempt started, and its way. */
+interface Sending {
+  readonly bundle: Bundle
+  readonly checksum: Checksum.Checksum
+  readonly attempt: { readonly id: Ids.DataTransferId; readonly attempt: number }
+  readonly route: Routes.Route
+  readonly source: SourceCopy
+  readonly destination: Sites.Location
+}
+
+/**
+ * Runs a started attempt with the route's adapter and records how it ended: delivered, failed,
+ * or (a source the adapter blames, found bad when read again) the bad tar removed and the bundle
+ * failed for good.
+ */
+const send = Effect.fn("Transfer.send")(
+  function* (site: string, { attempt, bundle, checksum: expected, destination, route, source }: Sending) {
+    const sql = yield* SqlClient.SqlClient
+    const storages = yield* Storages
+    const sourceRoot = storages.rootOf(source.location)
+    const destinationRoot = storages.rootOf(destination)
     const startedMs = Date.now()
     const run = Effect.gen(function* () {
       const adapter = yield* Adapters.adapterOf(route)
@@ -285,8 +239,73 @@ export const work = Effect.fn("Transfer.work")(function* (site: string, data: un
       }
     }
     return yield* failed(site, bundle, attempt.id, attempt.attempt, route, result.left, startedMs)
-  })
-  return yield* outcome.pipe(Effect.ensuring(wakeForRoute(site, route)))
+  }
+)
+
+/** Moves one bundle one hop, or decides when to try again. */
+export const work = Effect.fn("Transfer.work")(function* (site: string, data: unknown) {
+  const { bundleId } = yield* Schema.decodeUnknown(Job)(data)
+  const sql = yield* SqlClient.SqlClient
+  const policy = yield* Routes.transferPolicy
+  // The reads that do not depend on each other go out together: from a site far from the ops-db
+  // each is a round trip. The source copy's location comes with it (no lookup of its own).
+  const [rows, copies, initial, routes] = yield* Effect.all([
+    sql<Bundle>`select id, status::text as status, relative_path, size_bytes, checksum from data_transfer_package where id = ${bundleId}`,
+    sql<SourceCopy>`
+      select c.id, c.data_location_id as location_id, c.path, c.status::text as status, s.name = ${site} as at_site,
+        (s.name = ${site} and l.type = 'BUFFER' and c.status = 'PRESENT') as here, ${Sites.locationJson(sql)} as location
+      from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
+      where c.data_transfer_package_id = ${bundleId} and c.status <> 'DELETED'`,
+    attemptsOf(bundleId),
+    Routes.leaving(site, bundleId)
+  ], { concurrency: 4 })
+  const bundle = rows[0]
+  if (bundle === undefined || bundle.status !== "in_progress" || bundle.checksum === null || bundle.sizeBytes === null) return
+  // A copy beyond this site means the bundle was delivered; its arrival job came with it.
+  if (copies.some((c) => !c.atSite)) return
+  const source = copies.find((c) => c.here)
+  if (source === undefined) return yield* withoutSource(site, bundle, copies)
+  let attempts = initial
+  // A pending attempt is an operator's retry (a worker's own attempts are in progress from the
+  // start): it is taken up below, without waiting out the backoff.
+  const stuck = attempts.find((a) => a.status === "scheduled" || a.status === "in_progress")
+  if (stuck !== undefined) {
+    // pg-boss runs one job per bundle at a time: an open attempt is a dead worker's.
+    yield* Transitions.transition({
+      entity: "DataTransfer",
+      id: stuck.id,
+      from: stuck.status as "in_progress",
+      to: "failed",
+      actor: `worker:${site}`,
+      set: { errorReason: "Interrupted", errorMessage: "the worker stopped during the attempt", retryable: true, finishedAt: new Date() }
+    })
+    attempts = yield* attemptsOf(bundleId)
+  }
+  const retry = attempts.find((a) => a.status === "pending")
+  const previous = attempts[0]
+  const failures = consecutiveFailures(attempts)
+  // The backoff runs from the last real failure; an interruption after it neither restarts nor extends it.
+  const judged = attempts.find((a) => !a.interrupted)
+  if (retry === undefined && judged !== undefined && judged.status === "failed" && !judged.beforeRetry) {
+    const remaining = TransferPolicy.backoffMs(policy, failures, jitterOf(judged.id)) - (judged.sinceMs ?? 0)
+    if (remaining > 1000) return yield* later(site, bundleId, remaining, `backoff after attempt ${judged.attempt}`)
+  }
+  const chosen = yield* choose(site, routes, bundle.sizeBytes, policy)
+  if (chosen.route === undefined) return yield* later(site, bundleId, chosen.waitMs, chosen.why)
+  const { route, destination } = chosen
+  const started = yield* startAttempt(site, bundle, route, source, destination, previous, policy, retry)
+  if ("gone" in started) return yield* Effect.logWarning(`bundle ${bundleId} is not sent: ${started.gone}; job dropped`)
+  if (started.attempt === undefined) {
+    yield* later(site, bundleId, started.wait, started.why, started.waitsFor)
+    // A place freed between the checks and this wait's commit woke nobody: look once more now
+    // that the wait can be found, or the route could sit idle for the whole wait.
+    if (started.waitsFor !== undefined) yield* wakeForRoute(site, route)
+    return
+  }
+  // However the attempt ends, the place it held on the route goes to a bundle waiting for one.
+  return yield* send(site, { bundle, checksum: bundle.checksum, attempt: started.attempt, route, source, destination }).pipe(
+    Effect.ensuring(wakeForRoute(site, route))
+  )
 })
 
 /**

@@ -38,7 +38,7 @@ export const checksSql = (
   checks as (
     select (select status from copy) as copy,
       rc.last as route_last, rc.probing as route_probing, tc.last as to_last, tc.probing as to_probing,
-      (select count(*)::int from data_transfer where route_id = ${routeId}::uuid and status in ('scheduled', 'in_progress')) as running,
+      ${Routes.runningSql(sql, routeId)} as running,
       (select count(*)::int from data_transfer
        where data_transfer_package_id = ${bundleId}::uuid and status in ('pending', 'scheduled', 'in_progress')
          and id <> ${retryId ?? "00000000-0000-0000-0000-000000000000"}::uuid) as open
