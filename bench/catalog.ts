@@ -8,7 +8,9 @@
  *   CATALOG_FILES=10000000 CATALOG_KEEP=/var/tmp/ccat-1e7 npx tsx bench/catalog.ts   # keep the data dir
  *   DATABASE_URL=postgres://.../scratch npx tsx bench/catalog.ts   # an empty, migrated or new database
  *
- * Other settings: CATALOG_SEED (default 1), CATALOG_FILE_EVENTS=0 (no per-file events).
+ * Other settings: CATALOG_SEED (default 1), CATALOG_FILE_EVENTS=0 (no per-file events),
+ * CATALOG_VACUUM=1 (`vacuum (analyze)` each table after the load, as years of autovacuum leave an
+ * ops-db; a kept catalog probed later wants it).
  */
 import { OpsDb } from "@ccat/core/node"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -25,6 +27,7 @@ const files = Number(process.env.CATALOG_FILES ?? 100_000)
 const seed = Number(process.env.CATALOG_SEED ?? 1)
 const fileEvents = process.env.CATALOG_FILE_EVENTS !== "0"
 const keep = process.env.CATALOG_KEEP
+const vacuum = process.env.CATALOG_VACUUM === "1"
 const databaseUrl = process.env.DATABASE_URL ? Redacted.make(process.env.DATABASE_URL) : undefined
 if (!Number.isInteger(files) || files < 1) throw new Error(`CATALOG_FILES must be a positive integer, got ${process.env.CATALOG_FILES}`)
 
@@ -39,6 +42,7 @@ const program = Effect.gen(function* () {
     files,
     seed,
     fileEvents,
+    vacuum,
     onTable: (table, rows, seconds) =>
       console.log(`  ${table.padEnd(30)} ${rows.toString().padStart(11)} rows  ${seconds.toFixed(1).padStart(7)} s  ${rate(rows, seconds)}`)
   })

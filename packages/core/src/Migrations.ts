@@ -34,6 +34,7 @@ import integrityCounts from "./internal/migrations/0029_integrity_counts.js"
 import sourcePosition from "./internal/migrations/0030_source_position.js"
 import transferLocationPages from "./internal/migrations/0031_transfer_location_pages.js"
 import plannerRounds from "./internal/migrations/0032_planner_rounds.js"
+import cleanupSweep from "./internal/migrations/0033_cleanup_sweep.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -65,7 +66,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0029_integrity_counts": integrityCounts,
   "0030_source_position": sourcePosition,
   "0031_transfer_location_pages": transferLocationPages,
-  "0032_planner_rounds": plannerRounds
+  "0032_planner_rounds": plannerRounds,
+  "0033_cleanup_sweep": cleanupSweep
 }
 
 /** The table in which applied migrations are recorded. */

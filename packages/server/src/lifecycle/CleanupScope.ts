@@ -15,13 +15,16 @@
  * The window reaches back `overlap` before the last tick, for transactions that stamped a
  * package before that tick began but committed after it. What no stamp records (an operator
  * lowering a minimum age, an archive copy verified again, a location made deletable) is found by
- * a pass over every live copy of the site at least every `fullPassEvery`, as every tick did
- * before; so is the first tick at a site and a location filled to its threshold. A full pass
- * also stamps packages completed without a stamp (before `archived_at` existed, or by a previous
- * release's worker during an upgrade), and is repeated while a batch of them was full. The mark
- * moves only when a tick judged all it read: one that found a full batch leaves the mark where it
- * was, so the next tick reads the same window again, and a window holding more packages than it
- * reads at once is judged by a full pass.
+ * a sweep over every live copy of the site, begun at least every `fullPassEvery`, and at once on
+ * the first tick at a site, while a location is filled to its threshold (there every copy the
+ * archive holds may go, whatever its age) and when a window held more packages than a tick reads
+ * at once. A sweep is judged `sweepSlice` copies a tick, in the order of the live path index, so
+ * no tick judges the whole site: every copy is judged at the sweep's start or later, so a sweep
+ * that ends stands for a full pass as of its start. Each tick also stamps a bounded batch of
+ * completed packages without a stamp (before `archived_at` existed, or by a previous release's
+ * worker during an upgrade); until stamped, their copies are found by sweeps, as the rule itself
+ * decides by the archive copies, not by the stamp. Neither the mark nor the sweep moves when a
+ * tick found as many deletable copies as it schedules at once: the next tick reads the same again.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
@@ -34,11 +37,14 @@ export const overlap = Duration.minutes(10)
 /** How often a tick judges every live copy of the site anyway. */
 export const fullPassEvery = Duration.hours(1)
 
-/** Packages stamped before `archived_at` existed that one tick stamps (one short statement). */
-const stampBatch = 20_000
+/** Completed packages without a stamp that one tick stamps (one short statement, by their index). */
+const stampBatch = 250
 
-/** Packages a window reads per location and tick; a window holding more is judged by a full pass. */
+/** Packages a window reads per location and tick; a window holding more begins a sweep. */
 const windowCap = 5_000
+
+/** Live copies a sweep judges per tick. */
+export const sweepSlice = 1_000
 
 /**
  * Stamps completed packages that have no `archived_at` yet (those completed before the column
@@ -52,23 +58,64 @@ const stampOld = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ n: number }>
       -- rows as unstamped, and a pass over the table would look as cheap as the index
       select id from raw_data_package where status = 'completed' and archived_at is null
       order by id limit ${stampBatch} for update skip locked),
-    stamped as (update raw_data_package p set archived_at = p.updated_at from old where p.id = old.id returning 1)
+    -- each row by its key: joined, PostgreSQL may merge the batch with the whole primary key
+    stamped as (update raw_data_package p set archived_at = p.updated_at where p.id = any(array(select id from old)) returning 1)
     select count(*)::int as n from stamped`).pipe(Effect.map((rows) => rows[0]?.n ?? 0))
 
-/** The site's mark: the last tick that judged what changed, the last full pass, and the database's now. */
+/** The site's mark: the last tick that judged what changed, the last full pass, its sweep, and the database's now. */
 const markOf = (site: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ siteId: string | null; now: Date; tickedAt: Date | null; fullPassAt: Date | null }>`
-      select s.id as site_id, now() as now, m.ticked_at, m.full_pass_at
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{
+    siteId: string | null
+    now: Date
+    tickedAt: Date | null
+    fullPassAt: Date | null
+    sweepLocation: string | null
+    sweepPath: string | null
+    sweepStartedAt: Date | null
+  }>`
+      select s.id as site_id, now() as now, m.ticked_at, m.full_pass_at, m.sweep_location, m.sweep_path, m.sweep_started_at
       from (select 1) one left join site s on s.name = ${site} left join cleanup_mark m on m.site_id = s.id`).pipe(
     Effect.map((rows) => rows[0]!)
   )
 
-/** Moves the site's mark to `now` (and its full pass, when this was one); never back. */
-const advance = (siteId: string, now: Date, full: boolean) =>
+/** Where a sweep goes on from: the last copy it judged (location, path), and when it began. */
+interface Sweep {
+  readonly location: string
+  readonly path: string
+  readonly startedAt: Date
+}
+
+/** A sweep's beginning: before every location's first path. */
+const sweepFrom = (startedAt: Date): Sweep => ({ location: "00000000-0000-0000-0000-000000000000", path: "", startedAt })
+
+/**
+ * Records a tick that judged all it read: the mark moves to `now` (never back) and the sweep to
+ * `sweep` (its place, or none when it ended or none runs); a sweep that ended moves the full pass
+ * to its start (the first mark of a site records no full pass yet: the epoch).
+ */
+const advance = (siteId: string, now: Date, sweep: Sweep | undefined, ended: Date | undefined) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql`
-      insert into cleanup_mark (site_id, ticked_at, full_pass_at) values (${siteId}, ${now}, ${now})
+      insert into cleanup_mark (site_id, ticked_at, full_pass_at, sweep_location, sweep_path, sweep_started_at)
+      values (${siteId}, ${now}, ${ended ?? new Date(0)}, ${sweep?.location ?? null}, ${sweep?.path ?? null}, ${sweep?.startedAt ?? null})
       on conflict (site_id) do update set ticked_at = greatest(cleanup_mark.ticked_at, excluded.ticked_at),
-        full_pass_at = case when ${full} then greatest(cleanup_mark.full_pass_at, excluded.full_pass_at) else cleanup_mark.full_pass_at end`)
+        full_pass_at = greatest(cleanup_mark.full_pass_at, excluded.full_pass_at),
+        sweep_location = excluded.sweep_location, sweep_path = excluded.sweep_path, sweep_started_at = excluded.sweep_started_at`)
+
+/**
+ * The next `sweepSlice` live copies of the site's cleanable locations after `from`, in the order
+ * of the live path index (`physical_copy_path_live`: location, then path), one location after
+ * another; fewer when the sweep reaches its end.
+ */
+const sliceAfter = (site: string, from: Sweep, size: number) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string; locationId: string; path: string }>`
+      select x.id, x.location_id, x.path from (
+        select l.id from data_location l join site s on s.id = l.site_id join retention_policy r on r.data_location_id = l.id
+        where s.name = ${site} and l.type in ('SOURCE', 'BUFFER', 'PROCESSING') and l.deletable and l.id >= ${from.location}::uuid
+      ) loc cross join lateral (
+        select c.id, c.data_location_id as location_id, c.path from physical_copy c
+        where c.data_location_id = loc.id and c.status <> 'DELETED' and (loc.id > ${from.location}::uuid or c.path > ${from.path})
+        order by c.path limit ${size}) x
+      order by x.location_id, x.path limit ${size}`)
 
 /**
  * The live copies at the site's cleanable locations that may have become deletable between
@@ -151,31 +198,49 @@ const changedSince = (site: string, since: Date, now: Date) =>
 
 /**
  * The copies at the site that may be deleted now (`Retention.eligible`, up to `limit`), judged
- * among those that can have become deletable since the site's last tick, or among all its live
- * copies when a full pass is due; moves the site's mark when everything read was judged.
+ * among those that can have become deletable since the site's last tick and the next slice of a
+ * sweep when one is under way or due; moves the site's mark and sweep when everything read was
+ * judged.
  */
 export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: string, selection: {
   readonly statuses: ReadonlyArray<string>
   readonly overThreshold: ReadonlyArray<string>
   readonly limit: number
+  /** Live copies a sweep judges this tick (`sweepSlice` unless given). */
+  readonly sweepSlice?: number
 }) {
+  const size = selection.sweepSlice ?? sweepSlice
   const mark = yield* markOf(site)
   if (mark.siteId === null) return []
-  const siteId = mark.siteId
-  const fullPassDue = selection.overThreshold.length > 0 || mark.tickedAt === null || mark.fullPassAt === null ||
-    mark.now.getTime() - mark.fullPassAt.getTime() >= Duration.toMillis(fullPassEvery)
-  if (!fullPassDue) {
-    const changed = yield* changedSince(site, new Date(mark.tickedAt!.getTime() - Duration.toMillis(overlap)), mark.now)
-    if (!changed.truncated) {
-      const rows = changed.ids.length === 0 ? [] : yield* Retention.eligible({ site, copyIds: changed.ids, ...selection })
-      if (rows.length < selection.limit) yield* advance(siteId, mark.now, false)
-      return rows
-    }
+  yield* stampOld
+  const changed = mark.tickedAt === null
+    ? { ids: [], truncated: false }
+    : yield* changedSince(site, new Date(mark.tickedAt.getTime() - Duration.toMillis(overlap)), mark.now)
+  // A window read in part, or a mark never set, is covered by a sweep begun now: it judges every
+  // copy from now on. A sweep under way goes on; one is due hourly and while a location is full.
+  const restart = changed.truncated || mark.tickedAt === null
+  const inProgress = mark.sweepStartedAt === null || restart ? undefined : {
+    location: mark.sweepLocation!,
+    path: mark.sweepPath!,
+    startedAt: mark.sweepStartedAt
   }
-  // A full pass also stamps old packages; while a batch of them was full the mark stays, so the
-  // next tick is a full pass again.
-  const stamped = yield* stampOld
-  const rows = yield* Retention.eligible({ site, ...selection })
-  if (rows.length < selection.limit && stamped < stampBatch) yield* advance(siteId, mark.now, true)
+  const due = restart || selection.overThreshold.length > 0 || mark.fullPassAt === null ||
+    mark.now.getTime() - mark.fullPassAt.getTime() >= Duration.toMillis(fullPassEvery)
+  const sweep = inProgress ?? (due ? sweepFrom(mark.now) : undefined)
+  const slice = sweep === undefined ? [] : yield* sliceAfter(site, sweep, size)
+  const ids = [...new Set([...changed.ids, ...slice.map((c) => c.id)])]
+  const rows = ids.length === 0 ? [] : yield* Retention.eligible({
+    site,
+    copyIds: ids,
+    statuses: selection.statuses,
+    overThreshold: selection.overThreshold,
+    limit: selection.limit
+  })
+  if (rows.length < selection.limit) {
+    const last = slice.at(-1)
+    const ended = sweep !== undefined && slice.length < size
+    const next = sweep === undefined || ended ? undefined : { location: last!.locationId, path: last!.path, startedAt: sweep.startedAt }
+    yield* advance(mark.siteId, mark.now, next, ended ? sweep.startedAt : undefined)
+  }
   return rows
 })

@@ -10,6 +10,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
+import * as CleanupScope from "../../src/lifecycle/CleanupScope.js"
+import * as Retention from "../../src/lifecycle/Retention.js"
 import { arrivedPackage, editLocations, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
@@ -114,7 +116,74 @@ describe("cleanup judges what changed since its last tick", () => {
   )
 
   it.scopedLive(
-    "packages completed before they were stamped are stamped by the planner's full pass, which judges everything",
+    "a change no stamp records is found by the hourly sweep, a slice of the live copies a tick, none skipped, none judged twice",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyFrom(
+          dir,
+          (raw) =>
+            editLocations(
+              raw,
+              (
+                l
+              ) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "30 days", usageThresholdPercent: 0 } })
+            )
+        )
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        const obs = yield* observatory
+        const pkg = yield* arrivedPackage(topology, obs, ["a", "b", "c", "d", "e"].map((n) => ({ path: `${n}.fits`, bytes: 1_000 })))
+        yield* runSitesUntil(
+          [["cologne", [Archiving.stage]]],
+          Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")
+        ).pipe(Effect.provide(policyLayer(topology)))
+        // Archived five days ago, every copy made then; a tick judged what changed just now and
+        // the last full pass was two hours ago: only a sweep looks at these copies again.
+        yield* sql`update raw_data_package set archived_at = now() - interval '5 days' where id = ${pkg.packageId}`
+        yield* sql`update physical_copy set created_at = now() - interval '5 days'`
+        yield* sql`update data_transfer set updated_at = now() - interval '5 days'`
+        yield* sql`update data_transfer_package set updated_at = now() - interval '5 days'`
+        yield* sql`insert into cleanup_mark (site_id, ticked_at, full_pass_at)
+                   select id, now(), now() - interval '2 hours' from site where name = 'chile'`
+        // An operator shortens the minimum age: nothing records it but the policy.
+        yield* sql`update retention_policy set min_age_seconds = 0`
+        const selection = { statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"], overThreshold: [], limit: 100 }
+        const everything = (yield* Retention.eligible({ site: "chile", ...selection })).map((c) => c.id).sort()
+        assert.strictEqual(everything.length, 6, "five SOURCE file copies and the BUFFER package copy")
+
+        const sweepOf = sql<{ startedAt: Date | null; location: string | null; path: string | null; fullPassAt: Date }>`
+          select m.sweep_started_at as started_at, m.sweep_location as location, m.sweep_path as path, m.full_pass_at
+          from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
+        const found: Array<string> = []
+        const places: Array<string> = []
+        let startedAt: Date | null = null
+        for (let tick = 0; tick < 10; tick++) {
+          const rows = yield* CleanupScope.eligible("chile", { ...selection, sweepSlice: 2 })
+          assert.isAtMost(rows.length, 2, `tick ${tick} judged only its slice`)
+          found.push(...rows.map((r) => r.id))
+          const [sweep] = yield* sweepOf
+          if (sweep!.startedAt === null) break
+          startedAt ??= sweep!.startedAt
+          assert.strictEqual(sweep!.startedAt.getTime(), startedAt.getTime(), "the sweep keeps its start")
+          places.push(`${sweep!.location} ${sweep!.path}`)
+        }
+        assert.deepStrictEqual([...found].sort(), everything, "every copy found once")
+        assert.strictEqual(places.length, 3, "three slices of two, the fourth tick found the end")
+        assert.strictEqual(new Set(places).size, 3, "the sweep moved on each tick")
+        const [ended] = yield* sweepOf
+        assert.isNotNull(startedAt)
+        assert.strictEqual(ended!.fullPassAt.getTime(), startedAt!.getTime(), "an ended sweep is a full pass as of its start")
+        assert.isNull(ended!.location)
+        // No sweep is due for another hour: the next tick judges what changed, which is nothing.
+        assert.deepStrictEqual(yield* CleanupScope.eligible("chile", { ...selection, sweepSlice: 2 }), [])
+        assert.isNull((yield* sweepOf)[0]!.startedAt)
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
+
+  it.scopedLive(
+    "packages completed before they were stamped are stamped by the planner and their copies cleaned",
     () =>
       Effect.gen(function* () {
         const dir = yield* tempDir

@@ -52,12 +52,14 @@ const auditBound = 1_000
 const cleanupStatements = 100
 
 /**
- * Rows one statement of a cleanup tick may touch after a tick that judged everything: it judges
- * the copies that can have become deletable since (the catalog's last ten minutes, the window's
- * overlap: about 1,300-1,800 rows to find them and 3,500-5,000 to judge them at 10^6, the more
- * the sooner after the load the tick runs), not the live tail (35,000 rows to judge it).
+ * Rows one statement of any cleanup tick may touch: it judges the copies that can have become
+ * deletable since the last tick (the catalog's last ten minutes, the window's overlap: about
+ * 1,300-1,800 rows to find them and 3,500-5,000 to judge them at 10^6, the more the sooner after
+ * the load the tick runs) and a sweep's slice of the live tail (`CleanupScope.sweepSlice`
+ * copies), never the whole live tail at once (35,000 rows to judge it), and stamps a bounded
+ * batch of packages.
  */
-const cleanupChangedBound = 10_000
+const cleanupBound = 10_000
 
 /** A cursor `fraction` of the way into a table in page order (how a caller that paged there holds it). */
 const deepCursor = (table: string, orderBy: string, fraction = 0.5) =>
@@ -216,7 +218,13 @@ describe("lists and planners at scale", () => {
             if (result._tag === "Left") found.push(`${site}.${stage.name} failed: ${String(result.left)}`)
             const plans = yield* ListsExplain.explain(statements)
             yield* show(`${site}.${stage.name}`, plans)
-            found.push(...violations(`${site}.${stage.name}`, plans, stage.name === "audit" ? auditBound : plannerBound))
+            found.push(
+              ...violations(
+                `${site}.${stage.name}`,
+                plans,
+                stage.name === "audit" ? auditBound : stage.name === "cleanup" ? cleanupBound : plannerBound
+              )
+            )
             if (stage.name === "audit" && !plans.some((p) => p.indexes.includes("physical_copy_audit_due"))) {
               found.push(`${site}.audit looked for no due copy by the audit index`)
             }
@@ -228,26 +236,39 @@ describe("lists and planners at scale", () => {
         assert.deepStrictEqual(found, [], found.join("\n"))
       }))
 
-    it.effect("a cleanup tick after one that judged everything touches rows bounded by what changed", () =>
+    it.effect("every cleanup tick touches rows bounded by a slice of the sweep and what changed, the first ones after an upgrade too", () =>
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const cleanup = Stages.all.find((s) => s.name === "cleanup")!
-        // As a site whose last tick judged everything: the catalog's packages stamped (the planner
-        // does it 20,000 a tick, judging everything meanwhile: CleanupScope.test.ts) and a mark.
-        yield* sql`update raw_data_package set archived_at = updated_at where status = 'completed' and archived_at is null`
         // No fill threshold: the scale topology's folders have no capacity, so their fill is the
-        // host disk's, which other tenants change; over 80 % it would make this tick a full pass.
+        // host disk's, which other tenants change; over 80 % it would begin a sweep every tick.
         yield* sql`update retention_policy set disk_usage_threshold = null`
-        yield* sql`insert into cleanup_mark (site_id, ticked_at, full_pass_at) select id, now(), now() from site
-                   on conflict (site_id) do update set ticked_at = excluded.ticked_at, full_pass_at = excluded.full_pass_at`
         const found: Array<string> = []
-        for (const site of ["chile", "cologne"]) {
-          const { result, statements } = yield* recorder.during(Effect.either(cleanup.plan(site)))
-          if (result._tag === "Left") found.push(`${site}.cleanup failed: ${String(result.left)}`)
-          const plans = yield* ListsExplain.explain(statements)
-          yield* show(`${site}.cleanup (changed)`, plans)
-          found.push(...violations(`${site}.cleanup (changed)`, plans, cleanupChangedBound))
-        }
+        const tick = (what: string) =>
+          Effect.gen(function* () {
+            for (const site of ["chile", "cologne"]) {
+              const { result, statements } = yield* recorder.during(Effect.either(cleanup.plan(site)))
+              if (result._tag === "Left") found.push(`${site}.cleanup failed: ${String(result.left)}`)
+              const plans = yield* ListsExplain.explain(statements)
+              yield* show(`${site}.cleanup (${what})`, plans)
+              found.push(...violations(`${site}.cleanup (${what})`, plans, cleanupBound))
+            }
+          })
+        // As right after an upgrade that brought the stamps: no package stamped, no mark. The first
+        // tick begins a sweep, the next goes on with it; each stamps a batch.
+        yield* sql`update raw_data_package set archived_at = null where archived_at is not null`
+        yield* sql`delete from cleanup_mark`
+        yield* tick("first")
+        yield* tick("sweeping")
+        const [sweeping] = yield* sql<{ n: number }>`
+          select count(*)::int as n from cleanup_mark m join site s on s.id = m.site_id
+          where s.name = 'chile' and m.sweep_started_at is not null`
+        assert.strictEqual(sweeping!.n, 1, "Chile sweeps its live tail (thousands of copies) a slice a tick")
+        // As a site whose last sweep ended just now, every package stamped: what changed since.
+        yield* sql`update raw_data_package set archived_at = updated_at where status = 'completed' and archived_at is null`
+        yield* sql`update cleanup_mark set ticked_at = now(), full_pass_at = now(), sweep_location = null, sweep_path = null,
+                   sweep_started_at = null`
+        yield* tick("changed")
         assert.deepStrictEqual(found, [], found.join("\n"))
       }))
   })
