@@ -193,7 +193,6 @@ const run = () => {
   zeros(1024)
   flush()
   parentPort.postMessage({ type: "end" })
-  if (process.env.CCAT_FOLDER_CPU) { const st = fs.readFileSync("/proc/thread-self/stat", "utf8").slice(fs.readFileSync("/proc/thread-self/stat", "utf8").lastIndexOf(")") + 2).split(" "); console.error("folder worker user", Number(st[11]) / 100, "sys", Number(st[12]) / 100) }
 }
 try {
   run()
