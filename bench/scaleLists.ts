@@ -144,16 +144,17 @@ const catchUpTicks = 5_000
 /**
  * Ticks the site's cleanup planner until it has caught up with the loaded catalog: every completed
  * package stamped with its archive time (250 a tick: 1,000 ticks at 10^7), the site's mark set
- * (its last tick judged everything it read), and a tick that scheduled no copy (the live tail's
- * deletable copies all scheduled, 500 a tick, found by the sweep its first tick began). What
- * follows are the ticks of a site in service, which judge what changed since the last one.
+ * and the sweep its first tick began ended (1,000 live copies a tick), and a tick that scheduled
+ * no copy (the live tail's deletable copies all scheduled, 500 a tick). What follows are the
+ * ticks of a site in service between its hourly sweeps, which judge what changed since the last one.
  */
 const catchUp = (site: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const state = sql<{ unstamped: boolean; marked: boolean; scheduled: number }>`
       select exists (select 1 from raw_data_package where status = 'completed' and archived_at is null) as unstamped,
-        exists (select 1 from cleanup_mark m join site s on s.id = m.site_id where s.name = ${site}) as marked,
+        exists (select 1 from cleanup_mark m join site s on s.id = m.site_id
+                where s.name = ${site} and m.sweep_started_at is null) as marked,
         (select count(*)::int from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
          where s.name = ${site} and c.status = 'DELETION_SCHEDULED') as scheduled`.pipe(Effect.map(([r]) => r!), Effect.orDie)
     let before = yield* state
