@@ -74,7 +74,7 @@ held as (
   from cand where cand.data_transfer_package_id is not null
 ),
 -- The archive copies are looked up once per package (and required count), not once per copy: a
--- package's files share them, and a full pass holds the files of a hundred packages or so.
+-- package's files share them, and a sweep's slice holds the files of a few dozen packages.
 packages as (
   select distinct h.package_id, cand.required_archive_copies as required
   from held h join cand on cand.id = h.copy_id where h.package_id is not null

@@ -2,8 +2,9 @@
  * The cleanup planner judges only what changed since its last tick, and loses nothing by it: a
  * package archived long ago whose retention ends now, and a buffer copy whose transfer ends long
  * after its retention did, are both cleaned by ticks that are not full passes (the site's mark
- * shows when the last full pass was). Archiving stamps `archived_at` with the copy that
- * completes the package; packages completed without a stamp are stamped by the planner.
+ * shows when the last full pass was). What no stamp records is found by a sweep over the live
+ * copies, a slice a tick. Archiving stamps `archived_at` with the copy that completes the
+ * package; packages completed without a stamp are stamped by the planner.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -26,7 +27,7 @@ const statusesAt = (packageId: string, location: string) =>
 const gone = (packageId: string, location: string) =>
   Effect.map(statusesAt(packageId, location), (s) => s.length > 0 && s.every((x) => x === "DELETED"))
 
-/** Every site's cleanup mark: when it last judged what changed, and when it last judged everything. */
+/** Every site's cleanup mark: when it last judged what changed, and when its last full pass (an ended sweep) began. */
 const marks = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ site: string; tickedAt: Date; fullPassAt: Date }>`
     select s.name as site, m.ticked_at, m.full_pass_at from cleanup_mark m join site s on s.id = m.site_id order by s.name`)
 
@@ -80,7 +81,8 @@ describe("cleanup judges what changed since its last tick", () => {
           ], { discard: true })
         yield* back("2 days")
         yield* sql`update retention_policy set min_age_seconds = ${2 * 86_400 + 4}`
-        // The first tick at each site judges everything (no mark yet); the next ones only what changed.
+        // The first tick at each site sweeps every live copy (no mark yet: here one slice holds
+        // them all); the next ones judge only what changed.
         assert.strictEqual(yield* Cleanup.plan("chile"), 0)
         assert.strictEqual(yield* Cleanup.plan("cologne"), 0)
         assert.strictEqual(yield* Cleanup.plan("chile"), 0)
@@ -178,6 +180,76 @@ describe("cleanup judges what changed since its last tick", () => {
         // No sweep is due for another hour: the next tick judges what changed, which is nothing.
         assert.deepStrictEqual(yield* CleanupScope.eligible("chile", { ...selection, sweepSlice: 2 }), [])
         assert.isNull((yield* sweepOf)[0]!.startedAt)
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
+
+  it.scopedLive(
+    "a tick that finds as many deletable copies as it schedules leaves the sweep where it was; a sweep asked for meanwhile begins when the one under way ends",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const topology = topologyFrom(
+          dir,
+          (raw) =>
+            editLocations(
+              raw,
+              (
+                l
+              ) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "30 days", usageThresholdPercent: 0 } })
+            )
+        )
+        yield* syncTopology(topology)
+        const sql = yield* SqlClient.SqlClient
+        const obs = yield* observatory
+        const pkg = yield* arrivedPackage(topology, obs, ["a", "b", "c", "d", "e"].map((n) => ({ path: `${n}.fits`, bytes: 1_000 })))
+        yield* runSitesUntil(
+          [["cologne", [Archiving.stage]]],
+          Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")
+        ).pipe(Effect.provide(policyLayer(topology)))
+        yield* sql`update raw_data_package set archived_at = now() - interval '5 days' where id = ${pkg.packageId}`
+        yield* sql`update physical_copy set created_at = now() - interval '5 days'`
+        yield* sql`update data_transfer set updated_at = now() - interval '5 days'`
+        yield* sql`update data_transfer_package set updated_at = now() - interval '5 days'`
+        yield* sql`insert into cleanup_mark (site_id, ticked_at, full_pass_at)
+                   select id, now(), now() - interval '2 hours' from site where name = 'chile'`
+        yield* sql`update retention_policy set min_age_seconds = 0`
+        const statuses = ["PRESENT", "STAGED", "DELETION_POSSIBLE"]
+        const markOf = sql<{ tickedAt: Date; startedAt: Date | null; path: string | null; fullPassAt: Date }>`
+          select m.ticked_at, m.sweep_started_at as started_at, m.sweep_path as path, m.full_pass_at
+          from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
+        const [before] = yield* markOf
+
+        // One deletable copy found, one scheduled at once: nothing of the mark moves.
+        const full = yield* CleanupScope.eligible("chile", { statuses, overThreshold: [], limit: 1, sweepSlice: 3 })
+        assert.strictEqual(full.length, 1)
+        const [held] = yield* markOf
+        assert.deepStrictEqual(held, before, "the next tick reads the same again")
+
+        // A slice of one a tick: the sweep stops on every location's last path and goes on.
+        const found: Array<string> = []
+        let startedAt: Date | null = null
+        let ticks = 0
+        for (; ticks < 20; ticks++) {
+          found.push(
+            ...(yield* CleanupScope.eligible("chile", { statuses, overThreshold: [], limit: 100, sweepSlice: 1 })).map((r) => r.id)
+          )
+          const [m] = yield* markOf
+          if (m!.startedAt === null) break
+          startedAt ??= m!.startedAt
+          // Half way, a tick that read only part of a window asks for a sweep from now on.
+          if (ticks === 2) yield* sql`update cleanup_mark set sweep_requested_at = now()`
+        }
+        assert.strictEqual(ticks, 6, "six slices of one, the seventh found the end")
+        assert.strictEqual(new Set(found).size, 6)
+        assert.strictEqual(found.length, 6, "every copy found once")
+        const [ended] = yield* markOf
+        assert.strictEqual(ended!.fullPassAt.getTime(), startedAt!.getTime(), "the sweep asked for did not restart the one under way")
+        // The request came after that sweep began: the next tick begins another.
+        yield* CleanupScope.eligible("chile", { statuses, overThreshold: [], limit: 100, sweepSlice: 1 })
+        const [again] = yield* markOf
+        assert.isNotNull(again!.startedAt, "a sweep begins after the one that ended")
+        assert.isAbove(again!.startedAt!.getTime(), startedAt!.getTime())
       }).pipe(Effect.provide(layer)),
     120_000
   )

@@ -264,6 +264,15 @@ describe("lists and planners at scale", () => {
           select count(*)::int as n from cleanup_mark m join site s on s.id = m.site_id
           where s.name = 'chile' and m.sweep_started_at is not null`
         assert.strictEqual(sweeping!.n, 1, "Chile sweeps its live tail (thousands of copies) a slice a tick")
+        // Late in a sweep: a slice starts at the cursor in the index, not at its location's first path.
+        yield* sql`
+          update cleanup_mark m set sweep_location = x.location, sweep_path = x.path
+          from (select c.data_location_id as location, c.path::text as path from physical_copy c
+                join data_location l on l.id = c.data_location_id
+                where l.name = 'chile-source' and c.status <> 'DELETED'
+                order by (c.path::text collate "C") desc offset 10 limit 1) x
+          where m.site_id = (select id from site where name = 'chile')`
+        yield* tick("late in a sweep")
         // As a site whose last sweep ended just now, every package stamped: what changed since.
         yield* sql`update raw_data_package set archived_at = updated_at where status = 'completed' and archived_at is null`
         yield* sql`update cleanup_mark set ticked_at = now(), full_pass_at = now(), sweep_location = null, sweep_path = null,
