@@ -35,6 +35,7 @@ import sourcePosition from "./internal/migrations/0030_source_position.js"
 import transferLocationPages from "./internal/migrations/0031_transfer_location_pages.js"
 import plannerRounds from "./internal/migrations/0032_planner_rounds.js"
 import cleanupSweep from "./internal/migrations/0033_cleanup_sweep.js"
+import packageChecksumChanges from "./internal/migrations/0034_package_checksum_changes.js"
 
 /** Every migration, keyed `NNNN_name`, applied in order. */
 export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.SqlClient>> = {
@@ -67,7 +68,8 @@ export const migrations: Record<string, Effect.Effect<void, unknown, SqlClient.S
   "0030_source_position": sourcePosition,
   "0031_transfer_location_pages": transferLocationPages,
   "0032_planner_rounds": plannerRounds,
-  "0033_cleanup_sweep": cleanupSweep
+  "0033_cleanup_sweep": cleanupSweep,
+  "0034_package_checksum_changes": packageChecksumChanges
 }
 
 /** The table in which applied migrations are recorded. */

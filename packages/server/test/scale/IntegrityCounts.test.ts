@@ -126,6 +126,26 @@ it.layer(TestDatabase.layerEmpty, { timeout: 600_000 })("maintained integrity fi
       yield* sql`update raw_data_package set checksum = ${"sha256:" + "0".repeat(64)} where id = ${pkg!.id}`
       const [after] = yield* sql<{ good: number }>`select good from ops_package_archive_copies where raw_data_package_id = ${pkg!.id}`
       assert.strictEqual(after!.good, 0)
+      // One statement over every package, after small ones on the same connection (a plan made
+      // for a few rows): checksums changed, set where there was none, taken away, the rest only
+      // stamped. Each package's two rows are compared by grouping, never by a join.
+      yield* sql.withTransaction(Effect.gen(function* () {
+        for (let i = 0; i < 3; i++) {
+          yield* sql`update raw_data_package set updated_at = updated_at where id in (select id from raw_data_package order by id limit 5)`
+        }
+        const [changed] = yield* sql<{ n: number }>`
+          with picked as (select id, row_number() over (order by id) as k from raw_data_package),
+          done as (
+            update raw_data_package p set
+              checksum = case when x.k % 97 = 0 or p.checksum is null then ${"sha256:" + "1".repeat(64)}
+                              when x.k % 89 = 0 and p.status <> 'completed' then null else p.checksum end,
+              archived_at = coalesce(p.archived_at, p.updated_at)
+            from picked x where x.id = p.id returning 1)
+          select count(*)::int as n from done`
+        const [all] = yield* sql<{ n: number }>`select count(*)::int as n from raw_data_package`
+        assert.strictEqual(changed!.n, all!.n)
+      }))
+      assert.deepStrictEqual(yield* disagreements, [])
       yield* sql`update data_location set type = 'LONG_TERM_ARCHIVE' where name = 'cologne-buffer'`
       assert.deepStrictEqual(yield* disagreements, [])
       yield* sql`update data_location set type = 'BUFFER' where name = 'cologne-buffer'`
