@@ -16,14 +16,15 @@
  * package before that tick began but committed after it. What no stamp records (an operator
  * lowering a minimum age, an archive copy verified again, a location made deletable) is found by
  * a sweep over every live copy of the site's cleanable locations: one begins at a site's first
- * tick, when the last one began `fullPassEvery` ago or more, while a location is filled to its
- * threshold (there every copy the archive holds may go, whatever its age: sweeps follow each
- * other) and after a window held more packages than a tick reads at once (the sweep under way
- * goes on; the next begins when it ends, and covers what the window left). A sweep is judged
- * `sweepSlice` copies a tick, in the order of the location's live paths (bytewise), so no tick
- * judges the whole site; every copy is judged at the sweep's start or later, so a sweep that
- * ends stands for a full pass as of its start. A site's copies wait at most two sweeps for a
- * change no stamp records (Chile's 17,000 live copies in the 10^7 catalog: 18 ticks a sweep).
+ * tick, when the last one began `fullPassEvery` ago or more, and after a window held more
+ * packages than a tick reads at once (the sweep under way goes on; the next begins when it ends,
+ * and covers what the window left). A sweep is judged `sweepSlice` copies a tick, in the order
+ * of the location's live paths (bytewise), so no tick judges the whole site; every copy is judged
+ * at the sweep's start or later, so a sweep that ends stands for a full pass as of its start. A
+ * site's copies wait at most two sweeps for a change no stamp records (Chile's 17,000 live copies
+ * in the 10^7 catalog: 18 ticks a sweep), but at a location filled to its threshold, where every
+ * copy the archive holds may go whatever its age, which is judged whole every tick while it is
+ * full.
  *
  * Each tick also stamps a bounded batch of completed packages without a stamp (before
  * `archived_at` existed, or by a previous release's worker during an upgrade); until stamped,
@@ -238,8 +239,8 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
   // goes on, and the next begins when it ends (a restart could never end while windows overflow).
   const requested = changed.truncated ? mark.now : mark.sweepRequestedAt
   const lastFull = mark.fullPassAt?.getTime() ?? 0
-  const due = mark.tickedAt === null || selection.overThreshold.length > 0 ||
-    mark.now.getTime() - lastFull >= Duration.toMillis(fullPassEvery) || (requested !== null && requested.getTime() > lastFull)
+  const due = mark.tickedAt === null || mark.now.getTime() - lastFull >= Duration.toMillis(fullPassEvery) ||
+    (requested !== null && requested.getTime() > lastFull)
   const sweep: Sweep | undefined = mark.sweepStartedAt !== null && mark.sweepLocation !== null && mark.sweepPath !== null
     ? { location: mark.sweepLocation, path: mark.sweepPath, startedAt: mark.sweepStartedAt }
     : due
@@ -247,21 +248,20 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
     : undefined
   const slice = sweep === undefined ? [] : yield* sliceAfter(site, sweep, size)
   const ids = [...new Set([...changed.ids, ...slice.map((c) => c.id)])]
-  const rows = ids.length === 0 ? [] : yield* Retention.eligible({
-    site,
-    copyIds: ids,
-    statuses: selection.statuses,
-    overThreshold: selection.overThreshold,
-    limit: selection.limit
-  })
-  if (rows.length < selection.limit) {
-    // a full slice leaves the sweep at its last copy; a short one reached the end
-    const ended = sweep !== undefined && slice.length < size
-    const last = slice.at(-1)
-    const next = sweep !== undefined && !ended && last !== undefined
-      ? { location: last.locationId, path: last.path, startedAt: sweep.startedAt }
-      : undefined
-    yield* advance(mark.siteId, mark.now, next, ended ? sweep.startedAt : undefined, requested)
-  }
-  return rows
+  const rule = { site, statuses: selection.statuses, overThreshold: selection.overThreshold, limit: selection.limit }
+  const rows = ids.length === 0 ? [] : yield* Retention.eligible({ ...rule, copyIds: ids })
+  if (rows.length >= selection.limit) return rows
+  // A location filled to its threshold is judged whole every tick, as it cannot wait for the
+  // sweep to come round to it; the sweep's own place is not moved by it.
+  const full = selection.overThreshold.length === 0
+    ? []
+    : (yield* Retention.eligible({ ...rule, locationIds: selection.overThreshold })).filter((c) => !rows.some((r) => r.id === c.id))
+  // a full slice leaves the sweep at its last copy; a short one reached the end
+  const ended = sweep !== undefined && slice.length < size
+  const last = slice.at(-1)
+  const next = sweep !== undefined && !ended && last !== undefined
+    ? { location: last.locationId, path: last.path, startedAt: sweep.startedAt }
+    : undefined
+  yield* advance(mark.siteId, mark.now, next, ended ? sweep.startedAt : undefined, requested)
+  return [...rows, ...full].slice(0, selection.limit)
 })

@@ -40,13 +40,18 @@ export interface Selection {
   readonly copyId?: string | undefined
   /** Several copies at once (a location job's round). */
   readonly copyIds?: ReadonlyArray<string> | undefined
+  /** Only copies at these locations (a cleanup tick's look at the locations filled to their threshold). */
+  readonly locationIds?: ReadonlyArray<string> | undefined
   readonly statuses: ReadonlyArray<string>
   /** Locations filled to their threshold: there the minimum age does not hold copies back. */
   readonly overThreshold: ReadonlyArray<string>
   readonly limit?: number | undefined
 }
 
-/** The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full locations, $5 limit, $6 archive sites). */
+/**
+ * The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full
+ * locations, $5 limit, $6 archive sites, $7 locations).
+ */
 const eligibleSql = `
 with cand as (
   select c.id, c.status::text as status, c.path, c.data_location_id, l.type::text as location_type,
@@ -60,6 +65,7 @@ with cand as (
     and c.status = any($3::physical_copy_status[])
     and ($1::text is null or s.name = $1::text)
     and ($2::uuid[] is null or c.id = any($2::uuid[]))
+    and ($7::uuid[] is null or c.data_location_id = any($7::uuid[]))
 ),
 -- Each candidate's packages are looked up per candidate (by key), never joined as sets: the
 -- candidates are the live copies, a few thousand, while files and members are the whole history.
@@ -141,7 +147,8 @@ export const eligible = Effect.fn("Retention.eligible")(function* (scope: Select
     scope.statuses as Array<string>,
     scope.overThreshold as Array<string>,
     scope.limit ?? 1000,
-    (yield* Effect.serviceOption(LifecyclePolicy)).pipe(Option.map((p) => p.archiveSites), Option.getOrElse(() => 1))
+    (yield* Effect.serviceOption(LifecyclePolicy)).pipe(Option.map((p) => p.archiveSites), Option.getOrElse(() => 1)),
+    scope.locationIds !== undefined ? [...scope.locationIds] : null
   ])
 })
 

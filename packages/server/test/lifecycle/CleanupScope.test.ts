@@ -250,6 +250,17 @@ describe("cleanup judges what changed since its last tick", () => {
         const [again] = yield* markOf
         assert.isNotNull(again!.startedAt, "a sweep begins after the one that ended")
         assert.isAbove(again!.startedAt!.getTime(), startedAt!.getTime())
+
+        // The minimum age back at 30 days, the sweep past every location: only the fill of
+        // chile-source can free its copies now, and a location at its threshold does not wait
+        // for the sweep to come round to it.
+        yield* sql`update retention_policy set min_age_seconds = ${30 * 86_400}`
+        yield* sql`update cleanup_mark set sweep_location = 'ffffffff-ffff-ffff-ffff-ffffffffffff', sweep_path = ''`
+        const [source] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`
+        assert.deepStrictEqual(yield* CleanupScope.eligible("chile", { statuses, overThreshold: [], limit: 100, sweepSlice: 1 }), [])
+        const pressed = yield* CleanupScope.eligible("chile", { statuses, overThreshold: [source!.id], limit: 100, sweepSlice: 1 })
+        assert.strictEqual(pressed.length, 5, "the five SOURCE file copies, in one tick")
+        assert.isTrue(pressed.every((c) => c.locationId === source!.id))
       }).pipe(Effect.provide(layer)),
     120_000
   )

@@ -241,7 +241,8 @@ describe("lists and planners at scale", () => {
         const sql = yield* SqlClient.SqlClient
         const cleanup = Stages.all.find((s) => s.name === "cleanup")!
         // No fill threshold: the scale topology's folders have no capacity, so their fill is the
-        // host disk's, which other tenants change; over 80 % it would begin a sweep every tick.
+        // host disk's, which other tenants change; over 80 % each tick would judge the full
+        // locations whole (as it must: they cannot wait for the sweep).
         yield* sql`update retention_policy set disk_usage_threshold = null`
         const found: Array<string> = []
         const tick = (what: string) =>
