@@ -218,13 +218,9 @@ describe("lists and planners at scale", () => {
             if (result._tag === "Left") found.push(`${site}.${stage.name} failed: ${String(result.left)}`)
             const plans = yield* ListsExplain.explain(statements)
             yield* show(`${site}.${stage.name}`, plans)
-            found.push(
-              ...violations(
-                `${site}.${stage.name}`,
-                plans,
-                stage.name === "audit" ? auditBound : stage.name === "cleanup" ? cleanupBound : plannerBound
-              )
-            )
+            // cleanup at the host disk's fill, which may put a location over its threshold
+            // (judged whole): the next test holds cleanup's ticks to their own bound without it
+            found.push(...violations(`${site}.${stage.name}`, plans, stage.name === "audit" ? auditBound : plannerBound))
             if (stage.name === "audit" && !plans.some((p) => p.indexes.includes("physical_copy_audit_due"))) {
               found.push(`${site}.audit looked for no due copy by the audit index`)
             }
