@@ -31,6 +31,37 @@ const gone = (packageId: string, location: string) =>
 const marks = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ site: string; tickedAt: Date; fullPassAt: Date }>`
     select s.name as site, m.ticked_at, m.full_pass_at from cleanup_mark m join site s on s.id = m.site_id order by s.name`)
 
+/**
+ * A package of five files archived (kept 30 days), as if five days ago: it, every copy and every
+ * transfer and bundle back-dated, Chile's last tick just now and its last full pass two hours ago.
+ * Only a sweep looks at these copies again.
+ */
+const archivedLongAgo = Effect.gen(function* () {
+  const dir = yield* tempDir
+  const topology = topologyFrom(
+    dir,
+    (raw) =>
+      editLocations(
+        raw,
+        (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "30 days", usageThresholdPercent: 0 } })
+      )
+  )
+  yield* syncTopology(topology)
+  const sql = yield* SqlClient.SqlClient
+  const obs = yield* observatory
+  const pkg = yield* arrivedPackage(topology, obs, ["a", "b", "c", "d", "e"].map((n) => ({ path: `${n}.fits`, bytes: 1_000 })))
+  yield* runSitesUntil(
+    [["cologne", [Archiving.stage]]],
+    Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")
+  ).pipe(Effect.provide(policyLayer(topology)))
+  yield* sql`update raw_data_package set archived_at = now() - interval '5 days' where id = ${pkg.packageId}`
+  yield* sql`update physical_copy set created_at = now() - interval '5 days'`
+  yield* sql`update data_transfer set updated_at = now() - interval '5 days'`
+  yield* sql`update data_transfer_package set updated_at = now() - interval '5 days'`
+  yield* sql`insert into cleanup_mark (site_id, ticked_at, full_pass_at)
+             select id, now(), now() - interval '2 hours' from site where name = 'chile'`
+})
+
 const bothSites = [["chile", [Cleanup.stage]], ["cologne", [Cleanup.stage]]] as const
 
 describe("cleanup judges what changed since its last tick", () => {
@@ -121,33 +152,8 @@ describe("cleanup judges what changed since its last tick", () => {
     "a change no stamp records is found by the hourly sweep, a slice of the live copies a tick, none skipped, none judged twice",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
-        const topology = topologyFrom(
-          dir,
-          (raw) =>
-            editLocations(
-              raw,
-              (
-                l
-              ) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "30 days", usageThresholdPercent: 0 } })
-            )
-        )
-        yield* syncTopology(topology)
+        yield* archivedLongAgo
         const sql = yield* SqlClient.SqlClient
-        const obs = yield* observatory
-        const pkg = yield* arrivedPackage(topology, obs, ["a", "b", "c", "d", "e"].map((n) => ({ path: `${n}.fits`, bytes: 1_000 })))
-        yield* runSitesUntil(
-          [["cologne", [Archiving.stage]]],
-          Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")
-        ).pipe(Effect.provide(policyLayer(topology)))
-        // Archived five days ago, every copy made then; a tick judged what changed just now and
-        // the last full pass was two hours ago: only a sweep looks at these copies again.
-        yield* sql`update raw_data_package set archived_at = now() - interval '5 days' where id = ${pkg.packageId}`
-        yield* sql`update physical_copy set created_at = now() - interval '5 days'`
-        yield* sql`update data_transfer set updated_at = now() - interval '5 days'`
-        yield* sql`update data_transfer_package set updated_at = now() - interval '5 days'`
-        yield* sql`insert into cleanup_mark (site_id, ticked_at, full_pass_at)
-                   select id, now(), now() - interval '2 hours' from site where name = 'chile'`
         // An operator shortens the minimum age: nothing records it but the policy.
         yield* sql`update retention_policy set min_age_seconds = 0`
         const selection = { statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"], overThreshold: [], limit: 100 }
@@ -188,31 +194,8 @@ describe("cleanup judges what changed since its last tick", () => {
     "a tick that finds as many deletable copies as it schedules leaves the sweep where it was; a sweep asked for meanwhile begins when the one under way ends",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
-        const topology = topologyFrom(
-          dir,
-          (raw) =>
-            editLocations(
-              raw,
-              (
-                l
-              ) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "30 days", usageThresholdPercent: 0 } })
-            )
-        )
-        yield* syncTopology(topology)
+        yield* archivedLongAgo
         const sql = yield* SqlClient.SqlClient
-        const obs = yield* observatory
-        const pkg = yield* arrivedPackage(topology, obs, ["a", "b", "c", "d", "e"].map((n) => ({ path: `${n}.fits`, bytes: 1_000 })))
-        yield* runSitesUntil(
-          [["cologne", [Archiving.stage]]],
-          Effect.map(statusesAt(pkg.packageId, "cologne-archive"), (s) => s[0] === "PRESENT")
-        ).pipe(Effect.provide(policyLayer(topology)))
-        yield* sql`update raw_data_package set archived_at = now() - interval '5 days' where id = ${pkg.packageId}`
-        yield* sql`update physical_copy set created_at = now() - interval '5 days'`
-        yield* sql`update data_transfer set updated_at = now() - interval '5 days'`
-        yield* sql`update data_transfer_package set updated_at = now() - interval '5 days'`
-        yield* sql`insert into cleanup_mark (site_id, ticked_at, full_pass_at)
-                   select id, now(), now() - interval '2 hours' from site where name = 'chile'`
         yield* sql`update retention_policy set min_age_seconds = 0`
         const statuses = ["PRESENT", "STAGED", "DELETION_POSSIBLE"]
         const markOf = sql<{ tickedAt: Date; startedAt: Date | null; path: string | null; fullPassAt: Date }>`
