@@ -48,6 +48,17 @@ export const topologyFrom = (dir: string, edit: (raw: RawTopology) => RawTopolog
   return decoded.right
 }
 
+/** The demo topology with every SOURCE and buffer kept for `minAge` after archiving, with no usage threshold. */
+export const topologyKeeping = (dir: string, minAge: string): Topology.Topology =>
+  topologyFrom(
+    dir,
+    (raw) =>
+      editLocations(
+        raw,
+        (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: minAge, usageThresholdPercent: 0 } })
+      )
+  )
+
 /** Edits the locations of a raw topology by name. */
 export const editLocations = (raw: RawTopology, edit: (loc: Record<string, unknown>) => Record<string, unknown>): RawTopology => ({
   ...raw,

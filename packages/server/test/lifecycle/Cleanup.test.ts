@@ -10,19 +10,8 @@ import * as Arrival from "../../src/lifecycle/Arrival.js"
 import * as BundleRecovery from "../../src/lifecycle/BundleRecovery.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import { JobQueue } from "../../src/engine/JobQueue.js"
-import { arrivedPackage, editLocations, runSitesFor, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
+import { arrivedPackage, editLocations, runSitesFor, runSitesUntil, topologyFrom, topologyKeeping } from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
-
-/** SOURCE and buffers kept for `minAge` after archiving, with no usage threshold. */
-const topologyKeeping = (dir: string, minAge: string) =>
-  topologyFrom(
-    dir,
-    (raw) =>
-      editLocations(
-        raw,
-        (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: minAge, usageThresholdPercent: 0 } })
-      )
-  )
 
 /** Every copy of the package and its files, by location, with its status. */
 const copiesOf = (packageId: string) =>

@@ -13,7 +13,7 @@ import * as Archiving from "../../src/lifecycle/Archiving.js"
 import * as Cleanup from "../../src/lifecycle/Cleanup.js"
 import * as CleanupScope from "../../src/lifecycle/CleanupScope.js"
 import * as Retention from "../../src/lifecycle/Retention.js"
-import { arrivedPackage, editLocations, runSitesUntil, topologyFrom } from "./ArchiveWorld.js"
+import { arrivedPackage, runSitesUntil, topologyKeeping } from "./ArchiveWorld.js"
 import { layer, observatory, policyLayer, syncTopology, tempDir } from "./LifecycleWorld.js"
 
 const statusesAt = (packageId: string, location: string) =>
@@ -37,15 +37,7 @@ const marks = Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ site: string; t
  * Only a sweep looks at these copies again.
  */
 const archivedLongAgo = Effect.gen(function* () {
-  const dir = yield* tempDir
-  const topology = topologyFrom(
-    dir,
-    (raw) =>
-      editLocations(
-        raw,
-        (l) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "30 days", usageThresholdPercent: 0 } })
-      )
-  )
+  const topology = topologyKeeping(yield* tempDir, "30 days")
   yield* syncTopology(topology)
   const sql = yield* SqlClient.SqlClient
   const obs = yield* observatory
@@ -64,22 +56,23 @@ const archivedLongAgo = Effect.gen(function* () {
 
 const bothSites = [["chile", [Cleanup.stage]], ["cologne", [Cleanup.stage]]] as const
 
+/** The statuses a cleanup tick judges. */
+const liveStatuses = ["PRESENT", "STAGED", "DELETION_POSSIBLE"]
+
+/** Chile's cleanup mark with its sweep: when it began, where it is, and the last full pass. */
+const chileSweep = Effect.flatMap(
+  SqlClient.SqlClient,
+  (sql) => sql<{ tickedAt: Date; startedAt: Date | null; location: string | null; path: string | null; fullPassAt: Date }>`
+    select m.ticked_at, m.sweep_started_at as started_at, m.sweep_location as location, m.sweep_path as path, m.full_pass_at
+    from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
+)
+
 describe("cleanup judges what changed since its last tick", () => {
   it.scopedLive(
     "a package archived long ago whose retention just ended, and a copy freed long after its retention ended, are cleaned without a full pass",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
-        const topology = topologyFrom(
-          dir,
-          (raw) =>
-            editLocations(
-              raw,
-              (
-                l
-              ) => (l.type === "LONG_TERM_ARCHIVE" ? l : { ...l, retention: { minAgeSinceArchived: "1 hours", usageThresholdPercent: 0 } })
-            )
-        )
+        const topology = topologyKeeping(yield* tempDir, "1 hours")
         yield* syncTopology(topology)
         const sql = yield* SqlClient.SqlClient
         const obs = yield* observatory
@@ -156,13 +149,10 @@ describe("cleanup judges what changed since its last tick", () => {
         const sql = yield* SqlClient.SqlClient
         // An operator shortens the minimum age: nothing records it but the policy.
         yield* sql`update retention_policy set min_age_seconds = 0`
-        const selection = { statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"], overThreshold: [], limit: 100 }
+        const selection = { statuses: liveStatuses, overThreshold: [], limit: 100 }
         const everything = (yield* Retention.eligible({ site: "chile", ...selection })).map((c) => c.id).sort()
         assert.strictEqual(everything.length, 6, "five SOURCE file copies and the BUFFER package copy")
 
-        const sweepOf = sql<{ startedAt: Date | null; location: string | null; path: string | null; fullPassAt: Date }>`
-          select m.sweep_started_at as started_at, m.sweep_location as location, m.sweep_path as path, m.full_pass_at
-          from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
         const found: Array<string> = []
         const places: Array<string> = []
         let startedAt: Date | null = null
@@ -170,7 +160,7 @@ describe("cleanup judges what changed since its last tick", () => {
           const rows = yield* CleanupScope.eligible("chile", { ...selection, sweepSlice: 2 })
           assert.isAtMost(rows.length, 2, `tick ${tick} judged only its slice`)
           found.push(...rows.map((r) => r.id))
-          const [sweep] = yield* sweepOf
+          const [sweep] = yield* chileSweep
           if (sweep!.startedAt === null) break
           startedAt ??= sweep!.startedAt
           assert.strictEqual(sweep!.startedAt.getTime(), startedAt.getTime(), "the sweep keeps its start")
@@ -179,13 +169,13 @@ describe("cleanup judges what changed since its last tick", () => {
         assert.deepStrictEqual([...found].sort(), everything, "every copy found once")
         assert.strictEqual(places.length, 3, "three slices of two, the fourth tick found the end")
         assert.strictEqual(new Set(places).size, 3, "the sweep moved on each tick")
-        const [ended] = yield* sweepOf
+        const [ended] = yield* chileSweep
         assert.isNotNull(startedAt)
         assert.strictEqual(ended!.fullPassAt.getTime(), startedAt!.getTime(), "an ended sweep is a full pass as of its start")
         assert.isNull(ended!.location)
         // No sweep is due for another hour: the next tick judges what changed, which is nothing.
         assert.deepStrictEqual(yield* CleanupScope.eligible("chile", { ...selection, sweepSlice: 2 }), [])
-        assert.isNull((yield* sweepOf)[0]!.startedAt)
+        assert.isNull((yield* chileSweep)[0]!.startedAt)
       }).pipe(Effect.provide(layer)),
     120_000
   )
@@ -197,16 +187,13 @@ describe("cleanup judges what changed since its last tick", () => {
         yield* archivedLongAgo
         const sql = yield* SqlClient.SqlClient
         yield* sql`update retention_policy set min_age_seconds = 0`
-        const statuses = ["PRESENT", "STAGED", "DELETION_POSSIBLE"]
-        const markOf = sql<{ tickedAt: Date; startedAt: Date | null; path: string | null; fullPassAt: Date }>`
-          select m.ticked_at, m.sweep_started_at as started_at, m.sweep_path as path, m.full_pass_at
-          from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
-        const [before] = yield* markOf
+        const statuses = liveStatuses
+        const [before] = yield* chileSweep
 
         // One deletable copy found, one scheduled at once: nothing of the mark moves.
         const full = yield* CleanupScope.eligible("chile", { statuses, overThreshold: [], limit: 1, sweepSlice: 3 })
         assert.strictEqual(full.length, 1)
-        const [held] = yield* markOf
+        const [held] = yield* chileSweep
         assert.deepStrictEqual(held, before, "the next tick reads the same again")
 
         // A slice of one a tick: the sweep stops on every location's last path and goes on.
@@ -217,7 +204,7 @@ describe("cleanup judges what changed since its last tick", () => {
           found.push(
             ...(yield* CleanupScope.eligible("chile", { statuses, overThreshold: [], limit: 100, sweepSlice: 1 })).map((r) => r.id)
           )
-          const [m] = yield* markOf
+          const [m] = yield* chileSweep
           if (m!.startedAt === null) break
           startedAt ??= m!.startedAt
           // Half way, a tick that read only part of a window asks for a sweep from now on.
@@ -226,11 +213,11 @@ describe("cleanup judges what changed since its last tick", () => {
         assert.strictEqual(ticks, 6, "six slices of one, the seventh found the end")
         assert.strictEqual(new Set(found).size, 6)
         assert.strictEqual(found.length, 6, "every copy found once")
-        const [ended] = yield* markOf
+        const [ended] = yield* chileSweep
         assert.strictEqual(ended!.fullPassAt.getTime(), startedAt!.getTime(), "the sweep asked for did not restart the one under way")
         // The request came after that sweep began: the next tick begins another.
         yield* CleanupScope.eligible("chile", { statuses, overThreshold: [], limit: 100, sweepSlice: 1 })
-        const [again] = yield* markOf
+        const [again] = yield* chileSweep
         assert.isNotNull(again!.startedAt, "a sweep begins after the one that ended")
         assert.isAbove(again!.startedAt!.getTime(), startedAt!.getTime())
 
@@ -252,19 +239,7 @@ describe("cleanup judges what changed since its last tick", () => {
     "packages completed before they were stamped are stamped by the planner and their copies cleaned",
     () =>
       Effect.gen(function* () {
-        const dir = yield* tempDir
-        const topology = topologyFrom(
-          dir,
-          (raw) =>
-            editLocations(
-              raw,
-              (
-                l
-              ) => (l.type === "LONG_TERM_ARCHIVE"
-                ? l
-                : { ...l, retention: { minAgeSinceArchived: "0 seconds", usageThresholdPercent: 0 } })
-            )
-        )
+        const topology = topologyKeeping(yield* tempDir, "0 seconds")
         yield* syncTopology(topology)
         const sql = yield* SqlClient.SqlClient
         const obs = yield* observatory
