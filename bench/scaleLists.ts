@@ -143,9 +143,9 @@ const catchUpTicks = 5_000
 
 /**
  * Ticks the site's cleanup planner until it has caught up with the loaded catalog: every completed
- * package stamped with its archive time (250 a tick: 1,000 ticks at 10^7), the site's mark set
- * and the sweep its first tick began ended (1,000 live copies a tick), and a tick that scheduled
- * no copy (the live tail's deletable copies all scheduled, 500 a tick). What follows are the
+ * package stamped with its archive time (100 a tick: 2,500 ticks at 10^7), the site's mark set
+ * and the sweep its first tick began ended (500 live copies a tick), and a tick that scheduled
+ * no copy (the live tail's deletable copies all scheduled, 200 a tick). What follows are the
  * ticks of a site in service between its hourly sweeps, which judge what changed since the last one.
  */
 const catchUp = (site: string) =>

@@ -212,27 +212,47 @@ export interface TransitionAllInput<K extends EntityKind> {
   readonly ids: ReadonlyArray<IdOf[K]>
   readonly from: StateMachine.StateOf[K]
   readonly to: StateMachine.StateOf[K]
+  /**
+   * A state passed through on the way: each row is updated once, straight to `to`, and gets two
+   * events, `from` to `via` then `via` to `to` (half the row versions and index entries of two
+   * moves, the same history).
+   */
+  readonly via?: StateMachine.StateOf[K]
   readonly actor?: string
   /** The same details for every row's event. */
   readonly details?: JsonObject
 }
 
 /**
- * Moves every row of `ids` from `from` to `to`, with an event each, in one statement (one round
- * trip whatever the number of rows). All or nothing: when any row is missing or moved on
- * meanwhile, nothing moves and the refusal names the first such row, as `transition` would.
+ * Moves every row of `ids` from `from` to `to` (through `via` when given), with an event for each
+ * step, in one statement (one round trip whatever the number of rows). All or nothing: when any
+ * row is missing or moved on meanwhile, nothing moves and the refusal names the first such row,
+ * as `transition` would.
  */
 export const transitionAll = <K extends EntityKind>(
   input: TransitionAllInput<K>
 ): Effect.Effect<void, TransitionError | SqlError, SqlClient.SqlClient> =>
   Effect.gen(function* () {
-    const { entity, from, ids, to } = input
+    const { entity, from, ids, to, via } = input
     if (ids.length === 0) return
     const refuse = (reason: Reason, id: string, actual?: string) =>
       new TransitionError({ reason, entity, id, from, to, ...(actual !== undefined ? { actual } : {}) })
-    if (!StateMachine.canTransition(entity, from, to)) return yield* refuse("IllegalTransition", ids[0]!)
+    const legal = via === undefined
+      ? StateMachine.canTransition(entity, from, to)
+      : StateMachine.canTransition(entity, from, via) && StateMachine.canTransition(entity, via, to)
+    if (!legal) return yield* refuse("IllegalTransition", ids[0]!)
     const target = targets[entity]
     const sql = yield* SqlClient.SqlClient
+    const events = { kind: entity, actor: input.actor, details: input.details }
+    // the steps of each row in order, so the two events get ascending ids as the moves would
+    const logged = via === undefined
+      ? EventLog.appendFrom(sql, { ...events, rows: "moved", from, to })
+      : sql`
+        with steps as (
+          select m.id, s.from_state, s.to_state from moved m
+          cross join (values (1, ${from}::text, ${via}::text), (2, ${via}::text, ${to}::text)) s(step, from_state, to_state)
+          order by m.id, s.step)
+        ${EventLog.appendFrom(sql, { ...events, rows: "steps", from: { column: "from_state" }, to: { column: "to_state" } })}`
     const wanted = [...new Set(ids as ReadonlyArray<string>)]
     // Every row is locked and checked first; the move applies only when all are where expected,
     // so a partial move never commits.
@@ -247,7 +267,7 @@ export const transitionAll = <K extends EntityKind>(
         update ${sql(target.table)} t set ${sql(target.column)} = ${to}, updated_at = now()
         from ready where ready.ok and t.id in (select id from wanted) and t.${sql(target.column)} = ${from}
         returning t.id),
-      logged as (${EventLog.appendFrom(sql, { kind: entity, rows: "moved", from, to, actor: input.actor, details: input.details })})
+      logged as (${logged})
       select w.id::text as id, c.state, exists (select 1 from moved m where m.id = w.id) as moved
       from wanted w left join current c on c.id = w.id`
     const bad = rows.find((r) => !r.moved)
@@ -256,6 +276,6 @@ export const transitionAll = <K extends EntityKind>(
     return yield* stray.state === null ? refuse("NotFound", stray.id) : refuse("StateConflict", stray.id, stray.state)
   }).pipe(
     Effect.withSpan("Transitions.transitionAll", {
-      attributes: { entity: input.entity, from: input.from, to: input.to, rows: input.ids.length }
+      attributes: { entity: input.entity, from: input.from, to: input.to, via: input.via ?? "", rows: input.ids.length }
     })
   )

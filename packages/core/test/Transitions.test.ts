@@ -281,5 +281,57 @@ describe("Transitions", () => {
         )
         assert.strictEqual(illegal._tag === "TransitionError" && illegal.reason, "IllegalTransition")
       }))
+
+    it.effect("transitionAll through a state: one update per row, both events in order, or nothing", () =>
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const w = yield* Fixtures.world
+        const eou = yield* Fixtures.executedObsUnit(w)
+        const copies = yield* Effect.forEach(
+          [1, 2],
+          () => Effect.flatMap(Fixtures.rawDataPackage(w, eou), (p) => Fixtures.physicalCopy(w.chileBuffer, p))
+        )
+        const ids = copies.map((c) => c.id)
+        const history = (id: string) => sql<{ fromState: string; toState: string; actor: string }>`
+            select from_state, to_state, actor from event_log where entity_id = ${id} and from_state is not null order by id`
+        const versions = () =>
+          sql<{ n: number }>`select sum(n_tup_upd)::int as n from pg_stat_xact_user_tables where relname = 'physical_copy'`
+
+        // a step that is not in the machine, either way: nothing moves
+        for (
+          const [from, via, to] of [["PRESENT", "DELETED", "DELETION_SCHEDULED"], ["PRESENT", "DELETION_POSSIBLE", "DELETED"]] as const
+        ) {
+          const illegal = yield* Effect.flip(Transitions.transitionAll({ entity: "PhysicalCopy", ids, from, via, to }))
+          assert.strictEqual(illegal._tag === "TransitionError" && illegal.reason, "IllegalTransition")
+        }
+        // one moved on meanwhile: nothing moves, no event
+        yield* Transitions.transition({ entity: "PhysicalCopy", id: ids[1]!, from: "PRESENT", to: "MISSING" })
+        const conflict = yield* Effect.flip(
+          Transitions.transitionAll({ entity: "PhysicalCopy", ids, from: "PRESENT", via: "DELETION_POSSIBLE", to: "DELETION_SCHEDULED" })
+        )
+        assert.strictEqual(conflict._tag === "TransitionError" && conflict.actual, "MISSING")
+        assert.deepStrictEqual(yield* history(ids[0]!), [])
+
+        // the transaction's own count of updated rows
+        const updated = yield* sql.withTransaction(Effect.gen(function* () {
+          const before = (yield* versions())[0]?.n ?? 0
+          yield* Transitions.transitionAll({
+            entity: "PhysicalCopy",
+            ids: [ids[0]!],
+            from: "PRESENT",
+            via: "DELETION_POSSIBLE",
+            to: "DELETION_SCHEDULED",
+            actor: "planner:test"
+          })
+          return ((yield* versions())[0]?.n ?? 0) - before
+        }))
+        assert.strictEqual(updated, 1, "one row version for the two steps")
+        const [moved] = yield* sql<{ status: string }>`select status::text as status from physical_copy where id = ${ids[0]!}`
+        assert.strictEqual(moved!.status, "DELETION_SCHEDULED")
+        assert.deepStrictEqual((yield* history(ids[0]!)).map((e) => [e.fromState, e.toState, e.actor]), [
+          ["PRESENT", "DELETION_POSSIBLE", "planner:test"],
+          ["DELETION_POSSIBLE", "DELETION_SCHEDULED", "planner:test"]
+        ])
+      }))
   })
 })

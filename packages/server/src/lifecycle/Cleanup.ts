@@ -19,7 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { JobQueue, noJobOf } from "../engine/JobQueue.js"
 import * as CleanupScope from "./CleanupScope.js"
-import { batch, failedDue, scheduleAll } from "./internal/CleanupScheduling.js"
+import { batch, failedDue, planBatch, scheduleAll } from "./internal/CleanupScheduling.js"
 import { deleteCopy, type Target } from "./internal/CopyDeletion.js"
 import { foldersDue, removeFolders } from "./internal/RequestFolders.js"
 import * as Retention from "./Retention.js"
@@ -72,7 +72,11 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
   const overThreshold = yield* Retention.overThreshold({ site })
-  const eligible = yield* CleanupScope.eligible(site, { statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"], overThreshold, limit: batch })
+  const eligible = yield* CleanupScope.eligible(site, {
+    statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"],
+    overThreshold,
+    limit: planBatch
+  })
   yield* scheduleAll(site, eligible)
   // A failed deletion is retried whatever the rule says now: the worker re-checks it.
   yield* scheduleAll(
@@ -83,12 +87,16 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
       locationType: copy.locationType as Retention.Deletable["locationType"]
     }))
   )
+  // asked per location (by the deletion index), not gathered from every scheduled copy: a
+  // backlog of thousands of scheduled copies names the same few locations
   const locations = yield* sql<{ id: string }>`
-    select distinct c.data_location_id as id
-    from physical_copy c join data_location l on l.id = c.data_location_id join site s on s.id = l.site_id
-    where s.name = ${site} and (c.status = 'DELETION_SCHEDULED'
-      or (${cleanupsInProgress(sql, sql`c`)} and (c.updated_at < now() - make_interval(mins => ${staleMinutes})
-          or ${noJobOf(sql, queueName(site, name), sql`${"location:"} || c.data_location_id::text`)})))
+    select l.id from data_location l join site s on s.id = l.site_id
+    where s.name = ${site} and (
+      exists (select 1 from physical_copy c where c.data_location_id = l.id and c.status = 'DELETION_SCHEDULED')
+      or exists (select 1 from physical_copy c
+        where c.data_location_id = l.id and ${cleanupsInProgress(sql, sql`c`)}
+          and (c.updated_at < now() - make_interval(mins => ${staleMinutes})
+            or ${noJobOf(sql, queueName(site, name), sql`${"location:"} || c.data_location_id::text`)})))
     union
     select r.data_location_id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
     where s.name = ${site} and ${foldersDue(sql)}`

@@ -10,7 +10,7 @@
  * - a transfer or a bundle that held a buffer copy ends (transfers and bundles updated since);
  * - a staging request is released, expires or ends (the copies it staged, at its PROCESSING location);
  * - a copy appears at a location after its package was archived (copies created since), or
- *   waits as DELETION_POSSIBLE.
+ *   waits as DELETION_POSSIBLE (as many per location as the tick schedules).
  *
  * The window reaches back `overlap` before the last tick, for transactions that stamped a
  * package before that tick began but committed after it. What no stamp records (an operator
@@ -22,7 +22,7 @@
  * of the location's live paths (bytewise), so no tick judges the whole site; every copy is judged
  * at the sweep's start or later, so a sweep that ends stands for a full pass as of its start. A
  * site's copies wait at most two sweeps for a change no stamp records (Chile's 17,000 live copies
- * in the 10^7 catalog: 18 ticks a sweep), but at a location filled to its threshold, where every
+ * in the 10^7 catalog: 35 ticks a sweep), but at a location filled to its threshold, where every
  * copy the archive holds may go whatever its age, which is judged whole every tick while it is
  * full.
  *
@@ -47,13 +47,13 @@ export const overlap = Duration.minutes(10)
 export const fullPassEvery = Duration.hours(1)
 
 /** Completed packages without a stamp that one tick stamps (one short statement, by their index). */
-const stampBatch = 250
+const stampBatch = 100
 
 /** Packages a window reads per location and tick; a window holding more asks for a sweep. */
 const windowCap = 5_000
 
 /** Live copies a sweep judges per tick. */
-export const sweepSlice = 1_000
+export const sweepSlice = 500
 
 /**
  * Stamps completed packages that have no `archived_at` yet (those completed before the column
@@ -142,9 +142,11 @@ const sliceAfter = (site: string, from: Sweep, size: number) =>
 /**
  * The live copies at the site's cleanable locations that may have become deletable between
  * `since` and `now` (see the module's list), and whether a window held more packages than it
- * reads at once.
+ * reads at once. Of the copies waiting in DELETION_POSSIBLE it takes `waiting` per location: a
+ * backlog of them waits for later ticks (and the sweep, which judges them too) rather than being
+ * judged whole every tick.
  */
-const changedSince = (site: string, since: Date, now: Date) =>
+const changedSince = (site: string, since: Date, now: Date, waiting: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ id: string | null; truncated: boolean | null }>`
       with loc as (${cleanable(sql, site)}),
       due as (
@@ -207,7 +209,9 @@ const changedSince = (site: string, since: Date, now: Date) =>
         union
         select c.id from loc join physical_copy c on c.data_location_id = loc.id and c.created_at > ${since} and c.status <> 'DELETED'
         union
-        select c.id from loc join physical_copy c on c.data_location_id = loc.id and c.status = 'DELETION_POSSIBLE')
+        select c.id from loc cross join lateral (
+          select c.id from physical_copy c where c.data_location_id = loc.id and c.status = 'DELETION_POSSIBLE'
+          limit ${waiting}) c)
       select id, null::boolean as truncated from cand
       union all
       select null, exists (select 1 from due group by location_id having count(*) >= ${windowCap})`).pipe(Effect.map((rows) => ({
@@ -234,7 +238,7 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
   yield* stampOld
   const changed = mark.tickedAt === null
     ? { ids: [], truncated: false }
-    : yield* changedSince(site, new Date(mark.tickedAt.getTime() - Duration.toMillis(overlap)), mark.now)
+    : yield* changedSince(site, new Date(mark.tickedAt.getTime() - Duration.toMillis(overlap)), mark.now, selection.limit)
   // What a window left unread is covered by a sweep that begins now or later: the one under way
   // goes on, and the next begins when it ends (a restart could never end while windows overflow).
   const requested = changed.truncated ? mark.now : mark.sweepRequestedAt

@@ -49,15 +49,26 @@ export interface Selection {
 }
 
 /**
+ * Where the rule's candidates come from: given copies are looked up one by one by key (a
+ * planner left to choose may read every live copy of their locations to find a few hundred of
+ * them), the other scopes read the copies of their locations.
+ */
+const candidates = {
+  byId: `unnest($2::uuid[]) as wanted(id) cross join lateral (
+    select * from physical_copy c where c.id = wanted.id limit 1) c`,
+  byLocation: `physical_copy c`
+} as const
+
+/**
  * The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full
  * locations, $5 limit, $6 archive sites, $7 locations).
  */
-const eligibleSql = `
+const eligibleSql = (from: string) => `
 with cand as (
   select c.id, c.status::text as status, c.path, c.data_location_id, l.type::text as location_type,
          c.raw_data_file_id, c.raw_data_package_id, c.data_transfer_package_id,
          r.min_age_seconds, r.required_archive_copies
-  from physical_copy c
+  from ${from}
   join data_location l on l.id = c.data_location_id
   join site s on s.id = l.site_id
   join retention_policy r on r.data_location_id = l.id
@@ -141,9 +152,10 @@ limit $5`
 /** Copies in scope that may be deleted now. */
 export const eligible = Effect.fn("Retention.eligible")(function* (scope: Selection) {
   const sql = yield* SqlClient.SqlClient
-  return yield* sql.unsafe<Deletable>(eligibleSql, [
+  const copies = scope.copyId !== undefined ? [scope.copyId] : scope.copyIds !== undefined ? [...scope.copyIds] : null
+  return yield* sql.unsafe<Deletable>(eligibleSql(copies === null ? candidates.byLocation : candidates.byId), [
     scope.site ?? null,
-    scope.copyId !== undefined ? [scope.copyId] : scope.copyIds !== undefined ? [...scope.copyIds] : null,
+    copies,
     scope.statuses as Array<string>,
     scope.overThreshold as Array<string>,
     scope.limit ?? 1000,

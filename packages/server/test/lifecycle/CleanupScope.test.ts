@@ -236,6 +236,32 @@ describe("cleanup judges what changed since its last tick", () => {
   )
 
   it.scopedLive(
+    "copies waiting in DELETION_POSSIBLE, more than a tick schedules, are judged a tick's worth at a time and none is left behind",
+    () =>
+      Effect.gen(function* () {
+        yield* archivedLongAgo
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`update retention_policy set min_age_seconds = 0`
+        // No sweep due: only the copies waiting are judged. Five wait at chile-source.
+        yield* sql`update cleanup_mark set full_pass_at = now()`
+        const waiting = yield* sql<{ id: string }>`
+          update physical_copy c set status = 'DELETION_POSSIBLE' from data_location l
+          where l.id = c.data_location_id and l.name = 'chile-source' returning c.id`
+        assert.strictEqual(waiting.length, 5)
+        const found: Array<Array<string>> = []
+        for (let tick = 0; tick < 5 && found.flat().length < 5; tick++) {
+          const rows = yield* CleanupScope.eligible("chile", { statuses: liveStatuses, overThreshold: [], limit: 2 })
+          found.push(rows.map((r) => r.id))
+          // as the planner does with them: scheduled, no longer waiting
+          yield* sql`update physical_copy set status = 'DELETION_SCHEDULED' where id = any(${rows.map((r) => r.id)}::uuid[])`
+        }
+        assert.deepStrictEqual(found.map((ids) => ids.length), [2, 2, 1], "two a tick, the tick's limit")
+        assert.deepStrictEqual(found.flat().sort(), waiting.map((c) => c.id).sort(), "every waiting copy, once")
+      }).pipe(Effect.provide(layer)),
+    120_000
+  )
+
+  it.scopedLive(
     "packages completed before they were stamped are stamped by the planner and their copies cleaned",
     () =>
       Effect.gen(function* () {
