@@ -23,8 +23,8 @@
  * at the sweep's start or later, so a sweep that ends stands for a full pass as of its start. A
  * site's copies wait at most two sweeps for a change no stamp records (Chile's 17,000 live copies
  * in the 10^7 catalog: 35 ticks a sweep), but at a location filled to its threshold, where every
- * copy the archive holds may go whatever its age, which is judged whole every tick while it is
- * full.
+ * copy the archive holds may go whatever its age: there the oldest `fullSlice` copies in each
+ * status are judged every tick while it is full.
  *
  * Each tick also stamps a bounded batch of completed packages without a stamp (before
  * `archived_at` existed, or by a previous release's worker during an upgrade); until stamped,
@@ -51,6 +51,12 @@ const stampBatch = 100
 
 /** Packages a window reads per location and tick; a window holding more asks for a sweep. */
 const windowCap = 5_000
+
+/**
+ * Copies of a location filled to its threshold judged per tick, in each status, oldest first:
+ * the first to go there, and the most likely archived; the sweep judges the rest as it passes.
+ */
+export const fullSlice = 1_000
 
 /** Live copies a sweep judges per tick. */
 export const sweepSlice = 500
@@ -255,11 +261,13 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
   const rule = { site, statuses: selection.statuses, overThreshold: selection.overThreshold, limit: selection.limit }
   const rows = ids.length === 0 ? [] : yield* Retention.eligible({ ...rule, copyIds: ids })
   if (rows.length >= selection.limit) return rows
-  // A location filled to its threshold is judged whole every tick, as it cannot wait for the
-  // sweep to come round to it; the sweep's own place is not moved by it.
+  // A location filled to its threshold has its oldest copies judged every tick, as it cannot
+  // wait for the sweep to come round to them; the sweep's own place is not moved by it.
   const full = selection.overThreshold.length === 0
     ? []
-    : (yield* Retention.eligible({ ...rule, locationIds: selection.overThreshold })).filter((c) => !rows.some((r) => r.id === c.id))
+    : (yield* Retention.eligible({ ...rule, locationIds: selection.overThreshold, oldest: fullSlice })).filter((c) =>
+      !rows.some((r) => r.id === c.id)
+    )
   // a full slice leaves the sweep at its last copy; a short one reached the end
   const ended = sweep !== undefined && slice.length < size
   const last = slice.at(-1)

@@ -42,6 +42,8 @@ export interface Selection {
   readonly copyIds?: ReadonlyArray<string> | undefined
   /** Only copies at these locations (a cleanup tick's look at the locations filled to their threshold). */
   readonly locationIds?: ReadonlyArray<string> | undefined
+  /** With `locationIds`: only the oldest copies of each location in each status, this many. */
+  readonly oldest?: number | undefined
   readonly statuses: ReadonlyArray<string>
   /** Locations filled to their threshold: there the minimum age does not hold copies back. */
   readonly overThreshold: ReadonlyArray<string>
@@ -51,17 +53,23 @@ export interface Selection {
 /**
  * Where the rule's candidates come from: given copies are looked up one by one by key (a
  * planner left to choose may read every live copy of their locations to find a few hundred of
- * them), the other scopes read the copies of their locations.
+ * them); the oldest copies of given locations, each location's and status's in the order of its
+ * live copies' index ($8 of each); the other scopes read the copies of their locations.
  */
 const candidates = {
   byId: `unnest($2::uuid[]) as wanted(id) cross join lateral (
     select * from physical_copy c where c.id = wanted.id limit 1) c`,
+  oldest: `unnest($7::uuid[]) as at_location(id) cross join unnest($3::physical_copy_status[]) as in_status(status)
+    cross join lateral (
+      select * from physical_copy c
+      where c.data_location_id = at_location.id and c.status = in_status.status and c.status <> 'DELETED'
+      order by c.created_at, c.id limit $8::int) c`,
   byLocation: `physical_copy c`
 } as const
 
 /**
  * The one eligibility rule, parameterised by scope ($1 site, $2 copies, $3 statuses, $4 full
- * locations, $5 limit, $6 archive sites, $7 locations).
+ * locations, $5 limit, $6 archive sites, $7 locations, and $8 for `candidates.oldest`).
  */
 const eligibleSql = (from: string) => `
 with cand as (
@@ -153,14 +161,17 @@ limit $5`
 export const eligible = Effect.fn("Retention.eligible")(function* (scope: Selection) {
   const sql = yield* SqlClient.SqlClient
   const copies = scope.copyId !== undefined ? [scope.copyId] : scope.copyIds !== undefined ? [...scope.copyIds] : null
-  return yield* sql.unsafe<Deletable>(eligibleSql(copies === null ? candidates.byLocation : candidates.byId), [
+  const oldest = copies === null && scope.locationIds !== undefined && scope.oldest !== undefined
+  const from = copies !== null ? candidates.byId : oldest ? candidates.oldest : candidates.byLocation
+  return yield* sql.unsafe<Deletable>(eligibleSql(from), [
     scope.site ?? null,
     copies,
     scope.statuses as Array<string>,
     scope.overThreshold as Array<string>,
     scope.limit ?? 1000,
     (yield* Effect.serviceOption(LifecyclePolicy)).pipe(Option.map((p) => p.archiveSites), Option.getOrElse(() => 1)),
-    scope.locationIds !== undefined ? [...scope.locationIds] : null
+    scope.locationIds !== undefined ? [...scope.locationIds] : null,
+    ...(oldest ? [Math.max(1, scope.oldest!)] : [])
   ])
 })
 

@@ -236,9 +236,8 @@ describe("lists and planners at scale", () => {
       Effect.gen(function* () {
         const sql = yield* SqlClient.SqlClient
         const cleanup = Stages.all.find((s) => s.name === "cleanup")!
-        // No fill threshold: the scale topology's folders have no capacity, so their fill is the
-        // host disk's, which other tenants change; over 80 % each tick would judge the full
-        // locations whole (as it must: they cannot wait for the sweep).
+        // No fill threshold but where set below: the scale topology's folders have no capacity,
+        // so their fill is the host disk's, which other tenants change.
         yield* sql`update retention_policy set disk_usage_threshold = null`
         const found: Array<string> = []
         const tick = (what: string) =>
@@ -275,6 +274,12 @@ describe("lists and planners at scale", () => {
         yield* sql`update cleanup_mark set ticked_at = now(), full_pass_at = now(), sweep_location = null, sweep_path = null,
                    sweep_started_at = null`
         yield* tick("changed")
+        // Chile's SOURCE filled to its threshold, nothing else to judge: its oldest copies are
+        // judged, not all of them.
+        yield* sql`update physical_copy set status = 'DELETION_SCHEDULED' where status = 'DELETION_POSSIBLE'`
+        yield* sql`update retention_policy set disk_usage_threshold = 0.001
+                   where data_location_id = (select id from data_location where name = 'chile-source')`
+        yield* tick("a full location")
         assert.deepStrictEqual(found, [], found.join("\n"))
       }))
   })
