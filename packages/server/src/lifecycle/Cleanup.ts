@@ -71,7 +71,8 @@ const locationKey = (locationId: string) => `location:${locationId}`
 export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
-  const overThreshold = yield* Retention.overThreshold({ site })
+  // independent reads, at once (a failed deletion is never among the eligible copies)
+  const [overThreshold, failed] = yield* Effect.all([Retention.overThreshold({ site }), failedDue(site)], { concurrency: 2 })
   const eligible = yield* CleanupScope.eligible(site, {
     statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"],
     overThreshold,
@@ -81,7 +82,7 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   // A failed deletion is retried whatever the rule says now: the worker re-checks it.
   yield* scheduleAll(
     site,
-    (yield* failedDue(site)).map((copy) => ({
+    failed.map((copy) => ({
       ...copy,
       status: "DELETION_FAILED",
       locationType: copy.locationType as Retention.Deletable["locationType"]
