@@ -47,11 +47,15 @@ const corruptingOnce = (count: { n: number }, corruptions: number): TransferAdap
 }
 
 describe("TransferAdapter.make (lifted service) on the local adapter", () => {
-  const scratch = () => fs.mkdtemp(path.join(os.tmpdir(), "ccat-local-"))
+  /** A folder of the test's own, removed when the test ends, whatever its outcome. */
+  const scratch = Effect.acquireRelease(
+    Effect.promise(() => fs.mkdtemp(path.join(os.tmpdir(), "ccat-local-"))),
+    (d) => Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
+  )
 
-  it.effect("a corrupted copy is detected, removed, and retried with backoff until it verifies", () =>
+  it.scoped("a corrupted copy is detected, removed, and retried with backoff until it verifies", () =>
     Effect.gen(function* () {
-      const d = yield* Effect.promise(scratch)
+      const d = yield* scratch
       const sum = yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(d, "src.bin"), 200_000))
       const count = { n: 0 }
       const adapter = TransferAdapter.make(corruptingOnce(count, 2), { retry: { times: 3, base: "1 second", cap: "10 seconds" } })
@@ -84,9 +88,9 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       }
     }))
 
-  it.effect("gives up after the configured retries and reports the last error", () =>
+  it.scoped("gives up after the configured retries and reports the last error", () =>
     Effect.gen(function* () {
-      const d = yield* Effect.promise(scratch)
+      const d = yield* scratch
       yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(d, "src.bin"), 50_000))
       const count = { n: 0 }
       const adapter = TransferAdapter.make(corruptingOnce(count, 99), { retry: { times: 2, base: "1 second", cap: "1 second" } })
@@ -109,9 +113,9 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       assert.deepStrictEqual(left, ["src.bin"])
     }))
 
-  it.live("verify() re-checks a destination later, and reports damage without removing anything", () =>
+  it.scopedLive("verify() re-checks a destination later, and reports damage without removing anything", () =>
     Effect.gen(function* () {
-      const d = yield* Effect.promise(scratch)
+      const d = yield* scratch
       yield* Effect.promise(() => TransferAdapterSuite.writeTree(path.join(d, "src"), 20))
       const adapter = LocalTransfer.make()
       const request: TransferAdapter.Request = {
@@ -131,7 +135,6 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
         assert.include(exit.cause.error.detail, victim)
       }
       yield* Effect.promise(() => fs.access(path.join(d, "dst", victim)))
-      yield* Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
     }))
 
   it("backoff grows exponentially, is jittered, and never exceeds the cap", () => {
@@ -163,9 +166,9 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       if (Exit.isFailure(exit) && exit.cause._tag === "Fail") assert.strictEqual(exit.cause.error.reason, "Unsupported")
     }))
 
-  it.live("interrupting a transfer leaves no temporary file behind", () =>
+  it.scopedLive("interrupting a transfer leaves no temporary file behind", () =>
     Effect.gen(function* () {
-      const d = yield* Effect.promise(scratch)
+      const d = yield* scratch
       yield* Effect.promise(() => TransferAdapterSuite.writeRandomFile(path.join(d, "src.bin"), 256 * 1024 * 1024))
       yield* LocalTransfer.make({ progressIntervalMs: 10 })
         .stream({
@@ -177,6 +180,5 @@ describe("TransferAdapter.make (lifted service) on the local adapter", () => {
       // The stream ends only once the interrupted copy has settled and removed its temporary file.
       const left = yield* Effect.promise(() => fs.readdir(path.join(d, "out")).catch(() => []))
       assert.deepStrictEqual(left, [])
-      yield* Effect.promise(() => fs.rm(d, { recursive: true, force: true }))
     }))
 })

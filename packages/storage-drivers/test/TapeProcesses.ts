@@ -3,7 +3,7 @@
  * and what a fresh process checks in the archive they leave.
  */
 import { StorageDriverSuite } from "@ccat/core/testing"
-import { assert } from "@effect/vitest"
+import { afterAll, assert } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { build } from "esbuild"
 import { type ChildProcess, spawn } from "node:child_process"
@@ -26,6 +26,12 @@ const childScript = fileURLToPath(new URL("./TapeWriterChild.ts", import.meta.ur
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url))
 
 let bundled: Promise<string> | undefined
+let bundleDir: string | undefined
+
+// Removed when the test file ends: its worker process is stopped, not exited, so an exit handler never runs.
+afterAll(() => {
+  if (bundleDir !== undefined) fs.rmSync(bundleDir, { recursive: true, force: true })
+})
 
 /**
  * The writer bundled once per test process from the same sources (the repository's tsconfig maps
@@ -35,7 +41,7 @@ let bundled: Promise<string> | undefined
 const childBundle = (): Promise<string> =>
   bundled ??= (async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ccat-tape-child-"))
-    process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }))
+    bundleDir = dir
     const outfile = path.join(dir, "TapeWriterChild.mjs")
     await build({
       entryPoints: [childScript],
