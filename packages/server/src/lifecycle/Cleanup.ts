@@ -71,8 +71,7 @@ const locationKey = (locationId: string) => `location:${locationId}`
 export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   const sql = yield* SqlClient.SqlClient
   const jobs = yield* JobQueue
-  // independent reads, at once (a failed deletion is never among the eligible copies)
-  const [overThreshold, failed] = yield* Effect.all([Retention.overThreshold({ site }), failedDue(site)], { concurrency: 2 })
+  const overThreshold = yield* Retention.overThreshold({ site })
   const eligible = yield* CleanupScope.eligible(site, {
     statuses: ["PRESENT", "STAGED", "DELETION_POSSIBLE"],
     overThreshold,
@@ -82,7 +81,7 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
   // A failed deletion is retried whatever the rule says now: the worker re-checks it.
   yield* scheduleAll(
     site,
-    failed.map((copy) => ({
+    (yield* failedDue(site)).map((copy) => ({
       ...copy,
       status: "DELETION_FAILED",
       locationType: copy.locationType as Retention.Deletable["locationType"]

@@ -241,14 +241,10 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
   const size = Math.max(1, selection.sweepSlice ?? sweepSlice)
   const mark = yield* markOf(site)
   if (mark.siteId === null) return []
-  // The stamps of this tick are old times, found by a later window or a sweep as any stamp is:
-  // stamping and reading what changed need not wait for each other.
-  const [, changed] = yield* Effect.all([
-    stampOld,
-    mark.tickedAt === null
-      ? Effect.succeed({ ids: [], truncated: false })
-      : changedSince(site, new Date(mark.tickedAt.getTime() - Duration.toMillis(overlap)), mark.now, selection.limit)
-  ], { concurrency: 2 })
+  yield* stampOld
+  const changed = mark.tickedAt === null
+    ? { ids: [], truncated: false }
+    : yield* changedSince(site, new Date(mark.tickedAt.getTime() - Duration.toMillis(overlap)), mark.now, selection.limit)
   // What a window left unread is covered by a sweep that begins now or later: the one under way
   // goes on, and the next begins when it ends (a restart could never end while windows overflow).
   const requested = changed.truncated ? mark.now : mark.sweepRequestedAt

@@ -199,13 +199,11 @@ export const overThreshold = Effect.fn("Retention.overThreshold")(
     where r.disk_usage_threshold is not null
       and (${where.site ?? null}::text is null or s.name = ${where.site ?? null})
       and (${where.locationId ?? null}::uuid is null or l.id = ${where.locationId ?? null})`
-    // each location's fill asked at once: a round trip and a file system's figures each
-    const full = yield* Effect.forEach(
-      rows,
-      (row) => Effect.map(Effect.flatMap(Sites.location(row.id), usage), (used) => CoreRetention.isFull(used, row.threshold)),
-      { concurrency: "unbounded" }
-    )
-    return rows.filter((_, i) => full[i]).map((row) => row.id)
+    const out: Array<string> = []
+    for (const row of rows) {
+      if (CoreRetention.isFull(yield* usage(yield* Sites.location(row.id)), row.threshold)) out.push(row.id)
+    }
+    return out
   }
 )
 
