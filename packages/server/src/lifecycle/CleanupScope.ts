@@ -23,8 +23,9 @@
  * at the sweep's start or later, so a sweep that ends stands for a full pass as of its start. A
  * site's copies wait at most two sweeps for a change no stamp records (Chile's 17,000 live copies
  * in the 10^7 catalog: 35 ticks a sweep), but at a location filled to its threshold, where every
- * copy the archive holds may go whatever its age: there the oldest `fullSlice` copies in each
- * status are judged every tick while it is full.
+ * copy the archive holds may go whatever its age: there the oldest `fullLocationSlice` copies in
+ * each status are judged every tick while it is full, and a tick they free less than it
+ * schedules asks for a sweep.
  *
  * Each tick also stamps a bounded batch of completed packages without a stamp (before
  * `archived_at` existed, or by a previous release's worker during an upgrade); until stamped,
@@ -56,7 +57,7 @@ const windowCap = 5_000
  * Copies of a location filled to its threshold judged per tick, in each status, oldest first:
  * the first to go there, and the most likely archived; the sweep judges the rest as it passes.
  */
-export const fullSlice = 1_000
+export const fullLocationSlice = 1_000
 
 /** Live copies a sweep judges per tick. */
 export const sweepSlice = 500
@@ -237,6 +238,8 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
   readonly limit: number
   /** Live copies a sweep judges this tick (`sweepSlice` unless given). */
   readonly sweepSlice?: number
+  /** Oldest copies of a full location judged this tick in each status (`fullLocationSlice` unless given). */
+  readonly fullLocationSlice?: number
 }) {
   const size = Math.max(1, selection.sweepSlice ?? sweepSlice)
   const mark = yield* markOf(site)
@@ -262,18 +265,20 @@ export const eligible = Effect.fn("CleanupScope.eligible")(function* (site: stri
   const rows = ids.length === 0 ? [] : yield* Retention.eligible({ ...rule, copyIds: ids })
   if (rows.length >= selection.limit) return rows
   // A location filled to its threshold has its oldest copies judged every tick, as it cannot
-  // wait for the sweep to come round to them; the sweep's own place is not moved by it.
+  // wait for the sweep to come round to them; the sweep's own place is not moved by it. When
+  // they free less than a tick schedules (the oldest held back: a transfer, a package not yet
+  // archived), a sweep is asked for, so the rest of the location is judged within one.
+  const oldest = selection.fullLocationSlice ?? fullLocationSlice
   const full = selection.overThreshold.length === 0
     ? []
-    : (yield* Retention.eligible({ ...rule, locationIds: selection.overThreshold, oldest: fullSlice })).filter((c) =>
-      !rows.some((r) => r.id === c.id)
-    )
+    : (yield* Retention.eligible({ ...rule, locationIds: selection.overThreshold, oldest })).filter((c) => !rows.some((r) => r.id === c.id))
+  const pressed = selection.overThreshold.length > 0 && rows.length + full.length < selection.limit
   // a full slice leaves the sweep at its last copy; a short one reached the end
   const ended = sweep !== undefined && slice.length < size
   const last = slice.at(-1)
   const next = sweep !== undefined && !ended && last !== undefined
     ? { location: last.locationId, path: last.path, startedAt: sweep.startedAt }
     : undefined
-  yield* advance(mark.siteId, mark.now, next, ended ? sweep.startedAt : undefined, requested)
+  yield* advance(mark.siteId, mark.now, next, ended ? sweep.startedAt : undefined, pressed ? mark.now : requested)
   return [...rows, ...full].slice(0, selection.limit)
 })

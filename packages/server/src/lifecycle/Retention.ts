@@ -53,18 +53,19 @@ export interface Selection {
 /**
  * Where the rule's candidates come from: given copies are looked up one by one by key (a
  * planner left to choose may read every live copy of their locations to find a few hundred of
- * them); the oldest copies of given locations, each location's and status's in the order of its
- * live copies' index ($8 of each); the other scopes read the copies of their locations.
+ * them; `offset 0` keeps the lookup from being merged into such a join); the oldest copies of
+ * given locations, each location's and status's in the order of its live copies' index ($8 of
+ * each); the other scopes read the copies of their locations.
  */
 const candidates = {
-  byId: `unnest($2::uuid[]) as wanted(id) cross join lateral (
-    select * from physical_copy c where c.id = wanted.id limit 1) c`,
+  byId: `(select distinct id from unnest($2::uuid[]) as given(id)) wanted cross join lateral (
+    select * from physical_copy c where c.id = wanted.id offset 0) c`,
   oldest: `unnest($7::uuid[]) as at_location(id) cross join unnest($3::physical_copy_status[]) as in_status(status)
     cross join lateral (
       select * from physical_copy c
       where c.data_location_id = at_location.id and c.status = in_status.status and c.status <> 'DELETED'
       order by c.created_at, c.id limit $8::int) c`,
-  byLocation: `physical_copy c`
+  all: `physical_copy c`
 } as const
 
 /**
@@ -161,8 +162,8 @@ limit $5`
 export const eligible = Effect.fn("Retention.eligible")(function* (scope: Selection) {
   const sql = yield* SqlClient.SqlClient
   const copies = scope.copyId !== undefined ? [scope.copyId] : scope.copyIds !== undefined ? [...scope.copyIds] : null
-  const oldest = copies === null && scope.locationIds !== undefined && scope.oldest !== undefined
-  const from = copies !== null ? candidates.byId : oldest ? candidates.oldest : candidates.byLocation
+  const byAge = copies === null && scope.locationIds !== undefined && scope.oldest !== undefined
+  const from = copies !== null ? candidates.byId : byAge ? candidates.oldest : candidates.all
   return yield* sql.unsafe<Deletable>(eligibleSql(from), [
     scope.site ?? null,
     copies,
@@ -171,7 +172,7 @@ export const eligible = Effect.fn("Retention.eligible")(function* (scope: Select
     scope.limit ?? 1000,
     (yield* Effect.serviceOption(LifecyclePolicy)).pipe(Option.map((p) => p.archiveSites), Option.getOrElse(() => 1)),
     scope.locationIds !== undefined ? [...scope.locationIds] : null,
-    ...(oldest ? [Math.max(1, scope.oldest!)] : [])
+    ...(byAge ? [Math.max(1, scope.oldest!)] : [])
   ])
 })
 

@@ -231,12 +231,28 @@ describe("cleanup judges what changed since its last tick", () => {
         const pressed = yield* CleanupScope.eligible("chile", { statuses, overThreshold: [source!.id], limit: 100, sweepSlice: 1 })
         assert.strictEqual(pressed.length, 5, "the five SOURCE file copies, in one tick")
         assert.isTrue(pressed.every((c) => c.locationId === source!.id))
+        // Only its oldest copies each tick: two of them free less than a tick schedules, so the
+        // tick asks for a sweep to judge the rest.
+        yield* sql`update cleanup_mark set sweep_requested_at = null`
+        const oldest = yield* CleanupScope.eligible("chile", {
+          statuses,
+          overThreshold: [source!.id],
+          limit: 100,
+          sweepSlice: 1,
+          fullLocationSlice: 2
+        })
+        const firstTwo = yield* sql<{ id: string }>`
+          select c.id from physical_copy c where c.data_location_id = ${source!.id} order by c.created_at, c.id limit 2`
+        assert.deepStrictEqual(oldest.map((c) => c.id).sort(), firstTwo.map((c) => c.id).sort())
+        const [asked] = yield* sql<{ requested: Date | null }>`
+          select m.sweep_requested_at as requested from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
+        assert.isNotNull(asked!.requested, "a full location whose oldest copies free too little asks for a sweep")
       }).pipe(Effect.provide(layer)),
     120_000
   )
 
   it.scopedLive(
-    "copies waiting in DELETION_POSSIBLE, more than a tick schedules, are judged a tick's worth at a time and none is left behind",
+    "copies waiting in DELETION_POSSIBLE, more than a tick schedules, are all scheduled over the next ticks, none left behind",
     () =>
       Effect.gen(function* () {
         yield* archivedLongAgo

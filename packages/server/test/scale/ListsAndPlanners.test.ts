@@ -19,6 +19,7 @@ import * as Redacted from "effect/Redacted"
 import { createServer } from "node:http"
 import * as JobQueue from "../../src/engine/JobQueue.js"
 import { LifecyclePolicy } from "../../src/lifecycle/Packaging.js"
+import * as Retention from "../../src/lifecycle/Retention.js"
 import * as Stages from "../../src/lifecycle/Stages.js"
 import * as Storages from "../../src/lifecycle/Storages.js"
 import * as HttpServerLive from "../../src/HttpServer.js"
@@ -218,8 +219,8 @@ describe("lists and planners at scale", () => {
             if (result._tag === "Left") found.push(`${site}.${stage.name} failed: ${String(result.left)}`)
             const plans = yield* ListsExplain.explain(statements)
             yield* show(`${site}.${stage.name}`, plans)
-            // cleanup at the host disk's fill, which may put a location over its threshold
-            // (judged whole): the next test holds cleanup's ticks to their own bound without it
+            // cleanup at the host disk's fill, which may put a location over its threshold: the
+            // next test holds cleanup's ticks to their own bound, a full location's too
             found.push(...violations(`${site}.${stage.name}`, plans, stage.name === "audit" ? auditBound : plannerBound))
             if (stage.name === "audit" && !plans.some((p) => p.indexes.includes("physical_copy_audit_due"))) {
               found.push(`${site}.audit looked for no due copy by the audit index`)
@@ -279,6 +280,8 @@ describe("lists and planners at scale", () => {
         yield* sql`update physical_copy set status = 'DELETION_SCHEDULED' where status = 'DELETION_POSSIBLE'`
         yield* sql`update retention_policy set disk_usage_threshold = 0.001
                    where data_location_id = (select id from data_location where name = 'chile-source')`
+        const [source] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`
+        assert.include(yield* Retention.overThreshold({ site: "chile" }), source!.id, "chile-source is full")
         yield* tick("a full location")
         assert.deepStrictEqual(found, [], found.join("\n"))
       }))

@@ -13,9 +13,10 @@ import { isConflict } from "./CopyDeletion.js"
 export const batch = 500
 
 /**
- * Copies one planner tick schedules at most (eligible ones, and failed deletions due again):
- * each costs a row update with two events (about 0.1 ms), so a tick stays within tens of
- * milliseconds while scheduling 40 deletions a second per site at the default 5-second rounds.
+ * Copies one planner tick schedules at most of each kind (eligible ones; failed deletions due
+ * again, seldom any): each costs a row update with two events (about 0.1 ms), so a tick stays
+ * within tens of milliseconds while scheduling 40 deletions a second per site at the default
+ * 5-second rounds.
  */
 export const planBatch = 200
 
@@ -63,7 +64,7 @@ const schedule = (site: string, copy: Retention.Deletable) =>
     (sql) => sql.withTransaction(scheduleTogether(site, [copy])).pipe(Effect.catchIf(isConflict, () => Effect.void))
   )
 
-/** Copies scheduled per planner transaction: a tick's in one commit, short enough not to hold locks long. */
+/** Copies scheduled per planner transaction: each kind of a tick's in one commit, short enough not to hold locks long. */
 const scheduleChunk = planBatch
 
 /**
@@ -96,4 +97,4 @@ export const failedDue = (site: string) =>
         and c.updated_at < now() - make_interval(secs => (${deletionWaits}::float8[])[least(${deletionWaits.length}, greatest(1, (
           select count(*)::int from event_log e
           where e.entity_kind = 'PhysicalCopy' and e.entity_id = c.id and e.to_state = 'DELETION_FAILED')))])
-      limit ${batch}`)
+      limit ${planBatch}`)
