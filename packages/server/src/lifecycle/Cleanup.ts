@@ -17,7 +17,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { Fragment } from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { JobQueue, noJobOf } from "../engine/JobQueue.js"
+import * as JobBatch from "../engine/JobBatch.js"
+import { JobQueue, noJobOf, type QueueOptions } from "../engine/JobQueue.js"
 import * as CleanupScope from "./CleanupScope.js"
 import { batch, failedDue, planBatch, scheduleAll } from "./internal/CleanupScheduling.js"
 import { deleteCopy, type Target } from "./internal/CopyDeletion.js"
@@ -60,6 +61,9 @@ const cleanupsInProgress = (sql: SqlClient.SqlClient, c: Fragment) => sql`
     and not exists (select 1 from data_transfer t
                     where t.data_transfer_package_id = ${c}.data_transfer_package_id and t.to_location_id = ${c}.data_location_id))))`
 
+/** The cleanup queues' policy: a job per location queued and one running (`stately`), retried with backoff. */
+const queueOptions: QueueOptions = { policy: "stately", retryLimit: 5, retryDelaySeconds: 30, retryBackoff: true, expireInSeconds: 3600 }
+
 /** The singleton key of a location's cleanup job: one queued (and one running) per location. */
 const locationKey = (locationId: string) => `location:${locationId}`
 
@@ -100,11 +104,13 @@ export const plan = Effect.fn("Cleanup.plan")(function* (site: string) {
     union
     select r.data_location_id from staging_request r join data_location l on l.id = r.data_location_id join site s on s.id = l.site_id
     where s.name = ${site} and ${foldersDue(sql)}`
-  let sent = 0
-  for (const location of locations) {
-    if ((yield* jobs.send(queueName(site, name), { locationId: location.id }, { singletonKey: locationKey(location.id) })) !== null) sent++
-  }
-  return sent
+  if (locations.length === 0) return 0
+  // one statement for every location's job (the singleton key drops one already queued)
+  yield* jobs.ensureQueue(queueName(site, name), queueOptions)
+  return yield* JobBatch.sendMany(
+    queueName(site, name),
+    locations.map((l) => ({ data: { locationId: l.id }, singletonKey: locationKey(l.id) }))
+  )
 })
 
 /** A location, its storage and its deletion concurrency (1 where no retention row says). */
@@ -189,6 +195,6 @@ export const stage: Stage<SqlClient.SqlClient | JobQueue | Storages> = {
   name,
   plan,
   work,
-  queue: { policy: "stately", retryLimit: 5, retryDelaySeconds: 30, retryBackoff: true, expireInSeconds: 3600 },
+  queue: queueOptions,
   concurrency: 2
 }

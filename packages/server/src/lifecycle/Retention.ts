@@ -194,15 +194,16 @@ export const usage = Effect.fn("Retention.usage")(function* (location: Sites.Loc
 export const overThreshold = Effect.fn("Retention.overThreshold")(
   function* (where: { readonly site?: string; readonly locationId?: string }) {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql<{ id: string; threshold: number }>`
-    select l.id, r.disk_usage_threshold as threshold
+    // each location read with its threshold, in the one statement
+    const rows = yield* sql<{ location: Sites.Location; threshold: number }>`
+    select ${Sites.locationJson(sql)} as location, r.disk_usage_threshold as threshold
     from data_location l join site s on s.id = l.site_id join retention_policy r on r.data_location_id = l.id
     where r.disk_usage_threshold is not null
       and (${where.site ?? null}::text is null or s.name = ${where.site ?? null})
       and (${where.locationId ?? null}::uuid is null or l.id = ${where.locationId ?? null})`
     const out: Array<string> = []
     for (const row of rows) {
-      if (CoreRetention.isFull(yield* usage(yield* Sites.location(row.id)), row.threshold)) out.push(row.id)
+      if (CoreRetention.isFull(yield* usage(row.location), row.threshold)) out.push(row.location.id)
     }
     return out
   }
