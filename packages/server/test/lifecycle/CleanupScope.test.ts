@@ -59,11 +59,16 @@ const bothSites = [["chile", [Cleanup.stage]], ["cologne", [Cleanup.stage]]] as 
 /** The statuses a cleanup tick judges. */
 const liveStatuses = ["PRESENT", "STAGED", "DELETION_POSSIBLE"]
 
-/** Chile's cleanup mark with its sweep: when it began, where it is, and the last full pass. */
+/** Chile's cleanup mark with its sweep: when it began, where it is, the last full pass, and a sweep asked for. */
 const chileSweep = Effect.flatMap(
   SqlClient.SqlClient,
-  (sql) => sql<{ tickedAt: Date; startedAt: Date | null; location: string | null; path: string | null; fullPassAt: Date }>`
-    select m.ticked_at, m.sweep_started_at as started_at, m.sweep_location as location, m.sweep_path as path, m.full_pass_at
+  (
+    sql
+  ) => sql<
+    { tickedAt: Date; startedAt: Date | null; location: string | null; path: string | null; fullPassAt: Date; requestedAt: Date | null }
+  >`
+    select m.ticked_at, m.sweep_started_at as started_at, m.sweep_location as location, m.sweep_path as path, m.full_pass_at,
+      m.sweep_requested_at as requested_at
     from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
 )
 
@@ -244,9 +249,7 @@ describe("cleanup judges what changed since its last tick", () => {
         const firstTwo = yield* sql<{ id: string }>`
           select c.id from physical_copy c where c.data_location_id = ${source!.id} order by c.created_at, c.id limit 2`
         assert.deepStrictEqual(oldest.map((c) => c.id).sort(), firstTwo.map((c) => c.id).sort())
-        const [asked] = yield* sql<{ requested: Date | null }>`
-          select m.sweep_requested_at as requested from cleanup_mark m join site s on s.id = m.site_id where s.name = 'chile'`
-        assert.isNotNull(asked!.requested, "a full location whose oldest copies free too little asks for a sweep")
+        assert.isNotNull((yield* chileSweep)[0]!.requestedAt, "a full location whose oldest copies free too little asks for a sweep")
       }).pipe(Effect.provide(layer)),
     120_000
   )

@@ -278,9 +278,8 @@ describe("lists and planners at scale", () => {
         // Chile's SOURCE filled to its threshold, nothing else to judge: its oldest copies are
         // judged, not all of them.
         yield* sql`update physical_copy set status = 'DELETION_SCHEDULED' where status = 'DELETION_POSSIBLE'`
-        yield* sql`update retention_policy set disk_usage_threshold = 0.001
-                   where data_location_id = (select id from data_location where name = 'chile-source')`
         const [source] = yield* sql<{ id: string }>`select id from data_location where name = 'chile-source'`
+        yield* sql`update retention_policy set disk_usage_threshold = 0.001 where data_location_id = ${source!.id}`
         assert.include(yield* Retention.overThreshold({ site: "chile" }), source!.id, "chile-source is full")
         yield* tick("a full location")
         assert.deepStrictEqual(found, [], found.join("\n"))
